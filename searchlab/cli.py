@@ -1,0 +1,129 @@
+"""`searchlab run | status | export | dashboard`. User errors print one message and exit 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from searchlab.errors import SearchlabError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except SearchlabError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="searchlab", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run (or resume) a study")
+    run.add_argument("study", help="study YAML file")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a study key, e.g. --set budget.n_trials=5 (value parsed as YAML)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_cmd_run)
+
+    status = sub.add_parser("status", help="trial counts and the best trials of a run")
+    status.add_argument("run", help="run directory (or its study file)")
+    status.add_argument("--top", type=int, default=5)
+    status.set_defaults(handler=_cmd_status)
+
+    export = sub.add_parser("export", help="export a trial as config.json + weights.safetensors + model.py")
+    export.add_argument("run", help="run directory (or its study file)")
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
+    export.add_argument("--bootstrap", type=int, default=2000, help="resamples for test-metric CIs")
+    export.set_defaults(handler=_cmd_export)
+
+    dash = sub.add_parser("dashboard", help="optuna-dashboard for a run, on 127.0.0.1")
+    dash.add_argument("run", help="run directory (or its study file)")
+    dash.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    dash.add_argument("--port", type=int, default=8080)
+    dash.set_defaults(handler=_cmd_dashboard)
+    return parser
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SearchlabError(f"--set '{item}' is not KEY=VALUE. Fix: e.g. --set budget.n_trials=5")
+        out[key.strip()] = yaml.safe_load(value) if value else None
+    return out
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from searchlab.config.load import load_study
+    from searchlab.engine.run import run_study
+    from searchlab.summary import print_run_summary
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
+    overrides = parse_overrides(args.set)
+    study = load_study(args.study, overrides)
+    result = run_study(study, overrides, progress=not args.no_progress)
+    exported = None
+    if study.config.export.after_run and not result.interrupted:
+        exported = _export_best(study)
+    print_run_summary(study, result, exported)
+    return 130 if result.interrupted else 0
+
+
+def _export_best(study: Any) -> Any:
+    from searchlab.errors import ExportError
+    from searchlab.export.exporter import export_run
+
+    out = study.config.export.dir or study.run_dir / "best"
+    try:
+        export_run(study.run_dir, out, bootstrap=study.config.export.bootstrap)
+    except ExportError as exc:
+        print(f"export skipped: {exc}", file=sys.stderr)
+        return None
+    return out
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from searchlab.engine.rundir import open_run
+    from searchlab.summary import print_status
+
+    print_status(open_run(args.run), args.top)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from searchlab.export.exporter import export_run
+
+    config = export_run(args.run, args.out, args.trial, args.bootstrap)
+    test, ci = config["test_metrics"], config["test_metrics_ci95"]
+    shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auc", "accuracy") if k in test)
+    print(f"exported trial {config['trial']['number']} to {args.out}: test {shown} (n={config['test_size']})")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from searchlab.dashboard import serve
+
+    serve(args.run, args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

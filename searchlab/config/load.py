@@ -1,0 +1,175 @@
+"""The one boundary where a study file becomes typed, validated objects.
+
+Everything a user can get wrong is found here, before any trial runs, and reported with the file, line,
+key path, rule, value given and fix (ConfigError). Downstream code receives a `Study` and trusts it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from searchlab.config import schema
+from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
+from searchlab.errors import ConfigError, SearchlabError
+from searchlab.space import Group, compile_space
+
+# Which model validates each top-level section (to list valid keys when one is unknown).
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "task": schema.TaskConfig, "objective": schema.ObjectiveConfig, "budget": schema.BudgetConfig,
+    "pruner": schema.PrunerConfig, "strategy": schema.StrategyConfig, "executor": schema.ExecutorConfig,
+    "export": schema.ExportConfig, "medmnist": schema.MedMNISTData, "folder": schema.FolderData,
+    "csv": schema.CsvData,
+}
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: its config, compiled space, and where it came from."""
+
+    config: schema.StudyConfig
+    space: Group
+    file: Path
+    objectives: tuple[tuple[str, str], ...]     # (metric, direction) in order; first one is primary
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative data paths in the study file are resolved against the file's folder."""
+        return self.file.resolve().parent
+
+    @property
+    def run_dir(self) -> Path:
+        return self.config.resolved_run_dir
+
+    @property
+    def storage_url(self) -> str:
+        if self.config.storage:
+            return self.config.storage
+        return f"sqlite:///{self.run_dir / 'study.db'}"
+
+    @property
+    def directions(self) -> list[str]:
+        return [direction for _, direction in self.objectives]
+
+
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
+    """Parse, validate and compile a study file. Raises SearchlabError (ConfigError) on any problem."""
+    path = Path(path)
+    src = read_yaml(path)
+    data = src.data
+    if not isinstance(data, dict):
+        raise src.error((), "a study file is a mapping of sections (name, data, space, ...)", got=data)
+    if overrides:
+        data = _apply_overrides(data, overrides)
+    config = _validate(schema.StudyConfig, data, src)
+    space = compile_space(src, ("space",))
+    from searchlab.tasks import get_task   # tasks import the schema; keep this module import-light
+
+    task = get_task(config.task)
+    objectives = tuple(task.resolve_objective(obj, src, ("objective", i)) for i, obj in enumerate(config.objective))
+    study = Study(config=config, space=space, file=path, objectives=objectives)
+    try:
+        task.validate_space(study, src)
+        _validate_strategy_and_pruner(study)
+    except ConfigError as exc:
+        raise _locate(exc, src) from None
+    return study
+
+
+def _locate(exc: ConfigError, src: Located) -> ConfigError:
+    """Errors raised without a file (from registries, samplers) get the study file and the key's line."""
+    if exc.file is not None:
+        return exc
+    path: KeyPath = tuple(exc.key.split(".")) if exc.key else ()
+    return ConfigError(exc.rule, file=src.file, line=src.line_of(path), key=exc.key, got=exc.got, fix=exc.fix)
+
+
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Dotted-key overrides from the command line (e.g. budget.n_trials=3) applied on a copy."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for key, value in overrides.items():
+        node = out
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError("override path crosses a non-mapping value", key=key, got=node)
+        node[last] = value
+    return out
+
+
+def _validate(model: type[BaseModel], data: Any, src: Located, at: KeyPath = ()) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, data, src, at) from None
+
+
+def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath) -> ConfigError:
+    """Turn pydantic's first error into our message; pydantic's loc may include union tags we drop."""
+    errors = exc.errors()
+    first = errors[0]
+    path = at + _data_path(data, tuple(first["loc"]))
+    more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
+    if first["type"] == "extra_forbidden":
+        valid = _valid_keys(first["loc"])
+        return src.error(path, "unknown key" + more, got=path[-1],
+                         fix=f"valid keys here: {', '.join(valid)}" if valid else "remove it")
+    if first["type"] == "missing":
+        return src.error(path, "required key is missing" + more, fix=f"add '{dotted(path)}'")
+    msg = first["msg"].removeprefix("Value error, ")
+    return src.error(path, msg + more, got=first.get("input", ...), fix=_fix_for(first))
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
+    """Keep the parts of pydantic's loc that exist in the user's data (drop discriminator tags)."""
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+            out.append(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+            out.append(part)
+        elif isinstance(part, str) and not isinstance(data, (dict, list)):
+            break
+        elif part == loc[-1]:
+            out.append(part)
+    return tuple(out)
+
+
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = schema.StudyConfig
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in _SECTION_MODELS:
+            model = _SECTION_MODELS[part]
+    return sorted(f.alias or name for name, f in model.model_fields.items())
+
+
+def _fix_for(error: dict[str, Any]) -> str | None:
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        return f"use one of {ctx['expected']}"
+    if error["type"].startswith(("greater", "less")):
+        return "use a value in the allowed range"
+    if error["type"].endswith("_type") or error["type"].endswith("_parsing"):
+        return "use a value of the expected type"
+    return None
+
+
+def _validate_strategy_and_pruner(study: Study) -> None:
+    """Build the sampler and pruner once now, so bad names or arguments fail before any trial."""
+    from searchlab.strategy import build_pruner, build_sampler
+
+    try:
+        build_sampler(study.config.strategy, study.config.seed, study.base_dir)
+        build_pruner(study.config.pruner, study.config.budget.epochs)
+    except ConfigError:
+        raise
+    except SearchlabError as exc:   # e.g. an unknown strategy name from the registry
+        raise ConfigError(str(exc), key="strategy", fix="name a registered strategy, `preset: FILE` from "
+                          "strategies/, or `class: module:Class` for any Optuna sampler") from None

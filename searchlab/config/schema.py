@@ -1,0 +1,150 @@
+"""The typed, frozen study configuration: every default is written here once, with why.
+
+`load_study_file` (config/load.py) is the only place that turns YAML into these objects; nothing downstream
+reads raw dicts. The search space is compiled separately (space/compile.py) because its shape is the user's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Frozen(BaseModel):
+    """Immutable, strict about unknown keys (a typo must never be silently ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, arbitrary_types_allowed=True)
+
+
+# ---------------------------------------------------------------- data
+class MedMNISTData(Frozen):
+    source: Literal["medmnist"] = "medmnist"
+    name: str                                 # medmnist flag, e.g. "breastmnist"
+    size: Literal[28, 64, 128, 224] = 28      # MedMNIST+ sizes; 28 is the classic MNIST-like set
+    root: Path | None = None                  # None: $SEARCHLAB_DATA, else ~/.medmnist (medmnist's own default)
+    download: bool = True                     # online users get the official download when the file is absent
+
+
+class FolderData(Frozen):
+    source: Literal["folder"]
+    path: Path                                # one sub-folder per class, or train/val/test each holding those
+    image_size: Annotated[int, Field(ge=8, le=1024)] = 28   # small sets: 28x28 trains in seconds on a CPU
+    channels: Literal[1, 3] = 1               # most X-ray/ultrasound data is grayscale
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15   # used only when the folder has no val split
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15  # likewise; stratified, seeded by the study seed
+
+
+class CsvData(Frozen):
+    source: Literal["csv"]
+    path: Path                                # CSV file; image paths are relative to its folder
+    image_column: str = "path"
+    label_columns: tuple[str, ...] = ("label",)   # one column: binary/multi-class; several 0/1: multi-label
+    split_column: str | None = None           # optional column holding train/val/test
+    image_size: Annotated[int, Field(ge=8, le=1024)] = 28
+    channels: Literal[1, 3] = 1
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
+
+
+DataConfig = Annotated[MedMNISTData | FolderData | CsvData, Field(discriminator="source")]
+
+
+# ---------------------------------------------------------------- task, objective, budget
+class TaskConfig(Frozen):
+    kind: Literal["classify", "callable"] = "classify"
+    function: str | None = None               # "module:function" for kind=callable: f(config, reporter) -> metrics
+
+    @model_validator(mode="after")
+    def _function_only_for_callable(self) -> "TaskConfig":
+        if (self.kind == "callable") != (self.function is not None):
+            raise ValueError("task.function ('module:function') is required for kind 'callable' and only there")
+        return self
+
+
+class ObjectiveConfig(Frozen):
+    metric: str = "auc"                        # ROC AUC: threshold-free, robust to the class imbalance we expect
+    direction: Literal["maximize", "minimize"] | None = None   # None: the metric's natural direction
+
+
+class BudgetConfig(Frozen):
+    n_trials: Annotated[int, Field(ge=1)] = 20          # total over resumes (finished = complete + pruned)
+    timeout: Annotated[float, Field(gt=0)] | None = None  # seconds of wall time for this invocation
+    epochs: Annotated[int, Field(ge=1)] = 20            # per trial; also the pruner's step range
+    max_failed: Annotated[int, Field(ge=1)] | None = None  # stop after this many failed trials (None: n_trials)
+
+
+class PrunerConfig(Frozen):
+    kind: Literal["none", "median", "successive_halving", "hyperband"] = "median"  # cheap, safe default
+    args: dict[str, Any] = Field(default_factory=dict)   # keyword arguments of the Optuna pruner class
+
+
+class StrategyConfig(Frozen):
+    name: str | None = "tpe"                   # a registered strategy (see `searchlab strategies`)
+    preset: str | None = None                  # a file in strategies/ (name or path)
+    class_: str | None = Field(default=None, alias="class")  # "module:Class": any Optuna BaseSampler
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "StrategyConfig":
+        given = [k for k in ("preset", "class_") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError("give one of 'name', 'preset' or 'class', not several")
+        return self
+
+
+class ExecutorConfig(Frozen):
+    kind: Literal["local"] = "local"
+    workers: Annotated[int, Field(ge=1, le=256)] = 1    # processes sharing the storage
+    threads_per_worker: Annotated[int, Field(ge=1)] | None = None  # None: cores // workers (never oversubscribe)
+
+
+class ExportConfig(Frozen):
+    after_run: bool = False                    # export the best trial when `run` finishes
+    dir: Path | None = None                    # None: <run_dir>/best
+    bootstrap: Annotated[int, Field(ge=100)] = 2000     # resamples for the test-metric 95% CIs
+
+
+# ---------------------------------------------------------------- the study
+class StudyConfig(Frozen):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    data: DataConfig
+    task: TaskConfig = TaskConfig()
+    space: Any = None                          # compiled into a Space by space/compile.py
+    strategy: StrategyConfig = StrategyConfig()
+    objective: tuple[ObjectiveConfig, ...] = (ObjectiveConfig(),)
+    budget: BudgetConfig = BudgetConfig()
+    pruner: PrunerConfig = PrunerConfig()
+    executor: ExecutorConfig = ExecutorConfig()
+    storage: str | None = None                 # any Optuna URL, or journal:///path; None: sqlite in run_dir
+    run_dir: Path | None = None                # None: runs/<name> under the current directory
+    seed: int = 0
+    export: ExportConfig = ExportConfig()
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, (str, dict)):
+            v = [v]
+        if isinstance(v, list):
+            return [{"metric": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("strategy", "pruner", "task", mode="before")
+    @classmethod
+    def _name_shorthand(cls, v: Any, info: Any) -> Any:
+        key = {"strategy": "name", "pruner": "kind", "task": "kind"}[info.field_name]
+        return {key: v} if isinstance(v, str) else v
+
+    @field_validator("objective", mode="after")
+    @classmethod
+    def _objective_nonempty(cls, v: tuple[ObjectiveConfig, ...]) -> tuple[ObjectiveConfig, ...]:
+        if not v:
+            raise ValueError("at least one objective is needed")
+        return v
+
+    @property
+    def resolved_run_dir(self) -> Path:
+        return self.run_dir if self.run_dir is not None else Path("runs") / self.name

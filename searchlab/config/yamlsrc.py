@@ -1,0 +1,126 @@
+"""Reading YAML safely while remembering where every key came from.
+
+Error messages must name the file and line of the offending key, so we compose the node tree once
+(yaml.safe_load semantics: no tags beyond the safe ones, no code) and build both the plain data and a
+map from key path to line number from it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from searchlab.errors import ConfigError
+
+KeyPath = tuple[str | int, ...]
+MAX_NODES = 100_000   # a YAML alias "bomb" expands exponentially; refuse documents past this size
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats such as 1e-3 (YAML 1.1 would make them strings)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+@dataclass(frozen=True)
+class Located:
+    """Plain YAML data plus where each key path was written."""
+
+    data: Any
+    file: str
+    lines: dict[KeyPath, int]
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """The line of the longest prefix of `path` we know (a missing key points at its parent)."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+    def error(self, path: KeyPath, rule: str, got: object = ..., fix: str | None = None) -> ConfigError:
+        return ConfigError(rule, file=self.file, line=self.line_of(path), key=dotted(path) or None,
+                           got=got, fix=fix)
+
+
+def dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def read_yaml(path: Path) -> Located:
+    """Parse one YAML file; a missing file or bad syntax is a ConfigError with the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(path), fix="check the path (relative paths are "
+                          "resolved against the file that names them)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path),
+                          fix="save the file as UTF-8") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, file: str) -> Located:
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"malformed YAML: {problem}", file=file, line=line,
+                          fix="correct the YAML syntax at that line") from None
+    if node is None:
+        return Located(None, file, {})
+    lines: dict[KeyPath, int] = {}
+    counter = [0]
+    data = _build(node, (), lines, counter, file)
+    return Located(data, file, lines)
+
+
+def _build(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], counter: list[int], file: str) -> Any:
+    counter[0] += 1
+    if counter[0] > MAX_NODES:
+        raise ConfigError(f"document too large (more than {MAX_NODES} values after expanding aliases)",
+                          file=file, line=node.start_mark.line + 1, fix="remove recursive or repeated aliases")
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if key == "<<":
+                raise ConfigError("YAML merge keys ('<<') are not supported", file=file,
+                                  line=key_node.start_mark.line + 1, fix="write the keys out")
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                raise ConfigError("mapping keys must be strings", file=file, line=key_node.start_mark.line + 1,
+                                  got=key, fix="quote the key")
+            key = str(key)
+            if key in out:
+                raise ConfigError("duplicate key", file=file, line=key_node.start_mark.line + 1,
+                                  key=dotted(path + (key,)), fix="keep one of them")
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            out[key] = _build(value_node, path + (key,), lines, counter, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), lines, counter, file) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+_SCALARS = _Loader("")   # only its safe scalar constructors are used (int, float, bool, null, str, date)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise ConfigError("complex mapping keys are not supported", line=node.start_mark.line + 1)
+    value = _SCALARS.construct_object(node)
+    _SCALARS.constructed_objects.clear()   # no cache growth across documents
+    return value

@@ -1,0 +1,131 @@
+"""Helpers shared by the folder and CSV loaders: paths, image decoding, seeded splits.
+
+Kept in one place so both sources resize, convert and split identically: a study must give the same
+numbers whether its images arrive as a folder tree or as a CSV listing the same files.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from searchlab.data.types import ImageSplit
+from searchlab.errors import DataError
+
+SPLITS = ("train", "val", "test")
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+
+
+def resolve_path(path: Path, base_dir: Path | None) -> Path:
+    """Expand ~ and make a relative path relative to the study file's folder (not the shell's cwd)."""
+    path = Path(path).expanduser()
+    if base_dir is not None and not path.is_absolute():
+        path = Path(base_dir).expanduser() / path
+    return path
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line, for messages the CLI prints without a traceback."""
+    text = " ".join(str(exc).split()) or "no details"
+    text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16/32-bit and float images (common for X-ray/CT exports) would be clipped by convert('L'); rescale."""
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16"):
+        arr = arr / 65535.0 * 255.0
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+
+
+def read_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """Decode one image file to uint8 (C, size, size); DataError naming the file if it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+                img = _to_8bit(img)
+            img = img.convert("L" if channels == 1 else "RGB")
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot read image ({one_line(exc)}). "
+                        f"Fix: replace or remove the file") from exc
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def load_split(paths: Sequence[Path], labels: np.ndarray, size: int, channels: int) -> ImageSplit:
+    """Read the listed files into one in-memory split (only called for splits the caller asked for)."""
+    images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
+    for i, p in enumerate(paths):
+        images[i] = read_image(p, size, channels)
+    label_tensor = torch.from_numpy(np.ascontiguousarray(labels))
+    label_tensor = label_tensor.float() if label_tensor.ndim == 2 else label_tensor.long()
+    return ImageSplit(images=torch.from_numpy(images), labels=label_tensor)
+
+
+def _holdout_sizes(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
+    """Images per held-out split; any non-zero fraction gets at least one so every split sees every class."""
+    return {name: max(1, round(n * f)) if f > 0 else 0 for name, f in fractions.items()}
+
+
+def _too_few(where: str, what: str, n: int, fractions: Mapping[str, float]) -> DataError:
+    wanted = ", ".join(f"{k}_fraction={v:g}" for k, v in fractions.items())
+    return DataError(
+        f"{where}: {what} has {n} image(s), too few to split into train/{'/'.join(fractions)} "
+        f"({wanted}): each split needs at least one image of each class. "
+        f"Fix: add images, lower the fractions, or provide the splits explicitly")
+
+
+def stratified_split(labels: Sequence[int], fractions: Mapping[str, float], seed: int, where: str,
+                     class_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Seeded per-class split: {'train': idx, **{k: idx for k in fractions}}, each sorted.
+
+    Stratified because small medical sets are imbalanced; a plain random split can leave val with no
+    positives. Deterministic for a given seed and file list, so the test split never moves between calls.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[np.ndarray]] = {"train": [], **{k: [] for k in fractions}}
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        sizes = _holdout_sizes(len(idx), fractions)
+        if sum(sizes.values()) >= len(idx):
+            name = class_names[int(c)] if class_names is not None else str(c)
+            raise _too_few(where, f"class {name!r}", len(idx), fractions)
+        start = 0
+        for split, k in sizes.items():
+            out[split].append(idx[start:start + k])
+            start += k
+        out["train"].append(idx[start:])
+    return {k: np.sort(np.concatenate(v)) if v else np.zeros(0, dtype=np.int64) for k, v in out.items()}
+
+
+def random_split(n: int, fractions: Mapping[str, float], seed: int, where: str) -> dict[str, np.ndarray]:
+    """Seeded split by permutation, for multi-label data where classes overlap and cannot be stratified."""
+    perm = np.random.default_rng(seed).permutation(n)
+    sizes = _holdout_sizes(n, fractions)
+    if sum(sizes.values()) >= n:
+        raise _too_few(where, "the data set", n, fractions)
+    out, start = {}, 0
+    for split, k in sizes.items():
+        out[split] = np.sort(perm[start:start + k])
+        start += k
+    out["train"] = np.sort(perm[start:])
+    return out
+
+
+def check_splits(splits: Sequence[str]) -> tuple[str, ...]:
+    """Normalise the requested split names (a programming error, not a user one, if they are wrong)."""
+    splits = tuple(splits)
+    bad = [s for s in splits if s not in SPLITS]
+    if not splits or bad:
+        raise ValueError(f"splits must be a non-empty subset of {SPLITS}, got {splits!r}")
+    return tuple(dict.fromkeys(splits))

@@ -1,0 +1,153 @@
+"""A CSV listing image files and their labels: one label column (binary/multi-class) or several 0/1
+columns (multi-label), with an optional train/val/test split column.
+
+Errors name the CSV, the row (spreadsheet numbering: the header is row 1) and the column, because a
+user fixing a 5,000-row sheet needs to know exactly where to look.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from searchlab.config.schema import CsvData
+from searchlab.data.common import SPLITS, load_split, random_split, resolve_path, stratified_split
+from searchlab.data.types import ImageDataset, TaskKind
+from searchlab.errors import DataError
+
+
+@dataclass
+class _Table:
+    """The parsed CSV: one entry per data row."""
+
+    files: list[Path]
+    raw_labels: list[list[str]]     # label column values as written
+    split_values: list[str | None]
+    rows: list[int]                 # spreadsheet row number of each entry
+
+
+def _read(cfg: CsvData, csv_path: Path) -> _Table:
+    """Parse the CSV, checking columns and that every image file exists (cheap; nothing is decoded)."""
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: CSV file not found (data.path). Fix: check the path; relative paths "
+                        f"are resolved against the study file's folder")
+    table = _Table([], [], [], [])
+    with csv_path.open(newline="", encoding="utf-8-sig") as fh:   # utf-8-sig: Excel writes a BOM
+        reader = csv.DictReader(fh)
+        found = [c.strip() for c in reader.fieldnames or []]
+        reader.fieldnames = found
+        wanted = [cfg.image_column, *cfg.label_columns] + ([cfg.split_column] if cfg.split_column else [])
+        missing = [c for c in wanted if c not in found]
+        if missing:
+            raise DataError(f"{csv_path}: column(s) {missing} not found; the CSV has {found}. "
+                            f"Fix: set data.image_column / data.label_columns / data.split_column")
+        for n, row in enumerate(reader, start=2):
+            table.rows.append(n)
+            table.files.append(_image_file(csv_path, row, cfg.image_column, n))
+            table.raw_labels.append([_cell(csv_path, row, c, n) for c in cfg.label_columns])
+            table.split_values.append(_cell(csv_path, row, cfg.split_column, n).lower()
+                                      if cfg.split_column else None)
+    if not table.files:
+        raise DataError(f"{csv_path}: the CSV has a header but no rows. Fix: add one row per image")
+    return table
+
+
+def _cell(csv_path: Path, row: dict[str, str | None], column: str, n: int) -> str:
+    value = (row.get(column) or "").strip()
+    if not value:
+        raise DataError(f"{csv_path}: row {n}, column {column!r}: empty value. Fix: fill it in or drop the row")
+    return value
+
+
+def _image_file(csv_path: Path, row: dict[str, str | None], column: str, n: int) -> Path:
+    path = resolve_path(Path(_cell(csv_path, row, column, n)), csv_path.parent)
+    if not path.is_file():
+        raise DataError(f"{csv_path}: row {n}, column {column!r}: image file {path} not found. "
+                        f"Fix: image paths are relative to the CSV's folder ({csv_path.parent})")
+    return path
+
+
+def _single_label(raw: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Distinct values are the classes, sorted numerically when they are all integers."""
+    try:
+        ints = [int(v) for v in raw]
+        values = sorted(set(ints))
+        return np.asarray([values.index(v) for v in ints], dtype=np.int64), tuple(str(v) for v in values)
+    except ValueError:
+        values_s = sorted(set(raw))
+        return np.asarray([values_s.index(v) for v in raw], dtype=np.int64), tuple(values_s)
+
+
+def _multi_label(csv_path: Path, table: _Table, columns: tuple[str, ...]) -> np.ndarray:
+    """Each label column must hold 0/1 (1.0/0.0 too, as spreadsheets often write them)."""
+    out = np.zeros((len(table.rows), len(columns)), dtype=np.float32)
+    for i, (n, values) in enumerate(zip(table.rows, table.raw_labels)):
+        for j, (column, value) in enumerate(zip(columns, values)):
+            try:
+                number = float(value)
+            except ValueError:
+                number = -1.0
+            if number not in (0.0, 1.0):
+                raise DataError(f"{csv_path}: row {n}, column {column!r}: multi-label columns hold 0 or 1, "
+                                f"got {value!r}. Fix: write 1 if the label applies, else 0")
+            out[i, j] = number
+    return out
+
+
+def _assign(cfg: CsvData, csv_path: Path, table: _Table, labels: np.ndarray, seed: int,
+            classes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Row indices per split: from the split column, else a seeded (stratified if possible) split."""
+    multilabel = labels.ndim == 2
+    where = str(csv_path)
+
+    def split(idx: np.ndarray, fractions: dict[str, float]) -> dict[str, np.ndarray]:
+        if multilabel:
+            parts = random_split(len(idx), fractions, seed, where)
+        else:
+            parts = stratified_split(labels[idx], fractions, seed, where, classes)
+        return {k: idx[v] for k, v in parts.items()}
+
+    if cfg.split_column is None:
+        return split(np.arange(len(labels)), {"val": cfg.val_fraction, "test": cfg.test_fraction})
+    for n, value in zip(table.rows, table.split_values):
+        if value not in SPLITS:
+            raise DataError(f"{csv_path}: row {n}, column {cfg.split_column!r}: unknown split {value!r}. "
+                            f"Fix: use one of {', '.join(SPLITS)}")
+    values = np.asarray(table.split_values)
+    out = {s: np.flatnonzero(values == s) for s in SPLITS}
+    if len(out["val"]) == 0 and len(out["train"]) > 0:      # like the folder: carve val out of train
+        carved = split(out["train"], {"val": cfg.val_fraction})
+        out["train"], out["val"] = carved["train"], carved["val"]
+    return out
+
+
+def load_csv(cfg: CsvData, splits: tuple[str, ...], seed: int = 0, base_dir: Path | None = None) -> ImageDataset:
+    """Load the requested splits of a CSV-described image set (see the module docstring)."""
+    csv_path = resolve_path(cfg.path, base_dir)
+    table = _read(cfg, csv_path)
+    kind: TaskKind
+    if len(cfg.label_columns) == 1:
+        labels, classes = _single_label([v[0] for v in table.raw_labels])
+        if len(classes) < 2:
+            raise DataError(f"{csv_path}: column {cfg.label_columns[0]!r} holds only {list(classes)}; "
+                            f"at least 2 classes are needed. Fix: check data.label_columns")
+        kind = "binary" if len(classes) == 2 else "multiclass"
+    else:
+        labels, classes, kind = _multi_label(csv_path, table, cfg.label_columns), cfg.label_columns, "multilabel"
+
+    idx = _assign(cfg, csv_path, table, labels, seed, classes)
+    for s in splits:
+        if len(idx[s]) == 0:
+            raise DataError(f"{csv_path}: the {s!r} split has no rows. Fix: "
+                            + (f"mark some rows {s!r} in column {cfg.split_column!r}" if cfg.split_column
+                               else f"set data.{s}_fraction > 0"))
+    loaded = {s: load_split([table.files[i] for i in idx[s]], labels[idx[s]], cfg.image_size, cfg.channels)
+              for s in splits}
+    return ImageDataset(
+        splits=loaded, class_names=tuple(classes), kind=kind,
+        description=f"CSV {csv_path} ({cfg.image_size}x{cfg.image_size}, {cfg.channels} channel(s))",
+        extra={"source": "csv", "path": str(csv_path),
+               "files": {s: tuple(str(table.files[i]) for i in idx[s]) for s in splits}},
+    )

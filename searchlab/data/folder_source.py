@@ -1,0 +1,109 @@
+"""An image folder: `path/<class>/*.png` (we split it) or `path/{train,val[,test]}/<class>/*.png` (yours).
+
+File lists are sorted before the seeded split, so the same folder and seed always give the same splits
+(the test split in particular must not move between the search and the final export).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from searchlab.config.schema import FolderData
+from searchlab.data.common import (IMAGE_EXTENSIONS, SPLITS, load_split, resolve_path,
+                                   stratified_split)
+from searchlab.data.types import ImageDataset
+from searchlab.errors import DataError
+
+Items = tuple[list[Path], list[int]]   # files and their class indices
+
+
+def _subdirs(path: Path) -> list[Path]:
+    """Visible sub-folders, sorted (hidden ones such as .ipynb_checkpoints are never classes)."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """Image files directly in folder, sorted by name; DataError if there are none."""
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise DataError(f"{folder}: class folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
+                        f"Fix: add images or remove the folder")
+    return files
+
+
+def _class_names(folder: Path) -> tuple[str, ...]:
+    """Sorted class sub-folder names; at least two are needed to classify anything."""
+    classes = tuple(p.name for p in _subdirs(folder))
+    if not classes:
+        raise DataError(f"{folder}: no class folders found. "
+                        f"Fix: put images in one sub-folder per class (e.g. {folder}/benign/*.png)")
+    if len(classes) < 2:
+        raise DataError(f"{folder}: found only one class folder ({classes[0]!r}); at least 2 are needed. "
+                        f"Fix: add a sub-folder per class")
+    return classes
+
+
+def _collect(folder: Path, classes: tuple[str, ...]) -> Items:
+    """All images under folder/<class>/, labelled by the class's index in `classes`."""
+    files: list[Path] = []
+    labels: list[int] = []
+    for sub in _subdirs(folder):
+        if sub.name not in classes:
+            raise DataError(f"{sub}: class {sub.name!r} is not among the train classes {list(classes)}. "
+                            f"Fix: use the same class folders in every split")
+        found = _images_in(sub)
+        files += found
+        labels += [classes.index(sub.name)] * len(found)
+    return files, labels
+
+
+def _take(items: Items, idx: np.ndarray) -> Items:
+    files, labels = items
+    return [files[i] for i in idx], [labels[i] for i in idx]
+
+
+def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict[str, Items], str]:
+    """Decide which files go to which split (no image is decoded here)."""
+    present = [s for s in SPLITS if (root / s).is_dir()]
+    if present and "train" not in present:
+        raise DataError(f"{root}: has {'/'.join(present)} folder(s) but no train folder. "
+                        f"Fix: add {root}/train/<class>/ or use one sub-folder per class")
+    if not present:                                   # path/<class>/...: split it ourselves
+        classes = _class_names(root)
+        items = _collect(root, classes)
+        fractions = {"val": cfg.val_fraction, "test": cfg.test_fraction}
+        idx = stratified_split(items[1], fractions, seed, str(root), classes)
+        return classes, {s: _take(items, i) for s, i in idx.items()}, "classes"
+
+    classes = _class_names(root / "train")
+    plan = {s: _collect(root / s, classes) for s in present}
+    if "val" not in plan:                             # carve val out of train, stratified
+        idx = stratified_split(plan["train"][1], {"val": cfg.val_fraction}, seed, str(root / "train"), classes)
+        plan["val"] = _take(plan["train"], idx["val"])
+        plan["train"] = _take(plan["train"], idx["train"])
+    return classes, plan, "splits"
+
+
+def load_folder(cfg: FolderData, splits: tuple[str, ...], seed: int = 0,
+                base_dir: Path | None = None) -> ImageDataset:
+    """Load the requested splits of an image folder (see the module docstring for the two layouts)."""
+    root = resolve_path(cfg.path, base_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found (data.path). Fix: check the path; relative paths "
+                        f"are resolved against the study file's folder")
+    classes, plan, layout = _plan(cfg, root, seed)
+    for split in splits:
+        if not plan.get(split, ([], []))[0]:
+            raise DataError(f"{root}: the {split!r} split is empty (layout: {layout}). Fix: add "
+                            + (f"{root}/{split}/<class>/ images" if layout == "splits"
+                               else f"images or set data.{split}_fraction > 0"))
+    loaded = {s: load_split(plan[s][0], np.asarray(plan[s][1], dtype=np.int64), cfg.image_size, cfg.channels)
+              for s in splits}
+    return ImageDataset(
+        splits=loaded, class_names=classes, kind="binary" if len(classes) == 2 else "multiclass",
+        description=f"image folder {root} ({cfg.image_size}x{cfg.image_size}, {cfg.channels} channel(s))",
+        extra={"source": "folder", "path": str(root), "layout": layout,
+               "files": {s: tuple(str(p) for p in plan[s][0]) for s in splits}},
+    )

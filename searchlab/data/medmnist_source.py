@@ -1,0 +1,122 @@
+"""MedMNIST (2D) through the official `medmnist` package, so users get exactly the published splits.
+
+We read `<root>/<flag>[_<size>].npz` with the package's own dataset classes (the same code path as a
+user's download) and only touch the splits asked for: the test split is read only when requested.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import medmnist
+import numpy as np
+import torch
+
+from searchlab.config.schema import MedMNISTData
+from searchlab.data.common import one_line, resolve_path
+from searchlab.data.types import ImageDataset, ImageSplit, TaskKind
+from searchlab.errors import DataError
+
+ENV_ROOT = "SEARCHLAB_DATA"
+_KINDS: dict[str, TaskKind] = {
+    "binary-class": "binary",
+    "multi-class": "multiclass",
+    "ordinal-regression": "multiclass",   # ordered classes; we train them as plain classes
+    "multi-label, binary-class": "multilabel",
+}
+
+
+def valid_flags() -> list[str]:
+    """The 2D MedMNIST flags (the 3D volumes need a different model family)."""
+    return sorted(k for k in medmnist.INFO if not k.endswith("3d"))
+
+
+def default_root(base_dir: Path | None = None, root: Path | None = None) -> Path:
+    """cfg.root, else $SEARCHLAB_DATA, else medmnist's own default (~/.medmnist)."""
+    if root is not None:
+        return resolve_path(root, base_dir)
+    env = os.environ.get(ENV_ROOT)
+    if env:
+        return Path(env).expanduser()
+    return Path(medmnist.info.DEFAULT_ROOT).expanduser()
+
+
+def npz_path(root: Path, flag: str, size: int) -> Path:
+    """The file medmnist reads: <flag>.npz for 28x28, <flag>_<size>.npz for MedMNIST+."""
+    return root / (f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz")
+
+
+def _missing_fix(path: Path, flag: str, size: int) -> str:
+    url = medmnist.INFO[flag].get("url" if size == 28 else f"url_{size}", "the MedMNIST Zenodo record")
+    return (f"Fix: put {path.name} in {path.parent} (download it from {url}) "
+            f"or set data.root / {ENV_ROOT} to the folder that holds it")
+
+
+def _download(cls: type, flag: str, size: int, root: Path, path: Path, split: str) -> object:
+    """Fetch the file with medmnist's downloader; on failure say where we looked, why, and the fix."""
+    existed = path.exists()   # never delete a file we did not create (e.g. a shared, read-only copy)
+    try:
+        root.mkdir(parents=True, exist_ok=True)   # medmnist refuses a root that does not exist
+        return cls(split=split, root=str(root), size=size, download=True)
+    except Exception as exc:  # noqa: BLE001 - medmnist wraps every failure in a bare RuntimeError
+        if not existed:
+            path.unlink(missing_ok=True)          # a partial download would look like a corrupt file later
+        reason = exc.__context__ if exc.__context__ is not None else exc
+        raise DataError(f"{path}: MedMNIST file not found and the download failed ({one_line(reason)}). "
+                        + _missing_fix(path, flag, size)) from exc
+
+
+def _open(cls: type, size: int, root: Path, path: Path, split: str) -> object:
+    """Open one split of an existing file; download=False because a re-saved copy fails medmnist's md5."""
+    try:
+        return cls(split=split, root=str(root), size=size, download=False)
+    except Exception as exc:  # noqa: BLE001 - not a zip, truncated, missing '<split>_images', ...
+        raise DataError(f"{path}: cannot read the {split!r} split ({one_line(exc)}). "
+                        f"Fix: delete the file and download it again") from exc
+
+
+def _to_split(obj: object, kind: TaskKind, path: Path, split: str) -> ImageSplit:
+    """medmnist arrays -> uint8 (N, C, H, W) images and int64 (N,) / float32 (N, L) labels."""
+    imgs, labels = np.asarray(obj.imgs), np.asarray(obj.labels)  # type: ignore[attr-defined]
+    if imgs.dtype != np.uint8 or imgs.ndim not in (3, 4):
+        raise DataError(f"{path}: {split}_images must be uint8 (N,H,W) or (N,H,W,C), "
+                        f"got {imgs.dtype} {imgs.shape}. Fix: use an unmodified MedMNIST file")
+    if labels.shape[0] != imgs.shape[0]:
+        raise DataError(f"{path}: split {split!r} has {imgs.shape[0]} images but {labels.shape[0]} labels. "
+                        f"Fix: use an unmodified MedMNIST file")
+    images = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
+    if kind == "multilabel":
+        label_tensor = torch.from_numpy(labels.reshape(len(labels), -1).astype(np.float32))
+    else:
+        label_tensor = torch.from_numpy(labels.reshape(len(labels)).astype(np.int64))
+    return ImageSplit(images=torch.from_numpy(np.ascontiguousarray(images)), labels=label_tensor)
+
+
+def load_medmnist(cfg: MedMNISTData, splits: tuple[str, ...], base_dir: Path | None = None) -> ImageDataset:
+    """Load the requested splits of a MedMNIST 2D data set (see the module docstring)."""
+    flag = cfg.name
+    if flag not in valid_flags():
+        raise DataError(f"data.name: unknown MedMNIST flag {flag!r}. Valid: {', '.join(valid_flags())}")
+    info = medmnist.INFO[flag]
+    cls = getattr(medmnist, info["python_class"])
+    kind = _KINDS[info["task"]]
+    root = default_root(base_dir, cfg.root)
+    path = npz_path(root, flag, cfg.size)
+
+    objects: dict[str, object] = {}
+    if not path.is_file():
+        if not cfg.download:
+            raise DataError(f"{path}: MedMNIST file not found (data.download is false). "
+                            + _missing_fix(path, flag, cfg.size))
+        objects[splits[0]] = _download(cls, flag, cfg.size, root, path, splits[0])
+    for split in splits:
+        if split not in objects:
+            objects[split] = _open(cls, cfg.size, root, path, split)
+
+    loaded = {s: _to_split(objects[s], kind, path, s) for s in splits}
+    names = tuple(info["label"][k] for k in sorted(info["label"], key=int))
+    return ImageDataset(
+        splits=loaded, class_names=names, kind=kind,
+        description=f"medmnist {flag} ({cfg.size}x{cfg.size}) from {path}",
+        extra={"source": "medmnist", "flag": flag, "size": cfg.size, "file": str(path), "task": info["task"]},
+    )

@@ -1,0 +1,40 @@
+"""In-memory image sets: what every loader returns and every task consumes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+TaskKind = Literal["binary", "multiclass", "multilabel"]
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """One split held in memory. images: uint8 (N, C, H, W); labels: int64 (N,) or float32 0/1 (N, L)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """The splits a caller asked for, plus what the data says about the task."""
+
+    splits: dict[str, ImageSplit]
+    class_names: tuple[str, ...]
+    kind: TaskKind
+    description: str = ""                     # e.g. "medmnist breastmnist (28x28) from /data/breastmnist.npz"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return int(next(iter(self.splits.values())).images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        shape = next(iter(self.splits.values())).images.shape
+        return int(shape[2]), int(shape[3])

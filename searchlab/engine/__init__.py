@@ -1,0 +1,1 @@
+"""The engine: storage, trial objective, local workers, run loop, progress."""

@@ -1,0 +1,54 @@
+"""What a running trial may do: report per-epoch metrics (for pruning), record attributes, store files.
+
+Tasks only see this object; they never touch the storage, the sampler or the executor directly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from searchlab.config.load import Study
+
+
+@dataclass
+class TrialContext:
+    trial: optuna.Trial
+    study: Study
+    artifacts: FileSystemArtifactStore
+    seed: int
+    curve: list[dict[str, float]] = field(default_factory=list)   # every epoch's validation metrics
+
+    @property
+    def primary(self) -> tuple[str, str]:
+        """(metric, direction) of the first objective: what early stopping and pruning follow."""
+        return self.study.objectives[0]
+
+    def report(self, step: int, metrics: dict[str, float]) -> None:
+        """Record one epoch; raise optuna.TrialPruned when the pruner says so (single-objective only)."""
+        metric, _ = self.primary
+        self.curve.append({"epoch": step, **{k: v for k, v in metrics.items() if _finite(v)}})
+        self.trial.set_user_attr("curve", self.curve)   # one attribute, rewritten: one row, not one per epoch
+        value = metrics.get(metric)
+        if len(self.study.objectives) > 1 or value is None or not _finite(value):
+            return
+        self.trial.report(float(value), step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {step} with {metric}={value:.4f}")
+
+    def record(self, **attrs: Any) -> None:
+        for key, value in attrs.items():
+            self.trial.set_user_attr(key, value)
+
+    def store_file(self, path: Path, mimetype: str = "application/octet-stream") -> str:
+        """Upload a file into the study's artifact store; returns the artifact id."""
+        return upload_artifact(artifact_store=self.artifacts, file_path=str(path), study_or_trial=self.trial,
+                               mimetype=mimetype)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

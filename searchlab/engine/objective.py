@@ -1,0 +1,73 @@
+"""The Optuna objective every executor runs: sample a config, run the task, record everything.
+
+A failure fails only its own trial: the error and traceback are stored on the trial (user attrs `error`
+and `traceback`) and the study goes on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import traceback
+from collections.abc import Callable, Sequence
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+
+from searchlab.config.load import Study
+from searchlab.engine.context import TrialContext
+from searchlab.errors import TrialFailure
+from searchlab.space import sample_config
+from searchlab.tasks import Task
+
+
+def trial_seed(study_seed: int, config: dict[str, object]) -> int:
+    """The same config under the same study seed trains identically, whichever trial number it gets."""
+    digest = hashlib.sha256(json.dumps([study_seed, config], sort_keys=True, default=str).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def make_objective(study: Study, task: Task,
+                   artifacts: FileSystemArtifactStore) -> Callable[[optuna.Trial], Sequence[float] | float]:
+    def objective(trial: optuna.Trial) -> Sequence[float] | float:
+        config = sample_config(trial, study.space)
+        trial.set_user_attr("config", config)
+        ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config))
+        try:
+            metrics = task.run(config, ctx)
+            values = objective_values(study, metrics)
+        except optuna.TrialPruned:
+            raise
+        except BaseException as exc:   # includes Ctrl-C: the trial is failed with that reason, then re-raised
+            _record_failure(trial, exc)
+            raise
+        trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if _jsonable(v)})
+        return values[0] if len(values) == 1 else values
+
+    return objective
+
+
+def objective_values(study: Study, metrics: dict[str, float]) -> list[float]:
+    values = []
+    for metric, _ in study.objectives:
+        if metric not in metrics:
+            raise TrialFailure(f"the task returned no '{metric}' (it returned: {', '.join(sorted(metrics))})")
+        value = float(metrics[metric])
+        if not math.isfinite(value):
+            raise TrialFailure(f"objective '{metric}' is {value} (undefined on this validation split, e.g. "
+                               "a single class present)")
+        values.append(value)
+    return values
+
+
+def _record_failure(trial: optuna.Trial, exc: BaseException) -> None:
+    message = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+    try:
+        trial.set_user_attr("error", message)
+        trial.set_user_attr("traceback", "".join(traceback.format_exception(exc))[-20000:])
+    except Exception:  # the storage itself may be what failed; Optuna still marks the trial FAIL
+        pass
+
+
+def _jsonable(value: object) -> bool:
+    return isinstance(value, (int, float, str, bool)) and not (isinstance(value, float) and not math.isfinite(value))

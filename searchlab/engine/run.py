@@ -1,0 +1,143 @@
+"""`searchlab run`: create or resume the Optuna study, run the local workers, summarise.
+
+Resuming: completed trials stay; `budget.n_trials` counts the total. When this process is the only runner
+of a run directory (an exclusive lock) and the storage is a local file, trials left RUNNING by a killed
+process are failed at once and their configs re-queued; otherwise Optuna's heartbeat does it.
+"""
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import time
+from contextlib import contextmanager
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from searchlab.config.load import Study
+from searchlab.engine.progress import Progress
+from searchlab.engine.rundir import write_manifest
+from searchlab.engine.storage import open_storage, retry_callback
+from searchlab.engine.worker import FINISHED, run_worker, worker_process_main
+from searchlab.errors import StorageError
+from searchlab.tasks import get_task
+
+
+@dataclass(frozen=True)
+class RunResult:
+    study: optuna.Study
+    interrupted: bool
+    seconds: float
+
+
+def run_study(study: Study, overrides: dict[str, Any] | None = None, progress: bool = True) -> RunResult:
+    run_dir = study.run_dir
+    get_task(study.config.task).prepare(study)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ostudy = create_or_load(study)
+    write_manifest(study)
+    started = time.time()
+    deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
+    interrupted = False
+    with run_lock(run_dir) as sole_runner:
+        if sole_runner and _local_file_storage(study.storage_url):
+            recover_interrupted(ostudy)
+        bar = Progress(study.config.budget.n_trials, _finished(ostudy), enabled=progress)
+        bar.mark_known(ostudy)
+        try:
+            if study.config.executor.workers == 1:
+                run_worker(study, 0, deadline, on_trial=bar.callback)
+            else:
+                _run_processes(study, overrides or {}, deadline, ostudy, bar)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.update(ostudy)
+            bar.close()
+    return RunResult(ostudy, interrupted, time.time() - started)
+
+
+def create_or_load(study: Study) -> optuna.Study:
+    storage = open_storage(study.storage_url)
+    ostudy = optuna.create_study(study_name=study.config.name, storage=storage, load_if_exists=True,
+                                 directions=study.directions)
+    stored = [d.name.lower() for d in ostudy.directions]
+    if stored != study.directions:
+        raise StorageError(f"study '{study.config.name}' in {study.storage_url} optimises {stored}, but the study "
+                           f"file asks for {study.directions}. Fix: give the study a new name or storage")
+    ostudy.set_user_attr("searchlab", study_record(study))
+    return ostudy
+
+
+def study_record(study: Study) -> dict[str, Any]:
+    """What export and the report need later, kept in the Optuna study itself."""
+    return {
+        "study_file": str(study.file.resolve()),
+        "base_dir": str(study.base_dir),
+        "data": study.config.data.model_dump(mode="json"),
+        "objectives": [list(o) for o in study.objectives],
+        "seed": study.config.seed,
+        "task": study.config.task.model_dump(mode="json"),
+        "artifacts": str((study.run_dir / "artifacts").resolve()),
+    }
+
+
+def _local_file_storage(url: str) -> bool:
+    return url.startswith(("sqlite:", "journal:"))
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[bool]:
+    """Shared lock for every runner of this run directory; yields True if we were alone when we started."""
+    with (run_dir / ".lock").open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            sole = True
+        except BlockingIOError:
+            sole = False
+        fcntl.flock(fh, fcntl.LOCK_SH)   # downgrade: later runners may join as extra workers
+        try:
+            yield sole
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def recover_interrupted(ostudy: optuna.Study) -> int:
+    """Fail trials a killed process left RUNNING and re-queue their configs (like Optuna's heartbeat)."""
+    storage, retry = ostudy._storage, retry_callback()
+    stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        storage.set_trial_user_attr(trial._trial_id, "error", "interrupted: its process ended without finishing")
+        if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            retry(ostudy, storage.get_trial(trial._trial_id))
+    return len(stale)
+
+
+def _finished(ostudy: optuna.Study) -> int:
+    return len(ostudy.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _run_processes(study: Study, overrides: dict[str, Any], deadline: float | None, ostudy: optuna.Study,
+                   bar: Progress) -> None:
+    ctx = multiprocessing.get_context("spawn")   # fork would copy torch's thread pools and locks
+    procs = [ctx.Process(target=worker_process_main, args=(str(study.file), overrides, i, deadline), daemon=True)
+             for i in range(study.config.executor.workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            bar.update(ostudy)
+            for proc in procs:
+                proc.join(timeout=1.0 / len(procs))
+    except KeyboardInterrupt:
+        for proc in procs:   # they got the same Ctrl-C; give them time to mark their trials failed
+            proc.join(timeout=30)
+        raise
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()

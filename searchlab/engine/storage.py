@@ -1,0 +1,80 @@
+"""Opening the Optuna storage (the single source of truth) and the artifact store beside it.
+
+URLs: any Optuna RDB URL (sqlite:///..., postgresql://...), or journal:///path/to/file.log for Optuna's
+journal file (safe for many processes on one machine or a shared file system).
+"""
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+
+from searchlab.errors import StorageError
+
+HEARTBEAT_SECONDS = 10     # a RUNNING trial whose process died is noticed after GRACE_SECONDS
+GRACE_SECONDS = 60         # long enough that a busy machine never fails a live trial
+MAX_RETRIES = 2            # a config whose process died is retried this many times
+
+
+def retry_callback() -> RetryHeartbeatStaleTrialCallback:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # stable since Optuna 2.8
+        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+
+
+def _rdb(url: str, **engine_kwargs: object) -> RDBStorage:
+    """RDB storage with heartbeats: a trial whose process died is failed and its config re-queued."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(url, engine_kwargs=engine_kwargs or None, heartbeat_interval=HEARTBEAT_SECONDS,
+                          grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=retry_callback())
+
+
+def open_storage(url: str) -> BaseStorage:
+    """An Optuna storage for `url`; any failure is a StorageError naming the URL and the fix."""
+    try:
+        if url.startswith("journal://"):
+            path = Path(url.removeprefix("journal://"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith("sqlite:///"):
+            return _sqlite(url)
+        return _rdb(url)
+    except StorageError:
+        raise
+    except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(f"cannot open storage '{url}': {reason}. Fix: check the URL, that the server is "
+                           "running and reachable, and that its driver is installed (e.g. psycopg2 for "
+                           "postgresql)") from None
+
+
+def _sqlite(url: str) -> RDBStorage:
+    path = Path(url.removeprefix("sqlite:///"))
+    if path.exists() and path.is_file():
+        _check_sqlite_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Several local workers write at once: wait for the lock instead of failing with "database is locked".
+    storage = _rdb(url, connect_args={"timeout": 120})
+    with sqlite3.connect(path, timeout=120) as conn:
+        # WAL lets readers (dashboard, progress) proceed while a worker writes; it persists in the file.
+        conn.execute("PRAGMA journal_mode=WAL")
+    return storage
+
+
+def _check_sqlite_file(path: Path) -> None:
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head and head != b"SQLite format 3\x00":
+        raise StorageError(f"'{path}' exists but is not an SQLite database. Fix: point storage at another "
+                           "file or move this one away")
+
+
+def artifact_store(run_dir: Path) -> optuna.artifacts.FileSystemArtifactStore:
+    path = run_dir / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(str(path))

@@ -1,0 +1,53 @@
+"""One error hierarchy for everything a user can get wrong.
+
+Every message says where (file, line, key path), the rule, the value given and the fix, so the CLI can
+print it as is and exit 2 without a traceback.
+"""
+from __future__ import annotations
+
+
+class SearchlabError(Exception):
+    """Base class: a problem the user can fix; printed without a traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(SearchlabError):
+    """The study file (or a space/strategy file it includes) breaks a rule."""
+
+    def __init__(self, rule: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None, got: object = ..., fix: str | None = None) -> None:
+        self.rule, self.file, self.line, self.key, self.got, self.fix = rule, file, line, key, got, fix
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ":".join(str(p) for p in (self.file, self.line) if p is not None)
+        parts = [f"{where}: " if where else ""]
+        if self.key:
+            parts.append(f"{self.key}: ")
+        parts.append(self.rule)
+        if self.got is not ...:
+            parts.append(f" (got {self.got!r})")
+        if self.fix:
+            parts.append(f". Fix: {self.fix}")
+        return "".join(parts)
+
+
+class DataError(SearchlabError):
+    """A data set is missing, corrupt or inconsistent."""
+
+
+class StorageError(SearchlabError):
+    """The Optuna storage or artifact store cannot be opened or read."""
+
+
+class RegistryError(SearchlabError):
+    """An unknown or duplicate plug-in name."""
+
+
+class ExportError(SearchlabError):
+    """A run or trial cannot be exported."""
+
+
+class TrialFailure(Exception):
+    """Raised inside a trial for a reason worth storing (e.g. a NaN loss); fails that trial only."""

@@ -1,0 +1,1 @@
+"""Export of trained trials: spec + safetensors + model.py."""

@@ -1,0 +1,266 @@
+"""Classification metrics for binary, multiclass and multilabel tasks, plus bootstrap confidence intervals.
+
+Point estimates come straight from scikit-learn. The bootstrap needs thousands of resamples, so it uses a
+vectorised re-implementation over per-sample resample counts (a resample is just a weight vector: how often
+each sample was drawn); a test checks that, with all weights 1, it reproduces the scikit-learn values.
+
+Averages are macro (unweighted over classes): our data sets are small and imbalanced, and the minority class
+(often the disease) matters as much as the majority one; micro/weighted averages would hide it.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
+
+from searchlab.errors import RegistryError
+
+TaskKind = Literal["binary", "multiclass", "multilabel"]
+KINDS: frozenset[str] = frozenset({"binary", "multiclass", "multilabel"})
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    direction: Literal["maximize", "minimize"]
+    kinds: frozenset[str]          # task kinds where it is defined
+    description: str
+
+
+def _info(name: str, description: str, kinds: frozenset[str] = KINDS,
+          direction: Literal["maximize", "minimize"] = "maximize") -> MetricInfo:
+    return MetricInfo(name, direction, frozenset(kinds), description)
+
+
+_BINARY = frozenset({"binary"})
+
+# The scalar metrics an objective may name. Per-class F1 ("f1_class_<i>") is open-ended and handled by pattern.
+METRICS: dict[str, MetricInfo] = {m.name: m for m in (
+    _info("accuracy", "fraction of samples predicted correctly; multilabel: exact-match (subset) accuracy"),
+    _info("balanced_accuracy", "mean recall over the classes present; multilabel: mean over labels of (TPR+TNR)/2"),
+    _info("precision", "macro-averaged precision (0 for a class never predicted)"),
+    _info("recall", "macro-averaged recall (0 for a class absent from y_true)"),
+    _info("f1", "macro-averaged F1"),
+    _info("auc", "ROC AUC from the probabilities; multiclass: macro one-vs-rest; multilabel: macro over labels"),
+    _info("sensitivity", "recall of the positive class (true positive rate)", _BINARY),
+    _info("specificity", "recall of the negative class (true negative rate)", _BINARY),
+    _info("average_precision", "area under the precision-recall curve of the positive class", _BINARY),
+    _info("hamming_loss", "fraction of wrong label assignments", frozenset({"multilabel"}), "minimize"),
+)}
+
+_PER_CLASS = re.compile(r"f1_class_(\d+)")
+
+
+def metric_info(name: str, kind: TaskKind | None = None) -> MetricInfo:
+    """Look up a metric by name; with `kind`, also check it is defined for that task kind."""
+    if _PER_CLASS.fullmatch(name):
+        info = _info(name, f"F1 of class (multilabel: label) {name.rsplit('_', 1)[1]}")
+    elif name in METRICS:
+        info = METRICS[name]
+    else:
+        valid = ", ".join(sorted([*METRICS, "f1_class_<i>"]))
+        raise RegistryError(f"unknown metric {name!r}; valid: {valid}")
+    if kind is not None and kind not in info.kinds:
+        raise RegistryError(f"metric {name!r} is defined only for {', '.join(sorted(info.kinds))} tasks, "
+                            f"not {kind}")
+    return info
+
+
+def predictions(probs: np.ndarray, kind: TaskKind, threshold: float = 0.5) -> np.ndarray:
+    """Hard labels from probabilities: argmax for multiclass, `probs >= threshold` otherwise."""
+    p = np.asarray(probs)
+    if kind == "multiclass":
+        return p.argmax(axis=1)
+    if kind in ("binary", "multilabel"):
+        return (p >= threshold).astype(int)
+    raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(sorted(KINDS))}")
+
+
+def _check(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate shapes and label values; return (int labels, float64 probabilities)."""
+    y, p = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
+    n = len(y)
+    expected = {"binary": ((n,), (n,)), "multiclass": ((n,), (n, n_classes)),
+                "multilabel": ((n, n_classes), (n, n_classes))}.get(kind)
+    if expected is None:
+        raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(sorted(KINDS))}")
+    if n == 0 or (y.shape, p.shape) != expected or (kind == "binary" and n_classes != 2):
+        raise ValueError(f"{kind} metrics with n_classes={n_classes} need y_true of shape {expected[0]} and probs "
+                         f"of shape {expected[1]} (N > 0); got {y.shape} and {p.shape}")
+    top = 2 if kind == "multilabel" else n_classes
+    if not np.array_equal(y, np.round(y)) or y.min() < 0 or y.max() >= top:
+        raise ValueError(f"y_true must hold integers in [0, {top}) for a {kind} task")
+    return y.astype(np.int64), p
+
+
+def _columns(y: np.ndarray, pred: np.ndarray, kind: TaskKind, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 truth and prediction matrices (N, C): one-hot per class, or the labels themselves for multilabel."""
+    if kind == "multilabel":
+        return y, pred
+    eye = np.eye(n_classes, dtype=np.int64)
+    return eye[y], eye[pred]
+
+
+# ----------------------------------------------------------------------------------------- point estimates
+def _auc(y: np.ndarray, p: np.ndarray, kind: TaskKind, n_classes: int) -> float:
+    # AUC needs positives and negatives in every one-vs-rest column; say nan rather than guess or raise.
+    truth = y[:, None] if kind == "binary" else _columns(y, y, kind, n_classes)[0]
+    if not np.all((truth.min(axis=0) == 0) & (truth.max(axis=0) == 1)):
+        return float("nan")
+    if kind == "multiclass":
+        return float(skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(n_classes))))
+    return float(skm.roc_auc_score(y, p, average="macro"))
+
+
+def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int,
+                    threshold: float = 0.5) -> dict[str, float]:
+    """All scalar metrics defined for `kind` (see METRICS), plus per-class F1 as f1_class_<i>."""
+    y, p = _check(y_true, probs, kind, n_classes)
+    pred = predictions(p, kind, threshold)
+    labels = list(range(n_classes))
+    with warnings.catch_warnings():
+        # Undefined cases are decided explicitly below (zero_division=0, or nan), so the warnings are noise.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")
+        prec, rec, f1, support = skm.precision_recall_fscore_support(
+            y, pred, labels=labels, average=None, zero_division=0)
+        out = {"accuracy": skm.accuracy_score(y, pred),      # multilabel indicator input: subset accuracy
+               "precision": prec.mean(), "recall": rec.mean(), "f1": f1.mean(),
+               "auc": _auc(y, p, kind, n_classes)}
+        if kind == "multilabel":
+            out["balanced_accuracy"] = np.mean([skm.balanced_accuracy_score(y[:, j], pred[:, j])
+                                                for j in labels])
+            out["hamming_loss"] = skm.hamming_loss(y, pred)
+        else:
+            out["balanced_accuracy"] = skm.balanced_accuracy_score(y, pred)
+        if kind == "binary":
+            nan = float("nan")
+            out["sensitivity"] = rec[1] if support[1] else nan
+            out["specificity"] = rec[0] if support[0] else nan
+            out["average_precision"] = skm.average_precision_score(y, p) if support[1] else nan
+    out.update({f"f1_class_{i}": v for i, v in enumerate(f1)})
+    return {k: float(v) for k, v in out.items()}
+
+
+def confusion(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int,
+              threshold: float = 0.5) -> list[list[int]]:
+    """Confusion matrix (rows: true, columns: predicted); multilabel: [[tn, fp, fn, tp], ...] per label."""
+    y, p = _check(y_true, probs, kind, n_classes)
+    pred = predictions(p, kind, threshold)
+    if kind == "multilabel":
+        m = skm.multilabel_confusion_matrix(y, pred, labels=list(range(n_classes))).reshape(n_classes, 4)
+    else:
+        m = skm.confusion_matrix(y, pred, labels=list(range(n_classes)))
+    return m.astype(int).tolist()
+
+
+# --------------------------------------------------------------------------------------------- bootstrap
+def _grouped(w: np.ndarray, truth: np.ndarray, score: np.ndarray, descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted positive and negative counts (B, U) per distinct score, in score order (ties share a group)."""
+    order = np.argsort(-score if descending else score, kind="stable")
+    s = score[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    ws, t = w[:, order], truth[order]
+    return np.add.reduceat(ws * t, starts, axis=1), np.add.reduceat(ws * (1 - t), starts, axis=1)
+
+
+def _weighted_auc(w: np.ndarray, truth: np.ndarray, score: np.ndarray) -> np.ndarray:
+    # Mann-Whitney form: P(score_pos > score_neg) + P(tie) / 2; 0/0 -> nan when a class is missing.
+    pos, neg = _grouped(w, truth, score, descending=False)
+    neg_below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (pos * (neg_below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def _weighted_ap(w: np.ndarray, truth: np.ndarray, score: np.ndarray) -> np.ndarray:
+    # sklearn's step-wise AP: sum over thresholds of (recall increase) * precision; nan without positives.
+    pos, neg = _grouped(w, truth, score, descending=True)
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (pos * precision).sum(axis=1) / pos.sum(axis=1)
+
+
+def _resampled(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, kind: TaskKind,
+               n_classes: int) -> dict[str, Callable[[], np.ndarray]]:
+    """Each metric for each row of the sample-weight matrix w (B, N), same definitions as compute_metrics.
+
+    Values are returned as thunks so that only the metrics asked for are computed (the ranking ones cost most).
+    """
+    truth, hit = (m.astype(np.float64) for m in _columns(y, pred, kind, n_classes))
+    n = w.sum(axis=1)
+    tp, support, predicted = w @ (truth * hit), w @ truth, w @ hit
+    fp, fn = predicted - tp, support - tp
+    tn = n[:, None] - tp - fp - fn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpr = tp / support                       # nan where a class is absent from the resample
+        tnr = tn / (n[:, None] - support)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)    # zero_division=0
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=support + predicted > 0)
+    out: dict[str, Callable[[], np.ndarray]] = {
+        "precision": lambda: precision.mean(axis=1),
+        "recall": lambda: np.nan_to_num(tpr).mean(axis=1),
+        "f1": lambda: f1.mean(axis=1),
+        **{f"f1_class_{i}": (lambda i=i: f1[:, i]) for i in range(n_classes)},
+    }
+    if kind == "multilabel":
+        exact = (y == pred).all(axis=1).astype(np.float64)
+        out["accuracy"] = lambda: (w @ exact) / n
+        out["balanced_accuracy"] = lambda: np.nanmean(np.stack([tpr, tnr]), axis=0).mean(axis=1)
+        out["hamming_loss"] = lambda: (fp + fn).sum(axis=1) / (n * n_classes)
+        out["auc"] = lambda: np.mean([_weighted_auc(w, truth[:, j], p[:, j]) for j in range(n_classes)], axis=0)
+    else:
+        out["accuracy"] = lambda: tp.sum(axis=1) / n
+        out["balanced_accuracy"] = lambda: np.nanmean(tpr, axis=1)     # classes present in the resample only
+    if kind == "multiclass":
+        out["auc"] = lambda: np.mean([_weighted_auc(w, truth[:, k], p[:, k]) for k in range(n_classes)], axis=0)
+    if kind == "binary":
+        y1 = y.astype(np.float64)
+        out["auc"] = lambda: _weighted_auc(w, y1, p)
+        out["average_precision"] = lambda: _weighted_ap(w, y1, p)
+        out["sensitivity"] = lambda: tpr[:, 1]
+        out["specificity"] = lambda: tpr[:, 0]
+    return out
+
+
+_CELLS_PER_CHUNK = 2_000_000     # bounds the (resamples x samples) weight matrix to ~16 MB per chunk
+
+
+def bootstrap_ci(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int, names: Sequence[str],
+                 n_resamples: int = 2000, seed: int = 0, threshold: float = 0.5,
+                 level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap CIs over samples; resamples where a metric is nan are skipped for that metric."""
+    y, p = _check(y_true, probs, kind, n_classes)
+    for name in names:
+        metric_info(name, kind)
+        if (m := _PER_CLASS.fullmatch(name)) and int(m.group(1)) >= n_classes:
+            raise RegistryError(f"metric {name!r}: class index must be < n_classes ({n_classes})")
+    if not 0 < level < 1 or n_resamples < 1:
+        raise ValueError(f"need 0 < level < 1 and n_resamples >= 1; got level={level}, n_resamples={n_resamples}")
+    pred = predictions(p, kind, threshold)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    chunk = max(1, _CELLS_PER_CHUNK // n)
+    values: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for start in range(0, n_resamples, chunk):
+        b = min(chunk, n_resamples - start)
+        idx = rng.integers(0, n, size=(b, n))
+        # Turn drawn indices into per-sample counts: row r of w says how often each sample is in resample r.
+        w = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        metrics = _resampled(w, y, p, pred, kind, n_classes)
+        for name in names:
+            values[name].append(metrics[name]())
+    alpha = (1 - level) / 2
+    out: dict[str, tuple[float, float]] = {}
+    for name in names:
+        v = np.concatenate(values[name])
+        v = v[~np.isnan(v)]
+        lo, hi = np.quantile(v, [alpha, 1 - alpha]) if v.size else (np.nan, np.nan)
+        out[name] = (float(lo), float(hi))
+    return out

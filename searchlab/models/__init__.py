@@ -1,0 +1,1 @@
+"""Model definitions (standalone.py is copied into every export as model.py)."""

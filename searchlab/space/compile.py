@@ -1,0 +1,212 @@
+"""Compiling the declarative YAML space into immutable parameters (space/params.py).
+
+Syntax, anywhere in the tree (see spaces/README.md):
+  key: 3                                  fixed value (also {fixed: [any, json]})
+  key: {float: [1e-4, 1e-1], log: true}   float (optional log or step)
+  key: {int: [2, 6], step: 2}             int (optional step or log)
+  key: {choice: [a, b, c]}                categorical
+  key: {one_of: {cnn: {...}, timm: {...}}, key: kind}   conditional branches; `key` names the selector
+  key: {include: "cnn.yaml#model", depth: {int: [2, 3]}}   a fragment, with overrides beside it
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from searchlab.config.yamlsrc import KeyPath, Located, read_yaml
+from searchlab.errors import ConfigError
+from searchlab.space.params import (Branch, CategoricalParam, FixedParam, FloatParam, Group, IntParam,
+                                    Node)
+
+PARAM_KINDS = ("float", "int", "choice", "fixed")
+OPTIONS = {"float": {"log", "step"}, "int": {"log", "step"}, "choice": set(), "fixed": set()}
+MAX_INCLUDE_DEPTH = 16
+REPO_SPACES = Path(__file__).resolve().parents[2] / "spaces"   # the shipped library (editable installs)
+
+
+def library_dirs() -> list[Path]:
+    """Where bare include names are looked up after the including file's own folder."""
+    extra = [Path(p) for p in os.environ.get("SEARCHLAB_PATH", "").split(os.pathsep) if p]
+    return [*extra, REPO_SPACES]
+
+
+def compile_space(src: Located, at: KeyPath) -> Group:
+    """Compile the mapping found at key path `at` of `src` (e.g. ('space',)) into a Group."""
+    raw = _get(src.data, at)
+    if raw is None:
+        return Group()
+    ctx = _Ctx(src, (), MAX_INCLUDE_DEPTH)
+    node = ctx.node(raw, at, ())
+    if not isinstance(node, Group):
+        raise src.error(at, "the space must be a mapping of named parameters or groups", got=raw,
+                        fix="write e.g. `space: {optim: {lr: {float: [1e-4, 1e-2], log: true}}}`")
+    return node
+
+
+def _get(data: Any, path: KeyPath) -> Any:
+    """The value at `path`, or None where the path does not exist."""
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+class _Ctx:
+    """Compiles nodes of one source file; includes open a child context on the included file."""
+
+    def __init__(self, src: Located, chain: tuple[str, ...], depth: int) -> None:
+        self.src, self.chain, self.depth = src, chain, depth
+
+    def node(self, raw: Any, at: KeyPath, name: tuple[str, ...]) -> Node:
+        if not isinstance(raw, dict):
+            if isinstance(raw, list):
+                raise self.src.error(at, "a bare list is ambiguous in a space", got=raw,
+                                     fix="write {choice: [...]} to search over it, or {fixed: [...]} for a constant")
+            return FixedParam(_dotted(name), raw)
+        if "include" in raw:
+            return self.include(raw, at, name)
+        kinds = [k for k in PARAM_KINDS if k in raw]
+        if "one_of" in raw:
+            kinds.append("one_of")
+        if len(kinds) > 1:
+            raise self.src.error(at, f"a parameter has exactly one kind, found {kinds}", fix="keep one")
+        if not kinds:
+            return self.group(raw, at, name)
+        if kinds[0] == "one_of":
+            return self.branch(raw, at, name)
+        return self.param(kinds[0], raw, at, name)
+
+    def group(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Group:
+        for key in raw:
+            if "." in key:
+                raise self.src.error(at + (key,), "keys may not contain '.' (dots join parameter names)",
+                                     got=key, fix="nest the key as a mapping instead")
+        return Group(tuple((key, self.node(value, at + (key,), name + (key,))) for key, value in raw.items()))
+
+    def param(self, kind: str, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Node:
+        unknown = set(raw) - {kind} - OPTIONS[kind]
+        if unknown:
+            raise self.src.error(at + (sorted(unknown)[0],), f"unknown option for a {kind} parameter",
+                                 got=sorted(unknown)[0], fix=f"allowed: {sorted(OPTIONS[kind]) or 'none'}")
+        if not name:
+            raise self.src.error(at, "the space itself must be a mapping of names", fix="give the parameter a name")
+        full = _dotted(name)
+        if kind == "fixed":
+            return FixedParam(full, raw["fixed"])
+        if kind == "choice":
+            return self.choice(raw["choice"], at + ("choice",), full)
+        return self.numeric(kind, raw, at, full)
+
+    def choice(self, values: Any, at: KeyPath, full: str) -> CategoricalParam:
+        if not isinstance(values, list) or not values:
+            raise self.src.error(at, "choice needs a non-empty list", got=values, fix="write {choice: [a, b]}")
+        for i, v in enumerate(values):
+            if not (v is None or isinstance(v, (bool, int, float, str))):
+                raise self.src.error(at + (i,), "choices must be numbers, strings, booleans or null", got=v,
+                                     fix="name structured options with strings, or use one_of for sub-spaces")
+        if len({repr(v) for v in values}) != len(values):
+            raise self.src.error(at, "choices must be distinct", got=values, fix="remove the repeated value")
+        return CategoricalParam(full, tuple(values))
+
+    def numeric(self, kind: str, raw: dict[str, Any], at: KeyPath, full: str) -> Node:
+        bounds, here = raw[kind], at + (kind,)
+        number = int if kind == "int" else (int, float)
+        if (not isinstance(bounds, list) or len(bounds) != 2
+                or not all(isinstance(b, number) and not isinstance(b, bool) for b in bounds)):
+            raise self.src.error(here, f"{kind} needs [low, high] as two {'integers' if kind == 'int' else 'numbers'}",
+                                 got=bounds, fix=f"write {{{kind}: [low, high]}}")
+        low, high = bounds
+        if not all(math.isfinite(b) for b in bounds):
+            raise self.src.error(here, "bounds must be finite", got=bounds, fix="use finite numbers")
+        if low > high:
+            raise self.src.error(here, "low must be <= high", got=bounds, fix=f"write [{high}, {low}]")
+        log, step = raw.get("log", False), raw.get("step")
+        if not isinstance(log, bool):
+            raise self.src.error(at + ("log",), "log must be true or false", got=log)
+        if log and low <= 0:
+            raise self.src.error(here, "a log range needs low > 0", got=bounds, fix="raise low above 0 or drop log")
+        if step is not None:
+            if not isinstance(step, number) or isinstance(step, bool) or step <= 0:
+                raise self.src.error(at + ("step",), f"step must be a positive {'integer' if kind == 'int' else 'number'}",
+                                     got=step)
+            if log and step != 1:
+                raise self.src.error(at, "step and log cannot be combined", fix="drop one of them")
+        if kind == "int":
+            return IntParam(full, low, high, log=log, step=step or 1)
+        return FloatParam(full, float(low), float(high), log=log, step=None if step is None else float(step))
+
+    def branch(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Branch:
+        unknown = set(raw) - {"one_of", "key"}
+        if unknown:
+            raise self.src.error(at + (sorted(unknown)[0],), "one_of takes only 'key' beside it",
+                                 got=sorted(unknown)[0], fix="move the key into each option")
+        options, key = raw["one_of"], raw.get("key", "kind")
+        if not isinstance(options, dict) or not options:
+            raise self.src.error(at + ("one_of",), "one_of needs a mapping of option name -> sub-space",
+                                 got=options, fix="write {one_of: {cnn: {...}, timm: {...}}}")
+        if not isinstance(key, str) or not key or "." in key:
+            raise self.src.error(at + ("key",), "key must be a plain name", got=key)
+        compiled = []
+        for label, sub in options.items():
+            group = self.node(sub if sub is not None else {}, at + ("one_of", label), name + (label,))
+            if not isinstance(group, Group):
+                raise self.src.error(at + ("one_of", label), "each option must be a mapping (or empty)", got=sub)
+            if group.get(key) is not None:
+                raise self.src.error(at + ("one_of", label, key), f"'{key}' is the branch selector's name",
+                                     fix="rename the parameter or set `key:` to another selector name")
+            compiled.append((label, group))
+        return Branch(_dotted(name + (key,)), key, tuple(compiled))
+
+    def include(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Node:
+        target = raw["include"]
+        if not isinstance(target, str) or not target:
+            raise self.src.error(at + ("include",), "include needs a file name (optionally file#key.path)",
+                                 got=target, fix="write include: cnn.yaml or include: library.yaml#optim")
+        if self.depth <= 0 or target in self.chain:
+            raise self.src.error(at + ("include",), "includes nest too deep or form a cycle",
+                                 got=" -> ".join((*self.chain, target)))
+        file_part, _, key_part = target.partition("#")
+        path = self.resolve(file_part, at)
+        child = _Ctx(read_yaml(path), (*self.chain, target), self.depth - 1)
+        inner: KeyPath = tuple(k for k in key_part.split(".") if k)
+        if inner and _get(child.src.data, inner) is None:
+            raise self.src.error(at + ("include",), f"{path} has no key '{key_part}'", got=target)
+        base = child.node(_get(child.src.data, inner) or {}, inner, name)
+        overrides = {k: v for k, v in raw.items() if k != "include"}
+        if not overrides:
+            return base
+        return merge(base, self.node(overrides, at, name), self.src, at)
+
+    def resolve(self, file_part: str, at: KeyPath) -> Path:
+        here = Path(self.src.file).resolve().parent
+        candidates = [here / file_part] + [d / file_part for d in library_dirs()]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise self.src.error(at + ("include",), "included file not found", got=file_part,
+                             fix="looked in " + ", ".join(str(c.parent) for c in candidates))
+
+
+def merge(base: Node, override: Node, src: Located, at: KeyPath) -> Node:
+    """Overrides replace parameters; groups merge by key and branches by option, recursively."""
+    if isinstance(base, Group) and isinstance(override, Group):
+        merged = dict(base.entries)
+        for key, node in override.entries:
+            merged[key] = merge(merged[key], node, src, at + (key,)) if key in merged else node
+        return Group(tuple(merged.items()))
+    if isinstance(base, Branch) and isinstance(override, Branch):
+        options = dict(base.options)
+        for label, group in override.options:
+            options[label] = merge(options[label], group, src, at) if label in options else group
+        return Branch(override.name, override.key, tuple(options.items()))  # type: ignore[arg-type]
+    return override
+
+
+def _dotted(name: tuple[str, ...]) -> str:
+    return ".".join(name)

@@ -1,0 +1,101 @@
+"""The closed set of immutable parameter kinds a search space is made of.
+
+Each searchable kind maps one-to-one onto an Optuna distribution under a stable dotted name
+(`optim.lr`, `model.cnn.depth`), so optuna-dashboard shows the study in the user's own words.
+Includes of fragments are resolved at compile time (space/compile.py) into these same kinds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
+                                  IntDistribution)
+from optuna.trial import BaseTrial
+
+Choice = Union[None, bool, int, float, str]
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    def distribution(self) -> BaseDistribution:
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
+    def suggest(self, trial: BaseTrial) -> float:
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+
+
+@dataclass(frozen=True)
+class IntParam:
+    name: str
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    def distribution(self) -> BaseDistribution:
+        return IntDistribution(self.low, self.high, log=self.log, step=self.step)
+
+    def suggest(self, trial: BaseTrial) -> int:
+        return trial.suggest_int(self.name, self.low, self.high, log=self.log, step=self.step)
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    name: str
+    choices: tuple[Choice, ...]
+
+    def distribution(self) -> BaseDistribution:
+        return CategoricalDistribution(self.choices)
+
+    def suggest(self, trial: BaseTrial) -> Choice:
+        return trial.suggest_categorical(self.name, self.choices)
+
+
+@dataclass(frozen=True)
+class FixedParam:
+    """A constant: part of every config, never an Optuna parameter."""
+
+    name: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Group:
+    """Named entries in the order the user wrote them; becomes one nested dict of the config."""
+
+    entries: tuple[tuple[str, "Node"], ...] = ()
+
+    def get(self, key: str) -> "Node | None":
+        return dict(self.entries).get(key)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A conditional choice: the selected option's sub-space exists only on that branch.
+
+    The selector is the Optuna categorical `name` (e.g. `model.kind`); option parameters are named
+    `<path>.<option>.<key>` so two options may each have e.g. a `depth` with its own range.
+    """
+
+    name: str
+    key: str
+    options: tuple[tuple[str, Group], ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(label for label, _ in self.options)
+
+    def option(self, label: str) -> Group:
+        return dict(self.options)[label]
+
+
+Searchable = Union[FloatParam, IntParam, CategoricalParam]
+Node = Union[FloatParam, IntParam, CategoricalParam, FixedParam, Group, Branch]
+SEARCHABLE = (FloatParam, IntParam, CategoricalParam)

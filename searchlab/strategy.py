@@ -1,0 +1,115 @@
+"""Strategies are Optuna samplers; pruners are the scheduler side (they never meet executors).
+
+`STRATEGIES` maps a name to a factory `f(seed, **args) -> BaseSampler`. Later strategies (evolution,
+Zen-NAS, DeepMAD) register here the same way; any user sampler plugs in as `class: "module:Class"`.
+"""
+from __future__ import annotations
+
+import inspect
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.samplers import BaseSampler
+from pydantic import ValidationError
+
+from searchlab.config.schema import PrunerConfig, StrategyConfig
+from searchlab.config.yamlsrc import read_yaml
+from searchlab.errors import ConfigError, RegistryError
+from searchlab.registry import Registry, import_object
+
+REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
+
+
+def _random(seed: int, **args: Any) -> BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed, **args)
+
+
+def _tpe(seed: int, **args: Any) -> BaseSampler:
+    defaults = dict(
+        n_startup_trials=10,            # Optuna's default: enough random points before the density model
+        multivariate=True,              # models parameters jointly: stronger on small budgets
+        group=True,                     # splits the space by branch, so conditional parameters are modelled
+        constant_liar=True,             # parallel workers do not all propose the same point
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # multivariate/group: since 2.2
+        return optuna.samplers.TPESampler(seed=seed, **{**defaults, **args})
+
+
+STRATEGIES: Registry[BaseSampler] = Registry("strategy")
+STRATEGIES.register("random", _random)
+STRATEGIES.register("tpe", _tpe)
+
+
+def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None) -> BaseSampler:
+    """The sampler a study asked for, by registered name, preset file or `module:Class`."""
+    if cfg.preset is not None:
+        cfg = load_preset(cfg.preset, study_dir, extra_args=cfg.args)
+    if cfg.class_ is not None:
+        cls = import_object(cfg.class_, "strategy class")
+        if not (inspect.isclass(cls) and issubclass(cls, BaseSampler)):
+            raise RegistryError(f"strategy class '{cfg.class_}' is not an optuna.samplers.BaseSampler subclass")
+        args = dict(cfg.args)
+        if "seed" in inspect.signature(cls).parameters:
+            args.setdefault("seed", seed)
+        return _construct(cls, args, f"strategy class '{cfg.class_}'")
+    assert cfg.name is not None  # guaranteed by StrategyConfig's default
+    factory = STRATEGIES.get(cfg.name)
+    return _construct(factory, {"seed": seed, **cfg.args}, f"strategy '{cfg.name}'")
+
+
+def _construct(factory: Any, args: dict[str, Any], what: str) -> BaseSampler:
+    try:
+        return factory(**args)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} rejected its arguments: {exc}", key="strategy.args", got=args,
+                          fix="check the argument names and values against the sampler's documentation") from None
+
+
+def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -> StrategyConfig:
+    """A strategies/*.yaml preset: {name | class, args, description}; the study's args override it."""
+    path = _find_preset(name, study_dir)
+    src = read_yaml(path)
+    data = src.data if isinstance(src.data, dict) else {}
+    data = {k: v for k, v in data.items() if k != "description"}
+    if "preset" in data:
+        raise src.error(("preset",), "a preset cannot name another preset")
+    try:
+        preset = StrategyConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise src.error(tuple(err["loc"]), err["msg"], got=err.get("input", ...)) from None
+    return preset.model_copy(update={"args": {**preset.args, **extra_args}})
+
+
+def _find_preset(name: str, study_dir: Path | None) -> Path:
+    file = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+    candidates = ([study_dir / file] if study_dir else []) + [Path(file), REPO_STRATEGIES / file]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.stem for p in REPO_STRATEGIES.glob("*.yaml"))
+    raise ConfigError("strategy preset not found", key="strategy.preset", got=name,
+                      fix=f"shipped presets: {', '.join(known) or 'none'}; or give a path to a YAML file")
+
+
+def build_pruner(cfg: PrunerConfig, epochs: int) -> optuna.pruners.BasePruner:
+    """Defaults scaled to the per-trial epoch budget, overridable by `pruner.args`."""
+    defaults: dict[str, dict[str, Any]] = {
+        "none": {},
+        # 5 trials before pruning anyone; skip the noisy first epochs of small-data training.
+        "median": {"n_startup_trials": 5, "n_warmup_steps": max(1, epochs // 4)},
+        "successive_halving": {"min_resource": 1},
+        "hyperband": {"min_resource": 1, "max_resource": epochs},
+    }
+    classes = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+               "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+               "hyperband": optuna.pruners.HyperbandPruner}
+    args = {**defaults[cfg.kind], **cfg.args}
+    try:
+        return classes[cfg.kind](**args)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"pruner '{cfg.kind}' rejected its arguments: {exc}", key="pruner.args", got=args,
+                          fix="see the Optuna documentation of this pruner") from None

@@ -1,0 +1,71 @@
+"""What `run` prints at the end and what `status` prints: plain text a person reads in a terminal."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from searchlab.config.load import Study
+from searchlab.engine.rundir import OpenRun
+
+SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "params", "flops",
+                 "train_seconds")
+
+
+def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
+    ostudy: optuna.Study = result.study
+    print(f"\nstudy '{study.config.name}': {_counts(ostudy)} in {result.seconds:.0f} s"
+          + (" (interrupted: the running trial was marked FAIL; run again to resume)" if result.interrupted else ""))
+    for trial in _best_trials(ostudy)[:3]:
+        print(describe_trial(ostudy, trial))
+    print(f"storage:   {study.storage_url}")
+    print(f"dashboard: optuna-dashboard {study.storage_url}   (or: searchlab dashboard {study.run_dir})")
+    if exported is not None:
+        print(f"exported:  {exported}  (load with torch alone: see its model.py)")
+    else:
+        print(f"export:    searchlab export {study.run_dir} --out best/")
+
+
+def print_status(run: OpenRun, top: int) -> None:
+    study = run.study
+    print(f"study '{study.study_name}' in {run.storage_url}: {_counts(study)}")
+    for trial in _best_trials(study)[:top]:
+        print(describe_trial(study, trial))
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    for trial in failed[-3:]:
+        print(f"  failed trial {trial.number}: {trial.user_attrs.get('error', 'no reason stored')}")
+
+
+def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
+    values = ", ".join(f"{v:.4f}" for v in trial.values or [])
+    metrics = trial.user_attrs.get("metrics", {})
+    shown = ", ".join(f"{k}={_fmt(metrics[k])}" for k in SHOWN_METRICS if k in metrics)
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+    return f"  trial {trial.number}: value {values}\n    params:  {params}\n    metrics: {shown}"
+
+
+def _best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return []
+    if len(study.directions) > 1:
+        return list(study.best_trials)
+    sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
+    return sorted(complete, key=lambda t: sign * t.value)
+
+
+def _counts(study: optuna.Study) -> str:
+    counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isfinite(value) and (abs(value) >= 1e5 or (0 < abs(value) < 1e-3)):
+            return f"{value:.3g}"
+        return f"{value:.4g}"
+    return str(value)

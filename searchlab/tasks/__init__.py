@@ -1,0 +1,35 @@
+"""Tasks turn one sampled config into metrics. One registry; heavy task modules import lazily."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from searchlab.registry import Registry
+
+if TYPE_CHECKING:
+    from searchlab.config.load import Study
+    from searchlab.config.schema import ObjectiveConfig, TaskConfig
+    from searchlab.config.yamlsrc import KeyPath, Located
+    from searchlab.engine.context import TrialContext
+
+
+class Task(Protocol):
+    def resolve_objective(self, objective: "ObjectiveConfig", src: "Located", at: "KeyPath") -> tuple[str, str]:
+        """(metric, direction), the direction defaulting to the metric's natural one."""
+
+    def validate_space(self, study: "Study", src: "Located") -> None:
+        """Raise ConfigError if configs sampled from the space cannot be run by this task."""
+
+    def prepare(self, study: "Study") -> None:
+        """Check what every trial needs (e.g. the data) once, before any trial, so it fails fast."""
+
+    def run(self, config: dict[str, Any], ctx: "TrialContext") -> dict[str, float]:
+        """Run one trial; return its metrics (the objectives are looked up in them)."""
+
+
+TASKS: Registry[Task] = Registry("task")
+TASKS.register("classify", "searchlab.tasks.classify:ClassifyTask")
+TASKS.register("callable", "searchlab.tasks.callable_task:CallableTask")
+
+
+def get_task(cfg: "TaskConfig") -> Task:
+    return TASKS.get(cfg.kind)(cfg)

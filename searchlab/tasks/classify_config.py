@@ -1,0 +1,77 @@
+"""The typed config of one classify trial: what a sampled space must turn into.
+
+Each default is written once, here, with why. A space only needs to name what it searches or fixes.
+"""
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from searchlab.config.schema import Frozen
+
+
+class PlainCNNSpec(Frozen):
+    kind: Literal["cnn"] = "cnn"
+    depth: Annotated[int, Field(ge=1, le=8)] = 3           # stages; 3 takes 28x28 down to 7x7
+    width: Annotated[int, Field(ge=4, le=512)] = 32        # channels of the first stage, doubled per stage
+    kernel: Literal[3, 5, 7] = 3
+    convs_per_stage: Annotated[int, Field(ge=1, le=4)] = 2  # VGG-style pairs, as in the MedMNIST baselines
+    norm: Literal["batch", "group", "none"] = "batch"
+    activation: Literal["relu", "gelu", "silu", "leaky_relu"] = "relu"
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+    def architecture(self) -> tuple[str, dict[str, object]]:
+        return "plain_cnn", self.model_dump(exclude={"kind"})
+
+
+class TimmSpec(Frozen):
+    kind: Literal["timm"]
+    backbone: str                                             # any timm model name (timm.list_models())
+    input_size: Annotated[int, Field(ge=16, le=1024)] | None = None   # resize inside the model; None keeps 28x28
+    drop_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    pretrained: Literal[False] = False                       # pretrained sources arrive with transfer learning
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, name: str) -> str:
+        known = _timm_models()
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=5)
+            hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
+            raise ValueError(f"unknown timm model '{name}'; {hint}")
+        return name
+
+    def architecture(self) -> tuple[str, dict[str, object]]:
+        return "timm", {"backbone": self.backbone, "input_size": self.input_size, "drop_rate": self.drop_rate}
+
+
+@lru_cache(maxsize=1)
+def _timm_models() -> list[str]:
+    import timm  # heavy; only when a study names a timm backbone
+
+    return timm.list_models()
+
+
+class OptimSpec(Frozen):
+    name: Literal["adamw", "adam", "sgd"] = "adamw"          # AdamW: robust default for small CNNs
+    lr: Annotated[float, Field(gt=0, le=10)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9      # sgd only
+    schedule: Literal["cosine", "constant", "step"] = "cosine"
+
+
+class TrainSpec(Frozen):
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
+    epochs: Annotated[int, Field(ge=1)] | None = None        # None: the study's budget.epochs
+    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+    early_stopping: Annotated[int, Field(ge=1)] | None = 8    # patience in epochs on the validation objective
+    augment: Literal["none", "flip_shift"] = "none"           # rich policies arrive with the augmentation space
+
+
+class ClassifyTrialConfig(Frozen):
+    model: Annotated[PlainCNNSpec | TimmSpec, Field(discriminator="kind")] = PlainCNNSpec()
+    optim: OptimSpec = OptimSpec()
+    train: TrainSpec = TrainSpec()

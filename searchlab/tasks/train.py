@@ -1,0 +1,138 @@
+"""The training loop of one classify trial: epochs, validation, early stopping, NaN guard.
+
+Model selection reads the validation split only; the best epoch's weights are kept (in memory) and
+returned with that epoch's metrics.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from searchlab.data.types import ImageSplit
+from searchlab.errors import TrialFailure
+from searchlab.metrics import compute_metrics
+from searchlab.models.standalone import preprocess, probabilities
+from searchlab.tasks.classify_config import OptimSpec, TrainSpec
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, float]               # validation metrics of the best epoch
+    best_epoch: int
+    state: dict[str, torch.Tensor]          # weights of the best epoch
+    train_seconds: float
+    images_seen: int
+
+
+@dataclass(frozen=True)
+class Batches:
+    """What the loop needs to know about the data, independent of where it came from."""
+
+    train: ImageSplit
+    val: ImageSplit
+    kind: str
+    n_classes: int
+    preprocessing: dict[str, list[float]]
+
+
+def make_optimizer(model: nn.Module, spec: OptimSpec) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if spec.name == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+                               nesterov=spec.momentum > 0)
+    cls = torch.optim.AdamW if spec.name == "adamw" else torch.optim.Adam
+    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def make_schedule(opt: torch.optim.Optimizer, spec: OptimSpec, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+    if spec.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    if spec.schedule == "step":   # tenfold drops at 1/2 and 3/4 of training, the classic recipe
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[epochs // 2, 3 * epochs // 4], gamma=0.1)
+    return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+
+
+def loss_function(kind: str, label_smoothing: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if kind == "multilabel":
+        return nn.BCEWithLogitsLoss()
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
+def augment_batch(x: torch.Tensor, policy: str, gen: torch.Generator) -> torch.Tensor:
+    """flip_shift: random horizontal flip and a shift of up to 2 pixels (cheap, label-preserving)."""
+    if policy == "none":
+        return x
+    flip = torch.rand(x.shape[0], generator=gen) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
+    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageSplit, batches: Batches, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, labels) on a split, in eval mode."""
+    model.eval()
+    outs = [probabilities(model(preprocess(data.images[i:i + batch_size], batches.preprocessing)), batches.kind)
+            for i in range(0, len(data), batch_size)]
+    return torch.cat(outs).numpy(), data.labels.numpy()
+
+
+def train(model: nn.Module, batches: Batches, optim: OptimSpec, spec: TrainSpec, epochs: int, seed: int,
+          select: tuple[str, str], on_epoch: Callable[[int, dict[str, float]], None]) -> TrainResult:
+    """Train for up to `epochs`; `select` = (metric, direction) picks the best epoch; `on_epoch` may prune."""
+    gen = torch.Generator().manual_seed(seed)
+    opt, criterion = make_optimizer(model, optim), loss_function(batches.kind, spec.label_smoothing)
+    schedule = make_schedule(opt, optim, epochs)
+    x_train = preprocess(batches.train.images, batches.preprocessing)
+    y_train = batches.train.labels
+    best: tuple[float, int, dict[str, float], dict[str, torch.Tensor]] | None = None
+    seconds, seen, stale = 0.0, 0, 0
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        seen += _one_epoch(model, opt, criterion, x_train, y_train, spec, gen, epoch)
+        schedule.step()
+        seconds += time.perf_counter() - start
+        probs, labels = evaluate(model, batches.val, batches)
+        metrics = compute_metrics(labels, probs, batches.kind, batches.n_classes)
+        score = _score(metrics.get(select[0], math.nan), select[1])
+        if best is None or score > best[0]:
+            best, stale = (score, epoch, metrics, copy.deepcopy(model.state_dict())), 0
+        else:
+            stale += 1
+        on_epoch(epoch, metrics)
+        if spec.early_stopping is not None and stale >= spec.early_stopping:
+            break
+    assert best is not None  # epochs >= 1
+    return TrainResult(best[2], best[1], best[3], seconds, seen)
+
+
+def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, criterion: Callable[..., torch.Tensor],
+               x: torch.Tensor, y: torch.Tensor, spec: TrainSpec, gen: torch.Generator, epoch: int) -> int:
+    model.train()
+    order = torch.randperm(x.shape[0], generator=gen)
+    for start in range(0, x.shape[0], spec.batch_size):
+        idx = order[start:start + spec.batch_size]
+        if idx.numel() < 2 and x.shape[0] > 1:
+            continue   # batch norm cannot train on a single sample
+        loss = criterion(model(augment_batch(x[idx], spec.augment, gen)), y[idx])
+        if not torch.isfinite(loss):
+            raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (batch starting at {start}); "
+                               "the learning rate is probably too high for this model")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return int(x.shape[0])
+
+
+def _score(value: float, direction: str) -> float:
+    """Higher is better; nan (undefined metric) ranks below everything."""
+    if value is None or not math.isfinite(value):
+        return -math.inf
+    return value if direction == "maximize" else -value

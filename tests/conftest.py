@@ -1,0 +1,37 @@
+"""Shared pytest fixtures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """../shared/data next to the repository: real data sets, read in place, never copied into the repo."""
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def breastmnist_root(shared_data_dir: Path) -> Path:
+    """The folder holding breastmnist.npz (a medmnist root); fails loudly if the file is not there."""
+    assert (shared_data_dir / "breastmnist.npz").is_file(), f"missing {shared_data_dir / 'breastmnist.npz'}"
+    return shared_data_dir
+
+
+@pytest.fixture()
+def write_study(tmp_path: Path, breastmnist_root: Path):
+    """Write a study YAML into tmp_path; `data` defaults to the real BreastMNIST, run_dir to tmp_path/run."""
+
+    def write(text: str, name: str = "study.yaml", with_defaults: bool = True) -> Path:
+        body = text
+        if with_defaults:
+            if "\ndata:" not in "\n" + text:
+                body += f"\ndata: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}', download: false}}\n"
+            if "\nrun_dir:" not in "\n" + text:
+                body += f"\nrun_dir: '{tmp_path / 'run'}'\n"
+        path = tmp_path / name
+        path.write_text(body)
+        return path
+
+    return write

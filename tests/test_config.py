@@ -1,0 +1,127 @@
+"""The study file boundary: valid files load into typed objects; every mistake is one clear message."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from searchlab.config.load import load_study
+from searchlab.config.schema import BudgetConfig, MedMNISTData
+from searchlab.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+MINIMAL = "name: s\ntask: classify\nspace:\n  optim: {lr: {float: [1.0e-4, 1.0e-2], log: true}}\n"
+
+
+def error_of(write_study, text: str, **kw) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_study(write_study(text, **kw))
+    return info.value
+
+
+def test_quickstart_loads_into_typed_frozen_objects():
+    study = load_study(REPO / "studies" / "quickstart.yaml")
+    assert isinstance(study.config.data, MedMNISTData) and study.config.data.name == "breastmnist"
+    assert isinstance(study.config.budget, BudgetConfig)
+    assert study.objectives == (("auc", "maximize"),)
+    with pytest.raises(Exception):
+        study.config.budget.n_trials = 3   # frozen
+
+
+def test_defaults_are_filled_in(write_study):
+    study = load_study(write_study(MINIMAL))
+    assert study.config.budget.n_trials == BudgetConfig().n_trials
+    assert study.config.strategy.name == "tpe"
+    assert study.storage_url.endswith("run/study.db")
+
+
+def test_malformed_yaml_names_file_and_line(write_study):
+    err = error_of(write_study, "name: s\nbudget: {n_trials: 3\nseed: 1\n", with_defaults=False)
+    assert "malformed YAML" in str(err) and err.file.endswith("study.yaml") and err.line == 3
+
+
+def test_unknown_key_names_line_path_and_valid_keys(write_study):
+    err = error_of(write_study, MINIMAL + "budget:\n  n_trails: 5\n")
+    text = str(err)
+    assert err.line == 6 and "budget.n_trails" in text and "unknown key" in text
+    assert "n_trials" in text   # the valid keys are listed
+
+
+def test_unknown_top_level_section(write_study):
+    err = error_of(write_study, MINIMAL + "strategey: tpe\n")
+    assert "strategey" in str(err) and "strategy" in str(err) and err.line == 5
+
+
+def test_wrong_type_names_value(write_study):
+    err = error_of(write_study, MINIMAL + "budget: {n_trials: ten}\n")
+    assert "budget.n_trials" in str(err) and "'ten'" in str(err)
+
+
+def test_out_of_range_budget(write_study):
+    err = error_of(write_study, MINIMAL + "budget: {n_trials: 0}\n")
+    assert "greater than or equal to 1" in str(err) and "(got 0)" in str(err)
+
+
+def test_space_low_above_high(write_study):
+    err = error_of(write_study, "name: s\nspace:\n  optim:\n    lr: {float: [0.1, 0.01]}\n")
+    assert err.line == 4 and "space.optim.lr.float" in str(err) and "low must be <= high" in str(err)
+    assert "[0.01, 0.1]" in str(err)   # the fix
+
+
+def test_unknown_strategy_lists_valid_ones(write_study):
+    err = error_of(write_study, MINIMAL + "strategy: annealing\n")
+    assert "unknown strategy 'annealing'" in str(err) and "random" in str(err) and "tpe" in str(err)
+    assert err.line == 5
+
+
+def test_unknown_model_suggests_close_names(write_study):
+    err = error_of(write_study, "name: s\nspace:\n  model: {kind: timm, backbone: {choice: [resnet18, resnet19]}}\n")
+    assert "resnet19" in str(err) and "did you mean" in str(err) and "space.model" in str(err)
+
+
+def test_unknown_classify_setting_in_space(write_study):
+    err = error_of(write_study, "name: s\nspace:\n  optim: {learning_rate: 0.1}\n")
+    assert "learning_rate" in str(err) and "no such setting" in str(err)
+
+
+def test_unknown_metric_lists_valid(write_study):
+    err = error_of(write_study, MINIMAL + "objective: acc\n")
+    assert "unknown metric 'acc'" in str(err) and "accuracy" in str(err) and "flops" in str(err)
+
+
+def test_multi_objective_with_cost(write_study):
+    study = load_study(write_study(MINIMAL + "objective: [auc, flops]\n"))
+    assert study.objectives == (("auc", "maximize"), ("flops", "minimize"))
+
+
+def test_missing_include_says_where_it_looked(write_study):
+    err = error_of(write_study, "name: s\nspace:\n  include: nowhere.yaml\n")
+    assert "included file not found" in str(err) and "nowhere.yaml" in str(err) and "looked in" in str(err)
+
+
+def test_missing_study_file():
+    with pytest.raises(ConfigError, match="file not found"):
+        load_study("/nonexistent/study.yaml")
+
+
+def test_data_section_discriminated_by_source(write_study):
+    err = error_of(write_study, MINIMAL + "data: {source: folder}\n")
+    assert "data.path" in str(err) and "missing" in str(err)
+
+
+def test_bad_pruner_argument(write_study):
+    err = error_of(write_study, MINIMAL + "pruner: {kind: median, args: {n_warmup: 3}}\n")
+    assert "pruner" in str(err) and "n_warmup" in str(err)
+
+
+def test_cli_prints_one_message_and_exits_2(write_study):
+    path = write_study(MINIMAL + "budget: {n_trials: -1}\n")
+    proc = subprocess.run([sys.executable, "-m", "searchlab.cli", "run", str(path)], capture_output=True, text=True,
+                          cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr and "budget.n_trials" in proc.stderr
+    debug = subprocess.run([sys.executable, "-m", "searchlab.cli", "--debug", "run", str(path)], capture_output=True,
+                           text=True, cwd=REPO)
+    assert "Traceback" in debug.stderr

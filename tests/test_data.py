@@ -1,0 +1,344 @@
+"""Data loaders: MedMNIST (real BreastMNIST file), image folders and CSVs (small generated PNGs)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import medmnist
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from searchlab.config.schema import CsvData, FolderData, MedMNISTData
+from searchlab.data import clear_cache, load_dataset
+from searchlab.errors import DataError
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test sees the files as they are now, not a data set cached by an earlier test."""
+    clear_cache()
+    yield
+    clear_cache()
+
+
+def breast(root: Path | None, **kw) -> MedMNISTData:
+    return MedMNISTData(name="breastmnist", root=root, **kw)
+
+
+# ---------------------------------------------------------------- medmnist
+def test_breastmnist_train_val_shapes_counts_and_names(breastmnist_root):
+    ds = load_dataset(breast(breastmnist_root, download=False))
+    assert set(ds.splits) == {"train", "val"}
+    train, val = ds.splits["train"], ds.splits["val"]
+    assert train.images.shape == (546, 1, 28, 28) and train.images.dtype == torch.uint8
+    assert val.images.shape == (78, 1, 28, 28)
+    assert train.labels.shape == (546,) and train.labels.dtype == torch.int64
+    assert torch.bincount(train.labels).tolist() == [147, 399]
+    assert len(val) == 78
+    assert ds.kind == "binary"
+    assert ds.class_names == ("malignant", "normal, benign")
+    assert ds.class_names == tuple(medmnist.INFO["breastmnist"]["label"][k] for k in ("0", "1"))
+    assert ds.channels == 1 and ds.image_size == (28, 28)
+    assert str(breastmnist_root / "breastmnist.npz") in ds.description
+
+
+def test_test_split_is_never_read_unless_requested(breastmnist_root, monkeypatch):
+    npz_cls = type(np.load(breastmnist_root / "breastmnist.npz"))
+    read: list[str] = []
+    original = npz_cls.__getitem__
+
+    def spy(self, key):
+        read.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(npz_cls, "__getitem__", spy)
+    ds = load_dataset(breast(breastmnist_root, download=False), splits=("train", "val"))
+    assert set(ds.splits) == {"train", "val"}
+    assert "train_images" in read and not any(k.startswith("test_") for k in read)
+
+    ds = load_dataset(breast(breastmnist_root, download=False), splits=("test",))
+    assert set(ds.splits) == {"test"} and len(ds.splits["test"]) == 156
+    assert "test_images" in read
+
+
+def test_searchlab_data_env_var_is_honoured(breastmnist_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCHLAB_DATA", str(breastmnist_root))
+    assert len(load_dataset(breast(None, download=False)).splits["train"]) == 546
+    monkeypatch.setenv("SEARCHLAB_DATA", str(tmp_path))          # the cache must not hide the change
+    with pytest.raises(DataError, match="SEARCHLAB_DATA") as err:
+        load_dataset(breast(None, download=False))
+    assert str(tmp_path / "breastmnist.npz") in str(err.value)
+
+
+def test_relative_root_resolves_against_base_dir(breastmnist_root):
+    cfg = breast(Path(breastmnist_root.name), download=False)
+    ds = load_dataset(cfg, base_dir=breastmnist_root.parent)
+    assert len(ds.splits["val"]) == 78
+
+
+def test_loading_is_cached(breastmnist_root):
+    cfg = breast(breastmnist_root, download=False)
+    assert load_dataset(cfg) is load_dataset(cfg)
+
+
+@pytest.mark.parametrize("size,name", [(28, "breastmnist.npz"), (64, "breastmnist_64.npz")])
+def test_missing_file_without_download_names_expected_path(tmp_path, size, name):
+    with pytest.raises(DataError) as err:
+        load_dataset(breast(tmp_path, size=size, download=False))
+    msg = str(err.value)
+    assert str(tmp_path / name) in msg and "data.root" in msg and "SEARCHLAB_DATA" in msg
+
+
+def test_failed_download_explains_where_why_and_fix(tmp_path, monkeypatch):
+    def no_network(self):
+        raise RuntimeError("Name or service not known\n(offline)")
+
+    monkeypatch.setattr(medmnist.BreastMNIST, "download", no_network)
+    root = tmp_path / "new_root"                                   # absent: must be created for medmnist
+    with pytest.raises(DataError) as err:
+        load_dataset(breast(root, download=True))
+    msg = str(err.value)
+    assert str(root / "breastmnist.npz") in msg
+    assert "download failed" in msg and "Name or service not known (offline)" in msg
+    assert "put breastmnist.npz in" in msg and "SEARCHLAB_DATA" in msg
+    assert root.is_dir()
+
+
+def small_breast_npz(root: Path, n_train: int = 5, n_train_labels: int | None = None) -> Path:
+    """A tiny file under the breastmnist name (never touch the shared copy in tests that could delete)."""
+    imgs = np.zeros((n_train, 28, 28), np.uint8)
+    labels = np.zeros((n_train if n_train_labels is None else n_train_labels, 1), np.uint8)
+    np.savez(root / "breastmnist.npz", train_images=imgs, train_labels=labels,
+             val_images=imgs[:2], val_labels=np.zeros((2, 1), np.uint8))
+    return root / "breastmnist.npz"
+
+
+def test_partial_download_is_removed(tmp_path, monkeypatch):
+    def half_then_fail(self):
+        (tmp_path / "breastmnist.npz").write_bytes(b"PK partial")
+        raise RuntimeError("connection reset")
+
+    monkeypatch.setattr(medmnist.BreastMNIST, "download", half_then_fail)
+    with pytest.raises(DataError, match="connection reset"):
+        load_dataset(breast(tmp_path, download=True))
+    assert not (tmp_path / "breastmnist.npz").exists()
+
+
+def test_existing_file_is_not_downloaded_again(tmp_path, monkeypatch):
+    def boom(self):
+        raise AssertionError("download must not be called when the file exists")
+
+    monkeypatch.setattr(medmnist.BreastMNIST, "download", boom)
+    path = small_breast_npz(tmp_path)
+    assert len(load_dataset(breast(tmp_path, download=True)).splits["train"]) == 5
+    assert path.is_file()
+
+
+def test_corrupt_npz_gives_data_error(tmp_path):
+    (tmp_path / "breastmnist.npz").write_bytes(b"this is not a zip file" * 10)
+    with pytest.raises(DataError, match="breastmnist.npz: cannot read"):
+        load_dataset(breast(tmp_path, download=False))
+
+
+def test_npz_missing_keys_gives_data_error(tmp_path):
+    np.savez(tmp_path / "breastmnist.npz", val_images=np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(DataError, match="train_images"):
+        load_dataset(breast(tmp_path, download=False))
+
+
+def test_label_count_mismatch_gives_data_error(tmp_path):
+    small_breast_npz(tmp_path, n_train=5, n_train_labels=4)
+    with pytest.raises(DataError) as err:
+        load_dataset(breast(tmp_path, download=False))
+    msg = str(err.value)
+    assert str(tmp_path / "breastmnist.npz") in msg and "'train'" in msg and "5 images" in msg and "4 labels" in msg
+
+
+def test_unknown_flag_lists_valid_2d_flags():
+    with pytest.raises(DataError) as err:
+        load_dataset(MedMNISTData(name="brestmnist", download=False))
+    msg = str(err.value)
+    assert "'brestmnist'" in msg and "breastmnist" in msg and "pathmnist" in msg and "3d" not in msg
+
+
+def test_multilabel_medmnist_labels_are_float(tmp_path):
+    imgs = np.zeros((3, 28, 28, 3), np.uint8)
+    lab = np.array([[0, 1] * 7, [1, 0] * 7, [1, 1] * 7], np.uint8)
+    np.savez(tmp_path / "chestmnist.npz", train_images=imgs[:, :, :, 0], train_labels=lab)
+    ds = load_dataset(MedMNISTData(name="chestmnist", root=tmp_path, download=False), splits=("train",))
+    assert ds.kind == "multilabel" and ds.splits["train"].labels.dtype == torch.float32
+    assert ds.splits["train"].labels.shape == (3, 14) and len(ds.class_names) == 14
+
+
+# ---------------------------------------------------------------- helpers for folder / csv
+COLORS = {"a": (250, 0, 0), "b": (0, 0, 250), "c": (0, 250, 0)}
+
+
+def png(path: Path, color=(128, 128, 128), size=(40, 30)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def class_folder(root: Path, counts: dict[str, int]) -> Path:
+    for cls, n in counts.items():
+        for i in range(n):
+            png(root / cls / f"{i:03d}.png", COLORS[cls])
+    return root
+
+
+def red_is_label_a(split) -> None:
+    """Class 'a' images are red, class 'b' blue: proves each image kept its own label.
+
+    Channel 0 is 250 vs 0 in RGB and 75 vs 28 in grayscale (L = .299 R + .587 G + .114 B).
+    """
+    first = split.images[:, 0].float().mean(dim=(1, 2))
+    assert torch.equal(first > 50, split.labels == 0)
+
+
+# ---------------------------------------------------------------- folder
+def test_folder_class_layout_is_stratified_deterministic_and_resized(tmp_path):
+    root = class_folder(tmp_path / "imgs", {"a": 20, "b": 10})
+    cfg = FolderData(source="folder", path=root, image_size=16, channels=3)
+    ds = load_dataset(cfg, splits=("train", "val", "test"), seed=1)
+    assert ds.class_names == ("a", "b") and ds.kind == "binary"
+    counts = {s: torch.bincount(sp.labels, minlength=2).tolist() for s, sp in ds.splits.items()}
+    assert counts == {"train": [14, 6], "val": [3, 2], "test": [3, 2]}
+    files = ds.extra["files"]
+    assert len(set(files["train"]) | set(files["val"]) | set(files["test"])) == 30
+    for split in ds.splits.values():
+        assert split.images.shape[1:] == (3, 16, 16) and split.images.dtype == torch.uint8
+        red_is_label_a(split)
+
+    clear_cache()
+    again = load_dataset(cfg, splits=("train", "val", "test"), seed=1)
+    assert again.extra["files"] == files
+    other = load_dataset(cfg, splits=("train", "val", "test"), seed=2)
+    assert other.extra["files"]["val"] != files["val"]
+
+
+def test_folder_grayscale_channel(tmp_path):
+    root = class_folder(tmp_path, {"a": 4, "b": 4})
+    ds = load_dataset(FolderData(source="folder", path=root, image_size=8, channels=1,
+                                 val_fraction=0.25, test_fraction=0.25))
+    assert ds.splits["train"].images.shape == (4, 1, 8, 8)
+    assert set(ds.splits["val"].images.unique().tolist()) == {28, 75}    # L of pure blue / red
+
+
+def test_folder_split_layout_uses_given_splits_and_skips_test(tmp_path):
+    for split, n in (("train", 6), ("val", 3)):
+        class_folder(tmp_path / split, {"a": n, "b": n, "c": n})
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    (tmp_path / "test" / "a" / "x.png").write_bytes(b"junk")         # read only if test is requested
+    cfg = FolderData(source="folder", path=Path(tmp_path.name), image_size=12)
+    ds = load_dataset(cfg, base_dir=tmp_path.parent)
+    assert ds.kind == "multiclass" and ds.class_names == ("a", "b", "c") and ds.extra["layout"] == "splits"
+    assert torch.bincount(ds.splits["train"].labels).tolist() == [6, 6, 6]
+    assert torch.bincount(ds.splits["val"].labels).tolist() == [3, 3, 3]
+    with pytest.raises(DataError, match="x.png"):
+        load_dataset(cfg, splits=("test",), base_dir=tmp_path.parent)
+
+
+def test_folder_split_layout_without_val_carves_it_from_train(tmp_path):
+    class_folder(tmp_path / "train", {"a": 20, "b": 10})
+    ds = load_dataset(FolderData(source="folder", path=tmp_path, val_fraction=0.2), seed=3)
+    assert torch.bincount(ds.splits["val"].labels).tolist() == [4, 2]
+    assert torch.bincount(ds.splits["train"].labels).tolist() == [16, 8]
+    red_is_label_a(ds.splits["val"])
+
+
+def _folder_error(path: Path, match: str) -> None:
+    with pytest.raises(DataError, match=match) as err:
+        load_dataset(FolderData(source="folder", path=path))
+    assert str(path) in str(err.value)
+
+
+def test_folder_errors(tmp_path):
+    _folder_error(tmp_path / "nope", "not found")
+    (tmp_path / "empty").mkdir()
+    _folder_error(tmp_path / "empty", "no class folders")
+    _folder_error(class_folder(tmp_path / "one", {"a": 5}), "only one class")
+    no_imgs = class_folder(tmp_path / "noimg", {"a": 5})
+    (no_imgs / "b").mkdir()
+    (no_imgs / "b" / "notes.txt").write_text("x")
+    _folder_error(no_imgs, "holds no images")
+    bad = class_folder(tmp_path / "bad", {"a": 10, "b": 10})
+    (bad / "b" / "zz_broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="zz_broken.png: cannot read image"):
+        load_dataset(FolderData(source="folder", path=bad, val_fraction=0.5, test_fraction=0.4), seed=0,
+                     splits=("train", "val", "test"))
+    _folder_error(class_folder(tmp_path / "few", {"a": 10, "b": 2}), "class 'b' has 2 image")
+    class_folder(tmp_path / "novtrain" / "val", {"a": 2, "b": 2})
+    _folder_error(tmp_path / "novtrain", "no train folder")
+
+
+# ---------------------------------------------------------------- csv
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_csv_single_label_with_split_column(tmp_path):
+    rows = []
+    for i in range(12):
+        label = [2, 10][i % 2]                                      # numeric sort: "2" before "10"
+        png(tmp_path / "img" / f"{i}.png", COLORS["a" if label == 2 else "b"])
+        rows.append([f"img/{i}.png", label, ["train", "train", "val", "test"][i % 4] if i < 8 else "train"])
+    cfg = CsvData(source="csv", path=write_csv(tmp_path / "t.csv", ["path", "label", "split"], rows),
+                  split_column="split", image_size=10, channels=3)
+    ds = load_dataset(cfg)
+    assert ds.class_names == ("2", "10") and ds.kind == "binary"
+    assert len(ds.splits["train"]) == 8 and len(ds.splits["val"]) == 2 and "test" not in ds.splits
+    assert ds.splits["train"].images.shape == (8, 3, 10, 10)
+    red_is_label_a(ds.splits["train"])
+
+
+def test_csv_single_label_random_stratified_split(tmp_path):
+    rows = [[str(png(tmp_path / f"{i}.png", COLORS["a" if i < 10 else "b"]).name),
+             "benign" if i < 10 else "malignant"] for i in range(20)]
+    cfg = CsvData(source="csv", path=write_csv(tmp_path / "t.csv", ["path", "label"], rows),
+                  val_fraction=0.2, test_fraction=0.2)
+    ds = load_dataset(cfg, splits=("train", "val", "test"), seed=5)
+    assert ds.class_names == ("benign", "malignant")
+    assert {s: torch.bincount(sp.labels).tolist() for s, sp in ds.splits.items()} == \
+        {"train": [6, 6], "val": [2, 2], "test": [2, 2]}
+    red_is_label_a(ds.splits["test"])
+
+
+def test_csv_multilabel(tmp_path):
+    labels = [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]] * 5
+    rows = [[png(tmp_path / "i" / f"{n}.png").relative_to(tmp_path).as_posix(), *lab,
+             "val" if n < 4 else "train"] for n, lab in enumerate(labels)]
+    path = write_csv(tmp_path / "m.csv", ["path", "x", "y", "z", "split"], rows)
+    ds = load_dataset(CsvData(source="csv", path=path, label_columns=("x", "y", "z"), split_column="split"))
+    assert ds.kind == "multilabel" and ds.class_names == ("x", "y", "z")
+    val = ds.splits["val"]
+    assert val.labels.dtype == torch.float32 and val.labels.tolist() == labels[:4]
+    rnd = load_dataset(CsvData(source="csv", path=path, label_columns=("x", "y", "z"), test_fraction=0.2),
+                       splits=("train", "val", "test"))
+    assert [len(s) for s in rnd.splits.values()] == [13, 3, 4]
+
+
+def _csv_error(cfg: CsvData, *parts: str) -> None:
+    with pytest.raises(DataError) as err:
+        load_dataset(cfg)
+    for part in (str(cfg.path), *parts):
+        assert part in str(err.value)
+
+
+def test_csv_errors(tmp_path):
+    _csv_error(CsvData(source="csv", path=tmp_path / "none.csv"), "not found")
+    png(tmp_path / "ok.png")
+    cols = write_csv(tmp_path / "cols.csv", ["file", "diagnosis"], [["ok.png", 1]])
+    _csv_error(CsvData(source="csv", path=cols), "['path', 'label']", "['file', 'diagnosis']")
+    gone = write_csv(tmp_path / "gone.csv", ["path", "label"], [["ok.png", 0], ["missing.png", 1]])
+    _csv_error(CsvData(source="csv", path=gone), "row 3", str(tmp_path / "missing.png"))
+    ml = write_csv(tmp_path / "ml.csv", ["path", "x", "y"], [["ok.png", 0, 1], ["ok.png", 2, 1]])
+    _csv_error(CsvData(source="csv", path=ml, label_columns=("x", "y")), "row 3", "'x'", "'2'")
+    sp = write_csv(tmp_path / "sp.csv", ["path", "label", "s"], [["ok.png", 0, "train"], ["ok.png", 1, "dev"]])
+    _csv_error(CsvData(source="csv", path=sp, split_column="s"), "row 3", "'s'", "'dev'")

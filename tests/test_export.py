@@ -1,0 +1,106 @@
+"""Export: spec + safetensors + model.py that a torch-only process loads and reproduces exactly."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.errors import ExportError, SearchlabError
+from searchlab.export.exporter import export_run
+
+STUDY = """
+name: exp
+task: classify
+space:
+  model: {kind: cnn, depth: 2, width: 8, dropout: 0.1}
+  optim: {lr: {float: [1.0e-3, 3.0e-3], log: true}}
+  train: {batch_size: 64}
+strategy: random
+pruner: none
+budget: {n_trials: 2, epochs: 2}
+"""
+
+# Runs with searchlab made unimportable: only torch, numpy and the export folder.
+TORCH_ONLY = r"""
+import json, sys
+sys.modules["searchlab"] = None          # any `import searchlab` now fails
+sys.path.insert(0, sys.argv[1])
+import numpy as np, torch
+import model
+net, config = model.load(sys.argv[1])
+images = torch.from_numpy(np.load(sys.argv[2])["test_images"][:, None].copy())
+probs = model.predict_proba(net, config, images)
+print(json.dumps(probs.tolist()))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, breastmnist_root):
+    tmp = tmp_path_factory.mktemp("export")
+    path = tmp / "study.yaml"
+    path.write_text(STUDY + f"data: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}', "
+                    f"download: false}}\nrun_dir: '{tmp / 'run'}'\n")
+    run_study(load_study(path), progress=False)
+    config = export_run(tmp / "run", tmp / "best", bootstrap=200)
+    return tmp, config
+
+
+def test_export_writes_spec_weights_and_model_py(exported):
+    tmp, config = exported
+    files = {p.name for p in (tmp / "best").iterdir()}
+    assert files == {"config.json", "weights.safetensors", "model.py", "test_predictions.json"}
+    on_disk = json.loads((tmp / "best" / "config.json").read_text())
+    assert on_disk["model"]["architecture"] == "plain_cnn" and on_disk["class_names"] == ["malignant", "normal, benign"]
+    assert on_disk["task"] == "binary" and on_disk["threshold"] == 0.5 and on_disk["test_size"] == 156
+    low, high = on_disk["test_metrics_ci95"]["auc"]
+    assert low <= on_disk["test_metrics"]["auc"] <= high and high - low > 0
+    assert on_disk["validation_metrics"]["auc"] == pytest.approx(max(
+        t.value for t in __import__("optuna").load_study(study_name="exp",
+                                                         storage=f"sqlite:///{tmp / 'run' / 'study.db'}").trials))
+    assert "test" not in json.dumps(on_disk["validation_metrics"])
+
+
+def test_torch_only_process_reproduces_the_recorded_test_predictions(exported, breastmnist_root):
+    tmp, _ = exported
+    out = subprocess.run([sys.executable, "-c", TORCH_ONLY, str(tmp / "best"), str(breastmnist_root / "breastmnist.npz")],
+                         capture_output=True, text=True, cwd=tmp, check=True)
+    fresh = np.array(json.loads(out.stdout))
+    recorded = np.array(json.loads((tmp / "best" / "test_predictions.json").read_text())["probabilities"])
+    assert fresh.shape == (156,) and np.array_equal(fresh, recorded)
+
+
+def test_model_py_reads_safetensors_like_the_library(exported):
+    from safetensors.torch import load_file
+
+    from searchlab.models.standalone import read_safetensors
+
+    tmp, _ = exported
+    ours, theirs = read_safetensors(tmp / "best" / "weights.safetensors"), load_file(tmp / "best" / "weights.safetensors")
+    assert ours.keys() == theirs.keys() and all((ours[k] == theirs[k]).all() for k in ours)
+
+
+def test_export_of_a_missing_or_unfinished_trial(exported):
+    tmp, _ = exported
+    with pytest.raises(ExportError, match="does not exist"):
+        export_run(tmp / "run", tmp / "x", trial_number=99)
+
+
+def test_export_of_a_directory_without_a_run(tmp_path):
+    (tmp_path / "something.txt").write_text("x")
+    with pytest.raises(SearchlabError, match="holds no searchlab run.*something.txt"):
+        export_run(tmp_path, tmp_path / "out")
+
+
+def test_export_cli(exported):
+    tmp, _ = exported
+    proc = subprocess.run([sys.executable, "-m", "searchlab.cli", "export", str(tmp / "run"), "--trial", "0",
+                           "--out", str(tmp / "cli"), "--bootstrap", "100"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "exported trial 0" in proc.stdout and "auc" in proc.stdout
+    assert (tmp / "cli" / "weights.safetensors").is_file()

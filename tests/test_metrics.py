@@ -1,0 +1,199 @@
+"""Metrics are checked against hand-computed values and scikit-learn, never against themselves."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from searchlab.errors import RegistryError
+from searchlab.metrics import (METRICS, MetricInfo, _resampled, bootstrap_ci, compute_metrics, confusion,
+                               metric_info, predictions)
+
+# 10-sample binary case. At threshold 0.5 the predictions are [1,1,1,0,1,1,0,0,0,0]:
+#   TP = 3 (samples 0,1,2), FN = 1 (sample 3), FP = 2 (samples 4,5), TN = 4 (samples 6..9).
+Y_BIN = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+P_BIN = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.55, 0.2, 0.1, 0.35, 0.05])
+
+
+def test_binary_metrics_match_hand_computation() -> None:
+    tp, fn, fp, tn = 3, 1, 2, 4
+    sens, spec = tp / (tp + fn), tn / (tn + fp)                    # 3/4, 2/3
+    prec1, prec0 = tp / (tp + fp), tn / (tn + fn)                  # 3/5, 4/5
+    f1_1, f1_0 = 2 * tp / (2 * tp + fp + fn), 2 * tn / (2 * tn + fn + fp)   # 2/3, 8/11
+    # AUC by counting (pos, neg) pairs the positive ranks higher: 0.9 -> 6, 0.8 -> 6, 0.6 -> 5, 0.3 -> 3 of 24.
+    auc = (6 + 6 + 5 + 3) / 24
+    # AP: ranking 0.9 P, 0.8 P, 0.7 N, 0.6 P, 0.55 N, 0.35 N, 0.3 P -> precision at each positive 1, 1, 3/4, 4/7.
+    ap = (1 + 1 + 3 / 4 + 4 / 7) / 4
+    expected = {
+        "accuracy": (tp + tn) / 10, "sensitivity": sens, "specificity": spec,
+        "balanced_accuracy": (sens + spec) / 2, "precision": (prec1 + prec0) / 2,
+        "recall": (sens + spec) / 2, "f1": (f1_1 + f1_0) / 2, "f1_class_0": f1_0, "f1_class_1": f1_1,
+        "auc": auc, "average_precision": ap,
+    }
+    got = compute_metrics(Y_BIN, P_BIN, "binary", 2)
+    assert set(got) == set(expected)
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-12), name
+        assert type(got[name]) is float
+    assert confusion(Y_BIN, P_BIN, "binary", 2) == [[tn, fp], [fn, tp]]
+
+
+def test_binary_threshold_moves_predictions() -> None:
+    assert predictions(P_BIN, "binary", 0.65).tolist() == [1, 1, 0, 0, 1, 0, 0, 0, 0, 0]
+    got = compute_metrics(Y_BIN, P_BIN, "binary", 2, threshold=0.65)
+    assert got["sensitivity"] == pytest.approx(2 / 4) and got["specificity"] == pytest.approx(5 / 6)
+    assert got["auc"] == pytest.approx(20 / 24)                    # threshold-free
+
+
+def test_multiclass_auc_matches_sklearn_ovr_macro() -> None:
+    rng = np.random.default_rng(1)
+    y = np.r_[np.arange(4), rng.integers(0, 4, 56)]
+    probs = rng.dirichlet(np.ones(4), size=60)
+    got = compute_metrics(y, probs, "multiclass", 4)
+    assert got["auc"] == pytest.approx(roc_auc_score(y, probs, multi_class="ovr", average="macro"), abs=1e-12)
+    assert got["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y))
+    assert {f"f1_class_{k}" for k in range(4)} <= set(got) and "sensitivity" not in got
+    matrix = np.array(confusion(y, probs, "multiclass", 4))
+    assert matrix.shape == (4, 4) and matrix.sum() == 60 and np.trace(matrix) == np.sum(probs.argmax(1) == y)
+
+
+def test_multilabel_hand_made() -> None:
+    y = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    probs = np.array([[0.9, 0.2, 0.4], [0.1, 0.8, 0.3], [0.7, 0.45, 0.2], [0.2, 0.6, 0.9]])
+    # predictions [[1,0,0],[0,1,0],[1,0,0],[0,1,1]]: wrong cells (0,2), (2,1), (3,1) -> 3 of 12.
+    got = compute_metrics(y, probs, "multilabel", 3)
+    assert got["hamming_loss"] == pytest.approx(3 / 12)
+    assert got["accuracy"] == pytest.approx(1 / 4)                 # only row 1 matches exactly
+    # per label (TPR + TNR) / 2: label 0 (1 + 1)/2, label 1 (1/2 + 1/2)/2, label 2 (1/2 + 1)/2
+    assert got["balanced_accuracy"] == pytest.approx((1 + 0.5 + 0.75) / 3)
+    assert confusion(y, probs, "multilabel", 3) == [[2, 0, 0, 2], [1, 1, 1, 1], [2, 0, 1, 1]]
+    assert METRICS["hamming_loss"].direction == "minimize"
+
+
+@pytest.mark.parametrize("kind, y, probs, n", [
+    ("binary", np.zeros(5, int), np.linspace(0, 1, 5), 2),
+    ("multiclass", np.array([0, 1, 0, 1]), np.full((4, 3), 1 / 3), 3),              # class 2 never occurs
+    ("multilabel", np.array([[0, 1], [1, 1], [0, 1]]), np.full((3, 2), 0.5), 2),    # label 1 always on
+])
+def test_auc_is_nan_when_undefined(kind: str, y: np.ndarray, probs: np.ndarray, n: int) -> None:
+    got = compute_metrics(y, probs, kind, n)
+    assert math.isnan(got["auc"])
+    assert all(not math.isnan(v) for k, v in got.items() if k not in ("auc", "sensitivity", "average_precision"))
+
+
+def test_registry_errors() -> None:
+    with pytest.raises(RegistryError) as err:
+        metric_info("aucc")
+    message = str(err.value)
+    assert "unknown metric 'aucc'" in message
+    listed = message.split("valid: ")[1].split(", ")
+    assert listed == sorted(listed) and set(METRICS) <= set(listed)
+    with pytest.raises(RegistryError, match="binary"):
+        metric_info("sensitivity", "multiclass")
+    with pytest.raises(RegistryError, match="multilabel"):
+        metric_info("hamming_loss", "binary")
+    assert metric_info("auc", "multilabel") == METRICS["auc"]
+    assert metric_info("f1_class_3", "multiclass").direction == "maximize"
+    assert all(isinstance(m, MetricInfo) and m.direction == "maximize"
+               for name, m in METRICS.items() if name != "hamming_loss")
+
+
+def test_bad_shapes_are_rejected() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        compute_metrics(Y_BIN, np.c_[1 - P_BIN, P_BIN], "binary", 2)
+    with pytest.raises(ValueError, match="integers"):
+        compute_metrics(np.array([0, 3]), np.full((2, 3), 1 / 3), "multiclass", 3)
+
+
+# ------------------------------------------------------------------------------------------------ bootstrap
+def _random_case(kind: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    if kind == "binary":
+        y = (rng.random(n) < 0.3).astype(int)
+        return y, np.clip(0.3 * y + 0.7 * rng.random(n), 0, 1).round(2), 2       # rounding creates ties
+    if kind == "multiclass":
+        y = rng.integers(0, 3, n)
+        return y, rng.dirichlet(np.ones(3), size=n), 3
+    y = (rng.random((n, 3)) < 0.4).astype(int)
+    return y, (0.4 * y + 0.6 * rng.random((n, 3))).round(2), 3
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
+def test_vectorised_resample_metrics_equal_sklearn_on_repeated_samples(kind: str) -> None:
+    # A resample as per-sample counts must give exactly what sklearn gives on the rows repeated that often.
+    rng = np.random.default_rng(7)
+    y, probs, n_classes = _random_case(kind, 40, rng)
+    first = y if y.ndim == 1 else y[:, 0]
+    idx = [np.arange(40), *rng.integers(0, 40, size=(4, 40)), np.r_[np.zeros(20, int), np.arange(20)],
+           np.flatnonzero(first != 0)]             # a class (label) absent: nan and zero_division cases
+    w = np.stack([np.bincount(i, minlength=40) for i in idx]).astype(float)
+    pred = predictions(probs, kind)
+    thunks = _resampled(w, y, probs, pred, kind, n_classes)
+    for r, i in enumerate(idx):
+        expected = compute_metrics(y[i], probs[i], kind, n_classes)
+        assert set(expected) <= set(thunks)
+        for name, value in expected.items():
+            np.testing.assert_allclose(thunks[name]()[r], value, atol=1e-12, err_msg=f"{name} resample {r}")
+
+
+def test_bootstrap_matches_naive_loop_over_sklearn() -> None:
+    rng = np.random.default_rng(3)
+    y, probs, _ = _random_case("binary", 30, rng)
+    y[:2] = 1                                         # ensure positives exist but are rare-ish
+    names = ["auc", "sensitivity", "f1"]
+    got = bootstrap_ci(y, probs, "binary", 2, names, n_resamples=100, seed=5, level=0.9)
+    draws = np.random.default_rng(5).integers(0, 30, size=(100, 30))
+    values = [compute_metrics(y[i], probs[i], "binary", 2) for i in draws]
+    for name in names:
+        v = np.array([m[name] for m in values])
+        expected = np.quantile(v[~np.isnan(v)], [0.05, 0.95])
+        np.testing.assert_allclose(got[name], expected, atol=1e-12)
+
+
+def test_bootstrap_contains_estimate_and_is_deterministic() -> None:
+    rng = np.random.default_rng(0)
+    y, probs, _ = _random_case("binary", 156, rng)
+    names = ["auc", "balanced_accuracy", "f1"]
+    point = compute_metrics(y, probs, "binary", 2)
+    ci = bootstrap_ci(y, probs, "binary", 2, names, seed=11)
+    for name in names:
+        low, high = ci[name]
+        assert low < point[name] < high
+    assert bootstrap_ci(y, probs, "binary", 2, names, seed=11) == ci
+    assert bootstrap_ci(y, probs, "binary", 2, names, seed=12) != ci
+
+
+def test_bootstrap_narrows_with_more_samples() -> None:
+    rng = np.random.default_rng(4)
+    widths = {}
+    for n in (50, 2000):
+        y, probs, _ = _random_case("binary", n, rng)
+        ci = bootstrap_ci(y, probs, "binary", 2, ["auc", "accuracy"], n_resamples=500)
+        widths[n] = {name: high - low for name, (low, high) in ci.items()}
+    for name in ("auc", "accuracy"):
+        assert widths[2000][name] < widths[50][name] / 3          # ~ 1/sqrt(40) ~ 0.16 in theory
+
+
+def test_bootstrap_skips_nan_resamples() -> None:
+    # One positive in 20 samples: ~36% of resamples miss it, so AUC and sensitivity are nan there.
+    y = np.r_[1, np.zeros(19, int)]
+    probs = np.linspace(1, 0, 20)
+    ci = bootstrap_ci(y, probs, "binary", 2, ["auc", "sensitivity", "specificity"], n_resamples=300)
+    assert ci["auc"] == (1.0, 1.0) and ci["sensitivity"] == (1.0, 1.0)
+    assert not any(math.isnan(x) for x in ci["specificity"])
+    with pytest.raises(RegistryError):
+        bootstrap_ci(y, probs, "binary", 2, ["hamming_loss"])
+    with pytest.raises(RegistryError, match="n_classes"):
+        bootstrap_ci(y, probs, "binary", 2, ["f1_class_2"])
+
+
+def test_bootstrap_is_fast_for_all_binary_metrics() -> None:
+    rng = np.random.default_rng(2)
+    y, probs, _ = _random_case("binary", 156, rng)
+    names = sorted(name for name, m in METRICS.items() if "binary" in m.kinds) + ["f1_class_0", "f1_class_1"]
+    start = time.perf_counter()
+    ci = bootstrap_ci(y, probs, "binary", 2, names, n_resamples=2000)
+    assert time.perf_counter() - start < 5
+    assert set(ci) == set(names) and all(low <= high for low, high in ci.values())

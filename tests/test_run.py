@@ -1,0 +1,205 @@
+"""`searchlab run` end to end on a real SQLite storage: records, resume, failures, workers, Ctrl-C."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.errors import DataError, StorageError, TrialFailure
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+CALLABLE = """
+name: fake
+task: {{kind: callable, function: "fake_tasks:{fn}"}}
+space:
+  x: {{float: [-3, 3]}}
+  sleep: {sleep}
+objective: {{metric: loss, direction: minimize}}
+strategy: random
+pruner: none
+budget: {{n_trials: {n}}}
+"""
+TINY_CLASSIFY = """
+name: tiny
+task: classify
+space:
+  model: {kind: cnn, depth: 1, width: {choice: [4, 8]}, convs_per_stage: 1}
+  optim: {lr: {float: [1.0e-3, 1.0e-2], log: true}}
+  train: {batch_size: 128}
+strategy: random
+pruner: none
+budget: {n_trials: 2, epochs: 2}
+"""
+
+
+def callable_study(write_study, fn="quadratic", n=4, sleep=0.0, extra=""):
+    return write_study(CALLABLE.format(fn=fn, n=n, sleep=sleep) + extra)
+
+
+def states(study: optuna.Study) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def test_classify_trials_record_metrics_costs_curves_and_checkpoints(write_study, tmp_path):
+    result = run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    reloaded = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    trials = reloaded.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 2 and result.study.best_value == max(t.value for t in trials)
+    for trial in trials:
+        assert set(trial.params) == {"model.width", "optim.lr"}
+        metrics = trial.user_attrs["metrics"]
+        assert 0.0 <= metrics["auc"] <= 1.0 and trial.value == metrics["auc"]
+        assert metrics["params"] > 0 and metrics["flops"] > 0 and metrics["train_seconds"] > 0
+        assert metrics["images_per_second"] > 0
+        assert sorted(trial.intermediate_values) == [0, 1] and len(trial.user_attrs["curve"]) == 2
+        artifact = tmp_path / "run" / "artifacts" / trial.user_attrs["checkpoint"]
+        assert artifact.is_file() and artifact.read_bytes()[8:9] == b"{"   # safetensors header, not a pickle
+
+
+def test_flops_match_an_independent_count(write_study):
+    from searchlab.models.standalone import PlainCNN
+    from searchlab.tasks.classify import measure_costs
+    from searchlab.data import load_dataset
+
+    study = load_study(write_study(TINY_CLASSIFY))
+    data = load_dataset(study.config.data, base_dir=study.base_dir)
+    net = PlainCNN(1, 2, depth=1, width=8, convs_per_stage=1, norm="none")
+    # conv 1->8, 3x3 on 28x28 (padding keeps the size): 2*9*1*8*784 MACs->flops; linear 8->2: 2*8*2
+    assert measure_costs(net, data)["flops"] == 2 * 9 * 8 * 784 + 2 * 8 * 2
+    assert measure_costs(net, data)["params"] == 9 * 8 + 8 + 8 * 2 + 2
+
+
+def test_resume_keeps_completed_trials_and_counts_the_total(write_study):
+    path = callable_study(write_study, n=3)
+    first = run_study(load_study(path), progress=False).study
+    before = [(t.number, t.params, t.value) for t in first.get_trials()]
+    second = run_study(load_study(path, {"budget.n_trials": 5}), progress=False).study
+    after = second.get_trials()
+    assert [(t.number, t.params, t.value) for t in after[:3]] == before
+    assert states(second) == {"COMPLETE": 5}
+    assert len({t.params["x"] for t in after}) == 5   # a resumed random search does not replay its first run
+
+
+def test_trial_left_running_by_a_killed_process_is_failed_and_retried(write_study):
+    path = callable_study(write_study, n=2)
+    study = run_study(load_study(path), progress=False).study
+    ghost = study.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})   # a RUNNING trial nobody owns
+    ghost_x = ghost.params["x"]
+    resumed = run_study(load_study(path, {"budget.n_trials": 3}), progress=False).study
+    trials = resumed.get_trials()
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and "interrupted" in failed[0].user_attrs["error"]
+    retried = [t for t in trials if t.state == TrialState.COMPLETE and t.params["x"] == ghost_x]
+    assert len(retried) == 1 and states(resumed) == {"COMPLETE": 3, "FAIL": 1}
+
+
+def test_an_exception_fails_its_trial_only_with_the_traceback_stored(write_study):
+    path = callable_study(write_study, fn="fails_when_positive", n=6)
+    study = run_study(load_study(path, {"budget.max_failed": 100}), progress=False).study
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert failed and all("ValueError" in t.user_attrs["error"] for t in failed)
+    assert all("Traceback" in t.user_attrs["traceback"] and "fails_when_positive" in t.user_attrs["traceback"]
+               for t in failed)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 6   # the study went on to its budget
+
+
+def test_nan_objective_fails_with_the_reason(write_study):
+    path = callable_study(write_study, fn="nan_objective", n=3, extra="\nbudget: {n_trials: 3, max_failed: 2}\n")
+    path.write_text(path.read_text().replace("budget: {n_trials: 3}\n", ""))
+    study = run_study(load_study(path), progress=False).study
+    assert states(study) == {"FAIL": 2}   # max_failed stops a study whose every trial fails
+    assert "objective 'loss' is nan" in study.trials[0].user_attrs["error"]
+
+
+def test_a_loss_that_becomes_nan_fails_the_trial():
+    from searchlab.data.types import ImageSplit
+    from searchlab.tasks.classify_config import OptimSpec, TrainSpec
+    from searchlab.tasks.train import Batches, train
+
+    class Exploding(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return x.flatten(1)[:, :2] * self.w * float("nan")
+
+    split = ImageSplit(torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1] * 4))
+    batches = Batches(split, split, "binary", 2, {"mean": [0.0], "std": [1.0]})
+    with pytest.raises(TrialFailure, match="loss became nan at epoch 0"):
+        train(Exploding(), batches, OptimSpec(), TrainSpec(batch_size=4), 2, 0, ("auc", "maximize"),
+              lambda *a: None)
+
+
+def test_two_worker_processes_share_one_budget(write_study):
+    path = callable_study(write_study, n=6, sleep=0.3, extra="\nexecutor: {kind: local, workers: 2}\n")
+    study = run_study(load_study(path), progress=False).study
+    trials = study.get_trials()
+    assert states(study) == {"COMPLETE": 6}
+    assert len({t.user_attrs["pid"] for t in trials}) == 2 and os.getpid() not in {t.user_attrs["pid"] for t in trials}
+
+
+def test_missing_data_stops_the_run_before_any_trial(write_study, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    path = write_study(TINY_CLASSIFY + f"\ndata: {{source: medmnist, name: breastmnist, root: '{empty}', "
+                       "download: false}\n")
+    with pytest.raises(DataError, match="breastmnist.npz"):
+        run_study(load_study(path), progress=False)
+
+
+def test_a_storage_that_cannot_be_opened(write_study, tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    with pytest.raises(StorageError, match="not an SQLite database"):
+        run_study(load_study(callable_study(write_study, extra=f"\nstorage: 'sqlite:///{junk}'\n")), progress=False)
+    with pytest.raises(StorageError, match="cannot open storage"):
+        run_study(load_study(callable_study(write_study, extra="\nstorage: 'nosuchdb://x'\n")), progress=False)
+
+
+def test_journal_storage(write_study, tmp_path):
+    path = callable_study(write_study, n=3, extra=f"\nstorage: 'journal://{tmp_path / 'j.log'}'\n")
+    run_study(load_study(path), progress=False)
+    from searchlab.engine.storage import open_storage
+
+    study = optuna.load_study(study_name="fake", storage=open_storage(f"journal://{tmp_path / 'j.log'}"))
+    assert states(study) == {"COMPLETE": 3}
+
+
+def test_ctrl_c_fails_the_running_trial_and_keeps_the_rest(write_study, tmp_path):
+    path = callable_study(write_study, n=50, sleep=1.5)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    proc = subprocess.Popen([sys.executable, "-m", "searchlab.cli", "run", str(path), "--no-progress"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            if optuna.load_study(study_name="fake", storage=storage).get_trials(states=(TrialState.COMPLETE,)):
+                break
+        except (KeyError, Exception):
+            continue
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    study = optuna.load_study(study_name="fake", storage=storage)
+    assert TrialState.RUNNING not in {t.state for t in study.get_trials()}
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].user_attrs["error"] == "interrupted (Ctrl-C)"
+    assert study.get_trials(states=(TrialState.COMPLETE,)) and "interrupted" in out

@@ -1,0 +1,149 @@
+"""Declarative spaces: each kind maps onto one Optuna distribution with a stable readable name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from searchlab.config.yamlsrc import parse_yaml, read_yaml
+from searchlab.errors import ConfigError
+from searchlab.space import compile_space, probe_configs, sample_config, searchable_params
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def compile_text(text: str, tmp_path: Path | None = None):
+    if tmp_path is not None:
+        path = tmp_path / "study.yaml"
+        path.write_text(text)
+        return compile_space(read_yaml(path), ("space",))
+    return compile_space(parse_yaml(text, "inline.yaml"), ("space",))
+
+
+SPACE = """
+space:
+  optim:
+    lr: {float: [1.0e-4, 1.0e-1], log: true}
+    momentum: {float: [0.0, 0.9], step: 0.1}
+    name: adamw
+  train:
+    batch_size: {int: [16, 128], step: 16}
+    layers: {int: [1, 64], log: true}
+    shape: {fixed: [1, 2]}
+  model:
+    one_of:
+      cnn:
+        depth: {int: [2, 4]}
+      timm:
+        depth: {choice: [18, 50]}
+        backbone: {choice: [resnet18]}
+"""
+
+
+def distributions(space):
+    return {p.name: p.distribution() for p, _ in searchable_params(space)}
+
+
+def test_each_kind_maps_to_one_named_distribution():
+    dists = distributions(compile_text(SPACE))
+    assert dists["optim.lr"] == FloatDistribution(1e-4, 1e-1, log=True)
+    assert dists["optim.momentum"] == FloatDistribution(0.0, 0.9, step=0.1)
+    assert dists["train.batch_size"] == IntDistribution(16, 128, step=16)
+    assert dists["train.layers"] == IntDistribution(1, 64, log=True)
+    assert dists["model.kind"] == CategoricalDistribution(("cnn", "timm"))
+    # the same key on two branches gets two names, each with its own distribution
+    assert dists["model.cnn.depth"] == IntDistribution(2, 4)
+    assert dists["model.timm.depth"] == CategoricalDistribution((18, 50))
+    assert "optim.name" not in dists and "train.shape" not in dists   # fixed values are not parameters
+
+
+def test_sampling_follows_the_chosen_branch_only():
+    space = compile_text(SPACE)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        config = sample_config(trial, space)
+        kind = config["model"]["kind"]
+        seen.add(kind)
+        other = "timm" if kind == "cnn" else "cnn"
+        assert not any(name.startswith(f"model.{other}.") for name in trial.params)
+        assert config["optim"]["name"] == "adamw" and config["train"]["shape"] == [1, 2]
+        assert config["train"]["batch_size"] % 16 == 0
+        study.tell(trial, 0.0)
+    assert seen == {"cnn", "timm"}
+
+
+def test_same_seed_same_configs():
+    space = compile_text(SPACE)
+
+    def configs(seed):
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=3))
+        out = []
+        for i in range(6):
+            trial = study.ask()
+            out.append(sample_config(trial, space))
+            study.tell(trial, float(i))
+        return out
+
+    assert configs(3) == configs(3) and configs(3) != configs(4)
+
+
+def test_probe_uses_every_choice_and_both_ends():
+    configs = list(probe_configs(compile_text(SPACE)))
+    lrs = {c["optim"]["lr"] for c in configs}
+    assert 1e-4 in lrs and 1e-1 in lrs
+    assert {c["model"]["kind"] for c in configs} == {"cnn", "timm"}
+    assert {c["model"]["depth"] for c in configs if c["model"]["kind"] == "timm"} == {18, 50}
+
+
+def test_include_with_override_and_fragment_key(tmp_path):
+    (tmp_path / "lib.yaml").write_text("optim:\n  lr: {float: [0.001, 0.1]}\n  wd: 0.0\nother: {x: 1}\n")
+    space = compile_text("space:\n  include: lib.yaml#optim\n  lr: {float: [0.01, 0.02]}\n  extra: 3\n", tmp_path)
+    dists = distributions(space)
+    assert dists == {"lr": FloatDistribution(0.01, 0.02)}
+    study = optuna.create_study()
+    assert sample_config(study.ask(), space).keys() == {"lr", "wd", "extra"}
+
+
+def test_include_from_the_shipped_library(tmp_path):
+    space = compile_text("space:\n  model: {include: plain_cnn.yaml, depth: 3}\n", tmp_path)
+    assert "model.depth" not in distributions(space) and "model.width" in distributions(space)
+
+
+def test_include_cycle_is_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("include: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("include: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        compile_text("space:\n  include: a.yaml\n", tmp_path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("space:\n  x: {float: [1, 2], log: true, step: 0.5}\n", "step and log"),
+    ("space:\n  x: {float: [0, 2], log: true}\n", "low > 0"),
+    ("space:\n  x: {int: [1.5, 2]}\n", "two integers"),
+    ("space:\n  x: {choice: []}\n", "non-empty"),
+    ("space:\n  x: {choice: [1, 1]}\n", "distinct"),
+    ("space:\n  x: {choice: [[1], 2]}\n", "numbers, strings"),
+    ("space:\n  x: {float: [1, 2], choice: [1]}\n", "exactly one kind"),
+    ("space:\n  x: {float: [1, 2], logg: true}\n", "unknown option"),
+    ("space:\n  x: [1, 2]\n", "ambiguous"),
+    ("space:\n  a.b: 1\n", "may not contain '.'"),
+    ("space:\n  m: {one_of: {cnn: {kind: 1}}}\n", "selector"),
+    ("space:\n  x: {float: [1, .inf]}\n", "finite"),
+])
+def test_bad_parameters_are_named_with_their_line(text, message):
+    with pytest.raises(ConfigError) as info:
+        compile_text(text)
+    assert message in str(info.value) and info.value.line == 2 and "inline.yaml" in str(info.value)
+
+
+def test_yaml_alias_bomb_is_refused():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8))
+    with pytest.raises(ConfigError, match="too large"):
+        parse_yaml(bomb, "bomb.yaml")

@@ -1,0 +1,72 @@
+"""Strategy registry, presets and `module:Class` plug-ins; pruner construction."""
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from searchlab.config.schema import PrunerConfig, StrategyConfig
+from searchlab.errors import ConfigError, RegistryError
+from searchlab.registry import Registry
+from searchlab.strategy import STRATEGIES, build_pruner, build_sampler
+
+
+def test_registered_strategies_are_optuna_samplers():
+    assert {"random", "tpe"} <= set(STRATEGIES.names())
+    assert isinstance(build_sampler(StrategyConfig(name="random"), 0), optuna.samplers.RandomSampler)
+
+
+def test_tpe_is_set_up_for_conditional_spaces_and_parallel_workers():
+    tpe = build_sampler(StrategyConfig(name="tpe"), 0)
+    assert isinstance(tpe, optuna.samplers.TPESampler)
+    assert tpe._multivariate and tpe._group and tpe._constant_liar
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(RegistryError, match="unknown strategy 'nope'; valid: random, tpe"):
+        build_sampler(StrategyConfig(name="nope"), 0)
+
+
+def test_duplicate_registration_raises():
+    reg: Registry[object] = Registry("thing")
+    reg.register("a", "x:y")
+    with pytest.raises(RegistryError, match="already registered"):
+        reg.register("a", "x:z")
+
+
+def test_preset_file_and_arg_override():
+    sampler = build_sampler(StrategyConfig(preset="quick", args={"n_ei_candidates": 7}), 0)
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert sampler._n_startup_trials == 5 and sampler._n_ei_candidates == 7
+
+
+def test_unknown_preset_lists_shipped_ones():
+    with pytest.raises(ConfigError, match="quick"):
+        build_sampler(StrategyConfig(preset="nonexistent"), 0)
+
+
+def test_plugin_by_module_and_class_gets_the_seed():
+    sampler = build_sampler(StrategyConfig.model_validate({"class": "optuna.samplers:QMCSampler"}), 42)
+    assert isinstance(sampler, optuna.samplers.QMCSampler) and sampler._seed == 42
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("optuna.samplers", "not of the form"),
+    ("no_such_module_xyz:Sampler", "cannot import"),
+    ("optuna.samplers:Nope", "no attribute"),
+    ("optuna.pruners:MedianPruner", "not an optuna.samplers.BaseSampler"),
+])
+def test_bad_plugins_are_clear_errors(spec, message):
+    with pytest.raises(RegistryError, match=message):
+        build_sampler(StrategyConfig.model_validate({"class": spec}), 0)
+
+
+def test_bad_sampler_arguments():
+    with pytest.raises(ConfigError, match="rejected its arguments"):
+        build_sampler(StrategyConfig(name="tpe", args={"n_startup": 3}), 0)
+
+
+def test_pruners_by_kind():
+    assert isinstance(build_pruner(PrunerConfig(kind="hyperband"), 10), optuna.pruners.HyperbandPruner)
+    assert isinstance(build_pruner(PrunerConfig(kind="none"), 10), optuna.pruners.NopPruner)
+    median = build_pruner(PrunerConfig(kind="median", args={"n_startup_trials": 2}), 20)
+    assert median._n_startup_trials == 2 and median._n_warmup_steps == 5
