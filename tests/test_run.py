@@ -203,3 +203,72 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_rest(write_study, tmp_path
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 1 and failed[0].user_attrs["error"] == "interrupted (Ctrl-C)"
     assert study.get_trials(states=(TrialState.COMPLETE,)) and "interrupted" in out
+
+
+def test_pruner_stops_trials_that_fall_behind(write_study):
+    extra = "\npruner: {kind: median, args: {n_startup_trials: 1, n_warmup_steps: 0}}\n"
+    path = callable_study(write_study, n=10, extra=extra)
+    path.write_text(path.read_text().replace("pruner: none\n", ""))
+    study = run_study(load_study(path), progress=False).study
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned and states(study).get("COMPLETE", 0) + len(pruned) == 10
+    assert all(t.intermediate_values for t in pruned)
+
+
+def test_search_never_reads_the_test_split(write_study, monkeypatch):
+    import searchlab.tasks.classify as classify
+
+    asked: list[tuple[str, ...]] = []
+    real = classify.load_dataset
+
+    def spy(cfg, splits=("train", "val"), **kw):
+        asked.append(tuple(splits))
+        return real(cfg, splits=splits, **kw)
+
+    monkeypatch.setattr(classify, "load_dataset", spy)
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    assert asked and all("test" not in splits for splits in asked)
+
+
+def test_timm_backbone_trains_and_exports(write_study, tmp_path):
+    from searchlab.export.exporter import export_run
+
+    text = TINY_CLASSIFY.replace("model: {kind: cnn, depth: 1, width: {choice: [4, 8]}, convs_per_stage: 1}",
+                                 "model: {kind: timm, backbone: mobilenetv3_small_050, input_size: 32}")
+    study = run_study(load_study(write_study(text), {"budget.n_trials": 1, "budget.epochs": 1}), progress=False).study
+    assert study.best_trial.user_attrs["model_spec"]["architecture"] == "timm"
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
+    assert config["model"]["args"]["backbone"] == "mobilenetv3_small_050" and 0 <= config["test_metrics"]["auc"] <= 1
+
+
+def test_status_and_dashboard_commands(write_study, tmp_path):
+    import json
+    import socket
+    import urllib.request
+
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    status = subprocess.run([sys.executable, "-m", "searchlab.cli", "status", str(tmp_path / "run")], env=env,
+                            capture_output=True, text=True)
+    assert status.returncode == 0 and "2 complete" in status.stdout and "trial " in status.stdout
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "searchlab.cli", "dashboard", str(tmp_path / "run"), "--port",
+                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        body = None
+        for _ in range(60):
+            time.sleep(0.5)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as resp:
+                    body = json.loads(resp.read())
+                break
+            except OSError:
+                continue
+        assert body is not None, "dashboard did not answer on 127.0.0.1"
+        assert [s["study_name"] for s in body["study_summaries"]] == ["fake"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

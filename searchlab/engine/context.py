@@ -5,6 +5,7 @@ Tasks only see this object; they never touch the storage, the sampler or the exe
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ class TrialContext:
     study: Study
     artifacts: FileSystemArtifactStore
     seed: int
+    deadline: float | None = None   # time.time() after which the study's timeout has passed
     curve: list[dict[str, float]] = field(default_factory=list)   # every epoch's validation metrics
 
     @property
@@ -39,6 +41,10 @@ class TrialContext:
         self.trial.report(float(value), step)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {step} with {metric}={value:.4f}")
+
+    def out_of_time(self) -> bool:
+        """True once the study's wall-clock budget is spent: long trials stop at the next epoch boundary."""
+        return self.deadline is not None and time.time() >= self.deadline
 
     def record(self, **attrs: Any) -> None:
         for key, value in attrs.items():

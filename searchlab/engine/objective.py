@@ -27,12 +27,12 @@ def trial_seed(study_seed: int, config: dict[str, object]) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def make_objective(study: Study, task: Task,
-                   artifacts: FileSystemArtifactStore) -> Callable[[optuna.Trial], Sequence[float] | float]:
+def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
+                   deadline: float | None = None) -> Callable[[optuna.Trial], Sequence[float] | float]:
     def objective(trial: optuna.Trial) -> Sequence[float] | float:
         config = sample_config(trial, study.space)
         trial.set_user_attr("config", config)
-        ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config))
+        ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline)
         try:
             metrics = task.run(config, ctx)
             values = objective_values(study, metrics)

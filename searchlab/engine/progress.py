@@ -13,56 +13,67 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class Progress:
-    """Fed with the study after each trial (or on a poll); prints failures once each.
+    """Fed after each trial (`callback`, no storage reads) or on a poll (`update`, reads the study).
 
     On a terminal: a live bar. In a log (CI, nohup): one line per finished trial instead of bar redraws.
     """
 
-    def __init__(self, total: int, already_done: int, enabled: bool = True) -> None:
-        self.as_lines = enabled and not sys.stderr.isatty()
-        self.bar = tqdm(total=total, initial=already_done, unit="trial", dynamic_ncols=True,
-                        disable=not enabled or self.as_lines, file=sys.stderr, smoothing=0.1)
+    def __init__(self, study: optuna.Study, total: int, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.reported: set[int] = set()
+        self.as_lines = enabled and not sys.stderr.isatty()
+        self.maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
+        trials = study.get_trials(deepcopy=False)
+        self.reported = {t.number for t in trials if t.state.is_finished()}   # earlier runs' trials are not news
+        self.done = sum(t.state in FINISHED for t in trials)
+        self.best: tuple[float, int] | None = None
+        for trial in trials:
+            self._track_best(trial)
         self.started = time.time()
+        self.bar = tqdm(total=total, initial=self.done, unit="trial", dynamic_ncols=True,
+                        disable=not enabled or self.as_lines, file=sys.stderr, smoothing=0.1)
+
+    def callback(self, _study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.enabled:
+            self._see(trial)
+            self._refresh()
 
     def update(self, study: optuna.Study) -> None:
-        trials = study.get_trials(deepcopy=False)
-        done = sum(t.state in FINISHED for t in trials)
-        for trial in trials:
-            if trial.number in self.reported or not trial.state.is_finished():
-                continue
-            self.reported.add(trial.number)
-            if trial.state == TrialState.FAIL:
-                self._say(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'no reason stored')}")
-            elif self.as_lines:
-                value = ", ".join(f"{v:.4f}" for v in trial.values or []) or "-"
-                self._say(f"trial {trial.number} {trial.state.name.lower()}: {value} [{done}/{self.bar.total}, "
-                          f"{time.time() - self.started:.0f} s, {_best(study, trials)}]")
-        self.bar.n = min(done, self.bar.total)
-        self.bar.set_postfix_str(_best(study, trials), refresh=False)
-        self.bar.refresh()
-
-    def callback(self, study: optuna.Study, _trial: FrozenTrial) -> None:
-        self.update(study)
-
-    def mark_known(self, study: optuna.Study) -> None:
-        """Trials from earlier runs were reported then; only new ones are news."""
-        self.reported |= {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-
-    def _say(self, line: str) -> None:
         if self.enabled:
-            self.bar.write(line, file=sys.stderr)
+            for trial in study.get_trials(deepcopy=False):
+                self._see(trial)
+            self._refresh()
 
     def close(self) -> None:
         self.bar.close()
 
+    def _see(self, trial: FrozenTrial) -> None:
+        if trial.number in self.reported or not trial.state.is_finished():
+            return
+        self.reported.add(trial.number)
+        self.done += trial.state in FINISHED
+        self._track_best(trial)
+        if trial.state == TrialState.FAIL:
+            self._say(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'no reason stored')}")
+        elif self.as_lines:
+            value = ", ".join(f"{v:.4f}" for v in trial.values or []) or "-"
+            self._say(f"trial {trial.number} {trial.state.name.lower()}: {value} [{self.done}/{self.bar.total}, "
+                      f"{time.time() - self.started:.0f} s, {self._best_text()}]")
 
-def _best(study: optuna.Study, trials: list[FrozenTrial]) -> str:
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not complete:
-        return "best: -"
-    if len(study.directions) > 1:
-        return f"pareto front: {len(study.best_trials)} trials"
-    value = study.best_value
-    return f"best: {value:.4f} (trial {study.best_trial.number})" if math.isfinite(value) else "best: -"
+    def _track_best(self, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.COMPLETE or len(self.maximize) != 1 or not trial.values:
+            return
+        value = trial.values[0]
+        if math.isfinite(value) and (self.best is None or (value > self.best[0]) == self.maximize[0]
+                                     and value != self.best[0]):
+            self.best = (value, trial.number)
+
+    def _best_text(self) -> str:
+        return "best: -" if self.best is None else f"best: {self.best[0]:.4f} (trial {self.best[1]})"
+
+    def _refresh(self) -> None:
+        self.bar.n = min(self.done, self.bar.total)
+        self.bar.set_postfix_str(self._best_text(), refresh=False)
+        self.bar.refresh()
+
+    def _say(self, line: str) -> None:
+        self.bar.write(line, file=sys.stderr)

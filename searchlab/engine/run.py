@@ -21,8 +21,8 @@ from optuna.trial import TrialState
 from searchlab.config.load import Study
 from searchlab.engine.progress import Progress
 from searchlab.engine.rundir import write_manifest
-from searchlab.engine.storage import open_storage, retry_callback
-from searchlab.engine.worker import FINISHED, run_worker, worker_process_main
+from searchlab.engine.storage import is_local_file, open_storage, retry_callback
+from searchlab.engine.worker import run_worker, worker_process_main
 from searchlab.errors import StorageError
 from searchlab.tasks import get_task
 
@@ -44,10 +44,9 @@ def run_study(study: Study, overrides: dict[str, Any] | None = None, progress: b
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted = False
     with run_lock(run_dir) as sole_runner:
-        if sole_runner and _local_file_storage(study.storage_url):
+        if sole_runner and is_local_file(study.storage_url):
             recover_interrupted(ostudy)
-        bar = Progress(study.config.budget.n_trials, _finished(ostudy), enabled=progress)
-        bar.mark_known(ostudy)
+        bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
         try:
             if study.config.executor.workers == 1:
                 run_worker(study, 0, deadline, on_trial=bar.callback)
@@ -86,10 +85,6 @@ def study_record(study: Study) -> dict[str, Any]:
     }
 
 
-def _local_file_storage(url: str) -> bool:
-    return url.startswith(("sqlite:", "journal:"))
-
-
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[bool]:
     """Shared lock for every runner of this run directory; yields True if we were alone when we started."""
@@ -115,10 +110,6 @@ def recover_interrupted(ostudy: optuna.Study) -> int:
         if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
             retry(ostudy, storage.get_trial(trial._trial_id))
     return len(stale)
-
-
-def _finished(ostudy: optuna.Study) -> int:
-    return len(ostudy.get_trials(deepcopy=False, states=FINISHED))
 
 
 def _run_processes(study: Study, overrides: dict[str, Any], deadline: float | None, ostudy: optuna.Study,

@@ -4,7 +4,6 @@ Reads the train and validation splits only; the test split is opened by `searchl
 """
 from __future__ import annotations
 
-import gc
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -72,13 +71,11 @@ class ClassifyTask:
                    task_kind=data.kind, **costs)
         epochs = spec.train.epochs or ctx.study.config.budget.epochs
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))
-        result = train(model, batches, spec.optim, spec.train, epochs, ctx.seed, select, ctx.report)
-        metrics = {**result.metrics, **costs, "best_epoch": result.best_epoch,
+        result = train(model, batches, spec.optim, spec.train, epochs, ctx.seed, select, ctx.report, ctx.out_of_time)
+        metrics = {**result.metrics, **costs, "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
                    "train_seconds": result.train_seconds,
                    "images_per_second": result.images_seen / max(result.train_seconds, 1e-9)}
         ctx.record(checkpoint=store_checkpoint(result.state, ctx))
-        del model, result
-        gc.collect()
         return metrics
 
 

@@ -29,6 +29,7 @@ class TrainResult:
     state: dict[str, torch.Tensor]          # weights of the best epoch
     train_seconds: float
     images_seen: int
+    epochs_trained: int
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,12 @@ def evaluate(model: nn.Module, data: ImageSplit, batches: Batches, batch_size: i
 
 
 def train(model: nn.Module, batches: Batches, optim: OptimSpec, spec: TrainSpec, epochs: int, seed: int,
-          select: tuple[str, str], on_epoch: Callable[[int, dict[str, float]], None]) -> TrainResult:
-    """Train for up to `epochs`; `select` = (metric, direction) picks the best epoch; `on_epoch` may prune."""
+          select: tuple[str, str], on_epoch: Callable[[int, dict[str, float]], None],
+          out_of_time: Callable[[], bool] = lambda: False) -> TrainResult:
+    """Train for up to `epochs`; `select` = (metric, direction) picks the best epoch; `on_epoch` may prune.
+
+    Stops early on `early_stopping` patience, or when `out_of_time()` (the study's timeout) says so.
+    """
     gen = torch.Generator().manual_seed(seed)
     opt, criterion = make_optimizer(model, optim), loss_function(batches.kind, spec.label_smoothing)
     schedule = make_schedule(opt, optim, epochs)
@@ -107,10 +112,10 @@ def train(model: nn.Module, batches: Batches, optim: OptimSpec, spec: TrainSpec,
         else:
             stale += 1
         on_epoch(epoch, metrics)
-        if spec.early_stopping is not None and stale >= spec.early_stopping:
+        if (spec.early_stopping is not None and stale >= spec.early_stopping) or out_of_time():
             break
     assert best is not None  # epochs >= 1
-    return TrainResult(best[2], best[1], best[3], seconds, seen)
+    return TrainResult(best[2], best[1], best[3], seconds, seen, epoch + 1)
 
 
 def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, criterion: Callable[..., torch.Tensor],
