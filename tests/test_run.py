@@ -272,3 +272,14 @@ def test_status_and_dashboard_commands(write_study, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_same_study_and_seed_reproduce_configs_and_metrics_in_another_process(write_study, tmp_path):
+    first = run_study(load_study(write_study(TINY_CLASSIFY)), progress=False).study
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    other = tmp_path / "other"
+    subprocess.run([sys.executable, "-m", "searchlab.cli", "run", str(tmp_path / "study.yaml"), "--no-progress",
+                    "--set", f"run_dir={other}"], env=env, check=True, capture_output=True)
+    second = optuna.load_study(study_name="tiny", storage=f"sqlite:///{other / 'study.db'}")
+    assert [t.params for t in first.trials] == [t.params for t in second.trials]
+    assert [t.value for t in first.trials] == [t.value for t in second.trials]

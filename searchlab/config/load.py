@@ -5,6 +5,7 @@ key path, rule, value given and fix (ConfigError). Downstream code receives a `S
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,6 @@ def _locate(exc: ConfigError, src: Located) -> ConfigError:
 
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Dotted-key overrides from the command line (e.g. budget.n_trials=3) applied on a copy."""
-    import copy
-
     out = copy.deepcopy(data)
     for key, value in overrides.items():
         node = out

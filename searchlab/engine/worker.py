@@ -33,21 +33,13 @@ def limit_threads(study: Study) -> int:
 def open_optuna_study(study: Study, worker_index: int = 0) -> optuna.Study:
     shared = study.config.executor.workers > 1 or not is_local_file(study.storage_url)
     storage = open_storage(study.storage_url, heartbeat=shared)
-    existing = len(storage.get_all_trials(_study_id(storage, study.config.name), deepcopy=False)) \
-        if _has_study(storage, study.config.name) else 0
+    # `run` has created the study already; count its trials to pick this worker's random stream.
+    existing = len(storage.get_all_trials(storage.get_study_id_from_name(study.config.name), deepcopy=False))
     # Distinct streams per worker and per resume: a resumed random search must not replay its first run.
     seed = study.config.seed + 7919 * worker_index + 104729 * existing
     return optuna.load_study(study_name=study.config.name, storage=storage,
                              sampler=build_sampler(study.config.strategy, seed, study.base_dir),
                              pruner=build_pruner(study.config.pruner, study.config.budget.epochs))
-
-
-def _has_study(storage: optuna.storages.BaseStorage, name: str) -> bool:
-    return any(s.study_name == name for s in storage.get_all_studies())
-
-
-def _study_id(storage: optuna.storages.BaseStorage, name: str) -> int:
-    return storage.get_study_id_from_name(name)
 
 
 class Budget:
