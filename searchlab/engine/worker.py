@@ -5,9 +5,12 @@ the study stops at `budget.n_trials` in total, across workers and across resumed
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -68,6 +71,33 @@ class Budget:
         return remaining > 0
 
 
+class AskGate:
+    """Makes "is there budget left?" and the creation of the next trial one step across local workers.
+
+    Without it two workers finishing together could both see one trial left and both start one. The file
+    lock is taken before the budget check and released once Optuna has created the trial (first thing the
+    objective does), so the next worker's count includes it.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.fh = (run_dir / ".ask.lock").open("a")
+        self.held = False
+
+    def hold(self) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.release()
+        self.fh.close()
+
+
 def run_worker(study: Study, worker_index: int = 0, deadline: float | None = None,
                on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> None:
     """Run trials until the budget, the failure cap or the wall-clock deadline (time.time()) is reached.
@@ -78,18 +108,31 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     """
     limit_threads(study)
     ostudy = open_optuna_study(study, worker_index)
-    budget = Budget(study)
-    if not budget.left(ostudy) or _past(deadline):
-        return
+    budget, gate = Budget(study), AskGate(study.run_dir)
     objective = make_objective(study, get_task(study.config.task), artifact_store(study.run_dir), deadline)
+
+    def go_on() -> bool:
+        gate.hold()   # released by the next trial's objective, or below when we stop
+        if _past(deadline) or not budget.left(ostudy):
+            gate.release()
+            return False
+        return True
+
+    def gated_objective(trial: optuna.Trial) -> Any:
+        gate.release()   # the trial exists now: other workers' counts include it
+        return objective(trial)
 
     def stop_when_done(ostudy: optuna.Study, trial: FrozenTrial) -> None:
         if on_trial is not None:
             on_trial(ostudy, trial)
-        if _past(deadline) or not budget.left(ostudy):
+        if not go_on():
             ostudy.stop()
 
-    ostudy.optimize(objective, catch=(Exception,), callbacks=[stop_when_done])
+    try:
+        if go_on():
+            ostudy.optimize(gated_objective, catch=(Exception,), callbacks=[stop_when_done])
+    finally:
+        gate.close()
 
 
 def _past(deadline: float | None) -> bool:
