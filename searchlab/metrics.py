@@ -71,7 +71,7 @@ def metric_info(name: str, kind: TaskKind | None = None) -> MetricInfo:
     return info
 
 
-def predictions(probs: np.ndarray, kind: TaskKind, threshold: float = 0.5) -> np.ndarray:
+def predictions(probs: np.ndarray, kind: TaskKind, threshold: float | Sequence[float] = 0.5) -> np.ndarray:
     """Hard labels from probabilities: argmax for multiclass, `probs >= threshold` otherwise."""
     p = np.asarray(probs)
     if kind == "multiclass":
@@ -118,7 +118,7 @@ def _auc(y: np.ndarray, p: np.ndarray, kind: TaskKind, n_classes: int) -> float:
 
 
 def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int,
-                    threshold: float = 0.5) -> dict[str, float]:
+                    threshold: float | Sequence[float] = 0.5) -> dict[str, float]:
     """All scalar metrics defined for `kind` (see METRICS), plus per-class F1 as f1_class_<i>."""
     y, p = _check(y_true, probs, kind, n_classes)
     pred = predictions(p, kind, threshold)
@@ -149,7 +149,7 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_cla
 
 
 def confusion(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int,
-              threshold: float = 0.5) -> list[list[int]]:
+              threshold: float | Sequence[float] = 0.5) -> list[list[int]]:
     """Confusion matrix (rows: true, columns: predicted); multilabel: [[tn, fp, fn, tp], ...] per label."""
     y, p = _check(y_true, probs, kind, n_classes)
     pred = predictions(p, kind, threshold)
@@ -233,7 +233,7 @@ _CELLS_PER_CHUNK = 2_000_000     # bounds the (resamples x samples) weight matri
 
 
 def bootstrap_ci(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int, names: Sequence[str],
-                 n_resamples: int = 2000, seed: int = 0, threshold: float = 0.5,
+                 n_resamples: int = 2000, seed: int = 0, threshold: float | Sequence[float] = 0.5,
                  level: float = 0.95) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap CIs over samples; resamples where a metric is nan are skipped for that metric."""
     y, p = _check(y_true, probs, kind, n_classes)

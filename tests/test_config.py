@@ -125,3 +125,22 @@ def test_cli_prints_one_message_and_exits_2(write_study):
     debug = subprocess.run([sys.executable, "-m", "searchlab.cli", "--debug", "run", str(path)], capture_output=True,
                            text=True, cwd=REPO)
     assert "Traceback" in debug.stderr
+
+
+def test_every_shipped_space_fragment_compiles_and_fits_the_classify_task(write_study):
+    text = ("name: s\ntask: classify\nspace:\n  include: optim.yaml\n  model: {include: models.yaml}\n"
+            "  augment: {include: augmentation.yaml}\n  imbalance: {include: imbalance.yaml}\n")
+    study = load_study(write_study(text))
+    names = {p.name for p, _ in __import__("searchlab.space", fromlist=["x"]).searchable_params(study.space)}
+    assert {"optim.lr", "model.kind", "model.cnn.depth", "model.timm.backbone", "augment.policy",
+            "augment.sub_policies.s1.op", "imbalance.loss"} <= names
+
+
+def test_every_shipped_study_and_preset_loads():
+    for path in sorted((REPO / "studies").glob("*.yaml")):
+        load_study(path)
+    from searchlab.strategy import REPO_STRATEGIES, build_sampler
+    from searchlab.config.schema import StrategyConfig
+
+    for preset in sorted(REPO_STRATEGIES.glob("*.yaml")):
+        build_sampler(StrategyConfig(preset=preset.stem), 0)

@@ -128,7 +128,9 @@ def test_nan_objective_fails_with_the_reason(write_study):
 def test_a_loss_that_becomes_nan_fails_the_trial():
     from searchlab.data.types import ImageSplit
     from searchlab.tasks.classify_config import OptimSpec, TrainSpec
-    from searchlab.tasks.train import Batches, train
+    from searchlab.augment import AugmentSpec
+    from searchlab.imbalance import ImbalanceSpec
+    from searchlab.tasks.train import Batches, make_recipe, train
 
     class Exploding(torch.nn.Module):
         def __init__(self):
@@ -141,8 +143,8 @@ def test_a_loss_that_becomes_nan_fails_the_trial():
     split = ImageSplit(torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1] * 4))
     batches = Batches(split, split, "binary", 2, {"mean": [0.0], "std": [1.0]})
     with pytest.raises(TrialFailure, match="loss became nan at epoch 0"):
-        train(Exploding(), batches, OptimSpec(), TrainSpec(batch_size=4), 2, 0, ("auc", "maximize"),
-              lambda *a: None)
+        train(Exploding(), batches, make_recipe(batches, AugmentSpec(), ImbalanceSpec(), 0.0), OptimSpec(),
+              TrainSpec(batch_size=4), 2, 0, ("auc", "maximize"), lambda *a: None)
 
 
 def test_two_worker_processes_share_one_budget(write_study):

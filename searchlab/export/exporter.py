@@ -25,7 +25,7 @@ from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
 from searchlab.models import standalone
 
 FORMAT = "searchlab-export/1"
-THRESHOLD = 0.5   # decision threshold for binary/multi-label; tuned thresholds arrive with the imbalance work
+DEFAULT_THRESHOLD = 0.5   # trials that stored none (the argmax decides for multi-class anyway)
 
 
 def export_run(target: str | Path, out: str | Path, trial_number: int | None = None,
@@ -89,7 +89,7 @@ def _base_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
         "preprocessing": attrs["preprocessing"],
         "task": attrs["task_kind"],
         "class_names": attrs["class_names"],
-        "threshold": THRESHOLD,
+        "threshold": attrs.get("threshold", DEFAULT_THRESHOLD),   # chosen on validation data by the trial
         "trial": {"study": run.study.study_name, "number": trial.number, "params": trial.params,
                   "config": attrs.get("config")},
         "validation_metrics": attrs.get("metrics", {}),
@@ -103,13 +103,13 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     test = data.splits["test"]
     probs = standalone.predict_proba(net, config, test.images).numpy()
     labels = test.labels.numpy()
-    n_classes, kind = len(config["class_names"]), config["task"]
-    metrics = compute_metrics(labels, probs, kind, n_classes, threshold=THRESHOLD)
+    n_classes, kind, threshold = len(config["class_names"]), config["task"], config["threshold"]
+    metrics = compute_metrics(labels, probs, kind, n_classes, threshold=threshold)
     names = [m for m in metrics if not m.startswith("f1_class_")]
     ci = bootstrap_ci(labels, probs, kind, n_classes, names, n_resamples=bootstrap, seed=record["seed"],
-                      threshold=THRESHOLD)
+                      threshold=threshold)
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
-               "test_confusion": confusion(labels, probs, kind, n_classes, threshold=THRESHOLD),
+               "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),
                "test_size": len(test), "input": {"channels": data.channels, "height": data.image_size[0],
                                                   "width": data.image_size[1], "dtype": "uint8"}}
     return {"summary": summary, "predictions": {"probabilities": probs.tolist(), "labels": labels.tolist()}}

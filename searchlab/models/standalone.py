@@ -90,7 +90,11 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
 # ------------------------------------------------------------------ inputs and outputs
 def preprocess(images: torch.Tensor, prep: dict[str, Any]) -> torch.Tensor:
     """uint8 (N, C, H, W) -> normalised float32, with the training split's per-channel mean and std."""
-    x = images.to(torch.float32) / 255.0
+    return normalize(images.to(torch.float32) / 255.0, prep)
+
+
+def normalize(x: torch.Tensor, prep: dict[str, Any]) -> torch.Tensor:
+    """float32 images in [0, 1] -> zero mean, unit variance per channel (training-split statistics)."""
     mean = torch.tensor(prep["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(prep["std"], dtype=torch.float32).view(1, -1, 1, 1)
     return (x - mean) / std
@@ -110,6 +114,15 @@ def predict_proba(net: nn.Module, config: dict[str, Any], images: torch.Tensor, 
     chunks = [probabilities(net(preprocess(images[i:i + batch_size], config["preprocessing"])), config["task"])
               for i in range(0, images.shape[0], batch_size)]
     return torch.cat(chunks)
+
+
+def predict(net: nn.Module, config: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
+    """Hard labels with the export's decision threshold(s): class index (N,), or 0/1 (N, L) for multi-label."""
+    probs = predict_proba(net, config, images)
+    if config["task"] == "multiclass":
+        return probs.argmax(dim=1)
+    threshold = torch.as_tensor(config["threshold"], dtype=probs.dtype)
+    return (probs >= threshold).to(torch.int64)
 
 
 # ------------------------------------------------------------------ loading an export

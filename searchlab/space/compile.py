@@ -157,11 +157,18 @@ class _Ctx:
             group = self.node(sub if sub is not None else {}, at + ("one_of", label), name + (label,))
             if not isinstance(group, Group):
                 raise self.src.error(at + ("one_of", label), "each option must be a mapping (or empty)", got=sub)
-            if group.get(key) is not None:
-                raise self.src.error(at + ("one_of", label, key), f"'{key}' is the branch selector's name",
-                                     fix="rename the parameter or set `key:` to another selector name")
-            compiled.append((label, group))
+            compiled.append((label, self._without_selector(group, key, label, at + ("one_of", label))))
         return Branch(_dotted(name + (key,)), key, tuple(compiled))
+
+    def _without_selector(self, group: Group, key: str, label: str, at: KeyPath) -> Group:
+        """An option may restate its own selector value (e.g. an included `kind: cnn` under option cnn)."""
+        node = group.get(key)
+        if node is None:
+            return group
+        if isinstance(node, FixedParam) and node.value == label:
+            return Group(tuple((k, n) for k, n in group.entries if k != key))
+        raise self.src.error(at + (key,), f"'{key}' is the branch selector's name (its value here is '{label}')",
+                             fix="rename the parameter or set `key:` to another selector name")
 
     def include(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Node:
         target = raw["include"]

@@ -56,7 +56,12 @@ def probe_configs(space: Group, seed: int = 0, limit: int = 400) -> Iterator[dic
     Used to validate a space against a task's schema before any trial runs, so an unknown model name or
     an impossible combination fails at load time with the parameter's name, not in trial 17.
     """
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # a throwaway in-memory study is not news
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(previous)
     seen: set[tuple[tuple[str, Any], ...]] = set()
     for param, needs in searchable_params(space):
         for value in _extremes(param):

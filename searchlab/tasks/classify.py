@@ -22,9 +22,9 @@ from searchlab.engine.context import TrialContext
 from searchlab.errors import RegistryError, TrialFailure
 from searchlab.metrics import metric_info
 from searchlab.models.standalone import build_model
-from searchlab.space import probe_configs
+from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks.classify_config import ClassifyTrialConfig
-from searchlab.tasks.train import Batches, train
+from searchlab.tasks.train import Batches, make_recipe, train
 
 # Costs measured for every trial; objectives may name them (e.g. maximise auc, minimise flops).
 COST_METRICS = {"params": "minimize", "flops": "minimize", "train_seconds": "minimize",
@@ -49,8 +49,9 @@ class ClassifyTask:
 
     def validate_space(self, study: Study, src: Located) -> None:
         """Every choice and both ends of every range, through the trial schema, before any training."""
+        searched = {param.name: param for param, _ in searchable_params(study.space)}
         for config in probe_configs(study.space, seed=study.config.seed):
-            parse_trial_config(config, src)
+            parse_trial_config(config, src, searched)
 
     def prepare(self, study: Study) -> None:
         """Load train/val once (a missing or corrupt file stops the run here, not in every trial)."""
@@ -71,11 +72,13 @@ class ClassifyTask:
                    task_kind=data.kind, **costs)
         epochs = spec.train.epochs or ctx.study.config.budget.epochs
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))
-        result = train(model, batches, spec.optim, spec.train, epochs, ctx.seed, select, ctx.report, ctx.out_of_time)
+        recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train.label_smoothing)
+        result = train(model, batches, recipe, spec.optim, spec.train, epochs, ctx.seed, select, ctx.report,
+                       ctx.out_of_time)
         metrics = {**result.metrics, **costs, "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
                    "train_seconds": result.train_seconds,
                    "images_per_second": result.images_seen / max(result.train_seconds, 1e-9)}
-        ctx.record(checkpoint=store_checkpoint(result.state, ctx))
+        ctx.record(checkpoint=store_checkpoint(result.state, ctx), threshold=result.threshold)
         return metrics
 
 
@@ -83,7 +86,8 @@ def _train_val(study: Study) -> ImageDataset:
     return load_dataset(study.config.data, splits=("train", "val"), seed=study.config.seed, base_dir=study.base_dir)
 
 
-def parse_trial_config(config: dict[str, Any], src: Located | None) -> ClassifyTrialConfig:
+def parse_trial_config(config: dict[str, Any], src: Located | None,
+                       searched: dict[str, Any] | None = None) -> ClassifyTrialConfig:
     """The sampled dict through the classify schema; errors name the space key and the value."""
     try:
         return ClassifyTrialConfig.model_validate(config)
@@ -95,6 +99,10 @@ def parse_trial_config(config: dict[str, Any], src: Located | None) -> ClassifyT
         key = dotted(tuple(loc))
         rule = f"not a valid classify config: {err['msg'].removeprefix('Value error, ')}"
         fix = "check this parameter's range or choices in the space"
+        param = (searched or {}).get(key)
+        if param is not None:
+            span = param.choices if hasattr(param, "choices") else [param.low, param.high]
+            fix = f"the space searches {list(span)} for '{key}'; keep it within what the classify task accepts"
         if err["type"] == "extra_forbidden":
             rule, fix = "the classify task has no such setting", "remove it or fix its spelling"
         if src is None:

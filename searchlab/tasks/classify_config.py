@@ -10,7 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from searchlab.augment import AugmentSpec
 from searchlab.config.schema import Frozen
+from searchlab.imbalance import ImbalanceSpec
 
 
 class PlainCNNSpec(Frozen):
@@ -68,10 +70,11 @@ class TrainSpec(Frozen):
     epochs: Annotated[int, Field(ge=1)] | None = None        # None: the study's budget.epochs
     label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
     early_stopping: Annotated[int, Field(ge=1)] | None = 8    # patience in epochs on the validation objective
-    augment: Literal["none", "flip_shift"] = "none"           # rich policies arrive with the augmentation space
 
 
 class ClassifyTrialConfig(Frozen):
     model: Annotated[PlainCNNSpec | TimmSpec, Field(discriminator="kind")] = PlainCNNSpec()
     optim: OptimSpec = OptimSpec()
     train: TrainSpec = TrainSpec()
+    augment: AugmentSpec = AugmentSpec()          # searchlab/augment/spec.py
+    imbalance: ImbalanceSpec = ImbalanceSpec()    # searchlab/imbalance.py

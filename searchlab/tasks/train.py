@@ -1,7 +1,8 @@
 """The training loop of one classify trial: epochs, validation, early stopping, NaN guard.
 
-Model selection reads the validation split only; the best epoch's weights are kept (in memory) and
-returned with that epoch's metrics.
+Each batch is drawn (shuffled or class-balanced), augmented on raw uint8 images, normalised and scored by
+the configured loss (searchlab/augment, searchlab/imbalance). Model selection reads the validation split
+only; the best epoch's weights and decision threshold are kept and returned with that epoch's metrics.
 """
 from __future__ import annotations
 
@@ -15,18 +16,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from searchlab.augment import AugmentSpec, BatchAugment, build_augmentation
 from searchlab.data.types import ImageSplit
 from searchlab.errors import TrialFailure
+from searchlab.imbalance import ImbalanceSpec, Threshold, choose_threshold, epoch_order, make_loss
 from searchlab.metrics import compute_metrics
-from searchlab.models.standalone import preprocess, probabilities
+from searchlab.models.standalone import normalize, preprocess, probabilities
 from searchlab.tasks.classify_config import OptimSpec, TrainSpec
 
 
 @dataclass
 class TrainResult:
-    metrics: dict[str, float]               # validation metrics of the best epoch
+    metrics: dict[str, float]               # validation metrics of the best epoch (at its threshold)
     best_epoch: int
     state: dict[str, torch.Tensor]          # weights of the best epoch
+    threshold: Threshold                    # decision threshold(s) chosen on validation at the best epoch
     train_seconds: float
     images_seen: int
     epochs_trained: int
@@ -41,6 +45,26 @@ class Batches:
     kind: str
     n_classes: int
     preprocessing: dict[str, list[float]]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How each epoch draws, augments and scores batches, and how the decision threshold is chosen."""
+
+    order: Callable[[torch.Generator], torch.Tensor]          # indices of one epoch
+    augment: BatchAugment                                      # uint8 batch -> float [0, 1] batch, targets
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    threshold: Callable[[np.ndarray, np.ndarray], Threshold]   # (val labels, val probs) -> threshold(s)
+
+
+def make_recipe(batches: Batches, augment: AugmentSpec, imbalance: ImbalanceSpec, label_smoothing: float) -> Recipe:
+    labels, kind = batches.train.labels, batches.kind
+    return Recipe(
+        order=lambda gen: epoch_order(imbalance, labels, kind, gen),
+        augment=build_augmentation(augment, kind, batches.n_classes),
+        loss=make_loss(imbalance, kind, batches.n_classes, labels, label_smoothing),
+        threshold=lambda y, p: choose_threshold(imbalance, kind, y, p),
+    )
 
 
 def make_optimizer(model: nn.Module, spec: OptimSpec) -> torch.optim.Optimizer:
@@ -60,22 +84,6 @@ def make_schedule(opt: torch.optim.Optimizer, spec: OptimSpec, epochs: int) -> t
     return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
 
 
-def loss_function(kind: str, label_smoothing: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if kind == "multilabel":
-        return nn.BCEWithLogitsLoss()
-    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-
-
-def augment_batch(x: torch.Tensor, policy: str, gen: torch.Generator) -> torch.Tensor:
-    """flip_shift: random horizontal flip and a shift of up to 2 pixels (cheap, label-preserving)."""
-    if policy == "none":
-        return x
-    flip = torch.rand(x.shape[0], generator=gen) < 0.5
-    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-    dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
-    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageSplit, batches: Batches, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, labels) on a split, in eval mode."""
@@ -85,55 +93,56 @@ def evaluate(model: nn.Module, data: ImageSplit, batches: Batches, batch_size: i
     return torch.cat(outs).numpy(), data.labels.numpy()
 
 
-def train(model: nn.Module, batches: Batches, optim: OptimSpec, spec: TrainSpec, epochs: int, seed: int,
-          select: tuple[str, str], on_epoch: Callable[[int, dict[str, float]], None],
+def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, spec: TrainSpec, epochs: int,
+          seed: int, select: tuple[str, str], on_epoch: Callable[[int, dict[str, float]], None],
           out_of_time: Callable[[], bool] = lambda: False) -> TrainResult:
     """Train for up to `epochs`; `select` = (metric, direction) picks the best epoch; `on_epoch` may prune.
 
     Stops early on `early_stopping` patience, or when `out_of_time()` (the study's timeout) says so.
     """
     gen = torch.Generator().manual_seed(seed)
-    opt, criterion = make_optimizer(model, optim), loss_function(batches.kind, spec.label_smoothing)
+    opt = make_optimizer(model, optim)
     schedule = make_schedule(opt, optim, epochs)
-    x_train = preprocess(batches.train.images, batches.preprocessing)
-    y_train = batches.train.labels
-    best: tuple[float, int, dict[str, float], dict[str, torch.Tensor]] | None = None
+    best: tuple[float, int, dict[str, float], dict[str, torch.Tensor], Threshold] | None = None
     seconds, seen, stale = 0.0, 0, 0
     for epoch in range(epochs):
         start = time.perf_counter()
-        seen += _one_epoch(model, opt, criterion, x_train, y_train, spec, gen, epoch)
+        seen += _one_epoch(model, opt, batches, recipe, spec.batch_size, gen, epoch)
         schedule.step()
         seconds += time.perf_counter() - start
         probs, labels = evaluate(model, batches.val, batches)
-        metrics = compute_metrics(labels, probs, batches.kind, batches.n_classes)
+        threshold = recipe.threshold(labels, probs)
+        metrics = compute_metrics(labels, probs, batches.kind, batches.n_classes, threshold=threshold)
         score = _score(metrics.get(select[0], math.nan), select[1])
         if best is None or score > best[0]:
-            best, stale = (score, epoch, metrics, copy.deepcopy(model.state_dict())), 0
+            best, stale = (score, epoch, metrics, copy.deepcopy(model.state_dict()), threshold), 0
         else:
             stale += 1
         on_epoch(epoch, metrics)
         if (spec.early_stopping is not None and stale >= spec.early_stopping) or out_of_time():
             break
     assert best is not None  # epochs >= 1
-    return TrainResult(best[2], best[1], best[3], seconds, seen, epoch + 1)
+    return TrainResult(best[2], best[1], best[3], best[4], seconds, seen, epoch + 1)
 
 
-def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, criterion: Callable[..., torch.Tensor],
-               x: torch.Tensor, y: torch.Tensor, spec: TrainSpec, gen: torch.Generator, epoch: int) -> int:
+def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe, batch_size: int,
+               gen: torch.Generator, epoch: int) -> int:
     model.train()
-    order = torch.randperm(x.shape[0], generator=gen)
-    for start in range(0, x.shape[0], spec.batch_size):
-        idx = order[start:start + spec.batch_size]
-        if idx.numel() < 2 and x.shape[0] > 1:
+    images, labels = batches.train.images, batches.train.labels
+    order = recipe.order(gen)
+    for start in range(0, order.numel(), batch_size):
+        idx = order[start:start + batch_size]
+        if idx.numel() < 2 and order.numel() > 1:
             continue   # batch norm cannot train on a single sample
-        loss = criterion(model(augment_batch(x[idx], spec.augment, gen)), y[idx])
+        x, targets = recipe.augment(images[idx], labels[idx])
+        loss = recipe.loss(model(normalize(x, batches.preprocessing)), targets)
         if not torch.isfinite(loss):
             raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (batch starting at {start}); "
                                "the learning rate is probably too high for this model")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return int(x.shape[0])
+    return int(order.numel())
 
 
 def _score(value: float, direction: str) -> float:

@@ -1,0 +1,61 @@
+"""The typed augmentation config: which image policy, which batch mixing, and every default with why.
+
+A search space samples these keys (e.g. `augment.policy`, `augment.sub_policies.a.op`); the
+names in `OpName` are the operation table of ops.py (checked there at import).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from searchlab.config.schema import Frozen
+
+OpName = Literal["identity", "rotate", "shear_x", "shear_y", "translate_x", "translate_y", "brightness",
+                 "contrast", "sharpness", "posterize", "solarize", "autocontrast", "equalize", "hflip", "vflip",
+                 "gaussian_blur", "gaussian_noise"]
+
+PolicyName = Literal["none", "flip_shift", "resized_crop", "flip_rotate", "randaugment", "trivialaugment",
+                     "augmix", "searched"]
+
+
+class SubPolicy(Frozen):
+    """One step of a searched policy: `op` at `magnitude`, applied to each image with probability `prob`."""
+
+    op: OpName
+    prob: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5       # AutoAugment's usual middle ground
+    magnitude: Annotated[int, Field(ge=0, le=10)] = 5         # 0..10 like AutoAugment; ops.py maps it per op
+
+
+class AugmentSpec(Frozen):
+    # "none": the images exactly as stored; augmentation must be asked for (and searched) explicitly.
+    policy: PolicyName = "none"
+    # resized_crop: smallest crop area kept. 0.7, not ImageNet's 0.08: a 28x28 lesion image cropped to 8%
+    # keeps ~60 pixels, often without the finding the label is about.
+    crop_scale: Annotated[float, Field(gt=0.05, le=1.0)] = 0.7
+    # flip_rotate: +-15 degrees, a typical patient/probe positioning variation; larger angles only add
+    # black corners on small images.
+    rotate_degrees: Annotated[float, Field(ge=0.0, le=180.0)] = 15.0
+    # randaugment: the paper's and torchvision's defaults (N=2 ops at M=9 on the 0..30 bin scale).
+    randaugment_n: Annotated[int, Field(ge=1, le=6)] = 2
+    randaugment_m: Annotated[int, Field(ge=0, le=30)] = 9      # torchvision's num_magnitude_bins=31 scale
+    # augmix: the paper's and torchvision's default severity.
+    augmix_severity: Annotated[int, Field(ge=1, le=10)] = 3
+    # policy "searched": applied in insertion order, each to each image with its own prob. Other policies
+    # ignore it, so a space may sample it unconditionally next to a searched `policy` choice.
+    sub_policies: dict[str, SubPolicy] = Field(default_factory=dict, validate_default=True)
+    # Batch mixing is a separate choice from the image policy: off unless asked for.
+    mix: Literal["none", "mixup", "cutmix"] = "none"
+    # Beta(alpha, alpha) for lambda; 0.4 mixes gently (mostly one image), the mixup paper's ImageNet range;
+    # above 2 nearly every pair is blended half-half, which hurts small data sets.
+    mix_alpha: Annotated[float, Field(gt=0.0, le=2.0)] = 0.4
+    # Half the batches mixed: the model still sees clean images (timm's default switch probability is 0.5).
+    mix_prob: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+
+    @field_validator("sub_policies")
+    @classmethod
+    def _searched_needs_steps(cls, steps: dict[str, SubPolicy], info: ValidationInfo) -> dict[str, SubPolicy]:
+        # A "searched" policy with no steps silently trains without augmentation: almost surely a mistake.
+        if info.data.get("policy") == "searched" and not steps:
+            raise ValueError("policy 'searched' needs at least one entry in sub_policies")
+        return steps
