@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
     export.add_argument("--bootstrap", type=int, default=2000, help="resamples for test-metric CIs")
+    export.add_argument("--top-k", type=int, default=1, metavar="K",
+                        help="export the K best trials as one ensemble averaging their probabilities (default 1)")
+    export.add_argument("--tta", choices=("none", "flip", "dihedral"), default="none",
+                        help="test-time augmentation in the exported model: flip, or dihedral (8 flips/rotations, "
+                             "square images only); default none")
     export.set_defaults(handler=_cmd_export)
 
     dash = sub.add_parser("dashboard", help="optuna-dashboard for a run, on 127.0.0.1")
@@ -111,10 +116,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from searchlab.export.exporter import export_run
 
-    config = export_run(args.run, args.out, args.trial, args.bootstrap)
+    config = export_run(args.run, args.out, args.trial, args.bootstrap, top_k=args.top_k, tta=args.tta)
     test, ci = config["test_metrics"], config["test_metrics_ci95"]
     shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auc", "accuracy") if k in test)
-    print(f"exported trial {config['trial']['number']} to {args.out}: test {shown} (n={config['test_size']})")
+    what = (f"ensemble of trials {', '.join(str(t['number']) for t in config['trials'])}" if "trials" in config
+            else f"trial {config['trial']['number']}")
+    tta = f" with tta {config['tta']}" if config["tta"] != "none" else ""
+    print(f"exported {what}{tta} to {args.out}: test {shown} (n={config['test_size']})")
     return 0
 
 

@@ -13,6 +13,7 @@ from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
 from searchlab.errors import ExportError, SearchlabError
 from searchlab.export.exporter import export_run
+from torch_only import predict_without_searchlab
 
 STUDY = """
 name: exp
@@ -25,20 +26,6 @@ strategy: random
 pruner: none
 budget: {n_trials: 2, epochs: 2}
 """
-
-# Runs with searchlab made unimportable: only torch, numpy and the export folder.
-TORCH_ONLY = r"""
-import json, sys
-sys.modules["searchlab"] = None          # any `import searchlab` now fails
-sys.path.insert(0, sys.argv[1])
-import numpy as np, torch
-import model
-net, config = model.load(sys.argv[1])
-images = torch.from_numpy(np.load(sys.argv[2])["test_images"][:, None].copy())
-probs = model.predict_proba(net, config, images)
-print(json.dumps(probs.tolist()))
-"""
-
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, breastmnist_root):
@@ -68,9 +55,7 @@ def test_export_writes_spec_weights_and_model_py(exported):
 
 def test_torch_only_process_reproduces_the_recorded_test_predictions(exported, breastmnist_root):
     tmp, _ = exported
-    out = subprocess.run([sys.executable, "-c", TORCH_ONLY, str(tmp / "best"), str(breastmnist_root / "breastmnist.npz")],
-                         capture_output=True, text=True, cwd=tmp, check=True)
-    fresh = np.array(json.loads(out.stdout))
+    fresh = predict_without_searchlab(tmp / "best", breastmnist_root / "breastmnist.npz")
     recorded = np.array(json.loads((tmp / "best" / "test_predictions.json").read_text())["probabilities"])
     assert fresh.shape == (156,) and np.array_equal(fresh, recorded)
 

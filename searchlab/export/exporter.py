@@ -1,4 +1,4 @@
-"""`searchlab export RUN [--trial N] --out DIR`: spec + weights + model.py, never a pickle.
+"""`searchlab export RUN [--trial N | --top-k K] [--tta MODE] --out DIR`: spec + weights + model.py, never a pickle.
 
 The test split is read here and only here: scored once per export, with 95% bootstrap confidence
 intervals, and never written back into the study (so no search or selection can see it).
@@ -14,13 +14,11 @@ from typing import Any
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
-from pydantic import TypeAdapter
 from safetensors.torch import load_file, save_file
 
-from searchlab.config.schema import DataConfig
-from searchlab.data import load_dataset
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.errors import ExportError
+from searchlab.export.ensemble import choose_on_validation, ensemble_config, load_split, pick_top_k
 from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
 from searchlab.models import standalone
 
@@ -28,15 +26,34 @@ FORMAT = "searchlab-export/1"
 DEFAULT_THRESHOLD = 0.5   # trials that stored none (the argmax decides for multi-class anyway)
 
 
-def export_run(target: str | Path, out: str | Path, trial_number: int | None = None,
-               bootstrap: int = 2000) -> dict[str, Any]:
+def export_run(target: str | Path, out: str | Path, trial_number: int | None = None, bootstrap: int = 2000,
+               top_k: int = 1, tta: str = "none") -> dict[str, Any]:
+    """Export one trial (`trial_number`, default the best) or the `top_k` best as one averaging ensemble.
+
+    With an ensemble or a `tta` other than "none" the decision threshold is chosen again on validation data.
+    """
+    if tta not in standalone.TTA_MODES:
+        raise ExportError(f"unknown --tta {tta!r}. Fix: one of {', '.join(standalone.TTA_MODES)}")
+    if top_k < 1:
+        raise ExportError(f"--top-k must be at least 1 (got {top_k})")
+    if trial_number is not None and top_k > 1:
+        raise ExportError(f"--trial {trial_number} exports one trial and --top-k {top_k} an ensemble of the "
+                          f"{top_k} best. Fix: pass only one of them")
     run = open_run(target)
-    trial = pick_trial(run.study, trial_number)
-    state = _checkpoint(run, trial)
-    spec = trial.user_attrs["model_spec"]
-    net = standalone.build_model(spec)
-    net.load_state_dict(state)
-    config = _base_config(run, trial)
+    trials = pick_top_k(run.study, top_k) if top_k > 1 else [pick_trial(run.study, trial_number)]
+    states = [_checkpoint(run, t) for t in trials]
+    configs = [_base_config(run, t) for t in trials]
+    config = configs[0] if len(trials) == 1 else ensemble_config(configs, trials)
+    config["tta"] = tta
+    net = standalone.build_export_model(config)
+    if len(trials) == 1:
+        net.load_state_dict(states[0])
+    else:
+        net.load_state_dict({f"members.{i}.{k}": v for i, state in enumerate(states) for k, v in state.items()})
+    if len(trials) > 1 or tta != "none":
+        if len(trials) == 1:   # keep what the trial itself chose without TTA
+            config["trial"].update(threshold=config["threshold"], validation_metrics=config["validation_metrics"])
+        config.update(choose_on_validation(run, net, config, rule_of=trials[0]))
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
     out = Path(out)
@@ -97,16 +114,14 @@ def _base_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
 
 
 def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], bootstrap: int) -> dict[str, Any]:
-    record = run.record
-    data_cfg = TypeAdapter(DataConfig).validate_python(record["data"])
-    data = load_dataset(data_cfg, splits=("test",), seed=record["seed"], base_dir=Path(record["base_dir"]))
+    data = load_split(run, "test")
     test = data.splits["test"]
     probs = standalone.predict_proba(net, config, test.images).numpy()
     labels = test.labels.numpy()
     n_classes, kind, threshold = len(config["class_names"]), config["task"], config["threshold"]
     metrics = compute_metrics(labels, probs, kind, n_classes, threshold=threshold)
     names = [m for m in metrics if not m.startswith("f1_class_")]
-    ci = bootstrap_ci(labels, probs, kind, n_classes, names, n_resamples=bootstrap, seed=record["seed"],
+    ci = bootstrap_ci(labels, probs, kind, n_classes, names, n_resamples=bootstrap, seed=run.record["seed"],
                       threshold=threshold)
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
                "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),

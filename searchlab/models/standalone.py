@@ -43,8 +43,10 @@ class PlainCNN(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
+        self.stage_starts: list[int] = []   # index into `features` where each stage begins (transfer blocks)
         for stage in range(depth):
             out = min(width * 2 ** stage, max_width)
+            self.stage_starts.append(len(layers))
             for _ in range(convs_per_stage):
                 layers += [nn.Conv2d(channels, out, kernel, padding=kernel // 2, bias=norm == "none"),
                            _norm(norm, out), _activation(activation)]
@@ -55,8 +57,23 @@ class PlainCNN(nn.Module):
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
                                   nn.Linear(channels, num_outputs))
 
+    head_prefix = "head."   # parameters re-initialised when transferring to a new task
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features before the classifier: forward(x) == classify(embed(x))."""
+        return self.head[1](self.head[0](self.features(x)))
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head[3](self.head[2](z))
+
+    def parameter_blocks(self) -> list[list[tuple[str, nn.Parameter]]]:
+        """(name, parameter) per stage, input side first, head excluded: the unit of cut-off freezing."""
+        ends = self.stage_starts[1:] + [len(self.features)]
+        return [[(f"features.{i}.{n}", p) for i in range(start, end) for n, p in self.features[i].named_parameters()]
+                for start, end in zip(self.stage_starts, ends)]
 
 
 class TimmClassifier(nn.Module):
@@ -72,10 +89,34 @@ class TimmClassifier(nn.Module):
                                      num_classes=num_outputs, drop_rate=drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self._resize(x))
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_size is not None and x.shape[-1] != self.input_size:
             x = nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                                           align_corners=False)
-        return self.net(x)
+        return x
+
+    @property
+    def head_prefix(self) -> str:
+        return f"net.{self.net.pretrained_cfg.get('classifier', 'fc')}."
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-logit features: forward(x) == classify(embed(x))."""
+        return self.net.forward_head(self.net.forward_features(self._resize(x)), pre_logits=True)
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net.get_classifier()(z)
+
+    def parameter_blocks(self) -> list[list[tuple[str, nn.Parameter]]]:
+        """timm's own coarse parameter groups (stem, stages, ...), input side first, head excluded."""
+        from timm.models import group_parameters
+
+        params = dict(self.net.named_parameters())
+        groups = group_parameters(self.net, self.net.group_matcher(coarse=True))
+        head = self.head_prefix.removeprefix("net.")
+        blocks = [[(f"net.{n}", params[n]) for n in names if not n.startswith(head)] for _, names in sorted(groups.items())]
+        return [block for block in blocks if block]
 
 
 def build_model(spec: dict[str, Any]) -> nn.Module:
@@ -87,7 +128,59 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
     return cls(int(spec["in_channels"]), int(spec["num_outputs"]), **spec["args"])
 
 
+# ------------------------------------------------------------------ ensembles of exported trials
+class Ensemble(nn.Module):
+    """Several trained members whose probabilities are averaged (weights: `members.<i>.*`).
+
+    forward takes float images in [0, 1], *not* normalised, and returns probabilities (as `probabilities()`
+    gives them), not logits: each member normalises with its own training statistics, then its probabilities
+    are averaged over members.
+    """
+
+    def __init__(self, members: list[nn.Module], preprocessing: list[dict[str, Any]], kind: str) -> None:
+        super().__init__()
+        if not members or len(members) != len(preprocessing):
+            raise ValueError(f"an ensemble needs one preprocessing per member; got {len(members)} members and "
+                             f"{len(preprocessing)} preprocessings")
+        self.members = nn.ModuleList(members)
+        self.preprocessing = [dict(p) for p in preprocessing]
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = [probabilities(member(normalize(x, prep)), self.kind)
+                 for member, prep in zip(self.members, self.preprocessing)]
+        return torch.stack(probs).mean(dim=0)
+
+
+def build_export_model(config: dict[str, Any]) -> nn.Module:
+    """The network a config.json describes: an "ensemble" of members (config["preprocessing"] is then one entry
+    per member), otherwise the single architecture of build_model."""
+    spec = config["model"]
+    if spec["architecture"] != "ensemble":
+        return build_model(spec)
+    return Ensemble([build_model(member) for member in spec["members"]], config["preprocessing"], config["task"])
+
+
 # ------------------------------------------------------------------ inputs and outputs
+TTA_MODES = ("none", "flip", "dihedral")
+
+
+def tta_views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
+    """Test-time augmentation views of (N, C, H, W): none [x]; flip [x, horizontal flip]; dihedral the 8
+    symmetries of the square (rotations by 0/90/180/270 degrees, each with and without the flip)."""
+    if mode == "none":
+        return [x]
+    if mode == "flip":
+        return [x, x.flip(-1)]
+    if mode == "dihedral":
+        if x.shape[-2] != x.shape[-1]:
+            raise ValueError(f"tta 'dihedral' rotates by 90 degrees, which needs square images; got "
+                             f"{x.shape[-2]}x{x.shape[-1]}. Fix: use tta 'flip' (or 'none') for these images")
+        rotations = [torch.rot90(x, k, dims=(-2, -1)) for k in range(4)]
+        return rotations + [r.flip(-1) for r in rotations]
+    raise ValueError(f"unknown tta {mode!r}; this model.py knows {TTA_MODES}")
+
+
 def preprocess(images: torch.Tensor, prep: dict[str, Any]) -> torch.Tensor:
     """uint8 (N, C, H, W) -> normalised float32, with the training split's per-channel mean and std."""
     return normalize(images.to(torch.float32) / 255.0, prep)
@@ -110,10 +203,22 @@ def probabilities(logits: torch.Tensor, kind: str) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_proba(net: nn.Module, config: dict[str, Any], images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Probabilities for uint8 images (N, C, H, W), averaged over the views of config["tta"] ("none" if absent)."""
     net.eval()
-    chunks = [probabilities(net(preprocess(images[i:i + batch_size], config["preprocessing"])), config["task"])
-              for i in range(0, images.shape[0], batch_size)]
+    mode = config.get("tta", "none")
+    chunks = []
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].to(torch.float32) / 255.0
+        probs = [_probabilities01(net, config, view) for view in tta_views(x, mode)]
+        chunks.append(probs[0] if len(probs) == 1 else torch.stack(probs).mean(dim=0))
     return torch.cat(chunks)
+
+
+def _probabilities01(net: nn.Module, config: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
+    """Probabilities of float images in [0, 1]: an Ensemble normalises per member, one model with the config's."""
+    if isinstance(net, Ensemble):
+        return net(x)
+    return probabilities(net(normalize(x, config["preprocessing"])), config["task"])
 
 
 def predict(net: nn.Module, config: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
@@ -152,6 +257,6 @@ def load(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the exported model from config.json and weights.safetensors; returns (model in eval mode, config)."""
     export_dir = Path(export_dir)
     config = json.loads((export_dir / "config.json").read_text())
-    net = build_model(config["model"])
+    net = build_export_model(config)
     net.load_state_dict(read_safetensors(export_dir / "weights.safetensors"))
     return net.eval(), config

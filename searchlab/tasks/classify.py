@@ -25,6 +25,7 @@ from searchlab.models.standalone import build_model
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.train import Batches, make_recipe, train
+from searchlab.tasks.transfer import apply_transfer
 
 # Costs measured for every trial; objectives may name them (e.g. maximise auc, minimise flops).
 COST_METRICS = {"params": "minimize", "flops": "minimize", "train_seconds": "minimize",
@@ -72,9 +73,10 @@ class ClassifyTask:
                    task_kind=data.kind, **costs)
         epochs = spec.train.epochs or ctx.study.config.budget.epochs
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))
+        groups = apply_transfer(model, spec.model, ctx.study.base_dir)
         recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train.label_smoothing)
         result = train(model, batches, recipe, spec.optim, spec.train, epochs, ctx.seed, select, ctx.report,
-                       ctx.out_of_time)
+                       ctx.out_of_time, groups=groups, cached_features=spec.model.transfer == "features")
         metrics = {**result.metrics, **costs, "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
                    "train_seconds": result.train_seconds,
                    "images_per_second": result.images_seen / max(result.train_seconds, 1e-9)}

@@ -8,14 +8,39 @@ import difflib
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from searchlab.augment import AugmentSpec
 from searchlab.config.schema import Frozen
 from searchlab.imbalance import ImbalanceSpec
 
 
-class PlainCNNSpec(Frozen):
+class TransferFields(Frozen):
+    """Where initial weights come from and how much of the network trains (searchlab/tasks/transfer.py)."""
+
+    # None: random init. "timm": timm's pretrained weights (downloaded; online only). Otherwise a path,
+    # relative to the study file: a weights file (.safetensors, or .pt/.pth loaded with weights_only=True),
+    # a searchlab export folder, or a searchlab run folder (its best trial) for in-domain transfer.
+    weights: str | None = None
+    # scratch: ignore `weights`; features: frozen backbone, only the new head trains (on cached features);
+    # cutoff: the first `cutoff` blocks frozen, the rest fine-tuned; full: everything fine-tuned, with
+    # layer-wise lr decay. Small medical sets: features/cutoff overfit less, full adapts more.
+    transfer: Literal["scratch", "features", "cutoff", "full"] = "scratch"
+    cutoff: Annotated[int, Field(ge=1, le=64)] = 1          # blocks frozen by "cutoff", counted from the input
+    layer_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0   # "full": lr x decay^(blocks above); 1 = flat
+
+    @model_validator(mode="after")
+    def _weights_for_transfer(self) -> "TransferFields":
+        if self.transfer != "scratch" and self.weights is None:
+            raise ValueError(f"transfer '{self.transfer}' needs weights (a file, an export, a run, or 'timm')")
+        return self
+
+    def architecture_args(self) -> dict[str, object]:
+        """The model's constructor arguments: everything but the kind and how it was initialised."""
+        return self.model_dump(exclude={"kind", *TransferFields.model_fields})
+
+
+class PlainCNNSpec(TransferFields):
     kind: Literal["cnn"] = "cnn"
     depth: Annotated[int, Field(ge=1, le=8)] = 3           # stages; 3 takes 28x28 down to 7x7
     width: Annotated[int, Field(ge=4, le=512)] = 32        # channels of the first stage, doubled per stage
@@ -26,15 +51,20 @@ class PlainCNNSpec(Frozen):
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
     def architecture(self) -> tuple[str, dict[str, object]]:
-        return "plain_cnn", self.model_dump(exclude={"kind"})
+        return "plain_cnn", self.architecture_args()
+
+    @model_validator(mode="after")
+    def _no_hub_weights(self) -> "PlainCNNSpec":
+        if self.weights == "timm":
+            raise ValueError("weights 'timm' is for timm backbones; a plain CNN takes a file, an export or a run")
+        return self
 
 
-class TimmSpec(Frozen):
+class TimmSpec(TransferFields):
     kind: Literal["timm"]
     backbone: str                                             # any timm model name (timm.list_models())
     input_size: Annotated[int, Field(ge=16, le=1024)] | None = None   # resize inside the model; None keeps 28x28
     drop_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    pretrained: Literal[False] = False                       # pretrained sources arrive with transfer learning
 
     @field_validator("backbone")
     @classmethod
@@ -47,7 +77,7 @@ class TimmSpec(Frozen):
         return name
 
     def architecture(self) -> tuple[str, dict[str, object]]:
-        return "timm", {"backbone": self.backbone, "input_size": self.input_size, "drop_rate": self.drop_rate}
+        return "timm", self.architecture_args()
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,8 +68,14 @@ def make_recipe(batches: Batches, augment: AugmentSpec, imbalance: ImbalanceSpec
     )
 
 
-def make_optimizer(model: nn.Module, spec: OptimSpec) -> torch.optim.Optimizer:
-    params = model.parameters()
+ParamGroups = list[dict[str, Any]]   # [{"params": [...], "lr_scale": float}], e.g. layer-wise lr decay
+
+
+def make_optimizer(groups: ParamGroups, spec: OptimSpec) -> torch.optim.Optimizer:
+    """Trainable parameters only (frozen blocks stay out), each group at lr * its lr_scale."""
+    params = [{"params": [p for p in g["params"] if p.requires_grad], "lr": spec.lr * g.get("lr_scale", 1.0)}
+              for g in groups]
+    params = [g for g in params if g["params"]]
     if spec.name == "sgd":
         return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
                                nesterov=spec.momentum > 0)
@@ -95,22 +102,33 @@ def evaluate(model: nn.Module, data: ImageSplit, batches: Batches, batch_size: i
 
 def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, spec: TrainSpec, epochs: int,
           seed: int, select: tuple[str, str], on_epoch: Callable[[int, dict[str, float]], None],
-          out_of_time: Callable[[], bool] = lambda: False) -> TrainResult:
+          out_of_time: Callable[[], bool] = lambda: False, groups: ParamGroups | None = None,
+          cached_features: bool = False) -> TrainResult:
     """Train for up to `epochs`; `select` = (metric, direction) picks the best epoch; `on_epoch` may prune.
 
     Stops early on `early_stopping` patience, or when `out_of_time()` (the study's timeout) says so.
+    `groups`: optimiser parameter groups (default: all parameters at lr). `cached_features`: the backbone is
+    frozen, so its features are computed once and each epoch trains only the head on them.
     """
     gen = torch.Generator().manual_seed(seed)
-    opt = make_optimizer(model, optim)
+    opt = make_optimizer(groups or [{"params": list(model.parameters())}], optim)
     schedule = make_schedule(opt, optim, epochs)
+    if cached_features:
+        run_epoch, val_probs = feature_epochs(model, opt, batches, recipe, spec.batch_size, gen)
+    else:
+        def run_epoch(epoch: int) -> int:
+            return _one_epoch(model, opt, batches, recipe, spec.batch_size, gen, epoch)
+
+        def val_probs() -> tuple[np.ndarray, np.ndarray]:
+            return evaluate(model, batches.val, batches)
     best: tuple[float, int, dict[str, float], dict[str, torch.Tensor], Threshold] | None = None
     seconds, seen, stale = 0.0, 0, 0
     for epoch in range(epochs):
         start = time.perf_counter()
-        seen += _one_epoch(model, opt, batches, recipe, spec.batch_size, gen, epoch)
+        seen += run_epoch(epoch)
         schedule.step()
         seconds += time.perf_counter() - start
-        probs, labels = evaluate(model, batches.val, batches)
+        probs, labels = val_probs()
         threshold = recipe.threshold(labels, probs)
         metrics = compute_metrics(labels, probs, batches.kind, batches.n_classes, threshold=threshold)
         score = _score(metrics.get(select[0], math.nan), select[1])
@@ -143,6 +161,45 @@ def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, r
         loss.backward()
         opt.step()
     return int(order.numel())
+
+
+def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe,
+                   batch_size: int, gen: torch.Generator) -> tuple[Callable[[int], int], Callable[[], Any]]:
+    """(run one epoch, validation probabilities) for a frozen backbone: features computed once, here.
+
+    Image augmentation cannot apply to cached features (each epoch would need new ones), so this mode
+    trains on the stored images as they are; mixup/cutmix are not applied either.
+    """
+    z_train, z_val = embed_all(model, batches.train, batches), embed_all(model, batches.val, batches)
+    y_train = batches.train.labels
+
+    def run_epoch(epoch: int) -> int:
+        model.train()
+        order = recipe.order(gen)
+        for start in range(0, order.numel(), batch_size):
+            idx = order[start:start + batch_size]
+            loss = recipe.loss(model.classify(z_train[idx]), y_train[idx])
+            if not torch.isfinite(loss):
+                raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (head on cached features)")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return int(order.numel())
+
+    @torch.no_grad()
+    def val_probs() -> tuple[np.ndarray, np.ndarray]:
+        model.eval()
+        return probabilities(model.classify(z_val), batches.kind).numpy(), batches.val.labels.numpy()
+
+    return run_epoch, val_probs
+
+
+@torch.no_grad()
+def embed_all(model: nn.Module, split: ImageSplit, batches: Batches, chunk: int = 256) -> torch.Tensor:
+    """The frozen part's output for a whole split (eval mode: batch-norm uses its stored statistics)."""
+    model.eval()
+    return torch.cat([model.embed(preprocess(split.images[i:i + chunk], batches.preprocessing))
+                      for i in range(0, len(split), chunk)])
 
 
 def _score(value: float, direction: str) -> float:

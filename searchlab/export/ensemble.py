@@ -1,0 +1,85 @@
+"""Top-k ensembles and validation-chosen thresholds for `searchlab export --top-k K --tta MODE`.
+
+An ensemble (or a single trial under test-time augmentation) predicts differently from the trials the study
+scored, so its decision threshold is chosen again, on the validation split, by the rule the best trial used.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from pydantic import TypeAdapter
+
+from searchlab.config.schema import DataConfig
+from searchlab.data import ImageDataset, load_dataset
+from searchlab.engine.rundir import OpenRun
+from searchlab.errors import ExportError
+from searchlab.imbalance import ImbalanceSpec, choose_threshold
+from searchlab.metrics import compute_metrics
+from searchlab.models import standalone
+
+
+def pick_top_k(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The k best COMPLETE trials of a single-objective study, best first (ties: lower trial number first)."""
+    if len(study.directions) > 1:
+        raise ExportError(f"this study has {len(study.directions)} objectives, so its trials have no single "
+                          "ranking to take the top K of. Fix: export one trial of the Pareto front with --trial N")
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < k:
+        raise ExportError(f"--top-k {k} needs {k} completed trials; study '{study.study_name}' has "
+                          f"{len(complete)}. Fix: a smaller --top-k, or run more trials")
+    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    return sorted(complete, key=lambda t: (sign * t.value, t.number))[:k]
+
+
+def ensemble_config(members: list[dict[str, Any]], trials: list[FrozenTrial]) -> dict[str, Any]:
+    """One config from the members' single-trial configs: member specs and per-member preprocessing."""
+    first = members[0]
+    for config, trial in zip(members[1:], trials[1:]):
+        if (config["task"], config["class_names"]) != (first["task"], first["class_names"]):
+            raise ExportError(f"trial {trial.number} predicts {config['task']} {config['class_names']} but trial "
+                              f"{trials[0].number} {first['task']} {first['class_names']}; they cannot be averaged")
+    return {
+        "format": first["format"],
+        "model": {"architecture": "ensemble", "members": [c["model"] for c in members]},
+        "preprocessing": [c["preprocessing"] for c in members],   # one per member, in member order
+        "task": first["task"],
+        "class_names": first["class_names"],
+        "threshold": first["threshold"],                          # replaced by choose_on_validation
+        "trials": [{**c["trial"], "value": t.value, "threshold": c["threshold"],
+                    "validation_metrics": c["validation_metrics"]} for c, t in zip(members, trials)],
+    }
+
+
+def threshold_rule(trial: FrozenTrial) -> str:
+    """How the trial chose its threshold: its config's imbalance.threshold, "fixed" when it has none."""
+    imbalance = (trial.user_attrs.get("config") or {}).get("imbalance")
+    return imbalance.get("threshold", "fixed") if isinstance(imbalance, dict) else "fixed"
+
+
+def choose_on_validation(run: OpenRun, net: torch.nn.Module, config: dict[str, Any],
+                         rule_of: FrozenTrial) -> dict[str, Any]:
+    """Threshold chosen on the validation split (config's TTA applied) and the validation metrics at it."""
+    val = load_split(run, "val").splits["val"]
+    height, width = val.images.shape[-2:]
+    if config.get("tta") == "dihedral" and height != width:
+        raise ExportError(f"--tta dihedral rotates images by 90 degrees, which needs square images; this data "
+                          f"set's are {height}x{width}. Fix: --tta flip (or none)")
+    probs = standalone.predict_proba(net, config, val.images).numpy()
+    labels = val.labels.numpy()
+    kind, n_classes, rule = config["task"], len(config["class_names"]), threshold_rule(rule_of)
+    threshold = choose_threshold(ImbalanceSpec(threshold=rule), kind, labels, probs)
+    return {"threshold": threshold,
+            "threshold_choice": {"rule": rule, "as_trial": rule_of.number, "split": "val", "val_size": len(val)},
+            "validation_metrics": compute_metrics(labels, probs, kind, n_classes, threshold=threshold)}
+
+
+def load_split(run: OpenRun, split: str) -> ImageDataset:
+    """One split of the run's data set, as the run read it (same data config, seed and base directory)."""
+    record = run.record
+    data_cfg = TypeAdapter(DataConfig).validate_python(record["data"])
+    return load_dataset(data_cfg, splits=(split,), seed=record["seed"], base_dir=Path(record["base_dir"]))

@@ -1,0 +1,151 @@
+"""Transfer learning: initial weights from timm, a file, an export or a run; freezing; lr per block.
+
+Weights are matched by name. The classifier head is always new (the task's classes differ); a first
+convolution trained on RGB is adapted to grayscale by summing over its input channels (and back by
+spreading), as timm does; any other shape mismatch fails the trial naming the layers.
+
+Frozen blocks keep requires_grad False; under "cutoff" their batch-norm statistics still follow the new
+data in training mode (torchvision's usual fine-tuning), while "features" computes the features once in
+eval mode, with the source's statistics.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from searchlab.errors import TrialFailure
+from searchlab.models.standalone import read_safetensors
+from searchlab.tasks.classify_config import TimmSpec, TransferFields
+from searchlab.tasks.train import ParamGroups
+
+
+def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path) -> ParamGroups:
+    """Load `spec.weights` into `model` and freeze per `spec.transfer`; returns the optimiser groups."""
+    if spec.transfer == "scratch":
+        return [{"params": list(model.parameters())}]
+    assert spec.weights is not None   # TransferFields guarantees it
+    load_matching(model, source_state(spec, model, base_dir), spec.weights)
+    blocks = model.parameter_blocks()
+    head = [p for n, p in model.named_parameters() if n.startswith(model.head_prefix)]
+    if spec.transfer == "features":
+        _freeze(p for block in blocks for _, p in block)
+        return [{"params": head}]
+    if spec.transfer == "cutoff":
+        if spec.cutoff > len(blocks):
+            raise TrialFailure(f"cut-off block {spec.cutoff} is beyond the backbone's depth: it has {len(blocks)} "
+                               f"blocks (use cutoff 1..{len(blocks)})")
+        _freeze(p for block in blocks[:spec.cutoff] for _, p in block)
+        return [{"params": [p for block in blocks[spec.cutoff:] for _, p in block] + head}]
+    n = len(blocks)   # full: the deepest block trains at lr x decay, the input block at lr x decay^n
+    return [{"params": [p for _, p in block], "lr_scale": spec.layer_decay ** (n - i)} for i, block in enumerate(blocks)] \
+        + [{"params": head, "lr_scale": 1.0}]
+
+
+def _freeze(params: Any) -> None:
+    for p in params:
+        p.requires_grad_(False)
+
+
+def source_state(spec: TransferFields, model: nn.Module, base_dir: Path) -> dict[str, torch.Tensor]:
+    assert spec.weights is not None
+    if spec.weights == "timm":
+        assert isinstance(spec, TimmSpec)
+        return _timm_hub_state(spec)
+    path = Path(spec.weights)
+    path = path if path.is_absolute() else base_dir / path
+    if path.is_dir() and (path / "config.json").is_file():
+        return read_safetensors(path / "weights.safetensors")
+    if path.is_dir() and (path / "searchlab.json").is_file():
+        return _best_trial_state(path)
+    if path.is_file():
+        return _file_state(path, model)
+    raise TrialFailure(f"weights '{spec.weights}' not found (looked for {path}: a weights file, an export folder "
+                       "with config.json, or a run folder with searchlab.json)")
+
+
+def _timm_hub_state(spec: TimmSpec) -> dict[str, torch.Tensor]:
+    import timm
+
+    try:   # RGB weights as published; load_matching adapts the first convolution to the data's channels
+        hub = timm.create_model(spec.backbone, pretrained=True)
+    except Exception as exc:   # offline, unknown tag, hub error: the fix is the same
+        raise TrialFailure(
+            f"timm could not fetch pretrained weights for '{spec.backbone}' ({str(exc).splitlines()[0][:200]}). "
+            f"Fix (offline): on a machine with internet save them with timm.create_model('{spec.backbone}', "
+            f"pretrained=True) and safetensors.torch.save_file(model.state_dict(), '{spec.backbone}.safetensors'), "
+            "then set weights: <that file>") from None
+    return {f"net.{k}": v for k, v in hub.state_dict().items()}
+
+
+def _best_trial_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    import optuna
+
+    from searchlab.engine.rundir import open_run
+
+    run = open_run(run_dir)
+    trial = run.study.best_trial
+    store = optuna.artifacts.FileSystemArtifactStore(str(run.artifacts))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "w.safetensors"
+        optuna.artifacts.download_artifact(artifact_store=store, file_path=str(path),
+                                           artifact_id=trial.user_attrs["checkpoint"])
+        return load_file(str(path))
+
+
+def _file_state(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)   # never unpickles code
+        except Exception as exc:
+            raise TrialFailure(f"cannot read weights file {path} as a tensor checkpoint ({exc})") from None
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+    if not isinstance(state, dict):
+        raise TrialFailure(f"weights file {path} holds no state dict")
+    ours = next(iter(model.state_dict()))
+    if ours.startswith("net.") and not any(k.startswith("net.") for k in state):
+        state = {f"net.{k}": v for k, v in state.items()}   # a plain timm state dict
+    return state
+
+
+def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy every non-head tensor by name; adapt RGB<->gray first convolutions; name every misfit."""
+    target = model.state_dict()
+    missing, misfits, loaded = [], [], {}
+    for name, tensor in target.items():
+        if name.startswith(model.head_prefix):
+            continue
+        if name not in state:
+            missing.append(name)
+            continue
+        value = _adapt_channels(state[name], tensor.shape)
+        if value is None:
+            misfits.append(f"{name} {tuple(state[name].shape)} -> {tuple(tensor.shape)}")
+        else:
+            loaded[name] = value
+    if missing or misfits:
+        detail = "; ".join(misfits[:5] + [f"missing {m}" for m in missing[:5]])
+        more = len(misfits) + len(missing) - min(5, len(misfits)) - min(5, len(missing))
+        raise TrialFailure(f"weights '{source}' do not fit this model: {detail}" + (f" (+{more} more)" if more > 0 else "")
+                           + ". Fix: use weights of the same architecture and settings")
+    model.load_state_dict(loaded, strict=False)
+
+
+def _adapt_channels(value: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+    if value.shape == shape:
+        return value
+    if value.ndim == 4 and value.shape[0] == shape[0] and value.shape[2:] == shape[2:]:
+        if shape[1] == 1:
+            return value.sum(dim=1, keepdim=True)   # RGB -> gray: the same response to a gray image
+        if value.shape[1] == 1:
+            return value.repeat(1, shape[1], 1, 1) / shape[1]
+    return None
+

@@ -1,0 +1,173 @@
+"""Export of top-k ensembles and test-time augmentation (TTA), checked against independent computations."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+from searchlab.cli import main
+from searchlab.config.load import load_study
+from searchlab.data import ImageDataset, ImageSplit
+from searchlab.engine.run import run_study
+from searchlab.errors import ExportError
+from searchlab.export import ensemble as ensemble_module
+from searchlab.export.exporter import export_run
+from searchlab.imbalance import ImbalanceSpec, choose_threshold
+from searchlab.models import standalone
+from torch_only import predict_without_searchlab
+
+STUDY = """
+name: ens
+task: classify
+space:
+  model: {kind: cnn, depth: 2, width: 8, dropout: 0.1}
+  optim: {lr: {float: [1.0e-3, 5.0e-3], log: true}}
+  train: {batch_size: 64}
+  imbalance: {threshold: youden}
+strategy: random
+pruner: none
+budget: {n_trials: 3, epochs: 2}
+"""
+
+def _data(root, tmp, text=STUDY, name="study.yaml"):
+    path = tmp / name
+    path.write_text(text + f"data: {{source: medmnist, name: breastmnist, root: '{root}', download: false}}\n"
+                    f"run_dir: '{tmp / name.removesuffix('.yaml')}'\n")
+    return path
+
+
+def _predictions(folder):
+    return np.array(json.loads((folder / "test_predictions.json").read_text())["probabilities"])
+
+
+def _images(root, split="test"):
+    return torch.from_numpy(np.load(root / "breastmnist.npz")[f"{split}_images"][:, None].copy())
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, breastmnist_root):
+    tmp = tmp_path_factory.mktemp("ensemble")
+    run_study(load_study(_data(breastmnist_root, tmp)), progress=False)
+    run = tmp / "study"
+    ensemble = export_run(run, tmp / "ens", top_k=2, bootstrap=200)
+    members = {t["number"]: export_run(run, tmp / f"trial{t['number']}", trial_number=t["number"], bootstrap=20)
+               for t in ensemble["trials"]}
+    flip = export_run(run, tmp / "flip", tta="flip", bootstrap=20)
+    return tmp, run, ensemble, members, flip
+
+
+def test_ensemble_config_names_the_top_trials_and_stores_members_in_one_file(exported):
+    tmp, run, config, _, _ = exported
+    study = optuna.load_study(study_name="ens", storage=f"sqlite:///{run / 'study.db'}")
+    ranked = sorted(study.trials, key=lambda t: (-t.value, t.number))
+    assert [t["number"] for t in config["trials"]] == [t.number for t in ranked[:2]]
+    assert [t["value"] for t in config["trials"]] == [t.value for t in ranked[:2]]
+    assert all(t["validation_metrics"]["auc"] == t["value"] for t in config["trials"])
+    on_disk = json.loads((tmp / "ens" / "config.json").read_text())
+    assert on_disk["model"]["architecture"] == "ensemble" and len(on_disk["model"]["members"]) == 2
+    assert on_disk["preprocessing"] == [ranked[0].user_attrs["preprocessing"], ranked[1].user_attrs["preprocessing"]]
+    assert on_disk["threshold_choice"] == {"rule": "youden", "as_trial": ranked[0].number, "split": "val",
+                                           "val_size": 78}
+    low, high = on_disk["test_metrics_ci95"]["auc"]
+    assert low <= on_disk["test_metrics"]["auc"] <= high and "auc" in on_disk["validation_metrics"]
+    weights = standalone.read_safetensors(tmp / "ens" / "weights.safetensors")
+    assert {k.split(".")[1] for k in weights} == {"0", "1"} and all(k.startswith("members.") for k in weights)
+
+
+def test_torch_only_process_reproduces_the_ensemble_predictions(exported, breastmnist_root):
+    tmp = exported[0]
+    npz = str(breastmnist_root / "breastmnist.npz")
+    fresh = predict_without_searchlab(tmp / "ens", Path(npz))
+    assert fresh.shape == (156,) and np.array_equal(fresh, _predictions(tmp / "ens"))
+
+
+def test_ensemble_averages_its_members_and_rechooses_the_threshold_on_validation(exported, breastmnist_root):
+    tmp, _, config, members, _ = exported
+    numbers = [t["number"] for t in config["trials"]]
+    mean = np.mean([_predictions(tmp / f"trial{n}") for n in numbers], axis=0)
+    assert np.allclose(_predictions(tmp / "ens"), mean, rtol=0, atol=1e-6)
+    # validation: the members' own exports, averaged, and youden's rule give the ensemble's threshold
+    val = _images(breastmnist_root, "val")
+    val_probs = np.mean([standalone.predict_proba(*standalone.load(tmp / f"trial{n}"), val).numpy() for n in numbers],
+                        axis=0)
+    labels = np.load(breastmnist_root / "breastmnist.npz")["val_labels"].reshape(-1)
+    expected = choose_threshold(ImbalanceSpec(threshold="youden"), "binary", labels, val_probs)
+    assert config["threshold"] == pytest.approx(expected, abs=1e-6)
+    assert members[numbers[0]]["tta"] == "none" and "threshold_choice" not in members[numbers[0]]
+
+
+def test_tta_flip_averages_the_image_and_its_mirror(exported, breastmnist_root):
+    tmp, _, _, _, flip = exported
+    config = json.loads((tmp / "flip" / "config.json").read_text())
+    assert config["tta"] == "flip" and config["threshold_choice"]["rule"] == "youden"
+    assert "threshold" in config["trial"] and "auc" in config["trial"]["validation_metrics"]
+    net = standalone.build_model(config["model"])
+    net.load_state_dict(standalone.read_safetensors(tmp / "flip" / "weights.safetensors"))
+    net.eval()
+    mean = torch.tensor(config["preprocessing"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(config["preprocessing"]["std"]).view(1, -1, 1, 1)
+    x = _images(breastmnist_root).float() / 255
+    with torch.no_grad():
+        p = [torch.softmax(net((v - mean) / std), dim=1)[:, 1] for v in (x, torch.flip(x, dims=[3]))]
+    assert np.allclose(_predictions(tmp / "flip"), ((p[0] + p[1]) / 2).numpy(), rtol=0, atol=1e-6)
+
+
+def test_dihedral_is_rotation_invariant_and_refuses_non_square_images(exported, breastmnist_root, monkeypatch):
+    tmp, run = exported[0], exported[1]
+    net, config = standalone.load(tmp / "ens")
+    config = {**config, "tta": "dihedral"}
+    images = _images(breastmnist_root)[:32]
+    turned = standalone.predict_proba(net, config, torch.rot90(images, 1, dims=(2, 3)))
+    assert torch.allclose(turned, standalone.predict_proba(net, config, images), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="square"):
+        standalone.predict_proba(net, config, images[..., :20])
+    real = ensemble_module.load_dataset
+
+    def cropped(*args, **kwargs):   # the same data set with 28x20 images
+        data = real(*args, **kwargs)
+        splits = {k: ImageSplit(s.images[..., :20].contiguous(), s.labels) for k, s in data.splits.items()}
+        return ImageDataset(splits, data.class_names, data.kind)
+
+    monkeypatch.setattr(ensemble_module, "load_dataset", cropped)
+    with pytest.raises(ExportError, match="square images.*28x20.*--tta flip"):
+        export_run(run, tmp / "dihedral", tta="dihedral", bootstrap=20)
+    assert not (tmp / "dihedral").exists()
+
+
+def test_multi_objective_study_has_no_top_k(breastmnist_root, tmp_path):
+    text = STUDY.replace("n_trials: 3, epochs: 2", "n_trials: 1, epochs: 1") + "objective: [auc, params]\n"
+    run_study(load_study(_data(breastmnist_root, tmp_path, text, "multi.yaml")), progress=False)
+    with pytest.raises(ExportError, match="2 objectives.*--trial N"):
+        export_run(tmp_path / "multi", tmp_path / "out", top_k=2)
+
+
+def test_argument_errors(exported, capsys):
+    tmp, run = exported[0], exported[1]
+    with pytest.raises(ExportError, match="--trial 0 exports one trial and --top-k 2"):
+        export_run(run, tmp / "x", trial_number=0, top_k=2)
+    with pytest.raises(ExportError, match="--top-k 5 needs 5 completed trials.*has 3"):
+        export_run(run, tmp / "x", top_k=5)
+    with pytest.raises(ExportError, match="unknown --tta"):
+        export_run(run, tmp / "x", tta="rotate")
+    assert main(["export", str(run), "--out", str(tmp / "x"), "--trial", "0", "--top-k", "2"]) == 2
+    assert "error: --trial 0 exports one trial" in capsys.readouterr().err
+    assert not (tmp / "x").exists()
+
+
+def test_export_cli_round_trip(exported, breastmnist_root):
+    tmp, run, ensemble = exported[0], exported[1], exported[2]
+    proc = subprocess.run([sys.executable, "-m", "searchlab.cli", "export", str(run), "--top-k", "2", "--tta", "flip",
+                           "--out", str(tmp / "cli"), "--bootstrap", "20"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    numbers = ", ".join(str(t["number"]) for t in ensemble["trials"])
+    assert f"exported ensemble of trials {numbers} with tta flip to" in proc.stdout and "auc" in proc.stdout
+    net, config = standalone.load(tmp / "cli")
+    assert config["tta"] == "flip" and isinstance(net, standalone.Ensemble)
+    assert np.array_equal(standalone.predict_proba(net, config, _images(breastmnist_root)).numpy(),
+                          _predictions(tmp / "cli"))

@@ -1,0 +1,124 @@
+"""Transfer learning: weights from a file, an export or a run; features / cut-off / full fine-tuning."""
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+from safetensors.torch import save_file
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.errors import ConfigError
+from searchlab.export.exporter import export_run
+from searchlab.models.standalone import PlainCNN
+from searchlab.tasks.classify_config import PlainCNNSpec
+from searchlab.tasks.transfer import apply_transfer
+
+SOURCE = """
+name: source
+task: classify
+space:
+  model: {kind: cnn, depth: 2, width: 8}
+  train: {batch_size: 64}
+strategy: random
+pruner: none
+budget: {n_trials: 1, epochs: 2}
+"""
+
+
+def target_study(weights: str, transfer: str, extra: str = "") -> str:
+    return f"""
+name: target
+task: classify
+space:
+  model: {{kind: cnn, depth: 2, width: 8, weights: '{weights}', transfer: {transfer}{extra}}}
+  train: {{batch_size: 64}}
+strategy: random
+pruner: none
+budget: {{n_trials: 1, epochs: 2}}
+"""
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory, breastmnist_root):
+    tmp = tmp_path_factory.mktemp("source")
+    (tmp / "s.yaml").write_text(SOURCE + f"data: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}'}}\n"
+                                f"run_dir: '{tmp / 'run'}'\n")
+    run_study(load_study(tmp / "s.yaml"), progress=False)
+    export_run(tmp / "run", tmp / "export", bootstrap=100)
+    return tmp
+
+
+def run_target(write_study, text: str) -> optuna.trial.FrozenTrial:
+    study = run_study(load_study(write_study(text)), progress=False).study
+    return study.trials[-1]
+
+
+@pytest.mark.parametrize("transfer", ["features", "cutoff", "full"])
+def test_transfer_from_an_export(write_study, source_run, transfer):
+    trial = run_target(write_study, target_study(str(source_run / "export"), transfer))
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("error")
+    assert 0 <= trial.value <= 1
+
+
+def test_transfer_from_a_run_and_from_files(write_study, source_run, tmp_path):
+    assert run_target(write_study, target_study(str(source_run / "run"), "full")).state == TrialState.COMPLETE
+    from searchlab.models.standalone import read_safetensors
+
+    state = read_safetensors(source_run / "export" / "weights.safetensors")
+    torch.save({"state_dict": state}, tmp_path / "w.pt")
+    save_file(state, str(tmp_path / "w.safetensors"))
+    for name in ("w.pt", "w.safetensors"):
+        text = target_study(str(tmp_path / name), "cutoff").replace("name: target", f"name: t{name[2:4]}")
+        assert run_target(write_study, text).state == TrialState.COMPLETE
+
+
+def test_loaded_weights_and_freezing_are_real(source_run):
+    from searchlab.models.standalone import read_safetensors
+
+    state = read_safetensors(source_run / "export" / "weights.safetensors")
+    for transfer, trainable_blocks in (("features", 0), ("cutoff", 1), ("full", 2)):
+        net = PlainCNN(1, 2, depth=2, width=8)
+        spec = PlainCNNSpec(depth=2, width=8, weights=str(source_run / "export"), transfer=transfer)
+        groups = apply_transfer(net, spec, source_run)
+        assert torch.equal(net.features[0].weight, state["features.0.weight"])      # loaded
+        assert not torch.equal(net.head[3].weight, state["head.3.weight"])         # a new head
+        frozen = [all(not p.requires_grad for _, p in block) for block in net.parameter_blocks()]
+        assert frozen.count(False) == trainable_blocks
+        if transfer == "full":
+            scales = [g.get("lr_scale", 1.0) for g in groups]
+            assert scales == [1.0, 1.0, 1.0]
+
+
+def test_layer_decay_scales_lr_per_block(source_run):
+    spec = PlainCNNSpec(depth=2, width=8, weights=str(source_run / "export"), transfer="full", layer_decay=0.5)
+    groups = apply_transfer(PlainCNN(1, 2, depth=2, width=8), spec, source_run)
+    assert [g["lr_scale"] for g in groups] == [0.25, 0.5, 1.0]
+
+
+def test_a_checkpoint_that_does_not_fit_names_the_layers(write_study, source_run):
+    text = target_study(str(source_run / "export"), "full").replace("width: 8,", "width: 16,")
+    trial = run_target(write_study, text)
+    assert trial.state == TrialState.FAIL
+    assert "do not fit" in trial.user_attrs["error"] and "features.0.weight (8, 1, 3, 3) -> (16, 1, 3, 3)" in trial.user_attrs["error"]
+
+
+def test_cutoff_beyond_the_depth(write_study, source_run):
+    trial = run_target(write_study, target_study(str(source_run / "export"), "cutoff", ", cutoff: 5"))
+    assert trial.state == TrialState.FAIL and "beyond the backbone's depth: it has 2 blocks" in trial.user_attrs["error"]
+
+
+def test_transfer_needs_weights(write_study):
+    with pytest.raises(ConfigError, match="needs weights"):
+        load_study(write_study("name: s\nspace:\n  model: {kind: cnn, transfer: features}\n"))
+
+
+def test_offline_timm_hub_weights_fail_with_the_fix(write_study):
+    text = target_study("timm", "features").replace("kind: cnn, depth: 2, width: 8,",
+                                                    "kind: timm, backbone: mobilenetv3_small_050,")
+    trial = run_target(write_study, text)
+    if trial.state == TrialState.COMPLETE:
+        pytest.skip("this machine reached the hub: the online path worked")
+    error = trial.user_attrs["error"]
+    assert "timm could not fetch pretrained weights for 'mobilenetv3_small_050'" in error and "save_file" in error
