@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-ARCHITECTURES = ("plain_cnn", "timm")   # a config.json can only ever name one of these: no imports by name
+ARCHITECTURES = ("plain_cnn", "timm", "row_rnn")   # a config.json can only ever name one of these: no imports by name
 
 
 # ------------------------------------------------------------------ architectures
@@ -85,8 +85,25 @@ class TimmClassifier(nn.Module):
         import timm  # only timm exports need timm
 
         self.input_size = input_size
-        self.net = timm.create_model(backbone, pretrained=False, in_chans=in_channels,
-                                     num_classes=num_outputs, drop_rate=drop_rate)
+        kwargs = dict(pretrained=False, in_chans=in_channels, num_classes=num_outputs, drop_rate=drop_rate)
+        if input_size is None:
+            self.net = timm.create_model(backbone, **kwargs)
+            return
+        # Patch/window models (ViT, DeiT, BEiT, Swin, ...) fix their input grid at construction: build them for
+        # input_size. Convolutional nets take any size and their constructors refuse `img_size` with a
+        # TypeError naming it: those are built without it (the inputs are resized to input_size all the same).
+        try:
+            self.net = timm.create_model(backbone, img_size=input_size, **kwargs)
+        except TypeError as exc:
+            if "img_size" not in str(exc):
+                raise
+            self.net = timm.create_model(backbone, **kwargs)
+        except (AssertionError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"timm model {backbone!r} cannot be built for input_size {input_size} ({exc}). Rule: patch models "
+                "need input_size >= their patch size, ideally a multiple of it (16 for *_patch16_*: 32, 64, 224); "
+                "Swin needs a multiple of patch x window (patch4_window7: 28, 56, 112, 224) on older timm versions. "
+                "Fix: pick such an input_size") from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self._resize(x))
@@ -119,12 +136,61 @@ class TimmClassifier(nn.Module):
         return [block for block in blocks if block]
 
 
+class RowRNN(nn.Module):
+    """Reads an image as a sequence of rows (one time step = the C*W pixels of a row) with a GRU or LSTM and
+    classifies the last hidden state (both directions concatenated when bidirectional).
+
+    Inputs are resized to input_size x input_size first, so the row length (C * input_size) is fixed.
+    """
+
+    def __init__(self, in_channels: int, num_outputs: int, cell: str = "gru", hidden: int = 64, layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, input_size: int = 28) -> None:
+        super().__init__()
+        if cell not in ("gru", "lstm"):
+            raise ValueError(f"unknown cell {cell!r}; RowRNN knows 'gru' and 'lstm'")
+        self.input_size = input_size
+        self.layers = layers
+        self.directions = 2 if bidirectional else 1
+        rnn_cls = nn.GRU if cell == "gru" else nn.LSTM
+        # torch applies `dropout` between stacked layers only (and warns when there is one layer)
+        self.rnn = rnn_cls(in_channels * input_size, hidden, num_layers=layers, batch_first=True,
+                           bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden * self.directions, num_outputs))
+
+    head_prefix = "head."   # parameters re-initialised when transferring to a new task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The last layer's final hidden state (N, hidden * directions): forward(x) == classify(embed(x))."""
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                                          align_corners=False)
+        rows = x.permute(0, 2, 1, 3).flatten(2)          # (N, H, C*W): one row per time step
+        _, state = self.rnn(rows)
+        h_n = state[0] if isinstance(state, tuple) else state   # LSTM returns (h_n, c_n)
+        last = h_n[-self.directions:]                     # (directions, N, hidden) of the top layer
+        return last.transpose(0, 1).flatten(1)
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(z)
+
+    def parameter_blocks(self) -> list[list[tuple[str, nn.Parameter]]]:
+        """(name, parameter) per recurrent layer (both directions), input side first, head excluded."""
+        blocks: list[list[tuple[str, nn.Parameter]]] = [[] for _ in range(self.layers)]
+        for name, p in self.rnn.named_parameters():       # e.g. weight_ih_l0, bias_hh_l1_reverse
+            layer = int(name.split("_l")[-1].removesuffix("_reverse"))
+            blocks[layer].append((f"rnn.{name}", p))
+        return blocks
+
+
 def build_model(spec: dict[str, Any]) -> nn.Module:
     """spec = {"architecture": one of ARCHITECTURES, "args": {...}, "in_channels": C, "num_outputs": K}."""
     arch = spec["architecture"]
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; this model.py knows {ARCHITECTURES}")
-    cls = PlainCNN if arch == "plain_cnn" else TimmClassifier
+    cls = {"plain_cnn": PlainCNN, "timm": TimmClassifier, "row_rnn": RowRNN}[arch]
     return cls(int(spec["in_channels"]), int(spec["num_outputs"]), **spec["args"])
 
 

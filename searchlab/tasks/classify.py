@@ -5,6 +5,7 @@ Reads the train and validation splits only; the test split is opened by `searchl
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from searchlab.metrics import metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks.classify_config import ClassifyTrialConfig
-from searchlab.tasks.train import Batches, make_recipe, train
+from searchlab.tasks.crossval import CVResult, cross_validate
+from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
 from searchlab.tasks.transfer import apply_transfer
 
 # Costs measured for every trial; objectives may name them (e.g. maximise auc, minimise flops).
@@ -73,15 +75,51 @@ class ClassifyTask:
                    task_kind=data.kind, **costs)
         epochs = spec.train.epochs or ctx.study.config.budget.epochs
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))
-        groups = apply_transfer(model, spec.model, ctx.study.base_dir)
-        recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train.label_smoothing)
-        result = train(model, batches, recipe, spec.optim, spec.train, epochs, ctx.seed, select, ctx.report,
-                       ctx.out_of_time, groups=groups, cached_features=spec.model.transfer == "features")
+        cv = _select_by_cv(data, model_spec, spec, ctx, select, epochs) if spec.train.cv_folds else None
+        if cv is not None:
+            # The CV mean is the selection signal. The exported model is one more, trained on the official
+            # training split for the folds' median best epoch + 1 epochs (its last epoch kept), so that the
+            # official val split stays untouched by training (it only sets the decision threshold, as without
+            # CV) and the test split stays untouched for the final scoring by `searchlab export`.
+            epochs = cv.final_epochs
+            torch.manual_seed(ctx.seed)
+        result = fit(model, batches, spec, ctx, select, epochs, ctx.seed, ctx.report if cv is None else _no_report,
+                     keep_last=cv is not None)
+        seconds = result.train_seconds + (cv.train_seconds if cv else 0.0)
+        seen = result.images_seen + (cv.images_seen if cv else 0)
         metrics = {**result.metrics, **costs, "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
-                   "train_seconds": result.train_seconds,
-                   "images_per_second": result.images_seen / max(result.train_seconds, 1e-9)}
+                   "train_seconds": seconds, "images_per_second": seen / max(seconds, 1e-9), **(cv.metrics if cv else {})}
         ctx.record(checkpoint=store_checkpoint(result.state, ctx), threshold=result.threshold)
         return metrics
+
+
+def _select_by_cv(data: ImageDataset, model_spec: dict[str, Any], spec: ClassifyTrialConfig, ctx: TrialContext,
+                  select: tuple[str, str], epochs: int) -> CVResult:
+    """k-fold cross-validation over train+val: one fresh model per fold, reported fold by fold."""
+    assert spec.train.cv_folds is not None
+
+    def fit_fold(fold_batches: Batches, seed: int) -> TrainResult:
+        torch.manual_seed(seed)
+        return fit(build_model(model_spec), fold_batches, spec, ctx, select, epochs, seed, _no_report)
+
+    cv = cross_validate(data, spec.train.cv_folds, ctx.study.config.seed, ctx.seed, select[0], fit_fold,
+                        ctx.report, ctx.out_of_time)
+    ctx.record(cv_folds=cv.folds)
+    return cv
+
+
+def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx: TrialContext,
+        select: tuple[str, str], epochs: int, seed: int, on_epoch: Callable[[int, dict[str, float]], None],
+        keep_last: bool = False) -> TrainResult:
+    """Initial weights / frozen parts (transfer), the batch recipe, then the training loop."""
+    groups = apply_transfer(model, spec.model, ctx.study.base_dir)
+    recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train.label_smoothing)
+    return train(model, batches, recipe, spec.optim, spec.train, epochs, seed, select, on_epoch, ctx.out_of_time,
+                 groups=groups, cached_features=spec.model.transfer == "features", keep_last=keep_last)
+
+
+def _no_report(step: int, metrics: dict[str, float]) -> None:
+    """Per-epoch reports are off under cross-validation: the trial reports once per fold instead."""
 
 
 def _train_val(study: Study) -> ImageDataset:
@@ -96,7 +134,7 @@ def parse_trial_config(config: dict[str, Any], src: Located | None,
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = list(err["loc"])
-        if len(loc) > 1 and loc[0] == "model" and loc[1] in ("cnn", "timm"):
+        if len(loc) > 1 and loc[0] == "model" and loc[1] in ("cnn", "timm", "rnn"):
             del loc[1]   # pydantic's union tag, not a key the user wrote
         key = dotted(tuple(loc))
         rule = f"not a valid classify config: {err['msg'].removeprefix('Value error, ')}"
@@ -114,11 +152,8 @@ def parse_trial_config(config: dict[str, Any], src: Located | None,
 
 def make_batches(data: ImageDataset) -> Batches:
     train_split = data.splits["train"]
-    x = train_split.images.to(torch.float32) / 255.0
-    mean = x.mean(dim=(0, 2, 3)).tolist()
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
     return Batches(train=train_split, val=data.splits["val"], kind=data.kind, n_classes=len(data.class_names),
-                   preprocessing={"mean": mean, "std": std})
+                   preprocessing=normalisation(train_split))
 
 
 def model_spec_for(spec: ClassifyTrialConfig, data: ImageDataset) -> dict[str, Any]:

@@ -80,6 +80,27 @@ class TimmSpec(TransferFields):
         return "timm", self.architecture_args()
 
 
+class RowRNNSpec(TransferFields):
+    """Rows of the image as a sequence (searchlab/models/standalone.py RowRNN): a cheap non-convolutional baseline."""
+
+    kind: Literal["rnn"]
+    cell: Literal["gru", "lstm"] = "gru"                     # GRU: fewer parameters, trains as well on short sequences
+    hidden: Annotated[int, Field(ge=4, le=1024)] = 64          # state size; small sets overfit large states
+    layers: Annotated[int, Field(ge=1, le=4)] = 1              # stacked recurrent layers (transfer blocks)
+    bidirectional: bool = False                                # also read bottom-up; doubles the features
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0     # before the head, and between stacked layers
+    input_size: Annotated[int, Field(ge=4, le=256)] = 28       # rows resized to this; 28 = MedMNIST's native size
+
+    def architecture(self) -> tuple[str, dict[str, object]]:
+        return "row_rnn", self.architecture_args()
+
+    @model_validator(mode="after")
+    def _no_hub_weights(self) -> "RowRNNSpec":
+        if self.weights == "timm":
+            raise ValueError("weights 'timm' is for timm backbones; a row RNN takes a file, an export or a run")
+        return self
+
+
 @lru_cache(maxsize=1)
 def _timm_models() -> list[str]:
     import timm  # heavy; only when a study names a timm backbone
@@ -100,10 +121,14 @@ class TrainSpec(Frozen):
     epochs: Annotated[int, Field(ge=1)] | None = None        # None: the study's budget.epochs
     label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
     early_stopping: Annotated[int, Field(ge=1)] | None = 8    # patience in epochs on the validation objective
+    # Select on the mean of K stratified folds over train+val (searchlab/tasks/crossval.py) instead of the
+    # one validation split: on small sets (BreastMNIST val: 78 images) picking the best of many trials on a
+    # single split overfits it. None: train once on train, select on val (K trainings cost K times more).
+    cv_folds: Annotated[int, Field(ge=2, le=10)] | None = None
 
 
 class ClassifyTrialConfig(Frozen):
-    model: Annotated[PlainCNNSpec | TimmSpec, Field(discriminator="kind")] = PlainCNNSpec()
+    model: Annotated[PlainCNNSpec | TimmSpec | RowRNNSpec, Field(discriminator="kind")] = PlainCNNSpec()
     optim: OptimSpec = OptimSpec()
     train: TrainSpec = TrainSpec()
     augment: AugmentSpec = AugmentSpec()          # searchlab/augment/spec.py

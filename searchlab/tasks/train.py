@@ -48,6 +48,12 @@ class Batches:
     preprocessing: dict[str, list[float]]
 
 
+def normalisation(train: ImageSplit) -> dict[str, list[float]]:
+    """Per-channel mean/std of the training images (scaled to [0, 1]): the preprocessing a model carries."""
+    x = train.images.to(torch.float32) / 255.0
+    return {"mean": x.mean(dim=(0, 2, 3)).tolist(), "std": x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()}
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How each epoch draws, augments and scores batches, and how the decision threshold is chosen."""
@@ -103,8 +109,11 @@ def evaluate(model: nn.Module, data: ImageSplit, batches: Batches, batch_size: i
 def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, spec: TrainSpec, epochs: int,
           seed: int, select: tuple[str, str], on_epoch: Callable[[int, dict[str, float]], None],
           out_of_time: Callable[[], bool] = lambda: False, groups: ParamGroups | None = None,
-          cached_features: bool = False) -> TrainResult:
+          cached_features: bool = False, keep_last: bool = False) -> TrainResult:
     """Train for up to `epochs`; `select` = (metric, direction) picks the best epoch; `on_epoch` may prune.
+
+    `keep_last`: keep the last epoch instead of the best one (and never stop early): for a model whose
+    number of epochs was already chosen elsewhere (cross-validation), validation only sets its threshold.
 
     Stops early on `early_stopping` patience, or when `out_of_time()` (the study's timeout) says so.
     `groups`: optimiser parameter groups (default: all parameters at lr). `cached_features`: the backbone is
@@ -132,7 +141,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
         threshold = recipe.threshold(labels, probs)
         metrics = compute_metrics(labels, probs, batches.kind, batches.n_classes, threshold=threshold)
         score = _score(metrics.get(select[0], math.nan), select[1])
-        if best is None or score > best[0]:
+        if best is None or score > best[0] or keep_last:
             best, stale = (score, epoch, metrics, copy.deepcopy(model.state_dict()), threshold), 0
         else:
             stale += 1

@@ -1,0 +1,109 @@
+"""Selection by k-fold cross-validation over train + validation (`train: {cv_folds: K}` in a classify trial).
+
+On a small set the validation split is tiny (BreastMNIST: 78 images), and choosing the best of many trials on
+it overfits it. With cv_folds the trial trains K models, each on K-1 folds of train+val, validates each on
+its held-out fold, and reports the mean over folds as its objective. The test split is never read here.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from searchlab.data.types import ImageDataset, ImageSplit
+from searchlab.errors import TrialFailure
+from searchlab.tasks.train import Batches, TrainResult, normalisation
+
+FitFold = Callable[[Batches, int], TrainResult]   # (the fold's batches, the fold's seed) -> trained result
+
+
+@dataclass
+class CVResult:
+    metrics: dict[str, float]                 # means over the folds done, <objective>_std, cv_folds_done
+    folds: list[dict[str, Any]] = field(default_factory=list)   # per fold: sizes, best epoch, its metrics
+    final_epochs: int = 1                     # epochs for the exported model: median of folds' best epochs + 1
+    train_seconds: float = 0.0
+    images_seen: int = 0
+
+
+def pool_train_val(data: ImageDataset) -> ImageSplit:
+    """The train and validation splits as one (train first); the test split is never part of it."""
+    parts = [data.splits["train"], data.splits["val"]]
+    return ImageSplit(images=torch.cat([p.images for p in parts]), labels=torch.cat([p.labels for p in parts]))
+
+
+def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """K disjoint folds covering every index, deterministic for the seed; stratified by class.
+
+    Each class is shuffled and dealt round-robin (continuing across classes), so every fold holds each class
+    within one image of its share and fold sizes differ by at most one. Multi-label data (2-D labels) has
+    overlapping classes and gets random folds.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    if labels.ndim == 2:
+        order = rng.permutation(len(labels))
+    else:
+        classes, counts = np.unique(labels, return_counts=True)
+        if counts.min() < k:
+            raise TrialFailure(f"cv_folds={k}: class {classes[counts.argmin()]} has only {counts.min()} image(s) in "
+                               f"train+val, fewer than the folds; lower train.cv_folds")
+        order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in classes])
+    fold_of = np.arange(len(order)) % k
+    return [np.sort(order[fold_of == f]) for f in range(k)]
+
+
+def fold_batches(pool: ImageSplit, folds: list[np.ndarray], fold: int, kind: str, n_classes: int) -> Batches:
+    """Train on every fold but `fold`, validate on `fold`; normalisation from this fold's training part."""
+    train_idx = torch.from_numpy(np.sort(np.concatenate([f for i, f in enumerate(folds) if i != fold])))
+    val_idx = torch.from_numpy(folds[fold])
+    train = ImageSplit(images=pool.images[train_idx], labels=pool.labels[train_idx])
+    val = ImageSplit(images=pool.images[val_idx], labels=pool.labels[val_idx])
+    return Batches(train=train, val=val, kind=kind, n_classes=n_classes, preprocessing=normalisation(train))
+
+
+def mean_metrics(per_fold: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric every fold has (a nan in one fold makes that mean nan: no silent dropping)."""
+    keys = [k for k in per_fold[0] if all(k in m for m in per_fold)]
+    return {k: float(np.mean([m[k] for m in per_fold])) for k in keys}
+
+
+def cross_validate(data: ImageDataset, k: int, fold_seed: int, seed: int, objective: str, fit: FitFold,
+                   report: Callable[[int, dict[str, float]], None], out_of_time: Callable[[], bool]) -> CVResult:
+    """Train one fresh model per fold (seed + fold); after each fold report the running means (step = fold).
+
+    The folds come from `fold_seed` (the study's seed), so every trial is scored on the same folds and trials
+    compare fairly; the models' initialisation and batch order come from `seed` (the trial's).
+
+    `report` may raise optuna.TrialPruned, so a pruner can stop a bad config after a fold or two. When the
+    study is out of time, stops between folds: the means are over the folds done (`cv_folds_done`).
+    """
+    pool = pool_train_val(data)
+    folds = fold_indices(pool.labels, k, fold_seed)
+    result = CVResult(metrics={})
+    per_fold: list[dict[str, float]] = []
+    for fold in range(k):
+        batches = fold_batches(pool, folds, fold, data.kind, len(data.class_names))
+        trained = fit(batches, seed + fold)
+        per_fold.append(dict(trained.metrics))
+        result.folds.append({"fold": fold, "n_train": len(batches.train), "n_val": len(batches.val),
+                             "best_epoch": trained.best_epoch, "epochs_trained": trained.epochs_trained,
+                             **{k_: v for k_, v in trained.metrics.items() if _finite(v)}})
+        result.train_seconds += trained.train_seconds
+        result.images_seen += trained.images_seen
+        report(fold, mean_metrics(per_fold))
+        if out_of_time():
+            break
+    values = [m.get(objective, math.nan) for m in per_fold]
+    result.metrics = {**mean_metrics(per_fold), f"{objective}_std": float(np.std(values)),
+                      "cv_folds_done": float(len(per_fold))}
+    result.final_epochs = int(np.median([f["best_epoch"] for f in result.folds])) + 1
+    return result
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

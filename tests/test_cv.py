@@ -1,0 +1,88 @@
+"""Selection by k-fold cross-validation over train+val (train: {cv_folds: K}): folds, reports, metrics, export."""
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from searchlab.config.load import load_study
+from searchlab.data import load_dataset
+from searchlab.engine.run import run_study
+from searchlab.export.exporter import export_run
+from searchlab.tasks.crossval import fold_batches, fold_indices, pool_train_val
+
+TINY = """
+name: tiny_cv
+task: classify
+space:
+  model: {kind: cnn, depth: 1, width: 4, convs_per_stage: 1}
+  optim: {lr: 3.0e-3}
+  train: {batch_size: 128TRAIN}
+strategy: random
+pruner: none
+budget: {n_trials: 1, epochs: 2}
+"""
+
+
+def test_folds_are_stratified_disjoint_and_cover_train_val_without_test(write_study):
+    study = load_study(write_study(TINY.replace("TRAIN", "")))
+    data = load_dataset(study.config.data, splits=("train", "val", "test"), base_dir=study.base_dir)
+    pool = pool_train_val(data)
+    train, val, test = (data.splits[s] for s in ("train", "val", "test"))
+    assert len(train) == 546 and len(val) == 78 and len(test) == 156 and len(pool) == 624
+    assert torch.equal(pool.images, torch.cat([train.images, val.images]))   # train+val only, never test
+    assert torch.equal(pool.labels, torch.cat([train.labels, val.labels]))
+    folds = fold_indices(pool.labels, 3, seed=7)
+    everything = np.concatenate(folds)
+    assert len(everything) == 624 and sorted(everything.tolist()) == list(range(624))   # disjoint, covering
+    totals = np.bincount(pool.labels.numpy(), minlength=2)
+    for fold in folds:
+        counts = np.bincount(pool.labels.numpy()[fold], minlength=2)
+        assert np.all(np.abs(counts - totals / 3) <= 1), (counts, totals)   # stratified
+        assert abs(len(fold) - 208) <= 1
+    assert all(np.array_equal(a, b) for a, b in zip(folds, fold_indices(pool.labels, 3, seed=7)))   # deterministic
+    assert not all(np.array_equal(a, b) for a, b in zip(folds, fold_indices(pool.labels, 3, seed=8)))
+    batches = fold_batches(pool, folds, 1, data.kind, 2)
+    assert len(batches.train) == 624 - len(folds[1]) and torch.equal(batches.val.images, pool.images[folds[1]])
+    mean = (batches.train.images.float() / 255).mean().item()
+    assert batches.preprocessing["mean"][0] == pytest.approx(mean, rel=1e-5)   # this fold's training part only
+    assert len(np.concatenate(fold_indices(torch.rand(50, 3).round(), 4, seed=0))) == 50   # multi-label: random
+
+
+def _run(write_study, tmp_path, train_extra: str) -> optuna.trial.FrozenTrial:
+    run_study(load_study(write_study(TINY.replace("TRAIN", train_extra))), progress=False)
+    study = optuna.load_study(study_name="tiny_cv", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    (trial,) = study.get_trials(states=(TrialState.COMPLETE,))
+    return trial
+
+
+def test_cv_trial_reports_running_fold_means_and_exports(write_study, tmp_path):
+    trial = _run(write_study, tmp_path, ", cv_folds: 3")
+    folds = trial.user_attrs["cv_folds"]
+    assert [f["fold"] for f in folds] == [0, 1, 2] and sum(f["n_val"] for f in folds) == 624
+    aucs = [f["auc"] for f in folds]
+    assert sorted(trial.intermediate_values) == [0, 1, 2]
+    for step in range(3):
+        assert trial.intermediate_values[step] == pytest.approx(np.mean(aucs[:step + 1]))
+    metrics = trial.user_attrs["metrics"]
+    assert trial.value == pytest.approx(np.mean(aucs)) and metrics["auc"] == pytest.approx(np.mean(aucs))
+    assert metrics["auc_std"] == pytest.approx(np.std(aucs)) and metrics["cv_folds_done"] == 3
+    assert metrics["f1"] == pytest.approx(np.mean([f["f1"] for f in folds]))
+    final_epochs = int(np.median([f["best_epoch"] for f in folds])) + 1
+    assert metrics["epochs_trained"] == final_epochs and metrics["best_epoch"] == final_epochs - 1
+    assert (tmp_path / "run" / "artifacts" / trial.user_attrs["checkpoint"]).is_file()
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=50)
+    assert config["test_size"] == 156 and 0.0 <= config["test_metrics"]["auc"] <= 1.0
+    assert (tmp_path / "best" / "weights.safetensors").is_file()
+
+
+def test_without_cv_folds_the_trial_is_unchanged(write_study, tmp_path):
+    trial = _run(write_study, tmp_path, "")
+    assert "cv_folds" not in trial.user_attrs and "auc_std" not in trial.user_attrs["metrics"]
+    assert sorted(trial.intermediate_values) == [0, 1] and len(trial.user_attrs["curve"]) == 2
+    assert trial.value == trial.user_attrs["metrics"]["auc"]
+    assert (tmp_path / "run" / "artifacts" / trial.user_attrs["checkpoint"]).is_file()
+    export_run(tmp_path / "run", tmp_path / "best", bootstrap=50)
+    assert (tmp_path / "best" / "weights.safetensors").is_file()
