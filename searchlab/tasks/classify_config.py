@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -29,10 +29,14 @@ class TransferFields(Frozen):
     cutoff: Annotated[int, Field(ge=1, le=64)] = 1          # blocks frozen by "cutoff", counted from the input
     layer_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0   # "full": lr x decay^(blocks above); 1 = flat
 
+    hub_weights: ClassVar[bool] = False   # only timm backbones have published weights to fetch
+
     @model_validator(mode="after")
     def _weights_for_transfer(self) -> "TransferFields":
         if self.transfer != "scratch" and self.weights is None:
             raise ValueError(f"transfer '{self.transfer}' needs weights (a file, an export, a run, or 'timm')")
+        if self.weights == "timm" and not self.hub_weights:
+            raise ValueError("weights 'timm' is for timm backbones; this model takes a file, an export or a run")
         return self
 
     def architecture_args(self) -> dict[str, object]:
@@ -53,18 +57,13 @@ class PlainCNNSpec(TransferFields):
     def architecture(self) -> tuple[str, dict[str, object]]:
         return "plain_cnn", self.architecture_args()
 
-    @model_validator(mode="after")
-    def _no_hub_weights(self) -> "PlainCNNSpec":
-        if self.weights == "timm":
-            raise ValueError("weights 'timm' is for timm backbones; a plain CNN takes a file, an export or a run")
-        return self
-
 
 class TimmSpec(TransferFields):
     kind: Literal["timm"]
     backbone: str                                             # any timm model name (timm.list_models())
     input_size: Annotated[int, Field(ge=16, le=1024)] | None = None   # resize inside the model; None keeps 28x28
     drop_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    hub_weights: ClassVar[bool] = True
 
     @field_validator("backbone")
     @classmethod
@@ -93,12 +92,6 @@ class RowRNNSpec(TransferFields):
 
     def architecture(self) -> tuple[str, dict[str, object]]:
         return "row_rnn", self.architecture_args()
-
-    @model_validator(mode="after")
-    def _no_hub_weights(self) -> "RowRNNSpec":
-        if self.weights == "timm":
-            raise ValueError("weights 'timm' is for timm backbones; a row RNN takes a file, an export or a run")
-        return self
 
 
 @lru_cache(maxsize=1)
