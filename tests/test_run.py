@@ -285,3 +285,17 @@ def test_same_study_and_seed_reproduce_configs_and_metrics_in_another_process(wr
     second = optuna.load_study(study_name="tiny", storage=f"sqlite:///{other / 'study.db'}")
     assert [t.params for t in first.trials] == [t.params for t in second.trials]
     assert [t.value for t in first.trials] == [t.value for t in second.trials]
+
+
+def test_configs_are_stored_once_and_always_recoverable(write_study):
+    from searchlab.engine.objective import config_of
+
+    plain = run_study(load_study(callable_study(write_study, n=2).parent / "study.yaml"), progress=False).study
+    assert all("config" in t.user_attrs for t in plain.trials)   # `sleep` is fixed: not derivable from params
+    text = CALLABLE.format(fn="quadratic", n=2, sleep=0.0).replace("  sleep: 0.0\n", "").replace("name: fake",
+                                                                                                  "name: bare")
+    bare = run_study(load_study(write_study(text, name="bare.yaml")), progress=False).study
+    for trial in bare.trials:
+        assert "config" not in trial.user_attrs and "metrics" in trial.user_attrs   # x_abs is not an objective
+        assert config_of(trial) == {"x": trial.params["x"]}
+    assert config_of(plain.trials[0]) == plain.trials[0].user_attrs["config"]

@@ -10,14 +10,17 @@ import json
 import math
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import FrozenTrial
 
 from searchlab.config.load import Study
 from searchlab.engine.context import TrialContext
 from searchlab.errors import TrialFailure
-from searchlab.space import sample_config
+from searchlab.space import Group, sample_config
+from searchlab.space.params import SEARCHABLE
 from searchlab.tasks import Task
 
 
@@ -29,9 +32,16 @@ def trial_seed(study_seed: int, config: dict[str, object]) -> int:
 
 def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
                    deadline: float | None = None) -> Callable[[optuna.Trial], Sequence[float] | float]:
+    # Each user attribute is one storage write (~2 ms on SQLite, as much as a trivial trial's own work), so
+    # nothing the study already holds is written twice: a config made only of searched parameters is its
+    # params (config_of rebuilds it), and metrics that are only the objectives are the trial's values.
+    params_are_config = params_only(study.space)
+    objective_names = {metric for metric, _ in study.objectives}
+
     def objective(trial: optuna.Trial) -> Sequence[float] | float:
         config = sample_config(trial, study.space)
-        trial.set_user_attr("config", config)
+        if not params_are_config:
+            trial.set_user_attr("config", config)
         ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline)
         try:
             metrics = task.run(config, ctx)
@@ -41,10 +51,32 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
         except BaseException as exc:   # includes Ctrl-C: the trial is failed with that reason, then re-raised
             _record_failure(trial, exc)
             raise
-        trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if _jsonable(v)})
+        if not set(metrics) <= objective_names:
+            trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if _jsonable(v)})
         return values[0] if len(values) == 1 else values
 
     return objective
+
+
+def params_only(group: Group) -> bool:
+    """True when every value of a sampled config is a searched parameter named by its dotted path."""
+    return all(isinstance(node, SEARCHABLE) or (isinstance(node, Group) and params_only(node))
+               for _, node in group.entries)
+
+
+def config_of(trial: FrozenTrial) -> dict[str, Any]:
+    """The trial's whole sampled config: stored as a user attr, or rebuilt from params (see make_objective)."""
+    if "config" in trial.user_attrs:
+        return trial.user_attrs["config"]
+    config: dict[str, Any] = {}
+    for name, value in trial.params.items():
+        *parents, last = name.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return config
+
 
 
 def objective_values(study: Study, metrics: dict[str, float]) -> list[float]:

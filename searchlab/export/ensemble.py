@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 
 from searchlab.config.schema import DataConfig
 from searchlab.data import ImageDataset, load_dataset
+from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import ExportError
 from searchlab.imbalance import ImbalanceSpec, choose_threshold
@@ -57,7 +58,7 @@ def ensemble_config(members: list[dict[str, Any]], trials: list[FrozenTrial]) ->
 
 def threshold_rule(trial: FrozenTrial) -> str:
     """How the trial chose its threshold: its config's imbalance.threshold, "fixed" when it has none."""
-    imbalance = (trial.user_attrs.get("config") or {}).get("imbalance")
+    imbalance = config_of(trial).get("imbalance")
     return imbalance.get("threshold", "fixed") if isinstance(imbalance, dict) else "fixed"
 
 

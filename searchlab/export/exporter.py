@@ -16,6 +16,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from safetensors.torch import load_file, save_file
 
+from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.errors import ExportError
 from searchlab.export.ensemble import choose_on_validation, ensemble_config, load_split, pick_top_k
@@ -108,7 +109,7 @@ def _base_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
         "class_names": attrs["class_names"],
         "threshold": attrs.get("threshold", DEFAULT_THRESHOLD),   # chosen on validation data by the trial
         "trial": {"study": run.study.study_name, "number": trial.number, "params": trial.params,
-                  "config": attrs.get("config")},
+                  "config": config_of(trial)},
         "validation_metrics": attrs.get("metrics", {}),
     }
 
