@@ -44,7 +44,7 @@ def epoch_seconds(backbone: str, input_size: int, epochs: int, transfer: str, we
     spec = TimmSpec(kind="timm", backbone=backbone, input_size=input_size, weights=str(weights), transfer=transfer,
                     cutoff=n_blocks)
     groups = apply_transfer(net, spec, ROOT)
-    recipe = make_recipe(batches, AugmentSpec(), ImbalanceSpec(), 0.0)
+    recipe = make_recipe(batches, AugmentSpec(), ImbalanceSpec(), TrainSpec())
     start = time.perf_counter()
     result = train(net, batches, recipe, OptimSpec(), TrainSpec(batch_size=64, early_stopping=None), epochs, 0,
                    ("auc", "maximize"), lambda *a: None, groups=groups, cached_features=transfer == "features")

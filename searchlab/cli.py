@@ -87,18 +87,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run_study(study, overrides, progress=not args.no_progress)
     exported = None
     if study.config.export.after_run and not result.interrupted:
-        exported = _export_best(study)
+        exported = _export_best(study, result)
     print_run_summary(study, result, exported)
     return 130 if result.interrupted else 0
 
 
-def _export_best(study: Any) -> Any:
+def _export_best(study: Any, result: Any) -> Any:
+    from optuna.trial import TrialState
+
     from searchlab.errors import ExportError
     from searchlab.export.exporter import export_run
 
     out = study.config.export.dir or study.run_dir / "best"
+    export = study.config.export
+    complete = len(result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    top_k = min(export.top_k, max(complete, 1))
+    if top_k < export.top_k:   # a short run still leaves a model; say that it is a smaller ensemble
+        print(f"export: {complete} completed trial(s), fewer than export.top_k={export.top_k}; "
+              f"exporting the {top_k} best", file=sys.stderr)
     try:
-        export_run(study.run_dir, out, bootstrap=study.config.export.bootstrap)
+        export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta)
     except ExportError as exc:
         print(f"export skipped: {exc}", file=sys.stderr)
         return None

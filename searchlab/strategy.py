@@ -18,6 +18,7 @@ from searchlab.config.schema import PrunerConfig, StrategyConfig
 from searchlab.config.yamlsrc import read_yaml
 from searchlab.errors import ConfigError, RegistryError
 from searchlab.registry import Registry, import_object
+from searchlab.samplers.evolution import make_evolution
 
 REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
 
@@ -41,6 +42,7 @@ def _tpe(seed: int, **args: Any) -> BaseSampler:
 STRATEGIES: Registry[BaseSampler] = Registry("strategy")
 STRATEGIES.register("random", _random)
 STRATEGIES.register("tpe", _tpe)
+STRATEGIES.register("evolution", make_evolution)
 
 
 def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None) -> BaseSampler:

@@ -144,3 +144,15 @@ def test_every_shipped_study_and_preset_loads():
 
     for preset in sorted(REPO_STRATEGIES.glob("*.yaml")):
         build_sampler(StrategyConfig(preset=preset.stem), 0)
+
+
+def test_the_classifier_space_covers_models_training_augmentation_and_imbalance(write_study):
+    from searchlab.space import probe_configs, searchable_params
+
+    study = load_study(write_study("name: s\ntask: classify\nspace: {include: classifier.yaml, train: {repeats: 2}}\n"))
+    names = {p.name for p, _ in searchable_params(study.space)}
+    assert {"optim.lr", "model.kind", "model.cnn.depth", "model.rnn.cell", "model.timm.backbone", "train.patch_epochs",
+            "train.patch_size", "augment.policy", "augment.neural", "augment.mix", "imbalance.loss",
+            "imbalance.threshold"} <= names
+    config = next(probe_configs(study.space))
+    assert config["train"]["repeats"] == 2 and "batch_size" in config["train"]   # overrides merge into the include

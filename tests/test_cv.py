@@ -51,9 +51,10 @@ def test_folds_are_stratified_disjoint_and_cover_train_val_without_test(write_st
     assert len(np.concatenate(fold_indices(torch.rand(50, 3).round(), 4, seed=0))) == 50   # multi-label: random
 
 
-def _run(write_study, tmp_path, train_extra: str) -> optuna.trial.FrozenTrial:
-    run_study(load_study(write_study(TINY.replace("TRAIN", train_extra))), progress=False)
-    study = optuna.load_study(study_name="tiny_cv", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+def _run(write_study, tmp_path, train_extra: str, run: str = "run") -> optuna.trial.FrozenTrial:
+    text = TINY.replace("TRAIN", train_extra) + f"run_dir: '{tmp_path / run}'\n"
+    run_study(load_study(write_study(text, name=f"{run}.yaml")), progress=False)
+    study = optuna.load_study(study_name="tiny_cv", storage=f"sqlite:///{tmp_path / run / 'study.db'}")
     (trial,) = study.get_trials(states=(TrialState.COMPLETE,))
     return trial
 
@@ -86,3 +87,36 @@ def test_without_cv_folds_the_trial_is_unchanged(write_study, tmp_path):
     assert (tmp_path / "run" / "artifacts" / trial.user_attrs["checkpoint"]).is_file()
     export_run(tmp_path / "run", tmp_path / "best", bootstrap=50)
     assert (tmp_path / "best" / "weights.safetensors").is_file()
+
+
+def test_repeated_cv_uses_new_folds_per_repeat(write_study, tmp_path):
+    trial = _run(write_study, tmp_path, ", cv_folds: 2, repeats: 2")
+    runs = trial.user_attrs["cv_folds"]
+    assert [(r["repeat"], r["fold"]) for r in runs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
+    assert trial.value == pytest.approx(np.mean([r["auc"] for r in runs]))
+    assert trial.user_attrs["metrics"]["cv_folds_done"] == 4
+    pool_labels = pool_train_val(load_dataset(load_study(tmp_path / "run.yaml").config.data,
+                                              splits=("train", "val"), base_dir=tmp_path)).labels
+    first, second = fold_indices(pool_labels, 2, seed=0), fold_indices(pool_labels, 2, seed=1)
+    assert not np.array_equal(first[0], second[0])   # repeat 1 splits with the next fold seed
+
+
+def test_repeated_seeds_select_on_the_mean_and_keep_the_first_run(write_study, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from searchlab.models.standalone import load, predict_proba
+
+    trial = _run(write_study, tmp_path, ", repeats: 3")
+    runs = trial.user_attrs["repeats"]
+    assert [r["repeat"] for r in runs] == [0, 1, 2] and all(r["n_val"] == 78 for r in runs)
+    assert trial.value == pytest.approx(np.mean([r["auc"] for r in runs]))
+    assert trial.user_attrs["metrics"]["repeats_done"] == 3 and "cv_folds" not in trial.user_attrs
+    assert len({r["auc"] for r in runs}) > 1   # each run has its own seed
+    assert trial.user_attrs["metrics"]["best_epoch"] == runs[0]["best_epoch"]
+    # the exported checkpoint is the first run's model: its validation AUC is that run's
+    export_run(tmp_path / "run", tmp_path / "best", bootstrap=20)
+    net, config = load(tmp_path / "best")
+    val = load_dataset(load_study(tmp_path / "run.yaml").config.data, splits=("val",), base_dir=tmp_path).splits["val"]
+    probs = predict_proba(net, config, val.images).numpy()   # binary: P(positive class)
+    assert roc_auc_score(val.labels.numpy(), probs) == pytest.approx(runs[0]["auc"], abs=1e-6)

@@ -171,3 +171,12 @@ def test_export_cli_round_trip(exported, breastmnist_root):
     assert config["tta"] == "flip" and isinstance(net, standalone.Ensemble)
     assert np.array_equal(standalone.predict_proba(net, config, _images(breastmnist_root)).numpy(),
                           _predictions(tmp / "cli"))
+
+
+def test_study_export_settings_apply_after_run_and_shrink_to_the_completed_trials(breastmnist_root, tmp_path, capsys):
+    text = STUDY.replace("n_trials: 3", "n_trials: 2") + "export: {after_run: true, top_k: 3, tta: flip, bootstrap: 100}\n"
+    path = _data(breastmnist_root, tmp_path, text)
+    assert main(["run", str(path), "--no-progress"]) == 0
+    assert "2 completed trial(s), fewer than export.top_k=3; exporting the 2 best" in capsys.readouterr().err
+    net, config = standalone.load(tmp_path / "study" / "best")
+    assert isinstance(net, standalone.Ensemble) and len(config["trials"]) == 2 and config["tta"] == "flip"

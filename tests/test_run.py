@@ -143,7 +143,7 @@ def test_a_loss_that_becomes_nan_fails_the_trial():
     split = ImageSplit(torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1] * 4))
     batches = Batches(split, split, "binary", 2, {"mean": [0.0], "std": [1.0]})
     with pytest.raises(TrialFailure, match="loss became nan at epoch 0"):
-        train(Exploding(), batches, make_recipe(batches, AugmentSpec(), ImbalanceSpec(), 0.0), OptimSpec(),
+        train(Exploding(), batches, make_recipe(batches, AugmentSpec(), ImbalanceSpec(), TrainSpec()), OptimSpec(),
               TrainSpec(batch_size=4), 2, 0, ("auc", "maximize"), lambda *a: None)
 
 

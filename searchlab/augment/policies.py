@@ -131,11 +131,15 @@ class Augmenter:
     mix: Mixer
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mix(self.policy(x, y), y)
+
+    def policy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The image policy alone (float [0, 1] out): the training loop may transform further before mixing."""
         _check_batch(x, y)
-        return self.mix(self.images(x).to(torch.float32) / 255, y)
+        return self.images(x).to(torch.float32) / 255
 
 
-def build_augmentation(spec: AugmentSpec, kind: str, n_classes: int) -> BatchAugment:
+def build_augmentation(spec: AugmentSpec, kind: str, n_classes: int) -> Augmenter:
     """The per-batch augmentation of a training loop.
 
     Returns f(x, y): x uint8 (N, C, H, W), C 1 or 3; y int64 (N,) class indices or float 0/1 (N, L) for

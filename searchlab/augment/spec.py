@@ -52,6 +52,15 @@ class AugmentSpec(Frozen):
     # Half the batches mixed: the model still sees clean images (timm's default switch probability is 0.5).
     mix_prob: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
 
+    # Learned augmentation (searchlab/augment/neural.py, Perez & Wang 2017): a small network trained with the
+    # classifier rewrites a share of each batch from pairs of same-class images. Off unless asked for.
+    neural: bool = False
+    neural_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5    # the paper fed augmented and original images
+    # Content loss weight: how close an output must stay to its source image. The paper's content-loss
+    # variant balanced it about 0.3 : 0.7 against the classification loss.
+    neural_weight: Annotated[float, Field(ge=0.0, le=10.0)] = 0.3
+    neural_width: Annotated[int, Field(ge=4, le=128)] = 16         # channels of the augmentor's hidden layers
+
     @field_validator("sub_policies")
     @classmethod
     def _searched_needs_steps(cls, steps: dict[str, SubPolicy], info: ValidationInfo) -> dict[str, SubPolicy]:

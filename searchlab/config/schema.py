@@ -72,6 +72,12 @@ class BudgetConfig(Frozen):
     timeout: Annotated[float, Field(gt=0)] | None = None  # seconds of wall time for this invocation
     epochs: Annotated[int, Field(ge=1)] = 20            # per trial; also the pruner's step range
     max_failed: Annotated[int, Field(ge=1)] | None = None  # stop after this many failed trials (None: n_trials)
+    # Architecture budgets, checked on the built model before any training: a config over one is PRUNED
+    # at once with the reason in user attr `over_budget`. flops: forward FLOPs per image (torch's counter,
+    # a multiply-add = 2); params: parameters; depth: conv + linear layers on the longest path.
+    max_flops: Annotated[float, Field(gt=0)] | None = None
+    max_params: Annotated[float, Field(gt=0)] | None = None
+    max_depth: Annotated[int, Field(ge=1)] | None = None
 
 
 class PrunerConfig(Frozen):
@@ -105,6 +111,10 @@ class ExportConfig(Frozen):
     after_run: bool = False                    # export the best trial when `run` finishes
     dir: Path | None = None                    # None: <run_dir>/best
     bootstrap: Annotated[int, Field(ge=100)] = 2000     # resamples for the test-metric 95% CIs
+    # The exported module: the best trial (1), or the k best as one ensemble averaging their probabilities;
+    # with test-time augmentation averaged over flips ("flip") or all 8 flips/rotations ("dihedral").
+    top_k: Annotated[int, Field(ge=1, le=50)] = 1
+    tta: Literal["none", "flip", "dihedral"] = "none"
 
 
 # ---------------------------------------------------------------- the study

@@ -6,7 +6,6 @@ intervals, and never written back into the study (so no search or selection can 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.errors import ExportError
 from searchlab.export.ensemble import choose_on_validation, ensemble_config, load_split, pick_top_k
 from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
-from searchlab.models import standalone
+from searchlab.models import model_source, standalone
 
 FORMAT = "searchlab-export/1"
 DEFAULT_THRESHOLD = 0.5   # trials that stored none (the argmax decides for multi-class anyway)
@@ -60,7 +59,7 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
-    shutil.copyfile(standalone.__file__, out / "model.py")
+    (out / "model.py").write_text(model_source())
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "test_predictions.json").write_text(json.dumps(test["predictions"]) + "\n")
     return config

@@ -1,7 +1,8 @@
 """Model definitions that need only torch (and timm for timm backbones).
 
-This file is copied verbatim into every export as `model.py`, so searchlab trains and users load the very
-same code. Keep it free of searchlab imports. Usage of an export:
+This file opens every export's `model.py` (followed by the searched architectures' code, see
+searchlab/models/__init__.py), so searchlab trains and users load the very same code. Keep it free of
+searchlab imports. Usage of an export:
 
     import model                                   # this file, next to config.json
     net, config = model.load("best/")              # weights.safetensors + config.json
@@ -10,6 +11,7 @@ same code. Keep it free of searchlab imports. Usage of an export:
 from __future__ import annotations
 
 import json
+import math  # noqa: F401  (used by the architecture bodies appended to an export's model.py)
 import struct
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 
-ARCHITECTURES = ("plain_cnn", "timm", "row_rnn")   # a config.json can only ever name one of these: no imports by name
 
 
 # ------------------------------------------------------------------ architectures
@@ -185,13 +186,17 @@ class RowRNN(nn.Module):
         return blocks
 
 
+# A config.json can only ever name one of these: no imports by name. The searched architectures (ZenNet,
+# CellNet) are added by searchlab/models/__init__.py, and at the end of an export's model.py.
+ARCHITECTURES: dict[str, type[nn.Module]] = {"plain_cnn": PlainCNN, "timm": TimmClassifier, "row_rnn": RowRNN}
+
+
 def build_model(spec: dict[str, Any]) -> nn.Module:
-    """spec = {"architecture": one of ARCHITECTURES, "args": {...}, "in_channels": C, "num_outputs": K}."""
+    """spec = {"architecture": a name in ARCHITECTURES, "args": {...}, "in_channels": C, "num_outputs": K}."""
     arch = spec["architecture"]
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; this model.py knows {ARCHITECTURES}")
-    cls = {"plain_cnn": PlainCNN, "timm": TimmClassifier, "row_rnn": RowRNN}[arch]
-    return cls(int(spec["in_channels"]), int(spec["num_outputs"]), **spec["args"])
+        raise ValueError(f"unknown architecture {arch!r}; this model.py knows {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](int(spec["in_channels"]), int(spec["num_outputs"]), **spec["args"])
 
 
 # ------------------------------------------------------------------ ensembles of exported trials

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from searchlab.config.yamlsrc import KeyPath, Located, read_yaml
-from searchlab.errors import ConfigError
 from searchlab.space.params import (Branch, CategoricalParam, FixedParam, FloatParam, Group, IntParam,
                                     Node)
 

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 from pydantic import ValidationError
 from safetensors.torch import save_file
 from torch.utils.flop_counter import FlopCounterMode
 
 from searchlab.config.load import Study
-from searchlab.config.schema import ObjectiveConfig, TaskConfig
+from searchlab.config.schema import BudgetConfig, ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located, dotted
 from searchlab.data import load_dataset
 from searchlab.data.types import ImageDataset
@@ -25,12 +26,12 @@ from searchlab.metrics import metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks.classify_config import ClassifyTrialConfig
-from searchlab.tasks.crossval import CVResult, cross_validate
+from searchlab.tasks.crossval import CVResult, cross_validate, cv_splits, progress_steps, repeated_splits
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
 from searchlab.tasks.transfer import apply_transfer
 
 # Costs measured for every trial; objectives may name them (e.g. maximise auc, minimise flops).
-COST_METRICS = {"params": "minimize", "flops": "minimize", "train_seconds": "minimize",
+COST_METRICS = {"params": "minimize", "flops": "minimize", "depth": "minimize", "train_seconds": "minimize",
                 "images_per_second": "maximize"}
 
 
@@ -72,19 +73,28 @@ class ClassifyTask:
         model = build_model(model_spec)
         costs = measure_costs(model, data)
         ctx.record(model_spec=model_spec, preprocessing=batches.preprocessing, class_names=list(data.class_names),
-                   task_kind=data.kind, **costs)
+                   task_kind=data.kind, **costs, **_description(spec))
+        check_budget(costs, ctx.study.config.budget, ctx)
         epochs = spec.train.epochs or ctx.study.config.budget.epochs
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))
-        cv = _select_by_cv(data, model_spec, spec, ctx, select, epochs) if spec.train.cv_folds else None
-        if cv is not None:
+        cv = _select_by_repeats(data, batches, model_spec, spec, ctx, select, epochs) if _repeated(spec) else None
+        if cv is not None and spec.train.cv_folds:
             # The CV mean is the selection signal. The exported model is one more, trained on the official
             # training split for the folds' median best epoch + 1 epochs (its last epoch kept), so that the
             # official val split stays untouched by training (it only sets the decision threshold, as without
             # CV) and the test split stays untouched for the final scoring by `searchlab export`.
-            epochs = cv.final_epochs
             torch.manual_seed(ctx.seed)
-        result = fit(model, batches, spec, ctx, select, epochs, ctx.seed, ctx.report if cv is None else _no_report,
-                     keep_last=cv is not None)
+            result = fit(model, batches, spec, ctx, select, cv.final_epochs, ctx.seed, _no_report, keep_last=True)
+        elif cv is not None:
+            # Repeats on the official split: the first run (seed + 0) is exactly the single-run trial; the
+            # others only move the selection signal to their mean. Adding them to the trial's model would be
+            # an ensemble, which `searchlab export --top-k` offers across trials instead.
+            assert cv.first is not None
+            result = cv.first
+            cv.train_seconds -= result.train_seconds   # counted once, as the trial's own training, below
+            cv.images_seen -= result.images_seen
+        else:
+            result = fit(model, batches, spec, ctx, select, epochs, ctx.seed, ctx.report)
         seconds = result.train_seconds + (cv.train_seconds if cv else 0.0)
         seen = result.images_seen + (cv.images_seen if cv else 0)
         metrics = {**result.metrics, **costs, "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
@@ -93,18 +103,23 @@ class ClassifyTask:
         return metrics
 
 
-def _select_by_cv(data: ImageDataset, model_spec: dict[str, Any], spec: ClassifyTrialConfig, ctx: TrialContext,
-                  select: tuple[str, str], epochs: int) -> CVResult:
-    """k-fold cross-validation over train+val: one fresh model per fold, reported fold by fold."""
-    assert spec.train.cv_folds is not None
+def _repeated(spec: ClassifyTrialConfig) -> bool:
+    return spec.train.cv_folds is not None or spec.train.repeats > 1
 
-    def fit_fold(fold_batches: Batches, seed: int) -> TrainResult:
+
+def _select_by_repeats(data: ImageDataset, batches: Batches, model_spec: dict[str, Any], spec: ClassifyTrialConfig,
+                       ctx: TrialContext, select: tuple[str, str], epochs: int) -> CVResult:
+    """(Repeated) k-fold CV over train+val, or repeated seeds on the official split; reported run by run."""
+    def fit_run(run_batches: Batches, seed: int) -> TrainResult:
         torch.manual_seed(seed)
-        return fit(build_model(model_spec), fold_batches, spec, ctx, select, epochs, seed, _no_report)
+        return fit(build_model(model_spec), run_batches, spec, ctx, select, epochs, seed, _no_report)
 
-    cv = cross_validate(data, spec.train.cv_folds, ctx.study.config.seed, ctx.seed, select[0], fit_fold,
-                        ctx.report, ctx.out_of_time)
-    ctx.record(cv_folds=cv.folds)
+    k, repeats = spec.train.cv_folds, spec.train.repeats
+    splits = cv_splits(data, k, ctx.study.config.seed, repeats) if k else repeated_splits(batches, repeats)
+    runs = (k or 1) * repeats
+    cv = cross_validate(splits, ctx.seed, select[0], fit_run, ctx.report, ctx.out_of_time,
+                        step_of=progress_steps(runs, ctx.study.config.budget.epochs))
+    ctx.record(**{"cv_folds" if k else "repeats": cv.folds})
     return cv
 
 
@@ -113,13 +128,13 @@ def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx
         keep_last: bool = False) -> TrainResult:
     """Initial weights / frozen parts (transfer), the batch recipe, then the training loop."""
     groups = apply_transfer(model, spec.model, ctx.study.base_dir)
-    recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train.label_smoothing)
+    recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train)
     return train(model, batches, recipe, spec.optim, spec.train, epochs, seed, select, on_epoch, ctx.out_of_time,
                  groups=groups, cached_features=spec.model.transfer == "features", keep_last=keep_last)
 
 
 def _no_report(step: int, metrics: dict[str, float]) -> None:
-    """Per-epoch reports are off under cross-validation: the trial reports once per fold instead."""
+    """Per-epoch reports are off under repeated runs: the trial reports once per run (fold or seed) instead."""
 
 
 def _train_val(study: Study) -> ImageDataset:
@@ -134,7 +149,7 @@ def parse_trial_config(config: dict[str, Any], src: Located | None,
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = list(err["loc"])
-        if len(loc) > 1 and loc[0] == "model" and loc[1] in ("cnn", "timm", "rnn"):
+        if len(loc) > 1 and loc[0] == "model" and loc[1] in ("cnn", "timm", "rnn", "zen", "cells"):
             del loc[1]   # pydantic's union tag, not a key the user wrote
         key = dotted(tuple(loc))
         rule = f"not a valid classify config: {err['msg'].removeprefix('Value error, ')}"
@@ -163,13 +178,40 @@ def model_spec_for(spec: ClassifyTrialConfig, data: ImageDataset) -> dict[str, A
 
 
 def measure_costs(model: torch.nn.Module, data: ImageDataset) -> dict[str, float]:
-    """Parameters and forward FLOPs per image (torch's own counter; a multiply-add counts as 2)."""
+    """Parameters, forward FLOPs per image (torch's own counter; a multiply-add counts as 2) and depth."""
     params = sum(p.numel() for p in model.parameters())
     h, w = data.image_size
     model.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, data.channels, h, w))
-    return {"params": float(params), "flops": float(counter.get_total_flops())}
+    return {"params": float(params), "flops": float(counter.get_total_flops()), "depth": float(model_depth(model))}
+
+
+def model_depth(model: torch.nn.Module) -> int:
+    """Weighted layers on the longest path: the architecture's own count when it has one (NAS models), else
+    every conv, linear and recurrent layer (sequential models, where that is the path)."""
+    if hasattr(model, "conv_depth"):
+        return int(model.conv_depth())
+    layers = (torch.nn.Conv2d, torch.nn.Linear)
+    count = sum(isinstance(m, layers) for m in model.modules())
+    return count + sum(m.num_layers for m in model.modules() if isinstance(m, torch.nn.RNNBase))
+
+
+def check_budget(costs: dict[str, float], budget: BudgetConfig, ctx: TrialContext) -> None:
+    """Prune a config over the study's architecture budget before it trains, saying which limit it broke."""
+    limits = {"flops": budget.max_flops, "params": budget.max_params, "depth": budget.max_depth}
+    over = [f"{name} {costs[name]:.4g} > max_{name} {limit:.4g}" for name, limit in limits.items()
+            if limit is not None and costs[name] > limit]
+    if over:
+        reason = "over budget: " + "; ".join(over)
+        ctx.record(over_budget=reason)
+        raise optuna.TrialPruned(reason)
+
+
+def _description(spec: ClassifyTrialConfig) -> dict[str, str]:
+    """A searched architecture's readable form (genotype, block list) as user attr `architecture`."""
+    describe = getattr(spec.model, "describe", None)
+    return {"architecture": describe()} if describe else {}
 
 
 def store_checkpoint(state: dict[str, torch.Tensor], ctx: TrialContext) -> str:

@@ -8,40 +8,13 @@ import difflib
 from functools import lru_cache
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from searchlab.augment import AugmentSpec
 from searchlab.config.schema import Frozen
 from searchlab.imbalance import ImbalanceSpec
-
-
-class TransferFields(Frozen):
-    """Where initial weights come from and how much of the network trains (searchlab/tasks/transfer.py)."""
-
-    # None: random init. "timm": timm's pretrained weights (downloaded; online only). Otherwise a path,
-    # relative to the study file: a weights file (.safetensors, or .pt/.pth loaded with weights_only=True),
-    # a searchlab export folder, or a searchlab run folder (its best trial) for in-domain transfer.
-    weights: str | None = None
-    # scratch: ignore `weights`; features: frozen backbone, only the new head trains (on cached features);
-    # cutoff: the first `cutoff` blocks frozen, the rest fine-tuned; full: everything fine-tuned, with
-    # layer-wise lr decay. Small medical sets: features/cutoff overfit less, full adapts more.
-    transfer: Literal["scratch", "features", "cutoff", "full"] = "scratch"
-    cutoff: Annotated[int, Field(ge=1, le=64)] = 1          # blocks frozen by "cutoff", counted from the input
-    layer_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0   # "full": lr x decay^(blocks above); 1 = flat
-
-    hub_weights: ClassVar[bool] = False   # only timm backbones have published weights to fetch
-
-    @model_validator(mode="after")
-    def _weights_for_transfer(self) -> "TransferFields":
-        if self.transfer != "scratch" and self.weights is None:
-            raise ValueError(f"transfer '{self.transfer}' needs weights (a file, an export, a run, or 'timm')")
-        if self.weights == "timm" and not self.hub_weights:
-            raise ValueError("weights 'timm' is for timm backbones; this model takes a file, an export or a run")
-        return self
-
-    def architecture_args(self) -> dict[str, object]:
-        """The model's constructor arguments: everything but the kind and how it was initialised."""
-        return self.model_dump(exclude={"kind", *TransferFields.model_fields})
+from searchlab.tasks.arch_config import CellNetSpec, ZenNetSpec
+from searchlab.tasks.transfer_config import TransferFields
 
 
 class PlainCNNSpec(TransferFields):
@@ -118,10 +91,21 @@ class TrainSpec(Frozen):
     # one validation split: on small sets (BreastMNIST val: 78 images) picking the best of many trials on a
     # single split overfits it. None: train once on train, select on val (K trainings cost K times more).
     cv_folds: Annotated[int, Field(ge=2, le=10)] | None = None
+    # Train each config this many times and select on the mean: with cv_folds, repeated K-fold (repeat r
+    # splits train+val with fold seed study seed + r, the same for every trial); without, r trainings on
+    # the train split from seeds trial seed + r, all validated on val. Init and batch-order luck on a few
+    # hundred images moves validation AUC by several points; the mean of R is what a config is worth.
+    repeats: Annotated[int, Field(ge=1, le=10)] = 1
+    # Patch curriculum: the first `patch_epochs` fraction of the epochs trains on one random square patch
+    # per image (side `patch_size` x the image side, resized back to the full size), the rest on whole images
+    # (local texture first, then context, as lesion-patch pretraining does for mammograms). 0 = off.
+    patch_epochs: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    patch_size: Annotated[float, Field(ge=0.2, le=0.95)] = 0.5   # below ~0.2 a 28 px patch is 5 px: noise
 
 
 class ClassifyTrialConfig(Frozen):
-    model: Annotated[PlainCNNSpec | TimmSpec | RowRNNSpec, Field(discriminator="kind")] = PlainCNNSpec()
+    model: Annotated[PlainCNNSpec | TimmSpec | RowRNNSpec | ZenNetSpec | CellNetSpec,
+                     Field(discriminator="kind")] = PlainCNNSpec()
     optim: OptimSpec = OptimSpec()
     train: TrainSpec = TrainSpec()
     augment: AugmentSpec = AugmentSpec()          # searchlab/augment/spec.py

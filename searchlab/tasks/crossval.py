@@ -1,4 +1,5 @@
-"""Selection by k-fold cross-validation over train + validation (`train: {cv_folds: K}` in a classify trial).
+"""Selection on the mean of several trainings: k-fold cross-validation over train + validation
+(`train: {cv_folds: K}`), repeated with new folds (`repeats: R`), or R seeds on the official split.
 
 On a small set the validation split is tiny (BreastMNIST: 78 images), and choosing the best of many trials on
 it overfits it. With cv_folds the trial trains K models, each on K-1 folds of train+val, validates each on
@@ -7,7 +8,7 @@ its held-out fold, and reports the mean over folds as its objective. The test sp
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,13 +22,17 @@ from searchlab.tasks.train import Batches, TrainResult, normalisation
 FitFold = Callable[[Batches, int], TrainResult]   # (the fold's batches, the fold's seed) -> trained result
 
 
+Split = tuple[dict[str, int], Batches]   # ({"repeat": r, "fold": f}, the batches that run trains on)
+
+
 @dataclass
 class CVResult:
-    metrics: dict[str, float]                 # means over the folds done, <objective>_std, cv_folds_done
-    folds: list[dict[str, Any]] = field(default_factory=list)   # per fold: sizes, best epoch, its metrics
-    final_epochs: int = 1                     # epochs for the exported model: median of folds' best epochs + 1
+    metrics: dict[str, float]                 # means over the runs done, <objective>_std, cv_folds_done / repeats_done
+    folds: list[dict[str, Any]] = field(default_factory=list)   # per run: repeat, fold, sizes, best epoch, metrics
+    final_epochs: int = 1                     # epochs for the exported model: median of runs' best epochs + 1
     train_seconds: float = 0.0
     images_seen: int = 0
+    first: TrainResult | None = None          # the first run (seed + 0), kept whole
 
 
 def pool_train_val(data: ImageDataset) -> ImageSplit:
@@ -72,35 +77,61 @@ def mean_metrics(per_fold: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([m[k] for m in per_fold])) for k in keys}
 
 
-def cross_validate(data: ImageDataset, k: int, fold_seed: int, seed: int, objective: str, fit: FitFold,
-                   report: Callable[[int, dict[str, float]], None], out_of_time: Callable[[], bool]) -> CVResult:
-    """Train one fresh model per fold (seed + fold); after each fold report the running means (step = fold).
-
-    The folds come from `fold_seed` (the study's seed), so every trial is scored on the same folds and trials
-    compare fairly; the models' initialisation and batch order come from `seed` (the trial's).
-
-    `report` may raise optuna.TrialPruned, so a pruner can stop a bad config after a fold or two. When the
-    study is out of time, stops between folds: the means are over the folds done (`cv_folds_done`).
-    """
+def cv_splits(data: ImageDataset, k: int, fold_seed: int, repeats: int = 1) -> Iterator[Split]:
+    """K folds over train+val, `repeats` times with fold seeds fold_seed, fold_seed + 1, ... (lazily)."""
     pool = pool_train_val(data)
-    folds = fold_indices(pool.labels, k, fold_seed)
+    for repeat in range(repeats):
+        folds = fold_indices(pool.labels, k, fold_seed + repeat)
+        for fold in range(k):
+            yield {"repeat": repeat, "fold": fold}, fold_batches(pool, folds, fold, data.kind, len(data.class_names))
+
+
+def repeated_splits(batches: Batches, repeats: int) -> Iterator[Split]:
+    """The official train/val split, `repeats` times (each run gets its own seed)."""
+    for repeat in range(repeats):
+        yield {"repeat": repeat}, batches
+
+
+def progress_steps(runs: int, epochs: int) -> Callable[[int], int]:
+    """Run index -> pruner step on the epoch scale: after run i of n, step ~ (i + 1) / n x epochs - 1.
+
+    The study's pruner counts steps in epochs (its warm-up, Hyperband's max resource), whether a trial reports
+    per epoch or per run; reporting run 0, 1, 2 as steps 0, 1, 2 would keep a 3-fold trial inside a 5-epoch
+    warm-up for good. Distinct steps even when there are more runs than epochs."""
+    scale = max(epochs, runs)
+    return lambda index: round((index + 1) * scale / runs) - 1
+
+
+def cross_validate(splits: Iterator[Split], seed: int, objective: str, fit: FitFold,
+                   report: Callable[[int, dict[str, float]], None], out_of_time: Callable[[], bool],
+                   step_of: Callable[[int], int] = lambda index: index) -> CVResult:
+    """Train one fresh model per split (seeds seed, seed + 1, ...); after each, report the running means.
+
+    Folds should come from the study's seed, so every trial is scored on the same folds and trials compare
+    fairly; the models' initialisation and batch order come from `seed` (the trial's).
+
+    `report` (step = step_of(run index)) may raise optuna.TrialPruned, so a pruner can stop a bad config after
+    a run or two. When the study is out of time, stops between runs: the means are over the runs done.
+    """
     result = CVResult(metrics={})
-    per_fold: list[dict[str, float]] = []
-    for fold in range(k):
-        batches = fold_batches(pool, folds, fold, data.kind, len(data.class_names))
-        trained = fit(batches, seed + fold)
-        per_fold.append(dict(trained.metrics))
-        result.folds.append({"fold": fold, "n_train": len(batches.train), "n_val": len(batches.val),
+    per_run: list[dict[str, float]] = []
+    for index, (where, batches) in enumerate(splits):
+        trained = fit(batches, seed + index)
+        result.first = result.first or trained
+        per_run.append(dict(trained.metrics))
+        result.folds.append({**where, "n_train": len(batches.train), "n_val": len(batches.val),
                              "best_epoch": trained.best_epoch, "epochs_trained": trained.epochs_trained,
                              **{k_: v for k_, v in trained.metrics.items() if _finite(v)}})
         result.train_seconds += trained.train_seconds
         result.images_seen += trained.images_seen
-        report(fold, mean_metrics(per_fold))
+        report(step_of(index), mean_metrics(per_run))
         if out_of_time():
             break
-    values = [m.get(objective, math.nan) for m in per_fold]
-    result.metrics = {**mean_metrics(per_fold), f"{objective}_std": float(np.std(values)),
-                      "cv_folds_done": float(len(per_fold))}
+    if not per_run:
+        raise TrialFailure("no validation run: the split list was empty")
+    values = [m.get(objective, math.nan) for m in per_run]
+    done = "cv_folds_done" if "fold" in result.folds[0] else "repeats_done"
+    result.metrics = {**mean_metrics(per_run), f"{objective}_std": float(np.std(values)), done: float(len(per_run))}
     result.final_epochs = int(np.median([f["best_epoch"] for f in result.folds])) + 1
     return result
 

@@ -17,7 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from searchlab.augment import AugmentSpec, BatchAugment, build_augmentation
+from searchlab.augment import AugmentSpec, build_augmentation
+from searchlab.augment.neural import NeuralAugment, build_neural_augment
+from searchlab.augment.patches import random_patches
+from searchlab.augment.policies import Augmenter
 from searchlab.data.types import ImageSplit
 from searchlab.errors import TrialFailure
 from searchlab.imbalance import ImbalanceSpec, Threshold, choose_threshold, epoch_order, make_loss
@@ -59,18 +62,33 @@ class Recipe:
     """How each epoch draws, augments and scores batches, and how the decision threshold is chosen."""
 
     order: Callable[[torch.Generator], torch.Tensor]          # indices of one epoch
-    augment: BatchAugment                                      # uint8 batch -> float [0, 1] batch, targets
+    augment: Augmenter                                         # uint8 batch -> float [0, 1] batch, targets
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     threshold: Callable[[np.ndarray, np.ndarray], Threshold]   # (val labels, val probs) -> threshold(s)
+    neural: NeuralAugment | None = None                        # learned augmentation, trained with the model
+    patch_size: float = 0.5                                    # patch side / image side (patch curriculum)
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor, patches: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images, targets, extra loss) of one training step: policy, patches, learned augmentation, mixing."""
+        images = self.augment.policy(x, y)
+        if patches:
+            images = random_patches(images, self.patch_size)
+        extra = images.new_zeros(())
+        if self.neural is not None:
+            images, extra = self.neural(images, y)
+        images, targets = self.augment.mix(images, y)
+        return images, targets, extra
 
 
-def make_recipe(batches: Batches, augment: AugmentSpec, imbalance: ImbalanceSpec, label_smoothing: float) -> Recipe:
+def make_recipe(batches: Batches, augment: AugmentSpec, imbalance: ImbalanceSpec, train: TrainSpec) -> Recipe:
     labels, kind = batches.train.labels, batches.kind
     return Recipe(
         order=lambda gen: epoch_order(imbalance, labels, kind, gen),
         augment=build_augmentation(augment, kind, batches.n_classes),
-        loss=make_loss(imbalance, kind, batches.n_classes, labels, label_smoothing),
+        loss=make_loss(imbalance, kind, batches.n_classes, labels, train.label_smoothing),
         threshold=lambda y, p: choose_threshold(imbalance, kind, y, p),
+        neural=build_neural_augment(augment, channels=batches.train.images.shape[1]),
+        patch_size=train.patch_size,
     )
 
 
@@ -125,8 +143,10 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
     if cached_features:
         run_epoch, val_probs = feature_epochs(model, opt, batches, recipe, spec.batch_size, gen)
     else:
+        patch_epochs = round(spec.patch_epochs * epochs)
+
         def run_epoch(epoch: int) -> int:
-            return _one_epoch(model, opt, batches, recipe, spec.batch_size, gen, epoch)
+            return _one_epoch(model, opt, batches, recipe, spec.batch_size, gen, epoch, patches=epoch < patch_epochs)
 
         def val_probs() -> tuple[np.ndarray, np.ndarray]:
             return evaluate(model, batches.val, batches)
@@ -153,7 +173,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
 
 
 def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe, batch_size: int,
-               gen: torch.Generator, epoch: int) -> int:
+               gen: torch.Generator, epoch: int, patches: bool = False) -> int:
     model.train()
     images, labels = batches.train.images, batches.train.labels
     order = recipe.order(gen)
@@ -161,14 +181,18 @@ def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, r
         idx = order[start:start + batch_size]
         if idx.numel() < 2 and order.numel() > 1:
             continue   # batch norm cannot train on a single sample
-        x, targets = recipe.augment(images[idx], labels[idx])
-        loss = recipe.loss(model(normalize(x, batches.preprocessing)), targets)
+        x, targets, extra = recipe.batch(images[idx], labels[idx], patches)
+        loss = recipe.loss(model(normalize(x, batches.preprocessing)), targets) + extra
         if not torch.isfinite(loss):
             raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (batch starting at {start}); "
                                "the learning rate is probably too high for this model")
         opt.zero_grad(set_to_none=True)
+        if recipe.neural is not None:
+            recipe.neural.zero_grad()
         loss.backward()
         opt.step()
+        if recipe.neural is not None:   # the augmentor learns from the same loss (Perez & Wang's joint training)
+            recipe.neural.step()
     return int(order.numel())
 
 
@@ -177,7 +201,7 @@ def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batche
     """(run one epoch, validation probabilities) for a frozen backbone: features computed once, here.
 
     Image augmentation cannot apply to cached features (each epoch would need new ones), so this mode
-    trains on the stored images as they are; mixup/cutmix are not applied either.
+    trains on the stored images as they are: no image policy, patches, learned augmentation or mixing.
     """
     z_train, z_val = embed_all(model, batches.train, batches), embed_all(model, batches.val, batches)
     y_train = batches.train.labels

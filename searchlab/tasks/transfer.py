@@ -20,7 +20,8 @@ from torch import nn
 
 from searchlab.errors import TrialFailure
 from searchlab.models.standalone import read_safetensors
-from searchlab.tasks.classify_config import TimmSpec, TransferFields
+from searchlab.tasks.classify_config import TimmSpec
+from searchlab.tasks.transfer_config import TransferFields
 from searchlab.tasks.train import ParamGroups
 
 

@@ -1,0 +1,1 @@
+"""Training-free architecture scoring and design (Zen-NAS, DeepMAD)."""

@@ -1,0 +1,1 @@
+"""searchlab's own Optuna samplers (registered by name in searchlab/strategy.py)."""

@@ -1,0 +1,102 @@
+"""Regularised evolution sampler: aging population, one-parameter mutations, conditional branches, and search."""
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from searchlab.samplers.evolution import MUTATED, PARENT, RegularizedEvolutionSampler
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def conditional(trial: optuna.Trial) -> float:
+    """A branch selector with per-branch parameters, plus shared ones."""
+    kind = trial.suggest_categorical("kind", ["a", "b"])
+    x = trial.suggest_float("x", -5, 5)
+    n = trial.suggest_int("n", 1, 9)
+    branch = trial.suggest_float("a.w", 0, 1) if kind == "a" else trial.suggest_categorical("b.c", [1, 2, 3])
+    return -abs(x - 1) - abs(n - 4) + branch
+
+
+def test_children_copy_a_population_member_with_exactly_one_change():
+    sampler = RegularizedEvolutionSampler(population_size=10, sample_size=3, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(conditional, n_trials=80)
+    trials = study.trials
+    children = [t for t in trials if PARENT in t.system_attrs]
+    assert all(PARENT not in t.system_attrs for t in trials[:10])   # random until 10 have completed
+    assert len(children) == 70
+    for child in children:
+        parent = trials[child.system_attrs[PARENT]]
+        assert parent.number < child.number and parent.state == TrialState.COMPLETE
+        mutated = child.system_attrs[MUTATED]
+        assert child.params[mutated] != parent.params[mutated]
+        shared = set(child.params) & set(parent.params)
+        changed = {name for name in shared if child.params[name] != parent.params[name]}
+        assert changed == {mutated}
+        if mutated != "kind":   # the same branch: the same parameter names
+            assert set(child.params) == set(parent.params)
+
+
+def test_parents_come_from_the_youngest_population_only():
+    sampler = RegularizedEvolutionSampler(population_size=8, sample_size=8, seed=1)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(conditional, n_trials=60)
+    for child in study.trials[8:]:
+        parent_number = child.system_attrs[PARENT]
+        population = [t for t in study.trials[:child.number]][-8:]
+        assert parent_number in [t.number for t in population]
+        # sample_size == population_size: the parent is the best of the population (the tournament sees all)
+        assert study.trials[parent_number].value == max(t.value for t in population)
+
+
+def test_minimisation_picks_the_lowest():
+    sampler = RegularizedEvolutionSampler(population_size=5, sample_size=5, seed=2)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=12)
+    for child in study.trials[5:]:
+        population = study.trials[child.number - 5:child.number]
+        assert study.trials[child.system_attrs[PARENT]].value == min(t.value for t in population)
+
+
+def onemax(trial: optuna.Trial) -> float:
+    return float(sum(trial.suggest_categorical(f"b{i}", [0, 1]) for i in range(24)))
+
+
+def test_evolution_climbs_onemax_faster_than_random():
+    def best(sampler: optuna.samplers.BaseSampler) -> float:
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(onemax, n_trials=150)
+        return study.best_value
+
+    evo = [best(RegularizedEvolutionSampler(population_size=20, sample_size=5, seed=s)) for s in range(3)]
+    rnd = [best(optuna.samplers.RandomSampler(seed=s)) for s in range(3)]
+    assert np.mean(evo) >= np.mean(rnd) + 3, (evo, rnd)
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError, match="sample_size <= population_size"):
+        RegularizedEvolutionSampler(population_size=4, sample_size=5)
+
+
+def test_evolution_is_a_registered_strategy_in_a_study_with_a_conditional_space(write_study, tmp_path):
+    from searchlab.config.load import load_study
+    from searchlab.engine.run import run_study
+
+    text = """
+name: evo
+task: {kind: callable, function: "fake_tasks:quadratic"}
+space:
+  x: {float: [-3, 3]}
+  shape: {one_of: {wide: {w: {int: [1, 5]}}, deep: {d: {choice: [1, 2]}}}}
+objective: {metric: loss, direction: minimize}
+strategy: {name: evolution, args: {population_size: 6, sample_size: 3}}
+pruner: none
+budget: {n_trials: 20}
+"""
+    study = run_study(load_study(write_study(text)), progress=False).study
+    children = [t for t in study.trials if PARENT in t.system_attrs]
+    assert len(study.trials) == 20 and len(children) == 14
+    assert {t.system_attrs[MUTATED] for t in children} <= {"x", "shape.kind", "shape.wide.w", "shape.deep.d"}

@@ -1,0 +1,138 @@
+"""Searched architectures in classify studies: zen.yaml and cells.yaml spaces, budgets, FLOPs, torch-only export."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.errors import ConfigError
+from searchlab.export.exporter import export_run
+from searchlab.models import cells, standalone, zen
+from searchlab.tasks.classify import model_depth
+from torch_only import predict_without_searchlab
+
+STUDY = """
+name: nas
+task: classify
+space:
+  model: MODEL
+  train: {batch_size: 128}
+strategy: random
+pruner: none
+budget: {n_trials: N, epochs: 1BUDGET}
+"""
+SMALL_ZEN = "{kind: zen, stem: 8, blocks: {b1: {type: basic, width: 8, stride: 2}, b2: {type: inverted, width: 16}}}"
+NORMAL = [{"op1": "sep_conv_3x3", "in1": 0, "op2": "skip_connect", "in2": 1},
+          {"op1": "dil_conv_3x3", "in1": 2, "op2": "max_pool_3x3", "in2": 0}]
+REDUCE = [{"op1": "avg_pool_3x3", "in1": 1, "op2": "sep_conv_5x5", "in2": 0},
+          {"op1": "skip_connect", "in1": 2, "op2": "none", "in2": 1}]
+
+
+def _study(write_study, model: str, n: int = 1, budget: str = ""):
+    return load_study(write_study(STUDY.replace("MODEL", model).replace("N", str(n)).replace("BUDGET", budget)))
+
+
+def _trials(tmp_path):
+    return optuna.load_study(study_name="nas", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
+
+
+@pytest.mark.parametrize("space", ["zen.yaml", "cells.yaml"])
+def test_shipped_nas_spaces_compile_and_fit_the_classify_task(write_study, space):
+    study = _study(write_study, f"{{include: {space}}}")   # probes every choice and range end through the schema
+    assert study.space is not None
+
+
+def independent_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """2 x multiply-adds of every conv and linear layer, from the shapes their forward hooks see."""
+    total = 0
+
+    def conv(module, inputs, output):
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += 2 * output.numel() * (module.in_channels // module.groups) * kh * kw
+
+    def linear(module, inputs, output):
+        nonlocal total
+        total += 2 * output.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(conv if isinstance(m, torch.nn.Conv2d) else linear)
+             for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model.eval()(x)
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+@pytest.mark.parametrize("spec", [
+    {"architecture": "zen", "args": {"stem": 8, "head": 32, "blocks": [
+        {"type": "conv", "width": 8}, {"type": "basic", "width": 16, "stride": 2, "kernel": 5},
+        {"type": "bottleneck", "width": 16, "depth": 2}, {"type": "inverted", "width": 24, "stride": 2, "kernel": 7}]}},
+    {"architecture": "cells", "args": {"normal": NORMAL, "reduce": REDUCE, "channels": 8, "cells": 3, "reductions": 2}},
+    {"architecture": "plain_cnn", "args": {"depth": 2, "width": 8}},
+])
+def test_flop_count_matches_an_independent_count(write_study, spec):
+    from searchlab.tasks.classify import measure_costs
+
+    net = standalone.build_model({**spec, "in_channels": 1, "num_outputs": 2})
+
+    class Data:   # what measure_costs reads of a data set
+        image_size, channels = (28, 28), 1
+
+    costs = measure_costs(net, Data())
+    assert costs["flops"] == independent_flops(net, torch.zeros(1, 1, 28, 28)) > 0
+    assert costs["params"] == sum(p.numel() for p in net.parameters())
+    assert costs["depth"] == model_depth(net) > 1
+
+
+def test_over_budget_configs_are_pruned_before_training_with_the_reason(write_study, tmp_path):
+    space = "{include: zen.yaml}"
+    run_study(_study(write_study, space, n=6, budget=", max_flops: 2.0e+7, max_depth: 40"), progress=False)
+    trials = _trials(tmp_path)
+    over = [t for t in trials if t.state == TrialState.PRUNED]
+    fits = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert over and all("over budget: flops" in t.user_attrs["over_budget"] for t in over)
+    assert all(t.user_attrs["flops"] > 2e7 for t in over) and all("checkpoint" not in t.user_attrs for t in over)
+    assert all(t.user_attrs["flops"] <= 2e7 and t.user_attrs["depth"] <= 40 for t in fits)
+    assert all(t.user_attrs["architecture"].startswith("ZenNet(stem ") for t in trials)
+
+
+@pytest.mark.parametrize("model", [SMALL_ZEN, "{kind: cells, channels: 4, cells: 2, reductions: 1, normal: NODES, "
+                                              "reduce: NODES}"])
+def test_searched_architectures_export_as_torch_only_code(write_study, tmp_path, breastmnist_root, model):
+    nodes = "{n1: {op1: sep_conv_3x3, in1: 0, op2: max_pool_3x3, in2: 1}, n2: {op1: skip_connect, in1: 2, " \
+            "op2: dil_conv_5x5, in2: 0}}"
+    run_study(_study(write_study, model.replace("NODES", nodes)), progress=False)
+    (trial,) = _trials(tmp_path)
+    assert trial.state == TrialState.COMPLETE
+    if "cells" in model:
+        assert trial.user_attrs["architecture"].startswith("Genotype(normal=[('sep_conv_3x3', 0), ('max_pool_3x3', 1)")
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
+    fresh = predict_without_searchlab(tmp_path / "best", breastmnist_root / "breastmnist.npz")
+    saved = json.loads((tmp_path / "best" / "test_predictions.json").read_text())["probabilities"]
+    assert np.allclose(fresh, saved, atol=1e-6) and config["model"]["architecture"] in ("zen", "cells")
+    source = (tmp_path / "best" / "model.py").read_text()
+    assert "class ZenNet" in source and "class CellNet" in source and "import searchlab" not in source
+
+
+def test_architectures_register_and_unknown_ones_are_refused():
+    assert standalone.ARCHITECTURES["zen"] is zen.ZenNet and standalone.ARCHITECTURES["cells"] is cells.CellNet
+    with pytest.raises(ValueError, match="unknown architecture 'os.system'"):
+        standalone.build_model({"architecture": "os.system", "args": {}, "in_channels": 1, "num_outputs": 2})
+
+
+@pytest.mark.parametrize("model, key", [
+    ("{kind: cells, normal: {n1: {in1: 2}}, reduce: {n1: {}}}", "normal.n1.in1 = 2: node 0 can only read states 0..1"),
+    ("{kind: zen, blocks: {b1: {type: none}}}", "every slot is 'none'"),
+    ("{kind: zen, blocks: {b1: {type: basic, kernel: 4}}}", "model.blocks.b1.kernel"),
+])
+def test_bad_architectures_are_named(write_study, model, key):
+    with pytest.raises(ConfigError) as err:
+        _study(write_study, model)
+    assert key in str(err.value)
