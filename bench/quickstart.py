@@ -74,7 +74,7 @@ def main() -> int:
     yard = json.loads(YARDSTICK.read_text())
 
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(ours["states"].items()))
-    print(f"\nQuickstart (studies/quickstart.yaml) vs yardsticks on BreastMNIST test (156 images)")
+    print("\nQuickstart (studies/quickstart.yaml) vs yardsticks on BreastMNIST test (156 images)")
     print_table(
         ["method", "budget", "trials", "best val AUC", "test AUC [95% CI]", "test ACC [95% CI]"],
         [["searchlab quickstart (this run)", f"{wall:.0f} s wall", f"{ours['trials']} ({states})",

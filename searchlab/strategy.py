@@ -18,6 +18,8 @@ from searchlab.config.schema import PrunerConfig, StrategyConfig
 from searchlab.config.yamlsrc import read_yaml
 from searchlab.errors import ConfigError, RegistryError
 from searchlab.registry import Registry, import_object
+from searchlab.nas.deepmad_design import make_deepmad, prepare_deepmad
+from searchlab.nas.zen_nas import make_zen_nas, prepare_zen_nas
 from searchlab.samplers.evolution import make_evolution
 
 REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
@@ -43,12 +45,27 @@ STRATEGIES: Registry[BaseSampler] = Registry("strategy")
 STRATEGIES.register("random", _random)
 STRATEGIES.register("tpe", _tpe)
 STRATEGIES.register("evolution", make_evolution)
+STRATEGIES.register("zen_nas", make_zen_nas)
+STRATEGIES.register("deepmad", make_deepmad)
+# Strategies with a stage before the first trial (run once per study, by the runner, before any worker starts).
+PREPARE = {"zen_nas": prepare_zen_nas, "deepmad": prepare_deepmad}
+
+
+def resolve(cfg: StrategyConfig, study_dir: Path | None) -> StrategyConfig:
+    """The strategy with its preset file (if any) read in."""
+    return load_preset(cfg.preset, study_dir, extra_args=cfg.args) if cfg.preset is not None else cfg
+
+
+def prepare_strategy(study: Any, main: optuna.Study, deadline: float | None) -> None:
+    """Run the strategy's stage before the first trial, if it has one (zen_nas: its proxy search)."""
+    cfg = resolve(study.config.strategy, study.base_dir)
+    if cfg.class_ is None and cfg.name in PREPARE:
+        PREPARE[cfg.name](study, main, dict(cfg.args), deadline)
 
 
 def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None) -> BaseSampler:
     """The sampler a study asked for, by registered name, preset file or `module:Class`."""
-    if cfg.preset is not None:
-        cfg = load_preset(cfg.preset, study_dir, extra_args=cfg.args)
+    cfg = resolve(cfg, study_dir)
     if cfg.class_ is not None:
         cls = import_object(cfg.class_, "strategy class")
         if not (inspect.isclass(cls) and issubclass(cls, BaseSampler)):

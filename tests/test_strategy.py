@@ -22,7 +22,7 @@ def test_tpe_is_set_up_for_conditional_spaces_and_parallel_workers():
 
 
 def test_unknown_name_lists_valid_ones():
-    with pytest.raises(RegistryError, match="unknown strategy 'nope'; valid: evolution, random, tpe"):
+    with pytest.raises(RegistryError, match="unknown strategy 'nope'; valid: deepmad, evolution, random, tpe, zen_nas"):
         build_sampler(StrategyConfig(name="nope"), 0)
 
 

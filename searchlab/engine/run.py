@@ -24,6 +24,7 @@ from searchlab.engine.rundir import write_manifest
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.worker import run_worker, worker_process_main
 from searchlab.errors import StorageError
+from searchlab.strategy import prepare_strategy
 from searchlab.tasks import get_task
 
 
@@ -46,6 +47,8 @@ def run_study(study: Study, overrides: dict[str, Any] | None = None, progress: b
     with run_lock(run_dir) as sole_runner:
         if sole_runner and is_local_file(study.storage_url):
             recover_interrupted(ostudy)
+        if sole_runner:   # another runner of this run directory already did (or is doing) it
+            prepare_strategy(study, ostudy, deadline)
         bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
         try:
             if study.config.executor.workers == 1:

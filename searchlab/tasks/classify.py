@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,16 @@ from searchlab.tasks.transfer import apply_transfer
 # Costs measured for every trial; objectives may name them (e.g. maximise auc, minimise flops).
 COST_METRICS = {"params": "minimize", "flops": "minimize", "depth": "minimize", "train_seconds": "minimize",
                 "images_per_second": "maximize"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    build: Callable[[], torch.nn.Module]      # a fresh, untrained network each call
+    channels: int
+    image_size: tuple[int, int]
+    costs: dict[str, float]                   # params, flops, depth
+    description: str                          # the readable architecture, "" for fixed models
+    outputs: int                              # the classifier's outputs
 
 
 class ClassifyTask:
@@ -63,6 +74,16 @@ class ClassifyTask:
         for metric, _ in study.objectives:
             if metric not in COST_METRICS:
                 metric_info(metric, data.kind)   # e.g. sensitivity on a multi-class set: a clear error
+
+    def candidate(self, study: Study, config: dict[str, Any]) -> Candidate:
+        """A sampled config's network without training: for training-free scoring (Zen-NAS proxy search)."""
+        spec = parse_trial_config(config, None)
+        data = _train_val(study)
+        model_spec = model_spec_for(spec, data)
+        costs = measure_costs(build_model(model_spec), data)
+        return Candidate(build=lambda: build_model(model_spec), channels=data.channels, image_size=data.image_size,
+                         costs=costs, description=_description(spec).get("architecture", ""),
+                         outputs=model_spec["num_outputs"])
 
     def run(self, config: dict[str, Any], ctx: TrialContext) -> dict[str, float]:
         spec = parse_trial_config(config, None)
@@ -197,13 +218,18 @@ def model_depth(model: torch.nn.Module) -> int:
     return count + sum(m.num_layers for m in model.modules() if isinstance(m, torch.nn.RNNBase))
 
 
-def check_budget(costs: dict[str, float], budget: BudgetConfig, ctx: TrialContext) -> None:
-    """Prune a config over the study's architecture budget before it trains, saying which limit it broke."""
+def over_budget(costs: dict[str, float], budget: BudgetConfig) -> str | None:
+    """Which architecture limits the costs break ("over budget: flops 3.1e+07 > max_flops 2e+07"), or None."""
     limits = {"flops": budget.max_flops, "params": budget.max_params, "depth": budget.max_depth}
     over = [f"{name} {costs[name]:.4g} > max_{name} {limit:.4g}" for name, limit in limits.items()
             if limit is not None and costs[name] > limit]
-    if over:
-        reason = "over budget: " + "; ".join(over)
+    return "over budget: " + "; ".join(over) if over else None
+
+
+def check_budget(costs: dict[str, float], budget: BudgetConfig, ctx: TrialContext) -> None:
+    """Prune a config over the study's architecture budget before it trains, saying which limit it broke."""
+    reason = over_budget(costs, budget)
+    if reason:
         ctx.record(over_budget=reason)
         raise optuna.TrialPruned(reason)
 

@@ -1,0 +1,174 @@
+"""The `deepmad` strategy: solve DeepMAD's mathematical program over the study's space, then train the designs.
+
+The decision variables are the space's own architecture parameters (every searched `model.*` value of a
+`kind: zen` space): a choice or int becomes an integer index, a float a continuous variable (in log space when
+the space says log). scipy's differential evolution maximises the entropy of searchlab/nas/deepmad.py with
+constraint violations as a penalty (FLOPs, params and depth budgets from `budget:`, rho <= rho0, non-decreasing
+stage widths). Every distinct design it evaluated is recorded as the study `<study>.deepmad` (feasible ones
+COMPLETE with their entropy, others PRUNED with the broken constraint), and the `top_k` best feasible designs
+are queued in the main study to train first; later trials continue by regularised evolution.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FixedTrial, FrozenTrial, TrialState, create_trial
+from scipy.optimize import differential_evolution
+
+from searchlab.config.load import Study
+from searchlab.errors import ConfigError, SearchlabError
+from searchlab.nas.deepmad import Shape, analyse, zen_convs
+from searchlab.nas.stage import run_stage, settings_from_args
+from searchlab.samplers.evolution import RegularizedEvolutionSampler
+from searchlab.space import sample_config, searchable_params
+from searchlab.space.params import CategoricalParam, FloatParam, IntParam
+
+DESIGN_SUFFIX = ".deepmad"
+INFEASIBLE = 1e12    # objective floor for designs that break a constraint (minimised by the solver)
+
+
+@dataclass(frozen=True)
+class DeepMADSettings:
+    top_k: int = 3                 # designs trained
+    rho0: float = 0.5              # effectiveness bound (the reference: 0.3 ResNet spaces, 0.5 MobileNet)
+    last_weight: float = 8.0       # the last stage's weight in the multi-scale entropy (reference: 8)
+    iterations: int = 60           # differential-evolution generations
+    popsize: int = 15              # scipy's default population multiplier
+    population_size: int = 12      # the main study's evolution after the designs
+    sample_size: int = 3
+
+
+def make_deepmad(seed: int, **args: Any) -> optuna.samplers.BaseSampler:
+    settings = settings_from_args(DeepMADSettings, "deepmad", args)
+    return RegularizedEvolutionSampler(settings.population_size, settings.sample_size, seed=seed)
+
+
+def prepare_deepmad(study: Study, main: optuna.Study, args: dict[str, Any],
+                    deadline: float | None = None) -> list[FrozenTrial]:
+    """Solve (or reuse) the program, record every design evaluated, queue the best feasible ones."""
+    settings = settings_from_args(DeepMADSettings, "deepmad", args)
+    return run_stage(main, study.config.name + DESIGN_SUFFIX, lambda: Program(study, settings).solve(),
+                     settings.top_k, score_attr="entropy")
+
+
+class Program:
+    """The mathematical program over one study's architecture parameters."""
+
+    def __init__(self, study: Study, settings: DeepMADSettings) -> None:
+        from searchlab.tasks import get_task
+
+        self.study, self.settings = study, settings
+        self.variables = architecture_variables(study)
+        self.fixed = {p.name: _middle(p) for p, _ in searchable_params(study.space) if p.name not in
+                      {v.name for v in self.variables}}
+        probe = get_task(study.config.task).candidate(study, self.config({}))
+        self.channels, self.image_size = probe.channels, probe.image_size
+        self.outputs = probe.outputs
+        self.seen: dict[str, tuple[dict[str, Any], Shape, str | None, float]] = {}
+
+    def config(self, params: dict[str, Any]) -> dict[str, Any]:
+        merged = {**{v.name: _middle(v) for v in self.variables}, **self.fixed, **params}
+        return sample_config(FixedTrial(merged), self.study.space)
+
+    def decode(self, x: np.ndarray) -> dict[str, Any]:
+        return {v.name: _value(v, float(xi)) for v, xi in zip(self.variables, x)}
+
+    def shape(self, params: dict[str, Any]) -> tuple[Shape, str | None, float]:
+        """The design's shape, what it breaks (None when feasible) and by how much."""
+        from searchlab.tasks.classify import parse_trial_config
+
+        spec = parse_trial_config(self.config(params), None).model
+        if spec.kind != "zen":
+            raise ConfigError("deepmad designs Zen-NAS super-block networks", key="space.model.kind", got=spec.kind,
+                              fix="search a Zen-NAS space (model: {include: zen.yaml})")
+        shape = analyse(zen_convs(spec.architecture()[1], self.channels, self.image_size), self.outputs,
+                        self.settings.last_weight)
+        return (shape, *self.violation(shape))
+
+    def violation(self, shape: Shape) -> tuple[str | None, float]:
+        """(the broken constraints, the sum of value / limit - 1 over them, a decrease in widths counting 1):
+        the excess lets the solver tell nearly feasible designs from hopeless ones."""
+        budget, broken, excess = self.study.config.budget, [], 0.0
+        for name, value, limit in (("flops", shape.flops, budget.max_flops), ("params", shape.params,
+                                   budget.max_params), ("depth", shape.depth, budget.max_depth),
+                                   ("rho", shape.rho, self.settings.rho0)):
+            if limit is not None and value > limit:
+                broken.append(f"{name} {value:.4g} > {limit:.4g}")
+                excess += value / limit - 1.0
+        widths = shape.stage_widths
+        if any(b < a for a, b in zip(widths, widths[1:])):
+            broken.append(f"stage widths {list(widths)} decrease")
+            excess += 1.0
+        return ("; ".join(broken) or None), excess
+
+    def objective(self, x: np.ndarray) -> float:
+        params = self.decode(x)
+        key = json.dumps(params, sort_keys=True, default=str)
+        if key not in self.seen:
+            self.seen[key] = (params, *self.shape(params))
+        _, shape, broken, excess = self.seen[key]
+        return -shape.entropy if broken is None else INFEASIBLE + excess
+
+    def solve(self) -> list[FrozenTrial]:
+        bounds = [_bounds(v) for v in self.variables]
+        integrality = [not isinstance(v, FloatParam) for v in self.variables]
+        differential_evolution(self.objective, bounds, integrality=integrality, maxiter=self.settings.iterations,
+                               popsize=self.settings.popsize, seed=self.study.config.seed, polish=False, tol=0)
+        if not any(broken is None for _, _, broken, _ in self.seen.values()):
+            raise SearchlabError("deepmad found no design within the budgets and rho <= rho0 in this space. Fix: "
+                                 "loosen budget.max_flops/max_params/max_depth or strategy.args.rho0, or widen "
+                                 "the space")
+        return [self.trial(params, shape, broken) for params, shape, broken, _ in self.seen.values()]
+
+    def trial(self, params: dict[str, Any], shape: Shape, broken: str | None) -> FrozenTrial:
+        dists = {v.name: v.distribution() for v in self.variables}
+        attrs = {"entropy": shape.entropy, "rho": shape.rho, "flops": shape.flops, "params": shape.params,
+                 "depth": shape.depth, "stage_widths": list(shape.stage_widths)}
+        if broken:
+            return create_trial(state=TrialState.PRUNED, params=params, distributions=dists,
+                                user_attrs={**attrs, "over_budget": broken})
+        return create_trial(params=params, distributions=dists, value=shape.entropy, user_attrs=attrs)
+
+
+def architecture_variables(study: Study) -> list[Any]:
+    """The searched `model.*` parameters; the program needs them unconditional (no branches under model)."""
+    variables = []
+    for param, needs in searchable_params(study.space):
+        if not param.name.startswith("model."):
+            continue
+        if needs:
+            raise ConfigError("deepmad solves over a fixed set of architecture parameters; this one exists only "
+                              f"on a branch ({needs})", key=f"space.{param.name}", got=param.name,
+                              fix="use a space without one_of under model (e.g. zen.yaml)")
+        variables.append(param)
+    if not variables:
+        raise ConfigError("deepmad needs searched architecture parameters", key="space.model", got=None,
+                          fix="search a Zen-NAS space (model: {include: zen.yaml})")
+    return variables
+
+
+def _bounds(param: Any) -> tuple[float, float]:
+    if isinstance(param, CategoricalParam):
+        return 0.0, float(len(param.choices) - 1)
+    if isinstance(param, IntParam):
+        return 0.0, float((param.high - param.low) // param.step)
+    return (math.log(param.low), math.log(param.high)) if param.log else (param.low, param.high)
+
+
+def _value(param: Any, x: float) -> Any:
+    if isinstance(param, CategoricalParam):
+        return param.choices[int(round(x))]
+    if isinstance(param, IntParam):
+        return param.low + int(round(x)) * param.step
+    return float(math.exp(x)) if param.log else float(x)
+
+
+def _middle(param: Any) -> Any:
+    """A valid value for parameters the program does not decide (they only complete the config)."""
+    low, high = _bounds(param)
+    return _value(param, (low + high) / 2)

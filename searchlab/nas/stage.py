@@ -1,0 +1,69 @@
+"""What the zen_nas and deepmad strategies share: a recorded stage before training, and their settings.
+
+A stage scores architectures without training them, records every one as a study of its own in the main
+study's storage (`<study><suffix>`, written in one batch), marks it done, and queues the best in the main study.
+A finished stage is reused when the study resumes; one killed half-way is refused (its trials are incomplete
+evidence), saying how to start over.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from searchlab.engine.bulk import bulk_add_trials
+from searchlab.errors import ConfigError, SearchlabError
+
+DONE = "searchlab:stage_done"
+
+
+def run_stage(main: optuna.Study, name: str, produce: Callable[[], list[FrozenTrial]], top_k: int,
+              score_attr: str) -> list[FrozenTrial]:
+    """Record `produce()` as the study `name` (once), queue its `top_k` best in `main`; returns its trials."""
+    record = optuna.create_study(study_name=name, storage=main._storage, direction="maximize", load_if_exists=True)
+    if not record.user_attrs.get(DONE):
+        if record.trials:
+            raise SearchlabError(f"the study '{name}' holds an unfinished search. Fix: delete it (optuna "
+                                 f"delete-study --study-name '{name}' --storage URL) or rename the study")
+        bulk_add_trials(record, produce())
+        record.set_user_attr(DONE, True)
+    trials = record.get_trials(deepcopy=False)
+    enqueue_top_k(main, trials, top_k, score_attr)
+    return trials
+
+
+def settings_from_args(cls: type, strategy: str, args: dict[str, Any]) -> Any:
+    """A strategy's settings dataclass from `strategy.args`: unknown names and non-positive values are refused."""
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise ConfigError(f"{strategy} has no such argument", key=f"strategy.args.{unknown[0]}", got=unknown[0],
+                          fix=f"{strategy} takes {', '.join(sorted(known))}")
+    settings = cls(**args)
+    bad = [name for name, value in vars(settings).items() if not isinstance(value, (int, float)) or value <= 0]
+    if bad:
+        raise ConfigError(f"{strategy} arguments must be positive numbers", key=f"strategy.args.{bad[0]}",
+                          got=getattr(settings, bad[0]), fix="give a positive count or bound")
+    return settings
+
+
+def enqueue_top_k(main: optuna.Study, ranked_by: list[FrozenTrial], k: int, score_attr: str) -> None:
+    """Queue the k best distinct scored trials of a proxy/design study (their score as user attr `score_attr`);
+    a config the main study already has or queued is skipped by Optuna itself."""
+    scored = [t for t in ranked_by if t.state == TrialState.COMPLETE and t.value is not None
+              and math.isfinite(t.value)]
+    scored.sort(key=lambda t: -t.value)
+    seen: set[str] = set()
+    for trial in scored:
+        key = json.dumps(trial.params, sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        main.enqueue_trial(trial.params, user_attrs={score_attr: trial.value, "proxy_trial": trial.number},
+                           skip_if_exists=True)
+        if len(seen) == k:
+            break

@@ -1,0 +1,102 @@
+"""The `zen_nas` strategy: a training-free proxy search by Zen-score, then the top-k trained for real.
+
+Before any trial trains, `prepare_zen_nas` runs regularised evolution over the study's own space with the
+Zen-score (searchlab/nas/zen_score.py) as the objective: `candidates` networks are built and scored, none
+trained. A candidate over the study's budgets (max_flops / max_params / max_depth) is pruned before scoring,
+so it never enters the population and evolution only breeds from networks that fit. The whole proxy search is
+recorded as its own study, `<study>.zen_proxy`, in the study's storage (written in one batch, see
+searchlab/engine/bulk.py), where the dashboard shows it beside the main study. The `top_k` distinct best
+candidates are queued in the main study (Optuna's enqueue_trial: safe with several workers) and train first;
+trials beyond those continue by regularised evolution on the trained results.
+
+Resuming a study reuses a finished proxy study instead of searching again.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from searchlab.config.load import Study
+from searchlab.errors import ConfigError, TrialFailure
+from searchlab.nas.stage import run_stage, settings_from_args
+from searchlab.nas.zen_score import BATCH, zen_score
+from searchlab.samplers.evolution import RegularizedEvolutionSampler
+from searchlab.space import probe_configs, sample_config
+
+PROXY_SUFFIX = ".zen_proxy"
+
+
+@dataclass(frozen=True)
+class ZenNASSettings:
+    candidates: int = 2000          # networks scored without training (the reference searched far more, on GPUs)
+    top_k: int = 5                  # the best distinct candidates trained by the task
+    population_size: int = 64       # proxy evolution; also the main study's evolution after the top-k
+    sample_size: int = 16
+    batch_size: int = BATCH         # Zen-score batch (the reference search: 64)
+    repeats: int = 1                # Zen-score draws per candidate (the reference search: 1)
+
+
+def make_zen_nas(seed: int, **args: Any) -> optuna.samplers.BaseSampler:
+    """The main study's sampler: evolution (the proxy stage queues the top-k before it is ever asked).
+
+    Trained trials are few (tens, not thousands), so its population is capped at 4 x top_k: a 64-strong
+    population would leave every trained trial after the top-k random."""
+    settings = settings_from_args(ZenNASSettings, "zen_nas", args)
+    return RegularizedEvolutionSampler(population_size=max(2, min(settings.population_size, settings.top_k * 4)),
+                                       sample_size=max(1, min(settings.sample_size, settings.top_k)), seed=seed)
+
+
+def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],
+                    deadline: float | None = None) -> list[FrozenTrial]:
+    """Run (or reuse) the proxy search and queue its top-k in `main`; returns the proxy study's trials."""
+    from searchlab.tasks import get_task
+
+    settings = settings_from_args(ZenNASSettings, "zen_nas", args)
+    task = get_task(study.config.task)
+    return run_stage(main, study.config.name + PROXY_SUFFIX, lambda: _search(study, task, settings, deadline),
+                     settings.top_k, score_attr="zen_score")
+
+
+def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float | None) -> list[FrozenTrial]:
+    """Evolution by Zen-score in memory (no storage cost per candidate); returns every candidate as a trial."""
+    sampler = RegularizedEvolutionSampler(settings.population_size, settings.sample_size, seed=study.config.seed)
+    memory = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        config = sample_config(trial, study.space)
+        candidate = task.candidate(study, config)
+        trial.set_user_attr("architecture", candidate.description)
+        for key, value in candidate.costs.items():
+            trial.set_user_attr(key, value)
+        reason = _over_budget(candidate.costs, study)
+        if reason:
+            trial.set_user_attr("over_budget", reason)
+            raise optuna.TrialPruned(reason)
+        return zen_score(candidate.build, candidate.channels, candidate.image_size, settings.repeats,
+                         settings.batch_size, seed=study.config.seed + trial.number)
+
+    _check_scorable(study, task)
+    timeout = None if deadline is None else max(1.0, deadline - time.time())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    memory.optimize(objective, n_trials=settings.candidates, timeout=timeout, catch=(TrialFailure,))
+    return [t for t in memory.trials if t.state != TrialState.RUNNING]
+
+
+def _check_scorable(study: Study, task: Any) -> None:
+    """Every model the space can give must expose pre-pooling features (a ZenNet), or no score means anything."""
+    for config in probe_configs(study.space, seed=study.config.seed, limit=50):
+        net = task.candidate(study, config).build()
+        if not (hasattr(net, "forward_pre_gap") and hasattr(net, "set_residual")):
+            raise ConfigError("zen_nas scores networks on their pre-pooling features without shortcuts; this "
+                              f"space gives a {type(net).__name__}", key="space.model", got=config.get("model"),
+                              fix="search a Zen-NAS space (model: {include: zen.yaml}), or use strategy evolution")
+
+
+def _over_budget(costs: dict[str, float], study: Study) -> str | None:
+    from searchlab.tasks.classify import over_budget
+
+    return over_budget(costs, study.config.budget)

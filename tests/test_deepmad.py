@@ -1,0 +1,105 @@
+"""DeepMAD: analytic network shape (checked against the built network), entropy, rho, and the strategy."""
+from __future__ import annotations
+
+import math
+import random
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+from torch.utils.flop_counter import FlopCounterMode
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.errors import ConfigError, SearchlabError
+from searchlab.models.zen import ZenNet
+from searchlab.nas.deepmad import analyse, zen_convs
+
+
+def random_args(rng: random.Random) -> dict:
+    blocks = [{"type": rng.choice(["conv", "basic", "bottleneck", "inverted"]), "width": rng.choice([8, 16, 24]),
+               "depth": rng.randint(1, 3), "kernel": rng.choice([3, 5, 7]), "ratio": rng.choice([0.25, 1.0, 3.0]),
+               "stride": rng.choice([1, 2])} for _ in range(rng.randint(1, 4))]
+    return {"stem": rng.choice([8, 12]), "blocks": blocks, "head": rng.choice([None, 32]), "dropout": 0.0}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_analytic_flops_params_depth_match_the_built_network(seed):
+    rng = random.Random(seed)
+    args, size, channels = random_args(rng), rng.choice([(28, 28), (27, 31)]), rng.choice([1, 3])
+    net = ZenNet(channels, 3, **args).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.zeros(1, channels, *size))
+    shape = analyse(zen_convs(args, channels, size), 3)
+    assert shape.flops == counter.get_total_flops()
+    assert shape.params == sum(p.numel() for p in net.parameters())
+    assert shape.depth == net.conv_depth()
+
+
+def test_entropy_and_rho_by_hand_for_two_stages():
+    args = {"stem": 8, "blocks": [{"type": "conv", "width": 16, "depth": 1, "kernel": 3, "ratio": 1.0, "stride": 2}]}
+    shape = analyse(zen_convs(args, 1, (28, 28)), 2, last_weight=8.0)
+    e_stem, e_conv = 0.5 * math.log(1 * 9), 0.5 * math.log(8 * 9)      # 0.5 log(c_in k^2)
+    stage0 = math.log(28 * 28 * 8) * e_stem                            # the stem alone, 28x28x8
+    stage1 = math.log(14 * 14 * 16) * (e_stem + e_conv)                # cumulative, 14x14x16
+    assert shape.entropy == pytest.approx(stage0 + 8.0 * stage1)
+    assert shape.rho == pytest.approx(max(1 / 9, 2 / math.sqrt(9 * 72)))
+    assert shape.stage_widths == (8, 16)
+
+
+def test_wider_means_more_entropy_and_deeper_narrower_means_higher_rho():
+    def shape(width: int, depth: int):
+        block = {"type": "basic", "width": width, "depth": depth, "kernel": 3, "ratio": 1.0, "stride": 1}
+        return analyse(zen_convs({"stem": 8, "blocks": [block]}, 1, (28, 28)), 2)
+
+    assert shape(64, 2).entropy > shape(16, 2).entropy
+    assert shape(8, 6).rho > shape(64, 1).rho
+
+
+STUDY = """
+name: dm
+task: classify
+space:
+  model:
+    kind: zen
+    stem: {choice: [8, 16]}
+    blocks:
+      b1: {type: {choice: [conv, basic]}, width: {choice: [8, 16, 32]}, depth: {int: [1, 3]}, stride: 2}
+      b2: {type: {choice: [basic, bottleneck]}, width: {choice: [16, 32, 64]}, kernel: {choice: [3, 5]}, stride: 2}
+  train: {batch_size: 128}
+  optim: {lr: {float: [1.0e-3, 1.0e-2], log: true}}
+strategy: {name: deepmad, args: {top_k: 2, iterations: 3, popsize: 5}}
+pruner: none
+budget: {n_trials: 2, epochs: 1, max_flops: FLOPS}
+"""
+
+
+def test_designs_meet_the_constraints_and_the_best_train_first(write_study, tmp_path):
+    run_study(load_study(write_study(STUDY.replace("FLOPS", "4.0e+6"))), progress=False)
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    designs = optuna.load_study(study_name="dm.deepmad", storage=storage).trials
+    main = optuna.load_study(study_name="dm", storage=storage).trials
+    feasible = [t for t in designs if t.state == TrialState.COMPLETE]
+    assert feasible and any(t.state == TrialState.PRUNED for t in designs)
+    for t in feasible:
+        widths = t.user_attrs["stage_widths"]
+        assert t.user_attrs["flops"] <= 4e6 and t.user_attrs["rho"] <= 0.5 and widths == sorted(widths)
+        assert t.value == t.user_attrs["entropy"]
+    top = sorted(feasible, key=lambda t: -t.value)[:2]
+    assert [t.params for t in main] == [{**t.params, "optim.lr": m.params["optim.lr"]} for t, m in zip(top, main)]
+    assert all(t.state == TrialState.COMPLETE and t.user_attrs["flops"] <= 4e6 for t in main)
+
+
+def test_an_impossible_budget_is_said_plainly(write_study):
+    with pytest.raises(SearchlabError, match="deepmad found no design within the budgets"):
+        run_study(load_study(write_study(STUDY.replace("FLOPS", "1.0e+3"))), progress=False)
+
+
+def test_a_branching_model_space_is_refused(write_study):
+    text = STUDY.replace("FLOPS", "4.0e+6").replace("  model:\n    kind: zen\n", "  model:\n    one_of:\n"
+                                                     "      cnn: {depth: {int: [1, 2]}}\n      zen:\n")
+    text = text.replace("\n    stem:", "\n        stem:").replace("\n    blocks:", "\n        blocks:")
+    text = text.replace("\n      b1:", "\n          b1:").replace("\n      b2:", "\n          b2:")
+    with pytest.raises(ConfigError, match="exists only on a branch"):
+        run_study(load_study(write_study(text)), progress=False)

@@ -1,0 +1,78 @@
+"""The zen_nas strategy end to end: proxy search by Zen-score under budgets, recorded, top-k trained first."""
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.errors import ConfigError
+
+STUDY = """
+name: zen
+task: classify
+space:
+  model:
+    kind: zen
+    stem: 8
+    blocks:
+      b1: {type: {choice: [conv, basic, inverted]}, width: {choice: [8, 16, 32]}, depth: {int: [1, 3]}, stride: 2}
+      b2: {type: {choice: [basic, bottleneck, none]}, width: {choice: [16, 32, 64]}, kernel: {choice: [3, 5]},
+           stride: 2}
+  train: {batch_size: 128}
+strategy: {name: zen_nas, args: {candidates: 30, top_k: 3, population_size: 8, sample_size: 3, batch_size: 8}}
+pruner: none
+budget: {n_trials: N, epochs: 1, max_params: 40000}
+"""
+
+
+def _studies(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    return (optuna.load_study(study_name="zen", storage=storage),
+            optuna.load_study(study_name="zen.zen_proxy", storage=storage))
+
+
+def test_proxy_search_is_recorded_and_its_top_k_train_first(write_study, tmp_path):
+    run_study(load_study(write_study(STUDY.replace("N", "4"))), progress=False)
+    main, proxy = _studies(tmp_path)
+    candidates = proxy.trials
+    assert len(candidates) == 30 and proxy.user_attrs["searchlab:stage_done"]
+    over = [t for t in candidates if t.state == TrialState.PRUNED]
+    scored = [t for t in candidates if t.state == TrialState.COMPLETE]
+    assert over and scored   # the budget bites in this space, and some fit
+    assert all(t.user_attrs["params"] > 40000 and "over_budget" in t.user_attrs for t in over)
+    assert all(t.user_attrs["params"] <= 40000 and t.user_attrs["architecture"].startswith("ZenNet(") for t in scored)
+    best = []
+    for trial in sorted(scored, key=lambda t: -t.value):
+        if trial.params not in best:
+            best.append(trial.params)
+    trained = main.trials
+    assert len(trained) == 4
+    assert [t.params for t in trained[:3]] == best[:3]   # the top-3 distinct candidates, in score order
+    assert [t.user_attrs["zen_score"] for t in trained[:3]] == sorted(
+        (t.user_attrs["zen_score"] for t in trained[:3]), reverse=True)
+    assert all(t.state == TrialState.COMPLETE and t.user_attrs["params"] <= 40000 for t in trained[:3])
+
+
+def test_resuming_reuses_the_finished_proxy_search(write_study, tmp_path):
+    run_study(load_study(write_study(STUDY.replace("N", "3"))), progress=False)
+    first = [json.dumps(t.params, sort_keys=True) for t in _studies(tmp_path)[1].trials]
+    run_study(load_study(write_study(STUDY.replace("N", "5"))), progress=False)
+    main, proxy = _studies(tmp_path)
+    assert [json.dumps(t.params, sort_keys=True) for t in proxy.trials] == first
+    assert len(main.trials) == 5
+
+
+def test_a_space_without_searched_architectures_is_refused(write_study):
+    text = STUDY.replace("N", "2").replace("    kind: zen", "    kind: cnn\n    depth: 1").split("    stem: 8")[0]
+    text += "  train: {batch_size: 128}\nstrategy: {name: zen_nas, args: {candidates: 5}}\nbudget: {n_trials: 2}\n"
+    with pytest.raises(ConfigError, match="zen_nas scores networks on their pre-pooling features"):
+        run_study(load_study(write_study(text)), progress=False)
+
+
+def test_unknown_argument_names_the_valid_ones(write_study):
+    with pytest.raises(ConfigError, match="zen_nas takes batch_size, candidates"):
+        load_study(write_study(STUDY.replace("N", "2").replace("candidates: 30", "candidate: 30")))
