@@ -39,10 +39,10 @@ def test_proxy_search_is_recorded_and_its_top_k_train_first(write_study, tmp_pat
     run_study(load_study(write_study(STUDY.replace("N", "4"))), progress=False)
     main, proxy = _studies(tmp_path)
     candidates = proxy.trials
-    assert len(candidates) == 30 and proxy.user_attrs["searchlab:stage_done"]
+    assert proxy.user_attrs["searchlab:stage_done"]
     over = [t for t in candidates if t.state == TrialState.PRUNED]
     scored = [t for t in candidates if t.state == TrialState.COMPLETE]
-    assert over and scored   # the budget bites in this space, and some fit
+    assert over and len(scored) == 30 and len(candidates) == 30 + len(over)   # candidates counts scored networks
     assert all(t.user_attrs["params"] > 40000 and "over_budget" in t.user_attrs for t in over)
     assert all(t.user_attrs["params"] <= 40000 and t.user_attrs["architecture"].startswith("ZenNet(") for t in scored)
     best = []
