@@ -20,6 +20,7 @@ from searchlab.errors import ConfigError, RegistryError
 from searchlab.registry import Registry, import_object
 from searchlab.nas.deepmad_design import make_deepmad, prepare_deepmad
 from searchlab.nas.zen_nas import make_zen_nas, prepare_zen_nas
+from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import make_evolution
 
 REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
@@ -63,8 +64,11 @@ def prepare_strategy(study: Any, main: optuna.Study, deadline: float | None) -> 
         PREPARE[cfg.name](study, main, dict(cfg.args), deadline)
 
 
-def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None) -> BaseSampler:
-    """The sampler a study asked for, by registered name, preset file or `module:Class`."""
+def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None, study: Any = None) -> BaseSampler:
+    """The sampler a study asked for, by registered name, preset file or `module:Class`.
+
+    With `study` given, a strategy that can use it (an argument `feasible`, e.g. evolution) gets the study's
+    budget check, so it breeds only architectures within the budgets."""
     cfg = resolve(cfg, study_dir)
     if cfg.class_ is not None:
         cls = import_object(cfg.class_, "strategy class")
@@ -76,7 +80,10 @@ def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None)
         return _construct(cls, args, f"strategy class '{cfg.class_}'")
     assert cfg.name is not None  # guaranteed by StrategyConfig's default
     factory = STRATEGIES.get(cfg.name)
-    return _construct(factory, {"seed": seed, **cfg.args}, f"strategy '{cfg.name}'")
+    args = {"seed": seed, **cfg.args}
+    if study is not None and "feasible" in inspect.signature(factory).parameters:
+        args["feasible"] = budget_check(study)
+    return _construct(factory, args, f"strategy '{cfg.name}'")
 
 
 def _construct(factory: Any, args: dict[str, Any], what: str) -> BaseSampler:

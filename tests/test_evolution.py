@@ -100,3 +100,36 @@ budget: {n_trials: 20}
     children = [t for t in study.trials if PARENT in t.system_attrs]
     assert len(study.trials) == 20 and len(children) == 14
     assert {t.system_attrs[MUTATED] for t in children} <= {"x", "shape.kind", "shape.wide.w", "shape.deep.d"}
+
+
+def test_mutations_that_break_the_feasibility_check_are_redrawn():
+    sampler = RegularizedEvolutionSampler(population_size=6, sample_size=3, seed=4,
+                                          feasible=lambda params: params["x"] <= 0.5)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", -1, 1) + 0.01 * t.suggest_int("n", 0, 3), n_trials=60)
+    moved = [t for t in study.trials if t.system_attrs.get(MUTATED) == "x"]
+    assert len(moved) > 10 and all(t.params["x"] <= 0.5 for t in moved)
+    # without the check, evolution maximising x would push it past 0.5
+    free = optuna.create_study(direction="maximize", sampler=RegularizedEvolutionSampler(6, 3, seed=4))
+    free.optimize(lambda t: t.suggest_float("x", -1, 1) + 0.01 * t.suggest_int("n", 0, 3), n_trials=60)
+    assert any(t.params["x"] > 0.5 for t in free.trials if t.system_attrs.get(MUTATED) == "x")
+
+
+def test_evolution_in_a_budgeted_study_breeds_only_children_within_budget(write_study, tmp_path):
+    from searchlab.config.load import load_study
+    from searchlab.engine.run import run_study
+
+    from study_texts import TINY_ZEN_MODEL
+
+    text = """
+name: evo_budget
+task: classify
+space:""" + TINY_ZEN_MODEL + """
+  train: {batch_size: 256}
+strategy: {name: evolution, args: {population_size: 3, sample_size: 2}}
+pruner: none
+budget: {n_trials: 12, epochs: 1, max_params: 40000}
+"""
+    trials = run_study(load_study(write_study(text)), progress=False).study.trials
+    children = [t for t in trials if PARENT in t.system_attrs]
+    assert children and all(t.user_attrs["params"] <= 40000 and "over_budget" not in t.user_attrs for t in children)

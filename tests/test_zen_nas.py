@@ -10,18 +10,12 @@ from optuna.trial import TrialState
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
 from searchlab.errors import ConfigError
+from study_texts import TINY_ZEN_MODEL
 
 STUDY = """
 name: zen
 task: classify
-space:
-  model:
-    kind: zen
-    stem: 8
-    blocks:
-      b1: {type: {choice: [conv, basic, inverted]}, width: {choice: [8, 16, 32]}, depth: {int: [1, 3]}, stride: 2}
-      b2: {type: {choice: [basic, bottleneck, none]}, width: {choice: [16, 32, 64]}, kernel: {choice: [3, 5]},
-           stride: 2}
+space:""" + TINY_ZEN_MODEL + """
   train: {batch_size: 128}
 strategy: {name: zen_nas, args: {candidates: 30, top_k: 3, population_size: 8, sample_size: 3, batch_size: 8}}
 pruner: none

@@ -41,7 +41,7 @@ def open_optuna_study(study: Study, worker_index: int = 0) -> optuna.Study:
     # Distinct streams per worker and per resume: a resumed random search must not replay its first run.
     seed = study.config.seed + 7919 * worker_index + 104729 * existing
     return optuna.load_study(study_name=study.config.name, storage=storage,
-                             sampler=build_sampler(study.config.strategy, seed, study.base_dir),
+                             sampler=build_sampler(study.config.strategy, seed, study.base_dir, study),
                              pruner=build_pruner(study.config.pruner, study.config.budget.epochs))
 
 

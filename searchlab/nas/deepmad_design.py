@@ -24,7 +24,7 @@ from searchlab.config.load import Study
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.nas.deepmad import Shape, analyse, zen_convs
 from searchlab.nas.stage import run_stage, settings_from_args
-from searchlab.samplers.evolution import RegularizedEvolutionSampler
+from searchlab.samplers.evolution import Feasible, RegularizedEvolutionSampler
 from searchlab.space import sample_config, searchable_params
 from searchlab.space.params import CategoricalParam, FloatParam, IntParam
 
@@ -43,9 +43,9 @@ class DeepMADSettings:
     sample_size: int = 3
 
 
-def make_deepmad(seed: int, **args: Any) -> optuna.samplers.BaseSampler:
+def make_deepmad(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
     settings = settings_from_args(DeepMADSettings, "deepmad", args)
-    return RegularizedEvolutionSampler(settings.population_size, settings.sample_size, seed=seed)
+    return RegularizedEvolutionSampler(settings.population_size, settings.sample_size, seed=seed, feasible=feasible)
 
 
 def prepare_deepmad(study: Study, main: optuna.Study, args: dict[str, Any],

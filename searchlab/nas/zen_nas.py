@@ -24,7 +24,8 @@ from searchlab.config.load import Study
 from searchlab.errors import ConfigError, TrialFailure
 from searchlab.nas.stage import run_stage, settings_from_args
 from searchlab.nas.zen_score import zen_score
-from searchlab.samplers.evolution import RegularizedEvolutionSampler
+from searchlab.samplers.budget import budget_check
+from searchlab.samplers.evolution import Feasible, RegularizedEvolutionSampler
 from searchlab.space import probe_configs, sample_config
 
 PROXY_SUFFIX = ".zen_proxy"
@@ -43,14 +44,15 @@ class ZenNASSettings:
     repeats: int = 1                # Zen-score draws per candidate (the reference search: 1)
 
 
-def make_zen_nas(seed: int, **args: Any) -> optuna.samplers.BaseSampler:
+def make_zen_nas(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
     """The main study's sampler: evolution (the proxy stage queues the top-k before it is ever asked).
 
     Trained trials are few (tens, not thousands), so its population is capped at 4 x top_k: a 64-strong
     population would leave every trained trial after the top-k random."""
     settings = settings_from_args(ZenNASSettings, "zen_nas", args)
     return RegularizedEvolutionSampler(population_size=max(2, min(settings.population_size, settings.top_k * 4)),
-                                       sample_size=max(1, min(settings.sample_size, settings.top_k)), seed=seed)
+                                       sample_size=max(1, min(settings.sample_size, settings.top_k)), seed=seed,
+                                       feasible=feasible)
 
 
 def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],
@@ -66,7 +68,8 @@ def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],
 
 def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float | None) -> list[FrozenTrial]:
     """Evolution by Zen-score in memory (no storage cost per candidate); returns every candidate as a trial."""
-    sampler = RegularizedEvolutionSampler(settings.population_size, settings.sample_size, seed=study.config.seed)
+    sampler = RegularizedEvolutionSampler(settings.population_size, settings.sample_size, seed=study.config.seed,
+                                          feasible=budget_check(study))   # mutations that stay within budget
     memory = optuna.create_study(direction="maximize", sampler=sampler)
 
     def objective(trial: optuna.Trial) -> float:

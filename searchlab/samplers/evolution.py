@@ -11,12 +11,15 @@ value; a parameter the parent never had (a branch the mutation switched on) is d
 branch selector (e.g. `model.kind`) therefore moves to another branch with fresh values there, as a
 one-parameter mutation of a conditional genotype should.
 
+Given a `feasible` check (the engine passes one when the study sets architecture budgets), a mutation that
+would put the child over budget is redrawn, so the population only breeds children that fit.
+
 Each trial records where it came from in its system attrs: `evolution:parent` (trial number) and
 `evolution:mutated` (parameter name), so a lineage can be read back from the study.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,11 +30,15 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 PARENT, MUTATED = "evolution:parent", "evolution:mutated"
-MAX_REDRAWS = 32   # a new value must differ from the parent's; a float draw repeats almost never
+MAX_REDRAWS = 32    # a new value must differ from the parent's; a float draw repeats almost never
+MAX_ATTEMPTS = 20   # mutations tried per child while they break the budgets
+# params of a child -> True (within the budgets), False (over one), None (cannot tell from these params)
+Feasible = Callable[[dict[str, Any]], "bool | None"]
 
 
 class RegularizedEvolutionSampler(BaseSampler):
-    def __init__(self, population_size: int = 20, sample_size: int = 5, seed: int | None = None) -> None:
+    def __init__(self, population_size: int = 20, sample_size: int = 5, seed: int | None = None,
+                 feasible: Feasible | None = None) -> None:
         # Real et al. used P=100, S=25 for 20k-trial runs; searches here are hundreds of trials, so the defaults
         # keep the same tournament pressure (S/P = 1/4) with a population that fills in 20 trials.
         if population_size < 2 or not 1 <= sample_size <= population_size:
@@ -40,8 +47,10 @@ class RegularizedEvolutionSampler(BaseSampler):
         self.population_size, self.sample_size = population_size, sample_size
         self._rng = np.random.default_rng(seed)
         self._random = RandomSampler(seed=seed)
-        # trial id -> (parent's params, the parameter to mutate); trials are asked in the process that runs them
-        self._plans: dict[int, tuple[dict[str, Any], str]] = {}
+        # trial id -> (parent's params, the parameter to mutate, its new value); trials are asked in the process
+        # that runs them, so a plan never has to cross processes
+        self._plans: dict[int, tuple[dict[str, Any], str, Any]] = {}
+        self._feasible = feasible
 
     def reseed_rng(self) -> None:   # called by Optuna in each worker process, so workers do not draw alike
         self._rng = np.random.default_rng()
@@ -61,23 +70,35 @@ class RegularizedEvolutionSampler(BaseSampler):
         mutable = [name for name, dist in parent.distributions.items() if not dist.single()]
         if not mutable:
             return
-        mutated = str(self._rng.choice(mutable))
-        self._plans[trial._trial_id] = (dict(parent.params), mutated)
+        mutated, value = self._mutation(study, trial, parent, mutable)
+        self._plans[trial._trial_id] = (dict(parent.params), mutated, value)
         study._storage.set_trial_system_attr(trial._trial_id, PARENT, parent.number)
         study._storage.set_trial_system_attr(trial._trial_id, MUTATED, mutated)
+
+    def _mutation(self, study: Study, trial: FrozenTrial, parent: FrozenTrial, mutable: list[str]) -> tuple[str, Any]:
+        """(parameter, new value): redrawn up to MAX_ATTEMPTS times while `feasible` says the child breaks the
+        study's budgets. A child whose feasibility cannot be told before sampling (a branch switch brings new
+        parameters) is taken as it is; the task prunes it at once if it turns out over budget."""
+        for _ in range(MAX_ATTEMPTS):
+            name = str(self._rng.choice(mutable))
+            value = self._different(study, trial, name, parent.distributions[name], parent.params[name])
+            if self._feasible is None or self._feasible({**parent.params, name: value}) is not False:
+                return name, value
+        return name, value
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         plan = self._plans.get(trial._trial_id)
         if plan is None:
             return self._random.sample_independent(study, trial, param_name, param_distribution)
-        parent_params, mutated = plan
+        parent_params, mutated, value = plan
         inherited = parent_params.get(param_name)
         if param_name not in parent_params or not _fits(param_distribution, inherited):
             return self._random.sample_independent(study, trial, param_name, param_distribution)
         if mutated != param_name:
             return inherited
-        return self._different(study, trial, param_name, param_distribution, inherited)
+        return value if _fits(param_distribution, value) else self._random.sample_independent(
+            study, trial, param_name, param_distribution)
 
     def _tournament(self, study: Study) -> FrozenTrial | None:
         """The best of `sample_size` random members of the population, or None while it is not yet full."""
@@ -116,5 +137,5 @@ def _fits(dist: BaseDistribution, value: Any) -> bool:
     return False
 
 
-def make_evolution(seed: int, **args: Any) -> optuna.samplers.BaseSampler:
-    return RegularizedEvolutionSampler(seed=seed, **args)
+def make_evolution(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
+    return RegularizedEvolutionSampler(seed=seed, feasible=feasible, **args)

@@ -1,0 +1,30 @@
+"""The study's architecture budgets as a check a sampler can run on a proposed child before it trains."""
+from __future__ import annotations
+
+from typing import Any
+
+from optuna.trial import FixedTrial
+
+from searchlab.samplers.evolution import Feasible
+from searchlab.space import sample_config
+
+
+def budget_check(study: Any) -> Feasible | None:
+    """params -> within the study's architecture budgets? (None: no budgets, or a task without candidates)."""
+    from searchlab.tasks import get_task
+    from searchlab.tasks.classify import over_budget
+
+    budget = study.config.budget
+    task = get_task(study.config.task)
+    if all(v is None for v in (budget.max_flops, budget.max_params, budget.max_depth)) \
+            or not hasattr(task, "candidate"):
+        return None
+
+    def feasible(params: dict[str, Any]) -> bool | None:
+        try:
+            config = sample_config(FixedTrial(params), study.space)
+        except ValueError:   # the space asks for a parameter these params lack (a branch switched on)
+            return None
+        return over_budget(task.candidate(study, config).costs, budget) is None
+
+    return feasible
