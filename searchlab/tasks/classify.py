@@ -98,30 +98,38 @@ class ClassifyTask:
         check_budget(costs, ctx.study.config.budget, ctx)
         epochs = spec.train.epochs or ctx.study.config.budget.epochs
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))
-        cv = _select_by_repeats(data, batches, model_spec, spec, ctx, select, epochs) if _repeated(spec) else None
-        if cv is not None and spec.train.cv_folds:
-            # The CV mean is the selection signal. The exported model is one more, trained on the official
-            # training split for the folds' median best epoch + 1 epochs (its last epoch kept), so that the
-            # official val split stays untouched by training (it only sets the decision threshold, as without
-            # CV) and the test split stays untouched for the final scoring by `searchlab export`.
-            torch.manual_seed(ctx.seed)
-            result = fit(model, batches, spec, ctx, select, cv.final_epochs, ctx.seed, _no_report, keep_last=True)
-        elif cv is not None:
-            # Repeats on the official split: the first run (seed + 0) is exactly the single-run trial; the
-            # others only move the selection signal to their mean. Adding them to the trial's model would be
-            # an ensemble, which `searchlab export --top-k` offers across trials instead.
-            assert cv.first is not None
-            result = cv.first
-            cv.train_seconds -= result.train_seconds   # counted once, as the trial's own training, below
-            cv.images_seen -= result.images_seen
-        else:
-            result = fit(model, batches, spec, ctx, select, epochs, ctx.seed, ctx.report)
+        result, cv = _train_trial(model, data, batches, model_spec, spec, ctx, select, epochs)
         seconds = result.train_seconds + (cv.train_seconds if cv else 0.0)
         seen = result.images_seen + (cv.images_seen if cv else 0)
         metrics = {**result.metrics, **costs, "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
                    "train_seconds": seconds, "images_per_second": seen / max(seconds, 1e-9), **(cv.metrics if cv else {})}
         ctx.record(checkpoint=store_checkpoint(result.state, ctx), threshold=result.threshold)
         return metrics
+
+
+def _train_trial(model: torch.nn.Module, data: ImageDataset, batches: Batches, model_spec: dict[str, Any],
+                 spec: ClassifyTrialConfig, ctx: TrialContext, select: tuple[str, str],
+                 epochs: int) -> tuple[TrainResult, CVResult | None]:
+    """The trial's model, and the repeated runs (CV folds or seeds) its selection signal came from, if any."""
+    cv = _select_by_repeats(data, batches, model_spec, spec, ctx, select, epochs) if _repeated(spec) else None
+    if cv is not None and spec.train.cv_folds:
+        # The CV mean is the selection signal. The exported model is one more, trained on the official
+        # training split for the folds' median best epoch + 1 epochs (its last epoch kept), so that the
+        # official val split stays untouched by training (it only sets the decision threshold, as without
+        # CV) and the test split stays untouched for the final scoring by `searchlab export`.
+        torch.manual_seed(ctx.seed)
+        result = fit(model, batches, spec, ctx, select, cv.final_epochs, ctx.seed, _no_report, keep_last=True)
+    elif cv is not None:
+        # Repeats on the official split: the first run (seed + 0) is exactly the single-run trial; the
+        # others only move the selection signal to their mean. Adding them to the trial's model would be
+        # an ensemble, which `searchlab export --top-k` offers across trials instead.
+        assert cv.first is not None
+        result = cv.first
+        cv.train_seconds -= result.train_seconds   # run() counts it once, as the trial's own training
+        cv.images_seen -= result.images_seen
+    else:
+        result = fit(model, batches, spec, ctx, select, epochs, ctx.seed, ctx.report)
+    return result, cv
 
 
 def _repeated(spec: ClassifyTrialConfig) -> bool:
