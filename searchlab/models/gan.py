@@ -1,0 +1,628 @@
+"""Generative adversarial networks for small images: DCGAN, WGAN-GP and StyleGAN2 (torch only).
+
+Networks and losses only; the training loop and the data live elsewhere (``task: generate``).
+
+Families
+    ``dcgan``     Radford, Metz & Chintala, "Unsupervised representation learning with deep convolutional GANs"
+                  (ICLR 2016): transposed-conv generator with BN + ReLU and tanh output, strided-conv
+                  discriminator with LeakyReLU(0.2) and BN on every layer but the first; non-saturating loss
+                  (Goodfellow et al. 2014).
+    ``wgan_gp``   Gulrajani et al., "Improved training of Wasserstein GANs" (NeurIPS 2017): the DCGAN nets, but
+                  the critic uses layer norm instead of batch norm (the gradient penalty is per sample, which
+                  batch statistics would break); loss E[D(fake)] - E[D(real)] + lambda * gradient_penalty.
+    ``stylegan2`` Karras et al., "Analyzing and improving the image quality of StyleGAN" (CVPR 2020): mapping
+                  MLP, modulated/demodulated convs, per-layer noise, learned constant, skip toRGB outputs, style
+                  mixing, residual discriminator with minibatch stddev; logistic loss + R1 (Mescheder et al. 2018).
+
+Resolutions: every net works at ``image_size = base * 2**k`` with ``base`` in 4..7 and ``k >= 1``, so 28 is
+built natively from a 7x7 start (7 -> 14 -> 28) instead of generating 32 and cropping; 32 and 64 start at 4x4.
+
+Conditioning (``n_classes > 0``): generators take a label embedding concatenated to z (StyleGAN2: to the
+normalised z inside the mapping net, as in StyleGAN2-ADA); discriminators are projection discriminators
+(Miyato & Koyama, "cGANs with projection discriminator", ICLR 2018): score = psi(phi(x)) + <embed(y), phi(x)>.
+
+Every generator outputs ``tanh`` images in [-1, 1] (StyleGAN2's output is linear in the paper; tanh keeps the
+common contract with gradients everywhere, unlike clamping).
+
+The exporter appends everything below the marker line to a torch-only ``model.py``: that part uses only
+``torch``, ``nn``, ``math`` and ``Any``, imports nothing, and prefixes module-level helpers with ``_gan_``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+# ---- model.py body ----
+GAN_FAMILIES = ("dcgan", "wgan_gp", "stylegan2")
+DIFF_AUGMENT_OPS = ("color", "translation", "cutout")
+_gan_SQRT2 = math.sqrt(2.0)
+
+
+# ------------------------------------------------------------------ shared helpers
+def _gan_check_family(family: str) -> None:
+    if family not in GAN_FAMILIES:
+        raise ValueError(f"unknown GAN family {family!r}; valid families: {', '.join(GAN_FAMILIES)}")
+
+
+def _gan_plan(image_size: int) -> tuple[int, int]:
+    """(base, doublings) with image_size == base * 2**doublings, base in 4..7: 28 -> (7, 2), 32 -> (4, 3)."""
+    base, doublings = int(image_size), 0
+    while base > 7 and base % 2 == 0:
+        base, doublings = base // 2, doublings + 1
+    if not 4 <= base <= 7 or doublings < 1:
+        raise ValueError(f"image_size {image_size} is not base * 2**k with base in 4..7 and k >= 1 "
+                         f"(e.g. 28, 32, 48, 56, 64, 128)")
+    return base, doublings
+
+
+def _gan_stage_channels(doublings: int, width: int) -> list[int]:
+    """Feature channels per resolution, coarsest first: width at the last two stages, doubling towards the start,
+    capped at 8 * width (Radford et al.'s 64x64 net with width=128: 1024, 512, 256, 128)."""
+    return [min(width * 2 ** max(doublings - 1 - j, 0), 8 * width) for j in range(doublings + 1)]
+
+
+def _gan_check_labels(n_classes: int, labels: torch.Tensor | None) -> None:
+    if n_classes > 0 and labels is None:
+        raise ValueError(f"this network is class-conditional ({n_classes} classes): pass labels")
+    if n_classes == 0 and labels is not None:
+        raise ValueError("this network is unconditional (n_classes=0) but labels were passed")
+
+
+class _gan_Generator(nn.Module):
+    """Shared part of every generator: the sampling helper. Subclasses set latent, n_classes and forward."""
+
+    latent: int
+    n_classes: int
+    _gan_sample_defaults: dict[str, Any] = {}
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               **forward_kw: Any) -> torch.Tensor:
+        """n images, no autograd; z (and labels, uniformly, when conditional and not given) come from `generator`.
+
+        The module's mode is left alone: call .eval() first for inference (BN running stats, no style mixing).
+        """
+        device = next(self.parameters()).device
+        rng_device = generator.device if generator is not None else device
+        z = torch.randn(n, self.latent, generator=generator, device=rng_device).to(device)
+        if self.n_classes > 0 and labels is None:
+            labels = torch.randint(0, self.n_classes, (n,), generator=generator, device=rng_device)
+        if labels is not None:
+            labels = torch.as_tensor(labels, dtype=torch.long).to(device)
+        with torch.no_grad():
+            return self(z, labels, **(self._gan_sample_defaults | forward_kw))
+
+
+# ------------------------------------------------------------------ DCGAN / WGAN-GP networks
+def _gan_dcgan_init(module: nn.Module) -> None:
+    """Radford et al. sec. 4: all weights from N(0, 0.02); BN scales from N(1, 0.02), biases zero."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class DCGANGenerator(_gan_Generator):
+    """z (+ label embedding) -> linear to base x base -> [ConvTranspose 4x4/2, BN, ReLU]* -> ConvTranspose -> tanh.
+
+    Used by ``dcgan`` and ``wgan_gp`` (Gulrajani et al. keep BN in the generator; only the critic drops it).
+    """
+
+    def __init__(self, image_size: int, channels: int, latent: int = 64, width: int = 64, n_classes: int = 0,
+                 embed_dim: int | None = None) -> None:
+        super().__init__()
+        self.image_size, self.channels, self.latent, self.n_classes = image_size, channels, latent, n_classes
+        self.base, doublings = _gan_plan(image_size)
+        ch = _gan_stage_channels(doublings, width)
+        embed_dim = latent if embed_dim is None else embed_dim
+        self.embed = nn.Embedding(n_classes, embed_dim) if n_classes > 0 else None
+        z_dim = latent + (embed_dim if n_classes > 0 else 0)
+        # the "project and reshape" first layer of Radford et al. (a 1x1 -> base x base transposed conv)
+        self.project = nn.Sequential(nn.Linear(z_dim, ch[0] * self.base ** 2, bias=False),
+                                     nn.Unflatten(1, (ch[0], self.base, self.base)), nn.BatchNorm2d(ch[0]),
+                                     nn.ReLU())
+        layers: list[nn.Module] = []
+        for j in range(1, doublings):
+            layers += [nn.ConvTranspose2d(ch[j - 1], ch[j], 4, 2, 1, bias=False), nn.BatchNorm2d(ch[j]), nn.ReLU()]
+        # no BN on the output layer (Radford et al. sec. 3: BN there caused sample oscillation)
+        layers += [nn.ConvTranspose2d(ch[doublings - 1], channels, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        _gan_dcgan_init(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _gan_check_labels(self.n_classes, labels)
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        return self.body(self.project(z))
+
+
+class _gan_Projection(nn.Module):
+    """Miyato & Koyama (2018) eq. 3 output: psi(phi) + <embed(y), phi>; plain linear psi when unconditional."""
+
+    def __init__(self, features: int, n_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(features, 1)
+        self.embed = nn.Embedding(n_classes, features) if n_classes > 0 else None
+
+    def forward(self, phi: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        out = self.linear(phi).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(labels) * phi).sum(dim=1)
+        return out
+
+
+class DCGANDiscriminator(nn.Module):
+    """[Conv 4x4/2, norm, LeakyReLU(0.2)]* down to base x base, flatten, projection head -> (N,) logits.
+
+    norm="batch" is DCGAN (no BN on the first layer, Radford et al. sec. 3); norm="layer" is the WGAN-GP critic
+    (GroupNorm with one group = layer norm over C, H, W; Gulrajani et al. sec. 4 advise layer norm because the
+    gradient penalty is taken per sample and batch norm couples the samples).
+    """
+
+    def __init__(self, image_size: int, channels: int, width: int = 64, n_classes: int = 0,
+                 norm: str = "batch") -> None:
+        super().__init__()
+        if norm not in ("batch", "layer", "none"):
+            raise ValueError(f"norm must be batch, layer or none, not {norm!r}")
+        self.image_size, self.channels, self.n_classes = image_size, channels, n_classes
+        base, doublings = _gan_plan(image_size)
+        ch = _gan_stage_channels(doublings, width)
+        layers: list[nn.Module] = [nn.Conv2d(channels, ch[doublings - 1], 4, 2, 1), nn.LeakyReLU(0.2)]
+        for j in range(doublings - 1, 0, -1):
+            layers += [nn.Conv2d(ch[j], ch[j - 1], 4, 2, 1, bias=norm == "none"), self._norm(norm, ch[j - 1]),
+                       nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        self.head = _gan_Projection(ch[0] * base ** 2, n_classes)
+        _gan_dcgan_init(self)
+
+    @staticmethod
+    def _norm(norm: str, channels: int) -> nn.Module:
+        if norm == "batch":
+            return nn.BatchNorm2d(channels)
+        return nn.GroupNorm(1, channels) if norm == "layer" else nn.Identity()
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _gan_check_labels(self.n_classes, labels)
+        return self.head(self.body(x), labels)
+
+
+# ------------------------------------------------------------------ StyleGAN2 building blocks
+class _gan_EqualLinear(nn.Module):
+    """Linear layer with equalized learning rate (Karras et al., ProGAN 2018, sec. 4.1): weights stored as N(0, 1)
+    and scaled by 1/sqrt(fan_in) at run time; lr_mul < 1 slows the mapping net down (StyleGAN 2019, app. C)."""
+
+    def __init__(self, in_features: int, out_features: int, bias_init: float = 0.0, lr_mul: float = 1.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
+        self.weight_gain = lr_mul / math.sqrt(in_features)
+        self.lr_mul = lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, self.weight * self.weight_gain, self.bias * self.lr_mul)
+
+
+class _gan_EqualConv2d(nn.Module):
+    """kxk conv with equalized learning rate, 'same' padding (the StyleGAN2 discriminator's conv)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel * kernel)
+        self.padding = kernel // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(x, self.weight * self.weight_gain, self.bias, padding=self.padding)
+
+
+def _gan_lrelu(x: torch.Tensor) -> torch.Tensor:
+    """LeakyReLU(0.2) times sqrt(2): the gain keeps activations at unit scale (StyleGAN2 bias_act)."""
+    return torch.nn.functional.leaky_relu(x, 0.2) * _gan_SQRT2
+
+
+def _gan_normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale each row to unit mean square: the pixel norm applied to z (and the label embedding) before mapping."""
+    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
+
+
+def _gan_upsample(x: torch.Tensor) -> torch.Tensor:
+    """2x bilinear upsampling: zero insertion + the separable [1, 3, 3, 1] filter StyleGAN2 uses (up to borders)."""
+    return torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
+                     eps: float = 1e-8) -> torch.Tensor:
+    """StyleGAN2 weight (de)modulation (Karras et al. 2020, sec. 2.2, eqs. 1 and 3), 'same' padding.
+
+    w'_{ijk} = s_i * w_{ijk} scales input channel i by the sample's style; demodulation divides output channel j
+    by sqrt(sum_{i,k} w'^2 + eps), which restores unit output variance for unit-variance inputs (replacing
+    AdaIN's data-dependent normalisation that caused the droplet artifacts). One grouped conv does all samples.
+    """
+    n, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    wts = weight.unsqueeze(0) * styles.reshape(n, 1, c_in, 1, 1)             # (N, Cout, Cin, k, k)
+    if demodulate:
+        wts = wts * (wts.square().sum(dim=(2, 3, 4), keepdim=True) + eps).rsqrt()
+    out = torch.nn.functional.conv2d(x.reshape(1, n * c_in, h, w), wts.reshape(n * c_out, c_in, kh, kw),
+                                     padding=kh // 2, groups=n)
+    return out.reshape(n, c_out, out.shape[2], out.shape[3])
+
+
+class ModulatedConv2d(nn.Module):
+    """A learned affine map w -> styles (bias 1: start as the identity modulation) + modulated_conv2d.
+
+    upsample=True doubles the resolution first (bilinear, i.e. StyleGAN2's transposed conv + [1,3,3,1] blur
+    reordered as blur-then-conv: same receptive field, simpler code).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, style_dim: int, demodulate: bool = True,
+                 upsample: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
+        self.affine = _gan_EqualLinear(style_dim, in_channels, bias_init=1.0)
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel * kernel)   # equalized lr
+        self.demodulate, self.upsample = demodulate, upsample
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = _gan_upsample(x)
+        return modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w), self.demodulate)
+
+
+class _gan_StyleLayer(nn.Module):
+    """Modulated 3x3 conv, + per-pixel noise scaled by a learned per-channel strength, + bias, LeakyReLU.
+
+    Noise (StyleGAN sec. 3.2, kept in StyleGAN2) gives stochastic detail without spending w; strengths start at
+    zero. noise_mode: "random" (fresh each call), "const" (a fixed buffer: reproducible images), "none".
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, style_dim: int, resolution: int,
+                 upsample: bool = False) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, out_channels, 3, style_dim, upsample=upsample)
+        self.noise_strength = nn.Parameter(torch.zeros(out_channels))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        x = self.conv(x, w)
+        if noise_mode == "random":
+            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        elif noise_mode == "const":
+            noise = self.noise_const
+        elif noise_mode == "none":
+            noise = None
+        else:
+            raise ValueError(f"noise_mode must be random, const or none, not {noise_mode!r}")
+        if noise is not None:
+            x = x + noise * self.noise_strength.reshape(1, -1, 1, 1)
+        return _gan_lrelu(x + self.bias.reshape(1, -1, 1, 1))
+
+
+class _gan_ToRGB(nn.Module):
+    """Modulated 1x1 conv to image channels, no demodulation (StyleGAN2 fig. 7: skip-generator outputs)."""
+
+    def __init__(self, in_channels: int, channels: int, style_dim: int) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, channels, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, w) + self.bias.reshape(1, -1, 1, 1)
+
+
+class MappingNetwork(nn.Module):
+    """z (+ label embedding) -> w: pixel-normed input, `layers` equalized-lr FC layers with LeakyReLU.
+
+    lr_mul=0.01 (StyleGAN app. C) slows the mapping net relative to the synthesis net. Tracks w_avg, the running
+    mean of w, for the truncation trick (StyleGAN sec. 3.3 / app. B).
+    """
+
+    def __init__(self, latent: int, style_dim: int, n_classes: int = 0, layers: int = 4, lr_mul: float = 0.01,
+                 w_avg_beta: float = 0.995) -> None:
+        super().__init__()
+        self.n_classes, self.w_avg_beta = n_classes, w_avg_beta
+        self.embed = _gan_EqualLinear(n_classes, latent) if n_classes > 0 else None
+        dims = [latent * (2 if n_classes > 0 else 1)] + [style_dim] * layers
+        self.fcs = nn.ModuleList(_gan_EqualLinear(a, b, lr_mul=lr_mul) for a, b in zip(dims[:-1], dims[1:]))
+        self.register_buffer("w_avg", torch.zeros(style_dim))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = _gan_normalize_2nd_moment(z)
+        if self.embed is not None:
+            # StyleGAN2-ADA conditioning: embed the one-hot label, normalise it like z, concatenate
+            onehot = torch.nn.functional.one_hot(labels.long(), self.n_classes).to(z.dtype)
+            x = torch.cat([x, _gan_normalize_2nd_moment(self.embed(onehot))], dim=1)
+        for fc in self.fcs:
+            x = _gan_lrelu(fc(x))
+        if self.training:
+            with torch.no_grad():
+                self.w_avg.lerp_(x.detach().mean(dim=0), 1.0 - self.w_avg_beta)
+        return x
+
+
+def truncate(w: torch.Tensor, w_avg: torch.Tensor, psi: float) -> torch.Tensor:
+    """Truncation trick (StyleGAN sec. 3.3): w' = w_avg + psi * (w - w_avg); psi < 1 trades diversity for quality."""
+    return w_avg + psi * (w - w_avg)
+
+
+class StyleGAN2Generator(_gan_Generator):
+    """Mapping net + skip-architecture synthesis net (StyleGAN2 fig. 7b) from a learned constant.
+
+    w vectors: one per style layer plus the last toRGB (num_ws = 2 * doublings + 2); toRGB j shares its w with
+    the next block's first conv, as in the official code. Style mixing regularisation (StyleGAN sec. 3.1): in
+    training mode, with probability mixing_prob, a second w (from mix_z or a fresh z, same labels) replaces the
+    first from a random layer cutoff in [1, num_ws) onwards, so both are always used when mixing happens.
+    """
+
+    _gan_sample_defaults = {"noise_mode": "const"}   # deterministic samples from a seeded torch.Generator
+
+    def __init__(self, image_size: int, channels: int, latent: int = 64, width: int = 64, n_classes: int = 0,
+                 style_dim: int | None = None, mapping_layers: int = 4, lr_mul: float = 0.01,
+                 mixing_prob: float = 0.9, w_avg_beta: float = 0.995) -> None:
+        super().__init__()
+        self.image_size, self.channels, self.latent, self.n_classes = image_size, channels, latent, n_classes
+        self.style_dim = latent if style_dim is None else style_dim
+        self.mixing_prob = mixing_prob
+        base, doublings = _gan_plan(image_size)
+        ch = _gan_stage_channels(doublings, width)
+        self.mapping = MappingNetwork(latent, self.style_dim, n_classes, mapping_layers, lr_mul, w_avg_beta)
+        # learned constant input (StyleGAN sec. 2): the latent enters only through the styles
+        self.const = nn.Parameter(torch.randn(ch[0], base, base))
+        layers = [_gan_StyleLayer(ch[0], ch[0], self.style_dim, base)]
+        for j in range(1, doublings + 1):
+            res = base * 2 ** j
+            layers += [_gan_StyleLayer(ch[j - 1], ch[j], self.style_dim, res, upsample=True),
+                       _gan_StyleLayer(ch[j], ch[j], self.style_dim, res)]
+        self.layers = nn.ModuleList(layers)
+        self.torgbs = nn.ModuleList(_gan_ToRGB(c, channels, self.style_dim) for c in ch)
+        self.num_ws = 2 * doublings + 2
+
+    def make_ws(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                mix_z: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, num_ws, style_dim) per-layer w vectors, after truncation and (training only) style mixing."""
+        _gan_check_labels(self.n_classes, labels)
+        w = self.mapping(z, labels)
+        if truncation_psi != 1.0:
+            w = truncate(w, self.mapping.w_avg, truncation_psi)
+        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if self.training and self.mixing_prob > 0 and torch.rand(()).item() < self.mixing_prob:
+            w2 = self.mapping(torch.randn_like(z) if mix_z is None else mix_z, labels)
+            if truncation_psi != 1.0:
+                w2 = truncate(w2, self.mapping.w_avg, truncation_psi)
+            cutoff = int(torch.randint(1, self.num_ws, ()).item())
+            ws = torch.cat([ws[:, :cutoff], w2.unsqueeze(1).expand(-1, self.num_ws - cutoff, -1)], dim=1)
+        return ws
+
+    def synthesis(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        """Images from per-layer w's; the output is the sum of every resolution's upsampled toRGB (skip G)."""
+        x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+        x = self.layers[0](x, ws[:, 0], noise_mode)
+        img = self.torgbs[0](x, ws[:, 1])
+        for j in range(1, len(self.torgbs)):
+            x = self.layers[2 * j - 1](x, ws[:, 2 * j - 1], noise_mode)
+            x = self.layers[2 * j](x, ws[:, 2 * j], noise_mode)
+            img = _gan_upsample(img) + self.torgbs[j](x, ws[:, 2 * j + 1])
+        return torch.tanh(img)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                noise_mode: str = "random", mix_z: torch.Tensor | None = None) -> torch.Tensor:
+        return self.synthesis(self.make_ws(z, labels, truncation_psi, mix_z), noise_mode)
+
+
+class _gan_ResBlock(nn.Module):
+    """StyleGAN2 residual D block (fig. 7c): two 3x3 convs + 2x downsample, 1x1 skip, sum scaled by 1/sqrt(2).
+
+    Downsampling is a 2x2 average pool (the official code blurs with [1,3,3,1] before a strided conv).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv0 = _gan_EqualConv2d(in_channels, in_channels, 3)
+        self.conv1 = _gan_EqualConv2d(in_channels, out_channels, 3)
+        self.skip = _gan_EqualConv2d(in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.skip(torch.nn.functional.avg_pool2d(x, 2))
+        x = _gan_lrelu(self.conv0(x))
+        x = _gan_lrelu(self.conv1(torch.nn.functional.avg_pool2d(x, 2)))
+        return (skip + x) * math.sqrt(0.5)   # keeps the sum at unit variance
+
+
+def minibatch_stddev(x: torch.Tensor, group_size: int = 4, eps: float = 1e-8) -> torch.Tensor:
+    """Append one channel holding the mean std over groups of samples (ProGAN sec. 3): lets D see diversity.
+
+    The group is the largest divisor of N not above group_size; sample i is in group i mod (N / group).
+    """
+    n, c, h, w = x.shape
+    g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
+    y = x.reshape(g, n // g, c, h, w)
+    y = (y - y.mean(dim=0)).square().mean(dim=0).add(eps).sqrt()        # (N/g, C, H, W) std over the group
+    y = y.mean(dim=(1, 2, 3)).reshape(n // g, 1, 1, 1).repeat(g, 1, h, w)
+    return torch.cat([x, y], dim=1)
+
+
+class StyleGAN2Discriminator(nn.Module):
+    """fromRGB, residual blocks down to base x base, minibatch stddev, conv, FC, output (StyleGAN2 fig. 7c).
+
+    Conditional: projection output (Miyato & Koyama), <embed(y), h> / sqrt(dim) as in StyleGAN2-ADA.
+    """
+
+    def __init__(self, image_size: int, channels: int, width: int = 64, n_classes: int = 0,
+                 mbstd_group: int = 4) -> None:
+        super().__init__()
+        self.image_size, self.channels, self.n_classes, self.mbstd_group = image_size, channels, n_classes, mbstd_group
+        base, doublings = _gan_plan(image_size)
+        ch = _gan_stage_channels(doublings, width)
+        self.from_rgb = _gan_EqualConv2d(channels, ch[doublings], 1)
+        self.blocks = nn.Sequential(*(_gan_ResBlock(ch[j], ch[j - 1]) for j in range(doublings, 0, -1)))
+        extra = 1 if mbstd_group > 1 else 0
+        self.conv = _gan_EqualConv2d(ch[0] + extra, ch[0], 3)
+        self.fc = _gan_EqualLinear(ch[0] * base ** 2, ch[0])
+        self.out = _gan_EqualLinear(ch[0], ch[0] if n_classes > 0 else 1)
+        self.embed = nn.Embedding(n_classes, ch[0]) if n_classes > 0 else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _gan_check_labels(self.n_classes, labels)
+        x = self.blocks(_gan_lrelu(self.from_rgb(x)))
+        if self.mbstd_group > 1:
+            x = minibatch_stddev(x, self.mbstd_group)
+        x = _gan_lrelu(self.fc(_gan_lrelu(self.conv(x)).flatten(1)))
+        out = self.out(x)
+        if self.embed is None:
+            return out.squeeze(1)
+        return (out * self.embed(labels)).sum(dim=1) / math.sqrt(out.shape[1])
+
+
+# ------------------------------------------------------------------ builders
+def build_generator(family: str, image_size: int, channels: int, latent: int = 64, width: int = 64,
+                    n_classes: int = 0, **kw: Any) -> nn.Module:
+    """A generator: forward(z, labels=None) -> (N, channels, image_size, image_size) in [-1, 1].
+
+    kw: dcgan/wgan_gp embed_dim; stylegan2 style_dim, mapping_layers, lr_mul, mixing_prob, w_avg_beta.
+    """
+    _gan_check_family(family)
+    cls = StyleGAN2Generator if family == "stylegan2" else DCGANGenerator
+    return cls(image_size, channels, latent=latent, width=width, n_classes=n_classes, **kw)
+
+
+def build_discriminator(family: str, image_size: int, channels: int, width: int = 64, n_classes: int = 0,
+                        **kw: Any) -> nn.Module:
+    """A discriminator (critic for wgan_gp): forward(x, labels=None) -> (N,) scores. kw: stylegan2 mbstd_group."""
+    _gan_check_family(family)
+    if family == "stylegan2":
+        return StyleGAN2Discriminator(image_size, channels, width=width, n_classes=n_classes, **kw)
+    norm = "layer" if family == "wgan_gp" else "batch"
+    return DCGANDiscriminator(image_size, channels, width=width, n_classes=n_classes, norm=norm, **kw)
+
+
+# ------------------------------------------------------------------ losses and regularisers
+def generator_loss(family: str, fake_scores: torch.Tensor) -> torch.Tensor:
+    """dcgan/stylegan2: non-saturating -log sigmoid(D(G(z))) (Goodfellow et al. 2014 sec. 3); wgan_gp: -E[D]."""
+    _gan_check_family(family)
+    if family == "wgan_gp":
+        return -fake_scores.mean()
+    return torch.nn.functional.softplus(-fake_scores).mean()
+
+
+def discriminator_loss(family: str, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """dcgan/stylegan2: logistic loss softplus(-D(real)) + softplus(D(fake));
+    wgan_gp: E[D(fake)] - E[D(real)] (add gradient_penalty, which carries lambda, for the full critic loss)."""
+    _gan_check_family(family)
+    if family == "wgan_gp":
+        return fake_scores.mean() - real_scores.mean()
+    return torch.nn.functional.softplus(-real_scores).mean() + torch.nn.functional.softplus(fake_scores).mean()
+
+
+def _gan_input_gradient(discriminator: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """d(sum of D's scores)/dx with create_graph, so a penalty on it trains D (double backprop)."""
+    x = x.detach().requires_grad_(True)
+    scores = discriminator(x, labels)
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad
+
+
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     labels: torch.Tensor | None = None, weight: float = 10.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP: weight * E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps*real + (1-eps)*fake, eps ~ U(0, 1) per
+    sample (Gulrajani et al. eq. 3, algorithm 1; lambda = 10 there). Labels, if any, are the real ones."""
+    rng_device = generator.device if generator is not None else real.device
+    eps = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device=rng_device).to(real)
+    x_hat = eps * real.detach() + (1.0 - eps) * fake.detach()
+    grad = _gan_input_gradient(discriminator, x_hat, labels)
+    return weight * (grad.flatten(1).norm(dim=1) - 1.0).square().mean()
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor, labels: torch.Tensor | None = None,
+               gamma: float = 1.0) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018, eq. 9; StyleGAN2's regulariser): gamma/2 * E[||grad_x D(x_real)||^2].
+
+    gamma is a search parameter: StyleGAN2 used 10 at 1024px, StyleGAN2-ADA far less at small resolution.
+    """
+    grad = _gan_input_gradient(discriminator, real, labels)
+    return 0.5 * gamma * grad.flatten(1).square().sum(dim=1).mean()
+
+
+# ------------------------------------------------------------------ DiffAugment (Zhao et al., NeurIPS 2020)
+def _gan_rand(x: torch.Tensor, generator: torch.Generator | None, *shape: int) -> torch.Tensor:
+    """U(0, 1) of `shape` from `generator` (or torch's global RNG), on x's device and dtype."""
+    rng_device = generator.device if generator is not None else x.device
+    return torch.rand(*shape, generator=generator, device=rng_device).to(x)
+
+
+def _gan_randint(x: torch.Tensor, generator: torch.Generator | None, low: int, high: int, n: int) -> torch.Tensor:
+    rng_device = generator.device if generator is not None else x.device
+    return torch.randint(low, high, (n,), generator=generator, device=rng_device).to(x.device)
+
+
+def _gan_color(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Per-sample brightness +U(-0.5, 0.5), saturation x U(0, 2), contrast x U(0.5, 1.5) (DiffAugment sec. 3)."""
+    n = x.shape[0]
+    x = x + (_gan_rand(x, generator, n, 1, 1, 1) - 0.5)
+    mean = x.mean(dim=1, keepdim=True)                        # grayscale: x == mean, saturation is a no-op
+    x = (x - mean) * (_gan_rand(x, generator, n, 1, 1, 1) * 2.0) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (_gan_rand(x, generator, n, 1, 1, 1) + 0.5) + mean
+
+
+def _gan_translation(x: torch.Tensor, generator: torch.Generator | None, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each sample by integers in [-ratio*size, ratio*size] per axis, filling with zeros (a gather: its
+    gradient flows back to the source pixels)."""
+    n, _, h, w = x.shape
+    sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    dy = _gan_randint(x, generator, -sy, sy + 1, n)
+    dx = _gan_randint(x, generator, -sx, sx + 1, n)
+    padded = torch.nn.functional.pad(x, [sx, sx, sy, sy])
+    rows = (torch.arange(h, device=x.device).reshape(1, h, 1) - dy.reshape(n, 1, 1) + sy).expand(n, h, w)
+    cols = (torch.arange(w, device=x.device).reshape(1, 1, w) - dx.reshape(n, 1, 1) + sx).expand(n, h, w)
+    batch = torch.arange(n, device=x.device).reshape(n, 1, 1).expand(n, h, w)
+    return padded[batch, :, rows, cols].permute(0, 3, 1, 2)  # advanced indexing puts channels last
+
+
+def _gan_cutout(x: torch.Tensor, generator: torch.Generator | None, ratio: float = 0.5) -> torch.Tensor:
+    """Zero one (ratio*h) x (ratio*w) square per sample at a uniformly random centre, clipped at the borders."""
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    cy = _gan_randint(x, generator, 0, h, n).reshape(n, 1, 1)
+    cx = _gan_randint(x, generator, 0, w, n).reshape(n, 1, 1)
+    ys = torch.arange(h, device=x.device).reshape(1, h, 1) - (cy - ch // 2)
+    xs = torch.arange(w, device=x.device).reshape(1, 1, w) - (cx - cw // 2)
+    inside = (ys >= 0) & (ys < ch) & (xs >= 0) & (xs < cw)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout",
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """DiffAugment (Zhao et al., "Differentiable augmentation for data-efficient GAN training", 2020).
+
+    Apply to BOTH real and fake images before every D call (the G step too): differentiable, so G's gradient
+    passes through, and D never sees un-augmented images, so it cannot overfit the few reals. Each call draws
+    fresh per-sample parameters from `generator` or torch's global RNG. policy: comma-separated subset of
+    DIFF_AUGMENT_OPS, applied in that written order; "" is the identity.
+    """
+    ops = {"color": _gan_color, "translation": _gan_translation, "cutout": _gan_cutout}
+    for name in (p.strip() for p in policy.split(",") if p.strip()):
+        if name not in ops:
+            raise ValueError(f"unknown DiffAugment op {name!r}; valid: {', '.join(DIFF_AUGMENT_OPS)}")
+        x = ops[name](x, generator)
+    return x.contiguous()
+
+
+# ------------------------------------------------------------------ generator EMA
+def ema_update(target: nn.Module, source: nn.Module, decay: float) -> None:
+    """target <- decay * target + (1 - decay) * source for parameters; buffers (BN stats, w_avg, const noise) are
+    copied. An EMA of G's weights gives better samples than the last iterate (Karras et al., ProGAN sec. 5;
+    Yazici et al., ICLR 2019)."""
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s, 1.0 - decay)
+        for t, s in zip(target.buffers(), source.buffers()):
+            t.copy_(s)
