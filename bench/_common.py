@@ -5,8 +5,10 @@ import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +53,21 @@ def rss_mib() -> float:
 def maxrss_mib() -> float:
     """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def start(cmd: list[str], core: int | None, log: Path) -> tuple[subprocess.Popen, float]:
+    """Start `cmd` from the checkout, output to `log`, pinned to CPU `core` (taskset) when given."""
+    env = dict(os.environ, SEARCHLAB_DATA=data_root())
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    pinned = ["taskset", "-c", str(core)] + cmd if core is not None else cmd
+    handle = log.open("w")
+    return subprocess.Popen(pinned, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT), time.time()
+
+
+def with_ci(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def verdict(ok: bool) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from statistics import mean
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from _common import data_root, print_summary, print_table, verdict  # noqa: E402
+from _common import data_root, print_summary, print_table, start, verdict, with_ci  # noqa: E402
 
 STUDY = ROOT / "studies" / "breastmnist_search.yaml"
 YARDSTICK = ROOT.parent / "shared" / "baselines" / "optuna_breast.py"
@@ -69,14 +68,6 @@ def yardstick_cmd(seed: int, seconds: int, concurrent: bool) -> list[str]:
     npz = Path(data_root()) / "breastmnist.npz"
     return [sys.executable, "-c", YARDSTICK_WRAPPER, str(YARDSTICK), str(npz), str(seconds), str(seed),
             "1" if concurrent else "2"]
-
-
-def start(cmd: list[str], core: int | None, log: Path) -> tuple[subprocess.Popen, float]:
-    env = dict(os.environ, SEARCHLAB_DATA=data_root())
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    pinned = ["taskset", "-c", str(core)] + cmd if core is not None else cmd
-    handle = log.open("w")
-    return subprocess.Popen(pinned, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT), time.time()
 
 
 def read_searchlab(run_dir: Path, wall: float, code: int) -> dict:
@@ -124,12 +115,6 @@ def finish(tool: str, job: tuple[subprocess.Popen, float], run_dir: Path, log: P
     read = read_searchlab(run_dir, wall, code) if tool == "searchlab" else read_yardstick(log, wall, code)
     print(f"  seed {seed} {tool}: {json.dumps(read)}", flush=True)
     return {"tool": tool, "seed": seed, **read}
-
-
-def with_ci(value: float | None, ci: list[float] | None = None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def report(results: list[dict], seeds: list[int], seconds: int, mode: str) -> int:

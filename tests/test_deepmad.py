@@ -103,3 +103,24 @@ def test_a_branching_model_space_is_refused(write_study):
     text = text.replace("\n      b1:", "\n          b1:").replace("\n      b2:", "\n          b2:")
     with pytest.raises(ConfigError, match="exists only on a branch"):
         run_study(load_study(write_study(text)), progress=False)
+
+
+def test_the_solver_stops_at_the_studys_deadline_keeping_what_it_found(write_study):
+    import time
+
+    from searchlab.nas.deepmad_design import DeepMADSettings, Program
+
+    class Counted(Program):
+        calls = 0
+
+        def objective(self, x):
+            Counted.calls += 1
+            return super().objective(x)
+
+    study = load_study(write_study(STUDY.replace("FLOPS", "4.0e+6")))
+    settings = DeepMADSettings(top_k=2, iterations=50, popsize=5)
+    full = Counted(study, settings).solve()
+    full_calls, Counted.calls = Counted.calls, 0
+    stopped = Counted(study, settings).solve(deadline=time.time())
+    assert Counted.calls < full_calls / 10           # the initial population and one generation, not fifty
+    assert 0 < len(stopped) <= len(full)

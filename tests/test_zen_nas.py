@@ -49,6 +49,7 @@ def test_proxy_search_is_recorded_and_its_top_k_train_first(write_study, tmp_pat
     assert [t.user_attrs["zen_score"] for t in trained[:3]] == sorted(
         (t.user_attrs["zen_score"] for t in trained[:3]), reverse=True)
     assert all(t.state == TrialState.COMPLETE and t.user_attrs["params"] <= 40000 for t in trained[:3])
+    assert all(candidates[t.user_attrs["proxy_trial"]].params == t.params for t in trained[:3])
 
 
 def test_resuming_reuses_the_finished_proxy_search(write_study, tmp_path):
@@ -70,3 +71,31 @@ def test_a_space_without_searched_architectures_is_refused(write_study):
 def test_unknown_argument_names_the_valid_ones(write_study):
     with pytest.raises(ConfigError, match="zen_nas takes batch_size, candidates"):
         load_study(write_study(STUDY.replace("N", "2").replace("candidates: 30", "candidate: 30")))
+
+
+def test_parallel_scoring_threads_give_the_same_search(write_study, tmp_path):
+    """Candidates are bred in fixed rounds, scored with their own weight generators and told in the order
+    asked: the proxy search is the same on one scoring thread or two, run after run."""
+    from searchlab.nas.zen_nas import ZenNASSettings, _search
+    from searchlab.tasks import get_task
+
+    study = load_study(write_study(STUDY.replace("N", "1")))
+    task = get_task(study.config.task)
+    runs = [_search(study, task, ZenNASSettings(candidates=12, population_size=6, sample_size=2, batch_size=4,
+                                                threads=threads), None) for threads in (1, 2, 2)]
+    described = [[(t.params, t.state, t.value) for t in trials] for trials in runs]
+    assert described[0] == described[1] == described[2]
+    assert sum(state == TrialState.COMPLETE for _, state, _ in described[0]) == 12
+
+
+def test_candidate_costs_from_the_shape_equal_the_counted_ones(write_study):
+    from searchlab.space import probe_configs
+    from searchlab.tasks import get_task
+    from searchlab.tasks.classify import measure_costs
+
+    study = load_study(write_study(STUDY.replace("N", "1")))
+    task = get_task(study.config.task)
+    for config in probe_configs(study.space, seed=0, limit=10):
+        candidate = task.candidate(study, config)
+        data = type("Data", (), {"channels": candidate.channels, "image_size": candidate.image_size})
+        assert candidate.costs == measure_costs(candidate.build(), data)

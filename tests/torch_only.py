@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,10 @@ print(json.dumps(model.predict_proba(net, config, images).tolist()))
 """
 
 
-def predict_without_searchlab(export_dir: Path, npz: Path) -> np.ndarray:
-    """The export's test-set probabilities, computed by a torch-only process."""
+def predict_without_searchlab(export_dir: Path, npz: Path, path: tuple[Path, ...] = ()) -> np.ndarray:
+    """The export's test-set probabilities, computed by a torch-only process (`path`: folders of user modules
+    the export's model.py may import, e.g. an NNI model space)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in path))
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(export_dir), str(npz)], capture_output=True, text=True,
-                         cwd=export_dir.parent, check=True)
+                         cwd=export_dir.parent, check=True, env=env)
     return np.array(json.loads(out.stdout))

@@ -59,10 +59,16 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
-    (out / "model.py").write_text(model_source())
+    (out / "model.py").write_text(model_source(nni_spaces(config["model"])))
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "test_predictions.json").write_text(json.dumps(test["predictions"]) + "\n")
     return config
+
+
+def nni_spaces(model_spec: dict[str, Any]) -> list[str]:
+    """The NNI model spaces ("module:Class") an exported model (or ensemble) is built from."""
+    members = model_spec.get("members", [model_spec])
+    return [m["args"]["space"] for m in members if m["architecture"] == "nni"]
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:

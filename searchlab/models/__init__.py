@@ -6,26 +6,37 @@ standalone.py followed by those files' bodies (`model_source()`): one file that 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from searchlab.models import cells, standalone, zen
+from searchlab.models import cells, nni_model, standalone, zen
 
 BODY_MARKER = "# ---- model.py body ----"
 # architecture name -> (module, class name): what model.py must define and register
 SEARCHED_ARCHITECTURES = {"zen": (zen, "ZenNet"), "cells": (cells, "CellNet")}
 
 standalone.ARCHITECTURES.update({name: getattr(module, cls) for name, (module, cls) in SEARCHED_ARCHITECTURES.items()})
+standalone.ARCHITECTURES["nni"] = nni_model.NNIModel   # only in model.py of exports that hold an NNI model
 
 
-def model_source() -> str:
-    """The text of an export's model.py: standalone.py, each architecture file's body, then their registration."""
+def model_source(nni_spaces: Iterable[str] = ()) -> str:
+    """The text of an export's model.py: standalone.py, each architecture file's body, then their registration;
+    with `nni_spaces` ("module:Class" of the NNI model spaces the export holds) also the NNI builder, allowed
+    to import exactly those classes."""
     parts = [Path(standalone.__file__).read_text().rstrip() + "\n"]
-    for name, (module, _) in SEARCHED_ARCHITECTURES.items():
-        text = Path(module.__file__).read_text()
-        if BODY_MARKER not in text:
-            raise RuntimeError(f"{module.__file__} lacks the line {BODY_MARKER!r} that starts its model.py body")
-        parts.append(f"# ---- {name} architecture (searchlab/models/{Path(module.__file__).name}) ----\n"
-                     + text.split(BODY_MARKER, 1)[1].strip() + "\n")
+    parts += [_body(name, module) for name, (module, _) in SEARCHED_ARCHITECTURES.items()]
     names = ", ".join(f'"{name}": {cls}' for name, (_, cls) in SEARCHED_ARCHITECTURES.items())
     parts.append(f"ARCHITECTURES.update({{{names}}})\n")
+    spaces = sorted(set(nni_spaces))
+    if spaces:
+        parts.append(_body("nni", nni_model) + f"_nni_allowed_spaces = {set(spaces)!r}\n"
+                     'ARCHITECTURES["nni"] = NNIModel\n')
     return "\n\n".join(parts)
+
+
+def _body(name: str, module: object) -> str:
+    text = Path(module.__file__).read_text()
+    if BODY_MARKER not in text:
+        raise RuntimeError(f"{module.__file__} lacks the line {BODY_MARKER!r} that starts its model.py body")
+    return (f"# ---- {name} architecture (searchlab/models/{Path(module.__file__).name}) ----\n"
+            + text.split(BODY_MARKER, 1)[1].strip() + "\n")

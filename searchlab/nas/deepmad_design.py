@@ -4,14 +4,17 @@ The decision variables are the space's own architecture parameters (every search
 `kind: zen` space): a choice or int becomes an integer index, a float a continuous variable (in log space when
 the space says log). scipy's differential evolution maximises the entropy of searchlab/nas/deepmad.py with
 constraint violations as a penalty (FLOPs, params and depth budgets from `budget:`, rho <= rho0, non-decreasing
-stage widths). Every distinct design it evaluated is recorded as the study `<study>.deepmad` (feasible ones
-COMPLETE with their entropy, others PRUNED with the broken constraint), and the `top_k` best feasible designs
-are queued in the main study to train first; later trials continue by regularised evolution.
+stage widths). The distinct designs it evaluated are recorded as the study `<study>.deepmad`: every feasible one
+COMPLETE with its entropy, and of the infeasible ones (PRUNED, with the broken constraint) the
+MAX_INFEASIBLE_RECORDED nearest to feasibility; a full solve evaluates ~25,000 designs, mostly infeasible, whose
+recording would cost more than the solve. The `top_k` best feasible designs are queued in the main study to
+train first; later trials continue by regularised evolution.
 """
 from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +33,7 @@ from searchlab.space.params import CategoricalParam, FloatParam, IntParam
 
 DESIGN_SUFFIX = ".deepmad"
 INFEASIBLE = 1e12    # objective floor for designs that break a constraint (minimised by the solver)
+MAX_INFEASIBLE_RECORDED = 1000
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ def prepare_deepmad(study: Study, main: optuna.Study, args: dict[str, Any],
                     deadline: float | None = None) -> list[FrozenTrial]:
     """Solve (or reuse) the program, record every design evaluated, queue the best feasible ones."""
     settings = settings_from_args(DeepMADSettings, "deepmad", args)
-    return run_stage(main, study.config.name + DESIGN_SUFFIX, lambda: Program(study, settings).solve(),
+    return run_stage(main, study.config.name + DESIGN_SUFFIX, lambda: Program(study, settings).solve(deadline),
                      settings.top_k, score_attr="entropy")
 
 
@@ -114,16 +118,26 @@ class Program:
         _, shape, broken, excess = self.seen[key]
         return -shape.entropy if broken is None else INFEASIBLE + excess
 
-    def solve(self) -> list[FrozenTrial]:
+    def solve(self, deadline: float | None = None) -> list[FrozenTrial]:
+        """Run the solver (stopping early at `deadline`, the study's budget.timeout: the designs found so far
+        are kept) and return every design it evaluated as a trial."""
         bounds = [_bounds(v) for v in self.variables]
         integrality = [not isinstance(v, FloatParam) for v in self.variables]
+
+        def past_deadline(intermediate_result: Any) -> bool:   # scipy passes the result by this very name
+            return deadline is not None and time.time() >= deadline
+
         differential_evolution(self.objective, bounds, integrality=integrality, maxiter=self.settings.iterations,
-                               popsize=self.settings.popsize, seed=self.study.config.seed, polish=False, tol=0)
+                               popsize=self.settings.popsize, seed=self.study.config.seed, polish=False, tol=0,
+                               callback=past_deadline)
         if not any(broken is None for _, _, broken, _ in self.seen.values()):
             raise SearchlabError("deepmad found no design within the budgets and rho <= rho0 in this space. Fix: "
                                  "loosen budget.max_flops/max_params/max_depth or strategy.args.rho0, or widen "
                                  "the space")
-        return [self.trial(params, shape, broken) for params, shape, broken, _ in self.seen.values()]
+        feasible = [d for d in self.seen.values() if d[2] is None]
+        nearest = sorted((d for d in self.seen.values() if d[2] is not None), key=lambda d: d[3])
+        return [self.trial(params, shape, broken)
+                for params, shape, broken, _ in feasible + nearest[:MAX_INFEASIBLE_RECORDED]]
 
     def trial(self, params: dict[str, Any], shape: Shape, broken: str | None) -> FrozenTrial:
         dists = {v.name: v.distribution() for v in self.variables}

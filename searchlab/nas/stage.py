@@ -25,13 +25,17 @@ def run_stage(main: optuna.Study, name: str, produce: Callable[[], list[FrozenTr
               score_attr: str) -> list[FrozenTrial]:
     """Record `produce()` as the study `name` (once), queue its `top_k` best in `main`; returns its trials."""
     record = optuna.create_study(study_name=name, storage=main._storage, direction="maximize", load_if_exists=True)
-    if not record.user_attrs.get(DONE):
-        if record.trials:
+    if record.user_attrs.get(DONE):
+        trials = record.get_trials(deepcopy=False)   # resuming: read the finished stage back once
+    else:
+        if record.get_trials(deepcopy=False):
             raise SearchlabError(f"the study '{name}' holds an unfinished search. Fix: delete it (optuna "
                                  f"delete-study --study-name '{name}' --storage URL) or rename the study")
-        bulk_add_trials(record, produce())
+        trials = produce()
+        bulk_add_trials(record, trials)
         record.set_user_attr(DONE, True)
-    trials = record.get_trials(deepcopy=False)
+        for number, trial in enumerate(trials):   # a fresh study numbers them in the order written
+            trial.number = number
     enqueue_top_k(main, trials, top_k, score_attr)
     return trials
 

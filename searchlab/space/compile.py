@@ -7,6 +7,7 @@ Syntax, anywhere in the tree (see spaces/README.md):
   key: {choice: [a, b, c]}                categorical
   key: {one_of: {cnn: {...}, timm: {...}}, key: kind}   conditional branches; `key` names the selector
   key: {include: "cnn.yaml#model", depth: {int: [2, 3]}}   a fragment, with overrides beside it
+  model: {nni: "my_spaces:Net", init: {...}}       an NNI model space's mutables (searchlab/nni_space.py)
 """
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ class _Ctx:
             return FixedParam(_dotted(name), raw)
         if "include" in raw:
             return self.include(raw, at, name)
+        if "nni" in raw:
+            return self.nni(raw, at, name)
         kinds = [k for k in PARAM_KINDS if k in raw]
         if "one_of" in raw:
             kinds.append("one_of")
@@ -168,6 +171,36 @@ class _Ctx:
             return Group(tuple((k, n) for k, n in group.entries if k != key))
         raise self.src.error(at + (key,), f"'{key}' is the branch selector's name (its value here is '{label}')",
                              fix="rename the parameter or set `key:` to another selector name")
+
+    def nni(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Group:
+        """{nni: "module:Class", init: {...}} -> the model kind `nni` with one parameter per NNI mutable."""
+        from searchlab.errors import SearchlabError
+        from searchlab.nni_space import space_parameters
+
+        unknown = set(raw) - {"nni", "init"}
+        if unknown:
+            raise self.src.error(at + (sorted(unknown)[0],), "an NNI space takes only 'init' beside 'nni'",
+                                 got=sorted(unknown)[0], fix="pass constructor arguments under init")
+        target, init = raw["nni"], raw.get("init") or {}
+        if not isinstance(target, str) or not isinstance(init, dict):
+            raise self.src.error(at, "nni needs a 'module:Class' string and init a mapping", got=raw,
+                                 fix='write {nni: "my_spaces:Net", init: {width: 16}}')
+        try:
+            params = space_parameters(target, init)
+        except SearchlabError as exc:
+            raise self.src.error(at + ("nni",), str(exc).split(". Fix: ")[0], got=target,
+                                 fix=str(exc).partition(". Fix: ")[2] or "see searchlab/nni_space.py") from None
+        choices = Group(tuple((label, self._nni_param(param, at + ("nni",), _dotted(name + ("choices", label))))
+                              for label, param in params.items()))
+        return Group((("kind", FixedParam(_dotted(name + ("kind",)), "nni")),
+                      ("space", FixedParam(_dotted(name + ("space",)), target)),
+                      ("init", FixedParam(_dotted(name + ("init",)), init)), ("choices", choices)))
+
+    def _nni_param(self, param: tuple[Any, ...], at: KeyPath, full: str) -> Node:
+        if param[0] == "choice":
+            return self.choice(param[1], at, full)
+        _, low, high, log, step = param
+        return FloatParam(full, low, high, log=log, step=step)
 
     def include(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Node:
         target = raw["include"]

@@ -102,3 +102,20 @@ class CellNetSpec(TransferFields):
         return "cells", {"normal": normal, "reduce": reduce, "channels": self.channels, "cells": self.cells,
                          "reductions": self.reductions, "stem_multiplier": self.stem_multiplier,
                          "dropout": self.dropout}
+
+
+class NNISpec(TransferFields):
+    """A network from an NNI model space (searchlab[nni]; searchlab/nni_space.py compiles its choices)."""
+
+    kind: Literal["nni"]
+    space: Annotated[str, Field(pattern=r"^[\w.]+:[\w.]+$")]   # "module:Class", named explicitly by the study
+    init: dict[str, Any] = {}                                  # the space's constructor arguments
+    choices: dict[str, Any] = {}                               # NNI label -> sampled value
+
+    def describe(self) -> str:
+        picked = ", ".join(f"{label}={value:.3g}" if isinstance(value, float) else f"{label}={value}"
+                           for label, value in sorted(self.choices.items()))
+        return f"{self.space.rpartition(':')[2]}({picked})"
+
+    def architecture(self) -> tuple[str, dict[str, object]]:
+        return "nni", {"space": self.space, "init": dict(self.init), "choices": dict(self.choices)}

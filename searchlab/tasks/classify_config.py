@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from searchlab.augment import AugmentSpec
 from searchlab.config.schema import Frozen
 from searchlab.imbalance import ImbalanceSpec
-from searchlab.tasks.arch_config import CellNetSpec, ZenNetSpec
+from searchlab.tasks.arch_config import CellNetSpec, NNISpec, ZenNetSpec
 from searchlab.tasks.transfer_config import TransferFields
 
 
@@ -104,7 +104,7 @@ class TrainSpec(Frozen):
 
 
 class ClassifyTrialConfig(Frozen):
-    model: Annotated[PlainCNNSpec | TimmSpec | RowRNNSpec | ZenNetSpec | CellNetSpec,
+    model: Annotated[PlainCNNSpec | TimmSpec | RowRNNSpec | ZenNetSpec | CellNetSpec | NNISpec,
                      Field(discriminator="kind")] = PlainCNNSpec()
     optim: OptimSpec = OptimSpec()
     train: TrainSpec = TrainSpec()

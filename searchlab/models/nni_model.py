@@ -1,0 +1,77 @@
+"""Networks from an NNI model space (searchlab[nni]): the user's ModelSpace class, frozen to sampled choices.
+
+The architecture's code is the user's own, so an NNI export's model.py rebuilds it by importing that class
+(it needs `nni` and the user's module, besides torch). Which classes it may import is written into model.py
+at export time (`_nni_allowed_spaces`), never read from config.json: a config file cannot make the loader
+import a module.
+
+Everything below the body marker is concatenated into an export's model.py (torch, nn, math, Any only at
+module level; helper names carry an `_nni_` prefix).
+"""
+from __future__ import annotations
+
+import math  # noqa: F401  (model.py bodies share one import block)
+from typing import Any
+
+import torch  # noqa: F401
+from torch import nn
+
+# ---- model.py body ----
+_nni_allowed_spaces: set[str] | None = None   # None: any (inside searchlab, the study named it explicitly)
+
+
+def _nni_import():
+    """Import nni's model-space classes; the bridge needs none of NNI's trainers, so where pytorch_lightning
+    (NNI 3's PyTorch trainer) is missing, NNI's framework is set to "none" instead of failing."""
+    import importlib.util
+    import os
+    import warnings
+
+    if importlib.util.find_spec("pytorch_lightning") is None:
+        os.environ.setdefault("NNI_FRAMEWORK", "none")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # NNI 3 warns about every torch.nn class newer than itself
+            import nni
+            if importlib.util.find_spec("pytorch_lightning") is None:
+                nni.set_default_framework("none")   # nni was imported before the variable was set
+            import nni.nas.nn.pytorch  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"an NNI model space needs NNI ({exc}). Fix: pip install 'searchlab[nni]' "
+                          "(or pip install nni)") from None
+    return nni
+
+
+def _nni_space_class(space: str) -> type:
+    import importlib
+
+    if _nni_allowed_spaces is not None and space not in _nni_allowed_spaces:
+        raise ValueError(f"this model.py rebuilds only the NNI spaces {sorted(_nni_allowed_spaces)}, not {space!r}")
+    _nni_import()
+    module_name, _, attr = space.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def nni_space_instance(space: str, init: dict[str, Any], in_channels: int, num_outputs: int,
+                       choices: dict[str, Any] | None = None) -> nn.Module:
+    """The ModelSpace, constructed with `init` plus in_channels / num_classes when its constructor takes them
+    and `init` does not set them; with `choices` (label -> value) constructed frozen to them, inside NNI's
+    model_context, as NNI itself rebuilds a sampled model: a plain nn.Module of the user's classes."""
+    import inspect
+
+    cls = _nni_space_class(space)
+    params = inspect.signature(cls.__init__).parameters
+    given = {"in_channels": in_channels, "num_classes": num_outputs}
+    kwargs = {**init, **{k: v for k, v in given.items() if k in params and k not in init}}
+    if choices is None:
+        return cls(**kwargs)
+    from nni.nas.space import model_context
+
+    with model_context(dict(choices)):
+        return cls(**kwargs)
+
+
+def NNIModel(in_channels: int, num_outputs: int, space: str, init: dict[str, Any],
+             choices: dict[str, Any]) -> nn.Module:
+    """The space's network for one sample of its choices."""
+    return nni_space_instance(space, dict(init), in_channels, num_outputs, choices)
