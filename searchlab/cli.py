@@ -125,6 +125,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from searchlab.export.exporter import export_run
 
     config = export_run(args.run, args.out, args.trial, args.bootstrap, top_k=args.top_k, tta=args.tta)
+    if "generator" in config:
+        print(f"exported the generator of trial {config['trial']['number']} to {args.out}: MedFID "
+              f"{config['metrics']['medfid']:.3f} (sample with model.load_generator / model.sample_images)")
+        return 0
     test, ci = config["test_metrics"], config["test_metrics_ci95"]
     shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auc", "accuracy") if k in test)
     what = (f"ensemble of trials {', '.join(str(t['number']) for t in config['trials'])}" if "trials" in config

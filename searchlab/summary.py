@@ -13,7 +13,7 @@ from searchlab.config.load import Study
 from searchlab.engine.rundir import OpenRun
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "params", "flops",
-                 "train_seconds")
+                 "medfid", "kid", "precision", "recall", "medfid_floor", "train_seconds")
 
 
 def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:

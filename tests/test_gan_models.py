@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from searchlab.models import gan
+from searchlab.gan.losses import (diff_augment, discriminator_loss, ema_update, generator_loss, gradient_penalty,
+                                  r1_penalty)
 from searchlab.models.gan import (GAN_FAMILIES, ModulatedConv2d, build_discriminator, build_generator,
-                                  diff_augment, discriminator_loss, ema_update, generator_loss, gradient_penalty,
-                                  minibatch_stddev, r1_penalty)
+                                  minibatch_stddev)
 
 MARKER = "# ---- model.py body ----"
 LATENT, WIDTH, BATCH = 8, 8, 4
@@ -344,10 +345,7 @@ def test_body_runs_standalone() -> None:
         D = namespace["build_discriminator"](family, 28, 1, width=WIDTH, n_classes=3)
         labels = labels_for(3)
         fake = G(torch.randn(BATCH, LATENT), labels)
-        scores = D(namespace["diff_augment"](fake), labels)
+        scores = D(fake, labels)   # the training-only parts (losses, DiffAugment, EMA) are not in the body
         assert fake.shape == (BATCH, 1, 28, 28) and scores.shape == (BATCH,)
-        loss = namespace["generator_loss"](family, scores) + namespace["discriminator_loss"](family, scores, scores)
-        loss = loss + namespace["gradient_penalty"](D, real, fake, labels) + namespace["r1_penalty"](D, real, labels)
-        assert torch.isfinite(loss)
-        namespace["ema_update"](G, G, 0.5)
+        assert torch.isfinite(scores).all() and torch.isfinite(D(real, labels)).all()
         assert G.sample(2).shape == (2, 1, 28, 28)

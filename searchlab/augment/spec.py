@@ -61,6 +61,21 @@ class AugmentSpec(Frozen):
     neural_weight: Annotated[float, Field(ge=0.0, le=10.0)] = 0.3
     neural_width: Annotated[int, Field(ge=4, le=128)] = 16         # channels of the augmentor's hidden layers
 
+    # Synthetic images (searchlab/augment/synthetic.py): `synthetic_per_class` images per class from a
+    # class-conditional generator export (`searchlab export` of a generate study; a path relative to the
+    # study file) added to every training split, never to validation. "minority": only classes smaller than
+    # the largest, the usual remedy for imbalance. 0 = off.
+    synthetic: str | None = None
+    synthetic_per_class: Annotated[int, Field(ge=0, le=100_000)] = 0
+    synthetic_classes: Literal["minority", "all"] = "minority"
+
+    @field_validator("synthetic_per_class")
+    @classmethod
+    def _synthetic_needs_a_generator(cls, per_class: int, info: ValidationInfo) -> int:
+        if per_class > 0 and not info.data.get("synthetic"):
+            raise ValueError("synthetic_per_class needs augment.synthetic: a generator export folder")
+        return per_class
+
     @field_validator("sub_policies")
     @classmethod
     def _searched_needs_steps(cls, steps: dict[str, SubPolicy], info: ValidationInfo) -> dict[str, SubPolicy]:

@@ -52,13 +52,18 @@ DataConfig = Annotated[MedMNISTData | FolderData | CsvData, Field(discriminator=
 
 # ---------------------------------------------------------------- task, objective, budget
 class TaskConfig(Frozen):
-    kind: Literal["classify", "callable"] = "classify"
+    kind: Literal["classify", "generate", "callable"] = "classify"
     function: str | None = None               # "module:function" for kind=callable: f(config, reporter) -> metrics
+    # generate: MedFID's feature network, a searchlab export of a classifier for the same data (relative to
+    # the study file); None trains one for the purpose and caches it in <run_dir>/medfid_features/.
+    features: str | None = None
 
     @model_validator(mode="after")
     def _function_only_for_callable(self) -> "TaskConfig":
         if (self.kind == "callable") != (self.function is not None):
             raise ValueError("task.function ('module:function') is required for kind 'callable' and only there")
+        if self.features is not None and self.kind != "generate":
+            raise ValueError("task.features (MedFID's feature network) is for kind 'generate' only")
         return self
 
 

@@ -19,6 +19,7 @@ from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.errors import ExportError
 from searchlab.export.ensemble import choose_on_validation, ensemble_config, load_split, pick_top_k
+from searchlab.export.generator import export_generator
 from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
 from searchlab.models import model_source, standalone
 
@@ -40,6 +41,9 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
         raise ExportError(f"--trial {trial_number} exports one trial and --top-k {top_k} an ensemble of the "
                           f"{top_k} best. Fix: pass only one of them")
     run = open_run(target)
+    if _is_generate(run):
+        trial = pick_trial(run.study, trial_number)
+        return export_generator(run, trial, _checkpoint(run, trial), Path(out), top_k, tta)
     trials = pick_top_k(run.study, top_k) if top_k > 1 else [pick_trial(run.study, trial_number)]
     states = [_checkpoint(run, t) for t in trials]
     configs = [_base_config(run, t) for t in trials]
@@ -89,9 +93,15 @@ def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
     return by_number[number]
 
 
+def _is_generate(run: OpenRun) -> bool:
+    """A generate study's trials carry the generator's spec (a study of one task kind throughout)."""
+    complete = run.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return bool(complete) and "generator" in complete[0].user_attrs
+
+
 def _checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor]:
     artifact_id = trial.user_attrs.get("checkpoint")
-    if artifact_id is None or "model_spec" not in trial.user_attrs:
+    if artifact_id is None or not {"model_spec", "generator"} & set(trial.user_attrs):
         raise ExportError(f"trial {trial.number} stored no model (its task does not train one)")
     store = optuna.artifacts.FileSystemArtifactStore(str(run.artifacts))
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from searchlab.models import cells, nni_model, standalone, zen
+from searchlab.models import cells, gan, gan_sampling, nni_model, standalone, zen
 
 BODY_MARKER = "# ---- model.py body ----"
 # architecture name -> (module, class name): what model.py must define and register
@@ -32,6 +32,13 @@ def model_source(nni_spaces: Iterable[str] = ()) -> str:
         parts.append(_body("nni", nni_model) + f"_nni_allowed_spaces = {set(spaces)!r}\n"
                      'ARCHITECTURES["nni"] = NNIModel\n')
     return "\n\n".join(parts)
+
+
+def generator_source() -> str:
+    """The text of a generator export's model.py: standalone.py (the safetensors reader), the GAN networks,
+    then load_generator / sample_images."""
+    return "\n\n".join([Path(standalone.__file__).read_text().rstrip() + "\n", _body("gan", gan),
+                        _body("sampling", gan_sampling)])
 
 
 def _body(name: str, module: object) -> str:

@@ -10,10 +10,8 @@ module level; helper names carry an `_nni_` prefix).
 """
 from __future__ import annotations
 
-import math  # noqa: F401  (model.py bodies share one import block)
 from typing import Any
 
-import torch  # noqa: F401
 from torch import nn
 
 # ---- model.py body ----

@@ -28,6 +28,7 @@ class Task(Protocol):
 
 TASKS: Registry[Task] = Registry("task")
 TASKS.register("classify", "searchlab.tasks.classify:ClassifyTask")
+TASKS.register("generate", "searchlab.tasks.generate:GenerateTask")
 TASKS.register("callable", "searchlab.tasks.callable_task:CallableTask")
 
 

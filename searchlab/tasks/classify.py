@@ -12,22 +12,23 @@ from typing import Any
 
 import optuna
 import torch
-from pydantic import ValidationError
 from safetensors.torch import save_file
 from torch.utils.flop_counter import FlopCounterMode
 
+from searchlab.augment.synthetic import with_synthetic
 from searchlab.config.load import Study
 from searchlab.config.schema import BudgetConfig, ObjectiveConfig, TaskConfig
-from searchlab.config.yamlsrc import KeyPath, Located, dotted
+from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import load_dataset
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
-from searchlab.errors import RegistryError, TrialFailure
+from searchlab.errors import RegistryError
 from searchlab.metrics import metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.crossval import CVResult, cross_validate, cv_splits, progress_steps, repeated_splits
+from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
 from searchlab.tasks.transfer import apply_transfer
 
@@ -157,6 +158,7 @@ def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx
         keep_last: bool = False) -> TrainResult:
     """Initial weights / frozen parts (transfer), the batch recipe, then the training loop."""
     groups = apply_transfer(model, spec.model, ctx.study.base_dir)
+    batches = with_synthetic(batches, spec.augment, ctx.study.base_dir, seed)
     recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train)
     return train(model, batches, recipe, spec.optim, spec.train, epochs, seed, select, on_epoch, ctx.out_of_time,
                  groups=groups, cached_features=spec.model.transfer == "features", keep_last=keep_last)
@@ -173,25 +175,8 @@ def _train_val(study: Study) -> ImageDataset:
 def parse_trial_config(config: dict[str, Any], src: Located | None,
                        searched: dict[str, Any] | None = None) -> ClassifyTrialConfig:
     """The sampled dict through the classify schema; errors name the space key and the value."""
-    try:
-        return ClassifyTrialConfig.model_validate(config)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = list(err["loc"])
-        if len(loc) > 1 and loc[0] == "model" and loc[1] in ("cnn", "timm", "rnn", "zen", "cells"):
-            del loc[1]   # pydantic's union tag, not a key the user wrote
-        key = dotted(tuple(loc))
-        rule = f"not a valid classify config: {err['msg'].removeprefix('Value error, ')}"
-        fix = "check this parameter's range or choices in the space"
-        param = (searched or {}).get(key)
-        if param is not None:
-            span = param.choices if hasattr(param, "choices") else [param.low, param.high]
-            fix = f"the space searches {list(span)} for '{key}'; keep it within what the classify task accepts"
-        if err["type"] == "extra_forbidden":
-            rule, fix = "the classify task has no such setting", "remove it or fix its spelling"
-        if src is None:
-            raise TrialFailure(f"space.{key}: {rule} (got {err.get('input')!r})") from None
-        raise src.error(("space",) + tuple(key.split(".")), rule, got=err.get("input", ...), fix=fix) from None
+    return parse_trial(ClassifyTrialConfig, "classify", config, src, searched,
+                       union_tags=("cnn", "timm", "rnn", "zen", "cells", "nni"))
 
 
 def make_batches(data: ImageDataset) -> Batches:

@@ -1,0 +1,35 @@
+"""Export a generate study's trial: the EMA generator as model.py + weights.safetensors + config.json.
+
+Nothing is scored at export: the test split plays no part in judging generators (MedFID, KID, precision and
+recall were measured against the train split during the search and are carried in config.json).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import FrozenTrial
+from safetensors.torch import save_file
+
+from searchlab.engine.rundir import OpenRun
+from searchlab.errors import ExportError
+from searchlab.models import generator_source
+from searchlab.models.gan_sampling import load_generator
+
+FORMAT = "searchlab-generator/1"
+
+
+def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], out: Path, top_k: int,
+                     tta: str) -> dict[str, Any]:
+    if top_k > 1 or tta != "none":
+        raise ExportError("a generator exports alone: --top-k and --tta are for classifiers. Fix: drop them")
+    config = {"format": FORMAT, "study": run.study.study_name, "trial": {"number": trial.number,
+              "params": trial.params}, "generator": trial.user_attrs["generator"],
+              "metrics": trial.user_attrs.get("metrics", {}) | {"medfid": trial.value}}
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out / "weights.safetensors"))
+    (out / "model.py").write_text(generator_source())
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    load_generator(out)    # the written export must rebuild (shapes, spec) before anyone relies on it
+    return config

@@ -1,0 +1,135 @@
+"""The MedFID feature network: a classifier of the same medical images, read at its last layer's input.
+
+Either a searchlab export for the same data (`task.features: path/to/export`), or, by default, a plain CNN
+trained for the purpose on the study's train split (validation split for its best epoch), cached in
+`<run_dir>/medfid_features/` as an export-like folder (config.json + weights.safetensors) and reused by every
+trial and every resume. Its input is images in [0, 1], normalised with the classifier's own training statistics.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from searchlab.data.types import ImageDataset
+from searchlab.errors import ConfigError
+from searchlab.models.standalone import build_model, load, normalize
+
+CACHE_DIR = "medfid_features"
+# The purpose-trained extractor: a small plain CNN whose 32 features (its last stage's width) stay well below
+# the image counts of small validation splits (MedFID needs more images than features; BreastMNIST val: 78).
+EXTRACTOR_MODEL = {"kind": "cnn", "depth": 3, "width": 8}
+EXTRACTOR_EPOCHS = 30
+
+
+class PenultimateFeatures(nn.Module):
+    """A trained classifier's input to its last linear layer, for images in [0, 1]."""
+
+    def __init__(self, net: nn.Module, preprocessing: dict[str, Any]) -> None:
+        super().__init__()
+        self.net = net.eval().requires_grad_(False)
+        self.preprocessing = preprocessing
+        linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ConfigError("the MedFID feature network has no linear output layer to read features before",
+                              key="task.features", got=type(net).__name__, fix="use a classifier export")
+        self.last = linears[-1]
+        self.num_features = self.last.in_features     # torchmetrics reads this
+
+    @torch.no_grad()
+    def forward(self, images01: torch.Tensor) -> torch.Tensor:
+        captured: list[torch.Tensor] = []
+        handle = self.last.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
+        try:
+            self.net(normalize(images01.float(), self.preprocessing))
+        finally:
+            handle.remove()
+        return captured[0].flatten(1)
+
+
+def feature_network(features: str | None, base_dir: Path, run_dir: Path, data: ImageDataset,
+                    seed: int) -> PenultimateFeatures:
+    """The study's MedFID feature network, checked against the data's image shape."""
+    if features is not None:
+        net = _from_export((base_dir / features).resolve(), data)
+    else:
+        net = _cached_or_trained(run_dir / CACHE_DIR, data, seed)
+    _check_fits(net, data, features)
+    return net
+
+
+def _from_export(path: Path, data: ImageDataset) -> PenultimateFeatures:
+    if not (path / "config.json").is_file():
+        raise ConfigError("the MedFID feature network must be a searchlab export folder (config.json, "
+                          "weights.safetensors)", key="task.features", got=str(path),
+                          fix="export a classifier of this data set (searchlab export RUN --out DIR) and name DIR")
+    net, config = load(path)
+    channels = config["model"].get("in_channels")
+    if channels != data.channels:   # checked here: normalising would silently broadcast 1 channel to 3
+        h, w = data.image_size
+        raise ConfigError(f"the MedFID feature network does not take this data's {data.channels}x{h}x{w} images "
+                          f"(it was trained on {channels}-channel images)", key="task.features", got=str(path),
+                          fix="use a classifier trained on this data (or leave task.features unset to train one)")
+    if config["model"]["architecture"] == "ensemble":
+        raise ConfigError("an ensemble has no single feature space", key="task.features", got=str(path),
+                          fix="export one trial (searchlab export RUN --trial N)")
+    return PenultimateFeatures(net, config["preprocessing"])
+
+
+def _check_fits(net: PenultimateFeatures, data: ImageDataset, features: str | None) -> None:
+    shape = (1, data.channels, *data.image_size)
+    try:
+        net(torch.zeros(shape))
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"the MedFID feature network does not take this data's {data.channels}x"
+                          f"{data.image_size[0]}x{data.image_size[1]} images ({first})", key="task.features",
+                          got=features, fix="use a classifier trained on this data (or leave task.features "
+                          "unset to train one)") from None
+
+
+def _fingerprint(data: ImageDataset, seed: int) -> str:
+    digest = hashlib.sha256()
+    for split in ("train", "val"):
+        digest.update(data.splits[split].images.numpy().tobytes())
+        digest.update(data.splits[split].labels.numpy().tobytes())
+    digest.update(f"{seed}:{EXTRACTOR_MODEL}:{EXTRACTOR_EPOCHS}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _cached_or_trained(folder: Path, data: ImageDataset, seed: int) -> PenultimateFeatures:
+    fingerprint = _fingerprint(data, seed)
+    config_path = folder / "config.json"
+    if config_path.is_file() and json.loads(config_path.read_text()).get("fingerprint") == fingerprint:
+        net, config = load(folder)
+        return PenultimateFeatures(net, config["preprocessing"])
+    net, config = _train_extractor(data, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "weights.safetensors"))
+    config_path.write_text(json.dumps({**config, "fingerprint": fingerprint}, indent=2) + "\n")
+    return PenultimateFeatures(net, config["preprocessing"])
+
+
+def _train_extractor(data: ImageDataset, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+    """The classify task's own training loop on train (best epoch by validation AUC)."""
+    from searchlab.tasks.classify import make_batches, model_spec_for, parse_trial_config
+    from searchlab.tasks.train import make_recipe, train
+
+    spec = parse_trial_config({"model": EXTRACTOR_MODEL, "train": {"early_stopping": 10}}, None)
+    batches = make_batches(data)
+    model_spec = model_spec_for(spec, data)
+    torch.manual_seed(seed)
+    net = build_model(model_spec)
+    recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train)
+    select = ("auc", "maximize") if data.kind == "binary" else ("accuracy", "maximize")
+    result = train(net, batches, recipe, spec.optim, spec.train, EXTRACTOR_EPOCHS, seed, select,
+                   on_epoch=lambda _e, _m: None)
+    net.load_state_dict(result.state)
+    config = {"format": "searchlab-medfid-features/1", "model": model_spec, "preprocessing": batches.preprocessing,
+              "task": data.kind, "validation_metrics": result.metrics, "best_epoch": result.best_epoch}
+    return net.eval(), config

@@ -1,0 +1,159 @@
+"""One GAN trial's training: alternating D and G steps, the family's losses and regularisers, generator EMA,
+MedFID checkpoints that feed the pruner, and the failures a search must survive (divergence, collapse)."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from searchlab.errors import TrialFailure
+from searchlab.gan.metrics import Reference, SampleStats
+from searchlab.gan.losses import (diff_augment, discriminator_loss, ema_update, generator_loss, gradient_penalty,
+                                  r1_penalty)
+from searchlab.models.gan import build_discriminator, build_generator
+from searchlab.tasks.generate_config import GenerateTrialConfig
+
+COLLAPSE_STD = 0.01   # mean per-pixel std across samples (images in [0, 1]) below which all samples are "identical"
+
+
+@dataclass
+class GANResult:
+    generator: nn.Module              # the EMA generator (or the last one without EMA), eval mode
+    stats: SampleStats                # at the last evaluation
+    evaluations: list[dict[str, float]]
+    train_seconds: float
+    iterations: int
+
+
+@dataclass(frozen=True)
+class RealImages:
+    images: torch.Tensor              # float (N, C, H, W) in [-1, 1]
+    labels: torch.Tensor              # int64 (N,)
+    n_classes: int
+
+
+def to_signed(images_uint8: torch.Tensor) -> torch.Tensor:
+    return images_uint8.float() / 127.5 - 1.0
+
+
+def to_unit(images_signed: torch.Tensor) -> torch.Tensor:
+    return ((images_signed + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def build_pair(spec: GenerateTrialConfig, image_size: int, channels: int, n_classes: int) -> tuple[nn.Module, nn.Module]:
+    classes = n_classes if spec.gan.conditional else 0
+    generator = build_generator(spec.gan.family, image_size, channels, **spec.gan.generator_args(n_classes))
+    discriminator = build_discriminator(spec.gan.family, image_size, channels, width=spec.gan.d_width,
+                                        n_classes=classes)
+    return generator, discriminator
+
+
+def train_gan(spec: GenerateTrialConfig, real: RealImages, reference: Reference, seed: int,
+              report: Callable[[int, dict[str, float]], None], out_of_time: Callable[[], bool]) -> GANResult:
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    image_size, channels = real.images.shape[-1], real.images.shape[1]
+    G, D = build_pair(spec, image_size, channels, real.n_classes)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=spec.optim.lr_g, betas=(spec.optim.beta1_g, spec.optim.beta2_g))
+    opt_d = torch.optim.Adam(D.parameters(), lr=spec.optim.lr_d, betas=(spec.optim.beta1_d, spec.optim.beta2_d))
+    step = _Steps(spec, real, G, D, gen)
+    total, checkpoints = spec.train.iterations, _checkpoints(spec.train.iterations, spec.train.evaluations)
+    evaluations: list[dict[str, float]] = []
+    seconds, start, stats, it = 0.0, time.perf_counter(), None, 0
+    for it in range(1, total + 1):
+        for _ in range(spec.gan.critic_steps()):
+            _apply(opt_d, step.discriminator(it), "discriminator", it)
+        _apply(opt_g, step.generator(), "generator", it)
+        if spec.train.ema > 0:
+            # ramped up as in TensorFlow's ExponentialMovingAverage(num_updates): early on the average would
+            # otherwise stay at the random initial generator for ~1 / (1 - decay) steps
+            ema_update(G_ema, G, min(spec.train.ema, it / (it + 10)))
+        else:
+            G_ema.load_state_dict(G.state_dict())
+        if it in checkpoints or out_of_time():
+            seconds += time.perf_counter() - start
+            stats = evaluate(G_ema, real, reference, seed)
+            evaluations.append({"iteration": it, **stats.as_dict()})
+            report(len(evaluations) - 1, stats.as_dict())
+            start = time.perf_counter()
+            if out_of_time():
+                break
+    assert stats is not None
+    return GANResult(G_ema, stats, evaluations, seconds, it)
+
+
+def _checkpoints(iterations: int, evaluations: int) -> set[int]:
+    return {max(1, round(iterations * (k + 1) / evaluations)) for k in range(evaluations)}
+
+
+def _apply(opt: torch.optim.Optimizer, loss: torch.Tensor, which: str, iteration: int) -> None:
+    if not math.isfinite(float(loss.detach())):
+        raise TrialFailure(f"diverged: the {which} loss became {float(loss.detach())} at iteration {iteration}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+class _Steps:
+    """The losses of one D step and one G step, with the family's regularisers and DiffAugment."""
+
+    def __init__(self, spec: GenerateTrialConfig, real: RealImages, G: nn.Module, D: nn.Module,
+                 gen: torch.Generator) -> None:
+        self.spec, self.real, self.G, self.D, self.gen = spec, real, G, D, gen
+        self.family = spec.gan.family
+        self.conditional = spec.gan.conditional
+        policy = spec.train.diff_augment
+        self.augment = (lambda x: x) if policy == "none" else (lambda x: diff_augment(x, policy, gen))
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = torch.randint(0, len(self.real.images), (self.spec.train.batch_size,), generator=self.gen)
+        return self.real.images[idx], (self.real.labels[idx] if self.conditional else None)
+
+    def _fake(self, labels: torch.Tensor | None) -> torch.Tensor:
+        z = torch.randn(self.spec.train.batch_size, self.spec.gan.latent, generator=self.gen)
+        return self.G(z, labels)
+
+    def discriminator(self, iteration: int) -> torch.Tensor:
+        x, labels = self._batch()
+        with torch.no_grad():
+            fake = self._fake(labels)
+        real_in, fake_in = self.augment(x), self.augment(fake)
+        loss = discriminator_loss(self.family, self.D(real_in, labels), self.D(fake_in, labels))
+        if self.family == "wgan_gp" and self.spec.gan.gp_weight > 0:
+            loss = loss + gradient_penalty(self.D, real_in, fake_in, labels, self.spec.gan.gp_weight, self.gen)
+        every = self.spec.gan.r1_every
+        if self.family == "stylegan2" and self.spec.gan.r1_gamma > 0 and iteration % every == 0:
+            # lazy regularisation (StyleGAN2 sec. 3.1): every `every` steps, scaled by `every`
+            loss = loss + every * r1_penalty(self.D, real_in, labels, self.spec.gan.r1_gamma)
+        return loss
+
+    def generator(self) -> torch.Tensor:
+        _, labels = self._batch()
+        return generator_loss(self.family, self.D(self.augment(self._fake(labels)), labels))
+
+
+@torch.no_grad()
+def sample_unit(G: nn.Module, labels: torch.Tensor, conditional: bool, seed: int) -> torch.Tensor:
+    """len(labels) images in [0, 1] from a fixed seed (labels used when conditional)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = [G.sample(len(chunk), chunk if conditional else None, generator=gen) for chunk in labels.split(256)]
+    return to_unit(torch.cat(out))
+
+
+def evaluate(G: nn.Module, real: RealImages, reference: Reference, seed: int) -> SampleStats:
+    """As many samples as real images (with their class mix when conditional), scored against the reference;
+    all-identical samples fail the trial as collapsed."""
+    samples = sample_unit(G, real.labels, G.n_classes > 0, seed)
+    spread = float(samples.std(dim=0).mean())
+    if not math.isfinite(spread):
+        raise TrialFailure("diverged: the generator produced non-finite images")
+    if spread < COLLAPSE_STD:
+        raise TrialFailure(f"collapsed: all {len(samples)} samples are nearly identical (mean per-pixel std "
+                           f"{spread:.4f} < {COLLAPSE_STD})")
+    return reference.score(samples)

@@ -1,0 +1,36 @@
+"""A sampled config dict through a task's trial schema; every error names the space key and the value."""
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from searchlab.config.yamlsrc import Located, dotted
+from searchlab.errors import TrialFailure
+
+Config = TypeVar("Config", bound=BaseModel)
+
+
+def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Located | None,
+                searched: dict[str, Any] | None = None, union_tags: tuple[str, ...] = ()) -> Config:
+    """`schema` validated from `config`; a ConfigError at the space key (with `src`), else a TrialFailure.
+    `union_tags`: discriminator values pydantic puts in error locations, which are not keys the user wrote."""
+    try:
+        return schema.model_validate(config)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        if len(loc) > 1 and loc[1] in union_tags:
+            del loc[1]
+        key = dotted(tuple(loc))
+        rule = f"not a valid {task} config: {err['msg'].removeprefix('Value error, ')}"
+        fix = "check this parameter's range or choices in the space"
+        param = (searched or {}).get(key)
+        if param is not None:
+            span = param.choices if hasattr(param, "choices") else [param.low, param.high]
+            fix = f"the space searches {list(span)} for '{key}'; keep it within what the {task} task accepts"
+        if err["type"] == "extra_forbidden":
+            rule, fix = f"the {task} task has no such setting", "remove it or fix its spelling"
+        if src is None:
+            raise TrialFailure(f"space.{key}: {rule} (got {err.get('input')!r})") from None
+        raise src.error(("space",) + tuple(key.split(".")), rule, got=err.get("input", ...), fix=fix) from None

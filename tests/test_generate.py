@@ -1,0 +1,232 @@
+"""The generate task: GAN trials scored by MedFID, KID, precision/recall; failures that fail alone; bad input."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.artifacts import FileSystemArtifactStore, download_artifact
+from optuna.trial import TrialState
+from PIL import Image
+
+from searchlab.config.load import load_study
+from searchlab.data import load_dataset
+from searchlab.data.types import ImageDataset, ImageSplit
+from searchlab.engine.run import run_study
+from searchlab.errors import ConfigError, TrialFailure
+from searchlab.gan import train as gan_train
+from searchlab.gan.features import CACHE_DIR, PenultimateFeatures, feature_network
+from searchlab.gan.metrics import Reference, precision_recall
+from searchlab.models.gan import build_generator
+from searchlab.models.standalone import read_safetensors
+from searchlab.tasks.generate import _check_enough_images, _check_resolution
+from searchlab.tasks.generate_config import GenerateTrialConfig
+
+STUDY = """
+name: gan
+task: generate
+space:
+  gan: {family: FAMILY, latent: 16, g_width: 16, d_width: 16, conditional: COND}
+  train: {batch_size: 16, iterations: 40, evaluations: 2, ema: 0.9}
+strategy: random
+pruner: none
+budget: {n_trials: 1}
+seed: 0
+"""
+
+
+@pytest.fixture(scope="session")
+def breast(breastmnist_root) -> ImageDataset:
+    from searchlab.config.schema import MedMNISTData
+
+    cfg = MedMNISTData(source="medmnist", name="breastmnist", root=str(breastmnist_root), download=False)
+    return load_dataset(cfg, splits=("train", "val"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def extractor_run(tmp_path_factory, breast) -> Path:
+    """A run folder holding the purpose-trained MedFID feature network once for the whole session."""
+    run = tmp_path_factory.mktemp("medfid")
+    feature_network(None, run, run, breast, seed=0)
+    return run
+
+
+def _study(write_study, tmp_path, extractor_run, family="dcgan", conditional="false", extra=""):
+    shutil.copytree(extractor_run / CACHE_DIR, tmp_path / "run" / CACHE_DIR)
+    return load_study(write_study(STUDY.replace("FAMILY", family).replace("COND", conditional) + extra))
+
+
+@pytest.mark.parametrize("family, conditional", [("dcgan", "true"), ("wgan_gp", "false"), ("stylegan2", "true")])
+def test_each_family_trains_and_is_scored_with_its_artifacts(write_study, tmp_path, extractor_run, family,
+                                                            conditional):
+    study = _study(write_study, tmp_path, extractor_run, family, conditional)
+    run_study(study, progress=False)
+    trial = optuna.load_study(study_name="gan", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials[0]
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("error")
+    metrics = trial.user_attrs["metrics"]
+    assert trial.value > 0 and 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1
+    assert 0 < metrics["medfid_floor"] < trial.value          # 40 iterations do not reach real-vs-real
+    assert [e["iteration"] for e in trial.user_attrs["evaluations"]] == [20, 40]
+    store = FileSystemArtifactStore(str(tmp_path / "run" / "artifacts"))
+    png = tmp_path / "grid.png"
+    download_artifact(artifact_store=store, artifact_id=trial.user_attrs["samples"], file_path=str(png))
+    rows = 2 if conditional == "true" else 8                  # a row of 8 per class, else 8 x 8
+    assert Image.open(png).size == (8 * 30 + 2, rows * 30 + 2)
+    weights = tmp_path / "g.safetensors"
+    download_artifact(artifact_store=store, artifact_id=trial.user_attrs["checkpoint"], file_path=str(weights))
+    spec = trial.user_attrs["generator"]
+    generator = build_generator(spec["family"], spec["image_size"], spec["channels"], **spec["args"])
+    generator.load_state_dict(read_safetensors(weights))
+    assert generator.sample(4).shape == (4, 1, 28, 28)
+
+
+def test_a_diverging_trial_fails_with_the_reason_and_the_study_goes_on(write_study, tmp_path, extractor_run,
+                                                                       monkeypatch):
+    real_loss = gan_train.generator_loss
+    calls = {"n": 0}
+
+    def nan_in_the_first_trial(family, scores):
+        calls["n"] += 1
+        loss = real_loss(family, scores)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(gan_train, "generator_loss", nan_in_the_first_trial)
+    shutil.copytree(extractor_run / CACHE_DIR, tmp_path / "run" / CACHE_DIR)
+    study = _study_n(write_study, 2)
+    run_study(study, progress=False)
+    trials = optuna.load_study(study_name="gan", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]  # 2 finished
+    assert "diverged: the generator loss became nan at iteration 5" in trials[0].user_attrs["error"]
+
+
+def _study_n(write_study, n):
+    return load_study(write_study(STUDY.replace("FAMILY", "dcgan").replace("COND", "false")
+                                  .replace("n_trials: 1", f"n_trials: {n}")))
+
+
+def test_identical_samples_fail_as_collapsed(breast, extractor_run):
+    features = feature_network(None, extractor_run, extractor_run, breast, seed=0)
+    reference = Reference(features, breast.splits["train"].images.float() / 255)
+    constant = build_generator("dcgan", 28, 1, latent=8, width=8)
+    for p in constant.parameters():
+        torch.nn.init.zeros_(p)
+    real = gan_train.RealImages(gan_train.to_signed(breast.splits["train"].images), breast.splits["train"].labels, 2)
+    with pytest.raises(TrialFailure, match="collapsed: all 546 samples are nearly identical"):
+        gan_train.evaluate(constant.eval(), real, reference, seed=0)
+
+
+def test_real_images_score_as_real_and_disjoint_features_as_unrelated(breast, extractor_run):
+    features = feature_network(None, extractor_run, extractor_run, breast, seed=0)
+    train01 = breast.splits["train"].images.float() / 255
+    stats = Reference(features, train01).score(train01)
+    assert abs(stats.medfid) < 1e-3 and stats.precision == 1.0 and stats.recall == 1.0
+    assert abs(stats.kid) < 1e-2
+    real = torch.randn(200, 8, dtype=torch.float64)
+    assert precision_recall(real, real + 100.0) == (0.0, 0.0)
+    noisy = Reference(features, train01).score(torch.rand_like(train01))
+    assert noisy.medfid > 100 * max(stats.medfid, 1e-3) and noisy.precision < 0.5
+
+
+def test_a_resolution_the_family_cannot_make_is_refused(breast):
+    odd = ImageDataset({"train": ImageSplit(torch.zeros(4, 1, 30, 30, dtype=torch.uint8), torch.zeros(4).long())},
+                       breast.class_names, "binary")
+    with pytest.raises(ConfigError, match="stylegan2 cannot generate this data's 30x30 images.*base \\* 2\\*\\*k"):
+        _check_resolution(GenerateTrialConfig.model_validate({"gan": {"family": "stylegan2"}}), odd)
+
+
+def test_too_few_real_images_say_how_many_are_needed(breast):
+    wide = PenultimateFeatures(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 2)),
+                               {"mean": [0.0], "std": [1.0]})
+    with pytest.raises(ConfigError, match="needs at least 785 real images per split.*the train split has 546"):
+        _check_enough_images(wide, breast)
+
+
+def test_a_feature_network_for_other_images_is_refused(breast, tmp_path):
+    from safetensors.torch import save_file
+
+    from searchlab.models.standalone import build_model
+
+    spec = {"architecture": "plain_cnn", "args": {"depth": 2, "width": 8}, "in_channels": 3, "num_outputs": 2}
+    export = tmp_path / "rgb_export"
+    export.mkdir()
+    save_file(build_model(spec).state_dict(), str(export / "weights.safetensors"))
+    (export / "config.json").write_text(
+        '{"model": %s, "preprocessing": {"mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]}}'
+        % str(spec).replace("'", '"'))
+    with pytest.raises(ConfigError, match="does not take this data's 1x28x28 images"):
+        feature_network("rgb_export", tmp_path, tmp_path, breast, seed=0)
+
+
+def test_objective_must_be_a_generate_metric(write_study):
+    with pytest.raises(ConfigError, match="not a metric of the generate task.*medfid, kid, precision, recall"):
+        load_study(write_study(STUDY.replace("FAMILY", "dcgan").replace("COND", "false") + "objective: auc\n"))
+
+
+SAMPLE_WITHOUT_SEARCHLAB = r"""
+import json, sys
+sys.modules["searchlab"] = None          # any `import searchlab` now fails
+sys.path.insert(0, sys.argv[1])
+import model
+G, config = model.load_generator(sys.argv[1])
+images = model.sample_images(G, 6, labels=[0, 1, 0, 1, 0, 1], seed=3)
+print(json.dumps({"shape": list(images.shape), "dtype": str(images.dtype), "sum": int(images.sum())}))
+"""
+
+
+def test_the_best_generator_exports_and_samples_with_torch_alone(write_study, tmp_path, extractor_run):
+    import json
+    import subprocess
+    import sys
+
+    from searchlab.export.exporter import export_run
+    from searchlab.models.gan_sampling import load_generator, sample_images
+
+    run_study(_study(write_study, tmp_path, extractor_run, "dcgan", "true"), progress=False)
+    config = export_run(tmp_path / "run", tmp_path / "best")
+    assert set(p.name for p in (tmp_path / "best").iterdir()) == {"config.json", "model.py", "weights.safetensors"}
+    assert config["generator"]["family"] == "dcgan" and config["metrics"]["medfid"] > 0
+    out = subprocess.run([sys.executable, "-c", SAMPLE_WITHOUT_SEARCHLAB, str(tmp_path / "best")], check=True,
+                         capture_output=True, text=True, cwd=tmp_path)
+    fresh = json.loads(out.stdout)
+    G, _ = load_generator(tmp_path / "best")
+    here = sample_images(G, 6, labels=[0, 1, 0, 1, 0, 1], seed=3)
+    assert fresh == {"shape": [6, 1, 28, 28], "dtype": "torch.uint8", "sum": int(here.sum())}
+    with pytest.raises(Exception, match="a generator exports alone"):
+        export_run(tmp_path / "run", tmp_path / "best2", top_k=2)
+
+
+def test_synthetic_minority_images_join_only_the_training_split(write_study, tmp_path, extractor_run, monkeypatch):
+    from searchlab.export.exporter import export_run
+    from searchlab.tasks import classify
+
+    run_study(_study(write_study, tmp_path, extractor_run, "dcgan", "true"), progress=False)
+    export_run(tmp_path / "run", tmp_path / "generator")
+    seen = []
+    real_recipe = classify.make_recipe
+
+    def spy(batches, *args):
+        seen.append((len(batches.train), torch.bincount(batches.train.labels.long()).tolist(), len(batches.val)))
+        return real_recipe(batches, *args)
+
+    monkeypatch.setattr(classify, "make_recipe", spy)
+    text = ("name: cls\ntask: classify\nspace:\n  model: {kind: cnn, depth: 1, width: 8}\n"
+            "  augment: {synthetic: generator, synthetic_per_class: 50}\n"
+            "pruner: none\nbudget: {n_trials: 1, epochs: 1}\nrun_dir: '%s'\n" % (tmp_path / "cls"))
+    run_study(load_study(write_study(text, name="cls.yaml")), progress=False)
+    assert seen == [(546 + 50, [147 + 50, 399], 78)]      # malignant (the minority) gets 50 more; val untouched
+
+
+def test_an_unconditional_generator_cannot_add_class_images(write_study, tmp_path, extractor_run):
+    from searchlab.export.exporter import export_run
+
+    run_study(_study(write_study, tmp_path, extractor_run, "dcgan", "false"), progress=False)
+    export_run(tmp_path / "run", tmp_path / "generator")
+    text = ("name: cls\ntask: classify\nspace:\n  model: {kind: cnn, depth: 1, width: 8}\n"
+            "  augment: {synthetic: generator, synthetic_per_class: 5}\n"
+            "pruner: none\nbudget: {n_trials: 1, epochs: 1}\nrun_dir: '%s'\n" % (tmp_path / "cls"))
+    run_study(load_study(write_study(text, name="cls.yaml")), progress=False)
+    trial = optuna.load_study(study_name="cls", storage=f"sqlite:///{tmp_path / 'cls' / 'study.db'}").trials[0]
+    assert trial.state == TrialState.FAIL
+    assert "is not conditional on this data's 2 classes (unconditional" in trial.user_attrs["error"]
