@@ -92,8 +92,14 @@ def test_designs_meet_the_constraints_and_the_best_train_first(write_study, tmp_
 
 
 def test_an_impossible_budget_is_said_plainly(write_study):
-    with pytest.raises(SearchlabError, match="deepmad found no design within the budgets"):
+    with pytest.raises(SearchlabError, match="no architecture of this space fits the budget"):
         run_study(load_study(write_study(STUDY.replace("FLOPS", "1.0e+3"))), progress=False)
+
+
+def test_an_impossible_effectiveness_bound_is_said_by_the_solver(write_study):
+    text = STUDY.replace("FLOPS", "4.0e+6").replace("popsize: 5}", "popsize: 5, rho0: 0.001}")
+    with pytest.raises(SearchlabError, match="deepmad found no design within the budgets and rho <= rho0"):
+        run_study(load_study(write_study(text)), progress=False)
 
 
 def test_a_branching_model_space_is_refused(write_study):

@@ -99,3 +99,10 @@ def test_candidate_costs_from_the_shape_equal_the_counted_ones(write_study):
         candidate = task.candidate(study, config)
         data = type("Data", (), {"channels": candidate.channels, "image_size": candidate.image_size})
         assert candidate.costs == measure_costs(candidate.build(), data)
+
+
+def test_a_budget_no_candidate_meets_is_said_with_the_cheapest_cost(write_study):
+    study = load_study(write_study(STUDY.replace("N", "2").replace("max_params: 40000", "max_params: 10")))
+    with pytest.raises(ConfigError, match=r"no architecture of this space fits the budget \(max_params 10\): the "
+                                          r"cheapest of \d+ probed costs flops [\d.e+]+, params \d+"):
+        run_study(study, progress=False)

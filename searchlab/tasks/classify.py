@@ -22,7 +22,7 @@ from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import load_dataset
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
-from searchlab.errors import RegistryError
+from searchlab.errors import ConfigError, RegistryError
 from searchlab.metrics import metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import probe_configs, searchable_params
@@ -32,6 +32,7 @@ from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
 from searchlab.tasks.transfer import apply_transfer
 
+BUDGET_PROBES = 100    # configs probed for one that fits the architecture budgets before any trial
 # Costs measured for every trial; objectives may name them (e.g. maximise auc, minimise flops).
 COST_METRICS = {"params": "minimize", "flops": "minimize", "depth": "minimize", "train_seconds": "minimize",
                 "images_per_second": "maximize"}
@@ -75,6 +76,27 @@ class ClassifyTask:
         for metric, _ in study.objectives:
             if metric not in COST_METRICS:
                 metric_info(metric, data.kind)   # e.g. sensitivity on a multi-class set: a clear error
+        self._check_some_candidate_fits(study)
+
+    def _check_some_candidate_fits(self, study: Study) -> None:
+        """With architecture budgets, some probed config must fit them; otherwise every trial would be pruned,
+        so say so now, with the cheapest candidate's costs."""
+        budget = study.config.budget
+        if all(v is None for v in (budget.max_flops, budget.max_params, budget.max_depth)):
+            return
+        costs = []
+        for config in probe_configs(study.space, seed=study.config.seed, limit=BUDGET_PROBES):
+            candidate = self.candidate(study, config)
+            if over_budget(candidate.costs, budget) is None:
+                return
+            costs.append(candidate.costs)
+        cheapest = min(costs, key=lambda c: (c["flops"], c["params"], c["depth"]))
+        limits = ", ".join(f"max_{k} {v:.4g}" for k, v in (("flops", budget.max_flops), ("params", budget.max_params),
+                                                             ("depth", budget.max_depth)) if v is not None)
+        raise ConfigError(f"no architecture of this space fits the budget ({limits}): the cheapest of {len(costs)} "
+                          f"probed costs flops {cheapest['flops']:.4g}, params {cheapest['params']:.4g}, depth "
+                          f"{cheapest['depth']:.0f}", key="budget", fix="raise the budget or search smaller "
+                          "architectures (narrower widths, fewer blocks)")
 
     def candidate(self, study: Study, config: dict[str, Any]) -> Candidate:
         """A sampled config's network without training: for training-free scoring (Zen-NAS proxy search)."""
