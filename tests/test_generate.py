@@ -230,3 +230,12 @@ def test_an_unconditional_generator_cannot_add_class_images(write_study, tmp_pat
     trial = optuna.load_study(study_name="cls", storage=f"sqlite:///{tmp_path / 'cls' / 'study.db'}").trials[0]
     assert trial.state == TrialState.FAIL
     assert "is not conditional on this data's 2 classes (unconditional" in trial.user_attrs["error"]
+
+
+def test_a_two_objective_gan_study_records_medfid_and_recall(write_study, tmp_path, extractor_run):
+    study = _study(write_study, tmp_path, extractor_run, extra="objective: [medfid, recall]\n")
+    assert study.objectives == (("medfid", "minimize"), ("recall", "maximize"))
+    run_study(study, progress=False)
+    trial = optuna.load_study(study_name="gan", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials[0]
+    assert trial.state == TrialState.COMPLETE and len(trial.values) == 2
+    assert trial.values[1] == trial.user_attrs["evaluations"][-1]["recall"]
