@@ -54,14 +54,25 @@ def open_storage(url: str, heartbeat: bool = False) -> BaseStorage:
             return JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
             return _sqlite(url, heartbeat)
-        return _rdb(url, heartbeat)
+        return _rdb(_with_driver(url), heartbeat)
     except StorageError:
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StorageError(f"cannot open storage '{url}': {reason}. Fix: check the URL, that the server is "
-                           "running and reachable, and that its driver is installed (e.g. psycopg2 for "
-                           "postgresql)") from None
+                           "running and reachable, and that its driver is installed (PostgreSQL: pip install "
+                           "'searchlab[postgres]')") from None
+
+
+def _with_driver(url: str) -> str:
+    """postgresql:// means psycopg2 to SQLAlchemy 2; use psycopg 3 (searchlab[postgres]) when only it is there."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
 
 
 def _sqlite(url: str, heartbeat: bool) -> RDBStorage:

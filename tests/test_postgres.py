@@ -1,0 +1,53 @@
+"""PostgreSQL storage, on a real server started for the tests (tests/postgres_server.py; 127.0.0.1 only)."""
+from __future__ import annotations
+
+import os
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from postgres_server import postgres_url
+from searchlab.config.load import load_study
+from searchlab.engine.bulk import bulk_add_trials
+from searchlab.engine.run import run_study
+from searchlab.engine.storage import open_storage
+from searchlab.errors import StorageError
+from test_run import callable_study
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    with postgres_url() as url:
+        if url is None:
+            pytest.skip("no PostgreSQL server programs on this machine (Debian: apt-get install postgresql)")
+        yield url
+
+
+def test_two_workers_run_one_study_on_postgresql(write_study, postgres):
+    extra = f"\nexecutor: {{kind: local, workers: 2}}\nstorage: '{postgres}'\n"
+    path = callable_study(write_study, n=6, sleep=0.3, extra=extra)
+    study = run_study(load_study(path), progress=False).study
+    reloaded = optuna.load_study(study_name=study.study_name, storage=open_storage(postgres))
+    trials = reloaded.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert sorted(t.number for t in trials) == list(range(6))                      # none lost or duplicated
+    pids = {t.user_attrs["pid"] for t in trials}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_a_proxy_study_is_written_in_one_batch_on_postgresql(postgres):
+    study = optuna.create_study(study_name="batch", storage=open_storage(postgres), direction="maximize")
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    trials = [create_trial(params={"x": i / 100}, distributions=dist, value=float(i), user_attrs={"i": i})
+              for i in range(100)]
+    assert bulk_add_trials(study, trials) == "rdb-batch"
+    read = optuna.load_study(study_name="batch", storage=open_storage(postgres)).trials
+    assert [(t.number, t.params["x"], t.value, t.user_attrs["i"]) for t in read] == \
+        [(i, i / 100, float(i), i) for i in range(100)]
+
+
+def test_an_unreachable_server_is_named_with_the_fix():
+    with pytest.raises(StorageError, match="cannot open storage 'postgresql://nobody@127.0.0.1:1/x'.*Fix: check "
+                                           "the URL, that the server is running"):
+        open_storage("postgresql://nobody@127.0.0.1:1/x")
