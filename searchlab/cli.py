@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--top", type=int, default=5)
     status.set_defaults(handler=_cmd_status)
 
+    trials = sub.add_parser("trials", help="the trial table (params, metrics, states, timings)")
+    trials.add_argument("run", help="run directory (or its study file)")
+    trials.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
+    trials.add_argument("--out", default=None, help="output file (default: standard output; parquet needs one)")
+    trials.set_defaults(handler=_cmd_trials)
+
     export = sub.add_parser("export", help="export a trial as config.json + weights.safetensors + model.py")
     export.add_argument("run", help="run directory (or its study file)")
     export.add_argument("--out", required=True, help="output directory")
@@ -118,6 +124,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from searchlab.summary import print_status
 
     print_status(open_run(args.run), args.top)
+    return 0
+
+
+def _cmd_trials(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from searchlab.engine.rundir import open_run
+    from searchlab.trials_table import trial_table, write_table
+
+    write_table(trial_table(open_run(args.run)), args.format, Path(args.out) if args.out else None)
     return 0
 
 

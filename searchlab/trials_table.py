@@ -1,0 +1,62 @@
+"""`searchlab trials RUN`: the study's trial table (params, metrics, states, timings) as CSV, Parquet or JSON.
+
+One row per trial, in trial order. Columns: number, state, value (value_0, value_1, ... for several
+objectives, named after their metrics), params.<name>, metrics.<name> (every metric the task returned),
+duration_s, datetime_start, datetime_complete, and the readable user attrs a row needs on its own
+(architecture, error, over_budget). Read from the Optuna study alone.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from searchlab.engine.rundir import OpenRun
+from searchlab.errors import SearchlabError
+
+FORMATS = ("csv", "parquet", "json")
+TEXT_ATTRS = ("architecture", "over_budget", "error")
+
+
+def trial_table(run: OpenRun) -> pd.DataFrame:
+    study = run.study
+    objectives = [m for m, _ in study.user_attrs.get("searchlab", {}).get("objectives", [])]
+    rows = [_row(t, objectives, len(study.directions)) for t in study.get_trials(deepcopy=False)]
+    return pd.DataFrame(rows)
+
+
+def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
+    values = trial.values or [None] * n_values
+    if n_values == 1:
+        row["value"] = values[0]
+    else:
+        names = objectives if len(objectives) == n_values else [str(i) for i in range(n_values)]
+        row.update({f"value_{name}": v for name, v in zip(names, values)})
+    row.update({f"params.{k}": v for k, v in trial.params.items()})
+    metrics = trial.user_attrs.get("metrics", {})
+    row.update({f"metrics.{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+    start, end = trial.datetime_start, trial.datetime_complete
+    row["duration_s"] = (end - start).total_seconds() if start and end else None
+    row["datetime_start"], row["datetime_complete"] = start, end
+    row.update({k: trial.user_attrs[k] for k in TEXT_ATTRS if k in trial.user_attrs})
+    return row
+
+
+def write_table(table: pd.DataFrame, fmt: str, out: Path | None) -> None:
+    if fmt not in FORMATS:
+        raise SearchlabError(f"unknown --format {fmt!r}. Fix: one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        if out is None:
+            raise SearchlabError("parquet is binary: give --out FILE.parquet")
+        table.to_parquet(out, index=False)
+    elif fmt == "csv":
+        table.to_csv(out if out is not None else sys.stdout, index=False)
+    else:
+        text = table.to_json(orient="records", date_format="iso", indent=1)
+        if out is None:
+            print(text)
+        else:
+            out.write_text(text + "\n")

@@ -1,0 +1,64 @@
+"""`searchlab trials RUN --format csv|parquet|json`: the trial table, checked against the Optuna study."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from test_run import callable_study
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """The CLI from the checkout (where searchlab imports whether or not it is installed)."""
+    return subprocess.run([sys.executable, "-m", "searchlab.cli", *args], capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.fixture()
+def finished_run(write_study, tmp_path):
+    """Four trials, those with x > 0 failing with their reason."""
+    run_study(load_study(callable_study(write_study, fn="fails_when_positive", n=4)), progress=False)
+    return tmp_path / "run"
+
+
+def test_csv_json_and_parquet_hold_every_trial_as_optuna_has_it(finished_run, tmp_path):
+    study = optuna.load_study(study_name="fake", storage=f"sqlite:///{finished_run / 'study.db'}")
+    expected = study.get_trials()
+    csv = _cli("trials", str(finished_run))
+    assert csv.returncode == 0, csv.stderr
+    table = pd.read_csv(io.StringIO(csv.stdout))
+    assert list(table["number"]) == [t.number for t in expected]
+    assert list(table["state"]) == [t.state.name for t in expected]
+    assert table["params.x"].tolist() == pytest.approx([t.params["x"] for t in expected])
+    failed = table[table["state"] == "FAIL"]
+    assert len(failed) and failed["error"].str.contains("is positive").all()
+    done = table[table["state"] == "COMPLETE"]
+    assert done["value"].tolist() == pytest.approx([t.value for t in expected if t.state.name == "COMPLETE"])
+    assert (done["duration_s"] >= 0).all()
+
+    as_json = _cli("trials", str(finished_run), "--format", "json")
+    records = json.loads(as_json.stdout)
+    assert [r["number"] for r in records] == [t.number for t in expected]
+
+    parquet = tmp_path / "trials.parquet"
+    assert _cli("trials", str(finished_run), "--format", "parquet", "--out", str(parquet)).returncode == 0
+    assert pd.read_parquet(parquet)["params.x"].tolist() == pytest.approx(table["params.x"].tolist())
+
+
+def test_parquet_needs_a_file_and_a_folder_without_a_run_is_named(finished_run, tmp_path):
+    out = _cli("trials", str(finished_run), "--format", "parquet")
+    assert out.returncode == 2 and "parquet is binary: give --out FILE.parquet" in out.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = _cli("trials", str(empty))
+    assert out.returncode == 2 and "holds no searchlab run" in out.stderr
