@@ -54,7 +54,7 @@ def make_deepmad(seed: int, feasible: Feasible | None = None, **args: Any) -> op
 
 def prepare_deepmad(study: Study, main: optuna.Study, args: dict[str, Any],
                     deadline: float | None = None) -> list[FrozenTrial]:
-    """Solve (or reuse) the program, record every design evaluated, queue the best feasible ones."""
+    """Solve (or reuse) the program, record its designs (see the module doc), queue the best feasible ones."""
     settings = settings_from_args(DeepMADSettings, "deepmad", args)
     return run_stage(main, study.config.name + DESIGN_SUFFIX, lambda: Program(study, settings).solve(deadline),
                      settings.top_k, score_attr="entropy")
@@ -120,7 +120,8 @@ class Program:
 
     def solve(self, deadline: float | None = None) -> list[FrozenTrial]:
         """Run the solver (stopping early at `deadline`, the study's budget.timeout: the designs found so far
-        are kept) and return every design it evaluated as a trial."""
+        are kept) and return the designs to record as trials: every feasible one, and the
+        MAX_INFEASIBLE_RECORDED infeasible ones nearest to feasibility."""
         bounds = [_bounds(v) for v in self.variables]
         integrality = [not isinstance(v, FloatParam) for v in self.variables]
 
