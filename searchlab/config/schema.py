@@ -106,10 +106,19 @@ class StrategyConfig(Frozen):
         return self
 
 
+class TrialResources(Frozen):
+    cpu: Annotated[float, Field(gt=0)] = 1.0
+    gpu: Annotated[float, Field(ge=0)] = 0.0      # fractions share a GPU (e.g. 0.5: two trials per GPU)
+
+
 class ExecutorConfig(Frozen):
-    kind: Literal["local"] = "local"
-    workers: Annotated[int, Field(ge=1, le=256)] = 1    # processes sharing the storage
+    kind: Literal["local", "ray"] = "local"
+    workers: Annotated[int, Field(ge=1, le=256)] = 1    # local: processes sharing the storage
     threads_per_worker: Annotated[int, Field(ge=1)] | None = None  # None: cores // workers (never oversubscribe)
+    # ray: None starts a Ray on this machine (127.0.0.1, no dashboard); "auto" or "host:port" joins a cluster
+    address: str | None = None
+    resources_per_trial: TrialResources = TrialResources()
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None     # None: as many as the resources allow
 
 
 class ExportConfig(Frozen):

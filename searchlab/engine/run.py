@@ -51,7 +51,11 @@ def run_study(study: Study, overrides: dict[str, Any] | None = None, progress: b
             prepare_strategy(study, ostudy, deadline)
         bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
         try:
-            if study.config.executor.workers == 1:
+            if study.config.executor.kind == "ray":
+                from searchlab.engine.ray_executor import run_ray   # ray: an optional, heavy import
+
+                run_ray(study, deadline, on_trial=bar.callback)
+            elif study.config.executor.workers == 1:
                 run_worker(study, 0, deadline, on_trial=bar.callback)
             else:
                 _run_processes(study, overrides or {}, deadline, ostudy, bar)
