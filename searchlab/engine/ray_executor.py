@@ -37,6 +37,9 @@ def start_ray(address: str | None) -> None:
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")   # Ray 2.60's default token auth: off for a local Ray
     if address is None:
+        # Measured with Ray 2.60: without this, a local Ray advertises the machine's network address and its
+        # raylet/GCS listen on all interfaces even with _node_ip_address="127.0.0.1"; with it, loopback only.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
         return
