@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,15 +40,36 @@ def start_ray(address: str | None) -> None:
     if address is None:
         # Measured with Ray 2.60: without this, a local Ray advertises the machine's network address and its
         # raylet/GCS listen on all interfaces even with _node_ip_address="127.0.0.1"; with it, loopback only.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # Ray reads the variable when it is imported, so the constant is set too (the processes it starts
+        # read the variable); tests/test_ray_executor.py checks the listening addresses.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        # workers import what this process can (plug-ins named "module:Class", the study's callable task)
+        path = os.pathsep.join(p for p in sys.path if p)
         ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+                 configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
         return
+    fix = "Fix: start one (ray start --head on the head node) or leave address out for a local Ray"
+    _check_reachable(address, fix)
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except ConnectionError as exc:
-        raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({exc}). Fix: start "
-                             "one (ray start --head on the head node) or leave address out for a local Ray") from None
+        raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({exc}). {fix}") from None
+
+
+def _check_reachable(address: str, fix: str) -> None:
+    """A "host:port" that refuses connections fails in seconds (ray.init would keep retrying for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return   # "auto" or a ray:// URL: Ray resolves it
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({exc}). {fix}") from None
 
 
 def run_ray(study: Study, deadline: float | None,
