@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from postgres_server import postgres_url
+
 
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
@@ -35,3 +37,12 @@ def write_study(tmp_path: Path, breastmnist_root: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A postgresql:// URL of a throwaway server on 127.0.0.1, one per test module (tests/postgres_server.py)."""
+    with postgres_url() as url:
+        if url is None:
+            pytest.skip("no PostgreSQL server programs on this machine (Debian: apt-get install postgresql)")
+        yield url

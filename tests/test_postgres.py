@@ -7,21 +7,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from postgres_server import postgres_url
 from searchlab.config.load import load_study
 from searchlab.engine.bulk import bulk_add_trials
 from searchlab.engine.run import run_study
 from searchlab.engine.storage import open_storage
 from searchlab.errors import StorageError
 from test_run import callable_study
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    with postgres_url() as url:
-        if url is None:
-            pytest.skip("no PostgreSQL server programs on this machine (Debian: apt-get install postgresql)")
-        yield url
 
 
 def test_two_workers_run_one_study_on_postgresql(write_study, postgres):

@@ -1,7 +1,11 @@
 """executor: {kind: ray} on a real local Ray (127.0.0.1 only): the Optuna study stays the source of truth."""
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -44,10 +48,15 @@ def test_trials_land_in_the_optuna_study_with_their_ray_node(write_study, tmp_pa
 
 def test_the_local_ray_listens_on_loopback_only(write_study, tmp_path):
     run_study(load_study(callable_study(write_study, n=1, extra=RAY)), progress=False)
+    addresses = ray_listening_addresses()
+    assert addresses and all("127.0.0.1" in address for address in addresses), addresses
+
+
+def ray_listening_addresses() -> list[str]:
+    """host:port of every TCP listener of the Ray raylets and GCS servers on this machine."""
     pids = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True).stdout.split()
     listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
-    addresses = [line.split()[3] for line in listening if any(f"pid={pid}," in line for pid in pids)]
-    assert addresses and all("127.0.0.1" in address for address in addresses), addresses
+    return [line.split()[3] for line in listening if any(f"pid={pid}," in line for pid in pids)]
 
 
 def test_a_failing_trial_fails_alone_with_its_reason(write_study, tmp_path):
@@ -68,3 +77,97 @@ def test_an_unreachable_cluster_is_named_with_the_fix(write_study):
     extra = "\nexecutor: {kind: ray, address: '127.0.0.1:1'}\n"
     with pytest.raises(SearchlabError, match="cannot reach the Ray cluster at executor.address='127.0.0.1:1'"):
         run_study(load_study(callable_study(write_study, n=1, extra=extra)), progress=False)
+
+
+def test_a_ray_scheduler_stops_bad_trials_and_they_are_recorded_pruned(write_study, tmp_path):
+    extra = ("\nexecutor: {kind: ray, max_concurrent: 2, scheduler: {kind: asha, grace_period: 1, "
+             "reduction_factor: 2}}\nbudget: {n_trials: 8, epochs: 10}\n")
+    text = callable_study(write_study, fn="learning_curve", n=8, extra=extra).read_text()
+    path = write_study(text.replace("budget: {n_trials: 8}\n", "").replace("pruner: none\n", ""))
+    run_study(load_study(path), progress=False)
+    trials = _trials(tmp_path)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(pruned) + len(complete) == len(trials) == 8 and pruned and complete
+    for trial in pruned:   # stopped at an ASHA rung (1, 2, 4, 8 epochs), with its curve up to there
+        stopped_at = max(trial.intermediate_values)
+        assert stopped_at + 1 in (1, 2, 4, 8), trial.intermediate_values
+        assert trial.user_attrs["pruned"] == f"stopped by the Ray asha scheduler after epoch {stopped_at}"
+    for trial in complete:
+        assert sorted(trial.intermediate_values) == list(range(10)) and trial.value == trial.params["x"] ** 2
+    # the scheduler keeps the better half at each rung: the best trial overall always finishes
+    assert min(trials, key=lambda t: t.params["x"] ** 2).state == TrialState.COMPLETE
+
+
+def test_a_trial_asking_more_than_any_node_has_is_refused_naming_the_largest(write_study):
+    extra = "\nexecutor: {kind: ray, resources_per_trial: {cpu: 64}}\n"
+    with pytest.raises(SearchlabError, match=r"asks for \{cpu: 64, gpu: 0\} per trial, more than any node .* "
+                                             r"the largest, 127.0.0.1, has \d+ CPUs and 0 GPUs"):
+        run_study(load_study(callable_study(write_study, n=1, extra=extra)), progress=False)
+
+
+@pytest.mark.parametrize("extra, rule", [
+    ("executor: {kind: local, scheduler: asha}", "needs kind: ray"),
+    ("executor: {kind: ray, scheduler: asha}\npruner: median", r"give either pruner \('median'"),
+    ("executor: {kind: ray, scheduler: {kind: fifo}}", "scheduler"),
+])
+def test_scheduler_options_that_cannot_work_are_refused(write_study, extra, rule):
+    text = callable_study(write_study, n=1).read_text().replace("pruner: none\n", "")
+    with pytest.raises(SearchlabError, match=rule):
+        load_study(write_study(text + "\n" + extra + "\n"))
+
+
+def test_a_killed_driver_is_resumed_from_the_storage(write_study, tmp_path):
+    """kill -9 the `searchlab run` process mid-study, run again: finished trials stay, none is lost or doubled."""
+    import ray
+
+    ray.shutdown()
+    path = callable_study(write_study, n=6, sleep=1.0, extra=RAY)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    driver = subprocess.Popen([sys.executable, "-c", "import sys; from searchlab.cli import main; sys.exit(main())",
+                               "run", str(path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: _count(tmp_path, TrialState.COMPLETE) >= 2, seconds=120)
+    finally:
+        driver.kill()
+        driver.wait()
+    before = {t.number: t.value for t in _trials(tmp_path) if t.state == TrialState.COMPLETE}
+    run_study(load_study(path), progress=False)
+    trials = _trials(tmp_path)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(complete) == 6 and not [t for t in trials if t.state == TrialState.RUNNING]
+    assert {t.number: t.value for t in complete if t.number in before} == before      # kept as they were
+    assert all("interrupted" in t.user_attrs["error"] for t in interrupted)
+    retried = [t.params for t in complete if t.number not in before]
+    assert all(t.params in retried for t in interrupted)                             # their configs ran again
+
+
+def _count(tmp_path, state):
+    try:
+        return sum(t.state == state for t in _trials(tmp_path))
+    except Exception:   # the study is not created yet
+        return 0
+
+
+def _wait_for(condition, seconds):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("scheduler, cls, brackets", [
+    ("{kind: hyperband, brackets: 2}", "AsyncHyperBandScheduler", 2),
+    ("asha", "AsyncHyperBandScheduler", 1),
+    ("{kind: median, grace_period: 2}", "MedianStoppingRule", None),
+])
+def test_each_scheduler_kind_judges_the_first_objective_per_epoch(write_study, scheduler, cls, brackets):
+    from searchlab.engine.ray_executor import build_scheduler
+    from searchlab.engine.ray_worker import METRIC
+
+    text = callable_study(write_study, n=1).read_text().replace("pruner: none\n", "")
+    built = build_scheduler(load_study(write_study(text + f"\nexecutor: {{kind: ray, scheduler: {scheduler}}}\n")))
+    assert type(built).__name__ == cls and built.metric == METRIC and built._mode == "min"
+    if brackets is not None:   # max_t past the last epoch's report: finishing is never "stopped"
+        assert len(built._brackets) == brackets and built._max_t == 20 + 1

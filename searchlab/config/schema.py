@@ -111,6 +111,20 @@ class TrialResources(Frozen):
     gpu: Annotated[float, Field(ge=0)] = 0.0      # fractions share a GPU (e.g. 0.5: two trials per GPU)
 
 
+class RaySchedulerConfig(Frozen):
+    """A Ray Tune scheduler stopping trials early from their per-epoch reports (instead of the Optuna pruner).
+
+    asha: asynchronous successive halving; hyperband: its multi-bracket form (Ray's AsyncHyperBandScheduler:
+    synchronous HyperBand pauses trials, which would restart ours from scratch); median: the median stopping
+    rule. A stopped trial is recorded PRUNED.
+    """
+
+    kind: Literal["asha", "hyperband", "median"]
+    grace_period: Annotated[int, Field(ge=1)] = 1          # epochs every trial gets before it may be stopped
+    reduction_factor: Annotated[float, Field(gt=1)] = 3.0  # asha/hyperband: keep 1/reduction_factor per rung
+    brackets: Annotated[int, Field(ge=1)] = 3              # hyperband only (asha is one bracket)
+
+
 class ExecutorConfig(Frozen):
     kind: Literal["local", "ray"] = "local"
     workers: Annotated[int, Field(ge=1, le=256)] = 1    # local: processes sharing the storage
@@ -119,6 +133,21 @@ class ExecutorConfig(Frozen):
     address: str | None = None
     resources_per_trial: TrialResources = TrialResources()
     max_concurrent: Annotated[int, Field(ge=1)] | None = None     # None: as many as the resources allow
+    scheduler: RaySchedulerConfig | None = None    # ray: early stopping by a Ray scheduler (None: the pruner)
+    # A trial whose worker process or node died (not one whose code raised) is failed with that reason and
+    # its config queued again as a new trial, at most this many times.
+    max_retries: Annotated[int, Field(ge=0)] = 2
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _scheduler_shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _ray_only_options(self) -> "ExecutorConfig":
+        if self.kind != "ray" and self.scheduler is not None:
+            raise ValueError("executor.scheduler (a Ray Tune scheduler) needs kind: ray; locally use 'pruner'")
+        return self
 
 
 class ExportConfig(Frozen):
@@ -168,6 +197,18 @@ class StudyConfig(Frozen):
         if not v:
             raise ValueError("at least one objective is needed")
         return v
+
+    @model_validator(mode="after")
+    def _one_early_stopper(self) -> "StudyConfig":
+        if self.executor.scheduler is None:
+            return self
+        if len(self.objective) > 1:
+            raise ValueError("executor.scheduler stops trials by one metric; a multi-objective study cannot use "
+                             "it (leave it out)")
+        if "pruner" in self.model_fields_set and self.pruner.kind != "none":
+            raise ValueError(f"give either pruner ({self.pruner.kind!r}, Optuna's, on the worker) or "
+                             f"executor.scheduler ({self.executor.scheduler.kind!r}, Ray's), not both")
+        return self
 
     @property
     def resolved_run_dir(self) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ class TrialContext:
     seed: int
     deadline: float | None = None   # time.time() after which the study's timeout has passed
     curve: list[dict[str, float]] = field(default_factory=list)   # every epoch's validation metrics
+    # called with (epoch, primary metric) after each report: the Ray executor feeds its scheduler with it
+    on_epoch: Callable[[int, float], None] | None = None
 
     @property
     def primary(self) -> tuple[str, str]:
@@ -39,6 +42,8 @@ class TrialContext:
         if len(self.study.objectives) > 1 or value is None or not _finite(value):
             return
         self.trial.report(float(value), step)
+        if self.on_epoch is not None:
+            self.on_epoch(step, float(value))
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {step} with {metric}={value:.4f}")
 

@@ -30,8 +30,9 @@ def trial_seed(study_seed: int, config: dict[str, object]) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
-                   deadline: float | None = None) -> Callable[[optuna.Trial], Sequence[float] | float]:
+def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore, deadline: float | None = None,
+                   on_epoch: Callable[[int, float], None] | None = None,
+                   ) -> Callable[[optuna.Trial], Sequence[float] | float]:
     # Each user attribute is one storage write (~2 ms on SQLite, as much as a trivial trial's own work), so
     # nothing the study already holds is written twice: a config made only of searched parameters is its
     # params (config_of rebuilds it), and metrics that are only the objectives are the trial's values.
@@ -42,7 +43,7 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
         config = sample_config(trial, study.space)
         if not params_are_config:
             trial.set_user_attr("config", config)
-        ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline)
+        ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline, on_epoch=on_epoch)
         try:
             metrics = task.run(config, ctx)
             values = objective_values(study, metrics)

@@ -45,8 +45,10 @@ def run_study(study: Study, overrides: dict[str, Any] | None = None, progress: b
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted = False
     with run_lock(run_dir) as sole_runner:
-        if sole_runner and is_local_file(study.storage_url):
-            recover_interrupted(ostudy)
+        # A Ray driver is the only one telling its trials' outcomes, so when it runs alone, trials left
+        # RUNNING in any storage are from a killed driver (nothing else would ever finish them).
+        if sole_runner and (is_local_file(study.storage_url) or study.config.executor.kind == "ray"):
+            recover_interrupted(ostudy, study.config.executor.max_retries)
         if sole_runner:   # another runner of this run directory already did (or is doing) it
             prepare_strategy(study, ostudy, deadline)
         bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
@@ -108,9 +110,9 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def recover_interrupted(ostudy: optuna.Study) -> int:
+def recover_interrupted(ostudy: optuna.Study, max_retries: int) -> int:
     """Fail trials a killed process left RUNNING and re-queue their configs (like Optuna's heartbeat)."""
-    storage, retry = ostudy._storage, retry_callback()
+    storage, retry = ostudy._storage, retry_callback(max_retries)
     stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
         storage.set_trial_user_attr(trial._trial_id, "error", "interrupted: its process ended without finishing")

@@ -17,13 +17,13 @@ from searchlab.errors import StorageError
 
 HEARTBEAT_SECONDS = 10     # a RUNNING trial whose process died is noticed after GRACE_SECONDS
 GRACE_SECONDS = 60         # long enough that a busy machine never fails a live trial
-MAX_RETRIES = 2            # a config whose process died is retried this many times
+MAX_RETRIES = 2            # a config whose process died is retried this many times (executor.max_retries)
 
 
-def retry_callback() -> RetryHeartbeatStaleTrialCallback:
+def retry_callback(max_retries: int = MAX_RETRIES) -> RetryHeartbeatStaleTrialCallback:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # stable since Optuna 2.8
-        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+        return RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
 
 
 def is_local_file(url: str) -> bool:
@@ -31,16 +31,16 @@ def is_local_file(url: str) -> bool:
     return url.startswith(("sqlite:", "journal:"))
 
 
-def _rdb(url: str, heartbeat: bool, **engine_kwargs: object) -> RDBStorage:
+def _rdb(url: str, heartbeat: bool, retries: int, **engine_kwargs: object) -> RDBStorage:
     """RDB storage; with heartbeats, a trial whose process died is failed and its config re-queued."""
     beat = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=retry_callback()) if heartbeat else {}
+                heartbeat_stale_trial_callback=retry_callback(retries)) if heartbeat else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RDBStorage(url, engine_kwargs=engine_kwargs or None, **beat)
 
 
-def open_storage(url: str, heartbeat: bool = False) -> BaseStorage:
+def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) -> BaseStorage:
     """An Optuna storage for `url`; any failure is a StorageError naming the URL and the fix.
 
     `heartbeat` (RDB only) is for processes that run trials where another process may die unseen: several
@@ -53,8 +53,8 @@ def open_storage(url: str, heartbeat: bool = False) -> BaseStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
-            return _sqlite(url, heartbeat)
-        return _rdb(_with_driver(url), heartbeat)
+            return _sqlite(url, heartbeat, retries)
+        return _rdb(_with_driver(url), heartbeat, retries)
     except StorageError:
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
@@ -75,13 +75,13 @@ def _with_driver(url: str) -> str:
     return url
 
 
-def _sqlite(url: str, heartbeat: bool) -> RDBStorage:
+def _sqlite(url: str, heartbeat: bool, retries: int) -> RDBStorage:
     path = Path(url.removeprefix("sqlite:///"))
     if path.exists() and path.is_file():
         _check_sqlite_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Several local workers write at once: wait for the lock instead of failing with "database is locked".
-    storage = _rdb(url, heartbeat, connect_args={"timeout": 120})
+    storage = _rdb(url, heartbeat, retries, connect_args={"timeout": 120})
     with sqlite3.connect(path, timeout=120) as conn:
         # WAL lets readers (dashboard, progress) proceed while a worker writes; it persists in the file.
         conn.execute("PRAGMA journal_mode=WAL")

@@ -35,7 +35,7 @@ def limit_threads(study: Study) -> int:
 
 def open_optuna_study(study: Study, worker_index: int = 0) -> optuna.Study:
     shared = study.config.executor.workers > 1 or not is_local_file(study.storage_url)
-    storage = open_storage(study.storage_url, heartbeat=shared)
+    storage = open_storage(study.storage_url, heartbeat=shared, retries=study.config.executor.max_retries)
     # `run` has created the study already; count its trials to pick this worker's random stream.
     existing = len(storage.get_all_trials(storage.get_study_id_from_name(study.config.name), deepcopy=False))
     # Distinct streams per worker and per resume: a resumed random search must not replay its first run.

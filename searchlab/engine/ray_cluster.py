@@ -1,0 +1,154 @@
+"""Starting or joining the Ray cluster for `executor: {kind: ray}`, and checking it fits the study before any trial.
+
+No address starts a Ray on this machine bound to 127.0.0.1 with its dashboard off (users run this on laptops);
+"auto" or "host:port" joins a running cluster. Before a trial is asked, the cluster is checked: some node
+can hold `resources_per_trial`, and with several nodes the storage is one every node can open (not a local
+SQLite file) and does open from every node.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+from searchlab.config.load import Study
+from searchlab.errors import SearchlabError
+
+START_A_CLUSTER = ("Fix: start one (`ray start --head` on the head node, `ray start --address=HEAD:6379` on the "
+                   "others) or leave executor.address out for a Ray on this machine")
+STORAGE_CHECK_SECONDS = 120
+
+
+def start_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")   # Ray 2.60's default token auth: off for a local Ray
+    if address is None:
+        _keep_on_loopback()
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, runtime_env=_worker_env())
+        return
+    _check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env=_worker_env())
+    except ConnectionError as exc:
+        raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({exc}). "
+                             f"{START_A_CLUSTER}") from None
+
+
+def _keep_on_loopback() -> None:
+    """Measured with Ray 2.60: without this, a local Ray advertises the machine's network address and its
+    raylet/GCS listen on all interfaces even with _node_ip_address="127.0.0.1"; with it, loopback only.
+    Ray reads the variable when it is imported, so the constant is set too (the processes it starts read the
+    variable); tests/test_ray_executor.py checks the listening addresses."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _worker_env() -> dict[str, Any]:
+    """Workers import what this process imports from outside the installed packages (the study's folder,
+    plug-ins named "module:Class", a callable task): those path entries go on the workers' PYTHONPATH.
+    Installed packages (searchlab itself) must be installed on every node; paths of this Python's own
+    installation are left out, so a node with another Python layout is not handed foreign site-packages."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    own = [p for p in sys.path if p and not any(os.path.realpath(p).startswith(x) for x in prefixes)]
+    extra = [os.path.realpath(p) for p in own if os.path.isdir(p)]
+    inherited = os.environ.get("PYTHONPATH")
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(extra + ([inherited] if inherited else []))}}
+
+
+def _check_reachable(address: str) -> None:
+    """A "host:port" that refuses connections fails in seconds (ray.init would keep retrying for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return   # "auto" or a ray:// URL: Ray resolves it
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({exc}). "
+                             f"{START_A_CLUSTER}") from None
+
+
+def alive_nodes() -> list[dict[str, Any]]:
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def check_cluster(study: Study) -> None:
+    """Refuse, before any trial, a study this cluster cannot run (each message names the value and the fix)."""
+    nodes = alive_nodes()
+    check_resources_fit(study, nodes)
+    if study.config.executor.address is None:
+        return   # the local Ray: one node, this machine, the same files
+    if len(nodes) > 1 and study.storage_url.startswith("sqlite"):
+        raise SearchlabError(
+            f"storage {study.storage_url!r} is an SQLite file, but the Ray cluster at executor.address="
+            f"{study.config.executor.address!r} has {len(nodes)} nodes: trials on other machines cannot write "
+            "to it, and SQLite's locking is not safe on network file systems. Fix: storage: a PostgreSQL URL "
+            "every node reaches (postgresql://user@host/db), or journal:///path on a file system every node "
+            "mounts at the same path")
+    check_storage_from_every_node(study, nodes)
+
+
+def check_resources_fit(study: Study, nodes: list[dict[str, Any]]) -> None:
+    want = study.config.executor.resources_per_trial
+
+    def capacity(node: dict[str, Any]) -> tuple[float, float]:
+        return node["Resources"].get("CPU", 0.0), node["Resources"].get("GPU", 0.0)
+
+    if any(cpu >= want.cpu and gpu >= want.gpu for cpu, gpu in map(capacity, nodes)):
+        return
+    largest = max(nodes, key=capacity)
+    cpu, gpu = capacity(largest)
+    raise SearchlabError(
+        f"executor.resources_per_trial asks for {{cpu: {want.cpu:g}, gpu: {want.gpu:g}}} per trial, more than "
+        f"any node of the Ray cluster has: the largest, {largest['NodeManagerAddress']}, has {cpu:g} CPUs and "
+        f"{gpu:g} GPUs ({len(nodes)} node(s)). Fix: lower resources_per_trial or add a node that large")
+
+
+def check_storage_from_every_node(study: Study, nodes: list[dict[str, Any]]) -> None:
+    """Each node opens the study in the storage, as its trials will (a task pinned to the node)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0)(_open_study_here)
+    pending = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+               .remote(study.storage_url, study.config.name): n for n in nodes}
+    ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=STORAGE_CHECK_SECONDS)
+    for ref in late:
+        _storage_unreachable(study, pending[ref], f"no answer within {STORAGE_CHECK_SECONDS} s")
+    for ref in ready:
+        try:
+            problem = ray.get(ref)
+        except Exception as exc:   # e.g. the task could not even be loaded there: searchlab not installed
+            problem = f"the check could not run there: {str(exc).strip().splitlines()[-1]}; install searchlab on every node"
+        if problem:
+            _storage_unreachable(study, pending[ref], problem)
+
+
+def _open_study_here(url: str, name: str) -> str | None:
+    """Runs on a node: None if the study opens there, else why not."""
+    from searchlab.engine.storage import open_storage
+
+    if url.startswith("journal://") and not os.path.exists(url.removeprefix("journal://")):
+        return "the journal file does not exist there (not a shared path)"
+    try:
+        storage = open_storage(url)
+        storage.get_study_id_from_name(name)
+    except Exception as exc:   # a StorageError, or the study missing from a different database
+        return str(exc).splitlines()[0]
+    return None
+
+
+def _storage_unreachable(study: Study, node: dict[str, Any], problem: str) -> None:
+    raise SearchlabError(
+        f"Ray node {node['NodeManagerAddress']} cannot open the study '{study.config.name}' in storage "
+        f"{study.storage_url!r}: {problem}. Fix: use a storage every node reaches under the same URL (a "
+        "PostgreSQL server address the nodes can connect to, not localhost; or journal:///path on a shared "
+        "file system)")

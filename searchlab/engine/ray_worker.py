@@ -1,0 +1,103 @@
+"""The Ray side of `executor: {kind: ray}`: one searchlab trial inside a (reused) Ray Tune actor.
+
+The driver has asked the Optuna study for the trial already (its parameters are in the storage) and will tell
+its outcome; here the trial is bound by id and runs the same objective as the local executor, so params,
+intermediate values, user attrs and artifacts land as locally, plus the Ray node that ran it. What costs
+more than the trial itself on small trials (opening the storage, importing the task) happens once per actor.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+
+from searchlab.config.load import Study
+
+# Tune flattens nested results for searchers and schedulers, so everything travels as flat keys
+STATE, VALUES = "searchlab_state", "searchlab_values"
+METRIC, EPOCH = "searchlab_objective", "searchlab_epoch"    # per-epoch reports, for a Ray scheduler
+
+
+@dataclass
+class _Actor:
+    """What one Ray actor keeps between the trials it runs (reuse_actors=True)."""
+
+    ostudy: optuna.Study
+    task: Any
+    artifacts: optuna.artifacts.FileSystemArtifactStore
+    node_id: str
+    node_ip: str | None
+
+
+_ACTORS: dict[tuple[str, str], _Actor] = {}
+
+
+def _actor_state(study: Study) -> _Actor:
+    key = (study.storage_url, study.config.name)
+    if key not in _ACTORS:
+        _ACTORS[key] = _open(study)
+    return _ACTORS[key]
+
+
+def _open(study: Study) -> _Actor:
+    import ray
+
+    from searchlab.engine.storage import artifact_store, open_storage
+    from searchlab.strategy import build_pruner
+    from searchlab.tasks import get_task
+
+    ex = study.config.executor
+    torch.set_num_threads(ex.threads_per_worker or max(1, math.floor(ex.resources_per_trial.cpu)))
+    # The parameters are in the storage already, so no sampler work happens here (a random sampler only
+    # reads them back); the Optuna pruner prunes here unless a Ray scheduler stops trials instead.
+    pruner = optuna.pruners.NopPruner() if ex.scheduler else build_pruner(study.config.pruner, study.config.budget.epochs)
+    ostudy = optuna.load_study(study_name=study.config.name, storage=open_storage(study.storage_url),
+                               sampler=optuna.samplers.RandomSampler(), pruner=pruner)
+    node_id = ray.get_runtime_context().get_node_id()
+    node_ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id), None)
+    return _Actor(ostudy, get_task(study.config.task), artifact_store(study.run_dir), node_id, node_ip)
+
+
+def ray_trial(config: dict[str, Any], study: Study, deadline: float | None) -> None:
+    """Run trial `config["trial_id"]`; its outcome goes to the driver as the last Tune report."""
+    from ray import tune
+
+    from searchlab.engine.objective import make_objective
+
+    actor = _actor_state(study)
+    trial = optuna.trial.Trial(actor.ostudy, config["trial_id"])
+    trial.set_user_attr("ray_node", actor.node_id)
+    trial.set_user_attr("ray_node_ip", actor.node_ip)
+    on_epoch = _report_epoch if study.config.executor.scheduler else None
+    objective = make_objective(study, actor.task, actor.artifacts, deadline, on_epoch=on_epoch)
+    outcome: dict[str, Any] = {STATE: "FAIL", VALUES: "[]"}
+    try:
+        values = objective(trial)
+        outcome = {STATE: "COMPLETE", VALUES: json.dumps(list(values) if isinstance(values, (list, tuple)) else [values])}
+    except StoppedByScheduler:
+        # Tune has ended this trial and may already hand the actor the next one: report nothing more, and
+        # end the way Tune ends a stopped function (the driver records the trial PRUNED)
+        raise SystemExit(0) from None
+    except optuna.TrialPruned:
+        outcome[STATE] = "PRUNED"
+    except Exception:   # the objective stored the error and traceback on the trial
+        pass
+    tune.report(outcome)
+
+
+class StoppedByScheduler(optuna.TrialPruned):
+    """The Ray scheduler stopped the trial; a TrialPruned so the task's code unwinds as for Optuna's pruner."""
+
+
+def _report_epoch(epoch: int, value: float) -> None:
+    """Feed the Ray scheduler; Tune ends a trial it stops by raising SystemExit in the report."""
+    from ray import tune
+
+    try:
+        tune.report({METRIC: value, EPOCH: epoch})
+    except SystemExit:
+        raise StoppedByScheduler(f"stopped by the Ray scheduler after epoch {epoch}") from None
