@@ -88,7 +88,8 @@ def test_a_killed_worker_fails_its_trial_which_is_retried_and_nothing_is_lost(wr
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert killed and len(failed) == 1 and failed[0].user_attrs["error"] == WORKER_DIED
     assert len(complete) == 4 and len(trials) == 5                  # the budget, nothing left RUNNING
-    assert failed[0].params in [t.params for t in complete]          # its config was run again
+    retry = next(t for t in complete if t.user_attrs.get("retry_of") == failed[0].number)
+    assert retry.params == failed[0].params and "error" not in retry.user_attrs    # its config ran again
     assert len({t.number for t in trials}) == len(trials)            # no duplicated trial
 
 
@@ -117,3 +118,12 @@ def test_a_storage_the_nodes_cannot_open_is_named_with_the_node(write_study, two
     with pytest.raises(SearchlabError, match=r"Ray node 127.0.0.1 cannot open the study 'unreachable' in storage "
                                              r"'postgresql://nobody@127.0.0.1:1/x': cannot open storage"):
         check_storage_from_every_node(study, [n for n in ray.nodes() if n["Alive"]])
+
+
+def test_a_journal_file_on_a_shared_path_serves_a_multi_node_study(write_study, two_nodes, tmp_path):
+    journal = tmp_path / "shared" / "study.log"     # one machine: every node sees the same path
+    path = _study(write_study, two_nodes, "journal", f"journal://{journal}", n=4, sleep=0.3)
+    run_study(load_study(path), progress=False)
+    trials = optuna.load_study(study_name="journal", storage=open_storage(f"journal://{journal}")).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert len({t.user_attrs["ray_node"] for t in trials}) == 2

@@ -139,8 +139,9 @@ def test_a_killed_driver_is_resumed_from_the_storage(write_study, tmp_path):
     assert len(complete) == 6 and not [t for t in trials if t.state == TrialState.RUNNING]
     assert {t.number: t.value for t in complete if t.number in before} == before      # kept as they were
     assert all("interrupted" in t.user_attrs["error"] for t in interrupted)
-    retried = [t.params for t in complete if t.number not in before]
-    assert all(t.params in retried for t in interrupted)                             # their configs ran again
+    retried = {t.user_attrs["retry_of"]: t.params for t in complete if "retry_of" in t.user_attrs}
+    assert {t.number: t.params for t in interrupted} == retried                       # their configs ran again
+    assert not [t for t in complete if "error" in t.user_attrs]   # a retry does not inherit the lost attempt's
 
 
 def _count(tmp_path, state):

@@ -299,3 +299,20 @@ def test_configs_are_stored_once_and_always_recoverable(write_study):
         assert "config" not in trial.user_attrs and "metrics" in trial.user_attrs   # x_abs is not an objective
         assert config_of(trial) == {"x": trial.params["x"]}
     assert config_of(plain.trials[0]) == plain.trials[0].user_attrs["config"]
+
+
+def test_classify_trains_on_the_device_the_executor_names(write_study, tmp_path):
+    """This machine has no GPU: auto trains on the CPU (and says so); cuda fails each trial with the reason."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here: this test is about a machine without one")
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    assert {t.user_attrs["device"] for t in optuna.load_study(study_name="tiny", storage=storage).trials} == {"cpu"}
+    cuda = TINY_CLASSIFY.replace("name: tiny", "name: tiny_cuda") + "executor: {device: cuda}\n"
+    run_study(load_study(write_study(cuda, name="cuda.yaml")), progress=False)
+    failed = optuna.load_study(study_name="tiny_cuda", storage=storage).trials
+    assert failed and all(t.state == TrialState.FAIL for t in failed)
+    assert all("executor.device is 'cuda' but this trial's process sees no CUDA GPU" in t.user_attrs["error"]
+               for t in failed)

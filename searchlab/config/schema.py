@@ -134,6 +134,9 @@ class ExecutorConfig(Frozen):
     resources_per_trial: TrialResources = TrialResources()
     max_concurrent: Annotated[int, Field(ge=1)] | None = None     # None: as many as the resources allow
     scheduler: RaySchedulerConfig | None = None    # ray: early stopping by a Ray scheduler (None: the pruner)
+    # Where classify trials train: auto = a CUDA GPU when the trial sees one (under Ray: the GPUs its
+    # resources_per_trial.gpu share names, Ray sets CUDA_VISIBLE_DEVICES), else the CPU.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     # A trial whose worker process or node died (not one whose code raised) is failed with that reason and
     # its config queued again as a new trial, at most this many times.
     max_retries: Annotated[int, Field(ge=0)] = 2

@@ -5,6 +5,7 @@ Tasks only see this object; they never touch the storage, the sampler or the exe
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from searchlab.config.load import Study
+from searchlab.errors import TrialFailure
 
 
 @dataclass
@@ -46,6 +49,16 @@ class TrialContext:
             self.on_epoch(step, float(value))
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {step} with {metric}={value:.4f}")
+
+    @property
+    def device(self) -> torch.device:
+        """Where this trial's network trains (executor.device); 'cuda' without a visible GPU fails the trial."""
+        choice = self.study.config.executor.device
+        if choice == "cuda" and not torch.cuda.is_available():
+            raise TrialFailure("executor.device is 'cuda' but this trial's process sees no CUDA GPU "
+                               f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). Fix: device: auto, "
+                               "or with kind: ray give the trials GPUs (resources_per_trial.gpu > 0)")
+        return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
 
     def out_of_time(self) -> bool:
         """True once the study's wall-clock budget is spent: long trials stop at the next epoch boundary."""

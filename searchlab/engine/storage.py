@@ -10,8 +10,9 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.errors import StorageError
 
@@ -20,10 +21,26 @@ GRACE_SECONDS = 60         # long enough that a busy machine never fails a live 
 MAX_RETRIES = 2            # a config whose process died is retried this many times (executor.max_retries)
 
 
-def retry_callback(max_retries: int = MAX_RETRIES) -> RetryHeartbeatStaleTrialCallback:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # stable since Optuna 2.8
-        return RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
+class RetryLost:
+    """Queue again the config of a trial whose process died (as Optuna's RetryFailedTrialCallback, whose
+    system attrs `failed_trial` / `retry_history` it keeps), without copying the lost attempt's user attrs:
+    its partial curve or error must not show up on the retry. The retry has user attr `retry_of`."""
+
+    def __init__(self, max_retries: int = MAX_RETRIES) -> None:
+        self.max_retries = max_retries
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if len(history) > self.max_retries:
+            return
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+            user_attrs={"retry_of": trial.number},
+            system_attrs={"failed_trial": history[0], "retry_history": history}))
+
+
+def retry_callback(max_retries: int = MAX_RETRIES) -> RetryLost:
+    return RetryLost(max_retries)
 
 
 def is_local_file(url: str) -> bool:

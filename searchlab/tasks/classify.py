@@ -117,7 +117,7 @@ class ClassifyTask:
         model = build_model(model_spec)
         costs = measure_costs(model, data)
         ctx.record(model_spec=model_spec, preprocessing=batches.preprocessing, class_names=list(data.class_names),
-                   task_kind=data.kind, **costs, **_description(spec))
+                   task_kind=data.kind, device=str(ctx.device), **costs, **_description(spec))
         check_budget(costs, ctx.study.config.budget, ctx)
         epochs = spec.train.epochs or ctx.study.config.budget.epochs
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))
@@ -183,7 +183,8 @@ def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx
     batches = with_synthetic(batches, spec.augment, ctx.study.base_dir, seed)
     recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train)
     return train(model, batches, recipe, spec.optim, spec.train, epochs, seed, select, on_epoch, ctx.out_of_time,
-                 groups=groups, cached_features=spec.model.transfer == "features", keep_last=keep_last)
+                 groups=groups, cached_features=spec.model.transfer == "features", keep_last=keep_last,
+                 device=ctx.device)
 
 
 def _no_report(step: int, metrics: dict[str, float]) -> None:

@@ -1,12 +1,13 @@
 """The training loop of one classify trial: epochs, validation, early stopping, NaN guard.
 
 Each batch is drawn (shuffled or class-balanced), augmented on raw uint8 images, normalised and scored by
-the configured loss (searchlab/augment, searchlab/imbalance). Model selection reads the validation split
+the configured loss (searchlab/augment, searchlab/imbalance). On a GPU only the network runs there: batches
+are drawn and augmented on the CPU, and the logits come back to the CPU for the loss and the metrics (a few
+numbers per image), so every other part of the recipe is the same code on either device. Model selection reads the validation split
 only; the best epoch's weights and decision threshold are kept and returned with that epoch's metrics.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -119,15 +120,16 @@ def make_schedule(opt: torch.optim.Optimizer, spec: OptimSpec, epochs: int) -> t
 def evaluate(model: nn.Module, data: ImageSplit, batches: Batches, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, labels) on a split, in eval mode."""
     model.eval()
-    outs = [probabilities(model(preprocess(data.images[i:i + batch_size], batches.preprocessing)), batches.kind)
-            for i in range(0, len(data), batch_size)]
+    outs = [probabilities(on_device(model, preprocess(data.images[i:i + batch_size], batches.preprocessing)),
+                          batches.kind) for i in range(0, len(data), batch_size)]
     return torch.cat(outs).numpy(), data.labels.numpy()
 
 
 def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, spec: TrainSpec, epochs: int,
           seed: int, select: tuple[str, str], on_epoch: Callable[[int, dict[str, float]], None],
           out_of_time: Callable[[], bool] = lambda: False, groups: ParamGroups | None = None,
-          cached_features: bool = False, keep_last: bool = False) -> TrainResult:
+          cached_features: bool = False, keep_last: bool = False,
+          device: torch.device = torch.device("cpu")) -> TrainResult:
     """Train for up to `epochs`; `select` = (metric, direction) picks the best epoch; `on_epoch` may prune.
 
     `keep_last`: keep the last epoch instead of the best one (and never stop early): for a model whose
@@ -135,8 +137,10 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
 
     Stops early on `early_stopping` patience, or when `out_of_time()` (the study's timeout) says so.
     `groups`: optimiser parameter groups (default: all parameters at lr). `cached_features`: the backbone is
-    frozen, so its features are computed once and each epoch trains only the head on them.
+    frozen, so its features are computed once and each epoch trains only the head on them. `device`: where
+    the network trains; the weights returned are on the CPU.
     """
+    model.to(device)
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(groups or [{"params": list(model.parameters())}], optim)
     schedule = make_schedule(opt, optim, epochs)
@@ -162,7 +166,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
         metrics = compute_metrics(labels, probs, batches.kind, batches.n_classes, threshold=threshold)
         score = _score(metrics.get(select[0], math.nan), select[1])
         if best is None or score > best[0] or keep_last:
-            best, stale = (score, epoch, metrics, copy.deepcopy(model.state_dict()), threshold), 0
+            best, stale = (score, epoch, metrics, cpu_copy(model.state_dict()), threshold), 0
         else:
             stale += 1
         on_epoch(epoch, metrics)
@@ -182,7 +186,7 @@ def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, r
         if idx.numel() < 2 and order.numel() > 1:
             continue   # batch norm cannot train on a single sample
         x, targets, extra = recipe.batch(images[idx], labels[idx], patches)
-        loss = recipe.loss(model(normalize(x, batches.preprocessing)), targets) + extra
+        loss = recipe.loss(on_device(model, normalize(x, batches.preprocessing)), targets) + extra
         if not torch.isfinite(loss):
             raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (batch starting at {start}); "
                                "the learning rate is probably too high for this model")
@@ -211,7 +215,7 @@ def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batche
         order = recipe.order(gen)
         for start in range(0, order.numel(), batch_size):
             idx = order[start:start + batch_size]
-            loss = recipe.loss(model.classify(z_train[idx]), y_train[idx])
+            loss = recipe.loss(on_device(model.classify, z_train[idx], model), y_train[idx])
             if not torch.isfinite(loss):
                 raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (head on cached features)")
             opt.zero_grad(set_to_none=True)
@@ -222,7 +226,7 @@ def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batche
     @torch.no_grad()
     def val_probs() -> tuple[np.ndarray, np.ndarray]:
         model.eval()
-        return probabilities(model.classify(z_val), batches.kind).numpy(), batches.val.labels.numpy()
+        return probabilities(on_device(model.classify, z_val, model), batches.kind).numpy(), batches.val.labels.numpy()
 
     return run_epoch, val_probs
 
@@ -231,8 +235,20 @@ def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batche
 def embed_all(model: nn.Module, split: ImageSplit, batches: Batches, chunk: int = 256) -> torch.Tensor:
     """The frozen part's output for a whole split (eval mode: batch-norm uses its stored statistics)."""
     model.eval()
-    return torch.cat([model.embed(preprocess(split.images[i:i + chunk], batches.preprocessing))
+    return torch.cat([on_device(model.embed, preprocess(split.images[i:i + chunk], batches.preprocessing), model)
                       for i in range(0, len(split), chunk)])
+
+
+def on_device(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
+    """fn(x) computed on the device of `model` (default: fn itself), returned on the CPU (differentiably).
+    On the CPU both moves are no-ops."""
+    device = next((model or fn).parameters()).device   # type: ignore[union-attr]
+    return fn(x.to(device)).cpu()
+
+
+def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A snapshot of the weights, on the CPU (checkpoints and exports are device-free)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def _score(value: float, direction: str) -> float:
