@@ -60,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
                              "square images only); default none")
     export.set_defaults(handler=_cmd_export)
 
+    report = sub.add_parser("report", help="one self-contained HTML report of a run (plots, best model, top trials)")
+    report.add_argument("run", help="run directory (or its study file)")
+    report.add_argument("--out", default=None, help="HTML file to write (default: RUN/report.html)")
+    report.add_argument("--top", type=int, default=20, help="trials in the table (default 20)")
+    report.set_defaults(handler=_cmd_report)
+
+    compare = sub.add_parser("compare", help="best-so-far curves of several runs on one plot (HTML)")
+    compare.add_argument("runs", nargs="+", help="two or more run directories (or study files)")
+    compare.add_argument("--out", default="compare.html", help="HTML file to write (default compare.html)")
+    compare.set_defaults(handler=_cmd_compare)
+
     dash = sub.add_parser("dashboard", help="optuna-dashboard for a run, on 127.0.0.1")
     dash.add_argument("run", help="run directory (or its study file)")
     dash.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
@@ -151,6 +162,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
             else f"trial {config['trial']['number']}")
     tta = f" with tta {config['tta']}" if config["tta"] != "none" else ""
     print(f"exported {what}{tta} to {args.out}: test {shown} (n={config['test_size']})")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from searchlab.report.build import write_report
+
+    print(f"report: {write_report(args.run, args.out, args.top)}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from searchlab.report.compare import compare_runs
+
+    path, curves = compare_runs(args.runs, args.out)
+    for curve in curves:
+        best = f"{curve.best[-1]:.4f} after {len(curve.trials)} completed trials" if curve.best else "no completed trial"
+        print(f"{curve.label}: best {best}")
+    print(f"plot: {path}")
     return 0
 
 

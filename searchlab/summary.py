@@ -18,9 +18,9 @@ SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "s
 
 def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     ostudy: optuna.Study = result.study
-    print(f"\nstudy '{study.config.name}': {_counts(ostudy)} in {result.seconds:.0f} s"
+    print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
           + (" (interrupted: the running trial was marked FAIL; run again to resume)" if result.interrupted else ""))
-    for trial in _best_trials(ostudy)[:3]:
+    for trial in best_trials(ostudy)[:3]:
         print(describe_trial(ostudy, trial))
     print(f"storage:   {study.storage_url}")
     print(f"dashboard: optuna-dashboard {study.storage_url}   (or: searchlab dashboard {study.run_dir})")
@@ -32,8 +32,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
 
 def print_status(run: OpenRun, top: int) -> None:
     study = run.study
-    print(f"study '{study.study_name}' in {run.storage_url}: {_counts(study)}")
-    for trial in _best_trials(study)[:top]:
+    print(f"study '{study.study_name}' in {run.storage_url}: {state_counts(study)}")
+    for trial in best_trials(study)[:top]:
         print(describe_trial(study, trial))
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     for trial in failed[-3:]:
@@ -48,7 +48,7 @@ def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     return f"  trial {trial.number}: value {values}\n    params:  {params}\n    metrics: {shown}"
 
 
-def _best_trials(study: optuna.Study) -> list[FrozenTrial]:
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return []
@@ -58,7 +58,7 @@ def _best_trials(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(complete, key=lambda t: sign * t.value)
 
 
-def _counts(study: optuna.Study) -> str:
+def state_counts(study: optuna.Study) -> str:
     counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials"
 

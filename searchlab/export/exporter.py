@@ -43,10 +43,10 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
     run = open_run(target)
     if _is_generate(run):
         trial = pick_trial(run.study, trial_number)
-        return export_generator(run, trial, _checkpoint(run, trial), Path(out), top_k, tta)
+        return export_generator(run, trial, trial_checkpoint(run, trial), Path(out), top_k, tta)
     trials = pick_top_k(run.study, top_k) if top_k > 1 else [pick_trial(run.study, trial_number)]
-    states = [_checkpoint(run, t) for t in trials]
-    configs = [_base_config(run, t) for t in trials]
+    states = [trial_checkpoint(run, t) for t in trials]
+    configs = [trial_config(run, t) for t in trials]
     config = configs[0] if len(trials) == 1 else ensemble_config(configs, trials)
     config["tta"] = tta
     net = standalone.build_export_model(config)
@@ -99,7 +99,7 @@ def _is_generate(run: OpenRun) -> bool:
     return bool(complete) and "generator" in complete[0].user_attrs
 
 
-def _checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor]:
+def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor]:
     artifact_id = trial.user_attrs.get("checkpoint")
     if artifact_id is None or not {"model_spec", "generator"} & set(trial.user_attrs):
         raise ExportError(f"trial {trial.number} stored no model (its task does not train one)")
@@ -114,7 +114,7 @@ def _checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor]:
         return load_file(str(path))
 
 
-def _base_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
+def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
     attrs = trial.user_attrs
     return {
         "format": FORMAT,

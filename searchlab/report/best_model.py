@@ -1,0 +1,93 @@
+"""The best trial's model on validation data: ROC curve(s) and confusion matrix; GAN trials' sample grids.
+
+Validation only: the test split is read by `searchlab export` alone, so a report can be made (and looked at)
+as often as one likes without anything being selected on test data.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import optuna
+import plotly.graph_objects as go
+from optuna.trial import FrozenTrial, TrialState
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from searchlab.engine.rundir import OpenRun
+from searchlab.export.ensemble import load_split
+from searchlab.export.exporter import trial_checkpoint, trial_config
+from searchlab.metrics import confusion
+from searchlab.models import standalone
+from searchlab.report.page import Section, figure, note
+
+
+def model_sections(run: OpenRun, trial: FrozenTrial) -> list[Section]:
+    title = f"Trial {trial.number} on the validation split"
+    if "model_spec" not in trial.user_attrs or "checkpoint" not in trial.user_attrs:
+        return [note(title, "this trial stored no classifier (its task trains none)")]
+    try:
+        config = trial_config(run, trial)
+        net = standalone.build_export_model(config)
+        net.load_state_dict(trial_checkpoint(run, trial))
+        val = load_split(run, "val").splits["val"]
+        probs = standalone.predict_proba(net, config, val.images).numpy()
+    except Exception as exc:   # e.g. the data set moved since the run: say so, keep the rest of the report
+        return [note(title, f"not drawn: {exc}")]
+    labels, kind, names = val.labels.numpy(), config["task"], config["class_names"]
+    return [figure(f"ROC on validation: trial {trial.number}", roc_figure(labels, probs, kind, names)),
+            figure(f"Confusion matrix on validation at the trial's threshold: trial {trial.number}",
+                   confusion_figure(labels, probs, kind, names, config["threshold"]))]
+
+
+def roc_figure(labels: np.ndarray, probs: np.ndarray, kind: str, names: list[str]) -> go.Figure:
+    """binary: one curve; multi-class: one-vs-rest per class; multi-label: one per label."""
+    fig = go.Figure()
+    curves = [(names[-1], labels, probs)] if kind == "binary" else [
+        (name, (labels == i) if kind == "multiclass" else labels[:, i], probs[:, i]) for i, name in enumerate(names)]
+    for name, truth, score in curves:
+        truth = np.asarray(truth).astype(int)
+        if truth.min() == truth.max():
+            continue   # one class only in this split: no curve
+        fpr, tpr, _ = roc_curve(truth, score)
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUC {roc_auc_score(truth, score):.3f})"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance"))
+    fig.update_layout(xaxis_title="false positive rate", yaxis_title="true positive rate", height=450)
+    return fig
+
+
+def confusion_figure(labels: np.ndarray, probs: np.ndarray, kind: str, names: list[str], threshold: object) -> go.Figure:
+    matrix = np.array(confusion(labels, probs, kind, len(names), threshold=threshold))
+    if kind == "multilabel":   # per label: tn, fp, fn, tp
+        x, y = ["tn", "fp", "fn", "tp"], names
+    else:
+        x, y = [f"predicted {n}" for n in names], [f"true {n}" for n in names]
+    fig = go.Figure(go.Heatmap(z=matrix, x=x, y=y, text=matrix, texttemplate="%{text}", colorscale="Blues",
+                               showscale=False))
+    fig.update_layout(yaxis_autorange="reversed", height=120 + 60 * len(y))
+    return fig
+
+
+def sample_grids(run: OpenRun, study: optuna.Study, trials: list[FrozenTrial]) -> list[Section]:
+    """The PNG sample grids GAN trials stored, inlined (the report is one file)."""
+    with_grids = [t for t in trials if t.state == TrialState.COMPLETE and "samples" in t.user_attrs]
+    if not with_grids:
+        return []
+    store = optuna.artifacts.FileSystemArtifactStore(str(run.artifacts))
+    images = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for trial in with_grids:
+            path = Path(tmp) / f"{trial.number}.png"
+            try:
+                optuna.artifacts.download_artifact(artifact_store=store, file_path=str(path),
+                                                   artifact_id=trial.user_attrs["samples"])
+            except Exception as exc:
+                images.append(f'<p class="note">trial {trial.number}: grid not readable ({html.escape(str(exc))})</p>')
+                continue
+            data = base64.b64encode(path.read_bytes()).decode()
+            images.append(f'<figure style="display:inline-block"><img class="grid" alt="samples of trial '
+                          f'{trial.number}" src="data:image/png;base64,{data}"><figcaption>trial {trial.number}'
+                          f'</figcaption></figure>')
+    return [Section("Generated samples of the best trials", "\n".join(images))]

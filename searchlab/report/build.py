@@ -1,0 +1,60 @@
+"""`searchlab report RUN [--out report.html]`: one self-contained HTML file about a run.
+
+Optimisation history, Pareto front (several objectives), parallel coordinates, parameter importances,
+per-epoch curves, the best trial's ROC curve and confusion matrix on validation data, GAN sample grids, and
+a sortable table of the top trials. A study without completed trials gets a report saying so.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from searchlab.engine.rundir import OpenRun, open_run
+from searchlab.report.best_model import model_sections, sample_grids
+from searchlab.report.figures import study_sections
+from searchlab.report.page import Section, note, page
+from searchlab.summary import best_trials, state_counts
+from searchlab.trials_table import trial_table
+
+TOP_TRIALS = 20
+
+
+def write_report(target: str | Path, out: str | Path | None = None, top: int = TOP_TRIALS) -> Path:
+    run = open_run(target)
+    path = Path(out) if out is not None else run.run_dir / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report_html(run, top), encoding="utf-8")
+    return path
+
+
+def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
+    study = run.study
+    objectives = [f"{m} ({d})" for m, d in run.record.get("objectives", [])]
+    ranked = best_trials(study)
+    intro = (f"<p>Study <b>{html.escape(study.study_name)}</b> in <code>{html.escape(run.storage_url)}</code>: "
+             f"{len(study.get_trials(deepcopy=False))} trials ({html.escape(state_counts(study))}). "
+             f"Objectives: {html.escape(', '.join(objectives) or 'not recorded')}.</p>")
+    if not ranked:
+        sections = [note("No completed trials", "this study has no completed trial yet, so there is nothing to "
+                         "plot; run it (searchlab run) or look at the failures below")]
+    else:
+        sections = study_sections(study, [m for m, _ in run.record.get("objectives", [])])
+        sections += model_sections(run, ranked[0]) + sample_grids(run, study, ranked[:4])
+    sections.append(top_table(run, ranked, top))
+    return page(f"searchlab report: {study.study_name}", intro, sections)
+
+
+def top_table(run: OpenRun, ranked: list, top: int) -> Section:
+    """The best `top` trials (all trials when none completed), one row each, sortable in the page."""
+    table = trial_table(run)
+    if table.empty:
+        return note("Trials", "no trials")
+    if ranked:
+        order = {t.number: i for i, t in enumerate(ranked[:top])}
+        table = table[table["number"].isin(order)].sort_values("number", key=lambda s: s.map(order))
+        title = f"Top {len(table)} trials (click a column to sort)"
+    else:
+        title = "All trials (click a column to sort)"
+    shown = table.drop(columns=[c for c in ("datetime_start", "datetime_complete") if c in table])
+    body = shown.to_html(index=False, classes="sortable", border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
+    return Section(title, f'<div style="overflow-x:auto">{body}</div>')   # wide tables scroll, not the page

@@ -1,0 +1,90 @@
+"""`searchlab compare RUN_A RUN_B ... [--out compare.html]`: best-so-far curves of several runs on one plot.
+
+For judging strategies on the same task (random vs TPE vs evolution): each run's best value of the first
+objective after each completed trial, by trial count or by wall-clock time since the run's first trial.
+The runs must optimise the same first objective in the same direction.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+from optuna.trial import TrialState
+
+from searchlab.engine.rundir import OpenRun, open_run
+from searchlab.errors import SearchlabError
+from searchlab.report.page import Section, figure, page
+
+
+@dataclass
+class Curve:
+    label: str
+    trials: list[int]          # 1, 2, ... completed trials
+    seconds: list[float]       # since the run's first trial started
+    best: list[float]          # best so far after each
+
+
+def best_so_far(run: OpenRun, label: str) -> Curve:
+    study = run.study
+    maximize = study.directions[0].name == "MAXIMIZE"
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.datetime_complete)
+    starts = [t.datetime_start for t in study.get_trials(deepcopy=False) if t.datetime_start]
+    curve, best = Curve(label, [], [], []), None
+    for i, trial in enumerate(complete, start=1):
+        value = trial.values[0]
+        best = value if best is None else (max(best, value) if maximize else min(best, value))
+        curve.trials.append(i)
+        curve.seconds.append((trial.datetime_complete - min(starts)).total_seconds())
+        curve.best.append(best)
+    return curve
+
+
+def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list[Curve]]:
+    if len(targets) < 2:
+        raise SearchlabError("compare needs at least two runs. Fix: searchlab compare runs/a runs/b ...")
+    runs = [open_run(t) for t in targets]
+    first = [_first_objective(r) for r in runs]
+    if len(set(first)) > 1:
+        listed = "; ".join(f"{t}: {m} ({d})" for t, (m, d) in zip(targets, first))
+        raise SearchlabError(f"these runs optimise different first objectives ({listed}), so their best-so-far "
+                             "curves cannot share an axis. Fix: compare runs of the same objective")
+    curves = [best_so_far(r, _label(r, t, runs)) for r, t in zip(runs, targets)]
+    metric, direction = first[0]
+    sections = [figure(f"Best {metric} so far, by completed trials", _plot(curves, "trials", metric)),
+                figure(f"Best {metric} so far, by wall-clock time", _plot(curves, "seconds", metric)),
+                Section("Summary", summary_table(curves))]
+    intro = f"<p>{len(runs)} runs, first objective <b>{html.escape(metric)}</b> ({direction}).</p>"
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page(f"searchlab compare: {metric}", intro, sections), encoding="utf-8")
+    return path, curves
+
+
+def _first_objective(run: OpenRun) -> tuple[str, str]:
+    objectives = run.record.get("objectives") or [["value", run.study.directions[0].name.lower()]]
+    return objectives[0][0], objectives[0][1]
+
+
+def _label(run: OpenRun, target: str | Path, runs: list[OpenRun]) -> str:
+    """The study name, or the run directory when several runs share a study name."""
+    names = [r.study.study_name for r in runs]
+    return run.study.study_name if names.count(run.study.study_name) == 1 else str(target)
+
+
+def _plot(curves: list[Curve], axis: str, metric: str) -> go.Figure:
+    fig = go.Figure()
+    for c in curves:
+        fig.add_trace(go.Scatter(x=getattr(c, axis), y=c.best, mode="lines+markers", line_shape="hv", name=c.label))
+    fig.update_layout(xaxis_title="completed trials" if axis == "trials" else "seconds since the first trial",
+                      yaxis_title=f"best {metric}", height=450)
+    return fig
+
+
+def summary_table(curves: list[Curve]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(c.label)}</td><td>{len(c.trials)}</td>"
+                   f"<td>{c.best[-1]:.4f}</td><td>{c.seconds[-1]:.0f}</td></tr>" if c.best else
+                   f"<tr><td>{html.escape(c.label)}</td><td>0</td><td></td><td></td></tr>" for c in curves)
+    return ('<table class="sortable"><thead><tr><th>run</th><th>completed trials</th><th>best</th>'
+            f"<th>seconds</th></tr></thead><tbody>{rows}</tbody></table>")

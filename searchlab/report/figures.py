@@ -1,0 +1,53 @@
+"""The study-level plots of a report, drawn by Optuna's own plotly visualisations.
+
+A plot that cannot be drawn for this study (too few trials, one objective, no per-epoch reports) becomes a
+sentence saying why, never a crash: a report of a young study is still a report.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+import optuna.visualization as vis
+import plotly.graph_objects as go
+from optuna.trial import TrialState
+
+from searchlab.report.page import Section, figure, note
+
+
+def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = objectives if len(objectives) == len(study.directions) else [f"objective {i}" for i in range(len(study.directions))]
+    sections: list[Section] = []
+    for i, name in enumerate(names):
+        target = _target(study, i)
+        sections.append(_plot(f"Optimisation history: {name}",
+                              lambda: vis.plot_optimization_history(study, target=target, target_name=name)))
+    if len(names) in (2, 3):
+        sections.append(_plot("Pareto front: " + " vs ".join(names),
+                              lambda: vis.plot_pareto_front(study, target_names=names)))
+    sections.append(_plot(f"Parallel coordinates: {names[0]}",
+                          lambda: vis.plot_parallel_coordinate(study, target=_target(study, 0), target_name=names[0])))
+    if len(complete) >= 2 and any(t.params for t in complete):
+        sections.append(_plot(f"Parameter importances for {names[0]} (fANOVA)",
+                              lambda: vis.plot_param_importances(study, target=_target(study, 0),
+                                                                 target_name=names[0])))
+    else:
+        sections.append(note("Parameter importances", "needs at least 2 completed trials with parameters"))
+    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        sections.append(_plot(f"Per-epoch {names[0]} (intermediate values)", lambda: vis.plot_intermediate_values(study)))
+    else:
+        sections.append(note("Per-epoch values", "no trial reported per-epoch values"))
+    return sections
+
+
+def _target(study: optuna.Study, index: int) -> Callable[[optuna.trial.FrozenTrial], float] | None:
+    """Optuna wants no target for a single objective and one per objective otherwise."""
+    return None if len(study.directions) == 1 else (lambda t: t.values[index])
+
+
+def _plot(title: str, draw: Callable[[], go.Figure]) -> Section:
+    try:
+        return figure(title, draw())
+    except Exception as exc:   # Optuna refuses some plots for some studies; the reason is what the user needs
+        return note(title, f"not drawn: {exc}")

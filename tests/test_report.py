@@ -1,0 +1,170 @@
+"""searchlab report / compare / dashboard, looked at in a real headless Chromium (tests/browser.py)."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from browser import chromium, console_errors
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.errors import ExportError, SearchlabError
+from searchlab.export.exporter import export_run
+from searchlab.report.build import write_report
+from searchlab.report.compare import compare_runs
+from test_run import TINY_CLASSIFY, callable_study
+
+MULTI = TINY_CLASSIFY.replace("name: tiny", "name: tiny_mo").replace("n_trials: 2", "n_trials: 4") + \
+    "objective: [auc, flops]\n"
+
+
+def _rendered_plots(driver, page: str) -> tuple[int, int]:
+    """(plot divs, plot divs that plotly drew an SVG in) once the page has loaded, with the network blocked:
+    a report opens offline (plotly.js is inlined)."""
+    from selenium.webdriver.common.by import By
+
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
+    driver.get(page)
+    deadline = time.time() + 30
+    while True:
+        divs = driver.find_elements(By.CSS_SELECTOR, "div.plotly-graph-div")
+        drawn = [d for d in divs if d.find_elements(By.CSS_SELECTOR, ".main-svg")]
+        if len(drawn) == len(divs) or time.time() > deadline:
+            return len(divs), len(drawn)
+        time.sleep(0.2)
+
+
+def test_the_report_of_a_run_draws_every_plot_offline(write_study, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    path = write_report(tmp_path / "run", tmp_path / "report.html")
+    text = path.read_text()
+    titles = ["Optimisation history: auc", "Parallel coordinates: auc", "Parameter importances for auc",
+              "Per-epoch auc", "ROC on validation", "Confusion matrix on validation", "Top 2 trials"]
+    assert all(title in text for title in titles), [t for t in titles if t not in text]
+    with chromium() as driver:
+        divs, drawn = _rendered_plots(driver, path.as_uri())
+        rows = driver.find_elements(By.CSS_SELECTOR, "table.sortable tbody tr")
+        driver.save_screenshot(str(tmp_path / "report.png"))
+        assert divs == drawn == 6 and len(rows) == 2
+        assert console_errors(driver) == []
+
+
+def test_a_multi_objective_study_gets_its_pareto_front_drawn_and_any_member_exported(write_study, tmp_path):
+    result = run_study(load_study(write_study(MULTI)), progress=False)
+    front = result.study.best_trials
+    path = write_report(tmp_path / "run", tmp_path / "mo.html")
+    assert "Pareto front: auc vs flops" in path.read_text()
+    with chromium() as driver:
+        divs, drawn = _rendered_plots(driver, path.as_uri())
+        driver.save_screenshot(str(tmp_path / "pareto.png"))
+        assert divs == drawn and divs >= 4 and console_errors(driver) == []
+    config = export_run(tmp_path / "run", tmp_path / "member", trial_number=front[-1].number, bootstrap=100)
+    assert config["trial"]["number"] == front[-1].number and (tmp_path / "member" / "weights.safetensors").is_file()
+    with pytest.raises(ExportError, match="no single best trial. Fix: pick one of the Pareto front with --trial N"):
+        export_run(tmp_path / "run", tmp_path / "nobest")
+
+
+def test_a_study_without_completed_trials_gets_a_report_saying_so(write_study, tmp_path):
+    run_study(load_study(callable_study(write_study, fn="nan_objective", n=2)), progress=False)
+    text = write_report(tmp_path / "run").read_text()
+    assert "No completed trials" in text and "All trials" in text and text.count("FAIL") >= 2
+
+
+def test_a_folder_without_a_run_is_named_with_what_it_holds(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SearchlabError, match=r"holds no searchlab run .*found: notes.txt"):
+        write_report(tmp_path)
+
+
+def test_compare_draws_best_so_far_curves_of_several_runs(write_study, tmp_path):
+    runs = []
+    for strategy in ("random", "tpe"):
+        text = callable_study(write_study, n=6).read_text().replace("strategy: random", f"strategy: {strategy}")
+        text = text.replace("name: fake", f"name: fake_{strategy}").replace(str(tmp_path / "run"), str(tmp_path / strategy))
+        run_study(load_study(write_study(text, name=f"{strategy}.yaml")), progress=False)
+        runs.append(tmp_path / strategy)
+    path, curves = compare_runs(runs, tmp_path / "compare.html")
+    assert [c.label for c in curves] == ["fake_random", "fake_tpe"]
+    for curve, run in zip(curves, runs):
+        values = [t.value for t in optuna.load_study(study_name=curve.label, storage=f"sqlite:///{run / 'study.db'}").trials]
+        assert len(curve.best) == 6 and curve.best[-1] == min(values)
+        assert all(a >= b for a, b in zip(curve.best, curve.best[1:]))           # minimising: never worse
+    with chromium() as driver:
+        divs, drawn = _rendered_plots(driver, path.as_uri())
+        assert divs == drawn == 2 and console_errors(driver) == []
+
+
+def test_compare_refuses_runs_of_different_objectives(write_study, tmp_path):
+    run_study(load_study(callable_study(write_study, n=1)), progress=False)
+    other = TINY_CLASSIFY.replace("n_trials: 2", "n_trials: 1").replace(str(tmp_path / "run"), str(tmp_path / "c"))
+    run_study(load_study(write_study(other + f"\nrun_dir: '{tmp_path / 'c'}'\n", name="c.yaml")), progress=False)
+    with pytest.raises(SearchlabError, match=r"different first objectives .*loss \(minimize\).*auc \(maximize\)"):
+        compare_runs([tmp_path / "run", tmp_path / "c"], tmp_path / "x.html")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_dashboard_shows_the_study_and_its_trials_in_chromium_on_loopback(write_study, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    run_study(load_study(callable_study(write_study, n=3)), progress=False)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", _free_port()))
+    busy.listen()
+    port = busy.getsockname()[1]
+    log = tmp_path / "dashboard.log"
+    server = subprocess.Popen([sys.executable, "-c", "import sys; from searchlab.cli import main; sys.exit(main())",
+                               "dashboard", str(tmp_path / "run"), "--port", str(port)],
+                              stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        served = _wait_for_listening(log, seconds=60)
+        assert f"port {port} is in use" in log.read_text() and served.startswith("http://127.0.0.1:")
+        with chromium() as driver:
+            driver.get(served.rstrip("/") + "/dashboard/studies/1/trials")
+            _wait_for_text(driver, "3 Trials")
+            body = driver.find_element(By.TAG_NAME, "body").text
+            driver.save_screenshot(str(tmp_path / "dashboard.png"))
+            assert "fake" in body and "3 Trials" in body
+            assert console_errors(driver) == []
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        busy.close()
+
+
+def _wait_for_listening(log: Path, seconds: float) -> str:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for line in log.read_text().splitlines():
+            if line.startswith("optuna-dashboard for") and " at " in line:
+                url = line.split(" at ")[1].split()[0]
+                host, port = url.removeprefix("http://").rstrip("/").split(":")
+                try:
+                    socket.create_connection((host, int(port)), timeout=1).close()
+                    return url
+                except OSError:
+                    pass
+        time.sleep(0.2)
+    raise AssertionError(f"the dashboard did not start: {log.read_text()}")
+
+
+def _wait_for_text(driver, text: str, seconds: float = 30) -> None:
+    from selenium.webdriver.common.by import By
+
+    deadline = time.time() + seconds
+    while text not in driver.find_element(By.TAG_NAME, "body").text:
+        assert time.time() < deadline, f"'{text}' never appeared"
+        time.sleep(0.2)
+
