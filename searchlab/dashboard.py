@@ -5,7 +5,7 @@ import socket
 from pathlib import Path
 
 from searchlab.engine.rundir import open_run
-from searchlab.engine.storage import open_storage
+from searchlab.engine.storage import ContainedArtifactStore, open_storage
 from searchlab.errors import SearchlabError
 
 
@@ -20,11 +20,10 @@ def free_port(host: str, wanted: int) -> int:
 
 
 def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None:
-    from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 
     run = open_run(target)
     port = free_port(host, port)
     print(f"optuna-dashboard for '{run.study.study_name}' at http://{host}:{port}/  (Ctrl-C to stop)")
     run_server(open_storage(run.storage_url), host=host, port=port,
-               artifact_store=FileSystemArtifactStore(str(run.artifacts)))
+               artifact_store=ContainedArtifactStore(run.artifacts))

@@ -40,3 +40,71 @@ def slow_with_pid_file(config, ctx):
     Path(config["pid_dir"], f"{ctx.trial.number}.pid").write_text(str(os.getpid()))
     time.sleep(float(config["sleep"]))
     return {"loss": config["x"] ** 2}
+
+
+def hangs_when_positive(config, ctx):
+    """A trial that never returns (a deadlock, an endless loop) for x > 0."""
+    if config["x"] > 0:
+        time.sleep(3600)
+    return {"loss": config["x"] ** 2}
+
+
+def dies_when_positive(config, ctx):
+    """The worker process is killed mid-trial for x > 0, as the out-of-memory killer would (SIGKILL)."""
+    import signal
+
+    if config["x"] > 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"loss": config["x"] ** 2}
+
+
+def out_of_memory_when_positive(config, ctx):
+    """For x > 0, allocates past a 256 MiB address-space limit set around it: a MemoryError, as on a full GPU/host."""
+    import resource
+
+    if config["x"] <= 0:
+        return {"loss": config["x"] ** 2}
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as fh:
+        used = int(fh.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + 256 * 2**20, hard))
+    try:
+        block = bytearray(2**31)
+        return {"loss": float(len(block))}
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def checkpointed(config, ctx):
+    """Reports a few steps, then stores a checkpoint (safetensors) whose tensor is derived from x."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import save_file
+
+    x = config["x"]
+    for step in range(3):
+        ctx.report(step, {"loss": (x - 1) ** 2 + 1.0 / (step + 1)})
+        time.sleep(float(config.get("sleep", 0.0)) / 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "weights.safetensors"
+        save_file({"w": torch.full((64,), float(x))}, str(path))
+        ctx.record(checkpoint=ctx.store_file(path))
+    return {"loss": (x - 1) ** 2}
+
+
+def fault_mix(config, ctx):
+    """One injected fault per trial, named by config["fault"]: none, raise, nan, oom, hang, die."""
+    fault = config["fault"]
+    if fault == "raise":
+        raise RuntimeError("injected failure")
+    if fault == "nan":
+        return {"loss": float("nan")}
+    if fault == "oom":
+        return out_of_memory_when_positive({"x": 1.0}, ctx)
+    if fault == "hang":
+        return hangs_when_positive({"x": 1.0}, ctx)
+    if fault == "die":
+        return dies_when_positive({"x": 1.0}, ctx)
+    return {"loss": config["x"] ** 2}

@@ -195,6 +195,10 @@ def test_the_best_generator_exports_and_samples_with_torch_alone(write_study, tm
     assert fresh == {"shape": [6, 1, 28, 28], "dtype": "torch.uint8", "sum": int(here.sum())}
     with pytest.raises(Exception, match="a generator exports alone"):
         export_run(tmp_path / "run", tmp_path / "best2", top_k=2)
+    from searchlab.report.build import write_report
+
+    report = write_report(tmp_path / "run").read_text()   # the sample grids, inlined in the one-file report
+    assert "Generated samples of the best trials" in report and 'src="data:image/png;base64,' in report
 
 
 def test_synthetic_minority_images_join_only_the_training_split(write_study, tmp_path, extractor_run, monkeypatch):

@@ -66,6 +66,7 @@ def test_classify_trials_record_metrics_costs_curves_and_checkpoints(write_study
         assert metrics["params"] > 0 and metrics["flops"] > 0 and metrics["train_seconds"] > 0
         assert metrics["images_per_second"] > 0
         assert sorted(trial.intermediate_values) == [0, 1] and len(trial.user_attrs["curve"]) == 2
+        assert sum(map(sum, trial.user_attrs["confusion"])) == 78      # BreastMNIST's validation split, 2x2
         artifact = tmp_path / "run" / "artifacts" / trial.user_attrs["checkpoint"]
         assert artifact.is_file() and artifact.read_bytes()[8:9] == b"{"   # safetensors header, not a pickle
 

@@ -17,6 +17,7 @@ from searchlab.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
 MAX_NODES = 100_000   # a YAML alias "bomb" expands exponentially; refuse documents past this size
+MAX_DEPTH = 64        # no study needs deeper nesting; PyYAML's recursive parser overflows the stack near 1000
 
 
 class _Loader(yaml.SafeLoader):
@@ -73,6 +74,9 @@ def read_yaml(path: Path) -> Located:
 def parse_yaml(text: str, file: str) -> Located:
     try:
         node = yaml.compose(text, Loader=_Loader)
+    except RecursionError:
+        raise ConfigError(f"nested too deeply for the YAML parser (at most {MAX_DEPTH} levels are used)", file=file,
+                          fix="flatten the document") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -93,10 +97,13 @@ def _build(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], counter: l
         raise ConfigError(f"document too large (more than {MAX_NODES} values after expanding aliases)",
                           file=file, line=node.start_mark.line + 1, fix="remove recursive or repeated aliases")
     lines.setdefault(path, node.start_mark.line + 1)
+    if len(path) > MAX_DEPTH:
+        raise ConfigError(f"nested more than {MAX_DEPTH} levels deep", file=file, line=node.start_mark.line + 1,
+                          key=dotted(path[:3]) + " ...", fix="flatten the document")
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            key = _scalar(key_node, file)
             if key == "<<":
                 raise ConfigError("YAML merge keys ('<<') are not supported", file=file,
                                   line=key_node.start_mark.line + 1, fix="write the keys out")
@@ -112,15 +119,22 @@ def _build(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], counter: l
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), lines, counter, file) for i, item in enumerate(node.value)]
-    return _scalar(node)
+    return _scalar(node, file)
 
 
 _SCALARS = _Loader("")   # only its safe scalar constructors are used (int, float, bool, null, str, date)
 
 
-def _scalar(node: yaml.Node) -> Any:
+def _scalar(node: yaml.Node, file: str | None = None) -> Any:
     if not isinstance(node, yaml.ScalarNode):
-        raise ConfigError("complex mapping keys are not supported", line=node.start_mark.line + 1)
-    value = _SCALARS.construct_object(node)
-    _SCALARS.constructed_objects.clear()   # no cache growth across documents
+        raise ConfigError("complex mapping keys are not supported", file=file, line=node.start_mark.line + 1)
+    try:
+        value = _SCALARS.construct_object(node)
+    except (ValueError, OverflowError, yaml.YAMLError) as exc:   # e.g. an integer of thousands of digits
+        raise ConfigError(f"value cannot be read ({str(exc).splitlines()[0][:120]})", file=file,
+                          line=node.start_mark.line + 1,
+                          got=node.value[:40] + ("..." if len(node.value) > 40 else ""),
+                          fix="write a number of normal size, or quote it to make it text") from None
+    finally:
+        _SCALARS.constructed_objects.clear()   # no cache growth across documents
     return value

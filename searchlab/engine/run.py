@@ -7,7 +7,6 @@ process are failed at once and their configs re-queued; otherwise Optuna's heart
 from __future__ import annotations
 
 import fcntl
-import multiprocessing
 import time
 from contextlib import contextmanager
 from collections.abc import Iterator
@@ -22,7 +21,8 @@ from searchlab.config.load import Study
 from searchlab.engine.progress import Progress
 from searchlab.engine.rundir import write_manifest
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
-from searchlab.engine.worker import run_worker, worker_process_main
+from searchlab.engine.supervise import Supervisor
+from searchlab.engine.worker import run_worker
 from searchlab.errors import StorageError
 from searchlab.strategy import prepare_strategy
 from searchlab.tasks import get_task
@@ -57,10 +57,10 @@ def run_study(study: Study, overrides: dict[str, Any] | None = None, progress: b
                 from searchlab.engine.ray_executor import run_ray   # ray: an optional, heavy import
 
                 run_ray(study, deadline, on_trial=bar.callback)
-            elif study.config.executor.workers == 1:
+            elif study.config.executor.workers == 1 and study.config.budget.trial_timeout is None:
                 run_worker(study, 0, deadline, on_trial=bar.callback)
             else:
-                _run_processes(study, overrides or {}, deadline, ostudy, bar)
+                Supervisor(study, overrides or {}, deadline, ostudy, bar).run()
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -119,25 +119,3 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int) -> int:
         if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
             retry(ostudy, storage.get_trial(trial._trial_id))
     return len(stale)
-
-
-def _run_processes(study: Study, overrides: dict[str, Any], deadline: float | None, ostudy: optuna.Study,
-                   bar: Progress) -> None:
-    ctx = multiprocessing.get_context("spawn")   # fork would copy torch's thread pools and locks
-    procs = [ctx.Process(target=worker_process_main, args=(str(study.file), overrides, i, deadline), daemon=True)
-             for i in range(study.config.executor.workers)]
-    for proc in procs:
-        proc.start()
-    try:
-        while any(p.is_alive() for p in procs):
-            bar.update(ostudy)
-            for proc in procs:
-                proc.join(timeout=1.0 / len(procs))
-    except KeyboardInterrupt:
-        for proc in procs:   # they got the same Ctrl-C; give them time to mark their trials failed
-            proc.join(timeout=30)
-        raise
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()

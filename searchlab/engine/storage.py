@@ -5,11 +5,14 @@ journal file (safe for many processes on one machine or a shared file system).
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -113,7 +116,29 @@ def _check_sqlite_file(path: Path) -> None:
                            "file or move this one away")
 
 
-def artifact_store(run_dir: Path) -> optuna.artifacts.FileSystemArtifactStore:
+class ContainedArtifactStore(FileSystemArtifactStore):
+    """Optuna's file artifact store, also refusing ids that leave its folder through a symlink (Optuna itself
+    refuses absolute ids and `..`): an artifact id read from a shared or copied study cannot make searchlab
+    read, write or delete a file elsewhere."""
+
+    def _inside(self, artifact_id: str) -> str:
+        base = os.path.realpath(self._base_path)
+        target = os.path.realpath(os.path.join(base, artifact_id))
+        if os.path.isabs(artifact_id) or os.path.commonpath([base, target]) != base:
+            raise ValueError(f"artifact id {artifact_id!r} points outside the artifact folder {base}")
+        return artifact_id
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        return super().open_reader(self._inside(artifact_id))
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        super().write(self._inside(artifact_id), content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        super().remove(self._inside(artifact_id))
+
+
+def artifact_store(run_dir: Path) -> ContainedArtifactStore:
     path = run_dir / "artifacts"
     path.mkdir(parents=True, exist_ok=True)
-    return optuna.artifacts.FileSystemArtifactStore(str(path))
+    return ContainedArtifactStore(path)

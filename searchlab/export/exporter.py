@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun, open_run
+from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import ExportError
 from searchlab.export.ensemble import choose_on_validation, ensemble_config, load_split, pick_top_k
 from searchlab.export.generator import export_generator
@@ -103,7 +104,7 @@ def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor
     artifact_id = trial.user_attrs.get("checkpoint")
     if artifact_id is None or not {"model_spec", "generator"} & set(trial.user_attrs):
         raise ExportError(f"trial {trial.number} stored no model (its task does not train one)")
-    store = optuna.artifacts.FileSystemArtifactStore(str(run.artifacts))
+    store = ContainedArtifactStore(run.artifacts)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "weights.safetensors"
         try:

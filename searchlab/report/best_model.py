@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from searchlab.engine.rundir import OpenRun
+from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.export.ensemble import load_split
 from searchlab.export.exporter import trial_checkpoint, trial_config
 from searchlab.metrics import confusion
@@ -75,7 +76,7 @@ def sample_grids(run: OpenRun, study: optuna.Study, trials: list[FrozenTrial]) -
     with_grids = [t for t in trials if t.state == TrialState.COMPLETE and "samples" in t.user_attrs]
     if not with_grids:
         return []
-    store = optuna.artifacts.FileSystemArtifactStore(str(run.artifacts))
+    store = ContainedArtifactStore(run.artifacts)
     images = []
     with tempfile.TemporaryDirectory() as tmp:
         for trial in with_grids:

@@ -126,7 +126,8 @@ class ClassifyTask:
         seen = result.images_seen + (cv.images_seen if cv else 0)
         metrics = {**result.metrics, **costs, "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
                    "train_seconds": seconds, "images_per_second": seen / max(seconds, 1e-9), **(cv.metrics if cv else {})}
-        ctx.record(checkpoint=store_checkpoint(result.state, ctx), threshold=result.threshold)
+        ctx.record(checkpoint=store_checkpoint(result.state, ctx), threshold=result.threshold,
+                   confusion=result.confusion)   # validation, best epoch: readable in the dashboard
         return metrics
 
 

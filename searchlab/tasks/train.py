@@ -25,7 +25,7 @@ from searchlab.augment.policies import Augmenter
 from searchlab.data.types import ImageSplit
 from searchlab.errors import TrialFailure
 from searchlab.imbalance import ImbalanceSpec, Threshold, choose_threshold, epoch_order, make_loss
-from searchlab.metrics import compute_metrics
+from searchlab.metrics import compute_metrics, confusion
 from searchlab.models.standalone import normalize, preprocess, probabilities
 from searchlab.tasks.classify_config import OptimSpec, TrainSpec
 
@@ -39,6 +39,7 @@ class TrainResult:
     train_seconds: float
     images_seen: int
     epochs_trained: int
+    confusion: list[list[int]]              # on validation at the best epoch and its threshold (multilabel: per label)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
 
         def val_probs() -> tuple[np.ndarray, np.ndarray]:
             return evaluate(model, batches.val, batches)
-    best: tuple[float, int, dict[str, float], dict[str, torch.Tensor], Threshold] | None = None
+    best: tuple[float, int, dict[str, float], dict[str, torch.Tensor], Threshold, list[list[int]]] | None = None
     seconds, seen, stale = 0.0, 0, 0
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -166,14 +167,15 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
         metrics = compute_metrics(labels, probs, batches.kind, batches.n_classes, threshold=threshold)
         score = _score(metrics.get(select[0], math.nan), select[1])
         if best is None or score > best[0] or keep_last:
-            best, stale = (score, epoch, metrics, cpu_copy(model.state_dict()), threshold), 0
+            matrix = confusion(labels, probs, batches.kind, batches.n_classes, threshold=threshold)
+            best, stale = (score, epoch, metrics, cpu_copy(model.state_dict()), threshold, matrix), 0
         else:
             stale += 1
         on_epoch(epoch, metrics)
         if (spec.early_stopping is not None and stale >= spec.early_stopping) or out_of_time():
             break
     assert best is not None  # epochs >= 1
-    return TrainResult(best[2], best[1], best[3], best[4], seconds, seen, epoch + 1)
+    return TrainResult(best[2], best[1], best[3], best[4], seconds, seen, epoch + 1, best[5])
 
 
 def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe, batch_size: int,

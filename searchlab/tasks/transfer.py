@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import TrialFailure
 from searchlab.models.standalone import read_safetensors
 from searchlab.tasks.classify_config import TimmSpec
@@ -90,7 +91,7 @@ def _best_trial_state(run_dir: Path) -> dict[str, torch.Tensor]:
 
     run = open_run(run_dir)
     trial = run.study.best_trial
-    store = optuna.artifacts.FileSystemArtifactStore(str(run.artifacts))
+    store = ContainedArtifactStore(run.artifacts)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "w.safetensors"
         optuna.artifacts.download_artifact(artifact_store=store, file_path=str(path),

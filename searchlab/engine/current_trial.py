@@ -1,0 +1,27 @@
+"""Which trial a supervised worker process is running: `<run_dir>/.workers/<pid>.json`, read by its parent
+(engine/supervise.py) to fail that trial if the process dies or overruns budget.trial_timeout."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import optuna
+
+
+def current_trial_file(run_dir: Path, pid: int) -> Path:
+    return run_dir / ".workers" / f"{pid}.json"
+
+
+def announce_trial(run_dir: Path, trial: optuna.Trial) -> None:
+    """Worker side: this process now runs `trial` (read by the parent to fail it if the process dies)."""
+    path = current_trial_file(run_dir, os.getpid())
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"trial_id": trial._trial_id, "number": trial.number, "started": time.time()}))
+    tmp.replace(path)   # atomic: the parent never reads half a file
+
+
+def trial_done(run_dir: Path) -> None:
+    current_trial_file(run_dir, os.getpid()).unlink(missing_ok=True)

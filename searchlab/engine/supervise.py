@@ -1,0 +1,111 @@
+"""Supervised local worker processes: a worker that dies or a trial that hangs fails alone, and the study goes on.
+
+Each worker process writes which trial it is running into `<run_dir>/.workers/<pid>.json`. The parent polls:
+- a worker that ended abnormally (killed by the out-of-memory killer, a signal, a crash) leaves its trial
+  RUNNING: the trial is failed at once with the reason and its config queued again (executor.max_retries),
+  and a new worker takes the dead one's place;
+- a trial running longer than `budget.trial_timeout` is killed with its worker (a Python thread cannot be
+  stopped, a process can), failed with the reason and not retried (it would hang again); a new worker starts.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from searchlab.config.load import Study
+from searchlab.engine.current_trial import current_trial_file
+from searchlab.engine.progress import Progress
+from searchlab.engine.storage import retry_callback
+from searchlab.engine.worker import worker_process_main
+
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class Worker:
+    index: int
+    process: Any      # multiprocessing.Process
+
+    def current(self, run_dir: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads(current_trial_file(run_dir, self.process.pid).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+
+class Supervisor:
+    def __init__(self, study: Study, overrides: dict[str, Any], deadline: float | None, ostudy: optuna.Study,
+                 bar: Progress) -> None:
+        self.study, self.overrides, self.deadline, self.ostudy, self.bar = study, overrides, deadline, ostudy, bar
+        self.ctx = multiprocessing.get_context("spawn")   # fork would copy torch's thread pools and locks
+        self.timeout = study.config.budget.trial_timeout
+        self.retry = retry_callback(study.config.executor.max_retries)
+        self.workers = [self._start(i) for i in range(study.config.executor.workers)]
+
+    def _start(self, index: int) -> Worker:
+        proc = self.ctx.Process(target=worker_process_main, daemon=True,
+                                args=(str(self.study.file), self.overrides, index, self.deadline))
+        proc.start()
+        return Worker(index, proc)
+
+    def run(self) -> None:
+        try:
+            while self.workers:
+                self.bar.update(self.ostudy)
+                self.workers = [w for w in (self._check(w) for w in self.workers) if w is not None]
+                time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            for w in self.workers:   # they got the same Ctrl-C; give them time to mark their trials failed
+                w.process.join(timeout=30)
+            raise
+        finally:
+            for w in self.workers:
+                if w.process.is_alive():
+                    w.process.terminate()
+
+    def _check(self, worker: Worker) -> Worker | None:
+        """The worker to keep watching: itself, its replacement, or None when it finished normally."""
+        proc, run_dir = worker.process, self.study.run_dir
+        if not proc.is_alive():
+            proc.join()
+            running = worker.current(run_dir)
+            current_trial_file(run_dir, proc.pid).unlink(missing_ok=True)
+            if proc.exitcode == 0 or running is None:
+                return None   # done; or it failed outside any trial (its error is on stderr): not restarted
+            self._fail(running, _death(proc.exitcode), retry=True)
+            return self._start(worker.index)
+        running = worker.current(run_dir)
+        if self.timeout is not None and running and time.time() - running["started"] > self.timeout:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.join()
+            current_trial_file(run_dir, proc.pid).unlink(missing_ok=True)
+            self._fail(running, f"exceeded budget.trial_timeout={self.timeout:g} s: its worker process was "
+                                "killed (a trial that hangs would hang again, so it is not retried)", retry=False)
+            return self._start(worker.index)
+        return worker
+
+    def _fail(self, running: dict[str, Any], reason: str, retry: bool) -> None:
+        storage = self.ostudy._storage
+        trial_id = running["trial_id"]
+        if storage.get_trial(trial_id).state != TrialState.RUNNING:
+            return   # it finished just before the process ended
+        storage.set_trial_user_attr(trial_id, "error", reason)
+        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL) and retry:
+            self.retry(self.ostudy, storage.get_trial(trial_id))
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (the out-of-memory killer sends this)" if exitcode == -signal.SIGKILL else ""
+        return f"its worker process was killed by {name}{hint} while running it"
+    return f"its worker process ended with exit code {exitcode} while running it"

@@ -1,0 +1,72 @@
+"""Trial-level faults: a hang past budget.trial_timeout, a worker killed mid-trial, out of memory, non-finite
+values. Each fails its own trial with the reason; the study goes on and ends with nothing left RUNNING."""
+from __future__ import annotations
+
+import time
+
+import optuna
+from optuna.trial import TrialState
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from test_run import callable_study
+
+
+def _trials(tmp_path):
+    return optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
+
+
+def _split(trials):
+    by_state = {s: [t for t in trials if t.state == s] for s in TrialState}
+    assert not by_state[TrialState.RUNNING] and not by_state[TrialState.WAITING]
+    return by_state[TrialState.COMPLETE], by_state[TrialState.FAIL]
+
+
+def test_a_trial_past_its_time_limit_is_killed_and_failed_with_the_reason(write_study, tmp_path):
+    extra = "\nbudget: {n_trials: 4, trial_timeout: 3, max_failed: 2}\n"
+    text = callable_study(write_study, fn="hangs_when_positive", n=4).read_text().replace("budget: {n_trials: 4}\n", "")
+    started = time.time()
+    run_study(load_study(write_study(text + extra)), progress=False)
+    complete, failed = _split(_trials(tmp_path))
+    assert time.time() - started < 90                                   # the hangs did not hold the study
+    assert failed and all(t.params["x"] > 0 for t in failed)
+    assert all(t.user_attrs["error"].startswith("exceeded budget.trial_timeout=3 s") for t in failed)
+    assert all("retry_of" not in t.user_attrs for t in complete + failed)   # a hang is not retried
+    assert all(t.params["x"] <= 0 for t in complete) and (len(complete) == 4 or len(failed) == 2)
+
+
+def test_a_worker_killed_mid_trial_fails_that_trial_whose_config_is_retried(write_study, tmp_path):
+    extra = "\nexecutor: {workers: 2, max_retries: 1}\nbudget: {n_trials: 4, max_failed: 4}\n"
+    text = callable_study(write_study, fn="dies_when_positive", n=4).read_text().replace("budget: {n_trials: 4}\n", "")
+    run_study(load_study(write_study(text + extra)), progress=False)
+    complete, failed = _split(_trials(tmp_path))
+    assert failed and all("killed by SIGKILL" in t.user_attrs["error"] for t in failed)
+    originals = [t for t in failed if "retry_of" not in t.user_attrs]
+    retries = {t.user_attrs["retry_of"]: t for t in failed if "retry_of" in t.user_attrs}
+    for trial in originals:   # retried once (max_retries: 1) with the same config, then left failed
+        assert trial.number in retries and retries[trial.number].params == trial.params
+    assert all(t.params["x"] <= 0 for t in complete)
+
+
+def test_out_of_memory_fails_the_trial_and_the_study_goes_on(write_study, tmp_path):
+    run_study(load_study(callable_study(write_study, fn="out_of_memory_when_positive", n=6)), progress=False)
+    complete, failed = _split(_trials(tmp_path))
+    assert failed and all(t.params["x"] > 0 and t.user_attrs["error"].startswith("MemoryError") for t in failed)
+    assert all(t.params["x"] <= 0 for t in complete) and len(complete) + len(failed) == len(_trials(tmp_path))
+
+
+def test_non_finite_objective_fails_the_trial_with_the_reason(write_study, tmp_path):
+    run_study(load_study(callable_study(write_study, fn="nan_objective", n=2)), progress=False)
+    complete, failed = _split(_trials(tmp_path))
+    assert not complete and all("objective 'loss' is nan" in t.user_attrs["error"] for t in failed)
+
+
+def test_four_workers_on_a_journal_file_stop_exactly_at_the_budget(write_study, tmp_path):
+    """Regression: a per-worker allowance of trials between budget reads overshot 200 trials by up to 33."""
+    journal = tmp_path / "study.log"
+    extra = f"\nexecutor: {{kind: local, workers: 4}}\nstorage: 'journal://{journal}'\n"
+    run_study(load_study(callable_study(write_study, n=200, extra=extra)), progress=False)
+    from searchlab.engine.storage import open_storage
+
+    trials = optuna.load_study(study_name="fake", storage=open_storage(f"journal://{journal}")).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 200
