@@ -3,7 +3,8 @@
     python bench/fault_injection.py [--kills 50] [--workers-trials 200] [--fault-trials 48] [--fuzz 2000]
 
 1. kill -9 of `searchlab run` at random moments (sampling, training, checkpointing, storage writes), restarted
-   each time; invariants checked after every kill (tests/fault_harness.py).
+   each time; invariants checked after every kill (tests/fault_harness.py); and of `searchlab export`: the
+   export folder must be whole or absent after each kill.
 2. 4 local worker processes on one study, on SQLite, the journal file and PostgreSQL (a real throwaway
    server, tests/postgres_server.py): no lost or duplicated trial, no "database is locked" reaching a trial.
 3. Trial-level faults, one per trial: exceptions, NaN objective, out of memory (address-space limit), a hang
@@ -51,6 +52,22 @@ def kills(tmp: Path, n: int) -> dict:
     report = kill_loop(path, watch, kills=n, seed=0, window=(2.5, 5.0), env=TESTS_ENV)
     return {"kills": report.kills, "violations": report.violations, "complete": report.complete,
             "interrupted": report.interrupted, "retried": report.retried, "seconds": report.seconds}
+
+
+def export_kills(tmp: Path, n: int) -> dict:
+    """kill -9 of `searchlab export` at random moments: the folder is a whole export or absent, each time."""
+    from fault_harness import export_kill_loop
+    from searchlab.config.load import load_study
+    from searchlab.engine.run import run_study
+
+    path = write_study(tmp / "exported.yaml", {
+        "name": "exported", "data": {"source": "medmnist", "name": "breastmnist", "root": data_root(), "download": False},
+        "space": {"model": {"kind": "cnn", "depth": 1, "width": 8}, "optim": {"lr": {"float": [1.0e-3, 1.0e-2]}}},
+        "strategy": "random", "pruner": "none", "budget": {"n_trials": 2, "epochs": 1}, "run_dir": str(tmp / "exported")})
+    run_study(load_study(path), progress=False)
+    report = export_kill_loop(tmp / "exported", tmp / "exported_best", attempts=n, seed=0)
+    return {"kills": report.kills, "attempts": report.runs, "whole": report.complete, "violations": report.violations,
+            "seconds": report.seconds}
 
 
 def concurrent(tmp: Path, storage_kind: str, url: str, n: int) -> dict:
@@ -104,13 +121,14 @@ def fuzz(examples: int) -> dict:
                           capture_output=True, text=True)
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
     properties = 5   # hypothesis properties in tests/test_fuzz_study.py; the rest are fixed hostile files
-    return {"inputs": properties * examples + 12, "crashes": 0 if proc.returncode == 0 else tail, "summary": tail,
+    return {"inputs": properties * examples + 15, "crashes": 0 if proc.returncode == 0 else tail, "summary": tail,
             "seconds": time.time() - started}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=50)
+    parser.add_argument("--export-attempts", type=int, default=20, help="exports started, each killed at random")
     parser.add_argument("--workers-trials", type=int, default=200)
     parser.add_argument("--fault-trials", type=int, default=48)
     parser.add_argument("--fuzz", type=int, default=2000, help="examples per hypothesis property")
@@ -119,12 +137,15 @@ def main() -> None:
 
     with scratch_dir() as tmp:
         killed = kills(tmp, args.kills)
+        exported = export_kills(tmp, args.export_attempts)
         with postgres_url() as pg:
             storages = [("sqlite", None), ("journal", f"journal://{tmp / 'j' / 'study.log'}")] + ([("postgresql", pg)] if pg else [])
             workers = [concurrent(tmp, kind, url, args.workers_trials) for kind, url in storages]
         faults = trial_faults(tmp, args.fault_trials)
     fuzzed = fuzz(args.fuzz)
-    rows = [["kill -9 of the runner (restarted)", killed["kills"], killed["kills"], len(killed["violations"])]]
+    rows = [["kill -9 of the runner (restarted)", killed["kills"], killed["kills"], len(killed["violations"])],
+            ["kill -9 of searchlab export", exported["kills"], exported["kills"] - len(exported["violations"]),
+             len(exported["violations"])]]
     rows += [[f"4 workers x {w['trials']} trials on {w['storage']}", w["trials"], w["trials"] if w["ok"] else 0,
               0 if w["ok"] else 1] for w in workers]
     rows += [[f"trial fault: {kind}", hit, right, hit - right] for kind, (hit, right) in faults["rows"].items()]
@@ -133,8 +154,10 @@ def main() -> None:
     print_table(["fault", "injected", "survived", "violations"], rows)
     print(f"\nkills: {killed['complete']} trials COMPLETE (budget met), {killed['interrupted']} interrupted and FAILED, "
           f"{killed['retried']} retried, {killed['seconds']:.0f} s")
-    for v in killed["violations"][:10]:
+    for v in (killed["violations"] + exported["violations"])[:10]:
         print("  violation:", v)
+    print(f"exports: {exported['attempts']} started, {exported['kills']} killed mid-way, a whole export found "
+          f"{exported['whole']} times, otherwise none; {exported['seconds']:.0f} s")
     for w in workers:
         print(f"workers on {w['storage']}: {w['states']} from {w['worker_pids']} worker processes, 'locked' errors "
               f"{w['locked']}, {w['seconds']:.0f} s {w['stderr']}")
@@ -145,7 +168,7 @@ def main() -> None:
     ok = violations == 0 and killed["kills"] >= args.kills
     print(f"\n{killed['kills']} kills survived, {violations} invariant violations, crashes "
           f"{0 if fuzzed['crashes'] == 0 else 1}: {verdict(ok)}")
-    print_summary({"kills": killed, "workers": workers, "trial_faults": faults, "fuzz": fuzzed, "pass": ok})
+    print_summary({"kills": killed, "export_kills": exported, "workers": workers, "trial_faults": faults, "fuzz": fuzzed, "pass": ok})
 
 
 if __name__ == "__main__":

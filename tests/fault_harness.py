@@ -45,6 +45,8 @@ class StudyWatch:
         self.checked_checkpoints: set[int] = set()
 
     def trials(self) -> list[optuna.trial.FrozenTrial]:
+        if self.storage.startswith("sqlite:///") and not Path(self.storage.removeprefix("sqlite:///")).is_file():
+            return []   # killed before the run created its storage (reading would create the file)
         try:
             return optuna.load_study(study_name=self.name, storage=self.storage).get_trials()
         except KeyError:
@@ -129,5 +131,39 @@ def kill_loop(study_file: Path, watch: StudyWatch, kills: int, seed: int, window
     report.complete = sum(t.state == TrialState.COMPLETE for t in trials)
     report.interrupted = sum(t.state == TrialState.FAIL for t in trials)
     report.retried = sum("retry_of" in t.user_attrs for t in trials)
+    report.seconds = time.time() - started
+    return report
+
+
+EXPORT_FILES = {"config.json", "model.py", "weights.safetensors", "test_predictions.json"}
+
+
+def export_kill_loop(run_dir: Path, out: Path, attempts: int, seed: int, window: tuple[float, float] = (2.0, 6.0),
+                     env: dict[str, str] | None = None) -> KillReport:
+    """`searchlab export` SIGKILLed at random moments: after each, `out` is absent or a whole export."""
+    import json
+
+    rng, report, started = random.Random(seed), KillReport(), time.time()
+    for _ in range(attempts):
+        proc = subprocess.Popen([sys.executable, "-c", RUN, "export", str(run_dir), "--out", str(out),
+                                 "--bootstrap", "3000"], env={**os.environ, **(env or {})},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        report.runs += 1
+        try:
+            proc.wait(timeout=rng.uniform(*window))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            report.kills += 1
+        if not out.exists():
+            continue
+        try:
+            files = {p.name for p in out.iterdir()}
+            assert files == EXPORT_FILES, f"files {sorted(files)}"
+            assert json.loads((out / "config.json").read_text())["format"] == "searchlab-export/1"
+            assert load_file(str(out / "weights.safetensors"))
+            report.complete += 1
+        except Exception as exc:
+            report.violations.append(f"after export attempt {report.runs}: {exc}")
     report.seconds = time.time() - started
     return report

@@ -6,8 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fault_harness import StudyWatch, kill_loop
-from test_run import callable_study
+import pytest
+
+from fault_harness import StudyWatch, export_kill_loop, kill_loop
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.errors import ExportError
+from searchlab.export.exporter import export_run
+from test_run import TINY_CLASSIFY, callable_study
 
 
 def test_a_run_killed_again_and_again_keeps_every_invariant(write_study, tmp_path):
@@ -19,3 +25,22 @@ def test_a_run_killed_again_and_again_keeps_every_invariant(write_study, tmp_pat
     report = kill_loop(study, watch, kills=5, seed=1, window=(2.5, 5.0),
                        env={"PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))})
     assert report.violations == [] and report.kills == 5 and report.complete == 6
+
+
+def test_an_export_killed_at_any_moment_leaves_a_whole_export_or_none(write_study, tmp_path):
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    report = export_kill_loop(tmp_path / "run", tmp_path / "best", attempts=6, seed=0)
+    assert report.violations == [] and report.kills >= 1 and report.complete >= 1
+
+
+def test_an_export_never_replaces_a_folder_of_other_files(write_study, tmp_path):
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep me")
+    with pytest.raises(ExportError, match=r"holds other files \(thesis.tex\)"):
+        export_run(tmp_path / "run", mine, bootstrap=100)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
+    export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)   # an earlier export is replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".best")) == []

@@ -179,7 +179,7 @@ class StudyConfig(Frozen):
     executor: ExecutorConfig = ExecutorConfig()
     storage: str | None = None                 # any Optuna URL, or journal:///path; None: sqlite in run_dir
     run_dir: Path | None = None                # None: runs/<name> under the current directory
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0    # numpy's and Optuna's samplers take 32-bit seeds
     export: ExportConfig = ExportConfig()
 
     @field_validator("objective", mode="before")

@@ -40,7 +40,7 @@ def open_optuna_study(study: Study, worker_index: int = 0) -> optuna.Study:
     # `run` has created the study already; count its trials to pick this worker's random stream.
     existing = len(storage.get_all_trials(storage.get_study_id_from_name(study.config.name), deepcopy=False))
     # Distinct streams per worker and per resume: a resumed random search must not replay its first run.
-    seed = study.config.seed + 7919 * worker_index + 104729 * existing
+    seed = (study.config.seed + 7919 * worker_index + 104729 * existing) % 2**32   # samplers take 32-bit seeds
     return optuna.load_study(study_name=study.config.name, storage=storage,
                              sampler=build_sampler(study.config.strategy, seed, study.base_dir, study),
                              pruner=build_pruner(study.config.pruner, study.config.budget.epochs))

@@ -21,6 +21,7 @@ from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import ExportError
 from searchlab.export.ensemble import choose_on_validation, ensemble_config, load_split, pick_top_k
 from searchlab.export.generator import export_generator
+from searchlab.export.publish import staged
 from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
 from searchlab.models import model_source, standalone
 
@@ -42,9 +43,15 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
         raise ExportError(f"--trial {trial_number} exports one trial and --top-k {top_k} an ensemble of the "
                           f"{top_k} best. Fix: pass only one of them")
     run = open_run(target)
-    if _is_generate(run):
-        trial = pick_trial(run.study, trial_number)
-        return export_generator(run, trial, trial_checkpoint(run, trial), Path(out), top_k, tta)
+    with staged(Path(out)) as staging:   # the export appears whole under `out`, or not at all
+        if _is_generate(run):
+            trial = pick_trial(run.study, trial_number)
+            return export_generator(run, trial, trial_checkpoint(run, trial), staging, top_k, tta)
+        return _export_classifier(run, staging, trial_number, bootstrap, top_k, tta)
+
+
+def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootstrap: int, top_k: int,
+                       tta: str) -> dict[str, Any]:
     trials = pick_top_k(run.study, top_k) if top_k > 1 else [pick_trial(run.study, trial_number)]
     states = [trial_checkpoint(run, t) for t in trials]
     configs = [trial_config(run, t) for t in trials]
@@ -61,8 +68,6 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
         config.update(choose_on_validation(run, net, config, rule_of=trials[0]))
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
     (out / "model.py").write_text(model_source(nni_spaces(config["model"])))
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")

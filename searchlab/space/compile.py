@@ -21,6 +21,7 @@ from searchlab.space.params import (Branch, CategoricalParam, FixedParam, FloatP
                                     Node)
 
 PARAM_KINDS = ("float", "int", "choice", "fixed")
+MAX_GRID = 10**9   # grid points a step may make: beyond it Optuna's exact decimal arithmetic gives up
 OPTIONS = {"float": {"log", "step"}, "int": {"log", "step"}, "choice": set(), "fixed": set()}
 MAX_INCLUDE_DEPTH = 16
 REPO_SPACES = Path(__file__).resolve().parents[2] / "spaces"   # the shipped library (editable installs)
@@ -134,14 +135,21 @@ class _Ctx:
         if log and low <= 0:
             raise self.src.error(here, "a log range needs low > 0", got=bounds, fix="raise low above 0 or drop log")
         if step is not None:
-            if not isinstance(step, number) or isinstance(step, bool) or step <= 0:
+            if not isinstance(step, number) or isinstance(step, bool) or not math.isfinite(step) or step <= 0:
                 raise self.src.error(at + ("step",), f"step must be a positive {'integer' if kind == 'int' else 'number'}",
                                      got=step)
             if log and step != 1:
                 raise self.src.error(at, "step and log cannot be combined", fix="drop one of them")
-        if kind == "int":
-            return IntParam(full, low, high, log=log, step=step or 1)
-        return FloatParam(full, float(low), float(high), log=log, step=None if step is None else float(step))
+            if (high - low) / step > MAX_GRID:
+                raise self.src.error(at + ("step",), f"step makes more than {MAX_GRID:.0e} grid points in {bounds}",
+                                     got=step, fix="use a larger step, or drop step for a continuous range")
+        param = (IntParam(full, low, high, log=log, step=step or 1) if kind == "int" else
+                 FloatParam(full, float(low), float(high), log=log, step=None if step is None else float(step)))
+        try:
+            param.distribution()   # Optuna's own checks, reported here with the key rather than mid-trial
+        except (ValueError, ArithmeticError) as exc:
+            raise self.src.error(at, f"Optuna refuses this range ({exc})", got=raw) from None
+        return param
 
     def branch(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Branch:
         unknown = set(raw) - {"one_of", "key"}

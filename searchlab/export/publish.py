@@ -1,0 +1,62 @@
+"""Exports appear whole or not at all: written into a hidden folder beside `--out`, then moved into place.
+
+A killed or failing export never leaves a half-written folder under the name users load from; a previous
+export there is replaced whole (never mixed with the new one's files). A folder holding anything else is
+not touched: an export replaces its folder, so it must be new, empty, or an earlier export.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from searchlab.errors import ExportError
+
+
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """Yields the folder to write the export into; moves it to `out` when the block ends without error."""
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in out.parent.glob(f".{out.name}.partial-*"):   # from an export killed earlier
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield staging
+        _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_replaceable(out: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportError(f"--out {out} is a file. Fix: name a new folder")
+    found = sorted(p.name for p in out.iterdir())
+    if found and not is_export(out):
+        raise ExportError(f"--out {out} holds other files ({', '.join(found[:5])}); an export replaces its folder "
+                          "whole. Fix: name a new or empty folder, or a previous export")
+
+
+def is_export(folder: Path) -> bool:
+    try:
+        return str(json.loads((folder / "config.json").read_text()).get("format", "")).startswith("searchlab-")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """One rename when `out` is new; else two (old aside, new in place): `out` is never half-written."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out)
