@@ -44,3 +44,23 @@ def test_an_export_never_replaces_a_folder_of_other_files(write_study, tmp_path)
     export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
     export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)   # an earlier export is replaced whole
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".best")) == []
+
+
+def test_an_interrupted_trial_whose_retry_was_never_queued_is_queued_on_restart(write_study, tmp_path):
+    """The runner killed between failing a trial and queuing its retry (1 kill in 50 in the bench)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from searchlab.engine.run import INTERRUPTED, create_or_load, recover_interrupted
+
+    study = load_study(callable_study(write_study, n=2))
+    tmp_path.joinpath("run").mkdir()
+    ostudy = create_or_load(study)
+    lost = ostudy.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})
+    lost.set_user_attr("error", INTERRUPTED)
+    ostudy.tell(lost, state=TrialState.FAIL)          # failed, and then the process died: no retry queued
+    recover_interrupted(ostudy, max_retries=2)
+    recover_interrupted(ostudy, max_retries=2)        # idempotent: a second start queues nothing more
+    waiting = ostudy.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == lost.number
+    assert waiting[0].params == ostudy.trials[lost.number].params
