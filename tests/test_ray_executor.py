@@ -127,7 +127,7 @@ def test_a_killed_driver_is_resumed_from_the_storage(write_study, tmp_path):
     driver = subprocess.Popen([sys.executable, "-c", "import sys; from searchlab.cli import main; sys.exit(main())",
                                "run", str(path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: _count(tmp_path, TrialState.COMPLETE) >= 2, seconds=120)
+        _wait_for(lambda: _count(tmp_path, TrialState.COMPLETE) >= 2, seconds=300)   # a loaded machine starts Ray slowly
     finally:
         driver.kill()
         driver.wait()
