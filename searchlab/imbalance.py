@@ -36,8 +36,8 @@ class ImbalanceSpec(Frozen):
     #                                                                 0.5: sqrt smoothing; 0: no reweighting
     sampler: Literal["shuffle", "balanced"] = "shuffle"        # shuffle shows each image once per epoch;
     #                                               oversampling repeats the few rare images and can overfit them
-    threshold: Literal["fixed", "youden", "f1", "balanced_accuracy"] = "fixed"   # 0.5 unless asked: a threshold
-    #                               tuned on a small validation set overfits it (the same set also picks the epoch)
+    threshold: Literal["fixed", "youden", "f1", "balanced_accuracy", "accuracy"] = "fixed"   # 0.5 unless asked:
+    #           a threshold tuned on a small validation set overfits it (the same set also picks the epoch)
 
 
 # ------------------------------------------------------------------------------------------------- weights
@@ -211,7 +211,8 @@ def _best_threshold(y: np.ndarray, p: np.ndarray, criterion: str) -> float:
     consecutive distinct scores (as far as possible from the validation samples on both sides, so small score
     shifts on new data do not flip them). Plus 0.5, so the default is kept whenever it is as good as the best,
     and 0.0 (everything positive; F1's optimum for an uninformative score). "Everything negative" is never
-    strictly best under these criteria, so it is left out. Equidistant ties: the lower threshold.
+    strictly best under youden, balanced accuracy or F1, so only accuracy gets it (a threshold just above
+    the highest score). Equidistant ties: the lower threshold.
     """
     truth = y > 0.5
     n_pos, n_neg = int(truth.sum()), int((~truth).sum())
@@ -219,6 +220,8 @@ def _best_threshold(y: np.ndarray, p: np.ndarray, criterion: str) -> float:
         return 0.5
     u = np.unique(p)
     candidates = np.unique(np.r_[0.0, (u[:-1] + u[1:]) / 2, 0.5])
+    if criterion == "accuracy":   # on a skewed set, calling everything negative can be the most accurate
+        candidates = np.r_[candidates, np.nextafter(u[-1], np.inf)]
     tp = n_pos - np.searchsorted(np.sort(p[truth]), candidates, side="left")   # positives with p >= t
     fp = n_neg - np.searchsorted(np.sort(p[~truth]), candidates, side="left")
     tpr, fpr = tp / n_pos, fp / n_neg
@@ -228,8 +231,10 @@ def _best_threshold(y: np.ndarray, p: np.ndarray, criterion: str) -> float:
         score = (tpr + 1 - fpr) / 2
     elif criterion == "f1":
         score = 2 * tp / (2 * tp + fp + (n_pos - tp))       # n_pos > 0, so never 0 / 0
+    elif criterion == "accuracy":
+        score = (tp + n_neg - fp) / (n_pos + n_neg)
     else:
-        raise ValueError(f"unknown threshold criterion {criterion!r}; valid: youden, f1, balanced_accuracy")
+        raise ValueError(f"unknown threshold criterion {criterion!r}; valid: youden, f1, balanced_accuracy, accuracy")
     best = candidates[score >= score.max() - _TIE]
     return float(best[np.argmin(np.abs(best - 0.5))])
 

@@ -58,7 +58,11 @@ def resolve(cfg: StrategyConfig, study_dir: Path | None) -> StrategyConfig:
 
 
 def prepare_strategy(study: Any, main: optuna.Study, deadline: float | None) -> None:
-    """Run the strategy's stage before the first trial, if it has one (zen_nas: its proxy search)."""
+    """Queue strategy.points_to_evaluate in a fresh study; run the strategy's stage before the first trial,
+    if it has one (zen_nas: its proxy search)."""
+    if not main.get_trials(deepcopy=False):   # a fresh study: its known-good configs go first, once
+        for point in study.config.strategy.points_to_evaluate:
+            main.enqueue_trial(point, skip_if_exists=False)
     cfg = resolve(study.config.strategy, study.base_dir)
     if cfg.class_ is None and cfg.name in PREPARE:
         PREPARE[cfg.name](study, main, dict(cfg.args), deadline)

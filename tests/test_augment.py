@@ -53,12 +53,23 @@ def test_policy_keeps_shape_dtype_range_and_input(policy, channels, size):
         assert changed_per_image(out, x).any()
 
 
-@pytest.mark.parametrize("policy", ["randaugment", "trivialaugment", "augmix", "resized_crop", "flip_rotate"])
+@pytest.mark.parametrize("policy", ["randaugment", "trivialaugment", "augmix", "resized_crop", "flip_rotate", "affine"])
 def test_torchvision_policies_draw_per_image(policy):
     torch.manual_seed(1)
     x = textured(1).expand(16, -1, -1, -1).contiguous()   # 16 copies of one image
     out, _ = build_augmentation(spec_for(policy), "binary", 2)(x, torch.zeros(16, dtype=torch.long))
     assert len({out[i].numpy().tobytes() for i in range(16)}) > 8   # not one draw shared by the batch
+
+
+def test_affine_without_rotation_zoom_or_shift_is_the_image_or_its_mirror():
+    torch.manual_seed(0)
+    x = textured(16)
+    spec = AugmentSpec(policy="affine", rotate_degrees=0, affine_scale=0, affine_translate=0)
+    out, _ = build_augmentation(spec, "binary", 2)(x, torch.zeros(16, dtype=torch.long))
+    pixels = (out * 255).round().to(torch.uint8)
+    same = [torch.equal(pixels[i], x[i]) for i in range(16)]
+    mirrored = [torch.equal(pixels[i], x[i].flip(-1)) for i in range(16)]
+    assert all(s or m for s, m in zip(same, mirrored)) and 0 < sum(same) < 16   # left-right flips only, per image
 
 
 def test_flip_shift_only_moves_pixels():

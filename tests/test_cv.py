@@ -120,3 +120,19 @@ def test_repeated_seeds_select_on_the_mean_and_keep_the_first_run(write_study, t
     val = load_dataset(load_study(tmp_path / "run.yaml").config.data, splits=("val",), base_dir=tmp_path).splits["val"]
     probs = predict_proba(net, config, val.images).numpy()   # binary: P(positive class)
     assert roc_auc_score(val.labels.numpy(), probs) == pytest.approx(runs[0]["auc"], abs=1e-6)
+
+
+def test_checkpoint_last_trains_every_epoch_and_keeps_the_final_weights(write_study, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from searchlab.models.standalone import load, predict_proba
+
+    trial = _run(write_study, tmp_path, ", epochs: 4, early_stopping: 1, checkpoint: last")
+    curve = trial.user_attrs["curve"]
+    metrics = trial.user_attrs["metrics"]
+    assert len(curve) == 4 and metrics["epochs_trained"] == 4 and metrics["best_epoch"] == 3   # no early stop
+    export_run(tmp_path / "run", tmp_path / "best", bootstrap=20)
+    net, config = load(tmp_path / "best")
+    val = load_dataset(load_study(tmp_path / "run.yaml").config.data, splits=("val",), base_dir=tmp_path).splits["val"]
+    auc = roc_auc_score(val.labels.numpy(), predict_proba(net, config, val.images).numpy())
+    assert auc == pytest.approx(curve[-1]["auc"], abs=1e-6) == pytest.approx(metrics["auc"], abs=1e-6)

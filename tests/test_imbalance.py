@@ -7,7 +7,7 @@ import numpy as np
 import pydantic
 import pytest
 import torch
-from sklearn.metrics import balanced_accuracy_score, f1_score, roc_curve
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_curve
 from torch import nn
 
 from searchlab.imbalance import (ImbalanceSpec, apply_threshold, choose_threshold, class_weights, epoch_order,
@@ -171,7 +171,7 @@ def _separable() -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
-@pytest.mark.parametrize("criterion", ["youden", "f1", "balanced_accuracy"])
+@pytest.mark.parametrize("criterion", ["youden", "f1", "balanced_accuracy", "accuracy"])
 def test_threshold_separates_known_separable_set(criterion: str) -> None:
     y, p = _separable()
     t = choose_threshold(ImbalanceSpec(threshold=criterion), "binary", y, p)
@@ -182,7 +182,8 @@ def test_threshold_separates_known_separable_set(criterion: str) -> None:
 
 
 @pytest.mark.parametrize("criterion,metric", [("youden", balanced_accuracy_score),
-                                              ("balanced_accuracy", balanced_accuracy_score), ("f1", f1_score)])
+                                              ("balanced_accuracy", balanced_accuracy_score), ("f1", f1_score),
+                                              ("accuracy", accuracy_score)])
 def test_threshold_attains_best_possible_on_noisy_scores(criterion: str, metric) -> None:
     rng = np.random.default_rng(3)
     y = (rng.uniform(size=200) < 0.2).astype(int)
@@ -190,6 +191,12 @@ def test_threshold_attains_best_possible_on_noisy_scores(criterion: str, metric)
     t = choose_threshold(ImbalanceSpec(threshold=criterion), "binary", y, p)
     best = max(metric(y, (p >= s).astype(int)) for s in np.r_[np.unique(p), 1.1])   # every distinct split
     assert metric(y, apply_threshold(p, "binary", t)) == pytest.approx(best, abs=1e-12)
+
+
+def test_accuracy_threshold_may_call_everything_negative() -> None:
+    y, p = np.array([0, 0, 0, 0, 1]), np.array([0.2, 0.9, 0.8, 0.7, 0.3])   # a score worse than useless
+    t = choose_threshold(ImbalanceSpec(threshold="accuracy"), "binary", y, p)
+    assert (apply_threshold(p, "binary", t) == 0).all() and accuracy_score(y, p >= t) == 0.8
 
 
 def test_threshold_ties_go_to_closest_to_half() -> None:
@@ -202,7 +209,7 @@ def test_threshold_ties_go_to_closest_to_half() -> None:
 
 def test_degenerate_fixed_and_multiclass_thresholds() -> None:
     p = np.array([0.1, 0.4, 0.9])
-    for criterion in ("youden", "f1", "balanced_accuracy"):
+    for criterion in ("youden", "f1", "balanced_accuracy", "accuracy"):
         for y in (np.zeros(3, int), np.ones(3, int)):
             assert choose_threshold(ImbalanceSpec(threshold=criterion), "binary", y, p) == 0.5
     assert choose_threshold(ImbalanceSpec(), "binary", np.array([0, 1, 1]), p) == 0.5

@@ -70,3 +70,25 @@ def test_pruners_by_kind():
     assert isinstance(build_pruner(PrunerConfig(kind="none"), 10), optuna.pruners.NopPruner)
     median = build_pruner(PrunerConfig(kind="median", args={"n_startup_trials": 2}), 20)
     assert median._n_startup_trials == 2 and median._n_warmup_steps == 5
+
+
+def test_points_to_evaluate_run_first_once_and_are_checked_at_load(write_study, tmp_path):
+    from test_run import callable_study
+
+    from searchlab.config.load import load_study
+    from searchlab.engine.run import run_study
+
+    def study(points, n=4):
+        text = callable_study(write_study, n=n).read_text().replace(
+            "strategy: random", f"strategy: {{name: random, points_to_evaluate: {points}}}")
+        return load_study(write_study(text))
+
+    first = run_study(study("[{x: 1.0}, {x: -2.5}]"), progress=False).study
+    assert [t.params["x"] for t in first.trials[:2]] == [1.0, -2.5] and first.trials[0].value == 0.0
+    assert len({t.params["x"] for t in first.trials[2:]} - {1.0, -2.5}) == 2   # then the strategy's own
+    resumed = run_study(study("[{x: 1.0}, {x: -2.5}]", n=6), progress=False).study
+    assert [t.params["x"] for t in resumed.trials].count(1.0) == 1   # not queued again on resume
+    with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\]\.xx.*did you mean x"):
+        study("[{xx: 1.0}]")
+    with pytest.raises(ConfigError, match=r"points_to_evaluate\[1\]\.x: .*must lie in.*-3.0 to 3.0 \(got 7\)"):
+        study("[{x: 1.0}, {x: 7}]")

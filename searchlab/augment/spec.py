@@ -15,8 +15,8 @@ OpName = Literal["identity", "rotate", "shear_x", "shear_y", "translate_x", "tra
                  "contrast", "sharpness", "posterize", "solarize", "autocontrast", "equalize", "hflip", "vflip",
                  "gaussian_blur", "gaussian_noise"]
 
-PolicyName = Literal["none", "flip_shift", "resized_crop", "flip_rotate", "randaugment", "trivialaugment",
-                     "augmix", "searched"]
+PolicyName = Literal["none", "flip_shift", "resized_crop", "flip_rotate", "affine", "randaugment",
+                     "trivialaugment", "augmix", "searched"]
 
 
 class SubPolicy(Frozen):
@@ -36,6 +36,11 @@ class AugmentSpec(Frozen):
     # flip_rotate: +-15 degrees, a typical patient/probe positioning variation; larger angles only add
     # black corners on small images.
     rotate_degrees: Annotated[float, Field(ge=0.0, le=180.0)] = 15.0
+    # affine: a left-right flip, a rotation within rotate_degrees, a zoom within 1 +- affine_scale and a shift
+    # within +- affine_translate of the side, drawn per image (torchvision's RandomAffine, vectorised). No
+    # up-down flip: ultrasound and X-ray frames have a top. Borders are reflected, not black.
+    affine_scale: Annotated[float, Field(ge=0.0, le=0.5)] = 0.15
+    affine_translate: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
     # randaugment: the paper's and torchvision's defaults (N=2 ops at M=9 on the 0..30 bin scale).
     randaugment_n: Annotated[int, Field(ge=1, le=6)] = 2
     randaugment_m: Annotated[int, Field(ge=0, le=30)] = 9      # torchvision's num_magnitude_bins=31 scale

@@ -73,6 +73,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     study = Study(config=config, space=space, file=path, objectives=objectives)
     try:
         task.validate_space(study, src)
+        _validate_points(study, src)
         _validate_strategy_and_pruner(study)
     except ConfigError as exc:
         raise _locate(exc, src) from None
@@ -158,6 +159,38 @@ def _fix_for(error: dict[str, Any]) -> str | None:
     if error["type"].endswith("_type") or error["type"].endswith("_parsing"):
         return "use a value of the expected type"
     return None
+
+
+def _validate_points(study: Study, src: Located) -> None:
+    """Every strategy.points_to_evaluate entry names searched parameters with values their ranges allow."""
+    import difflib
+
+    from searchlab.space import searchable_params
+
+    params = {param.name: param for param, _ in searchable_params(study.space)}
+    for i, point in enumerate(study.config.strategy.points_to_evaluate):
+        for name, value in point.items():
+            at = ("strategy", "points_to_evaluate", i, name)
+            if name not in params:
+                close = difflib.get_close_matches(name, list(params), n=3)
+                raise src.error(at, "a point names only searched parameters of the space", got=name,
+                                fix=f"did you mean {', '.join(close)}?" if close else
+                                f"one of: {', '.join(sorted(params))}")
+            distribution = params[name].distribution()
+            try:
+                inside = distribution._contains(distribution.to_internal_repr(value))
+            except (ValueError, TypeError):
+                inside = False
+            if not inside:
+                raise src.error(at, f"the value must lie in the parameter's space: {_allowed(params[name])}",
+                                got=value, fix="a value the space of this parameter allows")
+
+
+def _allowed(param: Any) -> str:
+    if hasattr(param, "choices"):
+        return "one of " + ", ".join(repr(c) for c in param.choices)
+    step = f" in steps of {param.step}" if getattr(param, "step", None) not in (None, 1) else ""
+    return f"{param.low} to {param.high}{step}" + (" (log scale)" if param.log else "")
 
 
 def _validate_strategy_and_pruner(study: Study) -> None:

@@ -98,6 +98,10 @@ class StrategyConfig(Frozen):
     preset: str | None = None                  # a file in strategies/ (name or path)
     class_: str | None = Field(default=None, alias="class")  # "module:Class": any Optuna BaseSampler
     args: dict[str, Any] = Field(default_factory=dict)
+    # Configs tried first, in order, before the strategy proposes any (Ray Tune's points_to_evaluate, Optuna's
+    # enqueue_trial): {searched parameter name: value}; parameters a point leaves out are sampled as usual.
+    # Queued once, when the study has no trials yet, so a resumed run does not try them again.
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -38,22 +38,39 @@ def pick_top_k(study: optuna.Study, k: int) -> list[FrozenTrial]:
 
 
 def ensemble_config(members: list[dict[str, Any]], trials: list[FrozenTrial]) -> dict[str, Any]:
-    """One config from the members' single-trial configs: member specs and per-member preprocessing."""
+    """One config from the members' single-trial configs: member specs and per-member preprocessing. A bagged
+    trial (itself an ensemble of its fold models) adds each of its fold models as a member of its own."""
     first = members[0]
     for config, trial in zip(members[1:], trials[1:]):
         if (config["task"], config["class_names"]) != (first["task"], first["class_names"]):
             raise ExportError(f"trial {trial.number} predicts {config['task']} {config['class_names']} but trial "
                               f"{trials[0].number} {first['task']} {first['class_names']}; they cannot be averaged")
+    specs, preprocessing = [], []
+    for config in members:
+        bagged = config["model"]["architecture"] == "ensemble"
+        specs += config["model"]["members"] if bagged else [config["model"]]
+        preprocessing += config["preprocessing"] if bagged else [config["preprocessing"]]
     return {
         "format": first["format"],
-        "model": {"architecture": "ensemble", "members": [c["model"] for c in members]},
-        "preprocessing": [c["preprocessing"] for c in members],   # one per member, in member order
+        "model": {"architecture": "ensemble", "members": specs},
+        "preprocessing": preprocessing,                            # one per member, in member order
         "task": first["task"],
         "class_names": first["class_names"],
-        "threshold": first["threshold"],                          # replaced by choose_on_validation
+        "threshold": first["threshold"],                          # replaced by choose_threshold_again
         "trials": [{**c["trial"], "value": t.value, "threshold": c["threshold"],
                     "validation_metrics": c["validation_metrics"]} for c, t in zip(members, trials)],
     }
+
+
+def ensemble_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The trials' weights under one ensemble's member numbering (a bagged trial's members renumbered)."""
+    merged: dict[str, torch.Tensor] = {}
+    for state in states:
+        if not next(iter(state)).startswith("members."):
+            state = {f"members.0.{k}": v for k, v in state.items()}
+        offset = 1 + max((int(k.split(".")[1]) for k in merged), default=-1)
+        merged.update({f"members.{offset + int(k.split('.')[1])}.{k.split('.', 2)[2]}": v for k, v in state.items()})
+    return merged
 
 
 def threshold_rule(trial: FrozenTrial) -> str:
@@ -63,8 +80,10 @@ def threshold_rule(trial: FrozenTrial) -> str:
 
 
 def choose_on_validation(run: OpenRun, net: torch.nn.Module, config: dict[str, Any],
-                         rule_of: FrozenTrial) -> dict[str, Any]:
-    """Threshold chosen on the validation split (config's TTA applied) and the validation metrics at it."""
+                         trials: list[FrozenTrial]) -> dict[str, Any]:
+    """Threshold chosen on the validation split (config's TTA applied) by the best trial's rule, and the
+    validation metrics at it."""
+    rule_of = trials[0]
     val = load_split(run, "val").splits["val"]
     height, width = val.images.shape[-2:]
     if config.get("tta") == "dihedral" and height != width:
@@ -79,8 +98,8 @@ def choose_on_validation(run: OpenRun, net: torch.nn.Module, config: dict[str, A
             "validation_metrics": compute_metrics(labels, probs, kind, n_classes, threshold=threshold)}
 
 
-def load_split(run: OpenRun, split: str) -> ImageDataset:
-    """One split of the run's data set, as the run read it (same data config, seed and base directory)."""
+def load_split(run: OpenRun, *splits: str) -> ImageDataset:
+    """Split(s) of the run's data set, as the run read them (same data config, seed and base directory)."""
     record = run.record
     data_cfg = TypeAdapter(DataConfig).validate_python(record["data"])
-    return load_dataset(data_cfg, splits=(split,), seed=record["seed"], base_dir=Path(record["base_dir"]))
+    return load_dataset(data_cfg, splits=splits, seed=record["seed"], base_dir=Path(record["base_dir"]))

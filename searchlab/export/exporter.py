@@ -19,7 +19,8 @@ from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import ExportError
-from searchlab.export.ensemble import choose_on_validation, ensemble_config, load_split, pick_top_k
+from searchlab.export.ensemble import choose_on_validation, ensemble_config, ensemble_state, load_split, pick_top_k
+from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.generator import export_generator
 from searchlab.export.publish import staged
 from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
@@ -58,14 +59,12 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
     config = configs[0] if len(trials) == 1 else ensemble_config(configs, trials)
     config["tta"] = tta
     net = standalone.build_export_model(config)
-    if len(trials) == 1:
-        net.load_state_dict(states[0])
-    else:
-        net.load_state_dict({f"members.{i}.{k}": v for i, state in enumerate(states) for k, v in state.items()})
+    net.load_state_dict(states[0] if len(trials) == 1 else ensemble_state(states))
     if len(trials) > 1 or tta != "none":
         if len(trials) == 1:   # keep what the trial itself chose without TTA
             config["trial"].update(threshold=config["threshold"], validation_metrics=config["validation_metrics"])
-        config.update(choose_on_validation(run, net, config, rule_of=trials[0]))
+        choose = choose_out_of_fold if bagged(trials) else choose_on_validation
+        config.update(choose(run, net, config, trials))
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))

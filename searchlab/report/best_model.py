@@ -1,7 +1,8 @@
 """The best trial's model on validation data: ROC curve(s) and confusion matrix; GAN trials' sample grids.
 
-Validation only: the test split is read by `searchlab export` alone, so a report can be made (and looked at)
-as often as one likes without anything being selected on test data.
+A bagged trial (train.cv_model: bag) trained on the validation split, so its curves are drawn from its
+out-of-fold predictions on train+val instead. Never the test split: `searchlab export` alone reads it, so
+a report can be made (and looked at) as often as one likes without anything being selected on test data.
 """
 from __future__ import annotations
 
@@ -20,26 +21,32 @@ from searchlab.engine.rundir import OpenRun
 from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.export.ensemble import load_split
 from searchlab.export.exporter import trial_checkpoint, trial_config
+from searchlab.export.out_of_fold import out_of_fold_predictions
 from searchlab.metrics import confusion
 from searchlab.models import standalone
 from searchlab.report.page import Section, figure, note
 
 
 def model_sections(run: OpenRun, trial: FrozenTrial) -> list[Section]:
-    title = f"Trial {trial.number} on the validation split"
+    bag = "bag" in trial.user_attrs
+    split = "out of fold (train+val)" if bag else "on validation"
+    title = f"Trial {trial.number} {split}"
     if "model_spec" not in trial.user_attrs or "checkpoint" not in trial.user_attrs:
         return [note(title, "this trial stored no classifier (its task trains none)")]
     try:
         config = trial_config(run, trial)
         net = standalone.build_export_model(config)
         net.load_state_dict(trial_checkpoint(run, trial))
-        val = load_split(run, "val").splits["val"]
-        probs = standalone.predict_proba(net, config, val.images).numpy()
+        if bag:   # its fold models trained on the validation split: each image scored by the one that did not
+            labels, probs = out_of_fold_predictions(run, list(net.members), config, [trial])
+        else:
+            val = load_split(run, "val").splits["val"]
+            labels, probs = val.labels.numpy(), standalone.predict_proba(net, config, val.images).numpy()
     except Exception as exc:   # e.g. the data set moved since the run: say so, keep the rest of the report
         return [note(title, f"not drawn: {exc}")]
-    labels, kind, names = val.labels.numpy(), config["task"], config["class_names"]
-    return [figure(f"ROC on validation: trial {trial.number}", roc_figure(labels, probs, kind, names)),
-            figure(f"Confusion matrix on validation at the trial's threshold: trial {trial.number}",
+    kind, names = config["task"], config["class_names"]
+    return [figure(f"ROC {split}: trial {trial.number}", roc_figure(labels, probs, kind, names)),
+            figure(f"Confusion matrix {split} at the trial's threshold: trial {trial.number}",
                    confusion_figure(labels, probs, kind, names, config["threshold"]))]
 
 

@@ -27,6 +27,7 @@ from searchlab.metrics import metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks.classify_config import ClassifyTrialConfig
+from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import CVResult, cross_validate, cv_splits, progress_steps, repeated_splits
 from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
@@ -136,7 +137,12 @@ def _train_trial(model: torch.nn.Module, data: ImageDataset, batches: Batches, m
                  epochs: int) -> tuple[TrainResult, CVResult | None]:
     """The trial's model, and the repeated runs (CV folds or seeds) its selection signal came from, if any."""
     cv = _select_by_repeats(data, batches, model_spec, spec, ctx, select, epochs) if _repeated(spec) else None
-    if cv is not None and spec.train.cv_folds:
+    if cv is not None and spec.train.cv_model == "bag":
+        result = bag_result(cv, spec.imbalance, data.kind, len(data.class_names))
+        ctx.record(model_spec=bag_model_spec(model_spec, len(cv.models)),
+                   preprocessing=[m.preprocessing for m in cv.models],
+                   bag=bag_record(cv, ctx.study.config.seed, spec.train.cv_folds))
+    elif cv is not None and spec.train.cv_folds:
         # The CV mean is the selection signal. The exported model is one more, trained on the official
         # training split for the folds' median best epoch + 1 epochs (its last epoch kept), so that the
         # official val split stays untouched by training (it only sets the decision threshold, as without
@@ -171,7 +177,8 @@ def _select_by_repeats(data: ImageDataset, batches: Batches, model_spec: dict[st
     splits = cv_splits(data, k, ctx.study.config.seed, repeats) if k else repeated_splits(batches, repeats)
     runs = (k or 1) * repeats
     cv = cross_validate(splits, ctx.seed, select[0], fit_run, ctx.report, ctx.out_of_time,
-                        step_of=progress_steps(runs, ctx.study.config.budget.epochs))
+                        step_of=progress_steps(runs, ctx.study.config.budget.epochs),
+                        keep_models=spec.train.cv_model == "bag")
     ctx.record(**{"cv_folds" if k else "repeats": cv.folds})
     return cv
 
@@ -184,7 +191,8 @@ def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx
     batches = with_synthetic(batches, spec.augment, ctx.study.base_dir, seed)
     recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train)
     return train(model, batches, recipe, spec.optim, spec.train, epochs, seed, select, on_epoch, ctx.out_of_time,
-                 groups=groups, cached_features=spec.model.transfer == "features", keep_last=keep_last,
+                 groups=groups, cached_features=spec.model.transfer == "features",
+                 keep_last=keep_last or spec.train.checkpoint == "last",
                  device=ctx.device)
 
 

@@ -8,7 +8,7 @@ import difflib
 from functools import lru_cache
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from searchlab.augment import AugmentSpec
 from searchlab.config.schema import Frozen
@@ -87,6 +87,11 @@ class TrainSpec(Frozen):
     epochs: Annotated[int, Field(ge=1)] | None = None        # None: the study's budget.epochs
     label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
     early_stopping: Annotated[int, Field(ge=1)] | None = 8    # patience in epochs on the validation objective
+    # Which weights a training keeps: "best", the epoch best on its validation data (stopping early on the
+    # patience above); or "last", every epoch of the cosine schedule run and the final weights kept -- the
+    # validation data then only measures the model, so under cv_model: bag its out-of-fold predictions are
+    # not flattered by having chosen the epoch on the same images.
+    checkpoint: Literal["best", "last"] = "best"
     # Select on the mean of K stratified folds over train+val (searchlab/tasks/crossval.py) instead of the
     # one validation split: on small sets (BreastMNIST val: 78 images) picking the best of many trials on a
     # single split overfits it. None: train once on train, select on val (K trainings cost K times more).
@@ -96,11 +101,22 @@ class TrainSpec(Frozen):
     # the train split from seeds trial seed + r, all validated on val. Init and batch-order luck on a few
     # hundred images moves validation AUC by several points; the mean of R is what a config is worth.
     repeats: Annotated[int, Field(ge=1, le=10)] = 1
+    # The trial's model under cv_folds (searchlab/tasks/bagging.py): "refit" trains one more model on the
+    # official training split (the val split then only sets the threshold); "bag" keeps the K fold models
+    # and averages them, with the threshold chosen on their out-of-fold predictions (no extra training).
+    cv_model: Literal["refit", "bag"] = "refit"
     # Patch curriculum: the first `patch_epochs` fraction of the epochs trains on one random square patch
     # per image (side `patch_size` x the image side, resized back to the full size), the rest on whole images
     # (local texture first, then context, as lesion-patch pretraining does for mammograms). 0 = off.
     patch_epochs: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     patch_size: Annotated[float, Field(ge=0.2, le=0.95)] = 0.5   # below ~0.2 a 28 px patch is 5 px: noise
+
+    @model_validator(mode="after")
+    def _bag_needs_folds(self) -> "TrainSpec":
+        if self.cv_model == "bag" and self.cv_folds is None:
+            raise ValueError("cv_model 'bag' keeps the models of the cross-validation folds, so it needs "
+                             "cv_folds (e.g. cv_folds: 5)")
+        return self
 
 
 class ClassifyTrialConfig(Frozen):

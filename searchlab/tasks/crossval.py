@@ -25,6 +25,17 @@ FitFold = Callable[[Batches, int], TrainResult]   # (the fold's batches, the fol
 Split = tuple[dict[str, int], Batches]   # ({"repeat": r, "fold": f}, the batches that run trains on)
 
 
+@dataclass(frozen=True)
+class FoldModel:
+    """One run's trained model with what scoring it out of fold needs (kept for train.cv_model: bag)."""
+
+    where: dict[str, int]                     # {"repeat": r, "fold": f}
+    state: dict[str, torch.Tensor]            # best-epoch weights
+    preprocessing: dict[str, list[float]]     # this run's normalisation (from its training part)
+    val_labels: np.ndarray                    # the held-out fold's labels
+    val_probs: np.ndarray                     # and the model's probabilities on it (at the best epoch)
+
+
 @dataclass
 class CVResult:
     metrics: dict[str, float]                 # means over the runs done, <objective>_std, cv_folds_done / repeats_done
@@ -33,6 +44,7 @@ class CVResult:
     train_seconds: float = 0.0
     images_seen: int = 0
     first: TrainResult | None = None          # the first run (seed + 0), kept whole
+    models: list[FoldModel] = field(default_factory=list)   # every run's model, when asked to keep them
 
 
 def pool_train_val(data: ImageDataset) -> ImageSplit:
@@ -104,7 +116,7 @@ def progress_steps(runs: int, epochs: int) -> Callable[[int], int]:
 
 def cross_validate(splits: Iterator[Split], seed: int, objective: str, fit: FitFold,
                    report: Callable[[int, dict[str, float]], None], out_of_time: Callable[[], bool],
-                   step_of: Callable[[int], int] = lambda index: index) -> CVResult:
+                   step_of: Callable[[int], int] = lambda index: index, keep_models: bool = False) -> CVResult:
     """Train one fresh model per split (seeds seed, seed + 1, ...); after each, report the running means.
 
     Folds should come from the study's seed, so every trial is scored on the same folds and trials compare
@@ -112,12 +124,17 @@ def cross_validate(splits: Iterator[Split], seed: int, objective: str, fit: FitF
 
     `report` (step = step_of(run index)) may raise optuna.TrialPruned, so a pruner can stop a bad config after
     a run or two. When the study is out of time, stops between runs: the means are over the runs done.
+    `keep_models`: keep every run's weights and held-out predictions (result.models), for a bag of fold models.
     """
     result = CVResult(metrics={})
     per_run: list[dict[str, float]] = []
     for index, (where, batches) in enumerate(splits):
         trained = fit(batches, seed + index)
         result.first = result.first or trained
+        if keep_models:
+            assert trained.val_probs is not None
+            result.models.append(FoldModel(where, trained.state, batches.preprocessing,
+                                           batches.val.labels.numpy(), trained.val_probs))
         per_run.append(dict(trained.metrics))
         result.folds.append({**where, "n_train": len(batches.train), "n_val": len(batches.val),
                              "best_epoch": trained.best_epoch, "epochs_trained": trained.epochs_trained,

@@ -40,6 +40,7 @@ class TrainResult:
     images_seen: int
     epochs_trained: int
     confusion: list[list[int]]              # on validation at the best epoch and its threshold (multilabel: per label)
+    val_probs: np.ndarray | None = None     # validation probabilities of the best epoch (out-of-fold under CV)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
 
         def val_probs() -> tuple[np.ndarray, np.ndarray]:
             return evaluate(model, batches.val, batches)
-    best: tuple[float, int, dict[str, float], dict[str, torch.Tensor], Threshold, list[list[int]]] | None = None
+    best: tuple[float, int, dict[str, float], dict[str, torch.Tensor], Threshold, list[list[int]], np.ndarray] | None = None
     seconds, seen, stale = 0.0, 0, 0
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -168,14 +169,14 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
         score = _score(metrics.get(select[0], math.nan), select[1])
         if best is None or score > best[0] or keep_last:
             matrix = confusion(labels, probs, batches.kind, batches.n_classes, threshold=threshold)
-            best, stale = (score, epoch, metrics, cpu_copy(model.state_dict()), threshold, matrix), 0
+            best, stale = (score, epoch, metrics, cpu_copy(model.state_dict()), threshold, matrix, probs), 0
         else:
             stale += 1
         on_epoch(epoch, metrics)
         if (spec.early_stopping is not None and stale >= spec.early_stopping) or out_of_time():
             break
     assert best is not None  # epochs >= 1
-    return TrainResult(best[2], best[1], best[3], best[4], seconds, seen, epoch + 1, best[5])
+    return TrainResult(best[2], best[1], best[3], best[4], seconds, seen, epoch + 1, best[5], best[6])
 
 
 def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe, batch_size: int,

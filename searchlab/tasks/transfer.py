@@ -120,6 +120,11 @@ def _file_state(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
 
 def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Copy every non-head tensor by name; adapt RGB<->gray first convolutions; name every misfit."""
+    if state and all(k.startswith("members.") for k in state):
+        members = len({k.split(".")[1] for k in state})
+        raise TrialFailure(f"weights '{source}' are an ensemble of {members} networks (a --top-k export, or a "
+                           "trial of a study with train.cv_model: bag); transfer starts from one network. Fix: "
+                           "export a single trial of a study with cv_model: refit, or give its weights file")
     target = model.state_dict()
     missing, misfits, loaded = [], [], {}
     for name, tensor in target.items():
