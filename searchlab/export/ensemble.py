@@ -56,7 +56,7 @@ def ensemble_config(members: list[dict[str, Any]], trials: list[FrozenTrial]) ->
         "preprocessing": preprocessing,                            # one per member, in member order
         "task": first["task"],
         "class_names": first["class_names"],
-        "threshold": first["threshold"],                          # replaced by choose_threshold_again
+        "threshold": first["threshold"],          # replaced by choose_on_validation or choose_out_of_fold
         "trials": [{**c["trial"], "value": t.value, "threshold": c["threshold"],
                     "validation_metrics": c["validation_metrics"]} for c, t in zip(members, trials)],
     }
@@ -65,11 +65,13 @@ def ensemble_config(members: list[dict[str, Any]], trials: list[FrozenTrial]) ->
 def ensemble_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The trials' weights under one ensemble's member numbering (a bagged trial's members renumbered)."""
     merged: dict[str, torch.Tensor] = {}
+    offset = 0
     for state in states:
-        if not next(iter(state)).startswith("members."):
+        if not all(k.startswith("members.") for k in state):   # one network: one member
             state = {f"members.0.{k}": v for k, v in state.items()}
-        offset = 1 + max((int(k.split(".")[1]) for k in merged), default=-1)
-        merged.update({f"members.{offset + int(k.split('.')[1])}.{k.split('.', 2)[2]}": v for k, v in state.items()})
+        split = {k: k.split(".", 2) for k in state}               # "members", index, parameter name
+        merged.update({f"members.{offset + int(split[k][1])}.{split[k][2]}": v for k, v in state.items()})
+        offset += 1 + max(int(parts[1]) for parts in split.values())
     return merged
 
 

@@ -30,10 +30,10 @@ class FoldModel:
     """One run's trained model with what scoring it out of fold needs (kept for train.cv_model: bag)."""
 
     where: dict[str, int]                     # {"repeat": r, "fold": f}
-    state: dict[str, torch.Tensor]            # best-epoch weights
+    state: dict[str, torch.Tensor]            # the weights the run kept (train.checkpoint: best or last epoch)
     preprocessing: dict[str, list[float]]     # this run's normalisation (from its training part)
     val_labels: np.ndarray                    # the held-out fold's labels
-    val_probs: np.ndarray                     # and the model's probabilities on it (at the best epoch)
+    val_probs: np.ndarray                     # and the kept model's probabilities on it
 
 
 @dataclass
