@@ -1,2 +1,2 @@
 """GAN studies (`task: generate`): MedFID and friends (metrics.py, features.py) and the training loop (train.py).
-The networks and losses are torch-only, in searchlab/models/gan.py."""
+The networks are torch-only, in searchlab/models/gan.py (with gan_common.py and stylegan2.py)."""

@@ -1,11 +1,11 @@
 """What training a GAN needs and an export does not: the families' losses, the gradient penalty (WGAN-GP),
-R1 (StyleGAN2), DiffAugment and the generator EMA (the networks are in searchlab/models/gan.py)."""
+R1 (StyleGAN2), DiffAugment and the generator EMA (the networks are in searchlab/models/gan.py and stylegan2.py)."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from searchlab.models.gan import _gan_check_family
+from searchlab.models.gan_common import _gan_check_family
 
 DIFF_AUGMENT_OPS = ("color", "translation", "cutout")
 

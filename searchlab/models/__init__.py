@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from searchlab.models import cells, gan, gan_sampling, nni_model, standalone, zen
+from searchlab.models import cells, gan, gan_common, gan_sampling, nni_model, standalone, stylegan2, zen
 
 BODY_MARKER = "# ---- model.py body ----"
 # architecture name -> (module, class name): what model.py must define and register
@@ -35,10 +35,11 @@ def model_source(nni_spaces: Iterable[str] = ()) -> str:
 
 
 def generator_source() -> str:
-    """The text of a generator export's model.py: standalone.py (the safetensors reader), the GAN networks,
-    then load_generator / sample_images."""
-    return "\n\n".join([Path(standalone.__file__).read_text().rstrip() + "\n", _body("gan", gan),
-                        _body("sampling", gan_sampling)])
+    """The text of a generator export's model.py: standalone.py (the safetensors reader), the GAN networks
+    (shared helpers, StyleGAN2, DCGAN and the builders, each file after what it uses), then load_generator /
+    sample_images."""
+    return "\n\n".join([Path(standalone.__file__).read_text().rstrip() + "\n", _body("gan common", gan_common),
+                        _body("stylegan2", stylegan2), _body("gan", gan), _body("sampling", gan_sampling)])
 
 
 def _body(name: str, module: object) -> str:

@@ -1,8 +1,8 @@
 """Loading and sampling an exported generator: the end of a generator export's model.py (torch only).
 
 A generator export is `config.json` (the generator's spec: family, image size, channels, constructor args,
-class names) + `weights.safetensors` + `model.py` = standalone.py (its safetensors reader) + gan.py's body +
-this file's body:
+class names) + `weights.safetensors` + `model.py` = standalone.py (its safetensors reader) + the bodies of
+gan_common.py, stylegan2.py and gan.py + this file's body:
 
     import model
     G, config = model.load_generator("best")
