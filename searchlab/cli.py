@@ -112,7 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _export_best(study: Any, result: Any) -> Any:
     from optuna.trial import TrialState
 
-    from searchlab.errors import ExportError
+    from searchlab.errors import SearchlabError
     from searchlab.export.exporter import export_run
 
     out = study.config.export.dir or study.run_dir / "best"
@@ -124,8 +124,9 @@ def _export_best(study: Any, result: Any) -> Any:
               f"exporting the {top_k} best", file=sys.stderr)
     try:
         export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta)
-    except ExportError as exc:
-        print(f"export skipped: {exc}", file=sys.stderr)
+    except SearchlabError as exc:   # the search is done and stored: say how to export it, do not lose the run
+        print(f"export skipped: {exc}\nThe trials are stored; export them with: searchlab export {study.run_dir} "
+              f"--top-k {top_k} --tta {export.tta} --out {out}", file=sys.stderr)
         return None
     return out
 

@@ -174,6 +174,51 @@ def test_a_storage_that_cannot_be_opened(write_study, tmp_path):
         run_study(load_study(callable_study(write_study, extra="\nstorage: 'nosuchdb://x'\n")), progress=False)
 
 
+def test_a_transient_sqlite_io_error_is_retried_and_others_are_not(tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    from searchlab.engine import storage as storage_module
+
+    real, calls = storage_module._rdb, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(storage_module, "_rdb", flaky)
+    opened = storage_module.open_storage(f"sqlite:///{tmp_path / 'a.db'}")
+    assert len(calls) == 2 and opened.get_all_studies() == []
+    assert "disk I/O error); retrying" in capsys.readouterr().err
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise sqlite3.OperationalError("unable to open database file")
+
+    calls.clear()
+    monkeypatch.setattr(storage_module, "_rdb", broken)
+    with pytest.raises(StorageError, match="unable to open database file"):
+        storage_module.open_storage(f"sqlite:///{tmp_path / 'b.db'}")
+    assert len(calls) == 1
+
+
+def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_study, tmp_path, monkeypatch,
+                                                                         capsys):
+    from searchlab.cli import main
+    from searchlab.export import exporter
+
+    def fails(*args, **kwargs):
+        raise StorageError("cannot open storage 'sqlite:///x': disk I/O error")
+
+    monkeypatch.setattr(exporter, "export_run", fails)
+    path = callable_study(write_study, n=2, extra="\nexport: {after_run: true}\n")
+    assert main(["run", str(path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "export skipped: cannot open storage" in err and f"searchlab export {tmp_path / 'run'}" in err
+    assert len(optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials) == 2
+
+
 def test_journal_storage(write_study, tmp_path):
     path = callable_study(write_study, n=3, extra=f"\nstorage: 'journal://{tmp_path / 'j.log'}'\n")
     run_study(load_study(path), progress=False)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -21,6 +23,7 @@ from searchlab.errors import StorageError
 
 HEARTBEAT_SECONDS = 10     # a RUNNING trial whose process died is noticed after GRACE_SECONDS
 GRACE_SECONDS = 60         # long enough that a busy machine never fails a live trial
+SQLITE_OPEN_ATTEMPTS = 3   # a transient "disk I/O error" opening a SQLite file is tried again
 MAX_RETRIES = 2            # a config whose process died is retried this many times (executor.max_retries)
 
 
@@ -100,12 +103,23 @@ def _sqlite(url: str, heartbeat: bool, retries: int) -> RDBStorage:
     if path.exists() and path.is_file():
         _check_sqlite_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Several local workers write at once: wait for the lock instead of failing with "database is locked".
-    storage = _rdb(url, heartbeat, retries, connect_args={"timeout": 120})
-    with sqlite3.connect(path, timeout=120) as conn:
-        # WAL lets readers (dashboard, progress) proceed while a worker writes; it persists in the file.
-        conn.execute("PRAGMA journal_mode=WAL")
-    return storage
+    for attempt in range(SQLITE_OPEN_ATTEMPTS):
+        try:
+            # Several local workers write at once: wait for the lock instead of failing with "database is locked".
+            storage = _rdb(url, heartbeat, retries, connect_args={"timeout": 120})
+            with sqlite3.connect(path, timeout=120) as conn:
+                # WAL lets readers (dashboard, progress) proceed while a worker writes; it persists in the file.
+                conn.execute("PRAGMA journal_mode=WAL")
+            return storage
+        except Exception as exc:
+            # Seen once at the end of a 30-minute run (bench/breastmnist_30min.py): "disk I/O error" opening the
+            # WAL database again in the process that had just written it; the next open worked. Transient I/O
+            # errors are retried, said on stderr; anything else, or a third failure, is the caller's error.
+            if "disk I/O error" not in str(exc) or attempt == SQLITE_OPEN_ATTEMPTS - 1:
+                raise
+            print(f"searchlab: opening {path} failed ({str(exc).splitlines()[0]}); retrying", file=sys.stderr)
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _check_sqlite_file(path: Path) -> None:
