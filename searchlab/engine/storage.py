@@ -112,9 +112,10 @@ def _sqlite(url: str, heartbeat: bool, retries: int) -> RDBStorage:
                 conn.execute("PRAGMA journal_mode=WAL")
             return storage
         except Exception as exc:
-            # Seen once at the end of a 30-minute run (bench/breastmnist_30min.py): "disk I/O error" opening the
-            # WAL database again in the process that had just written it; the next open worked. Transient I/O
-            # errors are retried, said on stderr; anything else, or a third failure, is the caller's error.
+            # Seen once, at the end of a 30-minute run (bench/breastmnist_30min.py): "disk I/O error" re-opening
+            # the WAL database in the process that had just written it, while another process had been reading
+            # it; a new process opened it a minute later without error, and the cause was not reproduced. Such
+            # an error is retried, said on stderr; any other, or a third failure, is the caller's error.
             if "disk I/O error" not in str(exc) or attempt == SQLITE_OPEN_ATTEMPTS - 1:
                 raise
             print(f"searchlab: opening {path} failed ({str(exc).splitlines()[0]}); retrying", file=sys.stderr)
