@@ -22,6 +22,7 @@ from searchlab.models import standalone
 from searchlab.report.best_model import model_sections
 from searchlab.tasks.crossval import fold_indices
 from searchlab.tasks.transfer import load_matching
+from test_export_ensemble import _data
 
 STUDY = """
 name: bag
@@ -56,10 +57,7 @@ def _held_out(net, config, images, labels, folds, tta="none"):
 @pytest.fixture(scope="module")
 def bag_run(tmp_path_factory, breastmnist_root):
     tmp = tmp_path_factory.mktemp("bag")
-    path = tmp / "study.yaml"
-    path.write_text(STUDY + f"data: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}', "
-                    f"download: false}}\nrun_dir: '{tmp / 'run'}'\n")
-    run_study(load_study(path), progress=False)
+    run_study(load_study(_data(breastmnist_root, tmp, STUDY, name="run.yaml")), progress=False)
     study = optuna.load_study(study_name="bag", storage=f"sqlite:///{tmp / 'run' / 'study.db'}")
     return tmp, sorted(study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: -t.value)
 
