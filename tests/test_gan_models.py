@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from searchlab.models import gan
+from searchlab.models import GAN_BODIES, gan
 from searchlab.gan.losses import (diff_augment, discriminator_loss, ema_update, generator_loss, gradient_penalty,
                                   r1_penalty)
 from searchlab.models.gan import (GAN_FAMILIES, ModulatedConv2d, build_discriminator, build_generator,
@@ -45,9 +45,13 @@ def real_images(size: int, channels: int = 1) -> torch.Tensor:
 
 
 def body_text() -> str:
-    text = Path(gan.__file__).read_text()
-    assert text.count(MARKER + "\n") == 1, "the exporter splits the file at exactly one marker line"
-    return text.split(MARKER + "\n", 1)[1]
+    """The GAN files' bodies in the order a generator export's model.py holds them."""
+    bodies = []
+    for _, module in GAN_BODIES:
+        text = Path(module.__file__).read_text()
+        assert text.count(MARKER + "\n") == 1, "the exporter splits each file at exactly one marker line"
+        bodies.append(text.split(MARKER + "\n", 1)[1])
+    return "\n\n".join(bodies)
 
 
 # ------------------------------------------------------------------ shapes, ranges, sampling

@@ -12,6 +12,8 @@ from pathlib import Path
 from searchlab.models import cells, gan, gan_common, gan_sampling, nni_model, standalone, stylegan2, zen
 
 BODY_MARKER = "# ---- model.py body ----"
+# the GAN network files whose bodies a generator export's model.py holds, each after the ones it uses
+GAN_BODIES = (("gan common", gan_common), ("stylegan2", stylegan2), ("gan", gan))
 # architecture name -> (module, class name): what model.py must define and register
 SEARCHED_ARCHITECTURES = {"zen": (zen, "ZenNet"), "cells": (cells, "CellNet")}
 
@@ -38,8 +40,8 @@ def generator_source() -> str:
     """The text of a generator export's model.py: standalone.py (the safetensors reader), the GAN networks
     (shared helpers, StyleGAN2, DCGAN and the builders, each file after what it uses), then load_generator /
     sample_images."""
-    return "\n\n".join([Path(standalone.__file__).read_text().rstrip() + "\n", _body("gan common", gan_common),
-                        _body("stylegan2", stylegan2), _body("gan", gan), _body("sampling", gan_sampling)])
+    return "\n\n".join([Path(standalone.__file__).read_text().rstrip() + "\n",
+                        *(_body(name, module) for name, module in GAN_BODIES), _body("sampling", gan_sampling)])
 
 
 def _body(name: str, module: object) -> str:
