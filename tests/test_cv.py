@@ -136,3 +136,29 @@ def test_checkpoint_last_trains_every_epoch_and_keeps_the_final_weights(write_st
     val = load_dataset(load_study(tmp_path / "run.yaml").config.data, splits=("val",), base_dir=tmp_path).splits["val"]
     auc = roc_auc_score(val.labels.numpy(), predict_proba(net, config, val.images).numpy())
     assert auc == pytest.approx(curve[-1]["auc"], abs=1e-6) == pytest.approx(metrics["auc"], abs=1e-6)
+
+
+def test_the_pruner_judges_a_cv_trial_from_its_second_run_on(write_study):
+    """One 208-image fold is noise: fold 0's mean is recorded, but only the running mean of 2+ folds may prune."""
+    from types import SimpleNamespace
+
+    from searchlab.engine.context import TrialContext
+    from searchlab.tasks.crossval import cross_validate, progress_steps
+    from searchlab.tasks.train import TrainResult
+
+    study = load_study(write_study(TINY.replace("TRAIN", ", cv_folds: 3")))
+    optuna_study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    ctx = TrialContext(optuna_study.ask(), study, artifacts=None, seed=0)   # this pruner prunes any AUC it judges
+    fitted = []
+
+    def fit(batches, seed):
+        fitted.append(seed)
+        return TrainResult({"auc": 0.7 + 0.1 * len(fitted)}, 0, {}, 0.5, 1.0, 4, 1, [[1, 0], [0, 1]])
+
+    splits = iter([({"fold": i}, SimpleNamespace(train=[0] * 4, val=[0] * 2)) for i in range(3)])
+    step_of = progress_steps(3, 20)
+    with pytest.raises(optuna.TrialPruned):
+        cross_validate(splits, 0, "auc", fit, ctx.report, lambda: False, step_of=step_of)
+    assert fitted == [0, 1]   # not pruned after fold 0; pruned after fold 1, before fold 2 trained
+    (trial,) = optuna_study.get_trials()
+    assert trial.intermediate_values == {step_of(0): pytest.approx(0.8), step_of(1): pytest.approx(0.85)}

@@ -36,8 +36,10 @@ class TrialContext:
         """(metric, direction) of the first objective: what early stopping and pruning follow."""
         return self.study.objectives[0]
 
-    def report(self, step: int, metrics: dict[str, float]) -> None:
-        """Record one epoch; raise optuna.TrialPruned when the pruner says so (single-objective only)."""
+    def report(self, step: int, metrics: dict[str, float], judge: bool = True) -> None:
+        """Record one epoch; raise optuna.TrialPruned when the pruner says so (single-objective only).
+
+        judge=False records the value without letting the pruner (or a Ray scheduler) act on it."""
         metric, _ = self.primary
         self.curve.append({"epoch": step, **{k: v for k, v in metrics.items() if _finite(v)}})
         self.trial.set_user_attr("curve", self.curve)   # one attribute, rewritten: one row, not one per epoch
@@ -45,6 +47,8 @@ class TrialContext:
         if len(self.study.objectives) > 1 or value is None or not _finite(value):
             return
         self.trial.report(float(value), step)
+        if not judge:
+            return
         if self.on_epoch is not None:
             self.on_epoch(step, float(value))
         if self.trial.should_prune():

@@ -115,15 +115,17 @@ def progress_steps(runs: int, epochs: int) -> Callable[[int], int]:
 
 
 def cross_validate(splits: Iterator[Split], seed: int, objective: str, fit: FitFold,
-                   report: Callable[[int, dict[str, float]], None], out_of_time: Callable[[], bool],
+                   report: Callable[[int, dict[str, float], bool], None], out_of_time: Callable[[], bool],
                    step_of: Callable[[int], int] = lambda index: index, keep_models: bool = False) -> CVResult:
     """Train one fresh model per split (seeds seed, seed + 1, ...); after each, report the running means.
 
     Folds should come from the study's seed, so every trial is scored on the same folds and trials compare
     fairly; the models' initialisation and batch order come from `seed` (the trial's).
 
-    `report` (step = step_of(run index)) may raise optuna.TrialPruned, so a pruner can stop a bad config after
-    a run or two. When the study is out of time, stops between runs: the means are over the runs done.
+    `report(step, running means, judge)` (step = step_of(run index)) may raise optuna.TrialPruned, so a pruner
+    can stop a bad config early -- but only from the second run on (judge=False after the first): one fold or
+    seed of a small set is noise (a 208-image BreastMNIST fold moves AUC by ~0.02 between equal configs), and
+    pruning on it selects lucky first folds, which is what cross-validation is there to avoid. When the study is out of time, stops between runs: the means are over the runs done.
     `keep_models`: keep every run's weights and held-out predictions (result.models), for a bag of fold models.
     """
     result = CVResult(metrics={})
@@ -141,7 +143,7 @@ def cross_validate(splits: Iterator[Split], seed: int, objective: str, fit: FitF
                              **{k_: v for k_, v in trained.metrics.items() if _finite(v)}})
         result.train_seconds += trained.train_seconds
         result.images_seen += trained.images_seen
-        report(step_of(index), mean_metrics(per_run))
+        report(step_of(index), mean_metrics(per_run), index >= 1)
         if out_of_time():
             break
     if not per_run:
