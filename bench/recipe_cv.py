@@ -1,13 +1,14 @@
 """Where studies/breastmnist_search.yaml's points_to_evaluate come from: recipes compared by cross-validation
 over BreastMNIST train+val only (the test split is never read), in plain torch.
 
-    python bench/recipe_cv.py EPOCHS WIDTH shift|affine [SEEDS]
+    python bench/recipe_cv.py EPOCHS WIDTH shift|affine [SEEDS] [INPUT_SCALE]
 
 4 outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe train on the other
 three folds (AdamW lr 1e-3, weight decay 1e-4, cosine, batch 32, label smoothing 0.05, a 3-stage VGG-style
-CNN of the given width, last epoch kept) and score the held-out fold with flip TTA. Prints the out-of-fold
-AUC of each seed's models, their mean, and that of the seeds' average (a seed ensemble). One core each; the
-study's numbers came from runs of 20/40 epochs, widths 16/32/48, shift/affine (~4-15 min each).
+CNN of the given width, last epoch kept; INPUT_SCALE 2: the 28-px input upsampled to 56 inside the net and one
+more stage, model.input_scale) and score the held-out fold with flip TTA. Prints the out-of-fold AUC of each
+seed's models, their mean, and that of the seeds' average (a seed ensemble). One core each; the study's numbers
+came from runs of 20/40 epochs, widths 16/32/48, shift/affine, input scale 1/2 (~4-15 min each).
 """
 from __future__ import annotations
 
@@ -26,16 +27,20 @@ from _common import data_root  # noqa: E402
 
 EPOCHS, WIDTH, AUGMENT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 SEEDS = int(sys.argv[4]) if len(sys.argv) > 4 else 4
+INPUT_SCALE = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+STAGES = 3 + INPUT_SCALE.bit_length() - 1   # each doubling of the input adds a stage: the last is 7x7 again
 
 
 def network() -> nn.Sequential:
     layers: list[nn.Module] = []
+    if INPUT_SCALE > 1:
+        layers.append(nn.Upsample(scale_factor=INPUT_SCALE, mode="bilinear", align_corners=False))
     channels = 1
-    for stage in range(3):
+    for stage in range(STAGES):
         width = WIDTH * 2 ** stage
         layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
                    nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                   nn.MaxPool2d(2) if stage < 2 else nn.Identity()]
+                   nn.MaxPool2d(2) if stage < STAGES - 1 else nn.Identity()]
         channels = width
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(channels, 2))
 
@@ -93,7 +98,7 @@ def main() -> None:
         for s in range(SEEDS):
             probs[s, held] = fit_and_score(images, labels, train, held, 100 * o + s)
     singles = [roc_auc_score(labels, p) for p in probs]
-    print(f"epochs {EPOCHS} width {WIDTH} {AUGMENT}: out-of-fold AUC per seed "
+    print(f"epochs {EPOCHS} width {WIDTH} {AUGMENT} input scale {INPUT_SCALE}: out-of-fold AUC per seed "
           f"{' '.join(f'{a:.3f}' for a in singles)}, mean {np.mean(singles):.4f}, "
           f"{SEEDS}-seed ensemble {roc_auc_score(labels, probs.mean(0)):.4f} ({time.time() - started:.0f} s)")
 

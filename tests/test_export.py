@@ -18,7 +18,7 @@ STUDY = """
 name: exp
 task: classify
 space:
-  model: {kind: cnn, depth: 2, width: 8, dropout: 0.1}
+  model: {kind: cnn, depth: 2, width: 8, dropout: 0.1, input_scale: 2}
   optim: {lr: {float: [1.0e-3, 3.0e-3], log: true}}
   train: {batch_size: 64}
 strategy: random
@@ -42,7 +42,8 @@ def test_export_writes_spec_weights_and_model_py(exported):
     files = {p.name for p in (tmp / "best").iterdir()}
     assert files == {"config.json", "weights.safetensors", "model.py", "test_predictions.json"}
     on_disk = json.loads((tmp / "best" / "config.json").read_text())
-    assert on_disk["model"]["architecture"] == "plain_cnn" and on_disk["class_names"] == ["malignant", "normal, benign"]
+    assert on_disk["model"]["architecture"] == "plain_cnn" and on_disk["model"]["args"]["input_scale"] == 2
+    assert on_disk["class_names"] == ["malignant", "normal, benign"]
     assert on_disk["task"] == "binary" and on_disk["threshold"] == 0.5 and on_disk["test_size"] == 156
     low, high = on_disk["test_metrics_ci95"]["auc"]
     assert low <= on_disk["test_metrics"]["auc"] <= high and high - low > 0
@@ -88,3 +89,15 @@ def test_export_cli(exported):
     assert proc.returncode == 0, proc.stderr
     assert "exported trial 0" in proc.stdout and "auc" in proc.stdout
     assert (tmp / "cli" / "weights.safetensors").is_file()
+
+
+def test_input_scale_upsamples_inside_the_network():
+    import torch
+
+    from searchlab.models.standalone import PlainCNN
+
+    net = PlainCNN(1, 2, depth=2, width=4, input_scale=2).eval()
+    x = torch.rand(3, 1, 28, 28)
+    up = torch.nn.functional.interpolate(x, size=(56, 56), mode="bilinear", align_corners=False)
+    assert net.features(up).shape[-2:] == (28, 28)   # one pooling: 56 -> 28
+    assert torch.allclose(net(x), net.head(net.features(up))) and torch.allclose(net(x), net.classify(net.embed(x)))

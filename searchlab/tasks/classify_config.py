@@ -26,6 +26,7 @@ class PlainCNNSpec(TransferFields):
     norm: Literal["batch", "group", "none"] = "batch"
     activation: Literal["relu", "gelu", "silu", "leaky_relu"] = "relu"
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    input_scale: Annotated[int, Field(ge=1, le=4)] = 1     # bilinear upsampling inside the net (2: 28 -> 56 px)
 
     def architecture(self) -> tuple[str, dict[str, object]]:
         return "plain_cnn", self.architecture_args()
