@@ -125,7 +125,8 @@ def cross_validate(splits: Iterator[Split], seed: int, objective: str, fit: FitF
     `report(step, running means, judge)` (step = step_of(run index)) may raise optuna.TrialPruned, so a pruner
     can stop a bad config early -- but only from the second run on (judge=False after the first): one fold or
     seed of a small set is noise (a 208-image BreastMNIST fold moves AUC by ~0.02 between equal configs), and
-    pruning on it selects lucky first folds, which is what cross-validation is there to avoid. When the study is out of time, stops between runs: the means are over the runs done.
+    pruning on it selects lucky first folds, which is what cross-validation is there to avoid.
+    When the study is out of time, stops between runs: the means are over the runs done.
     `keep_models`: keep every run's weights and held-out predictions (result.models), for a bag of fold models.
     """
     result = CVResult(metrics={})
