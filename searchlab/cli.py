@@ -112,12 +112,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _export_best(study: Any, result: Any) -> Any:
     from optuna.trial import TrialState
 
+    from searchlab.engine.storage import close_connections
     from searchlab.errors import SearchlabError
     from searchlab.export.exporter import export_run
 
     out = study.config.export.dir or study.run_dir / "best"
     export = study.config.export
     complete = len(result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    close_connections(result.study._storage)   # the search is over; export_run opens the study afresh
     top_k = min(export.top_k, max(complete, 1))
     if top_k < export.top_k:   # a short run still leaves a model; say that it is a smaller ensemble
         print(f"export: {complete} completed trial(s), fewer than export.top_k={export.top_k}; "

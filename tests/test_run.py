@@ -219,6 +219,30 @@ def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_st
     assert len(optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials) == 2
 
 
+def test_close_connections_empties_the_pool_and_the_study_reconnects(tmp_path):
+    from searchlab.engine.storage import close_connections, open_storage
+
+    study = optuna.create_study(study_name="s", storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    backend = study._storage._backend
+    assert backend.engine.pool.checkedin() >= 1   # the pool keeps the search's connection open
+    close_connections(study._storage)
+    assert backend.engine.pool.checkedin() == 0
+    assert len(study.trials) == 2   # used again, it reconnects
+
+
+def test_storage_errors_name_sqlites_extended_code(tmp_path):
+    import sqlite3
+
+    from searchlab.engine.storage import sqlite_reason
+
+    (tmp_path / "not.db").write_bytes(b"SQLite format 3\x00" + b"x" * 200)   # right header, no database
+    with pytest.raises(sqlite3.DatabaseError) as caught:
+        sqlite3.connect(tmp_path / "not.db").execute("select * from sqlite_master").fetchall()
+    assert sqlite_reason(caught.value) == "file is not a database [SQLITE_NOTADB]"
+    assert sqlite_reason(ValueError()) == "ValueError"
+
+
 def test_journal_storage(write_study, tmp_path):
     path = callable_study(write_study, n=3, extra=f"\nstorage: 'journal://{tmp_path / 'j.log'}'\n")
     run_study(load_study(path), progress=False)

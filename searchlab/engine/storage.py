@@ -81,7 +81,7 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) 
     except StorageError:
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = sqlite_reason(exc)
         raise StorageError(f"cannot open storage '{url}': {reason}. Fix: check the URL, that the server is "
                            "running and reachable, and that its driver is installed (PostgreSQL: pip install "
                            "'searchlab[postgres]')") from None
@@ -112,15 +112,33 @@ def _sqlite(url: str, heartbeat: bool, retries: int) -> RDBStorage:
                 conn.execute("PRAGMA journal_mode=WAL")
             return storage
         except Exception as exc:
-            # Seen once, at the end of a 30-minute run (bench/breastmnist_30min.py): "disk I/O error" re-opening
-            # the WAL database in the process that had just written it, while another process had been reading
-            # it; a new process opened it a minute later without error, and the cause was not reproduced. Such
-            # an error is retried, said on stderr; any other, or a third failure, is the caller's error.
+            # Seen at the end of 30-minute runs (bench/breastmnist_30min.py, twice): "disk I/O error" re-opening
+            # the WAL database for the after-run export in the process that ran the search, while a new process
+            # opened it without error; not reproduced in short runs. Retried, said on stderr with SQLite's
+            # extended error name; any other error, or a third failure, is the caller's.
             if "disk I/O error" not in str(exc) or attempt == SQLITE_OPEN_ATTEMPTS - 1:
                 raise
-            print(f"searchlab: opening {path} failed ({str(exc).splitlines()[0]}); retrying", file=sys.stderr)
+            print(f"searchlab: opening {path} failed ({sqlite_reason(exc)}); retrying", file=sys.stderr)
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def sqlite_reason(exc: BaseException) -> str:
+    """The error's first line, with SQLite's extended code name (e.g. SQLITE_IOERR_SHMSIZE) when it has one."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    name = getattr(getattr(exc, "orig", exc), "sqlite_errorname", None)
+    return f"{first} [{name}]" if name else first
+
+
+def close_connections(storage: BaseStorage) -> None:
+    """Close an RDB storage's pooled database connections (it would reconnect on next use).
+
+    SQLite keeps per-process state for a file while any connection of the process has it open; the after-run
+    export closes the search's connections first, so it opens the study as a new process would."""
+    backend = getattr(storage, "_backend", storage)   # Optuna wraps RDB storages in a cache
+    if isinstance(backend, RDBStorage):
+        backend.remove_session()
+        backend.engine.dispose()
 
 
 def _check_sqlite_file(path: Path) -> None:
