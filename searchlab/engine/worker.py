@@ -62,7 +62,10 @@ class Budget:
 
     def left(self, ostudy: optuna.Study) -> bool:
         trials = ostudy.get_trials(deepcopy=False)
-        used = sum(t.state in FINISHED or t.state == TrialState.RUNNING for t in trials)  # WAITING runs next
+        # A failed trial re-queued as a retry gives its slot to the retry (WAITING, run next): otherwise a retry
+        # queued as the last trials finish would be left WAITING, never run.
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        used = sum((t.state in FINISHED or t.state == TrialState.RUNNING) and t.number not in retried for t in trials)
         failed = sum(t.state == TrialState.FAIL for t in trials)
         return min(self.n_trials - used, self.max_failed - failed) > 0
 
