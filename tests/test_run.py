@@ -234,13 +234,13 @@ def test_close_connections_empties_the_pool_and_the_study_reconnects(tmp_path):
 def test_storage_errors_name_sqlites_extended_code(tmp_path):
     import sqlite3
 
-    from searchlab.engine.storage import sqlite_reason
+    from searchlab.engine.storage import storage_error_reason
 
     (tmp_path / "not.db").write_bytes(b"SQLite format 3\x00" + b"x" * 200)   # right header, no database
     with pytest.raises(sqlite3.DatabaseError) as caught:
         sqlite3.connect(tmp_path / "not.db").execute("select * from sqlite_master").fetchall()
-    assert sqlite_reason(caught.value) == "file is not a database [SQLITE_NOTADB]"
-    assert sqlite_reason(ValueError()) == "ValueError"
+    assert storage_error_reason(caught.value) == "file is not a database [SQLITE_NOTADB]"
+    assert storage_error_reason(ValueError()) == "ValueError"
 
 
 def test_journal_storage(write_study, tmp_path):

@@ -81,7 +81,7 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) 
     except StorageError:
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
-        reason = sqlite_reason(exc)
+        reason = storage_error_reason(exc)
         raise StorageError(f"cannot open storage '{url}': {reason}. Fix: check the URL, that the server is "
                            "running and reachable, and that its driver is installed (PostgreSQL: pip install "
                            "'searchlab[postgres]')") from None
@@ -118,13 +118,13 @@ def _sqlite(url: str, heartbeat: bool, retries: int) -> RDBStorage:
             # extended error name; any other error, or a third failure, is the caller's.
             if "disk I/O error" not in str(exc) or attempt == SQLITE_OPEN_ATTEMPTS - 1:
                 raise
-            print(f"searchlab: opening {path} failed ({sqlite_reason(exc)}); retrying", file=sys.stderr)
+            print(f"searchlab: opening {path} failed ({storage_error_reason(exc)}); retrying", file=sys.stderr)
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
 
 
-def sqlite_reason(exc: BaseException) -> str:
-    """The error's first line, with SQLite's extended code name (e.g. SQLITE_IOERR_SHMSIZE) when it has one."""
+def storage_error_reason(exc: BaseException) -> str:
+    """A storage error's first line (any backend), with SQLite's extended code name (SQLITE_IOERR_...) if any."""
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     name = getattr(getattr(exc, "orig", exc), "sqlite_errorname", None)
     return f"{first} [{name}]" if name else first
