@@ -70,3 +70,32 @@ def test_four_workers_on_a_journal_file_stop_exactly_at_the_budget(write_study, 
 
     trials = optuna.load_study(study_name="fake", storage=open_storage(f"journal://{journal}")).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 200
+
+
+def test_the_budget_counts_a_retried_config_once_so_its_queued_retry_still_runs():
+    from types import SimpleNamespace
+
+    from optuna.distributions import FloatDistribution
+
+    from searchlab.engine.worker import Budget
+
+    def add(state, **attrs):
+        ostudy.add_trial(optuna.trial.create_trial(state=state, params={"x": 1.0}, user_attrs=attrs,
+                                                   distributions={"x": FloatDistribution(-3, 3)},
+                                                   value=0.0 if state == TrialState.COMPLETE else None))
+
+    ostudy = optuna.create_study()
+    budget = Budget(SimpleNamespace(config=SimpleNamespace(budget=SimpleNamespace(n_trials=2, max_failed=2))))
+    add(TrialState.FAIL)                   # 0: its worker was killed ...
+    add(TrialState.FAIL, retry_of=0)       # ... and so was its retry: one failed config
+    add(TrialState.COMPLETE)
+    add(TrialState.FAIL)                   # 3: killed, its retry queued (3 failed attempts; 1 failed config)
+    add(TrialState.WAITING, retry_of=3)
+    assert budget.left(ostudy)             # 1 of 2 trials done (failed ones have their own cap), 1 of 2 failed
+    retry = ostudy.trials[-1]._trial_id
+    ostudy._storage.set_trial_state_values(retry, TrialState.RUNNING)
+    assert not budget.left(ostudy)         # the retry running: n_trials reached
+    budget.n_trials = 10
+    assert budget.left(ostudy)
+    ostudy._storage.set_trial_state_values(retry, TrialState.FAIL)
+    assert not budget.left(ostudy)         # the retry failed too: 2 failed configs, max_failed reached

@@ -62,11 +62,13 @@ class Budget:
 
     def left(self, ostudy: optuna.Study) -> bool:
         trials = ostudy.get_trials(deepcopy=False)
-        # A failed trial re-queued as a retry gives its slot to the retry (WAITING, run next): otherwise a retry
-        # queued as the last trials finish would be left WAITING, never run.
+        # A failed trial re-queued as a retry hands its outcome to the retry (WAITING, run next), so both caps
+        # count configs, not attempts: counting attempts, a config killed twice and another killed once reach
+        # max_failed 3 with the second one's retry still queued, left WAITING and never run.
         retried = {t.user_attrs.get("retry_of") for t in trials}
-        used = sum((t.state in FINISHED or t.state == TrialState.RUNNING) and t.number not in retried for t in trials)
-        failed = sum(t.state == TrialState.FAIL for t in trials)
+        final = [t for t in trials if t.number not in retried]
+        used = sum(t.state in FINISHED or t.state == TrialState.RUNNING for t in final)
+        failed = sum(t.state == TrialState.FAIL for t in final)
         return min(self.n_trials - used, self.max_failed - failed) > 0
 
 
