@@ -45,6 +45,7 @@ class CVResult:
     images_seen: int = 0
     first: TrainResult | None = None          # the first run (seed + 0), kept whole
     models: list[FoldModel] = field(default_factory=list)   # every run's model, when asked to keep them
+    cut_short: bool = False                   # the study's timeout stopped a run before its planned epochs
 
 
 def pool_train_val(data: ImageDataset) -> ImageSplit:
@@ -126,7 +127,8 @@ def cross_validate(splits: Iterator[Split], seed: int, objective: str, fit: FitF
     can stop a bad config early -- but only from the second run on (judge=False after the first): one fold or
     seed of a small set is noise (a 208-image BreastMNIST fold moves AUC by ~0.02 between equal configs), and
     pruning on it selects lucky first folds, which is what cross-validation is there to avoid.
-    When the study is out of time, stops between runs: the means are over the runs done.
+    When the study is out of time, stops between runs: the means are over the runs done (result.cut_short
+    says whether a run itself was cut).
     `keep_models`: keep every run's weights and held-out predictions (result.models), for a bag of fold models.
     """
     result = CVResult(metrics={})
@@ -143,6 +145,7 @@ def cross_validate(splits: Iterator[Split], seed: int, objective: str, fit: FitF
                              "best_epoch": trained.best_epoch, "epochs_trained": trained.epochs_trained,
                              **{k_: v for k_, v in trained.metrics.items() if _finite(v)}})
         result.train_seconds += trained.train_seconds
+        result.cut_short = result.cut_short or trained.cut_short
         result.images_seen += trained.images_seen
         report(step_of(index), mean_metrics(per_run), index >= 1)
         if out_of_time():

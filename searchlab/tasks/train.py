@@ -41,6 +41,7 @@ class TrainResult:
     epochs_trained: int
     confusion: list[list[int]]              # on validation at the best epoch and its threshold (multilabel: per label)
     val_probs: np.ndarray | None = None     # validation probabilities of the best epoch (out-of-fold under CV)
+    cut_short: bool = False                 # the study's timeout stopped it before its planned epochs
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
         def val_probs() -> tuple[np.ndarray, np.ndarray]:
             return evaluate(model, batches.val, batches)
     best: tuple[float, int, dict[str, float], dict[str, torch.Tensor], Threshold, list[list[int]], np.ndarray] | None = None
-    seconds, seen, stale = 0.0, 0, 0
+    seconds, seen, stale, cut_short = 0.0, 0, 0, False
     for epoch in range(epochs):
         start = time.perf_counter()
         seen += run_epoch(epoch)
@@ -173,10 +174,13 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
         else:
             stale += 1
         on_epoch(epoch, metrics)
-        if (spec.early_stopping is not None and stale >= spec.early_stopping) or out_of_time():
+        if spec.early_stopping is not None and stale >= spec.early_stopping:
+            break
+        if epoch + 1 < epochs and out_of_time():
+            cut_short = True
             break
     assert best is not None  # epochs >= 1
-    return TrainResult(best[2], best[1], best[3], best[4], seconds, seen, epoch + 1, best[5], best[6])
+    return TrainResult(best[2], best[1], best[3], best[4], seconds, seen, epoch + 1, best[5], best[6], cut_short)
 
 
 def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe, batch_size: int,
