@@ -7,10 +7,11 @@ FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS mode
 train on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a
 study's bag with that cv_folds sees; AdamW lr 1e-3, weight decay 1e-4, cosine, batch 32, label smoothing 0.05,
 a 3-stage VGG-style CNN of the given width, last epoch kept; INPUT_SCALE 2: the 28-px input upsampled to 56
-inside the net and one more stage, model.input_scale) and score the held-out fold with flip TTA. Prints the out-of-fold AUC of each
-seed's models, their mean, and that of the seeds' average (a seed ensemble), then the same for accuracy at
-p > 0.5, and whether a threshold tuned for accuracy on out-of-fold predictions beats 0.5 on other images. One core each; the study's numbers came from runs of 20/40 epochs, widths 16/32/48, shift/affine,
-input scale 1/2 (~4-15 min each).
+inside the net and one more stage, model.input_scale) and score the held-out fold with flip TTA. Prints the
+out-of-fold AUC of each seed's models, their mean, and that of the seeds' average (a seed ensemble), then the
+same for accuracy at p > 0.5, and whether a threshold tuned for accuracy on out-of-fold predictions beats 0.5
+on other images. One core each; the study's numbers came from runs of 20/40 epochs, widths 16/32/48,
+shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min each).
 """
 from __future__ import annotations
 
@@ -102,14 +103,13 @@ def main() -> None:
         train = np.concatenate([f for i, f in enumerate(outer) if i != o])
         for s in range(SEEDS):
             probs[s, held] = fit_and_score(images, labels, train, held, 100 * o + s)
-    singles = [roc_auc_score(labels, p) for p in probs]
+    singles, ensemble = [roc_auc_score(labels, p) for p in probs], probs.mean(0)
     accuracies = [((p > 0.5) == labels).mean() for p in probs]   # at p > 0.5: no threshold chosen on the folds
     print(f"epochs {EPOCHS} width {WIDTH} {AUGMENT} input scale {INPUT_SCALE}, {FOLDS} folds: out-of-fold AUC "
           f"per seed {' '.join(f'{a:.3f}' for a in singles)}, mean {np.mean(singles):.4f}, "
-          f"{SEEDS}-seed ensemble {roc_auc_score(labels, probs.mean(0)):.4f} ({time.time() - started:.0f} s)")
+          f"{SEEDS}-seed ensemble {roc_auc_score(labels, ensemble):.4f} ({time.time() - started:.0f} s)")
     print(f"  accuracy at p > 0.5 per seed {' '.join(f'{a:.3f}' for a in accuracies)}, "
-          f"{SEEDS}-seed ensemble {((probs.mean(0) > 0.5) == labels).mean():.3f}")
-    ensemble = probs.mean(0)
+          f"{SEEDS}-seed ensemble {((ensemble > 0.5) == labels).mean():.3f}")
     print(f"  threshold for accuracy chosen on 3/4 of the out-of-fold images, scored on the rest (300 splits), vs "
           f"0.5 on the same rest: per seed {' '.join('%.3f/%.3f' % tuned_vs_fixed(labels, p) for p in probs)}, "
           f"ensemble {'%.3f/%.3f' % tuned_vs_fixed(labels, ensemble)}")

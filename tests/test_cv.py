@@ -169,7 +169,8 @@ def test_the_pruner_judges_a_cv_trial_from_its_second_run_on(write_study):
 def test_a_cv_trial_the_timeout_cuts_is_pruned_with_its_reason(write_study, tmp_path):
     """A mean over fewer or shorter folds is noisier than the others' and would win the selection by luck
     (seen: one fold cut at epoch 34 of 40 ranked first of a 30-minute search, above every 3-fold mean)."""
-    text = TINY.replace("TRAIN", ", cv_folds: 3").replace("budget: {n_trials: 1, epochs: 2}",
+    # checkpoint: last never stops early, so every fold would run 100000 epochs: only the timeout ends it
+    text = TINY.replace("TRAIN", ", cv_folds: 3, checkpoint: last").replace("budget: {n_trials: 1, epochs: 2}",
                                                           "budget: {n_trials: 1, epochs: 100000, timeout: 4}")
     run_study(load_study(write_study(text + f"run_dir: '{tmp_path / 'run'}'\n")), progress=False)
     study = optuna.load_study(study_name="tiny_cv", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
@@ -177,12 +178,12 @@ def test_a_cv_trial_the_timeout_cuts_is_pruned_with_its_reason(write_study, tmp_
     assert trial.state == TrialState.PRUNED
     reason = re.fullmatch(r"stopped by budget\.timeout after (\d) of 3 runs, the last cut at epoch (\d+) of 100000: "
                           r"not comparable with trials that finished every run", trial.user_attrs["pruned"])
-    assert reason, trial.user_attrs["pruned"]   # folds before the last may have stopped early (no progress)
+    assert reason, trial.user_attrs["pruned"]
     folds = trial.user_attrs["cv_folds"]
     assert len(folds) == int(reason[1]) < 3 and folds[-1]["epochs_trained"] == int(reason[2]) < 100000
 
 
-def test_a_run_that_finished_before_the_timeout_is_not_cut(write_study):
+def test_a_run_that_finished_before_the_timeout_is_not_cut():
     from types import SimpleNamespace
 
     from searchlab.tasks.crossval import cross_validate
