@@ -138,32 +138,50 @@ def kill_loop(study_file: Path, watch: StudyWatch, kills: int, seed: int, window
 EXPORT_FILES = {"config.json", "model.py", "weights.safetensors", "test_predictions.json"}
 
 
-def export_kill_loop(run_dir: Path, out: Path, attempts: int, seed: int, window: tuple[float, float] = (2.0, 6.0),
+def export_kill_loop(run_dir: Path, out: Path, attempts: int, seed: int, window: tuple[float, float] = (0.05, 0.9),
                      env: dict[str, str] | None = None) -> KillReport:
-    """`searchlab export` SIGKILLed at random moments: after each, `out` is absent or a whole export."""
-    import json
+    """`searchlab export` SIGKILLed at random moments: after each, `out` is absent or a whole export.
+
+    Kill moments are fractions (`window`) of one export's measured duration, not seconds: a loaded CI machine
+    once took longer than every fixed window, so no attempt ever finished. The last attempt is left to finish
+    and must leave a whole export."""
+    import shutil
 
     rng, report, started = random.Random(seed), KillReport(), time.time()
-    for _ in range(attempts):
-        proc = subprocess.Popen([sys.executable, "-c", RUN, "export", str(run_dir), "--out", str(out),
-                                 "--bootstrap", "3000"], env={**os.environ, **(env or {})},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    calibration = out.parent / f".{out.name}-calibration"
+    took = time.time()
+    if _export(run_dir, calibration, env).wait() != 0:
+        report.violations.append("the unkilled calibration export failed")
+    took = time.time() - took
+    shutil.rmtree(calibration, ignore_errors=True)
+    for attempt in range(attempts):
+        proc = _export(run_dir, out, env)
         report.runs += 1
         try:
-            proc.wait(timeout=rng.uniform(*window))
+            proc.wait(timeout=None if attempt == attempts - 1 else rng.uniform(*window) * took)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             report.kills += 1
-        if not out.exists():
-            continue
-        try:
-            files = {p.name for p in out.iterdir()}
-            assert files == EXPORT_FILES, f"files {sorted(files)}"
-            assert json.loads((out / "config.json").read_text())["format"] == "searchlab-export/1"
-            assert load_file(str(out / "weights.safetensors"))
-            report.complete += 1
-        except Exception as exc:
-            report.violations.append(f"after export attempt {report.runs}: {exc}")
+        if out.exists():
+            _check_whole_export(out, report)
     report.seconds = time.time() - started
     return report
+
+
+def _export(run_dir: Path, out: Path, env: dict[str, str] | None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", RUN, "export", str(run_dir), "--out", str(out), "--bootstrap", "3000"],
+                            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _check_whole_export(out: Path, report: KillReport) -> None:
+    import json
+
+    try:
+        files = {p.name for p in out.iterdir()}
+        assert files == EXPORT_FILES, f"files {sorted(files)}"
+        assert json.loads((out / "config.json").read_text())["format"] == "searchlab-export/1"
+        assert load_file(str(out / "weights.safetensors"))
+        report.complete += 1
+    except Exception as exc:
+        report.violations.append(f"after export attempt {report.runs}: {exc}")
