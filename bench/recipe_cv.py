@@ -34,6 +34,7 @@ EPOCHS, WIDTH, AUGMENT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 SEEDS = int(sys.argv[4]) if len(sys.argv) > 4 else 4
 INPUT_SCALE = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 FOLDS = int(sys.argv[6]) if len(sys.argv) > 6 else 4
+PRECISION = sys.argv[7] if len(sys.argv) > 7 else "fp32"   # bf16: bfloat16 autocast + channels_last (train.precision)
 STAGES = 3 + INPUT_SCALE.bit_length() - 1   # each doubling of the input adds a stage: the last is 7x7 again
 
 
@@ -73,6 +74,9 @@ def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, h
     mean, std = images[train].mean(), images[train].std()
     x, y = (images[train] - mean) / std, torch.from_numpy(labels[train]).long()
     model = network()
+    if PRECISION == "bf16":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, EPOCHS)
     for _ in range(EPOCHS):
@@ -80,7 +84,8 @@ def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, h
         order = torch.randperm(len(train))
         for start in range(0, len(train), 32):
             batch = order[start:start + 32]
-            loss = F.cross_entropy(model(augment(x[batch])), y[batch], label_smoothing=0.05)
+            with torch.autocast("cpu", torch.bfloat16, enabled=PRECISION == "bf16"):
+                loss = F.cross_entropy(model(augment(x[batch])), y[batch], label_smoothing=0.05)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -105,7 +110,7 @@ def main() -> None:
             probs[s, held] = fit_and_score(images, labels, train, held, 100 * o + s)
     singles, ensemble = [roc_auc_score(labels, p) for p in probs], probs.mean(0)
     accuracies = [((p > 0.5) == labels).mean() for p in probs]   # at p > 0.5: no threshold chosen on the folds
-    print(f"epochs {EPOCHS} width {WIDTH} {AUGMENT} input scale {INPUT_SCALE}, {FOLDS} folds: out-of-fold AUC "
+    print(f"epochs {EPOCHS} width {WIDTH} {AUGMENT} input scale {INPUT_SCALE}, {FOLDS} folds, {PRECISION}: out-of-fold AUC "
           f"per seed {' '.join(f'{a:.3f}' for a in singles)}, mean {np.mean(singles):.4f}, "
           f"{SEEDS}-seed ensemble {roc_auc_score(labels, ensemble):.4f} ({time.time() - started:.0f} s)")
     print(f"  accuracy at p > 0.5 per seed {' '.join(f'{a:.3f}' for a in accuracies)}, "

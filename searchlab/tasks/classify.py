@@ -30,6 +30,7 @@ from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import CVResult, cross_validate, cv_splits, progress_steps, repeated_splits
 from searchlab.tasks.parse import parse_trial
+from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
 from searchlab.tasks.transfer import apply_transfer
 
@@ -118,7 +119,8 @@ class ClassifyTask:
         model = build_model(model_spec)
         costs = measure_costs(model, data)
         ctx.record(model_spec=model_spec, preprocessing=batches.preprocessing, class_names=list(data.class_names),
-                   task_kind=data.kind, device=str(ctx.device), **costs, **_description(spec))
+                   task_kind=data.kind, device=str(ctx.device),
+                   train_precision=resolve_precision(spec.train.precision, ctx.device), **costs, **_description(spec))
         check_budget(costs, ctx.study.config.budget, ctx)
         epochs = spec.train.epochs or ctx.study.config.budget.epochs
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))

@@ -111,6 +111,13 @@ class TrainSpec(Frozen):
     # (local texture first, then context, as lesion-patch pretraining does for mammograms). 0 = off.
     patch_epochs: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     patch_size: Annotated[float, Field(ge=0.2, le=0.95)] = 0.5   # below ~0.2 a 28 px patch is 5 px: noise
+    # Training speed (searchlab/tasks/speed.py). "bf16": the network's training forward under bfloat16
+    # autocast (weights, optimiser and loss stay float32; validation and exports run in float32). CPUs with
+    # AVX-512 BF16 and recent GPUs run it ~1.7x faster; elsewhere it is emulated and slower, so "auto" picks
+    # bf16 only where the hardware has it. channels_last: NHWC memory for conv nets, the layout oneDNN and
+    # cuDNN convolve fastest; the same numbers up to rounding.
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    channels_last: bool = False
 
     @model_validator(mode="after")
     def _bag_needs_folds(self) -> "TrainSpec":

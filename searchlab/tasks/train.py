@@ -28,6 +28,7 @@ from searchlab.imbalance import ImbalanceSpec, Threshold, choose_threshold, epoc
 from searchlab.metrics import compute_metrics, confusion
 from searchlab.models.standalone import normalize, preprocess, probabilities
 from searchlab.tasks.classify_config import OptimSpec, TrainSpec
+from searchlab.tasks.speed import as_input, to_memory_format, training_precision
 
 
 @dataclass
@@ -143,17 +144,17 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
     frozen, so its features are computed once and each epoch trains only the head on them. `device`: where
     the network trains; the weights returned are on the CPU.
     """
-    model.to(device)
+    to_memory_format(model.to(device), spec.channels_last)
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(groups or [{"params": list(model.parameters())}], optim)
     schedule = make_schedule(opt, optim, epochs)
     if cached_features:
-        run_epoch, val_probs = feature_epochs(model, opt, batches, recipe, spec.batch_size, gen)
+        run_epoch, val_probs = feature_epochs(model, opt, batches, recipe, spec, gen)
     else:
         patch_epochs = round(spec.patch_epochs * epochs)
 
         def run_epoch(epoch: int) -> int:
-            return _one_epoch(model, opt, batches, recipe, spec.batch_size, gen, epoch, patches=epoch < patch_epochs)
+            return _one_epoch(model, opt, batches, recipe, spec, gen, epoch, patches=epoch < patch_epochs)
 
         def val_probs() -> tuple[np.ndarray, np.ndarray]:
             return evaluate(model, batches.val, batches)
@@ -183,17 +184,20 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
     return TrainResult(best[2], best[1], best[3], best[4], seconds, seen, epoch + 1, best[5], best[6], cut_short)
 
 
-def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe, batch_size: int,
+def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe, spec: TrainSpec,
                gen: torch.Generator, epoch: int, patches: bool = False) -> int:
     model.train()
     images, labels = batches.train.images, batches.train.labels
     order = recipe.order(gen)
-    for start in range(0, order.numel(), batch_size):
-        idx = order[start:start + batch_size]
+    device = next(model.parameters()).device
+    for start in range(0, order.numel(), spec.batch_size):
+        idx = order[start:start + spec.batch_size]
         if idx.numel() < 2 and order.numel() > 1:
             continue   # batch norm cannot train on a single sample
         x, targets, extra = recipe.batch(images[idx], labels[idx], patches)
-        loss = recipe.loss(on_device(model, normalize(x, batches.preprocessing)), targets) + extra
+        with training_precision(spec.precision, device):
+            logits = on_device(model, as_input(normalize(x, batches.preprocessing), spec.channels_last))
+        loss = recipe.loss(logits.float(), targets) + extra
         if not torch.isfinite(loss):
             raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (batch starting at {start}); "
                                "the learning rate is probably too high for this model")
@@ -208,7 +212,7 @@ def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, r
 
 
 def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe,
-                   batch_size: int, gen: torch.Generator) -> tuple[Callable[[int], int], Callable[[], Any]]:
+                   spec: TrainSpec, gen: torch.Generator) -> tuple[Callable[[int], int], Callable[[], Any]]:
     """(run one epoch, validation probabilities) for a frozen backbone: features computed once, here.
 
     Image augmentation cannot apply to cached features (each epoch would need new ones), so this mode
@@ -220,9 +224,11 @@ def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batche
     def run_epoch(epoch: int) -> int:
         model.train()
         order = recipe.order(gen)
-        for start in range(0, order.numel(), batch_size):
-            idx = order[start:start + batch_size]
-            loss = recipe.loss(on_device(model.classify, z_train[idx], model), y_train[idx])
+        for start in range(0, order.numel(), spec.batch_size):
+            idx = order[start:start + spec.batch_size]
+            with training_precision(spec.precision, next(model.parameters()).device):
+                logits = on_device(model.classify, z_train[idx], model)
+            loss = recipe.loss(logits.float(), y_train[idx])
             if not torch.isfinite(loss):
                 raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (head on cached features)")
             opt.zero_grad(set_to_none=True)
@@ -254,8 +260,9 @@ def on_device(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, model
 
 
 def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A snapshot of the weights, on the CPU (checkpoints and exports are device-free)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+    """A snapshot of the weights, on the CPU and contiguous (checkpoints and exports are device-free, and
+    NCHW whatever memory format trained them: safetensors stores contiguous tensors only)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
 
 
 def _score(value: float, direction: str) -> float:
