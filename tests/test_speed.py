@@ -32,6 +32,16 @@ def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(monkeypa
     assert speed.resolve_precision("bf16", cpu) == "bf16" and speed.resolve_precision("fp32", cpu) == "fp32"
 
 
+def test_bf16_on_a_gpu_without_bfloat16_fails_the_trial_with_the_fix(monkeypatch):
+    from searchlab.errors import TrialFailure
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100")
+    with pytest.raises(TrialFailure, match=r"precision is bf16, but this GPU \(Tesla V100\).*Fix: precision: auto"):
+        with training_precision("bf16", torch.device("cuda")):
+            pass
+
+
 def test_channels_last_applies_to_image_batches_only():
     assert as_input(torch.zeros(2, 3, 4, 4), True).is_contiguous(memory_format=torch.channels_last)
     assert as_input(torch.zeros(2, 5), True).is_contiguous()

@@ -1,7 +1,7 @@
 """How a training step runs fast: mixed precision and memory format (`train.precision`, `train.channels_last`).
 
-Both change only how the arithmetic is laid out, never what is trained: the weights and the optimiser state
-stay float32 and NCHW-indexed, so checkpoints and exports are the same format either way.
+Both change only how the arithmetic is done, never what is trained: the weights and the optimiser state stay
+float32, and checkpoints are stored NCHW-contiguous, so checkpoints and exports are the same format either way.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from searchlab.errors import TrialFailure
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -42,6 +44,9 @@ def training_precision(precision: str, device: torch.device) -> Iterator[None]:
     if resolve_precision(precision, device) == "fp32":
         yield
         return
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TrialFailure(f"train.precision is bf16, but this GPU ({torch.cuda.get_device_name(device)}) has no "
+                           "bfloat16 arithmetic. Fix: precision: auto (bf16 only where supported) or fp32")
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
         yield
 
