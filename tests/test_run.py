@@ -174,33 +174,25 @@ def test_a_storage_that_cannot_be_opened(write_study, tmp_path):
         run_study(load_study(callable_study(write_study, extra="\nstorage: 'nosuchdb://x'\n")), progress=False)
 
 
-def test_a_transient_sqlite_io_error_is_retried_and_others_are_not(tmp_path, monkeypatch, capsys):
-    import sqlite3
+def test_opening_the_storage_again_keeps_the_runs_sqlite_locks(tmp_path):
+    """A run opens its storage several times. Another process that reads the study and exits must not find
+    the run's locks gone: it would delete the WAL under the run, and the run's later trials would be lost to
+    every other process (the cause of "disk I/O error" at the end of 30-minute benchmark runs)."""
+    import subprocess
+    import sys
 
-    from searchlab.engine import storage as storage_module
+    from searchlab.engine.storage import open_storage
 
-    real, calls = storage_module._rdb, []
-
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise sqlite3.OperationalError("disk I/O error")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(storage_module, "_rdb", flaky)
-    opened = storage_module.open_storage(f"sqlite:///{tmp_path / 'a.db'}")
-    assert len(calls) == 2 and opened.get_all_studies() == []
-    assert "disk I/O error); retrying" in capsys.readouterr().err
-
-    def broken(*args, **kwargs):
-        calls.append(1)
-        raise sqlite3.OperationalError("unable to open database file")
-
-    calls.clear()
-    monkeypatch.setattr(storage_module, "_rdb", broken)
-    with pytest.raises(StorageError, match="unable to open database file"):
-        storage_module.open_storage(f"sqlite:///{tmp_path / 'b.db'}")
-    assert len(calls) == 1
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = optuna.create_study(study_name="s", storage=open_storage(url))
+    study.add_trial(optuna.trial.create_trial(value=0.0))
+    open_storage(url)   # as the worker does after create_or_load, in the same process
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    count = f"import optuna; print(len(optuna.load_study(study_name='s', storage='{url}').trials))"
+    assert subprocess.run([sys.executable, "-c", count], capture_output=True, text=True).stdout.strip() == "2"
+    study.add_trial(optuna.trial.create_trial(value=2.0))    # after the reader closed its connection
+    assert (tmp_path / "a.db-wal").exists()
+    assert subprocess.run([sys.executable, "-c", count], capture_output=True, text=True).stdout.strip() == "3"
 
 
 def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_study, tmp_path, monkeypatch,

@@ -5,10 +5,10 @@ journal file (safe for many processes on one machine or a shared file system).
 """
 from __future__ import annotations
 
+import contextlib
+
 import os
 import sqlite3
-import sys
-import time
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -23,7 +23,6 @@ from searchlab.errors import StorageError
 
 HEARTBEAT_SECONDS = 10     # a RUNNING trial whose process died is noticed after GRACE_SECONDS
 GRACE_SECONDS = 60         # long enough that a busy machine never fails a live trial
-SQLITE_OPEN_ATTEMPTS = 3   # a transient "disk I/O error" opening a SQLite file is tried again
 MAX_RETRIES = 2            # a config whose process died is retried this many times (executor.max_retries)
 
 
@@ -103,24 +102,12 @@ def _sqlite(url: str, heartbeat: bool, retries: int) -> RDBStorage:
     if path.exists() and path.is_file():
         _check_sqlite_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(SQLITE_OPEN_ATTEMPTS):
-        try:
-            # Several local workers write at once: wait for the lock instead of failing with "database is locked".
-            storage = _rdb(url, heartbeat, retries, connect_args={"timeout": 120})
-            with sqlite3.connect(path, timeout=120) as conn:
-                # WAL lets readers (dashboard, progress) proceed while a worker writes; it persists in the file.
-                conn.execute("PRAGMA journal_mode=WAL")
-            return storage
-        except Exception as exc:
-            # Seen at the end of 30-minute runs (bench/breastmnist_30min.py, twice): "disk I/O error" re-opening
-            # the WAL database for the after-run export in the process that ran the search, while a new process
-            # opened it without error; not reproduced in short runs. Retried, said on stderr with SQLite's
-            # extended error name; any other error, or a third failure, is the caller's.
-            if "disk I/O error" not in str(exc) or attempt == SQLITE_OPEN_ATTEMPTS - 1:
-                raise
-            print(f"searchlab: opening {path} failed ({storage_error_reason(exc)}); retrying", file=sys.stderr)
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+    # Several local workers write at once: wait for the lock instead of failing with "database is locked".
+    storage = _rdb(url, heartbeat, retries, connect_args={"timeout": 120})
+    with contextlib.closing(sqlite3.connect(path, timeout=120)) as conn:
+        # WAL lets readers (dashboard, progress) proceed while a worker writes; it persists in the file.
+        conn.execute("PRAGMA journal_mode=WAL")
+    return storage
 
 
 def storage_error_reason(exc: BaseException) -> str:
@@ -142,11 +129,22 @@ def close_connections(storage: BaseStorage) -> None:
 
 
 def _check_sqlite_file(path: Path) -> None:
-    with path.open("rb") as fh:
-        head = fh.read(16)
-    if head and head != b"SQLite format 3\x00":
+    """Refuse a file that is not an SQLite database, asking SQLite itself.
+
+    Never by reading the file with open(): SQLite's locks are POSIX locks, which close() of *any* descriptor
+    of the file drops for the whole process. A run opens its storage several times; a plain read at the
+    second open dropped the locks of the first connection, so another process (the dashboard, a user's
+    check) closing its own connection believed itself the last one, checkpointed and deleted the WAL under
+    the run, and the run's later trials went into a deleted file: lost to every other process, and "disk I/O
+    error [SQLITE_IOERR_SHORT_READ]" when the run opened the study again for its export."""
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=120)) as conn:
+            conn.execute("PRAGMA schema_version")
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc):
+            raise
         raise StorageError(f"'{path}' exists but is not an SQLite database. Fix: point storage at another "
-                           "file or move this one away")
+                           "file or move this one away") from None
 
 
 class ContainedArtifactStore(FileSystemArtifactStore):
