@@ -6,7 +6,6 @@ journal file (safe for many processes on one machine or a shared file system).
 from __future__ import annotations
 
 import contextlib
-
 import os
 import sqlite3
 import warnings
