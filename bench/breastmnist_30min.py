@@ -16,7 +16,8 @@ is capped at 1, as 2 threads on one core only slow it). --mode sequential: one a
 cores (searchlab: the study's 2 workers; the yardstick: its own 2 threads); twice as long.
 
 Results go to OUT/results.jsonl one line per (tool, seed) as they finish, so `--resume` continues an
-interrupted benchmark (and reruns a seed where either tool failed). The test split is read only by each tool's final scoring; nothing here selects on it.
+interrupted benchmark and reruns a seed where either tool failed. The test split is read only by each tool's
+final scoring; nothing here selects on it.
 Targets (issue 3): beat the yardstick on the mean test AUC and ACC of the seeds; test AUC >= 0.94, ACC >= 0.90.
 """
 from __future__ import annotations
