@@ -158,7 +158,8 @@ def report(results: list[dict], seeds: list[int], seconds: int, mode: str) -> in
                          f"{m['test_acc']:.3f}"])
     rows += [[f"{name} (published)", "-", "-", "-", f"{auc:.3f}", f"{acc:.3f}"] for name, auc, acc in PUBLISHED]
     print(f"\nBreastMNIST test split (156 images), {seconds} s search budget per tool and seed, mode {mode}")
-    print("(best val AUC: searchlab's is the 3-fold CV mean of its best trial; the yardstick's is on the 78 val images)")
+    print("(best val AUC: searchlab's is the cross-validation mean of its best trial over the study's train.cv_folds "
+          "folds; the yardstick's is on the 78 val images)")
     print_table(["method", "wall", "trials", "best val AUC", "test AUC [95% CI]", "test ACC [95% CI]"], rows)
     for r in results:
         if "error" in r:
