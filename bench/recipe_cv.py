@@ -1,17 +1,18 @@
 """Where studies/breastmnist_search.yaml's points_to_evaluate come from: recipes compared by cross-validation
 over BreastMNIST train+val only (the test split is never read), in plain torch.
 
-    python bench/recipe_cv.py EPOCHS WIDTH shift|affine [SEEDS] [INPUT_SCALE] [FOLDS]
+    python bench/recipe_cv.py EPOCHS WIDTH shift|affine [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16]
 
 FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe
 train on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a
 study's bag with that cv_folds sees; AdamW lr 1e-3, weight decay 1e-4, cosine, batch 32, label smoothing 0.05,
 a 3-stage VGG-style CNN of the given width, last epoch kept; INPUT_SCALE 2: the 28-px input upsampled to 56
-inside the net and one more stage, model.input_scale) and score the held-out fold with flip TTA. Prints the
-out-of-fold AUC of each seed's models, their mean, and that of the seeds' average (a seed ensemble), then the
-same for accuracy at p > 0.5, and whether a threshold tuned for accuracy on out-of-fold predictions beats 0.5
-on other images. One core each; the study's numbers came from runs of 20/40 epochs, widths 16/32/48,
-shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min each).
+inside the net and one more stage, model.input_scale) and score the held-out fold with flip TTA, and with flips
+x 2-pixel shifts on the same models. Prints, for each, the out-of-fold AUC of each seed's models, their mean,
+and that of the seeds' average (a seed ensemble), then the same for accuracy at p > 0.5, and whether a
+threshold tuned for accuracy on out-of-fold predictions beats 0.5 on other images. One core each; the study's
+numbers came from runs of 20/40 epochs, widths 16/32/48, shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min
+each).
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ INPUT_SCALE = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 FOLDS = int(sys.argv[6]) if len(sys.argv) > 6 else 4
 PRECISION = sys.argv[7] if len(sys.argv) > 7 else "fp32"   # bf16: bfloat16 autocast + channels_last (train.precision)
 STAGES = 3 + INPUT_SCALE.bit_length() - 1   # each doubling of the input adds a stage: the last is 7x7 again
+# Test-time views scored side by side on the same models: the flips the study's export uses, and flips x the
+# 2-pixel shifts the training (shift policy) rolls by.
+TTA_VIEWS = {"flip": [(0, 0)], "flip+shift": [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2)]}
 
 
 def network() -> nn.Sequential:
@@ -69,7 +73,7 @@ def augment(x: torch.Tensor) -> torch.Tensor:
 
 
 def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, held: np.ndarray,
-                  seed: int) -> np.ndarray:
+                  seed: int) -> dict[str, np.ndarray]:
     torch.manual_seed(seed)
     mean, std = images[train].mean(), images[train].std()
     x, y = (images[train] - mean) / std, torch.from_numpy(labels[train]).long()
@@ -92,8 +96,13 @@ def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, h
         schedule.step()
     model.eval()
     with torch.no_grad():
-        held_x = (images[held] - mean) / std
-        return ((model(held_x).softmax(1) + model(held_x.flip(3)).softmax(1)) / 2)[:, 1].numpy()
+        return {tta: predict(model, (images[held] - mean) / std, views) for tta, views in TTA_VIEWS.items()}
+
+
+def predict(model: nn.Module, x: torch.Tensor, shifts: list[tuple[int, int]]) -> np.ndarray:
+    """P(class 1) averaged over left-right flips and the given (dy, dx) rolls, as the training shifts roll."""
+    views = [torch.roll(v, shift, (2, 3)) for v in (x, x.flip(3)) for shift in shifts]
+    return torch.stack([model(v).softmax(1)[:, 1] for v in views]).mean(0).numpy()
 
 
 def main() -> None:
@@ -102,19 +111,26 @@ def main() -> None:
     images = torch.from_numpy(np.concatenate([npz["train_images"], npz["val_images"]])).float().unsqueeze(1) / 255
     labels = np.concatenate([npz["train_labels"], npz["val_labels"]]).ravel()
     outer = np.array_split(np.random.default_rng(0).permutation(len(labels)), FOLDS)
-    probs = np.zeros((SEEDS, len(labels)))
+    probs = {tta: np.zeros((SEEDS, len(labels))) for tta in TTA_VIEWS}
     started = time.time()
     for o, held in enumerate(outer):
         train = np.concatenate([f for i, f in enumerate(outer) if i != o])
         for s in range(SEEDS):
-            probs[s, held] = fit_and_score(images, labels, train, held, 100 * o + s)
+            for tta, p in fit_and_score(images, labels, train, held, 100 * o + s).items():
+                probs[tta][s, held] = p
+    print(f"epochs {EPOCHS} width {WIDTH} {AUGMENT} input scale {INPUT_SCALE}, {FOLDS} folds, {PRECISION} "
+          f"({time.time() - started:.0f} s)")
+    for tta, p in probs.items():
+        report(f"TTA {tta}", labels, p)
+
+
+def report(name: str, labels: np.ndarray, probs: np.ndarray) -> None:
     singles, ensemble = [roc_auc_score(labels, p) for p in probs], probs.mean(0)
     accuracies = [((p > 0.5) == labels).mean() for p in probs]   # at p > 0.5: no threshold chosen on the folds
-    print(f"epochs {EPOCHS} width {WIDTH} {AUGMENT} input scale {INPUT_SCALE}, {FOLDS} folds, {PRECISION}: out-of-fold AUC "
-          f"per seed {' '.join(f'{a:.3f}' for a in singles)}, mean {np.mean(singles):.4f}, "
-          f"{SEEDS}-seed ensemble {roc_auc_score(labels, ensemble):.4f} ({time.time() - started:.0f} s)")
+    print(f"{name}: out-of-fold AUC per seed {' '.join(f'{a:.3f}' for a in singles)}, mean {np.mean(singles):.4f}, "
+          f"{len(probs)}-seed ensemble {roc_auc_score(labels, ensemble):.4f}")
     print(f"  accuracy at p > 0.5 per seed {' '.join(f'{a:.3f}' for a in accuracies)}, "
-          f"{SEEDS}-seed ensemble {((ensemble > 0.5) == labels).mean():.3f}")
+          f"mean {np.mean(accuracies):.3f}, {len(probs)}-seed ensemble {((ensemble > 0.5) == labels).mean():.3f}")
     print(f"  threshold for accuracy chosen on 3/4 of the out-of-fold images, scored on the rest (300 splits), vs "
           f"0.5 on the same rest: per seed {' '.join('%.3f/%.3f' % tuned_vs_fixed(labels, p) for p in probs)}, "
           f"ensemble {'%.3f/%.3f' % tuned_vs_fixed(labels, ensemble)}")
