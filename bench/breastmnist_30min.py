@@ -99,8 +99,9 @@ def export_again(run_dir: Path) -> None:
     export = load_study(STUDY).config.export
     study = optuna.load_study(study_name="breastmnist_search", storage=f"sqlite:///{run_dir / 'study.db'}")
     complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    cmd = [sys.executable, "-m", "searchlab.cli", "export", str(run_dir), "--top-k", str(min(export.top_k, complete)),
-           "--tta", export.tta, "--out", str(run_dir / "best")]
+    top_k = min(export.top_k, complete)
+    cmd = [sys.executable, "-m", "searchlab.cli", "export", str(run_dir), "--top-k", str(top_k), "--tta", export.tta,
+           "--select", export.select if top_k > 1 else "top", "--out", str(run_dir / "best")]
     start(cmd, None, Path(f"{run_dir}.export.log"))[0].wait()
 
 

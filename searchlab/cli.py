@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--tta", choices=("none", "flip", "dihedral"), default="none",
                         help="test-time augmentation in the exported model: flip, or dihedral (8 flips/rotations, "
                              "square images only); default none")
+    export.add_argument("--select", choices=("top", "greedy"), default="top",
+                        help="ensemble members: all K best (top, default), or those of them that forward selection "
+                             "on held-out predictions keeps (greedy: a member joins only if it improves the objective)")
     export.set_defaults(handler=_cmd_export)
 
     report = sub.add_parser("report", help="one self-contained HTML report of a run (plots, best model, top trials)")
@@ -124,11 +127,12 @@ def _export_best(study: Any, result: Any) -> Any:
     if top_k < export.top_k:   # a short run still leaves a model; say that it is a smaller ensemble
         print(f"export: {complete} completed trial(s), fewer than export.top_k={export.top_k}; "
               f"exporting the {top_k} best", file=sys.stderr)
+    select = export.select if top_k > 1 else "top"   # one candidate: nothing to select among
     try:
-        export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta)
+        export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta, select=select)
     except SearchlabError as exc:   # the search is done and stored: say how to export it, do not lose the run
         print(f"export skipped: {exc}\nThe trials are stored; export them with: searchlab export {study.run_dir} "
-              f"--top-k {top_k} --tta {export.tta} --out {out}", file=sys.stderr)
+              f"--top-k {top_k} --tta {export.tta} --select {select} --out {out}", file=sys.stderr)
         return None
     return out
 
@@ -154,7 +158,8 @@ def _cmd_trials(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from searchlab.export.exporter import export_run
 
-    config = export_run(args.run, args.out, args.trial, args.bootstrap, top_k=args.top_k, tta=args.tta)
+    config = export_run(args.run, args.out, args.trial, args.bootstrap, top_k=args.top_k, tta=args.tta,
+                        select=args.select)
     if "generator" in config:
         print(f"exported the generator of trial {config['trial']['number']} to {args.out}: MedFID "
               f"{config['metrics']['medfid']:.3f} (sample with model.load_generator / model.sample_images)")
@@ -164,6 +169,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     what = (f"ensemble of trials {', '.join(str(t['number']) for t in config['trials'])}" if "trials" in config
             else f"trial {config['trial']['number']}")
     tta = f" with tta {config['tta']}" if config["tta"] != "none" else ""
+    if "selection" in config:
+        what += f" (greedy pick of {len(config['selection']['candidates'])})"
     print(f"exported {what}{tta} to {args.out}: test {shown} (n={config['test_size']})")
     return 0
 

@@ -10,6 +10,7 @@ import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
+from sklearn.metrics import roc_auc_score
 
 from searchlab.config.load import load_study
 from searchlab.engine.rundir import open_run
@@ -103,6 +104,31 @@ def test_top_k_of_bags_with_tta_chooses_the_threshold_on_their_mean_out_of_fold(
     expected = choose_threshold(ImbalanceSpec(threshold="youden"), "binary", labels, np.mean(per_trial, axis=0))
     assert config["threshold"] == pytest.approx(expected, abs=1e-6)
     assert [t["number"] for t in config["trials"]] == [t.number for t in trials[:2]]
+
+
+def test_greedy_select_keeps_the_second_bag_only_if_it_raises_the_out_of_fold_auc(bag_run, breastmnist_root):
+    tmp, trials = bag_run
+    top2 = export_run(tmp / "run", tmp / "top2-again", top_k=2, bootstrap=20)   # both bags, no TTA
+    net, loaded = standalone.load(tmp / "top2-again")
+    images, labels = _pool(breastmnist_root)
+    folds = fold_indices(labels, 3, seed=5)
+    per_trial = []
+    for t in range(2):
+        sub = torch.nn.Module()
+        sub.members = net.members[3 * t:3 * t + 3]
+        per_trial.append(_held_out(sub, {"preprocessing": loaded["preprocessing"][3 * t:]}, images, labels, folds))
+    alone, both = roc_auc_score(labels, per_trial[0]), roc_auc_score(labels, np.mean(per_trial, axis=0))
+    config = export_run(tmp / "run", tmp / "greedy", top_k=2, select="greedy", bootstrap=20)
+    selection = config["selection"]
+    assert selection["split"] == "out-of-fold train+val" and selection["held_out_size"] == 624
+    assert selection["candidates"] == [t.number for t in trials[:2]] == [t["number"] for t in top2["trials"]]
+    assert selection["steps"][0] == {"added": trials[0].number, "auc": pytest.approx(alone, abs=1e-9)}
+    if both > alone:
+        assert selection["steps"][1] == {"added": trials[1].number, "auc": pytest.approx(both, abs=1e-9)}
+        assert [t["number"] for t in config["trials"]] == selection["candidates"]
+    else:   # the best bag alone: a one-trial export, its own out-of-fold threshold
+        assert len(selection["steps"]) == 1 and config["trial"]["number"] == trials[0].number
+        assert len(config["model"]["members"]) == 3
 
 
 def test_report_draws_a_bagged_trial_out_of_fold(bag_run):

@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from searchlab.cli import main
 from searchlab.config.load import load_study
@@ -100,6 +101,31 @@ def test_ensemble_averages_its_members_and_rechooses_the_threshold_on_validation
     expected = choose_threshold(ImbalanceSpec(threshold="youden"), "binary", labels, val_probs)
     assert config["threshold"] == pytest.approx(expected, abs=1e-6)
     assert members[numbers[0]]["tta"] == "none" and "threshold_choice" not in members[numbers[0]]
+
+
+def test_greedy_select_scores_refit_trials_on_the_validation_split(exported, breastmnist_root, capsys):
+    tmp, run, _, _, _ = exported
+    study = optuna.load_study(study_name="ens", storage=f"sqlite:///{run / 'study.db'}")
+    ranked = sorted(study.trials, key=lambda t: (-t.value, t.number))
+    config = export_run(run, tmp / "greedy", top_k=3, select="greedy", bootstrap=20)
+    selection = config["selection"]
+    assert selection["split"] == "val" and selection["held_out_size"] == 78 and selection["metric"] == "auc"
+    assert selection["candidates"] == [t.number for t in ranked]
+    # no TTA: the best trial alone scores what the study stored for it, and each addition raises the AUC
+    assert selection["steps"][0] == {"added": ranked[0].number, "auc": pytest.approx(ranked[0].value, abs=1e-9)}
+    scores = [step["auc"] for step in selection["steps"]]
+    assert all(later > earlier for earlier, later in zip(scores, scores[1:]))
+    kept = [step["added"] for step in selection["steps"]]
+    assert kept == ([t["number"] for t in config["trials"]] if len(kept) > 1 else [config["trial"]["number"]])
+    val_labels = np.load(breastmnist_root / "breastmnist.npz")["val_labels"].reshape(-1)
+    exported_val = standalone.predict_proba(*standalone.load(tmp / "greedy"), _images(breastmnist_root, "val"))
+    assert roc_auc_score(val_labels, exported_val.numpy()) == pytest.approx(scores[-1], abs=1e-9)
+    with pytest.raises(ExportError, match="--select greedy chooses ensemble members among the --top-k K"):
+        export_run(run, tmp / "greedy-one", select="greedy")
+    assert main(["export", str(run), "--top-k", "3", "--select", "greedy", "--out", str(tmp / "greedy-cli"),
+                 "--bootstrap", "100"]) == 0
+    assert f"(greedy pick of 3) to {tmp / 'greedy-cli'}" in capsys.readouterr().out
+    assert json.loads((tmp / "greedy-cli" / "config.json").read_text())["selection"] == selection
 
 
 def test_tta_flip_averages_the_image_and_its_mirror(exported, breastmnist_root):

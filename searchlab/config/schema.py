@@ -168,6 +168,16 @@ class ExportConfig(Frozen):
     # with test-time augmentation averaged over flips ("flip") or all 8 flips/rotations ("dihedral").
     top_k: Annotated[int, Field(ge=1, le=50)] = 1
     tta: Literal["none", "flip", "dihedral"] = "none"
+    # "top": all top_k; "greedy": those of the top_k that forward selection on held-out predictions keeps
+    # (a member joins only if the ensemble's objective improves; export/selection.py).
+    select: Literal["top", "greedy"] = "top"
+
+    @model_validator(mode="after")
+    def _greedy_needs_candidates(self) -> "ExportConfig":
+        if self.select == "greedy" and self.top_k < 2:
+            raise ValueError("export.select greedy chooses members among the top_k best trials, and top_k is 1. "
+                             "Fix: top_k: 5 (or more) with it")
+        return self
 
 
 # ---------------------------------------------------------------- the study

@@ -23,6 +23,7 @@ from searchlab.export.ensemble import choose_on_validation, ensemble_config, ens
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.generator import export_generator
 from searchlab.export.publish import staged
+from searchlab.export.selection import SELECT_MODES, select_members
 from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
 from searchlab.models import model_source, standalone
 
@@ -31,40 +32,52 @@ DEFAULT_THRESHOLD = 0.5   # trials that stored none (the argmax decides for mult
 
 
 def export_run(target: str | Path, out: str | Path, trial_number: int | None = None, bootstrap: int = 2000,
-               top_k: int = 1, tta: str = "none") -> dict[str, Any]:
-    """Export one trial (`trial_number`, default the best) or the `top_k` best as one averaging ensemble.
+               top_k: int = 1, tta: str = "none", select: str = "top") -> dict[str, Any]:
+    """Export one trial (`trial_number`, default the best) or the `top_k` best as one averaging ensemble
+    (`select` "greedy": those of the `top_k` best that forward selection keeps, export/selection.py).
 
     With an ensemble or a `tta` other than "none" the decision threshold is chosen again on validation data.
     """
-    if tta not in standalone.TTA_MODES:
-        raise ExportError(f"unknown --tta {tta!r}. Fix: one of {', '.join(standalone.TTA_MODES)}")
-    if top_k < 1:
-        raise ExportError(f"--top-k must be at least 1 (got {top_k})")
-    if trial_number is not None and top_k > 1:
-        raise ExportError(f"--trial {trial_number} exports one trial and --top-k {top_k} an ensemble of the "
-                          f"{top_k} best. Fix: pass only one of them")
+    _check_options(trial_number, top_k, tta, select)
     run = open_run(target)
     with staged(Path(out)) as staging:   # the export appears whole under `out`, or not at all
         if _is_generate(run):
             trial = pick_trial(run.study, trial_number)
             return export_generator(run, trial, trial_checkpoint(run, trial), staging, top_k, tta)
-        return _export_classifier(run, staging, trial_number, bootstrap, top_k, tta)
+        return _export_classifier(run, staging, trial_number, bootstrap, top_k, tta, select)
+
+
+def _check_options(trial_number: int | None, top_k: int, tta: str, select: str) -> None:
+    if tta not in standalone.TTA_MODES:
+        raise ExportError(f"unknown --tta {tta!r}. Fix: one of {', '.join(standalone.TTA_MODES)}")
+    if select not in SELECT_MODES:
+        raise ExportError(f"unknown --select {select!r}. Fix: one of {', '.join(SELECT_MODES)}")
+    if top_k < 1:
+        raise ExportError(f"--top-k must be at least 1 (got {top_k})")
+    if trial_number is not None and top_k > 1:
+        raise ExportError(f"--trial {trial_number} exports one trial and --top-k {top_k} an ensemble of the "
+                          f"{top_k} best. Fix: pass only one of them")
+    if select == "greedy" and top_k < 2:
+        raise ExportError("--select greedy chooses ensemble members among the --top-k K best trials, and K is 1. "
+                          "Fix: --top-k 5 (or more) with it")
 
 
 def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootstrap: int, top_k: int,
-                       tta: str) -> dict[str, Any]:
+                       tta: str, select: str) -> dict[str, Any]:
     trials = pick_top_k(run.study, top_k) if top_k > 1 else [pick_trial(run.study, trial_number)]
-    states = [trial_checkpoint(run, t) for t in trials]
-    configs = [trial_config(run, t) for t in trials]
-    config = configs[0] if len(trials) == 1 else ensemble_config(configs, trials)
-    config["tta"] = tta
-    net = standalone.build_export_model(config)
-    net.load_state_dict(states[0] if len(trials) == 1 else ensemble_state(states))
+    checkpoints = {t.number: trial_checkpoint(run, t) for t in trials}
+    net, config = assemble(run, trials, checkpoints, tta)
+    selection = None
+    if select == "greedy":
+        trials, selection = select_members(run, net, config, trials)
+        net, config = assemble(run, trials, checkpoints, tta)
     if len(trials) > 1 or tta != "none":
         if len(trials) == 1:   # keep what the trial itself chose without TTA
             config["trial"].update(threshold=config["threshold"], validation_metrics=config["validation_metrics"])
         choose = choose_out_of_fold if bagged(trials) else choose_on_validation
         config.update(choose(run, net, config, trials))
+    if selection is not None:
+        config["selection"] = selection
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
@@ -72,6 +85,18 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "test_predictions.json").write_text(json.dumps(test["predictions"]) + "\n")
     return config
+
+
+def assemble(run: OpenRun, trials: list[FrozenTrial], checkpoints: dict[int, dict[str, torch.Tensor]],
+              tta: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The network and config.json of one trial, or of the trials as one ensemble, best first."""
+    configs = [trial_config(run, t) for t in trials]
+    states = [checkpoints[t.number] for t in trials]
+    config = configs[0] if len(trials) == 1 else ensemble_config(configs, trials)
+    config["tta"] = tta
+    net = standalone.build_export_model(config)
+    net.load_state_dict(states[0] if len(trials) == 1 else ensemble_state(states))
+    return net, config
 
 
 def nni_spaces(model_spec: dict[str, Any]) -> list[str]:

@@ -38,7 +38,15 @@ def bagged(trials: list[FrozenTrial]) -> bool:
 
 def out_of_fold_predictions(run: OpenRun, members: list[torch.nn.Module], config: dict[str, Any],
                             trials: list[FrozenTrial]) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) over the train+val images every trial's bag held out at least once.
+    """(labels, probabilities) over the train+val images every trial's bag held out at least once: the mean of
+    the trials' held-out predictions."""
+    labels, per_trial = out_of_fold_per_trial(run, members, config, trials)
+    return labels, np.mean(per_trial, axis=0)
+
+
+def out_of_fold_per_trial(run: OpenRun, members: list[torch.nn.Module], config: dict[str, Any],
+                          trials: list[FrozenTrial]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(labels, each trial's held-out probabilities) over the train+val images every trial's bag held out.
 
     `members` are the export's networks in member order (each trial's fold models, trial after trial), with
     `config["preprocessing"]` one entry per member and `config["tta"]` applied."""
@@ -52,8 +60,7 @@ def out_of_fold_predictions(run: OpenRun, members: list[torch.nn.Module], config
     if not covered.any():
         raise ExportError("the bagged trials share no held-out image (each was stopped after other folds), so "
                           "no out-of-fold threshold can be chosen. Fix: export a trial whose folds all finished")
-    probs = np.mean([mean[covered] for mean, _ in per_trial], axis=0)
-    return pool.labels.numpy()[covered], probs
+    return pool.labels.numpy()[covered], [mean[covered] for mean, _ in per_trial]
 
 
 def _trial_out_of_fold(pool: ImageSplit, bag: dict[str, Any], members: list[torch.nn.Module],
