@@ -88,7 +88,7 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
 
 
 def assemble(run: OpenRun, trials: list[FrozenTrial], checkpoints: dict[int, dict[str, torch.Tensor]],
-              tta: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+             tta: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The network and config.json of one trial, or of the trials as one ensemble, best first."""
     configs = [trial_config(run, t) for t in trials]
     states = [checkpoints[t.number] for t in trials]
