@@ -40,15 +40,14 @@ def held_out(run_dir: Path, top_k: int, tta: str):
 
 
 def compare(run_dir: Path, top_k: int, tta: str, splits: int) -> dict:
-    from searchlab.export.selection import forward_select, objective_scorer
+    from searchlab.export.selection import forward_select, signed_objective
 
     run, candidates, config, labels, per_trial, split = held_out(run_dir, top_k, tta)
-    metric, direction = run.record["objectives"][0]
-    sign = 1.0 if direction == "maximize" else -1.0
 
-    def scorer(idx):
-        score = objective_scorer(labels[idx], config, metric, candidates[0])
-        return lambda probs: sign * score(probs)
+    def scorer(idx):   # higher is better; times sign, the objective itself
+        return signed_objective(run, labels[idx], config, candidates[0])[2]
+
+    metric, sign, _ = signed_objective(run, labels, config, candidates[0])
 
     rng = np.random.default_rng(0)
     greedy, top, sizes = [], [], []

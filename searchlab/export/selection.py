@@ -33,10 +33,8 @@ def select_members(run: OpenRun, net: torch.nn.Module, config: dict[str, Any],
     """The candidates (best first, as `net` and `config` hold them) forward selection keeps, and a record of
     the choice for config.json."""
     labels, per_trial, split = held_out_per_trial(run, net, config, candidates)
-    metric, direction = run.record["objectives"][0]
-    score = objective_scorer(labels, config, metric, candidates[0])
-    sign = 1.0 if direction == "maximize" else -1.0
-    chosen, scores = forward_select(per_trial, lambda probs: sign * score(probs))
+    metric, sign, higher_better = signed_objective(run, labels, config, candidates[0])
+    chosen, scores = forward_select(per_trial, higher_better)
     return [candidates[i] for i in chosen], {
         "rule": "greedy", "metric": metric, "split": split, "held_out_size": int(len(labels)),
         "candidates": [t.number for t in candidates],
@@ -70,6 +68,16 @@ def held_out_per_trial(run: OpenRun, net: torch.nn.Module, config: dict[str, Any
                                                    "tta": config.get("tta", "none")}, val.images).numpy()
                  for member, prep in zip(members, config["preprocessing"])]
     return val.labels.numpy(), per_trial, "val"
+
+
+def signed_objective(run: OpenRun, labels: np.ndarray, config: dict[str, Any],
+                     best: FrozenTrial) -> tuple[str, float, Callable[[np.ndarray], float]]:
+    """(the study's first objective, +1 or -1, a scorer of probabilities where higher is better whichever the
+    objective's direction); the signed score times the sign is the objective itself."""
+    metric, direction = run.record["objectives"][0]
+    sign = 1.0 if direction == "maximize" else -1.0
+    score = objective_scorer(labels, config, metric, best)
+    return metric, sign, lambda probs: sign * score(probs)
 
 
 def objective_scorer(labels: np.ndarray, config: dict[str, Any], metric: str,
