@@ -1,7 +1,7 @@
 """Where studies/breastmnist_search.yaml's points_to_evaluate come from: recipes compared by cross-validation
 over BreastMNIST train+val only (the test split is never read), in plain torch.
 
-    python bench/recipe_cv.py EPOCHS WIDTH shift|affine [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16]
+    python bench/recipe_cv.py EPOCHS WIDTH shift|affine [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16] [FIRST_SEED] [SAVE.npy]
 
 FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe
 train on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a
@@ -10,7 +10,9 @@ a 3-stage VGG-style CNN of the given width, last epoch kept; INPUT_SCALE 2: the 
 inside the net and one more stage, model.input_scale) and score the held-out fold with flip TTA, and with flips
 x 2-pixel shifts on the same models. Prints, for each, the out-of-fold AUC of each seed's models, their mean,
 and that of the seeds' average (a seed ensemble), then the same for accuracy at p > 0.5, and whether a
-threshold tuned for accuracy on out-of-fold predictions beats 0.5 on other images. One core each; the study's
+threshold tuned for accuracy on out-of-fold predictions beats 0.5 on other images. FIRST_SEED (default 0) lets
+runs on separate cores train different seeds (seed s of fold o is torch seed 100 * o + s); SAVE writes the
+out-of-fold probabilities (TTA x seed x image) so such runs can be scored together. One core each; the study's
 numbers came from runs of 20/40 epochs, widths 16/32/48, shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min
 each).
 """
@@ -36,6 +38,8 @@ SEEDS = int(sys.argv[4]) if len(sys.argv) > 4 else 4
 INPUT_SCALE = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 FOLDS = int(sys.argv[6]) if len(sys.argv) > 6 else 4
 PRECISION = sys.argv[7] if len(sys.argv) > 7 else "fp32"   # bf16: bfloat16 autocast + channels_last (train.precision)
+FIRST_SEED = int(sys.argv[8]) if len(sys.argv) > 8 else 0
+SAVE = sys.argv[9] if len(sys.argv) > 9 else None
 STAGES = 3 + INPUT_SCALE.bit_length() - 1   # each doubling of the input adds a stage: the last is 7x7 again
 # Test-time views scored side by side on the same models: the flips the study's export uses, and flips x the
 # 2-pixel shifts the training (shift policy) rolls by.
@@ -116,10 +120,12 @@ def main() -> None:
     for o, held in enumerate(outer):
         train = np.concatenate([f for i, f in enumerate(outer) if i != o])
         for s in range(SEEDS):
-            for tta, p in fit_and_score(images, labels, train, held, 100 * o + s).items():
+            for tta, p in fit_and_score(images, labels, train, held, 100 * o + FIRST_SEED + s).items():
                 probs[tta][s, held] = p
     print(f"epochs {EPOCHS} width {WIDTH} {AUGMENT} input scale {INPUT_SCALE}, {FOLDS} folds, {PRECISION} "
-          f"({time.time() - started:.0f} s)")
+          f"seeds {FIRST_SEED}-{FIRST_SEED + SEEDS - 1} ({time.time() - started:.0f} s)")
+    if SAVE:
+        np.save(SAVE, np.stack([probs[tta] for tta in TTA_VIEWS]))
     for tta, p in probs.items():
         report(f"TTA {tta}", labels, p)
 
