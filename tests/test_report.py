@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
 from browser import chromium, console_errors
 from searchlab.config.load import load_study
@@ -17,6 +18,7 @@ from searchlab.errors import ExportError, SearchlabError
 from searchlab.export.exporter import export_run
 from searchlab.report.build import write_report
 from searchlab.report.compare import compare_runs
+from searchlab.report.figures import importance_figure
 from test_run import TINY_CLASSIFY, callable_study
 
 MULTI = TINY_CLASSIFY.replace("name: tiny", "name: tiny_mo").replace("n_trials: 2", "n_trials: 4") + \
@@ -70,6 +72,18 @@ def test_a_multi_objective_study_gets_its_pareto_front_drawn_and_any_member_expo
     assert config["trial"]["number"] == front[-1].number and (tmp_path / "member" / "weights.safetensors").is_file()
     with pytest.raises(ExportError, match="no single best trial. Fix: pick one of the Pareto front with --trial N"):
         export_run(tmp_path / "run", tmp_path / "nobest")
+
+
+def test_importances_of_a_maximised_first_objective_are_the_seeded_fanova_ones_the_title_names():
+    # The maximised objective rises with x; y drives only its low tail, which an evaluator ranking what gives
+    # low values (PED-ANOVA with a target, Optuna 5's default) would put first.
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1) - 5 * (t.suggest_float("y", 0, 1) < 0.1), 0.0),
+                   n_trials=40)
+    shown = importance_figure(study, "auc").data[0]
+    expected = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), target=lambda t: t.values[0])
+    assert dict(zip(shown.y, shown.x)) == pytest.approx(expected)
+    assert importance_figure(study, "auc").data[0].x == shown.x   # a re-drawn report says the same
 
 
 def test_a_study_without_completed_trials_gets_a_report_saying_so(write_study, tmp_path):

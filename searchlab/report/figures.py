@@ -10,6 +10,7 @@ from collections.abc import Callable
 import optuna
 import optuna.visualization as vis
 import plotly.graph_objects as go
+from optuna.importance import FanovaImportanceEvaluator
 from optuna.trial import TrialState
 
 from searchlab.report.page import Section, figure, note
@@ -30,8 +31,7 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
                           lambda: vis.plot_parallel_coordinate(study, target=_target(study, 0), target_name=names[0])))
     if len(complete) >= 2 and any(t.params for t in complete):
         sections.append(_plot(f"Parameter importances for {names[0]} (fANOVA)",
-                              lambda: vis.plot_param_importances(study, target=_target(study, 0),
-                                                                 target_name=names[0])))
+                              lambda: importance_figure(study, names[0])))
     else:
         sections.append(note("Parameter importances", "needs at least 2 completed trials with parameters"))
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
@@ -39,6 +39,14 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
     else:
         sections.append(note("Per-epoch values", "no trial reported per-epoch values"))
     return sections
+
+
+def importance_figure(study: optuna.Study, name: str) -> go.Figure:
+    """fANOVA importances for the first objective, named as such: Optuna 5's default evaluator is PED-ANOVA,
+    which with a target (several objectives) ranks what gives *low* values, the worst trials of a maximised
+    metric. fANOVA splits the variance, whatever the direction; seeded so a re-drawn report says the same."""
+    return vis.plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
+                                      target=_target(study, 0), target_name=name)
 
 
 def _target(study: optuna.Study, index: int) -> Callable[[optuna.trial.FrozenTrial], float] | None:
