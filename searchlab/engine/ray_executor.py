@@ -38,7 +38,7 @@ def run_ray(study: Study, deadline: float | None,
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # No Tune console tables: its new output prints an experiment banner even at verbose=0
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ostudy = open_optuna_study(study)
+    ostudy = open_optuna_study(study, heartbeat=False)   # asks outside optimize; Tune reports lost workers
     searcher = _OptunaSearcher(study, ostudy, deadline, on_trial)
     resources = {"cpu": ex.resources_per_trial.cpu, "gpu": ex.resources_per_trial.gpu}
     trainable = tune.with_resources(tune.with_parameters(ray_trial, study=study, deadline=deadline), resources)

@@ -34,9 +34,12 @@ def limit_threads(study: Study) -> int:
     return threads
 
 
-def open_optuna_study(study: Study, worker_index: int = 0) -> optuna.Study:
+def open_optuna_study(study: Study, worker_index: int = 0, heartbeat: bool = True) -> optuna.Study:
+    """The study with this worker's sampler; heartbeats (trials of a dead process failed and re-queued) when
+    the storage is shared and trials run in Study.optimize, the only place Optuna sends them."""
     shared = study.config.executor.workers > 1 or not is_local_file(study.storage_url)
-    storage = open_storage(study.storage_url, heartbeat=shared, retries=study.config.executor.max_retries)
+    storage = open_storage(study.storage_url, heartbeat=heartbeat and shared,
+                           retries=study.config.executor.max_retries)
     # `run` has created the study already; count its trials to pick this worker's random stream.
     existing = len(storage.get_all_trials(storage.get_study_id_from_name(study.config.name), deepcopy=False))
     # Distinct streams per worker and per resume: a resumed random search must not replay its first run.
