@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -48,8 +49,10 @@ class Reference:
         self.real_features = embed(features, real01, batch_size)
         n = len(real01)
         self.fid = FrechetInceptionDistance(feature=features, reset_real_features=False, normalize=True)
-        self.kid = KernelInceptionDistance(feature=features, reset_real_features=False, normalize=True,
-                                           subsets=KID_SUBSETS, subset_size=min(n, KID_SUBSET_SIZE))
+        with warnings.catch_warnings():   # KID keeps every feature vector: a small set's few MB, so no warning
+            warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
+            self.kid = KernelInceptionDistance(feature=features, reset_real_features=False, normalize=True,
+                                               subsets=KID_SUBSETS, subset_size=min(n, KID_SUBSET_SIZE))
         for start in range(0, n, batch_size):
             batch = real01[start:start + batch_size]
             self.fid.update(batch, real=True)
