@@ -8,11 +8,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 from typing import BinaryIO
 
 import optuna
+import sqlalchemy.exc
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -22,6 +24,9 @@ from searchlab.errors import StorageError
 
 HEARTBEAT_SECONDS = 10     # a RUNNING trial whose process died is noticed after GRACE_SECONDS
 GRACE_SECONDS = 60         # long enough that a busy machine never fails a live trial
+SCHEMA_ATTEMPTS = 6        # opens of a new database that may collide with another process creating it
+# How SQLite and PostgreSQL say a table or version row is already there (check-then-create lost a race)
+SCHEMA_RACE_SIGNS = ("already exists", "UNIQUE constraint failed", "duplicate key value")
 MAX_RETRIES = 2            # a config whose process died is retried this many times (executor.max_retries)
 
 
@@ -56,9 +61,27 @@ def _rdb(url: str, heartbeat: bool, retries: int, **engine_kwargs: object) -> RD
     """RDB storage; with heartbeats, a trial whose process died is failed and its config re-queued."""
     beat = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                 heartbeat_stale_trial_callback=retry_callback(retries)) if heartbeat else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, engine_kwargs=engine_kwargs or None, **beat)
+
+    def connect() -> RDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine_kwargs or None, **beat)
+
+    for attempt in range(1, SCHEMA_ATTEMPTS):
+        try:
+            return connect()
+        except sqlalchemy.exc.DatabaseError as exc:
+            if not _lost_schema_race(exc):
+                raise
+            time.sleep(0.2 * attempt)   # the winner is still writing the rest of the schema
+    return connect()
+
+
+def _lost_schema_race(exc: BaseException) -> bool:
+    """Optuna creates the schema of a new database by check-then-create (tables, then the version rows):
+    several processes opening it at once (machines starting on one PostgreSQL study, a dashboard opened as a
+    run starts) collide on a table or row that another has just made. Harmless: open again and it exists."""
+    return any(sign in str(exc) for sign in SCHEMA_RACE_SIGNS)
 
 
 def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) -> BaseStorage:
