@@ -50,7 +50,7 @@ def importance_figure(study: optuna.Study, name: str) -> go.Figure:
     target = None if len(study.directions) == 1 else (lambda t: -t.values[0] if first_is_max else t.values[0])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # experimental in Optuna 4
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # experimental in Optuna 4.x
         return vis.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), target=target,
                                           target_name=name)
 
