@@ -15,7 +15,7 @@ ROUNDS = 2   # before the fix, most rounds of 8 processes had all but one or two
 
 
 def _open_when_all_are_ready(url: str, ready: mp.Barrier, outcomes: mp.Queue) -> None:
-    ready.wait()
+    ready.wait(timeout=120)   # a sibling that never started must not leave the others waiting for ever
     try:
         open_storage(url)
         outcomes.put("ok")
