@@ -46,8 +46,9 @@ def two_nodes():
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
-def _study(write_study, two_nodes, name, storage, fn="quadratic", n=4, sleep=0.0, space_extra=""):
-    extra = (f"\nexecutor: {{kind: ray, address: '{two_nodes.address}', max_concurrent: 2}}\n"
+def _study(write_study, two_nodes, name, storage, fn="quadratic", n=4, sleep=0.0, space_extra="", concurrent=2):
+    limit = f", max_concurrent: {concurrent}" if concurrent else ""
+    extra = (f"\nexecutor: {{kind: ray, address: '{two_nodes.address}'{limit}}}\n"
              + (f"storage: '{storage}'\n" if storage else ""))
     text = callable_study(write_study, fn=fn, n=n, sleep=sleep, extra=extra).read_text().replace("name: fake", f"name: {name}")
     return write_study(text.replace("space:\n", "space:\n" + space_extra), name=f"{name}.yaml")
@@ -125,5 +126,16 @@ def test_a_journal_file_on_a_shared_path_serves_a_multi_node_study(write_study, 
     path = _study(write_study, two_nodes, "journal", f"journal://{journal}", n=4, sleep=0.3)
     run_study(load_study(path), progress=False)
     trials = optuna.load_study(study_name="journal", storage=open_storage(f"journal://{journal}")).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert len({t.user_attrs["ray_node"] for t in trials}) == 2
+
+
+def test_without_max_concurrent_the_trials_fill_every_node_at_once(write_study, two_nodes, tmp_path):
+    """Trials far shorter than an actor's start: only if Tune starts both trials at once does the second node
+    get one (one pending trial at a time, the first actor finishes and is reused before the second starts)."""
+    journal = tmp_path / "shared" / "study.log"
+    path = _study(write_study, two_nodes, "filled", f"journal://{journal}", n=4, sleep=0.05, concurrent=None)
+    run_study(load_study(path), progress=False)
+    trials = optuna.load_study(study_name="filled", storage=open_storage(f"journal://{journal}")).get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert len({t.user_attrs["ray_node"] for t in trials}) == 2

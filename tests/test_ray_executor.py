@@ -106,6 +106,20 @@ def test_a_trial_asking_more_than_any_node_has_is_refused_naming_the_largest(wri
         run_study(load_study(callable_study(write_study, n=1, extra=extra)), progress=False)
 
 
+@pytest.mark.parametrize("resources, slots", [
+    ("{cpu: 1}", 8 + 4 + 2),                   # CPUs only: a GPU-less node holds trials too
+    ("{cpu: 3}", 2 + 1 + 0),                   # whole trials only; the 2-CPU node holds none
+    ("{cpu: 1, gpu: 0.5}", 4 + 0 + 2),         # GPU shares or CPUs bound it; a node without GPUs holds none
+    ("{cpu: 2.5, gpu: 1}", 2 + 0 + 0),
+])
+def test_trial_slots_count_whole_trials_per_node(write_study, resources, slots):
+    from searchlab.engine.ray_cluster import trial_slots
+
+    study = load_study(callable_study(write_study, n=1, extra=f"\nexecutor: {{kind: ray, resources_per_trial: {resources}}}\n"))
+    nodes = [{"Resources": {"CPU": 8.0, "GPU": 2.0}}, {"Resources": {"CPU": 4.0}}, {"Resources": {"CPU": 2.0, "GPU": 2.0}}]
+    assert trial_slots(study, nodes) == slots
+
+
 @pytest.mark.parametrize("extra, rule", [
     ("executor: {kind: local, scheduler: asha}", "needs kind: ray"),
     ("executor: {kind: ray, scheduler: asha}\npruner: median", r"give either pruner \('median'"),

@@ -7,6 +7,7 @@ SQLite file) and does open from every node.
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
@@ -80,12 +81,13 @@ def alive_nodes() -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def check_cluster(study: Study) -> None:
-    """Refuse, before any trial, a study this cluster cannot run (each message names the value and the fix)."""
+def check_cluster(study: Study) -> int:
+    """Refuse, before any trial, a study this cluster cannot run (each message names the value and the fix);
+    else return how many trials its nodes hold at once."""
     nodes = alive_nodes()
     check_resources_fit(study, nodes)
     if study.config.executor.address is None:
-        return   # the local Ray: one node, this machine, the same files
+        return trial_slots(study, nodes)   # the local Ray: one node, this machine, the same files
     if len(nodes) > 1 and study.storage_url.startswith("sqlite"):
         raise SearchlabError(
             f"storage {study.storage_url!r} is an SQLite file, but the Ray cluster at executor.address="
@@ -94,18 +96,29 @@ def check_cluster(study: Study) -> None:
             "every node reaches (postgresql://user@host/db), or journal:///path on a file system every node "
             "mounts at the same path")
     check_storage_from_every_node(study, nodes)
+    return trial_slots(study, nodes)
+
+
+def _capacity(node: dict[str, Any]) -> tuple[float, float]:
+    return node["Resources"].get("CPU", 0.0), node["Resources"].get("GPU", 0.0)
+
+
+def trial_slots(study: Study, nodes: list[dict[str, Any]]) -> int:
+    """How many trials of resources_per_trial the nodes run side by side (a trial never spans two nodes)."""
+    want = study.config.executor.resources_per_trial
+
+    def fits(have: float, need: float) -> float:
+        return math.floor(have / need + 1e-9) if need > 0 else math.inf
+
+    return int(sum(min(fits(cpu, want.cpu), fits(gpu, want.gpu)) for cpu, gpu in map(_capacity, nodes)))
 
 
 def check_resources_fit(study: Study, nodes: list[dict[str, Any]]) -> None:
     want = study.config.executor.resources_per_trial
-
-    def capacity(node: dict[str, Any]) -> tuple[float, float]:
-        return node["Resources"].get("CPU", 0.0), node["Resources"].get("GPU", 0.0)
-
-    if any(cpu >= want.cpu and gpu >= want.gpu for cpu, gpu in map(capacity, nodes)):
+    if any(cpu >= want.cpu and gpu >= want.gpu for cpu, gpu in map(_capacity, nodes)):
         return
-    largest = max(nodes, key=capacity)
-    cpu, gpu = capacity(largest)
+    largest = max(nodes, key=_capacity)
+    cpu, gpu = _capacity(largest)
     raise SearchlabError(
         f"executor.resources_per_trial asks for {{cpu: {want.cpu:g}, gpu: {want.gpu:g}}} per trial, more than "
         f"any node of the Ray cluster has: the largest, {largest['NodeManagerAddress']}, has {cpu:g} CPUs and "
