@@ -46,7 +46,8 @@ def two_nodes():
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
-def _study(write_study, two_nodes, name, storage, fn="quadratic", n=4, sleep=0.0, space_extra="", concurrent=2):
+def _study(write_study, two_nodes, name, storage, fn="quadratic", n=4, sleep=0.0, space_extra="",
+           concurrent=2):
     limit = f", max_concurrent: {concurrent}" if concurrent else ""
     extra = (f"\nexecutor: {{kind: ray, address: '{two_nodes.address}'{limit}}}\n"
              + (f"storage: '{storage}'\n" if storage else ""))

@@ -115,8 +115,10 @@ def test_a_trial_asking_more_than_any_node_has_is_refused_naming_the_largest(wri
 def test_trial_slots_count_whole_trials_per_node(write_study, resources, slots):
     from searchlab.engine.ray_cluster import trial_slots
 
-    study = load_study(callable_study(write_study, n=1, extra=f"\nexecutor: {{kind: ray, resources_per_trial: {resources}}}\n"))
-    nodes = [{"Resources": {"CPU": 8.0, "GPU": 2.0}}, {"Resources": {"CPU": 4.0}}, {"Resources": {"CPU": 2.0, "GPU": 2.0}}]
+    extra = f"\nexecutor: {{kind: ray, resources_per_trial: {resources}}}\n"
+    study = load_study(callable_study(write_study, n=1, extra=extra))
+    nodes = [{"Resources": {"CPU": 8.0, "GPU": 2.0}}, {"Resources": {"CPU": 4.0}},
+             {"Resources": {"CPU": 2.0, "GPU": 2.0}}]
     assert trial_slots(study, nodes) == slots
 
 

@@ -55,8 +55,8 @@ def run_ray(study: Study, deadline: float | None,
 @contextmanager
 def _pending_trials(count: int) -> Iterator[None]:
     """Let Tune start as many trials at once as the cluster holds. For a custom searcher Tune keeps one trial
-    pending (measured: Ray 2.52 even with max_concurrent_trials; 2.60 honours that), so a cluster filled one actor start at a time,
-    several seconds each, and short trials never reached a second node. A value the user set is kept."""
+    pending (Ray 2.41-2.52 even with max_concurrent_trials; 2.60 honours that), so a cluster filled one actor
+    start at a time, seconds each, and short trials never reached a second node. A value the user set stays."""
     if "TUNE_MAX_PENDING_TRIALS_PG" in os.environ:
         yield
         return
