@@ -81,13 +81,12 @@ def alive_nodes() -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def check_cluster(study: Study) -> int:
-    """Refuse, before any trial, a study this cluster cannot run (each message names the value and the fix);
-    else return how many trials its nodes hold at once."""
+def check_cluster(study: Study) -> None:
+    """Refuse, before any trial, a study this cluster cannot run (each message names the value and the fix)."""
     nodes = alive_nodes()
     check_resources_fit(study, nodes)
     if study.config.executor.address is None:
-        return trial_slots(study, nodes)   # the local Ray: one node, this machine, the same files
+        return   # the local Ray: one node, this machine, the same files
     if len(nodes) > 1 and study.storage_url.startswith("sqlite"):
         raise SearchlabError(
             f"storage {study.storage_url!r} is an SQLite file, but the Ray cluster at executor.address="
@@ -96,7 +95,6 @@ def check_cluster(study: Study) -> int:
             "every node reaches (postgresql://user@host/db), or journal:///path on a file system every node "
             "mounts at the same path")
     check_storage_from_every_node(study, nodes)
-    return trial_slots(study, nodes)
 
 
 def _capacity(node: dict[str, Any]) -> tuple[float, float]:

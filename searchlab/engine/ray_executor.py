@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
-from searchlab.engine.ray_cluster import check_cluster, start_ray
+from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import Budget, open_optuna_study
@@ -34,7 +34,7 @@ def run_ray(study: Study, deadline: float | None,
 
     ex = study.config.executor
     start_ray(ex.address)
-    slots = check_cluster(study)
+    check_cluster(study)
     # Results without the scheduler's metric (a trial's final outcome) are expected: not an error
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # No Tune console tables: its new output prints an experiment banner even at verbose=0
@@ -48,6 +48,7 @@ def run_ray(study: Study, deadline: float | None,
         max_concurrent_trials=ex.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str((study.run_dir / "ray").resolve()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0)))   # retries: ours, below
+    slots = trial_slots(study, alive_nodes())
     with _pending_trials(min(ex.max_concurrent or slots, slots)):
         tuner.fit()
 

@@ -46,8 +46,9 @@ def importance_figure(study: optuna.Study, name: str) -> go.Figure:
     """PED-ANOVA importances for the first objective: what its best 10% of trials share (as optuna-dashboard
     shows). PED-ANOVA takes a target as lower-is-better, so a maximised objective is negated: unnegated, as
     Optuna 5's default plot had it for several objectives, it ranked what makes an AUC worst."""
-    first_is_max = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    target = None if len(study.directions) == 1 else (lambda t: -t.values[0] if first_is_max else t.values[0])
+    first = _target(study, 0)
+    maximised = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    target = (lambda t: -first(t)) if first is not None and maximised else first
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # experimental in Optuna 4.x
