@@ -15,9 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 MINIMAL = "name: s\ntask: classify\nspace:\n  optim: {lr: {float: [1.0e-4, 1.0e-2], log: true}}\n"
 
 
-def error_of(write_study, text: str, **kw) -> ConfigError:
+def error_of(write_study, text: str, overrides: dict | None = None, **kw) -> ConfigError:
     with pytest.raises(ConfigError) as info:
-        load_study(write_study(text, **kw))
+        load_study(write_study(text, **kw), overrides)
     return info.value
 
 
@@ -104,6 +104,28 @@ def test_missing_include_says_where_it_looked(write_study):
 def test_missing_study_file():
     with pytest.raises(ConfigError, match="file not found"):
         load_study("/nonexistent/study.yaml")
+
+
+def test_a_folder_or_unreadable_study_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder, not a study file"):
+        load_study(tmp_path)
+    a_file = tmp_path / "study.yaml"
+    a_file.write_text("name: s\n")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_study(a_file / "inside.yaml")
+
+
+def test_command_line_overrides_reach_the_space_and_the_sections(write_study):
+    from searchlab.space import probe_configs
+
+    path = write_study(MINIMAL + "budget: {n_trials: 4}\n")
+    study = load_study(path, {"space.optim.lr": 5.0e-4, "space.train.batch_size": 16, "budget.n_trials": 2})
+    assert study.config.budget.n_trials == 2
+    assert {(c["optim"]["lr"], c["train"]["batch_size"]) for c in probe_configs(study.space)} == {(5.0e-4, 16)}
+    err = error_of(write_study, MINIMAL, overrides={"name.x": 3})
+    assert "--set name.x: 'name' is a value" in str(err) and "--set name=" in str(err)
+    err = error_of(write_study, MINIMAL, overrides={"space.optim.lr": 50})
+    assert "space.optim.lr" in str(err) and "50" in str(err)
 
 
 def test_data_section_discriminated_by_source(write_study):

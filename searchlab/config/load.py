@@ -61,9 +61,12 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     src = read_yaml(path)
     data = src.data
     if not isinstance(data, dict):
-        raise src.error((), "a study file is a mapping of sections (name, data, space, ...)", got=data)
+        raise src.error((), "a study file is a mapping of sections (name, data, space, ...)", got=data,
+                        fix="start from studies/quickstart.yaml, which has every section")
     if overrides:
-        data = _apply_overrides(data, overrides)
+        # The space is compiled from `src`, so the overridden data must replace it there too (space.* keys).
+        data = _apply_overrides(data, overrides, src)
+        src = Located(data, src.file, src.lines)
     config = _validate(schema.StudyConfig, data, src)
     space = compile_space(src, ("space",))
     from searchlab.tasks import get_task   # tasks import the schema; keep this module import-light
@@ -88,16 +91,18 @@ def _locate(exc: ConfigError, src: Located) -> ConfigError:
     return ConfigError(exc.rule, file=src.file, line=src.line_of(path), key=exc.key, got=exc.got, fix=exc.fix)
 
 
-def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], src: Located) -> dict[str, Any]:
     """Dotted-key overrides from the command line (e.g. budget.n_trials=3) applied on a copy."""
     out = copy.deepcopy(data)
     for key, value in overrides.items():
         node = out
         *parents, last = key.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError("override path crosses a non-mapping value", key=key, got=node)
+                inside = ".".join(parents[:depth + 1])
+                raise src.error(tuple(parents[:depth + 1]), f"--set {key}: '{inside}' is a value, not a section "
+                                "with keys", got=node, fix=f"set '{inside}' itself, e.g. --set {inside}=...")
         node[last] = value
     return out
 

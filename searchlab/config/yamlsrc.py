@@ -65,6 +65,12 @@ def read_yaml(path: Path) -> Located:
     except FileNotFoundError:
         raise ConfigError("file not found", file=str(path), fix="check the path (relative paths are "
                           "resolved against the file that names them)") from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a study file", file=str(path),
+                          fix="name the YAML file inside it (e.g. studies/quickstart.yaml)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot be read ({exc.strerror or exc})", file=str(path),
+                          fix="check the path and the file's permissions") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path),
                           fix="save the file as UTF-8") from None
