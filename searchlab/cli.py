@@ -1,4 +1,5 @@
-"""`searchlab run | status | export | dashboard`. User errors print one message and exit 2."""
+"""`searchlab run | status | export | dashboard`. User errors print one message and exit 2; a file that cannot
+be read or written prints one message and exits 1."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if args.debug or exc.filename is None:   # no path named: not a file the user chose; keep the traceback
+            raise
+        print(f"error: {exc.filename}: {exc.strerror or exc}. Fix: check that the path exists and that you "
+              "may read or write it, and that the disk has space", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:

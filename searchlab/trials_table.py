@@ -48,6 +48,8 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
 def write_table(table: pd.DataFrame, fmt: str, out: Path | None) -> None:
     if fmt not in FORMATS:
         raise SearchlabError(f"unknown --format {fmt!r}. Fix: one of {', '.join(FORMATS)}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         if out is None:
             raise SearchlabError("parquet is binary: give --out FILE.parquet")

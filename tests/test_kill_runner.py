@@ -44,6 +44,10 @@ def test_an_export_never_replaces_a_folder_of_other_files(write_study, tmp_path)
     export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
     export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)   # an earlier export is replaced whole
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".best")) == []
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ExportError, match=r"--out .*a_file/best: cannot write in .*a_file"):
+        export_run(tmp_path / "run", blocker / "best", bootstrap=100)
 
 
 def test_an_interrupted_trial_whose_retry_was_never_queued_is_queued_on_restart(write_study, tmp_path):

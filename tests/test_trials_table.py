@@ -62,3 +62,14 @@ def test_parquet_needs_a_file_and_a_folder_without_a_run_is_named(finished_run, 
     empty.mkdir()
     out = _cli("trials", str(empty))
     assert out.returncode == 2 and "holds no searchlab run" in out.stderr
+
+
+def test_out_creates_its_folder_and_an_unwritable_path_is_one_line(finished_run, tmp_path):
+    nested = tmp_path / "tables" / "of" / "trials.json"
+    assert _cli("trials", str(finished_run), "--format", "json", "--out", str(nested)).returncode == 0
+    assert len(json.loads(nested.read_text())) == 4
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = _cli("trials", str(finished_run), "--out", str(blocker / "trials.csv"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"error: {blocker}") and "Fix:" in out.stderr

@@ -21,10 +21,15 @@ from searchlab.errors import ExportError
 def staged(out: Path) -> Iterator[Path]:
     """Yields the folder to write the export into; moves it to `out` when the block ends without error."""
     _check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc}). Fix: name a "
+                          "folder in a directory you can write to") from None
     for leftover in out.parent.glob(f".{out.name}.partial-*"):   # from an export killed earlier
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        if leftover != staging:
+            shutil.rmtree(leftover, ignore_errors=True)
     try:
         yield staging
         _publish(staging, out)
