@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
-from searchlab.errors import DataError, StorageError, TrialFailure
+from searchlab.errors import ConfigError, DataError, StorageError, TrialFailure
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -93,6 +93,31 @@ def test_resume_keeps_completed_trials_and_counts_the_total(write_study):
     assert [(t.number, t.params, t.value) for t in after[:3]] == before
     assert states(second) == {"COMPLETE": 5}
     assert len({t.params["x"] for t in after}) == 5   # a resumed random search does not replay its first run
+
+
+def test_resuming_with_an_edited_space_goes_on_when_optuna_can_and_says_which_parameter_when_not(write_study):
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    wider = run_study(load_study(path, {"budget.n_trials": 3, "space.x": {"float": [-5, 5]}}), progress=False)
+    assert states(wider.study) == {"COMPLETE": 3}   # a float range may change; Optuna keeps its kind only
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(path, {"budget.n_trials": 4, "space.x": {"choice": [-1, 1]}}), progress=False)
+    message = str(info.value)
+    assert "space.x:" in message and "a float in [-3.0, 3.0]" in message and "a choice of [-1, 1]" in message
+    assert "new name" in message
+    reloaded = optuna.load_study(study_name="fake", storage=f"sqlite:///{path.parent / 'run' / 'study.db'}")
+    assert states(reloaded) == {"COMPLETE": 3}   # refused before any trial ran
+
+
+def test_a_trial_that_fails_while_sampling_its_config_stores_why(write_study, monkeypatch):
+    import searchlab.engine.objective as objective
+
+    def broken(trial, space):
+        raise ValueError("cannot sample this")
+
+    monkeypatch.setattr(objective, "sample_config", broken)
+    study = run_study(load_study(callable_study(write_study, n=1)), progress=False).study
+    assert study.trials[0].user_attrs["error"] == "ValueError: cannot sample this"
 
 
 def test_trial_left_running_by_a_killed_process_is_failed_and_retried(write_study):

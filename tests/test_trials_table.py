@@ -73,3 +73,12 @@ def test_out_creates_its_folder_and_an_unwritable_path_is_one_line(finished_run,
     out = _cli("trials", str(finished_run), "--out", str(blocker / "trials.csv"))
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.startswith(f"error: {blocker}") and "Fix:" in out.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(finished_run):
+    """`searchlab trials RUN | head -1`: the pipe closes before the table is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "searchlab.cli", "trials", str(finished_run)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()   # long before the child has imported enough to write
+    stderr = proc.stderr.read()
+    assert proc.wait() == 1 and stderr == ""

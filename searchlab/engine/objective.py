@@ -40,11 +40,12 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
     objective_names = {metric for metric, _ in study.objectives}
 
     def objective(trial: optuna.Trial) -> Sequence[float] | float:
-        config = sample_config(trial, study.space)
-        if not params_are_config:
-            trial.set_user_attr("config", config)
-        ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline, on_epoch=on_epoch)
         try:
+            config = sample_config(trial, study.space)
+            if not params_are_config:
+                trial.set_user_attr("config", config)
+            ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline,
+                               on_epoch=on_epoch)
             metrics = task.run(config, ctx)
             values = objective_values(study, metrics)
         except optuna.TrialPruned:

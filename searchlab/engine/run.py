@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from searchlab.config.load import Study
 from searchlab.engine.progress import Progress
+from searchlab.engine.resume_space import check_space_fits_study
 from searchlab.engine.rundir import write_manifest
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
@@ -77,6 +78,7 @@ def create_or_load(study: Study) -> optuna.Study:
     if stored != study.directions:
         raise StorageError(f"study '{study.config.name}' in {study.storage_url} optimises {stored}, but the study "
                            f"file asks for {study.directions}. Fix: give the study a new name or storage")
+    check_space_fits_study(study, ostudy)
     ostudy.set_user_attr("searchlab", study_record(study))
     return ostudy
 
