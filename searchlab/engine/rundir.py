@@ -65,11 +65,35 @@ def open_run(target: str | Path) -> OpenRun:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise SearchlabError(f"{manifest_path} is damaged ({exc}). Fix: re-run `searchlab run` on the study file") \
             from None
+    url = _storage_here(url, run_dir, manifest_path)
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
-        raise StorageError(f"storage {url} has no study named '{name}'") from None
-    return OpenRun(run_dir, study, url, Path(manifest.get("artifacts", run_dir / "artifacts")))
+        raise StorageError(f"storage {url} has no study named '{name}' (named by {manifest_path}). Fix: pass "
+                           "the run directory of that study, or re-run `searchlab run` on its study file") from None
+    artifacts = _artifacts_here(Path(manifest.get("artifacts", run_dir / "artifacts")), run_dir)
+    return OpenRun(run_dir, study, url, artifacts)
+
+
+def _storage_here(url: str, run_dir: Path, manifest_path: Path) -> str:
+    """The recorded SQLite or journal file, or the one of that name in `run_dir` when the run directory was moved
+    or copied (the manifest records absolute paths). Opening a missing file would create an empty database."""
+    for scheme in ("sqlite:///", "journal://"):
+        if url.startswith(scheme):
+            path = Path(url.removeprefix(scheme).split("?")[0])
+            if path.is_file():
+                return url
+            if (run_dir / path.name).is_file():
+                return scheme + str((run_dir / path.name).resolve())
+            raise StorageError(f"the run's storage file {path} (named by {manifest_path}) does not exist, nor "
+                               f"does {run_dir / path.name}. Fix: put the database back, or edit the storage in "
+                               "that file if it moved")
+    return url
+
+
+def _artifacts_here(recorded: Path, run_dir: Path) -> Path:
+    """The recorded artifact folder, or the run directory's own when the run directory was moved or copied."""
+    return recorded if recorded.is_dir() or not (run_dir / "artifacts").is_dir() else run_dir / "artifacts"
 
 
 def _run_dir_of_study_file(path: Path) -> Path:
