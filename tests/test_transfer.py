@@ -122,3 +122,23 @@ def test_offline_timm_hub_weights_fail_with_the_fix(write_study):
         pytest.skip("this machine reached the hub: the online path worked")
     error = trial.user_attrs["error"]
     assert "timm could not fetch pretrained weights for 'mobilenetv3_small_050'" in error and "save_file" in error
+
+
+def test_an_rgb_timm_state_dict_loads_into_a_grayscale_backbone_with_the_same_features(tmp_path):
+    """The offline route for hub weights: timm's own state dict saved to a file. A 1-channel copy must
+    see a gray image as the RGB original sees that image repeated over its 3 channels."""
+    import timm
+
+    from searchlab.models.standalone import TimmClassifier
+    from searchlab.tasks.classify_config import TimmSpec
+
+    torch.manual_seed(0)
+    rgb = timm.create_model("resnet10t", pretrained=False, num_classes=1000).eval()
+    save_file({k: v.contiguous() for k, v in rgb.state_dict().items()}, str(tmp_path / "resnet10t.safetensors"))
+    gray = TimmClassifier(1, 2, "resnet10t").eval()
+    spec = TimmSpec(kind="timm", backbone="resnet10t", weights="resnet10t.safetensors", transfer="features")
+    apply_transfer(gray, spec, tmp_path)
+    image = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        expected = rgb.forward_head(rgb.forward_features(image.repeat(1, 3, 1, 1)), pre_logits=True)
+        assert torch.allclose(gray.embed(image), expected, atol=1e-5)

@@ -80,7 +80,8 @@ def _timm_hub_state(spec: TimmSpec) -> dict[str, torch.Tensor]:
             f"timm could not fetch pretrained weights for '{spec.backbone}' ({str(exc).splitlines()[0][:200]}). "
             f"Fix (offline): on a machine with internet save them with timm.create_model('{spec.backbone}', "
             f"pretrained=True) and safetensors.torch.save_file(model.state_dict(), '{spec.backbone}.safetensors'), "
-            "then set weights: <that file>") from None
+            "then set weights: <that file> (or copy that machine's Hugging Face cache, ~/.cache/huggingface/hub, "
+            "where timm finds them offline)") from None
     return {f"net.{k}": v for k, v in hub.state_dict().items()}
 
 
