@@ -178,3 +178,10 @@ def test_the_classifier_space_covers_models_training_augmentation_and_imbalance(
             "imbalance.threshold"} <= names
     config = next(probe_configs(study.space))
     assert config["train"]["repeats"] == 2 and "batch_size" in config["train"]   # overrides merge into the include
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", ".", "a b"])
+def test_a_study_name_is_one_plain_folder_name(write_study, name):
+    err = error_of(write_study, MINIMAL.replace("name: s", f"name: '{name}'"))
+    assert err.key == "name" and "not dots alone" in str(err)
+    assert load_study(write_study(MINIMAL.replace("name: s", "name: v1.2_b-3"))).config.name == "v1.2_b-3"

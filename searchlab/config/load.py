@@ -159,6 +159,12 @@ def _fix_for(error: dict[str, Any]) -> str | None:
     ctx = error.get("ctx") or {}
     if "expected" in ctx:
         return f"use one of {ctx['expected']}"
+    if error["type"] == "string_pattern_mismatch" and error["loc"] == ("name",):
+        return "use letters, digits, '_', '.' and '-' (not dots alone): the name is also the run's folder, runs/<name>"
+    if error["type"] == "string_pattern_mismatch":
+        return f"use a value matching {ctx.get('pattern')}"
+    if error["type"] == "string_too_short":
+        return "give a non-empty value"
     if error["type"].startswith(("greater", "less")):
         return "use a value in the allowed range"
     if error["type"].endswith("_type") or error["type"].endswith("_parsing"):

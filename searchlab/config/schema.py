@@ -182,7 +182,8 @@ class ExportConfig(Frozen):
 
 # ---------------------------------------------------------------- the study
 class StudyConfig(Frozen):
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    # The run directory is runs/<name>, so a name is one plain folder name: no separators, not . or ..
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")]
     data: DataConfig
     task: TaskConfig = TaskConfig()
     space: Any = None                          # compiled into a Space by space/compile.py
