@@ -111,7 +111,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from searchlab.config.load import load_study
     from searchlab.engine.run import run_study
-    from searchlab.summary import print_run_summary
+    from searchlab.summary import best_trials, print_run_summary
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
     overrides = parse_overrides(args.set)
@@ -121,7 +121,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if study.config.export.after_run and not result.interrupted:
         exported = _export_best(study, result)
     print_run_summary(study, result, exported)
-    return 130 if result.interrupted else 0
+    if result.interrupted:
+        return 130
+    return 0 if best_trials(result.study) else 1   # a run where no trial completed failed, for scripts and CI too
 
 
 def _export_best(study: Any, result: Any) -> Any:

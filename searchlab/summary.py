@@ -20,14 +20,20 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     ostudy: optuna.Study = result.study
     print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
           + (" (interrupted: the running trial was marked FAIL; run again to resume)" if result.interrupted else ""))
-    for trial in best_trials(ostudy)[:3]:
+    best = best_trials(ostudy)
+    for trial in best[:3]:
         print(describe_trial(ostudy, trial))
+    if not best:   # nothing to show but why: the reasons, whether or not the progress bar printed them
+        print_failures(ostudy)
     print(f"storage:   {study.storage_url}")
     print(f"dashboard: optuna-dashboard {study.storage_url}   (or: searchlab dashboard {study.run_dir})")
     if exported is not None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
-    else:
+    elif best:
         print(f"export:    searchlab export {study.run_dir} --out best/")
+    else:
+        print("no trial completed: fix what the failures above say (`searchlab status` shows the latest ones), "
+              "then run again")
 
 
 def print_status(run: OpenRun, top: int) -> None:
@@ -35,8 +41,12 @@ def print_status(run: OpenRun, top: int) -> None:
     print(f"study '{study.study_name}' in {run.storage_url}: {state_counts(study)}")
     for trial in best_trials(study)[:top]:
         print(describe_trial(study, trial))
+    print_failures(study)
+
+
+def print_failures(study: optuna.Study, last: int = 3) -> None:
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    for trial in failed[-3:]:
+    for trial in failed[-last:]:
         print(f"  failed trial {trial.number}: {trial.user_attrs.get('error', 'no reason stored')}")
 
 

@@ -330,6 +330,17 @@ def test_timm_backbone_trains_and_exports(write_study, tmp_path):
     assert config["model"]["args"]["backbone"] == "mobilenetv3_small_050" and 0 <= config["test_metrics"]["auc"] <= 1
 
 
+def test_a_run_where_no_trial_completes_says_why_and_exits_1(write_study, tmp_path):
+    path = callable_study(write_study, fn="fails_when_positive", n=2)
+    path.write_text(path.read_text().replace("x: {float: [-3, 3]}", "x: {float: [1, 3]}"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    run = subprocess.run([sys.executable, "-m", "searchlab.cli", "run", str(path), "--no-progress"], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    assert "failed trial 1: ValueError: x=" in run.stdout and "is positive" in run.stdout
+    assert "no trial completed" in run.stdout and "searchlab export" not in run.stdout
+
+
 def test_status_and_dashboard_commands(write_study, tmp_path):
     import json
     import socket

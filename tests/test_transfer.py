@@ -109,6 +109,13 @@ def test_cutoff_beyond_the_depth(write_study, source_run):
     assert trial.state == TrialState.FAIL and "beyond the backbone's depth: it has 2 blocks" in trial.user_attrs["error"]
 
 
+def test_weights_that_do_not_exist_stop_the_run_before_any_trial(write_study, source_run, tmp_path):
+    text = target_study("x", "full").replace("weights: 'x'", f"weights: {{choice: ['{source_run / 'export'}', gone]}}")
+    with pytest.raises(ConfigError, match=r"space.model.weights: .*gone does not exist \(got 'gone'\)"):
+        run_study(load_study(write_study(text)), progress=False)
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
 def test_transfer_needs_weights(write_study):
     with pytest.raises(ConfigError, match="needs weights"):
         load_study(write_study("name: s\nspace:\n  model: {kind: cnn, transfer: features}\n"))

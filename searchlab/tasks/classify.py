@@ -78,7 +78,22 @@ class ClassifyTask:
         for metric, _ in study.objectives:
             if metric not in COST_METRICS:
                 metric_info(metric, data.kind)   # e.g. sensitivity on a multi-class set: a clear error
+        self._check_named_files_exist(study)
         self._check_some_candidate_fits(study)
+
+    def _check_named_files_exist(self, study: Study) -> None:
+        """Weights and generator folders the space names: a missing one would fail every trial that draws it.
+        Checked when a run starts, not at load: `status` on a study file must work after they are gone."""
+        for config in probe_configs(study.space, seed=study.config.seed):
+            spec = parse_trial_config(config, None)
+            named = {"space.augment.synthetic": spec.augment.synthetic if spec.augment.synthetic_per_class else None}
+            if spec.model.transfer != "scratch" and spec.model.weights != "timm":
+                named["space.model.weights"] = spec.model.weights
+            for key, value in named.items():
+                if value is not None and not (study.base_dir / value).exists():
+                    raise ConfigError(f"{study.base_dir / value} does not exist", file=str(study.file), key=key,
+                                      got=value, fix="give a path that exists (relative paths are resolved "
+                                      "against the study file's folder); run the study that makes it first")
 
     def _check_some_candidate_fits(self, study: Study) -> None:
         """With architecture budgets, some probed config must fit them; otherwise every trial would be pruned,
