@@ -31,9 +31,12 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
     elif best:
         print(f"export:    searchlab export {study.run_dir} --out best/")
-    else:
+    elif ostudy.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         print("no trial completed: fix what the failures above say (`searchlab status` shows the latest ones), "
               "then run again")
+    else:
+        print("no trial completed: every finished trial was pruned (each trial's `pruned` attribute or the "
+              "dashboard's intermediate values say when); a larger budget or a gentler pruner lets some finish")
 
 
 def print_status(run: OpenRun, top: int) -> None:
