@@ -92,3 +92,13 @@ def test_points_to_evaluate_run_first_once_and_are_checked_at_load(write_study, 
         study("[{xx: 1.0}]")
     with pytest.raises(ConfigError, match=r"points_to_evaluate\[1\]\.x: .*must lie in.*-3.0 to 3.0 \(got 7\)"):
         study("[{x: 1.0}, {x: 7}]")
+
+
+def test_a_plugin_that_cannot_be_imported_is_one_error_with_one_fix(write_study):
+    from searchlab.config.load import load_study
+
+    text = "name: s\nspace: {x: {float: [0, 1]}}\nstrategy: {class: 'no_such_module_xyz:Sampler'}\n"
+    with pytest.raises(ConfigError) as info:
+        load_study(write_study(text))
+    assert info.value.key == "strategy" and "cannot import module 'no_such_module_xyz'" in info.value.rule
+    assert str(info.value).count("Fix:") == 1 and "PYTHONPATH" in info.value.fix

@@ -214,5 +214,6 @@ def _validate_strategy_and_pruner(study: Study) -> None:
     except ConfigError:
         raise
     except SearchlabError as exc:   # e.g. an unknown strategy name from the registry
-        raise ConfigError(str(exc), key="strategy", fix="name a registered strategy, `preset: FILE` from "
+        rule, _, fix = str(exc).partition(". Fix: ")   # a fix of its own (e.g. a module to install) comes first
+        raise ConfigError(rule, key="strategy", fix=fix or "name a registered strategy, `preset: FILE` from "
                           "strategies/, or `class: module:Class` for any Optuna sampler") from None

@@ -94,7 +94,7 @@ class PrunerConfig(Frozen):
 
 
 class StrategyConfig(Frozen):
-    name: str | None = "tpe"                   # a registered strategy (see `searchlab strategies`)
+    name: str | None = "tpe"                   # a registered strategy (an unknown name lists them)
     preset: str | None = None                  # a file in strategies/ (name or path)
     class_: str | None = Field(default=None, alias="class")  # "module:Class": any Optuna BaseSampler
     args: dict[str, Any] = Field(default_factory=dict)
