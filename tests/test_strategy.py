@@ -97,7 +97,7 @@ def test_points_to_evaluate_run_first_once_and_are_checked_at_load(write_study, 
 def test_a_plugin_that_cannot_be_imported_is_one_error_with_one_fix(write_study):
     from searchlab.config.load import load_study
 
-    text = "name: s\nspace: {x: {float: [0, 1]}}\nstrategy: {class: 'no_such_module_xyz:Sampler'}\n"
+    text = "name: s\nspace: {optim: {lr: {float: [1.0e-4, 1.0e-2]}}}\nstrategy: {class: 'no_such_module_xyz:Sampler'}\n"
     with pytest.raises(ConfigError) as info:
         load_study(write_study(text))
     assert info.value.key == "strategy" and "cannot import module 'no_such_module_xyz'" in info.value.rule
