@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +108,20 @@ def test_resuming_with_an_edited_space_goes_on_when_optuna_can_and_says_which_pa
     assert "new name" in message
     reloaded = optuna.load_study(study_name="fake", storage=f"sqlite:///{path.parent / 'run' / 'study.db'}")
     assert states(reloaded) == {"COMPLETE": 3}   # refused before any trial ran
+
+
+def test_resuming_on_another_objective_or_other_data_is_refused_but_data_may_move(write_study, tmp_path):
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    for override, key in (({"objective": {"metric": "x_abs", "direction": "minimize"}}, "objectives"),
+                          ({"data.size": 64}, "data")):
+        with pytest.raises(ConfigError) as info:
+            run_study(load_study(path, {"budget.n_trials": 3, **override}), progress=False)
+        assert info.value.key == key and "would be ranked with this run's" in str(info.value)
+    moved = tmp_path / "moved_data"
+    shutil.copytree(load_study(path).config.data.root, moved)
+    resumed = run_study(load_study(path, {"budget.n_trials": 3, "data.root": str(moved)}), progress=False).study
+    assert states(resumed) == {"COMPLETE": 3}
 
 
 def test_a_trial_that_fails_while_sampling_its_config_stores_why(write_study, monkeypatch):

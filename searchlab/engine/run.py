@@ -19,12 +19,11 @@ from optuna.trial import TrialState
 
 from searchlab.config.load import Study
 from searchlab.engine.progress import Progress
-from searchlab.engine.resume_space import check_space_fits_study
+from searchlab.engine.resume import check_resumable
 from searchlab.engine.rundir import write_manifest
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
-from searchlab.errors import StorageError
 from searchlab.strategy import prepare_strategy
 from searchlab.tasks import get_task
 
@@ -74,12 +73,9 @@ def create_or_load(study: Study) -> optuna.Study:
     storage = open_storage(study.storage_url)
     ostudy = optuna.create_study(study_name=study.config.name, storage=storage, load_if_exists=True,
                                  directions=study.directions)
-    stored = [d.name.lower() for d in ostudy.directions]
-    if stored != study.directions:
-        raise StorageError(f"study '{study.config.name}' in {study.storage_url} optimises {stored}, but the study "
-                           f"file asks for {study.directions}. Fix: give the study a new name or storage")
-    check_space_fits_study(study, ostudy)
-    ostudy.set_user_attr("searchlab", study_record(study))
+    record = study_record(study)
+    check_resumable(study, ostudy, record)
+    ostudy.set_user_attr("searchlab", record)
     return ostudy
 
 

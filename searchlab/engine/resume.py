@@ -1,0 +1,85 @@
+"""What a resumed study must keep, checked once before any trial: its objectives, data and task, and a space
+Optuna can still record.
+
+Values of trials scored on another objective or other data would be ranked together with the new ones (and
+the export would score an old model on new data). Optuna's storage refuses a parameter whose kind (int,
+float, choice), log scale or list of choices differs from what earlier trials used, so every new trial would
+fail on its first `suggest`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
+                                  check_distribution_compatibility)
+
+from searchlab.errors import ConfigError, StorageError
+from searchlab.space import searchable_params
+
+if TYPE_CHECKING:
+    from searchlab.config.load import Study
+
+
+# Where the data is read from may change between runs (a moved folder, a download); what it is may not.
+WHERE_DATA_LIVES = ("root", "download")
+
+
+def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]) -> None:
+    """`record`: what this run will store as the study's searchlab record (engine/run.py study_record)."""
+    stored = [d.name.lower() for d in ostudy.directions]
+    if stored != study.directions:
+        raise StorageError(f"study '{study.config.name}' in {study.storage_url} optimises {stored}, but the study "
+                           f"file asks for {study.directions}. Fix: give the study a new name or storage")
+    if ostudy.get_trials(deepcopy=False):
+        _check_same_record(study, ostudy.user_attrs.get("searchlab"), record)
+        _check_space_fits(study, ostudy)
+
+
+def _check_same_record(study: "Study", old: Any, new: dict[str, Any]) -> None:
+    if not isinstance(old, dict):
+        return   # created by a searchlab without the record, or by Optuna directly: nothing to compare
+    for key in ("objectives", "task", "data"):
+        before, now = _comparable(key, old.get(key), new[key])
+        if before is not None and before != now:
+            raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored with {key} "
+                              f"{before}; their values would be ranked with this run's", file=str(study.file),
+                              key=key, got=now, fix=f"keep {key} as it was to resume, or give the study a new "
+                              "name (or run_dir) for the new setting")
+
+
+def _comparable(key: str, old: Any, new: Any) -> tuple[Any, Any]:
+    """Settings both records have (a key a later searchlab added is not a change), less where data lives."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return old, new
+    shared = [k for k in old if k in new and not (key == "data" and k in WHERE_DATA_LIVES)]
+    return {k: old[k] for k in shared}, {k: new[k] for k in shared}
+
+
+def _check_space_fits(study: "Study", ostudy: optuna.Study) -> None:
+    stored: dict[str, BaseDistribution] = {}
+    for trial in ostudy.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            stored.setdefault(name, distribution)
+    for param, _ in searchable_params(study.space):
+        old = stored.get(param.name)
+        if old is None:
+            continue
+        new = param.distribution()
+        try:
+            check_distribution_compatibility(old, new)
+        except ValueError:
+            raise ConfigError(
+                f"study '{study.config.name}' in {study.storage_url} already has trials where this parameter is "
+                f"{describe(old)}; Optuna keeps one kind (and one list of choices) per parameter for a whole "
+                "study", file=str(study.file), key=f"space.{param.name}", got=describe(new),
+                fix=f"keep it {describe(old)} to resume this study, or give the study a new name (or run_dir) "
+                "to search the new space") from None
+
+
+def describe(distribution: BaseDistribution) -> str:
+    if isinstance(distribution, CategoricalDistribution):
+        return f"a choice of {list(distribution.choices)}"
+    kind = "a float" if isinstance(distribution, FloatDistribution) else "an int"
+    log = " (log scale)" if distribution.log else ""   # type: ignore[attr-defined]
+    return f"{kind} in [{distribution.low}, {distribution.high}]{log}"   # type: ignore[attr-defined]
