@@ -181,6 +181,8 @@ def test_argument_errors(exported, capsys):
         export_run(run, tmp / "x", top_k=5)
     with pytest.raises(ExportError, match="unknown --tta"):
         export_run(run, tmp / "x", tta="rotate")
+    with pytest.raises(ExportError, match="--bootstrap must be at least 1 \\(got 0\\)"):
+        export_run(run, tmp / "x", bootstrap=0)
     assert main(["export", str(run), "--out", str(tmp / "x"), "--trial", "0", "--top-k", "2"]) == 2
     assert "error: --trial 0 exports one trial" in capsys.readouterr().err
     assert not (tmp / "x").exists()

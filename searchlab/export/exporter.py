@@ -38,7 +38,7 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
 
     With an ensemble or a `tta` other than "none" the decision threshold is chosen again on validation data.
     """
-    _check_options(trial_number, top_k, tta, select)
+    _check_options(trial_number, top_k, tta, select, bootstrap)
     run = open_run(target)
     with staged(Path(out)) as staging:   # the export appears whole under `out`, or not at all
         if _is_generate(run):
@@ -47,7 +47,10 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
         return _export_classifier(run, staging, trial_number, bootstrap, top_k, tta, select)
 
 
-def _check_options(trial_number: int | None, top_k: int, tta: str, select: str) -> None:
+def _check_options(trial_number: int | None, top_k: int, tta: str, select: str, bootstrap: int) -> None:
+    if bootstrap < 1:
+        raise ExportError(f"--bootstrap must be at least 1 (got {bootstrap}). Fix: leave the default 2000; CIs "
+                          "from fewer than ~1000 resamples are rough")
     if tta not in standalone.TTA_MODES:
         raise ExportError(f"unknown --tta {tta!r}. Fix: one of {', '.join(standalone.TTA_MODES)}")
     if select not in SELECT_MODES:
