@@ -37,6 +37,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]; argparse prints the rule with the usage and exits 2."""
+    rule = f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {rule} (got {text!r})")
+        return value
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="searchlab", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -51,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="trial counts and the best trials of a run")
     status.add_argument("run", help="run directory (or its study file)")
-    status.add_argument("--top", type=int, default=5)
+    status.add_argument("--top", type=int_in(1), default=5, help="best trials shown (default 5)")
     status.set_defaults(handler=_cmd_status)
 
     trials = sub.add_parser("trials", help="the trial table (params, metrics, states, timings)")
@@ -63,9 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export a trial as config.json + weights.safetensors + model.py")
     export.add_argument("run", help="run directory (or its study file)")
     export.add_argument("--out", required=True, help="output directory")
-    export.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
-    export.add_argument("--bootstrap", type=int, default=2000, help="resamples for test-metric CIs")
-    export.add_argument("--top-k", type=int, default=1, metavar="K",
+    export.add_argument("--trial", type=int_in(0), default=None, help="trial number (default: the best)")
+    export.add_argument("--bootstrap", type=int_in(1), default=2000, help="resamples for test-metric CIs")
+    export.add_argument("--top-k", type=int_in(1), default=1, metavar="K",
                         help="export the K best trials as one ensemble averaging their probabilities (default 1)")
     export.add_argument("--tta", choices=("none", "flip", "dihedral"), default="none",
                         help="test-time augmentation in the exported model: flip, or dihedral (8 flips/rotations, "
@@ -78,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="one self-contained HTML report of a run (plots, best model, top trials)")
     report.add_argument("run", help="run directory (or its study file)")
     report.add_argument("--out", default=None, help="HTML file to write (default: RUN/report.html)")
-    report.add_argument("--top", type=int, default=20, help="trials in the table (default 20)")
+    report.add_argument("--top", type=int_in(1), default=20, help="trials in the table (default 20)")
     report.set_defaults(handler=_cmd_report)
 
     compare = sub.add_parser("compare", help="best-so-far curves of several runs on one plot (HTML)")
@@ -89,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="optuna-dashboard for a run, on 127.0.0.1")
     dash.add_argument("run", help="run directory (or its study file)")
     dash.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    dash.add_argument("--port", type=int, default=8080)
+    dash.add_argument("--port", type=int_in(1, 65535), default=8080)
     dash.set_defaults(handler=_cmd_dashboard)
     return parser
 

@@ -1,0 +1,20 @@
+"""Numeric command-line options out of range are usage errors (exit 2) that say the rule, before any work."""
+from __future__ import annotations
+
+import pytest
+
+from searchlab.cli import main
+
+
+@pytest.mark.parametrize("argv,rule", [
+    (["dashboard", "runs/x", "--port", "99999"], "--port: must be an integer from 1 to 65535 (got '99999')"),
+    (["status", "runs/x", "--top", "0"], "--top: must be an integer of at least 1 (got '0')"),
+    (["report", "runs/x", "--top", "-3"], "--top: must be an integer of at least 1 (got '-3')"),
+    (["export", "runs/x", "--out", "o", "--top-k", "two"], "--top-k: must be an integer of at least 1 (got 'two')"),
+    (["export", "runs/x", "--out", "o", "--bootstrap", "0"], "--bootstrap: must be an integer of at least 1"),
+    (["export", "runs/x", "--out", "o", "--trial", "-1"], "--trial: must be an integer of at least 0"),
+])
+def test_out_of_range_numbers_are_usage_errors(argv, rule, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and rule in capsys.readouterr().err
