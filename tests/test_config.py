@@ -119,8 +119,8 @@ def test_command_line_overrides_reach_the_space_and_the_sections(write_study):
     from searchlab.space import probe_configs
 
     path = write_study(MINIMAL + "budget: {n_trials: 4}\n")
-    study = load_study(path, {"space.optim.lr": 5.0e-4, "space.train.batch_size": 16, "budget.n_trials": 2})
-    assert study.config.budget.n_trials == 2
+    study = load_study(path, {"space.optim.lr": 5.0e-4, "space.train.batch_size": 16, "budget.n_trials": 1})
+    assert study.config.budget.n_trials == 1
     assert {(c["optim"]["lr"], c["train"]["batch_size"]) for c in probe_configs(study.space)} == {(5.0e-4, 16)}
     err = error_of(write_study, MINIMAL, overrides={"name.x": 3})
     assert "--set name.x: 'name' is a value" in str(err) and "--set name=" in str(err)
@@ -185,3 +185,10 @@ def test_a_study_name_is_one_plain_folder_name(write_study, name):
     err = error_of(write_study, MINIMAL.replace("name: s", f"name: '{name}'"))
     assert err.key == "name" and "not dots alone" in str(err)
     assert load_study(write_study(MINIMAL.replace("name: s", "name: v1.2_b-3"))).config.name == "v1.2_b-3"
+
+
+def test_a_space_that_searches_nothing_trains_once(write_study):
+    fixed = "name: s\ntask: classify\nspace:\n  model: {kind: cnn, depth: 1}\n"
+    err = error_of(write_study, fixed + "budget: {n_trials: 3}\n")
+    assert err.key == "budget.n_trials" and "same result" in str(err) and "train.repeats" in str(err)
+    assert load_study(write_study(fixed + "budget: {n_trials: 1}\n")).config.budget.n_trials == 1

@@ -102,7 +102,9 @@ def test_a_diverging_trial_fails_with_the_reason_and_the_study_goes_on(write_stu
 
 
 def _study_n(write_study, n):
+    """`n` trials, so a searched parameter (a fixed space would train one config n times, refused at load)."""
     return load_study(write_study(STUDY.replace("FAMILY", "dcgan").replace("COND", "false")
+                                  .replace("latent: 16", "latent: {choice: [16, 17]}")
                                   .replace("n_trials: 1", f"n_trials: {n}")))
 
 

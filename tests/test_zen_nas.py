@@ -63,7 +63,7 @@ def test_resuming_reuses_the_finished_proxy_search(write_study, tmp_path):
 
 def test_a_space_without_searched_architectures_is_refused(write_study):
     text = STUDY.replace("N", "2").replace("    kind: zen", "    kind: cnn\n    depth: 1").split("    stem: 8")[0]
-    text += "  train: {batch_size: 128}\nstrategy: {name: zen_nas, args: {candidates: 5}}\nbudget: {n_trials: 2}\n"
+    text += "  train: {batch_size: 128}\nstrategy: {name: zen_nas, args: {candidates: 5}}\nbudget: {n_trials: 1}\n"
     with pytest.raises(ConfigError, match="zen_nas scores networks on their pre-pooling features"):
         run_study(load_study(write_study(text)), progress=False)
 

@@ -77,6 +77,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     try:
         task.validate_space(study, src)
         _validate_points(study, src)
+        _validate_something_to_search(study, src)
         _validate_strategy_and_pruner(study)
     except ConfigError as exc:
         raise _locate(exc, src) from None
@@ -195,6 +196,18 @@ def _validate_points(study: Study, src: Located) -> None:
             if not inside:
                 raise src.error(at, f"the value must lie in the parameter's space: {_allowed(params[name])}",
                                 got=value, fix="a value the space of this parameter allows")
+
+
+def _validate_something_to_search(study: Study, src: Located) -> None:
+    """A space that searches nothing gives every trial the same config, hence the same seed and result."""
+    from searchlab.space import searchable_params
+
+    n_trials = study.config.budget.n_trials
+    if n_trials > 1 and next(searchable_params(study.space), None) is None:
+        raise src.error(("budget", "n_trials"), f"the space searches nothing, so each of the {n_trials} trials "
+                        "would train the same config from the same seed to the same result", got=n_trials,
+                        fix="n_trials: 1 to train this config once (train.repeats: N averages N seeds in one "
+                        "trial), or search a parameter")
 
 
 def _allowed(param: Any) -> str:
