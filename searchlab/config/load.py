@@ -199,11 +199,13 @@ def _validate_points(study: Study, src: Located) -> None:
 
 
 def _validate_something_to_search(study: Study, src: Located) -> None:
-    """A space that searches nothing gives every trial the same config, hence the same seed and result."""
+    """A space that searches nothing gives every trial the same config, hence the same seed and, for the built-in
+    tasks, the same result (a callable task may draw its own randomness, so it may repeat on purpose)."""
     from searchlab.space import searchable_params
 
     n_trials = study.config.budget.n_trials
-    if n_trials > 1 and next(searchable_params(study.space), None) is None:
+    builtin = study.config.task.kind != "callable"
+    if builtin and n_trials > 1 and next(searchable_params(study.space), None) is None:
         raise src.error(("budget", "n_trials"), f"the space searches nothing, so each of the {n_trials} trials "
                         "would train the same config from the same seed to the same result", got=n_trials,
                         fix="n_trials: 1 to train this config once (train.repeats: N averages N seeds in one "
