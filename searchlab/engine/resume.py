@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
                                   check_distribution_compatibility)
+from optuna.trial import FrozenTrial
 
 from searchlab.errors import ConfigError, StorageError
 from searchlab.space import searchable_params
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from searchlab.config.load import Study
 
 
-# Where the data is read from may change between runs (a moved folder, a download); what it is may not.
+# Where MedMNIST's file is read from may change between runs; what the data is may not. A folder or CSV
+# `path` counts as what: another folder may hold other images, and the test split must not move.
 WHERE_DATA_LIVES = ("root", "download")
 
 
@@ -31,9 +33,10 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
     if stored != study.directions:
         raise StorageError(f"study '{study.config.name}' in {study.storage_url} optimises {stored}, but the study "
                            f"file asks for {study.directions}. Fix: give the study a new name or storage")
-    if ostudy.get_trials(deepcopy=False):
+    trials = ostudy.get_trials(deepcopy=False)
+    if trials:
         _check_same_record(study, ostudy.user_attrs.get("searchlab"), record)
-        _check_space_fits(study, ostudy)
+        _check_space_fits(study, trials)
 
 
 def _check_same_record(study: "Study", old: Any, new: dict[str, Any]) -> None:
@@ -56,9 +59,9 @@ def _comparable(key: str, old: Any, new: Any) -> tuple[Any, Any]:
     return {k: old[k] for k in shared}, {k: new[k] for k in shared}
 
 
-def _check_space_fits(study: "Study", ostudy: optuna.Study) -> None:
+def _check_space_fits(study: "Study", trials: list[FrozenTrial]) -> None:
     stored: dict[str, BaseDistribution] = {}
-    for trial in ostudy.get_trials(deepcopy=False):
+    for trial in trials:
         for name, distribution in trial.distributions.items():
             stored.setdefault(name, distribution)
     for param, _ in searchable_params(study.space):
