@@ -48,6 +48,37 @@ def test_a_worker_killed_mid_trial_fails_that_trial_whose_config_is_retried(writ
     assert all(t.params["x"] <= 0 for t in complete)
 
 
+def test_a_killed_trial_is_failed_and_requeued_under_the_workers_budget_lock(write_study, tmp_path, monkeypatch):
+    """Between FAIL and its queued retry, a worker reading the budget would count the config as failed for good,
+    stop at max_failed, and leave the retry WAITING: the supervisor holds the lock workers read the budget under."""
+    import fcntl
+
+    import searchlab.engine.supervise as supervise
+
+    lock_free_at_retry = []
+    real_callback = supervise.retry_callback
+
+    def checking_callback(max_retries):
+        real = real_callback(max_retries)
+
+        def retry(study, trial):
+            with (tmp_path / "run" / ".ask.lock").open("a") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    lock_free_at_retry.append(True)
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    lock_free_at_retry.append(False)
+            real(study, trial)
+        return retry
+
+    monkeypatch.setattr(supervise, "retry_callback", checking_callback)
+    text = callable_study(write_study, fn="dies_when_positive", n=2).read_text().replace("[-3, 3]", "[1, 3]")
+    extra = "\nexecutor: {workers: 2, max_retries: 1}\n"
+    run_study(load_study(write_study(text + extra)), progress=False)
+    assert lock_free_at_retry and not any(lock_free_at_retry)
+
+
 def test_out_of_memory_fails_the_trial_and_the_study_goes_on(write_study, tmp_path):
     run_study(load_study(callable_study(write_study, fn="out_of_memory_when_positive", n=6)), progress=False)
     complete, failed = _split(_trials(tmp_path))

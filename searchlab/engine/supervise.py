@@ -25,7 +25,7 @@ from searchlab.config.load import Study
 from searchlab.engine.current_trial import current_trial_file
 from searchlab.engine.progress import Progress
 from searchlab.engine.storage import retry_callback
-from searchlab.engine.worker import worker_process_main
+from searchlab.engine.worker import AskGate, worker_process_main
 
 POLL_SECONDS = 0.2
 
@@ -49,6 +49,7 @@ class Supervisor:
         self.ctx = multiprocessing.get_context("spawn")   # fork would copy torch's thread pools and locks
         self.timeout = study.config.budget.trial_timeout
         self.retry = retry_callback(study.config.executor.max_retries)
+        self.gate = AskGate(study.run_dir)
         self.workers = [self._start(i) for i in range(study.config.executor.workers)]
 
     def _start(self, index: int) -> Worker:
@@ -71,6 +72,7 @@ class Supervisor:
             for w in self.workers:
                 if w.process.is_alive():
                     w.process.terminate()
+            self.gate.close()
 
     def _check(self, worker: Worker) -> Worker | None:
         """The worker to keep watching: itself, its replacement, or None when it finished normally."""
@@ -98,9 +100,16 @@ class Supervisor:
         trial_id = running["trial_id"]
         if storage.get_trial(trial_id).state != TrialState.RUNNING:
             return   # it finished just before the process ended
-        storage.set_trial_user_attr(trial_id, "error", reason)
-        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL) and retry:
-            self.retry(self.ostudy, storage.get_trial(trial_id))
+        # Under the workers' budget lock: between FAIL and the queued retry, a worker reading the budget
+        # would count a failed config that is about to be retried, stop at max_failed, and leave the retry
+        # WAITING for ever (seen once in CI under load).
+        self.gate.hold()
+        try:
+            storage.set_trial_user_attr(trial_id, "error", reason)
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL) and retry:
+                self.retry(self.ostudy, storage.get_trial(trial_id))
+        finally:
+            self.gate.release()
 
 
 def _death(exitcode: int | None) -> str:
