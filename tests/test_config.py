@@ -192,3 +192,12 @@ def test_a_space_that_searches_nothing_trains_once(write_study):
     err = error_of(write_study, fixed + "budget: {n_trials: 3}\n")
     assert err.key == "budget.n_trials" and "same result" in str(err) and "train.repeats" in str(err)
     assert load_study(write_study(fixed + "budget: {n_trials: 1}\n")).config.budget.n_trials == 1
+
+
+def test_the_ray_executor_without_ray_installed_is_a_config_error(write_study, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    err = error_of(write_study, MINIMAL + "executor: {kind: ray}\n")
+    assert err.key == "executor.kind" and "pip install 'searchlab[ray]'" in str(err)

@@ -78,6 +78,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         task.validate_space(study, src)
         _validate_points(study, src)
         _validate_something_to_search(study, src)
+        _validate_executor_installed(study, src)
         _validate_strategy_and_pruner(study)
     except ConfigError as exc:
         raise _locate(exc, src) from None
@@ -210,6 +211,15 @@ def _validate_something_to_search(study: Study, src: Located) -> None:
                         "would train the same config from the same seed to the same result", got=n_trials,
                         fix="n_trials: 1 to train this config once (train.repeats: N averages N seeds in one "
                         "trial), or search a parameter")
+
+
+def _validate_executor_installed(study: Study, src: Located) -> None:
+    """Ray is an optional extra: without it a Ray study would fail after creating its run, deep in an import."""
+    import importlib.util
+
+    if study.config.executor.kind == "ray" and importlib.util.find_spec("ray") is None:
+        raise src.error(("executor", "kind"), "the Ray executor needs Ray, which is not installed", got="ray",
+                        fix="pip install 'searchlab[ray]' (or use executor: {kind: local})")
 
 
 def _allowed(param: Any) -> str:
