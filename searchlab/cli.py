@@ -25,6 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt as exc:   # a stop before or after the trials (they handle their own)
+        from searchlab.engine.signals import exit_code
+
+        print("interrupted", file=sys.stderr)
+        return exit_code(exc)
     except BrokenPipeError:
         # the reader of our output left (`searchlab trials RUN | head`): no traceback, and none at exit either
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -129,15 +134,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from searchlab.summary import best_trials, print_run_summary
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
-    overrides = parse_overrides(args.set)
-    study = load_study(args.study, overrides)
-    result = run_study(study, overrides, progress=not args.no_progress)
+    study = load_study(args.study, parse_overrides(args.set))
+    result = run_study(study, progress=not args.no_progress)
     exported = None
     if study.config.export.after_run and not result.interrupted:
         exported = _export_best(study, result)
     print_run_summary(study, result, exported)
     if result.interrupted:
-        return 130
+        return result.exit_code
     return 0 if best_trials(result.study) else 1   # a run where no trial completed failed, for scripts and CI too
 
 

@@ -19,11 +19,12 @@ SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "s
 def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     ostudy: optuna.Study = result.study
     print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
-          + (" (interrupted: the running trial was marked FAIL; run again to resume)" if result.interrupted else ""))
+          + (" (interrupted: running trials were marked FAIL; run again to resume, and their configs run again)"
+             if result.interrupted else ""))
     best = best_trials(ostudy)
     for trial in best[:3]:
         print(describe_trial(ostudy, trial))
-    if not best:   # nothing to show but why: the reasons, whether or not the progress bar printed them
+    if not best and not result.interrupted:   # nothing to show but why, whether or not the progress bar said it
         print_failures(ostudy)
     print(f"storage:   {study.storage_url}")
     print(f"dashboard: optuna-dashboard {study.storage_url}   (or: searchlab dashboard {study.run_dir})")
@@ -31,6 +32,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
     elif best:
         print(f"export:    searchlab export {study.run_dir} --out best/")
+    elif result.interrupted:
+        print("no trial completed before the interruption")
     elif ostudy.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         print("no trial completed: fix what the failures above say (`searchlab status` shows the latest ones), "
               "then run again")

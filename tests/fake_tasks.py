@@ -108,3 +108,22 @@ def fault_mix(config, ctx):
     if fault == "die":
         return dies_when_positive({"x": 1.0}, ctx)
     return {"loss": config["x"] ** 2}
+
+
+def swallows_a_stop_once(config, ctx):
+    """Asks for its own SIGTERM under a bare `except:` that swallows it (as medmnist's import does), the first
+    time only (a marker file): the next epoch report must still stop the trial."""
+    import signal
+    from pathlib import Path
+
+    marker = Path(config["marker"])
+    if not marker.exists():
+        marker.write_text("stopped once")
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except:  # noqa: E722 -- the point of this task
+            pass
+    for step in range(3):
+        ctx.report(step, {"loss": 1.0 + step})
+    return {"loss": config["x"] ** 2}

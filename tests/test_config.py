@@ -37,6 +37,20 @@ def test_defaults_are_filled_in(write_study):
     assert study.storage_url.endswith("run/study.db")
 
 
+def test_relative_paths_are_made_absolute_when_loaded(write_study, tmp_path, monkeypatch):
+    """Ray runs each trial in a working folder of its own: a relative path there named another, empty
+    study.db (every trial failed with "Record does not exist")."""
+    monkeypatch.chdir(tmp_path)
+    here = Path.cwd()
+    cases = {"sqlite:///s.db": f"sqlite:///{here / 's.db'}", "journal://j/s.log": f"journal://{here / 'j/s.log'}",
+             "sqlite:////abs/s.db": "sqlite:////abs/s.db", "journal:///abs/s.log": "journal:///abs/s.log",
+             "postgresql://u@127.0.0.1/db": "postgresql://u@127.0.0.1/db"}
+    for given, expected in cases.items():
+        assert load_study(write_study(MINIMAL + f"storage: '{given}'\n")).storage_url == expected
+    study = load_study(write_study(MINIMAL + "run_dir: runs/s\n"))
+    assert study.run_dir == here / "runs" / "s" and study.storage_url == f"sqlite:///{here / 'runs/s/study.db'}"
+
+
 def test_malformed_yaml_names_file_and_line(write_study):
     err = error_of(write_study, "name: s\nbudget: {n_trials: 3\nseed: 1\n", with_defaults=False)
     assert "malformed YAML" in str(err) and err.file.endswith("study.yaml") and err.line == 3

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -188,3 +189,29 @@ def test_each_scheduler_kind_judges_the_first_objective_per_epoch(write_study, s
     assert type(built).__name__ == cls and built.metric == METRIC and built._mode == "min"
     if brackets is not None:   # max_t past the last epoch's report: finishing is never "stopped"
         assert len(built._brackets) == brackets and built._max_t == 20 + 1
+
+
+def test_a_relative_run_dir_works_though_ray_runs_each_trial_in_a_folder_of_its_own(write_study, tmp_path,
+                                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)   # as a user does: `searchlab run study.yaml` in the study's folder
+    text = callable_study(write_study, n=2, extra=RAY).read_text()
+    path = write_study(text.replace(f"run_dir: '{tmp_path / 'run'}'", "run_dir: run"))
+    run_study(load_study(path.name), progress=False)
+    assert [t.state for t in _trials(tmp_path)] == [TrialState.COMPLETE] * 2   # not "Record does not exist"
+
+
+@pytest.mark.parametrize("sig, reason", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
+def test_a_stopped_driver_fails_the_trials_in_flight_as_interrupted(write_study, tmp_path, sig, reason):
+    """SIGTERM: Ray's core aborted the driver (exit 134, a stack dump). Ctrl-C: Tune's handler ended the
+    search as if done (exit 0), its trials left RUNNING."""
+    from test_signals import _start_run, _study, _wait_for_pids
+
+    path, pid_dir = _study(write_study, tmp_path, n=4, sleep=120, extra=RAY)
+    proc = _start_run(path)
+    _wait_for_pids(pid_dir, 2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    trials = _trials(tmp_path)
+    assert [t.state for t in trials] == [TrialState.FAIL] * 2
+    assert all(t.user_attrs["error"] == f"interrupted ({reason})" for t in trials)

@@ -429,3 +429,9 @@ def test_classify_trains_on_the_device_the_executor_names(write_study, tmp_path)
     assert failed and all(t.state == TrialState.FAIL for t in failed)
     assert all("executor.device is 'cuda' but this trial's process sees no CUDA GPU" in t.user_attrs["error"]
                for t in failed)
+
+
+def test_overrides_reach_the_worker_processes_which_reread_the_study_file(write_study):
+    path = callable_study(write_study, n=2, extra="\nexecutor: {workers: 2}\n")
+    study = run_study(load_study(path, {"space.sleep": 0.01}), progress=False).study
+    assert [t.user_attrs["config"]["sleep"] for t in study.trials] == [0.01, 0.01]

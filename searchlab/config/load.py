@@ -6,7 +6,7 @@ key path, rule, value given and fix (ConfigError). Downstream code receives a `S
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +34,14 @@ class Study:
     space: Group
     file: Path
     objectives: tuple[tuple[str, str], ...]     # (metric, direction) in order; first one is primary
-
-    @property
-    def base_dir(self) -> Path:
-        """Relative data paths in the study file are resolved against the file's folder."""
-        return self.file.resolve().parent
-
-    @property
-    def run_dir(self) -> Path:
-        return self.config.resolved_run_dir
-
-    @property
-    def storage_url(self) -> str:
-        if self.config.storage:
-            return self.config.storage
-        return f"sqlite:///{self.run_dir / 'study.db'}"
+    # Absolute, fixed when loaded: Ray runs each trial in a working folder of its own, where relative paths
+    # (the default runs/<name>, or storage: sqlite:///study.db) named another, empty study.db and failed
+    # every trial.
+    base_dir: Path      # the study file's folder: relative data paths in it are resolved against it
+    run_dir: Path
+    storage_url: str    # storage, or SQLite in run_dir; a relative SQLite or journal file made absolute
+    # The --set overrides it was loaded with: worker processes re-read the file and apply them too
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def directions(self) -> list[str]:
@@ -73,7 +66,10 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
 
     task = get_task(config.task)
     objectives = tuple(task.resolve_objective(obj, src, ("objective", i)) for i, obj in enumerate(config.objective))
-    study = Study(config=config, space=space, file=path, objectives=objectives)
+    run_dir = config.resolved_run_dir.resolve()
+    study = Study(config=config, space=space, file=path, objectives=objectives, base_dir=path.resolve().parent,
+                  run_dir=run_dir, storage_url=_absolute_storage(config.storage, run_dir),
+                  overrides=dict(overrides or {}))
     try:
         task.validate_space(study, src)
         _validate_points(study, src)
@@ -83,6 +79,18 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     except ConfigError as exc:
         raise _locate(exc, src) from None
     return study
+
+
+def _absolute_storage(url: str | None, run_dir: Path) -> str:
+    """The storage URL with a relative SQLite or journal file path resolved against the working folder, as
+    Optuna would resolve it here (`sqlite:///study.db` is relative, `sqlite:////abs/study.db` absolute)."""
+    if url is None:
+        return f"sqlite:///{run_dir / 'study.db'}"
+    for prefix in ("sqlite:///", "journal://"):
+        path = url.removeprefix(prefix)
+        if url.startswith(prefix) and path and not path.startswith(("/", ":memory:")):
+            return prefix + str(Path.cwd() / path)
+    return url
 
 
 def _locate(exc: ConfigError, src: Located) -> ConfigError:

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial
 
 from searchlab.config.load import Study
 from searchlab.engine.context import TrialContext
+from searchlab.engine.signals import interruption_message
 from searchlab.errors import TrialFailure
 from searchlab.space import Group, sample_config
 from searchlab.space.params import SEARCHABLE
@@ -50,7 +51,7 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
             values = objective_values(study, metrics)
         except optuna.TrialPruned:
             raise
-        except BaseException as exc:   # includes Ctrl-C: the trial is failed with that reason, then re-raised
+        except BaseException as exc:   # includes Ctrl-C and SIGTERM: the trial is failed with why, then re-raised
             _record_failure(trial, exc)
             raise
         if not set(metrics) <= objective_names:
@@ -95,7 +96,7 @@ def objective_values(study: Study, metrics: dict[str, float]) -> list[float]:
 
 
 def _record_failure(trial: optuna.Trial, exc: BaseException) -> None:
-    message = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+    message = interruption_message(exc) if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
     try:
         trial.set_user_attr("error", message)
         trial.set_user_attr("traceback", "".join(traceback.format_exception(exc))[-20000:])

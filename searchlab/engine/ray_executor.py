@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
+from searchlab.engine.signals import interruption_message, stop_on_signals
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import Budget, open_optuna_study
 
@@ -39,6 +40,9 @@ def run_ray(study: Study, deadline: float | None,
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # No Tune console tables: its new output prints an experiment banner even at verbose=0
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Ctrl-C is ours (engine/signals.py): Tune's own handler ended fit() as if the search were done, leaving
+    # the trials in flight RUNNING, exiting 0 and suggesting Tuner.restore, which is not how a study resumes
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     ostudy = open_optuna_study(study, heartbeat=False)   # asks outside optimize; Tune reports lost workers
     searcher = _OptunaSearcher(study, ostudy, deadline, on_trial)
     resources = {"cpu": ex.resources_per_trial.cpu, "gpu": ex.resources_per_trial.gpu}
@@ -49,8 +53,13 @@ def run_ray(study: Study, deadline: float | None,
         run_config=tune.RunConfig(storage_path=str((study.run_dir / "ray").resolve()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0)))   # retries: ours, below
     slots = trial_slots(study, alive_nodes())
-    with _pending_trials(min(ex.max_concurrent or slots, slots)):
-        tuner.fit()
+    # Ours again over the SIGTERM handler Ray's core installed (it aborted the driver with a stack dump)
+    with _pending_trials(min(ex.max_concurrent or slots, slots)), stop_on_signals():
+        try:
+            tuner.fit()
+        except KeyboardInterrupt as exc:   # the run is stopping: its trials in flight will never be told
+            searcher.fail_running(interruption_message(exc))
+            raise
 
 
 @contextmanager
@@ -116,6 +125,13 @@ class _OptunaSearcher:
 
             def restore(self, checkpoint_path: str) -> None:
                 """Nothing to restore: a resumed run reopens the study (engine/run.py)."""
+
+            def fail_running(self, reason: str) -> None:
+                """Fail the trials Tune still runs, with `reason` (the next run re-queues interrupted ones)."""
+                for trial in self.asked.values():
+                    trial.set_user_attr("error", reason)
+                    self.ostudy.tell(trial, state=TrialState.FAIL)
+                self.asked.clear()
 
             def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
                 trial = self.asked.pop(trial_id, None)

@@ -2,7 +2,9 @@
 
 Resuming: completed trials stay; `budget.n_trials` counts the total. When this process is the only runner
 of a run directory (an exclusive lock) and the storage is a local file, trials left RUNNING by a killed
-process are failed at once and their configs re-queued; otherwise Optuna's heartbeat does it.
+process are failed at once and their configs re-queued; otherwise Optuna's heartbeat does it. Ctrl-C,
+SIGTERM and SIGHUP stop a run the same way: its running trials failed as interrupted, their configs re-queued
+when it runs again (engine/signals.py).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from searchlab.config.load import Study
 from searchlab.engine.progress import Progress
 from searchlab.engine.resume import check_resumable
 from searchlab.engine.rundir import write_manifest
+from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
@@ -33,9 +36,15 @@ class RunResult:
     study: optuna.Study
     interrupted: bool
     seconds: float
+    exit_code: int = 0   # when interrupted: the shell's code for the stop's signal (130 Ctrl-C, 143 SIGTERM)
 
 
-def run_study(study: Study, overrides: dict[str, Any] | None = None, progress: bool = True) -> RunResult:
+def run_study(study: Study, progress: bool = True) -> RunResult:
+    with stop_on_signals():   # SIGTERM / SIGHUP stop the run as Ctrl-C does
+        return _run(study, progress)
+
+
+def _run(study: Study, progress: bool) -> RunResult:
     run_dir = study.run_dir
     get_task(study.config.task).prepare(study)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -43,7 +52,7 @@ def run_study(study: Study, overrides: dict[str, Any] | None = None, progress: b
     write_manifest(study)
     started = time.time()
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
-    interrupted = False
+    interrupted, code = False, 0
     with run_lock(run_dir) as sole_runner:
         # A Ray driver is the only one telling its trials' outcomes, so when it runs alone, trials left
         # RUNNING in any storage are from a killed driver (nothing else would ever finish them).
@@ -60,13 +69,13 @@ def run_study(study: Study, overrides: dict[str, Any] | None = None, progress: b
             elif study.config.executor.workers == 1 and study.config.budget.trial_timeout is None:
                 run_worker(study, 0, deadline, on_trial=bar.callback)
             else:
-                Supervisor(study, overrides or {}, deadline, ostudy, bar).run()
-        except KeyboardInterrupt:
-            interrupted = True
+                Supervisor(study, deadline, ostudy, bar).run()
+        except KeyboardInterrupt as exc:
+            interrupted, code = True, exit_code(exc)
         finally:
             bar.update(ostudy)
             bar.close()
-    return RunResult(ostudy, interrupted, time.time() - started)
+    return RunResult(ostudy, interrupted, time.time() - started, code)
 
 
 def create_or_load(study: Study) -> optuna.Study:
@@ -114,8 +123,9 @@ INTERRUPTED = "interrupted: its process ended without finishing"
 def recover_interrupted(ostudy: optuna.Study, max_retries: int) -> int:
     """Fail trials a killed process left RUNNING and re-queue their configs (like Optuna's heartbeat).
 
-    Also re-queues interrupted trials whose retry was never queued: a process killed between failing a trial
-    and queuing its retry (measured: 1 in 50 kills) would otherwise lose that config for good.
+    Also re-queues interrupted trials whose retry was never queued: those stopped by Ctrl-C or SIGTERM (their
+    config was never judged), and those of a process killed between failing a trial and queuing its retry
+    (measured: 1 in 50 kills), which would otherwise lose that config for good.
     """
     storage, retry = ostudy._storage, retry_callback(max_retries)
     stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -126,6 +136,6 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int) -> int:
     retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's
         t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
     for trial in trials:
-        if trial.state == TrialState.FAIL and trial.user_attrs.get("error") == INTERRUPTED and trial.number not in retried:
+        if trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error")) and trial.number not in retried:
             retry(ostudy, trial)
     return len(stale)

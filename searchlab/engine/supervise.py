@@ -6,6 +6,8 @@ Each worker process writes which trial it is running into `<run_dir>/.workers/<p
   and a new worker takes the dead one's place;
 - a trial running longer than `budget.trial_timeout` is killed with its worker (a Python thread cannot be
   stopped, a process can), failed with the reason and not retried (it would hang again); a new worker starts.
+When the run stops (done, Ctrl-C, SIGTERM), live workers are told to stop and given STOP_SECONDS to record
+their running trials as interrupted (engine/signals.py); one still alive then is killed.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from optuna.trial import TrialState
 from searchlab.config.load import Study
 from searchlab.engine.current_trial import current_trial_file
 from searchlab.engine.progress import Progress
+from searchlab.engine.signals import STOP_SECONDS, is_interruption, raise_if_stopped
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import AskGate, worker_process_main
 
@@ -43,9 +46,8 @@ class Worker:
 
 
 class Supervisor:
-    def __init__(self, study: Study, overrides: dict[str, Any], deadline: float | None, ostudy: optuna.Study,
-                 bar: Progress) -> None:
-        self.study, self.overrides, self.deadline, self.ostudy, self.bar = study, overrides, deadline, ostudy, bar
+    def __init__(self, study: Study, deadline: float | None, ostudy: optuna.Study, bar: Progress) -> None:
+        self.study, self.deadline, self.ostudy, self.bar = study, deadline, ostudy, bar
         self.ctx = multiprocessing.get_context("spawn")   # fork would copy torch's thread pools and locks
         self.timeout = study.config.budget.trial_timeout
         self.retry = retry_callback(study.config.executor.max_retries)
@@ -54,25 +56,35 @@ class Supervisor:
 
     def _start(self, index: int) -> Worker:
         proc = self.ctx.Process(target=worker_process_main, daemon=True,
-                                args=(str(self.study.file), self.overrides, index, self.deadline))
+                                args=(str(self.study.file), self.study.overrides, index, self.deadline))
         proc.start()
         return Worker(index, proc)
 
     def run(self) -> None:
         try:
             while self.workers:
+                raise_if_stopped()
                 self.bar.update(self.ostudy)
                 self.workers = [w for w in (self._check(w) for w in self.workers) if w is not None]
                 time.sleep(POLL_SECONDS)
-        except KeyboardInterrupt:
-            for w in self.workers:   # they got the same Ctrl-C; give them time to mark their trials failed
-                w.process.join(timeout=30)
-            raise
         finally:
-            for w in self.workers:
-                if w.process.is_alive():
-                    w.process.terminate()
+            self._stop_workers()
             self.gate.close()
+
+    def _stop_workers(self) -> None:
+        """SIGTERM to each live worker: Ctrl-C in a terminal reaches every process, but a SIGTERM or SIGHUP
+        sent to this one alone left the workers running the study unsupervised. A worker stopping already
+        (it got the Ctrl-C) ignores it."""
+        alive = [w.process for w in self.workers if w.process.is_alive()]
+        for proc in alive:
+            proc.terminate()
+        deadline = time.time() + STOP_SECONDS
+        for proc in alive:
+            proc.join(timeout=max(0.0, deadline - time.time()))
+            if proc.is_alive():
+                proc.kill()   # its trial stays RUNNING: failed and re-queued when the study runs again
+                proc.join()
+            current_trial_file(self.study.run_dir, proc.pid).unlink(missing_ok=True)
 
     def _check(self, worker: Worker) -> Worker | None:
         """The worker to keep watching: itself, its replacement, or None when it finished normally."""
@@ -97,17 +109,22 @@ class Supervisor:
 
     def _fail(self, running: dict[str, Any], reason: str, retry: bool) -> None:
         storage = self.ostudy._storage
-        trial_id = running["trial_id"]
-        if storage.get_trial(trial_id).state != TrialState.RUNNING:
+        trial = storage.get_trial(running["trial_id"])
+        # A worker told to stop (SIGTERM to it alone) failed its trial itself, as interrupted: retried too
+        stopped = trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error"))
+        if trial.state != TrialState.RUNNING and not stopped:
             return   # it finished just before the process ended
         # Under the workers' budget lock: between FAIL and the queued retry, a worker reading the budget
         # would count a failed config that is about to be retried, stop at max_failed, and leave the retry
         # WAITING for ever (seen once in CI under load).
         self.gate.hold()
         try:
-            storage.set_trial_user_attr(trial_id, "error", reason)
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL) and retry:
-                self.retry(self.ostudy, storage.get_trial(trial_id))
+            failed = stopped
+            if not stopped:
+                storage.set_trial_user_attr(trial._trial_id, "error", reason)
+                failed = storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            if retry and failed:
+                self.retry(self.ostudy, storage.get_trial(trial._trial_id))
         finally:
             self.gate.release()
 

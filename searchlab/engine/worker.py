@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.engine.current_trial import announce_trial, trial_done
 from searchlab.engine.objective import make_objective
+from searchlab.engine.signals import Interrupted, raise_if_stopped, stop_worker_on_signals
 from searchlab.engine.storage import artifact_store, is_local_file, open_storage
 from searchlab.strategy import build_pruner, build_sampler
 from searchlab.tasks import get_task
@@ -116,6 +117,7 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     objective = make_objective(study, get_task(study.config.task), artifact_store(study.run_dir), deadline)
 
     def go_on() -> bool:
+        raise_if_stopped()
         gate.hold()   # released by the next trial's objective, or below when we stop
         if _past(deadline) or not budget.left(ostudy):
             gate.release()
@@ -152,8 +154,11 @@ def worker_process_main(study_file: str, overrides: dict[str, object], worker_in
     """Entry point of a spawned worker process: re-read the study (nothing is pickled across)."""
     from searchlab.config.load import load_study
 
+    stop_worker_on_signals()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         run_worker(load_study(study_file, overrides), worker_index, deadline, supervised=True)
-    except KeyboardInterrupt:
-        pass   # the running trial is already marked FAIL by Optuna; the parent reports
+    except Interrupted:
+        # Its running trial is FAIL, marked interrupted. Exit code 1: a parent that is not stopping itself
+        # (this worker alone was told to stop) retries that trial and starts a new worker.
+        raise SystemExit(1) from None

@@ -1,0 +1,125 @@
+"""Stop requests: Ctrl-C, and SIGTERM / SIGHUP handled like it. The running trials are failed as interrupted,
+the run ends, and running the study again re-queues their configs.
+
+SIGTERM is how a batch scheduler (SLURM at its time limit or on preemption), `docker stop`, systemd or a plain
+`kill PID` stops a run; SIGHUP is a closed terminal. By default both end Python at once: the running trials
+stayed RUNNING, and supervised worker processes, which get no signal when only their parent is told, went on
+running the study with nobody watching them. Workers also stop when their parent process is gone (killed -9).
+
+A stop is raised asynchronously, wherever the main thread is, and library code with a bare `except:` can
+swallow it (medmnist's import does). So the request is also remembered, and the run checks it between trials
+and at every epoch (`raise_if_stopped`).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PARENT_GONE = signal.SIGUSR1   # what a worker's parent watcher sends its own worker
+STOP_SECONDS = 30              # for a stopping worker to record its trial: one storage write, unless the disk hangs
+_requested: list[int] = []     # this process's first stop signal, while a run is listening for stops
+_listening: list[bool] = []    # one entry per stop_on_signals block open (they nest: a run, its Ray driver)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop request by signal `signum`; a KeyboardInterrupt, so every path that handles Ctrl-C handles it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.reason = {signal.SIGINT: "Ctrl-C", PARENT_GONE: "its run's main process ended"}.get(
+            signum, signal.Signals(signum).name)
+        super().__init__(self.reason)
+
+
+def as_interrupted(exc: KeyboardInterrupt) -> Interrupted:
+    """The stop `exc` stands for. Some libraries (Ray Tune) raise a KeyboardInterrupt of their own in place
+    of ours: the signal this process received says what it was; none, a plain Ctrl-C."""
+    if isinstance(exc, Interrupted):
+        return exc
+    return Interrupted(_requested[0] if _requested else signal.SIGINT)
+
+
+def interruption_message(exc: KeyboardInterrupt) -> str:
+    """What a trial stopped by `exc` stores as its error; every such message starts with "interrupted"."""
+    return f"interrupted ({as_interrupted(exc).reason})"
+
+
+def exit_code(exc: KeyboardInterrupt) -> int:
+    """The shell's code for a process ended by the stop's signal: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + as_interrupted(exc).signum
+
+
+def is_interruption(error: object) -> bool:
+    """True for the error of a trial stopped from outside (its config was never judged): retried on resume."""
+    return isinstance(error, str) and error.startswith("interrupted")
+
+
+def raise_if_stopped() -> None:
+    """Raise Interrupted if a stop was requested, even one some library swallowed."""
+    if _requested:
+        raise Interrupted(_requested[0])
+
+
+def _request_stop(signum: int, frame: FrameType | None) -> None:
+    if not _requested:
+        _requested.append(signum)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While the block runs in the main thread, Ctrl-C, SIGTERM and SIGHUP raise Interrupted (each time)."""
+    if threading.current_thread() is not threading.main_thread():   # only the main thread may set handlers
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _request_stop)
+    _listening.append(True)
+    try:
+        yield
+    finally:
+        _listening.pop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not _listening:
+            _requested.clear()   # a later run in this process starts afresh
+
+
+def stop_worker_on_signals() -> None:
+    """In a worker process, for its whole life: the first stop signal (or the parent's death) raises
+    Interrupted; later ones do nothing, so the terminal's Ctrl-C followed by the parent's SIGTERM cannot cut
+    short the worker recording its trial as failed. (Not SIG_IGN: for a signal that arrived before the switch,
+    CPython prints an "ignored due to race condition" traceback.) The parent kills a worker that has not ended
+    in time."""
+    def first_stop(signum: int, frame: FrameType | None) -> None:
+        if not _requested:
+            _request_stop(signum, frame)
+
+    for sig in (*STOP_SIGNALS, PARENT_GONE):
+        signal.signal(sig, first_stop)
+    _watch_parent()
+
+
+def _watch_parent() -> None:
+    """A worker whose parent is gone stops as if told to (a signal to itself, so the stop is raised in the
+    main thread, where the trial runs), and exits for good STOP_SECONDS later if that did not end it: nobody
+    is left to kill it. Its parent's sentinel tells at once, whenever the parent died, even before this ran."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()   # returns once the parent process has ended
+        os.kill(os.getpid(), PARENT_GONE)
+        time.sleep(STOP_SECONDS)
+        os._exit(1)   # its trial stays RUNNING: failed and re-queued when the study runs again
+
+    threading.Thread(target=watch, name="searchlab-parent-watch", daemon=True).start()
