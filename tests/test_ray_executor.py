@@ -157,7 +157,9 @@ def test_a_killed_driver_is_resumed_from_the_storage(write_study, tmp_path):
     assert {t.number: t.value for t in complete if t.number in before} == before      # kept as they were
     assert all("interrupted" in t.user_attrs["error"] for t in interrupted)
     retried = {t.user_attrs["retry_of"]: t.params for t in complete if "retry_of" in t.user_attrs}
-    assert {t.number: t.params for t in interrupted} == retried                       # their configs ran again
+    assert set(retried) == {t.number for t in interrupted}                            # each ran again,
+    # with its config; a trial killed between Optuna's ask and its sampling has none, so its retry samples one
+    assert all(retried[t.number] == t.params for t in interrupted if t.params)
     assert not [t for t in complete if "error" in t.user_attrs]   # a retry does not inherit the lost attempt's
 
 
