@@ -1,9 +1,13 @@
-"""Numeric command-line options out of range are usage errors (exit 2) that say the rule, before any work."""
+"""Numeric command-line options out of range are usage errors (exit 2) that say the rule, before any work;
+a command stopped from outside says so in one line."""
 from __future__ import annotations
+
+import signal
 
 import pytest
 
 from searchlab.cli import main
+from searchlab.engine.signals import Interrupted
 
 
 @pytest.mark.parametrize("argv,rule", [
@@ -18,3 +22,15 @@ def test_out_of_range_numbers_are_usage_errors(argv, rule, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and rule in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stop, code", [(KeyboardInterrupt(), 130), (Interrupted(signal.SIGTERM), 143)])
+def test_a_command_stopped_by_ctrl_c_or_sigterm_says_so_in_one_line(stop, code, monkeypatch, capsys):
+    import searchlab.cli as cli
+
+    def stopped(args):
+        raise stop
+
+    monkeypatch.setattr(cli, "_cmd_export", stopped)   # e.g. a long bootstrap, stopped by the user
+    assert main(["export", "runs/x", "--out", "o"]) == code
+    assert capsys.readouterr().err == "interrupted\n"   # not a traceback
