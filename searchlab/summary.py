@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
 from searchlab.engine.rundir import OpenRun
+from searchlab.engine.storage import ContainedArtifactStore
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "params", "flops",
                  "medfid", "kid", "precision", "recall", "medfid_floor", "train_seconds")
@@ -48,6 +49,19 @@ def print_status(run: OpenRun, top: int) -> None:
     for trial in best_trials(study)[:top]:
         print(describe_trial(study, trial))
     print_failures(study)
+    print_checkpoint_usage(run)
+
+
+def print_checkpoint_usage(run: OpenRun) -> None:
+    """How many trials still have their weights and the disk they take (what export.keep_checkpoints bounds)."""
+    store = ContainedArtifactStore(run.artifacts)
+    ids = [t.user_attrs["checkpoint"] for t in run.study.get_trials(deepcopy=False) if "checkpoint" in t.user_attrs]
+    if not ids:   # a task that trains no model
+        return
+    present = [i for i in ids if store.exists(i)]
+    size = sum((run.artifacts / i).stat().st_size for i in present)
+    print(f"weights:   {len(present)} of {len(ids)} trials' checkpoints kept, {size / 2**20:.1f} MiB in "
+          f"{run.artifacts} (export.keep_checkpoints: K keeps the K best)")
 
 
 def print_failures(study: optuna.Study, last: int = 3) -> None:

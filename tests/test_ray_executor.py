@@ -202,6 +202,14 @@ def test_a_relative_run_dir_works_though_ray_runs_each_trial_in_a_folder_of_its_
     assert [t.state for t in _trials(tmp_path)] == [TrialState.COMPLETE] * 2   # not "Record does not exist"
 
 
+def test_the_driver_deletes_the_checkpoints_that_fell_out_of_the_best(write_study, tmp_path):
+    from test_retention import _kept_invariant
+
+    extra = RAY + "export: {keep_checkpoints: 2}\n"
+    run_study(load_study(callable_study(write_study, fn="checkpointed", n=5, extra=extra)), progress=False)
+    assert len(_kept_invariant(tmp_path / "run", 2)) == 5
+
+
 @pytest.mark.parametrize("sig, reason", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
 def test_a_stopped_driver_fails_the_trials_in_flight_as_interrupted(write_study, tmp_path, sig, reason):
     """SIGTERM: Ray's core aborted the driver (exit 134, a stack dump). Ctrl-C: Tune's handler ended the

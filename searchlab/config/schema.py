@@ -171,12 +171,24 @@ class ExportConfig(Frozen):
     # "top": all top_k; "greedy": those of the top_k that forward selection on held-out predictions keeps
     # (a member joins only if the ensemble's objective improves; export/selection.py).
     select: Literal["top", "greedy"] = "top"
+    # Weights kept in <run_dir>/artifacts: None keeps every completed trial's; K keeps the K best trials'
+    # (with several objectives, those dominated by fewer than K) and deletes the rest as the run goes
+    # (engine/retention.py): a few hundred timm trials at ~100 MB each otherwise fill the disk.
+    keep_checkpoints: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _greedy_needs_candidates(self) -> "ExportConfig":
         if self.select == "greedy" and self.top_k < 2:
             raise ValueError("export.select greedy chooses members among the top_k best trials, and top_k is 1. "
                              "Fix: top_k: 5 (or more) with it")
+        return self
+
+    @model_validator(mode="after")
+    def _members_keep_their_weights(self) -> "ExportConfig":
+        if self.keep_checkpoints is not None and self.keep_checkpoints < self.top_k:
+            raise ValueError(f"export.keep_checkpoints ({self.keep_checkpoints}) is below export.top_k "
+                             f"({self.top_k}): the ensemble needs the weights of its {self.top_k} members. "
+                             f"Fix: keep_checkpoints: {self.top_k} or more")
         return self
 
 

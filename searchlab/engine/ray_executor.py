@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
+from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import interruption_message, stop_on_signals
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import Budget, open_optuna_study
@@ -108,6 +109,7 @@ class _OptunaSearcher:
                 self.study, self.ostudy, self.deadline, self.on_trial = study, ostudy, deadline, on_trial
                 self.budget = Budget(study)
                 self.retry = retry_callback(study.config.executor.max_retries)
+                self.retention = checkpoint_retention(study)
                 self.asked: dict[str, optuna.Trial] = {}
 
             def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -139,6 +141,8 @@ class _OptunaSearcher:
                     frozen = tell_outcome(self.ostudy, trial, result or {}, error, self.study)
                     if frozen.state == TrialState.FAIL and error:
                         self.retry(self.ostudy, frozen)
+                    if self.retention is not None:
+                        self.retention(self.ostudy, frozen)
                     if self.on_trial is not None:
                         self.on_trial(self.ostudy, frozen)
 

@@ -190,6 +190,12 @@ class ContainedArtifactStore(FileSystemArtifactStore):
     def remove(self, artifact_id: str) -> None:
         super().remove(self._inside(artifact_id))
 
+    def exists(self, artifact_id: str) -> bool:
+        try:
+            return os.path.isfile(os.path.join(self._base_path, self._inside(artifact_id)))
+        except ValueError:   # an id pointing outside the folder is no artifact of this store
+            return False
+
 
 def artifact_store(run_dir: Path) -> ContainedArtifactStore:
     path = run_dir / "artifacts"

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.engine.current_trial import announce_trial, trial_done
 from searchlab.engine.objective import make_objective
+from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import Interrupted, raise_if_stopped, stop_worker_on_signals
 from searchlab.engine.storage import artifact_store, is_local_file, open_storage
 from searchlab.strategy import build_pruner, build_sampler
@@ -115,6 +116,7 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     ostudy = open_optuna_study(study, worker_index)
     budget, gate = Budget(study), AskGate(study.run_dir)
     objective = make_objective(study, get_task(study.config.task), artifact_store(study.run_dir), deadline)
+    retention = checkpoint_retention(study)
 
     def go_on() -> bool:
         raise_if_stopped()
@@ -133,6 +135,8 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     def stop_when_done(ostudy: optuna.Study, trial: FrozenTrial) -> None:
         if supervised:
             trial_done(study.run_dir)
+        if retention is not None:
+            retention(ostudy, trial)
         if on_trial is not None:
             on_trial(ostudy, trial)
         if not go_on():

@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial, TrialState
 from safetensors.torch import load_file, save_file
 
@@ -141,10 +142,22 @@ def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor
         path = Path(tmp) / "weights.safetensors"
         try:
             optuna.artifacts.download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
+        except ArtifactNotFound:
+            raise ExportError(f"the checkpoint of trial {trial.number} ({artifact_id}) is not in {run.artifacts}: "
+                              "deleted by export.keep_checkpoints (only the best trials keep their weights), or the "
+                              "folder was moved. Fix: pick a trial that still has its weights "
+                              f"({_with_checkpoints(run, store)})") from None
         except Exception as exc:
             raise ExportError(f"the checkpoint of trial {trial.number} ({artifact_id}) cannot be read from "
                               f"{run.artifacts}: {exc}") from None
         return load_file(str(path))
+
+
+def _with_checkpoints(run: OpenRun, store: ContainedArtifactStore) -> str:
+    """The completed trials whose checkpoint file is still there, as "trials 3, 7" for an error message."""
+    numbers = [str(t.number) for t in run.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               if "checkpoint" in t.user_attrs and store.exists(t.user_attrs["checkpoint"])]
+    return f"trials {', '.join(numbers)}" if numbers else "none has: the artifact folder holds no checkpoint"
 
 
 def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
