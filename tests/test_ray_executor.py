@@ -17,7 +17,7 @@ pytest.importorskip("ray")
 from searchlab.config.load import load_study  # noqa: E402
 from searchlab.engine.run import run_study  # noqa: E402
 from searchlab.errors import SearchlabError  # noqa: E402
-from test_run import callable_study  # noqa: E402
+from test_run import TINY_CLASSIFY, callable_study  # noqa: E402
 
 RAY = "\nexecutor: {kind: ray, max_concurrent: 2}\n"
 
@@ -200,6 +200,19 @@ def test_a_relative_run_dir_works_though_ray_runs_each_trial_in_a_folder_of_its_
     path = write_study(text.replace(f"run_dir: '{tmp_path / 'run'}'", "run_dir: run"))
     run_study(load_study(path.name), progress=False)
     assert [t.state for t in _trials(tmp_path)] == [TrialState.COMPLETE] * 2   # not "Record does not exist"
+
+
+def test_a_relative_searchlab_data_is_read_where_the_run_started(write_study, tmp_path, monkeypatch,
+                                                                 breastmnist_root):
+    """As the README's quickstart sets it (SEARCHLAB_DATA=../shared/data): every Ray trial failed, reading it
+    from the trial's own working folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEARCHLAB_DATA", os.path.relpath(breastmnist_root, tmp_path))
+    text = TINY_CLASSIFY + RAY + "data: {source: medmnist, name: breastmnist, download: false}\n"
+    run_study(load_study(write_study(text)), progress=False)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2, study.trials[0].user_attrs.get("error")
+    assert study.user_attrs["searchlab"]["data"]["root"] is None   # an export reads the variable when it runs
 
 
 def test_the_driver_deletes_the_checkpoints_that_fell_out_of_the_best(write_study, tmp_path):

@@ -6,7 +6,8 @@ key path, rule, value given and fix (ConfigError). Downstream code receives a `S
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,19 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     except ConfigError as exc:
         raise _locate(exc, src) from None
     return study
+
+
+def with_data_root_pinned(study: Study) -> Study:
+    """The study with $SEARCHLAB_DATA read here and made absolute against this process's folder, for trials
+    run elsewhere: Ray runs each trial in a working folder of its own (where the README's
+    `SEARCHLAB_DATA=../shared/data` named no data) and other nodes may not have the variable at all.
+    Not done at load: the study's record keeps `root` unset, so a later export reads the variable then."""
+    data = study.config.data
+    env = os.environ.get(schema.DATA_ROOT_ENV)
+    if not isinstance(data, schema.MedMNISTData) or data.root is not None or not env:
+        return study
+    pinned = data.model_copy(update={"root": Path(env).expanduser().absolute()})
+    return replace(study, config=study.config.model_copy(update={"data": pinned}))
 
 
 def _absolute_storage(url: str | None, run_dir: Path) -> str:

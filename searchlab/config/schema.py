@@ -18,6 +18,9 @@ class Frozen(BaseModel):
 
 
 # ---------------------------------------------------------------- data
+DATA_ROOT_ENV = "SEARCHLAB_DATA"   # where MedMNIST files are when the study gives no root
+
+
 class MedMNISTData(Frozen):
     source: Literal["medmnist"] = "medmnist"
     name: str                                 # medmnist flag, e.g. "breastmnist"

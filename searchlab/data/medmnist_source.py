@@ -12,12 +12,11 @@ import medmnist
 import numpy as np
 import torch
 
-from searchlab.config.schema import MedMNISTData
+from searchlab.config.schema import DATA_ROOT_ENV, MedMNISTData
 from searchlab.data.common import one_line, resolve_path
 from searchlab.data.types import ImageDataset, ImageSplit, TaskKind
 from searchlab.errors import DataError
 
-ENV_ROOT = "SEARCHLAB_DATA"
 _KINDS: dict[str, TaskKind] = {
     "binary-class": "binary",
     "multi-class": "multiclass",
@@ -35,7 +34,7 @@ def default_root(base_dir: Path | None = None, root: Path | None = None) -> Path
     """cfg.root, else $SEARCHLAB_DATA, else medmnist's own default (~/.medmnist)."""
     if root is not None:
         return resolve_path(root, base_dir)
-    env = os.environ.get(ENV_ROOT)
+    env = os.environ.get(DATA_ROOT_ENV)
     if env:
         return Path(env).expanduser()
     return Path(medmnist.info.DEFAULT_ROOT).expanduser()
@@ -49,7 +48,7 @@ def npz_path(root: Path, flag: str, size: int) -> Path:
 def _missing_fix(path: Path, flag: str, size: int) -> str:
     url = medmnist.INFO[flag].get("url" if size == 28 else f"url_{size}", "the MedMNIST Zenodo record")
     return (f"Fix: put {path.name} in {path.parent} (download it from {url}) "
-            f"or set data.root / {ENV_ROOT} to the folder that holds it")
+            f"or set data.root / {DATA_ROOT_ENV} to the folder that holds it")
 
 
 def _download(cls: type, flag: str, size: int, root: Path, path: Path, split: str) -> object:

@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from searchlab.config.load import Study
+from searchlab.config.load import Study, with_data_root_pinned
 from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
 from searchlab.engine.retention import checkpoint_retention
@@ -47,7 +47,8 @@ def run_ray(study: Study, deadline: float | None,
     ostudy = open_optuna_study(study, heartbeat=False)   # asks outside optimize; Tune reports lost workers
     searcher = _OptunaSearcher(study, ostudy, deadline, on_trial)
     resources = {"cpu": ex.resources_per_trial.cpu, "gpu": ex.resources_per_trial.gpu}
-    trainable = tune.with_resources(tune.with_parameters(ray_trial, study=study, deadline=deadline), resources)
+    trainable = tune.with_resources(tune.with_parameters(ray_trial, study=with_data_root_pinned(study),
+                                                         deadline=deadline), resources)
     tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(
         search_alg=searcher, scheduler=build_scheduler(study), num_samples=-1,
         max_concurrent_trials=ex.max_concurrent, reuse_actors=True),
