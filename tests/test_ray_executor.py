@@ -71,6 +71,22 @@ def test_a_failing_trial_fails_alone_with_its_reason(write_study, tmp_path):
     assert len(complete) == 3 or len(failed) >= 3                   # the budget, or the failure cap (max_failed)
 
 
+def test_a_trial_past_its_time_limit_is_killed_and_failed_with_the_reason(write_study, tmp_path):
+    """Tune reads its stop criteria at reports only: a hang held its slot and the run forever."""
+    text = callable_study(write_study, fn="hangs_when_positive", n=6, extra=RAY).read_text()
+    extra = "budget: {n_trials: 6, trial_timeout: 4, max_failed: 2}\n"
+    started = time.time()
+    run_study(load_study(write_study(text.replace("budget: {n_trials: 6}\n", "") + extra)), progress=False)
+    trials = _trials(tmp_path)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert time.time() - started < 120 and len(failed) + len(complete) == len(trials)
+    assert failed and all(t.params["x"] > 0 for t in failed)
+    assert all(t.user_attrs["error"].startswith("exceeded budget.trial_timeout=4 s: its Ray worker") for t in failed)
+    assert all("retry_of" not in t.user_attrs for t in trials)           # a hang is not retried
+    assert all(t.params["x"] <= 0 for t in complete) and (len(complete) == 6 or len(failed) >= 2)   # 2 at once
+
+
 def test_an_unreachable_cluster_is_named_with_the_fix(write_study):
     import ray
 
@@ -238,3 +254,26 @@ def test_a_stopped_driver_fails_the_trials_in_flight_as_interrupted(write_study,
     trials = _trials(tmp_path)
     assert [t.state for t in trials] == [TrialState.FAIL] * 2
     assert all(t.user_attrs["error"] == f"interrupted ({reason})" for t in trials)
+
+
+class _RecordedTrial:
+    def __init__(self):
+        self.user_attrs = {}
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
+
+
+def test_the_watchdog_kills_only_a_trial_still_running_at_its_limit(monkeypatch):
+    import searchlab.engine.ray_timeout as ray_timeout
+
+    kills = []
+    monkeypatch.setattr(ray_timeout.os, "kill", lambda pid, sig: kills.append((pid, sig)))
+    done_in_time = _RecordedTrial()
+    ray_timeout.TrialWatchdog(done_in_time, 0.3).finish()
+    overrun = _RecordedTrial()
+    ray_timeout.TrialWatchdog(overrun, 0.3)
+    time.sleep(1.0)
+    assert kills == [(os.getpid(), signal.SIGKILL)]                      # the overrun only, not the finished one
+    assert done_in_time.user_attrs == {}
+    assert overrun.user_attrs["error"].startswith("exceeded budget.trial_timeout=0.3 s: its Ray worker")

@@ -81,7 +81,8 @@ class BudgetConfig(Frozen):
     epochs: Annotated[int, Field(ge=1)] = 20            # per trial; also the pruner's step range
     max_failed: Annotated[int, Field(ge=1)] | None = None  # stop after this many failed trials (None: n_trials)
     # Wall-clock seconds one trial may run; past it the trial's worker process is killed and the trial FAILED
-    # with the reason (local executor: trials then run in supervised worker processes).
+    # with the reason, not retried (local executor: trials then run in supervised worker processes; Ray: the
+    # trial's actor kills itself, engine/ray_timeout.py).
     trial_timeout: Annotated[float, Field(gt=0)] | None = None
     # Architecture budgets, checked on the built model before any training: a config over one is PRUNED
     # at once with the reason in user attr `over_budget`. flops: forward FLOPs per image (torch's counter,
@@ -233,13 +234,6 @@ class StudyConfig(Frozen):
         if not v:
             raise ValueError("at least one objective is needed")
         return v
-
-    @model_validator(mode="after")
-    def _trial_timeout_is_local(self) -> "StudyConfig":
-        if self.budget.trial_timeout is not None and self.executor.kind == "ray":
-            raise ValueError("budget.trial_timeout is enforced by the local executor's worker supervisor; with "
-                             "kind: ray leave it out (Ray's own stop criteria apply at epoch reports)")
-        return self
 
     @model_validator(mode="after")
     def _one_early_stopper(self) -> "StudyConfig":

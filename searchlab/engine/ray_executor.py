@@ -9,6 +9,7 @@ its config queued again (executor.max_retries). The trial itself runs in engine/
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study, with_data_root_pinned
 from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
+from searchlab.engine.ray_timeout import timed_out
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import interruption_message, stop_on_signals
@@ -44,6 +46,7 @@ def run_ray(study: Study, deadline: float | None,
     # Ctrl-C is ours (engine/signals.py): Tune's own handler ended fit() as if the search were done, leaving
     # the trials in flight RUNNING, exiting 0 and suggesting Tuner.restore, which is not how a study resumes
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    quiet_lost_worker_tracebacks()
     ostudy = open_optuna_study(study, heartbeat=False)   # asks outside optimize; Tune reports lost workers
     searcher = _OptunaSearcher(study, ostudy, deadline, on_trial)
     resources = {"cpu": ex.resources_per_trial.cpu, "gpu": ex.resources_per_trial.gpu}
@@ -62,6 +65,24 @@ def run_ray(study: Study, deadline: float | None,
         except KeyboardInterrupt as exc:   # the run is stopping: its trials in flight will never be told
             searcher.fail_running(interruption_message(exc))
             raise
+
+
+class _LostWorkerTracebacks(logging.Filter):
+    """Drops Tune's traceback of a trial whose worker process died (a stack of Ray internals after the one
+    line the searcher prints with the stored reason) and its closing list of those trials; a trial that
+    failed otherwise keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        lost = type(exc).__name__ == "ActorDiedError" and record.getMessage().startswith("Trial task failed")
+        return not lost and not record.getMessage().startswith("Trials did not complete")
+
+
+def quiet_lost_worker_tracebacks() -> None:
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _LostWorkerTracebacks) for f in log.filters):
+            log.addFilter(_LostWorkerTracebacks())
 
 
 @contextmanager
@@ -140,7 +161,7 @@ class _OptunaSearcher:
                 trial = self.asked.pop(trial_id, None)
                 if trial is not None:
                     frozen = tell_outcome(self.ostudy, trial, result or {}, error, self.study)
-                    if frozen.state == TrialState.FAIL and error:
+                    if frozen.state == TrialState.FAIL and error and not timed_out(frozen.user_attrs.get("error")):
                         self.retry(self.ostudy, frozen)
                     if self.retention is not None:
                         self.retention(self.ostudy, frozen)
@@ -156,13 +177,19 @@ def tell_outcome(ostudy: optuna.Study, trial: optuna.Trial, result: dict[str, An
     state = result.get(STATE)
     if state == "COMPLETE":
         return ostudy.tell(trial, json.loads(result[VALUES]))
-    if error:
-        trial.set_user_attr("error", WORKER_DIED)
+    if error:   # the actor died: killed past budget.trial_timeout (it said so first), or lost
+        if not timed_out(_stored_error(ostudy, trial)):
+            trial.set_user_attr("error", WORKER_DIED)
         state = "FAIL"
     elif state is None:   # Tune ended the trial after an epoch report: the scheduler stopped it
         kind = study.config.executor.scheduler.kind if study.config.executor.scheduler else "Tune"
         trial.set_user_attr("pruned", f"stopped by the Ray {kind} scheduler after epoch {result.get(EPOCH)}")
         state = "PRUNED"
-    elif state == "FAIL" and "error" not in ostudy._storage.get_trial(trial._trial_id).user_attrs:
+    elif state == "FAIL" and _stored_error(ostudy, trial) is None:
         trial.set_user_attr("error", WORKER_DIED)
     return ostudy.tell(trial, state=TrialState[state])
+
+
+def _stored_error(ostudy: optuna.Study, trial: optuna.Trial) -> str | None:
+    """The error the worker recorded on the trial, read from the storage (not this process's copy)."""
+    return ostudy._storage.get_trial(trial._trial_id).user_attrs.get("error")

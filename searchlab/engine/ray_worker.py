@@ -16,6 +16,7 @@ import optuna
 import torch
 
 from searchlab.config.load import Study
+from searchlab.engine.ray_timeout import TrialWatchdog
 
 # Tune flattens nested results for searchers and schedulers, so everything travels as flat keys
 STATE, VALUES = "searchlab_state", "searchlab_values"
@@ -75,6 +76,7 @@ def ray_trial(config: dict[str, Any], study: Study, deadline: float | None) -> N
     on_epoch = _report_epoch if study.config.executor.scheduler else None
     objective = make_objective(study, actor.task, actor.artifacts, deadline, on_epoch=on_epoch)
     outcome: dict[str, Any] = {STATE: "FAIL", VALUES: "[]"}
+    watchdog = TrialWatchdog(trial, study.config.budget.trial_timeout)
     try:
         values = objective(trial)
         outcome = {STATE: "COMPLETE", VALUES: json.dumps(list(values) if isinstance(values, (list, tuple)) else [values])}
@@ -86,6 +88,8 @@ def ray_trial(config: dict[str, Any], study: Study, deadline: float | None) -> N
         outcome[STATE] = "PRUNED"
     except Exception:   # the objective stored the error and traceback on the trial
         pass
+    finally:   # before anything reaches Tune: a timer left running would kill this reused actor's next trial
+        watchdog.finish()
     tune.report(outcome)
 
 
