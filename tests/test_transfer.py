@@ -97,6 +97,19 @@ def test_layer_decay_scales_lr_per_block(source_run):
     assert [g["lr_scale"] for g in groups] == [0.25, 0.5, 1.0]
 
 
+def test_a_run_whose_best_weights_are_gone_fails_the_trial_with_the_fix(write_study, tmp_path, breastmnist_root):
+    (tmp_path / "s.yaml").write_text(SOURCE + f"data: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}'}}\n"
+                                     f"run_dir: '{tmp_path / 'src'}'\n")
+    run_study(load_study(tmp_path / "s.yaml"), progress=False)
+    for weights in (tmp_path / "src" / "artifacts").iterdir():
+        weights.unlink()
+    trial = run_target(write_study, target_study(str(tmp_path / "src"), "full"))
+    assert trial.state == TrialState.FAIL
+    error = trial.user_attrs["error"]
+    assert error.startswith(f"TrialFailure: weights from run {tmp_path / 'src'}: the checkpoint of trial 0 ")
+    assert "Or export the trial you want" in error
+
+
 def test_a_checkpoint_that_does_not_fit_names_the_layers(write_study, source_run):
     text = target_study(str(source_run / "export"), "full").replace("width: 8,", "width: 16,")
     trial = run_target(write_study, text)

@@ -10,7 +10,6 @@ eval mode, with the source's statistics.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import TrialFailure
 from searchlab.models.standalone import read_safetensors
 from searchlab.tasks.classify_config import TimmSpec
@@ -86,18 +84,17 @@ def _timm_hub_state(spec: TimmSpec) -> dict[str, torch.Tensor]:
 
 
 def _best_trial_state(run_dir: Path) -> dict[str, torch.Tensor]:
-    import optuna
-
+    """The weights of a run's best trial, as `searchlab export RUN` would pick and read them."""
     from searchlab.engine.rundir import open_run
+    from searchlab.errors import ExportError
+    from searchlab.export.exporter import pick_trial, trial_checkpoint
 
     run = open_run(run_dir)
-    trial = run.study.best_trial
-    store = ContainedArtifactStore(run.artifacts)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "w.safetensors"
-        optuna.artifacts.download_artifact(artifact_store=store, file_path=str(path),
-                                           artifact_id=trial.user_attrs["checkpoint"])
-        return load_file(str(path))
+    try:
+        return trial_checkpoint(run, pick_trial(run.study, None))
+    except ExportError as exc:
+        raise TrialFailure(f"weights from run {run_dir}: {exc}. Or export the trial you want "
+                           "(searchlab export RUN --trial N --out DIR) and set weights: DIR") from None
 
 
 def _file_state(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
