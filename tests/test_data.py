@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pydantic import ValidationError
 
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
 from searchlab.data import clear_cache, load_dataset
@@ -342,3 +343,32 @@ def test_csv_errors(tmp_path):
     _csv_error(CsvData(source="csv", path=ml, label_columns=("x", "y")), "row 3", "'x'", "'2'")
     sp = write_csv(tmp_path / "sp.csv", ["path", "label", "s"], [["ok.png", 0, "train"], ["ok.png", 1, "dev"]])
     _csv_error(CsvData(source="csv", path=sp, split_column="s"), "row 3", "'s'", "'dev'")
+
+
+# ---------------------------------------------------------------- fitting non-square images
+def _half_black_half_white(path: Path, size=(40, 20)) -> Path:
+    image = Image.new("L", size, 0)
+    image.paste(255, (size[0] // 2, 0, size[0], size[1]))
+    image.save(path)
+    return path
+
+
+@pytest.mark.parametrize("fit", ["stretch", "pad", "crop"])
+def test_a_wide_image_is_stretched_padded_or_cropped(tmp_path, fit):
+    from searchlab.data.common import read_image
+
+    path = _half_black_half_white(tmp_path / "wide.png")
+    got = read_image(path, 20, 1, fit)[0].astype(int)
+    if fit == "stretch":   # the whole 40x20 squeezed into 20x20: what searchlab always did
+        expected = np.asarray(Image.open(path).resize((20, 20), Image.Resampling.BILINEAR), dtype=int)
+        assert np.array_equal(got, expected)
+    elif fit == "pad":     # 20x10 in the middle, black bands above and below
+        assert (got[:5] == 0).all() and (got[15:] == 0).all()
+        assert (got[5:15, :9] == 0).all() and (got[5:15, 11:] == 255).all()
+    else:                  # height fits at scale 1: the middle 20 columns, 10 black then 10 white
+        assert (got[:, :10] == 0).all() and (got[:, 10:] == 255).all()
+
+
+def test_an_unknown_fit_is_refused_naming_the_choices(tmp_path):
+    with pytest.raises(ValidationError, match="'stretch', 'pad' or 'crop'"):
+        FolderData(source="folder", path=tmp_path, fit="letterbox")

@@ -101,3 +101,48 @@ def test_input_scale_upsamples_inside_the_network():
     up = torch.nn.functional.interpolate(x, size=(56, 56), mode="bilinear", align_corners=False)
     assert net.features(up).shape[-2:] == (28, 28)   # one pooling: 56 -> 28
     assert torch.allclose(net(x), net.head(net.features(up))) and torch.allclose(net(x), net.classify(net.embed(x)))
+
+
+FILES_SCRIPT = r"""
+import json, sys
+sys.modules["searchlab"] = None
+sys.path.insert(0, sys.argv[1])
+import model
+net, config = model.load(sys.argv[1])
+images = model.load_images(json.loads(sys.argv[2]), config)
+print(json.dumps({"images": images.tolist(), "probs": model.predict_proba(net, config, images).tolist()}))
+"""
+
+
+def test_an_export_reads_image_files_as_the_search_did(write_study, tmp_path):
+    """model.load_images decodes, converts and fits files exactly as training read them (here 16-bit PNGs of
+    48x32, padded to 16x16), so a deployed model's inputs match: the export's own test predictions come back."""
+    from PIL import Image
+
+    from searchlab.config.schema import FolderData
+    from searchlab.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    for cls, bright in (("a", slice(0, 24)), ("b", slice(24, 48))):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(30):
+            pixels = rng.integers(0, 20000, size=(32, 48)).astype(np.uint16)
+            pixels[:, bright] += 40000
+            Image.fromarray(pixels).save(tmp_path / "imgs" / cls / f"{i}.png")
+    data = f"data: {{source: folder, path: '{tmp_path / 'imgs'}', image_size: 16, fit: pad}}\n"
+    study = ("name: files\nspace:\n  model: {kind: cnn, depth: 1, width: 4}\n  train: {batch_size: 16}\n"
+             "strategy: random\npruner: none\nbudget: {n_trials: 1, epochs: 1}\n" + data)
+    run_study(load_study(write_study(study)), progress=False)
+    export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
+    assert json.loads((tmp_path / "best" / "config.json").read_text())["input"]["fit"] == "pad"
+    ds = load_dataset(FolderData(source="folder", path=tmp_path / "imgs", image_size=16, fit="pad"),
+                      splits=("test",))
+    files = [str(f) for f in ds.extra["files"]["test"]]
+    out = subprocess.run([sys.executable, "-c", FILES_SCRIPT, str(tmp_path / "best"), json.dumps(files)],
+                         capture_output=True, text=True, check=True, cwd=tmp_path)
+    got = json.loads(out.stdout)
+    assert np.array_equal(np.array(got["images"], dtype=np.uint8), ds.splits["test"].images.numpy())
+    bands = ds.splits["test"].images[:, :, [0, 1, 13, 14, 15]]           # 48x32 at 1/3 is 16x11: 2 + 3 rows
+    assert (bands == 0).all() and (ds.splits["test"].images[:, :, 2:13] > 0).any()
+    expected = json.loads((tmp_path / "best" / "test_predictions.json").read_text())["probabilities"]
+    assert np.allclose(got["probs"], expected, atol=1e-6)

@@ -124,6 +124,16 @@ def test_resuming_on_another_objective_or_other_data_is_refused_but_data_may_mov
     assert states(resumed) == {"COMPLETE": 3}
 
 
+def test_a_setting_added_later_compares_with_the_value_older_records_had():
+    """A folder study recorded before `fit` existed stretched its images: resuming it with pad is a change."""
+    from searchlab.engine.resume import _comparable
+
+    recorded = {"source": "folder", "path": "/x", "image_size": 28}
+    assert _comparable("data", recorded, {**recorded, "fit": "stretch"})[0] == {**recorded, "fit": "stretch"}
+    before, now = _comparable("data", recorded, {**recorded, "fit": "pad"})
+    assert before != now and before["fit"] == "stretch"
+
+
 def test_a_trial_that_fails_while_sampling_its_config_stores_why(write_study, monkeypatch):
     import searchlab.engine.objective as objective
 

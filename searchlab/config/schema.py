@@ -19,6 +19,9 @@ class Frozen(BaseModel):
 
 # ---------------------------------------------------------------- data
 DATA_ROOT_ENV = "SEARCHLAB_DATA"   # where MedMNIST files are when the study gives no root
+# How an image file becomes image_size x image_size: stretched to it (aspect ratio lost), or with the aspect
+# kept, the whole image padded with black borders (nothing cut off) or its centre cropped (no borders).
+ImageFit = Literal["stretch", "pad", "crop"]
 
 
 class MedMNISTData(Frozen):
@@ -34,6 +37,7 @@ class FolderData(Frozen):
     path: Path                                # one sub-folder per class, or train/val/test each holding those
     image_size: Annotated[int, Field(ge=8, le=1024)] = 28   # small sets: 28x28 trains in seconds on a CPU
     channels: Literal[1, 3] = 1               # most X-ray/ultrasound data is grayscale
+    fit: ImageFit = "stretch"
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15   # used only when the folder has no val split
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15  # likewise; stratified, seeded by the study seed
 
@@ -46,6 +50,7 @@ class CsvData(Frozen):
     split_column: str | None = None           # optional column holding train/val/test
     image_size: Annotated[int, Field(ge=8, le=1024)] = 28
     channels: Literal[1, 3] = 1
+    fit: ImageFit = "stretch"
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
 

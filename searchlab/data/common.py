@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from searchlab.data.types import ImageSplit
+from searchlab.models.standalone import read_image_file
 from searchlab.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -34,38 +35,23 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _to_8bit(img: Image.Image) -> Image.Image:
-    """16/32-bit and float images (common for X-ray/CT exports) would be clipped by convert('L'); rescale."""
-    arr = np.asarray(img, dtype=np.float64)
-    if img.mode.startswith("I;16"):
-        arr = arr / 65535.0 * 255.0
-    else:
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+def read_image(path: Path, size: int, channels: int, fit: str) -> np.ndarray:
+    """Decode one image file to uint8 (C, size, size); DataError naming the file if it cannot be read.
 
-
-def read_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """Decode one image file to uint8 (C, size, size); DataError naming the file if it cannot be read."""
+    The decoding is the exported model.py's own (`load_images`), so a deployed model reads files as the
+    search did."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-                img = _to_8bit(img)
-            img = img.convert("L" if channels == 1 else "RGB")
-            img = img.resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
+        return read_image_file(path, size, size, channels, fit).numpy()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: cannot read image ({one_line(exc)}). "
                         f"Fix: replace or remove the file") from exc
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def load_split(paths: Sequence[Path], labels: np.ndarray, size: int, channels: int) -> ImageSplit:
+def load_split(paths: Sequence[Path], labels: np.ndarray, size: int, channels: int, fit: str) -> ImageSplit:
     """Read the listed files into one in-memory split (only called for splits the caller asked for)."""
     images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
     for i, p in enumerate(paths):
-        images[i] = read_image(p, size, channels)
+        images[i] = read_image(p, size, channels, fit)
     label_tensor = torch.from_numpy(np.ascontiguousarray(labels))
     label_tensor = label_tensor.float() if label_tensor.ndim == 2 else label_tensor.long()
     return ImageSplit(images=torch.from_numpy(images), labels=label_tensor)

@@ -143,7 +143,7 @@ def load_csv(cfg: CsvData, splits: tuple[str, ...], seed: int = 0, base_dir: Pat
             raise DataError(f"{csv_path}: the {s!r} split has no rows. Fix: "
                             + (f"mark some rows {s!r} in column {cfg.split_column!r}" if cfg.split_column
                                else f"set data.{s}_fraction > 0"))
-    loaded = {s: load_split([table.files[i] for i in idx[s]], labels[idx[s]], cfg.image_size, cfg.channels)
+    loaded = {s: load_split([table.files[i] for i in idx[s]], labels[idx[s]], cfg.image_size, cfg.channels, cfg.fit)
               for s in splits}
     return ImageDataset(
         splits=loaded, class_names=tuple(classes), kind=kind,

@@ -99,7 +99,7 @@ def load_folder(cfg: FolderData, splits: tuple[str, ...], seed: int = 0,
             raise DataError(f"{root}: the {split!r} split is empty (layout: {layout}). Fix: add "
                             + (f"{root}/{split}/<class>/ images" if layout == "splits"
                                else f"images or set data.{split}_fraction > 0"))
-    loaded = {s: load_split(plan[s][0], np.asarray(plan[s][1], dtype=np.int64), cfg.image_size, cfg.channels)
+    loaded = {s: load_split(plan[s][0], np.asarray(plan[s][1], dtype=np.int64), cfg.image_size, cfg.channels, cfg.fit)
               for s in splits}
     return ImageDataset(
         splits=loaded, class_names=classes, kind="binary" if len(classes) == 2 else "multiclass",

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # Where MedMNIST's file is read from may change between runs; what the data is may not. A folder or CSV
 # `path` counts as what: another folder may hold other images, and the test split must not move.
 WHERE_DATA_LIVES = ("root", "download")
+# Settings added after studies were recorded without them, with the value those studies had: changing one
+# on resume is a change (a folder study recorded before `fit` existed was stretched).
+ADDED_LATER = {"data": {"fit": "stretch"}}
 
 
 def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]) -> None:
@@ -55,6 +58,7 @@ def _comparable(key: str, old: Any, new: Any) -> tuple[Any, Any]:
     """Settings both records have (a key a later searchlab added is not a change), less where data lives."""
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return old, new
+    old = {**{k: v for k, v in ADDED_LATER.get(key, {}).items() if k in new}, **old}
     shared = [k for k in old if k in new and not (key == "data" and k in WHERE_DATA_LIVES)]
     return {k: old[k] for k in shared}, {k: new[k] for k in shared}
 

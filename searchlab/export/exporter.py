@@ -188,5 +188,6 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
                "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),
                "test_size": len(test), "input": {"channels": data.channels, "height": data.image_size[0],
-                                                  "width": data.image_size[1], "dtype": "uint8"}}
+                                                  "width": data.image_size[1], "dtype": "uint8",
+                                                  "fit": run.record["data"].get("fit", "stretch")}}
     return {"summary": summary, "predictions": {"probabilities": probs.tolist(), "labels": labels.tolist()}}

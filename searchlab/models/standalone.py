@@ -7,6 +7,7 @@ searchlab imports. Usage of an export:
     import model                                   # this file, next to config.json
     net, config = model.load("best/")              # weights.safetensors + config.json
     probs = model.predict_proba(net, config, images_uint8_NCHW)
+    images_uint8_NCHW = model.load_images(["a.png", "b.png"], config)   # image files, as training read them
 """
 from __future__ import annotations
 
@@ -330,6 +331,68 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         flat = torch.frombuffer(bytearray(body[start:end]), dtype=dtype) if end > start else torch.empty(0, dtype=dtype)
         tensors[name] = flat.reshape(meta["shape"])
     return tensors
+
+
+# ------------------------------------------------------------------ image files (these need Pillow and numpy)
+FITS = ("stretch", "pad", "crop")
+
+
+def load_images(paths: list[str | Path], config: dict[str, Any]) -> torch.Tensor:
+    """Image files -> uint8 (N, C, H, W) for predict/predict_proba, decoded and resized exactly as searchlab
+    read the training images (config["input"]: channels, height, width, fit)."""
+    spec = config["input"]
+    return torch.stack([read_image_file(p, spec["height"], spec["width"], spec["channels"], spec.get("fit", "stretch"))
+                        for p in paths])
+
+
+def read_image_file(path: str | Path, height: int, width: int, channels: int, fit: str = "stretch") -> torch.Tensor:
+    """One image file -> uint8 (channels, height, width): 16-bit and float images rescaled to 8 bits, then
+    grayscale or RGB, resized bilinearly to the size: `stretch`ed to it, or with the aspect ratio kept, the
+    whole image `pad`ded with black borders or its centre `crop`ped."""
+    import numpy as np
+    from PIL import Image
+
+    if fit not in FITS:
+        raise ValueError(f"unknown fit {fit!r}; this model.py knows {FITS}")
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+            img = _to_8bit(img)
+        img = _fitted(img.convert("L" if channels == 1 else "RGB"), width, height, fit)
+        arr = np.asarray(img, dtype=np.uint8)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _to_8bit(img: Any) -> Any:
+    """16/32-bit and float images (common for X-ray/CT exports) would be clipped by convert('L'); rescale."""
+    import numpy as np
+    from PIL import Image
+
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16"):
+        arr = arr / 65535.0 * 255.0
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+
+
+def _fitted(img: Any, width: int, height: int, fit: str) -> Any:
+    from PIL import Image
+
+    bilinear = Image.Resampling.BILINEAR
+    if fit == "stretch":
+        return img.resize((width, height), bilinear)
+    scale = (min if fit == "pad" else max)(width / img.width, height / img.height)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    resized = img.resize(size, bilinear)
+    left, top = (width - size[0]) // 2, (height - size[1]) // 2
+    if fit == "crop":
+        return resized.crop((-left, -top, -left + width, -top + height))
+    canvas = Image.new(img.mode, (width, height), 0)
+    canvas.paste(resized, (left, top))
+    return canvas
 
 
 def load(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
