@@ -8,6 +8,14 @@ import pytest
 from postgres_server import postgres_url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def image_cache_of_the_session(tmp_path_factory):
+    """Decoded folder/CSV images are cached in a folder of this session, not the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEARCHLAB_CACHE", str(tmp_path_factory.mktemp("searchlab-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """../shared/data next to the repository: real data sets, read in place, never copied into the repo."""

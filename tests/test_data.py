@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import medmnist
@@ -372,3 +373,69 @@ def test_a_wide_image_is_stretched_padded_or_cropped(tmp_path, fit):
 def test_an_unknown_fit_is_refused_naming_the_choices(tmp_path):
     with pytest.raises(ValidationError, match="'stretch', 'pad' or 'crop'"):
         FolderData(source="folder", path=tmp_path, fit="letterbox")
+
+
+# ---------------------------------------------------------------- the decoded-image cache
+def _cached_folder(tmp_path):
+    root = class_folder(tmp_path / "imgs", {"a": 6, "b": 6})
+    return root, FolderData(source="folder", path=root, image_size=8, channels=3, val_fraction=0.25,
+                            test_fraction=0.25)
+
+
+def _no_decoding(monkeypatch):
+    import searchlab.data.common as common
+
+    def refuse(*args):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(common, "read_image", refuse)
+
+
+def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(tmp_path / "cache"))
+    root, cfg = _cached_folder(tmp_path)
+    first = load_dataset(cfg, splits=("train", "val"))
+    assert len(list((tmp_path / "cache" / "images").glob("*.npy"))) == 2          # one per split read
+    clear_cache()
+    with monkeypatch.context() as patch:
+        _no_decoding(patch)
+        again = load_dataset(cfg, splits=("train", "val"))
+    for split in ("train", "val"):
+        assert torch.equal(first.splits[split].images, again.splits[split].images)
+        assert torch.equal(first.splits[split].labels, again.splits[split].labels)
+
+
+def test_a_changed_file_or_setting_is_decoded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(tmp_path / "cache"))
+    root, cfg = _cached_folder(tmp_path)
+    before = load_dataset(cfg, splits=("train",)).splits["train"]
+    changed = before.images[0, 0, 0, 0].item() != 7
+    target = load_dataset(cfg, splits=("train",)).extra["files"]["train"][0]
+    Image.new("RGB", (40, 30), (7, 7, 7)).save(target)
+    os.utime(target, ns=(1, 1))   # a new size and modification time, whatever the clock's resolution
+    clear_cache()
+    after = load_dataset(cfg, splits=("train",)).splits["train"]
+    assert changed and after.images[0, 0, 0, 0].item() == 7 and torch.equal(after.images[1:], before.images[1:])
+    clear_cache()
+    padded = load_dataset(cfg.model_copy(update={"fit": "pad"}), splits=("train",)).splits["train"]
+    assert (padded.images[:, :, 0] == 0).all()                                     # 40x30 padded: black top row
+
+
+def test_a_broken_or_unwritable_cache_only_costs_decoding(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(tmp_path / "cache"))
+    root, cfg = _cached_folder(tmp_path)
+    good = load_dataset(cfg, splits=("train",)).splits["train"].images
+    for entry in (tmp_path / "cache" / "images").glob("*.npy"):
+        entry.write_bytes(b"not an array")
+    clear_cache()
+    assert torch.equal(load_dataset(cfg, splits=("train",)).splits["train"].images, good)
+    clear_cache()
+    with monkeypatch.context() as patch:   # and the broken entry was replaced by a good one
+        _no_decoding(patch)
+        assert torch.equal(load_dataset(cfg, splits=("train",)).splits["train"].images, good)
+    (tmp_path / "file").write_text("x")
+    for setting in (str(tmp_path / "file"), "off"):   # a cache folder that cannot exist; caching off
+        monkeypatch.setenv("SEARCHLAB_CACHE", setting)
+        clear_cache()
+        assert torch.equal(load_dataset(cfg, splits=("train",)).splits["train"].images, good)
+    assert not (tmp_path / "off").exists()

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from searchlab.data.image_cache import cached_decode
 from searchlab.data.types import ImageSplit
 from searchlab.models.standalone import read_image_file
 from searchlab.errors import DataError
@@ -49,9 +50,13 @@ def read_image(path: Path, size: int, channels: int, fit: str) -> np.ndarray:
 
 def load_split(paths: Sequence[Path], labels: np.ndarray, size: int, channels: int, fit: str) -> ImageSplit:
     """Read the listed files into one in-memory split (only called for splits the caller asked for)."""
-    images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
-    for i, p in enumerate(paths):
-        images[i] = read_image(p, size, channels, fit)
+    def decode() -> np.ndarray:
+        images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
+        for i, p in enumerate(paths):
+            images[i] = read_image(p, size, channels, fit)
+        return images
+
+    images = cached_decode(paths, size, channels, fit, decode)
     label_tensor = torch.from_numpy(np.ascontiguousarray(labels))
     label_tensor = label_tensor.float() if label_tensor.ndim == 2 else label_tensor.long()
     return ImageSplit(images=torch.from_numpy(images), labels=label_tensor)

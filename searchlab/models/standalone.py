@@ -359,7 +359,7 @@ def read_image_file(path: str | Path, height: int, width: int, channels: int, fi
         if img.mode in ("I", "F") or img.mode.startswith("I;16"):
             img = _to_8bit(img)
         img = _fitted(img.convert("L" if channels == 1 else "RGB"), width, height, fit)
-        arr = np.asarray(img, dtype=np.uint8)
+        arr = np.array(img, dtype=np.uint8)   # a copy: PIL's buffer is read-only
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr))
 

@@ -1,0 +1,83 @@
+"""Reading an image folder with and without the decoded-image cache, side by side in one run.
+
+    python bench/image_cache.py [--images 2000] [--side 512] [--size 224]
+
+Writes `--images` grayscale PNGs of `--side` x `--side` pixels (smooth shapes and noise, as X-ray exports
+compress; 80/20 two classes) into a scratch folder, then loads the folder's train and val splits at
+`--size` px: with the cache off, a first load that fills the cache, and a load from it (each in a fresh
+process state: the in-memory cache is cleared). The cached arrays must equal the decoded ones.
+Target: a cached load at least 10x faster than decoding.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from _common import print_summary, print_table, scratch_dir, verdict  # noqa: E402
+
+TARGET = 10.0
+
+
+def write_images(folder: Path, n: int, side: int) -> None:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    for i in range(n):
+        label = "finding" if i % 5 == 0 else "normal"
+        cx, cy, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.3)
+        body = 90 + 80 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / r ** 2)
+        pixels = np.clip(body + rng.normal(0, 6, (side, side)), 0, 255).astype(np.uint8)
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(folder / label / f"{i:05d}.png")
+
+
+def timed_load(folder: Path, size: int, cache: str) -> tuple[float, dict[str, torch.Tensor]]:
+    from searchlab.config.schema import FolderData
+    from searchlab.data import clear_cache, load_dataset
+
+    os.environ["SEARCHLAB_CACHE"] = cache
+    clear_cache()
+    start = time.perf_counter()
+    data = load_dataset(FolderData(source="folder", path=folder, image_size=size), splits=("train", "val"))
+    return time.perf_counter() - start, {k: v.images for k, v in data.splits.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--side", type=int, default=512)
+    parser.add_argument("--size", type=int, default=224)
+    args = parser.parse_args()
+    with scratch_dir() as tmp:
+        write_images(tmp / "images", args.images, args.side)
+        off, decoded = timed_load(tmp / "images", args.size, "off")
+        cold, _ = timed_load(tmp / "images", args.size, str(tmp / "cache"))
+        warm, cached = timed_load(tmp / "images", args.size, str(tmp / "cache"))
+        cache_mib = sum(p.stat().st_size for p in (tmp / "cache").rglob("*.npy")) / 2**20
+    same = all(torch.equal(decoded[k], cached[k]) for k in decoded)
+    read = sum(v.shape[0] for v in decoded.values())   # the test split stays unread
+    print(f"\n{read} of {args.images} PNGs ({args.side}x{args.side}; train + val) read at {args.size}x{args.size}")
+    print_table(["load", "seconds", "images/s"],
+                [["decoded (cache off)", off, read / off], ["decoded, cache filled", cold, read / cold],
+                 ["from the cache", warm, read / warm]])
+    ratio = off / warm
+    ok = ratio >= TARGET and same
+    print(f"cache: {cache_mib:.0f} MiB on disk; cached arrays equal decoded: {same}")
+    print(f"cached load {ratio:.0f}x faster than decoding; target >= {TARGET:g}x: {verdict(ok)}")
+    print_summary({"bench": "image_cache", "images": args.images, "side": args.side, "size": args.size,
+                   "off_s": round(off, 3), "cold_s": round(cold, 3), "warm_s": round(warm, 3),
+                   "ratio": round(ratio, 1), "cache_mib": round(cache_mib, 1), "equal": same, "pass": ok})
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
