@@ -5,7 +5,9 @@ numbers whether its images arrive as a folder tree or as a CSV listing the same 
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +16,8 @@ from PIL import Image
 
 from searchlab.data.image_cache import cached_decode
 from searchlab.data.types import ImageSplit
-from searchlab.models.standalone import read_image_file
 from searchlab.errors import DataError
+from searchlab.models.standalone import read_image_file
 
 SPLITS = ("train", "val", "test")
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -48,12 +50,20 @@ def read_image(path: Path, size: int, channels: int, fit: str) -> np.ndarray:
                         f"Fix: replace or remove the file") from exc
 
 
+def decode_threads() -> int:
+    """The cores this process may run on (its affinity: taskset, a Ray or batch job's cpuset), at most 16."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(16, cores))
+
+
 def load_split(paths: Sequence[Path], labels: np.ndarray, size: int, channels: int, fit: str) -> ImageSplit:
     """Read the listed files into one in-memory split (only called for splits the caller asked for)."""
     def decode() -> np.ndarray:
         images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
-        for i, p in enumerate(paths):
-            images[i] = read_image(p, size, channels, fit)
+        # Pillow releases the GIL while it decodes and resizes, so threads use every core this process may
+        with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
+            for i, image in enumerate(pool.map(lambda p: read_image(p, size, channels, fit), paths)):
+                images[i] = image
         return images
 
     images = cached_decode(paths, size, channels, fit, decode)
