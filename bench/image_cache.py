@@ -89,7 +89,8 @@ def main() -> int:
     print(f"cached load {ratio:.0f}x faster than decoding; target >= {TARGET:g}x: {verdict(ok)}")
     print_summary({"bench": "image_cache", "images": args.images, "side": args.side, "size": args.size,
                    "threads": cores, "serial_s": round(serial, 3), "off_s": round(off, 3), "cold_s": round(cold, 3),
-                   "warm_s": round(warm, 3), "ratio": round(ratio, 1), "cache_mib": round(cache_mib, 1), "equal": same, "pass": ok})
+                   "warm_s": round(warm, 3), "ratio": round(ratio, 1), "cache_mib": round(cache_mib, 1),
+                   "equal": same, "pass": ok})
     return 0 if ok else 1
 
 

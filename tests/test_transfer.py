@@ -98,8 +98,8 @@ def test_layer_decay_scales_lr_per_block(source_run):
 
 
 def test_a_run_whose_best_weights_are_gone_fails_the_trial_with_the_fix(write_study, tmp_path, breastmnist_root):
-    (tmp_path / "s.yaml").write_text(SOURCE + f"data: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}'}}\n"
-                                     f"run_dir: '{tmp_path / 'src'}'\n")
+    data = f"data: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}'}}\n"
+    (tmp_path / "s.yaml").write_text(SOURCE + data + f"run_dir: '{tmp_path / 'src'}'\n")
     run_study(load_study(tmp_path / "s.yaml"), progress=False)
     for weights in (tmp_path / "src" / "artifacts").iterdir():
         weights.unlink()
