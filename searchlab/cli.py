@@ -1,5 +1,5 @@
-"""`searchlab run | status | export | dashboard`. User errors print one message and exit 2; a file that cannot
-be read or written prints one message and exits 1."""
+"""`searchlab run | status | trials | export | predict | report | compare | dashboard`. User errors print one
+message and exit 2; a file that cannot be read or written prints one message and exits 1."""
 from __future__ import annotations
 
 import argparse
@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="ensemble members: all K best (top, default), or those of them that forward selection "
                              "on held-out predictions keeps (greedy: a member joins only if it improves the objective)")
     export.set_defaults(handler=_cmd_export)
+
+    predict = sub.add_parser("predict", help="an export's probabilities and labels for image files, as CSV")
+    predict.add_argument("export", help="export folder (config.json + weights.safetensors)")
+    predict.add_argument("images", nargs="+", help="image files, or folders of them (walked, sorted)")
+    predict.add_argument("--out", default=None, help="CSV file to write (default: standard output)")
+    predict.set_defaults(handler=_cmd_predict)
 
     report = sub.add_parser("report", help="one self-contained HTML report of a run (plots, best model, top trials)")
     report.add_argument("run", help="run directory (or its study file)")
@@ -205,6 +211,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if "selection" in config:
         what += f" (greedy pick of {len(config['selection']['candidates'])})"
     print(f"exported {what}{tta} to {args.out}: test {shown} (n={config['test_size']})")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from searchlab.export.predict import write_predictions
+
+    rows = write_predictions(args.export, args.images, args.out)
+    if args.out is not None:
+        print(f"{rows} predictions written to {args.out}")
     return 0
 
 

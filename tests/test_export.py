@@ -146,3 +146,37 @@ def test_an_export_reads_image_files_as_the_search_did(write_study, tmp_path):
     assert (bands == 0).all() and (ds.splits["test"].images[:, :, 2:13] > 0).any()
     expected = json.loads((tmp_path / "best" / "test_predictions.json").read_text())["probabilities"]
     assert np.allclose(got["probs"], expected, atol=1e-6)
+    _searchlab_predict_gives_the_same(tmp_path, files, expected)
+
+
+def _searchlab_predict_gives_the_same(tmp_path, files, expected):
+    """`searchlab predict` on those files: a CSV row each, the same probabilities, labels at the threshold."""
+    import csv
+
+    from searchlab.cli import main
+
+    config = json.loads((tmp_path / "best" / "config.json").read_text())
+    assert main(["predict", str(tmp_path / "best"), *files, "--out", str(tmp_path / "p.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [r["path"] for r in rows] == files
+    assert np.allclose([float(r["p(b)"]) for r in rows], expected, atol=1e-5)
+    assert np.allclose([float(r["p(a)"]) + float(r["p(b)"]) for r in rows], 1.0, atol=1e-5)
+    assert [r["predicted"] for r in rows] == ["b" if p >= config["threshold"] else "a" for p in expected]
+    folder = str(tmp_path / "imgs" / "a")
+    assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "a.csv")]) == 0
+    walked = [r["path"] for r in csv.DictReader((tmp_path / "a.csv").open())]
+    assert walked == sorted(str(p) for p in (tmp_path / "imgs" / "a").glob("*.png")) and len(walked) == 30
+    (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")
+    assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "x.csv")]) == 2
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.csv.partial").exists()
+
+
+def test_predict_rows_name_every_class_and_the_labels_on():
+    import torch
+
+    from searchlab.export.predict import _label_text, _per_class
+
+    assert list(_per_class(torch.tensor(0.25), "binary")) == ["0.750000", "0.250000"]
+    assert list(_per_class(torch.tensor([0.9, 0.2, 0.6]), "multilabel")) == ["0.900000", "0.200000", "0.600000"]
+    assert _label_text(torch.tensor([1, 0, 1]), ["effusion", "mass", "nodule"], "multilabel") == "effusion;nodule"
+    assert _label_text(torch.tensor(2), ["a", "b", "c"], "multiclass") == "c"

@@ -1,0 +1,115 @@
+"""`searchlab predict EXPORT IMAGES... [--out F.csv]`: an export's probabilities and labels for image files.
+
+The files are decoded by the export's own preprocessing (`load_images`: size, channels, fit), the network is
+rebuilt by searchlab's copy of the export's code from config.json and weights.safetensors (no code from the
+export folder runs), and predictions are made as `model.predict_proba` / `model.predict` would: with the
+export's test-time augmentation, ensemble averaging and decision threshold(s).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from searchlab.data.common import IMAGE_EXTENSIONS
+from searchlab.errors import ExportError
+from searchlab.models import standalone
+
+CHUNK = 256   # images decoded and predicted at a time: memory stays bounded for large folders
+
+
+def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: TextIO) -> int:
+    """Write one CSV row per image file (folders are walked, sorted); returns the number of rows."""
+    config = _classifier_config(Path(export_dir))
+    files = image_files(inputs)
+    net = standalone.build_export_model(config)
+    net.load_state_dict(standalone.read_safetensors(Path(export_dir) / "weights.safetensors"))
+    net.eval()
+    names = config["class_names"]
+    writer = csv.writer(out)
+    writer.writerow(["path", *(f"p({name})" for name in names), "predicted"])
+    for start in range(0, len(files), CHUNK):
+        chunk = files[start:start + CHUNK]
+        images = torch.stack([_read(path, config["input"]) for path in chunk])
+        probs = standalone.predict_proba(net, config, images)
+        labels = standalone.predict(net, config, images)
+        for path, p, label in zip(chunk, probs, labels):
+            writer.writerow([str(path), *_per_class(p, config["task"]), _label_text(label, names, config["task"])])
+    return len(files)
+
+
+def _classifier_config(export_dir: Path) -> dict[str, Any]:
+    path = export_dir / "config.json"
+    if not path.is_file():
+        raise ExportError(f"{export_dir} is not a searchlab export (no config.json). Fix: give the folder "
+                          "`searchlab export RUN --out DIR` wrote")
+    config = json.loads(path.read_text())
+    if "generator" in config:
+        raise ExportError(f"{export_dir} holds a generator, which classifies nothing. Fix: sample it with its "
+                          "model.py (model.load_generator, model.sample_images)")
+    if "input" not in config:
+        raise ExportError(f"{export_dir}/config.json has no 'input' (image size and channels): an export by an "
+                          "older searchlab. Fix: export the run again")
+    if _uses_nni(config["model"]):
+        raise ExportError(f"{export_dir} holds an NNI model, whose code is your module. Fix: load it with the "
+                          "export's model.py (model.load, model.load_images, model.predict)")
+    return config
+
+
+def _uses_nni(spec: dict[str, Any]) -> bool:
+    return spec.get("architecture") == "nni" or any(_uses_nni(m) for m in spec.get("members", []))
+
+
+def image_files(inputs: Sequence[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise ExportError(f"{item}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it or below")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise ExportError(f"{item}: no such file or folder. Fix: give image files or folders of them")
+    return files
+
+
+def _read(path: Path, spec: dict[str, Any]) -> torch.Tensor:
+    try:
+        return standalone.read_image_file(path, spec["height"], spec["width"], spec["channels"],
+                                          spec.get("fit", "stretch"))
+    except Exception as exc:   # Pillow raises many kinds; the file is what the user can act on
+        raise ExportError(f"{path}: cannot read image ({type(exc).__name__}: {exc}). Fix: replace or remove "
+                          "the file") from None
+
+
+def _per_class(p: torch.Tensor, task: str) -> Iterator[str]:
+    values = [1.0 - float(p), float(p)] if task == "binary" else [float(v) for v in p]
+    return (f"{v:.6f}" for v in values)
+
+
+def _label_text(label: torch.Tensor, names: list[str], task: str) -> str:
+    if task == "multilabel":
+        return ";".join(name for name, on in zip(names, label.tolist()) if on)
+    return names[int(label)]
+
+
+def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -> int:
+    """To standard output, or to `out` whole: written beside it and moved into place when every file was read."""
+    if out is None:
+        return predict_files(export_dir, inputs, sys.stdout)
+    partial = Path(f"{out}.partial")
+    try:
+        with partial.open("w", newline="") as fh:
+            rows = predict_files(export_dir, inputs, fh)
+        os.replace(partial, out)
+        return rows
+    finally:
+        partial.unlink(missing_ok=True)
