@@ -29,7 +29,8 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.engine.storage import ContainedArtifactStore, artifact_store
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# Every trial whose outcome was told (worker.py's FINISHED leaves FAIL out: it counts the budget)
+ENDED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 ROWS_PER_BLOCK = 512   # dominance counted in blocks: memory stays ~rows x trials x objectives booleans
 
 
@@ -42,7 +43,7 @@ class CheckpointRetention:
         self.dropped: set[int] = set()   # trial numbers out of the running for good: not judged again
 
     def __call__(self, ostudy: optuna.Study, finished: FrozenTrial) -> None:
-        trials = ostudy.get_trials(deepcopy=False, states=FINISHED)
+        trials = ostudy.get_trials(deepcopy=False, states=ENDED)
         kept = kept_trial_numbers(trials, ostudy.directions, self.keep, self.dropped)
         for trial in trials:
             if trial.number in kept or trial.number in self.dropped:

@@ -36,7 +36,7 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     writer.writerow(["path", *(f"p({name})" for name in names), "predicted"])
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]
-        images = torch.stack([_read(path, config["input"]) for path in chunk])
+        images = torch.stack([_read(path, config) for path in chunk])
         probs = standalone.predict_proba(net, config, images)
         labels = standalone.predict(net, config, images)
         for path, p, label in zip(chunk, probs, labels):
@@ -81,10 +81,9 @@ def image_files(inputs: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def _read(path: Path, spec: dict[str, Any]) -> torch.Tensor:
+def _read(path: Path, config: dict[str, Any]) -> torch.Tensor:
     try:
-        return standalone.read_image_file(path, spec["height"], spec["width"], spec["channels"],
-                                          spec.get("fit", "stretch"))
+        return standalone.read_input_file(path, config)
     except Exception as exc:   # Pillow raises many kinds; the file is what the user can act on
         raise ExportError(f"{path}: cannot read image ({type(exc).__name__}: {exc}). Fix: replace or remove "
                           "the file") from None

@@ -340,9 +340,13 @@ FITS = ("stretch", "pad", "crop")
 def load_images(paths: list[str | Path], config: dict[str, Any]) -> torch.Tensor:
     """Image files -> uint8 (N, C, H, W) for predict/predict_proba, decoded and resized exactly as searchlab
     read the training images (config["input"]: channels, height, width, fit)."""
+    return torch.stack([read_input_file(p, config) for p in paths])
+
+
+def read_input_file(path: str | Path, config: dict[str, Any]) -> torch.Tensor:
+    """One image file -> uint8 (C, H, W), the export's input (exports older than `fit` were stretched)."""
     spec = config["input"]
-    return torch.stack([read_image_file(p, spec["height"], spec["width"], spec["channels"], spec.get("fit", "stretch"))
-                        for p in paths])
+    return read_image_file(path, spec["height"], spec["width"], spec["channels"], spec.get("fit", "stretch"))
 
 
 def read_image_file(path: str | Path, height: int, width: int, channels: int, fit: str = "stretch") -> torch.Tensor:
