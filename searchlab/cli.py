@@ -1,5 +1,5 @@
-"""`searchlab run | status | trials | export | predict | report | compare | dashboard`. User errors print one
-message and exit 2; a file that cannot be read or written prints one message and exits 1."""
+"""`searchlab run | status | trials | export | predict | report | compare | dashboard | cache`. User errors
+print one message and exit 2; a file that cannot be read or written prints one message and exits 1."""
 from __future__ import annotations
 
 import argparse
@@ -117,6 +117,10 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     dash.add_argument("--port", type=int_in(1, 65535), default=8080)
     dash.set_defaults(handler=_cmd_dashboard)
+
+    cache = sub.add_parser("cache", help="the decoded-image cache: where, how big; --clear empties it")
+    cache.add_argument("--clear", action="store_true", help="delete every cached entry")
+    cache.set_defaults(handler=_cmd_cache)
     return parser
 
 
@@ -136,11 +140,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
     from searchlab.config.load import load_study
+    from searchlab.data.image_cache import check_cache_settings
     from searchlab.engine.run import run_study
     from searchlab.summary import best_trials, print_run_summary
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
     study = load_study(args.study, parse_overrides(args.set))
+    check_cache_settings()
     result = run_study(study, progress=not args.no_progress)
     exported = None
     if study.config.export.after_run and not result.interrupted:
@@ -245,6 +251,13 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     from searchlab.dashboard import serve
 
     serve(args.run, args.host, args.port)
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from searchlab.data.image_cache import cache_usage, clear_image_cache
+
+    print(clear_image_cache() if args.clear else cache_usage())
     return 0
 
 

@@ -439,3 +439,88 @@ def test_a_broken_or_unwritable_cache_only_costs_decoding(tmp_path, monkeypatch)
         clear_cache()
         assert torch.equal(load_dataset(cfg, splits=("train",)).splits["train"].images, good)
     assert not (tmp_path / "off").exists()
+
+
+def _entries(cache: Path) -> set[str]:
+    return {path.name for path in (cache / "images").glob("*.npy")}
+
+
+def test_the_cache_is_held_under_its_limit_least_recently_used_first(tmp_path, monkeypatch):
+    """Editing a data set leaves its old entries behind: without a limit the folder only grows."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
+    configs = []
+    for name, counts in (("one", {"a": 4, "b": 4}), ("two", {"a": 5, "b": 4}), ("three", {"a": 4, "b": 5})):
+        root = class_folder(tmp_path / name, counts)
+        configs.append(FolderData(source="folder", path=root, image_size=8, channels=3, val_fraction=0.25))
+    one, two, three = configs
+    read = {}
+    for name, cfg in (("one", one), ("two", two)):
+        clear_cache()
+        before = _entries(cache)
+        load_dataset(cfg, splits=("train",))
+        (read[name],) = _entries(cache) - before
+    for offset, name in enumerate(("one", "two")):   # one written first, then two: clear-cut, whatever the clock
+        os.utime(cache / "images" / read[name], ns=(10**9 * (1 + offset),) * 2)
+    sizes = {name: (cache / "images" / entry).stat().st_size for name, entry in read.items()}
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", f"{sizes['one'] + sizes['two'] + 10}B")   # two fit, not three
+    clear_cache()
+    load_dataset(one, splits=("train",))           # a read: `one` becomes the most recently used
+    clear_cache()
+    load_dataset(three, splits=("train",))         # a third entry: the least recently used (two) goes
+    assert read["one"] in _entries(cache) and read["two"] not in _entries(cache) and len(_entries(cache)) == 2
+    clear_cache()
+    with monkeypatch.context() as patch:           # and `one` is still read from the cache
+        _no_decoding(patch)
+        load_dataset(one, splits=("train",))
+
+
+def test_a_split_bigger_than_the_limit_is_not_stored_and_a_bad_limit_is_named(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
+    root, cfg = _cached_folder(tmp_path)
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", "100B")
+    images = load_dataset(cfg, splits=("train",)).splits["train"].images
+    assert 100 < images.numel() < 1536 and _entries(cache) == set()   # stored, it would fit in 1.5KiB
+    (cache / "images").mkdir(parents=True, exist_ok=True)
+    (cache / "images" / "killed-writer.tmp").write_bytes(b"x")
+    os.utime(cache / "images" / "killed-writer.tmp", ns=(1, 1))
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", "1.5KiB")
+    clear_cache()
+    load_dataset(cfg, splits=("train",))
+    assert len(_entries(cache)) == 1 and not (cache / "images" / "killed-writer.tmp").exists()
+    for bad in ("20 gigs", "-1GB", "GB"):
+        monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", bad)
+        clear_cache()
+        with pytest.raises(DataError, match=rf"SEARCHLAB_CACHE_LIMIT: must be a size .*got '{bad}'.*Fix: "):
+            load_dataset(cfg, splits=("train",))
+
+
+def test_searchlab_cache_shows_and_clears_the_cache(tmp_path, monkeypatch, capsys):
+    from searchlab.cli import main
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", "2GB")
+    root, cfg = _cached_folder(tmp_path)
+    load_dataset(cfg, splits=("train", "val"))
+    size = sum(path.stat().st_size for path in (cache / "images").glob("*.npy"))
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out == (f"image cache: {cache / 'images'}\n2 entries, {size / 1000:.1f} KB of the "
+                                       "2.0 GB limit (SEARCHLAB_CACHE_LIMIT; default 20GB)\n")
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out == f"image cache: {cache / 'images'}\nremoved 2 entries, {size / 1000:.1f} KB\n"
+    assert _entries(cache) == set()
+    monkeypatch.setenv("SEARCHLAB_CACHE", "off")
+    assert main(["cache", "--clear"]) == 0 and "off" in capsys.readouterr().out
+
+
+def test_run_refuses_a_bad_cache_limit_before_any_trial(write_study, tmp_path, monkeypatch, capsys):
+    from searchlab.cli import main
+
+    study = write_study("name: tiny\nspace: {model: {kind: cnn, depth: 1, width: {choice: [4, 8]}}}\n"
+                        "budget: {n_trials: 1, epochs: 1}\n")
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", "lots")
+    assert main(["run", str(study), "--no-progress"]) == 2
+    assert "SEARCHLAB_CACHE_LIMIT: must be a size" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -10,20 +10,36 @@ name and renamed into place, so processes racing to fill one entry each write a 
 
 Where: $SEARCHLAB_CACHE, else $XDG_CACHE_HOME/searchlab, else ~/.cache/searchlab (under `images/`);
 SEARCHLAB_CACHE=off decodes every time. Deleting the folder is always safe.
+
+Size: an edited data set names new entries and leaves its old ones behind, so the folder would only grow.
+Like ccache, it is held under a limit ($SEARCHLAB_CACHE_LIMIT, default 20GB): after each write the least
+recently used entries are deleted until the rest fit (a read marks an entry used), and a split larger
+than the whole limit is not stored. A process still reading a deleted entry keeps its open file (POSIX);
+one that opens it just after decodes again.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from searchlab.errors import DataError
+
 CACHE_ENV = "SEARCHLAB_CACHE"
+LIMIT_ENV = "SEARCHLAB_CACHE_LIMIT"
+DEFAULT_LIMIT = "20GB"
 DECODER_VERSION = 1   # raise when read_image_file decodes differently: old entries are then never matched
+STALE_TMP_SECONDS = 3600   # a temporary file this old was left by a killed writer, not one still writing
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([a-z]*)\s*")
 
 
 def cache_dir() -> Path | None:
@@ -37,12 +53,30 @@ def cache_dir() -> Path | None:
     return Path(base) / "searchlab" / "images"
 
 
+def cache_limit() -> int:
+    """The cache's size limit in bytes, from $SEARCHLAB_CACHE_LIMIT (e.g. 500MB, 20GB, 1.5GiB; 0 stores nothing)."""
+    text = os.environ.get(LIMIT_ENV) or DEFAULT_LIMIT
+    match = _SIZE.fullmatch(text.lower())
+    if match is None or match.group(2) not in _UNITS:
+        raise DataError(f"{LIMIT_ENV}: must be a size such as 500MB, 20GB or 1.5GiB (got {text!r}). Fix: set it "
+                        f"to a number with one of the units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB, or unset it "
+                        f"for the default {DEFAULT_LIMIT}")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def check_cache_settings() -> None:
+    """Raise DataError for a bad $SEARCHLAB_CACHE_LIMIT now (`run` calls this), not in every trial's loader."""
+    if cache_dir() is not None:
+        cache_limit()
+
+
 def cached_decode(paths: Sequence[Path], size: int, channels: int, fit: str,
                   decode: Callable[[], np.ndarray]) -> np.ndarray:
     """The split's images from the cache, or `decode()`d and stored there."""
     folder = cache_dir()
     if folder is None or not paths:
         return decode()
+    limit = cache_limit()
     try:
         entry = folder / f"{entry_key(paths, size, channels, fit)}.npy"
     except OSError:   # a listed file is gone: decoding says which, as a DataError
@@ -51,11 +85,14 @@ def cached_decode(paths: Sequence[Path], size: int, channels: int, fit: str,
     try:
         images = np.load(entry, allow_pickle=False)
         if images.shape == expected and images.dtype == np.uint8:
+            _mark_used(entry)
             return images
     except (OSError, ValueError):   # absent, truncated or not an array: decode again
         pass
     images = decode()
-    _store(entry, images)
+    if images.nbytes <= limit:
+        _store(entry, images)
+        evict(folder, limit, keep=entry)
     return images
 
 
@@ -82,3 +119,81 @@ def _store(entry: Path, images: np.ndarray) -> None:
                 os.unlink(tmp)
     except OSError:
         pass
+
+
+def _mark_used(entry: Path) -> None:
+    """A read makes an entry the most recently used (its mtime: atime is often not kept, noatime mounts)."""
+    try:
+        os.utime(entry)
+    except OSError:   # a read-only cache is still read
+        pass
+
+
+def cache_entries(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """The cache's entries with their stats, least recently used first (entries deleted meanwhile left out)."""
+    entries = []
+    for path in folder.glob("*.npy") if folder.is_dir() else ():
+        try:
+            entries.append((path, path.stat()))
+        except OSError:
+            continue
+    return sorted(entries, key=lambda item: item[1].st_mtime_ns)
+
+
+def evict(folder: Path, limit: int, keep: Path | None = None) -> int:
+    """Delete the least recently used entries until the rest take at most `limit` bytes; the bytes freed.
+
+    `keep` (the entry just written) is never deleted. Temporary files of killed writers are removed too.
+    """
+    freed = 0
+    for tmp in folder.glob("*.tmp") if folder.is_dir() else ():
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+        except OSError:
+            continue
+    entries = cache_entries(folder)
+    total = sum(stat.st_size for _, stat in entries)
+    for path, stat in entries:
+        if total <= limit:
+            break
+        if path == keep:
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:   # another process evicted it first: its bytes are gone all the same
+            pass
+        except OSError:
+            continue
+        total -= stat.st_size
+        freed += stat.st_size
+    return freed
+
+
+def cache_usage() -> str:
+    """Where the cache is, its entries and size against the limit: what `searchlab cache` prints."""
+    folder = cache_dir()
+    if folder is None:
+        return f"image cache: off ({CACHE_ENV}={os.environ.get(CACHE_ENV)!r})"
+    entries = cache_entries(folder)
+    size = sum(stat.st_size for _, stat in entries)
+    return (f"image cache: {folder}\n{len(entries)} entries, {_human(size)} of the {_human(cache_limit())} limit "
+            f"({LIMIT_ENV}; default {DEFAULT_LIMIT})")
+
+
+def clear_image_cache() -> str:
+    """Delete every entry; what was freed, for `searchlab cache --clear`."""
+    folder = cache_dir()
+    if folder is None:
+        return f"image cache: off ({CACHE_ENV}={os.environ.get(CACHE_ENV)!r}), nothing to clear"
+    count = len(cache_entries(folder))
+    freed = evict(folder, 0)
+    return f"image cache: {folder}\nremoved {count} entries, {_human(freed)}"
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
