@@ -167,6 +167,8 @@ def _export_best(study: Any, result: Any) -> Any:
     out = study.config.export.dir or study.run_dir / "best"
     export = study.config.export
     complete = len(result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if complete == 0:   # nothing to export: the run summary says why no trial completed
+        return None
     close_connections(result.study._storage)   # the search is over; export_run opens the study afresh
     top_k = min(export.top_k, max(complete, 1))
     if top_k < export.top_k:   # a short run still leaves a model; say that it is a smaller ensemble
@@ -209,13 +211,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"exported the generator of trial {config['trial']['number']} to {args.out}: MedFID "
               f"{config['metrics']['medfid']:.3f} (sample with model.load_generator / model.sample_images)")
         return 0
-    test, ci = config["test_metrics"], config["test_metrics_ci95"]
-    shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auc", "accuracy") if k in test)
+    test, ci = config["test_metrics"], config.get("test_metrics_ci95")
     what = (f"ensemble of trials {', '.join(str(t['number']) for t in config['trials'])}" if "trials" in config
             else f"trial {config['trial']['number']}")
     tta = f" with tta {config['tta']}" if config["tta"] != "none" else ""
     if "selection" in config:
         what += f" (greedy pick of {len(config['selection']['candidates'])})"
+    if test is None:
+        print(f"exported {what}{tta} to {args.out}: {config['test_note']}")
+        return 0
+    shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auc", "accuracy") if k in test)
     print(f"exported {what}{tta} to {args.out}: test {shown} (n={config['test_size']})")
     return 0
 

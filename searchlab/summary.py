@@ -32,7 +32,7 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     if exported is not None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
     elif best:
-        print(f"export:    searchlab export {study.run_dir} --out best/")
+        print(f"export:    searchlab export {study.run_dir} --out {study.run_dir / 'best'}")
     elif result.interrupted:
         print("no trial completed before the interruption")
     elif ostudy.get_trials(deepcopy=False, states=(TrialState.FAIL,)):

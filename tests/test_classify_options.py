@@ -107,3 +107,71 @@ budget: {{n_trials: 1, epochs: 4}}
     assert config["test_size"] == 15 and "hamming_loss" in config["test_metrics"]
     net, loaded = standalone.load(tmp_path / "best")
     assert standalone.predict(net, loaded, torch.zeros(3, 1, 16, 16, dtype=torch.uint8)).shape == (3, 2)
+
+
+def test_a_label_never_on_in_the_validation_split_stops_the_run_before_any_trial(write_study, tmp_path):
+    """AUC is undefined for a label that the validation split never has: every trial would train, then fail."""
+    from searchlab.data import clear_cache
+    from searchlab.errors import DataError
+
+    csv_path = make_multilabel_csv(tmp_path)
+    rows = list(csv.DictReader(csv_path.open()))
+    for row in rows:
+        row["b"] = "0" if row["split"] == "val" else row["b"]
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = f"""
+name: multilabel
+data: {{source: csv, path: '{csv_path}', label_columns: [a, b], split_column: split, image_size: 16}}
+space: {{model: {{kind: cnn, depth: 1, width: {{choice: [4, 8]}}}}}}
+objective: auc
+budget: {{n_trials: 2, epochs: 1}}
+"""
+    with pytest.raises(DataError, match=r"objective auc is undefined on the validation split \(15 images\): .*"
+                                        r"but here: b \(never on\)\. Fix: "):
+        run_study(load_study(write_study(text)), progress=False)
+    assert not list((tmp_path / "run").glob("artifacts/*"))
+    for row in rows:
+        row["b"] = "0"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    clear_cache()
+    with pytest.raises(DataError, match=r"column 'b' is 0 in every row: a label that never changes"):
+        run_study(load_study(write_study(text)), progress=False)
+
+
+def test_a_data_set_without_a_test_split_still_exports_and_says_where_to_score_it(write_study, tmp_path, capsys):
+    """Medical test sets are often external: the export is the model, its test metrics come later."""
+    from searchlab.cli import main
+
+    csv_path = make_multilabel_csv(tmp_path)
+    text = csv_path.read_text()
+    with_test = tmp_path / "with_test.csv"
+    with_test.write_text(text)
+    csv_path.write_text(text.replace(",test\n", ",train\n"))       # every test row goes to train
+    study = f"""
+name: external_test
+data: {{source: csv, path: '{csv_path}', label_columns: [a, b], split_column: split, image_size: 16}}
+space: {{model: {{kind: cnn, depth: 1, width: 4}}}}
+budget: {{n_trials: 1, epochs: 1}}
+"""
+    assert main(["run", str(write_study(study)), "--no-progress"]) == 0
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "best"), "--bootstrap", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "exported trial 0 to " in out and "the data set has no test split; score the export on your own" in out
+    config = json.loads((tmp_path / "best" / "config.json").read_text())
+    assert config["test_metrics"] is None and config["test_size"] == 0 and config["input"]["height"] == 16
+    assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["config.json", "model.py", "weights.safetensors"]
+    assert main(["predict", str(tmp_path / "best"), str(tmp_path / "img0.png")]) == 0   # usable as it is
+
+    study = write_study(study.replace("external_test", "with_test").replace(str(csv_path), str(with_test)),
+                        name="with_test.yaml")
+    assert main(["run", str(study), "--no-progress", "--set", f"run_dir={tmp_path / 'run2'}"]) == 0
+    assert main(["export", str(tmp_path / "run2"), "--out", str(tmp_path / "best2"), "--bootstrap", "10"]) == 0
+    saved = json.loads((tmp_path / "best2" / "test_predictions.json").read_text())
+    assert saved["files"] == [str(tmp_path / f"img{i}.png") for i in range(75, 90)]   # which image each row is
+    assert len(saved["probabilities"]) == len(saved["labels"]) == 15

@@ -60,7 +60,7 @@ def test_unknown_key_names_line_path_and_valid_keys(write_study):
     err = error_of(write_study, MINIMAL + "budget:\n  n_trails: 5\n")
     text = str(err)
     assert err.line == 6 and "budget.n_trails" in text and "unknown key" in text
-    assert "n_trials" in text   # the valid keys are listed
+    assert "Fix: did you mean n_trials? Valid keys here: " in text   # the closest first, then all
 
 
 def test_unknown_top_level_section(write_study):
@@ -97,7 +97,17 @@ def test_unknown_model_suggests_close_names(write_study):
 
 def test_unknown_classify_setting_in_space(write_study):
     err = error_of(write_study, "name: s\nspace:\n  optim: {learning_rate: 0.1}\n")
-    assert "learning_rate" in str(err) and "no such setting" in str(err)
+    assert "learning_rate" in str(err) and "no such setting" in str(err) and "settings here: " in str(err)
+    assert "momentum, name, schedule, weight_decay" in str(err)
+
+
+@pytest.mark.parametrize("space,suggested", [
+    ("model: {kind: cnn, dept: 3}", "did you mean depth?"),                          # inside a model kind
+    ("augment: {polcy: flip_rotate}", "did you mean policy?"),
+    ("model: {kind: timm, backbone: efficientnet_bo}", "did you mean efficientnet_b0,"),   # o for 0 first
+])
+def test_misspelt_settings_and_names_suggest_the_right_one_first(write_study, space, suggested):
+    assert suggested in str(error_of(write_study, f"name: s\nspace:\n  {space}\n"))
 
 
 def test_unknown_metric_lists_valid(write_study):
@@ -215,3 +225,15 @@ def test_the_ray_executor_without_ray_installed_is_a_config_error(write_study, m
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     err = error_of(write_study, MINIMAL + "executor: {kind: ray}\n")
     assert err.key == "executor.kind" and "pip install 'searchlab[ray]'" in str(err)
+
+
+def test_a_bad_value_from_the_command_line_is_named_as_the_option_not_a_line_of_the_file(write_study):
+    path = write_study(MINIMAL + "budget:\n  epochs: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_study(path, {"budget.epochs": "two"})
+    assert str(info.value).startswith(f"{path} (--set budget.epochs): budget.epochs: ") and info.value.line is None
+    with pytest.raises(ConfigError, match=r"\(--set space.optim.l_r\): space.optim.l_r: .*did you mean lr\?"):
+        load_study(path, {"space.optim.l_r": 0.1})
+    with pytest.raises(ConfigError) as info:   # a key of the file keeps its line
+        load_study(write_study(MINIMAL + "budget:\n  epochs: two\n"), {"budget.n_trials": 3})
+    assert info.value.line == 6

@@ -271,6 +271,16 @@ def test_folder_errors(tmp_path):
     with pytest.raises(DataError, match="zz_broken.png: cannot read image"):
         load_dataset(FolderData(source="folder", path=bad, val_fraction=0.5, test_fraction=0.4), seed=0,
                      splits=("train", "val", "test"))
+    truncated = (bad / "a" / "000.png").read_bytes()[:60]
+    for i in range(12):                                 # several broken files: all named at once, not one per run
+        (bad / "a" / f"broken{i:02d}.png").write_bytes(truncated)
+    clear_cache()
+    with pytest.raises(DataError) as info:
+        load_dataset(FolderData(source="folder", path=bad, val_fraction=0.1, test_fraction=0.1), seed=0)
+    message = str(info.value)
+    assert message.startswith("12 of ") and "image files cannot be read:\n  " in message
+    assert message.count(": cannot read image (") == 10 and "... and 2 more" in message
+    assert message.endswith("Fix: replace or remove these files")
     _folder_error(class_folder(tmp_path / "few", {"a": 10, "b": 2}), "class 'b' has 2 image")
     class_folder(tmp_path / "novtrain" / "val", {"a": 2, "b": 2})
     _folder_error(tmp_path / "novtrain", "no train folder")
@@ -324,6 +334,31 @@ def test_csv_multilabel(tmp_path):
     rnd = load_dataset(CsvData(source="csv", path=path, label_columns=("x", "y", "z"), test_fraction=0.2),
                        splits=("train", "val", "test"))
     assert [len(s) for s in rnd.splits.values()] == [13, 3, 4]
+
+
+def test_a_csv_fingerprint_sees_edited_labels_and_replaced_images_but_not_a_moved_copy(tmp_path):
+    import shutil
+
+    from searchlab.data import data_fingerprint
+    from searchlab.data.fingerprint import describe_change
+
+    labels = [[1, 0], [0, 1], [1, 1], [0, 0]] * 3
+    rows = [[png(tmp_path / "set" / "i" / f"{n}.png").relative_to(tmp_path / "set").as_posix(), *lab,
+             "val" if n < 4 else "train"] for n, lab in enumerate(labels)]
+    write_csv(tmp_path / "set" / "m.csv", ["path", "x", "y", "split"], rows)
+    cfg = CsvData(source="csv", path=tmp_path / "set" / "m.csv", label_columns=("x", "y"), split_column="split")
+    before = data_fingerprint(cfg)
+    val = before["splits"]["val"]
+    assert val["files"] == 4 and val["per_class"] == {"x": 2, "y": 2} and len(val["sha256"]) == 32
+    shutil.copytree(tmp_path / "set", tmp_path / "copy")
+    assert describe_change(before, data_fingerprint(cfg.model_copy(update={"path": tmp_path / "copy" / "m.csv"}))) \
+        is None
+    rows[0][1:3] = [0, 1]                                           # one label edited in place
+    write_csv(tmp_path / "set" / "m.csv", ["path", "x", "y", "split"], rows)
+    assert describe_change(before, data_fingerprint(cfg)) == "val: 4 files then, 4 now (x 2 -> 1, y 2 -> 3)"
+    png(tmp_path / "copy" / "i" / "5.png", size=(41, 30))           # an image replaced by another
+    assert describe_change(before, data_fingerprint(cfg.model_copy(update={"path": tmp_path / "copy" / "m.csv"}))) \
+        == "train: as many files per class, but other files, labels or file sizes"
 
 
 def _csv_error(cfg: CsvData, *parts: str) -> None:

@@ -113,15 +113,73 @@ def test_resuming_with_an_edited_space_goes_on_when_optuna_can_and_says_which_pa
 def test_resuming_on_another_objective_or_other_data_is_refused_but_data_may_move(write_study, tmp_path):
     path = callable_study(write_study, n=2)
     run_study(load_study(path), progress=False)
-    for override, key in (({"objective": {"metric": "x_abs", "direction": "minimize"}}, "objectives"),
-                          ({"data.size": 64}, "data")):
+    for override, key, said in (
+            ({"objective": {"metric": "x_abs", "direction": "minimize"}}, "objectives",
+             "objectives [['loss', 'minimize']], not [['x_abs', 'minimize']]"),
+            ({"data.size": 64}, "data", "scored with data.size 28, not 64; their values would be ranked")):
         with pytest.raises(ConfigError) as info:
             run_study(load_study(path, {"budget.n_trials": 3, **override}), progress=False)
-        assert info.value.key == key and "would be ranked with this run's" in str(info.value)
+        assert info.value.key == key and said in str(info.value)
     moved = tmp_path / "moved_data"
     shutil.copytree(load_study(path).config.data.root, moved)
     resumed = run_study(load_study(path, {"budget.n_trials": 3, "data.root": str(moved)}), progress=False).study
     assert states(resumed) == {"COMPLETE": 3}
+
+
+def test_resuming_on_a_changed_image_folder_is_refused_saying_what_changed_but_a_moved_copy_resumes(
+        write_study, tmp_path):
+    """The splits are drawn from the file list: added or relabelled files move images between splits."""
+    from test_data import class_folder, png
+
+    first = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
+    path = callable_study(write_study, n=2, extra=f"data: {{source: folder, path: '{first}', image_size: 8}}\n")
+    run_study(load_study(path), progress=False)
+    moved = tmp_path / "renamed"
+    shutil.move(first, moved)                                       # the same files elsewhere: the same data
+    resumed = run_study(load_study(path, {"budget.n_trials": 3, "data.path": str(moved)}), progress=False).study
+    assert states(resumed) == {"COMPLETE": 3}
+    png(moved / "a" / "new.png")                                    # one image more: the splits move
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(path, {"budget.n_trials": 4, "data.path": str(moved)}), progress=False)
+    message = str(info.value)
+    assert info.value.key == "data.path" and "train: 12 files then, 13 now (a 6 -> 7); val: as many files per class, but other " in message
+    assert "test split would hold images that trials trained on" in message and "new name" in message
+    (moved / "a" / "new.png").unlink()
+    (moved / "a" / "000.png").rename(moved / "b" / "000.png")         # relabelled: as many files, other classes
+    with pytest.raises(ConfigError, match=r"train: 12 files then, \d+ now \(a 6 -> 5"):
+        run_study(load_study(path, {"budget.n_trials": 4, "data.path": str(moved)}), progress=False)
+    assert states(optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")) == \
+        {"COMPLETE": 3}                                             # refused before any trial ran
+
+
+def test_export_refuses_a_data_set_whose_files_changed_since_the_search(write_study, tmp_path):
+    from searchlab.errors import ExportError
+    from searchlab.export.exporter import export_run
+    from test_data import class_folder, png
+
+    folder = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
+    study = write_study(TINY_CLASSIFY + f"data: {{source: folder, path: '{folder}', image_size: 8, channels: 3}}\n")
+    run_study(load_study(study, {"budget.n_trials": 1, "budget.epochs": 1}), progress=False)
+    png(folder / "b" / "extra.png")
+    with pytest.raises(ExportError, match=r"other files than when the trials ran \(.*files then.*the test split "
+                                          r"would hold images that trials trained on"):
+        export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
+    (folder / "b" / "extra.png").unlink()
+    assert export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)["test_size"] == 2
+
+
+def test_classify_trials_do_not_sample_settings_that_have_no_effect(write_study):
+    """SGD's momentum is drawn only for SGD trials; the trial's config holds only what it used."""
+    text = TINY_CLASSIFY.replace("optim: {lr: {float: [1.0e-3, 1.0e-2], log: true}}",
+                                 "optim: {name: {choice: [adamw, sgd]}, momentum: {float: [0.5, 0.99]}}")
+    study = run_study(load_study(write_study(text), {"budget.n_trials": 6, "budget.epochs": 1}),
+                      progress=False).study
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    names = {t.params["optim.name"] for t in trials}
+    assert names == {"adamw", "sgd"} and len(trials) == 6
+    for trial in trials:
+        assert ("optim.momentum" in trial.params) == (trial.params["optim.name"] == "sgd")
+        assert ("momentum" in trial.user_attrs["config"]["optim"]) == (trial.params["optim.name"] == "sgd")
 
 
 def test_a_setting_added_later_compares_with_the_value_older_records_had():

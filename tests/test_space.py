@@ -113,6 +113,12 @@ def test_include_from_the_shipped_library(tmp_path):
     assert "model.depth" not in distributions(space) and "model.width" in distributions(space)
 
 
+def test_a_study_named_like_a_library_fragment_includes_the_fragment_not_itself(tmp_path):
+    (tmp_path / "plain_cnn.yaml").write_text("space:\n  model: {include: plain_cnn.yaml, depth: 3}\n")
+    space = compile_space(read_yaml(tmp_path / "plain_cnn.yaml"), ("space",))
+    assert "model.width" in distributions(space) and "model.depth" not in distributions(space)
+
+
 def test_include_cycle_is_refused(tmp_path):
     (tmp_path / "a.yaml").write_text("include: b.yaml\n")
     (tmp_path / "b.yaml").write_text("include: a.yaml\n")
@@ -133,6 +139,8 @@ def test_include_cycle_is_refused(tmp_path):
     ("space:\n  a.b: 1\n", "may not contain '.'"),
     ("space:\n  m: {one_of: {cnn: {kind: 1}}}\n", "selector"),
     ("space:\n  x: {float: [1, .inf]}\n", "finite"),
+    ("space:\n  x: {int: [2, 4], step: 5}\n", "step must divide high - low (4 - 2), or 4 is never drawn"),
+    ("space:\n  x: {float: [0, 1], step: 0.3}\n", "Fix: write [0, 0.9] (the grid's last point)"),
 ])
 def test_bad_parameters_are_named_with_their_line(text, message):
     with pytest.raises(ConfigError) as info:
@@ -147,3 +155,71 @@ def test_yaml_alias_bomb_is_refused():
         for i in range(8))
     with pytest.raises(ConfigError, match="too large"):
         parse_yaml(bomb, "bomb.yaml")
+
+
+# ---------------------------------------------------------------- settings without effect are not sampled
+TRANSFER_SPACE = """
+space:
+  augment:
+    policy: {choice: [none, randaugment, flip_rotate]}
+    randaugment_n: {int: [1, 3]}
+    rotate_degrees: {float: [5, 30]}
+    mix: {choice: [none, mixup]}
+    mix_alpha: {float: [0.2, 1.0]}
+  optim: {name: {choice: [adamw, sgd]}, momentum: {float: [0.5, 0.99]}}
+  imbalance: {loss: {choice: [ce, focal]}, focal_gamma: {float: [0.5, 3.0]}}
+  model:
+    one_of:
+      cnn:
+        weights: runs/source
+        transfer: {choice: [features, cutoff, full]}
+        cutoff: {int: [1, 3]}
+        layer_decay: {float: [0.5, 1.0]}
+"""
+
+
+def _sampled(space, fixed: dict) -> tuple[dict, set[str]]:
+    from searchlab.tasks.classify_usage import classify_setting_used
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial(fixed)
+    trial = study.ask()
+    return sample_config(trial, space, classify_setting_used), set(trial.params)
+
+
+def test_a_setting_without_effect_under_the_values_drawn_is_not_sampled():
+    """Written augment-first on purpose: a rule waits for the setting it depends on, wherever it comes."""
+    space = compile_text(TRANSFER_SPACE)
+    config, params = _sampled(space, {"model.cnn.transfer": "features", "augment.policy": "randaugment",
+                                      "augment.mix": "mixup", "optim.name": "adamw", "imbalance.loss": "focal"})
+    # frozen features: no image augmentation reaches the head, and no cut-off or lr decay applies
+    assert params == {"model.cnn.transfer", "optim.name", "imbalance.loss", "imbalance.focal_gamma"}
+    assert config["augment"] == {} and config["model"] == {"kind": "cnn", "weights": "runs/source",
+                                                           "transfer": "features"}
+    config, params = _sampled(space, {"model.cnn.transfer": "cutoff", "augment.policy": "randaugment",
+                                      "augment.mix": "none", "optim.name": "sgd", "imbalance.loss": "ce"})
+    assert {"model.cnn.cutoff", "augment.randaugment_n", "optim.momentum"} <= params
+    assert not {"model.cnn.layer_decay", "augment.rotate_degrees", "augment.mix_alpha", "imbalance.focal_gamma"} \
+        & params
+    config, params = _sampled(space, {"model.cnn.transfer": "full", "augment.policy": "flip_rotate",
+                                      "augment.mix": "mixup", "optim.name": "adamw", "imbalance.loss": "ce"})
+    assert {"model.cnn.layer_decay", "augment.rotate_degrees", "augment.mix_alpha"} <= params
+    assert not {"model.cnn.cutoff", "augment.randaugment_n", "optim.momentum"} & params
+
+
+def test_a_setting_the_space_leaves_out_counts_at_its_default():
+    """No `transfer` in the space: scratch, the default, so images are augmented and no cut-off applies."""
+    space = compile_text("space:\n  model: {kind: cnn, cutoff: {int: [1, 3]}}\n"
+                         "  augment: {policy: randaugment, randaugment_m: {int: [3, 15]}}\n")
+    config, params = _sampled(space, {})
+    assert params == {"augment.randaugment_m"} and config["augment"]["policy"] == "randaugment"
+    assert "cutoff" not in config["model"]
+
+
+def test_without_a_rule_every_parameter_is_sampled_as_before():
+    space = compile_text(TRANSFER_SPACE)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"model.cnn.transfer": "features"})
+    trial = study.ask()
+    sample_config(trial, space)
+    assert {"model.cnn.cutoff", "augment.randaugment_n", "augment.mix_alpha"} <= set(trial.params)

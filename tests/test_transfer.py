@@ -144,6 +144,37 @@ def test_offline_timm_hub_weights_fail_with_the_fix(write_study):
     assert "timm could not fetch pretrained weights for 'mobilenetv3_small_050'" in error and "save_file" in error
 
 
+def test_an_unreachable_hub_is_found_in_seconds_not_after_a_minute_of_retries(monkeypatch):
+    import socket
+    import time
+
+    from searchlab.tasks.transfer import hub_unreachable
+
+    with socket.socket() as server:                  # a port nothing listens on: bound, never listening
+        server.bind(("127.0.0.1", 0))
+        closed = server.getsockname()[1]
+        for name in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
+        hub_unreachable.cache_clear()
+        started = time.monotonic()
+        assert hub_unreachable().startswith(f"cannot reach 127.0.0.1:{closed}: ")
+        assert time.monotonic() - started < 5
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        hub_unreachable.cache_clear()
+        assert hub_unreachable() is None
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("HTTPS_PROXY", "http://proxy:3128")):   # timm's own way
+        with monkeypatch.context() as patch:
+            patch.setenv(name, value)
+            hub_unreachable.cache_clear()
+            assert hub_unreachable() is None
+    hub_unreachable.cache_clear()
+
+
 def test_an_rgb_timm_state_dict_loads_into_a_grayscale_backbone_with_the_same_features(tmp_path):
     """The offline route for hub weights: timm's own state dict saved to a file. A 1-channel copy must
     see a gray image as the RGB original sees that image repeated over its 3 channels."""

@@ -17,6 +17,7 @@ from searchlab.config import schema
 from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.space import Group, compile_space
+from searchlab.suggest import did_you_mean
 
 # Which model validates each top-level section (to list valid keys when one is unknown).
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
@@ -60,7 +61,8 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     if overrides:
         # The space is compiled from `src`, so the overridden data must replace it there too (space.* keys).
         data = _apply_overrides(data, overrides, src)
-        src = Located(data, src.file, src.lines)
+        src = Located(data, src.file, src.lines, overridden={tuple(key.split(".")): f"--set {key}"
+                                                             for key in overrides})
     config = _validate(schema.StudyConfig, data, src)
     space = compile_space(src, ("space",))
     from searchlab.tasks import get_task   # tasks import the schema; keep this module import-light
@@ -146,8 +148,10 @@ def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath) ->
     more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
     if first["type"] == "extra_forbidden":
         valid = _valid_keys(first["loc"])
+        close = did_you_mean(str(path[-1]), valid)
         return src.error(path, "unknown key" + more, got=path[-1],
-                         fix=f"valid keys here: {', '.join(valid)}" if valid else "remove it")
+                         fix=(f"{close} Valid keys here: {', '.join(valid)}" if close else
+                              f"valid keys here: {', '.join(valid)}") if valid else "remove it")
     if first["type"] == "missing":
         return src.error(path, "required key is missing" + more, fix=f"add '{dotted(path)}'")
     msg = first["msg"].removeprefix("Value error, ")
@@ -198,8 +202,6 @@ def _fix_for(error: dict[str, Any]) -> str | None:
 
 def _validate_points(study: Study, src: Located) -> None:
     """Every strategy.points_to_evaluate entry names searched parameters with values their ranges allow."""
-    import difflib
-
     from searchlab.space import searchable_params
 
     params = {param.name: param for param, _ in searchable_params(study.space)}
@@ -207,10 +209,8 @@ def _validate_points(study: Study, src: Located) -> None:
         for name, value in point.items():
             at = ("strategy", "points_to_evaluate", i, name)
             if name not in params:
-                close = difflib.get_close_matches(name, list(params), n=3)
                 raise src.error(at, "a point names only searched parameters of the space", got=name,
-                                fix=f"did you mean {', '.join(close)}?" if close else
-                                f"one of: {', '.join(sorted(params))}")
+                                fix=did_you_mean(name, params) or f"one of: {', '.join(sorted(params))}")
             distribution = params[name].distribution()
             try:
                 inside = distribution._contains(distribution.to_internal_repr(value))

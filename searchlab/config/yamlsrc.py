@@ -7,7 +7,7 @@ map from key path to line number from it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class Located:
     data: Any
     file: str
     lines: dict[KeyPath, int]
+    # Keys replaced from the command line (`run --set K=V`): their errors name the option, not a file line
+    overridden: dict[KeyPath, str] = field(default_factory=dict)
 
     def line_of(self, path: KeyPath) -> int | None:
         """The line of the longest prefix of `path` we know (a missing key points at its parent)."""
@@ -47,6 +49,10 @@ class Located:
         return None
 
     def error(self, path: KeyPath, rule: str, got: object = ..., fix: str | None = None) -> ConfigError:
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.overridden:
+                return ConfigError(rule, file=f"{self.file} ({self.overridden[path[:end]]})", key=dotted(path),
+                                   got=got, fix=fix)
         return ConfigError(rule, file=self.file, line=self.line_of(path), key=dotted(path) or None,
                            got=got, fix=fix)
 

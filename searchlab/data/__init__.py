@@ -10,12 +10,13 @@ from pathlib import Path
 
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
 from searchlab.data.common import check_splits, resolve_path
-from searchlab.data.csv_source import load_csv
-from searchlab.data.folder_source import load_folder
+from searchlab.data.csv_source import load_csv, plan_csv
+from searchlab.data.fingerprint import fingerprint
+from searchlab.data.folder_source import load_folder, plan_folder
 from searchlab.data.medmnist_source import default_root, load_medmnist
 from searchlab.data.types import ImageDataset, ImageSplit, TaskKind
 
-__all__ = ["ImageDataset", "ImageSplit", "TaskKind", "clear_cache", "load_dataset"]
+__all__ = ["ImageDataset", "ImageSplit", "TaskKind", "clear_cache", "data_fingerprint", "load_dataset"]
 
 DataConfig = MedMNISTData | FolderData | CsvData
 
@@ -53,6 +54,17 @@ def load_dataset(cfg: DataConfig, splits: tuple[str, ...] = ("train", "val"), se
     base = Path(base_dir) if base_dir is not None else None
     seed = 0 if isinstance(cfg, MedMNISTData) else int(seed)   # fixed official splits: one cache entry
     return _load_cached(_resolved(cfg, base), check_splits(splits), seed)
+
+
+def data_fingerprint(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> dict | None:
+    """What a folder or CSV set holds per split (data/fingerprint.py), listed as `load_dataset` would split
+    it; None for MedMNIST. Raises DataError as loading would (a missing folder, a bad CSV row)."""
+    base = Path(base_dir) if base_dir is not None else None
+    if isinstance(cfg, FolderData):
+        return fingerprint(plan_folder(cfg, int(seed), base))
+    if isinstance(cfg, CsvData):
+        return fingerprint(plan_csv(cfg, int(seed), base))
+    return None
 
 
 def clear_cache() -> None:

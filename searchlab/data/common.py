@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from searchlab.data.image_cache import cached_decode
-from searchlab.data.types import ImageSplit
+from searchlab.data.types import ImageSplit, SplitPlan
 from searchlab.errors import DataError
 from searchlab.models.standalone import read_image_file
 
@@ -50,6 +50,27 @@ def read_image(path: Path, size: int, channels: int, fit: str) -> np.ndarray:
                         f"Fix: replace or remove the file") from exc
 
 
+def _read_or_error(path: Path, size: int, channels: int, fit: str) -> np.ndarray | DataError:
+    try:
+        return read_image(path, size, channels, fit)
+    except DataError as exc:
+        return exc
+
+
+class UnreadableImages(DataError):
+    """Image files that cannot be decoded, all named in one message (a folder is fixed in one pass)."""
+
+    def __init__(self, errors: list[DataError], total: int, shown: int = 10) -> None:
+        self.errors, self.total = errors, total
+        if len(errors) == 1:
+            super().__init__(str(errors[0]))
+            return
+        lines = "\n  ".join(str(e).split(". Fix:")[0] for e in errors[:shown])
+        more = f"\n  ... and {len(errors) - shown} more" if len(errors) > shown else ""
+        super().__init__(f"{len(errors)} of {total} image files cannot be read:\n  {lines}{more}\n"
+                         "Fix: replace or remove these files")
+
+
 def decode_threads() -> int:
     """The cores this process may run on (its affinity: taskset, a Ray or batch job's cpuset), at most 16."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -60,16 +81,36 @@ def load_split(paths: Sequence[Path], labels: np.ndarray, size: int, channels: i
     """Read the listed files into one in-memory split (only called for splits the caller asked for)."""
     def decode() -> np.ndarray:
         images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
+        unreadable: list[DataError] = []
         # Pillow releases the GIL while it decodes and resizes, so threads use every core this process may
         with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
-            for i, image in enumerate(pool.map(lambda p: read_image(p, size, channels, fit), paths)):
-                images[i] = image
+            for i, image in enumerate(pool.map(lambda p: _read_or_error(p, size, channels, fit), paths)):
+                if isinstance(image, DataError):
+                    unreadable.append(image)
+                else:
+                    images[i] = image
+        if unreadable:
+            raise UnreadableImages(unreadable, len(paths))
         return images
 
     images = cached_decode(paths, size, channels, fit, decode)
     label_tensor = torch.from_numpy(np.ascontiguousarray(labels))
     label_tensor = label_tensor.float() if label_tensor.ndim == 2 else label_tensor.long()
     return ImageSplit(images=torch.from_numpy(images), labels=label_tensor)
+
+
+def load_splits(plan: SplitPlan, splits: Sequence[str], size: int, channels: int, fit: str) -> dict[str, ImageSplit]:
+    """The asked-for splits of a plan, read; unreadable files of every split named together."""
+    loaded, unreadable, total = {}, [], 0
+    for split in splits:
+        total += len(plan.files[split])
+        try:
+            loaded[split] = load_split(plan.files[split], plan.labels[split], size, channels, fit)
+        except UnreadableImages as exc:
+            unreadable += exc.errors
+    if unreadable:
+        raise UnreadableImages(unreadable, total)
+    return loaded
 
 
 def _holdout_sizes(n: int, fractions: Mapping[str, float]) -> dict[str, int]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from searchlab.config.schema import CsvData
-from searchlab.data.common import SPLITS, load_split, random_split, resolve_path, stratified_split
-from searchlab.data.types import ImageDataset, TaskKind
+from searchlab.data.common import SPLITS, load_splits, random_split, resolve_path, stratified_split
+from searchlab.data.types import ImageDataset, SplitPlan, TaskKind
 from searchlab.errors import DataError
 
 
@@ -93,6 +93,11 @@ def _multi_label(csv_path: Path, table: _Table, columns: tuple[str, ...]) -> np.
                 raise DataError(f"{csv_path}: row {n}, column {column!r}: multi-label columns hold 0 or 1, "
                                 f"got {value!r}. Fix: write 1 if the label applies, else 0")
             out[i, j] = number
+    for j, column in enumerate(columns):
+        if out[:, j].min() == out[:, j].max():
+            raise DataError(f"{csv_path}: column {column!r} is {int(out[0, j])} in every row: a label that never "
+                            "changes cannot be learned or scored (its AUC is undefined). Fix: drop it from "
+                            "data.label_columns, or check the column")
     return out
 
 
@@ -123,8 +128,8 @@ def _assign(cfg: CsvData, csv_path: Path, table: _Table, labels: np.ndarray, see
     return out
 
 
-def load_csv(cfg: CsvData, splits: tuple[str, ...], seed: int = 0, base_dir: Path | None = None) -> ImageDataset:
-    """Load the requested splits of a CSV-described image set (see the module docstring)."""
+def plan_csv(cfg: CsvData, seed: int = 0, base_dir: Path | None = None) -> SplitPlan:
+    """The CSV's image files per split and their labels (read and checked, nothing decoded)."""
     csv_path = resolve_path(cfg.path, base_dir)
     table = _read(cfg, csv_path)
     kind: TaskKind
@@ -136,18 +141,25 @@ def load_csv(cfg: CsvData, splits: tuple[str, ...], seed: int = 0, base_dir: Pat
         kind = "binary" if len(classes) == 2 else "multiclass"
     else:
         labels, classes, kind = _multi_label(csv_path, table, cfg.label_columns), cfg.label_columns, "multilabel"
-
     idx = _assign(cfg, csv_path, table, labels, seed, classes)
+    return SplitPlan(source=csv_path, root=csv_path.parent, classes=tuple(classes), kind=kind,
+                     files={s: [table.files[i] for i in rows] for s, rows in idx.items()},
+                     labels={s: labels[rows] for s, rows in idx.items()})
+
+
+def load_csv(cfg: CsvData, splits: tuple[str, ...], seed: int = 0, base_dir: Path | None = None) -> ImageDataset:
+    """Load the requested splits of a CSV-described image set (see the module docstring)."""
+    plan = plan_csv(cfg, seed, base_dir)
+    csv_path = plan.source
     for s in splits:
-        if len(idx[s]) == 0:
+        if len(plan.files[s]) == 0:
             raise DataError(f"{csv_path}: the {s!r} split has no rows. Fix: "
                             + (f"mark some rows {s!r} in column {cfg.split_column!r}" if cfg.split_column
                                else f"set data.{s}_fraction > 0"))
-    loaded = {s: load_split([table.files[i] for i in idx[s]], labels[idx[s]], cfg.image_size, cfg.channels, cfg.fit)
-              for s in splits}
+    loaded = load_splits(plan, splits, cfg.image_size, cfg.channels, cfg.fit)
     return ImageDataset(
-        splits=loaded, class_names=tuple(classes), kind=kind,
+        splits=loaded, class_names=plan.classes, kind=plan.kind,
         description=f"CSV {csv_path} ({cfg.image_size}x{cfg.image_size}, {cfg.channels} channel(s))",
         extra={"source": "csv", "path": str(csv_path),
-               "files": {s: tuple(str(table.files[i]) for i in idx[s]) for s in splits}},
+               "files": {s: tuple(str(p) for p in plan.files[s]) for s in splits}},
     )

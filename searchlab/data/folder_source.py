@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from searchlab.config.schema import FolderData
-from searchlab.data.common import (IMAGE_EXTENSIONS, SPLITS, load_split, resolve_path,
+from searchlab.data.common import (IMAGE_EXTENSIONS, SPLITS, load_splits, resolve_path,
                                    stratified_split)
-from searchlab.data.types import ImageDataset
+from searchlab.data.types import ImageDataset, SplitPlan
 from searchlab.errors import DataError
 
 Items = tuple[list[Path], list[int]]   # files and their class indices
@@ -86,24 +86,33 @@ def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict
     return classes, plan, "splits"
 
 
-def load_folder(cfg: FolderData, splits: tuple[str, ...], seed: int = 0,
-                base_dir: Path | None = None) -> ImageDataset:
-    """Load the requested splits of an image folder (see the module docstring for the two layouts)."""
+def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) -> SplitPlan:
+    """The folder's files per split and their labels (listed and split, nothing decoded)."""
     root = resolve_path(cfg.path, base_dir)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found (data.path). Fix: check the path; relative paths "
                         f"are resolved against the study file's folder")
     classes, plan, layout = _plan(cfg, root, seed)
+    return SplitPlan(source=root, root=root, classes=classes, kind="binary" if len(classes) == 2 else "multiclass",
+                     files={s: files for s, (files, _) in plan.items()},
+                     labels={s: np.asarray(labels, dtype=np.int64) for s, (_, labels) in plan.items()},
+                     layout=layout)
+
+
+def load_folder(cfg: FolderData, splits: tuple[str, ...], seed: int = 0,
+                base_dir: Path | None = None) -> ImageDataset:
+    """Load the requested splits of an image folder (see the module docstring for the two layouts)."""
+    plan = plan_folder(cfg, seed, base_dir)
+    root = plan.root
     for split in splits:
-        if not plan.get(split, ([], []))[0]:
-            raise DataError(f"{root}: the {split!r} split is empty (layout: {layout}). Fix: add "
-                            + (f"{root}/{split}/<class>/ images" if layout == "splits"
+        if not plan.files.get(split):
+            raise DataError(f"{root}: the {split!r} split is empty (layout: {plan.layout}). Fix: add "
+                            + (f"{root}/{split}/<class>/ images" if plan.layout == "splits"
                                else f"images or set data.{split}_fraction > 0"))
-    loaded = {s: load_split(plan[s][0], np.asarray(plan[s][1], dtype=np.int64), cfg.image_size, cfg.channels, cfg.fit)
-              for s in splits}
+    loaded = load_splits(plan, splits, cfg.image_size, cfg.channels, cfg.fit)
     return ImageDataset(
-        splits=loaded, class_names=classes, kind="binary" if len(classes) == 2 else "multiclass",
+        splits=loaded, class_names=plan.classes, kind=plan.kind,
         description=f"image folder {root} ({cfg.image_size}x{cfg.image_size}, {cfg.channels} channel(s))",
-        extra={"source": "folder", "path": str(root), "layout": layout,
-               "files": {s: tuple(str(p) for p in plan[s][0]) for s in splits}},
+        extra={"source": "folder", "path": str(root), "layout": plan.layout,
+               "files": {s: tuple(str(p) for p in plan.files[s]) for s in splits}},
     )

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 TaskKind = Literal["binary", "multiclass", "multilabel"]
@@ -38,3 +40,21 @@ class ImageDataset:
     def image_size(self) -> tuple[int, int]:
         shape = next(iter(self.splits.values())).images.shape
         return int(shape[2]), int(shape[3])
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which image file goes to which split with which label, decided before anything is decoded.
+
+    source: what data.path names (the image folder or the CSV file). root: the folder files are named
+    relative to in the data's fingerprint (the image folder, or the CSV's folder), so a moved copy of a data
+    set is the same data set.
+    """
+
+    source: Path
+    root: Path
+    classes: tuple[str, ...]
+    kind: TaskKind
+    files: dict[str, list[Path]]
+    labels: dict[str, np.ndarray]   # per split: int64 class indices (N,) or float32 0/1 (N, L)
+    layout: str = ""                # a folder's: "classes" (we split it) or "splits" (train/val/test folders)

@@ -20,7 +20,8 @@ from searchlab.config.load import Study
 from searchlab.engine.context import TrialContext
 from searchlab.engine.signals import interruption_message
 from searchlab.errors import TrialFailure
-from searchlab.space import Group, sample_config
+from searchlab.space import Group
+from searchlab.tasks import sample_trial_config
 from searchlab.space.params import SEARCHABLE
 from searchlab.tasks import Task
 
@@ -42,7 +43,7 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
 
     def objective(trial: optuna.Trial) -> Sequence[float] | float:
         try:
-            config = sample_config(trial, study.space)
+            config = sample_trial_config(trial, study)
             if not params_are_config:
                 trial.set_user_attr("config", config)
             ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline,

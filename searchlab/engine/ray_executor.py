@@ -137,10 +137,10 @@ class _OptunaSearcher:
             def suggest(self, trial_id: str) -> dict[str, Any] | None:
                 if (self.deadline is not None and time.time() >= self.deadline) or not self.budget.left(self.ostudy):
                     return Searcher.FINISHED
-                from searchlab.space import sample_config
+                from searchlab.tasks import sample_trial_config
 
                 trial = self.ostudy.ask()
-                sample_config(trial, self.study.space)   # the strategy's parameters, stored before the trial runs
+                sample_trial_config(trial, self.study)   # the strategy's parameters, stored before the trial runs
                 self.asked[trial_id] = trial
                 return {"trial_id": trial._trial_id}
 

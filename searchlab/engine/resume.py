@@ -15,6 +15,8 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
                                   check_distribution_compatibility)
 from optuna.trial import FrozenTrial
 
+from searchlab.data.fingerprint import comparable as fingerprints_comparable
+from searchlab.data.fingerprint import describe_change
 from searchlab.errors import ConfigError, StorageError
 from searchlab.space import searchable_params
 
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
 
 
 # Where MedMNIST's file is read from may change between runs; what the data is may not. A folder or CSV
-# `path` counts as what: another folder may hold other images, and the test split must not move.
+# `path` may change only where both records have the files' fingerprint to compare instead (a moved copy);
+# without one it counts as what: another folder may hold other images, and the test split must not move.
 WHERE_DATA_LIVES = ("root", "download")
 # Settings added after studies were recorded without them, with the value those studies had: changing one
 # on resume is a change (a folder study recorded before `fit` existed was stretched).
@@ -45,21 +48,40 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
 def _check_same_record(study: "Study", old: Any, new: dict[str, Any]) -> None:
     if not isinstance(old, dict):
         return   # created by a searchlab without the record, or by Optuna directly: nothing to compare
+    fingerprinted = fingerprints_comparable(old.get("data_files"), new.get("data_files"))
+    where = WHERE_DATA_LIVES + (("path",) if fingerprinted else ())
     for key in ("objectives", "task", "data"):
-        before, now = _comparable(key, old.get(key), new[key])
+        before, now = _comparable(key, old.get(key), new[key], where)
         if before is not None and before != now:
-            raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored with {key} "
-                              f"{before}; their values would be ranked with this run's", file=str(study.file),
-                              key=key, got=now, fix=f"keep {key} as it was to resume, or give the study a new "
-                              "name (or run_dir) for the new setting")
+            raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored with "
+                              f"{_difference(key, before, now)}; their values would be ranked with this run's",
+                              file=str(study.file), key=key, fix=f"keep {key} as it was to resume, or give the "
+                              "study a new name (or run_dir) for the new setting")
+    change = describe_change(old.get("data_files"), new.get("data_files"))
+    if change:
+        raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored on other files "
+                          f"than data.path holds now ({change}). The splits are drawn from the file list, so "
+                          "they would move: trials would be ranked on other validation images, and the test "
+                          "split would hold images that trials trained on", file=str(study.file), key="data.path",
+                          fix="restore the files as they were to resume, or give the study a new name (or "
+                          "run_dir) for the changed data set")
 
 
-def _comparable(key: str, old: Any, new: Any) -> tuple[Any, Any]:
+def _difference(key: str, before: Any, now: Any) -> str:
+    """What changed, setting by setting ("data.size 28, not 64"), not two whole records."""
+    if not (isinstance(before, dict) and isinstance(now, dict)):
+        return f"{key} {before!r}, not {now!r}"
+    changed = [k for k in before if before[k] != now.get(k)] + [k for k in now if k not in before]
+    return ", ".join(f"{key}.{k} {before.get(k)!r}, not {now.get(k)!r}" for k in changed)
+
+
+def _comparable(key: str, old: Any, new: Any,
+                where_data_lives: tuple[str, ...] = WHERE_DATA_LIVES) -> tuple[Any, Any]:
     """Settings both records have (a key a later searchlab added is not a change), less where data lives."""
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return old, new
     old = {**{k: v for k, v in ADDED_LATER.get(key, {}).items() if k in new}, **old}
-    shared = [k for k in old if k in new and not (key == "data" and k in WHERE_DATA_LIVES)]
+    shared = [k for k in old if k in new and not (key == "data" and k in where_data_lives)]
     return {k: old[k] for k in shared}, {k: new[k] for k in shared}
 
 

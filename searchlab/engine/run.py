@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from searchlab.config.load import Study
+from searchlab.data import data_fingerprint
 from searchlab.engine.progress import Progress
 from searchlab.engine.resume import check_resumable
 from searchlab.engine.rundir import write_manifest
@@ -94,6 +95,7 @@ def study_record(study: Study) -> dict[str, Any]:
         "study_file": str(study.file.resolve()),
         "base_dir": str(study.base_dir),
         "data": study.config.data.model_dump(mode="json"),
+        "data_files": data_fingerprint(study.config.data, study.config.seed, study.base_dir),
         "objectives": [list(o) for o in study.objectives],
         "seed": study.config.seed,
         "task": study.config.task.model_dump(mode="json"),

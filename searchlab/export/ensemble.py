@@ -15,7 +15,8 @@ from optuna.trial import FrozenTrial, TrialState
 from pydantic import TypeAdapter
 
 from searchlab.config.schema import DataConfig
-from searchlab.data import ImageDataset, load_dataset
+from searchlab.data import ImageDataset, data_fingerprint, load_dataset
+from searchlab.data.fingerprint import describe_change
 from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import ExportError
@@ -102,6 +103,28 @@ def choose_on_validation(run: OpenRun, net: torch.nn.Module, config: dict[str, A
 
 def load_split(run: OpenRun, *splits: str) -> ImageDataset:
     """Split(s) of the run's data set, as the run read them (same data config, seed and base directory)."""
-    record = run.record
-    data_cfg = TypeAdapter(DataConfig).validate_python(record["data"])
-    return load_dataset(data_cfg, splits=splits, seed=record["seed"], base_dir=Path(record["base_dir"]))
+    data_cfg, base_dir = _data_config(run)
+    _check_unchanged(run, data_fingerprint(data_cfg, run.record["seed"], base_dir))
+    return load_dataset(data_cfg, splits=splits, seed=run.record["seed"], base_dir=base_dir)
+
+
+def has_split(run: OpenRun, split: str) -> bool:
+    """Whether the run's data set has this split (MedMNIST always has all three; a folder or CSV may lack a
+    test split when the user tests elsewhere)."""
+    data_cfg, base_dir = _data_config(run)
+    files = data_fingerprint(data_cfg, run.record["seed"], base_dir)
+    _check_unchanged(run, files)
+    return files is None or split in files["splits"]
+
+
+def _data_config(run: OpenRun) -> tuple[DataConfig, Path]:
+    return TypeAdapter(DataConfig).validate_python(run.record["data"]), Path(run.record["base_dir"])
+
+
+def _check_unchanged(run: OpenRun, files: dict[str, Any] | None) -> None:
+    change = describe_change(run.record.get("data_files"), files)
+    if change:
+        raise ExportError(f"{run.run_dir}: data.path holds other files than when the trials ran ({change}). "
+                          "The splits are drawn from the file list, so they have moved: the test split would "
+                          "hold images that trials trained on. Fix: restore the files as they were, or run a "
+                          "new study (a new name) on the changed data set")

@@ -20,7 +20,9 @@ from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import ExportError
-from searchlab.export.ensemble import choose_on_validation, ensemble_config, ensemble_state, load_split, pick_top_k
+from searchlab.data import ImageDataset
+from searchlab.export.ensemble import (choose_on_validation, ensemble_config, ensemble_state, has_split, load_split,
+                                       pick_top_k)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.generator import export_generator
 from searchlab.export.publish import staged
@@ -87,7 +89,8 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
     (out / "model.py").write_text(model_source(nni_spaces(config["model"])))
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (out / "test_predictions.json").write_text(json.dumps(test["predictions"]) + "\n")
+    if test["predictions"] is not None:
+        (out / "test_predictions.json").write_text(json.dumps(test["predictions"]) + "\n")
     return config
 
 
@@ -110,21 +113,45 @@ def nni_spaces(model_spec: dict[str, Any]) -> list[str]:
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
+    if number is not None:
+        return _numbered_trial(study, number)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        raise ExportError(f"study '{study.study_name}' has no completed trial to export yet")
-    if number is None:
-        if len(study.directions) > 1:
-            front = ", ".join(str(t.number) for t in study.best_trials)
-            raise ExportError(f"this study has {len(study.directions)} objectives, so there is no single best "
-                              f"trial. Fix: pick one of the Pareto front with --trial N (front: {front})")
-        return study.best_trial
+        raise ExportError(f"study '{study.study_name}' has no completed trial to export yet{_why_none(study)}")
+    if len(study.directions) > 1:
+        front = ", ".join(str(t.number) for t in study.best_trials)
+        raise ExportError(f"this study has {len(study.directions)} objectives, so there is no single best "
+                          f"trial. Fix: pick one of the Pareto front with --trial N (front: {front})")
+    return study.best_trial
+
+
+def _numbered_trial(study: optuna.Study, number: int) -> FrozenTrial:
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in by_number:
-        raise ExportError(f"trial {number} does not exist (the study has trials 0..{len(by_number) - 1})")
-    if by_number[number].state != TrialState.COMPLETE:
-        raise ExportError(f"trial {number} is {by_number[number].state.name}, only COMPLETE trials can be exported")
-    return by_number[number]
+        span = f"trials 0..{len(by_number) - 1}" if by_number else "no trials"
+        raise ExportError(f"trial {number} does not exist (the study has {span})")
+    trial = by_number[number]
+    if trial.state != TrialState.COMPLETE:
+        error = trial.user_attrs.get("error")
+        because = f" ({error})" if error else ""
+        raise ExportError(f"trial {number} is {trial.state.name}{because}; only COMPLETE trials can be exported. "
+                          "Fix: pick a completed trial (searchlab status RUN lists the best), or leave out "
+                          "--trial for the best")
+    return trial
+
+
+def _why_none(study: optuna.Study) -> str:
+    """The study's trial states and its latest failure's reason: what to fix before there is a model."""
+    trials = study.get_trials(deepcopy=False)
+    if not trials:
+        return " (it has no trials). Fix: run the study first"
+    states: dict[str, int] = {}
+    for trial in trials:
+        states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    failed = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("error")]
+    last = f"; the latest failure, trial {failed[-1].number}: {failed[-1].user_attrs['error']}" if failed else ""
+    return f" ({counts}{last}). Fix: see why with searchlab status RUN, fix that and run the study again"
 
 
 def _is_generate(run: OpenRun) -> bool:
@@ -176,6 +203,11 @@ def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
 
 
 def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], bootstrap: int) -> dict[str, Any]:
+    if not has_split(run, "test"):   # an external test set: the model is exported, scored elsewhere
+        val = load_split(run, "val")
+        return {"summary": {"test_metrics": None, "test_size": 0, "input": _input_spec(run, val),
+                            "test_note": "the data set has no test split; score the export on your own test "
+                                         "images (searchlab predict)"}, "predictions": None}
     data = load_split(run, "test")
     test = data.splits["test"]
     probs = standalone.predict_proba(net, config, test.images).numpy()
@@ -187,7 +219,14 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
                       threshold=threshold)
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
                "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),
-               "test_size": len(test), "input": {"channels": data.channels, "height": data.image_size[0],
-                                                  "width": data.image_size[1], "dtype": "uint8",
-                                                  "fit": run.record["data"].get("fit", "stretch")}}
-    return {"summary": summary, "predictions": {"probabilities": probs.tolist(), "labels": labels.tolist()}}
+               "test_size": len(test), "input": _input_spec(run, data)}
+    predictions: dict[str, Any] = {"probabilities": probs.tolist(), "labels": labels.tolist()}
+    files = data.extra.get("files", {})
+    if isinstance(files, dict) and "test" in files:   # folder and CSV sets: which image each row is
+        predictions["files"] = list(files["test"])
+    return {"summary": summary, "predictions": predictions}
+
+
+def _input_spec(run: OpenRun, data: ImageDataset) -> dict[str, Any]:
+    return {"channels": data.channels, "height": data.image_size[0], "width": data.image_size[1], "dtype": "uint8",
+            "fit": run.record["data"].get("fit", "stretch")}

@@ -28,7 +28,8 @@ from searchlab.errors import ConfigError, SearchlabError
 from searchlab.nas.deepmad import Shape, analyse, zen_convs
 from searchlab.nas.stage import run_stage, settings_from_args
 from searchlab.samplers.evolution import Feasible, RegularizedEvolutionSampler
-from searchlab.space import sample_config, searchable_params
+from searchlab.space import searchable_params
+from searchlab.tasks import sample_trial_config
 from searchlab.space.params import CategoricalParam, FloatParam, IntParam
 
 DESIGN_SUFFIX = ".deepmad"
@@ -77,7 +78,7 @@ class Program:
 
     def config(self, params: dict[str, Any]) -> dict[str, Any]:
         merged = {**{v.name: _middle(v) for v in self.variables}, **self.fixed, **params}
-        return sample_config(FixedTrial(merged), self.study.space)
+        return sample_trial_config(FixedTrial(merged), self.study)
 
     def decode(self, x: np.ndarray) -> dict[str, Any]:
         return {v.name: _value(v, float(xi)) for v, xi in zip(self.variables, x)}

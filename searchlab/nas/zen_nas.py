@@ -30,7 +30,8 @@ from searchlab.nas.stage import run_stage, settings_from_args
 from searchlab.nas.zen_score import zen_score
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import Feasible, RegularizedEvolutionSampler
-from searchlab.space import probe_configs, sample_config
+from searchlab.space import probe_configs
+from searchlab.tasks import sample_trial_config
 
 PROXY_SUFFIX = ".zen_proxy"
 MAX_DRAWS = 20
@@ -109,7 +110,7 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
 def _within_budget(trial: optuna.Trial, memory: optuna.Study, study: Study, task: Any) -> Any | None:
     """The trial's candidate network, or None when it is over budget or cannot be built (told so at once)."""
     try:
-        candidate = task.candidate(study, sample_config(trial, study.space))
+        candidate = task.candidate(study, sample_trial_config(trial, study))
     except TrialFailure as exc:
         _tell(memory, trial, exc)
         return None

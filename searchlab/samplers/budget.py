@@ -6,12 +6,11 @@ from typing import Any
 from optuna.trial import FixedTrial
 
 from searchlab.samplers.evolution import Feasible
-from searchlab.space import sample_config
 
 
 def budget_check(study: Any) -> Feasible | None:
     """params -> within the study's architecture budgets? (None: no budgets, or a task without candidates)."""
-    from searchlab.tasks import get_task
+    from searchlab.tasks import get_task, sample_trial_config
     from searchlab.tasks.classify import over_budget
 
     budget = study.config.budget
@@ -22,7 +21,7 @@ def budget_check(study: Any) -> Feasible | None:
 
     def feasible(params: dict[str, Any]) -> bool | None:
         try:
-            config = sample_config(FixedTrial(params), study.space)
+            config = sample_trial_config(FixedTrial(params), study)
         except ValueError:   # the space asks for a parameter these params lack (a branch switched on)
             return None
         return over_budget(task.candidate(study, config).costs, budget) is None

@@ -143,6 +143,12 @@ class _Ctx:
             if (high - low) / step > MAX_GRID:
                 raise self.src.error(at + ("step",), f"step makes more than {MAX_GRID:.0e} grid points in {bounds}",
                                      got=step, fix="use a larger step, or drop step for a continuous range")
+            points = (high - low) / step
+            if abs(points - round(points)) > 1e-9 * max(1.0, points):   # Optuna would warn and move `high`
+                top = low + math.floor(points + 1e-9) * step
+                raise self.src.error(at + ("step",), f"step must divide high - low ({high} - {low}), or {high} is "
+                                     "never drawn", got=step, fix=f"write [{low}, {top:g}] (the grid's last "
+                                     "point), or a step that divides the range")
         param = (IntParam(full, low, high, log=log, step=step or 1) if kind == "int" else
                  FloatParam(full, float(low), float(high), log=log, step=None if step is None else float(step)))
         try:
@@ -231,10 +237,11 @@ class _Ctx:
         return merge(base, self.node(overrides, at, name), self.src, at)
 
     def resolve(self, file_part: str, at: KeyPath) -> Path:
-        here = Path(self.src.file).resolve().parent
-        candidates = [here / file_part] + [d / file_part for d in library_dirs()]
+        including = Path(self.src.file).resolve()
+        candidates = [including.parent / file_part] + [d / file_part for d in library_dirs()]
         for candidate in candidates:
-            if candidate.is_file():
+            # A study saved as zen.yaml that includes zen.yaml means the library's fragment, not itself
+            if candidate.is_file() and candidate.resolve() != including:
                 return candidate
         raise self.src.error(at + ("include",), "included file not found", got=file_part,
                              fix="looked in " + ", ".join(str(c.parent) for c in candidates))

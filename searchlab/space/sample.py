@@ -1,7 +1,7 @@
 """Turning a compiled space into concrete configs: one function samples a whole config from a trial."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -11,9 +11,29 @@ from searchlab.space.params import (SEARCHABLE, Branch, CategoricalParam, FixedP
                                      Searchable)
 
 
-def sample_config(trial: BaseTrial, space: Group) -> dict[str, Any]:
-    """Ask `trial` for every parameter reachable under the chosen branches; return the nested config."""
-    return _sample_group(trial, space)
+ConfigPath = tuple[str, ...]
+# used(path, lookup): whether the setting at `path` of the config has any effect, given the settings it
+# depends on, read with lookup(path) (which raises Pending while one is not sampled yet, and returns
+# ABSENT for a setting the space does not have: the rule then assumes its default).
+UsedRule = Callable[[ConfigPath, Callable[[ConfigPath], Any]], bool]
+ABSENT = object()
+
+
+class Pending(Exception):
+    """A setting that a rule depends on is not sampled yet: ask again after it is."""
+
+
+def sample_config(trial: BaseTrial, space: Group, used: UsedRule | None = None) -> dict[str, Any]:
+    """Ask `trial` for every parameter reachable under the chosen branches; return the nested config.
+
+    With `used` (a task's rule), a setting without effect under the values sampled so far is not asked
+    for at all (define-by-run, as in an Optuna objective written by hand): e.g. RandAugment's magnitude
+    when the policy drawn is another. Such a parameter would be noise to TPE, a column of meaningless
+    values in the dashboard and its importances, and two trials differing only in it would train alike.
+    """
+    if used is None:
+        return _sample_group(trial, space)
+    return _DefineByRun(trial, used).sample(space)
 
 
 def _sample_group(trial: BaseTrial, group: Group) -> dict[str, Any]:
@@ -83,3 +103,60 @@ def _extremes(param: Searchable) -> tuple[Any, ...]:
         return param.choices
     dist = param.distribution()
     return (dist.low, dist.high)   # Optuna has already snapped `high` onto the step grid
+
+
+class _DefineByRun:
+    """Samples a space node by node, in the space's order, deferring a node whose rule waits on a setting
+    still queued; a setting nothing queued can produce is ABSENT (the rule reads its default)."""
+
+    def __init__(self, trial: BaseTrial, used: UsedRule) -> None:
+        self.trial, self.used = trial, used
+        self.root: dict[str, Any] = {}
+        self.queue: list[tuple[ConfigPath, Node, dict[str, Any]]] = []
+        self.waiting: list[tuple[ConfigPath, Node, dict[str, Any]]] = []
+
+    def sample(self, space: Group) -> dict[str, Any]:
+        self._enqueue((), space, self.root)
+        force = False
+        while self.queue:
+            progressed = False
+            while self.queue:
+                path, node, parent = self.queue.pop(0)
+                try:
+                    if force or self.used(path, self._lookup):
+                        self._place(path, node, parent)
+                except Pending:
+                    self.waiting.append((path, node, parent))
+                    continue
+                progressed = True
+            self.queue, self.waiting = self.waiting, []
+            force = not progressed   # rules waiting on each other: sample what is left as used
+        return self.root
+
+    def _enqueue(self, path: ConfigPath, group: Group, parent: dict[str, Any]) -> None:
+        self.queue.extend((path + (key,), node, parent) for key, node in group.entries)
+
+    def _place(self, path: ConfigPath, node: Node, parent: dict[str, Any]) -> None:
+        key = path[-1]
+        if isinstance(node, SEARCHABLE):
+            parent[key] = node.suggest(self.trial)
+        elif isinstance(node, FixedParam):
+            parent[key] = node.value
+        elif isinstance(node, Branch):
+            label = self.trial.suggest_categorical(node.name, node.labels) if len(node.labels) > 1 else node.labels[0]
+            parent[key] = {node.key: label}
+            self._enqueue(path, node.option(label), parent[key])
+        else:
+            parent[key] = {}
+            self._enqueue(path, node, parent[key])
+
+    def _lookup(self, path: ConfigPath) -> Any:
+        node: Any = self.root
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                node = ABSENT
+                break
+            node = node[part]
+        if node is ABSENT and any(path[:len(queued)] == queued for queued, _, _ in self.queue + self.waiting):
+            raise Pending(".".join(path))
+        return node

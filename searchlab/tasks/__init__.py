@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from searchlab.registry import Registry
 
 if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
+
     from searchlab.config.load import Study
     from searchlab.config.schema import ObjectiveConfig, TaskConfig
     from searchlab.config.yamlsrc import KeyPath, Located
@@ -34,3 +36,11 @@ TASKS.register("callable", "searchlab.tasks.callable_task:CallableTask")
 
 def get_task(cfg: "TaskConfig") -> Task:
     return TASKS.get(cfg.kind)(cfg)
+
+
+def sample_trial_config(trial: "BaseTrial", study: "Study") -> dict[str, Any]:
+    """The trial's config from the study's space, leaving out settings the task would not use under the
+    values drawn (a task's `setting_used` rule, space/sample.py): every search strategy samples through here."""
+    from searchlab.space import sample_config
+
+    return sample_config(trial, study.space, getattr(get_task(study.config.task), "setting_used", None))

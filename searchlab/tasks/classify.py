@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import torch
 from safetensors.torch import save_file
@@ -22,11 +23,12 @@ from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import load_dataset
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
-from searchlab.errors import ConfigError, RegistryError
-from searchlab.metrics import metric_info
+from searchlab.errors import ConfigError, DataError, RegistryError
+from searchlab.metrics import compute_metrics, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks.classify_config import ClassifyTrialConfig
+from searchlab.tasks.classify_usage import classify_setting_used
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import CVResult, cross_validate, cv_splits, progress_steps, repeated_splits
 from searchlab.tasks.parse import parse_trial
@@ -51,6 +53,8 @@ class Candidate:
 
 
 class ClassifyTask:
+    setting_used = staticmethod(classify_setting_used)   # settings without effect are not sampled
+
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
 
@@ -80,6 +84,7 @@ class ClassifyTask:
                 metric_info(metric, data.kind)   # e.g. sensitivity on a multi-class set: a clear error
         self._check_named_files_exist(study)
         self._check_some_candidate_fits(study)
+        _check_objectives_defined_on_val(study, data)
 
     def _check_named_files_exist(self, study: Study) -> None:
         """Weights and generator folders the space names: a missing one would fail every trial that draws it.
@@ -224,6 +229,32 @@ def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx
                  groups=groups, cached_features=spec.model.transfer == "features",
                  keep_last=keep_last or spec.train.checkpoint == "last",
                  device=ctx.device)
+
+
+def _check_objectives_defined_on_val(study: Study, data: ImageDataset) -> None:
+    """An objective such as AUC is undefined where the validation split lacks a class (or a label is never, or
+    always, on): every trial would train and then fail. Trials that select by cross-validation over
+    train+val do not score on the validation split, so their runs are not stopped here."""
+    if any(parse_trial_config(config, None).train.cv_folds for config in probe_configs(study.space)):
+        return
+    val = data.splits["val"].labels.numpy()
+    outputs = val.shape[1] if data.kind == "multilabel" else len(data.class_names)
+    probs = np.random.default_rng(0).random((len(val), outputs) if outputs > 2 or val.ndim == 2 else len(val))
+    if data.kind == "multiclass":
+        probs = probs / probs.sum(axis=1, keepdims=True)
+    metrics = compute_metrics(val, probs, data.kind, len(data.class_names))
+    undefined = [metric for metric, _ in study.objectives if metric in metrics and not np.isfinite(metrics[metric])]
+    if undefined:
+        if data.kind == "multilabel":
+            lacking = [f"{name} ({'never' if val[:, j].max() == 0 else 'always'} on)"
+                       for j, name in enumerate(data.class_names) if val[:, j].min() == val[:, j].max()]
+        else:
+            lacking = [f"{name} (no image)" for j, name in enumerate(data.class_names) if not (val == j).any()]
+        raise DataError(f"objective {', '.join(undefined)} is undefined on the validation split ({len(val)} images): "
+                        f"it needs every class, and every label both on and off, but here: {', '.join(lacking)}. "
+                        "Fix: give the validation split such images (data.val_fraction, or the CSV's split "
+                        "column), drop a label that is (almost) never on from data.label_columns, or select by "
+                        "cross-validation (train.cv_folds)")
 
 
 def _no_report(step: int, metrics: dict[str, float]) -> None:

@@ -4,7 +4,6 @@ Each default is written once, here, with why. A space only needs to name what it
 """
 from __future__ import annotations
 
-import difflib
 from functools import lru_cache
 from typing import Annotated, ClassVar, Literal
 
@@ -14,6 +13,7 @@ from searchlab.augment import AugmentSpec
 from searchlab.config.schema import Frozen
 from searchlab.imbalance import ImbalanceSpec
 from searchlab.tasks.arch_config import CellNetSpec, NNISpec, ZenNetSpec
+from searchlab.suggest import did_you_mean
 from searchlab.tasks.transfer_config import TransferFields
 
 
@@ -44,8 +44,7 @@ class TimmSpec(TransferFields):
     def _known_backbone(cls, name: str) -> str:
         known = _timm_models()
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=5)
-            hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
+            hint = did_you_mean(name, known, n=5) or "see timm.list_models()"
             raise ValueError(f"unknown timm model '{name}'; {hint}")
         return name
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ValidationError
 
 from searchlab.config.yamlsrc import Located, dotted
 from searchlab.errors import TrialFailure
+from searchlab.suggest import did_you_mean, fields_at
 
 Config = TypeVar("Config", bound=BaseModel)
 
@@ -30,7 +31,10 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
             span = param.choices if hasattr(param, "choices") else [param.low, param.high]
             fix = f"the space searches {list(span)} for '{key}'; keep it within what the {task} task accepts"
         if err["type"] == "extra_forbidden":
-            rule, fix = f"the {task} task has no such setting", "remove it or fix its spelling"
+            known = fields_at(schema, tuple(err["loc"][:-1]))
+            rule = f"the {task} task has no such setting"
+            fix = did_you_mean(str(loc[-1]), known) or (f"settings here: {', '.join(known)}" if known else
+                                                        "remove it or fix its spelling")
         if src is None:
             raise TrialFailure(f"space.{key}: {rule} (got {err.get('input')!r})") from None
         raise src.error(("space",) + tuple(key.split(".")), rule, got=err.get("input", ...), fix=fix) from None

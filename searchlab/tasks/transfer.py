@@ -10,6 +10,10 @@ eval mode, with the source's statistics.
 """
 from __future__ import annotations
 
+import functools
+import os
+import socket
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +75,10 @@ def source_state(spec: TransferFields, model: nn.Module, base_dir: Path) -> dict
 def _timm_hub_state(spec: TimmSpec) -> dict[str, torch.Tensor]:
     import timm
 
+    unreachable = hub_unreachable()
     try:   # RGB weights as published; load_matching adapts the first convolution to the data's channels
+        if unreachable:   # huggingface_hub would retry for ~45 s per trial before giving up
+            raise OSError(unreachable)
         hub = timm.create_model(spec.backbone, pretrained=True)
     except Exception as exc:   # offline, unknown tag, hub error: the fix is the same
         raise TrialFailure(
@@ -79,8 +86,25 @@ def _timm_hub_state(spec: TimmSpec) -> dict[str, torch.Tensor]:
             f"Fix (offline): on a machine with internet save them with timm.create_model('{spec.backbone}', "
             f"pretrained=True) and safetensors.torch.save_file(model.state_dict(), '{spec.backbone}.safetensors'), "
             "then set weights: <that file> (or copy that machine's Hugging Face cache, ~/.cache/huggingface/hub, "
-            "where timm finds them offline)") from None
+            "and set HF_HUB_OFFLINE=1 so timm reads them from there)") from None
     return {f"net.{k}": v for k, v in hub.state_dict().items()}
+
+
+@functools.lru_cache(maxsize=1)
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face hub cannot be reached from here, or None to let timm try (reachable, a proxy
+    configured, or HF_HUB_OFFLINE set: timm then reads its cache). Checked once per process."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return None
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None   # the hub may be reachable through the proxy only: a direct probe would say nothing
+    endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"cannot reach {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def _best_trial_state(run_dir: Path) -> dict[str, torch.Tensor]:

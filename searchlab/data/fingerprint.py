@@ -1,0 +1,91 @@
+"""What a folder or CSV data set holds, split by split, small enough to keep in the study's record.
+
+A folder's splits are drawn from its sorted file list, so adding, removing or relabelling files moves
+images between splits: a resumed search would rank trials scored on other validation images together, and
+the export's test split would hold images that trials trained on. The run stores this fingerprint when it
+starts; resuming and exporting compare it with the files as they are then and refuse a changed data set,
+saying what changed. Files are named relative to the data's folder, so a moved or renamed copy of the same
+files is the same data set. A file's size is in it too (a replaced image almost always has another size).
+MedMNIST files are official releases read as a whole: they have no fingerprint.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from searchlab.data.common import SPLITS
+from searchlab.data.types import SplitPlan
+
+VERSION = 1   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
+
+
+def fingerprint(plan: SplitPlan) -> dict[str, Any]:
+    """Per split: the number of files, images per class (positives per label, multi-label) and a hash of
+    every (file, size, label)."""
+    splits = {}
+    for split in SPLITS:
+        files, labels = plan.files.get(split, []), plan.labels.get(split)
+        if not files or labels is None:
+            continue
+        digest = hashlib.sha256()
+        for path, label in zip(files, labels):
+            digest.update(f"{_relative(path, plan.root)}\t{path.stat().st_size}\t{_label_text(label)}\n".encode())
+        splits[split] = {"files": len(files), "per_class": _per_class(plan, labels),
+                         "sha256": digest.hexdigest()[:32]}
+    return {"version": VERSION, "splits": splits}
+
+
+def comparable(before: Any, now: Any) -> bool:
+    """Both are fingerprints of one version (a study recorded before fingerprints, or MedMNIST, has none)."""
+    return isinstance(before, dict) and isinstance(now, dict) and before.get("version") == now.get("version")
+
+
+def describe_change(before: Any, now: Any) -> str | None:
+    """What differs between two fingerprints, in words; None when the data set is the same or the two
+    cannot be compared."""
+    if not comparable(before, now) or before == now:
+        return None
+    changes = []
+    for split in SPLITS:
+        old, new = before["splits"].get(split), now["splits"].get(split)
+        if old == new:
+            continue
+        if old is None or new is None:
+            changes.append(f"{split}: {_count(old)} files then, {_count(new)} now")
+        elif old["files"] != new["files"] or old["per_class"] != new["per_class"]:
+            changes.append(f"{split}: {old['files']} files then, {new['files']} now ({_class_changes(old, new)})")
+        else:
+            changes.append(f"{split}: as many files per class, but other files, labels or file sizes")
+    return "; ".join(changes)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:   # a CSV may list files outside its folder: those are named in full
+        return path.as_posix()
+
+
+def _label_text(label: np.ndarray) -> str:
+    return ",".join(str(int(v)) for v in np.atleast_1d(label))
+
+
+def _per_class(plan: SplitPlan, labels: np.ndarray) -> dict[str, int]:
+    if plan.kind == "multilabel":
+        return {name: int(labels[:, j].sum()) for j, name in enumerate(plan.classes)}
+    counts = np.bincount(labels, minlength=len(plan.classes))
+    return {name: int(counts[j]) for j, name in enumerate(plan.classes)}
+
+
+def _count(split: dict[str, Any] | None) -> int:
+    return 0 if split is None else int(split["files"])
+
+
+def _class_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    names = list(old["per_class"]) + [n for n in new["per_class"] if n not in old["per_class"]]
+    changed = [f"{name} {old['per_class'].get(name, 0)} -> {new['per_class'].get(name, 0)}" for name in names
+               if old["per_class"].get(name, 0) != new["per_class"].get(name, 0)]
+    return ", ".join(changed) if changed else "other files, as many per class"

@@ -1,0 +1,53 @@
+"""Close names for a misspelt one ("did you mean"), shared by every message that lists them.
+
+difflib alone ranks ties in reverse alphabetical order and sees no likeness between look-alike characters,
+so `efficientnet_bo` got efficientnet_b8, b7, b6, ... but not b0. Names equal up to case, '-'/'_' and
+look-alikes (o/0, l/1) come first; then difflib's matches, best first and ties in alphabetical order.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any, get_args
+
+from pydantic import BaseModel
+
+_LOOKALIKE = str.maketrans({"o": "0", "l": "1", "i": "1", "-": "_", " ": "_"})
+
+
+def close_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    known = list(dict.fromkeys(known))
+    wanted = name.lower().translate(_LOOKALIKE)
+    same = [k for k in known if k.lower().translate(_LOOKALIKE) == wanted and k != name]
+    matcher = difflib.SequenceMatcher(b=name)
+    scored = []
+    for candidate in known:
+        matcher.set_seq1(candidate)
+        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6 and matcher.ratio() >= 0.6:
+            scored.append((-matcher.ratio(), candidate))
+    ranked = [candidate for _, candidate in sorted(scored) if candidate not in same]
+    return (same + ranked)[:n]
+
+
+def did_you_mean(name: str, known: Iterable[str], n: int = 3) -> str | None:
+    close = close_names(name, known, n)
+    return f"did you mean {', '.join(close)}?" if close else None
+
+
+def fields_at(schema: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The setting names a pydantic schema accepts at `loc` (a validation error's location less its last
+    part); a union's discriminator tag in `loc` picks the members with that `kind`."""
+    models: list[type[BaseModel]] = [schema]
+    for part in loc:
+        inner = [m for model in models if part in model.model_fields
+                 for m in _models_in(model.model_fields[part].annotation)]
+        if not inner:   # a tag: the union members whose `kind` is it
+            inner = [m for m in models if getattr(m.model_fields.get("kind"), "default", None) == part]
+        models = inner
+    return sorted({field.alias or name for model in models for name, field in model.model_fields.items()})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
