@@ -137,16 +137,19 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from searchlab.config.load import load_study
+
+    # The study file first: a typo is reported in well under a second, before torch and Optuna are imported
+    study = load_study(args.study, parse_overrides(args.set))
     import optuna
 
-    from searchlab.config.load import load_study
     from searchlab.data.image_cache import check_cache_settings
     from searchlab.engine.run import run_study
-    from searchlab.summary import best_trials, print_run_summary
+    from searchlab.summary import best_trials, print_run_header, print_run_summary
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
-    study = load_study(args.study, parse_overrides(args.set))
     check_cache_settings()
+    print_run_header(study)
     result = run_study(study, progress=not args.no_progress)
     exported = None
     if study.config.export.after_run and not result.interrupted:
@@ -222,7 +225,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 0
     shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auc", "accuracy") if k in test)
     print(f"exported {what}{tta} to {args.out}: test {shown} (n={config['test_size']})")
+    _warn_if_one_class(config)
     return 0
+
+
+def _warn_if_one_class(config: dict[str, Any]) -> None:
+    """A model that gives every validation image the same label (short trials on an imbalanced set) exports
+    fine and looks fine by AUC; say so."""
+    val = config.get("validation_metrics") or {}
+    if config["task"] != "binary" or "sensitivity" not in val or "specificity" not in val:
+        return
+    if {val["sensitivity"], val["specificity"]} == {0.0, 1.0}:
+        label = config["class_names"][1 if val["sensitivity"] == 1.0 else 0]
+        print(f"warning: at its threshold ({config['threshold']:.3g}) this model labels every validation image "
+              f"'{label}' (sensitivity {val['sensitivity']:.0f}, specificity {val['specificity']:.0f}). Fix: "
+              "train longer (budget.epochs), or let the search pick the threshold (imbalance.threshold: youden) "
+              "and handle the imbalance (imbalance.loss: weighted_ce)", file=sys.stderr)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -119,7 +119,8 @@ def _auc(y: np.ndarray, p: np.ndarray, kind: TaskKind, n_classes: int) -> float:
 
 def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int,
                     threshold: float | Sequence[float] = 0.5) -> dict[str, float]:
-    """All scalar metrics defined for `kind` (see METRICS), plus per-class F1 as f1_class_<i>."""
+    """All scalar metrics defined for `kind` (see METRICS), plus per-class F1 as f1_class_<i> and, for
+    multi-class and multi-label tasks, each class's (label's) one-vs-rest AUC as auc_class_<i>."""
     y, p = _check(y_true, probs, kind, n_classes)
     pred = predictions(p, kind, threshold)
     labels = list(range(n_classes))
@@ -145,7 +146,16 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_cla
             out["specificity"] = rec[0] if support[0] else nan
             out["average_precision"] = skm.average_precision_score(y, p) if support[1] else nan
     out.update({f"f1_class_{i}": v for i, v in enumerate(f1)})
+    if kind != "binary":   # a macro AUC of 0.70 can hide a useless label next to a good one
+        out.update({f"auc_class_{j}": v for j, v in enumerate(_auc_per_column(y, p, kind, n_classes))})
     return {k: float(v) for k, v in out.items()}
+
+
+def _auc_per_column(y: np.ndarray, p: np.ndarray, kind: TaskKind, n_classes: int) -> list[float]:
+    """One-vs-rest ROC AUC of each class (each label, multi-label); nan where a column has one value only."""
+    truth = _columns(y, y, kind, n_classes)[0]
+    return [float(skm.roc_auc_score(truth[:, j], p[:, j])) if 0 < truth[:, j].sum() < len(truth) else float("nan")
+            for j in range(n_classes)]
 
 
 def confusion(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int,

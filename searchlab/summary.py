@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
+from searchlab.engine.progress import FINISHED
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.storage import ContainedArtifactStore
 
@@ -17,11 +18,28 @@ SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "s
                  "medfid", "kid", "precision", "recall", "medfid_floor", "train_seconds")
 
 
+def print_run_header(study: Study) -> None:
+    """Where the run is stored and whether it resumes, and what data it reads: a study run from another
+    folder than last time starts a new run directory, and a folder set is worth a look at its counts."""
+    from searchlab.data import describe_data
+    from searchlab.engine.rundir import MANIFEST
+
+    resumes = (study.run_dir / MANIFEST).is_file()
+    print(f"run:  {study.run_dir} ({'resuming the trials stored there' if resumes else 'new'})")
+    print(f"data: {describe_data(study.config.data, study.config.seed, study.base_dir)}")
+
+
 def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     ostudy: optuna.Study = result.study
     print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
           + (" (interrupted: running trials were marked FAIL; run again to resume, and their configs run again)"
              if result.interrupted else ""))
+    n_trials = study.config.budget.n_trials
+    finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
+    if not result.interrupted and len(ostudy.get_trials(deepcopy=False)) == result.trials_before and \
+            finished >= n_trials:
+        print(f"nothing ran: the stored trials already reach budget.n_trials={n_trials}. To search on, raise it "
+              f"(e.g. --set budget.n_trials={n_trials * 2}) or give the study a new name for a fresh search")
     best = best_trials(ostudy)
     for trial in best[:3]:
         print(describe_trial(ostudy, trial))
@@ -74,8 +92,12 @@ def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     values = ", ".join(f"{v:.4f}" for v in trial.values or [])
     metrics = trial.user_attrs.get("metrics", {})
     shown = ", ".join(f"{k}={_fmt(metrics[k])}" for k in SHOWN_METRICS if k in metrics)
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
-    return f"  trial {trial.number}: value {values}\n    params:  {params}\n    metrics: {shown}"
+    architecture = trial.user_attrs.get("architecture")
+    # A searched architecture is tens of model.* parameters (one per block setting): its string reads better
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()
+                       if not (architecture and k.startswith("model.")))
+    model = f"\n    architecture: {architecture}" if architecture else ""
+    return f"  trial {trial.number}: value {values}{model}\n    params:  {params}\n    metrics: {shown}"
 
 
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:

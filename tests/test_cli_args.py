@@ -34,3 +34,15 @@ def test_a_command_stopped_by_ctrl_c_or_sigterm_says_so_in_one_line(stop, code, 
     monkeypatch.setattr(cli, "_cmd_export", stopped)   # e.g. a long bootstrap, stopped by the user
     assert main(["export", "runs/x", "--out", "o"]) == code
     assert capsys.readouterr().err == "interrupted\n"   # not a traceback
+
+
+def test_an_export_that_labels_every_validation_image_alike_is_warned_of(capsys):
+    from searchlab.cli import _warn_if_one_class
+
+    config = {"task": "binary", "class_names": ["malignant", "benign"], "threshold": 0.5,
+              "validation_metrics": {"sensitivity": 1.0, "specificity": 0.0, "auc": 0.81}}
+    _warn_if_one_class(config)
+    assert "labels every validation image 'benign' (sensitivity 1, specificity 0)" in capsys.readouterr().err
+    _warn_if_one_class({**config, "validation_metrics": {"sensitivity": 0.9, "specificity": 0.7}})
+    _warn_if_one_class({**config, "task": "multilabel", "threshold": [0.5, 0.5]})
+    assert capsys.readouterr().err == ""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from pathlib import Path
 
 import medmnist
@@ -165,6 +166,27 @@ def test_unknown_flag_lists_valid_2d_flags():
     assert "'brestmnist'" in msg and "breastmnist" in msg and "pathmnist" in msg and "3d" not in msg
 
 
+def test_a_positive_class_by_name_becomes_class_1_with_its_labels(breastmnist_root):
+    """BreastMNIST's class 1 is "normal, benign": a malignancy study names malignant as its positive class."""
+    plain = load_dataset(breast(breastmnist_root, download=False))
+    flipped = load_dataset(breast(breastmnist_root, download=False, positive_class="malignant"))
+    assert plain.class_names == ("malignant", "normal, benign") == tuple(reversed(flipped.class_names))
+    for split in ("train", "val"):
+        assert torch.equal(flipped.splits[split].labels, 1 - plain.splits[split].labels)
+        assert torch.equal(flipped.splits[split].images, plain.splits[split].images)
+    same = load_dataset(breast(breastmnist_root, download=False, positive_class=1))
+    assert same.class_names == plain.class_names and torch.equal(same.splits["val"].labels, plain.splits["val"].labels)
+    with pytest.raises(DataError, match=r"data.positive_class: not a class of this data set, whose classes are "
+                                        r"\['malignant', 'normal, benign'\] .*\(got 'cancer'\)"):
+        load_dataset(breast(breastmnist_root, download=False, positive_class="cancer"))
+
+
+def test_a_positive_class_is_refused_for_more_than_two_classes(tmp_path):
+    root = class_folder(tmp_path / "three", {"a": 5, "b": 5, "c": 5})
+    with pytest.raises(DataError, match=r"only two-class sets have a positive class; this one is multiclass"):
+        load_dataset(FolderData(source="folder", path=root, positive_class="a", val_fraction=0.2, test_fraction=0.2))
+
+
 def test_multilabel_medmnist_labels_are_float(tmp_path):
     imgs = np.zeros((3, 28, 28, 3), np.uint8)
     lab = np.array([[0, 1] * 7, [1, 0] * 7, [1, 1] * 7], np.uint8)
@@ -261,6 +283,7 @@ def test_folder_errors(tmp_path):
     _folder_error(tmp_path / "nope", "not found")
     (tmp_path / "empty").mkdir()
     _folder_error(tmp_path / "empty", "no class folders")
+    _folder_error(png(tmp_path / "one.png"), r"is a file, not a folder \(data.path of source: folder\)")
     _folder_error(class_folder(tmp_path / "one", {"a": 5}), "only one class")
     no_imgs = class_folder(tmp_path / "noimg", {"a": 5})
     (no_imgs / "b").mkdir()
@@ -392,9 +415,10 @@ def _half_black_half_white(path: Path, size=(40, 20)) -> Path:
 @pytest.mark.parametrize("fit", ["stretch", "pad", "crop"])
 def test_a_wide_image_is_stretched_padded_or_cropped(tmp_path, fit):
     from searchlab.data.common import read_image
+    from searchlab.data.types import Decoding
 
     path = _half_black_half_white(tmp_path / "wide.png")
-    got = read_image(path, 20, 1, fit)[0].astype(int)
+    got = read_image(path, Decoding(20, 1, fit))[0].astype(int)
     if fit == "stretch":   # the whole 40x20 squeezed into 20x20: what searchlab always did
         expected = np.asarray(Image.open(path).resize((20, 20), Image.Resampling.BILINEAR), dtype=int)
         assert np.array_equal(got, expected)
@@ -559,3 +583,23 @@ def test_run_refuses_a_bad_cache_limit_before_any_trial(write_study, tmp_path, m
     assert main(["run", str(study), "--no-progress"]) == 2
     assert "SEARCHLAB_CACHE_LIMIT: must be a size" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_twelve_bit_values_in_16_bit_files_span_the_range_with_bit_depth_and_are_warned_of_without(tmp_path):
+    """X-ray/CT exports often hold 12-bit values in 16-bit PNGs: scaled from 65535 they come out nearly black."""
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        for i in range(6):
+            pixels = rng.integers(160, 4096, size=(12, 12)).astype(np.uint16)
+            (tmp_path / "x" / cls).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(tmp_path / "x" / cls / f"{i}.png")
+    cfg = FolderData(source="folder", path=tmp_path / "x", image_size=12, val_fraction=0.2, test_fraction=0.2)
+    with pytest.warns(UserWarning, match=r"images are 16-bit files whose values use 12 bits or fewer .*"
+                                         r"Fix: set data.bit_depth"):
+        dim = load_dataset(cfg).splits["train"].images
+    assert dim.max() <= 16
+    clear_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bright = load_dataset(cfg.model_copy(update={"bit_depth": 12})).splits["train"].images
+    assert bright.max() >= 250 and bright.min() <= 12   # 160..4095 of 4095: the whole 8-bit range

@@ -115,8 +115,9 @@ print(json.dumps({"images": images.tolist(), "probs": model.predict_proba(net, c
 
 
 def test_an_export_reads_image_files_as_the_search_did(write_study, tmp_path):
-    """model.load_images decodes, converts and fits files exactly as training read them (here 16-bit PNGs of
-    48x32, padded to 16x16), so a deployed model's inputs match: the export's own test predictions come back."""
+    """model.load_images decodes, converts and fits files exactly as training read them (here 12-bit values in
+    16-bit PNGs of 48x32, padded to 16x16), so a deployed model's inputs match: the export's own test
+    predictions come back."""
     from PIL import Image
 
     from searchlab.config.schema import FolderData
@@ -126,17 +127,19 @@ def test_an_export_reads_image_files_as_the_search_did(write_study, tmp_path):
     for cls, bright in (("a", slice(0, 24)), ("b", slice(24, 48))):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(30):
-            pixels = rng.integers(0, 20000, size=(32, 48)).astype(np.uint16)
-            pixels[:, bright] += 40000
+            pixels = rng.integers(0, 1200, size=(32, 48)).astype(np.uint16)
+            pixels[:, bright] += 2800                                        # at most 3999: 12 bits
             Image.fromarray(pixels).save(tmp_path / "imgs" / cls / f"{i}.png")
-    data = f"data: {{source: folder, path: '{tmp_path / 'imgs'}', image_size: 16, fit: pad}}\n"
+    data = f"data: {{source: folder, path: '{tmp_path / 'imgs'}', image_size: 16, fit: pad, bit_depth: 12}}\n"
     study = ("name: files\nspace:\n  model: {kind: cnn, depth: 1, width: 4}\n  train: {batch_size: 16}\n"
              "strategy: random\npruner: none\nbudget: {n_trials: 1, epochs: 1}\n" + data)
     run_study(load_study(write_study(study)), progress=False)
     export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
-    assert json.loads((tmp_path / "best" / "config.json").read_text())["input"]["fit"] == "pad"
-    ds = load_dataset(FolderData(source="folder", path=tmp_path / "imgs", image_size=16, fit="pad"),
+    spec = json.loads((tmp_path / "best" / "config.json").read_text())["input"]
+    assert spec["fit"] == "pad" and spec["bit_depth"] == 12
+    ds = load_dataset(FolderData(source="folder", path=tmp_path / "imgs", image_size=16, fit="pad", bit_depth=12),
                       splits=("test",))
+    assert ds.splits["test"].images.max() > 200                          # the 12 bits span black to white
     files = [str(f) for f in ds.extra["files"]["test"]]
     out = subprocess.run([sys.executable, "-c", FILES_SCRIPT, str(tmp_path / "best"), json.dumps(files)],
                          capture_output=True, text=True, check=True, cwd=tmp_path)

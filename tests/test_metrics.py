@@ -66,6 +66,9 @@ def test_multilabel_hand_made() -> None:
     # predictions [[1,0,0],[0,1,0],[1,0,0],[0,1,1]]: wrong cells (0,2), (2,1), (3,1) -> 3 of 12.
     got = compute_metrics(y, probs, "multilabel", 3)
     assert got["hamming_loss"] == pytest.approx(3 / 12)
+    # each label's own AUC beside the macro one: labels 0 and 2 rank perfectly, label 1 at 3 of 4 pairs
+    assert [got[f"auc_class_{j}"] for j in range(3)] == pytest.approx([1.0, 0.75, 1.0])
+    assert got["auc"] == pytest.approx(np.mean([1.0, 0.75, 1.0]))
     assert got["accuracy"] == pytest.approx(1 / 4)                 # only row 1 matches exactly
     # per label (TPR + TNR) / 2: label 0 (1 + 1)/2, label 1 (1/2 + 1/2)/2, label 2 (1/2 + 1)/2
     assert got["balanced_accuracy"] == pytest.approx((1 + 0.5 + 0.75) / 3)
@@ -81,7 +84,8 @@ def test_multilabel_hand_made() -> None:
 def test_auc_is_nan_when_undefined(kind: str, y: np.ndarray, probs: np.ndarray, n: int) -> None:
     got = compute_metrics(y, probs, kind, n)
     assert math.isnan(got["auc"])
-    assert all(not math.isnan(v) for k, v in got.items() if k not in ("auc", "sensitivity", "average_precision"))
+    assert all(not math.isnan(v) for k, v in got.items()
+               if k not in ("auc", "sensitivity", "average_precision") and not k.startswith("auc_class_"))
 
 
 def test_registry_errors() -> None:
@@ -132,7 +136,8 @@ def test_vectorised_resample_metrics_equal_sklearn_on_repeated_samples(kind: str
     pred = predictions(probs, kind)
     thunks = _resampled(w, y, probs, pred, kind, n_classes)
     for r, i in enumerate(idx):
-        expected = compute_metrics(y[i], probs[i], kind, n_classes)
+        expected = {name: value for name, value in compute_metrics(y[i], probs[i], kind, n_classes).items()
+                    if not name.startswith("auc_class_")}   # reported per class, not bootstrapped
         assert set(expected) <= set(thunks)
         for name, value in expected.items():
             np.testing.assert_allclose(thunks[name]()[r], value, atol=1e-12, err_msg=f"{name} resample {r}")

@@ -129,6 +129,23 @@ def test_compare_refuses_runs_of_different_objectives(write_study, tmp_path):
         compare_runs([tmp_path / "run", tmp_path / "c"], tmp_path / "x.html")
 
 
+def test_compare_says_when_runs_read_different_data(write_study, tmp_path, capsys):
+    runs = []
+    for size in (28, 64):
+        text = callable_study(write_study, n=1).read_text().replace(str(tmp_path / "run"), str(tmp_path / f"s{size}"))
+        text = text.replace("size: 28", f"size: {size}") if "size: 28" in text else text.replace(
+            "download: false}", f"download: false, size: {size}}}")
+        run_study(load_study(write_study(text.replace("name: fake", f"name: fake{size}"), name=f"s{size}.yaml")),
+                  progress=False)
+        runs.append(tmp_path / f"s{size}")
+    path, _ = compare_runs(runs, tmp_path / "compare.html")
+    note = capsys.readouterr().err
+    assert note.startswith("note: these runs read different data (") and "size 28" in note and "size 64" in note
+    assert "differ by data as well as by strategy" in path.read_text()
+    compare_runs([runs[0], runs[0]], tmp_path / "same.html")                   # the same data: no note
+    assert capsys.readouterr().err == ""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

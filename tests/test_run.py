@@ -188,6 +188,8 @@ def test_a_setting_added_later_compares_with_the_value_older_records_had():
 
     recorded = {"source": "folder", "path": "/x", "image_size": 28}
     assert _comparable("data", recorded, {**recorded, "fit": "stretch"})[0] == {**recorded, "fit": "stretch"}
+    now = {**recorded, "fit": "stretch", "bit_depth": None}
+    assert _comparable("data", recorded, now)[0] == now != _comparable("data", recorded, {**now, "bit_depth": 12})[1]
     before, now = _comparable("data", recorded, {**recorded, "fit": "pad"})
     assert before != now and before["fit"] == "stretch"
 
@@ -195,10 +197,10 @@ def test_a_setting_added_later_compares_with_the_value_older_records_had():
 def test_a_trial_that_fails_while_sampling_its_config_stores_why(write_study, monkeypatch):
     import searchlab.engine.objective as objective
 
-    def broken(trial, space):
+    def broken(trial, study):
         raise ValueError("cannot sample this")
 
-    monkeypatch.setattr(objective, "sample_config", broken)
+    monkeypatch.setattr(objective, "sample_trial_config", broken)
     study = run_study(load_study(callable_study(write_study, n=1)), progress=False).study
     assert study.trials[0].user_attrs["error"] == "ValueError: cannot sample this"
 
@@ -317,6 +319,40 @@ def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_st
     err = capsys.readouterr().err
     assert "export skipped: cannot open storage" in err and f"searchlab export {tmp_path / 'run'}" in err
     assert len(optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials) == 2
+
+
+def test_run_says_where_it_stores_whether_it_resumes_and_what_the_folder_holds(write_study, tmp_path, capsys):
+    from searchlab.cli import main
+    from test_data import class_folder
+
+    folder = class_folder(tmp_path / "imgs", {"a": 12, "b": 7})
+    (folder / "a" / "scan.dcm").write_bytes(b"DICM")
+    path = callable_study(write_study, n=1, extra=f"data: {{source: folder, path: '{folder}', image_size: 8}}\n")
+    assert main(["run", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"run:  {tmp_path / 'run'} (new)\n" in out
+    assert (f"data: image folder {folder}: train 13 (a 8, b 5); val 3 (a 2, b 1); test 3 (a 2, b 1); left out 1 "
+            "files that are not images (.dcm 1); DICOM is not read: convert it") in out
+    assert main(["run", str(path), "--no-progress", "--set", "budget.n_trials=2"]) == 0
+    out = capsys.readouterr().out
+    assert f"run:  {tmp_path / 'run'} (resuming the trials stored there)\n" in out and "nothing ran" not in out
+    assert main(["run", str(path), "--no-progress", "--set", "budget.n_trials=2"]) == 0
+    assert "nothing ran: the stored trials already reach budget.n_trials=2. To search on, raise it (e.g. --set " \
+           "budget.n_trials=4)" in capsys.readouterr().out
+
+
+def test_a_searched_architecture_is_shown_as_its_string_not_as_tens_of_parameters():
+    from searchlab.summary import describe_trial
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    for block in range(20):
+        trial.suggest_categorical(f"model.blocks.b{block}.type", ["conv", "basic"])
+    trial.suggest_float("optim.lr", 1e-3, 1e-2)
+    trial.set_user_attr("architecture", "stem8-conv16x1-basic32x2")
+    study.tell(trial, 0.9)
+    text = describe_trial(study, study.trials[0])
+    assert "architecture: stem8-conv16x1-basic32x2" in text and "optim.lr=" in text and "model.blocks" not in text
 
 
 def test_close_connections_empties_the_pool_and_the_study_reconnects(tmp_path):

@@ -114,12 +114,25 @@ def test_a_checkpoint_that_does_not_fit_names_the_layers(write_study, source_run
     text = target_study(str(source_run / "export"), "full").replace("width: 8,", "width: 16,")
     trial = run_target(write_study, text)
     assert trial.state == TrialState.FAIL
-    assert "do not fit" in trial.user_attrs["error"] and "features.0.weight (8, 1, 3, 3) -> (16, 1, 3, 3)" in trial.user_attrs["error"]
+    error = trial.user_attrs["error"]
+    assert "do not fit" in error and "features.0.weight (8, 1, 3, 3) -> (16, 1, 3, 3)" in error
+    # and what to make equal: both architectures, read from the export's config.json
+    assert "(this model: plain_cnn (depth=2, width=16," in error and "; the weights' model: plain_cnn (depth=2, " \
+           "width=8," in error
 
 
-def test_cutoff_beyond_the_depth(write_study, source_run):
-    trial = run_target(write_study, target_study(str(source_run / "export"), "cutoff", ", cutoff: 5"))
-    assert trial.state == TrialState.FAIL and "beyond the backbone's depth: it has 2 blocks" in trial.user_attrs["error"]
+def test_cutoff_beyond_the_depth(write_study, source_run, tmp_path):
+    with pytest.raises(ConfigError, match=r"space.model.cutoff: cut-off block 5 is beyond the depth of the plain_cnn "
+                                          r"network, which has 2 blocks \(got 5\). Fix: use a cut-off from 1 to 2"):
+        run_target(write_study, target_study(str(source_run / "export"), "cutoff", ", cutoff: 5"))
+    assert not (tmp_path / "run" / "study.db").exists()                      # refused before any trial
+    searched = target_study(str(source_run / "export"), "cutoff", ", cutoff: {int: [1, 5]}").replace(
+        "n_trials: 1", "n_trials: 6")                                          # some cut-offs fit: trials decide
+    study = run_study(load_study(write_study(searched)), progress=False).study
+    for trial in study.trials:
+        assert (trial.state == TrialState.FAIL) == (trial.params["model.cutoff"] > 2)
+        if trial.state == TrialState.FAIL:
+            assert "beyond the backbone's depth: it has 2 blocks" in trial.user_attrs["error"]
 
 
 def test_weights_that_do_not_exist_stop_the_run_before_any_trial(write_study, source_run, tmp_path):

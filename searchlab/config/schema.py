@@ -22,6 +22,14 @@ DATA_ROOT_ENV = "SEARCHLAB_DATA"   # where MedMNIST files are when the study giv
 # How an image file becomes image_size x image_size: stretched to it (aspect ratio lost), or with the aspect
 # kept, the whole image padded with black borders (nothing cut off) or its centre cropped (no borders).
 ImageFit = Literal["stretch", "pad", "crop"]
+# Integer images of more than 8 bits map 0..2^bit_depth - 1 to black..white; None: the file type's whole range
+# (65535 for 16-bit). X-ray/CT exports often store 12-bit values in 16-bit files: bit_depth 12, or they
+# decode nearly black.
+BitDepth = Annotated[int, Field(ge=9, le=32)] | None
+# Two-class sets: the class that counts as positive (sensitivity, specificity, average precision, the
+# probability a binary model outputs); by name or index. None: the second class (index 1). BreastMNIST's
+# class 1 is "normal, benign", so a malignancy study sets positive_class: malignant.
+PositiveClass = str | int | None
 
 
 class MedMNISTData(Frozen):
@@ -30,6 +38,7 @@ class MedMNISTData(Frozen):
     size: Literal[28, 64, 128, 224] = 28      # MedMNIST+ sizes; 28 is the classic MNIST-like set
     root: Path | None = None                  # None: $SEARCHLAB_DATA, else ~/.medmnist (medmnist's own default)
     download: bool = True                     # online users get the official download when the file is absent
+    positive_class: PositiveClass = None
 
 
 class FolderData(Frozen):
@@ -38,6 +47,8 @@ class FolderData(Frozen):
     image_size: Annotated[int, Field(ge=8, le=1024)] = 28   # small sets: 28x28 trains in seconds on a CPU
     channels: Literal[1, 3] = 1               # most X-ray/ultrasound data is grayscale
     fit: ImageFit = "stretch"
+    bit_depth: BitDepth = None
+    positive_class: PositiveClass = None
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15   # used only when the folder has no val split
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15  # likewise; stratified, seeded by the study seed
 
@@ -51,6 +62,8 @@ class CsvData(Frozen):
     image_size: Annotated[int, Field(ge=8, le=1024)] = 28
     channels: Literal[1, 3] = 1
     fit: ImageFit = "stretch"
+    bit_depth: BitDepth = None
+    positive_class: PositiveClass = None
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
 

@@ -6,17 +6,20 @@ tensors as read-only: they are shared by every caller with the same arguments.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
 from searchlab.data.common import check_splits, resolve_path
 from searchlab.data.csv_source import load_csv, plan_csv
-from searchlab.data.fingerprint import fingerprint
+from searchlab.data.fingerprint import describe_plan, fingerprint
 from searchlab.data.folder_source import load_folder, plan_folder
 from searchlab.data.medmnist_source import default_root, load_medmnist
 from searchlab.data.types import ImageDataset, ImageSplit, TaskKind
+from searchlab.errors import DataError
 
-__all__ = ["ImageDataset", "ImageSplit", "TaskKind", "clear_cache", "data_fingerprint", "load_dataset"]
+__all__ = ["ImageDataset", "ImageSplit", "TaskKind", "clear_cache", "data_fingerprint", "describe_data",
+           "load_dataset"]
 
 DataConfig = MedMNISTData | FolderData | CsvData
 
@@ -35,12 +38,31 @@ def _resolved(cfg: DataConfig, base_dir: Path | None) -> DataConfig:
 @functools.lru_cache(maxsize=8)
 def _load_cached(cfg: DataConfig, splits: tuple[str, ...], seed: int) -> ImageDataset:
     if isinstance(cfg, MedMNISTData):
-        return load_medmnist(cfg, splits)
-    if isinstance(cfg, FolderData):
-        return load_folder(cfg, splits, seed)
-    if isinstance(cfg, CsvData):
-        return load_csv(cfg, splits, seed)
-    raise TypeError(f"unsupported data config {type(cfg).__name__}")
+        data = load_medmnist(cfg, splits)
+    elif isinstance(cfg, FolderData):
+        data = load_folder(cfg, splits, seed)
+    elif isinstance(cfg, CsvData):
+        data = load_csv(cfg, splits, seed)
+    else:
+        raise TypeError(f"unsupported data config {type(cfg).__name__}")
+    return data if cfg.positive_class is None else with_positive_class(data, cfg.positive_class)
+
+
+def with_positive_class(data: ImageDataset, positive: str | int) -> ImageDataset:
+    """A two-class set with `positive` as class 1 (what sensitivity and a binary model's probability are
+    about): labels flipped and names swapped when it was class 0."""
+    names = data.class_names
+    if data.kind != "binary":
+        raise DataError(f"data.positive_class: only two-class sets have a positive class; this one is {data.kind} "
+                        f"({', '.join(names)}) (got {positive!r}). Fix: remove data.positive_class")
+    index = positive if isinstance(positive, int) else (names.index(positive) if positive in names else None)
+    if index not in (0, 1):
+        raise DataError(f"data.positive_class: not a class of this data set, whose classes are {list(names)} (or "
+                        f"their index 0, 1) (got {positive!r}). Fix: name one of them")
+    if index == 1:
+        return data
+    flipped = {name: ImageSplit(images=split.images, labels=1 - split.labels) for name, split in data.splits.items()}
+    return replace(data, splits=flipped, class_names=(names[1], names[0]))
 
 
 def load_dataset(cfg: DataConfig, splits: tuple[str, ...] = ("train", "val"), seed: int = 0,
@@ -65,6 +87,16 @@ def data_fingerprint(cfg: DataConfig, seed: int = 0, base_dir: Path | None = Non
     if isinstance(cfg, CsvData):
         return fingerprint(plan_csv(cfg, int(seed), base))
     return None
+
+
+def describe_data(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str:
+    """One line on the data a run reads (a folder or CSV set: images per split and class, files left out)."""
+    base = Path(base_dir) if base_dir is not None else None
+    if isinstance(cfg, FolderData):
+        return "image folder " + describe_plan(plan_folder(cfg, int(seed), base))
+    if isinstance(cfg, CsvData):
+        return "CSV " + describe_plan(plan_csv(cfg, int(seed), base))
+    return f"MedMNIST {cfg.name} at {cfg.size} px, from {default_root(base, cfg.root)}"
 
 
 def clear_cache() -> None:

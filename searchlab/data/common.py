@@ -6,6 +6,7 @@ numbers whether its images arrive as a folder tree or as a CSV listing the same 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 from PIL import Image
 
 from searchlab.data.image_cache import cached_decode
-from searchlab.data.types import ImageSplit, SplitPlan
+from searchlab.data.types import Decoding, ImageSplit, SplitPlan
 from searchlab.errors import DataError
 from searchlab.models.standalone import read_image_file
 
@@ -38,23 +39,43 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def read_image(path: Path, size: int, channels: int, fit: str) -> np.ndarray:
+def read_image(path: Path, decoding: Decoding) -> np.ndarray:
     """Decode one image file to uint8 (C, size, size); DataError naming the file if it cannot be read.
 
     The decoding is the exported model.py's own (`load_images`), so a deployed model reads files as the
     search did."""
     try:
-        return read_image_file(path, size, size, channels, fit).numpy()
+        return read_image_file(path, decoding.size, decoding.size, decoding.channels, decoding.fit,
+                               decoding.bit_depth).numpy()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: cannot read image ({one_line(exc)}). "
                         f"Fix: replace or remove the file") from exc
 
 
-def _read_or_error(path: Path, size: int, channels: int, fit: str) -> np.ndarray | DataError:
+def _read_or_error(path: Path, decoding: Decoding) -> np.ndarray | DataError:
     try:
-        return read_image(path, size, channels, fit)
+        return read_image(path, decoding)
     except DataError as exc:
         return exc
+
+
+def _dim_16_bit(path: Path, image: np.ndarray) -> bool:
+    """A 16-bit file whose values fit in 12 bits (or fewer) decodes to at most 16 of 255 without a bit_depth.
+    Only files that came out that dark are opened again (their header only), so this costs nothing else."""
+    if image.max() > 16:
+        return False
+    with Image.open(path) as img:
+        return img.mode.startswith("I;16")
+
+
+def _warn_if_dim(paths: Sequence[Path], images: np.ndarray, decoding: Decoding) -> None:
+    if decoding.bit_depth is not None:
+        return
+    dim = [p for p, image in zip(paths, images) if _dim_16_bit(p, image)]
+    if dim and len(dim) >= 0.05 * len(paths):
+        warnings.warn(f"searchlab: {len(dim)} of {len(paths)} images are 16-bit files whose values use 12 bits "
+                      f"or fewer (e.g. {dim[0]}): scaled from the 16-bit range they decode almost black. Fix: "
+                      "set data.bit_depth to the bits the values use (12 for most X-ray/CT exports)", stacklevel=2)
 
 
 class UnreadableImages(DataError):
@@ -77,35 +98,36 @@ def decode_threads() -> int:
     return max(1, min(16, cores))
 
 
-def load_split(paths: Sequence[Path], labels: np.ndarray, size: int, channels: int, fit: str) -> ImageSplit:
+def load_split(paths: Sequence[Path], labels: np.ndarray, decoding: Decoding) -> ImageSplit:
     """Read the listed files into one in-memory split (only called for splits the caller asked for)."""
     def decode() -> np.ndarray:
-        images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
+        images = np.zeros((len(paths), decoding.channels, decoding.size, decoding.size), dtype=np.uint8)
         unreadable: list[DataError] = []
         # Pillow releases the GIL while it decodes and resizes, so threads use every core this process may
         with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
-            for i, image in enumerate(pool.map(lambda p: _read_or_error(p, size, channels, fit), paths)):
+            for i, image in enumerate(pool.map(lambda p: _read_or_error(p, decoding), paths)):
                 if isinstance(image, DataError):
                     unreadable.append(image)
                 else:
                     images[i] = image
         if unreadable:
             raise UnreadableImages(unreadable, len(paths))
+        _warn_if_dim(paths, images, decoding)
         return images
 
-    images = cached_decode(paths, size, channels, fit, decode)
+    images = cached_decode(paths, decoding, decode)
     label_tensor = torch.from_numpy(np.ascontiguousarray(labels))
     label_tensor = label_tensor.float() if label_tensor.ndim == 2 else label_tensor.long()
     return ImageSplit(images=torch.from_numpy(images), labels=label_tensor)
 
 
-def load_splits(plan: SplitPlan, splits: Sequence[str], size: int, channels: int, fit: str) -> dict[str, ImageSplit]:
+def load_splits(plan: SplitPlan, splits: Sequence[str], decoding: Decoding) -> dict[str, ImageSplit]:
     """The asked-for splits of a plan, read; unreadable files of every split named together."""
     loaded, unreadable, total = {}, [], 0
     for split in splits:
         total += len(plan.files[split])
         try:
-            loaded[split] = load_split(plan.files[split], plan.labels[split], size, channels, fit)
+            loaded[split] = load_split(plan.files[split], plan.labels[split], decoding)
         except UnreadableImages as exc:
             unreadable += exc.errors
     if unreadable:

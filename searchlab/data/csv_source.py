@@ -14,7 +14,7 @@ import numpy as np
 
 from searchlab.config.schema import CsvData
 from searchlab.data.common import SPLITS, load_splits, random_split, resolve_path, stratified_split
-from searchlab.data.types import ImageDataset, SplitPlan, TaskKind
+from searchlab.data.types import Decoding, ImageDataset, SplitPlan, TaskKind
 from searchlab.errors import DataError
 
 
@@ -156,7 +156,7 @@ def load_csv(cfg: CsvData, splits: tuple[str, ...], seed: int = 0, base_dir: Pat
             raise DataError(f"{csv_path}: the {s!r} split has no rows. Fix: "
                             + (f"mark some rows {s!r} in column {cfg.split_column!r}" if cfg.split_column
                                else f"set data.{s}_fraction > 0"))
-    loaded = load_splits(plan, splits, cfg.image_size, cfg.channels, cfg.fit)
+    loaded = load_splits(plan, splits, Decoding.of(cfg))
     return ImageDataset(
         splits=loaded, class_names=plan.classes, kind=plan.kind,
         description=f"CSV {csv_path} ({cfg.image_size}x{cfg.image_size}, {cfg.channels} channel(s))",

@@ -33,7 +33,7 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
         digest = hashlib.sha256()
         for path, label in zip(files, labels):
             digest.update(f"{_relative(path, plan.root)}\t{path.stat().st_size}\t{_label_text(label)}\n".encode())
-        splits[split] = {"files": len(files), "per_class": _per_class(plan, labels),
+        splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
                          "sha256": digest.hexdigest()[:32]}
     return {"version": VERSION, "splits": splits}
 
@@ -73,7 +73,8 @@ def _label_text(label: np.ndarray) -> str:
     return ",".join(str(int(v)) for v in np.atleast_1d(label))
 
 
-def _per_class(plan: SplitPlan, labels: np.ndarray) -> dict[str, int]:
+def per_class(plan: SplitPlan, labels: np.ndarray) -> dict[str, int]:
+    """Images per class, or positives per label for a multi-label set."""
     if plan.kind == "multilabel":
         return {name: int(labels[:, j].sum()) for j, name in enumerate(plan.classes)}
     counts = np.bincount(labels, minlength=len(plan.classes))
@@ -89,3 +90,21 @@ def _class_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
     changed = [f"{name} {old['per_class'].get(name, 0)} -> {new['per_class'].get(name, 0)}" for name in names
                if old["per_class"].get(name, 0) != new["per_class"].get(name, 0)]
     return ", ".join(changed) if changed else "other files, as many per class"
+
+
+def describe_plan(plan: SplitPlan) -> str:
+    """One line on what a folder or CSV set holds: images per split and class, and files left out."""
+    splits = []
+    for split in SPLITS:
+        if len(plan.files.get(split, [])):
+            counts = ", ".join(f"{name} {n}" for name, n in per_class(plan, plan.labels[split]).items())
+            splits.append(f"{split} {len(plan.files[split])} ({counts})")
+    text = f"{plan.source}: " + "; ".join(splits)
+    if plan.kind == "multilabel":
+        text += " (counts per label: images where it is on)"
+    if plan.skipped:
+        text += (f"; left out {sum(plan.skipped.values())} files that are not images ("
+                 + ", ".join(f"{ext} {n}" for ext, n in plan.skipped.items()) + ")")
+        if ".dcm" in plan.skipped:
+            text += "; DICOM is not read: convert it to 16-bit PNG (e.g. with pydicom) and set data.bit_depth"
+    return text

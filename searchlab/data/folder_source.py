@@ -12,7 +12,7 @@ import numpy as np
 from searchlab.config.schema import FolderData
 from searchlab.data.common import (IMAGE_EXTENSIONS, SPLITS, load_splits, resolve_path,
                                    stratified_split)
-from searchlab.data.types import ImageDataset, SplitPlan
+from searchlab.data.types import Decoding, ImageDataset, SplitPlan
 from searchlab.errors import DataError
 
 Items = tuple[list[Path], list[int]]   # files and their class indices
@@ -31,6 +31,20 @@ def _images_in(folder: Path) -> list[Path]:
         raise DataError(f"{folder}: class folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
                         f"Fix: add images or remove the folder")
     return files
+
+
+def _not_images(root: Path, layout: str) -> dict[str, int]:
+    """Visible files in the class folders that are not read (DICOM, notes, ...), counted by extension: a
+    user should see that they were left out rather than find out from a smaller data set."""
+    parents = _subdirs(root) if layout == "classes" else [c for s in SPLITS if (root / s).is_dir()
+                                                          for c in _subdirs(root / s)]
+    counts: dict[str, int] = {}
+    for folder in parents:
+        for path in folder.iterdir():
+            if path.is_file() and not path.name.startswith(".") and path.suffix.lower() not in IMAGE_EXTENSIONS:
+                extension = path.suffix.lower() or "(none)"
+                counts[extension] = counts.get(extension, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _class_names(folder: Path) -> tuple[str, ...]:
@@ -89,6 +103,9 @@ def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict
 def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) -> SplitPlan:
     """The folder's files per split and their labels (listed and split, nothing decoded)."""
     root = resolve_path(cfg.path, base_dir)
+    if root.is_file():
+        raise DataError(f"{root}: is a file, not a folder (data.path of source: folder). Fix: give the folder "
+                        "that holds one sub-folder per class; for a CSV listing images use source: csv")
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found (data.path). Fix: check the path; relative paths "
                         f"are resolved against the study file's folder")
@@ -96,7 +113,7 @@ def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) ->
     return SplitPlan(source=root, root=root, classes=classes, kind="binary" if len(classes) == 2 else "multiclass",
                      files={s: files for s, (files, _) in plan.items()},
                      labels={s: np.asarray(labels, dtype=np.int64) for s, (_, labels) in plan.items()},
-                     layout=layout)
+                     layout=layout, skipped=_not_images(root, layout))
 
 
 def load_folder(cfg: FolderData, splits: tuple[str, ...], seed: int = 0,
@@ -109,7 +126,7 @@ def load_folder(cfg: FolderData, splits: tuple[str, ...], seed: int = 0,
             raise DataError(f"{root}: the {split!r} split is empty (layout: {plan.layout}). Fix: add "
                             + (f"{root}/{split}/<class>/ images" if plan.layout == "splits"
                                else f"images or set data.{split}_fraction > 0"))
-    loaded = load_splits(plan, splits, cfg.image_size, cfg.channels, cfg.fit)
+    loaded = load_splits(plan, splits, Decoding.of(cfg))
     return ImageDataset(
         splits=loaded, class_names=plan.classes, kind=plan.kind,
         description=f"image folder {root} ({cfg.image_size}x{cfg.image_size}, {cfg.channels} channel(s))",

@@ -3,10 +3,11 @@
 Decoding is the slow part of reading a folder set (a 1024-px X-ray PNG takes ~15 ms: minutes for tens of
 thousands), and every worker process and every resumed run read the set again (MONAI's PersistentDataset
 answers the same cost). A split's decoded uint8 array is stored as one .npy file named by a hash of what
-decoding depends on: each file's path, size and modification time, the output size, channels and fit, and
-the decoder's version. Any change to a file or a setting names another cache file, so a stale array is
-never read; a cache file that cannot be read is decoded again and replaced. Files are written to a temporary
-name and renamed into place, so processes racing to fill one entry each write a whole file.
+decoding depends on: each file's path, size and modification time, the output size, channels, fit and
+bit depth, and the decoder's version. Any change to a file or a setting names another cache file, so a
+stale array is never read; a cache file that cannot be read is decoded again and replaced. Files are
+written to a temporary name and renamed into place, so processes racing to fill one entry each write a
+whole file.
 
 Where: $SEARCHLAB_CACHE, else $XDG_CACHE_HOME/searchlab, else ~/.cache/searchlab (under `images/`);
 SEARCHLAB_CACHE=off decodes every time. Deleting the folder is always safe.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from searchlab.data.types import Decoding
 from searchlab.errors import DataError
 
 CACHE_ENV = "SEARCHLAB_CACHE"
@@ -70,18 +72,17 @@ def check_cache_settings() -> None:
         cache_limit()
 
 
-def cached_decode(paths: Sequence[Path], size: int, channels: int, fit: str,
-                  decode: Callable[[], np.ndarray]) -> np.ndarray:
+def cached_decode(paths: Sequence[Path], decoding: Decoding, decode: Callable[[], np.ndarray]) -> np.ndarray:
     """The split's images from the cache, or `decode()`d and stored there."""
     folder = cache_dir()
     if folder is None or not paths:
         return decode()
     limit = cache_limit()
     try:
-        entry = folder / f"{entry_key(paths, size, channels, fit)}.npy"
+        entry = folder / f"{entry_key(paths, decoding)}.npy"
     except OSError:   # a listed file is gone: decoding says which, as a DataError
         return decode()
-    expected = (len(paths), channels, size, size)
+    expected = (len(paths), decoding.channels, decoding.size, decoding.size)
     try:
         images = np.load(entry, allow_pickle=False)
         if images.shape == expected and images.dtype == np.uint8:
@@ -96,13 +97,16 @@ def cached_decode(paths: Sequence[Path], size: int, channels: int, fit: str,
     return images
 
 
-def entry_key(paths: Sequence[Path], size: int, channels: int, fit: str) -> str:
+def entry_key(paths: Sequence[Path], decoding: Decoding) -> str:
     files = []
     for path in paths:
         stat = Path(path).stat()
         files.append([str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns])
-    text = json.dumps({"decoder": DECODER_VERSION, "size": size, "channels": channels, "fit": fit, "files": files})
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    settings: dict[str, object] = {"decoder": DECODER_VERSION, "size": decoding.size, "channels": decoding.channels,
+                                   "fit": decoding.fit, "files": files}
+    if decoding.bit_depth is not None:   # left out otherwise, so entries cached before bit_depth still match
+        settings["bit_depth"] = decoding.bit_depth
+    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:32]
 
 
 def _store(entry: Path, images: np.ndarray) -> None:

@@ -58,3 +58,19 @@ class SplitPlan:
     files: dict[str, list[Path]]
     labels: dict[str, np.ndarray]   # per split: int64 class indices (N,) or float32 0/1 (N, L)
     layout: str = ""                # a folder's: "classes" (we split it) or "splits" (train/val/test folders)
+    skipped: dict[str, int] = field(default_factory=dict)   # files that are not images, by extension
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How image files become arrays: the side, channels, fit and bit depth of a folder or CSV set."""
+
+    size: int
+    channels: int
+    fit: str = "stretch"
+    bit_depth: int | None = None
+
+    @classmethod
+    def of(cls, cfg: object) -> "Decoding":
+        """From a FolderData or CsvData config."""
+        return cls(cfg.image_size, cfg.channels, cfg.fit, cfg.bit_depth)   # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 WHERE_DATA_LIVES = ("root", "download")
 # Settings added after studies were recorded without them, with the value those studies had: changing one
 # on resume is a change (a folder study recorded before `fit` existed was stretched).
-ADDED_LATER = {"data": {"fit": "stretch"}}
+ADDED_LATER = {"data": {"fit": "stretch", "bit_depth": None, "positive_class": None}}
 
 
 def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ class RunResult:
     interrupted: bool
     seconds: float
     exit_code: int = 0   # when interrupted: the shell's code for the stop's signal (130 Ctrl-C, 143 SIGTERM)
+    trials_before: int = 0   # stored when the run started: a resumed study may have nothing left to run
 
 
 def run_study(study: Study, progress: bool = True) -> RunResult:
@@ -51,6 +52,7 @@ def _run(study: Study, progress: bool) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     ostudy = create_or_load(study)
     write_manifest(study)
+    trials_before = len(ostudy.get_trials(deepcopy=False))
     started = time.time()
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted, code = False, 0
@@ -76,7 +78,7 @@ def _run(study: Study, progress: bool) -> RunResult:
         finally:
             bar.update(ostudy)
             bar.close()
-    return RunResult(ostudy, interrupted, time.time() - started, code)
+    return RunResult(ostudy, interrupted, time.time() - started, code, trials_before)
 
 
 def create_or_load(study: Study) -> optuna.Study:

@@ -19,13 +19,13 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.engine.current_trial import announce_trial, trial_done
 from searchlab.engine.objective import make_objective
+from searchlab.engine.progress import FINISHED
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import Interrupted, raise_if_stopped, stop_worker_on_signals
 from searchlab.engine.storage import artifact_store, is_local_file, open_storage
 from searchlab.strategy import build_pruner, build_sampler
 from searchlab.tasks import get_task
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def limit_threads(study: Study) -> int:

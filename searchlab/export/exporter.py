@@ -214,7 +214,7 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     labels = test.labels.numpy()
     n_classes, kind, threshold = len(config["class_names"]), config["task"], config["threshold"]
     metrics = compute_metrics(labels, probs, kind, n_classes, threshold=threshold)
-    names = [m for m in metrics if not m.startswith("f1_class_")]
+    names = [m for m in metrics if "_class_" not in m]   # CIs for the summary metrics, not each class's
     ci = bootstrap_ci(labels, probs, kind, n_classes, names, n_resamples=bootstrap, seed=run.record["seed"],
                       threshold=threshold)
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
@@ -228,5 +228,9 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
 
 
 def _input_spec(run: OpenRun, data: ImageDataset) -> dict[str, Any]:
-    return {"channels": data.channels, "height": data.image_size[0], "width": data.image_size[1], "dtype": "uint8",
+    """How model.load_images reads image files: as this run's loader read them."""
+    spec = {"channels": data.channels, "height": data.image_size[0], "width": data.image_size[1], "dtype": "uint8",
             "fit": run.record["data"].get("fit", "stretch")}
+    if run.record["data"].get("bit_depth") is not None:
+        spec["bit_depth"] = run.record["data"]["bit_depth"]
+    return spec

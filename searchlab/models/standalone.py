@@ -346,13 +346,16 @@ def load_images(paths: list[str | Path], config: dict[str, Any]) -> torch.Tensor
 def read_input_file(path: str | Path, config: dict[str, Any]) -> torch.Tensor:
     """One image file -> uint8 (C, H, W), the export's input (exports older than `fit` were stretched)."""
     spec = config["input"]
-    return read_image_file(path, spec["height"], spec["width"], spec["channels"], spec.get("fit", "stretch"))
+    return read_image_file(path, spec["height"], spec["width"], spec["channels"], spec.get("fit", "stretch"),
+                           spec.get("bit_depth"))
 
 
-def read_image_file(path: str | Path, height: int, width: int, channels: int, fit: str = "stretch") -> torch.Tensor:
-    """One image file -> uint8 (channels, height, width): 16-bit and float images rescaled to 8 bits, then
-    grayscale or RGB, resized bilinearly to the size: `stretch`ed to it, or with the aspect ratio kept, the
-    whole image `pad`ded with black borders or its centre `crop`ped."""
+def read_image_file(path: str | Path, height: int, width: int, channels: int, fit: str = "stretch",
+                    bit_depth: int | None = None) -> torch.Tensor:
+    """One image file -> uint8 (channels, height, width): 16-bit and float images rescaled to 8 bits (integer
+    ones from 0..2^bit_depth - 1 when given, else their type's range), then grayscale or RGB, resized
+    bilinearly to the size: `stretch`ed to it, or with the aspect ratio kept, the whole image `pad`ded with
+    black borders or its centre `crop`ped."""
     import numpy as np
     from PIL import Image
 
@@ -361,20 +364,22 @@ def read_image_file(path: str | Path, height: int, width: int, channels: int, fi
     with Image.open(path) as img:
         img.load()
         if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-            img = _to_8bit(img)
+            img = _to_8bit(img, bit_depth)
         img = _fitted(img.convert("L" if channels == 1 else "RGB"), width, height, fit)
         arr = np.array(img, dtype=np.uint8)   # a copy: PIL's buffer is read-only
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def _to_8bit(img: Any) -> Any:
+def _to_8bit(img: Any, bit_depth: int | None = None) -> Any:
     """16/32-bit and float images (common for X-ray/CT exports) would be clipped by convert('L'); rescale."""
     import numpy as np
     from PIL import Image
 
     arr = np.asarray(img, dtype=np.float64)
-    if img.mode.startswith("I;16"):
+    if bit_depth is not None and img.mode != "F":
+        arr = arr / float(2 ** bit_depth - 1) * 255.0
+    elif img.mode.startswith("I;16"):
         arr = arr / 65535.0 * 255.0
     else:
         lo, hi = float(arr.min()), float(arr.max())

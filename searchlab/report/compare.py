@@ -7,6 +7,7 @@ The runs must optimise the same first objective in the same direction.
 from __future__ import annotations
 
 import html
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,10 +57,27 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
                 figure(f"Best {metric} so far, by wall-clock time", _plot(curves, "seconds", metric)),
                 Section("Summary", summary_table(curves))]
     intro = f"<p>{len(runs)} runs, first objective <b>{html.escape(metric)}</b> ({direction}).</p>"
+    note = data_difference(runs, targets)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+        intro += f"<p><b>Note:</b> {html.escape(note)}</p>"
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page(f"searchlab compare: {metric}", intro, sections), encoding="utf-8")
     return path, curves
+
+
+def data_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | None:
+    """Runs on different data sets (or sizes) compare the data as well as the strategies: allowed (e.g. 28 vs
+    64 px on purpose), but said. Where the data lives (MedMNIST's root) does not count."""
+    def what(run: OpenRun) -> str:
+        data = {k: v for k, v in (run.record.get("data") or {}).items() if k not in ("root", "download")}
+        return ", ".join(f"{k} {v}" for k, v in sorted(data.items()))
+    described = [what(r) for r in runs]
+    if len(set(described)) < 2:
+        return None
+    listed = "; ".join(f"{t}: {d}" for t, d in zip(targets, described))
+    return f"these runs read different data ({listed}), so their curves differ by data as well as by strategy"
 
 
 def _first_objective(run: OpenRun) -> tuple[str, str]:

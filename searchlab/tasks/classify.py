@@ -85,6 +85,7 @@ class ClassifyTask:
         self._check_named_files_exist(study)
         self._check_some_candidate_fits(study)
         _check_objectives_defined_on_val(study, data)
+        _check_cutoffs_within_depth(study, data)
 
     def _check_named_files_exist(self, study: Study) -> None:
         """Weights and generator folders the space names: a missing one would fail every trial that draws it.
@@ -255,6 +256,29 @@ def _check_objectives_defined_on_val(study: Study, data: ImageDataset) -> None:
                         "Fix: give the validation split such images (data.val_fraction, or the CSV's split "
                         "column), drop a label that is (almost) never on from data.label_columns, or select by "
                         "cross-validation (train.cv_folds)")
+
+
+def _check_cutoffs_within_depth(study: Study, data: ImageDataset) -> None:
+    """A cut-off beyond the network's blocks fails the trial. When no probed network of the space has the
+    blocks its cut-off asks for, every `transfer: cutoff` trial would fail: say so now, with the depth."""
+    blocks: dict[str, int] = {}
+    too_deep = None
+    for config in probe_configs(study.space, seed=study.config.seed):
+        spec = parse_trial_config(config, None)
+        if spec.model.transfer != "cutoff":
+            continue
+        model_spec = model_spec_for(spec, data)
+        key = repr(model_spec)
+        if key not in blocks:
+            blocks[key] = len(build_model(model_spec).parameter_blocks())
+        if spec.model.cutoff <= blocks[key]:
+            return   # some trial can draw a cut-off that fits; one that cannot fails alone, saying why
+        too_deep = too_deep or (spec.model.cutoff, blocks[key], model_spec["architecture"])
+    if too_deep:
+        cutoff, depth, architecture = too_deep
+        raise ConfigError(f"cut-off block {cutoff} is beyond the depth of the {architecture} network, which has "
+                          f"{depth} blocks", file=str(study.file), key="space.model.cutoff", got=cutoff,
+                          fix=f"use a cut-off from 1 to {depth}, or a deeper network")
 
 
 def _no_report(step: int, metrics: dict[str, float]) -> None:

@@ -11,6 +11,7 @@ eval mode, with the source's statistics.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
 import urllib.parse
@@ -33,7 +34,13 @@ def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path) -> Pa
     if spec.transfer == "scratch":
         return [{"params": list(model.parameters())}]
     assert spec.weights is not None   # TransferFields guarantees it
-    load_matching(model, source_state(spec, model, base_dir), spec.weights)
+    try:
+        load_matching(model, source_state(spec, model, base_dir), spec.weights)
+    except TrialFailure as exc:
+        note = _architectures(spec, base_dir)
+        if note and "do not fit this model" in str(exc):
+            raise TrialFailure(f"{exc} ({note})") from None
+        raise
     blocks = model.parameter_blocks()
     head = [p for n, p in model.named_parameters() if n.startswith(model.head_prefix)]
     if spec.transfer == "features":
@@ -48,6 +55,33 @@ def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path) -> Pa
     n = len(blocks)   # full: the deepest block trains at lr x decay, the input block at lr x decay^n
     return [{"params": [p for _, p in block], "lr_scale": spec.layer_decay ** (n - i)} for i, block in enumerate(blocks)] \
         + [{"params": head, "lr_scale": 1.0}]
+
+
+def _architectures(spec: TransferFields, base_dir: Path) -> str | None:
+    """This model's and, for a searchlab export or run, the weights' own architecture: what to make equal."""
+    path = Path(str(spec.weights))
+    path = path if path.is_absolute() else base_dir / path
+    source = None
+    try:
+        if (path / "config.json").is_file():
+            source = json.loads((path / "config.json").read_text())["model"]
+        elif (path / "searchlab.json").is_file():
+            from searchlab.engine.rundir import open_run
+            from searchlab.export.exporter import pick_trial
+
+            source = pick_trial(open_run(path).study, None).user_attrs.get("model_spec")
+    except Exception:   # best effort: the mismatch itself is already said
+        source = None
+    if not isinstance(source, dict) or "architecture" not in source:
+        return None
+    name, args = spec.architecture()   # type: ignore[attr-defined]
+    return (f"this model: {name} {_short(args)}; the weights' model: {source['architecture']} "
+            f"{_short(source.get('args', {}))}")
+
+
+def _short(args: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in args.items() if not isinstance(v, (dict, list)))
+    return f"({text[:200]})"
 
 
 def _freeze(params: Any) -> None:
