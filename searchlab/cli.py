@@ -3,6 +3,7 @@ print one message and exit 2; a file that cannot be read or written prints one m
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -132,7 +133,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SearchlabError(f"--set '{item}' is not KEY=VALUE. Fix: e.g. --set budget.n_trials=5")
-        out[key.strip()] = yaml.safe_load(value) if value else None
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value else None
+        except yaml.YAMLError as exc:   # e.g. an unclosed [ or a !!python tag, which safe_load refuses
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise SearchlabError(f"--set {item}: the value is not valid YAML ({problem}). Fix: quote the whole "
+                                 "option for the shell and write the value as in the study file, e.g. "
+                                 "--set 'space.optim.lr={float: [1.0e-4, 1.0e-2]}'") from None
     return out
 
 
@@ -179,11 +186,14 @@ def _export_best(study: Any, result: Any) -> Any:
               f"exporting the {top_k} best", file=sys.stderr)
     select = export.select if top_k > 1 else "top"   # one candidate: nothing to select among
     try:
-        export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta, select=select)
+        config = export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta,
+                            select=select)
     except SearchlabError as exc:   # the search is done and stored: say how to export it, do not lose the run
         print(f"export skipped: {exc}\nThe trials are stored; export them with: searchlab export {study.run_dir} "
               f"--top-k {top_k} --tta {export.tta} --select {select} --out {out}", file=sys.stderr)
         return None
+    if "generator" not in config:
+        warn_about_export(config)
     return out
 
 
@@ -222,11 +232,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
         what += f" (greedy pick of {len(config['selection']['candidates'])})"
     if test is None:
         print(f"exported {what}{tta} to {args.out}: {config['test_note']}")
-        return 0
-    shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auc", "accuracy") if k in test)
-    print(f"exported {what}{tta} to {args.out}: test {shown} (n={config['test_size']})")
-    _warn_if_one_class(config)
+    else:
+        shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auc", "accuracy")
+                          if k in test)
+        print(f"exported {what}{tta} to {args.out}: test {shown} (n={config['test_size']})")
+    warn_about_export(config)
     return 0
+
+
+def warn_about_export(config: dict[str, Any]) -> None:
+    """What an export's numbers do not show at a glance: undefined test metrics, a one-label model."""
+    test = config.get("test_metrics") or {}
+    undefined = [k for k in ("auc", "average_precision", "sensitivity", "specificity")
+                 if k in test and not math.isfinite(test[k])]
+    if undefined:
+        print(f"warning: {', '.join(undefined)} undefined on this test split ({config['test_size']} images): a "
+              "class is missing from it (multi-label: a label never or always on); recorded as null in "
+              "config.json. Fix: a test split that has every class", file=sys.stderr)
+    if config.get("data_replaced_since_search"):
+        print(f"note: images were replaced in place since the search ({config['data_replaced_since_search']}); "
+              "the splits did not move, and the test metrics are of the images as they are now", file=sys.stderr)
+    _warn_if_one_class(config)
 
 
 def _warn_if_one_class(config: dict[str, Any]) -> None:

@@ -173,5 +173,6 @@ budget: {{n_trials: 1, epochs: 1}}
     assert main(["run", str(study), "--no-progress", "--set", f"run_dir={tmp_path / 'run2'}"]) == 0
     assert main(["export", str(tmp_path / "run2"), "--out", str(tmp_path / "best2"), "--bootstrap", "10"]) == 0
     saved = json.loads((tmp_path / "best2" / "test_predictions.json").read_text())
+    assert saved["class_names"] == ["a", "b"] and saved["labels_are"].startswith("the true labels")
     assert saved["files"] == [str(tmp_path / f"img{i}.png") for i in range(75, 90)]   # which image each row is
     assert len(saved["probabilities"]) == len(saved["labels"]) == 15

@@ -3,6 +3,7 @@ a command stopped from outside says so in one line."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,27 @@ def test_an_export_that_labels_every_validation_image_alike_is_warned_of(capsys)
     _warn_if_one_class({**config, "validation_metrics": {"sensitivity": 0.9, "specificity": 0.7}})
     _warn_if_one_class({**config, "task": "multilabel", "threshold": [0.5, 0.5]})
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("value", ["space.optim.lr=[1", "x={float:[1e-3}", "x=*a", "x=!!python/object:os.system {}"])
+def test_a_set_value_that_is_not_yaml_is_one_line_and_exit_2(value, capsys):
+    from searchlab.cli import main
+
+    quickstart = Path(__file__).resolve().parents[1] / "studies" / "quickstart.yaml"
+    assert main(["run", str(quickstart), "--set", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --set {value}: the value is not valid YAML (") and err.count("\n") == 1
+
+
+def test_an_undefined_test_metric_is_null_in_json_and_warned_of(capsys):
+    import json
+
+    from searchlab.cli import warn_about_export
+    from searchlab.export.publish import json_text
+
+    config = {"task": "binary", "class_names": ["a", "b"], "threshold": 0.5, "test_size": 12,
+              "test_metrics": {"auc": float("nan"), "accuracy": 0.75}, "test_metrics_ci95": {"auc": [float("nan")] * 2},
+              "validation_metrics": {"sensitivity": 0.8, "specificity": 0.6}}
+    assert json.loads(json_text(config))["test_metrics"] == {"auc": None, "accuracy": 0.75}   # strict JSON
+    warn_about_export(config)
+    assert capsys.readouterr().err.startswith("warning: auc undefined on this test split (12 images): a class")

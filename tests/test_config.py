@@ -237,3 +237,9 @@ def test_a_bad_value_from_the_command_line_is_named_as_the_option_not_a_line_of_
     with pytest.raises(ConfigError) as info:   # a key of the file keeps its line
         load_study(write_study(MINIMAL + "budget:\n  epochs: two\n"), {"budget.n_trials": 3})
     assert info.value.line == 6
+
+
+def test_a_test_fraction_beside_a_split_column_is_refused_not_ignored(write_study, tmp_path):
+    err = error_of(write_study, f"name: s\ndata: {{source: csv, path: '{tmp_path / 'x.csv'}', split_column: split,\n"
+                                "  test_fraction: 0.2}\n", with_defaults=False)
+    assert "data.test_fraction: not used with split_column" in str(err) and err.line == 3

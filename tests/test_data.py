@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import os
-import warnings
 from pathlib import Path
 
 import medmnist
@@ -361,27 +360,32 @@ def test_csv_multilabel(tmp_path):
 
 def test_a_csv_fingerprint_sees_edited_labels_and_replaced_images_but_not_a_moved_copy(tmp_path):
     import shutil
+    import subprocess
 
     from searchlab.data import data_fingerprint
-    from searchlab.data.fingerprint import describe_change
+    from searchlab.data.fingerprint import moved_members, replaced_contents
 
     labels = [[1, 0], [0, 1], [1, 1], [0, 0]] * 3
-    rows = [[png(tmp_path / "set" / "i" / f"{n}.png").relative_to(tmp_path / "set").as_posix(), *lab,
-             "val" if n < 4 else "train"] for n, lab in enumerate(labels)]
+    rows = [[png(tmp_path / "set" / "i" / f"{n}.png", color=(n, n, n)).relative_to(tmp_path / "set").as_posix(),
+             *lab, "val" if n < 4 else "train"] for n, lab in enumerate(labels)]
     write_csv(tmp_path / "set" / "m.csv", ["path", "x", "y", "split"], rows)
     cfg = CsvData(source="csv", path=tmp_path / "set" / "m.csv", label_columns=("x", "y"), split_column="split")
+    copy = cfg.model_copy(update={"path": tmp_path / "copy" / "m.csv"})
     before = data_fingerprint(cfg)
     val = before["splits"]["val"]
-    assert val["files"] == 4 and val["per_class"] == {"x": 2, "y": 2} and len(val["sha256"]) == 32
-    shutil.copytree(tmp_path / "set", tmp_path / "copy")
-    assert describe_change(before, data_fingerprint(cfg.model_copy(update={"path": tmp_path / "copy" / "m.csv"}))) \
+    assert val["files"] == 4 and val["per_class"] == {"x": 2, "y": 2} and len(val["members"]) == 32
+    subprocess.run(["cp", "-r", str(tmp_path / "set"), str(tmp_path / "copy")], check=True)   # new mtimes
+    assert moved_members(before, data_fingerprint(copy)) is None and replaced_contents(before, data_fingerprint(copy)) \
         is None
     rows[0][1:3] = [0, 1]                                           # one label edited in place
     write_csv(tmp_path / "set" / "m.csv", ["path", "x", "y", "split"], rows)
-    assert describe_change(before, data_fingerprint(cfg)) == "val: 4 files then, 4 now (x 2 -> 1, y 2 -> 3)"
-    png(tmp_path / "copy" / "i" / "5.png", size=(41, 30))           # an image replaced by another
-    assert describe_change(before, data_fingerprint(cfg.model_copy(update={"path": tmp_path / "copy" / "m.csv"}))) \
-        == "train: as many files per class, but other files, labels or file sizes"
+    assert moved_members(before, data_fingerprint(cfg)) == "val: 4 files then, 4 now (x 2 -> 1, y 2 -> 3)"
+    shutil.copy(tmp_path / "copy" / "i" / "6.png", tmp_path / "copy" / "i" / "5.png")   # same size, other pixels
+    assert (tmp_path / "copy" / "i" / "5.png").stat().st_size == (tmp_path / "set" / "i" / "5.png").stat().st_size
+    now = data_fingerprint(copy)
+    assert moved_members(before, now) is None
+    assert replaced_contents(before, now) == "train: the same files, but some replaced in place (other contents)"
+    assert replaced_contents(before, now, ("val", "test")) is None
 
 
 def _csv_error(cfg: CsvData, *parts: str) -> None:
@@ -396,8 +400,12 @@ def test_csv_errors(tmp_path):
     png(tmp_path / "ok.png")
     cols = write_csv(tmp_path / "cols.csv", ["file", "diagnosis"], [["ok.png", 1]])
     _csv_error(CsvData(source="csv", path=cols), "['path', 'label']", "['file', 'diagnosis']")
-    gone = write_csv(tmp_path / "gone.csv", ["path", "label"], [["ok.png", 0], ["missing.png", 1]])
-    _csv_error(CsvData(source="csv", path=gone), "row 3", str(tmp_path / "missing.png"))
+    gone = write_csv(tmp_path / "gone.csv", ["path", "label"], [["ok.png", 0], ["missing.png", 1], ["also.png", 0]])
+    _csv_error(CsvData(source="csv", path=gone), "2 image file(s) not found", f"row 3: {tmp_path / 'missing.png'}",
+               f"row 4: {tmp_path / 'also.png'}")                       # every missing file at once
+    cased = write_csv(tmp_path / "cased.csv", ["path", "label"], [["ok.png", "benign"], ["ok.png", "Benign "],
+                                                                   ["ok.png", "malignant"]])
+    _csv_error(CsvData(source="csv", path=cased), "writes one label in several ways ('Benign' vs 'benign')")
     ml = write_csv(tmp_path / "ml.csv", ["path", "x", "y"], [["ok.png", 0, 1], ["ok.png", 2, 1]])
     _csv_error(CsvData(source="csv", path=ml, label_columns=("x", "y")), "row 3", "'x'", "'2'")
     sp = write_csv(tmp_path / "sp.csv", ["path", "label", "s"], [["ok.png", 0, "train"], ["ok.png", 1, "dev"]])
@@ -587,6 +595,8 @@ def test_run_refuses_a_bad_cache_limit_before_any_trial(write_study, tmp_path, m
 
 def test_twelve_bit_values_in_16_bit_files_span_the_range_with_bit_depth_and_are_warned_of_without(tmp_path):
     """X-ray/CT exports often hold 12-bit values in 16-bit PNGs: scaled from 65535 they come out nearly black."""
+    from searchlab.data import data_advice
+
     rng = np.random.default_rng(0)
     for cls in ("a", "b"):
         for i in range(6):
@@ -594,12 +604,40 @@ def test_twelve_bit_values_in_16_bit_files_span_the_range_with_bit_depth_and_are
             (tmp_path / "x" / cls).mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels).save(tmp_path / "x" / cls / f"{i}.png")
     cfg = FolderData(source="folder", path=tmp_path / "x", image_size=12, val_fraction=0.2, test_fraction=0.2)
-    with pytest.warns(UserWarning, match=r"images are 16-bit files whose values use 12 bits or fewer .*"
-                                         r"Fix: set data.bit_depth"):
-        dim = load_dataset(cfg).splits["train"].images
-    assert dim.max() <= 16
+    assert load_dataset(cfg).splits["train"].images.max() <= 16
+    advice = data_advice(cfg)
+    assert advice.startswith("8 of 8 sampled images are 16-bit files whose values stay below 4096") and \
+        advice.endswith("Fix: set data.bit_depth to the bits the values use (12 for most X-ray/CT exports)")
     clear_cache()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        bright = load_dataset(cfg.model_copy(update={"bit_depth": 12})).splits["train"].images
-    assert bright.max() >= 250 and bright.min() <= 12   # 160..4095 of 4095: the whole 8-bit range
+    twelve = cfg.model_copy(update={"bit_depth": 12})
+    bright = load_dataset(twelve).splits["train"].images
+    assert bright.max() >= 250 and bright.min() <= 12 and data_advice(twelve) is None
+    assert data_advice(cfg.model_copy(update={"bit_depth": 10})).startswith("values up to 409")   # clipping
+
+
+def test_images_in_patient_sub_folders_are_read_and_each_patient_stays_in_one_split(tmp_path):
+    """Class folders holding one sub-folder per patient (the usual clinical export): every image is read, and
+    a patient's images never sit in both training and test (that would leak the patient)."""
+    for cls in ("a", "b"):
+        for patient in range(7):
+            for i in range(3):
+                png(tmp_path / "set" / cls / f"p{patient}" / f"{i}.png", COLORS[cls])
+        png(tmp_path / "set" / cls / "loose.png", COLORS[cls])
+    cfg = FolderData(source="folder", path=tmp_path / "set", image_size=8, channels=3, val_fraction=0.15,
+                     test_fraction=0.15)
+    files = load_dataset(cfg, splits=("train", "val", "test")).extra["files"]
+    assert sum(len(f) for f in files.values()) == 2 * (7 * 3 + 1)
+    where = {}
+    for split, paths in files.items():
+        for path in paths:
+            patient = Path(path).parent if Path(path).parent.name.startswith("p") else Path(path)
+            where.setdefault(patient, set()).add(split)
+    assert all(len(splits) == 1 for splits in where.values())
+    for split, paths in files.items():                                   # every split has both classes
+        assert {Path(p).relative_to(tmp_path / "set").parts[0] for p in paths} == {"a", "b"}, split
+    from searchlab.data.common import stratified_split
+
+    labels = [0] * 12 + [1] * 9                                          # one image per group: the split as before
+    plain = stratified_split(labels, {"val": 0.2, "test": 0.2}, 3, "x")
+    grouped = stratified_split(labels, {"val": 0.2, "test": 0.2}, 3, "x", groups=[str(i) for i in range(21)])
+    assert all(np.array_equal(plain[k], grouped[k]) for k in plain)

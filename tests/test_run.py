@@ -142,7 +142,7 @@ def test_resuming_on_a_changed_image_folder_is_refused_saying_what_changed_but_a
     with pytest.raises(ConfigError) as info:
         run_study(load_study(path, {"budget.n_trials": 4, "data.path": str(moved)}), progress=False)
     message = str(info.value)
-    assert info.value.key == "data.path" and "train: 12 files then, 13 now (a 6 -> 7); val: as many files per class, but other " in message
+    assert info.value.key == "data.path" and "train: 12 files then, 13 now (a 6 -> 7); val: as many files per class, but other files or labels" in message
     assert "test split would hold images that trials trained on" in message and "new name" in message
     (moved / "a" / "new.png").unlink()
     (moved / "a" / "000.png").rename(moved / "b" / "000.png")         # relabelled: as many files, other classes
@@ -165,7 +165,59 @@ def test_export_refuses_a_data_set_whose_files_changed_since_the_search(write_st
                                           r"would hold images that trials trained on"):
         export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
     (folder / "b" / "extra.png").unlink()
-    assert export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)["test_size"] == 2
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
+    assert config["test_size"] == 2 and "data_replaced_since_search" not in config
+    # A test image replaced in place (a broken one fixed): the splits did not move, export goes on and says so
+    from searchlab.config.schema import FolderData
+    from searchlab.data import clear_cache, load_dataset
+
+    files = load_dataset(FolderData(source="folder", path=folder, image_size=8, channels=3),
+                         splits=("train", "test")).extra["files"]
+    png(Path(files["test"][0]), color=(1, 2, 3), size=(40, 31))
+    clear_cache()
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
+    assert config["data_replaced_since_search"] == "test: the same files, but some replaced in place (other contents)"
+    run_study(load_study(study, {"budget.n_trials": 2, "budget.epochs": 1}), progress=False)   # resume: allowed
+    png(Path(files["train"][0]), color=(1, 2, 3), size=(40, 31))                              # a training image
+    with pytest.raises(ConfigError, match=r"trials scored on other images than data.path holds now \(train: the "
+                                          r"same files, but some replaced in place"):
+        run_study(load_study(study, {"budget.n_trials": 3, "budget.epochs": 1}), progress=False)
+
+
+def test_a_broken_test_image_stops_the_run_before_any_trial_not_the_export_after_it(write_study, tmp_path):
+    from searchlab.config.schema import FolderData
+    from searchlab.data import load_dataset
+    from searchlab.errors import DataError
+    from test_data import class_folder
+
+    folder = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
+    test_file = Path(load_dataset(FolderData(source="folder", path=folder), splits=("test",)).extra["files"]["test"][0])
+    test_file.write_bytes(test_file.read_bytes()[:40])               # truncated: the search itself never reads it
+    study = write_study(TINY_CLASSIFY + f"data: {{source: folder, path: '{folder}', image_size: 8}}\n")
+    with pytest.raises(DataError, match=rf"(?s)1 of 2 test image files \(read only at export\) cannot be read:\n  "
+                                        rf"{test_file}: cannot read image .*Fix: replace or remove them before"):
+        run_study(load_study(study), progress=False)
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_export_through_the_study_file_reads_a_moved_data_folder_from_its_edited_path(write_study, tmp_path):
+    from searchlab.errors import ExportError
+    from searchlab.export.exporter import export_run
+    from test_data import class_folder
+
+    folder = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
+    study = write_study(TINY_CLASSIFY + f"data: {{source: folder, path: '{folder}', image_size: 8}}\n")
+    run_study(load_study(study, {"budget.n_trials": 1, "budget.epochs": 1}), progress=False)
+    shutil.move(folder, tmp_path / "moved")
+    with pytest.raises(ExportError, match=r"data folder not found .*If the data set moved: edit data.path in the "
+                                          r"study file and give the study file"):
+        export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
+    text = study.read_text()
+    study.write_text(text.replace(str(folder), str(tmp_path / "moved")))
+    assert export_run(study, tmp_path / "best", bootstrap=10)["test_size"] == 2
+    study.write_text(text.replace(str(folder), str(tmp_path / "moved")).replace("image_size: 8", "image_size: 16"))
+    with pytest.raises(DataError, match="data folder not found"):   # other data than the trials': not read
+        export_run(study, tmp_path / "best2", bootstrap=10)
 
 
 def test_classify_trials_do_not_sample_settings_that_have_no_effect(write_study):

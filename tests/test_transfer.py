@@ -63,7 +63,12 @@ def test_transfer_from_an_export(write_study, source_run, transfer):
 
 
 def test_transfer_from_a_run_and_from_files(write_study, source_run, tmp_path):
-    assert run_target(write_study, target_study(str(source_run / "run"), "full")).state == TrialState.COMPLETE
+    trial = run_target(write_study, target_study(str(source_run / "run"), "full"))
+    assert trial.state == TrialState.COMPLETE
+    best = optuna.load_study(study_name="source", storage=f"sqlite:///{source_run / 'run' / 'study.db'}").best_trial
+    # a run's best trial may change while it goes on: each trial records which one it started from
+    assert trial.user_attrs["weights_from"] == {"run": str(source_run / "run"), "study": "source",
+                                                "trial": best.number}
     from searchlab.models.standalone import read_safetensors
 
     state = read_safetensors(source_run / "export" / "weights.safetensors")
@@ -121,10 +126,20 @@ def test_a_checkpoint_that_does_not_fit_names_the_layers(write_study, source_run
            "width=8," in error
 
 
+def test_weights_of_a_deeper_network_are_refused_not_partly_loaded(write_study, source_run):
+    text = target_study(str(source_run / "export"), "full").replace("depth: 2,", "depth: 1,")
+    trial = run_target(write_study, text)
+    assert trial.state == TrialState.FAIL and "do not fit this model: not in this model: features." in \
+        trial.user_attrs["error"]
+
+
 def test_cutoff_beyond_the_depth(write_study, source_run, tmp_path):
-    with pytest.raises(ConfigError, match=r"space.model.cutoff: cut-off block 5 is beyond the depth of the plain_cnn "
-                                          r"network, which has 2 blocks \(got 5\). Fix: use a cut-off from 1 to 2"):
+    with pytest.raises(ConfigError, match=r"space.model.cutoff: cut-off block 5 \(the smallest this space draws\) "
+                                          r"is beyond the depth of the plain_cnn network, which has 2 blocks "
+                                          r"\(got 5\). Fix: use cut-offs from 1 to 2"):
         run_target(write_study, target_study(str(source_run / "export"), "cutoff", ", cutoff: 5"))
+    with pytest.raises(ConfigError, match=r"cut-off block 3 \(the smallest this space draws\)"):
+        run_target(write_study, target_study(str(source_run / "export"), "cutoff", ", cutoff: {int: [3, 6]}"))
     assert not (tmp_path / "run" / "study.db").exists()                      # refused before any trial
     searched = target_study(str(source_run / "export"), "cutoff", ", cutoff: {int: [1, 5]}").replace(
         "n_trials: 1", "n_trials: 6")                                          # some cut-offs fit: trials decide
@@ -145,6 +160,9 @@ def test_weights_that_do_not_exist_stop_the_run_before_any_trial(write_study, so
 def test_transfer_needs_weights(write_study):
     with pytest.raises(ConfigError, match="needs weights"):
         load_study(write_study("name: s\nspace:\n  model: {kind: cnn, transfer: features}\n"))
+    with pytest.raises(ConfigError, match="needs weights"):   # `none`, as the README writes it, is no weights
+        load_study(write_study("name: s\nspace:\n  model: {kind: cnn, weights: none, transfer: features}\n"))
+    load_study(write_study("name: s\nspace:\n  model: {kind: cnn, weights: none}\nbudget: {n_trials: 1}\n"))
 
 
 def test_offline_timm_hub_weights_fail_with_the_fix(write_study):

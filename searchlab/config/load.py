@@ -64,6 +64,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         src = Located(data, src.file, src.lines, overridden={tuple(key.split(".")): f"--set {key}"
                                                              for key in overrides})
     config = _validate(schema.StudyConfig, data, src)
+    _check_unused_data_keys(data, src)
     space = compile_space(src, ("space",))
     from searchlab.tasks import get_task   # tasks import the schema; keep this module import-light
 
@@ -82,6 +83,15 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     except ConfigError as exc:
         raise _locate(exc, src) from None
     return study
+
+
+def _check_unused_data_keys(data: dict[str, Any], src: Located) -> None:
+    """A CSV's split column says which rows are test: a test_fraction beside it would be silently ignored."""
+    section = data.get("data")
+    if isinstance(section, dict) and section.get("split_column") and "test_fraction" in section:
+        raise src.error(("data", "test_fraction"), "not used with split_column: that column says which rows are "
+                        "test", got=section["test_fraction"], fix="remove test_fraction, or remove split_column "
+                        "to let searchlab split the rows")
 
 
 def with_data_root_pinned(study: Study) -> Study:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
 
 
 class Frozen(BaseModel):
@@ -29,7 +29,7 @@ BitDepth = Annotated[int, Field(ge=9, le=32)] | None
 # Two-class sets: the class that counts as positive (sensitivity, specificity, average precision, the
 # probability a binary model outputs); by name or index. None: the second class (index 1). BreastMNIST's
 # class 1 is "normal, benign", so a malignancy study sets positive_class: malignant.
-PositiveClass = str | int | None
+PositiveClass = StrictStr | StrictInt | None   # strict: `true` is not class 1
 
 
 class MedMNISTData(Frozen):

@@ -6,11 +6,15 @@ tensors as read-only: they are shared by every caller with the same arguments.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from PIL import Image
+
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
-from searchlab.data.common import check_splits, resolve_path
+from searchlab.data.common import (UnreadableImages, bit_depth_advice, check_splits, decode_threads, one_line,
+                                   resolve_path)
 from searchlab.data.csv_source import load_csv, plan_csv
 from searchlab.data.fingerprint import describe_plan, fingerprint
 from searchlab.data.folder_source import load_folder, plan_folder
@@ -97,6 +101,45 @@ def describe_data(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) 
     if isinstance(cfg, CsvData):
         return "CSV " + describe_plan(plan_csv(cfg, int(seed), base))
     return f"MedMNIST {cfg.name} at {cfg.size} px, from {default_root(base, cfg.root)}"
+
+
+def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str | None:
+    """A warning about how a folder or CSV set's training images will be decoded (e.g. 12-bit data read as
+    16-bit), judged from their raw values when a run starts, whatever the image cache holds."""
+    if not isinstance(cfg, (FolderData, CsvData)):
+        return None
+    base = Path(base_dir) if base_dir is not None else None
+    plan = plan_folder(cfg, int(seed), base) if isinstance(cfg, FolderData) else plan_csv(cfg, int(seed), base)
+    return bit_depth_advice(plan.files.get("train", []), cfg.bit_depth)
+
+
+def check_test_images(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> None:
+    """The test split is decoded only at export; a broken file found then could not be removed (that would
+    move the splits). So each test file's integrity is checked when a run starts (Pillow's verify: read,
+    not decoded into pixels, never used by the search)."""
+    base = Path(base_dir) if base_dir is not None else None
+    if isinstance(cfg, FolderData):
+        plan = plan_folder(cfg, int(seed), base)
+    elif isinstance(cfg, CsvData):
+        plan = plan_csv(cfg, int(seed), base)
+    else:
+        return
+    files = plan.files.get("test", [])
+    with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
+        problems = [e for e in pool.map(_verify, files) if e is not None]
+    if problems:
+        raise UnreadableImages(problems, len(files), what="test image files (read only at export)",
+                               fix="replace or remove them before searching: once trials have run, removing "
+                                   "files moves the splits and is refused")
+
+
+def _verify(path: Path) -> DataError | None:
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return DataError(f"{path}: cannot read image ({one_line(exc)})")
+    return None
 
 
 def clear_cache() -> None:

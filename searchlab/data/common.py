@@ -6,7 +6,6 @@ numbers whether its images arrive as a folder tree or as a CSV listing the same 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,37 +58,41 @@ def _read_or_error(path: Path, decoding: Decoding) -> np.ndarray | DataError:
         return exc
 
 
-def _dim_16_bit(path: Path, image: np.ndarray) -> bool:
-    """A 16-bit file whose values fit in 12 bits (or fewer) decodes to at most 16 of 255 without a bit_depth.
-    Only files that came out that dark are opened again (their header only), so this costs nothing else."""
-    if image.max() > 16:
-        return False
-    with Image.open(path) as img:
-        return img.mode.startswith("I;16")
-
-
-def _warn_if_dim(paths: Sequence[Path], images: np.ndarray, decoding: Decoding) -> None:
-    if decoding.bit_depth is not None:
-        return
-    dim = [p for p, image in zip(paths, images) if _dim_16_bit(p, image)]
-    if dim and len(dim) >= 0.05 * len(paths):
-        warnings.warn(f"searchlab: {len(dim)} of {len(paths)} images are 16-bit files whose values use 12 bits "
-                      f"or fewer (e.g. {dim[0]}): scaled from the 16-bit range they decode almost black. Fix: "
-                      "set data.bit_depth to the bits the values use (12 for most X-ray/CT exports)", stacklevel=2)
+def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int = 64) -> str | None:
+    """What is wrong with how images of more than 8 bits will be scaled, judged from the raw values of up to
+    `sample` files spread over `paths`; None if nothing. 12-bit values in 16-bit files scaled from 65535 decode
+    nearly black; values above 2^bit_depth - 1 clip to white."""
+    picked = [paths[i] for i in np.linspace(0, len(paths) - 1, min(sample, len(paths))).astype(int)] if paths else []
+    deep = {}
+    for path in picked:
+        try:
+            with Image.open(path) as img:
+                if img.mode.startswith("I;16") or img.mode == "I":
+                    deep[path] = int(np.asarray(img).max())
+        except (OSError, ValueError, SyntaxError):
+            continue   # decoding names unreadable files
+    if not deep:
+        return None
+    top, example = max((v, str(p)) for p, v in deep.items())
+    if bit_depth is None and top <= 4095:
+        return (f"{len(deep)} of {len(picked)} sampled images are 16-bit files whose values stay below 4096 "
+                f"(12 bits; e.g. {example}): scaled from 0..65535 they decode almost black. Fix: set "
+                "data.bit_depth to the bits the values use (12 for most X-ray/CT exports)")
+    if bit_depth is not None and top > 2 ** bit_depth - 1:
+        return (f"values up to {top} (e.g. {example}) exceed data.bit_depth {bit_depth} (0..{2 ** bit_depth - 1}): "
+                "brighter pixels all clip to white. Fix: a larger bit_depth, or remove it for 16-bit data")
+    return None
 
 
 class UnreadableImages(DataError):
     """Image files that cannot be decoded, all named in one message (a folder is fixed in one pass)."""
 
-    def __init__(self, errors: list[DataError], total: int, shown: int = 10) -> None:
+    def __init__(self, errors: list[DataError], total: int, shown: int = 10, what: str = "image files",
+                 fix: str = "replace or remove these files") -> None:
         self.errors, self.total = errors, total
-        if len(errors) == 1:
-            super().__init__(str(errors[0]))
-            return
         lines = "\n  ".join(str(e).split(". Fix:")[0] for e in errors[:shown])
         more = f"\n  ... and {len(errors) - shown} more" if len(errors) > shown else ""
-        super().__init__(f"{len(errors)} of {total} image files cannot be read:\n  {lines}{more}\n"
-                         "Fix: replace or remove these files")
+        super().__init__(f"{len(errors)} of {total} {what} cannot be read:\n  {lines}{more}\nFix: {fix}")
 
 
 def decode_threads() -> int:
@@ -112,7 +115,6 @@ def load_split(paths: Sequence[Path], labels: np.ndarray, decoding: Decoding) ->
                     images[i] = image
         if unreadable:
             raise UnreadableImages(unreadable, len(paths))
-        _warn_if_dim(paths, images, decoding)
         return images
 
     images = cached_decode(paths, decoding, decode)
@@ -149,13 +151,17 @@ def _too_few(where: str, what: str, n: int, fractions: Mapping[str, float]) -> D
 
 
 def stratified_split(labels: Sequence[int], fractions: Mapping[str, float], seed: int, where: str,
-                     class_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+                     class_names: Sequence[str] | None = None,
+                     groups: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Seeded per-class split: {'train': idx, **{k: idx for k in fractions}}, each sorted.
 
     Stratified because small medical sets are imbalanced; a plain random split can leave val with no
     positives. Deterministic for a given seed and file list, so the test split never moves between calls.
+    With `groups` (e.g. one per patient), each group's images go to one split together.
     """
     labels = np.asarray(labels)
+    if groups is not None and len(set(groups)) < len(groups):
+        return _grouped_split(labels, fractions, seed, where, class_names, list(groups))
     rng = np.random.default_rng(seed)
     out: dict[str, list[np.ndarray]] = {"train": [], **{k: [] for k in fractions}}
     for c in np.unique(labels):
@@ -170,6 +176,36 @@ def stratified_split(labels: Sequence[int], fractions: Mapping[str, float], seed
             start += k
         out["train"].append(idx[start:])
     return {k: np.sort(np.concatenate(v)) if v else np.zeros(0, dtype=np.int64) for k, v in out.items()}
+
+
+def _grouped_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int, where: str,
+                   class_names: Sequence[str] | None, groups: list[str]) -> dict[str, np.ndarray]:
+    """Per class, whole groups in seeded order fill each held-out split up to its share of the class's images,
+    the rest train (at least one group each). Shares are met as nearly as whole groups allow."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[int]] = {"train": [], **{k: [] for k in fractions}}
+    for c in np.unique(labels):
+        members: dict[str, list[int]] = {}
+        for i in np.flatnonzero(labels == c):
+            members.setdefault(groups[i], []).append(int(i))
+        names = sorted(members)
+        sizes = _holdout_sizes(int((labels == c).sum()), fractions)
+        if len(names) <= sum(1 for k in sizes.values() if k):
+            name = class_names[int(c)] if class_names is not None else str(c)
+            raise DataError(f"{where}: class {name!r} has {len(names)} group(s) of images (sub-folders, each kept "
+                            f"in one split), too few for train/{'/'.join(fractions)}: each split needs one. Fix: add "
+                            "images of more patients (sub-folders), or lower the fractions")
+        filled, trained = dict.fromkeys(sizes, 0), False
+        order = [names[g] for g in rng.permutation(len(names))]
+        for position, group in enumerate(order):
+            target = next((split for split, k in sizes.items() if filled[split] < k), "train")
+            if position == len(order) - 1 and not trained:
+                target = "train"
+            out[target] += members[group]
+            trained |= target == "train"
+            if target != "train":
+                filled[target] += len(members[group])
+    return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
 
 
 def random_split(n: int, fractions: Mapping[str, float], seed: int, where: str) -> dict[str, np.ndarray]:

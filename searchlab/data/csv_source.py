@@ -45,13 +45,25 @@ def _read(cfg: CsvData, csv_path: Path) -> _Table:
                             f"Fix: set data.image_column / data.label_columns / data.split_column")
         for n, row in enumerate(reader, start=2):
             table.rows.append(n)
-            table.files.append(_image_file(csv_path, row, cfg.image_column, n))
+            table.files.append(resolve_path(Path(_cell(csv_path, row, cfg.image_column, n)), csv_path.parent))
             table.raw_labels.append([_cell(csv_path, row, c, n) for c in cfg.label_columns])
             table.split_values.append(_cell(csv_path, row, cfg.split_column, n).lower()
                                       if cfg.split_column else None)
     if not table.files:
         raise DataError(f"{csv_path}: the CSV has a header but no rows. Fix: add one row per image")
+    _check_files_exist(csv_path, cfg.image_column, table)
     return table
+
+
+def _check_files_exist(csv_path: Path, column: str, table: _Table, shown: int = 10) -> None:
+    """Every listed image file must exist; all missing ones are named at once (a sheet is fixed in one pass)."""
+    missing = [(n, path) for n, path in zip(table.rows, table.files) if not path.is_file()]
+    if not missing:
+        return
+    listed = "\n  ".join(f"row {n}: {path}" for n, path in missing[:shown])
+    more = f"\n  ... and {len(missing) - shown} more" if len(missing) > shown else ""
+    raise DataError(f"{csv_path}: column {column!r}: {len(missing)} image file(s) not found:\n  {listed}{more}\n"
+                    f"Fix: image paths are relative to the CSV's folder ({csv_path.parent})")
 
 
 def _cell(csv_path: Path, row: dict[str, str | None], column: str, n: int) -> str:
@@ -61,12 +73,16 @@ def _cell(csv_path: Path, row: dict[str, str | None], column: str, n: int) -> st
     return value
 
 
-def _image_file(csv_path: Path, row: dict[str, str | None], column: str, n: int) -> Path:
-    path = resolve_path(Path(_cell(csv_path, row, column, n)), csv_path.parent)
-    if not path.is_file():
-        raise DataError(f"{csv_path}: row {n}, column {column!r}: image file {path} not found. "
-                        f"Fix: image paths are relative to the CSV's folder ({csv_path.parent})")
-    return path
+def _check_consistent_spelling(csv_path: Path, column: str, raw: list[str]) -> None:
+    """'Benign' and 'benign' would be two classes: a typo in a sheet must not silently add a class."""
+    spellings: dict[str, set[str]] = {}
+    for value in raw:
+        spellings.setdefault(" ".join(value.lower().split()), set()).add(value)
+    clashes = [sorted(values) for values in spellings.values() if len(values) > 1]
+    if clashes:
+        raise DataError(f"{csv_path}: column {column!r} writes one label in several ways ("
+                        + "; ".join(" vs ".join(repr(v) for v in c) for c in clashes)
+                        + "), which would make them different classes. Fix: write each label the same way")
 
 
 def _single_label(raw: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -134,6 +150,7 @@ def plan_csv(cfg: CsvData, seed: int = 0, base_dir: Path | None = None) -> Split
     table = _read(cfg, csv_path)
     kind: TaskKind
     if len(cfg.label_columns) == 1:
+        _check_consistent_spelling(csv_path, cfg.label_columns[0], [v[0] for v in table.raw_labels])
         labels, classes = _single_label([v[0] for v in table.raw_labels])
         if len(classes) < 2:
             raise DataError(f"{csv_path}: column {cfg.label_columns[0]!r} holds only {list(classes)}; "

@@ -3,9 +3,13 @@
 A folder's splits are drawn from its sorted file list, so adding, removing or relabelling files moves
 images between splits: a resumed search would rank trials scored on other validation images together, and
 the export's test split would hold images that trials trained on. The run stores this fingerprint when it
-starts; resuming and exporting compare it with the files as they are then and refuse a changed data set,
-saying what changed. Files are named relative to the data's folder, so a moved or renamed copy of the same
-files is the same data set. A file's size is in it too (a replaced image almost always has another size).
+starts; resuming and exporting compare it with the files as they are then and say what changed. Two hashes
+per split: its members (each file's name relative to the data's folder, and label), so a moved or renamed
+copy of the same files is the same data set; and their contents (each file's size and a digest of its first
+and last 8 KB, which a replaced image almost never shares; reading whole files would cost a run's start as
+much as decoding). Changed members are refused by resume and export; changed contents of the training or
+validation images by resume (trials would be ranked on other pixels), while export scores such a data set
+and says so (the splits did not move), as it does a test image replaced in place (e.g. a broken one).
 MedMNIST files are official releases read as a whole: they have no fingerprint.
 """
 from __future__ import annotations
@@ -19,23 +23,35 @@ import numpy as np
 from searchlab.data.common import SPLITS
 from searchlab.data.types import SplitPlan
 
-VERSION = 1   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
+VERSION = 2   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
+SAMPLED = 8192   # bytes read from each end of a file for its content digest
 
 
 def fingerprint(plan: SplitPlan) -> dict[str, Any]:
-    """Per split: the number of files, images per class (positives per label, multi-label) and a hash of
-    every (file, size, label)."""
+    """Per split: the number of files, images per class (positives per label, multi-label), a hash of its
+    members (file names and labels) and one of their contents."""
     splits = {}
     for split in SPLITS:
         files, labels = plan.files.get(split, []), plan.labels.get(split)
         if not files or labels is None:
             continue
-        digest = hashlib.sha256()
+        members, contents = hashlib.sha256(), hashlib.sha256()
         for path, label in zip(files, labels):
-            digest.update(f"{_relative(path, plan.root)}\t{path.stat().st_size}\t{_label_text(label)}\n".encode())
+            members.update(f"{_relative(path, plan.root)}\t{_label_text(label)}\n".encode())
+            contents.update(_content_digest(path))
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
-                         "sha256": digest.hexdigest()[:32]}
+                         "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32]}
     return {"version": VERSION, "splits": splits}
+
+
+def _content_digest(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(0)
+        head = fh.read(SAMPLED)
+        fh.seek(max(size - SAMPLED, 0))
+        tail = fh.read(SAMPLED)
+    return hashlib.sha1(size.to_bytes(8, "little") + head + tail).digest()
 
 
 def comparable(before: Any, now: Any) -> bool:
@@ -43,23 +59,34 @@ def comparable(before: Any, now: Any) -> bool:
     return isinstance(before, dict) and isinstance(now, dict) and before.get("version") == now.get("version")
 
 
-def describe_change(before: Any, now: Any) -> str | None:
-    """What differs between two fingerprints, in words; None when the data set is the same or the two
-    cannot be compared."""
-    if not comparable(before, now) or before == now:
+def moved_members(before: Any, now: Any) -> str | None:
+    """Splits whose files or labels changed (the splits moved), in words; None if none did or the two
+    fingerprints cannot be compared."""
+    if not comparable(before, now):
         return None
     changes = []
     for split in SPLITS:
         old, new = before["splits"].get(split), now["splits"].get(split)
-        if old == new:
+        if old is None and new is None:
             continue
         if old is None or new is None:
             changes.append(f"{split}: {_count(old)} files then, {_count(new)} now")
         elif old["files"] != new["files"] or old["per_class"] != new["per_class"]:
             changes.append(f"{split}: {old['files']} files then, {new['files']} now ({_class_changes(old, new)})")
-        else:
-            changes.append(f"{split}: as many files per class, but other files, labels or file sizes")
-    return "; ".join(changes)
+        elif old["members"] != new["members"]:
+            changes.append(f"{split}: as many files per class, but other files or labels")
+    return "; ".join(changes) or None
+
+
+def replaced_contents(before: Any, now: Any, splits: tuple[str, ...] = SPLITS) -> str | None:
+    """Splits among `splits` with the same members but files replaced in place, in words; None if none."""
+    if not comparable(before, now):
+        return None
+    changed = [split for split in splits if split in before["splits"] and split in now["splits"]
+               and before["splits"][split]["members"] == now["splits"][split]["members"]
+               and before["splits"][split]["contents"] != now["splits"][split]["contents"]]
+    return "; ".join(f"{split}: the same files, but some replaced in place (other contents)" for split in changed) \
+        or None
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -15,7 +15,7 @@ from searchlab.data.common import (IMAGE_EXTENSIONS, SPLITS, load_splits, resolv
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan
 from searchlab.errors import DataError
 
-Items = tuple[list[Path], list[int]]   # files and their class indices
+Items = tuple[list[Path], list[int], list[str]]   # files, their class indices, their groups (see _group)
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -23,10 +23,16 @@ def _subdirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _visible_files(folder: Path) -> list[Path]:
+    """Files in folder and its sub-folders (one per patient or study is the usual clinical layout), sorted by
+    path; hidden files and folders (.ipynb_checkpoints, .DS_Store) left out."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def _images_in(folder: Path) -> list[Path]:
-    """Image files directly in folder, sorted by name; DataError if there are none."""
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Image files in folder and its sub-folders, sorted by path; DataError if there are none."""
+    files = [p for p in _visible_files(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
         raise DataError(f"{folder}: class folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
                         f"Fix: add images or remove the folder")
@@ -40,8 +46,8 @@ def _not_images(root: Path, layout: str) -> dict[str, int]:
                                                           for c in _subdirs(root / s)]
     counts: dict[str, int] = {}
     for folder in parents:
-        for path in folder.iterdir():
-            if path.is_file() and not path.name.startswith(".") and path.suffix.lower() not in IMAGE_EXTENSIONS:
+        for path in _visible_files(folder):
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 extension = path.suffix.lower() or "(none)"
                 counts[extension] = counts.get(extension, 0) + 1
     return dict(sorted(counts.items()))
@@ -63,6 +69,7 @@ def _collect(folder: Path, classes: tuple[str, ...]) -> Items:
     """All images under folder/<class>/, labelled by the class's index in `classes`."""
     files: list[Path] = []
     labels: list[int] = []
+    groups: list[str] = []
     for sub in _subdirs(folder):
         if sub.name not in classes:
             raise DataError(f"{sub}: class {sub.name!r} is not among the train classes {list(classes)}. "
@@ -70,12 +77,20 @@ def _collect(folder: Path, classes: tuple[str, ...]) -> Items:
         found = _images_in(sub)
         files += found
         labels += [classes.index(sub.name)] * len(found)
-    return files, labels
+        groups += [_group(path, sub) for path in found]
+    return files, labels, groups
+
+
+def _group(path: Path, class_folder: Path) -> str:
+    """The images that must stay in one split: a sub-folder of a class folder (a patient's images: splitting
+    them between training and test would leak the patient), or a loose image on its own."""
+    parts = path.relative_to(class_folder).parts
+    return str(class_folder / parts[0]) if len(parts) > 1 else str(path)
 
 
 def _take(items: Items, idx: np.ndarray) -> Items:
-    files, labels = items
-    return [files[i] for i in idx], [labels[i] for i in idx]
+    files, labels, groups = items
+    return [files[i] for i in idx], [labels[i] for i in idx], [groups[i] for i in idx]
 
 
 def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict[str, Items], str]:
@@ -88,13 +103,14 @@ def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict
         classes = _class_names(root)
         items = _collect(root, classes)
         fractions = {"val": cfg.val_fraction, "test": cfg.test_fraction}
-        idx = stratified_split(items[1], fractions, seed, str(root), classes)
+        idx = stratified_split(items[1], fractions, seed, str(root), classes, groups=items[2])
         return classes, {s: _take(items, i) for s, i in idx.items()}, "classes"
 
     classes = _class_names(root / "train")
     plan = {s: _collect(root / s, classes) for s in present}
     if "val" not in plan:                             # carve val out of train, stratified
-        idx = stratified_split(plan["train"][1], {"val": cfg.val_fraction}, seed, str(root / "train"), classes)
+        idx = stratified_split(plan["train"][1], {"val": cfg.val_fraction}, seed, str(root / "train"), classes,
+                               groups=plan["train"][2])
         plan["val"] = _take(plan["train"], idx["val"])
         plan["train"] = _take(plan["train"], idx["train"])
     return classes, plan, "splits"
@@ -111,8 +127,8 @@ def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) ->
                         f"are resolved against the study file's folder")
     classes, plan, layout = _plan(cfg, root, seed)
     return SplitPlan(source=root, root=root, classes=classes, kind="binary" if len(classes) == 2 else "multiclass",
-                     files={s: files for s, (files, _) in plan.items()},
-                     labels={s: np.asarray(labels, dtype=np.int64) for s, (_, labels) in plan.items()},
+                     files={s: files for s, (files, _, _) in plan.items()},
+                     labels={s: np.asarray(labels, dtype=np.int64) for s, (_, labels, _) in plan.items()},
                      layout=layout, skipped=_not_images(root, layout))
 
 

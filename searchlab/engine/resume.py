@@ -16,7 +16,7 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
 from optuna.trial import FrozenTrial
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
-from searchlab.data.fingerprint import describe_change
+from searchlab.data.fingerprint import moved_members, replaced_contents
 from searchlab.errors import ConfigError, StorageError
 from searchlab.space import searchable_params
 
@@ -57,14 +57,21 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any]) -> None:
                               f"{_difference(key, before, now)}; their values would be ranked with this run's",
                               file=str(study.file), key=key, fix=f"keep {key} as it was to resume, or give the "
                               "study a new name (or run_dir) for the new setting")
-    change = describe_change(old.get("data_files"), new.get("data_files"))
-    if change:
+    before, now = old.get("data_files"), new.get("data_files")
+    moved = moved_members(before, now)
+    if moved:
         raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored on other files "
-                          f"than data.path holds now ({change}). The splits are drawn from the file list, so "
+                          f"than data.path holds now ({moved}). The splits are drawn from the file list, so "
                           "they would move: trials would be ranked on other validation images, and the test "
                           "split would hold images that trials trained on", file=str(study.file), key="data.path",
                           fix="restore the files as they were to resume, or give the study a new name (or "
                           "run_dir) for the changed data set")
+    replaced = replaced_contents(before, now, ("train", "val"))   # the search never reads the test split
+    if replaced:
+        raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored on other images "
+                          f"than data.path holds now ({replaced}): new trials would be ranked with old ones on "
+                          "other pixels", file=str(study.file), key="data.path", fix="restore the files as they "
+                          "were to resume, or give the study a new name (or run_dir) for the changed images")
 
 
 def _difference(key: str, before: Any, now: Any) -> str:

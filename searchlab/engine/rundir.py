@@ -38,6 +38,9 @@ class OpenRun:
     study: optuna.Study
     storage_url: str
     artifacts: Path
+    # Opened through its study file: that file's data section and folder, which say where the data is now
+    # (a moved data folder is edited there; export reads it if it names the same data otherwise)
+    study_file_data: tuple[dict[str, Any], Path] | None = None
 
     @property
     def record(self) -> dict[str, Any]:
@@ -52,7 +55,8 @@ class OpenRun:
 def open_run(target: str | Path) -> OpenRun:
     """`target` is a run directory, or a study file whose run directory is looked up."""
     target = Path(target)
-    run_dir = target if target.is_dir() else _run_dir_of_study_file(target)
+    study_file = None if target.is_dir() else _study_of_file(target)
+    run_dir = target if study_file is None else study_file.run_dir
     manifest_path = run_dir / MANIFEST
     if not manifest_path.is_file():
         found = sorted(p.name for p in run_dir.iterdir())[:10] if run_dir.is_dir() else []
@@ -72,7 +76,8 @@ def open_run(target: str | Path) -> OpenRun:
         raise StorageError(f"storage {url} has no study named '{name}' (named by {manifest_path}). Fix: pass "
                            "the run directory of that study, or re-run `searchlab run` on its study file") from None
     artifacts = _artifacts_here(Path(manifest.get("artifacts", run_dir / "artifacts")), run_dir)
-    return OpenRun(run_dir, study, url, artifacts)
+    file_data = None if study_file is None else (study_file.config.data.model_dump(mode="json"), study_file.base_dir)
+    return OpenRun(run_dir, study, url, artifacts, file_data)
 
 
 def _storage_here(url: str, run_dir: Path, manifest_path: Path) -> str:
@@ -96,10 +101,10 @@ def _artifacts_here(recorded: Path, run_dir: Path) -> Path:
     return recorded if recorded.is_dir() or not (run_dir / "artifacts").is_dir() else run_dir / "artifacts"
 
 
-def _run_dir_of_study_file(path: Path) -> Path:
+def _study_of_file(path: Path) -> Any:
     if not path.exists():
         raise SearchlabError(f"'{path}' does not exist. Fix: pass a run directory (e.g. runs/quickstart) or a "
                              "study file")
     from searchlab.config.load import load_study
 
-    return load_study(path).run_dir
+    return load_study(path)

@@ -16,10 +16,10 @@ from pydantic import TypeAdapter
 
 from searchlab.config.schema import DataConfig
 from searchlab.data import ImageDataset, data_fingerprint, load_dataset
-from searchlab.data.fingerprint import describe_change
+from searchlab.data.fingerprint import moved_members, replaced_contents
 from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun
-from searchlab.errors import ExportError
+from searchlab.errors import DataError, ExportError
 from searchlab.imbalance import ImbalanceSpec, choose_threshold
 from searchlab.metrics import compute_metrics
 from searchlab.models import standalone
@@ -104,7 +104,7 @@ def choose_on_validation(run: OpenRun, net: torch.nn.Module, config: dict[str, A
 def load_split(run: OpenRun, *splits: str) -> ImageDataset:
     """Split(s) of the run's data set, as the run read them (same data config, seed and base directory)."""
     data_cfg, base_dir = _data_config(run)
-    _check_unchanged(run, data_fingerprint(data_cfg, run.record["seed"], base_dir))
+    _check_unchanged(run, _fingerprint_now(run, data_cfg, base_dir))
     return load_dataset(data_cfg, splits=splits, seed=run.record["seed"], base_dir=base_dir)
 
 
@@ -112,19 +112,45 @@ def has_split(run: OpenRun, split: str) -> bool:
     """Whether the run's data set has this split (MedMNIST always has all three; a folder or CSV may lack a
     test split when the user tests elsewhere)."""
     data_cfg, base_dir = _data_config(run)
-    files = data_fingerprint(data_cfg, run.record["seed"], base_dir)
+    files = _fingerprint_now(run, data_cfg, base_dir)
     _check_unchanged(run, files)
     return files is None or split in files["splits"]
 
 
+def _fingerprint_now(run: OpenRun, data_cfg: DataConfig, base_dir: Path) -> dict[str, Any] | None:
+    try:
+        return data_fingerprint(data_cfg, run.record["seed"], base_dir)
+    except DataError as exc:
+        if run.study_file_data is not None:
+            raise
+        raise ExportError(f"{exc}. If the data set moved: edit data.path in the study file and give the study "
+                          "file instead of the run directory (searchlab export STUDY.yaml --out DIR)") from None
+
+
 def _data_config(run: OpenRun) -> tuple[DataConfig, Path]:
-    return TypeAdapter(DataConfig).validate_python(run.record["data"]), Path(run.record["base_dir"])
+    """The data as the run recorded it; or, opened through its study file, that file's data section when it
+    differs only in where the data lives (a moved folder edited there). Its files are then still compared
+    with the recorded fingerprint, so only the same data set is read."""
+    recorded, base_dir = run.record["data"], Path(run.record["base_dir"])
+    if run.study_file_data is not None:
+        edited, edited_base = run.study_file_data
+        where = ("path", "root", "download")
+        if {k: v for k, v in edited.items() if k not in where} == {k: v for k, v in recorded.items() if k not in where}:
+            recorded, base_dir = edited, edited_base
+    return TypeAdapter(DataConfig).validate_python(recorded), base_dir
 
 
 def _check_unchanged(run: OpenRun, files: dict[str, Any] | None) -> None:
-    change = describe_change(run.record.get("data_files"), files)
-    if change:
-        raise ExportError(f"{run.run_dir}: data.path holds other files than when the trials ran ({change}). "
+    moved = moved_members(run.record.get("data_files"), files)
+    if moved:
+        raise ExportError(f"{run.run_dir}: data.path holds other files than when the trials ran ({moved}). "
                           "The splits are drawn from the file list, so they have moved: the test split would "
                           "hold images that trials trained on. Fix: restore the files as they were, or run a "
                           "new study (a new name) on the changed data set")
+
+
+def data_replaced_since_search(run: OpenRun) -> str | None:
+    """Splits whose files were replaced in place since the search (the splits did not move: export goes on,
+    and says so), e.g. a broken test image replaced by a good one."""
+    data_cfg, base_dir = _data_config(run)
+    return replaced_contents(run.record.get("data_files"), data_fingerprint(data_cfg, run.record["seed"], base_dir))

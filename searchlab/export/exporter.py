@@ -5,7 +5,6 @@ intervals, and never written back into the study (so no search or selection can 
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,11 @@ from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import ExportError
 from searchlab.data import ImageDataset
-from searchlab.export.ensemble import (choose_on_validation, ensemble_config, ensemble_state, has_split, load_split,
-                                       pick_top_k)
+from searchlab.export.ensemble import (choose_on_validation, data_replaced_since_search, ensemble_config,
+                                       ensemble_state, has_split, load_split, pick_top_k)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.generator import export_generator
-from searchlab.export.publish import staged
+from searchlab.export.publish import json_text, staged
 from searchlab.export.selection import SELECT_MODES, select_members
 from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
 from searchlab.models import model_source, standalone
@@ -88,9 +87,9 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
     config.update(test["summary"])
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
     (out / "model.py").write_text(model_source(nni_spaces(config["model"])))
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (out / "config.json").write_text(json_text(config, indent=2))
     if test["predictions"] is not None:
-        (out / "test_predictions.json").write_text(json.dumps(test["predictions"]) + "\n")
+        (out / "test_predictions.json").write_text(json_text(test["predictions"]))
     return config
 
 
@@ -217,10 +216,18 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     names = [m for m in metrics if "_class_" not in m]   # CIs for the summary metrics, not each class's
     ci = bootstrap_ci(labels, probs, kind, n_classes, names, n_resamples=bootstrap, seed=run.record["seed"],
                       threshold=threshold)
+    replaced = data_replaced_since_search(run)
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
                "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),
                "test_size": len(test), "input": _input_spec(run, data)}
-    predictions: dict[str, Any] = {"probabilities": probs.tolist(), "labels": labels.tolist()}
+    if replaced:
+        summary["data_replaced_since_search"] = replaced
+    # Self-describing: which class each probability is of, and that `labels` are the truth, not predictions
+    predictions: dict[str, Any] = {
+        "class_names": config["class_names"],
+        "probabilities_of": "class_names[1]" if kind == "binary" else "each class_names entry",
+        "labels_are": "the true labels (indices into class_names; multi-label: 0/1 per name)",
+        "probabilities": probs.tolist(), "labels": labels.tolist()}
     files = data.extra.get("files", {})
     if isinstance(files, dict) and "test" in files:   # folder and CSV sets: which image each row is
         predictions["files"] = list(files["test"])

@@ -5,7 +5,6 @@ recall were measured against the train split during the search and are carried i
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from safetensors.torch import save_file
 
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import ExportError
+from searchlab.export.publish import json_text
 from searchlab.models import generator_source
 from searchlab.models.gan_sampling import load_generator
 
@@ -30,6 +30,6 @@ def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], ou
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(out / "weights.safetensors"))
     (out / "model.py").write_text(generator_source())
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (out / "config.json").write_text(json_text(config, indent=2))
     load_generator(out)    # the written export must rebuild (shapes, spec) before anyone relies on it
     return config

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import torch
 
-from searchlab.data.common import IMAGE_EXTENSIONS
+from searchlab.data.common import IMAGE_EXTENSIONS, bit_depth_advice
 from searchlab.errors import ExportError
 from searchlab.models import standalone
 
@@ -28,6 +28,10 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     """Write one CSV row per image file (folders are walked, sorted); returns the number of rows."""
     config = _classifier_config(Path(export_dir))
     files = image_files(inputs)
+    advice = bit_depth_advice(files, config["input"].get("bit_depth"))
+    if advice:   # the export decodes as its training data was decoded; these files may need otherwise
+        print(f"warning: {advice.replace('data.bit_depth', 'the study data.bit_depth (and export again)')}",
+              file=sys.stderr)
     net = standalone.build_export_model(config)
     net.load_state_dict(standalone.read_safetensors(Path(export_dir) / "weights.safetensors"))
     net.eval()

@@ -7,12 +7,14 @@ not touched: an export replaces its folder, so it must be new, empty, or an earl
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from searchlab.errors import ExportError
 
@@ -65,3 +67,19 @@ def _publish(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         staging.rename(out)
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """JSON that every parser reads: a metric undefined on a split (AUC with one class present) is null, not
+    Python's bare NaN, which JSON does not have."""
+    return json.dumps(_finite(value), indent=indent, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -4,6 +4,7 @@ Reads the train and validation splits only; the test split is opened by `searchl
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from searchlab.augment.synthetic import with_synthetic
 from searchlab.config.load import Study
 from searchlab.config.schema import BudgetConfig, ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
-from searchlab.data import load_dataset
+from searchlab.data import check_test_images, data_advice, load_dataset
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError, DataError, RegistryError
@@ -86,6 +87,10 @@ class ClassifyTask:
         self._check_some_candidate_fits(study)
         _check_objectives_defined_on_val(study, data)
         _check_cutoffs_within_depth(study, data)
+        check_test_images(study.config.data, study.config.seed, study.base_dir)
+        advice = data_advice(study.config.data, study.config.seed, study.base_dir)
+        if advice:
+            print(f"warning: {advice}", file=sys.stderr)
 
     def _check_named_files_exist(self, study: Study) -> None:
         """Weights and generator folders the space names: a missing one would fail every trial that draws it.
@@ -223,7 +228,8 @@ def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx
         select: tuple[str, str], epochs: int, seed: int, on_epoch: Callable[[int, dict[str, float]], None],
         keep_last: bool = False) -> TrainResult:
     """Initial weights / frozen parts (transfer), the batch recipe, then the training loop."""
-    groups = apply_transfer(model, spec.model, ctx.study.base_dir)
+    groups = apply_transfer(model, spec.model, ctx.study.base_dir,
+                            on_source=lambda origin: ctx.record(weights_from=origin))
     batches = with_synthetic(batches, spec.augment, ctx.study.base_dir, seed)
     recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train)
     return train(model, batches, recipe, spec.optim, spec.train, epochs, seed, select, on_epoch, ctx.out_of_time,
@@ -273,12 +279,14 @@ def _check_cutoffs_within_depth(study: Study, data: ImageDataset) -> None:
             blocks[key] = len(build_model(model_spec).parameter_blocks())
         if spec.model.cutoff <= blocks[key]:
             return   # some trial can draw a cut-off that fits; one that cannot fails alone, saying why
-        too_deep = too_deep or (spec.model.cutoff, blocks[key], model_spec["architecture"])
+        found = (spec.model.cutoff, blocks[key], model_spec["architecture"])
+        too_deep = found if too_deep is None else min(too_deep, found)
     if too_deep:
-        cutoff, depth, architecture = too_deep
-        raise ConfigError(f"cut-off block {cutoff} is beyond the depth of the {architecture} network, which has "
-                          f"{depth} blocks", file=str(study.file), key="space.model.cutoff", got=cutoff,
-                          fix=f"use a cut-off from 1 to {depth}, or a deeper network")
+        cutoff, depth, architecture = too_deep   # the smallest cut-off drawn: the one to bring down
+        raise ConfigError(f"cut-off block {cutoff} (the smallest this space draws) is beyond the depth of the "
+                          f"{architecture} network, which has {depth} blocks", file=str(study.file),
+                          key="space.model.cutoff", got=cutoff, fix=f"use cut-offs from 1 to {depth}, or a deeper "
+                          "network")
 
 
 def _no_report(step: int, metrics: dict[str, float]) -> None:

@@ -16,6 +16,7 @@ import os
 import socket
 import urllib.parse
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,13 +30,15 @@ from searchlab.tasks.transfer_config import TransferFields
 from searchlab.tasks.train import ParamGroups
 
 
-def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path) -> ParamGroups:
-    """Load `spec.weights` into `model` and freeze per `spec.transfer`; returns the optimiser groups."""
+def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path,
+                   on_source: Callable[[dict[str, Any]], None] | None = None) -> ParamGroups:
+    """Load `spec.weights` into `model` and freeze per `spec.transfer`; returns the optimiser groups.
+    `on_source` is told which trial a run folder's weights came from (its best one when this trial started)."""
     if spec.transfer == "scratch":
         return [{"params": list(model.parameters())}]
     assert spec.weights is not None   # TransferFields guarantees it
     try:
-        load_matching(model, source_state(spec, model, base_dir), spec.weights)
+        load_matching(model, source_state(spec, model, base_dir, on_source), spec.weights)
     except TrialFailure as exc:
         note = _architectures(spec, base_dir)
         if note and "do not fit this model" in str(exc):
@@ -89,7 +92,8 @@ def _freeze(params: Any) -> None:
         p.requires_grad_(False)
 
 
-def source_state(spec: TransferFields, model: nn.Module, base_dir: Path) -> dict[str, torch.Tensor]:
+def source_state(spec: TransferFields, model: nn.Module, base_dir: Path,
+                 on_source: Callable[[dict[str, Any]], None] | None = None) -> dict[str, torch.Tensor]:
     assert spec.weights is not None
     if spec.weights == "timm":
         assert isinstance(spec, TimmSpec)
@@ -99,7 +103,7 @@ def source_state(spec: TransferFields, model: nn.Module, base_dir: Path) -> dict
     if path.is_dir() and (path / "config.json").is_file():
         return read_safetensors(path / "weights.safetensors")
     if path.is_dir() and (path / "searchlab.json").is_file():
-        return _best_trial_state(path)
+        return _best_trial_state(path, on_source)
     if path.is_file():
         return _file_state(path, model)
     raise TrialFailure(f"weights '{spec.weights}' not found (looked for {path}: a weights file, an export folder "
@@ -141,15 +145,20 @@ def hub_unreachable(timeout: float = 3.0) -> str | None:
     return None
 
 
-def _best_trial_state(run_dir: Path) -> dict[str, torch.Tensor]:
-    """The weights of a run's best trial, as `searchlab export RUN` would pick and read them."""
+def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None] | None) -> dict[str, torch.Tensor]:
+    """The weights of a run's best trial, as `searchlab export RUN` would pick and read them. The best trial
+    may change while that run goes on, so which one was read is told to `on_source` (recorded per trial)."""
     from searchlab.engine.rundir import open_run
     from searchlab.errors import ExportError
     from searchlab.export.exporter import pick_trial, trial_checkpoint
 
     run = open_run(run_dir)
     try:
-        return trial_checkpoint(run, pick_trial(run.study, None))
+        trial = pick_trial(run.study, None)
+        state = trial_checkpoint(run, trial)
+        if on_source is not None:
+            on_source({"run": str(run_dir), "study": run.study.study_name, "trial": trial.number})
+        return state
     except ExportError as exc:
         raise TrialFailure(f"weights from run {run_dir}: {exc}. Or export the trial you want "
                            "(searchlab export RUN --trial N --out DIR) and set weights: DIR") from None
@@ -194,10 +203,14 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
             misfits.append(f"{name} {tuple(state[name].shape)} -> {tuple(tensor.shape)}")
         else:
             loaded[name] = value
-    if missing or misfits:
-        detail = "; ".join(misfits[:5] + [f"missing {m}" for m in missing[:5]])
-        more = len(misfits) + len(missing) - min(5, len(misfits)) - min(5, len(missing))
-        raise TrialFailure(f"weights '{source}' do not fit this model: {detail}" + (f" (+{more} more)" if more > 0 else "")
+    # Layers the weights have and this model lacks (a deeper source): loading the rest would quietly drop them
+    extra = [k for k in state if k not in target and not k.startswith(model.head_prefix)]
+    if missing or misfits or extra:
+        problems = (misfits[:5] + [f"missing {m}" for m in missing[:5]]
+                    + [f"not in this model: {e}" for e in extra[:5]])
+        more = len(misfits) + len(missing) + len(extra) - len(problems)
+        raise TrialFailure(f"weights '{source}' do not fit this model: {'; '.join(problems)}"
+                           + (f" (+{more} more)" if more > 0 else "")
                            + ". Fix: use weights of the same architecture and settings")
     model.load_state_dict(loaded, strict=False)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from searchlab.config.schema import Frozen
 
@@ -23,6 +23,12 @@ class TransferFields(Frozen):
     layer_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0   # "full": lr x decay^(blocks above); 1 = flat
 
     hub_weights: ClassVar[bool] = False   # only timm backbones have published weights to fetch
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _none_means_none(cls, value: object) -> object:
+        """`weights: none` (as `policy: none` is written) means no weights, not a file named none."""
+        return None if isinstance(value, str) and value.strip().lower() == "none" else value
 
     @model_validator(mode="after")
     def _weights_for_transfer(self) -> "TransferFields":
