@@ -19,7 +19,7 @@ from searchlab.data.csv_source import load_csv, plan_csv
 from searchlab.data.fingerprint import describe_plan, fingerprint
 from searchlab.data.folder_source import load_folder, plan_folder
 from searchlab.data.medmnist_source import default_root, load_medmnist
-from searchlab.data.types import ImageDataset, ImageSplit, TaskKind
+from searchlab.data.types import ImageDataset, ImageSplit, SplitPlan, TaskKind
 from searchlab.errors import DataError
 
 __all__ = ["ImageDataset", "ImageSplit", "TaskKind", "clear_cache", "data_fingerprint", "describe_data",
@@ -82,47 +82,48 @@ def load_dataset(cfg: DataConfig, splits: tuple[str, ...] = ("train", "val"), se
     return _load_cached(_resolved(cfg, base), check_splits(splits), seed)
 
 
-def data_fingerprint(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> dict | None:
-    """What a folder or CSV set holds per split (data/fingerprint.py), listed as `load_dataset` would split
-    it; None for MedMNIST. Raises DataError as loading would (a missing folder, a bad CSV row)."""
+def plan_files(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> SplitPlan | None:
+    """Which file goes to which split with which label, as `load_dataset` would split a folder or CSV set
+    (nothing decoded); None for MedMNIST. Raises DataError as loading would (a missing folder, a bad row)."""
     base = Path(base_dir) if base_dir is not None else None
     if isinstance(cfg, FolderData):
-        return fingerprint(plan_folder(cfg, int(seed), base))
+        return plan_folder(cfg, int(seed), base)
     if isinstance(cfg, CsvData):
-        return fingerprint(plan_csv(cfg, int(seed), base))
+        return plan_csv(cfg, int(seed), base)
     return None
+
+
+def data_fingerprint(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> dict | None:
+    """What a folder or CSV set holds per split (data/fingerprint.py); None for MedMNIST."""
+    plan = plan_files(cfg, seed, base_dir)
+    return None if plan is None else fingerprint(plan)
 
 
 def describe_data(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str:
     """One line on the data a run reads (a folder or CSV set: images per split and class, files left out)."""
-    base = Path(base_dir) if base_dir is not None else None
-    if isinstance(cfg, FolderData):
-        return "image folder " + describe_plan(plan_folder(cfg, int(seed), base))
-    if isinstance(cfg, CsvData):
-        return "CSV " + describe_plan(plan_csv(cfg, int(seed), base))
-    return f"MedMNIST {cfg.name} at {cfg.size} px, from {default_root(base, cfg.root)}"
+    if isinstance(cfg, MedMNISTData):
+        root = default_root(Path(base_dir) if base_dir is not None else None, cfg.root)
+        return f"MedMNIST {cfg.name} at {cfg.size} px, from {root}"
+    plan = plan_files(cfg, seed, base_dir)
+    assert plan is not None   # a folder or CSV set
+    return ("image folder " if isinstance(cfg, FolderData) else "CSV ") + describe_plan(plan)
 
 
 def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str | None:
     """A warning about how a folder or CSV set's training images will be decoded (e.g. 12-bit data read as
     16-bit), judged from their raw values when a run starts, whatever the image cache holds."""
-    if not isinstance(cfg, (FolderData, CsvData)):
+    if isinstance(cfg, MedMNISTData):
         return None
-    base = Path(base_dir) if base_dir is not None else None
-    plan = plan_folder(cfg, int(seed), base) if isinstance(cfg, FolderData) else plan_csv(cfg, int(seed), base)
-    return bit_depth_advice(plan.files.get("train", []), cfg.bit_depth)
+    plan = plan_files(cfg, seed, base_dir)
+    return bit_depth_advice(plan.files.get("train", []) if plan else [], cfg.bit_depth)
 
 
 def check_test_images(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> None:
     """The test split is decoded only at export; a broken file found then could not be removed (that would
     move the splits). So each test file's integrity is checked when a run starts (Pillow's verify: read,
     not decoded into pixels, never used by the search)."""
-    base = Path(base_dir) if base_dir is not None else None
-    if isinstance(cfg, FolderData):
-        plan = plan_folder(cfg, int(seed), base)
-    elif isinstance(cfg, CsvData):
-        plan = plan_csv(cfg, int(seed), base)
-    else:
+    plan = plan_files(cfg, seed, base_dir)
+    if plan is None:
         return
     files = plan.files.get("test", [])
     with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
