@@ -126,100 +126,6 @@ def test_resuming_on_another_objective_or_other_data_is_refused_but_data_may_mov
     assert states(resumed) == {"COMPLETE": 3}
 
 
-def test_resuming_on_a_changed_image_folder_is_refused_saying_what_changed_but_a_moved_copy_resumes(
-        write_study, tmp_path):
-    """The splits are drawn from the file list: added or relabelled files move images between splits."""
-    from test_data import class_folder, png
-
-    first = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
-    path = callable_study(write_study, n=2, extra=f"data: {{source: folder, path: '{first}', image_size: 8}}\n")
-    run_study(load_study(path), progress=False)
-    moved = tmp_path / "renamed"
-    shutil.move(first, moved)                                       # the same files elsewhere: the same data
-    resumed = run_study(load_study(path, {"budget.n_trials": 3, "data.path": str(moved)}), progress=False).study
-    assert states(resumed) == {"COMPLETE": 3}
-    png(moved / "a" / "new.png")                                    # one image more: the splits move
-    with pytest.raises(ConfigError) as info:
-        run_study(load_study(path, {"budget.n_trials": 4, "data.path": str(moved)}), progress=False)
-    message = str(info.value)
-    assert info.value.key == "data.path" and "train: 12 files then, 13 now (a 6 -> 7); val: as many files per class, but other files or labels" in message
-    assert "test split would hold images that trials trained on" in message and "new name" in message
-    (moved / "a" / "new.png").unlink()
-    (moved / "a" / "000.png").rename(moved / "b" / "000.png")         # relabelled: as many files, other classes
-    with pytest.raises(ConfigError, match=r"train: 12 files then, \d+ now \(a 6 -> 5"):
-        run_study(load_study(path, {"budget.n_trials": 4, "data.path": str(moved)}), progress=False)
-    assert states(optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")) == \
-        {"COMPLETE": 3}                                             # refused before any trial ran
-
-
-def test_export_refuses_a_data_set_whose_files_changed_since_the_search(write_study, tmp_path):
-    from searchlab.errors import ExportError
-    from searchlab.export.exporter import export_run
-    from test_data import class_folder, png
-
-    folder = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
-    study = write_study(TINY_CLASSIFY + f"data: {{source: folder, path: '{folder}', image_size: 8, channels: 3}}\n")
-    run_study(load_study(study, {"budget.n_trials": 1, "budget.epochs": 1}), progress=False)
-    png(folder / "b" / "extra.png")
-    with pytest.raises(ExportError, match=r"other files than when the trials ran \(.*files then.*the test split "
-                                          r"would hold images that trials trained on"):
-        export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
-    (folder / "b" / "extra.png").unlink()
-    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
-    assert config["test_size"] == 2 and "data_replaced_since_search" not in config
-    # A test image replaced in place (a broken one fixed): the splits did not move, export goes on and says so
-    from searchlab.config.schema import FolderData
-    from searchlab.data import clear_cache, load_dataset
-
-    files = load_dataset(FolderData(source="folder", path=folder, image_size=8, channels=3),
-                         splits=("train", "test")).extra["files"]
-    png(Path(files["test"][0]), color=(1, 2, 3), size=(40, 31))
-    clear_cache()
-    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
-    assert config["data_replaced_since_search"] == "test: the same files, but some replaced in place (other contents)"
-    run_study(load_study(study, {"budget.n_trials": 2, "budget.epochs": 1}), progress=False)   # resume: allowed
-    png(Path(files["train"][0]), color=(1, 2, 3), size=(40, 31))                              # a training image
-    with pytest.raises(ConfigError, match=r"trials scored on other images than data.path holds now \(train: the "
-                                          r"same files, but some replaced in place"):
-        run_study(load_study(study, {"budget.n_trials": 3, "budget.epochs": 1}), progress=False)
-
-
-def test_a_broken_test_image_stops_the_run_before_any_trial_not_the_export_after_it(write_study, tmp_path):
-    from searchlab.config.schema import FolderData
-    from searchlab.data import load_dataset
-    from searchlab.errors import DataError
-    from test_data import class_folder
-
-    folder = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
-    test_file = Path(load_dataset(FolderData(source="folder", path=folder), splits=("test",)).extra["files"]["test"][0])
-    test_file.write_bytes(test_file.read_bytes()[:40])               # truncated: the search itself never reads it
-    study = write_study(TINY_CLASSIFY + f"data: {{source: folder, path: '{folder}', image_size: 8}}\n")
-    with pytest.raises(DataError, match=rf"(?s)1 of 2 test image files \(read only at export\) cannot be read:\n  "
-                                        rf"{test_file}: cannot read image .*Fix: replace or remove them before"):
-        run_study(load_study(study), progress=False)
-    assert not (tmp_path / "run" / "study.db").exists()
-
-
-def test_export_through_the_study_file_reads_a_moved_data_folder_from_its_edited_path(write_study, tmp_path):
-    from searchlab.errors import ExportError
-    from searchlab.export.exporter import export_run
-    from test_data import class_folder
-
-    folder = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
-    study = write_study(TINY_CLASSIFY + f"data: {{source: folder, path: '{folder}', image_size: 8}}\n")
-    run_study(load_study(study, {"budget.n_trials": 1, "budget.epochs": 1}), progress=False)
-    shutil.move(folder, tmp_path / "moved")
-    with pytest.raises(ExportError, match=r"data folder not found .*If the data set moved: edit data.path in the "
-                                          r"study file and give the study file"):
-        export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
-    text = study.read_text()
-    study.write_text(text.replace(str(folder), str(tmp_path / "moved")))
-    assert export_run(study, tmp_path / "best", bootstrap=10)["test_size"] == 2
-    study.write_text(text.replace(str(folder), str(tmp_path / "moved")).replace("image_size: 8", "image_size: 16"))
-    with pytest.raises(DataError, match="data folder not found"):   # other data than the trials': not read
-        export_run(study, tmp_path / "best2", bootstrap=10)
-
-
 def test_classify_trials_do_not_sample_settings_that_have_no_effect(write_study):
     """SGD's momentum is drawn only for SGD trials; the trial's config holds only what it used."""
     text = TINY_CLASSIFY.replace("optim: {lr: {float: [1.0e-3, 1.0e-2], log: true}}",
@@ -371,26 +277,6 @@ def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_st
     err = capsys.readouterr().err
     assert "export skipped: cannot open storage" in err and f"searchlab export {tmp_path / 'run'}" in err
     assert len(optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials) == 2
-
-
-def test_run_says_where_it_stores_whether_it_resumes_and_what_the_folder_holds(write_study, tmp_path, capsys):
-    from searchlab.cli import main
-    from test_data import class_folder
-
-    folder = class_folder(tmp_path / "imgs", {"a": 12, "b": 7})
-    (folder / "a" / "scan.dcm").write_bytes(b"DICM")
-    path = callable_study(write_study, n=1, extra=f"data: {{source: folder, path: '{folder}', image_size: 8}}\n")
-    assert main(["run", str(path), "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    assert f"run:  {tmp_path / 'run'} (new)\n" in out
-    assert (f"data: image folder {folder}: train 13 (a 8, b 5); val 3 (a 2, b 1); test 3 (a 2, b 1); left out 1 "
-            "files that are not images (.dcm 1); DICOM is not read: convert it") in out
-    assert main(["run", str(path), "--no-progress", "--set", "budget.n_trials=2"]) == 0
-    out = capsys.readouterr().out
-    assert f"run:  {tmp_path / 'run'} (resuming the trials stored there)\n" in out and "nothing ran" not in out
-    assert main(["run", str(path), "--no-progress", "--set", "budget.n_trials=2"]) == 0
-    assert "nothing ran: the stored trials already reach budget.n_trials=2. To search on, raise it (e.g. --set " \
-           "budget.n_trials=4)" in capsys.readouterr().out
 
 
 def test_a_searched_architecture_is_shown_as_its_string_not_as_tens_of_parameters():

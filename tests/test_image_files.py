@@ -1,0 +1,217 @@
+"""Image files as data: the decoded-image cache and its limit, 12-bit values in 16-bit files, patient
+sub-folders kept in one split (small generated PNGs)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from searchlab.config.schema import FolderData
+from searchlab.data import clear_cache, load_dataset
+from searchlab.errors import DataError
+from test_data import COLORS, _fresh_cache, class_folder, png  # noqa: F401  (_fresh_cache: autouse fixture)
+
+
+# ---------------------------------------------------------------- the decoded-image cache
+def _cached_folder(tmp_path):
+    root = class_folder(tmp_path / "imgs", {"a": 6, "b": 6})
+    return root, FolderData(source="folder", path=root, image_size=8, channels=3, val_fraction=0.25,
+                            test_fraction=0.25)
+
+
+def _no_decoding(monkeypatch):
+    import searchlab.data.common as common
+
+    def refuse(*args):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(common, "read_image", refuse)
+
+
+def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(tmp_path / "cache"))
+    root, cfg = _cached_folder(tmp_path)
+    first = load_dataset(cfg, splits=("train", "val"))
+    assert len(list((tmp_path / "cache" / "images").glob("*.npy"))) == 2          # one per split read
+    clear_cache()
+    with monkeypatch.context() as patch:
+        _no_decoding(patch)
+        again = load_dataset(cfg, splits=("train", "val"))
+    for split in ("train", "val"):
+        assert torch.equal(first.splits[split].images, again.splits[split].images)
+        assert torch.equal(first.splits[split].labels, again.splits[split].labels)
+
+
+def test_a_changed_file_or_setting_is_decoded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(tmp_path / "cache"))
+    root, cfg = _cached_folder(tmp_path)
+    before = load_dataset(cfg, splits=("train",)).splits["train"]
+    changed = before.images[0, 0, 0, 0].item() != 7
+    target = load_dataset(cfg, splits=("train",)).extra["files"]["train"][0]
+    Image.new("RGB", (40, 30), (7, 7, 7)).save(target)
+    os.utime(target, ns=(1, 1))   # a new size and modification time, whatever the clock's resolution
+    clear_cache()
+    after = load_dataset(cfg, splits=("train",)).splits["train"]
+    assert changed and after.images[0, 0, 0, 0].item() == 7 and torch.equal(after.images[1:], before.images[1:])
+    clear_cache()
+    padded = load_dataset(cfg.model_copy(update={"fit": "pad"}), splits=("train",)).splits["train"]
+    assert (padded.images[:, :, 0] == 0).all()                                     # 40x30 padded: black top row
+
+
+def test_a_broken_or_unwritable_cache_only_costs_decoding(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(tmp_path / "cache"))
+    root, cfg = _cached_folder(tmp_path)
+    good = load_dataset(cfg, splits=("train",)).splits["train"].images
+    for entry in (tmp_path / "cache" / "images").glob("*.npy"):
+        entry.write_bytes(b"not an array")
+    clear_cache()
+    assert torch.equal(load_dataset(cfg, splits=("train",)).splits["train"].images, good)
+    clear_cache()
+    with monkeypatch.context() as patch:   # and the broken entry was replaced by a good one
+        _no_decoding(patch)
+        assert torch.equal(load_dataset(cfg, splits=("train",)).splits["train"].images, good)
+    (tmp_path / "file").write_text("x")
+    for setting in (str(tmp_path / "file"), "off"):   # a cache folder that cannot exist; caching off
+        monkeypatch.setenv("SEARCHLAB_CACHE", setting)
+        clear_cache()
+        assert torch.equal(load_dataset(cfg, splits=("train",)).splits["train"].images, good)
+    assert not (tmp_path / "off").exists()
+
+
+def _entries(cache: Path) -> set[str]:
+    return {path.name for path in (cache / "images").glob("*.npy")}
+
+
+def test_the_cache_is_held_under_its_limit_least_recently_used_first(tmp_path, monkeypatch):
+    """Editing a data set leaves its old entries behind: without a limit the folder only grows."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
+    configs = []
+    for name, counts in (("one", {"a": 4, "b": 4}), ("two", {"a": 5, "b": 4}), ("three", {"a": 4, "b": 5})):
+        root = class_folder(tmp_path / name, counts)
+        configs.append(FolderData(source="folder", path=root, image_size=8, channels=3, val_fraction=0.25))
+    one, two, three = configs
+    read = {}
+    for name, cfg in (("one", one), ("two", two)):
+        clear_cache()
+        before = _entries(cache)
+        load_dataset(cfg, splits=("train",))
+        (read[name],) = _entries(cache) - before
+    for offset, name in enumerate(("one", "two")):   # one written first, then two: clear-cut, whatever the clock
+        os.utime(cache / "images" / read[name], ns=(10**9 * (1 + offset),) * 2)
+    sizes = {name: (cache / "images" / entry).stat().st_size for name, entry in read.items()}
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", f"{sizes['one'] + sizes['two'] + 10}B")   # two fit, not three
+    clear_cache()
+    load_dataset(one, splits=("train",))           # a read: `one` becomes the most recently used
+    clear_cache()
+    load_dataset(three, splits=("train",))         # a third entry: the least recently used (two) goes
+    assert read["one"] in _entries(cache) and read["two"] not in _entries(cache) and len(_entries(cache)) == 2
+    clear_cache()
+    with monkeypatch.context() as patch:           # and `one` is still read from the cache
+        _no_decoding(patch)
+        load_dataset(one, splits=("train",))
+
+
+def test_a_split_bigger_than_the_limit_is_not_stored_and_a_bad_limit_is_named(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
+    root, cfg = _cached_folder(tmp_path)
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", "100B")
+    images = load_dataset(cfg, splits=("train",)).splits["train"].images
+    assert 100 < images.numel() < 1536 and _entries(cache) == set()   # stored, it would fit in 1.5KiB
+    (cache / "images").mkdir(parents=True, exist_ok=True)
+    (cache / "images" / "killed-writer.tmp").write_bytes(b"x")
+    os.utime(cache / "images" / "killed-writer.tmp", ns=(1, 1))
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", "1.5KiB")
+    clear_cache()
+    load_dataset(cfg, splits=("train",))
+    assert len(_entries(cache)) == 1 and not (cache / "images" / "killed-writer.tmp").exists()
+    for bad in ("20 gigs", "-1GB", "GB"):
+        monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", bad)
+        clear_cache()
+        with pytest.raises(DataError, match=rf"SEARCHLAB_CACHE_LIMIT: must be a size .*got '{bad}'.*Fix: "):
+            load_dataset(cfg, splits=("train",))
+
+
+def test_searchlab_cache_shows_and_clears_the_cache(tmp_path, monkeypatch, capsys):
+    from searchlab.cli import main
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", "2GB")
+    root, cfg = _cached_folder(tmp_path)
+    load_dataset(cfg, splits=("train", "val"))
+    size = sum(path.stat().st_size for path in (cache / "images").glob("*.npy"))
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out == (f"image cache: {cache / 'images'}\n2 entries, {size / 1000:.1f} KB of the "
+                                       "2.0 GB limit (SEARCHLAB_CACHE_LIMIT; default 20GB)\n")
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out == f"image cache: {cache / 'images'}\nremoved 2 entries, {size / 1000:.1f} KB\n"
+    assert _entries(cache) == set()
+    monkeypatch.setenv("SEARCHLAB_CACHE", "off")
+    assert main(["cache", "--clear"]) == 0 and "off" in capsys.readouterr().out
+
+
+def test_run_refuses_a_bad_cache_limit_before_any_trial(write_study, tmp_path, monkeypatch, capsys):
+    from searchlab.cli import main
+
+    study = write_study("name: tiny\nspace: {model: {kind: cnn, depth: 1, width: {choice: [4, 8]}}}\n"
+                        "budget: {n_trials: 1, epochs: 1}\n")
+    monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", "lots")
+    assert main(["run", str(study), "--no-progress"]) == 2
+    assert "SEARCHLAB_CACHE_LIMIT: must be a size" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_twelve_bit_values_in_16_bit_files_span_the_range_with_bit_depth_and_are_warned_of_without(tmp_path):
+    """X-ray/CT exports often hold 12-bit values in 16-bit PNGs: scaled from 65535 they come out nearly black."""
+    from searchlab.data import data_advice
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        for i in range(6):
+            pixels = rng.integers(160, 4096, size=(12, 12)).astype(np.uint16)
+            (tmp_path / "x" / cls).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(tmp_path / "x" / cls / f"{i}.png")
+    cfg = FolderData(source="folder", path=tmp_path / "x", image_size=12, val_fraction=0.2, test_fraction=0.2)
+    assert load_dataset(cfg).splits["train"].images.max() <= 16
+    advice = data_advice(cfg)
+    assert advice.startswith("8 of 8 sampled images are 16-bit files whose values stay below 4096") and \
+        advice.endswith("Fix: set data.bit_depth to the bits the values use (12 for most X-ray/CT exports)")
+    clear_cache()
+    twelve = cfg.model_copy(update={"bit_depth": 12})
+    bright = load_dataset(twelve).splits["train"].images
+    assert bright.max() >= 250 and bright.min() <= 12 and data_advice(twelve) is None
+    assert data_advice(cfg.model_copy(update={"bit_depth": 10})).startswith("values up to 409")   # clipping
+
+
+def test_images_in_patient_sub_folders_are_read_and_each_patient_stays_in_one_split(tmp_path):
+    """Class folders holding one sub-folder per patient (the usual clinical export): every image is read, and
+    a patient's images never sit in both training and test (that would leak the patient)."""
+    for cls in ("a", "b"):
+        for patient in range(7):
+            for i in range(3):
+                png(tmp_path / "set" / cls / f"p{patient}" / f"{i}.png", COLORS[cls])
+        png(tmp_path / "set" / cls / "loose.png", COLORS[cls])
+    cfg = FolderData(source="folder", path=tmp_path / "set", image_size=8, channels=3, val_fraction=0.15,
+                     test_fraction=0.15)
+    files = load_dataset(cfg, splits=("train", "val", "test")).extra["files"]
+    assert sum(len(f) for f in files.values()) == 2 * (7 * 3 + 1)
+    where = {}
+    for split, paths in files.items():
+        for path in paths:
+            patient = Path(path).parent if Path(path).parent.name.startswith("p") else Path(path)
+            where.setdefault(patient, set()).add(split)
+    assert all(len(splits) == 1 for splits in where.values())
+    for split, paths in files.items():                                   # every split has both classes
+        assert {Path(p).relative_to(tmp_path / "set").parts[0] for p in paths} == {"a", "b"}, split
+    from searchlab.data.common import stratified_split
+
+    labels = [0] * 12 + [1] * 9                                          # one image per group: the split as before
+    plain = stratified_split(labels, {"val": 0.2, "test": 0.2}, 3, "x")
+    grouped = stratified_split(labels, {"val": 0.2, "test": 0.2}, 3, "x", groups=[str(i) for i in range(21)])
+    assert all(np.array_equal(plain[k], grouped[k]) for k in plain)
