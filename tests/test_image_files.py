@@ -156,6 +156,17 @@ def test_searchlab_cache_shows_and_clears_the_cache(tmp_path, monkeypatch, capsy
     assert main(["cache", "--clear"]) == 0 and "off" in capsys.readouterr().out
 
 
+def test_searchlab_cache_answers_without_importing_torch(tmp_path):
+    """It only lists files: importing torch and every loader first made it take ~5 s."""
+    import subprocess
+    import sys
+
+    probe = "import sys; from searchlab.cli import main; main(['cache']); print('torch' in sys.modules)"
+    env = dict(os.environ, SEARCHLAB_CACHE=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "False", out
+
+
 def test_run_refuses_a_bad_cache_limit_before_any_trial(write_study, tmp_path, monkeypatch, capsys):
     from searchlab.cli import main
 

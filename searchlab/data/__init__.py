@@ -1,148 +1,26 @@
-"""Data loaders: turn a data config into an in-memory ImageDataset holding only the splits asked for.
+"""Data loaders: turn a data config into an in-memory ImageDataset holding only the splits asked for
+(searchlab/data/loading.py).
 
-Trial workers call `load_dataset` once per trial, so results are cached per process. Treat the returned
-tensors as read-only: they are shared by every caller with the same arguments.
+Names are imported on first use (PEP 562), so a light module of this package (the image cache behind
+`searchlab cache`, which only lists files) does not import torch and every loader first.
 """
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
+if TYPE_CHECKING:
+    from searchlab.data.loading import (check_test_images, clear_cache, data_advice, data_fingerprint,
+                                        describe_data, load_dataset, plan_files, with_positive_class)
+    from searchlab.data.types import ImageDataset, ImageSplit, TaskKind
 
-from searchlab.config.schema import CsvData, FolderData, MedMNISTData
-from searchlab.data.common import (UnreadableImages, bit_depth_advice, check_splits, decode_threads, one_line,
-                                   resolve_path)
-from searchlab.data.csv_source import load_csv, plan_csv
-from searchlab.data.fingerprint import describe_plan, fingerprint
-from searchlab.data.folder_source import load_folder, plan_folder
-from searchlab.data.medmnist_source import default_root, load_medmnist
-from searchlab.data.types import ImageDataset, ImageSplit, SplitPlan, TaskKind
-from searchlab.errors import DataError
-
-__all__ = ["ImageDataset", "ImageSplit", "TaskKind", "clear_cache", "data_fingerprint", "describe_data",
-           "load_dataset"]
-
-DataConfig = MedMNISTData | FolderData | CsvData
+__all__ = ["ImageDataset", "ImageSplit", "TaskKind", "check_test_images", "clear_cache", "data_advice",
+           "data_fingerprint", "describe_data", "load_dataset", "plan_files", "with_positive_class"]
+_TYPES = {"ImageDataset", "ImageSplit", "TaskKind"}   # the rest live in loading.py
 
 
-def _resolved(cfg: DataConfig, base_dir: Path | None) -> DataConfig:
-    """Make every path absolute (and pin the medmnist root, which may come from $SEARCHLAB_DATA).
-
-    Done before the cache lookup so the cache key is the data actually read: a changed environment
-    variable or working directory cannot return a stale data set.
-    """
-    if isinstance(cfg, MedMNISTData):
-        return cfg.model_copy(update={"root": default_root(base_dir, cfg.root).absolute()})
-    return cfg.model_copy(update={"path": resolve_path(cfg.path, base_dir).absolute()})
-
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(cfg: DataConfig, splits: tuple[str, ...], seed: int) -> ImageDataset:
-    if isinstance(cfg, MedMNISTData):
-        data = load_medmnist(cfg, splits)
-    elif isinstance(cfg, FolderData):
-        data = load_folder(cfg, splits, seed)
-    elif isinstance(cfg, CsvData):
-        data = load_csv(cfg, splits, seed)
-    else:
-        raise TypeError(f"unsupported data config {type(cfg).__name__}")
-    return data if cfg.positive_class is None else with_positive_class(data, cfg.positive_class)
-
-
-def with_positive_class(data: ImageDataset, positive: str | int) -> ImageDataset:
-    """A two-class set with `positive` as class 1 (what sensitivity and a binary model's probability are
-    about): labels flipped and names swapped when it was class 0."""
-    names = data.class_names
-    if data.kind != "binary":
-        raise DataError(f"data.positive_class: only two-class sets have a positive class; this one is {data.kind} "
-                        f"({', '.join(names)}) (got {positive!r}). Fix: remove data.positive_class")
-    index = positive if isinstance(positive, int) else (names.index(positive) if positive in names else None)
-    if index not in (0, 1):
-        raise DataError(f"data.positive_class: not a class of this data set, whose classes are {list(names)} (or "
-                        f"their index 0, 1) (got {positive!r}). Fix: name one of them")
-    if index == 1:
-        return data
-    flipped = {name: ImageSplit(images=split.images, labels=1 - split.labels) for name, split in data.splits.items()}
-    return replace(data, splits=flipped, class_names=(names[1], names[0]))
-
-
-def load_dataset(cfg: DataConfig, splits: tuple[str, ...] = ("train", "val"), seed: int = 0,
-                 base_dir: Path | None = None) -> ImageDataset:
-    """Load `splits` of the data set `cfg` describes (dispatching on cfg.source).
-
-    seed drives the stratified split of folders/CSVs without explicit splits; base_dir (the study file's
-    folder) anchors relative paths. The test split is read only when it is in `splits`.
-    Raises DataError for anything the user can fix (missing/corrupt files, bad labels, too few images).
-    """
-    base = Path(base_dir) if base_dir is not None else None
-    seed = 0 if isinstance(cfg, MedMNISTData) else int(seed)   # fixed official splits: one cache entry
-    return _load_cached(_resolved(cfg, base), check_splits(splits), seed)
-
-
-def plan_files(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> SplitPlan | None:
-    """Which file goes to which split with which label, as `load_dataset` would split a folder or CSV set
-    (nothing decoded); None for MedMNIST. Raises DataError as loading would (a missing folder, a bad row)."""
-    base = Path(base_dir) if base_dir is not None else None
-    if isinstance(cfg, FolderData):
-        return plan_folder(cfg, int(seed), base)
-    if isinstance(cfg, CsvData):
-        return plan_csv(cfg, int(seed), base)
-    return None
-
-
-def data_fingerprint(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> dict | None:
-    """What a folder or CSV set holds per split (data/fingerprint.py); None for MedMNIST."""
-    plan = plan_files(cfg, seed, base_dir)
-    return None if plan is None else fingerprint(plan)
-
-
-def describe_data(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str:
-    """One line on the data a run reads (a folder or CSV set: images per split and class, files left out)."""
-    if isinstance(cfg, MedMNISTData):
-        root = default_root(Path(base_dir) if base_dir is not None else None, cfg.root)
-        return f"MedMNIST {cfg.name} at {cfg.size} px, from {root}"
-    plan = plan_files(cfg, seed, base_dir)
-    assert plan is not None   # a folder or CSV set
-    return ("image folder " if isinstance(cfg, FolderData) else "CSV ") + describe_plan(plan)
-
-
-def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str | None:
-    """A warning about how a folder or CSV set's training images will be decoded (e.g. 12-bit data read as
-    16-bit), judged from their raw values when a run starts, whatever the image cache holds."""
-    if isinstance(cfg, MedMNISTData):
-        return None
-    plan = plan_files(cfg, seed, base_dir)
-    return bit_depth_advice(plan.files.get("train", []) if plan else [], cfg.bit_depth)
-
-
-def check_test_images(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> None:
-    """The test split is decoded only at export; a broken file found then could not be removed (that would
-    move the splits). So each test file's integrity is checked when a run starts (Pillow's verify: read,
-    not decoded into pixels, never used by the search)."""
-    plan = plan_files(cfg, seed, base_dir)
-    if plan is None:
-        return
-    files = plan.files.get("test", [])
-    with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
-        problems = [e for e in pool.map(_verify, files) if e is not None]
-    if problems:
-        raise UnreadableImages(problems, len(files), what="test image files (read only at export)",
-                               fix="replace or remove them before searching: once trials have run, removing "
-                                   "files moves the splits and is refused")
-
-
-def _verify(path: Path) -> DataError | None:
-    try:
-        with Image.open(path) as img:
-            img.verify()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        return DataError(f"{path}: cannot read image ({one_line(exc)})")
-    return None
-
-
-def clear_cache() -> None:
-    """Forget cached data sets (tests, or a long-lived process whose files changed)."""
-    _load_cached.cache_clear()
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = "types" if name in _TYPES else "loading"
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

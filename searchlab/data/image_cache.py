@@ -28,11 +28,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from searchlab.data.types import Decoding
 from searchlab.errors import DataError
+
+if TYPE_CHECKING:   # types.py imports torch; `searchlab cache` needs neither
+    from searchlab.data.types import Decoding
 
 CACHE_ENV = "SEARCHLAB_CACHE"
 LIMIT_ENV = "SEARCHLAB_CACHE_LIMIT"

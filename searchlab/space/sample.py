@@ -46,9 +46,14 @@ def _sample_node(trial: BaseTrial, node: Node) -> Any:
     if isinstance(node, FixedParam):
         return node.value
     if isinstance(node, Branch):
-        label = trial.suggest_categorical(node.name, node.labels) if len(node.labels) > 1 else node.labels[0]
+        label = _draw_label(trial, node)
         return {node.key: label, **_sample_group(trial, node.option(label))}
     return _sample_group(trial, node)
+
+
+def _draw_label(trial: BaseTrial, branch: Branch) -> Any:
+    """The branch taken: asked of the trial only when there is a choice (one option is not a parameter)."""
+    return trial.suggest_categorical(branch.name, branch.labels) if len(branch.labels) > 1 else branch.labels[0]
 
 
 def searchable_params(space: Group) -> Iterator[tuple[Searchable, dict[str, Any]]]:
@@ -143,7 +148,7 @@ class _DefineByRun:
         elif isinstance(node, FixedParam):
             parent[key] = node.value
         elif isinstance(node, Branch):
-            label = self.trial.suggest_categorical(node.name, node.labels) if len(node.labels) > 1 else node.labels[0]
+            label = _draw_label(self.trial, node)
             parent[key] = {node.key: label}
             self._enqueue(path, node.option(label), parent[key])
         else:
