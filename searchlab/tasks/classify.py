@@ -25,13 +25,15 @@ from searchlab.data import check_test_images, data_advice, load_dataset
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError, DataError, RegistryError
+from searchlab.imbalance import choose_threshold
 from searchlab.metrics import compute_metrics, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.classify_usage import classify_setting_used
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
-from searchlab.tasks.crossval import CVResult, cross_validate, cv_splits, progress_steps, repeated_splits
+from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, progress_steps,
+                                      repeated_splits)
 from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
@@ -204,9 +206,11 @@ def _select_by_repeats(data: ImageDataset, batches: Batches, model_spec: dict[st
     k, repeats = spec.train.cv_folds, spec.train.repeats
     splits = cv_splits(data, k, ctx.study.config.seed, repeats) if k else repeated_splits(batches, repeats)
     runs = (k or 1) * repeats
+    thresholds = CrossFoldThresholds(lambda y, p: choose_threshold(spec.imbalance, data.kind, y, p), data.kind,
+                                     len(data.class_names)) if k else None
     cv = cross_validate(splits, ctx.seed, select[0], fit_run, ctx.report, ctx.out_of_time,
                         step_of=progress_steps(runs, ctx.study.config.budget.epochs),
-                        keep_models=spec.train.cv_model == "bag")
+                        keep_models=spec.train.cv_model == "bag", thresholds=thresholds)
     ctx.record(**{"cv_folds" if k else "repeats": cv.folds})
     if cv.cut_short or len(cv.folds) < runs:
         _stop_as_cut_short(ctx, cv, runs, epochs)
