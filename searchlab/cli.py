@@ -253,6 +253,13 @@ def warn_about_export(config: dict[str, Any]) -> None:
         print(f"note: images were replaced in place since the search ({config['data_replaced_since_search']}); "
               "the splits did not move, and the test metrics are of the images as they are now", file=sys.stderr)
     _warn_if_one_class(config)
+    _warn_if_a_label_is_always_on(config)
+    below = config.get("ensemble_below_member")
+    if below:
+        print(f"warning: on the {below['split']} predictions this ensemble's {below['metric']} "
+              f"({below['ensemble']:.4f}) is worse than that of its member trial {below['member']} "
+              f"({below['member_value']:.4f}): a weaker member pulls the average down. Fix: --select greedy (keeps "
+              f"only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
 
 
 def _warn_if_one_class(config: dict[str, Any]) -> None:
@@ -267,6 +274,19 @@ def _warn_if_one_class(config: dict[str, Any]) -> None:
               f"'{label}' (sensitivity {val['sensitivity']:.0f}, specificity {val['specificity']:.0f}). Fix: "
               "train longer (budget.epochs), or let the search pick the threshold (imbalance.threshold: youden) "
               "and handle the imbalance (imbalance.loss: weighted_ce)", file=sys.stderr)
+
+
+def _warn_if_a_label_is_always_on(config: dict[str, Any]) -> None:
+    """A multi-label threshold of 0 (F1's choice for a label the model cannot separate) flags every image."""
+    if config["task"] != "multilabel":
+        return
+    names, chosen = config["class_names"], config["threshold"]
+    thresholds = chosen if isinstance(chosen, list) else [chosen] * len(names)
+    always = [name for name, t in zip(names, thresholds) if t <= 0.0]
+    if always:
+        print(f"warning: the threshold chosen on validation for label(s) {', '.join(map(repr, always))} is 0: the "
+              "model flags every image with them, as it does not tell them apart there. Fix: more images of "
+              "those labels, longer training, or imbalance.threshold: youden", file=sys.stderr)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

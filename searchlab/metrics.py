@@ -39,7 +39,8 @@ def _info(name: str, description: str, kinds: frozenset[str] = KINDS,
 
 _BINARY = frozenset({"binary"})
 
-# The scalar metrics an objective may name. Per-class F1 ("f1_class_<i>") is open-ended and handled by pattern.
+# The scalar metrics an objective may name. Per-class F1 and AUC ("f1_class_<i>", "auc_class_<i>") are
+# open-ended and handled by pattern.
 METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     _info("accuracy", "fraction of samples predicted correctly; multilabel: exact-match (subset) accuracy"),
     _info("balanced_accuracy", "mean recall over the classes present; multilabel: mean over labels of (TPR+TNR)/2"),
@@ -53,21 +54,29 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     _info("hamming_loss", "fraction of wrong label assignments", frozenset({"multilabel"}), "minimize"),
 )}
 
-_PER_CLASS = re.compile(r"f1_class_(\d+)")
+_PER_CLASS = re.compile(r"(f1|auc)_class_(\d+)")
+_NOT_BINARY = frozenset({"multiclass", "multilabel"})   # binary has its one AUC only
 
 
-def metric_info(name: str, kind: TaskKind | None = None) -> MetricInfo:
-    """Look up a metric by name; with `kind`, also check it is defined for that task kind."""
-    if _PER_CLASS.fullmatch(name):
-        info = _info(name, f"F1 of class (multilabel: label) {name.rsplit('_', 1)[1]}")
+def metric_info(name: str, kind: TaskKind | None = None, n_classes: int | None = None) -> MetricInfo:
+    """Look up a metric by name; with `kind`, also check it is defined for that task kind, and with
+    `n_classes` that a per-class metric's index names a class (label) the task has."""
+    per_class = _PER_CLASS.fullmatch(name)
+    if per_class and per_class[1] == "f1":
+        info = _info(name, f"F1 of class (multilabel: label) {per_class[2]}")
+    elif per_class:
+        info = _info(name, f"one-vs-rest ROC AUC of class (multilabel: label) {per_class[2]}", _NOT_BINARY)
     elif name in METRICS:
         info = METRICS[name]
     else:
-        valid = ", ".join(sorted([*METRICS, "f1_class_<i>"]))
+        valid = ", ".join(sorted([*METRICS, "f1_class_<i>", "auc_class_<i>"]))
         raise RegistryError(f"unknown metric {name!r}; valid: {valid}")
     if kind is not None and kind not in info.kinds:
         raise RegistryError(f"metric {name!r} is defined only for {', '.join(sorted(info.kinds))} tasks, "
                             f"not {kind}")
+    if per_class and n_classes is not None and int(per_class[2]) >= n_classes:
+        raise RegistryError(f"metric {name!r} names class (label) {per_class[2]}, but the task has {n_classes}, "
+                            f"numbered 0 to {n_classes - 1}")
     return info
 
 
@@ -224,12 +233,14 @@ def _resampled(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, ki
         out["accuracy"] = lambda: (w @ exact) / n
         out["balanced_accuracy"] = lambda: np.nanmean(np.stack([tpr, tnr]), axis=0).mean(axis=1)
         out["hamming_loss"] = lambda: (fp + fn).sum(axis=1) / (n * n_classes)
-        out["auc"] = lambda: np.mean([_weighted_auc(w, truth[:, j], p[:, j]) for j in range(n_classes)], axis=0)
     else:
         out["accuracy"] = lambda: tp.sum(axis=1) / n
         out["balanced_accuracy"] = lambda: np.nanmean(tpr, axis=1)     # classes present in the resample only
-    if kind == "multiclass":
-        out["auc"] = lambda: np.mean([_weighted_auc(w, truth[:, k], p[:, k]) for k in range(n_classes)], axis=0)
+    if kind != "binary":   # one-vs-rest per class (label), and their macro mean
+        per_class_auc = {f"auc_class_{k}": (lambda k=k: _weighted_auc(w, truth[:, k], p[:, k]))
+                         for k in range(n_classes)}
+        out.update(per_class_auc)
+        out["auc"] = lambda: np.mean([auc() for auc in per_class_auc.values()], axis=0)
     if kind == "binary":
         y1 = y.astype(np.float64)
         out["auc"] = lambda: _weighted_auc(w, y1, p)
@@ -248,9 +259,7 @@ def bootstrap_ci(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classe
     """Percentile bootstrap CIs over samples; resamples where a metric is nan are skipped for that metric."""
     y, p = _check(y_true, probs, kind, n_classes)
     for name in names:
-        metric_info(name, kind)
-        if (m := _PER_CLASS.fullmatch(name)) and int(m.group(1)) >= n_classes:
-            raise RegistryError(f"metric {name!r}: class index must be < n_classes ({n_classes})")
+        metric_info(name, kind, n_classes)
     if not 0 < level < 1 or n_resamples < 1:
         raise ValueError(f"need 0 < level < 1 and n_resamples >= 1; got level={level}, n_resamples={n_resamples}")
     pred = predictions(p, kind, threshold)

@@ -43,12 +43,18 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     best = best_trials(ostudy)
     for trial in best[:3]:
         print(describe_trial(ostudy, trial))
+    if len(best) > 3:
+        ranked = "of the Pareto front" if len(ostudy.directions) > 1 else "completed"
+        print(f"(the best 3 of {len(best)} {ranked} shown; all: searchlab status {study.run_dir} --top {len(best)})")
     if not best and not result.interrupted:   # nothing to show but why, whether or not the progress bar said it
         print_failures(ostudy)
     print(f"storage:   {study.storage_url}")
     print(f"dashboard: optuna-dashboard {study.storage_url}   (or: searchlab dashboard {study.run_dir})")
     if exported is not None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
+    elif best and len(ostudy.directions) > 1:   # no single best: the user picks a trade-off from the front
+        print(f"export:    searchlab export {study.run_dir} --trial N --out {study.run_dir / 'best'}   (N: a trial "
+              f"of the Pareto front, e.g. {best[0].number})")
     elif best:
         print(f"export:    searchlab export {study.run_dir} --out {study.run_dir / 'best'}")
     elif result.interrupted:

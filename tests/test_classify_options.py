@@ -176,3 +176,12 @@ budget: {{n_trials: 1, epochs: 1}}
     assert saved["class_names"] == ["a", "b"] and saved["labels_are"].startswith("the true labels")
     assert saved["files"] == [str(tmp_path / f"img{i}.png") for i in range(75, 90)]   # which image each row is
     assert len(saved["probabilities"]) == len(saved["labels"]) == 15
+
+
+def test_a_per_class_objective_beyond_the_tasks_classes_is_refused_before_any_trial(write_study, tmp_path):
+    study = write_study(OPTIONS.replace("name: options", "name: options\nobjective: [auc, f1_class_2]"))
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(study), progress=False)
+    assert info.value.key == "objective" and "'f1_class_2' names class (label) 2, but the task has 2" in str(info.value)
+    assert "classes: 0 = malignant, 1 = normal, benign" in str(info.value)
+    assert not list((tmp_path / "run").glob("artifacts/*"))

@@ -49,6 +49,19 @@ def test_an_export_that_labels_every_validation_image_alike_is_warned_of(capsys)
     assert capsys.readouterr().err == ""
 
 
+def test_an_always_on_label_and_an_ensemble_below_a_member_are_warned_of(capsys):
+    from searchlab.cli import warn_about_export
+
+    config = {"task": "multilabel", "class_names": ["effusion", "nodule", "mass"], "threshold": [0.41, 0.0, 0.5]}
+    warn_about_export(config)
+    assert "for label(s) 'nodule' is 0: the model flags every image" in capsys.readouterr().err
+    below = {"metric": "auc", "split": "val", "ensemble": 0.871, "member": 7, "member_value": 0.902}
+    warn_about_export({**config, "threshold": [0.4, 0.3, 0.5], "ensemble_below_member": below})
+    err = capsys.readouterr().err
+    assert err.startswith("warning: on the val predictions this ensemble's auc (0.8710) is worse than that of its "
+                          "member trial 7 (0.9020)") and "--select greedy" in err and err.count("warning") == 1
+
+
 @pytest.mark.parametrize("value", ["space.optim.lr=[1", "x={float:[1e-3}", "x=*a", "x=!!python/object:os.system {}"])
 def test_a_set_value_that_is_not_yaml_is_one_line_and_exit_2(value, capsys):
     from searchlab.cli import main

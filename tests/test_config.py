@@ -115,6 +115,14 @@ def test_unknown_metric_lists_valid(write_study):
     assert "unknown metric 'acc'" in str(err) and "accuracy" in str(err) and "flops" in str(err)
 
 
+def test_an_objective_against_its_metrics_direction_is_refused(write_study):
+    err = error_of(write_study, MINIMAL + "objective: {metric: accuracy, direction: minimize}\n")
+    assert "metric 'accuracy' is better when higher, and this objective asks to minimize it" in str(err)
+    assert err.key.startswith("objective") and "drop direction" in str(err)
+    assert load_study(write_study(MINIMAL + "objective: {metric: accuracy, direction: maximize}\n")).objectives == \
+        (("accuracy", "maximize"),)
+
+
 def test_multi_objective_with_cost(write_study):
     study = load_study(write_study(MINIMAL + "objective: [auc, flops]\n"))
     assert study.objectives == (("auc", "maximize"), ("flops", "minimize"))
@@ -243,3 +251,14 @@ def test_a_test_fraction_beside_a_split_column_is_refused_not_ignored(write_stud
     err = error_of(write_study, f"name: s\ndata: {{source: csv, path: '{tmp_path / 'x.csv'}', split_column: split,\n"
                                 "  test_fraction: 0.2}\n", with_defaults=False)
     assert "data.test_fraction: not used with split_column" in str(err) and err.line == 3
+
+
+def test_an_unknown_data_source_names_the_key_and_the_kinds(write_study):
+    err = error_of(write_study, MINIMAL + "data: {source: CSV, path: x.csv}\n")
+    assert err.key == "data.source" and err.got == "CSV" and "'medmnist', 'folder', 'csv' (lower case)" in str(err)
+
+
+def test_one_label_column_may_be_written_without_a_list(tmp_path):
+    from searchlab.config.schema import CsvData
+
+    assert CsvData(source="csv", path=tmp_path / "t.csv", label_columns="diagnosis").label_columns == ("diagnosis",)

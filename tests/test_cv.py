@@ -243,3 +243,19 @@ def test_each_fold_is_scored_at_a_threshold_chosen_on_the_other_folds():
         expected = choose_threshold(youden, "binary", np.concatenate([y.numpy() for y, _ in others]),
                                     np.concatenate([p for _, p in others]))
         assert record["threshold"] == pytest.approx(expected)
+
+
+def test_more_folds_than_the_rarest_class_has_images_is_refused_before_any_trial(write_study, tmp_path):
+    from searchlab.errors import ConfigError
+    from test_data import class_folder
+
+    folder = class_folder(tmp_path / "imgs", {"a": 20, "b": 5})
+    study = write_study(TINY.replace("TRAIN", ", cv_folds: {choice: [6, 8]}") +
+                        f"data: {{source: folder, path: '{folder}', image_size: 8, test_fraction: 0.2}}\n")
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(study), progress=False)
+    assert info.value.key == "space.train.cv_folds"
+    assert "6-fold cross-validation needs at least 6 images of every class in train+val, and class 'b' " \
+           "has 4" in str(info.value) and "use cv_folds 4 or fewer" in str(info.value)
+    assert not (tmp_path / "run" / "study.db").exists() or not optuna.get_all_study_summaries(
+        f"sqlite:///{tmp_path / 'run' / 'study.db'}")[0].n_trials

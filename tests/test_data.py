@@ -396,19 +396,51 @@ def _csv_error(cfg: CsvData, *parts: str) -> None:
 
 def test_csv_errors(tmp_path):
     _csv_error(CsvData(source="csv", path=tmp_path / "none.csv"), "not found")
-    png(tmp_path / "ok.png")
+    for name in ("ok.png", "b.png", "c.png"):
+        png(tmp_path / name)
     cols = write_csv(tmp_path / "cols.csv", ["file", "diagnosis"], [["ok.png", 1]])
     _csv_error(CsvData(source="csv", path=cols), "['path', 'label']", "['file', 'diagnosis']")
     gone = write_csv(tmp_path / "gone.csv", ["path", "label"], [["ok.png", 0], ["missing.png", 1], ["also.png", 0]])
     _csv_error(CsvData(source="csv", path=gone), "2 image file(s) not found", f"row 3: {tmp_path / 'missing.png'}",
                f"row 4: {tmp_path / 'also.png'}")                       # every missing file at once
-    cased = write_csv(tmp_path / "cased.csv", ["path", "label"], [["ok.png", "benign"], ["ok.png", "Benign "],
-                                                                   ["ok.png", "malignant"]])
+    cased = write_csv(tmp_path / "cased.csv", ["path", "label"], [["ok.png", "benign"], ["b.png", "Benign "],
+                                                                   ["c.png", "malignant"]])
     _csv_error(CsvData(source="csv", path=cased), "writes one label in several ways ('Benign' vs 'benign')")
-    ml = write_csv(tmp_path / "ml.csv", ["path", "x", "y"], [["ok.png", 0, 1], ["ok.png", 2, 1]])
+    ml = write_csv(tmp_path / "ml.csv", ["path", "x", "y"], [["ok.png", 0, 1], ["b.png", 2, 1]])
     _csv_error(CsvData(source="csv", path=ml, label_columns=("x", "y")), "row 3", "'x'", "'2'")
-    sp = write_csv(tmp_path / "sp.csv", ["path", "label", "s"], [["ok.png", 0, "train"], ["ok.png", 1, "dev"]])
+    sp = write_csv(tmp_path / "sp.csv", ["path", "label", "s"], [["ok.png", 0, "train"], ["b.png", 1, "dev"]])
     _csv_error(CsvData(source="csv", path=sp, split_column="s"), "row 3", "'s'", "'dev'")
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_a_semicolon_or_tab_separated_sheet_with_a_bom_is_read_like_a_csv(tmp_path, delimiter):
+    rows = [[png(tmp_path / f"{i}.png", COLORS["a" if i < 6 else "b"]).name, "a" if i < 6 else "b", "0,5"]
+            for i in range(12)]                                    # a decimal comma stays inside its cell
+    text = delimiter.join(["path", "label", "score"]) + "\n" + "".join(delimiter.join(r) + "\n" for r in rows)
+    (tmp_path / "t.csv").write_text(text, encoding="utf-8-sig")
+    ds = load_dataset(CsvData(source="csv", path=tmp_path / "t.csv", val_fraction=0.25, test_fraction=0.25,
+                              channels=3), splits=("train", "val", "test"))
+    assert ds.class_names == ("a", "b") and sum(len(s) for s in ds.splits.values()) == 12
+    red_is_label_a(ds.splits["train"])
+
+
+def test_a_csv_listing_an_image_twice_is_refused_naming_rows_and_splits(tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        png(tmp_path / name)
+    rows = [["a.png", 0, "train"], ["b.png", 1, "train"], ["./a.png", 0, "test"], ["c.png", 1, "val"]]
+    leak = write_csv(tmp_path / "leak.csv", ["path", "label", "s"], rows)
+    _csv_error(CsvData(source="csv", path=leak, split_column="s"), "1 image file(s) listed in more than one row; "
+               "1 of them in more than one split", f"{tmp_path / 'a.png'}: rows 2 (train), 4 (test)", "list each "
+               "image once")
+    twice = write_csv(tmp_path / "twice.csv", ["path", "label"], [["a.png", 0], ["b.png", 1], ["b.png", 0]])
+    _csv_error(CsvData(source="csv", path=twice), f"{tmp_path / 'b.png'}: rows 3, 4")
+
+
+@pytest.mark.parametrize("columns, message", [((), "empty"), (("x", "x"), "names 'x' more than once"),
+                                              (("path",), "includes the image column 'path'")])
+def test_label_columns_must_be_distinct_label_columns(tmp_path, columns, message):
+    with pytest.raises(ValidationError, match=message):
+        CsvData(source="csv", path=tmp_path / "t.csv", label_columns=columns)
 
 
 # ---------------------------------------------------------------- fitting non-square images

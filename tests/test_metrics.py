@@ -101,6 +101,12 @@ def test_registry_errors() -> None:
         metric_info("hamming_loss", "binary")
     assert metric_info("auc", "multilabel") == METRICS["auc"]
     assert metric_info("f1_class_3", "multiclass").direction == "maximize"
+    assert metric_info("auc_class_2", "multilabel", n_classes=3).direction == "maximize"
+    with pytest.raises(RegistryError, match="multiclass, multilabel"):
+        metric_info("auc_class_0", "binary")        # binary tasks have their one AUC
+    with pytest.raises(RegistryError, match=r"'f1_class_3' names class \(label\) 3, but the task has 3, numbered "
+                                            r"0 to 2"):
+        metric_info("f1_class_3", "multiclass", n_classes=3)
     assert all(isinstance(m, MetricInfo) and m.direction == "maximize"
                for name, m in METRICS.items() if name != "hamming_loss")
 
@@ -136,8 +142,7 @@ def test_vectorised_resample_metrics_equal_sklearn_on_repeated_samples(kind: str
     pred = predictions(probs, kind)
     thunks = _resampled(w, y, probs, pred, kind, n_classes)
     for r, i in enumerate(idx):
-        expected = {name: value for name, value in compute_metrics(y[i], probs[i], kind, n_classes).items()
-                    if not name.startswith("auc_class_")}   # reported per class, not bootstrapped
+        expected = compute_metrics(y[i], probs[i], kind, n_classes)
         assert set(expected) <= set(thunks)
         for name, value in expected.items():
             np.testing.assert_allclose(thunks[name]()[r], value, atol=1e-12, err_msg=f"{name} resample {r}")
@@ -190,7 +195,7 @@ def test_bootstrap_skips_nan_resamples() -> None:
     assert not any(math.isnan(x) for x in ci["specificity"])
     with pytest.raises(RegistryError):
         bootstrap_ci(y, probs, "binary", 2, ["hamming_loss"])
-    with pytest.raises(RegistryError, match="n_classes"):
+    with pytest.raises(RegistryError, match="names class"):
         bootstrap_ci(y, probs, "binary", 2, ["f1_class_2"])
 
 

@@ -40,3 +40,25 @@ def test_greedy_select_needs_more_than_one_candidate(write_study):
     with pytest.raises(ConfigError, match="top_k") as info:
         load_study(path)
     assert "Fix: top_k: 5" in str(info.value)
+
+
+def test_an_average_worse_than_one_of_its_members_is_reported_with_both_scores(monkeypatch):
+    from types import SimpleNamespace
+
+    from searchlab.export import selection
+
+    labels, (good, noise, other) = _members(seed=2)
+    trials = [SimpleNamespace(number=n, user_attrs={"config": {}}, params={}) for n in (4, 7, 9)]
+    run = SimpleNamespace(record={"objectives": [["auc", "maximize"]]})
+    config = {"task": "binary", "class_names": ["benign", "malignant"]}
+
+    def below(members):
+        monkeypatch.setattr(selection, "held_out_per_trial", lambda *a: (labels, members, "val"))
+        return selection.weaker_than_a_member(run, None, config, trials[:len(members)])
+
+    record = below([noise, good])   # the noise member ranked first: the average is worse than trial 7 alone
+    assert record == {"metric": "auc", "split": "val", "member": 7,
+                      "ensemble": pytest.approx(roc_auc_score(labels, (noise + good) / 2)),
+                      "member_value": pytest.approx(roc_auc_score(labels, good))}
+    assert record["ensemble"] < record["member_value"]
+    assert below([good, other]) is None   # two informative members: their mean beats both

@@ -223,3 +223,21 @@ def test_without_a_rule_every_parameter_is_sampled_as_before():
     trial = study.ask()
     sample_config(trial, space)
     assert {"model.cnn.cutoff", "augment.randaugment_n", "augment.mix_alpha"} <= set(trial.params)
+
+
+def test_settings_no_trial_can_use_are_found_and_those_a_searched_choice_may_use_are_not():
+    from searchlab.space.unused import describe, unused_settings
+    from searchlab.tasks.classify_usage import classify_setting_used, setting_default
+
+    space = compile_text("space:\n  model: {kind: cnn, cutoff: {int: [1, 3]}}\n"
+                         "  imbalance: {loss: ce, focal_gamma: 3.0}\n"
+                         "  augment: {policy: flip_rotate, rotate_degrees: 20, randaugment_m: {int: [3, 15]},\n"
+                         "            sub_policies: {a: {op: rotate, prob: 0.5, magnitude: 3}}}\n"
+                         "  optim: {name: {choice: [adam, sgd]}, momentum: 0.8}\n")
+    found = {u.path: u for u in unused_settings(space, classify_setting_used)}
+    assert set(found) == {"model.cutoff", "imbalance.focal_gamma", "augment.randaugment_m", "augment.sub_policies"}
+    assert describe(found["imbalance.focal_gamma"], setting_default).startswith(
+        "space.imbalance.focal_gamma (3.0) has no effect in any trial of this space, given imbalance.loss: 'ce';")
+    assert "(searched) has no effect" in describe(found["augment.randaugment_m"], setting_default)
+    assert "(a group)" in describe(found["augment.sub_policies"], setting_default)   # once, not per entry
+    assert "given model.transfer: 'scratch' (default)" in describe(found["model.cutoff"], setting_default)

@@ -164,6 +164,9 @@ def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath) ->
                               f"valid keys here: {', '.join(valid)}") if valid else "remove it")
     if first["type"] == "missing":
         return src.error(path, "required key is missing" + more, fix=f"add '{dotted(path)}'")
+    if first["type"] == "union_tag_invalid":   # name the key and value at fault, not the whole section
+        key = first["ctx"]["discriminator"].strip("'")
+        return src.error(path + (key,), "unknown kind" + more, got=first["ctx"]["tag"], fix=_fix_for(first))
     msg = first["msg"].removeprefix("Value error, ")
     return src.error(path, msg + more, got=first.get("input", ...), fix=_fix_for(first))
 
@@ -197,6 +200,10 @@ def _fix_for(error: dict[str, Any]) -> str | None:
     ctx = error.get("ctx") or {}
     if "expected" in ctx:
         return f"use one of {ctx['expected']}"
+    if error["type"] == "union_tag_invalid":   # e.g. data: {source: CSV}
+        return f"use one of {ctx['expected_tags']} (lower case)"
+    if error["type"] == "tuple_type":
+        return "give a list, e.g. [a, b] (or [a] for one)"
     if error["type"] == "string_pattern_mismatch" and error["loc"] == ("name",):
         return "use letters, digits, '_', '.' and '-' (not dots alone): the name is also the run's folder, runs/<name>"
     if error["type"] == "string_pattern_mismatch":

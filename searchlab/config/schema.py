@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationInfo, field_validator,
+                      model_validator)
 
 
 class Frozen(BaseModel):
@@ -66,6 +67,35 @@ class CsvData(Frozen):
     positive_class: PositiveClass = None
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
+
+    @field_validator("label_columns", mode="before")
+    @classmethod
+    def _one_column_as_a_list(cls, columns: Any) -> Any:
+        return (columns,) if isinstance(columns, str) else columns   # label_columns: diagnosis
+
+    @field_validator("label_columns", mode="after")
+    @classmethod
+    def _distinct_label_columns(cls, columns: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if not columns:
+            raise ValueError("empty: no column says what an image shows. Fix: name the "
+                             "label column (label_columns: [label]), or several 0/1 columns for multi-label")
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ValueError(f"names {', '.join(map(repr, repeated))} more than once: one "
+                             "label would be learned and scored twice. Fix: list each label column once")
+        if info.data.get("image_column") in columns:
+            raise ValueError(f"includes the image column {info.data['image_column']!r}: it "
+                             "holds file paths, not labels. Fix: list only label columns (data.image_column "
+                             "names the column of image paths)")
+        return columns
+
+    @field_validator("split_column", mode="after")
+    @classmethod
+    def _split_column_apart(cls, column: str | None, info: ValidationInfo) -> str | None:
+        if column is not None and column in (info.data.get("image_column"), *info.data.get("label_columns", ())):
+            raise ValueError(f"{column!r} is also the image column or a label column. Fix: "
+                             "name the column that holds train/val/test")
+        return column
 
 
 DataConfig = Annotated[MedMNISTData | FolderData | CsvData, Field(discriminator="source")]

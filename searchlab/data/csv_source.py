@@ -35,7 +35,8 @@ def _read(cfg: CsvData, csv_path: Path) -> _Table:
                         f"are resolved against the study file's folder")
     table = _Table([], [], [], [])
     with csv_path.open(newline="", encoding="utf-8-sig") as fh:   # utf-8-sig: Excel writes a BOM
-        reader = csv.DictReader(fh)
+        reader = csv.DictReader(fh, delimiter=_delimiter(fh.readline()))
+        fh.seek(0)
         found = [c.strip() for c in reader.fieldnames or []]
         reader.fieldnames = found
         wanted = [cfg.image_column, *cfg.label_columns] + ([cfg.split_column] if cfg.split_column else [])
@@ -52,7 +53,40 @@ def _read(cfg: CsvData, csv_path: Path) -> _Table:
     if not table.files:
         raise DataError(f"{csv_path}: the CSV has a header but no rows. Fix: add one row per image")
     _check_files_exist(csv_path, cfg.image_column, table)
+    _check_each_image_once(csv_path, cfg, table)
     return table
+
+
+def _check_each_image_once(csv_path: Path, cfg: CsvData, table: _Table, shown: int = 10) -> None:
+    """An image listed twice is either in two splits (the test split would score images the model trained
+    on) or counted twice in one (its class weighted double, maybe with two labels): refuse both."""
+    rows_of: dict[Path, list[int]] = {}
+    for n, path in zip(table.rows, table.files):
+        rows_of.setdefault(path.resolve(), []).append(n)
+    repeated = [(path, rows) for path, rows in rows_of.items() if len(rows) > 1]
+    if not repeated:
+        return
+    split_of = dict(zip(table.rows, table.split_values))
+
+    def where(rows: list[int]) -> str:
+        return ", ".join(f"{n}" + (f" ({split_of[n]})" if cfg.split_column else "") for n in rows)
+    listed = "\n  ".join(f"{path}: rows {where(rows)}" for path, rows in repeated[:shown])
+    more = f"\n  ... and {len(repeated) - shown} more" if len(repeated) > shown else ""
+    crossing = sum(len({split_of[n] for n in rows}) > 1 for _, rows in repeated) if cfg.split_column else 0
+    leak = (f"; {crossing} of them in more than one split, so the model would be scored on images it trained on"
+            if crossing else "")
+    raise DataError(f"{csv_path}: column {cfg.image_column!r}: {len(repeated)} image file(s) listed in more than "
+                    f"one row{leak}:\n  {listed}{more}\nFix: list each image once (to oversample a rare class, "
+                    "use space.imbalance.sampler: balanced or loss: weighted_ce instead of repeating rows)")
+
+
+def _delimiter(header: str) -> str:
+    """Commas, unless the header has none but semicolons or tabs (Excel's CSV in locales with a decimal
+    comma, and TSV files): a one-column reading would otherwise report every column missing."""
+    for delimiter in (",", ";", "\t"):
+        if delimiter in header:
+            return delimiter
+    return ","
 
 
 def _check_files_exist(csv_path: Path, column: str, table: _Table, shown: int = 10) -> None:

@@ -25,7 +25,7 @@ from searchlab.export.ensemble import (choose_on_validation, data_replaced_since
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.generator import export_generator
 from searchlab.export.publish import json_text, staged
-from searchlab.export.selection import SELECT_MODES, select_members
+from searchlab.export.selection import SELECT_MODES, select_members, weaker_than_a_member
 from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
 from searchlab.models import model_source, standalone
 
@@ -83,6 +83,8 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
         config.update(choose(run, net, config, trials))
     if selection is not None:
         config["selection"] = selection
+    elif len(trials) > 1 and (below := weaker_than_a_member(run, net, config, trials)):
+        config["ensemble_below_member"] = below
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))

@@ -41,6 +41,24 @@ def select_members(run: OpenRun, net: torch.nn.Module, config: dict[str, Any],
         "steps": [{"added": candidates[i].number, metric: sign * s} for i, s in zip(chosen, scores)]}
 
 
+def weaker_than_a_member(run: OpenRun, net: torch.nn.Module, config: dict[str, Any],
+                         trials: list[FrozenTrial]) -> dict[str, Any] | None:
+    """When the plain top-k average scores below one of its own members on the held-out predictions (a weak
+    member pulls it down), a record saying so for config.json; None when it does not, or when the objective
+    cannot be scored from predictions (a cost) or is undefined there."""
+    labels, per_trial, split = held_out_per_trial(run, net, config, trials)
+    try:
+        metric, sign, higher_better = signed_objective(run, labels, config, trials[0])
+        ensemble, members = higher_better(np.mean(per_trial, axis=0)), [higher_better(p) for p in per_trial]
+    except ExportError:
+        return None
+    best = int(np.argmax(members))
+    if not members[best] > ensemble:
+        return None
+    return {"metric": metric, "split": split, "ensemble": sign * ensemble, "member": trials[best].number,
+            "member_value": sign * members[best]}
+
+
 def forward_select(per_member: list[np.ndarray], score: Callable[[np.ndarray], float]) -> tuple[list[int], list[float]]:
     """Indices kept (0, the best, first) and the score after each addition; higher scores are better. A tie
     adds nothing: a member that does not help is cost without gain."""

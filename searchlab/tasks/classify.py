@@ -29,11 +29,12 @@ from searchlab.imbalance import choose_threshold
 from searchlab.metrics import compute_metrics, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import probe_configs, searchable_params
+from searchlab.space.unused import describe, unused_settings
 from searchlab.tasks.classify_config import ClassifyTrialConfig
-from searchlab.tasks.classify_usage import classify_setting_used
+from searchlab.tasks.classify_usage import classify_setting_used, setting_default
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
-from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, progress_steps,
-                                      repeated_splits)
+from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, pool_train_val,
+                                      progress_steps, repeated_splits)
 from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
@@ -71,6 +72,10 @@ class ClassifyTask:
             except RegistryError as exc:
                 raise src.error(at, f"{exc}; or a cost: {', '.join(COST_METRICS)}", got=name,
                                 fix="name one of the metrics listed") from None
+            if objective.direction not in (None, natural):   # e.g. maximize hamming_loss: the worst model wins
+                raise src.error(at, f"metric {name!r} is better when {'lower' if natural == 'minimize' else 'higher'}"
+                                f", and this objective asks to {objective.direction} it", got=objective.direction,
+                                fix=f"drop direction ({name} is {natural}d), or name another metric")
         return name, objective.direction or natural
 
     def validate_space(self, study: Study, src: Located) -> None:
@@ -84,15 +89,18 @@ class ClassifyTask:
         data = _train_val(study)
         for metric, _ in study.objectives:
             if metric not in COST_METRICS:
-                metric_info(metric, data.kind)   # e.g. sensitivity on a multi-class set: a clear error
+                _check_metric_fits_data(study, metric, data)
         self._check_named_files_exist(study)
         self._check_some_candidate_fits(study)
         _check_objectives_defined_on_val(study, data)
         _check_cutoffs_within_depth(study, data)
+        _check_folds_within_classes(study, data)
         check_test_images(study.config.data, study.config.seed, study.base_dir)
         advice = data_advice(study.config.data, study.config.seed, study.base_dir)
         if advice:
             print(f"warning: {advice}", file=sys.stderr)
+        for unused in unused_settings(study.space, classify_setting_used, study.config.seed):
+            print(f"warning: {describe(unused, setting_default)}", file=sys.stderr)
 
     def _check_named_files_exist(self, study: Study) -> None:
         """Weights and generator folders the space names: a missing one would fail every trial that draws it.
@@ -266,6 +274,32 @@ def _check_objectives_defined_on_val(study: Study, data: ImageDataset) -> None:
                         "Fix: give the validation split such images (data.val_fraction, or the CSV's split "
                         "column), drop a label that is (almost) never on from data.label_columns, or select by "
                         "cross-validation (train.cv_folds)")
+
+
+def _check_metric_fits_data(study: Study, metric: str, data: ImageDataset) -> None:
+    """E.g. sensitivity on a multi-class set, or f1_class_5 with 3 classes: refused before any trial."""
+    try:
+        metric_info(metric, data.kind, len(data.class_names))
+    except RegistryError as exc:
+        classes = ", ".join(f"{i} = {name}" for i, name in enumerate(data.class_names))
+        raise ConfigError(f"{exc} ({data.kind} task; classes: {classes})", file=str(study.file), key="objective",
+                          got=metric, fix="name a metric this task defines") from None
+
+
+def _check_folds_within_classes(study: Study, data: ImageDataset) -> None:
+    """Stratified K-fold needs K images of every class in train+val; when even the fewest folds the space
+    draws need more than the rarest class has, every CV trial would fail: say so now, naming the class."""
+    specs = (parse_trial_config(config, None) for config in probe_configs(study.space, seed=study.config.seed))
+    drawn = [spec.train.cv_folds for spec in specs if spec.train.cv_folds]
+    if not drawn or data.kind == "multilabel":   # multi-label folds are random, not stratified
+        return
+    counts = np.bincount(pool_train_val(data).labels.numpy(), minlength=len(data.class_names))
+    rarest = int(counts.argmin())
+    if counts[rarest] < min(drawn):
+        raise ConfigError(f"{min(drawn)}-fold cross-validation needs at least {min(drawn)} images of every class in "
+                          f"train+val, and class {data.class_names[rarest]!r} has {counts[rarest]}",
+                          file=str(study.file), key="space.train.cv_folds", got=min(drawn),
+                          fix=f"use cv_folds {counts[rarest]} or fewer (2 at least), or add images of that class")
 
 
 def _check_cutoffs_within_depth(study: Study, data: ImageDataset) -> None:

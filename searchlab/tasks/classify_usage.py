@@ -70,7 +70,7 @@ def classify_setting_used(path: ConfigPath, lookup: Callable[[ConfigPath], Any])
     """The sampler's rule (space/sample.py UsedRule) for the classify task."""
     def get(dotted: str) -> Any:
         value = lookup(tuple(dotted.split(".")))
-        return _default(dotted) if value is ABSENT else value
+        return setting_default(dotted) if value is ABSENT else value
 
     for end in range(1, len(path) + 1):
         condition = USED_WHEN.get(".".join(path[:end]))
@@ -80,7 +80,8 @@ def classify_setting_used(path: ConfigPath, lookup: Callable[[ConfigPath], Any])
 
 
 @lru_cache(maxsize=None)
-def _default(dotted: str) -> Any:
+def setting_default(dotted: str) -> Any:
+    """The value a trial gets for a setting the space does not set."""
     from searchlab.tasks.classify_config import ClassifyTrialConfig
 
     value: Any = ClassifyTrialConfig()

@@ -93,7 +93,8 @@ def pool_train_val(data: ImageDataset) -> ImageSplit:
     return ImageSplit(images=torch.cat([p.images for p in parts]), labels=torch.cat([p.labels for p in parts]))
 
 
-def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int,
+                 class_names: tuple[str, ...] | None = None) -> list[np.ndarray]:
     """K disjoint folds covering every index, deterministic for the seed; stratified by class.
 
     Each class is shuffled and dealt round-robin (continuing across classes), so every fold holds each class
@@ -107,8 +108,10 @@ def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int) -> list[n
     else:
         classes, counts = np.unique(labels, return_counts=True)
         if counts.min() < k:
-            raise TrialFailure(f"cv_folds={k}: class {classes[counts.argmin()]} has only {counts.min()} image(s) in "
-                               f"train+val, fewer than the folds; lower train.cv_folds")
+            rarest = classes[counts.argmin()]
+            name = repr(class_names[rarest]) if class_names else rarest
+            raise TrialFailure(f"cv_folds={k}: class {name} has only {counts.min()} image(s) in train+val, fewer "
+                               f"than the folds; lower space.train.cv_folds to {counts.min()} or fewer")
         order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in classes])
     fold_of = np.arange(len(order)) % k
     return [np.sort(order[fold_of == f]) for f in range(k)]
@@ -133,7 +136,7 @@ def cv_splits(data: ImageDataset, k: int, fold_seed: int, repeats: int = 1) -> I
     """K folds over train+val, `repeats` times with fold seeds fold_seed, fold_seed + 1, ... (lazily)."""
     pool = pool_train_val(data)
     for repeat in range(repeats):
-        folds = fold_indices(pool.labels, k, fold_seed + repeat)
+        folds = fold_indices(pool.labels, k, fold_seed + repeat, data.class_names)
         for fold in range(k):
             yield {"repeat": repeat, "fold": fold}, fold_batches(pool, folds, fold, data.kind, len(data.class_names))
 
