@@ -246,8 +246,11 @@ def warn_about_export(config: dict[str, Any]) -> None:
     undefined = [k for k in ("auc", "average_precision", "sensitivity", "specificity")
                  if k in test and not math.isfinite(test[k])]
     if undefined:
+        lacking = [name for j, name in enumerate(config["class_names"])
+                   if not math.isfinite(test.get(f"auc_class_{j}", math.inf))]
+        which = f" ({', '.join(map(repr, lacking))})" if lacking else ""
         print(f"warning: {', '.join(undefined)} undefined on this test split ({config['test_size']} images): a "
-              "class is missing from it (multi-label: a label never or always on); recorded as null in "
+              f"class{which} is missing from it (multi-label: a label never or always on); recorded as null in "
               "config.json. Fix: a test split that has every class", file=sys.stderr)
     if config.get("data_replaced_since_search"):
         print(f"note: images were replaced in place since the search ({config['data_replaced_since_search']}); "

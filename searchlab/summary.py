@@ -14,7 +14,8 @@ from searchlab.engine.progress import FINISHED
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.storage import ContainedArtifactStore
 
-SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "params", "flops",
+SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
+                 "params", "flops",
                  "medfid", "kid", "precision", "recall", "medfid_floor", "train_seconds")
 
 
@@ -103,7 +104,25 @@ def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()
                        if not (architecture and k.startswith("model.")))
     model = f"\n    architecture: {architecture}" if architecture else ""
-    return f"  trial {trial.number}: value {values}{model}\n    params:  {params}\n    metrics: {shown}"
+    return (f"  trial {trial.number}: value {values}{model}\n    params:  {params}\n    metrics: {shown}"
+            + _threshold(trial) + _per_class_auc(trial))
+
+
+def _threshold(trial: FrozenTrial) -> str:
+    """The decision threshold(s) chosen on validation, when not the default 0.5 (sensitivity etc. are at it)."""
+    chosen = trial.user_attrs.get("threshold")
+    thresholds = chosen if isinstance(chosen, list) else [chosen]
+    if chosen is None or all(t == 0.5 for t in thresholds):
+        return ""
+    return ", threshold=" + "/".join(f"{t:.3g}" for t in thresholds)
+
+
+def _per_class_auc(trial: FrozenTrial) -> str:
+    """Each class's (label's) own AUC by name: a macro AUC can hide one useless label."""
+    metrics, names = trial.user_attrs.get("metrics", {}), trial.user_attrs.get("class_names", [])
+    per_class = [f"{name} {_fmt(metrics[f'auc_class_{j}'])}" for j, name in enumerate(names)
+                 if f"auc_class_{j}" in metrics]
+    return f"\n    AUC per class: {', '.join(per_class)}" if per_class else ""
 
 
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -104,3 +104,19 @@ def test_backbones_space_compiles_and_fits_the_classify_task(write_study):
     names = {p.name for p, _ in searchable_params(study.space)}
     assert {"model.kind", "model.cnn.depth", "model.rnn.cell", "model.rnn.bidirectional", "model.timm.backbone",
             "model.timm.input_size"} <= names
+
+
+def test_recurrent_flops_are_counted_where_torchs_counter_cannot_see_them():
+    """torch's counter sees a CPU GRU as matmuls but not an LSTM's fused kernel; the formula that fills in the
+    LSTM must agree with the counter's own count of the GRU."""
+    from types import SimpleNamespace
+
+    from searchlab.tasks.costs import measure_costs, recurrent_flops
+
+    data = SimpleNamespace(image_size=(28, 28), channels=1)
+    gru = RowRNN(1, 2, cell="gru", hidden=16, layers=2, bidirectional=True, dropout=0.0)
+    lstm = RowRNN(1, 2, cell="lstm", hidden=16, layers=2, bidirectional=True, dropout=0.0)
+    head = 2 * 32 * 2                                     # the linear head on the last step's 2 x 16 features
+    counted = measure_costs(gru, data)["flops"] - head
+    assert counted == recurrent_flops(gru.rnn, torch.zeros(1, 28, 28)) > 0
+    assert measure_costs(lstm, data)["flops"] - head == counted * 4 / 3   # four gates to the GRU's three

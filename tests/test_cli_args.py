@@ -84,3 +84,6 @@ def test_an_undefined_test_metric_is_null_in_json_and_warned_of(capsys):
     assert json.loads(json_text(config))["test_metrics"] == {"auc": None, "accuracy": 0.75}   # strict JSON
     warn_about_export(config)
     assert capsys.readouterr().err.startswith("warning: auc undefined on this test split (12 images): a class")
+    warn_about_export({**config, "task": "multilabel", "class_names": ["effusion", "mass"], "threshold": [0.5, 0.5],
+                       "test_metrics": {"auc": float("nan"), "auc_class_0": 0.8, "auc_class_1": float("nan")}})
+    assert "a class ('mass') is missing from it" in capsys.readouterr().err

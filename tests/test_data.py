@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
 from searchlab.data import clear_cache, load_dataset
-from searchlab.errors import DataError
+from searchlab.errors import ConfigError, DataError
 
 
 @pytest.fixture(autouse=True)
@@ -174,14 +174,14 @@ def test_a_positive_class_by_name_becomes_class_1_with_its_labels(breastmnist_ro
         assert torch.equal(flipped.splits[split].images, plain.splits[split].images)
     same = load_dataset(breast(breastmnist_root, download=False, positive_class=1))
     assert same.class_names == plain.class_names and torch.equal(same.splits["val"].labels, plain.splits["val"].labels)
-    with pytest.raises(DataError, match=r"data.positive_class: not a class of this data set, whose classes are "
-                                        r"\['malignant', 'normal, benign'\] .*\(got 'cancer'\)"):
+    with pytest.raises(ConfigError, match=r"data.positive_class: not a class of this data set, whose classes are "
+                                          r"\['malignant', 'normal, benign'\] .*\(got 'cancer'\)"):
         load_dataset(breast(breastmnist_root, download=False, positive_class="cancer"))
 
 
 def test_a_positive_class_is_refused_for_more_than_two_classes(tmp_path):
     root = class_folder(tmp_path / "three", {"a": 5, "b": 5, "c": 5})
-    with pytest.raises(DataError, match=r"only two-class sets have a positive class; this one is multiclass"):
+    with pytest.raises(ConfigError, match=r"only two-class sets have a positive class; this one is multiclass"):
         load_dataset(FolderData(source="folder", path=root, positive_class="a", val_fraction=0.2, test_fraction=0.2))
 
 

@@ -167,6 +167,8 @@ def _searchlab_predict_gives_the_same(tmp_path, files, expected):
     assert [r["predicted"] for r in rows] == ["b" if p >= config["threshold"] else "a" for p in expected]
     folder = str(tmp_path / "imgs" / "a")
     assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "a.csv")]) == 0
+    assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "new" / "a.csv")]) == 0
+    assert (tmp_path / "new" / "a.csv").read_text() == (tmp_path / "a.csv").read_text()   # its folder made
     walked = [r["path"] for r in csv.DictReader((tmp_path / "a.csv").open())]
     assert walked == sorted(str(p) for p in (tmp_path / "imgs" / "a").glob("*.png")) and len(walked) == 30
     (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")

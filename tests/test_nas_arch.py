@@ -14,7 +14,7 @@ from searchlab.engine.run import run_study
 from searchlab.errors import ConfigError
 from searchlab.export.exporter import export_run
 from searchlab.models import cells, standalone, zen
-from searchlab.tasks.classify import model_depth
+from searchlab.tasks.costs import model_depth
 from torch_only import predict_without_searchlab
 
 STUDY = """
@@ -78,7 +78,7 @@ def independent_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     {"architecture": "plain_cnn", "args": {"depth": 2, "width": 8}},
 ])
 def test_flop_count_matches_an_independent_count(write_study, spec):
-    from searchlab.tasks.classify import measure_costs
+    from searchlab.tasks.costs import measure_costs
 
     net = standalone.build_model({**spec, "in_channels": 1, "num_outputs": 2})
 

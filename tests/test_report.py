@@ -48,7 +48,7 @@ def test_the_report_of_a_run_draws_every_plot_offline(write_study, tmp_path):
     path = write_report(tmp_path / "run", tmp_path / "report.html")
     text = path.read_text()
     titles = ["Optimisation history: auc", "Parallel coordinates: auc", "Parameter importances for auc",
-              "Per-epoch auc", "ROC on validation", "Confusion matrix on validation", "Top 2 trials"]
+              "Intermediate auc values", "ROC on validation", "Confusion matrix on validation", "Top 2 trials"]
     assert all(title in text for title in titles), [t for t in titles if t not in text]
     with chromium() as driver:
         divs, drawn = _rendered_plots(driver, path.as_uri())
@@ -204,3 +204,20 @@ def _wait_for_text(driver, text: str, seconds: float = 30) -> None:
         assert time.time() < deadline, f"'{text}' never appeared"
         time.sleep(0.2)
 
+
+
+def test_what_optuna_warns_while_drawing_a_plot_is_said_under_it_not_on_the_terminal(capsys):
+    import warnings
+
+    import plotly.graph_objects as go
+
+    from searchlab.report.figures import _plot
+
+    def draw():
+        warnings.warn("Trial 3 is omitted in visualization because its objective value is inf or nan.", UserWarning)
+        return go.Figure()
+
+    section = _plot("Optimisation history: auc", draw)
+    assert "Trial 3 is omitted in visualization" in section.body and 'class="note"' in section.body
+    assert capsys.readouterr().err == ""
+    assert "not drawn: no" in _plot("x", lambda: (_ for _ in ()).throw(ValueError("no"))).body

@@ -74,7 +74,7 @@ def test_classify_trials_record_metrics_costs_curves_and_checkpoints(write_study
 
 def test_flops_match_an_independent_count(write_study):
     from searchlab.models.standalone import PlainCNN
-    from searchlab.tasks.classify import measure_costs
+    from searchlab.tasks.costs import measure_costs
     from searchlab.data import load_dataset
 
     study = load_study(write_study(TINY_CLASSIFY))

@@ -126,3 +126,19 @@ def test_run_says_where_it_stores_whether_it_resumes_and_what_the_folder_holds(w
     assert main(["run", str(path), "--no-progress", "--set", "budget.n_trials=2"]) == 0
     assert "nothing ran: the stored trials already reach budget.n_trials=2. To search on, raise it (e.g. --set " \
            "budget.n_trials=4)" in capsys.readouterr().out
+
+
+def test_a_data_setting_refused_when_the_run_starts_names_its_line_or_its_set_option(write_study, tmp_path):
+    """positive_class can only be checked against the classes found in the data, after the study loaded."""
+    from test_data import class_folder
+
+    folder = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
+    path = write_study(TINY_CLASSIFY + f"data: {{source: folder, path: '{folder}', image_size: 8,\n"
+                                       "       positive_class: cancer}\n")
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(path), progress=False)
+    line = path.read_text().splitlines().index("       positive_class: cancer}") + 1
+    assert str(info.value).startswith(f"{path}:{line}: data.positive_class: not a class of this data set")
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(path, {"data.positive_class": "tumour"}), progress=False)
+    assert str(info.value).startswith(f"{path} (--set data.positive_class): data.positive_class: not a class")

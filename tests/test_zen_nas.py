@@ -91,7 +91,7 @@ def test_parallel_scoring_threads_give_the_same_search(write_study, tmp_path):
 def test_candidate_costs_from_the_shape_equal_the_counted_ones(write_study):
     from searchlab.space import probe_configs
     from searchlab.tasks import get_task
-    from searchlab.tasks.classify import measure_costs
+    from searchlab.tasks.costs import measure_costs
 
     study = load_study(write_study(STUDY.replace("N", "1")))
     task = get_task(study.config.task)

@@ -124,7 +124,17 @@ def _locate(exc: ConfigError, src: Located) -> ConfigError:
     if exc.file is not None:
         return exc
     path: KeyPath = tuple(exc.key.split(".")) if exc.key else ()
-    return ConfigError(exc.rule, file=src.file, line=src.line_of(path), key=exc.key, got=exc.got, fix=exc.fix)
+    return src.error(path, exc.rule, got=exc.got, fix=exc.fix)
+
+
+def locate_in_study(exc: ConfigError, study: Study) -> ConfigError:
+    """The same for errors found after loading, when a run starts (checks that need the data): the study
+    file's line of the key, or the `--set` option that gave it."""
+    if exc.file is not None:
+        return exc
+    src = read_yaml(study.file)
+    return _locate(exc, Located(src.data, src.file, src.lines,
+                                overridden={tuple(key.split(".")): f"--set {key}" for key in study.overrides}))
 
 
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], src: Located) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from searchlab.data.fingerprint import describe_plan, fingerprint
 from searchlab.data.folder_source import load_folder, plan_folder
 from searchlab.data.medmnist_source import default_root, load_medmnist
 from searchlab.data.types import ImageDataset, ImageSplit, SplitPlan
-from searchlab.errors import DataError
+from searchlab.errors import ConfigError, DataError
 
 DataConfig = MedMNISTData | FolderData | CsvData
 
@@ -54,12 +54,12 @@ def with_positive_class(data: ImageDataset, positive: str | int) -> ImageDataset
     about): labels flipped and names swapped when it was class 0."""
     names = data.class_names
     if data.kind != "binary":
-        raise DataError(f"data.positive_class: only two-class sets have a positive class; this one is {data.kind} "
-                        f"({', '.join(names)}) (got {positive!r}). Fix: remove data.positive_class")
+        raise ConfigError(f"only two-class sets have a positive class; this one is {data.kind} ({', '.join(names)})",
+                          key="data.positive_class", got=positive, fix="remove data.positive_class")
     index = positive if isinstance(positive, int) else (names.index(positive) if positive in names else None)
     if index not in (0, 1):
-        raise DataError(f"data.positive_class: not a class of this data set, whose classes are {list(names)} (or "
-                        f"their index 0, 1) (got {positive!r}). Fix: name one of them")
+        raise ConfigError(f"not a class of this data set, whose classes are {list(names)} (or their index 0, 1)",
+                          key="data.positive_class", got=positive, fix="name one of them")
     if index == 1:
         return data
     flipped = {name: ImageSplit(images=split.images, labels=1 - split.labels) for name, split in data.splits.items()}

@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from searchlab.config.load import Study
+from searchlab.config.load import Study, locate_in_study
 from searchlab.data import data_fingerprint
 from searchlab.engine.progress import Progress
 from searchlab.engine.resume import check_resumable
@@ -28,6 +28,7 @@ from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
+from searchlab.errors import ConfigError
 from searchlab.strategy import prepare_strategy
 from searchlab.tasks import get_task
 
@@ -48,7 +49,10 @@ def run_study(study: Study, progress: bool = True) -> RunResult:
 
 def _run(study: Study, progress: bool) -> RunResult:
     run_dir = study.run_dir
-    get_task(study.config.task).prepare(study)
+    try:
+        get_task(study.config.task).prepare(study)
+    except ConfigError as exc:
+        raise locate_in_study(exc, study) from None
     run_dir.mkdir(parents=True, exist_ok=True)
     ostudy = create_or_load(study)
     write_manifest(study)

@@ -109,8 +109,14 @@ def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -
     if out is None:
         return predict_files(export_dir, inputs, sys.stdout)
     partial = Path(f"{out}.partial")
+    try:   # the folder is made, as `export --out` makes its own
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        fh = partial.open("w", newline="")
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot write it ({exc.strerror or exc}). Fix: name a file in a folder "
+                          "you can write to") from None
     try:
-        with partial.open("w", newline="") as fh:
+        with fh:
             rows = predict_files(export_dir, inputs, fh)
         os.replace(partial, out)
         return rows

@@ -153,6 +153,6 @@ def _check_scorable(study: Study, task: Any) -> None:
 
 
 def _over_budget(costs: dict[str, float], study: Study) -> str | None:
-    from searchlab.tasks.classify import over_budget
+    from searchlab.tasks.costs import over_budget
 
     return over_budget(costs, study.config.budget)

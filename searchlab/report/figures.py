@@ -36,9 +36,10 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
     else:
         sections.append(note("Parameter importances", "needs at least 2 completed trials with parameters"))
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-        sections.append(_plot(f"Per-epoch {names[0]} (intermediate values)", lambda: vis.plot_intermediate_values(study)))
+        sections.append(_plot(f"Intermediate {names[0]} values (per epoch; per run for cross-validated or repeated "
+                              "trials)", lambda: vis.plot_intermediate_values(study)))
     else:
-        sections.append(note("Per-epoch values", "no trial reported per-epoch values"))
+        sections.append(note("Intermediate values", "no trial reported intermediate values"))
     return sections
 
 
@@ -62,7 +63,15 @@ def _target(study: optuna.Study, index: int) -> Callable[[optuna.trial.FrozenTri
 
 
 def _plot(title: str, draw: Callable[[], go.Figure]) -> Section:
+    """The plot, with what Optuna warned while drawing it said under it (not on the terminal, where it
+    reads as a problem of the run), or the reason it was not drawn."""
     try:
-        return figure(title, draw())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            section = figure(title, draw())
     except Exception as exc:   # Optuna refuses some plots for some studies; the reason is what the user needs
         return note(title, f"not drawn: {exc}")
+    said = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+    if said:
+        section = Section(section.title, section.body + note(title, " ".join(said)).body)
+    return section

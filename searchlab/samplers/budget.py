@@ -11,7 +11,7 @@ from searchlab.samplers.evolution import Feasible
 def budget_check(study: Any) -> Feasible | None:
     """params -> within the study's architecture budgets? (None: no budgets, or a task without candidates)."""
     from searchlab.tasks import get_task, sample_trial_config
-    from searchlab.tasks.classify import over_budget
+    from searchlab.tasks.costs import over_budget
 
     budget = study.config.budget
     task = get_task(study.config.task)

@@ -15,11 +15,10 @@ import numpy as np
 import optuna
 import torch
 from safetensors.torch import save_file
-from torch.utils.flop_counter import FlopCounterMode
 
 from searchlab.augment.synthetic import with_synthetic
 from searchlab.config.load import Study
-from searchlab.config.schema import BudgetConfig, ObjectiveConfig, TaskConfig
+from searchlab.config.schema import ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import check_test_images, data_advice, load_dataset
 from searchlab.data.types import ImageDataset
@@ -32,6 +31,7 @@ from searchlab.space import probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.classify_usage import classify_setting_used, setting_default
+from searchlab.tasks.costs import COST_METRICS, analytic_costs, check_budget, measure_costs, over_budget
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, pool_train_val,
                                       progress_steps, repeated_splits)
@@ -41,9 +41,6 @@ from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisati
 from searchlab.tasks.transfer import apply_transfer
 
 BUDGET_PROBES = 100    # configs probed for one that fits the architecture budgets before any trial
-# Costs measured for every trial; objectives may name them (e.g. maximise auc, minimise flops).
-COST_METRICS = {"params": "minimize", "flops": "minimize", "depth": "minimize", "train_seconds": "minimize",
-                "images_per_second": "maximize"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +109,7 @@ class ClassifyTask:
                 named["space.model.weights"] = spec.model.weights
             for key, value in named.items():
                 if value is not None and not (study.base_dir / value).exists():
-                    raise ConfigError(f"{study.base_dir / value} does not exist", file=str(study.file), key=key,
+                    raise ConfigError(f"{study.base_dir / value} does not exist", key=key,
                                       got=value, fix="give a path that exists (relative paths are resolved "
                                       "against the study file's folder); run the study that makes it first")
 
@@ -282,7 +279,7 @@ def _check_metric_fits_data(study: Study, metric: str, data: ImageDataset) -> No
         metric_info(metric, data.kind, len(data.class_names))
     except RegistryError as exc:
         classes = ", ".join(f"{i} = {name}" for i, name in enumerate(data.class_names))
-        raise ConfigError(f"{exc} ({data.kind} task; classes: {classes})", file=str(study.file), key="objective",
+        raise ConfigError(f"{exc} ({data.kind} task; classes: {classes})", key="objective",
                           got=metric, fix="name a metric this task defines") from None
 
 
@@ -298,7 +295,7 @@ def _check_folds_within_classes(study: Study, data: ImageDataset) -> None:
     if counts[rarest] < min(drawn):
         raise ConfigError(f"{min(drawn)}-fold cross-validation needs at least {min(drawn)} images of every class in "
                           f"train+val, and class {data.class_names[rarest]!r} has {counts[rarest]}",
-                          file=str(study.file), key="space.train.cv_folds", got=min(drawn),
+                          key="space.train.cv_folds", got=min(drawn),
                           fix=f"use cv_folds {counts[rarest]} or fewer (2 at least), or add images of that class")
 
 
@@ -322,7 +319,7 @@ def _check_cutoffs_within_depth(study: Study, data: ImageDataset) -> None:
     if too_deep:
         cutoff, depth, architecture = too_deep   # the smallest cut-off drawn: the one to bring down
         raise ConfigError(f"cut-off block {cutoff} (the smallest this space draws) is beyond the depth of the "
-                          f"{architecture} network, which has {depth} blocks", file=str(study.file),
+                          f"{architecture} network, which has {depth} blocks",
                           key="space.model.cutoff", got=cutoff, fix=f"use cut-offs from 1 to {depth}, or a deeper "
                           "network")
 
@@ -352,53 +349,6 @@ def model_spec_for(spec: ClassifyTrialConfig, data: ImageDataset) -> dict[str, A
     architecture, args = spec.model.architecture()
     outputs = 2 if data.kind == "binary" else len(data.class_names)
     return {"architecture": architecture, "args": args, "in_channels": data.channels, "num_outputs": outputs}
-
-
-def measure_costs(model: torch.nn.Module, data: ImageDataset) -> dict[str, float]:
-    """Parameters, forward FLOPs per image (torch's own counter; a multiply-add counts as 2) and depth."""
-    params = sum(p.numel() for p in model.parameters())
-    h, w = data.image_size
-    model.eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, data.channels, h, w))
-    return {"params": float(params), "flops": float(counter.get_total_flops()), "depth": float(model_depth(model))}
-
-
-def analytic_costs(model_spec: dict[str, Any], data: ImageDataset) -> dict[str, float] | None:
-    """A ZenNet's costs from its shape alone (~0.1 ms instead of building it and counting, ~30 ms), so a proxy
-    search can draw many over-budget candidates cheaply; equal to measure_costs (tests/test_deepmad.py)."""
-    if model_spec["architecture"] != "zen":
-        return None
-    from searchlab.nas.deepmad import analyse, zen_convs
-
-    shape = analyse(zen_convs(model_spec["args"], data.channels, data.image_size), model_spec["num_outputs"])
-    return {"params": float(shape.params), "flops": float(shape.flops), "depth": float(shape.depth)}
-
-
-def model_depth(model: torch.nn.Module) -> int:
-    """Weighted layers on the longest path: the architecture's own count when it has one (NAS models), else
-    every conv, linear and recurrent layer (sequential models, where that is the path)."""
-    if hasattr(model, "conv_depth"):
-        return int(model.conv_depth())
-    layers = (torch.nn.Conv2d, torch.nn.Linear)
-    count = sum(isinstance(m, layers) for m in model.modules())
-    return count + sum(m.num_layers for m in model.modules() if isinstance(m, torch.nn.RNNBase))
-
-
-def over_budget(costs: dict[str, float], budget: BudgetConfig) -> str | None:
-    """Which architecture limits the costs break ("over budget: flops 3.1e+07 > max_flops 2e+07"), or None."""
-    limits = {"flops": budget.max_flops, "params": budget.max_params, "depth": budget.max_depth}
-    over = [f"{name} {costs[name]:.4g} > max_{name} {limit:.4g}" for name, limit in limits.items()
-            if limit is not None and costs[name] > limit]
-    return "over budget: " + "; ".join(over) if over else None
-
-
-def check_budget(costs: dict[str, float], budget: BudgetConfig, ctx: TrialContext) -> None:
-    """Prune a config over the study's architecture budget before it trains, saying which limit it broke."""
-    reason = over_budget(costs, budget)
-    if reason:
-        ctx.record(over_budget=reason)
-        raise optuna.TrialPruned(reason)
 
 
 def _description(spec: ClassifyTrialConfig) -> dict[str, str]:

@@ -1,0 +1,94 @@
+"""What a classify trial's network costs: parameters, forward FLOPs per image and depth, and the study's
+architecture budget on them (budget.max_flops / max_params / max_depth)."""
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from searchlab.config.schema import BudgetConfig
+from searchlab.data.types import ImageDataset
+from searchlab.engine.context import TrialContext
+
+# Costs measured for every trial; objectives may name them (e.g. maximise auc, minimise flops).
+COST_METRICS = {"params": "minimize", "flops": "minimize", "depth": "minimize", "train_seconds": "minimize",
+                "images_per_second": "maximize"}
+
+
+def measure_costs(model: torch.nn.Module, data: ImageDataset) -> dict[str, float]:
+    """Parameters, forward FLOPs per image (torch's own counter; a multiply-add counts as 2) and depth."""
+    params = sum(p.numel() for p in model.parameters())
+    h, w = data.image_size
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    unseen: list[float] = []   # recurrent layers whose fused kernel the counter could not see into
+    before: list[int] = []
+
+    def after(rnn: torch.nn.Module, args: tuple[Any, ...], _: Any) -> None:
+        if counter.get_total_flops() == before.pop():   # e.g. LSTM on CPU; GRU and RNN run as counted matmuls
+            unseen.append(recurrent_flops(rnn, args[0]))
+
+    rnns = [m for m in model.modules() if isinstance(m, torch.nn.RNNBase)]
+    hooks = [h for m in rnns for h in (m.register_forward_pre_hook(lambda *_: before.append(counter.get_total_flops())),
+                                       m.register_forward_hook(after))]
+    try:
+        with counter, torch.no_grad():
+            model(torch.zeros(1, data.channels, h, w))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    flops = counter.get_total_flops() + sum(unseen)
+    return {"params": float(params), "flops": float(flops), "depth": float(model_depth(model))}
+
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def recurrent_flops(rnn: torch.nn.Module, x: torch.Tensor) -> float:
+    """A recurrent layer's matmul FLOPs for one sequence, as torch's counter counts them where it sees them
+    (a multiply-add is 2): per step, direction and layer, gates x hidden x (layer input + hidden)."""
+    assert isinstance(rnn, torch.nn.RNNBase)
+    steps = x.shape[1] if rnn.batch_first else x.shape[0]
+    gates, hidden, directions = _GATES[rnn.mode], rnn.hidden_size, 2 if rnn.bidirectional else 1
+    per_step = sum(2 * gates * hidden * ((rnn.input_size if layer == 0 else hidden * directions) + hidden)
+                   for layer in range(rnn.num_layers))
+    return float(steps * directions * per_step)
+
+
+def analytic_costs(model_spec: dict[str, Any], data: ImageDataset) -> dict[str, float] | None:
+    """A ZenNet's costs from its shape alone (~0.1 ms instead of building it and counting, ~30 ms), so a proxy
+    search can draw many over-budget candidates cheaply; equal to measure_costs (tests/test_deepmad.py)."""
+    if model_spec["architecture"] != "zen":
+        return None
+    from searchlab.nas.deepmad import analyse, zen_convs
+
+    shape = analyse(zen_convs(model_spec["args"], data.channels, data.image_size), model_spec["num_outputs"])
+    return {"params": float(shape.params), "flops": float(shape.flops), "depth": float(shape.depth)}
+
+
+def model_depth(model: torch.nn.Module) -> int:
+    """Weighted layers on the longest path: the architecture's own count when it has one (NAS models), else
+    every conv, linear and recurrent layer (sequential models, where that is the path)."""
+    if hasattr(model, "conv_depth"):
+        return int(model.conv_depth())
+    layers = (torch.nn.Conv2d, torch.nn.Linear)
+    count = sum(isinstance(m, layers) for m in model.modules())
+    return count + sum(m.num_layers for m in model.modules() if isinstance(m, torch.nn.RNNBase))
+
+
+def over_budget(costs: dict[str, float], budget: BudgetConfig) -> str | None:
+    """Which architecture limits the costs break ("over budget: flops 3.1e+07 > max_flops 2e+07"), or None."""
+    limits = {"flops": budget.max_flops, "params": budget.max_params, "depth": budget.max_depth}
+    over = [f"{name} {costs[name]:.4g} > max_{name} {limit:.4g}" for name, limit in limits.items()
+            if limit is not None and costs[name] > limit]
+    return "over budget: " + "; ".join(over) if over else None
+
+
+def check_budget(costs: dict[str, float], budget: BudgetConfig, ctx: TrialContext) -> None:
+    """Prune a config over the study's architecture budget before it trains, saying which limit it broke."""
+    reason = over_budget(costs, budget)
+    if reason:
+        ctx.record(over_budget=reason)
+        raise optuna.TrialPruned(reason)
