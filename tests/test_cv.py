@@ -227,7 +227,8 @@ def test_each_fold_is_scored_at_a_threshold_chosen_on_the_other_folds():
 
     def splits():
         return iter([({"repeat": 0, "fold": i}, SimpleNamespace(train=[0] * 160, probs=p,
-                                                               val=ImageSplit(torch.zeros(40, 1, 2, 2), y))) for i, (y, p) in enumerate(folds)])
+                                                               val=ImageSplit(torch.zeros(40, 1, 2, 2), y)))
+                     for i, (y, p) in enumerate(folds)])
 
     def no_report(step, metrics, judge):
         pass

@@ -27,7 +27,8 @@ def test_more_best_trials_than_shown_are_counted_and_a_front_is_exported_by_tria
     front = [[0.9, 4.0], [0.8, 3.0], [0.7, 2.0], [0.6, 1.0]]   # every one a trade-off: all four on the front
     out = _summary(["maximize", "minimize"], front, capsys)
     assert "(the best 3 of 4 of the Pareto front shown; all: searchlab status runs/s --top 4)" in out
-    assert "export:    searchlab export runs/s --trial N --out runs/s/best   (N: a trial of the Pareto front, e.g. " in out
+    assert "export:    searchlab export runs/s --trial N --out runs/s/best   (N: a trial of the Pareto front, " \
+           "e.g. " in out
 
 
 def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
@@ -37,7 +38,8 @@ def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
     trial = optuna.trial.create_trial(value=0.8, params={}, distributions={}, user_attrs={
         "metrics": metrics, "threshold": [0.31, 0.5], "class_names": ["effusion", "mass"]})
     text = describe_trial(None, trial)
-    assert "metrics: auc=0.8, hamming_loss=0.12, threshold=0.31/0.5\n    AUC per class: effusion 0.91, mass 0.69" in text
+    assert "metrics: auc=0.8, hamming_loss=0.12, threshold=0.31/0.5\n" \
+           "    AUC per class: effusion 0.91, mass 0.69" in text
     plain = optuna.trial.create_trial(value=0.8, params={}, distributions={},
                                       user_attrs={"metrics": {"auc": 0.8}, "threshold": 0.5})
     assert describe_trial(None, plain).endswith("metrics: auc=0.8")

@@ -28,7 +28,8 @@ def unused_settings(space: Group, used: UsedRule, seed: int = 0) -> list[UnusedS
     return list(_unused_under(space, (), probes, used))
 
 
-def _unused_under(group: Group, at: ConfigPath, probes: list[dict[str, Any]], used: UsedRule) -> Iterator[UnusedSetting]:
+def _unused_under(group: Group, at: ConfigPath, probes: list[dict[str, Any]],
+                  used: UsedRule) -> Iterator[UnusedSetting]:
     for key, node in group.entries:
         path = at + (key,)
         found = _certainly_unused(path, node, probes, used)
@@ -41,7 +42,8 @@ def _unused_under(group: Group, at: ConfigPath, probes: list[dict[str, Any]], us
             yield from _unused_under(node, path, probes, used)
 
 
-def _certainly_unused(path: ConfigPath, node: Node, probes: list[dict[str, Any]], used: UsedRule) -> UnusedSetting | None:
+def _certainly_unused(path: ConfigPath, node: Node, probes: list[dict[str, Any]],
+                      used: UsedRule) -> UnusedSetting | None:
     reads: dict[ConfigPath, set[str]] = {}
     present = [config for config in probes if _lookup(config, path) is not ABSENT]
     if not present or any(_used_in(config, path, used, reads) for config in present):

@@ -53,8 +53,8 @@ class CrossFoldThresholds:
 
     A threshold chosen on the fold it is scored on (Youden, F1...) fits that fold's noise: on 40-image folds of
     uninformative scores it still reaches a mean balanced accuracy of ~0.59 (tests/test_cv.py), and an
-    objective such as balanced_accuracy or f1 would select trials on that optimism. The other folds' held-out predictions
-    never saw the fold's labels. With no other fold done yet, the default threshold (0.5) is used.
+    objective such as balanced_accuracy or f1 would select trials on that optimism. The other folds' held-out
+    predictions never saw the fold's labels. With no other fold done yet, the default threshold (0.5) is used.
     """
 
     choose: Callable[[np.ndarray, np.ndarray], Threshold]   # (labels, probs) -> threshold, the trial's rule
