@@ -241,7 +241,7 @@ def _resampled(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, ki
                          for k in range(n_classes)}
         out.update(per_class_auc)
         out["auc"] = lambda: np.mean([auc() for auc in per_class_auc.values()], axis=0)
-    if kind == "binary":
+    else:
         y1 = y.astype(np.float64)
         out["auc"] = lambda: _weighted_auc(w, y1, p)
         out["average_precision"] = lambda: _weighted_ap(w, y1, p)

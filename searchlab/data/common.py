@@ -84,15 +84,20 @@ def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int =
     return None
 
 
+def first_lines(lines: list[str], shown: int = 10) -> str:
+    """Up to `shown` indented lines, then how many more: errors name every bad file, but not 5,000 of them."""
+    more = f"\n  ... and {len(lines) - shown} more" if len(lines) > shown else ""
+    return "\n  " + "\n  ".join(lines[:shown]) + more
+
+
 class UnreadableImages(DataError):
     """Image files that cannot be decoded, all named in one message (a folder is fixed in one pass)."""
 
     def __init__(self, errors: list[DataError], total: int, shown: int = 10, what: str = "image files",
                  fix: str = "replace or remove these files") -> None:
         self.errors, self.total = errors, total
-        lines = "\n  ".join(str(e).split(". Fix:")[0] for e in errors[:shown])
-        more = f"\n  ... and {len(errors) - shown} more" if len(errors) > shown else ""
-        super().__init__(f"{len(errors)} of {total} {what} cannot be read:\n  {lines}{more}\nFix: {fix}")
+        lines = first_lines([str(e).split(". Fix:")[0] for e in errors], shown)
+        super().__init__(f"{len(errors)} of {total} {what} cannot be read:{lines}\nFix: {fix}")
 
 
 def decode_threads() -> int:

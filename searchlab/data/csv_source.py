@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from searchlab.config.schema import CsvData
-from searchlab.data.common import SPLITS, load_splits, random_split, resolve_path, stratified_split
+from searchlab.data.common import SPLITS, first_lines, load_splits, random_split, resolve_path, stratified_split
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan, TaskKind
 from searchlab.errors import DataError
 
@@ -70,13 +70,12 @@ def _check_each_image_once(csv_path: Path, cfg: CsvData, table: _Table, shown: i
 
     def where(rows: list[int]) -> str:
         return ", ".join(f"{n}" + (f" ({split_of[n]})" if cfg.split_column else "") for n in rows)
-    listed = "\n  ".join(f"{path}: rows {where(rows)}" for path, rows in repeated[:shown])
-    more = f"\n  ... and {len(repeated) - shown} more" if len(repeated) > shown else ""
+    listed = first_lines([f"{path}: rows {where(rows)}" for path, rows in repeated], shown)
     crossing = sum(len({split_of[n] for n in rows}) > 1 for _, rows in repeated) if cfg.split_column else 0
     leak = (f"; {crossing} of them in more than one split, so the model would be scored on images it trained on"
             if crossing else "")
     raise DataError(f"{csv_path}: column {cfg.image_column!r}: {len(repeated)} image file(s) listed in more than "
-                    f"one row{leak}:\n  {listed}{more}\nFix: list each image once (to oversample a rare class, "
+                    f"one row{leak}:{listed}\nFix: list each image once (to oversample a rare class, "
                     "use space.imbalance.sampler: balanced or loss: weighted_ce instead of repeating rows)")
 
 
@@ -94,9 +93,8 @@ def _check_files_exist(csv_path: Path, column: str, table: _Table, shown: int = 
     missing = [(n, path) for n, path in zip(table.rows, table.files) if not path.is_file()]
     if not missing:
         return
-    listed = "\n  ".join(f"row {n}: {path}" for n, path in missing[:shown])
-    more = f"\n  ... and {len(missing) - shown} more" if len(missing) > shown else ""
-    raise DataError(f"{csv_path}: column {column!r}: {len(missing)} image file(s) not found:\n  {listed}{more}\n"
+    listed = first_lines([f"row {n}: {path}" for n, path in missing], shown)
+    raise DataError(f"{csv_path}: column {column!r}: {len(missing)} image file(s) not found:{listed}\n"
                     f"Fix: image paths are relative to the CSV's folder ({csv_path.parent})")
 
 

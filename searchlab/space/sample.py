@@ -156,12 +156,17 @@ class _DefineByRun:
             self._enqueue(path, node, parent[key])
 
     def _lookup(self, path: ConfigPath) -> Any:
-        node: Any = self.root
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                node = ABSENT
-                break
-            node = node[part]
+        node = value_at(self.root, path)
         if node is ABSENT and any(path[:len(queued)] == queued for queued, _, _ in self.queue + self.waiting):
             raise Pending(".".join(path))
         return node
+
+
+def value_at(config: dict[str, Any], path: ConfigPath) -> Any:
+    """The setting at `path` of a nested config, or ABSENT."""
+    node: Any = config
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return ABSENT
+        node = node[part]
+    return node

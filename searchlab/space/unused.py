@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from searchlab.space.params import SEARCHABLE, Branch, FixedParam, Group, Node
-from searchlab.space.sample import ABSENT, ConfigPath, UsedRule, probe_configs
+from searchlab.space.sample import ABSENT, ConfigPath, UsedRule, probe_configs, value_at
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,14 @@ def _unused_under(group: Group, at: ConfigPath, probes: list[dict[str, Any]],
 def _certainly_unused(path: ConfigPath, node: Node, probes: list[dict[str, Any]],
                       used: UsedRule) -> UnusedSetting | None:
     reads: dict[ConfigPath, set[str]] = {}
-    present = [config for config in probes if _lookup(config, path) is not ABSENT]
+    present = [config for config in probes if value_at(config, path) is not ABSENT]
     if not present or any(_used_in(config, path, used, reads) for config in present):
         return None
     if not reads or any(len(values) > 1 for values in reads.values()):
         return None   # unused in these probes, but another combination of searched settings might use it
     written = repr(node.value) if isinstance(node, FixedParam) else "searched" if isinstance(node, SEARCHABLE) \
         else "a group"
-    return UnusedSetting(".".join(path), written, {".".join(p): _lookup(present[0], p) for p in reads})
+    return UnusedSetting(".".join(path), written, {".".join(p): value_at(present[0], p) for p in reads})
 
 
 def describe(setting: UnusedSetting, default: Callable[[str], Any]) -> str:
@@ -66,16 +66,8 @@ def describe(setting: UnusedSetting, default: Callable[[str], Any]) -> str:
 
 def _used_in(config: dict[str, Any], path: ConfigPath, used: UsedRule, reads: dict[ConfigPath, set[str]]) -> bool:
     def lookup(dependency: ConfigPath) -> Any:
-        value = _lookup(config, dependency)
+        value = value_at(config, dependency)
         reads.setdefault(dependency, set()).add(repr(value) if value is not ABSENT else "<default>")
         return value
     return used(path, lookup)
 
-
-def _lookup(config: dict[str, Any], path: ConfigPath) -> Any:
-    node: Any = config
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return ABSENT
-        node = node[part]
-    return node
