@@ -189,8 +189,10 @@ def _export_best(study: Any, result: Any) -> Any:
         config = export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta,
                             select=select)
     except SearchlabError as exc:   # the search is done and stored: say how to export it, do not lose the run
+        # Several objectives have no single best: the error names the Pareto front; --top-k would fail again.
+        how = "--trial N" if len(study.objectives) > 1 else f"--top-k {top_k} --tta {export.tta} --select {select}"
         print(f"export skipped: {exc}\nThe trials are stored; export them with: searchlab export {study.run_dir} "
-              f"--top-k {top_k} --tta {export.tta} --select {select} --out {out}", file=sys.stderr)
+              f"{how} --out {out}", file=sys.stderr)
         return None
     if "generator" not in config:
         warn_about_export(config)

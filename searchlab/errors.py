@@ -33,6 +33,30 @@ class ConfigError(SearchlabError):
         return "".join(parts)
 
 
+class AtKey(ValueError):
+    """Raised by a check that spans a section (a pydantic model validator) about one key of it, so the error
+    names that key and its line (e.g. `pruner` beside `executor.scheduler`), not the whole section."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.path = tuple(key.split("."))
+
+
+def error_loc(error: dict) -> tuple:
+    """A pydantic error's location, with the key an AtKey check named added."""
+    raised = (error.get("ctx") or {}).get("error")
+    return tuple(error["loc"]) + (raised.path if isinstance(raised, AtKey) else ())
+
+
+def shown_input(error: dict) -> object:
+    """The value to quote: not a whole section (a check spanning it says what is wrong in words)."""
+    value = error.get("input", ...)
+    raised = (error.get("ctx") or {}).get("error")
+    for part in raised.path if isinstance(raised, AtKey) else ():
+        value = value.get(part, ...) if isinstance(value, dict) else ...
+    return ... if isinstance(value, dict) else value
+
+
 class DataError(SearchlabError):
     """A data set is missing, corrupt or inconsistent."""
 

@@ -24,8 +24,8 @@ def import_object(spec: str, what: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise RegistryError(f"{what} '{spec}': cannot import module '{module_name}' ({exc}). Fix: install it "
-                            "or put its folder on PYTHONPATH") from None
+        raise RegistryError(f"{what} '{spec}': cannot import module '{module_name}' ({exc}). Fix: put it beside "
+                            "the study file, install it, or put its folder on PYTHONPATH") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):

@@ -40,14 +40,14 @@ def fields_at(schema: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     models: list[type[BaseModel]] = [schema]
     for part in loc:
         inner = [m for model in models if part in model.model_fields
-                 for m in _models_in(model.model_fields[part].annotation)]
+                 for m in models_in(model.model_fields[part].annotation)]
         if not inner:   # a tag: the union members whose `kind` is it
             inner = [m for m in models if getattr(m.model_fields.get("kind"), "default", None) == part]
         models = inner
     return sorted({field.alias or name for model in models for name, field in model.model_fields.items()})
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
+def models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+    return [m for arg in get_args(annotation) for m in models_in(arg)]

@@ -1,6 +1,7 @@
 """What `run` prints at the end and what `status` prints: plain text a person reads in a terminal."""
 from __future__ import annotations
 
+import fcntl
 import math
 from collections import Counter
 from pathlib import Path
@@ -10,7 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
-from searchlab.engine.progress import FINISHED
+from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.storage import ContainedArtifactStore
 
@@ -37,10 +38,17 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
              if result.interrupted else ""))
     n_trials = study.config.budget.n_trials
     finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
-    if not result.interrupted and len(ostudy.get_trials(deepcopy=False)) == result.trials_before and \
-            finished >= n_trials:
+    if not result.interrupted and finished == result.trials_before and finished >= n_trials:
         print(f"nothing ran: the stored trials already reach budget.n_trials={n_trials}. To search on, raise it "
               f"(e.g. --set budget.n_trials={n_trials * 2}) or give the study a new name for a fresh search")
+    max_failed = getattr(study.config.budget, "max_failed", None) or n_trials
+    if not result.interrupted and finished < n_trials and _failed_configs(ostudy) >= max_failed:
+        print(f"stopped: {_failed_configs(ostudy)} trials failed, budget.max_failed={max_failed} (default: n_trials)"
+              " reached; trials already running finished. Fix what the failures say, then run again")
+    waiting = len(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    if waiting and not result.interrupted and finished >= n_trials:
+        print(f"{waiting} queued config(s) did not run (an interrupted trial's retry, or a points_to_evaluate entry):"
+              f" budget.n_trials={n_trials} is reached. To run them: --set budget.n_trials={finished + waiting}")
     best = best_trials(ostudy)
     for trial in best[:3]:
         print(describe_trial(ostudy, trial))
@@ -64,17 +72,52 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
         print("no trial completed: fix what the failures above say (`searchlab status` shows the latest ones), "
               "then run again")
     else:
+        _print_all_pruned(ostudy)
+
+
+def _failed_configs(ostudy: optuna.Study) -> int:
+    return sum(t.state == TrialState.FAIL for t in final_trials(ostudy))
+
+
+def _print_all_pruned(ostudy: optuna.Study) -> None:
+    """Why no trial completed when all were pruned: over the architecture budget is not the pruner's doing."""
+    pruned = ostudy.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    over = [t for t in pruned if "over_budget" in t.user_attrs]
+    if over:
+        print(f"no trial completed: {len(over)} of {len(pruned)} pruned trials were over the architecture budget "
+              f"before training (e.g. trial {over[0].number}: {over[0].user_attrs['over_budget']}); raise "
+              "budget.max_flops / max_params / max_depth or search smaller architectures. Each counts toward "
+              "budget.n_trials")
+    if len(over) < len(pruned):
         print("no trial completed: every finished trial was pruned (each trial's `pruned` attribute or the "
-              "dashboard's intermediate values say when); a larger budget or a gentler pruner lets some finish")
+              "dashboard's intermediate values say when); more epochs or a gentler pruner lets some finish")
 
 
 def print_status(run: OpenRun, top: int) -> None:
     study = run.study
     print(f"study '{study.study_name}' in {run.storage_url}: {state_counts(study)}")
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if running and not _run_in_progress(run.run_dir):
+        print(f"  ({len(running)} 'running' left by a run that stopped without finishing them (killed or crashed): "
+              "the next `searchlab run` of the study fails them and runs their configs again)")
     for trial in best_trials(study)[:top]:
         print(describe_trial(study, trial))
     print_failures(study)
     print_checkpoint_usage(run)
+
+
+def _run_in_progress(run_dir: Path) -> bool:
+    """Whether a `run` of this folder holds its lock (engine/run.py run_lock) on this machine now."""
+    lock = run_dir / ".lock"
+    if not lock.is_file():
+        return False
+    with lock.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
 
 
 def print_checkpoint_usage(run: OpenRun) -> None:
@@ -104,8 +147,10 @@ def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()
                        if not (architecture and k.startswith("model.")))
     model = f"\n    architecture: {architecture}" if architecture else ""
-    return (f"  trial {trial.number}: value {values}{model}\n    params:  {params}\n    metrics: {shown}"
-            + _threshold(trial) + _per_class_auc(trial))
+    cut = f"\n    cut short: {trial.user_attrs['cut_short']}" if "cut_short" in trial.user_attrs else ""
+    searched = f"\n    params:  {params}" if params else ""   # a fixed space repeated over seeds has none
+    return (f"  trial {trial.number}: value {values}{model}{searched}\n    metrics: {shown}"
+            + _threshold(trial) + _per_class_auc(trial) + cut)
 
 
 def _threshold(trial: FrozenTrial) -> str:

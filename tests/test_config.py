@@ -1,6 +1,7 @@
 """The study file boundary: valid files load into typed objects; every mistake is one clear message."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,8 @@ def test_relative_paths_are_made_absolute_when_loaded(write_study, tmp_path, mon
     here = Path.cwd()
     cases = {"sqlite:///s.db": f"sqlite:///{here / 's.db'}", "journal://j/s.log": f"journal://{here / 'j/s.log'}",
              "sqlite:////abs/s.db": "sqlite:////abs/s.db", "journal:///abs/s.log": "journal:///abs/s.log",
-             "postgresql://u@127.0.0.1/db": "postgresql://u@127.0.0.1/db"}
+             "postgresql://u@127.0.0.1/db": "postgresql://u@127.0.0.1/db",
+             "sqlite:///~/s.db": f"sqlite:///{Path.home() / 's.db'}"}   # as a shell would, not a folder "~"
     for given, expected in cases.items():
         assert load_study(write_study(MINIMAL + f"storage: '{given}'\n")).storage_url == expected
     study = load_study(write_study(MINIMAL + "run_dir: runs/s\n"))
@@ -262,3 +264,28 @@ def test_one_label_column_may_be_written_without_a_list(tmp_path):
     from searchlab.config.schema import CsvData
 
     assert CsvData(source="csv", path=tmp_path / "t.csv", label_columns="diagnosis").label_columns == ("diagnosis",)
+
+
+@pytest.mark.parametrize("address,message", [
+    ("127.0.0.1", "a Ray address is 'host:port'"),
+    ("nonsense", "a Ray address is 'host:port'"),
+    ("ray://127.0.0.1:10001", "Ray Client addresses \\(ray://\\) are not supported"),
+])
+def test_a_malformed_ray_address_is_refused_at_load(write_study, address, message):
+    err = error_of(write_study, MINIMAL + f"executor: {{kind: ray, address: '{address}'}}\n")
+    assert err.key == "executor.address" and err.line == 5
+    assert re.search(message, str(err)) and err.got == address
+
+
+def test_a_check_spanning_the_study_names_the_key_at_fault_not_the_whole_file(write_study):
+    err = error_of(write_study, MINIMAL + "pruner: median\nexecutor: {kind: ray, scheduler: asha}\n")
+    assert err.key == "pruner" and err.line == 5 and err.got == "median" and "pruner: none" in str(err)
+    assert "'name'" not in str(err)   # the study's other sections are not quoted
+
+
+def test_every_problem_is_named_and_a_nested_section_lists_its_own_keys(write_study):
+    err = error_of(write_study, MINIMAL + "budget: {n_trials: 0}\nexecutor: {kind: ray, resources_per_trial: "
+                                          "{cpus: 1}}\n")
+    assert "also: executor.resources_per_trial.cpus: Extra inputs are not permitted" in str(err)
+    err = error_of(write_study, MINIMAL + "executor: {kind: ray, resources_per_trial: {cpus: 1}}\n")
+    assert err.key == "executor.resources_per_trial.cpus" and "Valid keys here: cpu, gpu" in str(err)

@@ -92,7 +92,7 @@ def test_designs_meet_the_constraints_and_the_best_train_first(write_study, tmp_
 
 
 def test_an_impossible_budget_is_said_plainly(write_study):
-    with pytest.raises(SearchlabError, match="no architecture of this space fits the budget"):
+    with pytest.raises(SearchlabError, match="no architecture found in this space fits the budget"):
         run_study(load_study(write_study(STUDY.replace("FLOPS", "1.0e+3"))), progress=False)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -51,6 +52,10 @@ def test_export_writes_spec_weights_and_model_py(exported):
         t.value for t in __import__("optuna").load_study(study_name="exp",
                                                          storage=f"sqlite:///{tmp / 'run' / 'study.db'}").trials))
     assert "test" not in json.dumps(on_disk["validation_metrics"])
+    umask = os.umask(0)
+    os.umask(umask)   # an export is for sharing: the modes any folder and file made here would have
+    assert (tmp / "best").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert {p.stat().st_mode & 0o777 for p in (tmp / "best").iterdir()} == {0o666 & ~umask}
 
 
 def test_torch_only_process_reproduces_the_recorded_test_predictions(exported, breastmnist_root):

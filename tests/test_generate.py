@@ -229,13 +229,38 @@ def test_an_unconditional_generator_cannot_add_class_images(write_study, tmp_pat
 
     run_study(_study(write_study, tmp_path, extractor_run, "dcgan", "false"), progress=False)
     export_run(tmp_path / "run", tmp_path / "generator")
-    text = ("name: cls\ntask: classify\nspace:\n  model: {kind: cnn, depth: 1, width: 8}\n"
-            "  augment: {synthetic: generator, synthetic_per_class: 5}\n"
-            "pruner: none\nbudget: {n_trials: 1, epochs: 1}\nrun_dir: '%s'\n" % (tmp_path / "cls"))
-    run_study(load_study(write_study(text, name="cls.yaml")), progress=False)
-    trial = optuna.load_study(study_name="cls", storage=f"sqlite:///{tmp_path / 'cls' / 'study.db'}").trials[0]
-    assert trial.state == TrialState.FAIL
-    assert "is not conditional on this data's 2 classes (unconditional" in trial.user_attrs["error"]
+    with pytest.raises(ConfigError, match="is not conditional on this data's 2 classes \\(unconditional") as info:
+        run_study(load_study(write_study(SYNTHETIC_STUDY % ("generator", tmp_path / "cls"), name="cls.yaml")),
+                  progress=False)
+    assert info.value.key == "space.augment.synthetic" and "space.gan.conditional=true" in info.value.fix
+    assert not (tmp_path / "cls" / "study.db").exists()   # refused before any trial
+
+
+def test_a_classifier_export_named_as_a_generator_or_a_generator_as_features_is_said(write_study, tmp_path, breast):
+    from searchlab.models import standalone
+    from searchlab.models.gan_sampling import load_generator
+
+    classifier = tmp_path / "classifier"
+    classifier.mkdir()
+    (classifier / "config.json").write_text('{"model": {"architecture": "plain_cnn"}, "preprocessing": {}}')
+    with pytest.raises(ConfigError, match="is a classifier export, not a generator's"):
+        run_study(load_study(write_study(SYNTHETIC_STUDY % ("classifier", tmp_path / "cls"), name="cls.yaml")),
+                  progress=False)
+    with pytest.raises(ValueError, match="is a classifier export: load it with model.load"):
+        load_generator(classifier)
+    generator = tmp_path / "generator"
+    generator.mkdir()
+    (generator / "config.json").write_text('{"generator": {"family": "dcgan"}}')
+    with pytest.raises(ConfigError, match="is a generator export; MedFID's feature network is a classifier") as info:
+        feature_network("generator", tmp_path, tmp_path, breast, seed=0)
+    assert info.value.key == "task.features"
+    with pytest.raises(ValueError, match="is a generator export: load it with model.load_generator"):
+        standalone.load(generator)
+
+
+SYNTHETIC_STUDY = ("name: cls\ntask: classify\nspace:\n  model: {kind: cnn, depth: 1, width: 8}\n"
+                   "  augment: {synthetic: %s, synthetic_per_class: 5}\n"
+                   "pruner: none\nbudget: {n_trials: 1, epochs: 1}\nrun_dir: '%s'\n")
 
 
 def test_a_two_objective_gan_study_records_medfid_and_recall(write_study, tmp_path, extractor_run):
@@ -245,3 +270,50 @@ def test_a_two_objective_gan_study_records_medfid_and_recall(write_study, tmp_pa
     trial = optuna.load_study(study_name="gan", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials[0]
     assert trial.state == TrialState.COMPLETE and len(trial.values) == 2
     assert trial.values[1] == trial.user_attrs["evaluations"][-1]["recall"]
+
+
+@pytest.mark.parametrize("labels", [[2] * 4, ["malignant"] * 4, [0, 1], [[0, 1], [1, 0]]])
+def test_labels_a_conditional_generator_cannot_take_are_said(labels):
+    from searchlab.models.gan_sampling import sample_images
+
+    conditional = build_generator("dcgan", 28, 1, latent=8, width=8, n_classes=2)
+    with pytest.raises(ValueError, match=r"labels are 4 class indices 0\.\.1, one per image"):
+        sample_images(conditional, 4, labels=labels)
+    assert sample_images(conditional, 4, labels=[0, 1, 1, 0]).shape == (4, 1, 28, 28)
+
+
+def test_a_gan_trial_the_timeout_cuts_completes_saying_where(write_study, tmp_path, extractor_run):
+    shutil.copytree(extractor_run / CACHE_DIR, tmp_path / "run" / CACHE_DIR)
+    text = (STUDY.replace("FAMILY", "dcgan").replace("COND", "false").replace("iterations: 40", "iterations: 100000")
+            .replace("n_trials: 1}", "n_trials: 1, timeout: 3}"))
+    run_study(load_study(write_study(text)), progress=False)
+    trial = optuna.load_study(study_name="gan", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials[0]
+    done = int(trial.user_attrs["metrics"]["iterations"])
+    assert trial.state == TrialState.COMPLETE and done < 100000
+    assert trial.user_attrs["cut_short"] == f"stopped by budget.timeout at iteration {done} of 100000"
+
+
+def test_a_resolution_no_family_can_make_is_refused_before_the_feature_network_trains(write_study, tmp_path):
+    from test_data import class_folder
+
+    folder = class_folder(tmp_path / "images", {"a": 12, "b": 12})
+    text = (STUDY.replace("FAMILY", "stylegan2").replace("COND", "false") +
+            f"data: {{source: folder, path: '{folder}', image_size: 30}}\n")
+    with pytest.raises(ConfigError, match="stylegan2 cannot generate this data's 30x30 images") as info:
+        run_study(load_study(write_study(text)), progress=False)
+    assert "Fix: resize the data (data.image_size)" in str(info.value)
+    assert not (tmp_path / "run" / CACHE_DIR).exists()
+
+
+def test_another_familys_settings_are_warned_about_and_not_sampled(write_study):
+    from searchlab.space import sample_config
+    from searchlab.space.unused import unused_settings
+    from searchlab.tasks.generate_usage import generate_setting_used
+
+    text = STUDY.replace("FAMILY", "dcgan").replace("COND", "false").replace(
+        "conditional: false}", "conditional: false, gp_weight: {float: [1, 20]}, r1_gamma: 0.5}")
+    study = load_study(write_study(text))
+    assert [u.path for u in unused_settings(study.space, generate_setting_used)] == ["gan.gp_weight", "gan.r1_gamma"]
+    trial = optuna.create_study().ask()
+    config = sample_config(trial, study.space, generate_setting_used)
+    assert "gp_weight" not in config["gan"] and "gan.gp_weight" not in trial.params

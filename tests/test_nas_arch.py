@@ -136,3 +136,15 @@ def test_bad_architectures_are_named(write_study, model, key):
     with pytest.raises(ConfigError) as err:
         _study(write_study, model)
     assert key in str(err.value)
+
+
+def test_a_plain_cnn_deeper_than_its_image_is_warned_about_with_the_depth_that_fits():
+    from searchlab.tasks.shape_advice import stages_that_fit, too_deep_warning
+
+    assert [stages_that_fit(side) for side in (1, 2, 7, 28, 56)] == [1, 2, 4, 6, 7]
+    configs = [{"model": {"depth": depth, "input_scale": 1}} for depth in (3, 8)]
+    assert too_deep_warning(configs, (28, 28)) == (
+        "space.model.depth reaches 8 on 28-px images (input_scale 1): stages 7-8 see 1x1 maps, where pooling halves "
+        "nothing and a convolution sees one pixel. Fix: depth <= 6, or a larger input_scale")
+    assert too_deep_warning([{"model": {"depth": 7, "input_scale": 2}}], (28, 28)) is None
+    assert too_deep_warning([{"model": {"kind": "timm", "backbone": "resnet18"}}], (28, 28)) is None

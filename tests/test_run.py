@@ -263,6 +263,18 @@ def test_opening_the_storage_again_keeps_the_runs_sqlite_locks(tmp_path):
     assert subprocess.run([sys.executable, "-c", count], capture_output=True, text=True).stdout.strip() == "3"
 
 
+def test_after_a_multi_objective_run_the_export_hint_asks_for_a_pareto_trial(write_study, tmp_path, capsys):
+    from searchlab.cli import main
+
+    text = CALLABLE.format(fn="quadratic", n=3, sleep=0.0).replace(
+        "objective: {metric: loss, direction: minimize}",
+        "objective: [{metric: loss, direction: minimize}, {metric: x_abs, direction: minimize}]")
+    assert main(["run", str(write_study(text + "export: {after_run: true}\n")), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "export skipped: this study has 2 objectives" in err and "--top-k" not in err
+    assert f"export them with: searchlab export {tmp_path / 'run'} --trial N --out" in err
+
+
 def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_study, tmp_path, monkeypatch,
                                                                          capsys):
     from searchlab.cli import main
@@ -477,3 +489,27 @@ def test_overrides_reach_the_worker_processes_which_reread_the_study_file(write_
     path = callable_study(write_study, n=2, extra="\nexecutor: {workers: 2}\n")
     study = run_study(load_study(path, {"space.sleep": 0.01}), progress=False).study
     assert [t.user_attrs["config"]["sleep"] for t in study.trials] == [0.01, 0.01]
+
+
+def test_a_run_folder_keeps_its_storage(write_study, tmp_path):
+    path = callable_study(write_study, n=1)
+    run_study(load_study(path), progress=False)
+    other = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    with pytest.raises(StorageError, match=f"holds the study stored in sqlite:///{tmp_path / 'run' / 'study.db'}; "
+                                           f"this run's storage is {other}"):
+        run_study(load_study(path, {"storage": other}), progress=False)
+    assert not (tmp_path / "elsewhere.db").exists()
+
+
+def test_more_local_workers_than_cores_and_workers_under_ray_are_warned_about(write_study, monkeypatch, capsys):
+    from searchlab.engine import run as run_module
+
+    monkeypatch.setattr(run_module.os, "cpu_count", lambda: 2)
+    run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra="\nexecutor: {workers: 3}\n")))
+    assert "executor.workers=3 on 2 cores" in capsys.readouterr().err
+    run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra="\nexecutor: {workers: 2}\n")))
+    run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra="\nexecutor: {kind: ray}\n")))
+    assert capsys.readouterr().err == ""
+    ray = "\nexecutor: {kind: ray, workers: 4}\n"
+    run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra=ray)))
+    assert "executor.workers is for kind: local" in capsys.readouterr().err

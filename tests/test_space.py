@@ -9,7 +9,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from searchlab.config.yamlsrc import parse_yaml, read_yaml
 from searchlab.errors import ConfigError
-from searchlab.space import compile_space, probe_configs, sample_config, searchable_params
+from searchlab.space import cheapest_config, compile_space, probe_configs, sample_config, searchable_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -241,3 +241,61 @@ def test_settings_no_trial_can_use_are_found_and_those_a_searched_choice_may_use
     assert "(searched) has no effect" in describe(found["augment.randaugment_m"], setting_default)
     assert "(a group)" in describe(found["augment.sub_policies"], setting_default)   # once, not per entry
     assert "given model.transfer: 'scratch' (default)" in describe(found["model.cutoff"], setting_default)
+
+
+def gan_study_space(tmp_path, override: str):
+    """The shipped GAN space, included with one override beside it (what `--set space.gan.<key>=` makes)."""
+    return compile_text(f"space:\n  include: gan.yaml\n  gan: {override}\n", tmp_path)
+
+
+def test_a_setting_written_onto_a_one_of_changes_its_options_instead_of_replacing_them(tmp_path):
+    conditional = gan_study_space(tmp_path, "{conditional: true}")
+    assert distributions(conditional)["gan.family"].choices == ("dcgan", "wgan_gp", "stylegan2")
+    assert not any(name.endswith(".conditional") for name in distributions(conditional))
+    assert "gan.stylegan2.mapping_layers" in distributions(conditional)
+    config = sample_config(optuna.create_study().ask(), conditional)
+    assert config["gan"]["conditional"] is True and "latent" in config["gan"]
+
+    only_wgan = gan_study_space(tmp_path, "{critic_iters: 3}")   # only the option that has the setting
+    assert "gan.wgan_gp.critic_iters" not in distributions(only_wgan)
+    assert "gan.wgan_gp.gp_weight" in distributions(only_wgan)
+
+    one_option = gan_study_space(tmp_path, "{dcgan: {latent: {choice: [64, 128]}}}")
+    assert distributions(one_option)["gan.dcgan.latent"].choices == (64, 128)
+    assert distributions(one_option)["gan.wgan_gp.latent"].choices == (32, 64, 128)
+
+
+def test_the_selector_written_onto_a_one_of_keeps_only_the_options_named(tmp_path):
+    pinned = gan_study_space(tmp_path, "{family: dcgan}")
+    assert not any(name.startswith(("gan.wgan_gp", "gan.stylegan2")) for name in distributions(pinned))
+    assert sample_config(optuna.create_study().ask(), pinned)["gan"]["family"] == "dcgan"
+    two = gan_study_space(tmp_path, "{family: {choice: [dcgan, stylegan2]}}")
+    assert distributions(two)["gan.family"].choices == ("dcgan", "stylegan2")
+    with pytest.raises(ConfigError, match="not an option of this one_of.*'wgan'.*dcgan, wgan_gp, stylegan2"):
+        gan_study_space(tmp_path, "{family: wgan}")
+    with pytest.raises(ConfigError, match="'dcgan' is an option of the one_of 'family'"):
+        gan_study_space(tmp_path, "{dcgan: 3}")
+
+
+def test_settings_beside_an_inline_one_of_change_its_options(tmp_path):
+    space = compile_text("space:\n  m:\n    one_of: {a: {x: {int: [1, 3]}}, b: {y: 2}}\n    x: 5\n"
+                         "    one_of_key_stays: 1\n", tmp_path)
+    configs = [sample_config(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=s)).ask(), space)
+               for s in range(6)]
+    assert {c["m"]["kind"] for c in configs} == {"a", "b"}
+    assert all(c["m"]["one_of_key_stays"] == 1 for c in configs)
+    assert all(c["m"]["x"] == 5 for c in configs if c["m"]["kind"] == "a")
+    assert all("x" not in c["m"] and c["m"]["y"] == 2 for c in configs if c["m"]["kind"] == "b")
+
+
+def test_the_cheapest_config_combines_the_low_end_of_every_setting_the_probes_draw_one_at_a_time():
+    space = compile_text("space:\n" + "".join(f"  w{i}: {{int: [1, 10]}}\n" for i in range(8)) +
+                         "  block: {one_of: {none: {}, conv: {width: {int: [4, 64]}}}}\n")
+
+    def cost(config):   # e.g. FLOPs over a budget of 10: only the all-low network (8 + none) fits
+        return max(0, sum(config[f"w{i}"] for i in range(8)) + config["block"].get("width", 0) - 10)
+
+    assert min(cost(config) for config in probe_configs(space, seed=0)) > 0
+    config, least, costed = cheapest_config(space, cost, seed=0)
+    assert least == 0 and cost(config) == 0 and config["block"] == {"kind": "none"}
+    assert costed <= 300

@@ -1,6 +1,8 @@
 """Strategy registry, presets and `module:Class` plug-ins; pruner construction."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 
@@ -102,3 +104,22 @@ def test_a_plugin_that_cannot_be_imported_is_one_error_with_one_fix(write_study)
         load_study(write_study(text))
     assert info.value.key == "strategy" and "cannot import module 'no_such_module_xyz'" in info.value.rule
     assert str(info.value).count("Fix:") == 1 and "PYTHONPATH" in info.value.fix
+
+
+def test_a_plugin_beside_the_study_file_is_found_and_an_installed_module_of_its_name_wins(write_study, tmp_path):
+    import sys
+
+    from searchlab.config.load import load_study
+
+    (tmp_path / "beside_the_study_sampler.py").write_text(
+        "import optuna\nclass Loud(optuna.samplers.RandomSampler):\n    pass\n")
+    (tmp_path / "optuna.py").write_text("raise RuntimeError('a stray file must not shadow the real optuna')\n")
+    text = ("name: s\nspace: {optim: {lr: {float: [1.0e-4, 1.0e-2]}}}\n"
+            "strategy: {class: 'beside_the_study_sampler:Loud'}\n")
+    try:
+        study = load_study(write_study(text))
+        assert type(build_sampler(study.config.strategy, 0)).__name__ == "Loud"
+        assert sys.path.index(str(tmp_path)) > sys.path.index(str(Path(optuna.__file__).parents[1]))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("beside_the_study_sampler", None)

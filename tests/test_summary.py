@@ -43,3 +43,68 @@ def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
     plain = optuna.trial.create_trial(value=0.8, params={}, distributions={},
                                       user_attrs={"metrics": {"auc": 0.8}, "threshold": 0.5})
     assert describe_trial(None, plain).endswith("metrics: auc=0.8")
+
+
+def _printed(ostudy: optuna.Study, n_trials: int, finished_before: int, capsys) -> str:
+    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=n_trials)),
+                            run_dir=Path("runs/s"), storage_url="sqlite:///runs/s/study.db")
+    result = SimpleNamespace(study=ostudy, seconds=1.0, interrupted=False, trials_before=finished_before)
+    print_run_summary(study, result, exported=None)
+    return capsys.readouterr().out
+
+
+def test_a_queued_retry_left_by_a_reached_budget_is_said_and_running_it_is_not_called_nothing(capsys):
+    ostudy = optuna.create_study()
+    for value in (1.0, 2.0, 3.0):
+        ostudy.add_trial(optuna.trial.create_trial(value=value))
+    ostudy.enqueue_trial({})           # an interrupted trial's config, queued again
+    out = _printed(ostudy, 3, 3, capsys)
+    assert "nothing ran" in out and "1 queued config(s) did not run" in out and "budget.n_trials=4" in out
+    trial = ostudy.ask()               # a later run with n_trials=4 runs the queued config
+    ostudy.tell(trial, 0.5)
+    out = _printed(ostudy, 4, 3, capsys)
+    assert "nothing ran" not in out and "queued" not in out
+
+
+def test_trials_all_pruned_for_the_architecture_budget_are_not_blamed_on_the_pruner(capsys):
+    ostudy = optuna.create_study()
+    for flops in (4.9e7, 5.2e7):
+        ostudy.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, user_attrs={
+            "over_budget": f"over budget: flops {flops:.4g} > max_flops 3e+07"}))
+    out = _printed(ostudy, 2, 0, capsys)
+    assert "2 of 2 pruned trials were over the architecture budget" in out and "flops 4.9e+07 > max_flops" in out
+    assert "gentler pruner" not in out
+
+
+def test_a_trial_the_timeout_cut_says_so():
+    from searchlab.summary import describe_trial
+
+    ostudy = optuna.create_study()
+    ostudy.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={
+        "cut_short": "stopped by budget.timeout at iteration 6 of 10"}))
+    assert "cut short: stopped by budget.timeout at iteration 6 of 10" in describe_trial(ostudy, ostudy.trials[0])
+
+
+def test_a_run_the_failure_cap_stopped_says_so(capsys):
+    ostudy = optuna.create_study()
+    for number in range(3):
+        ostudy.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                                   user_attrs={"error": f"boom {number}"}))
+    out = _printed(ostudy, 2, 0, capsys)
+    assert "stopped: 3 trials failed, budget.max_failed=2 (default: n_trials) reached" in out
+    assert "trials already running finished" in out
+
+
+def test_status_says_running_trials_no_run_holds_are_left_over(tmp_path, capsys):
+    from searchlab.engine.rundir import OpenRun
+    from searchlab.engine.run import run_lock
+    from searchlab.summary import print_status
+
+    ostudy = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s")
+    ostudy.ask()                     # RUNNING, as a killed runner leaves it
+    run = OpenRun(tmp_path, ostudy, f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "artifacts")
+    print_status(run, 3)
+    assert "1 'running' left by a run that stopped without finishing them" in capsys.readouterr().out
+    with run_lock(tmp_path):         # a run of the folder in progress: its trials really are running
+        print_status(run, 3)
+    assert "left by a run" not in capsys.readouterr().out

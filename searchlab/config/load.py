@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,9 @@ from pydantic import BaseModel, ValidationError
 
 from searchlab.config import schema
 from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
-from searchlab.errors import ConfigError, SearchlabError
+from searchlab.errors import ConfigError, SearchlabError, error_loc, shown_input
 from searchlab.space import Group, compile_space
-from searchlab.suggest import did_you_mean
+from searchlab.suggest import did_you_mean, models_in
 
 # Which model validates each top-level section (to list valid keys when one is unknown).
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
@@ -54,6 +55,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     """Parse, validate and compile a study file. Raises SearchlabError (ConfigError) on any problem."""
     path = Path(path)
     src = read_yaml(path)
+    _folder_importable(path)
     data = src.data
     if not isinstance(data, dict):
         raise src.error((), "a study file is a mapping of sections (name, data, space, ...)", got=data,
@@ -85,6 +87,15 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     return study
 
 
+def _folder_importable(path: Path) -> None:
+    """A `module:Class` plug-in (strategy, callable task, NNI space) may sit beside its study file, as
+    presets and space fragments may. Appended, not prepended: an installed package of the same name wins,
+    so a stray `optuna.py` beside a study cannot shadow the real one. Ray workers inherit it (ray_cluster)."""
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
+
+
 def _check_unused_data_keys(data: dict[str, Any], src: Located) -> None:
     """A CSV's split column says which rows are test: a test_fraction beside it would be silently ignored."""
     section = data.get("data")
@@ -114,6 +125,8 @@ def _absolute_storage(url: str | None, run_dir: Path) -> str:
         return f"sqlite:///{run_dir / 'study.db'}"
     for prefix in ("sqlite:///", "journal://"):
         path = url.removeprefix(prefix)
+        if url.startswith(prefix) and path.startswith("~"):   # as a shell would: not a folder named "~"
+            return prefix + str(Path(path).expanduser())
         if url.startswith(prefix) and path and not path.startswith(("/", ":memory:")):
             return prefix + str(Path.cwd() / path)
     return url
@@ -164,8 +177,8 @@ def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath) ->
     """Turn pydantic's first error into our message; pydantic's loc may include union tags we drop."""
     errors = exc.errors()
     first = errors[0]
-    path = at + _data_path(data, tuple(first["loc"]))
-    more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
+    path = at + _data_path(data, error_loc(first))
+    more = _others(errors[1:])
     if first["type"] == "extra_forbidden":
         valid = _valid_keys(first["loc"])
         close = did_you_mean(str(path[-1]), valid)
@@ -178,7 +191,16 @@ def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath) ->
         key = first["ctx"]["discriminator"].strip("'")
         return src.error(path + (key,), "unknown kind" + more, got=first["ctx"]["tag"], fix=_fix_for(first))
     msg = first["msg"].removeprefix("Value error, ")
-    return src.error(path, msg + more, got=first.get("input", ...), fix=_fix_for(first))
+    return src.error(path, msg + more, got=shown_input(first), fix=_fix_for(first))
+
+
+def _others(errors: list[Any]) -> str:
+    """The problems after the first, named briefly, so fixing one does not just reveal the next."""
+    if not errors:
+        return ""
+    named = [f"{dotted(error_loc(e)) or 'the study'}: {e['msg'].removeprefix('Value error, ')}" for e in errors[:3]]
+    rest = f"; and {len(errors) - 3} more" if len(errors) > 3 else ""
+    return f" (also: {'; '.join(named)}{rest})"
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
@@ -201,7 +223,10 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
     model: type[BaseModel] = schema.StudyConfig
     for part in loc[:-1]:
-        if isinstance(part, str) and part in _SECTION_MODELS:
+        inner = models_in(model.model_fields[part].annotation) if part in model.model_fields else []
+        if len(inner) == 1:   # a nested section, e.g. executor.resources_per_trial
+            model = inner[0]
+        elif isinstance(part, str) and part in _SECTION_MODELS:
             model = _SECTION_MODELS[part]
     return sorted(f.alias or name for name, f in model.model_fields.items())
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationInfo, field_validator,
                       model_validator)
 
+from searchlab.errors import AtKey
+
 
 class Frozen(BaseModel):
     """Immutable, strict about unknown keys (a typo must never be silently ignored)."""
@@ -200,6 +202,22 @@ class ExecutorConfig(Frozen):
     # its config queued again as a new trial, at most this many times.
     max_retries: Annotated[int, Field(ge=0)] = 2
 
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, v: str | None) -> str | None:
+        # Ray's own parser ends a malformed address in a traceback, and a ray:// (Ray Client) driver cannot
+        # pin trials to nodes or read their resources as the executor does: say so at load instead.
+        if v is None or v == "auto":
+            return v
+        if v.startswith("ray://"):
+            raise ValueError("Ray Client addresses (ray://) are not supported: run searchlab on a node of the "
+                             "cluster, with the head's GCS address (host:6379) or 'auto'")
+        host, _, port = v.rpartition(":")
+        if not host or not port.isdigit() or "/" in host:
+            raise ValueError("a Ray address is 'host:port' (the head's GCS port, 6379 unless `ray start "
+                             "--port` said otherwise), or 'auto' for the cluster started on this machine")
+        return v
+
     @field_validator("scheduler", mode="before")
     @classmethod
     def _scheduler_shorthand(cls, v: Any) -> Any:
@@ -208,7 +226,8 @@ class ExecutorConfig(Frozen):
     @model_validator(mode="after")
     def _ray_only_options(self) -> "ExecutorConfig":
         if self.kind != "ray" and self.scheduler is not None:
-            raise ValueError("executor.scheduler (a Ray Tune scheduler) needs kind: ray; locally use 'pruner'")
+            raise AtKey("scheduler", "executor.scheduler (a Ray Tune scheduler) needs kind: ray; locally use "
+                        "'pruner'")
         return self
 
 
@@ -288,11 +307,12 @@ class StudyConfig(Frozen):
         if self.executor.scheduler is None:
             return self
         if len(self.objective) > 1:
-            raise ValueError("executor.scheduler stops trials by one metric; a multi-objective study cannot use "
-                             "it (leave it out)")
+            raise AtKey("executor.scheduler", "executor.scheduler stops trials by one metric; a multi-objective "
+                        "study cannot use it (leave it out)")
         if "pruner" in self.model_fields_set and self.pruner.kind != "none":
-            raise ValueError(f"give either pruner ({self.pruner.kind!r}, Optuna's, on the worker) or "
-                             f"executor.scheduler ({self.executor.scheduler.kind!r}, Ray's), not both")
+            raise AtKey("pruner", f"give either pruner ({self.pruner.kind!r}, Optuna's, on the worker) or "
+                        f"executor.scheduler ({self.executor.scheduler.kind!r}, Ray's), not both: set pruner: "
+                        "none to stop trials by the Ray scheduler")
         return self
 
     @property

@@ -12,6 +12,16 @@ from tqdm import tqdm
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)   # what budget.n_trials counts
 
 
+def final_trials(ostudy: optuna.Study) -> list[FrozenTrial]:
+    """The trials the budgets count: a failed trial re-queued as a retry hands its outcome to the retry
+    (WAITING, run next), so n_trials and max_failed count configs, not attempts. Counting attempts, a config
+    killed twice and another killed once reach max_failed 3 with the second one's retry still queued, left
+    WAITING and never run."""
+    trials = ostudy.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    return [t for t in trials if t.number not in retried]
+
+
 class Progress:
     """Fed after each trial (`callback`, no storage reads) or on a poll (`update`, reads the study).
 

@@ -66,8 +66,8 @@ def _worker_env() -> dict[str, Any]:
 def _check_reachable(address: str) -> None:
     """A "host:port" that refuses connections fails in seconds (ray.init would keep retrying for minutes)."""
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        return   # "auto" or a ray:// URL: Ray resolves it
+    if not host:
+        return   # "auto": Ray finds the cluster started on this machine
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:

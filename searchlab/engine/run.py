@@ -9,6 +9,8 @@ when it runs again (engine/signals.py).
 from __future__ import annotations
 
 import fcntl
+import os
+import sys
 import time
 from contextlib import contextmanager
 from collections.abc import Iterator
@@ -21,9 +23,9 @@ from optuna.trial import TrialState
 
 from searchlab.config.load import Study, locate_in_study
 from searchlab.data import data_fingerprint
-from searchlab.engine.progress import Progress
+from searchlab.engine.progress import FINISHED, Progress
 from searchlab.engine.resume import check_resumable
-from searchlab.engine.rundir import write_manifest
+from searchlab.engine.rundir import check_same_storage, write_manifest
 from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
@@ -39,7 +41,7 @@ class RunResult:
     interrupted: bool
     seconds: float
     exit_code: int = 0   # when interrupted: the shell's code for the stop's signal (130 Ctrl-C, 143 SIGTERM)
-    trials_before: int = 0   # stored when the run started: a resumed study may have nothing left to run
+    trials_before: int = 0   # finished when the run started: a resumed study may have nothing left to run
 
 
 def run_study(study: Study, progress: bool = True) -> RunResult:
@@ -53,10 +55,12 @@ def _run(study: Study, progress: bool) -> RunResult:
         get_task(study.config.task).prepare(study)
     except ConfigError as exc:
         raise locate_in_study(exc, study) from None
+    _warn_if_oversubscribed(study)
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_same_storage(study)
     ostudy = create_or_load(study)
     write_manifest(study)
-    trials_before = len(ostudy.get_trials(deepcopy=False))
+    trials_before = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
     started = time.time()
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted, code = False, 0
@@ -66,7 +70,10 @@ def _run(study: Study, progress: bool) -> RunResult:
         if sole_runner and (is_local_file(study.storage_url) or study.config.executor.kind == "ray"):
             recover_interrupted(ostudy, study.config.executor.max_retries)
         if sole_runner:   # another runner of this run directory already did (or is doing) it
-            prepare_strategy(study, ostudy, deadline)
+            try:
+                prepare_strategy(study, ostudy, deadline)
+            except ConfigError as exc:
+                raise locate_in_study(exc, study) from None
         bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
         try:
             if study.config.executor.kind == "ray":
@@ -83,6 +90,16 @@ def _run(study: Study, progress: bool) -> RunResult:
             bar.update(ostudy)
             bar.close()
     return RunResult(ostudy, interrupted, time.time() - started, code, trials_before)
+
+
+def _warn_if_oversubscribed(study: Study) -> None:
+    ex, cores = study.config.executor, os.cpu_count() or 1
+    if ex.kind == "local" and ex.workers > cores:
+        print(f"warning: executor.workers={ex.workers} on {cores} cores: the workers share them (one torch thread "
+              f"each), so each trial runs several times slower. Fix: workers <= {cores}", file=sys.stderr)
+    if ex.kind == "ray" and "workers" in ex.model_fields_set:
+        print("warning: executor.workers is for kind: local; under Ray, resources_per_trial and max_concurrent "
+              "set how many trials run at once", file=sys.stderr)
 
 
 def create_or_load(study: Study) -> optuna.Study:

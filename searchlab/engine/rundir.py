@@ -24,6 +24,30 @@ def write_manifest(study: "Study") -> None:
     (study.run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def check_same_storage(study: "Study") -> None:
+    """A run folder belongs to one storage: another would start a new study there while `status`, `export`
+    and `report` of the folder would see only the last one, and both studies' checkpoints would share
+    artifacts/. (A password in a PostgreSQL URL is not echoed.)"""
+    manifest = study.run_dir / MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        before = json.loads(manifest.read_text()).get("storage")
+    except (OSError, ValueError):
+        return   # unreadable: write_manifest replaces it
+    now = absolute_url(study.storage_url)
+    if before and before != now:
+        raise StorageError(f"run folder {study.run_dir} holds the study stored in {_shown_url(before)}; this run's "
+                           f"storage is {_shown_url(now)}. Fix: set storage back to the first to resume, or give "
+                           "this storage its own run_dir (or study name)")
+
+
+def _shown_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}" if at and ":" in credentials else url
+
+
 def absolute_url(url: str) -> str:
     """File storages are recorded with absolute paths, so the run works from any current directory."""
     for scheme in ("sqlite:///", "journal://"):

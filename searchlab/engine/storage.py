@@ -103,9 +103,14 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) 
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
         reason = storage_error_reason(exc)
-        raise StorageError(f"cannot open storage '{url}': {reason}. Fix: check the URL, that the server is "
-                           "running and reachable, and that its driver is installed (PostgreSQL: pip install "
-                           "'searchlab[postgres]')") from None
+        raise StorageError(f"cannot open storage '{url}': {reason}. Fix: {_storage_fix(url)}") from None
+
+
+def _storage_fix(url: str) -> str:
+    if url.startswith(("sqlite:///", "journal://")):   # a file: no server, no driver
+        return "name a file in a folder you can write to (e.g. sqlite:////absolute/path.db or sqlite:///~/path.db)"
+    return ("check the URL, that the server is running and reachable, and that its driver is installed "
+            "(PostgreSQL: pip install 'searchlab[postgres]')")
 
 
 def _with_driver(url: str) -> str:

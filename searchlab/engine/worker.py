@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.engine.current_trial import announce_trial, trial_done
 from searchlab.engine.objective import make_objective
-from searchlab.engine.progress import FINISHED
+from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import Interrupted, raise_if_stopped, stop_worker_on_signals
 from searchlab.engine.storage import artifact_store, is_local_file, open_storage
@@ -66,13 +66,10 @@ class Budget:
         self.max_failed = study.config.budget.max_failed or self.n_trials
 
     def left(self, ostudy: optuna.Study) -> bool:
-        trials = ostudy.get_trials(deepcopy=False)
-        # A failed trial re-queued as a retry hands its outcome to the retry (WAITING, run next), so both caps
-        # count configs, not attempts: counting attempts, a config killed twice and another killed once reach
-        # max_failed 3 with the second one's retry still queued, left WAITING and never run.
-        retried = {t.user_attrs.get("retry_of") for t in trials}
-        final = [t for t in trials if t.number not in retried]
+        final = final_trials(ostudy)
         used = sum(t.state in FINISHED or t.state == TrialState.RUNNING for t in final)
+        # Trials already running finish after the failure cap: with several at once, up to (concurrent - 1)
+        # more may fail (the run's summary says the cap stopped it)
         failed = sum(t.state == TrialState.FAIL for t in final)
         return min(self.n_trials - used, self.max_failed - failed) > 0
 

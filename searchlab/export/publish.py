@@ -59,6 +59,7 @@ def is_export(folder: Path) -> bool:
 
 def _publish(staging: Path, out: Path) -> None:
     """One rename when `out` is new; else two (old aside, new in place): `out` is never half-written."""
+    _permissions_as_umask_allows(staging)
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         shutil.rmtree(old, ignore_errors=True)
@@ -67,6 +68,16 @@ def _publish(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         staging.rename(out)
+
+
+def _permissions_as_umask_allows(folder: Path) -> None:
+    """mkdtemp makes the folder owner-only (0700), and safetensors writes owner-only files: an export is for
+    sharing, so give it the modes any folder and file made here would have (usually 0755 / 0644)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def json_text(value: Any, indent: int | None = None) -> str:

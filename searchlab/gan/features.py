@@ -68,6 +68,10 @@ def _from_export(path: Path, data: ImageDataset) -> PenultimateFeatures:
         raise ConfigError("the MedFID feature network must be a searchlab export folder (config.json, "
                           "weights.safetensors)", key="task.features", got=str(path),
                           fix="export a classifier of this data set (searchlab export RUN --out DIR) and name DIR")
+    if "generator" in json.loads((path / "config.json").read_text()):
+        raise ConfigError("this is a generator export; MedFID's feature network is a classifier of the same "
+                          "images", key="task.features", got=str(path), fix="export a classifier trial of this "
+                          "data set and name it, or leave task.features unset to train one")
     net, config = load(path)
     channels = config["model"].get("in_channels")
     if channels != data.channels:   # checked here: normalising would silently broadcast 1 channel to 3

@@ -78,7 +78,7 @@ def train_gan(spec: GenerateTrialConfig, real: RealImages, reference: Reference,
             G_ema.load_state_dict(G.state_dict())
         if it in checkpoints or out_of_time():
             seconds += time.perf_counter() - start
-            stats = evaluate(G_ema, real, reference, seed)
+            stats = evaluate(G_ema, real, reference, seed, f"iteration {it} of {total}")
             evaluations.append({"iteration": it, **stats.as_dict()})
             report(len(evaluations) - 1, stats.as_dict())
             start = time.perf_counter()
@@ -146,14 +146,16 @@ def sample_unit(G: nn.Module, labels: torch.Tensor, conditional: bool, seed: int
     return to_unit(torch.cat(out))
 
 
-def evaluate(G: nn.Module, real: RealImages, reference: Reference, seed: int) -> SampleStats:
+def evaluate(G: nn.Module, real: RealImages, reference: Reference, seed: int, when: str = "") -> SampleStats:
     """As many samples as real images (with their class mix when conditional), scored against the reference;
-    all-identical samples fail the trial as collapsed."""
+    all-identical samples fail the trial as collapsed (or, early on, not trained enough to vary yet)."""
     samples = sample_unit(G, real.labels, G.n_classes > 0, seed)
     spread = float(samples.std(dim=0).mean())
     if not math.isfinite(spread):
         raise TrialFailure("diverged: the generator produced non-finite images")
     if spread < COLLAPSE_STD:
         raise TrialFailure(f"collapsed: all {len(samples)} samples are nearly identical (mean per-pixel std "
-                           f"{spread:.4f} < {COLLAPSE_STD})")
+                           f"{spread:.4f} < {COLLAPSE_STD}){' at ' + when if when else ''}: mode collapse, or a "
+                           "generator too few iterations from its start to vary (then raise train.iterations or "
+                           "lower train.evaluations, which scores it earlier)")
     return reference.score(samples)

@@ -27,6 +27,8 @@ def load_generator(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The exported generator in eval mode, and its config.json."""
     export_dir = Path(export_dir)
     config = json.loads((export_dir / "config.json").read_text())
+    if "generator" not in config:
+        raise ValueError(f"{export_dir} is a classifier export: load it with model.load(dir)")
     spec = config["generator"]
     net = build_generator(spec["family"], int(spec["image_size"]), int(spec["channels"]), **spec["args"])
     net.load_state_dict(read_safetensors(export_dir / "weights.safetensors"))
@@ -37,5 +39,19 @@ def sample_images(generator: nn.Module, n: int, labels: Any = None, seed: int = 
     """n images as uint8 (N, C, H, W) from a seeded generator; `labels` (n class indices) when conditional,
     drawn uniformly when omitted."""
     gen = torch.Generator().manual_seed(seed)
-    out = generator.sample(n, None if labels is None else torch.as_tensor(labels), generator=gen)
+    out = generator.sample(n, _class_indices(labels, n, int(getattr(generator, "n_classes", 0))), generator=gen)
     return ((out + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def _class_indices(labels: Any, n: int, n_classes: int) -> torch.Tensor | None:
+    """`labels` as n class indices, or a ValueError saying what they must be (not an index error inside)."""
+    if labels is None or n_classes == 0:   # the generator says which of these is a mistake
+        return None if labels is None else torch.as_tensor(labels)
+    rule = f"labels are {n} class indices 0..{n_classes - 1}, one per image (names: config['class_names'])"
+    try:
+        indices = torch.as_tensor(labels, dtype=torch.long)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{rule}; got {labels!r}") from None
+    if indices.shape != (n,) or (n and not 0 <= int(indices.min()) <= int(indices.max()) < n_classes):
+        raise ValueError(f"{rule}; got {indices.tolist()}")
+    return indices

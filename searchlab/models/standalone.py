@@ -408,6 +408,9 @@ def load(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the exported model from config.json and weights.safetensors; returns (model in eval mode, config)."""
     export_dir = Path(export_dir)
     config = json.loads((export_dir / "config.json").read_text())
+    if "model" not in config and "generator" in config:
+        raise ValueError(f"{export_dir} is a generator export: load it with model.load_generator(dir) and "
+                         "sample with model.sample_images")
     net = build_export_model(config)
     net.load_state_dict(read_safetensors(export_dir / "weights.safetensors"))
     return net.eval(), config

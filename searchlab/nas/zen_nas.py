@@ -148,7 +148,8 @@ def _check_scorable(study: Study, task: Any) -> None:
         net = task.candidate(study, config).build()
         if not (hasattr(net, "forward_pre_gap") and hasattr(net, "set_residual")):
             raise ConfigError("zen_nas scores networks on their pre-pooling features without shortcuts; this "
-                              f"space gives a {type(net).__name__}", key="space.model", got=config.get("model"),
+                              f"space gives a {type(net).__name__}", key="space.model.kind",
+                              got=(config.get("model") or {}).get("kind"),
                               fix="search a Zen-NAS space (model: {include: zen.yaml}), or use strategy evolution")
 
 

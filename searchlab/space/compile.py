@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -158,10 +159,12 @@ class _Ctx:
         return param
 
     def branch(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Branch:
-        unknown = set(raw) - {"one_of", "key"}
-        if unknown:
-            raise self.src.error(at + (sorted(unknown)[0],), "one_of takes only 'key' beside it",
-                                 got=sorted(unknown)[0], fix="move the key into each option")
+        # Keys beside one_of and key (a `--set space.gan.conditional=true` on an inline space lands there)
+        # change the options as they do on an included one_of: see merge_into_branch.
+        beside = {k: v for k, v in raw.items() if k not in ("one_of", "key")}
+        if beside:
+            base = self.branch({k: raw[k] for k in ("one_of", "key") if k in raw}, at, name)
+            return merge_into_branch(base, self.group(beside, at, name), self.src, at)
         options, key = raw["one_of"], raw.get("key", "kind")
         if not isinstance(options, dict) or not options:
             raise self.src.error(at + ("one_of",), "one_of needs a mapping of option name -> sub-space",
@@ -255,11 +258,64 @@ def merge(base: Node, override: Node, src: Located, at: KeyPath) -> Node:
             merged[key] = merge(merged[key], node, src, at + (key,)) if key in merged else node
         return Group(tuple(merged.items()))
     if isinstance(base, Branch) and isinstance(override, Branch):
+        # The selector keeps its name: an override spelt {one_of: {...}} without `key` means the same branch.
         options = dict(base.options)
         for label, group in override.options:
             options[label] = merge(options[label], group, src, at) if label in options else group
-        return Branch(override.name, override.key, tuple(options.items()))  # type: ignore[arg-type]
+        return Branch(base.name, base.key, tuple(options.items()))
+    if isinstance(base, Branch) and isinstance(override, Group):
+        return merge_into_branch(base, override, src, at)
     return override
+
+
+def merge_into_branch(base: Branch, override: Group, src: Located, at: KeyPath) -> Branch:
+    """Settings written onto a one_of (an include's overrides, `--set space.gan.<key>=...`), by key:
+    the selector (`family: dcgan`, or a choice of options) keeps only those options; an option's name
+    (`dcgan: {latent: 64}`) changes that option; any other key changes every option that has it (all of
+    them when none has), so `conditional: true` fixes it on each GAN family instead of replacing the branch."""
+    path = tuple(base.name.split("."))[:-1]
+    options = dict(base.options)
+    for key, node in override.entries:
+        if key == base.key:
+            options = _pinned(options, node, src, at + (key,))
+        elif key in options:
+            if not isinstance(node, Group):
+                raise src.error(at + (key,), f"'{key}' is an option of the one_of '{base.key}' (a section of "
+                                "settings), not a value", got=_shown(node),
+                                fix=f"set one of its settings, e.g. {key}.<setting>: value, or pin the option "
+                                    f"with {base.key}: {key}")
+            options[key] = merge(options[key], renamed(node, path + (key,)), src, at + (key,))
+        else:
+            having = [label for label, group in options.items() if group.get(key) is not None]
+            for label in having or list(options):
+                change = Group(((key, renamed(node, path + (label, key))),))
+                options[label] = merge(options[label], change, src, at + (key,))
+    return Branch(base.name, base.key, tuple(options.items()))
+
+
+def _pinned(options: dict[str, Group], node: Node, src: Located, at: KeyPath) -> dict[str, Group]:
+    """The options a fixed selector value (or a choice of them) keeps."""
+    labels = [node.value] if isinstance(node, FixedParam) else \
+        list(node.choices) if isinstance(node, CategoricalParam) else None
+    unknown = [label for label in labels or [] if label not in options]
+    if labels is None or unknown:
+        raise src.error(at, "not an option of this one_of", got=unknown[0] if unknown else _shown(node),
+                        fix=f"one of {', '.join(options)} (or {{choice: [...]}} of them)")
+    return {label: options[label] for label in labels}
+
+
+def renamed(node: Node, name: tuple[str, ...]) -> Node:
+    """The node with the Optuna names it would have had if written at `name` (an option's own path)."""
+    if isinstance(node, Group):
+        return Group(tuple((key, renamed(child, name + (key,))) for key, child in node.entries))
+    if isinstance(node, Branch):
+        options = tuple((label, renamed(group, name + (label,))) for label, group in node.options)
+        return Branch(_dotted(name + (node.key,)), node.key, options)  # type: ignore[arg-type]
+    return replace(node, name=_dotted(name))
+
+
+def _shown(node: Node) -> Any:
+    return node.value if isinstance(node, FixedParam) else node
 
 
 def _dotted(name: tuple[str, ...]) -> str:

@@ -81,12 +81,44 @@ def probe_configs(space: Group, seed: int = 0, limit: int = 400) -> Iterator[dic
     Used to validate a space against a task's schema before any trial runs, so an unknown model name or
     an impossible combination fails at load time with the parameter's name, not in trial 17.
     """
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)   # a throwaway in-memory study is not news
-    try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    finally:
-        optuna.logging.set_verbosity(previous)
+    for config, _ in _probes(space, seed, limit):
+        yield config
+
+
+def cheapest_config(space: Group, cost: Callable[[dict[str, Any]], float], seed: int = 0, probes: int = 100,
+                    steps: int = 300) -> tuple[dict[str, Any], float, int]:
+    """The config of least `cost` found, its cost and how many configs were costed; stops at a cost of 0.
+
+    The probes come first; then a descent from the cheapest of them tries each parameter's extremes in turn
+    and keeps every change that lowers the cost, until a round changes nothing or `steps` configs were
+    costed. Probes change one setting at a time around random draws, so they rarely draw a network small
+    in every setting at once: that is the one a tight FLOPs budget needs, and the descent finds it.
+    """
+    study = _throwaway_study(seed)
+    best, best_params, best_cost, costed = {}, {}, float("inf"), 0
+    for config, params in _probes(space, seed, probes):
+        costed += 1
+        value = cost(config)
+        if value < best_cost:
+            best, best_params, best_cost = config, params, value
+        if best_cost <= 0:
+            return best, best_cost, costed
+    changed = True
+    while changed and best_cost > 0 and costed < steps:
+        changed = False
+        for param, _ in searchable_params(space):
+            for value in _extremes(param):
+                if param.name not in best_params or best_params[param.name] == value or costed >= steps:
+                    continue
+                config, params = _ask_with(study, space, {**best_params, param.name: value})
+                costed += 1
+                if (new_cost := cost(config)) < best_cost:
+                    best, best_params, best_cost, changed = config, params, new_cost, True
+    return best, best_cost, costed
+
+
+def _probes(space: Group, seed: int, limit: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    study = _throwaway_study(seed)
     seen: set[tuple[tuple[str, Any], ...]] = set()
     for param, needs in searchable_params(space):
         for value in _extremes(param):
@@ -97,10 +129,25 @@ def probe_configs(space: Group, seed: int = 0, limit: int = 400) -> Iterator[dic
             seen.add(key)
             if len(seen) > limit:
                 return
-            study.enqueue_trial(fixed, skip_if_exists=False)
-            yield sample_config(study.ask(), space)
+            yield _ask_with(study, space, fixed)
     if not seen:
-        yield sample_config(study.ask(), space)
+        yield _ask_with(study, space, {})
+
+
+def _throwaway_study(seed: int) -> optuna.Study:
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # a throwaway in-memory study is not news
+    try:
+        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+def _ask_with(study: optuna.Study, space: Group, fixed: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A config with the `fixed` parameter values (the rest drawn at random), and all its parameters."""
+    study.enqueue_trial(fixed, skip_if_exists=False)
+    trial = study.ask()
+    return sample_config(trial, space), trial.params
 
 
 def _extremes(param: Searchable) -> tuple[Any, ...]:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from searchlab.config.schema import Frozen
+from searchlab.errors import AtKey
 from searchlab.tasks.transfer_config import TransferFields
 
 CellOp = Literal["sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "max_pool_3x3", "avg_pool_3x3",
@@ -78,7 +79,7 @@ class CellNetSpec(TransferFields):
             raise ValueError(f"normal and reduce cells need the same number of nodes (>= 1); got "
                              f"{len(self.normal)} and {len(self.reduce)}")
         if self.reductions > self.cells:
-            raise ValueError(f"reductions ({self.reductions}) cannot exceed cells ({self.cells})")
+            raise AtKey("reductions", f"reductions ({self.reductions}) cannot exceed cells ({self.cells})")
         for cell_name, nodes in (("normal", self.normal), ("reduce", self.reduce)):
             for index, (key, node) in enumerate(nodes.items()):
                 for field in ("in1", "in2"):

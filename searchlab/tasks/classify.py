@@ -16,7 +16,7 @@ import optuna
 import torch
 from safetensors.torch import save_file
 
-from searchlab.augment.synthetic import with_synthetic
+from searchlab.augment.synthetic import generator_mismatch, with_synthetic
 from searchlab.config.load import Study
 from searchlab.config.schema import ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
@@ -27,15 +27,16 @@ from searchlab.errors import ConfigError, DataError, RegistryError
 from searchlab.imbalance import choose_threshold
 from searchlab.metrics import compute_metrics, metric_info
 from searchlab.models.standalone import build_model
-from searchlab.space import probe_configs, searchable_params
+from searchlab.space import cheapest_config, probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.classify_usage import classify_setting_used, setting_default
-from searchlab.tasks.costs import COST_METRICS, analytic_costs, check_budget, measure_costs, over_budget
+from searchlab.tasks.costs import COST_METRICS, analytic_costs, budget_excess, check_budget, measure_costs
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, pool_train_val,
                                       progress_steps, repeated_splits)
 from searchlab.tasks.parse import parse_trial
+from searchlab.tasks.shape_advice import too_deep_warning
 from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
 from searchlab.tasks.transfer import apply_transfer
@@ -87,7 +88,7 @@ class ClassifyTask:
         for metric, _ in study.objectives:
             if metric not in COST_METRICS:
                 _check_metric_fits_data(study, metric, data)
-        self._check_named_files_exist(study)
+        self._check_named_files_exist(study, data)
         self._check_some_candidate_fits(study)
         _check_objectives_defined_on_val(study, data)
         _check_cutoffs_within_depth(study, data)
@@ -98,10 +99,14 @@ class ClassifyTask:
             print(f"warning: {advice}", file=sys.stderr)
         for unused in unused_settings(study.space, classify_setting_used, study.config.seed):
             print(f"warning: {describe(unused, setting_default)}", file=sys.stderr)
+        deep = too_deep_warning(probe_configs(study.space, seed=study.config.seed), data.image_size)
+        if deep:
+            print(f"warning: {deep}", file=sys.stderr)
 
-    def _check_named_files_exist(self, study: Study) -> None:
-        """Weights and generator folders the space names: a missing one would fail every trial that draws it.
-        Checked when a run starts, not at load: `status` on a study file must work after they are gone."""
+    def _check_named_files_exist(self, study: Study, data: ImageDataset) -> None:
+        """Weights and generator folders the space names: a missing one (or a generator that cannot make this
+        data's images) would fail every trial that draws it. Checked when a run starts, not at load: `status`
+        on a study file must work after they are gone."""
         for config in probe_configs(study.space, seed=study.config.seed):
             spec = parse_trial_config(config, None)
             named = {"space.augment.synthetic": spec.augment.synthetic if spec.augment.synthetic_per_class else None}
@@ -112,24 +117,35 @@ class ClassifyTask:
                     raise ConfigError(f"{study.base_dir / value} does not exist", key=key,
                                       got=value, fix="give a path that exists (relative paths are resolved "
                                       "against the study file's folder); run the study that makes it first")
+            if named["space.augment.synthetic"] is not None:
+                folder = (study.base_dir / named["space.augment.synthetic"]).resolve()
+                problem = generator_mismatch(folder, (data.channels, *data.image_size), len(data.class_names))
+                if problem:
+                    raise ConfigError(problem[0], key="space.augment.synthetic", got=spec.augment.synthetic,
+                                      fix=problem[1])
 
     def _check_some_candidate_fits(self, study: Study) -> None:
-        """With architecture budgets, some probed config must fit them; otherwise every trial would be pruned,
-        so say so now, with the cheapest candidate's costs."""
+        """With architecture budgets, some config must fit them; otherwise every trial would be pruned, so say
+        so now, with the cheapest candidate's costs. Refused only when neither the probes nor a descent from
+        the cheapest of them (space/sample.py's cheapest_config) finds one that fits."""
         budget = study.config.budget
         if all(v is None for v in (budget.max_flops, budget.max_params, budget.max_depth)):
             return
-        costs = []
-        for config in probe_configs(study.space, seed=study.config.seed, limit=BUDGET_PROBES):
-            candidate = self.candidate(study, config)
-            if over_budget(candidate.costs, budget) is None:
-                return
-            costs.append(candidate.costs)
-        cheapest = min(costs, key=lambda c: (c["flops"], c["params"], c["depth"]))
+        costs: list[dict[str, float]] = []
+
+        def excess(config: dict[str, Any]) -> float:
+            costs.append(self.candidate(study, config).costs)
+            return budget_excess(costs[-1], budget)
+
+        _, least, costed = cheapest_config(study.space, excess, seed=study.config.seed, probes=BUDGET_PROBES)
+        if least <= 0:
+            return
+        cheapest = min(costs, key=lambda c: budget_excess(c, budget))
         limits = ", ".join(f"max_{k} {v:.4g}" for k, v in (("flops", budget.max_flops), ("params", budget.max_params),
                                                              ("depth", budget.max_depth)) if v is not None)
-        raise ConfigError(f"no architecture of this space fits the budget ({limits}): the cheapest of {len(costs)} "
-                          f"probed costs flops {cheapest['flops']:.4g}, params {cheapest['params']:.4g}, depth "
+        raise ConfigError(f"no architecture found in this space fits the budget ({limits}): the cheapest of "
+                          f"{costed} costed (the extremes of every setting, then a descent from the cheapest) has "
+                          f"flops {cheapest['flops']:.4g}, params {cheapest['params']:.4g}, depth "
                           f"{cheapest['depth']:.0f}", key="budget", fix="raise the budget or search smaller "
                           "architectures (narrower widths, fewer blocks)")
 
@@ -164,6 +180,9 @@ class ClassifyTask:
                    "train_seconds": seconds, "images_per_second": seen / max(seconds, 1e-9), **(cv.metrics if cv else {})}
         ctx.record(checkpoint=store_checkpoint(result.state, ctx), threshold=result.threshold,
                    confusion=result.confusion)   # validation, best epoch: readable in the dashboard
+        if result.cut_short:
+            ctx.record(cut_short=f"stopped by budget.timeout after epoch {result.epochs_trained} of {epochs} "
+                                 f"(kept its best epoch, {result.best_epoch + 1})")
         return metrics
 
 

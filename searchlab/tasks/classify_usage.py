@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from searchlab.space.sample import ABSENT, ConfigPath
+from searchlab.space.sample import ABSENT, ConfigPath, UsedRule
 
 Get = Callable[[str], Any]
 
@@ -66,25 +66,40 @@ USED_WHEN: dict[str, Callable[[Get], bool]] = {
 }
 
 
-def classify_setting_used(path: ConfigPath, lookup: Callable[[ConfigPath], Any]) -> bool:
-    """The sampler's rule (space/sample.py UsedRule) for the classify task."""
-    def get(dotted: str) -> Any:
-        value = lookup(tuple(dotted.split(".")))
-        return setting_default(dotted) if value is ABSENT else value
+def used_rule(table: dict[str, Callable[[Get], bool]], default: Callable[[str], Any]) -> UsedRule:
+    """A task's sampler rule (space/sample.py UsedRule) from its table of conditions and its defaults."""
+    def used(path: ConfigPath, lookup: Callable[[ConfigPath], Any]) -> bool:
+        def get(dotted: str) -> Any:
+            value = lookup(tuple(dotted.split(".")))
+            return default(dotted) if value is ABSENT else value
 
-    for end in range(1, len(path) + 1):
-        condition = USED_WHEN.get(".".join(path[:end]))
-        if condition is not None and not condition(get):
-            return False
-    return True
+        for end in range(1, len(path) + 1):
+            condition = table.get(".".join(path[:end]))
+            if condition is not None and not condition(get):
+                return False
+        return True
+
+    return used
 
 
-@lru_cache(maxsize=None)
-def setting_default(dotted: str) -> Any:
-    """The value a trial gets for a setting the space does not set."""
+def default_in(schema: Callable[[], Any]) -> Callable[[str], Any]:
+    """The value a trial gets for a setting the space does not set: the schema's default (built lazily: task
+    schemas import this module's users)."""
+    @lru_cache(maxsize=None)
+    def default(dotted: str) -> Any:
+        value: Any = schema()
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        return value
+
+    return default
+
+
+def _classify_schema() -> Any:
     from searchlab.tasks.classify_config import ClassifyTrialConfig
 
-    value: Any = ClassifyTrialConfig()
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
+    return ClassifyTrialConfig()
+
+
+setting_default = default_in(_classify_schema)
+classify_setting_used = used_rule(USED_WHEN, setting_default)

@@ -2,6 +2,7 @@
 architecture budget on them (budget.max_flops / max_params / max_depth)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
@@ -84,6 +85,14 @@ def over_budget(costs: dict[str, float], budget: BudgetConfig) -> str | None:
     over = [f"{name} {costs[name]:.4g} > max_{name} {limit:.4g}" for name, limit in limits.items()
             if limit is not None and costs[name] > limit]
     return "over budget: " + "; ".join(over) if over else None
+
+
+def budget_excess(costs: dict[str, float], budget: BudgetConfig) -> float:
+    """How far the costs are over the architecture limits (sum of log-ratios over the limits broken; 0 when
+    within all): a distance to descend on when looking for a config that fits."""
+    limits = {"flops": budget.max_flops, "params": budget.max_params, "depth": budget.max_depth}
+    return sum(math.log(max(costs[name], 1.0) / max(limit, 1e-12)) for name, limit in limits.items()
+               if limit is not None and costs[name] > limit)
 
 
 def check_budget(costs: dict[str, float], budget: BudgetConfig, ctx: TrialContext) -> None:

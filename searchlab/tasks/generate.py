@@ -8,6 +8,7 @@ Per trial: a PNG grid of samples (a row per class when conditional) and the EMA 
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,19 @@ from safetensors.torch import save_file
 from torchvision.utils import save_image
 
 from searchlab.config.load import Study
-from searchlab.config.schema import ObjectiveConfig, TaskConfig
+from searchlab.config.schema import MedMNISTData, ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import load_dataset
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError
-from searchlab.gan.features import PenultimateFeatures, feature_network
+from searchlab.gan.features import CACHE_DIR, PenultimateFeatures, feature_network
 from searchlab.gan.metrics import Reference, min_real_images
 from searchlab.gan.train import RealImages, build_pair, sample_unit, to_signed, train_gan
 from searchlab.space import probe_configs, searchable_params
+from searchlab.space.unused import describe, unused_settings
 from searchlab.tasks.generate_config import GenerateTrialConfig
+from searchlab.tasks.generate_usage import generate_setting_default, generate_setting_used
 from searchlab.tasks.parse import parse_trial
 
 METRICS = {"medfid": "minimize", "kid": "minimize", "precision": "maximize", "recall": "maximize",
@@ -36,6 +39,8 @@ GRID_COLUMNS = 8
 
 
 class GenerateTask:
+    setting_used = staticmethod(generate_setting_used)   # another family's settings are not sampled
+
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
         self._cache: dict[str, tuple[ImageDataset, Reference, float]] = {}   # per process: data, reference, floor
@@ -56,12 +61,21 @@ class GenerateTask:
     def prepare(self, study: Study) -> None:
         """Data, the feature network (trained once and cached when none is given) and every family the space
         can pick checked against the images, before any trial."""
-        data, reference, _ = self._reference(study)
+        # The data's own checks first: training the feature network takes a minute, wasted on a refusal
+        data = load_dataset(study.config.data, splits=("train", "val"), seed=study.config.seed,
+                            base_dir=study.base_dir)
         if data.kind == "multilabel":
             raise ConfigError("the generate task needs single-label data (conditioning is on one class)",
                               key="data", got=data.kind, fix="use a binary or multi-class data set")
+        for unused in unused_settings(study.space, generate_setting_used, study.config.seed):
+            print(f"warning: {describe(unused, generate_setting_default)}", file=sys.stderr)
+        size_key = "data.size" if isinstance(study.config.data, MedMNISTData) else "data.image_size"
         for config in probe_configs(study.space, seed=study.config.seed, limit=50):
-            _check_resolution(parse_trial(GenerateTrialConfig, "generate", config, None), data)
+            _check_resolution(parse_trial(GenerateTrialConfig, "generate", config, None), data, size_key)
+        if self.cfg.features is None and not (study.run_dir / CACHE_DIR / "config.json").is_file():
+            print("MedFID: training its feature network on this data once (about a minute on a CPU core; "
+                  "cached in the run folder, or name an export with task.features)", file=sys.stderr)
+        self._reference(study)
 
     def run(self, config: dict[str, Any], ctx: TrialContext) -> dict[str, float]:
         spec = parse_trial(GenerateTrialConfig, "generate", config, None)
@@ -71,6 +85,9 @@ class GenerateTask:
         _check_resolution(spec, data)
         ctx.record(generator=_generator_spec(spec, data))
         result = train_gan(spec, real, reference, ctx.seed, ctx.report, ctx.out_of_time)
+        if result.iterations < spec.train.iterations:   # a shorter GAN scores worse, never better by luck: kept
+            ctx.record(cut_short=f"stopped by budget.timeout at iteration {result.iterations} of "
+                                 f"{spec.train.iterations}")
         ctx.record(samples=_store_grid(result.generator, spec, data, ctx), evaluations=result.evaluations,
                    checkpoint=_store_generator(result.generator, ctx))
         return {**result.stats.as_dict(), "medfid_floor": floor, "train_seconds": result.train_seconds,
@@ -104,7 +121,7 @@ def _check_enough_images(features: PenultimateFeatures, data: ImageDataset) -> N
                               "(task.features)")
 
 
-def _check_resolution(spec: GenerateTrialConfig, data: ImageDataset) -> None:
+def _check_resolution(spec: GenerateTrialConfig, data: ImageDataset, size_key: str = "data.size") -> None:
     h, w = data.image_size
     try:
         if h != w:
@@ -113,7 +130,7 @@ def _check_resolution(spec: GenerateTrialConfig, data: ImageDataset) -> None:
     except ValueError as exc:
         raise ConfigError(f"{spec.gan.family} cannot generate this data's {h}x{w} images: {exc}",
                           key="space.gan.family", got=spec.gan.family,
-                          fix="resize the data (data.size) to e.g. 28, 32 or 64 px") from None
+                          fix=f"resize the data ({size_key}) to e.g. 28, 32 or 64 px") from None
 
 
 def _generator_spec(spec: GenerateTrialConfig, data: ImageDataset) -> dict[str, Any]:

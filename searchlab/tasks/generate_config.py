@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from searchlab.config.schema import Frozen
+from searchlab.errors import AtKey
 
 DiffAugmentPolicy = Literal["none", "translation", "color,translation", "color,translation,cutout"]
 
@@ -65,6 +66,6 @@ class GenerateTrialConfig(Frozen):
     @model_validator(mode="after")
     def _evaluations_fit(self) -> "GenerateTrialConfig":
         if self.train.evaluations > self.train.iterations:
-            raise ValueError(f"train.evaluations ({self.train.evaluations}) cannot exceed train.iterations "
-                             f"({self.train.iterations})")
+            raise AtKey("train.evaluations", f"train.evaluations ({self.train.evaluations}) cannot exceed "
+                        f"train.iterations ({self.train.iterations})")
         return self

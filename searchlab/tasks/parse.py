@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from searchlab.config.yamlsrc import Located, dotted
-from searchlab.errors import TrialFailure
+from searchlab.errors import TrialFailure, error_loc, shown_input
 from searchlab.suggest import did_you_mean, fields_at
 
 Config = TypeVar("Config", bound=BaseModel)
@@ -20,7 +20,7 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
         return schema.model_validate(config)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = list(err["loc"])
+        loc = list(error_loc(err))
         if len(loc) > 1 and loc[1] in union_tags:
             del loc[1]
         key = dotted(tuple(loc))
@@ -36,5 +36,7 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
             fix = did_you_mean(str(loc[-1]), known) or (f"settings here: {', '.join(known)}" if known else
                                                         "remove it or fix its spelling")
         if src is None:
-            raise TrialFailure(f"space.{key}: {rule} (got {err.get('input')!r})") from None
-        raise src.error(("space",) + tuple(key.split(".")), rule, got=err.get("input", ...), fix=fix) from None
+            got = shown_input(err)
+            quoted = "" if got is ... else f" (got {got!r})"
+            raise TrialFailure(f"{dotted(('space',) + tuple(loc))}: {rule}{quoted}") from None
+        raise src.error(("space",) + tuple(loc), rule, got=shown_input(err), fix=fix) from None
