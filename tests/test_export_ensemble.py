@@ -151,8 +151,13 @@ def test_dihedral_is_rotation_invariant_and_refuses_non_square_images(exported, 
     images = _images(breastmnist_root)[:32]
     turned = standalone.predict_proba(net, config, torch.rot90(images, 1, dims=(2, 3)))
     assert torch.allclose(turned, standalone.predict_proba(net, config, images), rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(ValueError, match="must be N x 1 x 28 x 28 as in training"):
         standalone.predict_proba(net, config, images[..., :20])
+    with pytest.raises(ValueError, match="must be uint8"):   # [0, 1] floats would be scored as near-black
+        standalone.predict_proba(net, config, images.float() / 255)
+    unchecked = {k: v for k, v in config.items() if k != "input"}
+    with pytest.raises(ValueError, match="square"):
+        standalone.predict_proba(net, unchecked, images[..., :20])
     real = ensemble_module.load_dataset
 
     def cropped(*args, **kwargs):   # the same data set with 28x20 images

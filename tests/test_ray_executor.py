@@ -109,7 +109,7 @@ def test_a_ray_scheduler_stops_bad_trials_and_they_are_recorded_pruned(write_stu
     for trial in pruned:   # stopped at an ASHA rung (1, 2, 4, 8 epochs), with its curve up to there
         stopped_at = max(trial.intermediate_values)
         assert stopped_at + 1 in (1, 2, 4, 8), trial.intermediate_values
-        assert trial.user_attrs["pruned"] == f"stopped by the Ray asha scheduler after epoch {stopped_at}"
+        assert trial.user_attrs["pruned"] == f"stopped by the Ray asha scheduler after {stopped_at + 1} epoch(s)"
     for trial in complete:
         assert sorted(trial.intermediate_values) == list(range(10)) and trial.value == trial.params["x"] ** 2
     # the scheduler keeps the better half at each rung: the best trial overall always finishes

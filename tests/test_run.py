@@ -96,6 +96,15 @@ def test_resume_keeps_completed_trials_and_counts_the_total(write_study):
     assert len({t.params["x"] for t in after}) == 5   # a resumed random search does not replay its first run
 
 
+def test_resuming_with_other_epochs_is_warned_about(write_study, capsys):
+    path = callable_study(write_study, n=1)
+    run_study(load_study(path), progress=False)
+    run_study(load_study(path, {"budget.n_trials": 2}), progress=False)
+    assert "budget.epochs" not in capsys.readouterr().err
+    run_study(load_study(path, {"budget.n_trials": 3, "budget.epochs": 2}), progress=False)
+    assert "has trials trained with budget.epochs=20; this run's train 2" in capsys.readouterr().err
+
+
 def test_resuming_with_an_edited_space_goes_on_when_optuna_can_and_says_which_parameter_when_not(write_study):
     path = callable_study(write_study, n=2)
     run_study(load_study(path), progress=False)

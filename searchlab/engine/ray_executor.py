@@ -183,7 +183,8 @@ def tell_outcome(ostudy: optuna.Study, trial: optuna.Trial, result: dict[str, An
         state = "FAIL"
     elif state is None:   # Tune ended the trial after an epoch report: the scheduler stopped it
         kind = study.config.executor.scheduler.kind if study.config.executor.scheduler else "Tune"
-        trial.set_user_attr("pruned", f"stopped by the Ray {kind} scheduler after epoch {result.get(EPOCH)}")
+        epochs = "" if result.get(EPOCH) is None else f" after {int(result[EPOCH]) + 1} epoch(s)"   # 0-based steps
+        trial.set_user_attr("pruned", f"stopped by the Ray {kind} scheduler{epochs}")
         state = "PRUNED"
     elif state == "FAIL" and _stored_error(ostudy, trial) is None:
         trial.set_user_attr("error", WORKER_DIED)

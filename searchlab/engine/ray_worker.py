@@ -104,4 +104,4 @@ def _report_epoch(epoch: int, value: float) -> None:
     try:
         tune.report({METRIC: value, EPOCH: epoch})
     except SystemExit:
-        raise StoppedByScheduler(f"stopped by the Ray scheduler after epoch {epoch}") from None
+        raise StoppedByScheduler(f"stopped by the Ray scheduler after {epoch + 1} epoch(s)") from None

@@ -8,6 +8,7 @@ fail on its first `suggest`.
 """
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -72,6 +73,16 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any]) -> None:
                           f"than data.path holds now ({replaced}): new trials would be ranked with old ones on "
                           "other pixels", file=str(study.file), key="data.path", fix="restore the files as they "
                           "were to resume, or give the study a new name (or run_dir) for the changed images")
+    _warn_if_epochs_changed(study, old.get("epochs"), new.get("epochs"))
+
+
+def _warn_if_epochs_changed(study: "Study", before: Any, now: Any) -> None:
+    """Warned, not refused: lengthening a short exploratory search is a real use, but its trials are then
+    ranked against shorter ones (a trial's own `train.epochs`, when searched, is in its params)."""
+    if before is not None and now is not None and before != now:
+        print(f"warning: study '{study.config.name}' has trials trained with budget.epochs={before}; this run's "
+              f"train {now}, and all are ranked together. Fix: keep budget.epochs={before} to resume like for "
+              "like, or give the study a new name (or run_dir)", file=sys.stderr)
 
 
 def _difference(key: str, before: Any, now: Any) -> str:

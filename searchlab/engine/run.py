@@ -121,6 +121,7 @@ def study_record(study: Study) -> dict[str, Any]:
         "data_files": data_fingerprint(study.config.data, study.config.seed, study.base_dir),
         "objectives": [list(o) for o in study.objectives],
         "seed": study.config.seed,
+        "epochs": study.config.budget.epochs,
         "task": study.config.task.model_dump(mode="json"),
         "artifacts": str((study.run_dir / "artifacts").resolve()),
     }

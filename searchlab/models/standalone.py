@@ -284,6 +284,7 @@ def probabilities(logits: torch.Tensor, kind: str) -> torch.Tensor:
 @torch.no_grad()
 def predict_proba(net: nn.Module, config: dict[str, Any], images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Probabilities for uint8 images (N, C, H, W), averaged over the views of config["tta"] ("none" if absent)."""
+    _check_images(images, config.get("input"))
     net.eval()
     mode = config.get("tta", "none")
     chunks = []
@@ -292,6 +293,18 @@ def predict_proba(net: nn.Module, config: dict[str, Any], images: torch.Tensor, 
         probs = [_probabilities01(net, config, view) for view in tta_views(x, mode)]
         chunks.append(probs[0] if len(probs) == 1 else torch.stack(probs).mean(dim=0))
     return torch.cat(chunks)
+
+
+def _check_images(images: torch.Tensor, spec: dict[str, Any] | None) -> None:
+    """Images as the model was trained on them, or a ValueError: float images in [0, 1] would be divided by
+    255 again and scored as near-black, and another size would be scored without complaint."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8 (0-255) as read from files, got {images.dtype}; for images "
+                         "scaled to [0, 1] pass (x * 255).round().to(torch.uint8), or read files with load_images")
+    if spec and tuple(images.shape[1:]) != (spec["channels"], spec["height"], spec["width"]):
+        raise ValueError(f"images must be N x {spec['channels']} x {spec['height']} x {spec['width']} as in "
+                         f"training (config['input']), got {' x '.join(map(str, images.shape))}; load_images(files, "
+                         "config) reads and resizes files as training did")
 
 
 def _probabilities01(net: nn.Module, config: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
