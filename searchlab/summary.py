@@ -55,7 +55,7 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     if len(best) > 3:
         ranked = "of the Pareto front" if len(ostudy.directions) > 1 else "completed"
         print(f"(the best 3 of {len(best)} {ranked} shown; all: searchlab status {study.run_dir} --top {len(best)})")
-    if not best and not result.interrupted:   # nothing to show but why, whether or not the progress bar said it
+    if not result.interrupted:   # why trials failed, whether or not the progress bar said it (the latest 3)
         print_failures(ostudy)
     print(f"storage:   {study.storage_url}")
     print(f"dashboard: optuna-dashboard {study.storage_url}   (or: searchlab dashboard {study.run_dir})")

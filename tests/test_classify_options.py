@@ -185,3 +185,15 @@ def test_a_per_class_objective_beyond_the_tasks_classes_is_refused_before_any_tr
     assert info.value.key == "objective" and "'f1_class_2' names class (label) 2, but the task has 2" in str(info.value)
     assert "classes: 0 = malignant, 1 = normal, benign" in str(info.value)
     assert not list((tmp_path / "run").glob("artifacts/*"))
+
+
+def test_a_threshold_on_multi_class_data_is_warned_about(write_study, tmp_path, capsys):
+    from test_data import class_folder
+
+    folder = class_folder(tmp_path / "images", {"a": 10, "b": 10, "c": 10})
+    text = ("name: three\ntask: classify\nspace:\n  model: {kind: cnn, depth: 1, width: 4}\n"
+            "  imbalance: {threshold: {choice: [youden, fixed]}}\n  optim: {lr: {float: [0.001, 0.01]}}\n"
+            f"data: {{source: folder, path: '{folder}', image_size: 8}}\nstrategy: random\npruner: none\n"
+            "budget: {n_trials: 1, epochs: 1}\n")
+    run_study(load_study(write_study(text)), progress=False)
+    assert "space.imbalance.threshold has no effect on multi-class data" in capsys.readouterr().err

@@ -107,6 +107,7 @@ def test_unknown_classify_setting_in_space(write_study):
     ("model: {kind: cnn, dept: 3}", "did you mean depth?"),                          # inside a model kind
     ("augment: {polcy: flip_rotate}", "did you mean policy?"),
     ("model: {kind: timm, backbone: efficientnet_bo}", "did you mean efficientnet_b0,"),   # o for 0 first
+    ("model: {kind: timm, backbone: mobilenetv3}", "it names a family; its models include mobilenetv3_large_075"),
 ])
 def test_misspelt_settings_and_names_suggest_the_right_one_first(write_study, space, suggested):
     assert suggested in str(error_of(write_study, f"name: s\nspace:\n  {space}\n"))

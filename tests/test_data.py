@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import medmnist
@@ -13,6 +14,8 @@ from pydantic import ValidationError
 
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
 from searchlab.data import clear_cache, load_dataset
+from searchlab.data.fingerprint import describe_plan
+from searchlab.data.folder_source import plan_folder
 from searchlab.errors import ConfigError, DataError
 
 
@@ -271,6 +274,29 @@ def test_folder_split_layout_without_val_carves_it_from_train(tmp_path):
     red_is_label_a(ds.splits["val"])
 
 
+def test_folder_split_layout_draws_test_from_train_only_when_test_fraction_is_written(tmp_path):
+    class_folder(tmp_path / "train", {"a": 20, "b": 10})
+    assert "test" not in plan_folder(FolderData(source="folder", path=tmp_path)).files   # the default: no test
+    plan = plan_folder(FolderData(source="folder", path=tmp_path, val_fraction=0.2, test_fraction=0.2), seed=3)
+    assert [len(plan.files[s]) for s in ("train", "val", "test")] == [18, 6, 6]
+
+
+def test_class_folders_beside_split_folders_are_refused_and_loose_images_counted(tmp_path):
+    class_folder(tmp_path / "train", {"a": 6, "b": 6})
+    class_folder(tmp_path / "val", {"a": 3, "b": 3})
+    class_folder(tmp_path, {"c": 4})                     # a third class, left where the split layout never reads
+    _folder_error(tmp_path, "has train/val split folder.*and also c beside them, which no split would read")
+    shutil.rmtree(tmp_path / "c")
+    png(tmp_path / "stray.png")
+    assert "left out 1 image(s) beside the class folders" in describe_plan(plan_folder(
+        FolderData(source="folder", path=tmp_path)))
+
+
+def test_fractions_that_leave_nothing_to_train_on_are_refused():
+    with pytest.raises(ValidationError, match=r"val_fraction \(0.5\) \+ test_fraction \(0.6\) leave no images"):
+        FolderData(source="folder", path=Path("x"), val_fraction=0.5, test_fraction=0.6)
+
+
 def _folder_error(path: Path, match: str) -> None:
     with pytest.raises(DataError, match=match) as err:
         load_dataset(FolderData(source="folder", path=path))
@@ -403,6 +429,10 @@ def test_csv_errors(tmp_path):
     gone = write_csv(tmp_path / "gone.csv", ["path", "label"], [["ok.png", 0], ["missing.png", 1], ["also.png", 0]])
     _csv_error(CsvData(source="csv", path=gone), "2 image file(s) not found", f"row 3: {tmp_path / 'missing.png'}",
                f"row 4: {tmp_path / 'also.png'}")                       # every missing file at once
+    (tmp_path / "sub").mkdir()
+    png(tmp_path / "sub" / "d.png")
+    windows = write_csv(tmp_path / "win.csv", ["path", "label"], [["ok.png", 0], ["sub\\d.png", 1]])
+    _csv_error(CsvData(source="csv", path=windows), "1 image file(s) not found", "Fix: write the paths with /")
     cased = write_csv(tmp_path / "cased.csv", ["path", "label"], [["ok.png", "benign"], ["b.png", "Benign "],
                                                                    ["c.png", "malignant"]])
     _csv_error(CsvData(source="csv", path=cased), "writes one label in several ways ('Benign' vs 'benign')")

@@ -119,7 +119,7 @@ print(json.dumps({"images": images.tolist(), "probs": model.predict_proba(net, c
 """
 
 
-def test_an_export_reads_image_files_as_the_search_did(write_study, tmp_path):
+def test_an_export_reads_image_files_as_the_search_did(write_study, tmp_path, capsys):
     """model.load_images decodes, converts and fits files exactly as training read them (here 12-bit values in
     16-bit PNGs of 48x32, padded to 16x16), so a deployed model's inputs match: the export's own test
     predictions come back."""
@@ -154,10 +154,10 @@ def test_an_export_reads_image_files_as_the_search_did(write_study, tmp_path):
     assert (bands == 0).all() and (ds.splits["test"].images[:, :, 2:13] > 0).any()
     expected = json.loads((tmp_path / "best" / "test_predictions.json").read_text())["probabilities"]
     assert np.allclose(got["probs"], expected, atol=1e-6)
-    _searchlab_predict_gives_the_same(tmp_path, files, expected)
+    _searchlab_predict_gives_the_same(tmp_path, files, expected, capsys)
 
 
-def _searchlab_predict_gives_the_same(tmp_path, files, expected):
+def _searchlab_predict_gives_the_same(tmp_path, files, expected, capsys):
     """`searchlab predict` on those files: a CSV row each, the same probabilities, labels at the threshold."""
     import csv
 
@@ -176,9 +176,16 @@ def _searchlab_predict_gives_the_same(tmp_path, files, expected):
     assert (tmp_path / "new" / "a.csv").read_text() == (tmp_path / "a.csv").read_text()   # its folder made
     walked = [r["path"] for r in csv.DictReader((tmp_path / "a.csv").open())]
     assert walked == sorted(str(p) for p in (tmp_path / "imgs" / "a").glob("*.png")) and len(walked) == 30
+    (tmp_path / "imgs" / "a" / "notes.txt").write_text("not an image")
+    (tmp_path / "imgs" / "a" / ".DS_Store").write_bytes(b"\0")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "b.csv")]) == 0
+    assert f"{folder}: left out 1 files that are not images (.txt 1)" in capsys.readouterr().err
     (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")
     assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "x.csv")]) == 2
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.csv.partial").exists()
+    assert main(["predict", str(tmp_path / "best"), folder]) == 2   # to the terminal: not a header alone
+    assert capsys.readouterr().out == ""
 
 
 def test_predict_rows_name_every_class_and_the_labels_on():

@@ -108,3 +108,12 @@ def test_status_says_running_trials_no_run_holds_are_left_over(tmp_path, capsys)
     with run_lock(tmp_path):         # a run of the folder in progress: its trials really are running
         print_status(run, 3)
     assert "left by a run" not in capsys.readouterr().out
+
+
+def test_failures_are_shown_beside_completed_trials(capsys):
+    ostudy = optuna.create_study()
+    ostudy.add_trial(optuna.trial.create_trial(value=1.0))
+    ostudy.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                               user_attrs={"error": "timm could not fetch efficientnet_b0"}))
+    out = _printed(ostudy, 2, 0, capsys)
+    assert "failed trial 1: timm could not fetch efficientnet_b0" in out and "trial 0: value 1.0000" in out

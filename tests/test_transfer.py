@@ -1,6 +1,8 @@
 """Transfer learning: weights from a file, an export or a run; features / cut-off / full fine-tuning."""
 from __future__ import annotations
 
+import hashlib
+
 import optuna
 import pytest
 import torch
@@ -76,7 +78,16 @@ def test_transfer_from_a_run_and_from_files(write_study, source_run, tmp_path):
     save_file(state, str(tmp_path / "w.safetensors"))
     for name in ("w.pt", "w.safetensors"):
         text = target_study(str(tmp_path / name), "cutoff").replace("name: target", f"name: t{name[2:4]}")
-        assert run_target(write_study, text).state == TrialState.COMPLETE
+        trial = run_target(write_study, text)
+        assert trial.state == TrialState.COMPLETE
+        # which file, and which bytes: the export carries it (a path alone may name other weights later)
+        digest = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        assert trial.user_attrs["weights_from"] == {"file": str(tmp_path / name), "sha256": digest}
+    from searchlab.engine.rundir import open_run
+    from searchlab.export.exporter import trial_config
+
+    run = open_run(tmp_path / "run")
+    assert trial_config(run, run.study.trials[-1])["trial"]["weights_from"]["sha256"] == digest
 
 
 def test_loaded_weights_and_freezing_are_real(source_run):
@@ -120,7 +131,8 @@ def test_a_checkpoint_that_does_not_fit_names_the_layers(write_study, source_run
     trial = run_target(write_study, text)
     assert trial.state == TrialState.FAIL
     error = trial.user_attrs["error"]
-    assert "do not fit" in error and "features.0.weight (8, 1, 3, 3) -> (16, 1, 3, 3)" in error
+    assert "do not fit this model (PlainCNN)" in error
+    assert "features.0.weight: weights (8, 1, 3, 3), model (16, 1, 3, 3)" in error
     # and what to make equal: both architectures, read from the export's config.json
     assert "(this model: plain_cnn (depth=2, width=16," in error and "; the weights' model: plain_cnn (depth=2, " \
            "width=8," in error
@@ -129,7 +141,7 @@ def test_a_checkpoint_that_does_not_fit_names_the_layers(write_study, source_run
 def test_weights_of_a_deeper_network_are_refused_not_partly_loaded(write_study, source_run):
     text = target_study(str(source_run / "export"), "full").replace("depth: 2,", "depth: 1,")
     trial = run_target(write_study, text)
-    assert trial.state == TrialState.FAIL and "do not fit this model: not in this model: features." in \
+    assert trial.state == TrialState.FAIL and "do not fit this model (PlainCNN): not in this model: features." in \
         trial.user_attrs["error"]
 
 
@@ -147,13 +159,24 @@ def test_cutoff_beyond_the_depth(write_study, source_run, tmp_path):
     for trial in study.trials:
         assert (trial.state == TrialState.FAIL) == (trial.params["model.cutoff"] > 2)
         if trial.state == TrialState.FAIL:
-            assert "beyond the backbone's depth: it has 2 blocks" in trial.user_attrs["error"]
+            assert "beyond the depth of PlainCNN: it has 2 blocks" in trial.user_attrs["error"]
 
 
 def test_weights_that_do_not_exist_stop_the_run_before_any_trial(write_study, source_run, tmp_path):
     text = target_study("x", "full").replace("weights: 'x'", f"weights: {{choice: ['{source_run / 'export'}', gone]}}")
     with pytest.raises(ConfigError, match=r"space.model.weights: .*gone does not exist \(got 'gone'\)"):
         run_study(load_study(write_study(text)), progress=False)
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_weights_that_cannot_be_read_stop_the_run_before_any_trial(write_study, tmp_path):
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "whole_model.pth")   # a pickled module, not a state dict
+    (tmp_path / "checkpoints").mkdir()
+    for weights, message in (("whole_model.pth", "holds a pickled object"),
+                             ("checkpoints", "is a folder but neither an export")):
+        with pytest.raises(ConfigError, match=f"space.model.weights: .*{message}") as info:
+            run_study(load_study(write_study(target_study(str(tmp_path / weights), "full"))), progress=False)
+        assert "\x1b[" not in str(info.value) and info.value.line is not None
     assert not (tmp_path / "run" / "study.db").exists()
 
 
@@ -224,3 +247,26 @@ def test_an_rgb_timm_state_dict_loads_into_a_grayscale_backbone_with_the_same_fe
     with torch.no_grad():
         expected = rgb.forward_head(rgb.forward_features(image.repeat(1, 3, 1, 1)), pre_logits=True)
         assert torch.allclose(gray.embed(image), expected, atol=1e-5)
+
+
+def test_checkpoint_files_as_users_have_them_load_or_say_what_to_save(tmp_path):
+    from searchlab.errors import TrialFailure
+    from searchlab.models.standalone import TimmClassifier
+    from searchlab.tasks.classify_config import TimmSpec
+    from searchlab.tasks.transfer import source_state
+
+    model = TimmClassifier(1, 2, "resnet10t")
+    state = {k: v.contiguous() for k, v in model.net.state_dict().items()}
+    save_file({f"module.{k}": v for k, v in state.items()}, str(tmp_path / "dp.safetensors"))   # DataParallel's
+
+    def read(weights: str):
+        spec = TimmSpec(kind="timm", backbone="resnet10t", weights=weights, transfer="full")
+        return source_state(spec, model, tmp_path)
+
+    assert read("dp.safetensors").keys() == {f"net.{k}" for k in state}
+    (tmp_path / "cut.safetensors").write_bytes((tmp_path / "dp.safetensors").read_bytes()[:1000])
+    with pytest.raises(TrialFailure, match=r"cannot read weights file .*cut.safetensors .*truncated or damaged"):
+        read("cut.safetensors")
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(TrialFailure, match="is a folder but neither an export .* nor a run"):
+        read("checkpoints")

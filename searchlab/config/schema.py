@@ -44,7 +44,24 @@ class MedMNISTData(Frozen):
     positive_class: PositiveClass = None
 
 
-class FolderData(Frozen):
+class SplitFractions(Frozen):
+    """The shares of a folder or CSV set searchlab splits off for validation and test (stratified, seeded by
+    the study seed). A folder with train/ (and val/, test/) folders: val_fraction carves val out of train when
+    there is no val/, and test_fraction carves test out of it when there is no test/ and it is set explicitly
+    (written in the study: by default such a folder has no test split)."""
+
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
+
+    @model_validator(mode="after")
+    def _training_images_left(self) -> "SplitFractions":
+        if self.val_fraction + self.test_fraction >= 1:
+            raise AtKey("test_fraction", f"val_fraction ({self.val_fraction}) + test_fraction ({self.test_fraction}) "
+                        "leave no images to train on: both are shares of the same images (e.g. 0.15 + 0.15)")
+        return self
+
+
+class FolderData(SplitFractions):
     source: Literal["folder"]
     path: Path                                # one sub-folder per class, or train/val/test each holding those
     image_size: Annotated[int, Field(ge=8, le=1024)] = 28   # small sets: 28x28 trains in seconds on a CPU
@@ -52,11 +69,9 @@ class FolderData(Frozen):
     fit: ImageFit = "stretch"
     bit_depth: BitDepth = None
     positive_class: PositiveClass = None
-    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15   # used only when the folder has no val split
-    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15  # likewise; stratified, seeded by the study seed
 
 
-class CsvData(Frozen):
+class CsvData(SplitFractions):
     source: Literal["csv"]
     path: Path                                # CSV file; image paths are relative to its folder
     image_column: str = "path"
@@ -67,8 +82,6 @@ class CsvData(Frozen):
     fit: ImageFit = "stretch"
     bit_depth: BitDepth = None
     positive_class: PositiveClass = None
-    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
-    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
 
     @field_validator("label_columns", mode="before")
     @classmethod

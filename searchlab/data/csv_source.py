@@ -94,8 +94,10 @@ def _check_files_exist(csv_path: Path, column: str, table: _Table, shown: int = 
     if not missing:
         return
     listed = first_lines([f"row {n}: {path}" for n, path in missing], shown)
-    raise DataError(f"{csv_path}: column {column!r}: {len(missing)} image file(s) not found:{listed}\n"
-                    f"Fix: image paths are relative to the CSV's folder ({csv_path.parent})")
+    fix = f"image paths are relative to the CSV's folder ({csv_path.parent})"
+    if any("\\" in str(path) for _, path in missing):   # a sheet written on Windows
+        fix = "write the paths with / between folders: this sheet uses Windows' \\, which is part of a file name here"
+    raise DataError(f"{csv_path}: column {column!r}: {len(missing)} image file(s) not found:{listed}\nFix: {fix}")
 
 
 def _cell(csv_path: Path, row: dict[str, str | None], column: str, n: int) -> str:

@@ -134,4 +134,7 @@ def describe_plan(plan: SplitPlan) -> str:
                  + ", ".join(f"{ext} {n}" for ext, n in plan.skipped.items()) + ")")
         if ".dcm" in plan.skipped:
             text += "; DICOM is not read: convert it to 16-bit PNG (e.g. with pydicom) and set data.bit_depth"
+    if plan.loose_images:
+        text += (f"; left out {plan.loose_images} image(s) beside the class folders (in no class: move them into "
+                 "one to use them)")
     return text

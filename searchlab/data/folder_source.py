@@ -106,12 +106,19 @@ def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict
         idx = stratified_split(items[1], fractions, seed, str(root), classes, groups=items[2])
         return classes, {s: _take(items, i) for s, i in idx.items()}, "classes"
 
+    stray = [p.name for p in _subdirs(root) if p.name not in SPLITS]
+    if stray:   # read as the splits layout, these would be left out without a word
+        raise DataError(f"{root}: has {'/'.join(present)} split folder(s) and also {', '.join(stray)} beside them, "
+                        "which no split would read. Fix: move class folders under train/ (and val/, test/), or "
+                        "use one sub-folder per class with no split folders (searchlab then splits them)")
     classes = _class_names(root / "train")
     plan = {s: _collect(root / s, classes) for s in present}
-    if "val" not in plan:                             # carve val out of train, stratified
-        idx = stratified_split(plan["train"][1], {"val": cfg.val_fraction}, seed, str(root / "train"), classes,
-                               groups=plan["train"][2])
-        plan["val"] = _take(plan["train"], idx["val"])
+    carve = {"val": cfg.val_fraction} if "val" not in plan else {}   # out of train, stratified
+    if "test" not in plan and "test_fraction" in cfg.model_fields_set and cfg.test_fraction > 0:
+        carve["test"] = cfg.test_fraction
+    if carve:
+        idx = stratified_split(plan["train"][1], carve, seed, str(root / "train"), classes, groups=plan["train"][2])
+        plan.update({split: _take(plan["train"], idx[split]) for split in carve})
         plan["train"] = _take(plan["train"], idx["train"])
     return classes, plan, "splits"
 
@@ -126,10 +133,11 @@ def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) ->
         raise DataError(f"{root}: data folder not found (data.path). Fix: check the path; relative paths "
                         f"are resolved against the study file's folder")
     classes, plan, layout = _plan(cfg, root, seed)
+    loose = sum(1 for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     return SplitPlan(source=root, root=root, classes=classes, kind="binary" if len(classes) == 2 else "multiclass",
                      files={s: files for s, (files, _, _) in plan.items()},
                      labels={s: np.asarray(labels, dtype=np.int64) for s, (_, labels, _) in plan.items()},
-                     layout=layout, skipped=_not_images(root, layout))
+                     layout=layout, skipped=_not_images(root, layout), loose_images=loose)
 
 
 def load_folder(cfg: FolderData, splits: tuple[str, ...], seed: int = 0,

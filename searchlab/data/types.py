@@ -59,6 +59,7 @@ class SplitPlan:
     labels: dict[str, np.ndarray]   # per split: int64 class indices (N,) or float32 0/1 (N, L)
     layout: str = ""                # a folder's: "classes" (we split it) or "splits" (train/val/test folders)
     skipped: dict[str, int] = field(default_factory=dict)   # files that are not images, by extension
+    loose_images: int = 0           # images beside the class folders: in no class, so in no split
 
 
 @dataclass(frozen=True)

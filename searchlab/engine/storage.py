@@ -25,8 +25,10 @@ from searchlab.errors import StorageError
 HEARTBEAT_SECONDS = 10     # a RUNNING trial whose process died is noticed after GRACE_SECONDS
 GRACE_SECONDS = 60         # long enough that a busy machine never fails a live trial
 SCHEMA_ATTEMPTS = 6        # opens of a new database that may collide with another process creating it
-# How SQLite and PostgreSQL say a table or version row is already there (check-then-create lost a race)
-SCHEMA_RACE_SIGNS = ("already exists", "UNIQUE constraint failed", "duplicate key value")
+# How SQLite and PostgreSQL say a table or version row is already there (check-then-create lost a race), and
+# SQLite's "locked" when a schema transaction that read first must write while another writes: SQLite then
+# returns SQLITE_BUSY at once instead of waiting (its deadlock rule); seen once in a loaded CI run of 8 opens
+SCHEMA_RACE_SIGNS = ("already exists", "UNIQUE constraint failed", "duplicate key value", "database is locked")
 MAX_RETRIES = 2            # a config whose process died is retried this many times (executor.max_retries)
 
 
@@ -131,9 +133,16 @@ def _sqlite(url: str, heartbeat: bool, retries: int) -> RDBStorage:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Several local workers write at once: wait for the lock instead of failing with "database is locked".
     storage = _rdb(url, heartbeat, retries, connect_args={"timeout": 120})
-    with contextlib.closing(sqlite3.connect(path, timeout=120)) as conn:
-        # WAL lets readers (dashboard, progress) proceed while a worker writes; it persists in the file.
-        conn.execute("PRAGMA journal_mode=WAL")
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=120)) as conn:
+                # WAL lets readers (dashboard, progress) proceed while a worker writes; it persists in the file.
+                conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == SCHEMA_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)   # another process is switching it too
     return storage
 
 

@@ -198,7 +198,9 @@ def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
         "class_names": attrs["class_names"],
         "threshold": attrs.get("threshold", DEFAULT_THRESHOLD),   # chosen on validation data by the trial
         "trial": {"study": run.study.study_name, "number": trial.number, "params": trial.params,
-                  "config": config_of(trial)},
+                  "config": config_of(trial),
+                  # where its initial weights came from: a run's trial, or a file or export and its hash
+                  **({"weights_from": attrs["weights_from"]} if "weights_from" in attrs else {})},
         "validation_metrics": attrs.get("metrics", {}),
     }
 

@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -37,12 +38,14 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     net.eval()
     names = config["class_names"]
     writer = csv.writer(out)
-    writer.writerow(["path", *(f"p({name})" for name in names), "predicted"])
+    header = ["path", *(f"p({name})" for name in names), "predicted"]
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]
         images = torch.stack([_read(path, config) for path in chunk])
         probs = standalone.predict_proba(net, config, images)
         labels = standalone.predict(net, config, images)
+        if start == 0:   # once the first chunk was read: an unreadable file there leaves no half table
+            writer.writerow(header)
         for path, p, label in zip(chunk, probs, labels):
             writer.writerow([str(path), *_per_class(p, config["task"]), _label_text(label, names, config["task"])])
     return len(files)
@@ -71,12 +74,21 @@ def _uses_nni(spec: dict[str, Any]) -> bool:
 
 
 def image_files(inputs: Sequence[str | Path]) -> list[Path]:
+    """The files named, and the image files in the folders named (sorted; hidden files ignored, other files
+    counted in a warning, as training's data line counts them)."""
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            visible = sorted(p for p in item.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(item).parts))
+            found = [p for p in visible if p.suffix.lower() in IMAGE_EXTENSIONS]
             if not found:
                 raise ExportError(f"{item}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it or below")
+            others = Counter(p.suffix.lower() or "(none)" for p in visible
+                             if p.suffix.lower() not in IMAGE_EXTENSIONS)
+            if others:
+                print(f"warning: {item}: left out {sum(others.values())} files that are not images ("
+                      + ", ".join(f"{ext} {n}" for ext, n in sorted(others.items())) + ")", file=sys.stderr)
             files += found
         elif item.is_file():
             files.append(item)

@@ -39,7 +39,7 @@ from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.shape_advice import too_deep_warning
 from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
-from searchlab.tasks.transfer import apply_transfer
+from searchlab.tasks.transfer import apply_transfer, weights_problem
 
 BUDGET_PROBES = 100    # configs probed for one that fits the architecture budgets before any trial
 
@@ -99,30 +99,35 @@ class ClassifyTask:
             print(f"warning: {advice}", file=sys.stderr)
         for unused in unused_settings(study.space, classify_setting_used, study.config.seed):
             print(f"warning: {describe(unused, setting_default)}", file=sys.stderr)
-        deep = too_deep_warning(probe_configs(study.space, seed=study.config.seed), data.image_size)
+        probes = list(probe_configs(study.space, seed=study.config.seed))
+        deep = too_deep_warning(probes, data.image_size)
         if deep:
             print(f"warning: {deep}", file=sys.stderr)
+        if data.kind == "multiclass" and any("threshold" in (c.get("imbalance") or {}) for c in probes):
+            print("warning: space.imbalance.threshold has no effect on multi-class data (the most probable class "
+                  "is predicted); it is for binary and multi-label tasks. Fix: remove it", file=sys.stderr)
 
     def _check_named_files_exist(self, study: Study, data: ImageDataset) -> None:
-        """Weights and generator folders the space names: a missing one (or a generator that cannot make this
-        data's images) would fail every trial that draws it. Checked when a run starts, not at load: `status`
-        on a study file must work after they are gone."""
+        """Weights and generator folders the space names: a missing or unusable one (a pickled model, a
+        generator that cannot make this data's images) would fail every trial that draws it. Checked when a
+        run starts, not at load: `status` on a study file must work after they are gone."""
+        named: dict[tuple[str, str], None] = {}   # each path once: probes repeat them
         for config in probe_configs(study.space, seed=study.config.seed):
             spec = parse_trial_config(config, None)
-            named = {"space.augment.synthetic": spec.augment.synthetic if spec.augment.synthetic_per_class else None}
-            if spec.model.transfer != "scratch" and spec.model.weights != "timm":
-                named["space.model.weights"] = spec.model.weights
-            for key, value in named.items():
-                if value is not None and not (study.base_dir / value).exists():
-                    raise ConfigError(f"{study.base_dir / value} does not exist", key=key,
-                                      got=value, fix="give a path that exists (relative paths are resolved "
-                                      "against the study file's folder); run the study that makes it first")
-            if named["space.augment.synthetic"] is not None:
-                folder = (study.base_dir / named["space.augment.synthetic"]).resolve()
-                problem = generator_mismatch(folder, (data.channels, *data.image_size), len(data.class_names))
-                if problem:
-                    raise ConfigError(problem[0], key="space.augment.synthetic", got=spec.augment.synthetic,
-                                      fix=problem[1])
+            if spec.augment.synthetic and spec.augment.synthetic_per_class:
+                named["space.augment.synthetic", spec.augment.synthetic] = None
+            if spec.model.transfer != "scratch" and spec.model.weights not in (None, "timm"):
+                named["space.model.weights", spec.model.weights] = None
+        for key, value in named:
+            path = study.base_dir / value
+            if not path.exists():
+                raise ConfigError(f"{path} does not exist", key=key, got=value, fix="give a path that exists "
+                                  "(relative paths are resolved against the study file's folder); run the study "
+                                  "that makes it first")
+            problem = generator_mismatch(path.resolve(), (data.channels, *data.image_size), len(data.class_names)) \
+                if key == "space.augment.synthetic" else weights_problem(path)
+            if problem:
+                raise ConfigError(problem[0], key=key, got=value, fix=problem[1])
 
     def _check_some_candidate_fits(self, study: Study) -> None:
         """With architecture budgets, some config must fit them; otherwise every trial would be pruned, so say

@@ -44,7 +44,10 @@ class TimmSpec(TransferFields):
     def _known_backbone(cls, name: str) -> str:
         known = _timm_models()
         if name not in known:
-            hint = did_you_mean(name, known, n=5) or "see timm.list_models()"
+            # A family name (mobilenetv3, convnext) names no model: its members share it as a prefix
+            family = [m for m in known if m.startswith(f"{name}_")][:6]
+            hint = (f"it names a family; its models include {', '.join(family)}" if family else
+                    did_you_mean(name, known, n=5) or "see timm.list_models()")
             raise ValueError(f"unknown timm model '{name}'; {hint}")
         return name
 

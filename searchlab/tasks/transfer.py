@@ -11,8 +11,10 @@ eval mode, with the source's statistics.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
+import re
 import socket
 import urllib.parse
 from pathlib import Path
@@ -51,8 +53,8 @@ def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path,
         return [{"params": head}]
     if spec.transfer == "cutoff":
         if spec.cutoff > len(blocks):
-            raise TrialFailure(f"cut-off block {spec.cutoff} is beyond the backbone's depth: it has {len(blocks)} "
-                               f"blocks (use cutoff 1..{len(blocks)})")
+            raise TrialFailure(f"cut-off block {spec.cutoff} is beyond the depth of {_model_name(model)}: it has "
+                               f"{len(blocks)} blocks (use cutoff 1..{len(blocks)})")
         _freeze(p for block in blocks[:spec.cutoff] for _, p in block)
         return [{"params": [p for block in blocks[spec.cutoff:] for _, p in block] + head}]
     n = len(blocks)   # full: the deepest block trains at lr x decay, the input block at lr x decay^n
@@ -101,11 +103,16 @@ def source_state(spec: TransferFields, model: nn.Module, base_dir: Path,
     path = Path(spec.weights)
     path = path if path.is_absolute() else base_dir / path
     if path.is_dir() and (path / "config.json").is_file():
+        _tell(on_source, "export", path / "weights.safetensors")
         return read_safetensors(path / "weights.safetensors")
     if path.is_dir() and (path / "searchlab.json").is_file():
         return _best_trial_state(path, on_source)
     if path.is_file():
+        _tell(on_source, "file", path)
         return _file_state(path, model)
+    if path.is_dir():
+        raise TrialFailure(f"weights '{spec.weights}': {path} {NOT_A_WEIGHTS_FOLDER[0]}. "
+                           f"Fix: {NOT_A_WEIGHTS_FOLDER[1]}")
     raise TrialFailure(f"weights '{spec.weights}' not found (looked for {path}: a weights file, an export folder "
                        "with config.json, or a run folder with searchlab.json)")
 
@@ -145,6 +152,18 @@ def hub_unreachable(timeout: float = 3.0) -> str | None:
     return None
 
 
+def _tell(on_source: Callable[[dict[str, Any]], None] | None, kind: str, file: Path) -> None:
+    """Which file the weights came from, with its SHA-256: a path alone may name other weights later."""
+    if on_source is None:
+        return
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    on_source({kind: str(file.parent.resolve() if kind == "export" else file.resolve()),
+               "sha256": digest.hexdigest()})
+
+
 def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None] | None) -> dict[str, torch.Tensor]:
     """The weights of a run's best trial, as `searchlab export RUN` would pick and read them. The best trial
     may change while that run goes on, so which one was read is told to `on_source` (recorded per trial)."""
@@ -164,23 +183,60 @@ def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None]
                            "(searchlab export RUN --trial N --out DIR) and set weights: DIR") from None
 
 
+SAVE_A_STATE_DICT = ("save the weights alone, e.g. safetensors.torch.save_file(model.state_dict(), "
+                     "'weights.safetensors'), or torch.save(model.state_dict(), 'weights.pth')")
+NOT_A_WEIGHTS_FOLDER = ("is a folder but neither an export (no config.json) nor a run (no searchlab.json)",
+                        "name the weights file itself, or the folder `searchlab export` wrote")
+
+
+def weights_problem(path: Path) -> tuple[str, str] | None:
+    """Why a named weights path cannot be read, as (rule, fix), or None: checked before any trial
+    (classify.prepare), so an unusable file is one error, not one failed trial each."""
+    if path.is_dir():
+        is_source = (path / "config.json").is_file() or (path / "searchlab.json").is_file()
+        return None if is_source else (f"{path} {NOT_A_WEIGHTS_FOLDER[0]}", NOT_A_WEIGHTS_FOLDER[1])
+    try:
+        state = _unwrapped(_read_checkpoint(path), path)
+    except TrialFailure as exc:
+        rule, _, fix = str(exc).partition(". Fix: ")
+        return rule, fix
+    return None if state else (f"weights file {path} holds no tensors", SAVE_A_STATE_DICT)
+
+
 def _file_state(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)   # never unpickles code
-        except Exception as exc:
-            raise TrialFailure(f"cannot read weights file {path} as a tensor checkpoint ({exc})") from None
-        for key in ("state_dict", "model", "model_state_dict"):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-    if not isinstance(state, dict):
-        raise TrialFailure(f"weights file {path} holds no state dict")
+    state = _unwrapped(_read_checkpoint(path), path)
     ours = next(iter(model.state_dict()))
     if ours.startswith("net.") and not any(k.startswith("net.") for k in state):
         state = {f"net.{k}": v for k, v in state.items()}   # a plain timm state dict
     return state
+
+
+def _unwrapped(state: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint as training scripts save them: under state_dict/model keys, and with the
+    `module.` prefix nn.DataParallel and DDP add."""
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise TrialFailure(f"weights file {path} holds no state dict. Fix: {SAVE_A_STATE_DICT}")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def _read_checkpoint(path: Path) -> Any:
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)   # never unpickles code
+    except Exception as exc:
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()[0]   # torch colours its message
+        if "Weights only load failed" in first or "Unsupported global" in str(exc):
+            raise TrialFailure(f"weights file {path} holds a pickled object (e.g. a whole model), not tensors "
+                               f"alone; it is not unpickled, as that could run code. Fix: {SAVE_A_STATE_DICT}") \
+                from None
+        raise TrialFailure(f"cannot read weights file {path} ({type(exc).__name__}: {first}): a truncated or "
+                           f"damaged file? Fix: {SAVE_A_STATE_DICT}") from None
 
 
 def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -200,19 +256,26 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
             continue
         value = _adapt_channels(state[name], tensor.shape)
         if value is None:
-            misfits.append(f"{name} {tuple(state[name].shape)} -> {tuple(tensor.shape)}")
+            misfits.append(f"{name.removeprefix('net.')}: weights {tuple(state[name].shape)}, model "
+                           f"{tuple(tensor.shape)}")
         else:
             loaded[name] = value
     # Layers the weights have and this model lacks (a deeper source): loading the rest would quietly drop them
     extra = [k for k in state if k not in target and not k.startswith(model.head_prefix)]
     if missing or misfits or extra:
-        problems = (misfits[:5] + [f"missing {m}" for m in missing[:5]]
-                    + [f"not in this model: {e}" for e in extra[:5]])
+        problems = (misfits[:5] + [f"missing {m.removeprefix('net.')}" for m in missing[:5]]
+                    + [f"not in this model: {e.removeprefix('net.')}" for e in extra[:5]])
         more = len(misfits) + len(missing) + len(extra) - len(problems)
-        raise TrialFailure(f"weights '{source}' do not fit this model: {'; '.join(problems)}"
+        raise TrialFailure(f"weights '{source}' do not fit this model ({_model_name(model)}): {'; '.join(problems)}"
                            + (f" (+{more} more)" if more > 0 else "")
                            + ". Fix: use weights of the same architecture and settings")
     model.load_state_dict(loaded, strict=False)
+
+
+def _model_name(model: nn.Module) -> str:
+    """The backbone a timm wrapper holds (e.g. resnet18), else the network's class."""
+    inner = getattr(model, "net", model)
+    return (getattr(inner, "pretrained_cfg", None) or {}).get("architecture") or type(inner).__name__
 
 
 def _adapt_channels(value: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
