@@ -278,7 +278,7 @@ def _warn_if_one_class(config: dict[str, Any]) -> None:
         print(f"warning: at its threshold ({config['threshold']:.3g}) this model labels every validation image "
               f"'{label}' (sensitivity {val['sensitivity']:.0f}, specificity {val['specificity']:.0f}). Fix: "
               "train longer (budget.epochs), or let the search pick the threshold (imbalance.threshold: youden) "
-              "and handle the imbalance (imbalance.loss: weighted_ce)", file=sys.stderr)
+              "and, when the classes are imbalanced, weight them (imbalance.loss: weighted_ce)", file=sys.stderr)
 
 
 def _warn_if_a_label_is_always_on(config: dict[str, Any]) -> None:

@@ -88,6 +88,23 @@ def test_a_broken_test_image_stops_the_run_before_any_trial_not_the_export_after
     assert not (tmp_path / "run" / "study.db").exists()
 
 
+def test_broken_training_and_test_images_are_named_in_one_message(write_study, tmp_path):
+    from searchlab.config.schema import FolderData
+    from searchlab.data import load_dataset
+    from searchlab.errors import DataError
+    from test_data import class_folder
+
+    folder = class_folder(tmp_path / "imgs", {"a": 8, "b": 8})
+    files = load_dataset(FolderData(source="folder", path=folder), splits=("train", "test")).extra["files"]
+    broken = [Path(files["train"][0]), Path(files["test"][0])]
+    for path in broken:
+        path.write_bytes(path.read_bytes()[:40])
+    study = write_study(TINY_CLASSIFY + f"data: {{source: folder, path: '{folder}', image_size: 8}}\n")
+    with pytest.raises(DataError, match=r"2 of 16 image files \(train, val and test\) cannot be read") as info:
+        run_study(load_study(study), progress=False)
+    assert all(str(path) in str(info.value) for path in broken)
+
+
 def test_export_through_the_study_file_reads_a_moved_data_folder_from_its_edited_path(write_study, tmp_path):
     from searchlab.errors import ExportError
     from searchlab.export.exporter import export_run

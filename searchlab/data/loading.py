@@ -115,16 +115,19 @@ def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) ->
     return bit_depth_advice(plan.files.get("train", []) if plan else [], cfg.bit_depth)
 
 
-def check_test_images(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> None:
+def check_test_images(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None,
+                      found: UnreadableImages | None = None) -> None:
     """The test split is decoded only at export; a broken file found then could not be removed (that would
     move the splits). So each test file's integrity is checked when a run starts (Pillow's verify: read,
-    not decoded into pixels, never used by the search)."""
+    not decoded into pixels, never used by the search). `found`: the train/val files already found
+    unreadable, named in the same message, so a folder is fixed in one pass."""
     plan = plan_files(cfg, seed, base_dir)
-    if plan is None:
-        return
-    files = plan.files.get("test", [])
+    files = plan.files.get("test", []) if plan is not None else []
     with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
         problems = [e for e in pool.map(_verify, files) if e is not None]
+    if found is not None:
+        raise UnreadableImages(found.errors + problems, found.total + len(files),
+                               what="image files (train, val and test)") from None
     if problems:
         raise UnreadableImages(problems, len(files), what="test image files (read only at export)",
                                fix="replace or remove them before searching: once trials have run, removing "

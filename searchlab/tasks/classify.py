@@ -21,6 +21,7 @@ from searchlab.config.load import Study
 from searchlab.config.schema import ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import check_test_images, data_advice, load_dataset
+from searchlab.data.common import UnreadableImages
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError, DataError, RegistryError
@@ -84,7 +85,11 @@ class ClassifyTask:
 
     def prepare(self, study: Study) -> None:
         """Load train/val once (a missing or corrupt file stops the run here, not in every trial)."""
-        data = _train_val(study)
+        try:
+            data = _train_val(study)
+        except UnreadableImages as unreadable:   # with the test split's, all in one message
+            check_test_images(study.config.data, study.config.seed, study.base_dir, found=unreadable)
+            raise
         for metric, _ in study.objectives:
             if metric not in COST_METRICS:
                 _check_metric_fits_data(study, metric, data)
