@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run directory (or its study file)")
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--trial", type=int_in(0), default=None, help="trial number (default: the best)")
-    export.add_argument("--bootstrap", type=int_in(1), default=2000, help="resamples for test-metric CIs")
+    export.add_argument("--bootstrap", type=int_in(1), default=2000,
+                        help="bootstrap resamples for the test metrics' CIs (default 2000)")
     export.add_argument("--top-k", type=int_in(1), default=1, metavar="K",
                         help="export the K best trials as one ensemble averaging their probabilities (default 1)")
     export.add_argument("--tta", choices=("none", "flip", "dihedral"), default="none",
@@ -257,8 +258,20 @@ def warn_about_export(config: dict[str, Any]) -> None:
     if config.get("data_replaced_since_search"):
         print(f"note: images were replaced in place since the search ({config['data_replaced_since_search']}); "
               "the splits did not move, and the test metrics are of the images as they are now", file=sys.stderr)
+    seen = config.get("test_images_seen_in_search")
+    if seen:
+        print(f"note: {seen['images']} of the {config['test_size']} test images are pixel-for-pixel copies of "
+              f"training or validation images ({seen['labelled_otherwise']} of them labelled otherwise there); "
+              "their rows are in config.json under test_images_seen_in_search", file=sys.stderr)
     _warn_if_one_class(config)
     _warn_if_a_label_is_always_on(config)
+    _warn_if_few_test_images_of_a_class(config)
+    worse = config.get("tta_below_plain")
+    if worse:
+        print(f"warning: --tta {worse['tta']} lowers {worse['metric']} on the {worse['split']} split to "
+              f"{worse['with_tta']:.4f}, from {worse['without_tta']:.4f} without it: the trials did not train on "
+              "those views (e.g. rotated images), so averaging over them adds errors. Fix: --tta none (or flip), "
+              "or search augmentations that include them", file=sys.stderr)
     below = config.get("ensemble_below_member")
     if below:
         print(f"warning: on the {below['split']} predictions this ensemble's {below['metric']} "
@@ -267,10 +280,27 @@ def warn_about_export(config: dict[str, Any]) -> None:
               f"only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
 
 
+def _warn_if_few_test_images_of_a_class(config: dict[str, Any]) -> None:
+    """With a handful of test images of a class, every metric about that class moves by a large step per
+    image: the intervals in config.json say how much, but a headline number hides it."""
+    if config["task"] == "multilabel" or not config.get("test_confusion"):
+        return
+    counts = [sum(row) for row in config["test_confusion"]]   # rows: the true classes
+    rarest = min(range(len(counts)), key=counts.__getitem__)
+    if 0 < counts[rarest] < 10:
+        ci = (config.get("test_metrics_ci95") or {}).get("sensitivity")
+        width = f" (the sensitivity interval is [{ci[0]:.2f}, {ci[1]:.2f}])" if ci and config["task"] == "binary" \
+            and rarest == 1 else ""
+        print(f"warning: the test split has only {counts[rarest]} image(s) of class "
+              f"{config['class_names'][rarest]!r}: each one moves that class's metrics by "
+              f"{1 / counts[rarest]:.2f}{width}; read the intervals in config.json, not the point values",
+              file=sys.stderr)
+
+
 def _warn_if_one_class(config: dict[str, Any]) -> None:
     """A model that gives every validation image the same label (short trials on an imbalanced set) exports
-    fine and looks fine by AUC; say so."""
-    val = config.get("validation_metrics") or {}
+    fine and looks fine by AUC; say so. Judged on the exported model's own metrics (not a mean over CV folds)."""
+    val = config.get("model_validation_metrics") or config.get("validation_metrics") or {}
     if config["task"] != "binary" or "sensitivity" not in val or "specificity" not in val:
         return
     if {val["sensitivity"], val["specificity"]} == {0.0, 1.0}:

@@ -48,6 +48,16 @@ def error_loc(error: dict) -> tuple:
     return tuple(error["loc"]) + (raised.path if isinstance(raised, AtKey) else ())
 
 
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def bound_fix(error: dict) -> str | None:
+    """'give a value <= 10' for a pydantic range error, from the limit it names; None for other errors."""
+    ctx = error.get("ctx") or {}
+    bounds = [f"{symbol} {ctx[k]}" for k, symbol in _BOUNDS.items() if k in ctx]
+    return f"give a value {' and '.join(bounds)}" if bounds else None
+
+
 def shown_input(error: dict) -> object:
     """The value to quote: not a whole section (a check spanning it says what is wrong in words)."""
     value = error.get("input", ...)

@@ -3,7 +3,8 @@
 One row per trial, in trial order. Columns: number, state, value (value_0, value_1, ... for several
 objectives, named after their metrics), params.<name>, metrics.<name> (every metric the task returned),
 duration_s, datetime_start, datetime_complete, and the readable user attrs a row needs on its own
-(architecture, error, over_budget). Read from the Optuna study alone.
+(architecture, error, over_budget). Read from the Optuna study alone. Parameters only some trials draw are
+blank where not drawn (whole numbers stay whole: pandas Int64).
 """
 from __future__ import annotations
 
@@ -24,7 +25,18 @@ def trial_table(run: OpenRun) -> pd.DataFrame:
     study = run.study
     objectives = [m for m, _ in study.user_attrs.get("searchlab", {}).get("objectives", [])]
     rows = [_row(t, objectives, len(study.directions)) for t in study.get_trials(deepcopy=False)]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # A parameter only some trials draw (a cut-off, a one_of branch's) first appears in a later row: keep the
+    # params and metrics together all the same, and whole numbers whole (a missing value would make them float).
+    kinds = [[c for c in table.columns if c.startswith(prefix)] for prefix in ("params.", "metrics.")]
+    rest = [c for c in table.columns if not c.startswith(("params.", "metrics."))]
+    head = [c for c in rest if c in ("number", "state") or c.startswith("value")]
+    table = table[head + kinds[0] + kinds[1] + [c for c in rest if c not in head]]
+    for column in kinds[0]:
+        drawn = [row[column] for row in rows if row.get(column) is not None]
+        if drawn and all(isinstance(v, int) and not isinstance(v, bool) for v in drawn):
+            table[column] = table[column].astype("Int64")
+    return table
 
 
 def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:

@@ -62,6 +62,21 @@ def test_an_always_on_label_and_an_ensemble_below_a_member_are_warned_of(capsys)
                           "member trial 7 (0.9020)") and "--select greedy" in err and err.count("warning") == 1
 
 
+def test_few_test_images_of_a_class_and_tta_below_plain_are_warned_of(capsys):
+    from searchlab.cli import warn_about_export
+
+    config = {"task": "binary", "class_names": ["benign", "malignant"], "threshold": 0.5, "test_size": 51,
+              "test_confusion": [[41, 4], [6, 0]], "test_metrics_ci95": {"sensitivity": [0.0, 0.4593]}}
+    warn_about_export(config)
+    assert capsys.readouterr().err == ("warning: the test split has only 6 image(s) of class 'malignant': each one "
+                                       "moves that class's metrics by 0.17 (the sensitivity interval is [0.00, "
+                                       "0.46]); read the intervals in config.json, not the point values\n")
+    worse = {"metric": "auc", "split": "val", "tta": "dihedral", "with_tta": 0.81, "without_tta": 0.85}
+    warn_about_export({**config, "test_confusion": [[41, 4], [16, 10]], "tta_below_plain": worse})
+    assert capsys.readouterr().err.startswith("warning: --tta dihedral lowers auc on the val split to 0.8100, "
+                                              "from 0.8500 without it")
+
+
 @pytest.mark.parametrize("value", ["space.optim.lr=[1", "x={float:[1e-3}", "x=*a", "x=!!python/object:os.system {}"])
 def test_a_set_value_that_is_not_yaml_is_one_line_and_exit_2(value, capsys):
     from searchlab.cli import main

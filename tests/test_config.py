@@ -70,6 +70,14 @@ def test_unknown_top_level_section(write_study):
     assert "strategey" in str(err) and "strategy" in str(err) and err.line == 5
 
 
+def test_a_bound_and_an_empty_value_get_fixes_that_say_what_to_write(write_study, tmp_path):
+    err = error_of(write_study, MINIMAL + "budget: {n_trials: 2, epochs: 0}\n")
+    assert str(err).endswith("(got 0). Fix: give a value >= 1")
+    folder = f"data: {{source: folder, path: '{tmp_path}', val_fraction: }}\n"   # no union tag in the key
+    err = error_of(write_study, MINIMAL + folder)
+    assert str(err).endswith("(got None). Fix: give a value, or leave data.val_fraction out for its default")
+
+
 def test_wrong_type_names_value(write_study):
     err = error_of(write_study, MINIMAL + "budget: {n_trials: ten}\n")
     assert "budget.n_trials" in str(err) and "'ten'" in str(err)

@@ -8,11 +8,13 @@ import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
+from sklearn.metrics import roc_auc_score
 
 from searchlab.config.load import load_study
 from searchlab.data import load_dataset
 from searchlab.engine.run import run_study
 from searchlab.export.exporter import export_run
+from searchlab.models.standalone import load, predict_proba
 from searchlab.tasks.crossval import fold_batches, fold_indices, pool_train_val
 
 TINY = """
@@ -79,6 +81,14 @@ def test_cv_trial_reports_running_fold_means_and_exports(write_study, tmp_path):
     config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=50)
     assert config["test_size"] == 156 and 0.0 <= config["test_metrics"]["auc"] <= 1.0
     assert (tmp_path / "best" / "weights.safetensors").is_file()
+    # the export holds the refit model: its own validation AUC beside the folds' mean, each said for what it is
+    net, loaded = load(tmp_path / "best")
+    data = load_study(tmp_path / "run.yaml").config.data
+    val = load_dataset(data, splits=("val",), base_dir=tmp_path).splits["val"]
+    own = roc_auc_score(val.labels.numpy(), predict_proba(net, loaded, val.images).numpy())
+    assert config["model_validation_metrics"]["auc"] == pytest.approx(own, abs=1e-6)
+    assert config["validation_metrics"]["auc"] == pytest.approx(np.mean(aucs))
+    assert config["validation_metrics_are"].startswith("the trial's selection score: the mean over its cross-")
 
 
 def test_without_cv_folds_the_trial_is_unchanged(write_study, tmp_path):
@@ -105,10 +115,6 @@ def test_repeated_cv_uses_new_folds_per_repeat(write_study, tmp_path):
 
 
 def test_repeated_seeds_select_on_the_mean_and_keep_the_first_run(write_study, tmp_path):
-    from sklearn.metrics import roc_auc_score
-
-    from searchlab.models.standalone import load, predict_proba
-
     trial = _run(write_study, tmp_path, ", repeats: 3")
     runs = trial.user_attrs["repeats"]
     assert [r["repeat"] for r in runs] == [0, 1, 2] and all(r["n_val"] == 78 for r in runs)
@@ -125,10 +131,6 @@ def test_repeated_seeds_select_on_the_mean_and_keep_the_first_run(write_study, t
 
 
 def test_checkpoint_last_trains_every_epoch_and_keeps_the_final_weights(write_study, tmp_path):
-    from sklearn.metrics import roc_auc_score
-
-    from searchlab.models.standalone import load, predict_proba
-
     trial = _run(write_study, tmp_path, ", epochs: 4, early_stopping: 1, checkpoint: last")
     curve = trial.user_attrs["curve"]
     metrics = trial.user_attrs["metrics"]
@@ -260,3 +262,41 @@ def test_more_folds_than_the_rarest_class_has_images_is_refused_before_any_trial
            "has 4" in str(info.value) and "use cv_folds 4 or fewer" in str(info.value)
     assert not (tmp_path / "run" / "study.db").exists() or not optuna.get_all_study_summaries(
         f"sqlite:///{tmp_path / 'run' / 'study.db'}")[0].n_trials
+
+
+def _val_only(labels: torch.Tensor, names: tuple[str, ...], kind: str):
+    from searchlab.data.types import ImageDataset, ImageSplit
+
+    images = torch.zeros((len(labels), 1, 4, 4), dtype=torch.uint8)
+    return ImageDataset(splits={"val": ImageSplit(images, labels)}, class_names=names, kind=kind)
+
+
+def test_a_validation_split_with_few_images_of_a_class_is_warned_about_unless_trials_cross_validate():
+    from searchlab.tasks.selection_advice import small_validation_warning
+
+    four = _val_only(torch.tensor([0] * 40 + [1] * 4), ("benign", "malignant"), "binary")
+    warning = small_validation_warning(four, cross_validated=False)
+    assert warning.startswith("the validation split has 44 images, and only 4 of them are malignant: each of those "
+                              "moves a trial's validation scores about that class (sensitivity, F1, AUC, ...) by up "
+                              "to 0.25")
+    assert "space.train.cv_folds: 5" in warning
+    assert small_validation_warning(four, cross_validated=True) is None
+    ten = _val_only(torch.tensor([0] * 40 + [1] * 10), ("benign", "malignant"), "binary")
+    assert small_validation_warning(ten, cross_validated=False) is None
+    labels = torch.tensor([[1.0, 0.0]] * 30 + [[1.0, 1.0]] * 3)   # label "a" is never off: 0 negatives
+    multi = _val_only(labels, ("a", "b"), "multilabel")
+    assert "only 3 of them are b positives" in small_validation_warning(multi, cross_validated=False)
+
+
+def test_objectives_that_select_on_chosen_thresholds_or_one_side_are_warned_about():
+    from searchlab.tasks.selection_advice import one_sided_objective_warning, threshold_selection_warning
+
+    warning = threshold_selection_warning(["balanced_accuracy"], chosen_on_val=True)
+    assert warning.startswith("balanced_accuracy is scored at a decision threshold chosen on the same validation "
+                              "images that rank the trials") and "space.train.cv_folds" in warning
+    assert threshold_selection_warning(["balanced_accuracy"], chosen_on_val=False) is None
+    assert threshold_selection_warning(["auc", "average_precision"], chosen_on_val=True) is None
+    assert one_sided_objective_warning(["sensitivity"]).startswith(
+        "sensitivity alone is the objective: a model that calls every image positive scores 1. Fix: add specificity")
+    assert one_sided_objective_warning(["sensitivity", "specificity"]) is None
+    assert one_sided_objective_warning(["auc"]) is None

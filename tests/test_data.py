@@ -100,14 +100,14 @@ def test_failed_download_explains_where_why_and_fix(tmp_path, monkeypatch):
         raise RuntimeError("Name or service not known\n(offline)")
 
     monkeypatch.setattr(medmnist.BreastMNIST, "download", no_network)
-    root = tmp_path / "new_root"                                   # absent: must be created for medmnist
+    root = tmp_path / "typo" / "new_root"   # absent: created for medmnist's downloader, then removed again
     with pytest.raises(DataError) as err:
         load_dataset(breast(root, download=True))
     msg = str(err.value)
     assert str(root / "breastmnist.npz") in msg
     assert "download failed" in msg and "Name or service not known (offline)" in msg
     assert "put breastmnist.npz in" in msg and "SEARCHLAB_DATA" in msg
-    assert root.is_dir()
+    assert list(tmp_path.iterdir()) == []   # no empty folders left by a mistyped data.root
 
 
 def small_breast_npz(root: Path, n_train: int = 5, n_train_labels: int | None = None) -> Path:
@@ -161,7 +161,7 @@ def test_label_count_mismatch_gives_data_error(tmp_path):
 
 
 def test_unknown_flag_lists_valid_2d_flags():
-    with pytest.raises(DataError) as err:
+    with pytest.raises(ConfigError) as err:
         load_dataset(MedMNISTData(name="brestmnist", download=False))
     msg = str(err.value)
     assert "'brestmnist'" in msg and "breastmnist" in msg and "pathmnist" in msg and "3d" not in msg
@@ -172,6 +172,7 @@ def test_a_positive_class_by_name_becomes_class_1_with_its_labels(breastmnist_ro
     plain = load_dataset(breast(breastmnist_root, download=False))
     flipped = load_dataset(breast(breastmnist_root, download=False, positive_class="malignant"))
     assert plain.class_names == ("malignant", "normal, benign") == tuple(reversed(flipped.class_names))
+    assert flipped.extra["source_class_names"] == plain.class_names and "source_class_names" not in plain.extra
     for split in ("train", "val"):
         assert torch.equal(flipped.splits[split].labels, 1 - plain.splits[split].labels)
         assert torch.equal(flipped.splits[split].images, plain.splits[split].images)

@@ -52,6 +52,8 @@ def test_export_writes_spec_weights_and_model_py(exported):
         t.value for t in __import__("optuna").load_study(study_name="exp",
                                                          storage=f"sqlite:///{tmp / 'run' / 'study.db'}").trials))
     assert "test" not in json.dumps(on_disk["validation_metrics"])
+    # BreastMNIST's published test split holds one copy of a training image, labelled otherwise there
+    assert on_disk["test_images_seen_in_search"] == {"images": 1, "labelled_otherwise": 1, "test_rows": [76]}
     umask = os.umask(0)
     os.umask(umask)   # an export is for sharing: the modes any folder and file made here would have
     assert (tmp / "best").stat().st_mode & 0o777 == 0o777 & ~umask
@@ -75,6 +77,29 @@ def test_model_py_reads_safetensors_like_the_library(exported):
     assert ours.keys() == theirs.keys() and all((ours[k] == theirs[k]).all() for k in ours)
 
 
+def test_predict_proba_in_a_training_loop_keeps_the_mode_and_answers_plain_mistakes(exported, breastmnist_root):
+    """Users fine-tune exports in their own loops: scoring between steps must not switch dropout and batch-norm
+    statistics off for the rest of the epoch; numpy input, an empty batch and a run folder get plain answers."""
+    import torch
+
+    from searchlab.models import standalone
+
+    tmp, _ = exported
+    net, config = standalone.load(tmp / "best")
+    images = torch.from_numpy(np.load(breastmnist_root / "breastmnist.npz")["val_images"][:4, None].copy())
+    net.train()
+    standalone.predict_proba(net, config, images)
+    assert net.training
+    net.eval()
+    assert standalone.predict_proba(net, config, images[:0]).shape == (0,) and not net.training
+    with pytest.raises(TypeError, match="must be a torch.Tensor, got numpy.ndarray; for a numpy array pass "
+                                        r"torch.from_numpy\(array\)"):
+        standalone.predict_proba(net, config, images.numpy())
+    with pytest.raises(FileNotFoundError, match="is not a searchlab export: it has no config.json \\(that is a "
+                                                "run folder: give the folder `searchlab export` wrote"):
+        standalone.load(tmp / "run")
+
+
 def test_export_of_a_missing_or_unfinished_trial(exported):
     tmp, _ = exported
     with pytest.raises(ExportError, match="does not exist"):
@@ -93,7 +118,23 @@ def test_export_cli(exported):
                            "--out", str(tmp / "cli"), "--bootstrap", "100"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "exported trial 0" in proc.stdout and "auc" in proc.stdout
+    assert "note: 1 of the 156 test images are pixel-for-pixel copies of training or validation images (1 of " \
+        "them labelled otherwise there)" in proc.stderr
     assert (tmp / "cli" / "weights.safetensors").is_file()
+
+
+def test_test_images_seen_in_search_are_counted_by_pixels_with_their_rows():
+    import torch
+
+    from searchlab.data.types import ImageSplit
+    from searchlab.export.overlap import seen_in_search
+
+    images = torch.randint(0, 256, (6, 1, 4, 4), dtype=torch.uint8)
+    train = ImageSplit(images[:3], torch.tensor([0, 1, 0]))
+    val = ImageSplit(images[3:4], torch.tensor([1]))
+    test = ImageSplit(torch.stack([images[4], images[1], images[3], images[5]]), torch.tensor([0, 1, 0, 1]))
+    assert seen_in_search(test, [train, val]) == {"images": 2, "labelled_otherwise": 1, "test_rows": [1, 2]}
+    assert seen_in_search(ImageSplit(images[4:], torch.tensor([0, 1])), [train, val]) is None
 
 
 def test_input_scale_upsamples_inside_the_network():

@@ -213,3 +213,35 @@ def test_study_export_settings_apply_after_run_and_shrink_to_the_completed_trial
     assert "2 completed trial(s), fewer than export.top_k=3; exporting the 2 best" in capsys.readouterr().err
     net, config = standalone.load(tmp_path / "study" / "best")
     assert isinstance(net, standalone.Ensemble) and len(config["trials"]) == 2 and config["tta"] == "flip"
+
+
+class _TopLeftCorner(torch.nn.Module):
+    """Class 1's logit is the brightness of the top-left quadrant: right for upright images only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        corner = x[:, 0, :14, :14].mean(dim=(1, 2)) * 10
+        return torch.stack([torch.zeros_like(corner), corner], dim=1)
+
+
+def test_tta_that_lowers_the_validation_objective_is_recorded_and_flip_that_does_not_is_not(exported,
+                                                                                             monkeypatch):
+    """Views the trials never trained on can make TTA worse than none: a network that reads the top-left corner
+    scores upright images perfectly, and averaged over the 8 dihedral views it sees every corner alike."""
+    from searchlab.engine.rundir import open_run
+    from searchlab.export.selection import weaker_with_tta
+
+    _, run_dir, _, _, _ = exported
+    labels = torch.tensor([0, 1] * 20)
+    images = torch.zeros((40, 1, 28, 28), dtype=torch.uint8)
+    images[labels == 1, :, :14] = 200   # class 1: bright top half, class 0: bright bottom half; a mirror
+    images[labels == 0, :, 14:] = 200   # keeps them apart, the 8 views put every half in the corner alike
+    monkeypatch.setattr(ensemble_module, "load_dataset", lambda *a, **k: ImageDataset(
+        splits={"val": ImageSplit(images, labels)}, class_names=("a", "b"), kind="binary"))
+    run = open_run(run_dir)
+    trials = [run.study.best_trial]
+    config = {"task": "binary", "class_names": ["a", "b"], "preprocessing": {"mean": [0.0], "std": [1.0]}}
+    worse = weaker_with_tta(run, _TopLeftCorner(), {**config, "tta": "dihedral"}, trials)
+    assert worse is not None and worse["metric"] == "auc" and worse["tta"] == "dihedral"
+    assert worse["without_tta"] == 1.0 and worse["with_tta"] < 1.0
+    assert weaker_with_tta(run, _TopLeftCorner(), {**config, "tta": "flip"}, trials) is None
+    assert weaker_with_tta(run, _TopLeftCorner(), {**config, "tta": "none"}, trials) is None

@@ -190,14 +190,14 @@ def test_twelve_bit_values_in_16_bit_files_span_the_range_with_bit_depth_and_are
             Image.fromarray(pixels).save(tmp_path / "x" / cls / f"{i}.png")
     cfg = FolderData(source="folder", path=tmp_path / "x", image_size=12, val_fraction=0.2, test_fraction=0.2)
     assert load_dataset(cfg).splits["train"].images.max() <= 16
-    advice = data_advice(cfg)
+    [advice] = data_advice(cfg)
     assert advice.startswith("8 of 8 sampled images are 16-bit files whose values stay below 4096") and \
         advice.endswith("Fix: set data.bit_depth to the bits the values use (12 for most X-ray/CT exports)")
     clear_cache()
     twelve = cfg.model_copy(update={"bit_depth": 12})
     bright = load_dataset(twelve).splits["train"].images
-    assert bright.max() >= 250 and bright.min() <= 12 and data_advice(twelve) is None
-    assert data_advice(cfg.model_copy(update={"bit_depth": 10})).startswith("values up to 409")   # clipping
+    assert bright.max() >= 250 and bright.min() <= 12 and data_advice(twelve) == []
+    assert data_advice(cfg.model_copy(update={"bit_depth": 10}))[0].startswith("values up to 409")   # clipping
 
 
 def test_images_in_patient_sub_folders_are_read_and_each_patient_stays_in_one_split(tmp_path):
@@ -226,3 +226,99 @@ def test_images_in_patient_sub_folders_are_read_and_each_patient_stays_in_one_sp
     plain = stratified_split(labels, {"val": 0.2, "test": 0.2}, 3, "x")
     grouped = stratified_split(labels, {"val": 0.2, "test": 0.2}, 3, "x", groups=[str(i) for i in range(21)])
     assert all(np.array_equal(plain[k], grouped[k]) for k in plain)
+
+
+def test_cross_validation_folds_keep_each_patient_in_one_fold(tmp_path):
+    """Folds over train+val deal whole patients: a patient trained on and held out in one fold would leak (a
+    user found a 70-image patient spread over three 45-image folds). Too few patients of a class are named."""
+    from searchlab.tasks.crossval import fold_indices, pool_train_val, units_per_class
+
+    sizes = {"a": [9, 7, 5, 4, 3, 2, 1, 1], "b": [6, 2, 2, 1, 1]}
+    for cls, patients in sizes.items():
+        for patient, n in enumerate(patients):
+            for i in range(n):
+                png(tmp_path / "set" / cls / f"p{patient}" / f"{i}.png", COLORS[cls])
+        png(tmp_path / "set" / cls / "loose.png", COLORS[cls])
+    cfg = FolderData(source="folder", path=tmp_path / "set", image_size=8, val_fraction=0.2, test_fraction=0.1)
+    data = load_dataset(cfg, splits=("train", "val"))
+    pool = pool_train_val(data)
+    files = data.extra["files"]["train"] + data.extra["files"]["val"]
+    patient = [str(Path(f).parent) if Path(f).parent.name.startswith("p") else f for f in files]
+    assert pool.groups is not None and len(set(pool.groups)) == len(set(patient))
+    for seed in range(5):
+        folds = fold_indices(pool.labels, 3, seed, data.class_names, pool.groups)
+        assert sorted(np.concatenate(folds).tolist()) == list(range(len(pool)))
+        fold_of = {}
+        for f, idx in enumerate(folds):
+            for i in idx:
+                assert fold_of.setdefault(patient[i], f) == f, f"patient {patient[i]} in two folds"
+        assert all(set(pool.labels[idx].tolist()) == {0, 1} for idx in folds)
+    counts = units_per_class(pool, 2)
+    assert counts.tolist() == [len({patient[i] for i in np.flatnonzero(pool.labels.numpy() == c)}) for c in (0, 1)]
+    with pytest.raises(Exception, match=rf"cv_folds=9: class 'b' has only {counts[1]} group\(s\) of images "
+                                        r"\(patient sub-folders and loose images\)"):
+        fold_indices(pool.labels, 9, 0, data.class_names, pool.groups)
+
+
+def test_a_drawn_split_far_from_its_share_because_patients_stay_whole_is_warned_about(tmp_path):
+    from searchlab.data import data_advice, plan_files
+
+    rng = np.random.default_rng(1)
+    for patient in range(3):   # every benign patient is a third of the class: no val share of 15% fits
+        for i in range(20):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
+                _mkdir(tmp_path / "set" / "train" / "benign" / f"pt{patient}") / f"{i}.png")
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
+            _mkdir(tmp_path / "set" / "train" / "malignant") / f"{i}.png")
+    cfg = FolderData(source="folder", path=tmp_path / "set", image_size=8, val_fraction=0.15)
+    plan = plan_files(cfg)
+    val = len(plan.files["val"])
+    [warning] = data_advice(cfg)
+    assert warning.startswith("data: patient sub-folders are kept whole, so the drawn splits missed their shares: "
+                              f"val {val} of 72 images ({val / 72:.0%}, val_fraction 0.15)")
+    assert data_advice(cfg.model_copy(update={"val_fraction": val / 72})) == []
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_copied_image_files_are_named_by_kind_and_look_alikes_are_not(tmp_path):
+    """A file copied under another label, into another split, or twice into one split is warned about, each
+    named with its split and label; BMPs that share their first and last 8 KB but differ in between (what
+    the quick first pass compares) are not copies."""
+    import shutil
+
+    from searchlab.data import data_advice
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "x"
+    for split, n in (("train", 6), ("val", 3), ("test", 3)):
+        for cls in ("benign", "malignant"):
+            for i in range(n):
+                (root / split / cls).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
+    train = root / "train"
+    shutil.copy(train / "benign" / "0.png", root / "test" / "benign" / "leaked.png")
+    shutil.copy(train / "benign" / "1.png", train / "malignant" / "relabelled.png")
+    shutil.copy(train / "malignant" / "2.png", train / "malignant" / "twice.png")
+    border = np.zeros((200, 200), dtype=np.uint8)   # 40 KB of pixels; only rows 90-109 differ
+    for name, value in (("look_a.bmp", 10), ("look_b.bmp", 20)):
+        middle = border.copy()
+        middle[90:110] = value
+        Image.fromarray(middle).save(train / "benign" / name)
+    cfg = FolderData(source="folder", path=root, image_size=16)
+
+    [warning] = data_advice(cfg)
+    assert warning.startswith(f"data: 3 image file(s) are byte-for-byte copies of another file in {root}: ")
+    assert "1 under different labels (train/benign/1.png (train, benign) = train/malignant/relabelled.png " \
+        "(train, malignant))" in warning
+    assert "1 in more than one split (train/benign/0.png (train, benign) = test/benign/leaked.png " \
+        "(test, benign))" in warning
+    assert "1 within one split (train/malignant/2.png (train, malignant) = train/malignant/twice.png" in warning
+    assert "look_" not in warning and warning.endswith("files of one patient belong in one split")
+    for copy in ("test/benign/leaked.png", "train/malignant/relabelled.png", "train/malignant/twice.png"):
+        (root / copy).unlink()
+    assert data_advice(cfg) == []

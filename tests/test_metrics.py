@@ -207,3 +207,23 @@ def test_bootstrap_is_fast_for_all_binary_metrics() -> None:
     ci = bootstrap_ci(y, probs, "binary", 2, names, n_resamples=2000)
     assert time.perf_counter() - start < 5
     assert set(ci) == set(names) and all(low <= high for low, high in ci.values())
+
+
+def test_export_intervals_of_proportions_are_exact_and_never_zero_width() -> None:
+    """Six of six positives found: a percentile bootstrap says [1, 1]; Clopper-Pearson says [0.54, 1]
+    (0.025 ** (1 / 6)), as tables of exact binomial intervals give it."""
+    from searchlab.intervals import EXACT, clopper_pearson, export_intervals
+
+    y = np.r_[np.ones(6, int), np.zeros(30, int)]
+    probs = np.r_[np.full(6, 0.9), np.linspace(0.0, 0.6, 30)]   # 5 of 30 negatives above 0.5
+    ci, methods = export_intervals(y, probs, "binary", 2, ["auc", "sensitivity", "specificity", "accuracy"],
+                                   n_resamples=200, seed=0, threshold=0.5)
+    assert bootstrap_ci(y, probs, "binary", 2, ["sensitivity"], n_resamples=200)["sensitivity"] == (1.0, 1.0)
+    assert ci["sensitivity"] == pytest.approx((0.025 ** (1 / 6), 1.0), abs=1e-9)
+    assert ci["specificity"] == pytest.approx(clopper_pearson(25, 30)) and ci["accuracy"] == pytest.approx(
+        clopper_pearson(31, 36))
+    assert methods["sensitivity"] == methods["accuracy"] == EXACT
+    assert methods["auc"] == "percentile bootstrap, 200 resamples"
+    assert clopper_pearson(0, 6) == pytest.approx((0.0, 1 - 0.025 ** (1 / 6)))
+    low, high = clopper_pearson(81, 100)   # a textbook case: 0.7193 to 0.8816
+    assert (round(low, 4), round(high, 4)) == (0.7193, 0.8816)

@@ -159,3 +159,22 @@ def test_a_data_setting_refused_when_the_run_starts_names_its_line_or_its_set_op
     with pytest.raises(ConfigError) as info:
         run_study(load_study(path, {"data.positive_class": "tumour"}), progress=False)
     assert str(info.value).startswith(f"{path} (--set data.positive_class): data.positive_class: not a class")
+
+
+def test_a_fixed_setting_beyond_the_tasks_limit_gets_the_limit_as_its_fix(write_study):
+    path = write_study(TINY_CLASSIFY.replace("train: {batch_size: 128}", "train: {batch_size: 128, cv_folds: 12}"))
+    with pytest.raises(ConfigError) as info:
+        load_study(path)
+    assert "space.train.cv_folds: not a valid classify config: Input should be less than or equal to 10 (got 12). " \
+        "Fix: give a value <= 10" in str(info.value)
+
+
+def test_a_misspelt_medmnist_name_gets_its_line_and_the_close_names(write_study, breastmnist_root):
+    path = write_study(TINY_CLASSIFY + "data:\n  source: medmnist\n  name: breastmnsit\n"
+                       f"  root: '{breastmnist_root}'\n")
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(path), progress=False)
+    line = path.read_text().splitlines().index("  name: breastmnsit") + 1
+    assert str(info.value).startswith(f"{path}:{line}: data.name: not a 2D MedMNIST data set; did you mean "
+                                      "breastmnist, ")   # the closest first
+    assert "(got 'breastmnsit'). Fix: name one of bloodmnist, breastmnist, chestmnist," in str(info.value)

@@ -82,3 +82,27 @@ def test_a_reader_that_stops_early_gets_no_traceback(finished_run):
     proc.stdout.close()   # long before the child has imported enough to write
     stderr = proc.stderr.read()
     assert proc.wait() == 1 and stderr == ""
+
+
+def test_a_parameter_only_some_trials_draw_sits_with_the_others_and_stays_whole():
+    """transfer: cutoff draws model.cutoff, other trials do not: its column used to come after the
+    timestamps, with 2 written as 2.0 (a missing value made it float)."""
+    from types import SimpleNamespace
+
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.trial import create_trial
+
+    from searchlab.trials_table import trial_table
+
+    study = optuna.create_study(direction="maximize")
+    transfer = CategoricalDistribution(["scratch", "cutoff"])
+    study.add_trial(create_trial(params={"model.transfer": "scratch"}, distributions={"model.transfer": transfer},
+                                 value=0.8, user_attrs={"metrics": {"auc": 0.8}}))
+    study.add_trial(create_trial(params={"model.transfer": "cutoff", "model.cutoff": 2},
+                                 distributions={"model.transfer": transfer, "model.cutoff": IntDistribution(1, 4)},
+                                 value=0.9, user_attrs={"metrics": {"auc": 0.9}}))
+    table = trial_table(SimpleNamespace(study=study))
+    assert list(table.columns)[:6] == ["number", "state", "value", "params.model.transfer", "params.model.cutoff",
+                                       "metrics.auc"]
+    assert str(table["params.model.cutoff"].dtype) == "Int64"
+    assert table.to_csv(index=False).splitlines()[2].startswith("1,COMPLETE,0.9,cutoff,2,0.9,")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from searchlab.config import schema
 from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
-from searchlab.errors import ConfigError, SearchlabError, error_loc, shown_input
+from searchlab.errors import ConfigError, SearchlabError, bound_fix, error_loc, shown_input
 from searchlab.space import Group, compile_space
 from searchlab.suggest import did_you_mean, models_in
 
@@ -191,7 +191,7 @@ def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath) ->
         key = first["ctx"]["discriminator"].strip("'")
         return src.error(path + (key,), "unknown kind" + more, got=first["ctx"]["tag"], fix=_fix_for(first))
     msg = first["msg"].removeprefix("Value error, ")
-    return src.error(path, msg + more, got=shown_input(first), fix=_fix_for(first))
+    return src.error(path, msg + more, got=shown_input(first), fix=_fix_for(first, path))
 
 
 def _others(errors: list[Any]) -> str:
@@ -231,7 +231,7 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
     return sorted(f.alias or name for name, f in model.model_fields.items())
 
 
-def _fix_for(error: dict[str, Any]) -> str | None:
+def _fix_for(error: dict[str, Any], path: KeyPath = ()) -> str | None:
     ctx = error.get("ctx") or {}
     if "expected" in ctx:
         return f"use one of {ctx['expected']}"
@@ -246,7 +246,9 @@ def _fix_for(error: dict[str, Any]) -> str | None:
     if error["type"] == "string_too_short":
         return "give a non-empty value"
     if error["type"].startswith(("greater", "less")):
-        return "use a value in the allowed range"
+        return bound_fix(error) or "use a value in the allowed range"
+    if error.get("input", ...) is None:   # `key:` with nothing after it, or --set key=null
+        return f"give a value, or leave {dotted(path)} out for its default"
     if error["type"].endswith("_type") or error["type"].endswith("_parsing"):
         return "use a value of the expected type"
     return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,8 @@ def load_splits(plan: SplitPlan, splits: Sequence[str], decoding: Decoding) -> d
         total += len(plan.files[split])
         try:
             loaded[split] = load_split(plan.files[split], plan.labels[split], decoding)
+            if split in plan.groups:
+                loaded[split] = replace(loaded[split], groups=tuple(plan.groups[split]))
         except UnreadableImages as exc:
             unreadable += exc.errors
     if unreadable:

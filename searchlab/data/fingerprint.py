@@ -37,14 +37,14 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
             continue
         members, contents = hashlib.sha256(), hashlib.sha256()
         for path, label in zip(files, labels):
-            members.update(f"{_relative(path, plan.root)}\t{_label_text(label)}\n".encode())
-            contents.update(_content_digest(path))
+            members.update(f"{relative_name(path, plan.root)}\t{_label_text(label)}\n".encode())
+            contents.update(sampled_digest(path))
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
                          "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32]}
     return {"version": VERSION, "splits": splits}
 
 
-def _content_digest(path: Path) -> bytes:
+def sampled_digest(path: Path) -> bytes:
     with path.open("rb") as fh:
         size = fh.seek(0, 2)
         fh.seek(0)
@@ -89,7 +89,7 @@ def replaced_contents(before: Any, now: Any, splits: tuple[str, ...] = SPLITS) -
         or None
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_name(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root).as_posix()
     except ValueError:   # a CSV may list files outside its folder: those are named in full

@@ -93,8 +93,9 @@ def _take(items: Items, idx: np.ndarray) -> Items:
     return [files[i] for i in idx], [labels[i] for i in idx], [groups[i] for i in idx]
 
 
-def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict[str, Items], str]:
-    """Decide which files go to which split (no image is decoded here)."""
+def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict[str, Items], str, dict[str, float]]:
+    """Decide which files go to which split (no image is decoded here); also the splits carved out of the
+    others' images and the share each was asked to have."""
     present = [s for s in SPLITS if (root / s).is_dir()]
     if present and "train" not in present:
         raise DataError(f"{root}: has {'/'.join(present)} folder(s) but no train folder. "
@@ -104,7 +105,7 @@ def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict
         items = _collect(root, classes)
         fractions = {"val": cfg.val_fraction, "test": cfg.test_fraction}
         idx = stratified_split(items[1], fractions, seed, str(root), classes, groups=items[2])
-        return classes, {s: _take(items, i) for s, i in idx.items()}, "classes"
+        return classes, {s: _take(items, i) for s, i in idx.items()}, "classes", fractions
 
     stray = [p.name for p in _subdirs(root) if p.name not in SPLITS]
     if stray:   # read as the splits layout, these would be left out without a word
@@ -120,7 +121,7 @@ def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict
         idx = stratified_split(plan["train"][1], carve, seed, str(root / "train"), classes, groups=plan["train"][2])
         plan.update({split: _take(plan["train"], idx[split]) for split in carve})
         plan["train"] = _take(plan["train"], idx["train"])
-    return classes, plan, "splits"
+    return classes, plan, "splits", carve
 
 
 def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) -> SplitPlan:
@@ -132,12 +133,19 @@ def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) ->
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found (data.path). Fix: check the path; relative paths "
                         f"are resolved against the study file's folder")
-    classes, plan, layout = _plan(cfg, root, seed)
+    classes, plan, layout, carved = _plan(cfg, root, seed)
     loose = sum(1 for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     return SplitPlan(source=root, root=root, classes=classes, kind="binary" if len(classes) == 2 else "multiclass",
                      files={s: files for s, (files, _, _) in plan.items()},
                      labels={s: np.asarray(labels, dtype=np.int64) for s, (_, labels, _) in plan.items()},
-                     layout=layout, skipped=_not_images(root, layout), loose_images=loose)
+                     layout=layout, skipped=_not_images(root, layout), loose_images=loose,
+                     groups=_shared_groups({s: groups for s, (_, _, groups) in plan.items()}), carved=carved)
+
+
+def _shared_groups(groups: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The groups, when some images share one (patient sub-folders); else none: every image stands alone."""
+    every = [g for split in groups.values() for g in split]
+    return groups if len(set(every)) < len(every) else {}
 
 
 def load_folder(cfg: FolderData, splits: tuple[str, ...], seed: int = 0,

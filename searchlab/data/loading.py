@@ -16,10 +16,11 @@ from searchlab.config.schema import CsvData, FolderData, MedMNISTData
 from searchlab.data.common import (UnreadableImages, bit_depth_advice, check_splits, decode_threads, one_line,
                                    resolve_path)
 from searchlab.data.csv_source import load_csv, plan_csv
+from searchlab.data.duplicates import duplicate_warning
 from searchlab.data.fingerprint import describe_plan, fingerprint
 from searchlab.data.folder_source import load_folder, plan_folder
 from searchlab.data.medmnist_source import default_root, load_medmnist
-from searchlab.data.types import ImageDataset, ImageSplit, SplitPlan
+from searchlab.data.types import ImageDataset, SplitPlan
 from searchlab.errors import ConfigError, DataError
 
 DataConfig = MedMNISTData | FolderData | CsvData
@@ -62,8 +63,10 @@ def with_positive_class(data: ImageDataset, positive: str | int) -> ImageDataset
                           key="data.positive_class", got=positive, fix="name one of them")
     if index == 1:
         return data
-    flipped = {name: ImageSplit(images=split.images, labels=1 - split.labels) for name, split in data.splits.items()}
-    return replace(data, splits=flipped, class_names=(names[1], names[0]))
+    flipped = {name: replace(split, labels=1 - split.labels) for name, split in data.splits.items()}
+    # the data's own order, for exports: a label read from the data file means the other class here
+    return replace(data, splits=flipped, class_names=(names[1], names[0]), extra={**data.extra,
+                                                                                 "source_class_names": names})
 
 
 def load_dataset(cfg: DataConfig, splits: tuple[str, ...] = ("train", "val"), seed: int = 0,
@@ -106,13 +109,34 @@ def describe_data(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) 
     return ("image folder " if isinstance(cfg, FolderData) else "CSV ") + describe_plan(plan)
 
 
-def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str | None:
-    """A warning about how a folder or CSV set's training images will be decoded (e.g. 12-bit data read as
-    16-bit), judged from their raw values when a run starts, whatever the image cache holds."""
+def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> list[str]:
+    """Warnings about a folder or CSV set, when a run starts: how its training images will be decoded (e.g.
+    12-bit data read as 16-bit, judged from their raw values, whatever the image cache holds), and files
+    that are copies of one another (data/duplicates.py)."""
     if isinstance(cfg, MedMNISTData):
-        return None
+        return []   # an official release, read as published
     plan = plan_files(cfg, seed, base_dir)
-    return bit_depth_advice(plan.files.get("train", []) if plan else [], cfg.bit_depth)
+    assert plan is not None   # a folder or CSV set
+    found = [bit_depth_advice(plan.files.get("train", []), cfg.bit_depth), duplicate_warning(plan),
+             carved_share_warning(plan)]
+    return [text for text in found if text]
+
+
+def carved_share_warning(plan: SplitPlan, tolerance: float = 0.05) -> str | None:
+    """Splits drawn out of patient sub-folders kept whole can miss their asked share by far (one large
+    patient is a whole split's worth of images): said, with the shares they got."""
+    if not plan.groups or not plan.carved:
+        return None
+    pool = sum(len(plan.files.get(s, [])) for s in ("train", *plan.carved))
+    shares = {s: len(plan.files.get(s, [])) / pool for s in plan.carved}
+    off = [s for s, asked in plan.carved.items() if abs(shares[s] - asked) > tolerance]
+    if not off:
+        return None
+    got = ", ".join(f"{s} {len(plan.files.get(s, []))} of {pool} images ({shares[s]:.0%}, {s}_fraction "
+                    f"{plan.carved[s]})" for s in off)
+    return (f"data: patient sub-folders are kept whole, so the drawn splits missed their shares: {got}. Fix: "
+            "nothing, if that is acceptable; else other fractions, another seed, or split folders "
+            "(train/, val/, test/) you fill yourself")
 
 
 def check_test_images(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None,

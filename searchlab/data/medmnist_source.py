@@ -5,6 +5,7 @@ user's download) and only touch the splits asked for: the test split is read onl
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import torch
 from searchlab.config.schema import DATA_ROOT_ENV, MedMNISTData
 from searchlab.data.common import one_line, resolve_path
 from searchlab.data.types import ImageDataset, ImageSplit, TaskKind
-from searchlab.errors import DataError
+from searchlab.errors import ConfigError, DataError
+from searchlab.suggest import did_you_mean
 
 _KINDS: dict[str, TaskKind] = {
     "binary-class": "binary",
@@ -54,12 +56,16 @@ def _missing_fix(path: Path, flag: str, size: int) -> str:
 def _download(cls: type, flag: str, size: int, root: Path, path: Path, split: str) -> object:
     """Fetch the file with medmnist's downloader; on failure say where we looked, why, and the fix."""
     existed = path.exists()   # never delete a file we did not create (e.g. a shared, read-only copy)
+    made = [folder for folder in (root, *root.parents) if not folder.exists()]
     try:
         root.mkdir(parents=True, exist_ok=True)   # medmnist refuses a root that does not exist
         return cls(split=split, root=str(root), size=size, download=True)
     except Exception as exc:  # noqa: BLE001 - medmnist wraps every failure in a bare RuntimeError
         if not existed:
             path.unlink(missing_ok=True)          # a partial download would look like a corrupt file later
+        for folder in made:                       # a mistyped data.root leaves no empty folders behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         reason = exc.__context__ if exc.__context__ is not None else exc
         raise DataError(f"{path}: MedMNIST file not found and the download failed ({one_line(reason)}). "
                         + _missing_fix(path, flag, size)) from exc
@@ -95,7 +101,9 @@ def load_medmnist(cfg: MedMNISTData, splits: tuple[str, ...], base_dir: Path | N
     """Load the requested splits of a MedMNIST 2D data set (see the module docstring)."""
     flag = cfg.name
     if flag not in valid_flags():
-        raise DataError(f"data.name: unknown MedMNIST flag {flag!r}. Valid: {', '.join(valid_flags())}")
+        close = did_you_mean(flag, valid_flags())
+        raise ConfigError("not a 2D MedMNIST data set" + (f"; {close}" if close else ""), key="data.name",
+                          got=flag, fix=f"name one of {', '.join(valid_flags())}")
     info = medmnist.INFO[flag]
     cls = getattr(medmnist, info["python_class"])
     kind = _KINDS[info["task"]]

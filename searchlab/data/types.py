@@ -13,10 +13,13 @@ TaskKind = Literal["binary", "multiclass", "multilabel"]
 
 @dataclass(frozen=True)
 class ImageSplit:
-    """One split held in memory. images: uint8 (N, C, H, W); labels: int64 (N,) or float32 0/1 (N, L)."""
+    """One split held in memory. images: uint8 (N, C, H, W); labels: int64 (N,) or float32 0/1 (N, L).
+    groups: which images must stay together in any split or fold (a patient's sub-folder), None when every
+    image stands alone."""
 
     images: torch.Tensor
     labels: torch.Tensor
+    groups: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -60,6 +63,8 @@ class SplitPlan:
     layout: str = ""                # a folder's: "classes" (we split it) or "splits" (train/val/test folders)
     skipped: dict[str, int] = field(default_factory=dict)   # files that are not images, by extension
     loose_images: int = 0           # images beside the class folders: in no class, so in no split
+    groups: dict[str, list[str]] = field(default_factory=dict)   # per split, when some images share a group
+    carved: dict[str, float] = field(default_factory=dict)   # splits searchlab drew, and the share asked of each
 
 
 @dataclass(frozen=True)

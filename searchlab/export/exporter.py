@@ -24,9 +24,11 @@ from searchlab.export.ensemble import (choose_on_validation, data_replaced_since
                                        ensemble_state, has_split, load_split, pick_top_k)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.generator import export_generator
+from searchlab.export.overlap import seen_in_search
 from searchlab.export.publish import json_text, staged
-from searchlab.export.selection import SELECT_MODES, select_members, weaker_than_a_member
-from searchlab.metrics import bootstrap_ci, compute_metrics, confusion
+from searchlab.export.selection import SELECT_MODES, select_members, weaker_than_a_member, weaker_with_tta
+from searchlab.intervals import export_intervals
+from searchlab.metrics import compute_metrics, confusion
 from searchlab.models import model_source, standalone
 
 FORMAT = "searchlab-export/1"
@@ -85,6 +87,8 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
         config["selection"] = selection
     elif len(trials) > 1 and (below := weaker_than_a_member(run, net, config, trials)):
         config["ensemble_below_member"] = below
+    if below_plain := weaker_with_tta(run, net, config, trials):
+        config["tta_below_plain"] = below_plain
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
@@ -202,13 +206,25 @@ def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
                   # where its initial weights came from: a run's trial, or a file or export and its hash
                   **({"weights_from": attrs["weights_from"]} if "weights_from" in attrs else {})},
         "validation_metrics": attrs.get("metrics", {}),
+        **_model_metrics(attrs),
     }
+
+
+def _model_metrics(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A trial selected on the mean of several runs (CV folds, repeats) exports one model: its own validation
+    metrics differ from the mean its validation_metrics hold, so both are kept, each said for what it is."""
+    if "model_metrics" not in attrs:
+        return {}
+    return {"model_validation_metrics": attrs["model_metrics"],
+            "validation_metrics_are": "the trial's selection score: the mean over its cross-validation folds or "
+                                      "repeats; model_validation_metrics are the exported model's own, on the "
+                                      "validation split"}
 
 
 def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], bootstrap: int) -> dict[str, Any]:
     if not has_split(run, "test"):   # an external test set: the model is exported, scored elsewhere
         val = load_split(run, "val")
-        return {"summary": {"test_metrics": None, "test_size": 0, "input": _input_spec(run, val),
+        return {"summary": {"test_metrics": None, "test_size": 0, "input": _input_spec(run, val), **_order(val),
                             "test_note": "the data set has no test split; score the export on your own test "
                                          "images (searchlab predict)"}, "predictions": None}
     data = load_split(run, "test")
@@ -218,14 +234,19 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     n_classes, kind, threshold = len(config["class_names"]), config["task"], config["threshold"]
     metrics = compute_metrics(labels, probs, kind, n_classes, threshold=threshold)
     names = [m for m in metrics if "_class_" not in m]   # CIs for the summary metrics, not each class's
-    ci = bootstrap_ci(labels, probs, kind, n_classes, names, n_resamples=bootstrap, seed=run.record["seed"],
-                      threshold=threshold)
+    ci, methods = export_intervals(labels, probs, kind, n_classes, names, n_resamples=bootstrap,
+                                   seed=run.record["seed"], threshold=threshold)
     replaced = data_replaced_since_search(run)
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
+               "test_metrics_ci95_method": methods,
                "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),
-               "test_size": len(test), "input": _input_spec(run, data)}
+               "test_size": len(test), "input": _input_spec(run, data), **_order(data)}
     if replaced:
         summary["data_replaced_since_search"] = replaced
+    searched = load_split(run, "train", "val").splits
+    seen = seen_in_search(test, list(searched.values()))
+    if seen:
+        summary["test_images_seen_in_search"] = seen
     # Self-describing: which class each probability is of, and that `labels` are the truth, not predictions
     predictions: dict[str, Any] = {
         "class_names": config["class_names"],
@@ -236,6 +257,13 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     if isinstance(files, dict) and "test" in files:   # folder and CSV sets: which image each row is
         predictions["files"] = list(files["test"])
     return {"summary": summary, "predictions": predictions}
+
+
+def _order(data: ImageDataset) -> dict[str, Any]:
+    """The data's own class order when data.positive_class reversed it (labels in the data files are then
+    indices into this list, not into class_names)."""
+    names = data.extra.get("source_class_names")
+    return {"source_class_names": list(names)} if names else {}
 
 
 def _input_spec(run: OpenRun, data: ImageDataset) -> dict[str, Any]:

@@ -59,6 +59,27 @@ def weaker_than_a_member(run: OpenRun, net: torch.nn.Module, config: dict[str, A
             "member_value": sign * members[best]}
 
 
+def weaker_with_tta(run: OpenRun, net: torch.nn.Module, config: dict[str, Any],
+                    trials: list[FrozenTrial]) -> dict[str, Any] | None:
+    """When the export's test-time augmentation scores below the same model without it on the validation
+    split (views the trials never trained on, e.g. rotations of images that are never rotated, add errors), a
+    record saying so for config.json. None when it does not, for bags (their validation split is training
+    data), and when the objective is a cost or undefined there."""
+    if config.get("tta", "none") == "none" or bagged(trials):
+        return None
+    val = load_split(run, "val").splits["val"]
+    try:
+        metric, sign, higher_better = signed_objective(run, val.labels.numpy(), config, trials[0])
+        scored = {tta: higher_better(standalone.predict_proba(net, {**config, "tta": tta}, val.images).numpy())
+                  for tta in (config["tta"], "none")}
+    except ExportError:
+        return None
+    if not scored["none"] > scored[config["tta"]]:
+        return None
+    return {"metric": metric, "split": "val", "tta": config["tta"], "with_tta": sign * scored[config["tta"]],
+            "without_tta": sign * scored["none"]}
+
+
 def forward_select(per_member: list[np.ndarray], score: Callable[[np.ndarray], float]) -> tuple[list[int], list[float]]:
     """Indices kept (0, the best, first) and the score after each addition; higher scores are better. A tie
     adds nothing: a member that does not help is cost without gain."""

@@ -10,7 +10,6 @@ gan_common.py, stylegan2.py and gan.py + this file's body:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from searchlab.models.gan import build_generator
-from searchlab.models.standalone import read_safetensors
+from searchlab.models.standalone import export_config, read_safetensors
 
 # ---- model.py body ----
 
@@ -26,7 +25,7 @@ from searchlab.models.standalone import read_safetensors
 def load_generator(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The exported generator in eval mode, and its config.json."""
     export_dir = Path(export_dir)
-    config = json.loads((export_dir / "config.json").read_text())
+    config = export_config(export_dir)
     if "generator" not in config:
         raise ValueError(f"{export_dir} is a classifier export: load it with model.load(dir)")
     spec = config["generator"]

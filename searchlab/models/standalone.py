@@ -283,21 +283,34 @@ def probabilities(logits: torch.Tensor, kind: str) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_proba(net: nn.Module, config: dict[str, Any], images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Probabilities for uint8 images (N, C, H, W), averaged over the views of config["tta"] ("none" if absent)."""
+    """Probabilities for uint8 images (N, C, H, W), averaged over the views of config["tta"] ("none" if absent):
+    (N,) of class_names[1] for a binary task, else (N, classes). The network is scored in eval mode and left
+    in the mode it was in, so a training loop may call this between steps."""
     _check_images(images, config.get("input"))
+    if images.shape[0] == 0:
+        return torch.empty((0,) if config["task"] == "binary" else (0, len(config["class_names"])))
+    was_training = net.training
     net.eval()
-    mode = config.get("tta", "none")
-    chunks = []
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].to(torch.float32) / 255.0
-        probs = [_probabilities01(net, config, view) for view in tta_views(x, mode)]
-        chunks.append(probs[0] if len(probs) == 1 else torch.stack(probs).mean(dim=0))
+    try:
+        chunks = [_batch_probabilities(net, config, images[i:i + batch_size])
+                  for i in range(0, images.shape[0], batch_size)]
+    finally:
+        net.train(was_training)
     return torch.cat(chunks)
+
+
+def _batch_probabilities(net: nn.Module, config: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
+    x = images.to(torch.float32) / 255.0
+    probs = [_probabilities01(net, config, view) for view in tta_views(x, config.get("tta", "none"))]
+    return probs[0] if len(probs) == 1 else torch.stack(probs).mean(dim=0)
 
 
 def _check_images(images: torch.Tensor, spec: dict[str, Any] | None) -> None:
     """Images as the model was trained on them, or a ValueError: float images in [0, 1] would be divided by
     255 again and scored as near-black, and another size would be scored without complaint."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__module__}.{type(images).__name__}; "
+                        "for a numpy array pass torch.from_numpy(array), or read files with load_images")
     if images.dtype != torch.uint8:
         raise ValueError(f"images must be uint8 (0-255) as read from files, got {images.dtype}; for images "
                          "scaled to [0, 1] pass (x * 255).round().to(torch.uint8), or read files with load_images")
@@ -417,10 +430,20 @@ def _fitted(img: Any, width: int, height: int, fit: str) -> Any:
     return canvas
 
 
+def export_config(export_dir: Path) -> dict[str, Any]:
+    """config.json of an export, or a FileNotFoundError that says what folder to give instead."""
+    path = export_dir / "config.json"
+    if not path.is_file():
+        hint = (" (that is a run folder: give the folder `searchlab export` wrote, e.g. its best/)"
+                if (export_dir / "searchlab.json").is_file() else "")
+        raise FileNotFoundError(f"{export_dir} is not a searchlab export: it has no config.json{hint}")
+    return json.loads(path.read_text())
+
+
 def load(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the exported model from config.json and weights.safetensors; returns (model in eval mode, config)."""
     export_dir = Path(export_dir)
-    config = json.loads((export_dir / "config.json").read_text())
+    config = export_config(export_dir)
     if "model" not in config and "generator" in config:
         raise ValueError(f"{export_dir} is a generator export: load it with model.load_generator(dir) and "
                          "sample with model.sample_images")

@@ -45,6 +45,8 @@ def model_sections(run: OpenRun, trial: FrozenTrial) -> list[Section]:
     except Exception as exc:   # e.g. the data set moved since the run: say so, keep the rest of the report
         return [note(title, f"not drawn: {exc}")]
     kind, names = config["task"], config["class_names"]
+    if "model_metrics" in trial.user_attrs:   # selected on a mean of runs: this is the one model it exports
+        split += " (the trial's exported model; its value is the mean over its cross-validation runs)"
     return [figure(f"ROC {split}: trial {trial.number}", roc_figure(labels, probs, kind, names)),
             figure(f"Confusion matrix {split} at the trial's threshold: trial {trial.number}",
                    confusion_figure(labels, probs, kind, names, config["threshold"]))]

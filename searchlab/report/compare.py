@@ -69,14 +69,16 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
 
 def data_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | None:
     """Runs on different data sets (or sizes) compare the data as well as the strategies: allowed (e.g. 28 vs
-    64 px on purpose), but said. Where the data lives (MedMNIST's root) does not count."""
-    def what(run: OpenRun) -> str:
-        data = {k: v for k, v in (run.record.get("data") or {}).items() if k not in ("root", "download")}
-        return ", ".join(f"{k} {v}" for k, v in sorted(data.items()))
-    described = [what(r) for r in runs]
-    if len(set(described)) < 2:
+    64 px on purpose), but said, with the data settings that differ. Where the data lives (MedMNIST's root)
+    does not count."""
+    settings = [{k: v for k, v in (r.record.get("data") or {}).items() if k not in ("root", "download")}
+                for r in runs]
+    keys = sorted({k for s in settings for k in s})
+    differing = [k for k in keys if len({repr(s.get(k)) for s in settings}) > 1]
+    if not differing:
         return None
-    listed = "; ".join(f"{t}: {d}" for t, d in zip(targets, described))
+    listed = "; ".join(f"{t}: " + ", ".join(f"{k} {s.get(k, '(not set)')}" for k in differing)
+                       for t, s in zip(targets, settings))
     return f"these runs read different data ({listed}), so their curves differ by data as well as by strategy"
 
 

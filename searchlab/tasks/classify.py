@@ -35,8 +35,10 @@ from searchlab.tasks.classify_usage import classify_setting_used, setting_defaul
 from searchlab.tasks.costs import COST_METRICS, analytic_costs, budget_excess, check_budget, measure_costs
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, pool_train_val,
-                                      progress_steps, repeated_splits)
+                                      progress_steps, repeated_splits, units_per_class)
 from searchlab.tasks.parse import parse_trial
+from searchlab.tasks.selection_advice import (one_sided_objective_warning, small_validation_warning,
+                                              threshold_selection_warning)
 from searchlab.tasks.shape_advice import too_deep_warning
 from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
@@ -99,18 +101,22 @@ class ClassifyTask:
         _check_cutoffs_within_depth(study, data)
         _check_folds_within_classes(study, data)
         check_test_images(study.config.data, study.config.seed, study.base_dir)
-        advice = data_advice(study.config.data, study.config.seed, study.base_dir)
-        if advice:
-            print(f"warning: {advice}", file=sys.stderr)
-        for unused in unused_settings(study.space, classify_setting_used, study.config.seed):
-            print(f"warning: {describe(unused, setting_default)}", file=sys.stderr)
         probes = list(probe_configs(study.space, seed=study.config.seed))
-        deep = too_deep_warning(probes, data.image_size)
-        if deep:
-            print(f"warning: {deep}", file=sys.stderr)
+        specs = [parse_trial_config(config, None) for config in probes]
+        warnings: list[str | None] = [*data_advice(study.config.data, study.config.seed, study.base_dir)]
+        warnings += [describe(unused, setting_default)
+                     for unused in unused_settings(study.space, classify_setting_used, study.config.seed)]
+        objectives = [metric for metric, _ in study.objectives if metric not in COST_METRICS]
+        chosen_on_val = any(s.imbalance.threshold != "fixed" and not s.train.cv_folds for s in specs)
+        warnings += [too_deep_warning(probes, data.image_size),
+                     small_validation_warning(data, cross_validated=all(spec.train.cv_folds for spec in specs)),
+                     threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
+                     one_sided_objective_warning(objectives)]
         if data.kind == "multiclass" and any("threshold" in (c.get("imbalance") or {}) for c in probes):
-            print("warning: space.imbalance.threshold has no effect on multi-class data (the most probable class "
-                  "is predicted); it is for binary and multi-label tasks. Fix: remove it", file=sys.stderr)
+            warnings.append("space.imbalance.threshold has no effect on multi-class data (the most probable class "
+                            "is predicted); it is for binary and multi-label tasks. Fix: remove it")
+        for text in filter(None, warnings):
+            print(f"warning: {text}", file=sys.stderr)
 
     def _check_named_files_exist(self, study: Study, data: ImageDataset) -> None:
         """Weights and generator folders the space names: a missing or unusable one (a pickled model, a
@@ -190,6 +196,8 @@ class ClassifyTask:
                    "train_seconds": seconds, "images_per_second": seen / max(seconds, 1e-9), **(cv.metrics if cv else {})}
         ctx.record(checkpoint=store_checkpoint(result.state, ctx), threshold=result.threshold,
                    confusion=result.confusion)   # validation, best epoch: readable in the dashboard
+        if cv is not None and spec.train.cv_model != "bag":   # its metrics are the runs' mean, not this model's
+            ctx.record(model_metrics=result.metrics)
         if result.cut_short:
             ctx.record(cut_short=f"stopped by budget.timeout after epoch {result.epochs_trained} of {epochs} "
                                  f"(kept its best epoch, {result.best_epoch + 1})")
@@ -319,11 +327,13 @@ def _check_folds_within_classes(study: Study, data: ImageDataset) -> None:
     drawn = [spec.train.cv_folds for spec in specs if spec.train.cv_folds]
     if not drawn or data.kind == "multilabel":   # multi-label folds are random, not stratified
         return
-    counts = np.bincount(pool_train_val(data).labels.numpy(), minlength=len(data.class_names))
+    pool = pool_train_val(data)
+    counts = units_per_class(pool, len(data.class_names))
     rarest = int(counts.argmin())
+    units = "images" if pool.groups is None else "groups of images (patient sub-folders)"
     if counts[rarest] < min(drawn):
-        raise ConfigError(f"{min(drawn)}-fold cross-validation needs at least {min(drawn)} images of every class in "
-                          f"train+val, and class {data.class_names[rarest]!r} has {counts[rarest]}",
+        raise ConfigError(f"{min(drawn)}-fold cross-validation needs at least {min(drawn)} {units} of every class "
+                          f"in train+val, and class {data.class_names[rarest]!r} has {counts[rarest]}",
                           key="space.train.cv_folds", got=min(drawn),
                           fix=f"use cv_folds {counts[rarest]} or fewer (2 at least), or add images of that class")
 

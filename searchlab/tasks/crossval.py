@@ -90,19 +90,27 @@ class CVResult:
 def pool_train_val(data: ImageDataset) -> ImageSplit:
     """The train and validation splits as one (train first); the test split is never part of it."""
     parts = [data.splits["train"], data.splits["val"]]
-    return ImageSplit(images=torch.cat([p.images for p in parts]), labels=torch.cat([p.labels for p in parts]))
+    groups = None
+    if any(p.groups is not None for p in parts):   # an image without a group stands alone
+        groups = tuple(g for i, p in enumerate(parts)
+                       for g in (p.groups or tuple(f"\0{i}:{j}" for j in range(len(p)))))
+    return ImageSplit(images=torch.cat([p.images for p in parts]), labels=torch.cat([p.labels for p in parts]),
+                      groups=groups)
 
 
-def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int,
-                 class_names: tuple[str, ...] | None = None) -> list[np.ndarray]:
+def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int, class_names: tuple[str, ...] | None = None,
+                 groups: tuple[str, ...] | None = None) -> list[np.ndarray]:
     """K disjoint folds covering every index, deterministic for the seed; stratified by class.
 
     Each class is shuffled and dealt round-robin (continuing across classes), so every fold holds each class
-    within one image of its share and fold sizes differ by at most one. Multi-label data (2-D labels) has
-    overlapping classes and gets random folds.
+    within one image of its share and fold sizes differ by at most one. With `groups` (a patient's sub-folder
+    of a class folder, so one class per group), whole groups are dealt instead: see _grouped_folds.
+    Multi-label data (2-D labels) has overlapping classes and gets random folds.
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
+    if groups is not None and labels.ndim == 1:
+        return _grouped_folds(labels, groups, k, rng, class_names)
     if labels.ndim == 2:
         order = rng.permutation(len(labels))
     else:
@@ -115,6 +123,43 @@ def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int,
         order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in classes])
     fold_of = np.arange(len(order)) % k
     return [np.sort(order[fold_of == f]) for f in range(k)]
+
+
+def _grouped_folds(labels: np.ndarray, groups: tuple[str, ...], k: int, rng: np.random.Generator,
+                   class_names: tuple[str, ...] | None) -> list[np.ndarray]:
+    """Stratified group k-fold: per class, its groups in seeded order, biggest first, each to the fold holding
+    the fewest images of that class so far (then the fewest overall). A patient's images are never both
+    trained on and held out, and each class is spread as evenly as whole groups allow."""
+    by_class: dict[int, dict[str, list[int]]] = {}
+    for i, (label, group) in enumerate(zip(labels.tolist(), groups)):
+        by_class.setdefault(label, {}).setdefault(group, []).append(i)
+    rarest = min(by_class, key=lambda c: len(by_class[c]))
+    if len(by_class[rarest]) < k:
+        name = repr(class_names[rarest]) if class_names else rarest
+        have = len(by_class[rarest])
+        raise TrialFailure(f"cv_folds={k}: class {name} has only {have} group(s) of images (patient sub-folders "
+                           "and loose images) in train+val, fewer than the folds, and a group stays in one fold; "
+                           f"lower space.train.cv_folds to {have} or fewer")
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    per_fold = np.zeros(k)
+    for c in sorted(by_class):
+        members = by_class[c]
+        order = [list(members)[i] for i in rng.permutation(len(members))]
+        in_class = np.zeros(k)
+        for group in sorted(order, key=lambda g: -len(members[g])):   # stable: ties keep the seeded order
+            fold = min(range(k), key=lambda f: (in_class[f], per_fold[f], f))
+            fold_of[members[group]] = fold
+            in_class[fold] += len(members[group])
+            per_fold[fold] += len(members[group])
+    return [np.flatnonzero(fold_of == f) for f in range(k)]
+
+
+def units_per_class(pool: ImageSplit, n_classes: int) -> np.ndarray:
+    """What a stratified fold deals per class: images, or groups of images when they have groups."""
+    labels = pool.labels.numpy()
+    if pool.groups is None:
+        return np.bincount(labels, minlength=n_classes)
+    return np.array([len({pool.groups[i] for i in np.flatnonzero(labels == c)}) for c in range(n_classes)])
 
 
 def fold_batches(pool: ImageSplit, folds: list[np.ndarray], fold: int, kind: str, n_classes: int) -> Batches:
@@ -136,7 +181,7 @@ def cv_splits(data: ImageDataset, k: int, fold_seed: int, repeats: int = 1) -> I
     """K folds over train+val, `repeats` times with fold seeds fold_seed, fold_seed + 1, ... (lazily)."""
     pool = pool_train_val(data)
     for repeat in range(repeats):
-        folds = fold_indices(pool.labels, k, fold_seed + repeat, data.class_names)
+        folds = fold_indices(pool.labels, k, fold_seed + repeat, data.class_names, pool.groups)
         for fold in range(k):
             yield {"repeat": repeat, "fold": fold}, fold_batches(pool, folds, fold, data.kind, len(data.class_names))
 

@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from searchlab.config.yamlsrc import Located, dotted
-from searchlab.errors import TrialFailure, error_loc, shown_input
+from searchlab.errors import TrialFailure, bound_fix, error_loc, shown_input
 from searchlab.suggest import did_you_mean, fields_at
 
 Config = TypeVar("Config", bound=BaseModel)
@@ -25,7 +25,7 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
             del loc[1]
         key = dotted(tuple(loc))
         rule = f"not a valid {task} config: {err['msg'].removeprefix('Value error, ')}"
-        fix = "check this parameter's range or choices in the space"
+        fix = bound_fix(err) or "check this parameter's range or choices"
         param = (searched or {}).get(key)
         if param is not None:
             span = param.choices if hasattr(param, "choices") else [param.low, param.high]

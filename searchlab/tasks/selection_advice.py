@@ -1,0 +1,62 @@
+"""Ways a search can select trials on noise or on a degenerate model, said once when a run starts.
+
+- A validation split too small to select on: with m images of its rarest class, one image moves a trial's
+  validation scores about that class by up to 1/m (AUC included). Not said when every trial cross-validates.
+- An objective scored at a threshold chosen on the very images that rank the trials (youden, f1, ...
+  without cross-validation): such trials are ranked optimistically, against fixed-threshold ones most of all.
+- Sensitivity or specificity as the only objective: "every image positive" scores sensitivity 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from searchlab.data.types import ImageDataset
+
+FEWEST = 10   # images of the rarest class (positives or negatives of the rarest label, multi-label)
+
+
+def small_validation_warning(data: ImageDataset, cross_validated: bool) -> str | None:
+    if cross_validated or "val" not in data.splits:
+        return None
+    labels = data.splits["val"].labels.numpy()
+    name, fewest = _rarest(labels, data)
+    if fewest >= FEWEST:
+        return None
+    return (f"the validation split has {len(labels)} images, and only {fewest} of them "
+            f"{'is' if fewest == 1 else 'are'} {name}: each of those moves a trial's validation scores about that "
+            f"class (sensitivity, F1, AUC, ...) by up to {1 / fewest:.2f}, so trials are selected on noise. Fix: "
+            "select by k-fold cross-validation over train+val (space.train.cv_folds: 5), or give the validation "
+            "split more images")
+
+
+THRESHOLD_FREE = frozenset({"auc", "average_precision"})   # scored from probabilities alone
+
+
+def threshold_selection_warning(objectives: list[str], chosen_on_val: bool) -> str | None:
+    """`chosen_on_val`: some trial chooses its threshold (youden, f1, ...) on the split that scores it."""
+    bound = [m for m in objectives if m not in THRESHOLD_FREE and not m.startswith("auc_class_")]
+    if not chosen_on_val or not bound:
+        return None
+    return (f"{', '.join(bound)} is scored at a decision threshold chosen on the same validation images that "
+            "rank the trials (space.imbalance.threshold), so trials that choose one are ranked optimistically, "
+            "above fixed-threshold trials most of all. Fix: space.train.cv_folds (each fold is scored at a "
+            "threshold chosen on the other folds), or an objective free of thresholds (auc, average_precision)")
+
+
+def one_sided_objective_warning(objectives: list[str]) -> str | None:
+    if len(objectives) != 1 or objectives[0] not in ("sensitivity", "specificity"):
+        return None
+    other = "specificity" if objectives[0] == "sensitivity" else "sensitivity"
+    return (f"{objectives[0]} alone is the objective: a model that calls every image "
+            f"{'positive' if objectives[0] == 'sensitivity' else 'negative'} scores 1. Fix: add {other} as a "
+            f"second objective (a Pareto front), or use balanced_accuracy or auc")
+
+
+def _rarest(labels: np.ndarray, data: ImageDataset) -> tuple[str, int]:
+    if data.kind == "multilabel":
+        counts = [(f"{c} positives" if on else f"{c} negatives", int(n)) for j, c in enumerate(data.class_names)
+                  for on, n in ((True, labels[:, j].sum()), (False, (1 - labels[:, j]).sum()))]
+    else:
+        counts = list(zip(data.class_names, np.bincount(labels, minlength=len(data.class_names)).tolist()))
+    present = [item for item in counts if item[1]]   # none at all is judged elsewhere (AUC is undefined)
+    return min(present, key=lambda item: item[1], default=("", FEWEST))
