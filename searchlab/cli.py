@@ -219,10 +219,16 @@ def _cmd_trials(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from searchlab.export.exporter import export_run
+    from pathlib import Path
 
+    from searchlab.export.exporter import export_run
+    from searchlab.export.publish import describe_export
+
+    replaced = describe_export(Path(args.out))
     config = export_run(args.run, args.out, args.trial, args.bootstrap, top_k=args.top_k, tta=args.tta,
                         select=args.select)
+    if replaced:
+        print(f"note: replaced the earlier export in {args.out} ({replaced})", file=sys.stderr)
     if "generator" in config:
         print(f"exported the generator of trial {config['trial']['number']} to {args.out}: MedFID "
               f"{config['metrics']['medfid']:.3f} (sample with model.load_generator / model.sample_images)")
@@ -266,6 +272,11 @@ def warn_about_export(config: dict[str, Any]) -> None:
     _warn_if_one_class(config)
     _warn_if_a_label_is_always_on(config)
     _warn_if_few_test_images_of_a_class(config)
+    front = config.get("dominated_by_front")
+    if front:
+        print(f"warning: trial {config['trial']['number']} is not on the Pareto front (trials "
+              f"{', '.join(map(str, front))}): one of those is at least as good in every objective and better in "
+              "one. Fix: --trial N with N from the front (searchlab status lists it)", file=sys.stderr)
     worse = config.get("tta_below_plain")
     if worse:
         print(f"warning: --tta {worse['tta']} lowers {worse['metric']} on the {worse['split']} split to "
@@ -281,20 +292,27 @@ def warn_about_export(config: dict[str, Any]) -> None:
 
 
 def _warn_if_few_test_images_of_a_class(config: dict[str, Any]) -> None:
-    """With a handful of test images of a class, every metric about that class moves by a large step per
-    image: the intervals in config.json say how much, but a headline number hides it."""
-    if config["task"] == "multilabel" or not config.get("test_confusion"):
+    """With a handful of test images of a class (multi-label: of a label's positives or negatives), every
+    metric about it moves by a large step per image: the intervals in config.json say how much, but a
+    headline number hides it."""
+    matrix, names = config.get("test_confusion"), config["class_names"]
+    if not matrix:
         return
-    counts = [sum(row) for row in config["test_confusion"]]   # rows: the true classes
-    rarest = min(range(len(counts)), key=counts.__getitem__)
-    if 0 < counts[rarest] < 10:
-        ci = (config.get("test_metrics_ci95") or {}).get("sensitivity")
-        width = f" (the sensitivity interval is [{ci[0]:.2f}, {ci[1]:.2f}])" if ci and config["task"] == "binary" \
-            and rarest == 1 else ""
-        print(f"warning: the test split has only {counts[rarest]} image(s) of class "
-              f"{config['class_names'][rarest]!r}: each one moves that class's metrics by "
-              f"{1 / counts[rarest]:.2f}{width}; read the intervals in config.json, not the point values",
-              file=sys.stderr)
+    if config["task"] == "multilabel":   # per label: [tn, fp, fn, tp]
+        counts = {f"{name} positives": row[2] + row[3] for name, row in zip(names, matrix)}
+        counts.update({f"{name} negatives": row[0] + row[1] for name, row in zip(names, matrix)})
+    else:                                # rows: the true classes
+        counts = {f"class {name!r}": sum(row) for name, row in zip(names, matrix)}
+    few = {what: n for what, n in counts.items() if 0 < n < 10}
+    if not few:
+        return
+    ci = (config.get("test_metrics_ci95") or {}).get("sensitivity")
+    width = f" (the sensitivity interval is [{ci[0]:.2f}, {ci[1]:.2f}])" if ci and f"class {names[-1]!r}" in few \
+        and config["task"] == "binary" else ""
+    listed = ", ".join(f"{n} of {what}" for what, n in few.items())
+    print(f"warning: the test split has only {listed}: each of those images moves the metrics about it by "
+          f"1/{min(few.values())} or more{width}; read the intervals in config.json, not the point values",
+          file=sys.stderr)
 
 
 def _warn_if_one_class(config: dict[str, Any]) -> None:

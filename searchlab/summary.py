@@ -39,8 +39,10 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     n_trials = study.config.budget.n_trials
     finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
     if not result.interrupted and finished == result.trials_before and finished >= n_trials:
-        print(f"nothing ran: the stored trials already reach budget.n_trials={n_trials}. To search on, raise it "
-              f"(e.g. --set budget.n_trials={n_trials * 2}) or give the study a new name for a fresh search")
+        configs = sum(t.state in FINISHED for t in final_trials(ostudy))   # as the budget counts: a retry once
+        print(f"nothing ran: the {configs} stored trials already reach budget.n_trials={n_trials}. To search on, "
+              f"raise it above {configs} (e.g. --set budget.n_trials={configs + n_trials}) or give the study a new "
+              "name for a fresh search")
     max_failed = getattr(study.config.budget, "max_failed", None) or n_trials
     if not result.interrupted and finished < n_trials and _failed_configs(ostudy) >= max_failed:
         print(f"stopped: {_failed_configs(ostudy)} trials failed, budget.max_failed={max_failed} (default: n_trials)"
@@ -159,7 +161,12 @@ def _threshold(trial: FrozenTrial) -> str:
     thresholds = chosen if isinstance(chosen, list) else [chosen]
     if chosen is None or all(t == 0.5 for t in thresholds):
         return ""
-    return ", threshold=" + "/".join(f"{t:.3g}" for t in thresholds)
+    if not isinstance(chosen, list):
+        return f", threshold={chosen:.3g}"
+    names = trial.user_attrs.get("class_names") or [str(j) for j in range(len(chosen))]
+    always = [name for name, t in zip(names, chosen) if t <= 0.0]
+    flagged = f" (0: {', '.join(always)} flagged on every image)" if always else ""
+    return ", thresholds " + " ".join(f"{name}={t:.3g}" for name, t in zip(names, chosen)) + flagged
 
 
 def _per_class_auc(trial: FrozenTrial) -> str:

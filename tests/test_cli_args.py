@@ -68,9 +68,14 @@ def test_few_test_images_of_a_class_and_tta_below_plain_are_warned_of(capsys):
     config = {"task": "binary", "class_names": ["benign", "malignant"], "threshold": 0.5, "test_size": 51,
               "test_confusion": [[41, 4], [6, 0]], "test_metrics_ci95": {"sensitivity": [0.0, 0.4593]}}
     warn_about_export(config)
-    assert capsys.readouterr().err == ("warning: the test split has only 6 image(s) of class 'malignant': each one "
-                                       "moves that class's metrics by 0.17 (the sensitivity interval is [0.00, "
-                                       "0.46]); read the intervals in config.json, not the point values\n")
+    assert capsys.readouterr().err == ("warning: the test split has only 6 of class 'malignant': each of those "
+                                       "images moves the metrics about it by 1/6 or more (the sensitivity interval "
+                                       "is [0.00, 0.46]); read the intervals in config.json, not the point values\n")
+    multi = {"task": "multilabel", "class_names": ["effusion", "nodule", "mass"], "threshold": [0.5, 0.5, 0.5],
+             "test_confusion": [[32, 2, 3, 13], [30, 5, 2, 13], [47, 0, 0, 3]]}
+    warn_about_export(multi)
+    assert capsys.readouterr().err.startswith("warning: the test split has only 3 of mass positives: each of "
+                                              "those images moves the metrics about it by 1/3 or more;")
     worse = {"metric": "auc", "split": "val", "tta": "dihedral", "with_tta": 0.81, "without_tta": 0.85}
     warn_about_export({**config, "test_confusion": [[41, 4], [16, 10]], "tta_below_plain": worse})
     assert capsys.readouterr().err.startswith("warning: --tta dihedral lowers auc on the val split to 0.8100, "

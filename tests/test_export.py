@@ -221,7 +221,7 @@ def _searchlab_predict_gives_the_same(tmp_path, files, expected, capsys):
     (tmp_path / "imgs" / "a" / ".DS_Store").write_bytes(b"\0")
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "b.csv")]) == 0
-    assert f"{folder}: left out 1 files that are not images (.txt 1)" in capsys.readouterr().err
+    assert f"{folder}: left out 1 file(s) that are not images (.txt 1)" in capsys.readouterr().err
     (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")
     assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "x.csv")]) == 2
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.csv.partial").exists()

@@ -178,6 +178,30 @@ def test_multi_objective_study_has_no_top_k(breastmnist_root, tmp_path):
         export_run(tmp_path / "multi", tmp_path / "out", top_k=2)
 
 
+def test_a_dominated_trial_and_a_replaced_export_are_said(exported, capsys):
+    from optuna.trial import create_trial
+
+    from searchlab.cli import warn_about_export
+    from searchlab.export.exporter import _dominated
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values in ([0.90, 100.0], [0.80, 200.0], [0.85, 50.0]):   # the second is worse in both than the first
+        study.add_trial(create_trial(values=values))
+    trials = study.get_trials()
+    assert _dominated(study, trials[1]) == [0, 2] and _dominated(study, trials[0]) == []
+    warn_about_export({"task": "binary", "class_names": ["a", "b"], "trial": {"number": 1},
+                       "dominated_by_front": [0, 2]})
+    assert capsys.readouterr().err.startswith("warning: trial 1 is not on the Pareto front (trials 0, 2)")
+
+    tmp, run, ensemble = exported[0], exported[1], exported[2]
+    assert main(["export", str(run), "--out", str(tmp / "again"), "--bootstrap", "5"]) == 0
+    assert "replaced" not in capsys.readouterr().err
+    assert main(["export", str(run), "--out", str(tmp / "again"), "--top-k", "2", "--bootstrap", "5"]) == 0
+    best = ensemble["trials"][0]["number"]
+    assert f"note: replaced the earlier export in {tmp / 'again'} (trial {best} of study 'ens')" in \
+        capsys.readouterr().err
+
+
 def test_argument_errors(exported, capsys):
     tmp, run = exported[0], exported[1]
     with pytest.raises(ExportError, match="--trial 0 exports one trial and --top-k 2"):

@@ -42,3 +42,25 @@ def test_an_unreachable_server_is_named_with_the_fix():
     with pytest.raises(StorageError, match="cannot open storage 'postgresql://nobody@127.0.0.1:1/x'.*Fix: check "
                                            "the URL, that the server is running"):
         open_storage("postgresql://nobody@127.0.0.1:1/x")
+
+
+def test_an_interrupted_trial_on_postgresql_runs_again_on_resume(write_study, tmp_path, postgres):
+    """PostgreSQL may be shared by other machines, so trials left RUNNING are not failed on resume; but a trial
+    Ctrl-C already failed is this run's own, and the interrupted run promised its config would run again."""
+    import signal
+
+    from test_signals import _start_run, _study, _wait_for_pids
+
+    path, pid_dir = _study(write_study, tmp_path, n=2, sleep=120, extra=f"\nstorage: '{postgres}'\n")
+    path.write_text(path.read_text().replace("name: fake", "name: pg_interrupted"))   # the server is shared
+    proc = _start_run(path)
+    _wait_for_pids(pid_dir, 1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    [stopped] = optuna.load_study(study_name="pg_interrupted", storage=open_storage(postgres)).get_trials()
+    assert stopped.state == TrialState.FAIL
+    resumed = run_study(load_study(path, {"space.sleep": 0}), progress=False).study
+    complete = resumed.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 2
+    assert [t.params for t in complete if t.user_attrs.get("retry_of") == stopped.number] == [stopped.params]

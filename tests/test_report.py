@@ -222,3 +222,24 @@ def test_what_optuna_warns_while_drawing_a_plot_is_said_under_it_not_on_the_term
     assert "Trial 3 is omitted in visualization" in section.body and 'class="note"' in section.body
     assert capsys.readouterr().err == ""
     assert "not drawn: no" in _plot("x", lambda: (_ for _ in ()).throw(ValueError("no"))).body
+
+
+def test_compare_search_time_leaves_out_the_gap_before_a_resumed_run():
+    """Two trials, a five-minute pause, two more: the curve's seconds count the 8 s of trials, not the pause
+    (a resumed random search was drawn 50 times slower than TPE)."""
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from optuna.trial import create_trial
+
+    from searchlab.report.compare import best_so_far
+
+    study = optuna.create_study(direction="maximize")
+    t0 = datetime(2026, 1, 1)
+    for start, seconds, value in ((0, 2, 0.6), (1, 2, 0.7), (300, 2, 0.65), (303, 3, 0.8)):   # 0-3, 300-302, 303-306
+        trial = create_trial(value=value)
+        trial.datetime_start, trial.datetime_complete = t0 + timedelta(seconds=start), \
+            t0 + timedelta(seconds=start + seconds)
+        study.add_trial(trial)
+    curve = best_so_far(SimpleNamespace(study=study), "r")
+    assert curve.seconds == pytest.approx([2, 3, 5, 8]) and curve.best == [0.6, 0.7, 0.7, 0.8]

@@ -103,6 +103,12 @@ def test_resuming_with_other_epochs_is_warned_about(write_study, capsys):
     assert "budget.epochs" not in capsys.readouterr().err
     run_study(load_study(path, {"budget.n_trials": 3, "budget.epochs": 2}), progress=False)
     assert "has trials trained with budget.epochs=20; this run's train 2" in capsys.readouterr().err
+    failed = callable_study(write_study, fn="fails_when_positive", n=1).read_text().replace("x: {float: [-3, 3]}",
+                                                                                       "x: 1.0")
+    path = write_study(failed.replace("name: fake", "name: only_failed"))
+    run_study(load_study(path), progress=False)                        # its one trial fails: nothing trained
+    run_study(load_study(path, {"budget.n_trials": 2, "budget.epochs": 2}), progress=False)
+    assert "budget.epochs" not in capsys.readouterr().err
 
 
 def test_resuming_with_an_edited_space_goes_on_when_optuna_can_and_says_which_parameter_when_not(write_study):
@@ -522,3 +528,30 @@ def test_more_local_workers_than_cores_and_workers_under_ray_are_warned_about(wr
     ray = "\nexecutor: {kind: ray, workers: 4}\n"
     run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra=ray)))
     assert "executor.workers is for kind: local" in capsys.readouterr().err
+
+
+def test_a_pruner_in_a_multi_objective_study_is_warned_about(write_study, capsys):
+    from searchlab.engine import run as run_module
+
+    multi = TINY_CLASSIFY.replace("pruner: none", "pruner: median") + "objective: [auc, params]\n"
+    run_module._warn_if_pruner_idle(load_study(write_study(multi)))
+    assert capsys.readouterr().err.startswith("warning: pruner 'median' has no effect in a study of 2 objectives")
+    run_module._warn_if_pruner_idle(load_study(write_study(TINY_CLASSIFY + "objective: [auc, params]\n")))
+    run_module._warn_if_pruner_idle(load_study(write_study(TINY_CLASSIFY.replace("pruner: none", "pruner: median"))))
+    assert capsys.readouterr().err == ""
+
+
+def test_a_trial_is_never_pruned_after_its_last_epoch_and_a_pruned_one_says_why(write_study, monkeypatch):
+    """A pruner that always prunes (AUC below 2): a one-epoch trial completes, since pruning it after its
+    only epoch would throw a trained result away; a two-epoch trial is pruned after epoch 1, with the reason."""
+    from searchlab.engine import worker
+
+    monkeypatch.setattr(worker, "build_pruner", lambda cfg, epochs: optuna.pruners.ThresholdPruner(lower=2.0))
+    one = run_study(load_study(write_study(TINY_CLASSIFY), {"budget.epochs": 1, "budget.n_trials": 1}),
+                    progress=False).study
+    assert [t.state.name for t in one.trials] == ["COMPLETE"] and list(one.trials[0].intermediate_values) == [0]
+    two = run_study(load_study(write_study(TINY_CLASSIFY.replace("name: tiny", "name: tiny2")),
+                               {"budget.epochs": 2, "budget.n_trials": 1}), progress=False).study
+    [pruned] = two.trials
+    assert pruned.state.name == "PRUNED" and list(pruned.intermediate_values) == [0]
+    assert pruned.user_attrs["pruned"].startswith("pruned by the pruner after epoch 1 with auc=")

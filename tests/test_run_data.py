@@ -136,13 +136,15 @@ def test_run_says_where_it_stores_whether_it_resumes_and_what_the_folder_holds(w
     out = capsys.readouterr().out
     assert f"run:  {tmp_path / 'run'} (new)\n" in out
     assert (f"data: image folder {folder}: train 13 (a 8, b 5); val 3 (a 2, b 1); test 3 (a 2, b 1); left out 1 "
-            "files that are not images (.dcm 1); DICOM is not read: convert it") in out
+            "file(s) that are not images (.dcm 1); DICOM is not read: convert it") in out
     assert main(["run", str(path), "--no-progress", "--set", "budget.n_trials=2"]) == 0
     out = capsys.readouterr().out
     assert f"run:  {tmp_path / 'run'} (resuming the trials stored there)\n" in out and "nothing ran" not in out
     assert main(["run", str(path), "--no-progress", "--set", "budget.n_trials=2"]) == 0
-    assert "nothing ran: the stored trials already reach budget.n_trials=2. To search on, raise it (e.g. --set " \
-           "budget.n_trials=4)" in capsys.readouterr().out
+    assert "nothing ran: the 2 stored trials already reach budget.n_trials=2. To search on, raise it above 2 " \
+           "(e.g. --set budget.n_trials=4)" in capsys.readouterr().out
+    assert main(["run", str(path), "--no-progress", "--set", "budget.n_trials=1"]) == 0   # below what is stored
+    assert "raise it above 2 (e.g. --set budget.n_trials=3)" in capsys.readouterr().out
 
 
 def test_a_data_setting_refused_when_the_run_starts_names_its_line_or_its_set_option(write_study, tmp_path):

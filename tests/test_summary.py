@@ -38,8 +38,12 @@ def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
     trial = optuna.trial.create_trial(value=0.8, params={}, distributions={}, user_attrs={
         "metrics": metrics, "threshold": [0.31, 0.5], "class_names": ["effusion", "mass"]})
     text = describe_trial(None, trial)
-    assert "metrics: auc=0.8, hamming_loss=0.12, threshold=0.31/0.5\n" \
+    assert "metrics: auc=0.8, hamming_loss=0.12, thresholds effusion=0.31 mass=0.5\n" \
            "    AUC per class: effusion 0.91, mass 0.69" in text
+    always = optuna.trial.create_trial(value=0.8, params={}, distributions={}, user_attrs={
+        "metrics": {"auc": 0.8}, "threshold": [0.0, 0.4], "class_names": ["effusion", "mass"]})
+    assert describe_trial(None, always).endswith("thresholds effusion=0 mass=0.4 (0: effusion flagged on every "
+                                                 "image)")
     plain = optuna.trial.create_trial(value=0.8, params={}, distributions={},
                                       user_attrs={"metrics": {"auc": 0.8}, "threshold": 0.5})
     assert describe_trial(None, plain).endswith("metrics: auc=0.8")

@@ -61,12 +61,13 @@ def test_resuming_reuses_the_finished_proxy_search(write_study, tmp_path):
     assert len(main.trials) == 5
 
 
-def test_a_space_without_searched_architectures_is_refused(write_study):
+def test_a_space_without_searched_architectures_is_refused(write_study, tmp_path):
     text = STUDY.replace("N", "2").replace("    kind: zen", "    kind: cnn\n    depth: 1").split("    stem: 8")[0]
     text += "  train: {batch_size: 128}\nstrategy: {name: zen_nas, args: {candidates: 5}}\nbudget: {n_trials: 1}\n"
     with pytest.raises(ConfigError, match="zen_nas scores networks on their pre-pooling features") as info:
         run_study(load_study(write_study(text)), progress=False)
     assert info.value.file.endswith("study.yaml") and info.value.line is not None and info.value.got == "cnn"
+    assert not (tmp_path / "run").exists()   # refused before a trial: no run folder to be "resumed" next time
 
 
 def test_unknown_argument_names_the_valid_ones(write_study):

@@ -130,7 +130,7 @@ def describe_plan(plan: SplitPlan) -> str:
     if plan.kind == "multilabel":
         text += " (counts per label: images where it is on)"
     if plan.skipped:
-        text += (f"; left out {sum(plan.skipped.values())} files that are not images ("
+        text += (f"; left out {sum(plan.skipped.values())} file(s) that are not images ("
                  + ", ".join(f"{ext} {n}" for ext, n in plan.skipped.items()) + ")")
         if ".dcm" in plan.skipped:
             text += "; DICOM is not read: convert it to 16-bit PNG (e.g. with pydicom) and set data.bit_depth"

@@ -54,7 +54,9 @@ class TrialContext:
         if self.on_epoch is not None:
             self.on_epoch(step, float(value))
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {step} with {metric}={value:.4f}")
+            reason = f"pruned by the pruner after epoch {step + 1} with {metric}={value:.4f}"
+            self.trial.set_user_attr("pruned", reason)   # why, for status and the dashboard
+            raise optuna.TrialPruned(reason)
 
     @property
     def device(self) -> torch.device:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
                                   check_distribution_compatibility)
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
 from searchlab.data.fingerprint import moved_members, replaced_contents
@@ -42,11 +42,12 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
                            f"file asks for {study.directions}. Fix: give the study a new name or storage")
     trials = ostudy.get_trials(deepcopy=False)
     if trials:
-        _check_same_record(study, ostudy.user_attrs.get("searchlab"), record)
+        scored = any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        _check_same_record(study, ostudy.user_attrs.get("searchlab"), record, scored)
         _check_space_fits(study, trials)
 
 
-def _check_same_record(study: "Study", old: Any, new: dict[str, Any]) -> None:
+def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: bool = True) -> None:
     if not isinstance(old, dict):
         return   # created by a searchlab without the record, or by Optuna directly: nothing to compare
     fingerprinted = fingerprints_comparable(old.get("data_files"), new.get("data_files"))
@@ -73,7 +74,8 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any]) -> None:
                           f"than data.path holds now ({replaced}): new trials would be ranked with old ones on "
                           "other pixels", file=str(study.file), key="data.path", fix="restore the files as they "
                           "were to resume, or give the study a new name (or run_dir) for the changed images")
-    _warn_if_epochs_changed(study, old.get("epochs"), new.get("epochs"))
+    if scored:   # failed trials trained nothing to be ranked against
+        _warn_if_epochs_changed(study, old.get("epochs"), new.get("epochs"))
 
 
 def _warn_if_epochs_changed(study: "Study", before: Any, now: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -56,6 +57,8 @@ def _run(study: Study, progress: bool) -> RunResult:
     except ConfigError as exc:
         raise locate_in_study(exc, study) from None
     _warn_if_oversubscribed(study)
+    _warn_if_pruner_idle(study)
+    new_dir = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_storage(study)
     ostudy = create_or_load(study)
@@ -67,12 +70,17 @@ def _run(study: Study, progress: bool) -> RunResult:
     with run_lock(run_dir) as sole_runner:
         # A Ray driver is the only one telling its trials' outcomes, so when it runs alone, trials left
         # RUNNING in any storage are from a killed driver (nothing else would ever finish them).
-        if sole_runner and (is_local_file(study.storage_url) or study.config.executor.kind == "ray"):
-            recover_interrupted(ostudy, study.config.executor.max_retries)
+        if sole_runner:
+            # Trials left RUNNING are failed only where no other machine can be running them: a local
+            # file's study, or a Ray driver's. Interrupted trials already FAIL are re-queued on any storage
+            # (a Ctrl-C'd run on PostgreSQL said their configs would run again).
+            owned = is_local_file(study.storage_url) or study.config.executor.kind == "ray"
+            recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned)
         if sole_runner:   # another runner of this run directory already did (or is doing) it
             try:
                 prepare_strategy(study, ostudy, deadline)
             except ConfigError as exc:
+                _forget_if_empty(study, ostudy, new_dir)
                 raise locate_in_study(exc, study) from None
         bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
         try:
@@ -100,6 +108,25 @@ def _warn_if_oversubscribed(study: Study) -> None:
     if ex.kind == "ray" and "workers" in ex.model_fields_set:
         print("warning: executor.workers is for kind: local; under Ray, resources_per_trial and max_concurrent "
               "set how many trials run at once", file=sys.stderr)
+
+
+def _forget_if_empty(study: Study, ostudy: optuna.Study, new_dir: bool) -> None:
+    """A run refused before its first trial leaves nothing behind: no empty study (the next run would call
+    itself a resume) and no run folder it made."""
+    if ostudy.get_trials(deepcopy=False):
+        return
+    optuna.delete_study(study_name=ostudy.study_name, storage=ostudy._storage)
+    if new_dir:
+        shutil.rmtree(study.run_dir, ignore_errors=True)
+
+
+def _warn_if_pruner_idle(study: Study) -> None:
+    """Optuna's pruners judge one intermediate value; with several objectives nothing is reported to them."""
+    pruner = study.config.pruner
+    if len(study.directions) > 1 and "pruner" in study.config.model_fields_set and pruner.kind != "none":
+        print(f"warning: pruner {pruner.kind!r} has no effect in a study of {len(study.directions)} objectives: "
+              "Optuna prunes on one intermediate value, and multi-objective trials report none. Fix: pruner: none "
+              "(or one objective)", file=sys.stderr)
 
 
 def create_or_load(study: Study) -> optuna.Study:
@@ -146,15 +173,16 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
 INTERRUPTED = "interrupted: its process ended without finishing"
 
 
-def recover_interrupted(ostudy: optuna.Study, max_retries: int) -> int:
-    """Fail trials a killed process left RUNNING and re-queue their configs (like Optuna's heartbeat).
+def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bool = True) -> int:
+    """Fail trials a killed process left RUNNING (with `fail_running`) and re-queue their configs (like
+    Optuna's heartbeat).
 
     Also re-queues interrupted trials whose retry was never queued: those stopped by Ctrl-C or SIGTERM (their
     config was never judged), and those of a process killed between failing a trial and queuing its retry
     (measured: 1 in 50 kills), which would otherwise lose that config for good.
     """
     storage, retry = ostudy._storage, retry_callback(max_retries)
-    stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if fail_running else []
     for trial in stale:
         storage.set_trial_user_attr(trial._trial_id, "error", INTERRUPTED)
         storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)

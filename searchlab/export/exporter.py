@@ -89,6 +89,8 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
         config["ensemble_below_member"] = below
     if below_plain := weaker_with_tta(run, net, config, trials):
         config["tta_below_plain"] = below_plain
+    if len(run.study.directions) > 1 and (front := _dominated(run.study, trials[0])):
+        config["dominated_by_front"] = front
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
@@ -115,6 +117,13 @@ def nni_spaces(model_spec: dict[str, Any]) -> list[str]:
     """The NNI model spaces ("module:Class") an exported model (or ensemble) is built from."""
     members = model_spec.get("members", [model_spec])
     return [m["args"]["space"] for m in members if m["architecture"] == "nni"]
+
+
+def _dominated(study: optuna.Study, trial: FrozenTrial) -> list[int]:
+    """The Pareto front's trial numbers when `trial` is not on it (another trial is as good in every
+    objective and better in one), else []."""
+    front = [t.number for t in study.best_trials]
+    return [] if trial.number in front else front
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:

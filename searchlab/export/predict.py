@@ -87,7 +87,7 @@ def image_files(inputs: Sequence[str | Path]) -> list[Path]:
             others = Counter(p.suffix.lower() or "(none)" for p in visible
                              if p.suffix.lower() not in IMAGE_EXTENSIONS)
             if others:
-                print(f"warning: {item}: left out {sum(others.values())} files that are not images ("
+                print(f"warning: {item}: left out {sum(others.values())} file(s) that are not images ("
                       + ", ".join(f"{ext} {n}" for ext, n in sorted(others.items())) + ")", file=sys.stderr)
             files += found
         elif item.is_file():

@@ -57,6 +57,21 @@ def is_export(folder: Path) -> bool:
         return False
 
 
+def describe_export(folder: Path) -> str | None:
+    """What an export folder holds ("trial 3 of study s", "ensemble of trials 3, 5 of study s"), or None
+    when it is no export: said when an export replaces it."""
+    if not is_export(folder):
+        return None
+    config = json.loads((folder / "config.json").read_text())
+    if "trials" in config:
+        what = "ensemble of trials " + ", ".join(str(t.get("number")) for t in config["trials"])
+        study = (config["trials"][0] or {}).get("study") if config["trials"] else None
+    else:
+        trial = config.get("trial") or {}
+        what, study = f"trial {trial.get('number')}", trial.get("study")
+    return what + (f" of study {study!r}" if study else "")
+
+
 def _publish(staging: Path, out: Path) -> None:
     """One rename when `out` is new; else two (old aside, new in place): `out` is never half-written."""
     _permissions_as_umask_allows(staging)

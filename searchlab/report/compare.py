@@ -1,7 +1,8 @@
 """`searchlab compare RUN_A RUN_B ... [--out compare.html]`: best-so-far curves of several runs on one plot.
 
 For judging strategies on the same task (random vs TPE vs evolution): each run's best value of the first
-objective after each completed trial, by trial count or by wall-clock time since the run's first trial.
+objective after each completed trial, by trial count or by search time: wall-clock seconds while any of the
+run's trials was running, so the idle time between a run and its resumption does not count.
 The runs must optimise the same first objective in the same direction.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from searchlab.report.page import Section, figure, page
 class Curve:
     label: str
     trials: list[int]          # 1, 2, ... completed trials
-    seconds: list[float]       # since the run's first trial started
+    seconds: list[float]       # search time: wall-clock seconds while some trial ran (see _busy_intervals)
     best: list[float]          # best so far after each
 
 
@@ -31,15 +32,34 @@ def best_so_far(run: OpenRun, label: str) -> Curve:
     study = run.study
     maximize = study.directions[0].name == "MAXIMIZE"
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.datetime_complete)
-    starts = [t.datetime_start for t in study.get_trials(deepcopy=False) if t.datetime_start]
+    busy = _busy_intervals(study.get_trials(deepcopy=False))
     curve, best = Curve(label, [], [], []), None
     for i, trial in enumerate(complete, start=1):
         value = trial.values[0]
         best = value if best is None else (max(best, value) if maximize else min(best, value))
         curve.trials.append(i)
-        curve.seconds.append((trial.datetime_complete - min(starts)).total_seconds())
+        curve.seconds.append(_busy_until(busy, trial.datetime_complete.timestamp()))
         curve.best.append(best)
     return curve
+
+
+def _busy_intervals(trials: list) -> list[tuple[float, float]]:
+    """When any trial was running, as merged (start, end) seconds: a resumed run's idle days between sessions
+    are left out, so a strategy run in two sessions is not drawn as slow as the gap. Trials still running
+    (or left so) end at their last completion time seen."""
+    spans = sorted((t.datetime_start.timestamp(), (t.datetime_complete or t.datetime_start).timestamp())
+                   for t in trials if t.datetime_start)
+    merged: list[tuple[float, float]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _busy_until(busy: list[tuple[float, float]], moment: float) -> float:
+    return sum(max(0.0, min(end, moment) - start) for start, end in busy)
 
 
 def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list[Curve]]:
@@ -54,7 +74,7 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
     curves = [best_so_far(r, _label(r, t, runs)) for r, t in zip(runs, targets)]
     metric, direction = first[0]
     sections = [figure(f"Best {metric} so far, by completed trials", _plot(curves, "trials", metric)),
-                figure(f"Best {metric} so far, by wall-clock time", _plot(curves, "seconds", metric)),
+                figure(f"Best {metric} so far, by search time", _plot(curves, "seconds", metric)),
                 Section("Summary", summary_table(curves))]
     intro = f"<p>{len(runs)} runs, first objective <b>{html.escape(metric)}</b> ({direction}).</p>"
     note = data_difference(runs, targets)
@@ -97,7 +117,8 @@ def _plot(curves: list[Curve], axis: str, metric: str) -> go.Figure:
     fig = go.Figure()
     for c in curves:
         fig.add_trace(go.Scatter(x=getattr(c, axis), y=c.best, mode="lines+markers", line_shape="hv", name=c.label))
-    fig.update_layout(xaxis_title="completed trials" if axis == "trials" else "seconds since the first trial",
+    title = "completed trials" if axis == "trials" else "seconds of search (idle gaps left out)"
+    fig.update_layout(xaxis_title=title,
                       yaxis_title=f"best {metric}", height=450)
     return fig
 

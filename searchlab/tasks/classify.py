@@ -230,7 +230,9 @@ def _train_trial(model: torch.nn.Module, data: ImageDataset, batches: Batches, m
         cv.train_seconds -= result.train_seconds   # run() counts it once, as the trial's own training
         cv.images_seen -= result.images_seen
     else:
-        result = fit(model, batches, spec, ctx, select, epochs, ctx.seed, ctx.report)
+        # not judged after the last epoch: pruning a trained model saves nothing and throws its result away
+        result = fit(model, batches, spec, ctx, select, epochs, ctx.seed,
+                     lambda step, metrics: ctx.report(step, metrics, judge=step < epochs - 1))
     return result, cv
 
 
@@ -250,8 +252,13 @@ def _select_by_repeats(data: ImageDataset, batches: Batches, model_spec: dict[st
     runs = (k or 1) * repeats
     thresholds = CrossFoldThresholds(lambda y, p: choose_threshold(spec.imbalance, data.kind, y, p), data.kind,
                                      len(data.class_names)) if k else None
-    cv = cross_validate(splits, ctx.seed, select[0], fit_run, ctx.report, ctx.out_of_time,
-                        step_of=progress_steps(runs, ctx.study.config.budget.epochs),
+    step_of = progress_steps(runs, ctx.study.config.budget.epochs)
+    last = step_of(runs - 1)   # after the last run the trial is done: nothing left to save by pruning it
+
+    def report(step: int, metrics: dict[str, float], judge: bool) -> None:
+        ctx.report(step, metrics, judge=judge and step < last)
+
+    cv = cross_validate(splits, ctx.seed, select[0], fit_run, report, ctx.out_of_time, step_of=step_of,
                         keep_models=spec.train.cv_model == "bag", thresholds=thresholds)
     ctx.record(**{"cv_folds" if k else "repeats": cv.folds})
     if cv.cut_short or len(cv.folds) < runs:
