@@ -8,7 +8,10 @@ blank where not drawn (whole numbers stay whole: pandas Int64).
 """
 from __future__ import annotations
 
+import json
+import math
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +72,18 @@ def write_table(table: pd.DataFrame, fmt: str, out: Path | None) -> None:
     elif fmt == "csv":
         table.to_csv(out if out is not None else sys.stdout, index=False)
     else:
-        text = table.to_json(orient="records", date_format="iso", indent=1)
+        text = json.dumps([{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")],
+                          indent=1)   # not pandas' to_json: it rounds floats to 10 decimals
         if out is None:
             print(text)
         else:
             out.write_text(text + "\n")
+
+
+def _plain(value: Any) -> Any:
+    """A table cell as JSON: floats exactly (Python's repr round-trips), times in ISO 8601, missing as null."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat()
+    return value.item() if hasattr(value, "item") else value

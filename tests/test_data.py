@@ -437,8 +437,12 @@ def test_csv_errors(tmp_path):
     cased = write_csv(tmp_path / "cased.csv", ["path", "label"], [["ok.png", "benign"], ["b.png", "Benign "],
                                                                    ["c.png", "malignant"]])
     _csv_error(CsvData(source="csv", path=cased), "writes one label in several ways ('Benign' vs 'benign')")
-    ml = write_csv(tmp_path / "ml.csv", ["path", "x", "y"], [["ok.png", 0, 1], ["b.png", 2, 1]])
-    _csv_error(CsvData(source="csv", path=ml, label_columns=("x", "y")), "row 3", "'x'", "'2'")
+    ml = write_csv(tmp_path / "ml.csv", ["path", "x", "y"], [["ok.png", 0, 1], ["b.png", 2, 1], ["c.png", 1, "yes"]])
+    _csv_error(CsvData(source="csv", path=ml, label_columns=("x", "y")), "2 cell(s) do not",
+               "row 3, column 'x': '2'", "row 4, column 'y': 'yes'")   # every bad cell at once
+    blank = write_csv(tmp_path / "blank.csv", ["path", "label"], [["ok.png", ""], ["", 1], ["c.png", " "]])
+    _csv_error(CsvData(source="csv", path=blank), "3 empty cell(s)", "row 2, column 'label'", "row 3, column 'path'",
+               "row 4, column 'label'", "Fix: fill them in or drop the rows")
     sp = write_csv(tmp_path / "sp.csv", ["path", "label", "s"], [["ok.png", 0, "train"], ["b.png", 1, "dev"]])
     _csv_error(CsvData(source="csv", path=sp, split_column="s"), "row 3", "'s'", "'dev'")
 

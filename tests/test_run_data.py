@@ -180,3 +180,33 @@ def test_a_misspelt_medmnist_name_gets_its_line_and_the_close_names(write_study,
     assert str(info.value).startswith(f"{path}:{line}: data.name: not a 2D MedMNIST data set; did you mean "
                                       "breastmnist, ")   # the closest first
     assert "(got 'breastmnsit'). Fix: name one of bloodmnist, breastmnist, chestmnist," in str(info.value)
+
+
+def test_a_medmnist_file_changed_since_the_search_is_refused_on_resume_and_said_at_export(write_study, tmp_path,
+                                                                                          breastmnist_root):
+    """A copy of BreastMNIST with other test labels: the search never reads them, but resuming would rank
+    trials across two files and the export's test metrics would be of another file, without a word."""
+    import numpy as np
+
+    from searchlab.export.exporter import export_run
+
+    root = tmp_path / "data"
+    root.mkdir()
+    shutil.copy(breastmnist_root / "breastmnist.npz", root / "breastmnist.npz")
+    path = write_study(TINY_CLASSIFY.replace("n_trials: 2", "n_trials: 1") +
+                       f"data: {{source: medmnist, name: breastmnist, root: '{root}', download: false}}\n")
+    run_study(load_study(path), progress=False)
+    with np.load(root / "breastmnist.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["test_labels"] = 1 - arrays["test_labels"]
+    np.savez_compressed(root / "breastmnist.npz", **arrays)
+    with pytest.raises(ConfigError, match=r"has trials scored on another data file: breastmnist.npz is not the "
+                                          r"file the trials read \(") as info:
+        run_study(load_study(path, {"budget.n_trials": 2}), progress=False)
+    assert info.value.key == "data.root"
+    from searchlab.data import clear_cache
+
+    clear_cache()   # this process read the file before it changed
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=20)
+    assert config["data_replaced_since_search"].startswith("breastmnist.npz is not the file the trials read")
+    assert config["data_file"]["file"] == "breastmnist.npz" and len(config["data_file"]["digest"]) == 40

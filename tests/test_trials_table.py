@@ -49,6 +49,8 @@ def test_csv_json_and_parquet_hold_every_trial_as_optuna_has_it(finished_run, tm
     as_json = _cli("trials", str(finished_run), "--format", "json")
     records = json.loads(as_json.stdout)
     assert [r["number"] for r in records] == [t.number for t in expected]
+    assert [r["params.x"] for r in records] == [t.params["x"] for t in expected]   # exactly: no rounding
+    assert [r["value"] for r in records] == [t.value for t in expected]
 
     parquet = tmp_path / "trials.parquet"
     assert _cli("trials", str(finished_run), "--format", "parquet", "--out", str(parquet)).returncode == 0

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from searchlab.data.loading import (check_test_images, clear_cache, data_advice, data_fingerprint,
-                                        describe_data, load_dataset, plan_files, with_positive_class)
+                                        describe_data, load_dataset, medmnist_file, plan_files,
+                                        with_positive_class)
     from searchlab.data.types import ImageDataset, ImageSplit, TaskKind
 
 __all__ = ["ImageDataset", "ImageSplit", "TaskKind", "check_test_images", "clear_cache", "data_advice",
-           "data_fingerprint", "describe_data", "load_dataset", "plan_files", "with_positive_class"]
+           "data_fingerprint", "describe_data", "load_dataset", "medmnist_file", "plan_files", "with_positive_class"]
 _TYPES = {"ImageDataset", "ImageSplit", "TaskKind"}   # the rest live in loading.py
 
 

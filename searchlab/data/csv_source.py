@@ -44,12 +44,22 @@ def _read(cfg: CsvData, csv_path: Path) -> _Table:
         if missing:
             raise DataError(f"{csv_path}: column(s) {missing} not found; the CSV has {found}. "
                             f"Fix: set data.image_column / data.label_columns / data.split_column")
+        empty: list[str] = []   # every empty cell at once: a sheet is fixed in one pass
+
+        def cell(row: dict[str, str | None], column: str, n: int) -> str:
+            value = (row.get(column) or "").strip()
+            if not value:
+                empty.append(f"row {n}, column {column!r}")
+            return value
+
         for n, row in enumerate(reader, start=2):
             table.rows.append(n)
-            table.files.append(resolve_path(Path(_cell(csv_path, row, cfg.image_column, n)), csv_path.parent))
-            table.raw_labels.append([_cell(csv_path, row, c, n) for c in cfg.label_columns])
-            table.split_values.append(_cell(csv_path, row, cfg.split_column, n).lower()
-                                      if cfg.split_column else None)
+            table.files.append(resolve_path(Path(cell(row, cfg.image_column, n)), csv_path.parent))
+            table.raw_labels.append([cell(row, c, n) for c in cfg.label_columns])
+            table.split_values.append(cell(row, cfg.split_column, n).lower() if cfg.split_column else None)
+    if empty:
+        raise DataError(f"{csv_path}: {len(empty)} empty cell(s):{first_lines(empty)}\nFix: fill them in or drop "
+                        "the rows")
     if not table.files:
         raise DataError(f"{csv_path}: the CSV has a header but no rows. Fix: add one row per image")
     _check_files_exist(csv_path, cfg.image_column, table)
@@ -100,13 +110,6 @@ def _check_files_exist(csv_path: Path, column: str, table: _Table, shown: int = 
     raise DataError(f"{csv_path}: column {column!r}: {len(missing)} image file(s) not found:{listed}\nFix: {fix}")
 
 
-def _cell(csv_path: Path, row: dict[str, str | None], column: str, n: int) -> str:
-    value = (row.get(column) or "").strip()
-    if not value:
-        raise DataError(f"{csv_path}: row {n}, column {column!r}: empty value. Fix: fill it in or drop the row")
-    return value
-
-
 def _check_consistent_spelling(csv_path: Path, column: str, raw: list[str]) -> None:
     """'Benign' and 'benign' would be two classes: a typo in a sheet must not silently add a class."""
     spellings: dict[str, set[str]] = {}
@@ -133,6 +136,7 @@ def _single_label(raw: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
 def _multi_label(csv_path: Path, table: _Table, columns: tuple[str, ...]) -> np.ndarray:
     """Each label column must hold 0/1 (1.0/0.0 too, as spreadsheets often write them)."""
     out = np.zeros((len(table.rows), len(columns)), dtype=np.float32)
+    bad = []   # every cell at once: a sheet is fixed in one pass
     for i, (n, values) in enumerate(zip(table.rows, table.raw_labels)):
         for j, (column, value) in enumerate(zip(columns, values)):
             try:
@@ -140,9 +144,11 @@ def _multi_label(csv_path: Path, table: _Table, columns: tuple[str, ...]) -> np.
             except ValueError:
                 number = -1.0
             if number not in (0.0, 1.0):
-                raise DataError(f"{csv_path}: row {n}, column {column!r}: multi-label columns hold 0 or 1, "
-                                f"got {value!r}. Fix: write 1 if the label applies, else 0")
+                bad.append(f"row {n}, column {column!r}: {value!r}")
             out[i, j] = number
+    if bad:
+        raise DataError(f"{csv_path}: multi-label columns hold 0 or 1; {len(bad)} cell(s) do not:{first_lines(bad)}"
+                        "\nFix: write 1 if the label applies, else 0")
     for j, column in enumerate(columns):
         if out[:, j].min() == out[:, j].max():
             raise DataError(f"{csv_path}: column {column!r} is {int(out[0, j])} in every row: a label that never "

@@ -89,6 +89,14 @@ def replaced_contents(before: Any, now: Any, splits: tuple[str, ...] = SPLITS) -
         or None
 
 
+def other_medmnist_file(before: Any, now: Any) -> str | None:
+    """How the MedMNIST file read now differs from the one recorded, or None (either unrecorded, or alike)."""
+    if not (isinstance(before, dict) and isinstance(now, dict)) or before == now:
+        return None
+    return (f"{now['file']} is not the file the trials read ({before['bytes']} bytes then, {now['bytes']} now"
+            + (", same size, other contents" if before["bytes"] == now["bytes"] else "") + ")")
+
+
 def relative_name(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root).as_posix()

@@ -17,10 +17,10 @@ from searchlab.data.common import (UnreadableImages, bit_depth_advice, check_spl
                                    resolve_path)
 from searchlab.data.csv_source import load_csv, plan_csv
 from searchlab.data.duplicates import duplicate_warning
-from searchlab.data.fingerprint import describe_plan, fingerprint
+from searchlab.data.fingerprint import describe_plan, fingerprint, sampled_digest
 from searchlab.data.formats import mixed_formats_warning
 from searchlab.data.folder_source import load_folder, plan_folder
-from searchlab.data.medmnist_source import default_root, load_medmnist
+from searchlab.data.medmnist_source import default_root, load_medmnist, npz_path
 from searchlab.data.types import ImageDataset, SplitPlan
 from searchlab.errors import ConfigError, DataError
 
@@ -98,6 +98,19 @@ def data_fingerprint(cfg: DataConfig, seed: int = 0, base_dir: Path | None = Non
     """What a folder or CSV set holds per split (data/fingerprint.py); None for MedMNIST."""
     plan = plan_files(cfg, seed, base_dir)
     return None if plan is None else fingerprint(plan)
+
+
+def medmnist_file(cfg: DataConfig, base_dir: Path | None = None) -> dict | None:
+    """Which MedMNIST file a run reads: its name, size and a digest of its first and last 8 KB (a zip's tail
+    holds every array's CRC, so any changed array changes it; reading GBs of MedMNIST+ whole would cost a run's
+    start). None for folder and CSV sets (their fingerprint covers them) and for a file not downloaded yet."""
+    if not isinstance(cfg, MedMNISTData):
+        return None
+    root = default_root(Path(base_dir) if base_dir is not None else None, cfg.root)
+    path = npz_path(root, cfg.name, cfg.size)
+    if not path.is_file():
+        return None
+    return {"file": path.name, "bytes": path.stat().st_size, "digest": sampled_digest(path).hex()}
 
 
 def describe_data(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str:

@@ -17,7 +17,7 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
-from searchlab.data.fingerprint import moved_members, replaced_contents
+from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
 from searchlab.errors import ConfigError, StorageError
 from searchlab.space import searchable_params
 
@@ -74,6 +74,12 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: bo
                           f"than data.path holds now ({replaced}): new trials would be ranked with old ones on "
                           "other pixels", file=str(study.file), key="data.path", fix="restore the files as they "
                           "were to resume, or give the study a new name (or run_dir) for the changed images")
+    other = other_medmnist_file(old.get("data_file"), new.get("data_file"))
+    if other:
+        raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored on another data "
+                          f"file: {other}. New trials would be ranked with old ones on other images",
+                          file=str(study.file), key="data.root", fix="point data.root at the file the trials read, "
+                          "or give the study a new name (or run_dir) for this file")
     if scored:   # failed trials trained nothing to be ranked against
         _warn_if_epochs_changed(study, old.get("epochs"), new.get("epochs"))
 

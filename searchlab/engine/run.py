@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from searchlab.config.load import Study, locate_in_study
-from searchlab.data import data_fingerprint
+from searchlab.data import data_fingerprint, medmnist_file
 from searchlab.engine.progress import FINISHED, Progress
 from searchlab.engine.resume import check_resumable
 from searchlab.engine.rundir import check_same_storage, write_manifest
@@ -146,6 +146,7 @@ def study_record(study: Study) -> dict[str, Any]:
         "base_dir": str(study.base_dir),
         "data": study.config.data.model_dump(mode="json"),
         "data_files": data_fingerprint(study.config.data, study.config.seed, study.base_dir),
+        "data_file": medmnist_file(study.config.data, study.base_dir),
         "objectives": [list(o) for o in study.objectives],
         "seed": study.config.seed,
         "epochs": study.config.budget.epochs,

@@ -15,8 +15,8 @@ from optuna.trial import FrozenTrial, TrialState
 from pydantic import TypeAdapter
 
 from searchlab.config.schema import DataConfig
-from searchlab.data import ImageDataset, data_fingerprint, load_dataset
-from searchlab.data.fingerprint import moved_members, replaced_contents
+from searchlab.data import ImageDataset, data_fingerprint, load_dataset, medmnist_file
+from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
 from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import DataError, ExportError
@@ -153,4 +153,5 @@ def data_replaced_since_search(run: OpenRun) -> str | None:
     """Splits whose files were replaced in place since the search (the splits did not move: export goes on,
     and says so), e.g. a broken test image replaced by a good one."""
     data_cfg, base_dir = _data_config(run)
-    return replaced_contents(run.record.get("data_files"), data_fingerprint(data_cfg, run.record["seed"], base_dir))
+    return (replaced_contents(run.record.get("data_files"), data_fingerprint(data_cfg, run.record["seed"], base_dir))
+            or other_medmnist_file(run.record.get("data_file"), medmnist_file(data_cfg, base_dir)))

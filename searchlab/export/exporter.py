@@ -249,7 +249,8 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
                "test_metrics_ci95_method": methods,
                "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),
-               "test_size": len(test), "input": _input_spec(run, data), **_order(data)}
+               "test_size": len(test), "input": _input_spec(run, data), **_order(data),
+               **({"data_file": run.record["data_file"]} if run.record.get("data_file") else {})}
     if replaced:
         summary["data_replaced_since_search"] = replaced
     searched = load_split(run, "train", "val").splits
