@@ -1,7 +1,6 @@
 """Data loaders: MedMNIST (real BreastMNIST file), image folders and CSVs (small generated PNGs)."""
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 
-from searchlab.config.schema import CsvData, FolderData, MedMNISTData
+from searchlab.config.schema import FolderData, MedMNISTData
 from searchlab.data import clear_cache, load_dataset
 from searchlab.data.fingerprint import describe_plan
 from searchlab.data.folder_source import plan_folder
@@ -334,151 +333,6 @@ def test_folder_errors(tmp_path):
     _folder_error(tmp_path / "novtrain", "no train folder")
 
 
-# ---------------------------------------------------------------- csv
-def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
-
-
-def test_csv_single_label_with_split_column(tmp_path):
-    rows = []
-    for i in range(12):
-        label = [2, 10][i % 2]                                      # numeric sort: "2" before "10"
-        png(tmp_path / "img" / f"{i}.png", COLORS["a" if label == 2 else "b"])
-        rows.append([f"img/{i}.png", label, ["train", "train", "val", "test"][i % 4] if i < 8 else "train"])
-    cfg = CsvData(source="csv", path=write_csv(tmp_path / "t.csv", ["path", "label", "split"], rows),
-                  split_column="split", image_size=10, channels=3)
-    ds = load_dataset(cfg)
-    assert ds.class_names == ("2", "10") and ds.kind == "binary"
-    assert len(ds.splits["train"]) == 8 and len(ds.splits["val"]) == 2 and "test" not in ds.splits
-    assert ds.splits["train"].images.shape == (8, 3, 10, 10)
-    red_is_label_a(ds.splits["train"])
-
-
-def test_csv_single_label_random_stratified_split(tmp_path):
-    rows = [[str(png(tmp_path / f"{i}.png", COLORS["a" if i < 10 else "b"]).name),
-             "benign" if i < 10 else "malignant"] for i in range(20)]
-    cfg = CsvData(source="csv", path=write_csv(tmp_path / "t.csv", ["path", "label"], rows),
-                  val_fraction=0.2, test_fraction=0.2)
-    ds = load_dataset(cfg, splits=("train", "val", "test"), seed=5)
-    assert ds.class_names == ("benign", "malignant")
-    assert {s: torch.bincount(sp.labels).tolist() for s, sp in ds.splits.items()} == \
-        {"train": [6, 6], "val": [2, 2], "test": [2, 2]}
-    red_is_label_a(ds.splits["test"])
-
-
-def test_csv_multilabel(tmp_path):
-    labels = [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]] * 5
-    rows = [[png(tmp_path / "i" / f"{n}.png").relative_to(tmp_path).as_posix(), *lab,
-             "val" if n < 4 else "train"] for n, lab in enumerate(labels)]
-    path = write_csv(tmp_path / "m.csv", ["path", "x", "y", "z", "split"], rows)
-    ds = load_dataset(CsvData(source="csv", path=path, label_columns=("x", "y", "z"), split_column="split"))
-    assert ds.kind == "multilabel" and ds.class_names == ("x", "y", "z")
-    val = ds.splits["val"]
-    assert val.labels.dtype == torch.float32 and val.labels.tolist() == labels[:4]
-    rnd = load_dataset(CsvData(source="csv", path=path, label_columns=("x", "y", "z"), test_fraction=0.2),
-                       splits=("train", "val", "test"))
-    assert [len(s) for s in rnd.splits.values()] == [13, 3, 4]
-
-
-def test_a_csv_fingerprint_sees_edited_labels_and_replaced_images_but_not_a_moved_copy(tmp_path):
-    import shutil
-    import subprocess
-
-    from searchlab.data import data_fingerprint
-    from searchlab.data.fingerprint import moved_members, replaced_contents
-
-    labels = [[1, 0], [0, 1], [1, 1], [0, 0]] * 3
-    rows = [[png(tmp_path / "set" / "i" / f"{n}.png", color=(n, n, n)).relative_to(tmp_path / "set").as_posix(),
-             *lab, "val" if n < 4 else "train"] for n, lab in enumerate(labels)]
-    write_csv(tmp_path / "set" / "m.csv", ["path", "x", "y", "split"], rows)
-    cfg = CsvData(source="csv", path=tmp_path / "set" / "m.csv", label_columns=("x", "y"), split_column="split")
-    copy = cfg.model_copy(update={"path": tmp_path / "copy" / "m.csv"})
-    before = data_fingerprint(cfg)
-    val = before["splits"]["val"]
-    assert val["files"] == 4 and val["per_class"] == {"x": 2, "y": 2} and len(val["members"]) == 32
-    subprocess.run(["cp", "-r", str(tmp_path / "set"), str(tmp_path / "copy")], check=True)   # new mtimes
-    assert moved_members(before, data_fingerprint(copy)) is None and replaced_contents(before, data_fingerprint(copy)) \
-        is None
-    rows[0][1:3] = [0, 1]                                           # one label edited in place
-    write_csv(tmp_path / "set" / "m.csv", ["path", "x", "y", "split"], rows)
-    assert moved_members(before, data_fingerprint(cfg)) == "val: 4 files then, 4 now (x 2 -> 1, y 2 -> 3)"
-    shutil.copy(tmp_path / "copy" / "i" / "6.png", tmp_path / "copy" / "i" / "5.png")   # same size, other pixels
-    assert (tmp_path / "copy" / "i" / "5.png").stat().st_size == (tmp_path / "set" / "i" / "5.png").stat().st_size
-    now = data_fingerprint(copy)
-    assert moved_members(before, now) is None
-    assert replaced_contents(before, now) == "train: the same files, but some replaced in place (other contents)"
-    assert replaced_contents(before, now, ("val", "test")) is None
-
-
-def _csv_error(cfg: CsvData, *parts: str) -> None:
-    with pytest.raises(DataError) as err:
-        load_dataset(cfg)
-    for part in (str(cfg.path), *parts):
-        assert part in str(err.value)
-
-
-def test_csv_errors(tmp_path):
-    _csv_error(CsvData(source="csv", path=tmp_path / "none.csv"), "not found")
-    for name in ("ok.png", "b.png", "c.png"):
-        png(tmp_path / name)
-    cols = write_csv(tmp_path / "cols.csv", ["file", "diagnosis"], [["ok.png", 1]])
-    _csv_error(CsvData(source="csv", path=cols), "['path', 'label']", "['file', 'diagnosis']")
-    gone = write_csv(tmp_path / "gone.csv", ["path", "label"], [["ok.png", 0], ["missing.png", 1], ["also.png", 0]])
-    _csv_error(CsvData(source="csv", path=gone), "2 image file(s) not found", f"row 3: {tmp_path / 'missing.png'}",
-               f"row 4: {tmp_path / 'also.png'}")                       # every missing file at once
-    (tmp_path / "sub").mkdir()
-    png(tmp_path / "sub" / "d.png")
-    windows = write_csv(tmp_path / "win.csv", ["path", "label"], [["ok.png", 0], ["sub\\d.png", 1]])
-    _csv_error(CsvData(source="csv", path=windows), "1 image file(s) not found", "Fix: write the paths with /")
-    cased = write_csv(tmp_path / "cased.csv", ["path", "label"], [["ok.png", "benign"], ["b.png", "Benign "],
-                                                                   ["c.png", "malignant"]])
-    _csv_error(CsvData(source="csv", path=cased), "writes one label in several ways ('Benign' vs 'benign')")
-    ml = write_csv(tmp_path / "ml.csv", ["path", "x", "y"], [["ok.png", 0, 1], ["b.png", 2, 1], ["c.png", 1, "yes"]])
-    _csv_error(CsvData(source="csv", path=ml, label_columns=("x", "y")), "2 cell(s) do not",
-               "row 3, column 'x': '2'", "row 4, column 'y': 'yes'")   # every bad cell at once
-    blank = write_csv(tmp_path / "blank.csv", ["path", "label"], [["ok.png", ""], ["", 1], ["c.png", " "]])
-    _csv_error(CsvData(source="csv", path=blank), "3 empty cell(s)", "row 2, column 'label'", "row 3, column 'path'",
-               "row 4, column 'label'", "Fix: fill them in or drop the rows")
-    sp = write_csv(tmp_path / "sp.csv", ["path", "label", "s"], [["ok.png", 0, "train"], ["b.png", 1, "dev"]])
-    _csv_error(CsvData(source="csv", path=sp, split_column="s"), "row 3", "'s'", "'dev'")
-
-
-@pytest.mark.parametrize("delimiter", [";", "\t"])
-def test_a_semicolon_or_tab_separated_sheet_with_a_bom_is_read_like_a_csv(tmp_path, delimiter):
-    rows = [[png(tmp_path / f"{i}.png", COLORS["a" if i < 6 else "b"]).name, "a" if i < 6 else "b", "0,5"]
-            for i in range(12)]                                    # a decimal comma stays inside its cell
-    text = delimiter.join(["path", "label", "score"]) + "\n" + "".join(delimiter.join(r) + "\n" for r in rows)
-    (tmp_path / "t.csv").write_text(text, encoding="utf-8-sig")
-    ds = load_dataset(CsvData(source="csv", path=tmp_path / "t.csv", val_fraction=0.25, test_fraction=0.25,
-                              channels=3), splits=("train", "val", "test"))
-    assert ds.class_names == ("a", "b") and sum(len(s) for s in ds.splits.values()) == 12
-    red_is_label_a(ds.splits["train"])
-
-
-def test_a_csv_listing_an_image_twice_is_refused_naming_rows_and_splits(tmp_path):
-    for name in ("a.png", "b.png", "c.png"):
-        png(tmp_path / name)
-    rows = [["a.png", 0, "train"], ["b.png", 1, "train"], ["./a.png", 0, "test"], ["c.png", 1, "val"]]
-    leak = write_csv(tmp_path / "leak.csv", ["path", "label", "s"], rows)
-    _csv_error(CsvData(source="csv", path=leak, split_column="s"), "1 image file(s) listed in more than one row; "
-               "1 of them in more than one split", f"{tmp_path / 'a.png'}: rows 2 (train), 4 (test)", "list each "
-               "image once")
-    twice = write_csv(tmp_path / "twice.csv", ["path", "label"], [["a.png", 0], ["b.png", 1], ["b.png", 0]])
-    _csv_error(CsvData(source="csv", path=twice), f"{tmp_path / 'b.png'}: rows 3, 4")
-
-
-@pytest.mark.parametrize("columns, message", [((), "empty"), (("x", "x"), "names 'x' more than once"),
-                                              (("path",), "includes the image column 'path'")])
-def test_label_columns_must_be_distinct_label_columns(tmp_path, columns, message):
-    with pytest.raises(ValidationError, match=message):
-        CsvData(source="csv", path=tmp_path / "t.csv", label_columns=columns)
-
-
-# ---------------------------------------------------------------- fitting non-square images
 def _half_black_half_white(path: Path, size=(40, 20)) -> Path:
     image = Image.new("L", size, 0)
     image.paste(255, (size[0] // 2, 0, size[0], size[1]))

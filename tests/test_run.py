@@ -248,36 +248,6 @@ def test_missing_data_stops_the_run_before_any_trial(write_study, tmp_path):
         run_study(load_study(path), progress=False)
 
 
-def test_a_storage_that_cannot_be_opened(write_study, tmp_path):
-    junk = tmp_path / "junk.db"
-    junk.write_text("not a database")
-    with pytest.raises(StorageError, match="not an SQLite database"):
-        run_study(load_study(callable_study(write_study, extra=f"\nstorage: 'sqlite:///{junk}'\n")), progress=False)
-    with pytest.raises(StorageError, match="cannot open storage"):
-        run_study(load_study(callable_study(write_study, extra="\nstorage: 'nosuchdb://x'\n")), progress=False)
-
-
-def test_opening_the_storage_again_keeps_the_runs_sqlite_locks(tmp_path):
-    """A run opens its storage several times. Another process that reads the study and exits must not find
-    the run's locks gone: it would delete the WAL under the run, and the run's later trials would be lost to
-    every other process (the cause of "disk I/O error" at the end of 30-minute benchmark runs)."""
-    import subprocess
-    import sys
-
-    from searchlab.engine.storage import open_storage
-
-    url = f"sqlite:///{tmp_path / 'a.db'}"
-    study = optuna.create_study(study_name="s", storage=open_storage(url))
-    study.add_trial(optuna.trial.create_trial(value=0.0))
-    open_storage(url)   # as the worker does after create_or_load, in the same process
-    study.add_trial(optuna.trial.create_trial(value=1.0))
-    count = f"import optuna; print(len(optuna.load_study(study_name='s', storage='{url}').trials))"
-    assert subprocess.run([sys.executable, "-c", count], capture_output=True, text=True).stdout.strip() == "2"
-    study.add_trial(optuna.trial.create_trial(value=2.0))    # after the reader closed its connection
-    assert (tmp_path / "a.db-wal").exists()
-    assert subprocess.run([sys.executable, "-c", count], capture_output=True, text=True).stdout.strip() == "3"
-
-
 def test_after_a_multi_objective_run_the_export_hint_asks_for_a_pareto_trial(write_study, tmp_path, capsys):
     from searchlab.cli import main
 
@@ -320,39 +290,6 @@ def test_a_searched_architecture_is_shown_as_its_string_not_as_tens_of_parameter
     assert "architecture: stem8-conv16x1-basic32x2" in text and "optim.lr=" in text and "model.blocks" not in text
 
 
-def test_close_connections_empties_the_pool_and_the_study_reconnects(tmp_path):
-    from searchlab.engine.storage import close_connections, open_storage
-
-    study = optuna.create_study(study_name="s", storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"))
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
-    backend = study._storage._backend
-    assert backend.engine.pool.checkedin() >= 1   # the pool keeps the search's connection open
-    close_connections(study._storage)
-    assert backend.engine.pool.checkedin() == 0
-    assert len(study.trials) == 2   # used again, it reconnects
-
-
-def test_storage_errors_name_sqlites_extended_code(tmp_path):
-    import sqlite3
-
-    from searchlab.engine.storage import storage_error_reason
-
-    (tmp_path / "not.db").write_bytes(b"SQLite format 3\x00" + b"x" * 200)   # right header, no database
-    with pytest.raises(sqlite3.DatabaseError) as caught:
-        sqlite3.connect(tmp_path / "not.db").execute("select * from sqlite_master").fetchall()
-    assert storage_error_reason(caught.value) == "file is not a database [SQLITE_NOTADB]"
-    assert storage_error_reason(ValueError()) == "ValueError"
-
-
-def test_journal_storage(write_study, tmp_path):
-    path = callable_study(write_study, n=3, extra=f"\nstorage: 'journal://{tmp_path / 'j.log'}'\n")
-    run_study(load_study(path), progress=False)
-    from searchlab.engine.storage import open_storage
-
-    study = optuna.load_study(study_name="fake", storage=open_storage(f"journal://{tmp_path / 'j.log'}"))
-    assert states(study) == {"COMPLETE": 3}
-
-
 def test_ctrl_c_fails_the_running_trial_and_keeps_the_rest(write_study, tmp_path):
     path = callable_study(write_study, n=50, sleep=1.5)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
@@ -376,16 +313,6 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_rest(write_study, tmp_path
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 1 and failed[0].user_attrs["error"] == "interrupted (Ctrl-C)"
     assert study.get_trials(states=(TrialState.COMPLETE,)) and "interrupted" in out
-
-
-def test_pruner_stops_trials_that_fall_behind(write_study):
-    extra = "\npruner: {kind: median, args: {n_startup_trials: 1, n_warmup_steps: 0}}\n"
-    path = callable_study(write_study, n=10, extra=extra)
-    path.write_text(path.read_text().replace("pruner: none\n", ""))
-    study = run_study(load_study(path), progress=False).study
-    pruned = study.get_trials(states=(TrialState.PRUNED,))
-    assert pruned and states(study).get("COMPLETE", 0) + len(pruned) == 10
-    assert all(t.intermediate_values for t in pruned)
 
 
 def test_search_never_reads_the_test_split(write_study, monkeypatch):
@@ -528,30 +455,3 @@ def test_more_local_workers_than_cores_and_workers_under_ray_are_warned_about(wr
     ray = "\nexecutor: {kind: ray, workers: 4}\n"
     run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra=ray)))
     assert "executor.workers is for kind: local" in capsys.readouterr().err
-
-
-def test_a_pruner_in_a_multi_objective_study_is_warned_about(write_study, capsys):
-    from searchlab.engine import run as run_module
-
-    multi = TINY_CLASSIFY.replace("pruner: none", "pruner: median") + "objective: [auc, params]\n"
-    run_module._warn_if_pruner_idle(load_study(write_study(multi)))
-    assert capsys.readouterr().err.startswith("warning: pruner 'median' has no effect in a study of 2 objectives")
-    run_module._warn_if_pruner_idle(load_study(write_study(TINY_CLASSIFY + "objective: [auc, params]\n")))
-    run_module._warn_if_pruner_idle(load_study(write_study(TINY_CLASSIFY.replace("pruner: none", "pruner: median"))))
-    assert capsys.readouterr().err == ""
-
-
-def test_a_trial_is_never_pruned_after_its_last_epoch_and_a_pruned_one_says_why(write_study, monkeypatch):
-    """A pruner that always prunes (AUC below 2): a one-epoch trial completes, since pruning it after its
-    only epoch would throw a trained result away; a two-epoch trial is pruned after epoch 1, with the reason."""
-    from searchlab.engine import worker
-
-    monkeypatch.setattr(worker, "build_pruner", lambda cfg, epochs: optuna.pruners.ThresholdPruner(lower=2.0))
-    one = run_study(load_study(write_study(TINY_CLASSIFY), {"budget.epochs": 1, "budget.n_trials": 1}),
-                    progress=False).study
-    assert [t.state.name for t in one.trials] == ["COMPLETE"] and list(one.trials[0].intermediate_values) == [0]
-    two = run_study(load_study(write_study(TINY_CLASSIFY.replace("name: tiny", "name: tiny2")),
-                               {"budget.epochs": 2, "budget.n_trials": 1}), progress=False).study
-    [pruned] = two.trials
-    assert pruned.state.name == "PRUNED" and list(pruned.intermediate_values) == [0]
-    assert pruned.user_attrs["pruned"].startswith("pruned by the pruner after epoch 1 with auc=")

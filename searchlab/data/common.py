@@ -59,11 +59,18 @@ def _read_or_error(path: Path, decoding: Decoding) -> np.ndarray | DataError:
         return exc
 
 
+def spread(paths: Sequence[Path], sample: int) -> list[Path]:
+    """Up to `sample` of `paths`, evenly spread over the list (a folder's classes and patients all show)."""
+    if len(paths) <= sample:
+        return list(paths)
+    return [paths[i] for i in np.linspace(0, len(paths) - 1, sample).astype(int)]
+
+
 def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int = 64) -> str | None:
     """What is wrong with how images of more than 8 bits will be scaled, judged from the raw values of up to
     `sample` files spread over `paths`; None if nothing. 12-bit values in 16-bit files scaled from 65535 decode
     nearly black; values above 2^bit_depth - 1 clip to white."""
-    picked = [paths[i] for i in np.linspace(0, len(paths) - 1, min(sample, len(paths))).astype(int)] if paths else []
+    picked = spread(paths, sample)
     deep = {}
     for path in picked:
         try:

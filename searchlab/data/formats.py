@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
+from searchlab.data.common import spread
 from searchlab.data.types import SplitPlan
 
 SAMPLE = 200
@@ -22,7 +22,7 @@ def mixed_formats_warning(plan: SplitPlan) -> str | None:
     """None when the sampled files share one size and mode; else the counts, per class when they differ."""
     if plan.kind == "multilabel":
         return None   # classes overlap: a per-class count would not say which label a format goes with
-    per_class = {name: _formats(_spread(_class_files(plan, c))) for c, name in enumerate(plan.classes)}
+    per_class = {name: _formats(spread(_class_files(plan, c), SAMPLE)) for c, name in enumerate(plan.classes)}
     overall = sum(per_class.values(), Counter())
     if len(overall) < 2:
         return None
@@ -40,12 +40,6 @@ def mixed_formats_warning(plan: SplitPlan) -> str | None:
 
 def _class_files(plan: SplitPlan, label: int) -> list[Path]:
     return [path for split, files in plan.files.items() for path, y in zip(files, plan.labels[split]) if y == label]
-
-
-def _spread(paths: list[Path]) -> list[Path]:
-    if len(paths) <= SAMPLE:
-        return paths
-    return [paths[i] for i in np.linspace(0, len(paths) - 1, SAMPLE).astype(int)]
 
 
 def _formats(paths: list[Path]) -> Counter:
