@@ -85,3 +85,11 @@ class ExportError(SearchlabError):
 
 class TrialFailure(Exception):
     """Raised inside a trial for a reason worth storing (e.g. a NaN loss); fails that trial only."""
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as printed and written in messages: a password in it (postgresql://user:pw@host/db) as ***,
+    since run logs and terminals get shared."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}" if at and ":" in credentials else url

@@ -78,6 +78,11 @@ def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None,
         cls = import_object(cfg.class_, "strategy class")
         if not (inspect.isclass(cls) and issubclass(cls, BaseSampler)):
             raise RegistryError(f"strategy class '{cfg.class_}' is not an optuna.samplers.BaseSampler subclass")
+        if inspect.isabstract(cls):
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            raise RegistryError(f"strategy class '{cfg.class_}' does not implement the sampler interface: it lacks "
+                                f"{missing}. Fix: define {missing} (see optuna.samplers.BaseSampler), or subclass a "
+                                "complete sampler such as optuna.samplers.RandomSampler")
         args = dict(cfg.args)
         if "seed" in inspect.signature(cls).parameters:
             args.setdefault("seed", seed)
@@ -143,3 +148,33 @@ def build_pruner(cfg: PrunerConfig, epochs: int) -> optuna.pruners.BasePruner:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"pruner '{cfg.kind}' rejected its arguments: {exc}", key="pruner.args", got=args,
                           fix="see the Optuna documentation of this pruner") from None
+
+
+def missing_package(sampler: BaseSampler, startup_trials: int = 11) -> ImportError | None:
+    """Samplers may import an optional package only when they first sample relatively (Optuna's CmaEsSampler
+    needs `cmaes`), which would fail every trial of the run. A throwaway in-memory study with finished trials
+    past the usual startup counts (TPE's and GPSampler's 10) asks once, so such an import runs now. Only an
+    import error counts: the probe is not the real space, so anything else it raises is left to the real
+    trials."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    space = {"x": FloatDistribution(0.0, 1.0), "c": CategoricalDistribution(("a", "b"))}
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = optuna.create_study(sampler=sampler)
+            for i in range(startup_trials):
+                params = {"x": (i + 0.5) / startup_trials, "c": "ab"[i % 2]}
+                probe.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=params["x"]))
+            trial = probe.ask()
+            trial.suggest_float("x", 0.0, 1.0)
+            trial.suggest_categorical("c", ("a", "b"))
+    except ImportError as exc:
+        return exc
+    except Exception:   # noqa: BLE001 - see the docstring
+        return None
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return None

@@ -14,6 +14,7 @@ from searchlab.config.load import Study
 from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.storage import ContainedArtifactStore
+from searchlab.errors import shown_url
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
                  "params", "flops",
@@ -47,10 +48,13 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     if not result.interrupted and finished < n_trials and _failed_configs(ostudy) >= max_failed:
         print(f"stopped: {_failed_configs(ostudy)} trials failed, budget.max_failed={max_failed} (default: n_trials)"
               " reached; trials already running finished. Fix what the failures say, then run again")
-    waiting = len(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    if waiting and not result.interrupted and finished >= n_trials:
-        print(f"{waiting} queued config(s) did not run (an interrupted trial's retry, or a points_to_evaluate entry):"
-              f" budget.n_trials={n_trials} is reached. To run them: --set budget.n_trials={finished + waiting}")
+    queued = ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if queued and not result.interrupted and finished >= n_trials:
+        print(f"{len(queued)} queued config(s) did not run: budget.n_trials={n_trials} is reached. To run them: "
+              f"--set budget.n_trials={finished + len(queued)}")
+        for trial in queued[:3]:
+            print(f"  queued trial {trial.number} ({_queued_by(trial)}): "
+                  + ", ".join(f"{k}={_fmt(v)}" for k, v in trial.system_attrs.get("fixed_params", {}).items()))
     best = best_trials(ostudy)
     for trial in best[:3]:
         print(describe_trial(ostudy, trial))
@@ -59,8 +63,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
         print(f"(the best 3 of {len(best)} {ranked} shown; all: searchlab status {study.run_dir} --top {len(best)})")
     if not result.interrupted:   # why trials failed, whether or not the progress bar said it (the latest 3)
         print_failures(ostudy)
-    print(f"storage:   {study.storage_url}")
-    print(f"dashboard: optuna-dashboard {study.storage_url}   (or: searchlab dashboard {study.run_dir})")
+    print(f"storage:   {shown_url(study.storage_url)}")
+    print(f"dashboard: optuna-dashboard {shown_url(study.storage_url)}   (or: searchlab dashboard {study.run_dir})")
     if exported is not None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
     elif best and len(ostudy.directions) > 1:   # no single best: the user picks a trade-off from the front
@@ -97,7 +101,7 @@ def _print_all_pruned(ostudy: optuna.Study) -> None:
 
 def print_status(run: OpenRun, top: int) -> None:
     study = run.study
-    print(f"study '{study.study_name}' in {run.storage_url}: {state_counts(study)}")
+    print(f"study '{study.study_name}' in {shown_url(run.storage_url)}: {state_counts(study)}")
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running and not _run_in_progress(run.run_dir):
         print(f"  ({len(running)} 'running' left by a run that stopped without finishing them (killed or crashed): "
@@ -138,6 +142,18 @@ def print_failures(study: optuna.Study, last: int = 3) -> None:
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     for trial in failed[-last:]:
         print(f"  failed trial {trial.number}: {trial.user_attrs.get('error', 'no reason stored')}")
+
+
+def _queued_by(trial: FrozenTrial) -> str:
+    """Who queued a WAITING trial: a strategy's stage (its score recorded), a retry, or points_to_evaluate."""
+    attrs = trial.user_attrs
+    if "zen_score" in attrs:
+        return f"zen_nas's candidate, Zen-score {attrs['zen_score']:.4g}"
+    if "entropy" in attrs:
+        return f"deepmad's design, entropy {attrs['entropy']:.4g}"
+    if "retry_of" in attrs or trial.system_attrs.get("failed_trial") is not None:
+        return f"a retry of interrupted trial {attrs.get('retry_of', trial.system_attrs.get('failed_trial'))}"
+    return "strategy.points_to_evaluate"
 
 
 def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:

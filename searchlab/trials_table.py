@@ -22,6 +22,9 @@ from searchlab.errors import SearchlabError
 
 FORMATS = ("csv", "parquet", "json")
 TEXT_ATTRS = ("architecture", "over_budget", "error")
+# what a strategy's stage scored a queued design by, before it trained (zen_nas, deepmad): beside its trained
+# metrics, so a proxy can be checked against them
+STAGE_ATTRS = ("zen_score", "entropy", "proxy_trial")
 
 
 def trial_table(run: OpenRun) -> pd.DataFrame:
@@ -56,7 +59,7 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     start, end = trial.datetime_start, trial.datetime_complete
     row["duration_s"] = (end - start).total_seconds() if start and end else None
     row["datetime_start"], row["datetime_complete"] = start, end
-    row.update({k: trial.user_attrs[k] for k in TEXT_ATTRS if k in trial.user_attrs})
+    row.update({k: trial.user_attrs[k] for k in STAGE_ATTRS + TEXT_ATTRS if k in trial.user_attrs})
     return row
 
 

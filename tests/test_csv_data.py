@@ -115,7 +115,7 @@ def test_csv_errors(tmp_path):
     _csv_error(CsvData(source="csv", path=windows), "1 image file(s) not found", "Fix: write the paths with /")
     cased = write_csv(tmp_path / "cased.csv", ["path", "label"], [["ok.png", "benign"], ["b.png", "Benign "],
                                                                    ["c.png", "malignant"]])
-    _csv_error(CsvData(source="csv", path=cased), "writes one label in several ways ('Benign' vs 'benign')")
+    _csv_error(CsvData(source="csv", path=cased), "writes 1 label(s) in several ways ('Benign' vs 'benign')")
     ml = write_csv(tmp_path / "ml.csv", ["path", "x", "y"], [["ok.png", 0, 1], ["b.png", 2, 1], ["c.png", 1, "yes"]])
     _csv_error(CsvData(source="csv", path=ml, label_columns=("x", "y")), "2 cell(s) do not",
                "row 3, column 'x': '2'", "row 4, column 'y': 'yes'")   # every bad cell at once
@@ -158,3 +158,28 @@ def test_label_columns_must_be_distinct_label_columns(tmp_path, columns, message
 
 
 # ---------------------------------------------------------------- fitting non-square images
+
+
+def test_a_whole_number_written_with_a_decimal_point_is_the_same_class(tmp_path):
+    """A spreadsheet wrote some 1s as 1.0: they were a class of their own (six classes out of three)."""
+    rows = [[png(tmp_path / f"{i}.png", COLORS["ab"[i % 2]]).name, ["0", "1.0", "2", "1", "0.0", "2.0"][i % 6]]
+            for i in range(24)]
+    cfg = CsvData(source="csv", path=write_csv(tmp_path / "t.csv", ["path", "label"], rows), test_fraction=0.2)
+    ds = load_dataset(cfg, splits=("train", "val", "test"))
+    assert ds.class_names == ("0", "1", "2") and ds.kind == "multiclass"
+
+
+def test_sheets_in_other_encodings_are_named_and_blank_rows_skipped(tmp_path):
+    """Excel's 'CSV' in a Windows code page and its 'Unicode Text' raised a raw UnicodeDecodeError; a sheet's
+    trailing blank rows (;;;) were refused as empty cells."""
+    rows = "".join(f"{png(tmp_path / f'{i}.png', COLORS['ab'[i % 2]]).name};{['bénin', 'malin'][i % 2]}\n"
+                   for i in range(12))
+    text = "path;label\n" + rows + ";\n;\n"
+    (tmp_path / "utf8.csv").write_text(text, encoding="utf-8")
+    ds = load_dataset(CsvData(source="csv", path=tmp_path / "utf8.csv", test_fraction=0.2), splits=("train", "val", "test"))
+    assert sum(len(s) for s in ds.splits.values()) == 12 and ds.class_names == ("bénin", "malin")
+    (tmp_path / "cp1252.csv").write_bytes(text.encode("cp1252"))
+    _csv_error(CsvData(source="csv", path=tmp_path / "cp1252.csv"), "the file is not UTF-8 text (e.g. Excel's 'CSV' "
+               "in a Windows code page): byte 0xe9", "save it as 'CSV UTF-8'")
+    (tmp_path / "utf16.csv").write_bytes(text.replace(";", "\t").encode("utf-16"))
+    _csv_error(CsvData(source="csv", path=tmp_path / "utf16.csv"), "the file is UTF-16 text (Excel's 'Unicode Text')")

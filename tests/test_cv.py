@@ -48,7 +48,7 @@ def test_folds_are_stratified_disjoint_and_cover_train_val_without_test(write_st
         assert abs(len(fold) - 208) <= 1
     assert all(np.array_equal(a, b) for a, b in zip(folds, fold_indices(pool.labels, 3, seed=7)))   # deterministic
     assert not all(np.array_equal(a, b) for a, b in zip(folds, fold_indices(pool.labels, 3, seed=8)))
-    batches = fold_batches(pool, folds, 1, data.kind, 2)
+    batches = fold_batches(pool, folds, 1, data.kind, data.class_names)
     assert len(batches.train) == 624 - len(folds[1]) and torch.equal(batches.val.images, pool.images[folds[1]])
     mean = (batches.train.images.float() / 255).mean().item()
     assert batches.preprocessing["mean"][0] == pytest.approx(mean, rel=1e-5)   # this fold's training part only

@@ -238,3 +238,27 @@ def test_predict_rows_name_every_class_and_the_labels_on():
     assert list(_per_class(torch.tensor([0.9, 0.2, 0.6]), "multilabel")) == ["0.900000", "0.200000", "0.600000"]
     assert _label_text(torch.tensor([1, 0, 1]), ["effusion", "mass", "nodule"], "multilabel") == "effusion;nodule"
     assert _label_text(torch.tensor(2), ["a", "b", "c"], "multiclass") == "c"
+
+
+def test_a_split_folder_without_test_exports_as_it_ran(write_study, tmp_path):
+    """train/ and val/ but no test/: no test split is carved unless test_fraction is written. The run's record
+    used to write the default test_fraction out, so export carved one and refused the 'changed' data."""
+    from test_data import class_folder
+
+    from searchlab.export.ensemble import as_written
+
+    for split, n in (("train", 12), ("val", 4)):
+        class_folder(tmp_path / "set" / split, {"a": n, "b": n})
+    study = ("name: splits\nspace:\n  model: {kind: cnn, depth: 1, width: 4}\n  train: {batch_size: 8}\n"
+             "strategy: random\npruner: none\nbudget: {n_trials: 1, epochs: 1}\n"
+             f"data: {{source: folder, path: '{tmp_path / 'set'}', image_size: 8}}\n")
+    path = write_study(study)
+    ostudy = run_study(load_study(path), progress=False).study
+    record = ostudy.user_attrs["searchlab"]
+    assert "test_fraction" in record["data_defaults"]
+    export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
+    export_run(path, tmp_path / "best2", bootstrap=10)   # through the study file, as written there
+    assert "has no test split" in json.loads((tmp_path / "best" / "config.json").read_text())["test_note"]
+    old = {k: v for k, v in record.items() if k != "data_defaults"}   # recorded before data_defaults
+    assert "test_fraction" not in as_written(old)
+    assert as_written({**old, "data": {**old["data"], "test_fraction": 0.0}})["test_fraction"] == 0.0

@@ -142,7 +142,10 @@ def test_too_few_real_images_say_how_many_are_needed(breast):
     wide = PenultimateFeatures(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 2)),
                                {"mean": [0.0], "std": [1.0]})
     with pytest.raises(ConfigError, match="needs at least 785 real images per split.*the train split has 546"):
-        _check_enough_images(wide, breast)
+        _check_enough_images(wide.num_features, breast)
+    from searchlab.gan.features import trained_feature_count   # known before the network trains a minute
+
+    assert trained_feature_count(breast) == 32
 
 
 def test_a_feature_network_for_other_images_is_refused(breast, tmp_path):
@@ -224,6 +227,23 @@ def test_synthetic_minority_images_join_only_the_training_split(write_study, tmp
     assert seen == [(546 + 50, [147 + 50, 399], 78)]      # malignant (the minority) gets 50 more; val untouched
 
 
+def test_synthetic_images_are_asked_for_by_class_name_not_position(tmp_path):
+    """positive_class reorders the data's classes (and a folder's sort by name): the generator's class 1 may be
+    the data's class 0. Labels used to be passed by position, so the minority class got the other's images."""
+    import json
+
+    from searchlab.augment.synthetic import _generator_labels, generator_mismatch
+
+    generator = {"channels": 1, "image_size": 28, "args": {"n_classes": 2}, "class_names": ["malignant", "benign"]}
+    (tmp_path / "config.json").write_text(json.dumps({"generator": generator}))
+    data_order = ("benign", "malignant")
+    assert generator_mismatch(tmp_path, (1, 28, 28), data_order) is None
+    assert _generator_labels(torch.tensor([1, 1, 0]), data_order, {"generator": generator}).tolist() == [0, 0, 1]
+    rule, fix = generator_mismatch(tmp_path, (1, 28, 28), ("normal", "abnormal"))
+    assert "makes the classes ['malignant', 'benign']; this data's are ['normal', 'abnormal']" in rule
+    assert "rename" in fix
+
+
 def test_an_unconditional_generator_cannot_add_class_images(write_study, tmp_path, extractor_run):
     from searchlab.export.exporter import export_run
 
@@ -270,6 +290,11 @@ def test_a_two_objective_gan_study_records_medfid_and_recall(write_study, tmp_pa
     trial = optuna.load_study(study_name="gan", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials[0]
     assert trial.state == TrialState.COMPLETE and len(trial.values) == 2
     assert trial.values[1] == trial.user_attrs["evaluations"][-1]["recall"]
+    from searchlab.export.exporter import export_run   # a member of the front exports, each metric its own
+
+    config = export_run(tmp_path / "run", tmp_path / "best", trial_number=0)
+    assert (config["metrics"]["medfid"], config["metrics"]["recall"]) == tuple(trial.values)
+    assert config["metrics"]["kid"] == trial.user_attrs["metrics"]["kid"] != trial.values[0]
 
 
 @pytest.mark.parametrize("labels", [[2] * 4, ["malignant"] * 4, [0, 1], [[0, 1], [1, 0]]])
@@ -280,6 +305,19 @@ def test_labels_a_conditional_generator_cannot_take_are_said(labels):
     with pytest.raises(ValueError, match=r"labels are 4 class indices 0\.\.1, one per image"):
         sample_images(conditional, 4, labels=labels)
     assert sample_images(conditional, 4, labels=[0, 1, 1, 0]).shape == (4, 1, 28, 28)
+
+
+def test_sampling_draws_anew_unless_seeded_and_takes_class_names():
+    from searchlab.models.gan_sampling import sample_images
+
+    conditional = build_generator("dcgan", 28, 1, latent=8, width=8, n_classes=2).eval()
+    conditional.class_names = ("malignant", "normal, benign")   # as load_generator sets them from config.json
+    assert not torch.equal(sample_images(conditional, 4, labels=[0] * 4), sample_images(conditional, 4, labels=[0] * 4))
+    seeded = sample_images(conditional, 4, labels=[1, 0, 1, 0], seed=7)
+    assert torch.equal(seeded, sample_images(conditional, 4, labels=["normal, benign", "malignant"] * 2, seed=7))
+    with pytest.raises(ValueError, match=r"or names \['malignant', 'normal, benign'\].*got \['benign'\], which are "
+                                         "not its classes"):
+        sample_images(conditional, 2, labels=["benign", "malignant"])
 
 
 def test_a_gan_trial_the_timeout_cuts_completes_saying_where(write_study, tmp_path, extractor_run, monkeypatch):

@@ -257,7 +257,7 @@ def test_cross_validation_folds_keep_each_patient_in_one_fold(tmp_path):
     counts = units_per_class(pool, 2)
     assert counts.tolist() == [len({patient[i] for i in np.flatnonzero(pool.labels.numpy() == c)}) for c in (0, 1)]
     with pytest.raises(Exception, match=rf"cv_folds=9: class 'b' has only {counts[1]} group\(s\) of images "
-                                        r"\(patient sub-folders and loose images\)"):
+                                        r"\(patients: sub-folders or data.group_column, and loose images\)"):
         fold_indices(pool.labels, 9, 0, data.class_names, pool.groups)
 
 
@@ -276,7 +276,8 @@ def test_a_drawn_split_far_from_its_share_because_patients_stay_whole_is_warned_
     plan = plan_files(cfg)
     val = len(plan.files["val"])
     [warning] = data_advice(cfg)
-    assert warning.startswith("data: patient sub-folders are kept whole, so the drawn splits missed their shares: "
+    assert warning.startswith("data: patients are kept whole (sub-folders, or data.group_column), so the drawn "
+                              "splits missed their shares: "
                               f"val {val} of 72 images ({val / 72:.0%}, val_fraction 0.15)")
     assert data_advice(cfg.model_copy(update={"val_fraction": val / 72})) == []
 

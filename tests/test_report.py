@@ -243,3 +243,7 @@ def test_compare_search_time_leaves_out_the_gap_before_a_resumed_run():
         study.add_trial(trial)
     curve = best_so_far(SimpleNamespace(study=study), "r")
     assert curve.seconds == pytest.approx([2, 3, 5, 8]) and curve.best == [0.6, 0.7, 0.7, 0.8]
+    stage = (t0 - timedelta(seconds=60)).timestamp(), (t0 - timedelta(seconds=10)).timestamp()
+    study.set_user_attr("searchlab:stage_spans", [list(stage)])   # zen_nas scored for 50 s before trial 0
+    staged = best_so_far(SimpleNamespace(study=study), "r")
+    assert staged.seconds == pytest.approx([52, 53, 55, 58])

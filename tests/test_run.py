@@ -433,7 +433,7 @@ def test_overrides_reach_the_worker_processes_which_reread_the_study_file(write_
     assert [t.user_attrs["config"]["sleep"] for t in study.trials] == [0.01, 0.01]
 
 
-def test_a_run_folder_keeps_its_storage(write_study, tmp_path):
+def test_a_run_folder_keeps_its_storage(write_study, tmp_path, capsys):
     path = callable_study(write_study, n=1)
     run_study(load_study(path), progress=False)
     other = f"sqlite:///{tmp_path / 'elsewhere.db'}"
@@ -441,6 +441,9 @@ def test_a_run_folder_keeps_its_storage(write_study, tmp_path):
                                            f"this run's storage is {other}"):
         run_study(load_study(path, {"storage": other}), progress=False)
     assert not (tmp_path / "elsewhere.db").exists()
+    run_study(load_study(path, {"name": "other"}), progress=False)
+    assert "held the study 'fake'; it now names 'other', so `status`, `export` and `report` of the folder see " \
+           "'other' only" in capsys.readouterr().err
 
 
 def test_more_local_workers_than_cores_and_workers_under_ray_are_warned_about(write_study, monkeypatch, capsys):
@@ -455,3 +458,19 @@ def test_more_local_workers_than_cores_and_workers_under_ray_are_warned_about(wr
     ray = "\nexecutor: {kind: ray, workers: 4}\n"
     run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra=ray)))
     assert "executor.workers is for kind: local" in capsys.readouterr().err
+
+
+def test_a_password_in_the_storage_url_is_never_printed(write_study, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from searchlab.engine.rundir import write_manifest
+    from searchlab.errors import shown_url
+
+    url = "postgresql://sl:S3cretPW@127.0.0.1:55499/db"
+    assert shown_url(url) == "postgresql://sl:***@127.0.0.1:55499/db" and shown_url("sqlite:///a.db") == "sqlite:///a.db"
+    with pytest.raises(StorageError) as info:
+        run_study(load_study(callable_study(write_study, n=1), {"storage": url}), progress=False)
+    assert "S3cretPW" not in str(info.value) and "sl:***@127.0.0.1" in str(info.value)
+    (tmp_path / "pw").mkdir()
+    write_manifest(SimpleNamespace(config=SimpleNamespace(name="s"), storage_url=url, run_dir=tmp_path / "pw"))
+    assert (tmp_path / "pw" / "searchlab.json").stat().st_mode & 0o777 == 0o600

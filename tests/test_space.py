@@ -119,6 +119,17 @@ def test_a_study_named_like_a_library_fragment_includes_the_fragment_not_itself(
     assert "model.width" in distributions(space) and "model.depth" not in distributions(space)
 
 
+def test_another_study_named_like_a_fragment_beside_the_study_is_not_included(tmp_path):
+    """A user's own plain_cnn.yaml study sat beside the study including plain_cnn.yaml: it was read as the
+    space, and its own include of plain_cnn.yaml reported as a cycle."""
+    (tmp_path / "plain_cnn.yaml").write_text("name: mine\ndata: {source: medmnist}\nspace:\n"
+                                             "  model: {include: plain_cnn.yaml}\n")
+    space = compile_text("space:\n  model: {include: plain_cnn.yaml, depth: 3}\n", tmp_path)
+    assert "model.width" in distributions(space) and "model.depth" not in distributions(space)
+    space = compile_text("space:\n  include: plain_cnn.yaml#space\n", tmp_path)   # its space, asked for by key
+    assert "model.width" in distributions(space)
+
+
 def test_include_cycle_is_refused(tmp_path):
     (tmp_path / "a.yaml").write_text("include: b.yaml\n")
     (tmp_path / "b.yaml").write_text("include: a.yaml\n")

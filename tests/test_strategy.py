@@ -56,6 +56,8 @@ def test_plugin_by_module_and_class_gets_the_seed():
     ("no_such_module_xyz:Sampler", "cannot import"),
     ("optuna.samplers:Nope", "no attribute"),
     ("optuna.pruners:MedianPruner", "not an optuna.samplers.BaseSampler"),
+    ("optuna.samplers:BaseSampler", "does not implement the sampler interface: it lacks infer_relative_search_space, "
+                                    "sample_independent, sample_relative"),
 ])
 def test_bad_plugins_are_clear_errors(spec, message):
     with pytest.raises(RegistryError, match=message):
@@ -123,3 +125,26 @@ def test_a_plugin_beside_the_study_file_is_found_and_an_installed_module_of_its_
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("beside_the_study_sampler", None)
+
+
+def test_a_sampler_missing_an_optional_package_is_refused_before_any_trial(write_study, tmp_path):
+    """Optuna's CmaEsSampler imports cmaes only when it first samples; so does this plug-in with its package.
+    Without the check every trial of the run failed with the same ModuleNotFoundError."""
+    import sys
+
+    from searchlab.config.load import load_study
+
+    (tmp_path / "lazy_sampler.py").write_text(
+        "import optuna\nclass Lazy(optuna.samplers.TPESampler):\n"
+        "    def sample_relative(self, study, trial, space):\n"
+        "        import no_such_optimiser_xyz  # noqa: F401\n")
+    text = "name: s\nspace: {optim: {lr: {float: [1.0e-4, 1.0e-2]}}}\nstrategy: {class: 'lazy_sampler:Lazy'}\n"
+    try:
+        with pytest.raises(ConfigError) as info:
+            load_study(write_study(text))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lazy_sampler", None)
+    assert info.value.key == "strategy" and "No module named 'no_such_optimiser_xyz'" in info.value.rule
+    assert "pip install no_such_optimiser_xyz" in info.value.fix
+    load_study(write_study(text.replace("lazy_sampler:Lazy", "optuna.samplers:TPESampler")))   # a complete one loads

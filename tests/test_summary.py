@@ -64,10 +64,13 @@ def test_a_queued_retry_left_by_a_reached_budget_is_said_and_running_it_is_not_c
     ostudy.enqueue_trial({})           # an interrupted trial's config, queued again
     out = _printed(ostudy, 3, 3, capsys)
     assert "nothing ran" in out and "1 queued config(s) did not run" in out and "budget.n_trials=4" in out
+    assert "  queued trial 3 (strategy.points_to_evaluate): " in out
     trial = ostudy.ask()               # a later run with n_trials=4 runs the queued config
     ostudy.tell(trial, 0.5)
     out = _printed(ostudy, 4, 3, capsys)
     assert "nothing ran" not in out and "queued" not in out
+    ostudy.enqueue_trial({"model.depth": 3}, user_attrs={"zen_score": 41.25, "proxy_trial": 7})
+    assert "  queued trial 4 (zen_nas's candidate, Zen-score 41.25): model.depth=3" in _printed(ostudy, 4, 4, capsys)
 
 
 def test_trials_all_pruned_for_the_architecture_budget_are_not_blamed_on_the_pruner(capsys):

@@ -126,28 +126,40 @@ def test_a_run_whose_best_weights_are_gone_fails_the_trial_with_the_fix(write_st
     assert "Or export the trial you want" in error
 
 
-def test_a_checkpoint_that_does_not_fit_names_the_layers(write_study, source_run):
+def test_a_checkpoint_that_does_not_fit_names_the_layers(write_study, source_run, tmp_path):
+    """Refused before any trial (every trial would load the same misfit); what to make equal comes first: both
+    architectures, read from the export's config.json."""
     text = target_study(str(source_run / "export"), "full").replace("width: 8,", "width: 16,")
-    trial = run_target(write_study, text)
-    assert trial.state == TrialState.FAIL
-    error = trial.user_attrs["error"]
-    assert "do not fit this model (PlainCNN)" in error
+    with pytest.raises(ConfigError) as info:
+        run_target(write_study, text)
+    error = str(info.value)
+    assert info.value.key == "space.model.weights" and not (tmp_path / "run" / "study.db").exists()
+    assert "do not fit this model (PlainCNN; this model: plain_cnn (depth=2, width=16," in error
+    assert "; the weights' model: plain_cnn (depth=2, width=8," in error
     assert "features.0.weight: weights (8, 1, 3, 3), model (16, 1, 3, 3)" in error
-    # and what to make equal: both architectures, read from the export's config.json
-    assert "(this model: plain_cnn (depth=2, width=16," in error and "; the weights' model: plain_cnn (depth=2, " \
-           "width=8," in error
 
 
 def test_weights_of_a_deeper_network_are_refused_not_partly_loaded(write_study, source_run):
     text = target_study(str(source_run / "export"), "full").replace("depth: 2,", "depth: 1,")
-    trial = run_target(write_study, text)
-    assert trial.state == TrialState.FAIL and "do not fit this model (PlainCNN): not in this model: features." in \
-        trial.user_attrs["error"]
+    with pytest.raises(ConfigError, match=r"do not fit this model \(PlainCNN; .*\): not in this model: features\.7, "
+                                          r"features\.8, features\.10, features\.11 \(12 tensors\)"):
+        run_target(write_study, text)
 
 
-def test_cutoff_beyond_the_depth(write_study, source_run, tmp_path):
+def test_weights_that_fit_only_some_searched_networks_are_warned_about(write_study, source_run, capsys):
+    """Width 8 or 16 with weights of width 8: the width-16 trials fail alone, which the run says at its start;
+    weights under transfer: scratch are not used, which is said too."""
+    text = target_study(str(source_run / "export"), "full").replace("width: 8,", "width: {choice: [8, 16]},")
+    run_target(write_study, text.replace("n_trials: 1", "n_trials: 2"))
+    err = capsys.readouterr().err
+    assert "fit plain_cnn (depth=2, width=8, " in err and "but not plain_cnn (depth=2, width=16, " in err
+    run_target(write_study, target_study(str(source_run / "export"), "scratch").replace("name: target", "name: t2"))
+    assert "space.model.weights" in capsys.readouterr().err
+
+
+def test_cutoff_beyond_the_depth(write_study, source_run, tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"space.model.cutoff: cut-off block 5 \(the smallest this space draws\) "
-                                          r"is beyond the depth of the plain_cnn network, which has 2 blocks "
+                                          r"is beyond the depth of the plain_cnn \(depth=2, .*\) network, which has 2 blocks "
                                           r"\(got 5\). Fix: use cut-offs from 1 to 2"):
         run_target(write_study, target_study(str(source_run / "export"), "cutoff", ", cutoff: 5"))
     with pytest.raises(ConfigError, match=r"cut-off block 3 \(the smallest this space draws\)"):
@@ -156,6 +168,8 @@ def test_cutoff_beyond_the_depth(write_study, source_run, tmp_path):
     searched = target_study(str(source_run / "export"), "cutoff", ", cutoff: {int: [1, 5]}").replace(
         "n_trials: 1", "n_trials: 6")                                          # some cut-offs fit: trials decide
     study = run_study(load_study(write_study(searched)), progress=False).study
+    assert ("warning: space.model.cutoff: some drawn cut-offs are beyond their network's depth (e.g. 5 on plain_cnn "
+            "(depth=2, ") in capsys.readouterr().err
     for trial in study.trials:
         assert (trial.state == TrialState.FAIL) == (trial.params["model.cutoff"] > 2)
         if trial.state == TrialState.FAIL:

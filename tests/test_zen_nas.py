@@ -29,10 +29,12 @@ def _studies(tmp_path):
             optuna.load_study(study_name="zen.zen_proxy", storage=storage))
 
 
-def test_proxy_search_is_recorded_and_its_top_k_train_first(write_study, tmp_path):
+def test_proxy_search_is_recorded_and_its_top_k_train_first(write_study, tmp_path, capsys):
     run_study(load_study(write_study(STUDY.replace("N", "4"))), progress=False)
     main, proxy = _studies(tmp_path)
     candidates = proxy.trials
+    [(started, ended)] = main.user_attrs["searchlab:stage_spans"]   # the stage's search time, for compare
+    assert started < ended <= main.trials[0].datetime_start.timestamp()
     assert proxy.user_attrs["searchlab:stage_done"]
     over = [t for t in candidates if t.state == TrialState.PRUNED]
     scored = [t for t in candidates if t.state == TrialState.COMPLETE]
@@ -50,6 +52,12 @@ def test_proxy_search_is_recorded_and_its_top_k_train_first(write_study, tmp_pat
         (t.user_attrs["zen_score"] for t in trained[:3]), reverse=True)
     assert all(t.state == TrialState.COMPLETE and t.user_attrs["params"] <= 40000 for t in trained[:3])
     assert all(candidates[t.user_attrs["proxy_trial"]].params == t.params for t in trained[:3])
+    assert f"zen.zen_proxy: 30 scored, {len(over)} over the budgets, 0 failed in " in capsys.readouterr().out
+    from searchlab.engine.rundir import open_run
+    from searchlab.trials_table import trial_table
+
+    table = trial_table(open_run(tmp_path / "run"))
+    assert table["zen_score"].tolist()[:3] == [t.user_attrs["zen_score"] for t in trained[:3]]
 
 
 def test_resuming_reuses_the_finished_proxy_search(write_study, tmp_path):
@@ -58,6 +66,7 @@ def test_resuming_reuses_the_finished_proxy_search(write_study, tmp_path):
     run_study(load_study(write_study(STUDY.replace("N", "5"))), progress=False)
     main, proxy = _studies(tmp_path)
     assert [json.dumps(t.params, sort_keys=True) for t in proxy.trials] == first
+    assert len(main.user_attrs["searchlab:stage_spans"]) == 1   # reused, not run (or counted) again
     assert len(main.trials) == 5
 
 
@@ -106,5 +115,19 @@ def test_candidate_costs_from_the_shape_equal_the_counted_ones(write_study):
 def test_a_budget_no_candidate_meets_is_said_with_the_cheapest_cost(write_study):
     study = load_study(write_study(STUDY.replace("N", "2").replace("max_params: 40000", "max_params: 10")))
     with pytest.raises(ConfigError, match=r"no architecture found in this space fits the budget \(max_params 10\): "
-                                          r"the cheapest of \d+ costed .* has flops [\d.e+]+, params \d+"):
+                                          r"the cheapest of \d+ costed .* has flops [\d.e+]+, params \d+") as info:
         run_study(study, progress=False)
+    assert info.value.key == "budget.max_params"   # the key to raise (and a --set of it is named as such)
+
+
+def test_fewer_candidates_scored_than_asked_are_said_with_why(write_study, capsys):
+    from searchlab.nas.zen_nas import ZenNASSettings, _search
+    from searchlab.tasks import get_task
+
+    study = load_study(write_study(STUDY.replace("N", "1")))
+    task = get_task(study.config.task)
+    assert _search(study, task, ZenNASSettings(candidates=5, batch_size=8), deadline=0.0) == []
+    assert "warning: zen_nas scored 0 of its 5 candidates: budget.timeout ran out" in capsys.readouterr().out
+    tight = load_study(write_study(STUDY.replace("N", "1").replace("max_params: 40000", "max_params: 10")))
+    _search(tight, task, ZenNASSettings(candidates=3, batch_size=8, population_size=4, sample_size=2), None)
+    assert "draws (at most 20 per candidate) were over the budgets" in capsys.readouterr().out

@@ -29,14 +29,24 @@ def with_synthetic(batches: Batches, spec: AugmentSpec, base_dir: Path, seed: in
 
     folder = (base_dir / spec.synthetic).resolve()
     train = batches.train
-    problem = generator_mismatch(folder, tuple(train.images.shape[1:]), batches.n_classes)
+    names = batches.class_names or tuple(str(i) for i in range(batches.n_classes))
+    problem = generator_mismatch(folder, tuple(train.images.shape[1:]), names if batches.class_names else len(names))
     if problem:
         raise TrialFailure(f"augment.synthetic: {problem[0]}. Fix: {problem[1]}")
-    generator, _ = load_generator(folder)
+    generator, config = load_generator(folder)
     labels = _labels(train.labels, spec)
-    images = sample_images(generator, len(labels), labels=labels, seed=seed)
+    images = sample_images(generator, len(labels), labels=_generator_labels(labels, names, config), seed=seed)
     grown = ImageSplit(torch.cat([train.images, images]), torch.cat([train.labels, labels.to(train.labels.dtype)]))
     return replace(batches, train=grown)
+
+
+def _generator_labels(labels: torch.Tensor, names: tuple[str, ...], config: dict) -> torch.Tensor:
+    """The data's class indices as the generator's: by class name, since the two may order the same classes
+    differently (positive_class reorders the data; a folder's classes sort by name)."""
+    made_for = config["generator"].get("class_names")
+    if not made_for or not set(names) <= set(made_for):   # an export without names: its indices are the data's
+        return labels
+    return torch.tensor([list(made_for).index(name) for name in names], dtype=torch.long)[labels]
 
 
 def _labels(real: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:
@@ -47,9 +57,10 @@ def _labels(real: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:
     return classes.repeat_interleave(spec.synthetic_per_class)
 
 
-def generator_mismatch(folder: Path, shape: tuple[int, ...], n_classes: int) -> tuple[str, str] | None:
-    """Why the export in `folder` cannot add images of `shape` (C, H, W) for `n_classes` classes, as (rule, fix),
-    or None. Read from its config.json alone, so a run checks it before any trial (classify.prepare)."""
+def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str, ...] | int) -> tuple[str, str] | None:
+    """Why the export in `folder` cannot add images of `shape` (C, H, W) for the data's `classes` (names, or
+    their number), as (rule, fix), or None. Read from its config.json alone, so a run checks it before any
+    trial (classify.prepare)."""
     if not (folder / "config.json").is_file():
         return (f"{folder} is not a generator export (no config.json)",
                 "`searchlab export` a generate study's run and name that folder")
@@ -61,10 +72,16 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], n_classes: int) -> 
     if tuple(shape) != made:
         return (f"the generator in {folder} makes {'x'.join(map(str, made))} images; the data's are "
                 f"{'x'.join(map(str, shape))}", "a generator trained on this data")
+    n_classes = classes if isinstance(classes, int) else len(classes)
     conditional_on = generator["args"].get("n_classes", 0)
+    made_for = generator.get("class_names")
     if conditional_on != n_classes:
         what = f"conditional on {conditional_on} classes" if conditional_on else "unconditional"
         return (f"the generator in {folder} is not conditional on this data's {n_classes} classes ({what}; "
-                f"trained on {generator.get('class_names')})", "export a class-conditional GAN trial of this data "
+                f"trained on {made_for})", "export a class-conditional GAN trial of this data "
                 "set (e.g. run the GAN study with --set space.gan.conditional=true)")
+    if not isinstance(classes, int) and made_for and set(made_for) != set(classes):
+        return (f"the generator in {folder} makes the classes {list(made_for)}; this data's are {list(classes)}, "
+                "so its images would be labelled by position, not by what they show",
+                "a generator trained on data with these class names (rename the class folders or labels to match)")
     return None

@@ -307,10 +307,10 @@ def _allowed(param: Any) -> str:
 
 def _validate_strategy_and_pruner(study: Study) -> None:
     """Build the sampler and pruner once now, so bad names or arguments fail before any trial."""
-    from searchlab.strategy import build_pruner, build_sampler
+    from searchlab.strategy import build_pruner, build_sampler, missing_package
 
     try:
-        build_sampler(study.config.strategy, study.config.seed, study.base_dir)
+        missing = missing_package(build_sampler(study.config.strategy, study.config.seed, study.base_dir))
         build_pruner(study.config.pruner, study.config.budget.epochs)
     except ConfigError:
         raise
@@ -318,3 +318,9 @@ def _validate_strategy_and_pruner(study: Study) -> None:
         rule, _, fix = str(exc).partition(". Fix: ")   # a fix of its own (e.g. a module to install) comes first
         raise ConfigError(rule, key="strategy", fix=fix or "name a registered strategy, `preset: FILE` from "
                           "strategies/, or `class: module:Class` for any Optuna sampler") from None
+    if missing is not None:
+        module = getattr(missing, "name", None) or str(missing)
+        raise ConfigError(f"the strategy's sampler needs a Python module that is not installed ({missing})",
+                          key="strategy", got=study.config.strategy.class_ or study.config.strategy.name,
+                          fix=f"install the package that provides '{module}' (e.g. pip install {module}), or choose "
+                          "another strategy")

@@ -77,6 +77,7 @@ class CsvData(SplitFractions):
     image_column: str = "path"
     label_columns: tuple[str, ...] = ("label",)   # one column: binary/multi-class; several 0/1: multi-label
     split_column: str | None = None           # optional column holding train/val/test
+    group_column: str | None = None           # optional column of patient ids: a patient's rows stay together
     image_size: Annotated[int, Field(ge=8, le=1024)] = 28
     channels: Literal[1, 3] = 1
     fit: ImageFit = "stretch"
@@ -110,6 +111,15 @@ class CsvData(SplitFractions):
         if column is not None and column in (info.data.get("image_column"), *info.data.get("label_columns", ())):
             raise ValueError(f"{column!r} is also the image column or a label column. Fix: "
                              "name the column that holds train/val/test")
+        return column
+
+    @field_validator("group_column", mode="after")
+    @classmethod
+    def _group_column_apart(cls, column: str | None, info: ValidationInfo) -> str | None:
+        others = (info.data.get("image_column"), *info.data.get("label_columns", ()), info.data.get("split_column"))
+        if column is not None and column in others:
+            raise ValueError(f"{column!r} is also the image, a label or the split column. Fix: name the column "
+                             "that holds each row's patient (or study) id")
         return column
 
 

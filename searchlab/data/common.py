@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from searchlab.data.grouping import spanning_split, spans_classes
 from searchlab.data.image_cache import cached_decode
 from searchlab.data.types import Decoding, ImageSplit, SplitPlan
 from searchlab.errors import DataError
@@ -176,6 +177,8 @@ def stratified_split(labels: Sequence[int], fractions: Mapping[str, float], seed
     """
     labels = np.asarray(labels)
     if groups is not None and len(set(groups)) < len(groups):
+        if spans_classes(labels, groups):   # a CSV patient with images of two classes
+            return spanning_split(labels, fractions, seed, where, class_names, groups)
         return _grouped_split(labels, fractions, seed, where, class_names, list(groups))
     rng = np.random.default_rng(seed)
     out: dict[str, list[np.ndarray]] = {"train": [], **{k: [] for k in fractions}}

@@ -7,13 +7,14 @@ user fixing a 5,000-row sheet needs to know exactly where to look.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from searchlab.config.schema import CsvData
 from searchlab.data.common import SPLITS, first_lines, load_splits, random_split, resolve_path, stratified_split
+from searchlab.data.grouping import spanning_split
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan, TaskKind
 from searchlab.errors import DataError
 
@@ -26,6 +27,7 @@ class _Table:
     raw_labels: list[list[str]]     # label column values as written
     split_values: list[str | None]
     rows: list[int]                 # spreadsheet row number of each entry
+    groups: list[str] = field(default_factory=list)   # group_column's values (a patient id), when it is set
 
 
 def _read(cfg: CsvData, csv_path: Path) -> _Table:
@@ -34,16 +36,36 @@ def _read(cfg: CsvData, csv_path: Path) -> _Table:
         raise DataError(f"{csv_path}: CSV file not found (data.path). Fix: check the path; relative paths "
                         f"are resolved against the study file's folder")
     table = _Table([], [], [], [])
+    try:
+        _parse(cfg, csv_path, table)
+    except UnicodeDecodeError as exc:
+        utf16 = csv_path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+        kind = ("UTF-16 text (Excel's 'Unicode Text')" if utf16
+                else "not UTF-8 text (e.g. Excel's 'CSV' in a Windows code page)")
+        raise DataError(f"{csv_path}: the file is {kind}: byte {exc.object[exc.start]:#04x} at position {exc.start} "
+                        "cannot be read as UTF-8. Fix: save it as 'CSV UTF-8' (Excel: Save As, CSV UTF-8 (Comma "
+                        "delimited))") from None
+    if not table.files:
+        raise DataError(f"{csv_path}: the CSV has a header but no rows. Fix: add one row per image")
+    _check_files_exist(csv_path, cfg.image_column, table)
+    _check_each_image_once(csv_path, cfg, table)
+    return table
+
+
+def _parse(cfg: CsvData, csv_path: Path, table: _Table) -> None:
+    """Rows into `table`: every empty cell named at once; rows with no value at all (a sheet's trailing blank
+    rows) skipped."""
     with csv_path.open(newline="", encoding="utf-8-sig") as fh:   # utf-8-sig: Excel writes a BOM
         reader = csv.DictReader(fh, delimiter=_delimiter(fh.readline()))
         fh.seek(0)
         found = [c.strip() for c in reader.fieldnames or []]
         reader.fieldnames = found
-        wanted = [cfg.image_column, *cfg.label_columns] + ([cfg.split_column] if cfg.split_column else [])
+        wanted = [cfg.image_column, *cfg.label_columns, *(c for c in (cfg.split_column, cfg.group_column) if c)]
         missing = [c for c in wanted if c not in found]
         if missing:
             raise DataError(f"{csv_path}: column(s) {missing} not found; the CSV has {found}. "
-                            f"Fix: set data.image_column / data.label_columns / data.split_column")
+                            f"Fix: set data.image_column / data.label_columns / data.split_column / "
+                            "data.group_column")
         empty: list[str] = []   # every empty cell at once: a sheet is fixed in one pass
 
         def cell(row: dict[str, str | None], column: str, n: int) -> str:
@@ -53,18 +75,17 @@ def _read(cfg: CsvData, csv_path: Path) -> _Table:
             return value
 
         for n, row in enumerate(reader, start=2):
+            if not any(isinstance(v, str) and v.strip() for v in row.values()):
+                continue
             table.rows.append(n)
             table.files.append(resolve_path(Path(cell(row, cfg.image_column, n)), csv_path.parent))
             table.raw_labels.append([cell(row, c, n) for c in cfg.label_columns])
             table.split_values.append(cell(row, cfg.split_column, n).lower() if cfg.split_column else None)
+            if cfg.group_column:
+                table.groups.append(cell(row, cfg.group_column, n))
     if empty:
         raise DataError(f"{csv_path}: {len(empty)} empty cell(s):{first_lines(empty)}\nFix: fill them in or drop "
                         "the rows")
-    if not table.files:
-        raise DataError(f"{csv_path}: the CSV has a header but no rows. Fix: add one row per image")
-    _check_files_exist(csv_path, cfg.image_column, table)
-    _check_each_image_once(csv_path, cfg, table)
-    return table
 
 
 def _check_each_image_once(csv_path: Path, cfg: CsvData, table: _Table, shown: int = 10) -> None:
@@ -110,27 +131,38 @@ def _check_files_exist(csv_path: Path, column: str, table: _Table, shown: int = 
     raise DataError(f"{csv_path}: column {column!r}: {len(missing)} image file(s) not found:{listed}\nFix: {fix}")
 
 
-def _check_consistent_spelling(csv_path: Path, column: str, raw: list[str]) -> None:
-    """'Benign' and 'benign' would be two classes: a typo in a sheet must not silently add a class."""
+def _check_consistent_spelling(csv_path: Path, column: str, raw: list[str], what: str = "label",
+                               would: str = "make them different classes") -> None:
+    """'Benign' and 'benign' would be two classes (and 'p0099' and 'P0099' two patients, split apart): a typo
+    in a sheet must not silently add a class or a patient."""
     spellings: dict[str, set[str]] = {}
     for value in raw:
         spellings.setdefault(" ".join(value.lower().split()), set()).add(value)
     clashes = [sorted(values) for values in spellings.values() if len(values) > 1]
     if clashes:
-        raise DataError(f"{csv_path}: column {column!r} writes one label in several ways ("
-                        + "; ".join(" vs ".join(repr(v) for v in c) for c in clashes)
-                        + "), which would make them different classes. Fix: write each label the same way")
+        shown = "; ".join(" vs ".join(repr(v) for v in c) for c in clashes[:10])
+        more = f"; and {len(clashes) - 10} more" if len(clashes) > 10 else ""
+        raise DataError(f"{csv_path}: column {column!r} writes {len(clashes)} {what}(s) in several ways "
+                        f"({shown}{more}), which would {would}. Fix: write each {what} the same way")
 
 
 def _single_label(raw: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Distinct values are the classes, sorted numerically when they are all integers."""
+    """Distinct values are the classes, sorted numerically when they are all whole numbers (a spreadsheet's
+    `1.0` is the class `1`, not another one)."""
     try:
-        ints = [int(v) for v in raw]
+        ints = [_whole_number(v) for v in raw]
         values = sorted(set(ints))
         return np.asarray([values.index(v) for v in ints], dtype=np.int64), tuple(str(v) for v in values)
     except ValueError:
         values_s = sorted(set(raw))
         return np.asarray([values_s.index(v) for v in raw], dtype=np.int64), tuple(values_s)
+
+
+def _whole_number(value: str) -> int:
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(value)
+    return int(number)
 
 
 def _multi_label(csv_path: Path, table: _Table, columns: tuple[str, ...]) -> np.ndarray:
@@ -159,15 +191,18 @@ def _multi_label(csv_path: Path, table: _Table, columns: tuple[str, ...]) -> np.
 
 def _assign(cfg: CsvData, csv_path: Path, table: _Table, labels: np.ndarray, seed: int,
             classes: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Row indices per split: from the split column, else a seeded (stratified if possible) split."""
-    multilabel = labels.ndim == 2
+    """Row indices per split: from the split column, else a seeded (stratified if possible) split; with
+    group_column, a group's rows all in one split."""
     where = str(csv_path)
 
     def split(idx: np.ndarray, fractions: dict[str, float]) -> dict[str, np.ndarray]:
-        if multilabel:
+        groups = [table.groups[i] for i in idx] if table.groups else None
+        if labels.ndim == 2 and groups is not None and len(set(groups)) < len(groups):
+            parts = spanning_split(labels[idx], fractions, seed, where, classes, groups)
+        elif labels.ndim == 2:
             parts = random_split(len(idx), fractions, seed, where)
         else:
-            parts = stratified_split(labels[idx], fractions, seed, where, classes)
+            parts = stratified_split(labels[idx], fractions, seed, where, classes, groups=groups)
         return {k: idx[v] for k, v in parts.items()}
 
     if cfg.split_column is None:
@@ -176,6 +211,8 @@ def _assign(cfg: CsvData, csv_path: Path, table: _Table, labels: np.ndarray, see
         if value not in SPLITS:
             raise DataError(f"{csv_path}: row {n}, column {cfg.split_column!r}: unknown split {value!r}. "
                             f"Fix: use one of {', '.join(SPLITS)}")
+    if table.groups:
+        _check_groups_in_one_split(csv_path, cfg, table)
     values = np.asarray(table.split_values)
     out = {s: np.flatnonzero(values == s) for s in SPLITS}
     if len(out["val"]) == 0 and len(out["train"]) > 0:      # like the folder: carve val out of train
@@ -184,11 +221,34 @@ def _assign(cfg: CsvData, csv_path: Path, table: _Table, labels: np.ndarray, see
     return out
 
 
+def _drawn_shares(cfg: CsvData, table: _Table) -> dict[str, float]:
+    """The splits searchlab drew (not given in split_column) and the share asked of each."""
+    if cfg.split_column is None:
+        return {"val": cfg.val_fraction, "test": cfg.test_fraction}
+    return {} if "val" in table.split_values else {"val": cfg.val_fraction}
+
+
+def _check_groups_in_one_split(csv_path: Path, cfg: CsvData, table: _Table) -> None:
+    """A patient's rows marked for two splits would be trained on and scored at once: refuse, naming them."""
+    rows_of: dict[str, list[tuple[int, str | None]]] = {}
+    for n, group, split in zip(table.rows, table.groups, table.split_values):
+        rows_of.setdefault(group, []).append((n, split))
+    crossing = [(g, rows) for g, rows in rows_of.items() if len({s for _, s in rows}) > 1]
+    if crossing:
+        listed = first_lines([f"{g!r}: " + ", ".join(f"row {n} ({s})" for n, s in rows) for g, rows in crossing])
+        raise DataError(f"{csv_path}: {len(crossing)} group(s) of column {cfg.group_column!r} have rows in more than "
+                        f"one split of column {cfg.split_column!r}, so a patient would be trained on and scored "
+                        f"at once:{listed}\nFix: give all rows of a group the same split")
+
+
 def plan_csv(cfg: CsvData, seed: int = 0, base_dir: Path | None = None) -> SplitPlan:
     """The CSV's image files per split and their labels (read and checked, nothing decoded)."""
     csv_path = resolve_path(cfg.path, base_dir)
     table = _read(cfg, csv_path)
     kind: TaskKind
+    if table.groups:
+        _check_consistent_spelling(csv_path, str(cfg.group_column), table.groups, "patient id",
+                                   "make them different patients, whose images could sit in two splits")
     if len(cfg.label_columns) == 1:
         _check_consistent_spelling(csv_path, cfg.label_columns[0], [v[0] for v in table.raw_labels])
         labels, classes = _single_label([v[0] for v in table.raw_labels])
@@ -199,9 +259,12 @@ def plan_csv(cfg: CsvData, seed: int = 0, base_dir: Path | None = None) -> Split
     else:
         labels, classes, kind = _multi_label(csv_path, table, cfg.label_columns), cfg.label_columns, "multilabel"
     idx = _assign(cfg, csv_path, table, labels, seed, classes)
+    shared = len(set(table.groups)) < len(table.groups)   # else every row stands alone, as without the column
     return SplitPlan(source=csv_path, root=csv_path.parent, classes=tuple(classes), kind=kind,
                      files={s: [table.files[i] for i in rows] for s, rows in idx.items()},
-                     labels={s: labels[rows] for s, rows in idx.items()})
+                     labels={s: labels[rows] for s, rows in idx.items()},
+                     groups={s: [table.groups[i] for i in rows] for s, rows in idx.items()} if shared else {},
+                     carved=_drawn_shares(cfg, table))
 
 
 def load_csv(cfg: CsvData, splits: tuple[str, ...], seed: int = 0, base_dir: Path | None = None) -> ImageDataset:

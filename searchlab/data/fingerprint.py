@@ -41,7 +41,12 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
             contents.update(sampled_digest(path))
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
                          "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32]}
-    return {"version": VERSION, "splits": splits}
+    out = {"version": VERSION, "splits": splits}
+    if plan.groups:   # a CSV's patient ids decide the splits and folds as much as its files do
+        pairs = sorted(f"{relative_name(path, plan.root)}\t{group}" for split in plan.groups
+                       for path, group in zip(plan.files[split], plan.groups[split]))
+        out["groups"] = hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:32]
+    return out
 
 
 def sampled_digest(path: Path) -> bytes:
@@ -75,6 +80,8 @@ def moved_members(before: Any, now: Any) -> str | None:
             changes.append(f"{split}: {old['files']} files then, {new['files']} now ({_class_changes(old, new)})")
         elif old["members"] != new["members"]:
             changes.append(f"{split}: as many files per class, but other files or labels")
+    if before.get("groups") != now.get("groups") and "groups" in before and "groups" in now:
+        changes.append("patient ids (data.group_column) changed, which decide the splits and the folds")
     return "; ".join(changes) or None
 
 
@@ -137,6 +144,9 @@ def describe_plan(plan: SplitPlan) -> str:
     text = f"{plan.source}: " + "; ".join(splits)
     if plan.kind == "multilabel":
         text += " (counts per label: images where it is on)"
+    if plan.groups:
+        text += (f"; images in {len({g for split in plan.groups.values() for g in split})} groups (patients), each "
+                 "group kept in one split and one fold")
     if plan.skipped:
         text += (f"; left out {sum(plan.skipped.values())} file(s) that are not images ("
                  + ", ".join(f"{ext} {n}" for ext, n in plan.skipped.items()) + ")")

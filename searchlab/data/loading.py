@@ -137,7 +137,7 @@ def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) ->
 
 
 def carved_share_warning(plan: SplitPlan, tolerance: float = 0.05) -> str | None:
-    """Splits drawn out of patient sub-folders kept whole can miss their asked share by far (one large
+    """Splits drawn out of patients kept whole can miss their asked share by far (one large
     patient is a whole split's worth of images): said, with the shares they got."""
     if not plan.groups or not plan.carved:
         return None
@@ -148,9 +148,9 @@ def carved_share_warning(plan: SplitPlan, tolerance: float = 0.05) -> str | None
         return None
     got = ", ".join(f"{s} {len(plan.files.get(s, []))} of {pool} images ({shares[s]:.0%}, {s}_fraction "
                     f"{plan.carved[s]})" for s in off)
-    return (f"data: patient sub-folders are kept whole, so the drawn splits missed their shares: {got}. Fix: "
-            "nothing, if that is acceptable; else other fractions, another seed, or split folders "
-            "(train/, val/, test/) you fill yourself")
+    return (f"data: patients are kept whole (sub-folders, or data.group_column), so the drawn splits missed their "
+            f"shares: {got}. Fix: nothing, if that is acceptable; else other fractions, another seed, or splits "
+            "you give yourself (train/, val/, test/ folders, or data.split_column)")
 
 
 def check_test_images(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None,

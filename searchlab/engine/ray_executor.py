@@ -29,7 +29,8 @@ from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import Budget, open_optuna_study
 
 WORKER_DIED = ("the Ray worker running this trial died (its process or node was lost) or failed outside the "
-               "objective; Ray's logs are under /tmp/ray/session_latest/logs on that node")
+               "objective; Ray's logs are in the cluster's session folder on that node (`ray start --temp-dir`, "
+               "by default /tmp/ray/session_latest/logs)")
 
 
 def run_ray(study: Study, deadline: float | None,

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
 from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
-from searchlab.errors import ConfigError, StorageError
+from searchlab.errors import ConfigError, StorageError, shown_url
 from searchlab.space import searchable_params
 
 if TYPE_CHECKING:
@@ -31,14 +31,18 @@ if TYPE_CHECKING:
 WHERE_DATA_LIVES = ("root", "download")
 # Settings added after studies were recorded without them, with the value those studies had: changing one
 # on resume is a change (a folder study recorded before `fit` existed was stretched).
-ADDED_LATER = {"data": {"fit": "stretch", "bit_depth": None, "positive_class": None}}
+ADDED_LATER = {"data": {"fit": "stretch", "bit_depth": None, "positive_class": None, "group_column": None}}
+
+
+def _named(study: "Study") -> str:
+    return f"study '{study.config.name}' in {shown_url(study.storage_url)}"   # no password shown
 
 
 def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]) -> None:
     """`record`: what this run will store as the study's searchlab record (engine/run.py study_record)."""
     stored = [d.name.lower() for d in ostudy.directions]
     if stored != study.directions:
-        raise StorageError(f"study '{study.config.name}' in {study.storage_url} optimises {stored}, but the study "
+        raise StorageError(f"{_named(study)} optimises {stored}, but the study "
                            f"file asks for {study.directions}. Fix: give the study a new name or storage")
     trials = ostudy.get_trials(deepcopy=False)
     if trials:
@@ -55,14 +59,14 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: bo
     for key in ("objectives", "task", "data"):
         before, now = _comparable(key, old.get(key), new[key], where)
         if before is not None and before != now:
-            raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored with "
+            raise ConfigError(f"{_named(study)} has trials scored with "
                               f"{_difference(key, before, now)}; their values would be ranked with this run's",
                               file=str(study.file), key=key, fix=f"keep {key} as it was to resume, or give the "
                               "study a new name (or run_dir) for the new setting")
     before, now = old.get("data_files"), new.get("data_files")
     moved = moved_members(before, now)
     if moved:
-        raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored on other files "
+        raise ConfigError(f"{_named(study)} has trials scored on other files "
                           f"than data.path holds now ({moved}). The splits are drawn from the file list, so "
                           "they would move: trials would be ranked on other validation images, and the test "
                           "split would hold images that trials trained on", file=str(study.file), key="data.path",
@@ -70,13 +74,13 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: bo
                           "run_dir) for the changed data set")
     replaced = replaced_contents(before, now, ("train", "val"))   # the search never reads the test split
     if replaced:
-        raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored on other images "
+        raise ConfigError(f"{_named(study)} has trials scored on other images "
                           f"than data.path holds now ({replaced}): new trials would be ranked with old ones on "
                           "other pixels", file=str(study.file), key="data.path", fix="restore the files as they "
                           "were to resume, or give the study a new name (or run_dir) for the changed images")
     other = other_medmnist_file(old.get("data_file"), new.get("data_file"))
     if other:
-        raise ConfigError(f"study '{study.config.name}' in {study.storage_url} has trials scored on another data "
+        raise ConfigError(f"{_named(study)} has trials scored on another data "
                           f"file: {other}. New trials would be ranked with old ones on other images",
                           file=str(study.file), key="data.root", fix="point data.root at the file the trials read, "
                           "or give the study a new name (or run_dir) for this file")
@@ -125,7 +129,7 @@ def _check_space_fits(study: "Study", trials: list[FrozenTrial]) -> None:
             check_distribution_compatibility(old, new)
         except ValueError:
             raise ConfigError(
-                f"study '{study.config.name}' in {study.storage_url} already has trials where this parameter is "
+                f"{_named(study)} already has trials where this parameter is "
                 f"{describe(old)}; Optuna keeps one kind (and one list of choices) per parameter for a whole "
                 "study", file=str(study.file), key=f"space.{param.name}", got=describe(new),
                 fix=f"keep it {describe(old)} to resume this study, or give the study a new name (or run_dir) "

@@ -145,6 +145,9 @@ def study_record(study: Study) -> dict[str, Any]:
         "study_file": str(study.file.resolve()),
         "base_dir": str(study.base_dir),
         "data": study.config.data.model_dump(mode="json"),
+        # keys left at their defaults: export rebuilds the data as written (a split folder carves a test split
+        # only when test_fraction is written)
+        "data_defaults": sorted(set(type(study.config.data).model_fields) - study.config.data.model_fields_set),
         "data_files": data_fingerprint(study.config.data, study.config.seed, study.base_dir),
         "data_file": medmnist_file(study.config.data, study.base_dir),
         "objectives": [list(o) for o in study.objectives],

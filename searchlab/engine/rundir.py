@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from searchlab.engine.storage import open_storage
-from searchlab.errors import SearchlabError, StorageError
+from searchlab.errors import SearchlabError, StorageError, shown_url
 
 if TYPE_CHECKING:
     from searchlab.config.load import Study
@@ -21,31 +22,33 @@ def write_manifest(study: "Study") -> None:
     """The run directory names its storage, so `export RUN`, `status RUN` and `dashboard RUN` find it."""
     manifest = {"study_name": study.config.name, "storage": absolute_url(study.storage_url),
                 "artifacts": str((study.run_dir / "artifacts").resolve())}
-    (study.run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    path = study.run_dir / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    if shown_url(study.storage_url) != study.storage_url:   # a password in the URL: readable by its owner only
+        path.chmod(0o600)
 
 
 def check_same_storage(study: "Study") -> None:
-    """A run folder belongs to one storage: another would start a new study there while `status`, `export`
-    and `report` of the folder would see only the last one, and both studies' checkpoints would share
+    """A run folder belongs to one study in one storage: another would start a new study there while `status`,
+    `export` and `report` of the folder would see only the last one, and both studies' checkpoints would share
     artifacts/. (A password in a PostgreSQL URL is not echoed.)"""
     manifest = study.run_dir / MANIFEST
     if not manifest.is_file():
         return
     try:
-        before = json.loads(manifest.read_text()).get("storage")
-    except (OSError, ValueError):
+        recorded = json.loads(manifest.read_text())
+        before, name = recorded.get("storage"), recorded.get("study_name")
+    except (OSError, ValueError, AttributeError):
         return   # unreadable: write_manifest replaces it
+    if name and name != study.config.name:   # allowed (one storage holds both), but the folder shows one
+        print(f"warning: run folder {study.run_dir} held the study '{name}'; it now names '{study.config.name}', so "
+              f"`status`, `export` and `report` of the folder see '{study.config.name}' only ('{name}' stays in the "
+              "storage). Fix: give each study its own run_dir (by default runs/<name>)", file=sys.stderr)
     now = absolute_url(study.storage_url)
     if before and before != now:
-        raise StorageError(f"run folder {study.run_dir} holds the study stored in {_shown_url(before)}; this run's "
-                           f"storage is {_shown_url(now)}. Fix: set storage back to the first to resume, or give "
+        raise StorageError(f"run folder {study.run_dir} holds the study stored in {shown_url(before)}; this run's "
+                           f"storage is {shown_url(now)}. Fix: set storage back to the first to resume, or give "
                            "this storage its own run_dir (or study name)")
-
-
-def _shown_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}" if at and ":" in credentials else url
 
 
 def absolute_url(url: str) -> str:
@@ -100,7 +103,8 @@ def open_run(target: str | Path) -> OpenRun:
         raise StorageError(f"storage {url} has no study named '{name}' (named by {manifest_path}). Fix: pass "
                            "the run directory of that study, or re-run `searchlab run` on its study file") from None
     artifacts = _artifacts_here(Path(manifest.get("artifacts", run_dir / "artifacts")), run_dir)
-    file_data = None if study_file is None else (study_file.config.data.model_dump(mode="json"), study_file.base_dir)
+    file_data = None if study_file is None else (study_file.config.data.model_dump(mode="json", exclude_unset=True),
+                                                study_file.base_dir)
     return OpenRun(run_dir, study, url, artifacts, file_data)
 
 

@@ -20,7 +20,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from searchlab.errors import StorageError
+from searchlab.errors import StorageError, shown_url
 
 HEARTBEAT_SECONDS = 10     # a RUNNING trial whose process died is noticed after GRACE_SECONDS
 GRACE_SECONDS = 60         # long enough that a busy machine never fails a live trial
@@ -105,7 +105,7 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) 
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
         reason = storage_error_reason(exc)
-        raise StorageError(f"cannot open storage '{url}': {reason}. Fix: {_storage_fix(url)}") from None
+        raise StorageError(f"cannot open storage '{shown_url(url)}': {reason}. Fix: {_storage_fix(url)}") from None
 
 
 def _storage_fix(url: str) -> str:

@@ -131,13 +131,24 @@ def _data_config(run: OpenRun) -> tuple[DataConfig, Path]:
     """The data as the run recorded it; or, opened through its study file, that file's data section when it
     differs only in where the data lives (a moved folder edited there). Its files are then still compared
     with the recorded fingerprint, so only the same data set is read."""
-    recorded, base_dir = run.record["data"], Path(run.record["base_dir"])
+    recorded, base_dir = as_written(run.record), Path(run.record["base_dir"])
     if run.study_file_data is not None:
         edited, edited_base = run.study_file_data
         where = ("path", "root", "download")
         if {k: v for k, v in edited.items() if k not in where} == {k: v for k, v in recorded.items() if k not in where}:
             recorded, base_dir = edited, edited_base
     return TypeAdapter(DataConfig).validate_python(recorded), base_dir
+
+
+def as_written(record: dict[str, Any]) -> dict[str, Any]:
+    """The recorded data section without the keys the study left at their defaults, so that a setting that
+    counts only when written (test_fraction of a folder with train/ and val/ but no test/) means what it meant
+    in the run. Records from before `data_defaults`: a test_fraction that drew no test split was a default."""
+    data, defaults = record["data"], record.get("data_defaults")
+    if defaults is None:
+        drew_test = bool(((record.get("data_files") or {}).get("splits") or {}).get("test"))
+        defaults = ["test_fraction"] if data.get("test_fraction") and not drew_test else []
+    return {k: v for k, v in data.items() if k not in defaults}
 
 
 def _check_unchanged(run: OpenRun, files: dict[str, Any] | None) -> None:

@@ -20,13 +20,20 @@ from searchlab.models.gan_sampling import load_generator
 FORMAT = "searchlab-generator/1"
 
 
+def objective_values(run: OpenRun, trial: FrozenTrial) -> dict[str, float]:
+    """The trial's values by objective name (a multi-objective trial has several; `trial.value` raises)."""
+    return {metric: value for (metric, _), value in zip(run.record["objectives"], trial.values or [])}
+
+
 def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], out: Path, top_k: int,
                      tta: str) -> dict[str, Any]:
     if top_k > 1 or tta != "none":
         raise ExportError("a generator exports alone: --top-k and --tta are for classifiers. Fix: drop them")
     config = {"format": FORMAT, "study": run.study.study_name, "trial": {"number": trial.number,
               "params": trial.params}, "generator": trial.user_attrs["generator"],
-              "metrics": trial.user_attrs.get("metrics", {}) | {"medfid": trial.value}}
+              "metrics": objective_values(run, trial) | trial.user_attrs.get("metrics", {})}
+    if "cut_short" in trial.user_attrs:   # a timeout stopped its training: its scores are of a shorter GAN
+        config["cut_short"] = trial.user_attrs["cut_short"]
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(out / "weights.safetensors"))
     (out / "model.py").write_text(generator_source())

@@ -119,6 +119,14 @@ def _cached_or_trained(folder: Path, data: ImageDataset, seed: int) -> Penultima
     return PenultimateFeatures(net, config["preprocessing"])
 
 
+def trained_feature_count(data: ImageDataset) -> int:
+    """The features of the network _train_extractor trains, known before training it (from its shape)."""
+    from searchlab.tasks.classify import model_spec_for, parse_trial_config
+
+    spec = parse_trial_config({"model": EXTRACTOR_MODEL}, None)
+    return PenultimateFeatures(build_model(model_spec_for(spec, data)), {}).num_features
+
+
 def _train_extractor(data: ImageDataset, seed: int) -> tuple[nn.Module, dict[str, Any]]:
     """The classify task's own training loop on train (best epoch by validation AUC)."""
     from searchlab.tasks.classify import make_batches, model_spec_for, parse_trial_config

@@ -6,7 +6,7 @@ gan_common.py, stylegan2.py and gan.py + this file's body:
 
     import model
     G, config = model.load_generator("best")
-    images = model.sample_images(G, 16, labels=[0] * 16, seed=0)   # uint8 (16, C, H, W); labels if conditional
+    images = model.sample_images(G, 16, labels=["malignant"] * 16)   # uint8 (16, C, H, W); labels if conditional
 """
 from __future__ import annotations
 
@@ -31,22 +31,32 @@ def load_generator(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     spec = config["generator"]
     net = build_generator(spec["family"], int(spec["image_size"]), int(spec["channels"]), **spec["args"])
     net.load_state_dict(read_safetensors(export_dir / "weights.safetensors"))
+    net.class_names = tuple(spec.get("class_names") or ())   # so sample_images takes labels by name too
     return net.eval(), config
 
 
-def sample_images(generator: nn.Module, n: int, labels: Any = None, seed: int = 0) -> torch.Tensor:
-    """n images as uint8 (N, C, H, W) from a seeded generator; `labels` (n class indices) when conditional,
-    drawn uniformly when omitted."""
-    gen = torch.Generator().manual_seed(seed)
-    out = generator.sample(n, _class_indices(labels, n, int(getattr(generator, "n_classes", 0))), generator=gen)
+def sample_images(generator: nn.Module, n: int, labels: Any = None, seed: int | None = None) -> torch.Tensor:
+    """n images as uint8 (N, C, H, W); `labels` (n class indices, or class names) when conditional, drawn
+    uniformly when omitted. A new draw on each call, from torch's random state (torch.manual_seed repeats it),
+    unless `seed` is given: the same seed, the same images."""
+    gen = None if seed is None else torch.Generator().manual_seed(seed)
+    n_classes = int(getattr(generator, "n_classes", 0))
+    indices = _class_indices(labels, n, n_classes, tuple(getattr(generator, "class_names", ())))
+    out = generator.sample(n, indices, generator=gen)
     return ((out + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
-def _class_indices(labels: Any, n: int, n_classes: int) -> torch.Tensor | None:
+def _class_indices(labels: Any, n: int, n_classes: int, names: tuple[str, ...] = ()) -> torch.Tensor | None:
     """`labels` as n class indices, or a ValueError saying what they must be (not an index error inside)."""
     if labels is None or n_classes == 0:   # the generator says which of these is a mistake
         return None if labels is None else torch.as_tensor(labels)
-    rule = f"labels are {n} class indices 0..{n_classes - 1}, one per image (names: config['class_names'])"
+    named = f" or names {list(names)}" if names else ""
+    rule = (f"labels are {n} class indices 0..{n_classes - 1}{named}, one per image (as "
+            "config['generator']['class_names'] orders them)")
+    if names and not isinstance(labels, torch.Tensor) and all(isinstance(v, str) for v in labels):
+        if not set(labels) <= set(names):
+            raise ValueError(f"{rule}; got {sorted(set(labels) - set(names))}, which are not its classes")
+        labels = [names.index(v) for v in labels]
     try:
         indices = torch.as_tensor(labels, dtype=torch.long)
     except (TypeError, ValueError, RuntimeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from searchlab.engine.bulk import bulk_add_trials
 from searchlab.errors import ConfigError, SearchlabError
 
 DONE = "searchlab:stage_done"
+SPANS = "searchlab:stage_spans"   # on the main study: [start, end] seconds of each stage run (compare counts them)
 
 
 def run_stage(main: optuna.Study, name: str, produce: Callable[[], list[FrozenTrial]], top_k: int,
@@ -31,13 +33,24 @@ def run_stage(main: optuna.Study, name: str, produce: Callable[[], list[FrozenTr
         if record.get_trials(deepcopy=False):
             raise SearchlabError(f"the study '{name}' holds an unfinished search. Fix: delete it (optuna "
                                  f"delete-study --study-name '{name}' --storage URL) or rename the study")
+        started = time.time()
+        print(f"{name}: scoring architectures without training (a stage before the first trial) ...", flush=True)
         trials = produce()
         bulk_add_trials(record, trials)
         record.set_user_attr(DONE, True)
+        main.set_user_attr(SPANS, [*main.user_attrs.get(SPANS, []), [started, time.time()]])
+        print(f"{name}: {_stage_counts(trials)} in {time.time() - started:.0f} s", flush=True)
         for number, trial in enumerate(trials):   # a fresh study numbers them in the order written
             trial.number = number
     enqueue_top_k(main, trials, top_k, score_attr)
     return trials
+
+
+def _stage_counts(trials: list[FrozenTrial]) -> str:
+    scored = sum(t.state == TrialState.COMPLETE for t in trials)
+    over = sum(t.state == TrialState.PRUNED for t in trials)
+    failed = sum(t.state == TrialState.FAIL for t in trials)
+    return f"{scored} scored, {over} over the budgets, {failed} failed"
 
 
 def settings_from_args(cls: type, strategy: str, args: dict[str, Any]) -> Any:

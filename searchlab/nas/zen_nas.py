@@ -104,7 +104,20 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
                     scored += isinstance(result, float)
     finally:
         torch.set_num_threads(threads)
+    if scored < settings.candidates:
+        _say_short(scored, settings.candidates, draws_left == 0)
     return [t for t in memory.trials if t.state != TrialState.RUNNING]
+
+
+def _say_short(scored: int, asked: int, out_of_draws: bool) -> None:
+    """Fewer networks scored than `candidates` asked, and why: the top-k is then chosen among fewer."""
+    if out_of_draws:
+        why = (f"the other {MAX_DRAWS * asked - scored} of {MAX_DRAWS * asked} draws (at most {MAX_DRAWS} per "
+               "candidate) were over the budgets or could not be built. Fix: loosen budget.max_flops / max_params / "
+               "max_depth, or narrow the space to networks that fit them")
+    else:
+        why = "budget.timeout ran out. Fix: a longer budget.timeout, or fewer candidates"
+    print(f"warning: zen_nas scored {scored} of its {asked} candidates: {why}", flush=True)
 
 
 def _within_budget(trial: optuna.Trial, memory: optuna.Study, study: Study, task: Any) -> Any | None:

@@ -31,6 +31,8 @@ def model_sections(run: OpenRun, trial: FrozenTrial) -> list[Section]:
     bag = "bag" in trial.user_attrs
     split = "out of fold (train+val)" if bag else "on validation"
     title = f"Trial {trial.number} {split}"
+    if "generator" in trial.user_attrs:   # a GAN trial: its samples are the report's section on it
+        return []
     if "model_spec" not in trial.user_attrs or "checkpoint" not in trial.user_attrs:
         return [note(title, "this trial stored no classifier (its task trains none)")]
     try:

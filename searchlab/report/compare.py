@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.errors import SearchlabError
+from searchlab.nas.stage import SPANS
 from searchlab.report.page import Section, figure, page
 
 
@@ -32,7 +33,8 @@ def best_so_far(run: OpenRun, label: str) -> Curve:
     study = run.study
     maximize = study.directions[0].name == "MAXIMIZE"
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.datetime_complete)
-    busy = _busy_intervals(study.get_trials(deepcopy=False))
+    stages = [tuple(span) for span in study.user_attrs.get(SPANS, [])]   # zen_nas / deepmad scoring, before trials
+    busy = _busy_intervals(study.get_trials(deepcopy=False), stages)
     curve, best = Curve(label, [], [], []), None
     for i, trial in enumerate(complete, start=1):
         value = trial.values[0]
@@ -43,12 +45,13 @@ def best_so_far(run: OpenRun, label: str) -> Curve:
     return curve
 
 
-def _busy_intervals(trials: list) -> list[tuple[float, float]]:
-    """When any trial was running, as merged (start, end) seconds: a resumed run's idle days between sessions
-    are left out, so a strategy run in two sessions is not drawn as slow as the gap. Trials still running
-    (or left so) end at their last completion time seen."""
-    spans = sorted((t.datetime_start.timestamp(), (t.datetime_complete or t.datetime_start).timestamp())
-                   for t in trials if t.datetime_start)
+def _busy_intervals(trials: list, stages: list[tuple[float, float]] = ()) -> list[tuple[float, float]]:
+    """When any trial or strategy stage was running, as merged (start, end) seconds: a resumed run's idle days
+    between sessions are left out, so a strategy run in two sessions is not drawn as slow as the gap, while
+    a stage that scores architectures before the first trial counts as the search time it is. Trials still
+    running (or left so) end at their last completion time seen."""
+    spans = sorted([(t.datetime_start.timestamp(), (t.datetime_complete or t.datetime_start).timestamp())
+                    for t in trials if t.datetime_start] + list(stages))
     merged: list[tuple[float, float]] = []
     for start, end in spans:
         if merged and start <= merged[-1][1]:

@@ -36,8 +36,9 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
     else:
         sections.append(note("Parameter importances", "needs at least 2 completed trials with parameters"))
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-        sections.append(_plot(f"Intermediate {names[0]} values (per epoch; per run for cross-validated or repeated "
-                              "trials)", lambda: vis.plot_intermediate_values(study)))
+        sections.append(_plot(f"Intermediate {names[0]} values (as trials reported them: per epoch, per GAN "
+                              "evaluation, or per run of cross-validated or repeated trials)",
+                              lambda: vis.plot_intermediate_values(study)))
     else:
         sections.append(note("Intermediate values", "no trial reported intermediate values"))
     return sections

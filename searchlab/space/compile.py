@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from searchlab.config.yamlsrc import KeyPath, Located, read_yaml
+from searchlab.errors import SearchlabError
 from searchlab.space.params import (Branch, CategoricalParam, FixedParam, FloatParam, Group, IntParam,
                                     Node)
 
@@ -62,8 +63,8 @@ def _get(data: Any, path: KeyPath) -> Any:
 class _Ctx:
     """Compiles nodes of one source file; includes open a child context on the included file."""
 
-    def __init__(self, src: Located, chain: tuple[str, ...], depth: int) -> None:
-        self.src, self.chain, self.depth = src, chain, depth
+    def __init__(self, src: Located, chain: tuple[str, ...], depth: int, seen: tuple[str, ...] = ()) -> None:
+        self.src, self.chain, self.depth, self.seen = src, chain, depth, seen
 
     def node(self, raw: Any, at: KeyPath, name: tuple[str, ...]) -> Node:
         if not isinstance(raw, dict):
@@ -191,7 +192,6 @@ class _Ctx:
 
     def nni(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Group:
         """{nni: "module:Class", init: {...}} -> the model kind `nni` with one parameter per NNI mutable."""
-        from searchlab.errors import SearchlabError
         from searchlab.nni_space import space_parameters
 
         unknown = set(raw) - {"nni", "init"}
@@ -224,12 +224,13 @@ class _Ctx:
         if not isinstance(target, str) or not target:
             raise self.src.error(at + ("include",), "include needs a file name (optionally file#key.path)",
                                  got=target, fix="write include: cnn.yaml or include: library.yaml#optim")
-        if self.depth <= 0 or target in self.chain:
+        file_part, _, key_part = target.partition("#")
+        path = self.resolve(file_part, at, whole_file=not key_part)
+        here = f"{path.resolve()}#{key_part}"   # a cycle is the same file and key again, not the same name
+        if self.depth <= 0 or here in self.seen:
             raise self.src.error(at + ("include",), "includes nest too deep or form a cycle",
                                  got=" -> ".join((*self.chain, target)))
-        file_part, _, key_part = target.partition("#")
-        path = self.resolve(file_part, at)
-        child = _Ctx(read_yaml(path), (*self.chain, target), self.depth - 1)
+        child = _Ctx(read_yaml(path), (*self.chain, target), self.depth - 1, (*self.seen, here))
         inner: KeyPath = tuple(k for k in key_part.split(".") if k)
         if inner and _get(child.src.data, inner) is None:
             raise self.src.error(at + ("include",), f"{path} has no key '{key_part}'", got=target)
@@ -239,15 +240,25 @@ class _Ctx:
             return base
         return merge(base, self.node(overrides, at, name), self.src, at)
 
-    def resolve(self, file_part: str, at: KeyPath) -> Path:
+    def resolve(self, file_part: str, at: KeyPath, whole_file: bool = True) -> Path:
         including = Path(self.src.file).resolve()
         candidates = [including.parent / file_part] + [d / file_part for d in library_dirs()]
         for candidate in candidates:
-            # A study saved as zen.yaml that includes zen.yaml means the library's fragment, not itself
-            if candidate.is_file() and candidate.resolve() != including:
+            # A study saved as zen.yaml that includes zen.yaml means the library's fragment, not itself; nor
+            # another study file beside it (gan.yaml next to a study including gan.yaml): a whole study is no space
+            if candidate.is_file() and candidate.resolve() != including and not (whole_file and _is_study(candidate)):
                 return candidate
         raise self.src.error(at + ("include",), "included file not found", got=file_part,
                              fix="looked in " + ", ".join(str(c.parent) for c in candidates))
+
+
+def _is_study(path: Path) -> bool:
+    """A study file (a space beside its data and task), as opposed to a space fragment."""
+    try:
+        data = read_yaml(path).data
+    except SearchlabError:
+        return False
+    return isinstance(data, dict) and "space" in data and bool({"data", "task", "strategy", "budget"} & set(data))
 
 
 def merge(base: Node, override: Node, src: Located, at: KeyPath) -> Node:

@@ -43,6 +43,7 @@ from searchlab.tasks.shape_advice import too_deep_warning
 from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
 from searchlab.tasks.transfer import apply_transfer, weights_problem
+from searchlab.tasks.transfer_checks import transfer_warnings
 
 BUDGET_PROBES = 100    # configs probed for one that fits the architecture budgets before any trial
 
@@ -98,7 +99,6 @@ class ClassifyTask:
         self._check_named_files_exist(study, data)
         self._check_some_candidate_fits(study)
         _check_objectives_defined_on_val(study, data)
-        _check_cutoffs_within_depth(study, data)
         _check_folds_within_classes(study, data)
         check_test_images(study.config.data, study.config.seed, study.base_dir)
         probes = list(probe_configs(study.space, seed=study.config.seed))
@@ -108,6 +108,7 @@ class ClassifyTask:
                      for unused in unused_settings(study.space, classify_setting_used, study.config.seed)]
         objectives = [metric for metric, _ in study.objectives if metric not in COST_METRICS]
         chosen_on_val = any(s.imbalance.threshold != "fixed" and not s.train.cv_folds for s in specs)
+        warnings += transfer_warnings(study, data, specs, model_spec_for)
         warnings += [too_deep_warning(probes, data.image_size),
                      small_validation_warning(data, cross_validated=all(spec.train.cv_folds for spec in specs)),
                      threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
@@ -135,7 +136,7 @@ class ClassifyTask:
                 raise ConfigError(f"{path} does not exist", key=key, got=value, fix="give a path that exists "
                                   "(relative paths are resolved against the study file's folder); run the study "
                                   "that makes it first")
-            problem = generator_mismatch(path.resolve(), (data.channels, *data.image_size), len(data.class_names)) \
+            problem = generator_mismatch(path.resolve(), (data.channels, *data.image_size), data.class_names) \
                 if key == "space.augment.synthetic" else weights_problem(path)
             if problem:
                 raise ConfigError(problem[0], key=key, got=value, fix=problem[1])
@@ -162,8 +163,8 @@ class ClassifyTask:
         raise ConfigError(f"no architecture found in this space fits the budget ({limits}): the cheapest of "
                           f"{costed} costed (the extremes of every setting, then a descent from the cheapest) has "
                           f"flops {cheapest['flops']:.4g}, params {cheapest['params']:.4g}, depth "
-                          f"{cheapest['depth']:.0f}", key="budget", fix="raise the budget or search smaller "
-                          "architectures (narrower widths, fewer blocks)")
+                          f"{cheapest['depth']:.0f}", key=f"budget.{_tightest(cheapest, budget)}", fix="raise the "
+                          "budget or search smaller architectures (narrower widths, fewer blocks)")
 
     def candidate(self, study: Study, config: dict[str, Any]) -> Candidate:
         """A sampled config's network without training: for training-free scoring (Zen-NAS proxy search)."""
@@ -199,8 +200,8 @@ class ClassifyTask:
         if cv is not None and spec.train.cv_model != "bag":   # its metrics are the runs' mean, not this model's
             ctx.record(model_metrics=result.metrics)
         if result.cut_short:
-            ctx.record(cut_short=f"stopped by budget.timeout after epoch {result.epochs_trained} of {epochs} "
-                                 f"(kept its best epoch, {result.best_epoch + 1})")
+            ctx.record(cut_short=f"stopped by budget.timeout after {result.epochs_trained} of {epochs} epochs (kept "
+                                 f"its best, best_epoch {result.best_epoch}, counted from 0)")
         return metrics
 
 
@@ -328,46 +329,31 @@ def _check_metric_fits_data(study: Study, metric: str, data: ImageDataset) -> No
 
 
 def _check_folds_within_classes(study: Study, data: ImageDataset) -> None:
-    """Stratified K-fold needs K images of every class in train+val; when even the fewest folds the space
-    draws need more than the rarest class has, every CV trial would fail: say so now, naming the class."""
+    """K-fold needs K images of every class (positives of every label) in train+val, or every fold's validation
+    part misses one and its metrics are undefined; when even the fewest folds the space draws need more than the
+    rarest class has, every CV trial would fail: say so now, naming the class or label."""
     specs = (parse_trial_config(config, None) for config in probe_configs(study.space, seed=study.config.seed))
     drawn = [spec.train.cv_folds for spec in specs if spec.train.cv_folds]
-    if not drawn or data.kind == "multilabel":   # multi-label folds are random, not stratified
+    if not drawn:
         return
     pool = pool_train_val(data)
     counts = units_per_class(pool, len(data.class_names))
     rarest = int(counts.argmin())
-    units = "images" if pool.groups is None else "groups of images (patient sub-folders)"
+    units = "images" if pool.groups is None else "groups of images (patients: sub-folders or data.group_column)"
+    what = "label" if data.kind == "multilabel" else "class"
     if counts[rarest] < min(drawn):
-        raise ConfigError(f"{min(drawn)}-fold cross-validation needs at least {min(drawn)} {units} of every class "
-                          f"in train+val, and class {data.class_names[rarest]!r} has {counts[rarest]}",
+        raise ConfigError(f"{min(drawn)}-fold cross-validation needs at least {min(drawn)} {units} of every {what} "
+                          f"in train+val{' (positives)' if what == 'label' else ''}, and {what} "
+                          f"{data.class_names[rarest]!r} has {counts[rarest]}",
                           key="space.train.cv_folds", got=min(drawn),
                           fix=f"use cv_folds {counts[rarest]} or fewer (2 at least), or add images of that class")
 
 
-def _check_cutoffs_within_depth(study: Study, data: ImageDataset) -> None:
-    """A cut-off beyond the network's blocks fails the trial. When no probed network of the space has the
-    blocks its cut-off asks for, every `transfer: cutoff` trial would fail: say so now, with the depth."""
-    blocks: dict[str, int] = {}
-    too_deep = None
-    for config in probe_configs(study.space, seed=study.config.seed):
-        spec = parse_trial_config(config, None)
-        if spec.model.transfer != "cutoff":
-            continue
-        model_spec = model_spec_for(spec, data)
-        key = repr(model_spec)
-        if key not in blocks:
-            blocks[key] = len(build_model(model_spec).parameter_blocks())
-        if spec.model.cutoff <= blocks[key]:
-            return   # some trial can draw a cut-off that fits; one that cannot fails alone, saying why
-        found = (spec.model.cutoff, blocks[key], model_spec["architecture"])
-        too_deep = found if too_deep is None else min(too_deep, found)
-    if too_deep:
-        cutoff, depth, architecture = too_deep   # the smallest cut-off drawn: the one to bring down
-        raise ConfigError(f"cut-off block {cutoff} (the smallest this space draws) is beyond the depth of the "
-                          f"{architecture} network, which has {depth} blocks",
-                          key="space.model.cutoff", got=cutoff, fix=f"use cut-offs from 1 to {depth}, or a deeper "
-                          "network")
+def _tightest(costs: dict[str, float], budget: Any) -> str:
+    """The budget key the cheapest architecture exceeds most, relatively (the one to raise first)."""
+    limits = {f"max_{k}": (costs[k] / v if v else float("inf")) for k in ("flops", "params", "depth")
+              if (v := getattr(budget, f"max_{k}")) is not None}
+    return max(limits, key=limits.get)
 
 
 def _no_report(step: int, metrics: dict[str, float]) -> None:
@@ -388,7 +374,7 @@ def parse_trial_config(config: dict[str, Any], src: Located | None,
 def make_batches(data: ImageDataset) -> Batches:
     train_split = data.splits["train"]
     return Batches(train=train_split, val=data.splits["val"], kind=data.kind, n_classes=len(data.class_names),
-                   preprocessing=normalisation(train_split))
+                   preprocessing=normalisation(train_split), class_names=tuple(data.class_names))
 
 
 def model_spec_for(spec: ClassifyTrialConfig, data: ImageDataset) -> dict[str, Any]:

@@ -41,6 +41,7 @@ def _class_weights(get: Get) -> bool:
 USED_WHEN: dict[str, Callable[[Get], bool]] = {
     "model.cutoff": lambda get: get("model.transfer") == "cutoff",
     "model.layer_decay": lambda get: get("model.transfer") == "full",
+    "model.weights": lambda get: get("model.transfer") != "scratch",
     "optim.momentum": lambda get: get("optim.name") == "sgd",
     "train.patch_epochs": _images_augmented,
     "train.patch_size": lambda get: _images_augmented(get) and get("train.patch_epochs") > 0,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from searchlab.data.grouping import deal, group_counts, missing_classes, repair, spans_classes
 from searchlab.data.types import ImageDataset, ImageSplit
 from searchlab.errors import TrialFailure
 from searchlab.imbalance import Threshold
@@ -104,12 +105,15 @@ def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int, class_nam
 
     Each class is shuffled and dealt round-robin (continuing across classes), so every fold holds each class
     within one image of its share and fold sizes differ by at most one. With `groups` (a patient's sub-folder
-    of a class folder, so one class per group), whole groups are dealt instead: see _grouped_folds.
-    Multi-label data (2-D labels) has overlapping classes and gets random folds.
+    of a class folder, so one class per group), whole groups are dealt instead: see _grouped_folds; groups
+    holding several classes or multi-label images (a CSV's group_column) are dealt as in data/grouping.py.
+    Multi-label data (2-D labels) without groups has overlapping classes and gets random folds.
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    if groups is not None and labels.ndim == 1:
+    if groups is not None and spans_classes(labels, groups):
+        return _spanning_folds(labels, groups, k, rng, class_names)
+    if groups is not None:
         return _grouped_folds(labels, groups, k, rng, class_names)
     if labels.ndim == 2:
         order = rng.permutation(len(labels))
@@ -135,11 +139,7 @@ def _grouped_folds(labels: np.ndarray, groups: tuple[str, ...], k: int, rng: np.
         by_class.setdefault(label, {}).setdefault(group, []).append(i)
     rarest = min(by_class, key=lambda c: len(by_class[c]))
     if len(by_class[rarest]) < k:
-        name = repr(class_names[rarest]) if class_names else rarest
-        have = len(by_class[rarest])
-        raise TrialFailure(f"cv_folds={k}: class {name} has only {have} group(s) of images (patient sub-folders "
-                           "and loose images) in train+val, fewer than the folds, and a group stays in one fold; "
-                           f"lower space.train.cv_folds to {have} or fewer")
+        raise _too_few_groups(k, rarest, len(by_class[rarest]), class_names)
     fold_of = np.empty(len(labels), dtype=np.int64)
     per_fold = np.zeros(k)
     for c in sorted(by_class):
@@ -154,21 +154,63 @@ def _grouped_folds(labels: np.ndarray, groups: tuple[str, ...], k: int, rng: np.
     return [np.flatnonzero(fold_of == f) for f in range(k)]
 
 
+def _spanning_folds(labels: np.ndarray, groups: tuple[str, ...], k: int, rng: np.random.Generator,
+                    class_names: tuple[str, ...] | None) -> list[np.ndarray]:
+    """Group k-fold where a group may hold several classes (or multi-label images): each fold's target is a
+    k-th of every class (of the images and each label's positives, multi-label); see data/grouping.py."""
+    multilabel = labels.ndim == 2
+    members, counts = group_counts(labels, groups, len(class_names) if class_names and not multilabel else None)
+    if len(members) < k:
+        raise TrialFailure(f"cv_folds={k}: train+val holds {len(members)} group(s) of images (data.group_column), "
+                           f"fewer than the folds, and a group stays in one fold; lower space.train.cv_folds to "
+                           f"{len(members)} or fewer")
+    if not multilabel:
+        having = (counts > 0).sum(0)
+        rarest = int(np.argmin(np.where(having > 0, having, np.iinfo(np.int64).max)))
+        if having[rarest] < k:
+            raise _too_few_groups(k, rarest, int(having[rarest]), class_names)
+    bins = deal(counts, np.repeat(counts.sum(0)[None] / k, k, axis=0), rng)
+    if not multilabel:
+        bins = repair(bins, counts, k)
+    short = [] if multilabel else missing_classes(bins, counts, k)
+    if short:
+        fold, c = short[0]
+        name = repr(class_names[c]) if class_names else c
+        raise TrialFailure(f"cv_folds={k}: whole groups of images (data.group_column) leave fold {fold + 1} without "
+                           f"an image of class {name}, which is in {int((counts[:, c] > 0).sum())} group(s); lower "
+                           "space.train.cv_folds")
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    for g, fold in enumerate(bins):
+        fold_of[members[g]] = fold
+    return [np.flatnonzero(fold_of == f) for f in range(k)]
+
+
+def _too_few_groups(k: int, c: int, have: int, class_names: tuple[str, ...] | None) -> TrialFailure:
+    name = repr(class_names[c]) if class_names else c
+    return TrialFailure(f"cv_folds={k}: class {name} has only {have} group(s) of images (patients: sub-folders or "
+                        "data.group_column, and loose images) in train+val, fewer than the folds, and a group "
+                        f"stays in one fold; lower space.train.cv_folds to {have} or fewer")
+
+
 def units_per_class(pool: ImageSplit, n_classes: int) -> np.ndarray:
-    """What a stratified fold deals per class: images, or groups of images when they have groups."""
+    """What a stratified fold deals per class (per label's positives, multi-label): images, or groups of images
+    when they have groups."""
     labels = pool.labels.numpy()
+    members = [labels[:, c] == 1 if labels.ndim == 2 else labels == c for c in range(n_classes)]
     if pool.groups is None:
-        return np.bincount(labels, minlength=n_classes)
-    return np.array([len({pool.groups[i] for i in np.flatnonzero(labels == c)}) for c in range(n_classes)])
+        return np.array([int(m.sum()) for m in members])
+    return np.array([len({pool.groups[i] for i in np.flatnonzero(m)}) for m in members])
 
 
-def fold_batches(pool: ImageSplit, folds: list[np.ndarray], fold: int, kind: str, n_classes: int) -> Batches:
+def fold_batches(pool: ImageSplit, folds: list[np.ndarray], fold: int, kind: str,
+                 class_names: tuple[str, ...]) -> Batches:
     """Train on every fold but `fold`, validate on `fold`; normalisation from this fold's training part."""
     train_idx = torch.from_numpy(np.sort(np.concatenate([f for i, f in enumerate(folds) if i != fold])))
     val_idx = torch.from_numpy(folds[fold])
     train = ImageSplit(images=pool.images[train_idx], labels=pool.labels[train_idx])
     val = ImageSplit(images=pool.images[val_idx], labels=pool.labels[val_idx])
-    return Batches(train=train, val=val, kind=kind, n_classes=n_classes, preprocessing=normalisation(train))
+    return Batches(train=train, val=val, kind=kind, n_classes=len(class_names), preprocessing=normalisation(train),
+                   class_names=tuple(class_names))
 
 
 def mean_metrics(per_fold: list[dict[str, float]]) -> dict[str, float]:
@@ -183,7 +225,7 @@ def cv_splits(data: ImageDataset, k: int, fold_seed: int, repeats: int = 1) -> I
     for repeat in range(repeats):
         folds = fold_indices(pool.labels, k, fold_seed + repeat, data.class_names, pool.groups)
         for fold in range(k):
-            yield {"repeat": repeat, "fold": fold}, fold_batches(pool, folds, fold, data.kind, len(data.class_names))
+            yield {"repeat": repeat, "fold": fold}, fold_batches(pool, folds, fold, data.kind, data.class_names)
 
 
 def repeated_splits(batches: Batches, repeats: int) -> Iterator[Split]:

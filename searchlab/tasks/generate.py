@@ -24,7 +24,7 @@ from searchlab.data import load_dataset
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError
-from searchlab.gan.features import CACHE_DIR, PenultimateFeatures, feature_network
+from searchlab.gan.features import CACHE_DIR, feature_network, trained_feature_count
 from searchlab.gan.metrics import Reference, min_real_images
 from searchlab.gan.train import RealImages, build_pair, sample_unit, to_signed, train_gan
 from searchlab.space import probe_configs, searchable_params
@@ -98,9 +98,11 @@ class GenerateTask:
         if key not in self._cache:
             data = load_dataset(study.config.data, splits=("train", "val"), seed=study.config.seed,
                                 base_dir=study.base_dir)
+            if self.cfg.features is None:   # before training the feature network a minute for nothing
+                _check_enough_images(trained_feature_count(data), data)
             features = feature_network(self.cfg.features, study.base_dir, study.run_dir, data, study.config.seed)
+            _check_enough_images(features.num_features, data)
             reference = Reference(features, _unit(data, "train"))
-            _check_enough_images(features, data)
             floor = reference.score(_unit(data, "val")).medfid
             self._cache[key] = (data, reference, floor)
         return self._cache[key]
@@ -110,15 +112,15 @@ def _unit(data: ImageDataset, split: str) -> torch.Tensor:
     return data.splits[split].images.float() / 255.0
 
 
-def _check_enough_images(features: PenultimateFeatures, data: ImageDataset) -> None:
-    need = min_real_images(features.num_features)
+def _check_enough_images(num_features: int, data: ImageDataset) -> None:
+    need = min_real_images(num_features)
     for split in ("train", "val"):
         have = len(data.splits[split])
         if have < need:
-            raise ConfigError(f"MedFID in a {features.num_features}-dimensional feature space needs at least {need} "
+            raise ConfigError(f"MedFID in a {num_features}-dimensional feature space needs at least {need} "
                               f"real images per split (a full-rank covariance); the {split} split has {have}",
-                              key="data", got=have, fix="use more images, or a feature network with fewer features "
-                              "(task.features)")
+                              key="data", got=have, fix=f"use more images (or a larger data.{split}_fraction, when "
+                              "searchlab draws the split), or a feature network with fewer features (task.features)")
 
 
 def _check_resolution(spec: GenerateTrialConfig, data: ImageDataset, size_key: str = "data.size") -> None:

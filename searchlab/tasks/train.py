@@ -54,6 +54,7 @@ class Batches:
     kind: str
     n_classes: int
     preprocessing: dict[str, list[float]]
+    class_names: tuple[str, ...] = ()   # the data's, in label order (synthetic images are asked for by name)
 
 
 def normalisation(train: ImageSplit) -> dict[str, list[float]]:

@@ -39,13 +39,8 @@ def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path,
     if spec.transfer == "scratch":
         return [{"params": list(model.parameters())}]
     assert spec.weights is not None   # TransferFields guarantees it
-    try:
-        load_matching(model, source_state(spec, model, base_dir, on_source), spec.weights)
-    except TrialFailure as exc:
-        note = _architectures(spec, base_dir)
-        if note and "do not fit this model" in str(exc):
-            raise TrialFailure(f"{exc} ({note})") from None
-        raise
+    load_matching(model, source_state(spec, model, base_dir, on_source), spec.weights,
+                  lambda: architectures_note(spec, base_dir))
     blocks = model.parameter_blocks()
     head = [p for n, p in model.named_parameters() if n.startswith(model.head_prefix)]
     if spec.transfer == "features":
@@ -62,7 +57,7 @@ def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path,
         + [{"params": head, "lr_scale": 1.0}]
 
 
-def _architectures(spec: TransferFields, base_dir: Path) -> str | None:
+def architectures_note(spec: TransferFields, base_dir: Path) -> str | None:
     """This model's and, for a searchlab export or run, the weights' own architecture: what to make equal."""
     path = Path(str(spec.weights))
     path = path if path.is_absolute() else base_dir / path
@@ -80,11 +75,11 @@ def _architectures(spec: TransferFields, base_dir: Path) -> str | None:
     if not isinstance(source, dict) or "architecture" not in source:
         return None
     name, args = spec.architecture()   # type: ignore[attr-defined]
-    return (f"this model: {name} {_short(args)}; the weights' model: {source['architecture']} "
-            f"{_short(source.get('args', {}))}")
+    return (f"this model: {name} {short_args(args)}; the weights' model: {source['architecture']} "
+            f"{short_args(source.get('args', {}))}")
 
 
-def _short(args: dict[str, Any]) -> str:
+def short_args(args: dict[str, Any]) -> str:
     text = ", ".join(f"{k}={v}" for k, v in args.items() if not isinstance(v, (dict, list)))
     return f"({text[:200]})"
 
@@ -239,8 +234,10 @@ def _read_checkpoint(path: Path) -> Any:
                            f"damaged file? Fix: {SAVE_A_STATE_DICT}") from None
 
 
-def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Copy every non-head tensor by name; adapt RGB<->gray first convolutions; name every misfit."""
+def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str,
+                  note: Callable[[], str | None] = lambda: None) -> None:
+    """Copy every non-head tensor by name; adapt RGB<->gray first convolutions; name every misfit, after
+    `note()`: both architectures, when the weights' own is known (what to make equal comes first)."""
     if state and all(k.startswith("members.") for k in state):
         members = len({k.split(".")[1] for k in state})
         raise TrialFailure(f"weights '{source}' are an ensemble of {members} networks (a --top-k export, or a "
@@ -263,13 +260,22 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
     # Layers the weights have and this model lacks (a deeper source): loading the rest would quietly drop them
     extra = [k for k in state if k not in target and not k.startswith(model.head_prefix)]
     if missing or misfits or extra:
-        problems = (misfits[:5] + [f"missing {m.removeprefix('net.')}" for m in missing[:5]]
-                    + [f"not in this model: {e.removeprefix('net.')}" for e in extra[:5]])
-        more = len(misfits) + len(missing) + len(extra) - len(problems)
-        raise TrialFailure(f"weights '{source}' do not fit this model ({_model_name(model)}): {'; '.join(problems)}"
-                           + (f" (+{more} more)" if more > 0 else "")
-                           + ". Fix: use weights of the same architecture and settings")
+        absent = (("missing", missing), ("not in this model:", extra))
+        problems = misfits[:5] + ([f"{len(misfits) - 5} more of other shapes"] if len(misfits) > 5 else []) + \
+            [f"{what} {_modules(names)}" for what, names in absent if names]
+        about = "; ".join(filter(None, [_model_name(model), note()]))
+        raise TrialFailure(f"weights '{source}' do not fit this model ({about}): {'; '.join(problems)}. Fix: use "
+                           "weights of the same architecture and settings")
     model.load_state_dict(loaded, strict=False)
+
+
+def _modules(names: list[str], shown: int = 6) -> str:
+    """Tensor names as the modules holding them ('layer4.1 (+ 3 more modules, 40 tensors)'): a deeper network's
+    extra blocks read at a glance, not as their batch-norm counters one by one."""
+    modules = sorted({".".join(n.removeprefix("net.").split(".")[:2]) for n in names},
+                     key=lambda m: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", m)])   # 7 before 10
+    rest = f" and {len(modules) - shown} more" if len(modules) > shown else ""
+    return f"{', '.join(modules[:shown])}{rest} ({len(names)} tensors)"
 
 
 def _model_name(model: nn.Module) -> str:

@@ -1,0 +1,135 @@
+"""Whole groups of images (one per patient) dealt to splits or folds when a group may hold several classes or
+labels, as a CSV's `group_column` allows: a patient with a benign and a malignant lesion is one group.
+
+Folders need none of this: a patient sub-folder sits inside one class folder, and the per-class dealing in
+`common._grouped_split` and `crossval._grouped_folds` keeps their splits as they always were.
+
+Each group is a row of counts: images per class (single-label), or images and positives per label
+(multi-label). Groups go biggest first (seeded order among equals) to the bin whose counts they bring closest
+to its target, squared shortfall per column scaled by the column's total, so a rare class weighs as much as a
+common one (the greedy of scikit-learn's StratifiedGroupKFold, with targets instead of equal folds).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from searchlab.errors import DataError
+
+
+def spans_classes(labels: np.ndarray, groups: Sequence[str]) -> bool:
+    """Some group holds images of two classes, or the labels are multi-label (each image may have several)."""
+    if labels.ndim == 2:
+        return True
+    first: dict[str, int] = {}
+    return any(first.setdefault(g, int(c)) != int(c) for g, c in zip(groups, labels.tolist()))
+
+
+def group_counts(labels: np.ndarray, groups: Sequence[str],
+                 n_classes: int | None = None) -> tuple[list[list[int]], np.ndarray]:
+    """Members of each group (first-seen order) and its count row (see the module docstring)."""
+    index: dict[str, int] = {}
+    members: list[list[int]] = []
+    for i, g in enumerate(groups):
+        if g not in index:
+            index[g] = len(members)
+            members.append([])
+        members[index[g]].append(i)
+    if labels.ndim == 2:
+        rows = [np.concatenate([[len(m)], labels[m].sum(0)]) for m in members]
+    else:
+        width = n_classes if n_classes is not None else int(labels.max()) + 1
+        rows = [np.bincount(labels[m], minlength=width) for m in members]
+    return members, np.asarray(rows, dtype=np.float64)
+
+
+def deal(counts: np.ndarray, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The bin of each group (rows of `counts`), given each bin's target counts (rows of `targets`)."""
+    order = rng.permutation(len(counts))
+    order = order[np.argsort(-counts[order].sum(1), kind="stable")]   # biggest first; ties keep the seeded order
+    scale = 1.0 / np.maximum(counts.sum(0), 1.0) ** 2
+    filled = np.zeros_like(targets, dtype=np.float64)
+    bins = np.empty(len(counts), dtype=np.int64)
+    for g in order:
+        gain = (((filled + counts[g] - targets) ** 2 - (filled - targets) ** 2) * scale).sum(1)
+        bins[g] = int(np.argmin(gain))
+        filled[bins[g]] += counts[g]
+    return bins
+
+
+def split_targets(counts: np.ndarray, fractions: Mapping[str, float], multilabel: bool) -> np.ndarray:
+    """Target rows for train and each held-out split: its share of every column; a single-label held-out split
+    wants at least one image of each class, as the image-by-image split gives it."""
+    total = counts.sum(0)
+    held = []
+    for f in fractions.values():
+        row = total * f
+        if not multilabel and f > 0:
+            row = np.maximum(row, 1.0)
+        held.append(row)
+    return np.vstack([total - np.sum(held, axis=0), *held]) if held else total[None]
+
+
+def repair(bins: np.ndarray, counts: np.ndarray, n_bins: int) -> np.ndarray:
+    """Dealing by targets can leave a bin without a class that a few groups hold (3 patients of a rare class go
+    where its larger share is wanted): move such a group, smallest first, from the bin holding most groups of
+    that class, whenever that leaves fewer (bin, class) gaps. Returns the bins (a copy)."""
+    bins = bins.copy()
+    while short := missing_classes(bins, counts, n_bins):
+        _, c = short[0]
+        holders = np.flatnonzero(counts[:, c] > 0)
+        donor = np.bincount(bins[holders], minlength=n_bins).argmax()
+        moved = False
+        for g in sorted(holders[bins[holders] == donor], key=lambda g: counts[g].sum()):
+            for target in (b for b, cls in short if cls == c):
+                trial = bins.copy()
+                trial[g] = target
+                if len(missing_classes(trial, counts, n_bins)) < len(short):
+                    bins, moved = trial, True
+                    break
+            if moved:
+                break
+        if not moved:
+            return bins
+    return bins
+
+
+def missing_classes(bins: np.ndarray, counts: np.ndarray, n_bins: int) -> list[tuple[int, int]]:
+    """(bin, class) pairs where a bin got no image of a class that some group has."""
+    per_bin = np.zeros((n_bins, counts.shape[1]))
+    np.add.at(per_bin, bins, counts)
+    present = counts.sum(0) > 0
+    return [(b, c) for b in range(n_bins) for c in range(counts.shape[1]) if present[c] and per_bin[b, c] == 0]
+
+
+def spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int, where: str,
+                   class_names: Sequence[str] | None, groups: Sequence[str]) -> dict[str, np.ndarray]:
+    """{'train': idx, **{k: idx for k in fractions}}, each sorted, with every group's images in one split."""
+    multilabel = labels.ndim == 2
+    members, counts = group_counts(labels, groups, len(class_names) if class_names and not multilabel else None)
+    names = ["train", *fractions]
+    bins = deal(counts, split_targets(counts, fractions, multilabel), np.random.default_rng(seed))
+    if not multilabel:
+        bins = repair(bins, counts, len(names))
+    empty = [names[b] for b in range(len(names)) if not (bins == b).any() and (b == 0 or fractions[names[b]] > 0)]
+    short = [] if multilabel else missing_classes(bins, counts, len(names))
+    if empty or short:
+        raise DataError(f"{where}: whole patients (data.group_column: each group of images kept in one split) "
+                        f"cannot give {_shortfall(empty, short, names, counts, class_names)}. Fix: add images of "
+                        "more patients of it, or give the splits yourself in data.split_column")
+    out = {name: [] for name in names}
+    for g, b in enumerate(bins):
+        out[names[b]] += members[g]
+    return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
+
+
+def _shortfall(empty: list[str], short: list[tuple[int, int]], names: list[str], counts: np.ndarray,
+               class_names: Sequence[str] | None) -> str:
+    if empty:
+        return f"the {', '.join(empty)} split(s) any of the {len(counts)} groups"
+    bin_, c = short[0]
+    name = class_names[c] if class_names else str(c)
+    groups_with = int((counts[:, c] > 0).sum())
+    return (f"the {names[bin_]} split an image of class {name!r}: it is in {groups_with} of the {len(counts)} "
+            f"groups, and train and each held-out split need one")

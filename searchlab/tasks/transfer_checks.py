@@ -1,0 +1,107 @@
+"""Transfer settings checked when a run starts, on the networks the space's probes build: a setting that every
+trial drawing it would fail on is refused; one that only some draws fail on (a cut-off range deeper than one
+backbone, weights that fit one backbone of a choice) is warned about, since those trials fail alone."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from searchlab.config.load import Study
+from searchlab.data.types import ImageDataset
+from searchlab.errors import ConfigError, TrialFailure
+from searchlab.models.standalone import build_model
+from searchlab.tasks.classify_config import ClassifyTrialConfig
+from searchlab.tasks.transfer import architectures_note, load_matching, short_args, source_state
+
+SpecFor = Callable[[ClassifyTrialConfig, ImageDataset], dict[str, Any]]
+MAX_BUILDS = 8   # distinct networks built to check weights against (each a few tenths of a second)
+
+
+def transfer_warnings(study: Study, data: ImageDataset, specs: list[ClassifyTrialConfig],
+                      spec_for: SpecFor) -> list[str]:
+    networks = _Networks(spec_for, data)
+    return [text for text in (_cutoff_warning(specs, networks), _weights_warning(study, specs, networks)) if text]
+
+
+class _Networks:
+    """Each probed network built once (by its spec), as the trial would build it."""
+
+    def __init__(self, spec_for: SpecFor, data: ImageDataset) -> None:
+        self.spec_for, self.data, self.built = spec_for, data, {}
+
+    def get(self, spec: ClassifyTrialConfig) -> tuple[str, nn.Module]:
+        model_spec = self.spec_for(spec, self.data)
+        key = repr(model_spec)
+        if key not in self.built:
+            self.built[key] = build_model(model_spec)
+        return _name(model_spec), self.built[key]
+
+
+def _name(model_spec: dict[str, Any]) -> str:
+    """'timm resnet18', or the architecture with its settings (two plain CNNs differ by width, not name)."""
+    backbone = model_spec["args"].get("backbone")
+    return f"{model_spec['architecture']} {backbone}" if backbone else \
+        f"{model_spec['architecture']} {short_args(model_spec['args'])}"
+
+
+def _cutoff_warning(specs: list[ClassifyTrialConfig], networks: _Networks) -> str | None:
+    """Every drawn cut-off beyond its network: refused (the smallest named); some: warned."""
+    fits, too_deep = False, []
+    for spec in specs:
+        if spec.model.transfer != "cutoff":
+            continue
+        name, model = networks.get(spec)
+        depth = len(model.parameter_blocks())
+        if spec.model.cutoff <= depth:
+            fits = True
+        else:
+            too_deep.append((spec.model.cutoff, depth, name))
+    if not too_deep:
+        return None
+    cutoff, depth, name = min(too_deep)
+    if not fits:
+        raise ConfigError(f"cut-off block {cutoff} (the smallest this space draws) is beyond the depth of the "
+                          f"{name} network, which has {depth} blocks", key="space.model.cutoff", got=cutoff,
+                          fix=f"use cut-offs from 1 to {depth}, or a deeper network")
+    deepest = max(too_deep)
+    return (f"space.model.cutoff: some drawn cut-offs are beyond their network's depth (e.g. {deepest[0]} on "
+            f"{deepest[2]}, which has {deepest[1]} blocks): those trials fail. Fix: draw cut-offs from 1 to "
+            f"{min(d for _, d, _ in too_deep)}")
+
+
+def _weights_warning(study: Study, specs: list[ClassifyTrialConfig], networks: _Networks) -> str | None:
+    """Weights (a file, an export, a run) loaded into each probed network: none fit, refused; some, warned."""
+    fit: dict[str, set[str]] = {}
+    misfit: dict[str, dict[str, str]] = {}
+    states: dict[tuple[str, bool], Any] = {}   # a plain timm file reads with the wrapper's `net.` prefix or not
+    for spec in specs:
+        weights = spec.model.weights
+        if spec.model.transfer == "scratch" or weights in (None, "timm") or len(networks.built) >= MAX_BUILDS:
+            continue
+        name, model = networks.get(spec)
+        if name in fit.get(weights, set()) or name in misfit.get(weights, {}):
+            continue
+        key = (weights, next(iter(model.state_dict()), "").startswith("net."))
+        if key not in states:
+            try:
+                states[key] = source_state(spec.model, model, study.base_dir)
+            except TrialFailure:   # an unreadable source is checked on its own, or fails its trials saying why
+                states[key] = None
+        if states[key] is None:
+            continue
+        try:
+            load_matching(model, states[key], weights, lambda: architectures_note(spec.model, study.base_dir))
+            fit.setdefault(weights, set()).add(name)
+        except TrialFailure as exc:
+            misfit.setdefault(weights, {})[name] = str(exc).split(". Fix:")[0]
+    for weights, failed in misfit.items():
+        first = next(iter(failed.values()))
+        if not fit.get(weights):
+            raise ConfigError(first, key="space.model.weights", got=weights, fix="weights of the same architecture "
+                              "and settings as the searched networks (a file per backbone: one study each)")
+        return (f"space.model.weights {weights!r} fit {', '.join(sorted(fit[weights]))} but not "
+                f"{', '.join(sorted(failed))}: trials of those fail ({first}). Fix: search only the networks the "
+                "weights were trained as, or one study per backbone with its own weights")
+    return None
