@@ -255,8 +255,10 @@ _CELLS_PER_CHUNK = 2_000_000     # bounds the (resamples x samples) weight matri
 
 def bootstrap_ci(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int, names: Sequence[str],
                  n_resamples: int = 2000, seed: int = 0, threshold: float | Sequence[float] = 0.5,
-                 level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap CIs over samples; resamples where a metric is nan are skipped for that metric."""
+                 level: float = 0.95, groups: Sequence[str] | None = None) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap CIs over samples, or over whole groups of them (`groups`: a patient per sample, so
+    alike images of one patient count as the one observation they are); resamples where a metric is nan are
+    skipped for that metric."""
     y, p = _check(y_true, probs, kind, n_classes)
     for name in names:
         metric_info(name, kind, n_classes)
@@ -265,13 +267,17 @@ def bootstrap_ci(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classe
     pred = predictions(p, kind, threshold)
     rng = np.random.default_rng(seed)
     n = len(y)
-    chunk = max(1, _CELLS_PER_CHUNK // n)
+    # Units drawn with replacement: samples, or groups (each sample then weighs as often as its group is drawn)
+    unit_of = np.arange(n) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    units = int(unit_of.max()) + 1 if n else 0
+    chunk = max(1, _CELLS_PER_CHUNK // max(n, units))
     values: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, n_resamples, chunk):
         b = min(chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(b, n))
-        # Turn drawn indices into per-sample counts: row r of w says how often each sample is in resample r.
-        w = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        idx = rng.integers(0, units, size=(b, units))
+        # Turn drawn indices into per-unit counts: row r says how often each unit is in resample r.
+        drawn = np.bincount((idx + units * np.arange(b)[:, None]).ravel(), minlength=b * units).reshape(b, units)
+        w = drawn[:, unit_of].astype(np.float64)
         metrics = _resampled(w, y, p, pred, kind, n_classes)
         for name in names:
             values[name].append(metrics[name]())

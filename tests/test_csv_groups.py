@@ -183,3 +183,23 @@ def test_edited_patient_ids_are_seen_by_the_fingerprint(tmp_path):
     edited = [rows[0]] + [r.replace(",P0", ",Q0") if i % 2 else r for i, r in enumerate(rows[1:])]
     (tmp_path / "t.csv").write_text("\n".join(edited) + "\n")
     assert "patient ids (data.group_column) changed" in moved_members(before, data_fingerprint(cfg))
+
+
+def test_an_export_of_patients_resamples_whole_patients_for_its_intervals(write_study, tmp_path):
+    import json
+
+    from searchlab.config.load import load_study
+    from searchlab.engine.run import run_study
+    from searchlab.export.exporter import export_run
+
+    cfg, groups = csv_of_patients(tmp_path)
+    study = write_study("name: p\nspace:\n  model: {kind: cnn, depth: 1, width: 4}\n  train: {batch_size: 32}\n"
+                        "strategy: random\npruner: none\nbudget: {n_trials: 1, epochs: 1}\n"
+                        f"data: {{source: csv, path: '{cfg.path}', group_column: patient, image_size: 8, "
+                        "val_fraction: 0.2, test_fraction: 0.2}\n")
+    run_study(load_study(study), progress=False)
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=50)
+    test_files = json.loads((tmp_path / "best" / "test_predictions.json").read_text())
+    assert config["test_patients"] < config["test_size"] == len(test_files["probabilities"])
+    assert config["test_metrics_ci95_method"]["auc"].startswith(
+        f"percentile bootstrap over {config['test_patients']} patients (whole patients resampled)")

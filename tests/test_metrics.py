@@ -227,3 +227,34 @@ def test_export_intervals_of_proportions_are_exact_and_never_zero_width() -> Non
     assert clopper_pearson(0, 6) == pytest.approx((0.0, 1 - 0.025 ** (1 / 6)))
     low, high = clopper_pearson(81, 100)   # a textbook case: 0.7193 to 0.8816
     assert (round(low, 4), round(high, 4)) == (0.7193, 0.8816)
+
+
+def test_test_intervals_resample_whole_patients_when_patients_have_several_images() -> None:
+    """Forty patients of 5 alike images each: an image bootstrap counts 200 independent images and is too
+    narrow; resampling patients is wider, and a proportion's interval is never narrower than the exact one."""
+    from searchlab.intervals import clopper_pearson, export_intervals
+
+    rng = np.random.default_rng(0)
+    patient_y = rng.integers(0, 2, 40)
+    patient_score = np.clip(patient_y * 0.3 + rng.random(40) * 0.7, 0, 1)   # one score per patient
+    y, probs = np.repeat(patient_y, 5), np.repeat(patient_score, 5) + rng.normal(0, 0.01, 200)
+    groups = [f"P{i // 5}" for i in range(200)]
+    names = ["auc", "accuracy", "sensitivity"]
+    plain, _ = export_intervals(y, probs, "binary", 2, names, n_resamples=400, seed=0, threshold=0.5)
+    by_patient, methods = export_intervals(y, probs, "binary", 2, names, n_resamples=400, seed=0, threshold=0.5,
+                                           groups=groups)
+    width = {k: (ci[1] - ci[0], by_patient[k][1] - by_patient[k][0]) for k, ci in plain.items()}
+    assert all(wide > 1.5 * narrow for narrow, wide in width.values()), width
+    assert methods["auc"] == "percentile bootstrap over 40 patients (whole patients resampled), 400 resamples"
+    assert methods["accuracy"] == ("Clopper-Pearson (exact binomial) at the effective sample size of 40 patients' "
+                                   "images (Korn-Graubard)")
+    right = int(((probs >= 0.5) == y).sum())
+    exact = clopper_pearson(right, 200)   # the images as independent: narrower
+    assert by_patient["accuracy"][0] <= exact[0] and by_patient["accuracy"][1] >= exact[1]
+    alone, _ = export_intervals(y, probs, "binary", 2, names, n_resamples=400, seed=0, threshold=0.5,
+                                groups=[str(i) for i in range(200)])   # every image its own patient
+    assert alone == plain
+    from searchlab.intervals import korn_graubard   # 5 alike images each of 40 patients count as 39 images
+    # (deff: between-patient variance 187.5 / 200**2 x 40/39 over binomial 0.75 x 0.25 / 200 = 5.128)
+    assert korn_graubard(np.repeat(np.arange(40) % 4 > 0, 5), np.repeat(np.arange(40), 5)) == pytest.approx(
+        clopper_pearson(0.75 * 39, 39))

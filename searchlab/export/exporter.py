@@ -244,12 +244,13 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     metrics = compute_metrics(labels, probs, kind, n_classes, threshold=threshold)
     names = [m for m in metrics if "_class_" not in m]   # CIs for the summary metrics, not each class's
     ci, methods = export_intervals(labels, probs, kind, n_classes, names, n_resamples=bootstrap,
-                                   seed=run.record["seed"], threshold=threshold)
+                                   seed=run.record["seed"], threshold=threshold, groups=test.groups)
     replaced = data_replaced_since_search(run)
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
                "test_metrics_ci95_method": methods,
                "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),
                "test_size": len(test), "input": _input_spec(run, data), **_order(data),
+               **({"test_patients": len(set(test.groups))} if test.groups else {}),
                **({"data_file": run.record["data_file"]} if run.record.get("data_file") else {})}
     if replaced:
         summary["data_replaced_since_search"] = replaced
