@@ -59,12 +59,6 @@ def proportion_outcomes(name: str, y: np.ndarray, pred: np.ndarray,
     return None
 
 
-def proportion(name: str, y: np.ndarray, pred: np.ndarray, kind: TaskKind) -> tuple[int, int] | None:
-    """(successes, trials) of a metric that is a binomial proportion, else None."""
-    outcomes = proportion_outcomes(name, y, pred, kind)
-    return None if outcomes is None else (int(outcomes[1][outcomes[0]].sum()), int(outcomes[0].sum()))
-
-
 def korn_graubard(hits: np.ndarray, patients: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """The exact interval of a proportion over clustered images, at the effective sample size n / deff; the
     design effect deff compares the between-patient variance of the proportion (a ratio estimator's) with a

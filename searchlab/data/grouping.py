@@ -27,8 +27,9 @@ def spans_classes(labels: np.ndarray, groups: Sequence[str]) -> bool:
 
 
 def group_counts(labels: np.ndarray, groups: Sequence[str],
-                 n_classes: int | None = None) -> tuple[list[list[int]], np.ndarray]:
+                 class_names: Sequence[str] | None = None) -> tuple[list[list[int]], np.ndarray]:
     """Members of each group (first-seen order) and its count row (see the module docstring)."""
+    n_classes = len(class_names) if class_names and labels.ndim == 1 else None
     index: dict[str, int] = {}
     members: list[list[int]] = []
     for i, g in enumerate(groups):
@@ -71,6 +72,24 @@ def split_targets(counts: np.ndarray, fractions: Mapping[str, float], multilabel
     return np.vstack([total - np.sum(held, axis=0), *held]) if held else total[None]
 
 
+def settle(counts: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
+           multilabel: bool) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Each group's bin, dealt by targets (then repaired, single-label), and the (bin, class) gaps left."""
+    bins = deal(counts, targets, rng)
+    if multilabel:   # labels overlap: a bin without some label's positives is not refused here
+        return bins, []
+    bins = repair(bins, counts, len(targets))
+    return bins, missing_classes(bins, counts, len(targets))
+
+
+def gather(members: list[list[int]], bins: np.ndarray, n_bins: int) -> list[np.ndarray]:
+    """Each bin's image indices, sorted."""
+    out: list[list[int]] = [[] for _ in range(n_bins)]
+    for g, b in enumerate(bins):
+        out[b] += members[g]
+    return [np.sort(np.asarray(v, dtype=np.int64)) for v in out]
+
+
 def repair(bins: np.ndarray, counts: np.ndarray, n_bins: int) -> np.ndarray:
     """Dealing by targets can leave a bin without a class that a few groups hold (3 patients of a rare class go
     where its larger share is wanted): move such a group, smallest first, from the bin holding most groups of
@@ -107,21 +126,15 @@ def spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
                    class_names: Sequence[str] | None, groups: Sequence[str]) -> dict[str, np.ndarray]:
     """{'train': idx, **{k: idx for k in fractions}}, each sorted, with every group's images in one split."""
     multilabel = labels.ndim == 2
-    members, counts = group_counts(labels, groups, len(class_names) if class_names and not multilabel else None)
+    members, counts = group_counts(labels, groups, class_names)
     names = ["train", *fractions]
-    bins = deal(counts, split_targets(counts, fractions, multilabel), np.random.default_rng(seed))
-    if not multilabel:
-        bins = repair(bins, counts, len(names))
+    bins, short = settle(counts, split_targets(counts, fractions, multilabel), np.random.default_rng(seed), multilabel)
     empty = [names[b] for b in range(len(names)) if not (bins == b).any() and (b == 0 or fractions[names[b]] > 0)]
-    short = [] if multilabel else missing_classes(bins, counts, len(names))
     if empty or short:
         raise DataError(f"{where}: whole patients (data.group_column: each group of images kept in one split) "
                         f"cannot give {_shortfall(empty, short, names, counts, class_names)}. Fix: add images of "
                         "more patients of it, or give the splits yourself in data.split_column")
-    out = {name: [] for name in names}
-    for g, b in enumerate(bins):
-        out[names[b]] += members[g]
-    return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
+    return dict(zip(names, gather(members, bins, len(names))))
 
 
 def _shortfall(empty: list[str], short: list[tuple[int, int]], names: list[str], counts: np.ndarray,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from searchlab.data.grouping import deal, group_counts, missing_classes, repair, spans_classes
+from searchlab.data.grouping import gather, group_counts, settle, spans_classes
 from searchlab.data.types import ImageDataset, ImageSplit
 from searchlab.errors import TrialFailure
 from searchlab.imbalance import Threshold
@@ -159,7 +159,7 @@ def _spanning_folds(labels: np.ndarray, groups: tuple[str, ...], k: int, rng: np
     """Group k-fold where a group may hold several classes (or multi-label images): each fold's target is a
     k-th of every class (of the images and each label's positives, multi-label); see data/grouping.py."""
     multilabel = labels.ndim == 2
-    members, counts = group_counts(labels, groups, len(class_names) if class_names and not multilabel else None)
+    members, counts = group_counts(labels, groups, class_names)
     if len(members) < k:
         raise TrialFailure(f"cv_folds={k}: train+val holds {len(members)} group(s) of images (data.group_column), "
                            f"fewer than the folds, and a group stays in one fold; lower space.train.cv_folds to "
@@ -169,20 +169,14 @@ def _spanning_folds(labels: np.ndarray, groups: tuple[str, ...], k: int, rng: np
         rarest = int(np.argmin(np.where(having > 0, having, np.iinfo(np.int64).max)))
         if having[rarest] < k:
             raise _too_few_groups(k, rarest, int(having[rarest]), class_names)
-    bins = deal(counts, np.repeat(counts.sum(0)[None] / k, k, axis=0), rng)
-    if not multilabel:
-        bins = repair(bins, counts, k)
-    short = [] if multilabel else missing_classes(bins, counts, k)
+    bins, short = settle(counts, np.repeat(counts.sum(0)[None] / k, k, axis=0), rng, multilabel)
     if short:
         fold, c = short[0]
         name = repr(class_names[c]) if class_names else c
         raise TrialFailure(f"cv_folds={k}: whole groups of images (data.group_column) leave fold {fold + 1} without "
                            f"an image of class {name}, which is in {int((counts[:, c] > 0).sum())} group(s); lower "
                            "space.train.cv_folds")
-    fold_of = np.empty(len(labels), dtype=np.int64)
-    for g, fold in enumerate(bins):
-        fold_of[members[g]] = fold
-    return [np.flatnonzero(fold_of == f) for f in range(k)]
+    return gather(members, bins, k)
 
 
 def _too_few_groups(k: int, c: int, have: int, class_names: tuple[str, ...] | None) -> TrialFailure:
