@@ -159,16 +159,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_cache_settings()
     print_run_header(study)
     result = run_study(study, progress=not args.no_progress)
-    exported = None
+    exported, headline = None, None
     if study.config.export.after_run and not result.interrupted:
-        exported = _export_best(study, result)
-    print_run_summary(study, result, exported)
+        exported, headline = _export_best(study, result)
+    print_run_summary(study, result, exported, headline)
     if result.interrupted:
         return result.exit_code
     return 0 if best_trials(result.study) else 1   # a run where no trial completed failed, for scripts and CI too
 
 
-def _export_best(study: Any, result: Any) -> Any:
+def _export_best(study: Any, result: Any) -> tuple[Any, str | None]:
     from optuna.trial import TrialState
 
     from searchlab.engine.storage import close_connections
@@ -179,7 +179,7 @@ def _export_best(study: Any, result: Any) -> Any:
     export = study.config.export
     complete = len(result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if complete == 0:   # nothing to export: the run summary says why no trial completed
-        return None
+        return None, None
     close_connections(result.study._storage)   # the search is over; export_run opens the study afresh
     top_k = min(export.top_k, max(complete, 1))
     if top_k < export.top_k:   # a short run still leaves a model; say that it is a smaller ensemble
@@ -194,10 +194,11 @@ def _export_best(study: Any, result: Any) -> Any:
         how = "--trial N" if len(study.objectives) > 1 else f"--top-k {top_k} --tta {export.tta} --select {select}"
         print(f"export skipped: {exc}\nThe trials are stored; export them with: searchlab export {study.run_dir} "
               f"{how} --out {out}", file=sys.stderr)
-        return None
-    if "generator" not in config:
-        warn_about_export(config)
-    return out
+        return None, None
+    if "generator" in config:
+        return out, None
+    warn_about_export(config)
+    return out, test_headline(config)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -233,20 +234,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"exported the generator of trial {config['trial']['number']} to {args.out}: MedFID "
               f"{config['metrics']['medfid']:.3f} (sample with model.load_generator / model.sample_images)")
         return 0
-    test, ci = config["test_metrics"], config.get("test_metrics_ci95")
     what = (f"ensemble of trials {', '.join(str(t['number']) for t in config['trials'])}" if "trials" in config
             else f"trial {config['trial']['number']}")
     tta = f" with tta {config['tta']}" if config["tta"] != "none" else ""
     if "selection" in config:
         what += f" (greedy pick of {len(config['selection']['candidates'])})"
-    if test is None:
-        print(f"exported {what}{tta} to {args.out}: {config['test_note']}")
-    else:
-        shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auc", "accuracy")
-                          if k in test)
-        print(f"exported {what}{tta} to {args.out}: test {shown} (n={config['test_size']})")
+    print(f"exported {what}{tta} to {args.out}: {test_headline(config)}")
     warn_about_export(config)
     return 0
+
+
+def test_headline(config: dict[str, Any]) -> str:
+    """An export's test AUC and accuracy with their 95% intervals, or why it has none."""
+    test, ci = config["test_metrics"], config.get("test_metrics_ci95") or {}
+    if test is None:
+        return config["test_note"]
+    names = [k for k in ("auc", "accuracy") if k in test and test[k] is not None]
+    shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else f"{k} {test[k]:.3f}"
+                      for k in names)
+    methods = config.get("test_metrics_ci95_method") or {}
+    how = "; ".join(f"{k}: {methods[k]}" for k in names if k in ci and k in methods)
+    return f"test {shown} (n={config['test_size']}" + (f"; 95% intervals, {how})" if how else ")")
 
 
 def warn_about_export(config: dict[str, Any]) -> None:
@@ -281,14 +289,16 @@ def warn_about_export(config: dict[str, Any]) -> None:
     if worse:
         print(f"warning: --tta {worse['tta']} lowers {worse['metric']} on the {worse['split']} split to "
               f"{worse['with_tta']:.4f}, from {worse['without_tta']:.4f} without it: the trials did not train on "
-              "those views (e.g. rotated images), so averaging over them adds errors. Fix: --tta none (or flip), "
+              "those views (e.g. rotated images), so averaging over them adds errors. Fix: --tta "
+              f"{'none' if worse['tta'] == 'flip' else 'none (or flip)'}, "
               "or search augmentations that include them", file=sys.stderr)
     below = config.get("ensemble_below_member")
     if below:
+        views = "" if config.get("tta", "none") == "none" else f", both with --tta {config['tta']}"
         print(f"warning: on the {below['split']} predictions this ensemble's {below['metric']} "
               f"({below['ensemble']:.4f}) is worse than that of its member trial {below['member']} "
-              f"({below['member_value']:.4f}): a weaker member pulls the average down. Fix: --select greedy (keeps "
-              f"only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
+              f"({below['member_value']:.4f}{views}): a weaker member pulls the average down. Fix: --select greedy "
+              f"(keeps only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
 
 
 def _warn_if_few_test_images_of_a_class(config: dict[str, Any]) -> None:

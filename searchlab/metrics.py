@@ -54,7 +54,7 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     _info("hamming_loss", "fraction of wrong label assignments", frozenset({"multilabel"}), "minimize"),
 )}
 
-_PER_CLASS = re.compile(r"(f1|auc)_class_(\d+)")
+_PER_CLASS = re.compile(r"(f1|auc|recall)_class_(\d+)")
 _NOT_BINARY = frozenset({"multiclass", "multilabel"})   # binary has its one AUC only
 
 
@@ -64,12 +64,14 @@ def metric_info(name: str, kind: TaskKind | None = None, n_classes: int | None =
     per_class = _PER_CLASS.fullmatch(name)
     if per_class and per_class[1] == "f1":
         info = _info(name, f"F1 of class (multilabel: label) {per_class[2]}")
+    elif per_class and per_class[1] == "recall":   # binary: sensitivity and specificity
+        info = _info(name, f"recall (sensitivity) of class (multilabel: label) {per_class[2]}", _NOT_BINARY)
     elif per_class:
         info = _info(name, f"one-vs-rest ROC AUC of class (multilabel: label) {per_class[2]}", _NOT_BINARY)
     elif name in METRICS:
         info = METRICS[name]
     else:
-        valid = ", ".join(sorted([*METRICS, "f1_class_<i>", "auc_class_<i>"]))
+        valid = ", ".join(sorted([*METRICS, "f1_class_<i>", "auc_class_<i>", "recall_class_<i>"]))
         raise RegistryError(f"unknown metric {name!r}; valid: {valid}")
     if kind is not None and kind not in info.kinds:
         raise RegistryError(f"metric {name!r} is defined only for {', '.join(sorted(info.kinds))} tasks, "
@@ -129,7 +131,8 @@ def _auc(y: np.ndarray, p: np.ndarray, kind: TaskKind, n_classes: int) -> float:
 def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int,
                     threshold: float | Sequence[float] = 0.5) -> dict[str, float]:
     """All scalar metrics defined for `kind` (see METRICS), plus per-class F1 as f1_class_<i> and, for
-    multi-class and multi-label tasks, each class's (label's) one-vs-rest AUC as auc_class_<i>."""
+    multi-class and multi-label tasks, each class's (label's) one-vs-rest AUC as auc_class_<i> and its recall
+    (sensitivity) as recall_class_<i>."""
     y, p = _check(y_true, probs, kind, n_classes)
     pred = predictions(p, kind, threshold)
     labels = list(range(n_classes))
@@ -157,6 +160,8 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_cla
     out.update({f"f1_class_{i}": v for i, v in enumerate(f1)})
     if kind != "binary":   # a macro AUC of 0.70 can hide a useless label next to a good one
         out.update({f"auc_class_{j}": v for j, v in enumerate(_auc_per_column(y, p, kind, n_classes))})
+        # each class's sensitivity (a rare carcinoma class missed shows here, not in the macro recall)
+        out.update({f"recall_class_{i}": rec[i] if support[i] else float("nan") for i in labels})
     return {k: float(v) for k, v in out.items()}
 
 
@@ -240,6 +245,7 @@ def _resampled(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, ki
         per_class_auc = {f"auc_class_{k}": (lambda k=k: _weighted_auc(w, truth[:, k], p[:, k]))
                          for k in range(n_classes)}
         out.update(per_class_auc)
+        out.update({f"recall_class_{k}": (lambda k=k: tpr[:, k]) for k in range(n_classes)})
         out["auc"] = lambda: np.mean([auc() for auc in per_class_auc.values()], axis=0)
     else:
         y1 = y.astype(np.float64)

@@ -15,7 +15,7 @@ from optuna.samplers import BaseSampler
 from pydantic import ValidationError
 
 from searchlab.config.schema import PrunerConfig, StrategyConfig
-from searchlab.config.yamlsrc import read_yaml
+from searchlab.config.yamlsrc import is_study_file, read_yaml
 from searchlab.errors import ConfigError, RegistryError
 from searchlab.registry import Registry, import_object
 from searchlab.nas.deepmad_design import make_deepmad, prepare_deepmad
@@ -123,7 +123,8 @@ def _find_preset(name: str, study_dir: Path | None) -> Path:
     file = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
     candidates = ([study_dir / file] if study_dir else []) + [Path(file), REPO_STRATEGIES / file]
     for candidate in candidates:
-        if candidate.is_file():
+        # a study saved as quick.yaml, whose strategy is the `quick` preset, is no preset itself
+        if candidate.is_file() and not is_study_file(candidate):
             return candidate
     known = sorted(p.stem for p in REPO_STRATEGIES.glob("*.yaml"))
     raise ConfigError("strategy preset not found", key="strategy.preset", got=name,

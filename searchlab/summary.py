@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.rundir import OpenRun
+from searchlab.engine.setup_record import describe_setup
 from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import shown_url
 
@@ -32,7 +33,7 @@ def print_run_header(study: Study) -> None:
     print(f"data: {describe_data(study.config.data, study.config.seed, study.base_dir)}")
 
 
-def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
+def print_run_summary(study: Study, result: Any, exported: Path | None, test_headline: str | None = None) -> None:
     ostudy: optuna.Study = result.study
     print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
           + (" (interrupted: running trials were marked FAIL; run again to resume, and their configs run again)"
@@ -45,9 +46,15 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
               f"raise it above {configs} (e.g. --set budget.n_trials={configs + n_trials}) or give the study a new "
               "name for a fresh search")
     max_failed = getattr(study.config.budget, "max_failed", None) or n_trials
-    if not result.interrupted and finished < n_trials and _failed_configs(ostudy) >= max_failed:
+    failed_out = _failed_configs(ostudy) >= max_failed
+    if not result.interrupted and finished < n_trials and failed_out:
         print(f"stopped: {_failed_configs(ostudy)} trials failed, budget.max_failed={max_failed} (default: n_trials)"
               " reached; trials already running finished. Fix what the failures say, then run again")
+    timeout = getattr(study.config.budget, "timeout", None)
+    if not result.interrupted and not failed_out and timeout and finished < n_trials and result.seconds >= timeout:
+        # a search the clock ended is a shorter search than the study file says: report it as run
+        print(f"stopped: budget.timeout={timeout:g} s reached after {finished} of budget.n_trials={n_trials} trials "
+              "(completed and pruned); running the study again resumes it")
     queued = ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     if queued and not result.interrupted and finished >= n_trials:
         print(f"{len(queued)} queued config(s) did not run: budget.n_trials={n_trials} is reached. To run them: "
@@ -67,6 +74,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None) -> None:
     print(f"dashboard: optuna-dashboard {shown_url(study.storage_url)}   (or: searchlab dashboard {study.run_dir})")
     if exported is not None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
+        if test_headline:   # the first time the test split is read: once, for the model the search chose
+            print(f"           {test_headline}")
     elif best and len(ostudy.directions) > 1:   # no single best: the user picks a trade-off from the front
         print(f"export:    searchlab export {study.run_dir} --trial N --out {study.run_dir / 'best'}   (N: a trial "
               f"of the Pareto front, e.g. {best[0].number})")
@@ -102,6 +111,10 @@ def _print_all_pruned(ostudy: optuna.Study) -> None:
 def print_status(run: OpenRun, top: int) -> None:
     study = run.study
     print(f"study '{study.study_name}' in {shown_url(run.storage_url)}: {state_counts(study)}")
+    record = run.study.user_attrs.get("searchlab")
+    setup = record.get("search") if isinstance(record, dict) else None
+    if setup:   # studies recorded before the setup was kept have none, nor do studies made by Optuna directly
+        print(describe_setup(setup))
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running and not _run_in_progress(run.run_dir):
         print(f"  ({len(running)} 'running' left by a run that stopped without finishing them (killed or crashed): "

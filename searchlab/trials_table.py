@@ -3,8 +3,9 @@
 One row per trial, in trial order. Columns: number, state, value (value_0, value_1, ... for several
 objectives, named after their metrics), params.<name>, metrics.<name> (every metric the task returned),
 duration_s, datetime_start, datetime_complete, and the readable user attrs a row needs on its own
-(architecture, error, over_budget). Read from the Optuna study alone. Parameters only some trials draw are
-blank where not drawn (whole numbers stay whole: pandas Int64).
+(architecture, error, over_budget, pruned, cut_short, retry_of). A PRUNED trial's value is that of the last
+epoch it reported (Optuna's rule), not a finished trial's. Read from the Optuna study alone. Parameters only
+some trials draw are blank where not drawn (whole numbers stay whole: pandas Int64).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from searchlab.engine.rundir import OpenRun
 from searchlab.errors import SearchlabError
 
 FORMATS = ("csv", "parquet", "json")
-TEXT_ATTRS = ("architecture", "over_budget", "error")
+# why a trial was pruned, stopped short or run again: a row read alone (a paper's table) must say it
+TEXT_ATTRS = ("architecture", "over_budget", "error", "pruned", "cut_short", "retry_of")
 # what a strategy's stage scored a queued design by, before it trained (zen_nas, deepmad): beside its trained
 # metrics, so a proxy can be checked against them
 STAGE_ATTRS = ("zen_score", "entropy", "proxy_trial")

@@ -185,6 +185,10 @@ def test_a_per_class_objective_beyond_the_tasks_classes_is_refused_before_any_tr
     assert info.value.key == "objective" and "'f1_class_2' names class (label) 2, but the task has 2" in str(info.value)
     assert "classes: 0 = malignant, 1 = normal, benign" in str(info.value)
     assert not list((tmp_path / "run").glob("artifacts/*"))
+    by_name = write_study(OPTIONS.replace("name: options", "name: options\nobjective: [auc, f1_class_malignant]"))
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(by_name), progress=False)
+    assert "Fix: f1_class_0 (per-class metrics are named by the class's index)" in str(info.value)
 
 
 def test_a_threshold_on_multi_class_data_is_warned_about(write_study, tmp_path, capsys):

@@ -60,6 +60,8 @@ def test_an_always_on_label_and_an_ensemble_below_a_member_are_warned_of(capsys)
     err = capsys.readouterr().err
     assert err.startswith("warning: on the val predictions this ensemble's auc (0.8710) is worse than that of its "
                           "member trial 7 (0.9020)") and "--select greedy" in err and err.count("warning") == 1
+    warn_about_export({**config, "threshold": [0.4, 0.3, 0.5], "ensemble_below_member": below, "tta": "flip"})
+    assert "member trial 7 (0.9020, both with --tta flip)" in capsys.readouterr().err
 
 
 def test_few_test_images_of_a_class_and_tta_below_plain_are_warned_of(capsys):
@@ -78,8 +80,11 @@ def test_few_test_images_of_a_class_and_tta_below_plain_are_warned_of(capsys):
                                               "those images moves the metrics about it by 1/3 or more;")
     worse = {"metric": "auc", "split": "val", "tta": "dihedral", "with_tta": 0.81, "without_tta": 0.85}
     warn_about_export({**config, "test_confusion": [[41, 4], [16, 10]], "tta_below_plain": worse})
-    assert capsys.readouterr().err.startswith("warning: --tta dihedral lowers auc on the val split to 0.8100, "
-                                              "from 0.8500 without it")
+    err = capsys.readouterr().err
+    assert err.startswith("warning: --tta dihedral lowers auc on the val split to 0.8100, from 0.8500 without it")
+    assert "Fix: --tta none (or flip)," in err
+    warn_about_export({**config, "test_confusion": [[41, 4], [16, 10]], "tta_below_plain": {**worse, "tta": "flip"}})
+    assert "Fix: --tta none, or search" in capsys.readouterr().err   # not flip again
 
 
 @pytest.mark.parametrize("value", ["space.optim.lr=[1", "x={float:[1e-3}", "x=*a", "x=!!python/object:os.system {}"])

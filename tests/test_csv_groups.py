@@ -182,7 +182,8 @@ def test_edited_patient_ids_are_seen_by_the_fingerprint(tmp_path):
     rows = (tmp_path / "t.csv").read_text().splitlines()
     edited = [rows[0]] + [r.replace(",P0", ",Q0") if i % 2 else r for i, r in enumerate(rows[1:])]
     (tmp_path / "t.csv").write_text("\n".join(edited) + "\n")
-    assert "patient ids (data.group_column) changed" in moved_members(before, data_fingerprint(cfg))
+    assert "patient groups changed (the patient sub-folders, or the ids of data.group_column)" in moved_members(
+        before, data_fingerprint(cfg))
 
 
 def test_an_export_of_patients_resamples_whole_patients_for_its_intervals(write_study, tmp_path):

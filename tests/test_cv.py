@@ -185,6 +185,31 @@ def test_a_cv_trial_the_timeout_cuts_is_pruned_with_its_reason(write_study, tmp_
     assert len(folds) == int(reason[1]) < 3 and folds[-1]["epochs_trained"] == int(reason[2]) < 100000
 
 
+def test_a_cv_trial_whose_exported_model_the_timeout_cuts_is_pruned_with_its_reason(write_study, tmp_path,
+                                                                                    monkeypatch):
+    """Every fold finished, then the timeout stopped the model trained on the training split (the export):
+    ranking it by the folds' mean would ship a far weaker model than the score it was chosen on."""
+    from searchlab.engine.context import TrialContext
+    from searchlab.tasks import classify
+
+    real_fit = classify.fit
+
+    def fit(*args, keep_last=False, **kwargs):
+        if keep_last:   # the refit, after the folds: the deadline passes now
+            monkeypatch.setattr(TrialContext, "out_of_time", lambda self: True)
+        return real_fit(*args, keep_last=keep_last, **kwargs)
+
+    monkeypatch.setattr(classify, "fit", fit)
+    text = TINY.replace("TRAIN", ", cv_folds: 2, checkpoint: last").replace("epochs: 2}", "epochs: 3}")
+    run_study(load_study(write_study(text + f"run_dir: '{tmp_path / 'run'}'\n")), progress=False)
+    study = optuna.load_study(study_name="tiny_cv", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.PRUNED and len(trial.user_attrs["cv_folds"]) == 2
+    assert trial.user_attrs["pruned"] == (
+        "stopped by budget.timeout after 1 of 3 epochs of the model trained on the training split (the one "
+        "exported), after every cross-validation run had finished: its folds' mean is not this model's")
+
+
 def test_a_run_that_finished_before_the_timeout_is_not_cut():
     from types import SimpleNamespace
 

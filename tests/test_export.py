@@ -77,6 +77,43 @@ def test_model_py_reads_safetensors_like_the_library(exported):
     assert ours.keys() == theirs.keys() and all((ours[k] == theirs[k]).all() for k in ours)
 
 
+def test_an_export_records_its_making_and_its_weights_and_loads_only_its_own_weights(exported, breastmnist_root,
+                                                                                     tmp_path):
+    import hashlib
+    import shutil
+
+    from searchlab.models import standalone
+
+    tmp, config = exported
+    weights = (tmp / "best" / "weights.safetensors").read_bytes()
+    assert config["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+    assert {"exported_at_utc", "searchlab", "torch", "python", "optuna", "numpy", "scikit-learn"} <= set(
+        config["made_with"])
+    assert config["test_metrics_ci95_resampling"] == {"resamples": 200, "seed": 0, "of": "images"}
+    splits = config["data_splits"]   # BreastMNIST's published splits, by class
+    assert {s: v["images"] for s, v in splits.items()} == {"train": 546, "val": 78, "test": 156}
+    assert splits["test"]["per_class"] == {"malignant": 42, "normal, benign": 114}
+    assert config["threshold_choice"]["rule"] == "fixed"
+    search = config["search"]   # the setup a methods section needs, as the run had it
+    assert search["space_searched"] == {"optim.lr": "a float in [0.001, 0.003] (log scale)"}
+    assert search["space_fixed"]["model.width"] == 8 and search["strategy"] == {"name": "random"}
+    assert search["budget"]["n_trials"] == 2 and search["pruner"]["kind"] == "none" and search["seed"] == 0
+    assert config["test_metrics_per_class"] == {"malignant": {"f1": config["test_metrics"]["f1_class_0"]},
+                                                "normal, benign": {"f1": config["test_metrics"]["f1_class_1"]}}
+    whole = (breastmnist_root / "breastmnist.npz").read_bytes()
+    assert config["data_file"]["md5"] == hashlib.md5(whole).hexdigest()   # comparable with MedMNIST's own
+    assert config["data_file"]["sha256"] == hashlib.sha256(whole).hexdigest() and "digest_is" in config["data_file"]
+    swapped = tmp_path / "swapped"
+    shutil.copytree(tmp / "best", swapped)
+    state = standalone.read_safetensors(swapped / "weights.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in state.items()},
+              str(swapped / "weights.safetensors"))
+    with pytest.raises(ValueError, match="is not the weights file its config.json was exported with"):
+        standalone.load(swapped)
+
+
 def test_predict_proba_in_a_training_loop_keeps_the_mode_and_answers_plain_mistakes(exported, breastmnist_root):
     """Users fine-tune exports in their own loops: scoring between steps must not switch dropout and batch-norm
     statistics off for the rest of the epoch; numpy input, an empty batch and a run folder get plain answers."""
@@ -262,3 +299,33 @@ def test_a_split_folder_without_test_exports_as_it_ran(write_study, tmp_path):
     old = {k: v for k, v in record.items() if k != "data_defaults"}   # recorded before data_defaults
     assert "test_fraction" not in as_written(old)
     assert as_written({**old, "data": {**old["data"], "test_fraction": 0.0}})["test_fraction"] == 0.0
+
+
+def test_a_run_that_found_medmnist_through_the_environment_exports_without_it(write_study, breastmnist_root,
+                                                                               tmp_path, monkeypatch):
+    """SEARCHLAB_DATA set for `run`, unset in the shell of a later `export` or `report`: the file is read
+    where the run read it, not looked for in ~/.medmnist."""
+    monkeypatch.setenv("SEARCHLAB_DATA", str(breastmnist_root))
+    study = write_study(STUDY.replace("n_trials: 2", "n_trials: 1") + "data: {source: medmnist, name: "
+                        "breastmnist, download: false}\n")
+    run_study(load_study(study), progress=False)
+    monkeypatch.delenv("SEARCHLAB_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))   # no ~/.medmnist to fall back on
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
+    assert config["test_size"] == 156
+
+
+def test_greyscale_files_for_a_colour_model_are_warned_about_and_colour_ones_for_a_grey_model_are_not(tmp_path):
+    from PIL import Image
+
+    from searchlab.export.predict import grey_into_colour_warning
+
+    files = []
+    for i, mode in enumerate(["RGB", "RGB", "L", "I;16", "P"]):
+        path = tmp_path / f"{i}.png"
+        Image.new(mode, (8, 8)).save(path)
+        files.append(path)
+    warning = grey_into_colour_warning(files, channels=3)
+    assert warning.startswith(f"2 of 5 image files (sampled) are greyscale ({files[2]}, {files[3]}), but this model "
+                              "was trained on colour images")
+    assert grey_into_colour_warning(files, channels=1) is None and grey_into_colour_warning(files[:2], 3) is None

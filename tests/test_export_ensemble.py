@@ -100,7 +100,9 @@ def test_ensemble_averages_its_members_and_rechooses_the_threshold_on_validation
     labels = np.load(breastmnist_root / "breastmnist.npz")["val_labels"].reshape(-1)
     expected = choose_threshold(ImbalanceSpec(threshold="youden"), "binary", labels, val_probs)
     assert config["threshold"] == pytest.approx(expected, abs=1e-6)
-    assert members[numbers[0]]["tta"] == "none" and "threshold_choice" not in members[numbers[0]]
+    assert members[numbers[0]]["tta"] == "none"   # a member exported alone keeps its trial's own threshold
+    assert members[numbers[0]]["threshold_choice"] == {"rule": "youden", "split": "val",
+                                                       "chosen_by": f"trial {numbers[0]}, on its val predictions"}
 
 
 def test_greedy_select_scores_refit_trials_on_the_validation_split(exported, breastmnist_root, capsys):
@@ -234,9 +236,13 @@ def test_study_export_settings_apply_after_run_and_shrink_to_the_completed_trial
     text = STUDY.replace("n_trials: 3", "n_trials: 2") + "export: {after_run: true, top_k: 3, tta: flip, bootstrap: 100}\n"
     path = _data(breastmnist_root, tmp_path, text)
     assert main(["run", str(path), "--no-progress"]) == 0
-    assert "2 completed trial(s), fewer than export.top_k=3; exporting the 2 best" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "2 completed trial(s), fewer than export.top_k=3; exporting the 2 best" in captured.err
     net, config = standalone.load(tmp_path / "study" / "best")
     assert isinstance(net, standalone.Ensemble) and len(config["trials"]) == 2 and config["tta"] == "flip"
+    auc, (low, high) = config["test_metrics"]["auc"], config["test_metrics_ci95"]["auc"]
+    assert f"exported:  {tmp_path / 'study' / 'best'}" in captured.out   # the summary says what it scored
+    assert f"test auc {auc:.3f} [{low:.3f}, {high:.3f}], accuracy" in captured.out
 
 
 class _TopLeftCorner(torch.nn.Module):

@@ -282,6 +282,27 @@ def test_a_drawn_split_far_from_its_share_because_patients_stay_whole_is_warned_
     assert data_advice(cfg.model_copy(update={"val_fraction": val / 72})) == []
 
 
+def test_a_drawn_split_far_from_a_class_share_because_of_a_dominant_patient_is_warned_about(tmp_path):
+    from searchlab.data import data_advice, plan_files
+
+    rng = np.random.default_rng(1)
+    for i in range(100):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
+            _mkdir(tmp_path / "set" / "benign") / f"{i}.png")
+    for patient in range(3):   # each malignant patient is a third of the class: no split of 15% fits
+        for i in range(14):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
+                _mkdir(tmp_path / "set" / "malignant" / f"pt{patient}") / f"{i}.png")
+    cfg = FolderData(source="folder", path=tmp_path / "set", image_size=8, val_fraction=0.15, test_fraction=0.15)
+    plan = plan_files(cfg)
+    [warning] = data_advice(cfg)
+    for split in ("val", "test"):
+        held = int((plan.labels[split] == 1).sum())
+        assert held == 14   # every split needs a malignant patient
+        assert f"{split} of class 'malignant' 14 of 42 images (33%, {split}_fraction 0.15)" in warning
+    assert "class 'benign'" not in warning   # loose images: dealt to their share
+
+
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -307,12 +328,29 @@ def test_sizes_or_colour_modes_that_differ_by_class_are_warned_about(tmp_path):
     plans = {name: plan_folder(FolderData(source="folder", path=tmp_path / name, image_size=16))
              for name in ("skew", "even", "same")}
     skew = mixed_formats_warning(plans["skew"])
-    assert skew.startswith("data: image files come in 2 sizes or colour modes (sampled headers, per class: benign: "
-                           "16x16 L 10; malignant: 32x32 RGB 6, 16x16 L 4)")
-    assert "They differ by class, so the model can learn the file format instead of the finding" in skew
+    assert skew.startswith("data: image files come in 2 sizes (benign: 16x16 10; malignant: 32x32 6, 16x16 4); "
+                           "2 colour modes (benign: L 10; malignant: RGB 6, L 4) (sampled headers, per class)")
+    assert "The sizes and colour modes differ by class, so the model can learn the file format instead" in skew
     even = mixed_formats_warning(plans["even"])
     assert even.startswith("data: image files come in 2 sizes") and "differ by class" not in even
     assert mixed_formats_warning(plans["same"]) is None
+
+
+def test_a_colour_mode_or_file_type_of_one_class_shows_through_sizes_that_all_differ(tmp_path):
+    """Microscopy: every file its own size; one class's files RGBA PNG, the others' RGB JPEG."""
+    from searchlab.data.formats import mixed_formats_warning
+
+    rng = np.random.default_rng(3)
+    for i in range(12):
+        for name, mode, suffix in (("benign", "RGB", "jpg"), ("carcinoma", "RGBA", "png")):
+            pixels = rng.integers(0, 256, (40 + 3 * i + (name == "carcinoma"), 50 + 2 * i, len(mode)), dtype=np.uint8)
+            Image.fromarray(pixels, mode).save(_mkdir(tmp_path / "set" / name) / f"{i}.{suffix}")
+    warning = mixed_formats_warning(plan_folder(FolderData(source="folder", path=tmp_path / "set", image_size=16)))
+    assert warning.startswith("data: image files come in 24 sizes (benign: median 61x56.5; carcinoma: median "
+                              "61x57.5); ")
+    assert "colour modes (benign: RGB 12; carcinoma: RGBA 12)" in warning
+    assert "file types (benign: JPEG 12; carcinoma: PNG 12)" in warning
+    assert "The colour modes and file types differ by class" in warning   # the sizes: alike in each class
 
 
 def test_copied_image_files_are_named_by_kind_and_look_alikes_are_not(tmp_path):

@@ -56,6 +56,10 @@ def test_multiclass_auc_matches_sklearn_ovr_macro() -> None:
     assert got["auc"] == pytest.approx(roc_auc_score(y, probs, multi_class="ovr", average="macro"), abs=1e-12)
     assert got["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y))
     assert {f"f1_class_{k}" for k in range(4)} <= set(got) and "sensitivity" not in got
+    from sklearn.metrics import recall_score   # each class's sensitivity, beside the macro recall
+
+    assert [got[f"recall_class_{k}"] for k in range(4)] == pytest.approx(
+        recall_score(y, probs.argmax(1), average=None, labels=range(4)), abs=1e-12)
     matrix = np.array(confusion(y, probs, "multiclass", 4))
     assert matrix.shape == (4, 4) and matrix.sum() == 60 and np.trace(matrix) == np.sum(probs.argmax(1) == y)
 
@@ -84,8 +88,10 @@ def test_multilabel_hand_made() -> None:
 def test_auc_is_nan_when_undefined(kind: str, y: np.ndarray, probs: np.ndarray, n: int) -> None:
     got = compute_metrics(y, probs, kind, n)
     assert math.isnan(got["auc"])
+    absent = ("recall_class_2",) if kind == "multiclass" else ()   # class 2 has no image to recall
+    assert all(math.isnan(got[k]) for k in absent)
     assert all(not math.isnan(v) for k, v in got.items()
-               if k not in ("auc", "sensitivity", "average_precision") and not k.startswith("auc_class_"))
+               if k not in ("auc", "sensitivity", "average_precision", *absent) and not k.startswith("auc_class_"))
 
 
 def test_registry_errors() -> None:

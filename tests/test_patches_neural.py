@@ -110,3 +110,19 @@ strategy: random
 pruner: none
 budget: {n_trials: 1, epochs: 4}
 """
+
+
+def test_learned_augmentation_that_replaces_every_image_unheld_is_warned_about():
+    from searchlab.tasks.augment_advice import neural_augment_warning
+    from searchlab.tasks.classify_config import ClassifyTrialConfig
+
+    def spec(**augment):
+        return ClassifyTrialConfig.model_validate({"augment": {"neural": True, **augment}})
+
+    assert neural_augment_warning([spec(neural_share=1.0, neural_weight=0.0)]).startswith(
+        "space.augment.neural_share 1 with neural_weight 0")
+    assert neural_augment_warning([spec(neural_share=0.9, neural_weight=0.0),
+                                   spec(neural_share=1.0, neural_weight=0.1)]) is None
+    off = ClassifyTrialConfig.model_validate({"augment": {"neural": False, "neural_share": 1.0,
+                                                          "neural_weight": 0.0}})
+    assert neural_augment_warning([off]) is None

@@ -44,4 +44,4 @@ def test_a_trial_is_never_pruned_after_its_last_epoch_and_a_pruned_one_says_why(
                                {"budget.epochs": 2, "budget.n_trials": 1}), progress=False).study
     [pruned] = two.trials
     assert pruned.state.name == "PRUNED" and list(pruned.intermediate_values) == [0]
-    assert pruned.user_attrs["pruned"].startswith("pruned by the pruner after epoch 1 with auc=")
+    assert pruned.user_attrs["pruned"].startswith("pruned by the pruner after 1 epoch(s), at auc=")

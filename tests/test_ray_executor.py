@@ -92,8 +92,10 @@ def test_an_unreachable_cluster_is_named_with_the_fix(write_study):
 
     ray.shutdown()
     extra = "\nexecutor: {kind: ray, address: '127.0.0.1:1'}\n"
+    path = callable_study(write_study, n=1, extra=extra)
     with pytest.raises(SearchlabError, match="cannot reach the Ray cluster at executor.address='127.0.0.1:1'"):
-        run_study(load_study(callable_study(write_study, n=1, extra=extra)), progress=False)
+        run_study(load_study(path), progress=False)
+    assert not (path.parent / "run").exists()   # refused before any trial: no run folder, no empty study
 
 
 def test_a_ray_scheduler_stops_bad_trials_and_they_are_recorded_pruned(write_study, tmp_path):
@@ -118,9 +120,11 @@ def test_a_ray_scheduler_stops_bad_trials_and_they_are_recorded_pruned(write_stu
 
 def test_a_trial_asking_more_than_any_node_has_is_refused_naming_the_largest(write_study):
     extra = "\nexecutor: {kind: ray, resources_per_trial: {cpu: 64}}\n"
+    path = callable_study(write_study, n=1, extra=extra)
     with pytest.raises(SearchlabError, match=r"asks for \{cpu: 64, gpu: 0\} per trial, more than any node .* "
                                              r"the largest, 127.0.0.1, has \d+ CPUs and 0 GPUs"):
-        run_study(load_study(callable_study(write_study, n=1, extra=extra)), progress=False)
+        run_study(load_study(path), progress=False)
+    assert not (path.parent / "run").exists()
 
 
 @pytest.mark.parametrize("resources, slots", [

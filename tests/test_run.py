@@ -111,6 +111,32 @@ def test_resuming_with_other_epochs_is_warned_about(write_study, capsys):
     assert "budget.epochs" not in capsys.readouterr().err
 
 
+def test_resuming_with_another_fixed_setting_is_warned_about_naming_it(write_study, capsys):
+    """A fixed setting is no parameter: trials that ran with another value would be ranked alike, unseen."""
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    run_study(load_study(path, {"budget.n_trials": 3}), progress=False)
+    assert "space.sleep" not in capsys.readouterr().err
+    run_study(load_study(path, {"budget.n_trials": 4, "space.sleep": 0.001}), progress=False)
+    err = capsys.readouterr().err
+    assert ("has trials that ran with space.sleep 0.0 (3 trials); this run's trials use 0.001, and all are ranked "
+            "together") in err and "Fix: set space.sleep back to 0.0 " in err
+
+
+def test_a_fixed_setting_earlier_trials_ran_at_its_default_is_compared_with_that_default(write_study, capsys):
+    path = write_study(TINY_CLASSIFY.replace("n_trials: 2", "n_trials: 1"))
+    run_study(load_study(path), progress=False)
+    run_study(load_study(path, {"budget.n_trials": 2, "space.optim.momentum": 0.5,
+                                "space.optim.weight_decay": 1.0e-4}), progress=False)
+    err = capsys.readouterr().err   # unchanged: the default written out; momentum: no effect under adamw
+    assert "ran with space" not in err, err
+    run_study(load_study(path, {"budget.n_trials": 3, "space.optim.weight_decay": 0.01,
+                                "space.train.batch_size": 64}), progress=False)
+    err = capsys.readouterr().err
+    assert "has trials that ran with space.optim.weight_decay 0.0001 (2 trials); this run's trials use 0.01" in err
+    assert "has trials that ran with space.train.batch_size 128 (2 trials); this run's trials use 64" in err
+
+
 def test_resuming_with_an_edited_space_goes_on_when_optuna_can_and_says_which_parameter_when_not(write_study):
     path = callable_study(write_study, n=2)
     run_study(load_study(path), progress=False)

@@ -218,6 +218,28 @@ def test_a_setting_without_effect_under_the_values_drawn_is_not_sampled():
     assert not {"model.cnn.cutoff", "augment.randaugment_n", "optim.momentum"} & params
 
 
+def test_a_searched_step_draws_a_magnitude_only_for_an_op_that_has_one():
+    space = compile_text("space:\n  augment:\n    policy: searched\n    sub_policies:\n"
+                         "      a: {op: {choice: [hflip, rotate]}, magnitude: {int: [1, 9]}}\n"
+                         "      b: {op: equalize, magnitude: {int: [1, 9]}}\n")
+    config, params = _sampled(space, {"augment.sub_policies.a.op": "hflip"})
+    assert params == {"augment.sub_policies.a.op"}
+    assert config["augment"]["sub_policies"] == {"a": {"op": "hflip"}, "b": {"op": "equalize"}}
+    config, params = _sampled(space, {"augment.sub_policies.a.op": "rotate"})
+    assert params == {"augment.sub_policies.a.op", "augment.sub_policies.a.magnitude"}
+
+
+def test_a_fixed_magnitude_beside_a_fixed_op_without_one_is_reported():
+    from searchlab.space.unused import describe, unused_settings
+    from searchlab.tasks.classify_usage import classify_setting_used, setting_default
+
+    space = compile_text("space:\n  augment:\n    policy: searched\n"
+                         "    sub_policies: {a: {op: vflip, magnitude: 7}, b: {op: rotate, magnitude: 3}}\n")
+    found = unused_settings(space, classify_setting_used)
+    assert [u.path for u in found] == ["augment.sub_policies.a.magnitude"]
+    assert "augment.sub_policies.a.op: 'vflip'; it is left out" in describe(found[0], setting_default)
+
+
 def test_a_setting_the_space_leaves_out_counts_at_its_default():
     """No `transfer` in the space: scratch, the default, so images are augmented and no cut-off applies."""
     space = compile_text("space:\n  model: {kind: cnn, cutoff: {int: [1, 3]}}\n"

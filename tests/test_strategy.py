@@ -41,6 +41,18 @@ def test_preset_file_and_arg_override():
     assert sampler._n_startup_trials == 5 and sampler._n_ei_candidates == 7
 
 
+def test_a_study_saved_under_its_presets_name_reads_the_shipped_preset(tmp_path, monkeypatch):
+    from searchlab.config.load import load_study
+
+    monkeypatch.chdir(tmp_path)   # also where a preset is looked for
+    quickstart = (Path(__file__).resolve().parents[1] / "studies" / "quickstart.yaml").read_text()
+    assert "preset: quick" in quickstart
+    (tmp_path / "quick.yaml").write_text(quickstart)
+    study = load_study(tmp_path / "quick.yaml")
+    sampler = build_sampler(study.config.strategy, 0, study_dir=study.base_dir)
+    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 5
+
+
 def test_unknown_preset_lists_shipped_ones():
     with pytest.raises(ConfigError, match="quick"):
         build_sampler(StrategyConfig(preset="nonexistent"), 0)

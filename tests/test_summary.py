@@ -124,3 +124,31 @@ def test_failures_are_shown_beside_completed_trials(capsys):
                                                user_attrs={"error": "timm could not fetch efficientnet_b0"}))
     out = _printed(ostudy, 2, 0, capsys)
     assert "failed trial 1: timm could not fetch efficientnet_b0" in out and "trial 0: value 1.0000" in out
+
+
+def test_a_search_the_timeout_ended_early_says_so(capsys):
+    ostudy = optuna.create_study()
+    ostudy.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=20, timeout=12)),
+                            run_dir=Path("runs/s"), storage_url="sqlite:///runs/s/study.db")
+    result = SimpleNamespace(study=ostudy, seconds=15.2, interrupted=False, trials_before=0)
+    print_run_summary(study, result, exported=None)
+    assert "stopped: budget.timeout=12 s reached after 1 of budget.n_trials=20 trials (completed and pruned); " \
+           "running the study again resumes it" in capsys.readouterr().out
+    print_run_summary(study, SimpleNamespace(**{**vars(result), "seconds": 3.0}), exported=None)
+    assert "budget.timeout" not in capsys.readouterr().out   # ended for another reason: not said to be the clock
+
+
+def test_status_says_how_the_search_was_set_up(write_study, capsys):
+    from searchlab.config.load import load_study
+    from searchlab.engine.rundir import open_run
+    from searchlab.engine.run import run_study
+    from searchlab.summary import print_status
+    from test_run import callable_study
+
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path, {"budget.n_trials": 3, "budget.timeout": 600}), progress=False)
+    print_status(open_run(path.parent / "run"), 3)
+    assert ("search:    random, pruner none, n_trials 3, epochs 20, timeout 600.0, seed 0, local x1; 1 searched, "
+            "1 fixed settings; --set budget.n_trials=3 --set budget.timeout=600 (the latest run's") in \
+        capsys.readouterr().out

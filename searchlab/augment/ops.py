@@ -36,7 +36,7 @@ import torch
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from searchlab.augment.spec import OpName, SubPolicy
+from searchlab.augment.spec import MAGNITUDE_FREE_OPS, OpName, SubPolicy
 
 MAX_MAGNITUDE = 10
 BILINEAR = InterpolationMode.BILINEAR
@@ -126,6 +126,8 @@ OPS: dict[str, Op] = {
 # that must surface at import, not when a trial first samples the op.
 if set(OPS) != set(get_args(OpName)):
     raise ImportError(f"ops.OPS and spec.OpName differ in {sorted(set(OPS) ^ set(get_args(OpName)))}")
+if {name for name, op in OPS.items() if not op.max_strength} != MAGNITUDE_FREE_OPS:
+    raise ImportError("spec.MAGNITUDE_FREE_OPS must list exactly the ops of OPS without a max_strength")
 
 
 def apply_sub_policy(x: torch.Tensor, step: SubPolicy) -> torch.Tensor:

@@ -14,6 +14,9 @@ from searchlab.config.schema import Frozen
 OpName = Literal["identity", "rotate", "shear_x", "shear_y", "translate_x", "translate_y", "brightness",
                  "contrast", "sharpness", "posterize", "solarize", "autocontrast", "equalize", "hflip", "vflip",
                  "gaussian_blur", "gaussian_noise"]
+# Ops that ignore `magnitude`: the sampler does not draw one for them (tasks/classify_usage.py), since a
+# value drawn but without effect is noise to TPE. ops.py checks this set against its table at import.
+MAGNITUDE_FREE_OPS = frozenset({"identity", "autocontrast", "equalize", "hflip", "vflip"})
 
 PolicyName = Literal["none", "flip_shift", "resized_crop", "flip_rotate", "affine", "randaugment",
                      "trivialaugment", "augmix", "searched"]

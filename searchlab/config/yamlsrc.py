@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from searchlab.errors import ConfigError
+from searchlab.errors import ConfigError, SearchlabError
 
 KeyPath = tuple[str | int, ...]
 MAX_NODES = 100_000   # a YAML alias "bomb" expands exponentially; refuse documents past this size
@@ -81,6 +81,16 @@ def read_yaml(path: Path) -> Located:
         raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path),
                           fix="save the file as UTF-8") from None
     return parse_yaml(text, str(path))
+
+
+def is_study_file(path: Path) -> bool:
+    """A whole study file (a space beside its data, task, strategy or budget), not a space fragment or a
+    strategy preset: what a fragment or preset of the same name beside a study must not be mistaken for."""
+    try:
+        data = read_yaml(path).data
+    except SearchlabError:
+        return False
+    return isinstance(data, dict) and "space" in data and bool({"data", "task", "strategy", "budget"} & set(data))
 
 
 def parse_yaml(text: str, file: str) -> Located:

@@ -210,9 +210,10 @@ def _grouped_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
         sizes = _holdout_sizes(int((labels == c).sum()), fractions)
         if len(names) <= sum(1 for k in sizes.values() if k):
             name = class_names[int(c)] if class_names is not None else str(c)
-            raise DataError(f"{where}: class {name!r} has {len(names)} group(s) of images (sub-folders, each kept "
-                            f"in one split), too few for train/{'/'.join(fractions)}: each split needs one. Fix: add "
-                            "images of more patients (sub-folders), or lower the fractions")
+            raise DataError(f"{where}: class {name!r} has {len(names)} group(s) of images (a patient: a sub-folder, "
+                            "a data.group_column id, or a loose image alone; each kept in one split), too few for "
+                            f"train/{'/'.join(fractions)}: each split needs one. Fix: add images of more patients, or "
+                            "lower the fractions")
         filled, trained = dict.fromkeys(sizes, 0), False
         order = [names[g] for g in rng.permutation(len(names))]
         for position, group in enumerate(order):

@@ -81,7 +81,8 @@ def moved_members(before: Any, now: Any) -> str | None:
         elif old["members"] != new["members"]:
             changes.append(f"{split}: as many files per class, but other files or labels")
     if before.get("groups") != now.get("groups") and "groups" in before and "groups" in now:
-        changes.append("patient ids (data.group_column) changed, which decide the splits and the folds")
+        changes.append("patient groups changed (the patient sub-folders, or the ids of data.group_column), which "
+                       "decide the splits and the folds")
     return "; ".join(changes) or None
 
 

@@ -1,13 +1,17 @@
-"""Image files of several sizes or colour modes in one data set, said when a run starts.
+"""Image files of several sizes, colour modes or file types in one data set, said when a run starts.
 
 Every file is resized to image_size and converted to the study's channels, so mixed files train fine. But
-when the sizes or modes differ by class (positives scanned on one machine, negatives on another), the model
-can learn the format instead of the finding: a shortcut that scores well on such a test split and fails in
-the clinic. Only file headers are read (no pixels), for up to SAMPLE files per class spread over its list.
+when the sizes, modes or file types differ by class (positives scanned on one machine, negatives on another),
+the model can learn the format instead of the finding: a shortcut that scores well on such a test split and
+fails in the clinic. Each is judged on its own: microscopy files often each have their own size, and a
+colour mode found in one class only must still show through that. Only file headers are read (no pixels),
+for up to SAMPLE files per class spread over its list.
 """
 from __future__ import annotations
 
+import statistics
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -16,38 +20,81 @@ from searchlab.data.common import spread
 from searchlab.data.types import SplitPlan
 
 SAMPLE = 200
+SHARE_GAP = 0.2        # a format's share of one class's files vs another's: beyond this, it tells them apart
+AREA_RATIO = 1.5       # per-class median image areas this far apart tell the classes apart too
+SHOWN = 3
+
+
+@dataclass
+class _Headers:
+    sizes: Counter = field(default_factory=Counter)
+    modes: Counter = field(default_factory=Counter)
+    types: Counter = field(default_factory=Counter)
+    areas: list[int] = field(default_factory=list)
 
 
 def mixed_formats_warning(plan: SplitPlan) -> str | None:
-    """None when the sampled files share one size and mode; else the counts, per class when they differ."""
+    """None when the sampled files share one size, mode and file type; else what varies, per class, and
+    which of them differ by class."""
     if plan.kind == "multilabel":
         return None   # classes overlap: a per-class count would not say which label a format goes with
-    per_class = {name: _formats(spread(_class_files(plan, c), SAMPLE)) for c, name in enumerate(plan.classes)}
-    overall = sum(per_class.values(), Counter())
-    if len(overall) < 2:
+    per_class = {name: _headers(spread(_class_files(plan, c), SAMPLE)) for c, name in enumerate(plan.classes)}
+    per_class = {name: h for name, h in per_class.items() if h.areas}
+    every = {"sizes": {n: h.sizes for n, h in per_class.items()}, "colour modes": {n: h.modes for n, h in
+             per_class.items()}, "file types": {n: h.types for n, h in per_class.items()}}
+    varying = [(what, counters) for what, counters in every.items() if len(sum(counters.values(), Counter())) > 1]
+    if not varying:
         return None
-    shown = "; ".join(f"{name}: " + ", ".join(f"{fmt} {n}" for fmt, n in counts.most_common(3))
-                      for name, counts in per_class.items() if counts)
-    shares = [{fmt: n / max(sum(c.values()), 1) for fmt, n in c.items()} for c in per_class.values() if c]
-    skewed = any(abs(a.get(fmt, 0) - b.get(fmt, 0)) > 0.2 for a in shares for b in shares for fmt in overall)
-    text = (f"data: image files come in {len(overall)} sizes or colour modes (sampled headers, per class: {shown}); "
-            "each is resized and converted to the study's image_size and channels")
+    parts = [f"{len(sum(c.values(), Counter()))} {what} ({_shown(what, c, per_class)})" for what, c in varying]
+    text = (f"data: image files come in {'; '.join(parts)} (sampled headers, per class); each is resized and "
+            "converted to the study's image_size and channels")
+    skewed = [what for what, counters in varying if _skewed(counters)]
+    if "sizes" in dict(varying) and "sizes" not in skewed and _areas_apart(per_class):
+        skewed.insert(0, "sizes")
     if skewed:
-        text += (". They differ by class, so the model can learn the file format instead of the finding. Fix: "
-                 "bring every class to one format, or check that the test split mixes them as the clinic will")
+        text += (f". The {' and '.join(skewed)} differ by class, so the model can learn the file format instead of "
+                 "the finding. Fix: bring every class to one format, or check that the test split mixes them as "
+                 "the clinic will")
     return text
+
+
+def _shown(what: str, counters: dict[str, Counter], per_class: dict[str, _Headers]) -> str:
+    if what == "sizes" and max(len(c) for c in counters.values()) > SHOWN:   # each file its own size
+        return "; ".join(f"{name}: median {_median_side(h)}" for name, h in per_class.items())
+    return "; ".join(f"{name}: " + ", ".join(f"{fmt} {n}" for fmt, n in c.most_common(SHOWN))
+                     for name, c in counters.items())
+
+
+def _median_side(headers: _Headers) -> str:
+    width = statistics.median(int(s.split("x")[0]) for s in headers.sizes.elements())
+    height = statistics.median(int(s.split("x")[1]) for s in headers.sizes.elements())
+    return f"{width:g}x{height:g}"
+
+
+def _skewed(counters: dict[str, Counter]) -> bool:
+    shares = [{fmt: n / sum(c.values()) for fmt, n in c.items()} for c in counters.values() if c]
+    formats = set().union(*shares)
+    return any(abs(a.get(fmt, 0) - b.get(fmt, 0)) > SHARE_GAP for a in shares for b in shares for fmt in formats)
+
+
+def _areas_apart(per_class: dict[str, _Headers]) -> bool:
+    medians = [statistics.median(h.areas) for h in per_class.values()]
+    return max(medians) > AREA_RATIO * min(medians)
 
 
 def _class_files(plan: SplitPlan, label: int) -> list[Path]:
     return [path for split, files in plan.files.items() for path, y in zip(files, plan.labels[split]) if y == label]
 
 
-def _formats(paths: list[Path]) -> Counter:
-    found: Counter = Counter()
+def _headers(paths: list[Path]) -> _Headers:
+    found = _Headers()
     for path in paths:
         try:
             with Image.open(path) as img:   # reads the header only
-                found[f"{img.width}x{img.height} {img.mode}"] += 1
+                found.sizes[f"{img.width}x{img.height}"] += 1
+                found.modes[img.mode] += 1
+                found.types[img.format or path.suffix.lstrip(".").upper()] += 1
+                found.areas.append(img.width * img.height)
         except (OSError, ValueError, SyntaxError):
             continue   # decoding names unreadable files
     return found

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
@@ -104,13 +105,18 @@ def medmnist_file(cfg: DataConfig, base_dir: Path | None = None) -> dict | None:
     """Which MedMNIST file a run reads: its name, size and a digest of its first and last 8 KB (a zip's tail
     holds every array's CRC, so any changed array changes it; reading GBs of MedMNIST+ whole would cost a run's
     start). None for folder and CSV sets (their fingerprint covers them) and for a file not downloaded yet."""
+    path = medmnist_path(cfg, base_dir)
+    if path is None or not path.is_file():
+        return None
+    return {"file": path.name, "bytes": path.stat().st_size, "digest": sampled_digest(path).hex()}
+
+
+def medmnist_path(cfg: DataConfig, base_dir: Path | None = None) -> Path | None:
+    """Where a MedMNIST set's file is read from (whether or not it is there yet); None for other sources."""
     if not isinstance(cfg, MedMNISTData):
         return None
     root = default_root(Path(base_dir) if base_dir is not None else None, cfg.root)
-    path = npz_path(root, cfg.name, cfg.size)
-    if not path.is_file():
-        return None
-    return {"file": path.name, "bytes": path.stat().st_size, "digest": sampled_digest(path).hex()}
+    return npz_path(root, cfg.name, cfg.size)
 
 
 def describe_data(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str:
@@ -136,21 +142,41 @@ def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) ->
     return [text for text in found if text]
 
 
-def carved_share_warning(plan: SplitPlan, tolerance: float = 0.05) -> str | None:
-    """Splits drawn out of patients kept whole can miss their asked share by far (one large
-    patient is a whole split's worth of images): said, with the shares they got."""
+def carved_share_warning(plan: SplitPlan, tolerance: float = 0.05, min_class_images: int = 20) -> str | None:
+    """Splits drawn out of patients kept whole can miss their asked share by far (one large patient is a
+    whole split's worth of images), of all images or of one class's (a patient holding half of a class's
+    images leaves a validation split with none or half of them): said, with the shares they got. A class
+    of fewer than `min_class_images` is left out: a few images cannot match a share closely anyway."""
     if not plan.groups or not plan.carved:
         return None
     pool = sum(len(plan.files.get(s, [])) for s in ("train", *plan.carved))
-    shares = {s: len(plan.files.get(s, [])) / pool for s in plan.carved}
-    off = [s for s, asked in plan.carved.items() if abs(shares[s] - asked) > tolerance]
-    if not off:
+    got = [_share_missed(s, s, len(plan.files.get(s, [])), pool, asked, tolerance)
+           for s, asked in plan.carved.items()]
+    counts = {s: _images_per_class(plan, s) for s in ("train", *plan.carved)}
+    class_pool = sum(counts.values())
+    for s, asked in plan.carved.items():
+        got += [_share_missed(s, f"{s} of class '{name}'", int(counts[s][c]), int(class_pool[c]), asked, tolerance)
+                for c, name in enumerate(plan.classes) if class_pool[c] >= min_class_images]
+    missed = [text for text in got if text]
+    if not missed:
         return None
-    got = ", ".join(f"{s} {len(plan.files.get(s, []))} of {pool} images ({shares[s]:.0%}, {s}_fraction "
-                    f"{plan.carved[s]})" for s in off)
     return (f"data: patients are kept whole (sub-folders, or data.group_column), so the drawn splits missed their "
-            f"shares: {got}. Fix: nothing, if that is acceptable; else other fractions, another seed, or splits "
-            "you give yourself (train/, val/, test/ folders, or data.split_column)")
+            f"shares: {', '.join(missed)}. Fix: nothing, if that is acceptable; else other fractions, another "
+            "seed, or splits you give yourself (train/, val/, test/ folders, or data.split_column)")
+
+
+def _share_missed(split: str, what: str, count: int, pool: int, asked: float, tolerance: float) -> str | None:
+    share = count / pool if pool else 0.0
+    return f"{what} {count} of {pool} images ({share:.0%}, {split}_fraction {asked})" \
+        if abs(share - asked) > tolerance else None
+
+
+def _images_per_class(plan: SplitPlan, split: str) -> np.ndarray:
+    """Images of each class in `split` (multi-label: each label's positives)."""
+    labels = plan.labels.get(split, np.zeros(0, dtype=np.int64))
+    if labels.ndim == 2:
+        return labels.sum(axis=0).astype(np.int64) if len(labels) else np.zeros(len(plan.classes), np.int64)
+    return np.bincount(labels.astype(np.int64), minlength=len(plan.classes))
 
 
 def check_test_images(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None,

@@ -54,7 +54,8 @@ class TrialContext:
         if self.on_epoch is not None:
             self.on_epoch(step, float(value))
         if self.trial.should_prune():
-            reason = f"pruned by the pruner after epoch {step + 1} with {metric}={value:.4f}"
+            # epochs counted, as the Ray schedulers' reason does; best_epoch and the curve count from 0
+            reason = f"pruned by the pruner after {step + 1} epoch(s), at {metric}={value:.4f}"
             self.trial.set_user_attr("pruned", reason)   # why, for status and the dashboard
             raise optuna.TrialPruned(reason)
 

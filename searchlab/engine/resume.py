@@ -18,8 +18,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
 from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
+from searchlab.engine.changed_settings import changed_settings_warnings
 from searchlab.errors import ConfigError, StorageError, shown_url
 from searchlab.space import searchable_params
+from searchlab.tasks import get_task
 
 if TYPE_CHECKING:
     from searchlab.config.load import Study
@@ -46,9 +48,14 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
                            f"file asks for {study.directions}. Fix: give the study a new name or storage")
     trials = ostudy.get_trials(deepcopy=False)
     if trials:
-        scored = any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-        _check_same_record(study, ostudy.user_attrs.get("searchlab"), record, scored)
+        scored = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        _check_same_record(study, ostudy.user_attrs.get("searchlab"), record, bool(scored))
         _check_space_fits(study, trials)
+        task = get_task(study.config.task)
+        for line in changed_settings_warnings(study.config.name, study.space, scored,
+                                              getattr(task, "setting_used", None),
+                                              getattr(task, "trial_schema", None)):
+            print(f"warning: {line}", file=sys.stderr)
 
 
 def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: bool = True) -> None:

@@ -24,14 +24,16 @@ from optuna.trial import TrialState
 
 from searchlab.config.load import Study, locate_in_study
 from searchlab.data import data_fingerprint, medmnist_file
+from searchlab.data.loading import medmnist_path
 from searchlab.engine.progress import FINISHED, Progress
 from searchlab.engine.resume import check_resumable
 from searchlab.engine.rundir import check_same_storage, write_manifest
+from searchlab.engine.setup_record import search_setup
 from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
-from searchlab.errors import ConfigError
+from searchlab.errors import ConfigError, SearchlabError
 from searchlab.strategy import prepare_strategy
 from searchlab.tasks import get_task
 
@@ -85,9 +87,7 @@ def _run(study: Study, progress: bool) -> RunResult:
         bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
         try:
             if study.config.executor.kind == "ray":
-                from searchlab.engine.ray_executor import run_ray   # ray: an optional, heavy import
-
-                run_ray(study, deadline, on_trial=bar.callback)
+                _run_on_ray(study, ostudy, deadline, bar, alone=sole_runner, new_dir=new_dir)
             elif study.config.executor.workers == 1 and study.config.budget.trial_timeout is None:
                 run_worker(study, 0, deadline, on_trial=bar.callback)
             else:
@@ -98,6 +98,18 @@ def _run(study: Study, progress: bool) -> RunResult:
             bar.update(ostudy)
             bar.close()
     return RunResult(ostudy, interrupted, time.time() - started, code, trials_before)
+
+
+def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, alone: bool,
+                new_dir: bool) -> None:
+    from searchlab.engine.ray_executor import run_ray   # ray: an optional, heavy import
+
+    try:
+        run_ray(study, deadline, on_trial=bar.callback)
+    except SearchlabError:   # a cluster out of reach or too small is refused before its first trial
+        if alone:            # another runner's study is its own to keep
+            _forget_if_empty(study, ostudy, new_dir)
+        raise
 
 
 def _warn_if_oversubscribed(study: Study) -> None:
@@ -150,12 +162,20 @@ def study_record(study: Study) -> dict[str, Any]:
         "data_defaults": sorted(set(type(study.config.data).model_fields) - study.config.data.model_fields_set),
         "data_files": data_fingerprint(study.config.data, study.config.seed, study.base_dir),
         "data_file": medmnist_file(study.config.data, study.base_dir),
+        # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)
+        "data_root_read": _medmnist_root(study),
         "objectives": [list(o) for o in study.objectives],
         "seed": study.config.seed,
         "epochs": study.config.budget.epochs,
         "task": study.config.task.model_dump(mode="json"),
+        "search": search_setup(study),
         "artifacts": str((study.run_dir / "artifacts").resolve()),
     }
+
+
+def _medmnist_root(study: Study) -> str | None:
+    path = medmnist_path(study.config.data, study.base_dir)
+    return str(path.parent.resolve()) if path is not None and path.is_file() else None
 
 
 @contextmanager

@@ -5,6 +5,7 @@ scored, so its decision threshold is chosen again, on the validation split, by t
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import TypeAdapter
 
-from searchlab.config.schema import DataConfig
+from searchlab.config.schema import DATA_ROOT_ENV, DataConfig, MedMNISTData
 from searchlab.data import ImageDataset, data_fingerprint, load_dataset, medmnist_file
 from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
+from searchlab.data.medmnist_source import npz_path
 from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import DataError, ExportError
@@ -103,7 +105,7 @@ def choose_on_validation(run: OpenRun, net: torch.nn.Module, config: dict[str, A
 
 def load_split(run: OpenRun, *splits: str) -> ImageDataset:
     """Split(s) of the run's data set, as the run read them (same data config, seed and base directory)."""
-    data_cfg, base_dir = _data_config(run)
+    data_cfg, base_dir = run_data_config(run)
     _check_unchanged(run, _fingerprint_now(run, data_cfg, base_dir))
     return load_dataset(data_cfg, splits=splits, seed=run.record["seed"], base_dir=base_dir)
 
@@ -111,7 +113,7 @@ def load_split(run: OpenRun, *splits: str) -> ImageDataset:
 def has_split(run: OpenRun, split: str) -> bool:
     """Whether the run's data set has this split (MedMNIST always has all three; a folder or CSV may lack a
     test split when the user tests elsewhere)."""
-    data_cfg, base_dir = _data_config(run)
+    data_cfg, base_dir = run_data_config(run)
     files = _fingerprint_now(run, data_cfg, base_dir)
     _check_unchanged(run, files)
     return files is None or split in files["splits"]
@@ -127,7 +129,7 @@ def _fingerprint_now(run: OpenRun, data_cfg: DataConfig, base_dir: Path) -> dict
                           "file instead of the run directory (searchlab export STUDY.yaml --out DIR)") from None
 
 
-def _data_config(run: OpenRun) -> tuple[DataConfig, Path]:
+def run_data_config(run: OpenRun) -> tuple[DataConfig, Path]:
     """The data as the run recorded it; or, opened through its study file, that file's data section when it
     differs only in where the data lives (a moved folder edited there). Its files are then still compared
     with the recorded fingerprint, so only the same data set is read."""
@@ -137,7 +139,13 @@ def _data_config(run: OpenRun) -> tuple[DataConfig, Path]:
         where = ("path", "root", "download")
         if {k: v for k, v in edited.items() if k not in where} == {k: v for k, v in recorded.items() if k not in where}:
             recorded, base_dir = edited, edited_base
-    return TypeAdapter(DataConfig).validate_python(recorded), base_dir
+    cfg = TypeAdapter(DataConfig).validate_python(recorded)
+    read_from = run.record.get("data_root_read")
+    if isinstance(cfg, MedMNISTData) and cfg.root is None and not os.environ.get(DATA_ROOT_ENV) and read_from \
+            and npz_path(Path(read_from), cfg.name, cfg.size).is_file():
+        # the run found its file through $SEARCHLAB_DATA, unset in this shell: read where the run read
+        cfg = cfg.model_copy(update={"root": Path(read_from)})
+    return cfg, base_dir
 
 
 def as_written(record: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +171,6 @@ def _check_unchanged(run: OpenRun, files: dict[str, Any] | None) -> None:
 def data_replaced_since_search(run: OpenRun) -> str | None:
     """Splits whose files were replaced in place since the search (the splits did not move: export goes on,
     and says so), e.g. a broken test image replaced by a good one."""
-    data_cfg, base_dir = _data_config(run)
+    data_cfg, base_dir = run_data_config(run)
     return (replaced_contents(run.record.get("data_files"), data_fingerprint(data_cfg, run.record["seed"], base_dir))
             or other_medmnist_file(run.record.get("data_file"), medmnist_file(data_cfg, base_dir)))

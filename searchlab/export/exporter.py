@@ -20,11 +20,14 @@ from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import ExportError
 from searchlab.data import ImageDataset
+from searchlab.data.loading import medmnist_path
 from searchlab.export.ensemble import (choose_on_validation, data_replaced_since_search, ensemble_config,
-                                       ensemble_state, has_split, load_split, pick_top_k)
+                                       ensemble_state, has_split, load_split, pick_top_k, run_data_config)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.generator import export_generator
 from searchlab.export.overlap import seen_in_search
+from searchlab.export.provenance import (file_digest, made_with, medmnist_digests, split_counts,
+                                         threshold_choice)
 from searchlab.export.publish import json_text, staged
 from searchlab.export.selection import SELECT_MODES, select_members, weaker_than_a_member, weaker_with_tta
 from searchlab.intervals import export_intervals
@@ -83,6 +86,8 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
             config["trial"].update(threshold=config["threshold"], validation_metrics=config["validation_metrics"])
         choose = choose_out_of_fold if bagged(trials) else choose_on_validation
         config.update(choose(run, net, config, trials))
+    else:
+        config["threshold_choice"] = threshold_choice(trials[0], config["task"])
     if selection is not None:
         config["selection"] = selection
     elif len(trials) > 1 and (below := weaker_than_a_member(run, net, config, trials)):
@@ -93,7 +98,13 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
         config["dominated_by_front"] = front
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
+    for key in ("validation_metrics", "test_metrics"):
+        if table := per_class_table(config.get(key) or {}, config["class_names"]):
+            config[f"{key}_per_class"] = table
+    if run.record.get("search"):   # how the search that chose this model was set up (its latest run)
+        config["search"] = run.record["search"]
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
+    config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
     (out / "model.py").write_text(model_source(nni_spaces(config["model"])))
     (out / "config.json").write_text(json_text(config, indent=2))
     if test["predictions"] is not None:
@@ -212,6 +223,8 @@ def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
         "threshold": attrs.get("threshold", DEFAULT_THRESHOLD),   # chosen on validation data by the trial
         "trial": {"study": run.study.study_name, "number": trial.number, "params": trial.params,
                   "config": config_of(trial),
+                  # a timeout stopped its training: its metrics are of a shorter run than asked
+                  **({"cut_short": attrs["cut_short"]} if "cut_short" in attrs else {}),
                   # where its initial weights came from: a run's trial, or a file or export and its hash
                   **({"weights_from": attrs["weights_from"]} if "weights_from" in attrs else {})},
         "validation_metrics": attrs.get("metrics", {}),
@@ -235,7 +248,8 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
         val = load_split(run, "val")
         return {"summary": {"test_metrics": None, "test_size": 0, "input": _input_spec(run, val), **_order(val),
                             "test_note": "the data set has no test split; score the export on your own test "
-                                         "images (searchlab predict)"}, "predictions": None}
+                                         "images (searchlab predict)",
+                            "data_splits": split_counts(load_split(run, "train", "val"))}, "predictions": None}
     data = load_split(run, "test")
     test = data.splits["test"]
     probs = standalone.predict_proba(net, config, test.images).numpy()
@@ -248,14 +262,18 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     replaced = data_replaced_since_search(run)
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
                "test_metrics_ci95_method": methods,
+               "test_metrics_ci95_resampling": {"resamples": bootstrap, "seed": run.record["seed"],
+                                                "of": "patients" if test.groups else "images"},
                "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),
                "test_size": len(test), "input": _input_spec(run, data), **_order(data),
                **({"test_patients": len(set(test.groups))} if test.groups else {}),
-               **({"data_file": run.record["data_file"]} if run.record.get("data_file") else {})}
+               **({"data_file": medmnist_digests(run.record["data_file"], medmnist_path(*run_data_config(run)))}
+                  if run.record.get("data_file") else {})}
     if replaced:
         summary["data_replaced_since_search"] = replaced
-    searched = load_split(run, "train", "val").splits
-    seen = seen_in_search(test, list(searched.values()))
+    searched = load_split(run, "train", "val")
+    summary["data_splits"] = split_counts(searched) | split_counts(data)
+    seen = seen_in_search(test, list(searched.splits.values()))
     if seen:
         summary["test_images_seen_in_search"] = seen
     # Self-describing: which class each probability is of, and that `labels` are the truth, not predictions
@@ -268,6 +286,17 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     if isinstance(files, dict) and "test" in files:   # folder and CSV sets: which image each row is
         predictions["files"] = list(files["test"])
     return {"summary": summary, "predictions": predictions}
+
+
+def per_class_table(metrics: dict[str, Any], class_names: list[str]) -> dict[str, dict[str, Any]]:
+    """{class name: {metric: value}} of the per-class metrics (`f1_class_3` -> table["carcinoma"]["f1"]): the
+    keys stay by index, as objectives name them, and this says which class each index is."""
+    table: dict[str, dict[str, Any]] = {}
+    for key, value in metrics.items():
+        metric, _, index = key.partition("_class_")
+        if index.isdigit() and int(index) < len(class_names):
+            table.setdefault(class_names[int(index)], {})[metric] = value
+    return table
 
 
 def _order(data: ImageDataset) -> dict[str, Any]:

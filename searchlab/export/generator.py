@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import ExportError
+from searchlab.export.provenance import file_digest, made_with
 from searchlab.export.publish import json_text
 from searchlab.models import generator_source
 from searchlab.models.gan_sampling import load_generator
@@ -36,6 +37,7 @@ def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], ou
         config["cut_short"] = trial.user_attrs["cut_short"]
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(out / "weights.safetensors"))
+    config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
     (out / "model.py").write_text(generator_source())
     (out / "config.json").write_text(json_text(config, indent=2))
     load_generator(out)    # the written export must rebuild (shapes, spec) before anyone relies on it

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
+from PIL import Image
 
-from searchlab.data.common import IMAGE_EXTENSIONS, bit_depth_advice
+from searchlab.data.common import IMAGE_EXTENSIONS, bit_depth_advice, spread
 from searchlab.errors import ExportError
 from searchlab.models import standalone
 
@@ -33,8 +34,11 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     if advice:   # the export decodes as its training data was decoded; these files may need otherwise
         print(f"warning: {advice.replace('data.bit_depth', 'the study data.bit_depth (and export again)')}",
               file=sys.stderr)
+    if grey := grey_into_colour_warning(files, config["input"]["channels"]):
+        print(f"warning: {grey}", file=sys.stderr)
     net = standalone.build_export_model(config)
-    net.load_state_dict(standalone.read_safetensors(Path(export_dir) / "weights.safetensors"))
+    net.load_state_dict(standalone.read_safetensors(Path(export_dir) / "weights.safetensors",
+                                                    config.get("weights_sha256")))
     net.eval()
     names = config["class_names"]
     writer = csv.writer(out)
@@ -49,6 +53,29 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
         for path, p, label in zip(chunk, probs, labels):
             writer.writerow([str(path), *_per_class(p, config["task"]), _label_text(label, names, config["task"])])
     return len(files)
+
+
+def grey_into_colour_warning(files: Sequence[Path], channels: int, sample: int = 200) -> str | None:
+    """Greyscale files given to a model trained on colour images are copied into 3 equal channels and scored
+    without complaint, though they are often another scanner's or a converted export's: said, with a few of
+    them. (Colour files for a greyscale model are not: X-ray PNGs are often saved as RGB with equal channels.)"""
+    if channels != 3:
+        return None
+    grey = [path for path in spread(list(files), sample) if _single_band(path)]
+    if not grey:
+        return None
+    shown = ", ".join(str(p) for p in grey[:3]) + (", ..." if len(grey) > 3 else "")
+    return (f"{len(grey)} of {min(len(files), sample)} image files (sampled) are greyscale ({shown}), but this model "
+            "was trained on colour images: they are scored as grey colour images. Fix: check that they come from "
+            "the scanner and export the model was trained for")
+
+
+def _single_band(path: Path) -> bool:
+    try:
+        with Image.open(path) as img:   # the header only
+            return img.mode != "P" and len(img.getbands()) == 1
+    except (OSError, ValueError, SyntaxError):
+        return False   # decoding names unreadable files
 
 
 def _classifier_config(export_dir: Path) -> dict[str, Any]:

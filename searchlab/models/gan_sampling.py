@@ -30,7 +30,7 @@ def load_generator(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise ValueError(f"{export_dir} is a classifier export: load it with model.load(dir)")
     spec = config["generator"]
     net = build_generator(spec["family"], int(spec["image_size"]), int(spec["channels"]), **spec["args"])
-    net.load_state_dict(read_safetensors(export_dir / "weights.safetensors"))
+    net.load_state_dict(read_safetensors(export_dir / "weights.safetensors", config.get("weights_sha256")))
     net.class_names = tuple(spec.get("class_names") or ())   # so sample_images takes labels by name too
     return net.eval(), config
 

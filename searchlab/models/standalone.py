@@ -11,6 +11,7 @@ searchlab imports. Usage of an export:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math  # noqa: F401  (used by the architecture bodies appended to an export's model.py)
 import struct
@@ -342,9 +343,18 @@ _DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "
            "BOOL": torch.bool}
 
 
-def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """A plain reader of the safetensors format (no pickle, no extra package): header JSON + raw bytes."""
+def read_safetensors(path: str | Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """A plain reader of the safetensors format (no pickle, no extra package): header JSON + raw bytes.
+
+    With `sha256` (an export's config.json records its weights' digest), other bytes are refused: weights
+    copied in from another export, or a truncated copy, would otherwise load and carry this export's
+    recorded test metrics."""
     data = Path(path).read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{path} is not the weights file its config.json was exported with (sha256 "
+                         f"{hashlib.sha256(data).hexdigest()[:16]}..., recorded {sha256[:16]}...): it was replaced "
+                         "or damaged, and the metrics in config.json are not its. Fix: export again, or copy an "
+                         "export's files together")
     (header_len,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + header_len])
     body = memoryview(data)[8 + header_len:]
@@ -448,5 +458,5 @@ def load(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise ValueError(f"{export_dir} is a generator export: load it with model.load_generator(dir) and "
                          "sample with model.sample_images")
     net = build_export_model(config)
-    net.load_state_dict(read_safetensors(export_dir / "weights.safetensors"))
+    net.load_state_dict(read_safetensors(export_dir / "weights.safetensors", config.get("weights_sha256")))
     return net.eval(), config

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from searchlab.config.yamlsrc import KeyPath, Located, read_yaml
+from searchlab.config.yamlsrc import KeyPath, Located, is_study_file, read_yaml
 from searchlab.errors import SearchlabError
 from searchlab.space.params import (Branch, CategoricalParam, FixedParam, FloatParam, Group, IntParam,
                                     Node)
@@ -246,19 +246,11 @@ class _Ctx:
         for candidate in candidates:
             # A study saved as zen.yaml that includes zen.yaml means the library's fragment, not itself; nor
             # another study file beside it (gan.yaml next to a study including gan.yaml): a whole study is no space
-            if candidate.is_file() and candidate.resolve() != including and not (whole_file and _is_study(candidate)):
+            if candidate.is_file() and candidate.resolve() != including \
+                    and not (whole_file and is_study_file(candidate)):
                 return candidate
         raise self.src.error(at + ("include",), "included file not found", got=file_part,
                              fix="looked in " + ", ".join(str(c.parent) for c in candidates))
-
-
-def _is_study(path: Path) -> bool:
-    """A study file (a space beside its data and task), as opposed to a space fragment."""
-    try:
-        data = read_yaml(path).data
-    except SearchlabError:
-        return False
-    return isinstance(data, dict) and "space" in data and bool({"data", "task", "strategy", "budget"} & set(data))
 
 
 def merge(base: Node, override: Node, src: Located, at: KeyPath) -> Node:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from searchlab.augment.spec import MAGNITUDE_FREE_OPS
 from searchlab.space.sample import ABSENT, ConfigPath, UsedRule
 
 Get = Callable[[str], Any]
@@ -31,6 +32,11 @@ def _mixing(get: Get) -> bool:
 
 def _learned_augmentation(get: Get) -> bool:
     return _images_augmented(get) and bool(get("augment.neural"))
+
+
+def _op_takes_a_magnitude(get: Get) -> bool:
+    # `*` is the step's own name (used_rule resolves it); a step without an op fails validation anyway
+    return get("augment.sub_policies.*.op") not in MAGNITUDE_FREE_OPS
 
 
 def _class_weights(get: Get) -> bool:
@@ -54,6 +60,7 @@ USED_WHEN: dict[str, Callable[[Get], bool]] = {
     "augment.randaugment_m": _policy_is("randaugment"),
     "augment.augmix_severity": _policy_is("augmix"),
     "augment.sub_policies": _policy_is("searched"),
+    "augment.sub_policies.*.magnitude": _op_takes_a_magnitude,
     "augment.mix": _images_augmented,
     "augment.mix_alpha": _mixing,
     "augment.mix_prob": _mixing,
@@ -68,19 +75,44 @@ USED_WHEN: dict[str, Callable[[Get], bool]] = {
 
 
 def used_rule(table: dict[str, Callable[[Get], bool]], default: Callable[[str], Any]) -> UsedRule:
-    """A task's sampler rule (space/sample.py UsedRule) from its table of conditions and its defaults."""
-    def used(path: ConfigPath, lookup: Callable[[ConfigPath], Any]) -> bool:
-        def get(dotted: str) -> Any:
-            value = lookup(tuple(dotted.split(".")))
-            return default(dotted) if value is ABSENT else value
+    """A task's sampler rule (space/sample.py UsedRule) from its table of conditions and its defaults.
 
+    A `*` in a table key stands for any one name (a searched policy's step); the condition's own `*` reads
+    then resolve to the name matched, so a step's magnitude depends on that step's op.
+    """
+    exact = {tuple(key.split(".")): condition for key, condition in table.items() if "*" not in key}
+    starred = [(tuple(key.split(".")), condition) for key, condition in table.items() if "*" in key]
+
+    def used(path: ConfigPath, lookup: Callable[[ConfigPath], Any]) -> bool:
         for end in range(1, len(path) + 1):
-            condition = table.get(".".join(path[:end]))
-            if condition is not None and not condition(get):
+            prefix = path[:end]
+            condition = exact.get(prefix)
+            if condition is not None and not condition(_getter(lookup, default, [])):
                 return False
+            for parts, condition in starred:
+                names = _matched(parts, prefix)
+                if names is not None and not condition(_getter(lookup, default, names)):
+                    return False
         return True
 
     return used
+
+
+def _matched(parts: ConfigPath, prefix: ConfigPath) -> list[str] | None:
+    """The names the `*`s of `parts` stand for in `prefix`, or None when the pattern is not that prefix."""
+    if len(parts) != len(prefix) or any(p not in ("*", name) for p, name in zip(parts, prefix)):
+        return None
+    return [name for p, name in zip(parts, prefix) if p == "*"]
+
+
+def _getter(lookup: Callable[[ConfigPath], Any], default: Callable[[str], Any], names: list[str]) -> Get:
+    def get(dotted: str) -> Any:
+        parts, stars = dotted.split("."), iter(names)
+        path = tuple(next(stars) if part == "*" else part for part in parts)
+        value = lookup(path)
+        return default(".".join(path)) if value is ABSENT else value
+
+    return get
 
 
 def default_in(schema: Callable[[], Any]) -> Callable[[str], Any]:
@@ -90,7 +122,8 @@ def default_in(schema: Callable[[], Any]) -> Callable[[str], Any]:
     def default(dotted: str) -> Any:
         value: Any = schema()
         for part in dotted.split("."):
-            value = getattr(value, part)
+            # a named entry of a mapping (a searched policy's step) has no default: None
+            value = value.get(part) if isinstance(value, dict) else getattr(value, part)
         return value
 
     return default

@@ -1,0 +1,55 @@
+"""The search as it was set up, kept in the study's record: what a methods section or a reviewer needs and a
+run folder did not say (the space searched, the settings held fixed, strategy, pruner, budget, executor and
+the `--set` overrides). The latest run's: a resumed study may have been run with another budget."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import searchlab
+from searchlab.engine.changed_settings import fixed_settings
+from searchlab.space import searchable_params
+from searchlab.space.params import Group
+
+if TYPE_CHECKING:
+    from searchlab.config.load import Study
+
+
+def search_setup(study: "Study") -> dict[str, Any]:
+    from searchlab.engine.resume import describe   # resume imports this module's neighbours
+
+    cfg = study.config
+    return {
+        "space_searched": {param.name: describe(param.distribution()) for param, _ in searchable_params(study.space)},
+        "space_fixed": fixed_by_path(study.space),
+        "strategy": cfg.strategy.model_dump(mode="json", by_alias=True, exclude_defaults=True) or {"name": "tpe"},
+        "pruner": cfg.pruner.model_dump(mode="json"),
+        "budget": cfg.budget.model_dump(mode="json", exclude_none=True),
+        "executor": cfg.executor.model_dump(mode="json", exclude_none=True),
+        "seed": cfg.seed,
+        "overrides": {f"--set {key}": value for key, value in study.overrides.items()},
+        "searchlab": searchlab.__version__,
+    }
+
+
+def fixed_by_path(space: Group) -> dict[str, Any]:
+    """{dotted path: value} of the settings written as constants; one on a branch names it ("[model.kind=cnn]")."""
+    out = {}
+    for path, value, under in fixed_settings(space):
+        branch = ", ".join(f"{'.'.join(p)}={label}" for p, label in under)
+        out[".".join(path) + (f" [{branch}]" if branch else "")] = value
+    return out
+
+
+def describe_setup(setup: dict[str, Any]) -> str:
+    """One line for `status`: how the search was run."""
+    strategy = setup["strategy"]
+    how = strategy.get("preset") and f"preset {strategy['preset']}" or strategy.get("class") or strategy.get("name")
+    budget, executor = setup["budget"], setup["executor"]
+    limits = ", ".join(f"{key} {budget[key]}" for key in ("n_trials", "epochs", "timeout", "trial_timeout")
+                       if key in budget)
+    workers = (f"ray x{executor.get('max_concurrent') or 'all'}" if executor.get("kind") == "ray"
+               else f"local x{executor.get('workers', 1)}")
+    sets = "; " + " ".join(f"{k}={v}" for k, v in setup["overrides"].items()) if setup["overrides"] else ""
+    return (f"search:    {how}, pruner {setup['pruner']['kind']}, {limits}, seed {setup['seed']}, {workers}; "
+            f"{len(setup['space_searched'])} searched, {len(setup['space_fixed'])} fixed settings{sets} "
+            "(the latest run's; all in the study's searchlab record)")

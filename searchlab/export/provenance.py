@@ -1,0 +1,78 @@
+"""What an export records about where it came from, for whoever deploys or audits it: when and with which
+software it was made, the digest of its weights (model.load refuses other bytes), how many images of each
+class each split held, how its decision threshold was chosen, and digests of a MedMNIST file that can be
+compared with the published ones."""
+from __future__ import annotations
+
+import hashlib
+import platform
+from importlib import metadata
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from optuna.trial import FrozenTrial
+
+import searchlab
+from searchlab.data.types import ImageDataset
+from searchlab.engine.objective import config_of
+from searchlab.imbalance import ImbalanceSpec
+
+CHUNK = 1 << 20
+
+
+PACKAGES = ("optuna", "numpy", "scikit-learn", "torchvision", "timm", "medmnist", "Pillow")
+
+
+def made_with() -> dict[str, str]:
+    """When, and with which versions of the packages that decide its numbers, an export was made."""
+    found = {"exported_at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "searchlab": searchlab.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue   # optional (timm, medmnist): not used by this export
+    return found
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def split_counts(data: ImageDataset) -> dict[str, dict[str, Any]]:
+    """Per split: its images, and each class's (multi-label: each label's positives)."""
+    counts = {}
+    for name, split in data.splits.items():
+        labels = split.labels.numpy()
+        per_class = labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels, minlength=len(data.class_names))
+        counts[name] = {"images": len(split), "per_class": dict(zip(data.class_names, map(int, per_class)))}
+    return counts
+
+
+def threshold_choice(trial: FrozenTrial, task: str) -> dict[str, Any]:
+    """How one trial's model got its decision threshold (an ensemble's or TTA export's is chosen anew and
+    recorded by export/ensemble.py)."""
+    if task == "multiclass":
+        return {"rule": "none: the most probable class is predicted"}
+    rule = (config_of(trial).get("imbalance") or {}).get("threshold", ImbalanceSpec().threshold)
+    if rule == "fixed":
+        return {"rule": "fixed", "note": "0.5 (imbalance.threshold: fixed), not tuned on any data"}
+    split = "out-of-fold train+val (the bag's members)" if "bag" in trial.user_attrs else "val"
+    return {"rule": rule, "split": split, "chosen_by": f"trial {trial.number}, on its {split} predictions"}
+
+
+def medmnist_digests(recorded: dict[str, Any], path: Path | None) -> dict[str, Any]:
+    """The recorded MedMNIST file, with what its `digest` is and, when the file is at hand, the md5 (what
+    MedMNIST publishes) and sha256 of the whole file."""
+    out = {**recorded, "digest_is": "sha1 of the file's size and its first and last 8 KB (checked on resume "
+                                    "and export)"}
+    if path is not None and path.is_file():
+        out.update(md5=file_digest(path, "md5"), sha256=file_digest(path))
+    return out
