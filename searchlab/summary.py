@@ -20,6 +20,7 @@ from searchlab.errors import shown_url
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
                  "params", "flops",
                  "medfid", "kid", "precision", "recall", "medfid_floor", "train_seconds")
+COSTS = ("params", "flops", "train_seconds")   # of the model and its training, not scores
 
 
 def print_run_header(study: Study) -> None:
@@ -115,6 +116,8 @@ def print_status(run: OpenRun, top: int) -> None:
     setup = record.get("search") if isinstance(record, dict) else None
     if setup:   # studies recorded before the setup was kept have none, nor do studies made by Optuna directly
         print(describe_setup(setup))
+    if timing := _time_spent(study):
+        print(timing)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running and not _run_in_progress(run.run_dir):
         print(f"  ({len(running)} 'running' left by a run that stopped without finishing them (killed or crashed): "
@@ -123,6 +126,18 @@ def print_status(run: OpenRun, top: int) -> None:
         print(describe_trial(study, trial))
     print_failures(study)
     print_checkpoint_usage(run)
+
+
+def _time_spent(study: optuna.Study) -> str | None:
+    """The trials' summed run time (what `compare` plots against) beside the span from the first start to the
+    last end (which counts the idle time between resumed runs), each said for what it is."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    if not done:
+        return None
+    ran = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
+    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+    return (f"time:      {ran:.0f} s of trials run (summed over {len(done)} finished trials); {span:.0f} s from the "
+            "first start to the last end (with the time between runs, and trials run at once counted once)")
 
 
 def _run_in_progress(run_dir: Path) -> bool:
@@ -172,7 +187,9 @@ def _queued_by(trial: FrozenTrial) -> str:
 def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     values = ", ".join(f"{v:.4f}" for v in trial.values or [])
     metrics = trial.user_attrs.get("metrics", {})
-    shown = ", ".join(f"{k}={_fmt(metrics[k])}" for k in SHOWN_METRICS if k in metrics)
+    shown = ", ".join(f"{k}={_fmt(metrics[k])}" for k in SHOWN_METRICS if k in metrics and k not in COSTS)
+    costs = ", ".join(f"{k}={_fmt(metrics[k])}" for k in COSTS if k in metrics)
+    costs = f"\n    costs: {costs}" if costs else ""
     architecture = trial.user_attrs.get("architecture")
     # A searched architecture is tens of model.* parameters (one per block setting): its string reads better
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()
@@ -180,8 +197,17 @@ def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     model = f"\n    architecture: {architecture}" if architecture else ""
     cut = f"\n    cut short: {trial.user_attrs['cut_short']}" if "cut_short" in trial.user_attrs else ""
     searched = f"\n    params:  {params}" if params else ""   # a fixed space repeated over seeds has none
-    return (f"  trial {trial.number}: value {values}{model}{searched}\n    metrics: {shown}"
-            + _threshold(trial) + _per_class_auc(trial) + cut)
+    return (f"  trial {trial.number}: value {values}{model}{searched}\n    {_scored_on(trial)}: {shown}"
+            + _threshold(trial) + _per_class(trial) + costs + cut)
+
+
+def _scored_on(trial: FrozenTrial) -> str:
+    """What a trial's metrics are of: a classifier's are validation scores (a fold mean under CV), never test."""
+    attrs = trial.user_attrs
+    if "task_kind" not in attrs:   # a GAN's or a callable task's own scores
+        return "metrics"
+    runs = " (mean over folds)" if "cv_folds" in attrs else " (mean over repeats)" if "repeats" in attrs else ""
+    return f"validation{runs}"
 
 
 def _threshold(trial: FrozenTrial) -> str:
@@ -198,12 +224,16 @@ def _threshold(trial: FrozenTrial) -> str:
     return ", thresholds " + " ".join(f"{name}={t:.3g}" for name, t in zip(names, chosen)) + flagged
 
 
-def _per_class_auc(trial: FrozenTrial) -> str:
-    """Each class's (label's) own AUC by name: a macro AUC can hide one useless label."""
+def _per_class(trial: FrozenTrial) -> str:
+    """Each class's (label's) own AUC and sensitivity by name: a macro mean can hide a useless label or a
+    rare class the model never finds."""
     metrics, names = trial.user_attrs.get("metrics", {}), trial.user_attrs.get("class_names", [])
-    per_class = [f"{name} {_fmt(metrics[f'auc_class_{j}'])}" for j, name in enumerate(names)
-                 if f"auc_class_{j}" in metrics]
-    return f"\n    AUC per class: {', '.join(per_class)}" if per_class else ""
+    lines = ""
+    for metric, title in (("auc", "AUC"), ("recall", "sensitivity")):
+        per_class = [f"{name} {_fmt(metrics[f'{metric}_class_{j}'])}" for j, name in enumerate(names)
+                     if f"{metric}_class_{j}" in metrics]
+        lines += f"\n    {title} per class: {', '.join(per_class)}" if per_class else ""
+    return lines
 
 
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:

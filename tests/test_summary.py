@@ -149,6 +149,18 @@ def test_status_says_how_the_search_was_set_up(write_study, capsys):
     path = callable_study(write_study, n=2)
     run_study(load_study(path, {"budget.n_trials": 3, "budget.timeout": 600}), progress=False)
     print_status(open_run(path.parent / "run"), 3)
+    out = capsys.readouterr().out
     assert ("search:    random, pruner none, n_trials 3, epochs 20, timeout 600.0, seed 0, local x1; 1 searched, "
-            "1 fixed settings; --set budget.n_trials=3 --set budget.timeout=600 (the latest run's") in \
-        capsys.readouterr().out
+            "1 fixed settings; --set budget.n_trials=3 --set budget.timeout=600 (the latest run's") in out
+    assert "s of trials run (summed over 3 finished trials); " in out
+
+
+def test_a_classifier_trial_says_its_metrics_are_validation_ones_with_costs_and_classes_apart():
+    from searchlab.summary import describe_trial
+
+    metrics = {"auc": 0.8, "params": 1200, "auc_class_0": 0.9, "recall_class_0": 0.25, "auc_class_1": 0.7,
+               "recall_class_1": 0.9}
+    attrs = {"metrics": metrics, "task_kind": "multiclass", "class_names": ["carcinoma", "benign"], "cv_folds": []}
+    text = describe_trial(None, optuna.trial.create_trial(value=0.8, params={}, distributions={}, user_attrs=attrs))
+    assert text.endswith("    validation (mean over folds): auc=0.8\n    AUC per class: carcinoma 0.9, benign 0.7\n"
+                         "    sensitivity per class: carcinoma 0.25, benign 0.9\n    costs: params=1200")
