@@ -36,10 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:
-        if args.debug or exc.filename is None:   # no path named: not a file the user chose; keep the traceback
+        if args.debug:
             raise
-        print(f"error: {exc.filename}: {exc.strerror or exc}. Fix: check that the path exists and that you "
-              "may read or write it, and that the disk has space", file=sys.stderr)
+        # a full disk names no file: the file being written is the command's --out, when it has one
+        where = exc.filename or getattr(args, "out", None)
+        print(f"error: {f'{where}: ' if where else ''}{exc.strerror or exc}. Fix: check that the path exists, that "
+              "you may read or write it, and that the disk has space (searchlab --debug ... shows the traceback)",
+              file=sys.stderr)
         return 1
 
 
@@ -249,7 +252,8 @@ def test_headline(config: dict[str, Any]) -> str:
     test, ci = config["test_metrics"], config.get("test_metrics_ci95") or {}
     if test is None:
         return config["test_note"]
-    names = [k for k in ("auc", "accuracy") if k in test and test[k] is not None]
+    chosen_by = [m for m in config.get("objectives", []) if m not in ("auc", "accuracy")]
+    names = [k for k in ("auc", "accuracy", *chosen_by) if k in test and test[k] is not None]
     shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else f"{k} {test[k]:.3f}"
                       for k in names)
     methods = config.get("test_metrics_ci95_method") or {}
@@ -335,8 +339,22 @@ def _warn_if_one_class(config: dict[str, Any]) -> None:
         label = config["class_names"][1 if val["sensitivity"] == 1.0 else 0]
         print(f"warning: at its threshold ({config['threshold']:.3g}) this model labels every validation image "
               f"'{label}' (sensitivity {val['sensitivity']:.0f}, specificity {val['specificity']:.0f}). Fix: "
-              "train longer (budget.epochs), or let the search pick the threshold (imbalance.threshold: youden) "
-              "and, when the classes are imbalanced, weight them (imbalance.loss: weighted_ce)", file=sys.stderr)
+              + _one_class_fixes(config), file=sys.stderr)
+
+
+def _one_class_fixes(config: dict[str, Any]) -> str:
+    """The remedies a one-class model's trial did not already use (an ensemble's: its best member's)."""
+    trial = config.get("trial") or (config.get("trials") or [{}])[0]
+    imbalance = (trial.get("config") or {}).get("imbalance") or {}
+    fixes = ["train longer (budget.epochs)"]
+    if imbalance.get("threshold", "fixed") == "fixed":
+        fixes.append("let the search pick the threshold (imbalance.threshold: youden)")
+    weighted = imbalance.get("loss") == "weighted_ce" or (imbalance.get("loss") == "focal"
+                                                          and imbalance.get("focal_alpha", "balanced") == "balanced")
+    if not weighted or imbalance.get("class_weight_power", 1.0) == 0:
+        fixes.append("when the classes are imbalanced, weight them (imbalance.loss: weighted_ce with "
+                     "class_weight_power above 0)")
+    return ", or ".join(fixes)
 
 
 def _warn_if_a_label_is_always_on(config: dict[str, Any]) -> None:

@@ -7,10 +7,12 @@ as "module:Class" (never from a data file or an export).
 from __future__ import annotations
 
 import importlib
+import traceback
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from searchlab.errors import RegistryError
+from searchlab.suggest import did_you_mean
 
 T = TypeVar("T")
 
@@ -19,19 +21,44 @@ def import_object(spec: str, what: str) -> Any:
     """Import "package.module:Attribute"; every failure is a RegistryError that says what to fix."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise RegistryError(f"{what} '{spec}' is not of the form 'module:Name'. Fix: write e.g. "
-                            "'mypkg.samplers:MySampler' (the module must be importable)")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise RegistryError(f"{what} '{spec}': cannot import module '{module_name}' ({exc}). Fix: put it beside "
-                            "the study file, install it, or put its folder on PYTHONPATH") from None
+        example = "'mytasks:objective'" if "function" in what else "'mypkg.samplers:MySampler'"
+        raise RegistryError(f"{what} '{spec}' is not of the form 'module:Name'. Fix: write e.g. {example} (the "
+                            "module must be importable)")
+    module = _import_module(module_name, spec, what)
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise RegistryError(f"{what} '{spec}': module '{module_name}' has no attribute '{attr}'")
+            names = sorted(n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None)))
+            hint = did_you_mean(part, names) or (f"it has {', '.join(names[:12])}" if names else "it defines none")
+            raise RegistryError(f"{what} '{spec}': module '{module_name}' has no attribute '{part}'. Fix: {hint}")
         obj = getattr(obj, part)
     return obj
+
+
+def _import_module(module_name: str, spec: str, what: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name != exc.name and not module_name.startswith(exc.name + "."):
+            # the module was found; something it imports was not
+            raise RegistryError(f"{what} '{spec}': module '{module_name}' imports '{exc.name}', which is not "
+                                "installed. Fix: install it in this environment") from None
+        raise RegistryError(f"{what} '{spec}': cannot import module '{module_name}' ({exc}). Fix: put it beside "
+                            "the study file, install it, or put its folder on PYTHONPATH") from None
+    except Exception as exc:   # a SyntaxError or an error raised while the module runs: the user's code
+        where = _where(exc)
+        raise RegistryError(f"{what} '{spec}': importing module '{module_name}' failed{where}: "
+                            f"{type(exc).__name__}: {exc}. Fix: correct the module (python -c 'import "
+                            f"{module_name}' shows the whole traceback)") from None
+
+
+def _where(exc: BaseException) -> str:
+    """' at file:line' of a SyntaxError, or of the innermost frame of the module's own code."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" at {exc.filename}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if "importlib" not in f.filename]
+    return f" at {own[-1].filename}:{own[-1].lineno}" if own else ""
 
 
 class Registry(Generic[T]):

@@ -101,6 +101,9 @@ def _construct(factory: Any, args: dict[str, Any], what: str) -> BaseSampler:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{what} rejected its arguments: {exc}", key="strategy.args", got=args,
                           fix="check the argument names and values against the sampler's documentation") from None
+    except Exception as exc:   # the plug-in's own constructor failed: its code, not the study file
+        raise ConfigError(f"{what} raised while being constructed: {type(exc).__name__}: {exc}", key="strategy",
+                          fix="correct the sampler class's __init__") from None
 
 
 def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -> StrategyConfig:

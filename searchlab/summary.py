@@ -21,16 +21,23 @@ SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "s
                  "params", "flops",
                  "medfid", "kid", "precision", "recall", "medfid_floor", "train_seconds")
 COSTS = ("params", "flops", "train_seconds")   # of the model and its training, not scores
+SHOWN_OWN = 8   # metrics of a task with none of the above, shown in the order it returned them
 
 
 def print_run_header(study: Study) -> None:
     """Where the run is stored and whether it resumes, and what data it reads: a study run from another
     folder than last time starts a new run directory, and a folder set is worth a look at its counts."""
     from searchlab.data import describe_data
-    from searchlab.engine.rundir import MANIFEST
+    from searchlab.engine.rundir import MANIFEST, storage_file
 
     resumes = (study.run_dir / MANIFEST).is_file()
-    print(f"run:  {study.run_dir} ({'resuming the trials stored there' if resumes else 'new'})")
+    file = storage_file(study.storage_url)
+    if resumes and file is not None and not file.is_file():
+        # the folder's study file was deleted (or moved): its trials are gone, not resumed
+        print(f"run:  {study.run_dir} (its storage {file} is missing: a new study starts there; the checkpoints "
+              "in artifacts/ and any export in it are of the lost trials)")
+    else:
+        print(f"run:  {study.run_dir} ({'resuming the trials stored there' if resumes else 'new'})")
     print(f"data: {describe_data(study.config.data, study.config.seed, study.base_dir)}")
 
 
@@ -77,6 +84,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
         if test_headline:   # the first time the test split is read: once, for the model the search chose
             print(f"           {test_headline}")
+    elif best and getattr(getattr(study.config, "task", None), "kind", None) == "callable":
+        pass   # the user's function trains no model searchlab could export
     elif best and len(ostudy.directions) > 1:   # no single best: the user picks a trade-off from the front
         print(f"export:    searchlab export {study.run_dir} --trial N --out {study.run_dir / 'best'}   (N: a trial "
               f"of the Pareto front, e.g. {best[0].number})")
@@ -187,7 +196,8 @@ def _queued_by(trial: FrozenTrial) -> str:
 def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     values = ", ".join(f"{v:.4f}" for v in trial.values or [])
     metrics = trial.user_attrs.get("metrics", {})
-    shown = ", ".join(f"{k}={_fmt(metrics[k])}" for k in SHOWN_METRICS if k in metrics and k not in COSTS)
+    keys = [k for k in SHOWN_METRICS if k in metrics and k not in COSTS] or list(metrics)[:SHOWN_OWN]
+    shown = ", ".join(f"{k}={_fmt(metrics[k])}" for k in keys)   # a callable task's own metrics as they come
     costs = ", ".join(f"{k}={_fmt(metrics[k])}" for k in COSTS if k in metrics)
     costs = f"\n    costs: {costs}" if costs else ""
     architecture = trial.user_attrs.get("architecture")
@@ -217,7 +227,10 @@ def _threshold(trial: FrozenTrial) -> str:
     if chosen is None or all(t == 0.5 for t in thresholds):
         return ""
     if not isinstance(chosen, list):
-        return f", threshold={chosen:.3g}"
+        # under CV the metrics are the folds' mean (each fold at its own threshold); this one is the exported
+        # model's, chosen on the validation split
+        refit = " (the exported model's, chosen on val)" if "cv_folds" in trial.user_attrs else ""
+        return f", threshold={chosen:.3g}{refit}"
     names = trial.user_attrs.get("class_names") or [str(j) for j in range(len(chosen))]
     always = [name for name, t in zip(names, chosen) if t <= 0.0]
     flagged = f" (0: {', '.join(always)} flagged on every image)" if always else ""

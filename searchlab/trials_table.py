@@ -3,9 +3,10 @@
 One row per trial, in trial order. Columns: number, state, value (value_0, value_1, ... for several
 objectives, named after their metrics), params.<name>, metrics.<name> (every metric the task returned),
 duration_s, datetime_start, datetime_complete, and the readable user attrs a row needs on its own
-(architecture, error, over_budget, pruned, cut_short, retry_of). A PRUNED trial's value is that of the last
-epoch it reported (Optuna's rule), not a finished trial's. Read from the Optuna study alone. Parameters only
-some trials draw are blank where not drawn (whole numbers stay whole: pandas Int64).
+(architecture, error, over_budget, pruned, cut_short, retry_of), and `threshold`: the decision threshold the
+threshold-bound metrics were scored at (per label, multi-label, as a JSON list). A PRUNED trial's value is
+that of the last epoch it reported (Optuna's rule), not a finished trial's. Read from the Optuna study alone.
+Parameters only some trials draw are blank where not drawn (whole numbers stay whole: pandas Int64).
 """
 from __future__ import annotations
 
@@ -62,6 +63,9 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     row["duration_s"] = (end - start).total_seconds() if start and end else None
     row["datetime_start"], row["datetime_complete"] = start, end
     row.update({k: trial.user_attrs[k] for k in STAGE_ATTRS + TEXT_ATTRS if k in trial.user_attrs})
+    threshold = trial.user_attrs.get("threshold")   # what sensitivity, f1... were scored at
+    if threshold is not None:
+        row["threshold"] = json.dumps(threshold) if isinstance(threshold, list) else threshold
     return row
 
 

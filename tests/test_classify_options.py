@@ -201,3 +201,8 @@ def test_a_threshold_on_multi_class_data_is_warned_about(write_study, tmp_path, 
             "budget: {n_trials: 1, epochs: 1}\n")
     run_study(load_study(write_study(text)), progress=False)
     assert "space.imbalance.threshold has no effect on multi-class data" in capsys.readouterr().err
+
+
+def test_an_objective_listed_twice_is_refused(write_study):
+    with pytest.raises(ConfigError, match=r"objective: lists 'auc' more than once .*Fix: list each metric once"):
+        load_study(write_study(OPTIONS.replace("name: options", "name: options\nobjective: [auc, auc]")))

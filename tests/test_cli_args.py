@@ -43,7 +43,15 @@ def test_an_export_that_labels_every_validation_image_alike_is_warned_of(capsys)
     config = {"task": "binary", "class_names": ["malignant", "benign"], "threshold": 0.5,
               "validation_metrics": {"sensitivity": 1.0, "specificity": 0.0, "auc": 0.81}}
     _warn_if_one_class(config)
-    assert "labels every validation image 'benign' (sensitivity 1, specificity 0)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "labels every validation image 'benign' (sensitivity 1, specificity 0)" in err
+    assert "imbalance.threshold: youden" in err and "imbalance.loss: weighted_ce" in err
+    weighted_by_nothing = {"imbalance": {"loss": "weighted_ce", "class_weight_power": 0.0, "threshold": "youden"}}
+    _warn_if_one_class({**config, "trial": {"config": weighted_by_nothing}})
+    err = capsys.readouterr().err   # no advice to do what the trial already did; its power 0 weighs nothing
+    assert "imbalance.threshold: youden" not in err and "class_weight_power above 0" in err
+    _warn_if_one_class({**config, "trial": {"config": {"imbalance": {"loss": "focal", "threshold": "f1"}}}})
+    assert capsys.readouterr().err.endswith("Fix: train longer (budget.epochs)\n")   # class-weighted focal
     _warn_if_one_class({**config, "validation_metrics": {"sensitivity": 0.9, "specificity": 0.7}})
     _warn_if_one_class({**config, "task": "multilabel", "threshold": [0.5, 0.5]})
     assert capsys.readouterr().err == ""
@@ -112,3 +120,30 @@ def test_an_undefined_test_metric_is_null_in_json_and_warned_of(capsys):
     warn_about_export({**config, "task": "multilabel", "class_names": ["effusion", "mass"], "threshold": [0.5, 0.5],
                        "test_metrics": {"auc": float("nan"), "auc_class_0": 0.8, "auc_class_1": float("nan")}})
     assert "a class ('mass') is missing from it" in capsys.readouterr().err
+
+
+def test_the_export_headline_shows_the_objective_beside_auc_and_accuracy_with_interval_methods():
+    from searchlab.cli import test_headline
+
+    config = {"test_metrics": {"auc": 0.81, "accuracy": 0.8, "sensitivity": 0.7}, "test_size": 156,
+              "test_metrics_ci95": {"auc": [0.7, 0.9], "accuracy": [0.73, 0.86], "sensitivity": [0.55, 0.82]},
+              "test_metrics_ci95_method": {"auc": "percentile bootstrap, 200 resamples", "accuracy": "exact",
+                                           "sensitivity": "exact"}, "objectives": ["sensitivity"]}
+    assert test_headline(config) == (
+        "test auc 0.810 [0.700, 0.900], accuracy 0.800 [0.730, 0.860], sensitivity 0.700 [0.550, 0.820] (n=156; "
+        "95% intervals, auc: percentile bootstrap, 200 resamples; accuracy: exact; sensitivity: exact)")
+    assert test_headline({"test_metrics": None, "test_note": "no test split"}) == "no test split"
+
+
+def test_a_full_disk_while_writing_out_is_one_line_naming_the_out_file(monkeypatch, capsys):
+    import errno
+
+    import searchlab.cli as cli
+    from searchlab.cli import main
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device")   # as a write to a full disk: no filename
+
+    monkeypatch.setattr(cli, "_cmd_trials", full)
+    assert main(["trials", "runs/x", "--out", "/dev/full"]) == 1
+    assert capsys.readouterr().err.startswith("error: /dev/full: No space left on device. Fix: check that the path")

@@ -1,6 +1,7 @@
 """Data loaders: MedMNIST (real BreastMNIST file), image folders and CSVs (small generated PNGs)."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -360,3 +361,12 @@ def test_a_wide_image_is_stretched_padded_or_cropped(tmp_path, fit):
 def test_an_unknown_fit_is_refused_naming_the_choices(tmp_path):
     with pytest.raises(ValidationError, match="'stretch', 'pad' or 'crop'"):
         FolderData(source="folder", path=tmp_path, fit="letterbox")
+
+
+def test_a_medmnist_root_naming_the_file_itself_is_refused_with_its_folder(breastmnist_root):
+    from searchlab.data.medmnist_source import default_root
+
+    with pytest.raises(ConfigError, match=r"data.root is the folder that holds the .npz file, not the file .*Fix: "
+                                          r"data.root: " + re.escape(str(breastmnist_root))):
+        default_root(None, breastmnist_root / "breastmnist.npz")
+    assert default_root(None, breastmnist_root) == breastmnist_root

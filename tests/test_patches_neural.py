@@ -126,3 +126,18 @@ def test_learned_augmentation_that_replaces_every_image_unheld_is_warned_about()
     off = ClassifyTrialConfig.model_validate({"augment": {"neural": False, "neural_share": 1.0,
                                                           "neural_weight": 0.0}})
     assert neural_augment_warning([off]) is None
+
+
+def test_class_weights_at_power_0_are_warned_about_unless_the_power_is_searched():
+    from searchlab.tasks.augment_advice import unweighted_warning
+    from searchlab.tasks.classify_config import ClassifyTrialConfig
+
+    def spec(**imbalance):
+        return ClassifyTrialConfig.model_validate({"imbalance": imbalance})
+
+    assert unweighted_warning([spec(loss="weighted_ce", class_weight_power=0.0)]).startswith(
+        "space.imbalance.class_weight_power 0 makes every class weight 1")
+    assert unweighted_warning([spec(loss="focal", class_weight_power=0.0), spec(loss="ce")]) is not None
+    assert unweighted_warning([spec(loss="weighted_ce", class_weight_power=0.0),
+                               spec(loss="weighted_ce", class_weight_power=1.0)]) is None   # searched
+    assert unweighted_warning([spec(loss="focal", focal_alpha="none", class_weight_power=0.0)]) is None

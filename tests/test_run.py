@@ -101,7 +101,10 @@ def test_resuming_with_other_epochs_is_warned_about(write_study, capsys):
     run_study(load_study(path), progress=False)
     run_study(load_study(path, {"budget.n_trials": 2}), progress=False)
     assert "budget.epochs" not in capsys.readouterr().err
+    run_study(load_study(path, {"budget.n_trials": 2, "budget.epochs": 5}), progress=False)   # nothing runs
+    capsys.readouterr()
     run_study(load_study(path, {"budget.n_trials": 3, "budget.epochs": 2}), progress=False)
+    # the run that trained nothing did not record its epochs as those of the trials
     assert "has trials trained with budget.epochs=20; this run's train 2" in capsys.readouterr().err
     failed = callable_study(write_study, fn="fails_when_positive", n=1).read_text().replace("x: {float: [-3, 3]}",
                                                                                        "x: 1.0")
@@ -500,3 +503,15 @@ def test_a_password_in_the_storage_url_is_never_printed(write_study, tmp_path, c
     (tmp_path / "pw").mkdir()
     write_manifest(SimpleNamespace(config=SimpleNamespace(name="s"), storage_url=url, run_dir=tmp_path / "pw"))
     assert (tmp_path / "pw" / "searchlab.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_configs_that_differ_only_in_the_threshold_rule_get_one_seed():
+    """The rule is applied after training: comparing rules must not compare seeds (weights, data order)."""
+    from searchlab.engine.objective import trial_seed
+
+    youden = {"imbalance": {"threshold": "youden", "loss": "ce"}, "optim": {"lr": 0.001}}
+    fixed = {"imbalance": {"threshold": "fixed", "loss": "ce"}, "optim": {"lr": 0.001}}
+    assert trial_seed(0, youden) == trial_seed(0, fixed)
+    assert trial_seed(0, youden) != trial_seed(0, {**youden, "imbalance": {"threshold": "youden", "loss": "focal"}})
+    assert trial_seed(0, youden) != trial_seed(1, youden)
+    assert youden["imbalance"]["threshold"] == "youden"   # the trial's own config is left as sampled

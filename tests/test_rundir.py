@@ -31,3 +31,16 @@ def test_a_missing_database_is_named_and_not_created(write_study, tmp_path):
     with pytest.raises(StorageError, match=r"storage file .*study\.db \(named by .*searchlab\.json\) does not exist"):
         open_run(run_dir)
     assert not (run_dir / "study.db").exists()
+
+
+def test_a_copied_run_directory_reads_its_own_files_not_the_originals(write_study, tmp_path):
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "run", copy)
+    run = open_run(copy)
+    assert run.storage_url == f"sqlite:///{copy / 'study.db'}" and run.artifacts == copy / "artifacts"
+    for file in copy.glob("study.db*"):   # the copy's database gone: named, not read from the original
+        file.unlink()
+    with pytest.raises(StorageError, match=r"copy is a copy of the run folder .*run without its own study\.db"):
+        open_run(copy)
+    assert len(open_run(tmp_path / "run").study.trials) == 2   # the original still opens as itself

@@ -147,6 +147,8 @@ def test_include_cycle_is_refused(tmp_path):
     ("space:\n  x: {float: [1, 2], choice: [1]}\n", "exactly one kind"),
     ("space:\n  x: {float: [1, 2], logg: true}\n", "unknown option"),
     ("space:\n  x: [1, 2]\n", "ambiguous"),
+    ("space:\n  x: {floats: [1.0e-4, 1.0e-2]}\n", "unknown parameter kind (got 'floats'). Fix: did you mean float?"),
+    ("space:\n  x: {layers: [1, 2]}\n", "ambiguous"),   # no kind's name: a group holding a bare list
     ("space:\n  a.b: 1\n", "may not contain '.'"),
     ("space:\n  m: {one_of: {cnn: {kind: 1}}}\n", "selector"),
     ("space:\n  x: {float: [1, .inf]}\n", "finite"),

@@ -164,3 +164,19 @@ def test_a_classifier_trial_says_its_metrics_are_validation_ones_with_costs_and_
     text = describe_trial(None, optuna.trial.create_trial(value=0.8, params={}, distributions={}, user_attrs=attrs))
     assert text.endswith("    validation (mean over folds): auc=0.8\n    AUC per class: carcinoma 0.9, benign 0.7\n"
                          "    sensitivity per class: carcinoma 0.25, benign 0.9\n    costs: params=1200")
+
+
+def test_a_run_folder_whose_study_file_was_deleted_is_not_called_a_resume(write_study, capsys):
+    from searchlab.config.load import load_study
+    from searchlab.engine.run import run_study
+    from searchlab.summary import print_run_header
+    from test_run import callable_study
+
+    path = callable_study(write_study, n=1)
+    run_study(load_study(path), progress=False)
+    print_run_header(load_study(path))
+    assert "(resuming the trials stored there)" in capsys.readouterr().out
+    for file in (path.parent / "run").glob("study.db*"):
+        file.unlink()
+    print_run_header(load_study(path))
+    assert "study.db is missing: a new study starts there; the checkpoints in artifacts/" in capsys.readouterr().out

@@ -72,6 +72,11 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
 
     task = get_task(config.task)
     objectives = tuple(task.resolve_objective(obj, src, ("objective", i)) for i, obj in enumerate(config.objective))
+    metrics = [metric for metric, _ in objectives]
+    twice = next((metric for metric in metrics if metrics.count(metric) > 1), None)
+    if twice:   # a two-objective study of one metric: no pruner, no single best, for nothing
+        raise src.error(("objective",), f"lists {twice!r} more than once", got=metrics,
+                        fix="list each metric once")
     run_dir = config.resolved_run_dir.resolve()
     study = Study(config=config, space=space, file=path, objectives=objectives, base_dir=path.resolve().parent,
                   run_dir=run_dir, storage_url=_absolute_storage(config.storage, run_dir),

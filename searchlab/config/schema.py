@@ -129,7 +129,7 @@ DataConfig = Annotated[MedMNISTData | FolderData | CsvData, Field(discriminator=
 # ---------------------------------------------------------------- task, objective, budget
 class TaskConfig(Frozen):
     kind: Literal["classify", "generate", "callable"] = "classify"
-    function: str | None = None               # "module:function" for kind=callable: f(config, reporter) -> metrics
+    function: str | None = None               # "module:function" for kind=callable: f(config, ctx) -> metrics
     # generate: MedFID's feature network, a searchlab export of a classifier for the same data (relative to
     # the study file); None trains one for the purpose and caches it in <run_dir>/medfid_features/.
     features: str | None = None

@@ -35,11 +35,19 @@ def valid_flags() -> list[str]:
 def default_root(base_dir: Path | None = None, root: Path | None = None) -> Path:
     """cfg.root, else $SEARCHLAB_DATA, else medmnist's own default (~/.medmnist)."""
     if root is not None:
-        return resolve_path(root, base_dir)
+        return _a_folder(resolve_path(root, base_dir), "data.root")
     env = os.environ.get(DATA_ROOT_ENV)
     if env:
-        return Path(env).expanduser()
+        return _a_folder(Path(env).expanduser(), f"${DATA_ROOT_ENV}")
     return Path(medmnist.info.DEFAULT_ROOT).expanduser()
+
+
+def _a_folder(root: Path, named_by: str) -> Path:
+    """MedMNIST's root is the folder holding <name>.npz: naming the file itself is the usual slip."""
+    if root.is_file():
+        raise ConfigError(f"{named_by} is the folder that holds the .npz file, not the file", key="data.root",
+                          got=str(root), fix=f"{named_by}: {root.parent}")
+    return root
 
 
 def npz_path(root: Path, flag: str, size: int) -> Path:

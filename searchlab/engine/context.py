@@ -17,6 +17,7 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from searchlab.config.load import Study
+from searchlab.engine.numbers import plain_number
 from searchlab.engine.signals import raise_if_stopped
 from searchlab.errors import TrialFailure
 
@@ -42,6 +43,7 @@ class TrialContext:
 
         judge=False records the value without letting the pruner (or a Ray scheduler) act on it."""
         raise_if_stopped()   # a stop signal some library swallowed still stops the trial here
+        metrics = {name: plain_number(value) for name, value in metrics.items()}   # np.float32, 0-d tensors
         metric, _ = self.primary
         self.curve.append({"epoch": step, **{k: v for k, v in metrics.items() if _finite(v)}})
         self.trial.set_user_attr("curve", self.curve)   # one attribute, rewritten: one row, not one per epoch

@@ -26,10 +26,30 @@ from searchlab.space.params import SEARCHABLE
 from searchlab.tasks import Task
 
 
+# Settings applied only after training (a decision threshold rule): left out of the seed, so configs that
+# differ only in them train the same network and a comparison of them is not one of seeds
+AFTER_TRAINING = (("imbalance", "threshold"),)
+
+
 def trial_seed(study_seed: int, config: dict[str, object]) -> int:
     """The same config under the same study seed trains identically, whichever trial number it gets."""
-    digest = hashlib.sha256(json.dumps([study_seed, config], sort_keys=True, default=str).encode()).digest()
+    trained = _without(config, AFTER_TRAINING)
+    digest = hashlib.sha256(json.dumps([study_seed, trained], sort_keys=True, default=str).encode()).digest()
     return int.from_bytes(digest[:4], "little")
+
+
+def _without(config: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    out = dict(config)
+    for *parents, last in paths:
+        node = out
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                break
+            node[part] = dict(node[part])   # a copy: the trial's own config is stored as sampled
+            node = node[part]
+        else:
+            node.pop(last, None)
+    return out
 
 
 def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore, deadline: float | None = None,
@@ -90,8 +110,9 @@ def objective_values(study: Study, metrics: dict[str, float]) -> list[float]:
             raise TrialFailure(f"the task returned no '{metric}' (it returned: {', '.join(sorted(metrics))})")
         value = float(metrics[metric])
         if not math.isfinite(value):
-            raise TrialFailure(f"objective '{metric}' is {value} (undefined on this validation split, e.g. "
-                               "a single class present)")
+            why = (" (undefined on this validation split, e.g. a single class present)"
+                   if study.config.task.kind == "classify" else "")
+            raise TrialFailure(f"objective '{metric}' is {value}{why}")
         values.append(value)
     return values
 

@@ -93,6 +93,11 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: bo
                           "or give the study a new name (or run_dir) for this file")
     if scored:   # failed trials trained nothing to be ranked against
         _warn_if_epochs_changed(study, old.get("epochs"), new.get("epochs"))
+        if old.get("task_code") and new.get("task_code") and old["task_code"] != new["task_code"]:
+            print(f"warning: study '{study.config.name}': the file of task.function "
+                  f"'{study.config.task.function}' changed since its trials were scored; their values are ranked "
+                  "with this run's. Fix: give the study a new name (or run_dir) when the change alters what "
+                  "the function measures", file=sys.stderr)
 
 
 def _warn_if_epochs_changed(study: "Study", before: Any, now: Any) -> None:
@@ -139,8 +144,16 @@ def _check_space_fits(study: "Study", trials: list[FrozenTrial]) -> None:
                 f"{_named(study)} already has trials where this parameter is "
                 f"{describe(old)}; Optuna keeps one kind (and one list of choices) per parameter for a whole "
                 "study", file=str(study.file), key=f"space.{param.name}", got=describe(new),
-                fix=f"keep it {describe(old)} to resume this study, or give the study a new name (or run_dir) "
-                "to search the new space") from None
+                fix=f"keep it {kind_of(old)} to resume this study (a range may move; its kind and log scale may "
+                "not), or give the study a new name (or run_dir) to search the new space") from None
+
+
+def kind_of(distribution: BaseDistribution) -> str:
+    """What must stay on resume: a choice's list, a number's kind and log scale (not its range)."""
+    if isinstance(distribution, CategoricalDistribution):
+        return describe(distribution)
+    kind = "a float" if isinstance(distribution, FloatDistribution) else "an int"
+    return kind + (" on a log scale" if distribution.log else " on a linear scale")   # type: ignore[attr-defined]
 
 
 def describe(distribution: BaseDistribution) -> str:

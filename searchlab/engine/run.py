@@ -36,6 +36,7 @@ from searchlab.engine.worker import run_worker
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.strategy import prepare_strategy
 from searchlab.tasks import get_task
+from searchlab.tasks.callable_task import code_digest
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,11 @@ def create_or_load(study: Study) -> optuna.Study:
                                  directions=study.directions)
     record = study_record(study)
     check_resumable(study, ostudy, record)
-    ostudy.set_user_attr("searchlab", record)
+    finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
+    if finished < study.config.budget.n_trials or "searchlab" not in ostudy.user_attrs:
+        # a run that trains nothing (its budget is reached) keeps the record of the runs that trained: its
+        # own settings (another budget.epochs) would otherwise be reported as theirs
+        ostudy.set_user_attr("searchlab", record)
     return ostudy
 
 
@@ -168,6 +173,7 @@ def study_record(study: Study) -> dict[str, Any]:
         "seed": study.config.seed,
         "epochs": study.config.budget.epochs,
         "task": study.config.task.model_dump(mode="json"),
+        **({"task_code": code_digest(study.config.task.function)} if study.config.task.function else {}),
         "search": search_setup(study),
         "artifacts": str((study.run_dir / "artifacts").resolve()),
     }

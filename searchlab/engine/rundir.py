@@ -59,6 +59,14 @@ def absolute_url(url: str) -> str:
     return url
 
 
+def storage_file(url: str) -> Path | None:
+    """The file of a SQLite or journal storage (None for a database server)."""
+    for scheme in ("sqlite:///", "journal://"):
+        if url.startswith(scheme):
+            return Path(url.removeprefix(scheme))
+    return None
+
+
 @dataclass(frozen=True)
 class OpenRun:
     run_dir: Path
@@ -96,37 +104,53 @@ def open_run(target: str | Path) -> OpenRun:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise SearchlabError(f"{manifest_path} is damaged ({exc}). Fix: re-run `searchlab run` on the study file") \
             from None
-    url = _storage_here(url, run_dir, manifest_path)
+    recorded_dir = Path(manifest.get("artifacts", run_dir / "artifacts")).parent
+    url = _storage_here(url, run_dir, manifest_path, recorded_dir)
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
         raise StorageError(f"storage {url} has no study named '{name}' (named by {manifest_path}). Fix: pass "
                            "the run directory of that study, or re-run `searchlab run` on its study file") from None
-    artifacts = _artifacts_here(Path(manifest.get("artifacts", run_dir / "artifacts")), run_dir)
+    artifacts = _artifacts_here(Path(manifest.get("artifacts", run_dir / "artifacts")), run_dir, recorded_dir)
     file_data = None if study_file is None else (study_file.config.data.model_dump(mode="json", exclude_unset=True),
                                                 study_file.base_dir)
     return OpenRun(run_dir, study, url, artifacts, file_data)
 
 
-def _storage_here(url: str, run_dir: Path, manifest_path: Path) -> str:
+def _storage_here(url: str, run_dir: Path, manifest_path: Path, recorded_dir: Path) -> str:
     """The recorded SQLite or journal file, or the one of that name in `run_dir` when the run directory was moved
-    or copied (the manifest records absolute paths). Opening a missing file would create an empty database."""
+    or copied (the manifest records absolute paths). Opening a missing file would create an empty database.
+    A file that was inside the recorded run directory is read from this one when this is a copy: the
+    original's (still there) is another run's."""
     for scheme in ("sqlite:///", "journal://"):
         if url.startswith(scheme):
             path = Path(url.removeprefix(scheme).split("?")[0])
-            if path.is_file():
+            if path.is_file() and not _copied(run_dir, recorded_dir, path):
                 return url
             if (run_dir / path.name).is_file():
                 return scheme + str((run_dir / path.name).resolve())
+            if path.is_file():   # a copy of the folder without its database: the original is another run
+                raise StorageError(f"{run_dir} is a copy of the run folder {recorded_dir} without its own "
+                                   f"{path.name} (named by {manifest_path}). Fix: copy {path.name} with it, or "
+                                   f"open the original, {recorded_dir}")
             raise StorageError(f"the run's storage file {path} (named by {manifest_path}) does not exist, nor "
                                f"does {run_dir / path.name}. Fix: put the database back, or edit the storage in "
                                "that file if it moved")
     return url
 
 
-def _artifacts_here(recorded: Path, run_dir: Path) -> Path:
+def _artifacts_here(recorded: Path, run_dir: Path, recorded_dir: Path) -> Path:
     """The recorded artifact folder, or the run directory's own when the run directory was moved or copied."""
-    return recorded if recorded.is_dir() or not (run_dir / "artifacts").is_dir() else run_dir / "artifacts"
+    own = run_dir / "artifacts"
+    if _copied(run_dir, recorded_dir, recorded) and own.is_dir():
+        return own
+    return recorded if recorded.is_dir() or not own.is_dir() else own
+
+
+def _copied(run_dir: Path, recorded_dir: Path, path: Path) -> bool:
+    """`run_dir` is another folder than the one the run recorded, and `path` lived inside that one."""
+    here, there = run_dir.resolve(), recorded_dir.resolve()
+    return here != there and path.resolve().is_relative_to(there)
 
 
 def _study_of_file(path: Path) -> Any:

@@ -103,6 +103,7 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
             config[f"{key}_per_class"] = table
     if run.record.get("search"):   # how the search that chose this model was set up (its latest run)
         config["search"] = run.record["search"]
+    config["objectives"] = [metric for metric, _ in run.record["objectives"]]   # what the trials were chosen by
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
     config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
     (out / "model.py").write_text(model_source(nni_spaces(config["model"])))

@@ -19,6 +19,7 @@ from typing import Any
 
 from searchlab.config.yamlsrc import KeyPath, Located, is_study_file, read_yaml
 from searchlab.errors import SearchlabError
+from searchlab.suggest import did_you_mean
 from searchlab.space.params import (Branch, CategoricalParam, FixedParam, FloatParam, Group, IntParam,
                                     Node)
 
@@ -82,6 +83,10 @@ class _Ctx:
         if len(kinds) > 1:
             raise self.src.error(at, f"a parameter has exactly one kind, found {kinds}", fix="keep one")
         if not kinds:
+            (only, value), = raw.items() if len(raw) == 1 else ((None, None),)
+            close = did_you_mean(str(only), (*PARAM_KINDS, "one_of")) if isinstance(value, list) else None
+            if close:   # {floats: [...]}: a misspelt kind, not a group holding a bare list
+                raise self.src.error(at + (only,), "unknown parameter kind", got=only, fix=close)
             return self.group(raw, at, name)
         if kinds[0] == "one_of":
             return self.branch(raw, at, name)

@@ -2,14 +2,20 @@
 
 The function receives the sampled config (a plain dict: the user's own shape) and the trial context
 (`ctx.report(step, metrics)` for pruning), and returns a dict of metrics that includes the objectives.
+numpy and 0-d torch numbers are taken as the floats they hold (metrics computed with either come as such).
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+import sys
+from pathlib import Path
 from typing import Any
 
 from searchlab.config.schema import ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
-from searchlab.errors import TrialFailure
+from searchlab.engine.numbers import plain_number
+from searchlab.errors import RegistryError, TrialFailure
 from searchlab.registry import import_object
 
 
@@ -17,8 +23,7 @@ class CallableTask:
     def __init__(self, cfg: TaskConfig) -> None:
         assert cfg.function is not None  # TaskConfig guarantees it for kind=callable
         self.function = import_object(cfg.function, "task function")
-        if not callable(self.function):
-            raise TypeError(f"task function '{cfg.function}' is not callable")
+        _check_signature(self.function, cfg.function)
 
     def resolve_objective(self, objective: ObjectiveConfig, src: Located, at: KeyPath) -> tuple[str, str]:
         if objective.direction is None:
@@ -33,7 +38,34 @@ class CallableTask:
         """Nothing to check: the function reads what it needs."""
 
     def run(self, config: dict[str, Any], ctx: Any) -> dict[str, float]:
-        metrics = self.function(config, ctx)
+        try:
+            metrics = self.function(config, ctx)
+        except SystemExit as exc:   # the user's code ending the process: a failure of this trial, not a lost worker
+            raise TrialFailure(f"the task function called sys.exit({exc.code!r})") from None
         if not isinstance(metrics, dict):
             raise TrialFailure(f"the task function returned {type(metrics).__name__}, expected a dict of metrics")
-        return metrics
+        return {name: plain_number(value) for name, value in metrics.items()}
+
+
+def code_digest(spec: str) -> str | None:
+    """A digest of the file that defines the task function (None if it has none): a resumed study whose
+    function changed is warned about, since its new values would be ranked with values of the old code."""
+    module = sys.modules.get(spec.partition(":")[0])
+    path = getattr(module, "__file__", None)
+    if not path or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _check_signature(function: Any, spec: str) -> None:
+    """f(config, ctx) is what every trial calls: a function that cannot take it would fail every trial."""
+    if not callable(function):
+        raise RegistryError(f"task function '{spec}' is a {type(function).__name__}, not a function. Fix: name a "
+                            "function def f(config, ctx) -> dict of metrics")
+    try:
+        inspect.signature(function).bind({}, None)
+    except TypeError as exc:
+        raise RegistryError(f"task function '{spec}' cannot be called as f(config, ctx) ({exc}). Fix: define it "
+                            "as def f(config, ctx): ... return {'metric': value}") from None
+    except ValueError:   # a builtin without a signature: called as it is
+        return

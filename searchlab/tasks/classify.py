@@ -34,7 +34,7 @@ from searchlab.space.unused import describe, unused_settings
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.classify_usage import classify_setting_used, setting_default
 from searchlab.tasks.costs import COST_METRICS, analytic_costs, budget_excess, check_budget, measure_costs
-from searchlab.tasks.augment_advice import neural_augment_warning
+from searchlab.tasks.augment_advice import neural_augment_warning, unweighted_warning
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, pool_train_val,
                                       progress_steps, repeated_splits, units_per_class)
@@ -119,7 +119,8 @@ class ClassifyTask:
         warnings += [too_deep_warning(probes, data.image_size),
                      small_validation_warning(data, cross_validated=all(spec.train.cv_folds for spec in specs)),
                      threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
-                     one_sided_objective_warning(objectives), neural_augment_warning(specs)]
+                     one_sided_objective_warning(objectives), neural_augment_warning(specs),
+                     unweighted_warning(specs)]
         if data.kind == "multiclass" and any("threshold" in (c.get("imbalance") or {}) for c in probes):
             warnings.append("space.imbalance.threshold has no effect on multi-class data (the most probable class "
                             "is predicted); it is for binary and multi-label tasks. Fix: remove it")
