@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import searchlab
 from searchlab.engine.changed_settings import fixed_settings
+from searchlab.engine.resume import describe
 from searchlab.space import searchable_params
 from searchlab.space.params import Group
 
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
 
 
 def search_setup(study: "Study") -> dict[str, Any]:
-    from searchlab.engine.resume import describe   # resume imports this module's neighbours
-
     cfg = study.config
     return {
         "space_searched": {param.name: describe(param.distribution()) for param, _ in searchable_params(study.space)},

@@ -1,0 +1,109 @@
+"""Resuming a study: what must stay as it was (objectives, data, the space as Optuna keeps it), and what is
+warned about when it changed (epochs, fixed settings)."""
+from __future__ import annotations
+
+import shutil
+
+import optuna
+import pytest
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.errors import ConfigError
+from test_run import TINY_CLASSIFY, callable_study, states
+
+def test_resume_keeps_completed_trials_and_counts_the_total(write_study):
+    path = callable_study(write_study, n=3)
+    first = run_study(load_study(path), progress=False).study
+    before = [(t.number, t.params, t.value) for t in first.get_trials()]
+    second = run_study(load_study(path, {"budget.n_trials": 5}), progress=False).study
+    after = second.get_trials()
+    assert [(t.number, t.params, t.value) for t in after[:3]] == before
+    assert states(second) == {"COMPLETE": 5}
+    assert len({t.params["x"] for t in after}) == 5   # a resumed random search does not replay its first run
+
+
+def test_resuming_with_other_epochs_is_warned_about(write_study, capsys):
+    path = callable_study(write_study, n=1)
+    run_study(load_study(path), progress=False)
+    run_study(load_study(path, {"budget.n_trials": 2}), progress=False)
+    assert "budget.epochs" not in capsys.readouterr().err
+    run_study(load_study(path, {"budget.n_trials": 2, "budget.epochs": 5}), progress=False)   # nothing runs
+    capsys.readouterr()
+    run_study(load_study(path, {"budget.n_trials": 3, "budget.epochs": 2}), progress=False)
+    # the run that trained nothing did not record its epochs as those of the trials
+    assert "has trials trained with budget.epochs=20; this run's train 2" in capsys.readouterr().err
+    failed = callable_study(write_study, fn="fails_when_positive", n=1).read_text().replace("x: {float: [-3, 3]}",
+                                                                                       "x: 1.0")
+    path = write_study(failed.replace("name: fake", "name: only_failed"))
+    run_study(load_study(path), progress=False)                        # its one trial fails: nothing trained
+    run_study(load_study(path, {"budget.n_trials": 2, "budget.epochs": 2}), progress=False)
+    assert "budget.epochs" not in capsys.readouterr().err
+
+
+def test_resuming_with_another_fixed_setting_is_warned_about_naming_it(write_study, capsys):
+    """A fixed setting is no parameter: trials that ran with another value would be ranked alike, unseen."""
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    run_study(load_study(path, {"budget.n_trials": 3}), progress=False)
+    assert "space.sleep" not in capsys.readouterr().err
+    run_study(load_study(path, {"budget.n_trials": 4, "space.sleep": 0.001}), progress=False)
+    err = capsys.readouterr().err
+    assert ("has trials that ran with space.sleep 0.0 (3 trials); this run's trials use 0.001, and all are ranked "
+            "together") in err and "Fix: set space.sleep back to 0.0 " in err
+
+
+def test_a_fixed_setting_earlier_trials_ran_at_its_default_is_compared_with_that_default(write_study, capsys):
+    path = write_study(TINY_CLASSIFY.replace("n_trials: 2", "n_trials: 1"))
+    run_study(load_study(path), progress=False)
+    run_study(load_study(path, {"budget.n_trials": 2, "space.optim.momentum": 0.5,
+                                "space.optim.weight_decay": 1.0e-4}), progress=False)
+    err = capsys.readouterr().err   # unchanged: the default written out; momentum: no effect under adamw
+    assert "ran with space" not in err, err
+    run_study(load_study(path, {"budget.n_trials": 3, "space.optim.weight_decay": 0.01,
+                                "space.train.batch_size": 64}), progress=False)
+    err = capsys.readouterr().err
+    assert "has trials that ran with space.optim.weight_decay 0.0001 (2 trials); this run's trials use 0.01" in err
+    assert "has trials that ran with space.train.batch_size 128 (2 trials); this run's trials use 64" in err
+
+
+def test_resuming_with_an_edited_space_goes_on_when_optuna_can_and_says_which_parameter_when_not(write_study):
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    wider = run_study(load_study(path, {"budget.n_trials": 3, "space.x": {"float": [-5, 5]}}), progress=False)
+    assert states(wider.study) == {"COMPLETE": 3}   # a float range may change; Optuna keeps its kind only
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(path, {"budget.n_trials": 4, "space.x": {"choice": [-1, 1]}}), progress=False)
+    message = str(info.value)
+    assert "space.x:" in message and "a float in [-3.0, 3.0]" in message and "a choice of [-1, 1]" in message
+    assert "new name" in message
+    reloaded = optuna.load_study(study_name="fake", storage=f"sqlite:///{path.parent / 'run' / 'study.db'}")
+    assert states(reloaded) == {"COMPLETE": 3}   # refused before any trial ran
+
+
+def test_resuming_on_another_objective_or_other_data_is_refused_but_data_may_move(write_study, tmp_path):
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    for override, key, said in (
+            ({"objective": {"metric": "x_abs", "direction": "minimize"}}, "objectives",
+             "objectives [['loss', 'minimize']], not [['x_abs', 'minimize']]"),
+            ({"data.size": 64}, "data", "scored with data.size 28, not 64; their values would be ranked")):
+        with pytest.raises(ConfigError) as info:
+            run_study(load_study(path, {"budget.n_trials": 3, **override}), progress=False)
+        assert info.value.key == key and said in str(info.value)
+    moved = tmp_path / "moved_data"
+    shutil.copytree(load_study(path).config.data.root, moved)
+    resumed = run_study(load_study(path, {"budget.n_trials": 3, "data.root": str(moved)}), progress=False).study
+    assert states(resumed) == {"COMPLETE": 3}
+
+
+def test_a_setting_added_later_compares_with_the_value_older_records_had():
+    """A folder study recorded before `fit` existed stretched its images: resuming it with pad is a change."""
+    from searchlab.engine.resume import _comparable
+
+    recorded = {"source": "folder", "path": "/x", "image_size": 28}
+    assert _comparable("data", recorded, {**recorded, "fit": "stretch"})[0] == {**recorded, "fit": "stretch"}
+    now = {**recorded, "fit": "stretch", "bit_depth": None}
+    assert _comparable("data", recorded, now)[0] == now != _comparable("data", recorded, {**now, "bit_depth": 12})[1]
+    before, now = _comparable("data", recorded, {**recorded, "fit": "pad"})
+    assert before != now and before["fit"] == "stretch"
