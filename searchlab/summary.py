@@ -38,7 +38,8 @@ def print_run_header(study: Study) -> None:
               "in artifacts/ and any export in it are of the lost trials)")
     else:
         print(f"run:  {study.run_dir} ({'resuming the trials stored there' if resumes else 'new'})")
-    print(f"data: {describe_data(study.config.data, study.config.seed, study.base_dir)}")
+    if study.config.data is not None:   # a callable task's function may read its own
+        print(f"data: {describe_data(study.config.data, study.config.seed, study.base_dir)}")
 
 
 def print_run_summary(study: Study, result: Any, exported: Path | None, test_headline: str | None = None) -> None:
@@ -207,7 +208,8 @@ def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     model = f"\n    architecture: {architecture}" if architecture else ""
     cut = f"\n    cut short: {trial.user_attrs['cut_short']}" if "cut_short" in trial.user_attrs else ""
     searched = f"\n    params:  {params}" if params else ""   # a fixed space repeated over seeds has none
-    return (f"  trial {trial.number}: value {values}{model}{searched}\n    {_scored_on(trial)}: {shown}"
+    scored = f"\n    {_scored_on(trial)}: {shown}" if shown else ""   # a function returning its objective only
+    return (f"  trial {trial.number}: value {values}{model}{searched}{scored}"
             + _threshold(trial) + _per_class(trial) + costs + cut)
 
 

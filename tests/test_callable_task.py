@@ -79,3 +79,24 @@ def test_a_resume_after_the_functions_file_changed_is_warned_about(write_study, 
     run_study(load_study(path, {"budget.n_trials": 3}), progress=False)
     assert "the file of task.function 'edited_task:objective' changed since its trials were scored" in \
         capsys.readouterr().err
+
+
+def test_a_function_that_reads_its_own_data_needs_no_data_section_but_a_classifier_does(write_study, tmp_path,
+                                                                                         capsys):
+    from searchlab.config.load import load_study as load
+    from searchlab.engine.rundir import open_run
+    from searchlab.summary import print_run_header, print_status
+
+    (tmp_path / "own_data.py").write_text("def objective(config, ctx):\n    return {'score': config['x']}\n")
+    path = write_study(STUDY.format(function="own_data:objective", n=2) + f"run_dir: '{tmp_path / 'run'}'\n",
+                       with_defaults=False)
+    print_run_header(load(path))
+    assert capsys.readouterr().out == f"run:  {tmp_path / 'run'} (new)\n"   # no data line
+    run_study(load(path), progress=False)
+    assert [t.state.name for t in _trials(tmp_path)] == ["COMPLETE", "COMPLETE"]
+    print_status(open_run(tmp_path / "run"), 2)
+    assert "trial 0: value" in capsys.readouterr().out
+    classify = write_study("name: c\ntask: classify\nspace:\n  optim: {lr: {float: [1.0e-4, 1.0e-2]}}\n",
+                           name="classify.yaml", with_defaults=False)
+    with pytest.raises(SearchlabError, match=r"classify.yaml:1: data: required key is missing\. Fix: add 'data'"):
+        load(classify)

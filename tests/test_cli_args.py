@@ -147,3 +147,35 @@ def test_a_full_disk_while_writing_out_is_one_line_naming_the_out_file(monkeypat
     monkeypatch.setattr(cli, "_cmd_trials", full)
     assert main(["trials", "runs/x", "--out", "/dev/full"]) == 1
     assert capsys.readouterr().err.startswith("error: /dev/full: No space left on device. Fix: check that the path")
+
+
+def test_a_set_value_is_read_as_the_study_file_reads_it():
+    from searchlab.cli import parse_overrides
+
+    # PyYAML alone reads 1e-3 as text (YAML 1.1); the study file's reader makes it the number
+    assert parse_overrides(["space.optim.lr=1e-3", "export.after_run=false", "x={float: [1e-4, 1.0e-2]}"]) == {
+        "space.optim.lr": 0.001, "export.after_run": False, "x": {"float": [0.0001, 0.01]}}
+
+
+def test_weights_that_cannot_be_written_are_an_os_error_naming_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import torch
+
+    import searchlab.weights_file as weights_file
+    from searchlab.cli import main
+
+    target = tmp_path / "missing" / "weights.safetensors"   # a real failure: safetensors' own error type
+    with pytest.raises(FileNotFoundError) as info:
+        weights_file.save_weights({"w": torch.zeros(2)}, target)
+    assert info.value.filename == str(target) and info.value.errno == errno.ENOENT
+
+    def full(*args, **kwargs):   # as safetensors words a full disk
+        raise weights_file.SafetensorError('Error while serializing: I/O error: No space left on device '
+                                           '(os error 28) at path "/x/.tmp1"')
+
+    monkeypatch.setattr(weights_file, "save_file", full)
+    monkeypatch.setattr("searchlab.cli._cmd_trials", lambda args: weights_file.save_weights({}, tmp_path / "w"))
+    assert main(["trials", "runs/x"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'w'}: No space left on device (writing the "
+                                              "weights). Fix: check")

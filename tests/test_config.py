@@ -256,6 +256,28 @@ def test_a_bad_value_from_the_command_line_is_named_as_the_option_not_a_line_of_
     with pytest.raises(ConfigError) as info:   # a key of the file keeps its line
         load_study(write_study(MINIMAL + "budget:\n  epochs: two\n"), {"budget.n_trials": 3})
     assert info.value.line == 6
+    with pytest.raises(ConfigError) as info:   # a section only the option wrote: its typo is the option's
+        load_study(path := write_study(MINIMAL), {"budjet.n_trials": 2})
+    assert str(info.value).startswith(f"{path} (--set budjet.n_trials): budjet: unknown key") and info.value.line is None
+
+
+@pytest.mark.parametrize(("text", "fix"), [
+    ("budget: {n_trials: 2.5}\n", "give a whole number, without a fractional part"),
+    ("budget: {n_trials: [1]}\n", "give a whole number, e.g. 10"),
+    ("export: {after_run: maybe}\n", "give true or false"),
+    ("budget: 5\n", "give a mapping of keys, e.g. {key: value}"),
+])
+def test_a_value_of_the_wrong_type_is_told_what_to_write(write_study, text, fix):
+    assert str(error_of(write_study, MINIMAL + text)).endswith(f"Fix: {fix}")
+
+
+def test_a_zero_step_and_a_run_folder_that_is_a_file_are_told_what_to_write(write_study, tmp_path):
+    err = error_of(write_study, "name: s\ntask: classify\nspace:\n  model: {depth: {int: [2, 4], step: 0}}\n")
+    assert err.key == "space.model.depth.step" and str(err).endswith("Fix: e.g. step: 1, or leave step out for "
+                                                                     "every value in the range")
+    (tmp_path / "taken").write_text("")
+    err = error_of(write_study, MINIMAL + f"run_dir: '{tmp_path / 'taken'}'\n")
+    assert err.key == "run_dir" and "the run folder is a file" in str(err) and "Fix: name a folder" in str(err)
 
 
 def test_a_test_fraction_beside_a_split_column_is_refused_not_ignored(write_study, tmp_path):

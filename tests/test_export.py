@@ -329,3 +329,16 @@ def test_greyscale_files_for_a_colour_model_are_warned_about_and_colour_ones_for
     assert warning.startswith(f"2 of 5 image files (sampled) are greyscale ({files[2]}, {files[3]}), but this model "
                               "was trained on colour images")
     assert grey_into_colour_warning(files, channels=1) is None and grey_into_colour_warning(files[:2], 3) is None
+
+
+def test_a_trial_number_the_study_does_not_have_says_what_to_pick():
+    import optuna
+
+    from searchlab.export.exporter import pick_trial
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.8))
+    with pytest.raises(ExportError, match=r"^trial 99 does not exist \(the study has trials 0..0\)\. Fix: pick a "
+                                          r"completed trial .* or leave out --trial for the best$"):
+        pick_trial(study, 99)
+    assert pick_trial(study, 0).value == 0.8

@@ -107,3 +107,15 @@ def test_a_setting_added_later_compares_with_the_value_older_records_had():
     assert _comparable("data", recorded, now)[0] == now != _comparable("data", recorded, {**now, "bit_depth": 12})[1]
     before, now = _comparable("data", recorded, {**recorded, "fit": "pad"})
     assert before != now and before["fit"] == "stretch"
+
+
+def test_a_second_run_of_a_running_folder_is_told_it_joins_the_first(write_study, tmp_path, capsys):
+    from searchlab.engine.run import run_lock
+
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path, {"budget.n_trials": 1}), progress=False)
+    assert "joins it" not in capsys.readouterr().err   # alone
+    with run_lock(tmp_path / "run"):   # as another `searchlab run` of the folder holds it
+        run_study(load_study(path), progress=False)
+    assert f"note: another `searchlab run` of {tmp_path / 'run'} is running: this one joins it as more " \
+           "workers" in capsys.readouterr().err

@@ -147,11 +147,13 @@ def test_status_says_how_the_search_was_set_up(write_study, capsys):
     from test_run import callable_study
 
     path = callable_study(write_study, n=2)
-    run_study(load_study(path, {"budget.n_trials": 3, "budget.timeout": 600}), progress=False)
+    run_study(load_study(path, {"budget.n_trials": 3, "budget.timeout": 600, "export.after_run": False}),
+              progress=False)
     print_status(open_run(path.parent / "run"), 3)
     out = capsys.readouterr().out
     assert ("search:    random, pruner none, n_trials 3, epochs 20, timeout 600.0, seed 0, local x1; 1 searched, "
-            "1 fixed settings; --set budget.n_trials=3 --set budget.timeout=600 (the latest run's") in out
+            "1 fixed settings; --set budget.n_trials=3 --set budget.timeout=600 --set export.after_run=false "
+            "(the latest run's") in out
     assert "s of trials run (summed over 3 finished trials); " in out
 
 

@@ -70,6 +70,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     space = compile_space(src, ("space",))
     from searchlab.tasks import get_task   # tasks import the schema; keep this module import-light
 
+    if config.data is None and config.task.kind != "callable":   # a callable task's function reads its own
+        raise src.error(("data",), "required key is missing", fix="add 'data', e.g. data: {source: medmnist, name: "
+                        "breastmnist, size: 28} (or a folder or CSV set: the README's Data section)")
     task = get_task(config.task)
     objectives = tuple(task.resolve_objective(obj, src, ("objective", i)) for i, obj in enumerate(config.objective))
     metrics = [metric for metric, _ in objectives]
@@ -78,6 +81,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         raise src.error(("objective",), f"lists {twice!r} more than once", got=metrics,
                         fix="list each metric once")
     run_dir = config.resolved_run_dir.resolve()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise src.error(("run_dir",), f"the run folder is a file: {run_dir}", got=str(config.resolved_run_dir),
+                        fix="name a folder (new or of an earlier run of this study), e.g. runs/<name>")
     study = Study(config=config, space=space, file=path, objectives=objectives, base_dir=path.resolve().parent,
                   run_dir=run_dir, storage_url=_absolute_storage(config.storage, run_dir),
                   overrides=dict(overrides or {}))
@@ -166,7 +172,8 @@ def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], src: Locat
             if not isinstance(node, dict):
                 inside = ".".join(parents[:depth + 1])
                 raise src.error(tuple(parents[:depth + 1]), f"--set {key}: '{inside}' is a value, not a section "
-                                "with keys", got=node, fix=f"set '{inside}' itself, e.g. --set {inside}=...")
+                                "with keys", got=node, fix=f"set '{inside}' whole (--set {inside}=...), or, if the file should "
+                                "have a section there, write it as one (key: value lines)")
         node[last] = value
     return out
 
@@ -254,9 +261,21 @@ def _fix_for(error: dict[str, Any], path: KeyPath = ()) -> str | None:
         return bound_fix(error) or "use a value in the allowed range"
     if error.get("input", ...) is None:   # `key:` with nothing after it, or --set key=null
         return f"give a value, or leave {dotted(path)} out for its default"
-    if error["type"].endswith("_type") or error["type"].endswith("_parsing"):
-        return "use a value of the expected type"
-    return None
+    kind = error["type"].removesuffix("_parsing").removesuffix("_type")
+    if kind in _TYPE_FIXES:
+        return _TYPE_FIXES[kind]
+    return "use a value of the expected type" if kind != error["type"] else None
+
+
+# What to write instead of a value of the wrong type, by pydantic error type (int_parsing and int_type alike)
+_TYPE_FIXES = {
+    "int_from_float": "give a whole number, without a fractional part",
+    "int": "give a whole number, e.g. 10", "float": "give a number, e.g. 0.5 or 1e-3",
+    "bool": "give true or false", "string": "give text (quoted if it looks like a number or true/false)",
+    "list": "give a list, e.g. [a, b]",
+    "dict": "give a mapping of keys, e.g. {key: value}", "model": "give a mapping of keys, e.g. {key: value}",
+    "model_attributes": "give a mapping of keys, e.g. {key: value}",
+}
 
 
 def _validate_points(study: Study, src: Located) -> None:

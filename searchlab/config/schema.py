@@ -290,7 +290,7 @@ class ExportConfig(Frozen):
 class StudyConfig(Frozen):
     # The run directory is runs/<name>, so a name is one plain folder name: no separators, not . or ..
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")]
-    data: DataConfig
+    data: DataConfig | None = None             # every task but callable needs it (load_study says so)
     task: TaskConfig = TaskConfig()
     space: Any = None                          # compiled into a Space by space/compile.py
     strategy: StrategyConfig = StrategyConfig()

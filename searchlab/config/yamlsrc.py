@@ -49,12 +49,27 @@ class Located:
         return None
 
     def error(self, path: KeyPath, rule: str, got: object = ..., fix: str | None = None) -> ConfigError:
-        for end in range(len(path), 0, -1):
-            if path[:end] in self.overridden:
-                return ConfigError(rule, file=f"{self.file} ({self.overridden[path[:end]]})", key=dotted(path),
-                                   got=got, fix=fix)
+        option = self._override_of(path)
+        if option:
+            return ConfigError(rule, file=f"{self.file} ({option})", key=dotted(path), got=got, fix=fix)
         return ConfigError(rule, file=self.file, line=self.line_of(path), key=dotted(path) or None,
                            got=got, fix=fix)
+
+
+    def _override_of(self, path: KeyPath) -> str | None:
+        """The --set option that wrote `path`: one naming it or a section above it, or, for a key the file
+        does not have (`--set budjet.n_trials=2`), one naming a key below it."""
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.overridden:
+                return self.overridden[path[:end]]
+        if path and path not in self.lines:
+            return next((option for key, option in self.overridden.items() if key[:len(path)] == path), None)
+        return None
+
+
+def load_value(text: str) -> Any:
+    """One YAML value as the study file would read it (`--set optim.lr=1e-3` is the number, not text)."""
+    return yaml.load(text, Loader=_Loader)   # noqa: S506 -- _Loader is a SafeLoader: no tags beyond the safe ones
 
 
 def dotted(path: KeyPath) -> str:

@@ -79,6 +79,10 @@ def _run(study: Study, progress: bool) -> RunResult:
             # (a Ctrl-C'd run on PostgreSQL said their configs would run again).
             owned = is_local_file(study.storage_url) or study.config.executor.kind == "ray"
             recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned)
+        if not sole_runner:   # by design (more workers from another shell), but a user may not know it
+            print(f"note: another `searchlab run` of {run_dir} is running: this one joins it as more workers of "
+                  "the same study (together they stop at budget.n_trials; Ctrl-C stops this one only)",
+                  file=sys.stderr)
         if sole_runner:   # another runner of this run directory already did (or is doing) it
             try:
                 prepare_strategy(study, ostudy, deadline)
@@ -161,14 +165,7 @@ def study_record(study: Study) -> dict[str, Any]:
     return {
         "study_file": str(study.file.resolve()),
         "base_dir": str(study.base_dir),
-        "data": study.config.data.model_dump(mode="json"),
-        # keys left at their defaults: export rebuilds the data as written (a split folder carves a test split
-        # only when test_fraction is written)
-        "data_defaults": sorted(set(type(study.config.data).model_fields) - study.config.data.model_fields_set),
-        "data_files": data_fingerprint(study.config.data, study.config.seed, study.base_dir),
-        "data_file": medmnist_file(study.config.data, study.base_dir),
-        # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)
-        "data_root_read": _medmnist_root(study),
+        **_data_record(study),
         "objectives": [list(o) for o in study.objectives],
         "seed": study.config.seed,
         "epochs": study.config.budget.epochs,
@@ -176,6 +173,22 @@ def study_record(study: Study) -> dict[str, Any]:
         **({"task_code": code_digest(study.config.task.function)} if study.config.task.function else {}),
         "search": search_setup(study),
         "artifacts": str((study.run_dir / "artifacts").resolve()),
+    }
+
+
+def _data_record(study: Study) -> dict[str, Any]:
+    data = study.config.data
+    if data is None:   # a callable task without a data section: its function reads its own
+        return {"data": None, "data_defaults": [], "data_files": None, "data_file": None, "data_root_read": None}
+    return {
+        "data": data.model_dump(mode="json"),
+        # keys left at their defaults: export rebuilds the data as written (a split folder carves a test split
+        # only when test_fraction is written)
+        "data_defaults": sorted(set(type(data).model_fields) - data.model_fields_set),
+        "data_files": data_fingerprint(data, study.config.seed, study.base_dir),
+        "data_file": medmnist_file(data, study.base_dir),
+        # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)
+        "data_root_read": _medmnist_root(study),
     }
 
 

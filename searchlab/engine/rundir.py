@@ -112,8 +112,8 @@ def open_run(target: str | Path) -> OpenRun:
         raise StorageError(f"storage {url} has no study named '{name}' (named by {manifest_path}). Fix: pass "
                            "the run directory of that study, or re-run `searchlab run` on its study file") from None
     artifacts = _artifacts_here(Path(manifest.get("artifacts", run_dir / "artifacts")), run_dir, recorded_dir)
-    file_data = None if study_file is None else (study_file.config.data.model_dump(mode="json", exclude_unset=True),
-                                                study_file.base_dir)
+    file_data = None if study_file is None or study_file.config.data is None else \
+        (study_file.config.data.model_dump(mode="json", exclude_unset=True), study_file.base_dir)
     return OpenRun(run_dir, study, url, artifacts, file_data)
 
 

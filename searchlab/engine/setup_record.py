@@ -3,6 +3,7 @@ run folder did not say (the space searched, the settings held fixed, strategy, p
 the `--set` overrides). The latest run's: a resumed study may have been run with another budget."""
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import searchlab
@@ -48,7 +49,9 @@ def describe_setup(setup: dict[str, Any]) -> str:
                        if key in budget)
     workers = (f"ray x{executor.get('max_concurrent') or 'all'}" if executor.get("kind") == "ray"
                else f"local x{executor.get('workers', 1)}")
-    sets = "; " + " ".join(f"{k}={v}" for k, v in setup["overrides"].items()) if setup["overrides"] else ""
+    # As typed (true, null, {float: ...}): JSON is YAML, where Python's str() would say True and None
+    sets = "; " + " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+                           for k, v in setup["overrides"].items()) if setup["overrides"] else ""
     return (f"search:    {how}, pruner {setup['pruner']['kind']}, {limits}, seed {setup['seed']}, {workers}; "
             f"{len(setup['space_searched'])} searched, {len(setup['space_fixed'])} fixed settings{sets} "
             "(the latest run's; all in the study's searchlab record)")

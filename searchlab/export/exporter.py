@@ -13,7 +13,7 @@ import optuna
 import torch
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial, TrialState
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun, open_run
@@ -33,6 +33,7 @@ from searchlab.export.selection import SELECT_MODES, select_members, weaker_than
 from searchlab.intervals import export_intervals
 from searchlab.metrics import compute_metrics, confusion
 from searchlab.models import model_source, standalone
+from searchlab.weights_file import save_weights
 
 FORMAT = "searchlab-export/1"
 DEFAULT_THRESHOLD = 0.5   # trials that stored none (the argmax decides for multi-class anyway)
@@ -104,7 +105,7 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
     if run.record.get("search"):   # how the search that chose this model was set up (its latest run)
         config["search"] = run.record["search"]
     config["objectives"] = [metric for metric, _ in run.record["objectives"]]   # what the trials were chosen by
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "weights.safetensors"))
+    save_weights(net.state_dict(), out / "weights.safetensors")
     config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
     (out / "model.py").write_text(model_source(nni_spaces(config["model"])))
     (out / "config.json").write_text(json_text(config, indent=2))
@@ -155,7 +156,9 @@ def _numbered_trial(study: optuna.Study, number: int) -> FrozenTrial:
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in by_number:
         span = f"trials 0..{len(by_number) - 1}" if by_number else "no trials"
-        raise ExportError(f"trial {number} does not exist (the study has {span})")
+        raise ExportError(f"trial {number} does not exist (the study has {span}). Fix: pick a completed trial "
+                          "(searchlab status RUN lists the best, searchlab trials RUN all), or leave out --trial "
+                          "for the best")
     trial = by_number[number]
     if trial.state != TrialState.COMPLETE:
         error = trial.user_attrs.get("error")

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from optuna.trial import FrozenTrial
-from safetensors.torch import save_file
 
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import ExportError
@@ -17,6 +16,7 @@ from searchlab.export.provenance import file_digest, made_with
 from searchlab.export.publish import json_text
 from searchlab.models import generator_source
 from searchlab.models.gan_sampling import load_generator
+from searchlab.weights_file import save_weights
 
 FORMAT = "searchlab-generator/1"
 
@@ -36,7 +36,7 @@ def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], ou
     if "cut_short" in trial.user_attrs:   # a timeout stopped its training: its scores are of a shorter GAN
         config["cut_short"] = trial.user_attrs["cut_short"]
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out / "weights.safetensors"))
+    save_weights(state, out / "weights.safetensors")
     config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
     (out / "model.py").write_text(generator_source())
     (out / "config.json").write_text(json_text(config, indent=2))

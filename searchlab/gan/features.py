@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from searchlab.data.types import ImageDataset
 from searchlab.errors import ConfigError
 from searchlab.models.standalone import build_model, load, normalize
+from searchlab.weights_file import save_weights
 
 CACHE_DIR = "medfid_features"
 # The purpose-trained extractor: a small plain CNN whose 32 features (its last stage's width) stay well below
@@ -114,7 +114,7 @@ def _cached_or_trained(folder: Path, data: ImageDataset, seed: int) -> Penultima
         return PenultimateFeatures(net, config["preprocessing"])
     net, config = _train_extractor(data, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "weights.safetensors"))
+    save_weights(net.state_dict(), folder / "weights.safetensors")
     config_path.write_text(json.dumps({**config, "fingerprint": fingerprint}, indent=2) + "\n")
     return PenultimateFeatures(net, config["preprocessing"])
 

@@ -138,13 +138,14 @@ class _Ctx:
             raise self.src.error(here, "low must be <= high", got=bounds, fix=f"write [{high}, {low}]")
         log, step = raw.get("log", False), raw.get("step")
         if not isinstance(log, bool):
-            raise self.src.error(at + ("log",), "log must be true or false", got=log)
+            raise self.src.error(at + ("log",), "log must be true or false", got=log, fix="log: true")
         if log and low <= 0:
             raise self.src.error(here, "a log range needs low > 0", got=bounds, fix="raise low above 0 or drop log")
         if step is not None:
             if not isinstance(step, number) or isinstance(step, bool) or not math.isfinite(step) or step <= 0:
                 raise self.src.error(at + ("step",), f"step must be a positive {'integer' if kind == 'int' else 'number'}",
-                                     got=step)
+                                     got=step, fix=f"e.g. step: {1 if kind == 'int' else (high - low) / 10:g}, or "
+                                     "leave step out for every value in the range")
             if log and step != 1:
                 raise self.src.error(at, "step and log cannot be combined", fix="drop one of them")
             if (high - low) / step > MAX_GRID:

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
-from safetensors.torch import save_file
 
 from searchlab.augment.synthetic import generator_mismatch, with_synthetic
 from searchlab.config.load import Study
@@ -46,6 +45,7 @@ from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
 from searchlab.tasks.transfer import apply_transfer, weights_problem
 from searchlab.tasks.transfer_checks import transfer_warnings
+from searchlab.weights_file import save_weights
 
 # A per-class metric written with the class's name: the data (read later) says its index
 _PER_CLASS_BY_NAME = re.compile(r"(f1|auc|recall)_class_.*\D.*")
@@ -417,5 +417,5 @@ def store_checkpoint(state: dict[str, torch.Tensor], ctx: TrialContext) -> str:
     """Best-epoch weights as safetensors in the artifact store (never a pickle)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"trial-{ctx.trial.number}.safetensors"
-        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+        save_weights(state, path)
         return ctx.store_file(path)

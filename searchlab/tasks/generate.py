@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torchvision.utils import save_image
 
 from searchlab.config.load import Study
@@ -32,6 +31,7 @@ from searchlab.space.unused import describe, unused_settings
 from searchlab.tasks.generate_config import GenerateTrialConfig
 from searchlab.tasks.generate_usage import generate_setting_default, generate_setting_used
 from searchlab.tasks.parse import parse_trial
+from searchlab.weights_file import save_weights
 
 METRICS = {"medfid": "minimize", "kid": "minimize", "precision": "maximize", "recall": "maximize",
            "train_seconds": "minimize"}
@@ -155,5 +155,5 @@ def _store_grid(G: torch.nn.Module, spec: GenerateTrialConfig, data: ImageDatase
 def _store_generator(G: torch.nn.Module, ctx: TrialContext) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"trial-{ctx.trial.number}-generator.safetensors"
-        save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(path))
+        save_weights(G.state_dict(), path)
         return ctx.store_file(path)
