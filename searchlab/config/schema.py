@@ -5,6 +5,7 @@ reads raw dicts. The search space is compiled separately (space/compile.py) beca
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -252,6 +253,12 @@ class ExecutorConfig(Frozen):
             raise AtKey("scheduler", "executor.scheduler (a Ray Tune scheduler) needs kind: ray; locally use "
                         "'pruner'")
         return self
+
+    @property
+    def local_threads(self) -> int:
+        """Torch threads of each local worker: workers x threads never exceeds the cores (oversubscribed BLAS
+        threads make everyone slower)."""
+        return self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
 
 
 class ExportConfig(Frozen):

@@ -6,7 +6,6 @@ the study stops at `budget.n_trials` in total, across workers and across resumed
 from __future__ import annotations
 
 import fcntl
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +28,7 @@ from searchlab.tasks import get_task
 
 
 def limit_threads(study: Study) -> int:
-    """workers x threads never exceeds the cores: oversubscribed BLAS threads make everyone slower."""
-    ex = study.config.executor
-    threads = ex.threads_per_worker or max(1, (os.cpu_count() or 1) // ex.workers)
+    threads = study.config.executor.local_threads
     torch.set_num_threads(threads)
     return threads
 

@@ -37,6 +37,7 @@ from searchlab.tasks.augment_advice import neural_augment_warning, unweighted_wa
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, pool_train_val,
                                       progress_steps, repeated_splits, units_per_class)
+from searchlab.tasks.pace import trial_time_warning
 from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.selection_advice import (one_sided_objective_warning, small_validation_warning,
                                               threshold_selection_warning)
@@ -120,7 +121,8 @@ class ClassifyTask:
                      small_validation_warning(data, cross_validated=all(spec.train.cv_folds for spec in specs)),
                      threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
                      one_sided_objective_warning(objectives), neural_augment_warning(specs),
-                     unweighted_warning(specs)]
+                     unweighted_warning(specs),
+                     trial_time_warning(study, make_batches(data), specs[0], model_spec_for(specs[0], data))]
         if data.kind == "multiclass" and any("threshold" in (c.get("imbalance") or {}) for c in probes):
             warnings.append("space.imbalance.threshold has no effect on multi-class data (the most probable class "
                             "is predicted); it is for binary and multi-label tasks. Fix: remove it")

@@ -155,7 +155,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
         patch_epochs = round(spec.patch_epochs * epochs)
 
         def run_epoch(epoch: int) -> int:
-            return _one_epoch(model, opt, batches, recipe, spec, gen, epoch, patches=epoch < patch_epochs)
+            return one_epoch(model, opt, batches, recipe, spec, gen, epoch, patches=epoch < patch_epochs)
 
         def val_probs() -> tuple[np.ndarray, np.ndarray]:
             return evaluate(model, batches.val, batches)
@@ -185,7 +185,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
     return TrainResult(best[2], best[1], best[3], best[4], seconds, seen, epoch + 1, best[5], best[6], cut_short)
 
 
-def _one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe, spec: TrainSpec,
+def one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, recipe: Recipe, spec: TrainSpec,
                gen: torch.Generator, epoch: int, patches: bool = False) -> int:
     model.train()
     images, labels = batches.train.images, batches.train.labels

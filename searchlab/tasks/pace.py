@@ -1,0 +1,125 @@
+"""Before a run: would one trial fit inside the study's time limits at this machine's pace?
+
+A heavy space (a ResNet trained 5 times for cross-validation, at 224 px, on a laptop CPU) with a timeout of
+minutes used to show it only afterwards: the timeout cut the first trial, which was pruned, and the run
+ended with nothing. Here one config of the space trains two batches with its own recipe (augmentation,
+loss, precision) on the threads a worker gets, and one batch is scored as validation; that pace times the
+trial's epochs, runs and images gives the estimate, said when it exceeds budget.timeout or trial_timeout.
+Early stopping and pruning may end trials sooner, so it is said as a warning, never a refusal.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from searchlab.config.load import Study
+from searchlab.data.types import ImageSplit
+from searchlab.models.standalone import build_model
+from searchlab.tasks.classify_config import ClassifyTrialConfig
+from searchlab.tasks.train import Batches, one_epoch, evaluate, make_recipe
+
+
+def trial_time_warning(study: Study, batches: Batches, spec: ClassifyTrialConfig,
+                       model_spec: dict[str, Any]) -> str | None:
+    budget = study.config.budget
+    limits = [(budget.timeout, "budget.timeout"), (budget.trial_timeout, "budget.trial_timeout")]
+    limit, key = min(((s, k) for s, k in limits if s), default=(None, ""))
+    estimate = estimated_trial(study, batches, spec, model_spec) if limit is not None else None
+    if estimate is None or estimate.seconds <= limit:
+        return None
+    runs, epochs = estimate.runs, spec.train.epochs or budget.epochs
+    folds = f" x {len(runs)} runs ({_runs_said(spec)})" if len(runs) > 1 else ""
+    return (f"one trial of this space takes about {_duration(estimate.seconds)} here, more than {key}={limit:g} s: "
+            f"{epochs} epochs{folds} of ~{runs[0][0]} training images at the pace of one of its configs "
+            f"(measured now: {1 / estimate.train_seconds:.0f} images/s training, on "
+            f"{study.config.executor.local_threads} thread(s)). {_consequence(key, len(runs) > 1)} (early stopping "
+            f"may end some sooner). Fix: raise {key}, lower budget.epochs (or train.cv_folds), or search smaller "
+            "networks")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float                  # the whole trial: every run's epochs of training and validation
+    train_seconds: float            # per training image
+    runs: list[tuple[int, int]]     # (training images, validation images) of each model the trial trains
+
+
+def estimated_trial(study: Study, batches: Batches, spec: ClassifyTrialConfig,
+                    model_spec: dict[str, Any]) -> Estimate | None:
+    """None where a local CPU measurement says nothing: trials on a GPU or Ray's nodes, cached features (each
+    epoch trains only the head, which two batches cannot show), or a config that cannot train (its trial
+    will fail with why)."""
+    executor = study.config.executor
+    on_gpu = executor.device != "cpu" and torch.cuda.is_available()
+    if executor.kind != "local" or on_gpu or spec.model.transfer == "features":
+        return None
+    try:
+        train_seconds, val_seconds = measured_pace(batches, spec, model_spec, executor.local_threads)
+    except Exception:   # noqa: BLE001 -- advice only
+        return None
+    epochs = spec.train.epochs or study.config.budget.epochs
+    runs = trial_runs(spec, len(batches.train), len(batches.val))
+    seconds = epochs * sum(n_train * train_seconds + n_val * val_seconds for n_train, n_val in runs)
+    return Estimate(seconds, train_seconds, runs)
+
+
+def _consequence(key: str, several_runs: bool) -> str:
+    if key == "budget.trial_timeout":
+        return "Trials past it are killed and fail"
+    if several_runs:   # classify.py _stop_as_cut_short / _stop_as_refit_cut_short
+        return "The timeout will cut trials short, and a trial of several runs cut short is pruned"
+    return "The timeout will stop trials before their last epoch (each keeps its best epoch so far)"
+
+
+def measured_pace(batches: Batches, spec: ClassifyTrialConfig, model_spec: dict[str, Any],
+                  threads: int) -> tuple[float, float]:
+    """Seconds per training image and per validation image: the second of two training batches (the first
+    pays one-time costs), then one validation batch."""
+    size = max(2, min(spec.train.batch_size, len(batches.train)))   # batch norm trains on 2 images or more
+    pick = torch.randperm(len(batches.train), generator=torch.Generator().manual_seed(0))[:size]
+    train = ImageSplit(batches.train.images[pick], batches.train.labels[pick])
+    val = ImageSplit(batches.val.images[:size], batches.val.labels[:size])
+    sample = Batches(train, val, batches.kind, batches.n_classes, batches.preprocessing, batches.class_names)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = build_model(model_spec)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)   # lr 0: the step costs the same and changes nothing
+        recipe, gen = make_recipe(sample, spec.augment, spec.imbalance, spec.train), torch.Generator()
+        one_epoch(model, opt, sample, recipe, spec.train, gen, 0)
+        start = time.perf_counter()
+        one_epoch(model, opt, sample, recipe, spec.train, gen, 1)
+        middle = time.perf_counter()
+        evaluate(model, val, sample)
+        end = time.perf_counter()
+    finally:
+        torch.set_num_threads(before)
+    return (middle - start) / len(train), (end - middle) / max(1, len(val))
+
+
+def trial_runs(spec: ClassifyTrialConfig, n_train: int, n_val: int) -> list[tuple[int, int]]:
+    """(training images, validation images) of each model a trial trains."""
+    k, repeats = spec.train.cv_folds, spec.train.repeats
+    if not k:
+        return [(n_train, n_val)] * repeats
+    pool = n_train + n_val
+    folds = [(pool - pool // k, pool // k)] * (k * repeats)
+    return folds + ([(n_train, n_val)] if spec.train.cv_model == "refit" else [])
+
+
+def _runs_said(spec: ClassifyTrialConfig) -> str:
+    k, repeats = spec.train.cv_folds, spec.train.repeats
+    if not k:
+        return f"{repeats} repeats"
+    runs = f"{k} folds" + (f" x {repeats} repeats" if repeats > 1 else "")
+    return runs + (" + the model trained on the training split" if spec.train.cv_model == "refit" else "")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{math.ceil(seconds)} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
