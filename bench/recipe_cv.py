@@ -33,6 +33,9 @@ from _common import data_root  # noqa: E402
 
 from searchlab.imbalance import ImbalanceSpec, choose_threshold  # noqa: E402
 
+if len(sys.argv) < 4:
+    sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|affine [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16] "
+             "[FIRST_SEED] [SAVE.npy]  (e.g. 40 16 shift 2 2 5: the study's first recipe)")
 EPOCHS, WIDTH, AUGMENT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 SEEDS = int(sys.argv[4]) if len(sys.argv) > 4 else 4
 INPUT_SCALE = int(sys.argv[5]) if len(sys.argv) > 5 else 1

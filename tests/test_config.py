@@ -109,6 +109,9 @@ def test_unknown_classify_setting_in_space(write_study):
     err = error_of(write_study, "name: s\nspace:\n  optim: {learning_rate: 0.1}\n")
     assert "learning_rate" in str(err) and "no such setting" in str(err) and "settings here: " in str(err)
     assert "momentum, name, schedule, weight_decay" in str(err)
+    err = error_of(write_study, "name: s\nspace:\n  model: {depth: {int: [2, 6]}}\n")
+    assert str(err).endswith("space.model: names no kind: it selects which settings the section takes. Fix: add "
+                             "kind: one of cnn, timm, rnn, zen, cells, nni (e.g. kind: cnn)")
 
 
 @pytest.mark.parametrize("space,suggested", [
@@ -132,6 +135,8 @@ def test_an_objective_against_its_metrics_direction_is_refused(write_study):
     assert err.key.startswith("objective") and "drop direction" in str(err)
     assert load_study(write_study(MINIMAL + "objective: {metric: accuracy, direction: maximize}\n")).objectives == \
         (("accuracy", "maximize"),)
+    err = error_of(write_study, MINIMAL + "objective: [auc, {metric: flops, direction: maximize}]\n")
+    assert "metric 'flops' is better when lower, and this objective asks to maximize it" in str(err)
 
 
 def test_multi_objective_with_cost(write_study):

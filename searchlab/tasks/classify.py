@@ -82,10 +82,10 @@ class ClassifyTask:
                     return name, objective.direction or "maximize"
                 raise src.error(at, f"{exc}; or a cost: {', '.join(COST_METRICS)}", got=name,
                                 fix="name one of the metrics listed") from None
-            if objective.direction not in (None, natural):   # e.g. maximize hamming_loss: the worst model wins
-                raise src.error(at, f"metric {name!r} is better when {'lower' if natural == 'minimize' else 'higher'}"
-                                f", and this objective asks to {objective.direction} it", got=objective.direction,
-                                fix=f"drop direction ({name} is {natural}d), or name another metric")
+        if objective.direction not in (None, natural):   # e.g. maximize hamming_loss or flops: the worst wins
+            raise src.error(at, f"metric {name!r} is better when {'lower' if natural == 'minimize' else 'higher'}"
+                            f", and this objective asks to {objective.direction} it", got=objective.direction,
+                            fix=f"drop direction ({name} is {natural}d), or name another metric")
         return name, objective.direction or natural
 
     def validate_space(self, study: Study, src: Located) -> None:

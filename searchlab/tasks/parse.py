@@ -30,6 +30,11 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
         if param is not None:
             span = param.choices if hasattr(param, "choices") else [param.low, param.high]
             fix = f"the space searches {list(span)} for '{key}'; keep it within what the {task} task accepts"
+        if err["type"] == "union_tag_not_found":   # e.g. model: {depth: ...} without kind: cnn
+            tag = err["ctx"]["discriminator"].strip("'")
+            rule = f"names no {tag}: it selects which settings the section takes"
+            fix = f"add {tag}: one of {', '.join(union_tags)} (e.g. {tag}: {union_tags[0]})" if union_tags else \
+                f"add {tag}"
         if err["type"] == "extra_forbidden":
             known = fields_at(schema, tuple(err["loc"][:-1]))
             rule = f"the {task} task has no such setting"
