@@ -5,6 +5,8 @@ print it as is and exit 2 without a traceback.
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 class SearchlabError(Exception):
     """Base class: a problem the user can fix; printed without a traceback."""
@@ -56,6 +58,48 @@ def bound_fix(error: dict) -> str | None:
     ctx = error.get("ctx") or {}
     bounds = [f"{symbol} {ctx[k]}" for k, symbol in _BOUNDS.items() if k in ctx]
     return f"give a value {' and '.join(bounds)}" if bounds else None
+
+
+def pydantic_fix(error: dict[str, Any], key: str = "") -> str | None:
+    """What to write instead, for a pydantic error: the allowed values, the bound, the type wanted."""
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        return f"use one of {ctx['expected']}"
+    if error["type"] == "union_tag_invalid":   # e.g. data: {source: CSV}
+        return f"use one of {ctx['expected_tags']} (lower case)"
+    if error["type"] == "tuple_type":
+        return "give a list, e.g. [a, b] (or [a] for one)"
+    if error["type"] == "string_pattern_mismatch" and error["loc"] == ("name",):
+        return "use letters, digits, '_', '.' and '-' (not dots alone): the name is also the run's folder, runs/<name>"
+    if error["type"] == "string_pattern_mismatch":
+        return f"use a value matching {ctx.get('pattern')}"
+    if error["type"] == "string_too_short":
+        return "give a non-empty value"
+    if error["type"].startswith(("greater", "less")):
+        return bound_fix(error) or "use a value in the allowed range"
+    if error.get("input", ...) is None:   # `key:` with nothing after it, or --set key=null
+        return f"give a value, or leave {key or 'it'} out for its default"
+    kind = error["type"].removesuffix("_parsing").removesuffix("_type")
+    if kind in _TYPE_FIXES:
+        return _TYPE_FIXES[kind]
+    return "use a value of the expected type" if kind != error["type"] else None
+
+
+# What to write instead of a value of the wrong type, by pydantic error type (int_parsing and int_type alike)
+_TYPE_FIXES = {
+    "int_from_float": "give a whole number, without a fractional part",
+    "int": "give a whole number, e.g. 10", "float": "give a number, e.g. 0.5 or 1e-3",
+    "bool": "give true or false", "string": "give text (quoted if it looks like a number or true/false)",
+    "list": "give a list, e.g. [a, b]",
+    "dict": "give a mapping of keys, e.g. {key: value}", "model": "give a mapping of keys, e.g. {key: value}",
+    "model_attributes": "give a mapping of keys, e.g. {key: value}",
+}
+
+
+def rule_and_fix(error: dict[str, Any]) -> tuple[str, str | None]:
+    """A check's own message (a validator's ValueError) split at the '. Fix: ' it may carry."""
+    rule, _, fix = error["msg"].removeprefix("Value error, ").partition(". Fix: ")
+    return rule, fix or None
 
 
 def shown_input(error: dict) -> object:

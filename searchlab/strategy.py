@@ -16,12 +16,13 @@ from pydantic import ValidationError
 
 from searchlab.config.schema import PrunerConfig, StrategyConfig
 from searchlab.config.yamlsrc import is_study_file, read_yaml
-from searchlab.errors import ConfigError, RegistryError
+from searchlab.errors import ConfigError, RegistryError, pydantic_fix, rule_and_fix
 from searchlab.registry import Registry, import_object
 from searchlab.nas.deepmad_design import make_deepmad, prepare_deepmad
 from searchlab.nas.zen_nas import make_zen_nas, prepare_zen_nas
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import make_evolution
+from searchlab.suggest import did_you_mean
 
 REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
 
@@ -77,7 +78,9 @@ def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None,
     if cfg.class_ is not None:
         cls = import_object(cfg.class_, "strategy class")
         if not (inspect.isclass(cls) and issubclass(cls, BaseSampler)):
-            raise RegistryError(f"strategy class '{cfg.class_}' is not an optuna.samplers.BaseSampler subclass")
+            raise RegistryError(f"strategy class '{cfg.class_}' is not an optuna.samplers.BaseSampler subclass. Fix: "
+                                "name a sampler class (e.g. optuna.samplers:TPESampler, or your own subclass of "
+                                "BaseSampler)")
         if inspect.isabstract(cls):
             missing = ", ".join(sorted(cls.__abstractmethods__))
             raise RegistryError(f"strategy class '{cfg.class_}' does not implement the sampler interface: it lacks "
@@ -113,12 +116,19 @@ def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -
     data = src.data if isinstance(src.data, dict) else {}
     data = {k: v for k, v in data.items() if k != "description"}
     if "preset" in data:
-        raise src.error(("preset",), "a preset cannot name another preset")
+        raise src.error(("preset",), "a preset cannot name another preset", got=data["preset"],
+                        fix="copy that preset's name (or class) and args into this file")
     try:
         preset = StrategyConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise src.error(tuple(err["loc"]), err["msg"], got=err.get("input", ...)) from None
+        path = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":   # name the key, not its value
+            valid = ["name", "class", "args", "points_to_evaluate", "description"]
+            raise src.error(path, "unknown key", got=path[-1],
+                            fix=did_you_mean(str(path[-1]), valid) or f"valid keys: {', '.join(valid)}") from None
+        rule, fix = rule_and_fix(err)
+        raise src.error(path, rule, got=err.get("input", ...), fix=fix or pydantic_fix(err)) from None
     return preset.model_copy(update={"args": {**preset.args, **extra_args}})
 
 

@@ -325,3 +325,27 @@ def test_every_problem_is_named_and_a_nested_section_lists_its_own_keys(write_st
     assert "also: executor.resources_per_trial.cpus: Extra inputs are not permitted" in str(err)
     err = error_of(write_study, MINIMAL + "executor: {kind: ray, resources_per_trial: {cpus: 1}}\n")
     assert err.key == "executor.resources_per_trial.cpus" and "Valid keys here: cpu, gpu" in str(err)
+
+
+@pytest.mark.parametrize(("text", "ending"), [
+    ("task: {kind: callable}\n", "Fix: task: {kind: callable, function: 'my_module:train'}, or remove task.function"),
+    ("strategy: {preset: quick, class: 'optuna.samplers:TPESampler'}\n",
+     "not several (got preset, class). Fix: keep one of them"),
+    ("executor: {scheduler: asha}\n", "Fix: executor.kind: ray, or remove scheduler and use pruner (e.g. pruner: "
+                                      "successive_halving)"),
+    ("space:\n  model: {kind: cnn, transfer: finetune}\n", "Fix: use one of 'scratch', 'features', 'cutoff' or 'full'"),
+    ("space:\n  model: {kind: cnn, transfer: full}\n", "Fix: add weights: PATH (a .safetensors file, an export folder "
+                                                       "or a run folder), or transfer: scratch"),
+    ("space:\n  optim: {include: 'optim.yaml#optimiser'}\n", "Fix: one of its keys: augment, optim, train"),
+])
+def test_a_check_of_the_study_or_a_trial_config_says_what_to_write(write_study, text, ending):
+    body = "name: s\ntask: classify\n" + text if "task:" not in text else "name: s\n" + text
+    if "space:" not in text:
+        body += "space:\n  optim: {lr: {float: [1.0e-4, 1.0e-2]}}\n"
+    assert str(error_of(write_study, body)).endswith(ending)
+
+
+def test_a_preset_file_with_an_unknown_key_names_the_key(write_study, tmp_path):
+    (tmp_path / "mine.yaml").write_text("name: tpe\nargz: {n_startup_trials: 5}\n")
+    err = error_of(write_study, MINIMAL + "strategy: {preset: mine}\n")
+    assert str(err).endswith("argz: unknown key (got 'argz'). Fix: did you mean args?")

@@ -81,7 +81,8 @@ class AugmentSpec(Frozen):
     @classmethod
     def _synthetic_needs_a_generator(cls, per_class: int, info: ValidationInfo) -> int:
         if per_class > 0 and not info.data.get("synthetic"):
-            raise ValueError("synthetic_per_class needs augment.synthetic: a generator export folder")
+            raise ValueError("synthetic_per_class needs augment.synthetic: a generator export folder. Fix: add "
+                             "synthetic: PATH (a `searchlab export` of a generate study), or remove synthetic_per_class")
         return per_class
 
     @field_validator("sub_policies")
@@ -89,5 +90,7 @@ class AugmentSpec(Frozen):
     def _searched_needs_steps(cls, steps: dict[str, SubPolicy], info: ValidationInfo) -> dict[str, SubPolicy]:
         # A "searched" policy with no steps silently trains without augmentation: almost surely a mistake.
         if info.data.get("policy") == "searched" and not steps:
-            raise ValueError("policy 'searched' needs at least one entry in sub_policies")
+            raise ValueError("policy 'searched' needs at least one entry in sub_policies. Fix: include "
+                             "augmentation.yaml (which has two), or add sub_policies: {s1: {op: rotate, prob: 0.5, "
+                             "magnitude: 5}}")
         return steps

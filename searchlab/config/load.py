@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from searchlab.config import schema
 from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
-from searchlab.errors import ConfigError, SearchlabError, bound_fix, error_loc, shown_input
+from searchlab.errors import ConfigError, SearchlabError, error_loc, pydantic_fix, rule_and_fix, shown_input
 from searchlab.space import Group, compile_space
 from searchlab.suggest import did_you_mean, models_in
 
@@ -201,9 +201,9 @@ def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath) ->
         return src.error(path, "required key is missing" + more, fix=f"add '{dotted(path)}'")
     if first["type"] == "union_tag_invalid":   # name the key and value at fault, not the whole section
         key = first["ctx"]["discriminator"].strip("'")
-        return src.error(path + (key,), "unknown kind" + more, got=first["ctx"]["tag"], fix=_fix_for(first))
-    msg = first["msg"].removeprefix("Value error, ")
-    return src.error(path, msg + more, got=shown_input(first), fix=_fix_for(first, path))
+        return src.error(path + (key,), "unknown kind" + more, got=first["ctx"]["tag"], fix=pydantic_fix(first))
+    rule, fix = rule_and_fix(first)
+    return src.error(path, rule + more, got=shown_input(first), fix=fix or pydantic_fix(first, dotted(path)))
 
 
 def _others(errors: list[Any]) -> str:
@@ -243,39 +243,6 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
     return sorted(f.alias or name for name, f in model.model_fields.items())
 
 
-def _fix_for(error: dict[str, Any], path: KeyPath = ()) -> str | None:
-    ctx = error.get("ctx") or {}
-    if "expected" in ctx:
-        return f"use one of {ctx['expected']}"
-    if error["type"] == "union_tag_invalid":   # e.g. data: {source: CSV}
-        return f"use one of {ctx['expected_tags']} (lower case)"
-    if error["type"] == "tuple_type":
-        return "give a list, e.g. [a, b] (or [a] for one)"
-    if error["type"] == "string_pattern_mismatch" and error["loc"] == ("name",):
-        return "use letters, digits, '_', '.' and '-' (not dots alone): the name is also the run's folder, runs/<name>"
-    if error["type"] == "string_pattern_mismatch":
-        return f"use a value matching {ctx.get('pattern')}"
-    if error["type"] == "string_too_short":
-        return "give a non-empty value"
-    if error["type"].startswith(("greater", "less")):
-        return bound_fix(error) or "use a value in the allowed range"
-    if error.get("input", ...) is None:   # `key:` with nothing after it, or --set key=null
-        return f"give a value, or leave {dotted(path)} out for its default"
-    kind = error["type"].removesuffix("_parsing").removesuffix("_type")
-    if kind in _TYPE_FIXES:
-        return _TYPE_FIXES[kind]
-    return "use a value of the expected type" if kind != error["type"] else None
-
-
-# What to write instead of a value of the wrong type, by pydantic error type (int_parsing and int_type alike)
-_TYPE_FIXES = {
-    "int_from_float": "give a whole number, without a fractional part",
-    "int": "give a whole number, e.g. 10", "float": "give a number, e.g. 0.5 or 1e-3",
-    "bool": "give true or false", "string": "give text (quoted if it looks like a number or true/false)",
-    "list": "give a list, e.g. [a, b]",
-    "dict": "give a mapping of keys, e.g. {key: value}", "model": "give a mapping of keys, e.g. {key: value}",
-    "model_attributes": "give a mapping of keys, e.g. {key: value}",
-}
 
 
 def _validate_points(study: Study, src: Located) -> None:

@@ -58,7 +58,8 @@ class SplitFractions(Frozen):
     def _training_images_left(self) -> "SplitFractions":
         if self.val_fraction + self.test_fraction >= 1:
             raise AtKey("test_fraction", f"val_fraction ({self.val_fraction}) + test_fraction ({self.test_fraction}) "
-                        "leave no images to train on: both are shares of the same images (e.g. 0.15 + 0.15)")
+                        "leave no images to train on: both are shares of the same images. Fix: lower them to a sum below 1, "
+                        "e.g. 0.15 + 0.15")
         return self
 
 
@@ -138,9 +139,11 @@ class TaskConfig(Frozen):
     @model_validator(mode="after")
     def _function_only_for_callable(self) -> "TaskConfig":
         if (self.kind == "callable") != (self.function is not None):
-            raise ValueError("task.function ('module:function') is required for kind 'callable' and only there")
+            raise ValueError("task.function ('module:function') is required for kind 'callable' and only there. "
+                             "Fix: task: {kind: callable, function: 'my_module:train'}, or remove task.function")
         if self.features is not None and self.kind != "generate":
-            raise ValueError("task.features (MedFID's feature network) is for kind 'generate' only")
+            raise ValueError("task.features (MedFID's feature network) is for kind 'generate' only. Fix: remove "
+                             "task.features")
         return self
 
 
@@ -187,7 +190,9 @@ class StrategyConfig(Frozen):
     def _one_source(self) -> "StrategyConfig":
         given = [k for k in ("preset", "class_") if getattr(self, k) is not None]
         if len(given) > 1:
-            raise ValueError("give one of 'name', 'preset' or 'class', not several")
+            given = [key for key in ("name", "preset", "class_") if key in self.model_fields_set]
+            raise ValueError(f"give one of 'name', 'preset' or 'class', not several (got "
+                             f"{', '.join(k.rstrip('_') for k in given)}). Fix: keep one of them")
         return self
 
 
@@ -239,7 +244,8 @@ class ExecutorConfig(Frozen):
         host, _, port = v.rpartition(":")
         if not host or not port.isdigit() or "/" in host:
             raise ValueError("a Ray address is 'host:port' (the head's GCS port, 6379 unless `ray start "
-                             "--port` said otherwise), or 'auto' for the cluster started on this machine")
+                             "--port` said otherwise), or 'auto' for the cluster started on this machine. Fix: e.g. "
+                             "address: headnode:6379, or auto")
         return v
 
     @field_validator("scheduler", mode="before")
@@ -250,8 +256,8 @@ class ExecutorConfig(Frozen):
     @model_validator(mode="after")
     def _ray_only_options(self) -> "ExecutorConfig":
         if self.kind != "ray" and self.scheduler is not None:
-            raise AtKey("scheduler", "executor.scheduler (a Ray Tune scheduler) needs kind: ray; locally use "
-                        "'pruner'")
+            raise AtKey("scheduler", "executor.scheduler (a Ray Tune scheduler) needs kind: ray. Fix: executor.kind: "
+                        "ray, or remove scheduler and use pruner (e.g. pruner: successive_halving)")
         return self
 
     @property
@@ -329,7 +335,7 @@ class StudyConfig(Frozen):
     @classmethod
     def _objective_nonempty(cls, v: tuple[ObjectiveConfig, ...]) -> tuple[ObjectiveConfig, ...]:
         if not v:
-            raise ValueError("at least one objective is needed")
+            raise ValueError("at least one objective is needed. Fix: e.g. objective: auc")
         return v
 
     @model_validator(mode="after")
@@ -338,10 +344,10 @@ class StudyConfig(Frozen):
             return self
         if len(self.objective) > 1:
             raise AtKey("executor.scheduler", "executor.scheduler stops trials by one metric; a multi-objective "
-                        "study cannot use it (leave it out)")
+                        "study cannot use it. Fix: remove executor.scheduler")
         if "pruner" in self.model_fields_set and self.pruner.kind != "none":
             raise AtKey("pruner", f"give either pruner ({self.pruner.kind!r}, Optuna's, on the worker) or "
-                        f"executor.scheduler ({self.executor.scheduler.kind!r}, Ray's), not both: set pruner: "
+                        f"executor.scheduler ({self.executor.scheduler.kind!r}, Ray's), not both. Fix: pruner: "
                         "none to stop trials by the Ray scheduler")
         return self
 

@@ -107,11 +107,13 @@ def objective_values(study: Study, metrics: dict[str, float]) -> list[float]:
     values = []
     for metric, _ in study.objectives:
         if metric not in metrics:
-            raise TrialFailure(f"the task returned no '{metric}' (it returned: {', '.join(sorted(metrics))})")
+            raise TrialFailure(f"the task returned no '{metric}' (it returned: {', '.join(sorted(metrics))}). Fix: "
+                               f"return {metric!r} among the metrics, or name one of those as the objective")
         value = float(metrics[metric])
         if not math.isfinite(value):
-            why = (" (undefined on this validation split, e.g. a single class present)"
-                   if study.config.task.kind == "classify" else "")
+            why = (" (undefined on this validation split, e.g. a single class present). Fix: a validation split "
+                   "with every class (data.val_fraction), or train.cv_folds" if study.config.task.kind == "classify"
+                   else ". Fix: return a finite number")
             raise TrialFailure(f"objective '{metric}' is {value}{why}")
         values.append(value)
     return values

@@ -83,7 +83,8 @@ class OpenRun:
         record = self.study.user_attrs.get("searchlab")
         if not isinstance(record, dict):
             raise StorageError(f"study '{self.study.study_name}' was not created by searchlab run (no 'searchlab' "
-                               "user attribute)")
+                               "user attribute). Fix: give the run folder of a searchlab study, or open this one with "
+                               "optuna-dashboard")
         return record
 
 

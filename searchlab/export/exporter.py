@@ -192,7 +192,8 @@ def _is_generate(run: OpenRun) -> bool:
 def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor]:
     artifact_id = trial.user_attrs.get("checkpoint")
     if artifact_id is None or not {"model_spec", "generator"} & set(trial.user_attrs):
-        raise ExportError(f"trial {trial.number} stored no model (its task does not train one)")
+        raise ExportError(f"trial {trial.number} stored no model (its task does not train one). Fix: export runs "
+                          "of classify and generate studies; see this run's results with searchlab trials RUN")
     store = ContainedArtifactStore(run.artifacts)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "weights.safetensors"
@@ -205,7 +206,7 @@ def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor
                               f"({_with_checkpoints(run, store)})") from None
         except Exception as exc:
             raise ExportError(f"the checkpoint of trial {trial.number} ({artifact_id}) cannot be read from "
-                              f"{run.artifacts}: {exc}") from None
+                              f"{run.artifacts}: {exc}. Fix: export another trial (--trial N)") from None
         return load_file(str(path))
 
 

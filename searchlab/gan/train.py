@@ -94,7 +94,8 @@ def _checkpoints(iterations: int, evaluations: int) -> set[int]:
 
 def _apply(opt: torch.optim.Optimizer, loss: torch.Tensor, which: str, iteration: int) -> None:
     if not math.isfinite(float(loss.detach())):
-        raise TrialFailure(f"diverged: the {which} loss became {float(loss.detach())} at iteration {iteration}")
+        raise TrialFailure(f"diverged: the {which} loss became {float(loss.detach())} at iteration {iteration}. "
+                           "Fix: lower the upper ends of the space's learning rates")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -152,7 +153,8 @@ def evaluate(G: nn.Module, real: RealImages, reference: Reference, seed: int, wh
     samples = sample_unit(G, real.labels, G.n_classes > 0, seed)
     spread = float(samples.std(dim=0).mean())
     if not math.isfinite(spread):
-        raise TrialFailure("diverged: the generator produced non-finite images")
+        raise TrialFailure("diverged: the generator produced non-finite images. Fix: lower the upper ends of the "
+                           "space's learning rates")
     if spread < COLLAPSE_STD:
         raise TrialFailure(f"collapsed: all {len(samples)} samples are nearly identical (mean per-pixel std "
                            f"{spread:.4f} < {COLLAPSE_STD}){' at ' + when if when else ''}: mode collapse, or a "

@@ -162,7 +162,8 @@ class _Ctx:
         try:
             param.distribution()   # Optuna's own checks, reported here with the key rather than mid-trial
         except (ValueError, ArithmeticError) as exc:
-            raise self.src.error(at, f"Optuna refuses this range ({exc})", got=raw) from None
+            raise self.src.error(at, f"Optuna refuses this range ({exc})", got=raw,
+                                 fix="widen [low, high] or change step") from None
         return param
 
     def branch(self, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Branch:
@@ -177,12 +178,14 @@ class _Ctx:
             raise self.src.error(at + ("one_of",), "one_of needs a mapping of option name -> sub-space",
                                  got=options, fix="write {one_of: {cnn: {...}, timm: {...}}}")
         if not isinstance(key, str) or not key or "." in key:
-            raise self.src.error(at + ("key",), "key must be a plain name", got=key)
+            raise self.src.error(at + ("key",), "key must be a plain name", got=key,
+                                 fix="a name without dots, e.g. key: family")
         compiled = []
         for label, sub in options.items():
             group = self.node(sub if sub is not None else {}, at + ("one_of", label), name + (label,))
             if not isinstance(group, Group):
-                raise self.src.error(at + ("one_of", label), "each option must be a mapping (or empty)", got=sub)
+                raise self.src.error(at + ("one_of", label), "each option must be a mapping (or empty)", got=sub,
+                                     fix=f"write {label}: {{key: value, ...}}, or {label}: {{}} for its defaults")
             compiled.append((label, self._without_selector(group, key, label, at + ("one_of", label))))
         return Branch(_dotted(name + (key,)), key, tuple(compiled))
 
@@ -235,11 +238,14 @@ class _Ctx:
         here = f"{path.resolve()}#{key_part}"   # a cycle is the same file and key again, not the same name
         if self.depth <= 0 or here in self.seen:
             raise self.src.error(at + ("include",), "includes nest too deep or form a cycle",
-                                 got=" -> ".join((*self.chain, target)))
+                                 got=" -> ".join((*self.chain, target)),
+                                 fix="remove the include that leads back to an earlier file")
         child = _Ctx(read_yaml(path), (*self.chain, target), self.depth - 1, (*self.seen, here))
         inner: KeyPath = tuple(k for k in key_part.split(".") if k)
         if inner and _get(child.src.data, inner) is None:
-            raise self.src.error(at + ("include",), f"{path} has no key '{key_part}'", got=target)
+            keys = sorted(child.src.data) if isinstance(child.src.data, dict) else []
+            raise self.src.error(at + ("include",), f"{path} has no key '{key_part}'", got=target,
+                                 fix=f"one of its keys: {', '.join(keys)}" if keys else "include the whole file")
         base = child.node(_get(child.src.data, inner) or {}, inner, name)
         overrides = {k: v for k, v in raw.items() if k != "include"}
         if not overrides:

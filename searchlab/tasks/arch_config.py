@@ -39,7 +39,8 @@ class ZenNetSpec(TransferFields):
     @model_validator(mode="after")
     def _some_block(self) -> "ZenNetSpec":
         if not any(block.type != "none" for block in self.blocks.values()):
-            raise ValueError("blocks: every slot is 'none'; at least one super-block must remain")
+            raise ValueError("blocks: every slot is 'none'; at least one super-block must remain. Fix: leave 'none' "
+                             "out of one block's type choices")
         return self
 
     def architecture(self) -> tuple[str, dict[str, object]]:
@@ -79,7 +80,8 @@ class CellNetSpec(TransferFields):
             raise ValueError(f"normal and reduce cells need the same number of nodes (>= 1); got "
                              f"{len(self.normal)} and {len(self.reduce)}")
         if self.reductions > self.cells:
-            raise AtKey("reductions", f"reductions ({self.reductions}) cannot exceed cells ({self.cells})")
+            raise AtKey("reductions", f"reductions ({self.reductions}) cannot exceed cells ({self.cells}). Fix: "
+                        "lower reductions or raise cells")
         for cell_name, nodes in (("normal", self.normal), ("reduce", self.reduce)):
             for index, (key, node) in enumerate(nodes.items()):
                 for field in ("in1", "in2"):

@@ -43,7 +43,8 @@ class CallableTask:
         except SystemExit as exc:   # the user's code ending the process: a failure of this trial, not a lost worker
             raise TrialFailure(f"the task function called sys.exit({exc.code!r})") from None
         if not isinstance(metrics, dict):
-            raise TrialFailure(f"the task function returned {type(metrics).__name__}, expected a dict of metrics")
+            raise TrialFailure(f"the task function returned {type(metrics).__name__}, expected a dict of metrics. "
+                               "Fix: end it with return {'metric': value, ...}, naming every objective")
         return {name: plain_number(value) for name, value in metrics.items()}
 
 

@@ -26,7 +26,7 @@ from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError, DataError, RegistryError
 from searchlab.imbalance import choose_threshold
-from searchlab.metrics import compute_metrics, metric_info
+from searchlab.metrics import METRICS, compute_metrics, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import cheapest_config, probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
@@ -341,6 +341,13 @@ def _check_objectives_defined_on_val(study: Study, data: ImageDataset) -> None:
                         "cross-validation (train.cv_folds)")
 
 
+def _metrics_for(data: ImageDataset) -> str:
+    """The metric names a task of this data defines (per-class ones by their pattern)."""
+    names = [name for name, info in METRICS.items() if data.kind in info.kinds]
+    per_class = ["f1_class_<i>"] + (["auc_class_<i>", "recall_class_<i>"] if data.kind != "binary" else [])
+    return ", ".join(sorted(names) + per_class) + f" (<i>: 0 to {len(data.class_names) - 1})"
+
+
 def _check_metric_fits_data(study: Study, metric: str, data: ImageDataset) -> None:
     """E.g. sensitivity on a multi-class set, or f1_class_5 with 3 classes: refused before any trial."""
     try:
@@ -349,7 +356,7 @@ def _check_metric_fits_data(study: Study, metric: str, data: ImageDataset) -> No
         classes = ", ".join(f"{i} = {name}" for i, name in enumerate(data.class_names))
         metric_part, _, named = metric.partition("_class_")
         fix = (f"{metric_part}_class_{data.class_names.index(named)} (per-class metrics are named by the class's "
-               "index)" if named in data.class_names else "name a metric this task defines")
+               "index)" if named in data.class_names else f"one of {_metrics_for(data)}")
         raise ConfigError(f"{exc} ({data.kind} task; classes: {classes})", key="objective", got=metric,
                           fix=fix) from None
 

@@ -125,7 +125,7 @@ class TrainSpec(Frozen):
     def _bag_needs_folds(self) -> "TrainSpec":
         if self.cv_model == "bag" and self.cv_folds is None:
             raise ValueError("cv_model 'bag' keeps the models of the cross-validation folds, so it needs "
-                             "cv_folds (e.g. cv_folds: 5)")
+                             "cv_folds. Fix: add cv_folds: 5, or cv_model: refit")
         return self
 
 

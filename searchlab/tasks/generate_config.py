@@ -67,5 +67,5 @@ class GenerateTrialConfig(Frozen):
     def _evaluations_fit(self) -> "GenerateTrialConfig":
         if self.train.evaluations > self.train.iterations:
             raise AtKey("train.evaluations", f"train.evaluations ({self.train.evaluations}) cannot exceed "
-                        f"train.iterations ({self.train.iterations})")
+                        f"train.iterations ({self.train.iterations}). Fix: lower train.evaluations")
         return self

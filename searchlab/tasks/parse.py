@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from searchlab.config.yamlsrc import Located, dotted
-from searchlab.errors import TrialFailure, bound_fix, error_loc, shown_input
+from searchlab.errors import TrialFailure, error_loc, pydantic_fix, rule_and_fix, shown_input
 from searchlab.suggest import did_you_mean, fields_at
 
 Config = TypeVar("Config", bound=BaseModel)
@@ -24,8 +24,11 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
         if len(loc) > 1 and loc[1] in union_tags:
             del loc[1]
         key = dotted(tuple(loc))
-        rule = f"not a valid {task} config: {err['msg'].removeprefix('Value error, ')}"
-        fix = bound_fix(err) or "check this parameter's range or choices"
+        message, own_fix = rule_and_fix(err)
+        rule = f"not a valid {task} config: {message}"
+        fix = own_fix or pydantic_fix(err, key) or "check this parameter's range or choices"
+        if err["type"] == "missing":
+            rule, fix = f"the {task} task needs {loc[-1]} here", f"add {loc[-1]}: ..."
         param = (searched or {}).get(key)
         if param is not None:
             span = param.choices if hasattr(param, "choices") else [param.low, param.high]

@@ -201,7 +201,8 @@ def one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, re
         loss = recipe.loss(logits.float(), targets) + extra
         if not torch.isfinite(loss):
             raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (batch starting at {start}); "
-                               "the learning rate is probably too high for this model")
+                               "the learning rate is probably too high for this model. Fix: lower the upper end of "
+                               "space.optim.lr (or train.precision: fp32)")
         opt.zero_grad(set_to_none=True)
         if recipe.neural is not None:
             recipe.neural.zero_grad()
@@ -231,7 +232,8 @@ def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batche
                 logits = on_device(model.classify, z_train[idx], model)
             loss = recipe.loss(logits.float(), y_train[idx])
             if not torch.isfinite(loss):
-                raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (head on cached features)")
+                raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (head on cached features). Fix: "
+                                   "lower the upper end of space.optim.lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

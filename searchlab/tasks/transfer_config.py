@@ -33,9 +33,12 @@ class TransferFields(Frozen):
     @model_validator(mode="after")
     def _weights_for_transfer(self) -> "TransferFields":
         if self.transfer != "scratch" and self.weights is None:
-            raise ValueError(f"transfer '{self.transfer}' needs weights (a file, an export, a run, or 'timm')")
+            raise ValueError(f"transfer '{self.transfer}' needs weights (a file, an export, a run, or 'timm'). Fix: "
+                             "add weights: PATH (a .safetensors file, an export folder or a run folder), or "
+                             "transfer: scratch")
         if self.weights == "timm" and not self.hub_weights:
-            raise ValueError("weights 'timm' is for timm backbones; this model takes a file, an export or a run")
+            raise ValueError("weights 'timm' is for timm backbones; this model takes a file, an export or a run. "
+                             "Fix: weights: PATH (a .safetensors file, an export folder or a run folder)")
         return self
 
     def architecture_args(self) -> dict[str, object]:
