@@ -82,7 +82,8 @@ class AugmentSpec(Frozen):
     def _synthetic_needs_a_generator(cls, per_class: int, info: ValidationInfo) -> int:
         if per_class > 0 and not info.data.get("synthetic"):
             raise ValueError("synthetic_per_class needs augment.synthetic: a generator export folder. Fix: add "
-                             "synthetic: PATH (a `searchlab export` of a generate study), or remove synthetic_per_class")
+                             "synthetic: PATH (a `searchlab export` of a generate study), or remove "
+                             "synthetic_per_class")
         return per_class
 
     @field_validator("sub_policies")

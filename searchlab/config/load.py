@@ -172,8 +172,8 @@ def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], src: Locat
             if not isinstance(node, dict):
                 inside = ".".join(parents[:depth + 1])
                 raise src.error(tuple(parents[:depth + 1]), f"--set {key}: '{inside}' is a value, not a section "
-                                "with keys", got=node, fix=f"set '{inside}' whole (--set {inside}=...), or, if the file should "
-                                "have a section there, write it as one (key: value lines)")
+                                "with keys", got=node, fix=f"set '{inside}' whole (--set {inside}=...), or, if the "
+                                "file should have a section there, write it as one (key: value lines)")
         node[last] = value
     return out
 

@@ -58,8 +58,8 @@ class SplitFractions(Frozen):
     def _training_images_left(self) -> "SplitFractions":
         if self.val_fraction + self.test_fraction >= 1:
             raise AtKey("test_fraction", f"val_fraction ({self.val_fraction}) + test_fraction ({self.test_fraction}) "
-                        "leave no images to train on: both are shares of the same images. Fix: lower them to a sum below 1, "
-                        "e.g. 0.15 + 0.15")
+                        "leave no images to train on: both are shares of the same images. Fix: lower them to a sum "
+                        "below 1, e.g. 0.15 + 0.15")
         return self
 
 
