@@ -124,7 +124,7 @@ def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -
         err = exc.errors()[0]
         path = tuple(err["loc"])
         if err["type"] == "extra_forbidden":   # name the key, not its value
-            valid = ["name", "class", "args", "points_to_evaluate", "description"]
+            valid = sorted([f.alias or key for key, f in StrategyConfig.model_fields.items()] + ["description"])
             raise src.error(path, "unknown key", got=path[-1],
                             fix=did_you_mean(str(path[-1]), valid) or f"valid keys: {', '.join(valid)}") from None
         rule, fix = rule_and_fix(err)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import optuna
 import pytest
 
 from searchlab.config.load import load_study
@@ -332,8 +333,6 @@ def test_greyscale_files_for_a_colour_model_are_warned_about_and_colour_ones_for
 
 
 def test_a_trial_number_the_study_does_not_have_says_what_to_pick():
-    import optuna
-
     from searchlab.export.exporter import pick_trial
 
     study = optuna.create_study(direction="maximize")

@@ -31,7 +31,7 @@ def trial_time_warning(study: Study, batches: Batches, spec: ClassifyTrialConfig
     estimate = estimated_trial(study, batches, spec, model_spec) if limit is not None else None
     if estimate is None or estimate.seconds <= limit:
         return None
-    runs, epochs = estimate.runs, spec.train.epochs or budget.epochs
+    runs, epochs = estimate.runs, estimate.epochs
     folds = f" x {len(runs)} runs ({_runs_said(spec)})" if len(runs) > 1 else ""
     return (f"one trial of this space takes about {_duration(estimate.seconds)} here, more than {key}={limit:g} s: "
             f"{epochs} epochs{folds} of ~{runs[0][0]} training images at the pace of one of its configs "
@@ -46,6 +46,7 @@ class Estimate:
     seconds: float                  # the whole trial: every run's epochs of training and validation
     train_seconds: float            # per training image
     runs: list[tuple[int, int]]     # (training images, validation images) of each model the trial trains
+    epochs: int                     # of each run
 
 
 def estimated_trial(study: Study, batches: Batches, spec: ClassifyTrialConfig,
@@ -64,7 +65,7 @@ def estimated_trial(study: Study, batches: Batches, spec: ClassifyTrialConfig,
     epochs = spec.train.epochs or study.config.budget.epochs
     runs = trial_runs(spec, len(batches.train), len(batches.val))
     seconds = epochs * sum(n_train * train_seconds + n_val * val_seconds for n_train, n_val in runs)
-    return Estimate(seconds, train_seconds, runs)
+    return Estimate(seconds, train_seconds, runs, epochs)
 
 
 def _consequence(key: str, several_runs: bool) -> str:
