@@ -16,7 +16,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
+        parser.print_usage(sys.stderr)
+        print(f"searchlab: error: no command given. Fix: name one of {', '.join(args.commands)}, e.g. searchlab run "
+              "studies/quickstart.yaml (searchlab --help describes each)", file=sys.stderr)
         return 2
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
@@ -64,6 +66,7 @@ def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="searchlab", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"searchlab {_version()}")
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run (or resume) a study")
@@ -88,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run directory (or its study file)")
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--trial", type=int_in(0), default=None, help="trial number (default: the best)")
-    export.add_argument("--bootstrap", type=int_in(1), default=2000,
-                        help="bootstrap resamples for the test metrics' CIs (default 2000)")
+    # the floor of the study file's export.bootstrap: fewer resamples give intervals that move from run to run
+    export.add_argument("--bootstrap", type=int_in(100), default=2000,
+                        help="bootstrap resamples for the test metrics' CIs (at least 100; default 2000)")
     export.add_argument("--top-k", type=int_in(1), default=1, metavar="K",
                         help="export the K best trials as one ensemble averaging their probabilities (default 1)")
     export.add_argument("--tta", choices=("none", "flip", "dihedral"), default="none",
@@ -126,7 +130,14 @@ def _parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="the decoded-image cache: where, how big; --clear empties it")
     cache.add_argument("--clear", action="store_true", help="delete every cached entry")
     cache.set_defaults(handler=_cmd_cache)
+    parser.set_defaults(commands=tuple(sub.choices))
     return parser
+
+
+def _version() -> str:
+    from searchlab import __version__
+
+    return __version__
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -265,6 +276,8 @@ def test_headline(config: dict[str, Any]) -> str:
 
 def warn_about_export(config: dict[str, Any]) -> None:
     """What an export's numbers do not show at a glance: undefined test metrics, a one-label model."""
+    from searchlab.export.scorings import scorings_note
+
     test = config.get("test_metrics") or {}
     undefined = [k for k in ("auc", "average_precision", "sensitivity", "specificity")
                  if k in test and not math.isfinite(test[k])]
@@ -283,6 +296,8 @@ def warn_about_export(config: dict[str, Any]) -> None:
         print(f"note: {seen['images']} of the {config['test_size']} test images are pixel-for-pixel copies of "
               f"training or validation images ({seen['labelled_otherwise']} of them labelled otherwise there); "
               "their rows are in config.json under test_images_seen_in_search", file=sys.stderr)
+    if config.get("test_split_scored") and (note := scorings_note(config["test_split_scored"])):
+        print(note, file=sys.stderr)
     _warn_if_one_class(config)
     _warn_if_a_label_is_always_on(config)
     _warn_if_few_test_images_of_a_class(config)

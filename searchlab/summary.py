@@ -16,6 +16,7 @@ from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_record import describe_setup
 from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import shown_url
+from searchlab.export.scorings import KEY as SCORINGS_KEY
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
                  "params", "flops",
@@ -136,6 +137,16 @@ def print_status(run: OpenRun, top: int) -> None:
         print(describe_trial(study, trial))
     print_failures(study)
     print_checkpoint_usage(run)
+    if exports := study.user_attrs.get(SCORINGS_KEY):
+        print(_exports_line(exports))
+
+
+def _exports_line(exports: list[dict[str, Any]]) -> str:
+    """How often exports scored the test split, and the latest one."""
+    last = exports[-1]
+    return (f"exports:   the test split was scored by {len(exports)} export(s); the latest, trials "
+            f"{','.join(map(str, last['trials']))} tta {last['tta']} at {last['at_utc']} to {last['out']} (all in "
+            f"the study's user attribute {SCORINGS_KEY}; their test metrics are in each export's config.json)")
 
 
 def _time_spent(study: optuna.Study) -> str | None:

@@ -160,7 +160,7 @@ space: {{model: {{kind: cnn, depth: 1, width: 4}}}}
 budget: {{n_trials: 1, epochs: 1}}
 """
     assert main(["run", str(write_study(study)), "--no-progress"]) == 0
-    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "best"), "--bootstrap", "10"]) == 0
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "best"), "--bootstrap", "100"]) == 0
     out = capsys.readouterr().out
     assert "exported trial 0 to " in out and "the data set has no test split; score the export on your own" in out
     config = json.loads((tmp_path / "best" / "config.json").read_text())
@@ -171,7 +171,7 @@ budget: {{n_trials: 1, epochs: 1}}
     study = write_study(study.replace("external_test", "with_test").replace(str(csv_path), str(with_test)),
                         name="with_test.yaml")
     assert main(["run", str(study), "--no-progress", "--set", f"run_dir={tmp_path / 'run2'}"]) == 0
-    assert main(["export", str(tmp_path / "run2"), "--out", str(tmp_path / "best2"), "--bootstrap", "10"]) == 0
+    assert main(["export", str(tmp_path / "run2"), "--out", str(tmp_path / "best2"), "--bootstrap", "100"]) == 0
     saved = json.loads((tmp_path / "best2" / "test_predictions.json").read_text())
     assert saved["class_names"] == ["a", "b"] and saved["labels_are"].startswith("the true labels")
     assert saved["files"] == [str(tmp_path / f"img{i}.png") for i in range(75, 90)]   # which image each row is

@@ -16,13 +16,24 @@ from searchlab.engine.signals import Interrupted
     (["status", "runs/x", "--top", "0"], "--top: must be an integer of at least 1 (got '0')"),
     (["report", "runs/x", "--top", "-3"], "--top: must be an integer of at least 1 (got '-3')"),
     (["export", "runs/x", "--out", "o", "--top-k", "two"], "--top-k: must be an integer of at least 1 (got 'two')"),
-    (["export", "runs/x", "--out", "o", "--bootstrap", "0"], "--bootstrap: must be an integer of at least 1"),
+    (["export", "runs/x", "--out", "o", "--bootstrap", "10"], "--bootstrap: must be an integer of at least 100"),
     (["export", "runs/x", "--out", "o", "--trial", "-1"], "--trial: must be an integer of at least 0"),
 ])
 def test_out_of_range_numbers_are_usage_errors(argv, rule, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and rule in capsys.readouterr().err
+
+
+def test_no_command_names_the_commands_and_version_prints_it(capsys):
+    from searchlab import __version__
+
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "error: no command given. Fix: name one of run, status, trials, export" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"searchlab {__version__}\n"
 
 
 @pytest.mark.parametrize("stop, code", [(KeyboardInterrupt(), 130), (Interrupted(signal.SIGTERM), 143)])

@@ -89,6 +89,25 @@ def test_cv_trial_reports_running_fold_means_and_exports(write_study, tmp_path):
     assert config["model_validation_metrics"]["auc"] == pytest.approx(own, abs=1e-6)
     assert config["validation_metrics"]["auc"] == pytest.approx(np.mean(aucs))
     assert config["validation_metrics_are"].startswith("the trial's selection score: the mean over its cross-")
+    # the refit's own epochs beside its own metrics; every setting as it ran, the defaults and epochs included
+    assert config["model_validation_metrics"]["epochs_trained"] == final_epochs
+    ran = config["trial"]["config_with_defaults"]
+    assert ran["train"]["cv_folds"] == 3 and ran["train"]["cv_model"] == "refit" and ran["train"]["epochs"] == 2
+    assert ran["train"]["checkpoint"] == "best" and ran["imbalance"]["loss"] == "ce"
+
+
+def test_cv_that_keeps_each_folds_best_epoch_is_warned_of(write_study, tmp_path, capsys):
+    _run(write_study, tmp_path, ", cv_folds: 3")
+    err = capsys.readouterr().err
+    assert "each fold keeps, and is scored at, the epoch that scored best on its own held-out images" in err
+    assert "Fix: space.train.checkpoint: last" in err
+    _run(write_study, tmp_path, ", cv_folds: 3, checkpoint: last", run="last")
+    assert "scored best on its own held-out" not in capsys.readouterr().err
+    runs = optuna.load_study(study_name="tiny_cv", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").user_attrs
+    # the run's start warnings are kept in the study with what stopped the run, for whoever asks later
+    (history,) = runs["searchlab_runs"]
+    assert history["stopped_by"] == "budget.n_trials" and history["trials_finished"] == 1
+    assert any("scored best on its own held-out" in line for line in history["start_warnings"])
 
 
 def test_without_cv_folds_the_trial_is_unchanged(write_study, tmp_path):

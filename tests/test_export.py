@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import optuna
 import pytest
+import torch
 
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
@@ -99,6 +100,10 @@ def test_an_export_records_its_making_and_its_weights_and_loads_only_its_own_wei
     assert search["space_searched"] == {"optim.lr": "a float in [0.001, 0.003] (log scale)"}
     assert search["space_fixed"]["model.width"] == 8 and search["strategy"] == {"name": "random"}
     assert search["budget"]["n_trials"] == 2 and search["pruner"]["kind"] == "none" and search["seed"] == 0
+    assert search["software"]["torch"] == torch.__version__ and "optuna" in search["software"]   # the search's
+    assert config["positive_class"].startswith("'normal, benign' (class_names[1]): sensitivity and average_prec")
+    record = optuna.load_study(study_name="exp", storage=f"sqlite:///{tmp / 'run' / 'study.db'}").user_attrs
+    assert record["searchlab"]["study_file_text"] == (tmp / "study.yaml").read_text()   # as the run read it
     assert config["test_metrics_per_class"] == {"malignant": {"f1": config["test_metrics"]["f1_class_0"]},
                                                 "normal, benign": {"f1": config["test_metrics"]["f1_class_1"]}}
     whole = (breastmnist_root / "breastmnist.npz").read_bytes()

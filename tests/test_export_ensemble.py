@@ -196,12 +196,20 @@ def test_a_dominated_trial_and_a_replaced_export_are_said(exported, capsys):
     assert capsys.readouterr().err.startswith("warning: trial 1 is not on the Pareto front (trials 0, 2)")
 
     tmp, run, ensemble = exported[0], exported[1], exported[2]
-    assert main(["export", str(run), "--out", str(tmp / "again"), "--bootstrap", "5"]) == 0
+    assert main(["export", str(run), "--out", str(tmp / "again"), "--bootstrap", "100"]) == 0
     assert "replaced" not in capsys.readouterr().err
-    assert main(["export", str(run), "--out", str(tmp / "again"), "--top-k", "2", "--bootstrap", "5"]) == 0
+    assert main(["export", str(run), "--out", str(tmp / "again"), "--top-k", "2", "--bootstrap", "100"]) == 0
     best = ensemble["trials"][0]["number"]
-    assert f"note: replaced the earlier export in {tmp / 'again'} (trial {best} of study 'ens')" in \
-        capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"note: replaced the earlier export in {tmp / 'again'} (trial {best} of study 'ens')" in err
+    # every export scored the test split, and the study counts them: picking the best of them is selection
+    scored = json.loads((tmp / "again" / "config.json").read_text())["test_split_scored"]
+    assert scored["times"] >= 3 and scored["times"] == len(scored["earlier_exports"]) + 1
+    assert f"has now been scored by {scored['times']} exports" in err
+    assert scored["earlier_exports"][-1]["out"] == str((tmp / "again").resolve())
+    assert "test_metrics" not in scored["earlier_exports"][-1]   # test scores stay out of the study
+    assert main(["status", str(run)]) == 0
+    assert f"the test split was scored by {scored['times']} export(s)" in capsys.readouterr().out
 
 
 def test_argument_errors(exported, capsys):
@@ -222,7 +230,7 @@ def test_argument_errors(exported, capsys):
 def test_export_cli_round_trip(exported, breastmnist_root):
     tmp, run, ensemble = exported[0], exported[1], exported[2]
     proc = subprocess.run([sys.executable, "-m", "searchlab.cli", "export", str(run), "--top-k", "2", "--tta", "flip",
-                           "--out", str(tmp / "cli"), "--bootstrap", "20"], capture_output=True, text=True)
+                           "--out", str(tmp / "cli"), "--bootstrap", "100"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     numbers = ", ".join(str(t["number"]) for t in ensemble["trials"])
     assert f"exported ensemble of trials {numbers} with tta flip to" in proc.stdout and "auc" in proc.stdout
@@ -275,3 +283,17 @@ def test_tta_that_lowers_the_validation_objective_is_recorded_and_flip_that_does
     assert worse["without_tta"] == 1.0 and worse["with_tta"] < 1.0
     assert weaker_with_tta(run, _TopLeftCorner(), {**config, "tta": "flip"}, trials) is None
     assert weaker_with_tta(run, _TopLeftCorner(), {**config, "tta": "none"}, trials) is None
+
+
+def test_a_rechosen_fixed_threshold_claims_no_tuning_and_rescored_metrics_say_what_they_are():
+    from searchlab.export.provenance import rechosen
+
+    fixed = rechosen("fixed", 3, "val", 78)
+    assert fixed["threshold_choice"] == {"rule": "fixed", "note": "0.5 (imbalance.threshold: fixed), not tuned on "
+                                                                  "any data"}
+    assert "on the val split (78 images)" in fixed["validation_metrics_are"]
+    tuned = rechosen("youden", 3, "out-of-fold train+val", 624)
+    assert tuned["threshold_choice"] == {"rule": "youden", "as_trial": 3, "split": "out-of-fold train+val",
+                                         "val_size": 624}
+    assert "out-of-fold predictions over train+val (624 images" in tuned["validation_metrics_are"]
+    assert "optimistic: test_metrics are the unbiased ones" in tuned["validation_metrics_are"]

@@ -27,6 +27,7 @@ from searchlab.data import data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
 from searchlab.engine.progress import FINISHED, Progress
 from searchlab.engine.resume import check_resumable
+from searchlab.engine.run_history import record_run, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
 from searchlab.engine.setup_record import search_setup
 from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
@@ -55,12 +56,13 @@ def run_study(study: Study, progress: bool = True) -> RunResult:
 
 def _run(study: Study, progress: bool) -> RunResult:
     run_dir = study.run_dir
-    try:
-        get_task(study.config.task).prepare(study)
-    except ConfigError as exc:
-        raise locate_in_study(exc, study) from None
-    _warn_if_oversubscribed(study)
-    _warn_if_pruner_idle(study)
+    with said_on_stderr() as start_warnings:
+        try:
+            get_task(study.config.task).prepare(study)
+        except ConfigError as exc:
+            raise locate_in_study(exc, study) from None
+        _warn_if_oversubscribed(study)
+        _warn_if_pruner_idle(study)
     new_dir = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_storage(study)
@@ -102,7 +104,12 @@ def _run(study: Study, progress: bool) -> RunResult:
         finally:
             bar.update(ostudy)
             bar.close()
-    return RunResult(ostudy, interrupted, time.time() - started, code, trials_before)
+    seconds = time.time() - started
+    finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED)) - trials_before
+    stopped_by = ("interrupted" if interrupted else "budget.timeout" if deadline and time.time() >= deadline
+                  else "budget.n_trials")
+    record_run(ostudy, started, seconds, stopped_by, finished, start_warnings)
+    return RunResult(ostudy, interrupted, seconds, code, trials_before)
 
 
 def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, alone: bool,
@@ -160,10 +167,15 @@ def create_or_load(study: Study) -> optuna.Study:
     return ostudy
 
 
+STUDY_TEXT_KEPT = 100_000   # characters: a study file is a page or two; this only bounds a stray huge one
+
+
 def study_record(study: Study) -> dict[str, Any]:
     """What export and the report need later, kept in the Optuna study itself."""
     return {
         "study_file": str(study.file.resolve()),
+        # as the run read it (the file may be edited later); included fragments are in search.space_*
+        "study_file_text": _study_text(study.file),
         "base_dir": str(study.base_dir),
         **_data_record(study),
         "objectives": [list(o) for o in study.objectives],
@@ -174,6 +186,13 @@ def study_record(study: Study) -> dict[str, Any]:
         "search": search_setup(study),
         "artifacts": str((study.run_dir / "artifacts").resolve()),
     }
+
+
+def _study_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[:STUDY_TEXT_KEPT]
+    except OSError:   # a study built in code, or its file since removed: the path alone is kept
+        return None
 
 
 def _data_record(study: Study) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from searchlab.engine.changed_settings import fixed_settings
 from searchlab.engine.resume import describe
 from searchlab.space import searchable_params
 from searchlab.space.params import Group
+from searchlab.strategy import resolve
+from searchlab.versions import software_versions
 
 if TYPE_CHECKING:
     from searchlab.config.load import Study
@@ -22,12 +24,16 @@ def search_setup(study: "Study") -> dict[str, Any]:
         "space_searched": {param.name: describe(param.distribution()) for param, _ in searchable_params(study.space)},
         "space_fixed": fixed_by_path(study.space),
         "strategy": cfg.strategy.model_dump(mode="json", by_alias=True, exclude_defaults=True) or {"name": "tpe"},
+        # a preset's file may change after the run: what it said then
+        **({"strategy_preset_read": resolve(cfg.strategy, study.base_dir).model_dump(
+            mode="json", by_alias=True, exclude_defaults=True)} if cfg.strategy.preset else {}),
         "pruner": cfg.pruner.model_dump(mode="json"),
         "budget": cfg.budget.model_dump(mode="json", exclude_none=True),
         "executor": cfg.executor.model_dump(mode="json", exclude_none=True),
         "seed": cfg.seed,
         "overrides": {f"--set {key}": value for key, value in study.overrides.items()},
         "searchlab": searchlab.__version__,
+        "software": software_versions(),
     }
 
 

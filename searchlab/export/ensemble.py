@@ -22,6 +22,7 @@ from searchlab.data.medmnist_source import npz_path
 from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import DataError, ExportError
+from searchlab.export.provenance import rechosen
 from searchlab.imbalance import ImbalanceSpec, choose_threshold
 from searchlab.metrics import compute_metrics
 from searchlab.models import standalone
@@ -38,6 +39,10 @@ def pick_top_k(study: optuna.Study, k: int) -> list[FrozenTrial]:
                           f"{len(complete)}. Fix: a smaller --top-k, or run more trials")
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
     return sorted(complete, key=lambda t: (sign * t.value, t.number))[:k]
+
+
+# each member's own scores: its selection score and, when that is a mean over runs, its model's and what each is
+MEMBER_METRICS = ("validation_metrics", "model_validation_metrics", "validation_metrics_are")
 
 
 def ensemble_config(members: list[dict[str, Any]], trials: list[FrozenTrial]) -> dict[str, Any]:
@@ -61,7 +66,7 @@ def ensemble_config(members: list[dict[str, Any]], trials: list[FrozenTrial]) ->
         "class_names": first["class_names"],
         "threshold": first["threshold"],          # replaced by choose_on_validation or choose_out_of_fold
         "trials": [{**c["trial"], "value": t.value, "threshold": c["threshold"],
-                    "validation_metrics": c["validation_metrics"]} for c, t in zip(members, trials)],
+                    **{k: c[k] for k in MEMBER_METRICS if k in c}} for c, t in zip(members, trials)],
     }
 
 
@@ -98,8 +103,7 @@ def choose_on_validation(run: OpenRun, net: torch.nn.Module, config: dict[str, A
     labels = val.labels.numpy()
     kind, n_classes, rule = config["task"], len(config["class_names"]), threshold_rule(rule_of)
     threshold = choose_threshold(ImbalanceSpec(threshold=rule), kind, labels, probs)
-    return {"threshold": threshold,
-            "threshold_choice": {"rule": rule, "as_trial": rule_of.number, "split": "val", "val_size": len(val)},
+    return {"threshold": threshold, **rechosen(rule, rule_of.number, "val", len(val)),
             "validation_metrics": compute_metrics(labels, probs, kind, n_classes, threshold=threshold)}
 
 

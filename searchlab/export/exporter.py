@@ -21,14 +21,16 @@ from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import ExportError
 from searchlab.data import ImageDataset
 from searchlab.data.loading import medmnist_path
-from searchlab.export.ensemble import (choose_on_validation, data_replaced_since_search, ensemble_config,
-                                       ensemble_state, has_split, load_split, pick_top_k, run_data_config)
+from searchlab.export.ensemble import (MEMBER_METRICS, choose_on_validation, data_replaced_since_search,
+                                       ensemble_config, ensemble_state, has_split, load_split, pick_top_k,
+                                       run_data_config)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.generator import export_generator
 from searchlab.export.overlap import seen_in_search
 from searchlab.export.provenance import (file_digest, made_with, medmnist_digests, split_counts,
                                          threshold_choice)
 from searchlab.export.publish import json_text, staged
+from searchlab.export.scorings import record_scoring
 from searchlab.export.selection import SELECT_MODES, select_members, weaker_than_a_member, weaker_with_tta
 from searchlab.intervals import export_intervals
 from searchlab.metrics import compute_metrics, confusion
@@ -52,7 +54,7 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
         if _is_generate(run):
             trial = pick_trial(run.study, trial_number)
             return export_generator(run, trial, trial_checkpoint(run, trial), staging, top_k, tta)
-        return _export_classifier(run, staging, trial_number, bootstrap, top_k, tta, select)
+        return _export_classifier(run, staging, Path(out), trial_number, bootstrap, top_k, tta, select)
 
 
 def _check_options(trial_number: int | None, top_k: int, tta: str, select: str, bootstrap: int) -> None:
@@ -73,8 +75,9 @@ def _check_options(trial_number: int | None, top_k: int, tta: str, select: str, 
                           "Fix: --top-k 5 (or more) with it")
 
 
-def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootstrap: int, top_k: int,
-                       tta: str, select: str) -> dict[str, Any]:
+def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: int | None, bootstrap: int,
+                       top_k: int, tta: str, select: str) -> dict[str, Any]:
+    """Writes the export into `out` (a staging folder that becomes `final_out`)."""
     trials = pick_top_k(run.study, top_k) if top_k > 1 else [pick_trial(run.study, trial_number)]
     checkpoints = {t.number: trial_checkpoint(run, t) for t in trials}
     net, config = assemble(run, trials, checkpoints, tta)
@@ -83,8 +86,9 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
         trials, selection = select_members(run, net, config, trials)
         net, config = assemble(run, trials, checkpoints, tta)
     if len(trials) > 1 or tta != "none":
-        if len(trials) == 1:   # keep what the trial itself chose without TTA
-            config["trial"].update(threshold=config["threshold"], validation_metrics=config["validation_metrics"])
+        if len(trials) == 1:   # keep what the trial itself chose and scored without TTA, said for what each is
+            scored = {k: config.pop(k) for k in MEMBER_METRICS if k in config}
+            config["trial"].update(threshold=config["threshold"], **scored)
         choose = choose_out_of_fold if bagged(trials) else choose_on_validation
         config.update(choose(run, net, config, trials))
     else:
@@ -99,6 +103,13 @@ def _export_classifier(run: OpenRun, out: Path, trial_number: int | None, bootst
         config["dominated_by_front"] = front
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
+    if config["test_metrics"] is not None:
+        config["test_split_scored"] = record_scoring(run.study, config, final_out)
+    if config["task"] == "binary":   # the class sensitivity is of, which a paper on the other class misreads
+        negative, positive = config["class_names"]
+        config["positive_class"] = (f"{positive!r} (class_names[1]): sensitivity and average_precision are of it, "
+                                    f"specificity of {negative!r} (precision, recall and f1 average both); "
+                                    "data.positive_class chooses it")
     for key in ("validation_metrics", "test_metrics"):
         if table := per_class_table(config.get(key) or {}, config["class_names"]):
             config[f"{key}_per_class"] = table
@@ -228,6 +239,9 @@ def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
         "threshold": attrs.get("threshold", DEFAULT_THRESHOLD),   # chosen on validation data by the trial
         "trial": {"study": run.study.study_name, "number": trial.number, "params": trial.params,
                   "config": config_of(trial),
+                  # every setting as the trial ran it, defaults included (trials from before it: absent)
+                  **({"config_with_defaults": attrs["config_with_defaults"]}
+                     if "config_with_defaults" in attrs else {}),
                   # a timeout stopped its training: its metrics are of a shorter run than asked
                   **({"cut_short": attrs["cut_short"]} if "cut_short" in attrs else {}),
                   # where its initial weights came from: a run's trial, or a file or export and its hash
@@ -244,8 +258,9 @@ def _model_metrics(attrs: dict[str, Any]) -> dict[str, Any]:
         return {}
     return {"model_validation_metrics": attrs["model_metrics"],
             "validation_metrics_are": "the trial's selection score: the mean over its cross-validation folds or "
-                                      "repeats; model_validation_metrics are the exported model's own, on the "
-                                      "validation split"}
+                                      "repeats (train_seconds and images_per_second: the whole trial's; best_epoch "
+                                      "and epochs_trained: the exported model's); model_validation_metrics are the "
+                                      "exported model's own, on the validation split"}
 
 
 def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], bootstrap: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from searchlab.data.types import ImageSplit
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import ExportError
 from searchlab.export.ensemble import load_split, threshold_rule
+from searchlab.export.provenance import rechosen
 from searchlab.imbalance import ImbalanceSpec, choose_threshold
 from searchlab.metrics import compute_metrics
 from searchlab.models import standalone
@@ -90,7 +91,5 @@ def choose_out_of_fold(run: OpenRun, net: torch.nn.Module, config: dict[str, Any
     labels, probs = out_of_fold_predictions(run, members, config, trials)
     kind, n_classes, rule = config["task"], len(config["class_names"]), threshold_rule(trials[0])
     threshold = choose_threshold(ImbalanceSpec(threshold=rule), kind, labels, probs)
-    return {"threshold": threshold,
-            "threshold_choice": {"rule": rule, "as_trial": trials[0].number, "split": "out-of-fold train+val",
-                                 "val_size": len(labels)},
+    return {"threshold": threshold, **rechosen(rule, trials[0].number, "out-of-fold train+val", len(labels)),
             "validation_metrics": compute_metrics(labels, probs, kind, n_classes, threshold=threshold)}

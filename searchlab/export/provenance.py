@@ -5,37 +5,25 @@ compared with the published ones."""
 from __future__ import annotations
 
 import hashlib
-import platform
-from importlib import metadata
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from optuna.trial import FrozenTrial
 
-import searchlab
 from searchlab.data.types import ImageDataset
 from searchlab.engine.objective import config_of
 from searchlab.imbalance import ImbalanceSpec
+from searchlab.versions import software_versions
 
 CHUNK = 1 << 20
 
 
-PACKAGES = ("optuna", "numpy", "scikit-learn", "torchvision", "timm", "medmnist", "Pillow")
-
-
 def made_with() -> dict[str, str]:
-    """When, and with which versions of the packages that decide its numbers, an export was made."""
-    found = {"exported_at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             "searchlab": searchlab.__version__, "torch": torch.__version__, "python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue   # optional (timm, medmnist): not used by this export
-    return found
+    """When, and with which versions of the packages that decide its numbers, an export was made (the search's
+    own are in config.json's search.software)."""
+    return {"exported_at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), **software_versions()}
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -63,9 +51,23 @@ def threshold_choice(trial: FrozenTrial, task: str) -> dict[str, Any]:
         return {"rule": "none: the most probable class is predicted"}
     rule = (config_of(trial).get("imbalance") or {}).get("threshold", ImbalanceSpec().threshold)
     if rule == "fixed":
-        return {"rule": "fixed", "note": "0.5 (imbalance.threshold: fixed), not tuned on any data"}
+        return FIXED
     split = "out-of-fold train+val (the bag's members)" if "bag" in trial.user_attrs else "val"
     return {"rule": rule, "split": split, "chosen_by": f"trial {trial.number}, on its {split} predictions"}
+
+
+FIXED = {"rule": "fixed", "note": "0.5 (imbalance.threshold: fixed), not tuned on any data"}
+RESCORED_ARE = ("the exported model's own (members, TTA and threshold as exported) on {where}; the search ranked "
+                "its trials on these images too, so they are optimistic: test_metrics are the unbiased ones")
+
+
+def rechosen(rule: str, as_trial: int, split: str, images: int) -> dict[str, Any]:
+    """An ensemble's or TTA export's threshold_choice and what its validation_metrics are: the threshold is
+    chosen again by the best trial's rule on `split`, and the metrics are scored there."""
+    where = (f"out-of-fold predictions over train+val ({images} images, each scored only by fold models that did "
+             "not train on it)" if split != "val" else f"the val split ({images} images)")
+    choice = FIXED if rule == "fixed" else {"rule": rule, "as_trial": as_trial, "split": split, "val_size": images}
+    return {"threshold_choice": choice, "validation_metrics_are": RESCORED_ARE.format(where=where)}
 
 
 def medmnist_digests(recorded: dict[str, Any], path: Path | None) -> dict[str, Any]:

@@ -39,8 +39,8 @@ from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_valid
                                       progress_steps, repeated_splits, units_per_class)
 from searchlab.tasks.pace import trial_time_warning
 from searchlab.tasks.parse import parse_trial
-from searchlab.tasks.selection_advice import (one_sided_objective_warning, small_validation_warning,
-                                              threshold_selection_warning)
+from searchlab.tasks.selection_advice import (best_epoch_cv_warning, one_sided_objective_warning,
+                                              small_validation_warning, threshold_selection_warning)
 from searchlab.tasks.shape_advice import too_deep_warning
 from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
@@ -122,6 +122,7 @@ class ClassifyTask:
                      threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
                      one_sided_objective_warning(objectives), neural_augment_warning(specs),
                      unweighted_warning(specs),
+                     best_epoch_cv_warning([s.train.checkpoint for s in specs if s.train.cv_folds]),
                      trial_time_warning(study, make_batches(data), specs[0], model_spec_for(specs[0], data))]
         if data.kind == "multiclass" and any("threshold" in (c.get("imbalance") or {}) for c in probes):
             warnings.append("space.imbalance.threshold has no effect on multi-class data (the most probable class "
@@ -199,6 +200,10 @@ class ClassifyTask:
                    train_precision=resolve_precision(spec.train.precision, ctx.device), **costs, **_description(spec))
         check_budget(costs, ctx.study.config.budget, ctx)
         epochs = spec.train.epochs or ctx.study.config.budget.epochs
+        # every setting as it ran, defaults included (cv_model, checkpoint, loss...) and the epochs asked of it
+        # (budget.epochs may change between resumed runs): the model card's methods section
+        as_run = spec.model_dump(mode="json")
+        ctx.record(config_with_defaults={**as_run, "train": {**as_run["train"], "epochs": epochs}})
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))
         result, cv = _train_trial(model, data, batches, model_spec, spec, ctx, select, epochs)
         seconds = result.train_seconds + (cv.train_seconds if cv else 0.0)
@@ -208,7 +213,8 @@ class ClassifyTask:
         ctx.record(checkpoint=store_checkpoint(result.state, ctx), threshold=result.threshold,
                    confusion=result.confusion)   # validation, best epoch: readable in the dashboard
         if cv is not None and spec.train.cv_model != "bag":   # its metrics are the runs' mean, not this model's
-            ctx.record(model_metrics=result.metrics)
+            ctx.record(model_metrics={**result.metrics, "best_epoch": result.best_epoch,
+                                      "epochs_trained": result.epochs_trained})
         if result.cut_short:
             ctx.record(cut_short=f"stopped by budget.timeout after {result.epochs_trained} of {epochs} epochs (kept "
                                  f"its best, best_epoch {result.best_epoch}, counted from 0)")

@@ -5,6 +5,8 @@
 - An objective scored at a threshold chosen on the very images that rank the trials (youden, f1, ...
   without cross-validation): such trials are ranked optimistically, against fixed-threshold ones most of all.
 - Sensitivity or specificity as the only objective: "every image positive" scores sensitivity 1.
+- Cross-validation with train.checkpoint: best: each fold is scored at the epoch its own held-out images
+  chose, so the folds' mean is a maximum over epochs.
 """
 from __future__ import annotations
 
@@ -50,6 +52,17 @@ def one_sided_objective_warning(objectives: list[str]) -> str | None:
     return (f"{objectives[0]} alone is the objective: a model that calls every image "
             f"{'positive' if objectives[0] == 'sensitivity' else 'negative'} scores 1. Fix: add {other} as a "
             f"second objective (a Pareto front), or use balanced_accuracy or auc")
+
+
+def best_epoch_cv_warning(checkpoints_of_cv_trials: list[str]) -> str | None:
+    """`checkpoints_of_cv_trials`: train.checkpoint of each probed config that cross-validates."""
+    if "best" not in checkpoints_of_cv_trials:
+        return None
+    return ("space.train.cv_folds with train.checkpoint: best (the default): each fold keeps, and is scored at, "
+            "the epoch that scored best on its own held-out images, so a trial's mean over folds is a maximum over "
+            "epochs, optimistic most of all for small folds and long runs (and cv_model: refit trains for those "
+            "folds' median best epoch). Fix: space.train.checkpoint: last (each fold runs its whole schedule and is "
+            "scored at its final weights, as studies/breastmnist_search.yaml does)")
 
 
 def _rarest(labels: np.ndarray, data: ImageDataset) -> tuple[str, int]:
