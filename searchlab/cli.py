@@ -181,7 +181,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print_run_summary(study, result, exported, headline)
     if result.interrupted:
         return result.exit_code
-    return 0 if best_trials(result.study) else 1   # a run where no trial completed failed, for scripts and CI too
+    # a run where no trial completed, or that budget.max_failed stopped, failed: for scripts and CI too
+    return 0 if best_trials(result.study) and result.stopped_by != "budget.max_failed" else 1
 
 
 def _export_best(study: Any, result: Any) -> tuple[Any, str | None]:
@@ -195,6 +196,10 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None]:
     export = study.config.export
     complete = len(result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if complete == 0:   # nothing to export: the run summary says why no trial completed
+        return None, None
+    if result.trials_finished == 0 and (out / "config.json").is_file():   # a resume whose budget was reached
+        print(f"export: nothing ran, so the export in {out} stands (the test split is not scored again)",
+              file=sys.stderr)
         return None, None
     close_connections(result.study._storage)   # the search is over; export_run opens the study afresh
     top_k = min(export.top_k, max(complete, 1))
@@ -267,7 +272,9 @@ def test_headline(config: dict[str, Any]) -> str:
         return config["test_note"]
     chosen_by = [m for m in config.get("objectives", []) if m not in ("auc", "accuracy")]
     names = [k for k in ("auc", "accuracy", *chosen_by) if k in test and test[k] is not None]
-    shown = ", ".join(f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else f"{k} {test[k]:.3f}"
+    # undefined (a class or label absent from the test split): said, not "nan [nan, nan]"; warned of below
+    shown = ", ".join(f"{k} undefined" if not math.isfinite(test[k]) else
+                      f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else f"{k} {test[k]:.3f}"
                       for k in names)
     methods = config.get("test_metrics_ci95_method") or {}
     how = "; ".join(f"{k}: {methods[k]}" for k in names if k in ci and k in methods)
@@ -375,7 +382,9 @@ def _one_class_fixes(config: dict[str, Any]) -> str:
 
 
 def _warn_if_a_label_is_always_on(config: dict[str, Any]) -> None:
-    """A multi-label threshold of 0 (F1's choice for a label the model cannot separate) flags every image."""
+    """A multi-label threshold of 0 (F1's choice for a label the model cannot separate) flags every image; so
+    does 0.5 for a label whose probabilities all sit just above it (an undertrained head, a label never on in
+    validation, where no threshold can be chosen): judged on the test predictions too."""
     if config["task"] != "multilabel":
         return
     names, chosen = config["class_names"], config["threshold"]
@@ -385,6 +394,15 @@ def _warn_if_a_label_is_always_on(config: dict[str, Any]) -> None:
         print(f"warning: the threshold chosen on validation for label(s) {', '.join(map(repr, always))} is 0: the "
               "model flags every image with them, as it does not tell them apart there. Fix: more images of "
               "those labels, longer training, or imbalance.threshold: youden", file=sys.stderr)
+    # test_confusion per label: [tn, fp, fn, tp]; nothing predicted negative means every image flagged
+    on_all = [name for name, (tn, _, fn, _) in zip(names, config.get("test_confusion") or [])
+              if tn + fn == 0 and name not in always]
+    if on_all:
+        print(f"warning: the model flags every one of the {config['test_size']} test images with label(s) "
+              f"{', '.join(map(repr, on_all))}, so exact-match accuracy and hamming loss count them as wrong "
+              "wherever they are off. Fix: train longer, weigh the rare label (imbalance.loss: weighted_ce or "
+              "focal), give the validation split positives of it so a threshold can be chosen, or drop it from "
+              "data.label_columns", file=sys.stderr)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

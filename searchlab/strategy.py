@@ -98,6 +98,18 @@ def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None,
     return _construct(factory, args, f"strategy '{cfg.name}'")
 
 
+def unseeded_warning(cfg: StrategyConfig, study_dir: Path | None) -> str | None:
+    """A plug-in class without a `seed` argument draws differently on every run, whatever the study's seed."""
+    cfg = resolve(cfg, study_dir)
+    if cfg.class_ is None or "seed" in cfg.args:
+        return None
+    if "seed" in inspect.signature(import_object(cfg.class_, "strategy class")).parameters:
+        return None
+    return (f"strategy class '{cfg.class_}' takes no seed argument, so its draws differ from run to run whatever "
+            "the study's seed says (and the same seed will not reproduce a run). Fix: give its __init__ a seed "
+            "argument (searchlab passes each worker's seed), or seed its random generator yourself")
+
+
 def _construct(factory: Any, args: dict[str, Any], what: str) -> BaseSampler:
     try:
         return factory(**args)

@@ -11,7 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
-from searchlab.engine.progress import FINISHED, final_trials
+from searchlab.engine.progress import FINISHED, failed_configs, final_trials, stopped_by_failures
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_record import describe_setup
 from searchlab.engine.storage import ContainedArtifactStore
@@ -46,8 +46,8 @@ def print_run_header(study: Study) -> None:
 def print_run_summary(study: Study, result: Any, exported: Path | None, test_headline: str | None = None) -> None:
     ostudy: optuna.Study = result.study
     print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
-          + (" (interrupted: running trials were marked FAIL; run again to resume, and their configs run again)"
-             if result.interrupted else ""))
+          + (" (interrupted: trials that were running, if any, are marked FAIL; run again to resume, and their "
+             "configs run again)" if result.interrupted else ""))
     n_trials = study.config.budget.n_trials
     finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
     if not result.interrupted and finished == result.trials_before and finished >= n_trials:
@@ -56,9 +56,9 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
               f"raise it above {configs} (e.g. --set budget.n_trials={configs + n_trials}) or give the study a new "
               "name for a fresh search")
     max_failed = getattr(study.config.budget, "max_failed", None) or n_trials
-    failed_out = _failed_configs(ostudy) >= max_failed
-    if not result.interrupted and finished < n_trials and failed_out:
-        print(f"stopped: {_failed_configs(ostudy)} trials failed, budget.max_failed={max_failed} (default: n_trials)"
+    failed_out = failed_configs(ostudy) >= max_failed
+    if stopped_by_failures(ostudy, n_trials, max_failed, result.interrupted):
+        print(f"stopped: {failed_configs(ostudy)} trials failed, budget.max_failed={max_failed} (default: n_trials)"
               " reached; trials already running finished. Fix what the failures say, then run again")
     timeout = getattr(study.config.budget, "timeout", None)
     if not result.interrupted and not failed_out and timeout and finished < n_trials and result.seconds >= timeout:
@@ -100,10 +100,6 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
               "then run again")
     else:
         _print_all_pruned(ostudy)
-
-
-def _failed_configs(ostudy: optuna.Study) -> int:
-    return sum(t.state == TrialState.FAIL for t in final_trials(ostudy))
 
 
 def _print_all_pruned(ostudy: optuna.Study) -> None:

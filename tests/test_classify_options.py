@@ -189,6 +189,13 @@ def test_a_per_class_objective_beyond_the_tasks_classes_is_refused_before_any_tr
     with pytest.raises(ConfigError) as info:
         run_study(load_study(by_name), progress=False)
     assert "Fix: f1_class_0 (per-class metrics are named by the class's index)" in str(info.value)
+    shorter = write_study(OPTIONS.replace("name: options", "name: options\nobjective: [auc, f1_malignant]"))
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(shorter), progress=False)
+    assert "Fix: f1_class_0 (per-class metrics are named by the class's index)" in str(info.value)
+    with pytest.raises(ConfigError) as info:   # another tool's name for a metric searchlab has
+        load_study(write_study(OPTIONS.replace("name: options", "name: options\nobjective: exact_match")))
+    assert "Fix: accuracy (multi-label accuracy is exact match), as searchlab names it" in str(info.value)
 
 
 def test_a_threshold_on_multi_class_data_is_warned_about(write_study, tmp_path, capsys):

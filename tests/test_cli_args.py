@@ -74,6 +74,12 @@ def test_an_always_on_label_and_an_ensemble_below_a_member_are_warned_of(capsys)
     config = {"task": "multilabel", "class_names": ["effusion", "nodule", "mass"], "threshold": [0.41, 0.0, 0.5]}
     warn_about_export(config)
     assert "for label(s) 'nodule' is 0: the model flags every image" in capsys.readouterr().err
+    # 0.5 for a label whose every test probability is just above it: flagged on all 156 test images as well
+    flagged = {**config, "threshold": [0.41, 0.3, 0.5], "test_size": 156,
+               "test_confusion": [[100, 6, 10, 40], [120, 0, 30, 6], [0, 156, 0, 0]]}
+    warn_about_export(flagged)
+    err = capsys.readouterr().err
+    assert "flags every one of the 156 test images with label(s) 'mass'" in err and "'nodule'" not in err
     below = {"metric": "auc", "split": "val", "ensemble": 0.871, "member": 7, "member_value": 0.902}
     warn_about_export({**config, "threshold": [0.4, 0.3, 0.5], "ensemble_below_member": below})
     err = capsys.readouterr().err
@@ -144,6 +150,9 @@ def test_the_export_headline_shows_the_objective_beside_auc_and_accuracy_with_in
         "test auc 0.810 [0.700, 0.900], accuracy 0.800 [0.730, 0.860], sensitivity 0.700 [0.550, 0.820] (n=156; "
         "95% intervals, auc: percentile bootstrap, 200 resamples; accuracy: exact; sensitivity: exact)")
     assert test_headline({"test_metrics": None, "test_note": "no test split"}) == "no test split"
+    undefined = {**config, "test_metrics": {**config["test_metrics"], "auc": float("nan")},
+                 "test_metrics_ci95": {**config["test_metrics_ci95"], "auc": [float("nan")] * 2}}
+    assert test_headline(undefined).startswith("test auc undefined, accuracy 0.800 [0.730, 0.860]")
 
 
 def test_a_full_disk_while_writing_out_is_one_line_naming_the_out_file(monkeypatch, capsys):

@@ -332,6 +332,9 @@ def test_every_problem_is_named_and_a_nested_section_lists_its_own_keys(write_st
     ("task: {kind: callable}\n", "Fix: task: {kind: callable, function: 'my_module:train'}, or remove task.function"),
     ("strategy: {preset: quick, class: 'optuna.samplers:TPESampler'}\n",
      "not several (got preset, class). Fix: keep one of them"),
+    ("strategy: {name: random, class: 'optuna.samplers:TPESampler'}\n",   # ran the class, saying nothing
+     "not several (got name, class). Fix: keep one of them"),
+    ("strategy: {name: evolution, preset: quick}\n", "not several (got name, preset). Fix: keep one of them"),
     ("executor: {scheduler: asha}\n", "Fix: executor.kind: ray, or remove scheduler and use pruner (e.g. pruner: "
                                       "successive_halving)"),
     ("space:\n  model: {kind: cnn, transfer: finetune}\n", "Fix: use one of 'scratch', 'features', 'cutoff' or 'full'"),

@@ -106,6 +106,8 @@ def test_csv_errors(tmp_path):
         png(tmp_path / name)
     cols = write_csv(tmp_path / "cols.csv", ["file", "diagnosis"], [["ok.png", 1]])
     _csv_error(CsvData(source="csv", path=cols), "['path', 'label']", "['file', 'diagnosis']")
+    typo = CsvData(source="csv", path=cols, image_column="file", label_columns=["diagnosys", "grade,stage"])
+    _csv_error(typo, "'diagnosys': did you mean diagnosis?", "--set 'data.label_columns=[a, b]'")
     gone = write_csv(tmp_path / "gone.csv", ["path", "label"], [["ok.png", 0], ["missing.png", 1], ["also.png", 0]])
     _csv_error(CsvData(source="csv", path=gone), "2 image file(s) not found", f"row 3: {tmp_path / 'missing.png'}",
                f"row 4: {tmp_path / 'also.png'}")                       # every missing file at once

@@ -340,7 +340,21 @@ def test_objectives_that_select_on_chosen_thresholds_or_one_side_are_warned_abou
                               "images that rank the trials") and "space.train.cv_folds" in warning
     assert threshold_selection_warning(["balanced_accuracy"], chosen_on_val=False) is None
     assert threshold_selection_warning(["auc", "average_precision"], chosen_on_val=True) is None
+    # multi-label studies refuse average_precision: not offered as the fix there
+    assert threshold_selection_warning(["hamming_loss"], True, "multilabel").endswith("free of thresholds (auc)")
     assert one_sided_objective_warning(["sensitivity"]).startswith(
         "sensitivity alone is the objective: a model that calls every image positive scores 1. Fix: add specificity")
     assert one_sided_objective_warning(["sensitivity", "specificity"]) is None
     assert one_sided_objective_warning(["auc"]) is None
+
+
+def test_a_multilabel_validation_split_where_a_label_never_changes_is_warned_of_when_thresholds_are_chosen():
+    from searchlab.tasks.selection_advice import unchoosable_threshold_warning
+
+    labels = torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 0.0]])   # "rare" never on among these images
+    multi = _val_only(labels, ("effusion", "rare"), "multilabel")
+    assert unchoosable_threshold_warning(multi, chosen=True).startswith(
+        "label(s) 'rare' (never on) in all 3 validation images: no threshold can be chosen for them there")
+    assert unchoosable_threshold_warning(multi, chosen=False) is None   # fixed thresholds choose nothing
+    both = _val_only(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), ("effusion", "rare"), "multilabel")
+    assert unchoosable_threshold_warning(both, chosen=True) is None

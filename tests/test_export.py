@@ -266,7 +266,10 @@ def _searchlab_predict_gives_the_same(tmp_path, files, expected, capsys):
     assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "b.csv")]) == 0
     assert f"{folder}: left out 1 file(s) that are not images (.txt 1)" in capsys.readouterr().err
     (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "imgs" / "a" / "empty.png").write_bytes(b"")
     assert main(["predict", str(tmp_path / "best"), folder, "--out", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err   # every unreadable file at once, not the first of them
+    assert "2 of 32 image files cannot be read:" in err and "broken.png: cannot read" in err and "empty.png" in err
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.csv.partial").exists()
     assert main(["predict", str(tmp_path / "best"), folder]) == 2   # to the terminal: not a header alone
     assert capsys.readouterr().out == ""
@@ -335,6 +338,12 @@ def test_greyscale_files_for_a_colour_model_are_warned_about_and_colour_ones_for
     assert warning.startswith(f"2 of 5 image files (sampled) are greyscale ({files[2]}, {files[3]}), but this model "
                               "was trained on colour images")
     assert grey_into_colour_warning(files, channels=1) is None and grey_into_colour_warning(files[:2], 3) is None
+    # what an export records of its training files, so that a model trained on grey files read as RGB
+    # (data.channels: 3) is not told its grey files are unlike its training images
+    from searchlab.export.predict import files_were
+
+    assert (files_were(files[2:4]), files_were(files[:2]), files_were(files)) == ("greyscale", "colour", "mixed")
+    assert files_were([tmp_path / "gone.png"]) is None
 
 
 def test_a_trial_number_the_study_does_not_have_says_what_to_pick():

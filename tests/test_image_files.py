@@ -199,6 +199,12 @@ def test_twelve_bit_values_in_16_bit_files_span_the_range_with_bit_depth_and_are
     bright = load_dataset(twelve).splits["train"].images
     assert bright.max() >= 250 and bright.min() <= 12 and data_advice(twelve) == []
     assert data_advice(cfg.model_copy(update={"bit_depth": 10}))[0].startswith("values up to 409")   # clipping
+    # one class's files full-range, the other's 12-bit: no longer hidden by the full-range files' maximum
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 65536, size=(12, 12)).astype(np.uint16)).save(tmp_path / "x" / "b" / f"{i}.png")
+    [mixed] = data_advice(cfg)
+    assert mixed.startswith("4 of 8 sampled 16-bit files have values below 4096") and "others reach" in mixed
+    assert "a model can learn which kind of file an image is" in mixed
 
 
 def test_images_in_patient_sub_folders_are_read_and_each_patient_stays_in_one_split(tmp_path):
@@ -390,3 +396,17 @@ def test_copied_image_files_are_named_by_kind_and_look_alikes_are_not(tmp_path):
     for copy in ("test/benign/leaked.png", "train/malignant/relabelled.png", "train/malignant/twice.png"):
         (root / copy).unlink()
     assert not [text for text in data_advice(cfg) if "byte-for-byte" in text]
+
+
+def test_a_float_image_with_nan_or_inf_pixels_keeps_its_picture(tmp_path):
+    """A float TIFF with one NaN (or inf) pixel decoded all black: its range came out NaN."""
+    from searchlab.models.standalone import read_image_file
+
+    ramp = np.tile(np.linspace(0.0, 1.0, 16, dtype=np.float32), (16, 1))
+    for bad in (np.nan, np.inf, -np.inf):
+        pixels = ramp.copy()
+        pixels[3, 3] = bad
+        Image.fromarray(pixels, mode="F").save(tmp_path / "scan.tif")
+        decoded = read_image_file(tmp_path / "scan.tif", 16, 16, 1)[0].numpy()
+        assert decoded[0, 0] == 0 and decoded[0, 15] == 255 and decoded[8, 8] == 136   # the ramp, whole (8/15 of 255)
+        assert decoded[3, 3] == (255 if bad == np.inf else 0)

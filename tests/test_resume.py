@@ -119,3 +119,14 @@ def test_a_second_run_of_a_running_folder_is_told_it_joins_the_first(write_study
         run_study(load_study(path), progress=False)
     assert f"note: another `searchlab run` of {tmp_path / 'run'} is running: this one joins it as more " \
            "workers" in capsys.readouterr().err
+
+
+def test_resuming_counts_the_trials_of_each_epochs_setting(write_study, capsys):
+    path = write_study(TINY_CLASSIFY)   # 2 trials of 2 epochs
+    run_study(load_study(path), progress=False)
+    run_study(load_study(path, {"budget.n_trials": 3, "budget.epochs": 1}), progress=False)
+    capsys.readouterr()
+    run_study(load_study(path, {"budget.n_trials": 4}), progress=False)   # back to 2: most trials had 2
+    err = capsys.readouterr().err
+    assert "has trials trained for epochs 2 (2 trials), 1 (1 trial); this run's train 2" in err
+    assert "Fix: keep budget.epochs=2 to resume like for like" in err

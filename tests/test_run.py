@@ -1,6 +1,7 @@
 """`searchlab run` end to end on a real SQLite storage: records, failures, workers, Ctrl-C (resume: test_resume.py)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -283,6 +284,20 @@ def test_a_run_where_no_trial_completes_says_why_and_exits_1(write_study, tmp_pa
     assert "no trial completed" in run.stdout and "searchlab export" not in run.stdout
 
 
+def test_a_run_that_max_failed_stops_exits_1_even_with_completed_trials(write_study, tmp_path, monkeypatch):
+    from searchlab.cli import main
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    path = callable_study(write_study, fn="fails_when_positive", n=30, extra="\nbudget: {n_trials: 30, max_failed: 2}\n"
+                                                                          "export: {after_run: false}\n")
+    path.write_text(path.read_text().replace("budget: {n_trials: 30}\n", "").replace(
+        "strategy: random", "strategy: {name: random, points_to_evaluate: [{x: -1.0}]}"))   # one completes first
+    assert main(["run", str(path), "--no-progress"]) == 1   # a script comparing runs sees the halted one
+    study = optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    assert states(study)["FAIL"] == 2 and states(study).get("COMPLETE", 0) >= 1
+    assert study.user_attrs["searchlab_runs"][-1]["stopped_by"] == "budget.max_failed"   # kept for later readers
+
+
 def test_status_and_dashboard_commands(write_study, tmp_path):
     import json
     import socket
@@ -417,3 +432,19 @@ def test_configs_that_differ_only_in_the_threshold_rule_get_one_seed():
     assert trial_seed(0, youden) != trial_seed(0, {**youden, "imbalance": {"threshold": "youden", "loss": "focal"}})
     assert trial_seed(0, youden) != trial_seed(1, youden)
     assert youden["imbalance"]["threshold"] == "youden"   # the trial's own config is left as sampled
+
+
+def test_a_resume_with_nothing_to_run_keeps_the_export_and_scores_no_test_split_again(write_study, tmp_path,
+                                                                                       capsys):
+    from searchlab.cli import main
+
+    one_trial = TINY_CLASSIFY.replace("n_trials: 2", "n_trials: 1")
+    path = write_study(one_trial + "export: {after_run: true, bootstrap: 100}\n")
+    assert main(["run", str(path), "--no-progress"]) == 0
+    card = tmp_path / "run" / "best" / "config.json"
+    first = card.read_text()
+    capsys.readouterr()
+    assert main(["run", str(path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"export: nothing ran, so the export in {tmp_path / 'run' / 'best'} stands" in err
+    assert card.read_text() == first and json.loads(first)["test_split_scored"]["times"] == 1

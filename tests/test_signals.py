@@ -80,6 +80,43 @@ def test_sigterm_to_the_run_stops_its_workers_and_their_configs_run_again_on_res
     assert all(retried[t.number] == t.params for t in trials)   # the interrupted configs ran, not lost
 
 
+def test_ctrl_c_to_the_run_alone_is_recorded_as_ctrl_c_in_its_workers_trials(write_study, tmp_path):
+    path, pid_dir = _study(write_study, tmp_path, n=4, sleep=120)
+    proc = _start_run(path)
+    _wait_for_pids(pid_dir, 2)
+    proc.send_signal(signal.SIGINT)   # `kill -INT PID`: the workers get what the run got, not a SIGTERM
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert [t.user_attrs.get("error") for t in _trials(tmp_path)] == ["interrupted (Ctrl-C)"] * 2
+
+
+def test_ctrl_c_while_the_workers_start_prints_no_traceback(write_study, tmp_path):
+    path, _ = _study(write_study, tmp_path, n=4, sleep=120)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    proc = subprocess.Popen([sys.executable, "-m", "searchlab.cli", "run", str(path), "--no-progress"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_children(proc.pid)) < 2:
+        time.sleep(0.02)
+    time.sleep(0.2)   # the workers are importing torch now
+    os.killpg(proc.pid, signal.SIGINT)   # what a terminal's Ctrl-C does: every process of the group
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130 and "Traceback" not in err and "Fatal Python error" not in err, err
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (the run's worker processes, and multiprocessing's helper)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_workers_stop_when_their_parent_is_killed(write_study, tmp_path):
     path, pid_dir = _study(write_study, tmp_path, n=4, sleep=120)
     proc = _start_run(path)

@@ -108,6 +108,10 @@ def test_a_parameter_only_some_trials_draw_sits_with_the_others_and_stays_whole(
                                        "metrics.auc"]
     assert str(table["params.model.cutoff"].dtype) == "Int64"
     assert table.to_csv(index=False).splitlines()[2].startswith("1,COMPLETE,0.9,cutoff,2,0.9,")
+    study.add_trial(create_trial(params={"model.transfer": "scratch"}, distributions={"model.transfer": transfer},
+                                 value=0.8, user_attrs={"retry_of": 0}))
+    table = trial_table(SimpleNamespace(study=study))   # blank for the trials that are no retry, whole for this one
+    assert str(table["retry_of"].dtype) == "Int64" and table.to_csv(index=False).splitlines()[3].endswith(",0")
 
 
 def test_a_row_says_why_its_trial_was_pruned_cut_short_or_run_again():

@@ -188,9 +188,9 @@ class StrategyConfig(Frozen):
 
     @model_validator(mode="after")
     def _one_source(self) -> "StrategyConfig":
-        given = [k for k in ("preset", "class_") if getattr(self, k) is not None]
+        # `name` has a default (tpe), so it counts only when written: {name: random, class: ...} ran the class
+        given = [k for k in ("name", "preset", "class_") if k in self.model_fields_set and getattr(self, k) is not None]
         if len(given) > 1:
-            given = [key for key in ("name", "preset", "class_") if key in self.model_fields_set]
             raise ValueError(f"give one of 'name', 'preset' or 'class', not several (got "
                              f"{', '.join(k.rstrip('_') for k in given)}). Fix: keep one of them")
         return self

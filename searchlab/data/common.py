@@ -22,7 +22,8 @@ from searchlab.errors import DataError
 from searchlab.models.standalone import read_image_file
 
 SPLITS = ("train", "val", "test")
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+# what Pillow decodes; a multi-frame file (TIFF stack, animated GIF) is read as its first frame
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 
 
 def resolve_path(path: Path, base_dir: Path | None) -> Path:
@@ -67,22 +68,23 @@ def spread(paths: Sequence[Path], sample: int) -> list[Path]:
     return [paths[i] for i in np.linspace(0, len(paths) - 1, sample).astype(int)]
 
 
-def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int = 64) -> str | None:
+def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int = 256) -> str | None:
     """What is wrong with how images of more than 8 bits will be scaled, judged from the raw values of up to
     `sample` files spread over `paths`; None if nothing. 12-bit values in 16-bit files scaled from 65535 decode
-    nearly black; values above 2^bit_depth - 1 clip to white."""
+    nearly black (a few such files among full-range ones, from another scanner or export, too: the model can
+    then tell the files apart by brightness); values above 2^bit_depth - 1 clip to white."""
     picked = spread(paths, sample)
-    deep = {}
-    for path in picked:
-        try:
-            with Image.open(path) as img:
-                if img.mode.startswith("I;16") or img.mode == "I":
-                    deep[path] = int(np.asarray(img).max())
-        except (OSError, ValueError, SyntaxError):
-            continue   # decoding names unreadable files
+    deep = _deep_maxima(picked)
     if not deep:
         return None
     top, example = max((v, str(p)) for p, v in deep.items())
+    low = sorted(str(p) for p, v in deep.items() if v <= 4095)
+    if bit_depth is None and low and len(low) < len(deep):
+        return (f"{len(low)} of {len(deep)} sampled 16-bit files have values below 4096 (12 bits; e.g. {low[0]}) "
+                f"while the others reach {top} (e.g. {example}): scaled from 0..65535 the first decode almost "
+                "black, and a model can learn which kind of file an image is instead of what it shows. Fix: "
+                "convert the files to one range before the search (12-bit values times 16); data.bit_depth "
+                "applies one depth to every file")
     if bit_depth is None and top <= 4095:
         return (f"{len(deep)} of {len(picked)} sampled images are 16-bit files whose values stay below 4096 "
                 f"(12 bits; e.g. {example}): scaled from 0..65535 they decode almost black. Fix: set "
@@ -91,6 +93,19 @@ def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int =
         return (f"values up to {top} (e.g. {example}) exceed data.bit_depth {bit_depth} (0..{2 ** bit_depth - 1}): "
                 "brighter pixels all clip to white. Fix: a larger bit_depth, or remove it for 16-bit data")
     return None
+
+
+def _deep_maxima(paths: Sequence[Path]) -> dict[Path, int]:
+    """The largest raw value of each 16-bit or 32-bit integer file among `paths`."""
+    deep = {}
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                if img.mode.startswith("I;16") or img.mode == "I":
+                    deep[path] = int(np.asarray(img).max())
+        except (OSError, ValueError, SyntaxError):
+            continue   # decoding names unreadable files
+    return deep
 
 
 def first_lines(lines: list[str], shown: int = 10) -> str:

@@ -17,6 +17,7 @@ from searchlab.data.common import SPLITS, first_lines, load_splits, random_split
 from searchlab.data.grouping import spanning_split
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan, TaskKind
 from searchlab.errors import DataError
+from searchlab.suggest import did_you_mean
 
 
 @dataclass
@@ -63,9 +64,12 @@ def _parse(cfg: CsvData, csv_path: Path, table: _Table) -> None:
         wanted = [cfg.image_column, *cfg.label_columns, *(c for c in (cfg.split_column, cfg.group_column) if c)]
         missing = [c for c in wanted if c not in found]
         if missing:
-            raise DataError(f"{csv_path}: column(s) {missing} not found; the CSV has {found}. "
-                            f"Fix: set data.image_column / data.label_columns / data.split_column / "
-                            "data.group_column")
+            close = [f"{c!r}: {hint}" for c in missing if (hint := did_you_mean(c, found))]
+            comma = [c for c in missing if "," in c]   # --set data.label_columns=a,b is one column named "a,b"
+            raise DataError(f"{csv_path}: column(s) {missing} not found; the CSV has {found}"
+                            + (f" ({'; '.join(close)})" if close else "") + ". Fix: set data.image_column / "
+                            "data.label_columns / data.split_column / data.group_column"
+                            + (" (a list on the command line: --set 'data.label_columns=[a, b]')" if comma else ""))
         empty: list[str] = []   # every empty cell at once: a sheet is fixed in one pass
 
         def cell(row: dict[str, str | None], column: str, n: int) -> str:

@@ -22,6 +22,16 @@ def final_trials(ostudy: optuna.Study) -> list[FrozenTrial]:
     return [t for t in trials if t.number not in retried]
 
 
+def failed_configs(ostudy: optuna.Study) -> int:
+    return sum(t.state == TrialState.FAIL for t in final_trials(ostudy))
+
+
+def stopped_by_failures(ostudy: optuna.Study, n_trials: int, max_failed: int | None, interrupted: bool) -> bool:
+    """Whether budget.max_failed (default n_trials) ended a run before budget.n_trials: a run that failed."""
+    finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
+    return not interrupted and finished < n_trials and failed_configs(ostudy) >= (max_failed or n_trials)
+
+
 class Progress:
     """Fed after each trial (`callback`, no storage reads) or on a poll (`update`, reads the study).
 

@@ -9,6 +9,7 @@ fail on its first `suggest`.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -49,7 +50,7 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
     trials = ostudy.get_trials(deepcopy=False)
     if trials:
         scored = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        _check_same_record(study, ostudy.user_attrs.get("searchlab"), record, bool(scored))
+        _check_same_record(study, ostudy.user_attrs.get("searchlab"), record, scored)
         _check_space_fits(study, trials)
         task = get_task(study.config.task)
         for line in changed_settings_warnings(study.config.name, study.space, scored,
@@ -58,7 +59,7 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
             print(f"warning: {line}", file=sys.stderr)
 
 
-def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: bool = True) -> None:
+def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: list[FrozenTrial]) -> None:
     if not isinstance(old, dict):
         return   # created by a searchlab without the record, or by Optuna directly: nothing to compare
     fingerprinted = fingerprints_comparable(old.get("data_files"), new.get("data_files"))
@@ -92,7 +93,7 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: bo
                           file=str(study.file), key="data.root", fix="point data.root at the file the trials read, "
                           "or give the study a new name (or run_dir) for this file")
     if scored:   # failed trials trained nothing to be ranked against
-        _warn_if_epochs_changed(study, old.get("epochs"), new.get("epochs"))
+        _warn_if_epochs_changed(study, old.get("epochs"), new.get("epochs"), scored)
         if old.get("task_code") and new.get("task_code") and old["task_code"] != new["task_code"]:
             print(f"warning: study '{study.config.name}': the file of task.function "
                   f"'{study.config.task.function}' changed since its trials were scored; their values are ranked "
@@ -100,10 +101,20 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: bo
                   "the function measures", file=sys.stderr)
 
 
-def _warn_if_epochs_changed(study: "Study", before: Any, now: Any) -> None:
+def _warn_if_epochs_changed(study: "Study", before: Any, now: Any, scored: list[FrozenTrial]) -> None:
     """Warned, not refused: lengthening a short exploratory search is a real use, but its trials are then
-    ranked against shorter ones (a trial's own `train.epochs`, when searched, is in its params)."""
-    if before is not None and now is not None and before != now:
+    ranked against shorter ones (a trial's own `train.epochs`, when searched, is in its params). Trials that
+    recorded their epochs (config_with_defaults) are counted by them: the latest run's record alone named the
+    epochs of a run that trained 3 of 13 trials."""
+    ran = Counter(t.user_attrs.get("config_with_defaults", {}).get("train", {}).get("epochs") for t in scored)
+    ran.pop(None, None)
+    if ran and set(ran) != {now}:
+        counts = ", ".join(f"{epochs} ({n} trial{'s' * (n > 1)})" for epochs, n in ran.most_common())
+        usual = ran.most_common(1)[0][0]
+        print(f"warning: study '{study.config.name}' has trials trained for epochs {counts}; this run's train "
+              f"{now}, and all are ranked together. Fix: keep budget.epochs={usual} to resume like for like, or "
+              "give the study a new name (or run_dir)", file=sys.stderr)
+    elif not ran and before is not None and now is not None and before != now:
         print(f"warning: study '{study.config.name}' has trials trained with budget.epochs={before}; this run's "
               f"train {now}, and all are ranked together. Fix: keep budget.epochs={before} to resume like for "
               "like, or give the study a new name (or run_dir)", file=sys.stderr)

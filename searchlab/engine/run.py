@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from searchlab.config.load import Study, locate_in_study
 from searchlab.data import data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
-from searchlab.engine.progress import FINISHED, Progress
+from searchlab.engine.progress import FINISHED, Progress, stopped_by_failures
 from searchlab.engine.resume import check_resumable
 from searchlab.engine.run_history import record_run, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
@@ -35,7 +35,7 @@ from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
 from searchlab.errors import ConfigError, SearchlabError
-from searchlab.strategy import prepare_strategy
+from searchlab.strategy import prepare_strategy, unseeded_warning
 from searchlab.tasks import get_task
 from searchlab.tasks.callable_task import code_digest
 
@@ -47,6 +47,8 @@ class RunResult:
     seconds: float
     exit_code: int = 0   # when interrupted: the shell's code for the stop's signal (130 Ctrl-C, 143 SIGTERM)
     trials_before: int = 0   # finished when the run started: a resumed study may have nothing left to run
+    trials_finished: int = 0   # by this run (completed, pruned or failed)
+    stopped_by: str = "budget.n_trials"   # or budget.timeout, budget.max_failed (a run that failed), interrupted
 
 
 def run_study(study: Study, progress: bool = True) -> RunResult:
@@ -63,6 +65,8 @@ def _run(study: Study, progress: bool) -> RunResult:
             raise locate_in_study(exc, study) from None
         _warn_if_oversubscribed(study)
         _warn_if_pruner_idle(study)
+        if unseeded := unseeded_warning(study.config.strategy, study.base_dir):
+            print(f"warning: {unseeded}", file=sys.stderr)
     new_dir = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_storage(study)
@@ -80,7 +84,9 @@ def _run(study: Study, progress: bool) -> RunResult:
             # file's study, or a Ray driver's. Interrupted trials already FAIL are re-queued on any storage
             # (a Ctrl-C'd run on PostgreSQL said their configs would run again).
             owned = is_local_file(study.storage_url) or study.config.executor.kind == "ray"
-            recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned)
+            if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned):
+                print(f"note: {stale} trial(s) left RUNNING by a run that ended without finishing them (killed) "
+                      "are now FAIL, and the configs they drew run again", file=sys.stderr)
         if not sole_runner:   # by design (more workers from another shell), but a user may not know it
             print(f"note: another `searchlab run` of {run_dir} is running: this one joins it as more workers of "
                   "the same study (together they stop at budget.n_trials; Ctrl-C stops this one only)",
@@ -106,10 +112,12 @@ def _run(study: Study, progress: bool) -> RunResult:
             bar.close()
     seconds = time.time() - started
     finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED)) - trials_before
-    stopped_by = ("interrupted" if interrupted else "budget.timeout" if deadline and time.time() >= deadline
-                  else "budget.n_trials")
+    budget = study.config.budget
+    stopped_by = ("interrupted" if interrupted else
+                  "budget.max_failed" if stopped_by_failures(ostudy, budget.n_trials, budget.max_failed, False) else
+                  "budget.timeout" if deadline and time.time() >= deadline else "budget.n_trials")
     record_run(ostudy, started, seconds, stopped_by, finished, start_warnings)
-    return RunResult(ostudy, interrupted, seconds, code, trials_before)
+    return RunResult(ostudy, interrupted, seconds, code, trials_before, finished, stopped_by)
 
 
 def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, alone: bool,
@@ -252,6 +260,9 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bo
     retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's
         t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
     for trial in trials:
-        if trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error")) and trial.number not in retried:
+        # a trial killed before it drew anything has no config to run again: the budget draws a new one
+        drew = trial.params or trial.system_attrs.get("fixed_params")
+        if trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error")) and drew and \
+                trial.number not in retried:
             retry(ostudy, trial)
     return len(stale)

@@ -108,6 +108,26 @@ def stop_worker_on_signals() -> None:
     _watch_parent()
 
 
+@contextmanager
+def ctrl_c_ignored_by_started_processes() -> Iterator[None]:
+    """A worker process started in this block ignores Ctrl-C until stop_worker_on_signals sets its handlers:
+    a Ctrl-C during its imports (torch) printed a KeyboardInterrupt traceback from every worker. An ignored
+    signal stays ignored across exec (a blocked one did not: the spawn resets the mask). This process ignores
+    Ctrl-C for the few milliseconds of the start; its workers are then stopped by it (Supervisor), with
+    SIGTERM for one still importing."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def forwarded_stop() -> int:
+    """The signal to send workers when this run stops: the one it got (a Ctrl-C is recorded as Ctrl-C),
+    or SIGTERM when it stops by itself."""
+    return _requested[0] if _requested else signal.SIGTERM
+
+
 def _watch_parent() -> None:
     """A worker whose parent is gone stops as if told to (a signal to itself, so the stop is raised in the
     main thread, where the trial runs), and exits for good STOP_SECONDS later if that did not end it: nobody

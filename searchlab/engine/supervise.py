@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +25,16 @@ import optuna
 from optuna.trial import TrialState
 
 from searchlab.config.load import Study
-from searchlab.engine.current_trial import current_trial_file
+from searchlab.engine.current_trial import STOPS_RUN, current_trial_file, stop_run_file
 from searchlab.engine.progress import Progress
-from searchlab.engine.signals import STOP_SECONDS, is_interruption, raise_if_stopped
+from searchlab.engine.signals import (STOP_SECONDS, ctrl_c_ignored_by_started_processes, forwarded_stop,
+                                     is_interruption, raise_if_stopped)
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import AskGate, worker_process_main
+from searchlab.errors import SearchlabError
 
 POLL_SECONDS = 0.2
+SIGINT_GRACE = 1.0   # seconds for a started worker to take a forwarded Ctrl-C before the SIGTERM
 
 
 @dataclass
@@ -57,7 +61,8 @@ class Supervisor:
     def _start(self, index: int) -> Worker:
         proc = self.ctx.Process(target=worker_process_main, daemon=True,
                                 args=(str(self.study.file), self.study.overrides, index, self.deadline))
-        proc.start()
+        with ctrl_c_ignored_by_started_processes():
+            proc.start()
         return Worker(index, proc)
 
     def run(self) -> None:
@@ -72,12 +77,18 @@ class Supervisor:
             self.gate.close()
 
     def _stop_workers(self) -> None:
-        """SIGTERM to each live worker: Ctrl-C in a terminal reaches every process, but a SIGTERM or SIGHUP
-        sent to this one alone left the workers running the study unsupervised. A worker stopping already
-        (it got the Ctrl-C) ignores it."""
+        """The stop this run got (SIGTERM when it ends by itself) to each live worker: Ctrl-C in a terminal
+        reaches every process, but a signal sent to this one alone left the workers running the study
+        unsupervised. A worker stopping already (it got the Ctrl-C) ignores it."""
         alive = [w.process for w in self.workers if w.process.is_alive()]
+        stop = forwarded_stop()
         for proc in alive:
-            proc.terminate()
+            os.kill(proc.pid, stop)
+        if stop == signal.SIGINT:   # a worker still importing ignores it; SIGTERM ends that one (a started one
+            time.sleep(SIGINT_GRACE)   # records its trial under the Ctrl-C and ignores the SIGTERM)
+            for proc in alive:
+                if proc.is_alive():
+                    proc.terminate()
         deadline = time.time() + STOP_SECONDS
         for proc in alive:
             proc.join(timeout=max(0.0, deadline - time.time()))
@@ -93,8 +104,18 @@ class Supervisor:
             proc.join()
             running = worker.current(run_dir)
             current_trial_file(run_dir, proc.pid).unlink(missing_ok=True)
-            if proc.exitcode == 0 or running is None:
-                return None   # done; or it failed outside any trial (its error is on stderr): not restarted
+            stopped = stop_run_file(run_dir, proc.pid)
+            if proc.exitcode == STOPS_RUN and stopped.is_file():   # its error stops the run: said once, here
+                message = stopped.read_text()
+                stopped.unlink()
+                raise SearchlabError(message)
+            if proc.exitcode == 0:
+                return None
+            if running is None:   # it failed outside any trial (its error is on stderr): not restarted
+                print(f"warning: worker process {worker.index} ended with exit code {proc.exitcode} outside any "
+                      f"trial (its error is above); the run goes on with {len(self.workers) - 1} worker(s)",
+                      file=sys.stderr)
+                return None
             self._fail(running, _death(proc.exitcode), retry=True)
             return self._start(worker.index)
         running = worker.current(run_dir)

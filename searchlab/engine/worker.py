@@ -6,6 +6,7 @@ the study stops at `budget.n_trials` in total, across workers and across resumed
 from __future__ import annotations
 
 import fcntl
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +17,15 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
-from searchlab.engine.current_trial import announce_trial, trial_done
+from searchlab.engine.current_trial import STOPS_RUN, announce_trial, stop_run_file, trial_done
 from searchlab.engine.objective import make_objective
 from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import Interrupted, raise_if_stopped, stop_worker_on_signals
 from searchlab.engine.storage import artifact_store, is_local_file, open_storage
-from searchlab.strategy import build_pruner, build_sampler
+from searchlab.errors import SearchlabError
+from searchlab.strategy import build_pruner, build_sampler, resolve
+from searchlab.strategy_guard import GuardedSampler
 from searchlab.tasks import get_task
 
 
@@ -43,8 +46,10 @@ def open_optuna_study(study: Study, worker_index: int = 0, heartbeat: bool = Tru
     existing = len(storage.get_all_trials(storage.get_study_id_from_name(study.config.name), deepcopy=False))
     # Distinct streams per worker and per resume: a resumed random search must not replay its first run.
     seed = (study.config.seed + 7919 * worker_index + 104729 * existing) % 2**32   # samplers take 32-bit seeds
+    sampler = build_sampler(study.config.strategy, seed, study.base_dir, study)
+    plugin = resolve(study.config.strategy, study.base_dir).class_
     return optuna.load_study(study_name=study.config.name, storage=storage,
-                             sampler=build_sampler(study.config.strategy, seed, study.base_dir, study),
+                             sampler=GuardedSampler(sampler, plugin) if plugin else sampler,
                              pruner=build_pruner(study.config.pruner, study.config.budget.epochs))
 
 
@@ -152,10 +157,14 @@ def worker_process_main(study_file: str, overrides: dict[str, object], worker_in
     """Entry point of a spawned worker process: re-read the study (nothing is pickled across)."""
     from searchlab.config.load import load_study
 
-    stop_worker_on_signals()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = load_study(study_file, overrides)
     try:
-        run_worker(load_study(study_file, overrides), worker_index, deadline, supervised=True)
+        stop_worker_on_signals()   # a stop held while this process started is raised here
+        run_worker(study, worker_index, deadline, supervised=True)
+    except SearchlabError as exc:   # e.g. a strategy plug-in that raised outside a trial: the parent says it
+        stop_run_file(study.run_dir, os.getpid()).write_text(str(exc))
+        raise SystemExit(STOPS_RUN) from None
     except Interrupted:
         # Its running trial is FAIL, marked interrupted. Exit code 1: a parent that is not stopping itself
         # (this worker alone was told to stop) retries that trial and starts a new worker.

@@ -25,6 +25,7 @@ from searchlab.export.ensemble import (MEMBER_METRICS, choose_on_validation, dat
                                        ensemble_config, ensemble_state, has_split, load_split, pick_top_k,
                                        run_data_config)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
+from searchlab.export.predict import files_were
 from searchlab.export.generator import export_generator
 from searchlab.export.overlap import seen_in_search
 from searchlab.export.provenance import (file_digest, made_with, medmnist_digests, split_counts,
@@ -293,6 +294,9 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
         summary["data_replaced_since_search"] = replaced
     searched = load_split(run, "train", "val")
     summary["data_splits"] = split_counts(searched) | split_counts(data)
+    trained_on = searched.extra.get("files", {})
+    if isinstance(trained_on, dict) and (were := files_were(list(trained_on.get("train", [])))):
+        summary["input"]["files_were"] = were   # `predict` warns of grey files only for a model trained on colour
     seen = seen_in_search(test, list(searched.splits.values()))
     if seen:
         summary["test_images_seen_in_search"] = seen

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import torch
 from PIL import Image
 
-from searchlab.data.common import IMAGE_EXTENSIONS, bit_depth_advice, spread
+from searchlab.data.common import IMAGE_EXTENSIONS, bit_depth_advice, first_lines, spread
 from searchlab.errors import ExportError
 from searchlab.models import standalone
 
@@ -32,9 +32,10 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     files = image_files(inputs)
     advice = bit_depth_advice(files, config["input"].get("bit_depth"))
     if advice:   # the export decodes as its training data was decoded; these files may need otherwise
-        print(f"warning: {advice.replace('data.bit_depth', 'the study data.bit_depth (and export again)')}",
-              file=sys.stderr)
-    if grey := grey_into_colour_warning(files, config["input"]["channels"]):
+        print(f"warning: {advice} (in the study file, then run and export again: this export decodes files as "
+              "its training images were)", file=sys.stderr)
+    if config["input"].get("files_were", "colour") == "colour" and \
+            (grey := grey_into_colour_warning(files, config["input"]["channels"])):   # not when trained on grey
         print(f"warning: {grey}", file=sys.stderr)
     net = standalone.build_export_model(config)
     net.load_state_dict(standalone.read_safetensors(Path(export_dir) / "weights.safetensors",
@@ -43,15 +44,24 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     names = config["class_names"]
     writer = csv.writer(out)
     header = ["path", *(f"p({name})" for name in names), "predicted"]
+    unreadable: list[ExportError] = []
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]
-        images = torch.stack([_read(path, config) for path in chunk])
+        read = [_read_or_error(path, config) for path in chunk]
+        unreadable += [r for r in read if isinstance(r, ExportError)]
+        if unreadable:   # read on, to name every unreadable file at once; nothing more is predicted or written
+            continue
+        images = torch.stack(read)   # type: ignore[arg-type]
         probs = standalone.predict_proba(net, config, images)
         labels = standalone.predict(net, config, images)
         if start == 0:   # once the first chunk was read: an unreadable file there leaves no half table
             writer.writerow(header)
         for path, p, label in zip(chunk, probs, labels):
             writer.writerow([str(path), *_per_class(p, config["task"]), _label_text(label, names, config["task"])])
+    if unreadable:
+        lines = first_lines([str(e).split(". Fix:")[0] for e in unreadable])
+        raise ExportError(f"{len(unreadable)} of {len(files)} image files cannot be read:{lines}\nFix: replace or "
+                          "remove these files; no predictions were written")
     return len(files)
 
 
@@ -68,6 +78,15 @@ def grey_into_colour_warning(files: Sequence[Path], channels: int, sample: int =
     return (f"{len(grey)} of {min(len(files), sample)} image files (sampled) are greyscale ({shown}), but this model "
             "was trained on colour images: they are scored as grey colour images. Fix: check that they come from "
             "the scanner and export the model was trained for")
+
+
+def files_were(paths: Sequence[Path], sample: int = 200) -> str | None:
+    """Whether a sample of image files is greyscale, colour or mixed (None for no files, an npz set)."""
+    picked = [Path(p) for p in spread(list(paths), sample) if Path(p).is_file()]   # the files still there
+    if not picked:
+        return None
+    grey = sum(_single_band(path) for path in picked)
+    return "greyscale" if grey == len(picked) else "colour" if grey == 0 else "mixed"
 
 
 def _single_band(path: Path) -> bool:
@@ -124,12 +143,12 @@ def image_files(inputs: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def _read(path: Path, config: dict[str, Any]) -> torch.Tensor:
+def _read_or_error(path: Path, config: dict[str, Any]) -> torch.Tensor | ExportError:
     try:
         return standalone.read_input_file(path, config)
     except Exception as exc:   # Pillow raises many kinds; the file is what the user can act on
-        raise ExportError(f"{path}: cannot read image ({type(exc).__name__}: {exc}). Fix: replace or remove "
-                          "the file") from None
+        return ExportError(f"{path}: cannot read image ({type(exc).__name__}: {exc}). Fix: replace or remove "
+                           "the file")
 
 
 def _per_class(p: torch.Tensor, task: str) -> Iterator[str]:

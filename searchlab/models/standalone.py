@@ -417,8 +417,10 @@ def _to_8bit(img: Any, bit_depth: int | None = None) -> Any:
         arr = arr / float(2 ** bit_depth - 1) * 255.0
     elif img.mode.startswith("I;16"):
         arr = arr / 65535.0 * 255.0
-    else:
-        lo, hi = float(arr.min()), float(arr.max())
+    else:   # from the image's own range; NaN and -inf pixels as its minimum, +inf as its maximum
+        finite = np.isfinite(arr)
+        lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0.0, 0.0)
+        arr = np.where(finite, arr, np.where(arr > 0, hi, lo))
         arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
 

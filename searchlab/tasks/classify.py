@@ -40,7 +40,8 @@ from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_valid
 from searchlab.tasks.pace import trial_time_warning
 from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.selection_advice import (best_epoch_cv_warning, one_sided_objective_warning,
-                                              small_validation_warning, threshold_selection_warning)
+                                              small_validation_warning, threshold_selection_warning,
+                                              unchoosable_threshold_warning)
 from searchlab.tasks.shape_advice import too_deep_warning
 from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
@@ -48,8 +49,13 @@ from searchlab.tasks.transfer import apply_transfer, weights_problem
 from searchlab.tasks.transfer_checks import transfer_warnings
 from searchlab.weights_file import save_weights
 
-# A per-class metric written with the class's name: the data (read later) says its index
-_PER_CLASS_BY_NAME = re.compile(r"(f1|auc|recall)_class_.*\D.*")
+# A per-class metric written with the class's name (f1_class_carcinoma, or auc_malignant): the data (read
+# later) says its index
+_PER_CLASS_BY_NAME = re.compile(r"(f1|auc|recall)_(class_.*\D.*|(?!class_).+)")
+# other tools' names for metrics searchlab has under another name
+_ALIASES = {"exact_match": "accuracy (multi-label accuracy is exact match)", "subset_accuracy": "accuracy",
+            "hamming": "hamming_loss", "roc_auc": "auc", "auroc": "auc", "bacc": "balanced_accuracy",
+            "ap": "average_precision", "tpr": "sensitivity", "tnr": "specificity", "recall_macro": "recall"}
 BUDGET_PROBES = 100    # configs probed for one that fits the architecture budgets before any trial
 
 
@@ -80,8 +86,10 @@ class ClassifyTask:
             except RegistryError as exc:
                 if _PER_CLASS_BY_NAME.fullmatch(name):   # e.g. f1_class_carcinoma: prepare names the index
                     return name, objective.direction or "maximize"
+                alias = _ALIASES.get(name.lower())
                 raise src.error(at, f"{exc}; or a cost: {', '.join(COST_METRICS)}", got=name,
-                                fix="name one of the metrics listed") from None
+                                fix=f"{alias}, as searchlab names it" if alias else "name one of the metrics "
+                                "listed") from None
         if objective.direction not in (None, natural):   # e.g. maximize hamming_loss or flops: the worst wins
             raise src.error(at, f"metric {name!r} is better when {'lower' if natural == 'minimize' else 'higher'}"
                             f", and this objective asks to {objective.direction} it", got=objective.direction,
@@ -119,10 +127,11 @@ class ClassifyTask:
         warnings += transfer_warnings(study, data, specs, model_spec_for)
         warnings += [too_deep_warning(probes, data.image_size),
                      small_validation_warning(data, cross_validated=all(spec.train.cv_folds for spec in specs)),
-                     threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
+                     threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass", data.kind),
                      one_sided_objective_warning(objectives), neural_augment_warning(specs),
                      unweighted_warning(specs),
                      best_epoch_cv_warning([s.train.checkpoint for s in specs if s.train.cv_folds]),
+                     unchoosable_threshold_warning(data, any(s.imbalance.threshold != "fixed" for s in specs)),
                      trial_time_warning(study, make_batches(data), specs[0], model_spec_for(specs[0], data))]
         if data.kind == "multiclass" and any("threshold" in (c.get("imbalance") or {}) for c in probes):
             warnings.append("space.imbalance.threshold has no effect on multi-class data (the most probable class "
@@ -360,7 +369,7 @@ def _check_metric_fits_data(study: Study, metric: str, data: ImageDataset) -> No
         metric_info(metric, data.kind, len(data.class_names))
     except RegistryError as exc:
         classes = ", ".join(f"{i} = {name}" for i, name in enumerate(data.class_names))
-        metric_part, _, named = metric.partition("_class_")
+        metric_part, _, named = metric.partition("_class_") if "_class_" in metric else metric.partition("_")
         fix = (f"{metric_part}_class_{data.class_names.index(named)} (per-class metrics are named by the class's "
                "index)" if named in data.class_names else f"one of {_metrics_for(data)}")
         raise ConfigError(f"{exc} ({data.kind} task; classes: {classes})", key="objective", got=metric,

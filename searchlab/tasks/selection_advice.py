@@ -5,6 +5,7 @@
 - An objective scored at a threshold chosen on the very images that rank the trials (youden, f1, ...
   without cross-validation): such trials are ranked optimistically, against fixed-threshold ones most of all.
 - Sensitivity or specificity as the only objective: "every image positive" scores sensitivity 1.
+- A multi-label validation split where a label is never (or always) on: its threshold cannot be chosen.
 - Cross-validation with train.checkpoint: best: each fold is scored at the epoch its own held-out images
   chose, so the folds' mean is a maximum over epochs.
 """
@@ -34,15 +35,16 @@ def small_validation_warning(data: ImageDataset, cross_validated: bool) -> str |
 THRESHOLD_FREE = frozenset({"auc", "average_precision"})   # scored from probabilities alone
 
 
-def threshold_selection_warning(objectives: list[str], chosen_on_val: bool) -> str | None:
+def threshold_selection_warning(objectives: list[str], chosen_on_val: bool, kind: str = "binary") -> str | None:
     """`chosen_on_val`: some trial chooses its threshold (youden, f1, ...) on the split that scores it."""
     bound = [m for m in objectives if m not in THRESHOLD_FREE and not m.startswith("auc_class_")]
     if not chosen_on_val or not bound:
         return None
+    free = "auc, average_precision" if kind == "binary" else "auc"   # average precision is two-class only
     return (f"{', '.join(bound)} is scored at a decision threshold chosen on the same validation images that "
             "rank the trials (space.imbalance.threshold), so trials that choose one are ranked optimistically, "
             "above fixed-threshold trials most of all. Fix: space.train.cv_folds (each fold is scored at a "
-            "threshold chosen on the other folds), or an objective free of thresholds (auc, average_precision)")
+            f"threshold chosen on the other folds), or an objective free of thresholds ({free})")
 
 
 def one_sided_objective_warning(objectives: list[str]) -> str | None:
@@ -52,6 +54,22 @@ def one_sided_objective_warning(objectives: list[str]) -> str | None:
     return (f"{objectives[0]} alone is the objective: a model that calls every image "
             f"{'positive' if objectives[0] == 'sensitivity' else 'negative'} scores 1. Fix: add {other} as a "
             f"second objective (a Pareto front), or use balanced_accuracy or auc")
+
+
+def unchoosable_threshold_warning(data: ImageDataset, chosen: bool) -> str | None:
+    """`chosen`: some trial chooses its thresholds on validation. A label never (or always) on there gets none:
+    it keeps 0.5, which flagged every image when the label's probabilities sat just above it."""
+    if not chosen or data.kind != "multilabel" or "val" not in data.splits:
+        return None
+    labels = data.splits["val"].labels.numpy()
+    constant = [f"'{name}' ({'never' if labels[:, j].max() == 0 else 'always'} on)"
+                for j, name in enumerate(data.class_names) if labels[:, j].min() == labels[:, j].max()]
+    if not constant:
+        return None
+    return (f"label(s) {', '.join(constant)} in all {len(labels)} validation images: no threshold can be chosen "
+            "for them there (space.imbalance.threshold), so they keep 0.5, and their AUC is undefined. Fix: give "
+            "the validation split images with and without them (data.val_fraction, or the CSV's split column), "
+            "or drop them from data.label_columns")
 
 
 def best_epoch_cv_warning(checkpoints_of_cv_trials: list[str]) -> str | None:

@@ -1,0 +1,75 @@
+"""A plug-in strategy that raises or leaves the space: its trial fails, or the run stops, with one message
+that names the strategy; never a traceback, a lost worker or a trial left RUNNING."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from searchlab.strategy_guard import GuardedSampler, StrategyError
+from strategy_plugins import OutOfRange, RaisesBeforeTrial
+
+TESTS = Path(__file__).resolve().parent
+STUDY = """
+name: plug
+task: {{kind: callable, function: "fake_tasks:quadratic"}}
+space: {{x: {{float: [-3, 3]}}}}
+objective: {{metric: loss, direction: minimize}}
+strategy: {{class: "strategy_plugins:{cls}"}}
+pruner: none
+budget: {{n_trials: 4}}
+executor: {{kind: local, workers: {workers}}}
+export: {{after_run: false}}
+run_dir: '{run_dir}'
+"""
+
+
+def test_a_value_outside_the_space_fails_before_use_naming_the_strategy_the_parameter_and_the_range():
+    study = optuna.create_study(sampler=GuardedSampler(OutOfRange(seed=0), "strategy_plugins:OutOfRange"))
+    trial = study.ask()
+    with pytest.raises(StrategyError) as info:
+        trial.suggest_float("optim.lr", 1e-4, 1e-2, log=True)
+    assert str(info.value).startswith("strategy 'strategy_plugins:OutOfRange' proposed optim.lr=0.1 for trial 0, "
+                                      "outside the space: a float in [0.0001, 0.01] (log scale)")
+    assert 2 <= trial.suggest_int("model.depth", 2, 3) <= 3   # its own in-range values pass through
+
+
+def test_a_hook_raising_outside_the_trial_fails_that_trial_and_says_which_hook():
+    study = optuna.create_study(sampler=GuardedSampler(RaisesBeforeTrial(seed=0), "p:RaisesBeforeTrial"))
+    study.tell(study.ask(), 1.0)
+    with pytest.raises(StrategyError, match=r"strategy 'p:RaisesBeforeTrial' raised in before_trial \(trial 1\): "
+                                            r"RuntimeError: boom in before_trial, trial 1\. Fix: correct"):
+        study.ask()
+    failed = study.get_trials()[1]
+    assert failed.state == TrialState.FAIL and "raised in before_trial" in failed.user_attrs["error"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_run_whose_strategy_breaks_stops_with_one_line_and_no_trial_left_running(tmp_path, workers):
+    path = tmp_path / "study.yaml"
+    path.write_text(STUDY.format(cls="RaisesBeforeTrial", workers=workers, run_dir=tmp_path / "run"))
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    done = subprocess.run([sys.executable, "-m", "searchlab.cli", "run", str(path), "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "SpawnProcess" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "strategy 'strategy_plugins:RaisesBeforeTrial' raised in before_trial" in errors[0]
+    stored = optuna.load_study(study_name="plug", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    states = [t.state for t in stored.get_trials()]
+    assert TrialState.RUNNING not in states and TrialState.FAIL in states
+
+
+def test_a_plugin_that_takes_no_seed_is_warned_of():
+    from searchlab.config.schema import StrategyConfig
+    from searchlab.strategy import unseeded_warning
+
+    text = unseeded_warning(StrategyConfig(class_="strategy_plugins:Unseeded"), None)
+    assert text.startswith("strategy class 'strategy_plugins:Unseeded' takes no seed argument")
+    assert unseeded_warning(StrategyConfig(class_="strategy_plugins:OutOfRange"), None) is None   # it takes one
+    assert unseeded_warning(StrategyConfig(name="random"), None) is None
