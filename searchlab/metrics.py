@@ -50,7 +50,8 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     _info("auc", "ROC AUC from the probabilities; multiclass: macro one-vs-rest; multilabel: macro over labels"),
     _info("sensitivity", "recall of the positive class (true positive rate)", _BINARY),
     _info("specificity", "recall of the negative class (true negative rate)", _BINARY),
-    _info("average_precision", "area under the precision-recall curve of the positive class", _BINARY),
+    _info("average_precision", "area under the precision-recall curve of the positive class; multilabel: macro "
+          "mean over labels (mAP, the chest X-ray benchmarks' metric)", frozenset({"binary", "multilabel"})),
     _info("hamming_loss", "fraction of wrong label assignments", frozenset({"multilabel"}), "minimize"),
 )}
 
@@ -150,6 +151,7 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_cla
             out["balanced_accuracy"] = np.mean([skm.balanced_accuracy_score(y[:, j], pred[:, j])
                                                 for j in labels])
             out["hamming_loss"] = skm.hamming_loss(y, pred)
+            out["average_precision"] = _macro_ap(y, p)
         else:
             out["balanced_accuracy"] = skm.balanced_accuracy_score(y, pred)
         if kind == "binary":
@@ -163,6 +165,13 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_cla
         # each class's sensitivity (a rare carcinoma class missed shows here, not in the macro recall)
         out.update({f"recall_class_{i}": rec[i] if support[i] else float("nan") for i in labels})
     return {k: float(v) for k, v in out.items()}
+
+
+def _macro_ap(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean over labels of each label's average precision; nan when a label has no positives (as AUC is)."""
+    if not np.all(y.max(axis=0) == 1):
+        return float("nan")
+    return float(np.mean([skm.average_precision_score(y[:, j], p[:, j]) for j in range(y.shape[1])]))
 
 
 def _auc_per_column(y: np.ndarray, p: np.ndarray, kind: TaskKind, n_classes: int) -> list[float]:
@@ -238,6 +247,8 @@ def _resampled(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, ki
         out["accuracy"] = lambda: (w @ exact) / n
         out["balanced_accuracy"] = lambda: np.nanmean(np.stack([tpr, tnr]), axis=0).mean(axis=1)
         out["hamming_loss"] = lambda: (fp + fn).sum(axis=1) / (n * n_classes)
+        out["average_precision"] = lambda: np.mean([_weighted_ap(w, truth[:, k], p[:, k]) for k in range(n_classes)],
+                                                   axis=0)
     else:
         out["accuracy"] = lambda: tp.sum(axis=1) / n
         out["balanced_accuracy"] = lambda: np.nanmean(tpr, axis=1)     # classes present in the resample only

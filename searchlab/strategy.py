@@ -21,7 +21,7 @@ from searchlab.registry import Registry, import_object
 from searchlab.nas.deepmad_design import make_deepmad, prepare_deepmad
 from searchlab.nas.zen_nas import make_zen_nas, prepare_zen_nas
 from searchlab.samplers.budget import budget_check
-from searchlab.samplers.evolution import make_evolution
+from searchlab.samplers.evolution import RegularizedEvolutionSampler, make_evolution
 from searchlab.suggest import did_you_mean
 
 REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
@@ -31,16 +31,18 @@ def _random(seed: int, **args: Any) -> BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed, **args)
 
 
+TPE_DEFAULTS = dict(
+    n_startup_trials=10,            # Optuna's default: enough random points before the density model
+    multivariate=True,              # models parameters jointly: stronger on small budgets
+    group=True,                     # splits the space by branch, so conditional parameters are modelled
+    constant_liar=True,             # parallel workers do not all propose the same point
+)
+
+
 def _tpe(seed: int, **args: Any) -> BaseSampler:
-    defaults = dict(
-        n_startup_trials=10,            # Optuna's default: enough random points before the density model
-        multivariate=True,              # models parameters jointly: stronger on small budgets
-        group=True,                     # splits the space by branch, so conditional parameters are modelled
-        constant_liar=True,             # parallel workers do not all propose the same point
-    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # multivariate/group: since 2.2
-        return optuna.samplers.TPESampler(seed=seed, **{**defaults, **args})
+        return optuna.samplers.TPESampler(seed=seed, **{**TPE_DEFAULTS, **args})
 
 
 STRATEGIES: Registry[BaseSampler] = Registry("strategy")
@@ -108,6 +110,30 @@ def unseeded_warning(cfg: StrategyConfig, study_dir: Path | None) -> str | None:
     return (f"strategy class '{cfg.class_}' takes no seed argument, so its draws differ from run to run whatever "
             "the study's seed says (and the same seed will not reproduce a run). Fix: give its __init__ a seed "
             "argument (searchlab passes each worker's seed), or seed its random generator yourself")
+
+
+# the random trials a strategy starts with, before its model (TPE) or its population (evolution) takes over
+STARTUP = {"tpe": ("n_startup_trials", lambda: TPE_DEFAULTS["n_startup_trials"]),
+           "evolution": ("population_size", lambda: _default_of(RegularizedEvolutionSampler, "population_size"))}
+
+
+def startup_warning(cfg: StrategyConfig, study_dir: Path | None, n_trials: int) -> str | None:
+    """A budget within the strategy's random start-up: the strategy under study never runs (a comparison of
+    TPE and evolution at 4 trials compares two random searches)."""
+    cfg = resolve(cfg, study_dir)
+    if cfg.name not in STARTUP or cfg.class_ is not None:
+        return None
+    arg, default = STARTUP[cfg.name]
+    startup = cfg.args.get(arg, default())
+    if n_trials > startup:
+        return None
+    return (f"strategy {cfg.name} draws its first {startup} trials at random ({arg}) and budget.n_trials is "
+            f"{n_trials}: it never gets past them, so this run is a random search. Fix: raise budget.n_trials "
+            f"above {startup}, or lower strategy.args.{arg} (the quick preset's TPE starts after 5)")
+
+
+def _default_of(cls: Any, arg: str) -> Any:
+    return inspect.signature(cls).parameters[arg].default
 
 
 def _construct(factory: Any, args: dict[str, Any], what: str) -> BaseSampler:

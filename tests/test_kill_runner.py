@@ -68,7 +68,3 @@ def test_an_interrupted_trial_whose_retry_was_never_queued_is_queued_on_restart(
     waiting = ostudy.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == lost.number
     assert waiting[0].params == ostudy.trials[lost.number].params
-    blank = ostudy.ask()   # killed before it drew anything: failed, with no config to run again
-    assert recover_interrupted(ostudy, max_retries=2) == 1
-    assert ostudy.trials[blank.number].state == TrialState.FAIL
-    assert len(ostudy.get_trials(states=(TrialState.WAITING,))) == 1   # still only the drawn config's retry

@@ -73,6 +73,8 @@ def test_multilabel_hand_made() -> None:
     # each label's own AUC beside the macro one: labels 0 and 2 rank perfectly, label 1 at 3 of 4 pairs
     assert [got[f"auc_class_{j}"] for j in range(3)] == pytest.approx([1.0, 0.75, 1.0])
     assert got["auc"] == pytest.approx(np.mean([1.0, 0.75, 1.0]))
+    # mAP: label 1 ranks its positives 1st and 3rd (precision 1, then 2/3); labels 0 and 2 rank them first
+    assert got["average_precision"] == pytest.approx(np.mean([1.0, (1 + 2 / 3) / 2, 1.0]))
     assert got["accuracy"] == pytest.approx(1 / 4)                 # only row 1 matches exactly
     # per label (TPR + TNR) / 2: label 0 (1 + 1)/2, label 1 (1/2 + 1/2)/2, label 2 (1/2 + 1)/2
     assert got["balanced_accuracy"] == pytest.approx((1 + 0.5 + 0.75) / 3)

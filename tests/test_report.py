@@ -111,9 +111,10 @@ def test_compare_draws_best_so_far_curves_of_several_runs(write_study, tmp_path)
         run_study(load_study(write_study(text, name=f"{strategy}.yaml")), progress=False)
         runs.append(tmp_path / strategy)
     path, curves = compare_runs(runs, tmp_path / "compare.html")
-    assert [c.label for c in curves] == ["fake_random", "fake_tpe"]
+    assert [c.label for c in curves] == ["fake_random [random]", "fake_tpe [tpe]"]   # which curve is which strategy
     for curve, run in zip(curves, runs):
-        values = [t.value for t in optuna.load_study(study_name=curve.label, storage=f"sqlite:///{run / 'study.db'}").trials]
+        name = curve.label.split(" ")[0]
+        values = [t.value for t in optuna.load_study(study_name=name, storage=f"sqlite:///{run / 'study.db'}").trials]
         assert len(curve.best) == 6 and curve.best[-1] == min(values)
         assert all(a >= b for a, b in zip(curve.best, curve.best[1:]))           # minimising: never worse
     with chromium() as driver:
@@ -143,6 +144,19 @@ def test_compare_says_when_runs_read_different_data(write_study, tmp_path, capsy
     assert note.startswith(f"note: these runs read different data ({runs[0]}: size 28; {runs[1]}: size 64), "
                            "so")   # only the settings that differ
     assert "differ by data as well as by strategy" in path.read_text()
+
+
+def test_compare_says_when_runs_trained_for_other_epochs_or_searched_other_spaces(write_study, tmp_path, capsys):
+    runs = []
+    for epochs in (1, 2):
+        text = callable_study(write_study, n=1).read_text().replace(str(tmp_path / "run"), str(tmp_path / f"e{epochs}"))
+        text = text.replace("budget: {n_trials: 1}", f"budget: {{n_trials: 1, epochs: {epochs}}}")
+        run_study(load_study(write_study(text.replace("name: fake", f"name: fake{epochs}"), name=f"e{epochs}.yaml")),
+                  progress=False)
+        runs.append(tmp_path / f"e{epochs}")
+    compare_runs(runs, tmp_path / "compare.html")
+    assert f"differ in budget.epochs (budget.epochs: {runs[0]}: 1; {runs[1]}: 2), not only in strategy" in \
+        capsys.readouterr().err
     compare_runs([runs[0], runs[0]], tmp_path / "same.html")                   # the same data: no note
     assert capsys.readouterr().err == ""
 

@@ -44,3 +44,22 @@ def test_a_copied_run_directory_reads_its_own_files_not_the_originals(write_stud
     with pytest.raises(StorageError, match=r"copy is a copy of the run folder .*run without its own study\.db"):
         open_run(copy)
     assert len(open_run(tmp_path / "run").study.trials) == 2   # the original still opens as itself
+
+
+def test_a_copied_run_directory_resumes_its_own_study_and_leaves_the_original(write_study, tmp_path, capsys):
+    """Branching an experiment: copy the run folder and run on in the copy."""
+    import optuna
+
+    from test_run import callable_study
+
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    copy = tmp_path / "branch"
+    shutil.copytree(tmp_path / "run", copy)
+    capsys.readouterr()
+    run_study(load_study(path, {"run_dir": str(copy), "budget.n_trials": 3}), progress=False)
+    assert f"note: {copy} is a copy of the run folder {tmp_path / 'run'}" in capsys.readouterr().err
+    trials = {folder: len(optuna.load_study(study_name="fake", storage=f"sqlite:///{folder / 'study.db'}").trials)
+              for folder in (copy, tmp_path / "run")}
+    assert trials == {copy: 3, tmp_path / "run": 2}
+    assert open_run(copy).storage_url == f"sqlite:///{copy / 'study.db'}"   # the copy now names its own

@@ -73,3 +73,15 @@ def test_a_plugin_that_takes_no_seed_is_warned_of():
     assert text.startswith("strategy class 'strategy_plugins:Unseeded' takes no seed argument")
     assert unseeded_warning(StrategyConfig(class_="strategy_plugins:OutOfRange"), None) is None   # it takes one
     assert unseeded_warning(StrategyConfig(name="random"), None) is None
+
+
+def test_a_budget_inside_the_strategys_random_start_is_warned_of(tmp_path):
+    from searchlab.config.schema import StrategyConfig
+    from searchlab.strategy import startup_warning
+
+    assert startup_warning(StrategyConfig(name="tpe"), None, 4).startswith(
+        "strategy tpe draws its first 10 trials at random (n_startup_trials) and budget.n_trials is 4")
+    assert startup_warning(StrategyConfig(name="tpe"), None, 11) is None
+    assert "first 20 trials at random (population_size)" in startup_warning(StrategyConfig(name="evolution"), None, 8)
+    assert startup_warning(StrategyConfig(preset="quick"), None, 6) is None   # the quick preset starts after 5
+    assert startup_warning(StrategyConfig(name="random"), None, 2) is None

@@ -35,7 +35,7 @@ from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
 from searchlab.errors import ConfigError, SearchlabError
-from searchlab.strategy import prepare_strategy, unseeded_warning
+from searchlab.strategy import prepare_strategy, startup_warning, unseeded_warning
 from searchlab.tasks import get_task
 from searchlab.tasks.callable_task import code_digest
 
@@ -65,8 +65,10 @@ def _run(study: Study, progress: bool) -> RunResult:
             raise locate_in_study(exc, study) from None
         _warn_if_oversubscribed(study)
         _warn_if_pruner_idle(study)
-        if unseeded := unseeded_warning(study.config.strategy, study.base_dir):
-            print(f"warning: {unseeded}", file=sys.stderr)
+        for said in (unseeded_warning(study.config.strategy, study.base_dir),
+                     startup_warning(study.config.strategy, study.base_dir, study.config.budget.n_trials)):
+            if said:
+                print(f"warning: {said}", file=sys.stderr)
     new_dir = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_storage(study)
@@ -260,9 +262,8 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bo
     retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's
         t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
     for trial in trials:
-        # a trial killed before it drew anything has no config to run again: the budget draws a new one
-        drew = trial.params or trial.system_attrs.get("fixed_params")
-        if trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error")) and drew and \
-                trial.number not in retried:
+        # also a trial killed before it drew anything: its retry (a fresh draw) keeps the interruption from
+        # counting as a failed config against budget.max_failed
+        if trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error")) and trial.number not in retried:
             retry(ostudy, trial)
     return len(stale)

@@ -38,17 +38,32 @@ def check_same_storage(study: "Study") -> None:
     try:
         recorded = json.loads(manifest.read_text())
         before, name = recorded.get("storage"), recorded.get("study_name")
-    except (OSError, ValueError, AttributeError):
+        recorded_dir = Path(recorded.get("artifacts", study.run_dir / "artifacts")).parent
+    except (OSError, ValueError, AttributeError, TypeError):
         return   # unreadable: write_manifest replaces it
     if name and name != study.config.name:   # allowed (one storage holds both), but the folder shows one
         print(f"warning: run folder {study.run_dir} held the study '{name}'; it now names '{study.config.name}', so "
               f"`status`, `export` and `report` of the folder see '{study.config.name}' only ('{name}' stays in the "
               "storage). Fix: give each study its own run_dir (by default runs/<name>)", file=sys.stderr)
     now = absolute_url(study.storage_url)
-    if before and before != now:
+    if before and before != now and _own_copy(before, now, study.run_dir, recorded_dir):
+        print(f"note: {study.run_dir} is a copy of the run folder {recorded_dir}: this run resumes the copy's own "
+              f"study ({shown_url(now)}); the original is left as it is", file=sys.stderr)
+    elif before and before != now:
         raise StorageError(f"run folder {study.run_dir} holds the study stored in {shown_url(before)}; this run's "
                            f"storage is {shown_url(now)}. Fix: set storage back to the first to resume, or give "
                            "this storage its own run_dir (or study name)")
+
+
+def _own_copy(before: str, now: str, run_dir: Path, recorded_dir: Path) -> bool:
+    """Whether `now` is this folder's copy of the database file the run folder recorded inside another
+    folder: a run folder copied (to branch an experiment) or moved, resumed from its new place."""
+    for scheme in ("sqlite:///", "journal://"):
+        if before.startswith(scheme) and now.startswith(scheme):
+            old = Path(before.removeprefix(scheme).split("?")[0])
+            new = Path(now.removeprefix(scheme).split("?")[0])
+            return _copied(run_dir, recorded_dir, old) and new.resolve() == (run_dir / old.name).resolve()
+    return False
 
 
 def absolute_url(url: str) -> str:

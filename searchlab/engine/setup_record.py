@@ -46,10 +46,14 @@ def fixed_by_path(space: Group) -> dict[str, Any]:
     return out
 
 
+def strategy_said(strategy: dict[str, Any]) -> str:
+    """The recorded strategy in a few words: "preset quick", "my_module:MySampler", "tpe"."""
+    return strategy.get("preset") and f"preset {strategy['preset']}" or strategy.get("class") or strategy.get("name")
+
+
 def describe_setup(setup: dict[str, Any]) -> str:
     """One line for `status`: how the search was run."""
-    strategy = setup["strategy"]
-    how = strategy.get("preset") and f"preset {strategy['preset']}" or strategy.get("class") or strategy.get("name")
+    how = strategy_said(setup["strategy"])
     budget, executor = setup["budget"], setup["executor"]
     limits = ", ".join(f"{key} {budget[key]}" for key in ("n_trials", "epochs", "timeout", "trial_timeout")
                        if key in budget)

@@ -8,6 +8,7 @@ The runs must optimise the same first objective in the same direction.
 from __future__ import annotations
 
 import html
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 
 from searchlab.engine.rundir import OpenRun, open_run
+from searchlab.engine.setup_record import strategy_said
 from searchlab.errors import SearchlabError
 from searchlab.nas.stage import SPANS
 from searchlab.report.page import Section, figure, page
@@ -80,8 +82,7 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
                 figure(f"Best {metric} so far, by search time", _plot(curves, "seconds", metric)),
                 Section("Summary", summary_table(curves))]
     intro = f"<p>{len(runs)} runs, first objective <b>{html.escape(metric)}</b> ({direction}).</p>"
-    note = data_difference(runs, targets)
-    if note:
+    for note in filter(None, (data_difference(runs, targets), setup_difference(runs, targets))):
         print(f"note: {note}", file=sys.stderr)
         intro += f"<p><b>Note:</b> {html.escape(note)}</p>"
     path = Path(out)
@@ -105,15 +106,33 @@ def data_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | Non
     return f"these runs read different data ({listed}), so their curves differ by data as well as by strategy"
 
 
+def setup_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | None:
+    """Runs meant to compare strategies that also trained for other epochs or searched another space: said,
+    with the epochs of each, as the data are."""
+    aspects = {"budget.epochs": lambda r: r.record.get("epochs"),
+               "the space searched": lambda r: (r.record.get("search") or {}).get("space_searched"),
+               "the settings held fixed": lambda r: (r.record.get("search") or {}).get("space_fixed")}
+    differing = [name for name, get in aspects.items()
+                 if len({json.dumps(get(r), sort_keys=True, default=str) for r in runs}) > 1]
+    if not differing:
+        return None
+    epochs = (" (budget.epochs: " + "; ".join(f"{t}: {r.record.get('epochs')}" for r, t in zip(runs, targets)) + ")"
+              if "budget.epochs" in differing else "")
+    return (f"these runs differ in {', '.join(differing)}{epochs}, not only in strategy, so their curves compare "
+            "those too. Fix: run each strategy on one study file, changing only strategy (and run_dir)")
+
+
 def _first_objective(run: OpenRun) -> tuple[str, str]:
     objectives = run.record.get("objectives") or [["value", run.study.directions[0].name.lower()]]
     return objectives[0][0], objectives[0][1]
 
 
 def _label(run: OpenRun, target: str | Path, runs: list[OpenRun]) -> str:
-    """The study name, or the run directory when several runs share a study name."""
+    """The study name, or the run directory when several runs share a study name; with its strategy."""
     names = [r.study.study_name for r in runs]
-    return run.study.study_name if names.count(run.study.study_name) == 1 else str(target)
+    name = run.study.study_name if names.count(run.study.study_name) == 1 else str(target)
+    strategy = (run.record.get("search") or {}).get("strategy")
+    return f"{name} [{strategy_said(strategy)}]" if strategy else name
 
 
 def _plot(curves: list[Curve], axis: str, metric: str) -> go.Figure:

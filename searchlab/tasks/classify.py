@@ -127,7 +127,7 @@ class ClassifyTask:
         warnings += transfer_warnings(study, data, specs, model_spec_for)
         warnings += [too_deep_warning(probes, data.image_size),
                      small_validation_warning(data, cross_validated=all(spec.train.cv_folds for spec in specs)),
-                     threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass", data.kind),
+                     threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
                      one_sided_objective_warning(objectives), neural_augment_warning(specs),
                      unweighted_warning(specs),
                      best_epoch_cv_warning([s.train.checkpoint for s in specs if s.train.cv_folds]),

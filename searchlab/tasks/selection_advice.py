@@ -35,16 +35,15 @@ def small_validation_warning(data: ImageDataset, cross_validated: bool) -> str |
 THRESHOLD_FREE = frozenset({"auc", "average_precision"})   # scored from probabilities alone
 
 
-def threshold_selection_warning(objectives: list[str], chosen_on_val: bool, kind: str = "binary") -> str | None:
+def threshold_selection_warning(objectives: list[str], chosen_on_val: bool) -> str | None:
     """`chosen_on_val`: some trial chooses its threshold (youden, f1, ...) on the split that scores it."""
     bound = [m for m in objectives if m not in THRESHOLD_FREE and not m.startswith("auc_class_")]
     if not chosen_on_val or not bound:
         return None
-    free = "auc, average_precision" if kind == "binary" else "auc"   # average precision is two-class only
     return (f"{', '.join(bound)} is scored at a decision threshold chosen on the same validation images that "
             "rank the trials (space.imbalance.threshold), so trials that choose one are ranked optimistically, "
             "above fixed-threshold trials most of all. Fix: space.train.cv_folds (each fold is scored at a "
-            f"threshold chosen on the other folds), or an objective free of thresholds ({free})")
+            "threshold chosen on the other folds), or an objective free of thresholds (auc, average_precision)")
 
 
 def one_sided_objective_warning(objectives: list[str]) -> str | None:
