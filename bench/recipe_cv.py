@@ -1,7 +1,8 @@
 """Where studies/breastmnist_search.yaml's points_to_evaluate come from: recipes compared by cross-validation
 over BreastMNIST train+val only (the test split is never read), in plain torch.
 
-    python bench/recipe_cv.py EPOCHS WIDTH shift|affine [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16] [FIRST_SEED] [SAVE.npy]
+    python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16]
+                              [FIRST_SEED] [SAVE.npy]
 
 FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe
 train on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a
@@ -14,7 +15,8 @@ threshold tuned for accuracy on out-of-fold predictions beats 0.5 on other image
 runs on separate cores train different seeds (seed s of fold o is torch seed 100 * o + s); SAVE writes the
 out-of-fold probabilities (TTA x seed x image) so such runs can be scored together. One core each; the study's
 numbers came from runs of 20/40 epochs, widths 16/32/48, shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min
-each).
+each; "shift" then was today's "roll": flip_shift's one wrap-around shift per batch, before it shifted
+each image with reflected borders).
 """
 from __future__ import annotations
 
@@ -31,11 +33,12 @@ from torch import nn
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "bench")]
 from _common import data_root  # noqa: E402
 
+from searchlab.augment.policies import random_shift  # noqa: E402
 from searchlab.imbalance import ImbalanceSpec, choose_threshold  # noqa: E402
 
 if len(sys.argv) < 4:
-    sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|affine [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16] "
-             "[FIRST_SEED] [SAVE.npy]  (e.g. 40 16 shift 2 2 5: the study's first recipe)")
+    sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine [SEEDS] [INPUT_SCALE] [FOLDS] "
+             "[fp32|bf16] [FIRST_SEED] [SAVE.npy]  (e.g. 40 16 shift 2 2 5: the study's first recipe)")
 EPOCHS, WIDTH, AUGMENT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 SEEDS = int(sys.argv[4]) if len(sys.argv) > 4 else 4
 INPUT_SCALE = int(sys.argv[5]) if len(sys.argv) > 5 else 1
@@ -45,7 +48,7 @@ FIRST_SEED = int(sys.argv[8]) if len(sys.argv) > 8 else 0
 SAVE = sys.argv[9] if len(sys.argv) > 9 else None
 STAGES = 3 + INPUT_SCALE.bit_length() - 1   # each doubling of the input adds a stage: the last is 7x7 again
 # Test-time views scored side by side on the same models: the flips the study's export uses, and flips x the
-# 2-pixel shifts the training (shift policy) rolls by.
+# 2-pixel rolls (the shifts the roll augmentation trains on).
 TTA_VIEWS = {"flip": [(0, 0)], "flip+shift": [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2)]}
 
 
@@ -66,7 +69,9 @@ def network() -> nn.Sequential:
 def augment(x: torch.Tensor) -> torch.Tensor:
     flip = torch.rand(x.shape[0]) < 0.5
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-    if AUGMENT == "shift":
+    if AUGMENT == "shift":   # the flip_shift policy: a shift per image, borders reflected
+        return random_shift(x)
+    if AUGMENT == "roll":   # flip_shift before: one wrap-around shift per batch
         dy, dx = torch.randint(-2, 3, (2,))
         return torch.roll(x, (int(dy), int(dx)), (2, 3))
     n = x.shape[0]   # affine: rotation +-15 degrees, zoom 1 +- 0.15, shift +- 10% of the side
@@ -107,7 +112,7 @@ def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, h
 
 
 def predict(model: nn.Module, x: torch.Tensor, shifts: list[tuple[int, int]]) -> np.ndarray:
-    """P(class 1) averaged over left-right flips and the given (dy, dx) rolls, as the training shifts roll."""
+    """P(class 1) averaged over left-right flips and the given (dy, dx) rolls."""
     views = [torch.roll(v, shift, (2, 3)) for v in (x, x.flip(3)) for shift in shifts]
     return torch.stack([model(v).softmax(1)[:, 1] for v in views]).mean(0).numpy()
 

@@ -31,6 +31,9 @@ def print_run_header(study: Study) -> None:
     from searchlab.data import describe_data
     from searchlab.engine.rundir import MANIFEST, storage_file
 
+    # the data is read first, so a data error is not printed under a "run: ... (new)" that never starts
+    data = None if study.config.data is None else describe_data(study.config.data, study.config.seed,
+                                                                 study.base_dir)
     resumes = (study.run_dir / MANIFEST).is_file()
     file = storage_file(study.storage_url)
     if resumes and file is not None and not file.is_file():
@@ -39,8 +42,8 @@ def print_run_header(study: Study) -> None:
               "in artifacts/ and any export in it are of the lost trials)")
     else:
         print(f"run:  {study.run_dir} ({'resuming the trials stored there' if resumes else 'new'})")
-    if study.config.data is not None:   # a callable task's function may read its own
-        print(f"data: {describe_data(study.config.data, study.config.seed, study.base_dir)}")
+    if data is not None:   # a callable task's function may read its own
+        print(f"data: {data}")
 
 
 def print_run_summary(study: Study, result: Any, exported: Path | None, test_headline: str | None = None) -> None:

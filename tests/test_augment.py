@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import get_args
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -72,11 +73,26 @@ def test_affine_without_rotation_zoom_or_shift_is_the_image_or_its_mirror():
     assert all(s or m for s, m in zip(same, mirrored)) and 0 < sum(same) < 16   # left-right flips only, per image
 
 
-def test_flip_shift_only_moves_pixels():
+def reflect_shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """The reference: numpy's reflect padding, then the crop a (dy, dx) shift sees."""
+    height, width = image.shape[-2:]
+    padded = np.pad(image, ((0, 0), (2, 2), (2, 2)), mode="reflect")
+    return padded[:, 2 + dy:2 + dy + height, 2 + dx:2 + dx + width]
+
+
+@pytest.mark.parametrize("size", [(28, 28), (20, 31)])
+def test_flip_shift_shifts_each_image_with_reflected_borders(size):
     torch.manual_seed(0)
-    x = textured(8)
-    out, _ = build_augmentation(spec_for("flip_shift"), "binary", 2)(x, torch.zeros(8, dtype=torch.long))
-    assert torch.equal((out * 255).round().flatten(1).sort(dim=1).values, x.float().flatten(1).sort(dim=1).values)
+    x = torch.randint(0, 256, (64, 3, *size), dtype=torch.uint8)
+    out, _ = build_augmentation(spec_for("flip_shift"), "binary", 2)(x, torch.zeros(64, dtype=torch.long))
+    out = (out * 255).round().to(torch.uint8).numpy()
+    views_seen = set()
+    for image, result in zip(x.numpy(), out):
+        views = {(flip, dy, dx) for flip in (False, True) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(reflect_shifted(image[..., ::-1] if flip else image, dy, dx), result)}
+        assert len(views) == 1   # exactly one flip-and-shift of this image, nothing wrapped around
+        views_seen |= views
+    assert len(views_seen) > 20   # drawn per image: 64 images show most of the 50 views
 
 
 def test_per_image_policies_restore_the_thread_count():

@@ -76,6 +76,26 @@ def test_evolution_climbs_onemax_faster_than_random():
     assert np.mean(evo) >= np.mean(rnd) + 3, (evo, rnd)
 
 
+def three_dials(trial: optuna.Trial) -> float:
+    """27 configs, a smooth landscape: the best parents get picked again and again, so their few one-step
+    neighbours would be bred many times over."""
+    return float(sum(trial.suggest_categorical(f"d{i}", [0, 1, 2]) for i in range(3)))
+
+
+def test_children_do_not_repeat_a_config_the_study_already_has():
+    sampler = RegularizedEvolutionSampler(population_size=4, sample_size=2, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(three_dials, n_trials=24)
+    repeats = 0
+    for child in study.trials[4:]:
+        earlier = [t.params for t in study.trials[:child.number]]
+        if child.params in earlier:   # only when every one-step neighbour of its parent was already run
+            repeats += 1
+            parent = study.trials[child.system_attrs[PARENT]].params
+            assert all({**parent, k: v} in earlier for k in parent for v in (0, 1, 2)), child.number
+    assert repeats < 5
+
+
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="sample_size <= population_size"):
         RegularizedEvolutionSampler(population_size=4, sample_size=5)

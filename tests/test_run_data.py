@@ -147,6 +147,16 @@ def test_run_says_where_it_stores_whether_it_resumes_and_what_the_folder_holds(w
     assert "raise it above 2 (e.g. --set budget.n_trials=3)" in capsys.readouterr().out
 
 
+def test_a_data_error_is_not_printed_under_a_run_line_that_never_starts(write_study, tmp_path, capsys):
+    from searchlab.cli import main
+
+    path = callable_study(write_study, n=1, extra=f"data: {{source: folder, path: '{tmp_path / 'nowhere'}'}}\n")
+    assert main(["run", str(path), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "data folder not found" in captured.err and "run:" not in captured.out
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_data_setting_refused_when_the_run_starts_names_its_line_or_its_set_option(write_study, tmp_path):
     """positive_class can only be checked against the classes found in the data, after the study loaded."""
     from test_data import class_folder

@@ -61,12 +61,29 @@ def random_flip(x: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(dim), x)
 
 
+def reflected(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices outside 0..size-1 mirrored back inside (numpy's "reflect" padding, edge pixel not repeated)."""
+    period = 2 * (size - 1) or 1   # a 1-pixel side: every index is 0
+    index = index.remainder(period)
+    return torch.where(index < size, index, period - index)
+
+
+def random_shift(x: torch.Tensor, max_pixels: int = 2) -> torch.Tensor:
+    """Shift each image by its own (dy, dx) within +-max_pixels, borders reflected: a random crop of the
+    reflect-padded image, the classic small-image augmentation. Indexing, not padding, so uint8 works and
+    nothing wraps around (a roll would move the bottom rows of an ultrasound frame to its top)."""
+    n, _, height, width = x.shape
+    offsets = torch.randint(-max_pixels, max_pixels + 1, (n, 2))
+    rows = reflected(offsets[:, :1] + torch.arange(height), height)   # (N, H)
+    columns = reflected(offsets[:, 1:] + torch.arange(width), width)  # (N, W)
+    batch = torch.arange(n).view(-1, 1, 1)
+    # Advanced indices around a slice put their dims first: (N, H, W, C) back to (N, C, H, W).
+    return x[batch, :, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
 def flip_shift(x: torch.Tensor) -> torch.Tensor:
-    """The loop's original augmentation, kept for compatibility: random horizontal flip per image, then one
-    roll of up to 2 pixels per batch (wrap-around; fine for 28 px images with dark borders)."""
-    x = random_flip(x, dim=3)
-    dy, dx = (int(v) for v in torch.randint(-2, 3, (2,)))
-    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    """A left-right flip per image, then a shift of up to 2 pixels per image with reflected borders."""
+    return random_shift(random_flip(x, dim=3))
 
 
 def _none(_spec: AugmentSpec) -> ImagePolicy:

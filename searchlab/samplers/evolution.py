@@ -12,7 +12,8 @@ branch selector (e.g. `model.kind`) therefore moves to another branch with fresh
 one-parameter mutation of a conditional genotype should.
 
 Given a `feasible` check (the engine passes one when the study sets architecture budgets), a mutation that
-would put the child over budget is redrawn, so the population only breeds children that fit.
+would put the child over budget is redrawn, so the population only breeds children that fit. A mutation that
+would repeat a config the study already ran (or is running) is redrawn too.
 
 Each trial records where it came from in its system attrs: `evolution:parent` (trial number) and
 `evolution:mutated` (parameter name), so a lineage can be read back from the study.
@@ -31,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 PARENT, MUTATED = "evolution:parent", "evolution:mutated"
 MAX_REDRAWS = 32    # a new value must differ from the parent's; a float draw repeats almost never
-MAX_ATTEMPTS = 20   # mutations tried per child while they break the budgets
+MAX_ATTEMPTS = 20   # mutations tried per child while they break the budgets or repeat a config
 # params of a child -> True (within the budgets), False (over one), None (cannot tell from these params)
 Feasible = Callable[[dict[str, Any]], "bool | None"]
 
@@ -76,15 +77,33 @@ class RegularizedEvolutionSampler(BaseSampler):
         study._storage.set_trial_system_attr(trial._trial_id, MUTATED, mutated)
 
     def _mutation(self, study: Study, trial: FrozenTrial, parent: FrozenTrial, mutable: list[str]) -> tuple[str, Any]:
-        """(parameter, new value): redrawn up to MAX_ATTEMPTS times while `feasible` says the child breaks the
-        study's budgets. A child whose feasibility cannot be told before sampling (a branch switch brings new
-        parameters) is taken as it is; the task prunes it at once if it turns out over budget."""
+        """(parameter, new value): redrawn up to MAX_ATTEMPTS times while the child repeats a config the study
+        already has (NNI's `dedup`: on a budget of tens of trials a repeat is a trial lost) or `feasible` says
+        it breaks the study's budgets. Each categorical value is tried once, so a parent with one new neighbour
+        left finds it. Failing all, a repeat within the budgets beats a child over them. A child whose
+        feasibility cannot be told before sampling (a branch switch brings new parameters) is taken as it is;
+        the task prunes it at once if it turns out over budget."""
+        seen = [t.params for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        untried = {name: [c for c in dist.choices if c != parent.params[name]]
+                   for name, dist in parent.distributions.items()
+                   if name in mutable and isinstance(dist, CategoricalDistribution)}
+        names, repeat = list(mutable), None
         for _ in range(MAX_ATTEMPTS):
-            name = str(self._rng.choice(mutable))
-            value = self._different(study, trial, name, parent.distributions[name], parent.params[name])
-            if self._feasible is None or self._feasible({**parent.params, name: value}) is not False:
-                return name, value
-        return name, value
+            name = str(self._rng.choice(names))
+            if name in untried:
+                value = untried[name].pop(int(self._rng.integers(len(untried[name]))))
+                if not untried[name]:
+                    names.remove(name)
+            else:
+                value = self._different(study, trial, name, parent.distributions[name], parent.params[name])
+            child = {**parent.params, name: value}
+            if self._feasible is None or self._feasible(child) is not False:
+                if child not in seen:
+                    return name, value
+                repeat = repeat or (name, value)
+            if not names:
+                break
+        return repeat or (name, value)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -112,9 +131,7 @@ class RegularizedEvolutionSampler(BaseSampler):
         return max((population[i] for i in picks), key=lambda t: sign * t.values[0])
 
     def _different(self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution, old: Any) -> Any:
-        if isinstance(dist, CategoricalDistribution):
-            others = [c for c in dist.choices if c != old]
-            return others[int(self._rng.integers(len(others)))]
+        """A new numeric value (categorical ones are drawn from `_mutation`'s untried choices)."""
         for _ in range(MAX_REDRAWS):
             value = self._random.sample_independent(study, trial, name, dist)
             if value != old:
