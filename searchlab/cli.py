@@ -424,10 +424,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from searchlab.report.compare import compare_runs
 
-    path, curves = compare_runs(args.runs, args.out)
+    path, curves, pools = compare_runs(args.runs, args.out)
     for curve in curves:
         best = f"{curve.best[-1]:.4f} after {len(curve.trials)} completed trials" if curve.best else "no completed trial"
         print(f"{curve.label}: best {best}")
+    for pool in pools:
+        print(f"over seeds: {pool.said()}")
     print(f"plot: {path}")
     return 0
 

@@ -213,3 +213,17 @@ def test_a_threshold_on_multi_class_data_is_warned_about(write_study, tmp_path, 
 def test_an_objective_listed_twice_is_refused(write_study):
     with pytest.raises(ConfigError, match=r"objective: lists 'auc' more than once .*Fix: list each metric once"):
         load_study(write_study(OPTIONS.replace("name: options", "name: options\nobjective: [auc, auc]")))
+
+
+def test_a_per_class_objective_on_classes_named_by_other_numbers_is_warned_of():
+    from searchlab.tasks.classify import number_named_class_warning
+
+    said = number_named_class_warning("f1_class_1", ["1", "2"])     # a CSV's labels 1 and 2
+    assert said.startswith("objective f1_class_1 scores the class at index 1, which is named '2'")
+    assert said.endswith("classes: 0 = 1, 1 = 2). Fix: for the class named '1' write f1_class_0")
+    as_sorted = sorted(str(i) for i in range(11))                       # "0", "1", "10", "2", ...: as text
+    assert "named '9'" in number_named_class_warning("recall_class_10", as_sorted)
+    assert "write recall_class_2" in number_named_class_warning("recall_class_10", as_sorted)
+    assert number_named_class_warning("f1_class_1", ["0", "1"]) is None          # the index is the name
+    assert number_named_class_warning("f1_class_1", ["benign", "malignant"]) is None
+    assert number_named_class_warning("auc", ["1", "2"]) is None

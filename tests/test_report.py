@@ -110,7 +110,8 @@ def test_compare_draws_best_so_far_curves_of_several_runs(write_study, tmp_path)
         text = text.replace("name: fake", f"name: fake_{strategy}").replace(str(tmp_path / "run"), str(tmp_path / strategy))
         run_study(load_study(write_study(text, name=f"{strategy}.yaml")), progress=False)
         runs.append(tmp_path / strategy)
-    path, curves = compare_runs(runs, tmp_path / "compare.html")
+    path, curves, pools = compare_runs(runs, tmp_path / "compare.html")
+    assert pools == []                                                          # one seed each: nothing pooled
     assert [c.label for c in curves] == ["fake_random [random]", "fake_tpe [tpe]"]   # which curve is which strategy
     for curve, run in zip(curves, runs):
         name = curve.label.split(" ")[0]
@@ -120,6 +121,40 @@ def test_compare_draws_best_so_far_curves_of_several_runs(write_study, tmp_path)
     with chromium() as driver:
         divs, drawn = _rendered_plots(driver, path.as_uri())
         assert divs == drawn == 2 and console_errors(driver) == []
+
+
+def test_compare_pools_the_seeds_of_each_strategy(write_study, tmp_path, capsys):
+    runs = []
+    for strategy, seed in [("random", 0), ("tpe", 0), ("random", 1), ("tpe", 1), ("tpe", 2)]:
+        name = f"{strategy}{seed}"
+        text = callable_study(write_study, n=5).read_text().replace("strategy: random", f"strategy: {strategy}")
+        text = text.replace("name: fake", f"name: {name}").replace(str(tmp_path / "run"), str(tmp_path / name))
+        run_study(load_study(write_study(text + f"seed: {seed}\n", name=f"{name}.yaml")), progress=False)
+        runs.append(tmp_path / name)
+    path, curves, pools = compare_runs(runs, tmp_path / "compare.html")
+    assert [p.label for p in pools] == ["random, seeds 0, 1", "tpe, seeds 0, 1, 2"]
+    tpe = pools[1]
+    finals = [curves[i].best[-1] for i in (1, 3, 4)]
+    assert tpe.finals() == finals and tpe.said().startswith(f"tpe, seeds 0, 1, 2: best {sum(finals) / 3:.4f} +- ")
+    assert f"({min(finals):.4f} to {max(finals):.4f}) over 3 seeds, 5.0 completed trials on average" in tpe.said()
+    text = path.read_text()
+    assert "Best loss so far over seeds" in text and "Over seeds" in text
+    with chromium() as driver:
+        divs, drawn = _rendered_plots(driver, path.as_uri())
+        assert divs == drawn == 3 and console_errors(driver) == []
+    other = runs[4].with_name("tpe2e")                  # another epochs setting is not pooled with the others
+    text = (tmp_path / "tpe2.yaml").read_text().replace("n_trials: 5", "n_trials: 5, epochs: 3")
+    run_study(load_study(write_study(text.replace(str(runs[4]), str(other)), name="e.yaml")), progress=False)
+    _, _, pools = compare_runs(runs[1::2] + [other], tmp_path / "c2.html")
+    assert [p.label for p in pools] == ["tpe, seeds 0, 1"]
+
+
+def test_mean_curve_of_seeds_averages_those_that_reached_each_trial_count():
+    from searchlab.report.compare import Curve
+    from searchlab.report.seed_pool import SeedPool, mean_curve
+
+    pool = SeedPool("x", [0, 1], [Curve("a", [1, 2, 3], [1, 2, 3], [0.5, 0.7, 0.9]), Curve("b", [1], [1], [0.6])])
+    assert mean_curve(pool) == ([1, 2, 3], [pytest.approx(0.55), 0.7, 0.9], [0.5, 0.7, 0.9], [0.6, 0.7, 0.9])
 
 
 def test_compare_refuses_runs_of_different_objectives(write_study, tmp_path):
@@ -139,7 +174,7 @@ def test_compare_says_when_runs_read_different_data(write_study, tmp_path, capsy
         run_study(load_study(write_study(text.replace("name: fake", f"name: fake{size}"), name=f"s{size}.yaml")),
                   progress=False)
         runs.append(tmp_path / f"s{size}")
-    path, _ = compare_runs(runs, tmp_path / "compare.html")
+    path, _, _ = compare_runs(runs, tmp_path / "compare.html")
     note = capsys.readouterr().err
     assert note.startswith(f"note: these runs read different data ({runs[0]}: size 28; {runs[1]}: size 64), "
                            "so")   # only the settings that differ

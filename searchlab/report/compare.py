@@ -3,7 +3,8 @@
 For judging strategies on the same task (random vs TPE vs evolution): each run's best value of the first
 objective after each completed trial, by trial count or by search time: wall-clock seconds while any of the
 run's trials was running, so the idle time between a run and its resumption does not count.
-The runs must optimise the same first objective in the same direction.
+The runs must optimise the same first objective in the same direction. Runs of one setting with different
+seeds are also pooled (searchlab.report.seed_pool): mean, spread and range over the seeds.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from searchlab.engine.setup_record import strategy_said
 from searchlab.errors import SearchlabError
 from searchlab.nas.stage import SPANS
 from searchlab.report.page import Section, figure, page
+from searchlab.report.seed_pool import SeedPool, pooled_figure, pooled_table, seed_pools
 
 
 @dataclass
@@ -67,7 +69,7 @@ def _busy_until(busy: list[tuple[float, float]], moment: float) -> float:
     return sum(max(0.0, min(end, moment) - start) for start, end in busy)
 
 
-def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list[Curve]]:
+def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list[Curve], list[SeedPool]]:
     if len(targets) < 2:
         raise SearchlabError("compare needs at least two runs. Fix: searchlab compare runs/a runs/b ...")
     runs = [open_run(t) for t in targets]
@@ -81,6 +83,10 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
     sections = [figure(f"Best {metric} so far, by completed trials", _plot(curves, "trials", metric)),
                 figure(f"Best {metric} so far, by search time", _plot(curves, "seconds", metric)),
                 Section("Summary", summary_table(curves))]
+    pools = seed_pools(runs, curves)
+    if pools:
+        sections += [figure(f"Best {metric} so far over seeds: mean, min to max", pooled_figure(pools, metric)),
+                     Section("Over seeds", pooled_table(pools))]
     intro = f"<p>{len(runs)} runs, first objective <b>{html.escape(metric)}</b> ({direction}).</p>"
     for note in filter(None, (data_difference(runs, targets), setup_difference(runs, targets))):
         print(f"note: {note}", file=sys.stderr)
@@ -88,7 +94,7 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page(f"searchlab compare: {metric}", intro, sections), encoding="utf-8")
-    return path, curves
+    return path, curves, pools
 
 
 def data_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | None:

@@ -125,6 +125,7 @@ class ClassifyTask:
         objectives = [metric for metric, _ in study.objectives if metric not in COST_METRICS]
         chosen_on_val = any(s.imbalance.threshold != "fixed" and not s.train.cv_folds for s in specs)
         warnings += transfer_warnings(study, data, specs, model_spec_for)
+        warnings += [number_named_class_warning(metric, data.class_names) for metric in objectives]
         warnings += [too_deep_warning(probes, data.image_size),
                      small_validation_warning(data, cross_validated=all(spec.train.cv_folds for spec in specs)),
                      threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
@@ -374,6 +375,21 @@ def _check_metric_fits_data(study: Study, metric: str, data: ImageDataset) -> No
                "index)" if named in data.class_names else f"one of {_metrics_for(data)}")
         raise ConfigError(f"{exc} ({data.kind} task; classes: {classes})", key="objective", got=metric,
                           fix=fix) from None
+
+
+def number_named_class_warning(metric: str, class_names: list[str]) -> str | None:
+    """Classes named by numbers other than their index (a CSV's labels 1 and 2): f1_class_1 reads as the class
+    named "1" but is index 1, the class named "2". Said, as the run may be exactly what was meant."""
+    per_class = re.fullmatch(r"(\w+)_class_(\d+)", metric)
+    if not per_class:
+        return None
+    index, name = int(per_class[2]), class_names[int(per_class[2])]
+    if name == str(index) or per_class[2] not in class_names:
+        return None
+    classes = ", ".join(f"{i} = {c}" for i, c in enumerate(class_names))
+    return (f"objective {metric} scores the class at index {index}, which is named {name!r} (per-class metrics "
+            f"are named by index; classes: {classes}). Fix: for the class named {per_class[2]!r} write "
+            f"{per_class[1]}_class_{class_names.index(per_class[2])}")
 
 
 def _check_folds_within_classes(study: Study, data: ImageDataset) -> None:

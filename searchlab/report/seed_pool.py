@@ -1,0 +1,116 @@
+"""Several seeds of one setting, pooled for `searchlab compare`.
+
+One run per strategy says little on a small data set: the seed moves the best value as much as the strategy
+does. Runs that differ only in `seed` (same strategy, pruner, budget, space, data and epochs) are pooled: the
+mean best-so-far curve by completed trials with its min-max band, and the final best as mean, standard
+deviation and range over the seeds, so "TPE vs random, 3 seeds each" is read as means, not as single runs.
+"""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from statistics import mean, stdev
+
+import plotly.graph_objects as go
+
+from searchlab.engine.rundir import OpenRun
+from searchlab.engine.setup_record import strategy_said
+
+# What a seed pool must share: every recorded setting that changes what the search does, but not the seed,
+# where the run lives or the software it ran with.
+SHARED_SEARCH = ("strategy", "strategy_preset_read", "pruner", "budget", "space_searched", "space_fixed")
+
+
+@dataclass
+class SeedPool:
+    label: str
+    seeds: list            # recorded seed of each run, in the order given
+    curves: list           # their Curve (searchlab.report.compare)
+
+    def finals(self) -> list[float]:
+        return [c.best[-1] for c in self.curves if c.best]
+
+    def said(self) -> str:
+        """One line: mean +- sd (range) of the final best over the seeds, and the trials each completed."""
+        finals, trials = self.finals(), [len(c.trials) for c in self.curves]
+        if not finals:
+            return f"{self.label}: no completed trial in any of {len(self.curves)} seeds"
+        spread = f" +- {stdev(finals):.4f} ({min(finals):.4f} to {max(finals):.4f})" if len(finals) > 1 else ""
+        missing = f", {len(self.curves) - len(finals)} seeds without a completed trial" \
+            if len(finals) < len(self.curves) else ""
+        return (f"{self.label}: best {mean(finals):.4f}{spread} over {len(self.curves)} seeds, "
+                f"{mean(trials):.1f} completed trials on average{missing}")
+
+
+def setting_key(run: OpenRun) -> str:
+    record = run.record
+    search = record.get("search") or {}
+    data = {k: v for k, v in (record.get("data") or {}).items() if k not in ("root", "download")}
+    shared = {"search": {k: search.get(k) for k in SHARED_SEARCH}, "data": data, "epochs": record.get("epochs")}
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def seed_pools(runs: list[OpenRun], curves: list) -> list[SeedPool]:
+    """The settings run with at least two different seeds, in the order first given; empty when none was."""
+    groups: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(setting_key(run), []).append(i)
+    pools = []
+    for members in groups.values():
+        seeds = [(runs[i].record.get("search") or {}).get("seed") for i in members]
+        if len(set(map(str, seeds))) < 2:
+            continue        # one run, or the same seed twice (a copy): nothing to pool
+        strategy = (runs[members[0]].record.get("search") or {}).get("strategy")
+        pools.append(SeedPool(strategy_said(strategy) if strategy else "runs", seeds, [curves[i] for i in members]))
+    _tell_apart(pools)
+    return pools
+
+
+def _tell_apart(pools: list[SeedPool]) -> None:
+    """Pools of one strategy that differ in some other setting are numbered, so the legend tells them apart."""
+    strategies = [p.label for p in pools]
+    seen: dict[str, int] = {}
+    for pool, strategy in zip(pools, strategies):
+        seen[strategy] = seen.get(strategy, 0) + 1
+        numbered = f" (setting {seen[strategy]})" if strategies.count(strategy) > 1 else ""
+        pool.label = f"{strategy}{numbered}, seeds " + ", ".join(map(str, pool.seeds))
+
+
+def mean_curve(pool: SeedPool) -> tuple[list[int], list[float], list[float], list[float]]:
+    """(completed trials n, mean, min, max of the best so far after n trials) over the seeds that reached n."""
+    longest = max((len(c.best) for c in pool.curves), default=0)
+    xs, means, lows, highs = [], [], [], []
+    for n in range(1, longest + 1):
+        values = [c.best[n - 1] for c in pool.curves if len(c.best) >= n]
+        xs.append(n)
+        means.append(mean(values))
+        lows.append(min(values))
+        highs.append(max(values))
+    return xs, means, lows, highs
+
+
+def pooled_figure(pools: list[SeedPool], metric: str) -> go.Figure:
+    fig = go.Figure()
+    for pool in pools:
+        xs, means, lows, highs = mean_curve(pool)
+        line = fig.add_trace(go.Scatter(x=xs, y=means, mode="lines", line_shape="hv", name=f"{pool.label}: mean"))
+        colour = line.data[-1].line.color
+        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=highs + lows[::-1], fill="toself", opacity=0.2, line_shape="hv",
+                                 line=dict(width=0, color=colour), name=f"{pool.label}: min to max", hoverinfo="skip"))
+    fig.update_layout(xaxis_title="completed trials", yaxis_title=f"best {metric} (mean over seeds)", height=450)
+    return fig
+
+
+def pooled_table(pools: list[SeedPool]) -> str:
+    rows = []
+    for pool in pools:
+        finals = pool.finals()
+        cells = ([f"{mean(finals):.4f}", f"{stdev(finals):.4f}" if len(finals) > 1 else "",
+                  f"{min(finals):.4f}", f"{max(finals):.4f}"] if finals else ["", "", "", ""])
+        trials = mean(len(c.trials) for c in pool.curves)
+        rows.append(f"<tr><td>{html.escape(pool.label)}</td><td>{len(pool.curves)}</td>"
+                    + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{trials:.1f}</td></tr>")
+    return ('<table class="sortable"><thead><tr><th>setting</th><th>seeds</th><th>mean best</th><th>sd</th>'
+            "<th>min</th><th>max</th><th>completed trials (mean)</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
