@@ -55,14 +55,14 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     _info("hamming_loss", "fraction of wrong label assignments", frozenset({"multilabel"}), "minimize"),
 )}
 
-_PER_CLASS = re.compile(r"(f1|auc|recall)_class_(\d+)")
+PER_CLASS = re.compile(r"(f1|auc|recall)_class_(\d+)")
 _NOT_BINARY = frozenset({"multiclass", "multilabel"})   # binary has its one AUC only
 
 
 def metric_info(name: str, kind: TaskKind | None = None, n_classes: int | None = None) -> MetricInfo:
     """Look up a metric by name; with `kind`, also check it is defined for that task kind, and with
     `n_classes` that a per-class metric's index names a class (label) the task has."""
-    per_class = _PER_CLASS.fullmatch(name)
+    per_class = PER_CLASS.fullmatch(name)
     if per_class and per_class[1] == "f1":
         info = _info(name, f"F1 of class (multilabel: label) {per_class[2]}")
     elif per_class and per_class[1] == "recall":   # binary: sensitivity and specificity

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
 from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
 from searchlab.engine.changed_settings import changed_settings_warnings
+from searchlab.engine.rundir import WHERE_DATA_LIVES
 from searchlab.errors import ConfigError, StorageError, shown_url
 from searchlab.space import searchable_params
 from searchlab.tasks import get_task
@@ -28,10 +29,10 @@ if TYPE_CHECKING:
     from searchlab.config.load import Study
 
 
-# Where MedMNIST's file is read from may change between runs; what the data is may not. A folder or CSV
-# `path` may change only where both records have the files' fingerprint to compare instead (a moved copy);
-# without one it counts as what: another folder may hold other images, and the test split must not move.
-WHERE_DATA_LIVES = ("root", "download")
+# A folder or CSV `path` may change only where both records have the files' fingerprint to compare instead
+# (a moved copy); without one it counts as what the data is: another folder may hold other images, and the
+# test split must not move. MedMNIST's root may change (WHERE_DATA_LIVES).
+
 # Settings added after studies were recorded without them, with the value those studies had: changing one
 # on resume is a change (a folder study recorded before `fit` existed was stretched).
 ADDED_LATER = {"data": {"fit": "stretch", "bit_depth": None, "positive_class": None, "group_column": None}}

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from searchlab.config.load import Study
 
 MANIFEST = "searchlab.json"
+# Where MedMNIST's file is read from may change between runs; what the data is may not (engine/resume.py).
+WHERE_DATA_LIVES = ("root", "download")
 
 
 def write_manifest(study: "Study") -> None:
@@ -101,6 +103,16 @@ class OpenRun:
                                "user attribute). Fix: give the run folder of a searchlab study, or open this one with "
                                "optuna-dashboard")
         return record
+
+    @property
+    def search(self) -> dict[str, Any]:
+        """How the search was run: strategy, budget, space, seed ... (engine/setup_record.py search_setup)."""
+        return self.record.get("search") or {}
+
+    @property
+    def data_read(self) -> dict[str, Any]:
+        """The recorded data settings, less where the data lives: what the data is."""
+        return {k: v for k, v in (self.record.get("data") or {}).items() if k not in WHERE_DATA_LIVES}
 
 
 def open_run(target: str | Path) -> OpenRun:

@@ -101,8 +101,7 @@ def data_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | Non
     """Runs on different data sets (or sizes) compare the data as well as the strategies: allowed (e.g. 28 vs
     64 px on purpose), but said, with the data settings that differ. Where the data lives (MedMNIST's root)
     does not count."""
-    settings = [{k: v for k, v in (r.record.get("data") or {}).items() if k not in ("root", "download")}
-                for r in runs]
+    settings = [r.data_read for r in runs]
     keys = sorted({k for s in settings for k in s})
     differing = [k for k in keys if len({repr(s.get(k)) for s in settings}) > 1]
     if not differing:
@@ -116,8 +115,8 @@ def setup_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | No
     """Runs meant to compare strategies that also trained for other epochs or searched another space: said,
     with the epochs of each, as the data are."""
     aspects = {"budget.epochs": lambda r: r.record.get("epochs"),
-               "the space searched": lambda r: (r.record.get("search") or {}).get("space_searched"),
-               "the settings held fixed": lambda r: (r.record.get("search") or {}).get("space_fixed")}
+               "the space searched": lambda r: r.search.get("space_searched"),
+               "the settings held fixed": lambda r: r.search.get("space_fixed")}
     differing = [name for name, get in aspects.items()
                  if len({json.dumps(get(r), sort_keys=True, default=str) for r in runs}) > 1]
     if not differing:
@@ -137,7 +136,7 @@ def _label(run: OpenRun, target: str | Path, runs: list[OpenRun]) -> str:
     """The study name, or the run directory when several runs share a study name; with its strategy."""
     names = [r.study.study_name for r in runs]
     name = run.study.study_name if names.count(run.study.study_name) == 1 else str(target)
-    strategy = (run.record.get("search") or {}).get("strategy")
+    strategy = run.search.get("strategy")
     return f"{name} [{strategy_said(strategy)}]" if strategy else name
 
 

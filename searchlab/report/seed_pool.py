@@ -31,23 +31,31 @@ class SeedPool:
     def finals(self) -> list[float]:
         return [c.best[-1] for c in self.curves if c.best]
 
+    def spread(self) -> tuple[float, float | None, float, float] | None:
+        """Mean, standard deviation (None for one value), min and max of the final best; None without any."""
+        finals = self.finals()
+        if not finals:
+            return None
+        return mean(finals), stdev(finals) if len(finals) > 1 else None, min(finals), max(finals)
+
+    def mean_trials(self) -> float:
+        return mean(len(c.trials) for c in self.curves)
+
     def said(self) -> str:
         """One line: mean +- sd (range) of the final best over the seeds, and the trials each completed."""
-        finals, trials = self.finals(), [len(c.trials) for c in self.curves]
-        if not finals:
+        if self.spread() is None:
             return f"{self.label}: no completed trial in any of {len(self.curves)} seeds"
-        spread = f" +- {stdev(finals):.4f} ({min(finals):.4f} to {max(finals):.4f})" if len(finals) > 1 else ""
-        missing = f", {len(self.curves) - len(finals)} seeds without a completed trial" \
-            if len(finals) < len(self.curves) else ""
-        return (f"{self.label}: best {mean(finals):.4f}{spread} over {len(self.curves)} seeds, "
-                f"{mean(trials):.1f} completed trials on average{missing}")
+        average, sd, low, high = self.spread()
+        spread = f" +- {sd:.4f} ({low:.4f} to {high:.4f})" if sd is not None else ""
+        without = len(self.curves) - len(self.finals())
+        missing = f", {without} seeds without a completed trial" if without else ""
+        return (f"{self.label}: best {average:.4f}{spread} over {len(self.curves)} seeds, "
+                f"{self.mean_trials():.1f} completed trials on average{missing}")
 
 
 def setting_key(run: OpenRun) -> str:
-    record = run.record
-    search = record.get("search") or {}
-    data = {k: v for k, v in (record.get("data") or {}).items() if k not in ("root", "download")}
-    shared = {"search": {k: search.get(k) for k in SHARED_SEARCH}, "data": data, "epochs": record.get("epochs")}
+    shared = {"search": {k: run.search.get(k) for k in SHARED_SEARCH}, "data": run.data_read,
+              "epochs": run.record.get("epochs")}
     return json.dumps(shared, sort_keys=True, default=str)
 
 
@@ -58,10 +66,10 @@ def seed_pools(runs: list[OpenRun], curves: list) -> list[SeedPool]:
         groups.setdefault(setting_key(run), []).append(i)
     pools = []
     for members in groups.values():
-        seeds = [(runs[i].record.get("search") or {}).get("seed") for i in members]
+        seeds = [runs[i].search.get("seed") for i in members]
         if len(set(map(str, seeds))) < 2:
             continue        # one run, or the same seed twice (a copy): nothing to pool
-        strategy = (runs[members[0]].record.get("search") or {}).get("strategy")
+        strategy = runs[members[0]].search.get("strategy")
         pools.append(SeedPool(strategy_said(strategy) if strategy else "runs", seeds, [curves[i] for i in members]))
     _tell_apart(pools)
     return pools
@@ -105,12 +113,9 @@ def pooled_figure(pools: list[SeedPool], metric: str) -> go.Figure:
 def pooled_table(pools: list[SeedPool]) -> str:
     rows = []
     for pool in pools:
-        finals = pool.finals()
-        cells = ([f"{mean(finals):.4f}", f"{stdev(finals):.4f}" if len(finals) > 1 else "",
-                  f"{min(finals):.4f}", f"{max(finals):.4f}"] if finals else ["", "", "", ""])
-        trials = mean(len(c.trials) for c in pool.curves)
+        cells = ["" if v is None else f"{v:.4f}" for v in pool.spread() or (None,) * 4]
         rows.append(f"<tr><td>{html.escape(pool.label)}</td><td>{len(pool.curves)}</td>"
-                    + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{trials:.1f}</td></tr>")
+                    + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{pool.mean_trials():.1f}</td></tr>")
     return ('<table class="sortable"><thead><tr><th>setting</th><th>seeds</th><th>mean best</th><th>sd</th>'
             "<th>min</th><th>max</th><th>completed trials (mean)</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")

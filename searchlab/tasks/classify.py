@@ -26,7 +26,7 @@ from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError, DataError, RegistryError
 from searchlab.imbalance import choose_threshold
-from searchlab.metrics import METRICS, compute_metrics, metric_info
+from searchlab.metrics import METRICS, PER_CLASS, compute_metrics, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import cheapest_config, probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
@@ -380,7 +380,7 @@ def _check_metric_fits_data(study: Study, metric: str, data: ImageDataset) -> No
 def number_named_class_warning(metric: str, class_names: list[str]) -> str | None:
     """Classes named by numbers other than their index (a CSV's labels 1 and 2): f1_class_1 reads as the class
     named "1" but is index 1, the class named "2". Said, as the run may be exactly what was meant."""
-    per_class = re.fullmatch(r"(\w+)_class_(\d+)", metric)
+    per_class = PER_CLASS.fullmatch(metric)
     if not per_class:
         return None
     index, name = int(per_class[2]), class_names[int(per_class[2])]
