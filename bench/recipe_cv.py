@@ -1,7 +1,7 @@
 """Where studies/breastmnist_search.yaml's points_to_evaluate come from: recipes compared by cross-validation
 over BreastMNIST train+val only (the test split is never read), in plain torch.
 
-    python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16]
+    python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16]
                               [FIRST_SEED] [SAVE.npy]
 
 FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe
@@ -16,7 +16,7 @@ runs on separate cores train different seeds (seed s of fold o is torch seed 100
 out-of-fold probabilities (TTA x seed x image) so such runs can be scored together. One core each; the study's
 numbers came from runs of 20/40 epochs, widths 16/32/48, shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min
 each; "shift" then was today's "roll": flip_shift's one wrap-around shift per batch, before it shifted
-each image with reflected borders).
+each image with reflected borders), and of shift vs jitter (shift, then per-image contrast and brightness).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from searchlab.augment.policies import random_shift  # noqa: E402
 from searchlab.imbalance import ImbalanceSpec, choose_threshold  # noqa: E402
 
 if len(sys.argv) < 4:
-    sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine [SEEDS] [INPUT_SCALE] [FOLDS] "
+    sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter [SEEDS] [INPUT_SCALE] [FOLDS] "
              "[fp32|bf16] [FIRST_SEED] [SAVE.npy]  (e.g. 40 16 shift 2 2 5: the study's first recipe)")
 EPOCHS, WIDTH, AUGMENT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 SEEDS = int(sys.argv[4]) if len(sys.argv) > 4 else 4
@@ -71,6 +71,11 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
     if AUGMENT == "shift":   # the flip_shift policy: a shift per image, borders reflected
         return random_shift(x)
+    if AUGMENT == "jitter":   # flip_shift, then per-image contrast x[0.8, 1.2] and brightness +-0.1 (of the std)
+        n = x.shape[0]
+        x, mean = random_shift(x), x.mean((1, 2, 3), keepdim=True)
+        contrast, brightness = 0.8 + 0.4 * torch.rand(n, 1, 1, 1), 0.2 * torch.rand(n, 1, 1, 1) - 0.1
+        return (x - mean) * contrast + mean + brightness
     if AUGMENT == "roll":   # flip_shift before: one wrap-around shift per batch
         dy, dx = torch.randint(-2, 3, (2,))
         return torch.roll(x, (int(dy), int(dx)), (2, 3))
