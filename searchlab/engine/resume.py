@@ -29,10 +29,6 @@ if TYPE_CHECKING:
     from searchlab.config.load import Study
 
 
-# A folder or CSV `path` may change only where both records have the files' fingerprint to compare instead
-# (a moved copy); without one it counts as what the data is: another folder may hold other images, and the
-# test split must not move. MedMNIST's root may change (WHERE_DATA_LIVES).
-
 # Settings added after studies were recorded without them, with the value those studies had: changing one
 # on resume is a change (a folder study recorded before `fit` existed was stretched).
 ADDED_LATER = {"data": {"fit": "stretch", "bit_depth": None, "positive_class": None, "group_column": None}}
@@ -63,6 +59,9 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
 def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: list[FrozenTrial]) -> None:
     if not isinstance(old, dict):
         return   # created by a searchlab without the record, or by Optuna directly: nothing to compare
+    # A folder or CSV `path` may change only where both records have the files' fingerprint to compare instead
+    # (a moved copy); without one it counts as what the data is: another folder may hold other images, and the
+    # test split must not move. MedMNIST's root may always change (WHERE_DATA_LIVES).
     fingerprinted = fingerprints_comparable(old.get("data_files"), new.get("data_files"))
     where = WHERE_DATA_LIVES + (("path",) if fingerprinted else ())
     for key in ("objectives", "task", "data"):
