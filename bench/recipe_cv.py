@@ -3,20 +3,22 @@ over BreastMNIST train+val only (the test split is never read), in plain torch.
 
     python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16]
                               [FIRST_SEED] [SAVE.npy]
+    python bench/recipe_cv.py score SAVE.npy [SAVE.npy ...]
 
-FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe
-train on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a
-study's bag with that cv_folds sees; AdamW lr 1e-3, weight decay 1e-4, cosine, batch 32, label smoothing 0.05,
-a 3-stage VGG-style CNN of the given width, last epoch kept; INPUT_SCALE 2: the 28-px input upsampled to 56
-inside the net and one more stage, model.input_scale) and score the held-out fold with flip TTA, and with flips
-x 2-pixel shifts on the same models. Prints, for each, the out-of-fold AUC of each seed's models, their mean,
-and that of the seeds' average (a seed ensemble), then the same for accuracy at p > 0.5, and whether a
-threshold tuned for accuracy on out-of-fold predictions beats 0.5 on other images. FIRST_SEED (default 0) lets
-runs on separate cores train different seeds (seed s of fold o is torch seed 100 * o + s); SAVE writes the
-out-of-fold probabilities (TTA x seed x image) so such runs can be scored together. One core each; the study's
-numbers came from runs of 20/40 epochs, widths 16/32/48, shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min
-each; "shift" then was today's "roll": flip_shift's one wrap-around shift per batch, before it shifted
-each image with reflected borders), and of shift vs jitter (shift, then per-image contrast and brightness).
+FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe train
+on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a study's bag
+with that cv_folds sees; AdamW lr 1e-3, weight decay 1e-4, cosine, batch 32, label smoothing 0.05, a 3-stage
+VGG-style CNN of the given width, last epoch kept; INPUT_SCALE 2: the 28-px input upsampled to 56 inside the net
+and one more stage, 4: 112 px and two more, model.input_scale) and score the held-out fold with flip TTA, and with
+flips x 2-pixel shifts on the same models. Prints, for each, the out-of-fold AUC of each seed's models, their mean,
+and that of the seeds' average (a seed ensemble), then the same for accuracy at p > 0.5, and whether a threshold
+tuned for accuracy on out-of-fold predictions beats 0.5 on other images. FIRST_SEED (default 0) lets runs on
+separate cores train different seeds (seed s of fold o is torch seed 100 * o + s); SAVE writes the out-of-fold
+probabilities (TTA x seed x image), and `score` prints the same table for the seeds of several such files together
+(one seed ensemble; nothing trained). One core each; the study's numbers came from runs of 20/40 epochs, widths
+16/32/48, shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min each; "shift" then was today's "roll": flip_shift's
+one wrap-around shift per batch, before it shifted each image with reflected borders), of shift vs jitter (shift,
+then per-image contrast and brightness), and of input scale 4 at width 8 and 3 at width 12 vs 2 at 16.
 """
 from __future__ import annotations
 
@@ -36,17 +38,20 @@ from _common import data_root  # noqa: E402
 from searchlab.augment.policies import random_shift  # noqa: E402
 from searchlab.imbalance import ImbalanceSpec, choose_threshold  # noqa: E402
 
-if len(sys.argv) < 4:
+SCORE = sys.argv[1:2] == ["score"]   # score A.npy [B.npy ...]: the seeds of SAVE files as one ensemble
+if len(sys.argv) < (3 if SCORE else 4):
     sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter [SEEDS] [INPUT_SCALE] [FOLDS] "
-             "[fp32|bf16] [FIRST_SEED] [SAVE.npy]  (e.g. 40 16 shift 2 2 5: the study's first recipe)")
-EPOCHS, WIDTH, AUGMENT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-SEEDS = int(sys.argv[4]) if len(sys.argv) > 4 else 4
-INPUT_SCALE = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-FOLDS = int(sys.argv[6]) if len(sys.argv) > 6 else 4
-PRECISION = sys.argv[7] if len(sys.argv) > 7 else "fp32"   # bf16: bfloat16 autocast + channels_last (train.precision)
-FIRST_SEED = int(sys.argv[8]) if len(sys.argv) > 8 else 0
-SAVE = sys.argv[9] if len(sys.argv) > 9 else None
-STAGES = 3 + INPUT_SCALE.bit_length() - 1   # each doubling of the input adds a stage: the last is 7x7 again
+             "[fp32|bf16] [FIRST_SEED] [SAVE.npy]  (e.g. 40 16 shift 2 2 5: the study's first recipe), or "
+             "python bench/recipe_cv.py score SAVE.npy [SAVE.npy ...]")
+if not SCORE:
+    EPOCHS, WIDTH, AUGMENT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    SEEDS = int(sys.argv[4]) if len(sys.argv) > 4 else 4
+    INPUT_SCALE = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    FOLDS = int(sys.argv[6]) if len(sys.argv) > 6 else 4
+    PRECISION = sys.argv[7] if len(sys.argv) > 7 else "fp32"   # bf16: autocast + channels_last (train.precision)
+    FIRST_SEED = int(sys.argv[8]) if len(sys.argv) > 8 else 0
+    SAVE = sys.argv[9] if len(sys.argv) > 9 else None
+    STAGES = 3 + INPUT_SCALE.bit_length() - 1   # each doubling of the input adds a stage: the last is 7x7 again
 # Test-time views scored side by side on the same models: the flips the study's export uses, and flips x the
 # 2-pixel rolls (the shifts the roll augmentation trains on).
 TTA_VIEWS = {"flip": [(0, 0)], "flip+shift": [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2)]}
@@ -122,11 +127,16 @@ def predict(model: nn.Module, x: torch.Tensor, shifts: list[tuple[int, int]]) ->
     return torch.stack([model(v).softmax(1)[:, 1] for v in views]).mean(0).numpy()
 
 
+def train_val() -> tuple[torch.Tensor, np.ndarray]:
+    """BreastMNIST's train + val images (N x 1 x 28 x 28 in [0, 1]) and labels; the test split is never read."""
+    npz = np.load(Path(data_root()) / "breastmnist.npz")
+    images = torch.from_numpy(np.concatenate([npz["train_images"], npz["val_images"]])).float().unsqueeze(1) / 255
+    return images, np.concatenate([npz["train_labels"], npz["val_labels"]]).ravel()
+
+
 def main() -> None:
     torch.set_num_threads(1)
-    npz = np.load(Path(data_root()) / "breastmnist.npz")   # train + val only
-    images = torch.from_numpy(np.concatenate([npz["train_images"], npz["val_images"]])).float().unsqueeze(1) / 255
-    labels = np.concatenate([npz["train_labels"], npz["val_labels"]]).ravel()
+    images, labels = train_val()
     outer = np.array_split(np.random.default_rng(0).permutation(len(labels)), FOLDS)
     probs = {tta: np.zeros((SEEDS, len(labels))) for tta in TTA_VIEWS}
     started = time.time()
@@ -141,6 +151,16 @@ def main() -> None:
         np.save(SAVE, np.stack([probs[tta] for tta in TTA_VIEWS]))
     for tta, p in probs.items():
         report(f"TTA {tta}", labels, p)
+
+
+def score_saved(files: list[str]) -> None:
+    """Runs on separate cores (other FIRST_SEEDs, or other recipes) scored as one seed ensemble."""
+    saved = [np.load(f) for f in files]
+    if len({a.shape[::2] for a in saved}) != 1:
+        sys.exit(f"score: {files} hold different TTA views or image counts: save them from one recipe_cv version")
+    labels = train_val()[1]
+    for i, tta in enumerate(TTA_VIEWS):
+        report(f"TTA {tta}, {' + '.join(files)}", labels, np.concatenate([a[i] for a in saved]))
 
 
 def report(name: str, labels: np.ndarray, probs: np.ndarray) -> None:
@@ -168,4 +188,4 @@ def tuned_vs_fixed(labels: np.ndarray, probs: np.ndarray, splits: int = 300) -> 
 
 
 if __name__ == "__main__":
-    main()
+    score_saved(sys.argv[2:]) if SCORE else main()
