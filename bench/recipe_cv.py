@@ -18,7 +18,8 @@ probabilities (TTA x seed x image), and `score` prints the same table for the se
 (one seed ensemble; nothing trained). One core each; the study's numbers came from runs of 20/40 epochs, widths
 16/32/48, shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min each; "shift" then was today's "roll": flip_shift's
 one wrap-around shift per batch, before it shifted each image with reflected borders), of shift vs jitter (shift,
-then per-image contrast and brightness), and of input scale 4 at width 8 and 3 at width 12 vs 2 at 16.
+then per-image contrast and brightness), and of input scale 4 at width 8 (20 and 40 epochs) and 3 at width 12
+vs 2 at 16.
 """
 from __future__ import annotations
 
