@@ -15,9 +15,11 @@ group's out-of-fold AUC and accuracy at p > 0.5. ~40 and ~50 minutes on this mac
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from multiprocessing import Pool
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -25,34 +27,32 @@ from sklearn.metrics import roc_auc_score
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH)]
-from _common import data_root, print_summary, print_table  # noqa: E402
+from _common import print_summary, print_table  # noqa: E402
 
-# recipe_cv reads its recipe from the command line when imported: give it the study's first recipe.
-RECIPE_ARGS = ["40", "16", "shift", "1", "2", "5", "fp32"]
+RECIPE_ARGS = ["40", "16", "shift", "1", "2", "5", "fp32"]   # the study's first recipe
+
+
+def recipe_cv() -> ModuleType:
+    """bench/recipe_cv.py, which reads its recipe from the command line when imported."""
+    sys.argv = ["recipe_cv.py", *RECIPE_ARGS]
+    return importlib.import_module("recipe_cv")
 
 
 def out_of_fold(mode: str, models: int) -> np.ndarray:
     """(models, images) held-out probabilities of one group, one torch thread."""
-    sys.argv = ["recipe_cv.py", *RECIPE_ARGS]
-    import recipe_cv
+    recipe = recipe_cv()
     torch.set_num_threads(1)
-    images, labels = train_and_val()
-    outer = np.array_split(np.random.default_rng(0).permutation(len(labels)), 5)   # recipe_cv's folds
+    images, labels = recipe.train_val()
+    outer = recipe.outer_folds(len(labels), 5)
     probs = np.zeros((models, len(labels)))
     for o, held in enumerate(outer):
         train = np.concatenate([f for i, f in enumerate(outer) if i != o])
         inner = np.array_split(np.random.default_rng(1 + o).permutation(train), models)
         for k in range(models):
             fit_on = np.concatenate([f for i, f in enumerate(inner) if i != k]) if mode == "bag" else train
-            probs[k, held] = recipe_cv.fit_and_score(images, labels, fit_on, held, 1000 * o + k)["flip"]
+            probs[k, held] = recipe.fit_and_score(images, labels, fit_on, held, 1000 * o + k)["flip"]
         print(f"{mode}: outer fold {o + 1} of {len(outer)} done", file=sys.stderr, flush=True)
     return probs
-
-
-def train_and_val() -> tuple[torch.Tensor, np.ndarray]:
-    npz = np.load(Path(data_root()) / "breastmnist.npz")
-    images = torch.from_numpy(np.concatenate([npz["train_images"], npz["val_images"]])).float().unsqueeze(1) / 255
-    return images, np.concatenate([npz["train_labels"], npz["val_labels"]]).ravel()
 
 
 def main() -> None:
@@ -62,7 +62,7 @@ def main() -> None:
     modes = ["bag", "refit"]
     with Pool(len(modes)) as pool:
         results = pool.starmap(out_of_fold, [(mode, args.models) for mode in modes])
-    labels = train_and_val()[1]
+    labels = recipe_cv().train_val()[1]
     scores = {mode: score(labels, probs.mean(0)) for mode, probs in zip(modes, results)}
     print(f"BreastMNIST train+val, 5 outer folds, {args.models}-model averages, flip TTA")
     print_table(["models", "images each", "out-of-fold AUC", "accuracy at p > 0.5"],

@@ -135,10 +135,15 @@ def train_val() -> tuple[torch.Tensor, np.ndarray]:
     return images, np.concatenate([npz["train_labels"], npz["val_labels"]]).ravel()
 
 
+def outer_folds(count: int, folds: int) -> list[np.ndarray]:
+    """The same seeded split of the images into `folds` held-out folds for every recipe compared."""
+    return np.array_split(np.random.default_rng(0).permutation(count), folds)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     images, labels = train_val()
-    outer = np.array_split(np.random.default_rng(0).permutation(len(labels)), FOLDS)
+    outer = outer_folds(len(labels), FOLDS)
     probs = {tta: np.zeros((SEEDS, len(labels))) for tta in TTA_VIEWS}
     started = time.time()
     for o, held in enumerate(outer):
