@@ -1,9 +1,10 @@
 """Where studies/breastmnist_search.yaml's points_to_evaluate come from: recipes compared by cross-validation
 over BreastMNIST train+val only (the test split is never read), in plain torch.
 
-    python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16]
+    python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter|erase [SEEDS] [INPUT_SCALE] [FOLDS] [fp32|bf16]
                               [FIRST_SEED] [SAVE.npy]
     python bench/recipe_cv.py score SAVE.npy [SAVE.npy ...]
+    RECIPE_BLOCK=residual python bench/recipe_cv.py ...   (each stage's two convs as a residual block)
 
 FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe train
 on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a study's bag
@@ -19,10 +20,13 @@ probabilities (TTA x seed x image), and `score` prints the same table for the se
 16/32/48, shift/affine, input scale 1/2, 3/4/6 folds (~4-35 min each; "shift" then was today's "roll": flip_shift's
 one wrap-around shift per batch, before it shifted each image with reflected borders), of shift vs jitter (shift,
 then per-image contrast and brightness), and of input scale 4 at width 8 (20 and 40 epochs) and 3 at width 12
-vs 2 at 16.
+vs 2 at 16, and of residual stages (RECIPE_BLOCK=residual: the two convs plus the stage's input, through a 1x1
+conv where the width changes) and of random erasing ("erase": flip_shift, then with p 0.5 one 4-10 px rectangle
+per image set to that image's mean) beside the plain shift.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +45,7 @@ from searchlab.imbalance import ImbalanceSpec, choose_threshold  # noqa: E402
 
 SCORE = sys.argv[1:2] == ["score"]   # score A.npy [B.npy ...]: the seeds of SAVE files as one ensemble
 if len(sys.argv) < (3 if SCORE else 4):
-    sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter [SEEDS] [INPUT_SCALE] [FOLDS] "
+    sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter|erase [SEEDS] [INPUT_SCALE] [FOLDS] "
              "[fp32|bf16] [FIRST_SEED] [SAVE.npy]  (e.g. 40 16 shift 2 2 5: the study's first recipe), or "
              "python bench/recipe_cv.py score SAVE.npy [SAVE.npy ...]")
 if not SCORE:
@@ -58,16 +62,38 @@ if not SCORE:
 TTA_VIEWS = {"flip": [(0, 0)], "flip+shift": [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2)]}
 
 
+RESIDUAL = os.environ.get("RECIPE_BLOCK", "plain") == "residual"
+
+
+class ResidualStage(nn.Module):
+    """A stage's two 3x3 convs plus its input (a 1x1 conv where the width changes), then ReLU: a ResNet basic block."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                                   nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width))
+        self.skip = (nn.Identity() if channels == width
+                     else nn.Sequential(nn.Conv2d(channels, width, 1), nn.BatchNorm2d(width)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.convs(x) + self.skip(x))
+
+
+def stage(channels: int, width: int) -> list[nn.Module]:
+    if RESIDUAL:
+        return [ResidualStage(channels, width)]
+    return [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+
+
 def network() -> nn.Sequential:
     layers: list[nn.Module] = []
     if INPUT_SCALE > 1:
         layers.append(nn.Upsample(scale_factor=INPUT_SCALE, mode="bilinear", align_corners=False))
     channels = 1
-    for stage in range(STAGES):
-        width = WIDTH * 2 ** stage
-        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                   nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                   nn.MaxPool2d(2) if stage < STAGES - 1 else nn.Identity()]
+    for index in range(STAGES):
+        width = WIDTH * 2 ** index
+        layers += [*stage(channels, width), nn.MaxPool2d(2) if index < STAGES - 1 else nn.Identity()]
         channels = width
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(channels, 2))
 
@@ -82,6 +108,8 @@ def augment(x: torch.Tensor) -> torch.Tensor:
         x, mean = random_shift(x), x.mean((1, 2, 3), keepdim=True)
         contrast, brightness = 0.8 + 0.4 * torch.rand(n, 1, 1, 1), 0.2 * torch.rand(n, 1, 1, 1) - 0.1
         return (x - mean) * contrast + mean + brightness
+    if AUGMENT == "erase":   # flip_shift, then with p 0.5 one 4-10 px rectangle per image set to its mean
+        return random_erase(random_shift(x))
     if AUGMENT == "roll":   # flip_shift before: one wrap-around shift per batch
         dy, dx = torch.randint(-2, 3, (2,))
         return torch.roll(x, (int(dy), int(dx)), (2, 3))
@@ -93,6 +121,17 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+
+
+def random_erase(x: torch.Tensor) -> torch.Tensor:
+    x, side = x.clone(), x.shape[-1]
+    for image in x:   # views into the clone: erased in place
+        if torch.rand(()) >= 0.5:
+            continue
+        h, w = torch.randint(4, 11, (2,)).tolist()
+        top, left = int(torch.randint(0, side - h + 1, ())), int(torch.randint(0, side - w + 1, ()))
+        image[:, top:top + h, left:left + w] = image.mean()
+    return x
 
 
 def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, held: np.ndarray,
@@ -151,7 +190,7 @@ def main() -> None:
         for s in range(SEEDS):
             for tta, p in fit_and_score(images, labels, train, held, 100 * o + FIRST_SEED + s).items():
                 probs[tta][s, held] = p
-    print(f"epochs {EPOCHS} width {WIDTH} {AUGMENT} input scale {INPUT_SCALE}, {FOLDS} folds, {PRECISION} "
+    print(f"epochs {EPOCHS} width {WIDTH}{' residual' if RESIDUAL else ''} {AUGMENT} input scale {INPUT_SCALE}, {FOLDS} folds, {PRECISION} "
           f"seeds {FIRST_SEED}-{FIRST_SEED + SEEDS - 1} ({time.time() - started:.0f} s)")
     if SAVE:
         np.save(SAVE, np.stack([probs[tta] for tta in TTA_VIEWS]))
