@@ -289,7 +289,9 @@ def test_class_folders_beside_split_folders_are_refused_and_loose_images_counted
     _folder_error(tmp_path, "has train/val split folder.*and also c beside them, which no split would read")
     shutil.rmtree(tmp_path / "c")
     png(tmp_path / "stray.png")
-    assert "left out 1 image(s) beside the class folders" in describe_plan(plan_folder(
+    png(tmp_path / "train" / "stray.png")   # beside the class folders of a split: in no class either
+    png(tmp_path / "val" / "stray.png")
+    assert "left out 3 image(s) beside the class folders" in describe_plan(plan_folder(
         FolderData(source="folder", path=tmp_path)))
 
 

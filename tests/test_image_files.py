@@ -63,6 +63,22 @@ def test_a_changed_file_or_setting_is_decoded_again(tmp_path, monkeypatch):
     assert (padded.images[:, :, 0] == 0).all()                                     # 40x30 padded: black top row
 
 
+def test_a_file_replaced_with_its_size_and_modification_time_kept_is_decoded_again(tmp_path, monkeypatch):
+    """cp -p and rsync -t keep a file's modification time; the same size is likely for same-shape images."""
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(tmp_path / "cache"))
+    root, cfg = _cached_folder(tmp_path)
+    target = load_dataset(cfg, splits=("train",)).extra["files"]["train"][0]
+    Image.new("L", (12, 12), 40).save(target, format="PNG", compress_level=0)   # stored: size set by the shape
+    kept = os.stat(target)
+    clear_cache()
+    assert load_dataset(cfg, splits=("train",)).splits["train"].images[0].float().mean().item() == 40
+    Image.new("L", (12, 12), 200).save(target, format="PNG", compress_level=0)
+    os.utime(target, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    assert os.stat(target).st_size == kept.st_size and os.stat(target).st_mtime_ns == kept.st_mtime_ns
+    clear_cache()
+    assert load_dataset(cfg, splits=("train",)).splits["train"].images[0].float().mean().item() == 200
+
+
 def test_a_broken_or_unwritable_cache_only_costs_decoding(tmp_path, monkeypatch):
     monkeypatch.setenv("SEARCHLAB_CACHE", str(tmp_path / "cache"))
     root, cfg = _cached_folder(tmp_path)
@@ -199,6 +215,10 @@ def test_twelve_bit_values_in_16_bit_files_span_the_range_with_bit_depth_and_are
     bright = load_dataset(twelve).splits["train"].images
     assert bright.max() >= 250 and bright.min() <= 12 and data_advice(twelve) == []
     assert data_advice(cfg.model_copy(update={"bit_depth": 10}))[0].startswith("values up to 409")   # clipping
+    [dark] = data_advice(cfg.model_copy(update={"bit_depth": 20}))   # more bits than the files hold: near black
+    assert dark.startswith("the sampled files' values reach only 409") and "every image decodes almost black" in dark
+    assert "Fix: set data.bit_depth to the bits the values use (12 for values up to 409" in dark \
+        and dark.endswith("or remove it for 16-bit data (0..65535)")
     # one class's files full-range, the other's 12-bit: no longer hidden by the full-range files' maximum
     for i in range(6):
         Image.fromarray(rng.integers(0, 65536, size=(12, 12)).astype(np.uint16)).save(tmp_path / "x" / "b" / f"{i}.png")

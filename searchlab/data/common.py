@@ -100,6 +100,11 @@ def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int =
     if bit_depth is not None and top > 2 ** bit_depth - 1:
         return (f"values up to {top} (e.g. {example}) exceed data.bit_depth {bit_depth} (0..{2 ** bit_depth - 1}): "
                 "brighter pixels all clip to white. Fix: a larger bit_depth, or remove it for 16-bit data")
+    if bit_depth is not None and top * 16 < 2 ** bit_depth:   # the brightest sampled pixel decodes below 16 of 255
+        return (f"the sampled files' values reach only {top} (e.g. {example}), under 1/16 of data.bit_depth "
+                f"{bit_depth}'s 0..{2 ** bit_depth - 1}: every image decodes almost black (its brightest pixel "
+                f"{round(top * 255 / (2 ** bit_depth - 1))} of 255). Fix: set data.bit_depth to the bits the values "
+                f"use ({max(top, 1).bit_length()} for values up to {top}), or remove it for 16-bit data (0..65535)")
     return None
 
 

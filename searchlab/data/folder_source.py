@@ -53,6 +53,14 @@ def _not_images(root: Path, layout: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _loose_images(root: Path, layout: str) -> int:
+    """Images beside the class folders (in the top folder, or in a split folder): in no class, so read by no
+    split; counted so that the user sees them left out."""
+    folders = [root] + ([root / s for s in SPLITS if (root / s).is_dir()] if layout == "splits" else [])
+    return sum(1 for folder in folders for p in folder.iterdir()
+               if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
 def _class_names(folder: Path) -> tuple[str, ...]:
     """Sorted class sub-folder names; at least two are needed to classify anything."""
     classes = tuple(p.name for p in _subdirs(folder))
@@ -134,11 +142,10 @@ def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) ->
         raise DataError(f"{root}: data folder not found (data.path). Fix: check the path; relative paths "
                         f"are resolved against the study file's folder")
     classes, plan, layout, carved = _plan(cfg, root, seed)
-    loose = sum(1 for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     return SplitPlan(source=root, root=root, classes=classes, kind="binary" if len(classes) == 2 else "multiclass",
                      files={s: files for s, (files, _, _) in plan.items()},
                      labels={s: np.asarray(labels, dtype=np.int64) for s, (_, labels, _) in plan.items()},
-                     layout=layout, skipped=_not_images(root, layout), loose_images=loose,
+                     layout=layout, skipped=_not_images(root, layout), loose_images=_loose_images(root, layout),
                      groups=_shared_groups({s: groups for s, (_, _, groups) in plan.items()}), carved=carved)
 
 

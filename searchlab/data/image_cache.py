@@ -3,8 +3,9 @@
 Decoding is the slow part of reading a folder set (a 1024-px X-ray PNG takes ~15 ms: minutes for tens of
 thousands), and every worker process and every resumed run read the set again (MONAI's PersistentDataset
 answers the same cost). A split's decoded uint8 array is stored as one .npy file named by a hash of what
-decoding depends on: each file's path, size and modification time, the output size, channels, fit and
-bit depth, and the decoder's version. Any change to a file or a setting names another cache file, so a
+decoding depends on: each file's path, size, modification and status-change times (a file replaced by a copy
+that keeps its size and modification time, as cp -p and rsync -t do, gets a new ctime), the output size,
+channels, fit and bit depth, and the decoder's version. Any change to a file or a setting names another cache file, so a
 stale array is never read; a cache file that cannot be read is decoded again and replaced. Files are
 written to a temporary name and renamed into place, so processes racing to fill one entry each write a
 whole file.
@@ -104,7 +105,8 @@ def entry_key(paths: Sequence[Path], decoding: Decoding) -> str:
     files = []
     for path in paths:
         stat = Path(path).stat()
-        files.append([str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns])
+        # ctime too: a copy that keeps the old modification time (cp -p, rsync -t) and size still changes it
+        files.append([str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
     settings: dict[str, object] = {"decoder": DECODER_VERSION, "size": decoding.size, "channels": decoding.channels,
                                    "fit": decoding.fit, "files": files}
     if decoding.bit_depth is not None:   # left out otherwise, so entries cached before bit_depth still match
