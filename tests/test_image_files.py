@@ -3,6 +3,7 @@ sub-folders kept in one split (small generated PNGs)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,53 @@ def test_images_in_patient_sub_folders_are_read_and_each_patient_stays_in_one_sp
     assert all(np.array_equal(plain[k], grouped[k]) for k in plain)
 
 
+def test_a_patient_sub_folder_under_two_class_folders_is_one_patient(tmp_path):
+    """benign/p3 and malignant/p3: one patient with a lesion of each class, kept in one split and one fold."""
+    from searchlab.tasks.crossval import pool_train_val
+
+    for cls in ("a", "b"):
+        for patient in range(8):
+            for i in range(3):
+                png(tmp_path / "set" / cls / f"p{patient}" / f"{i}.png", COLORS[cls])
+        png(tmp_path / "set" / cls / "only" / "0.png", COLORS[cls]) if cls == "a" else None   # one class only
+    cfg = FolderData(source="folder", path=tmp_path / "set", image_size=8, val_fraction=0.2, test_fraction=0.2)
+    data = load_dataset(cfg, splits=("train", "val", "test"))
+    where: dict[str, set[str]] = {}
+    for split, paths in data.extra["files"].items():
+        for path in paths:
+            where.setdefault(Path(path).parent.name, set()).add(split)
+    assert len(where) == 9 and all(len(splits) == 1 for splits in where.values()), where
+    assert len(set(pool_train_val(data).groups)) == sum(1 for splits in where.values() if splits != {"test"})
+    # a moved copy of the folder has the same patients (their folders are named relative to it), not other ones
+    from searchlab.data import data_fingerprint
+    from searchlab.data.fingerprint import moved_members
+
+    shutil.copytree(tmp_path / "set", tmp_path / "moved")
+    before = data_fingerprint(cfg)
+    assert "grouping" in before and moved_members(before, data_fingerprint(cfg.model_copy(
+        update={"path": tmp_path / "moved"}))) is None
+    shutil.move(tmp_path / "moved" / "b" / "p1", tmp_path / "moved" / "b" / "p2" / "p1")   # p1's b images: p2's
+    assert "patient groups changed" in moved_members(before, data_fingerprint(cfg.model_copy(
+        update={"path": tmp_path / "moved"})))
+
+
+def test_a_patient_sub_folder_name_in_two_of_your_split_folders_is_warned_of(tmp_path):
+    from searchlab.data import data_advice
+
+    for split, patients in {"train": ("p1", "p2", "p3"), "val": ("p4", "p9"), "test": ("p2", "p5", "p9")}.items():
+        for cls in ("a", "b"):
+            for patient in patients:
+                png(tmp_path / "set" / split / cls / f"{patient}{cls}" / "0.png", COLORS[cls])
+    png(tmp_path / "set" / "test" / "b" / "p1a" / "0.png", COLORS["b"])   # p1a: train/a and test/b
+    cfg = FolderData(source="folder", path=tmp_path / "set", image_size=8)
+    [warning] = [text for text in data_advice(cfg) if "patient sub-folder name" in text]   # (and copies: one colour)
+    assert warning.startswith(f"{tmp_path / 'set'}: 5 patient sub-folder name(s) in more than one split folder: "
+                              "p1a (train/test), p2a (train/test), p2b (train/test), p9a (val/test), p9b (val/test). "
+                              "If a name is one patient")
+    shutil.rmtree(tmp_path / "set" / "test")
+    assert not [text for text in data_advice(cfg) if "patient sub-folder name" in text]
+
+
 def test_cross_validation_folds_keep_each_patient_in_one_fold(tmp_path):
     """Folds over train+val deal whole patients: a patient trained on and held out in one fold would leak (a
     user found a 70-image patient spread over three 45-image folds). Too few patients of a class are named."""
@@ -264,7 +312,7 @@ def test_cross_validation_folds_keep_each_patient_in_one_fold(tmp_path):
     for cls, patients in sizes.items():
         for patient, n in enumerate(patients):
             for i in range(n):
-                png(tmp_path / "set" / cls / f"p{patient}" / f"{i}.png", COLORS[cls])
+                png(tmp_path / "set" / cls / f"p{cls}{patient}" / f"{i}.png", COLORS[cls])   # one class each
         png(tmp_path / "set" / cls / "loose.png", COLORS[cls])
     cfg = FolderData(source="folder", path=tmp_path / "set", image_size=8, val_fraction=0.2, test_fraction=0.1)
     data = load_dataset(cfg, splits=("train", "val"))

@@ -42,10 +42,12 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
                          "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32]}
     out = {"version": VERSION, "splits": splits}
-    if plan.groups:   # a CSV's patient ids decide the splits and folds as much as its files do
-        pairs = sorted(f"{relative_name(path, plan.root)}\t{group}" for split in plan.groups
-                       for path, group in zip(plan.files[split], plan.groups[split]))
-        out["groups"] = hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:32]
+    if plan.groups:   # patient ids or sub-folders decide the splits and folds as much as the files do
+        # a folder's groups are paths: named relative to it, so that a moved copy has the same groups
+        pairs = sorted(f"{relative_name(path, plan.root)}\t{relative_name(Path(group), plan.root)}"
+                       for split in plan.groups for path, group in zip(plan.files[split], plan.groups[split]))
+        # "grouping", not the "groups" of commits before 2026-12-05 (absolute folder paths): not compared
+        out["grouping"] = hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:32]
     return out
 
 
@@ -80,7 +82,7 @@ def moved_members(before: Any, now: Any) -> str | None:
             changes.append(f"{split}: {old['files']} files then, {new['files']} now ({_class_changes(old, new)})")
         elif old["members"] != new["members"]:
             changes.append(f"{split}: as many files per class, but other files or labels")
-    if before.get("groups") != now.get("groups") and "groups" in before and "groups" in now:
+    if before.get("grouping") != now.get("grouping") and "grouping" in before and "grouping" in now:
         changes.append("patient groups changed (the patient sub-folders, or the ids of data.group_column), which "
                        "decide the splits and the folds")
     return "; ".join(changes) or None

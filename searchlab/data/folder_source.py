@@ -86,7 +86,7 @@ def _collect(folder: Path, classes: tuple[str, ...]) -> Items:
         files += found
         labels += [classes.index(sub.name)] * len(found)
         groups += [_group(path, sub) for path in found]
-    return files, labels, groups
+    return files, labels, _join_patients_across_classes(folder, groups)
 
 
 def _group(path: Path, class_folder: Path) -> str:
@@ -94,6 +94,22 @@ def _group(path: Path, class_folder: Path) -> str:
     them between training and test would leak the patient), or a loose image on its own."""
     parts = path.relative_to(class_folder).parts
     return str(class_folder / parts[0]) if len(parts) > 1 else str(path)
+
+
+def _join_patients_across_classes(folder: Path, groups: list[str]) -> list[str]:
+    """Sub-folders of one name under several class folders (benign/p07, malignant/p07) are one patient with
+    findings of several classes: one group, as a CSV's group_column would make them. Other groups keep their
+    names, so the splits of data sets without such patients stay as they were."""
+    classes_of: dict[str, set[str]] = {}
+    for group in set(groups):
+        path = Path(group)
+        if path.parent.parent == folder and path.suffix.lower() not in IMAGE_EXTENSIONS:   # a patient sub-folder
+            classes_of.setdefault(path.name, set()).add(path.parent.name)
+    shared = {name for name, classes in classes_of.items() if len(classes) > 1}
+    if not shared:
+        return groups
+    return [str(folder / Path(g).name) if Path(g).name in shared and Path(g).parent.parent == folder else g
+            for g in groups]
 
 
 def _take(items: Items, idx: np.ndarray) -> Items:
@@ -147,6 +163,29 @@ def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) ->
                      labels={s: np.asarray(labels, dtype=np.int64) for s, (_, labels, _) in plan.items()},
                      layout=layout, skipped=_not_images(root, layout), loose_images=_loose_images(root, layout),
                      groups=_shared_groups({s: groups for s, (_, _, groups) in plan.items()}), carved=carved)
+
+
+def patients_in_two_split_folders(plan: SplitPlan, shown: int = 5) -> str | None:
+    """Your own train/val/test folders holding patient sub-folders of one name (train/a/p3 and test/b/p3): if
+    a name is one patient, the test split holds a patient that trials trained on. Said, not refused: names
+    such as 'scan1' may repeat without being one patient."""
+    if plan.layout != "splits":
+        return None
+    folders_of: dict[str, set[str]] = {}
+    for files in plan.files.values():
+        for path in files:
+            parts = path.relative_to(plan.root).parts   # split folder, class, patient, ..., file
+            if len(parts) > 3:
+                folders_of.setdefault(parts[2], set()).add(parts[0])
+    shared = sorted(name for name, folders in folders_of.items() if len(folders) > 1)
+    if not shared:
+        return None
+    named = ", ".join(f"{name} ({'/'.join(s for s in SPLITS if s in folders_of[name])})" for name in shared[:shown])
+    return (f"{plan.root}: {len(shared)} patient sub-folder name(s) in more than one split folder: {named}"
+            + (f" and {len(shared) - shown} more" if len(shared) > shown else "") + ". If a name is one patient, "
+            "images of a patient that trials trained on are validated or tested on (a leak). Fix: move each "
+            "patient's folders into one split folder, or remove the split folders and let searchlab split "
+            "(each patient then stays in one split)")
 
 
 def _shared_groups(groups: dict[str, list[str]]) -> dict[str, list[str]]:

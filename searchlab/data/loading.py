@@ -20,7 +20,7 @@ from searchlab.data.csv_source import load_csv, plan_csv
 from searchlab.data.duplicates import duplicate_warning
 from searchlab.data.fingerprint import describe_plan, fingerprint, sampled_digest
 from searchlab.data.formats import mixed_formats_warning
-from searchlab.data.folder_source import load_folder, plan_folder
+from searchlab.data.folder_source import load_folder, patients_in_two_split_folders, plan_folder
 from searchlab.data.medmnist_source import default_root, load_medmnist, npz_path
 from searchlab.data.types import ImageDataset, SplitPlan
 from searchlab.errors import ConfigError, DataError
@@ -138,7 +138,7 @@ def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) ->
     plan = plan_files(cfg, seed, base_dir)
     assert plan is not None   # a folder or CSV set
     found = [bit_depth_advice(plan.files.get("train", []), cfg.bit_depth), duplicate_warning(plan),
-             carved_share_warning(plan), mixed_formats_warning(plan)]
+             carved_share_warning(plan), mixed_formats_warning(plan), patients_in_two_split_folders(plan)]
     return [text for text in found if text]
 
 
