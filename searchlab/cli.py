@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
 
     trials = sub.add_parser("trials", help="the trial table (params, metrics, states, timings)")
     trials.add_argument("run", help="run directory (or its study file)")
-    trials.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
+    trials.add_argument("--format", choices=("csv", "parquet", "json"), default=None,
+                        help="default: the --out file's extension (.parquet, .json), else csv")
     trials.add_argument("--out", default=None, help="output file (default: standard output; parquet needs one)")
     trials.set_defaults(handler=_cmd_trials)
 

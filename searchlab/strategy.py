@@ -129,7 +129,8 @@ def startup_warning(cfg: StrategyConfig, study_dir: Path | None, n_trials: int) 
         return None
     return (f"strategy {cfg.name} draws its first {startup} trials at random ({arg}) and budget.n_trials is "
             f"{n_trials}: it never gets past them, so this run is a random search. Fix: raise budget.n_trials "
-            f"above {startup}, or lower strategy.args.{arg} (the quick preset's TPE starts after 5)")
+            f"above {startup}, or lower strategy.args.{arg}"
+            + (" (or strategy: {preset: quick}: TPE after 5)" if cfg.name == "tpe" and startup > 5 else ""))
 
 
 def _default_of(cls: Any, arg: str) -> Any:

@@ -94,7 +94,7 @@ def test_an_unreachable_cluster_is_named_with_the_fix(write_study):
     extra = "\nexecutor: {kind: ray, address: '127.0.0.1:1'}\n"
     path = callable_study(write_study, n=1, extra=extra)
     with pytest.raises(SearchlabError, match="cannot reach the Ray cluster at executor.address='127.0.0.1:1'"):
-        run_study(load_study(path), progress=False)
+        run_study(load_study(path), progress=True)   # as the CLI runs it: the progress bar must not read the study
     assert not (path.parent / "run").exists()   # refused before any trial: no run folder, no empty study
 
 

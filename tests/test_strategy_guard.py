@@ -82,6 +82,10 @@ def test_a_budget_inside_the_strategys_random_start_is_warned_of(tmp_path):
     assert startup_warning(StrategyConfig(name="tpe"), None, 4).startswith(
         "strategy tpe draws its first 10 trials at random (n_startup_trials) and budget.n_trials is 4")
     assert startup_warning(StrategyConfig(name="tpe"), None, 11) is None
-    assert "first 20 trials at random (population_size)" in startup_warning(StrategyConfig(name="evolution"), None, 8)
+    assert startup_warning(StrategyConfig(name="tpe"), None, 4).endswith(
+        "lower strategy.args.n_startup_trials (or strategy: {preset: quick}: TPE after 5)")
+    evolution = startup_warning(StrategyConfig(name="evolution"), None, 8)
+    assert "first 20 trials at random (population_size)" in evolution and "TPE" not in evolution   # not a TPE hint
+    assert startup_warning(StrategyConfig(preset="quick"), None, 3).endswith("lower strategy.args.n_startup_trials")
     assert startup_warning(StrategyConfig(preset="quick"), None, 6) is None   # the quick preset starts after 5
     assert startup_warning(StrategyConfig(name="random"), None, 2) is None

@@ -57,6 +57,18 @@ def test_csv_json_and_parquet_hold_every_trial_as_optuna_has_it(finished_run, tm
     assert pd.read_parquet(parquet)["params.x"].tolist() == pytest.approx(table["params.x"].tolist())
 
 
+def test_the_out_file_extension_chooses_the_format_and_a_mismatch_is_refused(finished_run, tmp_path):
+    assert _cli("trials", str(finished_run), "--out", str(tmp_path / "t.parquet")).returncode == 0
+    assert len(pd.read_parquet(tmp_path / "t.parquet")) == 4
+    assert _cli("trials", str(finished_run), "--out", str(tmp_path / "t.JSON")).returncode == 0
+    assert len(json.loads((tmp_path / "t.JSON").read_text())) == 4
+    assert _cli("trials", str(finished_run), "--out", str(tmp_path / "t.txt")).returncode == 0
+    assert len(pd.read_csv(tmp_path / "t.txt")) == 4                     # another extension: csv, the default
+    out = _cli("trials", str(finished_run), "--format", "csv", "--out", str(tmp_path / "u.parquet"))
+    assert out.returncode == 2 and "is named for parquet but --format is csv" in out.stderr
+    assert not (tmp_path / "u.parquet").exists()
+
+
 def test_parquet_needs_a_file_and_a_folder_without_a_run_is_named(finished_run, tmp_path):
     out = _cli("trials", str(finished_run), "--format", "parquet")
     assert out.returncode == 2 and "parquet is binary: give --out FILE.parquet" in out.stderr

@@ -109,9 +109,11 @@ def _run(study: Study, progress: bool) -> RunResult:
                 Supervisor(study, deadline, ostudy, bar).run()
         except KeyboardInterrupt as exc:
             interrupted, code = True, exit_code(exc)
-        finally:
-            bar.update(ostudy)
+        except BaseException:   # no last update: a run refused before its first trial may have deleted its study
             bar.close()
+            raise
+        bar.update(ostudy)
+        bar.close()
     seconds = time.time() - started
     finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED)) - trials_before
     budget = study.config.budget
