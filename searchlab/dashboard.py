@@ -1,6 +1,7 @@
 """`searchlab dashboard RUN`: optuna-dashboard on the run's storage and artifacts, bound to 127.0.0.1."""
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 
@@ -10,13 +11,34 @@ from searchlab.errors import SearchlabError
 
 
 def free_port(host: str, wanted: int) -> int:
-    """The wanted port if free, else the next free one (a busy port is said, not a crash)."""
+    """The wanted port if free, else the next free one (a busy port is said, not a crash). Probed by binding,
+    as the server will: a connect would wait out a TCP timeout on an address that is not this machine's."""
+    try:
+        family = socket.getaddrinfo(host, wanted, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise SearchlabError(f"--host {host!r}: not a name or address this machine can resolve ({exc.strerror}). "
+                             f"Fix: {LISTEN_ON}") from None
     for port in range(wanted, wanted + 50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            if sock.connect_ex((host, port)) != 0:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
                 return port
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise SearchlabError(_cannot_listen(host, port, exc)) from None
         print(f"port {port} is in use; trying {port + 1}")
     raise SearchlabError(f"ports {wanted}..{wanted + 49} on {host} are all in use. Fix: pass --port")
+
+
+LISTEN_ON = "--host 127.0.0.1 (the default: this machine only) or an address of one of its network interfaces"
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"--host {host}: not an address of this machine, so the dashboard cannot listen on it. Fix: {LISTEN_ON}"
+    if exc.errno == errno.EACCES:
+        return f"--port {port}: this user may not listen on it (ports below 1024 need privileges). Fix: --port 8080"
+    return f"cannot listen on {host}:{port}: {exc.strerror}. Fix: another --port, or {LISTEN_ON}"
 
 
 def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None:

@@ -46,6 +46,17 @@ def print_run_header(study: Study) -> None:
         print(f"data: {data}")
 
 
+def failure_cap_reached(failed: int, failed_before: int, max_failed: int) -> str:
+    """Failed trials stay in the study and the cap counts them all, so running again as it is would stop at
+    once: the fix includes a higher cap."""
+    return (f"stopped: {failed} trials failed, budget.max_failed={max_failed} (default: n_trials) reached"
+            + (f" ({failed_before} of them in earlier runs: the cap counts the study's failures over all its runs)"
+               if failed_before else "")
+            + ("; trials already running finished" if failed > failed_before else "")
+            + f". Fix what the failures say, then run again with a higher cap (failed trials stay in the study): "
+              f"--set budget.max_failed={failed + max_failed}")
+
+
 def print_run_summary(study: Study, result: Any, exported: Path | None, test_headline: str | None = None) -> None:
     ostudy: optuna.Study = result.study
     print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
@@ -61,8 +72,7 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     max_failed = getattr(study.config.budget, "max_failed", None) or n_trials
     failed_out = failed_configs(ostudy) >= max_failed
     if stopped_by_failures(ostudy, n_trials, max_failed, result.interrupted):
-        print(f"stopped: {failed_configs(ostudy)} trials failed, budget.max_failed={max_failed} (default: n_trials)"
-              " reached; trials already running finished. Fix what the failures say, then run again")
+        print(failure_cap_reached(failed_configs(ostudy), getattr(result, "failed_before", 0), max_failed))
     timeout = getattr(study.config.budget, "timeout", None)
     if not result.interrupted and not failed_out and timeout and finished < n_trials and result.seconds >= timeout:
         # a search the clock ended is a shorter search than the study file says: report it as run

@@ -50,6 +50,7 @@ def test_the_report_of_a_run_draws_every_plot_offline(write_study, tmp_path):
     titles = ["Optimisation history: auc", "Parallel coordinates: auc", "Parameter importances for auc",
               "Intermediate auc values", "ROC on validation", "Confusion matrix on validation", "Top 2 trials"]
     assert all(title in text for title in titles), [t for t in titles if t not in text]
+    assert "only 2 completed trials: a rough guide, as the best 10% is 1 trial(s)" in text
     with chromium() as driver:
         divs, drawn = _rendered_plots(driver, path.as_uri())
         rows = driver.find_elements(By.CSS_SELECTOR, "table.sortable tbody tr")
@@ -200,6 +201,22 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_the_dashboard_port_is_probed_by_binding_and_a_host_it_cannot_listen_on_is_named(capsys):
+    from searchlab.dashboard import free_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", _free_port()))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert free_port("127.0.0.1", port) != port and f"port {port} is in use" in capsys.readouterr().out
+    with pytest.raises(SearchlabError, match=r"--host 192.0.2.1: not an address of this machine, so the dashboard "
+                                             r"cannot listen on it. Fix: --host 127.0.0.1"):
+        free_port("192.0.2.1", 8080)   # TEST-NET-1: never a local address; a connect probe would say "in use"
+    with pytest.raises(SearchlabError, match=r"--host 'no-such-host.invalid': not a name or address this machine "
+                                             r"can resolve"):
+        free_port("no-such-host.invalid", 8080)
 
 
 def test_the_dashboard_shows_the_study_and_its_trials_in_chromium_on_loopback(write_study, tmp_path):

@@ -53,6 +53,17 @@ def test_resuming_with_another_fixed_setting_is_warned_about_naming_it(write_stu
             "together") in err and "Fix: set space.sleep back to 0.0 " in err
 
 
+def test_fixing_a_searched_parameter_on_resume_says_to_leave_it_searched(write_study, capsys):
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    capsys.readouterr()
+    run_study(load_study(path, {"budget.n_trials": 3, "space.x": 0.5}), progress=False)
+    err = capsys.readouterr().err
+    assert "study 'fake' searched space.x in earlier trials (2 values, e.g. " in err
+    assert "this run fixes it at 0.5" in err and "Fix: leave space.x searched (drop the --set or fixed value)" in err
+    assert "back to" not in err
+
+
 def test_a_fixed_setting_earlier_trials_ran_at_its_default_is_compared_with_that_default(write_study, capsys):
     path = write_study(TINY_CLASSIFY.replace("n_trials: 2", "n_trials: 1"))
     run_study(load_study(path), progress=False)

@@ -99,7 +99,17 @@ def test_a_run_the_failure_cap_stopped_says_so(capsys):
                                                    user_attrs={"error": f"boom {number}"}))
     out = _printed(ostudy, 2, 0, capsys)
     assert "stopped: 3 trials failed, budget.max_failed=2 (default: n_trials) reached" in out
-    assert "trials already running finished" in out
+    assert "trials already running finished" in out and "--set budget.max_failed=5" in out
+    assert "earlier runs" not in out
+
+
+def test_a_resumed_run_the_failure_cap_stops_at_once_says_the_cap_counts_earlier_runs():
+    from searchlab.summary import failure_cap_reached
+
+    text = failure_cap_reached(3, 3, 3)
+    assert text.startswith("stopped: 3 trials failed, budget.max_failed=3 (default: n_trials) reached (3 of them in "
+                           "earlier runs: the cap counts the study's failures over all its runs). Fix what")
+    assert text.endswith("--set budget.max_failed=6") and "already running" not in text
 
 
 def test_status_says_running_trials_no_run_holds_are_left_over(tmp_path, capsys):

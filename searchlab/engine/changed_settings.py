@@ -49,14 +49,30 @@ def changed_settings_warnings(name: str, space: Group, trials: list[FrozenTrial]
     for path, value, under in fixed_settings(space):
         ran = Counter(_shown(old) for config in configs if all(value_at(config, p) == label for p, label in under)
                       and (old := _ran_with(config, path, used, schema)) is not ABSENT and old != value)
-        if ran:
-            dotted, before = ".".join(path), ran.most_common(1)[0][0]
-            others = ", ".join(f"{v} ({n} trials)" for v, n in ran.most_common(SHOWN_VALUES))
-            lines.append(f"study '{name}' has trials that ran with space.{dotted} {others}; this run's trials "
-                         f"use {_shown(value)}, and all are ranked together (the setting is fixed, so no "
-                         f"parameter tells them apart). Fix: set space.{dotted} back to {before} to resume like "
-                         "for like, or give the study a new name (or run_dir)")
+        if not ran:
+            continue
+        dotted, before = ".".join(path), ran.most_common(1)[0][0]
+        others = ", ".join(f"{v} ({n} trials)" for v, n in ran.most_common(SHOWN_VALUES))
+        if any(_param_name(path, under) in trial.params for trial in trials):   # searched then, fixed now
+            lines.append(f"study '{name}' searched space.{dotted} in earlier trials ({len(ran)} values, e.g. "
+                         f"{others}); this run fixes it at {_shown(value)}, and all are ranked together. Fix: "
+                         f"leave space.{dotted} searched (drop the --set or fixed value) to resume like for like, "
+                         "or give the study a new name (or run_dir) for a search with it fixed")
+            continue
+        lines.append(f"study '{name}' has trials that ran with space.{dotted} {others}; this run's trials "
+                     f"use {_shown(value)}, and all are ranked together (the setting is fixed, so no "
+                     f"parameter tells them apart). Fix: set space.{dotted} back to {before} to resume like "
+                     "for like, or give the study a new name (or run_dir)")
     return lines
+
+
+def _param_name(path: ConfigPath, under: tuple[tuple[ConfigPath, str], ...]) -> str:
+    """The Optuna parameter a setting at `path` is when searched: each branch's option label follows the
+    branch's own path (model.cnn.depth for path model.depth under model.kind: cnn)."""
+    parts = list(path)
+    for selector, label in sorted(under, key=lambda item: len(item[0]), reverse=True):
+        parts.insert(len(selector) - 1, label)
+    return ".".join(parts)
 
 
 def _ran_with(config: dict[str, Any], path: ConfigPath, used: UsedRule | None,

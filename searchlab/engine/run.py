@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from searchlab.config.load import Study, locate_in_study
 from searchlab.data import data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
-from searchlab.engine.progress import FINISHED, Progress, stopped_by_failures
+from searchlab.engine.progress import FINISHED, Progress, failed_configs, stopped_by_failures
 from searchlab.engine.resume import check_resumable
 from searchlab.engine.run_history import record_run, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
@@ -49,6 +49,7 @@ class RunResult:
     trials_before: int = 0   # finished when the run started: a resumed study may have nothing left to run
     trials_finished: int = 0   # by this run (completed, pruned or failed)
     stopped_by: str = "budget.n_trials"   # or budget.timeout, budget.max_failed (a run that failed), interrupted
+    failed_before: int = 0   # failed configs when the run started: budget.max_failed counts the study's
 
 
 def run_study(study: Study, progress: bool = True) -> RunResult:
@@ -75,6 +76,7 @@ def _run(study: Study, progress: bool) -> RunResult:
     ostudy = create_or_load(study)
     write_manifest(study)
     trials_before = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
+    failed_before = failed_configs(ostudy)
     started = time.time()
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted, code = False, 0
@@ -121,7 +123,7 @@ def _run(study: Study, progress: bool) -> RunResult:
                   "budget.max_failed" if stopped_by_failures(ostudy, budget.n_trials, budget.max_failed, False) else
                   "budget.timeout" if deadline and time.time() >= deadline else "budget.n_trials")
     record_run(ostudy, started, seconds, stopped_by, finished, start_warnings)
-    return RunResult(ostudy, interrupted, seconds, code, trials_before, finished, stopped_by)
+    return RunResult(ostudy, interrupted, seconds, code, trials_before, finished, stopped_by, failed_before)
 
 
 def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, alone: bool,

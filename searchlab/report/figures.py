@@ -5,6 +5,7 @@ sentence saying why, never a crash: a report of a young study is still a report.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -31,7 +32,10 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
     sections.append(_plot(f"Parallel coordinates: {names[0]}",
                           lambda: vis.plot_parallel_coordinate(study, target=_target(study, 0), target_name=names[0])))
     if len(complete) >= 2 and any(t.params for t in complete):
-        sections.append(_plot(f"Parameter importances for {names[0]} (PED-ANOVA, best 10% of trials)",
+        best = math.ceil(len(complete) / 10)   # as Optuna's quantile filter counts them (ties kept too)
+        few = (f"; only {len(complete)} completed trials: a rough guide, as the best 10% is {best} trial(s)"
+               if len(complete) < FEW_FOR_IMPORTANCES else "")
+        sections.append(_plot(f"Parameter importances for {names[0]} (PED-ANOVA, best 10% of trials{few})",
                               lambda: importance_figure(study, names[0])))
     else:
         sections.append(note("Parameter importances", "needs at least 2 completed trials with parameters"))
@@ -42,6 +46,9 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
     else:
         sections.append(note("Intermediate values", "no trial reported intermediate values"))
     return sections
+
+
+FEW_FOR_IMPORTANCES = 20   # below this, PED-ANOVA's best 10% of trials is one or two trials
 
 
 def importance_figure(study: optuna.Study, name: str) -> go.Figure:
