@@ -45,8 +45,8 @@ from searchlab.imbalance import ImbalanceSpec, choose_threshold  # noqa: E402
 
 SCORE = sys.argv[1:2] == ["score"]   # score A.npy [B.npy ...]: the seeds of SAVE files as one ensemble
 if len(sys.argv) < (3 if SCORE else 4):
-    sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter|erase [SEEDS] [INPUT_SCALE] [FOLDS] "
-             "[fp32|bf16] [FIRST_SEED] [SAVE.npy]  (e.g. 40 16 shift 2 2 5: the study's first recipe), or "
+    sys.exit("usage: python bench/recipe_cv.py EPOCHS WIDTH shift|roll|affine|jitter|erase [SEEDS] [INPUT_SCALE] "
+             "[FOLDS] [fp32|bf16] [FIRST_SEED] [SAVE.npy]  (e.g. 40 16 shift 2 2 5: the study's first recipe), or "
              "python bench/recipe_cv.py score SAVE.npy [SAVE.npy ...]")
 if not SCORE:
     EPOCHS, WIDTH, AUGMENT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -190,7 +190,8 @@ def main() -> None:
         for s in range(SEEDS):
             for tta, p in fit_and_score(images, labels, train, held, 100 * o + FIRST_SEED + s).items():
                 probs[tta][s, held] = p
-    print(f"epochs {EPOCHS} width {WIDTH}{' residual' if RESIDUAL else ''} {AUGMENT} input scale {INPUT_SCALE}, {FOLDS} folds, {PRECISION} "
+    print(f"epochs {EPOCHS} width {WIDTH}{' residual' if RESIDUAL else ''} {AUGMENT} input scale {INPUT_SCALE}, "
+          f"{FOLDS} folds, {PRECISION} "
           f"seeds {FIRST_SEED}-{FIRST_SEED + SEEDS - 1} ({time.time() - started:.0f} s)")
     if SAVE:
         np.save(SAVE, np.stack([probs[tta] for tta in TTA_VIEWS]))

@@ -72,8 +72,8 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
 def table_format(fmt: str | None, out: Path | None) -> str:
     """--format, else the --out file's extension (.parquet, .json), else csv; a file named for one format but
     asked to hold another is refused (a reader would fail on it, or worse, misread it)."""
-    named = out.suffix.lower().lstrip(".") if out is not None else ""
-    named = named if named in FORMATS else None
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    named = suffix if suffix in FORMATS else None
     if fmt is not None and named is not None and fmt != named:
         raise SearchlabError(f"--out {out} is named for {named} but --format is {fmt}: the file would hold {fmt} "
                              f"under a .{named} name. Fix: --out with .{fmt}, or --format {named} (or leave "

@@ -5,8 +5,8 @@ thousands), and every worker process and every resumed run read the set again (M
 answers the same cost). A split's decoded uint8 array is stored as one .npy file named by a hash of what
 decoding depends on: each file's path, size, modification and status-change times (a file replaced by a copy
 that keeps its size and modification time, as cp -p and rsync -t do, gets a new ctime), the output size,
-channels, fit and bit depth, and the decoder's version. Any change to a file or a setting names another cache file, so a
-stale array is never read; a cache file that cannot be read is decoded again and replaced. Files are
+channels, fit and bit depth, and the decoder's version. Any change to a file or a setting names another cache
+file, so a stale array is never read; a cache file that cannot be read is decoded again and replaced. Files are
 written to a temporary name and renamed into place, so processes racing to fill one entry each write a
 whole file.
 

@@ -49,7 +49,7 @@ class RunResult:
     trials_before: int = 0   # finished when the run started: a resumed study may have nothing left to run
     trials_finished: int = 0   # by this run (completed, pruned or failed)
     stopped_by: str = "budget.n_trials"   # or budget.timeout, budget.max_failed (a run that failed), interrupted
-    failed_before: int = 0   # failed configs when the run started: budget.max_failed counts the study's
+    failed_before: int = 0   # failed configs when the run started (budget.max_failed counts earlier runs' too)
 
 
 def run_study(study: Study, progress: bool = True) -> RunResult:
