@@ -286,6 +286,25 @@ def test_predict_rows_name_every_class_and_the_labels_on():
     assert _label_text(torch.tensor(2), ["a", "b", "c"], "multiclass") == "c"
 
 
+def test_predict_applies_the_threshold_as_the_test_metrics_did_in_float64():
+    """A threshold chosen between two validation scores is a float64 that float32 may round onto a probability:
+    predict must call that image what the export's test metrics called it (metrics.predictions)."""
+    from searchlab.metrics import predictions
+    from searchlab.models.standalone import predict, predict_proba
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1, 2))
+    with torch.no_grad():   # logits (0, 15) for any image: a saturated class-1 probability
+        net[1].weight.zero_(), net[1].bias.copy_(torch.tensor([0.0, 15.0]))
+    config = {"task": "binary", "threshold": 0.5, "preprocessing": {"mean": [0.0], "std": [1.0]}}
+    images = torch.zeros(1, 1, 1, 1, dtype=torch.uint8)
+    prob = predict_proba(net, config, images)
+    q = float(prob[0])
+    config["threshold"] = q + (float(np.nextafter(np.float32(q), np.float32(2))) - q) / 4   # float32 rounds it to q
+    assert float(np.float32(config["threshold"])) == q < config["threshold"]
+    assert predictions(prob.double().numpy(), "binary", config["threshold"]).tolist() == [0]
+    assert predict(net, config, images).tolist() == [0]
+
+
 def test_a_split_folder_without_test_exports_as_it_ran(write_study, tmp_path):
     """train/ and val/ but no test/: no test split is carved unless test_fraction is written. The run's record
     used to write the default test_fraction out, so export carved one and refused the 'changed' data."""

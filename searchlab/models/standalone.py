@@ -333,8 +333,9 @@ def predict(net: nn.Module, config: dict[str, Any], images: torch.Tensor) -> tor
     probs = predict_proba(net, config, images)
     if config["task"] == "multiclass":
         return probs.argmax(dim=1)
-    threshold = torch.as_tensor(config["threshold"], dtype=probs.dtype)
-    return (probs >= threshold).to(torch.int64)
+    # compared in float64, as the export's test metrics were: a float32 threshold may round onto a probability
+    threshold = torch.as_tensor(config["threshold"], dtype=torch.float64)
+    return (probs.double() >= threshold).to(torch.int64)
 
 
 # ------------------------------------------------------------------ loading an export
