@@ -146,6 +146,30 @@ def test_weights_of_a_deeper_network_are_refused_not_partly_loaded(write_study, 
         run_target(write_study, text)
 
 
+def test_misfit_weights_under_a_cut_off_are_refused_however_many_networks_the_space_draws(write_study, source_run,
+                                                                                          tmp_path):
+    """The cut-off check builds every probed network first; the weights are still loaded into them (they were
+    skipped once more than a few networks had been built, and every trial then failed on them)."""
+    dropouts = ", ".join(str(d / 20) for d in range(10))   # 10 networks: every choice is probed
+    text = target_study(str(source_run / "export"), "cutoff", f", cutoff: 1, dropout: {{choice: [{dropouts}]}}")
+    text = text.replace("width: 8,", "width: 16,")   # the source is 8 wide: fits none of the networks
+    with pytest.raises(ConfigError) as info:
+        run_target(write_study, text)
+    assert info.value.key == "space.model.weights" and "do not fit this model" in str(info.value)
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_a_misfit_names_the_outermost_modules_the_other_side_lacks():
+    """resnet50 weights into a resnet18: its blocks have a third conv, and layer3 has more blocks."""
+    from searchlab.tasks.transfer import _modules
+
+    extra = ["net.layer1.0.conv3.weight", "net.layer1.0.bn3.weight", "net.layer3.3.conv1.weight",
+             "net.layer3.3.bn1.weight"]
+    model = ["net.layer1.0.conv1.weight", "net.layer3.1.conv1.weight", "net.bn1.weight"]
+    assert _modules(extra, model) == "layer1.0.bn3, layer1.0.conv3, layer3.3 (4 tensors)"
+    assert _modules(["net.bn1.num_batches_tracked"], model) == "bn1.num_batches_tracked (1 tensors)"
+
+
 def test_weights_that_fit_only_some_searched_networks_are_warned_about(write_study, source_run, capsys):
     """Width 8 or 16 with weights of width 8: the width-16 trials fail alone, which the run says at its start;
     weights under transfer: scratch are not used, which is said too."""
@@ -186,7 +210,10 @@ def test_weights_that_do_not_exist_stop_the_run_before_any_trial(write_study, so
 def test_weights_that_cannot_be_read_stop_the_run_before_any_trial(write_study, tmp_path):
     torch.save(torch.nn.Linear(2, 2), tmp_path / "whole_model.pth")   # a pickled module, not a state dict
     (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))   # not a checkpoint at all
     for weights, message in (("whole_model.pth", "holds a pickled object"),
+                             ("scan.png", r"is not a torch checkpoint \(.pt/.pth from torch.save\) or a "
+                                          r".safetensors file: an image, text or other file\?"),
                              ("checkpoints", "is a folder but neither an export")):
         with pytest.raises(ConfigError, match=f"space.model.weights: .*{message}") as info:
             run_study(load_study(write_study(target_study(str(tmp_path / weights), "full"))), progress=False)

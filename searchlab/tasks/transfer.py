@@ -18,7 +18,7 @@ import re
 import socket
 import urllib.parse
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -80,8 +80,13 @@ def architectures_note(spec: TransferFields, base_dir: Path) -> str | None:
 
 
 def short_args(args: dict[str, Any]) -> str:
-    text = ", ".join(f"{k}={v}" for k, v in args.items() if not isinstance(v, (dict, list)))
-    return f"({text[:200]})"
+    """Settings first, then structured ones (a Zen net's blocks, a cell's nodes) as compact JSON: two networks
+    that differ only there must not read alike."""
+    plain = [f"{k}={v}" for k, v in args.items() if not isinstance(v, (dict, list))]
+    nested = [f"{k}={json.dumps(v, separators=(',', ':'), default=str)}" for k, v in args.items()
+              if isinstance(v, (dict, list))]
+    text = ", ".join(plain + nested)
+    return f"({text[:600]}{'...' if len(text) > 600 else ''})"
 
 
 def _freeze(params: Any) -> None:
@@ -226,12 +231,22 @@ def _read_checkpoint(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)   # never unpickles code
     except Exception as exc:
         first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()[0]   # torch colours its message
+        if path.suffix != ".safetensors" and not _looks_like_torch_save(path):
+            raise TrialFailure(f"weights file {path} is not a torch checkpoint (.pt/.pth from torch.save) or a "
+                               f".safetensors file: an image, text or other file? Fix: {SAVE_A_STATE_DICT}") from None
         if "Weights only load failed" in first or "Unsupported global" in str(exc):
             raise TrialFailure(f"weights file {path} holds a pickled object (e.g. a whole model), not tensors "
                                f"alone; it is not unpickled, as that could run code. Fix: {SAVE_A_STATE_DICT}") \
                 from None
         raise TrialFailure(f"cannot read weights file {path} ({type(exc).__name__}: {first}): a truncated or "
                            f"damaged file? Fix: {SAVE_A_STATE_DICT}") from None
+
+
+def _looks_like_torch_save(path: Path) -> bool:
+    """torch.save writes a zip archive (PK), or before torch 1.6 a pickle (protocol 2+: byte 0x80)."""
+    with path.open("rb") as fh:
+        head = fh.read(2)
+    return head == b"PK" or head[:1] == b"\x80"
 
 
 def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str,
@@ -260,22 +275,33 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str,
     # Layers the weights have and this model lacks (a deeper source): loading the rest would quietly drop them
     extra = [k for k in state if k not in target and not k.startswith(model.head_prefix)]
     if missing or misfits or extra:
-        absent = (("missing", missing), ("not in this model:", extra))
+        absent = (("missing", missing, state), ("not in this model:", extra, target))
         problems = misfits[:5] + ([f"{len(misfits) - 5} more of other shapes"] if len(misfits) > 5 else []) + \
-            [f"{what} {_modules(names)}" for what, names in absent if names]
+            [f"{what} {_modules(names, other)}" for what, names, other in absent if names]
         about = "; ".join(filter(None, [_model_name(model), note()]))
         raise TrialFailure(f"weights '{source}' do not fit this model ({about}): {'; '.join(problems)}. Fix: use "
                            "weights of the same architecture and settings")
     model.load_state_dict(loaded, strict=False)
 
 
-def _modules(names: list[str], shown: int = 6) -> str:
-    """Tensor names as the modules holding them ('layer4.1 (+ 3 more modules, 40 tensors)'): a deeper network's
-    extra blocks read at a glance, not as their batch-norm counters one by one."""
-    modules = sorted({".".join(n.removeprefix("net.").split(".")[:2]) for n in names},
+def _modules(names: list[str], other: Iterable[str], shown: int = 6) -> str:
+    """Tensor names as the outermost modules the other side lacks ('layer3.2 ... (40 tensors)', or
+    'layer1.0.conv3' where only that conv is new): a deeper network's extra blocks read at a glance, not as their
+    batch-norm counters one by one; a tensor whose module both sides have is named itself."""
+    held = {".".join(parts[:i]) for name in other for parts in [name.split(".")] for i in range(1, len(parts) + 1)}
+    modules = sorted({_outermost_absent(name, held).removeprefix("net.") for name in names},
                      key=lambda m: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", m)])   # 7 before 10
     rest = f" and {len(modules) - shown} more" if len(modules) > shown else ""
     return f"{', '.join(modules[:shown])}{rest} ({len(names)} tensors)"
+
+
+def _outermost_absent(name: str, held: set[str]) -> str:
+    parts = name.split(".")
+    for depth in range(1, len(parts)):
+        prefix = ".".join(parts[:depth])
+        if prefix != "net" and prefix not in held:
+            return prefix
+    return name
 
 
 def _model_name(model: nn.Module) -> str:

@@ -31,6 +31,9 @@ class _Networks:
     def __init__(self, spec_for: SpecFor, data: ImageDataset) -> None:
         self.spec_for, self.data, self.built = spec_for, data, {}
 
+    def key(self, spec: ClassifyTrialConfig) -> str:
+        return repr(self.spec_for(spec, self.data))
+
     def get(self, spec: ClassifyTrialConfig) -> tuple[str, nn.Module]:
         model_spec = self.spec_for(spec, self.data)
         key = repr(model_spec)
@@ -76,13 +79,19 @@ def _weights_warning(study: Study, specs: list[ClassifyTrialConfig], networks: _
     fit: dict[str, set[str]] = {}
     misfit: dict[str, dict[str, str]] = {}
     states: dict[tuple[str, bool], Any] = {}   # a plain timm file reads with the wrapper's `net.` prefix or not
+    checked: set[tuple[str, str]] = set()   # (weights, network): each pair loaded once
+    builds = 0   # networks this check built: those the cut-off check built are checked at no cost
     for spec in specs:
         weights = spec.model.weights
-        if spec.model.transfer == "scratch" or weights in (None, "timm") or len(networks.built) >= MAX_BUILDS:
+        if spec.model.transfer == "scratch" or weights in (None, "timm"):
             continue
+        network = networks.key(spec)
+        fresh = network not in networks.built
+        if (weights, network) in checked or (fresh and builds >= MAX_BUILDS):
+            continue
+        builds += fresh
+        checked.add((weights, network))
         name, model = networks.get(spec)
-        if name in fit.get(weights, set()) or name in misfit.get(weights, {}):
-            continue
         key = (weights, next(iter(model.state_dict()), "").startswith("net."))
         if key not in states:
             try:
