@@ -57,12 +57,10 @@ if not SCORE:
     FIRST_SEED = int(sys.argv[8]) if len(sys.argv) > 8 else 0
     SAVE = sys.argv[9] if len(sys.argv) > 9 else None
     STAGES = 3 + INPUT_SCALE.bit_length() - 1   # each doubling of the input adds a stage: the last is 7x7 again
+RESIDUAL = os.environ.get("RECIPE_BLOCK", "plain") == "residual"   # each stage's two convs as a residual block
 # Test-time views scored side by side on the same models: the flips the study's export uses, and flips x the
 # 2-pixel rolls (the shifts the roll augmentation trains on).
 TTA_VIEWS = {"flip": [(0, 0)], "flip+shift": [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2)]}
-
-
-RESIDUAL = os.environ.get("RECIPE_BLOCK", "plain") == "residual"
 
 
 class ResidualStage(nn.Module):

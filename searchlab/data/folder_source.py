@@ -15,7 +15,7 @@ from searchlab.data.common import (IMAGE_EXTENSIONS, SPLITS, load_splits, resolv
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan
 from searchlab.errors import DataError
 
-Items = tuple[list[Path], list[int], list[str]]   # files, their class indices, their groups (see _group)
+Items = tuple[list[Path], list[int], list[str]]   # files, their class indices, their groups (see _groups)
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -77,7 +77,7 @@ def _collect(folder: Path, classes: tuple[str, ...]) -> Items:
     """All images under folder/<class>/, labelled by the class's index in `classes`."""
     files: list[Path] = []
     labels: list[int] = []
-    groups: list[str] = []
+    patients: list[str | None] = []
     for sub in _subdirs(folder):
         if sub.name not in classes:
             raise DataError(f"{sub}: class {sub.name!r} is not among the train classes {list(classes)}. "
@@ -85,31 +85,29 @@ def _collect(folder: Path, classes: tuple[str, ...]) -> Items:
         found = _images_in(sub)
         files += found
         labels += [classes.index(sub.name)] * len(found)
-        groups += [_group(path, sub) for path in found]
-    return files, labels, _join_patients_across_classes(folder, groups)
+        patients += [_patient(path, sub) for path in found]
+    return files, labels, _groups(folder, classes, files, labels, patients)
 
 
-def _group(path: Path, class_folder: Path) -> str:
-    """The images that must stay in one split: a sub-folder of a class folder (a patient's images: splitting
-    them between training and test would leak the patient), or a loose image on its own."""
+def _patient(path: Path, class_folder: Path) -> str | None:
+    """The sub-folder of a class folder holding the image (one per patient or study), or None for a loose image."""
     parts = path.relative_to(class_folder).parts
-    return str(class_folder / parts[0]) if len(parts) > 1 else str(path)
+    return parts[0] if len(parts) > 1 else None
 
 
-def _join_patients_across_classes(folder: Path, groups: list[str]) -> list[str]:
-    """Sub-folders of one name under several class folders (benign/p07, malignant/p07) are one patient with
-    findings of several classes: one group, as a CSV's group_column would make them. Other groups keep their
-    names, so the splits of data sets without such patients stay as they were."""
-    classes_of: dict[str, set[str]] = {}
-    for group in set(groups):
-        path = Path(group)
-        if path.parent.parent == folder and path.suffix.lower() not in IMAGE_EXTENSIONS:   # a patient sub-folder
-            classes_of.setdefault(path.name, set()).add(path.parent.name)
-    shared = {name for name, classes in classes_of.items() if len(classes) > 1}
-    if not shared:
-        return groups
-    return [str(folder / Path(g).name) if Path(g).name in shared and Path(g).parent.parent == folder else g
-            for g in groups]
+def _groups(folder: Path, classes: tuple[str, ...], files: list[Path], labels: list[int],
+            patients: list[str | None]) -> list[str]:
+    """The images that must stay in one split: a patient's (splitting them between training and test would
+    leak the patient), or a loose image on its own. Sub-folders of one name under several class folders
+    (benign/p07, malignant/p07) are one patient with findings of several classes, kept together as a CSV's
+    group_column would; other patients are named by their class folder, as before that rule."""
+    classes_of: dict[str, set[int]] = {}
+    for patient, label in zip(patients, labels):
+        if patient is not None:
+            classes_of.setdefault(patient, set()).add(label)
+    return [str(path) if patient is None else
+            str(folder / patient) if len(classes_of[patient]) > 1 else str(folder / classes[label] / patient)
+            for path, label, patient in zip(files, labels, patients)]
 
 
 def _take(items: Items, idx: np.ndarray) -> Items:

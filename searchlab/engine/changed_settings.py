@@ -19,8 +19,9 @@ from searchlab.engine.objective import config_of
 from searchlab.space.params import Branch, FixedParam, Group
 from searchlab.space.sample import ABSENT, ConfigPath, UsedRule, value_at
 
-# A fixed setting's path in a config, its value, and the branch labels it exists under ((path, label), ...)
-FixedSetting = tuple[ConfigPath, Any, tuple[tuple[ConfigPath, str], ...]]
+# A fixed setting's path in a config, its constant (its value, and its name as an Optuna parameter were it
+# searched), and the branch labels it exists under ((path, label), ...)
+FixedSetting = tuple[ConfigPath, FixedParam, tuple[tuple[ConfigPath, str], ...]]
 SHOWN_VALUES = 3
 
 
@@ -29,7 +30,7 @@ def fixed_settings(group: Group, at: ConfigPath = (), under: tuple[tuple[ConfigP
     for key, node in group.entries:
         path = at + (key,)
         if isinstance(node, FixedParam):
-            yield path, node.value, under
+            yield path, node, under
         elif isinstance(node, Branch):
             for label, option in node.options:
                 yield from fixed_settings(option, path, under + ((path + (node.key,), label),))
@@ -46,14 +47,15 @@ def changed_settings_warnings(name: str, space: Group, trials: list[FrozenTrial]
     GAN's default 1000 iterations, now `--set space.train.iterations=2000`)."""
     configs = [config_of(trial) for trial in trials]
     lines = []
-    for path, value, under in fixed_settings(space):
+    for path, fixed, under in fixed_settings(space):
+        value = fixed.value
         ran = Counter(_shown(old) for config in configs if all(value_at(config, p) == label for p, label in under)
                       and (old := _ran_with(config, path, used, schema)) is not ABSENT and old != value)
         if not ran:
             continue
         dotted, before = ".".join(path), ran.most_common(1)[0][0]
         others = ", ".join(f"{v} ({n} trials)" for v, n in ran.most_common(SHOWN_VALUES))
-        if any(_param_name(path, under) in trial.params for trial in trials):   # searched then, fixed now
+        if any(fixed.name in trial.params for trial in trials):   # searched then, fixed now
             lines.append(f"study '{name}' searched space.{dotted} in earlier trials ({len(ran)} values, e.g. "
                          f"{others}); this run fixes it at {_shown(value)}, and all are ranked together. Fix: "
                          f"leave space.{dotted} searched (drop the --set or fixed value) to resume like for like, "
@@ -64,15 +66,6 @@ def changed_settings_warnings(name: str, space: Group, trials: list[FrozenTrial]
                      f"parameter tells them apart). Fix: set space.{dotted} back to {before} to resume like "
                      "for like, or give the study a new name (or run_dir)")
     return lines
-
-
-def _param_name(path: ConfigPath, under: tuple[tuple[ConfigPath, str], ...]) -> str:
-    """The Optuna parameter a setting at `path` is when searched: each branch's option label follows the
-    branch's own path (model.cnn.depth for path model.depth under model.kind: cnn)."""
-    parts = list(path)
-    for selector, label in sorted(under, key=lambda item: len(item[0]), reverse=True):
-        parts.insert(len(selector) - 1, label)
-    return ".".join(parts)
 
 
 def _ran_with(config: dict[str, Any], path: ConfigPath, used: UsedRule | None,

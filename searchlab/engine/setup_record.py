@@ -40,9 +40,9 @@ def search_setup(study: "Study") -> dict[str, Any]:
 def fixed_by_path(space: Group) -> dict[str, Any]:
     """{dotted path: value} of the settings written as constants; one on a branch names it ("[model.kind=cnn]")."""
     out = {}
-    for path, value, under in fixed_settings(space):
+    for path, fixed, under in fixed_settings(space):
         branch = ", ".join(f"{'.'.join(p)}={label}" for p, label in under)
-        out[".".join(path) + (f" [{branch}]" if branch else "")] = value
+        out[".".join(path) + (f" [{branch}]" if branch else "")] = fixed.value
     return out
 
 
