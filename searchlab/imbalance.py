@@ -82,7 +82,8 @@ def make_loss(spec: ImbalanceSpec, kind: str, n_classes: int, train_labels: torc
               label_smoothing: float = 0.0) -> Loss:
     """loss(logits, targets) -> scalar mean over the batch; targets hard (int64 (N,) / float (N, L)) or soft.
 
-    label_smoothing applies to single-label tasks only (as in the training loop before this module).
+    label_smoothing s mixes the targets with the uniform distribution: over the classes (as torch's
+    cross_entropy), or per label over on/off, multi-label (y (1 - s) + s / 2, as Keras' binary cross-entropy).
     """
     _check_kind(kind)
     weights = None
@@ -90,7 +91,7 @@ def make_loss(spec: ImbalanceSpec, kind: str, n_classes: int, train_labels: torc
         weights = class_weights(train_labels, kind, n_classes, spec.class_weight_power)
     gamma = spec.focal_gamma if spec.loss == "focal" else 0.0
     if kind == "multilabel":
-        return _sigmoid_loss(gamma, weights)
+        return _sigmoid_loss(gamma, weights, label_smoothing)
     if spec.loss == "ce":
         return lambda logits, targets: F.cross_entropy(logits, _soft_dtype(targets, logits),
                                                        label_smoothing=label_smoothing)
@@ -124,7 +125,7 @@ def _softmax_loss(gamma: float, alpha: torch.Tensor | None, n_classes: int, smoo
     return loss
 
 
-def _sigmoid_loss(gamma: float, pos_weight: torch.Tensor | None) -> Loss:
+def _sigmoid_loss(gamma: float, pos_weight: torch.Tensor | None, smoothing: float = 0.0) -> Loss:
     """Per-label sigmoid focal loss, mean over N * L like BCEWithLogitsLoss.
 
     -[w y (1 - p)^gamma log p + (1 - y) p^gamma log(1 - p)] with w the positive weight: gamma 0 is exactly
@@ -132,7 +133,7 @@ def _sigmoid_loss(gamma: float, pos_weight: torch.Tensor | None) -> Loss:
     """
 
     def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        y = targets.to(logits.dtype)
+        y = targets.to(logits.dtype) * (1 - smoothing) + smoothing / 2
         on = y * F.logsigmoid(logits)
         off = (1 - y) * F.logsigmoid(-logits)        # log(1 - p) without cancellation
         if gamma:

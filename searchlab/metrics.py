@@ -45,7 +45,7 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     _info("accuracy", "fraction of samples predicted correctly; multilabel: exact-match (subset) accuracy"),
     _info("balanced_accuracy", "mean recall over the classes present; multilabel: mean over labels of (TPR+TNR)/2"),
     _info("precision", "macro-averaged precision (0 for a class never predicted)"),
-    _info("recall", "macro-averaged recall (0 for a class absent from y_true)"),
+    _info("recall", "macro-averaged recall over the classes (labels) present in y_true"),
     _info("f1", "macro-averaged F1"),
     _info("auc", "ROC AUC from the probabilities; multiclass: macro one-vs-rest; multilabel: macro over labels"),
     _info("sensitivity", "recall of the positive class (true positive rate)", _BINARY),
@@ -145,7 +145,9 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_cla
         prec, rec, f1, support = skm.precision_recall_fscore_support(
             y, pred, labels=labels, average=None, zero_division=0)
         out = {"accuracy": skm.accuracy_score(y, pred),      # multilabel indicator input: subset accuracy
-               "precision": prec.mean(), "recall": rec.mean(), "f1": f1.mean(),
+               # a class absent from y_true has no recall (not 0: one absent of three capped the mean at 2/3)
+               "precision": prec.mean(), "recall": rec[support > 0].mean() if support.any() else float("nan"),
+               "f1": f1.mean(),
                "auc": _auc(y, p, kind, n_classes)}
         if kind == "multilabel":
             out["balanced_accuracy"] = np.mean([skm.balanced_accuracy_score(y[:, j], pred[:, j])
@@ -238,7 +240,7 @@ def _resampled(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, ki
     f1 = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=support + predicted > 0)
     out: dict[str, Callable[[], np.ndarray]] = {
         "precision": lambda: precision.mean(axis=1),
-        "recall": lambda: np.nan_to_num(tpr).mean(axis=1),
+        "recall": lambda: np.nanmean(tpr, axis=1),      # classes present in the resample only
         "f1": lambda: f1.mean(axis=1),
         **{f"f1_class_{i}": (lambda i=i: f1[:, i]) for i in range(n_classes)},
     }

@@ -17,6 +17,8 @@ from searchlab.engine.rundir import open_run
 from searchlab.engine.run import run_study
 from searchlab.errors import ConfigError, ExportError, TrialFailure
 from searchlab.export.exporter import export_run
+from searchlab.data.types import ImageSplit
+from searchlab.export import out_of_fold
 from searchlab.export.out_of_fold import bagged
 from searchlab.imbalance import ImbalanceSpec, choose_threshold
 from searchlab.models import standalone
@@ -68,7 +70,8 @@ def test_a_bagged_trial_keeps_its_fold_models_and_chooses_its_threshold_out_of_f
     trial = trials[0]
     attrs = trial.user_attrs
     assert attrs["model_spec"]["architecture"] == "ensemble" and len(attrs["model_spec"]["members"]) == 3
-    assert attrs["bag"] == {"cv_folds": 3, "fold_seed": 5, "members": [{"repeat": 0, "fold": f} for f in range(3)]}
+    assert attrs["bag"] == {"cv_folds": 3, "fold_seed": 5, "fold_scheme": 2,
+                            "members": [{"repeat": 0, "fold": f} for f in range(3)]}
     assert len({json.dumps(p) for p in attrs["preprocessing"]}) == 3        # each fold's own normalisation
     assert trial.value == pytest.approx(np.mean([f["auc"] for f in attrs["cv_folds"]]))   # selection: CV mean
     config = export_run(tmp / "run", tmp / "one", trial_number=trial.number, bootstrap=20)
@@ -156,3 +159,20 @@ def test_bag_needs_cv_folds_and_transfer_refuses_an_ensemble(write_study):
     state = {f"members.{i}.{k}": v for i in range(3) for k, v in model.state_dict().items()}
     with pytest.raises(TrialFailure, match="ensemble of 3 networks"):
         load_matching(model, state, "run/")
+
+
+@pytest.mark.parametrize("recorded, dealt", [({}, 1), ({"fold_scheme": 2}, 2)])
+def test_an_export_deals_a_bags_folds_by_the_scheme_its_trial_recorded(monkeypatch, recorded, dealt):
+    """A multi-label bag recorded before fold_scheme held out random folds: its export must re-deal those, not
+    today's stratified ones (its members would score images they trained on)."""
+    labels = torch.from_numpy((np.random.default_rng(0).random((30, 3)) < 0.4).astype(np.int64))
+    pool = ImageSplit(images=torch.zeros(30, 1, 4, 4, dtype=torch.uint8), labels=labels)
+    bag = {"cv_folds": 3, "fold_seed": 4, "members": [{"repeat": 0, "fold": f} for f in range(3)], **recorded}
+    monkeypatch.setattr(standalone, "predict_proba",
+                        lambda member, config, images: torch.full((len(images), 3), member))
+    config = {"preprocessing": [{}] * 3, "task": "multilabel"}
+    means, seen = out_of_fold._trial_out_of_fold(pool, bag, [0.0, 1.0, 2.0], config, 0)
+    member_of = means[:, 0].astype(int)   # each image's probability is the number of the member that held it out
+    folds = fold_indices(labels, 3, seed=4, scheme=dealt)
+    assert seen.all() and all((member_of[fold] == f).all() for f, fold in enumerate(folds))
+    assert not all(np.array_equal(a, b) for a, b in zip(folds, fold_indices(labels, 3, seed=4, scheme=3 - dealt)))

@@ -152,8 +152,24 @@ def test_a_csv_listing_an_image_twice_is_refused_naming_rows_and_splits(tmp_path
     _csv_error(CsvData(source="csv", path=twice), f"{tmp_path / 'b.png'}: rows 3, 4")
 
 
+def test_a_column_the_study_reads_under_a_header_used_twice_is_refused_naming_both_columns(tmp_path):
+    for name in ("a.png", "b.png"):
+        png(tmp_path / name)
+    rows = [["a.png", 1, 0, 0, "train"], ["b.png", 0, 1, 1, "val"]]   # the CSV reader kept the second 'red'
+
+    sheet = write_csv(tmp_path / "dup.csv", ["path", "red", "red", "blue", "note"], rows)
+    _csv_error(CsvData(source="csv", path=sheet, label_columns=("red", "blue")),
+               "'red' is the header of columns 2, 3", "Fix: rename all but one of them")
+    unread = write_csv(tmp_path / "unread.csv", ["path", "red", "blue", "s", "note", "note"],
+                       [r[:2] + r[3:] + ["z", "z"] for r in rows])
+    read = load_dataset(CsvData(source="csv", path=unread, label_columns=("red", "blue"), split_column="s"),
+                        splits=("train", "val"))   # a header used twice that the study does not read: no matter
+    assert [read.splits[s].labels.tolist() for s in ("train", "val")] == [[[1, 0]], [[0, 1]]]
+
+
 @pytest.mark.parametrize("columns, message", [((), "empty"), (("x", "x"), "names 'x' more than once"),
-                                              (("path",), "includes the image column 'path'")])
+                                              (("path",), "includes the image column 'path'"),
+                                              (("red;left", "b"), "label 'red;left' holds ';'")])
 def test_label_columns_must_be_distinct_label_columns(tmp_path, columns, message):
     with pytest.raises(ValidationError, match=message):
         CsvData(source="csv", path=tmp_path / "t.csv", label_columns=columns)

@@ -15,7 +15,9 @@ from searchlab.data import load_dataset
 from searchlab.engine.run import run_study
 from searchlab.export.exporter import export_run
 from searchlab.models.standalone import load, predict_proba
-from searchlab.tasks.crossval import fold_batches, fold_indices, pool_train_val
+from searchlab.errors import TrialFailure
+from searchlab.tasks.bagging import bag_record
+from searchlab.tasks.crossval import FOLD_SCHEME, CVResult, fold_batches, fold_indices, pool_train_val
 
 TINY = """
 name: tiny_cv
@@ -52,7 +54,45 @@ def test_folds_are_stratified_disjoint_and_cover_train_val_without_test(write_st
     assert len(batches.train) == 624 - len(folds[1]) and torch.equal(batches.val.images, pool.images[folds[1]])
     mean = (batches.train.images.float() / 255).mean().item()
     assert batches.preprocessing["mean"][0] == pytest.approx(mean, rel=1e-5)   # this fold's training part only
-    assert len(np.concatenate(fold_indices(torch.rand(50, 3).round(), 4, seed=0))) == 50   # multi-label: random
+
+
+def _rare_label_set(n: int = 96, rare: int = 8) -> np.ndarray:
+    """Multi-label (n, 3): a common label, a middling one and one with `rare` positives."""
+    rng = np.random.default_rng(0)
+    labels = (rng.random((n, 3)) < [0.5, 0.3, 0.0]).astype(np.int64)
+    labels[rng.choice(n, rare, replace=False), 2] = 1
+    return labels
+
+
+def test_multilabel_folds_give_each_fold_its_share_of_every_labels_positives():
+    labels = _rare_label_set()
+    for seed in range(20):
+        folds = fold_indices(torch.from_numpy(labels), 5, seed=seed)
+        assert sorted(np.concatenate(folds).tolist()) == list(range(96))   # disjoint, covering
+        assert max(map(len, folds)) - min(map(len, folds)) <= 2
+        for fold in folds:
+            share = labels[fold].sum(0)
+            assert np.all(np.abs(share - labels.sum(0) / 5) <= 1.5), (seed, share)
+            assert share[2] >= 1   # 8 positives of the rare label: one or two in every fold
+    assert all(np.array_equal(a, b) for a, b in zip(folds, fold_indices(labels, 5, seed=19)))   # seeded
+
+
+def test_multilabel_folds_of_scheme_1_stay_random_for_bags_recorded_before_scheme_2():
+    """Exports re-deal a bag's folds from its record: one recorded before scheme 2 must get the random folds its
+    models held out, or images would be scored by models that trained on them."""
+    labels = _rare_label_set()
+    old = fold_indices(labels, 5, seed=3, scheme=1)
+    order = np.random.default_rng(3).permutation(96)
+    assert all(np.array_equal(f, np.sort(order[i::5])) for i, f in enumerate(old))
+    missing = [seed for seed in range(20)
+               if min(labels[f, 2].sum() for f in fold_indices(labels, 5, seed=seed, scheme=1)) == 0]
+    assert missing   # what scheme 2 is for: random folds left the rare label out of some fold
+    assert bag_record(CVResult(metrics={}), 0, 5)["fold_scheme"] == FOLD_SCHEME == 2
+
+
+def test_multilabel_folds_need_as_many_images_as_folds():
+    with pytest.raises(TrialFailure, match=r"cv_folds=5: train\+val holds 3 image\(s\), fewer than the folds"):
+        fold_indices(np.eye(3, dtype=np.int64), 5, seed=0)
 
 
 def _run(write_study, tmp_path, train_extra: str, run: str = "run") -> optuna.trial.FrozenTrial:
@@ -356,3 +396,14 @@ def test_a_multilabel_validation_split_where_a_label_never_changes_is_warned_of_
     assert unchoosable_threshold_warning(multi, chosen=False) is None   # fixed thresholds choose nothing
     both = _val_only(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), ("effusion", "rare"), "multilabel")
     assert unchoosable_threshold_warning(both, chosen=True) is None
+
+
+def test_an_undefined_objective_under_cv_names_the_held_out_fold_not_the_validation_split(write_study):
+    from searchlab.engine.objective import objective_values
+
+    study = load_study(write_study(TINY.replace("TRAIN", ", cv_folds: 3")))
+    with pytest.raises(TrialFailure, match=r"'auc' is nan \(undefined on a held-out fold: .*\)\. Fix: lower "
+                                           r"space\.train\.cv_folds, or add images of the rarest class"):
+        objective_values(study, {"auc": float("nan"), "cv_folds_done": 3.0})
+    with pytest.raises(TrialFailure, match=r"undefined on this validation split.*Fix: a validation split"):
+        objective_values(study, {"auc": float("nan")})

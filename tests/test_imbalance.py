@@ -153,6 +153,17 @@ def test_shuffle_is_a_permutation() -> None:
     assert sorted(order.tolist()) == list(range(100)) and order.tolist() != list(range(100))
 
 
+@pytest.mark.parametrize("spec", [ImbalanceSpec(loss="ce"), ImbalanceSpec(loss="weighted_ce"), FOCAL_PLAIN])
+def test_multilabel_label_smoothing_smooths_each_labels_targets_toward_one_half(spec: ImbalanceSpec) -> None:
+    """As Keras' binary cross-entropy: targets y (1 - s) + s / 2 (the loss ignored label_smoothing, silently)."""
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    y = torch.tensor([[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 1], [0, 0, 0]], dtype=torch.float64)
+    smoothed = make_loss(spec, "multilabel", 3, y, label_smoothing=0.2)(logits, y).item()
+    assert smoothed == pytest.approx(make_loss(spec, "multilabel", 3, y)(logits, y * 0.8 + 0.1).item(), abs=1e-12)
+    assert smoothed != pytest.approx(make_loss(spec, "multilabel", 3, y)(logits, y).item(), abs=1e-3)
+
+
 def test_multilabel_balanced_sampler_groups_equally() -> None:
     # 10 samples with label 0 only, 60 with label 1 only, 30 with none: each group ~1/3 of draws.
     labels = torch.zeros(100, 2)

@@ -96,6 +96,20 @@ def test_auc_is_nan_when_undefined(kind: str, y: np.ndarray, probs: np.ndarray, 
                if k not in ("auc", "sensitivity", "average_precision", *absent) and not k.startswith("auc_class_"))
 
 
+@pytest.mark.parametrize("kind, y, pred", [
+    ("multiclass", np.array([0, 0, 1, 1]), np.array([0, 0, 1, 2])),                    # class 2 never occurs
+    ("multilabel", np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0]]),               # label 2 never on
+     np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [0, 0, 1]])),
+])
+def test_macro_recall_averages_the_classes_present_only(kind: str, y: np.ndarray, pred: np.ndarray) -> None:
+    """A class with nothing to recall has no recall: counted as 0, it capped the macro mean at 2/3 here."""
+    probs = np.eye(3)[pred] if kind == "multiclass" else pred.astype(float)
+    got = compute_metrics(y, probs, kind, 3)
+    assert got["recall"] == pytest.approx((1.0 + 0.5) / 2) and math.isnan(got["recall_class_2"])
+    low, high = bootstrap_ci(y, probs, kind, 3, ["recall"], n_resamples=200, seed=0)["recall"]
+    assert low <= got["recall"] <= high and high == pytest.approx(1.0)
+
+
 def test_registry_errors() -> None:
     with pytest.raises(RegistryError) as err:
         metric_info("aucc")

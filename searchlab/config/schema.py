@@ -101,6 +101,11 @@ class CsvData(SplitFractions):
         if repeated:
             raise ValueError(f"names {', '.join(map(repr, repeated))} more than once: one "
                              "label would be learned and scored twice. Fix: list each label column once")
+        joined = [c for c in columns if ";" in c] if len(columns) > 1 else []
+        if joined:
+            raise ValueError(f"label {joined[0]!r} holds ';', which joins the labels an image has in predict's "
+                             "'predicted' column, so that column could not be read back. Fix: rename the "
+                             "column in the CSV and here")
         if info.data.get("image_column") in columns:
             raise ValueError(f"includes the image column {info.data['image_column']!r}: it "
                              "holds file paths, not labels. Fix: list only label columns (data.image_column "

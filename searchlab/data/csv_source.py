@@ -62,6 +62,7 @@ def _parse(cfg: CsvData, csv_path: Path, table: _Table) -> None:
         found = [c.strip() for c in reader.fieldnames or []]
         reader.fieldnames = found
         wanted = [cfg.image_column, *cfg.label_columns, *(c for c in (cfg.split_column, cfg.group_column) if c)]
+        _check_columns_named_once(csv_path, wanted, found)
         missing = [c for c in wanted if c not in found]
         if missing:
             close = [f"{c!r}: {hint}" for c in missing if (hint := did_you_mean(c, found))]
@@ -90,6 +91,17 @@ def _parse(cfg: CsvData, csv_path: Path, table: _Table) -> None:
     if empty:
         raise DataError(f"{csv_path}: {len(empty)} empty cell(s):{first_lines(empty)}\nFix: fill them in or drop "
                         "the rows")
+
+
+def _check_columns_named_once(csv_path: Path, wanted: list[str], found: list[str]) -> None:
+    """A column the study reads must be the only one of its name: the CSV reader keeps the last of two, so a
+    label would be read from another column without a word."""
+    twice = {c: [i + 1 for i, name in enumerate(found) if name == c] for c in dict.fromkeys(wanted)}
+    twice = {c: at for c, at in twice.items() if len(at) > 1}
+    if twice:
+        named = "; ".join(f"{c!r} is the header of columns {', '.join(map(str, at))}" for c, at in twice.items())
+        raise DataError(f"{csv_path}: {named}, and a column the study reads must have a header of its own. Fix: "
+                        "rename all but one of them")
 
 
 def _check_each_image_once(csv_path: Path, cfg: CsvData, table: _Table, shown: int = 10) -> None:

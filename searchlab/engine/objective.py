@@ -111,12 +111,20 @@ def objective_values(study: Study, metrics: dict[str, float]) -> list[float]:
                                f"return {metric!r} among the metrics, or name one of those as the objective")
         value = float(metrics[metric])
         if not math.isfinite(value):
-            why = (" (undefined on this validation split, e.g. a single class present). Fix: a validation split "
-                   "with every class (data.val_fraction), or train.cv_folds" if study.config.task.kind == "classify"
-                   else ". Fix: return a finite number")
-            raise TrialFailure(f"objective '{metric}' is {value}{why}")
+            raise TrialFailure(f"objective '{metric}' is {value}{_why_not_finite(study, metrics)}")
         values.append(value)
     return values
+
+
+def _why_not_finite(study: Study, metrics: dict[str, float]) -> str:
+    if study.config.task.kind != "classify":
+        return ". Fix: return a finite number"
+    if "cv_folds_done" in metrics:   # the mean over folds: some held-out fold lacked a class or a label's positives
+        return (" (undefined on a held-out fold: one without an image of some class, or multi-label, without "
+                "positives of some label). Fix: lower space.train.cv_folds, or add images of the rarest class "
+                "(label)")
+    return (" (undefined on this validation split, e.g. a single class present). Fix: a validation split with "
+            "every class (data.val_fraction), or space.train.cv_folds")
 
 
 def _record_failure(trial: optuna.Trial, exc: BaseException) -> None:

@@ -70,8 +70,9 @@ def _trial_out_of_fold(pool: ImageSplit, bag: dict[str, Any], members: list[torc
     total: np.ndarray | None = None
     count = np.zeros(len(pool))
     for i, where in enumerate(bag["members"]):
+        # bags recorded before fold_scheme were dealt by scheme 1
         idx = fold_indices(pool.labels, bag["cv_folds"], bag["fold_seed"] + where["repeat"],
-                           groups=pool.groups)[where["fold"]]
+                           groups=pool.groups, scheme=bag.get("fold_scheme", 1))[where["fold"]]
         member_config = {"preprocessing": config["preprocessing"][offset + i], "task": config["task"],
                          "tta": config.get("tta", "none")}
         probs = standalone.predict_proba(members[i], member_config, pool.images[idx]).numpy()

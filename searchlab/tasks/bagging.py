@@ -16,7 +16,7 @@ import torch
 
 from searchlab.imbalance import ImbalanceSpec, choose_threshold
 from searchlab.metrics import compute_metrics, confusion
-from searchlab.tasks.crossval import CVResult, FoldModel
+from searchlab.tasks.crossval import FOLD_SCHEME, CVResult, FoldModel
 from searchlab.tasks.train import TrainResult
 
 
@@ -27,7 +27,8 @@ def bag_model_spec(member_spec: dict[str, Any], n_members: int) -> dict[str, Any
 
 def bag_record(cv: CVResult, fold_seed: int, folds: int) -> dict[str, Any]:
     """What the trial stores so that the out-of-fold predictions can be made again at export (with TTA)."""
-    return {"cv_folds": folds, "fold_seed": fold_seed, "members": [dict(m.where) for m in cv.models]}
+    return {"cv_folds": folds, "fold_seed": fold_seed, "fold_scheme": FOLD_SCHEME,
+            "members": [dict(m.where) for m in cv.models]}
 
 
 def bag_result(cv: CVResult, imbalance: ImbalanceSpec, kind: str, n_classes: int) -> TrainResult:

@@ -99,15 +99,22 @@ def pool_train_val(data: ImageDataset) -> ImageSplit:
                       groups=groups)
 
 
+# How folds are dealt; a bagged trial records it (bagging.bag_record) so that its export deals the same folds.
+# 2: multi-label images without groups stratified per label's positives (1 dealt them at random, and a label
+# with a few positives could miss a fold: every trial's AUC undefined, or that label's metrics dropped).
+FOLD_SCHEME = 2
+
+
 def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int, class_names: tuple[str, ...] | None = None,
-                 groups: tuple[str, ...] | None = None) -> list[np.ndarray]:
+                 groups: tuple[str, ...] | None = None, scheme: int = FOLD_SCHEME) -> list[np.ndarray]:
     """K disjoint folds covering every index, deterministic for the seed; stratified by class.
 
     Each class is shuffled and dealt round-robin (continuing across classes), so every fold holds each class
     within one image of its share and fold sizes differ by at most one. With `groups` (a patient's sub-folder
     of a class folder, so one class per group), whole groups are dealt instead: see _grouped_folds; groups
     holding several classes or multi-label images (a CSV's group_column) are dealt as in data/grouping.py.
-    Multi-label data (2-D labels) without groups has overlapping classes and gets random folds.
+    Multi-label images without groups are dealt one by one like such groups: each fold gets a k-th of the
+    images and of each label's positives (scheme 1, recorded by bags of earlier versions: random folds).
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
@@ -115,6 +122,8 @@ def fold_indices(labels: torch.Tensor | np.ndarray, k: int, seed: int, class_nam
         return _spanning_folds(labels, groups, k, rng, class_names)
     if groups is not None:
         return _grouped_folds(labels, groups, k, rng, class_names)
+    if labels.ndim == 2 and scheme >= 2:
+        return _spanning_folds(labels, tuple(map(str, range(len(labels)))), k, rng, class_names)
     if labels.ndim == 2:
         order = rng.permutation(len(labels))
     else:
@@ -161,9 +170,10 @@ def _spanning_folds(labels: np.ndarray, groups: tuple[str, ...], k: int, rng: np
     multilabel = labels.ndim == 2
     members, counts = group_counts(labels, groups, class_names)
     if len(members) < k:
-        raise TrialFailure(f"cv_folds={k}: train+val holds {len(members)} group(s) of images (data.group_column), "
-                           f"fewer than the folds, and a group stays in one fold; lower space.train.cv_folds to "
-                           f"{len(members)} or fewer")
+        what = ("image(s)" if len(members) == len(labels) else
+                "group(s) of images (data.group_column), and a group stays in one fold")
+        raise TrialFailure(f"cv_folds={k}: train+val holds {len(members)} {what}, fewer than the folds; lower "
+                           f"space.train.cv_folds to {len(members)} or fewer")
     if not multilabel:
         having = (counts > 0).sum(0)
         rarest = int(np.argmin(np.where(having > 0, having, np.iinfo(np.int64).max)))
