@@ -273,6 +273,35 @@ def _searchlab_predict_gives_the_same(tmp_path, files, expected, capsys):
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.csv.partial").exists()
     assert main(["predict", str(tmp_path / "best"), folder]) == 2   # to the terminal: not a header alone
     assert capsys.readouterr().out == ""
+    _predict_prints_whole_or_nothing_and_names_a_damaged_export(tmp_path, folder, capsys)
+
+
+def _predict_prints_whole_or_nothing_and_names_a_damaged_export(tmp_path, folder, capsys):
+    import shutil
+
+    from searchlab.cli import main
+    from searchlab.export import predict
+
+    chunk, predict.CHUNK = predict.CHUNK, 4   # the unreadable files come after 7 chunks of readable ones
+    try:
+        assert main(["predict", str(tmp_path / "best"), folder]) == 2
+    finally:
+        predict.CHUNK = chunk
+    out, err = capsys.readouterr()
+    assert out == "" and "no predictions were written" in err   # it printed the rows read before them
+    assert main(["predict", str(tmp_path / "best"), str(tmp_path / "imgs" / "b"), "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a folder. Fix: name the CSV file" in capsys.readouterr().err
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "best", damaged)
+    weights = damaged / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])
+    (damaged / "config.json").write_text((damaged / "config.json").read_text().replace('"weights_sha256"', '"x"'))
+    assert main(["predict", str(damaged), str(tmp_path / "imgs" / "b")]) == 2   # cut short: no digest to tell
+    err = capsys.readouterr().err
+    assert f"error: {damaged} cannot be loaded (" in err and "Traceback" not in err and "Fix: export the run" in err
+    (damaged / "config.json").write_text("{not json")
+    assert main(["predict", str(damaged), str(tmp_path / "imgs" / "b")]) == 2
+    assert f"{damaged} cannot be loaded (JSONDecodeError: " in capsys.readouterr().err
 
 
 def test_predict_rows_name_every_class_and_the_labels_on():

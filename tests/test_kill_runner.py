@@ -50,6 +50,18 @@ def test_an_export_never_replaces_a_folder_of_other_files(write_study, tmp_path)
         export_run(tmp_path / "run", blocker / "best", bootstrap=100)
 
 
+def test_an_export_into_the_folder_you_are_in_is_refused_before_scoring(write_study, tmp_path, monkeypatch):
+    """`--out .` in an empty folder scored the test split, then failed to move '.' aside (resource busy)."""
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    here = tmp_path / "empty"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for out in (Path("."), tmp_path):
+        with pytest.raises(ExportError, match=r"is the folder you are in \(or holds it\).*Fix: name a new folder"):
+            export_run(tmp_path / "run", out, bootstrap=100)
+    assert list(here.iterdir()) == []
+
+
 def test_an_interrupted_trial_whose_retry_was_never_queued_is_queued_on_restart(write_study, tmp_path):
     """The runner killed between failing a trial and queuing its retry (1 kill in 50 in the bench)."""
     import optuna

@@ -1,6 +1,7 @@
 """searchlab report / compare / dashboard, looked at in a real headless Chromium (tests/browser.py)."""
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from searchlab.export.exporter import export_run
 from searchlab.report.build import write_report
 from searchlab.report.compare import compare_runs
 from searchlab.report.figures import importance_figure
+from searchlab.report.seed_pool import pooled_figure
 from test_run import TINY_CLASSIFY, callable_study
 
 MULTI = TINY_CLASSIFY.replace("name: tiny", "name: tiny_mo").replace("n_trials: 2", "n_trials: 4") + \
@@ -96,6 +98,7 @@ def test_a_study_without_completed_trials_gets_a_report_saying_so(write_study, t
     run_study(load_study(callable_study(write_study, fn="nan_objective", n=2)), progress=False)
     text = write_report(tmp_path / "run").read_text()
     assert "No completed trials" in text and "All trials" in text and text.count("FAIL") >= 2
+    assert "<td>None</td>" not in text and "&lt;NA&gt;" not in text   # a failed trial's value: an empty cell
 
 
 def test_a_folder_without_a_run_is_named_with_what_it_holds(tmp_path):
@@ -142,12 +145,31 @@ def test_compare_pools_the_seeds_of_each_strategy(write_study, tmp_path, capsys)
     assert "Best loss so far over seeds" in text and "Over seeds" in text
     with chromium() as driver:
         divs, drawn = _rendered_plots(driver, path.as_uri())
-        assert divs == drawn == 3 and console_errors(driver) == []
+        assert divs == drawn == 3
+        _each_column_of_the_second_table_sorts_by_itself(driver)
+        assert console_errors(driver) == []
+    figure = pooled_figure(pools, "loss")
+    lines, bands = figure.data[0::2], figure.data[1::2]
+    assert [b.line.color for b in bands] == [line.line.color for line in lines]   # each band its own line's
+    assert lines[0].line.color != lines[1].line.color
     other = runs[4].with_name("tpe2e")                  # another epochs setting is not pooled with the others
     text = (tmp_path / "tpe2.yaml").read_text().replace("n_trials: 5", "n_trials: 5, epochs: 3")
     run_study(load_study(write_study(text.replace(str(runs[4]), str(other)), name="e.yaml")), progress=False)
     _, _, pools = compare_runs(runs[1::2] + [other], tmp_path / "c2.html")
     assert [p.label for p in pools] == ["tpe, seeds 0, 1"]
+
+
+def _each_column_of_the_second_table_sorts_by_itself(driver):
+    """The page's headers were numbered across its tables: the second table sorted by another column, or threw."""
+    from selenium.webdriver.common.by import By
+
+    table = driver.find_elements(By.CSS_SELECTOR, "table.sortable")[1]
+    for col, header in enumerate(table.find_elements(By.CSS_SELECTOR, "th")):
+        header.click()
+        rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+        cells = [r.find_elements(By.CSS_SELECTOR, "td")[col].text for r in rows]
+        keys = [float(m[0]) if (m := re.match(r"-?\d+(\.\d+)?", c)) else c for c in cells]   # as parseFloat
+        assert keys == sorted(keys), (header.text, cells)
 
 
 def test_mean_curve_of_seeds_averages_those_that_reached_each_trial_count():

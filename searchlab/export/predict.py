@@ -8,6 +8,7 @@ export's test-time augmentation, ensemble averaging and decision threshold(s).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import sys
@@ -21,8 +22,10 @@ from PIL import Image
 
 from searchlab.data.common import IMAGE_EXTENSIONS, bit_depth_advice, first_lines, spread
 from searchlab.errors import ExportError
+from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models import standalone
 
+SAME_EXPORT = "export the run again, or copy all of one export's files together"
 CHUNK = 256   # images decoded and predicted at a time: memory stays bounded for large folders
 
 
@@ -37,10 +40,7 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     if config["input"].get("files_were", "colour") == "colour" and \
             (grey := grey_into_colour_warning(files, config["input"]["channels"])):   # not when trained on grey
         print(f"warning: {grey}", file=sys.stderr)
-    net = standalone.build_export_model(config)
-    net.load_state_dict(standalone.read_safetensors(Path(export_dir) / "weights.safetensors",
-                                                    config.get("weights_sha256")))
-    net.eval()
+    net = _model(Path(export_dir), config)
     names = config["class_names"]
     writer = csv.writer(out)
     header = ["path", *(f"p({name})" for name in names), "predicted"]
@@ -63,6 +63,16 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
         raise ExportError(f"{len(unreadable)} of {len(files)} image files cannot be read:{lines}\nFix: replace or "
                           "remove these files; no predictions were written")
     return len(files)
+
+
+def _model(export_dir: Path, config: dict[str, Any]) -> torch.nn.Module:
+    try:
+        net = standalone.build_export_model(config)
+        net.load_state_dict(standalone.read_safetensors(export_dir / "weights.safetensors",
+                                                        config.get("weights_sha256")))
+    except UNLOADABLE as exc:
+        raise ExportError(f"{unloadable(export_dir, exc)}. Fix: {SAME_EXPORT}") from None
+    return net.eval()
 
 
 def grey_into_colour_warning(files: Sequence[Path], channels: int, sample: int = 200) -> str | None:
@@ -102,7 +112,10 @@ def _classifier_config(export_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ExportError(f"{export_dir} is not a searchlab export (no config.json). Fix: give the folder "
                           "`searchlab export RUN --out DIR` wrote")
-    config = json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ExportError(f"{unloadable(export_dir, exc)}. Fix: {SAME_EXPORT}") from None
     if "generator" in config:
         raise ExportError(f"{export_dir} holds a generator, which classifies nothing. Fix: sample it with its "
                           "model.py (model.load_generator, model.sample_images)")
@@ -164,8 +177,14 @@ def _label_text(label: torch.Tensor, names: list[str], task: str) -> str:
 
 def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -> int:
     """To standard output, or to `out` whole: written beside it and moved into place when every file was read."""
-    if out is None:
-        return predict_files(export_dir, inputs, sys.stdout)
+    if out is None:   # whole or nothing, as --out: an unreadable file found after 256 rows left them printed
+        table = io.StringIO()
+        rows = predict_files(export_dir, inputs, table)
+        sys.stdout.write(table.getvalue())
+        return rows
+    if Path(out).is_dir():
+        raise ExportError(f"--out {out} is a folder. Fix: name the CSV file to write (e.g. "
+                          f"{Path(out) / 'predictions.csv'})")
     partial = Path(f"{out}.partial")
     try:   # the folder is made, as `export --out` makes its own
         partial.parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,10 @@ def _check_replaceable(out: Path) -> None:
         return
     if not out.is_dir():
         raise ExportError(f"--out {out} is a file. Fix: name a new folder")
+    here = Path.cwd().resolve()
+    if out.resolve() in (here, *here.parents):   # moved aside whole, it would take this shell's folder with it
+        raise ExportError(f"--out {out} is the folder you are in (or holds it), and an export replaces its folder "
+                          f"whole. Fix: name a new folder inside it, e.g. --out {Path(out) / 'best'}")
     found = sorted(p.name for p in out.iterdir())
     if found and not is_export(out):
         raise ExportError(f"--out {out} holds other files ({', '.join(found[:5])}); an export replaces its folder "

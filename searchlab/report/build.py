@@ -56,5 +56,8 @@ def top_table(run: OpenRun, ranked: list, top: int) -> Section:
     else:
         title = "All trials (click a column to sort)"
     shown = table.drop(columns=[c for c in ("datetime_start", "datetime_complete") if c in table])
+    # na_rep covers float NaN only: a failed trial's value (None) and a parameter it did not draw (pandas' NA,
+    # in integer columns) printed "None" and "<NA>"
+    shown = shown.astype(object).where(shown.notna(), "")
     body = shown.to_html(index=False, classes="sortable", border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
     return Section(title, f'<div style="overflow-x:auto">{body}</div>')   # wide tables scroll, not the page

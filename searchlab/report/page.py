@@ -16,9 +16,11 @@ h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #d
 table.sortable th{cursor:pointer;background:#f3f3f3}table.sortable td,table.sortable th{padding:3px 8px;
 border:1px solid #ddd;text-align:right}img.grid{image-rendering:pixelated;width:384px;margin:4px}"""
 
-# Click a header to sort by that column (numbers numerically), again to reverse.
-SORTER = """document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
- const body = th.closest('table').tBodies[0], rows = Array.from(body.rows), down = th.dataset.dir !== 'asc';
+# Click a header to sort by that column (numbers numerically), again to reverse. The column is the header's
+# place in its own row (cellIndex): a page's second table must not count the first one's headers.
+SORTER = """document.querySelectorAll('table.sortable th').forEach(th => th.addEventListener('click', () => {
+ const col = th.cellIndex, body = th.closest('table').tBodies[0], rows = Array.from(body.rows),
+  down = th.dataset.dir !== 'asc';
  th.dataset.dir = down ? 'asc' : 'desc';
  const key = r => { const t = r.cells[col].innerText, n = parseFloat(t); return isNaN(n) ? t : n; };
  rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (down ? 1 : -1));

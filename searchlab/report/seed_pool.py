@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from statistics import mean, stdev
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_record import strategy_said
@@ -100,10 +101,12 @@ def mean_curve(pool: SeedPool) -> tuple[list[int], list[float], list[float], lis
 
 def pooled_figure(pools: list[SeedPool], metric: str) -> go.Figure:
     fig = go.Figure()
-    for pool in pools:
+    for i, pool in enumerate(pools):
         xs, means, lows, highs = mean_curve(pool)
-        line = fig.add_trace(go.Scatter(x=xs, y=means, mode="lines", line_shape="hv", name=f"{pool.label}: mean"))
-        colour = line.data[-1].line.color
+        # set, not read back: an unset trace colour reads None, and the band then took the next default colour
+        colour = qualitative.Plotly[i % len(qualitative.Plotly)]
+        fig.add_trace(go.Scatter(x=xs, y=means, mode="lines", line_shape="hv", name=f"{pool.label}: mean",
+                                 line=dict(color=colour)))
         fig.add_trace(go.Scatter(x=xs + xs[::-1], y=highs + lows[::-1], fill="toself", opacity=0.2, line_shape="hv",
                                  line=dict(width=0, color=colour), name=f"{pool.label}: min to max", hoverinfo="skip"))
     fig.update_layout(xaxis_title="completed trials", yaxis_title=f"best {metric} (mean over seeds)", height=450)
