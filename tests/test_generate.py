@@ -1,6 +1,7 @@
 """The generate task: GAN trials scored by MedFID, KID, precision/recall; failures that fail alone; bad input."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -167,6 +168,70 @@ def test_a_feature_network_for_other_images_is_refused(breast, tmp_path):
 def test_objective_must_be_a_generate_metric(write_study):
     with pytest.raises(ConfigError, match="not a metric of the generate task.*medfid, kid, precision, recall"):
         load_study(write_study(STUDY.replace("FAMILY", "dcgan").replace("COND", "false") + "objective: auc\n"))
+
+
+def test_a_direction_against_the_metrics_own_is_refused(write_study):
+    """maximize medfid ranked the worst generator first, and export wrote it."""
+    base = STUDY.replace("FAMILY", "dcgan").replace("COND", "false")
+    for objective, natural in (("{metric: medfid, direction: maximize}", "minimized"),
+                               ("{metric: recall, direction: minimize}", "maximized")):
+        with pytest.raises(ConfigError, match=f"better when .*this objective asks to .*Fix: drop direction "
+                                              f"\\(\\w+ is {natural}\\)"):
+            load_study(write_study(base + f"objective: {objective}\n"))
+
+
+def test_the_pruner_steps_through_a_gan_trials_medfid_checkpoints_not_budget_epochs(write_study):
+    """A GAN reports train.evaluations checkpoints (steps 0..3 by default); the median pruner's warm-up was
+    sized from budget.epochs (20 // 4 = 5 steps), so it never pruned a GAN trial."""
+    from searchlab.strategy import build_pruner
+    from searchlab.tasks import pruner_steps
+
+    gan = STUDY.replace("FAMILY", "dcgan").replace("COND", "false").replace("pruner: none", "pruner: median")
+    fixed = load_study(write_study(gan))
+    assert pruner_steps(fixed) == 2                                   # the study's train.evaluations
+    searched = load_study(write_study(gan.replace("evaluations: 2", "evaluations: {int: [2, 5]}")))
+    assert pruner_steps(searched) == 5                                # the most any trial reports
+    default = load_study(write_study(gan.replace("evaluations: 2, ", "").replace("iterations: 40", "iterations: 400")))
+    assert pruner_steps(default) == GenerateTrialConfig().train.evaluations == 4
+    pruner = build_pruner(default.config.pruner, pruner_steps(default))
+    study = optuna.create_study(pruner=pruner)
+    for _ in range(6):
+        trial = study.ask()
+        for step, value in enumerate((5.0, 4.0, 3.0, 2.0)):
+            trial.report(value, step)
+        study.tell(trial, 2.0)
+    hopeless = study.ask()
+    for step in range(3):
+        hopeless.report(100.0, step)
+    assert hopeless.should_prune()                                    # within the trial's 4 checkpoints
+    classify = load_study(write_study("name: c\ntask: classify\nspace: {optim: {lr: {float: [1.0e-3, 2.0e-3]}}}\n"
+                                      "budget: {epochs: 7}\n"))
+    assert pruner_steps(classify) == 7
+
+
+@pytest.mark.parametrize("damage", ["not json", "no architecture", "cut weights"])
+def test_a_damaged_feature_network_export_is_named_in_one_line(breast, tmp_path, damage):
+    folder = tmp_path / "features"
+    folder.mkdir()
+    config = {"model": {"architecture": "plain_cnn"}, "preprocessing": {}}
+    if damage == "no architecture":
+        config["model"] = {}
+    (folder / "config.json").write_text("{bad" if damage == "not json" else json.dumps(config))
+    (folder / "weights.safetensors").write_bytes(b"\x10\x00")
+    with pytest.raises(ConfigError, match=r"the MedFID feature network: .*features cannot be loaded \(\w+") as info:
+        feature_network("features", tmp_path, tmp_path, breast, seed=0)
+    assert info.value.key == "task.features"
+
+
+def test_a_damaged_cached_feature_network_is_trained_again(breast, extractor_run, tmp_path, capsys):
+    shutil.copytree(extractor_run / CACHE_DIR, tmp_path / CACHE_DIR)
+    weights = tmp_path / CACHE_DIR / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])                   # a copy cut short
+    net = feature_network(None, tmp_path, tmp_path, breast, seed=0)
+    err = capsys.readouterr().err
+    assert "warning: the cached MedFID feature network:" in err and "training it again" in err
+    assert weights.stat().st_size == (extractor_run / CACHE_DIR / "weights.safetensors").stat().st_size
+    assert net(torch.zeros(1, 1, 28, 28)).shape[0] == 1
 
 
 SAMPLE_WITHOUT_SEARCHLAB = r"""

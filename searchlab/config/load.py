@@ -299,10 +299,11 @@ def _allowed(param: Any) -> str:
 def _validate_strategy_and_pruner(study: Study) -> None:
     """Build the sampler and pruner once now, so bad names or arguments fail before any trial."""
     from searchlab.strategy import build_pruner, build_sampler, missing_package
+    from searchlab.tasks import pruner_steps
 
     try:
         missing = missing_package(build_sampler(study.config.strategy, study.config.seed, study.base_dir))
-        build_pruner(study.config.pruner, study.config.budget.epochs)
+        build_pruner(study.config.pruner, pruner_steps(study))
     except ConfigError:
         raise
     except SearchlabError as exc:   # e.g. an unknown strategy name from the registry

@@ -160,7 +160,8 @@ class ObjectiveConfig(Frozen):
 class BudgetConfig(Frozen):
     n_trials: Annotated[int, Field(ge=1)] = 20          # total over resumes (finished = complete + pruned)
     timeout: Annotated[float, Field(gt=0)] | None = None  # seconds of wall time for this invocation
-    epochs: Annotated[int, Field(ge=1)] = 20            # per trial; also the pruner's step range
+    # per trial; also the pruner's step range (a GAN trial's steps: its train.evaluations)
+    epochs: Annotated[int, Field(ge=1)] = 20
     max_failed: Annotated[int, Field(ge=1)] | None = None  # stop after this many failed trials (None: n_trials)
     # Wall-clock seconds one trial may run; past it the trial's worker process is killed and the trial FAILED
     # with the reason, not retried (local executor: trials then run in supervised worker processes; Ray: the

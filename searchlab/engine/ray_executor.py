@@ -27,6 +27,7 @@ from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import interruption_message, stop_on_signals
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import Budget, open_optuna_study
+from searchlab.tasks import pruner_steps
 
 WORKER_DIED = ("the Ray worker running this trial died (its process or node was lost) or failed outside the "
                "objective; Ray's logs are in the cluster's session folder on that node (`ray start --temp-dir`, "
@@ -116,7 +117,7 @@ def build_scheduler(study: Study) -> Any:
     # merely finishing its epochs
     return AsyncHyperBandScheduler(grace_period=cfg.grace_period, reduction_factor=cfg.reduction_factor,
                                    brackets=1 if cfg.kind == "asha" else cfg.brackets,
-                                   max_t=study.config.budget.epochs + 1, **common)
+                                   max_t=pruner_steps(study) + 1, **common)
 
 
 class _OptunaSearcher:

@@ -49,13 +49,13 @@ def _open(study: Study) -> _Actor:
 
     from searchlab.engine.storage import artifact_store, open_storage
     from searchlab.strategy import build_pruner
-    from searchlab.tasks import get_task
+    from searchlab.tasks import get_task, pruner_steps
 
     ex = study.config.executor
     torch.set_num_threads(ex.threads_per_worker or max(1, math.floor(ex.resources_per_trial.cpu)))
     # The parameters are in the storage already, so no sampler work happens here (a random sampler only
     # reads them back); the Optuna pruner prunes here unless a Ray scheduler stops trials instead.
-    pruner = optuna.pruners.NopPruner() if ex.scheduler else build_pruner(study.config.pruner, study.config.budget.epochs)
+    pruner = optuna.pruners.NopPruner() if ex.scheduler else build_pruner(study.config.pruner, pruner_steps(study))
     ostudy = optuna.load_study(study_name=study.config.name, storage=open_storage(study.storage_url),
                                sampler=optuna.samplers.RandomSampler(), pruner=pruner)
     node_id = ray.get_runtime_context().get_node_id()

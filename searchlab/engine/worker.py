@@ -26,7 +26,7 @@ from searchlab.engine.storage import artifact_store, is_local_file, open_storage
 from searchlab.errors import SearchlabError
 from searchlab.strategy import build_pruner, build_sampler, resolve
 from searchlab.strategy_guard import GuardedSampler
-from searchlab.tasks import get_task
+from searchlab.tasks import get_task, pruner_steps
 
 
 
@@ -50,7 +50,7 @@ def open_optuna_study(study: Study, worker_index: int = 0, heartbeat: bool = Tru
     plugin = resolve(study.config.strategy, study.base_dir).class_
     return optuna.load_study(study_name=study.config.name, storage=storage,
                              sampler=GuardedSampler(sampler, plugin) if plugin else sampler,
-                             pruner=build_pruner(study.config.pruner, study.config.budget.epochs))
+                             pruner=build_pruner(study.config.pruner, pruner_steps(study)))
 
 
 class Budget:

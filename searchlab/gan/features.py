@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from searchlab.data.types import ImageDataset
 from searchlab.errors import ConfigError
+from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models.standalone import build_model, load, normalize
 from searchlab.weights_file import save_weights
 
@@ -68,11 +70,16 @@ def _from_export(path: Path, data: ImageDataset) -> PenultimateFeatures:
         raise ConfigError("the MedFID feature network must be a searchlab export folder (config.json, "
                           "weights.safetensors)", key="task.features", got=str(path),
                           fix="export a classifier of this data set (searchlab export RUN --out DIR) and name DIR")
-    if "generator" in json.loads((path / "config.json").read_text()):
-        raise ConfigError("this is a generator export; MedFID's feature network is a classifier of the same "
-                          "images", key="task.features", got=str(path), fix="export a classifier trial of this "
-                          "data set and name it, or leave task.features unset to train one")
-    net, config = load(path)
+    try:
+        net, config = load(path)
+    except UNLOADABLE as exc:   # a generator's config.json, too, has no "model" to load
+        if _is_generator(path):
+            raise ConfigError("this is a generator export; MedFID's feature network is a classifier of the same "
+                              "images", key="task.features", got=str(path), fix="export a classifier trial of "
+                              "this data set and name it, or leave task.features unset to train one") from None
+        raise ConfigError(f"the MedFID feature network: {unloadable(path, exc)}", key="task.features",
+                          got=str(path), fix="export a classifier of this data set again (searchlab export RUN "
+                          "--out DIR) and name DIR, or leave task.features unset to train one") from None
     channels = config["model"].get("in_channels")
     if channels != data.channels:   # checked here: normalising would silently broadcast 1 channel to 3
         h, w = data.image_size
@@ -83,6 +90,13 @@ def _from_export(path: Path, data: ImageDataset) -> PenultimateFeatures:
         raise ConfigError("an ensemble has no single feature space", key="task.features", got=str(path),
                           fix="export one trial (searchlab export RUN --trial N)")
     return PenultimateFeatures(net, config["preprocessing"])
+
+
+def _is_generator(path: Path) -> bool:
+    try:
+        return "generator" in json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def _check_fits(net: PenultimateFeatures, data: ImageDataset, features: str | None) -> None:
@@ -109,14 +123,30 @@ def _fingerprint(data: ImageDataset, seed: int) -> str:
 def _cached_or_trained(folder: Path, data: ImageDataset, seed: int) -> PenultimateFeatures:
     fingerprint = _fingerprint(data, seed)
     config_path = folder / "config.json"
-    if config_path.is_file() and json.loads(config_path.read_text()).get("fingerprint") == fingerprint:
-        net, config = load(folder)
-        return PenultimateFeatures(net, config["preprocessing"])
+    cached = _cached(folder, fingerprint)
+    if cached is not None:
+        return cached
     net, config = _train_extractor(data, seed)
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(net.state_dict(), folder / "weights.safetensors")
     config_path.write_text(json.dumps({**config, "fingerprint": fingerprint}, indent=2) + "\n")
     return PenultimateFeatures(net, config["preprocessing"])
+
+
+def _cached(folder: Path, fingerprint: str) -> PenultimateFeatures | None:
+    """The network cached for these images, or None: none, another's, or damaged (a disk filled up while it was
+    written, a copy cut short), which is trained again instead of failing every later run."""
+    try:
+        if json.loads((folder / "config.json").read_text()).get("fingerprint") != fingerprint:
+            return None
+        net, config = load(folder)
+        return PenultimateFeatures(net, config["preprocessing"])
+    except FileNotFoundError:
+        return None
+    except UNLOADABLE as exc:
+        print(f"warning: the cached MedFID feature network: {unloadable(folder, exc)}; training it again",
+              file=sys.stderr)
+        return None
 
 
 def trained_feature_count(data: ImageDataset) -> int:

@@ -38,6 +38,13 @@ def get_task(cfg: "TaskConfig") -> Task:
     return TASKS.get(cfg.kind)(cfg)
 
 
+def pruner_steps(study: "Study") -> int:
+    """How many steps a trial reports to the pruner (and a Ray scheduler): one per epoch, budget.epochs, unless
+    its task counts its own (a GAN trial scores MedFID at train.evaluations checkpoints and has no epochs)."""
+    own = getattr(TASKS.get(study.config.task.kind), "pruner_steps", None)
+    return own(study) if own is not None else study.config.budget.epochs
+
+
 def sample_trial_config(trial: "BaseTrial", study: "Study") -> dict[str, Any]:
     """The trial's config from the study's space, leaving out settings the task would not use under the
     values drawn (a task's `setting_used` rule, space/sample.py): every search strategy samples through here."""

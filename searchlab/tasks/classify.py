@@ -30,6 +30,7 @@ from searchlab.metrics import METRICS, PER_CLASS, compute_metrics, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.space import cheapest_config, probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
+from searchlab.tasks.direction import objective_direction
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.classify_usage import classify_setting_used, setting_default
 from searchlab.tasks.costs import COST_METRICS, analytic_costs, budget_excess, check_budget, measure_costs
@@ -90,11 +91,7 @@ class ClassifyTask:
                 raise src.error(at, f"{exc}; or a cost: {', '.join(COST_METRICS)}", got=name,
                                 fix=f"{alias}, as searchlab names it" if alias else "name one of the metrics "
                                 "listed") from None
-        if objective.direction not in (None, natural):   # e.g. maximize hamming_loss or flops: the worst wins
-            raise src.error(at, f"metric {name!r} is better when {'lower' if natural == 'minimize' else 'higher'}"
-                            f", and this objective asks to {objective.direction} it", got=objective.direction,
-                            fix=f"drop direction ({name} is {natural}d), or name another metric")
-        return name, objective.direction or natural
+        return name, objective_direction(name, natural, objective, src, at)
 
     def validate_space(self, study: Study, src: Located) -> None:
         """Every choice and both ends of every range, through the trial schema, before any training."""

@@ -28,6 +28,7 @@ from searchlab.gan.metrics import Reference, min_real_images
 from searchlab.gan.train import RealImages, build_pair, sample_unit, to_signed, train_gan
 from searchlab.space import probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
+from searchlab.tasks.direction import objective_direction
 from searchlab.tasks.generate_config import GenerateTrialConfig
 from searchlab.tasks.generate_usage import generate_setting_default, generate_setting_used
 from searchlab.tasks.parse import parse_trial
@@ -52,7 +53,15 @@ class GenerateTask:
         if name not in METRICS:
             raise src.error(at, "not a metric of the generate task", got=objective.metric,
                             fix=f"one of {', '.join(METRICS)}")
-        return name, objective.direction or METRICS[name]
+        return name, objective_direction(name, METRICS[name], objective, src, at)
+
+    @staticmethod
+    def pruner_steps(study: Study) -> int:
+        """The most MedFID checkpoints a trial of the space reports (train.evaluations; budget.epochs, which a GAN
+        never reads, sized the pruner's warm-up past every checkpoint, so it never pruned)."""
+        default = GenerateTrialConfig().train.evaluations
+        return max(config.get("train", {}).get("evaluations", default)
+                   for config in probe_configs(study.space, seed=study.config.seed))
 
     def validate_space(self, study: Study, src: Located) -> None:
         searched = {param.name: param for param, _ in searchable_params(study.space)}
