@@ -18,8 +18,11 @@ from searchlab.config.schema import PrunerConfig, StrategyConfig
 from searchlab.config.yamlsrc import is_study_file, read_yaml
 from searchlab.errors import ConfigError, RegistryError, pydantic_fix, rule_and_fix
 from searchlab.registry import Registry, import_object
-from searchlab.nas.deepmad_design import make_deepmad, prepare_deepmad
-from searchlab.nas.zen_nas import make_zen_nas, prepare_zen_nas
+from searchlab.nas.deepmad_design import DeepMADSettings, make_deepmad, prepare_deepmad
+from searchlab.nas.deepmad_design import main_population as deepmad_main_population
+from searchlab.nas.stage import settings_from_args
+from searchlab.nas.zen_nas import ZenNASSettings, make_zen_nas, prepare_zen_nas
+from searchlab.nas.zen_nas import main_population as zen_main_population
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import RegularizedEvolutionSampler, make_evolution
 from searchlab.suggest import did_you_mean
@@ -121,6 +124,8 @@ def startup_warning(cfg: StrategyConfig, study_dir: Path | None, n_trials: int) 
     """A budget within the strategy's random start-up: the strategy under study never runs (a comparison of
     TPE and evolution at 4 trials compares two random searches)."""
     cfg = resolve(cfg, study_dir)
+    if cfg.class_ is None and cfg.name in STAGED:
+        return _staged_startup_warning(cfg, n_trials)
     if cfg.name not in STARTUP or cfg.class_ is not None:
         return None
     arg, default = STARTUP[cfg.name]
@@ -133,6 +138,23 @@ def startup_warning(cfg: StrategyConfig, study_dir: Path | None, n_trials: int) 
             + (" (or strategy: {preset: quick}: TPE after 5)" if cfg.name == "tpe" and startup > 5 else ""))
 
 
+# strategies whose stage queues its top_k designs to train first, then evolves: (settings, main population)
+STAGED = {"zen_nas": (ZenNASSettings, zen_main_population), "deepmad": (DeepMADSettings, deepmad_main_population)}
+
+
+def _staged_startup_warning(cfg: StrategyConfig, n_trials: int) -> str | None:
+    """Trials after the designs and before the evolution population is full are drawn at random."""
+    settings_class, population_of = STAGED[cfg.name]
+    settings = settings_from_args(settings_class, cfg.name, cfg.args)
+    designs, population = settings.top_k, population_of(settings)
+    if not designs < n_trials <= population:
+        return None
+    return (f"strategy {cfg.name} trains its {designs} best designs first, then draws trials at random until "
+            f"{population} are done (its evolution population) before it evolves; budget.n_trials is {n_trials}, "
+            f"so trials {designs + 1} to {n_trials} are random ones. Fix: strategy.args.population_size: {designs} "
+            f"(evolve from the designs), or budget.n_trials above {population}")
+
+
 def _default_of(cls: Any, arg: str) -> Any:
     return inspect.signature(cls).parameters[arg].default
 
@@ -140,6 +162,8 @@ def _default_of(cls: Any, arg: str) -> Any:
 def _construct(factory: Any, args: dict[str, Any], what: str) -> BaseSampler:
     try:
         return factory(**args)
+    except ConfigError:   # a built-in strategy's own check of its args, which names the arg and the fix
+        raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{what} rejected its arguments: {exc}", key="strategy.args", got=args,
                           fix="check the argument names and values against the sampler's documentation") from None

@@ -48,6 +48,27 @@ def test_entropy_and_rho_by_hand_for_two_stages():
     assert shape.stage_widths == (8, 16)
 
 
+@pytest.mark.parametrize("kind, ratio", [("basic", 1.0), ("bottleneck", 2.0), ("inverted", 2.0), ("inverted", 0.5)])
+def test_a_stage_ends_at_the_last_conv_before_a_strided_layer_not_at_its_expansion(kind, ratio):
+    """A bottleneck or inverted layer's 1x1 expansion runs before its strided conv: taken as the end of the
+    stage before, it gave that stage its width (48 for a 16-wide stage) and refused increasing designs."""
+    blocks = [{"type": "conv", "width": 16, "depth": 1, "kernel": 3, "ratio": 1.0, "stride": 1},
+              {"type": kind, "width": 24, "depth": 1, "kernel": 3, "ratio": ratio, "stride": 2},
+              {"type": "basic", "width": 32, "depth": 1, "kernel": 3, "ratio": 1.0, "stride": 2}]
+    convs = zen_convs({"stem": 16, "blocks": blocks, "head": 64}, 1, (28, 28))
+    shape = analyse(convs, 2)
+    assert shape.stage_widths == (16, 24, 64)
+    main = [c for c in convs if c.main]
+    second_end = max(i for i, c in enumerate(main) if c.cout == 24)   # the strided layer's last conv
+
+    def e(upto: int) -> float:
+        return sum(0.5 * math.log(c.width) for c in main[:upto])
+
+    # stages 28x28x16 (the stem and the conv), 14x14x24 (to the strided layer's last conv), then 7x7x64
+    assert shape.entropy == pytest.approx(math.log(28 * 28 * 16) * e(2) + math.log(14 * 14 * 24) * e(second_end + 1)
+                                          + 8.0 * math.log(7 * 7 * 64) * e(len(main)))
+
+
 def test_wider_means_more_entropy_and_deeper_narrower_means_higher_rho():
     def shape(width: int, depth: int):
         block = {"type": "basic", "width": width, "depth": depth, "kernel": 3, "ratio": 1.0, "stride": 1}
@@ -98,7 +119,9 @@ def test_an_impossible_budget_is_said_plainly(write_study):
 
 def test_an_impossible_effectiveness_bound_is_said_by_the_solver(write_study):
     text = STUDY.replace("FLOPS", "4.0e+6").replace("popsize: 5}", "popsize: 5, rho0: 0.001}")
-    with pytest.raises(SearchlabError, match="deepmad found no design within the budgets and rho <= rho0"):
+    with pytest.raises(SearchlabError, match=r"deepmad found no design within the budgets and rho <= rho0 "
+                                             r"\(0\.001\) among the \d+ it solved for in this space; the nearest: "
+                                             r"rho \d\.\d+ > 0\.001\. Fix: loosen"):
         run_study(load_study(write_study(text)), progress=False)
 
 

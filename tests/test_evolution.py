@@ -96,6 +96,21 @@ def test_children_do_not_repeat_a_config_the_study_already_has():
     assert repeats < 5
 
 
+def test_with_every_neighbour_run_the_repeat_is_of_a_config_that_completed_not_one_that_failed():
+    from optuna.distributions import CategoricalDistribution
+
+    dists = {"a": CategoricalDistribution([0, 1]), "b": CategoricalDistribution([0, 1])}
+    for seed in range(10):
+        study = optuna.create_study(direction="maximize",
+                                    sampler=RegularizedEvolutionSampler(population_size=2, sample_size=2, seed=seed))
+        study.add_trial(optuna.trial.create_trial(params={"a": 0, "b": 0}, distributions=dists, value=1.0))
+        study.add_trial(optuna.trial.create_trial(params={"a": 0, "b": 1}, distributions=dists, value=0.5))
+        study.add_trial(optuna.trial.create_trial(params={"a": 1, "b": 0}, distributions=dists,
+                                                  state=TrialState.FAIL))
+        child = study.ask(dists)
+        assert child.params == {"a": 0, "b": 1}, seed   # (1, 0) failed: run again, it fails again
+
+
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="sample_size <= population_size"):
         RegularizedEvolutionSampler(population_size=4, sample_size=5)

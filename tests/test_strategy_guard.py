@@ -2,6 +2,7 @@
 that names the strategy; never a traceback, a lost worker or a trial left RUNNING."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from searchlab.errors import ConfigError
 from searchlab.strategy_guard import GuardedSampler, StrategyError
 from strategy_plugins import OutOfRange, RaisesBeforeTrial
 
@@ -89,3 +91,51 @@ def test_a_budget_inside_the_strategys_random_start_is_warned_of(tmp_path):
     assert startup_warning(StrategyConfig(preset="quick"), None, 3).endswith("lower strategy.args.n_startup_trials")
     assert startup_warning(StrategyConfig(preset="quick"), None, 6) is None   # the quick preset starts after 5
     assert startup_warning(StrategyConfig(name="random"), None, 2) is None
+
+
+def test_the_staged_strategies_evolve_from_their_trained_designs_and_warn_when_trials_between_are_random():
+    """zen_nas evolved after 20 trials (4 x top_k) and deepmad after 12: their shipped studies (12 and 8
+    trials) trained the designs, then only random trials, with no warning."""
+    from searchlab.config.load import load_study
+    from searchlab.config.schema import StrategyConfig
+    from searchlab.strategy import REPO_STRATEGIES, build_sampler, startup_warning
+
+    for name, n_trials in (("zen_nas", 12), ("deepmad", 8)):
+        study = load_study(REPO_STRATEGIES.parent / "studies" / f"breastmnist_{name}.yaml")
+        assert (study.config.strategy.name, study.config.budget.n_trials) == (name, n_trials)
+        top_k = study.config.strategy.args.get("top_k", 3)
+        assert build_sampler(study.config.strategy, 0, study.base_dir).population_size == top_k
+        assert startup_warning(study.config.strategy, study.base_dir, n_trials) is None
+    wide = StrategyConfig(name="deepmad", args={"population_size": 12})
+    assert startup_warning(wide, None, 8) == (
+        "strategy deepmad trains its 3 best designs first, then draws trials at random until 12 are done (its "
+        "evolution population) before it evolves; budget.n_trials is 8, so trials 4 to 8 are random ones. Fix: "
+        "strategy.args.population_size: 3 (evolve from the designs), or budget.n_trials above 12")
+    assert startup_warning(wide, None, 3) is None and startup_warning(wide, None, 13) is None
+
+
+@pytest.mark.parametrize("args, rule", [
+    ({"top_k": 2.5}, r"strategy\.args\.top_k: zen_nas's top_k is a count: a whole number \(got 2\.5\)\. Fix: "
+                     r"write top_k as a whole number, e.g\. 2"),
+    ({"candidate": 10}, r"strategy\.args\.candidate: zen_nas has no such argument .*Fix: did you mean "
+                        r"candidates\? zen_nas takes batch_size"),
+])
+def test_a_staged_strategys_bad_argument_is_named_once_with_its_fix(write_study, args, rule):
+    from searchlab.config.load import load_study
+    from study_texts import TINY_ZEN_MODEL
+
+    text = ("name: z\ntask: classify\nspace:" + TINY_ZEN_MODEL + "\nstrategy: {name: zen_nas, args: ARGS}\n"
+            "budget: {n_trials: 2, epochs: 1}\n").replace("ARGS", json.dumps(args))
+    with pytest.raises(ConfigError, match=rule) as info:
+        load_study(write_study(text))
+    assert "sampler class" not in str(info.value) and str(info.value).count("Fix:") == 1
+
+
+def test_evolution_sizes_that_are_not_whole_numbers_are_refused_before_any_trial(write_study):
+    from searchlab.config.load import load_study
+
+    text = ("name: e\ntask: classify\nspace: {optim: {lr: {float: [1.0e-4, 1.0e-2]}}}\n"
+            "strategy: {name: evolution, args: {population_size: 4.0, sample_size: 2}}\nbudget: {n_trials: 8}\n")
+    with pytest.raises(ConfigError, match=r"population_size and sample_size count trials: whole numbers; got "
+                                          r"population_size=4\.0"):
+        load_study(write_study(text))

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
 from searchlab.errors import ConfigError
+from searchlab.nas.stage import enqueue_top_k
 from study_texts import TINY_ZEN_MODEL
 
 STUDY = """
@@ -37,8 +38,10 @@ def test_proxy_search_is_recorded_and_its_top_k_train_first(write_study, tmp_pat
     assert started < ended <= main.trials[0].datetime_start.timestamp()
     assert proxy.user_attrs["searchlab:stage_done"]
     over = [t for t in candidates if t.state == TrialState.PRUNED]
-    scored = [t for t in candidates if t.state == TrialState.COMPLETE]
-    assert over and len(scored) == 30 and len(candidates) == 30 + len(over)   # candidates counts scored networks
+    twins = [t for t in candidates if "same_network_as" in t.user_attrs]   # b2 'none': its width shows nowhere
+    scored = [t for t in candidates if t.state == TrialState.COMPLETE and t not in twins]
+    assert over and len(scored) == 30 and len(candidates) == 30 + len(over) + len(twins)   # networks scored
+    assert len({t.user_attrs["architecture"] for t in scored}) == 30
     assert all(t.user_attrs["params"] > 40000 and "over_budget" in t.user_attrs for t in over)
     assert all(t.user_attrs["params"] <= 40000 and t.user_attrs["architecture"].startswith("ZenNet(") for t in scored)
     best = []
@@ -52,12 +55,40 @@ def test_proxy_search_is_recorded_and_its_top_k_train_first(write_study, tmp_pat
         (t.user_attrs["zen_score"] for t in trained[:3]), reverse=True)
     assert all(t.state == TrialState.COMPLETE and t.user_attrs["params"] <= 40000 for t in trained[:3])
     assert all(candidates[t.user_attrs["proxy_trial"]].params == t.params for t in trained[:3])
-    assert f"zen.zen_proxy: 30 scored, {len(over)} over the budgets, 0 failed in " in capsys.readouterr().out
+    again = f", {len(twins)} repeat(s) of a network scored already" if twins else ""
+    assert f"zen.zen_proxy: 30 scored, {len(over)} over the budgets, 0 failed{again} in " in capsys.readouterr().out
     from searchlab.engine.rundir import open_run
     from searchlab.trials_table import trial_table
 
     table = trial_table(open_run(tmp_path / "run"))
     assert table["zen_score"].tolist()[:3] == [t.user_attrs["zen_score"] for t in trained[:3]]
+
+
+def test_a_network_drawn_again_with_other_training_settings_keeps_its_score_and_trains_once(write_study, tmp_path):
+    """Children that changed only lr (or a `none` block's width) were scored again with another seed, and copies
+    of one network filled the top-k on that noise."""
+    from searchlab.nas.zen_nas import ZenNASSettings, _search
+    from searchlab.tasks import get_task
+
+    text = STUDY.replace("N", "1").replace("  train: {batch_size: 128}",
+                                           "  train: {batch_size: 128}\n  optim: {lr: {choice: [1.0e-3, 3.0e-3, 1.0e-2]}}")
+    study = load_study(write_study(text))
+    trials = _search(study, get_task(study.config.task),
+                     ZenNASSettings(candidates=20, population_size=6, sample_size=3, batch_size=4, threads=1), None)
+    scored = [t for t in trials if t.state == TrialState.COMPLETE]
+    by_network: dict[str, set[float]] = {}
+    for t in scored:
+        by_network.setdefault(t.user_attrs["architecture"], set()).add(t.value)
+    assert all(len(values) == 1 for values in by_network.values())   # one network, one score
+    twins = [t for t in scored if "same_network_as" in t.user_attrs]
+    assert twins and len(by_network) == len(scored) - len(twins) == 20   # candidates: distinct networks
+    main = optuna.create_study(direction="maximize")
+    enqueue_top_k(main, trials, 5, "zen_score")
+    queued = [t for t in main.trials if t.state == TrialState.WAITING]
+    assert len(queued) == 5
+    networks = [trials[t.user_attrs["proxy_trial"]].user_attrs["architecture"] for t in queued]
+    assert len(set(networks)) == 5 and [t.user_attrs["zen_score"] for t in queued] == sorted(
+        (v for values in by_network.values() for v in values), reverse=True)[:5]
 
 
 def test_resuming_reuses_the_finished_proxy_search(write_study, tmp_path):

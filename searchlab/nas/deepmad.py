@@ -8,7 +8,8 @@ for choices and ints), an off-the-shelf solver; the designed networks are then t
 
 Definitions (following the reference code, alibaba/lightweight-neural-architecture-search, as documented here):
 - each main-path conv l has width w_l = (c_in / groups) * k^2 and entropy term e_l = 0.5 * log(w_l);
-- stages end before every stride-2 conv and at the network's end; stage i's entropy is
+- stages end with the layer before every strided layer (its last conv) and at the network's end; stage i's
+  entropy is
   log(r_i^2 * c_i) * sum of e_l over all convs up to the end of stage i (r_i, c_i: its output side and width);
 - the objective is sum_i beta_i * H_i with beta = 1 for every stage but the last, which gets `last_weight` (8);
 - effectiveness rho = D / exp(mean log w_l) over the convs up to each stage end (D: their number); the
@@ -22,7 +23,7 @@ the built network.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from searchlab.models.zen import _zen_round8
@@ -37,6 +38,7 @@ class Conv:
     stride: int
     out_side: tuple[int, int]     # output (H, W)
     main: bool = True             # False for a residual shortcut's projection
+    unit: int = 0                 # which layer it belongs to: the stem 0, then each block's sub-layers, the head
 
     @property
     def width(self) -> float:
@@ -63,10 +65,11 @@ def zen_convs(args: dict[str, Any], in_channels: int, image_size: tuple[int, int
         for i in range(block["depth"]):
             stride = block["stride"] if i == 0 else 1
             before, side = side, _side(side, stride)
-            convs += _unit(block, channels, stride, before, side)
+            unit = convs[-1].unit + 1
+            convs += [replace(c, unit=unit) for c in _unit(block, channels, stride, before, side)]
             channels = block["width"]
     if args.get("head"):
-        convs.append(Conv(channels, args["head"], 1, 1, 1, side))
+        convs.append(Conv(channels, args["head"], 1, 1, 1, side, unit=convs[-1].unit + 1))
     return convs
 
 
@@ -106,7 +109,11 @@ class Shape:
 
 def analyse(convs: list[Conv], num_outputs: int, last_weight: float = 8.0) -> Shape:
     main = [c for c in convs if c.main]
-    ends = [i - 1 for i, c in enumerate(main) if c.stride == 2 and i > 0] + [len(main) - 1]
+    # A stage ends with the layer before each strided one: at its last conv, not at the strided layer's 1x1
+    # expansion, which runs first (bottleneck, inverted) and would stand in for the stage's width and side.
+    strided = {c.unit for c in main if c.stride == 2}
+    ends = [i - 1 for i, c in enumerate(main) if i > 0 and c.unit in strided and main[i - 1].unit != c.unit]
+    ends.append(len(main) - 1)
     prefix_e = _prefix([0.5 * math.log(c.width) for c in main])
     prefix_logw = _prefix([math.log(c.width) for c in main])
     entropy, rho = 0.0, 0.0

@@ -44,13 +44,19 @@ class DeepMADSettings:
     last_weight: float = 8.0       # the last stage's weight in the multi-scale entropy (reference: 8)
     iterations: int = 60           # differential-evolution generations
     popsize: int = 15              # scipy's default population multiplier
-    population_size: int = 12      # the main study's evolution after the designs
+    population_size: int = 3       # the main study's evolution: it breeds from the first this many trained
+    #                                (the designs first); more than top_k leaves the trials between them random
     sample_size: int = 3
 
 
 def make_deepmad(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
     settings = settings_from_args(DeepMADSettings, "deepmad", args)
-    return RegularizedEvolutionSampler(settings.population_size, settings.sample_size, seed=seed, feasible=feasible)
+    population = main_population(settings)
+    return RegularizedEvolutionSampler(population, min(settings.sample_size, population), seed=seed, feasible=feasible)
+
+
+def main_population(settings: DeepMADSettings) -> int:
+    return max(2, settings.population_size)
 
 
 def prepare_deepmad(study: Study, main: optuna.Study, args: dict[str, Any],
@@ -132,12 +138,13 @@ class Program:
         differential_evolution(self.objective, bounds, integrality=integrality, maxiter=self.settings.iterations,
                                popsize=self.settings.popsize, seed=self.study.config.seed, polish=False, tol=0,
                                callback=past_deadline)
-        if not any(broken is None for _, _, broken, _ in self.seen.values()):
-            raise SearchlabError("deepmad found no design within the budgets and rho <= rho0 in this space. Fix: "
-                                 "loosen budget.max_flops/max_params/max_depth or strategy.args.rho0, or widen "
-                                 "the space")
         feasible = [d for d in self.seen.values() if d[2] is None]
         nearest = sorted((d for d in self.seen.values() if d[2] is not None), key=lambda d: d[3])
+        if not feasible:   # the nearest design's broken constraints say which limit to loosen, and by how much
+            raise SearchlabError(f"deepmad found no design within the budgets and rho <= rho0 "
+                                 f"({self.settings.rho0:g}) among the {len(self.seen)} it solved for in this space; "
+                                 f"the nearest: {nearest[0][2]}. Fix: loosen budget.max_flops/max_params/max_depth "
+                                 "or strategy.args.rho0, or widen the space")
         return [self.trial(params, shape, broken)
                 for params, shape, broken, _ in feasible + nearest[:MAX_INFEASIBLE_RECORDED]]
 

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.engine.bulk import bulk_add_trials
 from searchlab.errors import ConfigError, SearchlabError
+from searchlab.suggest import did_you_mean
 
 DONE = "searchlab:stage_done"
 SPANS = "searchlab:stage_spans"   # on the main study: [start, end] seconds of each stage run (compare counts them)
@@ -47,19 +48,28 @@ def run_stage(main: optuna.Study, name: str, produce: Callable[[], list[FrozenTr
 
 
 def _stage_counts(trials: list[FrozenTrial]) -> str:
-    scored = sum(t.state == TrialState.COMPLETE for t in trials)
-    over = sum(t.state == TrialState.PRUNED for t in trials)
-    failed = sum(t.state == TrialState.FAIL for t in trials)
-    return f"{scored} scored, {over} over the budgets, {failed} failed"
+    twins = [t for t in trials if "same_network_as" in t.user_attrs]   # given the score of one scored already
+    new = [t for t in trials if "same_network_as" not in t.user_attrs]
+    scored = sum(t.state == TrialState.COMPLETE for t in new)
+    over = sum(t.state == TrialState.PRUNED for t in new)
+    failed = sum(t.state == TrialState.FAIL for t in new)
+    again = f", {len(twins)} repeat(s) of a network scored already" if twins else ""
+    return f"{scored} scored, {over} over the budgets, {failed} failed{again}"
 
 
 def settings_from_args(cls: type, strategy: str, args: dict[str, Any]) -> Any:
-    """A strategy's settings dataclass from `strategy.args`: unknown names and non-positive values are refused."""
-    known = set(cls.__dataclass_fields__)
-    unknown = sorted(set(args) - known)
+    """A strategy's settings dataclass from `strategy.args`: unknown names, non-positive values and fractions
+    of a count (top_k: 2.5 queued every candidate) are refused."""
+    fields = cls.__dataclass_fields__
+    unknown = sorted(set(args) - set(fields))
     if unknown:
+        close = did_you_mean(unknown[0], sorted(fields))
         raise ConfigError(f"{strategy} has no such argument", key=f"strategy.args.{unknown[0]}", got=unknown[0],
-                          fix=f"{strategy} takes {', '.join(sorted(known))}")
+                          fix=(f"{close} " if close else "") + f"{strategy} takes {', '.join(sorted(fields))}")
+    for name, value in args.items():
+        if fields[name].type == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise ConfigError(f"{strategy}'s {name} is a count: a whole number", key=f"strategy.args.{name}",
+                              got=value, fix=f"write {name} as a whole number, e.g. {_whole_example(value)}")
     settings = cls(**args)
     bad = [name for name, value in vars(settings).items() if not isinstance(value, (int, float)) or value <= 0]
     if bad:
@@ -68,15 +78,20 @@ def settings_from_args(cls: type, strategy: str, args: dict[str, Any]) -> Any:
     return settings
 
 
+def _whole_example(value: Any) -> int:
+    return max(1, round(value)) if isinstance(value, (int, float)) and math.isfinite(value) else 5
+
+
 def enqueue_top_k(main: optuna.Study, ranked_by: list[FrozenTrial], k: int, score_attr: str) -> None:
-    """Queue the k best distinct scored trials of a proxy/design study (their score as user attr `score_attr`);
-    a config the main study already has or queued is skipped by Optuna itself."""
+    """Queue the k best distinct scored networks of a proxy/design study (their score as user attr `score_attr`):
+    distinct by the architecture a trial recorded, else by its params (two trials of one network that differ
+    in lr would train one network twice); a config the main study already has or queued is skipped by Optuna."""
     scored = [t for t in ranked_by if t.state == TrialState.COMPLETE and t.value is not None
               and math.isfinite(t.value)]
     scored.sort(key=lambda t: -t.value)
     seen: set[str] = set()
     for trial in scored:
-        key = json.dumps(trial.params, sort_keys=True, default=str)
+        key = trial.user_attrs.get("architecture") or json.dumps(trial.params, sort_keys=True, default=str)
         if key in seen:
             continue
         seen.add(key)

@@ -42,7 +42,7 @@ ROUND = 8    # candidates bred from one population state and scored together (a 
 class ZenNASSettings:
     candidates: int = 1000          # networks scored without training (the reference scored far more, on GPUs)
     top_k: int = 5                  # the best distinct candidates trained by the task
-    population_size: int = 64       # proxy evolution; also the main study's evolution after the top-k
+    population_size: int = 64       # proxy evolution (the main study's evolves from the top-k: main_population)
     sample_size: int = 16
     # Zen-score batch: 16, the reference scorer's own default, a quarter of its GPU search's 64: on a CPU core
     # a 20-MFLOPs net then scores in ~0.02 s, so a thousand candidates take a minute or two.
@@ -51,13 +51,17 @@ class ZenNASSettings:
     threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))   # candidates scored at once
 
 
-def make_zen_nas(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
-    """The main study's sampler: evolution (the proxy stage queues the top-k before it is ever asked).
+def main_population(settings: ZenNASSettings) -> int:
+    """The main study's evolution population: the top-k trained (at least 2), so that evolution breeds from them
+    as soon as they are done. Trained trials are few: a population of 64, or of 4 x top_k (20), left every trial
+    after the top-k random in a 12-trial study."""
+    return max(2, min(settings.population_size, settings.top_k))
 
-    Trained trials are few (tens, not thousands), so its population is capped at 4 x top_k: a 64-strong
-    population would leave every trained trial after the top-k random."""
+
+def make_zen_nas(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
+    """The main study's sampler: evolution (the proxy stage queues the top-k before it is ever asked)."""
     settings = settings_from_args(ZenNASSettings, "zen_nas", args)
-    return RegularizedEvolutionSampler(population_size=max(2, min(settings.population_size, settings.top_k * 4)),
+    return RegularizedEvolutionSampler(population_size=main_population(settings),
                                        sample_size=max(1, min(settings.sample_size, settings.top_k)), seed=seed,
                                        feasible=feasible)
 
@@ -86,22 +90,34 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
     # `candidates` counts scored networks; those over budget cost only an analytic FLOP count and are drawn on
     # top, up to MAX_DRAWS x candidates in all, so a tight budget still yields scored candidates.
     draws_left, scored = settings.candidates * MAX_DRAWS, 0
+    # A child that differs from a scored network only in settings the network does not show (lr, augmentation,
+    # a `none` block's width) is that network: it gets its score instead of a second, differently seeded one,
+    # which let copies of one network win the top-k on the noise, and it is not counted as a new candidate.
+    known: dict[str, tuple[int, float | Exception]] = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)     # one core per scoring thread
     try:
         with ThreadPoolExecutor(settings.threads) as pool:
             while scored < settings.candidates and draws_left > 0 and (deadline is None or time.time() < deadline):
-                batch = []
+                batch, twins = [], []
                 while len(batch) < min(ROUND, settings.candidates - scored) and draws_left > 0:
                     draws_left -= 1
                     trial = memory.ask()
                     candidate = _within_budget(trial, memory, study, task)
-                    if candidate is not None:
-                        batch.append((trial, candidate))
+                    if candidate is None:
+                        continue
+                    seen = candidate.description in known or any(c.description == candidate.description
+                                                                  for _, c in batch)
+                    (twins if seen else batch).append((trial, candidate))
                 score = partial(_score, settings=settings, seed=study.config.seed)
-                for (trial, _), result in zip(batch, pool.map(score, batch)):
+                for (trial, candidate), result in zip(batch, pool.map(score, batch)):
                     _tell(memory, trial, result)
+                    known[candidate.description] = (trial.number, result)
                     scored += isinstance(result, float)
+                for trial, candidate in twins:
+                    number, result = known[candidate.description]
+                    trial.set_user_attr("same_network_as", number)
+                    _tell(memory, trial, result)
     finally:
         torch.set_num_threads(threads)
     if scored < settings.candidates:

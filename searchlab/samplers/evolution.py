@@ -42,6 +42,9 @@ class RegularizedEvolutionSampler(BaseSampler):
                  feasible: Feasible | None = None) -> None:
         # Real et al. used P=100, S=25 for 20k-trial runs; searches here are hundreds of trials, so the defaults
         # keep the same tournament pressure (S/P = 1/4) with a population that fills in 20 trials.
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (population_size, sample_size)):
+            raise ValueError(f"population_size and sample_size count trials: whole numbers; got "
+                             f"population_size={population_size!r}, sample_size={sample_size!r}")
         if population_size < 2 or not 1 <= sample_size <= population_size:
             raise ValueError(f"need population_size >= 2 and 1 <= sample_size <= population_size; got "
                              f"population_size={population_size}, sample_size={sample_size}")
@@ -80,10 +83,13 @@ class RegularizedEvolutionSampler(BaseSampler):
         """(parameter, new value): redrawn up to MAX_ATTEMPTS times while the child repeats a config the study
         already has (NNI's `dedup`: on a budget of tens of trials a repeat is a trial lost) or `feasible` says
         it breaks the study's budgets. Each categorical value is tried once, so a parent with one new neighbour
-        left finds it. Failing all, a repeat within the budgets beats a child over them. A child whose
+        left finds it. Failing all, a repeat within the budgets beats a child over them (a repeat of a config
+        that failed, only when nothing else is left: it would fail again). A child whose
         feasibility cannot be told before sampling (a branch switch brings new parameters) is taken as it is;
         the task prunes it at once if it turns out over budget."""
-        seen = [t.params for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        trials = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        seen = [t.params for t in trials]
+        failed = [t.params for t in trials if t.state == TrialState.FAIL]   # a repeat of one fails again
         untried = {name: [c for c in dist.choices if c != parent.params[name]]
                    for name, dist in parent.distributions.items()
                    if name in mutable and isinstance(dist, CategoricalDistribution)}
@@ -100,7 +106,8 @@ class RegularizedEvolutionSampler(BaseSampler):
             if self._feasible is None or self._feasible(child) is not False:
                 if child not in seen:
                     return name, value
-                repeat = repeat or (name, value)
+                if child not in failed:
+                    repeat = repeat or (name, value)
             if not names:
                 break
         return repeat or (name, value)
