@@ -61,9 +61,9 @@ def main_population(settings: ZenNASSettings) -> int:
 def make_zen_nas(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
     """The main study's sampler: evolution (the proxy stage queues the top-k before it is ever asked)."""
     settings = settings_from_args(ZenNASSettings, "zen_nas", args)
-    return RegularizedEvolutionSampler(population_size=main_population(settings),
-                                       sample_size=max(1, min(settings.sample_size, settings.top_k)), seed=seed,
-                                       feasible=feasible)
+    population = main_population(settings)
+    return RegularizedEvolutionSampler(population_size=population, sample_size=min(settings.sample_size, population),
+                                       seed=seed, feasible=feasible)
 
 
 def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],
@@ -99,16 +99,8 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
     try:
         with ThreadPoolExecutor(settings.threads) as pool:
             while scored < settings.candidates and draws_left > 0 and (deadline is None or time.time() < deadline):
-                batch, twins = [], []
-                while len(batch) < min(ROUND, settings.candidates - scored) and draws_left > 0:
-                    draws_left -= 1
-                    trial = memory.ask()
-                    candidate = _within_budget(trial, memory, study, task)
-                    if candidate is None:
-                        continue
-                    seen = candidate.description in known or any(c.description == candidate.description
-                                                                  for _, c in batch)
-                    (twins if seen else batch).append((trial, candidate))
+                wanted = min(ROUND, settings.candidates - scored)
+                batch, twins, draws_left = _draw_round(memory, study, task, known, wanted, draws_left)
                 score = partial(_score, settings=settings, seed=study.config.seed)
                 for (trial, candidate), result in zip(batch, pool.map(score, batch)):
                     _tell(memory, trial, result)
@@ -125,12 +117,32 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
     return [t for t in memory.trials if t.state != TrialState.RUNNING]
 
 
+Job = tuple[optuna.Trial, Any]   # a trial asked of the proxy study and its candidate network
+
+
+def _draw_round(memory: optuna.Study, study: Study, task: Any, known: dict[str, Any], wanted: int,
+                draws_left: int) -> tuple[list[Job], list[Job], int]:
+    """Up to `wanted` new networks to score, the twins of networks scored already or in this round (scored
+    once), and the draws left; candidates over budget are told so at once."""
+    batch: list[Job] = []
+    twins: list[Job] = []
+    while len(batch) < wanted and draws_left > 0:
+        draws_left -= 1
+        trial = memory.ask()
+        candidate = _within_budget(trial, memory, study, task)
+        if candidate is None:
+            continue
+        seen = candidate.description in known or any(c.description == candidate.description for _, c in batch)
+        (twins if seen else batch).append((trial, candidate))
+    return batch, twins, draws_left
+
+
 def _say_short(scored: int, asked: int, out_of_draws: bool) -> None:
     """Fewer networks scored than `candidates` asked, and why: the top-k is then chosen among fewer."""
     if out_of_draws:
         why = (f"the other {MAX_DRAWS * asked - scored} of {MAX_DRAWS * asked} draws (at most {MAX_DRAWS} per "
-               "candidate) were over the budgets or could not be built. Fix: loosen budget.max_flops / max_params / "
-               "max_depth, or narrow the space to networks that fit them")
+               "candidate) were over the budgets, could not be built or repeated a network. Fix: loosen "
+               "budget.max_flops / max_params / max_depth, or narrow the space to networks that fit them")
     else:
         why = "budget.timeout ran out. Fix: a longer budget.timeout, or fewer candidates"
     print(f"warning: zen_nas scored {scored} of its {asked} candidates: {why}", flush=True)
@@ -154,7 +166,7 @@ def _within_budget(trial: optuna.Trial, memory: optuna.Study, study: Study, task
     return candidate
 
 
-def _score(job: tuple[optuna.Trial, Any], settings: ZenNASSettings, seed: int) -> float | Exception:
+def _score(job: Job, settings: ZenNASSettings, seed: int) -> float | Exception:
     trial, candidate = job
     try:
         return zen_score(candidate.build, candidate.channels, candidate.image_size, settings.repeats,
