@@ -41,11 +41,16 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror}. Fix: another --port, or {LISTEN_ON}"
 
 
+def url(host: str, port: int) -> str:
+    """The address to open: an IPv6 host in brackets (http://[::1]:8080/; http://::1:8080/ opens nothing)."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
 def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None:
     from optuna_dashboard import run_server
 
     run = open_run(target)
     port = free_port(host, port)
-    print(f"optuna-dashboard for '{run.study.study_name}' at http://{host}:{port}/  (Ctrl-C to stop)")
+    print(f"optuna-dashboard for '{run.study.study_name}' at {url(host, port)}  (Ctrl-C to stop)")
     run_server(open_storage(run.storage_url), host=host, port=port,
                artifact_store=ContainedArtifactStore(run.artifacts))

@@ -34,6 +34,9 @@ def trial_table(run: OpenRun) -> pd.DataFrame:
     study = run.study
     objectives = [m for m, _ in study.user_attrs.get("searchlab", {}).get("objectives", [])]
     rows = [_row(t, objectives, len(study.directions)) for t in study.get_trials(deepcopy=False)]
+    if not rows:   # its header all the same (a script reading it finds its columns), not an empty line
+        return pd.DataFrame(columns=["number", "state", *_value_columns(objectives, len(study.directions)),
+                                     "duration_s", "datetime_start", "datetime_complete"])
     table = pd.DataFrame(rows)
     # A parameter only some trials draw (a cut-off, a one_of branch's) first appears in a later row: keep the
     # params and metrics together all the same, and whole numbers whole (a missing value would make them float).
@@ -50,12 +53,7 @@ def trial_table(run: OpenRun) -> pd.DataFrame:
 
 def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
-    values = trial.values or [None] * n_values
-    if n_values == 1:
-        row["value"] = values[0]
-    else:
-        names = objectives if len(objectives) == n_values else [str(i) for i in range(n_values)]
-        row.update({f"value_{name}": v for name, v in zip(names, values)})
+    row.update(zip(_value_columns(objectives, n_values), trial.values or [None] * n_values))
     row.update({f"params.{k}": v for k, v in trial.params.items()})
     metrics = trial.user_attrs.get("metrics", {})
     row.update({f"metrics.{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
@@ -69,10 +67,23 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     return row
 
 
+def _value_columns(objectives: list[str], n_values: int) -> list[str]:
+    if n_values == 1:
+        return ["value"]
+    names = objectives if len(objectives) == n_values else [str(i) for i in range(n_values)]
+    return [f"value_{name}" for name in names]
+
+
+OTHER_TABLE_FORMATS = ("xlsx", "xlsm", "xls", "ods", "feather", "h5", "hdf5", "pkl", "pickle")
+
+
 def table_format(fmt: str | None, out: Path | None) -> str:
     """--format, else the --out file's extension (.parquet, .json), else csv; a file named for one format but
     asked to hold another is refused (a reader would fail on it, or worse, misread it)."""
     suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    if suffix in OTHER_TABLE_FORMATS:   # CSV under an .xlsx name: Excel refuses to open it
+        raise SearchlabError(f"--out {out}: searchlab writes {', '.join(FORMATS)}, not .{suffix}. Fix: --out with "
+                             ".csv (spreadsheets open it), .parquet or .json")
     named = suffix if suffix in FORMATS else None
     if fmt is not None and named is not None and fmt != named:
         raise SearchlabError(f"--out {out} is named for {named} but --format is {fmt}: the file would hold {fmt} "

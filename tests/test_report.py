@@ -241,6 +241,12 @@ def test_the_dashboard_port_is_probed_by_binding_and_a_host_it_cannot_listen_on_
         free_port("no-such-host.invalid", 8080)
 
 
+def test_the_dashboard_address_brackets_an_ipv6_host():
+    from searchlab.dashboard import url
+
+    assert url("127.0.0.1", 8080) == "http://127.0.0.1:8080/" and url("::1", 8096) == "http://[::1]:8096/"
+
+
 def test_the_dashboard_shows_the_study_and_its_trials_in_chromium_on_loopback(write_study, tmp_path):
     from selenium.webdriver.common.by import By
 

@@ -67,6 +67,9 @@ def test_the_out_file_extension_chooses_the_format_and_a_mismatch_is_refused(fin
     out = _cli("trials", str(finished_run), "--format", "csv", "--out", str(tmp_path / "u.parquet"))
     assert out.returncode == 2 and "is named for parquet but --format is csv" in out.stderr
     assert not (tmp_path / "u.parquet").exists()
+    out = _cli("trials", str(finished_run), "--out", str(tmp_path / "t.xlsx"))   # CSV there: Excel refuses it
+    assert out.returncode == 2 and "searchlab writes csv, parquet, json, not .xlsx. Fix: --out with .csv" in out.stderr
+    assert not (tmp_path / "t.xlsx").exists()
 
 
 def test_parquet_needs_a_file_and_a_folder_without_a_run_is_named(finished_run, tmp_path):
@@ -76,6 +79,18 @@ def test_parquet_needs_a_file_and_a_folder_without_a_run_is_named(finished_run, 
     empty.mkdir()
     out = _cli("trials", str(empty))
     assert out.returncode == 2 and "holds no searchlab run" in out.stderr
+
+
+def test_a_study_without_trials_gives_the_tables_header_not_an_empty_line(write_study, tmp_path):
+    from searchlab.engine.run import create_or_load
+    from searchlab.engine.rundir import write_manifest
+
+    study = load_study(callable_study(write_study, n=2))
+    study.run_dir.mkdir(parents=True)
+    create_or_load(study)
+    write_manifest(study)
+    out = _cli("trials", str(study.run_dir))
+    assert out.returncode == 0 and out.stdout == "number,state,value,duration_s,datetime_start,datetime_complete\n"
 
 
 def test_out_creates_its_folder_and_an_unwritable_path_is_one_line(finished_run, tmp_path):
