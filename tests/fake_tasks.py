@@ -20,6 +20,14 @@ def fails_when_positive(config, ctx):
     return {"loss": config["x"] ** 2}
 
 
+def only_trial_1_fails(config, ctx):
+    """Trial 1 fails at once while trial 0 still runs (`sleep`); every other trial completes."""
+    if ctx.trial.number == 1:
+        raise ValueError("trial 1 fails")
+    time.sleep(float(config.get("sleep", 0.0)) if ctx.trial.number == 0 else 0.0)
+    return {"loss": config["x"] ** 2}
+
+
 def nan_objective(config, ctx):
     return {"loss": float("nan")}
 

@@ -75,8 +75,32 @@ def test_an_interrupted_trial_whose_retry_was_never_queued_is_queued_on_restart(
     lost = ostudy.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})
     lost.set_user_attr("error", INTERRUPTED)
     ostudy.tell(lost, state=TrialState.FAIL)          # failed, and then the process died: no retry queued
-    recover_interrupted(ostudy, max_retries=2)
-    recover_interrupted(ostudy, max_retries=2)        # idempotent: a second start queues nothing more
+    recover_interrupted(ostudy)
+    recover_interrupted(ostudy)        # idempotent: a second start queues nothing more
     waiting = ostudy.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == lost.number
     assert waiting[0].params == ostudy.trials[lost.number].params
+
+
+def test_a_config_interrupted_more_often_than_max_retries_still_runs_again(write_study, tmp_path):
+    """A preempted job's queued config runs first after each restart: preempted a third time, its retry
+    history passed executor.max_retries (2) and it was dropped, counted as a failed config."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from searchlab.engine.run import create_or_load, recover_interrupted
+
+    study = load_study(callable_study(write_study, n=2))
+    tmp_path.joinpath("run").mkdir()
+    ostudy = create_or_load(study)
+    dist = {"x": optuna.distributions.FloatDistribution(-3, 3)}
+    first = ostudy.ask(dist)
+    history = [first.number]
+    for attempt in range(4):   # interrupted (SIGTERM) four times, each retry queued and run first
+        trial = first if attempt == 0 else ostudy.ask()
+        trial.set_user_attr("error", "interrupted (stopped by SIGTERM)")
+        ostudy.tell(trial, state=TrialState.FAIL)
+        recover_interrupted(ostudy)
+        [waiting] = ostudy.get_trials(states=(TrialState.WAITING,))
+        assert waiting.params == first.params and waiting.system_attrs["retry_history"] == history
+        history.append(waiting.number)

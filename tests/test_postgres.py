@@ -64,3 +64,28 @@ def test_an_interrupted_trial_on_postgresql_runs_again_on_resume(write_study, tm
     complete = resumed.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) == 2
     assert [t.params for t in complete if t.user_attrs.get("retry_of") == stopped.number] == [stopped.params]
+
+
+def test_a_trial_left_running_by_a_killed_last_trial_is_failed_and_run_again(write_study, postgres, monkeypatch):
+    """PostgreSQL's RUNNING trials may be other machines', so a restart does not fail them; Optuna fails a
+    dead one (stale heartbeat) only when asked for a new trial. With the budget used up by it, the restart
+    found no budget left and exited: the trial stayed RUNNING for good and its config never ran."""
+    import time
+
+    from searchlab.engine import storage as storage_module
+
+    monkeypatch.setattr(storage_module, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(storage_module, "GRACE_SECONDS", 1)
+    extra = f"\nstorage: '{postgres}'\n"
+    path = callable_study(write_study, n=2, extra=extra)
+    path.write_text(path.read_text().replace("name: fake", "name: pg_killed"))   # the server is shared
+    run_study(load_study(path), progress=False)
+    ostudy = optuna.load_study(study_name="pg_killed", storage=open_storage(postgres, heartbeat=True))
+    killed = ostudy.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})
+    ostudy._storage.record_heartbeat(killed._trial_id)   # its process then died: no more heartbeats
+    time.sleep(2)
+    study = run_study(load_study(path, {"budget.n_trials": 3}), progress=False).study
+    trials = study.get_trials()
+    assert trials[killed.number].state == TrialState.FAIL
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3 and [t.params for t in complete if t.number > killed.number] == [killed.params]

@@ -122,6 +122,23 @@ def test_a_storage_the_nodes_cannot_open_is_named_with_the_node(write_study, two
         check_storage_from_every_node(study, [n for n in ray.nodes() if n["Alive"]])
 
 
+def test_a_run_dir_a_node_does_not_see_is_refused_naming_the_node(write_study, two_nodes, tmp_path):
+    """Checkpoints written in a run_dir on a worker node's own disk stayed there, out of the export's reach."""
+    import ray
+
+    from searchlab.engine.ray_cluster import check_run_dir_from_every_node
+
+    study = load_study(_study(write_study, two_nodes, "rundir", f"journal://{tmp_path / 'shared' / 'j.log'}"))
+    ray.init(address=two_nodes.address, ignore_reinit_error=True)
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    check_run_dir_from_every_node(study, nodes)   # one machine: every node sees the driver's file
+    assert not list(study.run_dir.glob(".node-probe-*"))
+    with pytest.raises(SearchlabError, match=r"Ray node 127.0.0.1 does not see the run folder .* \(run_dir\) as this "
+                                             r"machine does: the file .*elsewhere.* is missing.*Fix: run_dir on a file "
+                                             r"system every node mounts"):
+        check_run_dir_from_every_node(study, nodes, probe=tmp_path / "elsewhere")   # as a node's own disk would
+
+
 def test_a_journal_file_on_a_shared_path_serves_a_multi_node_study(write_study, two_nodes, tmp_path):
     journal = tmp_path / "shared" / "study.log"     # one machine: every node sees the same path
     path = _study(write_study, two_nodes, "journal", f"journal://{journal}", n=4, sleep=0.3)

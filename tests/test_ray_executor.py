@@ -71,6 +71,28 @@ def test_a_failing_trial_fails_alone_with_its_reason(write_study, tmp_path):
     assert len(complete) == 3 or len(failed) >= 3                   # the budget, or the failure cap (max_failed)
 
 
+def test_a_trial_failing_while_the_budget_is_in_flight_is_replaced(write_study, tmp_path):
+    """With n_trials trials running the searcher said FINISHED, which Tune never asks again: a trial of that
+    last wave that failed (or whose worker died and was queued again) left the study short of n_trials."""
+    # no max_concurrent: Tune then asks the searcher for more while both trials run (its limiter would not)
+    path = callable_study(write_study, fn="only_trial_1_fails", n=2, sleep=3.0, extra="\nexecutor: {kind: ray}\n")
+    run_study(load_study(path), progress=False)
+    states = [t.state for t in _trials(tmp_path)]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_a_plugin_strategys_bad_draw_fails_that_trial_not_the_ray_run(write_study, tmp_path):
+    """Sampling happens in the searcher: its error went out of Tune's fit and ended the run (trials in flight
+    left RUNNING); locally it fails that one trial."""
+    path = callable_study(write_study, n=3, extra=RAY)
+    path.write_text(path.read_text().replace("strategy: random", 'strategy: {class: "strategy_plugins:OutOfRange"}'))
+    run_study(load_study(path), progress=False)
+    trials = _trials(tmp_path)
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3   # the failure cap (max_failed: n_trials)
+    assert all(t.user_attrs["error"].startswith("StrategyError: strategy 'strategy_plugins:OutOfRange' proposed x=30")
+               for t in trials)
+
+
 def test_a_trial_past_its_time_limit_is_killed_and_failed_with_the_reason(write_study, tmp_path):
     """Tune reads its stop criteria at reports only: a hang held its slot and the run forever."""
     text = callable_study(write_study, fn="hangs_when_positive", n=6, extra=RAY).read_text()

@@ -11,6 +11,9 @@ import math
 import os
 import socket
 import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from searchlab.config.load import Study
@@ -95,6 +98,8 @@ def check_cluster(study: Study) -> None:
             "every node reaches (postgresql://user@host/db), or journal:///path on a file system every node "
             "mounts at the same path")
     check_storage_from_every_node(study, nodes)
+    if len(nodes) > 1:
+        check_run_dir_from_every_node(study, nodes)
 
 
 def _capacity(node: dict[str, Any]) -> tuple[float, float]:
@@ -125,22 +130,54 @@ def check_resources_fit(study: Study, nodes: list[dict[str, Any]]) -> None:
 
 def check_storage_from_every_node(study: Study, nodes: list[dict[str, Any]]) -> None:
     """Each node opens the study in the storage, as its trials will (a task pinned to the node)."""
+    for node, problem in _on_every_node(nodes, _open_study_here, study.storage_url, study.config.name):
+        _storage_unreachable(study, node, problem)
+
+
+def check_run_dir_from_every_node(study: Study, nodes: list[dict[str, Any]], probe: Path | None = None) -> None:
+    """Each node sees a file the driver writes in run_dir: trials store their checkpoints there, and on a
+    node's own disk they stay on that node (the export cannot find the winner's weights; keep_checkpoints
+    deletes nothing there, and its disk fills)."""
+    written = probe is None
+    probe = probe or study.run_dir.resolve() / f".node-probe-{uuid.uuid4().hex}"
+    if written:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+    try:
+        for node, problem in _on_every_node(nodes, _sees_file_here, str(probe)):
+            raise SearchlabError(
+                f"Ray node {node['NodeManagerAddress']} does not see the run folder {study.run_dir.resolve()} "
+                f"(run_dir) as this machine does: {problem}. Its trials' checkpoints would stay on that node, "
+                "out of reach of the export. Fix: run_dir on a file system every node mounts at the same path")
+    finally:
+        if written:
+            probe.unlink(missing_ok=True)
+
+
+def _on_every_node(nodes: list[dict[str, Any]], check: Any, *args: Any) -> Iterator[tuple[dict[str, Any], str]]:
+    """(node, problem) for each node where `check(*args)`, run there as a task pinned to it, names one."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    probe = ray.remote(num_cpus=0)(_open_study_here)
+    probe = ray.remote(num_cpus=0)(check)
     pending = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-               .remote(study.storage_url, study.config.name): n for n in nodes}
+               .remote(*args): n for n in nodes}
     ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=STORAGE_CHECK_SECONDS)
     for ref in late:
-        _storage_unreachable(study, pending[ref], f"no answer within {STORAGE_CHECK_SECONDS} s")
+        yield pending[ref], f"no answer within {STORAGE_CHECK_SECONDS} s"
     for ref in ready:
         try:
             problem = ray.get(ref)
         except Exception as exc:   # e.g. the task could not even be loaded there: searchlab not installed
-            problem = f"the check could not run there: {str(exc).strip().splitlines()[-1]}; install searchlab on every node"
+            problem = (f"the check could not run there: {str(exc).strip().splitlines()[-1]}; install searchlab "
+                       "on every node")
         if problem:
-            _storage_unreachable(study, pending[ref], problem)
+            yield pending[ref], problem
+
+
+def _sees_file_here(path: str) -> str | None:
+    """Runs on a node: None if the driver's probe file is there, else what is missing."""
+    return None if os.path.exists(path) else f"the file {path} the driver wrote there is missing"
 
 
 def _open_study_here(url: str, name: str) -> str | None:

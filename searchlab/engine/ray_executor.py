@@ -67,6 +67,11 @@ def run_ray(study: Study, deadline: float | None,
         except KeyboardInterrupt as exc:   # the run is stopping: its trials in flight will never be told
             searcher.fail_running(interruption_message(exc))
             raise
+        except BaseException as exc:   # Tune stopped on an error: its trials in flight say so (not left RUNNING,
+            # unsaid), and as interrupted ones their configs run again when the study does
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            searcher.fail_running(f"interrupted (the Ray run stopped on {type(exc).__name__}: {first})")
+            raise
 
 
 class _LostWorkerTracebacks(logging.Filter):
@@ -137,12 +142,21 @@ class _OptunaSearcher:
                 self.asked: dict[str, optuna.Trial] = {}
 
             def suggest(self, trial_id: str) -> dict[str, Any] | None:
-                if (self.deadline is not None and time.time() >= self.deadline) or not self.budget.left(self.ostudy):
+                if self.deadline is not None and time.time() >= self.deadline:
                     return Searcher.FINISHED
+                if not self.budget.left(self.ostudy):
+                    # Tune never asks a searcher again once it says FINISHED: while trials run, one may still
+                    # fail (or its worker die, its config queued again) and open room for one more
+                    return None if self.asked and not self.budget.capped(self.ostudy) else Searcher.FINISHED
                 from searchlab.tasks import sample_trial_config
 
                 trial = self.ostudy.ask()
-                sample_trial_config(trial, self.study)   # the strategy's parameters, stored before the trial runs
+                try:   # the strategy's parameters, stored before the trial runs
+                    sample_trial_config(trial, self.study)
+                except Exception as exc:   # a plug-in's bad draw fails this trial, as it does locally
+                    trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+                    self.ostudy.tell(trial, state=TrialState.FAIL)
+                    return None
                 self.asked[trial_id] = trial
                 return {"trial_id": trial._trial_id}
 

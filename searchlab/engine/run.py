@@ -88,7 +88,7 @@ def _run(study: Study, progress: bool) -> RunResult:
             # file's study, or a Ray driver's. Interrupted trials already FAIL are re-queued on any storage
             # (a Ctrl-C'd run on PostgreSQL said their configs would run again).
             owned = is_local_file(study.storage_url) or study.config.executor.kind == "ray"
-            if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned):
+            if stale := recover_interrupted(ostudy, fail_running=owned):
                 print(f"note: {stale} trial(s) left RUNNING by a run that ended without finishing them (killed) "
                       "are now FAIL, and the configs they drew run again", file=sys.stderr)
         if not sole_runner:   # by design (more workers from another shell), but a user may not know it
@@ -249,15 +249,17 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
 INTERRUPTED = "interrupted: its process ended without finishing"
 
 
-def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bool = True) -> int:
+def recover_interrupted(ostudy: optuna.Study, fail_running: bool = True) -> int:
     """Fail trials a killed process left RUNNING (with `fail_running`) and re-queue their configs (like
     Optuna's heartbeat).
 
     Also re-queues interrupted trials whose retry was never queued: those stopped by Ctrl-C or SIGTERM (their
     config was never judged), and those of a process killed between failing a trial and queuing its retry
-    (measured: 1 in 50 kills), which would otherwise lose that config for good.
+    (measured: 1 in 50 kills), which would otherwise lose that config for good. However often a config was
+    interrupted: executor.max_retries bounds the retries of a trial whose worker died during a run, but a
+    job preempted three times (SIGTERM) would have lost its config to that count, judged as failed.
     """
-    storage, retry = ostudy._storage, retry_callback(max_retries)
+    storage, retry = ostudy._storage, retry_callback(sys.maxsize)
     stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if fail_running else []
     for trial in stale:
         storage.set_trial_user_attr(trial._trial_id, "error", INTERRUPTED)

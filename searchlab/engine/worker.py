@@ -53,6 +53,9 @@ def open_optuna_study(study: Study, worker_index: int = 0, heartbeat: bool = Tru
                              pruner=build_pruner(study.config.pruner, pruner_steps(study)))
 
 
+WAIT_SECONDS = 1.0   # between looks at the running trials, while only they hold the budget
+
+
 class Budget:
     """Is there budget left? Counts finished + running trials of every worker in the storage.
 
@@ -68,12 +71,32 @@ class Budget:
         self.max_failed = study.config.budget.max_failed or self.n_trials
 
     def left(self, ostudy: optuna.Study) -> bool:
+        return self.room(ostudy) > 0
+
+    def room(self, ostudy: optuna.Study) -> int:
+        """Trials that may still start; a negative or zero room with trials running may open again (one fails)."""
         final = final_trials(ostudy)
         used = sum(t.state in FINISHED or t.state == TrialState.RUNNING for t in final)
         # Trials already running finish after the failure cap: with several at once, up to (concurrent - 1)
         # more may fail (the run's summary says the cap stopped it)
         failed = sum(t.state == TrialState.FAIL for t in final)
-        return min(self.n_trials - used, self.max_failed - failed) > 0
+        return min(self.n_trials - used, self.max_failed - failed)
+
+    def capped(self, ostudy: optuna.Study) -> bool:
+        """The failure cap is reached: nothing that still runs can open room again."""
+        failed = sum(t.state == TrialState.FAIL for t in final_trials(ostudy))
+        return failed >= self.max_failed
+
+    def may_open(self, ostudy: optuna.Study) -> bool:
+        """No budget left now, but some may open: a running trial can still fail, or, with heartbeats (a shared
+        storage), turn out to be a dead process's, which stays RUNNING, holding budget, until Optuna fails it.
+        Optuna does that only when asked for a new trial: a run restarted after its last trial's process was
+        killed (PostgreSQL, where RUNNING trials may be other machines') found no budget left and exited, and
+        the trial stayed RUNNING for good. Fails such trials now (their configs are queued again)."""
+        if self.capped(ostudy) or not _heartbeats(ostudy) or not _running(ostudy):
+            return False
+        optuna.storages.fail_stale_trials(ostudy)
+        return True
 
 
 class AskGate:
@@ -118,12 +141,18 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     retention = checkpoint_retention(study)
 
     def go_on() -> bool:
-        raise_if_stopped()
-        gate.hold()   # released by the next trial's objective, or below when we stop
-        if _past(deadline) or not budget.left(ostudy):
+        while True:
+            raise_if_stopped()
+            gate.hold()   # released by the next trial's objective, or below when we stop
+            if _past(deadline):
+                gate.release()
+                return False
+            if budget.left(ostudy):
+                return True
             gate.release()
-            return False
-        return True
+            if not budget.may_open(ostudy):
+                return False
+            time.sleep(WAIT_SECONDS)   # for the running trials: they finish, fail or go stale
 
     def gated_objective(trial: optuna.Trial) -> Any:
         gate.release()   # the trial exists now: other workers' counts include it
@@ -150,6 +179,15 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
 
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.time() >= deadline
+
+
+def _heartbeats(ostudy: optuna.Study) -> bool:
+    interval = getattr(ostudy._storage, "get_heartbeat_interval", None)   # RDB storages (Optuna's BaseHeartbeat)
+    return interval is not None and interval() is not None
+
+
+def _running(ostudy: optuna.Study) -> bool:
+    return bool(ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def worker_process_main(study_file: str, overrides: dict[str, object], worker_index: int,
