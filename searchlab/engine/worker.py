@@ -71,16 +71,13 @@ class Budget:
         self.max_failed = study.config.budget.max_failed or self.n_trials
 
     def left(self, ostudy: optuna.Study) -> bool:
-        return self.room(ostudy) > 0
-
-    def room(self, ostudy: optuna.Study) -> int:
-        """Trials that may still start; a negative or zero room with trials running may open again (one fails)."""
+        """May another trial start? No with trials running may turn to yes when one of them fails."""
         final = final_trials(ostudy)
         used = sum(t.state in FINISHED or t.state == TrialState.RUNNING for t in final)
         # Trials already running finish after the failure cap: with several at once, up to (concurrent - 1)
         # more may fail (the run's summary says the cap stopped it)
         failed = sum(t.state == TrialState.FAIL for t in final)
-        return min(self.n_trials - used, self.max_failed - failed)
+        return min(self.n_trials - used, self.max_failed - failed) > 0
 
     def capped(self, ostudy: optuna.Study) -> bool:
         """The failure cap is reached: nothing that still runs can open room again."""
