@@ -373,10 +373,14 @@ def test_classify_trains_on_the_device_the_executor_names(write_study, tmp_path)
                for t in failed)
 
 
-def test_overrides_reach_the_worker_processes_which_reread_the_study_file(write_study):
+def test_worker_processes_run_the_study_as_loaded_with_its_overrides_whatever_the_file_says_now(write_study):
+    """A file edited during a run (for the next one) gave workers started after the edit its settings."""
     path = callable_study(write_study, n=2, extra="\nexecutor: {workers: 2}\n")
-    study = run_study(load_study(path, {"space.sleep": 0.01}), progress=False).study
-    assert [t.user_attrs["config"]["sleep"] for t in study.trials] == [0.01, 0.01]
+    study = load_study(path, {"space.sleep": 0.01})
+    path.write_text(path.read_text().replace("x: {float: [-3, 3]}", "x: {float: [10, 11]}"))
+    ran = run_study(study, progress=False).study
+    assert [t.user_attrs["config"]["sleep"] for t in ran.trials] == [0.01, 0.01]
+    assert all(-3 <= t.params["x"] <= 3 for t in ran.trials)
 
 
 def test_a_run_folder_keeps_its_storage(write_study, tmp_path, capsys):

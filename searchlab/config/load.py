@@ -43,7 +43,7 @@ class Study:
     base_dir: Path      # the study file's folder: relative data paths in it are resolved against it
     run_dir: Path
     storage_url: str    # storage, or SQLite in run_dir; a relative SQLite or journal file made absolute
-    # The --set overrides it was loaded with: worker processes re-read the file and apply them too
+    # The --set overrides it was loaded with, recorded with the run (engine/setup_record.py)
     overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -55,7 +55,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     """Parse, validate and compile a study file. Raises SearchlabError (ConfigError) on any problem."""
     path = Path(path)
     src = read_yaml(path)
-    _folder_importable(path)
+    make_study_folder_importable(path)
     data = src.data
     if not isinstance(data, dict):
         raise src.error((), "a study file is a mapping of sections (name, data, space, ...)", got=data,
@@ -98,7 +98,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     return study
 
 
-def _folder_importable(path: Path) -> None:
+def make_study_folder_importable(path: Path) -> None:
     """A `module:Class` plug-in (strategy, callable task, NNI space) may sit beside its study file, as
     presets and space fragments may. Appended, not prepended: an installed package of the same name wins,
     so a stray `optuna.py` beside a study cannot shadow the real one. Ray workers inherit it (ray_cluster)."""

@@ -36,7 +36,7 @@ from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.strategy import prepare_strategy, startup_warning, unseeded_warning
-from searchlab.tasks import get_task
+from searchlab.tasks import budget_epochs_read, get_task
 from searchlab.tasks.callable_task import code_digest
 
 
@@ -194,7 +194,7 @@ def study_record(study: Study) -> dict[str, Any]:
         **_data_record(study),
         "objectives": [list(o) for o in study.objectives],
         "seed": study.config.seed,
-        "epochs": study.config.budget.epochs,
+        "epochs": budget_epochs_read(study),
         "task": study.config.task.model_dump(mode="json"),
         **({"task_code": code_digest(study.config.task.function)} if study.config.task.function else {}),
         "search": search_setup(study),

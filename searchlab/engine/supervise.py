@@ -60,7 +60,7 @@ class Supervisor:
 
     def _start(self, index: int) -> Worker:
         proc = self.ctx.Process(target=worker_process_main, daemon=True,
-                                args=(str(self.study.file), self.study.overrides, index, self.deadline))
+                                args=(self.study, index, self.deadline))
         with ctrl_c_ignored_by_started_processes():
             proc.start()
         return Worker(index, proc)

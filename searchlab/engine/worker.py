@@ -187,13 +187,14 @@ def _running(ostudy: optuna.Study) -> bool:
     return bool(ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
-def worker_process_main(study_file: str, overrides: dict[str, object], worker_index: int,
-                        deadline: float | None) -> None:
-    """Entry point of a spawned worker process: re-read the study (nothing is pickled across)."""
-    from searchlab.config.load import load_study
+def worker_process_main(study: Study, worker_index: int, deadline: float | None) -> None:
+    """Entry point of a spawned worker process. It takes the study the run loaded, not its file read again: a
+    file edited during a run (for the next one) gave a worker started later, replacing a dead one, other
+    settings than the run's, recorded under the run's name."""
+    from searchlab.config.load import make_study_folder_importable
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = load_study(study_file, overrides)
+    make_study_folder_importable(study.file)
     try:
         stop_worker_on_signals()   # a stop held while this process started is raised here
         run_worker(study, worker_index, deadline, supervised=True)

@@ -45,6 +45,13 @@ def pruner_steps(study: "Study") -> int:
     return own(study) if own is not None else study.config.budget.epochs
 
 
+def budget_epochs_read(study: "Study") -> int | None:
+    """budget.epochs as the study's trials read it; None for a task that never does (a GAN trains
+    train.iterations): its recorded value, compared on resume, warned of a change that trained nothing else."""
+    reads = getattr(TASKS.get(study.config.task.kind), "reads_budget_epochs", True)
+    return study.config.budget.epochs if reads else None
+
+
 def sample_trial_config(trial: "BaseTrial", study: "Study") -> dict[str, Any]:
     """The trial's config from the study's space, leaving out settings the task would not use under the
     values drawn (a task's `setting_used` rule, space/sample.py): every search strategy samples through here."""

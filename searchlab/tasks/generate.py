@@ -42,6 +42,7 @@ GRID_COLUMNS = 8
 class GenerateTask:
     setting_used = staticmethod(generate_setting_used)   # another family's settings are not sampled
     trial_schema = GenerateTrialConfig   # what a setting the space leaves out runs at
+    reads_budget_epochs = False   # a GAN trains train.iterations
 
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
