@@ -115,6 +115,26 @@ def test_op_at_full_magnitude_changes_every_image_identity_none(op):
     assert not changed.any() if op == "identity" else changed.all(), changed
 
 
+@pytest.mark.parametrize("op", sorted(op for op, table in OPS.items() if table.max_strength))
+def test_op_at_magnitude_one_changes_every_image(op):
+    """Magnitude 1 of posterize and gaussian_blur was the identity (blur at 2 under a grey level): a step a
+    search spends trials on must do something."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (8, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    out, _ = build_augmentation(searched_op(op, 1.0, 1), "binary", 2)(x, torch.zeros(8, dtype=torch.long))
+    assert changed_per_image(out, x).all()
+
+
+def test_trivialaugment_never_shifts_an_image_out_of_frame(breastmnist_root):
+    """TrivialAugment Wide's shifts of up to 32 px blacked out 2% of BreastMNIST's 28 px training images."""
+    torch.manual_seed(0)
+    images = np.load(breastmnist_root / "breastmnist.npz")["train_images"]
+    x = torch.from_numpy(images)[:, None].repeat(4, 1, 1, 1)
+    assert x.flatten(1).amax(1).min() > 0
+    out, _ = build_augmentation(spec_for("trivialaugment"), "binary", 2)(x, torch.zeros(len(x), dtype=torch.long))
+    assert (out.flatten(1).amax(1) == 0).sum() == 0
+
+
 @pytest.mark.parametrize("op", get_args(OpName))
 def test_op_with_prob_zero_or_magnitude_zero_leaves_images(op):
     x = textured(8)

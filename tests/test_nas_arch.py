@@ -138,6 +138,16 @@ def test_bad_architectures_are_named(write_study, model, key):
     assert key in str(err.value)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_searched_reductions_beyond_searched_cells_are_refused_whatever_the_seed(write_study, seed):
+    """The probes met reductions 4 with cells 3 on seeds 4 and 6 only: the others loaded, and failed trials."""
+    model = "{kind: cells, cells: {int: [3, 6]}, reductions: REDUCTIONS, normal: {n1: {}}, reduce: {n1: {}}}"
+    text = STUDY.replace("N", "2").replace("BUDGET", "") + f"seed: {seed}\n"
+    with pytest.raises(ConfigError, match="space.model.reductions: reductions reach 4 while cells go down to 3"):
+        load_study(write_study(text.replace("MODEL", model.replace("REDUCTIONS", "{int: [1, 4]}"))))
+    load_study(write_study(text.replace("MODEL", model.replace("REDUCTIONS", "{choice: [1, 3]}"))))
+
+
 def test_a_plain_cnn_deeper_than_its_image_is_warned_about_with_the_depth_that_fits():
     from searchlab.tasks.shape_advice import stages_that_fit, too_deep_warning
 

@@ -1,6 +1,9 @@
 """The operation table of searched policies: each op on a uint8 batch, and what magnitude 0..10 means for it.
 
-Magnitude is linear: strength = max_strength * magnitude / 10 (AutoAugment's scale and, mostly, its ranges).
+Magnitude is linear: strength = max_strength * magnitude / 10 (AutoAugment's scale and, mostly, its ranges);
+posterize and gaussian_blur rise linearly from a least strength that changes an image at magnitude 1 (from 0,
+magnitude 1 was the identity for both, and blur at 2 moved pixels by under one grey level: steps without effect
+that a search would spend trials on).
 
 | op             | magnitude 10 means                               | signed | magnitude 0    |
 |----------------|--------------------------------------------------|--------|----------------|
@@ -11,12 +14,12 @@ Magnitude is linear: strength = max_strength * magnitude / 10 (AutoAugment's sca
 | brightness     | factor 1 +- 0.9                                  | yes    | unchanged      |
 | contrast       | factor 1 +- 0.9                                  | yes    | unchanged      |
 | sharpness      | factor 1 +- 0.9 (blur or sharpen)                | yes    | unchanged      |
-| posterize      | keep 4 bits (8 - 4 * m / 10, rounded)            |        | 8 bits: unchanged |
+| posterize      | keep 4 bits (drops 1 + 3 * (m - 1) / 9, rounded)  |        | 8 bits: unchanged |
 | solarize       | invert pixels >= 256 * (1 - m / 10): all at 10   |        | none inverted  |
 | autocontrast   | no magnitude (stretch each channel to 0..255)    |        |                |
 | equalize       | no magnitude (histogram equalisation)            |        |                |
 | hflip, vflip   | no magnitude                                     |        |                |
-| gaussian_blur  | sigma = size / 14 (2 px at 28, 16 px at 224)     |        | unchanged      |
+| gaussian_blur  | sigma = size / 14 (2 px at 28); size / 56 at m 1  |        | unchanged      |
 | gaussian_noise | std 0.1 of the intensity range (25 grey levels)  |        | unchanged      |
 
 Signed ops go either way with probability 1/2 per image (as in AutoAugment), so a searched "rotate 10" means
@@ -47,9 +50,13 @@ class Op:
     fn: Callable[[torch.Tensor, float], torch.Tensor]   # (uint8 (n, C, H, W), strength) -> uint8, same shape
     max_strength: float = 0.0                            # strength at magnitude 10; 0 for magnitude-free ops
     signed: bool = False                                 # random sign per image
+    least_strength: float = 0.0                          # strength at magnitude 1, when m / 10 of the most is none
 
     def strength(self, magnitude: int) -> float:
-        return self.max_strength * magnitude / MAX_MAGNITUDE
+        if not self.least_strength or magnitude == 0:
+            return self.max_strength * magnitude / MAX_MAGNITUDE
+        rise = (self.max_strength - self.least_strength) * (magnitude - 1) / (MAX_MAGNITUDE - 1)
+        return self.least_strength + rise
 
 
 def _rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
@@ -113,13 +120,13 @@ OPS: dict[str, Op] = {
     "brightness": Op(_factor(F.adjust_brightness), 0.9, signed=True),
     "contrast": Op(_factor(F.adjust_contrast), 0.9, signed=True),
     "sharpness": Op(_factor(F.adjust_sharpness), 0.9, signed=True),
-    "posterize": Op(_posterize, 4.0),
+    "posterize": Op(_posterize, 4.0, least_strength=1.0),
     "solarize": Op(_solarize, 1.0),
     "autocontrast": Op(_no_magnitude(F.autocontrast)),
     "equalize": Op(_no_magnitude(F.equalize)),
     "hflip": Op(_no_magnitude(F.horizontal_flip)),
     "vflip": Op(_no_magnitude(F.vertical_flip)),
-    "gaussian_blur": Op(_blur, 1.0 / 14.0),
+    "gaussian_blur": Op(_blur, 1.0 / 14.0, least_strength=1.0 / 56.0),   # 0.5 px at 28
     "gaussian_noise": Op(_noise, 0.1),
 }
 # The config's Literal and this table must name the same ops: a new op needs both, and a mismatch is a bug

@@ -96,6 +96,7 @@ class ClassifyTask:
     def validate_space(self, study: Study, src: Located) -> None:
         """Every choice and both ends of every range, through the trial schema, before any training."""
         searched = {param.name: param for param, _ in searchable_params(study.space)}
+        _check_reductions_within_cells(searched, src)
         for config in probe_configs(study.space, seed=study.config.seed):
             parse_trial_config(config, src, searched)
 
@@ -430,6 +431,26 @@ def parse_trial_config(config: dict[str, Any], src: Located | None,
     """The sampled dict through the classify schema; errors name the space key and the value."""
     return parse_trial(ClassifyTrialConfig, "classify", config, src, searched,
                        union_tags=("cnn", "timm", "rnn", "zen", "cells", "nni"))
+
+
+def _check_reductions_within_cells(searched: dict[str, Any], src: Located) -> None:
+    """Both searched, the two ranges must fit together: the probes (one setting at an end, the rest drawn) met
+    reductions 4 with cells 3 on some seeds only, so a space loaded or not by its seed, and its trials drawing
+    the pair failed."""
+    for name, reductions in searched.items():
+        cells = searched.get(name.removesuffix("reductions") + "cells") if name.endswith("model.reductions") else None
+        if cells is None:
+            continue
+        most, least = max(_values(reductions)), min(_values(cells))
+        if most > least:
+            raise src.error(("space", *name.split(".")), f"reductions reach {most} while cells go down to {least}: "
+                            "a trial drawing both would fail (reductions cannot exceed cells)",
+                            got=list(_values(reductions)), fix=f"keep reductions at most {least} (cells' least), or "
+                            f"search cells from {most} up")
+
+
+def _values(param: Any) -> tuple[Any, ...]:
+    return tuple(param.choices) if hasattr(param, "choices") else (param.low, param.high)
 
 
 def make_batches(data: ImageDataset) -> Batches:
