@@ -19,11 +19,22 @@ import math
 from typing import Any
 
 from searchlab.errors import RegistryError
+from searchlab.models import nni_model
 from searchlab.models.nni_model import _nni_import, nni_space_instance
 from searchlab.registry import import_object
 
 # (kind, arguments) of one searchlab parameter: ("choice", values) or ("float", low, high, log, step)
 Parameter = tuple[Any, ...]
+
+
+def allow_nni_space(space: str) -> None:
+    """Let this process build networks of `space` ("module:Class"): only for a space a study file names."""
+    nni_model._nni_allowed_spaces.add(space)
+
+
+def spaces_named(space_fixed: dict[str, Any]) -> set[str]:
+    """The NNI spaces a study's recorded constants (setup_record.fixed_by_path) name as its model.space."""
+    return {value for path, value in space_fixed.items() if path.partition(" [")[0] == "model.space"}
 
 
 def space_parameters(space: str, init: dict[str, Any]) -> dict[str, Parameter]:
@@ -32,6 +43,7 @@ def space_parameters(space: str, init: dict[str, Any]) -> dict[str, Parameter]:
     cls = import_object(space, "NNI model space")
     if not (isinstance(cls, type) and issubclass(cls, nni.nas.nn.pytorch.ModelSpace)):
         raise RegistryError(f"NNI model space '{space}' is not a subclass of nni.nas.nn.pytorch.ModelSpace")
+    allow_nni_space(space)
     try:
         instance = nni_space_instance(space, init, in_channels=1, num_outputs=2)
     except TypeError as exc:

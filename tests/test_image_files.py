@@ -14,6 +14,7 @@ from PIL import Image
 from searchlab.config.schema import FolderData
 from searchlab.data import clear_cache, load_dataset
 from searchlab.data.folder_source import plan_folder
+from searchlab.data.image_cache import TMP_PREFIX
 from searchlab.errors import DataError
 from test_data import COLORS, _fresh_cache, class_folder, png  # noqa: F401  (_fresh_cache: autouse fixture)
 
@@ -134,6 +135,22 @@ def test_the_cache_is_held_under_its_limit_least_recently_used_first(tmp_path, m
         load_dataset(one, splits=("train",))
 
 
+def test_clearing_the_cache_deletes_its_own_entries_only(tmp_path, monkeypatch):
+    """`searchlab cache --clear` (and eviction) deleted any .npy or old .tmp file found in the folder."""
+    from searchlab.data.image_cache import clear_image_cache
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
+    _, cfg = _cached_folder(tmp_path)
+    load_dataset(cfg, splits=("train",))
+    mine = [cache / "images" / "my_masks.npy", cache / "images" / "notes.tmp"]
+    for path in mine:
+        path.write_bytes(b"user data")
+        os.utime(path, ns=(10**9,) * 2)   # old enough to pass for a killed writer's leftover
+    assert "removed 1 entries" in clear_image_cache()
+    assert _entries(cache) == {"my_masks.npy"} and all(path.read_bytes() == b"user data" for path in mine)
+
+
 def test_a_split_bigger_than_the_limit_is_not_stored_and_a_bad_limit_is_named(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
@@ -142,12 +159,13 @@ def test_a_split_bigger_than_the_limit_is_not_stored_and_a_bad_limit_is_named(tm
     images = load_dataset(cfg, splits=("train",)).splits["train"].images
     assert 100 < images.numel() < 1536 and _entries(cache) == set()   # stored, it would fit in 1.5KiB
     (cache / "images").mkdir(parents=True, exist_ok=True)
-    (cache / "images" / "killed-writer.tmp").write_bytes(b"x")
-    os.utime(cache / "images" / "killed-writer.tmp", ns=(1, 1))
+    leftover = cache / "images" / f"{TMP_PREFIX}killed-writer.tmp"
+    leftover.write_bytes(b"x")
+    os.utime(leftover, ns=(1, 1))
     monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", "1.5KiB")
     clear_cache()
     load_dataset(cfg, splits=("train",))
-    assert len(_entries(cache)) == 1 and not (cache / "images" / "killed-writer.tmp").exists()
+    assert len(_entries(cache)) == 1 and not leftover.exists()
     for bad in ("20 gigs", "-1GB", "GB"):
         monkeypatch.setenv("SEARCHLAB_CACHE_LIMIT", bad)
         clear_cache()

@@ -44,6 +44,19 @@ def test_an_export_never_replaces_a_folder_of_other_files(write_study, tmp_path)
     export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
     export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)   # an earlier export is replaced whole
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".best")) == []
+    (tmp_path / "best" / "__pycache__").mkdir()                    # model.py imported from there
+    export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
+    (tmp_path / "best" / "NOTES.md").write_text("keep me")        # added to an earlier export: deleted with it
+    (tmp_path / "best" / "analysis").mkdir()
+    with pytest.raises(ExportError, match=r"is an earlier export with files added to it \(NOTES.md, analysis\)"):
+        export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
+    assert (tmp_path / "best" / "NOTES.md").read_text() == "keep me"
+    odd = tmp_path / "[b]"                                         # a glob pattern as a folder name
+    export_run(tmp_path / "run", odd, bootstrap=100)
+    stray = tmp_path / ".b.partial-keep"                           # another folder's leftover that `[b]` matched
+    stray.mkdir()
+    export_run(tmp_path / "run", odd, bootstrap=100)
+    assert stray.is_dir()
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     with pytest.raises(ExportError, match=r"--out .*a_file/best: cannot write in .*a_file"):

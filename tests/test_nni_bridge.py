@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,38 @@ def test_model_py_imports_only_the_spaces_written_into_it(write_study, tmp_path)
     spec = importlib.util.spec_from_file_location("exported_model", tmp_path / "best" / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    with pytest.raises(ValueError, match="rebuilds only the NNI spaces \\['nni_spaces:TinySpace'\\], not 'os:system'"):
+    with pytest.raises(ValueError, match="only the NNI spaces \\['nni_spaces:TinySpace'\\] may be rebuilt here, "
+                                         "not 'os:system'"):
         module.load(tmp_path / "best")
+
+
+def test_a_config_or_a_stored_trial_naming_another_module_is_not_imported(write_study, tmp_path):
+    """A config.json (a MedFID feature network) or a trial's stored model spec (export, report) naming
+    "os:system" imported it and called it with the spec's init."""
+    from searchlab.errors import ExportError
+    from searchlab.models import standalone
+    from searchlab.report.build import write_report
+
+    run_study(load_study(write_study(STUDY.replace("STRATEGY", "random").replace("n_trials: 4", "n_trials: 1"))),
+              progress=False)
+    export_run(tmp_path / "run", tmp_path / "best")
+    touched = tmp_path / "touched"
+    evil = {"space": "os:system", "init": {"command": f"touch {touched}"}, "choices": {}}
+    config_path = tmp_path / "best" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["model"]["args"] = evil
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="not 'os:system': a module is imported only when a study file names it"):
+        standalone.load(tmp_path / "best")
+    with sqlite3.connect(tmp_path / "run" / "study.db") as db:   # Optuna will not edit a finished trial
+        db.execute("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'model_spec'",
+                   (json.dumps({**config["model"], "args": evil}),))
+    with pytest.raises(ExportError, match="names the NNI space 'os:system', which the study's space does not "
+                                          "\\(nni_spaces:TinySpace\\)"):
+        export_run(tmp_path / "run", tmp_path / "again")
+    page = write_report(tmp_path / "run", tmp_path / "report.html").read_text()
+    assert "names the NNI space &#x27;os:system&#x27;" in page or "names the NNI space 'os:system'" in page
+    assert not touched.exists()
 
 
 @pytest.mark.parametrize("target, message", [

@@ -89,3 +89,17 @@ def test_a_trial_left_running_by_a_killed_last_trial_is_failed_and_run_again(wri
     assert trials[killed.number].state == TrialState.FAIL
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3 and [t.params for t in complete if t.number > killed.number] == [killed.params]
+
+
+def test_the_report_shows_the_storage_without_its_password(write_study, tmp_path, postgres):
+    """A report is made to be shared: it printed postgresql://user:password@host/db (the server trusts us here,
+    so any password opens it)."""
+    from searchlab.report.build import write_report
+
+    with_password = postgres.replace("://searchlab@", "://searchlab:s3cret@")
+    assert with_password != postgres
+    text = callable_study(write_study, n=1, extra=f"\nstorage: '{with_password}'\n").read_text()
+    path = write_study(text.replace("name: fake", "name: with_password"))   # not the module's other studies
+    run_study(load_study(path), progress=False)
+    page = write_report(tmp_path / "run", tmp_path / "report.html").read_text()
+    assert "s3cret" not in page and "searchlab:***@" in page

@@ -43,6 +43,8 @@ LIMIT_ENV = "SEARCHLAB_CACHE_LIMIT"
 DEFAULT_LIMIT = "20GB"
 DECODER_VERSION = 1   # raise when read_image_file decodes differently: old entries are then never matched
 STALE_TMP_SECONDS = 3600   # a temporary file this old was left by a killed writer, not one still writing
+ENTRY_NAME = re.compile(r"[0-9a-f]{32}\.npy")   # entry_key's hash: eviction deletes these files only
+TMP_PREFIX = ".searchlab-entry-"
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([a-z]*)\s*")
@@ -118,7 +120,7 @@ def _store(entry: Path, images: np.ndarray) -> None:
     """Write whole or not at all; a cache that cannot be written (read-only home, full disk) only costs time."""
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=TMP_PREFIX, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.save(fh, images, allow_pickle=False)
@@ -142,6 +144,8 @@ def cache_entries(folder: Path) -> list[tuple[Path, os.stat_result]]:
     """The cache's entries with their stats, least recently used first (entries deleted meanwhile left out)."""
     entries = []
     for path in folder.glob("*.npy") if folder.is_dir() else ():
+        if not ENTRY_NAME.fullmatch(path.name):   # a user's own .npy put there is not ours to delete
+            continue
         try:
             entries.append((path, path.stat()))
         except OSError:
@@ -155,7 +159,7 @@ def evict(folder: Path, limit: int, keep: Path | None = None) -> int:
     `keep` (the entry just written) is never deleted. Temporary files of killed writers are removed too.
     """
     freed = 0
-    for tmp in folder.glob("*.tmp") if folder.is_dir() else ():
+    for tmp in folder.glob(f"{TMP_PREFIX}*.tmp") if folder.is_dir() else ():
         try:
             if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
                 tmp.unlink()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from searchlab.config.load import Study
-from searchlab.errors import SearchlabError
+from searchlab.errors import SearchlabError, shown_url
 
 START_A_CLUSTER = ("Fix: start one (`ray start --head` on the head node, `ray start --address=HEAD:6379` on the "
                    "others) or leave executor.address out for a Ray on this machine")
@@ -197,6 +197,6 @@ def _open_study_here(url: str, name: str) -> str | None:
 def _storage_unreachable(study: Study, node: dict[str, Any], problem: str) -> None:
     raise SearchlabError(
         f"Ray node {node['NodeManagerAddress']} cannot open the study '{study.config.name}' in storage "
-        f"{study.storage_url!r}: {problem}. Fix: use a storage every node reaches under the same URL (a "
+        f"{shown_url(study.storage_url)!r}: {problem}. Fix: use a storage every node reaches under the same URL (a "
         "PostgreSQL server address the nodes can connect to, not localhost; or journal:///path on a shared "
         "file system)")

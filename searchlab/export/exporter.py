@@ -36,6 +36,7 @@ from searchlab.export.selection import SELECT_MODES, select_members, weaker_than
 from searchlab.intervals import export_intervals
 from searchlab.metrics import compute_metrics, confusion
 from searchlab.models import model_source, standalone
+from searchlab.nni_space import allow_nni_space, spaces_named
 from searchlab.weights_file import save_weights
 
 FORMAT = "searchlab-export/1"
@@ -231,6 +232,7 @@ def _with_checkpoints(run: OpenRun, store: ContainedArtifactStore) -> str:
 
 def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
     attrs = trial.user_attrs
+    _allow_nni_spaces_of_the_study(run, trial.number, attrs["model_spec"])
     return {
         "format": FORMAT,
         "model": attrs["model_spec"],
@@ -250,6 +252,18 @@ def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
         "validation_metrics": attrs.get("metrics", {}),
         **_model_metrics(attrs),
     }
+
+
+def _allow_nni_spaces_of_the_study(run: OpenRun, number: int, model_spec: dict[str, Any]) -> None:
+    """A trial's stored spec may name only an NNI space its study's space named: building one imports it."""
+    named = spaces_named(run.search.get("space_fixed") or {})
+    for space in nni_spaces(model_spec):
+        if space not in named:
+            raise ExportError(f"trial {number}'s stored model names the NNI space {space!r}, which the study's "
+                              f"space does not ({', '.join(sorted(named)) or 'it names none'}): searchlab imports "
+                              "only a module:Class that a study file names. Fix: export a trial of a run whose "
+                              "study searched that space")
+        allow_nni_space(space)
 
 
 def _model_metrics(attrs: dict[str, Any]) -> dict[str, Any]:

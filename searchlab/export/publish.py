@@ -2,10 +2,12 @@
 
 A killed or failing export never leaves a half-written folder under the name users load from; a previous
 export there is replaced whole (never mixed with the new one's files). A folder holding anything else is
-not touched: an export replaces its folder, so it must be new, empty, or an earlier export.
+not touched: an export replaces its folder, so it must be new, empty, or an earlier export holding only an
+export's files (notes or analyses added to one were deleted with it).
 """
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -18,6 +20,9 @@ from typing import Any
 
 from searchlab.errors import ExportError
 
+# What an export folder holds: its files, and Python's cache of model.py once a user imported it from there
+EXPORT_FILES = frozenset({"config.json", "model.py", "weights.safetensors", "test_predictions.json", "__pycache__"})
+
 
 @contextmanager
 def staged(out: Path) -> Iterator[Path]:
@@ -29,7 +34,7 @@ def staged(out: Path) -> Iterator[Path]:
     except OSError as exc:
         raise ExportError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc}). Fix: name a "
                           "folder in a directory you can write to") from None
-    for leftover in out.parent.glob(f".{out.name}.partial-*"):   # from an export killed earlier
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):   # from an export killed earlier
         if leftover != staging:
             shutil.rmtree(leftover, ignore_errors=True)
     try:
@@ -52,6 +57,10 @@ def _check_replaceable(out: Path) -> None:
     if found and not is_export(out):
         raise ExportError(f"--out {out} holds other files ({', '.join(found[:5])}); an export replaces its folder "
                           "whole. Fix: name a new or empty folder, or a previous export")
+    added = [name for name in found if name not in EXPORT_FILES]
+    if added:
+        raise ExportError(f"--out {out} is an earlier export with files added to it ({', '.join(added[:5])}), and an "
+                          "export replaces its folder whole. Fix: move them out first, or name a new folder")
 
 
 def is_export(folder: Path) -> bool:

@@ -3,7 +3,9 @@
 The architecture's code is the user's own, so an NNI export's model.py rebuilds it by importing that class
 (it needs `nni` and the user's module, besides torch). Which classes it may import is written into model.py
 at export time (`_nni_allowed_spaces`), never read from config.json: a config file cannot make the loader
-import a module.
+import a module. Inside searchlab the set starts empty and holds the spaces a study named (searchlab/nni_space.py
+`allow_nni_space`): a config.json (a MedFID feature network) or a trial's stored model spec (export, report)
+naming "os:system" imported and called it.
 
 Everything below the body marker is concatenated into an export's model.py (torch, nn, math, Any only at
 module level; helper names carry an `_nni_` prefix).
@@ -15,7 +17,7 @@ from typing import Any
 from torch import nn
 
 # ---- model.py body ----
-_nni_allowed_spaces: set[str] | None = None   # None: any (inside searchlab, the study named it explicitly)
+_nni_allowed_spaces: set[str] = set()   # "module:Class" of the NNI spaces this process may import
 
 
 def _nni_import():
@@ -43,8 +45,9 @@ def _nni_import():
 def _nni_space_class(space: str) -> type:
     import importlib
 
-    if _nni_allowed_spaces is not None and space not in _nni_allowed_spaces:
-        raise ValueError(f"this model.py rebuilds only the NNI spaces {sorted(_nni_allowed_spaces)}, not {space!r}")
+    if space not in _nni_allowed_spaces:
+        raise ValueError(f"only the NNI spaces {sorted(_nni_allowed_spaces)} may be rebuilt here, not {space!r}: "
+                         "a module is imported only when a study file names it")
     _nni_import()
     module_name, _, attr = space.partition(":")
     return getattr(importlib.import_module(module_name), attr)

@@ -10,6 +10,7 @@ import html
 from pathlib import Path
 
 from searchlab.engine.rundir import OpenRun, open_run
+from searchlab.errors import shown_url
 from searchlab.report.best_model import model_sections, sample_grids
 from searchlab.report.figures import study_sections
 from searchlab.report.page import Section, note, page
@@ -31,7 +32,7 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
     study = run.study
     objectives = [f"{m} ({d})" for m, d in run.record.get("objectives", [])]
     ranked = best_trials(study)
-    intro = (f"<p>Study <b>{html.escape(study.study_name)}</b> in <code>{html.escape(run.storage_url)}</code>: "
+    intro = (f"<p>Study <b>{html.escape(study.study_name)}</b> in <code>{html.escape(shown_url(run.storage_url))}</code>: "
              f"{len(study.get_trials(deepcopy=False))} trials ({html.escape(state_counts(study))}). "
              f"Objectives: {html.escape(', '.join(objectives) or 'not recorded')}.</p>")
     if not ranked:

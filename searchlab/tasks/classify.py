@@ -28,6 +28,7 @@ from searchlab.errors import ConfigError, DataError, RegistryError
 from searchlab.imbalance import choose_threshold
 from searchlab.metrics import METRICS, PER_CLASS, compute_metrics, metric_info
 from searchlab.models.standalone import build_model
+from searchlab.nni_space import allow_nni_space
 from searchlab.space import cheapest_config, probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
 from searchlab.tasks.direction import objective_direction
@@ -460,7 +461,10 @@ def make_batches(data: ImageDataset) -> Batches:
 
 
 def model_spec_for(spec: ClassifyTrialConfig, data: ImageDataset) -> dict[str, Any]:
+    """The model spec of a config drawn from the study's space: an NNI space it names, the study named."""
     architecture, args = spec.model.architecture()
+    if architecture == "nni":
+        allow_nni_space(str(args["space"]))
     outputs = 2 if data.kind == "binary" else len(data.class_names)
     return {"architecture": architecture, "args": args, "in_channels": data.channels, "num_outputs": outputs}
 
