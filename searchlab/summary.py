@@ -248,6 +248,8 @@ def _threshold(trial: FrozenTrial) -> str:
     thresholds = chosen if isinstance(chosen, list) else [chosen]
     if chosen is None or all(t == 0.5 for t in thresholds):
         return ""
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds):
+        return ""   # not a threshold of ours (a user attribute of that name)
     if not isinstance(chosen, list):
         # under CV the metrics are the folds' mean (each fold at its own threshold); this one is the exported
         # model's, chosen on the validation split

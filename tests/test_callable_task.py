@@ -54,6 +54,10 @@ def test_numpy_and_torch_numbers_reach_the_curve_the_pruner_and_the_stored_metri
      r"importing module 'raising_task' failed at .*raising_task.py:1: ZeroDivisionError"),
     ("missing_dependency_task", "import nonexistent_package_xyz\n", "objective",
      "imports 'nonexistent_package_xyz', which is not installed"),
+    ("async_task", "async def objective(config, ctx):\n    return {}\n", "objective",
+     "is an async function: calling it returns no metrics"),
+    ("generator_task", "def objective(config, ctx):\n    yield {}\n", "objective",
+     "is a generator function"),
 ])
 def test_a_task_function_that_cannot_run_is_refused_at_load_naming_why(write_study, tmp_path, module, code, function,
                                                                      message):
@@ -100,3 +104,72 @@ def test_a_function_that_reads_its_own_data_needs_no_data_section_but_a_classifi
                            name="classify.yaml", with_defaults=False)
     with pytest.raises(SearchlabError, match=r"classify.yaml:1: data: required key is missing\. Fix: add 'data'"):
         load(classify)
+
+
+def test_a_base_exception_of_the_function_fails_its_trial_alone(write_study, tmp_path):
+    """asyncio.CancelledError is no Exception: Optuna let it end the run with the trial RUNNING, which every
+    later run then marked interrupted (its reason overwritten) and ran again, ending again."""
+    code = ("import asyncio\n"
+            "def objective(config, ctx):\n"
+            "    if ctx.trial.number == 0:\n"
+            "        raise asyncio.CancelledError('the event loop went away')\n"
+            "    return {'score': config['x']}\n")
+    run_study(load_study(_study(write_study, tmp_path, "cancelled_task", code, n=2)), progress=False)
+    first, *rest = _trials(tmp_path)   # a failed trial does not count against n_trials
+    assert first.state.name == "FAIL" and [t.state.name for t in rest] == ["COMPLETE", "COMPLETE"]
+    assert first.user_attrs["error"] == "CancelledError: the event loop went away"
+
+
+def test_numpy_in_record_and_report_steps_is_stored_and_searchlabs_own_attributes_are_refused(write_study,
+                                                                                            tmp_path):
+    code = ("import numpy as np\n"
+            "def objective(config, ctx):\n"
+            "    for epoch in np.arange(3):\n"
+            "        ctx.report(epoch, {'score': config['x']})\n"
+            "    ctx.record(best_threshold=np.float32(0.5), sizes=[np.int64(2), {'n': np.int64(3)}])\n"
+            "    if ctx.trial.number == 1:\n"
+            "        ctx.record(retry_of=7)\n"
+            "    return {'score': config['x'], 'extra': None}\n")
+    run_study(load_study(_study(write_study, tmp_path, "numpy_record_task", code, n=2)), progress=False)
+    first, second, _ = _trials(tmp_path)
+    assert first.state.name == "COMPLETE", first.user_attrs.get("error")
+    assert first.user_attrs["best_threshold"] == 0.5 and first.user_attrs["sizes"] == [2, {"n": 3}]
+    assert [point["epoch"] for point in first.user_attrs["curve"]] == [0, 1, 2]
+    assert second.state.name == "FAIL" and "ctx.record(retry_of=...): searchlab keeps its own 'retry_of'" in \
+        second.user_attrs["error"]
+
+
+def test_a_callable_trial_is_not_pruned_at_its_last_epoch(write_study, tmp_path):
+    """The median pruner judged a trial's last report too: finished trials were PRUNED, their metrics lost."""
+    code = ("def objective(config, ctx):\n"
+            "    score = 1.0 if ctx.trial.number < 2 else 0.0\n"
+            "    for epoch in range(3):\n"
+            "        ctx.report(epoch, {'score': score})\n"
+            "    return {'score': score, 'extra': 42}\n")
+    text = _study(write_study, tmp_path, "last_epoch_task", code, n=3).read_text().replace(   # judged at epoch 2
+        "pruner: none", "pruner: {kind: median, args: {n_startup_trials: 2, n_warmup_steps: 2}}")
+    run_study(load_study(write_study(text)), progress=False)
+    third = _trials(tmp_path)[2]
+    assert third.state.name == "COMPLETE" and third.user_attrs["metrics"]["extra"] == 42
+
+
+def test_an_objective_that_is_no_number_is_named(write_study, tmp_path):
+    code = "def objective(config, ctx):\n    return {'score': None}\n"
+    run_study(load_study(_study(write_study, tmp_path, "none_task", code, n=1)), progress=False)
+    (trial,) = _trials(tmp_path)
+    assert trial.user_attrs["error"] == ("TrialFailure: objective 'score' is None, not a number. Fix: return a "
+                                         "number as 'score'")
+
+
+def test_a_resume_after_a_packages_function_file_changed_is_warned_about(write_study, tmp_path, capsys):
+    """The digest was of the package's __init__.py, which only imports the function from its own file."""
+    package = tmp_path / "pkg_task"
+    package.mkdir()
+    (package / "__init__.py").write_text("from pkg_task.core import objective\n")
+    (package / "core.py").write_text("def objective(config, ctx):\n    return {'score': config['x']}\n")
+    path = write_study(STUDY.format(function="pkg_task:objective", n=1))
+    run_study(load_study(path), progress=False)
+    (package / "core.py").write_text("def objective(config, ctx):\n    return {'score': config['x'] + 100}\n")
+    capsys.readouterr()
+    run_study(load_study(path, {"budget.n_trials": 2}), progress=False)
+    assert "the file of task.function 'pkg_task:objective' changed" in capsys.readouterr().err

@@ -88,8 +88,8 @@ def test_an_interrupted_trial_whose_retry_was_never_queued_is_queued_on_restart(
     lost = ostudy.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})
     lost.set_user_attr("error", INTERRUPTED)
     ostudy.tell(lost, state=TrialState.FAIL)          # failed, and then the process died: no retry queued
-    recover_interrupted(ostudy)
-    recover_interrupted(ostudy)        # idempotent: a second start queues nothing more
+    recover_interrupted(ostudy, max_retries=2)
+    recover_interrupted(ostudy, max_retries=2)        # idempotent: a second start queues nothing more
     waiting = ostudy.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == lost.number
     assert waiting[0].params == ostudy.trials[lost.number].params
@@ -113,7 +113,46 @@ def test_a_config_interrupted_more_often_than_max_retries_still_runs_again(write
         trial = first if attempt == 0 else ostudy.ask()
         trial.set_user_attr("error", "interrupted (stopped by SIGTERM)")
         ostudy.tell(trial, state=TrialState.FAIL)
-        recover_interrupted(ostudy)
+        recover_interrupted(ostudy, max_retries=2)
         [waiting] = ostudy.get_trials(states=(TrialState.WAITING,))
         assert waiting.params == first.params and waiting.system_attrs["retry_history"] == history
         history.append(waiting.number)
+
+
+def test_a_config_that_ends_its_process_silently_runs_again_at_most_max_retries_times(write_study, tmp_path, capsys):
+    """One killing its process (out of memory) each time was run again by every `searchlab run`, for good."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from searchlab.engine.run import create_or_load, recover_interrupted
+
+    study = load_study(callable_study(write_study, n=2))
+    tmp_path.joinpath("run").mkdir()
+    ostudy = create_or_load(study)
+    first = ostudy.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})
+    for attempt in range(3):   # the process vanished mid-trial: the next run finds the trial RUNNING
+        assert recover_interrupted(ostudy, max_retries=2) == 1
+        waiting = ostudy.get_trials(states=(TrialState.WAITING,))
+        if attempt < 2:
+            assert len(waiting) == 1 and waiting[0].params == first.params
+            ostudy.ask()   # the retry starts, and its process is killed too
+    assert waiting == [] and "trial 2's config ended its process without a word 3 times" in capsys.readouterr().err
+    assert recover_interrupted(ostudy, max_retries=2) == 0 and not ostudy.get_trials(states=(TrialState.WAITING,))
+
+
+def test_a_trial_left_running_that_stored_its_error_keeps_it_and_is_not_retried(write_study, tmp_path):
+    """A trial whose error was stored before its process ended (one raising a BaseException) was marked
+    interrupted, its reason overwritten, and run again on every start."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from searchlab.engine.run import create_or_load, recover_interrupted
+
+    study = load_study(callable_study(write_study, n=2))
+    tmp_path.joinpath("run").mkdir()
+    ostudy = create_or_load(study)
+    trial = ostudy.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})
+    trial.set_user_attr("error", "MemoryError: the function's own")
+    recover_interrupted(ostudy, max_retries=2)
+    [failed] = ostudy.get_trials()
+    assert failed.state == TrialState.FAIL and failed.user_attrs["error"] == "MemoryError: the function's own"

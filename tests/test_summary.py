@@ -47,6 +47,10 @@ def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
     plain = optuna.trial.create_trial(value=0.8, params={}, distributions={},
                                       user_attrs={"metrics": {"auc": 0.8}, "threshold": 0.5})
     assert describe_trial(None, plain).endswith("metrics: auc=0.8")
+    # a study's own user attribute of that name (recorded before searchlab refused it) crashed `status`
+    users = optuna.trial.create_trial(value=0.8, params={}, distributions={},
+                                      user_attrs={"metrics": {"auc": 0.8}, "threshold": "youden"})
+    assert describe_trial(None, users).endswith("metrics: auc=0.8")
 
 
 def _printed(ostudy: optuna.Study, n_trials: int, finished_before: int, capsys) -> str:

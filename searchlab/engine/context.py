@@ -4,6 +4,7 @@ Tasks only see this object; they never touch the storage, the sampler or the exe
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -20,6 +21,13 @@ from searchlab.config.load import Study
 from searchlab.engine.numbers import plain_number
 from searchlab.engine.signals import raise_if_stopped
 from searchlab.errors import TrialFailure
+
+# User attributes searchlab writes and reads back as its own (config_of, status, export, the budget's retry count):
+# a callable task's ctx.record(config=...) or (retry_of=...) overwrote them, and what read them read the user's
+# values. (`checkpoint` and `architecture` are the user's to record: retention and the trials table read them.)
+OWN_ATTRS = frozenset({"bag", "class_names", "config", "config_with_defaults", "curve", "error", "metrics",
+                       "model_spec", "preprocessing", "pruned", "retry_of", "searchlab", "task_kind", "threshold",
+                       "traceback"})
 
 
 @dataclass
@@ -43,6 +51,7 @@ class TrialContext:
 
         judge=False records the value without letting the pruner (or a Ray scheduler) act on it."""
         raise_if_stopped()   # a stop signal some library swallowed still stops the trial here
+        step = _whole_step(step)
         metrics = {name: plain_number(value) for name, value in metrics.items()}   # np.float32, 0-d tensors
         metric, _ = self.primary
         self.curve.append({"epoch": step, **{k: v for k, v in metrics.items() if _finite(v)}})
@@ -51,7 +60,7 @@ class TrialContext:
         if len(self.study.objectives) > 1 or value is None or not _finite(value):
             return
         self.trial.report(float(value), step)
-        if not judge:
+        if not judge or self._at_callables_last_epoch(step):
             return
         if self.on_epoch is not None:
             self.on_epoch(step, float(value))
@@ -75,14 +84,47 @@ class TrialContext:
         """True once the study's wall-clock budget is spent: long trials stop at the next epoch boundary."""
         return self.deadline is not None and time.time() >= self.deadline
 
+    def _at_callables_last_epoch(self, step: int) -> bool:
+        """A trial at its last epoch has finished: pruning it threw its result away (the tasks of searchlab
+        pass judge=False there; a callable task's function reports through this alone)."""
+        return self.study.config.task.kind == "callable" and step >= self.study.config.budget.epochs - 1
+
     def record(self, **attrs: Any) -> None:
+        """User attributes, numbers of numpy or torch as plain ones; a callable task may not write searchlab's own."""
+        if self.study.config.task.kind == "callable" and (own := sorted(OWN_ATTRS & set(attrs))):
+            raise TrialFailure(f"ctx.record({own[0]}=...): searchlab keeps its own '{own[0]}' there. Fix: record "
+                               f"it under another name, e.g. my_{own[0]}")
         for key, value in attrs.items():
+            value = _plain(value)
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise TrialFailure(f"ctx.record({key}=...): a {type(value).__name__} cannot be stored (JSON: "
+                                   "numbers, strings, booleans, None, lists and dicts of them). Fix: record "
+                                   "str(value) or the numbers it holds") from None
             self.trial.set_user_attr(key, value)
 
     def store_file(self, path: Path, mimetype: str = "application/octet-stream") -> str:
         """Upload a file into the study's artifact store; returns the artifact id."""
         return upload_artifact(artifact_store=self.artifacts, file_path=str(path), study_or_trial=self.trial,
                                mimetype=mimetype)
+
+
+def _plain(value: Any) -> Any:
+    """numpy / torch numbers inside lists and dicts too, as stored user attributes must be JSON."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return plain_number(value)
+
+
+def _whole_step(step: Any) -> int:
+    number = plain_number(step)   # np.arange's int64 epochs
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise TrialFailure(f"ctx.report(step={step!r}, ...): the step must be a whole number (the epoch). Fix: "
+                           "pass the loop's epoch index")
+    return number
 
 
 def _finite(value: Any) -> bool:

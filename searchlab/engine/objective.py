@@ -74,7 +74,11 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
             raise
         except BaseException as exc:   # includes Ctrl-C and SIGTERM: the trial is failed with why, then re-raised
             _record_failure(trial, exc)
-            raise
+            if isinstance(exc, (Exception, KeyboardInterrupt, SystemExit)):
+                raise
+            # asyncio.CancelledError, GeneratorExit, a BaseException of the user's: Optuna catches Exception
+            # only, so it ended the run with the trial left RUNNING, then marked interrupted and run again
+            raise TrialFailure(f"{type(exc).__name__}: {exc}") from exc
         if not set(metrics) <= objective_names:
             trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if _jsonable(v)})
         return values[0] if len(values) == 1 else values
@@ -109,7 +113,11 @@ def objective_values(study: Study, metrics: dict[str, float]) -> list[float]:
         if metric not in metrics:
             raise TrialFailure(f"the task returned no '{metric}' (it returned: {', '.join(sorted(metrics))}). Fix: "
                                f"return {metric!r} among the metrics, or name one of those as the objective")
-        value = float(metrics[metric])
+        try:
+            value = float(metrics[metric])
+        except (TypeError, ValueError):
+            raise TrialFailure(f"objective '{metric}' is {metrics[metric]!r}, not a number. Fix: return a number "
+                               f"as {metric!r}") from None
         if not math.isfinite(value):
             raise TrialFailure(f"objective '{metric}' is {value}{_why_not_finite(study, metrics)}")
         values.append(value)

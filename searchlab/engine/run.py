@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study, locate_in_study
 from searchlab.data import data_fingerprint, medmnist_file
@@ -88,7 +88,7 @@ def _run(study: Study, progress: bool) -> RunResult:
             # file's study, or a Ray driver's. Interrupted trials already FAIL are re-queued on any storage
             # (a Ctrl-C'd run on PostgreSQL said their configs would run again).
             owned = is_local_file(study.storage_url) or study.config.executor.kind == "ray"
-            if stale := recover_interrupted(ostudy, fail_running=owned):
+            if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned):
                 print(f"note: {stale} trial(s) left RUNNING by a run that ended without finishing them (killed) "
                       "are now FAIL, and the configs they drew run again", file=sys.stderr)
         if not sole_runner:   # by design (more workers from another shell), but a user may not know it
@@ -249,20 +249,22 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
 INTERRUPTED = "interrupted: its process ended without finishing"
 
 
-def recover_interrupted(ostudy: optuna.Study, fail_running: bool = True) -> int:
+def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bool = True) -> int:
     """Fail trials a killed process left RUNNING (with `fail_running`) and re-queue their configs (like
-    Optuna's heartbeat).
+    Optuna's heartbeat); one that stored its error before its process ended keeps it and is not retried.
 
     Also re-queues interrupted trials whose retry was never queued: those stopped by Ctrl-C or SIGTERM (their
     config was never judged), and those of a process killed between failing a trial and queuing its retry
-    (measured: 1 in 50 kills), which would otherwise lose that config for good. However often a config was
-    interrupted: executor.max_retries bounds the retries of a trial whose worker died during a run, but a
-    job preempted three times (SIGTERM) would have lost its config to that count, judged as failed.
+    (measured: 1 in 50 kills), which would otherwise lose that config for good. A stop said by a signal is
+    retried however often (a job preempted three times lost its config to executor.max_retries); a process
+    that ended without a word (out of memory, a crash) may be the config's doing, so that config runs again
+    at most `max_retries` times: one that killed its process each time was run again by every run, for good.
     """
     storage, retry = ostudy._storage, retry_callback(sys.maxsize)
     stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if fail_running else []
     for trial in stale:
-        storage.set_trial_user_attr(trial._trial_id, "error", INTERRUPTED)
+        if "error" not in trial.user_attrs:
+            storage.set_trial_user_attr(trial._trial_id, "error", INTERRUPTED)
         storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     trials = ostudy.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's
@@ -271,5 +273,18 @@ def recover_interrupted(ostudy: optuna.Study, fail_running: bool = True) -> int:
         # also a trial killed before it drew anything: its retry (a fresh draw) keeps the interruption from
         # counting as a failed config against budget.max_failed
         if trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error")) and trial.number not in retried:
+            if _silent_deaths(trial, trials) > max_retries:
+                print(f"warning: trial {trial.number}'s config ended its process without a word "
+                      f"{_silent_deaths(trial, trials)} times (out of memory? a crash?): not run again "
+                      f"(executor.max_retries={max_retries}). Fix: see `searchlab trials` for its params; a "
+                      "smaller batch or network may fit", file=sys.stderr)
+                continue
             retry(ostudy, trial)
     return len(stale)
+
+
+def _silent_deaths(trial: FrozenTrial, trials: list[FrozenTrial]) -> int:
+    """How many attempts at `trial`'s config (it and the ones it retried) ended with their process unsaid."""
+    number = {t.number: t for t in trials}
+    attempts = [*trial.system_attrs.get("retry_history", []), trial.number]
+    return sum(number[n].user_attrs.get("error") == INTERRUPTED for n in attempts if n in number)

@@ -51,11 +51,23 @@ class CallableTask:
 def code_digest(spec: str) -> str | None:
     """A digest of the file that defines the task function (None if it has none): a resumed study whose
     function changed is warned about, since its new values would be ranked with values of the old code."""
-    module = sys.modules.get(spec.partition(":")[0])
-    path = getattr(module, "__file__", None)
-    if not path or not Path(path).is_file():
+    module_name, _, name = spec.partition(":")
+    module = sys.modules.get(module_name)
+    files = {getattr(module, "__file__", None), _source_file(getattr(module, name, None))}
+    paths = sorted({Path(f).resolve() for f in files if f and Path(f).is_file()})   # one file: its digest as before
+    if not paths:
         return None
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for path in paths:   # a package's __init__ importing the function from its own file: that file counts
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _source_file(function: Any) -> str | None:
+    try:
+        return inspect.getsourcefile(function)
+    except TypeError:   # a builtin
+        return None
 
 
 def _check_signature(function: Any, spec: str) -> None:
@@ -63,6 +75,11 @@ def _check_signature(function: Any, spec: str) -> None:
     if not callable(function):
         raise RegistryError(f"task function '{spec}' is a {type(function).__name__}, not a function. Fix: name a "
                             "function def f(config, ctx) -> dict of metrics")
+    asynchronous = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+    if asynchronous or inspect.isgeneratorfunction(function):   # every trial failed, "returned coroutine"
+        raise RegistryError(f"task function '{spec}' is {'an async' if asynchronous else 'a generator'} function: "
+                            "calling it returns no metrics. Fix: a plain def f(config, ctx) returning the dict "
+                            "(run async code inside it with asyncio.run)")
     try:
         inspect.signature(function).bind({}, None)
     except TypeError as exc:
