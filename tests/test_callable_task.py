@@ -83,6 +83,9 @@ def test_a_resume_after_the_functions_file_changed_is_warned_about(write_study, 
     run_study(load_study(path, {"budget.n_trials": 3}), progress=False)
     assert "the file of task.function 'edited_task:objective' changed since its trials were scored" in \
         capsys.readouterr().err
+    history = optuna.load_study(study_name="own", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").user_attrs
+    said = history["searchlab_runs"][-1]["start_warnings"]   # kept with the run (it was said on stderr only)
+    assert any("the file of task.function 'edited_task:objective' changed" in line for line in said)
 
 
 def test_a_function_that_reads_its_own_data_needs_no_data_section_but_a_classifier_does(write_study, tmp_path,

@@ -66,6 +66,9 @@ def test_a_multi_objective_study_gets_its_pareto_front_drawn_and_any_member_expo
     front = result.study.best_trials
     path = write_report(tmp_path / "run", tmp_path / "mo.html")
     assert "Pareto front: auc vs flops" in path.read_text()
+    # the model drawn is one of the front's, said so (its title read as if it were the best)
+    assert f"ROC on validation: trial {front[0].number}, one of the {len(front)} trials of the Pareto front" in \
+        path.read_text()
     with chromium() as driver:
         divs, drawn = _rendered_plots(driver, path.as_uri())
         driver.save_screenshot(str(tmp_path / "pareto.png"))

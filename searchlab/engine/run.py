@@ -73,7 +73,9 @@ def _run(study: Study, progress: bool) -> RunResult:
     new_dir = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_storage(study)
-    ostudy = create_or_load(study)
+    with said_on_stderr() as resume_warnings:   # a changed setting, epochs or task code since the trials ran
+        ostudy = create_or_load(study)
+    start_warnings += resume_warnings
     write_manifest(study)
     trials_before = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
     failed_before = failed_configs(ostudy)
@@ -81,26 +83,9 @@ def _run(study: Study, progress: bool) -> RunResult:
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted, code = False, 0
     with run_lock(run_dir) as sole_runner:
-        # A Ray driver is the only one telling its trials' outcomes, so when it runs alone, trials left
-        # RUNNING in any storage are from a killed driver (nothing else would ever finish them).
-        if sole_runner:
-            # Trials left RUNNING are failed only where no other machine can be running them: a local
-            # file's study, or a Ray driver's. Interrupted trials already FAIL are re-queued on any storage
-            # (a Ctrl-C'd run on PostgreSQL said their configs would run again).
-            owned = is_local_file(study.storage_url) or study.config.executor.kind == "ray"
-            if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned):
-                print(f"note: {stale} trial(s) left RUNNING by a run that ended without finishing them (killed) "
-                      "are now FAIL, and the configs they drew run again", file=sys.stderr)
-        if not sole_runner:   # by design (more workers from another shell), but a user may not know it
-            print(f"note: another `searchlab run` of {run_dir} is running: this one joins it as more workers of "
-                  "the same study (together they stop at budget.n_trials; Ctrl-C stops this one only)",
-                  file=sys.stderr)
-        if sole_runner:   # another runner of this run directory already did (or is doing) it
-            try:
-                prepare_strategy(study, ostudy, deadline)
-            except ConfigError as exc:
-                _forget_if_empty(study, ostudy, new_dir)
-                raise locate_in_study(exc, study) from None
+        with said_on_stderr() as recovery_warnings:   # until the first trial: the run's start, in its history
+            _recover_and_prepare(study, ostudy, sole_runner, deadline, new_dir)
+        start_warnings += recovery_warnings
         bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
         try:
             if study.config.executor.kind == "ray":
@@ -124,6 +109,29 @@ def _run(study: Study, progress: bool) -> RunResult:
                   "budget.timeout" if deadline and time.time() >= deadline else "budget.n_trials")
     record_run(ostudy, started, seconds, stopped_by, finished, start_warnings)
     return RunResult(ostudy, interrupted, seconds, code, trials_before, finished, stopped_by, failed_before)
+
+
+def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, deadline: float | None,
+                         new_dir: bool) -> None:
+    """What the run's sole runner does before the first trial: recover what a killed run left, and let the
+    strategy prepare (queue its designs); a runner joining another says so."""
+    if not sole_runner:   # by design (more workers from another shell), but a user may not know it
+        print(f"note: another `searchlab run` of {study.run_dir} is running: this one joins it as more workers of "
+              "the same study (together they stop at budget.n_trials; Ctrl-C stops this one only)", file=sys.stderr)
+        return
+    # Trials left RUNNING are failed only where no other machine can be running them: a local file's study, or
+    # a Ray driver's (the only one telling its trials' outcomes, so when it runs alone, trials left RUNNING in
+    # any storage are from a killed driver). Interrupted trials already FAIL are re-queued on any storage (a
+    # Ctrl-C'd run on PostgreSQL said their configs would run again).
+    owned = is_local_file(study.storage_url) or study.config.executor.kind == "ray"
+    if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned):
+        print(f"note: {stale} trial(s) left RUNNING by a run that ended without finishing them (killed) are now "
+              "FAIL, and the configs they drew run again", file=sys.stderr)
+    try:
+        prepare_strategy(study, ostudy, deadline)
+    except ConfigError as exc:
+        _forget_if_empty(study, ostudy, new_dir)
+        raise locate_in_study(exc, study) from None
 
 
 def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, alone: bool,

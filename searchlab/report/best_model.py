@@ -27,9 +27,13 @@ from searchlab.models import standalone
 from searchlab.report.page import Section, figure, note
 
 
-def model_sections(run: OpenRun, trial: FrozenTrial) -> list[Section]:
+def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Section]:
+    """`front`: the size of the Pareto front `trial` was drawn from (several objectives), said in the title:
+    no trial is "the best" there, and export asks which one (--trial)."""
     bag = "bag" in trial.user_attrs
     split = "out of fold (train+val)" if bag else "on validation"
+    who = f"trial {trial.number}" + (f", one of the {front} trials of the Pareto front (export asks which: "
+                                     "--trial N)" if front else "")
     title = f"Trial {trial.number} {split}"
     if "generator" in trial.user_attrs:   # a GAN trial: its samples are the report's section on it
         return []
@@ -49,8 +53,8 @@ def model_sections(run: OpenRun, trial: FrozenTrial) -> list[Section]:
     kind, names = config["task"], config["class_names"]
     if "model_metrics" in trial.user_attrs:   # selected on a mean of runs: this is the one model it exports
         split += " (the trial's exported model; its value is the mean over its cross-validation runs)"
-    return [figure(f"ROC {split}: trial {trial.number}", roc_figure(labels, probs, kind, names)),
-            figure(f"Confusion matrix {split} at the trial's threshold: trial {trial.number}",
+    return [figure(f"ROC {split}: {who}", roc_figure(labels, probs, kind, names)),
+            figure(f"Confusion matrix {split} at the trial's threshold: {who}",
                    confusion_figure(labels, probs, kind, names, config["threshold"]))]
 
 

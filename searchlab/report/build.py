@@ -40,7 +40,8 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
                          "plot; run it (searchlab run) or look at the failures below")]
     else:
         sections = study_sections(study, [m for m, _ in run.record.get("objectives", [])])
-        sections += model_sections(run, ranked[0]) + sample_grids(run, study, ranked[:4])
+        front = len(ranked) if len(study.directions) > 1 else 0
+        sections += model_sections(run, ranked[0], front) + sample_grids(run, study, ranked[:4])
     sections.append(top_table(run, ranked, top))
     return page(f"searchlab report: {study.study_name}", intro, sections)
 
