@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -40,10 +41,21 @@ def print_run_header(study: Study) -> None:
         # the folder's study file was deleted (or moved): its trials are gone, not resumed
         print(f"run:  {study.run_dir} (its storage {file} is missing: a new study starts there; the checkpoints "
               "in artifacts/ and any export in it are of the lost trials)")
+    elif resumes and (held := _study_held(study.run_dir / MANIFEST)) not in (None, study.config.name):
+        print(f"run:  {study.run_dir} (a new study '{study.config.name}'; the folder held '{held}')")
     else:
         print(f"run:  {study.run_dir} ({'resuming the trials stored there' if resumes else 'new'})")
     if data is not None:   # a callable task's function may read its own
         print(f"data: {data}")
+
+
+def _study_held(manifest: Path) -> str | None:
+    """The study name a run folder's manifest records (None when unreadable: the run replaces it)."""
+    try:
+        name = json.loads(manifest.read_text()).get("study_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def failure_cap_reached(failed: int, failed_before: int, max_failed: int) -> str:

@@ -141,3 +141,23 @@ def test_resuming_counts_the_trials_of_each_epochs_setting(write_study, capsys):
     err = capsys.readouterr().err
     assert "has trials trained for epochs 2 (2 trials), 1 (1 trial); this run's train 2" in err
     assert "Fix: keep budget.epochs=2 to resume like for like" in err
+
+
+def test_a_queued_config_outside_a_narrowed_space_fails_with_the_reason_instead_of_running(write_study):
+    """A retry queued before the space was narrowed ran outside it (and could become the study's best)."""
+    from searchlab.engine.storage import retry_callback
+
+    path = callable_study(write_study, n=1)
+    ostudy = run_study(load_study(path), progress=False).study
+    dist = {"x": optuna.distributions.FloatDistribution(-3, 3)}
+    lost = ostudy.ask(dist)
+    ostudy.tell(lost, state=optuna.trial.TrialState.FAIL)
+    retry_callback()(ostudy, ostudy.trials[lost.number])   # queued with its x, as a dead worker's config is
+    queued_x = ostudy.trials[lost.number].params["x"]
+    narrow = path.read_text().replace("x: {float: [-3, 3]}", "x: {float: [5, 6]}")   # excludes any queued x
+    ran = run_study(load_study(write_study(narrow), {"budget.n_trials": 3}), progress=False).study
+    retry = [t for t in ran.trials if t.user_attrs.get("retry_of") == lost.number]
+    assert len(retry) == 1 and retry[0].state.name == "FAIL"
+    assert f"this queued config has x={queued_x!r}, outside the space's a float in [5.0, 6.0]" in \
+        retry[0].user_attrs["error"]
+    assert all(5 <= t.params["x"] <= 6 for t in ran.trials if t.state.name == "COMPLETE" and t.number > lost.number)

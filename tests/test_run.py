@@ -391,7 +391,12 @@ def test_a_run_folder_keeps_its_storage(write_study, tmp_path, capsys):
                                            f"this run's storage is {other}"):
         run_study(load_study(path, {"storage": other}), progress=False)
     assert not (tmp_path / "elsewhere.db").exists()
-    run_study(load_study(path, {"name": "other"}), progress=False)
+    from searchlab.summary import print_run_header
+
+    renamed = load_study(path, {"name": "other"})
+    print_run_header(renamed)   # it said "resuming the trials stored there" of a new, empty study
+    assert f"run:  {tmp_path / 'run'} (a new study 'other'; the folder held 'fake')" in capsys.readouterr().out
+    run_study(renamed, progress=False)
     assert "held the study 'fake'; it now names 'other', so `status`, `export` and `report` of the folder see " \
            "'other' only" in capsys.readouterr().err
 

@@ -14,13 +14,14 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
 from searchlab.config.load import Study
 from searchlab.engine.context import TrialContext
 from searchlab.engine.signals import interruption_message
 from searchlab.errors import TrialFailure
-from searchlab.space import Group
+from searchlab.space import Group, searchable_params
 from searchlab.tasks import sample_trial_config
 from searchlab.space.params import SEARCHABLE
 from searchlab.tasks import Task
@@ -59,11 +60,13 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
     # nothing the study already holds is written twice: a config made only of searched parameters is its
     # params (config_of rebuilds it), and metrics that are only the objectives are the trial's values.
     params_are_config = params_only(study.space)
+    searched = {param.name: param.distribution() for param, _ in searchable_params(study.space)}
     objective_names = {metric for metric, _ in study.objectives}
 
     def objective(trial: optuna.Trial) -> Sequence[float] | float:
         try:
             config = sample_trial_config(trial, study)
+            _check_within_space(trial, searched)
             if not params_are_config:
                 trial.set_user_attr("config", config)
             ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline,
@@ -84,6 +87,26 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
         return values[0] if len(values) == 1 else values
 
     return objective
+
+
+def _check_within_space(trial: optuna.Trial, searched: dict[str, BaseDistribution]) -> None:
+    """A queued config (a retry of an interrupted trial, a strategy's design) keeps the values it was drawn
+    with: after the space was narrowed on resume it ran outside it, and could become the study's best."""
+    for name, value in trial.params.items():
+        distribution = searched.get(name)
+        if distribution is not None and not _contains(distribution, value):
+            from searchlab.engine.resume import describe   # resume imports this module
+
+            raise TrialFailure(f"this queued config has {name}={value!r}, outside the space's {describe(distribution)}"
+                               " (the study file changed since it was queued). Fix: nothing to do, the search goes "
+                               "on inside the space; widen the range again to try that config")
+
+
+def _contains(distribution: BaseDistribution, value: Any) -> bool:
+    try:
+        return distribution._contains(distribution.to_internal_repr(value))
+    except (ValueError, TypeError):   # a choice no longer offered
+        return False
 
 
 def params_only(group: Group) -> bool:
