@@ -96,8 +96,10 @@ def test_resuming_on_another_objective_or_other_data_is_refused_but_data_may_mov
     path = callable_study(write_study, n=2)
     run_study(load_study(path), progress=False)
     for override, key, said in (
-            ({"objective": {"metric": "x_abs", "direction": "minimize"}}, "objectives",
+            ({"objective": {"metric": "x_abs", "direction": "minimize"}}, "objective",
              "objectives [['loss', 'minimize']], not [['x_abs', 'minimize']]"),
+            ({"objective": {"metric": "loss", "direction": "maximize"}}, "objective",
+             "optimises ['minimize'], but the study file asks for ['maximize']"),
             ({"data.size": 64}, "data", "scored with data.size 28, not 64; their values would be ranked")):
         with pytest.raises(ConfigError) as info:
             run_study(load_study(path, {"budget.n_trials": 3, **override}), progress=False)

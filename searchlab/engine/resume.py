@@ -21,7 +21,7 @@ from searchlab.data.fingerprint import comparable as fingerprints_comparable
 from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
 from searchlab.engine.changed_settings import changed_settings_warnings
 from searchlab.engine.rundir import WHERE_DATA_LIVES
-from searchlab.errors import ConfigError, StorageError, shown_url
+from searchlab.errors import ConfigError, shown_url
 from searchlab.space import searchable_params
 from searchlab.tasks import get_task
 
@@ -42,8 +42,9 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
     """`record`: what this run will store as the study's searchlab record (engine/run.py study_record)."""
     stored = [d.name.lower() for d in ostudy.directions]
     if stored != study.directions:
-        raise StorageError(f"{_named(study)} optimises {stored}, but the study "
-                           f"file asks for {study.directions}. Fix: give the study a new name or storage")
+        raise ConfigError(f"{_named(study)} optimises {stored}, but the study file asks for {study.directions}",
+                          file=str(study.file), key="objective", got=study.directions, fix="keep the objectives' "
+                          "directions to resume, or give the study a new name (or run_dir)")
     trials = ostudy.get_trials(deepcopy=False)
     if trials:
         scored = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -67,10 +68,11 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
     for key in ("objectives", "task", "data"):
         before, now = _comparable(key, old.get(key), new[key], where)
         if before is not None and before != now:
+            written = "objective" if key == "objectives" else key   # the study file's key for the record's
             raise ConfigError(f"{_named(study)} has trials scored with "
                               f"{_difference(key, before, now)}; their values would be ranked with this run's",
-                              file=str(study.file), key=key, fix=f"keep {key} as it was to resume, or give the "
-                              "study a new name (or run_dir) for the new setting")
+                              file=str(study.file), key=written, fix=f"keep {written} as it was to resume, or give "
+                              "the study a new name (or run_dir) for the new setting")
     before, now = old.get("data_files"), new.get("data_files")
     moved = moved_members(before, now)
     if moved:
