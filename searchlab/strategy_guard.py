@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.engine.resume import describe
 from searchlab.errors import SearchlabError
+from searchlab.space import within
 
 
 class StrategyError(SearchlabError):
@@ -78,11 +79,7 @@ class GuardedSampler(BaseSampler):
                 "correct the strategy class (searchlab --debug run ... shows the traceback)")
 
     def _check(self, trial: FrozenTrial, name: str, value: Any, distribution: BaseDistribution) -> None:
-        try:
-            inside = distribution._contains(distribution.to_internal_repr(value))
-        except (ValueError, TypeError):   # a categorical value that is none of the choices
-            inside = False
-        if not inside:
+        if not within(distribution, value):
             raise StrategyError(f"strategy '{self.name}' proposed {name}={value!r} for trial {trial.number}, outside "
                                 f"the space: {describe(distribution)}; the trial was not trained. Fix: sample from "
                                 "the distribution Optuna passes the strategy")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from searchlab.config import schema
 from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
 from searchlab.errors import ConfigError, SearchlabError, error_loc, pydantic_fix, rule_and_fix, shown_input
-from searchlab.space import Group, compile_space
+from searchlab.space import Group, compile_space, within
 from searchlab.suggest import did_you_mean, models_in
 
 # Which model validates each top-level section (to list valid keys when one is unknown).
@@ -256,12 +256,7 @@ def _validate_points(study: Study, src: Located) -> None:
             if name not in params:
                 raise src.error(at, "a point names only searched parameters of the space", got=name,
                                 fix=did_you_mean(name, params) or f"one of: {', '.join(sorted(params))}")
-            distribution = params[name].distribution()
-            try:
-                inside = distribution._contains(distribution.to_internal_repr(value))
-            except (ValueError, TypeError):
-                inside = False
-            if not inside:
+            if not within(params[name].distribution(), value):
                 raise src.error(at, f"the value must lie in the parameter's space: {_allowed(params[name])}",
                                 got=value, fix="a value the space of this parameter allows")
 

@@ -21,7 +21,7 @@ from searchlab.config.load import Study
 from searchlab.engine.context import TrialContext
 from searchlab.engine.signals import interruption_message
 from searchlab.errors import TrialFailure
-from searchlab.space import Group, searchable_params
+from searchlab.space import Group, searchable_params, within
 from searchlab.tasks import sample_trial_config
 from searchlab.space.params import SEARCHABLE
 from searchlab.tasks import Task
@@ -94,19 +94,12 @@ def _check_within_space(trial: optuna.Trial, searched: dict[str, BaseDistributio
     with: after the space was narrowed on resume it ran outside it, and could become the study's best."""
     for name, value in trial.params.items():
         distribution = searched.get(name)
-        if distribution is not None and not _contains(distribution, value):
+        if distribution is not None and not within(distribution, value):
             from searchlab.engine.resume import describe   # resume imports this module
 
             raise TrialFailure(f"this queued config has {name}={value!r}, outside the space's {describe(distribution)}"
                                " (the study file changed since it was queued). Fix: nothing to do, the search goes "
                                "on inside the space; widen the range again to try that config")
-
-
-def _contains(distribution: BaseDistribution, value: Any) -> bool:
-    try:
-        return distribution._contains(distribution.to_internal_repr(value))
-    except (ValueError, TypeError):   # a choice no longer offered
-        return False
 
 
 def params_only(group: Group) -> bool:

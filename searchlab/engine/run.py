@@ -281,9 +281,9 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bo
         # also a trial killed before it drew anything: its retry (a fresh draw) keeps the interruption from
         # counting as a failed config against budget.max_failed
         if trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error")) and trial.number not in retried:
-            if _silent_deaths(trial, trials) > max_retries:
+            if (deaths := _silent_deaths(trial, trials)) > max_retries:
                 print(f"warning: trial {trial.number}'s config ended its process without a word "
-                      f"{_silent_deaths(trial, trials)} times (out of memory? a crash?): not run again "
+                      f"{deaths} times (out of memory? a crash?): not run again "
                       f"(executor.max_retries={max_retries}). Fix: see `searchlab trials` for its params; a "
                       "smaller batch or network may fit", file=sys.stderr)
                 continue

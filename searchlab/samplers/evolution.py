@@ -30,6 +30,8 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from searchlab.space.params import within
+
 PARENT, MUTATED = "evolution:parent", "evolution:mutated"
 MAX_REDRAWS = 32    # a new value must differ from the parent's; a float draw repeats almost never
 MAX_ATTEMPTS = 20   # mutations tried per child while they break the budgets or repeat a config
@@ -153,12 +155,7 @@ class RegularizedEvolutionSampler(BaseSampler):
 
 def _fits(dist: BaseDistribution, value: Any) -> bool:
     """The parent's value is still valid here (a space edited between runs may have narrowed a range)."""
-    if isinstance(dist, (FloatDistribution, IntDistribution, CategoricalDistribution)):
-        try:
-            return dist._contains(dist.to_internal_repr(value))
-        except (ValueError, TypeError):
-            return False
-    return False
+    return isinstance(dist, (FloatDistribution, IntDistribution, CategoricalDistribution)) and within(dist, value)
 
 
 def make_evolution(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:

@@ -99,3 +99,11 @@ class Branch:
 Searchable = Union[FloatParam, IntParam, CategoricalParam]
 Node = Union[FloatParam, IntParam, CategoricalParam, FixedParam, Group, Branch]
 SEARCHABLE = (FloatParam, IntParam, CategoricalParam)
+
+
+def within(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether `value` is one the distribution allows (a categorical value none of its choices: no)."""
+    try:
+        return distribution._contains(distribution.to_internal_repr(value))
+    except (ValueError, TypeError):
+        return False
