@@ -30,11 +30,12 @@ def print_run_header(study: Study) -> None:
     """Where the run is stored and whether it resumes, and what data it reads: a study run from another
     folder than last time starts a new run directory, and a folder set is worth a look at its counts."""
     from searchlab.data import describe_data
-    from searchlab.engine.rundir import MANIFEST, storage_file
+    from searchlab.engine.rundir import MANIFEST, refuse_other_storage, storage_file
 
     # the data is read first, so a data error is not printed under a "run: ... (new)" that never starts
     data = None if study.config.data is None else describe_data(study.config.data, study.config.seed,
                                                                  study.base_dir)
+    refuse_other_storage(study)   # before saying what the run does with the folder's storage
     resumes = (study.run_dir / MANIFEST).is_file()
     file = storage_file(study.storage_url)
     if resumes and file is not None and not file.is_file():
@@ -209,7 +210,9 @@ def print_checkpoint_usage(run: OpenRun) -> None:
 
 
 def print_failures(study: optuna.Study, last: int = 3) -> None:
-    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    """The latest failed configs with their reasons; an attempt a retry took over (an interrupted trial run
+    again) is not one: its retry's outcome is the config's."""
+    failed = [t for t in final_trials(study) if t.state == TrialState.FAIL]
     for trial in failed[-last:]:
         print(f"  failed trial {trial.number}: {trial.user_attrs.get('error', 'no reason stored')}")
 

@@ -145,6 +145,7 @@ def test_resuming_counts_the_trials_of_each_epochs_setting(write_study, capsys):
     assert "Fix: keep budget.epochs=2 to resume like for like" in err
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")   # Optuna's "Inconsistent parameter values" beside the reason
 def test_a_queued_config_outside_a_narrowed_space_fails_with_the_reason_instead_of_running(write_study):
     """A retry queued before the space was narrowed ran outside it (and could become the study's best)."""
     from searchlab.engine.storage import retry_callback

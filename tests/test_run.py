@@ -393,6 +393,10 @@ def test_a_run_folder_keeps_its_storage(write_study, tmp_path, capsys):
     assert not (tmp_path / "elsewhere.db").exists()
     from searchlab.summary import print_run_header
 
+    capsys.readouterr()
+    with pytest.raises(StorageError, match="holds the study stored in"):   # it said "a new study starts there"
+        print_run_header(load_study(path, {"storage": other}))
+    assert capsys.readouterr().out == ""
     renamed = load_study(path, {"name": "other"})
     print_run_header(renamed)   # it said "resuming the trials stored there" of a new, empty study
     assert f"run:  {tmp_path / 'run'} (a new study 'other'; the folder held 'fake')" in capsys.readouterr().out

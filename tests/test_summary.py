@@ -196,3 +196,18 @@ def test_a_run_folder_whose_study_file_was_deleted_is_not_called_a_resume(write_
         file.unlink()
     print_run_header(load_study(path))
     assert "study.db is missing: a new study starts there; the checkpoints in artifacts/" in capsys.readouterr().out
+
+
+def test_failures_listed_are_failed_configs_not_attempts_a_retry_took_over(capsys):
+    """An interrupted attempt whose retry completed was listed as a failure of the run."""
+    from searchlab.summary import print_failures
+
+    ostudy = optuna.create_study()
+    fail = optuna.trial.TrialState.FAIL
+    ostudy.add_trial(optuna.trial.create_trial(state=fail, params={}, distributions={},
+                                               user_attrs={"error": "interrupted: its process ended"}))
+    ostudy.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}, user_attrs={"retry_of": 0}))
+    ostudy.add_trial(optuna.trial.create_trial(state=fail, params={}, distributions={},
+                                               user_attrs={"error": "CUDA out of memory"}))
+    print_failures(ostudy)
+    assert capsys.readouterr().out == "  failed trial 2: CUDA out of memory\n"

@@ -65,8 +65,9 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
 
     def objective(trial: optuna.Trial) -> Sequence[float] | float:
         try:
+            _check_within_space(trial, searched)   # a retry's values, before Optuna warns of their distribution
             config = sample_trial_config(trial, study)
-            _check_within_space(trial, searched)
+            _check_within_space(trial, searched)   # and an enqueued design's, which only sampling sets
             if not params_are_config:
                 trial.set_user_attr("config", config)
             ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline,

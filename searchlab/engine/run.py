@@ -107,7 +107,7 @@ def _run(study: Study, progress: bool) -> RunResult:
     stopped_by = ("interrupted" if interrupted else
                   "budget.max_failed" if stopped_by_failures(ostudy, budget.n_trials, budget.max_failed, False) else
                   "budget.timeout" if deadline and time.time() >= deadline else "budget.n_trials")
-    record_run(ostudy, started, seconds, stopped_by, finished, start_warnings)
+    record_run(ostudy, run_dir, started, seconds, stopped_by, finished, start_warnings)
     return RunResult(ostudy, interrupted, seconds, code, trials_before, finished, stopped_by, failed_before)
 
 

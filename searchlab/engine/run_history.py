@@ -3,10 +3,12 @@ stopped it, how many trials it finished, and the warnings its start printed. A t
 by the time a reviewer asks why a re-run ended elsewhere (a pre-run estimate above budget.timeout, say)."""
 from __future__ import annotations
 
+import fcntl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TextIO
 
 import optuna
@@ -44,10 +46,14 @@ def said_on_stderr(prefixes: tuple[str, ...] = ("warning:", "note:")) -> Iterato
             tee.kept.append(tee._line)
 
 
-def record_run(ostudy: optuna.Study, started: float, seconds: float, stopped_by: str, finished: int,
-               warnings: list[str]) -> None:
+def record_run(ostudy: optuna.Study, run_dir: Path, started: float, seconds: float, stopped_by: str,
+               finished: int, warnings: list[str]) -> None:
     entry = {"started_utc": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
              "seconds": round(seconds, 1), "stopped_by": stopped_by, "trials_finished": finished,
              "start_warnings": warnings}
-    runs = list(ostudy.user_attrs.get(KEY, []))[-(KEPT - 1):]
-    ostudy.set_user_attr(KEY, runs + [entry])
+    # runners of one folder (more workers from another shell) end at once: read and write as one, or one's
+    # entry is lost to the other's write
+    with (run_dir / ".runs.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runs = list(ostudy.user_attrs.get(KEY, []))[-(KEPT - 1):]
+        ostudy.set_user_attr(KEY, runs + [entry])

@@ -34,27 +34,39 @@ def check_same_storage(study: "Study") -> None:
     """A run folder belongs to one study in one storage: another would start a new study there while `status`,
     `export` and `report` of the folder would see only the last one, and both studies' checkpoints would share
     artifacts/. (A password in a PostgreSQL URL is not echoed.)"""
-    manifest = study.run_dir / MANIFEST
-    if not manifest.is_file():
+    recorded = refuse_other_storage(study)
+    if recorded is None:
         return
-    try:
-        recorded = json.loads(manifest.read_text())
-        before, name = recorded.get("storage"), recorded.get("study_name")
-        recorded_dir = Path(recorded.get("artifacts", study.run_dir / "artifacts")).parent
-    except (OSError, ValueError, AttributeError, TypeError):
-        return   # unreadable: write_manifest replaces it
+    before, name, recorded_dir = recorded
     if name and name != study.config.name:   # allowed (one storage holds both), but the folder shows one
         print(f"warning: run folder {study.run_dir} held the study '{name}'; it now names '{study.config.name}', so "
               f"`status`, `export` and `report` of the folder see '{study.config.name}' only ('{name}' stays in the "
               "storage). Fix: give each study its own run_dir (by default runs/<name>)", file=sys.stderr)
     now = absolute_url(study.storage_url)
-    if before and before != now and _own_copy(before, now, study.run_dir, recorded_dir):
+    if before and before != now:   # refuse_other_storage let it through: the folder's own copy
         print(f"note: {study.run_dir} is a copy of the run folder {recorded_dir}: this run resumes the copy's own "
               f"study ({shown_url(now)}); the original is left as it is", file=sys.stderr)
-    elif before and before != now:
+
+
+def refuse_other_storage(study: "Study") -> tuple[str | None, str | None, Path] | None:
+    """The run folder's recorded (storage, study name, folder), after refusing a storage other than the one
+    it records (its own copy in a copied folder excepted); None when the folder records none. Says nothing
+    else, so the run header can ask first and not describe a run that is then refused."""
+    manifest = study.run_dir / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        recorded = json.loads(manifest.read_text())
+        before, name = recorded.get("storage"), recorded.get("study_name")
+        recorded_dir = Path(recorded.get("artifacts", study.run_dir / "artifacts")).parent
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None   # unreadable: write_manifest replaces it
+    now = absolute_url(study.storage_url)
+    if before and before != now and not _own_copy(before, now, study.run_dir, recorded_dir):
         raise StorageError(f"run folder {study.run_dir} holds the study stored in {shown_url(before)}; this run's "
                            f"storage is {shown_url(now)}. Fix: set storage back to the first to resume, or give "
                            "this storage its own run_dir (or study name)")
+    return before, name, recorded_dir
 
 
 def _own_copy(before: str, now: str, run_dir: Path, recorded_dir: Path) -> bool:
