@@ -7,8 +7,10 @@ as "module:Class" (never from a data file or an export).
 from __future__ import annotations
 
 import importlib
+import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from searchlab.errors import RegistryError
@@ -30,9 +32,24 @@ def import_object(spec: str, what: str) -> Any:
         if not hasattr(obj, part):
             names = sorted(n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None)))
             hint = did_you_mean(part, names) or (f"it has {', '.join(names[:12])}" if names else "it defines none")
+            hint = _shadowing(module, module_name) or hint
             raise RegistryError(f"{what} '{spec}': module '{module_name}' has no attribute '{part}'. Fix: {hint}")
         obj = getattr(obj, part)
     return obj
+
+
+def _shadowing(module: Any, module_name: str) -> str | None:
+    """The fix when a module of the same name earlier on sys.path (Python's own `code`, `test`, `types`...)
+    was imported instead of the user's file: the study's folder comes last, so an installed one wins."""
+    imported = getattr(module, "__file__", None)
+    relative = Path(*module_name.split("."))
+    for folder in sys.path:
+        for candidate in (Path(folder or ".") / f"{relative}.py", Path(folder or ".") / relative / "__init__.py"):
+            if imported and candidate.is_file() and candidate.resolve() != Path(imported).resolve():
+                return (f"'{module_name}' is {imported}, which comes before {candidate} on the import path. Rename "
+                        f"{candidate.name if candidate.name != '__init__.py' else candidate.parent.name} (and the "
+                        "study's reference to it) to a name no installed module has")
+    return None
 
 
 def _import_module(module_name: str, spec: str, what: str) -> Any:

@@ -58,6 +58,8 @@ def test_numpy_and_torch_numbers_reach_the_curve_the_pruner_and_the_stored_metri
      "is an async function: calling it returns no metrics"),
     ("generator_task", "def objective(config, ctx):\n    yield {}\n", "objective",
      "is a generator function"),
+    ("code", "def objective(config, ctx):\n    return {}\n", "objective",   # Python's own `code` was imported
+     r"'code' is .*/code\.py, which comes before .*/code\.py on the import path\. Rename code\.py"),
 ])
 def test_a_task_function_that_cannot_run_is_refused_at_load_naming_why(write_study, tmp_path, module, code, function,
                                                                      message):
