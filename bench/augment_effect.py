@@ -9,6 +9,7 @@ On BreastMNIST's 546 training images (28 px; none of them black):
 2. each searched op with a magnitude at magnitude 1, applied to every image: the share of images it changes and
    the mean absolute change in grey levels, beside the same op at the plain linear scale (max * m / 10) that
    posterize and gaussian_blur used before they got a least strength.
+Prints both tables and a JSON summary line with the same numbers. No target: it reports what each op does.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
-from _common import print_table  # noqa: E402
+from _common import print_summary, print_table  # noqa: E402
 from searchlab.augment import OPS, AugmentSpec, build_augmentation  # noqa: E402
 from searchlab.augment.ops import BILINEAR, MAX_MAGNITUDE  # noqa: E402
 from searchlab.augment.policies import per_image  # noqa: E402
@@ -35,32 +36,34 @@ def black(images: torch.Tensor) -> int:
     return int((images.flatten(1).amax(1) == 0).sum())
 
 
-def blackouts(x: torch.Tensor, repeats: int) -> list[list[object]]:
-    rows = []
-    policies = [p for p in get_args(PolicyName) if p != "searched"]
-    for name in policies:
+def blackouts(x: torch.Tensor, repeats: int) -> dict[str, int]:
+    """Images that came out all black over `repeats` passes, per policy and for torchvision's TrivialAugmentWide."""
+    counts = {}
+    for name in (p for p in get_args(PolicyName) if p != "searched"):
         augment = build_augmentation(AugmentSpec(policy=name), "binary", 2)
-        count = sum(black(augment(x, torch.zeros(len(x), dtype=torch.long))[0]) for _ in range(repeats))
-        rows.append([name, count, f"{100 * count / (repeats * len(x)):.2f}"])
+        counts[name] = sum(black(augment(x, torch.zeros(len(x), dtype=torch.long))[0]) for _ in range(repeats))
     torchvision_ta = per_image(v2.TrivialAugmentWide(interpolation=BILINEAR))
-    count = sum(black(torchvision_ta(x)) for _ in range(repeats))
-    rows.append(["torchvision TrivialAugmentWide", count, f"{100 * count / (repeats * len(x)):.2f}"])
-    return rows
+    counts["torchvision TrivialAugmentWide"] = sum(black(torchvision_ta(x)) for _ in range(repeats))
+    return counts
 
 
-def magnitude_one(x: torch.Tensor) -> list[list[object]]:
-    rows = []
+def magnitude_one(x: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Per searched op with a magnitude: what magnitude 1 changes now, and at the plain linear scale."""
+    effects = {}
     for name, op in OPS.items():
         if not op.max_strength:
             continue
         now, linear = op.fn(x, op.strength(1)), op.fn(x, op.max_strength / MAX_MAGNITUDE)
-        rows.append([name, *_changed(now, x), *_changed(linear, x)])
-    return rows
+        (changed, change), (linear_changed, linear_change) = _changed(now, x), _changed(linear, x)
+        effects[name] = {"changed": changed, "mean_abs_change": change, "linear_changed": linear_changed,
+                         "linear_mean_abs_change": linear_change}
+    return effects
 
 
-def _changed(out: torch.Tensor, x: torch.Tensor) -> tuple[str, str]:
+def _changed(out: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
+    """Share of images with any pixel changed, and the mean absolute change in grey levels."""
     share = (out != x).flatten(1).any(1).float().mean().item()
-    return f"{share:.2f}", f"{(out.float() - x.float()).abs().mean().item():.2f}"
+    return round(share, 2), round((out.float() - x.float()).abs().mean().item(), 2)
 
 
 def main() -> int:
@@ -73,10 +76,18 @@ def main() -> int:
     images = np.load(args.root / "breastmnist.npz")["train_images"]
     x = torch.from_numpy(images)[:, None]
     print(f"BreastMNIST train: {len(x)} images, {black(x)} black before augmentation\n")
+    augmented = args.repeats * len(x)   # images put through each policy in all
+    black_counts, effects = blackouts(x, args.repeats), magnitude_one(x)
     print(f"Images that came out all black ({args.repeats} passes):")
-    print_table(["policy", "black images", "%"], blackouts(x, args.repeats))
+    print_table(["policy", "black images", "%"],
+                [[name, count, f"{100 * count / augmented:.2f}"] for name, count in black_counts.items()])
     print("\nMagnitude 1 of each searched op, on every image (signed ops: the positive side):")
-    print_table(["op", "changed", "mean |change|", "linear m/10: changed", "mean |change|"], magnitude_one(x))
+    print_table(["op", "changed", "mean |change|", "linear m/10: changed", "mean |change|"],
+                [[name, *(f"{v:.2f}" for v in e.values())] for name, e in effects.items()])
+    print_summary({"bench": "augment_effect", "images": len(x), "repeats": args.repeats,
+                   "black_images": black_counts,
+                   "black_pct": {name: round(100 * count / augmented, 2) for name, count in black_counts.items()},
+                   "magnitude_one": effects})
     return 0
 
 

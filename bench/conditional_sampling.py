@@ -1,6 +1,6 @@
 """Does asking only for settings that have an effect (define-by-run sampling) help TPE on a conditional space?
 
-    python bench/conditional_sampling.py [--seeds 20] [--trials 80]
+    python bench/conditional_sampling.py [--seeds 50] [--trials 80]
 
 The space is the classifier space of studies/breastmnist_transfer.yaml in small: transfer strategy x cut-off
 x layer decay, augmentation policy x its magnitudes x mixing, optimiser x momentum, focal loss x gamma. The
@@ -146,7 +146,7 @@ def _filled(config: dict) -> dict:
     return {section: {**defaults.get(section, {}), **values} for section, values in config.items()}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--trials", type=int, default=80)
@@ -173,8 +173,9 @@ def main() -> None:
     print_summary({"bench": "conditional_sampling", "seeds": args.seeds, "trials": args.trials,
                    "best_every_parameter": round(old, 4), "best_define_by_run": round(new, 4),
                    "ratio": round(new / old, 4), "paired_difference": round(float(difference.mean()), 4),
-                   "se": round(float(se), 4)})
+                   "se": round(float(se), 4), "fewer_params": bool(fewer), "pass": bool(ok)})
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

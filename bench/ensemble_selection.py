@@ -9,6 +9,8 @@ as the export makes them (out of fold over train+val for bagged trials, else the
 TTA); then, over --splits random halvings of those images, greedy selection chooses on one half and both
 ensembles are scored on the other half by the study's objective. Prints the mean of each, how often greedy
 is better or worse, the ratio, and the members greedy keeps on all images. The test split is never read.
+A run and K that cannot be compared (e.g. fewer than K completed trials) is skipped with its reason, counted
+in the summary, and makes the exit code 1: the comparison asked for is incomplete.
 """
 from __future__ import annotations
 
@@ -74,13 +76,14 @@ def main() -> int:
     parser.add_argument("--tta", default="flip", choices=("none", "flip", "dihedral"))
     parser.add_argument("--splits", type=int, default=300, help="random halvings of the held-out images")
     args = parser.parse_args()
-    results = []
+    results, skipped = [], []
     for run_dir in args.runs:
         for k in args.top_k:
             try:
                 results.append(compare(run_dir, k, args.tta, args.splits))
             except Exception as exc:   # e.g. fewer than K completed trials: say so, go on with the others
                 print(f"skipped {run_dir} top-{k}: {exc}", file=sys.stderr)
+                skipped.append({"run": str(run_dir), "k": k, "reason": str(exc)})
     rows = [[r["run"], r["k"], f"{r['split']} ({r['n']})", f"{r['greedy']:.4f}", f"{r['top']:.4f}",
              f"{r['better']:.2f} / {r['worse']:.2f}", f"{r['size']:.2f}", f"{r['candidates']} -> {r['kept']}"]
             for r in results]
@@ -88,7 +91,10 @@ def main() -> int:
           f"other half ({args.splits} halvings; TTA {args.tta})")
     print_table(["run", "K", "held out (n)", "greedy", "top-k", "greedy better / worse", "greedy size",
                  "candidates -> kept on all"], rows)
-    summary = {"bench": "ensemble_selection", "tta": args.tta, "splits": args.splits}
+    if skipped:
+        print(f"skipped {len(skipped)} of {len(skipped) + len(results)} run x K comparisons (reasons on stderr)")
+    summary = {"bench": "ensemble_selection", "tta": args.tta, "splits": args.splits, "compared": len(results),
+               "skipped": len(skipped), "skipped_runs": skipped}
     for k in args.top_k:
         of_k = [r for r in results if r["k"] == k]
         if of_k:
@@ -97,7 +103,7 @@ def main() -> int:
                   f"(ratio {g / t:.4f})")
             summary[f"top{k}"] = {"runs": len(of_k), "greedy": round(g, 4), "top": round(t, 4)}
     print_summary(summary)
-    return 0 if results else 1
+    return 0 if results and not skipped else 1
 
 
 if __name__ == "__main__":

@@ -1,20 +1,26 @@
 """Reliability under faults, at a scale CI cannot afford (issue 8's report table).
 
-    python bench/fault_injection.py [--kills 50] [--workers-trials 200] [--fault-trials 48] [--fuzz 2000]
+    python bench/fault_injection.py [--kills 50] [--export-attempts 20] [--workers-trials 200] [--fault-trials 48]
+                                    [--fuzz 2000]
 
 1. kill -9 of `searchlab run` at random moments (sampling, training, checkpointing, storage writes), restarted
    each time; invariants checked after every kill (tests/fault_harness.py); and of `searchlab export`: the
    export folder must be whole or absent after each kill.
 2. 4 local worker processes on one study, on SQLite, the journal file and PostgreSQL (a real throwaway
    server, tests/postgres_server.py): no lost or duplicated trial, no "database is locked" reaching a trial.
+   Without a PostgreSQL to start (nor SEARCHLAB_TEST_POSTGRES) that row says "not run" and the verdict is
+   INCOMPLETE, exit 1.
 3. Trial-level faults, one per trial: exceptions, NaN objective, out of memory (address-space limit), a hang
    past budget.trial_timeout, the worker process SIGKILLed. Each must fail its own trial with its reason.
-4. Hostile study files: the hypothesis properties of tests/test_fuzz_study.py with many examples.
+4. Hostile study files: the hypothesis properties of tests/test_fuzz_study.py with `--fuzz` examples each, and
+   its fixed cases; the inputs counted are those pytest and hypothesis report as run.
+Exit 0 only on PASS: every row run and no violation.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -116,16 +122,79 @@ def trial_faults(tmp: Path, n: int) -> dict:
 
 def fuzz(examples: int) -> dict:
     started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_fuzz_study.py"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--hypothesis-show-statistics", "tests/test_fuzz_study.py"],
                           cwd=ROOT, env={**os.environ, "SEARCHLAB_FUZZ_EXAMPLES": str(examples)},
                           capture_output=True, text=True)
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
-    properties = 5   # hypothesis properties in tests/test_fuzz_study.py; the rest are fixed hostile files
-    return {"inputs": properties * examples + 15, "crashes": 0 if proc.returncode == 0 else tail, "summary": tail,
+    return {"inputs": fuzz_inputs(proc.stdout), "crashes": 0 if proc.returncode == 0 else tail, "summary": tail,
             "seconds": time.time() - started}
 
 
-def main() -> None:
+def fuzz_inputs(stdout: str) -> int | None:
+    """Inputs the fuzz run fed the loader: hypothesis's passing and failing cases over its properties, plus one
+    per other test that ran (the fixed hostile files). Read from the output, as the number of fixed cases and
+    of examples hypothesis actually generates can differ from what is asked; None if it cannot be read."""
+    tests_run = pytest_tests_run(stdout)
+    properties = len(re.findall(r"^\S+\.py::.*:$", stdout, re.MULTILINE))   # one statistics block per property
+    cases = re.findall(r"- (\d+) passing, (\d+) failing, and \d+ invalid test cases", stdout)
+    if not tests_run or not properties or not cases:
+        return None   # hypothesis's statistics format is not promised stable: say "unknown", never a guess
+    generated = sum(int(passing) + int(failing) for passing, failing in cases)
+    return generated + tests_run - properties
+
+
+def pytest_tests_run(stdout: str) -> int:
+    """Tests passed + failed, from pytest's last line ("3 failed, 17 passed in 9.1s"); 0 if there is none."""
+    last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    return sum(int(n) for n, _ in re.findall(r"(\d+) (passed|failed)\b", last))
+
+
+def survived(kills: int, violations: list[str]) -> int:
+    """Kills with nothing wrong found after them, charging each violation to one kill: never more than
+    really survived (one kill that broke two invariants counts twice)."""
+    return max(0, kills - len(violations))
+
+
+def table_rows(killed: dict, exported: dict, workers: list[dict], faults: dict, fuzzed: dict) -> list[list]:
+    """fault, injected, survived, violations; a row that could not run says so instead of counting as clean."""
+    rows = [["kill -9 of the runner (restarted)", killed["kills"], survived(killed["kills"], killed["violations"]),
+             len(killed["violations"])],
+            ["kill -9 of searchlab export", exported["kills"], survived(exported["kills"], exported["violations"]),
+             len(exported["violations"])]]
+    for w in workers:
+        rows.append([f"4 workers on {w['storage']}", "not run", "-", "-"] if "not_run" in w
+                    else [f"4 workers x {w['trials']} trials on {w['storage']}", w["trials"],
+                          w["trials"] if w["ok"] else 0, 0 if w["ok"] else 1])
+    rows += [[f"trial fault: {kind}", hit, right, hit - right] for kind, (hit, right) in faults["rows"].items()]
+    clean = fuzzed["crashes"] == 0
+    inputs = "-" if fuzzed["inputs"] is None else fuzzed["inputs"]
+    rows.append(["hostile study files (hypothesis + fixed)", inputs, inputs if clean else "-", 0 if clean else 1])
+    return rows
+
+
+def violation_count(killed: dict, exported: dict, workers: list[dict], faults: dict, fuzzed: dict) -> int:
+    return (len(killed["violations"]) + len(exported["violations"])
+            + sum(not w["ok"] for w in workers if "not_run" not in w)
+            + sum(hit - right for hit, right in faults["rows"].values()) + faults["left_running"]
+            + (faults["clean_complete"] != faults["clean"]) + (fuzzed["crashes"] != 0))
+
+
+def worker_runs(tmp: Path, trials: int) -> list[dict]:
+    """The 4-worker run on each storage; PostgreSQL's entry says "not run" when no server could be had."""
+    from postgres_server import postgres_url
+
+    with postgres_url() as pg:
+        storages = [("sqlite", None), ("journal", f"journal://{tmp / 'j' / 'study.log'}")]
+        storages += [("postgresql", pg)] if pg else []
+        workers = [concurrent(tmp, kind, url, trials) for kind, url in storages]
+    if not pg:
+        workers.append({"storage": "postgresql", "not_run": "no PostgreSQL server to start here "
+                                                            "(install one or set SEARCHLAB_TEST_POSTGRES)"})
+    return workers
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--export-attempts", type=int, default=20, help="exports started, each killed at random")
@@ -133,25 +202,14 @@ def main() -> None:
     parser.add_argument("--fault-trials", type=int, default=48)
     parser.add_argument("--fuzz", type=int, default=2000, help="examples per hypothesis property")
     args = parser.parse_args()
-    from postgres_server import postgres_url
 
     with scratch_dir() as tmp:
         killed = kills(tmp, args.kills)
         exported = export_kills(tmp, args.export_attempts)
-        with postgres_url() as pg:
-            storages = [("sqlite", None), ("journal", f"journal://{tmp / 'j' / 'study.log'}")] + ([("postgresql", pg)] if pg else [])
-            workers = [concurrent(tmp, kind, url, args.workers_trials) for kind, url in storages]
+        workers = worker_runs(tmp, args.workers_trials)
         faults = trial_faults(tmp, args.fault_trials)
     fuzzed = fuzz(args.fuzz)
-    rows = [["kill -9 of the runner (restarted)", killed["kills"], killed["kills"], len(killed["violations"])],
-            ["kill -9 of searchlab export", exported["kills"], exported["kills"] - len(exported["violations"]),
-             len(exported["violations"])]]
-    rows += [[f"4 workers x {w['trials']} trials on {w['storage']}", w["trials"], w["trials"] if w["ok"] else 0,
-              0 if w["ok"] else 1] for w in workers]
-    rows += [[f"trial fault: {kind}", hit, right, hit - right] for kind, (hit, right) in faults["rows"].items()]
-    rows += [["hostile study files (hypothesis + fixed)", fuzzed["inputs"], fuzzed["inputs"] if fuzzed["crashes"] == 0
-              else "-", 0 if fuzzed["crashes"] == 0 else 1]]
-    print_table(["fault", "injected", "survived", "violations"], rows)
+    print_table(["fault", "injected", "survived", "violations"], table_rows(killed, exported, workers, faults, fuzzed))
     print(f"\nkills: {killed['complete']} trials COMPLETE (budget met), {killed['interrupted']} interrupted and FAILED, "
           f"{killed['retried']} retried, {killed['seconds']:.0f} s")
     for v in (killed["violations"] + exported["violations"])[:10]:
@@ -159,17 +217,26 @@ def main() -> None:
     print(f"exports: {exported['attempts']} started, {exported['kills']} killed mid-way, a whole export found "
           f"{exported['whole']} times, otherwise none; {exported['seconds']:.0f} s")
     for w in workers:
-        print(f"workers on {w['storage']}: {w['states']} from {w['worker_pids']} worker processes, 'locked' errors "
-              f"{w['locked']}, {w['seconds']:.0f} s {w['stderr']}")
+        if "not_run" in w:
+            print(f"workers on {w['storage']}: NOT RUN: {w['not_run']}")
+        else:
+            print(f"workers on {w['storage']}: {w['states']} from {w['worker_pids']} worker processes, 'locked' "
+                  f"errors {w['locked']}, {w['seconds']:.0f} s {w['stderr']}")
     print(f"trial faults: clean trials {faults['clean_complete']}/{faults['clean']} COMPLETE, left RUNNING "
           f"{faults['left_running']}, exit {faults['exit']}, {faults['seconds']:.0f} s")
     print(f"fuzz: {fuzzed['summary']} ({fuzzed['seconds']:.0f} s)")
-    violations = sum(int(r[3]) for r in rows) + faults["left_running"] + (faults["clean_complete"] != faults["clean"])
+    violations = violation_count(killed, exported, workers, faults, fuzzed)
+    not_run = [w["storage"] for w in workers if "not_run" in w]
     ok = violations == 0 and killed["kills"] >= args.kills
-    print(f"\n{killed['kills']} kills survived, {violations} invariant violations, crashes "
-          f"{0 if fuzzed['crashes'] == 0 else 1}: {verdict(ok)}")
-    print_summary({"kills": killed, "export_kills": exported, "workers": workers, "trial_faults": faults, "fuzz": fuzzed, "pass": ok})
+    result = "INCOMPLETE" if ok and not_run else verdict(ok)
+    print(f"\n{survived(killed['kills'], killed['violations'])} of {killed['kills']} kills survived, {violations} "
+          f"invariant violations, crashes {0 if fuzzed['crashes'] == 0 else 1}"
+          f"{', not run: ' + ', '.join(not_run) if not_run else ''}: {result}")
+    print_summary({"bench": "fault_injection", "kills": killed, "export_kills": exported, "workers": workers,
+                   "trial_faults": faults, "fuzz": fuzzed, "not_run": not_run, "result": result,
+                   "pass": ok and not not_run})
+    return 0 if ok and not not_run else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,7 +12,9 @@
 2. Downstream: the family with the lowest MedFID is exported, and the same classifier (plain CNN, 20 epochs,
    `--seeds` training seeds averaged by train.repeats) is trained without and with `--synthetic` generated
    images of the minority class (augment.synthetic); validation AUC (mean over seeds) and the test AUC/ACC of
-   each exported classifier (test split read once per classifier, at export; nothing selects on it).
+   each exported classifier (test split read once per classifier, at export; nothing selects on it). Skipped,
+   and said so, with `--synthetic 0` or when no family's trial completed (no generator to export).
+Exit 0 only when every family's trial completed within its target time.
 """
 from __future__ import annotations
 
@@ -69,9 +71,10 @@ def family_trial(tmp: Path, family: str, iterations: int | None) -> tuple[dict, 
         return {"family": family, "seconds": round(wall), "error": error}, [family, f"{wall:.0f} s", "-", "-", "-",
                                                                             "-", "-", error[:60]]
     m = trial.user_attrs["metrics"]
+    in_time = wall <= TARGET_SECONDS[family]
     row = [family, f"{wall:.0f} s (<= {TARGET_SECONDS[family]})", f"{trial.value:.2f}", f"{m['medfid_floor']:.2f}",
-           f"{m['kid']:.3f}", f"{m['precision']:.2f}", f"{m['recall']:.2f}", verdict(wall <= TARGET_SECONDS[family])]
-    return {"family": family, "seconds": round(wall), "medfid": trial.value, **m}, row
+           f"{m['kid']:.3f}", f"{m['precision']:.2f}", f"{m['recall']:.2f}", verdict(in_time)]
+    return {"family": family, "seconds": round(wall), "in_time": in_time, "medfid": trial.value, **m}, row
 
 
 def classifier_study(tmp: Path, name: str, synthetic: int, seeds: int) -> Path:
@@ -100,6 +103,15 @@ def downstream(tmp: Path, synthetic: int, seeds: int) -> list[list]:
     return rows
 
 
+def downstream_skipped(synthetic: int, results: list[dict], done: list[dict]) -> str | None:
+    """Why step 2 cannot run, or None when it can: it needs a completed trial's generator to export."""
+    if not synthetic:
+        return "--synthetic 0"
+    if not done:
+        return f"no GAN trial completed (failed: {', '.join(r['family'] for r in results)}; see the table)"
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", default=list(TARGET_SECONDS))
@@ -113,8 +125,9 @@ def main() -> int:
         trials = [family_trial(tmp, family, args.iterations) for family in args.families]
         results, rows = [r for r, _ in trials], [row for _, row in trials]
         done = [r for r in results if "medfid" in r]
-        down = []
-        if args.synthetic and done:
+        down, best = [], None
+        skipped = downstream_skipped(args.synthetic, results, done)
+        if not skipped:
             from searchlab.export.exporter import export_run
 
             best = min(done, key=lambda r: r["medfid"])["family"]
@@ -124,13 +137,17 @@ def main() -> int:
           f"cached in {extractor_s:.0f} s")
     print_table(["family", "trial wall time", "MedFID", "real-vs-real floor", "KID", "precision", "recall", "time"],
                 rows)
-    if down:
+    ok = all(r.get("in_time", False) for r in results)   # a failed trial has no "in_time": it did not pass
+    print(f"every family's trial completed within its target time: {verdict(ok)}")
+    if skipped:
+        print(f"\nDownstream (step 2) skipped: {skipped}")
+    else:
         print(f"\nDownstream: generator of the lowest-MedFID family ({best}); plain CNN, 20 epochs, mean of "
               f"{args.seeds} seeds")
         print_table(["classifier", "val AUC", "test AUC [95% CI]", "test ACC [95% CI]"], down)
     print_summary({"bench": "gan", "extractor_seconds": round(extractor_s, 1), "results": results,
-                   "downstream": down})
-    return 0
+                   "downstream": down, "downstream_skipped": skipped, "pass": ok})
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def main() -> int:
                    "maxrss_mib": {str(m): round(samples[m]["maxrss"], 1) for m in marks},
                    "growth_mib": round(growth, 1), "growth_pct": round(pct, 2),
                    "seconds_per_trial": round(seconds, 2)})
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

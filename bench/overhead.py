@@ -143,7 +143,7 @@ def main() -> int:
     ok = all(r["ratio"] <= TARGET for r in results.values())
     print_summary({"bench": "overhead", "trials": args.trials, "target_ratio": TARGET, "pass": ok,
                    "searchlab_import_s": round(import_s, 2), **results})
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Patients kept whole (a CSV's data.group_column) vs rows split one by one: side by side, one run.
 
-    python bench/patient_splits.py [--sets 200] [--patients 150]
+    python bench/patient_splits.py [--sets 200] [--patients 150] [--seed 0]
 
 Simulated sheets of patients with 1-6 images each; a quarter of the images are positive, often beside
 negatives of the same patient (a patient with a benign and a malignant lesion), and a rare third class sits in

@@ -1,9 +1,13 @@
-"""The quickstart as a user runs it: wall time and results beside the published and plain-Optuna yardsticks.
+"""The quickstart as a user runs it: wall time and test metrics, beside the published MedMNIST v2 result.
 
     python bench/quickstart.py [--keep]
 
 Runs `searchlab run studies/quickstart.yaml` in a subprocess (into a scratch run directory), then reads the
 study (best validation AUC, trials by state) and the exported best/config.json (test AUC/ACC with 95% CIs).
+The published ResNet-18 row is quoted from the MedMNIST v2 paper, not run here. No plain-Optuna row: the
+stored yardstick result (../shared/baselines) ran on another day with a 1,800 s budget, six times the
+quickstart's, so no row or ratio beside this run would be a fair comparison; bench/breastmnist_30min.py runs
+searchlab and the yardstick side by side with the same budget and cores.
 Target: wall time <= 300 s.
 """
 from __future__ import annotations
@@ -22,11 +26,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import optuna  # noqa: E402
 
-from _common import DEFAULT_DATA, print_summary, print_table, scratch_dir, verdict  # noqa: E402
+from _common import DEFAULT_DATA, print_summary, print_table, scratch_dir, verdict, with_ci  # noqa: E402
 
 TARGET_S = 300
-YARDSTICK = ROOT.parent / "shared" / "baselines" / "optuna_breast.result-2026-11-22.json"
-YARDSTICK_BUDGET_S = 1800   # its README: "One run of 1,800 s on this 2-core machine"
 PUBLISHED = {"name": "ResNet-18 (28), MedMNIST v2", "test_auc": 0.901, "test_acc": 0.863}
 
 
@@ -51,12 +53,6 @@ def read_run(run_dir: Path) -> dict:
             "test_acc": test["accuracy"], "test_acc_ci": ci["accuracy"]}
 
 
-def with_ci(value: float | None, ci: list[float] | None = None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the scratch run directory")
@@ -71,26 +67,21 @@ def main() -> int:
                            "pass": False})
             return 1
         ours = read_run(run_dir)
-    yard = json.loads(YARDSTICK.read_text())
 
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(ours["states"].items()))
-    print("\nQuickstart (studies/quickstart.yaml) vs yardsticks on BreastMNIST test (156 images)")
+    print("\nQuickstart (studies/quickstart.yaml) on BreastMNIST test (156 images), beside the published result")
     print_table(
         ["method", "budget", "trials", "best val AUC", "test AUC [95% CI]", "test ACC [95% CI]"],
         [["searchlab quickstart (this run)", f"{wall:.0f} s wall", f"{ours['trials']} ({states})",
           f"{ours['best_val_auc']:.3f}", with_ci(ours["test_auc"], ours["test_auc_ci"]),
           with_ci(ours["test_acc"], ours["test_acc_ci"])],
-         [f"plain Optuna TPE ({YARDSTICK.name})", f"{YARDSTICK_BUDGET_S} s (ran {yard['seconds']} s)",
-          f"{yard['trials']} ({yard['complete']} complete)", f"{yard['best_val_auc']:.3f}",
-          with_ci(yard["test_auc"], yard["test_auc_ci"]), with_ci(yard["test_acc"], yard["test_acc_ci"])],
-         [f"{PUBLISHED['name']} (published)", "-", "-", "-", with_ci(PUBLISHED["test_auc"]),
+         [f"{PUBLISHED['name']} (published, not run here)", "-", "-", "-", with_ci(PUBLISHED["test_auc"]),
           with_ci(PUBLISHED["test_acc"])]])
     ok = wall <= TARGET_S
     print(f"wall time {wall:.0f} s; target <= {TARGET_S} s: {verdict(ok)}")
     print_summary({"bench": "quickstart", "wall_s": round(wall, 1), "target_s": TARGET_S, "pass": ok, **ours,
-                   "yardstick": {k: yard[k] for k in ("seconds", "trials", "test_auc", "test_acc")},
-                   "yardstick_budget_s": YARDSTICK_BUDGET_S, "published": PUBLISHED})
-    return 0
+                   "published": PUBLISHED})
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The Ray executor's costs beside the local executor's, measured side by side in one run.
 
-    python bench/ray_overhead.py [--trivial 40] [--breast 8]
+    python bench/ray_overhead.py [--trivial 40] [--breast 8] [--throughput 16]
 
 1. Ray start-up: the first `executor: {kind: ray}` start of a Ray on this machine (ray.init, 127.0.0.1), with
    the imports of ray and ray.tune timed apart.
@@ -101,7 +101,7 @@ def overhead_rows(name: str, m: dict[str, float], n: int) -> list[list[object]]:
              m["overhead_per_trial_s"]]]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trivial", type=int, default=40, help="trials of the trivial objective per run")
     parser.add_argument("--breast", type=int, default=8, help="1-epoch BreastMNIST trials for the overhead")
@@ -130,9 +130,10 @@ def main() -> None:
     print(f"\n2 vs 1 concurrent trials: {ratio:.2f}x trials/hour")
     ok = max(triv["overhead_per_trial_s"], breast["overhead_per_trial_s"]) <= TARGET
     print(f"per-trial overhead <= {TARGET} s over local once Ray is up: {verdict(ok)}")
-    print_summary({"startup": startup, "trivial": triv, "breastmnist_1_epoch": breast, "throughput": scaling,
-                   "scaling_2_vs_1": ratio, "target_s": TARGET, "pass": ok})
+    print_summary({"bench": "ray_overhead", "startup": startup, "trivial": triv, "breastmnist_1_epoch": breast,
+                   "throughput": scaling, "scaling_2_vs_1": ratio, "target_s": TARGET, "pass": ok})
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -48,7 +48,7 @@ def one_search(candidates: int, seed: int) -> dict[str, float]:
             "seconds": round(seconds, 1)}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -62,7 +62,8 @@ def main() -> None:
     print(f"distinct networks per scored candidate: {per_candidate:.3f}; top-{TOP_K} distinct networks: "
           f"{[r['top_k_networks'] for r in rows]}; {verdict(ok)}")
     print_summary({"bench": "zen_proxy_networks", "rows": rows, "pass": ok})
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
