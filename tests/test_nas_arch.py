@@ -128,7 +128,11 @@ def test_architectures_register_and_unknown_ones_are_refused():
 
 
 @pytest.mark.parametrize("model, key", [
-    ("{kind: cells, normal: {n1: {in1: 2}}, reduce: {n1: {}}}", "normal.n1.in1 = 2: node 0 can only read states 0..1"),
+    ("{kind: cells, normal: {n1: {in1: 2}}, reduce: {n1: {}}}", "space.model.normal.n1.in1: not a valid classify config: node 0 of the normal cell can only read states 0..1 (the two inputs and earlier nodes) (got 2). Fix: in1: {int: [0, 1]} at most"),
+    ("{kind: cells, normal: {n1: {}, n2: {in2: {int: [0, 4]}}}, reduce: {n1: {}, n2: {}}}",   # named at space.model
+     "space.model.normal.n2.in2: not a valid classify config: node 1 of the normal cell can only read states 0..2"),
+    ("{kind: cells, normal: {n1: {in1: {float: [0, 1]}}}, reduce: {n1: {}}}", "Fix: search whole numbers: in1: "
+     "{int: [0, 1]}"),
     ("{kind: zen, blocks: {b1: {type: none}}}", "every slot is 'none'"),
     ("{kind: zen, blocks: {b1: {type: basic, kernel: 4}}}", "model.blocks.b1.kernel"),
 ])

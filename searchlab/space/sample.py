@@ -1,6 +1,7 @@
 """Turning a compiled space into concrete configs: one function samples a whole config from a trial."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -121,7 +122,7 @@ def _probes(space: Group, seed: int, limit: int) -> Iterator[tuple[dict[str, Any
     study = _throwaway_study(seed)
     seen: set[tuple[tuple[str, Any], ...]] = set()
     for param, needs in searchable_params(space):
-        for value in _extremes(param):
+        for value in _probe_values(param):
             fixed = {**needs, param.name: value}
             key = tuple(sorted(fixed.items(), key=lambda kv: kv[0]))
             if key in seen:
@@ -148,6 +149,20 @@ def _ask_with(study: optuna.Study, space: Group, fixed: dict[str, Any]) -> tuple
     study.enqueue_trial(fixed, skip_if_exists=False)
     trial = study.ask()
     return sample_config(trial, space), trial.params
+
+
+def _probe_values(param: Searchable) -> tuple[Any, ...]:
+    """Every choice, both ends of a range, and a fractional value inside a continuous one: its ends can be
+    whole numbers, and a float range where a setting takes an integer ({float: [0, 3]} for a state index)
+    then passed every probe and failed its trials."""
+    dist = None if isinstance(param, CategoricalParam) else param.distribution()
+    if isinstance(dist, optuna.distributions.FloatDistribution) and dist.step is None and dist.high > dist.low:
+        inner = dist.low + (dist.high - dist.low) * _INNER
+        return (*_extremes(param), inner if inner != round(inner) else math.nextafter(inner, dist.high))
+    return _extremes(param)
+
+
+_INNER = 0.381966   # of the way from low to high: no simple fraction, so rarely a whole number
 
 
 def _extremes(param: Searchable) -> tuple[Any, ...]:

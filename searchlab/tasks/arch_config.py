@@ -85,9 +85,10 @@ class CellNetSpec(TransferFields):
         for cell_name, nodes in (("normal", self.normal), ("reduce", self.reduce)):
             for index, (key, node) in enumerate(nodes.items()):
                 for field in ("in1", "in2"):
-                    if getattr(node, field) >= index + 2:
-                        raise ValueError(f"{cell_name}.{key}.{field} = {getattr(node, field)}: node {index} can "
-                                         f"only read states 0..{index + 1} (the two inputs and earlier nodes)")
+                    if getattr(node, field) >= index + 2:   # named at its key: its line, and its searched range
+                        raise AtKey(f"{cell_name}.{key}.{field}", f"node {index} of the {cell_name} cell can only "
+                                    f"read states 0..{index + 1} (the two inputs and earlier nodes). Fix: {field}: "
+                                    f"{{int: [0, {index + 1}]}} at most")
         return self
 
     def nodes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

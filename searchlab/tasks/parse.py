@@ -32,7 +32,10 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
         param = (searched or {}).get(key)
         if param is not None:
             span = param.choices if hasattr(param, "choices") else [param.low, param.high]
-            fix = f"the space searches {list(span)} for '{key}'; keep it within what the {task} task accepts"
+            fix = (f"{own_fix} (the space searches {list(span)})" if own_fix else
+                   f"the space searches {list(span)} for '{key}'; keep it within what the {task} task accepts")
+            if err["type"] == "int_from_float" and not hasattr(param, "choices"):
+                fix = f"search whole numbers: {key.rsplit('.', 1)[-1]}: {{int: [{param.low:g}, {param.high:g}]}}"
         if err["type"] == "union_tag_not_found":   # e.g. model: {depth: ...} without kind: cnn
             tag = err["ctx"]["discriminator"].strip("'")
             rule = f"names no {tag}: it selects which settings the section takes"
