@@ -5,6 +5,7 @@ Zen-NAS, DeepMAD) register here the same way; any user sampler plugs in as `clas
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
 from pathlib import Path
@@ -26,6 +27,7 @@ from searchlab.nas.zen_nas import main_population as zen_main_population
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import RegularizedEvolutionSampler, make_evolution
 from searchlab.suggest import did_you_mean
+from searchlab.throwaway import throwaway_study
 
 REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
 
@@ -43,9 +45,12 @@ TPE_DEFAULTS = dict(
 
 
 def _tpe(seed: int, **args: Any) -> BaseSampler:
+    settings = {**TPE_DEFAULTS, **args}
+    if "group" not in args:   # grouping needs the joint model: multivariate: false alone was refused for it
+        settings["group"] = bool(settings["multivariate"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # multivariate/group: since 2.2
-        return optuna.samplers.TPESampler(seed=seed, **{**TPE_DEFAULTS, **args})
+        return optuna.samplers.TPESampler(seed=seed, **settings)
 
 
 STRATEGIES: Registry[BaseSampler] = Registry("strategy")
@@ -80,6 +85,7 @@ def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None,
     With `study` given, a strategy that can use it (an argument `feasible`, e.g. evolution) gets the study's
     budget check, so it breeds only architectures within the budgets."""
     cfg = resolve(cfg, study_dir)
+    _refuse_fixed_seed(cfg)
     if cfg.class_ is not None:
         cls = import_object(cfg.class_, "strategy class")
         if not (inspect.isclass(cls) and issubclass(cls, BaseSampler)):
@@ -95,7 +101,9 @@ def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None,
         if "seed" in inspect.signature(cls).parameters:
             args.setdefault("seed", seed)
         return _construct(cls, args, f"strategy class '{cfg.class_}'")
-    assert cfg.name is not None  # guaranteed by StrategyConfig's default
+    if cfg.name is None:   # `name:` left empty (or null)
+        raise ConfigError("names no strategy", key="strategy.name", got=None,
+                          fix=f"one of {', '.join(STRATEGIES.names())}, or leave strategy out for tpe")
     factory = STRATEGIES.get(cfg.name)
     args = {"seed": seed, **cfg.args}
     if study is not None and "feasible" in inspect.signature(factory).parameters:
@@ -103,10 +111,21 @@ def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None,
     return _construct(factory, args, f"strategy '{cfg.name}'")
 
 
+def _refuse_fixed_seed(cfg: StrategyConfig) -> None:
+    """searchlab seeds each worker and each resumed run from the study's seed, each differently: one seed in
+    args gave them all the same stream, so workers trained the same configs and a resume replayed the first
+    trials."""
+    if "seed" in cfg.args:
+        raise ConfigError("a seed in the strategy's args makes every worker and every resumed run draw the same "
+                          "configs (searchlab gives each its own seed, derived from the study's)",
+                          key="strategy.args.seed", got=cfg.args["seed"],
+                          fix="remove it and set the study's top-level `seed:` (the same seed reproduces a run)")
+
+
 def unseeded_warning(cfg: StrategyConfig, study_dir: Path | None) -> str | None:
     """A plug-in class without a `seed` argument draws differently on every run, whatever the study's seed."""
     cfg = resolve(cfg, study_dir)
-    if cfg.class_ is None or "seed" in cfg.args:
+    if cfg.class_ is None:
         return None
     if "seed" in inspect.signature(import_object(cfg.class_, "strategy class")).parameters:
         return None
@@ -178,6 +197,10 @@ def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -
     src = read_yaml(path)
     data = src.data if isinstance(src.data, dict) else {}
     data = {k: v for k, v in data.items() if k != "description"}
+    if "points_to_evaluate" in data:   # it was read from the study file only, so a preset's were ignored
+        raise src.error(("points_to_evaluate",), "a preset holds a strategy and its args; the configs to try first "
+                        "name one study's space, so they belong in its study file", got=data["points_to_evaluate"],
+                        fix="move points_to_evaluate under the study file's strategy: section")
     if "preset" in data:
         raise src.error(("preset",), "a preset cannot name another preset", got=data["preset"],
                         fix="copy that preset's name (or class) and args into this file")
@@ -221,10 +244,20 @@ def build_pruner(cfg: PrunerConfig, epochs: int) -> optuna.pruners.BasePruner:
                "hyperband": optuna.pruners.HyperbandPruner}
     args = {**defaults[cfg.kind], **cfg.args}
     try:
-        return classes[cfg.kind](**args)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"pruner '{cfg.kind}' rejected its arguments: {exc}", key="pruner.args", got=args,
-                          fix="see the Optuna documentation of this pruner") from None
+        return _judged_once(classes[cfg.kind](**args))
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ConfigError(f"pruner '{cfg.kind}' rejected its arguments: {type(exc).__name__}: {exc}",
+                          key="pruner.args", got=args, fix="see the Optuna documentation of this pruner") from None
+
+
+def _judged_once(pruner: optuna.pruners.BasePruner) -> optuna.pruners.BasePruner:
+    """The pruner, after judging one trial of a throwaway study: Hyperband checks its arguments only then
+    (reduction_factor 1 divided by zero), so every trial of the study failed instead of its load."""
+    trial = throwaway_study(pruner=copy.deepcopy(pruner)).ask()
+    for step in range(3):
+        trial.report(1.0, step)
+        trial.should_prune()
+    return pruner
 
 
 def missing_package(sampler: BaseSampler, startup_trials: int = 11) -> ImportError | None:

@@ -153,3 +153,15 @@ def test_the_solver_stops_at_the_studys_deadline_keeping_what_it_found(write_stu
     stopped = Counted(study, settings).solve(deadline=time.time())
     assert Counted.calls < full_calls / 10           # the initial population and one generation, not fifty
     assert 0 < len(stopped) <= len(full)
+
+
+def test_a_stepped_float_is_solved_on_its_grid_so_every_design_is_a_valid_trial():
+    """A value off the grid of {float: [0, 0.3], step: 0.1} made Optuna refuse the design, after the solve."""
+    from searchlab.nas.deepmad_design import _bounds, _middle, _value
+    from searchlab.space.params import FloatParam
+
+    dropout = FloatParam("model.dropout", 0.0, 0.3, step=0.1)
+    low, high = _bounds(dropout)
+    values = [_value(dropout, low + (high - low) * k / 97) for k in range(98)] + [_middle(dropout)]
+    assert all(dropout.distribution()._contains(v) for v in values)
+    assert sorted(set(round(v, 9) for v in values)) == [0.0, 0.1, 0.2, 0.3]

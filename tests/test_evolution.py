@@ -168,3 +168,18 @@ budget: {n_trials: 12, epochs: 1, max_params: 40000}
     trials = run_study(load_study(write_study(text)), progress=False).study.trials
     children = [t for t in trials if PARENT in t.system_attrs]
     assert children and all(t.user_attrs["params"] <= 40000 and "over_budget" not in t.user_attrs for t in children)
+
+
+def test_a_queued_config_is_no_ones_child():
+    """A retry or a queued point was recorded as a mutation of a parent whose params it did not have."""
+    study = optuna.create_study(sampler=RegularizedEvolutionSampler(population_size=2, sample_size=1, seed=0))
+
+    def objective(trial):
+        return trial.suggest_float("x", 0, 1) + trial.suggest_float("y", 0, 1)
+
+    study.optimize(objective, n_trials=3)
+    study.enqueue_trial({"x": 0.123, "y": 0.456})
+    study.optimize(objective, n_trials=2)
+    queued, bred = study.trials[3], study.trials[4]
+    assert queued.params == {"x": 0.123, "y": 0.456} and PARENT not in queued.system_attrs
+    assert MUTATED not in queued.system_attrs and PARENT in bred.system_attrs   # the next one is bred as before

@@ -439,3 +439,14 @@ def test_another_familys_settings_are_warned_about_and_not_sampled(write_study):
     trial = optuna.create_study().ask()
     config = sample_config(trial, study.space, generate_setting_used)
     assert "gp_weight" not in config["gan"] and "gan.gp_weight" not in trial.params
+
+
+def test_a_gan_trial_is_never_judged_at_its_last_checkpoint(write_study, tmp_path, extractor_run, monkeypatch):
+    """The pruner could prune a GAN trial at its last MedFID checkpoint, its generator fully trained."""
+    from searchlab.engine.context import TrialContext
+
+    judged, report = [], TrialContext.report
+    monkeypatch.setattr(TrialContext, "report", lambda self, step, metrics, judge=True: (
+        judged.append((step, judge)), report(self, step, metrics, judge))[-1])
+    run_study(_study(write_study, tmp_path, extractor_run), progress=False)
+    assert judged == [(0, True), (1, False)]

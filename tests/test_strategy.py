@@ -160,3 +160,59 @@ def test_a_sampler_missing_an_optional_package_is_refused_before_any_trial(write
     assert info.value.key == "strategy" and "No module named 'no_such_optimiser_xyz'" in info.value.rule
     assert "pip install no_such_optimiser_xyz" in info.value.fix
     load_study(write_study(text.replace("lazy_sampler:Lazy", "optuna.samplers:TPESampler")))   # a complete one loads
+
+
+def test_tpe_without_the_joint_model_builds_without_grouping():
+    """`multivariate: false` was refused for the grouping searchlab turned on by default."""
+    tpe = build_sampler(StrategyConfig(name="tpe", args={"multivariate": False}), 0)
+    assert not tpe._multivariate and not tpe._group
+
+
+@pytest.mark.parametrize("strategy", [{"name": "random", "args": {"seed": 42}},
+                                      {"class": "optuna.samplers:QMCSampler", "args": {"seed": 42}}])
+def test_a_seed_in_the_strategys_args_is_refused_as_every_worker_and_resume_would_repeat_its_draws(strategy):
+    """Its seed replaced each worker's and each resumed run's own: a resume replayed the first trials."""
+    with pytest.raises(ConfigError, match=r"strategy\.args\.seed: a seed in the strategy's args makes every worker "
+                                          r"and every resumed run draw the same configs.*\(got 42\).*top-level `seed:`"):
+        build_sampler(StrategyConfig.model_validate(strategy), 0)
+
+
+def test_a_strategy_named_null_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"strategy\.name: names no strategy.*Fix: one of deepmad, evolution"):
+        build_sampler(StrategyConfig(name=None), 0)
+
+
+def test_points_to_evaluate_in_a_preset_are_refused_as_they_were_ignored(tmp_path):
+    (tmp_path / "mine.yaml").write_text("name: random\npoints_to_evaluate: [{x: 1.0}]\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml:2: points_to_evaluate: a preset holds a strategy and its "
+                                          r"args.*Fix: move points_to_evaluate under the study file's strategy"):
+        build_sampler(StrategyConfig(preset="mine"), 0, study_dir=tmp_path)
+
+
+def test_a_point_naming_a_branchs_parameter_takes_that_branch(write_study):
+    """Left to the sampler, another branch was drawn and the point's value dropped without a word."""
+    from test_run import callable_study
+
+    from searchlab.config.load import load_study
+
+    def study(point):
+        text = callable_study(write_study, n=2).read_text().replace(
+            "strategy: random", f"strategy: {{name: random, points_to_evaluate: [{point}]}}")
+        text = text.replace("space:\n", "space:\n  pick: {one_of: {a: {p: {float: [0, 1]}}, b: {q: {float: [0, 1]}}}}\n")
+        return load_study(write_study(text))
+
+    with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\]\.pick\.b\.q: it exists only when pick\.kind is "
+                                          r"'b', which this point leaves to the sampler.*Fix: add pick\.kind: b"):
+        study("{pick.b.q: 0.5}")
+    with pytest.raises(ConfigError, match=r"this point sets pick\.kind to 'a'.*Fix: drop pick\.b\.q from this point"):
+        study("{pick.kind: a, pick.b.q: 0.5}")
+    study("{pick.kind: b, pick.b.q: 0.5}")
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"reduction_factor": 1}, "ZeroDivisionError"), ({"reduction_factor": "three"}, "TypeError"),
+    ({"max_resource": 0}, "ValueError")])
+def test_hyperband_arguments_it_checks_only_when_judging_are_refused_at_load(args, message):
+    """Optuna's Hyperband checks them at its first prune(): every trial of the study failed on them."""
+    with pytest.raises(ConfigError, match=f"pruner.args: pruner 'hyperband' rejected its arguments: {message}"):
+        build_pruner(PrunerConfig(kind="hyperband", args=args), 10)

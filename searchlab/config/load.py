@@ -249,7 +249,9 @@ def _validate_points(study: Study, src: Located) -> None:
     """Every strategy.points_to_evaluate entry names searched parameters with values their ranges allow."""
     from searchlab.space import searchable_params
 
-    params = {param.name: param for param, _ in searchable_params(study.space)}
+    searched = list(searchable_params(study.space))
+    params = {param.name: param for param, _ in searched}
+    needs = {param.name: branch for param, branch in searched}
     for i, point in enumerate(study.config.strategy.points_to_evaluate):
         for name, value in point.items():
             at = ("strategy", "points_to_evaluate", i, name)
@@ -259,6 +261,22 @@ def _validate_points(study: Study, src: Located) -> None:
             if not within(params[name].distribution(), value):
                 raise src.error(at, f"the value must lie in the parameter's space: {_allowed(params[name])}",
                                 got=value, fix="a value the space of this parameter allows")
+            _check_point_takes_the_branch(point, name, needs[name], src, at)
+
+
+def _check_point_takes_the_branch(point: dict[str, Any], name: str, branch: dict[str, Any], src: Located,
+                                  at: tuple[Any, ...]) -> None:
+    """A parameter of one branch exists only when the point takes that branch: left to the sampler, another
+    branch was drawn and the value silently dropped."""
+    for selector, label in branch.items():
+        if point.get(selector, label) != label:
+            raise src.error(at, f"it exists only when {selector} is {label!r}, and this point sets {selector} to "
+                            f"{point[selector]!r}", got=name, fix=f"drop {name} from this point, or set {selector}: "
+                            f"{label}")
+        if selector not in point:
+            raise src.error(at, f"it exists only when {selector} is {label!r}, which this point leaves to the "
+                            "sampler (another branch drops the value)", got=name,
+                            fix=f"add {selector}: {label} to this point")
 
 
 def _validate_something_to_search(study: Study, src: Located) -> None:

@@ -54,7 +54,7 @@ def build_pair(spec: GenerateTrialConfig, image_size: int, channels: int, n_clas
 
 
 def train_gan(spec: GenerateTrialConfig, real: RealImages, reference: Reference, seed: int,
-              report: Callable[[int, dict[str, float]], None], out_of_time: Callable[[], bool]) -> GANResult:
+              report: Callable[..., None], out_of_time: Callable[[], bool]) -> GANResult:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     image_size, channels = real.images.shape[-1], real.images.shape[1]
@@ -80,9 +80,11 @@ def train_gan(spec: GenerateTrialConfig, real: RealImages, reference: Reference,
             seconds += time.perf_counter() - start
             stats = evaluate(G_ema, real, reference, seed, f"iteration {it} of {total}")
             evaluations.append({"iteration": it, **stats.as_dict()})
-            report(len(evaluations) - 1, stats.as_dict())
+            last = it == total or out_of_time()
+            # the last checkpoint ends a trained generator: pruning it there threw the finished trial away
+            report(len(evaluations) - 1, stats.as_dict(), judge=not last)
             start = time.perf_counter()
-            if out_of_time():
+            if last:
                 break
     assert stats is not None
     return GANResult(G_ema, stats, evaluations, seconds, it)

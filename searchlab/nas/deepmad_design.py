@@ -180,6 +180,8 @@ def _bounds(param: Any) -> tuple[float, float]:
         return 0.0, float(len(param.choices) - 1)
     if isinstance(param, IntParam):
         return 0.0, float((param.high - param.low) // param.step)
+    if param.step is not None:   # a stepped float: solved over its grid points, as an int range is
+        return 0.0, float(round((param.high - param.low) / param.step))
     return (math.log(param.low), math.log(param.high)) if param.log else (param.low, param.high)
 
 
@@ -188,6 +190,8 @@ def _value(param: Any, x: float) -> Any:
         return param.choices[int(round(x))]
     if isinstance(param, IntParam):
         return param.low + int(round(x)) * param.step
+    if param.step is not None:   # on the grid, or Optuna refuses the design's trial
+        return min(param.high, param.low + int(round(x)) * param.step)
     return float(math.exp(x)) if param.log else float(x)
 
 

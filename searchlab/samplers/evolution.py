@@ -70,6 +70,8 @@ class RegularizedEvolutionSampler(BaseSampler):
         return {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        if trial.params or trial.system_attrs.get("fixed_params"):
+            return   # a queued config (a retry, a point, a design) keeps its values: no parent's child, no lineage
         parent = self._tournament(study)
         if parent is None:
             return

@@ -10,6 +10,7 @@ from optuna.trial import BaseTrial
 
 from searchlab.space.params import (SEARCHABLE, Branch, CategoricalParam, FixedParam, Group, Node,
                                      Searchable)
+from searchlab.throwaway import throwaway_study
 
 
 ConfigPath = tuple[str, ...]
@@ -136,12 +137,7 @@ def _probes(space: Group, seed: int, limit: int) -> Iterator[tuple[dict[str, Any
 
 
 def _throwaway_study(seed: int) -> optuna.Study:
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)   # a throwaway in-memory study is not news
-    try:
-        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    finally:
-        optuna.logging.set_verbosity(previous)
+    return throwaway_study(sampler=optuna.samplers.RandomSampler(seed=seed))
 
 
 def _ask_with(study: optuna.Study, space: Group, fixed: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
