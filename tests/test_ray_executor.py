@@ -225,12 +225,14 @@ def _wait_for(condition, seconds):
     ("{kind: median, grace_period: 2}", "MedianStoppingRule", None),
 ])
 def test_each_scheduler_kind_judges_the_first_objective_per_epoch(write_study, scheduler, cls, brackets):
+    from ray.tune import schedulers
+
     from searchlab.engine.ray_executor import build_scheduler
     from searchlab.engine.ray_worker import METRIC
 
     text = callable_study(write_study, n=1).read_text().replace("pruner: none\n", "")
     built = build_scheduler(load_study(write_study(text + f"\nexecutor: {{kind: ray, scheduler: {scheduler}}}\n")))
-    assert type(built).__name__ == cls and built.metric == METRIC and built._mode == "min"
+    assert isinstance(built, getattr(schedulers, cls)) and built.metric == METRIC and built._mode == "min"
     if brackets is not None:   # max_t past the last epoch's report: finishing is never "stopped"
         assert len(built._brackets) == brackets and built._max_t == 20 + 1
 

@@ -92,6 +92,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         _validate_points(study, src)
         _validate_something_to_search(study, src)
         _validate_executor_installed(study, src)
+        _validate_ray_scheduler(study)
         _validate_strategy_and_pruner(study)
     except ConfigError as exc:
         raise _locate(exc, src) from None
@@ -291,6 +292,16 @@ def _validate_something_to_search(study: Study, src: Located) -> None:
                         "would train the same config from the same seed to the same result", got=n_trials,
                         fix="n_trials: 1 to train this config once (train.repeats: N averages N seeds in one "
                         "trial), or search a parameter")
+
+
+def _validate_ray_scheduler(study: Study) -> None:
+    """A grace_period past the longest trial: Ray's asha asserted it after starting, and no trial could be
+    stopped."""
+    scheduler = study.config.executor.scheduler
+    if study.config.executor.kind == "ray" and scheduler is not None:
+        from searchlab.engine.ray_schedule import check_grace_period, longest_trial
+
+        check_grace_period(scheduler.grace_period, *longest_trial(study))
 
 
 def _validate_executor_installed(study: Study, src: Located) -> None:

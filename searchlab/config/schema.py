@@ -216,9 +216,23 @@ class RaySchedulerConfig(Frozen):
     """
 
     kind: Literal["asha", "hyperband", "median"]
-    grace_period: Annotated[int, Field(ge=1)] = 1          # epochs every trial gets before it may be stopped
+    # epochs every trial gets before it may be stopped; at most the longest trial's epochs (checked at load by
+    # engine/ray_schedule.py: it depends on the space's train.epochs)
+    grace_period: Annotated[int, Field(ge=1)] = 1
     reduction_factor: Annotated[float, Field(gt=1)] = 3.0  # asha/hyperband: keep 1/reduction_factor per rung
     brackets: Annotated[int, Field(ge=1)] = 3              # hyperband only (asha is one bracket)
+
+    @model_validator(mode="after")
+    def _keys_of_the_kind(self) -> "RaySchedulerConfig":
+        # Ray's class for the kind never receives a key of another kind: written, it was silently ignored
+        only_for = {"reduction_factor": ("asha", "hyperband"), "brackets": ("hyperband",)}
+        why_not = {"median": "the median rule compares a trial with the others' median, it has no rungs or brackets",
+                   "asha": "asha is HyperBand's one-bracket form"}
+        for key, kinds in only_for.items():
+            if key in self.model_fields_set and self.kind not in kinds:
+                raise AtKey(key, f"{key} is a setting of kind {' or '.join(kinds)} only, not of {self.kind!r}: "
+                            f"{why_not[self.kind]}. Fix: remove {key}, or use kind: {' or '.join(kinds)}")
+        return self
 
 
 class ExecutorConfig(Frozen):

@@ -22,12 +22,12 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study, with_data_root_pinned
 from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
 from searchlab.engine.ray_timeout import timed_out
+from searchlab.engine.ray_schedule import longest_trial
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import interruption_message, stop_on_signals
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import Budget, open_optuna_study
-from searchlab.tasks import pruner_steps
 
 WORKER_DIED = ("the Ray worker running this trial died (its process or node was lost) or failed outside the "
                "objective; Ray's logs are in the cluster's session folder on that node (`ray start --temp-dir`, "
@@ -112,17 +112,19 @@ def build_scheduler(study: Study) -> Any:
     cfg = study.config.executor.scheduler
     if cfg is None:
         return None
-    from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    from searchlab.engine.ray_median import EpochMedianStoppingRule
 
     common = dict(time_attr="training_iteration", metric=METRIC,
                   mode="max" if study.directions[0] == "maximize" else "min")
     if cfg.kind == "median":
-        return MedianStoppingRule(grace_period=cfg.grace_period, min_samples_required=3, **common)
-    # one report per epoch plus the final outcome: max_t past the last epoch, so no trial is stopped for
-    # merely finishing its epochs
+        return EpochMedianStoppingRule(grace_period=cfg.grace_period, min_samples_required=3, **common)
+    # max_t past the longest trial's last epoch report, so no trial is stopped for merely training its epochs
+    # (sized by budget.epochs alone, a trial of a larger train.epochs was stopped there and recorded PRUNED)
     return AsyncHyperBandScheduler(grace_period=cfg.grace_period, reduction_factor=cfg.reduction_factor,
                                    brackets=1 if cfg.kind == "asha" else cfg.brackets,
-                                   max_t=pruner_steps(study) + 1, **common)
+                                   max_t=longest_trial(study)[0] + 1, **common)
 
 
 class _OptunaSearcher:

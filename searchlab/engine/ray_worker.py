@@ -90,6 +90,8 @@ def ray_trial(config: dict[str, Any], study: Study, deadline: float | None) -> N
         pass
     finally:   # before anything reaches Tune: a timer left running would kill this reused actor's next trial
         watchdog.finish()
+    # Without METRIC on purpose: the outcome is no epoch, and a scheduler judging it would count one more
+    # (ASHA skips results without its metric; ray_executor's median rule does too)
     tune.report(outcome)
 
 
