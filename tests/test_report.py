@@ -1,6 +1,7 @@
 """searchlab report / compare / dashboard, looked at in a real headless Chromium (tests/browser.py)."""
 from __future__ import annotations
 
+import html
 import re
 import socket
 import subprocess
@@ -344,3 +345,19 @@ def test_compare_search_time_leaves_out_the_gap_before_a_resumed_run():
     study.set_user_attr("searchlab:stage_spans", [list(stage)])   # zen_nas scored for 50 s before trial 0
     staged = best_so_far(SimpleNamespace(study=study), "r")
     assert staged.seconds == pytest.approx([52, 53, 55, 58])
+
+
+def test_the_best_trials_figures_say_when_the_export_is_an_ensemble_with_tta(write_study, tmp_path):
+    """The report drew the best trial alone under a title read as the exported model's (an ensemble, TTA)."""
+    from searchlab.engine.rundir import open_run
+    from searchlab.report.build import report_html
+
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    export_run(tmp_path / "run", tmp_path / "run" / "best", bootstrap=100, top_k=2, tta="flip")
+    best = open_run(tmp_path / "run").study.best_trial.number
+    text = report_html(open_run(tmp_path / "run"))
+    assert (f"ROC on validation: trial {best} alone, without test-time augmentation (the export in "
+            f"{tmp_path / 'run' / 'best'} is the ensemble of trials ") in html.unescape(text)
+    assert "with test-time augmentation &#x27;flip&#x27;" in text or "with test-time augmentation 'flip'" in text
+    export_run(tmp_path / "run", tmp_path / "run" / "best", bootstrap=100)   # the best trial as drawn: nothing said
+    assert "alone, without test-time augmentation" not in report_html(open_run(tmp_path / "run"))

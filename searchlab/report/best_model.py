@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.export.ensemble import load_split
 from searchlab.export.exporter import trial_checkpoint, trial_config
 from searchlab.export.out_of_fold import out_of_fold_predictions
+from searchlab.export.publish import describe_export
 from searchlab.metrics import confusion
 from searchlab.models import standalone
 from searchlab.report.page import Section, figure, note
@@ -33,7 +35,7 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
     bag = "bag" in trial.user_attrs
     split = "out of fold (train+val)" if bag else "on validation"
     who = f"trial {trial.number}" + (f", one of the {front} trials of the Pareto front (export asks which: "
-                                     "--trial N)" if front else "")
+                                     "--trial N)" if front else "") + _unlike_the_export(run.run_dir / "best", trial)
     title = f"Trial {trial.number} {split}"
     if "generator" in trial.user_attrs:   # a GAN trial: its samples are the report's section on it
         return []
@@ -56,6 +58,20 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
     return [figure(f"ROC {split}: {who}", roc_figure(labels, probs, kind, names)),
             figure(f"Confusion matrix {split} at the trial's threshold: {who}",
                    confusion_figure(labels, probs, kind, names, config["threshold"]))]
+
+
+def _unlike_the_export(folder: Path, trial: FrozenTrial) -> str:
+    """Said beside the trial's figures when the run's export is more than this trial as drawn (an ensemble,
+    test-time augmentation): the figures were read as the exported model's."""
+    described = describe_export(folder)
+    if described is None:
+        return ""
+    config = json.loads((folder / "config.json").read_text())
+    tta = config.get("tta") or "none"
+    if described.startswith(f"trial {trial.number} ") and tta == "none":
+        return ""
+    with_tta = f" with test-time augmentation '{tta}'" if tta != "none" else ""
+    return f" alone, without test-time augmentation (the export in {folder} is the {described}{with_tta})"
 
 
 def roc_figure(labels: np.ndarray, probs: np.ndarray, kind: str, names: list[str]) -> go.Figure:
