@@ -183,3 +183,21 @@ def test_a_queued_config_is_no_ones_child():
     queued, bred = study.trials[3], study.trials[4]
     assert queued.params == {"x": 0.123, "y": 0.456} and PARENT not in queued.system_attrs
     assert MUTATED not in queued.system_attrs and PARENT in bred.system_attrs   # the next one is bred as before
+
+
+def test_a_child_whose_network_cannot_be_built_is_left_to_its_trial_not_raised_in_the_sampler(monkeypatch):
+    """The budget check let the task's TrialFailure out of the sampler's before_trial: the run ended."""
+    from types import SimpleNamespace
+
+    import searchlab.tasks as tasks
+    from searchlab.errors import TrialFailure
+    from searchlab.samplers.budget import budget_check
+
+    def candidate(study, config):
+        raise TrialFailure("this wiring cannot be built")
+
+    monkeypatch.setattr(tasks, "get_task", lambda cfg: SimpleNamespace(candidate=candidate))
+    monkeypatch.setattr(tasks, "sample_trial_config", lambda trial, study: {})
+    study = SimpleNamespace(config=SimpleNamespace(task="classify", budget=SimpleNamespace(
+        max_flops=1e6, max_params=None, max_depth=None)))
+    assert budget_check(study)({"x": 1}) is None

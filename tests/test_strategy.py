@@ -216,3 +216,9 @@ def test_hyperband_arguments_it_checks_only_when_judging_are_refused_at_load(arg
     """Optuna's Hyperband checks them at its first prune(): every trial of the study failed on them."""
     with pytest.raises(ConfigError, match=f"pruner.args: pruner 'hyperband' rejected its arguments: {message}"):
         build_pruner(PrunerConfig(kind="hyperband", args=args), 10)
+
+
+def test_a_preset_naming_no_strategy_is_refused_rather_than_read_as_tpe(tmp_path):
+    (tmp_path / "vague.yaml").write_text("description: my favourite\nargs: {n_startup_trials: 3}\n")
+    with pytest.raises(ConfigError, match=r"vague\.yaml.*a preset names its strategy.*Fix: add name:"):
+        build_sampler(StrategyConfig(preset="vague"), 0, study_dir=tmp_path)

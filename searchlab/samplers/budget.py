@@ -22,8 +22,11 @@ def budget_check(study: Any) -> Feasible | None:
     def feasible(params: dict[str, Any]) -> bool | None:
         try:
             config = sample_trial_config(FixedTrial(params), study)
-        except ValueError:   # the space asks for a parameter these params lack (a branch switched on)
+            costs = task.candidate(study, config).costs
+        except Exception:   # noqa: BLE001 - cannot be told before training: a branch switched on (a parameter
+            # these params lack), or a network that cannot be built; the trial says why when it runs. Raised
+            # here, inside the sampler's before_trial, it ended the whole run
             return None
-        return over_budget(task.candidate(study, config).costs, budget) is None
+        return over_budget(costs, budget) is None
 
     return feasible
