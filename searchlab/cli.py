@@ -158,6 +158,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             raise SearchlabError(f"--set {item}: the value is not valid YAML ({problem}). Fix: quote the whole "
                                  "option for the shell and write the value as in the study file, e.g. "
                                  "--set 'space.optim.lr={float: [1.0e-4, 1.0e-2]}'") from None
+        except RecursionError:   # brackets nested thousands deep: the parser's recursion, not a traceback
+            raise SearchlabError(f"--set {key.strip()}=...: the value is nested too deeply to read. Fix: write it "
+                                 "with the few levels the study file would have") from None
     return out
 
 
@@ -192,6 +195,7 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None]:
     from searchlab.engine.storage import close_connections
     from searchlab.errors import SearchlabError
     from searchlab.export.exporter import export_run
+    from searchlab.summary import export_command
 
     out = study.config.export.dir or study.run_dir / "best"
     export = study.config.export
@@ -213,9 +217,8 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None]:
                             select=select)
     except SearchlabError as exc:   # the search is done and stored: say how to export it, do not lose the run
         # Several objectives have no single best: the error names the Pareto front; --top-k would fail again.
-        how = "--trial N" if len(study.objectives) > 1 else f"--top-k {top_k} --tta {export.tta} --select {select}"
-        print(f"export skipped: {exc}\nThe trials are stored; export them with: searchlab export {study.run_dir} "
-              f"{how} --out {out}", file=sys.stderr)
+        how = export_command(study, trial="N") if len(study.objectives) > 1 else export_command(study, top_k)
+        print(f"export skipped: {exc}\nThe trials are stored; export them with: {how}", file=sys.stderr)
         return None, None
     if "generator" in config:
         return out, None
@@ -237,8 +240,17 @@ def _cmd_trials(args: argparse.Namespace) -> int:
     from searchlab.engine.rundir import open_run
     from searchlab.trials_table import trial_table, write_table
 
+    refuse_folder(args.out, "trials.csv")
     write_table(trial_table(open_run(args.run)), args.format, Path(args.out) if args.out else None)
     return 0
+
+
+def refuse_folder(out: str | None, example: str) -> None:
+    """--out names the file to write: a folder was an OSError after the work ('Is a directory', check the disk)."""
+    from pathlib import Path
+
+    if out is not None and Path(out).is_dir():
+        raise SearchlabError(f"--out {out} is a folder. Fix: name the file to write (e.g. {Path(out) / example})")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -418,6 +430,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from searchlab.report.build import write_report
 
+    refuse_folder(args.out, "report.html")
     print(f"report: {write_report(args.run, args.out, args.top)}")
     return 0
 
@@ -425,6 +438,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from searchlab.report.compare import compare_runs
 
+    refuse_folder(args.out, "compare.html")
     path, curves, pools = compare_runs(args.runs, args.out)
     for curve in curves:
         best = f"{curve.best[-1]:.4f} after {len(curve.trials)} completed trials" if curve.best else "no completed trial"

@@ -18,16 +18,21 @@ def free_port(host: str, wanted: int) -> int:
     except socket.gaierror as exc:
         raise SearchlabError(f"--host {host!r}: not a name or address this machine can resolve ({exc.strerror}). "
                              f"Fix: {LISTEN_ON}") from None
-    for port in range(wanted, wanted + 50):
+    last = min(wanted + 49, 65535)
+    for port in range(wanted, last + 1):
         with socket.socket(family, socket.SOCK_STREAM) as sock:
+            # as the server binds (HTTPServer reuses addresses): a port a stopped dashboard left in TIME_WAIT
+            # was said busy, and a restart moved to the next one, away from open tabs and SSH tunnels
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
                 return port
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
                     raise SearchlabError(_cannot_listen(host, port, exc)) from None
-        print(f"port {port} is in use; trying {port + 1}")
-    raise SearchlabError(f"ports {wanted}..{wanted + 49} on {host} are all in use. Fix: pass --port")
+        if port < last:
+            print(f"port {port} is in use; trying {port + 1}")
+    raise SearchlabError(f"ports {wanted}..{last} on {host} are all in use. Fix: pass another --port")
 
 
 LISTEN_ON = "--host 127.0.0.1 (the default: this machine only) or an address of one of its network interfaces"

@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
+from searchlab.config.schema import ExportConfig
 from searchlab.engine.progress import FINISHED, failed_configs, final_trials, stopped_by_failures
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_record import describe_setup
@@ -48,6 +49,30 @@ def print_run_header(study: Study) -> None:
         print(f"run:  {study.run_dir} ({'resuming the trials stored there' if resumes else 'new'})")
     if data is not None:   # a callable task's function may read its own
         print(f"data: {data}")
+
+
+def export_command(study: Study, top_k: int | None = None, trial: str | None = None) -> str:
+    """The `searchlab export` command that makes the export the study file asks for (export.dir, top_k, tta,
+    select, bootstrap): a hint naming best/ and no flags made another export than the after-run one."""
+    export = study.config.export
+    k = export.top_k if top_k is None else top_k
+    flags = [f"--trial {trial}"] if trial else [f"--top-k {k}"] if k > 1 else []
+    flags += [f"--tta {export.tta}"] if export.tta != "none" else []
+    flags += [f"--select {export.select}"] if k > 1 and not trial and export.select != "top" else []
+    flags += [f"--bootstrap {export.bootstrap}"] if export.bootstrap != ExportConfig().bootstrap else []
+    return " ".join(["searchlab export", str(study.run_dir), *flags, "--out", str(_export_dir(study))])
+
+
+def _export_dir(study: Study) -> Path:
+    return study.config.export.dir or study.run_dir / "best"
+
+
+def dashboard_argument(url: str) -> str:
+    """What optuna-dashboard's command line takes for the storage: a journal file by its path (journal:///
+    is searchlab's own form, which it refused with a SQLAlchemy error); any other by its URL, password hidden."""
+    from searchlab.engine.rundir import storage_file
+
+    return str(storage_file(url)) if url.startswith("journal://") else shown_url(url)
 
 
 def _study_held(manifest: Path) -> str | None:
@@ -107,7 +132,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     if not result.interrupted:   # why trials failed, whether or not the progress bar said it (the latest 3)
         print_failures(ostudy)
     print(f"storage:   {shown_url(study.storage_url)}")
-    print(f"dashboard: optuna-dashboard {shown_url(study.storage_url)}   (or: searchlab dashboard {study.run_dir})")
+    print(f"dashboard: optuna-dashboard {dashboard_argument(study.storage_url)}   (or: searchlab dashboard "
+          f"{study.run_dir})")
     if exported is not None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
         if test_headline:   # the first time the test split is read: once, for the model the search chose
@@ -115,10 +141,12 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     elif best and getattr(getattr(study.config, "task", None), "kind", None) == "callable":
         pass   # the user's function trains no model searchlab could export
     elif best and len(ostudy.directions) > 1:   # no single best: the user picks a trade-off from the front
-        print(f"export:    searchlab export {study.run_dir} --trial N --out {study.run_dir / 'best'}   (N: a trial "
+        print(f"export:    {export_command(study, trial='N')}   (N: a trial "
               f"of the Pareto front, e.g. {best[0].number})")
+    elif best and result.trials_finished == 0 and (_export_dir(study) / "config.json").is_file():
+        print(f"exported:  {_export_dir(study)}  (by an earlier run: nothing ran since, so it stands)")
     elif best:
-        print(f"export:    searchlab export {study.run_dir} --out {study.run_dir / 'best'}")
+        print(f"export:    {export_command(study)}")
     elif result.interrupted:
         print("no trial completed before the interruption")
     elif ostudy.get_trials(deepcopy=False, states=(TrialState.FAIL,)):

@@ -178,3 +178,12 @@ def test_a_resume_after_a_packages_function_file_changed_is_warned_about(write_s
     capsys.readouterr()
     run_study(load_study(path, {"budget.n_trials": 2}), progress=False)
     assert "the file of task.function 'pkg_task:objective' changed" in capsys.readouterr().err
+
+
+def test_a_task_function_that_cannot_be_imported_is_named_at_its_line_in_the_study_file(write_study, tmp_path):
+    """It named neither file nor line nor key, unlike every other mistake in a study file."""
+    path = _study(write_study, tmp_path, "typo_line_task", "def objective(config, ctx):\n    return {}\n", "objectve")
+    with pytest.raises(SearchlabError, match=rf"^{path}:3: task\.function: task function 'typo_line_task:objectve': "
+                                             "module 'typo_line_task' has no attribute 'objectve'. Fix: did you mean "
+                                             "objective"):
+        load_study(path)

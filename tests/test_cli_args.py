@@ -122,6 +122,16 @@ def test_a_set_value_that_is_not_yaml_is_one_line_and_exit_2(value, capsys):
     assert err.startswith(f"error: --set {value}: the value is not valid YAML (") and err.count("\n") == 1
 
 
+def test_a_set_value_nested_thousands_deep_is_one_line_and_exit_2(capsys):
+    """The YAML parser's RecursionError came out as a traceback."""
+    from searchlab.cli import main
+
+    quickstart = Path(__file__).resolve().parents[1] / "studies" / "quickstart.yaml"
+    assert main(["run", str(quickstart), "--set", "seed=" + "[" * 3000]) == 2
+    assert capsys.readouterr().err == ("error: --set seed=...: the value is nested too deeply to read. Fix: write it "
+                                       "with the few levels the study file would have\n")
+
+
 def test_an_undefined_test_metric_is_null_in_json_and_warned_of(capsys):
     import json
 
@@ -199,3 +209,13 @@ def test_weights_that_cannot_be_written_are_an_os_error_naming_the_file(tmp_path
     assert main(["trials", "runs/x"]) == 1
     assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'w'}: No space left on device (writing the "
                                               "weights). Fix: check")
+
+
+@pytest.mark.parametrize("command", [["report", "RUN"], ["trials", "RUN"], ["compare", "RUN", "RUN"]])
+def test_an_out_that_is_a_folder_is_one_line_and_exit_2(command, tmp_path, capsys):
+    """report, trials and compare wrote into it and failed with 'Is a directory ... check the disk' (exit 1)."""
+    from searchlab.cli import main
+
+    argv = [str(tmp_path / "nowhere") if part == "RUN" else part for part in command]
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {tmp_path} is a folder. Fix: name the file to write")

@@ -353,3 +353,13 @@ def test_a_preset_file_with_an_unknown_key_names_the_key(write_study, tmp_path):
     (tmp_path / "mine.yaml").write_text("name: tpe\nargz: {n_startup_trials: 5}\n")
     err = error_of(write_study, MINIMAL + "strategy: {preset: mine}\n")
     assert str(err).endswith("argz: unknown key (got 'argz'). Fix: did you mean args?")
+
+
+def test_a_run_dir_and_export_dir_under_home_are_the_home_folder(write_study, tmp_path, monkeypatch):
+    """`~/runs` made a folder named `~` under the current one (storage and data paths expanded it)."""
+    from test_run import callable_study
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    study = load_study(callable_study(write_study), {"run_dir": "~/runs/x", "export.dir": "~/best"})
+    assert study.run_dir == tmp_path / "home" / "runs" / "x"
+    assert study.config.export.dir == tmp_path / "home" / "best"

@@ -245,6 +245,35 @@ def test_the_dashboard_port_is_probed_by_binding_and_a_host_it_cannot_listen_on_
         free_port("no-such-host.invalid", 8080)
 
 
+def test_a_restarted_dashboard_gets_its_port_back_while_old_connections_wait_out_time_wait(capsys):
+    """The probe bound without SO_REUSEADDR: a port a stopped dashboard had served pages on was 'in use'."""
+    from searchlab.dashboard import free_port
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            served, _ = server.accept()
+            served.close()   # the server's side closes first, so its port waits in TIME_WAIT
+            client.recv(1)
+    assert free_port("127.0.0.1", port) == port and "in use" not in capsys.readouterr().out
+
+
+def test_the_last_port_busy_is_an_error_not_a_traceback():
+    from searchlab.dashboard import free_port
+
+    with socket.socket() as busy:
+        try:
+            busy.bind(("127.0.0.1", 65535))
+        except OSError:
+            pytest.skip("port 65535 is taken on this machine")
+        busy.listen()
+        with pytest.raises(SearchlabError, match=r"ports 65535\.\.65535 on 127\.0\.0\.1 are all in use"):
+            free_port("127.0.0.1", 65535)
+
+
 def test_the_dashboard_address_brackets_an_ipv6_host():
     from searchlab.dashboard import url
 

@@ -71,3 +71,10 @@ def test_journal_storage(write_study, tmp_path):
 
     study = optuna.load_study(study_name="fake", storage=open_storage(f"journal://{tmp_path / 'j.log'}"))
     assert states(study) == {"COMPLETE": 3}
+    from optuna_dashboard._storage_url import guess_storage_from_url   # what its command line does
+
+    from searchlab.summary import dashboard_argument
+
+    said = dashboard_argument(f"journal://{tmp_path / 'j.log'}")   # the run summary's optuna-dashboard command
+    assert said == str(tmp_path / "j.log")   # journal:///... failed there with a SQLAlchemy error
+    assert len(optuna.load_study(study_name="fake", storage=guess_storage_from_url(said)).trials) == 3

@@ -6,18 +6,36 @@ from types import SimpleNamespace
 
 import optuna
 
+from searchlab.config.schema import ExportConfig
 from searchlab.summary import print_run_summary
 
 
-def _summary(directions: list[str], values: list[list[float]], capsys) -> str:
+def _summary(directions: list[str], values: list[list[float]], capsys, export: ExportConfig = ExportConfig(),
+             run_dir: Path = Path("runs/s"), ran: int | None = None) -> str:
     ostudy = optuna.create_study(directions=directions)
     for v in values:
         ostudy.add_trial(optuna.trial.create_trial(values=v, params={}, distributions={}))
-    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=len(values))),
-                            run_dir=Path("runs/s"), storage_url="sqlite:///runs/s/study.db")
-    result = SimpleNamespace(study=ostudy, seconds=1.0, interrupted=False, trials_before=0)
+    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=len(values)),
+                                                   export=export),
+                            run_dir=run_dir, storage_url="sqlite:///runs/s/study.db")
+    result = SimpleNamespace(study=ostudy, seconds=1.0, interrupted=False, trials_before=0,
+                             trials_finished=len(values) if ran is None else ran)
     print_run_summary(study, result, exported=None)
     return capsys.readouterr().out
+
+
+def test_the_export_hint_makes_the_export_the_study_asks_for_and_none_when_an_export_stands(capsys, tmp_path):
+    """The hint named best/ and no flags, whatever export.dir, top_k, tta and bootstrap said; after a resume that
+    ran nothing it invited scoring the test split again beside 'the export stands'."""
+    export = ExportConfig(dir=tmp_path / "model", top_k=3, tta="flip", select="greedy", bootstrap=500)
+    out = _summary(["maximize"], [[0.5], [0.6], [0.7]], capsys, export, tmp_path / "run")
+    assert (f"export:    searchlab export {tmp_path / 'run'} --top-k 3 --tta flip --select greedy --bootstrap 500 "
+            f"--out {tmp_path / 'model'}\n") in out
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    out = _summary(["maximize"], [[0.5]], capsys, export, tmp_path / "run", ran=0)
+    assert "searchlab export" not in out
+    assert f"exported:  {tmp_path / 'model'}  (by an earlier run: nothing ran since, so it stands)" in out
 
 
 def test_more_best_trials_than_shown_are_counted_and_a_front_is_exported_by_trial_number(capsys):
@@ -54,9 +72,11 @@ def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
 
 
 def _printed(ostudy: optuna.Study, n_trials: int, finished_before: int, capsys) -> str:
-    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=n_trials)),
+    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=n_trials),
+                                                   export=ExportConfig()),
                             run_dir=Path("runs/s"), storage_url="sqlite:///runs/s/study.db")
-    result = SimpleNamespace(study=ostudy, seconds=1.0, interrupted=False, trials_before=finished_before)
+    result = SimpleNamespace(study=ostudy, seconds=1.0, interrupted=False, trials_before=finished_before,
+                             trials_finished=len(ostudy.trials) - finished_before)
     print_run_summary(study, result, exported=None)
     return capsys.readouterr().out
 
@@ -143,9 +163,10 @@ def test_failures_are_shown_beside_completed_trials(capsys):
 def test_a_search_the_timeout_ended_early_says_so(capsys):
     ostudy = optuna.create_study()
     ostudy.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
-    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=20, timeout=12)),
+    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=20, timeout=12),
+                                                   export=ExportConfig()),
                             run_dir=Path("runs/s"), storage_url="sqlite:///runs/s/study.db")
-    result = SimpleNamespace(study=ostudy, seconds=15.2, interrupted=False, trials_before=0)
+    result = SimpleNamespace(study=ostudy, seconds=15.2, interrupted=False, trials_before=0, trials_finished=1)
     print_run_summary(study, result, exported=None)
     assert "stopped: budget.timeout=12 s reached after 1 of budget.n_trials=20 trials (completed and pruned); " \
            "running the study again resumes it" in capsys.readouterr().out

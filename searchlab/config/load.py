@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from searchlab.config import schema
 from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
-from searchlab.errors import ConfigError, SearchlabError, error_loc, pydantic_fix, rule_and_fix, shown_input
+from searchlab.errors import ConfigError, RegistryError, SearchlabError, error_loc, pydantic_fix, rule_and_fix, shown_input
 from searchlab.space import Group, compile_space, within
 from searchlab.suggest import did_you_mean, models_in
 
@@ -73,7 +73,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     if config.data is None and config.task.kind != "callable":   # a callable task's function reads its own
         raise src.error(("data",), "required key is missing", fix="add 'data', e.g. data: {source: medmnist, name: "
                         "breastmnist, size: 28} (or a folder or CSV set: the README's Data section)")
-    task = get_task(config.task)
+    task = _task_of(config, src, get_task)
     objectives = tuple(task.resolve_objective(obj, src, ("objective", i)) for i, obj in enumerate(config.objective))
     metrics = [metric for metric, _ in objectives]
     twice = next((metric for metric in metrics if metrics.count(metric) > 1), None)
@@ -97,6 +97,17 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     except ConfigError as exc:
         raise _locate(exc, src) from None
     return study
+
+
+def _task_of(config: schema.StudyConfig, src: Located, get_task: Any) -> Any:
+    """The study's task; a callable task's function that cannot be imported is named at its line, as every
+    other mistake in the file is."""
+    try:
+        return get_task(config.task)
+    except RegistryError as exc:
+        rule, _, fix = str(exc).partition(". Fix: ")
+        raise src.error(("task", "function") if config.task.kind == "callable" else ("task",), rule,
+                        fix=fix or None) from None
 
 
 def make_study_folder_importable(path: Path) -> None:

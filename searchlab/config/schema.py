@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationInfo,
+                      field_validator, model_validator)
 
 from searchlab.errors import AtKey
 
@@ -287,9 +287,13 @@ class ExecutorConfig(Frozen):
         return self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
 
 
+# A folder the study names: `~` is the home folder, as in storage and data paths (it made a folder named `~`)
+HomePath = Annotated[Path, AfterValidator(Path.expanduser)]
+
+
 class ExportConfig(Frozen):
     after_run: bool = False                    # export the best trial when `run` finishes
-    dir: Path | None = None                    # None: <run_dir>/best
+    dir: HomePath | None = None                # None: <run_dir>/best
     bootstrap: Annotated[int, Field(ge=100)] = 2000     # resamples for the test-metric 95% CIs
     # The exported module: the best trial (1), or the k best as one ensemble averaging their probabilities;
     # with test-time augmentation averaged over flips ("flip") or all 8 flips/rotations ("dihedral").
@@ -332,7 +336,7 @@ class StudyConfig(Frozen):
     pruner: PrunerConfig = PrunerConfig()
     executor: ExecutorConfig = ExecutorConfig()
     storage: str | None = None                 # any Optuna URL, or journal:///path; None: sqlite in run_dir
-    run_dir: Path | None = None                # None: runs/<name> under the current directory
+    run_dir: HomePath | None = None            # None: runs/<name> under the current directory
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0    # numpy's and Optuna's samplers take 32-bit seeds
     export: ExportConfig = ExportConfig()
 
