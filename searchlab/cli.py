@@ -179,17 +179,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_cache_settings()
     print_run_header(study)
     result = run_study(study, progress=not args.no_progress)
-    exported, headline = None, None
+    exported, headline, export_failed = None, None, False
     if study.config.export.after_run and not result.interrupted:
-        exported, headline = _export_best(study, result)
+        exported, headline, export_failed = _export_best(study, result)
     print_run_summary(study, result, exported, headline)
     if result.interrupted:
         return result.exit_code
-    # a run where no trial completed, or that budget.max_failed stopped, failed: for scripts and CI too
-    return 0 if best_trials(result.study) and result.stopped_by != "budget.max_failed" else 1
+    # a run where no trial completed, that budget.max_failed stopped, or whose export failed, failed: for scripts
+    # and CI too (`run && use best/` used a missing or an earlier export)
+    return 0 if best_trials(result.study) and result.stopped_by != "budget.max_failed" and not export_failed else 1
 
 
-def _export_best(study: Any, result: Any) -> tuple[Any, str | None]:
+def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
+    """(the export folder, its test headline, whether the export failed) of the after-run export."""
     from optuna.trial import TrialState
 
     from searchlab.engine.storage import close_connections
@@ -201,11 +203,15 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None]:
     export = study.config.export
     complete = len(result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if complete == 0:   # nothing to export: the run summary says why no trial completed
-        return None, None
+        return None, None, False
+    if study.config.task.kind == "callable":   # not a failure of the run: there is no model to export
+        print("export: export.after_run is set, but a callable task's function trains no model searchlab could "
+              "export; nothing exported (remove export.after_run)", file=sys.stderr)
+        return None, None, False
     if result.trials_finished == 0 and (out / "config.json").is_file():   # a resume whose budget was reached
         print(f"export: nothing ran, so the export in {out} stands (the test split is not scored again)",
               file=sys.stderr)
-        return None, None
+        return None, None, False
     close_connections(result.study._storage)   # the search is over; export_run opens the study afresh
     top_k = min(export.top_k, max(complete, 1))
     if top_k < export.top_k:   # a short run still leaves a model; say that it is a smaller ensemble
@@ -219,11 +225,11 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None]:
         # Several objectives have no single best: the error names the Pareto front; --top-k would fail again.
         how = export_command(study, trial="N") if len(study.objectives) > 1 else export_command(study, top_k)
         print(f"export skipped: {exc}\nThe trials are stored; export them with: {how}", file=sys.stderr)
-        return None, None
+        return None, None, len(study.objectives) == 1   # several objectives: no single best, as designed
     if "generator" in config:
-        return out, None
+        return out, None, False
     warn_about_export(config)
-    return out, test_headline(config)
+    return out, test_headline(config), False
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -183,13 +183,21 @@ def test_missing_data_stops_the_run_before_any_trial(write_study, tmp_path):
 def test_after_a_multi_objective_run_the_export_hint_asks_for_a_pareto_trial(write_study, tmp_path, capsys):
     from searchlab.cli import main
 
-    text = CALLABLE.format(fn="quadratic", n=3, sleep=0.0).replace(
-        "objective: {metric: loss, direction: minimize}",
-        "objective: [{metric: loss, direction: minimize}, {metric: x_abs, direction: minimize}]")
-    assert main(["run", str(write_study(text + "export: {after_run: true}\n")), "--no-progress"]) == 0
+    text = TINY_CLASSIFY + "objective: [auc, flops]\nexport: {after_run: true}\n"
+    assert main(["run", str(write_study(text)), "--no-progress"]) == 0   # no single best: not a failed export
     err = capsys.readouterr().err
     assert "export skipped: this study has 2 objectives" in err and "--top-k" not in err
     assert f"export them with: searchlab export {tmp_path / 'run'} --trial N --out" in err
+
+
+def test_a_callable_tasks_after_run_export_says_there_is_no_model_and_the_run_succeeds(write_study, capsys):
+    from searchlab.cli import main
+
+    path = callable_study(write_study, n=2, extra="\nexport: {after_run: true}\n")
+    assert main(["run", str(path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "a callable task's function trains no model searchlab could export; nothing exported" in err
+    assert "searchlab export" not in err   # it suggested an export that fails the same way
 
 
 def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_study, tmp_path, monkeypatch,
@@ -201,11 +209,11 @@ def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_st
         raise StorageError("cannot open storage 'sqlite:///x': disk I/O error")
 
     monkeypatch.setattr(exporter, "export_run", fails)
-    path = callable_study(write_study, n=2, extra="\nexport: {after_run: true}\n")
-    assert main(["run", str(path), "--no-progress"]) == 0
+    path = write_study(TINY_CLASSIFY + "export: {after_run: true}\n")
+    assert main(["run", str(path), "--no-progress"]) == 1   # 0 let `run && use best/` go on without an export
     err = capsys.readouterr().err
     assert "export skipped: cannot open storage" in err and f"searchlab export {tmp_path / 'run'}" in err
-    assert len(optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials) == 2
+    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials) == 2
 
 
 def test_a_searched_architecture_is_shown_as_its_string_not_as_tens_of_parameters():
