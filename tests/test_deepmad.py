@@ -165,3 +165,18 @@ def test_a_stepped_float_is_solved_on_its_grid_so_every_design_is_a_valid_trial(
     values = [_value(dropout, low + (high - low) * k / 97) for k in range(98)] + [_middle(dropout)]
     assert all(dropout.distribution()._contains(v) for v in values)
     assert sorted(set(round(v, 9) for v in values)) == [0.0, 0.1, 0.2, 0.3]
+
+
+def test_designs_of_one_network_differing_only_in_dropout_are_queued_once(write_study, tmp_path):
+    """Designs recorded no architecture, so the stage told them apart by params, dropout included: the top-k
+    trained one network k times."""
+    text = STUDY.replace("FLOPS", "4.0e+6").replace("    kind: zen\n", "    kind: zen\n    dropout: {float: [0.0, 0.3]}\n")
+    run_study(load_study(write_study(text.replace("n_trials: 2", "n_trials: 3"))), progress=False)
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    designs = optuna.load_study(study_name="dm.deepmad", storage=storage).trials
+    main = optuna.load_study(study_name="dm", storage=storage).trials
+    assert all("dropout" not in t.user_attrs["architecture"] for t in designs)
+    networks = [t.user_attrs["architecture"] for t in designs if t.state == TrialState.COMPLETE]
+    assert len(networks) > len(set(networks))   # the case: designs of one network, differing in dropout
+    queued = [t.user_attrs["architecture"] for t in main if "entropy" in t.user_attrs]
+    assert len(queued) == len(set(queued)) == 2

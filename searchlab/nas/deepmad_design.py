@@ -89,11 +89,14 @@ class Program:
     def decode(self, x: np.ndarray) -> dict[str, Any]:
         return {v.name: _value(v, float(xi)) for v, xi in zip(self.variables, x)}
 
-    def shape(self, params: dict[str, Any]) -> tuple[Shape, str | None, float]:
-        """The design's shape, what it breaks (None when feasible) and by how much."""
+    def model(self, params: dict[str, Any]) -> Any:
         from searchlab.tasks.classify import parse_trial_config
 
-        spec = parse_trial_config(self.config(params), None).model
+        return parse_trial_config(self.config(params), None).model
+
+    def shape(self, params: dict[str, Any]) -> tuple[Shape, str | None, float]:
+        """The design's shape, what it breaks (None when feasible) and by how much."""
+        spec = self.model(params)
         if spec.kind != "zen":
             raise ConfigError("deepmad designs Zen-NAS super-block networks", key="space.model.kind", got=spec.kind,
                               fix="search a Zen-NAS space (model: {include: zen.yaml})")
@@ -130,7 +133,7 @@ class Program:
         are kept) and return the designs to record as trials: every feasible one, and the
         MAX_INFEASIBLE_RECORDED infeasible ones nearest to feasibility."""
         bounds = [_bounds(v) for v in self.variables]
-        integrality = [not isinstance(v, FloatParam) for v in self.variables]
+        integrality = [not isinstance(v, FloatParam) or v.step is not None for v in self.variables]   # grid indices
 
         def past_deadline(intermediate_result: Any) -> bool:   # scipy passes the result by this very name
             return deadline is not None and time.time() >= deadline
@@ -151,7 +154,10 @@ class Program:
     def trial(self, params: dict[str, Any], shape: Shape, broken: str | None) -> FrozenTrial:
         dists = {v.name: v.distribution() for v in self.variables}
         attrs = {"entropy": shape.entropy, "rho": shape.rho, "flops": shape.flops, "params": shape.params,
-                 "depth": shape.depth, "stage_widths": list(shape.stage_widths)}
+                 "depth": shape.depth, "stage_widths": list(shape.stage_widths),
+                 # the network the design is: designs differing only in what it does not show (dropout) are one
+                 # network, which the stage queues once (nas/stage.py enqueue_top_k)
+                 "architecture": self.model(params).describe()}
         if broken:
             return create_trial(state=TrialState.PRUNED, params=params, distributions=dists,
                                 user_attrs={**attrs, "over_budget": broken})
