@@ -16,7 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from searchlab.config import schema
 from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
-from searchlab.errors import ConfigError, RegistryError, SearchlabError, error_loc, pydantic_fix, rule_and_fix, shown_input
+from searchlab.errors import (ConfigError, RegistryError, SearchlabError, error_loc, pydantic_fix, rule_and_fix,
+                              shown_input)
 from searchlab.space import Group, compile_space, within
 from searchlab.suggest import did_you_mean, models_in
 
