@@ -1,6 +1,8 @@
 """Shared pytest fixtures."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,20 @@ def image_cache_of_the_session(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEARCHLAB_CACHE", str(tmp_path_factory.mktemp("searchlab-cache")))
         yield
+
+
+@pytest.fixture(autouse=True)
+def import_path_of_the_test():
+    """Each load_study appends its study's folder to sys.path (plug-ins beside the study): restored after each
+    test, with the modules imported from those folders, so one test's `fake_task.py` is not another's."""
+    before = list(sys.path)
+    yield
+    added = [folder for folder in sys.path if folder not in before]
+    sys.path[:] = before
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        if any(file.startswith(folder + os.sep) for folder in added):
+            del sys.modules[name]
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,11 @@ import optuna
 from searchlab.engine.run_history import KEY, record_run
 
 
-def _record(storage: str, run_dir: str, runner: int, times: int) -> None:
+def _record(storage: str, run_dir: str, runner: int, times: int, together) -> None:
     from pathlib import Path
 
     ostudy = optuna.load_study(study_name="s", storage=storage)
+    together.wait()   # both runners past their imports: their writes overlap (without it, half the time they did not)
     for n in range(times):
         record_run(ostudy, Path(run_dir), 0.0, 1.0, f"runner {runner} run {n}", 0, [])
 
@@ -21,7 +22,9 @@ def test_runners_of_one_folder_ending_at_once_keep_every_entry(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     optuna.create_study(study_name="s", storage=storage)
     context = multiprocessing.get_context("spawn")
-    runners = [context.Process(target=_record, args=(storage, str(tmp_path), runner, 20)) for runner in (0, 1)]
+    together = context.Barrier(2)
+    runners = [context.Process(target=_record, args=(storage, str(tmp_path), runner, 20, together))
+               for runner in (0, 1)]
     for process in runners:
         process.start()
     for process in runners:

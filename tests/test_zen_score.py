@@ -31,10 +31,23 @@ def test_wider_and_deeper_networks_score_higher():
 
 
 def test_score_ignores_shortcuts_and_the_classifier():
-    blocks = [{"type": "basic", "width": 16}]
+    blocks = [{"type": "basic", "width": 16, "depth": 2}]
     plain = zen_score(lambda: ZenNet(1, 2, stem=8, blocks=blocks), 1, (12, 12), seed=0)
     more_classes = zen_score(lambda: ZenNet(1, 7, stem=8, blocks=blocks), 1, (12, 12), seed=0)
     assert plain == more_classes   # the head after pooling plays no part
+
+    class ShortcutsKept(ZenNet):   # ignores the scorer's set_residual(False)
+        def set_residual(self, enabled: bool) -> None:
+            pass
+
+    class ShortcutsOffAlready(ShortcutsKept):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            ZenNet.set_residual(self, False)
+
+    kept = zen_score(lambda: ShortcutsKept(1, 2, stem=8, blocks=blocks), 1, (12, 12), seed=0)
+    off = zen_score(lambda: ShortcutsOffAlready(1, 2, stem=8, blocks=blocks), 1, (12, 12), seed=0)
+    assert off == plain != kept   # scored as the plain network: the shortcuts switched off by the scorer
 
 
 class ConvBN(torch.nn.Module):
