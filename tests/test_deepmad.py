@@ -180,3 +180,12 @@ def test_designs_of_one_network_differing_only_in_dropout_are_queued_once(write_
     assert len(networks) > len(set(networks))   # the case: designs of one network, differing in dropout
     queued = [t.user_attrs["architecture"] for t in main if "entropy" in t.user_attrs]
     assert len(queued) == len(set(queued)) == 2
+
+
+def test_a_boolean_for_a_numeric_argument_is_refused():
+    """rho0: true was read as 1."""
+    from searchlab.nas.deepmad_design import DeepMADSettings
+    from searchlab.nas.stage import settings_from_args
+
+    with pytest.raises(ConfigError, match=r"strategy\.args\.rho0: deepmad arguments must be positive numbers \(got True\)"):
+        settings_from_args(DeepMADSettings, "deepmad", {"rho0": True})

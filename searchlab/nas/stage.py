@@ -71,7 +71,9 @@ def settings_from_args(cls: type, strategy: str, args: dict[str, Any]) -> Any:
             raise ConfigError(f"{strategy}'s {name} is a count: a whole number", key=f"strategy.args.{name}",
                               got=value, fix=f"write {name} as a whole number, e.g. {_whole_example(value)}")
     settings = cls(**args)
-    bad = [name for name, value in vars(settings).items() if not isinstance(value, (int, float)) or value <= 0]
+    # true is no number here (it was read as 1: rho0: true bounded the design at 1)
+    bad = [name for name, value in vars(settings).items()
+           if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0]
     if bad:
         raise ConfigError(f"{strategy} arguments must be positive numbers", key=f"strategy.args.{bad[0]}",
                           got=getattr(settings, bad[0]), fix="give a positive count or bound")
