@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -241,6 +242,10 @@ def test_an_export_reads_image_files_as_the_search_did(write_study, tmp_path, ca
     _searchlab_predict_gives_the_same(tmp_path, files, expected, capsys)
 
 
+def walked_through(folder):
+    return sorted(str(folder / p.name) for p in folder.glob("*.png"))
+
+
 def _searchlab_predict_gives_the_same(tmp_path, files, expected, capsys):
     """`searchlab predict` on those files: a CSV row each, the same probabilities, labels at the threshold."""
     import csv
@@ -260,6 +265,16 @@ def _searchlab_predict_gives_the_same(tmp_path, files, expected, capsys):
     assert (tmp_path / "new" / "a.csv").read_text() == (tmp_path / "a.csv").read_text()   # its folder made
     walked = [r["path"] for r in csv.DictReader((tmp_path / "a.csv").open())]
     assert walked == sorted(str(p) for p in (tmp_path / "imgs" / "a").glob("*.png")) and len(walked) == 30
+    odd = tmp_path / "odd"   # a Latin-1 file name (UnicodeEncodeError) and a patient folder linked in (skipped)
+    odd.mkdir()
+    shutil.copy(files[0], odd / os.fsdecode(b"caf\xe9.png"))
+    (odd / "patient").symlink_to(tmp_path / "imgs" / "a", target_is_directory=True)
+    (odd / "patient" / "again").symlink_to(odd, target_is_directory=True)   # a loop: each real folder once
+    assert main(["predict", str(tmp_path / "best"), str(odd), "--out", str(tmp_path / "odd.csv")]) == 0
+    with (tmp_path / "odd.csv").open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        paths = [r["path"] for r in csv.DictReader(fh)]
+    (tmp_path / "imgs" / "a" / "again").unlink()
+    assert paths == [str(odd / os.fsdecode(b"caf\xe9.png")), *walked_through(odd / "patient")] and len(paths) == 31
     (tmp_path / "imgs" / "a" / "notes.txt").write_text("not an image")
     (tmp_path / "imgs" / "a" / ".DS_Store").write_bytes(b"\0")
     capsys.readouterr()

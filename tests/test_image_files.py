@@ -496,3 +496,55 @@ def test_a_float_image_with_nan_or_inf_pixels_keeps_its_picture(tmp_path):
         decoded = read_image_file(tmp_path / "scan.tif", 16, 16, 1)[0].numpy()
         assert decoded[0, 0] == 0 and decoded[0, 15] == 255 and decoded[8, 8] == 136   # the ramp, whole (8/15 of 255)
         assert decoded[3, 3] == (255 if bad == np.inf else 0)
+
+
+def test_a_16_bit_png_opened_in_mode_i_as_pillow_before_10_3_does_is_read_as_16_bit(tmp_path):
+    """Old Pillow opens 16-bit PNGs as mode I, which was stretched by each image's range: a 12-bit image came
+    out bright on one Pillow and dark on another, and the cache kept whichever decoded first."""
+    from PIL import Image
+
+    from searchlab.models.standalone import _sixteen_bit_png, _to_8bit
+
+    values = np.full((4, 4), 4095, dtype=np.uint16)   # 12-bit white: 4095 / 65535 of the 16-bit range
+    values[0, 0] = 0
+    Image.fromarray(values).save(tmp_path / "x.png")
+    with Image.open(tmp_path / "x.png") as new_pillow:
+        assert new_pillow.mode == "I;16"
+        expected = np.asarray(_to_8bit(new_pillow))
+        old_pillow = new_pillow.convert("I")
+    assert _sixteen_bit_png(old_pillow, tmp_path / "x.png")
+    assert np.array_equal(np.asarray(_to_8bit(old_pillow, sixteen_bit=True)), expected)
+    assert expected.max() == round(4095 / 65535 * 255)
+
+
+def test_an_exif_orientation_is_applied_so_the_image_is_read_upright(tmp_path):
+    """A JPEG stored sideways with EXIF orientation 6 was read sideways, unlike how every viewer shows it."""
+    from PIL import Image
+
+    from searchlab.models.standalone import read_image_file
+
+    upright = np.zeros((16, 32), dtype=np.uint8)
+    upright[:, :8] = 255   # a white band on the left of a wide image
+    Image.fromarray(upright).save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6   # stored rotated: a viewer turns it 90 degrees clockwise
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "stored.jpg", exif=exif,
+                                                                       quality=100)
+    seen = read_image_file(tmp_path / "stored.jpg", 16, 32, 1)
+    plain = read_image_file(tmp_path / "upright.png", 16, 32, 1)
+    assert (seen.float() - plain.float()).abs().max() < 40   # JPEG's ringing only, not a band moved
+
+
+def test_a_patient_folder_linked_in_and_a_latin_1_file_name_are_read(tmp_path):
+    """A symlinked patient folder was skipped without a word (rglob) and a file name that is not UTF-8 ended the
+    load in a UnicodeEncodeError (the data fingerprint)."""
+    for cls in ("a", "b"):
+        for i in range(6):
+            png(tmp_path / "elsewhere" / cls / f"{i}.png", COLORS[cls])
+            png(tmp_path / "set" / cls / f"own{i}.png", COLORS[cls])
+        (tmp_path / "set" / cls / "patient").symlink_to(tmp_path / "elsewhere" / cls, target_is_directory=True)
+    png(tmp_path / "set" / "a" / os.fsdecode(b"caf\xe9.png"), COLORS["a"])
+    cfg = FolderData(source="folder", path=tmp_path / "set", image_size=8, channels=3, val_fraction=0.2,
+                     test_fraction=0.2)
+    files = load_dataset(cfg, splits=("train", "val", "test")).extra["files"]
+    assert sum(len(f) for f in files.values()) == 2 * 12 + 1

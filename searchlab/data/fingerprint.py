@@ -37,7 +37,8 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
             continue
         members, contents = hashlib.sha256(), hashlib.sha256()
         for path, label in zip(files, labels):
-            members.update(f"{relative_name(path, plan.root)}\t{_label_text(label)}\n".encode())
+            # surrogateescape: a file name that is not UTF-8 (Latin-1 from a Windows share) hashes as its bytes
+            members.update(f"{relative_name(path, plan.root)}\t{_label_text(label)}\n".encode(errors="surrogateescape"))
             contents.update(sampled_digest(path))
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
                          "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32]}
@@ -47,7 +48,7 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
         pairs = sorted(f"{relative_name(path, plan.root)}\t{relative_name(Path(group), plan.root)}"
                        for split in plan.groups for path, group in zip(plan.files[split], plan.groups[split]))
         # "grouping", not the "groups" of commits before 2026-12-05 (absolute folder paths): not compared
-        out["grouping"] = hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:32]
+        out["grouping"] = hashlib.sha256("\n".join(pairs).encode(errors="surrogateescape")).hexdigest()[:32]
     return out
 
 

@@ -5,6 +5,7 @@ File lists are sorted before the seeded split, so the same folder and seed alway
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +24,25 @@ def _subdirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _visible_files(folder: Path) -> list[Path]:
+def visible_files(folder: Path) -> list[Path]:
     """Files in folder and its sub-folders (one per patient or study is the usual clinical layout), sorted by
-    path; hidden files and folders (.ipynb_checkpoints, .DS_Store) left out."""
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    path; hidden files and folders (.ipynb_checkpoints, .DS_Store) left out. A sub-folder linked in from
+    elsewhere is followed (rglob skipped its images without a word), each real folder once."""
+    found, seen = [], set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:   # a link back up the tree, or a folder linked in twice
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(root) / name for name in names if not name.startswith(".") and (Path(root) / name).is_file()]
+    return sorted(found)
 
 
 def _images_in(folder: Path) -> list[Path]:
     """Image files in folder and its sub-folders, sorted by path; DataError if there are none."""
-    files = [p for p in _visible_files(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in visible_files(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
         raise DataError(f"{folder}: class folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
                         f"Fix: add images or remove the folder")
@@ -46,7 +56,7 @@ def _not_images(root: Path, layout: str) -> dict[str, int]:
                                                           for c in _subdirs(root / s)]
     counts: dict[str, int] = {}
     for folder in parents:
-        for path in _visible_files(folder):
+        for path in visible_files(folder):
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 extension = path.suffix.lower() or "(none)"
                 counts[extension] = counts.get(extension, 0) + 1

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import PIL
 
 from searchlab.errors import DataError
 
@@ -41,7 +42,9 @@ if TYPE_CHECKING:   # types.py imports torch; `searchlab cache` needs neither
 CACHE_ENV = "SEARCHLAB_CACHE"
 LIMIT_ENV = "SEARCHLAB_CACHE_LIMIT"
 DEFAULT_LIMIT = "20GB"
-DECODER_VERSION = 1   # raise when read_image_file decodes differently: old entries are then never matched
+# raise when read_image_file decodes differently: old entries are then never matched (2: EXIF orientation
+# applied, 16-bit PNGs read as such on any Pillow)
+DECODER_VERSION = 2
 STALE_TMP_SECONDS = 3600   # a temporary file this old was left by a killed writer, not one still writing
 ENTRY_NAME = re.compile(r"[0-9a-f]{32}\.npy")   # entry_key's hash: eviction deletes these files only
 TMP_PREFIX = ".searchlab-entry-"
@@ -109,8 +112,10 @@ def entry_key(paths: Sequence[Path], decoding: Decoding) -> str:
         stat = Path(path).stat()
         # ctime too: a copy that keeps the old modification time (cp -p, rsync -t) and size still changes it
         files.append([str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
-    settings: dict[str, object] = {"decoder": DECODER_VERSION, "size": decoding.size, "channels": decoding.channels,
-                                   "fit": decoding.fit, "files": files}
+    # Pillow's version too: how it opens a format may change (16-bit PNGs did), and a decode cached by another
+    # would train on what export and predict no longer read
+    settings: dict[str, object] = {"decoder": DECODER_VERSION, "pillow": PIL.__version__, "size": decoding.size,
+                                   "channels": decoding.channels, "fit": decoding.fit, "files": files}
     if decoding.bit_depth is not None:   # left out otherwise, so entries cached before bit_depth still match
         settings["bit_depth"] = decoding.bit_depth
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:32]

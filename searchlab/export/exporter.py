@@ -278,13 +278,23 @@ def _model_metrics(attrs: dict[str, Any]) -> dict[str, Any]:
                                       "exported model's own, on the validation split"}
 
 
+def _record_files_were(summary: dict[str, Any], searched: ImageDataset) -> None:
+    """Whether the training files were grey or colour: `predict` warns of grey files only for a model trained
+    on colour ones."""
+    trained_on = searched.extra.get("files", {})
+    if isinstance(trained_on, dict) and (were := files_were(list(trained_on.get("train", [])))):
+        summary["input"]["files_were"] = were
+
+
 def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], bootstrap: int) -> dict[str, Any]:
     if not has_split(run, "test"):   # an external test set: the model is exported, scored elsewhere
         val = load_split(run, "val")
-        return {"summary": {"test_metrics": None, "test_size": 0, "input": _input_spec(run, val), **_order(val),
-                            "test_note": "the data set has no test split; score the export on your own test "
-                                         "images (searchlab predict)",
-                            "data_splits": split_counts(load_split(run, "train", "val"))}, "predictions": None}
+        searched = load_split(run, "train", "val")
+        summary = {"test_metrics": None, "test_size": 0, "input": _input_spec(run, val), **_order(val),
+                   "test_note": "the data set has no test split; score the export on your own test images "
+                                "(searchlab predict)", "data_splits": split_counts(searched)}
+        _record_files_were(summary, searched)   # left out, predict warned grey files of a grey-trained model
+        return {"summary": summary, "predictions": None}
     data = load_split(run, "test")
     test = data.splits["test"]
     probs = standalone.predict_proba(net, config, test.images).numpy()
@@ -308,9 +318,7 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
         summary["data_replaced_since_search"] = replaced
     searched = load_split(run, "train", "val")
     summary["data_splits"] = split_counts(searched) | split_counts(data)
-    trained_on = searched.extra.get("files", {})
-    if isinstance(trained_on, dict) and (were := files_were(list(trained_on.get("train", [])))):
-        summary["input"]["files_were"] = were   # `predict` warns of grey files only for a model trained on colour
+    _record_files_were(summary, searched)
     seen = seen_in_search(test, list(searched.splits.values()))
     if seen:
         summary["test_images_seen_in_search"] = seen

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from searchlab.data.common import IMAGE_EXTENSIONS, bit_depth_advice, first_lines, spread
+from searchlab.data.folder_source import visible_files
 from searchlab.errors import ExportError
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models import standalone
@@ -138,8 +139,7 @@ def image_files(inputs: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            visible = sorted(p for p in item.rglob("*") if p.is_file() and not any(
-                part.startswith(".") for part in p.relative_to(item).parts))
+            visible = visible_files(item)
             found = [p for p in visible if p.suffix.lower() in IMAGE_EXTENSIONS]
             if not found:
                 raise ExportError(f"{item}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it or below")
@@ -188,7 +188,9 @@ def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -
     partial = Path(f"{out}.partial")
     try:   # the folder is made, as `export --out` makes its own
         partial.parent.mkdir(parents=True, exist_ok=True)
-        fh = partial.open("w", newline="")
+        # file names that are not UTF-8 (Latin-1 from a Windows share) are written back as the bytes they are,
+        # as on the terminal: strict UTF-8 ended the command in a UnicodeEncodeError
+        fh = partial.open("w", newline="", encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise ExportError(f"--out {out}: cannot write it ({exc.strerror or exc}). Fix: name a file in a folder "
                           "you can write to") from None

@@ -394,21 +394,29 @@ def read_image_file(path: str | Path, height: int, width: int, channels: int, fi
     bilinearly to the size: `stretch`ed to it, or with the aspect ratio kept, the whole image `pad`ded with
     black borders or its centre `crop`ped."""
     import numpy as np
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     if fit not in FITS:
         raise ValueError(f"unknown fit {fit!r}; this model.py knows {FITS}")
     with Image.open(path) as img:
         img.load()
+        # upright as a viewer shows it: a camera's JPEG stored sideways with an EXIF orientation was read sideways
+        img = ImageOps.exif_transpose(img)
         if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-            img = _to_8bit(img, bit_depth)
+            img = _to_8bit(img, bit_depth, sixteen_bit=_sixteen_bit_png(img, path))
         img = _fitted(img.convert("L" if channels == 1 else "RGB"), width, height, fit)
         arr = np.array(img, dtype=np.uint8)   # a copy: PIL's buffer is read-only
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def _to_8bit(img: Any, bit_depth: int | None = None) -> Any:
+def _sixteen_bit_png(img: Any, path: str | Path) -> bool:
+    """A PNG in mode I is a 16-bit one (PNG holds no 32-bit integers): Pillow before 10.3 opens 16-bit PNGs
+    as I, later ones as I;16, and read as I they were stretched by each image's own range."""
+    return img.mode == "I" and str(path).lower().endswith(".png")
+
+
+def _to_8bit(img: Any, bit_depth: int | None = None, sixteen_bit: bool = False) -> Any:
     """16/32-bit and float images (common for X-ray/CT exports) would be clipped by convert('L'); rescale."""
     import numpy as np
     from PIL import Image
@@ -416,7 +424,7 @@ def _to_8bit(img: Any, bit_depth: int | None = None) -> Any:
     arr = np.asarray(img, dtype=np.float64)
     if bit_depth is not None and img.mode != "F":
         arr = arr / float(2 ** bit_depth - 1) * 255.0
-    elif img.mode.startswith("I;16"):
+    elif img.mode.startswith("I;16") or sixteen_bit:
         arr = arr / 65535.0 * 255.0
     else:   # from the image's own range; NaN and -inf pixels as its minimum, +inf as its maximum
         finite = np.isfinite(arr)
