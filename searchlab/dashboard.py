@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
+import sys
 from pathlib import Path
 
 from searchlab.engine.rundir import open_run
@@ -46,6 +48,13 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror}. Fix: another --port, or {LISTEN_ON}"
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (socket.gaierror, ValueError):
+        return False
+
+
 def url(host: str, port: int) -> str:
     """The address to open: an IPv6 host in brackets (http://[::1]:8080/; http://::1:8080/ opens nothing)."""
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
@@ -56,6 +65,10 @@ def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None
 
     run = open_run(target)
     port = free_port(host, port)
+    if not _loopback(host):   # opt-in, but optuna-dashboard has no login and its pages can delete artifacts
+        print(f"warning: --host {host}: other machines that reach this one can open the dashboard, with no login, "
+              "and change the study (notes, trial states) or delete its checkpoint artifacts. Fix: the default "
+              "--host 127.0.0.1 with an SSH tunnel (ssh -L 8080:127.0.0.1:8080 this-machine)", file=sys.stderr)
     print(f"optuna-dashboard for '{run.study.study_name}' at {url(host, port)}  (Ctrl-C to stop)")
     run_server(open_storage(run.storage_url), host=host, port=port,
                artifact_store=ContainedArtifactStore(run.artifacts))

@@ -390,3 +390,18 @@ def test_the_best_trials_figures_say_when_the_export_is_an_ensemble_with_tta(wri
     assert "with test-time augmentation &#x27;flip&#x27;" in text or "with test-time augmentation 'flip'" in text
     export_run(tmp_path / "run", tmp_path / "run" / "best", bootstrap=100)   # the best trial as drawn: nothing said
     assert "alone, without test-time augmentation" not in report_html(open_run(tmp_path / "run"))
+
+
+def test_a_dashboard_on_a_public_address_warns_it_has_no_login(write_study, monkeypatch, capsys, tmp_path):
+    import optuna_dashboard
+
+    from searchlab.dashboard import serve
+
+    run_study(load_study(callable_study(write_study, n=1)), progress=False)
+    served = []
+    monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, **kwargs: served.append(kwargs["host"]))
+    serve(tmp_path / "run", host="127.0.0.1", port=_free_port())
+    assert "warning" not in capsys.readouterr().err
+    serve(tmp_path / "run", host="0.0.0.0", port=_free_port())
+    assert "warning: --host 0.0.0.0: other machines that reach this one can open the dashboard, with no login" in \
+        capsys.readouterr().err and served == ["127.0.0.1", "0.0.0.0"]
