@@ -63,3 +63,19 @@ def test_a_copied_run_directory_resumes_its_own_study_and_leaves_the_original(wr
               for folder in (copy, tmp_path / "run")}
     assert trials == {copy: 3, tmp_path / "run": 2}
     assert open_run(copy).storage_url == f"sqlite:///{copy / 'study.db'}"   # the copy now names its own
+
+
+def test_a_file_of_the_run_folder_given_for_the_folder_is_named_as_such(write_study, tmp_path):
+    """study.db or searchlab.json given to status/export/report was read as a study file: 'not UTF-8 text'."""
+    from test_run import callable_study
+
+    from searchlab.config.load import load_study
+    from searchlab.engine.rundir import open_run
+    from searchlab.engine.run import run_study
+    from searchlab.errors import SearchlabError
+
+    run_study(load_study(callable_study(write_study, n=1)), progress=False)
+    for name in ("study.db", "searchlab.json"):
+        with pytest.raises(SearchlabError, match=rf"'{tmp_path / 'run' / name}' is a file of the run folder "
+                                                 rf"{tmp_path / 'run'}\. Fix: pass the folder"):
+            open_run(tmp_path / "run" / name)
