@@ -201,9 +201,6 @@ def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -
         raise src.error(("points_to_evaluate",), "a preset holds a strategy and its args; the configs to try first "
                         "name one study's space, so they belong in its study file", got=data["points_to_evaluate"],
                         fix="move points_to_evaluate under the study file's strategy: section")
-    if "name" not in data and "class" not in data:   # StrategyConfig's default would make it tpe unsaid
-        raise src.error((), "a preset names its strategy", got=sorted(data) or None,
-                        fix="add name: (e.g. name: tpe) or class: module:Class")
     if "preset" in data:
         raise src.error(("preset",), "a preset cannot name another preset", got=data["preset"],
                         fix="copy that preset's name (or class) and args into this file")
@@ -218,6 +215,9 @@ def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -
                             fix=did_you_mean(str(path[-1]), valid) or f"valid keys: {', '.join(valid)}") from None
         rule, fix = rule_and_fix(err)
         raise src.error(path, rule, got=err.get("input", ...), fix=fix or pydantic_fix(err)) from None
+    if "name" not in data and "class" not in data:   # StrategyConfig's default would make it tpe unsaid
+        raise src.error((), "a preset names its strategy", got=sorted(data) or None,
+                        fix="add name: (e.g. name: tpe) or class: module:Class")
     return preset.model_copy(update={"args": {**preset.args, **extra_args}})
 
 

@@ -145,8 +145,9 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
               f"of the Pareto front, e.g. {best[0].number})")
     elif best and result.trials_finished == 0 and (_export_dir(study) / "config.json").is_file():
         print(f"exported:  {_export_dir(study)}  (by an earlier run: nothing ran since, so it stands)")
-    elif best:
-        print(f"export:    {export_command(study)}")
+    elif best:   # as the after-run export does: an ensemble of at most the completed trials
+        completed = len(ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        print(f"export:    {export_command(study, min(study.config.export.top_k, completed))}")
     elif result.interrupted:
         print("no trial completed before the interruption")
     elif ostudy.get_trials(deepcopy=False, states=(TrialState.FAIL,)):

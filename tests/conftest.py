@@ -25,6 +25,8 @@ def import_path_of_the_test():
     before = list(sys.path)
     yield
     added = [folder for folder in sys.path if folder not in before]
+    if not added:
+        return
     sys.path[:] = before
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None) or ""

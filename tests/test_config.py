@@ -363,3 +363,6 @@ def test_a_run_dir_and_export_dir_under_home_are_the_home_folder(write_study, tm
     study = load_study(callable_study(write_study), {"run_dir": "~/runs/x", "export.dir": "~/best"})
     assert study.run_dir == tmp_path / "home" / "runs" / "x"
     assert study.config.export.dir == tmp_path / "home" / "best"
+    with pytest.raises(ConfigError, match=r"run_dir: ~nosuchuser123/x: '~' names a home folder this machine cannot "
+                                          r"find"):   # a RuntimeError traceback before
+        load_study(callable_study(write_study), {"run_dir": "~nosuchuser123/x"})

@@ -226,7 +226,7 @@ def test_an_export_reads_image_files_as_the_search_did(write_study, tmp_path, ca
     run_study(load_study(write_study(study)), progress=False)
     export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
     spec = json.loads((tmp_path / "best" / "config.json").read_text())["input"]
-    assert spec["fit"] == "pad" and spec["bit_depth"] == 12
+    assert spec["fit"] == "pad" and spec["bit_depth"] == 12 and spec["decoder"] == 2   # how it read the files
     ds = load_dataset(FolderData(source="folder", path=tmp_path / "imgs", image_size=16, fit="pad", bit_depth=12),
                       splits=("test",))
     assert ds.splits["test"].images.max() > 200                          # the 12 bits span black to white

@@ -533,6 +533,11 @@ def test_an_exif_orientation_is_applied_so_the_image_is_read_upright(tmp_path):
     seen = read_image_file(tmp_path / "stored.jpg", 16, 32, 1)
     plain = read_image_file(tmp_path / "upright.png", 16, 32, 1)
     assert (seen.float() - plain.float()).abs().max() < 40   # JPEG's ringing only, not a band moved
+    from searchlab.models.standalone import DECODER, read_input_file
+
+    spec = {"height": 16, "width": 32, "channels": 1}   # an export made before the decoder said: as it was trained
+    assert torch.equal(read_input_file(tmp_path / "stored.jpg", {"input": {**spec, "decoder": DECODER}}), seen)
+    assert (read_input_file(tmp_path / "stored.jpg", {"input": spec}).float() - plain.float()).abs().max() > 200
 
 
 def test_a_patient_folder_linked_in_and_a_latin_1_file_name_are_read(tmp_path):

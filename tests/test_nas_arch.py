@@ -133,6 +133,8 @@ def test_architectures_register_and_unknown_ones_are_refused():
      "space.model.normal.n2.in2: not a valid classify config: node 1 of the normal cell can only read states 0..2"),
     ("{kind: cells, normal: {n1: {in1: {float: [0, 1]}}}, reduce: {n1: {}}}", "Fix: search whole numbers: in1: "
      "{int: [0, 1]}"),
+    ("{kind: cells, channels: {float: [7.5, 16.5]}, normal: {n1: {}}, reduce: {n1: {}}}", "Fix: search whole numbers: "
+     "channels: {int: [8, 16]}"),
     ("{kind: zen, blocks: {b1: {type: none}}}", "every slot is 'none'"),
     ("{kind: zen, blocks: {b1: {type: basic, kernel: 4}}}", "model.blocks.b1.kernel"),
 ])

@@ -116,13 +116,17 @@ def test_the_best_trial_training_more_than_budget_epochs_is_never_stopped(write_
 
 # ---------------------------------------------------------------- grace_period
 @pytest.mark.parametrize("kind", ["asha", "hyperband", "median"])
-def test_a_grace_period_past_the_longest_trial_is_refused_at_load_naming_it_and_the_fix(write_study, kind):
-    """asha and hyperband asserted it once Ray had started; the median rule took it and stopped nothing."""
+@pytest.mark.parametrize("grace", [20, 30])
+def test_a_grace_period_past_the_longest_trial_is_refused_at_load_naming_it_and_the_fix(write_study, kind, grace):
+    """asha and hyperband asserted it once Ray had started; the median rule took it and stopped nothing (at 20,
+    the budget's epochs, too: a trial's last epoch is not judged, it has finished)."""
     with pytest.raises(ConfigError) as caught:
-        _callable_with(write_study, f"executor: {{kind: ray, scheduler: {{kind: {kind}, grace_period: 30}}}}")
-    assert re.search(r"study\.yaml:\d+: executor\.scheduler\.grace_period: more epochs than the 20 the longest "
-                     r"trial of this study reports \(budget\.epochs\): no trial could ever be stopped \(got 30\)\. "
-                     r"Fix: grace_period: 20 or less, or train longer \(budget\.epochs: 30 or more\)", str(caught.value))
+        _callable_with(write_study, f"executor: {{kind: ray, scheduler: {{kind: {kind}, grace_period: {grace}}}}}")
+    assert re.search(r"study\.yaml:\d+: executor\.scheduler\.grace_period: the scheduler judges at most 19 epochs "
+                     r"of the longest trial \(budget\.epochs: 20; the last is not judged, the trial has finished\): "
+                     rf"no trial could ever be stopped \(got {grace}\)\. Fix: grace_period: 19 or less, or train "
+                     rf"longer \(budget\.epochs: {grace + 1} or more\)", str(caught.value))
+    _callable_with(write_study, f"executor: {{kind: ray, scheduler: {{kind: {kind}, grace_period: 19}}}}")
 
 
 def test_a_grace_period_within_the_spaces_train_epochs_is_taken(write_study):

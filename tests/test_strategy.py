@@ -222,3 +222,12 @@ def test_a_preset_naming_no_strategy_is_refused_rather_than_read_as_tpe(tmp_path
     (tmp_path / "vague.yaml").write_text("description: my favourite\nargs: {n_startup_trials: 3}\n")
     with pytest.raises(ConfigError, match=r"vague\.yaml.*a preset names its strategy.*Fix: add name:"):
         build_sampler(StrategyConfig(preset="vague"), 0, study_dir=tmp_path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("preset: quick\n", r"preset: a preset cannot name another preset"),
+    ("nmae: tpe\n", r"nmae: unknown key.*did you mean name")])
+def test_a_presets_own_mistake_is_named_before_its_missing_strategy(tmp_path, text, message):
+    (tmp_path / "chained.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        build_sampler(StrategyConfig(preset="chained"), 0, study_dir=tmp_path)

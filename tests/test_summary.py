@@ -31,6 +31,8 @@ def test_the_export_hint_makes_the_export_the_study_asks_for_and_none_when_an_ex
     out = _summary(["maximize"], [[0.5], [0.6], [0.7]], capsys, export, tmp_path / "run")
     assert (f"export:    searchlab export {tmp_path / 'run'} --top-k 3 --tta flip --select greedy --bootstrap 500 "
             f"--out {tmp_path / 'model'}\n") in out
+    out = _summary(["maximize"], [[0.5], [0.6]], capsys, export, tmp_path / "run")   # fewer than top_k completed
+    assert f"searchlab export {tmp_path / 'run'} --top-k 2 --tta flip --select greedy" in out
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
     out = _summary(["maximize"], [[0.5]], capsys, export, tmp_path / "run", ran=0)

@@ -287,8 +287,16 @@ class ExecutorConfig(Frozen):
         return self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
 
 
+def _home_expanded(path: Path) -> Path:
+    try:
+        return path.expanduser()
+    except RuntimeError:   # ~someone this machine has no user of (or no HOME): a traceback otherwise
+        raise ValueError(f"{path}: '~' names a home folder this machine cannot find. Fix: write the folder's "
+                         "whole path") from None
+
+
 # A folder the study names: `~` is the home folder, as in storage and data paths (it made a folder named `~`)
-HomePath = Annotated[Path, AfterValidator(Path.expanduser)]
+HomePath = Annotated[Path, AfterValidator(_home_expanded)]
 
 
 class ExportConfig(Frozen):

@@ -52,9 +52,11 @@ def _space_values(node: Any, path: tuple[str, ...]) -> list[Any]:
 
 def check_grace_period(grace_period: int, longest: int, setting: str) -> None:
     """Ray's asha and hyperband assert grace_period <= max_t once the run has started Ray; the median rule takes
-    any. Past the longest trial's epochs no trial could ever be stopped: refused, before Ray starts."""
-    if grace_period > longest:
-        raise ConfigError(f"more epochs than the {longest} the longest trial of this study reports ({setting}): no "
-                          "trial could ever be stopped",
+    any. A trial's last epoch is not judged (it has finished), so the scheduler sees at most longest - 1 epochs:
+    a grace_period of longest or more stops no trial, and is refused before Ray starts."""
+    if grace_period >= longest:
+        raise ConfigError(f"the scheduler judges at most {longest - 1} epochs of the longest trial ({setting}: "
+                          f"{longest}; the last is not judged, the trial has finished): no trial could ever be stopped",
                           key="executor.scheduler.grace_period", got=grace_period,
-                          fix=f"grace_period: {longest} or less, or train longer ({setting}: {grace_period} or more)")
+                          fix=f"grace_period: {max(1, longest - 1)} or less, or train longer ({setting}: "
+                              f"{grace_period + 1} or more)")

@@ -355,7 +355,7 @@ def _order(data: ImageDataset) -> dict[str, Any]:
 def _input_spec(run: OpenRun, data: ImageDataset) -> dict[str, Any]:
     """How model.load_images reads image files: as this run's loader read them."""
     spec = {"channels": data.channels, "height": data.image_size[0], "width": data.image_size[1], "dtype": "uint8",
-            "fit": run.record["data"].get("fit", "stretch")}
+            "fit": run.record["data"].get("fit", "stretch"), "decoder": standalone.DECODER}
     if run.record["data"].get("bit_depth") is not None:
         spec["bit_depth"] = run.record["data"]["bit_depth"]
     return spec

@@ -383,12 +383,18 @@ def load_images(paths: list[str | Path], config: dict[str, Any]) -> torch.Tensor
 def read_input_file(path: str | Path, config: dict[str, Any]) -> torch.Tensor:
     """One image file -> uint8 (C, H, W), the export's input (exports older than `fit` were stretched)."""
     spec = config["input"]
+    # exports before decoder 2 read files as they were stored: their models were trained on EXIF-rotated
+    # camera JPEGs as such, so they are fed them that way
     return read_image_file(path, spec["height"], spec["width"], spec["channels"], spec.get("fit", "stretch"),
-                           spec.get("bit_depth"))
+                           spec.get("bit_depth"), upright=spec.get("decoder", 1) >= 2)
+
+
+# How image files are decoded; an export records it (config["input"]["decoder"]). 2: EXIF orientation applied.
+DECODER = 2
 
 
 def read_image_file(path: str | Path, height: int, width: int, channels: int, fit: str = "stretch",
-                    bit_depth: int | None = None) -> torch.Tensor:
+                    bit_depth: int | None = None, upright: bool = True) -> torch.Tensor:
     """One image file -> uint8 (channels, height, width): 16-bit and float images rescaled to 8 bits (integer
     ones from 0..2^bit_depth - 1 when given, else their type's range), then grayscale or RGB, resized
     bilinearly to the size: `stretch`ed to it, or with the aspect ratio kept, the whole image `pad`ded with
@@ -400,8 +406,8 @@ def read_image_file(path: str | Path, height: int, width: int, channels: int, fi
         raise ValueError(f"unknown fit {fit!r}; this model.py knows {FITS}")
     with Image.open(path) as img:
         img.load()
-        # upright as a viewer shows it: a camera's JPEG stored sideways with an EXIF orientation was read sideways
-        img = ImageOps.exif_transpose(img)
+        if upright:   # as a viewer shows it: a camera's JPEG stored sideways with an EXIF orientation was read so
+            img = ImageOps.exif_transpose(img)
         if img.mode in ("I", "F") or img.mode.startswith("I;16"):
             img = _to_8bit(img, bit_depth, sixteen_bit=_sixteen_bit_png(img, path))
         img = _fitted(img.convert("L" if channels == 1 else "RGB"), width, height, fit)

@@ -1,6 +1,7 @@
 """A sampled config dict through a task's trial schema; every error names the space key and the value."""
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -35,7 +36,8 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
             fix = (f"{own_fix} (the space searches {list(span)})" if own_fix else
                    f"the space searches {list(span)} for '{key}'; keep it within what the {task} task accepts")
             if err["type"] == "int_from_float" and not hasattr(param, "choices"):
-                fix = f"search whole numbers: {key.rsplit('.', 1)[-1]}: {{int: [{param.low:g}, {param.high:g}]}}"
+                ends = f"{math.ceil(param.low)}, {math.floor(param.high)}"   # whole numbers within the range
+                fix = f"search whole numbers: {key.rsplit('.', 1)[-1]}: {{int: [{ends}]}}"
         if err["type"] == "union_tag_not_found":   # e.g. model: {depth: ...} without kind: cnn
             tag = err["ctx"]["discriminator"].strip("'")
             rule = f"names no {tag}: it selects which settings the section takes"
