@@ -45,11 +45,18 @@ def _shadowing(module: Any, module_name: str) -> str | None:
     relative = Path(*module_name.split("."))
     for folder in sys.path:
         for candidate in (Path(folder or ".") / f"{relative}.py", Path(folder or ".") / relative / "__init__.py"):
-            if imported and candidate.is_file() and candidate.resolve() != Path(imported).resolve():
+            if imported and _is_file(candidate) and candidate.resolve() != Path(imported).resolve():
                 return (f"'{module_name}' is {imported}, which comes before {candidate} on the import path. Rename "
                         f"{candidate.name if candidate.name != '__init__.py' else candidate.parent.name} (and the "
                         "study's reference to it) to a name no installed module has")
     return None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:   # a folder on the import path this user may not read: not the user's module
+        return False
 
 
 def _import_module(module_name: str, spec: str, what: str) -> Any:
