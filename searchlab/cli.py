@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from searchlab.errors import SearchlabError
+from searchlab.errors import SearchlabError, refuse_folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,9 +197,9 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
     from searchlab.engine.storage import close_connections
     from searchlab.errors import SearchlabError
     from searchlab.export.exporter import export_run
-    from searchlab.summary import export_command
+    from searchlab.summary import export_command, export_dir
 
-    out = study.config.export.dir or study.run_dir / "best"
+    out = export_dir(study)
     export = study.config.export
     complete = len(result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if complete == 0:   # nothing to export: the run summary says why no trial completed
@@ -249,14 +249,6 @@ def _cmd_trials(args: argparse.Namespace) -> int:
     refuse_folder(args.out, "trials.csv")
     write_table(trial_table(open_run(args.run)), args.format, Path(args.out) if args.out else None)
     return 0
-
-
-def refuse_folder(out: str | None, example: str) -> None:
-    """--out names the file to write: a folder was an OSError after the work ('Is a directory', check the disk)."""
-    from pathlib import Path
-
-    if out is not None and Path(out).is_dir():
-        raise SearchlabError(f"--out {out} is a folder. Fix: name the file to write (e.g. {Path(out) / example})")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ print it as is and exit 2 without a traceback.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Any
 
 
@@ -137,3 +139,9 @@ def shown_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
     return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}" if at and ":" in credentials else url
+
+
+def refuse_folder(out: str | Path | None, example: str, what: str = "file") -> None:
+    """--out names a file to write: a folder there was an OSError after the work ('Is a directory')."""
+    if out is not None and Path(out).is_dir():
+        raise SearchlabError(f"--out {out} is a folder. Fix: name the {what} to write (e.g. {Path(out) / example})")

@@ -60,10 +60,11 @@ def export_command(study: Study, top_k: int | None = None, trial: str | None = N
     flags += [f"--tta {export.tta}"] if export.tta != "none" else []
     flags += [f"--select {export.select}"] if k > 1 and not trial and export.select != "top" else []
     flags += [f"--bootstrap {export.bootstrap}"] if export.bootstrap != ExportConfig().bootstrap else []
-    return " ".join(["searchlab export", str(study.run_dir), *flags, "--out", str(_export_dir(study))])
+    return " ".join(["searchlab export", str(study.run_dir), *flags, "--out", str(export_dir(study))])
 
 
-def _export_dir(study: Study) -> Path:
+def export_dir(study: Study) -> Path:
+    """Where the study's after-run export goes."""
     return study.config.export.dir or study.run_dir / "best"
 
 
@@ -143,8 +144,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     elif best and len(ostudy.directions) > 1:   # no single best: the user picks a trade-off from the front
         print(f"export:    {export_command(study, trial='N')}   (N: a trial "
               f"of the Pareto front, e.g. {best[0].number})")
-    elif best and result.trials_finished == 0 and (_export_dir(study) / "config.json").is_file():
-        print(f"exported:  {_export_dir(study)}  (by an earlier run: nothing ran since, so it stands)")
+    elif best and result.trials_finished == 0 and (export_dir(study) / "config.json").is_file():
+        print(f"exported:  {export_dir(study)}  (by an earlier run: nothing ran since, so it stands)")
     elif best:   # as the after-run export does: an ensemble of at most the completed trials
         completed = len(ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         print(f"export:    {export_command(study, min(study.config.export.top_k, completed))}")

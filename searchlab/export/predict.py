@@ -22,7 +22,7 @@ from PIL import Image
 
 from searchlab.data.common import IMAGE_EXTENSIONS, bit_depth_advice, first_lines, spread
 from searchlab.data.folder_source import visible_files
-from searchlab.errors import ExportError
+from searchlab.errors import ExportError, refuse_folder
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models import standalone
 
@@ -182,9 +182,7 @@ def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -
         rows = predict_files(export_dir, inputs, table)
         sys.stdout.write(table.getvalue())
         return rows
-    if Path(out).is_dir():
-        raise ExportError(f"--out {out} is a folder. Fix: name the CSV file to write (e.g. "
-                          f"{Path(out) / 'predictions.csv'})")
+    refuse_folder(out, "predictions.csv", what="CSV file")
     partial = Path(f"{out}.partial")
     try:   # the folder is made, as `export --out` makes its own
         partial.parent.mkdir(parents=True, exist_ok=True)
