@@ -317,6 +317,13 @@ def _predict_prints_whole_or_nothing_and_names_a_damaged_export(tmp_path, folder
     (damaged / "config.json").write_text("{not json")
     assert main(["predict", str(damaged), str(tmp_path / "imgs" / "b")]) == 2
     assert f"{damaged} cannot be loaded (JSONDecodeError: " in capsys.readouterr().err
+    edited = json.loads((tmp_path / "best" / "config.json").read_text())
+    del edited["preprocessing"], edited["threshold"]
+    (damaged / "config.json").write_text(json.dumps(edited))   # a hand edit: a KeyError after the first chunk
+    shutil.copy(tmp_path / "best" / "weights.safetensors", weights)
+    assert main(["predict", str(damaged), str(tmp_path / "imgs" / "b")]) == 2
+    err = capsys.readouterr().err
+    assert f"{damaged}/config.json has no 'preprocessing', 'threshold', which predicting needs" in err, err
 
 
 def test_predict_rows_name_every_class_and_the_labels_on():

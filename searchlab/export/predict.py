@@ -108,6 +108,10 @@ def _single_band(path: Path) -> bool:
         return False   # decoding names unreadable files
 
 
+# the keys of config.json that reading, scoring and labelling files use
+PREDICT_NEEDS = ("model", "preprocessing", "task", "class_names")
+
+
 def _classifier_config(export_dir: Path) -> dict[str, Any]:
     path = export_dir / "config.json"
     if not path.is_file():
@@ -123,6 +127,11 @@ def _classifier_config(export_dir: Path) -> dict[str, Any]:
     if "input" not in config:
         raise ExportError(f"{export_dir}/config.json has no 'input' (image size and channels): an export by an "
                           "older searchlab. Fix: export the run again")
+    needs = PREDICT_NEEDS + (() if config.get("task") == "multiclass" else ("threshold",))
+    missing = [key for key in needs if key not in config]
+    if missing:   # a hand-edited config.json: named here, not as a KeyError halfway through the files
+        raise ExportError(f"{export_dir}/config.json has no {', '.join(map(repr, missing))}, which predicting "
+                          f"needs. Fix: {SAME_EXPORT}")
     if _uses_nni(config["model"]):
         raise ExportError(f"{export_dir} holds an NNI model, whose code is your module. Fix: load it with the "
                           "export's model.py (model.load, model.load_images, model.predict)")
