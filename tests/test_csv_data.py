@@ -63,6 +63,51 @@ def test_csv_multilabel(tmp_path):
     assert [len(s) for s in rnd.splits.values()] == [13, 3, 4]
 
 
+def test_a_seeded_multilabel_split_gives_a_rare_label_to_every_split_where_a_random_one_does_not():
+    import numpy as np
+
+    from searchlab.data.common import label_stratified_split, random_split
+
+    rng = np.random.default_rng(0)
+    labels = np.stack([rng.random(300) < p for p in (0.4, 0.1, 0.02)], 1).astype(int)   # the rare label: 10 rows
+    fractions = {"val": 0.1, "test": 0.2}
+    random_misses = 0
+    for seed in range(20):
+        parts = label_stratified_split(labels, fractions, seed, "m.csv")
+        assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(300))   # each row once
+        assert {k: len(v) for k, v in parts.items()} == {"train": 210, "val": 30, "test": 60}
+        positives = {k: labels[v].sum(0) for k, v in parts.items()}
+        assert all(p.min() > 0 for p in positives.values()), (seed, positives)
+        for split, f in fractions.items():   # each split its share of each label's positives
+            assert np.abs(positives[split] - labels.sum(0) * f).max() <= 1, (seed, split, positives)
+        again = label_stratified_split(labels, fractions, seed, "m.csv")
+        assert all(np.array_equal(parts[k], again[k]) for k in parts)
+        randomly = random_split(300, fractions, seed, "m.csv")
+        random_misses += any(labels[v].sum(0).min() == 0 for v in randomly.values())
+    assert random_misses > 0   # what the stratified split is for: a random one leaves some split without it
+    labels[:, 2] = 0
+    labels[[5, 50], 2] = 1   # on twice: too few for three splits, and train keeps both (or it cannot be learned)
+    assert {5, 50} <= set(label_stratified_split(labels, fractions, 0, "m.csv")["train"].tolist())
+    with pytest.raises(DataError, match="has 2 image"):
+        label_stratified_split(labels[:2], {"val": 0.3, "test": 0.3}, 0, "m.csv")
+
+
+def test_a_csv_multilabel_split_is_stratified_unless_random_is_asked_for(tmp_path):
+    labels = [[1, 0]] * 3 + [[0, 1]] * 20 + [[0, 0]] * 17   # x: 3 rows, so a random 20% test split often lacks it
+    rows = [[png(tmp_path / "i" / f"{n}.png").relative_to(tmp_path).as_posix(), *lab] for n, lab in enumerate(labels)]
+    path = write_csv(tmp_path / "m.csv", ["path", "x", "y"], rows)
+    random_lacks = 0
+    for seed in range(8):
+        for split_by in ("stratified", "random"):
+            ds = load_dataset(CsvData(source="csv", path=path, label_columns=("x", "y"), val_fraction=0.2,
+                                      test_fraction=0.2, multilabel_split=split_by),
+                              splits=("train", "val", "test"), seed=seed)
+            lacks = any(split.labels[:, 0].sum() == 0 for split in ds.splits.values())
+            assert not lacks or split_by == "random"
+            random_lacks += lacks
+    assert random_lacks > 0
+
+
 def test_a_csv_fingerprint_sees_edited_labels_and_replaced_images_but_not_a_moved_copy(tmp_path):
     import shutil
     import subprocess

@@ -164,3 +164,33 @@ def test_a_queued_config_outside_a_narrowed_space_fails_with_the_reason_instead_
     assert f"this queued config has x={queued_x!r}, outside the space's a float in [5.0, 6.0]" in \
         retry[0].user_attrs["error"]
     assert all(5 <= t.params["x"] <= 6 for t in ran.trials if t.state.name == "COMPLETE" and t.number > lost.number)
+
+
+def test_a_multilabel_run_split_at_random_before_the_key_resumes_with_it_and_exports_as_it_ran(write_study, tmp_path):
+    """Runs from before data.multilabel_split drew multi-label splits at random; the default is now stratified.
+    Such a run must export with its own test split, and resuming names the key to write, not 'files moved'."""
+    from test_csv_data import write_csv
+    from test_data import COLORS, png
+
+    from searchlab.export.exporter import export_run
+
+    labels = [[1, 0], [0, 1], [1, 1], [0, 0]] * 10
+    rows = [[png(tmp_path / "i" / f"{n}.png", COLORS["ab"[n % 2]]).relative_to(tmp_path).as_posix(), *lab]
+            for n, lab in enumerate(labels)]
+    csv_path = write_csv(tmp_path / "m.csv", ["path", "x", "y"], rows)
+    text = ("name: ml\nspace:\n  model: {kind: cnn, depth: 1, width: {choice: [4, 5]}}\nstrategy: random\npruner: none\n"
+            f"budget: {{n_trials: 1, epochs: 1}}\ndata: {{source: csv, path: '{csv_path}', label_columns: [x, y], "
+            "image_size: 8, val_fraction: 0.25, test_fraction: 0.25SPLIT_BY}\n")
+    old_style = text.replace("SPLIT_BY", ", multilabel_split: random")
+    ostudy = run_study(load_study(write_study(old_style)), progress=False).study
+    record = ostudy.user_attrs["searchlab"]
+    del record["data"]["multilabel_split"]   # as a run before the key recorded it
+    ostudy.set_user_attr("searchlab", {**record, "data_defaults": [k for k in record["data_defaults"]
+                                                                   if k != "multilabel_split"]})
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
+    assert config["test_size"] == 10   # its own random test split: another would be refused as moved files
+    with pytest.raises(ConfigError, match="multi-label splits drawn at random") as info:
+        run_study(load_study(write_study(text.replace("SPLIT_BY", "")), {"budget.n_trials": 2}), progress=False)
+    assert info.value.key == "data.multilabel_split" and "write multilabel_split: random" in str(info.value)
+    resumed = run_study(load_study(write_study(old_style), {"budget.n_trials": 2}), progress=False).study
+    assert states(resumed) == {"COMPLETE": 2}

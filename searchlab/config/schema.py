@@ -80,6 +80,9 @@ class CsvData(SplitFractions):
     label_columns: tuple[str, ...] = ("label",)   # one column: binary/multi-class; several 0/1: multi-label
     split_column: str | None = None           # optional column holding train/val/test
     group_column: str | None = None           # optional column of patient ids: a patient's rows stay together
+    # multi-label rows split by searchlab (no split column): each split its share of every label's positives,
+    # or at random as searchlab did before (runs recorded without this key were split so)
+    multilabel_split: Literal["stratified", "random"] = "stratified"
     image_size: Annotated[int, Field(ge=8, le=1024)] = 28
     channels: Literal[1, 3] = 1
     fit: ImageFit = "stretch"

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from searchlab.config.schema import CsvData
-from searchlab.data.common import SPLITS, first_lines, load_splits, random_split, resolve_path, stratified_split
+from searchlab.data.common import (SPLITS, first_lines, label_stratified_split, load_splits, random_split,
+                                   resolve_path, stratified_split)
 from searchlab.data.grouping import spanning_split
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan, TaskKind
 from searchlab.errors import DataError
@@ -207,16 +208,18 @@ def _multi_label(csv_path: Path, table: _Table, columns: tuple[str, ...]) -> np.
 
 def _assign(cfg: CsvData, csv_path: Path, table: _Table, labels: np.ndarray, seed: int,
             classes: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Row indices per split: from the split column, else a seeded (stratified if possible) split; with
-    group_column, a group's rows all in one split."""
+    """Row indices per split: from the split column, else a seeded stratified split (per label's positives,
+    multi-label, unless multilabel_split: random); with group_column, a group's rows all in one split."""
     where = str(csv_path)
 
     def split(idx: np.ndarray, fractions: dict[str, float]) -> dict[str, np.ndarray]:
         groups = [table.groups[i] for i in idx] if table.groups else None
         if labels.ndim == 2 and groups is not None and len(set(groups)) < len(groups):
             parts = spanning_split(labels[idx], fractions, seed, where, classes, groups)
-        elif labels.ndim == 2:
+        elif labels.ndim == 2 and cfg.multilabel_split == "random":
             parts = random_split(len(idx), fractions, seed, where)
+        elif labels.ndim == 2:
+            parts = label_stratified_split(labels[idx], fractions, seed, where)
         else:
             parts = stratified_split(labels[idx], fractions, seed, where, classes, groups=groups)
         return {k: idx[v] for k, v in parts.items()}

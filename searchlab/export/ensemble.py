@@ -143,6 +143,8 @@ def run_data_config(run: OpenRun) -> tuple[DataConfig, Path]:
         where = ("path", "root", "download")
         if {k: v for k, v in edited.items() if k not in where} == {k: v for k, v in recorded.items() if k not in where}:
             recorded, base_dir = edited, edited_base
+    if recorded.get("source") == "csv" and "multilabel_split" not in run.record["data"]:
+        recorded = {**recorded, "multilabel_split": "random"}   # a run from before the key split multi-label so
     cfg = TypeAdapter(DataConfig).validate_python(recorded)
     read_from = run.record.get("data_root_read")
     if isinstance(cfg, MedMNISTData) and cfg.root is None and not os.environ.get(DATA_ROOT_ENV) and read_from \
