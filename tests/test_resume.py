@@ -194,3 +194,40 @@ def test_a_multilabel_run_split_at_random_before_the_key_resumes_with_it_and_exp
     assert info.value.key == "data.multilabel_split" and "write multilabel_split: random" in str(info.value)
     resumed = run_study(load_study(write_study(old_style), {"budget.n_trials": 2}), progress=False).study
     assert states(resumed) == {"COMPLETE": 2}
+
+
+def test_a_run_that_read_exif_turned_files_as_stored_is_neither_resumed_nor_exported_upright(write_study, tmp_path):
+    """Runs before decoder 2 trained on camera JPEGs as stored (sideways); this searchlab reads them upright.
+    Resuming ranked new trials on upright images with old ones on turned images, and an export scored and
+    recorded upright reading for networks trained sideways."""
+    from PIL import Image
+
+    from searchlab.data.orientation import turned_since
+    from searchlab.errors import ExportError
+    from searchlab.export.exporter import export_run
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for cls, shade in (("a", 40), ("b", 210)):
+        for i in range(10):
+            (tmp_path / "set" / cls).mkdir(parents=True, exist_ok=True)
+            Image.new("L", (12, 8), shade).save(tmp_path / "set" / cls / f"{i}.jpg", exif=exif if i == 3 else b"")
+    text = ("name: turned\nspace:\n  model: {kind: cnn, depth: 1, width: {choice: [4, 5]}}\nstrategy: random\n"
+            f"pruner: none\nbudget: {{n_trials: 1, epochs: 1}}\ndata: {{source: folder, path: '{tmp_path / 'set'}', "
+            "image_size: 8, val_fraction: 0.2, test_fraction: 0.2}\n")
+    ostudy = run_study(load_study(write_study(text)), progress=False).study
+    record = ostudy.user_attrs["searchlab"]
+    assert record["decoder"] == 2
+    export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)   # a run of this searchlab: nothing refused
+    ostudy.set_user_attr("searchlab", {k: v for k, v in record.items() if k != "decoder"})   # as before decoder 2
+    with pytest.raises(ExportError, match=r"2 image file\(s\) of its train/val/test split\(s\) carry an EXIF "
+                                          r"orientation \(.*3\.jpg.*\), which the searchlab that ran its trials "
+                                          "ignored"):
+        export_run(tmp_path / "run", tmp_path / "best2", bootstrap=10)
+    with pytest.raises(ConfigError, match=r"has trials scored on images read otherwise: \d image file\(s\) of "
+                                          r"its train/val split") as info:
+        run_study(load_study(write_study(text), {"budget.n_trials": 2}), progress=False)
+    assert info.value.key == "data.path"
+    for cls in ("a", "b"):   # the same run without turned files: as before
+        Image.new("L", (12, 8), 40).save(tmp_path / "set" / cls / "3.jpg")
+    assert turned_since({}, load_study(write_study(text)).config.data, 0, tmp_path, ("train", "val", "test")) is None

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
 from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
+from searchlab.data.orientation import turned_since
 from searchlab.engine.changed_settings import changed_settings_warnings
 from searchlab.engine.rundir import WHERE_DATA_LIVES
 from searchlab.errors import ConfigError, shown_url
@@ -93,6 +94,11 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                           f"than data.path holds now ({replaced}): new trials would be ranked with old ones on "
                           "other pixels", file=str(study.file), key="data.path", fix="restore the files as they "
                           "were to resume, or give the study a new name (or run_dir) for the changed images")
+    turned = turned_since(old, study.config.data, study.config.seed, study.base_dir, ("train", "val"))
+    if turned:
+        raise ConfigError(f"{_named(study)} has trials scored on images read otherwise: {turned}. New trials "
+                          "would be ranked with old ones on turned images", file=str(study.file), key="data.path",
+                          fix="give the study a new name (or run_dir) to search again on upright images")
     other = other_medmnist_file(old.get("data_file"), new.get("data_file"))
     if other:
         raise ConfigError(f"{_named(study)} has trials scored on another data "

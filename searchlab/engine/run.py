@@ -35,6 +35,7 @@ from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
 from searchlab.errors import ConfigError, SearchlabError
+from searchlab.models.standalone import DECODER
 from searchlab.strategy import prepare_strategy, startup_warning, unseeded_warning
 from searchlab.tasks import budget_epochs_read, get_task
 from searchlab.tasks.callable_task import code_digest
@@ -228,6 +229,7 @@ def _data_record(study: Study) -> dict[str, Any]:
         "data_defaults": sorted(set(type(data).model_fields) - data.model_fields_set),
         "data_files": data_fingerprint(data, study.config.seed, study.base_dir),
         "data_file": medmnist_file(data, study.base_dir),
+        "decoder": DECODER,   # how files were decoded (2: EXIF orientation applied; data/orientation.py)
         # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)
         "data_root_read": _medmnist_root(study),
     }

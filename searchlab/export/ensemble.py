@@ -17,7 +17,9 @@ from pydantic import TypeAdapter
 
 from searchlab.config.schema import DATA_ROOT_ENV, DataConfig, MedMNISTData
 from searchlab.data import ImageDataset, data_fingerprint, load_dataset, medmnist_file
+from searchlab.data.common import SPLITS
 from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
+from searchlab.data.orientation import turned_since
 from searchlab.data.medmnist_source import npz_path
 from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun
@@ -163,6 +165,16 @@ def as_written(record: dict[str, Any]) -> dict[str, Any]:
         drew_test = bool(((record.get("data_files") or {}).get("splits") or {}).get("test"))
         defaults = ["test_fraction"] if data.get("test_fraction") and not drew_test else []
     return {k: v for k, v in data.items() if k not in defaults}
+
+
+def check_decoded_alike(run: OpenRun) -> None:
+    """A run whose trials read EXIF-turned files as stored (before decoder 2) is not exported upright."""
+    data_cfg, base_dir = run_data_config(run)
+    turned = turned_since(run.record, data_cfg, run.record["seed"], base_dir, SPLITS)
+    if turned:
+        raise ExportError(f"{run.run_dir}: {turned}. Its test metrics would be scored, and predict would feed "
+                          "the export, on images its networks never saw so. Fix: run the study again under a new "
+                          "name with this searchlab, or export with the searchlab version that ran it")
 
 
 def _check_unchanged(run: OpenRun, files: dict[str, Any] | None) -> None:

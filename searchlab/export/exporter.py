@@ -21,9 +21,9 @@ from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import ExportError
 from searchlab.data import ImageDataset
 from searchlab.data.loading import medmnist_path
-from searchlab.export.ensemble import (MEMBER_METRICS, choose_on_validation, data_replaced_since_search,
-                                       ensemble_config, ensemble_state, has_split, load_split, pick_top_k,
-                                       run_data_config)
+from searchlab.export.ensemble import (MEMBER_METRICS, check_decoded_alike, choose_on_validation,
+                                       data_replaced_since_search, ensemble_config, ensemble_state, has_split,
+                                       load_split, pick_top_k, run_data_config)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.predict import files_were
 from searchlab.export.generator import export_generator
@@ -80,6 +80,7 @@ def _check_options(trial_number: int | None, top_k: int, tta: str, select: str, 
 def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: int | None, bootstrap: int,
                        top_k: int, tta: str, select: str) -> dict[str, Any]:
     """Writes the export into `out` (a staging folder that becomes `final_out`)."""
+    check_decoded_alike(run)
     trials = pick_top_k(run.study, top_k) if top_k > 1 else [pick_trial(run.study, trial_number)]
     checkpoints = {t.number: trial_checkpoint(run, t) for t in trials}
     net, config = assemble(run, trials, checkpoints, tta)
