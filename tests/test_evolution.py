@@ -52,6 +52,21 @@ def test_parents_come_from_the_youngest_population_only():
         assert study.trials[parent_number].value == max(t.value for t in population)
 
 
+def test_a_trial_that_completes_after_later_ones_joins_the_population_when_it_completes():
+    """The sampler reads finished trials once; one still running (another worker's) is read again each ask."""
+    sampler = RegularizedEvolutionSampler(population_size=2, sample_size=2, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    slow = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})   # still running for a while
+    for value in (0.1, 0.2, 0.3):
+        study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), value)
+    assert sampler._tournament(study).value == 0.3   # the last two completed: 0.2 and 0.3
+    study.tell(slow, 0.9)   # completes last: the population is now 0.3 and 0.9
+    assert sampler._tournament(study).number == slow.number
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.4)
+    assert sampler._tournament(study).number == slow.number   # 0.9 and 0.4
+    assert [t.value for t in sampler._history.complete] == [0.1, 0.2, 0.3, 0.9, 0.4]   # in completion order
+
+
 def test_minimisation_picks_the_lowest():
     sampler = RegularizedEvolutionSampler(population_size=5, sample_size=5, seed=2)
     study = optuna.create_study(direction="minimize", sampler=sampler)
