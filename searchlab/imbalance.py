@@ -152,8 +152,8 @@ def epoch_order(spec: ImbalanceSpec, labels: torch.Tensor, kind: str, generator:
 
     shuffle: a permutation (the same call the training loop always made, so results do not move). balanced:
     N draws with replacement, sample weight 1 / count(its class), so every class present is drawn equally often.
-    Multilabel: weight = mean over the sample's positive labels of 1 / count(label); samples with no positive
-    label form one more group ("no finding", often the majority) with weight 1 / (number of such samples).
+    Multilabel: weights under which each label, and the samples with no positive label ("no finding", often the
+    majority), is on in about the same share of the draws; see _multilabel_sample_weights.
     """
     _check_kind(kind)
     n = int(labels.shape[0])
@@ -168,14 +168,38 @@ def _class_sample_weights(labels: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.bincount(y).double()[y]
 
 
+_RAKING_ROUNDS = 20     # within 1% took 5-10 rounds where equal exposure is possible; a bound where it is not
+_RAKING_TOLERANCE = 0.01
+
+
 def _multilabel_sample_weights(labels: torch.Tensor) -> torch.Tensor:
-    y = (labels > 0.5).double()
+    """Sampling weights (N,) under which every label is on in about the same share of the draws.
+
+    Groups: each label that is on in some training images but not all (a label never on has nothing to show,
+    one always on is seen in every draw whatever the weights), plus the images with none of those on. Start:
+    an image's weight is the max over its groups of 1 / (images in the group). The mean of 1 / count (the old
+    rule) diluted a rare label that co-occurs with common ones: its images were drawn like common ones, and it
+    stayed at half their share. Then, as iterative proportional fitting (raking) does: each round measures
+    every group's exposure (the summed weight of the images in it), and multiplies each image's weight by the
+    geometric mean, over its groups, of (mean exposure / the group's exposure), until every group's exposure is
+    within 1% of the mean, or 20 rounds. Deterministic. A label seen only beside another cannot reach more
+    exposure than that one has: there the rounds stop at 20, near but not at equal.
+    """
+    y = (labels > 0.5).double().reshape(len(labels), -1)
     counts = y.sum(dim=0)
-    inverse = torch.where(counts > 0, 1.0 / counts.clamp_min(1), torch.zeros_like(counts))
-    n_pos = y.sum(dim=1)
-    empty = n_pos == 0
-    w = (y @ inverse) / n_pos.clamp_min(1)
-    w[empty] = 1.0 / max(int(empty.sum()), 1)
+    informative = (counts > 0) & (counts < y.shape[0])
+    on = y[:, informative]
+    none = (on.sum(dim=1) == 0).double()
+    groups = torch.cat([on, none[:, None]], dim=1)
+    groups = groups[:, groups.sum(dim=0) > 0]                # every image is in at least one group
+    per_image = groups.sum(dim=1)
+    w = (groups / groups.sum(dim=0)).max(dim=1).values
+    for _ in range(_RAKING_ROUNDS):
+        exposure = groups.T @ w
+        if (exposure - exposure.mean()).abs().max() <= _RAKING_TOLERANCE * exposure.mean():
+            break
+        w = w * torch.exp((groups @ torch.log(exposure.mean() / exposure)) / per_image)
+        w = w / w.sum()
     return w
 
 

@@ -44,9 +44,10 @@ _BINARY = frozenset({"binary"})
 METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     _info("accuracy", "fraction of samples predicted correctly; multilabel: exact-match (subset) accuracy"),
     _info("balanced_accuracy", "mean recall over the classes present; multilabel: mean over labels of (TPR+TNR)/2"),
-    _info("precision", "macro-averaged precision (0 for a class never predicted)"),
+    _info("precision", "macro-averaged precision over the classes (labels) present in y_true or predicted (0 for "
+          "a class present but never predicted)"),
     _info("recall", "macro-averaged recall over the classes (labels) present in y_true"),
-    _info("f1", "macro-averaged F1"),
+    _info("f1", "macro-averaged F1 over the classes (labels) present in y_true or predicted"),
     _info("auc", "ROC AUC from the probabilities; multiclass: macro one-vs-rest; multilabel: macro over labels"),
     _info("sensitivity", "recall of the positive class (true positive rate)", _BINARY),
     _info("specificity", "recall of the negative class (true negative rate)", _BINARY),
@@ -64,7 +65,8 @@ def metric_info(name: str, kind: TaskKind | None = None, n_classes: int | None =
     `n_classes` that a per-class metric's index names a class (label) the task has."""
     per_class = PER_CLASS.fullmatch(name)
     if per_class and per_class[1] == "f1":
-        info = _info(name, f"F1 of class (multilabel: label) {per_class[2]}")
+        info = _info(name, f"F1 of class (multilabel: label) {per_class[2]}; undefined (nan) when it neither "
+                           "occurs nor is predicted")
     elif per_class and per_class[1] == "recall":   # binary: sensitivity and specificity
         info = _info(name, f"recall (sensitivity) of class (multilabel: label) {per_class[2]}", _NOT_BINARY)
     elif per_class:
@@ -133,21 +135,29 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_cla
                     threshold: float | Sequence[float] = 0.5) -> dict[str, float]:
     """All scalar metrics defined for `kind` (see METRICS), plus per-class F1 as f1_class_<i> and, for
     multi-class and multi-label tasks, each class's (label's) one-vs-rest AUC as auc_class_<i> and its recall
-    (sensitivity) as recall_class_<i>."""
+    (sensitivity) as recall_class_<i>.
+
+    A class (label) with neither an image nor a prediction has no precision and no F1 (0 / 0: nothing to find
+    and nothing claimed), as one without images has no recall: nan per class, and left out of the macro means.
+    Counted as 0 (scikit-learn's zero_division=0), it capped a perfect model's macro F1 at 3/4 on a split
+    without positives of one of 4 labels. A class predicted but absent keeps precision 0 and F1 0, and one
+    present but never predicted precision 0 (a class left unpredicted must not raise the macro precision)."""
     y, p = _check(y_true, probs, kind, n_classes)
     pred = predictions(p, kind, threshold)
     labels = list(range(n_classes))
     with warnings.catch_warnings():
-        # Undefined cases are decided explicitly below (zero_division=0, or nan), so the warnings are noise.
+        # Undefined cases are decided explicitly below (0, or nan), so the warnings are noise.
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
         warnings.filterwarnings("ignore", message="A single label was found")
         prec, rec, f1, support = skm.precision_recall_fscore_support(
             y, pred, labels=labels, average=None, zero_division=0)
+        unseen = (support == 0) & (_columns(y, pred, kind, n_classes)[1].sum(axis=0) == 0)   # never on, never predicted
+        prec, f1 = np.where(unseen, np.nan, prec), np.where(unseen, np.nan, f1)
         out = {"accuracy": skm.accuracy_score(y, pred),      # multilabel indicator input: subset accuracy
                # a class absent from y_true has no recall (not 0: one absent of three capped the mean at 2/3)
-               "precision": prec.mean(), "recall": rec[support > 0].mean() if support.any() else float("nan"),
-               "f1": f1.mean(),
+               "precision": _macro(prec), "recall": rec[support > 0].mean() if support.any() else float("nan"),
+               "f1": _macro(f1),
                "auc": _auc(y, p, kind, n_classes)}
         if kind == "multilabel":
             out["balanced_accuracy"] = np.mean([skm.balanced_accuracy_score(y[:, j], pred[:, j])
@@ -167,6 +177,13 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_cla
         # each class's sensitivity (a rare carcinoma class missed shows here, not in the macro recall)
         out.update({f"recall_class_{i}": rec[i] if support[i] else float("nan") for i in labels})
     return {k: float(v) for k, v in out.items()}
+
+
+def _macro(values: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the defined (non-nan) values; nan where none is."""
+    defined = ~np.isnan(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(defined, values, 0.0).sum(axis=-1) / defined.sum(axis=-1)
 
 
 def _macro_ap(y: np.ndarray, p: np.ndarray) -> float:
@@ -236,12 +253,14 @@ def _resampled(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, ki
     with np.errstate(divide="ignore", invalid="ignore"):
         tpr = tp / support                       # nan where a class is absent from the resample
         tnr = tn / (n[:, None] - support)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)    # zero_division=0
-    f1 = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=support + predicted > 0)
+    # as compute_metrics: nan for a class neither in the resample nor predicted in it; precision 0 for one in it
+    # but never predicted
+    precision = np.divide(tp, predicted, out=np.where(support > 0, 0.0, np.nan), where=predicted > 0)
+    f1 = np.divide(2 * tp, support + predicted, out=np.full_like(tp, np.nan), where=support + predicted > 0)
     out: dict[str, Callable[[], np.ndarray]] = {
-        "precision": lambda: precision.mean(axis=1),
-        "recall": lambda: np.nanmean(tpr, axis=1),      # classes present in the resample only
-        "f1": lambda: f1.mean(axis=1),
+        "precision": lambda: _macro(precision),
+        "recall": lambda: _macro(tpr),      # classes present in the resample only
+        "f1": lambda: _macro(f1),
         **{f"f1_class_{i}": (lambda i=i: f1[:, i]) for i in range(n_classes)},
     }
     if kind == "multilabel":

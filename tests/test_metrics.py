@@ -90,7 +90,8 @@ def test_multilabel_hand_made() -> None:
 def test_auc_is_nan_when_undefined(kind: str, y: np.ndarray, probs: np.ndarray, n: int) -> None:
     got = compute_metrics(y, probs, kind, n)
     assert math.isnan(got["auc"])
-    absent = ("recall_class_2",) if kind == "multiclass" else ()   # class 2 has no image to recall
+    # class 2 has no image to recall, and (never predicted either) no F1
+    absent = ("recall_class_2", "f1_class_2") if kind == "multiclass" else ()
     assert all(math.isnan(got[k]) for k in absent)
     assert all(not math.isnan(v) for k, v in got.items()
                if k not in ("auc", "sensitivity", "average_precision", *absent) and not k.startswith("auc_class_"))
@@ -108,6 +109,61 @@ def test_macro_recall_averages_the_classes_present_only(kind: str, y: np.ndarray
     assert got["recall"] == pytest.approx((1.0 + 0.5) / 2) and math.isnan(got["recall_class_2"])
     low, high = bootstrap_ci(y, probs, kind, 3, ["recall"], n_resamples=200, seed=0)["recall"]
     assert low <= got["recall"] <= high and high == pytest.approx(1.0)
+
+
+def test_f1_and_precision_leave_out_a_label_neither_present_nor_predicted() -> None:
+    """A split without positives of label 3: a perfect model scored macro F1 and precision 3/4 (label 3's 0/0
+    counted as 0) while recall said 1. A label neither on nor predicted has no F1 or precision (nan, JSON null);
+    one predicted but never on has precision 0 and F1 0, one on but never predicted precision 0."""
+    from sklearn.metrics import f1_score, precision_score
+
+    from searchlab.export.exporter import per_class_table
+    from searchlab.export.publish import json_text
+
+    y = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 1, 0]])
+    got = compute_metrics(y, y.astype(float), "multilabel", 4)
+    assert got["f1"] == got["precision"] == got["recall"] == 1.0
+    assert [got[f"f1_class_{j}"] for j in range(3)] == [1.0, 1.0, 1.0] and math.isnan(got["f1_class_3"])
+    table = per_class_table(got, ["a", "b", "c", "rare"])
+    assert '"f1": null' in json_text(table["rare"]) and '"recall": null' in json_text(table["rare"])
+    assert bootstrap_ci(y, y.astype(float), "multilabel", 4, ["f1", "precision"], n_resamples=200) == {
+        "f1": (1.0, 1.0), "precision": (1.0, 1.0)}
+    # label 3 predicted once without being on: defined, 0 (as scikit-learn says)
+    claimed = y.copy()
+    claimed[0, 3] = 1
+    got = compute_metrics(y, claimed.astype(float), "multilabel", 4)
+    assert got["f1_class_3"] == 0.0 and got["f1"] == pytest.approx(f1_score(y, claimed, average="macro")) == 0.75
+    assert got["precision"] == pytest.approx(precision_score(y, claimed, average="macro", zero_division=0))
+    # label 1 on but never predicted: precision 0 for it (leaving it out would reward never predicting it)
+    missed = y.copy()
+    missed[:, 1] = 0
+    got = compute_metrics(y, missed.astype(float), "multilabel", 4)
+    assert got["precision"] == pytest.approx((1 + 0 + 1) / 3) and got["f1"] == pytest.approx((1 + 0 + 1) / 3)
+    # multi-class: class 2 neither in the split nor predicted; the macro means are over classes 0 and 1
+    yc, pc = np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 1])
+    got = compute_metrics(yc, np.eye(3)[pc], "multiclass", 3)
+    assert math.isnan(got["f1_class_2"])
+    assert got["f1"] == pytest.approx(f1_score(yc, pc, average="macro", labels=[0, 1]))
+    assert got["precision"] == pytest.approx(precision_score(yc, pc, average="macro", labels=[0, 1]))
+    # binary: a split of negatives only, all called negative -> F1 and precision of class 0 only
+    got = compute_metrics(np.zeros(4, int), np.full(4, 0.2), "binary", 2)
+    assert got["f1"] == got["precision"] == 1.0 and math.isnan(got["f1_class_1"])
+
+
+def test_resampled_f1_and_precision_leave_out_unseen_labels_as_compute_metrics_does() -> None:
+    rng = np.random.default_rng(5)
+    y = (rng.random((30, 4)) < [0.5, 0.3, 0.2, 0.0]).astype(int)
+    probs = np.clip(0.6 * y + 0.5 * rng.random((30, 4)), 0, 1).round(2)
+    probs[:, 3] = np.where(np.arange(30) == 7, 0.7, 0.1)     # label 3 never on, predicted for image 7 only
+    pred = predictions(probs, "multilabel")
+    idx = [np.arange(30), *rng.integers(0, 30, size=(6, 30)), np.flatnonzero(np.arange(30) != 7)]
+    w = np.stack([np.bincount(i, minlength=30) for i in idx]).astype(float)
+    thunks = _resampled(w, y, probs, pred, "multilabel", 4)
+    for r, i in enumerate(idx):
+        expected = compute_metrics(y[i], probs[i], "multilabel", 4)
+        for name in ("f1", "precision", "recall", "f1_class_3"):
+            np.testing.assert_allclose(thunks[name]()[r], expected[name], atol=1e-12, err_msg=f"{name} resample {r}")
+    assert np.isnan(thunks["f1_class_3"]()[-1]) and thunks["f1_class_3"]()[0] == 0.0
 
 
 def test_registry_errors() -> None:
@@ -280,3 +336,74 @@ def test_test_intervals_resample_whole_patients_when_patients_have_several_image
     # (deff: between-patient variance 187.5 / 200**2 x 40/39 over binomial 0.75 x 0.25 / 200 = 5.128)
     assert korn_graubard(np.repeat(np.arange(40) % 4 > 0, 5), np.repeat(np.arange(40), 5)) == pytest.approx(
         clopper_pearson(0.75 * 39, 39))
+
+
+def test_multilabel_hamming_loss_and_macro_recall_intervals_are_never_zero_width() -> None:
+    """40 test images, 4 labels, no label wrong: the percentile bootstrap said hamming_loss [0, 0] and recall
+    [1, 1]. Exact intervals instead, counting each image once at 0 or 1 (an image's label cells are not
+    independent): 0 of 40 -> [0, 1 - 0.025 ** (1 / 40)] = [0, 0.088], not the [0, 0.023] of 160 cells."""
+    from searchlab.intervals import EXACT, clopper_pearson, export_intervals
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((40, 4)) < [0.5, 0.3, 0.2, 0.1]).astype(np.float32)   # float, as a data set's labels are
+    names = ["hamming_loss", "recall", "balanced_accuracy", "precision", "accuracy", "auc"]
+    assert bootstrap_ci(y, y, "multilabel", 4, names, n_resamples=200)["hamming_loss"] == (0.0, 0.0)
+    ci, methods = export_intervals(y, y, "multilabel", 4, names, n_resamples=200, seed=0, threshold=0.5)
+    assert ci["hamming_loss"] == pytest.approx(clopper_pearson(0, 40)) and ci["hamming_loss"][1] > 0.08
+    assert ci["accuracy"] == pytest.approx(clopper_pearson(40, 40))
+    for name in ("recall", "balanced_accuracy", "precision"):
+        assert bootstrap_ci(y, y, "multilabel", 4, [name], n_resamples=200)[name] == (1.0, 1.0)
+        assert 0.5 < ci[name][0] < 0.99 and ci[name][1] == 1.0, (name, ci[name])
+    assert methods["hamming_loss"] == (f"{EXACT} at the Korn-Graubard effective sample size (40.0) of 160 label "
+                                       "cells in 40 images: an image's labels are not independent")
+    assert methods["recall"].startswith(f"{EXACT} at the Korn-Graubard effective sample size (")
+    assert y.any(axis=1).sum() == 30   # recall counts the images with a label on
+    assert methods["recall"].endswith(") of a macro mean of per-label proportions over 30 images")
+    assert methods["auc"] == "percentile bootstrap, 200 resamples"
+    # by patient (two images each): at 0 the 20 patients count once each
+    by_patient, methods = export_intervals(y, y, "multilabel", 4, names, n_resamples=200, seed=0, threshold=0.5,
+                                           groups=[f"P{i // 2}" for i in range(40)])
+    assert by_patient["hamming_loss"] == pytest.approx(clopper_pearson(0, 20))
+    assert "160 label cells in 20 patients" in methods["hamming_loss"]
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
+def test_exact_intervals_of_means_of_proportions_hold_the_metric(kind: str) -> None:
+    """Away from 0 and 1: the weighted outcomes give the metric, the interval holds it, its effective sample size
+    is at most the outcomes' (hamming_loss: at least the images'), and its width is near the bootstrap's (both
+    see the same spread)."""
+    from searchlab.intervals import design_exact, export_intervals, mean_of_proportions
+
+    rng = np.random.default_rng(3)
+    y, probs, n_classes = _random_case(kind, 120, rng)
+    point = compute_metrics(y, probs, kind, n_classes)
+    names = ["recall", "balanced_accuracy", "precision"] + (["hamming_loss"] if kind == "multilabel" else [])
+    ci, methods = export_intervals(y, probs, kind, n_classes, names, n_resamples=500, seed=0, threshold=0.5)
+    boot = bootstrap_ci(y, probs, kind, n_classes, names, n_resamples=500, seed=0)
+    for name in names:
+        hits, weights, image, stratum = mean_of_proportions(name, y, predictions(probs, kind), kind, n_classes)
+        assert np.sum(weights * hits) == pytest.approx(point[name], abs=1e-12), name
+        (low, high), effective = design_exact(hits, weights, image, stratum)
+        assert (low, high) == ci[name] and low < point[name] < high, name
+        assert 0.8 < (high - low) / (boot[name][1] - boot[name][0]) < 1.6, (name, ci[name], boot[name])
+        assert f"effective sample size ({effective:.1f})" in methods[name]
+        kish = 1 / np.sum((weights / weights.sum()) ** 2)   # the outcomes' own count, under their weights
+        assert effective <= kish + 1e-9 and (name != "hamming_loss" or effective >= 120), (name, effective)
+
+
+def test_exact_interval_of_macro_precision_counts_a_never_predicted_class_as_0() -> None:
+    """Class 2 (3 images) never predicted: macro precision (10/13 + 1 + 0) / 3; the interval is that of the two
+    predicted classes' mean, times 2/3 (class 2's third of the weight has no outcome and counts 0)."""
+    from searchlab.intervals import design_exact, export_intervals, mean_of_proportions
+
+    y = np.r_[np.zeros(10, int), np.ones(10, int), np.full(3, 2)]
+    pred = np.r_[np.zeros(10, int), np.ones(10, int), np.zeros(3, int)]
+    point = compute_metrics(y, np.eye(3)[pred], "multiclass", 3)["precision"]
+    assert point == pytest.approx((10 / 13 + 1 + 0) / 3)
+    ci, _ = export_intervals(y, np.eye(3)[pred], "multiclass", 3, ["precision"], n_resamples=200, seed=0,
+                             threshold=0.5)
+    hits, weights, image, stratum = mean_of_proportions("precision", y, pred, "multiclass", 3)
+    assert weights.sum() == pytest.approx(2 / 3) and len(hits) == 23
+    (low, high), _ = design_exact(hits, weights / weights.sum(), image, stratum)
+    assert ci["precision"] == pytest.approx((low * 2 / 3, high * 2 / 3))
+    assert ci["precision"][0] < point < ci["precision"][1] <= 2 / 3
