@@ -414,6 +414,14 @@ def _warn_if_a_label_is_always_on(config: dict[str, Any]) -> None:
               "wherever they are off. Fix: train longer, weigh the rare label (imbalance.loss: weighted_ce or "
               "focal), give the validation split positives of it so a threshold can be chosen, or drop it from "
               "data.label_columns", file=sys.stderr)
+    never = [f"'{name}' ({fn})" for name, (_, fp, fn, tp) in zip(names, config.get("test_confusion") or [])
+             if tp + fp == 0 and fn > 0]
+    if never:
+        print(f"warning: the model flags none of the {config['test_size']} test images with label(s) "
+              f"{', '.join(never)}, though that many images have them: it has not learned them (sensitivity 0). "
+              "Fix: train longer, weigh rare labels (imbalance.loss: weighted_ce or focal, imbalance.sampler: "
+              "balanced), let the search choose thresholds (imbalance.threshold: youden), or drop them from "
+              "data.label_columns", file=sys.stderr)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -80,6 +80,12 @@ def test_an_always_on_label_and_an_ensemble_below_a_member_are_warned_of(capsys)
     warn_about_export(flagged)
     err = capsys.readouterr().err
     assert "flags every one of the 156 test images with label(s) 'mass'" in err and "'nodule'" not in err
+    assert "flags none" not in err
+    never = {**flagged, "test_confusion": [[100, 6, 10, 40], [120, 0, 36, 0], [150, 6, 0, 0]]}
+    warn_about_export(never)   # 'nodule' in 36 test images, flagged in none; 'mass' in none, flagged in 6
+    err = capsys.readouterr().err
+    assert "flags none of the 156 test images with label(s) 'nodule' (36), though that many images have them" in err
+    assert "'mass' (" not in err
     below = {"metric": "auc", "split": "val", "ensemble": 0.871, "member": 7, "member_value": 0.902}
     warn_about_export({**config, "threshold": [0.4, 0.3, 0.5], "ensemble_below_member": below})
     err = capsys.readouterr().err

@@ -384,6 +384,30 @@ def test_objectives_that_select_on_chosen_thresholds_or_one_side_are_warned_abou
         "sensitivity alone is the objective: a model that calls every image positive scores 1. Fix: add specificity")
     assert one_sided_objective_warning(["sensitivity", "specificity"]) is None
     assert one_sided_objective_warning(["auc"]) is None
+    assert "calls every label on for every image scores 1" in one_sided_objective_warning(["recall"], "multilabel")
+    assert one_sided_objective_warning(["recall"], "multiclass") is None   # every image one class: recall 1/K
+    assert "calls class 2 for every image scores 1" in one_sided_objective_warning(["recall_class_2"], "multiclass")
+    assert "calls label 0 for every image" in one_sided_objective_warning(["recall_class_0"], "multilabel")
+
+
+def test_a_class_or_label_the_training_images_never_show_is_warned_of():
+    """A label with no positive in the training split trained and exported a model that cannot know it."""
+    from searchlab.data.types import ImageDataset, ImageSplit
+    from searchlab.tasks.selection_advice import untrainable_class_warning
+
+    def data(train, val, kind, names):
+        split = lambda labels: ImageSplit(images=torch.zeros(len(labels), 1, 4, 4, dtype=torch.uint8),
+                                          labels=torch.tensor(labels))
+        return ImageDataset(splits={"train": split(train), "val": split(val)}, class_names=names, kind=kind)
+
+    multi = data([[1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]], "multilabel", ("a", "rare"))
+    assert untrainable_class_warning(multi, cross_validated=False).startswith(
+        "label(s) 'rare' are on in none of the 2 images in the training split: no trial can learn them")
+    assert untrainable_class_warning(multi, cross_validated=True) is None   # the folds pool val's positive in
+    single = data([0, 0, 2], [1, 2], "multiclass", ("a", "b", "c"))
+    assert "class(es) 'b' have none of the 3 images in the training split" in \
+        untrainable_class_warning(single, cross_validated=False)
+    assert untrainable_class_warning(data([0, 1], [1, 0], "binary", ("a", "b")), cross_validated=False) is None
 
 
 def test_a_multilabel_validation_split_where_a_label_never_changes_is_warned_of_when_thresholds_are_chosen():

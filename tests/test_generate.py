@@ -361,6 +361,21 @@ SYNTHETIC_STUDY = ("name: cls\ntask: classify\nspace:\n  model: {kind: cnn, dept
                    "pruner: none\nbudget: {n_trials: 1, epochs: 1}\nrun_dir: '%s'\n")
 
 
+def test_synthetic_images_for_a_multilabel_set_are_refused_before_any_trial(write_study, tmp_path):
+    """Every trial failed with torch's 'bincount only supports 1-d non-negative integral inputs'."""
+    from test_csv_data import write_csv
+    from test_data import png
+
+    rows = [[png(tmp_path / "i" / f"{n}.png").relative_to(tmp_path).as_posix(), n % 2, n // 2 % 2] for n in range(24)]
+    sheet = write_csv(tmp_path / "m.csv", ["path", "x", "y"], rows)
+    study = SYNTHETIC_STUDY % ("generator", tmp_path / "ml") + (f"data: {{source: csv, path: '{sheet}', label_columns: "
+                                                                 "[x, y], image_size: 8, val_fraction: 0.25}\n")
+    with pytest.raises(ConfigError, match=r"this data set is multi-label \(an image has any of the labels x, y\), "
+                                          "which a class-conditional generator cannot make") as info:
+        run_study(load_study(write_study(study, name="ml.yaml")), progress=False)
+    assert info.value.key == "space.augment.synthetic"
+
+
 def test_a_two_objective_gan_study_records_medfid_and_recall(write_study, tmp_path, extractor_run):
     study = _study(write_study, tmp_path, extractor_run, extra="objective: [medfid, recall]\n")
     assert study.objectives == (("medfid", "minimize"), ("recall", "maximize"))

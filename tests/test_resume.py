@@ -172,6 +172,7 @@ def test_a_multilabel_run_split_at_random_before_the_key_resumes_with_it_and_exp
     from test_csv_data import write_csv
     from test_data import COLORS, png
 
+    from searchlab.errors import ExportError
     from searchlab.export.exporter import export_run
 
     labels = [[1, 0], [0, 1], [1, 1], [0, 0]] * 10
@@ -189,11 +190,26 @@ def test_a_multilabel_run_split_at_random_before_the_key_resumes_with_it_and_exp
                                                                    if k != "multilabel_split"]})
     config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)
     assert config["test_size"] == 10   # its own random test split: another would be refused as moved files
-    with pytest.raises(ConfigError, match="multi-label splits drawn at random") as info:
+    with pytest.raises(ConfigError, match="multi-label splits drawn by a searchlab before data.multilabel_split: "
+                                          "at random") as info:
         run_study(load_study(write_study(text.replace("SPLIT_BY", "")), {"budget.n_trials": 2}), progress=False)
     assert info.value.key == "data.multilabel_split" and "write multilabel_split: random" in str(info.value)
     resumed = run_study(load_study(write_study(old_style), {"budget.n_trials": 2}), progress=False).study
     assert states(resumed) == {"COMPLETE": 2}
+    # patients (group_column) were dealt by another rule then: an export names that, not "other files"
+    grouped = write_csv(tmp_path / "g.csv", ["path", "x", "y", "patient"], [[*row, f"P{n // 2}"]
+                                                                          for n, row in enumerate(rows)])
+    text = text.replace(str(csv_path), str(grouped)).replace("name: ml", "name: mlg").replace(
+        "label_columns: [x, y]", "label_columns: [x, y], group_column: patient")
+    ostudy = run_study(load_study(write_study(text.replace("SPLIT_BY", "")), {"run_dir": str(tmp_path / "g")}),
+                       progress=False).study
+    record = ostudy.user_attrs["searchlab"]
+    del record["data"]["multilabel_split"]
+    record["data_files"]["splits"]["val"]["members"] = "0" * 32   # as the earlier rule dealt them
+    ostudy.set_user_attr("searchlab", record)
+    with pytest.raises(ExportError, match=r"its multi-label patients \(data.group_column\) were dealt to splits by a "
+                                          "searchlab before data.multilabel_split"):
+        export_run(tmp_path / "g", tmp_path / "best_g", bootstrap=10)
 
 
 def test_a_run_that_read_exif_turned_files_as_stored_is_neither_resumed_nor_exported_upright(write_study, tmp_path):

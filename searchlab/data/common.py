@@ -18,6 +18,7 @@ from PIL import Image
 
 from searchlab.data.grouping import spanning_split, spans_classes
 from searchlab.data.image_cache import cached_decode
+from searchlab.data.label_stratify import deal_by_labels
 from searchlab.data.types import Decoding, ImageSplit, SplitPlan
 from searchlab.errors import DataError
 from searchlab.models.standalone import read_image_file
@@ -257,44 +258,16 @@ def _grouped_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
 
 def label_stratified_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int,
                            where: str) -> dict[str, np.ndarray]:
-    """Seeded multi-label split (iterative stratification, Sechidis et al. 2011): each split gets its share of
-    every label's positives as nearly as overlapping labels allow, held-out splits at least one each where
-    train keeps one too, and about random_split's number of images. The rarest label's positives are dealt
-    first, each to the split that still wants most of that label (then most images), so a label with a
-    handful of positives lands in val and test too; images with no label on fill the places left."""
+    """Seeded multi-label split of images by iterative stratification (data/label_stratify.py): each split its
+    share of every label's positives, and random_split's number of images where the labels allow."""
     n = len(labels)
     sizes = _holdout_sizes(n, fractions)
     if sum(sizes.values()) >= n:
         raise _too_few(where, "the data set", n, fractions)
-    names = ["train", *sizes]
-    rng = np.random.default_rng(seed)
-    wanted_images = np.array([n - sum(sizes.values()), *sizes.values()], dtype=np.float64)
-    # per split and label: its share of the positives, and at least one in each held-out split (as a class
-    # of a single-label split gets), which a label with a few positives would otherwise miss, when that
-    # leaves train one too (a label train never sees cannot be learned)
-    positives = labels.sum(0).astype(np.float64)
-    enough = positives > sum(f > 0 for f in fractions.values())
-    held = [np.where(enough, np.maximum(positives * f, 1.0), positives * f) for f in fractions.values()]
-    wanted_labels = np.vstack([positives - np.sum(held, axis=0), *held])
-    split_of = np.full(n, -1)
-    left = labels.astype(bool).copy()
-    while left.any():
-        label = min(np.flatnonzero(left.any(0)), key=lambda j: (left[:, j].sum(), j))
-        for i in rng.permutation(np.flatnonzero(left[:, label])):
-            want = wanted_labels[:, label]
-            best = np.flatnonzero(want >= want.max() - 1e-9)   # ties: shares are sums of float fractions
-            best = best[wanted_images[best] == wanted_images[best].max()]
-            split = int(rng.choice(best))
-            split_of[i] = split
-            wanted_images[split] -= 1
-            wanted_labels[split] -= labels[i]
-            left[i] = False
-    for i in rng.permutation(np.flatnonzero(split_of < 0)):   # no label on: wherever places are left
-        split = int(np.argmax(wanted_images))
-        split_of[i] = split
-        wanted_images[split] -= 1
-    out = {name: np.flatnonzero(split_of == b) for b, name in enumerate(names)}
-    if any(len(out[name]) == 0 for name in names if name == "train" or fractions[name] > 0):
+    wanted = [n - sum(sizes.values()), *sizes.values()]
+    split_of = deal_by_labels(labels, np.ones(n), wanted, list(fractions.values()), np.random.default_rng(seed))
+    out = {name: np.flatnonzero(split_of == b) for b, name in enumerate(["train", *sizes])}
+    if any(len(out[name]) == 0 for name in out if name == "train" or fractions[name] > 0):
         raise _too_few(where, "the data set", n, fractions)
     return out
 

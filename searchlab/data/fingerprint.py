@@ -160,3 +160,10 @@ def describe_plan(plan: SplitPlan) -> str:
         text += (f"; left out {plan.loose_images} image(s) beside the class folders (in no class: move them into "
                  "one to use them)")
     return text
+
+
+def multilabel_split_before_the_key(data: Any) -> bool:
+    """A run's recorded data section is a multi-label CSV from before `multilabel_split`, whose searchlab drew
+    rows at random and dealt patients (group_column) by another rule."""
+    return (isinstance(data, dict) and data.get("source") == "csv" and "multilabel_split" not in data
+            and len(data.get("label_columns") or ()) > 1)

@@ -7,7 +7,10 @@ Folders need none of this: a patient sub-folder sits inside one class folder, an
 Each group is a row of counts: images per class (single-label), or images and positives per label
 (multi-label). Groups go biggest first (seeded order among equals) to the bin whose counts they bring closest
 to its target, squared shortfall per column scaled by the column's total, so a rare class weighs as much as a
-common one (the greedy of scikit-learn's StratifiedGroupKFold, with targets instead of equal folds).
+common one (the greedy of scikit-learn's StratifiedGroupKFold, with targets instead of equal folds). Multi-label
+groups are dealt so to equal folds; to train/val/test, whose targets differ, that greedy sent the positive-rich
+groups to train and left val and test ~20% short of common labels' positives, so splits deal them by iterative
+stratification instead (data/label_stratify.py).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from searchlab.data.label_stratify import deal_by_labels
 from searchlab.errors import DataError
 
 
@@ -128,7 +132,14 @@ def spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
     multilabel = labels.ndim == 2
     members, counts = group_counts(labels, groups, class_names)
     names = ["train", *fractions]
-    bins, short = settle(counts, split_targets(counts, fractions, multilabel), np.random.default_rng(seed), multilabel)
+    rng = np.random.default_rng(seed)
+    if multilabel:   # labels overlap: dealt rarest label first (the greedy below left held-out splits short of
+        # common labels' positives, ~20% below their share, and filled them up with label-free patients)
+        images = counts[:, 0].sum()
+        wanted = [images * (1 - sum(fractions.values())), *(images * f for f in fractions.values())]
+        bins, short = deal_by_labels(counts[:, 1:], counts[:, 0], wanted, list(fractions.values()), rng), []
+    else:
+        bins, short = settle(counts, split_targets(counts, fractions, multilabel), rng, multilabel)
     empty = [names[b] for b in range(len(names)) if not (bins == b).any() and (b == 0 or fractions[names[b]] > 0)]
     if empty or short:
         raise DataError(f"{where}: whole patients (data.group_column: each group of images kept in one split) "

@@ -18,7 +18,8 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
-from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
+from searchlab.data.fingerprint import (moved_members, multilabel_split_before_the_key, other_medmnist_file,
+                                       replaced_contents)
 from searchlab.data.orientation import turned_since
 from searchlab.engine.changed_settings import changed_settings_warnings
 from searchlab.engine.rundir import WHERE_DATA_LIVES
@@ -76,11 +77,12 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                               "the study a new name (or run_dir) for the new setting")
     before, now = old.get("data_files"), new.get("data_files")
     moved = moved_members(before, now)
-    if moved and _split_at_random_before(old.get("data"), new["data"]):
-        raise ConfigError(f"{_named(study)} has trials scored on multi-label splits drawn at random, as searchlab "
-                          "drew them before data.multilabel_split (now stratified per label by default)",
-                          file=str(study.file), key="data.multilabel_split", fix="write multilabel_split: random "
-                          "under data to resume this study, or give it a new name (or run_dir) for new splits")
+    if moved and multilabel_split_before_the_key(old.get("data")) and new["data"].get("multilabel_split") != "random":
+        raise ConfigError(f"{_named(study)} has trials scored on multi-label splits drawn by a searchlab before "
+                          "data.multilabel_split: at random, or, with data.group_column, patients dealt otherwise "
+                          "than now (stratified per label)", file=str(study.file), key="data.multilabel_split",
+                          fix="without a group_column, write multilabel_split: random under data to resume this "
+                          "study; with one, give the study a new name (or run_dir) for new splits")
     if moved:
         raise ConfigError(f"{_named(study)} has trials scored on other files "
                           f"than data.path holds now ({moved}). The splits are drawn from the file list, so "
@@ -112,12 +114,6 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                   f"'{study.config.task.function}' changed since its trials were scored; their values are ranked "
                   "with this run's. Fix: give the study a new name (or run_dir) when the change alters what "
                   "the function measures", file=sys.stderr)
-
-
-def _split_at_random_before(old: Any, new: dict[str, Any]) -> bool:
-    """A multi-label CSV recorded before `multilabel_split`, now split by the stratified default."""
-    return (isinstance(old, dict) and old.get("source") == "csv" and "multilabel_split" not in old
-            and len(old.get("label_columns") or ()) > 1 and new.get("multilabel_split") == "stratified")
 
 
 def _warn_if_epochs_changed(study: "Study", before: Any, now: Any, scored: list[FrozenTrial]) -> None:

@@ -18,7 +18,8 @@ from pydantic import TypeAdapter
 from searchlab.config.schema import DATA_ROOT_ENV, DataConfig, MedMNISTData
 from searchlab.data import ImageDataset, data_fingerprint, load_dataset, medmnist_file
 from searchlab.data.common import SPLITS
-from searchlab.data.fingerprint import moved_members, other_medmnist_file, replaced_contents
+from searchlab.data.fingerprint import (moved_members, multilabel_split_before_the_key, other_medmnist_file,
+                                       replaced_contents)
 from searchlab.data.orientation import turned_since
 from searchlab.data.medmnist_source import npz_path
 from searchlab.engine.objective import config_of
@@ -145,8 +146,8 @@ def run_data_config(run: OpenRun) -> tuple[DataConfig, Path]:
         where = ("path", "root", "download")
         if {k: v for k, v in edited.items() if k not in where} == {k: v for k, v in recorded.items() if k not in where}:
             recorded, base_dir = edited, edited_base
-    if recorded.get("source") == "csv" and "multilabel_split" not in run.record["data"]:
-        recorded = {**recorded, "multilabel_split": "random"}   # a run from before the key split multi-label so
+    if multilabel_split_before_the_key(run.record["data"]):
+        recorded = {**recorded, "multilabel_split": "random"}   # a run from before the key split its rows so
     cfg = TypeAdapter(DataConfig).validate_python(recorded)
     read_from = run.record.get("data_root_read")
     if isinstance(cfg, MedMNISTData) and cfg.root is None and not os.environ.get(DATA_ROOT_ENV) and read_from \
@@ -179,6 +180,11 @@ def check_decoded_alike(run: OpenRun) -> None:
 
 def _check_unchanged(run: OpenRun, files: dict[str, Any] | None) -> None:
     moved = moved_members(run.record.get("data_files"), files)
+    if moved and multilabel_split_before_the_key(run.record["data"]) and run.record["data"].get("group_column"):
+        raise ExportError(f"{run.run_dir}: its multi-label patients (data.group_column) were dealt to splits by a "
+                          "searchlab before data.multilabel_split, and this one deals them otherwise, so the test "
+                          f"split would hold images that trials trained on ({moved}). Fix: export with the "
+                          "searchlab version that ran it, or run the study again under a new name")
     if moved:
         raise ExportError(f"{run.run_dir}: data.path holds other files than when the trials ran ({moved}). "
                           "The splits are drawn from the file list, so they have moved: the test split would "

@@ -43,7 +43,7 @@ from searchlab.tasks.pace import trial_time_warning
 from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.selection_advice import (best_epoch_cv_warning, one_sided_objective_warning,
                                               small_validation_warning, threshold_selection_warning,
-                                              unchoosable_threshold_warning)
+                                              unchoosable_threshold_warning, untrainable_class_warning)
 from searchlab.tasks.shape_advice import too_deep_warning
 from searchlab.tasks.speed import resolve_precision
 from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
@@ -128,7 +128,8 @@ class ClassifyTask:
         warnings += [too_deep_warning(probes, data.image_size),
                      small_validation_warning(data, cross_validated=all(spec.train.cv_folds for spec in specs)),
                      threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
-                     one_sided_objective_warning(objectives), neural_augment_warning(specs),
+                     one_sided_objective_warning(objectives, data.kind), neural_augment_warning(specs),
+                     untrainable_class_warning(data, cross_validated=all(s.train.cv_folds for s in specs)),
                      unweighted_warning(specs),
                      best_epoch_cv_warning([s.train.checkpoint for s in specs if s.train.cv_folds]),
                      unchoosable_threshold_warning(data, any(s.imbalance.threshold != "fixed" for s in specs)),
@@ -151,6 +152,11 @@ class ClassifyTask:
             if spec.model.transfer != "scratch" and spec.model.weights not in (None, "timm"):
                 named["space.model.weights", spec.model.weights] = None
         for key, value in named:
+            if key == "space.augment.synthetic" and data.kind == "multilabel":
+                raise ConfigError("adds generated images of one class each, and this data set is multi-label (an "
+                                  f"image has any of the labels {', '.join(data.class_names)}), which a "
+                                  "class-conditional generator cannot make", key=key, got=value,
+                                  fix="remove augment.synthetic (or synthetic_per_class: 0) for multi-label data")
             path = study.base_dir / value
             if not path.exists():
                 raise ConfigError(f"{path} does not exist", key=key, got=value, fix="give a path that exists "

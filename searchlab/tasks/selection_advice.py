@@ -4,7 +4,10 @@
   validation scores about that class by up to 1/m (AUC included). Not said when every trial cross-validates.
 - An objective scored at a threshold chosen on the very images that rank the trials (youden, f1, ...
   without cross-validation): such trials are ranked optimistically, against fixed-threshold ones most of all.
-- Sensitivity or specificity as the only objective: "every image positive" scores sensitivity 1.
+- Sensitivity or specificity (or a recall that the same trick fills) as the only objective: "every image
+  positive" scores sensitivity 1.
+- A class, or label, with no image in the training split (train+val when every trial cross-validates):
+  no trial can learn it.
 - A multi-label validation split where a label is never (or always) on: its threshold cannot be chosen.
 - Cross-validation with train.checkpoint: best: each fold is scored at the epoch its own held-out images
   chose, so the folds' mean is a maximum over epochs.
@@ -46,13 +49,24 @@ def threshold_selection_warning(objectives: list[str], chosen_on_val: bool) -> s
             "threshold chosen on the other folds), or an objective free of thresholds (auc, average_precision)")
 
 
-def one_sided_objective_warning(objectives: list[str]) -> str | None:
-    if len(objectives) != 1 or objectives[0] not in ("sensitivity", "specificity"):
+def one_sided_objective_warning(objectives: list[str], kind: str = "binary") -> str | None:
+    """An objective alone that a model scores 1 on by calling every image positive (or negative): sensitivity,
+    specificity; a multi-label `recall` (every label on); a class's `recall_class_<i>` (that class, or label,
+    for every image)."""
+    if len(objectives) != 1:
         return None
-    other = "specificity" if objectives[0] == "sensitivity" else "sensitivity"
-    return (f"{objectives[0]} alone is the objective: a model that calls every image "
-            f"{'positive' if objectives[0] == 'sensitivity' else 'negative'} scores 1. Fix: add {other} as a "
-            f"second objective (a Pareto front), or use balanced_accuracy or auc")
+    metric = objectives[0]
+    if metric in ("sensitivity", "specificity"):
+        other = "specificity" if metric == "sensitivity" else "sensitivity"
+        return (f"{metric} alone is the objective: a model that calls every image "
+                f"{'positive' if metric == 'sensitivity' else 'negative'} scores 1. Fix: add {other} as a "
+                f"second objective (a Pareto front), or use balanced_accuracy or auc")
+    if (metric == "recall" and kind == "multilabel") or metric.startswith("recall_class_"):
+        every = "every label on for every image" if metric == "recall" else \
+            f"{'label' if kind == 'multilabel' else 'class'} {metric.rsplit('_', 1)[1]} for every image"
+        return (f"{metric} alone is the objective: a model that calls {every} scores 1. Fix: add precision as a "
+                "second objective (a Pareto front), or use f1 or auc")
+    return None
 
 
 def unchoosable_threshold_warning(data: ImageDataset, chosen: bool) -> str | None:
@@ -90,3 +104,23 @@ def _rarest(labels: np.ndarray, data: ImageDataset) -> tuple[str, int]:
         counts = list(zip(data.class_names, np.bincount(labels, minlength=len(data.class_names)).tolist()))
     present = [item for item in counts if item[1]]   # none at all is judged elsewhere (AUC is undefined)
     return min(present, key=lambda item: item[1], default=("", FEWEST))
+
+
+def untrainable_class_warning(data: ImageDataset, cross_validated: bool) -> str | None:
+    """Classes (labels' positives, multi-label) that the images trials train on never show: trials still run,
+    and the class's output is scored on validation data, but nothing taught it."""
+    splits = ("train", "val") if cross_validated else ("train",)
+    labels = np.concatenate([data.splits[s].labels.numpy() for s in splits if s in data.splits])
+    if data.kind == "multilabel":
+        absent = [name for j, name in enumerate(data.class_names) if labels[:, j].max(initial=0) == 0]
+        what = "label(s) {} are on in none"
+    else:
+        seen = np.bincount(labels.astype(np.int64), minlength=len(data.class_names))
+        absent = [name for name, n in zip(data.class_names, seen) if n == 0]
+        what = "class(es) {} have none"
+    if not absent:
+        return None
+    where = "train+val (cross-validation pools them)" if cross_validated else "the training split"
+    return (f"{what.format(', '.join(map(repr, absent)))} of the {len(labels)} images in {where}: no trial can "
+            "learn them, and their scores are chance. Fix: give the training split images of them (data."
+            "val_fraction and test_fraction, or the CSV's split column), or drop them from the data")
