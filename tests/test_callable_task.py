@@ -105,6 +105,10 @@ def test_a_function_that_reads_its_own_data_needs_no_data_section_but_a_classifi
     assert [t.state.name for t in _trials(tmp_path)] == ["COMPLETE", "COMPLETE"]
     print_status(open_run(tmp_path / "run"), 2)
     assert "trial 0: value" in capsys.readouterr().out
+    from searchlab.export.exporter import export_run   # no data record: a one-line error, not an AttributeError
+
+    with pytest.raises(SearchlabError, match=r"stored no model \(its task does not train one\)"):
+        export_run(tmp_path / "run", tmp_path / "best")
     classify = write_study("name: c\ntask: classify\nspace:\n  optim: {lr: {float: [1.0e-4, 1.0e-2]}}\n",
                            name="classify.yaml", with_defaults=False)
     with pytest.raises(SearchlabError, match=r"classify.yaml:1: data: required key is missing\. Fix: add 'data'"):
