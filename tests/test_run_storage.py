@@ -78,3 +78,20 @@ def test_journal_storage(write_study, tmp_path):
     said = dashboard_argument(f"journal://{tmp_path / 'j.log'}")   # the run summary's optuna-dashboard command
     assert said == str(tmp_path / "j.log")   # journal:///... failed there with a SQLAlchemy error
     assert len(optuna.load_study(study_name="fake", storage=guess_storage_from_url(said)).trials) == 3
+
+
+def test_failing_stale_trials_of_a_shared_storage_warns_nothing_experimental(write_study, tmp_path):
+    """Every run with workers printed Optuna's 'fail_stale_trials is experimental' warning with its source line."""
+    import warnings
+
+    from searchlab.engine.storage import open_storage
+    from searchlab.engine.worker import Budget
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}", heartbeat=True)
+    ostudy = optuna.create_study(storage=storage, study_name="s")
+    ostudy.ask()   # running: may_open asks Optuna to fail it if its heartbeat is stale
+    budget = Budget(load_study(callable_study(write_study, n=1)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert budget.may_open(ostudy)
+    assert not [w for w in caught if issubclass(w.category, optuna.exceptions.ExperimentalWarning)], caught

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,9 @@ class Budget:
         the trial stayed RUNNING for good. Fails such trials now (their configs are queued again)."""
         if self.capped(ostudy) or not _heartbeats(ostudy) or not _running(ostudy):
             return False
-        optuna.storages.fail_stale_trials(ostudy)
+        with warnings.catch_warnings():   # experimental in Optuna: its warning would reach every run's stderr
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(ostudy)
         return True
 
 
