@@ -166,7 +166,8 @@ budget: {{n_trials: 1, epochs: 1}}
     config = json.loads((tmp_path / "best" / "config.json").read_text())
     assert config["test_metrics"] is None and config["test_size"] == 0 and config["input"]["height"] == 16
     assert config["input"]["files_were"] in ("greyscale", "colour", "mixed")   # unrecorded, predict took grey files for colour's
-    assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["config.json", "model.py", "weights.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["config.json", "model.py", "trained_on.json",
+                                                                  "weights.safetensors"]
     assert main(["predict", str(tmp_path / "best"), str(tmp_path / "img0.png")]) == 0   # usable as it is
 
     study = write_study(study.replace("external_test", "with_test").replace(str(csv_path), str(with_test)),

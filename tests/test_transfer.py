@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import optuna
 import pytest
@@ -311,3 +312,32 @@ def test_checkpoint_files_as_users_have_them_load_or_say_what_to_save(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(TrialFailure, match="is a folder but neither an export .* nor a run"):
         read("checkpoints")
+
+
+def test_weights_trained_on_this_studys_test_images_are_warned_of(write_study, tmp_path, capsys):
+    """Warm-starting from an export of the same folder split with another seed: 21 of 24 test images had been
+    the weights' training images, and nothing said so."""
+    from test_data import COLORS, png
+
+    for cls in ("a", "b"):
+        for i in range(15):
+            png(tmp_path / "set" / cls / f"{i}.png", tuple(min(255, c + i) for c in COLORS[cls]))
+    study = ("name: {name}\nspace:\n  model: {{kind: cnn, depth: 1, width: 4{weights}}}\nstrategy: random\n"
+             "pruner: none\nbudget: {{n_trials: 1, epochs: 1}}\nseed: {seed}\nrun_dir: '{run}'\n"
+             f"data: {{{{source: folder, path: '{tmp_path / 'set'}', image_size: 8, val_fraction: 0.2, "
+             "test_fraction: 0.2}}\n")
+    run_study(load_study(write_study(study.format(name="a", weights="", seed=0, run=tmp_path / "a"))), progress=False)
+    export_run(tmp_path / "a", tmp_path / "a_best", bootstrap=10)
+    assert (tmp_path / "a_best" / "trained_on.json").is_file()
+    capsys.readouterr()
+    for source in ("a_best", "a"):   # an export, and the run folder itself
+        weights = f", transfer: full, weights: '{tmp_path / source}'"
+        text = study.format(name=f"b{source}", weights=weights, seed=1, run=tmp_path / f"b{source}")
+        run_study(load_study(write_study(text)), progress=False)
+        err = capsys.readouterr().err
+        assert f"space.model.weights '{tmp_path / source}' were trained or selected on " in err
+        assert re.search(r"\d+ of its 6 test images", err) and "Test metrics of this study's exports" in err
+    same = study.format(name="c", weights=f", transfer: full, weights: '{tmp_path / 'a_best'}'", seed=0,
+                        run=tmp_path / "c")
+    run_study(load_study(write_study(same)), progress=False)   # split as the weights' study was: nothing seen
+    assert "were trained or selected on" not in capsys.readouterr().err

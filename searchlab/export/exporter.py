@@ -33,6 +33,7 @@ from searchlab.export.provenance import (file_digest, made_with, medmnist_digest
 from searchlab.export.publish import json_text, staged
 from searchlab.export.scorings import record_scoring
 from searchlab.export.selection import SELECT_MODES, select_members, weaker_than_a_member, weaker_with_tta
+from searchlab.export import trained_on
 from searchlab.intervals import export_intervals
 from searchlab.metrics import compute_metrics, confusion
 from searchlab.models import model_source, standalone
@@ -125,7 +126,13 @@ def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: i
     (out / "config.json").write_text(json_text(config, indent=2))
     if test["predictions"] is not None:
         (out / "test_predictions.json").write_text(json_text(test["predictions"]))
+    trained_on.write(out, *_data_and_seed(run))   # a study starting from these weights checks its splits against it
     return config
+
+
+def _data_and_seed(run: OpenRun) -> tuple[Any, int, Path]:
+    data_cfg, base_dir = run_data_config(run)
+    return data_cfg, run.record["seed"], base_dir
 
 
 def assemble(run: OpenRun, trials: list[FrozenTrial], checkpoints: dict[int, dict[str, torch.Tensor]],

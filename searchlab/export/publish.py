@@ -21,7 +21,8 @@ from typing import Any
 from searchlab.errors import ExportError
 
 # What an export folder holds: its files, and Python's cache of model.py once a user imported it from there
-EXPORT_FILES = frozenset({"config.json", "model.py", "weights.safetensors", "test_predictions.json", "__pycache__"})
+EXPORT_FILES = frozenset({"config.json", "model.py", "weights.safetensors", "test_predictions.json", "trained_on.json",
+                          "__pycache__"})
 
 
 @contextmanager

@@ -4,6 +4,7 @@ backbone, weights that fit one backbone of a choice) is warned about, since thos
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -11,6 +12,7 @@ from torch import nn
 from searchlab.config.load import Study
 from searchlab.data.types import ImageDataset
 from searchlab.errors import ConfigError, TrialFailure
+from searchlab.export import trained_on
 from searchlab.models.standalone import build_model
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.transfer import architectures_note, load_matching, short_args, source_state
@@ -22,7 +24,8 @@ MAX_BUILDS = 8   # distinct networks built to check weights against (each a few 
 def transfer_warnings(study: Study, data: ImageDataset, specs: list[ClassifyTrialConfig],
                       spec_for: SpecFor) -> list[str]:
     networks = _Networks(spec_for, data)
-    return [text for text in (_cutoff_warning(specs, networks), _weights_warning(study, specs, networks)) if text]
+    found = (_cutoff_warning(specs, networks), _weights_warning(study, specs, networks), _seen_by_weights(study, specs))
+    return [text for text in found if text]
 
 
 class _Networks:
@@ -113,4 +116,33 @@ def _weights_warning(study: Study, specs: list[ClassifyTrialConfig], networks: _
         return (f"space.model.weights {weights!r} fit {', '.join(sorted(fit[weights]))} but not "
                 f"{', '.join(sorted(failed))}: trials of those fail ({first}). Fix: search only the networks the "
                 "weights were trained as, or one study per backbone with its own weights")
+    return None
+
+
+def _seen_by_weights(study: Study, specs: list[ClassifyTrialConfig]) -> str | None:
+    """Weights (a searchlab export or run) whose run trained or selected on this study's test images, or
+    trained on its validation images: the same data set split with another seed or other fractions
+    (export/trained_on.py)."""
+    sources = sorted({str(s.model.weights) for s in specs
+                      if s.model.transfer != "scratch" and s.model.weights not in (None, "timm")})
+    mine: dict[str, set[str]] = {}
+    for weights in sources:
+        path = Path(weights) if Path(weights).is_absolute() else study.base_dir / weights
+        learned = trained_on.read(path) if path.is_dir() else None
+        if not learned:
+            continue
+        if not mine:
+            mine = {split: trained_on.digests(trained_on.split_files(study.config.data, study.config.seed,
+                                                                     study.base_dir, (split,)))
+                    for split in ("test", "val")}
+        # its test images anywhere in the weights' run; its validation images among those they trained on
+        seen = {split: n for split, n in (("test", len(mine["test"] & (learned["train"] | learned["val"]))),
+                                          ("val", len(mine["val"] & learned["train"]))) if n}
+        if seen:
+            said = " and ".join(f"{n} of its {len(mine[split])} {split} images" for split, n in seen.items())
+            return (f"space.model.weights {weights!r} were trained or selected on {said}: the same files, in "
+                    "another split of the run that made them. Test metrics of this study's exports would be "
+                    "optimistic (and selection on validation too). Fix: split this study as the weights' study did "
+                    "(the same seed and fractions, or split folders or a split column), or start from weights of "
+                    "other data")
     return None
