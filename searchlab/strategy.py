@@ -168,9 +168,12 @@ def _staged_startup_warning(cfg: StrategyConfig, n_trials: int) -> str | None:
     designs, population = settings.top_k, population_of(settings)
     if not designs < n_trials <= population:
         return None
+    # numbered as everywhere else (status, the dashboard, --trial N): the designs are trials 0 to designs - 1
+    random = f"trial {designs} is a random one" if n_trials == designs + 1 else \
+        f"trials {designs} to {n_trials - 1} are random ones"
     return (f"strategy {cfg.name} trains its {designs} best designs first, then draws trials at random until "
             f"{population} are done (its evolution population) before it evolves; budget.n_trials is {n_trials}, "
-            f"so trials {designs + 1} to {n_trials} are random ones. Fix: strategy.args.population_size: {designs} "
+            f"so {random}. Fix: strategy.args.population_size: {designs} "
             f"(evolve from the designs), or budget.n_trials above {population}")
 
 

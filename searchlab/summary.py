@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import json
 import math
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def export_command(study: Study, top_k: int | None = None, trial: str | None = N
     flags += [f"--tta {export.tta}"] if export.tta != "none" else []
     flags += [f"--select {export.select}"] if k > 1 and not trial and export.select != "top" else []
     flags += [f"--bootstrap {export.bootstrap}"] if export.bootstrap != ExportConfig().bootstrap else []
-    return " ".join(["searchlab export", str(study.run_dir), *flags, "--out", str(export_dir(study))])
+    # quoted: a folder with a space in its name, pasted into a shell, was two arguments
+    return " ".join(["searchlab export", shlex.quote(str(study.run_dir)), *flags, "--out",
+                     shlex.quote(str(export_dir(study)))])
 
 
 def export_dir(study: Study) -> Path:
@@ -85,10 +88,11 @@ def _study_held(manifest: Path) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def failure_cap_reached(failed: int, failed_before: int, max_failed: int) -> str:
+def failure_cap_reached(failed: int, failed_before: int, max_failed: int, defaulted: bool = True) -> str:
     """Failed trials stay in the study and the cap counts them all, so running again as it is would stop at
-    once: the fix includes a higher cap."""
-    return (f"stopped: {failed} trials failed, budget.max_failed={max_failed} (default: n_trials) reached"
+    once: the fix includes a higher cap. `defaulted`: the study file set no max_failed (n_trials is the cap)."""
+    return (f"stopped: {failed} trials failed, budget.max_failed={max_failed}"
+            f"{' (default: n_trials)' if defaulted else ''} reached"
             + (f" ({failed_before} of them in earlier runs: the cap counts the study's failures over all its runs)"
                if failed_before else "")
             + ("; trials already running finished" if failed > failed_before else "")
@@ -108,10 +112,12 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         print(f"nothing ran: the {configs} stored trials already reach budget.n_trials={n_trials}. To search on, "
               f"raise it above {configs} (e.g. --set budget.n_trials={configs + n_trials}) or give the study a new "
               "name for a fresh search")
-    max_failed = getattr(study.config.budget, "max_failed", None) or n_trials
+    given_cap = getattr(study.config.budget, "max_failed", None)
+    max_failed = given_cap or n_trials
     failed_out = failed_configs(ostudy) >= max_failed
     if stopped_by_failures(ostudy, n_trials, max_failed, result.interrupted):
-        print(failure_cap_reached(failed_configs(ostudy), getattr(result, "failed_before", 0), max_failed))
+        print(failure_cap_reached(failed_configs(ostudy), getattr(result, "failed_before", 0), max_failed,
+                                  defaulted=given_cap is None))
     timeout = getattr(study.config.budget, "timeout", None)
     if not result.interrupted and not failed_out and timeout and finished < n_trials and result.seconds >= timeout:
         # a search the clock ended is a shorter search than the study file says: report it as run
@@ -129,12 +135,13 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         print(describe_trial(ostudy, trial))
     if len(best) > 3:
         ranked = "of the Pareto front" if len(ostudy.directions) > 1 else "completed"
-        print(f"(the best 3 of {len(best)} {ranked} shown; all: searchlab status {study.run_dir} --top {len(best)})")
+        print(f"(the best 3 of {len(best)} {ranked} shown; all: searchlab status {shlex.quote(str(study.run_dir))} "
+              f"--top {len(best)})")
     if not result.interrupted:   # why trials failed, whether or not the progress bar said it (the latest 3)
         print_failures(ostudy)
     print(f"storage:   {shown_url(study.storage_url)}")
-    print(f"dashboard: optuna-dashboard {dashboard_argument(study.storage_url)}   (or: searchlab dashboard "
-          f"{study.run_dir})")
+    print(f"dashboard: optuna-dashboard {shlex.quote(dashboard_argument(study.storage_url))}   (or: searchlab "
+          f"dashboard {shlex.quote(str(study.run_dir))})")
     if exported is not None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
         if test_headline:   # the first time the test split is read: once, for the model the search chose

@@ -58,6 +58,16 @@ def test_malformed_yaml_names_file_and_line(write_study):
     assert "malformed YAML" in str(err) and err.file.endswith("study.yaml") and err.line == 3
 
 
+def test_a_merge_key_is_refused_as_such_and_an_alias_of_a_whole_value_is_read(write_study):
+    """An unquoted `<<` said "value cannot be read (could not determine a constructor ...). Fix: write a number
+    of normal size, or quote it to make it text"."""
+    err = error_of(write_study, MINIMAL + "budget: &b {n_trials: 2}\nexport: {<<: *b}\n")
+    assert err.line == 6 and "merge keys ('<<') are not supported" in err.rule and "write the keys out" in err.fix
+    assert "constructor" not in str(err) and "number" not in str(err)
+    aliased = "name: s\ntask: classify\nspace:\n  optim: {lr: &r {float: [1.0e-4, 1.0e-2]}, weight_decay: *r}\n"
+    assert load_study(write_study(aliased)).space.get("optim").get("weight_decay").high == 1.0e-2
+
+
 def test_unknown_key_names_line_path_and_valid_keys(write_study):
     err = error_of(write_study, MINIMAL + "budget:\n  n_trails: 5\n")
     text = str(err)
@@ -142,6 +152,23 @@ def test_an_objective_against_its_metrics_direction_is_refused(write_study):
 def test_multi_objective_with_cost(write_study):
     study = load_study(write_study(MINIMAL + "objective: [auc, flops]\n"))
     assert study.objectives == (("auc", "maximize"), ("flops", "minimize"))
+
+
+def test_a_setting_the_task_lacks_in_an_included_fragment_is_named_at_the_fragments_line(write_study, tmp_path):
+    """A typo in the user's own fragment was reported at the study's include line, with the range's low end as
+    what was written: "bf.yaml:3: space.optim.lrr: the classify task has no such setting (got 0.0001)"."""
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "badfrag.yaml").write_text("# my optimiser\noptim: {lrr: {float: [1e-4, 1e-2], log: true}}\n")
+    (tmp_path / "own" / "branch.yaml").write_text("model:\n  one_of:\n    cnn: {depht: 3}\n")
+    err = error_of(write_study, "name: s\ntask: classify\nspace:\n  include: own/badfrag.yaml\n", name="bf.yaml")
+    assert (err.file, err.line, err.key, err.got) == (str(tmp_path / "own" / "badfrag.yaml"), 2, "optim.lrr", "lrr")
+    assert "the classify task has no such setting" in err.rule and "did you mean lr?" in err.fix
+    err = error_of(write_study, "name: s\ntask: classify\nspace:\n  model: {include: 'own/branch.yaml#model'}\n")
+    assert (err.file, err.line, err.key) == (str(tmp_path / "own" / "branch.yaml"), 3, "model.one_of.cnn.depht")
+    # written beside the include, in the study file: named there
+    (tmp_path / "own" / "good.yaml").write_text("optim: {lr: {float: [1e-4, 1e-2], log: true}}\n")
+    err = error_of(write_study, "name: s\ntask: classify\nspace:\n  include: own/good.yaml\n  optim: {lrrr: 3}\n")
+    assert (Path(err.file).name, err.line, err.key, err.got) == ("study.yaml", 5, "space.optim.lrrr", "lrrr")
 
 
 def test_missing_include_says_where_it_looked(write_study):

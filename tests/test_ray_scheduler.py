@@ -153,3 +153,17 @@ def test_a_key_the_scheduler_kind_does_not_take_is_refused(write_study, schedule
 def test_the_keys_of_the_kind_are_taken(write_study, scheduler):
     study = _callable_with(write_study, f"executor: {{kind: ray, scheduler: {scheduler}}}")
     assert build_scheduler(study) is not None
+
+
+def test_the_setup_record_says_the_ray_scheduler_stopped_trials_not_the_default_pruner(write_study):
+    """With a scheduler the worker prunes nothing (ray_worker._open), yet `status` and the export's
+    config.json said "pruner median", the default of a study file that names no pruner."""
+    from searchlab.engine.setup_record import describe_setup, search_setup
+
+    setup = search_setup(_callable_with(write_study, "executor: {kind: ray, scheduler: asha}"))
+    assert setup["pruner"] == {"kind": "none", "args": {}, "ray_scheduler": "asha"}
+    assert "pruner none (Ray scheduler asha), " in describe_setup(setup)
+    old = {**setup, "pruner": {"kind": "median", "args": {}}}   # recorded before this was said
+    assert "pruner none (Ray scheduler asha), " in describe_setup(old) and "median" not in describe_setup(old)
+    setup = search_setup(_callable_with(write_study, "executor: {kind: ray}\npruner: median"))
+    assert setup["pruner"] == {"kind": "median", "args": {}} and "pruner median, " in describe_setup(setup)

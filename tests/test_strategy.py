@@ -231,3 +231,15 @@ def test_a_presets_own_mistake_is_named_before_its_missing_strategy(tmp_path, te
     (tmp_path / "chained.yaml").write_text(text)
     with pytest.raises(ConfigError, match=message):
         build_sampler(StrategyConfig(preset="chained"), 0, study_dir=tmp_path)
+
+
+def test_the_staged_start_up_warning_numbers_the_random_trials_from_0_as_everywhere_else():
+    """top_k 2, population 5, n_trials 3: the designs are trials 0 and 1 and the random one is trial 2, yet the
+    warning said "trials 3 to 3 are random ones"."""
+    from searchlab.strategy import startup_warning
+
+    args = {"top_k": 2, "rho0": 0.5, "iterations": 5, "popsize": 5}
+    one = startup_warning(StrategyConfig(name="deepmad", args=args), None, 3)
+    assert "trains its 2 best designs first" in one and "budget.n_trials is 3, so trial 2 is a random one." in one
+    wide = StrategyConfig(name="deepmad", args={**args, "population_size": 6})
+    assert "budget.n_trials is 5, so trials 2 to 4 are random ones." in startup_warning(wide, None, 5)

@@ -109,7 +109,7 @@ def test_the_staged_strategies_evolve_from_their_trained_designs_and_warn_when_t
     wide = StrategyConfig(name="deepmad", args={"population_size": 12})
     assert startup_warning(wide, None, 8) == (
         "strategy deepmad trains its 3 best designs first, then draws trials at random until 12 are done (its "
-        "evolution population) before it evolves; budget.n_trials is 8, so trials 4 to 8 are random ones. Fix: "
+        "evolution population) before it evolves; budget.n_trials is 8, so trials 3 to 7 are random ones. Fix: "
         "strategy.args.population_size: 3 (evolve from the designs), or budget.n_trials above 12")
     assert startup_warning(wide, None, 3) is None and startup_warning(wide, None, 13) is None
 

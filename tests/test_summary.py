@@ -51,6 +51,31 @@ def test_more_best_trials_than_shown_are_counted_and_a_front_is_exported_by_tria
            "e.g. " in out
 
 
+def test_the_commands_the_summary_suggests_quote_a_folder_with_a_space(capsys, tmp_path):
+    """--set "run_dir=runs/r sp" printed `searchlab dashboard /tmp/x/runs/r sp` and `searchlab export /tmp/x/runs/r
+    sp --out ...`: pasted into a shell, each folder was two arguments."""
+    import shlex
+
+    run = tmp_path / "runs" / "r sp"
+    ostudy = optuna.create_study()
+    for v in range(5):
+        ostudy.add_trial(optuna.trial.create_trial(value=float(v), params={}, distributions={}))
+    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=5),
+                                                   export=ExportConfig()),
+                            run_dir=run, storage_url=f"sqlite:///{run / 'study.db'}")
+    result = SimpleNamespace(study=ostudy, seconds=1.0, interrupted=False, trials_before=0, trials_finished=5)
+    print_run_summary(study, result, exported=None)
+    out = capsys.readouterr().out
+    quoted = shlex.quote(str(run))
+    assert quoted != str(run)
+    assert f"all: searchlab status {quoted} --top 5)" in out
+    assert f"dashboard: optuna-dashboard {shlex.quote(study.storage_url)}   " in out
+    assert f"(or: searchlab dashboard {quoted})" in out
+    assert f"export:    searchlab export {quoted} --out {shlex.quote(str(run / 'best'))}\n" in out
+    command = out.split("export:    ", 1)[1].splitlines()[0]
+    assert shlex.split(command) == ["searchlab", "export", str(run), "--out", str(run / "best")]
+
+
 def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
     from searchlab.summary import describe_trial
 
@@ -127,6 +152,22 @@ def test_a_run_the_failure_cap_stopped_says_so(capsys):
     assert "stopped: 3 trials failed, budget.max_failed=2 (default: n_trials) reached" in out
     assert "trials already running finished" in out and "--set budget.max_failed=5" in out
     assert "earlier runs" not in out
+
+
+def test_a_failure_cap_the_study_set_is_not_called_the_default(capsys):
+    """budget.max_failed: 2, written: the stop said "budget.max_failed=2 (default: n_trials) reached"."""
+    ostudy = optuna.create_study()
+    for number in range(2):
+        ostudy.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                                   user_attrs={"error": f"boom {number}"}))
+    study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=5, max_failed=2),
+                                                   export=ExportConfig()),
+                            run_dir=Path("runs/s"), storage_url="sqlite:///runs/s/study.db")
+    result = SimpleNamespace(study=ostudy, seconds=1.0, interrupted=False, trials_before=0, trials_finished=2)
+    print_run_summary(study, result, exported=None)
+    out = capsys.readouterr().out
+    assert "stopped: 2 trials failed, budget.max_failed=2 reached; trials already running finished." in out
+    assert "default" not in out
 
 
 def test_a_resumed_run_the_failure_cap_stops_at_once_says_the_cap_counts_earlier_runs():

@@ -40,6 +40,9 @@ class Located:
     lines: dict[KeyPath, int]
     # Keys replaced from the command line (`run --set K=V`): their errors name the option, not a file line
     overridden: dict[KeyPath, str] = field(default_factory=dict)
+    # Keys of the space that an included fragment wrote (filled by space/compile.py): {key path here: (the
+    # fragment's file, line, key path in it)}, so an error found after compiling names the fragment's line
+    included: dict[KeyPath, tuple[str, int | None, KeyPath]] = field(default_factory=dict)
 
     def line_of(self, path: KeyPath) -> int | None:
         """The line of the longest prefix of `path` we know (a missing key points at its parent)."""
@@ -52,9 +55,22 @@ class Located:
         option = self._override_of(path)
         if option:
             return ConfigError(rule, file=f"{self.file} ({option})", key=dotted(path), got=got, fix=fix)
+        fragment = self._included_at(path)
+        if fragment:
+            file, line, key = fragment
+            return ConfigError(rule, file=file, line=line, key=dotted(key) or None, got=got, fix=fix)
         return ConfigError(rule, file=self.file, line=self.line_of(path), key=dotted(path) or None,
                            got=got, fix=fix)
 
+    def _included_at(self, path: KeyPath) -> tuple[str, int | None, KeyPath] | None:
+        """Where an included fragment wrote `path` (or the closest key above it), when this file itself has
+        nothing closer to it: a key written beside the include replaced the fragment's."""
+        own = next((end for end in range(len(path), -1, -1) if path[:end] in self.lines), 0)
+        for end in range(len(path), own, -1):
+            if path[:end] in self.included:
+                file, line, key = self.included[path[:end]]
+                return file, line, key + path[end:]
+        return None
 
     def _override_of(self, path: KeyPath) -> str | None:
         """The --set option that wrote `path`: one naming it or a section above it, or, for a key the file
@@ -142,8 +158,7 @@ def _build(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], counter: l
         for key_node, value_node in node.value:
             key = _scalar(key_node, file)
             if key == "<<":
-                raise ConfigError("YAML merge keys ('<<') are not supported", file=file,
-                                  line=key_node.start_mark.line + 1, fix="write the keys out")
+                raise _merge_key_error(key_node, file)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 raise ConfigError("mapping keys must be strings", file=file, line=key_node.start_mark.line + 1,
                                   got=key, fix="quote the key")
@@ -162,9 +177,16 @@ def _build(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], counter: l
 _SCALARS = _Loader("")   # only its safe scalar constructors are used (int, float, bool, null, str, date)
 
 
+def _merge_key_error(node: yaml.Node, file: str | None) -> ConfigError:
+    return ConfigError("YAML merge keys ('<<') are not supported", file=file, line=node.start_mark.line + 1,
+                       fix="write the keys out (an alias of a whole value, e.g. budget: *b, is read)")
+
+
 def _scalar(node: yaml.Node, file: str | None = None) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise ConfigError("complex mapping keys are not supported", file=file, line=node.start_mark.line + 1)
+    if node.tag == "tag:yaml.org,2002:merge":   # an unquoted <<: no safe constructor, so "cannot be read"
+        raise _merge_key_error(node, file)
     try:
         value = _SCALARS.construct_object(node)
     except (ValueError, OverflowError, yaml.YAMLError) as exc:   # e.g. an integer of thousands of digits

@@ -27,7 +27,7 @@ def search_setup(study: "Study") -> dict[str, Any]:
         # a preset's file may change after the run: what it said then
         **({"strategy_preset_read": resolve(cfg.strategy, study.base_dir).model_dump(
             mode="json", by_alias=True, exclude_defaults=True)} if cfg.strategy.preset else {}),
-        "pruner": cfg.pruner.model_dump(mode="json"),
+        "pruner": pruner_used(cfg),
         "budget": cfg.budget.model_dump(mode="json", exclude_none=True),
         "executor": cfg.executor.model_dump(mode="json", exclude_none=True),
         "seed": cfg.seed,
@@ -35,6 +35,14 @@ def search_setup(study: "Study") -> dict[str, Any]:
         "searchlab": searchlab.__version__,
         "software": software_versions(),
     }
+
+
+def pruner_used(cfg: Any) -> dict[str, Any]:
+    """The Optuna pruner the trials ran under: none where a Ray scheduler stops them instead (the worker then
+    prunes nothing, engine/ray_worker.py), not the default median the study file did not ask for."""
+    if cfg.executor.scheduler is not None:
+        return {"kind": "none", "args": {}, "ray_scheduler": cfg.executor.scheduler.kind}
+    return cfg.pruner.model_dump(mode="json")
 
 
 def fixed_by_path(space: Group) -> dict[str, Any]:
@@ -62,6 +70,9 @@ def describe_setup(setup: dict[str, Any]) -> str:
     # As typed (true, null, {float: ...}): JSON is YAML, where Python's str() would say True and None
     sets = "; " + " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"
                            for k, v in setup["overrides"].items()) if setup["overrides"] else ""
-    return (f"search:    {how}, pruner {setup['pruner']['kind']}, {limits}, seed {setup['seed']}, {workers}; "
+    # a Ray scheduler stopped trials instead of any pruner (records made before that was said held "median")
+    scheduler = (executor.get("scheduler") or {}).get("kind")
+    stopper = f"pruner none (Ray scheduler {scheduler})" if scheduler else f"pruner {setup['pruner']['kind']}"
+    return (f"search:    {how}, {stopper}, {limits}, seed {setup['seed']}, {workers}; "
             f"{len(setup['space_searched'])} searched, {len(setup['space_fixed'])} fixed settings{sets} "
             "(the latest run's; all in the study's searchlab record)")

@@ -41,7 +41,7 @@ def compile_space(src: Located, at: KeyPath) -> Group:
     raw = _get(src.data, at)
     if raw is None:
         return Group()
-    ctx = _Ctx(src, (), MAX_INCLUDE_DEPTH)
+    ctx = _Ctx(src, (), MAX_INCLUDE_DEPTH, where=_Where(src, at))
     node = ctx.node(raw, at, ())
     if not isinstance(node, Group):
         raise src.error(at, "the space must be a mapping of named parameters or groups", got=raw,
@@ -61,11 +61,28 @@ def _get(data: Any, path: KeyPath) -> Any:
     return data
 
 
+class _Where:
+    """Where included fragments wrote the space's keys, kept in the study's Located (`included`): the task's
+    checks of the compiled space (its settings, their values) run after compiling, and named the include line."""
+
+    def __init__(self, study: Located, at: KeyPath) -> None:
+        self.study, self.at = study, at
+        self.labels: set[tuple[str, ...]] = set()   # names ending in a one_of option's label: not config keys
+
+    def note(self, name: tuple[str, ...], src: Located, key: KeyPath) -> None:
+        """The config key named `name` was written at `key` of the fragment `src` (the latest one counts: a
+        fragment's overrides replace what it includes)."""
+        config = tuple(part for i, part in enumerate(name) if name[:i + 1] not in self.labels)
+        self.study.included[self.at + config] = (src.file, src.lines.get(key), key)
+
+
 class _Ctx:
     """Compiles nodes of one source file; includes open a child context on the included file."""
 
-    def __init__(self, src: Located, chain: tuple[str, ...], depth: int, seen: tuple[str, ...] = ()) -> None:
+    def __init__(self, src: Located, chain: tuple[str, ...], depth: int, seen: tuple[str, ...] = (),
+                 where: _Where | None = None) -> None:
         self.src, self.chain, self.depth, self.seen = src, chain, depth, seen
+        self.where = where
 
     def node(self, raw: Any, at: KeyPath, name: tuple[str, ...]) -> Node:
         if not isinstance(raw, dict):
@@ -97,6 +114,9 @@ class _Ctx:
             if "." in key:
                 raise self.src.error(at + (key,), "keys may not contain '.' (dots join parameter names)",
                                      got=key, fix="nest the key as a mapping instead")
+        if self.chain and self.where is not None:   # an included fragment's keys (the study's have lines of their own)
+            for key in raw:
+                self.where.note(name + (key,), self.src, at + (key,))
         return Group(tuple((key, self.node(value, at + (key,), name + (key,))) for key, value in raw.items()))
 
     def param(self, kind: str, raw: dict[str, Any], at: KeyPath, name: tuple[str, ...]) -> Node:
@@ -182,6 +202,8 @@ class _Ctx:
                                  fix="a name without dots, e.g. key: family")
         compiled = []
         for label, sub in options.items():
+            if self.where is not None:
+                self.where.labels.add(name + (label,))
             group = self.node(sub if sub is not None else {}, at + ("one_of", label), name + (label,))
             if not isinstance(group, Group):
                 raise self.src.error(at + ("one_of", label), "each option must be a mapping (or empty)", got=sub,
@@ -240,7 +262,7 @@ class _Ctx:
             raise self.src.error(at + ("include",), "includes nest too deep or form a cycle",
                                  got=" -> ".join((*self.chain, target)),
                                  fix="remove the include that leads back to an earlier file")
-        child = _Ctx(read_yaml(path), (*self.chain, target), self.depth - 1, (*self.seen, here))
+        child = _Ctx(read_yaml(path), (*self.chain, target), self.depth - 1, (*self.seen, here), self.where)
         inner: KeyPath = tuple(k for k in key_part.split(".") if k)
         if inner and _get(child.src.data, inner) is None:
             keys = sorted(child.src.data) if isinstance(child.src.data, dict) else []

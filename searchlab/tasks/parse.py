@@ -52,4 +52,6 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
             got = shown_input(err)
             quoted = "" if got is ... else f" (got {got!r})"
             raise TrialFailure(f"{dotted(('space',) + tuple(loc))}: {rule}{quoted}") from None
-        raise src.error(("space",) + tuple(loc), rule, got=shown_input(err), fix=fix) from None
+        # an unknown setting's value is what a probe drew (a range's low end), not what was written: name the key
+        got = loc[-1] if err["type"] == "extra_forbidden" else shown_input(err)
+        raise src.error(("space",) + tuple(loc), rule, got=got, fix=fix) from None
