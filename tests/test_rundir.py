@@ -79,3 +79,7 @@ def test_a_file_of_the_run_folder_given_for_the_folder_is_named_as_such(write_st
         with pytest.raises(SearchlabError, match=rf"'{tmp_path / 'run' / name}' is a file of the run folder "
                                                  rf"{tmp_path / 'run'}\. Fix: pass the folder"):
             open_run(tmp_path / "run" / name)
+    spaced = tmp_path / "my runs"   # the suggested command runs as printed
+    shutil.copytree(tmp_path / "run", spaced)
+    with pytest.raises(SearchlabError, match=r"e\.g\. searchlab status '.*/my runs'$"):
+        open_run(spaced / "study.db")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +134,7 @@ def open_run(target: str | Path) -> OpenRun:
     if target.is_file() and (target.parent / MANIFEST).is_file() and target.suffix not in (".yaml", ".yml"):
         # its study.db or searchlab.json: read as a study file, it was "not UTF-8 text" or "name: missing"
         raise SearchlabError(f"'{target}' is a file of the run folder {target.parent}. Fix: pass the folder, "
-                             f"e.g. searchlab status {target.parent}")
+                             f"e.g. searchlab status {shlex.quote(str(target.parent))}")
     study_file = None if target.is_dir() else _study_of_file(target)
     run_dir = target if study_file is None else study_file.run_dir
     manifest_path = run_dir / MANIFEST
