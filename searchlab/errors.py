@@ -5,8 +5,8 @@ print it as is and exit 2 without a traceback.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-
 from typing import Any
 
 
@@ -82,6 +82,8 @@ def pydantic_fix(error: dict[str, Any], key: str = "") -> str | None:
     if error.get("input", ...) is None:   # `key:` with nothing after it, or --set key=null
         return f"give a value, or leave {key or 'it'} out for its default"
     kind = error["type"].removesuffix("_parsing").removesuffix("_type")
+    if kind == "float" and str(error["loc"][-1]).endswith("timeout"):   # `timeout: 4m`
+        return "give a number of seconds, e.g. 240 for 4 minutes"
     if kind in _TYPE_FIXES:
         return _TYPE_FIXES[kind]
     return "use a value of the expected type" if kind != error["type"] else None
@@ -145,3 +147,8 @@ def refuse_folder(out: str | Path | None, example: str, what: str = "file") -> N
     """--out names a file to write: a folder there was an OSError after the work ('Is a directory')."""
     if out is not None and Path(out).is_dir():
         raise SearchlabError(f"--out {out} is a folder. Fix: name the {what} to write (e.g. {Path(out) / example})")
+
+
+def a_few(items: Sequence[object], shown: int = 3) -> str:
+    """The first `shown` items, comma-separated, then ', ...' if there are more: examples in a one-line message."""
+    return ", ".join(map(str, items[:shown])) + (", ..." if len(items) > shown else "")

@@ -218,7 +218,7 @@ def test_an_objective_listed_twice_is_refused(write_study):
 
 
 def test_a_per_class_objective_on_classes_named_by_other_numbers_is_warned_of():
-    from searchlab.tasks.classify import number_named_class_warning
+    from searchlab.tasks.data_checks import number_named_class_warning
 
     said = number_named_class_warning("f1_class_1", ["1", "2"])     # a CSV's labels 1 and 2
     assert said.startswith("objective f1_class_1 scores the class at index 1, which is named '2'")

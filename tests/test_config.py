@@ -137,6 +137,12 @@ def test_misspelt_settings_and_names_suggest_the_right_one_first(write_study, sp
 def test_unknown_metric_lists_valid(write_study):
     err = error_of(write_study, MINIMAL + "objective: acc\n")
     assert "unknown metric 'acc'" in str(err) and "accuracy" in str(err) and "flops" in str(err)
+    assert str(error_of(write_study, MINIMAL + "objective: AUC\n")).endswith("Fix: did you mean auc?")
+
+
+def test_a_timeout_with_a_unit_is_told_to_be_seconds(write_study):
+    err = error_of(write_study, MINIMAL + "budget: {timeout: 4m}\n")
+    assert "budget.timeout" in str(err) and str(err).endswith("Fix: give a number of seconds, e.g. 240 for 4 minutes")
 
 
 def test_an_objective_against_its_metrics_direction_is_refused(write_study):

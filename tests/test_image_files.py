@@ -357,3 +357,67 @@ def test_a_patient_folder_linked_in_and_a_latin_1_file_name_are_read(tmp_path):
                      test_fraction=0.2)
     files = load_dataset(cfg, splits=("train", "val", "test")).extra["files"]
     assert sum(len(f) for f in files.values()) == 2 * 12 + 1
+
+
+def test_a_decompression_bomb_is_left_to_the_decode_to_name_not_raised_by_the_header_checks(tmp_path, monkeypatch):
+    """An image over Pillow's pixel limit (a 13500 px scan) raises DecompressionBombError, no OSError, when
+    opened: the 16-bit sampling `predict` and `run` do first and the format-by-class headers passed it on as
+    a traceback; they leave it, like any unreadable file, to the decode, which names it as `cannot read`."""
+    from searchlab.data import data_advice
+    from searchlab.data.common import bit_depth_advice
+    from searchlab.data.formats import mixed_formats_warning
+    from searchlab.errors import DataError
+
+    for cls in ("a", "b"):
+        for i in range(5):
+            Image.fromarray(np.full((12, 12), 3000 + i, np.uint16)).save(_mkdir(tmp_path / "set" / cls) / f"{i}.png")
+    Image.fromarray(np.full((40, 40), 3000, np.uint16)).save(tmp_path / "set" / "a" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)   # 40x40 is over twice the limit: a bomb; 12x12 not
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(tmp_path / "set" / "a" / "huge.png")
+    cfg = FolderData(source="folder", path=tmp_path / "set", image_size=12, val_fraction=0.2, test_fraction=0.2)
+    files = sorted((tmp_path / "set").rglob("*.png"))
+    assert bit_depth_advice(files, None).startswith("10 of 11 sampled images are 16-bit files")   # the bomb skipped
+    assert mixed_formats_warning(plan_folder(cfg)) is None
+    assert "sampled images are 16-bit files" in data_advice(cfg)[0]   # a warning, not a traceback
+    with pytest.raises(DataError, match=r"huge\.png: cannot read image \(DecompressionBombError"):
+        load_dataset(cfg)
+
+
+def test_one_generic_sub_folder_in_each_class_folder_is_named_as_the_one_patient_with_folder_fixes(tmp_path):
+    """`benign/images/*.png`, `malignant/images/*.png` (a common export layout): each sub-folder is read as a
+    patient, so a class is one patient and no split can be drawn. The refusal names the sub-folder and the
+    fixes a folder has (move the images up, or split folders), not a CSV's keys, nor lower fractions that
+    cannot help one patient."""
+    from searchlab.errors import DataError
+
+    def layout(root: Path, subs: dict[str, str]) -> FolderData:
+        for cls, sub in subs.items():
+            for i in range(8):
+                png(root / cls / sub / f"{i}.png", COLORS[cls], size=(8, 8))
+        return FolderData(source="folder", path=root, image_size=8, val_fraction=0.2, test_fraction=0.2)
+
+    with pytest.raises(DataError) as same:
+        plan_folder(layout(tmp_path / "same", {"a": "images", "b": "images"}))
+    said = str(same.value)
+    assert said.startswith(f"{tmp_path / 'same'}: the sub-folder 'images' of each class folder (a/images, b/images) "
+                           "was taken as ONE patient holding all its 16 images")
+    assert "cannot give the val, test split(s) any of the 1 patient(s)" in said
+    assert said.endswith("Fix: if it is not a patient, move the images up into the class folders (a/*.png, ...); "
+                         "or give the splits yourself in train/, val/, test/ folders")
+    assert "data.group_column" not in said and "data.split_column" not in said
+    with pytest.raises(DataError) as other:
+        plan_folder(layout(tmp_path / "other", {"a": "images", "b": "scans"}))
+    said = str(other.value)
+    assert said.startswith(f"{tmp_path / 'other'}: class 'a' has all its images in one sub-folder, a/images, taken "
+                           "as ONE patient holding all of them")
+    assert said.endswith("Fix: if it is not a patient, move its images up into a/ (they are then split image by "
+                         "image); or give the splits yourself in train/, val/, test/ folders")
+    assert "lower the fractions" not in said and "data.group_column" not in said
+    # split folders with no val/: val is carved out of train/, and the fix is a val/ folder of one's own
+    split = layout(tmp_path / "split" / "train", {"a": "images", "b": "images"})
+    png(tmp_path / "split" / "test" / "a" / "0.png", COLORS["a"], size=(8, 8))
+    png(tmp_path / "split" / "test" / "b" / "0.png", COLORS["b"], size=(8, 8))
+    with pytest.raises(DataError, match=r"cannot give the val split\(s\) any of the 1 patient\(s\)\. .*; or give "
+                                        r"the val images yourself in val/ beside train/$"):
+        plan_folder(split.model_copy(update={"path": tmp_path / "split"}))

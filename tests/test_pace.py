@@ -42,3 +42,47 @@ def test_a_trial_trains_each_fold_and_repeat_and_the_refit():
     assert runs({}) == [(546, 78)] and runs({"repeats": 3}) == [(546, 78)] * 3
     assert runs({"cv_folds": 5}) == [(500, 124)] * 5 + [(546, 78)]
     assert runs({"cv_folds": 5, "cv_model": "bag", "repeats": 2}) == [(500, 124)] * 10
+
+
+def test_the_pace_is_the_steady_one_after_the_first_batches_warm_up(write_study, monkeypatch):
+    """A fresh process's first batches are many times slower than the rest (a small CNN: 80-110 images/s for
+    5 batches, then 640-900): timing the second batch over-estimated small nets 4-10x. Training and validation
+    batches that are slow for their first calls, then fast, give the fast pace, in about the time allowed."""
+    import time
+
+    from searchlab.data import load_dataset
+    from searchlab.space import probe_configs
+    from searchlab.tasks import pace
+    from searchlab.tasks.classify import make_batches, model_spec_for
+
+    study = load_study(write_study(TINY_CLASSIFY))
+    data = load_dataset(study.config.data, splits=("train", "val"), seed=0, base_dir=study.base_dir)
+    spec = parse_trial_config(next(iter(probe_configs(study.space))), None)
+    calls = {"train": 0, "val": 0}
+
+    def slow_first(kind: str, slow: int, *_args, **_kwargs) -> None:
+        calls[kind] += 1
+        time.sleep(0.25 if calls[kind] <= slow else 0.01)
+
+    monkeypatch.setattr(pace, "one_epoch", lambda *a, **k: slow_first("train", 4))
+    monkeypatch.setattr(pace, "evaluate", lambda *a, **k: slow_first("val", 1))
+    started = time.perf_counter()
+    train_seconds, val_seconds = pace.measured_pace(make_batches(data), spec, model_spec_for(spec, data), 1)
+    took = time.perf_counter() - started
+    assert 0.01 <= train_seconds * 128 < 0.05 and 0.01 <= val_seconds * 78 < 0.05   # per batch: steady, not 0.25
+    assert calls["train"] >= 10 and calls["val"] >= 5 and took < pace.TRAIN_SECONDS + pace.VAL_SECONDS + 1.5
+
+
+def test_steady_seconds_times_a_slow_step_twice_and_a_fast_one_at_most_so_often():
+    from searchlab.tasks.pace import steady_seconds
+
+    times = iter([0.3, 0.2, 0.2, 0.2])
+    calls = []
+
+    def step() -> None:
+        calls.append(1)
+        __import__("time").sleep(next(times))
+
+    assert 0.2 <= steady_seconds(step, budget=0.1) < 0.3 and len(calls) == 2   # over the budget: one timed call
+    calls.clear()
+    assert steady_seconds(lambda: calls.append(1), budget=10.0, most=7) < 0.001 and len(calls) == 7

@@ -220,3 +220,52 @@ def test_a_medmnist_file_changed_since_the_search_is_refused_on_resume_and_said_
     config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=20)
     assert config["data_replaced_since_search"].startswith("breastmnist.npz is not the file the trials read")
     assert config["data_file"]["file"] == "breastmnist.npz" and len(config["data_file"]["digest"]) == 40
+
+
+def test_a_class_missing_from_your_own_val_folder_gets_the_fix_of_adding_its_images_there(write_study, tmp_path):
+    """A val/ folder of one's own without class b (an empty val/b is refused when the folder is read): AUC is
+    undefined there, and the fix is images in val/b, not data.val_fraction, a CSV's split column or label
+    columns, which draw no split here."""
+    from test_data import class_folder
+
+    folder = tmp_path / "imgs"
+    class_folder(folder / "train", {"a": 6, "b": 6})
+    class_folder(folder / "val", {"a": 3})
+    class_folder(folder / "test", {"a": 2, "b": 2})
+    study = write_study(TINY_CLASSIFY + "objective: auc\ndata: {source: folder, path: imgs, image_size: 8}\n")
+    with pytest.raises(DataError, match=r"objective auc is undefined on the validation split \(3 images\): .*but "
+                                        r"here: b \(no image\)\. Fix: add images of that class to (.*) \(the "
+                                        r"validation split is your val/ folder\), or select by cross-validation "
+                                        r"\(train.cv_folds\)$") as info:
+        run_study(load_study(study), progress=False)
+    said = str(info.value)
+    assert f"to {folder / 'val' / 'b'}/ (the" in said
+    assert "val_fraction" not in said and "split column" not in said and "label_columns" not in said
+
+
+def test_colour_images_read_as_grey_are_warned_of_and_grey_ones_saved_as_rgb_are_not(tmp_path):
+    """Dermoscopy or histology folders read with the default channels: 1 lost their colour without a word."""
+    import numpy as np
+    from PIL import Image
+
+    from searchlab.config.schema import FolderData
+    from searchlab.data import data_advice
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "colour" / cls).mkdir(parents=True)
+        (tmp_path / "grey" / cls).mkdir(parents=True)
+        for i in range(8):
+            tint = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(tint).save(tmp_path / "colour" / cls / f"{i}.png")
+            grey = np.repeat(tint[..., :1], 3, axis=2)   # an X-ray exported as RGB: three equal channels
+            Image.fromarray(grey).save(tmp_path / "grey" / cls / f"{i}.png")
+
+    def said(folder: str, channels: int) -> list[str]:
+        cfg = FolderData(source="folder", path=tmp_path / folder, channels=channels, val_fraction=0.25)
+        return [text for text in data_advice(cfg) if "in colour" in text]
+
+    [warning] = said("colour", 1)
+    assert warning.startswith("data: ") and "are in colour (their channels differ" in warning
+    assert "data.channels is 1, so they are read as grey" in warning and "Fix: data.channels: 3" in warning
+    assert said("colour", 3) == [] and said("grey", 1) == []

@@ -16,16 +16,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from searchlab.data.grouping import spanning_split, spans_classes
+from searchlab.data.grouping import own_splits_said, spanning_split, spans_classes, sub_folder
 from searchlab.data.image_cache import cached_decode
 from searchlab.data.label_stratify import deal_by_labels
 from searchlab.data.types import Decoding, ImageSplit, SplitPlan
-from searchlab.errors import DataError
+from searchlab.errors import DataError, a_few
 from searchlab.models.standalone import read_image_file
 
 SPLITS = ("train", "val", "test")
 # what Pillow decodes; a multi-frame file (TIFF stack, animated GIF) is read as its first frame
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+# what opening an image file that cannot be read raises (a truncated file, a bad header, one too large to decode)
+UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def resolve_path(path: Path, base_dir: Path | None) -> Path:
@@ -51,7 +53,7 @@ def read_image(path: Path, decoding: Decoding) -> np.ndarray:
     try:
         return read_image_file(path, decoding.size, decoding.size, decoding.channels, decoding.fit,
                                decoding.bit_depth).numpy()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UNREADABLE_IMAGE as exc:
         raise DataError(f"{path}: cannot read image ({one_line(exc)}). "
                         f"Fix: replace or remove the file") from exc
 
@@ -117,8 +119,8 @@ def _deep_maxima(paths: Sequence[Path]) -> dict[Path, int]:
             with Image.open(path) as img:
                 if img.mode.startswith("I;16") or img.mode == "I":
                     deep[path] = int(np.asarray(img).max())
-        except (OSError, ValueError, SyntaxError):
-            continue   # decoding names unreadable files
+        except UNREADABLE_IMAGE:
+            continue   # decoding names unreadable files (a decompression bomb too)
     return deep
 
 
@@ -197,18 +199,20 @@ def _too_few(where: str, what: str, n: int, fractions: Mapping[str, float]) -> D
 
 def stratified_split(labels: Sequence[int], fractions: Mapping[str, float], seed: int, where: str,
                      class_names: Sequence[str] | None = None,
-                     groups: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+                     groups: Sequence[str] | None = None, folder: bool = False) -> dict[str, np.ndarray]:
     """Seeded per-class split: {'train': idx, **{k: idx for k in fractions}}, each sorted.
 
     Stratified because small medical sets are imbalanced; a plain random split can leave val with no
     positives. Deterministic for a given seed and file list, so the test split never moves between calls.
-    With `groups` (e.g. one per patient), each group's images go to one split together.
+    With `groups` (e.g. one per patient), each group's images go to one split together. `folder`: the groups
+    are an image folder's patient sub-folders (`where` the folder), not a CSV's group_column, which a refusal
+    then names.
     """
     labels = np.asarray(labels)
     if groups is not None and len(set(groups)) < len(groups):
-        if spans_classes(labels, groups):   # a CSV patient with images of two classes
-            return spanning_split(labels, fractions, seed, where, class_names, groups)
-        return _grouped_split(labels, fractions, seed, where, class_names, list(groups))
+        if spans_classes(labels, groups):   # a CSV patient with images of two classes, or benign/p07 + malignant/p07
+            return spanning_split(labels, fractions, seed, where, class_names, groups, folder=folder)
+        return _grouped_split(labels, fractions, seed, where, class_names, list(groups), folder)
     rng = np.random.default_rng(seed)
     out: dict[str, list[np.ndarray]] = {"train": [], **{k: [] for k in fractions}}
     for c in np.unique(labels):
@@ -226,7 +230,7 @@ def stratified_split(labels: Sequence[int], fractions: Mapping[str, float], seed
 
 
 def _grouped_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int, where: str,
-                   class_names: Sequence[str] | None, groups: list[str]) -> dict[str, np.ndarray]:
+                   class_names: Sequence[str] | None, groups: list[str], folder: bool = False) -> dict[str, np.ndarray]:
     """Per class, whole groups in seeded order fill each held-out split up to its share of the class's images,
     the rest train (at least one group each). Shares are met as nearly as whole groups allow."""
     rng = np.random.default_rng(seed)
@@ -239,6 +243,8 @@ def _grouped_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
         sizes = _holdout_sizes(int((labels == c).sum()), fractions)
         if len(names) <= sum(1 for k in sizes.values() if k):
             name = class_names[int(c)] if class_names is not None else str(c)
+            if folder:
+                raise DataError(_too_few_sub_folders(where, name, names, fractions))
             raise DataError(f"{where}: class {name!r} has {len(names)} group(s) of images (a patient: a sub-folder, "
                             "a data.group_column id, or a loose image alone; each kept in one split), too few for "
                             f"train/{'/'.join(fractions)}: each split needs one. Fix: add images of more patients, or "
@@ -254,6 +260,25 @@ def _grouped_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
             if target != "train":
                 filled[target] += len(members[group])
     return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
+
+
+def _too_few_sub_folders(where: str, name: str, groups: list[str], fractions: Mapping[str, float]) -> str:
+    """A folder's class whose images sit in too few sub-folders (each kept whole in one split) for the splits:
+    often one generic sub-folder (`benign/images`), which is no patient."""
+    folders = [sub_folder(where, g) for g in groups if not Path(g).is_file()]
+    loose = len(groups) - len(folders)
+    held = "/".join(k for k, f in fractions.items() if f > 0) or "/".join(fractions)
+    said = (f"sub-folder{'' if len(folders) == 1 else 's'} {a_few(folders, 4)}" if folders else "") + \
+        (" and " if folders and loose else "") + (f"{loose} loose image(s)" if loose else "")
+    if len(groups) == 1 and folders:
+        return (f"{where}: class {name!r} has all its images in one sub-folder, {folders[0]}, taken as ONE patient "
+                f"holding all of them (each sub-folder of a class folder is kept in one split), but train/{held} "
+                f"each need one. Fix: if it is not a patient, move its images up into {name}/ (they are then split "
+                f"image by image); or {own_splits_said(where, fractions)}")
+    return (f"{where}: class {name!r} has its images in {len(groups)} groups ({said}), each sub-folder taken as "
+            f"ONE patient kept in one split (a loose image alone), too few for train/{held}: each split needs one. "
+            f"Fix: if the sub-folders are not patients, move their images up into {name}/; else add images of more "
+            f"patients, or lower the fractions; or {own_splits_said(where, fractions)}")
 
 
 def label_stratified_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int,

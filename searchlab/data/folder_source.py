@@ -136,7 +136,7 @@ def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict
         classes = _class_names(root)
         items = _collect(root, classes)
         fractions = {"val": cfg.val_fraction, "test": cfg.test_fraction}
-        idx = stratified_split(items[1], fractions, seed, str(root), classes, groups=items[2])
+        idx = stratified_split(items[1], fractions, seed, str(root), classes, groups=items[2], folder=True)
         return classes, {s: _take(items, i) for s, i in idx.items()}, "classes", fractions
 
     stray = [p.name for p in _subdirs(root) if p.name not in SPLITS]
@@ -150,7 +150,8 @@ def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict
     if "test" not in plan and "test_fraction" in cfg.model_fields_set and cfg.test_fraction > 0:
         carve["test"] = cfg.test_fraction
     if carve:
-        idx = stratified_split(plan["train"][1], carve, seed, str(root / "train"), classes, groups=plan["train"][2])
+        idx = stratified_split(plan["train"][1], carve, seed, str(root / "train"), classes, groups=plan["train"][2],
+                               folder=True)
         plan.update({split: _take(plan["train"], idx[split]) for split in carve})
         plan["train"] = _take(plan["train"], idx["train"])
     return classes, plan, "splits", carve

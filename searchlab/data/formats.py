@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from searchlab.data.common import spread
+from searchlab.data.common import UNREADABLE_IMAGE, spread
 from searchlab.data.types import SplitPlan
 
 SAMPLE = 200
@@ -95,6 +95,6 @@ def _headers(paths: list[Path]) -> _Headers:
                 found.modes[img.mode] += 1
                 found.types[img.format or path.suffix.lstrip(".").upper()] += 1
                 found.areas.append(img.width * img.height)
-        except (OSError, ValueError, SyntaxError):
-            continue   # decoding names unreadable files
+        except UNREADABLE_IMAGE:
+            continue   # decoding names unreadable files (a decompression bomb too)
     return found

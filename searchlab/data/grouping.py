@@ -15,11 +15,12 @@ stratification instead (data/label_stratify.py).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from searchlab.data.label_stratify import deal_by_labels
-from searchlab.errors import DataError
+from searchlab.errors import DataError, a_few
 
 
 def spans_classes(labels: np.ndarray, groups: Sequence[str]) -> bool:
@@ -127,8 +128,11 @@ def missing_classes(bins: np.ndarray, counts: np.ndarray, n_bins: int) -> list[t
 
 
 def spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int, where: str,
-                   class_names: Sequence[str] | None, groups: Sequence[str]) -> dict[str, np.ndarray]:
-    """{'train': idx, **{k: idx for k in fractions}}, each sorted, with every group's images in one split."""
+                   class_names: Sequence[str] | None, groups: Sequence[str],
+                   folder: bool = False) -> dict[str, np.ndarray]:
+    """{'train': idx, **{k: idx for k in fractions}}, each sorted, with every group's images in one split.
+    `folder`: the groups are an image folder's (`where`) patient sub-folders, not a CSV's group_column, which
+    the message that refuses a split then names."""
     multilabel = labels.ndim == 2
     members, counts = group_counts(labels, groups, class_names)
     names = ["train", *fractions]
@@ -141,6 +145,9 @@ def spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
     else:
         bins, short = settle(counts, split_targets(counts, fractions, multilabel), rng, multilabel)
     empty = [names[b] for b in range(len(names)) if not (bins == b).any() and (b == 0 or fractions[names[b]] > 0)]
+    if (empty or short) and folder:
+        raise DataError(_folder_shortfall(where, fractions, class_names, list(dict.fromkeys(groups)), counts,
+                                          _shortfall(empty, short, names, counts, class_names, "patient(s)")))
     if empty or short:
         raise DataError(f"{where}: whole patients (data.group_column: each group of images kept in one split) "
                         f"cannot give {_shortfall(empty, short, names, counts, class_names)}. Fix: add images of "
@@ -148,12 +155,52 @@ def spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
     return dict(zip(names, gather(members, bins, len(names))))
 
 
+def _folder_shortfall(where: str, fractions: Mapping[str, float], class_names: Sequence[str] | None,
+                      names: list[str], counts: np.ndarray, shortfall: str) -> str:
+    """An image folder whose sub-folders of one name under several class folders (`benign/images`,
+    `malignant/images`: a common export layout, not a patient) were taken as one patient each."""
+    classes = list(class_names) if class_names else [str(c) for c in range(counts.shape[1])]
+    shared = [(sub_folder(where, name), [classes[c] for c in np.flatnonzero(row)], int(row.sum()))
+              for name, row in zip(names, counts) if (row > 0).sum() > 1]
+    if not shared:   # not expected of a folder: only such sub-folders hold images of several classes
+        return (f"{where}: whole patients (each sub-folder of a class folder kept in one split) cannot give "
+                f"{shortfall}. Fix: add images of more patients, or {own_splits_said(where, fractions)}")
+    quoted = a_few([repr(name) for name, _, _ in shared])
+    paths = [f"{c}/{name}" for name, in_classes, _ in shared for c in in_classes]
+    where_said = ("of each class folder" if len(shared) == 1 and len(shared[0][1]) == len(classes) else
+                  "under several class folders")
+    one = len(shared) == 1
+    images = sum(n for _, _, n in shared)
+    return (f"{where}: the sub-folder{'' if one else 's'} {quoted} {where_said} ({a_few(paths, 4)}) "
+            f"{'was' if one else 'were each'} taken as ONE patient holding all {'its' if one else 'their'} "
+            f"{images} images (sub-folders of one name under several class folders are one patient, kept in one "
+            f"split), so whole patients cannot give {shortfall}. Fix: if {'it is' if one else 'they are'} not a "
+            f"patient, move the images up into the class folders ({classes[0]}/*.png, ...); or "
+            f"{own_splits_said(where, fractions)}")
+
+
+def sub_folder(where: str, group: str) -> str:
+    """A folder's patient group (an absolute path) as its path under the folder `where`."""
+    try:
+        return Path(group).relative_to(where).as_posix()
+    except ValueError:
+        return group
+
+
+def own_splits_said(where: str, fractions: Mapping[str, float]) -> str:
+    """The fix of giving an image folder's splits in split folders: all of them, or those carved out of train/."""
+    held = [name for name, f in fractions.items() if f > 0] or list(fractions)
+    if Path(where).name == "train":   # carved out of a split layout's train/
+        return f"give the {'/'.join(held)} images yourself in {', '.join(f'{s}/' for s in held)} beside train/"
+    return f"give the splits yourself in {', '.join(f'{s}/' for s in ['train', *held])} folders"
+
+
 def _shortfall(empty: list[str], short: list[tuple[int, int]], names: list[str], counts: np.ndarray,
-               class_names: Sequence[str] | None) -> str:
+               class_names: Sequence[str] | None, unit: str = "groups") -> str:
     if empty:
-        return f"the {', '.join(empty)} split(s) any of the {len(counts)} groups"
+        return f"the {', '.join(empty)} split(s) any of the {len(counts)} {unit}"
     bin_, c = short[0]
     name = class_names[c] if class_names else str(c)
     groups_with = int((counts[:, c] > 0).sum())
     return (f"the {names[bin_]} split an image of class {name!r}: it is in {groups_with} of the {len(counts)} "
-            f"groups, and train and each held-out split need one")
+            f"{unit}, and train and each held-out split need one")

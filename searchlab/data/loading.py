@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image
 
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
-from searchlab.data.common import (UnreadableImages, bit_depth_advice, check_splits, decode_threads, one_line,
-                                   resolve_path)
+from searchlab.data.common import (UNREADABLE_IMAGE, UnreadableImages, bit_depth_advice, check_splits,
+                                   decode_threads, one_line, resolve_path)
+from searchlab.data.colour import colour_dropped_warning
 from searchlab.data.csv_source import load_csv, plan_csv
 from searchlab.data.duplicates import duplicate_warning
 from searchlab.data.fingerprint import describe_plan, fingerprint, sampled_digest
@@ -131,14 +132,15 @@ def describe_data(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) 
 
 def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> list[str]:
     """Warnings about a folder or CSV set, when a run starts: how its training images will be decoded (e.g.
-    12-bit data read as 16-bit, judged from their raw values, whatever the image cache holds), and files
-    that are copies of one another (data/duplicates.py)."""
+    12-bit data read as 16-bit, judged from their raw values, whatever the image cache holds; colour images
+    read as grey), and files that are copies of one another (data/duplicates.py)."""
     if isinstance(cfg, MedMNISTData):
         return []   # an official release, read as published
     plan = plan_files(cfg, seed, base_dir)
     assert plan is not None   # a folder or CSV set
     found = [bit_depth_advice(plan.files.get("train", []), cfg.bit_depth), duplicate_warning(plan),
-             carved_share_warning(plan), mixed_formats_warning(plan), patients_in_two_split_folders(plan)]
+             carved_share_warning(plan), mixed_formats_warning(plan), patients_in_two_split_folders(plan),
+             colour_dropped_warning(plan, cfg.channels)]
     return [text for text in found if text]
 
 
@@ -202,7 +204,7 @@ def _verify(path: Path) -> DataError | None:
     try:
         with Image.open(path) as img:
             img.verify()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UNREADABLE_IMAGE as exc:
         return DataError(f"{path}: cannot read image ({one_line(exc)})")
     return None
 

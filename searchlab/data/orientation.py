@@ -14,7 +14,9 @@ from typing import Any
 
 from PIL import Image
 
+from searchlab.data.common import UNREADABLE_IMAGE
 from searchlab.data.loading import DataConfig, plan_files
+from searchlab.errors import a_few
 from searchlab.models.standalone import DECODER
 
 ORIENTATION_TAG = 0x0112   # EXIF Orientation: 1 is as stored; 2-8 mirror and/or turn
@@ -42,15 +44,14 @@ def turned_since(record: dict[str, Any], cfg: DataConfig | None, seed: int, base
     turned = turned_files(cfg, seed, base_dir, splits)
     if not turned:
         return None
-    shown = ", ".join(str(p) for p in turned[:3]) + (", ..." if len(turned) > 3 else "")
-    return (f"{len(turned)} image file(s) of its {'/'.join(splits)} split(s) carry an EXIF orientation ({shown}), "
-            "which the searchlab that ran its trials ignored and this one applies: they were trained on as "
-            "stored, and are now read upright")
+    return (f"{len(turned)} image file(s) of its {'/'.join(splits)} split(s) carry an EXIF orientation "
+            f"({a_few(turned)}), which the searchlab that ran its trials ignored and this one applies: they were "
+            "trained on as stored, and are now read upright")
 
 
 def _turned(path: Path) -> bool:
     try:
         with Image.open(path) as img:   # the header only
             return img.getexif().get(ORIENTATION_TAG, 1) not in (1, None)
-    except (OSError, ValueError, SyntaxError):
+    except UNREADABLE_IMAGE:
         return False   # unreadable files are named by decoding

@@ -20,9 +20,9 @@ from typing import Any, TextIO
 import torch
 from PIL import Image
 
-from searchlab.data.common import IMAGE_EXTENSIONS, bit_depth_advice, first_lines, spread
+from searchlab.data.common import IMAGE_EXTENSIONS, UNREADABLE_IMAGE, bit_depth_advice, first_lines, spread
 from searchlab.data.folder_source import visible_files
-from searchlab.errors import ExportError, refuse_folder
+from searchlab.errors import ExportError, a_few, refuse_folder
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models import standalone
 
@@ -85,9 +85,8 @@ def grey_into_colour_warning(files: Sequence[Path], channels: int, sample: int =
     grey = [path for path in spread(list(files), sample) if _single_band(path)]
     if not grey:
         return None
-    shown = ", ".join(str(p) for p in grey[:3]) + (", ..." if len(grey) > 3 else "")
-    return (f"{len(grey)} of {min(len(files), sample)} image files (sampled) are greyscale ({shown}), but this model "
-            "was trained on colour images: they are scored as grey colour images. Fix: check that they come from "
+    return (f"{len(grey)} of {min(len(files), sample)} image files (sampled) are greyscale ({a_few(grey)}), but this "
+            "model was trained on colour images: they are scored as grey colour images. Fix: check that they come from "
             "the scanner and export the model was trained for")
 
 
@@ -104,7 +103,7 @@ def _single_band(path: Path) -> bool:
     try:
         with Image.open(path) as img:   # the header only
             return img.mode != "P" and len(img.getbands()) == 1
-    except (OSError, ValueError, SyntaxError):
+    except UNREADABLE_IMAGE:
         return False   # decoding names unreadable files
 
 

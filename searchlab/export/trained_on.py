@@ -4,10 +4,10 @@ its own test images were among them, or its validation images among those the we
 A study that starts from the weights of an earlier study of the same folder or CSV, split with another seed or
 other fractions, would score its export on images the weights already learned: its test metrics would be
 optimistic, and no check of its own splits could see it. An export keeps the content digests of its run's
-train and val files in `trained_on.json` (separately: a study split as the weights' study was shares their
-validation images, which is no leak) (data/fingerprint.py's sampled digest: size and the first and last 8 KB,
-so a moved or renamed copy is the same file); a run folder used as weights is read from its record. MedMNIST
-sets have official splits that never move, so they are not listed.
+train and val files, each split apart, in `trained_on.json` (data/fingerprint.py's sampled digest: size and
+the first and last 8 KB, so a moved or renamed copy is the same file); a run folder used as weights is read
+from its record. Apart, because a study split as the weights' study was shares its validation images, which
+is no leak. MedMNIST sets have official splits that never move, so they are not listed.
 """
 from __future__ import annotations
 

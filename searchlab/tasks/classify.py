@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import torch
 
@@ -24,21 +23,24 @@ from searchlab.data import check_test_images, data_advice, load_dataset
 from searchlab.data.common import UnreadableImages
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
-from searchlab.errors import ConfigError, DataError, RegistryError
+from searchlab.errors import ConfigError, RegistryError
 from searchlab.imbalance import choose_threshold
-from searchlab.metrics import METRICS, PER_CLASS, compute_metrics, metric_info
+from searchlab.metrics import METRICS, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.nni_space import allow_nni_space
 from searchlab.space import cheapest_config, probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
+from searchlab.suggest import did_you_mean
 from searchlab.tasks.direction import objective_direction
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.classify_usage import classify_setting_used, setting_default
 from searchlab.tasks.costs import COST_METRICS, analytic_costs, budget_excess, check_budget, measure_costs
 from searchlab.tasks.augment_advice import neural_augment_warning, unweighted_warning
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
-from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, pool_train_val,
-                                      progress_steps, repeated_splits, units_per_class)
+from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, progress_steps,
+                                      repeated_splits)
+from searchlab.tasks.data_checks import (check_folds_within_classes, check_metric_fits_data,
+                                         check_objectives_defined_on_val, number_named_class_warning)
 from searchlab.tasks.pace import trial_time_warning
 from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.selection_advice import (best_epoch_cv_warning, one_sided_objective_warning,
@@ -89,9 +91,10 @@ class ClassifyTask:
                 if _PER_CLASS_BY_NAME.fullmatch(name):   # e.g. f1_class_carcinoma: prepare names the index
                     return name, objective.direction or "maximize"
                 alias = _ALIASES.get(name.lower())
+                close = did_you_mean(name, [*METRICS, *COST_METRICS])   # AUC: auc
                 raise src.error(at, f"{exc}; or a cost: {', '.join(COST_METRICS)}", got=name,
-                                fix=f"{alias}, as searchlab names it" if alias else "name one of the metrics "
-                                "listed") from None
+                                fix=f"{alias}, as searchlab names it" if alias else close or "name one of the "
+                                "metrics listed") from None
         return name, objective_direction(name, natural, objective, src, at)
 
     def validate_space(self, study: Study, src: Located) -> None:
@@ -110,14 +113,15 @@ class ClassifyTask:
             raise
         for metric, _ in study.objectives:
             if metric not in COST_METRICS:
-                _check_metric_fits_data(study, metric, data)
+                check_metric_fits_data(metric, data)
         self._check_named_files_exist(study, data)
         self._check_some_candidate_fits(study)
-        _check_objectives_defined_on_val(study, data)
-        _check_folds_within_classes(study, data)
-        check_test_images(study.config.data, study.config.seed, study.base_dir)
         probes = list(probe_configs(study.space, seed=study.config.seed))
         specs = [parse_trial_config(config, None) for config in probes]
+        folds = [spec.train.cv_folds for spec in specs if spec.train.cv_folds]
+        check_objectives_defined_on_val(study, data, cross_validated=bool(folds))
+        check_folds_within_classes(data, folds)
+        check_test_images(study.config.data, study.config.seed, study.base_dir)
         warnings: list[str | None] = [*data_advice(study.config.data, study.config.seed, study.base_dir)]
         warnings += [describe(unused, setting_default)
                      for unused in unused_settings(study.space, classify_setting_used, study.config.seed)]
@@ -334,88 +338,6 @@ def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx
                  groups=groups, cached_features=spec.model.transfer == "features",
                  keep_last=keep_last or spec.train.checkpoint == "last",
                  device=ctx.device)
-
-
-def _check_objectives_defined_on_val(study: Study, data: ImageDataset) -> None:
-    """An objective such as AUC is undefined where the validation split lacks a class (or a label is never, or
-    always, on): every trial would train and then fail. Trials that select by cross-validation over
-    train+val do not score on the validation split, so their runs are not stopped here."""
-    if any(parse_trial_config(config, None).train.cv_folds for config in probe_configs(study.space)):
-        return
-    val = data.splits["val"].labels.numpy()
-    outputs = val.shape[1] if data.kind == "multilabel" else len(data.class_names)
-    probs = np.random.default_rng(0).random((len(val), outputs) if outputs > 2 or val.ndim == 2 else len(val))
-    if data.kind == "multiclass":
-        probs = probs / probs.sum(axis=1, keepdims=True)
-    metrics = compute_metrics(val, probs, data.kind, len(data.class_names))
-    undefined = [metric for metric, _ in study.objectives if metric in metrics and not np.isfinite(metrics[metric])]
-    if undefined:
-        if data.kind == "multilabel":
-            lacking = [f"{name} ({'never' if val[:, j].max() == 0 else 'always'} on)"
-                       for j, name in enumerate(data.class_names) if val[:, j].min() == val[:, j].max()]
-        else:
-            lacking = [f"{name} (no image)" for j, name in enumerate(data.class_names) if not (val == j).any()]
-        raise DataError(f"objective {', '.join(undefined)} is undefined on the validation split ({len(val)} images): "
-                        f"it needs every class, and every label both on and off, but here: {', '.join(lacking)}. "
-                        "Fix: give the validation split such images (data.val_fraction, or the CSV's split "
-                        "column), drop a label that is (almost) never on from data.label_columns, or select by "
-                        "cross-validation (train.cv_folds)")
-
-
-def _metrics_for(data: ImageDataset) -> str:
-    """The metric names a task of this data defines (per-class ones by their pattern)."""
-    names = [name for name, info in METRICS.items() if data.kind in info.kinds]
-    per_class = ["f1_class_<i>"] + (["auc_class_<i>", "recall_class_<i>"] if data.kind != "binary" else [])
-    return ", ".join(sorted(names) + per_class) + f" (<i>: 0 to {len(data.class_names) - 1})"
-
-
-def _check_metric_fits_data(study: Study, metric: str, data: ImageDataset) -> None:
-    """E.g. sensitivity on a multi-class set, or f1_class_5 with 3 classes: refused before any trial."""
-    try:
-        metric_info(metric, data.kind, len(data.class_names))
-    except RegistryError as exc:
-        classes = ", ".join(f"{i} = {name}" for i, name in enumerate(data.class_names))
-        metric_part, _, named = metric.partition("_class_") if "_class_" in metric else metric.partition("_")
-        fix = (f"{metric_part}_class_{data.class_names.index(named)} (per-class metrics are named by the class's "
-               "index)" if named in data.class_names else f"one of {_metrics_for(data)}")
-        raise ConfigError(f"{exc} ({data.kind} task; classes: {classes})", key="objective", got=metric,
-                          fix=fix) from None
-
-
-def number_named_class_warning(metric: str, class_names: list[str]) -> str | None:
-    """Classes named by numbers other than their index (a CSV's labels 1 and 2): f1_class_1 reads as the class
-    named "1" but is index 1, the class named "2". Said, as the run may be exactly what was meant."""
-    per_class = PER_CLASS.fullmatch(metric)
-    if not per_class:
-        return None
-    index, name = int(per_class[2]), class_names[int(per_class[2])]
-    if name == str(index) or per_class[2] not in class_names:
-        return None
-    classes = ", ".join(f"{i} = {c}" for i, c in enumerate(class_names))
-    return (f"objective {metric} scores the class at index {index}, which is named {name!r} (per-class metrics "
-            f"are named by index; classes: {classes}). Fix: for the class named {per_class[2]!r} write "
-            f"{per_class[1]}_class_{class_names.index(per_class[2])}")
-
-
-def _check_folds_within_classes(study: Study, data: ImageDataset) -> None:
-    """K-fold needs K images of every class (positives of every label) in train+val, or every fold's validation
-    part misses one and its metrics are undefined; when even the fewest folds the space draws need more than the
-    rarest class has, every CV trial would fail: say so now, naming the class or label."""
-    specs = (parse_trial_config(config, None) for config in probe_configs(study.space, seed=study.config.seed))
-    drawn = [spec.train.cv_folds for spec in specs if spec.train.cv_folds]
-    if not drawn:
-        return
-    pool = pool_train_val(data)
-    counts = units_per_class(pool, len(data.class_names))
-    rarest = int(counts.argmin())
-    units = "images" if pool.groups is None else "groups of images (patients: sub-folders or data.group_column)"
-    what = "label" if data.kind == "multilabel" else "class"
-    if counts[rarest] < min(drawn):
-        raise ConfigError(f"{min(drawn)}-fold cross-validation needs at least {min(drawn)} {units} of every {what} "
-                          f"in train+val{' (positives)' if what == 'label' else ''}, and {what} "
-                          f"{data.class_names[rarest]!r} has {counts[rarest]}",
-                          key="space.train.cv_folds", got=min(drawn),
-                          fix=f"use cv_folds {counts[rarest]} or fewer (2 at least), or add images of that class")
 
 
 def _tightest(costs: dict[str, float], budget: Any) -> str:

@@ -2,16 +2,21 @@
 
 A heavy space (a ResNet trained 5 times for cross-validation, at 224 px, on a laptop CPU) with a timeout of
 minutes used to show it only afterwards: the timeout cut the first trial, which was pruned, and the run
-ended with nothing. Here one config of the space trains two batches with its own recipe (augmentation,
-loss, precision) on the threads a worker gets, and one batch is scored as validation; that pace times the
-trial's epochs, runs and images gives the estimate, said when it exceeds budget.timeout or trial_timeout.
-Early stopping and pruning may end trials sooner, so it is said as a warning, never a refusal.
+ended with nothing. Here one config of the space trains batches with its own recipe (augmentation, loss,
+precision) on the threads a worker gets, and scores batches as validation, for up to ~1.5 s and ~0.3 s
+(`steady_seconds`: the first batches of a fresh process are many times slower than the rest, and were the
+pace that over-estimated small nets 4-10x); that pace times the trial's epochs, runs and images gives the
+estimate, said when it exceeds budget.timeout or trial_timeout. Early stopping and pruning may end trials
+sooner, so it is said as a warning, never a refusal.
 """
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import count
 from typing import Any
 
 import torch
@@ -76,10 +81,15 @@ def _consequence(key: str, several_runs: bool) -> str:
     return "The timeout will stop trials before their last epoch (each keeps its best epoch so far)"
 
 
-def measured_pace(batches: Batches, spec: ClassifyTrialConfig, model_spec: dict[str, Any],
-                  threads: int) -> tuple[float, float]:
-    """Seconds per training image and per validation image: the second of two training batches (the first
-    pays one-time costs), then one validation batch."""
+TRAIN_SECONDS = 1.5   # how long training batches are timed for, at most (a batch slower than that: two batches)
+VAL_SECONDS = 0.3     # validation batches likewise
+MOST_CALLS = 30       # batches of each, at most: a small net's steady pace shows well before
+
+
+def measured_pace(batches: Batches, spec: ClassifyTrialConfig, model_spec: dict[str, Any], threads: int,
+                  train_budget: float = TRAIN_SECONDS, val_budget: float = VAL_SECONDS) -> tuple[float, float]:
+    """Seconds per training image and per validation image, at the steady pace of repeated batches
+    (`steady_seconds`), not the first batches' warm-up."""
     size = max(2, min(spec.train.batch_size, len(batches.train)))   # batch norm trains on 2 images or more
     pick = torch.randperm(len(batches.train), generator=torch.Generator().manual_seed(0))[:size]
     train = ImageSplit(batches.train.images[pick], batches.train.labels[pick])
@@ -90,16 +100,30 @@ def measured_pace(batches: Batches, spec: ClassifyTrialConfig, model_spec: dict[
     try:
         model = build_model(model_spec)
         opt = torch.optim.SGD(model.parameters(), lr=0.0)   # lr 0: the step costs the same and changes nothing
-        recipe, gen = make_recipe(sample, spec.augment, spec.imbalance, spec.train), torch.Generator()
-        one_epoch(model, opt, sample, recipe, spec.train, gen, 0)
-        start = time.perf_counter()
-        one_epoch(model, opt, sample, recipe, spec.train, gen, 1)
-        middle = time.perf_counter()
-        evaluate(model, val, sample)
-        end = time.perf_counter()
+        recipe, gen, epochs = make_recipe(sample, spec.augment, spec.imbalance, spec.train), torch.Generator(), count()
+        train_seconds = steady_seconds(lambda: one_epoch(model, opt, sample, recipe, spec.train, gen, next(epochs)),
+                                       train_budget)
+        val_seconds = steady_seconds(lambda: evaluate(model, val, sample), val_budget)
     finally:
         torch.set_num_threads(before)
-    return (middle - start) / len(train), (end - middle) / max(1, len(val))
+    return train_seconds / len(train), val_seconds / max(1, len(val))
+
+
+def steady_seconds(step: Callable[[], Any], budget: float, most: int = MOST_CALLS) -> float:
+    """Seconds a call of `step` takes once warmed up. A fresh process's first batches pay one-time costs
+    (allocations, kernel choice, threads starting: a small CNN ran 35-110 images/s for its first 1-5 batches,
+    then 640-960), so `step` is called until `budget` seconds have passed (twice at least: a slow one is timed
+    once after its first call; `most` times at most), and the pace is the median of the later half of the
+    calls after the first: past a warm-up shorter than that half, and, as trials would, slowed by other
+    processes on shared cores when they run through it, not by one burst."""
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < most and (len(times) < 2 or time.perf_counter() - started < budget):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    timed = times[1:]
+    return statistics.median(timed[len(timed) // 2:])
 
 
 def trial_runs(spec: ClassifyTrialConfig, n_train: int, n_val: int) -> list[tuple[int, int]]:
