@@ -4,7 +4,8 @@
 
 For a few BreastMNIST configs (a small CNN, the breastmnist_search recipe under 3-fold CV, a ResNet-18 from
 timm at 64 px, a CNN with RandAugment), each a 1-trial study with early stopping off (so every epoch runs):
-the estimate `run` makes before the first trial (two batches timed, times epochs, runs and images), then the
+the estimate `run` makes before the first trial (batches timed for ~2 s past their warm-up, times epochs,
+runs and images), then the
 trial's own wall time (Optuna's start to complete), and their ratio. The warning fires when the estimate
 exceeds budget.timeout or trial_timeout, so what matters is that the ratio stays near 1 (within 2x).
 Trains on train/val only; no test data.
