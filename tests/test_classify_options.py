@@ -133,6 +133,12 @@ budget: {{n_trials: 2, epochs: 1}}
                                         r"but here: b \(never on\)\. Fix: "):
         run_study(load_study(write_study(text)), progress=False)
     assert not list((tmp_path / "run").glob("artifacts/*"))
+    # its F1 is 0 if the model ever flags it and 0/0 if not: each trial failed as 'nan' after training
+    with pytest.raises(DataError, match=r"objective f1_class_1 is undefined on the validation split"):
+        run_study(load_study(write_study(text.replace("objective: auc", "objective: f1_class_1"))), progress=False)
+    assert not list((tmp_path / "run").glob("artifacts/*"))
+    f1_a = text.replace("objective: auc", "objective: f1_class_0").replace("name: multilabel", "name: f1a")
+    run_study(load_study(write_study(f1_a), {"run_dir": str(tmp_path / "f1a")}), progress=False)   # a is on in val
     for row in rows:
         row["b"] = "0"
     with csv_path.open("w", newline="") as fh:

@@ -29,6 +29,10 @@ def check_objectives_defined_on_val(study: Study, data: ImageDataset, cross_vali
         probs = probs / probs.sum(axis=1, keepdims=True)
     metrics = compute_metrics(val, probs, data.kind, len(data.class_names))
     undefined = [metric for metric, _ in study.objectives if metric in metrics and not np.isfinite(metrics[metric])]
+    # a class's F1 where it has no positive: 0 if the model ever predicts it, else nan (0 / 0), whatever it learned
+    absent = {j for j in range(len(data.class_names)) if not (val[:, j].max() if val.ndim == 2 else (val == j).any())}
+    undefined += [metric for metric, _ in study.objectives if metric not in undefined
+                  and (per_class := PER_CLASS.fullmatch(metric)) and per_class[1] == "f1" and int(per_class[2]) in absent]
     if undefined:
         if data.kind == "multilabel":
             lacking = [f"{name} ({'never' if val[:, j].max() == 0 else 'always'} on)"
