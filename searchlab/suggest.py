@@ -2,7 +2,8 @@
 
 difflib alone ranks ties in reverse alphabetical order and sees no likeness between look-alike characters,
 so `efficientnet_bo` got efficientnet_b8, b7, b6, ... but not b0. Names equal up to case, '-'/'_' and
-look-alikes (o/0, l/1) come first; then difflib's matches, best first and ties in alphabetical order.
+look-alikes (o/0, l/1) come first; then names one of which is a whole '_' part of the other (size for
+image_size); then difflib's matches, best first and ties in alphabetical order.
 """
 from __future__ import annotations
 
@@ -25,8 +26,14 @@ def close_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
         matcher.set_seq1(candidate)
         if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6 and matcher.ratio() >= 0.6:
             scored.append((-matcher.ratio(), candidate))
-    ranked = [candidate for _, candidate in sorted(scored) if candidate not in same]
-    return (same + ranked)[:n]
+    # one name a whole '_' part of the other (size / image_size): difflib scores such pairs below its cutoff
+    part = [k for k in known if k not in same and k != name and _part_of(wanted, k.lower().translate(_LOOKALIKE))]
+    ranked = [candidate for _, candidate in sorted(scored) if candidate not in same and candidate not in part]
+    return (same + part + ranked)[:n]
+
+
+def _part_of(a: str, b: str) -> bool:
+    return a in b.split("_") or b in a.split("_")
 
 
 def did_you_mean(name: str, known: Iterable[str], n: int = 3) -> str | None:

@@ -140,6 +140,12 @@ def test_unknown_metric_lists_valid(write_study):
     assert str(error_of(write_study, MINIMAL + "objective: AUC\n")).endswith("Fix: did you mean auc?")
 
 
+def test_medmnists_size_under_a_folder_suggests_image_size(write_study, tmp_path):
+    """difflib scores size / image_size below its cutoff: the fix listed every key without a suggestion."""
+    err = error_of(write_study, MINIMAL + f"data: {{source: folder, path: '{tmp_path}', size: 64}}\n")
+    assert "data.size: unknown key" in str(err) and "did you mean image_size?" in str(err)
+
+
 def test_a_timeout_with_a_unit_is_told_to_be_seconds(write_study):
     err = error_of(write_study, MINIMAL + "budget: {timeout: 4m}\n")
     assert "budget.timeout" in str(err) and str(err).endswith("Fix: give a number of seconds, e.g. 240 for 4 minutes")

@@ -425,3 +425,25 @@ def test_a_trial_number_the_study_does_not_have_says_what_to_pick():
                                           r"completed trial .* or leave out --trial for the best$"):
         pick_trial(study, 99)
     assert pick_trial(study, 0).value == 0.8
+
+
+def test_predict_given_a_run_folder_names_its_export_or_the_export_command(tmp_path, capsys):
+    """`searchlab predict runs/X imgs/` with runs/X a run (searchlab.json): said to be a run folder, with the
+    export in it to give instead (best/ first), or the export command when it holds none."""
+    from searchlab.cli import main
+
+    run = tmp_path / "runs" / "X"
+    run.mkdir(parents=True)
+    (run / "searchlab.json").write_text("{}")
+    (tmp_path / "img.png").write_bytes(b"")
+    assert main(["predict", str(run), str(tmp_path / "img.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"{run} is a run folder (it holds searchlab.json), not an export, and holds no export. Fix: export it " \
+        f"first, searchlab export {run} --out {run / 'best'}, then searchlab predict {run / 'best'} IMAGES..." in err
+    for name in ("best", "another"):
+        (run / name).mkdir()
+        (run / name / "config.json").write_text("{}")
+    assert main(["predict", str(run), str(tmp_path / "img.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"{run} is a run folder (it holds searchlab.json), not an export. Fix: give its export, searchlab " \
+        f"predict {run / 'best'} IMAGES... (exports in it: best, another)" in err

@@ -149,8 +149,7 @@ def describe_plan(plan: SplitPlan) -> str:
     if plan.kind == "multilabel":
         text += " (counts per label: images where it is on)"
     if plan.groups:
-        text += (f"; images in {len({g for split in plan.groups.values() for g in split})} groups (patients), each "
-                 "group kept in one split and one fold")
+        text += _groups_text(plan)
     if plan.skipped:
         text += (f"; left out {sum(plan.skipped.values())} file(s) that are not images ("
                  + ", ".join(f"{ext} {n}" for ext, n in plan.skipped.items()) + ")")
@@ -160,6 +159,21 @@ def describe_plan(plan: SplitPlan) -> str:
         text += (f"; left out {plan.loose_images} image(s) beside the class folders (in no class: move them into "
                  "one to use them)")
     return text
+
+
+def _groups_text(plan: SplitPlan) -> str:
+    """The groups kept whole: a CSV's group_column ids, or a folder's patient sub-folders. A folder's loose
+    images (directly in a class folder) are each a group of one, named by the file itself: counted apart, so
+    that 2 patient sub-folders beside 120 loose images are not said to be 122 patients."""
+    pairs = [(str(path), group) for split, groups in plan.groups.items()
+             for path, group in zip(plan.files[split], groups)]
+    if not plan.layout:   # a CSV's data.group_column
+        return (f"; images in {len({g for _, g in pairs})} groups (patients), each group kept in one split and "
+                "one fold")
+    folders = len({group for path, group in pairs if group != path})
+    loose = sum(group == path for path, group in pairs)
+    return (f"; {folders} patient sub-folder(s), each kept in one split and one fold"
+            + (f", and {loose} loose image(s) directly in the class folders" if loose else ""))
 
 
 def multilabel_split_before_the_key(data: Any) -> bool:

@@ -128,6 +128,14 @@ def _take(items: Items, idx: np.ndarray) -> Items:
 def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict[str, Items], str, dict[str, float]]:
     """Decide which files go to which split (no image is decoded here); also the splits carved out of the
     others' images and the share each was asked to have."""
+    cased = [p.name for p in _subdirs(root) if p.name.lower() in SPLITS and p.name not in SPLITS]
+    if cased:   # Train/, Val/: else read as classes named Train and Val (a model of which split an image is in)
+        lower = [s for s in SPLITS if s in {p.name for p in _subdirs(root)}]
+        read_as = (f"beside {'/'.join(lower)}/ no split would read them" if lower else
+                   f"they would be read as class folders, classes {', '.join(map(repr, cased))}")
+        raise DataError(f"{root}: has {', '.join(f'{name}/' for name in cased)} folder(s), but split folders are "
+                        f"found only under lower-case names, train/, val/, test/ ({read_as}). Fix: rename them "
+                        f"to {', '.join(f'{name.lower()}/' for name in cased)}")
     present = [s for s in SPLITS if (root / s).is_dir()]
     if present and "train" not in present:
         raise DataError(f"{root}: has {'/'.join(present)} folder(s) but no train folder. "

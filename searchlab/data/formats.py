@@ -5,7 +5,8 @@ when the sizes, modes or file types differ by class (positives scanned on one ma
 the model can learn the format instead of the finding: a shortcut that scores well on such a test split and
 fails in the clinic. Each is judged on its own: microscopy files often each have their own size, and a
 colour mode found in one class only must still show through that. Only file headers are read (no pixels),
-for up to SAMPLE files per class spread over its list.
+for up to SAMPLE files per class spread over its list; a class with fewer than MIN_COMPARED readable ones is
+listed but not compared (a handful of files is no evidence of a format by class).
 """
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ from searchlab.data.types import SplitPlan
 SAMPLE = 200
 SHARE_GAP = 0.2        # a format's share of one class's files vs another's: beyond this, it tells them apart
 AREA_RATIO = 1.5       # per-class median image areas this far apart tell the classes apart too
+# fewest readable sampled files a class needs to be compared at all (both classes of a pair): below 10, one or two
+# odd files (a screenshot, a re-saved image) already open a share gap over SHARE_GAP, and a class of 3 images
+# (L 2, RGB 1) was said to differ by class; from 10 on it takes 3 or more files of a format. A smaller class's
+# formats are still listed in the warning's per-class counts, only not called a difference by class.
+MIN_COMPARED = 10
 SHOWN = 3
 
 
@@ -72,14 +78,15 @@ def _median_side(headers: _Headers) -> str:
 
 
 def _skewed(counters: dict[str, Counter]) -> bool:
-    shares = [{fmt: n / sum(c.values()) for fmt, n in c.items()} for c in counters.values() if c]
+    shares = [{fmt: n / sum(c.values()) for fmt, n in c.items()} for c in counters.values()
+              if sum(c.values()) >= MIN_COMPARED]
     formats = set().union(*shares)
     return any(abs(a.get(fmt, 0) - b.get(fmt, 0)) > SHARE_GAP for a in shares for b in shares for fmt in formats)
 
 
 def _areas_apart(per_class: dict[str, _Headers]) -> bool:
-    medians = [statistics.median(h.areas) for h in per_class.values()]
-    return max(medians) > AREA_RATIO * min(medians)
+    medians = [statistics.median(h.areas) for h in per_class.values() if len(h.areas) >= MIN_COMPARED]
+    return len(medians) > 1 and max(medians) > AREA_RATIO * min(medians)
 
 
 def _class_files(plan: SplitPlan, label: int) -> list[Path]:

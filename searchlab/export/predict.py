@@ -113,6 +113,8 @@ PREDICT_NEEDS = ("model", "preprocessing", "task", "class_names")
 
 def _classifier_config(export_dir: Path) -> dict[str, Any]:
     path = export_dir / "config.json"
+    if not path.is_file() and (export_dir / "searchlab.json").is_file():
+        raise ExportError(_run_folder_fix(export_dir))
     if not path.is_file():
         raise ExportError(f"{export_dir} is not a searchlab export (no config.json). Fix: give the folder "
                           "`searchlab export RUN --out DIR` wrote")
@@ -135,6 +137,19 @@ def _classifier_config(export_dir: Path) -> dict[str, Any]:
         raise ExportError(f"{export_dir} holds an NNI model, whose code is your module. Fix: load it with the "
                           "export's model.py (model.load, model.load_images, model.predict)")
     return config
+
+
+def _run_folder_fix(run_dir: Path) -> str:
+    """A run folder given for an export: the export in it (best/, as export.after_run writes it, else the first
+    sub-folder holding a config.json), or the command that makes one."""
+    exports = sorted((p for p in run_dir.iterdir() if p.is_dir() and (p / "config.json").is_file()),
+                     key=lambda p: (p.name != "best", p.name))
+    said = f"{run_dir} is a run folder (it holds searchlab.json), not an export"
+    if exports:
+        return (f"{said}. Fix: give its export, searchlab predict {exports[0]} IMAGES..."
+                + (f" (exports in it: {', '.join(p.name for p in exports)})" if len(exports) > 1 else ""))
+    return (f"{said}, and holds no export. Fix: export it first, searchlab export {run_dir} --out {run_dir / 'best'}, "
+            f"then searchlab predict {run_dir / 'best'} IMAGES...")
 
 
 def _uses_nni(spec: dict[str, Any]) -> bool:
