@@ -314,6 +314,10 @@ def warn_about_export(config: dict[str, Any]) -> None:
         print(f"note: {seen['images']} of the {config['test_size']} test images are pixel-for-pixel copies of "
               f"training or validation images ({seen['labelled_otherwise']} of them labelled otherwise there); "
               "their rows are in config.json under test_images_seen_in_search", file=sys.stderr)
+    for source in config.get("test_images_seen_by_weights") or []:
+        print(f"warning: {source['test_images']} of the {config['test_size']} test images were trained or selected "
+              f"on by the run of the weights these trials started from ({source['weights']}): the test metrics are "
+              "optimistic. Fix: split as that study did, or start from weights of other data", file=sys.stderr)
     if config.get("test_split_scored") and (note := scorings_note(config["test_split_scored"])):
         print(note, file=sys.stderr)
     _warn_if_one_class(config)

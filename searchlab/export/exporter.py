@@ -330,6 +330,8 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     seen = seen_in_search(test, list(searched.splits.values()))
     if seen:
         summary["test_images_seen_in_search"] = seen
+    if by_weights := trained_on.test_seen_by_weights(config, data.extra.get("files", {}).get("test", [])):
+        summary["test_images_seen_by_weights"] = by_weights   # the run start warned of it too
     # Self-describing: which class each probability is of, and that `labels` are the truth, not predictions
     predictions: dict[str, Any] = {
         "class_names": config["class_names"],

@@ -80,3 +80,19 @@ def _of_run(run_dir: Path) -> dict[str, set[str]] | None:
         return found if any(found.values()) else None
     except Exception:   # best effort: a run that cannot be read is said where its weights are loaded
         return None
+
+
+def test_seen_by_weights(config: dict[str, Any], test_files: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """For an export's config.json: each export or run its trials started from (`weights_from`) whose run
+    trained or selected on some of these test files, with how many. Its test metrics are optimistic by them."""
+    trials = config.get("trials") or [config.get("trial") or {}]
+    sources = dict.fromkeys(str(origin.get("export") or origin.get("run")) for origin in
+                            (t.get("weights_from") or {} for t in trials) if origin.get("export") or origin.get("run"))
+    test = digests(Path(f) for f in test_files) if sources else set()
+    found = []
+    for source in sources:
+        learned = read(Path(source))
+        seen = len(test & (learned["train"] | learned["val"])) if learned else 0
+        if seen:
+            found.append({"weights": source, "test_images": seen})
+    return found
