@@ -6,6 +6,7 @@ tensors as read-only: they are shared by every caller with the same arguments.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -94,6 +95,14 @@ def plan_files(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> 
     if isinstance(cfg, CsvData):
         return plan_csv(cfg, int(seed), base)
     return None
+
+
+def files_by_split(cfg: DataConfig | None, seed: int, base_dir: Path | None,
+                   splits: Sequence[str]) -> dict[str, list[Path]]:
+    """The files of each of these splits of a folder or CSV set, planned once (empty lists for MedMNIST, or
+    no data section)."""
+    plan = plan_files(cfg, seed, base_dir) if cfg is not None else None
+    return {split: [] if plan is None else list(plan.files.get(split, [])) for split in splits}
 
 
 def data_fingerprint(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> dict | None:

@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from searchlab.data.common import UNREADABLE_IMAGE
-from searchlab.data.loading import DataConfig, plan_files
+from searchlab.data.loading import DataConfig, files_by_split
 from searchlab.errors import a_few
 from searchlab.models.standalone import DECODER
 
@@ -29,10 +29,8 @@ def record_decoder(record: dict[str, Any]) -> int:
 
 def turned_files(cfg: DataConfig | None, seed: int, base_dir: Path | None, splits: Sequence[str]) -> list[Path]:
     """Files of these splits whose EXIF orientation turns or mirrors them (none for MedMNIST)."""
-    plan = plan_files(cfg, seed, base_dir) if cfg is not None else None
-    if plan is None:
-        return []
-    return [path for split in splits for path in plan.files.get(split, []) if _turned(path)]
+    files = files_by_split(cfg, seed, base_dir, splits)
+    return [path for split in splits for path in files[split] if _turned(path)]
 
 
 def turned_since(record: dict[str, Any], cfg: DataConfig | None, seed: int, base_dir: Path | None,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from searchlab.data.fingerprint import sampled_digest
-from searchlab.data.loading import DataConfig, plan_files
+from searchlab.data.loading import DataConfig, files_by_split
 
 FILE = "trained_on.json"
 SPLITS = ("train", "val")   # what the model learned, and what it was selected on
@@ -34,15 +34,9 @@ def digests(paths: Iterable[Path]) -> set[str]:
     return out
 
 
-def split_files(cfg: DataConfig | None, seed: int, base_dir: Path | None, splits: Iterable[str]) -> list[Path]:
-    """The files of these splits of a folder or CSV set (none for MedMNIST or a callable task)."""
-    plan = plan_files(cfg, seed, base_dir) if cfg is not None else None
-    return [] if plan is None else [path for split in splits for path in plan.files.get(split, [])]
-
-
 def record(cfg: DataConfig | None, seed: int, base_dir: Path | None) -> dict[str, Any] | None:
     """What `trained_on.json` holds for a run's data; None when it has no files to list."""
-    found = {split: sorted(digests(split_files(cfg, seed, base_dir, (split,)))) for split in SPLITS}
+    found = {split: sorted(digests(files)) for split, files in files_by_split(cfg, seed, base_dir, SPLITS).items()}
     return {"digest": DIGEST, **found} if any(found.values()) else None
 
 
@@ -76,7 +70,8 @@ def _of_run(run_dir: Path) -> dict[str, set[str]] | None:
         if run.record.get("data") is None:
             return None
         cfg, base_dir = run_data_config(run)
-        found = {split: digests(split_files(cfg, run.record["seed"], base_dir, (split,))) for split in SPLITS}
+        found = {split: digests(files)
+                 for split, files in files_by_split(cfg, run.record["seed"], base_dir, SPLITS).items()}
         return found if any(found.values()) else None
     except Exception:   # best effort: a run that cannot be read is said where its weights are loaded
         return None

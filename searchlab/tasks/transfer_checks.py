@@ -10,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from searchlab.config.load import Study
+from searchlab.data.loading import files_by_split
 from searchlab.data.types import ImageDataset
 from searchlab.errors import ConfigError, TrialFailure
 from searchlab.export import trained_on
@@ -132,9 +133,8 @@ def _seen_by_weights(study: Study, specs: list[ClassifyTrialConfig]) -> str | No
         if not learned:
             continue
         if not mine:
-            mine = {split: trained_on.digests(trained_on.split_files(study.config.data, study.config.seed,
-                                                                     study.base_dir, (split,)))
-                    for split in ("test", "val")}
+            files = files_by_split(study.config.data, study.config.seed, study.base_dir, ("test", "val"))
+            mine = {split: trained_on.digests(paths) for split, paths in files.items()}
         # its test images anywhere in the weights' run; its validation images among those they trained on
         seen = {split: n for split, n in (("test", len(mine["test"] & (learned["train"] | learned["val"]))),
                                           ("val", len(mine["val"] & learned["train"]))) if n}
