@@ -30,7 +30,7 @@ def check_objectives_defined_on_val(study: Study, data: ImageDataset, cross_vali
     metrics = compute_metrics(val, probs, data.kind, len(data.class_names))
     undefined = [metric for metric, _ in study.objectives if metric in metrics and not np.isfinite(metrics[metric])]
     # a class's F1 where it has no positive: 0 if the model ever predicts it, else nan (0 / 0), whatever it learned
-    absent = {j for j in range(len(data.class_names)) if not (val[:, j].max() if val.ndim == 2 else (val == j).any())}
+    absent = set(classes_without_positives(val, len(data.class_names)))
     undefined += [metric for metric, _ in study.objectives if metric not in undefined
                   and (per_class := PER_CLASS.fullmatch(metric)) and per_class[1] == "f1" and int(per_class[2]) in absent]
     if undefined:
@@ -54,6 +54,13 @@ def check_objectives_defined_on_val(study: Study, data: ImageDataset, cross_vali
         raise DataError(said + "Fix: give the validation split such images (data.val_fraction, or the CSV's split "
                         "column), drop a label that is (almost) never on from data.label_columns, or select by "
                         "cross-validation (train.cv_folds)")
+
+
+def classes_without_positives(labels: np.ndarray, n_classes: int) -> list[int]:
+    """Indices of the classes no image has (single-label), or of the labels on in none (multi-label)."""
+    if labels.ndim == 2:
+        return [j for j in range(n_classes) if labels[:, j].max(initial=0) == 0]
+    return [j for j in range(n_classes) if not (labels == j).any()]
 
 
 def metrics_for(data: ImageDataset) -> str:

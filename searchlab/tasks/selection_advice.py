@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from searchlab.data.types import ImageDataset
+from searchlab.tasks.data_checks import classes_without_positives
 
 FEWEST = 10   # images of the rarest class (positives or negatives of the rarest label, multi-label)
 
@@ -111,13 +112,8 @@ def untrainable_class_warning(data: ImageDataset, cross_validated: bool) -> str 
     and the class's output is scored on validation data, but nothing taught it."""
     splits = ("train", "val") if cross_validated else ("train",)
     labels = np.concatenate([data.splits[s].labels.numpy() for s in splits if s in data.splits])
-    if data.kind == "multilabel":
-        absent = [name for j, name in enumerate(data.class_names) if labels[:, j].max(initial=0) == 0]
-        what = "label(s) {} are on in none"
-    else:
-        seen = np.bincount(labels.astype(np.int64), minlength=len(data.class_names))
-        absent = [name for name, n in zip(data.class_names, seen) if n == 0]
-        what = "class(es) {} have none"
+    absent = [data.class_names[j] for j in classes_without_positives(labels, len(data.class_names))]
+    what = "label(s) {} are on in none" if data.kind == "multilabel" else "class(es) {} have none"
     if not absent:
         return None
     where = "train+val (cross-validation pools them)" if cross_validated else "the training split"
