@@ -348,6 +348,21 @@ def test_more_folds_than_the_rarest_class_has_images_is_refused_before_any_trial
         f"sqlite:///{tmp_path / 'run' / 'study.db'}")[0].n_trials
 
 
+def test_a_setting_found_wrong_once_the_data_is_read_is_named_at_its_included_fragments_line(write_study, tmp_path):
+    """Checks that need the data run when the run starts: one on a key an included fragment wrote named the study
+    file's `include:` line (or none), and the user looked for cv_folds in the wrong file."""
+    from searchlab.errors import ConfigError
+    from test_data import class_folder
+
+    folder = class_folder(tmp_path / "imgs", {"a": 20, "b": 5})
+    (tmp_path / "folds.yaml").write_text("# my training settings\ntrain:\n  batch_size: 128\n  cv_folds: 6\n")
+    study = write_study(TINY.replace("  train: {batch_size: 128TRAIN}\n", "  include: folds.yaml\n") +
+                        f"data: {{source: folder, path: '{folder}', image_size: 8, test_fraction: 0.2}}\n")
+    with pytest.raises(ConfigError) as info:
+        run_study(load_study(study), progress=False)
+    assert (info.value.file, info.value.line, info.value.key) == (str(tmp_path / "folds.yaml"), 4, "train.cv_folds")
+
+
 def _val_only(labels: torch.Tensor, names: tuple[str, ...], kind: str):
     from searchlab.data.types import ImageDataset, ImageSplit
 

@@ -46,6 +46,9 @@ class Study:
     storage_url: str    # storage, or SQLite in run_dir; a relative SQLite or journal file made absolute
     # The --set overrides it was loaded with, recorded with the run (engine/setup_record.py)
     overrides: dict[str, Any] = field(default_factory=dict)
+    # The file as compiled (which included fragment wrote which space key): errors found when a run starts,
+    # once the data is read, name the fragment's line as errors found at load do
+    source: Located | None = field(default=None, compare=False, repr=False)
 
     @property
     def directions(self) -> list[str]:
@@ -87,7 +90,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
                         fix="name a folder (new or of an earlier run of this study), e.g. runs/<name>")
     study = Study(config=config, space=space, file=path, objectives=objectives, base_dir=path.resolve().parent,
                   run_dir=run_dir, storage_url=_absolute_storage(config.storage, run_dir),
-                  overrides=dict(overrides or {}))
+                  overrides=dict(overrides or {}), source=src)
     try:
         task.validate_space(study, src)
         _validate_points(study, src)
@@ -169,6 +172,8 @@ def locate_in_study(exc: ConfigError, study: Study) -> ConfigError:
     file's line of the key, or the `--set` option that gave it."""
     if exc.file is not None:
         return exc
+    if study.source is not None:
+        return _locate(exc, study.source)
     src = read_yaml(study.file)
     return _locate(exc, Located(src.data, src.file, src.lines,
                                 overridden={tuple(key.split(".")): f"--set {key}" for key in study.overrides}))
