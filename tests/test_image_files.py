@@ -50,6 +50,45 @@ def test_twelve_bit_values_in_16_bit_files_span_the_range_with_bit_depth_and_are
     assert "a model can learn which kind of file an image is" in mixed
 
 
+
+def _rgb16_png(path: Path, pixels: np.ndarray) -> None:
+    """A 16-bit-per-channel RGB PNG, written by hand: Pillow cannot write one (nor hold one: it reads 8 bits)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_16_bit_colour_files_that_bit_depth_cannot_scale_are_warned_of(tmp_path):
+    """Pillow reads a 16-bit RGB PNG as 8-bit RGB, each value's top 8 bits: 12-bit values decoded almost black,
+    with data.bit_depth: 12 as without it, and nothing said."""
+    from searchlab.data import data_advice
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        for i in range(5):
+            _rgb16_png(tmp_path / "x" / cls / f"{i}.png", rng.integers(160, 4096, size=(12, 12, 3)))
+    cfg = FolderData(source="folder", path=tmp_path / "x", image_size=12, channels=3, val_fraction=0.2,
+                     test_fraction=0.2)
+    assert load_dataset(cfg).splits["train"].images.max() <= 16   # the files are read as the warning says
+    [dark] = data_advice(cfg)
+    assert dark.startswith("6 of 6 sampled images are 16-bit colour files") and "6 of them have values below 4096 " \
+        "(12 bits) and decode almost black" in dark and "to 8-bit colour with the values scaled to 0..255" in dark
+    [ignored] = data_advice(cfg.model_copy(update={"bit_depth": 12}))
+    assert "data.bit_depth 12 applies to single-channel files only" in ignored
+    for cls in ("a", "b"):   # full-range values: the top 8 bits are the 8-bit image, nothing to say
+        for i in range(5):
+            _rgb16_png(tmp_path / "x" / cls / f"{i}.png", rng.integers(0, 65536, size=(12, 12, 3)))
+    assert data_advice(cfg) == []
+
+
 def test_images_in_patient_sub_folders_are_read_and_each_patient_stays_in_one_split(tmp_path):
     """Class folders holding one sub-folder per patient (the usual clinical export): every image is read, and
     a patient's images never sit in both training and test (that would leak the patient)."""

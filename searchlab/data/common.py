@@ -80,12 +80,19 @@ def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int =
     # 64 files spread over the set first, then up to `sample` while the check has taken under 3 s: 256 16-bit
     # 512 px PNGs take ~1.5 s, but a 2k px X-ray set would add ~20 s to every run start
     started, first = time.perf_counter(), spread(paths, min(sample, 64))
-    deep = _deep_maxima(first)
+    deep, colour = _deep_maxima(first)
     picked = first
     if len(paths) > len(first) and time.perf_counter() - started < 3.0:
         picked = spread(paths, sample)
         seen = set(first)
-        deep.update(_deep_maxima([p for p in picked if p not in seen]))
+        more_deep, more_colour = _deep_maxima([p for p in picked if p not in seen])
+        deep.update(more_deep)
+        colour.update(more_colour)
+    said = [_grey_advice(deep, len(picked), bit_depth), _colour_advice(colour, len(picked), bit_depth)]
+    return " Also: ".join(text for text in said if text) or None
+
+
+def _grey_advice(deep: dict[Path, int], picked: int, bit_depth: int | None) -> str | None:
     if not deep:
         return None
     top, example = max((v, str(p)) for p, v in deep.items())
@@ -97,7 +104,7 @@ def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int =
                 "convert the files to one range before the search (12-bit values times 16); data.bit_depth "
                 "applies one depth to every file")
     if bit_depth is None and top <= 4095:
-        return (f"{len(deep)} of {len(picked)} sampled images are 16-bit files whose values stay below 4096 "
+        return (f"{len(deep)} of {picked} sampled images are 16-bit files whose values stay below 4096 "
                 f"(12 bits; e.g. {example}): scaled from 0..65535 they decode almost black. Fix: set "
                 "data.bit_depth to the bits the values use (12 for most X-ray/CT exports)")
     if bit_depth is not None and top > 2 ** bit_depth - 1:
@@ -111,17 +118,41 @@ def bit_depth_advice(paths: Sequence[Path], bit_depth: int | None, sample: int =
     return None
 
 
-def _deep_maxima(paths: Sequence[Path]) -> dict[Path, int]:
-    """The largest raw value of each 16-bit or 32-bit integer file among `paths`."""
-    deep = {}
+def _colour_advice(colour: dict[Path, int], picked: int, bit_depth: int | None) -> str | None:
+    """16-bit colour files: Pillow has no mode for them and keeps each value's top 8 bits, so bit_depth cannot
+    apply and 12-bit values (top byte 0..15) decode almost black; full-range ones read as from 0..65535."""
+    dark = sorted(str(p) for p, top_byte in colour.items() if top_byte <= 15)
+    if not colour or (bit_depth is None and not dark):
+        return None
+    example = dark[0] if dark else str(min(colour))
+    why = (f"data.bit_depth {bit_depth} applies to single-channel files only" if bit_depth is not None else
+           f"{len(dark)} of them have values below 4096 (12 bits) and decode almost black")
+    return (f"{len(colour)} of {picked} sampled images are 16-bit colour files (e.g. {example}), read at 8 bits "
+            f"per channel as from 0..65535 (the image library keeps each value's top 8 bits): {why}. Fix: convert "
+            "them before the search, to 8-bit colour with the values scaled to 0..255, or, for grey images, to "
+            "16-bit single-channel files (which data.bit_depth scales)")
+
+
+def _deep_maxima(paths: Sequence[Path]) -> tuple[dict[Path, int], dict[Path, int]]:
+    """The largest raw value of each 16-bit or 32-bit integer file among `paths`; and of each 16-bit colour
+    file, the largest value as read (its values' top 8 bits)."""
+    deep, colour = {}, {}
     for path in paths:
         try:
             with Image.open(path) as img:
                 if img.mode.startswith("I;16") or img.mode == "I":
                     deep[path] = int(np.asarray(img).max())
+                elif _sixteen_bit_colour(img):
+                    colour[path] = int(np.asarray(img).max())
         except UNREADABLE_IMAGE:
             continue   # decoding names unreadable files (a decompression bomb too)
-    return deep
+    return deep, colour
+
+
+def _sixteen_bit_colour(img: Image.Image) -> bool:
+    """Stored at 16 bits per channel (a PNG's or TIFF's raw mode RGB;16B, RGBA;16L...), opened as 8-bit RGB(A)."""
+    raw_modes = [tile[3][0] if isinstance(tile[3], tuple) else tile[3] for tile in img.tile]
+    return img.mode in ("RGB", "RGBA") and any(isinstance(raw, str) and ";16" in raw for raw in raw_modes)
 
 
 def first_lines(lines: list[str], shown: int = 10) -> str:
