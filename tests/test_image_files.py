@@ -460,3 +460,22 @@ def test_one_generic_sub_folder_in_each_class_folder_is_named_as_the_one_patient
     with pytest.raises(DataError, match=r"cannot give the val split\(s\) any of the 1 patient\(s\)\. .*; or give "
                                         r"the val images yourself in val/ beside train/$"):
         plan_folder(split.model_copy(update={"path": tmp_path / "split"}))
+
+
+def test_a_palette_png_with_transparency_is_read_as_pillow_reads_it_without_its_warning(tmp_path):
+    """Many tools save palette PNGs with a transparency table: converting one to L or RGB, Pillow printed
+    "PIL/Image.py:1134: UserWarning: Palette images with Transparency ..." from inside itself at every run."""
+    import warnings
+
+    from searchlab.models.standalone import read_image_file
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(16, 16)).astype(np.uint8)
+    Image.fromarray(pixels).convert("P").save(tmp_path / "p.png", transparency=bytes(10))
+    for channels, mode in ((1, "L"), (3, "RGB")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # any warning fails the test
+            read = read_image_file(tmp_path / "p.png", 12, 12, channels).numpy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            direct = np.array(Image.open(tmp_path / "p.png").convert(mode).resize((12, 12), Image.Resampling.BILINEAR))
+        assert np.array_equal(read, direct[None] if channels == 1 else direct.transpose(2, 0, 1))

@@ -410,6 +410,10 @@ def read_image_file(path: str | Path, height: int, width: int, channels: int, fi
             img = ImageOps.exif_transpose(img)
         if img.mode in ("I", "F") or img.mode.startswith("I;16"):
             img = _to_8bit(img, bit_depth, sixteen_bit=_sixteen_bit_png(img, path))
+        if img.mode == "P" and isinstance(img.info.get("transparency"), bytes):
+            # converted straight to L or RGB, Pillow warns (to stderr, from inside PIL) that such a palette's
+            # transparency is lost; through RGBA the same pixels come out, without the warning
+            img = img.convert("RGBA")
         img = _fitted(img.convert("L" if channels == 1 else "RGB"), width, height, fit)
         arr = np.array(img, dtype=np.uint8)   # a copy: PIL's buffer is read-only
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
