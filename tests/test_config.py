@@ -405,3 +405,15 @@ def test_a_run_dir_and_export_dir_under_home_are_the_home_folder(write_study, tm
     with pytest.raises(ConfigError, match=r"run_dir: ~nosuchuser123/x: '~' names a home folder this machine cannot "
                                           r"find"):   # a RuntimeError traceback before
         load_study(callable_study(write_study), {"run_dir": "~nosuchuser123/x"})
+
+
+def test_an_ensemble_or_tta_export_of_a_gan_study_is_refused_at_load(write_study):
+    """`export: {after_run: true, top_k: 2}` in a GAN study loaded; after the run the export was skipped and
+    the `--top-k 2` command it suggested failed the same way."""
+    gan = ("name: g\ntask: generate\nspace:\n  gan: {family: dcgan, latent: {choice: [16, 32]}}\n"
+           "data: {source: medmnist, name: breastmnist, size: 28}\n")
+    err = error_of(write_study, gan + "export: {after_run: true, top_k: 2}\n")
+    assert (err.key, err.line, err.got) == ("export.top_k", 6, 2) and err.fix == "remove export.top_k"
+    assert "exports its best generator alone" in err.rule
+    assert error_of(write_study, gan + "export: {tta: flip}\n").key == "export.tta"
+    load_study(write_study(gan + "export: {after_run: true}\n"))

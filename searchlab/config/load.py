@@ -71,6 +71,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
                                                              for key in overrides})
     config = _validate(schema.StudyConfig, data, src)
     _check_unused_data_keys(data, src)
+    _check_generator_export(config, src)
     space = compile_space(src, ("space",))
     from searchlab.tasks import get_task   # tasks import the schema; keep this module import-light
 
@@ -130,6 +131,18 @@ def _check_unused_data_keys(data: dict[str, Any], src: Located) -> None:
         raise src.error(("data", "test_fraction"), "not used with split_column: that column says which rows are "
                         "test", got=section["test_fraction"], fix="remove test_fraction, or remove split_column "
                         "to let searchlab split the rows")
+
+
+def _check_generator_export(config: schema.StudyConfig, src: Located) -> None:
+    """A generator exports alone: ensembles and test-time augmentation average a classifier's probabilities.
+    Found after the run, the export was skipped and the command it suggested failed the same way."""
+    if config.task.kind != "generate":
+        return
+    for key, value, alone in (("top_k", config.export.top_k, 1), ("tta", config.export.tta, "none")):
+        if value != alone:
+            raise src.error(("export", key), "a GAN study exports its best generator alone: top_k and tta are "
+                            "for classifiers (an ensemble or test-time augmentation averages class "
+                            "probabilities)", got=value, fix=f"remove export.{key}")
 
 
 def with_data_root_pinned(study: Study) -> Study:
