@@ -41,6 +41,21 @@ def test_resuming_with_other_epochs_is_warned_about(write_study, capsys):
     assert "budget.epochs" not in capsys.readouterr().err
 
 
+def test_trials_over_an_architecture_budget_tightened_on_resume_are_warned_of(write_study, capsys):
+    """With budget.max_flops lowered on resume, a trial completed over it stayed the best and was exported."""
+    path = write_study(TINY_CLASSIFY)
+    first = run_study(load_study(path, {"budget.n_trials": 1, "space.model.width": 8}), progress=False).study
+    flops = first.trials[0].user_attrs["metrics"]["flops"]
+    capsys.readouterr()
+    run_study(load_study(path, {"budget.n_trials": 2, "space.model.width": 4, "budget.max_flops": 0.9 * flops}),
+              progress=False)
+    err = capsys.readouterr().err
+    assert "has 1 completed trial(s) over this run's architecture budget (e.g. trial 0, over budget: flops " \
+        f"{flops:.4g} > max_flops {0.9 * flops:.4g})" in err and "export a trial within the budget with --trial N" in err
+    run_study(load_study(path, {"budget.n_trials": 3, "space.model.width": 4}), progress=False)
+    assert "architecture budget" not in capsys.readouterr().err
+
+
 def test_resuming_with_another_fixed_setting_is_warned_about_naming_it(write_study, capsys):
     """A fixed setting is no parameter: trials that ran with another value would be ranked alike, unseen."""
     path = callable_study(write_study, n=2)

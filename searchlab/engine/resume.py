@@ -26,6 +26,7 @@ from searchlab.engine.rundir import WHERE_DATA_LIVES
 from searchlab.errors import ConfigError, shown_url
 from searchlab.space import searchable_params
 from searchlab.tasks import get_task
+from searchlab.tasks.costs import over_budget
 
 if TYPE_CHECKING:
     from searchlab.config.load import Study
@@ -52,6 +53,7 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
         scored = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         _check_same_record(study, ostudy.user_attrs.get("searchlab"), record, scored)
         _check_space_fits(study, trials)
+        _warn_of_trials_over_budget(study, scored)
         task = get_task(study.config.task)
         for line in changed_settings_warnings(study.config.name, study.space, scored,
                                               getattr(task, "setting_used", None),
@@ -114,6 +116,20 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                   f"'{study.config.task.function}' changed since its trials were scored; their values are ranked "
                   "with this run's. Fix: give the study a new name (or run_dir) when the change alters what "
                   "the function measures", file=sys.stderr)
+
+
+def _warn_of_trials_over_budget(study: "Study", scored: list[FrozenTrial]) -> None:
+    """A budget.max_flops/max_params/max_depth tightened on resume prunes new trials over it, but trials
+    completed under the old one still rank: one became the best trial and `export` shipped it, unsaid."""
+    over = [(t.number, reason) for t in scored if t.state == TrialState.COMPLETE
+            and (reason := over_budget(t.user_attrs.get("metrics") or {}, study.config.budget))]
+    if over:
+        number, reason = over[0]
+        print(f"warning: study '{study.config.name}' has {len(over)} completed trial(s) over this run's "
+              f"architecture budget (e.g. trial {number}, {reason}), trained under an earlier one: they still "
+              "rank with the others, and the best trial and `searchlab export` may be one of them. Fix: export a "
+              "trial within the budget with --trial N, or give the study a new name (or run_dir) to search "
+              "under the new budget", file=sys.stderr)
 
 
 def _warn_if_epochs_changed(study: "Study", before: Any, now: Any, scored: list[FrozenTrial]) -> None:

@@ -82,8 +82,9 @@ def model_depth(model: torch.nn.Module) -> int:
 def over_budget(costs: dict[str, float], budget: BudgetConfig) -> str | None:
     """Which architecture limits the costs break ("over budget: flops 3.1e+07 > max_flops 2e+07"), or None."""
     limits = {"flops": budget.max_flops, "params": budget.max_params, "depth": budget.max_depth}
+    # a cost missing (a callable task's trial measures none) breaks no limit
     over = [f"{name} {costs[name]:.4g} > max_{name} {limit:.4g}" for name, limit in limits.items()
-            if limit is not None and costs[name] > limit]
+            if limit is not None and costs.get(name) is not None and costs[name] > limit]
     return "over budget: " + "; ".join(over) if over else None
 
 
