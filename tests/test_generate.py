@@ -109,17 +109,18 @@ def _study_n(write_study, n):
                                   .replace("n_trials: 1", f"n_trials: {n}")))
 
 
-def test_resuming_a_gan_study_with_other_budget_epochs_is_not_warned_of(write_study, tmp_path, extractor_run,
-                                                                       capsys):
-    """A GAN never reads budget.epochs (it trains train.iterations): a change trained nothing differently."""
-    shutil.copytree(extractor_run / CACHE_DIR, tmp_path / "run" / CACHE_DIR)
-    run_study(_study_n(write_study, 1), progress=False)
-    path = write_study(STUDY.replace("FAMILY", "dcgan").replace("COND", "false")
-                       .replace("latent: 16", "latent: {choice: [16, 17]}").replace("n_trials: 1", "n_trials: 2")
-                       .replace("budget: {", "budget: {epochs: 5, "))
-    capsys.readouterr()
-    run_study(load_study(path), progress=False)
-    assert "budget.epochs" not in capsys.readouterr().err
+def test_budget_epochs_in_a_gan_study_is_refused_naming_train_iterations(write_study):
+    """A GAN never reads budget.epochs (it trains train.iterations): written, it trained nothing longer, unsaid,
+    and `status` showed "epochs 20" for every GAN study."""
+    from searchlab.engine.setup_record import search_setup
+
+    gan = STUDY.replace("FAMILY", "dcgan").replace("COND", "false").replace("latent: 16", "latent: {choice: [16, 17]}")
+    with pytest.raises(ConfigError) as info:
+        load_study(write_study(gan.replace("budget: {", "budget: {epochs: 5, ")))
+    assert (info.value.key, info.value.got) == ("budget.epochs", 5) and "train.iterations" in info.value.fix
+    with pytest.raises(ConfigError, match=r"\(--set budget.epochs\)"):
+        load_study(write_study(gan), {"budget.epochs": 5})
+    assert "epochs" not in search_setup(load_study(write_study(gan)))["budget"]
 
 
 def test_identical_samples_fail_as_collapsed(breast, extractor_run):

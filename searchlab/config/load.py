@@ -71,7 +71,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
                                                              for key in overrides})
     config = _validate(schema.StudyConfig, data, src)
     _check_unused_data_keys(data, src)
-    _check_generator_export(config, src)
+    _check_generate_study(config, data, src)
     space = compile_space(src, ("space",))
     from searchlab.tasks import get_task   # tasks import the schema; keep this module import-light
 
@@ -133,11 +133,17 @@ def _check_unused_data_keys(data: dict[str, Any], src: Located) -> None:
                         "to let searchlab split the rows")
 
 
-def _check_generator_export(config: schema.StudyConfig, src: Located) -> None:
-    """A generator exports alone: ensembles and test-time augmentation average a classifier's probabilities.
-    Found after the run, the export was skipped and the command it suggested failed the same way."""
+def _check_generate_study(config: schema.StudyConfig, data: dict[str, Any], src: Located) -> None:
+    """What a GAN study would silently not do: train for budget.epochs (a GAN trains train.iterations), or
+    export an ensemble or TTA (they average a classifier's probabilities; found after the run, the export was
+    skipped and the command it suggested failed the same way)."""
     if config.task.kind != "generate":
         return
+    budget = data.get("budget")
+    if isinstance(budget, dict) and "epochs" in budget:
+        raise src.error(("budget", "epochs"), "a GAN trial trains train.iterations generator steps and never reads "
+                        "budget.epochs", got=budget["epochs"], fix="remove budget.epochs and set the training "
+                        "length in the space as train.iterations, e.g. {choice: [500, 1000]}")
     for key, value, alone in (("top_k", config.export.top_k, 1), ("tta", config.export.tta, "none")):
         if value != alone:
             raise src.error(("export", key), "a GAN study exports its best generator alone: top_k and tta are "

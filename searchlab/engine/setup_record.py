@@ -12,6 +12,7 @@ from searchlab.engine.resume import describe
 from searchlab.space import searchable_params
 from searchlab.space.params import Group
 from searchlab.strategy import resolve
+from searchlab.tasks import budget_epochs_read
 from searchlab.versions import software_versions
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ def search_setup(study: "Study") -> dict[str, Any]:
         **({"strategy_preset_read": resolve(cfg.strategy, study.base_dir).model_dump(
             mode="json", by_alias=True, exclude_defaults=True)} if cfg.strategy.preset else {}),
         "pruner": pruner_used(cfg),
-        "budget": cfg.budget.model_dump(mode="json", exclude_none=True),
+        # without the epochs a task never reads (a GAN trains train.iterations): `status` said "epochs 20"
+        "budget": cfg.budget.model_dump(mode="json", exclude_none=True,
+                                        exclude=None if budget_epochs_read(study) else {"epochs"}),
         "executor": cfg.executor.model_dump(mode="json", exclude_none=True),
         "seed": cfg.seed,
         "overrides": {f"--set {key}": value for key, value in study.overrides.items()},
