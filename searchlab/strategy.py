@@ -20,9 +20,11 @@ from searchlab.config.yamlsrc import is_study_file, read_yaml
 from searchlab.errors import ConfigError, RegistryError, pydantic_fix, rule_and_fix
 from searchlab.registry import Registry, import_object
 from searchlab.nas.deepmad_design import DeepMADSettings, make_deepmad, prepare_deepmad
+from searchlab.nas.deepmad_design import check_space as deepmad_check_space
 from searchlab.nas.deepmad_design import main_population as deepmad_main_population
 from searchlab.nas.stage import settings_from_args
 from searchlab.nas.zen_nas import ZenNASSettings, make_zen_nas, prepare_zen_nas
+from searchlab.nas.zen_nas import check_space as zen_check_space
 from searchlab.nas.zen_nas import main_population as zen_main_population
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import RegularizedEvolutionSampler, make_evolution
@@ -61,6 +63,8 @@ STRATEGIES.register("zen_nas", make_zen_nas)
 STRATEGIES.register("deepmad", make_deepmad)
 # Strategies with a stage before the first trial (run once per study, by the runner, before any worker starts).
 PREPARE = {"zen_nas": prepare_zen_nas, "deepmad": prepare_deepmad}
+# ... and their checks of the space, run before the run's folder exists (PREPARE runs them again)
+SPACE_CHECKS = {"zen_nas": zen_check_space, "deepmad": deepmad_check_space}
 
 
 def resolve(cfg: StrategyConfig, study_dir: Path | None) -> StrategyConfig:
@@ -77,6 +81,14 @@ def prepare_strategy(study: Any, main: optuna.Study, deadline: float | None) -> 
     cfg = resolve(study.config.strategy, study.base_dir)
     if cfg.class_ is None and cfg.name in PREPARE:
         PREPARE[cfg.name](study, main, dict(cfg.args), deadline)
+
+
+def check_strategy_space(study: Any) -> None:
+    """Refuse a space the strategy cannot search (zen_nas or deepmad on a cells space) before `run` makes the
+    run's folder, database and stage study: it was refused only after them, and after saying it was scoring."""
+    cfg = resolve(study.config.strategy, study.base_dir)
+    if cfg.class_ is None and cfg.name in SPACE_CHECKS:
+        SPACE_CHECKS[cfg.name](study)
 
 
 def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None, study: Any = None) -> BaseSampler:

@@ -36,7 +36,7 @@ from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.models.standalone import DECODER
-from searchlab.strategy import prepare_strategy, startup_warning, unseeded_warning
+from searchlab.strategy import check_strategy_space, prepare_strategy, startup_warning, unseeded_warning
 from searchlab.tasks import budget_epochs_read, get_task
 from searchlab.tasks.callable_task import code_digest
 
@@ -62,6 +62,7 @@ def _run(study: Study, progress: bool) -> RunResult:
     run_dir = study.run_dir
     with said_on_stderr() as start_warnings:
         try:
+            check_strategy_space(study)   # before the run's folder: a space the strategy cannot search
             get_task(study.config.task).prepare(study)
         except ConfigError as exc:
             raise locate_in_study(exc, study) from None

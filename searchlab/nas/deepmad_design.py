@@ -26,9 +26,9 @@ from scipy.optimize import differential_evolution
 from searchlab.config.load import Study
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.nas.deepmad import Shape, analyse, zen_convs
-from searchlab.nas.stage import run_stage, settings_from_args
+from searchlab.nas.stage import Stage, run_stage, settings_from_args
 from searchlab.samplers.evolution import Feasible, RegularizedEvolutionSampler
-from searchlab.space import searchable_params
+from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks import sample_trial_config
 from searchlab.space.params import CategoricalParam, FloatParam, IntParam
 
@@ -63,8 +63,43 @@ def prepare_deepmad(study: Study, main: optuna.Study, args: dict[str, Any],
                     deadline: float | None = None) -> list[FrozenTrial]:
     """Solve (or reuse) the program, record its designs (see the module doc), queue the best feasible ones."""
     settings = settings_from_args(DeepMADSettings, "deepmad", args)
-    return run_stage(main, study.config.name + DESIGN_SUFFIX, lambda: Program(study, settings).solve(deadline),
-                     settings.top_k, score_attr="entropy")
+    check_space(study)
+    budget = study.config.budget
+    # what the designs depend on, stored with them: not top_k (which only queues) nor the main evolution's sizes
+    stage_args = {"rho0": settings.rho0, "last_weight": settings.last_weight, "iterations": settings.iterations,
+                  "popsize": settings.popsize, "seed": study.config.seed, "budget.max_flops": budget.max_flops,
+                  "budget.max_params": budget.max_params, "budget.max_depth": budget.max_depth}
+    program = _Lazy(study, settings)
+    stage = Stage(study.config.name + DESIGN_SUFFIX, lambda before, state: program().stage(deadline, before, state),
+                  stage_args,
+                  grows="iterations", top_k=settings.top_k, score_attr="entropy",
+                  network_of=lambda trial: program().model(trial.params).describe(),
+                  storage_url=study.storage_url)
+    return run_stage(main, stage)
+
+
+class _Lazy:
+    """The Program, built once when first needed: a reused stage needs it only to name the networks queued."""
+
+    def __init__(self, study: Study, settings: DeepMADSettings) -> None:
+        self.study, self.settings, self.program = study, settings, None
+
+    def __call__(self) -> "Program":
+        if self.program is None:
+            self.program = Program(self.study, self.settings)
+        return self.program
+
+
+def check_space(study: Study) -> None:
+    """Refuse, before a run folder exists, a space that is not a Zen-NAS one: its program reads ZenNet shapes
+    (a cells space was refused only after the run's folder, database and design study were made)."""
+    architecture_variables(study)
+    for config in probe_configs(study.space, seed=study.config.seed, limit=50):
+        kind = (config.get("model") or {}).get("kind")
+        if kind != "zen":
+            raise ConfigError("deepmad designs Zen-NAS super-block networks (kind zen)",
+                              key="space.model.kind", got=kind,
+                              fix="search a Zen-NAS space (model: {include: zen.yaml})")
 
 
 class Program:
@@ -81,6 +116,8 @@ class Program:
         self.channels, self.image_size = probe.channels, probe.image_size
         self.outputs = probe.outputs
         self.seen: dict[str, tuple[dict[str, Any], Shape, str | None, float]] = {}
+        self.cut: str | None = None   # why the last solve stopped early (budget.timeout), None when it finished
+        self.generations = 0          # how many the last solve ran
 
     def config(self, params: dict[str, Any]) -> dict[str, Any]:
         merged = {**{v.name: _middle(v) for v in self.variables}, **self.fixed, **params}
@@ -128,28 +165,51 @@ class Program:
         _, shape, broken, excess = self.seen[key]
         return -shape.entropy if broken is None else INFEASIBLE + excess
 
-    def solve(self, deadline: float | None = None) -> list[FrozenTrial]:
+    def stage(self, deadline: float | None, before: list[FrozenTrial],
+              state: dict[str, int] | None) -> tuple[list[FrozenTrial], str | None, dict[str, int]]:
+        """The stage's search (nas/stage.py Produce): the new designs, why it stopped early (None: finished) and
+        the generations it ran, past which a continued solve must go before its deadline counts: it solves
+        from the start, so a timeout shorter than a full solve stopped every resumed run where the first did."""
+        designs = self.solve(deadline, before, past=(state or {}).get("generations", 0))
+        return designs, self.cut, {"generations": self.generations}
+
+    def solve(self, deadline: float | None = None, before: list[FrozenTrial] | None = None,
+              past: int = 0) -> list[FrozenTrial]:
         """Run the solver (stopping early at `deadline`, the study's budget.timeout: the designs found so far
-        are kept) and return the designs to record as trials: every feasible one, and the
-        MAX_INFEASIBLE_RECORDED infeasible ones nearest to feasibility."""
+        are kept, and `cut` says why) and return the designs to record as trials: every feasible one, and the
+        MAX_INFEASIBLE_RECORDED infeasible ones nearest to feasibility. With the designs recorded `before` (a
+        stage cut short, or asked more iterations), it solves again from the start (the same seed walks the
+        same generations; a solve costs less than recording its designs) and returns only the designs not
+        recorded yet, the infeasible ones within what the cap leaves. The deadline stops it only after `past`
+        generations."""
+        before = before or []
         bounds = [_bounds(v) for v in self.variables]
         integrality = [not isinstance(v, FloatParam) or v.step is not None for v in self.variables]   # grid indices
+        stopped, self.generations = [], 0
 
         def past_deadline(intermediate_result: Any) -> bool:   # scipy passes the result by this very name
-            return deadline is not None and time.time() >= deadline
+            self.generations += 1   # called once per generation
+            if deadline is not None and time.time() >= deadline and self.generations > past:
+                stopped.append(True)
+                return True
+            return False
 
         differential_evolution(self.objective, bounds, integrality=integrality, maxiter=self.settings.iterations,
                                popsize=self.settings.popsize, seed=self.study.config.seed, polish=False, tol=0,
                                callback=past_deadline)
-        feasible = [d for d in self.seen.values() if d[2] is None]
-        nearest = sorted((d for d in self.seen.values() if d[2] is not None), key=lambda d: d[3])
-        if not feasible:   # the nearest design's broken constraints say which limit to loosen, and by how much
+        recorded = {json.dumps(t.params, sort_keys=True, default=str) for t in before}
+        fresh = {key: d for key, d in self.seen.items() if key not in recorded}
+        feasible = [d for d in fresh.values() if d[2] is None]
+        nearest = sorted((d for d in fresh.values() if d[2] is not None), key=lambda d: d[3])
+        room = max(0, MAX_INFEASIBLE_RECORDED - sum(t.state == TrialState.PRUNED for t in before))
+        self.cut = f"budget.timeout, after {len(self.seen)} designs" if stopped else None
+        if not feasible and not any(t.state == TrialState.COMPLETE for t in before) and not self.cut:
+            # the nearest design's broken constraints say which limit to loosen, and by how much
             raise SearchlabError(f"deepmad found no design within the budgets and rho <= rho0 "
                                  f"({self.settings.rho0:g}) among the {len(self.seen)} it solved for in this space; "
                                  f"the nearest: {nearest[0][2]}. Fix: loosen budget.max_flops/max_params/max_depth "
                                  "or strategy.args.rho0, or widen the space")
-        return [self.trial(params, shape, broken)
-                for params, shape, broken, _ in feasible + nearest[:MAX_INFEASIBLE_RECORDED]]
+        return [self.trial(params, shape, broken) for params, shape, broken, _ in feasible + nearest[:room]]
 
     def trial(self, params: dict[str, Any], shape: Shape, broken: str | None) -> FrozenTrial:
         dists = {v.name: v.distribution() for v in self.variables}

@@ -1,16 +1,25 @@
 """What the zen_nas and deepmad strategies share: a recorded stage before training, and their settings.
 
-A stage scores architectures without training them, records every one as a study of its own in the main
-study's storage (`<study><suffix>`, written in one batch), marks it done, and queues the best in the main study.
-A finished stage is reused when the study resumes; one killed half-way is refused (its trials are incomplete
-evidence), saying how to start over.
+A stage scores architectures without training them, records them as a study of its own in the main
+study's storage (`<study><suffix>`, written in one batch), with the arguments it ran with, marks it done, and
+queues the best in the main study. On resume:
+- a finished stage run with the same arguments is reused as it is;
+- one that budget.timeout cut short is continued (its trials kept, the search going on to what was asked),
+  and nothing is queued from it until it finishes: its designs would train before the better ones to come;
+- one asked for more of the same search (zen_nas's `candidates`, deepmad's `iterations` raised, every other
+  argument the same) is extended the same way;
+- one whose other arguments changed is reused with a warning naming them and how to search afresh (the main
+  study trained its designs already); a cut-short one is refused instead, as continuing would mix searches.
+One killed half-way (trials but no record of how it ended) is refused, saying how to start over.
 """
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -21,29 +30,103 @@ from searchlab.errors import ConfigError, SearchlabError
 from searchlab.suggest import did_you_mean
 
 DONE = "searchlab:stage_done"
+ARGS = "searchlab:stage_args"     # on the stage's study: the arguments its trials were searched with
+CUT = "searchlab:stage_cut"       # on the stage's study: why it stopped before finishing (the next run continues)
+STATE = "searchlab:stage_state"   # on the stage's study: where its search got to, for the next run to go past
 SPANS = "searchlab:stage_spans"   # on the main study: [start, end] seconds of each stage run (compare counts them)
 
+# (trials recorded so far, where the search got to: JSON or None) -> (the new trials, why it stopped early: None
+# when it finished, where it got to)
+Produce = Callable[[list[FrozenTrial], Any], tuple[list[FrozenTrial], str | None, Any]]
 
-def run_stage(main: optuna.Study, name: str, produce: Callable[[], list[FrozenTrial]], top_k: int,
-              score_attr: str) -> list[FrozenTrial]:
-    """Record `produce()` as the study `name` (once), queue its `top_k` best in `main`; returns its trials."""
-    record = optuna.create_study(study_name=name, storage=main._storage, direction="maximize", load_if_exists=True)
+
+@dataclass(frozen=True)
+class Stage:
+    name: str                      # the stage's study: `<study><suffix>`
+    produce: Produce
+    args: dict[str, Any]           # what its trials depend on (strategy args, budgets, seed): stored with them
+    grows: str                     # the argument that asks for more of the same search (candidates, iterations)
+    top_k: int
+    score_attr: str                # the user attr the queued trials carry their score in
+    network_of: Callable[[FrozenTrial], str] | None = None   # a trial's network (default: its `architecture`)
+    storage_url: str = "URL"       # named in the fixes that delete the stage's study
+
+
+def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
+    """Record (or reuse, continue, extend: see the module doc) the stage, queue its `top_k` best in `main` once it
+    has finished; returns its trials."""
+    record = optuna.create_study(study_name=stage.name, storage=main._storage, direction="maximize",
+                                 load_if_exists=True)
+    trials = record.get_trials(deepcopy=False)
+    if _to_run(record, trials, stage):
+        trials = _run(main, record, trials, stage)
     if record.user_attrs.get(DONE):
-        trials = record.get_trials(deepcopy=False)   # resuming: read the finished stage back once
-    else:
-        if record.get_trials(deepcopy=False):
-            raise SearchlabError(f"the study '{name}' holds an unfinished search. Fix: delete it (optuna "
-                                 f"delete-study --study-name '{name}' --storage URL) or rename the study")
-        started = time.time()
-        print(f"{name}: scoring architectures without training (a stage before the first trial) ...", flush=True)
-        trials = produce()
-        bulk_add_trials(record, trials)
-        record.set_user_attr(DONE, True)
-        main.set_user_attr(SPANS, [*main.user_attrs.get(SPANS, []), [started, time.time()]])
-        print(f"{name}: {_stage_counts(trials)} in {time.time() - started:.0f} s", flush=True)
-        for number, trial in enumerate(trials):   # a fresh study numbers them in the order written
-            trial.number = number
-    enqueue_top_k(main, trials, top_k, score_attr)
+        enqueue_top_k(main, trials, stage.top_k, stage.score_attr, stage.network_of)
+    return trials
+
+
+def _to_run(record: optuna.Study, trials: list[FrozenTrial], stage: Stage) -> bool:
+    """Whether this run searches (afresh, on, or further); says what it reuses when it does not."""
+    if not trials and not record.user_attrs.get(DONE):
+        return True
+    cut, stored = record.user_attrs.get(CUT), record.user_attrs.get(ARGS)
+    if not record.user_attrs.get(DONE) and not cut:
+        raise SearchlabError(f"the study '{stage.name}' holds an unfinished search (a run was killed while "
+                             f"recording it). Fix: delete it (optuna delete-study --study-name '{stage.name}' "
+                             f"--storage {stage.storage_url}) or rename the study")
+    if stored is None:   # recorded before stages kept their arguments: what it ran with is unknown
+        print(f"note: {stage.name}: reusing the stage recorded by an earlier searchlab (its arguments were not "
+              f"kept). Fix: to search again, {_afresh(stage)}", file=sys.stderr)
+        return False
+    changed = {k: (stored.get(k), v) for k, v in stage.args.items() if stored.get(k) != v and k != stage.grows}
+    if cut and changed:
+        raise SearchlabError(f"the stage '{stage.name}' was cut short by budget.timeout with {_said(changed, 0)}; "
+                             f"this run asks {_said(changed, 1)}, and continuing it would mix two searches. Fix: "
+                             f"set {_said(changed, 0)} back to continue it, or {_afresh(stage)}")
+    if cut:
+        print(f"{stage.name}: continuing the stage budget.timeout cut short ({cut})", flush=True)
+        return True
+    recorded, asked = stored.get(stage.grows), stage.args.get(stage.grows)
+    if not changed and asked == recorded:
+        return False
+    if not changed and asked > recorded:
+        print(f"{stage.name}: extending the stage recorded with {stage.grows} {recorded} to the {asked} asked "
+              "(its trials kept)", flush=True)
+        return True
+    changed.update({stage.grows: (recorded, asked)} if asked != recorded else {})
+    print(f"warning: {stage.name}: reusing the stage recorded with {_said(changed, 0)}; this run asks "
+          f"{_said(changed, 1)}, which does not apply to it (only a larger {stage.grows} extends a stage). Fix: to "
+          f"search with them, {_afresh(stage)}", file=sys.stderr)
+    return False
+
+
+def _said(changed: dict[str, tuple[Any, Any]], which: int) -> str:
+    return ", ".join(f"{key} {values[which]}" for key, values in sorted(changed.items()))
+
+
+def _afresh(stage: Stage) -> str:
+    return (f"delete it (optuna delete-study --study-name '{stage.name}' --storage {stage.storage_url}; the "
+            "main study's trials stay) or give the study a new run_dir")
+
+
+def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], stage: Stage) -> list[FrozenTrial]:
+    """Search (on from `before`), append the new trials to the record, and record how it ended."""
+    started = time.time()
+    print(f"{stage.name}: scoring architectures without training (a stage before the first trial) ...", flush=True)
+    new, cut, state = stage.produce(list(before), record.user_attrs.get(STATE))
+    bulk_add_trials(record, new)
+    record.set_user_attr(ARGS, stage.args)
+    record.set_user_attr(STATE, state)
+    record.set_user_attr(CUT, cut)
+    record.set_user_attr(DONE, cut is None)
+    main.set_user_attr(SPANS, [*main.user_attrs.get(SPANS, []), [started, time.time()]])
+    trials = [*before, *new]
+    for number, trial in enumerate(trials):   # numbered in the order written, as the record numbers them
+        trial.number = number
+    print(f"{stage.name}: {_stage_counts(trials)} in {time.time() - started:.0f} s", flush=True)
+    if cut:
+        print(f"{stage.name}: cut short by {cut}: nothing queued from it yet; the next run of this study continues "
+              "it (the trials recorded are kept) and then queues its best", flush=True)
     return trials
 
 
@@ -84,20 +167,32 @@ def _whole_example(value: Any) -> int:
     return max(1, round(value)) if isinstance(value, (int, float)) and math.isfinite(value) else 5
 
 
-def enqueue_top_k(main: optuna.Study, ranked_by: list[FrozenTrial], k: int, score_attr: str) -> None:
-    """Queue the k best distinct scored networks of a proxy/design study (their score as user attr `score_attr`):
-    distinct by the architecture a trial recorded, else by its params (two trials of one network that differ
-    in lr would train one network twice); a config the main study already has or queued is skipped by Optuna."""
+def enqueue_top_k(main: optuna.Study, ranked_by: list[FrozenTrial], k: int, score_attr: str,
+                  network_of: Callable[[FrozenTrial], str] | None = None) -> None:
+    """Queue the k best distinct scored networks of a proxy/design study (their score as user attr `score_attr`).
+
+    Distinct by the network built (`network_of`, by default the `architecture` a trial recorded: its effective
+    channels): two trials of one network would train it twice. Only the `model.*` settings are queued: the
+    stage searched architectures, and the rest of a proxy trial (lr, augmentation) is whatever a random
+    ancestor drew, never scored; the main study's strategy draws them as for any trial (deepmad's designs have
+    no other settings). A config the main study already has or queued is skipped by Optuna."""
+    network_of = network_of or _recorded_network
     scored = [t for t in ranked_by if t.state == TrialState.COMPLETE and t.value is not None
               and math.isfinite(t.value)]
     scored.sort(key=lambda t: -t.value)
     seen: set[str] = set()
     for trial in scored:
-        key = trial.user_attrs.get("architecture") or json.dumps(trial.params, sort_keys=True, default=str)
+        key = network_of(trial)
         if key in seen:
             continue
         seen.add(key)
-        main.enqueue_trial(trial.params, user_attrs={score_attr: trial.value, "proxy_trial": trial.number},
+        model = {name: value for name, value in trial.params.items() if name.startswith("model.")}
+        main.enqueue_trial(model, user_attrs={score_attr: trial.value, "proxy_trial": trial.number},
                            skip_if_exists=True)
         if len(seen) == k:
             break
+
+
+def _recorded_network(trial: FrozenTrial) -> str:
+    model = {name: value for name, value in trial.params.items() if name.startswith("model.")}
+    return trial.user_attrs.get("architecture") or json.dumps(model, sort_keys=True, default=str)

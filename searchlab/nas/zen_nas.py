@@ -9,7 +9,7 @@ searchlab/engine/bulk.py), where the dashboard shows it beside the main study. T
 candidates are queued in the main study (Optuna's enqueue_trial: safe with several workers) and train first;
 trials beyond those continue by regularised evolution on the trained results.
 
-Resuming a study reuses a finished proxy study instead of searching again.
+Resuming a study reuses a finished proxy study, and continues one budget.timeout cut short (nas/stage.py).
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from searchlab.config.load import Study
 from searchlab.errors import ConfigError, TrialFailure
-from searchlab.nas.stage import run_stage, settings_from_args
+from searchlab.nas.stage import Stage, run_stage, settings_from_args
 from searchlab.nas.zen_score import zen_score
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import Feasible, RegularizedEvolutionSampler
@@ -68,39 +68,102 @@ def make_zen_nas(seed: int, feasible: Feasible | None = None, **args: Any) -> op
 
 def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],
                     deadline: float | None = None) -> list[FrozenTrial]:
-    """Run (or reuse) the proxy search and queue its top-k in `main`; returns the proxy study's trials."""
+    """Run (or reuse, continue, extend: nas/stage.py) the proxy search and queue its top-k in `main`; returns the
+    proxy study's trials."""
     from searchlab.tasks import get_task
 
     settings = settings_from_args(ZenNASSettings, "zen_nas", args)
+    check_space(study)
     task = get_task(study.config.task)
-    return run_stage(main, study.config.name + PROXY_SUFFIX, lambda: _search(study, task, settings, deadline),
-                     settings.top_k, score_attr="zen_score")
+    stage = Stage(study.config.name + PROXY_SUFFIX, partial(_proxy_stage, study, task, settings, deadline),
+                  stage_args(study, settings), grows="candidates", top_k=settings.top_k, score_attr="zen_score",
+                  network_of=partial(network_of, study), storage_url=study.storage_url)
+    return run_stage(main, stage)
 
 
-def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float | None) -> list[FrozenTrial]:
-    """Evolution by Zen-score in memory (no storage cost per candidate); returns every candidate as a trial.
+def stage_args(study: Study, settings: ZenNASSettings) -> dict[str, Any]:
+    """What the proxy search's trials depend on, stored with them: not top_k (which only queues) nor threads
+    (the same search on any number of cores)."""
+    budget = study.config.budget
+    return {"candidates": settings.candidates, "population_size": settings.population_size,
+            "sample_size": settings.sample_size, "batch_size": settings.batch_size, "repeats": settings.repeats,
+            "seed": study.config.seed, "budget.max_flops": budget.max_flops, "budget.max_params": budget.max_params,
+            "budget.max_depth": budget.max_depth}
+
+
+def network_of(study: Study, trial: FrozenTrial) -> str:
+    """The network a proxy trial built, from its params (not its recorded string, which a stage recorded by an
+    earlier searchlab wrote with the drawn ratio: two strings for one network)."""
+    from searchlab.tasks.classify import parse_trial_config
+
+    try:
+        config = sample_trial_config(FixedTrial(trial.params), study)
+    except ValueError:   # the space changed since it was recorded (a param it lacks): its recorded name it is
+        return trial.user_attrs.get("architecture", str(sorted(trial.params.items())))
+    return parse_trial_config(config, None).model.describe()
+
+
+def check_space(study: Study) -> None:
+    """Refuse, before a run folder exists, a space that can give a model other than a ZenNet: the Zen-score
+    reads pre-pooling features with the shortcuts off, which only ZenNet has (a cells space was refused only
+    after the run's folder, database and proxy study were made). Read from the config, nothing is built."""
+    for config in probe_configs(study.space, seed=study.config.seed, limit=50):
+        kind = (config.get("model") or {}).get("kind")
+        if kind != "zen":
+            raise ConfigError("zen_nas scores networks on their pre-pooling features without shortcuts, which "
+                              "only kind zen (ZenNet) has", key="space.model.kind", got=kind,
+                              fix="search a Zen-NAS space (model: {include: zen.yaml}), or use strategy evolution")
+
+
+def _proxy_stage(study: Study, task: Any, settings: ZenNASSettings, deadline: float | None,
+                 before: list[FrozenTrial], state: Any) -> tuple[list[FrozenTrial], str | None, None]:
+    """The stage's search (nas/stage.py Produce): the new trials, and why it stopped early (None: finished).
+    Its state is its trials: each round it is cut after adds candidates, so a continued search progresses."""
+    new = _search(study, task, settings, deadline, before)
+    done = [*before, *new]
+    scored = sum(t.state == TrialState.COMPLETE for t in done if _scored_network(t))
+    draws_left = settings.candidates * MAX_DRAWS - len(done)
+    if scored >= settings.candidates or draws_left <= 0:   # out of draws: more time would not help
+        return new, None, None
+    return new, f"budget.timeout, {scored} of {settings.candidates} candidates scored", None
+
+
+def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float | None,
+            before: list[FrozenTrial] | None = None) -> list[FrozenTrial]:
+    """Evolution by Zen-score in memory (no storage cost per candidate), on from the trials `before` (a stage
+    cut short or extended: they are the population it continues from, and their networks are not scored
+    again); returns the new candidates as trials.
 
     Candidates are asked ROUND at a time, scored by `threads` parallel threads (torch releases the GIL inside
     its kernels) and told in the order asked: the same seed gives the same search on any number of cores."""
-    sampler = RegularizedEvolutionSampler(settings.population_size, settings.sample_size, seed=study.config.seed,
+    before = before or []
+    # continued, the sampler draws anew (seeded by where it resumes): the first run's seed would breed the same
+    # children again, all repeats of networks scored already
+    sampler = RegularizedEvolutionSampler(settings.population_size, settings.sample_size,
+                                          seed=study.config.seed + len(before),
                                           feasible=budget_check(study))   # mutations that stay within budget
     memory = optuna.create_study(direction="maximize", sampler=sampler)
-    _check_scorable(study, task)
+    memory.add_trials(before)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # A child that differs from a scored network only in settings the network does not show (lr, augmentation,
+    # a `none` block's width, a ratio that rounds to the same channels) is that network: it is not scored again
+    # (a second, differently seeded score let copies of one network win the top-k on the noise), not counted
+    # as a candidate, and kept out of the population (PRUNED, with the number of the trial that scored it):
+    # copies filled the population, and 20,000 draws of the shipped study found 192 networks instead of 1,000.
+    known = {t.user_attrs["architecture"]: t.number for t in before if _scored_network(t)}   # -> its trial
     # `candidates` counts scored networks; those over budget cost only an analytic FLOP count and are drawn on
     # top, up to MAX_DRAWS x candidates in all, so a tight budget still yields scored candidates.
-    draws_left, scored = settings.candidates * MAX_DRAWS, 0
-    # A child that differs from a scored network only in settings the network does not show (lr, augmentation,
-    # a `none` block's width) is that network: it is not scored again (a second, differently seeded score let
-    # copies of one network win the top-k on the noise), not counted as a candidate, and kept out of the
-    # population (PRUNED, with the number of the trial that scored it): copies filled the population, and
-    # 20,000 draws of the shipped study found 192 networks instead of 1,000.
-    known: dict[str, int] = {}   # network -> the trial that scored it
+    scored = sum(t.state == TrialState.COMPLETE for t in before if _scored_network(t))
+    draws_left = settings.candidates * MAX_DRAWS - len(before)
+    timed_out = False
     threads = torch.get_num_threads()
     torch.set_num_threads(1)     # one core per scoring thread
     try:
         with ThreadPoolExecutor(settings.threads) as pool:
-            while scored < settings.candidates and draws_left > 0 and (deadline is None or time.time() < deadline):
+            while scored < settings.candidates and draws_left > 0:
+                if deadline is not None and time.time() >= deadline:
+                    timed_out = True
+                    break
                 wanted = min(ROUND, settings.candidates - scored)
                 batch, twins, draws_left = _draw_round(memory, study, task, known, wanted, draws_left)
                 score = partial(_score, settings=settings, seed=study.config.seed)
@@ -114,8 +177,14 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
     finally:
         torch.set_num_threads(threads)
     if scored < settings.candidates:
-        _say_short(scored, settings.candidates, draws_left == 0)
-    return [t for t in memory.trials if t.state != TrialState.RUNNING]
+        _say_short(scored, settings.candidates, not timed_out)
+    return [t for t in memory.trials[len(before):] if t.state != TrialState.RUNNING]
+
+
+def _scored_network(trial: FrozenTrial) -> bool:
+    """A trial that built a network within budget and tried to score it (not a repeat, not over budget)."""
+    return (trial.state in (TrialState.COMPLETE, TrialState.FAIL) and "architecture" in trial.user_attrs
+            and "same_network_as" not in trial.user_attrs and "over_budget" not in trial.user_attrs)
 
 
 Job = tuple[optuna.Trial, Any]   # a trial asked of the proxy study and its candidate network
@@ -145,7 +214,8 @@ def _say_short(scored: int, asked: int, out_of_draws: bool) -> None:
                "candidate) were over the budgets, could not be built or repeated a network. Fix: loosen "
                "budget.max_flops / max_params / max_depth, or narrow the space to networks that fit them")
     else:
-        why = "budget.timeout ran out. Fix: a longer budget.timeout, or fewer candidates"
+        why = ("budget.timeout ran out. Fix: run the study again (with a longer budget.timeout): the search "
+               "continues from the candidates scored; or ask fewer candidates")
     print(f"warning: zen_nas scored {scored} of its {asked} candidates: {why}", flush=True)
 
 
@@ -182,17 +252,6 @@ def _tell(memory: optuna.Study, trial: optuna.Trial, result: float | Exception) 
     else:
         trial.set_user_attr("error", f"{type(result).__name__}: {result}")
         memory.tell(trial, state=TrialState.FAIL)
-
-
-def _check_scorable(study: Study, task: Any) -> None:
-    """Every model the space can give must expose pre-pooling features (a ZenNet), or no score means anything."""
-    for config in probe_configs(study.space, seed=study.config.seed, limit=50):
-        net = task.candidate(study, config).build()
-        if not (hasattr(net, "forward_pre_gap") and hasattr(net, "set_residual")):
-            raise ConfigError("zen_nas scores networks on their pre-pooling features without shortcuts; this "
-                              f"space gives a {type(net).__name__}", key="space.model.kind",
-                              got=(config.get("model") or {}).get("kind"),
-                              fix="search a Zen-NAS space (model: {include: zen.yaml}), or use strategy evolution")
 
 
 def _over_budget(costs: dict[str, float], study: Study) -> str | None:

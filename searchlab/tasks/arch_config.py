@@ -48,11 +48,35 @@ class ZenNetSpec(TransferFields):
         return "zen", {"stem": self.stem, "blocks": blocks, "head": self.head, "dropout": self.dropout}
 
     def describe(self) -> str:
-        """One line a person can read in the dashboard: stem, then each block's type/width/depth/kernel/stride."""
-        parts = [f"{b.type} w{b.width} d{b.depth} k{b.kernel} r{b.ratio:g} s{b.stride}"
-                 for b in self.blocks.values() if b.type != "none"]
+        """One line a person can read in the dashboard, and the network's identity: zen_nas and deepmad tell
+        candidates apart by it, so it shows each block as built, not as drawn. Stem, then each block's type,
+        width, depth, kernel, inner channels and stride; the inner channels are those its ratio gives after
+        rounding to a multiple of 8 (`btn` of basic/bottleneck; `mid` of inverted, relative to each unit's
+        input, so two values when the first unit's input differs), and a conv block has none: it ignores its
+        ratio. Drawn ratios 0.5 and 1 of an 8-wide basic block both build 8 inner channels, and were told
+        apart here, so one network was scored and trained twice as two "distinct" designs."""
+        channels, parts = self.stem, []
+        for block in self.blocks.values():
+            if block.type == "none":
+                continue
+            parts.append(f"{block.type} w{block.width} d{block.depth} k{block.kernel}{_inner(block, channels)} "
+                         f"s{block.stride}")
+            channels = block.width
         head = f" | head {self.head}" if self.head else ""
         return f"ZenNet(stem {self.stem} | " + " | ".join(parts) + head + ")"
+
+
+def _inner(block: ZenBlockSpec, cin: int) -> str:
+    """The inner channels a block builds from its ratio (searchlab/models/zen.py _zen_unit), as " btn16"."""
+    from searchlab.models.zen import _zen_round8   # torch: imported when a description is asked for
+
+    if block.type == "conv":
+        return ""
+    if block.type in ("basic", "bottleneck"):
+        return f" btn{_zen_round8(block.width * block.ratio)}"
+    inputs = [cin] + ([block.width] if block.depth > 1 else [])   # the first unit's input, then the later ones'
+    mids = dict.fromkeys(_zen_round8(c * block.ratio) for c in inputs)   # in order, once each
+    return " mid" + "/".join(str(m) for m in mids)
 
 
 class CellNodeSpec(Frozen):
