@@ -23,11 +23,12 @@ if TYPE_CHECKING:   # tasks.train imports the augment package
 
 def with_synthetic(batches: Batches, spec: AugmentSpec, base_dir: Path, seed: int) -> Batches:
     """`batches` with synthetic images appended to its training split (unchanged when off)."""
-    if not spec.synthetic or spec.synthetic_per_class == 0:
+    named = generator_used(spec)
+    if named is None:
         return batches
     from searchlab.models.gan_sampling import load_generator, sample_images
 
-    folder = (base_dir / spec.synthetic).resolve()
+    folder = (base_dir / named).resolve()
     train = batches.train
     names = batches.class_names or tuple(str(i) for i in range(batches.n_classes))
     problem = generator_mismatch(folder, tuple(train.images.shape[1:]), names if batches.class_names else len(names))
@@ -38,6 +39,13 @@ def with_synthetic(batches: Batches, spec: AugmentSpec, base_dir: Path, seed: in
     images = sample_images(generator, len(labels), labels=_generator_labels(labels, names, config), seed=seed)
     grown = ImageSplit(torch.cat([train.images, images]), torch.cat([train.labels, labels.to(train.labels.dtype)]))
     return replace(batches, train=grown)
+
+
+def generator_used(spec: AugmentSpec) -> str | None:
+    """The generator export whose images these settings add to training (as written: relative to the study
+    file's folder), or None when they add none. One rule for training, the run-start leak check and export's
+    (tasks/transfer_checks.py, export/trained_on.py)."""
+    return spec.synthetic if spec.synthetic and spec.synthetic_per_class > 0 else None
 
 
 def _generator_labels(labels: torch.Tensor, names: tuple[str, ...], config: dict) -> torch.Tensor:

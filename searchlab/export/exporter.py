@@ -15,7 +15,6 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial, TrialState
 from safetensors.torch import load_file
 
-from searchlab.engine.objective import config_of
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import ExportError
@@ -28,8 +27,8 @@ from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.predict import files_were
 from searchlab.export.generator import export_generator
 from searchlab.export.overlap import seen_in_search
-from searchlab.export.provenance import (file_digest, made_with, medmnist_digests, split_counts,
-                                         threshold_choice)
+from searchlab.export.provenance import (file_digest, made_with, medmnist_digests, search_provenance,
+                                         split_counts, threshold_choice, trial_provenance)
 from searchlab.export.publish import json_text, staged
 from searchlab.export.scorings import record_scoring
 from searchlab.export.selection import SELECT_MODES, select_members, weaker_than_a_member, weaker_with_tta
@@ -117,22 +116,15 @@ def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: i
     for key in ("validation_metrics", "test_metrics"):
         if table := per_class_table(config.get(key) or {}, config["class_names"]):
             config[f"{key}_per_class"] = table
-    if run.record.get("search"):   # how the search that chose this model was set up (its latest run)
-        config["search"] = run.record["search"]
-    config["objectives"] = [metric for metric, _ in run.record["objectives"]]   # what the trials were chosen by
+    config.update(search_provenance(run))   # how the search that chose this model was set up, and its objectives
     save_weights(net.state_dict(), out / "weights.safetensors")
     config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
     (out / "model.py").write_text(model_source(nni_spaces(config["model"])))
     (out / "config.json").write_text(json_text(config, indent=2))
     if test["predictions"] is not None:
         (out / "test_predictions.json").write_text(json_text(test["predictions"]))
-    trained_on.write(out, *_data_and_seed(run))   # a study starting from these weights checks its splits against it
+    trained_on.write_of_run(out, run)   # a study starting from these weights checks its splits against it
     return config
-
-
-def _data_and_seed(run: OpenRun) -> tuple[Any, int, Path]:
-    data_cfg, base_dir = run_data_config(run)
-    return data_cfg, run.record["seed"], base_dir
 
 
 def assemble(run: OpenRun, trials: list[FrozenTrial], checkpoints: dict[int, dict[str, torch.Tensor]],
@@ -248,15 +240,7 @@ def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
         "task": attrs["task_kind"],
         "class_names": attrs["class_names"],
         "threshold": attrs.get("threshold", DEFAULT_THRESHOLD),   # chosen on validation data by the trial
-        "trial": {"study": run.study.study_name, "number": trial.number, "params": trial.params,
-                  "config": config_of(trial),
-                  # every setting as the trial ran it, defaults included (trials from before it: absent)
-                  **({"config_with_defaults": attrs["config_with_defaults"]}
-                     if "config_with_defaults" in attrs else {}),
-                  # a timeout stopped its training: its metrics are of a shorter run than asked
-                  **({"cut_short": attrs["cut_short"]} if "cut_short" in attrs else {}),
-                  # where its initial weights came from: a run's trial, or a file or export and its hash
-                  **({"weights_from": attrs["weights_from"]} if "weights_from" in attrs else {})},
+        "trial": trial_provenance(run, trial),
         "validation_metrics": attrs.get("metrics", {}),
         **_model_metrics(attrs),
     }
@@ -330,7 +314,10 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     seen = seen_in_search(test, list(searched.splits.values()))
     if seen:
         summary["test_images_seen_in_search"] = seen
-    if by_weights := trained_on.test_seen_by_weights(config, data.extra.get("files", {}).get("test", [])):
+    # weights the trials started from, or a generator whose images they trained on (augment.synthetic, a path
+    # relative to the study file's folder)
+    if by_weights := trained_on.test_seen_by_weights(config, data.extra.get("files", {}).get("test", []),
+                                                     Path(run.record["base_dir"])):
         summary["test_images_seen_by_weights"] = by_weights   # the run start warned of it too
     # Self-describing: which class each probability is of, and that `labels` are the truth, not predictions
     predictions: dict[str, Any] = {

@@ -1,24 +1,44 @@
-"""Export a generate study's trial: the EMA generator as model.py + weights.safetensors + config.json.
+"""Export a generate study's trial: the EMA generator as model.py + weights.safetensors + config.json, and for
+folder and CSV sets trained_on.json (the train and val files it learned from and was scored against).
 
 Nothing is scored at export: the test split plays no part in judging generators (MedFID, KID, precision and
-recall were measured against the train split during the search and are carried in config.json).
+recall were measured during the search and are carried in config.json). config.json says how the trial was
+set up (every setting as it ran, its seed, the search), which data it learned from, and which feature network
+its scores were measured in, as a classifier export does (export/provenance.py): a classify study that adds
+its images (`augment.synthetic`) inherits its data, and a reader of its scores must know they are not
+Inception's.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from optuna.trial import FrozenTrial
 
+from searchlab.data.loading import medmnist_path
 from searchlab.engine.rundir import OpenRun
 from searchlab.errors import ExportError
-from searchlab.export.provenance import file_digest, made_with
+from searchlab.export import trained_on
+from searchlab.export.ensemble import load_split, run_data_config
+from searchlab.export.provenance import (file_digest, made_with, medmnist_digests, search_provenance,
+                                         split_counts, trial_provenance)
 from searchlab.export.publish import json_text
+from searchlab.gan.features import CACHE_DIR
 from searchlab.models import generator_source
 from searchlab.models.gan_sampling import load_generator
+from searchlab.tasks.generate_config import GenerateTrialConfig
 from searchlab.weights_file import save_weights
 
 FORMAT = "searchlab-generator/1"
+MEASURED_WITH = ("medfid, kid, precision, recall, medfid_floor and the trial's other sample measures (train_seconds "
+                 "and iterations aside) are computed in the feature space of the study's own feature network "
+                 "(feature_network: a classifier of these medical images), not ImageNet's Inception: they are not "
+                 "comparable with published FID or KID values, nor with another study's unless it used the same "
+                 "feature network")
+# As tasks/generate.py scores a trial (keep in step with it): which real images the metrics compare with
+SCORED_AGAINST = ("the real images of the train split (the images the GAN learned from); medfid_floor and the "
+                  "other *_floor values: the validation split's real images against them")
 
 
 def objective_values(run: OpenRun, trial: FrozenTrial) -> dict[str, float]:
@@ -30,15 +50,68 @@ def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], ou
                      tta: str) -> dict[str, Any]:
     if top_k > 1 or tta != "none":
         raise ExportError("a generator exports alone: --top-k and --tta are for classifiers. Fix: drop them")
-    config = {"format": FORMAT, "study": run.study.study_name, "trial": {"number": trial.number,
-              "params": trial.params}, "generator": trial.user_attrs["generator"],
-              "metrics": objective_values(run, trial) | trial.user_attrs.get("metrics", {})}
-    if "cut_short" in trial.user_attrs:   # a timeout stopped its training: its scores are of a shorter GAN
-        config["cut_short"] = trial.user_attrs["cut_short"]
+    config = {"format": FORMAT, "study": run.study.study_name, "trial": _trial(run, trial),
+              "generator": trial.user_attrs["generator"],
+              "metrics": objective_values(run, trial) | trial.user_attrs.get("metrics", {}),
+              "metrics_measured_with": MEASURED_WITH, "metrics_scored_against": SCORED_AGAINST,
+              "feature_network": feature_network_used(run, trial), **_data(run), **search_provenance(run)}
+    if trial.user_attrs.get("suspect"):   # why its samples looked copied, collapsed or deaf to their labels
+        config["suspect"] = trial.user_attrs["suspect"]
     out.mkdir(parents=True, exist_ok=True)
     save_weights(state, out / "weights.safetensors")
     config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
     (out / "model.py").write_text(generator_source())
     (out / "config.json").write_text(json_text(config, indent=2))
+    trained_on.write_of_run(out, run)   # a classify study adding its images checks its own splits against it
     load_generator(out)    # the written export must rebuild (shapes, spec) before anyone relies on it
     return config
+
+
+def _trial(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
+    """The trial as a classifier export records its own. A generate trial does not record its config with
+    every default (batch_size, iterations, evaluations ... left out of the space), so it is rebuilt here from
+    its sampled config and this searchlab's defaults, and said so."""
+    found = trial_provenance(run, trial)
+    if "config_with_defaults" not in found:
+        try:
+            found["config_with_defaults"] = GenerateTrialConfig.model_validate(found["config"]).model_dump(mode="json")
+        except ValueError:   # a config this searchlab no longer reads: its sampled config alone says what ran
+            return found
+        found["config_with_defaults_is"] = ("rebuilt at export from the trial's config and the defaults of the "
+                                            f"searchlab that exported it ({made_with()['searchlab']})")
+    return found
+
+
+def _data(run: OpenRun) -> dict[str, Any]:
+    """Which data the generator learned from: images per split and class, and the data set's identity (a
+    MedMNIST file's digests, or a folder's or CSV's fingerprint: members and contents per split). Read as the
+    run read it: refused when the files moved between splits since (trained_on.json would list others)."""
+    searched = load_split(run, "train", "val")
+    found: dict[str, Any] = {"data_splits": split_counts(searched)}
+    if run.record.get("data_file"):
+        found["data_file"] = medmnist_digests(run.record["data_file"], medmnist_path(*run_data_config(run)))
+    if run.record.get("data_files"):
+        found["data_files"] = run.record["data_files"]
+    return found
+
+
+def feature_network_used(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
+    """Which network the trial's metrics were measured in: the classifier export `task.features` named, or the
+    one trained for the study and cached in its run folder; with the digest of its weights, and the digest the
+    trial recorded of the network it was scored with (`medfid_features`, of weights and preprocessing)."""
+    named = (run.record.get("task") or {}).get("features")
+    if named:
+        folder = (Path(run.record["base_dir"]) / named).resolve()
+        about = {"source": f"task.features: {named}", "export": str(folder)}
+    else:
+        folder = run.run_dir / CACHE_DIR
+        about = {"source": "trained for this study on its train split (best epoch by validation; gan/features.py)",
+                 "folder": str(folder)}
+    try:
+        spec = json.loads((folder / "config.json").read_text())
+        about.update(model=spec["model"], weights_sha256=file_digest(folder / "weights.safetensors"))
+    except (OSError, ValueError, KeyError, TypeError):   # moved or deleted since the search: what is known
+        about["note"] = f"{folder} could not be read at export: its model and weights digest are not recorded"
+    if "medfid_features" in trial.user_attrs:
+        about["digest"] = trial.user_attrs["medfid_features"]
+    return about

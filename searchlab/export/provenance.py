@@ -1,7 +1,8 @@
 """What an export records about where it came from, for whoever deploys or audits it: when and with which
-software it was made, the digest of its weights (model.load refuses other bytes), how many images of each
-class each split held, how its decision threshold was chosen, and digests of a MedMNIST file that can be
-compared with the published ones."""
+software it was made, the digest of its weights (model.load refuses other bytes), the trial (its config with
+every default, its seed) and the search that chose it, how many images of each class each split held, how its
+decision threshold was chosen, and digests of a MedMNIST file that can be compared with the published ones.
+Classifier and generator exports (exporter.py, generator.py) share these."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,8 @@ import numpy as np
 from optuna.trial import FrozenTrial
 
 from searchlab.data.types import ImageDataset
-from searchlab.engine.objective import config_of
+from searchlab.engine.objective import config_of, trial_seed
+from searchlab.engine.rundir import OpenRun
 from searchlab.imbalance import ImbalanceSpec
 from searchlab.versions import software_versions
 
@@ -32,6 +34,28 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
         while block := fh.read(CHUNK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def trial_provenance(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
+    """The exported trial: its study and number, its config as sampled and with every default as it ran (trials
+    from before it, or of a task that does not record it: absent), its seed, and whether a timeout cut it short
+    or which model its initial weights came from."""
+    attrs, config = trial.user_attrs, config_of(trial)
+    return {"study": run.study.study_name, "number": trial.number, "params": trial.params, "config": config,
+            # what its initialisation, batches and sampling drew from: the study seed (the run's record) and its
+            # config, as engine/objective.py seeds each trial
+            "seed": trial_seed(run.record["seed"], config),
+            **({"config_with_defaults": attrs["config_with_defaults"]} if "config_with_defaults" in attrs else {}),
+            # a timeout stopped its training: its metrics are of a shorter run than asked
+            **({"cut_short": attrs["cut_short"]} if "cut_short" in attrs else {}),
+            # where its initial weights came from: a run's trial, or a file or export and its hash
+            **({"weights_from": attrs["weights_from"]} if "weights_from" in attrs else {})}
+
+
+def search_provenance(run: OpenRun) -> dict[str, Any]:
+    """How the search that chose the exported model was set up (its latest run), and what it ranked trials by."""
+    return {**({"search": run.record["search"]} if run.record.get("search") else {}),
+            "objectives": [metric for metric, _ in run.record["objectives"]]}
 
 
 def split_counts(data: ImageDataset) -> dict[str, dict[str, Any]]:

@@ -1,6 +1,8 @@
 """Transfer settings checked when a run starts, on the networks the space's probes build: a setting that every
 trial drawing it would fail on is refused; one that only some draws fail on (a cut-off range deeper than one
-backbone, weights that fit one backbone of a choice) is warned about, since those trials fail alone."""
+backbone, weights that fit one backbone of a choice) is warned about, since those trials fail alone. Models
+the trials learn from (weights, and a generator whose images join their training data) are checked for this
+study's test and validation images among theirs."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from searchlab.augment.synthetic import generator_used
 from searchlab.config.load import Study
 from searchlab.data.loading import files_by_split
 from searchlab.data.types import ImageDataset
@@ -25,7 +28,7 @@ MAX_BUILDS = 8   # distinct networks built to check weights against (each a few 
 def transfer_warnings(study: Study, data: ImageDataset, specs: list[ClassifyTrialConfig],
                       spec_for: SpecFor) -> list[str]:
     networks = _Networks(spec_for, data)
-    found = (_cutoff_warning(specs, networks), _weights_warning(study, specs, networks), _seen_by_weights(study, specs))
+    found = (_cutoff_warning(specs, networks), _weights_warning(study, specs, networks), *_seen_by_sources(study, specs))
     return [text for text in found if text]
 
 
@@ -120,29 +123,49 @@ def _weights_warning(study: Study, specs: list[ClassifyTrialConfig], networks: _
     return None
 
 
-def _seen_by_weights(study: Study, specs: list[ClassifyTrialConfig]) -> str | None:
-    """Weights (a searchlab export or run) whose run trained or selected on this study's test images, or
-    trained on its validation images: the same data set split with another seed or other fractions
-    (export/trained_on.py)."""
-    sources = sorted({str(s.model.weights) for s in specs
-                      if s.model.transfer != "scratch" and s.model.weights not in (None, "timm")})
+def _seen_by_sources(study: Study, specs: list[ClassifyTrialConfig]) -> list[str]:
+    """Models (a searchlab export or run) the trials learn from whose run trained or selected on this study's
+    test images, or trained on its validation images: the same data set split with another seed or other
+    fractions (export/trained_on.py). One warning per model."""
     mine: dict[str, set[str]] = {}
-    for weights in sources:
-        path = Path(weights) if Path(weights).is_absolute() else study.base_dir / weights
+    warnings = []
+    for key, value in _sources(specs):
+        path = Path(value) if Path(value).is_absolute() else study.base_dir / value
         learned = trained_on.read(path) if path.is_dir() else None
         if not learned:
             continue
         if not mine:
             files = files_by_split(study.config.data, study.config.seed, study.base_dir, ("test", "val"))
             mine = {split: trained_on.digests(paths) for split, paths in files.items()}
-        # its test images anywhere in the weights' run; its validation images among those they trained on
-        seen = {split: n for split, n in (("test", len(mine["test"] & (learned["train"] | learned["val"]))),
-                                          ("val", len(mine["val"] & learned["train"]))) if n}
+        seen = {split: n for split, n in trained_on.seen(learned, mine["test"], mine["val"]).items() if n}
         if seen:
             said = " and ".join(f"{n} of its {len(mine[split])} {split} images" for split, n in seen.items())
-            return (f"space.model.weights {weights!r} were trained or selected on {said}: the same files, in "
-                    "another split of the run that made them. Test metrics of this study's exports would be "
-                    "optimistic (and selection on validation too). Fix: split this study as the weights' study did "
-                    "(the same seed and fractions, or split folders or a split column), or start from weights of "
-                    "other data")
-    return None
+            warnings.append(_LEAK[key].format(value=value, said=said))
+    return warnings
+
+
+def _sources(specs: list[ClassifyTrialConfig]) -> list[tuple[str, str]]:
+    """(space key, path) of each model the probed trials learn from: the weights they start from, the
+    generator export whose images they train on."""
+    named: dict[tuple[str, str], None] = {}
+    for spec in specs:
+        if spec.model.transfer != "scratch" and spec.model.weights not in (None, "timm"):
+            named[trained_on.WEIGHTS, str(spec.model.weights)] = None
+        if (generator := generator_used(spec.augment)) is not None:
+            named[trained_on.SYNTHETIC, generator] = None
+    return sorted(named)
+
+
+_OPTIMISTIC = ("Test metrics of this study's exports would be optimistic (and selection on validation too). Fix: "
+               "split this study as the {whose} study did (the same seed and fractions, or split folders or a split "
+               "column), or {other}")
+# Its test images anywhere in the model's run; its validation images among those the model trained on
+_LEAK = {
+    trained_on.WEIGHTS: "space.model.weights {value!r} were trained or selected on {said}: the same files, in another "
+                        "split of the run that made them. " + _OPTIMISTIC.format(whose="weights'",
+                                                                               other="start from weights of other data"),
+    trained_on.SYNTHETIC: "space.augment.synthetic {value!r}: this study has {said} among the images the generator's "
+                          "GAN study trained or scored on (its val images: trained on), in another split of that run; "
+                          "a GAN can reproduce its training images, which then join this study's training data. " +
+                          _OPTIMISTIC.format(whose="GAN", other="use a generator trained on other data"),
+}

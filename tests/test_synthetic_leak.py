@@ -1,0 +1,146 @@
+"""A generator export says what it learned from and how it was scored, so that a classify study adding its images
+(`augment.synthetic`) is told when the GAN trained on the study's own test or validation images.
+
+The audit's case: a GAN trained on a folder split with seed 0, used by a classify study of the same folder split
+with seed 1: most of the study's test images had been the GAN's training images, and nothing said so.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from searchlab.config.load import load_study
+from searchlab.config.schema import FolderData
+from searchlab.data.loading import files_by_split
+from searchlab.engine.run import run_study
+from searchlab.export import trained_on
+from searchlab.export.exporter import export_run
+from searchlab.export.provenance import file_digest
+
+PER_CLASS = 30   # 60 images: 36 train, 12 val, 12 test at fractions 0.2
+SPLIT = "val_fraction: 0.2, test_fraction: 0.2"
+FEATURES = """name: features
+task: classify
+space:
+  model: {kind: cnn, depth: 1, width: 4}
+strategy: random
+pruner: none
+budget: {n_trials: 1, epochs: 1}
+seed: 0
+"""
+# A 4-feature classifier export as MedFID's network: MedFID needs more real images per split than features
+GAN = """name: gan
+task: {kind: generate, features: features}
+space:
+  gan: {family: dcgan, latent: 16, g_width: 16, d_width: 16, conditional: true}
+  train: {batch_size: 16, iterations: 40, evaluations: 1, ema: 0.9}
+strategy: random
+pruner: none
+budget: {n_trials: 1}
+seed: 0
+"""
+CLASSIFY = """name: cls{seed}
+task: classify
+space:
+  model: {{kind: cnn, depth: 1, width: 4}}
+  augment: {{synthetic: gan_export, synthetic_per_class: 4, synthetic_classes: all}}
+strategy: random
+pruner: none
+budget: {{n_trials: 1, epochs: 1}}
+seed: {seed}
+"""
+
+
+def noise_folder(root: Path) -> Path:
+    """Two classes of distinct grey noise images: every file has its own content digest."""
+    rng = np.random.default_rng(0)
+    for cls, level in (("a", 60), ("b", 180)):
+        for i in range(PER_CLASS):
+            path = root / cls / f"{i:02d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.clip(level + rng.normal(0, 30, (28, 28)), 0, 255).astype(np.uint8), "L").save(path)
+    return root
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    data = f"data: {{source: folder, path: '{folder / 'images'}', {SPLIT}}}\nrun_dir: '{folder / name}_run'\n"
+    (folder / f"{name}.yaml").write_text(text + data)
+    return folder / f"{name}.yaml"
+
+
+@pytest.fixture(scope="module")
+def gan_export(tmp_path_factory) -> Path:
+    """A folder, the MedFID feature network exported from a classifier of it, and a GAN study of it (seed 0)
+    exported as `gan_export`."""
+    folder = tmp_path_factory.mktemp("leak")
+    noise_folder(folder / "images")
+    run_study(load_study(write(folder, "features", FEATURES)), progress=False)
+    export_run(folder / "features_run", folder / "features", bootstrap=10)
+    run_study(load_study(write(folder, "gan", GAN)), progress=False)
+    export_run(folder / "gan_run", folder / "gan_export")
+    return folder
+
+
+def split_files(folder: Path, seed: int) -> dict[str, set[Path]]:
+    cfg = FolderData(source="folder", path=folder / "images", val_fraction=0.2, test_fraction=0.2)
+    return {split: set(files) for split, files in files_by_split(cfg, seed, folder, ("train", "val", "test")).items()}
+
+
+def test_a_generator_export_lists_the_files_it_trained_on_and_says_how_it_was_set_up_and_scored(gan_export):
+    export = gan_export / "gan_export"
+    gan = split_files(gan_export, seed=0)
+    listed = json.loads((export / "trained_on.json").read_text())
+    assert set(listed["train"]) == trained_on.digests(gan["train"]) and len(listed["train"]) == 36
+    assert set(listed["val"]) == trained_on.digests(gan["val"]) and len(listed["val"]) == 12
+    config = json.loads((export / "config.json").read_text())
+    ran = config["trial"]["config_with_defaults"]   # every setting as run, those the space left out too
+    assert {key: ran["train"][key] for key in ("batch_size", "iterations", "evaluations", "diff_augment")} == {
+        "batch_size": 16, "iterations": 40, "evaluations": 1, "diff_augment": "none"}
+    assert ran["optim"]["lr_g"] == 2e-4 and "rebuilt at export" in config["trial"]["config_with_defaults_is"]
+    assert isinstance(config["trial"]["seed"], int) and config["search"]["seed"] == 0
+    assert config["objectives"] == ["medfid"]
+    assert config["data_splits"]["train"] == {"images": 36, "per_class": {"a": 18, "b": 18}}
+    assert config["data_files"]["splits"]["test"]["files"] == 12   # the folder's fingerprint: which data set
+    assert config["feature_network"]["export"] == str((gan_export / "features").resolve())
+    assert config["feature_network"]["weights_sha256"] == file_digest(gan_export / "features" / "weights.safetensors")
+    assert "not ImageNet's Inception" in config["metrics_measured_with"] and "kid" in config["metrics_measured_with"]
+
+
+def test_a_classify_study_adding_images_of_a_gan_trained_on_its_test_images_is_warned_and_its_export_says_so(
+        gan_export, capsys):
+    gan, mine = split_files(gan_export, seed=0), split_files(gan_export, seed=1)
+    test_seen = len(mine["test"] & (gan["train"] | gan["val"]))
+    val_seen = len(mine["val"] & gan["train"])
+    assert test_seen and val_seen   # another seed moved images between splits: the case to catch
+    capsys.readouterr()
+    run_study(load_study(write(gan_export, "cls1", CLASSIFY.format(seed=1))), progress=False)
+    err = capsys.readouterr().err
+    assert (f"warning: space.augment.synthetic 'gan_export': this study has {test_seen} of its 12 test images and "
+            f"{val_seen} of its 12 val images among the images the generator's GAN study trained or scored on") in err
+    assert "Test metrics of this study's exports would be optimistic" in err
+    assert "Fix: split this study as the GAN study did" in err
+    config = export_run(gan_export / "cls1_run", gan_export / "cls1_export", bootstrap=10)
+    assert config["test_images_seen_by_weights"] == [{"weights": str((gan_export / "gan_export").resolve()),
+                                                      "test_images": test_seen,
+                                                      "used_as": "space.augment.synthetic"}]
+    from searchlab.cli import warn_about_export
+
+    warn_about_export(config)
+    assert f"warning: {test_seen} of the 12 test images were trained or selected on" in capsys.readouterr().err
+    # split as the GAN's study was: the same validation images (no leak), no test image among its files
+    run_study(load_study(write(gan_export, "cls0", CLASSIFY.format(seed=0))), progress=False)
+    assert "space.augment.synthetic 'gan_export'" not in capsys.readouterr().err
+
+
+def test_only_a_generator_that_adds_images_is_a_source_and_its_path_is_the_study_files(tmp_path):
+    """learned_from reads augment.synthetic from each trial's config, relative to the study file's folder; with
+    synthetic_per_class 0 the generator adds nothing, so it is no source."""
+    adds = {"trial": {"config_with_defaults": {"augment": {"synthetic": "g", "synthetic_per_class": 3}}}}
+    assert trained_on.learned_from(adds, tmp_path) == {str(tmp_path / "g"): trained_on.SYNTHETIC}
+    sampled = {"trials": [{"config": {"augment": {"synthetic": "g", "synthetic_per_class": 0}}},
+                          {"weights_from": {"export": "/w"}}]}
+    assert trained_on.learned_from(sampled, tmp_path) == {"/w": trained_on.WEIGHTS}
