@@ -315,9 +315,14 @@ def warn_about_export(config: dict[str, Any]) -> None:
               f"training or validation images ({seen['labelled_otherwise']} of them labelled otherwise there); "
               "their rows are in config.json under test_images_seen_in_search", file=sys.stderr)
     for source in config.get("test_images_seen_by_weights") or []:
+        if source.get("used_as") == "space.augment.synthetic":   # a generator these trials took images from
+            how, fix = "the GAN study of the generator whose images these trials trained on", "use a generator " \
+                "trained on other data"
+        else:
+            how, fix = "the run of the weights these trials started from", "start from weights of other data"
         print(f"warning: {source['test_images']} of the {config['test_size']} test images were trained or selected "
-              f"on by the run of the weights these trials started from ({source['weights']}): the test metrics are "
-              "optimistic. Fix: split as that study did, or start from weights of other data", file=sys.stderr)
+              f"on by {how} ({source['weights']}): the test metrics are optimistic. Fix: split as that study did, "
+              f"or {fix}", file=sys.stderr)
     if config.get("test_split_scored") and (note := scorings_note(config["test_split_scored"])):
         print(note, file=sys.stderr)
     _warn_if_one_class(config)

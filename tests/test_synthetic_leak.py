@@ -130,7 +130,9 @@ def test_a_classify_study_adding_images_of_a_gan_trained_on_its_test_images_is_w
     from searchlab.cli import warn_about_export
 
     warn_about_export(config)
-    assert f"warning: {test_seen} of the 12 test images were trained or selected on" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert f"warning: {test_seen} of the 12 test images were trained or selected on by the GAN study of the " \
+        "generator whose images these trials trained on" in said and "use a generator trained on other data" in said
     # split as the GAN's study was: the same validation images (no leak), no test image among its files
     run_study(load_study(write(gan_export, "cls0", CLASSIFY.format(seed=0))), progress=False)
     assert "space.augment.synthetic 'gan_export'" not in capsys.readouterr().err
