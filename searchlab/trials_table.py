@@ -24,7 +24,7 @@ from searchlab.errors import SearchlabError
 
 FORMATS = ("csv", "parquet", "json")
 # why a trial was pruned, stopped short or run again: a row read alone (a paper's table) must say it
-TEXT_ATTRS = ("architecture", "over_budget", "error", "pruned", "cut_short", "retry_of")
+TEXT_ATTRS = ("architecture", "over_budget", "error", "pruned", "cut_short", "retry_of", "suspect")
 # what a strategy's stage scored a queued design by, before it trained (zen_nas, deepmad): beside its trained
 # metrics, so a proxy can be checked against them
 STAGE_ATTRS = ("zen_score", "entropy", "proxy_trial")

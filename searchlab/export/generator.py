@@ -31,14 +31,16 @@ from searchlab.tasks.generate_config import GenerateTrialConfig
 from searchlab.weights_file import save_weights
 
 FORMAT = "searchlab-generator/1"
-MEASURED_WITH = ("medfid, kid, precision, recall, medfid_floor and the trial's other sample measures (train_seconds "
-                 "and iterations aside) are computed in the feature space of the study's own feature network "
-                 "(feature_network: a classifier of these medical images), not ImageNet's Inception: they are not "
-                 "comparable with published FID or KID values, nor with another study's unless it used the same "
-                 "feature network")
+MEASURED_WITH = ("medfid, kid, precision, recall, density, coverage, copying, duplicates, label_agreement, the "
+                 "*_floor values and the trial's other sample measures (train_seconds and iterations aside), all "
+                 "of its best evaluation (best_iteration, the generator exported), are computed in the feature "
+                 "space of the study's own feature network (feature_network: a classifier of these medical "
+                 "images), not ImageNet's Inception: they are not comparable with published FID or KID values, "
+                 "nor with another study's unless it used the same feature network")
 # As tasks/generate.py scores a trial (keep in step with it): which real images the metrics compare with
-SCORED_AGAINST = ("the real images of the train split (the images the GAN learned from); medfid_floor and the "
-                  "other *_floor values: the validation split's real images against them")
+SCORED_AGAINST = ("the real images of the train split (the images the GAN learned from); medfid_floor, "
+                  "copying_floor and label_agreement_floor: the validation split's real images against them; "
+                  "duplicates_floor: the train images among themselves")
 
 
 def objective_values(run: OpenRun, trial: FrozenTrial) -> dict[str, float]:

@@ -4,6 +4,11 @@ Either a searchlab export for the same data (`task.features: path/to/export`), o
 trained for the purpose on the study's train split (validation split for its best epoch), cached in
 `<run_dir>/medfid_features/` as an export-like folder (config.json + weights.safetensors) and reused by every
 trial and every resume. Its input is images in [0, 1], normalised with the classifier's own training statistics.
+
+The network is part of what a score means (seed 0's network puts real-vs-real MedFID at 0.108, seed 1's at
+0.179 on BreastMNIST): its `digest` (of weights and preprocessing) is recorded per trial, and a run keeps the
+network its first trials were scored with. The cache is keyed by the data and the recipe, not by the study
+seed, so resuming with another `seed` reuses it instead of training (and overwriting) another one.
 """
 from __future__ import annotations
 
@@ -32,10 +37,13 @@ EXTRACTOR_EPOCHS = 30
 class PenultimateFeatures(nn.Module):
     """A trained classifier's input to its last linear layer, for images in [0, 1]."""
 
-    def __init__(self, net: nn.Module, preprocessing: dict[str, Any]) -> None:
+    def __init__(self, net: nn.Module, preprocessing: dict[str, Any], class_order: list[int] | None = None) -> None:
         super().__init__()
         self.net = net.eval().requires_grad_(False)
         self.preprocessing = preprocessing
+        # the head's output index of each data class (an export may order them otherwise); None: no usable head
+        self.class_order = class_order
+        self.digest = network_digest(net, preprocessing)
         linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
         if not linears:
             raise ConfigError("the MedFID feature network has no linear output layer to read features before",
@@ -53,19 +61,45 @@ class PenultimateFeatures(nn.Module):
             handle.remove()
         return captured[0].flatten(1)
 
+    @torch.no_grad()
+    def classify(self, images01: torch.Tensor) -> torch.Tensor | None:
+        """The classifier head's class (the data's index) of each image, or None when the head is not usable."""
+        if self.class_order is None:
+            return None
+        logits = torch.cat([self.net(normalize(images01[i:i + 256].float(), self.preprocessing))
+                            for i in range(0, len(images01), 256)])
+        return logits[:, self.class_order].argmax(dim=1)
+
+
+def network_digest(net: nn.Module, preprocessing: dict[str, Any]) -> str:
+    """What identifies a feature space: the weights (names, shapes, values) and the input normalisation."""
+    digest = hashlib.sha256(json.dumps(preprocessing, sort_keys=True).encode())
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
 
 def feature_network(features: str | None, base_dir: Path, run_dir: Path, data: ImageDataset,
                     seed: int) -> PenultimateFeatures:
     """The study's MedFID feature network, checked against the data's image shape."""
     if features is not None:
-        net = _from_export((base_dir / features).resolve(), data)
+        net, class_names = _from_export((base_dir / features).resolve(), data)
     else:
-        net = _cached_or_trained(run_dir / CACHE_DIR, data, seed)
-    _check_fits(net, data, features)
+        net, class_names = _cached_or_trained(run_dir / CACHE_DIR, data, seed), list(data.class_names)
+    outputs = _check_fits(net, data, features)
+    net.class_order = _class_order(class_names, list(data.class_names), outputs)
     return net
 
 
-def _from_export(path: Path, data: ImageDataset) -> PenultimateFeatures:
+def _class_order(head_names: list[str] | None, data_names: list[str], outputs: int) -> list[int] | None:
+    """Each data class's output index in the head, when the head has one output per class of the data."""
+    if not head_names or outputs != len(head_names) or sorted(head_names) != sorted(data_names):
+        return None   # label_agreement is then not measured (a multi-label export, a head of other classes)
+    return [head_names.index(name) for name in data_names]
+
+
+def _from_export(path: Path, data: ImageDataset) -> tuple[PenultimateFeatures, list[str] | None]:
     if not (path / "config.json").is_file():
         raise ConfigError("the MedFID feature network must be a searchlab export folder (config.json, "
                           "weights.safetensors)", key="task.features", got=str(path),
@@ -89,7 +123,8 @@ def _from_export(path: Path, data: ImageDataset) -> PenultimateFeatures:
     if config["model"]["architecture"] == "ensemble":
         raise ConfigError("an ensemble has no single feature space", key="task.features", got=str(path),
                           fix="export one trial (searchlab export RUN --trial N)")
-    return PenultimateFeatures(net, config["preprocessing"])
+    names = config.get("class_names") if config.get("task") in ("binary", "multiclass") else None
+    return PenultimateFeatures(net, config["preprocessing"]), names
 
 
 def _is_generator(path: Path) -> bool:
@@ -99,10 +134,12 @@ def _is_generator(path: Path) -> bool:
         return False
 
 
-def _check_fits(net: PenultimateFeatures, data: ImageDataset, features: str | None) -> None:
+def _check_fits(net: PenultimateFeatures, data: ImageDataset, features: str | None) -> int:
+    """The head's outputs per image, once the network took the data's images."""
     shape = (1, data.channels, *data.image_size)
     try:
         net(torch.zeros(shape))
+        return int(net.net(torch.zeros(shape)).flatten(1).shape[1])
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"the MedFID feature network does not take this data's {data.channels}x"
@@ -111,34 +148,42 @@ def _check_fits(net: PenultimateFeatures, data: ImageDataset, features: str | No
                           "unset to train one)") from None
 
 
-def _fingerprint(data: ImageDataset, seed: int) -> str:
+def _fingerprint(data: ImageDataset, seed: int | None = None) -> str:
+    """The images and the recipe the cached network was trained from. Not the study seed: a resume with another
+    seed retrained it, and its later trials were scored in another feature space than the earlier ones (a seed
+    is given only to recognise a cache written when the seed was part of the key: that run's network is kept)."""
     digest = hashlib.sha256()
     for split in ("train", "val"):
         digest.update(data.splits[split].images.numpy().tobytes())
         digest.update(data.splits[split].labels.numpy().tobytes())
-    digest.update(f"{seed}:{EXTRACTOR_MODEL}:{EXTRACTOR_EPOCHS}".encode())
+    digest.update(("" if seed is None else f"{seed}:").encode() + f"{EXTRACTOR_MODEL}:{EXTRACTOR_EPOCHS}".encode())
     return digest.hexdigest()[:16]
 
 
 def _cached_or_trained(folder: Path, data: ImageDataset, seed: int) -> PenultimateFeatures:
-    fingerprint = _fingerprint(data, seed)
+    fingerprint = _fingerprint(data)
     config_path = folder / "config.json"
-    cached = _cached(folder, fingerprint)
+    cached = _cached(folder, (fingerprint, _fingerprint(data, seed)), seed)
     if cached is not None:
         return cached
     net, config = _train_extractor(data, seed)
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(net.state_dict(), folder / "weights.safetensors")
-    config_path.write_text(json.dumps({**config, "fingerprint": fingerprint}, indent=2) + "\n")
+    config_path.write_text(json.dumps({**config, "fingerprint": fingerprint, "seed": seed}, indent=2) + "\n")
     return PenultimateFeatures(net, config["preprocessing"])
 
 
-def _cached(folder: Path, fingerprint: str) -> PenultimateFeatures | None:
+def _cached(folder: Path, fingerprints: tuple[str, ...], seed: int) -> PenultimateFeatures | None:
     """The network cached for these images, or None: none, another's, or damaged (a disk filled up while it was
     written, a copy cut short), which is trained again instead of failing every later run."""
     try:
-        if json.loads((folder / "config.json").read_text()).get("fingerprint") != fingerprint:
+        stored = json.loads((folder / "config.json").read_text())
+        if stored.get("fingerprint") not in fingerprints:
             return None
+        if stored.get("seed", seed) != seed:
+            print(f"note: MedFID keeps this run's feature network (trained with seed {stored['seed']}), so "
+                  f"trials of seed {seed} are scored in the same feature space as the run's earlier ones",
+                  file=sys.stderr)
         net, config = load(folder)
         return PenultimateFeatures(net, config["preprocessing"])
     except FileNotFoundError:

@@ -1,13 +1,17 @@
-"""The generate task: train one GAN from a sampled config, score it by MedFID (plus KID, precision, recall).
+"""The generate task: train one GAN from a sampled config, score it by MedFID (plus KID, precision, recall,
+density, coverage, and the copying, duplicates and label_agreement checks a distance to the train set misses).
 
 Reads the train split (what the GAN learns from, and MedFID's reference) and the validation split (the
-real-vs-real floor, `medfid_floor` = MedFID of the validation images against the train images). A diverging
+real-vs-real floors, e.g. `medfid_floor` = MedFID of the validation images against the train images). A diverging
 (non-finite loss) or collapsed (all samples identical) run fails with that reason; the study goes on.
-Per trial: a PNG grid of samples (a row per class when conditional) and the EMA generator's weights
-(safetensors) in the artifact store, the generator's spec in user attr `generator`.
+Per trial, of its best evaluation (`best_iteration`): a PNG grid of samples (a row per class when conditional)
+and the EMA generator's weights (safetensors) in the artifact store; the generator's spec in user attr
+`generator`, the feature network's digest in `medfid_features`, and in `suspect` why the samples look copied,
+collapsed or deaf to their labels.
 """
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -23,20 +27,30 @@ from searchlab.data import load_dataset
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError
-from searchlab.gan.features import CACHE_DIR, feature_network, trained_feature_count
-from searchlab.gan.metrics import Reference, min_real_images
+from searchlab.gan.features import CACHE_DIR, PenultimateFeatures, feature_network, trained_feature_count
+from searchlab.gan.metrics import Reference, SampleStats, min_real_images
 from searchlab.gan.train import RealImages, build_pair, sample_unit, to_signed, train_gan
 from searchlab.space import probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
 from searchlab.tasks.direction import objective_direction
 from searchlab.tasks.generate_config import GenerateTrialConfig
 from searchlab.tasks.generate_usage import generate_setting_default, generate_setting_used
+from searchlab.tasks.gan_pace import gan_time_warning
 from searchlab.tasks.parse import parse_trial
 from searchlab.weights_file import save_weights
 
 METRICS = {"medfid": "minimize", "kid": "minimize", "precision": "maximize", "recall": "maximize",
-           "train_seconds": "minimize"}
+           "density": "maximize", "coverage": "maximize", "copying": "minimize", "duplicates": "minimize",
+           "label_agreement": "maximize", "train_seconds": "minimize"}
+COST_METRICS = ("train_seconds",)   # an objective, but not what picks a trial's best evaluation
 GRID_COLUMNS = 8
+# How far above what real images show a trial's copying or duplicates may be before it is flagged: 0.05 of the
+# samples (27 of BreastMNIST's 546). Measured (gan/metrics.py): real images 0-0.026, trained GANs 0, a copy of
+# the train set 1, ten train images repeated 1 (copying and duplicates alike).
+SUSPECT_MARGIN = 0.05
+# label_agreement this close to chance (1 / classes) reads as a generator ignoring its label: samples asked for
+# with shuffled labels score 0.47, real validation images 0.88, trained conditional DCGANs 0.58-0.65.
+CHANCE_MARGIN = 0.05
 
 
 class GenerateTask:
@@ -46,7 +60,8 @@ class GenerateTask:
 
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
-        self._cache: dict[str, tuple[ImageDataset, Reference, float]] = {}   # per process: data, reference, floor
+        # per process and run folder: data, reference, what real images score
+        self._cache: dict[str, tuple[ImageDataset, Reference, dict[str, float]]] = {}
 
     def resolve_objective(self, objective: ObjectiveConfig, src: Located, at: KeyPath) -> tuple[str, str]:
         written = isinstance(src.data, dict) and "objective" in src.data
@@ -67,7 +82,12 @@ class GenerateTask:
     def validate_space(self, study: Study, src: Located) -> None:
         searched = {param.name: param for param, _ in searchable_params(study.space)}
         for config in probe_configs(study.space, seed=study.config.seed):
-            parse_trial(GenerateTrialConfig, "generate", config, src, searched)
+            spec = parse_trial(GenerateTrialConfig, "generate", config, src, searched)
+            if not spec.gan.conditional and "label_agreement" in dict(study.objectives):
+                raise ConfigError("label_agreement (samples in the class asked for) is measured of "
+                                  "class-conditional generators only; this space makes unconditional ones",
+                                  key="objective", got="label_agreement",
+                                  fix="set space.gan.conditional: true, or drop label_agreement from objective")
 
     def prepare(self, study: Study) -> None:
         """Data, the feature network (trained once and cached when none is given) and every family the space
@@ -81,30 +101,42 @@ class GenerateTask:
         for unused in unused_settings(study.space, generate_setting_used, study.config.seed):
             print(f"warning: {describe(unused, generate_setting_default)}", file=sys.stderr)
         size_key = "data.size" if isinstance(study.config.data, MedMNISTData) else "data.image_size"
-        for config in probe_configs(study.space, seed=study.config.seed, limit=50):
-            _check_resolution(parse_trial(GenerateTrialConfig, "generate", config, None), data, size_key)
+        specs = [parse_trial(GenerateTrialConfig, "generate", config, None)
+                 for config in probe_configs(study.space, seed=study.config.seed, limit=50)]
+        for spec in specs:
+            _check_resolution(spec, data, size_key)
         if self.cfg.features is None and not (study.run_dir / CACHE_DIR / "config.json").is_file():
+            _check_enough_images(trained_feature_count(data), data)   # a refusal is not announced as training
             print("MedFID: training its feature network on this data once (about a minute on a CPU core; "
                   "cached in the run folder, or name an export with task.features)", file=sys.stderr)
-        self._reference(study)
+        _, reference, _ = self._reference(study)
+        _check_same_features(_earlier_trials(study), reference.features, self.cfg.features)
+        if slow := gan_time_warning(study, _real_images(data), specs):
+            print(f"warning: {slow}", file=sys.stderr)
 
     def run(self, config: dict[str, Any], ctx: TrialContext) -> dict[str, float]:
         spec = parse_trial(GenerateTrialConfig, "generate", config, None)
-        data, reference, floor = self._reference(ctx.study)
-        train_split = data.splits["train"]
-        real = RealImages(to_signed(train_split.images), train_split.labels.long(), len(data.class_names))
+        data, reference, floors = self._reference(ctx.study)
+        # another process of the run (a worker, a resume) may have scored its trials with another network
+        _check_same_features(_finished(ctx.trial.study), reference.features, self.cfg.features)
+        real = _real_images(data)
         _check_resolution(spec, data)
-        ctx.record(generator=_generator_spec(spec, data))
-        result = train_gan(spec, real, reference, ctx.seed, ctx.report, ctx.out_of_time)
+        ctx.record(generator=_generator_spec(spec, data), medfid_features=reference.features.digest)
+        select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("medfid", "minimize"))
+        result = train_gan(spec, real, reference, ctx.seed, ctx.report, ctx.out_of_time, select)
         if result.iterations < spec.train.iterations:   # a shorter GAN scores worse, never better by luck: kept
             ctx.record(cut_short=f"stopped by budget.timeout at iteration {result.iterations} of "
                                  f"{spec.train.iterations}")
+        if suspect := suspicions(result.stats, floors, len(data.class_names)):
+            print(f"warning: trial {ctx.trial.number}: {suspect}", file=sys.stderr)
+            ctx.record(suspect=suspect)
         ctx.record(samples=_store_grid(result.generator, spec, data, ctx), evaluations=result.evaluations,
                    checkpoint=_store_generator(result.generator, ctx))
-        return {**result.stats.as_dict(), "medfid_floor": floor, "train_seconds": result.train_seconds,
-                "iterations": float(result.iterations)}
+        shown = {k: v for k, v in floors.items() if spec.gan.conditional or k != "label_agreement_floor"}
+        return {**result.stats.as_dict(), **shown, "train_seconds": result.train_seconds,
+                "iterations": float(result.iterations), "best_iteration": float(result.best_iteration)}
 
-    def _reference(self, study: Study) -> tuple[ImageDataset, Reference, float]:
+    def _reference(self, study: Study) -> tuple[ImageDataset, Reference, dict[str, float]]:
         key = str(study.run_dir.resolve())
         if key not in self._cache:
             data = load_dataset(study.config.data, splits=("train", "val"), seed=study.config.seed,
@@ -113,10 +145,78 @@ class GenerateTask:
                 _check_enough_images(trained_feature_count(data), data)
             features = feature_network(self.cfg.features, study.base_dir, study.run_dir, data, study.config.seed)
             _check_enough_images(features.num_features, data)
+            if features.class_order is None:
+                print(f"note: label_agreement is not measured: the MedFID feature network ({self.cfg.features}) "
+                      f"has no output per class of this data ({', '.join(data.class_names)})", file=sys.stderr)
             reference = Reference(features, _unit(data, "train"))
-            floor = reference.score(_unit(data, "val")).medfid
-            self._cache[key] = (data, reference, floor)
+            floors = reference.floors(_unit(data, "val"), data.splits["val"].labels.long())
+            self._cache[key] = (data, reference, floors)
         return self._cache[key]
+
+
+def suspicions(stats: SampleStats, floors: dict[str, float], n_classes: int) -> str:
+    """Why a trial's samples look copied from the train set, collapsed onto a few images, or made without
+    regard to their label ("" when none): each score against what real images show (the floors)."""
+    said = []
+    if stats.copying > floors["copying_floor"] + SUSPECT_MARGIN:
+        said.append(f"copies training images: {stats.copying:.0%} of its samples are near-copies of one (real "
+                    f"held-out images: {floors['copying_floor']:.0%}); a privacy risk on patients' images, and "
+                    "MedFID, KID, precision and recall reward it")
+    if stats.duplicates > floors["duplicates_floor"] + SUSPECT_MARGIN:
+        said.append(f"collapses: {stats.duplicates:.0%} of its samples are near-duplicates of another sample "
+                    f"(real images: {floors['duplicates_floor']:.0%})")
+    agreement = stats.label_agreement
+    if agreement is not None and agreement <= 1 / n_classes + CHANCE_MARGIN:
+        said.append(f"ignores its labels: the feature network's classifier puts {agreement:.0%} of its samples "
+                    f"in the class asked for (chance: {1 / n_classes:.0%}; real validation images: "
+                    f"{floors.get('label_agreement_floor', math.nan):.0%})")
+    return "; ".join(said)
+
+
+def _finished(ostudy: Any) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def _earlier_trials(study: Study) -> list[Any]:
+    """The run's scored trials before this run starts, or [] when it has no study yet (prepare runs first)."""
+    import optuna
+
+    from searchlab.engine.storage import close_connections, open_storage
+
+    url = study.storage_url
+    for prefix in ("sqlite:///", "journal://"):
+        if url.startswith(prefix) and not Path(url.removeprefix(prefix)).is_file():
+            return []   # no run yet (opening it would create the file)
+    storage = open_storage(url)
+    try:
+        return _finished(optuna.load_study(study_name=study.config.name, storage=storage))
+    except KeyError:   # a storage without this study
+        return []
+    finally:
+        close_connections(storage)
+
+
+def _check_same_features(trials: list[Any], features: PenultimateFeatures, named: str | None) -> None:
+    """Trials scored in another feature space than this run's must not be ranked with its trials."""
+    others = sorted({t.user_attrs["medfid_features"] for t in trials
+                     if t.user_attrs.get("medfid_features", features.digest) != features.digest})
+    if not others:
+        return
+    source = f"the export {named}" if named else f"the network cached in the run folder ({CACHE_DIR}/)"
+    raise ConfigError(f"this run's trials were scored with MedFID feature network {', '.join(others)}, but "
+                      f"{source} is {features.digest} now (retrained, or another export at that path): new "
+                      "trials' MedFID, KID and the rest would be ranked against scores of another feature space",
+                      key="task.features", got=named or features.digest,
+                      fix="restore the feature network the trials used (the same task.features export, or the "
+                          f"run's {CACHE_DIR}/ folder), or start a new run_dir for the new one")
+
+
+def _real_images(data: ImageDataset) -> RealImages:
+    """The train split as the GAN learns from it."""
+    train_split = data.splits["train"]
+    return RealImages(to_signed(train_split.images), train_split.labels.long(), len(data.class_names))
 
 
 def _unit(data: ImageDataset, split: str) -> torch.Tensor:
@@ -128,10 +228,13 @@ def _check_enough_images(num_features: int, data: ImageDataset) -> None:
     for split in ("train", "val"):
         have = len(data.splits[split])
         if have < need:
+            larger = ("a larger data.val_fraction" if split == "val" else
+                      "smaller data.val_fraction and data.test_fraction")   # train gets what they leave
             raise ConfigError(f"MedFID in a {num_features}-dimensional feature space needs at least {need} "
                               f"real images per split (a full-rank covariance); the {split} split has {have}",
-                              key="data", got=have, fix=f"use more images (or a larger data.{split}_fraction, when "
-                              "searchlab draws the split), or a feature network with fewer features (task.features)")
+                              key="data", got=have, fix=f"use more images (or {larger}, when searchlab draws "
+                              "the splits of folder or csv data), or a feature network with fewer features "
+                              "(task.features)")
 
 
 def _check_resolution(spec: GenerateTrialConfig, data: ImageDataset, size_key: str = "data.size") -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from searchlab.config.load import Study
+from searchlab.config.schema import BudgetConfig
 from searchlab.data.types import ImageSplit
 from searchlab.models.standalone import build_model
 from searchlab.tasks.classify_config import ClassifyTrialConfig
@@ -30,20 +31,24 @@ from searchlab.tasks.train import Batches, one_epoch, evaluate, make_recipe
 
 def trial_time_warning(study: Study, batches: Batches, spec: ClassifyTrialConfig,
                        model_spec: dict[str, Any]) -> str | None:
-    budget = study.config.budget
-    limits = [(budget.timeout, "budget.timeout"), (budget.trial_timeout, "budget.trial_timeout")]
-    limit, key = min(((s, k) for s, k in limits if s), default=(None, ""))
+    limit, key = tightest_limit(study.config.budget)
     estimate = estimated_trial(study, batches, spec, model_spec) if limit is not None else None
     if estimate is None or estimate.seconds <= limit:
         return None
     runs, epochs = estimate.runs, estimate.epochs
     folds = f" x {len(runs)} runs ({_runs_said(spec)})" if len(runs) > 1 else ""
-    return (f"one trial of this space takes about {_duration(estimate.seconds)} here, more than {key}={limit:g} s: "
+    return (f"one trial of this space takes about {duration(estimate.seconds)} here, more than {key}={limit:g} s: "
             f"{epochs} epochs{folds} of ~{runs[0][0]} training images at the pace of one of its configs "
             f"(measured now: {1 / estimate.train_seconds:.0f} images/s training, on "
             f"{study.config.executor.local_threads} thread(s)). {_consequence(key, len(runs) > 1)} (early stopping "
             f"may end some sooner). Fix: raise {key}, lower budget.epochs (or train.cv_folds), or search smaller "
             "networks")
+
+
+def tightest_limit(budget: BudgetConfig) -> tuple[float | None, str]:
+    """The shorter of budget.timeout and trial_timeout, and its key; (None, "") without either."""
+    limits = [(budget.timeout, "budget.timeout"), (budget.trial_timeout, "budget.trial_timeout")]
+    return min(((s, k) for s, k in limits if s), default=(None, ""))
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ def _runs_said(spec: ClassifyTrialConfig) -> str:
     return runs + (" + the model trained on the training split" if spec.train.cv_model == "refit" else "")
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{math.ceil(seconds)} s"
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
