@@ -6,7 +6,8 @@
    settings a study gets when its space leaves them at their defaults (searchlab/tasks/generate_config.py:
    latent 64, widths 32, batch 32, 1,000 generator steps, EMA 0.999, 4 MedFID evaluations; WGAN-GP 5 critic
    steps, StyleGAN2 lazy R1), class-conditional (so step 2 can ask for minority-class images). Reported: the
-   trial's wall time (training and its MedFID evaluations), MedFID, KID, precision and recall, beside the
+   trial's wall time (training and its MedFID evaluations), MedFID, KID, precision, recall, coverage, copying
+   and label agreement (beside their real-image floors: held-out images), beside the
    real-vs-real floor (validation vs train images). The MedFID feature network is trained once first (cached;
    its time is reported on its own). Targets (issue 5): DCGAN and WGAN-GP <= 180 s per trial, StyleGAN2 <= 600 s.
 2. Downstream: the family with the lowest MedFID is exported, and the same classifier (plain CNN, 20 epochs,
@@ -69,11 +70,13 @@ def family_trial(tmp: Path, family: str, iterations: int | None) -> tuple[dict, 
     if trial.state.name != "COMPLETE":
         error = trial.user_attrs.get("error", trial.state.name)
         return {"family": family, "seconds": round(wall), "error": error}, [family, f"{wall:.0f} s", "-", "-", "-",
-                                                                            "-", "-", error[:60]]
+                                                                            "-", "-", "-", "-", "-", error[:60]]
     m = trial.user_attrs["metrics"]
     in_time = wall <= TARGET_SECONDS[family]
     row = [family, f"{wall:.0f} s (<= {TARGET_SECONDS[family]})", f"{trial.value:.2f}", f"{m['medfid_floor']:.2f}",
-           f"{m['kid']:.3f}", f"{m['precision']:.2f}", f"{m['recall']:.2f}", verdict(in_time)]
+           f"{m['kid']:.3f}", f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['coverage']:.2f}",
+           f"{m['copying']:.3f} ({m['copying_floor']:.3f})", f"{m['label_agreement']:.2f} ({m['label_agreement_floor']:.2f})"
+           if "label_agreement" in m else "-", verdict(in_time)]
     return {"family": family, "seconds": round(wall), "in_time": in_time, "medfid": trial.value, **m}, row
 
 
@@ -135,8 +138,8 @@ def main() -> int:
             down = downstream(tmp, args.synthetic, args.seeds)
     print(f"\nGAN trials on BreastMNIST 28x28, class-conditional, 2 cores; MedFID feature network trained and "
           f"cached in {extractor_s:.0f} s")
-    print_table(["family", "trial wall time", "MedFID", "real-vs-real floor", "KID", "precision", "recall", "time"],
-                rows)
+    print_table(["family", "trial wall time", "MedFID", "real-vs-real floor", "KID", "precision", "recall",
+                 "coverage", "copying (floor)", "label agreement (floor)", "time"], rows)
     ok = all(r.get("in_time", False) for r in results)   # a failed trial has no "in_time": it did not pass
     print(f"every family's trial completed within its target time: {verdict(ok)}")
     if skipped:

@@ -467,3 +467,13 @@ def test_a_gan_trial_is_never_judged_at_its_last_checkpoint(write_study, tmp_pat
         judged.append((step, judge)), report(self, step, metrics, judge))[-1])
     run_study(_study(write_study, tmp_path, extractor_run), progress=False)
     assert judged == [(0, True), (1, False)]
+
+
+def test_the_purpose_trained_feature_network_named_as_task_features_still_measures_label_agreement(breast,
+                                                                                                 extractor_run):
+    """Its cached folder is an export-like one, but held no class names: named as task.features (as the GAN
+    benchmark does, to train it once for several studies), label agreement was not measured."""
+    net = feature_network(str(extractor_run / CACHE_DIR), extractor_run, extractor_run, breast, seed=0)
+    assert net.class_order == [0, 1]
+    images = breast.splits["val"].images.float() / 255.0
+    assert (net.classify(images) == breast.splits["val"].labels).double().mean() > 0.6

@@ -218,5 +218,6 @@ def _train_extractor(data: ImageDataset, seed: int) -> tuple[nn.Module, dict[str
                    on_epoch=lambda _e, _m: None)
     net.load_state_dict(result.state)
     config = {"format": "searchlab-medfid-features/1", "model": model_spec, "preprocessing": batches.preprocessing,
-              "task": data.kind, "validation_metrics": result.metrics, "best_epoch": result.best_epoch}
+              "task": data.kind, "class_names": list(data.class_names),   # the head's order, read as an export's
+              "validation_metrics": result.metrics, "best_epoch": result.best_epoch}
     return net.eval(), config

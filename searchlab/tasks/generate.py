@@ -146,8 +146,9 @@ class GenerateTask:
             features = feature_network(self.cfg.features, study.base_dir, study.run_dir, data, study.config.seed)
             _check_enough_images(features.num_features, data)
             if features.class_order is None:
+                classes = ", ".join(map(repr, data.class_names))
                 print(f"note: label_agreement is not measured: the MedFID feature network ({self.cfg.features}) "
-                      f"has no output per class of this data ({', '.join(data.class_names)})", file=sys.stderr)
+                      f"has no output per class of this data ({classes})", file=sys.stderr)
             reference = Reference(features, _unit(data, "train"))
             floors = reference.floors(_unit(data, "val"), data.splits["val"].labels.long())
             self._cache[key] = (data, reference, floors)
