@@ -18,6 +18,7 @@ space:
 strategy: random
 pruner: none
 budget: {n_trials: 2, timeout: TIMEOUT}
+executor: {kind: local, threads_per_worker: 1}
 """
 
 
@@ -52,13 +53,19 @@ def test_a_gan_trial_longer_than_the_timeout_is_warned_of_naming_its_family_and_
 
 
 def test_the_estimate_is_within_a_factor_of_a_trials_own_training_time(write_study):
-    """The estimate must track a real trial's training, not just exist: 40 DCGAN iterations timed for real."""
+    """The estimate must track a real trial's training, not just exist: 40 DCGAN iterations timed for real.
+    One thread: two threads on cores other processes also use (a benchmark beside the suite) ran 40x slower
+    at moments, which no estimate of a few seconds can foresee."""
     study = load_study(write_study(GAN.replace("ITERATIONS", "40").replace("TIMEOUT", "60")))
     spec, real = _spec("dcgan", 40), _real()
     estimate = slowest_family(study, real, [spec])
     assert estimate is not None and estimate.spec is spec
-    torch.set_num_threads(study.config.executor.local_threads)
-    reference = Reference(_Pooled(), (real.images + 1) / 2)
-    result = train_gan(spec, real, reference, 0, lambda *args, **kwargs: None, lambda: False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(study.config.executor.local_threads)   # as the estimate ran, and a trial would
+    try:
+        reference = Reference(_Pooled(), (real.images + 1) / 2)
+        result = train_gan(spec, real, reference, 0, lambda *args, **kwargs: None, lambda: False)
+    finally:
+        torch.set_num_threads(before)
     assert result.iterations == 40   # train_seconds: the iterations alone, not the evaluation
     assert 0.25 < estimate.iteration_seconds * 40 / result.train_seconds < 4, (estimate, result.train_seconds)
