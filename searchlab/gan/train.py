@@ -67,15 +67,13 @@ def train_gan(spec: GenerateTrialConfig, real: RealImages, reference: Reference,
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=spec.optim.lr_g, betas=(spec.optim.beta1_g, spec.optim.beta2_g))
     opt_d = torch.optim.Adam(D.parameters(), lr=spec.optim.lr_d, betas=(spec.optim.beta1_d, spec.optim.beta2_d))
-    step = _Steps(spec, real, G, D, gen)
+    steps = GANSteps(spec, real, G, D, gen)
     total, checkpoints = spec.train.iterations, _checkpoints(spec.train.iterations, spec.train.evaluations)
     evaluations: list[dict[str, float]] = []
     seconds, start, it = 0.0, time.perf_counter(), 0
     best = _Best(select)
     for it in range(1, total + 1):
-        for _ in range(spec.gan.critic_steps()):
-            _apply(opt_d, step.discriminator(it), "discriminator", it)
-        _apply(opt_g, step.generator(), "generator", it)
+        train_iteration(steps, opt_d, opt_g, it)
         if spec.train.ema > 0:
             # ramped up as in TensorFlow's ExponentialMovingAverage(num_updates): early on the average would
             # otherwise stay at the random initial generator for ~1 / (1 - decay) steps
@@ -120,6 +118,15 @@ def _checkpoints(iterations: int, evaluations: int) -> set[int]:
     return {max(1, round(iterations * (k + 1) / evaluations)) for k in range(evaluations)}
 
 
+def train_iteration(steps: "GANSteps", opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
+                    iteration: int) -> None:
+    """One iteration: the family's discriminator steps, then one generator step (also what the pre-run time
+    estimate times, tasks/gan_pace.py)."""
+    for _ in range(steps.spec.gan.critic_steps()):
+        _apply(opt_d, steps.discriminator(iteration), "discriminator", iteration)
+    _apply(opt_g, steps.generator(), "generator", iteration)
+
+
 def _apply(opt: torch.optim.Optimizer, loss: torch.Tensor, which: str, iteration: int) -> None:
     if not math.isfinite(float(loss.detach())):
         raise TrialFailure(f"diverged: the {which} loss became {float(loss.detach())} at iteration {iteration}. "
@@ -129,7 +136,7 @@ def _apply(opt: torch.optim.Optimizer, loss: torch.Tensor, which: str, iteration
     opt.step()
 
 
-class _Steps:
+class GANSteps:
     """The losses of one D step and one G step, with the family's regularisers and DiffAugment."""
 
     def __init__(self, spec: GenerateTrialConfig, real: RealImages, G: nn.Module, D: nn.Module,

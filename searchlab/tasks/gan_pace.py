@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from searchlab.config.load import Study
-from searchlab.gan.train import RealImages, _apply, _Steps, build_pair, sample_unit
+from searchlab.gan.train import GANSteps, RealImages, build_pair, sample_unit, train_iteration
 from searchlab.tasks.generate_config import GenerateTrialConfig
 from searchlab.tasks.pace import duration, steady_seconds, tightest_limit
 
@@ -79,15 +79,8 @@ def _measured(spec: GenerateTrialConfig, real: RealImages) -> tuple[float, float
     generating SAMPLED images, at steady pace. Learning rates 0: the steps cost the same and change nothing."""
     G, D = build_pair(spec, real.images.shape[-1], real.images.shape[1], real.n_classes)
     opt_g, opt_d = torch.optim.Adam(G.parameters(), lr=0.0), torch.optim.Adam(D.parameters(), lr=0.0)
-    steps, counter = _Steps(spec, real, G, D, torch.Generator().manual_seed(0)), iter(range(1, 10 ** 9))
-
-    def iterate() -> None:
-        it = next(counter)
-        for _ in range(spec.gan.critic_steps()):
-            _apply(opt_d, steps.discriminator(it), "discriminator", it)
-        _apply(opt_g, steps.generator(), "generator", it)
-
-    iteration = steady_seconds(iterate, ITERATION_SECONDS)
+    steps, counter = GANSteps(spec, real, G, D, torch.Generator().manual_seed(0)), iter(range(1, 10 ** 9))
+    iteration = steady_seconds(lambda: train_iteration(steps, opt_d, opt_g, next(counter)), ITERATION_SECONDS)
     G_eval = copy.deepcopy(G).eval()
     labels = real.labels[:SAMPLED]
     sampling = steady_seconds(lambda: sample_unit(G_eval, labels, spec.gan.conditional, 0), 0.3, most=3)
