@@ -183,6 +183,31 @@ def test_a_setting_the_task_lacks_in_an_included_fragment_is_named_at_the_fragme
     assert (Path(err.file).name, err.line, err.key, err.got) == ("study.yaml", 5, "space.optim.lrrr", "lrrr")
 
 
+def test_a_rule_broken_in_one_option_is_named_at_that_options_line_not_at_another_sharing_the_key(write_study,
+                                                                                                   tmp_path):
+    """Options sharing a key (the shipped GAN space's YAML anchors) each wrote `gan.latent`, and an error was
+    named at the last option's line: `--set space.gan.dcgan.latent=4` was blamed on stylegan2's line of gan.yaml,
+    with no word of the --set."""
+    gan = "name: s\ntask: generate\nspace: {include: gan.yaml}\n"
+    err = error_of(write_study, gan, {"space.gan.dcgan.latent": 4})
+    assert (err.file, err.key, err.got) == (str(tmp_path / "study.yaml (--set space.gan.dcgan.latent)"),
+                                            "space.gan.dcgan.latent", 4)
+    err = error_of(write_study, gan, {"space.gan.latent": 4})   # onto every option: the option named as written
+    assert (err.file, err.key) == (str(tmp_path / "study.yaml (--set space.gan.latent)"), "space.gan.latent")
+
+    options = "gan:\n  one_of:\n    dcgan: {latent: {choice: [32, 4]}}\n    stylegan2: {latent: 64}\n  key: family\n"
+    (tmp_path / "own.yaml").write_text(options)
+    err = error_of(write_study, "name: s\ntask: generate\nspace: {include: own.yaml}\n")
+    assert (err.file, err.line, err.key) == (str(tmp_path / "own.yaml"), 3, "gan.one_of.dcgan.latent")
+    assert "the space searches [32, 4]" in err.fix   # the option's own parameter, found by its name
+    inline = "name: s\ntask: generate\nspace:\n" + "".join(f"  {line}\n" for line in options.splitlines())
+    err = error_of(write_study, inline)
+    assert (err.line, err.key) == (6, "space.gan.one_of.dcgan.latent")
+    cnn = "name: s\ntask: classify\nspace:\n  model:\n    one_of: {rnn: {}, cnn: {depth: {int: [0, 3]}}}\n"
+    err = error_of(write_study, cnn)   # a model option: pydantic's union tag, not a key of the config
+    assert (err.line, err.key) == (5, "space.model.one_of.cnn.depth") and "for 'model.cnn.depth'" in err.fix
+
+
 def test_missing_include_says_where_it_looked(write_study):
     err = error_of(write_study, "name: s\nspace:\n  include: nowhere.yaml\n")
     assert "included file not found" in str(err) and "nowhere.yaml" in str(err) and "looked in" in str(err)

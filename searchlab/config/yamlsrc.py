@@ -51,7 +51,12 @@ class Located:
                 return self.lines[path[:end]]
         return None
 
-    def error(self, path: KeyPath, rule: str, got: object = ..., fix: str | None = None) -> ConfigError:
+    def error(self, path: KeyPath, rule: str, got: object = ..., fix: str | None = None,
+              written: KeyPath | None = None) -> ConfigError:
+        """`written`: where the key of a config (`path`) sits in the YAML, one_of option included
+        (space/params.py written_path); the --set option, fragment or line that wrote it is named."""
+        if written is not None and written != path:
+            path = self._where_written(path, written)
         option = self._override_of(path)
         if option:
             return ConfigError(rule, file=f"{self.file} ({option})", key=dotted(path), got=got, fix=fix)
@@ -61,6 +66,17 @@ class Located:
             return ConfigError(rule, file=file, line=line, key=dotted(key) or None, got=got, fix=fix)
         return ConfigError(rule, file=self.file, line=self.line_of(path), key=dotted(path) or None,
                            got=got, fix=fix)
+
+    def _where_written(self, path: KeyPath, written: KeyPath) -> KeyPath:
+        """Of `path`, `written` (`space.gan.one_of.dcgan.latent`) and its --set spelling (`space.gan.dcgan.latent`):
+        one a --set option wrote (they replace the rest), else the option's key in a fragment or in this file."""
+        by_label = tuple(part for part in written if part != "one_of")
+        for spelling in (path, written, by_label):
+            if self._override_of(spelling) is not None:
+                return spelling
+        if by_label in self.included:
+            return by_label
+        return written if written in self.lines else path
 
     def _included_at(self, path: KeyPath) -> tuple[str, int | None, KeyPath] | None:
         """Where an included fragment wrote `path` (or the closest key above it), when this file itself has

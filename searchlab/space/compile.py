@@ -74,6 +74,8 @@ class _Where:
         fragment's overrides replace what it includes)."""
         config = tuple(part for i, part in enumerate(name) if name[:i + 1] not in self.labels)
         self.study.included[self.at + config] = (src.file, src.lines.get(key), key)
+        # and under the option's own name, as --set spells it: options sharing a key each keep their line
+        self.study.included[self.at + name] = (src.file, src.lines.get(key), key)
 
 
 class _Ctx:

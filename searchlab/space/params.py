@@ -101,6 +101,24 @@ Node = Union[FloatParam, IntParam, CategoricalParam, FixedParam, Group, Branch]
 SEARCHABLE = (FloatParam, IntParam, CategoricalParam)
 
 
+def written_path(space: Group, config: dict[str, Any], path: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`path` of a sampled config as the space's YAML writes it: the option a config took is named after its
+    section (`gan.latent` of a dcgan trial is written at `gan.one_of.dcgan.latent`), so an error names the line
+    of the option drawn, not of whichever option last wrote a key they share (a YAML anchor, or a `--set`)."""
+    out: list[str | int] = []
+    node: Node | None = space
+    data: Any = config
+    for i, part in enumerate(path):
+        out.append(part)
+        node = node.get(str(part)) if isinstance(node, Group) else None
+        data = data.get(part) if isinstance(data, dict) else None
+        label = data.get(node.key) if isinstance(node, Branch) and isinstance(data, dict) else None
+        if label in getattr(node, "labels", ()) and i + 1 < len(path) and path[i + 1] != node.key:
+            out += ["one_of", label]
+            node = node.option(label)
+    return tuple(out)
+
+
 def within(distribution: BaseDistribution, value: Any) -> bool:
     """Whether `value` is one the distribution allows (a categorical value none of its choices: no)."""
     try:

@@ -28,7 +28,7 @@ from searchlab.imbalance import choose_threshold
 from searchlab.metrics import METRICS, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.nni_space import allow_nni_space
-from searchlab.space import cheapest_config, probe_configs, searchable_params
+from searchlab.space import Group, cheapest_config, probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
 from searchlab.suggest import did_you_mean
 from searchlab.tasks.direction import objective_direction
@@ -102,7 +102,7 @@ class ClassifyTask:
         searched = {param.name: param for param, _ in searchable_params(study.space)}
         _check_reductions_within_cells(searched, src)
         for config in probe_configs(study.space, seed=study.config.seed):
-            parse_trial_config(config, src, searched)
+            parse_trial_config(config, src, searched, study.space)
 
     def prepare(self, study: Study) -> None:
         """Load train/val once (a missing or corrupt file stops the run here, not in every trial)."""
@@ -356,10 +356,11 @@ def _train_val(study: Study) -> ImageDataset:
 
 
 def parse_trial_config(config: dict[str, Any], src: Located | None,
-                       searched: dict[str, Any] | None = None) -> ClassifyTrialConfig:
-    """The sampled dict through the classify schema; errors name the space key and the value."""
+                       searched: dict[str, Any] | None = None, space: Group | None = None) -> ClassifyTrialConfig:
+    """The sampled dict through the classify schema; errors name the space key (in the option drawn, with
+    `space`) and the value."""
     return parse_trial(ClassifyTrialConfig, "classify", config, src, searched,
-                       union_tags=("cnn", "timm", "rnn", "zen", "cells", "nni"))
+                       union_tags=("cnn", "timm", "rnn", "zen", "cells", "nni"), space=space)
 
 
 def _check_reductions_within_cells(searched: dict[str, Any], src: Located) -> None:

@@ -82,7 +82,7 @@ class GenerateTask:
     def validate_space(self, study: Study, src: Located) -> None:
         searched = {param.name: param for param, _ in searchable_params(study.space)}
         for config in probe_configs(study.space, seed=study.config.seed):
-            spec = parse_trial(GenerateTrialConfig, "generate", config, src, searched)
+            spec = parse_trial(GenerateTrialConfig, "generate", config, src, searched, space=study.space)
             if not spec.gan.conditional and "label_agreement" in dict(study.objectives):
                 raise ConfigError("label_agreement (samples in the class asked for) is measured of "
                                   "class-conditional generators only; this space makes unconditional ones",
