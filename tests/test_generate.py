@@ -458,6 +458,23 @@ def test_another_familys_settings_are_warned_about_and_not_sampled(write_study):
     assert "gp_weight" not in config["gan"] and "gan.gp_weight" not in trial.params
 
 
+def test_a_setting_written_onto_a_family_that_ignores_it_is_warned_about_though_another_family_uses_it(
+        write_study):
+    """`gp_weight` written onto the shipped space's dcgan option was unsaid: the wgan_gp option's own gp_weight
+    is used, and the check looked at the key across every family at once."""
+    from searchlab.space.unused import describe, unused_settings
+    from searchlab.tasks.generate_usage import generate_setting_default, generate_setting_used
+
+    study = load_study(write_study("name: g\ntask: generate\nspace:\n  include: gan.yaml\n"
+                                   "  gan: {dcgan: {gp_weight: 5.0}}\n"))
+    found = unused_settings(study.space, generate_setting_used)
+    assert [u.shown for u in found] == ["gan.dcgan.gp_weight"]
+    assert describe(found[0], generate_setting_default).startswith(
+        "space.gan.dcgan.gp_weight (5.0) has no effect in any trial of this space, given gan.family: 'dcgan';")
+    assert unused_settings(load_study(write_study("name: g\ntask: generate\nspace: {include: gan.yaml}\n")).space,
+                           generate_setting_used) == []
+
+
 def test_a_gan_trial_is_never_judged_at_its_last_checkpoint(write_study, tmp_path, extractor_run, monkeypatch):
     """The pruner could prune a GAN trial at its last MedFID checkpoint, its generator fully trained."""
     from searchlab.engine.context import TrialContext

@@ -19,6 +19,7 @@ from searchlab.space.sample import ABSENT, ConfigPath, UsedRule, probe_configs, 
 @dataclass(frozen=True)
 class UnusedSetting:
     path: str                     # dotted config path, e.g. imbalance.focal_gamma
+    shown: str                    # as the space names it, one_of option included: gan.dcgan.gp_weight
     written: str                  # as the space declares it: its fixed value, "searched", or "a group"
     because: dict[str, Any]       # the settings its rule read, with their one value (ABSENT: not in the space)
 
@@ -28,21 +29,24 @@ def unused_settings(space: Group, used: UsedRule, seed: int = 0) -> list[UnusedS
     return list(_unused_under(space, (), probes, used))
 
 
-def _unused_under(group: Group, at: ConfigPath, probes: list[dict[str, Any]],
-                  used: UsedRule) -> Iterator[UnusedSetting]:
+def _unused_under(group: Group, at: ConfigPath, probes: list[dict[str, Any]], used: UsedRule,
+                  name: ConfigPath = ()) -> Iterator[UnusedSetting]:
     for key, node in group.entries:
-        path = at + (key,)
-        found = _certainly_unused(path, node, probes, used)
+        path, shown = at + (key,), name + (key,)
+        found = _certainly_unused(path, shown, node, probes, used)
         if found is not None:
             yield found
         elif isinstance(node, Branch):
-            for _, option in node.options:
-                yield from _unused_under(option, path, probes, used)
+            # each option against the configs that took it: `gp_weight` written onto the dcgan option is
+            # unused there even though the wgan_gp option's own gp_weight is used
+            for label, option in node.options:
+                taking = [config for config in probes if value_at(config, path + (node.key,)) == label]
+                yield from _unused_under(option, path, taking, used, shown + (label,))
         elif isinstance(node, Group):
-            yield from _unused_under(node, path, probes, used)
+            yield from _unused_under(node, path, probes, used, shown)
 
 
-def _certainly_unused(path: ConfigPath, node: Node, probes: list[dict[str, Any]],
+def _certainly_unused(path: ConfigPath, shown: ConfigPath, node: Node, probes: list[dict[str, Any]],
                       used: UsedRule) -> UnusedSetting | None:
     reads: dict[ConfigPath, set[str]] = {}
     present = [config for config in probes if value_at(config, path) is not ABSENT]
@@ -52,7 +56,7 @@ def _certainly_unused(path: ConfigPath, node: Node, probes: list[dict[str, Any]]
         return None   # unused in these probes, but another combination of searched settings might use it
     written = repr(node.value) if isinstance(node, FixedParam) else "searched" if isinstance(node, SEARCHABLE) \
         else "a group"
-    return UnusedSetting(".".join(path), written, {".".join(p): value_at(present[0], p) for p in reads})
+    return UnusedSetting(".".join(path), ".".join(shown), written, {".".join(p): value_at(present[0], p) for p in reads})
 
 
 def describe(setting: UnusedSetting, default: Callable[[str], Any]) -> str:
@@ -60,7 +64,7 @@ def describe(setting: UnusedSetting, default: Callable[[str], Any]) -> str:
     written = {name: value for name, value in setting.because.items() if value is not ABSENT}
     given = ", ".join(f"{name}: {value!r}" for name, value in written.items()) or \
         ", ".join(f"{name}: {default(name)!r} (default)" for name in setting.because)   # all left at defaults
-    return (f"space.{setting.path} ({setting.written}) has no effect in any trial of this space, given {given}; "
+    return (f"space.{setting.shown} ({setting.written}) has no effect in any trial of this space, given {given}; "
             "it is left out of every trial. Fix: remove it, or change the setting it depends on")
 
 
