@@ -57,10 +57,25 @@ class Batches:
     class_names: tuple[str, ...] = ()   # the data's, in label order (synthetic images are asked for by name)
 
 
+CHUNK_PIXELS = 1 << 20   # pixels counted at a time (8 MB as int64)
+
+
 def normalisation(train: ImageSplit) -> dict[str, list[float]]:
-    """Per-channel mean/std of the training images (scaled to [0, 1]): the preprocessing a model carries."""
-    x = train.images.to(torch.float32) / 255.0
-    return {"mean": x.mean(dim=(0, 2, 3)).tolist(), "std": x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()}
+    """Per-channel mean/std (unbiased) of the training images scaled to [0, 1]: the preprocessing a model carries.
+    From a histogram of the 256 uint8 values, counted a few images at a time: the whole split as floats took 8x
+    its uint8 size at once (a trial of 3,000 RGB images at 256 px peaked at 4.6 GB, most of it here)."""
+    images = train.images
+    n, channels, height, width = images.shape
+    counts = torch.zeros(channels, 256, dtype=torch.float64)
+    step = max(1, CHUNK_PIXELS // (height * width))
+    for start in range(0, n, step):
+        for c in range(channels):
+            counts[c] += torch.bincount(images[start:start + step, c].reshape(-1).long(), minlength=256)
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    total = counts.sum(dim=1)
+    mean = (counts * values).sum(dim=1) / total
+    variance = (counts * (values - mean[:, None]).square()).sum(dim=1) / (total - 1).clamp_min(1)
+    return {"mean": mean.tolist(), "std": variance.sqrt().clamp_min(1e-6).tolist()}
 
 
 @dataclass(frozen=True)
