@@ -447,3 +447,29 @@ def test_predict_given_a_run_folder_names_its_export_or_the_export_command(tmp_p
     err = capsys.readouterr().err
     assert f"{run} is a run folder (it holds searchlab.json), not an export. Fix: give its export, searchlab " \
         f"predict {run / 'best'} IMAGES... (exports in it: best, another)" in err
+
+
+def test_predict_runs_the_network_once_per_image(exported, tmp_path, monkeypatch):
+    """`searchlab predict` took the probabilities and then the labels, each a pass through the network: every
+    image went through it twice (1,002 for 501 files)."""
+    import io
+
+    from PIL import Image
+
+    from searchlab.export import predict as predict_module
+
+    tmp, _ = exported
+    for i in range(5):
+        Image.fromarray(np.full((28, 28), 40 * i, dtype=np.uint8)).save(tmp_path / f"scan{i}.png")
+    through: list[int] = []
+    built = predict_module._model
+
+    def counted(export_dir, config):
+        net = built(export_dir, config)
+        net.register_forward_hook(lambda module, inputs, output: through.append(len(inputs[0])))
+        return net
+
+    monkeypatch.setattr(predict_module, "_model", counted)
+    out = io.StringIO()
+    assert predict_module.predict_files(tmp / "best", [tmp_path], out) == 5
+    assert sum(through) == 5 and len(out.getvalue().splitlines()) == 6

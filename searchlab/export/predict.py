@@ -54,7 +54,7 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
             continue
         images = torch.stack(read)   # type: ignore[arg-type]
         probs = standalone.predict_proba(net, config, images)
-        labels = standalone.predict(net, config, images)
+        labels = standalone.labels_of(probs, config)   # predict() would run the network a second time
         if start == 0:   # once the first chunk was read: an unreadable file there leaves no half table
             writer.writerow(header)
         for path, p, label in zip(chunk, probs, labels):

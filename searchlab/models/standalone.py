@@ -330,7 +330,11 @@ def _probabilities01(net: nn.Module, config: dict[str, Any], x: torch.Tensor) ->
 
 def predict(net: nn.Module, config: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
     """Hard labels with the export's decision threshold(s): class index (N,), or 0/1 (N, L) for multi-label."""
-    probs = predict_proba(net, config, images)
+    return labels_of(predict_proba(net, config, images), config)
+
+
+def labels_of(probs: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
+    """Hard labels of probabilities `predict_proba` gave (labels beside probabilities without a second pass)."""
     if config["task"] == "multiclass":
         return probs.argmax(dim=1)
     # compared in float64, as the export's test metrics were: a float32 threshold may round onto a probability
