@@ -138,6 +138,37 @@ def test_a_csv_fingerprint_sees_edited_labels_and_replaced_images_but_not_a_move
     assert replaced_contents(before, now, ("val", "test")) is None
 
 
+def test_pixels_edited_inside_an_uncompressed_image_of_the_same_size_are_seen(tmp_path):
+    """The contents digest read 8 KB at each end of a file: pixels blacked out inside uncompressed TIFFs (same
+    size, same header and last rows) were resumed on, unsaid, and new trials ranked with old ones."""
+    import numpy as np
+    from PIL import Image
+
+    from searchlab.data import data_fingerprint
+    from searchlab.data.fingerprint import moved_members, replaced_contents
+
+    (tmp_path / "i").mkdir()
+    rows = []
+    for n in range(12):
+        pixels = np.full((256, 256), 20 * (n % 10), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "i" / f"{n}.tif")   # Pillow writes TIFFs uncompressed
+        rows.append([f"i/{n}.tif", n % 2, "val" if n < 4 else "train"])
+    cfg = CsvData(source="csv", path=write_csv(tmp_path / "m.csv", ["path", "y", "split"], rows),
+                  label_columns=("y",), split_column="split")
+    before = data_fingerprint(cfg)
+    edited = np.full((256, 256), 20 * 5, dtype=np.uint8)
+    edited[64:192] = 0   # the middle rows only: the file's first and last 8 KB are as they were
+    Image.fromarray(edited).save(tmp_path / "i" / "5.tif")
+    now = data_fingerprint(cfg)
+    assert replaced_contents(before, now) == "train: the same files, but some replaced in place (other contents)"
+    # a run recorded before whole-file digests: its members still compared, its contents digested otherwise
+    older = {**before, "version": 2}
+    assert replaced_contents(older, now) is None and moved_members(older, now) is None
+    rows[0][1] = 1
+    write_csv(tmp_path / "m.csv", ["path", "y", "split"], rows)
+    assert moved_members(older, data_fingerprint(cfg)) == "val: 4 files then, 4 now (0 2 -> 1, 1 2 -> 3)"
+
+
 def _csv_error(cfg: CsvData, *parts: str) -> None:
     with pytest.raises(DataError) as err:
         load_dataset(cfg)

@@ -5,9 +5,9 @@ images between splits: a resumed search would rank trials scored on other valida
 the export's test split would hold images that trials trained on. The run stores this fingerprint when it
 starts; resuming and exporting compare it with the files as they are then and say what changed. Two hashes
 per split: its members (each file's name relative to the data's folder, and label), so a moved or renamed
-copy of the same files is the same data set; and their contents (each file's size and a digest of its first
-and last 8 KB, which a replaced image almost never shares; reading whole files would cost a run's start as
-much as decoding). Changed members are refused by resume and export; changed contents of the training or
+copy of the same files is the same data set; and their contents (a digest of each whole file: the first and
+last 8 KB alone missed pixels edited inside an uncompressed TIFF or BMP of the same size; hashing reads about
+1 GB/s here, a fraction of what decoding the same files costs). Changed members are refused by resume and export; changed contents of the training or
 validation images by resume (trials would be ranked on other pixels), while export scores such a data set
 and says so (the splits did not move), as it does a test image replaced in place (e.g. a broken one).
 MedMNIST files are official releases read as a whole: they have no fingerprint.
@@ -23,8 +23,8 @@ import numpy as np
 from searchlab.data.common import SPLITS
 from searchlab.data.types import SplitPlan
 
-VERSION = 2   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
-SAMPLED = 8192   # bytes read from each end of a file for its content digest
+VERSION = 3   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
+SAMPLED = 8192   # bytes read from each end of a file by sampled_digest
 
 
 def fingerprint(plan: SplitPlan) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
         for path, label in zip(files, labels):
             # surrogateescape: a file name that is not UTF-8 (Latin-1 from a Windows share) hashes as its bytes
             members.update(f"{relative_name(path, plan.root)}\t{_label_text(label)}\n".encode(errors="surrogateescape"))
-            contents.update(sampled_digest(path))
+            contents.update(content_digest(path))
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
                          "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32]}
     out = {"version": VERSION, "splits": splits}
@@ -52,7 +52,14 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
     return out
 
 
+def content_digest(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").digest()
+
+
 def sampled_digest(path: Path) -> bytes:
+    """Size and first and last 8 KB: enough to bucket candidate copies, or for a zip (its tail holds every
+    member's CRC); not to tell an image edited in place (content_digest)."""
     with path.open("rb") as fh:
         size = fh.seek(0, 2)
         fh.seek(0)
@@ -62,9 +69,14 @@ def sampled_digest(path: Path) -> bytes:
     return hashlib.sha1(size.to_bytes(8, "little") + head + tail).digest()
 
 
+MEMBERS_SINCE = 2   # the version since which members are hashed as now (version 3 changed the contents only)
+
+
 def comparable(before: Any, now: Any) -> bool:
-    """Both are fingerprints of one version (a study recorded before fingerprints, or MedMNIST, has none)."""
-    return isinstance(before, dict) and isinstance(now, dict) and before.get("version") == now.get("version")
+    """Both are fingerprints whose members can be compared (a study recorded before fingerprints, or MedMNIST,
+    has none)."""
+    return isinstance(before, dict) and isinstance(now, dict) and \
+        min(before.get("version", 0), now.get("version", 0)) >= MEMBERS_SINCE
 
 
 def moved_members(before: Any, now: Any) -> str | None:
@@ -91,8 +103,8 @@ def moved_members(before: Any, now: Any) -> str | None:
 
 def replaced_contents(before: Any, now: Any, splits: tuple[str, ...] = SPLITS) -> str | None:
     """Splits among `splits` with the same members but files replaced in place, in words; None if none."""
-    if not comparable(before, now):
-        return None
+    if not comparable(before, now) or before.get("version") != now.get("version"):
+        return None   # contents digested otherwise (a run recorded before version 3 hashed 16 KB of each file)
     changed = [split for split in splits if split in before["splits"] and split in now["splits"]
                and before["splits"][split]["members"] == now["splits"][split]["members"]
                and before["splits"][split]["contents"] != now["splits"][split]["contents"]]
