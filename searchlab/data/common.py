@@ -6,6 +6,7 @@ numbers whether its images arrive as a folder tree or as a CSV listing the same 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 
 from searchlab.data.grouping import own_splits_said, spanning_split, spans_classes, sub_folder
-from searchlab.data.image_cache import cached_decode
+from searchlab.data.image_cache import cache_dir, cached_decode
 from searchlab.data.label_stratify import deal_by_labels
 from searchlab.data.types import Decoding, ImageSplit, SplitPlan
 from searchlab.errors import DataError, a_few
@@ -28,6 +29,8 @@ SPLITS = ("train", "val", "test")
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 # what opening an image file that cannot be read raises (a truncated file, a bad header, one too large to decode)
 UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
+DICOM_FIX = "convert it to 16-bit PNG (e.g. with pydicom) and set data.bit_depth"
 
 
 def resolve_path(path: Path, base_dir: Path | None) -> Path:
@@ -54,6 +57,13 @@ def read_image(path: Path, decoding: Decoding) -> np.ndarray:
         return read_image_file(path, decoding.size, decoding.size, decoding.channels, decoding.fit,
                                decoding.bit_depth).numpy()
     except UNREADABLE_IMAGE as exc:
+        if path.is_symlink() and not path.exists():
+            raise DataError(f"{path}: cannot read image (a link to {os.readlink(path)}, which does not exist: "
+                            "point it at the image). Fix: replace or remove the file") from exc
+        if path.suffix.lower() in DICOM_EXTENSIONS:   # listed by a CSV (a folder's are counted and left out)
+            # the advice within the reason: a message naming several files keeps the reasons, not their fixes
+            raise DataError(f"{path}: cannot read image (DICOM is not read: {DICOM_FIX}). "
+                            "Fix: replace or remove the file") from exc
         raise DataError(f"{path}: cannot read image ({one_line(exc)}). "
                         f"Fix: replace or remove the file") from exc
 
@@ -177,14 +187,38 @@ def decode_threads() -> int:
     return max(1, min(16, cores))
 
 
+class DecodeProgress:
+    """A line now and then while a split takes long to decode: 3,000 X-rays at 2k px decode for about ten
+    minutes on 2 cores, which a run spent without a word after its `data:` line."""
+
+    FIRST, EVERY = 15.0, 60.0   # seconds before the first line, and between lines
+
+    def __init__(self, total: int, cached: bool) -> None:
+        self.total, self.cached = total, cached
+        self.start = time.monotonic()
+        self.due = self.FIRST
+
+    def decoded(self, done: int) -> None:
+        elapsed = time.monotonic() - self.start
+        if elapsed < self.due or done >= self.total:
+            return
+        left = (self.total - done) * elapsed / done
+        kept = "; kept in the image cache for later runs" if self.cached else ""
+        print(f"data: decoded {done} of {self.total} images in {elapsed:.0f} s, about {left:.0f} s to go{kept}",
+              file=sys.stderr)
+        self.due = elapsed + self.EVERY
+
+
 def load_split(paths: Sequence[Path], labels: np.ndarray, decoding: Decoding) -> ImageSplit:
     """Read the listed files into one in-memory split (only called for splits the caller asked for)."""
     def decode() -> np.ndarray:
         images = np.zeros((len(paths), decoding.channels, decoding.size, decoding.size), dtype=np.uint8)
         unreadable: list[DataError] = []
+        progress = DecodeProgress(len(paths), cached=cache_dir() is not None)
         # Pillow releases the GIL while it decodes and resizes, so threads use every core this process may
         with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
             for i, image in enumerate(pool.map(lambda p: _read_or_error(p, decoding), paths)):
+                progress.decoded(i + 1)
                 if isinstance(image, DataError):
                     unreadable.append(image)
                 else:

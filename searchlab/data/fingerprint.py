@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from searchlab.data.common import SPLITS
+from searchlab.data.common import DICOM_FIX, SPLITS
 from searchlab.data.types import SplitPlan
 
 VERSION = 3   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
@@ -166,7 +166,7 @@ def describe_plan(plan: SplitPlan) -> str:
         text += (f"; left out {sum(plan.skipped.values())} file(s) that are not images ("
                  + ", ".join(f"{ext} {n}" for ext, n in plan.skipped.items()) + ")")
         if ".dcm" in plan.skipped:
-            text += "; DICOM is not read: convert it to 16-bit PNG (e.g. with pydicom) and set data.bit_depth"
+            text += f"; DICOM is not read: {DICOM_FIX}"
     if plan.loose_images:
         text += (f"; left out {plan.loose_images} image(s) beside the class folders (in no class: move them into "
                  "one to use them)")

@@ -27,7 +27,9 @@ def _subdirs(path: Path) -> list[Path]:
 def visible_files(folder: Path) -> list[Path]:
     """Files in folder and its sub-folders (one per patient or study is the usual clinical layout), sorted by
     path; hidden files and folders (.ipynb_checkpoints, .DS_Store) left out. A sub-folder linked in from
-    elsewhere is followed (rglob skipped its images without a word), each real folder once."""
+    elsewhere is followed (rglob skipped its images without a word), each real folder once. A link whose
+    target is gone is listed too: left out, an image would vanish from the data set unsaid; listed, reading
+    it names it."""
     found, seen = [], set()
     for root, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
@@ -36,8 +38,12 @@ def visible_files(folder: Path) -> list[Path]:
             continue
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(root) / name for name in names if not name.startswith(".") and (Path(root) / name).is_file()]
+        found += [Path(root) / name for name in names if not name.startswith(".") and _file_or_broken_link(Path(root) / name)]
     return sorted(found)
+
+
+def _file_or_broken_link(path: Path) -> bool:
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def _images_in(folder: Path) -> list[Path]:
