@@ -193,8 +193,8 @@ class DecodeProgress:
 
     FIRST, EVERY = 15.0, 60.0   # seconds before the first line, and between lines
 
-    def __init__(self, total: int, cached: bool) -> None:
-        self.total, self.cached = total, cached
+    def __init__(self, total: int, cached: bool, doing: str = "data: decoded") -> None:
+        self.total, self.cached, self.doing = total, cached, doing
         self.start = time.monotonic()
         self.due = self.FIRST
 
@@ -204,7 +204,7 @@ class DecodeProgress:
             return
         left = (self.total - done) * elapsed / done
         kept = "; kept in the image cache for later runs" if self.cached else ""
-        print(f"data: decoded {done} of {self.total} images in {elapsed:.0f} s, about {left:.0f} s to go{kept}",
+        print(f"{self.doing} {done} of {self.total} images in {elapsed:.0f} s, about {left:.0f} s to go{kept}",
               file=sys.stderr)
         self.due = elapsed + self.EVERY
 

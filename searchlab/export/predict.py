@@ -14,13 +14,15 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 from PIL import Image
 
-from searchlab.data.common import IMAGE_EXTENSIONS, UNREADABLE_IMAGE, bit_depth_advice, first_lines, spread
+from searchlab.data.common import (IMAGE_EXTENSIONS, UNREADABLE_IMAGE, DecodeProgress, bit_depth_advice,
+                                   decode_threads, first_lines, spread)
 from searchlab.data.folder_source import visible_files
 from searchlab.errors import ExportError, a_few, refuse_folder
 from searchlab.export.damaged import UNLOADABLE, unloadable
@@ -46,24 +48,38 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     writer = csv.writer(out)
     header = ["path", *(f"p({name})" for name in names), "predicted"]
     unreadable: list[ExportError] = []
-    for start in range(0, len(files), CHUNK):
-        chunk = files[start:start + CHUNK]
-        read = [_read_or_error(path, config) for path in chunk]
-        unreadable += [r for r in read if isinstance(r, ExportError)]
-        if unreadable:   # read on, to name every unreadable file at once; nothing more is predicted or written
-            continue
-        images = torch.stack(read)   # type: ignore[arg-type]
-        probs = standalone.predict_proba(net, config, images)
-        labels = standalone.labels_of(probs, config)   # predict() would run the network a second time
-        if start == 0:   # once the first chunk was read: an unreadable file there leaves no half table
-            writer.writerow(header)
-        for path, p, label in zip(chunk, probs, labels):
-            writer.writerow([str(path), *_per_class(p, config["task"]), _label_text(label, names, config["task"])])
+    progress = DecodeProgress(len(files), cached=False, doing="predict: read and scored")
+    # Pillow releases the GIL while it decodes: threads read a chunk on every core, as training's loader does
+    with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
+        for start in range(0, len(files), CHUNK):
+            chunk = files[start:start + CHUNK]
+            read = list(pool.map(lambda path: _read_or_error(path, config), chunk))
+            unreadable += _predicted_rows(net, config, chunk, read, writer, header if start == 0 else None,
+                                          write=not unreadable)
+            progress.decoded(start + len(chunk))
     if unreadable:
         lines = first_lines([str(e).split(". Fix:")[0] for e in unreadable])
         raise ExportError(f"{len(unreadable)} of {len(files)} image files cannot be read:{lines}\nFix: replace or "
                           "remove these files; no predictions were written")
     return len(files)
+
+
+def _predicted_rows(net: torch.nn.Module, config: dict[str, Any], chunk: list[Path],
+                    read: list[torch.Tensor | ExportError], writer: Any, header: list[str] | None,
+                    write: bool) -> list[ExportError]:
+    """One chunk's rows written (with the header, for the first chunk), or its unreadable files returned: once
+    one is found, reading goes on to name every one at once, and nothing more is predicted or written."""
+    unreadable = [r for r in read if isinstance(r, ExportError)]
+    if unreadable or not write:
+        return unreadable
+    probs = standalone.predict_proba(net, config, torch.stack(read))   # type: ignore[arg-type]
+    labels = standalone.labels_of(probs, config)   # predict() would run the network a second time
+    if header is not None:   # once the first chunk was read: an unreadable file there leaves no half table
+        writer.writerow(header)
+    names = config["class_names"]
+    for path, p, label in zip(chunk, probs, labels):
+        writer.writerow([str(path), *_per_class(p, config["task"]), _label_text(label, names, config["task"])])
+    return []
 
 
 def _model(export_dir: Path, config: dict[str, Any]) -> torch.nn.Module:
