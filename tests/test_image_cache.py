@@ -209,3 +209,34 @@ def test_run_refuses_a_bad_cache_limit_before_any_trial(write_study, tmp_path, m
     assert main(["run", str(study), "--no-progress"]) == 2
     assert "SEARCHLAB_CACHE_LIMIT: must be a size" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_another_seeds_splits_take_the_rows_cached_for_the_first_and_decode_only_files_never_read(tmp_path,
+                                                                                                 monkeypatch):
+    """Each split's entry is keyed by its own file list: a new seed (or fraction) draws other splits from the
+    same files and decoded the whole set again (25 s for 200 2k-px X-rays, minutes for thousands)."""
+    import searchlab.data.common as common
+    from searchlab.data.image_cache import clear_image_cache
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
+    root, cfg = _cached_folder(tmp_path)
+    first = load_dataset(cfg, splits=("train", "val"), seed=0)
+    seen = {str(p) for split in ("train", "val") for p in first.extra["files"][split]}
+    decoded: list[str] = []
+    read_image = common.read_image
+    monkeypatch.setattr(common, "read_image", lambda path, decoding: (decoded.append(str(path)),
+                                                                      read_image(path, decoding))[1])
+    clear_cache()
+    again = load_dataset(cfg, splits=("train", "val"), seed=1)
+    now = {str(p) for split in ("train", "val") for p in again.extra["files"][split]}
+    assert now != seen and decoded and set(decoded) == now - seen   # only the files the first draw left unread
+    monkeypatch.setenv("SEARCHLAB_CACHE", "off")
+    clear_cache()
+    fresh = load_dataset(cfg, splits=("train", "val"), seed=1)
+    for split in ("train", "val"):   # the rows taken from other entries are the files' own
+        assert torch.equal(again.splits[split].images, fresh.splits[split].images)
+    monkeypatch.setenv("SEARCHLAB_CACHE", str(cache))
+    assert len(list((cache / "images").glob("*.files.json"))) == 4   # an index beside each entry
+    clear_image_cache()
+    assert list((cache / "images").iterdir()) == []

@@ -211,13 +211,14 @@ class DecodeProgress:
 
 def load_split(paths: Sequence[Path], labels: np.ndarray, decoding: Decoding) -> ImageSplit:
     """Read the listed files into one in-memory split (only called for splits the caller asked for)."""
-    def decode() -> np.ndarray:
-        images = np.zeros((len(paths), decoding.channels, decoding.size, decoding.size), dtype=np.uint8)
+    def decode(rows: Sequence[int]) -> np.ndarray:
+        """The files at `rows` of `paths` (those the image cache does not hold), decoded."""
+        images = np.zeros((len(rows), decoding.channels, decoding.size, decoding.size), dtype=np.uint8)
         unreadable: list[DataError] = []
-        progress = DecodeProgress(len(paths), cached=cache_dir() is not None)
+        progress = DecodeProgress(len(rows), cached=cache_dir() is not None)
         # Pillow releases the GIL while it decodes and resizes, so threads use every core this process may
         with ThreadPoolExecutor(max_workers=decode_threads()) as pool:
-            for i, image in enumerate(pool.map(lambda p: _read_or_error(p, decoding), paths)):
+            for i, image in enumerate(pool.map(lambda row: _read_or_error(paths[row], decoding), rows)):
                 progress.decoded(i + 1)
                 if isinstance(image, DataError):
                     unreadable.append(image)
