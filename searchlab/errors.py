@@ -5,6 +5,7 @@ print it as is and exit 2 without a traceback.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -135,12 +136,84 @@ class TrialFailure(Exception):
     """Raised inside a trial for a reason worth storing (e.g. a NaN loss); fails that trial only."""
 
 
+# A URL as SQLAlchemy reads it (its own pattern, made strict): scheme://[user[:password]@]host[:port][/db][?query].
+# The password runs from the user's ':' to the first '@'; an '@' in the host or database means the URL is not
+# what it seems (`postgresql:///u:pw@h` reads `u:pw@h` as the database), so it is masked as a malformed one.
+_WELL_FORMED = re.compile(r"""(?P<scheme>[A-Za-z][\w+.-]*)://
+    (?:(?P<user>[^:/?#@\s]*)(?::(?P<password>[^@]*))?@)?
+    (?:\[[^\]/?@]*\]|[^:/?@\s]*)(?::[^/?@]*)?
+    (?:/[^?@]*)?
+    (?:\?.*)?""", re.VERBOSE | re.DOTALL)
+# libpq's `?password=...` (and `passwd=`, `sslpassword=`, any case), also in a `key=value` connection string;
+# the value runs to the next '&', as SQLAlchemy splits the query ('#', ';' and spaces are part of it)
+_PASSWORD_PARAM = re.compile(r"(?P<key>(?:^|[?&;\s])[\w.-]*pass(?:word|wd)=)[^&]+", re.IGNORECASE)
+# The scheme and the slashes after it, in a URL that does not parse (`postgresql:/u:pw@host/db`)
+_SCHEME_AND_SLASHES = re.compile(r"[A-Za-z][\w+.-]*:/+")
+MASK = "***"
+
+
 def shown_url(url: str) -> str:
-    """A storage URL as printed and written in messages: a password in it (postgresql://user:pw@host/db) as ***,
-    since run logs and terminals get shared."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}" if at and ":" in credentials else url
+    """A storage URL (or any URL) as printed, written in messages, records and exports: a password in it as ***,
+    since run logs, terminals, databases and exported models get shared. Covers postgresql://user:pw@host/db,
+    libpq's ?password=pw, and a URL that does not parse, where everything between the ':' after the user and
+    the '@' is masked (a typo'd URL is echoed in the error that says it does not parse)."""
+    masked = _PASSWORD_PARAM.sub(lambda m: m["key"] + MASK, url)
+    parsed = _WELL_FORMED.fullmatch(masked)
+    if parsed is None:
+        return _masked_malformed(masked)
+    if parsed["password"] is None:
+        return masked
+    return masked[:parsed.start("password")] + MASK + masked[parsed.end("password"):]
+
+
+def _masked_malformed(url: str) -> str:
+    """Everything from the first ':' after the scheme (or the first ':' at all) up to the last '@' masked: more
+    than the password, maybe, but never less."""
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    scheme = _SCHEME_AND_SLASHES.match(head)
+    colon = head.find(":", scheme.end() if scheme else 0)
+    return f"{head[:colon + 1]}{MASK}@{host}" if colon >= 0 else url
+
+
+# A quoted string (one value, spaces and all) or a run of text without spaces or quotes
+_TOKEN = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|[^\s'\"]+")
+
+
+def shown_text(text: str) -> str:
+    """`text` (a study file as read) with shown_url applied to each value in it: a storage URL's password
+    masked wherever the file writes it, before the text is stored where others read it (the study's record,
+    served by the dashboard)."""
+    def masked(token: re.Match) -> str:
+        value = token.group()
+        if value[0] in "'\"" and len(value) > 1:
+            return value[0] + shown_url(value[1:-1]) + value[-1]
+        return shown_url(value)
+
+    return _TOKEN.sub(masked, text)
+
+
+def shown_value(value: Any) -> Any:
+    """A JSON-like value (a `--set` value, a record) with shown_url applied to every string in it."""
+    if isinstance(value, str):
+        return shown_url(value)
+    if isinstance(value, dict):
+        return {key: shown_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shown_value(item) for item in value]
+    return value
+
+
+_MASKED_PARAM = re.compile(r"[\w.-]*pass(?:word|wd)=" + re.escape(MASK), re.IGNORECASE)
+
+
+def without_password(url: str) -> str:
+    """`url` with its password left out, not masked: what names the database. The same database reached with a
+    rotated password, or with the password moved to PGPASSWORD or ~/.pgpass, gives the same string."""
+    base, question, query = shown_url(url).partition("?")
+    kept = [param for param in query.split("&") if param and not _MASKED_PARAM.fullmatch(param)]
+    return base.replace(f":{MASK}@", "@", 1) + (question + "&".join(kept) if kept else "")
 
 
 def refuse_folder(out: str | Path | None, example: str, what: str = "file") -> None:

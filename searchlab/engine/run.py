@@ -34,7 +34,7 @@ from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
-from searchlab.errors import ConfigError, SearchlabError
+from searchlab.errors import ConfigError, SearchlabError, shown_text
 from searchlab.models.standalone import DECODER
 from searchlab.strategy import check_strategy_space, prepare_strategy, startup_warning, unseeded_warning
 from searchlab.tasks import budget_epochs_read, get_task
@@ -213,8 +213,10 @@ def study_record(study: Study) -> dict[str, Any]:
 
 
 def _study_text(path: Path) -> str | None:
+    """The study file's text, a password in it (its storage URL's) as ***: the record is served by the
+    dashboard, which has no login, and read by anyone who can read the database."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")[:STUDY_TEXT_KEPT]
+        return shown_text(path.read_text(encoding="utf-8", errors="replace")[:STUDY_TEXT_KEPT])
     except OSError:   # a study built in code, or its file since removed: the path alone is kept
         return None
 

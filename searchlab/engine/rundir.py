@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from searchlab.engine.storage import open_storage
-from searchlab.errors import SearchlabError, StorageError, shown_url
+from searchlab.errors import SearchlabError, StorageError, shown_text, shown_url, shown_value, without_password
 
 if TYPE_CHECKING:
     from searchlab.config.load import Study
@@ -25,10 +26,23 @@ def write_manifest(study: "Study") -> None:
     """The run directory names its storage, so `export RUN`, `status RUN` and `dashboard RUN` find it."""
     manifest = {"study_name": study.config.name, "storage": absolute_url(study.storage_url),
                 "artifacts": str((study.run_dir / "artifacts").resolve())}
-    path = study.run_dir / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
-    if shown_url(study.storage_url) != study.storage_url:   # a password in the URL: readable by its owner only
-        path.chmod(0o600)
+    path, text = study.run_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n"
+    if storage_file(study.storage_url) is None:   # a server's URL may hold its password: readable by its owner only
+        _write_private(path, text)
+    else:
+        path.write_text(text)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """`text` in `path`, mode 0600 from the first byte: a file written and then chmod-ed is readable by all
+    in between, and one that exists keeps its mode when rewritten. The whole file replaced at once, so a
+    runner of the same folder never reads half of it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)   # a leftover partial file (a killed run) kept its own mode
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.replace(partial, path)
 
 
 def check_same_storage(study: "Study") -> None:
@@ -44,7 +58,11 @@ def check_same_storage(study: "Study") -> None:
               f"`status`, `export` and `report` of the folder see '{study.config.name}' only ('{name}' stays in the "
               "storage). Fix: give each study its own run_dir (by default runs/<name>)", file=sys.stderr)
     now = absolute_url(study.storage_url)
-    if before and before != now:   # refuse_other_storage let it through: the folder's own copy
+    if before and before != now and without_password(before) == without_password(now):
+        print(f"note: {study.run_dir} recorded its storage with another password (rotated, or moved to PGPASSWORD "
+              f"or ~/.pgpass): the same database, {shown_url(now)}, so the run resumes; once it opens, the run "
+              f"folder's {MANIFEST} records the URL given", file=sys.stderr)
+    elif before and before != now:   # refuse_other_storage let it through: the folder's own copy
         print(f"note: {study.run_dir} is a copy of the run folder {recorded_dir}: this run resumes the copy's own "
               f"study ({shown_url(now)}); the original is left as it is", file=sys.stderr)
 
@@ -52,7 +70,9 @@ def check_same_storage(study: "Study") -> None:
 def refuse_other_storage(study: "Study") -> tuple[str | None, str | None, Path] | None:
     """The run folder's recorded (storage, study name, folder), after refusing a storage other than the one
     it records (its own copy in a copied folder excepted); None when the folder records none. Says nothing
-    else, so the run header can ask first and not describe a run that is then refused."""
+    else, so the run header can ask first and not describe a run that is then refused. The URLs are compared
+    without their passwords: a password rotated, or moved to PGPASSWORD as the README advises, reaches the
+    same database (write_manifest then records the URL given)."""
     manifest = study.run_dir / MANIFEST
     if not manifest.is_file():
         return None
@@ -63,7 +83,8 @@ def refuse_other_storage(study: "Study") -> tuple[str | None, str | None, Path] 
     except (OSError, ValueError, AttributeError, TypeError):
         return None   # unreadable: write_manifest replaces it
     now = absolute_url(study.storage_url)
-    if before and before != now and not _own_copy(before, now, study.run_dir, recorded_dir):
+    if before and without_password(before) != without_password(now) and \
+            not _own_copy(before, now, study.run_dir, recorded_dir):
         raise StorageError(f"run folder {study.run_dir} holds the study stored in {shown_url(before)}; this run's "
                            f"storage is {shown_url(now)}. Fix: set storage back to the first to resume, or give "
                            "this storage its own run_dir (or study name)")
@@ -115,7 +136,7 @@ class OpenRun:
             raise StorageError(f"study '{self.study.study_name}' was not created by searchlab run (no 'searchlab' "
                                "user attribute). Fix: give the run folder of a searchlab study, or open this one with "
                                "optuna-dashboard")
-        return record
+        return _without_passwords(record)
 
     @property
     def search(self) -> dict[str, Any]:
@@ -126,6 +147,18 @@ class OpenRun:
     def data_read(self) -> dict[str, Any]:
         """The recorded data settings, less where the data lives: what the data is."""
         return {k: v for k, v in (self.record.get("data") or {}).items() if k not in WHERE_DATA_LIVES}
+
+
+def _without_passwords(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as exports, `status` and the report read it, passwords masked: one a run made before they were
+    masked when recorded still holds the study file's storage URL and the `--set` values as given."""
+    masked = dict(record)
+    if isinstance(record.get("study_file_text"), str):
+        masked["study_file_text"] = shown_text(record["study_file_text"])
+    search = record.get("search")
+    if isinstance(search, dict) and isinstance(search.get("overrides"), dict):
+        masked["search"] = {**search, "overrides": shown_value(search["overrides"])}
+    return masked
 
 
 def open_run(target: str | Path) -> OpenRun:
@@ -154,8 +187,9 @@ def open_run(target: str | Path) -> OpenRun:
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
-        raise StorageError(f"storage {url} has no study named '{name}' (named by {manifest_path}). Fix: pass "
-                           "the run directory of that study, or re-run `searchlab run` on its study file") from None
+        raise StorageError(f"storage {shown_url(url)} has no study named '{name}' (named by {manifest_path}). "
+                           "Fix: pass the run directory of that study, or re-run `searchlab run` on its study "
+                           "file") from None
     artifacts = _artifacts_here(Path(manifest.get("artifacts", run_dir / "artifacts")), run_dir, recorded_dir)
     file_data = None if study_file is None or study_file.config.data is None else \
         (study_file.config.data.model_dump(mode="json", exclude_unset=True), study_file.base_dir)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import searchlab
 from searchlab.engine.changed_settings import fixed_settings
 from searchlab.engine.resume import describe
+from searchlab.errors import shown_value
 from searchlab.space import searchable_params
 from searchlab.space.params import Group
 from searchlab.strategy import resolve
@@ -34,7 +35,9 @@ def search_setup(study: "Study") -> dict[str, Any]:
                                         exclude=None if budget_epochs_read(study) else {"epochs"}),
         "executor": cfg.executor.model_dump(mode="json", exclude_none=True),
         "seed": cfg.seed,
-        "overrides": {f"--set {key}": value for key, value in study.overrides.items()},
+        # a password in a value (`--set storage=postgresql://user:pw@host/db`) as ***: the record is served by
+        # the dashboard and copied into every export's config.json
+        "overrides": {f"--set {key}": shown_value(value) for key, value in study.overrides.items()},
         "searchlab": searchlab.__version__,
         "software": software_versions(),
     }
@@ -71,8 +74,9 @@ def describe_setup(setup: dict[str, Any]) -> str:
     workers = (f"ray x{executor.get('max_concurrent') or 'all'}" if executor.get("kind") == "ray"
                else f"local x{executor.get('workers', 1)}")
     # As typed (true, null, {float: ...}): JSON is YAML, where Python's str() would say True and None
+    # masked again: a record written before passwords were masked in it still holds one
     sets = "; " + " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"
-                           for k, v in setup["overrides"].items()) if setup["overrides"] else ""
+                           for k, v in shown_value(setup["overrides"]).items()) if setup["overrides"] else ""
     # a Ray scheduler stopped trials instead of any pruner (records made before that was said held "median")
     scheduler = (executor.get("scheduler") or {}).get("kind")
     stopper = f"pruner none (Ray scheduler {scheduler})" if scheduler else f"pruner {setup['pruner']['kind']}"

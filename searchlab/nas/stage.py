@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.engine.bulk import bulk_add_trials
-from searchlab.errors import ConfigError, SearchlabError
+from searchlab.errors import ConfigError, SearchlabError, shown_url
 from searchlab.suggest import did_you_mean
 
 DONE = "searchlab:stage_done"
@@ -73,7 +73,7 @@ def _to_run(record: optuna.Study, trials: list[FrozenTrial], stage: Stage) -> bo
     if not record.user_attrs.get(DONE) and not cut:
         raise SearchlabError(f"the study '{stage.name}' holds an unfinished search (a run was killed while "
                              f"recording it). Fix: delete it (optuna delete-study --study-name '{stage.name}' "
-                             f"--storage {stage.storage_url}) or rename the study")
+                             f"--storage {shown_url(stage.storage_url)}) or rename the study")
     if stored is None:   # recorded before stages kept their arguments: what it ran with is unknown
         print(f"note: {stage.name}: reusing the stage recorded by an earlier searchlab (its arguments were not "
               f"kept). Fix: to search again, {_afresh(stage)}", file=sys.stderr)
@@ -105,7 +105,7 @@ def _said(changed: dict[str, tuple[Any, Any]], which: int) -> str:
 
 
 def _afresh(stage: Stage) -> str:
-    return (f"delete it (optuna delete-study --study-name '{stage.name}' --storage {stage.storage_url}; the "
+    return (f"delete it (optuna delete-study --study-name '{stage.name}' --storage {shown_url(stage.storage_url)}; the "
             "main study's trials stay) or give the study a new run_dir")
 
 
