@@ -172,13 +172,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
     from searchlab.data.image_cache import check_cache_settings
-    from searchlab.engine.run import run_study
     from searchlab.summary import best_trials, print_run_header, print_run_summary
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
     check_cache_settings()
     print_run_header(study)
-    result = run_study(study, progress=not args.no_progress)
+    result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
     exported, headline, export_failed = None, None, False
     if study.config.export.after_run and not result.interrupted:
         exported, headline, export_failed = _export_best(study, result)
@@ -188,6 +187,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # a run where no trial completed, that budget.max_failed stopped, or whose export failed, failed: for scripts
     # and CI too (`run && use best/` used a missing or an earlier export)
     return 0 if best_trials(result.study) and result.stopped_by != "budget.max_failed" and not export_failed else 1
+
+
+def _run_saying_a_lost_storage(study: Any, progress: bool) -> Any:
+    """run_study, with a database server that stopped or restarted mid-run said in one line (a StorageError:
+    exit 2) instead of the 300-line traceback Optuna's tell ends in, with how to resume."""
+    from searchlab.engine.run import run_study
+    from searchlab.engine.storage import is_connection_lost, is_local_file, lost_storage_error
+
+    try:
+        return run_study(study, progress=progress)
+    except SearchlabError:   # already one line, e.g. a storage that could not be opened at all
+        raise
+    except Exception as exc:
+        # a file storage's OperationalError (SQLite's "disk I/O error") is no server gone away
+        if is_local_file(study.storage_url) or not is_connection_lost(exc):
+            raise
+        raise lost_storage_error(study.storage_url, exc) from None
 
 
 def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:

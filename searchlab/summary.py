@@ -17,7 +17,7 @@ from searchlab.config.schema import ExportConfig
 from searchlab.engine.progress import FINISHED, failed_configs, final_trials, stopped_by_failures
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_record import describe_setup
-from searchlab.engine.storage import ContainedArtifactStore
+from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
 from searchlab.errors import shown_url
 from searchlab.export.scorings import KEY as SCORINGS_KEY
 
@@ -191,8 +191,7 @@ def print_status(run: OpenRun, top: int) -> None:
         print(timing)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running and not _run_in_progress(run.run_dir):
-        print(f"  ({len(running)} 'running' left by a run that stopped without finishing them (killed or crashed): "
-              "the next `searchlab run` of the study fails them and runs their configs again)")
+        print(_running_elsewhere(study, running))
     for trial in best_trials(study)[:top]:
         print(describe_trial(study, trial))
     print_failures(study)
@@ -219,6 +218,25 @@ def _time_spent(study: optuna.Study) -> str | None:
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
     return (f"time:      {ran:.0f} s of trials run (summed over {len(done)} finished trials); {span:.0f} s from the "
             "first start to the last end (with the time between runs, and trials run at once counted once)")
+
+
+def _running_elsewhere(study: optuna.Study, running: list[FrozenTrial]) -> str:
+    """What the RUNNING trials no run of this folder holds are. On a server storage, a trial whose heartbeat is
+    recent is alive: another machine (or run folder) runs it. Those were called left by a killed run."""
+    ages = heartbeat_ages(study._storage, running)
+    alive = sorted(n for n, age in ages.items() if age < GRACE_SECONDS)
+    lines = []
+    if alive:
+        shown = ", ".join(map(str, alive[:5])) + (", ..." if len(alive) > 5 else "")
+        lines.append(f"  ({len(alive)} 'running' (trial {shown}) may be running elsewhere: a runner on another "
+                     f"machine or run folder of this storage sent their heartbeat {max(ages[n] for n in alive):.0f} s "
+                     f"ago or less. If it was killed, a `searchlab run` of the study fails them once they have sent "
+                     f"none for {GRACE_SECONDS} s, and runs their configs again)")
+    if len(running) > len(alive):
+        lines.append(f"  ({len(running) - len(alive)} 'running' left by a run that stopped without finishing them "
+                     "(killed or crashed): the next `searchlab run` of the study fails them and runs their configs "
+                     "again)")
+    return "\n".join(lines)
 
 
 def _run_in_progress(run_dir: Path) -> bool:

@@ -30,6 +30,9 @@ SCHEMA_ATTEMPTS = 6        # opens of a new database that may collide with anoth
 # returns SQLITE_BUSY at once instead of waiting (its deadlock rule); seen once in a loaded CI run of 8 opens
 SCHEMA_RACE_SIGNS = ("already exists", "UNIQUE constraint failed", "duplicate key value", "database is locked")
 MAX_RETRIES = 2            # a config whose process died is retried this many times (executor.max_retries)
+# A database server restarted (or a network blip) leaves every pooled connection dead: without a ping at checkout
+# the next query on each fails, although the server is back. One `SELECT 1` per checkout is cheap beside a trial.
+SERVER_ENGINE_KWARGS = {"pool_pre_ping": True}
 
 
 class RetryLost:
@@ -54,6 +57,68 @@ def retry_callback(max_retries: int = MAX_RETRIES) -> RetryLost:
     return RetryLost(max_retries)
 
 
+class HeartbeatRDBStorage(RDBStorage):
+    """Optuna's RDB storage, with two changes to its heartbeats:
+
+    - a heartbeat that cannot reach the database (a server restarting, SQLite locked) is skipped, not raised:
+      Optuna's heartbeat thread ended at the first error (a 2-second server restart), and the trial, alive,
+      then looked dead to every other runner. One missed beat is harmless: the grace period is 6 intervals;
+    - a trial about to be failed as stale gets the reason first (a finished trial takes no more attributes), as
+      `run` does for trials a killed local run left: it was failed with "no reason stored"."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:
+            if not is_connection_lost(exc):
+                raise
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = super()._get_stale_trial_ids(study_id)
+        for trial_id in stale:
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):   # another runner failed it
+                if "error" not in self.get_trial(trial_id).user_attrs:   # its own reason, stored as it died, stays
+                    self.set_trial_user_attr(trial_id, "error", stale_reason(self.grace_period or GRACE_SECONDS))
+        return stale
+
+
+def stale_reason(grace_seconds: int) -> str:
+    return (f"its runner sent no heartbeat for over {grace_seconds} s (killed, crashed, or lost its connection to "
+            "the storage)")
+
+
+# The errors of a storage that went away: the server stopped or restarted, the network dropped. Not a refused
+# query (bad data, a constraint), which would say something else.
+CONNECTION_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+
+
+def is_connection_lost(exc: BaseException | None) -> bool:
+    return _lost_connection(exc) is not None
+
+
+def _lost_connection(exc: BaseException | None) -> BaseException | None:
+    """The lost-connection error `exc` is or was raised from, if any: Optuna wraps SQLAlchemy's errors in its
+    StorageInternalError, and its tell, failing to read the trial back while handling one, ends in an
+    UnboundLocalError ('updated_state')."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, CONNECTION_ERRORS) or getattr(exc, "connection_invalidated", False):
+            return exc
+        # `raise ... from None` (a SearchlabError already saying what happened) ends the chain, as in a traceback
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return None
+
+
+def lost_storage_error(url: str, exc: BaseException) -> StorageError:
+    """One line for a run whose database went away mid-run, instead of the traceback Optuna's tell ends in."""
+    cause = _lost_connection(exc) or exc
+    reason = storage_error_reason(getattr(cause, "orig", None) or cause)   # the driver's words, not SQLAlchemy's
+    return StorageError(f"lost the connection to storage '{shown_url(url)}' during the run ({reason}). The trials "
+                        "that finished are stored there; those running then run again when you resume. Fix: once the "
+                        "server is reachable again, run the same `searchlab run` command to resume")
+
+
 def is_local_file(url: str) -> bool:
     """SQLite and journal files: one machine's storage, where `run`'s lock finds trials left RUNNING."""
     return url.startswith(("sqlite:", "journal:"))
@@ -67,7 +132,8 @@ def _rdb(url: str, heartbeat: bool, retries: int, **engine_kwargs: object) -> RD
     def connect() -> RDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs or None, **beat)
+            storage_class = HeartbeatRDBStorage if heartbeat else RDBStorage
+            return storage_class(url, engine_kwargs=engine_kwargs or None, **beat)
 
     for attempt in range(1, SCHEMA_ATTEMPTS):
         try:
@@ -100,7 +166,7 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) 
             return JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
             return _sqlite(url, heartbeat, retries)
-        return _rdb(_with_driver(url), heartbeat, retries)
+        return _rdb(_with_driver(url), heartbeat, retries, **SERVER_ENGINE_KWARGS)
     except StorageError:
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
@@ -109,6 +175,9 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) 
 
 
 def _storage_fix(url: str) -> str:
+    if url.startswith("postgres://"):   # libpq's and Heroku's spelling, which SQLAlchemy does not know
+        return "use postgresql:// (SQLAlchemy names the dialect postgresql), e.g. " + \
+            shown_url("postgresql://" + url.removeprefix("postgres://"))
     if url.startswith(("sqlite:///", "journal://")):   # a file: no server, no driver
         return "name a file in a folder you can write to (e.g. sqlite:////absolute/path.db or sqlite:///~/path.db)"
     return ("check the URL, that the server is running and reachable, and that its driver is installed "
@@ -151,6 +220,24 @@ def storage_error_reason(exc: BaseException) -> str:
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     name = getattr(getattr(exc, "orig", exc), "sqlite_errorname", None)
     return f"{first} [{name}]" if name else first
+
+
+def heartbeat_ages(storage: BaseStorage, trials: list[FrozenTrial]) -> dict[int, float]:
+    """Seconds since each of `trials` (RUNNING ones) last sent a heartbeat, by trial number; only trials that
+    sent one (RDB storages of runs with heartbeats). Both times are the database server's clock: the clocks
+    of the machines involved may differ. Optuna has no public reader; this reads its heartbeat table."""
+    from optuna.storages._rdb import models
+
+    backend = getattr(storage, "_backend", storage)   # Optuna wraps RDB storages in a cache
+    if not isinstance(backend, RDBStorage) or not trials:
+        return {}
+    number = {t._trial_id: t.number for t in trials}
+    with contextlib.closing(backend.scoped_session()) as session:
+        # the heartbeat column keeps no time zone: dropped here too, as Optuna's own staleness check does
+        now = session.execute(sqlalchemy.func.now()).scalar_one().replace(tzinfo=None)
+        beats = session.query(models.TrialHeartbeatModel).filter(
+            models.TrialHeartbeatModel.trial_id.in_(list(number))).all()
+        return {number[b.trial_id]: (now - b.heartbeat).total_seconds() for b in beats}
 
 
 def close_connections(storage: BaseStorage) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
@@ -23,7 +25,9 @@ from searchlab.engine.objective import make_objective
 from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import Interrupted, raise_if_stopped, stop_worker_on_signals
-from searchlab.engine.storage import artifact_store, is_local_file, open_storage
+from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, is_connection_lost, is_local_file,
+                                      lost_storage_error, open_storage)
+from searchlab.engine.trial_seed import SeededByFirstTrial, stream_seed
 from searchlab.errors import SearchlabError
 from searchlab.strategy import build_pruner, build_sampler, resolve
 from searchlab.strategy_guard import GuardedSampler
@@ -43,14 +47,17 @@ def open_optuna_study(study: Study, worker_index: int = 0, heartbeat: bool = Tru
     shared = study.config.executor.workers > 1 or not is_local_file(study.storage_url)
     storage = open_storage(study.storage_url, heartbeat=heartbeat and shared,
                            retries=study.config.executor.max_retries)
-    # `run` has created the study already; count its trials to pick this worker's random stream.
+    # `run` has created the study already: its next trial number is, for a lone runner, this worker's first
     existing = len(storage.get_all_trials(storage.get_study_id_from_name(study.config.name), deepcopy=False))
-    # Distinct streams per worker and per resume: a resumed random search must not replay its first run.
-    seed = (study.config.seed + 7919 * worker_index + 104729 * existing) % 2**32   # samplers take 32-bit seeds
-    sampler = build_sampler(study.config.strategy, seed, study.base_dir, study)
     plugin = resolve(study.config.strategy, study.base_dir).class_
+
+    def sampler_from(first_trial: int) -> BaseSampler:
+        sampler = build_sampler(study.config.strategy, stream_seed(study.config.seed, worker_index, first_trial),
+                                study.base_dir, study)
+        return GuardedSampler(sampler, plugin) if plugin else sampler
+
     return optuna.load_study(study_name=study.config.name, storage=storage,
-                             sampler=GuardedSampler(sampler, plugin) if plugin else sampler,
+                             sampler=SeededByFirstTrial(sampler_from, existing),
                              pruner=build_pruner(study.config.pruner, pruner_steps(study)))
 
 
@@ -141,6 +148,7 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     retention = checkpoint_retention(study)
 
     def go_on() -> bool:
+        said_waiting = supervised   # a supervised worker's siblings hold the budget often: the parent reports
         while True:
             raise_if_stopped()
             gate.hold()   # released by the next trial's objective, or below when we stop
@@ -152,6 +160,9 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
             gate.release()
             if not budget.may_open(ostudy):
                 return False
+            if not said_waiting and (running := _running(ostudy)):
+                said_waiting = True
+                say_waiting(running, ostudy)
             time.sleep(WAIT_SECONDS)   # for the running trials: they finish, fail or go stale
 
     def gated_objective(trial: optuna.Trial) -> Any:
@@ -186,8 +197,20 @@ def _heartbeats(ostudy: optuna.Study) -> bool:
     return interval is not None and interval() is not None
 
 
-def _running(ostudy: optuna.Study) -> bool:
-    return bool(ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+def _running(ostudy: optuna.Study) -> list[FrozenTrial]:
+    return ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
+def say_waiting(running: list[FrozenTrial], ostudy: optuna.Study) -> None:
+    """A run whose budget only running trials hold waits for them (engine/worker.py Budget.may_open): on a
+    server storage they may be another machine's, or a killed run's, which only their stale heartbeat tells.
+    That wait (up to the grace period) looked like a hang."""
+    grace = getattr(getattr(ostudy._storage, "_backend", ostudy._storage), "grace_period", None) or GRACE_SECONDS
+    numbers = ", ".join(str(t.number) for t in running[:5]) + (", ..." if len(running) > 5 else "")
+    print(f"note: waiting for {len(running)} trial(s) RUNNING in the storage (trial {numbers}: another runner's, "
+          f"on this or another machine, or left by a killed run) that hold the rest of budget.n_trials: they "
+          f"finish, or are failed (and their configs run again) once their runner has sent no heartbeat for "
+          f"{grace} s", file=sys.stderr)
 
 
 def worker_process_main(study: Study, worker_index: int, deadline: float | None) -> None:
@@ -208,3 +231,8 @@ def worker_process_main(study: Study, worker_index: int, deadline: float | None)
         # Its running trial is FAIL, marked interrupted. Exit code 1: a parent that is not stopping itself
         # (this worker alone was told to stop) retries that trial and starts a new worker.
         raise SystemExit(1) from None
+    except Exception as exc:   # the database server went away: said once by the parent, as `run` alone says it
+        if is_local_file(study.storage_url) or not is_connection_lost(exc):
+            raise
+        stop_run_file(study.run_dir, os.getpid()).write_text(str(lost_storage_error(study.storage_url, exc)))
+        raise SystemExit(STOPS_RUN) from None
