@@ -18,7 +18,7 @@ from searchlab.engine.progress import FINISHED, failed_configs, final_trials, st
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_record import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
-from searchlab.errors import shown_url
+from searchlab.errors import SearchlabError, shown_url
 from searchlab.export.scorings import KEY as SCORINGS_KEY
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
@@ -47,10 +47,31 @@ def print_run_header(study: Study) -> None:
               "in artifacts/ and any export in it are of the lost trials)")
     elif resumes and (held := _study_held(study.run_dir / MANIFEST)) not in (None, study.config.name):
         print(f"run:  {study.run_dir} (a new study '{study.config.name}'; the folder held '{held}')")
+    elif not resumes and file is None and (held_there := _trials_in_storage(study)):
+        print(f"run:  {study.run_dir} (new folder, joining study '{study.config.name}' in {shown_url(study.storage_url)}"
+              f", which holds {held_there} trial(s) run from other folders or machines: they rank with this run's, "
+              "and their checkpoints stay in those folders' artifacts/)")
     else:
         print(f"run:  {study.run_dir} ({'resuming the trials stored there' if resumes else 'new'})")
     if data is not None:   # a callable task's function may read its own
         print(f"data: {data}")
+
+
+def _trials_in_storage(study: Study) -> int:
+    """How many trials a server storage already holds of this study (0 when none, or it cannot be read now:
+    the run then says why): a second machine's new run folder joins them, which `new` alone did not say."""
+    from searchlab.engine.storage import close_connections, open_storage
+
+    try:
+        storage = open_storage(study.storage_url)
+    except SearchlabError:
+        return 0
+    try:
+        return len(storage.get_all_trials(storage.get_study_id_from_name(study.config.name), deepcopy=False))
+    except KeyError:   # no such study yet
+        return 0
+    finally:
+        close_connections(storage)
 
 
 def export_command(study: Study, top_k: int | None = None, trial: str | None = None) -> str:

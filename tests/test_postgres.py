@@ -103,3 +103,28 @@ def test_the_report_shows_the_storage_without_its_password(write_study, tmp_path
     run_study(load_study(path), progress=False)
     page = write_report(tmp_path / "run", tmp_path / "report.html").read_text()
     assert "s3cret" not in page and "searchlab:***@" in page
+
+
+def test_a_new_run_folder_joining_a_study_on_the_server_says_so(write_study, tmp_path, postgres, capsys):
+    """A second machine's run folder (same study, same server) joined the study's trials under `run: ... (new)`,
+    and an export there failed on another folder's checkpoint blaming keep_checkpoints or a moved folder."""
+    from searchlab.engine.rundir import write_manifest
+    from searchlab.errors import ExportError
+    from searchlab.export.exporter import export_run
+    from searchlab.summary import print_run_header
+    from test_run import TINY_CLASSIFY
+
+    text = TINY_CLASSIFY.replace("name: tiny", "name: joined").replace("n_trials: 2", "n_trials: 1") + \
+        f"storage: '{postgres}'\n"
+    run_study(load_study(write_study(text, name="first.yaml")), progress=False)
+    second = load_study(write_study(text + f"run_dir: '{tmp_path / 'other'}'\n", name="second.yaml"))
+    capsys.readouterr()
+    print_run_header(second)
+    header = capsys.readouterr().out
+    assert f"run:  {tmp_path / 'other'} (new folder, joining study 'joined' in" in header
+    assert "which holds 1 trial(s) run from other folders or machines" in header
+    second.run_dir.mkdir()
+    write_manifest(second)   # as its run does, before its own trials
+    with pytest.raises(ExportError, match="or the trial ran from another run folder of this study .another "
+                       "machine's., whose artifacts/ holds it: export there"):
+        export_run(second.run_dir, tmp_path / "best")

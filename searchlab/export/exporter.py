@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from safetensors.torch import load_file
 
 from searchlab.engine.rundir import OpenRun, open_run
-from searchlab.engine.storage import ContainedArtifactStore
+from searchlab.engine.storage import ContainedArtifactStore, is_local_file
 from searchlab.errors import ExportError
 from searchlab.data import ImageDataset
 from searchlab.data.loading import medmnist_path
@@ -213,9 +213,12 @@ def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor
         try:
             optuna.artifacts.download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
         except ArtifactNotFound:
+            elsewhere = "" if is_local_file(run.storage_url) else (
+                ", or the trial ran from another run folder of this study (another machine's), whose artifacts/ "
+                "holds it: export there, or copy that folder's artifacts/ into this one")
             raise ExportError(f"the checkpoint of trial {trial.number} ({artifact_id}) is not in {run.artifacts}: "
                               "deleted by export.keep_checkpoints (only the best trials keep their weights), or the "
-                              "folder was moved. Fix: pick a trial that still has its weights "
+                              f"folder was moved{elsewhere}. Fix: pick a trial that still has its weights "
                               f"({_with_checkpoints(run, store)})") from None
         except Exception as exc:
             raise ExportError(f"the checkpoint of trial {trial.number} ({artifact_id}) cannot be read from "
