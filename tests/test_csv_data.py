@@ -162,7 +162,8 @@ def test_pixels_edited_inside_an_uncompressed_image_of_the_same_size_are_seen(tm
     now = data_fingerprint(cfg)
     assert replaced_contents(before, now) == "train: the same files, but some replaced in place (other contents)"
     # a run recorded before whole-file digests: its members still compared, its contents digested otherwise
-    older = {**before, "version": 2}
+    older = {**before, "version": 2, "splits": {split: {**entry, "contents": entry["sampled"]}
+                                                 for split, entry in before["splits"].items()}}
     assert replaced_contents(older, now) is None and moved_members(older, now) is None
     rows[0][1] = 1
     write_csv(tmp_path / "m.csv", ["path", "y", "split"], rows)

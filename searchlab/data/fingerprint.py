@@ -35,13 +35,17 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
         files, labels = plan.files.get(split, []), plan.labels.get(split)
         if not files or labels is None:
             continue
-        members, contents = hashlib.sha256(), hashlib.sha256()
+        members, contents, sampled = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
         for path, label in zip(files, labels):
             # surrogateescape: a file name that is not UTF-8 (Latin-1 from a Windows share) hashes as its bytes
             members.update(f"{relative_name(path, plan.root)}\t{_label_text(label)}\n".encode(errors="surrogateescape"))
             contents.update(content_digest(path))
+            sampled.update(sampled_digest(path))
+        # "sampled": the contents as version 2 digested them (16 KB of each file), so that a run recorded by
+        # then still has files replaced in place told; without it such a run resumed on them unsaid
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
-                         "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32]}
+                         "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32],
+                         "sampled": sampled.hexdigest()[:32]}
     out = {"version": VERSION, "splits": splits}
     if plan.groups:   # patient ids or sub-folders decide the splits and folds as much as the files do
         # a folder's groups are paths: named relative to it, so that a moved copy has the same groups
@@ -103,11 +107,15 @@ def moved_members(before: Any, now: Any) -> str | None:
 
 def replaced_contents(before: Any, now: Any, splits: tuple[str, ...] = SPLITS) -> str | None:
     """Splits among `splits` with the same members but files replaced in place, in words; None if none."""
-    if not comparable(before, now) or before.get("version") != now.get("version"):
-        return None   # contents digested otherwise (a run recorded before version 3 hashed 16 KB of each file)
+    same = comparable(before, now) and before.get("version") == now.get("version")
+    if not same and not (comparable(before, now) and before.get("version") == 2):
+        return None
+    # a run recorded by version 2 hashed 16 KB of each file: compared with that digest of the files now
+    key = "contents" if same else "sampled"
     changed = [split for split in splits if split in before["splits"] and split in now["splits"]
                and before["splits"][split]["members"] == now["splits"][split]["members"]
-               and before["splits"][split]["contents"] != now["splits"][split]["contents"]]
+               and key in now["splits"][split]
+               and before["splits"][split]["contents"] != now["splits"][split][key]]
     return "; ".join(f"{split}: the same files, but some replaced in place (other contents)" for split in changed) \
         or None
 
