@@ -167,3 +167,12 @@ def test_the_setup_record_says_the_ray_scheduler_stopped_trials_not_the_default_
     assert "pruner none (Ray scheduler asha), " in describe_setup(old) and "median" not in describe_setup(old)
     setup = search_setup(_callable_with(write_study, "executor: {kind: ray}\npruner: median"))
     assert setup["pruner"] == {"kind": "median", "args": {}} and "pruner median, " in describe_setup(setup)
+
+
+def test_a_grace_period_refused_for_one_epoch_trials_is_told_to_train_longer_only():
+    """With 1-epoch trials the fix offered `grace_period: 1 or less`, the value just refused (it is at least 1)."""
+    from searchlab.engine.ray_schedule import check_grace_period
+
+    with pytest.raises(ConfigError) as caught:
+        check_grace_period(1, 1, "budget.epochs")
+    assert str(caught.value).endswith("Fix: train longer (budget.epochs: 2 or more)")

@@ -58,5 +58,5 @@ def check_grace_period(grace_period: int, longest: int, setting: str) -> None:
         raise ConfigError(f"the scheduler judges at most {longest - 1} epochs of the longest trial ({setting}: "
                           f"{longest}; the last is not judged, the trial has finished): no trial could ever be stopped",
                           key="executor.scheduler.grace_period", got=grace_period,
-                          fix=f"grace_period: {max(1, longest - 1)} or less, or train longer ({setting}: "
-                              f"{grace_period + 1} or more)")
+                          fix=(f"grace_period: {longest - 1} or less, or " if longest > 1 else "") +   # it is >= 1
+                          f"train longer ({setting}: {grace_period + 1} or more)")
