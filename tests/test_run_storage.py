@@ -95,3 +95,15 @@ def test_failing_stale_trials_of_a_shared_storage_warns_nothing_experimental(wri
         warnings.simplefilter("always")
         assert budget.may_open(ostudy)
     assert not [w for w in caught if issubclass(w.category, optuna.exceptions.ExperimentalWarning)], caught
+
+
+def test_a_storage_that_cannot_be_opened_is_named_at_its_line_and_leaves_no_empty_run_folder(write_study, tmp_path):
+    """The error named the URL but not the study file's line (every other error of the file does), and the run
+    folder it had just made stayed behind, empty."""
+    path = callable_study(write_study, extra="\nstorage: 'nosuchdb://x'\n")
+    line = path.read_text().splitlines().index("storage: 'nosuchdb://x'") + 1
+    with pytest.raises(StorageError, match=rf"^{path}:{line}: storage: cannot open storage 'nosuchdb://x'"):
+        run_study(load_study(path), progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(StorageError, match=rf"^{path} \(--set storage\): storage: cannot open storage"):
+        run_study(load_study(callable_study(write_study), {"storage": "nosuchdb://y"}), progress=False)

@@ -8,6 +8,7 @@ when it runs again (engine/signals.py).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -34,7 +35,7 @@ from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.worker import run_worker
-from searchlab.errors import ConfigError, SearchlabError, shown_text
+from searchlab.errors import ConfigError, SearchlabError, StorageError, shown_text
 from searchlab.models.standalone import DECODER
 from searchlab.strategy import check_strategy_space, prepare_strategy, startup_warning, unseeded_warning
 from searchlab.tasks import budget_epochs_read, get_task
@@ -76,7 +77,13 @@ def _run(study: Study, progress: bool) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_storage(study)
     with said_on_stderr() as resume_warnings:   # a changed setting, epochs or task code since the trials ran
-        ostudy = create_or_load(study)
+        try:
+            ostudy = create_or_load(study)
+        except StorageError as exc:
+            if new_dir:   # a refused run leaves no empty folder behind (SQLite may have made its file: kept)
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()
+            raise _at_storage_key(exc, study) from None
     start_warnings += resume_warnings
     write_manifest(study)
     trials_before = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
@@ -175,6 +182,15 @@ def _warn_if_pruner_idle(study: Study) -> None:
         print(f"warning: pruner {pruner.kind!r} has no effect in a study of {len(study.directions)} objectives: "
               "Optuna prunes on one intermediate value, and multi-objective trials report none. Fix: pruner: none "
               "(or one objective)", file=sys.stderr)
+
+
+def _at_storage_key(exc: StorageError, study: Study) -> StorageError:
+    """A storage that cannot be opened, named at the study file's `storage` line (or its --set), as every
+    other error of the study file is."""
+    rule, _, fix = str(exc).partition(". Fix: ")
+    if study.source is None and study.file is None:
+        return exc
+    return StorageError(str(locate_in_study(ConfigError(rule, key="storage", fix=fix or None), study)))
 
 
 def create_or_load(study: Study) -> optuna.Study:
