@@ -64,6 +64,10 @@ def read_image(path: Path, decoding: Decoding) -> np.ndarray:
             # the advice within the reason: a message naming several files keeps the reasons, not their fixes
             raise DataError(f"{path}: cannot read image (DICOM is not read: {DICOM_FIX}). "
                             "Fix: replace or remove the file") from exc
+        if isinstance(exc, Image.DecompressionBombError):   # a whole-slide or stitched image, not an attack
+            raise DataError(f"{path}: cannot read image (over Pillow's safety limit of "
+                            f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels: downscale it, e.g. to 4096 px, or cut "
+                            "it into tiles first). Fix: replace or remove the file") from exc
         raise DataError(f"{path}: cannot read image ({one_line(exc)}). "
                         f"Fix: replace or remove the file") from exc
 
