@@ -193,17 +193,17 @@ def _run_saying_a_lost_storage(study: Any, progress: bool) -> Any:
     """run_study, with a database server that stopped or restarted mid-run said in one line (a StorageError:
     exit 2) instead of the 300-line traceback Optuna's tell ends in, with how to resume."""
     from searchlab.engine.run import run_study
-    from searchlab.engine.storage import is_connection_lost, is_local_file, lost_storage_error
+    from searchlab.engine.storage import lost_storage_error
 
     try:
         return run_study(study, progress=progress)
     except SearchlabError:   # already one line, e.g. a storage that could not be opened at all
         raise
     except Exception as exc:
-        # a file storage's OperationalError (SQLite's "disk I/O error") is no server gone away
-        if is_local_file(study.storage_url) or not is_connection_lost(exc):
+        lost = lost_storage_error(study.storage_url, exc)
+        if lost is None:
             raise
-        raise lost_storage_error(study.storage_url, exc) from None
+        raise lost from None
 
 
 def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:

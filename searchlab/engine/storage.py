@@ -110,9 +110,12 @@ def _lost_connection(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-def lost_storage_error(url: str, exc: BaseException) -> StorageError:
-    """One line for a run whose database went away mid-run, instead of the traceback Optuna's tell ends in."""
-    cause = _lost_connection(exc) or exc
+def lost_storage_error(url: str, exc: BaseException) -> StorageError | None:
+    """One line for a run whose database server went away mid-run, instead of the traceback Optuna's tell ends
+    in; None when `exc` is no such loss, or the storage is a file (SQLite's "disk I/O error" is no server gone)."""
+    cause = _lost_connection(exc)
+    if cause is None or is_local_file(url):
+        return None
     reason = storage_error_reason(getattr(cause, "orig", None) or cause)   # the driver's words, not SQLAlchemy's
     return StorageError(f"lost the connection to storage '{shown_url(url)}' during the run ({reason}). The trials "
                         "that finished are stored there; those running then run again when you resume. Fix: once the "

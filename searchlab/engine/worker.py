@@ -25,8 +25,8 @@ from searchlab.engine.objective import make_objective
 from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import Interrupted, raise_if_stopped, stop_worker_on_signals
-from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, is_connection_lost, is_local_file,
-                                      lost_storage_error, open_storage)
+from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, is_local_file, lost_storage_error,
+                                      open_storage)
 from searchlab.engine.trial_seed import SeededByFirstTrial, stream_seed
 from searchlab.errors import SearchlabError
 from searchlab.strategy import build_pruner, build_sampler, resolve
@@ -232,7 +232,8 @@ def worker_process_main(study: Study, worker_index: int, deadline: float | None)
         # (this worker alone was told to stop) retries that trial and starts a new worker.
         raise SystemExit(1) from None
     except Exception as exc:   # the database server went away: said once by the parent, as `run` alone says it
-        if is_local_file(study.storage_url) or not is_connection_lost(exc):
+        lost = lost_storage_error(study.storage_url, exc)
+        if lost is None:
             raise
-        stop_run_file(study.run_dir, os.getpid()).write_text(str(lost_storage_error(study.storage_url, exc)))
+        stop_run_file(study.run_dir, os.getpid()).write_text(str(lost))
         raise SystemExit(STOPS_RUN) from None
