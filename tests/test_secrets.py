@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from searchlab.config.load import load_study
-from searchlab.engine.rundir import MANIFEST, OpenRun, open_run, refuse_other_storage, write_manifest
+from searchlab.engine.rundir import MANIFEST, OpenRun, database_of, open_run, refuse_other_storage, write_manifest
 from searchlab.engine.run import run_study, study_record
 from searchlab.engine.setup_record import describe_setup, search_setup
 from searchlab.engine.storage import open_storage
@@ -124,6 +124,18 @@ def test_a_rotated_password_is_the_same_storage_but_another_database_is_refused(
     assert PW not in str(info.value)
 
 
+def test_connection_options_and_the_driver_do_not_make_another_database():
+    """An sslmode added to the URL (a server moved behind TLS) refused the resume as another study's storage."""
+    same = {database_of(u) for u in ("postgresql://sl@h:5432/db", f"postgresql+psycopg2://sl:{PW}@h:5432/db",
+                                     "postgresql://sl@h:5432/db?sslmode=require&connect_timeout=10",
+                                     "postgresql+psycopg://sl@h:5432/db?application_name=x&password=y")}
+    assert same == {"postgresql://sl@h:5432/db"}
+    others = ("postgresql://sl@h:5433/db", "postgresql://sl@h:5432/db2", "postgresql://other@h:5432/db",
+              "postgresql://sl@h:5432/db?host=/var/run/postgresql", "mysql://sl@h:5432/db")
+    assert all(database_of(url) not in same for url in others)
+    assert database_of("sqlite:////tmp/a.db?timeout=5") == "sqlite:////tmp/a.db?timeout=5"   # files: as they are
+
+
 def test_a_resume_with_a_rotated_password_runs_and_records_the_new_url(write_study, tmp_path, postgres, capsys):
     """On the real server (it trusts 127.0.0.1, so any password opens it): the password rotated, then moved to
     PGPASSWORD, resumes the study, and `status`/`export` (open_run) use the URL given last."""
@@ -132,7 +144,8 @@ def test_a_resume_with_a_rotated_password_runs_and_records_the_new_url(write_stu
     path = write_study(callable_study(write_study, n=1, extra=extra).read_text().replace("name: fake",
                                                                                          "name: rotation"))
     run_study(load_study(path), progress=False)
-    for url, n in ((rotated, 2), (postgres, 3)):
+    options = postgres + "?sslmode=disable&connect_timeout=5"   # connection options added: the same database
+    for url, n in ((rotated, 2), (postgres, 3), (options, 4)):
         run_study(load_study(path, {"storage": url, "budget.n_trials": n}), progress=False)
         run = open_run(tmp_path / "run")
         assert run.storage_url == url and len(run.study.trials) == n

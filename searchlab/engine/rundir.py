@@ -58,10 +58,10 @@ def check_same_storage(study: "Study") -> None:
               f"`status`, `export` and `report` of the folder see '{study.config.name}' only ('{name}' stays in the "
               "storage). Fix: give each study its own run_dir (by default runs/<name>)", file=sys.stderr)
     now = absolute_url(study.storage_url)
-    if before and before != now and without_password(before) == without_password(now):
+    if before and before != now and database_of(before) == database_of(now):
         print(f"note: {study.run_dir} recorded its storage with another password (rotated, or moved to PGPASSWORD "
-              f"or ~/.pgpass): the same database, {shown_url(now)}, so the run resumes; once it opens, the run "
-              f"folder's {MANIFEST} records the URL given", file=sys.stderr)
+              f"or ~/.pgpass) or other connection options: the same database, {shown_url(now)}, so the run "
+              f"resumes; once it opens, the run folder's {MANIFEST} records the URL given", file=sys.stderr)
     elif before and before != now:   # refuse_other_storage let it through: the folder's own copy
         print(f"note: {study.run_dir} is a copy of the run folder {recorded_dir}: this run resumes the copy's own "
               f"study ({shown_url(now)}); the original is left as it is", file=sys.stderr)
@@ -71,8 +71,8 @@ def refuse_other_storage(study: "Study") -> tuple[str | None, str | None, Path] 
     """The run folder's recorded (storage, study name, folder), after refusing a storage other than the one
     it records (its own copy in a copied folder excepted); None when the folder records none. Says nothing
     else, so the run header can ask first and not describe a run that is then refused. The URLs are compared
-    without their passwords: a password rotated, or moved to PGPASSWORD as the README advises, reaches the
-    same database (write_manifest then records the URL given)."""
+    by the database they name (database_of): a password rotated, or moved to PGPASSWORD as the README advises,
+    or an sslmode added, reaches the same database (write_manifest then records the URL given)."""
     manifest = study.run_dir / MANIFEST
     if not manifest.is_file():
         return None
@@ -83,12 +83,29 @@ def refuse_other_storage(study: "Study") -> tuple[str | None, str | None, Path] 
     except (OSError, ValueError, AttributeError, TypeError):
         return None   # unreadable: write_manifest replaces it
     now = absolute_url(study.storage_url)
-    if before and without_password(before) != without_password(now) and \
+    if before and database_of(before) != database_of(now) and \
             not _own_copy(before, now, study.run_dir, recorded_dir):
         raise StorageError(f"run folder {study.run_dir} holds the study stored in {shown_url(before)}; this run's "
                            f"storage is {shown_url(now)}. Fix: set storage back to the first to resume, or give "
                            "this storage its own run_dir (or study name)")
     return before, name, recorded_dir
+
+
+# What names a server's database in a libpq URL's query; every other parameter (sslmode, connect_timeout,
+# application_name, ...) says how to connect, and changing it must not make the run folder another study's
+_NAMING_PARAMETERS = {"host", "hostaddr", "port", "dbname", "user", "service"}
+
+
+def database_of(url: str) -> str:
+    """`url` reduced to the database it names: no password, no connection options, no SQLAlchemy driver
+    (postgresql+psycopg2:// and postgresql:// reach the same server). File storages are left as they are."""
+    url = without_password(url)
+    if url.startswith(("sqlite:", "journal:")) or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    base, _, query = rest.partition("?")
+    naming = sorted(param for param in query.split("&") if param.split("=", 1)[0].lower() in _NAMING_PARAMETERS)
+    return scheme.split("+", 1)[0] + "://" + base + ("?" + "&".join(naming) if naming else "")
 
 
 def _own_copy(before: str, now: str, run_dir: Path, recorded_dir: Path) -> bool:
