@@ -4,6 +4,7 @@ test_patient_folders.py, the cache in test_image_cache.py."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -335,3 +336,19 @@ def test_a_palette_png_with_transparency_is_read_as_pillow_reads_it_without_its_
             warnings.simplefilter("ignore")
             direct = np.array(Image.open(tmp_path / "p.png").convert(mode).resize((12, 12), Image.Resampling.BILINEAR))
         assert np.array_equal(read, direct[None] if channels == 1 else direct.transpose(2, 0, 1))
+
+
+def test_a_large_scan_decodes_without_pillows_anonymous_bomb_warning(tmp_path):
+    """An image over Pillow's warning limit (89 million pixels: whole-slide and stitched scans) printed
+    "PIL/Image.py:...: DecompressionBombWarning: ... could be decompression bomb DOS attack" once per run,
+    naming no file; the user chose the files and each is downscaled at once. (A subprocess: pytest resets the
+    warning filters a module sets.)"""
+    import subprocess
+
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).save(tmp_path / "big.png")   # over the limit set below
+    code = ("import sys; from pathlib import Path; from PIL import Image; Image.MAX_IMAGE_PIXELS = 1000\n"
+            "from searchlab.data.common import read_image; from searchlab.data.types import Decoding\n"
+            f"print(read_image(Path({str(tmp_path / 'big.png')!r}), Decoding(size=8, channels=1)).shape)")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "(1, 8, 8)", done.stderr
+    assert "DecompressionBombWarning" not in done.stderr, done.stderr

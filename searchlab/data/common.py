@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -29,6 +30,10 @@ SPLITS = ("train", "val", "test")
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 # what opening an image file that cannot be read raises (a truncated file, a bad header, one too large to decode)
 UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+# Pillow warns, once and without naming the file, of any image over 89 million pixels as a possible
+# decompression bomb: whole-slide and stitched scans are that large, and the user chose these files. Each is
+# downscaled at once; one over twice that still fails, named with what to do (read_image)
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
 DICOM_FIX = "convert it to 16-bit PNG (e.g. with pydicom) and set data.bit_depth"
 
