@@ -3,13 +3,13 @@ print one message and exit 2; a file that cannot be read or written prints one m
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from searchlab.errors import SearchlabError, refuse_folder
+from searchlab.export.export_notes import test_headline, warn_about_export
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -290,163 +290,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"exported {what}{tta} to {args.out}: {test_headline(config)}")
     warn_about_export(config)
     return 0
-
-
-def test_headline(config: dict[str, Any]) -> str:
-    """An export's test AUC and accuracy with their 95% intervals, or why it has none."""
-    test, ci = config["test_metrics"], config.get("test_metrics_ci95") or {}
-    if test is None:
-        return config["test_note"]
-    chosen_by = [m for m in config.get("objectives", []) if m not in ("auc", "accuracy")]
-    names = [k for k in ("auc", "accuracy", *chosen_by) if k in test and test[k] is not None]
-    # undefined (a class or label absent from the test split): said, not "nan [nan, nan]"; warned of below
-    shown = ", ".join(f"{k} undefined" if not math.isfinite(test[k]) else
-                      f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else f"{k} {test[k]:.3f}"
-                      for k in names)
-    methods = config.get("test_metrics_ci95_method") or {}
-    how = "; ".join(f"{k}: {methods[k]}" for k in names if k in ci and k in methods)
-    return f"test {shown} (n={config['test_size']}" + (f"; 95% intervals, {how})" if how else ")")
-
-
-def warn_about_export(config: dict[str, Any]) -> None:
-    """What an export's numbers do not show at a glance: undefined test metrics, a one-label model."""
-    from searchlab.export.scorings import scorings_note
-
-    test = config.get("test_metrics") or {}
-    undefined = [k for k in ("auc", "average_precision", "sensitivity", "specificity")
-                 if k in test and not math.isfinite(test[k])]
-    if undefined:
-        lacking = [name for j, name in enumerate(config["class_names"])
-                   if not math.isfinite(test.get(f"auc_class_{j}", math.inf))]
-        which = f" ({', '.join(map(repr, lacking))})" if lacking else ""
-        print(f"warning: {', '.join(undefined)} undefined on this test split ({config['test_size']} images): a "
-              f"class{which} is missing from it (multi-label: a label never or always on); recorded as null in "
-              "config.json. Fix: a test split that has every class", file=sys.stderr)
-    if config.get("data_replaced_since_search"):
-        print(f"note: images were replaced in place since the search ({config['data_replaced_since_search']}); "
-              "the splits did not move, and the test metrics are of the images as they are now", file=sys.stderr)
-    seen = config.get("test_images_seen_in_search")
-    if seen:
-        print(f"note: {seen['images']} of the {config['test_size']} test images are pixel-for-pixel copies of "
-              f"training or validation images ({seen['labelled_otherwise']} of them labelled otherwise there); "
-              "their rows are in config.json under test_images_seen_in_search", file=sys.stderr)
-    for source in config.get("test_images_seen_by_weights") or []:
-        if source.get("used_as") == "space.augment.synthetic":   # a generator these trials took images from
-            how, fix = "the GAN study of the generator whose images these trials trained on", "use a generator " \
-                "trained on other data"
-        else:
-            how, fix = "the run of the weights these trials started from", "start from weights of other data"
-        print(f"warning: {source['test_images']} of the {config['test_size']} test images were trained or selected "
-              f"on by {how} ({source['weights']}): the test metrics are optimistic. Fix: split as that study did, "
-              f"or {fix}", file=sys.stderr)
-    if config.get("test_split_scored") and (note := scorings_note(config["test_split_scored"])):
-        print(note, file=sys.stderr)
-    _warn_if_one_class(config)
-    _warn_if_a_label_is_always_on(config)
-    _warn_if_few_test_images_of_a_class(config)
-    front = config.get("dominated_by_front")
-    if front:
-        print(f"warning: trial {config['trial']['number']} is not on the Pareto front (trials "
-              f"{', '.join(map(str, front))}): one of those is at least as good in every objective and better in "
-              "one. Fix: --trial N with N from the front (searchlab status lists it)", file=sys.stderr)
-    worse = config.get("tta_below_plain")
-    if worse:
-        print(f"warning: --tta {worse['tta']} lowers {worse['metric']} on the {worse['split']} split to "
-              f"{worse['with_tta']:.4f}, from {worse['without_tta']:.4f} without it: the trials did not train on "
-              "those views (e.g. rotated images), so averaging over them adds errors. Fix: --tta "
-              f"{'none' if worse['tta'] == 'flip' else 'none (or flip)'}, "
-              "or search augmentations that include them", file=sys.stderr)
-    below = config.get("ensemble_below_member")
-    if below:
-        views = "" if config.get("tta", "none") == "none" else f", both with --tta {config['tta']}"
-        print(f"warning: on the {below['split']} predictions this ensemble's {below['metric']} "
-              f"({below['ensemble']:.4f}) is worse than that of its member trial {below['member']} "
-              f"({below['member_value']:.4f}{views}): a weaker member pulls the average down. Fix: --select greedy "
-              f"(keeps only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
-
-
-def _warn_if_few_test_images_of_a_class(config: dict[str, Any]) -> None:
-    """With a handful of test images of a class (multi-label: of a label's positives or negatives), every
-    metric about it moves by a large step per image: the intervals in config.json say how much, but a
-    headline number hides it."""
-    matrix, names = config.get("test_confusion"), config["class_names"]
-    if not matrix:
-        return
-    if config["task"] == "multilabel":   # per label: [tn, fp, fn, tp]
-        counts = {f"{name} positives": row[2] + row[3] for name, row in zip(names, matrix)}
-        counts.update({f"{name} negatives": row[0] + row[1] for name, row in zip(names, matrix)})
-    else:                                # rows: the true classes
-        counts = {f"class {name!r}": sum(row) for name, row in zip(names, matrix)}
-    few = {what: n for what, n in counts.items() if 0 < n < 10}
-    if not few:
-        return
-    ci = (config.get("test_metrics_ci95") or {}).get("sensitivity")
-    width = f" (the sensitivity interval is [{ci[0]:.2f}, {ci[1]:.2f}])" if ci and f"class {names[-1]!r}" in few \
-        and config["task"] == "binary" else ""
-    listed = ", ".join(f"{n} of {what}" for what, n in few.items())
-    print(f"warning: the test split has only {listed}: each of those images moves the metrics about it by "
-          f"1/{min(few.values())} or more{width}; read the intervals in config.json, not the point values",
-          file=sys.stderr)
-
-
-def _warn_if_one_class(config: dict[str, Any]) -> None:
-    """A model that gives every validation image the same label (short trials on an imbalanced set) exports
-    fine and looks fine by AUC; say so. Judged on the exported model's own metrics (not a mean over CV folds)."""
-    val = config.get("model_validation_metrics") or config.get("validation_metrics") or {}
-    if config["task"] != "binary" or "sensitivity" not in val or "specificity" not in val:
-        return
-    if {val["sensitivity"], val["specificity"]} == {0.0, 1.0}:
-        label = config["class_names"][1 if val["sensitivity"] == 1.0 else 0]
-        print(f"warning: at its threshold ({config['threshold']:.3g}) this model labels every validation image "
-              f"'{label}' (sensitivity {val['sensitivity']:.0f}, specificity {val['specificity']:.0f}). Fix: "
-              + _one_class_fixes(config), file=sys.stderr)
-
-
-def _one_class_fixes(config: dict[str, Any]) -> str:
-    """The remedies a one-class model's trial did not already use (an ensemble's: its best member's)."""
-    trial = config.get("trial") or (config.get("trials") or [{}])[0]
-    imbalance = (trial.get("config") or {}).get("imbalance") or {}
-    fixes = ["train longer (budget.epochs)"]
-    if imbalance.get("threshold", "fixed") == "fixed":
-        fixes.append("let the search pick the threshold (imbalance.threshold: youden)")
-    weighted = imbalance.get("loss") == "weighted_ce" or (imbalance.get("loss") == "focal"
-                                                          and imbalance.get("focal_alpha", "balanced") == "balanced")
-    if not weighted or imbalance.get("class_weight_power", 1.0) == 0:
-        fixes.append("when the classes are imbalanced, weight them (imbalance.loss: weighted_ce with "
-                     "class_weight_power above 0)")
-    return ", or ".join(fixes)
-
-
-def _warn_if_a_label_is_always_on(config: dict[str, Any]) -> None:
-    """A multi-label threshold of 0 (F1's choice for a label the model cannot separate) flags every image; so
-    does 0.5 for a label whose probabilities all sit just above it (an undertrained head, a label never on in
-    validation, where no threshold can be chosen): judged on the test predictions too."""
-    if config["task"] != "multilabel":
-        return
-    names, chosen = config["class_names"], config["threshold"]
-    thresholds = chosen if isinstance(chosen, list) else [chosen] * len(names)
-    always = [name for name, t in zip(names, thresholds) if t <= 0.0]
-    if always:
-        print(f"warning: the threshold chosen on validation for label(s) {', '.join(map(repr, always))} is 0: the "
-              "model flags every image with them, as it does not tell them apart there. Fix: more images of "
-              "those labels, longer training, or imbalance.threshold: youden", file=sys.stderr)
-    # test_confusion per label: [tn, fp, fn, tp]; nothing predicted negative means every image flagged
-    on_all = [name for name, (tn, _, fn, _) in zip(names, config.get("test_confusion") or [])
-              if tn + fn == 0 and name not in always]
-    if on_all:
-        print(f"warning: the model flags every one of the {config['test_size']} test images with label(s) "
-              f"{', '.join(map(repr, on_all))}, so exact-match accuracy and hamming loss count them as wrong "
-              "wherever they are off. Fix: train longer, weigh the rare label (imbalance.loss: weighted_ce or "
-              "focal), give the validation split positives of it so a threshold can be chosen, or drop it from "
-              "data.label_columns", file=sys.stderr)
-    never = [f"'{name}' ({fn})" for name, (_, fp, fn, tp) in zip(names, config.get("test_confusion") or [])
-             if tp + fp == 0 and fn > 0]
-    if never:
-        print(f"warning: the model flags none of the {config['test_size']} test images with label(s) "
-              f"{', '.join(never)}, though that many images have them: it has not learned them (sensitivity 0). "
-              "Fix: train longer, weigh rare labels (imbalance.loss: weighted_ce or focal, imbalance.sampler: "
-              "balanced), let the search choose thresholds (imbalance.threshold: youden), or drop them from "
-              "data.label_columns", file=sys.stderr)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -49,7 +49,7 @@ def test_a_command_stopped_by_ctrl_c_or_sigterm_says_so_in_one_line(stop, code, 
 
 
 def test_an_export_that_labels_every_validation_image_alike_is_warned_of(capsys):
-    from searchlab.cli import _warn_if_one_class
+    from searchlab.export.export_notes import _warn_if_one_class
 
     config = {"task": "binary", "class_names": ["malignant", "benign"], "threshold": 0.5,
               "validation_metrics": {"sensitivity": 1.0, "specificity": 0.0, "auc": 0.81}}
@@ -69,7 +69,7 @@ def test_an_export_that_labels_every_validation_image_alike_is_warned_of(capsys)
 
 
 def test_an_always_on_label_and_an_ensemble_below_a_member_are_warned_of(capsys):
-    from searchlab.cli import warn_about_export
+    from searchlab.export.export_notes import warn_about_export
 
     config = {"task": "multilabel", "class_names": ["effusion", "nodule", "mass"], "threshold": [0.41, 0.0, 0.5]}
     warn_about_export(config)
@@ -96,7 +96,7 @@ def test_an_always_on_label_and_an_ensemble_below_a_member_are_warned_of(capsys)
 
 
 def test_few_test_images_of_a_class_and_tta_below_plain_are_warned_of(capsys):
-    from searchlab.cli import warn_about_export
+    from searchlab.export.export_notes import warn_about_export
 
     config = {"task": "binary", "class_names": ["benign", "malignant"], "threshold": 0.5, "test_size": 51,
               "test_confusion": [[41, 4], [6, 0]], "test_metrics_ci95": {"sensitivity": [0.0, 0.4593]}}
@@ -141,7 +141,7 @@ def test_a_set_value_nested_thousands_deep_is_one_line_and_exit_2(capsys):
 def test_an_undefined_test_metric_is_null_in_json_and_warned_of(capsys):
     import json
 
-    from searchlab.cli import warn_about_export
+    from searchlab.export.export_notes import warn_about_export
     from searchlab.export.publish import json_text
 
     config = {"task": "binary", "class_names": ["a", "b"], "threshold": 0.5, "test_size": 12,
@@ -156,7 +156,7 @@ def test_an_undefined_test_metric_is_null_in_json_and_warned_of(capsys):
 
 
 def test_the_export_headline_shows_the_objective_beside_auc_and_accuracy_with_interval_methods():
-    from searchlab.cli import test_headline
+    from searchlab.export.export_notes import test_headline
 
     config = {"test_metrics": {"auc": 0.81, "accuracy": 0.8, "sensitivity": 0.7}, "test_size": 156,
               "test_metrics_ci95": {"auc": [0.7, 0.9], "accuracy": [0.73, 0.86], "sensitivity": [0.55, 0.82]},

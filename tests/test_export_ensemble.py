@@ -183,7 +183,7 @@ def test_multi_objective_study_has_no_top_k(breastmnist_root, tmp_path):
 def test_a_dominated_trial_and_a_replaced_export_are_said(exported, capsys):
     from optuna.trial import create_trial
 
-    from searchlab.cli import warn_about_export
+    from searchlab.export.export_notes import warn_about_export
     from searchlab.export.exporter import _dominated
 
     study = optuna.create_study(directions=["maximize", "minimize"])

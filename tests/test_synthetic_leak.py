@@ -127,7 +127,7 @@ def test_a_classify_study_adding_images_of_a_gan_trained_on_its_test_images_is_w
     assert config["test_images_seen_by_weights"] == [{"weights": str((gan_export / "gan_export").resolve()),
                                                       "test_images": test_seen,
                                                       "used_as": "space.augment.synthetic"}]
-    from searchlab.cli import warn_about_export
+    from searchlab.export.export_notes import warn_about_export
 
     warn_about_export(config)
     said = capsys.readouterr().err

@@ -340,7 +340,7 @@ def test_weights_trained_on_this_studys_test_images_are_warned_of(write_study, t
     config = export_run(tmp_path / "ba", tmp_path / "ba_export", bootstrap=10)   # the export says so too
     [seen] = config["test_images_seen_by_weights"]
     assert seen["weights"] == str(tmp_path / "a") and 1 <= seen["test_images"] <= 6
-    from searchlab.cli import warn_about_export
+    from searchlab.export.export_notes import warn_about_export
 
     capsys.readouterr()
     warn_about_export(config)
