@@ -111,6 +111,16 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", default=None, help="CSV file to write (default: standard output)")
     predict.set_defaults(handler=_cmd_predict)
 
+    sample = sub.add_parser("sample", help="a generator export's images as PNG files (marked synthetic)")
+    sample.add_argument("export", help="a generator's export folder (searchlab export of a GAN study's run)")
+    sample.add_argument("--out", required=True, help="folder to write to (one sub-folder per class)")
+    sample.add_argument("--n", type=int_in(1), default=64, help="images per class (unconditional: in all; default 64)")
+    sample.add_argument("--class", dest="classes", action="append", default=None, metavar="NAME",
+                        help="a class to draw, by name or index (repeatable; default: every class)")
+    sample.add_argument("--seed", type=int_in(0), default=None, help="the same seed draws the same images "
+                        "(default: a random one, printed)")
+    sample.set_defaults(handler=_cmd_sample)
+
     report = sub.add_parser("report", help="one self-contained HTML report of a run (plots, best model, top trials)")
     report.add_argument("run", help="run directory (or its study file)")
     report.add_argument("--out", default=None, help="HTML file to write (default: RUN/report.html)")
@@ -298,6 +308,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     rows = write_predictions(args.export, args.images, args.out)
     if args.out is not None:
         print(f"{rows} predictions written to {args.out}")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from searchlab.export.sample import write_samples
+
+    draw = write_samples(args.export, args.out, args.n, args.classes, args.seed)
+    print(draw.said())
+    if draw.suspect:   # the GAN task's own doubts about this generator (copies, collapse, deaf to its labels)
+        print(f"warning: this generator's trial was marked suspect: {draw.suspect}", file=sys.stderr)
     return 0
 
 

@@ -127,20 +127,26 @@ def _single_band(path: Path) -> bool:
 PREDICT_NEEDS = ("model", "preprocessing", "task", "class_names")
 
 
-def _classifier_config(export_dir: Path) -> dict[str, Any]:
+def export_folder_config(export_dir: Path, use: str = "searchlab predict {} IMAGES...") -> dict[str, Any]:
+    """An export folder's config.json, or an ExportError saying what the folder is instead (a run folder, not
+    an export, a config.json that is not JSON). `use`: the command the fix shows, the export in place of {}."""
     path = export_dir / "config.json"
     if not path.is_file() and (export_dir / "searchlab.json").is_file():
-        raise ExportError(_run_folder_fix(export_dir))
+        raise ExportError(_run_folder_fix(export_dir, use))
     if not path.is_file():
         raise ExportError(f"{export_dir} is not a searchlab export (no config.json). Fix: give the folder "
                           "`searchlab export RUN --out DIR` wrote")
     try:
-        config = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except ValueError as exc:
         raise ExportError(f"{unloadable(export_dir, exc)}. Fix: {SAME_EXPORT}") from None
+
+
+def _classifier_config(export_dir: Path) -> dict[str, Any]:
+    config = export_folder_config(export_dir)
     if "generator" in config:
-        raise ExportError(f"{export_dir} holds a generator, which classifies nothing. Fix: sample it with its "
-                          "model.py (model.load_generator, model.sample_images)")
+        raise ExportError(f"{export_dir} holds a generator, which classifies nothing. Fix: write its images with "
+                          f"`searchlab sample {export_dir} --out DIR` (or model.load_generator, model.sample_images)")
     if "input" not in config:
         raise ExportError(f"{export_dir}/config.json has no 'input' (image size and channels): an export by an "
                           "older searchlab. Fix: export the run again")
@@ -155,17 +161,17 @@ def _classifier_config(export_dir: Path) -> dict[str, Any]:
     return config
 
 
-def _run_folder_fix(run_dir: Path) -> str:
+def _run_folder_fix(run_dir: Path, use: str) -> str:
     """A run folder given for an export: the export in it (best/, as export.after_run writes it, else the first
     sub-folder holding a config.json), or the command that makes one."""
     exports = sorted((p for p in run_dir.iterdir() if p.is_dir() and (p / "config.json").is_file()),
                      key=lambda p: (p.name != "best", p.name))
     said = f"{run_dir} is a run folder (it holds searchlab.json), not an export"
     if exports:
-        return (f"{said}. Fix: give its export, searchlab predict {exports[0]} IMAGES..."
+        return (f"{said}. Fix: give its export, {use.format(exports[0])}"
                 + (f" (exports in it: {', '.join(p.name for p in exports)})" if len(exports) > 1 else ""))
     return (f"{said}, and holds no export. Fix: export it first, searchlab export {run_dir} --out {run_dir / 'best'}, "
-            f"then searchlab predict {run_dir / 'best'} IMAGES...")
+            f"then {use.format(run_dir / 'best')}")
 
 
 def _uses_nni(spec: dict[str, Any]) -> bool:

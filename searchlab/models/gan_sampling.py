@@ -42,8 +42,12 @@ def sample_images(generator: nn.Module, n: int, labels: Any = None, seed: int | 
     gen = None if seed is None else torch.Generator().manual_seed(seed)
     n_classes = int(getattr(generator, "n_classes", 0))
     indices = _class_indices(labels, n, n_classes, tuple(getattr(generator, "class_names", ())))
-    out = generator.sample(n, indices, generator=gen)
-    return ((out + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return as_uint8(generator.sample(n, indices, generator=gen))
+
+
+def as_uint8(images: torch.Tensor) -> torch.Tensor:
+    """A generator's output (tanh range, -1..1) as uint8 pixels."""
+    return ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def _class_indices(labels: Any, n: int, n_classes: int, names: tuple[str, ...] = ()) -> torch.Tensor | None:
