@@ -127,6 +127,10 @@ def test_a_classify_study_adding_images_of_a_gan_trained_on_its_test_images_is_w
     assert config["test_images_seen_by_weights"] == [{"weights": str((gan_export / "gan_export").resolve()),
                                                       "test_images": test_seen,
                                                       "used_as": "space.augment.synthetic"}]
+    # which generator made its images, by content: the export folder may be replaced later
+    generator = json.loads((gan_export / "gan_export" / "config.json").read_text())
+    assert config["trial"]["synthetic_from"] == {"export": str((gan_export / "gan_export").resolve()),
+                                                 "sha256": generator["weights_sha256"]}
     from searchlab.export.export_notes import warn_about_export
 
     warn_about_export(config)

@@ -7,9 +7,10 @@ normalisation statistics stay those of the real training images.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,12 +22,15 @@ if TYPE_CHECKING:   # tasks.train imports the augment package
     from searchlab.tasks.train import Batches
 
 
-def with_synthetic(batches: Batches, spec: AugmentSpec, base_dir: Path, seed: int) -> Batches:
-    """`batches` with synthetic images appended to its training split (unchanged when off)."""
+def with_synthetic(batches: Batches, spec: AugmentSpec, base_dir: Path, seed: int,
+                   on_source: Callable[[dict[str, Any]], None] | None = None) -> Batches:
+    """`batches` with synthetic images appended to its training split (unchanged when off). Which generator
+    made them, with its weights' SHA-256, is told to `on_source` (a folder's export may be replaced later)."""
     named = generator_used(spec)
     if named is None:
         return batches
     from searchlab.models.gan_sampling import load_generator, sample_images
+    from searchlab.tasks.transfer import tell_source
 
     folder = (base_dir / named).resolve()
     train = batches.train
@@ -35,6 +39,7 @@ def with_synthetic(batches: Batches, spec: AugmentSpec, base_dir: Path, seed: in
     if problem:
         raise TrialFailure(f"augment.synthetic: {problem[0]}. Fix: {problem[1]}")
     generator, config = load_generator(folder)
+    tell_source(on_source, "export", folder / "weights.safetensors")
     labels = _labels(train.labels, spec)
     images = sample_images(generator, len(labels), labels=_generator_labels(labels, names, config), seed=seed)
     grown = ImageSplit(torch.cat([train.images, images]), torch.cat([train.labels, labels.to(train.labels.dtype)]))

@@ -49,7 +49,9 @@ def trial_provenance(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
             # a timeout stopped its training: its metrics are of a shorter run than asked
             **({"cut_short": attrs["cut_short"]} if "cut_short" in attrs else {}),
             # where its initial weights came from: a run's trial, or a file or export and its hash
-            **({"weights_from": attrs["weights_from"]} if "weights_from" in attrs else {})}
+            **({"weights_from": attrs["weights_from"]} if "weights_from" in attrs else {}),
+            # the generator export whose images joined its training data, and its weights' hash
+            **({"synthetic_from": attrs["synthetic_from"]} if "synthetic_from" in attrs else {})}
 
 
 def search_provenance(run: OpenRun) -> dict[str, Any]:

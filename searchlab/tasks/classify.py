@@ -332,7 +332,8 @@ def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx
     """Initial weights / frozen parts (transfer), the batch recipe, then the training loop."""
     groups = apply_transfer(model, spec.model, ctx.study.base_dir,
                             on_source=lambda origin: ctx.record(weights_from=origin))
-    batches = with_synthetic(batches, spec.augment, ctx.study.base_dir, seed)
+    batches = with_synthetic(batches, spec.augment, ctx.study.base_dir, seed,
+                             on_source=lambda origin: ctx.record(synthetic_from=origin))
     recipe = make_recipe(batches, spec.augment, spec.imbalance, spec.train)
     return train(model, batches, recipe, spec.optim, spec.train, epochs, seed, select, on_epoch, ctx.out_of_time,
                  groups=groups, cached_features=spec.model.transfer == "features",

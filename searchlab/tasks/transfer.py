@@ -103,12 +103,12 @@ def source_state(spec: TransferFields, model: nn.Module, base_dir: Path,
     path = Path(spec.weights)
     path = path if path.is_absolute() else base_dir / path
     if path.is_dir() and (path / "config.json").is_file():
-        _tell(on_source, "export", path / "weights.safetensors")
+        tell_source(on_source, "export", path / "weights.safetensors")
         return read_safetensors(path / "weights.safetensors")
     if path.is_dir() and (path / "searchlab.json").is_file():
         return _best_trial_state(path, on_source)
     if path.is_file():
-        _tell(on_source, "file", path)
+        tell_source(on_source, "file", path)
         return _file_state(path, model)
     if path.is_dir():
         raise TrialFailure(f"weights '{spec.weights}': {path} {NOT_A_WEIGHTS_FOLDER[0]}. "
@@ -152,7 +152,7 @@ def hub_unreachable(timeout: float = 3.0) -> str | None:
     return None
 
 
-def _tell(on_source: Callable[[dict[str, Any]], None] | None, kind: str, file: Path) -> None:
+def tell_source(on_source: Callable[[dict[str, Any]], None] | None, kind: str, file: Path) -> None:
     """Which file the weights came from, with its SHA-256: a path alone may name other weights later."""
     if on_source is None:
         return
