@@ -127,3 +127,12 @@ def test_a_classifier_export_a_run_folder_and_a_damaged_record_are_said(tmp_path
     code, _, err = _sample(capsys, export, "--out", tmp_path / "out", "--n", 1)
     assert code == 2 and f"{tmp_path / 'out' / RECORD} is not a record searchlab sample wrote" in err
     assert list((tmp_path / "out").iterdir()) == [tmp_path / "out" / RECORD]   # nothing written
+
+
+def test_class_names_that_make_one_folder_name_are_refused(tmp_path, capsys):
+    export = _hand_export(tmp_path / "gen", 2, ["a/b", "a b"])
+    code, _, err = _sample(capsys, export, "--out", tmp_path / "out", "--n", 1)
+    assert code == 2 and f"the classes 'a/b' and 'a b' would both be written to {tmp_path / 'out' / 'a_b'}" in err
+    assert not (tmp_path / "out").exists()
+    code, said, _ = _sample(capsys, export, "--out", tmp_path / "out", "--n", 1, "--class", "a/b", "--seed", 3)
+    assert code == 0 and (tmp_path / "out" / "a_b" / "synthetic_s3_00000.png").is_file()

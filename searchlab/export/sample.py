@@ -52,6 +52,7 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
     wanted = _wanted_classes(generator, classes, export_dir)
     seed = secrets.randbelow(2**31) if seed is None else seed
     files = {name: [_file(out, name, seed, i) for i in range(n)] for name in wanted}
+    _refuse_shared_folders(files)
     _refuse_taken([path for paths in files.values() for path in paths], out, seed)
     earlier = _earlier_draws(out)
     for name, index in wanted.items():
@@ -96,6 +97,15 @@ def _wanted_classes(generator: torch.nn.Module, classes: list[str] | None, expor
 def _file(out: Path, name: str, seed: int, i: int) -> Path:
     folder = out / re.sub(r"[^\w.-]+", "_", name) if name else out   # a class name as one folder name
     return folder / f"synthetic_s{seed}_{i:05d}.png"
+
+
+def _refuse_shared_folders(files: dict[str, list[Path]]) -> None:
+    """Class names that differ only in characters a folder name cannot hold would write into one folder."""
+    folders: dict[Path, str] = {}
+    for name, paths in files.items():
+        if paths and (other := folders.setdefault(paths[0].parent, name)) != name:
+            raise ExportError(f"the classes {other!r} and {name!r} would both be written to {paths[0].parent}; "
+                              "nothing was written. Fix: draw them one at a time (--class), each to its own --out")
 
 
 def _refuse_taken(paths: list[Path], out: Path, seed: int) -> None:
