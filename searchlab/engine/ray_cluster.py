@@ -13,6 +13,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,46 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")   # Ray 2.60's default token auth: off for a local Ray
     if address is None:
         _keep_on_loopback()
-        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, runtime_env=_worker_env())
+        with _masked_entrypoint():
+            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
+                     configure_logging=False, runtime_env=_worker_env())
         return
     _check_reachable(address)
     try:
-        ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env=_worker_env())
+        with _masked_entrypoint():
+            ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env=_worker_env())
     except ConnectionError as exc:
         raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({exc}). "
                              f"{START_A_CLUSTER}") from None
+
+
+@contextmanager
+def _masked_entrypoint() -> Iterator[None]:
+    """Ray records the driver's command line as its job's entrypoint, shown to everyone on the cluster (`ray list
+    jobs`, the dashboard's Jobs page): a password given as `--set storage=postgresql://user:pw@...` is masked
+    there as everywhere else."""
+    from ray._private import utils
+
+    original = getattr(utils, "get_entrypoint_name", None)
+    if original is None:   # a Ray that records its entrypoint otherwise (private API): left as it is
+        yield
+        return
+    utils.get_entrypoint_name = lambda: _shown_command(original())
+    try:
+        yield
+    finally:
+        utils.get_entrypoint_name = original
+
+
+def _shown_command(command: str) -> str:
+    """Each word of a command line with a URL's password masked (also in `key=URL` words)."""
+    def masked(word: str) -> str:
+        key, equals, value = word.partition("=")
+        if equals and "://" in value and "://" not in key:
+            return key + equals + shown_url(value)
+        return shown_url(word)
+
+    return " ".join(masked(word) for word in command.split(" "))
 
 
 def _keep_on_loopback() -> None:
@@ -76,6 +108,25 @@ def _check_reachable(address: str) -> None:
     except OSError as exc:
         raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({exc}). "
                              f"{START_A_CLUSTER}") from None
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:   # a Ray without this private helper: dialled as it dials
+        return
+    # Ray dials 127.0.0.1/localhost as this machine's network address; a cluster listening on loopback only
+    # (started with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, as a local Ray is) never answered there, and ray.init
+    # retried for good, printing "Failed to connect to GCS at address <ip>:<port>" every 30 s
+    dialled = canonicalize_bootstrap_address(address)
+    if dialled and dialled != address and not _answers(dialled):
+        _keep_on_loopback()
+
+
+def _answers(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def alive_nodes() -> list[dict[str, Any]]:

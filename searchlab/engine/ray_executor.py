@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -25,8 +26,8 @@ from searchlab.engine.ray_timeout import timed_out
 from searchlab.engine.ray_schedule import longest_trial
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
 from searchlab.engine.retention import checkpoint_retention
-from searchlab.engine.signals import interruption_message, stop_on_signals
-from searchlab.engine.storage import retry_callback
+from searchlab.engine.signals import interruption_message, raise_if_stopped, stop_on_signals
+from searchlab.engine.storage import is_local_file, retry_callback
 from searchlab.engine.worker import Budget, open_optuna_study
 
 WORKER_DIED = ("the Ray worker running this trial died (its process or node was lost) or failed outside the "
@@ -57,12 +58,15 @@ def run_ray(study: Study, deadline: float | None,
     tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(
         search_alg=searcher, scheduler=build_scheduler(study), num_samples=-1,
         max_concurrent_trials=ex.max_concurrent, reuse_actors=True),
-        run_config=tune.RunConfig(storage_path=str((study.run_dir / "ray").resolve()), verbose=0,
+        run_config=tune.RunConfig(storage_path=str(_tune_folder(study)), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0)))   # retries: ours, below
     slots = trial_slots(study, alive_nodes())
     # Ours again over the SIGTERM handler Ray's core installed (it aborted the driver with a stack dump)
     with _pending_trials(min(ex.max_concurrent or slots, slots)), stop_on_signals():
         try:
+            # A Ctrl-C during Ray's start or the cluster checks can land in a callback that swallows it
+            # ("Exception ignored in ... WeakKeyDictionary"): the run went on to run every trial and exit 0
+            raise_if_stopped()
             tuner.fit()
         except KeyboardInterrupt as exc:   # the run is stopping: its trials in flight will never be told
             searcher.fail_running(interruption_message(exc))
@@ -74,6 +78,16 @@ def run_ray(study: Study, deadline: float | None,
             raise
 
 
+def _tune_folder(study: Study) -> Path:
+    """Where Tune keeps its experiment files. Its tuner.pkl pickles the trainable with the study, storage URL
+    and password included, so for a server storage the folder is its owner's only, as searchlab.json is."""
+    folder = (study.run_dir / "ray").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    if not is_local_file(study.storage_url):
+        folder.chmod(0o700)
+    return folder
+
+
 class _LostWorkerTracebacks(logging.Filter):
     """Drops Tune's traceback of a trial whose worker process died (a stack of Ray internals after the one
     line the searcher prints with the stored reason) and its closing list of those trials; a trial that
@@ -81,7 +95,9 @@ class _LostWorkerTracebacks(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        lost = type(exc).__name__ == "ActorDiedError" and record.getMessage().startswith("Trial task failed")
+        # ActorUnavailableError: the actor's node was lost (its raylet killed) while Tune handed it a trial
+        lost = (type(exc).__name__ in ("ActorDiedError", "ActorUnavailableError")
+                and record.getMessage().startswith("Trial task failed"))
         return not lost and not record.getMessage().startswith("Trials did not complete")
 
 
