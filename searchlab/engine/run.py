@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study, locate_in_study
 from searchlab.data import data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
+from searchlab.engine.changed_settings import fixed_settings
 from searchlab.engine.progress import FINISHED, Progress, failed_configs, stopped_by_failures
 from searchlab.engine.resume import check_resumable
 from searchlab.engine.run_history import record_run, said_on_stderr
@@ -133,7 +134,9 @@ def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, 
     # any storage are from a killed driver). Interrupted trials already FAIL are re-queued on any storage (a
     # Ctrl-C'd run on PostgreSQL said their configs would run again).
     owned = is_local_file(study.storage_url) or study.config.executor.kind == "ray"
-    if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned):
+    fixed_now = {fixed.name for _, fixed, _ in fixed_settings(study.space)}
+    if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned,
+                                    fixed_now=fixed_now):
         print(f"note: {stale} trial(s) left RUNNING by a run that ended without finishing them (killed) are now "
               "FAIL, and the configs they drew run again", file=sys.stderr)
     try:
@@ -278,7 +281,8 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
 INTERRUPTED = "interrupted: its process ended without finishing"
 
 
-def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bool = True) -> int:
+def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bool = True,
+                        fixed_now: Collection[str] = ()) -> int:
     """Fail trials a killed process left RUNNING (with `fail_running`) and re-queue their configs (like
     Optuna's heartbeat); one that stored its error before its process ended keeps it and is not retried.
 
@@ -289,7 +293,7 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bo
     that ended without a word (out of memory, a crash) may be the config's doing, so that config runs again
     at most `max_retries` times: one that killed its process each time was run again by every run, for good.
     """
-    storage, retry = ostudy._storage, retry_callback(sys.maxsize)
+    storage, retry = ostudy._storage, retry_callback(sys.maxsize, fixed_now)
     stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if fail_running else []
     for trial in stale:
         if "error" not in trial.user_attrs:

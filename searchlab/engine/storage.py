@@ -10,6 +10,7 @@ import os
 import sqlite3
 import time
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,23 +39,30 @@ SERVER_ENGINE_KWARGS = {"pool_pre_ping": True}
 class RetryLost:
     """Queue again the config of a trial whose process died (as Optuna's RetryFailedTrialCallback, whose
     system attrs `failed_trial` / `retry_history` it keeps), without copying the lost attempt's user attrs:
-    its partial curve or error must not show up on the retry. The retry has user attr `retry_of`."""
+    its partial curve or error must not show up on the retry. The retry has user attr `retry_of`.
 
-    def __init__(self, max_retries: int = MAX_RETRIES) -> None:
+    `fixed_now`: parameters the resuming run's space fixes (searched when the trial drew them). The retry runs
+    with the fixed value, so the value drawn is left out of its params: kept, it was shown by status, trials and
+    the export's `trial.params` (a GAN retry listed g_width 32 and iterations 1000 and trained 16 and 30)."""
+
+    def __init__(self, max_retries: int = MAX_RETRIES, fixed_now: Collection[str] = ()) -> None:
         self.max_retries = max_retries
+        self.fixed_now = frozenset(fixed_now)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         history = [*trial.system_attrs.get("retry_history", []), trial.number]
         if len(history) > self.max_retries:
             return
+        params = {name: value for name, value in trial.params.items() if name not in self.fixed_now}
         study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+            state=TrialState.WAITING, params=params,
+            distributions={name: trial.distributions[name] for name in params},
             user_attrs={"retry_of": trial.number},
             system_attrs={"failed_trial": history[0], "retry_history": history}))
 
 
-def retry_callback(max_retries: int = MAX_RETRIES) -> RetryLost:
-    return RetryLost(max_retries)
+def retry_callback(max_retries: int = MAX_RETRIES, fixed_now: Collection[str] = ()) -> RetryLost:
+    return RetryLost(max_retries, fixed_now)
 
 
 class HeartbeatRDBStorage(RDBStorage):

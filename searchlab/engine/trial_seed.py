@@ -21,7 +21,10 @@ class SeededByFirstTrial(BaseSampler):
     storage from different run folders (machines: no AskGate between them), started together, counted the
     same, drew the same configs, and half the budget ran twice. A trial number is unique across every process
     of a study (the storage assigns it), so it tells their streams apart, while a lone runner's first trial is
-    the one it counted: its seed, and so its configs, are those it always had. Why not one seed per trial: the
+    the one it counted: its seed, and so its configs, are those it always had. A process whose first trial is
+    a queued one (a retry, a NAS stage's designs: numbered before it counted) is seeded by that number, unique
+    too and the same on every run of the same study (so since 2026-12-05 such a study draws the settings
+    around its queued designs, lr and augmentation, otherwise than before). Why not one seed per trial: the
     samplers (TPE, evolution, plug-ins) take one seed when built and keep their state (a population) between
     trials. So the sampler built for the counted number is used as is, and built again, before it drew
     anything, when the first trial turns out to have another number (another process took that one)."""

@@ -175,11 +175,14 @@ def enqueue_top_k(main: optuna.Study, ranked_by: list[FrozenTrial], k: int, scor
     channels): two trials of one network would train it twice. Only the `model.*` settings are queued: the
     stage searched architectures, and the rest of a proxy trial (lr, augmentation) is whatever a random
     ancestor drew, never scored; the main study's strategy draws them as for any trial (deepmad's designs have
-    no other settings). A config the main study already has or queued is skipped by Optuna."""
+    no other settings). A design whose `model.*` settings a trial of the main study already has or queued is not
+    queued again: Optuna's own skip_if_exists compares whole param sets, so the designs a searchlab before
+    2026-12-05 queued with the proxy trial's lr and augmentation were queued (and trained) again on every resume."""
     network_of = network_of or _recorded_network
     scored = [t for t in ranked_by if t.state == TrialState.COMPLETE and t.value is not None
               and math.isfinite(t.value)]
     scored.sort(key=lambda t: -t.value)
+    held = {_model_key(t.system_attrs.get("fixed_params") or t.params) for t in main.get_trials(deepcopy=False)}
     seen: set[str] = set()
     for trial in scored:
         key = network_of(trial)
@@ -187,10 +190,18 @@ def enqueue_top_k(main: optuna.Study, ranked_by: list[FrozenTrial], k: int, scor
             continue
         seen.add(key)
         model = {name: value for name, value in trial.params.items() if name.startswith("model.")}
-        main.enqueue_trial(model, user_attrs={score_attr: trial.value, "proxy_trial": trial.number},
-                           skip_if_exists=True)
+        if _model_key(model) not in held:
+            main.enqueue_trial(model, user_attrs={score_attr: trial.value, "proxy_trial": trial.number},
+                               skip_if_exists=True)
         if len(seen) == k:
             break
+
+
+def _model_key(params: dict[str, Any]) -> str:
+    """A trial's `model.*` settings, numbers compared as numbers (1 and 1.0 alike)."""
+    model = {name: float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+             for name, value in params.items() if name.startswith("model.")}
+    return json.dumps(model, sort_keys=True, default=str)
 
 
 def _recorded_network(trial: FrozenTrial) -> str:

@@ -117,14 +117,21 @@ def setup_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | No
     aspects = {"budget.epochs": lambda r: r.record.get("epochs"),
                "the space searched": lambda r: r.search.get("space_searched"),
                "the settings held fixed": lambda r: r.search.get("space_fixed")}
+    # None: not recorded (a run made by a searchlab before its record kept them), which is no difference
     differing = [name for name, get in aspects.items()
-                 if len({json.dumps(get(r), sort_keys=True, default=str) for r in runs}) > 1]
+                 if len({json.dumps(get(r), sort_keys=True, default=str) for r in runs if get(r) is not None}) > 1]
+    partly = [get for get in aspects.values()
+              if any(get(r) is None for r in runs) and any(get(r) is not None for r in runs)]
+    unknown = [t for r, t in zip(runs, targets) if any(get(r) is None for get in partly)]
+    said = (f" ({', '.join(map(str, unknown))}: recorded by an earlier searchlab that kept no budget.epochs or space "
+            "searched, so those are not compared)") if unknown else ""
     if not differing:
-        return None
-    epochs = (" (budget.epochs: " + "; ".join(f"{t}: {r.record.get('epochs')}" for r, t in zip(runs, targets)) + ")"
+        return f"these runs' epochs and spaces cannot all be compared{said}" if said else None
+    epochs = (" (budget.epochs: " + "; ".join(f"{t}: {r.record.get('epochs')}" for r, t in zip(runs, targets)
+                                              if r.record.get("epochs") is not None) + ")"
               if "budget.epochs" in differing else "")
-    return (f"these runs differ in {', '.join(differing)}{epochs}, not only in strategy, so their curves compare "
-            "those too. Fix: run each strategy on one study file, changing only strategy (and run_dir)")
+    return (f"these runs differ in {', '.join(differing)}{epochs}{said}, not only in strategy, so their curves "
+            "compare those too. Fix: run each strategy on one study file, changing only strategy (and run_dir)")
 
 
 def _first_objective(run: OpenRun) -> tuple[str, str]:
