@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -201,3 +202,40 @@ def test_the_postgres_spelling_is_refused_with_the_one_sqlalchemy_knows(pg):
     """postgres:// (libpq's and Heroku's spelling) said only "Can't load plugin: sqlalchemy.dialects:postgres"."""
     with pytest.raises(StorageError, match="Fix: use postgresql:// .*e.g. postgresql://searchlab@127.0.0.1"):
         open_storage(pg.replace("postgresql://", "postgres://"))
+
+
+def test_a_call_during_a_short_outage_is_tried_again_until_the_server_is_back(server, pg, capsys):
+    """A Ray driver asks for and tells every trial, and every new Ray worker opens the storage: one of those
+    during a 4-second restart ended the whole Ray run."""
+    import threading
+
+    from searchlab.engine.storage import through_outage
+
+    server.stop()
+    threading.Timer(3.0, server.start).start()
+    said: list[bool] = []
+    studies = through_outage(lambda: open_storage(pg).get_all_studies(), seconds=60, said=said)
+    assert isinstance(studies, list) and said == [True]
+    err = capsys.readouterr().err
+    assert err.count("note: the storage's server cannot be reached") == 1 and "trying again for up to 60 s" in err
+    with pytest.raises(StorageError, match="cannot open storage"):   # not a server away: raised at once
+        through_outage(lambda: open_storage(pg.replace("/searchlab", "/no_such_db")), seconds=60)
+
+
+def test_a_ray_run_goes_on_through_a_server_restart(write_study, tmp_path, server, pg):
+    """The audit's case: `pg_ctl stop; sleep 3; pg_ctl start` during a Ray run on PostgreSQL ended it (exit 2,
+    45 lines of "Trial task failed ... StorageError"), two trials left RUNNING."""
+    pytest.importorskip("ray")
+    extra = f"\nstorage: '{pg}'\nexecutor: {{kind: ray, max_concurrent: 1}}\n"
+    path, pid_dir = _study(write_study, tmp_path, n=3, sleep=2, extra=extra)
+    path.write_text(path.read_text().replace("name: fake", "name: ray_restart"))
+    proc = _start_run(path)
+    _wait_for_pids(pid_dir, 1)
+    server.stop()   # while trial 0 sleeps; trial 1 is asked for while the server is away
+    time.sleep(3)
+    server.start()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    trials = optuna.load_study(study_name="ray_restart", storage=open_storage(pg)).get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3, [(t.state, t.user_attrs.get("error")) for t in trials]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]

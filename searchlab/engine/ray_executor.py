@@ -8,9 +8,12 @@ its config queued again (executor.max_retries). The trial itself runs in engine/
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +30,7 @@ from searchlab.engine.ray_schedule import longest_trial
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import interruption_message, raise_if_stopped, stop_on_signals
-from searchlab.engine.storage import is_local_file, retry_callback
+from searchlab.engine.storage import is_local_file, retry_callback, through_outage
 from searchlab.engine.worker import Budget, open_optuna_study
 
 WORKER_DIED = ("the Ray worker running this trial died (its process or node was lost) or failed outside the "
@@ -50,7 +53,8 @@ def run_ray(study: Study, deadline: float | None,
     # the trials in flight RUNNING, exiting 0 and suggesting Tuner.restore, which is not how a study resumes
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     quiet_lost_worker_tracebacks()
-    ostudy = open_optuna_study(study, heartbeat=False)   # asks outside optimize; Tune reports lost workers
+    # Heartbeats on a server storage only: another driver may run the study there (engine/driver_liveness.py)
+    ostudy = open_optuna_study(study, heartbeat=not is_local_file(study.storage_url))
     searcher = _OptunaSearcher(study, ostudy, deadline, on_trial)
     resources = {"cpu": ex.resources_per_trial.cpu, "gpu": ex.resources_per_trial.gpu}
     trainable = tune.with_resources(tune.with_parameters(ray_trial, study=with_data_root_pinned(study),
@@ -62,7 +66,7 @@ def run_ray(study: Study, deadline: float | None,
                                   failure_config=tune.FailureConfig(max_failures=0)))   # retries: ours, below
     slots = trial_slots(study, alive_nodes())
     # Ours again over the SIGTERM handler Ray's core installed (it aborted the driver with a stack dump)
-    with _pending_trials(min(ex.max_concurrent or slots, slots)), stop_on_signals():
+    with _pending_trials(min(ex.max_concurrent or slots, slots)), stop_on_signals(), _heartbeats(ostudy, searcher):
         try:
             # A Ctrl-C during Ray's start or the cluster checks can land in a callback that swallows it
             # ("Exception ignored in ... WeakKeyDictionary"): the run went on to run every trial and exit 0
@@ -76,6 +80,36 @@ def run_ray(study: Study, deadline: float | None,
             first = str(exc).splitlines()[0] if str(exc) else ""
             searcher.fail_running(f"interrupted (the Ray run stopped on {type(exc).__name__}: {first})")
             raise
+
+
+@contextmanager
+def _heartbeats(ostudy: optuna.Study, searcher: Any) -> Iterator[None]:
+    """Beat for the trials this driver asked for and has not told, while Tune runs them: the trials run in
+    Ray workers, not in Study.optimize, where Optuna would send them. A beat that cannot reach the server is
+    skipped (storage.HeartbeatRDBStorage)."""
+    interval = _heartbeat_interval(ostudy)
+    if interval is None:   # a local file: this driver is the study's only one (the run folder's lock)
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            for trial in list(searcher.asked.values()):
+                ostudy._storage.record_heartbeat(trial._trial_id)
+
+    thread = threading.Thread(target=beat, name="searchlab-ray-heartbeats", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval)
+
+
+def _heartbeat_interval(ostudy: optuna.Study) -> int | None:
+    """Seconds between heartbeats of the study's storage; None when it sends none (files, journals)."""
+    return getattr(ostudy._storage, "get_heartbeat_interval", lambda: None)()
 
 
 def _tune_folder(study: Study) -> Path:
@@ -158,6 +192,7 @@ class _OptunaSearcher:
                 self.retry = retry_callback(study.config.executor.max_retries)
                 self.retention = checkpoint_retention(study)
                 self.asked: dict[str, optuna.Trial] = {}
+                self.said_outage: list[bool] = []   # the storage's server was away once: said then
 
             def suggest(self, trial_id: str) -> dict[str, Any] | None:
                 if self.deadline is not None and time.time() >= self.deadline:
@@ -168,7 +203,9 @@ class _OptunaSearcher:
                     return None if self.asked and not self.budget.capped(self.ostudy) else Searcher.FINISHED
                 from searchlab.tasks import sample_trial_config
 
-                trial = self.ostudy.ask()
+                trial = through_outage(self.ostudy.ask, said=self.said_outage)
+                if _heartbeat_interval(self.ostudy) is not None:   # a server storage: beat at once, so the
+                    self.ostudy._storage.record_heartbeat(trial._trial_id)   # trial never looks a gone driver's
                 try:   # the strategy's parameters, stored before the trial runs
                     sample_trial_config(trial, self.study)
                 except Exception as exc:   # a plug-in's bad draw fails this trial, as it does locally
@@ -187,20 +224,28 @@ class _OptunaSearcher:
             def fail_running(self, reason: str) -> None:
                 """Fail the trials Tune still runs, with `reason` (the next run re-queues interrupted ones)."""
                 for trial in self.asked.values():
-                    trial.set_user_attr("error", reason)
-                    self.ostudy.tell(trial, state=TrialState.FAIL)
+                    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):   # see below
+                        trial.set_user_attr("error", reason)
+                        self.ostudy.tell(trial, state=TrialState.FAIL)
                 self.asked.clear()
 
             def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
                 trial = self.asked.pop(trial_id, None)
-                if trial is not None:
-                    frozen = tell_outcome(self.ostudy, trial, result or {}, error, self.study)
-                    if frozen.state == TrialState.FAIL and error and not timed_out(frozen.user_attrs.get("error")):
-                        self.retry(self.ostudy, frozen)
-                    if self.retention is not None:
-                        self.retention(self.ostudy, frozen)
-                    if self.on_trial is not None:
-                        self.on_trial(self.ostudy, frozen)
+                if trial is None:
+                    return
+                try:
+                    frozen = through_outage(lambda: tell_outcome(self.ostudy, trial, result or {}, error, self.study),
+                                            said=self.said_outage)
+                except optuna.exceptions.UpdateFinishedTrialError:   # another process finished it in the storage
+                    print(f"warning: trial {trial.number} was finished in the storage by another run of this "
+                          "study (it judged this driver gone); its outcome here is not recorded", file=sys.stderr)
+                    return
+                if frozen.state == TrialState.FAIL and error and not timed_out(frozen.user_attrs.get("error")):
+                    self.retry(self.ostudy, frozen)
+                if self.retention is not None:
+                    self.retention(self.ostudy, frozen)
+                if self.on_trial is not None:
+                    self.on_trial(self.ostudy, frozen)
 
         return OptunaSearcher(*args, **kwargs)
 

@@ -47,7 +47,7 @@ def _actor_state(study: Study) -> _Actor:
 def _open(study: Study) -> _Actor:
     import ray
 
-    from searchlab.engine.storage import artifact_store, open_storage
+    from searchlab.engine.storage import artifact_store, open_storage, through_outage
     from searchlab.strategy import build_pruner
     from searchlab.tasks import get_task, pruner_steps
 
@@ -56,8 +56,9 @@ def _open(study: Study) -> _Actor:
     # The parameters are in the storage already, so no sampler work happens here (a random sampler only
     # reads them back); the Optuna pruner prunes here unless a Ray scheduler stops trials instead.
     pruner = optuna.pruners.NopPruner() if ex.scheduler else build_pruner(study.config.pruner, pruner_steps(study))
-    ostudy = optuna.load_study(study_name=study.config.name, storage=open_storage(study.storage_url),
-                               sampler=optuna.samplers.RandomSampler(), pruner=pruner)
+    ostudy = through_outage(lambda: optuna.load_study(study_name=study.config.name,
+                                                      storage=open_storage(study.storage_url),
+                                                      sampler=optuna.samplers.RandomSampler(), pruner=pruner))
     node_id = ray.get_runtime_context().get_node_id()
     node_ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id), None)
     return _Actor(ostudy, get_task(study.config.task), artifact_store(study.run_dir), node_id, node_ip)
@@ -68,10 +69,11 @@ def ray_trial(config: dict[str, Any], study: Study, deadline: float | None) -> N
     from ray import tune
 
     from searchlab.engine.objective import make_objective
+    from searchlab.engine.storage import through_outage
 
     actor = _actor_state(study)
     trial = optuna.trial.Trial(actor.ostudy, config["trial_id"])
-    trial.set_user_attr("ray_node", actor.node_id)
+    through_outage(lambda: trial.set_user_attr("ray_node", actor.node_id))
     trial.set_user_attr("ray_node_ip", actor.node_ip)
     on_epoch = _report_epoch if study.config.executor.scheduler else None
     objective = make_objective(study, actor.task, actor.artifacts, deadline, on_epoch=on_epoch)

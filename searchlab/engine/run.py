@@ -129,14 +129,19 @@ def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, 
         print(f"note: another `searchlab run` of {study.run_dir} is running: this one joins it as more workers of "
               "the same study (together they stop at budget.n_trials; Ctrl-C stops this one only)", file=sys.stderr)
         return
-    # Trials left RUNNING are failed only where no other machine can be running them: a local file's study, or
-    # a Ray driver's (the only one telling its trials' outcomes, so when it runs alone, trials left RUNNING in
-    # any storage are from a killed driver). Interrupted trials already FAIL are re-queued on any storage (a
-    # Ctrl-C'd run on PostgreSQL said their configs would run again).
-    owned = is_local_file(study.storage_url) or study.config.executor.kind == "ray"
+    # Trials left RUNNING are failed at once only where no other machine can be running them: a local file's
+    # study. On a server, a Ray driver's trials are failed once their driver is seen to be gone (its heartbeats
+    # stopped), other runners' once their heartbeat is stale (Optuna's, as they run). Interrupted trials already
+    # FAIL are re-queued on any storage (a Ctrl-C'd run on PostgreSQL said their configs would run again).
+    owned = is_local_file(study.storage_url)
+    gone: set[int] = set()
+    if study.config.executor.kind == "ray" and not owned:
+        from searchlab.engine.driver_liveness import trials_of_gone_drivers
+
+        gone = trials_of_gone_drivers(ostudy)
     fixed_now = {fixed.name for _, fixed, _ in fixed_settings(study.space)}
     if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned,
-                                    fixed_now=fixed_now):
+                                    fixed_now=fixed_now, gone=gone):
         print(f"note: {stale} trial(s) left RUNNING by a run that ended without finishing them (killed) are now "
               "FAIL, and the configs they drew run again", file=sys.stderr)
     try:
@@ -282,9 +287,10 @@ INTERRUPTED = "interrupted: its process ended without finishing"
 
 
 def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bool = True,
-                        fixed_now: Collection[str] = ()) -> int:
-    """Fail trials a killed process left RUNNING (with `fail_running`) and re-queue their configs (like
-    Optuna's heartbeat); one that stored its error before its process ended keeps it and is not retried.
+                        fixed_now: Collection[str] = (), gone: Collection[int] = ()) -> int:
+    """Fail trials a killed process left RUNNING (all with `fail_running`, else those numbered in `gone`) and
+    re-queue their configs (like Optuna's heartbeat); one that stored its error before its process ended keeps
+    it and is not retried.
 
     Also re-queues interrupted trials whose retry was never queued: those stopped by Ctrl-C or SIGTERM (their
     config was never judged), and those of a process killed between failing a trial and queuing its retry
@@ -294,11 +300,13 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bo
     at most `max_retries` times: one that killed its process each time was run again by every run, for good.
     """
     storage, retry = ostudy._storage, retry_callback(sys.maxsize, fixed_now)
-    stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if fail_running else []
+    stale = [t for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+             if fail_running or t.number in gone]
     for trial in stale:
-        if "error" not in trial.user_attrs:
-            storage.set_trial_user_attr(trial._trial_id, "error", INTERRUPTED)
-        storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):   # its driver told it just now
+            if "error" not in trial.user_attrs:
+                storage.set_trial_user_attr(trial._trial_id, "error", INTERRUPTED)
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     trials = ostudy.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's
         t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}

@@ -8,11 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import sys
 import time
 import warnings
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import optuna
 import sqlalchemy.exc
@@ -22,6 +23,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.errors import StorageError, shown_url
+
+T = TypeVar("T")
 
 HEARTBEAT_SECONDS = 10     # a RUNNING trial whose process died is noticed after GRACE_SECONDS
 GRACE_SECONDS = 60         # long enough that a busy machine never fails a live trial
@@ -118,6 +121,38 @@ def _lost_connection(exc: BaseException | None) -> BaseException | None:
     return None
 
 
+OUTAGE_SECONDS = 30   # how long a Ray driver or worker tries again while the database server is away (a restart)
+
+
+def through_outage(call: Callable[[], T], seconds: float = OUTAGE_SECONDS, said: list[bool] | None = None) -> T:
+    """`call()`, tried again every second while the database server cannot be reached, for up to `seconds`
+    (then its error is raised). A Ray run's driver asks for and tells every trial, and each new worker opens
+    the storage: one of those during a server restart of a few seconds ended the whole run. `said`: a
+    one-item flag, so the wait is said once per process."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not _server_away(exc) or time.monotonic() >= deadline:
+                raise
+            if said is not None and not said:
+                said.append(True)
+                print(f"note: the storage's server cannot be reached ({storage_error_reason(exc)}); trying again "
+                      f"for up to {seconds:.0f} s", file=sys.stderr)
+            time.sleep(1.0)
+
+
+# What a server that is up says to a connection it refuses for good (PostgreSQL's words): no outage to wait out
+REFUSED_FOR_GOOD = ("does not exist", "authentication failed", "no password supplied", "permission denied")
+
+
+def _server_away(exc: BaseException) -> bool:
+    if not (is_connection_lost(exc) or getattr(exc, "server_unreachable", False)):
+        return False
+    return not any(words in str(exc) for words in REFUSED_FOR_GOOD)
+
+
 def lost_storage_error(url: str, exc: BaseException) -> StorageError | None:
     """One line for a run whose database server went away mid-run, instead of the traceback Optuna's tell ends
     in; None when `exc` is no such loss, or the storage is a file (SQLite's "disk I/O error" is no server gone)."""
@@ -182,7 +217,9 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) 
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
         reason = storage_error_reason(exc)
-        raise StorageError(f"cannot open storage '{shown_url(url)}': {reason}. Fix: {_storage_fix(url)}") from None
+        error = StorageError(f"cannot open storage '{shown_url(url)}': {reason}. Fix: {_storage_fix(url)}")
+        error.server_unreachable = is_connection_lost(exc)   # for through_outage: a restart, not a wrong URL
+        raise error from None
 
 
 def _storage_fix(url: str) -> str:
