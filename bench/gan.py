@@ -1,6 +1,6 @@
 """GAN trials on BreastMNIST (28x28): wall time and MedFID per family at the generate task's default budget.
 
-    python bench/gan.py [--families dcgan wgan_gp stylegan2] [--iterations N] [--synthetic 250] [--seeds 3]
+    python bench/gan.py [--families dcgan wgan_gp stylegan2] [--iterations N] [--synthetic 250] [--seeds 3] [--seed 0]
 
 1. One trial per family, one after the other with both cores (workers 1, 2 torch threads), each with the
    settings a study gets when its space leaves them at their defaults (searchlab/tasks/generate_config.py:
@@ -36,12 +36,13 @@ from searchlab.engine.run import run_study  # noqa: E402
 TARGET_SECONDS = {"dcgan": 180, "wgan_gp": 180, "stylegan2": 600}
 
 
-def study_file(tmp: Path, family: str, iterations: int | None) -> Path:
-    """One family's study in its own run folder, all sharing the MedFID feature network trained first."""
+def study_file(tmp: Path, family: str, iterations: int | None, seed: int = 0) -> Path:
+    """One family's study in its own run folder, all sharing the MedFID feature network trained first (`seed`:
+    the study's, so the trial's training seed; the feature network is trained at seed 0 whatever it is)."""
     train = {"iterations": iterations} if iterations else {}
     return write_study(tmp / f"{family}.yaml", {
         "name": f"gan_{family}", "task": {"kind": "generate", "features": str(tmp / "features")},
-        "objective": "medfid", "strategy": "random", "pruner": {"kind": "none"}, "seed": 0,
+        "objective": "medfid", "strategy": "random", "pruner": {"kind": "none"}, "seed": seed,
         "budget": {"n_trials": 1},
         "data": {"source": "medmnist", "name": "breastmnist", "root": data_root(), "download": False},
         "space": {"gan": {"family": family, "conditional": True}, "train": train},
@@ -61,8 +62,8 @@ def train_features(tmp: Path) -> float:
     return time.perf_counter() - start
 
 
-def family_trial(tmp: Path, family: str, iterations: int | None) -> tuple[dict, list]:
-    study = load_study(study_file(tmp, family, iterations))
+def family_trial(tmp: Path, family: str, iterations: int | None, seed: int = 0) -> tuple[dict, list]:
+    study = load_study(study_file(tmp, family, iterations, seed))
     started = time.perf_counter()
     run_study(study, progress=False)
     wall = time.perf_counter() - started
@@ -121,11 +122,12 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=None, help="override the default 1,000 (smoke runs)")
     parser.add_argument("--synthetic", type=int, default=250, help="minority-class images added (0: skip step 2)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="the GAN studies' seed (their trials' training seed)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with scratch_dir() as tmp:
         extractor_s = train_features(tmp)
-        trials = [family_trial(tmp, family, args.iterations) for family in args.families]
+        trials = [family_trial(tmp, family, args.iterations, args.seed) for family in args.families]
         results, rows = [r for r, _ in trials], [row for _, row in trials]
         done = [r for r in results if "medfid" in r]
         down, best = [], None

@@ -72,3 +72,14 @@ def postgres():
         if url is None:
             pytest.skip("no PostgreSQL server programs on this machine (Debian: apt-get install postgresql)")
         yield url
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """A module of small-network tests on one core: a benchmark or another test may share the machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

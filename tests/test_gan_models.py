@@ -21,13 +21,7 @@ MARKER = "# ---- model.py body ----"
 LATENT, WIDTH, BATCH = 8, 8, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """A benchmark shares this machine: keep these tests on one core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def nets(family: str, size: int, n_classes: int, channels: int = 1) -> tuple[nn.Module, nn.Module]:

@@ -100,7 +100,8 @@ def test_a_generator_export_lists_the_files_it_trained_on_and_says_how_it_was_se
     ran = config["trial"]["config_with_defaults"]   # every setting as run, those the space left out too
     assert {key: ran["train"][key] for key in ("batch_size", "iterations", "evaluations", "diff_augment")} == {
         "batch_size": 16, "iterations": 40, "evaluations": 1, "diff_augment": "none"}
-    assert ran["optim"]["lr_g"] == 2e-4 and "rebuilt at export" in config["trial"]["config_with_defaults_is"]
+    assert ran["optim"]["lr_g"] == 2e-4 and ran["optim"]["beta1_d"] == 0.5   # as it ran (DCGAN's defaults)
+    assert "rebuilt at export" in config["trial"]["config_with_defaults_is"]
     assert isinstance(config["trial"]["seed"], int) and config["search"]["seed"] == 0
     assert config["objectives"] == ["medfid"]
     assert config["data_splits"]["train"] == {"images": 36, "per_class": {"a": 18, "b": 18}}

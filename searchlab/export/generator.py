@@ -81,6 +81,9 @@ def _trial(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
             return found
         found["config_with_defaults_is"] = ("rebuilt at export from the trial's config and the defaults of the "
                                             f"searchlab that exported it ({made_with()['searchlab']})")
+        for net, adam in (trial.user_attrs.get("adam") or {}).items():   # as the trial ran them (recorded)
+            found["config_with_defaults"]["optim"].update({f"lr_{net}": adam["lr"], f"beta1_{net}": adam["betas"][0],
+                                                           f"beta2_{net}": adam["betas"][1]})
     return found
 
 

@@ -65,8 +65,8 @@ def train_gan(spec: GenerateTrialConfig, real: RealImages, reference: Reference,
     image_size, channels = real.images.shape[-1], real.images.shape[1]
     G, D = build_pair(spec, image_size, channels, real.n_classes)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_g = torch.optim.Adam(G.parameters(), lr=spec.optim.lr_g, betas=(spec.optim.beta1_g, spec.optim.beta2_g))
-    opt_d = torch.optim.Adam(D.parameters(), lr=spec.optim.lr_d, betas=(spec.optim.beta1_d, spec.optim.beta2_d))
+    opt_g = torch.optim.Adam(G.parameters(), **spec.adam("g"))   # the family's lr and betas unless set
+    opt_d = torch.optim.Adam(D.parameters(), **spec.adam("d"))
     steps = GANSteps(spec, real, G, D, gen)
     total, checkpoints = spec.train.iterations, _checkpoints(spec.train.iterations, spec.train.evaluations)
     evaluations: list[dict[str, float]] = []

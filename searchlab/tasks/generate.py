@@ -121,7 +121,9 @@ class GenerateTask:
         _check_same_features(_finished(ctx.trial.study), reference.features, self.cfg.features)
         real = _real_images(data)
         _check_resolution(spec, data)
-        ctx.record(generator=_generator_spec(spec, data), medfid_features=reference.features.digest)
+        # the Adam settings as they ran: left unset, they are the family's defaults, which a searchlab may change
+        ctx.record(generator=_generator_spec(spec, data), medfid_features=reference.features.digest,
+                   adam={net: spec.adam(net) for net in ("g", "d")})
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("medfid", "minimize"))
         result = train_gan(spec, real, reference, ctx.seed, ctx.report, ctx.out_of_time, select)
         if result.iterations < spec.train.iterations:   # a shorter GAN scores worse, never better by luck: kept

@@ -1,0 +1,116 @@
+"""A conditional StyleGAN2 must get its labels right and learn them at the default budget: labels reach G (the
+mapping net, the mixed second w) and the projection D sample by sample, the training steps pair each real image
+with its own label and ask G for fakes of those labels, and the default optimiser settings move the label path
+fast enough for 1,000 steps (the lr DCGAN uses left StyleGAN2's equalized-lr weights all but frozen: label
+agreement at chance on BreastMNIST). Tiny nets, one thread: seconds."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from searchlab.gan.train import GANSteps, RealImages
+from searchlab.models.gan import build_discriminator, build_generator
+from searchlab.tasks.generate_config import GenerateTrialConfig
+
+SIZE, LATENT, WIDTH = 28, 16, 8
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_labels_reach_g_and_d_sample_by_sample() -> None:
+    torch.manual_seed(0)
+    G = build_generator("stylegan2", SIZE, 1, latent=LATENT, width=WIDTH, n_classes=2).eval()
+    D = build_discriminator("stylegan2", SIZE, 1, width=WIDTH, n_classes=2, mbstd_group=1)
+    z = torch.randn(6, LATENT)
+    labels = torch.tensor([0, 1, 1, 0, 1, 0])
+    with torch.no_grad():
+        batch = G(z, labels, noise_mode="const")
+        one_by_one = torch.cat([G(z[i:i + 1], labels[i:i + 1], noise_mode="const") for i in range(6)])
+        flipped = G(z, 1 - labels, noise_mode="const")
+        assert torch.allclose(batch, one_by_one, atol=1e-5), "each sample must be made with its own label"
+        assert (batch - flipped).abs().mean() > 0.05, "the label must change G's image for the same z"
+        scores = D(batch, labels)
+        assert torch.allclose(scores, torch.cat([D(batch[i:i + 1], labels[i:i + 1]) for i in range(6)]), atol=1e-5)
+        assert (scores - D(batch, 1 - labels)).abs().min() > 0, "D's score must depend on every sample's label"
+
+
+def test_style_mixing_keeps_each_samples_label() -> None:
+    torch.manual_seed(0)
+    G = build_generator("stylegan2", SIZE, 1, latent=LATENT, width=WIDTH, n_classes=2, mixing_prob=1.0).train()
+    seen = []
+    original = G.mapping.forward
+    G.mapping.forward = lambda z, labels=None: (seen.append(labels.clone()), original(z, labels))[1]
+    labels = torch.tensor([1, 0, 0])
+    G.make_ws(torch.randn(3, LATENT), labels)
+    assert len(seen) == 2 and all(torch.equal(s, labels) for s in seen), "both mixed w's use the sample's label"
+
+
+def test_training_steps_pair_real_images_with_their_labels_and_ask_for_fakes_of_those_labels() -> None:
+    """Real image i is filled with its label's value, so D's calls show whether images and labels stay paired."""
+    labels = torch.tensor([0, 1] * 20)
+    images = labels.float().reshape(-1, 1, 1, 1).expand(-1, 1, SIZE, SIZE).clone() * 2 - 1
+    real = RealImages(images, labels, 2)
+    spec = GenerateTrialConfig.model_validate({"gan": {"family": "stylegan2", "conditional": True, "latent": LATENT,
+                                                       "r1_every": 1},
+                                               "train": {"batch_size": 8}})
+    asked, judged = [], []
+
+    class Spy(torch.nn.Module):
+        def __init__(self, fn):
+            super().__init__()
+            self.fn, self.w = fn, torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, labels=None):
+            return self.fn(x, labels)
+
+    def make(z, labels):
+        asked.append(labels.clone())
+        return labels.float().reshape(-1, 1, 1, 1).expand(-1, 1, SIZE, SIZE) * 2 - 1 + 0 * z.sum() + 3.0
+
+    def judge(x, labels):
+        judged.append((x.detach().clone(), labels.clone()))
+        return x.flatten(1).mean(dim=1) * D.w
+
+    D = Spy(judge)
+    steps = GANSteps(spec, real, Spy(make), D, torch.Generator().manual_seed(0))
+    steps.discriminator(1)
+    steps.generator()
+    assert len(asked) == 2 and len(judged) >= 3
+    for x, lab in judged:
+        value = x[:, 0, 0, 0]
+        fake = value > 1.5                                  # fakes carry the +3 offset
+        assert torch.equal(torch.where(fake, value - 3.0, value), lab.float() * 2 - 1), \
+            "D must see every image (real or fake) beside the label it belongs to"
+
+
+def _label_gap_after(adam: dict, steps: int, seed: int) -> float:
+    """A proxy of the label path's pace, without a discriminator: G is trained `steps` Adam steps to make class 1
+    brighter than class 0; the share of fresh z for which it is afterwards (0.5: the label not learned)."""
+    torch.manual_seed(seed)
+    G = build_generator("stylegan2", SIZE, 1, latent=LATENT, width=WIDTH, n_classes=2, mixing_prob=0.0)
+    opt = torch.optim.Adam(G.parameters(), **adam)
+    labels = torch.tensor([0, 1] * 8)
+    for _ in range(steps):
+        loss = (G(torch.randn(16, LATENT), labels).mean(dim=(1, 2, 3)) - (labels.float() - 0.5)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    G.eval()
+    with torch.no_grad():
+        z = torch.randn(64, LATENT)
+        dark, bright = (G(z, torch.full((64,), c), noise_mode="const").mean(dim=(1, 2, 3)) for c in (0, 1))
+    return float((bright > dark).float().mean())
+
+
+def test_default_adam_settings_let_stylegan2_learn_its_labels_at_the_default_budgets_pace() -> None:
+    """StyleGAN2's own Adam defaults (lr 0.002, betas (0, 0.99)): 40 steps teach every seed the label (measured
+    0.98-1.0); DCGAN's 2e-4, (0.5, 0.999), which it ran with before, left it at 0.70-0.77, and the adversarial
+    1,000 steps at chance."""
+    spec = GenerateTrialConfig.model_validate({"gan": {"family": "stylegan2"}})
+    assert spec.adam("g") == spec.adam("d") == {"lr": 2e-3, "betas": (0.0, 0.99)}
+    assert GenerateTrialConfig().adam("g") == {"lr": 2e-4, "betas": (0.5, 0.999)}, "DCGAN keeps its settings"
+    assert GenerateTrialConfig.model_validate({"gan": {"family": "stylegan2"}, "optim": {"lr_g": 1e-3}}).adam("g") \
+        == {"lr": 1e-3, "betas": (0.0, 0.99)}, "a trial's (searched) setting wins over the family default"
+    for seed in range(3):
+        assert _label_gap_after(spec.adam("g"), 40, seed) >= 0.95
