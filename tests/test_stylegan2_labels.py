@@ -114,3 +114,24 @@ def test_default_adam_settings_let_stylegan2_learn_its_labels_at_the_default_bud
         == {"lr": 1e-3, "betas": (0.0, 0.99)}, "a trial's (searched) setting wins over the family default"
     for seed in range(3):
         assert _label_gap_after(spec.adam("g"), 40, seed) >= 0.95
+
+
+def test_a_resumed_study_of_stylegan2_trials_made_before_its_own_adam_is_warned_of() -> None:
+    """Trials a searchlab before 2026-12-05 made trained StyleGAN2 at DCGAN's lr 2e-4: resumed, the new trials
+    (lr 0.002) would rank beside them with nothing in their params to tell them apart."""
+    import optuna
+
+    from searchlab.tasks.generate_config import ADAM_KEYS, stylegan2_trained_before_its_adam
+
+    def trial(number: int, family: str, optim: dict | None = None, adam: bool = False):
+        attrs = {"generator": {"family": family}, "config": {"optim": optim or {}}}
+        made = optuna.trial.create_trial(value=1.0, user_attrs={**attrs, **({"adam": {}} if adam else {})})
+        made.number = number
+        return made
+
+    every = {key: 1e-3 if key.startswith("lr") else 0.5 for key in ADAM_KEYS}
+    fine = [trial(0, "dcgan"), trial(1, "stylegan2", adam=True), trial(2, "stylegan2", optim=every)]
+    assert stylegan2_trained_before_its_adam(fine) is None
+    said = stylegan2_trained_before_its_adam([*fine, trial(3, "stylegan2", optim={"lr_g": 1e-3}), trial(4, "stylegan2")])
+    assert said.startswith("2 earlier StyleGAN2 trial(s) of this study (e.g. trial 3) ran before")
+    assert "set space.optim: {lr_g: 0.0002, lr_d: 0.0002, beta1_g: 0.5, beta1_d: 0.5, beta2_g: 0.999, " in said

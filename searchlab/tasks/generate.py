@@ -33,7 +33,7 @@ from searchlab.gan.train import RealImages, build_pair, sample_unit, to_signed, 
 from searchlab.space import probe_configs, searchable_params
 from searchlab.space.unused import describe, unused_settings
 from searchlab.tasks.direction import objective_direction
-from searchlab.tasks.generate_config import GenerateTrialConfig
+from searchlab.tasks.generate_config import GenerateTrialConfig, stylegan2_trained_before_its_adam
 from searchlab.tasks.generate_usage import generate_setting_default, generate_setting_used
 from searchlab.tasks.gan_pace import gan_time_warning
 from searchlab.tasks.parse import parse_trial
@@ -110,7 +110,10 @@ class GenerateTask:
             print("MedFID: training its feature network on this data once (about a minute on a CPU core; "
                   "cached in the run folder, or name an export with task.features)", file=sys.stderr)
         _, reference, _ = self._reference(study)
-        _check_same_features(_earlier_trials(study), reference.features, self.cfg.features)
+        earlier = _earlier_trials(study)
+        _check_same_features(earlier, reference.features, self.cfg.features)
+        if older := stylegan2_trained_before_its_adam(earlier):
+            print(f"warning: {older}", file=sys.stderr)
         if slow := gan_time_warning(study, _real_images(data), specs):
             print(f"warning: {slow}", file=sys.stderr)
 

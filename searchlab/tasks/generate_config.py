@@ -60,6 +60,23 @@ class GANOptimSpec(Frozen):
 # configs use 0.002-0.0025): its published setting. bench/gan.py, conditional BreastMNIST, seeds 0 / 1: MedFID
 # 0.19 / 0.49, label agreement 0.77 / 0.69 (before, seed 0: 1.77, 0.52).
 ADAM_DEFAULTS = {"dcgan": (2e-4, 0.5, 0.999), "wgan_gp": (2e-4, 0.5, 0.999), "stylegan2": (2e-3, 0.0, 0.99)}
+ADAM_KEYS = ("lr_g", "lr_d", "beta1_g", "beta1_d", "beta2_g", "beta2_d")
+
+
+def stylegan2_trained_before_its_adam(trials: list[Any]) -> str | None:
+    """A warning for a study resumed from trials a searchlab before 2026-12-05 made: StyleGAN2 trials with Adam
+    settings left unset trained at DCGAN's (2e-4, 0.5, 0.999), new ones train at ADAM_DEFAULTS["stylegan2"], and
+    both rank in one study with nothing in their params to tell them apart. Trials since record `adam`."""
+    older = [t.number for t in trials if (t.user_attrs.get("generator") or {}).get("family") == "stylegan2"
+             and "adam" not in t.user_attrs
+             and not set(ADAM_KEYS) <= set((t.user_attrs.get("config") or {}).get("optim") or {})]
+    if not older:
+        return None
+    before = ", ".join(f"{key}: {value}" for key, value in zip(ADAM_KEYS, (2.0e-4, 2.0e-4, 0.5, 0.5, 0.999, 0.999)))
+    return (f"{len(older)} earlier StyleGAN2 trial(s) of this study (e.g. trial {older[0]}) ran before searchlab "
+            "gave StyleGAN2 its own Adam settings: the settings left unset, they trained at lr 2e-4, betas "
+            "(0.5, 0.999), while this run's train at lr 0.002, betas (0, 0.99), and all rank in one study. Fix: to "
+            f"go on as before, set space.optim: {{{before}}}; or give this run its own run_dir")
 
 
 class GANTrainSpec(Frozen):
