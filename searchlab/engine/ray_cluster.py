@@ -100,13 +100,10 @@ def _worker_env() -> dict[str, Any]:
 
 def _check_reachable(address: str) -> None:
     """A "host:port" that refuses connections fails in seconds (ray.init would keep retrying for minutes)."""
-    host, _, port = address.rpartition(":")
-    if not host:
+    if not address.rpartition(":")[0]:
         return   # "auto": Ray finds the cluster started on this machine
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as exc:
-        raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({exc}). "
+    if refused := _connect_error(address):
+        raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({refused}). "
                              f"{START_A_CLUSTER}") from None
     try:
         from ray._private.services import canonicalize_bootstrap_address
@@ -116,17 +113,18 @@ def _check_reachable(address: str) -> None:
     # (started with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, as a local Ray is) never answered there, and ray.init
     # retried for good, printing "Failed to connect to GCS at address <ip>:<port>" every 30 s
     dialled = canonicalize_bootstrap_address(address)
-    if dialled and dialled != address and not _answers(dialled):
+    if dialled and dialled != address and _connect_error(dialled):
         _keep_on_loopback()
 
 
-def _answers(address: str) -> bool:
+def _connect_error(address: str) -> OSError | ValueError | None:
+    """Why a TCP connection to "host:port" fails within 5 s, or None when something answers there."""
     host, _, port = address.rpartition(":")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
-        return True
-    except (OSError, ValueError):
-        return False
+    except (OSError, ValueError) as exc:
+        return exc
+    return None
 
 
 def alive_nodes() -> list[dict[str, Any]]:

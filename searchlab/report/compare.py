@@ -117,12 +117,12 @@ def setup_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | No
     aspects = {"budget.epochs": lambda r: r.record.get("epochs"),
                "the space searched": lambda r: r.search.get("space_searched"),
                "the settings held fixed": lambda r: r.search.get("space_fixed")}
+    values = {name: [get(r) for r in runs] for name, get in aspects.items()}
     # None: not recorded (a run made by a searchlab before its record kept them), which is no difference
-    differing = [name for name, get in aspects.items()
-                 if len({json.dumps(get(r), sort_keys=True, default=str) for r in runs if get(r) is not None}) > 1]
-    partly = [get for get in aspects.values()
-              if any(get(r) is None for r in runs) and any(get(r) is not None for r in runs)]
-    unknown = [t for r, t in zip(runs, targets) if any(get(r) is None for get in partly)]
+    differing = [name for name, seen in values.items()
+                 if len({json.dumps(v, sort_keys=True, default=str) for v in seen if v is not None}) > 1]
+    partly = [seen for seen in values.values() if None in seen and any(v is not None for v in seen)]
+    unknown = [t for i, t in enumerate(targets) if any(seen[i] is None for seen in partly)]
     said = (f" ({', '.join(map(str, unknown))}: recorded by an earlier searchlab that kept no budget.epochs or space "
             "searched, so those are not compared)") if unknown else ""
     if not differing:
