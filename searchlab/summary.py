@@ -18,6 +18,7 @@ from searchlab.engine.progress import FINISHED, failed_configs, final_trials, st
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_record import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
+from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url
 from searchlab.export.scorings import KEY as SCORINGS_KEY
 
@@ -235,8 +236,8 @@ def _time_spent(study: optuna.Study) -> str | None:
     done = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
     if not done:
         return None
-    ran = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
-    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+    ran = sum(trial_seconds(t) for t in done)   # one that died unseen: until its last sign of life
+    span = (max(trial_end(t) for t in done) - min(t.datetime_start for t in done)).total_seconds()
     return (f"time:      {ran:.0f} s of trials run (summed over {len(done)} finished trials); {span:.0f} s from the "
             "first start to the last end (with the time between runs, and trials run at once counted once)")
 

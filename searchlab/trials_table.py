@@ -7,6 +7,8 @@ duration_s, datetime_start, datetime_complete, and the readable user attrs a row
 threshold-bound metrics were scored at (per label, multi-label, as a JSON list). A PRUNED trial's value is
 that of the last epoch it reported (Optuna's rule), not a finished trial's. Read from the Optuna study alone.
 Parameters only some trials draw are blank where not drawn (whole numbers stay whole: pandas Int64).
+A trial whose process died unseen, failed by a later run, has Optuna's stamp of that moment as its
+datetime_complete, and as its duration_s the time until its last sign of life (engine/trial_time.py).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from searchlab.engine.rundir import OpenRun
+from searchlab.engine.trial_time import trial_seconds
 from searchlab.errors import SearchlabError
 
 FORMATS = ("csv", "parquet", "json")
@@ -57,9 +60,8 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     row.update({f"params.{k}": v for k, v in trial.params.items()})
     metrics = trial.user_attrs.get("metrics", {})
     row.update({f"metrics.{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
-    start, end = trial.datetime_start, trial.datetime_complete
-    row["duration_s"] = (end - start).total_seconds() if start and end else None
-    row["datetime_start"], row["datetime_complete"] = start, end
+    row["duration_s"] = trial_seconds(trial)   # a trial that died unseen: until its last sign of life
+    row["datetime_start"], row["datetime_complete"] = trial.datetime_start, trial.datetime_complete
     row.update({k: trial.user_attrs[k] for k in STAGE_ATTRS + TEXT_ATTRS if k in trial.user_attrs})
     threshold = trial.user_attrs.get("threshold")   # what sensitivity, f1... were scored at
     if threshold is not None:

@@ -135,3 +135,17 @@ def swallows_a_stop_once(config, ctx):
     for step in range(3):
         ctx.report(step, {"loss": 1.0 + step})
     return {"loss": config["x"] ** 2}
+
+
+def reports_then_dies_once(config, ctx):
+    """Reports an epoch, then its whole process is killed (SIGKILL) the first time; its retry completes."""
+    import signal
+    from pathlib import Path
+
+    ctx.report(0, {"loss": 1.0})
+    time.sleep(0.5)
+    marker = Path(config["marker"])
+    if not marker.exists():
+        marker.write_text("died once")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"loss": config["x"] ** 2}

@@ -20,14 +20,15 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from searchlab.config.load import Study
 from searchlab.engine.numbers import plain_number
 from searchlab.engine.signals import raise_if_stopped
+from searchlab.engine.trial_time import AliveStamp
 from searchlab.errors import TrialFailure
 
 # User attributes searchlab writes and reads back as its own (config_of, status, export, the budget's retry count):
 # a callable task's ctx.record(config=...) or (retry_of=...) overwrote them, and what read them read the user's
 # values. (`checkpoint` and `architecture` are the user's to record: retention and the trials table read them.)
-OWN_ATTRS = frozenset({"bag", "class_names", "config", "config_with_defaults", "curve", "error", "metrics",
-                       "model_spec", "preprocessing", "pruned", "retry_of", "searchlab", "task_kind", "threshold",
-                       "traceback"})
+OWN_ATTRS = frozenset({"alive_at", "bag", "class_names", "config", "config_with_defaults", "curve", "error",
+                       "metrics", "model_spec", "preprocessing", "pruned", "retry_of", "searchlab", "task_kind",
+                       "threshold", "traceback"})
 
 
 @dataclass
@@ -40,6 +41,7 @@ class TrialContext:
     curve: list[dict[str, float]] = field(default_factory=list)   # every epoch's validation metrics
     # called with (epoch, primary metric) after each report: the Ray executor feeds its scheduler with it
     on_epoch: Callable[[int, float], None] | None = None
+    alive: AliveStamp = field(default_factory=AliveStamp)   # its last sign of life, for a process killed unseen
 
     @property
     def primary(self) -> tuple[str, str]:
@@ -56,6 +58,7 @@ class TrialContext:
         metric, _ = self.primary
         self.curve.append({"epoch": step, **{k: v for k, v in metrics.items() if _finite(v)}})
         self.trial.set_user_attr("curve", self.curve)   # one attribute, rewritten: one row, not one per epoch
+        self.alive.touch(self.trial)
         value = metrics.get(metric)
         if len(self.study.objectives) > 1 or value is None or not _finite(value):
             return

@@ -35,6 +35,7 @@ from searchlab.engine.setup_record import search_setup
 from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
+from searchlab.engine.trial_time import INTERRUPTED
 from searchlab.engine.worker import run_worker
 from searchlab.errors import ConfigError, SearchlabError, StorageError, shown_text
 from searchlab.models.standalone import DECODER
@@ -281,9 +282,6 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
             yield sole
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-INTERRUPTED = "interrupted: its process ended without finishing"
 
 
 def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bool = True,

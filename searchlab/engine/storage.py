@@ -22,6 +22,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from searchlab.engine.trial_time import NO_HEARTBEAT
 from searchlab.errors import StorageError, shown_url
 
 T = TypeVar("T")
@@ -94,7 +95,7 @@ class HeartbeatRDBStorage(RDBStorage):
 
 
 def stale_reason(grace_seconds: int) -> str:
-    return (f"its runner sent no heartbeat for over {grace_seconds} s (killed, crashed, or lost its connection to "
+    return (f"{NO_HEARTBEAT} for over {grace_seconds} s (killed, crashed, or lost its connection to "
             "the storage)")
 
 

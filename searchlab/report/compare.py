@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.setup_record import strategy_said
+from searchlab.engine.trial_time import trial_end
 from searchlab.errors import SearchlabError
 from searchlab.nas.stage import SPANS
 from searchlab.report.page import Section, figure, page
@@ -53,8 +54,9 @@ def _busy_intervals(trials: list, stages: list[tuple[float, float]] = ()) -> lis
     """When any trial or strategy stage was running, as merged (start, end) seconds: a resumed run's idle days
     between sessions are left out, so a strategy run in two sessions is not drawn as slow as the gap, while
     a stage that scores architectures before the first trial counts as the search time it is. Trials still
-    running (or left so) end at their last completion time seen."""
-    spans = sorted([(t.datetime_start.timestamp(), (t.datetime_complete or t.datetime_start).timestamp())
+    running (or left so) end at their start; one that died unseen, at its last sign of life (not at the
+    later run that failed it)."""
+    spans = sorted([(t.datetime_start.timestamp(), (trial_end(t) or t.datetime_start).timestamp())
                     for t in trials if t.datetime_start] + list(stages))
     merged: list[tuple[float, float]] = []
     for start, end in spans:

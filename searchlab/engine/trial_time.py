@@ -1,0 +1,59 @@
+"""When a trial ended, for the time a search spent on it.
+
+Optuna stamps a trial's end when its state is set. A trial whose process died unseen (killed -9, out of
+memory, a lost machine) is failed later: by the next run of its study (days later, after a weekend) or by a
+runner that saw its heartbeats stop. Its stamp is then that moment, and `compare` drew the whole gap as search
+time, `status` summed it into the trials' run time, and `searchlab trials` gave it as the trial's duration.
+So a trial records its last sign of life (user attr `alive_at`, unix seconds, written at its reports at most
+every ALIVE_EVERY seconds), and such a trial ends there: short of its real end by at most that, plus the
+epoch it died in.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from optuna.trial import TrialState
+
+ALIVE_AT = "alive_at"
+ALIVE_EVERY = 10.0   # seconds: a storage write per epoch would cost a trivial trial as much as its own work
+INTERRUPTED = "interrupted: its process ended without finishing"   # failed by the next run of its study
+NO_HEARTBEAT = "its runner sent no heartbeat"                       # failed by a runner beside it
+
+
+def died_unseen(trial: Any) -> bool:
+    """A trial failed by someone else than its own process, after that process was gone."""
+    error = trial.user_attrs.get("error")
+    return (trial.state == TrialState.FAIL and isinstance(error, str)
+            and (error == INTERRUPTED or error.startswith(NO_HEARTBEAT)))
+
+
+def trial_end(trial: Any) -> datetime | None:
+    """Optuna's end stamp, or for a trial that died unseen its last sign of life (its start if it never
+    reported: what it did before its first report is not known to have happened)."""
+    end = trial.datetime_complete
+    if end is None or trial.datetime_start is None or not died_unseen(trial):
+        return end
+    alive = trial.user_attrs.get(ALIVE_AT)
+    # Optuna's stamps are the writing machine's local time without a zone; fromtimestamp gives the same kind
+    last = datetime.fromtimestamp(alive) if isinstance(alive, (int, float)) else trial.datetime_start
+    return min(end, max(last, trial.datetime_start))
+
+
+def trial_seconds(trial: Any) -> float | None:
+    end = trial_end(trial)
+    return (end - trial.datetime_start).total_seconds() if end and trial.datetime_start else None
+
+
+class AliveStamp:
+    """Writes a trial's `alive_at`, at most every ALIVE_EVERY seconds."""
+
+    def __init__(self) -> None:
+        self.written = float("-inf")
+
+    def touch(self, trial: Any) -> None:
+        now = time.time()
+        if now - self.written >= ALIVE_EVERY:
+            trial.set_user_attr(ALIVE_AT, round(now, 3))
+            self.written = now
