@@ -191,7 +191,13 @@ def test_a_killed_driver_is_resumed_from_the_storage(write_study, tmp_path):
         driver.kill()
         driver.wait()
     before = {t.number: t.value for t in _trials(tmp_path) if t.state == TrialState.COMPLETE}
+    tune_folder = tmp_path / "run" / "ray"
+    killed_runs = _tune_experiments(tune_folder)
+    (tune_folder / "notes.txt").write_text("mine")
     run_study(load_study(path), progress=False)
+    # Tune's files of the killed run are gone (the study is the record); this run's and the user's stay
+    assert len(killed_runs) == 1 and not killed_runs[0].exists() and len(_tune_experiments(tune_folder)) == 1
+    assert (tune_folder / "notes.txt").read_text() == "mine"
     trials = _trials(tmp_path)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
@@ -203,6 +209,10 @@ def test_a_killed_driver_is_resumed_from_the_storage(write_study, tmp_path):
     # with its config; a trial killed between Optuna's ask and its sampling has none, so its retry samples one
     assert all(retried[t.number] == t.params for t in interrupted if t.params)
     assert not [t for t in complete if "error" in t.user_attrs]   # a retry does not inherit the lost attempt's
+
+
+def _tune_experiments(folder):
+    return [p for p in folder.iterdir() if (p / "tuner.pkl").is_file()]
 
 
 def _count(tmp_path, state):

@@ -157,7 +157,7 @@ def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar:
     from searchlab.engine.ray_executor import run_ray   # ray: an optional, heavy import
 
     try:
-        run_ray(study, deadline, on_trial=bar.callback)
+        run_ray(study, deadline, on_trial=bar.callback, alone=alone)
     except SearchlabError:   # a cluster out of reach or too small is refused before its first trial
         if alone:            # another runner's study is its own to keep
             _forget_if_empty(study, ostudy, new_dir)
