@@ -114,7 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="a generator export's images as PNG files (marked synthetic)")
     sample.add_argument("export", help="a generator's export folder (searchlab export of a GAN study's run)")
     sample.add_argument("--out", required=True, help="folder to write to (one sub-folder per class)")
-    sample.add_argument("--n", type=int_in(1), default=64, help="images per class (unconditional: in all; default 64)")
+    sample.add_argument("--n", type=int_in(1, 100_000), default=64,
+                        help="images per class (unconditional: in all; default 64, at most 100000)")
     sample.add_argument("--class", dest="classes", action="append", default=None, metavar="NAME",
                         help="a class to draw, by name or index (repeatable; default: every class)")
     sample.add_argument("--seed", type=int_in(0), default=None, help="the same seed draws the same images "

@@ -130,8 +130,10 @@ def test_a_classify_study_adding_images_of_a_gan_trained_on_its_test_images_is_w
                                                       "used_as": "space.augment.synthetic"}]
     # which generator made its images, by content: the export folder may be replaced later
     generator = json.loads((gan_export / "gan_export" / "config.json").read_text())
+    doubt = {"suspect": generator["suspect"]} if generator.get("suspect") else {}   # its GAN study's, if any
     assert config["trial"]["synthetic_from"] == {"export": str((gan_export / "gan_export").resolve()),
-                                                 "sha256": generator["weights_sha256"]}
+                                                 "sha256": generator["weights_sha256"],
+                                                 "images": {"a": 4, "b": 4}, **doubt}
     from searchlab.export.export_notes import warn_about_export
 
     warn_about_export(config)

@@ -25,7 +25,8 @@ if TYPE_CHECKING:   # tasks.train imports the augment package
 def with_synthetic(batches: Batches, spec: AugmentSpec, base_dir: Path, seed: int,
                    on_source: Callable[[dict[str, Any]], None] | None = None) -> Batches:
     """`batches` with synthetic images appended to its training split (unchanged when off). Which generator
-    made them, with its weights' SHA-256, is told to `on_source` (a folder's export may be replaced later)."""
+    made them, with its weights' SHA-256 (a folder's export may be replaced later), how many of each class,
+    and its GAN study's doubts about it (`suspect`), are told to `on_source`."""
     named = generator_used(spec)
     if named is None:
         return batches
@@ -38,9 +39,12 @@ def with_synthetic(batches: Batches, spec: AugmentSpec, base_dir: Path, seed: in
     problem = generator_mismatch(folder, tuple(train.images.shape[1:]), names if batches.class_names else len(names))
     if problem:
         raise TrialFailure(f"augment.synthetic: {problem[0]}. Fix: {problem[1]}")
-    generator, config = load_generator(folder)
-    tell_source(on_source, "export", folder / "weights.safetensors")
     labels = _labels(train.labels, spec)
+    if not len(labels):   # synthetic_classes: minority of a balanced split: no image added, none to record
+        return batches
+    generator, config = load_generator(folder)
+    added = {names[int(c)]: int(n) for c, n in zip(*torch.unique(labels, return_counts=True))}
+    tell_source(on_source, "export", folder / "weights.safetensors", images=added, suspect=config.get("suspect"))
     images = sample_images(generator, len(labels), labels=_generator_labels(labels, names, config), seed=seed)
     grown = ImageSplit(torch.cat([train.images, images]), torch.cat([train.labels, labels.to(train.labels.dtype)]))
     return replace(batches, train=grown)
@@ -75,6 +79,11 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str,
     their number), as (rule, fix), or None. Read from its config.json alone, so a run checks it before any
     trial (classify.prepare)."""
     if not (folder / "config.json").is_file():
+        drawn_by = _sampled_from(folder)
+        if drawn_by is not None:   # `searchlab sample`'s PNG files: the generator is what this key takes
+            return (f"{folder} holds images drawn by `searchlab sample` (its synthetic.json), not a generator; "
+                    "augment.synthetic draws its own images from the generator export",
+                    f"name the export they were drawn from instead: {drawn_by}")
         return (f"{folder} is not a generator export (no config.json)",
                 "`searchlab export` a generate study's run and name that folder")
     generator = json.loads((folder / "config.json").read_text()).get("generator")
@@ -98,3 +107,28 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str,
                 "so its images would be labelled by position, not by what they show",
                 "a generator trained on data with these class names (rename the class folders or labels to match)")
     return None
+
+
+def generator_doubt(folder: Path) -> str | None:
+    """What its GAN study doubted about the generator export in `folder` (copies, collapse, deaf to its
+    labels: its trial's `suspect`), said as a warning, or None."""
+    try:
+        suspect = json.loads((folder / "config.json").read_text()).get("suspect")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not suspect:
+        return None
+    return (f"augment.synthetic: the generator in {folder} was marked suspect by its GAN study ({suspect}), so "
+            "its images may teach the classifier what is not in the data. Fix: export another trial of the GAN "
+            "study (searchlab status RUN shows each one's MedFID and doubts), or compare trials with "
+            "synthetic_per_class 0 beside them")
+
+
+def _sampled_from(folder: Path) -> str | None:
+    """The generator export(s) a `searchlab sample` folder's synthetic.json names, or None when it is not one."""
+    try:
+        draws = json.loads((folder / "synthetic.json").read_text())["draws"]
+        exports = list(dict.fromkeys(str(draw["export"]) for draw in draws))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return " or ".join(exports) if exports else None

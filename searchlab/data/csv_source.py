@@ -16,6 +16,7 @@ from searchlab.config.schema import CsvData
 from searchlab.data.common import (SPLITS, first_lines, label_stratified_split, load_splits, random_split,
                                    resolve_path, stratified_split)
 from searchlab.data.grouping import spanning_split
+from searchlab.data.synthetic_files import refuse_synthetic
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan, TaskKind
 from searchlab.errors import DataError
 from searchlab.suggest import did_you_mean
@@ -278,6 +279,8 @@ def plan_csv(cfg: CsvData, seed: int = 0, base_dir: Path | None = None) -> Split
     else:
         labels, classes, kind = _multi_label(csv_path, table, cfg.label_columns), cfg.label_columns, "multilabel"
     idx = _assign(cfg, csv_path, table, labels, seed, classes)
+    refuse_synthetic(csv_path, {s: [table.files[i] for i in rows] for s, rows in idx.items()},
+                     "drop their rows from the CSV")
     shared = len(set(table.groups)) < len(table.groups)   # else every row stands alone, as without the column
     return SplitPlan(source=csv_path, root=csv_path.parent, classes=tuple(classes), kind=kind,
                      files={s: [table.files[i] for i in rows] for s, rows in idx.items()},

@@ -13,6 +13,7 @@ import numpy as np
 from searchlab.config.schema import FolderData
 from searchlab.data.common import (IMAGE_EXTENSIONS, SPLITS, load_splits, resolve_path,
                                    stratified_split)
+from searchlab.data.synthetic_files import refuse_synthetic
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan
 from searchlab.errors import DataError
 
@@ -181,6 +182,7 @@ def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) ->
         raise DataError(f"{root}: data folder not found (data.path). Fix: check the path; relative paths "
                         f"are resolved against the study file's folder")
     classes, plan, layout, carved = _plan(cfg, root, seed)
+    refuse_synthetic(root, {s: files for s, (files, _, _) in plan.items()})
     return SplitPlan(source=root, root=root, classes=classes, kind="binary" if len(classes) == 2 else "multiclass",
                      files={s: files for s, (files, _, _) in plan.items()},
                      labels={s: np.asarray(labels, dtype=np.int64) for s, (_, labels, _) in plan.items()},

@@ -24,6 +24,7 @@ from PIL import Image
 from searchlab.data.common import (IMAGE_EXTENSIONS, UNREADABLE_IMAGE, DecodeProgress, bit_depth_advice,
                                    decode_threads, first_lines, spread)
 from searchlab.data.folder_source import visible_files
+from searchlab.data.synthetic_files import RECORD, synthetic_among
 from searchlab.errors import ExportError, a_few, refuse_folder
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models import standalone
@@ -36,13 +37,7 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     """Write one CSV row per image file (folders are walked, sorted); returns the number of rows."""
     config = _classifier_config(Path(export_dir))
     files = image_files(inputs)
-    advice = bit_depth_advice(files, config["input"].get("bit_depth"))
-    if advice:   # the export decodes as its training data was decoded; these files may need otherwise
-        print(f"warning: {advice} (in the study file, then run and export again: this export decodes files as "
-              "its training images were)", file=sys.stderr)
-    if config["input"].get("files_were", "colour") == "colour" and \
-            (grey := grey_into_colour_warning(files, config["input"]["channels"])):   # not when trained on grey
-        print(f"warning: {grey}", file=sys.stderr)
+    _say_what_the_files_are(files, config)
     net = _model(Path(export_dir), config)
     names = config["class_names"]
     writer = csv.writer(out)
@@ -62,6 +57,21 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
         raise ExportError(f"{len(unreadable)} of {len(files)} image files cannot be read:{lines}\nFix: replace or "
                           "remove these files; no predictions were written")
     return len(files)
+
+
+def _say_what_the_files_are(files: list[Path], config: dict[str, Any]) -> None:
+    """Warnings about files this export may not read as its training images were, and a note on generated ones."""
+    advice = bit_depth_advice(files, config["input"].get("bit_depth"))
+    if advice:   # the export decodes as its training data was decoded; these files may need otherwise
+        print(f"warning: {advice} (in the study file, then run and export again: this export decodes files as "
+              "its training images were)", file=sys.stderr)
+    if config["input"].get("files_were", "colour") == "colour" and \
+            (grey := grey_into_colour_warning(files, config["input"]["channels"])):   # not when trained on grey
+        print(f"warning: {grey}", file=sys.stderr)
+    if synthetic := synthetic_among(files):   # what a classifier makes of a GAN's images: a fair question, if said
+        print(f"note: {len(synthetic)} of the {len(files)} images were made by a generative model (`searchlab "
+              f"sample`'s file names or its {RECORD} beside them), e.g. {synthetic[0]}: their predictions say "
+              "nothing about acquired images", file=sys.stderr)
 
 
 def _predicted_rows(net: torch.nn.Module, config: dict[str, Any], chunk: list[Path],

@@ -2,13 +2,16 @@
 
 Synthetic medical images must never be taken for acquired ones: every file is named synthetic_*.png, and
 DIR/synthetic.json records each draw (the generator's export folder, weights' SHA-256, family, trial, MedFID,
-why its trial was marked suspect if it was; the seed; images per class). A class-conditional generator's
-images go to one sub-folder per class (DIR/<class>/), the layout of a folder data set; an unconditional
-one's to DIR itself. The images are the export's `model.sample_images` output: uint8, its size and channels.
+why its trial was marked suspect if it was; the seed; images per class), before its images are written
+(`complete` false until they all are, so a killed draw's files are on record; one that fails removes them). A
+class-conditional generator's images go to one sub-folder per class (DIR/<class>/), the layout of a folder data
+set; an unconditional one's to DIR itself. The images are as the export's `model.sample_images` gives them (uint8,
+its size and channels), from a random stream per seed and class (_class_stream), not `sample_images(seed=S)`'s.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -19,12 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from searchlab.data.synthetic_files import RECORD, synthetic_name
 from searchlab.errors import ExportError, a_few
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.export.predict import SAME_EXPORT, export_folder_config
+from searchlab.export.provenance import file_digest
 
 BATCH = 256   # images generated at a time: memory stays bounded for large draws
-RECORD = "synthetic.json"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
     """Write `n` images per class asked for (all the generator's classes by default; `n` in all when it is
     unconditional) as PNG files under `out`, from a seed (a random one when None, reported)."""
     export_dir, out = Path(export_dir), Path(out)
+    _refuse_out(out)
     generator, config = _generator(export_dir)
     wanted = _wanted_classes(generator, classes, export_dir)
     seed = secrets.randbelow(2**31) if seed is None else seed
@@ -55,10 +60,19 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
     _refuse_shared_folders(files)
     _refuse_taken([path for paths in files.values() for path in paths], out, seed)
     earlier = _earlier_draws(out)
-    for name, index in wanted.items():
-        _write_class(generator, index, files[name], _class_stream(seed, index))
     draw = Draw(out, seed, {name: n for name in wanted}, config.get("suspect"))
-    _record(draw, export_dir, config, earlier)
+    about = _about(draw, export_dir, config)
+    new_folders = [folder for folder in dict.fromkeys([out, *(paths[0].parent for paths in files.values())])
+                   if not folder.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    _record(out, [*earlier, {**about, "complete": False}])   # before any image: a killed draw's are on record
+    try:
+        for name, index in wanted.items():
+            _write_class(generator, index, files[name], _class_stream(seed, index))
+    except BaseException:   # a failed or interrupted draw takes back what it wrote, leaving no unrecorded images
+        _undo(files, new_folders, out, earlier)
+        raise
+    _record(out, [*earlier, {**about, "complete": True}])
     return draw
 
 
@@ -96,7 +110,20 @@ def _wanted_classes(generator: torch.nn.Module, classes: list[str] | None, expor
 
 def _file(out: Path, name: str, seed: int, i: int) -> Path:
     folder = out / re.sub(r"[^\w.-]+", "_", name) if name else out   # a class name as one folder name
-    return folder / f"synthetic_s{seed}_{i:05d}.png"
+    return folder / synthetic_name(seed, i)
+
+
+def _refuse_out(out: Path) -> None:
+    """A file, or a searchlab export or run folder: images written there would be mixed with its files (a later
+    export refused the folder as an earlier export with files added to it)."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file, not a folder; nothing was written. Fix: name a new folder, or "
+                          "one that earlier draws wrote to")
+    holds = next((name for name in ("config.json", "searchlab.json") if (out / name).is_file()), None)
+    if holds:
+        what = "an export" if holds == "config.json" else "a run folder"
+        raise ExportError(f"--out {out} is {what} (it holds {holds}); nothing was written. Fix: name a folder of "
+                          "its own for the images")
 
 
 def _refuse_shared_folders(files: dict[str, list[Path]]) -> None:
@@ -149,12 +176,35 @@ def _earlier_draws(out: Path) -> list[dict[str, Any]]:
                           "was written. Fix: another --out, or move that file away") from None
 
 
-def _record(draw: Draw, export_dir: Path, config: dict[str, Any], earlier: list[dict[str, Any]]) -> None:
+def _about(draw: Draw, export_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """One draw's entry in the record. The weights' SHA-256 is of the file the images came from (an export
+    without one in its config.json still names its weights)."""
     spec, metrics = config["generator"], config.get("metrics", {})
-    about = {"export": str(export_dir.resolve()), "weights_sha256": config.get("weights_sha256"),
-             "family": spec.get("family"), "study": config.get("study"),
-             "trial": (config.get("trial") or {}).get("number"), "medfid": metrics.get("medfid"),
-             "suspect": config.get("suspect"), "seed": draw.seed, "images": draw.counts}
+    return {"export": str(export_dir.resolve()), "weights_sha256": file_digest(export_dir / "weights.safetensors"),
+            "family": spec.get("family"), "study": config.get("study"),
+            "trial": (config.get("trial") or {}).get("number"), "medfid": metrics.get("medfid"),
+            "suspect": config.get("suspect"), "seed": draw.seed, "images": draw.counts}
+
+
+def _record(out: Path, draws: list[dict[str, Any]]) -> None:
+    """Written beside and moved into place: a killed write leaves the previous record, never half of one."""
     record = {"synthetic": True, "note": "images made by a generative model, not acquired from patients",
-              "draws": [*earlier, about]}
-    (draw.out / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+              "draws": draws}
+    part = out / f".{RECORD}.part"
+    part.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(part, out / RECORD)
+
+
+def _undo(files: dict[str, list[Path]], new_folders: list[Path], out: Path, earlier: list[dict[str, Any]]) -> None:
+    """Remove the images a failed draw wrote (none of them were there before it: _refuse_taken), the folders it
+    made, and its entry in the record."""
+    for path in (path for paths in files.values() for path in paths):
+        if path.is_file():
+            path.unlink()
+    if earlier:
+        _record(out, earlier)
+    elif (out / RECORD).is_file():
+        (out / RECORD).unlink()
+    for folder in reversed(new_folders):   # class folders before `out`
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 import torch
 
-from searchlab.augment.synthetic import generator_mismatch, with_synthetic
+from searchlab.augment.synthetic import generator_doubt, generator_mismatch, with_synthetic
 from searchlab.config.load import Study
 from searchlab.config.schema import ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
@@ -114,7 +114,7 @@ class ClassifyTask:
         for metric, _ in study.objectives:
             if metric not in COST_METRICS:
                 check_metric_fits_data(metric, data)
-        self._check_named_files_exist(study, data)
+        doubts = self._check_named_files_exist(study, data)
         self._check_some_candidate_fits(study)
         probes = list(probe_configs(study.space, seed=study.config.seed))
         specs = [parse_trial_config(config, None) for config in probes]
@@ -122,7 +122,7 @@ class ClassifyTask:
         check_objectives_defined_on_val(study, data, cross_validated=bool(folds))
         check_folds_within_classes(data, folds)
         check_test_images(study.config.data, study.config.seed, study.base_dir)
-        warnings: list[str | None] = [*data_advice(study.config.data, study.config.seed, study.base_dir)]
+        warnings: list[str | None] = [*data_advice(study.config.data, study.config.seed, study.base_dir), *doubts]
         warnings += [describe(unused, setting_default)
                      for unused in unused_settings(study.space, classify_setting_used, study.config.seed)]
         objectives = [metric for metric, _ in study.objectives if metric not in COST_METRICS]
@@ -144,10 +144,12 @@ class ClassifyTask:
         for text in filter(None, warnings):
             print(f"warning: {text}", file=sys.stderr)
 
-    def _check_named_files_exist(self, study: Study, data: ImageDataset) -> None:
+    def _check_named_files_exist(self, study: Study, data: ImageDataset) -> list[str]:
         """Weights and generator folders the space names: a missing or unusable one (a pickled model, a
         generator that cannot make this data's images) would fail every trial that draws it. Checked when a
-        run starts, not at load: `status` on a study file must work after they are gone."""
+        run starts, not at load: `status` on a study file must work after they are gone. Returns the doubts
+        of usable ones: a generator its GAN study marked suspect."""
+        doubts = []
         named: dict[tuple[str, str], None] = {}   # each path once: probes repeat them
         for config in probe_configs(study.space, seed=study.config.seed):
             spec = parse_trial_config(config, None)
@@ -170,6 +172,9 @@ class ClassifyTask:
                 if key == "space.augment.synthetic" else weights_problem(path)
             if problem:
                 raise ConfigError(problem[0], key=key, got=value, fix=problem[1])
+            if key == "space.augment.synthetic" and (doubt := generator_doubt(path.resolve())):
+                doubts.append(doubt)
+        return doubts
 
     def _check_some_candidate_fits(self, study: Study) -> None:
         """With architecture budgets, some config must fit them; otherwise every trial would be pruned, so say

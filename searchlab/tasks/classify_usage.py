@@ -68,6 +68,8 @@ USED_WHEN: dict[str, Callable[[Get], bool]] = {
     "augment.neural_share": _learned_augmentation,
     "augment.neural_weight": _learned_augmentation,
     "augment.neural_width": _learned_augmentation,
+    "augment.synthetic": lambda get: get("augment.synthetic_per_class") > 0,
+    "augment.synthetic_classes": lambda get: get("augment.synthetic_per_class") > 0,
     "imbalance.focal_gamma": lambda get: get("imbalance.loss") == "focal",
     "imbalance.focal_alpha": lambda get: get("imbalance.loss") == "focal",
     "imbalance.class_weight_power": _class_weights,

@@ -152,8 +152,9 @@ def hub_unreachable(timeout: float = 3.0) -> str | None:
     return None
 
 
-def tell_source(on_source: Callable[[dict[str, Any]], None] | None, kind: str, file: Path) -> None:
-    """Which file the weights came from, with its SHA-256: a path alone may name other weights later."""
+def tell_source(on_source: Callable[[dict[str, Any]], None] | None, kind: str, file: Path, **about: Any) -> None:
+    """Which file the weights came from, with its SHA-256 (a path alone may name other weights later), and
+    what else `about` it is known (entries that are None left out)."""
     if on_source is None:
         return
     digest = hashlib.sha256()
@@ -161,7 +162,7 @@ def tell_source(on_source: Callable[[dict[str, Any]], None] | None, kind: str, f
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     on_source({kind: str(file.parent.resolve() if kind == "export" else file.resolve()),
-               "sha256": digest.hexdigest()})
+               "sha256": digest.hexdigest(), **{key: value for key, value in about.items() if value is not None}})
 
 
 def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None] | None) -> dict[str, torch.Tensor]:
