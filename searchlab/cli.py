@@ -292,6 +292,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if "generator" in config:
         print(f"exported the generator of trial {config['trial']['number']} to {args.out}: MedFID "
               f"{config['metrics']['medfid']:.3f} (sample with model.load_generator / model.sample_images)")
+        if config.get("suspect"):   # the GAN task's doubts: `sample` and augment.synthetic say them again
+            _say_suspect(config["suspect"])
         return 0
     what = (f"ensemble of trials {', '.join(str(t['number']) for t in config['trials'])}" if "trials" in config
             else f"trial {config['trial']['number']}")
@@ -312,13 +314,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_suspect(reason: str) -> None:
+    print(f"warning: this generator's trial was marked suspect: {reason}", file=sys.stderr)
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from searchlab.export.sample import write_samples
 
     draw = write_samples(args.export, args.out, args.n, args.classes, args.seed)
     print(draw.said())
     if draw.suspect:   # the GAN task's own doubts about this generator (copies, collapse, deaf to its labels)
-        print(f"warning: this generator's trial was marked suspect: {draw.suspect}", file=sys.stderr)
+        _say_suspect(draw.suspect)
     return 0
 
 

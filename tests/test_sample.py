@@ -136,3 +136,16 @@ def test_class_names_that_make_one_folder_name_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     code, said, _ = _sample(capsys, export, "--out", tmp_path / "out", "--n", 1, "--class", "a/b", "--seed", 3)
     assert code == 0 and (tmp_path / "out" / "a_b" / "synthetic_s3_00000.png").is_file()
+
+
+def test_exporting_a_suspect_generator_says_why_it_was_marked(gan_export, tmp_path, capsys):
+    import optuna
+
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{gan_export / 'gan_run' / 'study.db'}")
+    [trial] = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE][:1]
+    reason = trial.user_attrs.get("suspect")
+    if not reason:   # the fixture's GAN may pass its checks: mark it as the GAN task would
+        reason = "ignores its labels (label agreement 0.50, chance 0.50)"
+        study._storage.set_trial_user_attr(trial._trial_id, "suspect", reason)
+    code = main(["export", str(gan_export / "gan_run"), "--trial", str(trial.number), "--out", str(tmp_path / "g")])
+    assert code == 0 and f"warning: this generator's trial was marked suspect: {reason}" in capsys.readouterr().err
