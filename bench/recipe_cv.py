@@ -5,6 +5,7 @@ over BreastMNIST train+val only (the test split is never read), in plain torch.
                               [FIRST_SEED] [SAVE.npy]
     python bench/recipe_cv.py score SAVE.npy [SAVE.npy ...]
     RECIPE_BLOCK=residual python bench/recipe_cv.py ...   (each stage's two convs as a residual block)
+    RECIPE_SAM=0.05 python bench/recipe_cv.py ...         (sharpness-aware minimisation with that rho)
 
 FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe train
 on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a study's bag
@@ -22,7 +23,9 @@ one wrap-around shift per batch, before it shifted each image with reflected bor
 then per-image contrast and brightness), and of input scale 4 at width 8 (20 and 40 epochs) and 3 at width 12
 vs 2 at 16, and of residual stages (RECIPE_BLOCK=residual: the two convs plus the stage's input, through a 1x1
 conv where the width changes) and of random erasing ("erase": flip_shift, then with p 0.5 one 4-10 px rectangle
-per image set to that image's mean) beside the plain shift.
+per image set to that image's mean) beside the plain shift, and of SAM (RECIPE_SAM=0.05: each step's gradient taken
+at the weights moved 0.05, in L2 norm, up the batch's gradient, then applied to the unmoved ones; twice the steps'
+cost) beside it.
 """
 from __future__ import annotations
 
@@ -58,6 +61,9 @@ if not SCORE:
     SAVE = sys.argv[9] if len(sys.argv) > 9 else None
     STAGES = 3 + INPUT_SCALE.bit_length() - 1   # each doubling of the input adds a stage: the last is 7x7 again
 RESIDUAL = os.environ.get("RECIPE_BLOCK", "plain") == "residual"   # each stage's two convs as a residual block
+# RECIPE_SAM=RHO: sharpness-aware minimisation (Foret et al. 2021): each step's gradient is taken at the weights
+# moved RHO (in L2 norm) up the batch's own gradient, then applied to the unmoved weights; twice the cost per step
+SAM_RHO = float(os.environ.get("RECIPE_SAM", "0"))
 # Test-time views scored side by side on the same models: the flips the study's export uses, and flips x the
 # 2-pixel rolls (the shifts the roll augmentation trains on).
 TTA_VIEWS = {"flip": [(0, 0)], "flip+shift": [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2)]}
@@ -148,15 +154,36 @@ def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, h
         order = torch.randperm(len(train))
         for start in range(0, len(train), 32):
             batch = order[start:start + 32]
-            with torch.autocast("cpu", torch.bfloat16, enabled=PRECISION == "bf16"):
-                loss = F.cross_entropy(model(augment(x[batch])), y[batch], label_smoothing=0.05)
+            inputs = augment(x[batch])
             opt.zero_grad()
-            loss.backward()
+            batch_loss(model, inputs, y[batch]).backward()
+            if SAM_RHO > 0:
+                sharpness_aware_gradient(model, inputs, y[batch])
             opt.step()
         schedule.step()
     model.eval()
     with torch.no_grad():
         return {tta: predict(model, (images[held] - mean) / std, views) for tta, views in TTA_VIEWS.items()}
+
+
+def batch_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    with torch.autocast("cpu", torch.bfloat16, enabled=PRECISION == "bf16"):
+        return F.cross_entropy(model(inputs), targets, label_smoothing=0.05)
+
+
+def sharpness_aware_gradient(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    """Replace the gradients by those at the weights moved SAM_RHO up them (the weights are put back)."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    with torch.no_grad():
+        norm = torch.norm(torch.stack([p.grad.norm() for p in params]))
+        moves = [p.grad * (SAM_RHO / (norm + 1e-12)) for p in params]
+        for p, move in zip(params, moves):
+            p.add_(move)
+    model.zero_grad()
+    batch_loss(model, inputs, targets).backward()
+    with torch.no_grad():
+        for p, move in zip(params, moves):
+            p.sub_(move)
 
 
 def predict(model: nn.Module, x: torch.Tensor, shifts: list[tuple[int, int]]) -> np.ndarray:
@@ -188,7 +215,8 @@ def main() -> None:
         for s in range(SEEDS):
             for tta, p in fit_and_score(images, labels, train, held, 100 * o + FIRST_SEED + s).items():
                 probs[tta][s, held] = p
-    print(f"epochs {EPOCHS} width {WIDTH}{' residual' if RESIDUAL else ''} {AUGMENT} input scale {INPUT_SCALE}, "
+    print(f"epochs {EPOCHS} width {WIDTH}{' residual' if RESIDUAL else ''}{f' SAM rho {SAM_RHO:g}' if SAM_RHO else ''}"
+          f" {AUGMENT} input scale {INPUT_SCALE}, "
           f"{FOLDS} folds, {PRECISION} "
           f"seeds {FIRST_SEED}-{FIRST_SEED + SEEDS - 1} ({time.time() - started:.0f} s)")
     if SAVE:
