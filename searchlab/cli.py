@@ -183,21 +183,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
     from searchlab.data.image_cache import check_cache_settings
+    from searchlab.engine.signals import end_the_process_after_a_stop
     from searchlab.summary import best_trials, print_run_header, print_run_summary
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
     check_cache_settings()
     print_run_header(study)
+    end_the_process_after_a_stop()
     result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
     exported, headline, export_failed = None, None, False
     if study.config.export.after_run and not result.interrupted:
         exported, headline, export_failed = _export_best(study, result)
     print_run_summary(study, result, exported, headline)
+    _shut_ray_down()
     if result.interrupted:
         return result.exit_code
     # a run where no trial completed, that budget.max_failed stopped, or whose export failed, failed: for scripts
     # and CI too (`run && use best/` used a missing or an earlier export)
     return 0 if best_trials(result.study) and result.stopped_by != "budget.max_failed" and not export_failed else 1
+
+
+def _shut_ray_down() -> None:
+    """Now, not at exit: Ray's shutdown takes a second, and a Ctrl-C in it printed Ray's traceback."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        from searchlab.engine.signals import stops_ignored
+
+        with stops_ignored():
+            ray.shutdown()
 
 
 def _run_saying_a_lost_storage(study: Any, progress: bool) -> Any:

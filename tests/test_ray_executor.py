@@ -280,15 +280,21 @@ def test_the_driver_deletes_the_checkpoints_that_fell_out_of_the_best(write_stud
 @pytest.mark.parametrize("sig, reason", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
 def test_a_stopped_driver_fails_the_trials_in_flight_as_interrupted(write_study, tmp_path, sig, reason):
     """SIGTERM: Ray's core aborted the driver (exit 134, a stack dump). Ctrl-C: Tune's handler ended the
-    search as if done (exit 0), its trials left RUNNING."""
+    search as if done (exit 0), its trials left RUNNING; pressed again and again, it cut the summary off or
+    printed Ray's traceback from its shutdown at exit."""
     from test_signals import _start_run, _study, _wait_for_pids
 
     path, pid_dir = _study(write_study, tmp_path, n=4, sleep=120, extra=RAY)
     proc = _start_run(path)
     _wait_for_pids(pid_dir, 2)
-    proc.send_signal(sig)
+    for _ in range(6 if sig == signal.SIGINT else 1):   # an impatient user's Ctrl-Cs, as the run winds down
+        proc.send_signal(sig)
+        time.sleep(0.3)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + sig, err
+    # a Ctrl-C in the last moments of Python's exit, whose handlers are then the system's, ends it by the
+    # signal: a shell says 130 all the same
+    assert proc.returncode in ((128 + sig, -sig) if sig == signal.SIGINT else (128 + sig,)), (out, err)
+    assert "study 'fake': 2 fail" in out and "Traceback" not in err, (out, err)
     trials = _trials(tmp_path)
     assert [t.state for t in trials] == [TrialState.FAIL] * 2
     assert all(t.user_attrs["error"] == f"interrupted ({reason})" for t in trials)

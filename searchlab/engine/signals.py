@@ -26,6 +26,7 @@ PARENT_GONE = signal.SIGUSR1   # what a worker's parent watcher sends its own wo
 STOP_SECONDS = 30              # for a stopping worker to record its trial: one storage write, unless the disk hangs
 _requested: list[int] = []     # this process's first stop signal, while a run is listening for stops
 _listening: list[bool] = []    # one entry per stop_on_signals block open (they nest: a run, its Ray driver)
+_process_ends_after_a_stop: list[bool] = []   # `searchlab run`: once stopped, the process only winds down
 
 
 class Interrupted(KeyboardInterrupt):
@@ -87,10 +88,37 @@ def stop_on_signals() -> Iterator[None]:
         yield
     finally:
         _listening.pop()
+        winding_down = bool(_requested and _process_ends_after_a_stop and not _listening)
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, _ignore if winding_down else handler)
         if not _listening:
             _requested.clear()   # a later run in this process starts afresh
+
+
+def end_the_process_after_a_stop() -> None:
+    """For a command whose process ends when its run does: once a run was stopped, later stops are ignored
+    for the rest of the process. The second or third Ctrl-C of an impatient user landed in the run's
+    summary (lost) or in Ray's shutdown at exit (its traceback printed); the run already stops at the first."""
+    _process_ends_after_a_stop.append(True)
+
+
+@contextmanager
+def stops_ignored() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP do nothing while the block runs (main thread only). A handler that does
+    nothing, not SIG_IGN: for a signal that arrived just before the switch CPython prints a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _ignore) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    return None
 
 
 def stop_worker_on_signals() -> None:
