@@ -95,5 +95,7 @@ def test_a_trial_adding_no_synthetic_image_records_no_generator(tmp_path):
     assert [t["export"] for t in told] == [str(export.resolve())]
 
 
-if __name__ == "__main__":
-    pytest.main([__file__])
+def test_an_export_folder_that_does_not_exist_is_said_so(tmp_path, capsys):
+    code, _, err = _sample(capsys, tmp_path / "nowhere", "--out", tmp_path / "out")
+    assert code == 2 and f"{tmp_path / 'nowhere'} does not exist. Fix: give the folder" in err
+    assert not (tmp_path / "out").exists()

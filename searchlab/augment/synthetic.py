@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from searchlab.augment.spec import AugmentSpec
+from searchlab.data.synthetic_files import RECORD, drawn_from
 from searchlab.data.types import ImageSplit
 from searchlab.errors import TrialFailure
 
@@ -79,11 +80,10 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str,
     their number), as (rule, fix), or None. Read from its config.json alone, so a run checks it before any
     trial (classify.prepare)."""
     if not (folder / "config.json").is_file():
-        drawn_by = _sampled_from(folder)
-        if drawn_by is not None:   # `searchlab sample`'s PNG files: the generator is what this key takes
-            return (f"{folder} holds images drawn by `searchlab sample` (its synthetic.json), not a generator; "
+        if drawn_by := drawn_from(folder):   # `searchlab sample`'s PNG files: the generator is what this key takes
+            return (f"{folder} holds images drawn by `searchlab sample` (its {RECORD}), not a generator; "
                     "augment.synthetic draws its own images from the generator export",
-                    f"name the export they were drawn from instead: {drawn_by}")
+                    f"name the export they were drawn from instead: {' or '.join(drawn_by)}")
         return (f"{folder} is not a generator export (no config.json)",
                 "`searchlab export` a generate study's run and name that folder")
     generator = json.loads((folder / "config.json").read_text()).get("generator")
@@ -122,13 +122,3 @@ def generator_doubt(folder: Path) -> str | None:
             "its images may teach the classifier what is not in the data. Fix: export another trial of the GAN "
             "study (searchlab status RUN shows each one's MedFID and doubts), or compare trials with "
             "synthetic_per_class 0 beside them")
-
-
-def _sampled_from(folder: Path) -> str | None:
-    """The generator export(s) a `searchlab sample` folder's synthetic.json names, or None when it is not one."""
-    try:
-        draws = json.loads((folder / "synthetic.json").read_text())["draws"]
-        exports = list(dict.fromkeys(str(draw["export"]) for draw in draws))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return " or ".join(exports) if exports else None

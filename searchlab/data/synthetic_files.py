@@ -55,12 +55,18 @@ def refuse_synthetic(where: Path, files: dict[str, list[Path]], remove: str = "m
 
 
 def _named_export(files: list[Path]) -> str:
-    """': <the export they were drawn from>' when a record beside them names one."""
+    """': <the export(s) they were drawn from>' when a record beside them names one."""
     for path in files:
         for folder in (path.parent, path.parent.parent):
-            try:
-                draws = json.loads((folder / RECORD).read_text())["draws"]
-                return f": {draws[-1]['export']}"
-            except (OSError, ValueError, KeyError, IndexError, TypeError):
-                continue
+            if exports := drawn_from(folder):
+                return f": {' or '.join(exports)}"
     return ""
+
+
+def drawn_from(folder: Path) -> list[str]:
+    """The generator exports the draws recorded in `folder`'s synthetic.json came from (none: no record)."""
+    try:
+        draws = json.loads((folder / RECORD).read_text())["draws"]
+        return list(dict.fromkeys(str(draw["export"]) for draw in draws))
+    except (OSError, ValueError, KeyError, TypeError):
+        return []

@@ -141,6 +141,8 @@ def export_folder_config(export_dir: Path, use: str = "searchlab predict {} IMAG
     """An export folder's config.json, or an ExportError saying what the folder is instead (a run folder, not
     an export, a config.json that is not JSON). `use`: the command the fix shows, the export in place of {}."""
     path = export_dir / "config.json"
+    if not export_dir.exists():
+        raise ExportError(f"{export_dir} does not exist. Fix: give the folder `searchlab export RUN --out DIR` wrote")
     if not path.is_file() and (export_dir / "searchlab.json").is_file():
         raise ExportError(_run_folder_fix(export_dir, use))
     if not path.is_file():
