@@ -135,3 +135,24 @@ def test_a_resumed_study_of_stylegan2_trials_made_before_its_own_adam_is_warned_
     said = stylegan2_trained_before_its_adam([*fine, trial(3, "stylegan2", optim={"lr_g": 1e-3}), trial(4, "stylegan2")])
     assert said.startswith("2 earlier StyleGAN2 trial(s) of this study (e.g. trial 3) ran before")
     assert "set space.optim: {lr_g: 0.0002, lr_d: 0.0002, beta1_g: 0.5, beta1_d: 0.5, beta2_g: 0.999, " in said
+
+
+def test_an_lr_scale_is_a_multiple_of_the_familys_own_lr_and_the_lr_itself_wins(tmp_path) -> None:
+    """spaces/gan.yaml searched lr_g in [5e-5, 1e-3] for every family: StyleGAN2 (its own 2e-3) never got there."""
+    import pydantic
+
+    from searchlab.space.unused import unused_settings
+    from searchlab.tasks.generate_usage import generate_setting_used
+    from test_space import compile_text
+
+    def lr(family: str, **optim: float) -> float:
+        return GenerateTrialConfig.model_validate({"gan": {"family": family}, "optim": optim}).adam("g")["lr"]
+
+    assert lr("stylegan2", lr_scale_g=0.5) == pytest.approx(1e-3) and lr("dcgan", lr_scale_g=2.0) == pytest.approx(4e-4)
+    assert lr("wgan_gp", lr_scale_d=3.0) == pytest.approx(2e-4)   # D's scale leaves G at the family's lr
+    with pytest.raises(pydantic.ValidationError, match="optim.lr_g and optim.lr_scale_g both set the lr of G"):
+        lr("dcgan", lr_g=1e-3, lr_scale_g=2.0)
+    space = compile_text("space:\n  optim: {lr_g: 1.0e-3, lr_scale_g: {float: [0.25, 4.0], log: true}}\n")
+    assert [u.path for u in unused_settings(space, generate_setting_used)] == ["optim.lr_scale_g"]
+    shipped = compile_text("space: {include: gan.yaml}\n", tmp_path)
+    assert unused_settings(shipped, generate_setting_used) == []

@@ -45,10 +45,23 @@ class GANOptimSpec(Frozen):
     # WGAN-GP's paper uses (0, 0.9), StyleGAN2 (0, 0.99): a space searches them.
     lr_g: Annotated[float, Field(gt=0, le=1)] | None = None
     lr_d: Annotated[float, Field(gt=0, le=1)] | None = None
+    # Or the lr as a multiple of the family's own: one searched range then suits every family, where an lr
+    # range shared by DCGAN (2e-4) and StyleGAN2 (2e-3) kept one of them far from its published setting.
+    lr_scale_g: Annotated[float, Field(gt=0, le=100)] | None = None
+    lr_scale_d: Annotated[float, Field(gt=0, le=100)] | None = None
     beta1_g: Annotated[float, Field(ge=0, lt=1)] | None = None
     beta2_g: Annotated[float, Field(ge=0, lt=1)] | None = None
     beta1_d: Annotated[float, Field(ge=0, lt=1)] | None = None
     beta2_d: Annotated[float, Field(ge=0, lt=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_lr_per_net(self) -> "GANOptimSpec":
+        for net in ("g", "d"):
+            if getattr(self, f"lr_{net}") is not None and getattr(self, f"lr_scale_{net}") is not None:
+                raise AtKey(f"lr_scale_{net}", f"optim.lr_{net} and optim.lr_scale_{net} both set the lr "
+                            f"of {'G' if net == 'g' else 'D'}. Fix: keep one (lr_scale_{net}: a multiple of the "
+                            "family's own lr, 2e-4 for DCGAN and WGAN-GP, 2e-3 for StyleGAN2)")
+        return self
 
 
 # (lr, beta1, beta2) per family when the trial leaves them unset. DCGAN's 2e-4, (0.5, 0.999) (Radford et al.)
@@ -93,10 +106,13 @@ class GenerateTrialConfig(Frozen):
     train: GANTrainSpec = GANTrainSpec()
 
     def adam(self, net: Literal["g", "d"]) -> dict[str, Any]:
-        """torch.optim.Adam's lr and betas for G or D: the trial's own, else its family's ADAM_DEFAULTS."""
+        """torch.optim.Adam's lr and betas for G or D: the trial's own, else its family's ADAM_DEFAULTS (the lr
+        times lr_scale when that is set)."""
         lr, beta1, beta2 = ADAM_DEFAULTS[self.gan.family]
+        scale = getattr(self.optim, f"lr_scale_{net}")
+        defaults = (lr if scale is None else lr * scale, beta1, beta2)
         own = [getattr(self.optim, f"{name}_{net}") for name in ("lr", "beta1", "beta2")]
-        lr, beta1, beta2 = (default if value is None else value for value, default in zip(own, (lr, beta1, beta2)))
+        lr, beta1, beta2 = (default if value is None else value for value, default in zip(own, defaults))
         return {"lr": lr, "betas": (beta1, beta2)}
 
     @model_validator(mode="after")
