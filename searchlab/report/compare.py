@@ -8,9 +8,11 @@ seeds are also pooled (searchlab.report.seed_pool): mean, spread and range over 
 """
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +41,13 @@ def best_so_far(run: OpenRun, label: str) -> Curve:
     maximize = study.directions[0].name == "MAXIMIZE"
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.datetime_complete)
     stages = [tuple(span) for span in study.user_attrs.get(SPANS, [])]   # zen_nas / deepmad scoring, before trials
-    busy = _busy_intervals(study.get_trials(deepcopy=False), stages)
+    busy_until = _busy_clock(_busy_intervals(study.get_trials(deepcopy=False), stages))
     curve, best = Curve(label, [], [], []), None
     for i, trial in enumerate(complete, start=1):
         value = trial.values[0]
         best = value if best is None else (max(best, value) if maximize else min(best, value))
         curve.trials.append(i)
-        curve.seconds.append(_busy_until(busy, trial.datetime_complete.timestamp()))
+        curve.seconds.append(busy_until(trial.datetime_complete.timestamp()))
         curve.best.append(best)
     return curve
 
@@ -67,8 +69,18 @@ def _busy_intervals(trials: list, stages: list[tuple[float, float]] = ()) -> lis
     return merged
 
 
-def _busy_until(busy: list[tuple[float, float]], moment: float) -> float:
-    return sum(max(0.0, min(end, moment) - start) for start, end in busy)
+def _busy_clock(busy: list[tuple[float, float]]) -> Callable[[float], float]:
+    """The busy seconds before a moment, of the merged (sorted, disjoint) intervals, by bisection over their
+    running total: summing them all for each completed trial took ~10 s per run at 5,000 trials of one worker
+    (one interval each)."""
+    starts, before = [start for start, _ in busy], [0.0]
+    for start, end in busy:
+        before.append(before[-1] + end - start)
+
+    def until(moment: float) -> float:
+        i = bisect.bisect_right(starts, moment)   # the intervals that started by then; all but the last ended
+        return before[i - 1] + max(0.0, min(busy[i - 1][1], moment) - busy[i - 1][0]) if i else 0.0
+    return until
 
 
 def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list[Curve], list[SeedPool]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import optuna
 import optuna.visualization as vis
@@ -19,6 +19,7 @@ from searchlab.report.page import Section, figure, note
 
 
 def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
+    study = _UncopiedTrials(study)   # the plots only read the trials
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     names = objectives if len(objectives) == len(study.directions) else [f"objective {i}" for i in range(len(study.directions))]
     sections: list[Section] = []
@@ -61,8 +62,25 @@ def importance_figure(study: optuna.Study, name: str) -> go.Figure:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # experimental in Optuna 4.x
-        return vis.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), target=target,
-                                          target_name=name)
+        return vis.plot_param_importances(_UncopiedTrials(study), evaluator=PedAnovaImportanceEvaluator(),
+                                          target=target, target_name=name)
+
+
+class _UncopiedTrials(optuna.Study):
+    """The study, its trials read without Optuna's deep copy, for plots that only read them. Optuna's plots
+    deep-copy every trial on each read (the importance plot's hover text once per parameter): 4.4 s of an 11 s
+    report at 3,353 trials of 5 parameters, the optimisation history 2.7 s of 13.6 s at 4,004 classify trials."""
+
+    def __init__(self, study: optuna.Study) -> None:   # the same study object's state, no storage round trip
+        self.__dict__.update(study.__dict__)
+
+    @property
+    def trials(self) -> list[optuna.trial.FrozenTrial]:
+        return self.get_trials(deepcopy=False)
+
+    def get_trials(self, deepcopy: bool = True,
+                   states: Container[TrialState] | None = None) -> list[optuna.trial.FrozenTrial]:
+        return super().get_trials(deepcopy=False, states=states)
 
 
 def _target(study: optuna.Study, index: int) -> Callable[[optuna.trial.FrozenTrial], float] | None:
