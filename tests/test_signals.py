@@ -184,3 +184,23 @@ print("recorded")
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "race condition" not in done.stderr, done.stderr
     assert done.stdout.split("\n")[:2] == ["stopped: Ctrl-C", "recorded"]
+
+
+def test_a_stop_while_optuna_records_a_trial_stops_the_run_after_it_not_inside_it(write_study, tmp_path, monkeypatch):
+    """A Ctrl-C landing in Optuna's tell broke its clean-up (UnboundLocalError: 'updated_state'): the run crashed
+    with exit 1 and left the trial RUNNING, later retried as a process that died without a word."""
+    from optuna.study import _optimize
+
+    real_tell = _optimize._tell_with_warning
+    told = []
+
+    def tell_with_a_ctrl_c_inside(**kwargs):
+        if not told:
+            told.append(kwargs["trial"].number)
+            os.kill(os.getpid(), signal.SIGINT)   # the handler runs here, mid-tell
+        return real_tell(**kwargs)
+
+    monkeypatch.setattr(_optimize, "_tell_with_warning", tell_with_a_ctrl_c_inside)
+    result = run_study(load_study(callable_study(write_study, n=3)), progress=False)
+    assert result.interrupted and result.exit_code == 130
+    assert [t.state for t in _trials(tmp_path)] == [TrialState.COMPLETE]   # recorded whole, then the run stopped

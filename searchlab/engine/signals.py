@@ -27,6 +27,7 @@ STOP_SECONDS = 30              # for a stopping worker to record its trial: one 
 _requested: list[int] = []     # this process's first stop signal, while a run is listening for stops
 _listening: list[bool] = []    # one entry per stop_on_signals block open (they nest: a run, its Ray driver)
 _process_ends_after_a_stop: list[bool] = []   # `searchlab run`: once stopped, the process only winds down
+_held: list[bool] = []         # while Optuna records a trial's outcome: a stop is remembered, raised after
 
 
 class Interrupted(KeyboardInterrupt):
@@ -71,7 +72,20 @@ def raise_if_stopped() -> None:
 def _request_stop(signum: int, frame: FrameType | None) -> None:
     if not _requested:
         _requested.append(signum)
-    raise Interrupted(signum)
+    if not _held:
+        raise Interrupted(signum)
+
+
+def hold_stops() -> None:
+    """Until release_stops, a stop is only remembered (raise_if_stopped raises it). For Optuna's recording of
+    a trial's outcome after the objective: a stop raised in there broke Optuna's own clean-up
+    (UnboundLocalError: 'updated_state'), crashed the run with exit 1 and a traceback, and left the trial
+    RUNNING, to be retried on resume as a process that died without a word (2 of 14 Ctrl-Cs at instant trials)."""
+    _held[:] = [True]
+
+
+def release_stops() -> None:
+    _held.clear()
 
 
 @contextmanager

@@ -24,7 +24,8 @@ from searchlab.engine.current_trial import STOPS_RUN, announce_trial, stop_run_f
 from searchlab.engine.objective import make_objective
 from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.retention import checkpoint_retention
-from searchlab.engine.signals import Interrupted, raise_if_stopped, stop_worker_on_signals
+from searchlab.engine.signals import (Interrupted, hold_stops, raise_if_stopped, release_stops,
+                                      stop_worker_on_signals)
 from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, is_local_file, lost_storage_error,
                                       open_storage)
 from searchlab.engine.trial_seed import SeededByFirstTrial, stream_seed
@@ -169,9 +170,13 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
         gate.release()   # the trial exists now: other workers' counts include it
         if supervised:
             announce_trial(study.run_dir, trial)
-        return objective(trial)
+        try:
+            return objective(trial)
+        finally:
+            hold_stops()   # Optuna records the outcome next; a stop then is raised after it (go_on)
 
     def stop_when_done(ostudy: optuna.Study, trial: FrozenTrial) -> None:
+        release_stops()   # recorded: a stop that came meanwhile is raised by go_on, after the bookkeeping
         if supervised:
             trial_done(study.run_dir)
         if retention is not None:
@@ -185,6 +190,7 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
         if go_on():
             ostudy.optimize(gated_objective, catch=(Exception,), callbacks=[stop_when_done])
     finally:
+        release_stops()   # Optuna re-raised the trial's own stop after recording it: no callback ran
         gate.close()
 
 
