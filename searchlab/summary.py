@@ -209,6 +209,8 @@ def print_status(run: OpenRun, top: int) -> None:
     setup = record.get("search") if isinstance(record, dict) else None
     if setup:   # studies recorded before the setup was kept have none, nor do studies made by Optuna directly
         print(describe_setup(setup))
+    if waiting := _waiting_for_ray(study, setup):
+        print(waiting)
     if timing := _time_spent(study):
         print(timing)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -220,6 +222,21 @@ def print_status(run: OpenRun, top: int) -> None:
     print_checkpoint_usage(run)
     if exports := study.user_attrs.get(SCORINGS_KEY):
         print(_exports_line(exports))
+
+
+def _waiting_for_ray(study: optuna.Study, setup: dict[str, Any] | None) -> str | None:
+    """Ray trials asked of the study that no worker started yet (no `ray_node`): Tune holds them until a node
+    has their resources, e.g. while another driver's trials fill the cluster. RUNNING in the storage all the
+    same, so `running` counted them as running."""
+    if not setup or (setup.get("executor") or {}).get("kind") != "ray":
+        return None
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    waiting = [t.number for t in running if "ray_node" not in t.user_attrs]
+    if not waiting:
+        return None
+    shown = ", ".join(map(str, waiting[:5])) + (", ..." if len(waiting) > 5 else "")
+    return (f"  ({len(waiting)} of the {len(running)} running trial(s) (trial {shown}) wait for a Ray worker: "
+            "asked of the study, not started on a node yet; Tune starts them when a node has their resources)")
 
 
 def _exports_line(exports: list[dict[str, Any]]) -> str:

@@ -110,3 +110,21 @@ def one_ray_for_the_module():
     ray.shutdown()
     yield
     ray.shutdown()
+
+
+def test_status_tells_ray_trials_waiting_for_a_worker_from_running_ones():
+    """With two drivers sharing a cluster, a trial waiting for a CPU is RUNNING in the storage: status counted it
+    as running. A Ray worker marks the trials it starts (ray_node)."""
+    import optuna
+
+    from searchlab.summary import _waiting_for_ray
+
+    study = optuna.create_study()
+    started, queued = study.ask(), study.ask()
+    started.set_user_attr("ray_node", "abc")
+    ray = {"executor": {"kind": "ray"}}
+    assert _waiting_for_ray(study, ray).startswith(f"  (1 of the 2 running trial(s) (trial {queued.number}) wait "
+                                                   "for a Ray worker")
+    assert _waiting_for_ray(study, {"executor": {"kind": "local"}}) is None and _waiting_for_ray(study, None) is None
+    study.tell(queued, 1.0)
+    assert _waiting_for_ray(study, ray) is None
