@@ -66,3 +66,22 @@ def test_the_report_importance_plot_reads_the_trials_without_deep_copies():
     sections = study_sections(study, ["auc"])   # history, parallel coordinates, importances, curves
     assert len(sections) == 4 and all("not drawn" not in s.body for s in sections)
     assert copies and not any(copies), copies
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_runs_start_counts_the_trials_without_reading_them(tmp_path, kind, monkeypatch):
+    """open_optuna_study loaded every trial to count them (2.3 s of a run's start at 3,333 trials)."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from searchlab.engine.storage import count_trials, open_storage
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal://{tmp_path / 's.log'}"
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.add_trials([optuna.trial.create_trial(params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+                                                value=1.0) for _ in range(7)])
+    study.ask()
+    if kind == "sqlite":   # the count is asked of the database, not made by reading the trials
+        monkeypatch.setattr(type(storage), "get_all_trials", lambda *a, **k: pytest.fail("read every trial"))
+    assert count_trials(storage, study._study_id) == 8

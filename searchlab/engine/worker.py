@@ -26,8 +26,8 @@ from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import (Interrupted, hold_stops, raise_if_stopped, release_stops,
                                       stop_worker_on_signals)
-from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, is_local_file, lost_storage_error,
-                                      open_storage)
+from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, count_trials, is_local_file,
+                                      lost_storage_error, open_storage)
 from searchlab.engine.trial_seed import SeededByFirstTrial, stream_seed
 from searchlab.errors import SearchlabError
 from searchlab.strategy import build_pruner, build_sampler, resolve
@@ -49,7 +49,7 @@ def open_optuna_study(study: Study, worker_index: int = 0, heartbeat: bool = Tru
     storage = open_storage(study.storage_url, heartbeat=heartbeat and shared,
                            retries=study.config.executor.max_retries)
     # `run` has created the study already: its next trial number is, for a lone runner, this worker's first
-    existing = len(storage.get_all_trials(storage.get_study_id_from_name(study.config.name), deepcopy=False))
+    existing = count_trials(storage, storage.get_study_id_from_name(study.config.name))
     plugin = resolve(study.config.strategy, study.base_dir).class_
 
     def sampler_from(first_trial: int) -> BaseSampler:
