@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.config.schema import ExportConfig
 from searchlab.engine.progress import FINISHED, failed_configs, final_trials, stopped_by_failures
+from searchlab.engine.run_history import runs_line
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_record import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
@@ -213,6 +214,8 @@ def print_status(run: OpenRun, top: int) -> None:
         print(waiting)
     if timing := _time_spent(study):
         print(timing)
+    if runs := runs_line(study, _run_in_progress(run.run_dir)):
+        print(runs)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running and not _run_in_progress(run.run_dir):
         print(_running_elsewhere(study, running))

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from searchlab.config.load import load_study
 from searchlab.engine.rundir import open_run
 from searchlab.engine.run import run_study
+from searchlab.engine.run_history import runs_line
 from searchlab.engine.trial_time import ALIVE_AT, trial_seconds
 from searchlab.report.compare import _busy_intervals
 from searchlab.summary import _time_spent
@@ -49,6 +50,10 @@ def test_a_trial_killed_unseen_ends_at_its_last_report_not_at_the_resume(write_s
     assert f"time:      {ran:.0f} s of trials run" in _time_spent(study)
     busy = sum(end - start for start, end in _busy_intervals(study.trials))
     assert busy < stamped, (busy, stamped)   # the gap is not drawn as search time
+    # the killed run is in the study's history too, as a run that ended without a word
+    killed_run, resumed = study.user_attrs["searchlab_runs"]
+    assert killed_run["stopped_by"] is None and resumed["stopped_by"] == "budget.n_trials"
+    assert "runs:      2 recorded; 1 ended without a word (killed -9" in runs_line(study, in_progress=False)
 
 
 def test_the_last_sign_of_life_is_written_at_most_every_ten_seconds(monkeypatch):

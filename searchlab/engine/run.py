@@ -29,7 +29,7 @@ from searchlab.data.loading import medmnist_path
 from searchlab.engine.changed_settings import fixed_settings
 from searchlab.engine.progress import FINISHED, Progress, failed_configs, stopped_by_failures
 from searchlab.engine.resume import check_resumable
-from searchlab.engine.run_history import record_run, said_on_stderr
+from searchlab.engine.run_history import record_run, run_entry, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
 from searchlab.engine.setup_record import search_setup
 from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
@@ -93,7 +93,7 @@ def _run(study: Study, progress: bool) -> RunResult:
     started = time.time()
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted, code = False, 0
-    with run_lock(run_dir) as sole_runner:
+    with run_entry(ostudy, run_dir, started), run_lock(run_dir) as sole_runner:
         with said_on_stderr() as recovery_warnings:   # until the first trial: the run's start, in its history
             _recover_and_prepare(study, ostudy, sole_runner, deadline, new_dir)
         start_warnings += recovery_warnings
