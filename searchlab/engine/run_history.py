@@ -104,8 +104,8 @@ def runs_line(ostudy: optuna.Study, in_progress: bool) -> str | None:
         unsaid.append(latest)
     said = f"{len(runs)} recorded (the latest {KEPT} are kept)" if len(runs) >= KEPT else f"{len(runs)} recorded"
     if unsaid:
-        said += (f"; {len(unsaid)} ended without a word (killed -9, out of memory, a lost machine: their trials "
-                 f"were failed and re-queued by the next run), the last started {unsaid[-1]['started_utc']}")
+        said += (f"; {len(unsaid)} ended without a word (killed -9, out of memory, a lost machine: the next run "
+                 f"fails and re-queues their running trials), the last started {unsaid[-1]['started_utc']}")
     now = ("is running" if latest.get("stopped_by", "") is None and in_progress else
            f"stopped by {latest['stopped_by']}, {latest.get('trials_finished', 0)} trial(s) finished"
            if latest.get("stopped_by") else "ended without a word")
