@@ -17,7 +17,7 @@ from searchlab.config.schema import ExportConfig
 from searchlab.engine.progress import FINISHED, failed_configs, final_trials, stopped_by_failures
 from searchlab.engine.run_history import runs_line
 from searchlab.engine.rundir import OpenRun
-from searchlab.engine.setup_record import describe_setup
+from searchlab.engine.setup_said import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
 from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url

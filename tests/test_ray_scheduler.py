@@ -158,7 +158,8 @@ def test_the_keys_of_the_kind_are_taken(write_study, scheduler):
 def test_the_setup_record_says_the_ray_scheduler_stopped_trials_not_the_default_pruner(write_study):
     """With a scheduler the worker prunes nothing (ray_worker._open), yet `status` and the export's
     config.json said "pruner median", the default of a study file that names no pruner."""
-    from searchlab.engine.setup_record import describe_setup, search_setup
+    from searchlab.engine.setup_record import search_setup
+    from searchlab.engine.setup_said import describe_setup
 
     setup = search_setup(_callable_with(write_study, "executor: {kind: ray, scheduler: asha}"))
     assert setup["pruner"] == {"kind": "none", "args": {}, "ray_scheduler": "asha"}

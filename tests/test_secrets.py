@@ -12,7 +12,8 @@ import pytest
 from searchlab.config.load import load_study
 from searchlab.engine.rundir import MANIFEST, OpenRun, database_of, open_run, refuse_other_storage, write_manifest
 from searchlab.engine.run import run_study, study_record
-from searchlab.engine.setup_record import describe_setup, search_setup
+from searchlab.engine.setup_record import search_setup
+from searchlab.engine.setup_said import describe_setup
 from searchlab.engine.storage import open_storage
 from searchlab.errors import StorageError, shown_text, shown_url, without_password
 from searchlab.export.provenance import search_provenance

@@ -18,7 +18,6 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
 from searchlab.config.load import Study
-from searchlab.engine.context import TrialContext
 from searchlab.engine.signals import interruption_message
 from searchlab.errors import TrialFailure
 from searchlab.space import Group, searchable_params, within
@@ -62,6 +61,8 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
     params_are_config = params_only(study.space)
     searched = {param.name: param.distribution() for param, _ in searchable_params(study.space)}
     objective_names = {metric for metric, _ in study.objectives}
+    # here, not at the top: the context brings torch, which read-only commands (status, trials) never need
+    from searchlab.engine.context import TrialContext
 
     def objective(trial: optuna.Trial) -> Sequence[float] | float:
         try:

@@ -3,7 +3,6 @@ run folder did not say (the space searched, the settings held fixed, strategy, p
 the `--set` overrides). The latest run's: a resumed study may have been run with another budget."""
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import searchlab
@@ -58,28 +57,3 @@ def fixed_by_path(space: Group) -> dict[str, Any]:
         branch = ", ".join(f"{'.'.join(p)}={label}" for p, label in under)
         out[".".join(path) + (f" [{branch}]" if branch else "")] = fixed.value
     return out
-
-
-def strategy_said(strategy: dict[str, Any]) -> str:
-    """The recorded strategy in a few words: "preset quick", "my_module:MySampler", "tpe"."""
-    return strategy.get("preset") and f"preset {strategy['preset']}" or strategy.get("class") or strategy.get("name")
-
-
-def describe_setup(setup: dict[str, Any]) -> str:
-    """One line for `status`: how the search was run."""
-    how = strategy_said(setup["strategy"])
-    budget, executor = setup["budget"], setup["executor"]
-    limits = ", ".join(f"{key} {budget[key]}" for key in ("n_trials", "epochs", "timeout", "trial_timeout")
-                       if key in budget)
-    workers = (f"ray x{executor.get('max_concurrent') or 'all'}" if executor.get("kind") == "ray"
-               else f"local x{executor.get('workers', 1)}")
-    # As typed (true, null, {float: ...}): JSON is YAML, where Python's str() would say True and None
-    # masked again: a record written before passwords were masked in it still holds one
-    sets = "; " + " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"
-                           for k, v in shown_value(setup["overrides"]).items()) if setup["overrides"] else ""
-    # a Ray scheduler stopped trials instead of any pruner (records made before that was said held "median")
-    scheduler = (executor.get("scheduler") or {}).get("kind")
-    stopper = f"pruner none (Ray scheduler {scheduler})" if scheduler else f"pruner {setup['pruner']['kind']}"
-    return (f"search:    {how}, {stopper}, {limits}, seed {setup['seed']}, {workers}; "
-            f"{len(setup['space_searched'])} searched, {len(setup['space_fixed'])} fixed settings{sets} "
-            "(the latest run's; all in the study's searchlab record)")

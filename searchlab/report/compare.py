@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 
 from searchlab.engine.rundir import OpenRun, open_run
-from searchlab.engine.setup_record import strategy_said
+from searchlab.engine.setup_said import strategy_said
 from searchlab.engine.trial_time import trial_end
 from searchlab.errors import SearchlabError
 from searchlab.nas.stage import SPANS

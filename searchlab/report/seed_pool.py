@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from searchlab.engine.rundir import OpenRun
-from searchlab.engine.setup_record import strategy_said
+from searchlab.engine.setup_said import strategy_said
 
 # What a seed pool must share: every recorded setting that changes what the search does, but not the seed,
 # where the run lives or the software it ran with.
