@@ -40,10 +40,15 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
                               lambda: importance_figure(study, names[0])))
     else:
         sections.append(note("Parameter importances", "needs at least 2 completed trials with parameters"))
-    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+    reported = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
+    if reported:
+        drawn = traced_trials(reported, study.directions[0])
+        which = (f"; {len(drawn)} of {len(reported)} trials: the {BEST_TRACES} best completed and an even spread "
+                 "of the rest by number (all in searchlab trials or the dashboard)" if len(drawn) < len(reported)
+                 else "")
         sections.append(_plot(f"Intermediate {names[0]} values (as trials reported them: per epoch, per GAN "
-                              "evaluation, or per run of cross-validated or repeated trials)",
-                              lambda: vis.plot_intermediate_values(study)))
+                              f"evaluation, or per run of cross-validated or repeated trials{which})",
+                              lambda: vis.plot_intermediate_values(_OnlyTrials(study, drawn))))
     else:
         sections.append(note("Intermediate values", "no trial reported intermediate values"))
     return sections
@@ -81,6 +86,38 @@ class _UncopiedTrials(optuna.Study):
     def get_trials(self, deepcopy: bool = True,
                    states: Container[TrialState] | None = None) -> list[optuna.trial.FrozenTrial]:
         return super().get_trials(deepcopy=False, states=states)
+
+
+MAX_TRACES = 400   # one line per trial: thousands of them drew an unreadable plot, 6.6 MB of a report's HTML
+BEST_TRACES = 100
+
+
+def traced_trials(reported: list[optuna.trial.FrozenTrial],
+                  direction: optuna.study.StudyDirection) -> list[optuna.trial.FrozenTrial]:
+    """The trials whose reports are drawn: all up to MAX_TRACES; beyond, the BEST_TRACES best completed by the
+    first objective, and the others at even steps by trial number (pruned and failed curves show where
+    the search cut trials short)."""
+    if len(reported) <= MAX_TRACES:
+        return reported
+    sign = -1 if direction == optuna.study.StudyDirection.MAXIMIZE else 1
+    complete = sorted((t for t in reported if t.state == TrialState.COMPLETE), key=lambda t: sign * t.values[0])
+    best = {t.number for t in complete[:BEST_TRACES]}
+    rest = [t for t in reported if t.number not in best]
+    step = len(rest) / (MAX_TRACES - len(best))
+    spread = {rest[int(i * step)].number for i in range(MAX_TRACES - len(best))}
+    return [t for t in reported if t.number in best or t.number in spread]
+
+
+class _OnlyTrials(_UncopiedTrials):
+    """The study as a plot sees it, holding only the given trials."""
+
+    def __init__(self, study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> None:
+        super().__init__(study)
+        self._only = trials
+
+    def get_trials(self, deepcopy: bool = True,
+                   states: Container[TrialState] | None = None) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in self._only if states is None or t.state in states]
 
 
 def _target(study: optuna.Study, index: int) -> Callable[[optuna.trial.FrozenTrial], float] | None:
