@@ -387,6 +387,21 @@ def test_a_validation_split_with_few_images_of_a_class_is_warned_about_unless_tr
     assert "only 3 of them are b positives" in small_validation_warning(multi, cross_validated=False)
 
 
+def test_a_validation_split_without_a_class_is_warned_about_whatever_the_objective():
+    """Said for 2 images of a class, nothing for none: a run selecting on balanced accuracy went on without a word
+    while the class was left out of every trial's score (AUC, undefined there, is refused elsewhere)."""
+    from searchlab.tasks.selection_advice import small_validation_warning
+
+    names = ("benign", "malignant", "normal", "rare_lesion")
+    none = _val_only(torch.tensor([0] * 39 + [1] * 13 + [2] * 78), names, "multiclass")
+    warning = small_validation_warning(none, cross_validated=False)
+    assert warning.startswith("the validation split has 130 images and none of class(es) 'rare_lesion': trials are "
+                              "selected without them") and "space.train.cv_folds: 5" in warning
+    assert small_validation_warning(none, cross_validated=True) is None
+    two = _val_only(torch.tensor([0] * 39 + [1] * 13 + [2] * 78 + [3] * 2), names, "multiclass")
+    assert "only 2 of them are rare_lesion" in small_validation_warning(two, cross_validated=False)
+
+
 def test_objectives_that_select_on_chosen_thresholds_or_one_side_are_warned_about():
     from searchlab.tasks.selection_advice import one_sided_objective_warning, threshold_selection_warning
 

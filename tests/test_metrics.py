@@ -407,3 +407,15 @@ def test_exact_interval_of_macro_precision_counts_a_never_predicted_class_as_0()
     (low, high), _ = design_exact(hits, weights / weights.sum(), image, stratum)
     assert ci["precision"] == pytest.approx((low * 2 / 3, high * 2 / 3))
     assert ci["precision"][0] < point < ci["precision"][1] <= 2 / 3
+
+
+def test_the_per_class_table_has_a_row_for_a_class_whose_metrics_a_trial_left_out() -> None:
+    """A trial's stored validation metrics leave out the undefined (a class without validation images): the
+    export's validation_metrics_per_class had no row for that class, while the test side had one of nulls."""
+    from searchlab.export.exporter import per_class_table
+
+    stored = {"accuracy": 0.9, "f1_class_0": 0.8, "recall_class_0": 0.7, "f1_class_1": 0.6, "recall_class_1": 0.5}
+    table = per_class_table(stored, ["normal", "benign", "rare_lesion"])
+    assert list(table) == ["normal", "benign", "rare_lesion"]
+    assert table["rare_lesion"] == {"f1": None, "recall": None} and table["benign"] == {"f1": 0.6, "recall": 0.5}
+    assert per_class_table({"accuracy": 0.9}, ["a", "b"]) == {}

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from searchlab.data.class_typos import typo_hint
 from searchlab.data.grouping import own_splits_said, spanning_split, spans_classes, sub_folder
 from searchlab.data.image_cache import cache_dir, cached_decode
 from searchlab.data.label_stratify import deal_by_labels
@@ -268,17 +269,21 @@ def load_splits(plan: SplitPlan, splits: Sequence[str], decoding: Decoding) -> d
     return loaded
 
 
+def _typo_hint(name: str, class_names: Sequence[str] | None, labels: np.ndarray) -> str:
+    return typo_hint(name, class_names, labels.astype(np.int64)) if class_names is not None else ""
+
+
 def _holdout_sizes(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
     """Images per held-out split; any non-zero fraction gets at least one so every split sees every class."""
     return {name: max(1, round(n * f)) if f > 0 else 0 for name, f in fractions.items()}
 
 
-def _too_few(where: str, what: str, n: int, fractions: Mapping[str, float]) -> DataError:
+def _too_few(where: str, what: str, n: int, fractions: Mapping[str, float], hint: str = "") -> DataError:
     wanted = ", ".join(f"{k}_fraction={v:g}" for k, v in fractions.items())
     return DataError(
         f"{where}: {what} has {n} image(s), too few to split into train/{'/'.join(fractions)} "
         f"({wanted}): each split needs at least one image of each class. "
-        f"Fix: add images, lower the fractions, or provide the splits explicitly")
+        f"Fix: add images, lower the fractions, or provide the splits explicitly{hint}")
 
 
 def stratified_split(labels: Sequence[int], fractions: Mapping[str, float], seed: int, where: str,
@@ -304,7 +309,7 @@ def stratified_split(labels: Sequence[int], fractions: Mapping[str, float], seed
         sizes = _holdout_sizes(len(idx), fractions)
         if sum(sizes.values()) >= len(idx):
             name = class_names[int(c)] if class_names is not None else str(c)
-            raise _too_few(where, f"class {name!r}", len(idx), fractions)
+            raise _too_few(where, f"class {name!r}", len(idx), fractions, _typo_hint(name, class_names, labels))
         start = 0
         for split, k in sizes.items():
             out[split].append(idx[start:start + k])
@@ -332,7 +337,7 @@ def _grouped_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
             raise DataError(f"{where}: class {name!r} has {len(names)} group(s) of images (a patient: a sub-folder, "
                             "a data.group_column id, or a loose image alone; each kept in one split), too few for "
                             f"train/{'/'.join(fractions)}: each split needs one. Fix: add images of more patients, or "
-                            "lower the fractions")
+                            f"lower the fractions{_typo_hint(name, class_names, labels)}")
         filled, trained = dict.fromkeys(sizes, 0), False
         order = [names[g] for g in rng.permutation(len(names))]
         for position, group in enumerate(order):
@@ -359,7 +364,7 @@ def _too_few_sub_folders(where: str, name: str, groups: list[str], fractions: Ma
                 f"holding all of them (each sub-folder of a class folder is kept in one split), but train/{held} "
                 f"each need one. Fix: if it is not a patient, move its images up into {name}/ (they are then split "
                 f"image by image); or {own_splits_said(where, fractions)}")
-    return (f"{where}: class {name!r} has its images in {len(groups)} groups ({said}), each sub-folder taken as "
+    return (f"{where}: class {name!r} has its images in {len(groups)} group{'' if len(groups) == 1 else 's'} ({said}), each sub-folder taken as "
             f"ONE patient kept in one split (a loose image alone), too few for train/{held}: each split needs one. "
             f"Fix: if the sub-folders are not patients, move their images up into {name}/; else add images of more "
             f"patients, or lower the fractions; or {own_splits_said(where, fractions)}")

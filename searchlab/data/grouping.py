@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from searchlab.data.class_typos import typo_hint
 from searchlab.data.label_stratify import deal_by_labels
 from searchlab.errors import DataError, a_few
 
@@ -149,9 +150,11 @@ def spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
         raise DataError(_folder_shortfall(where, fractions, class_names, list(dict.fromkeys(groups)), counts,
                                           _shortfall(empty, short, names, counts, class_names, "patient(s)")))
     if empty or short:
+        hint = typo_hint(class_names[short[0][1]], class_names, labels.astype(np.int64)) if short and class_names and \
+            not multilabel else ""
         raise DataError(f"{where}: whole patients (data.group_column: each group of images kept in one split) "
                         f"cannot give {_shortfall(empty, short, names, counts, class_names)}. Fix: add images of "
-                        "more patients of it, or give the splits yourself in data.split_column")
+                        f"more patients of it, or give the splits yourself in data.split_column{hint}")
     return dict(zip(names, gather(members, bins, len(names))))
 
 

@@ -17,6 +17,7 @@ from PIL import Image
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
 from searchlab.data.common import (UNREADABLE_IMAGE, UnreadableImages, bit_depth_advice, check_splits,
                                    decode_threads, one_line, resolve_path)
+from searchlab.data.class_typos import misspelt_class_warning
 from searchlab.data.colour import colour_dropped_warning
 from searchlab.data.csv_source import load_csv, plan_csv
 from searchlab.data.duplicates import duplicate_warning
@@ -149,8 +150,18 @@ def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) ->
     assert plan is not None   # a folder or CSV set
     found = [bit_depth_advice(plan.files.get("train", []), cfg.bit_depth), duplicate_warning(plan),
              carved_share_warning(plan), mixed_formats_warning(plan), patients_in_two_split_folders(plan),
-             colour_dropped_warning(plan, cfg.channels)]
+             colour_dropped_warning(plan, cfg.channels), misspelt_classes(plan, cfg)]
     return [text for text in found if text]
+
+
+def misspelt_classes(plan: SplitPlan, cfg: CsvData | FolderData) -> str | None:
+    """A class a few images strong, a letter or two from a large one (`nromal` beside `normal`): a typo."""
+    if plan.kind == "multilabel":   # label columns are named by the user in the study, not read from rows
+        return None
+    labels = np.concatenate([np.asarray(plan.labels[s], dtype=np.int64) for s in plan.labels])
+    fix = (f"correct those rows' {cfg.label_columns[0]!r} in {plan.source}" if isinstance(cfg, CsvData)
+           else f"move its images into the folder of the class they belong to under {plan.source}")
+    return misspelt_class_warning(plan.classes, labels, str(plan.source), fix)
 
 
 def carved_share_warning(plan: SplitPlan, tolerance: float = 0.05, min_class_images: int = 20) -> str | None:

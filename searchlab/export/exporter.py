@@ -336,13 +336,17 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
 
 def per_class_table(metrics: dict[str, Any], class_names: list[str]) -> dict[str, dict[str, Any]]:
     """{class name: {metric: value}} of the per-class metrics (`f1_class_3` -> table["carcinoma"]["f1"]): the
-    keys stay by index, as objectives name them, and this says which class each index is."""
+    keys stay by index, as objectives name them, and this says which class each index is. Every class gets a
+    row: a trial's stored metrics leave out what was undefined (a class with no validation image), and a reader
+    of table["rare_lesion"] should find nulls there, as on the test side, not a missing key."""
     table: dict[str, dict[str, Any]] = {}
     for key, value in metrics.items():
         metric, _, index = key.partition("_class_")
         if index.isdigit() and int(index) < len(class_names):
             table.setdefault(class_names[int(index)], {})[metric] = value
-    return table
+    columns = list(dict.fromkeys(metric for row in table.values() for metric in row))
+    return {name: {metric: table.get(name, {}).get(metric) for metric in columns} for name in class_names} \
+        if table else {}
 
 
 def _order(data: ImageDataset) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Ways a search can select trials on noise or on a degenerate model, said once when a run starts.
 
-- A validation split too small to select on: with m images of its rarest class, one image moves a trial's
+- A validation split without a class, or too small to select on: with m images of its rarest class, one image moves a trial's
   validation scores about that class by up to 1/m (AUC included). Not said when every trial cross-validates.
 - An objective scored at a threshold chosen on the very images that rank the trials (youden, f1, ...
   without cross-validation): such trials are ranked optimistically, against fixed-threshold ones most of all.
@@ -26,6 +26,8 @@ def small_validation_warning(data: ImageDataset, cross_validated: bool) -> str |
     if cross_validated or "val" not in data.splits:
         return None
     labels = data.splits["val"].labels.numpy()
+    if absent := _absent_from_val(labels, data):
+        return absent
     name, fewest = _rarest(labels, data)
     if fewest >= FEWEST:
         return None
@@ -95,6 +97,21 @@ def best_epoch_cv_warning(checkpoints_of_cv_trials: list[str]) -> str | None:
             "epochs, optimistic most of all for small folds and long runs (and cv_model: refit trains for those "
             "folds' median best epoch). Fix: space.train.checkpoint: last (each fold runs its whole schedule and is "
             "scored at its final weights, as studies/breastmnist_search.yaml does)")
+
+
+def _absent_from_val(labels: np.ndarray, data: ImageDataset) -> str | None:
+    """A class with no validation image at all (an objective that cannot be scored without it, AUC, is refused
+    elsewhere): the others' scores rank the trials, and a model that never predicts it loses nothing."""
+    if data.kind == "multilabel":
+        return None   # a label never on there: unchoosable_threshold_warning and the AUC refusal say it
+    absent = [data.class_names[j] for j in classes_without_positives(labels, len(data.class_names))]
+    if not absent:
+        return None
+    return (f"the validation split has {len(labels)} images and none of class(es) {', '.join(map(repr, absent))}: "
+            "trials are selected without them (a model that never predicts them loses nothing there, and their "
+            "recall, F1 and AUC are not scored). Fix: select by k-fold cross-validation over train+val "
+            "(space.train.cv_folds: 5), or give the validation split images of them (data.val_fraction, the "
+            "CSV's split column, or your own val/ folder)")
 
 
 def _rarest(labels: np.ndarray, data: ImageDataset) -> tuple[str, int]:
