@@ -288,11 +288,11 @@ def test_tta_that_lowers_the_validation_objective_is_recorded_and_flip_that_does
 def test_a_rechosen_fixed_threshold_claims_no_tuning_and_rescored_metrics_say_what_they_are():
     from searchlab.export.provenance import rechosen
 
-    fixed = rechosen("fixed", 3, "val", 78)
+    fixed = rechosen("fixed", 3, "val", 78, "binary")
     assert fixed["threshold_choice"] == {"rule": "fixed", "note": "0.5 (imbalance.threshold: fixed), not tuned on "
                                                                   "any data"}
     assert "on the val split (78 images)" in fixed["validation_metrics_are"]
-    tuned = rechosen("youden", 3, "out-of-fold train+val", 624)
+    tuned = rechosen("youden", 3, "out-of-fold train+val", 624, "binary")
     assert tuned["threshold_choice"] == {"rule": "youden", "as_trial": 3, "split": "out-of-fold train+val",
                                          "val_size": 624}
     assert "out-of-fold predictions over train+val (624 images" in tuned["validation_metrics_are"]

@@ -24,7 +24,7 @@ from searchlab.data.duplicates import duplicate_warning
 from searchlab.data.fingerprint import describe_plan, fingerprint, sampled_digest
 from searchlab.data.formats import mixed_formats_warning
 from searchlab.data.folder_source import load_folder, patients_in_two_split_folders, plan_folder
-from searchlab.data.medmnist_source import default_root, load_medmnist, npz_path
+from searchlab.data.medmnist_source import default_root, load_medmnist, medmnist_kind, npz_path
 from searchlab.data.types import ImageDataset, SplitPlan
 from searchlab.errors import ConfigError, DataError
 
@@ -85,6 +85,17 @@ def load_dataset(cfg: DataConfig, splits: tuple[str, ...] = ("train", "val"), se
     base = Path(base_dir) if base_dir is not None else None
     seed = 0 if isinstance(cfg, MedMNISTData) else int(seed)   # fixed official splits: one cache entry
     return _load_cached(_resolved(cfg, base), check_splits(splits), seed)
+
+
+@functools.lru_cache(maxsize=8)
+def data_kind(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> str:
+    """binary, multiclass or multilabel, from the data's description (a folder's class folders, a CSV's
+    labels, MedMNIST's metadata), without decoding an image: what trials sample by, once per process."""
+    if isinstance(cfg, MedMNISTData):
+        return medmnist_kind(cfg.name)
+    plan = plan_files(cfg, seed, base_dir)
+    assert plan is not None   # a folder or CSV set
+    return plan.kind
 
 
 def plan_files(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) -> SplitPlan | None:

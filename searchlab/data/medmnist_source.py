@@ -32,6 +32,12 @@ def valid_flags() -> list[str]:
     return sorted(k for k in medmnist.INFO if not k.endswith("3d"))
 
 
+def medmnist_kind(flag: str) -> TaskKind:
+    """The task kind of a MedMNIST set by its flag (binary for an unknown one: loading refuses it by name)."""
+    info = medmnist.INFO.get(flag)
+    return _KINDS[info["task"]] if info else "binary"
+
+
 def default_root(base_dir: Path | None = None, root: Path | None = None) -> Path:
     """cfg.root, else $SEARCHLAB_DATA, else medmnist's own default (~/.medmnist)."""
     if root is not None:

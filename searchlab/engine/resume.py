@@ -25,7 +25,7 @@ from searchlab.engine.changed_settings import changed_settings_warnings
 from searchlab.engine.rundir import WHERE_DATA_LIVES
 from searchlab.errors import ConfigError, shown_url
 from searchlab.space import searchable_params
-from searchlab.tasks import get_task
+from searchlab.tasks import get_task, setting_used_of
 from searchlab.tasks.costs import over_budget
 
 if TYPE_CHECKING:
@@ -55,8 +55,7 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
         _check_space_fits(study, trials)
         _warn_of_trials_over_budget(study, scored)
         task = get_task(study.config.task)
-        for line in changed_settings_warnings(study.config.name, study.space, scored,
-                                              getattr(task, "setting_used", None),
+        for line in changed_settings_warnings(study.config.name, study.space, scored, setting_used_of(study),
                                               getattr(task, "trial_schema", None)):
             print(f"warning: {line}", file=sys.stderr)
 

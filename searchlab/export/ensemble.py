@@ -106,7 +106,7 @@ def choose_on_validation(run: OpenRun, net: torch.nn.Module, config: dict[str, A
     labels = val.labels.numpy()
     kind, n_classes, rule = config["task"], len(config["class_names"]), threshold_rule(rule_of)
     threshold = choose_threshold(ImbalanceSpec(threshold=rule), kind, labels, probs)
-    return {"threshold": threshold, **rechosen(rule, rule_of.number, "val", len(val)),
+    return {"threshold": threshold, **rechosen(rule, rule_of.number, "val", len(val), kind),
             "validation_metrics": compute_metrics(labels, probs, kind, n_classes, threshold=threshold)}
 
 

@@ -92,5 +92,5 @@ def choose_out_of_fold(run: OpenRun, net: torch.nn.Module, config: dict[str, Any
     labels, probs = out_of_fold_predictions(run, members, config, trials)
     kind, n_classes, rule = config["task"], len(config["class_names"]), threshold_rule(trials[0])
     threshold = choose_threshold(ImbalanceSpec(threshold=rule), kind, labels, probs)
-    return {"threshold": threshold, **rechosen(rule, trials[0].number, "out-of-fold train+val", len(labels)),
+    return {"threshold": threshold, **rechosen(rule, trials[0].number, "out-of-fold train+val", len(labels), kind),
             "validation_metrics": compute_metrics(labels, probs, kind, n_classes, threshold=threshold)}

@@ -74,7 +74,7 @@ def threshold_choice(trial: FrozenTrial, task: str) -> dict[str, Any]:
     """How one trial's model got its decision threshold (an ensemble's or TTA export's is chosen anew and
     recorded by export/ensemble.py)."""
     if task == "multiclass":
-        return {"rule": "none: the most probable class is predicted"}
+        return NO_THRESHOLD
     rule = (config_of(trial).get("imbalance") or {}).get("threshold", ImbalanceSpec().threshold)
     if rule == "fixed":
         return FIXED
@@ -83,16 +83,19 @@ def threshold_choice(trial: FrozenTrial, task: str) -> dict[str, Any]:
 
 
 FIXED = {"rule": "fixed", "note": "0.5 (imbalance.threshold: fixed), not tuned on any data"}
+NO_THRESHOLD = {"rule": "none: the most probable class is predicted"}   # multi-class
 RESCORED_ARE = ("the exported model's own (members, TTA and threshold as exported) on {where}; the search ranked "
                 "its trials on these images too, so they are optimistic: test_metrics are the unbiased ones")
 
 
-def rechosen(rule: str, as_trial: int, split: str, images: int) -> dict[str, Any]:
+def rechosen(rule: str, as_trial: int, split: str, images: int, task: str) -> dict[str, Any]:
     """An ensemble's or TTA export's threshold_choice and what its validation_metrics are: the threshold is
-    chosen again by the best trial's rule on `split`, and the metrics are scored there."""
+    chosen again by the best trial's rule on `split` (none for multi-class data, whatever the rule said), and
+    the metrics are scored there."""
     where = (f"out-of-fold predictions over train+val ({images} images, each scored only by fold models that did "
              "not train on it)" if split != "val" else f"the val split ({images} images)")
-    choice = FIXED if rule == "fixed" else {"rule": rule, "as_trial": as_trial, "split": split, "val_size": images}
+    choice = NO_THRESHOLD if task == "multiclass" else FIXED if rule == "fixed" else \
+        {"rule": rule, "as_trial": as_trial, "split": split, "val_size": images}
     return {"threshold_choice": choice, "validation_metrics_are": RESCORED_ARE.format(where=where)}
 
 

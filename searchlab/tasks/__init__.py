@@ -57,4 +57,12 @@ def sample_trial_config(trial: "BaseTrial", study: "Study") -> dict[str, Any]:
     values drawn (a task's `setting_used` rule, space/sample.py): every search strategy samples through here."""
     from searchlab.space import sample_config
 
-    return sample_config(trial, study.space, getattr(get_task(study.config.task), "setting_used", None))
+    return sample_config(trial, study.space, setting_used_of(study))
+
+
+def setting_used_of(study: "Study") -> Any:
+    """The task's rule of which settings have an effect (space/sample.py UsedRule), for this study's data where
+    the task has one per data (`setting_used_for`: classify's threshold, unused on multi-class data)."""
+    task = get_task(study.config.task)
+    for_study = getattr(task, "setting_used_for", None)
+    return for_study(study) if for_study is not None else getattr(task, "setting_used", None)

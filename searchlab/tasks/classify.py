@@ -21,6 +21,7 @@ from searchlab.config.schema import ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import check_test_images, data_advice, load_dataset
 from searchlab.data.common import UnreadableImages
+from searchlab.data.loading import data_kind
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError, RegistryError
@@ -29,11 +30,12 @@ from searchlab.metrics import METRICS, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.nni_space import allow_nni_space
 from searchlab.space import Group, cheapest_config, probe_configs, searchable_params
+from searchlab.space.sample import UsedRule
 from searchlab.space.unused import describe, unused_settings
 from searchlab.suggest import did_you_mean
 from searchlab.tasks.direction import objective_direction
 from searchlab.tasks.classify_config import ClassifyTrialConfig
-from searchlab.tasks.classify_usage import classify_setting_used, setting_default
+from searchlab.tasks.classify_usage import classify_setting_used, multiclass_setting_used, setting_default
 from searchlab.tasks.costs import COST_METRICS, analytic_costs, budget_excess, check_budget, measure_costs
 from searchlab.tasks.augment_advice import neural_augment_warning, unweighted_warning
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
@@ -79,6 +81,12 @@ class ClassifyTask:
 
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
+
+    @staticmethod
+    def setting_used_for(study: Study) -> UsedRule:
+        """Multi-class data leaves imbalance.threshold out too (read from the data's description, once)."""
+        kind = data_kind(study.config.data, study.config.seed, study.base_dir)
+        return multiclass_setting_used if kind == "multiclass" else classify_setting_used
 
     def resolve_objective(self, objective: ObjectiveConfig, src: Located, at: KeyPath) -> tuple[str, str]:
         name = objective.metric
@@ -138,9 +146,12 @@ class ClassifyTask:
                      best_epoch_cv_warning([s.train.checkpoint for s in specs if s.train.cv_folds]),
                      unchoosable_threshold_warning(data, any(s.imbalance.threshold != "fixed" for s in specs)),
                      trial_time_warning(study, make_batches(data), specs[0], model_spec_for(specs[0], data))]
-        if data.kind == "multiclass" and any("threshold" in (c.get("imbalance") or {}) for c in probes):
+        if data.kind == "multiclass" and any((c.get("imbalance") or {}).get("threshold", "fixed") != "fixed"
+                                             for c in probes):
             warnings.append("space.imbalance.threshold has no effect on multi-class data (the most probable class "
-                            "is predicted); it is for binary and multi-label tasks. Fix: remove it")
+                            "is predicted); it is for binary and multi-label tasks, so trials leave it out. Fix: "
+                            "nothing needed; to silence this, write threshold: fixed beside the space's imbalance "
+                            "include, or drop it")
         for text in filter(None, warnings):
             print(f"warning: {text}", file=sys.stderr)
 

@@ -139,3 +139,7 @@ def _classify_schema() -> Any:
 
 setting_default = default_in(_classify_schema)
 classify_setting_used = used_rule(USED_WHEN, setting_default)
+
+# Multi-class data predicts the most probable class: no decision threshold is chosen, whatever the rule says
+# (trials differing only in it trained the same network twice; the shipped imbalance.yaml searches it)
+multiclass_setting_used = used_rule({**USED_WHEN, "imbalance.threshold": lambda get: False}, setting_default)

@@ -1,0 +1,45 @@
+"""Multi-class data predicts the most probable class: the threshold rule the shipped imbalance.yaml searches was
+still sampled (trials differing only in it trained the same network), and an ensemble or TTA export recorded a
+threshold rule it never applied."""
+from __future__ import annotations
+
+import json
+
+import optuna
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from searchlab.export.exporter import export_run
+from test_data import _fresh_cache, class_folder  # noqa: F401  (_fresh_cache: autouse fixture)
+
+STUDY = """
+name: mc
+task: classify
+data: {{source: folder, path: '{folder}', image_size: 8, val_fraction: 0.25, test_fraction: 0.25}}
+space:
+  model: {{kind: cnn, depth: 1, width: 4, convs_per_stage: 1}}
+  train: {{batch_size: 64}}
+  imbalance: {{threshold: {{choice: [fixed, youden, f1]}}, loss: {{choice: [ce, focal]}}}}
+strategy: random
+pruner: none
+budget: {{n_trials: 3, epochs: 1}}
+seed: 0
+"""
+
+
+def test_a_multiclass_study_neither_samples_nor_exports_a_threshold_rule(write_study, tmp_path, capsys):
+    folder = class_folder(tmp_path / "imgs", {"a": 12, "b": 12, "c": 12})
+    result = run_study(load_study(write_study(STUDY.format(folder=folder))), progress=False)
+    trials = result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 3
+    assert all("imbalance.loss" in t.params and "imbalance.threshold" not in t.params for t in trials)
+    assert "space.imbalance.threshold has no effect on multi-class data" in capsys.readouterr().err
+    config = export_run(tmp_path / "run", tmp_path / "best", top_k=2, tta="flip", bootstrap=50)
+    assert config["threshold_choice"] == {"rule": "none: the most probable class is predicted"}
+    assert json.loads((tmp_path / "best" / "config.json").read_text())["threshold_choice"]["rule"].startswith("none")
+
+
+def test_binary_data_still_samples_the_threshold_rule(write_study, tmp_path):
+    folder = class_folder(tmp_path / "imgs", {"a": 12, "b": 12})
+    result = run_study(load_study(write_study(STUDY.format(folder=folder))), progress=False)
+    assert all("imbalance.threshold" in t.params for t in result.study.trials)
