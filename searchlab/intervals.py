@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import beta
 
-from searchlab.metrics import TaskKind, bootstrap_ci, predictions
+from searchlab.metrics import PER_CLASS, TaskKind, bootstrap_ci, predictions
 
 EXACT = "Clopper-Pearson (exact binomial)"
 
@@ -71,6 +71,9 @@ def proportion_outcomes(name: str, y: np.ndarray, pred: np.ndarray,
     if kind == "binary" and name in ("sensitivity", "specificity"):
         label = 1 if name == "sensitivity" else 0
         return y == label, pred == label
+    if (per_class := PER_CLASS.fullmatch(name)) and per_class[1] == "recall":   # a class's (label's) positives
+        k = int(per_class[2])
+        return (y[:, k] == 1, pred[:, k] == 1) if kind == "multilabel" else (y == k, pred == k)
     return None
 
 

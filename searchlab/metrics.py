@@ -9,6 +9,7 @@ Averages are macro (unweighted over classes): our data sets are small and imbala
 """
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from dataclasses import dataclass
@@ -274,7 +275,8 @@ def _resampled(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, ki
         out["accuracy"] = lambda: tp.sum(axis=1) / n
         out["balanced_accuracy"] = lambda: np.nanmean(tpr, axis=1)     # classes present in the resample only
     if kind != "binary":   # one-vs-rest per class (label), and their macro mean
-        per_class_auc = {f"auc_class_{k}": (lambda k=k: _weighted_auc(w, truth[:, k], p[:, k]))
+        # once each: the macro AUC reads them all, and the export asks for each class's too
+        per_class_auc = {f"auc_class_{k}": functools.cache(lambda k=k: _weighted_auc(w, truth[:, k], p[:, k]))
                          for k in range(n_classes)}
         out.update(per_class_auc)
         out.update({f"recall_class_{k}": (lambda k=k: tpr[:, k]) for k in range(n_classes)})

@@ -419,3 +419,20 @@ def test_the_per_class_table_has_a_row_for_a_class_whose_metrics_a_trial_left_ou
     assert list(table) == ["normal", "benign", "rare_lesion"]
     assert table["rare_lesion"] == {"f1": None, "recall": None} and table["benign"] == {"f1": 0.6, "recall": 0.5}
     assert per_class_table({"accuracy": 0.9}, ["a", "b"]) == {}
+
+
+def test_a_class_recall_gets_the_exact_interval_of_its_own_images() -> None:
+    """Per-class test metrics had no interval: a 4-image class's recall of 1.0 read as certain."""
+    from searchlab.intervals import export_intervals
+
+    y = np.array([0] * 40 + [1] * 20 + [2] * 4)
+    probs = np.eye(3)[y] * 0.8 + 0.1   # every image right
+    ci, methods = export_intervals(y, probs, "multiclass", 3, ["recall_class_2", "f1_class_2", "auc_class_2"],
+                                   n_resamples=200, seed=0, threshold=0.5)
+    assert ci["recall_class_2"] == pytest.approx((0.025 ** 0.25, 1.0))
+    assert methods["recall_class_2"].startswith("Clopper-Pearson")
+    assert ci["f1_class_2"] == (1.0, 1.0) and methods["f1_class_2"].startswith("percentile bootstrap")
+    labels = np.array([[1, 0]] * 10 + [[0, 1]] * 3 + [[0, 0]] * 7)
+    ci, _ = export_intervals(labels, labels * 0.9, "multilabel", 2, ["recall_class_1"], n_resamples=50, seed=0,
+                             threshold=0.5)
+    assert ci["recall_class_1"] == pytest.approx((0.025 ** (1 / 3), 1.0))

@@ -113,7 +113,7 @@ def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: i
         config["positive_class"] = (f"{positive!r} (class_names[1]): sensitivity and average_precision are of it, "
                                     f"specificity of {negative!r} (precision, recall and f1 average both); "
                                     "data.positive_class chooses it")
-    for key in ("validation_metrics", "test_metrics"):
+    for key in ("validation_metrics", "test_metrics", "test_metrics_ci95"):
         if table := per_class_table(config.get(key) or {}, config["class_names"]):
             config[f"{key}_per_class"] = table
     config.update(search_provenance(run))   # how the search that chose this model was set up, and its objectives
@@ -296,7 +296,7 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     labels = test.labels.numpy()
     n_classes, kind, threshold = len(config["class_names"]), config["task"], config["threshold"]
     metrics = compute_metrics(labels, probs, kind, n_classes, threshold=threshold)
-    names = [m for m in metrics if "_class_" not in m]   # CIs for the summary metrics, not each class's
+    names = list(metrics)   # each class's too: a 4-image class's recall of 1.0 is [0.40, 1.00]
     ci, methods = export_intervals(labels, probs, kind, n_classes, names, n_resamples=bootstrap,
                                    seed=run.record["seed"], threshold=threshold, groups=test.groups)
     replaced = data_replaced_since_search(run)

@@ -1,6 +1,6 @@
 """Multi-class data predicts the most probable class: the threshold rule the shipped imbalance.yaml searches was
 still sampled (trials differing only in it trained the same network), and an ensemble or TTA export recorded a
-threshold rule it never applied."""
+threshold rule it never applied. Each class's test metrics get intervals too."""
 from __future__ import annotations
 
 import json
@@ -37,6 +37,13 @@ def test_a_multiclass_study_neither_samples_nor_exports_a_threshold_rule(write_s
     config = export_run(tmp_path / "run", tmp_path / "best", top_k=2, tta="flip", bootstrap=50)
     assert config["threshold_choice"] == {"rule": "none: the most probable class is predicted"}
     assert json.loads((tmp_path / "best" / "config.json").read_text())["threshold_choice"]["rule"].startswith("none")
+    # per class: a class's recall is a proportion of its test images, with its exact interval
+    ci, methods, table = (config["test_metrics_ci95"], config["test_metrics_ci95_method"],
+                          config["test_metrics_ci95_per_class"])
+    assert set(table) == {"a", "b", "c"} and set(table["a"]) == {"f1", "auc", "recall"}
+    assert table["b"]["recall"] == ci["recall_class_1"] and methods["recall_class_1"].startswith("Clopper-Pearson")
+    low, high = ci["recall_class_1"]
+    assert low <= config["test_metrics"]["recall_class_1"] <= high
 
 
 def test_binary_data_still_samples_the_threshold_rule(write_study, tmp_path):
