@@ -375,9 +375,9 @@ def test_a_validation_split_with_few_images_of_a_class_is_warned_about_unless_tr
 
     four = _val_only(torch.tensor([0] * 40 + [1] * 4), ("benign", "malignant"), "binary")
     warning = small_validation_warning(four, cross_validated=False)
-    assert warning.startswith("the validation split has 44 images, and only 4 of them are malignant: each of those "
-                              "moves a trial's validation scores about that class (sensitivity, F1, AUC, ...) by up "
-                              "to 0.25")
+    assert warning.startswith("the validation split has 44 images, and only 4 of them are of class 'malignant': "
+                              "each of those moves a trial's validation scores about that class (sensitivity, F1, "
+                              "AUC, ...) by up to 0.25")
     assert "space.train.cv_folds: 5" in warning
     assert small_validation_warning(four, cross_validated=True) is None
     ten = _val_only(torch.tensor([0] * 40 + [1] * 10), ("benign", "malignant"), "binary")
@@ -399,7 +399,7 @@ def test_a_validation_split_without_a_class_is_warned_about_whatever_the_objecti
                               "selected without them") and "space.train.cv_folds: 5" in warning
     assert small_validation_warning(none, cross_validated=True) is None
     two = _val_only(torch.tensor([0] * 39 + [1] * 13 + [2] * 78 + [3] * 2), names, "multiclass")
-    assert "only 2 of them are rare_lesion" in small_validation_warning(two, cross_validated=False)
+    assert "only 2 of them are of class 'rare_lesion'" in small_validation_warning(two, cross_validated=False)
 
 
 def test_objectives_that_select_on_chosen_thresholds_or_one_side_are_warned_about():

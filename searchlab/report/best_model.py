@@ -71,7 +71,8 @@ def _unlike_the_export(folder: Path, trial: FrozenTrial) -> str:
     if described.startswith(f"trial {trial.number} ") and tta == "none":
         return ""
     with_tta = f" with test-time augmentation '{tta}'" if tta != "none" else ""
-    return f" alone, without test-time augmentation (the export in {folder} is the {described}{with_tta})"
+    article = "the " if described.startswith("ensemble") else ""   # "is trial 2 of ...", "is the ensemble of ..."
+    return f" alone, without test-time augmentation (the export in {folder} is {article}{described}{with_tta})"
 
 
 def roc_figure(labels: np.ndarray, probs: np.ndarray, kind: str, names: list[str]) -> go.Figure:

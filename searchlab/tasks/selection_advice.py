@@ -1,7 +1,8 @@
 """Ways a search can select trials on noise or on a degenerate model, said once when a run starts.
 
-- A validation split without a class, or too small to select on: with m images of its rarest class, one image moves a trial's
-  validation scores about that class by up to 1/m (AUC included). Not said when every trial cross-validates.
+- A validation split without a class, or too small to select on: with m images of its rarest class, one image
+  moves a trial's validation scores about that class by up to 1/m (AUC included). Not said when every trial
+  cross-validates.
 - An objective scored at a threshold chosen on the very images that rank the trials (youden, f1, ...
   without cross-validation): such trials are ranked optimistically, against fixed-threshold ones most of all.
 - Sensitivity or specificity (or a recall that the same trick fills) as the only objective: "every image
@@ -31,8 +32,9 @@ def small_validation_warning(data: ImageDataset, cross_validated: bool) -> str |
     name, fewest = _rarest(labels, data)
     if fewest >= FEWEST:
         return None
+    which = name if data.kind == "multilabel" else f"of class {name!r}"   # "b positives"; "of class '3'"
     return (f"the validation split has {len(labels)} images, and only {fewest} of them "
-            f"{'is' if fewest == 1 else 'are'} {name}: each of those moves a trial's validation scores about that "
+            f"{'is' if fewest == 1 else 'are'} {which}: each of those moves a trial's validation scores about that "
             f"class (sensitivity, F1, AUC, ...) by up to {1 / fewest:.2f}, so trials are selected on noise. Fix: "
             "select by k-fold cross-validation over train+val (space.train.cv_folds: 5), or give the validation "
             "split more images")
