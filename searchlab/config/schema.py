@@ -287,7 +287,15 @@ class ExecutorConfig(Frozen):
     def local_threads(self) -> int:
         """Torch threads of each local worker: workers x threads never exceeds the cores (oversubscribed BLAS
         threads make everyone slower)."""
-        return self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
+        return self.threads_per_worker or max(1, usable_cores() // self.workers)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (taskset, a container's cpuset), not all the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
 
 
 def _home_expanded(path: Path) -> Path:

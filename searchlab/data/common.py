@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from searchlab.config.schema import usable_cores
 from searchlab.data.class_typos import typo_hint
 from searchlab.data.grouping import own_splits_said, spanning_split, spans_classes, sub_folder
 from searchlab.data.image_cache import cache_dir, cached_decode
@@ -202,8 +203,7 @@ class UnreadableImages(DataError):
 
 def decode_threads() -> int:
     """The cores this process may run on (its affinity: taskset, a Ray or batch job's cpuset), at most 16."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(16, cores))
+    return max(1, min(16, usable_cores()))
 
 
 class DecodeProgress:

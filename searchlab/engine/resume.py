@@ -84,6 +84,12 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                           "than now (stratified per label)", file=str(study.file), key="data.multilabel_split",
                           fix="without a group_column, write multilabel_split: random under data to resume this "
                           "study; with one, give the study a new name (or run_dir) for new splits")
+    if moved and old.get("seed", new["seed"]) != new["seed"]:   # same files, splits drawn by another seed
+        raise ConfigError(f"{_named(study)} has trials scored on splits that seed {old['seed']} drew from these files; "
+                          f"seed {new['seed']} draws others, so trials would be ranked on other validation images, "
+                          "and the test split would hold images that trials trained on", file=str(study.file),
+                          key="seed", got=new["seed"], fix=f"keep seed: {old['seed']} to resume (--set "
+                          f"seed={old['seed']}), or give the study a new name (or run_dir) for a search on new splits")
     if moved:
         raise ConfigError(f"{_named(study)} has trials scored on other files "
                           f"than data.path holds now ({moved}). The splits are drawn from the file list, so "
@@ -110,6 +116,12 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                           "or give the study a new name (or run_dir) for this file")
     if scored:   # failed trials trained nothing to be ranked against
         _warn_if_epochs_changed(study, old.get("epochs"), new.get("epochs"), scored)
+        if old.get("seed", new["seed"]) != new["seed"]:
+            print(f"warning: study '{study.config.name}' ran its trials with seed {old['seed']}; this run's seed "
+                  f"{new['seed']} seeds the sampler and new trials' training otherwise, all ranked together (each "
+                  "trial's own seed is in its user attr ran_with; the export's bootstrap uses the latest). Fix: "
+                  f"--set seed={old['seed']} to resume like for like, or give the study a new name (or run_dir)",
+                  file=sys.stderr)
         if old.get("task_code") and new.get("task_code") and old["task_code"] != new["task_code"]:
             print(f"warning: study '{study.config.name}': the file of task.function "
                   f"'{study.config.task.function}' changed since its trials were scored; their values are ranked "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import shutil
 import sys
 import time
@@ -24,6 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study, locate_in_study
+from searchlab.config.schema import usable_cores
 from searchlab.data import data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
 from searchlab.engine.changed_settings import fixed_settings
@@ -165,7 +165,7 @@ def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar:
 
 
 def _warn_if_oversubscribed(study: Study) -> None:
-    ex, cores = study.config.executor, os.cpu_count() or 1
+    ex, cores = study.config.executor, usable_cores()
     if ex.kind == "local" and ex.workers > cores:
         print(f"warning: executor.workers={ex.workers} on {cores} cores: the workers share them (one torch thread "
               f"each), so each trial runs several times slower. Fix: workers <= {cores}", file=sys.stderr)

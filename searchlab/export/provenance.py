@@ -42,9 +42,10 @@ def trial_provenance(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
     or which model its initial weights came from."""
     attrs, config = trial.user_attrs, config_of(trial)
     return {"study": run.study.study_name, "number": trial.number, "params": trial.params, "config": config,
-            # what its initialisation, batches and sampling drew from: the study seed (the run's record) and its
-            # config, as engine/objective.py seeds each trial
-            "seed": trial_seed(run.record["seed"], config),
+            # what its initialisation, batches and sampling drew from, and torch's threads then (as recorded;
+            # a trial run before they were: the seed from the latest run's and its config, as objective.py does)
+            "seed": attrs.get("ran_with", {}).get("seed", trial_seed(run.record["seed"], config)),
+            **({"torch_threads": attrs["ran_with"]["torch_threads"]} if "ran_with" in attrs else {}),
             **({"config_with_defaults": attrs["config_with_defaults"]} if "config_with_defaults" in attrs else {}),
             # a timeout stopped its training: its metrics are of a shorter run than asked
             **({"cut_short": attrs["cut_short"]} if "cut_short" in attrs else {}),
