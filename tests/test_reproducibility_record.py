@@ -77,3 +77,15 @@ def test_the_commit_record_tells_one_set_of_uncommitted_changes_from_another(tmp
     assert source_commit() not in (edited_again, clean)
     (package / "new_module.py").unlink()
     assert source_commit() == edited_again
+
+
+def test_the_record_keeps_the_text_of_the_fragments_the_space_included(write_study, tmp_path):
+    """A rerun finds `include:` fragments by name (beside the study, $SEARCHLAB_PATH, the checkout's spaces/):
+    an edited one gave another space, and the record kept only the study file's text."""
+    from searchlab.engine.run import study_record
+
+    fragment = "lr: {float: [1.0e-3, 1.0e-2], log: true}\n"
+    (tmp_path / "my_optim.yaml").write_text(fragment)
+    study = load_study(write_study(TINY_CLASSIFY.replace("  optim: {lr: {float: [1.0e-3, 1.0e-2], log: true}}\n",
+                                                         "  optim: {include: my_optim.yaml}\n")))
+    assert study_record(study)["included_file_texts"] == {str((tmp_path / "my_optim.yaml").resolve()): fragment}

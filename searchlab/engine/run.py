@@ -223,8 +223,10 @@ def study_record(study: Study) -> dict[str, Any]:
     """What export and the report need later, kept in the Optuna study itself."""
     return {
         "study_file": str(study.file.resolve()),
-        # as the run read it (the file may be edited later); included fragments are in search.space_*
+        # as the run read it (the file may be edited later), and the space fragments it included, which a
+        # rerun finds by name beside it, on $SEARCHLAB_PATH or in the checkout's spaces/ (any may have changed)
         "study_file_text": _study_text(study.file),
+        "included_file_texts": {name: _study_text(Path(name)) for name in _included_files(study)},
         "base_dir": str(study.base_dir),
         **_data_record(study),
         "objectives": [list(o) for o in study.objectives],
@@ -235,6 +237,12 @@ def study_record(study: Study) -> dict[str, Any]:
         "search": search_setup(study),
         "artifacts": str((study.run_dir / "artifacts").resolve()),
     }
+
+
+def _included_files(study: Study) -> list[str]:
+    """The fragment files the study's space included (config/yamlsrc.py Located.included), in order."""
+    included = study.source.included if study.source is not None else {}
+    return sorted({str(Path(file).resolve()) for file, _, _ in included.values()})
 
 
 def _study_text(path: Path) -> str | None:
