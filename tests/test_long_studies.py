@@ -117,3 +117,17 @@ def test_the_report_draws_the_curves_of_the_best_trials_and_a_spread_of_the_rest
         few.add_trial(optuna.trial.create_trial(value=float(i), intermediate_values={0: float(i)}))
     plot = [s for s in study_sections(few, ["auc"]) if s.title.startswith("Intermediate")][0]
     assert "of 5" not in plot.title and len(set(re.findall(r'"name":"Trial(\d+)"', plot.body))) == 5
+
+
+def test_compare_says_when_runs_scored_on_other_validation_images():
+    """Runs of one folder set with other seeds hold other validation splits: compare said nothing."""
+    from searchlab.report.compare import data_difference
+
+    def run(seed, members):
+        splits = {"val": {"members": members}} if members else {}
+        return SimpleNamespace(data_read={"source": "folder"}, record={"seed": seed, "data_files": {"splits": splits}})
+
+    said = data_difference([run(0, "aa"), run(1, "bb")], ["runs/a", "runs/b"])
+    assert said.startswith("these runs' validation splits hold other images (runs/a: seed 0; runs/b: seed 1")
+    assert data_difference([run(0, "aa"), run(1, "aa")], ["runs/a", "runs/b"]) is None   # own val/ folder
+    assert data_difference([run(0, None), run(1, None)], ["runs/a", "runs/b"]) is None   # MedMNIST

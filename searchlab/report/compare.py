@@ -119,10 +119,22 @@ def data_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | Non
     keys = sorted({k for s in settings for k in s})
     differing = [k for k in keys if len({repr(s.get(k)) for s in settings}) > 1]
     if not differing:
-        return None
+        return _other_validation_images(runs, targets)
     listed = "; ".join(f"{t}: " + ", ".join(f"{k} {s.get(k, '(not set)')}" for k in differing)
                        for t, s in zip(targets, settings))
     return f"these runs read different data ({listed}), so their curves differ by data as well as by strategy"
+
+
+def _other_validation_images(runs: list[OpenRun], targets: list[str | Path]) -> str | None:
+    """The same folder or CSV set, split by other seeds (or its files changed): each run's validation values are
+    on other images. Told by the splits' recorded file lists (none for MedMNIST: its splits are published)."""
+    members = [((r.record.get("data_files") or {}).get("splits") or {}).get("val", {}).get("members") for r in runs]
+    if None in members or len(set(members)) == 1:
+        return None
+    seeds = "; ".join(f"{t}: seed {r.record.get('seed')}" for r, t in zip(runs, targets))
+    return (f"these runs' validation splits hold other images ({seeds}: a folder or CSV set is split by the seed, "
+            "or its files changed), so their values are scored on other images: the curves differ by split as well "
+            "as by search (a pool over seeds includes that spread)")
 
 
 def setup_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | None:
