@@ -364,7 +364,8 @@ def _too_few_sub_folders(where: str, name: str, groups: list[str], fractions: Ma
                 f"holding all of them (each sub-folder of a class folder is kept in one split), but train/{held} "
                 f"each need one. Fix: if it is not a patient, move its images up into {name}/ (they are then split "
                 f"image by image); or {own_splits_said(where, fractions)}")
-    return (f"{where}: class {name!r} has its images in {len(groups)} group{'' if len(groups) == 1 else 's'} ({said}), each sub-folder taken as "
+    groups_said = f"{len(groups)} group{'' if len(groups) == 1 else 's'}"
+    return (f"{where}: class {name!r} has its images in {groups_said} ({said}), each sub-folder taken as "
             f"ONE patient kept in one split (a loose image alone), too few for train/{held}: each split needs one. "
             f"Fix: if the sub-folders are not patients, move their images up into {name}/; else add images of more "
             f"patients, or lower the fractions; or {own_splits_said(where, fractions)}")
