@@ -67,7 +67,7 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     ran_with = trial.user_attrs.get("ran_with") or {}   # what a rerun of this trial alone must match
     row.update({key: ran_with[key] for key in ("seed", "torch_threads") if key in ran_with})
     threshold = trial.user_attrs.get("threshold")   # what sensitivity, f1... were scored at
-    if threshold is not None:
+    if threshold is not None and trial.user_attrs.get("task_kind") != "multiclass":   # argmax there: none
         row["threshold"] = json.dumps(threshold) if isinstance(threshold, list) else threshold
     return row
 

@@ -34,6 +34,10 @@ def test_a_multiclass_study_neither_samples_nor_exports_a_threshold_rule(write_s
     assert len(trials) == 3
     assert all("imbalance.loss" in t.params and "imbalance.threshold" not in t.params for t in trials)
     assert "space.imbalance.threshold has no effect on multi-class data" in capsys.readouterr().err
+    from searchlab.engine.rundir import open_run
+    from searchlab.trials_table import trial_table
+
+    assert "threshold" not in trial_table(open_run(tmp_path / "run")).columns   # the most probable class: none
     config = export_run(tmp_path / "run", tmp_path / "best", top_k=2, tta="flip", bootstrap=50)
     assert config["threshold_choice"] == {"rule": "none: the most probable class is predicted"}
     assert json.loads((tmp_path / "best" / "config.json").read_text())["threshold_choice"]["rule"].startswith("none")
