@@ -55,8 +55,9 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
     kind, names = config["task"], config["class_names"]
     if "model_metrics" in trial.user_attrs:   # selected on a mean of runs: this is the one model it exports
         split += " (the trial's exported model; its value is the mean over its cross-validation runs)"
+    at = "(the most probable class)" if kind == "multiclass" else "at the trial's threshold"
     return [figure(f"ROC {split}: {who}", roc_figure(labels, probs, kind, names)),
-            figure(f"Confusion matrix {split} at the trial's threshold: {who}",
+            figure(f"Confusion matrix {split} {at}: {who}",
                    confusion_figure(labels, probs, kind, names, config["threshold"]))]
 
 
