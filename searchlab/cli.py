@@ -261,10 +261,11 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
     try:
         config = export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta,
                             select=select)
-    except SearchlabError as exc:   # the search is done and stored: say how to export it, do not lose the run
+    except (SearchlabError, OSError) as exc:   # the search is done and stored: say how to export it, keep the run
         # Several objectives have no single best: the error names the Pareto front; --top-k would fail again.
         how = export_command(study, trial="N") if len(study.objectives) > 1 else export_command(study, top_k)
-        print(f"export skipped: {exc}\nThe trials are stored; export them with: {how}", file=sys.stderr)
+        said = exc if isinstance(exc, SearchlabError) else f"{exc.filename or out}: {exc.strerror or exc}"
+        print(f"export skipped: {said}\nThe trials are stored; export them with: {how}", file=sys.stderr)
         return None, None, len(study.objectives) == 1   # several objectives: no single best, as designed
     if "generator" in config:
         return out, None, False

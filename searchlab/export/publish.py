@@ -7,11 +7,13 @@ export's files (notes or analyses added to one were deleted with it).
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,22 +29,49 @@ EXPORT_FILES = frozenset({"config.json", "model.py", "weights.safetensors", "tes
 
 @contextmanager
 def staged(out: Path) -> Iterator[Path]:
-    """Yields the folder to write the export into; moves it to `out` when the block ends without error."""
-    _check_replaceable(out)
+    """Yields the folder to write the export into; moves it to `out` when the block ends without error.
+
+    One export to a folder at a time (a lock on the folder it sits in, which the system drops with a killed
+    process): a second one started meanwhile (a user's, beside a run's after-run export) took the first's
+    staging folder for a killed export's leftover and deleted it, failing the first. It now waits its turn."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        folder = os.open(out.parent, os.O_RDONLY)
     except OSError as exc:
-        raise ExportError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc}). Fix: name a "
-                          "folder in a directory you can write to") from None
-    for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):   # from an export killed earlier
-        if leftover != staging:
-            shutil.rmtree(leftover, ignore_errors=True)
+        raise _cannot_write(out, exc) from None
+    with _one_export_at_a_time(out, folder):
+        _check_replaceable(out)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        except OSError as exc:
+            raise _cannot_write(out, exc) from None
+        for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):   # of an export killed earlier
+            if leftover != staging:
+                shutil.rmtree(leftover, ignore_errors=True)
+        try:
+            yield staging
+            _publish(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _cannot_write(out: Path, exc: OSError) -> ExportError:
+    return ExportError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc}). Fix: name a folder "
+                       "in a directory you can write to")
+
+
+@contextmanager
+def _one_export_at_a_time(out: Path, folder: int) -> Iterator[None]:
+    """`folder`: a descriptor of out's parent, locked here and closed after (which releases the lock)."""
     try:
-        yield staging
-        _publish(staging, out)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"export: another export is writing in {out.parent}; waiting for it to finish", file=sys.stderr)
+            fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        os.close(folder)   # releases the lock
 
 
 def _check_replaceable(out: Path) -> None:

@@ -1,0 +1,40 @@
+"""Two exports to one folder at once: the second took the first's staging folder for a killed export's leftover
+and deleted it, failing the first (a user's export beside a run's after-run export: the run exited 1 without its
+summary). Exports to a folder now take turns."""
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+from test_run import TINY_CLASSIFY
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_an_export_waits_for_another_writing_beside_it_and_leaves_its_staging_alone(write_study, tmp_path):
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    live = tmp_path / "exports" / ".best.partial-live"   # the staging folder of an export still writing
+    live.mkdir(parents=True)
+    (live / "weights.safetensors").write_bytes(b"half")
+    folder = os.open(tmp_path / "exports", os.O_RDONLY)
+    fcntl.flock(folder, fcntl.LOCK_EX)   # held as that export holds it
+    proc = subprocess.Popen([sys.executable, "-m", "searchlab.cli", "export", str(tmp_path / "run"), "--out",
+                             str(tmp_path / "exports" / "best"), "--bootstrap", "100"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        time.sleep(8)   # long enough to load, score the test split and reach the folder
+        assert proc.poll() is None, proc.communicate()
+        assert not (tmp_path / "exports" / "best").exists()   # waiting its turn
+        assert (live / "weights.safetensors").read_bytes() == b"half"
+    finally:
+        os.close(folder)   # the other export is done: its turn
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "another export is writing in" in err and (tmp_path / "exports" / "best" / "config.json").is_file()
+    assert not live.exists()   # no export holds it now: a leftover
