@@ -127,8 +127,7 @@ def failure_cap_reached(failed: int, failed_before: int, max_failed: int, defaul
 def print_run_summary(study: Study, result: Any, exported: Path | None, test_headline: str | None = None) -> None:
     ostudy: optuna.Study = result.study
     print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
-          + (" (interrupted: trials that were running, if any, are marked FAIL; run again to resume, and their "
-             "configs run again)" if result.interrupted else ""))
+          + (_interrupted_said(study.run_dir) if result.interrupted else ""))
     n_trials = study.config.budget.n_trials
     finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
     if not result.interrupted and finished == result.trials_before and finished >= n_trials:
@@ -279,6 +278,16 @@ def _running_elsewhere(study: optuna.Study, running: list[FrozenTrial]) -> str:
                      "(killed or crashed): the next `searchlab run` of the study fails them and runs their configs "
                      "again)")
     return "\n".join(lines)
+
+
+def _interrupted_said(run_dir: Path) -> str:
+    """What a stopped run left, and what running it again does: resumes, or joins a run still going."""
+    if _run_in_progress(run_dir):   # another `searchlab run` of the folder, joined by this one, goes on
+        return (" (interrupted: this run's running trials are marked FAIL; another `searchlab run` of this folder "
+                "goes on, and the running trials are its own; running this again joins it and queues the "
+                "interrupted configs again)")
+    return (" (interrupted: trials that were running, if any, are marked FAIL; run again to resume, and their "
+            "configs run again)")
 
 
 def _run_in_progress(run_dir: Path) -> bool:

@@ -1,6 +1,7 @@
-"""Two exports to one folder at once: the second took the first's staging folder for a killed export's leftover
-and deleted it, failing the first (a user's export beside a run's after-run export: the run exited 1 without its
-summary). Exports to a folder now take turns."""
+"""Exports while a search runs. Two exports to one folder at once: the second took the first's staging folder
+for a killed export's leftover and deleted it, failing the first (a user's export beside a run's after-run
+export: the run exited 1 without its summary); exports to a folder now take turns. An export made while trials
+ran read as the search's result; it now says it is the best so far."""
 from __future__ import annotations
 
 import fcntl
@@ -38,3 +39,23 @@ def test_an_export_waits_for_another_writing_beside_it_and_leaves_its_staging_al
     assert proc.returncode == 0, err
     assert "another export is writing in" in err and (tmp_path / "exports" / "best" / "config.json").is_file()
     assert not live.exists()   # no export holds it now: a leftover
+
+
+def test_an_export_made_while_trials_run_says_it_is_the_best_so_far(write_study, tmp_path, capsys):
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from searchlab.export.export_notes import warn_about_export
+    from searchlab.export.exporter import export_run
+
+    run_study(load_study(write_study(TINY_CLASSIFY.replace("n_trials: 2", "n_trials: 5"))), progress=False)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    config = export_run(tmp_path / "run", tmp_path / "done", bootstrap=100)
+    assert "search_at_export" not in config
+    study.ask({"optim.lr": FloatDistribution(1e-3, 1e-2, log=True)})   # a trial running now
+    config = export_run(tmp_path / "run", tmp_path / "early", bootstrap=100)
+    assert config["search_at_export"]["trials_finished"] == 5 and config["search_at_export"]["trials_running"] == 1
+    capsys.readouterr()
+    warn_about_export(config)
+    assert ("1 trial(s) of the study were running: this export is of the best of the 5 finished of "
+            "budget.n_trials=5 so far") in capsys.readouterr().err

@@ -416,7 +416,7 @@ def test_a_run_folder_keeps_its_storage(write_study, tmp_path, capsys):
 def test_more_local_workers_than_cores_and_workers_under_ray_are_warned_about(write_study, monkeypatch, capsys):
     from searchlab.engine import run as run_module
 
-    monkeypatch.setattr(run_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(run_module, "usable_cores", lambda: 2)
     run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra="\nexecutor: {workers: 3}\n")))
     assert "executor.workers=3 on 2 cores" in capsys.readouterr().err
     run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra="\nexecutor: {workers: 2}\n")))

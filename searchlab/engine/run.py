@@ -129,6 +129,7 @@ def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, 
     if not sole_runner:   # by design (more workers from another shell), but a user may not know it
         print(f"note: another `searchlab run` of {study.run_dir} is running: this one joins it as more workers of "
               "the same study (together they stop at budget.n_trials; Ctrl-C stops this one only)", file=sys.stderr)
+        _requeue_interrupted(study, ostudy)
         return
     # Trials left RUNNING are failed at once only where no other machine can be running them: a local file's
     # study. On a server, a Ray driver's trials are failed once their driver is seen to be gone (its heartbeats
@@ -150,6 +151,16 @@ def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, 
     except ConfigError as exc:
         _forget_if_empty(study, ostudy, new_dir)
         raise locate_in_study(exc, study) from None
+
+
+def _requeue_interrupted(study: Study, ostudy: optuna.Study) -> None:
+    """A joining run leaves RUNNING trials alone (the other runner's), but queues again the configs of trials
+    interrupted since (a run of the folder Ctrl-C'd and started again joins the one still going: its
+    interrupted configs were never run again). Under the workers' ask lock: two joining at once queue each once."""
+    with (study.run_dir / ".ask.lock").open("a") as gate:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=False,
+                            fixed_now={fixed.name for _, fixed, _ in fixed_settings(study.space)})
 
 
 def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, alone: bool,
@@ -280,16 +291,26 @@ def _medmnist_root(study: Study) -> str | None:
 def run_lock(run_dir: Path) -> Iterator[bool]:
     """Shared lock for every runner of this run directory; yields True if we were alone when we started."""
     with (run_dir / ".lock").open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            sole = True
-        except BlockingIOError:
-            sole = False
+        sole = _alone(fh)
         fcntl.flock(fh, fcntl.LOCK_SH)   # downgrade: later runners may join as extra workers
         try:
             yield sole
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _alone(fh: Any, tries: int = 10) -> bool:
+    """No other runner holds the folder's lock. `searchlab status` probes it exclusively for an instant: a run
+    starting then took itself for a joining worker and skipped recovering the trials a killed run left; a
+    runner holds its shared lock for good, so a few tries tell the two apart."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt < tries - 1:
+                time.sleep(0.05)
+    return False
 
 
 def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bool = True,

@@ -95,18 +95,43 @@ def _write(ostudy: optuna.Study, run_dir: Path, entry: dict[str, Any]) -> None:
 
 
 def runs_line(ostudy: optuna.Study, in_progress: bool) -> str | None:
-    """The study's runs for `status`: how many, those that ended without a word, and the latest."""
+    """The study's runs for `status`: how many, those that ended without a word, those running, and the latest.
+    `in_progress`: a run of this folder holds its lock on this machine. A run without an end is running when
+    its process on this machine is alive: a second `searchlab run` joined the first (more workers) was said
+    to have ended without a word while it trained."""
     runs = ostudy.user_attrs.get(KEY)
     if not isinstance(runs, list) or not runs:
         return None
-    latest, unsaid = runs[-1], [run for run in runs[:-1] if run.get("stopped_by", "") is None]
-    if latest.get("stopped_by", "") is None and not in_progress:
-        unsaid.append(latest)
+    open_ = [run for run in runs if run.get("stopped_by", "") is None]
+    running = [run for run in open_ if in_progress and _alive_here(run)]
+    elsewhere = [run for run in open_ if run not in running and run.get("host") != socket.gethostname()]
+    unsaid = [run for run in open_ if run not in running and run not in elsewhere]
     said = f"{len(runs)} recorded (the latest {KEPT} are kept)" if len(runs) >= KEPT else f"{len(runs)} recorded"
+    if len(running) > 1:
+        said += f"; {len(running)} running on this machine (a run of the folder joined by more)"
+    if elsewhere:
+        said += (f"; {len(elsewhere)} on other machines without an end: running there, or ended without a word "
+                 "(this machine cannot tell)")
     if unsaid:
         said += (f"; {len(unsaid)} ended without a word (killed -9, out of memory, a lost machine: the next run "
-                 f"fails and re-queues their running trials), the last started {unsaid[-1]['started_utc']}")
-    now = ("is running" if latest.get("stopped_by", "") is None and in_progress else
+                 f"on its own fails and re-queues their running trials), the last started {unsaid[-1]['started_utc']}")
+    latest = runs[-1]
+    now = ("is running" if latest in running else
            f"stopped by {latest['stopped_by']}, {latest.get('trials_finished', 0)} trial(s) finished"
-           if latest.get("stopped_by") else "ended without a word")
+           if latest.get("stopped_by") else "on another machine, without an end" if latest in elsewhere
+           else "ended without a word")
     return f"runs:      {said}; the latest, started {latest.get('started_utc')}, {now} (user attr {KEY})"
+
+
+def _alive_here(run: dict[str, Any]) -> bool:
+    """Its process is alive on this machine (a pid reused since would read as alive: the lock check beside it
+    makes that rare)."""
+    if run.get("host") != socket.gethostname() or not isinstance(run.get("pid"), int):
+        return False
+    try:
+        os.kill(run["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process: alive
+        return True
+    return True

@@ -28,6 +28,12 @@ def warn_about_export(config: dict[str, Any]) -> None:
     """What an export's numbers do not show at a glance: undefined test metrics, a one-label model."""
     from searchlab.export.scorings import scorings_note
 
+    if at := config.get("search_at_export"):
+        of = f" of budget.n_trials={at['n_trials']}" if at.get("n_trials") else ""
+        print(f"note: {at['trials_running']} trial(s) of the study were running: this export is of the best of the "
+              f"{at['trials_finished']} finished{of} so far, not of a finished search (recorded in config.json "
+              "search_at_export); export again when the search is done", file=sys.stderr)
+
     test = config.get("test_metrics") or {}
     undefined = [k for k in ("auc", "average_precision", "sensitivity", "specificity")
                  if k in test and not math.isfinite(test[k])]

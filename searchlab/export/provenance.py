@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.types import ImageDataset
 from searchlab.engine.objective import config_of, trial_seed
@@ -56,9 +56,16 @@ def trial_provenance(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
 
 
 def search_provenance(run: OpenRun) -> dict[str, Any]:
-    """How the search that chose the exported model was set up (its latest run), and what it ranked trials by."""
+    """How the search that chose the exported model was set up (its latest run), and what it ranked trials by;
+    and, exported while trials ran, how far the search was (read as final, such an export is the best so far)."""
+    running = len(run.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    finished = len(run.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    budget = ((run.record.get("search") or {}).get("budget") or {}).get("n_trials")
     return {**({"search": run.record["search"]} if run.record.get("search") else {}),
-            "objectives": [metric for metric, _ in run.record["objectives"]]}
+            "objectives": [metric for metric, _ in run.record["objectives"]],
+            **({"search_at_export": {"trials_finished": finished, "trials_running": running, "n_trials": budget,
+                                     "note": "exported while trials ran (a search going on, or one killed): the "
+                                             "best so far"}} if running else {})}
 
 
 def split_counts(data: ImageDataset) -> dict[str, dict[str, Any]]:
