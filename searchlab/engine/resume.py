@@ -214,4 +214,7 @@ def describe(distribution: BaseDistribution) -> str:
         return f"a choice of {list(distribution.choices)}"
     kind = "a float" if isinstance(distribution, FloatDistribution) else "an int"
     log = " (log scale)" if distribution.log else ""   # type: ignore[attr-defined]
-    return f"{kind} in [{distribution.low}, {distribution.high}]{log}"   # type: ignore[attr-defined]
+    step = distribution.step   # type: ignore[attr-defined]
+    # two grids are two spaces (an int's step 1 is every value, as unwritten)
+    grid = f" in steps of {step:g}" if step is not None and (kind == "a float" or step != 1) else ""
+    return f"{kind} in [{distribution.low}, {distribution.high}]{grid}{log}"   # type: ignore[attr-defined]

@@ -144,6 +144,12 @@ class _Ctx:
                                      fix="name structured options with strings, or use one_of for sub-spaces")
         if len({repr(v) for v in values}) != len(values):
             raise self.src.error(at, "choices must be distinct", got=values, fix="remove the repeated value")
+        # 1, 1.0 and true are one value to Python and to Optuna, which stores each as the first of them
+        alike = [(a, b) for i, a in enumerate(values) for b in values[i + 1:] if a == b]
+        if alike:
+            a, b = alike[0]
+            raise self.src.error(at, f"choices must be distinct values: {a!r} and {b!r} are equal (Python and "
+                                 "Optuna take 1, 1.0 and true as one value)", got=values, fix="keep one of them")
         return CategoricalParam(full, tuple(values))
 
     def numeric(self, kind: str, raw: dict[str, Any], at: KeyPath, full: str) -> Node:
@@ -179,8 +185,10 @@ class _Ctx:
                 raise self.src.error(at + ("step",), f"step must divide high - low ({high} - {low}), or {high} is "
                                      "never drawn", got=step, fix=f"write [{low}, {top:g}] (the grid's last "
                                      "point), or a step that divides the range")
-        param = (IntParam(full, low, high, log=log, step=step or 1) if kind == "int" else
-                 FloatParam(full, float(low), float(high), log=log, step=None if step is None else float(step)))
+        written = frozenset(raw) & OPTIONS[kind]
+        param = (IntParam(full, low, high, log=log, step=step or 1, written=written) if kind == "int" else
+                 FloatParam(full, float(low), float(high), log=log, step=None if step is None else float(step),
+                            written=written))
         try:
             param.distribution()   # Optuna's own checks, reported here with the key rather than mid-trial
         except (ValueError, ArithmeticError) as exc:
@@ -304,7 +312,31 @@ def merge(base: Node, override: Node, src: Located, at: KeyPath) -> Node:
         return Branch(base.name, base.key, tuple(options.items()))
     if isinstance(base, Branch) and isinstance(override, Group):
         return merge_into_branch(base, override, src, at)
+    if isinstance(override, (FloatParam, IntParam)) and type(base) is type(override):
+        return _new_range(base, override, src, at)
     return override
+
+
+def _new_range(base: FloatParam | IntParam, override: FloatParam | IntParam, src: Located,
+               at: KeyPath) -> FloatParam | IntParam:
+    """A range written over an included one (`--set space.optim.lr.float=[...]`, or `float:` beside an
+    include) keeps the log scale and step it does not write: the included log-scale lr was searched linearly."""
+    kept = {key: getattr(base, key) for key in ("log", "step") if key not in override.written}
+    merged = replace(override, **kept, written=override.written | base.written)
+    shown = ", ".join([*(["log: true"] if kept.get("log") is True else []),
+                       *([f"step: {kept['step']:g}"] if kept.get("step") not in (None, 1) else [])])
+    try:
+        if merged.log and merged.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        points = (merged.high - merged.low) / merged.step if merged.step else 0
+        if abs(points - round(points)) > 1e-9 * max(1.0, points):
+            raise ValueError(f"step {merged.step:g} does not divide [{merged.low:g}, {merged.high:g}]")
+        merged.distribution()
+    except (ValueError, ArithmeticError) as exc:
+        raise src.error(at, f"this range keeps the {shown} of the parameter it replaces, and then {exc}",
+                        got=[override.low, override.high],
+                        fix="write log (and step) beside the range too, e.g. log: false") from None
+    return merged
 
 
 def merge_into_branch(base: Branch, override: Group, src: Located, at: KeyPath) -> Branch:

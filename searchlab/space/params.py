@@ -6,7 +6,7 @@ Includes of fragments are resolved at compile time (space/compile.py) into these
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
@@ -23,6 +23,8 @@ class FloatParam:
     high: float
     log: bool = False
     step: float | None = None
+    # which of log and step the YAML wrote: a range written over an included one keeps the others (compile.py)
+    written: frozenset[str] = field(default=frozenset({"log", "step"}), compare=False, repr=False)
 
     def distribution(self) -> BaseDistribution:
         return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
@@ -38,6 +40,7 @@ class IntParam:
     high: int
     log: bool = False
     step: int = 1
+    written: frozenset[str] = field(default=frozenset({"log", "step"}), compare=False, repr=False)
 
     def distribution(self) -> BaseDistribution:
         return IntDistribution(self.low, self.high, log=self.log, step=self.step)

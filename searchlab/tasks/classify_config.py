@@ -86,7 +86,9 @@ class OptimSpec(Frozen):
 
 
 class TrainSpec(Frozen):
-    batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
+    # at least 2: batch norm cannot train on one image, so a batch of one is skipped (a batch_size of 1 trained
+    # nothing, and the trial completed on an untrained net)
+    batch_size: Annotated[int, Field(ge=2, le=4096)] = 64
     epochs: Annotated[int, Field(ge=1)] | None = None        # None: the study's budget.epochs
     label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
     early_stopping: Annotated[int, Field(ge=1)] | None = 8    # patience in epochs on the validation objective

@@ -1,0 +1,71 @@
+"""Spaces as a first-time author writes them (found by a space-authoring audit): a range written over an
+included one kept neither its log scale nor its step, choices equal to Python passed as distinct, a batch of
+one trained nothing, and the record left a range's step out."""
+from __future__ import annotations
+
+import pytest
+from optuna.distributions import FloatDistribution
+
+from searchlab.config.load import load_study
+from searchlab.errors import ConfigError
+from searchlab.space import searchable_params
+
+STUDY = """
+name: s
+task: classify
+space:
+  model: {kind: cnn, depth: 1, width: 4, convs_per_stage: 1}
+  optim: OPTIM
+  train: TRAIN
+strategy: random
+pruner: none
+budget: {n_trials: 1, epochs: 1}
+"""
+
+
+def _study(write_study, tmp_path, optim: str, train: str = "{batch_size: 32}", overrides: dict | None = None):
+    (tmp_path / "my_optim.yaml").write_text("lr: {float: [1.0e-4, 1.0e-2], log: true}\n"
+                                            "weight_decay: {float: [0.0, 0.1], step: 0.05}\n")
+    return load_study(write_study(STUDY.replace("OPTIM", optim).replace("TRAIN", train)), overrides)
+
+
+def _distributions(study) -> dict:
+    return {param.name: param.distribution() for param, _ in searchable_params(study.space)}
+
+
+def test_a_range_written_over_an_included_one_keeps_its_log_scale_and_step(write_study, tmp_path):
+    """`--set space.optim.lr.float=[...]` on an included log-scale lr searched it linearly, unsaid."""
+    study = _study(write_study, tmp_path, "{include: my_optim.yaml}",
+                   overrides={"space.optim.lr.float": [1.0e-3, 1.0e-2], "space.optim.weight_decay.float": [0.0, 0.2]})
+    found = _distributions(study)
+    assert found["optim.lr"] == FloatDistribution(1e-3, 1e-2, log=True)
+    assert found["optim.weight_decay"] == FloatDistribution(0.0, 0.2, step=0.05)
+    written = _study(write_study, tmp_path, "{include: my_optim.yaml, lr: {float: [1.0e-3, 1.0e-2], log: false}}")
+    assert _distributions(written)["optim.lr"] == FloatDistribution(1e-3, 1e-2)   # what is written wins
+    with pytest.raises(ConfigError) as info:   # the kept log scale cannot take a range from 0
+        _study(write_study, tmp_path, "{include: my_optim.yaml, lr: {float: [0.0, 1.0e-2]}}")
+    assert "keeps the log: true of the parameter it replaces, and then a log range needs low > 0" in str(info.value)
+
+
+def test_choices_equal_to_python_are_refused(write_study, tmp_path):
+    """{choice: [1, 1.0, true]} passed (their reprs differ); Optuna stored each as the first."""
+    with pytest.raises(ConfigError) as info:
+        _study(write_study, tmp_path, "{lr: 0.001}", train="{batch_size: {choice: [32, 32.0]}}")
+    assert "32 and 32.0 are equal" in str(info.value)
+
+
+def test_a_batch_of_one_image_is_refused(write_study, tmp_path):
+    """Batch norm cannot train on one image, so such batches are skipped: batch_size 1 trained nothing."""
+    with pytest.raises(ConfigError) as info:
+        _study(write_study, tmp_path, "{lr: 0.001}", train="{batch_size: 1}")
+    assert "batch_size" in str(info.value) and "greater than or equal to 2" in str(info.value)
+
+
+def test_the_record_says_a_ranges_step():
+    from optuna.distributions import IntDistribution
+
+    from searchlab.engine.resume import describe
+
+    assert describe(FloatDistribution(0.0, 0.1, step=0.05)) == "a float in [0.0, 0.1] in steps of 0.05"
+    assert describe(IntDistribution(8, 12, step=2)) == "an int in [8, 12] in steps of 2"
+    assert describe(IntDistribution(8, 12)) == "an int in [8, 12]"
