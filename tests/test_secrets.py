@@ -88,7 +88,7 @@ def test_a_record_made_before_masking_reaches_exports_and_status_masked():
     """Studies recorded before: `export` copies the record's search setup into config.json."""
     record = {"objectives": [["loss", "minimize"]], "study_file_text": f"storage: postgresql://sl:{PW}@h/db\n",
               "search": {"overrides": {"--set storage": f"postgresql://sl:{PW}@h/db"}}}
-    study = SimpleNamespace(user_attrs={"searchlab": record}, study_name="s")
+    study = SimpleNamespace(user_attrs={"searchlab": record}, study_name="s", get_trials=lambda **kwargs: [])
     run = OpenRun(run_dir=None, study=study, storage_url="sqlite:///x.db", artifacts=None)
     assert PW not in json.dumps(run.record) and PW not in json.dumps(search_provenance(run))
 
