@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from searchlab.errors import SearchlabError, refuse_folder
-from searchlab.export.export_notes import test_headline, warn_about_export
+from searchlab.export.export_notes import say_search_unfinished, test_headline, warn_about_export
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -308,6 +308,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
               f"{config['metrics']['medfid']:.3f} (sample with model.load_generator / model.sample_images)")
         if config.get("suspect"):   # the GAN task's doubts: `sample` and augment.synthetic say them again
             _say_suspect(config["suspect"])
+        say_search_unfinished(config)
         return 0
     what = (f"ensemble of trials {', '.join(str(t['number']) for t in config['trials'])}" if "trials" in config
             else f"trial {config['trial']['number']}")

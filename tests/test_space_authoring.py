@@ -69,3 +69,19 @@ def test_the_record_says_a_ranges_step():
     assert describe(FloatDistribution(0.0, 0.1, step=0.05)) == "a float in [0.0, 0.1] in steps of 0.05"
     assert describe(IntDistribution(8, 12, step=2)) == "an int in [8, 12] in steps of 2"
     assert describe(IntDistribution(8, 12)) == "an int in [8, 12]"
+
+
+def test_a_point_naming_a_setting_its_trial_will_not_use_is_said(write_study, tmp_path, capsys):
+    """`optim.momentum: 0.6` beside `optim.name: adamw` in a point was left out of its trial without a word.
+    A setting whose use hangs on a value the strategy still draws for the point is not judged."""
+    from searchlab.engine.run import run_study
+
+    text = STUDY.replace("OPTIM", "{name: {choice: [adamw, sgd]}, momentum: {float: [0.5, 0.9]}, lr: 0.001}").replace(
+        "TRAIN", "{batch_size: 32}").replace(
+        "strategy: random", "strategy: {name: random, points_to_evaluate: [{optim.name: adamw, optim.momentum: 0.6},"
+                            " {optim.momentum: 0.7}]}")
+    run_study(load_study(write_study(text)), progress=False)
+    err = capsys.readouterr().err
+    assert ("strategy.points_to_evaluate[0] sets optim.momentum=0.6, which has no effect given optim.name='adamw': "
+            "its trial leaves it out") in err
+    assert "points_to_evaluate[1]" not in err   # its optimiser is drawn: sgd would use the momentum

@@ -24,15 +24,20 @@ def test_headline(config: dict[str, Any]) -> str:
     return f"test {shown} (n={config['test_size']}" + (f"; 95% intervals, {how})" if how else ")")
 
 
-def warn_about_export(config: dict[str, Any]) -> None:
-    """What an export's numbers do not show at a glance: undefined test metrics, a one-label model."""
-    from searchlab.export.scorings import scorings_note
-
+def say_search_unfinished(config: dict[str, Any]) -> None:
+    """An export made while trials of its study ran (a classifier's or a generator's): the best so far."""
     if at := config.get("search_at_export"):
         of = f" of budget.n_trials={at['n_trials']}" if at.get("n_trials") else ""
         print(f"note: {at['trials_running']} trial(s) of the study were running: this export is of the best of the "
               f"{at['trials_finished']} finished{of} so far, not of a finished search (recorded in config.json "
               "search_at_export); export again when the search is done", file=sys.stderr)
+
+
+def warn_about_export(config: dict[str, Any]) -> None:
+    """What an export's numbers do not show at a glance: undefined test metrics, a one-label model."""
+    from searchlab.export.scorings import scorings_note
+
+    say_search_unfinished(config)
 
     test = config.get("test_metrics") or {}
     undefined = [k for k in ("auc", "average_precision", "sensitivity", "specificity")

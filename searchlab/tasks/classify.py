@@ -30,6 +30,7 @@ from searchlab.metrics import METRICS, metric_info
 from searchlab.models.standalone import build_model
 from searchlab.nni_space import allow_nni_space
 from searchlab.space import Group, cheapest_config, probe_configs, searchable_params
+from searchlab.space.point_usage import unused_point_settings
 from searchlab.space.sample import UsedRule
 from searchlab.space.unused import describe, unused_settings
 from searchlab.suggest import did_you_mean
@@ -133,6 +134,9 @@ class ClassifyTask:
         warnings: list[str | None] = [*data_advice(study.config.data, study.config.seed, study.base_dir), *doubts]
         warnings += [describe(unused, setting_default)
                      for unused in unused_settings(study.space, classify_setting_used, study.config.seed)]
+        warnings += unused_point_settings(study.config.strategy.points_to_evaluate, study.space,
+                                          {param.name for param, _ in searchable_params(study.space)},
+                                          self.setting_used_for(study))
         objectives = [metric for metric, _ in study.objectives if metric not in COST_METRICS]
         chosen_on_val = any(s.imbalance.threshold != "fixed" and not s.train.cv_folds for s in specs)
         warnings += transfer_warnings(study, data, specs, model_spec_for)
