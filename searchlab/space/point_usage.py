@@ -26,10 +26,10 @@ def unused_point_settings(points: Sequence[dict[str, Any]], space: Group, search
             reads: dict[ConfigPath, Any] = {}
             if _used(config, path, used, reads):
                 continue
-            if any(value is _UNSET and ".".join(dep) in searched for dep, value in reads.items()):
+            if any(seen is _UNSET and ".".join(dep) in searched for dep, seen in reads.items()):
                 continue   # decided by a value the strategy draws for this point's trial
-            given = ", ".join(f"{'.'.join(dep)}={value!r}" if value is not _UNSET else f"{'.'.join(dep)} at its default"
-                              for dep, value in reads.items())
+            given = ", ".join(f"{'.'.join(dep)} at its default" if seen is _UNSET else f"{'.'.join(dep)}={seen!r}"
+                              for dep, seen in reads.items())
             said.append(f"strategy.points_to_evaluate[{i}] sets {name}={value!r}, which has no effect"
                         f"{f' given {given}' if given else ''}: its trial leaves it out. Fix: drop it from the "
                         "point, or give the point the value that uses it")
