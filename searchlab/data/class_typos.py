@@ -28,7 +28,7 @@ def likely_typos(counts: Mapping[str, int]) -> dict[str, str]:
 
 def misspelt_class_warning(class_names: Sequence[str], labels: np.ndarray, where: str, fix: str) -> str | None:
     """Said at a run's start for a single-label set (`labels`: every image's class index, all splits)."""
-    counts = dict(zip(class_names, np.bincount(labels, minlength=len(class_names)).tolist()))
+    counts = _counts(class_names, labels)
     typos = likely_typos(counts)
     if not typos:
         return None
@@ -40,9 +40,12 @@ def misspelt_class_warning(class_names: Sequence[str], labels: np.ndarray, where
 
 def typo_hint(name: str, class_names: Sequence[str], labels: np.ndarray) -> str:
     """For a message refusing class `name` (too few images or patients): that it may be a typo, if so."""
-    counts = dict(zip(class_names, np.bincount(labels, minlength=len(class_names)).tolist()))
-    right = likely_typos(counts).get(name)
+    right = likely_typos(_counts(class_names, labels)).get(name)
     return f" ('{name}' looks like a misspelling of '{right}': if so, correct its labels)" if right else ""
+
+
+def _counts(class_names: Sequence[str], labels: np.ndarray) -> dict[str, int]:
+    return dict(zip(class_names, np.bincount(labels, minlength=len(class_names)).tolist()))
 
 
 def _near(a: str, b: str) -> bool:

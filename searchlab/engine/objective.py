@@ -23,6 +23,7 @@ from searchlab.errors import TrialFailure
 from searchlab.space import Group, searchable_params, within
 from searchlab.tasks import sample_trial_config
 from searchlab.space.params import SEARCHABLE
+from searchlab.space.sample import put_at
 from searchlab.tasks import Task
 
 
@@ -126,11 +127,7 @@ def config_of(trial: FrozenTrial) -> dict[str, Any]:
         return trial.user_attrs["config"]
     config: dict[str, Any] = {}
     for name, value in trial.params.items():
-        *parents, last = name.split(".")
-        node = config
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
+        put_at(config, tuple(name.split(".")), value)
     return config
 
 

@@ -141,9 +141,8 @@ def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, 
         from searchlab.engine.driver_liveness import trials_of_gone_drivers
 
         gone = trials_of_gone_drivers(ostudy)
-    fixed_now = {fixed.name for _, fixed, _ in fixed_settings(study.space)}
     if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned,
-                                    fixed_now=fixed_now, gone=gone):
+                                    fixed_now=_fixed_names(study), gone=gone):
         print(f"note: {stale} trial(s) left RUNNING by a run that ended without finishing them (killed) are now "
               "FAIL, and the configs they drew run again", file=sys.stderr)
     try:
@@ -160,7 +159,13 @@ def _requeue_interrupted(study: Study, ostudy: optuna.Study) -> None:
     with (study.run_dir / ".ask.lock").open("a") as gate:
         fcntl.flock(gate, fcntl.LOCK_EX)
         recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=False,
-                            fixed_now={fixed.name for _, fixed, _ in fixed_settings(study.space)})
+                            fixed_now=_fixed_names(study))
+
+
+def _fixed_names(study: Study) -> set[str]:
+    """The settings this run's space holds fixed: a retry of a config that drew one while it was searched runs
+    at this run's fixed value (engine/storage.py RetryLost)."""
+    return {fixed.name for _, fixed, _ in fixed_settings(study.space)}
 
 
 def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, alone: bool,

@@ -13,7 +13,6 @@ Resuming a study reuses a finished proxy study, and continues one budget.timeout
 """
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from searchlab.config.load import Study
+from searchlab.config.schema import usable_cores
 from searchlab.errors import ConfigError, TrialFailure
 from searchlab.nas.stage import Stage, run_stage, settings_from_args
 from searchlab.nas.zen_score import zen_score
@@ -48,7 +48,7 @@ class ZenNASSettings:
     # a 20-MFLOPs net then scores in ~0.02 s, so a thousand candidates take a minute or two.
     batch_size: int = 16
     repeats: int = 1                # Zen-score draws per candidate (the reference search: 1)
-    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))   # candidates scored at once
+    threads: int = field(default_factory=usable_cores)   # candidates scored at once
 
 
 def main_population(settings: ZenNASSettings) -> int:

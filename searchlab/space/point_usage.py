@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from searchlab.space.params import FixedParam, Group
-from searchlab.space.sample import ABSENT, ConfigPath, UsedRule, value_at
+from searchlab.space.sample import ABSENT, ConfigPath, UsedRule, put_at, value_at
 
 
 def unused_point_settings(points: Sequence[dict[str, Any]], space: Group, searched: set[str],
@@ -20,7 +20,7 @@ def unused_point_settings(points: Sequence[dict[str, Any]], space: Group, search
     for i, point in enumerate(points):
         config: dict[str, Any] = {}
         for path, value in [*fixed.items(), *((tuple(name.split(".")), v) for name, v in point.items())]:
-            _put(config, path, value)
+            put_at(config, path, value)
         for name, value in point.items():
             path = tuple(name.split("."))
             reads: dict[ConfigPath, Any] = {}
@@ -54,12 +54,3 @@ def _fixed_outside_branches(group: Group, at: ConfigPath = ()) -> Iterator[tuple
         elif isinstance(node, Group):   # not into a one_of's options: which one a trial takes is drawn
             yield from _fixed_outside_branches(node, at + (key,))
 
-
-def _put(config: dict[str, Any], path: ConfigPath, value: Any) -> None:
-    node = config
-    for part in path[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):   # a point naming below a fixed value: nothing to judge there
-            return
-        node = child
-    node[path[-1]] = value

@@ -220,6 +220,17 @@ class _DefineByRun:
         return node
 
 
+def put_at(config: dict[str, Any], path: ConfigPath, value: Any) -> None:
+    """Set `path` of a nested config to `value`, making the sections on the way; nothing where a section on
+    the way is a value (a dotted name below a fixed setting)."""
+    node = config
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return
+    node[path[-1]] = value
+
+
 def value_at(config: dict[str, Any], path: ConfigPath) -> Any:
     """The setting at `path` of a nested config, or ABSENT."""
     node: Any = config
