@@ -47,6 +47,27 @@ def test_a_range_written_over_an_included_one_keeps_its_log_scale_and_step(write
     assert "keeps the log: true of the parameter it replaces, and then a log range needs low > 0" in str(info.value)
 
 
+def test_log_or_step_written_alone_changes_the_included_range(write_study, tmp_path):
+    """`{include: 'x.yaml#lr', log: false}` and `--set space.optim.lr.log=false` replaced the range with a
+    mapping the config then refused as 'not a valid number'."""
+    study = _study(write_study, tmp_path, "{include: my_optim.yaml}",
+                   overrides={"space.optim.lr.log": False, "space.optim.weight_decay.step": 0.025})
+    found = _distributions(study)
+    assert found["optim.lr"] == FloatDistribution(1e-4, 1e-2)
+    assert found["optim.weight_decay"] == FloatDistribution(0.0, 0.1, step=0.025)
+    fragment = _study(write_study, tmp_path, "{lr: {include: 'my_optim.yaml#lr', log: false}}")
+    assert _distributions(fragment)["optim.lr"] == FloatDistribution(1e-4, 1e-2)
+    logged = _study(write_study, tmp_path, "{include: my_optim.yaml, weight_decay: {log: true}}",
+                    overrides={"space.optim.weight_decay.float": [1.0e-6, 0.1]})
+    assert _distributions(logged)["optim.weight_decay"] == FloatDistribution(1e-6, 0.1, log=True)
+    with pytest.raises(ConfigError) as info:   # the step written must still divide the included range
+        _study(write_study, tmp_path, "{include: my_optim.yaml}", overrides={"space.optim.weight_decay.step": 0.03})
+    assert "step must divide high - low" in str(info.value) and "weight_decay" in str(info.value)
+    with pytest.raises(ConfigError) as info:   # a misspelt option replaced the range with a mapping
+        _study(write_study, tmp_path, "{include: my_optim.yaml, lr: {lg: false}}")
+    assert "space.optim.lr.lg" in str(info.value) and "did you mean log?" in str(info.value)
+
+
 def test_choices_equal_to_python_are_refused(write_study, tmp_path):
     """{choice: [1, 1.0, true]} passed (their reprs differ); Optuna stored each as the first."""
     with pytest.raises(ConfigError) as info:

@@ -312,9 +312,51 @@ def merge(base: Node, override: Node, src: Located, at: KeyPath) -> Node:
         return Branch(base.name, base.key, tuple(options.items()))
     if isinstance(base, Branch) and isinstance(override, Group):
         return merge_into_branch(base, override, src, at)
-    if isinstance(override, (FloatParam, IntParam)) and type(base) is type(override):
-        return _new_range(base, override, src, at)
+    if isinstance(base, (FloatParam, IntParam)):
+        return _over_range(base, override, src, at)
     return override
+
+
+def _over_range(base: FloatParam | IntParam, override: Node, src: Located, at: KeyPath) -> Node:
+    """A key written over an included range: a range keeps what it does not write, log or step alone change
+    the range, a value or a choice replaces it, and any other mapping is refused here (the config would
+    refuse it as "not a number", far from the line)."""
+    if type(override) is type(base):
+        return _new_range(base, override, src, at)   # type: ignore[arg-type]
+    if not isinstance(override, Group):
+        return override
+    if _only_options(override, base):
+        return _new_options(base, override, src, at)
+    options = OPTIONS[_kind(base)]
+    key = next((key for key, _ in override.entries if key not in options), (*override.entries, ("",))[0][0])
+    raise src.error(at + ((key,) if key else ()), f"the {_kind(base)} range written before takes only log and "
+                    "step (one value each) beside it", got=key or {},
+                    fix=(key not in options and did_you_mean(key, options))
+                    or f"write log or step, or a new range {{{_kind(base)}: [low, high]}}")
+
+
+def _kind(param: FloatParam | IntParam) -> str:
+    return "int" if isinstance(param, IntParam) else "float"
+
+
+def _only_options(override: Node, base: FloatParam | IntParam) -> bool:
+    """Whether `override` writes only a range's options (`{log: false}`, `--set space.optim.lr.log=false`)."""
+    return (isinstance(override, Group) and bool(override.entries)
+            and all(key in OPTIONS[_kind(base)] and isinstance(node, FixedParam) for key, node in override.entries))
+
+
+def _new_options(base: FloatParam | IntParam, override: Group, src: Located, at: KeyPath) -> Node:
+    """The included range with the log scale or step written beside it (without this, `{log: false}` replaced
+    the range with a mapping the config then refused as not a number)."""
+    kind = _kind(base)
+    raw: dict[str, Any] = {kind: [base.low, base.high], "log": base.log}
+    if base.step not in (None, 1):
+        raw["step"] = base.step
+    raw.update((key, node.value) for key, node in override.entries)   # type: ignore[union-attr]
+    if raw["log"] is True and raw.get("step") is not None and "step" not in dict(override.entries):
+        del raw["step"]   # log: true over a stepped range: the step the YAML did not write goes
+    param = _Ctx(src, (), 0).numeric(kind, raw, at, base.name)
+    return replace(param, written=base.written | frozenset(key for key, _ in override.entries))
 
 
 def _new_range(base: FloatParam | IntParam, override: FloatParam | IntParam, src: Located,
@@ -322,6 +364,8 @@ def _new_range(base: FloatParam | IntParam, override: FloatParam | IntParam, src
     """A range written over an included one (`--set space.optim.lr.float=[...]`, or `float:` beside an
     include) keeps the log scale and step it does not write: the included log-scale lr was searched linearly."""
     kept = {key: getattr(base, key) for key in ("log", "step") if key not in override.written}
+    if override.log:
+        kept.pop("step", None)   # a log scale written has no step: the included one's goes with it
     merged = replace(override, **kept, written=override.written | base.written)
     shown = ", ".join([*(["log: true"] if kept.get("log") is True else []),
                        *([f"step: {kept['step']:g}"] if kept.get("step") not in (None, 1) else [])])
