@@ -28,6 +28,7 @@ from searchlab.nas.zen_nas import check_space as zen_check_space
 from searchlab.nas.zen_nas import main_population as zen_main_population
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import RegularizedEvolutionSampler, make_evolution
+from searchlab.space import searchable_params
 from searchlab.suggest import did_you_mean
 from searchlab.throwaway import throwaway_study
 
@@ -76,8 +77,9 @@ def prepare_strategy(study: Any, main: optuna.Study, deadline: float | None) -> 
     """Queue strategy.points_to_evaluate in a fresh study; run the strategy's stage before the first trial,
     if it has one (zen_nas: its proxy search)."""
     if not main.get_trials(deepcopy=False):   # a fresh study: its known-good configs go first, once
-        for point in study.config.strategy.points_to_evaluate:
-            main.enqueue_trial(point, skip_if_exists=False)
+        searched = {param.name for param, _ in searchable_params(study.space)}
+        for point in study.config.strategy.points_to_evaluate:   # less values the space fixes (load.py checks)
+            main.enqueue_trial({k: v for k, v in point.items() if k in searched}, skip_if_exists=False)
     cfg = resolve(study.config.strategy, study.base_dir)
     if cfg.class_ is None and cfg.name in PREPARE:
         PREPARE[cfg.name](study, main, dict(cfg.args), deadline)

@@ -106,3 +106,25 @@ def test_a_point_naming_a_setting_its_trial_will_not_use_is_said(write_study, tm
     assert ("strategy.points_to_evaluate[0] sets optim.momentum=0.6, which has no effect given optim.name='adamw': "
             "its trial leaves it out") in err
     assert "points_to_evaluate[1]" not in err   # its optimiser is drawn: sgd would use the momentum
+
+
+def test_a_point_may_restate_a_value_pinned_by_set_but_not_change_it(write_study, tmp_path):
+    """`--set space.model.kind=cnn` left the one_of one option, and a point naming `model.kind: cnn` was refused
+    as an unknown name ('did you mean model.cnn.depth?')."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from searchlab.engine.run import run_study
+
+    text = STUDY.replace("{kind: cnn, depth: 1, width: 4, convs_per_stage: 1}",
+                         "{one_of: {cnn: {depth: {int: [1, 2]}, width: 4, convs_per_stage: 1}, rnn: {hidden: 8}}}")
+    text = text.replace("OPTIM", "{lr: 0.001}").replace("TRAIN", "{batch_size: 32}").replace(
+        "strategy: random", "strategy: {name: random, points_to_evaluate: [{model.kind: cnn, model.cnn.depth: 2}]}")
+    path = write_study(text)
+    study = load_study(path, {"space.model.kind": "cnn"})
+    run_study(study, progress=False)
+    trial, = optuna.load_study(study_name="s", storage=study.storage_url).get_trials(states=[TrialState.COMPLETE])
+    assert trial.params == {"model.cnn.depth": 2}   # the point ran, less the value the space fixes
+    with pytest.raises(ConfigError) as info:
+        load_study(path, {"space.model.kind": "rnn"})
+    assert "points_to_evaluate[0].model.kind: the space fixes model.kind to 'rnn'" in str(info.value)

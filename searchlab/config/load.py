@@ -285,13 +285,18 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
 def _validate_points(study: Study, src: Located) -> None:
     """Every strategy.points_to_evaluate entry names searched parameters with values their ranges allow."""
     from searchlab.space import searchable_params
+    from searchlab.space.sample import fixed_values
 
     searched = list(searchable_params(study.space))
     params = {param.name: param for param, _ in searched}
     needs = {param.name: branch for param, branch in searched}
+    fixed = fixed_values(study.space)
     for i, point in enumerate(study.config.strategy.points_to_evaluate):
         for name, value in point.items():
             at = ("strategy", "points_to_evaluate", i, name)
+            if name in fixed and name not in params:
+                _check_point_keeps_the_fixed_value(name, value, fixed[name], src, at)
+                continue
             if name not in params:
                 raise src.error(at, "a point names only searched parameters of the space", got=name,
                                 fix=did_you_mean(name, params) or f"one of: {', '.join(sorted(params))}")
@@ -299,6 +304,14 @@ def _validate_points(study: Study, src: Located) -> None:
                 raise src.error(at, f"the value must lie in the parameter's space: {_allowed(params[name])}",
                                 got=value, fix="a value the space of this parameter allows")
             _check_point_takes_the_branch(point, name, needs[name], src, at)
+
+
+def _check_point_keeps_the_fixed_value(name: str, value: Any, fixed: Any, src: Located, at: tuple[Any, ...]) -> None:
+    """A point may restate a value the space fixes (a selector pinned by `--set space.model.kind=cnn` was refused
+    as unknown, 'did you mean' another name), not change it: its trial would run the fixed value."""
+    if value != fixed or isinstance(value, bool) != isinstance(fixed, bool):
+        raise src.error(at, f"the space fixes {name} to {fixed!r}, so this point's trial would run {fixed!r}",
+                        got=value, fix=f"drop {name} from this point, or search it in the space")
 
 
 def _check_point_takes_the_branch(point: dict[str, Any], name: str, branch: dict[str, Any], src: Located,

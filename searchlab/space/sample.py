@@ -70,11 +70,28 @@ def _walk(group: Group, needs: dict[str, Any]) -> Iterator[tuple[Searchable, dic
         elif isinstance(node, Group):
             yield from _walk(node, needs)
         elif isinstance(node, Branch):
+            if len(node.labels) > 1:
+                yield CategoricalParam(node.name, node.labels), needs
             for label, option in node.options:
                 needs_here = {**needs, node.name: label} if len(node.labels) > 1 else needs
-                if len(node.labels) > 1:
-                    yield CategoricalParam(node.name, node.labels), needs
                 yield from _walk(option, needs_here)
+
+
+def fixed_values(group: Group) -> dict[str, Any]:
+    """Every value the space fixes, by its dotted name, a one_of left with one option (`--set
+    space.model.kind=cnn`) included: its selector, as a point names it, is `model.kind: cnn`."""
+    found: dict[str, Any] = {}
+    for _, node in group.entries:
+        if isinstance(node, FixedParam):
+            found[node.name] = node.value
+        elif isinstance(node, Group):
+            found.update(fixed_values(node))
+        elif isinstance(node, Branch):
+            if len(node.labels) == 1:
+                found[node.name] = node.labels[0]
+            for _, option in node.options:
+                found.update(fixed_values(option))
+    return found
 
 
 def probe_configs(space: Group, seed: int = 0, limit: int = 400) -> Iterator[dict[str, Any]]:
