@@ -68,6 +68,20 @@ def test_log_or_step_written_alone_changes_the_included_range(write_study, tmp_p
     assert "space.optim.lr.lg" in str(info.value) and "did you mean log?" in str(info.value)
 
 
+def test_an_empty_include_or_one_that_writing_beside_would_replace_is_refused(write_study, tmp_path):
+    """An empty fragment included nothing, and a fragment's single value with settings written beside it was
+    replaced by them, both without a word."""
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    (tmp_path / "lr_only.yaml").write_text("lr: 0.001\n")
+    with pytest.raises(ConfigError) as info:
+        _study(write_study, tmp_path, "{include: empty.yaml, lr: 0.001}")
+    assert "empty.yaml is empty, so the include adds nothing" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        _study(write_study, tmp_path, "{lr: {include: 'lr_only.yaml#lr', name: adamw}}")
+    assert "the include brings the value 0.001, and what is written beside it (name) would replace it" in str(
+        info.value)
+
+
 def test_choices_equal_to_python_are_refused(write_study, tmp_path):
     """{choice: [1, 1.0, true]} passed (their reprs differ); Optuna stored each as the first."""
     with pytest.raises(ConfigError) as info:

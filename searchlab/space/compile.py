@@ -278,11 +278,21 @@ class _Ctx:
             keys = sorted(child.src.data) if isinstance(child.src.data, dict) else []
             raise self.src.error(at + ("include",), f"{path} has no key '{key_part}'", got=target,
                                  fix=f"one of its keys: {', '.join(keys)}" if keys else "include the whole file")
-        base = child.node(_get(child.src.data, inner) or {}, inner, name)
+        if _get(child.src.data, inner) is None:   # an empty file (or key) included nothing, unsaid
+            raise self.src.error(at + ("include",), f"{path}{'#' + key_part if key_part else ''} is empty, so the "
+                                 "include adds nothing", got=target, fix="write its settings, or drop the include")
+        base = child.node(_get(child.src.data, inner), inner, name)
         overrides = {k: v for k, v in raw.items() if k != "include"}
         if not overrides:
             return base
-        return merge(base, self.node(overrides, at, name), self.src, at)
+        override = self.node(overrides, at, name)
+        ranged = isinstance(base, (FloatParam, IntParam))   # log or step beside it: merge's _over_range
+        if not ranged and isinstance(base, (Group, Branch)) != isinstance(override, (Group, Branch)):
+            raise self.src.error(at, f"the include brings {_what(base)}, and what is written beside it "
+                                 f"({', '.join(overrides)}) would replace it whole", got=target,
+                                 fix="include a mapping of settings to write settings beside it, or write the "
+                                     "value alone")
+        return merge(base, override, self.src, at)
 
     def resolve(self, file_part: str, at: KeyPath, whole_file: bool = True) -> Path:
         including = Path(self.src.file).resolve()
@@ -427,6 +437,12 @@ def renamed(node: Node, name: tuple[str, ...]) -> Node:
         options = tuple((label, renamed(group, name + (label,))) for label, group in node.options)
         return Branch(_dotted(name + (node.key,)), node.key, options)  # type: ignore[arg-type]
     return replace(node, name=_dotted(name))
+
+
+def _what(node: Node) -> str:
+    if isinstance(node, (Group, Branch)):
+        return "a mapping of settings"
+    return f"the value {node.value!r}" if isinstance(node, FixedParam) else f"a {type(node).__name__} parameter"
 
 
 def _shown(node: Node) -> Any:
