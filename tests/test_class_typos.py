@@ -21,6 +21,8 @@ from test_data import _fresh_cache, png  # noqa: F401  (_fresh_cache: autouse fi
     ({"T1": 300, "T2": 3}, {}),                                                # short names
     ({"benign": 300, "malignant": 3, "normal": 200}, {}),                      # far apart
     ({"effusion": 300, "infusion": 3}, {}),                                    # two letters apart: words
+    ({"malignant": 202, "Malignant": 4}, {"Malignant": "malignant"}),           # one class written two ways
+    ({"OK": 300, "ok": 3}, {"ok": "OK"}),                                      # short, but only the case differs
 ])
 def test_likely_typos(counts, typos):
     assert likely_typos(counts) == typos

@@ -3,7 +3,8 @@
 Trained as a class of its own, such a typo adds an output that a handful of mislabelled images teach, and
 takes those images from the class they belong to; nothing else says so (a 5-class model trains without a
 word). Only said, never refused: `grade1` and `grade2`, or `T1` and `T2`, are real classes one character
-apart, so names that differ only in digits, and short names, are never called typos.
+apart, so names that differ only in digits, and short names, are never called typos; names that differ only in
+case (`Malignant/` beside `malignant/`) always are.
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def _counts(class_names: Sequence[str], labels: np.ndarray) -> dict[str, int]:
 
 
 def _near(a: str, b: str) -> bool:
+    if a != b and a.lower() == b.lower():   # `Malignant/` beside `malignant/`: one class written two ways
+        return True
     a, b = a.lower(), b.lower()
     if a == b or min(len(a), len(b)) < MIN_LENGTH or abs(len(a) - len(b)) > 1:
         return False
