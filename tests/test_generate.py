@@ -315,6 +315,7 @@ def test_synthetic_images_are_asked_for_by_class_name_not_position(tmp_path):
 
     generator = {"channels": 1, "image_size": 28, "args": {"n_classes": 2}, "class_names": ["malignant", "benign"]}
     (tmp_path / "config.json").write_text(json.dumps({"generator": generator}))
+    (tmp_path / "weights.safetensors").write_bytes(b"")   # no digest recorded: not compared
     data_order = ("benign", "malignant")
     assert generator_mismatch(tmp_path, (1, 28, 28), data_order) is None
     assert _generator_labels(torch.tensor([1, 1, 0]), data_order, {"generator": generator}).tolist() == [0, 0, 1]

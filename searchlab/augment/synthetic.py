@@ -6,6 +6,7 @@ normalisation statistics stay those of the real training images.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -79,6 +80,9 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str,
     """Why the export in `folder` cannot add images of `shape` (C, H, W) for the data's `classes` (names, or
     their number), as (rule, fix), or None. Read from its config.json alone, so a run checks it before any
     trial (classify.prepare)."""
+    if folder.is_file():
+        return (f"{folder} is a file; augment.synthetic names a generator export's folder",
+                f"name the folder: {folder.parent}")
     if not (folder / "config.json").is_file():
         if drawn_by := drawn_from(folder):   # `searchlab sample`'s PNG files: the generator is what this key takes
             return (f"{folder} holds images drawn by `searchlab sample` (its {RECORD}), not a generator; "
@@ -86,16 +90,32 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str,
                     f"name the export they were drawn from instead: {' or '.join(drawn_by)}")
         return (f"{folder} is not a generator export (no config.json)",
                 "`searchlab export` a generate study's run and name that folder")
-    generator = json.loads((folder / "config.json").read_text()).get("generator")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        generator = config.get("generator")
+        made = None if generator is None else \
+            (int(generator["channels"]), int(generator["image_size"]), int(generator["image_size"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:   # a damaged or hand-edited file
+        return (f"{folder / 'config.json'} cannot be read as a generator export's ({type(exc).__name__}: {exc})",
+                REEXPORT)
     if generator is None:
         return (f"{folder} is a classifier export, not a generator's",
                 "name the export of a generate study (task: generate, e.g. studies/breastmnist_gan.yaml)")
-    made = (int(generator["channels"]), int(generator["image_size"]), int(generator["image_size"]))
     if tuple(shape) != made:
         return (f"the generator in {folder} makes {'x'.join(map(str, made))} images; the data's are "
-                f"{'x'.join(map(str, shape))}", "a generator trained on this data")
+                f"{'x'.join(map(str, shape))}", f"a generator trained on this data, or, to train the classifier at "
+                f"the generator's size, data.image_size: {made[1]} and data.channels: {made[0]}")
+    return _classes_mismatch(folder, generator, classes) or _weights_mismatch(folder, config)
+
+
+REEXPORT = "export the GAN study's run again (searchlab export RUN --out DIR) and name that folder"
+
+
+def _classes_mismatch(folder: Path, generator: dict[str, Any],
+                      classes: tuple[str, ...] | int) -> tuple[str, str] | None:
+    """A generator not conditional on the data's classes, or on classes of other names."""
     n_classes = classes if isinstance(classes, int) else len(classes)
-    conditional_on = generator["args"].get("n_classes", 0)
+    conditional_on = (generator.get("args") or {}).get("n_classes", 0)
     made_for = generator.get("class_names")
     if conditional_on != n_classes:
         what = f"conditional on {conditional_on} classes" if conditional_on else "unconditional"
@@ -106,6 +126,21 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str,
         return (f"the generator in {folder} makes the classes {list(made_for)}; this data's are {list(classes)}, "
                 "so its images would be labelled by position, not by what they show",
                 "a generator trained on data with these class names (rename the class folders or labels to match)")
+    return None
+
+
+def _weights_mismatch(folder: Path, config: dict[str, Any]) -> tuple[str, str] | None:
+    """Weights missing, or not the bytes config.json recorded (truncated, or copied in from another export):
+    checked when a run starts, every trial drawing this generator would fail on it."""
+    weights = folder / "weights.safetensors"
+    if not weights.is_file():
+        return f"{folder} has no weights.safetensors beside its config.json", REEXPORT
+    recorded = config.get("weights_sha256")
+    with weights.open("rb") as fh:
+        found = hashlib.file_digest(fh, "sha256").hexdigest()
+    if recorded and found != recorded:
+        return (f"{weights} is not the weights file its config.json was exported with (sha256 {found[:16]}..., "
+                f"recorded {recorded[:16]}...): it was replaced or damaged", REEXPORT)
     return None
 
 
