@@ -177,18 +177,22 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from searchlab.config.load import load_study
+    from searchlab.engine.signals import end_the_process_after_a_stop, raise_if_stopped, stop_on_signals
 
-    # The study file first: a typo is reported in well under a second, before torch and Optuna are imported
-    study = load_study(args.study, parse_overrides(args.set))
-    import optuna
+    # A Ctrl-C while the study's modules import is remembered: medmnist's import swallows it in a bare
+    # `except:`, and the whole search then ran and exited 0
+    with stop_on_signals():
+        # The study file first: a typo is reported in well under a second, before torch and Optuna are imported
+        study = load_study(args.study, parse_overrides(args.set))
+        import optuna
 
-    from searchlab.data.image_cache import check_cache_settings
-    from searchlab.engine.signals import end_the_process_after_a_stop
-    from searchlab.summary import best_trials, print_run_header, print_run_summary
+        from searchlab.data.image_cache import check_cache_settings
+        from searchlab.summary import best_trials, print_run_header, print_run_summary
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
-    check_cache_settings()
-    print_run_header(study)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
+        check_cache_settings()
+        print_run_header(study)
+        raise_if_stopped()
     end_the_process_after_a_stop()
     result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
     exported, headline, export_failed = None, None, False

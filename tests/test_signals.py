@@ -204,3 +204,25 @@ def test_a_stop_while_optuna_records_a_trial_stops_the_run_after_it_not_inside_i
     result = run_study(load_study(callable_study(write_study, n=3)), progress=False)
     assert result.interrupted and result.exit_code == 130
     assert [t.state for t in _trials(tmp_path)] == [TrialState.COMPLETE]   # recorded whole, then the run stopped
+
+
+def test_a_ctrl_c_swallowed_while_the_study_loads_still_stops_the_run(write_study, tmp_path, monkeypatch, capsys):
+    """medmnist's import wraps its own imports in a bare `except:`: a Ctrl-C in the first seconds of `searchlab
+    run` landed there, and the whole search ran and exited 0."""
+    import searchlab.config.load as load
+    from searchlab import cli
+
+    real = load.load_study
+
+    def swallowing(*args, **kwargs):
+        try:   # as medmnist/__init__.py does around its imports
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except:  # noqa: E722
+            pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(load, "load_study", swallowing)
+    path = callable_study(write_study, fn="slow_with_pid_file", n=1, sleep=0)
+    assert cli.main(["run", str(path), "--no-progress"]) == 130
+    assert "interrupted" in capsys.readouterr().err and not (tmp_path / "run").exists()
