@@ -130,14 +130,38 @@ def test_a_config_that_ends_its_process_silently_runs_again_at_most_max_retries_
     tmp_path.joinpath("run").mkdir()
     ostudy = create_or_load(study)
     first = ostudy.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})
+    first.set_user_attr("ran_with", {"seed": 1, "torch_threads": 1})   # its objective started on a worker
     for attempt in range(3):   # the process vanished mid-trial: the next run finds the trial RUNNING
         assert recover_interrupted(ostudy, max_retries=2) == 1
         waiting = ostudy.get_trials(states=(TrialState.WAITING,))
         if attempt < 2:
             assert len(waiting) == 1 and waiting[0].params == first.params
-            ostudy.ask()   # the retry starts, and its process is killed too
+            ostudy.ask().set_user_attr("ran_with", {"seed": 1, "torch_threads": 1})   # the retry starts, killed too
     assert waiting == [] and "trial 2's config ended its process without a word 3 times" in capsys.readouterr().err
     assert recover_interrupted(ostudy, max_retries=2) == 0 and not ostudy.get_trials(states=(TrialState.WAITING,))
+
+
+def test_a_config_asked_for_but_never_started_runs_again_however_often_its_run_is_killed(write_study, tmp_path,
+                                                                                         capsys):
+    """Ray Tune asks for trials ahead of free slots: a driver killed three times left those RUNNING each time,
+    blamed as configs that ended their process without a word (out of memory?), never run again, and the
+    study stopped at budget.max_failed with nothing run."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from searchlab.engine.run import NEVER_STARTED, create_or_load, recover_interrupted
+
+    study = load_study(callable_study(write_study, n=2))
+    tmp_path.joinpath("run").mkdir()
+    ostudy = create_or_load(study)
+    first = ostudy.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})   # asked; no worker started it
+    for _ in range(4):
+        assert recover_interrupted(ostudy, max_retries=0) == 1
+        [waiting] = ostudy.get_trials(states=(TrialState.WAITING,))
+        assert waiting.params == first.params
+        ostudy.ask()   # asked again by the next run, which is killed too
+    assert "without a word" not in capsys.readouterr().err
+    assert {t.user_attrs["error"] for t in ostudy.get_trials(states=(TrialState.FAIL,))} == {NEVER_STARTED}
 
 
 def test_a_trial_left_running_that_stored_its_error_keeps_it_and_is_not_retried(write_study, tmp_path):

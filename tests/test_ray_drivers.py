@@ -73,6 +73,7 @@ def test_a_second_ray_driver_leaves_the_first_drivers_live_trial_and_fails_a_gon
     other = _heartbeat_study(postgres, name)
     live = other.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})   # the first driver's, running
     gone = other.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})   # a killed driver's
+    gone.set_user_attr("ran_with", {"seed": 1, "torch_threads": 1})   # started on a worker before the kill
     other._storage.record_heartbeat(gone._trial_id)
     extra = f"\nexecutor: {{kind: ray}}\nstorage: '{postgres}'\n"
     path = callable_study(write_study, n=3, extra=extra)

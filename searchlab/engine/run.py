@@ -35,7 +35,7 @@ from searchlab.engine.setup_record import search_setup
 from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
-from searchlab.engine.trial_time import INTERRUPTED
+from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
 from searchlab.engine.worker import run_worker
 from searchlab.errors import ConfigError, SearchlabError, StorageError, shown_text
 from searchlab.models.standalone import DECODER
@@ -330,14 +330,16 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bo
     retried however often (a job preempted three times lost its config to executor.max_retries); a process
     that ended without a word (out of memory, a crash) may be the config's doing, so that config runs again
     at most `max_retries` times: one that killed its process each time was run again by every run, for good.
+    A trial no worker had started (Ray Tune asks for trials ahead of free slots) is not its config's doing.
     """
     storage, retry = ostudy._storage, retry_callback(sys.maxsize, fixed_now)
     stale = [t for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
              if fail_running or t.number in gone]
     for trial in stale:
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):   # its driver told it just now
-            if "error" not in trial.user_attrs:
-                storage.set_trial_user_attr(trial._trial_id, "error", INTERRUPTED)
+            if "error" not in trial.user_attrs:   # `ran_with` is its objective's first record on a worker
+                storage.set_trial_user_attr(trial._trial_id, "error",
+                                            INTERRUPTED if "ran_with" in trial.user_attrs else NEVER_STARTED)
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     trials = ostudy.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's

@@ -19,6 +19,8 @@ from optuna.trial import TrialState
 ALIVE_AT = "alive_at"
 ALIVE_EVERY = 10.0   # seconds: a storage write per epoch would cost a trivial trial as much as its own work
 INTERRUPTED = "interrupted: its process ended without finishing"   # failed by the next run of its study
+# ... one its run had asked for but no worker had started (Ray Tune asks ahead of free slots): not its doing
+NEVER_STARTED = "interrupted: its run ended before a worker started it"
 NO_HEARTBEAT = "its runner sent no heartbeat"                       # failed by a runner beside it
 
 
@@ -26,7 +28,7 @@ def died_unseen(trial: Any) -> bool:
     """A trial failed by someone else than its own process, after that process was gone."""
     error = trial.user_attrs.get("error")
     return (trial.state == TrialState.FAIL and isinstance(error, str)
-            and (error == INTERRUPTED or error.startswith(NO_HEARTBEAT)))
+            and (error in (INTERRUPTED, NEVER_STARTED) or error.startswith(NO_HEARTBEAT)))
 
 
 def trial_end(trial: Any) -> datetime | None:
