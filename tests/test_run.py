@@ -425,6 +425,32 @@ def test_more_local_workers_than_cores_and_workers_under_ray_are_warned_about(wr
     ray = "\nexecutor: {kind: ray, workers: 4}\n"
     run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra=ray)))
     assert "executor.workers is for kind: local" in capsys.readouterr().err
+    for ray, said in [("{kind: ray, threads_per_worker: 2}", "executor.threads_per_worker=2 with executor."
+                       "resources_per_trial.cpu=1: each trial runs 2 torch thread(s) on the 1 CPU"),
+                      ("{kind: ray, resources_per_trial: {cpu: 0.5}}", "resources_per_trial.cpu=0.5: each trial "
+                       "runs 1 torch thread(s) on the 0.5 CPU")]:
+        run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra=f"\nexecutor: {ray}\n")))
+        assert said in capsys.readouterr().err
+    for fits in ("{kind: ray, threads_per_worker: 2, resources_per_trial: {cpu: 2}}",
+                 "{kind: ray, resources_per_trial: {cpu: 0.5, gpu: 0.5}}"):   # a GPU trial's CPU share feeds it
+        run_module._warn_if_oversubscribed(load_study(callable_study(write_study, extra=f"\nexecutor: {fits}\n")))
+        assert capsys.readouterr().err == ""
+
+
+def test_a_local_ray_counts_the_cores_this_process_may_use(monkeypatch):
+    """Under `taskset -c 0`, the Ray searchlab starts counted both cores and ran two trials on one."""
+    import ray
+
+    from searchlab.engine import ray_cluster
+
+    seen = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(ray_cluster, "usable_cores", lambda: 1)
+    monkeypatch.setattr(ray_cluster, "_keep_on_loopback", lambda: None)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")   # restored after: start_ray sets it for the process
+    ray_cluster.start_ray(None)
+    assert seen["num_cpus"] == 1 and seen["address"] == "local"
 
 
 def test_a_password_in_the_storage_url_is_never_printed(write_study, tmp_path, capsys):

@@ -5,6 +5,7 @@ reads raw dicts. The search space is compiled separately (space/compile.py) beca
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -288,6 +289,11 @@ class ExecutorConfig(Frozen):
         """Torch threads of each local worker: workers x threads never exceeds the cores (oversubscribed BLAS
         threads make everyone slower)."""
         return self.threads_per_worker or max(1, usable_cores() // self.workers)
+
+    @property
+    def ray_threads(self) -> int:
+        """Torch threads of each Ray trial: the whole CPUs Ray reserves for it, unless set."""
+        return self.threads_per_worker or max(1, math.floor(self.resources_per_trial.cpu))
 
 
 def usable_cores() -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from searchlab.config.load import Study
+from searchlab.config.schema import usable_cores
 from searchlab.errors import SearchlabError, shown_url
 
 START_A_CLUSTER = ("Fix: start one (`ray start --head` on the head node, `ray start --address=HEAD:6379` on the "
@@ -34,8 +35,10 @@ def start_ray(address: str | None) -> None:
     if address is None:
         _keep_on_loopback()
         with _masked_entrypoint():
+            # the cores this process may use (taskset, a container's cpuset), not the machine's: Ray counted
+            # every core and ran twice the trials one core could
             ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, runtime_env=_worker_env())
+                     configure_logging=False, runtime_env=_worker_env(), num_cpus=usable_cores())
         return
     _check_reachable(address)
     try:

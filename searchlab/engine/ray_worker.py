@@ -8,7 +8,6 @@ more than the trial itself on small trials (opening the storage, importing the t
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +51,7 @@ def _open(study: Study) -> _Actor:
     from searchlab.tasks import get_task, pruner_steps
 
     ex = study.config.executor
-    torch.set_num_threads(ex.threads_per_worker or max(1, math.floor(ex.resources_per_trial.cpu)))
+    torch.set_num_threads(ex.ray_threads)
     # The parameters are in the storage already, so no sampler work happens here (a random sampler only
     # reads them back); the Optuna pruner prunes here unless a Ray scheduler stops trials instead.
     pruner = optuna.pruners.NopPruner() if ex.scheduler else build_pruner(study.config.pruner, pruner_steps(study))

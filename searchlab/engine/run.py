@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study, locate_in_study
-from searchlab.config.schema import usable_cores
+from searchlab.config.schema import ExecutorConfig, usable_cores
 from searchlab.data import data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
 from searchlab.engine.changed_settings import fixed_settings
@@ -188,6 +188,21 @@ def _warn_if_oversubscribed(study: Study) -> None:
     if ex.kind == "ray" and "workers" in ex.model_fields_set:
         print("warning: executor.workers is for kind: local; under Ray, resources_per_trial and max_concurrent "
               "set how many trials run at once", file=sys.stderr)
+    if ex.kind == "ray" and (said := _ray_threads_over_cpus(ex)):
+        print(f"warning: {said}", file=sys.stderr)
+
+
+def _ray_threads_over_cpus(ex: ExecutorConfig) -> str | None:
+    """Ray packs trials by the CPUs they reserve; more torch threads than that share cores with the trials beside
+    (a GPU trial's CPU share only feeds its GPU, so fractions are not said there)."""
+    cpu = ex.resources_per_trial.cpu
+    threads = ex.ray_threads
+    if threads <= cpu or (ex.resources_per_trial.gpu and not ex.threads_per_worker):
+        return None
+    written = f"executor.threads_per_worker={threads} with " if ex.threads_per_worker else ""
+    return (f"{written}executor.resources_per_trial.cpu={cpu:g}: each trial runs {threads} torch thread(s) on the "
+            f"{cpu:g} CPU Ray reserves for it, so trials beside each other share cores and each runs slower. Fix: "
+            f"resources_per_trial.cpu: {threads}" + (", or leave threads_per_worker out" if written else ""))
 
 
 def _forget_if_empty(study: Study, ostudy: optuna.Study, new_dir: bool) -> None:
