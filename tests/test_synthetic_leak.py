@@ -140,6 +140,17 @@ def test_a_classify_study_adding_images_of_a_gan_trained_on_its_test_images_is_w
     said = capsys.readouterr().err
     assert f"warning: {test_seen} of the 12 test images were trained or selected on by the GAN study of the " \
         "generator whose images these trials trained on" in said and "use a generator trained on other data" in said
+    # the generator moved away since: what is at its path no longer says which test images it saw
+    moved = gan_export / "gan_export_moved"
+    (gan_export / "gan_export").rename(moved)
+    try:
+        config = export_run(gan_export / "cls1_run", gan_export / "cls1_export_after", bootstrap=10)
+    finally:
+        moved.rename(gan_export / "gan_export")
+    [unchecked] = config["test_images_seen_by_weights"]
+    assert unchecked["test_images"] is None and unchecked["unchecked"] == "it is no longer at that path"
+    warn_about_export(config)
+    assert "warning: could not check whether the GAN study of the generator" in capsys.readouterr().err
     # split as the GAN's study was: the same validation images (no leak), no test image among its files
     run_study(load_study(write(gan_export, "cls0", CLASSIFY.format(seed=0))), progress=False)
     assert "space.augment.synthetic 'gan_export'" not in capsys.readouterr().err

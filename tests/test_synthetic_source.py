@@ -53,3 +53,36 @@ def test_a_generator_of_another_size_says_which_data_keys_would_match_it(tmp_pat
     export = _hand_export(tmp_path / "gen", 2, list(CLASSES))
     _, fix = generator_mismatch(export, (1, 28, 28), CLASSES)
     assert "data.image_size: 16 and data.channels: 1" in fix
+
+
+def test_an_export_replaced_since_its_trials_ran_is_told_apart_by_their_recorded_digest(tmp_path):
+    from searchlab.export.weights_origin import changed_since, origins_of, recorded_digests
+
+    export = _hand_export(tmp_path / "gen", 2, list(CLASSES))
+    used = hashlib.sha256((export / "weights.safetensors").read_bytes()).hexdigest()
+    trials = [{"synthetic_from": {"export": str(export), "sha256": used, "images": {"a": 4}}},
+              {"weights_from": {"file": "/w.pt", "sha256": "f" * 64}}]   # a weights file is no export
+    recorded = recorded_digests(origins_of(trials))
+    assert recorded == {str(export): {used}} and changed_since(export, recorded[str(export)]) is None
+    config = json.loads((export / "config.json").read_text())
+    (export / "config.json").write_text(json.dumps({**config, "weights_sha256": "e" * 64}))   # another export
+    assert changed_since(export, {used}).startswith("the export there now holds other weights (sha256 eeeeeeee")
+
+
+def test_a_resume_after_the_generator_was_replaced_at_its_path_is_warned(tmp_path):
+    """Trials of the earlier run recorded the generator's digest; another export written at the same path gave
+    the new trials other images, ranked beside the old ones without a word."""
+    from searchlab.export.weights_origin import replaced_since_warnings
+
+    export = _hand_export(tmp_path / "gen", 2, list(CLASSES))
+    used = hashlib.sha256((export / "weights.safetensors").read_bytes()).hexdigest()
+    earlier = [{"synthetic_from": {"export": str(export), "sha256": used}}]
+    assert replaced_since_warnings(earlier) == []
+    (export / "config.json").write_text(json.dumps({**json.loads((export / "config.json").read_text()),
+                                                    "weights_sha256": "e" * 64}))
+    [said] = replaced_since_warnings(earlier)
+    assert said.startswith(f"{export}, which earlier trials of this study learned from: the export there now holds "
+                           "other weights") and "put the earlier export back" in said
+    (export / "config.json").unlink()
+    (export / "weights.safetensors").unlink()
+    assert replaced_since_warnings(earlier) == []   # gone: refused when a run still names it

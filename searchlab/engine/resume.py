@@ -24,6 +24,7 @@ from searchlab.data.orientation import turned_since
 from searchlab.engine.changed_settings import changed_settings_warnings
 from searchlab.engine.rundir import WHERE_DATA_LIVES
 from searchlab.errors import ConfigError, shown_url
+from searchlab.export.weights_origin import replaced_since_warnings
 from searchlab.space import searchable_params
 from searchlab.tasks import get_task, setting_used_of
 from searchlab.tasks.costs import over_budget
@@ -57,6 +58,8 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
         task = get_task(study.config.task)
         for line in changed_settings_warnings(study.config.name, study.space, scored, setting_used_of(study),
                                               getattr(task, "trial_schema", None)):
+            print(f"warning: {line}", file=sys.stderr)
+        for line in replaced_since_warnings(t.user_attrs for t in scored):
             print(f"warning: {line}", file=sys.stderr)
 
 

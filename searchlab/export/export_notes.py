@@ -63,6 +63,11 @@ def warn_about_export(config: dict[str, Any]) -> None:
                 "trained on other data"
         else:
             how, fix = "the run of the weights these trials started from", "start from weights of other data"
+        if source.get("test_images") is None:
+            print(f"warning: could not check whether {how} ({source['weights']}) trained or selected on these test "
+                  f"images: {source.get('unchecked')}, so what is there now is not what the trials learned from. "
+                  "Fix: put that export back at its path and export again", file=sys.stderr)
+            continue
         print(f"warning: {source['test_images']} of the {config['test_size']} test images were trained or selected "
               f"on by {how} ({source['weights']}): the test metrics are optimistic. Fix: split as that study did, "
               f"or {fix}", file=sys.stderr)

@@ -27,6 +27,7 @@ from searchlab.augment.synthetic import generator_used
 from searchlab.data.fingerprint import sampled_digest
 from searchlab.data.loading import DataConfig, files_by_split
 from searchlab.engine.rundir import OpenRun
+from searchlab.export.weights_origin import changed_since, origins_of, recorded_digests
 
 FILE = "trained_on.json"
 SPLITS = ("train", "val")   # what the model learned, and what it was selected on
@@ -132,11 +133,16 @@ def test_seen_by_weights(config: dict[str, Any], test_files: Iterable[str | Path
                          base_dir: Path | None = None) -> list[dict[str, Any]]:
     """For an export's config.json: each export or run its trials learned from (learned_from) whose run trained
     or selected on some of these test files, with how many and how it was used. Its test metrics are optimistic
-    by them."""
+    by them. One moved away or replaced since the trials ran cannot be checked: listed with `test_images` None
+    and why (what is at its path now was not what they learned from)."""
     sources = learned_from(config, base_dir)
     test = digests(Path(f) for f in test_files) if sources else set()
-    found = []
+    used = recorded_digests(origins_of(config.get("trials") or [config.get("trial") or {}]))
+    found: list[dict[str, Any]] = []
     for source, key in sources.items():
+        if why := changed_since(Path(source), used.get(source, set())):   # what is there now says nothing
+            found.append({"weights": source, "test_images": None, "used_as": key, "unchecked": why})
+            continue
         learned = read(Path(source))
         count = seen(learned, test)["test"] if learned else 0
         if count:

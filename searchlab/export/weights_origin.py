@@ -1,0 +1,67 @@
+"""Whether the export a study's trials learned from (the weights they started from, the generator whose images
+they trained on) still holds the weights they used. Each trial records the export's path with its weights'
+SHA-256 (tasks/transfer.py's tell_source); a path alone may name other weights later, when the export was
+moved away or another was written in its place. Kept free of torch: `status` and `resume` read it."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ORIGIN_KEYS = ("weights_from", "synthetic_from")   # a trial's user attrs (and export records) naming an export
+
+
+def recorded_digests(origins: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+    """{export folder: the weights' SHA-256s trials recorded for it}, from their `weights_from` and
+    `synthetic_from` records (those naming a run or a weights file are not exports)."""
+    found: dict[str, set[str]] = {}
+    for origin in origins:
+        if isinstance(origin, dict) and origin.get("export") and origin.get("sha256"):
+            found.setdefault(str(origin["export"]), set()).add(str(origin["sha256"]))
+    return found
+
+
+def origins_of(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The origin records among trials' user attrs (or an export's trial records)."""
+    return [record[key] for record in records for key in ORIGIN_KEYS if isinstance(record.get(key), dict)]
+
+
+def current_digest(export: Path) -> str | None:
+    """The SHA-256 of the weights in `export` now: as its config.json records it, else read; None when gone."""
+    try:
+        recorded = json.loads((export / "config.json").read_text()).get("weights_sha256")
+        if isinstance(recorded, str):
+            return recorded
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with (export / "weights.safetensors").open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def changed_since(export: Path, used: set[str]) -> str | None:
+    """Why `export` no longer holds the weights its trials used (`used`: their SHA-256s), or None."""
+    now = current_digest(export)
+    if now is None:
+        return "it is no longer at that path"
+    if used and now not in used:
+        return (f"the export there now holds other weights (sha256 {now[:16]}...) than the trials used "
+                f"({', '.join(sorted(d[:16] + '...' for d in used))})")
+    return None
+
+
+def replaced_since_warnings(records: Iterable[dict[str, Any]]) -> list[str]:
+    """For a resumed study (`records`: its trials' user attrs): each export its earlier trials learned from that
+    now holds other weights. The new trials learn from those, ranked beside the earlier ones with nothing in
+    the space to tell them apart (one gone is refused when a run still names it)."""
+    said = []
+    for export, used in recorded_digests(origins_of(records)).items():
+        if current_digest(Path(export)) is not None and (why := changed_since(Path(export), used)):
+            said.append(f"{export}, which earlier trials of this study learned from: {why}. This run's trials learn "
+                        "from what is there now, ranked beside theirs. Fix: put the earlier export back, or give the "
+                        "study a new name (or run_dir) to start afresh")
+    return said
