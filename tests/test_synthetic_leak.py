@@ -156,6 +156,20 @@ def test_a_classify_study_adding_images_of_a_gan_trained_on_its_test_images_is_w
     assert "space.augment.synthetic 'gan_export'" not in capsys.readouterr().err
 
 
+def test_cross_validating_with_images_of_a_gan_trained_on_the_same_split_is_warned(gan_export, capsys):
+    """Folds are dealt over train and val: a held-out fold holds images the GAN trained on, whose copies the
+    other folds' models trained on, so fold scores favoured trials adding synthetic images, unsaid."""
+    gan = split_files(gan_export, seed=0)
+    text = CLASSIFY.format(seed=0).replace("  model:", "  train: {cv_folds: 2}\n  model:")
+    capsys.readouterr()
+    run_study(load_study(write(gan_export, "cls0_cv", text)), progress=False)
+    err = capsys.readouterr().err
+    assert (f"space.augment.synthetic 'gan_export': train.cv_folds deals this study's train and val images into "
+            f"folds, and {len(gan['train'])} of the {len(gan['train']) + len(gan['val'])} are images the generator's "
+            "GAN study trained on") in err and "drop train.cv_folds" in err
+    assert "this study has" not in err   # split as the GAN's study was: no test or val leak besides
+
+
 def test_only_a_generator_that_adds_images_is_a_source_and_its_path_is_the_study_files(tmp_path):
     """learned_from reads augment.synthetic from each trial's config, relative to the study file's folder; with
     synthetic_per_class 0 the generator adds nothing, so it is no source."""

@@ -129,31 +129,48 @@ def _seen_by_sources(study: Study, specs: list[ClassifyTrialConfig]) -> list[str
     fractions (export/trained_on.py). One warning per model."""
     mine: dict[str, set[str]] = {}
     warnings = []
-    for key, value in _sources(specs):
+    for key, value, folded in _sources(specs):
         path = Path(value) if Path(value).is_absolute() else study.base_dir / value
         learned = trained_on.read(path) if path.is_dir() else None
         if not learned:
             continue
         if not mine:
-            files = files_by_split(study.config.data, study.config.seed, study.base_dir, ("test", "val"))
+            files = files_by_split(study.config.data, study.config.seed, study.base_dir, ("train", "val", "test"))
             mine = {split: trained_on.digests(paths) for split, paths in files.items()}
         seen = {split: n for split, n in trained_on.seen(learned, mine["test"], mine["val"]).items() if n}
         if seen:
             said = " and ".join(f"{n} of its {len(mine[split])} {split} images" for split, n in seen.items())
             warnings.append(_LEAK[key].format(value=value, said=said))
+        dealt = mine["train"] | mine["val"]
+        if folded and (held_out := len(dealt & learned["train"])):
+            warnings.append(_folds_leak(key, value, held_out, len(dealt)))
     return warnings
 
 
-def _sources(specs: list[ClassifyTrialConfig]) -> list[tuple[str, str]]:
-    """(space key, path) of each model the probed trials learn from: the weights they start from, the
-    generator export whose images they train on."""
-    named: dict[tuple[str, str], None] = {}
+def _folds_leak(key: str, value: str, n: int, of: int) -> str:
+    """Cross-validation deals train and val images into folds: one the model trained on, held out, grades a fold
+    model that learned from it (its own image, or a generator's copies of it), even split as the model's study
+    was."""
+    whose, other = {trained_on.WEIGHTS: ("the weights' run", "start from weights of other data"),
+                    trained_on.SYNTHETIC: ("the generator's GAN study", "use a generator trained on other data")}[key]
+    return (f"{key} {value!r}: train.cv_folds deals this study's train and val images into folds, and {n} of the {of} "
+            f"are images {whose} trained on: held out in a fold, they grade a fold model that learned from them, so "
+            "these trials' fold scores are optimistic and the search favours them. Fix: drop train.cv_folds and "
+            f"select on the validation split (split as that study was), or {other}")
+
+
+def _sources(specs: list[ClassifyTrialConfig]) -> list[tuple[str, str, bool]]:
+    """(space key, path, whether some of those trials cross-validate) of each model the probed trials learn
+    from: the weights they start from, the generator export whose images they train on."""
+    named: dict[tuple[str, str], bool] = {}
     for spec in specs:
+        folded = spec.train.cv_folds is not None
         if spec.model.transfer != "scratch" and spec.model.weights not in (None, "timm"):
-            named[trained_on.WEIGHTS, str(spec.model.weights)] = None
+            key = (trained_on.WEIGHTS, str(spec.model.weights))
+            named[key] = named.get(key, False) or folded
         if (generator := generator_used(spec.augment)) is not None:
-            named[trained_on.SYNTHETIC, generator] = None
-    return sorted(named)
+            named[trained_on.SYNTHETIC, generator] = named.get((trained_on.SYNTHETIC, generator), False) or folded
+    return sorted((key, value, folded) for (key, value), folded in named.items())
 
 
 _OPTIMISTIC = ("Test metrics of this study's exports would be optimistic (and selection on validation too). Fix: "
