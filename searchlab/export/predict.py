@@ -137,14 +137,16 @@ def _single_band(path: Path) -> bool:
 PREDICT_NEEDS = ("model", "preprocessing", "task", "class_names")
 
 
-def export_folder_config(export_dir: Path, use: str = "searchlab predict {} IMAGES...") -> dict[str, Any]:
+def export_folder_config(export_dir: Path, use: str = "searchlab predict {} IMAGES...",
+                         wants: str = "classifier") -> dict[str, Any]:
     """An export folder's config.json, or an ExportError saying what the folder is instead (a run folder, not
-    an export, a config.json that is not JSON). `use`: the command the fix shows, the export in place of {}."""
+    an export, a config.json that is not JSON). `use`: the command the fix shows, the export in place of {};
+    `wants`: the kind of export it takes (classifier or generator), which a run folder's fix names."""
     path = export_dir / "config.json"
     if not export_dir.exists():
         raise ExportError(f"{export_dir} does not exist. Fix: give the folder `searchlab export RUN --out DIR` wrote")
     if not path.is_file() and (export_dir / "searchlab.json").is_file():
-        raise ExportError(_run_folder_fix(export_dir, use))
+        raise ExportError(_run_folder_fix(export_dir, use, wants))
     if not path.is_file():
         raise ExportError(f"{export_dir} is not a searchlab export (no config.json). Fix: give the folder "
                           "`searchlab export RUN --out DIR` wrote")
@@ -173,17 +175,72 @@ def _classifier_config(export_dir: Path) -> dict[str, Any]:
     return config
 
 
-def _run_folder_fix(run_dir: Path, use: str) -> str:
-    """A run folder given for an export: the export in it (best/, as export.after_run writes it, else the first
-    sub-folder holding a config.json), or the command that makes one."""
-    exports = sorted((p for p in run_dir.iterdir() if p.is_dir() and (p / "config.json").is_file()),
-                     key=lambda p: (p.name != "best", p.name))
+# Folders a run keeps beside its exports that look like one (config.json, weights.safetensors) but are not a
+# model of the study's trials: the MedFID feature network a GAN run trains for itself (gan/features.py CACHE_DIR)
+HELPER_FOLDERS = ("medfid_features",)
+
+
+def _run_folder_fix(run_dir: Path, use: str, wants: str = "classifier") -> str:
+    """A run folder given for an export of the kind `wants` (classifier or generator): the export of that kind in
+    it (best/, as export.after_run writes it, first), else the command that makes one, or that the run is of the
+    other kind (a classify study's run has no generator to draw from, a generate study's none to predict with)."""
     said = f"{run_dir} is a run folder (it holds searchlab.json), not an export"
-    if exports:
-        return (f"{said}. Fix: give its export, {use.format(exports[0])}"
-                + (f" (exports in it: {', '.join(p.name for p in exports)})" if len(exports) > 1 else ""))
-    return (f"{said}, and holds no export. Fix: export it first, searchlab export {run_dir} --out {run_dir / 'best'}, "
-            f"then {use.format(run_dir / 'best')}")
+    exports = _exports_in(run_dir)
+    fitting = [path for path, kind in exports.items() if kind == wants]
+    if fitting:
+        return (f"{said}. Fix: give its export, {use.format(fitting[0])}"
+                + (f" (exports in it: {', '.join(p.name for p in fitting)})" if len(fitting) > 1 else ""))
+    run_kind = next(iter(exports.values()), None) or _run_kind(run_dir)
+    if run_kind is not None and run_kind != wants:
+        return (f"{said}, and {_study_of_kind(run_kind)}'s run: {use.split(' {}')[0]} {_what_takes(wants)}. Fix: "
+                f"export {_study_of_kind(wants)}'s run (searchlab export RUN --out DIR) and give that folder"
+                + (f"; {run_dir}'s own export, {next(iter(exports))}, is a {run_kind}" if exports else ""))
+    return (f"{said}, and holds no export. Fix: export it first, searchlab export {run_dir} --out "
+            f"{run_dir / 'best'}, then {use.format(run_dir / 'best')}")
+
+
+def _exports_in(run_dir: Path) -> dict[Path, str]:
+    """The exports in a run folder, best/ first, each 'generator' or 'classifier' (by its config.json)."""
+    found = {}
+    for path in sorted(run_dir.iterdir(), key=lambda p: (p.name != "best", p.name)):
+        if path.is_dir() and path.name not in HELPER_FOLDERS and (kind := _export_kind(path)):
+            found[path] = kind
+    return found
+
+
+def _export_kind(folder: Path) -> str | None:
+    """'generator' (its config.json has a "generator" key), 'classifier', or None: no readable config.json."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if not isinstance(config, dict) else "generator" if "generator" in config else "classifier"
+
+
+def _run_kind(run_dir: Path) -> str | None:
+    """'generator' or 'classifier' for a run that holds no export: a GAN run's MedFID network says so, else the
+    task the run recorded in its study, read from a storage file only (a database server, perhaps unreachable,
+    would keep an error message waiting); None when it cannot be told."""
+    if (run_dir / HELPER_FOLDERS[0]).is_dir():
+        return "generator"
+    try:   # only on the way to an error message: a storage that cannot be read just leaves the kind unsaid
+        from searchlab.engine.rundir import MANIFEST, open_run
+
+        storage = str(json.loads((run_dir / MANIFEST).read_text())["storage"])
+        if not storage.startswith(("sqlite:///", "journal://")):
+            return None
+        task = open_run(run_dir).record.get("task") or {}
+        return {"generate": "generator", "classify": "classifier"}.get(task.get("kind", "classify"))
+    except Exception:   # noqa: BLE001 (any failure to read a run's record)
+        return None
+
+
+def _study_of_kind(kind: str) -> str:
+    return "a generate (GAN) study" if kind == "generator" else "a classifier study"
+
+
+def _what_takes(wants: str) -> str:
+    return "draws images from a generator export" if wants == "generator" else "classifies with a classifier export"
 
 
 def _uses_nni(spec: dict[str, Any]) -> bool:

@@ -1,8 +1,9 @@
 """`searchlab sample EXPORT --out DIR`: a generator export's images written as PNG files, marked synthetic.
 
-Synthetic medical images must never be taken for acquired ones: every file is named synthetic_*.png, and
+Synthetic medical images must never be taken for acquired ones: every file is named synthetic_*.png, carries
+a PNG text chunk (MARK_KEY: the export and its weights' SHA-256) that a renamed copy keeps, and
 DIR/synthetic.json records each draw (the generator's export folder, weights' SHA-256, family, trial, MedFID,
-why its trial was marked suspect if it was; the seed; images per class), before its images are written
+why its trial was marked suspect if it was; the seed; images per class; the files), before its images are written
 (`complete` false until they all are, so a killed draw's files are on record; one that fails removes them). A
 class-conditional generator's images go to one sub-folder per class (DIR/<class>/), the layout of a folder data
 set; an unconditional one's to DIR itself. The images are as the export's `model.sample_images` gives them (uint8,
@@ -14,15 +15,19 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
-from searchlab.data.synthetic_files import RECORD, synthetic_name
+from searchlab.data.common import IMAGE_EXTENSIONS
+from searchlab.data.synthetic_files import MARK_KEY, RECORD, not_synthetic, synthetic_name
 from searchlab.errors import ExportError, a_few
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.export.predict import SAME_EXPORT, export_folder_config
@@ -61,14 +66,15 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
     _refuse_taken([path for paths in files.values() for path in paths], out, seed)
     earlier = _earlier_draws(out)
     draw = Draw(out, seed, {name: n for name in wanted}, config.get("suspect"))
-    about = _about(draw, export_dir, config)
+    about = {**_about(draw, export_dir, config), "files": _relative(files, out)}
+    mark = _mark(about)
     new_folders = [folder for folder in dict.fromkeys([out, *(paths[0].parent for paths in files.values())])
                    if not folder.exists()]
     out.mkdir(parents=True, exist_ok=True)
     _record(out, [*earlier, {**about, "complete": False}])   # before any image: a killed draw's are on record
     try:
         for name, index in wanted.items():
-            _write_class(generator, index, files[name], _class_stream(seed, index))
+            _write_class(generator, index, files[name], _class_stream(seed, index), mark)
     except BaseException:   # a failed or interrupted draw takes back what it wrote, leaving no unrecorded images
         _undo(files, new_folders, out, earlier)
         raise
@@ -79,7 +85,7 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
 def _generator(export_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     from searchlab.models.gan_sampling import load_generator
 
-    if "generator" not in export_folder_config(export_dir, "searchlab sample {} --out DIR"):
+    if "generator" not in export_folder_config(export_dir, "searchlab sample {} --out DIR", wants="generator"):
         raise ExportError(f"{export_dir} holds a classifier, which generates no images. Fix: give a generator's "
                           "export (`searchlab export` of a generate study's run, e.g. studies/breastmnist_gan.yaml)")
     try:
@@ -113,17 +119,77 @@ def _file(out: Path, name: str, seed: int, i: int) -> Path:
     return folder / synthetic_name(seed, i)
 
 
+OWN_FOLDER = "Fix: name a folder of its own for the images (e.g. synthetic/ beside the data folder, not in it)"
+SEARCHED_DEPTH = 4   # folder levels below --out searched for images: split/class/patient/file of a data set
+
+
 def _refuse_out(out: Path) -> None:
-    """A file, or a searchlab export or run folder: images written there would be mixed with its files (a later
-    export refused the folder as an earlier export with files added to it)."""
+    """--out must be a folder of the draws' own (new, or earlier draws'): images written into a searchlab
+    export or run folder would be mixed with its files (a later export refused the folder as an earlier export
+    with files added to it), and into a data set they would be read as acquired images (a synthetic.json in a
+    data folder once marked all of its 784 real images as synthetic)."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} is a file, not a folder; nothing was written. Fix: name a new folder, or "
                           "one that earlier draws wrote to")
     holds = next((name for name in ("config.json", "searchlab.json") if (out / name).is_file()), None)
     if holds:
         what = "an export" if holds == "config.json" else "a run folder"
-        raise ExportError(f"--out {out} is {what} (it holds {holds}); nothing was written. Fix: name a folder of "
-                          "its own for the images")
+        raise ExportError(f"--out {out} is {what} (it holds {holds}); nothing was written. {OWN_FOLDER}")
+    _refuse_inside_export_or_run(out)
+    _refuse_data_folder(out)
+
+
+def _refuse_inside_export_or_run(out: Path) -> None:
+    """--out at any depth inside an export (config.json and weights.safetensors) or a run folder (searchlab.json)."""
+    for folder in out.resolve().parents:
+        holds = ("config.json", "weights.safetensors") if _is_export(folder) else \
+            ("searchlab.json",) if (folder / "searchlab.json").is_file() else ()
+        if holds:
+            what = "an export" if len(holds) == 2 else "a run folder"
+            raise ExportError(f"--out {out} is inside {folder}, {what} (it holds {' and '.join(holds)}): no draw "
+                              f"is written into an export or a run folder; nothing was written. {OWN_FOLDER}")
+
+
+def _is_export(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "weights.safetensors").is_file()
+
+
+def _refuse_data_folder(out: Path) -> None:
+    """--out holding images no draw wrote (a data set, or a folder of them), or a class folder of a data set
+    (its parent holds other class folders of such images): the draw's images would join that data set."""
+    if out.is_dir() and (found := _images_no_draw_wrote(_image_files(out, SEARCHED_DEPTH))):
+        raise ExportError(f"--out {out} already holds image files that no `searchlab sample` draw wrote "
+                          f"({a_few(found)}): its images and {RECORD} would make them part of a data set's "
+                          f"folder; nothing was written. {OWN_FOLDER}")
+    classes = _class_folders_beside(out)
+    if len(classes) >= 2:
+        raise ExportError(f"--out {out} is a class folder of a data set: {classes[0].parent} holds the class folders "
+                          f"{a_few([c.name for c in classes])} of images that no `searchlab sample` draw wrote, so "
+                          f"its images would be read as acquired ones; nothing was written. {OWN_FOLDER}")
+
+
+def _class_folders_beside(out: Path) -> list[Path]:
+    """Sibling folders of `out` holding images (directly: a class folder's) that no draw wrote. Two or more,
+    as a data set has, make `out` one of its classes; one alone (figures/ beside synthetic/) does not."""
+    parent = out.absolute().parent
+    siblings = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if parent.is_dir() else []
+    return [p for p in siblings if p.name != out.name and _images_no_draw_wrote(_image_files(p, 0), 1)]
+
+
+def _image_files(folder: Path, depth: int) -> Iterator[Path]:
+    """Image files in `folder` and up to `depth` levels of its sub-folders (hidden ones left out), lazily."""
+    for root, dirs, names in os.walk(folder):
+        level = len(Path(root).relative_to(folder).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if level < depth else []
+        yield from (Path(root) / name for name in sorted(names)
+                    if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _images_no_draw_wrote(files: Iterator[Path], wanted: int = 3) -> list[Path]:
+    """Up to `wanted` of `files` that are not known as synthetic (by name, record or mark): stops once found,
+    so a large data folder is not read through."""
+    return list(islice(not_synthetic(files), wanted))
 
 
 def _refuse_shared_folders(files: dict[str, list[Path]]) -> None:
@@ -151,7 +217,8 @@ def _class_stream(seed: int, index: int | None) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) >> 1)   # torch takes seeds below 2**63
 
 
-def _write_class(generator: torch.nn.Module, index: int | None, files: list[Path], stream: torch.Generator) -> None:
+def _write_class(generator: torch.nn.Module, index: int | None, files: list[Path], stream: torch.Generator,
+                 mark: PngInfo) -> None:
     from searchlab.models.gan_sampling import as_uint8
 
     if files:
@@ -161,7 +228,21 @@ def _write_class(generator: torch.nn.Module, index: int | None, files: list[Path
         labels = None if index is None else torch.full((len(chunk),), index, dtype=torch.long)
         for path, image in zip(chunk, as_uint8(generator.sample(len(chunk), labels, generator=stream))):
             pixels = image.numpy()
-            Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)).save(path)
+            Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)).save(path, pnginfo=mark)
+
+
+def _relative(files: dict[str, list[Path]], out: Path) -> list[str]:
+    """The draw's files as its record lists them: relative to `out`, so a moved or copied folder still matches."""
+    return [path.relative_to(out).as_posix() for paths in files.values() for path in paths]
+
+
+def _mark(about: dict[str, Any]) -> PngInfo:
+    """The text chunk each image carries (before its pixels, so the data check reads it without decoding): a
+    copy renamed and moved away from its record is still known as synthetic. JSON in ASCII, so a tEXt chunk."""
+    info = PngInfo()
+    info.add_text(MARK_KEY, json.dumps({"export": about["export"], "weights_sha256": about["weights_sha256"],
+                                        "seed": about["seed"], "note": "made by a generative model"}))
+    return info
 
 
 def _earlier_draws(out: Path) -> list[dict[str, Any]]:
