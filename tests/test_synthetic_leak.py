@@ -7,6 +7,7 @@ with seed 1: most of the study's test images had been the GAN's training images,
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +179,14 @@ def test_only_a_generator_that_adds_images_is_a_source_and_its_path_is_the_study
     sampled = {"trials": [{"config": {"augment": {"synthetic": "g", "synthetic_per_class": 0}}},
                           {"weights_from": {"export": "/w"}}]}
     assert trained_on.learned_from(sampled, tmp_path) == {"/w": trained_on.WEIGHTS}
+
+
+def test_a_gan_run_says_what_the_datas_files_say_as_a_classify_run_does(gan_export, tmp_path, capsys):
+    """A copy of one image under two labels (or colour read as grey, a misspelt class) was said by a classify run
+    of the folder and not by a GAN run, whose images then carry it into a classifier's training."""
+    shutil.copytree(gan_export / "images", tmp_path / "images")
+    shutil.copy(tmp_path / "images" / "a" / "00.png", tmp_path / "images" / "b" / "copy.png")
+    (tmp_path / "features").symlink_to(gan_export / "features")
+    capsys.readouterr()
+    run_study(load_study(write(tmp_path, "gan_dup", GAN)), progress=False)
+    assert "byte-for-byte copies" in capsys.readouterr().err

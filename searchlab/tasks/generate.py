@@ -24,6 +24,7 @@ from searchlab.config.load import Study
 from searchlab.config.schema import MedMNISTData, ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import load_dataset
+from searchlab.data.loading import data_advice
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError
@@ -98,6 +99,10 @@ class GenerateTask:
         if data.kind == "multilabel":
             raise ConfigError("the generate task needs single-label data (conditioning is on one class)",
                               key="data", got=data.kind, fix="use a binary or multi-class data set")
+        # what the data's files say (copies under two labels, colour read as grey, a misspelt class), as a
+        # classify run says it: a GAN learns them, and its images carry them into a classifier's training
+        for advice in data_advice(study.config.data, study.config.seed, study.base_dir):
+            print(f"warning: {advice}", file=sys.stderr)
         for unused in unused_settings(study.space, generate_setting_used, study.config.seed):
             print(f"warning: {describe(unused, generate_setting_default)}", file=sys.stderr)
         size_key = "data.size" if isinstance(study.config.data, MedMNISTData) else "data.image_size"
