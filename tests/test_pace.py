@@ -86,3 +86,25 @@ def test_steady_seconds_times_a_slow_step_twice_and_a_fast_one_at_most_so_often(
     assert 0.2 <= steady_seconds(step, budget=0.1) < 0.3 and len(calls) == 2   # over the budget: one timed call
     calls.clear()
     assert steady_seconds(lambda: calls.append(1), budget=10.0, most=7) < 0.001 and len(calls) == 7
+
+
+def test_the_estimate_counts_the_synthetic_images_a_generator_adds(write_study):
+    """20,000 generated images per class trained beside 546 real ones, and the estimate counted the real only:
+    no warning, then every trial failed at budget.trial_timeout."""
+    from searchlab.data import load_dataset
+    from searchlab.tasks.classify import make_batches, model_spec_for
+    from searchlab.tasks.pace import estimated_trial, trial_time_warning
+
+    text = TINY_CLASSIFY.replace("budget: {n_trials: 2, epochs: 2}",
+                                 "budget: {n_trials: 2, epochs: 2, trial_timeout: 0.5}")
+    study = load_study(write_study(text))
+    data = load_dataset(study.config.data, splits=("train", "val"), seed=0, base_dir=study.base_dir)
+    config = {"model": {"kind": "cnn", "depth": 1, "width": 4, "convs_per_stage": 1}, "train": {"batch_size": 128}}
+    plain = parse_trial_config(config, None)
+    added = parse_trial_config({**config, "augment": {"synthetic": "gen", "synthetic_per_class": 20000,
+                                                      "synthetic_classes": "minority"}}, None)
+    batches = make_batches(data)
+    assert estimated_trial(study, batches, plain, model_spec_for(plain, data)).runs == [(546, 78)]
+    assert estimated_trial(study, batches, added, model_spec_for(added, data)).runs == [(20546, 78)]
+    said = trial_time_warning(study, batches, added, model_spec_for(added, data))
+    assert "2 epochs of ~20546 training images (20000 of them synthetic)" in said

@@ -59,6 +59,11 @@ def generator_used(spec: AugmentSpec) -> str | None:
     return spec.synthetic if spec.synthetic and spec.synthetic_per_class > 0 else None
 
 
+def synthetic_count(real: torch.Tensor, spec: AugmentSpec) -> int:
+    """How many synthetic images these settings add to a training split of labels `real`."""
+    return len(_labels(real, spec)) if generator_used(spec) is not None else 0
+
+
 def _generator_labels(labels: torch.Tensor, names: tuple[str, ...], config: dict) -> torch.Tensor:
     """The data's class indices as the generator's: by class name, since the two may order the same classes
     differently (positive_class reorders the data; a folder's classes sort by name)."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from searchlab.augment.synthetic import synthetic_count
 from searchlab.config.load import Study
 from searchlab.config.schema import BudgetConfig
 from searchlab.data.types import ImageSplit
@@ -38,11 +39,16 @@ def trial_time_warning(study: Study, batches: Batches, spec: ClassifyTrialConfig
     runs, epochs = estimate.runs, estimate.epochs
     folds = f" x {len(runs)} runs ({_runs_said(spec)})" if len(runs) > 1 else ""
     return (f"one trial of this space takes about {duration(estimate.seconds)} here, more than {key}={limit:g} s: "
-            f"{epochs} epochs{folds} of ~{runs[0][0]} training images at the pace of one of its configs "
+            f"{epochs} epochs{folds} of ~{runs[0][0]} training images{_synthetic_said(estimate.synthetic)} at the "
+            "pace of one of its configs "
             f"(measured now: {1 / estimate.train_seconds:.0f} images/s training, on "
             f"{study.config.executor.local_threads} thread(s)). {_consequence(key, len(runs) > 1)} (early stopping "
             f"may end some sooner). Fix: raise {key}, lower budget.epochs (or train.cv_folds), or search smaller "
             "networks")
+
+
+def _synthetic_said(added: int) -> str:
+    return f" ({added} of them synthetic)" if added else ""
 
 
 def tightest_limit(budget: BudgetConfig) -> tuple[float | None, str]:
@@ -57,6 +63,7 @@ class Estimate:
     train_seconds: float            # per training image
     runs: list[tuple[int, int]]     # (training images, validation images) of each model the trial trains
     epochs: int                     # of each run
+    synthetic: int = 0              # of each run's training images, added by augment.synthetic
 
 
 def estimated_trial(study: Study, batches: Batches, spec: ClassifyTrialConfig,
@@ -73,9 +80,10 @@ def estimated_trial(study: Study, batches: Batches, spec: ClassifyTrialConfig,
     except Exception:   # noqa: BLE001 -- advice only
         return None
     epochs = spec.train.epochs or study.config.budget.epochs
-    runs = trial_runs(spec, len(batches.train), len(batches.val))
+    added = synthetic_count(batches.train.labels, spec.augment)   # a generator's images train with the real ones
+    runs = [(n_train + added, n_val) for n_train, n_val in trial_runs(spec, len(batches.train), len(batches.val))]
     seconds = epochs * sum(n_train * train_seconds + n_val * val_seconds for n_train, n_val in runs)
-    return Estimate(seconds, train_seconds, runs, epochs)
+    return Estimate(seconds, train_seconds, runs, epochs, added)
 
 
 def _consequence(key: str, several_runs: bool) -> str:
