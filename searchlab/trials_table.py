@@ -3,8 +3,8 @@
 One row per trial, in trial order. Columns: number, state, value (value_0, value_1, ... for several
 objectives, named after their metrics), params.<name>, metrics.<name> (every metric the task returned),
 duration_s, datetime_start, datetime_complete, and the readable user attrs a row needs on its own
-(architecture, error, over_budget, pruned, cut_short, retry_of), the trial's `seed` and `torch_threads` (as it
-ran: what a rerun of it must match), and `threshold`: the decision threshold the
+(architecture, error, over_budget, pruned, cut_short, retry_of), the trial's `seed`, the study's `study_seed` it
+ran under and `torch_threads` (as it ran: what a rerun of it must match), and `threshold`: the decision threshold the
 threshold-bound metrics were scored at (per label, multi-label, as a JSON list). A PRUNED trial's value is
 that of the last epoch it reported (Optuna's rule), not a finished trial's. Read from the Optuna study alone.
 Parameters only some trials draw are blank where not drawn (whole numbers stay whole: pandas Int64).
@@ -65,7 +65,7 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     row["datetime_start"], row["datetime_complete"] = trial.datetime_start, trial.datetime_complete
     row.update({k: trial.user_attrs[k] for k in STAGE_ATTRS + TEXT_ATTRS if k in trial.user_attrs})
     ran_with = trial.user_attrs.get("ran_with") or {}   # what a rerun of this trial alone must match
-    row.update({key: ran_with[key] for key in ("seed", "torch_threads") if key in ran_with})
+    row.update({key: ran_with[key] for key in ("seed", "study_seed", "torch_threads") if key in ran_with})
     threshold = trial.user_attrs.get("threshold")   # what sensitivity, f1... were scored at
     if threshold is not None and trial.user_attrs.get("task_kind") != "multiclass":   # argmax there: none
         row["threshold"] = json.dumps(threshold) if isinstance(threshold, list) else threshold

@@ -33,11 +33,13 @@ def test_each_trial_records_its_seed_and_threads_and_the_export_the_seed_it_ran_
     best = min(first, key=lambda t: -t.value)
     config = export_run(tmp_path / "run", tmp_path / "best", trial_number=best.number, bootstrap=20)
     assert config["trial"]["seed"] == best.user_attrs["ran_with"]["seed"] and config["trial"]["torch_threads"] == 1
+    assert config["trial"]["study_seed"] == 0 and config["search"]["seed"] == 7   # the `seed:` a rerun must set
     from searchlab.engine.rundir import open_run
     from searchlab.trials_table import trial_table
 
     table = trial_table(open_run(tmp_path / "run"))
     assert table["torch_threads"].tolist()[:2] == [1, 1] and table["seed"].tolist()[:2] == [r["seed"] for r in ran_with]
+    assert table["study_seed"].tolist() == [0, 0, 7]
 
 
 def test_a_seed_change_that_moves_a_folders_splits_is_named_as_the_cause(write_study, tmp_path):

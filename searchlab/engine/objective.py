@@ -74,7 +74,7 @@ def make_objective(study: Study, task: Task, artifacts: FileSystemArtifactStore,
                 trial.set_user_attr("config", config)
             ctx = TrialContext(trial, study, artifacts, trial_seed(study.config.seed, config), deadline,
                                on_epoch=on_epoch)
-            trial.set_user_attr("ran_with", ran_with(ctx.seed))
+            trial.set_user_attr("ran_with", ran_with(ctx.seed, study.config.seed))
             metrics = task.run(config, ctx)
             values = objective_values(study, metrics)
         except optuna.TrialPruned:
@@ -106,13 +106,14 @@ def _check_within_space(trial: optuna.Trial, searched: dict[str, BaseDistributio
                                "on inside the space; widen the range again to try that config")
 
 
-def ran_with(seed: int) -> dict[str, int]:
-    """What a trial's numbers depend on beyond its config: its seed (the study's seed when it ran, which a
-    resume may since have changed) and torch's CPU threads (reductions sum in another order on another count:
-    up to 0.06 validation AUC apart after 3 epochs on BreastMNIST, 1 vs 2 threads)."""
+def ran_with(seed: int, study_seed: int) -> dict[str, int]:
+    """What a trial's numbers depend on beyond its config: its own seed (drawn from the study's `seed:` and its
+    config), the study's `seed:` it ran under (a resume may since have changed it: the one a rerun must set),
+    and torch's CPU threads (reductions sum in another order on another count: up to 0.06 validation AUC apart
+    after 3 epochs on BreastMNIST, 1 vs 2 threads)."""
     import torch   # here: a trial runs with torch loaded; status and trials never call this
 
-    return {"seed": seed, "torch_threads": torch.get_num_threads()}
+    return {"seed": seed, "study_seed": study_seed, "torch_threads": torch.get_num_threads()}
 
 
 def params_only(group: Group) -> bool:
