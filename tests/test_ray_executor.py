@@ -321,3 +321,36 @@ def test_the_watchdog_kills_only_a_trial_still_running_at_its_limit(monkeypatch)
     assert kills == [(os.getpid(), signal.SIGKILL)]                      # the overrun only, not the finished one
     assert done_in_time.user_attrs == {}
     assert overrun.user_attrs["error"].startswith("exceeded budget.trial_timeout=0.3 s: its Ray worker")
+
+
+def test_a_trial_a_worker_starts_after_the_deadline_is_not_run_and_its_time_counts_from_its_start(
+        write_study, tmp_path, monkeypatch):
+    """Tune asks for trials ahead of free slots: one asked before budget.timeout and started after it trained
+    an epoch and ranked as complete, and every trial's duration counted its time in Tune's queue."""
+    from datetime import datetime, timedelta
+
+    from ray import tune
+
+    from searchlab.engine import objective, ray_worker
+    from searchlab.engine.run import create_or_load
+    from searchlab.engine.trial_time import AFTER_THE_DEADLINE, trial_seconds
+
+    study = load_study(callable_study(write_study, n=2, extra=RAY))
+    tmp_path.joinpath("run").mkdir()
+    ostudy = create_or_load(study)
+    asked = ostudy.ask({"x": optuna.distributions.FloatDistribution(-3, 3)})
+    actor = ray_worker._Actor(ostudy, None, None, "node", "127.0.0.1")
+    monkeypatch.setattr(ray_worker, "_actor_state", lambda study: actor)
+    reported = []
+    monkeypatch.setattr(tune, "report", reported.append)
+    monkeypatch.setattr(objective, "make_objective", lambda *a, **k: pytest.fail("a late trial ran"))
+    ray_worker.ray_trial({"trial_id": asked._trial_id}, study, deadline=time.time() - 1)
+    assert reported == [{ray_worker.STATE: "FAIL", ray_worker.VALUES: "[]"}]
+    late = ostudy._storage.get_trial(asked._trial_id)
+    assert late.user_attrs["error"] == AFTER_THE_DEADLINE
+    queued = late.user_attrs["started_at"] - 30   # as if Optuna had stamped it 30 s before a worker started it
+    ended = datetime.fromtimestamp(late.user_attrs["started_at"]) + timedelta(seconds=5)
+    stamped = optuna.trial.create_trial(state=TrialState.COMPLETE, value=1.0, user_attrs=late.user_attrs,
+                                        params={}, distributions={})
+    stamped.datetime_start, stamped.datetime_complete = datetime.fromtimestamp(queued), ended
+    assert trial_seconds(stamped) == pytest.approx(5, abs=0.01)

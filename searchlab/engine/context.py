@@ -28,7 +28,7 @@ from searchlab.errors import TrialFailure
 # values. (`checkpoint` and `architecture` are the user's to record: retention and the trials table read them.)
 OWN_ATTRS = frozenset({"alive_at", "bag", "class_names", "config", "config_with_defaults", "curve", "error",
                        "metrics", "model_spec", "preprocessing", "pruned", "retry_of", "searchlab", "task_kind",
-                       "ran_with", "threshold", "traceback"})
+                       "ran_with", "started_at", "threshold", "traceback"})
 
 
 @dataclass

@@ -8,6 +8,7 @@ more than the trial itself on small trials (opening the storage, importing the t
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 
 from searchlab.config.load import Study
 from searchlab.engine.ray_timeout import TrialWatchdog
+from searchlab.engine.trial_time import AFTER_THE_DEADLINE, STARTED_AT
 
 # Tune flattens nested results for searchers and schedulers, so everything travels as flat keys
 STATE, VALUES = "searchlab_state", "searchlab_values"
@@ -74,6 +76,12 @@ def ray_trial(config: dict[str, Any], study: Study, deadline: float | None) -> N
     trial = optuna.trial.Trial(actor.ostudy, config["trial_id"])
     through_outage(lambda: trial.set_user_attr("ray_node", actor.node_id))
     trial.set_user_attr("ray_node_ip", actor.node_ip)
+    trial.set_user_attr(STARTED_AT, round(time.time(), 3))   # Tune's queue held it since the driver asked
+    if deadline is not None and time.time() >= deadline:
+        # asked before budget.timeout, started after it: run, it would train an epoch and rank as complete
+        trial.set_user_attr("error", AFTER_THE_DEADLINE)
+        tune.report({STATE: "FAIL", VALUES: "[]"})
+        return
     on_epoch = _report_epoch if study.config.executor.scheduler else None
     objective = make_objective(study, actor.task, actor.artifacts, deadline, on_epoch=on_epoch)
     outcome: dict[str, Any] = {STATE: "FAIL", VALUES: "[]"}

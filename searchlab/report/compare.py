@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.setup_said import strategy_said
-from searchlab.engine.trial_time import trial_end
+from searchlab.engine.trial_time import trial_end, trial_start
 from searchlab.errors import SearchlabError
 from searchlab.nas.stage import SPANS
 from searchlab.report.page import Section, figure, page
@@ -58,7 +58,7 @@ def _busy_intervals(trials: list, stages: list[tuple[float, float]] = ()) -> lis
     a stage that scores architectures before the first trial counts as the search time it is. Trials still
     running (or left so) end at their start; one that died unseen, at its last sign of life (not at the
     later run that failed it)."""
-    spans = sorted([(t.datetime_start.timestamp(), (trial_end(t) or t.datetime_start).timestamp())
+    spans = sorted([(trial_start(t).timestamp(), (trial_end(t) or trial_start(t)).timestamp())
                     for t in trials if t.datetime_start] + list(stages))
     merged: list[tuple[float, float]] = []
     for start, end in spans:
