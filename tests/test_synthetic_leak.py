@@ -98,6 +98,7 @@ def test_a_generator_export_lists_the_files_it_trained_on_and_says_how_it_was_se
     assert set(listed["train"]) == trained_on.digests(gan["train"]) and len(listed["train"]) == 36
     assert set(listed["val"]) == trained_on.digests(gan["val"]) and len(listed["val"]) == 12
     config = json.loads((export / "config.json").read_text())
+    assert config["input"] == {"fit": "stretch"}   # how its images were framed: a classifier's must match
     ran = config["trial"]["config_with_defaults"]   # every setting as run, those the space left out too
     assert {key: ran["train"][key] for key in ("batch_size", "iterations", "evaluations", "diff_augment")} == {
         "batch_size": 16, "iterations": 40, "evaluations": 1, "diff_augment": "none"}

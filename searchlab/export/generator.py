@@ -97,6 +97,9 @@ def _data(run: OpenRun) -> dict[str, Any]:
         found["data_file"] = medmnist_digests(run.record["data_file"], medmnist_path(*run_data_config(run)))
     if run.record.get("data_files"):
         found["data_files"] = run.record["data_files"]
+    read = run.record.get("data") or {}
+    if "fit" in read:   # how its images were framed: a classifier adding its images must read its own alike
+        found["input"] = {"fit": read["fit"], **({"bit_depth": read["bit_depth"]} if read.get("bit_depth") else {})}
     return found
 
 

@@ -183,7 +183,8 @@ class ClassifyTask:
                 raise ConfigError(f"{path} does not exist", key=key, got=value, fix="give a path that exists "
                                   "(relative paths are resolved against the study file's folder); run the study "
                                   "that makes it first")
-            problem = generator_mismatch(path.resolve(), (data.channels, *data.image_size), data.class_names) \
+            problem = generator_mismatch(path.resolve(), (data.channels, *data.image_size), data.class_names,
+                                         getattr(study.config.data, "fit", None)) \
                 if key == "space.augment.synthetic" else weights_problem(path)
             if problem:
                 raise ConfigError(problem[0], key=key, got=value, fix=problem[1])
