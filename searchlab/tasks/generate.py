@@ -255,9 +255,11 @@ def _check_resolution(spec: GenerateTrialConfig, data: ImageDataset, size_key: s
             raise ValueError(f"the images are {h}x{w}; the GAN families make square images")
         build_pair(spec, h, data.channels, len(data.class_names))
     except ValueError as exc:
-        raise ConfigError(f"{spec.gan.family} cannot generate this data's {h}x{w} images: {exc}",
-                          key="space.gan.family", got=spec.gan.family,
-                          fix=f"resize the data ({size_key}) to e.g. 28, 32 or 64 px") from None
+        # named at the size: the data's, which every family may refuse (an odd size), is what to change first
+        raise ConfigError(f"the GAN family {spec.gan.family} (space.gan.family) cannot generate this data's {h}x{w} "
+                          f"images: {exc}", key=size_key, got=h if h == w else f"{h}x{w}",
+                          fix=f"resize the data ({size_key}) to e.g. 28, 32 or 64 px, or leave {spec.gan.family} "
+                              "out of space.gan.family") from None
 
 
 def _generator_spec(spec: GenerateTrialConfig, data: ImageDataset) -> dict[str, Any]:
