@@ -83,7 +83,8 @@ class AugmentSpec(Frozen):
         if per_class > 0 and not info.data.get("synthetic"):
             raise ValueError("synthetic_per_class needs augment.synthetic: a generator export folder. Fix: add "
                              "synthetic: PATH (a `searchlab export` of a generate study), or remove "
-                             "synthetic_per_class")
+                             "synthetic_per_class; to search with and without generated images, keep synthetic: "
+                             "PATH and search synthetic_per_class from 0 ({int: [0, 200], step: 50})")
         return per_class
 
     @field_validator("sub_policies")
