@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
 from searchlab.config.schema import ExportConfig
+from searchlab.engine.own_trials import LEFT_RUNNING
 from searchlab.engine.progress import FINISHED, failed_configs, final_trials, stopped_by_failures
 from searchlab.engine.run_history import runs_line
 from searchlab.engine.rundir import OpenRun
@@ -135,6 +136,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         print(f"nothing ran: the {configs} stored trials already reach budget.n_trials={n_trials}. To search on, "
               f"raise it above {configs} (e.g. --set budget.n_trials={configs + n_trials}) or give the study a new "
               "name for a fresh search")
+    if getattr(result, "stopped_by", None) == LEFT_RUNNING:
+        print(_left_running_said(ostudy))
     given_cap = getattr(study.config.budget, "max_failed", None)
     max_failed = given_cap or n_trials
     failed_out = failed_configs(ostudy) >= max_failed
@@ -188,6 +191,15 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         _print_all_pruned(ostudy)
 
 
+def _left_running_said(ostudy: optuna.Study) -> str:
+    """Why a run stopped short of budget.n_trials with trials RUNNING: they were not its budget to wait for."""
+    running = [t.number for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    shown = ", ".join(map(str, running[:5])) + (", ..." if len(running) > 5 else "")
+    return (f"stopped: {len(running)} trial(s) RUNNING (trial {shown}) were left by a run of this folder that ended "
+            "without finishing them (killed); they hold budget.n_trials, and no live run finishes them. Fix: run "
+            "the study again: it fails them and runs their configs again")
+
+
 def _print_all_pruned(ostudy: optuna.Study) -> None:
     """Why no trial completed when all were pruned: over the architecture budget is not the pruner's doing."""
     pruned = ostudy.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
@@ -209,7 +221,7 @@ def print_status(run: OpenRun, top: int) -> None:
     setup = record.get("search") if isinstance(record, dict) else None
     if setup:   # studies recorded before the setup was kept have none, nor do studies made by Optuna directly
         print(describe_setup(setup))
-    if waiting := _waiting_for_ray(study, setup):
+    if waiting := _waiting_for_ray(study, setup, run_here=_run_in_progress(run.run_dir)):
         print(waiting)
     if timing := _time_spent(study):
         print(timing)
@@ -226,19 +238,28 @@ def print_status(run: OpenRun, top: int) -> None:
         print(_exports_line(exports))
 
 
-def _waiting_for_ray(study: optuna.Study, setup: dict[str, Any] | None) -> str | None:
+def _waiting_for_ray(study: optuna.Study, setup: dict[str, Any] | None, run_here: bool = True) -> str | None:
     """Ray trials asked of the study that no worker started yet (no `ray_node`): Tune holds them until a node
     has their resources, e.g. while another driver's trials fill the cluster. RUNNING in the storage all the
-    same, so `running` counted them as running."""
+    same, so `running` counted them as running. `run_here`: a run of the folder is live on this machine; without
+    one only a driver elsewhere whose heartbeats go on holds them: a killed driver's were said to wait for a
+    worker and, beside it, to be left by a run that stopped."""
     if not setup or (setup.get("executor") or {}).get("kind") != "ray":
         return None
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    waiting = [t.number for t in running if "ray_node" not in t.user_attrs]
+    held = running if run_here else _beating(study, running)
+    waiting = [t.number for t in held if "ray_node" not in t.user_attrs]
     if not waiting:
         return None
     shown = ", ".join(map(str, waiting[:5])) + (", ..." if len(waiting) > 5 else "")
     return (f"  ({len(waiting)} of the {len(running)} running trial(s) (trial {shown}) wait for a Ray worker: "
             "asked of the study, not started on a node yet; Tune starts them when a node has their resources)")
+
+
+def _beating(study: optuna.Study, running: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The running trials whose driver (on another machine) sent their heartbeat within the grace period."""
+    ages = heartbeat_ages(study._storage, running)
+    return [t for t in running if ages.get(t.number, GRACE_SECONDS) < GRACE_SECONDS]
 
 
 def _exports_line(exports: list[dict[str, Any]]) -> str:

@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,9 @@ from searchlab.data import data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
 from searchlab.engine.changed_settings import fixed_settings
 from searchlab.engine.progress import FINISHED, Progress, failed_configs, stopped_by_failures
+from searchlab.engine.own_trials import LEFT_RUNNING, OwnTrials, left_running
 from searchlab.engine.resume import check_resumable
-from searchlab.engine.run_history import record_run, run_entry, said_on_stderr
+from searchlab.engine.run_history import joined_since, record_run, run_entry, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
 from searchlab.engine.setup_record import search_setup
 from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
@@ -93,18 +94,17 @@ def _run(study: Study, progress: bool) -> RunResult:
     started = time.time()
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted, code = False, 0
-    with run_entry(ostudy, run_dir, started), run_lock(run_dir) as sole_runner:
+    own = OwnTrials(ostudy)
+    with run_entry(ostudy, run_dir, started), held_run_lock(run_dir) as lock:
+        sole_runner = lock.sole
         with said_on_stderr() as recovery_warnings:   # until the first trial: the run's start, in its history
             _recover_and_prepare(study, ostudy, sole_runner, deadline, new_dir)
         start_warnings += recovery_warnings
         bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
         try:
-            if study.config.executor.kind == "ray":
-                _run_on_ray(study, ostudy, deadline, bar, alone=sole_runner, new_dir=new_dir)
-            elif study.config.executor.workers == 1 and study.config.budget.trial_timeout is None:
-                run_worker(study, 0, deadline, on_trial=bar.callback)
-            else:
-                Supervisor(study, deadline, ostudy, bar).run()
+            _run_trials(study, ostudy, deadline, bar, own, alone=sole_runner, new_dir=new_dir)
+            while _take_over_left_running(study, ostudy, started, deadline, lock):
+                _run_trials(study, ostudy, deadline, bar, own, alone=sole_runner, new_dir=new_dir)
         except KeyboardInterrupt as exc:
             interrupted, code = True, exit_code(exc)
         except BaseException:   # no last update: a run refused before its first trial may have deleted its study
@@ -112,14 +112,79 @@ def _run(study: Study, progress: bool) -> RunResult:
             raise
         bar.update(ostudy)
         bar.close()
+        left = not interrupted and bool(_unheld_running(study, ostudy, started, lock))
     seconds = time.time() - started
-    finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED)) - trials_before
-    budget = study.config.budget
-    stopped_by = ("interrupted" if interrupted else
-                  "budget.max_failed" if stopped_by_failures(ostudy, budget.n_trials, budget.max_failed, False) else
-                  "budget.timeout" if deadline and time.time() >= deadline else "budget.n_trials")
+    # this run's own: a study-wide count took in what the runs that joined it (or it joined) finished meanwhile
+    finished = own.count(ostudy, joined=not sole_runner or joined_since(ostudy, started))
+    stopped_by = _stopped_by(study, ostudy, interrupted, deadline, left)
     record_run(ostudy, run_dir, started, seconds, stopped_by, finished, start_warnings)
     return RunResult(ostudy, interrupted, seconds, code, trials_before, finished, stopped_by, failed_before)
+
+
+def _stopped_by(study: Study, ostudy: optuna.Study, interrupted: bool, deadline: float | None, left: bool) -> str:
+    """What stopped the run, for its history. `left`: RUNNING trials no live run holds are left."""
+    budget = study.config.budget
+    if interrupted:
+        return "interrupted"
+    if stopped_by_failures(ostudy, budget.n_trials, budget.max_failed, False):
+        return "budget.max_failed"
+    if deadline and time.time() >= deadline:
+        return "budget.timeout"
+    # not the budget: trials a killed run left RUNNING (not taken over: a Ray driver's, or a server storage's)
+    return LEFT_RUNNING if left else "budget.n_trials"
+
+
+def _run_trials(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, own: OwnTrials,
+                alone: bool, new_dir: bool) -> None:
+    """Run the study's trials on the executor until its budget; `own` learns which trials were this run's."""
+    def on_trial(told: optuna.Study, trial: FrozenTrial) -> None:
+        bar.callback(told, trial)
+        own.callback(told, trial)
+
+    if study.config.executor.kind == "ray":
+        _run_on_ray(study, ostudy, deadline, on_trial, alone=alone, new_dir=new_dir)
+    elif study.config.executor.workers == 1 and study.config.budget.trial_timeout is None:
+        run_worker(study, 0, deadline, on_trial=on_trial)
+    else:
+        supervisor = Supervisor(study, deadline, ostudy, bar)
+        with own.watching(study.run_dir, lambda: [w.process.pid for w in supervisor.workers]):
+            supervisor.run()
+
+
+def _take_over_left_running(study: Study, ostudy: optuna.Study, started: float, deadline: float | None,
+                            lock: HeldLock) -> bool:
+    """Once this run's workers stopped: fail the RUNNING trials no live run of the folder holds (a run this one
+    joined was killed -9) and queue their configs again, as a run that starts alone does; True when it did, for
+    the workers to run them. On a local file only: a server storage's RUNNING trials may be another machine's
+    (their heartbeats tell, engine/worker.py Budget.may_open). Not under Ray: its driver runs Tune once."""
+    if study.config.executor.kind == "ray" or not is_local_file(study.storage_url):
+        return False
+    if deadline is not None and time.time() >= deadline:
+        return False
+    with _ask_lock(study.run_dir):   # the workers' budget lock: no runner reads the budget mid-way
+        if not (left := _unheld_running(study, ostudy, started, lock)):
+            return False
+        recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=False,
+                            fixed_now=_fixed_names(study), gone={t.number for t in left})
+    print(f"note: {len(left)} trial(s) RUNNING (trial {', '.join(str(t.number) for t in left[:5])}) were left by a "
+          "run of this folder that ended without finishing them (killed): they held budget.n_trials, so this run "
+          "failed them and runs their configs again", file=sys.stderr)
+    return True
+
+
+def _unheld_running(study: Study, ostudy: optuna.Study, started: float, lock: HeldLock) -> list[FrozenTrial]:
+    """RUNNING trials no live run holds, once this run's workers stopped: none while another runner holds the
+    folder's lock (its entry in the run history may not be written yet)."""
+    left = left_running(ostudy, study.run_dir, started)
+    return left if left and not lock.others_hold() else []
+
+
+@contextmanager
+def _ask_lock(run_dir: Path) -> Iterator[None]:
+    """The workers' ask lock (engine/worker.py AskGate): a budget read and the next trial's creation are one step."""
+    with (run_dir / ".ask.lock").open("a") as gate:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        yield
 
 
 def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, deadline: float | None,
@@ -156,8 +221,7 @@ def _requeue_interrupted(study: Study, ostudy: optuna.Study) -> None:
     """A joining run leaves RUNNING trials alone (the other runner's), but queues again the configs of trials
     interrupted since (a run of the folder Ctrl-C'd and started again joins the one still going: its
     interrupted configs were never run again). Under the workers' ask lock: two joining at once queue each once."""
-    with (study.run_dir / ".ask.lock").open("a") as gate:
-        fcntl.flock(gate, fcntl.LOCK_EX)
+    with _ask_lock(study.run_dir):
         recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=False,
                             fixed_now=_fixed_names(study))
 
@@ -168,12 +232,12 @@ def _fixed_names(study: Study) -> set[str]:
     return {fixed.name for _, fixed, _ in fixed_settings(study.space)}
 
 
-def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, alone: bool,
-                new_dir: bool) -> None:
+def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None,
+                on_trial: Callable[[optuna.Study, FrozenTrial], None], alone: bool, new_dir: bool) -> None:
     from searchlab.engine.ray_executor import run_ray   # ray: an optional, heavy import
 
     try:
-        run_ray(study, deadline, on_trial=bar.callback, alone=alone)
+        run_ray(study, deadline, on_trial=on_trial, alone=alone)
     except SearchlabError:   # a cluster out of reach or too small is refused before its first trial
         if alone:            # another runner's study is its own to keep
             _forget_if_empty(study, ostudy, new_dir)
@@ -310,11 +374,32 @@ def _medmnist_root(study: Study) -> str | None:
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[bool]:
     """Shared lock for every runner of this run directory; yields True if we were alone when we started."""
+    with held_run_lock(run_dir) as lock:
+        yield lock.sole
+
+
+@dataclass
+class HeldLock:
+    """A runner's shared hold of its run folder's lock."""
+    fh: Any
+    sole: bool   # no other runner held it when this one started
+
+    def others_hold(self) -> bool:
+        """Another runner holds it now: ours cannot turn exclusive (a few tries: `status` probes it an instant).
+        Linux drops a shared flock whose conversion failed: it is taken again either way."""
+        try:
+            return not _alone(self.fh)
+        finally:
+            fcntl.flock(self.fh, fcntl.LOCK_SH)
+
+
+@contextmanager
+def held_run_lock(run_dir: Path) -> Iterator[HeldLock]:
     with (run_dir / ".lock").open("a") as fh:
         sole = _alone(fh)
         fcntl.flock(fh, fcntl.LOCK_SH)   # downgrade: later runners may join as extra workers
         try:
-            yield sole
+            yield HeldLock(fh, sole)
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 

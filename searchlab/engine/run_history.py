@@ -128,10 +128,35 @@ def _alive_here(run: dict[str, Any]) -> bool:
     makes that rare)."""
     if run.get("host") != socket.gethostname() or not isinstance(run.get("pid"), int):
         return False
+    return pid_alive(run["pid"])
+
+
+def pid_alive(pid: int) -> bool:
     try:
-        os.kill(run["pid"], 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:   # another user's process: alive
         return True
     return True
+
+
+def _others(ostudy: optuna.Study, started: float) -> list[dict[str, Any]]:
+    """The study's run entries but this process's run started at `started`."""
+    mine = _key(started)
+    runs = ostudy.user_attrs.get(KEY)
+    return [run for run in runs if {k: run.get(k) for k in mine} != mine] if isinstance(runs, list) else []
+
+
+def others_alive(ostudy: optuna.Study, started: float) -> bool:
+    """Another run of the study may still be running: one without an end whose process is alive here, or on
+    another machine (which this one cannot tell). One without an end whose process is gone was killed."""
+    host = socket.gethostname()
+    return any(run.get("stopped_by", "") is None and (run.get("host") != host or _alive_here(run))
+               for run in _others(ostudy, started))
+
+
+def joined_since(ostudy: optuna.Study, started: float) -> bool:
+    """Another run of the study started since this one did (to the second): it may have joined this one."""
+    since = _key(started)["started_utc"]
+    return any(str(run.get("started_utc", "")) >= since for run in _others(ostudy, started))
