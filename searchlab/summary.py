@@ -373,7 +373,22 @@ def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     searched = f"\n    params:  {params}" if params else ""   # a fixed space repeated over seeds has none
     scored = f"\n    {_scored_on(trial)}: {shown}" if shown else ""   # a function returning its objective only
     return (f"  trial {trial.number}: value {values}{model}{searched}{scored}"
-            + _threshold(trial) + _per_class(trial) + costs + cut)
+            + _threshold(trial) + _per_class(trial) + costs + cut + _learned_from(trial))
+
+
+def _learned_from(trial: FrozenTrial) -> str:
+    """Its GAN study's doubts about a generator trial, and the generator a classify trial took images from: the
+    run-start warning points here, and a ranking of trials with and without generated images reads by it."""
+    attrs, said = trial.user_attrs, ""
+    if isinstance(attrs.get("suspect"), str):
+        said += f"\n    suspect: {attrs['suspect']}"
+    origin = attrs.get("synthetic_from")
+    if isinstance(origin, dict) and origin.get("export"):
+        images = origin.get("images") or {}
+        counts = ", ".join(f"{n} {name}" for name, n in images.items()) if isinstance(images, dict) else ""
+        said += (f"\n    synthetic images: {counts or 'some'} from {origin['export']} (weights sha256 "
+                 f"{str(origin.get('sha256', ''))[:16]}...)")
+    return said
 
 
 def _scored_on(trial: FrozenTrial) -> str:

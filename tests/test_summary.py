@@ -98,6 +98,21 @@ def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
     assert describe_trial(None, users).endswith("metrics: auc=0.8")
 
 
+def test_a_trial_shows_its_gan_studys_doubts_and_the_generator_its_images_came_from():
+    """The suspect-generator warning sent users to `status`, which showed no doubts; a classify trial trained on
+    generated images looked like any other."""
+    from searchlab.summary import describe_trial
+
+    gan = optuna.trial.create_trial(value=40.0, params={}, distributions={},
+                                    user_attrs={"metrics": {"medfid": 40.0}, "suspect": "ignores its labels"})
+    assert describe_trial(None, gan).endswith("\n    suspect: ignores its labels")
+    origin = {"export": "/g/gan_best", "sha256": "d4f1" * 16, "images": {"malignant": 100}}
+    cls = optuna.trial.create_trial(value=0.8, params={}, distributions={},
+                                    user_attrs={"metrics": {"auc": 0.8}, "synthetic_from": origin})
+    assert describe_trial(None, cls).endswith("\n    synthetic images: 100 malignant from /g/gan_best (weights sha256 "
+                                              "d4f1d4f1d4f1d4f1...)")
+
+
 def _printed(ostudy: optuna.Study, n_trials: int, finished_before: int, capsys) -> str:
     study = SimpleNamespace(config=SimpleNamespace(name="s", budget=SimpleNamespace(n_trials=n_trials),
                                                    export=ExportConfig()),
