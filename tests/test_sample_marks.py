@@ -8,12 +8,11 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from searchlab.cli import main
-from searchlab.config.schema import CsvData, FolderData
+from searchlab.config.schema import CsvData
 from searchlab.data import synthetic_files
 from searchlab.data.csv_source import plan_csv
 from searchlab.data.folder_source import plan_folder
@@ -22,19 +21,7 @@ from searchlab.data.synthetic_files import RECORD, synthetic_among
 from searchlab.errors import DataError
 from searchlab.export.provenance import file_digest
 from test_sample import _hand_export, _sample
-
-
-def _real_folder(root: Path, per_class: int = 6) -> Path:
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(root / name / f"scan_{i}.png")
-    return root
-
-
-def _folder(path: Path, **kw) -> FolderData:
-    return FolderData(source="folder", path=str(path), image_size=16, **kw)
+from test_synthetic_data import _folder, _real_folder
 
 
 @pytest.fixture
