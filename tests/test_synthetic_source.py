@@ -46,7 +46,8 @@ def test_a_damaged_config_is_said_not_raised(tmp_path):
 def test_a_config_file_named_instead_of_its_folder_is_said(tmp_path):
     export = _hand_export(tmp_path / "gen", 2, list(CLASSES))
     rule, fix = generator_mismatch(export / "config.json", SHAPE, CLASSES)
-    assert "is a file; augment.synthetic names a generator export's folder" in rule and fix == f"name the folder: {export}"
+    assert "is a file; augment.synthetic names a generator export's folder" in rule
+    assert fix == f"name the folder: {export}"
 
 
 def test_a_generator_of_another_size_says_which_data_keys_would_match_it(tmp_path):

@@ -45,7 +45,8 @@ def trial_provenance(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
             # what its initialisation, batches and sampling drew from, and torch's threads then (as recorded;
             # a trial run before they were: the seed from the latest run's and its config, as objective.py does)
             "seed": attrs.get("ran_with", {}).get("seed", trial_seed(run.record["seed"], config)),
-            **{key: value for key, value in attrs.get("ran_with", {}).items() if key in ("study_seed", "torch_threads")},
+            **{key: value for key, value in attrs.get("ran_with", {}).items()
+               if key in ("study_seed", "torch_threads")},
             **({"config_with_defaults": attrs["config_with_defaults"]} if "config_with_defaults" in attrs else {}),
             # a timeout stopped its training: its metrics are of a shorter run than asked
             **({"cut_short": attrs["cut_short"]} if "cut_short" in attrs else {}),

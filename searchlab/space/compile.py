@@ -442,7 +442,7 @@ def renamed(node: Node, name: tuple[str, ...]) -> Node:
 def _what(node: Node) -> str:
     if isinstance(node, (Group, Branch)):
         return "a mapping of settings"
-    return f"the value {node.value!r}" if isinstance(node, FixedParam) else f"a {type(node).__name__} parameter"
+    return f"the value {node.value!r}" if isinstance(node, FixedParam) else "a choice of values"
 
 
 def _shown(node: Node) -> Any:
