@@ -44,11 +44,12 @@ def current_digest(export: Path) -> str | None:
 
 
 def changed_since(export: Path, used: set[str]) -> str | None:
-    """Why `export` no longer holds the weights its trials used (`used`: their SHA-256s), or None."""
-    now = current_digest(export)
-    if now is None:
+    """Why `export` (or a run folder the trials started from) no longer holds the weights its trials used
+    (`used`: their SHA-256s, none recorded for a run folder's best trial), or None."""
+    if not export.exists():
         return "it is no longer at that path"
-    if used and now not in used:
+    now = current_digest(export) if used else None
+    if now is not None and now not in used:
         return (f"the export there now holds other weights (sha256 {now[:16]}...) than the trials used "
                 f"({', '.join(sorted(d[:16] + '...' for d in used))})")
     return None
@@ -60,7 +61,7 @@ def replaced_since_warnings(records: Iterable[dict[str, Any]]) -> list[str]:
     the space to tell them apart (one gone is refused when a run still names it)."""
     said = []
     for export, used in recorded_digests(origins_of(records)).items():
-        if current_digest(Path(export)) is not None and (why := changed_since(Path(export), used)):
+        if Path(export).exists() and (why := changed_since(Path(export), used)):
             said.append(f"{export}, which earlier trials of this study learned from: {why}. This run's trials learn "
                         "from what is there now, ranked beside theirs. Fix: put the earlier export back, or give the "
                         "study a new name (or run_dir) to start afresh")
