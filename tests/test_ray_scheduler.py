@@ -168,6 +168,7 @@ def test_the_setup_record_says_the_ray_scheduler_stopped_trials_not_the_default_
     assert "pruner none (Ray scheduler asha), " in describe_setup(old) and "median" not in describe_setup(old)
     setup = search_setup(_callable_with(write_study, "executor: {kind: ray}\npruner: median"))
     assert setup["pruner"] == {"kind": "median", "args": {}} and "pruner median, " in describe_setup(setup)
+    assert "ray, max_concurrent none" in describe_setup(setup)   # "ray xall": as many as the cluster's slots
 
 
 def test_a_grace_period_refused_for_one_epoch_trials_is_told_to_train_longer_only():

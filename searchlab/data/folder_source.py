@@ -86,7 +86,9 @@ def _class_names(folder: Path) -> tuple[str, ...]:
                         f"Fix: put images in one sub-folder per class (e.g. {folder}/benign/*.png)")
     if len(classes) < 2:
         raise DataError(f"{folder}: found only one class folder ({classes[0]!r}); at least 2 are needed. "
-                        f"Fix: add a sub-folder per class")
+                        f"Fix: add a sub-folder per class (a GAN of one class's images: train a "
+                        "class-conditional GAN on all the classes, then add its images of the minority only with "
+                        "augment.synthetic_classes: minority)")
     return classes
 
 

@@ -19,7 +19,8 @@ def describe_setup(setup: dict[str, Any]) -> str:
     budget, executor = setup["budget"], setup["executor"]
     limits = ", ".join(f"{key} {budget[key]}" for key in ("n_trials", "epochs", "timeout", "trial_timeout")
                        if key in budget)
-    workers = (f"ray x{executor.get('max_concurrent') or 'all'}" if executor.get("kind") == "ray"
+    # under Ray, what was asked: the cluster's slots (resources_per_trial) decide how many trials really run
+    workers = (f"ray, max_concurrent {executor.get('max_concurrent') or 'none'}" if executor.get("kind") == "ray"
                else f"local x{executor.get('workers', 1)}")
     # As typed (true, null, {float: ...}): JSON is YAML, where Python's str() would say True and None
     # masked again: a record written before passwords were masked in it still holds one
