@@ -89,13 +89,16 @@ def test_a_resume_after_the_generator_was_replaced_at_its_path_is_warned(tmp_pat
     assert replaced_since_warnings(earlier) == []   # gone: refused when a run still names it
 
 
-def test_a_generator_of_images_framed_otherwise_is_refused(tmp_path):
+def test_a_generator_of_images_framed_or_scaled_otherwise_is_refused(tmp_path):
     """A GAN trained on padded images (fit: pad) draws the bars on the classes it adds images of only."""
     export = _hand_export(tmp_path / "gen", 2, list(CLASSES))
     config = json.loads((export / "config.json").read_text())
-    assert generator_mismatch(export, SHAPE, CLASSES, "stretch") is None   # an export from before `input`
+    stretched = {"fit": "stretch", "bit_depth": None}
+    assert generator_mismatch(export, SHAPE, CLASSES, stretched) is None   # an export from before `input`
     (export / "config.json").write_text(json.dumps({**config, "input": {"fit": "pad"}}))
-    rule, fix = generator_mismatch(export, SHAPE, CLASSES, "stretch")
+    rule, fix = generator_mismatch(export, SHAPE, CLASSES, stretched)
     assert "learned images read with data.fit: pad; this data is read with fit: stretch" in rule
     assert fix.startswith("data.fit: pad here")
-    assert generator_mismatch(export, SHAPE, CLASSES, "pad") is None
+    assert generator_mismatch(export, SHAPE, CLASSES, {"fit": "pad", "bit_depth": None}) is None
+    rule, _ = generator_mismatch(export, SHAPE, CLASSES, {"fit": "pad", "bit_depth": 12})
+    assert "learned images read with data.bit_depth: None; this data is read with bit_depth: 12" in rule

@@ -82,9 +82,9 @@ def _labels(real: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:
 
 
 def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str, ...] | int,
-                       fit: str | None = None) -> tuple[str, str] | None:
+                       read: dict[str, Any] | None = None) -> tuple[str, str] | None:
     """Why the export in `folder` cannot add images of `shape` (C, H, W) for the data's `classes` (names, or
-    their number), read with `data.fit` (when known), as (rule, fix), or None. Read from its config.json (and
+    their number), read with `read` (the data's fit and bit_depth, when known), as (rule, fix), or None. Read from its config.json (and
     its weights' digest), so a run checks it before any trial (classify.prepare)."""
     if folder.is_file():
         return (f"{folder} is a file; augment.synthetic names a generator export's folder",
@@ -111,20 +111,25 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str,
         return (f"the generator in {folder} makes {'x'.join(map(str, made))} images; the data's are "
                 f"{'x'.join(map(str, shape))}", f"a generator trained on this data, or, to train the classifier at "
                 f"the generator's size, data.image_size: {made[1]} and data.channels: {made[0]}")
-    return (_classes_mismatch(folder, generator, classes) or _fit_mismatch(folder, config, fit)
+    return (_classes_mismatch(folder, generator, classes) or _input_mismatch(folder, config, read or {})
             or _weights_mismatch(folder, config))
 
 
-def _fit_mismatch(folder: Path, config: dict[str, Any], fit: str | None) -> tuple[str, str] | None:
-    """Images framed otherwise than the data's (a GAN of padded images draws the bars, on the classes it adds
-    images of only: a shortcut a classifier learns). An export from before it recorded its `input`: unknown."""
-    made_with = (config.get("input") or {}).get("fit")
-    if fit is None or made_with is None or made_with == fit:
-        return None
-    return (f"the generator in {folder} learned images read with data.fit: {made_with}; this data is read with "
-            f"fit: {fit}, so its images would be framed otherwise than the real ones (e.g. padding bars on the "
-            "classes it adds images of only, a shortcut a classifier learns)",
-            f"data.fit: {made_with} here, or a generator trained on data read with fit: {fit}")
+def _input_mismatch(folder: Path, config: dict[str, Any], read: dict[str, Any]) -> tuple[str, str] | None:
+    """Images framed or scaled otherwise than the data's (`read`: its data.fit and data.bit_depth): a GAN of
+    padded images draws the bars, on the classes it adds images of only, a shortcut a classifier learns. An
+    export from before it recorded its `input`, or a setting left at its default on both sides: not compared."""
+    made = config.get("input") or {}
+    for key, default in (("fit", "stretch"), ("bit_depth", None)):
+        if key not in read or "fit" not in made:
+            continue
+        ours, theirs = read[key], made.get(key, default)
+        if ours != theirs:
+            return (f"the generator in {folder} learned images read with data.{key}: {theirs}; this data is read "
+                    f"with {key}: {ours}, so its images would be framed or scaled otherwise than the real ones (e.g. "
+                    "padding bars on the classes it adds images of only, a shortcut a classifier learns)",
+                    f"data.{key}: {theirs} here, or a generator trained on data read with {key}: {ours}")
+    return None
 
 
 REEXPORT = "export the GAN study's run again (searchlab export RUN --out DIR) and name that folder"

@@ -184,7 +184,7 @@ class ClassifyTask:
                                   "(relative paths are resolved against the study file's folder); run the study "
                                   "that makes it first")
             problem = generator_mismatch(path.resolve(), (data.channels, *data.image_size), data.class_names,
-                                         getattr(study.config.data, "fit", None)) \
+                                         _how_read(study.config.data)) \
                 if key == "space.augment.synthetic" else weights_problem(path)
             if problem:
                 raise ConfigError(problem[0], key=key, got=value, fix=problem[1])
@@ -403,6 +403,11 @@ def _check_reductions_within_cells(searched: dict[str, Any], src: Located) -> No
 
 def _values(param: Any) -> tuple[Any, ...]:
     return tuple(param.choices) if hasattr(param, "choices") else (param.low, param.high)
+
+
+def _how_read(cfg: Any) -> dict[str, Any]:
+    """A folder's or CSV's data.fit and data.bit_depth (MedMNIST's images are read as published)."""
+    return {key: getattr(cfg, key) for key in ("fit", "bit_depth") if hasattr(cfg, key)}
 
 
 def make_batches(data: ImageDataset) -> Batches:
