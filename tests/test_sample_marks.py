@@ -20,16 +20,8 @@ from searchlab.data.loading import clear_cache, load_dataset
 from searchlab.data.synthetic_files import RECORD, synthetic_among
 from searchlab.errors import DataError
 from searchlab.export.provenance import file_digest
-from test_sample import _hand_export, _sample
-from test_synthetic_data import _folder, _real_folder
-
-
-@pytest.fixture
-def drawn(tmp_path, capsys) -> tuple[Path, Path]:
-    export = _hand_export(tmp_path / "gen", 2, ["a", "b"])
-    code, _, _ = _sample(capsys, export, "--out", tmp_path / "drawn", "--n", 4, "--seed", 3)
-    assert code == 0
-    return export, tmp_path / "drawn"
+from test_sample import _sample
+from test_synthetic_data import _folder, _real_folder, drawn  # noqa: F401  (drawn: a fixture)
 
 
 def _renamed_copies(drawn_folder: Path, data: Path) -> list[Path]:
