@@ -6,7 +6,6 @@ normalisation statistics stay those of the real training images.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,6 +18,7 @@ from searchlab.augment.spec import AugmentSpec
 from searchlab.data.synthetic_files import RECORD, drawn_from
 from searchlab.data.types import ImageSplit
 from searchlab.errors import TrialFailure
+from searchlab.export.weights_origin import file_sha256
 
 if TYPE_CHECKING:   # tasks.train imports the augment package
     from searchlab.tasks.train import Batches
@@ -160,8 +160,7 @@ def _weights_mismatch(folder: Path, config: dict[str, Any]) -> tuple[str, str] |
     if not weights.is_file():
         return f"{folder} has no weights.safetensors beside its config.json", REEXPORT
     recorded = config.get("weights_sha256")
-    with weights.open("rb") as fh:
-        found = hashlib.file_digest(fh, "sha256").hexdigest()
+    found = file_sha256(weights)
     if recorded and found != recorded:
         return (f"{weights} is not the weights file its config.json was exported with (sha256 {found[:16]}..., "
                 f"recorded {recorded[:16]}...): it was replaced or damaged", REEXPORT)

@@ -9,7 +9,6 @@ heartbeats to tell them dead), so the run that joined it stopped with half the b
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.engine.current_trial import current_trial_file
 from searchlab.engine.progress import FINISHED
+from searchlab.engine.repeating import repeating
 from searchlab.engine.run_history import others_alive, pid_alive
 
 LEFT_RUNNING = "trials_left_running"   # a run's stop: RUNNING trials hold the budget, and no live run holds them
@@ -49,19 +49,8 @@ class OwnTrials:
     @contextmanager
     def watching(self, run_dir: Path, pids: Callable[[], list[int]]) -> Iterator[None]:
         """Notes the trials the worker processes `pids()` announce, while the block runs."""
-        stop = threading.Event()
-
-        def watch() -> None:
-            while not stop.wait(WATCH_SECONDS):
-                self.seen.update(_announced(run_dir, pids()))
-
-        watcher = threading.Thread(target=watch, name="searchlab-own-trials", daemon=True)
-        watcher.start()
-        try:
+        with repeating(WATCH_SECONDS, lambda: self.seen.update(_announced(run_dir, pids())), "searchlab-own-trials"):
             yield
-        finally:
-            stop.set()
-            watcher.join()
 
 
 def _finished_numbers(ostudy: optuna.Study) -> set[int]:

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, 
 from searchlab.engine.ray_timeout import timed_out
 from searchlab.engine.ray_schedule import longest_trial
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
+from searchlab.engine.repeating import repeating
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import interruption_message, raise_if_stopped, stop_on_signals
 from searchlab.engine.storage import is_local_file, retry_callback, through_outage
@@ -92,20 +92,13 @@ def _heartbeats(ostudy: optuna.Study, searcher: Any) -> Iterator[None]:
     if interval is None:   # a local file: this driver is the study's only one (the run folder's lock)
         yield
         return
-    stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(interval):
-            for trial in list(searcher.asked.values()):
-                ostudy._storage.record_heartbeat(trial._trial_id)
+        for trial in list(searcher.asked.values()):
+            ostudy._storage.record_heartbeat(trial._trial_id)
 
-    thread = threading.Thread(target=beat, name="searchlab-ray-heartbeats", daemon=True)
-    thread.start()
-    try:
+    with repeating(interval, beat, "searchlab-ray-heartbeats", join_timeout=interval):
         yield
-    finally:
-        stop.set()
-        thread.join(timeout=interval)
 
 
 def _heartbeat_interval(ostudy: optuna.Study) -> int | None:

@@ -37,7 +37,7 @@ from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
-from searchlab.engine.worker import run_worker
+from searchlab.engine.worker import ask_lock, run_worker
 from searchlab.errors import ConfigError, SearchlabError, StorageError, shown_text
 from searchlab.models.standalone import DECODER
 from searchlab.strategy import check_strategy_space, prepare_strategy, startup_warning, unseeded_warning
@@ -161,7 +161,7 @@ def _take_over_left_running(study: Study, ostudy: optuna.Study, started: float, 
         return False
     if deadline is not None and time.time() >= deadline:
         return False
-    with _ask_lock(study.run_dir):   # the workers' budget lock: no runner reads the budget mid-way
+    with ask_lock(study.run_dir):   # the workers' budget lock: no runner reads the budget mid-way
         if not (left := _unheld_running(study, ostudy, started, lock)):
             return False
         recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=False,
@@ -177,14 +177,6 @@ def _unheld_running(study: Study, ostudy: optuna.Study, started: float, lock: He
     folder's lock (its entry in the run history may not be written yet)."""
     left = left_running(ostudy, study.run_dir, started)
     return left if left and not lock.others_hold() else []
-
-
-@contextmanager
-def _ask_lock(run_dir: Path) -> Iterator[None]:
-    """The workers' ask lock (engine/worker.py AskGate): a budget read and the next trial's creation are one step."""
-    with (run_dir / ".ask.lock").open("a") as gate:
-        fcntl.flock(gate, fcntl.LOCK_EX)
-        yield
 
 
 def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, deadline: float | None,
@@ -221,7 +213,7 @@ def _requeue_interrupted(study: Study, ostudy: optuna.Study) -> None:
     """A joining run leaves RUNNING trials alone (the other runner's), but queues again the configs of trials
     interrupted since (a run of the folder Ctrl-C'd and started again joins the one still going: its
     interrupted configs were never run again). Under the workers' ask lock: two joining at once queue each once."""
-    with _ask_lock(study.run_dir):
+    with ask_lock(study.run_dir):
         recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=False,
                             fixed_now=_fixed_names(study))
 

@@ -10,7 +10,8 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,18 @@ class Budget:
         return True
 
 
+ASK_LOCK = ".ask.lock"   # in the run folder
+
+
+@contextmanager
+def ask_lock(run_dir: Path) -> Iterator[None]:
+    """The lock AskGate holds, for a step of a runner's own (queuing configs again): no worker reads the budget
+    mid-way."""
+    with (run_dir / ASK_LOCK).open("a") as gate:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        yield
+
+
 class AskGate:
     """Makes "is there budget left?" and the creation of the next trial one step across local workers.
 
@@ -117,7 +130,7 @@ class AskGate:
 
     def __init__(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.fh = (run_dir / ".ask.lock").open("a")
+        self.fh = (run_dir / ASK_LOCK).open("a")
         self.held = False
 
     def hold(self) -> None:

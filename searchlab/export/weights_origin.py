@@ -28,6 +28,12 @@ def origins_of(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [record[key] for record in records for key in ORIGIN_KEYS if isinstance(record.get(key), dict)]
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a weights file, as trials record it (tell_source) and exports write it."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def current_digest(export: Path) -> str | None:
     """The SHA-256 of the weights in `export` now: as its config.json records it, else read; None when gone."""
     try:
@@ -37,8 +43,7 @@ def current_digest(export: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         pass
     try:
-        with (export / "weights.safetensors").open("rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        return file_sha256(export / "weights.safetensors")
     except OSError:
         return None
 

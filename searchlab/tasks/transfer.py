@@ -11,7 +11,6 @@ eval mode, with the source's statistics.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from searchlab.errors import TrialFailure
+from searchlab.export.weights_origin import file_sha256
 from searchlab.models.standalone import read_safetensors
 from searchlab.tasks.classify_config import TimmSpec
 from searchlab.tasks.transfer_config import TransferFields
@@ -157,12 +157,8 @@ def tell_source(on_source: Callable[[dict[str, Any]], None] | None, kind: str, f
     what else `about` it is known (entries that are None left out)."""
     if on_source is None:
         return
-    digest = hashlib.sha256()
-    with file.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
     on_source({kind: str(file.parent.resolve() if kind == "export" else file.resolve()),
-               "sha256": digest.hexdigest(), **{key: value for key, value in about.items() if value is not None}})
+               "sha256": file_sha256(file), **{key: value for key, value in about.items() if value is not None}})
 
 
 def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None] | None) -> dict[str, torch.Tensor]:
