@@ -299,6 +299,8 @@ def _cmd_trials(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.trial is not None:
+        _refuse_unfinished_trial_early(args.run, args.trial)
     from searchlab.export.exporter import export_run
     from searchlab.export.publish import describe_export
 
@@ -322,6 +324,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"exported {what}{tta} to {args.out}: {test_headline(config)}")
     warn_about_export(config)
     return 0
+
+
+def _refuse_unfinished_trial_early(run_folder: str, number: int) -> None:
+    """A trial that is not COMPLETE (one still RUNNING, say) is refused before the exporter's imports (~5 s)."""
+    from searchlab.engine.rundir import open_run
+    from searchlab.export.picking import pick_trial
+
+    pick_trial(open_run(run_folder).study, number)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -417,7 +417,7 @@ def test_greyscale_files_for_a_colour_model_are_warned_about_and_colour_ones_for
 
 
 def test_a_trial_number_the_study_does_not_have_says_what_to_pick():
-    from searchlab.export.exporter import pick_trial
+    from searchlab.export.picking import pick_trial
 
     study = optuna.create_study(direction="maximize")
     study.add_trial(optuna.trial.create_trial(value=0.8))

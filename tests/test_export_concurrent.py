@@ -59,3 +59,21 @@ def test_an_export_made_while_trials_run_says_it_is_the_best_so_far(write_study,
     warn_about_export(config)
     assert ("1 trial(s) of the study were running: this export is of the best of the 5 finished of "
             "budget.n_trials=5 so far") in capsys.readouterr().err
+
+
+def test_export_of_a_trial_still_running_is_refused_before_the_exporter_loads(write_study, tmp_path):
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    running = study.ask({"optim.lr": FloatDistribution(1e-3, 1e-2, log=True)})
+    # torch and the data readers take seconds to import: a refusal should not wait for them
+    script = ("import sys; from searchlab.cli import main; code = main(sys.argv[1:]); "
+              "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded'); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script, "export", str(tmp_path / "run"), "--trial",
+                           str(running.number), "--out", str(tmp_path / "early")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"trial {running.number} is RUNNING; only COMPLETE trials can be exported" in done.stderr
+    assert "torch not loaded" in done.stdout and not (tmp_path / "early").exists()

@@ -67,7 +67,7 @@ def architectures_note(spec: TransferFields, base_dir: Path) -> str | None:
             source = json.loads((path / "config.json").read_text())["model"]
         elif (path / "searchlab.json").is_file():
             from searchlab.engine.rundir import open_run
-            from searchlab.export.exporter import pick_trial
+            from searchlab.export.picking import pick_trial
 
             source = pick_trial(open_run(path).study, None).user_attrs.get("model_spec")
     except Exception:   # best effort: the mismatch itself is already said
@@ -166,7 +166,8 @@ def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None]
     may change while that run goes on, so which one was read is told to `on_source` (recorded per trial)."""
     from searchlab.engine.rundir import open_run
     from searchlab.errors import ExportError
-    from searchlab.export.exporter import pick_trial, trial_checkpoint
+    from searchlab.export.exporter import trial_checkpoint
+    from searchlab.export.picking import pick_trial
 
     run = open_run(run_dir)
     try:
