@@ -27,7 +27,7 @@ from searchlab.nas.zen_nas import ZenNASSettings, make_zen_nas, prepare_zen_nas
 from searchlab.nas.zen_nas import check_space as zen_check_space
 from searchlab.nas.zen_nas import main_population as zen_main_population
 from searchlab.samplers.budget import budget_check
-from searchlab.samplers.evolution import RegularizedEvolutionSampler, make_evolution
+from searchlab.samplers.evolution import RegularizedEvolutionSampler
 from searchlab.space import searchable_params
 from searchlab.suggest import did_you_mean
 from searchlab.throwaway import throwaway_study
@@ -37,6 +37,9 @@ REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
 
 def _random(seed: int, **args: Any) -> BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed, **args)
+
+
+_random.takes_args_of = optuna.samplers.RandomSampler   # type: ignore[attr-defined]  # its **args go there
 
 
 TPE_DEFAULTS = dict(
@@ -56,10 +59,13 @@ def _tpe(seed: int, **args: Any) -> BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, **settings)
 
 
+_tpe.takes_args_of = optuna.samplers.TPESampler   # type: ignore[attr-defined]
+
+
 STRATEGIES: Registry[BaseSampler] = Registry("strategy")
 STRATEGIES.register("random", _random)
 STRATEGIES.register("tpe", _tpe)
-STRATEGIES.register("evolution", make_evolution)
+STRATEGIES.register("evolution", RegularizedEvolutionSampler)
 STRATEGIES.register("zen_nas", make_zen_nas)
 STRATEGIES.register("deepmad", make_deepmad)
 # Strategies with a stage before the first trial (run once per study, by the runner, before any worker starts).
@@ -195,17 +201,43 @@ def _default_of(cls: Any, arg: str) -> Any:
     return inspect.signature(cls).parameters[arg].default
 
 
+# arguments searchlab passes itself, not the study's strategy.args
+PASSED = ("seed", "feasible")
+
+
 def _construct(factory: Any, args: dict[str, Any], what: str) -> BaseSampler:
+    _refuse_unknown_args(factory, args, what)
     try:
         return factory(**args)
     except ConfigError:   # a built-in strategy's own check of its args, which names the arg and the fix
         raise
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{what} rejected its arguments: {exc}", key="strategy.args", got=args,
+        written = {k: v for k, v in args.items() if k not in PASSED}
+        raise ConfigError(f"{what} rejected its arguments: {exc}", key="strategy.args", got=written,
                           fix="check the argument names and values against the sampler's documentation") from None
     except Exception as exc:   # the plug-in's own constructor failed: its code, not the study file
         raise ConfigError(f"{what} raised while being constructed: {type(exc).__name__}: {exc}", key="strategy",
                           fix="correct the sampler class's __init__") from None
+
+
+def _refuse_unknown_args(factory: Any, args: dict[str, Any], what: str) -> None:
+    """An argument the sampler does not take, named with its close match and the ones it takes (Python's
+    "unexpected keyword argument" named neither). Samplers taking **kwargs are left to say it themselves."""
+    target = getattr(factory, "takes_args_of", factory)
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):   # a builtin or C-level callable without a readable signature
+        return
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = sorted(name for name, p in params.items() if name not in PASSED and name != "self"
+                   and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+    unknown = sorted(set(args) - set(takes) - set(PASSED))
+    if unknown:
+        close = did_you_mean(unknown[0], takes)
+        raise ConfigError(f"{what} has no such argument", key=f"strategy.args.{unknown[0]}", got=unknown[0],
+                          fix=(f"{close} " if close else "") + (f"it takes {', '.join(takes)}" if takes else
+                                                                "it takes no arguments: remove strategy.args"))
 
 
 def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -> StrategyConfig:

@@ -77,8 +77,24 @@ def test_bad_plugins_are_clear_errors(spec, message):
 
 
 def test_bad_sampler_arguments():
-    with pytest.raises(ConfigError, match="rejected its arguments"):
-        build_sampler(StrategyConfig(name="tpe", args={"n_startup": 3}), 0)
+    shown = r"rejected its arguments: .*population_size.* \(got \{'population_size': 1\}\)"   # no seed in it
+    with pytest.raises(ConfigError, match=shown):
+        build_sampler(StrategyConfig.model_validate({"class": "optuna.samplers:NSGAIISampler",
+                                                     "args": {"population_size": 1}}), 0)
+
+
+@pytest.mark.parametrize("strategy,wrong,close", [("tpe", "n_startup", "n_startup_trials"),
+                                                  ("evolution", "population", "population_size"),
+                                                  ("random", "sed", None)])
+def test_a_misspelt_sampler_argument_is_named_with_what_the_sampler_takes(strategy, wrong, close):
+    # Python's "unexpected keyword argument" named neither the close match nor the choices, and showed the seed
+    # searchlab passes as if the study had written it
+    with pytest.raises(ConfigError) as caught:
+        build_sampler(StrategyConfig(name=strategy, args={wrong: 3}), 0)
+    text = str(caught.value)
+    assert f"strategy.args.{wrong}: strategy '{strategy}' has no such argument (got '{wrong}')" in text
+    assert (f"did you mean {close}?" in text) if close else "it takes no arguments: remove strategy.args" in text
+    assert "'seed'" not in text and "unexpected keyword" not in text
 
 
 def test_pruners_by_kind():

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
@@ -195,7 +194,3 @@ def _completed(trial: FrozenTrial) -> tuple:
 def _fits(dist: BaseDistribution, value: Any) -> bool:
     """The parent's value is still valid here (a space edited between runs may have narrowed a range)."""
     return isinstance(dist, (FloatDistribution, IntDistribution, CategoricalDistribution)) and within(dist, value)
-
-
-def make_evolution(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
-    return RegularizedEvolutionSampler(seed=seed, feasible=feasible, **args)
