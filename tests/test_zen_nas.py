@@ -160,6 +160,17 @@ def test_fewer_candidates_scored_than_asked_are_said_with_why(write_study, capsy
     task = get_task(study.config.task)
     assert _search(study, task, ZenNASSettings(candidates=5, batch_size=8), deadline=0.0) == []
     assert "warning: zen_nas scored 0 of its 5 candidates: budget.timeout ran out" in capsys.readouterr().out
+
+
+def test_a_proxy_search_that_scored_no_network_stops_the_run(write_study):
+    # it warned and went on: every trial was then a random draw, pruned over budget, and the run exited 1
+    from searchlab.errors import SearchlabError
+    from searchlab.nas.zen_nas import ZenNASSettings, _search
+    from searchlab.tasks import get_task
+
     tight = load_study(write_study(STUDY.replace("N", "1").replace("max_params: 40000", "max_params: 10")))
-    _search(tight, task, ZenNASSettings(candidates=3, batch_size=8, population_size=4, sample_size=2), None)
-    assert "draws (at most 20 per candidate) were over the budgets" in capsys.readouterr().out
+    with pytest.raises(SearchlabError, match=r"zen_nas found no network to score: all 60 draws of the space were "
+                                             r"over the budgets or could not be built \(e\.g\. over budget: "
+                                             r"params [\d.e+]+ > max_params 10\).* Fix: loosen budget"):
+        _search(tight, get_task(tight.config.task),
+                ZenNASSettings(candidates=3, batch_size=8, population_size=4, sample_size=2), None)

@@ -25,7 +25,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from searchlab.config.load import Study
 from searchlab.config.schema import usable_cores
-from searchlab.errors import ConfigError, TrialFailure
+from searchlab.errors import ConfigError, SearchlabError, TrialFailure
 from searchlab.nas.stage import Stage, run_stage, settings_from_args
 from searchlab.nas.zen_score import zen_score
 from searchlab.samplers.budget import budget_check
@@ -176,9 +176,23 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
                     memory.tell(trial, state=TrialState.PRUNED)
     finally:
         torch.set_num_threads(threads)
+    new = [t for t in memory.trials[len(before):] if t.state != TrialState.RUNNING]
+    if scored == 0 and not timed_out:
+        _refuse_none_scored(new)
     if scored < settings.candidates:
         _say_short(scored, settings.candidates, not timed_out)
-    return [t for t in memory.trials[len(before):] if t.state != TrialState.RUNNING]
+    return new
+
+
+def _refuse_none_scored(drawn: list[FrozenTrial]) -> None:
+    """No network of the draws fitted the budgets (or could be built): the trials would be random draws of the
+    same hopeless kind, each pruned over budget, so stop before any trains (as deepmad does)."""
+    reasons = [t.user_attrs.get("over_budget") or t.user_attrs.get("error") for t in drawn]
+    example = next((r for r in reasons if r), "none recorded")
+    raise SearchlabError(f"zen_nas found no network to score: all {len(drawn)} draws of the space were over the "
+                         f"budgets or could not be built (e.g. {example}), so every trial would be pruned. Fix: "
+                         "loosen budget.max_flops / max_params / max_depth, or narrow the space to networks that "
+                         "fit them")
 
 
 def _scored_network(trial: FrozenTrial) -> bool:
