@@ -26,7 +26,7 @@ from searchlab.nas.stage import settings_from_args
 from searchlab.nas.zen_nas import ZenNASSettings, make_zen_nas, prepare_zen_nas
 from searchlab.nas.zen_nas import check_space as zen_check_space
 from searchlab.nas.zen_nas import main_population as zen_main_population
-from searchlab.samplers.budget import budget_check
+from searchlab.samplers.budget import budget_check, config_identity
 from searchlab.samplers.evolution import RegularizedEvolutionSampler
 from searchlab.space import searchable_params
 from searchlab.suggest import did_you_mean
@@ -126,8 +126,11 @@ def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None,
                           fix=f"one of {', '.join(STRATEGIES.names())}, or leave strategy out for tpe")
     factory = STRATEGIES.get(cfg.name)
     args = {"seed": seed, **cfg.args}
-    if study is not None and "feasible" in inspect.signature(factory).parameters:
+    takes = inspect.signature(factory).parameters
+    if study is not None and "feasible" in takes:
         args["feasible"] = budget_check(study)
+    if study is not None and "identity" in takes:
+        args["identity"] = config_identity(study)
     return _construct(factory, args, f"strategy '{cfg.name}'")
 
 
@@ -202,7 +205,7 @@ def _default_of(cls: Any, arg: str) -> Any:
 
 
 # arguments searchlab passes itself, not the study's strategy.args
-PASSED = ("seed", "feasible")
+PASSED = ("seed", "feasible", "identity")
 
 
 def _construct(factory: Any, args: dict[str, Any], what: str) -> BaseSampler:

@@ -176,13 +176,60 @@ name: evo_budget
 task: classify
 space:""" + TINY_ZEN_MODEL + """
   train: {batch_size: 256}
-strategy: {name: evolution, args: {population_size: 3, sample_size: 2}}
+strategy: {name: evolution, args: {population_size: 6, sample_size: 2}}
 pruner: none
-budget: {n_trials: 12, epochs: 1, max_params: 40000}
+budget: {n_trials: 10, epochs: 1, max_params: 20000}
 """
     trials = run_study(load_study(write_study(text)), progress=False).study.trials
     children = [t for t in trials if PARENT in t.system_attrs]
-    assert children and all(t.user_attrs["params"] <= 40000 and "over_budget" not in t.user_attrs for t in children)
+    # the random start too: its over-budget draws were pruned untrained, counting in n_trials (11 of 12 of a
+    # cells study), so evolution never began
+    assert children and all(t.user_attrs["params"] <= 20000 and "over_budget" not in t.user_attrs for t in trials)
+
+
+def test_configs_that_build_the_same_network_alike_are_one_config_to_evolution():
+    """With an identity (the engine's: the network as built), a child that differs from a trial the study has
+    only in what builds alike is a repeat: evolution retrained such a copy and exported the luckier seed's."""
+    def objective(trial):
+        return {0: 1.0, 1: 0.0, 2: 0.5}[trial.suggest_categorical("a", [0, 1, 2])] + 0 * len(
+            trial.suggest_categorical("b", ["x", "y"]))
+
+    def children(identity):
+        found = []
+        for seed in range(8):
+            study = optuna.create_study(direction="maximize", sampler=RegularizedEvolutionSampler(
+                population_size=2, sample_size=2, seed=seed, identity=identity))
+            for params in ({"a": 0, "b": "x"}, {"a": 1, "b": "x"}):   # the population; b builds nothing
+                study.enqueue_trial(params)
+            study.optimize(objective, n_trials=3)
+            found.append(study.trials[2].params)
+        return found
+
+    assert all(child == {"a": 2, "b": "x"} for child in children(lambda params: params["a"]))
+    assert {"a": 0, "b": "y"} in children(None)   # told apart by their params, the copy is bred
+
+
+def test_the_engine_identity_is_the_network_as_built_with_the_training_settings(write_study):
+    from searchlab.config.load import load_study
+    from searchlab.samplers.budget import config_identity, random_params
+
+    from study_texts import TINY_ZEN_MODEL
+
+    study = load_study(write_study("""
+name: zen_identity
+task: classify
+space:""" + TINY_ZEN_MODEL + """
+  optim: {lr: {choice: [1.0e-3, 1.0e-2]}}
+"""))
+    identity = config_identity(study)
+    [params] = random_params(study, 0, 1)
+    params.update({"model.blocks.b1.type": "conv", "model.blocks.b2.type": "none", "optim.lr": 1.0e-3})
+    params.pop("model.blocks.b2.width", None)
+    unbuilt = {**params, "model.blocks.b2.width": 64}   # the width of a block left out builds nothing
+    assert identity(unbuilt) == identity({**params, "model.blocks.b2.width": 16})
+    assert identity(unbuilt) != identity({**unbuilt, "optim.lr": 1.0e-2})   # trains otherwise
+    assert identity(unbuilt) != identity({**unbuilt, "model.blocks.b1.width": 16 if params[
+        "model.blocks.b1.width"] != 16 else 8})
 
 
 def test_a_queued_config_is_no_ones_child():

@@ -40,7 +40,8 @@ def test_proxy_search_is_recorded_and_its_top_k_train_first(write_study, tmp_pat
     twins = [t for t in candidates if "same_network_as" in t.user_attrs]   # b2 'none': its width shows nowhere
     over = [t for t in candidates if t.state == TrialState.PRUNED and t not in twins]
     scored = [t for t in candidates if t.state == TrialState.COMPLETE]
-    assert over and len(scored) == 30 and len(candidates) == 30 + len(over) + len(twins)   # networks scored
+    # networks scored; the random start draws within the budget and mutations stay in it: few or none over
+    assert len(scored) == 30 and len(candidates) == 30 + len(over) + len(twins)
     assert len({t.user_attrs["architecture"] for t in scored}) == 30
     assert all(t.user_attrs["params"] > 40000 and "over_budget" in t.user_attrs for t in over)
     assert all(t.user_attrs["params"] <= 40000 and t.user_attrs["architecture"].startswith("ZenNet(") for t in scored)

@@ -27,7 +27,7 @@ from searchlab.config.load import Study
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.nas.deepmad import Shape, analyse, zen_convs
 from searchlab.nas.stage import Stage, run_stage, settings_from_args
-from searchlab.samplers.evolution import Feasible, RegularizedEvolutionSampler
+from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks import sample_trial_config
 from searchlab.space.params import CategoricalParam, FloatParam, IntParam
@@ -49,10 +49,12 @@ class DeepMADSettings:
     sample_size: int = 3
 
 
-def make_deepmad(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
+def make_deepmad(seed: int, feasible: Feasible | None = None, identity: Identity | None = None,
+                 **args: Any) -> optuna.samplers.BaseSampler:
     settings = settings_from_args(DeepMADSettings, "deepmad", args)
     population = main_population(settings)
-    return RegularizedEvolutionSampler(population, min(settings.sample_size, population), seed=seed, feasible=feasible)
+    return RegularizedEvolutionSampler(population, min(settings.sample_size, population), seed=seed, feasible=feasible,
+                                       identity=identity)
 
 
 def main_population(settings: DeepMADSettings) -> int:

@@ -29,7 +29,7 @@ from searchlab.errors import ConfigError, SearchlabError, TrialFailure
 from searchlab.nas.stage import Stage, run_stage, settings_from_args
 from searchlab.nas.zen_score import zen_score
 from searchlab.samplers.budget import budget_check
-from searchlab.samplers.evolution import Feasible, RegularizedEvolutionSampler
+from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler
 from searchlab.space import probe_configs
 from searchlab.tasks import sample_trial_config
 
@@ -58,12 +58,13 @@ def main_population(settings: ZenNASSettings) -> int:
     return max(2, min(settings.population_size, settings.top_k))
 
 
-def make_zen_nas(seed: int, feasible: Feasible | None = None, **args: Any) -> optuna.samplers.BaseSampler:
+def make_zen_nas(seed: int, feasible: Feasible | None = None, identity: Identity | None = None,
+                 **args: Any) -> optuna.samplers.BaseSampler:
     """The main study's sampler: evolution (the proxy stage queues the top-k before it is ever asked)."""
     settings = settings_from_args(ZenNASSettings, "zen_nas", args)
     population = main_population(settings)
     return RegularizedEvolutionSampler(population_size=population, sample_size=min(settings.sample_size, population),
-                                       seed=seed, feasible=feasible)
+                                       seed=seed, feasible=feasible, identity=identity)
 
 
 def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],

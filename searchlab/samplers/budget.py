@@ -1,32 +1,99 @@
-"""The study's architecture budgets as a check a sampler can run on a proposed child before it trains."""
+"""What a sampler may ask of the study before a trial trains: whether a proposed child is within the
+architecture budgets, a random config that is, and which configs train the same network alike."""
 from __future__ import annotations
 
+import json
+from collections.abc import Hashable
 from typing import Any
 
+import optuna
 from optuna.trial import FixedTrial
 
-from searchlab.samplers.evolution import Feasible
+from searchlab.throwaway import throwaway_study
+
+RANDOM_DRAWS = 20   # random configs tried for one within the budgets, before the trial takes an unchecked draw
 
 
-def budget_check(study: Any) -> Feasible | None:
-    """params -> within the study's architecture budgets? (None: no budgets, or a task without candidates)."""
-    from searchlab.tasks import get_task, sample_trial_config
-    from searchlab.tasks.costs import over_budget
+class BudgetCheck:
+    """params -> within the study's architecture budgets? (True, False, or None: cannot be told from these
+    params). Also draws random configs that fit, for a strategy's random start."""
+
+    def __init__(self, study: Any, task: Any) -> None:
+        self.study, self.task = study, task
+
+    def __call__(self, params: dict[str, Any]) -> bool | None:
+        from searchlab.tasks import sample_trial_config
+        from searchlab.tasks.costs import over_budget
+
+        try:
+            config = sample_trial_config(FixedTrial(params), self.study)
+            costs = self.task.candidate(self.study, config).costs
+        except Exception:   # noqa: BLE001 - cannot be told before training: a branch switched on (a parameter
+            # these params lack), or a network that cannot be built; the trial says why when it runs. Raised
+            # here, inside the sampler's before_trial, it ended the whole run
+            return None
+        return over_budget(costs, self.study.config.budget) is None
+
+    def random_fitting(self, seed: int) -> dict[str, Any] | None:
+        """A random config within the budgets (the first of RANDOM_DRAWS draws that fits), or None."""
+        for params in random_params(self.study, seed, RANDOM_DRAWS):
+            if self(params):
+                return params
+        return None
+
+
+def random_params(study: Any, seed: int, n: int) -> list[dict[str, Any]]:
+    """n configs drawn at random from the study's space, as a trial's params."""
+    from searchlab.tasks import sample_trial_config
+
+    draws = throwaway_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    drawn = []
+    for _ in range(n):
+        trial = draws.ask()
+        sample_trial_config(trial, study)
+        drawn.append(dict(trial.params))
+    return drawn
+
+
+def budget_check(study: Any) -> BudgetCheck | None:
+    """The study's budget check (None: no budgets, or a task without candidates to cost)."""
+    from searchlab.tasks import get_task
 
     budget = study.config.budget
     task = get_task(study.config.task)
     if all(v is None for v in (budget.max_flops, budget.max_params, budget.max_depth)) \
             or not hasattr(task, "candidate"):
         return None
+    return BudgetCheck(study, task)
 
-    def feasible(params: dict[str, Any]) -> bool | None:
+
+def config_identity(study: Any):   # -> Callable[[dict[str, Any]], Hashable | None]
+    """params -> what makes two trials train alike: their config with the architecture as built (its readable
+    form), not as drawn. Zen ratios 0.5 and 1 of an 8-wide block build the same network; evolution took them
+    for two configs, trained both, and the luckier seed's copy was exported as best."""
+    from searchlab.tasks import sample_trial_config
+
+    def identity(params: dict[str, Any]) -> Hashable | None:
         try:
             config = sample_trial_config(FixedTrial(params), study)
-            costs = task.candidate(study, config).costs
-        except Exception:   # noqa: BLE001 - cannot be told before training: a branch switched on (a parameter
-            # these params lack), or a network that cannot be built; the trial says why when it runs. Raised
-            # here, inside the sampler's before_trial, it ended the whole run
+            return json.dumps(_as_built(config, study), sort_keys=True, default=str)
+        except Exception:   # noqa: BLE001 - params of an older space, or a branch these params lack
             return None
-        return over_budget(costs, budget) is None
 
-    return feasible
+    return identity
+
+
+def _as_built(config: dict[str, Any], study: Any) -> dict[str, Any]:
+    """The config with the model's described settings replaced by the description of what they build."""
+    from searchlab.tasks import get_task
+    from searchlab.tasks.classify import parse_trial_config
+
+    model = config.get("model")
+    if not isinstance(model, dict) or not hasattr(get_task(study.config.task), "candidate"):
+        return config   # only classify configs hold a network spec to describe
+    spec = parse_trial_config(config, None).model
+    described = getattr(spec, "DESCRIBED", ())
+    if not described:
+        return config
+    kept = {key: value for key, value in model.items() if key not in described}
+    return {**config, "model": {**kept, "built": spec.describe()}}

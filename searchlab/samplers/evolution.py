@@ -12,8 +12,11 @@ branch selector (e.g. `model.kind`) therefore moves to another branch with fresh
 one-parameter mutation of a conditional genotype should.
 
 Given a `feasible` check (the engine passes one when the study sets architecture budgets), a mutation that
-would put the child over budget is redrawn, so the population only breeds children that fit. A mutation that
-would repeat a config the study already ran (or is running) is redrawn too.
+would put the child over budget is redrawn, so the population only breeds children that fit, and the random
+start draws configs within the budgets (when one of a few draws fits): over-budget draws are pruned untrained
+but count in budget.n_trials, and 11 of 12 trials of a cells study were spent so. A mutation that would repeat
+a config the study already ran (or is running) is redrawn too; with an `identity` (the engine's: the config with
+the network as built), configs that build the same network alike count as one.
 
 Each trial records where it came from in its system attrs: `evolution:parent` (trial number) and
 `evolution:mutated` (parameter name), so a lineage can be read back from the study.
@@ -21,7 +24,7 @@ Each trial records where it came from in its system attrs: `evolution:parent` (t
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,11 +40,13 @@ MAX_REDRAWS = 32    # a new value must differ from the parent's; a float draw re
 MAX_ATTEMPTS = 20   # mutations tried per child while they break the budgets or repeat a config
 # params of a child -> True (within the budgets), False (over one), None (cannot tell from these params)
 Feasible = Callable[[dict[str, Any]], "bool | None"]
+# params -> what makes two configs train alike (None: cannot be told; their params are compared then)
+Identity = Callable[[dict[str, Any]], "Hashable | None"]
 
 
 class RegularizedEvolutionSampler(BaseSampler):
     def __init__(self, population_size: int = 20, sample_size: int = 5, seed: int | None = None,
-                 feasible: Feasible | None = None) -> None:
+                 feasible: Feasible | None = None, identity: Identity | None = None) -> None:
         # Real et al. used P=100, S=25 for 20k-trial runs; searches here are hundreds of trials, so the defaults
         # keep the same tournament pressure (S/P = 1/4) with a population that fills in 20 trials.
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in (population_size, sample_size)):
@@ -53,11 +58,12 @@ class RegularizedEvolutionSampler(BaseSampler):
         self.population_size, self.sample_size = population_size, sample_size
         self._rng = np.random.default_rng(seed)
         self._random = RandomSampler(seed=seed)
-        # trial id -> (parent's params, the parameter to mutate, its new value); trials are asked in the process
-        # that runs them, so a plan never has to cross processes
-        self._plans: dict[int, tuple[dict[str, Any], str, Any]] = {}
+        # trial id -> (parent's params, the parameter to mutate, its new value; None, None for a random draw
+        # taken whole); trials are asked in the process that runs them, so a plan never has to cross processes
+        self._plans: dict[int, tuple[dict[str, Any], str | None, Any]] = {}
         self._feasible = feasible
-        self._history = _History()
+        self._key = _keyed_by(identity)
+        self._history = _History(self._key)
 
     def reseed_rng(self) -> None:   # called by Optuna in each worker process, so workers do not draw alike
         self._rng = np.random.default_rng()
@@ -75,6 +81,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             return   # a queued config (a retry, a point, a design) keeps its values: no parent's child, no lineage
         parent = self._tournament(study)
         if parent is None:
+            self._plan_random_within_budget(trial)
             return
         mutable = [name for name, dist in parent.distributions.items() if not dist.single()]
         if not mutable:
@@ -93,8 +100,8 @@ class RegularizedEvolutionSampler(BaseSampler):
         feasibility cannot be told before sampling (a branch switch brings new parameters) is taken as it is;
         the task prunes it at once if it turns out over budget."""
         later = [t for t in self._history.read(study) if t.number != trial.number]
-        seen = self._history.seen | {_key(t.params) for t in later}
-        failed = self._history.failed | {_key(t.params) for t in later if t.state == TrialState.FAIL}
+        seen = self._history.seen | {self._key(t.params) for t in later}
+        failed = self._history.failed | {self._key(t.params) for t in later if t.state == TrialState.FAIL}
         untried = {name: [c for c in dist.choices if c != parent.params[name]]
                    for name, dist in parent.distributions.items()
                    if name in mutable and isinstance(dist, CategoricalDistribution)}
@@ -109,13 +116,20 @@ class RegularizedEvolutionSampler(BaseSampler):
                 value = self._different(study, trial, name, parent.distributions[name], parent.params[name])
             child = {**parent.params, name: value}
             if self._feasible is None or self._feasible(child) is not False:
-                if _key(child) not in seen:
+                if self._key(child) not in seen:
                     return name, value
-                if _key(child) not in failed:
+                if self._key(child) not in failed:
                     repeat = repeat or (name, value)
             if not names:
                 break
         return repeat or (name, value)
+
+    def _plan_random_within_budget(self, trial: FrozenTrial) -> None:
+        """A random start trial takes a config the budget check drew within the budgets, when it found one."""
+        draw = getattr(self._feasible, "random_fitting", None)
+        params = draw(int(self._rng.integers(2 ** 31))) if draw is not None else None
+        if params:
+            self._plans[trial._trial_id] = (params, None, None)   # every parameter "inherited" from the draw
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -163,10 +177,11 @@ class _History:
     of 6,000 trials take 36 s in the sampler alone, growing with the square). What follows it (trials still
     running, and any finished after them) is read each time."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: Callable[[dict[str, Any]], Hashable]) -> None:
+        self.key = key
         self.read_up_to = 0
-        self.seen: set[frozenset] = set()      # params of every finished trial
-        self.failed: set[frozenset] = set()    # params of the failed ones
+        self.seen: set[Hashable] = set()      # keys of every finished trial's params
+        self.failed: set[Hashable] = set()    # of the failed ones
         self.complete: list[FrozenTrial] = []  # COMPLETE with values, in completion order
 
     def read(self, study: Study) -> list[FrozenTrial]:
@@ -174,9 +189,9 @@ class _History:
         trials = study.get_trials(deepcopy=False)
         while self.read_up_to < len(trials) and trials[self.read_up_to].state.is_finished():
             trial = trials[self.read_up_to]
-            self.seen.add(_key(trial.params))
+            self.seen.add(self.key(trial.params))
             if trial.state == TrialState.FAIL:
-                self.failed.add(_key(trial.params))
+                self.failed.add(self.key(trial.params))
             if trial.state == TrialState.COMPLETE and trial.values:
                 bisect.insort(self.complete, trial, key=_completed)
             self.read_up_to += 1
@@ -185,6 +200,13 @@ class _History:
 
 def _key(params: dict[str, Any]) -> frozenset:
     return frozenset(params.items())   # equal exactly when the dicts are (values are numbers, strings, None)
+
+
+def _keyed_by(identity: Identity | None) -> Callable[[dict[str, Any]], Hashable]:
+    def key(params: dict[str, Any]) -> Hashable:
+        found = identity(params) if identity is not None else None
+        return found if found is not None else _key(params)
+    return key
 
 
 def _completed(trial: FrozenTrial) -> tuple:

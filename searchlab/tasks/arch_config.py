@@ -5,7 +5,7 @@ A space samples these keys (spaces/zen.yaml, spaces/cells.yaml); the builders ar
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -35,6 +35,9 @@ class ZenNetSpec(TransferFields):
     blocks: dict[str, ZenBlockSpec]                           # in insertion order, e.g. b1, b2, ...
     head: Annotated[int, Field(ge=8, le=4096)] | None = None  # a last 1x1 conv to this width (Zen-NAS's final layer)
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # the settings describe() shows as built: drawn values that build alike (ratios rounding to the same channels,
+    # a `none` block's width) are one network (samplers/budget.py config_identity)
+    DESCRIBED: ClassVar[tuple[str, ...]] = ("stem", "blocks", "head")
 
     @model_validator(mode="after")
     def _some_block(self) -> "ZenNetSpec":
