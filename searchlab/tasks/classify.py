@@ -46,12 +46,12 @@ from searchlab.tasks.data_checks import (check_folds_within_classes, check_metri
                                          check_objectives_defined_on_val, number_named_class_warning)
 from searchlab.tasks.pace import trial_time_warning
 from searchlab.tasks.parse import parse_trial
-from searchlab.tasks.selection_advice import (best_epoch_cv_warning, one_sided_objective_warning,
+from searchlab.tasks.selection_advice import (best_epoch_cv_warning, one_sided_objective_warning, positive_class_note,
                                               small_validation_warning, threshold_selection_warning,
                                               unchoosable_threshold_warning, untrainable_class_warning)
 from searchlab.tasks.shape_advice import too_deep_warning
 from searchlab.tasks.speed import resolve_precision
-from searchlab.tasks.train import Batches, TrainResult, make_recipe, normalisation, train
+from searchlab.tasks.train import Batches, Selection, TrainResult, make_recipe, normalisation, train
 from searchlab.tasks.transfer import apply_transfer, weights_problem
 from searchlab.tasks.transfer_checks import transfer_warnings
 from searchlab.weights_file import save_weights
@@ -158,6 +158,10 @@ class ClassifyTask:
                             "include, or drop it")
         for text in filter(None, warnings):
             print(f"warning: {text}", file=sys.stderr)
+        note = positive_class_note(objectives, data, study.config.data.positive_class is not None,
+                                   {s.imbalance.threshold for s in specs})
+        if note:
+            print(f"note: {note}", file=sys.stderr)
 
     def _check_named_files_exist(self, study: Study, data: ImageDataset) -> list[str]:
         """Weights and generator folders the space names: a missing or unusable one (a pickled model, a
@@ -244,7 +248,8 @@ class ClassifyTask:
         # (budget.epochs may change between resumed runs): the model card's methods section
         as_run = spec.model_dump(mode="json")
         ctx.record(config_with_defaults={**as_run, "train": {**as_run["train"], "epochs": epochs}})
-        select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("auc", "maximize"))
+        # the epoch kept: best on the study's objectives that are not costs (their mean, when several)
+        select = tuple((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS) or (("auc", "maximize"),)
         result, cv = _train_trial(model, data, batches, model_spec, spec, ctx, select, epochs)
         seconds = result.train_seconds + (cv.train_seconds if cv else 0.0)
         seen = result.images_seen + (cv.images_seen if cv else 0)
@@ -262,7 +267,7 @@ class ClassifyTask:
 
 
 def _train_trial(model: torch.nn.Module, data: ImageDataset, batches: Batches, model_spec: dict[str, Any],
-                 spec: ClassifyTrialConfig, ctx: TrialContext, select: tuple[str, str],
+                 spec: ClassifyTrialConfig, ctx: TrialContext, select: Selection,
                  epochs: int) -> tuple[TrainResult, CVResult | None]:
     """The trial's model, and the repeated runs (CV folds or seeds) its selection signal came from, if any."""
     cv = _select_by_repeats(data, batches, model_spec, spec, ctx, select, epochs) if _repeated(spec) else None
@@ -300,7 +305,7 @@ def _repeated(spec: ClassifyTrialConfig) -> bool:
 
 
 def _select_by_repeats(data: ImageDataset, batches: Batches, model_spec: dict[str, Any], spec: ClassifyTrialConfig,
-                       ctx: TrialContext, select: tuple[str, str], epochs: int) -> CVResult:
+                       ctx: TrialContext, select: Selection, epochs: int) -> CVResult:
     """(Repeated) k-fold CV over train+val, or repeated seeds on the official split; reported run by run."""
     def fit_run(run_batches: Batches, seed: int) -> TrainResult:
         torch.manual_seed(seed)
@@ -317,7 +322,7 @@ def _select_by_repeats(data: ImageDataset, batches: Batches, model_spec: dict[st
     def report(step: int, metrics: dict[str, float], judge: bool) -> None:
         ctx.report(step, metrics, judge=judge and step < last)
 
-    cv = cross_validate(splits, ctx.seed, select[0], fit_run, report, ctx.out_of_time, step_of=step_of,
+    cv = cross_validate(splits, ctx.seed, select[0][0], fit_run, report, ctx.out_of_time, step_of=step_of,
                         keep_models=spec.train.cv_model == "bag", thresholds=thresholds)
     ctx.record(**{"cv_folds" if k else "repeats": cv.folds})
     if cv.cut_short or len(cv.folds) < runs:
@@ -348,7 +353,7 @@ def _stop_as_refit_cut_short(ctx: TrialContext, result: TrainResult, epochs: int
 
 
 def fit(model: torch.nn.Module, batches: Batches, spec: ClassifyTrialConfig, ctx: TrialContext,
-        select: tuple[str, str], epochs: int, seed: int, on_epoch: Callable[[int, dict[str, float]], None],
+        select: Selection, epochs: int, seed: int, on_epoch: Callable[[int, dict[str, float]], None],
         keep_last: bool = False) -> TrainResult:
     """Initial weights / frozen parts (transfer), the batch recipe, then the training loop."""
     groups = apply_transfer(model, spec.model, ctx.study.base_dir,

@@ -54,6 +54,25 @@ def threshold_selection_warning(objectives: list[str], chosen_on_val: bool) -> s
             "threshold chosen on the other folds), or an objective free of thresholds (auc, average_precision)")
 
 
+POSITIVE_CLASS_METRICS = ("sensitivity", "specificity", "precision", "recall", "f1", "average_precision")
+
+
+def positive_class_note(objectives: list[str], data: ImageDataset, chosen: bool, rules: set[str]) -> str | None:
+    """Which class a two-class objective such as sensitivity is of, and at what threshold, when the study did not
+    say (data.positive_class): BreastMNIST's class 1 is 'normal, benign', so a "sensitivity" study searched for
+    sensitivity to benign images, and nothing said so before its export."""
+    named = [m for m in objectives if m in POSITIVE_CLASS_METRICS]
+    if not named or chosen or data.kind != "binary":
+        return None
+    at = (" at threshold 0.5" if rules == {"fixed"} else
+          f" at the threshold each trial's rule chooses ({', '.join(sorted(rules))})")
+    bound = [m for m in named if m not in THRESHOLD_FREE]
+    scored = f"; {', '.join(bound)} {'is' if len(bound) == 1 else 'are'} scored{at}" if bound else ""
+    return (f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} of class {data.class_names[1]!r} (class 1, "
+            f"the positive class){scored}. Fix: if the class that matters is {data.class_names[0]!r}, set "
+            f"data.positive_class: {data.class_names[0]!r}")
+
+
 def one_sided_objective_warning(objectives: list[str], kind: str = "binary") -> str | None:
     """An objective alone that a model scores 1 on by calling every image positive (or negative): sensitivity,
     specificity; a multi-label `recall` (every label on); a class's `recall_class_<i>` (that class, or label,

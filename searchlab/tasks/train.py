@@ -145,12 +145,17 @@ def evaluate(model: nn.Module, data: ImageSplit, batches: Batches, batch_size: i
     return torch.cat(outs).numpy(), data.labels.numpy()
 
 
+# the metric(s) the best epoch is chosen by: (metric, direction), or a tuple of such pairs
+Selection = tuple[str, str] | tuple[tuple[str, str], ...]
+
+
 def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, spec: TrainSpec, epochs: int,
-          seed: int, select: tuple[str, str], on_epoch: Callable[[int, dict[str, float]], None],
+          seed: int, select: Selection, on_epoch: Callable[[int, dict[str, float]], None],
           out_of_time: Callable[[], bool] = lambda: False, groups: ParamGroups | None = None,
           cached_features: bool = False, keep_last: bool = False,
           device: torch.device = torch.device("cpu")) -> TrainResult:
-    """Train for up to `epochs`; `select` = (metric, direction) picks the best epoch; `on_epoch` may prune.
+    """Train for up to `epochs`; `select` = (metric, direction), or several such pairs, picks the best epoch (by
+    their mean, each signed by its direction); `on_epoch` may prune.
 
     `keep_last`: keep the last epoch instead of the best one (and never stop early): for a model whose
     number of epochs was already chosen elsewhere (cross-validation), validation only sets its threshold.
@@ -184,7 +189,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
         probs, labels = val_probs()
         threshold = recipe.threshold(labels, probs)
         metrics = compute_metrics(labels, probs, batches.kind, batches.n_classes, threshold=threshold)
-        score = _score(metrics.get(select[0], math.nan), select[1])
+        score = _selection_score(metrics, select)
         if best is None or score > best[0] or keep_last:
             matrix = confusion(labels, probs, batches.kind, batches.n_classes, threshold=threshold)
             best, stale = (score, epoch, metrics, cpu_copy(model.state_dict()), threshold, matrix, probs), 0
@@ -281,6 +286,14 @@ def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A snapshot of the weights, on the CPU and contiguous (checkpoints and exports are device-free, and
     NCHW whatever memory format trained them: safetensors stores contiguous tensors only)."""
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+
+
+def _selection_score(metrics: dict[str, float], select: Selection) -> float:
+    """The epoch's score: one objective's, or the mean of several. A multi-objective study kept the epoch best
+    on its first objective alone: sensitivity and specificity at a fixed threshold kept (1, 0) over
+    (0.47, 0.76), so every trial of the Pareto front was a trivial classifier."""
+    pairs = [select] if isinstance(select[0], str) else list(select)
+    return sum(_score(metrics.get(metric, math.nan), direction) for metric, direction in pairs) / len(pairs)
 
 
 def _score(value: float, direction: str) -> float:
