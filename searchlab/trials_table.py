@@ -25,6 +25,7 @@ import pandas as pd
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.trial_time import trial_seconds
 from searchlab.errors import SearchlabError
+from searchlab.whole_file import write_whole
 
 FORMATS = ("csv", "parquet", "json")
 # why a trial was pruned, stopped short or run again: a row read alone (a paper's table) must say it
@@ -101,21 +102,21 @@ def write_table(table: pd.DataFrame, fmt: str | None, out: Path | None) -> None:
     fmt = table_format(fmt, out)
     if fmt not in FORMATS:
         raise SearchlabError(f"unknown --format {fmt!r}. Fix: one of {', '.join(FORMATS)}")
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        if out is None:
-            raise SearchlabError("parquet is binary: give --out FILE.parquet")
-        table.to_parquet(out, index=False)
-    elif fmt == "csv":
-        table.to_csv(out if out is not None else sys.stdout, index=False)
-    else:
+    if fmt == "parquet" and out is None:
+        raise SearchlabError("parquet is binary: give --out FILE.parquet")
+    if fmt == "json":
         text = json.dumps([{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")],
                           indent=1)   # not pandas' to_json: it rounds floats to 10 decimals
         if out is None:
             print(text)
         else:
-            out.write_text(text + "\n")
+            write_whole(out, lambda part: part.write_text(text + "\n"))
+    elif out is None:
+        table.to_csv(sys.stdout, index=False)
+    elif fmt == "csv":
+        write_whole(out, lambda part: table.to_csv(part, index=False))
+    else:
+        write_whole(out, lambda part: table.to_parquet(part, index=False))
 
 
 def _plain(value: Any) -> Any:

@@ -166,16 +166,27 @@ def with_data_root_pinned(study: Study) -> Study:
 
 def _absolute_storage(url: str | None, run_dir: Path) -> str:
     """The storage URL with a relative SQLite or journal file path resolved against the working folder, as
-    Optuna would resolve it here (`sqlite:///study.db` is relative, `sqlite:////abs/study.db` absolute)."""
+    Optuna would resolve it here (`sqlite:///study.db` is relative, `sqlite:////abs/study.db` absolute), and a
+    home folder (`~`) expanded."""
     if url is None:
         return f"sqlite:///{run_dir / 'study.db'}"
     for prefix in ("sqlite:///", "journal://"):
-        path = url.removeprefix(prefix)
+        path = _file_of(url, prefix)
         if url.startswith(prefix) and path.startswith("~"):   # as a shell would: not a folder named "~"
             return prefix + str(Path(path).expanduser())
         if url.startswith(prefix) and path and not path.startswith(("/", ":memory:")):
             return prefix + str(Path.cwd() / path)
     return url
+
+
+def _file_of(url: str, prefix: str) -> str:
+    """The file path in a storage URL after `prefix`. A journal URL writes an absolute path after a third
+    slash (journal:///data/j.log), so `journal:///~/j.log` means the home folder as `sqlite:///~/x.db` does:
+    kept as /~/j.log it made a folder named "~" at the root."""
+    path = url.removeprefix(prefix)
+    if prefix == "journal://" and path.startswith("/~"):
+        return path[1:]
+    return path
 
 
 def _locate(exc: ConfigError, src: Located) -> ConfigError:

@@ -75,8 +75,18 @@ def read_image(path: Path, decoding: Decoding) -> np.ndarray:
             raise DataError(f"{path}: cannot read image (over Pillow's safety limit of "
                             f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels: downscale it, e.g. to 4096 px, or cut "
                             "it into tiles first). Fix: replace or remove the file") from exc
-        raise DataError(f"{path}: cannot read image ({one_line(exc)}). "
+        raise DataError(f"{path}: cannot read image ({unreadable_reason(path, exc)}). "
                         f"Fix: replace or remove the file") from exc
+
+
+def unreadable_reason(path: Path, exc: BaseException) -> str:
+    """Why an image file cannot be read, for a list of them: Pillow calls an empty file (a copy that ran out
+    of space, a download that never started) one it 'cannot identify', which sent users looking for a codec."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False
+    return "empty file (0 bytes)" if empty else one_line(exc)
 
 
 def _read_or_error(path: Path, decoding: Decoding) -> np.ndarray | DataError:

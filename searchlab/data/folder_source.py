@@ -6,6 +6,7 @@ File lists are sorted before the seeded split, so the same folder and seed alway
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,43 @@ from searchlab.errors import DataError
 
 Items = tuple[list[Path], list[int], list[str]]   # files, their class indices, their groups (see _groups)
 
+# Folders that operating systems, archivers and NAS boxes put beside the user's own, never data (compared
+# case-insensitively, as Windows names them): a zip made on a Mac holds __MACOSX/ (resource forks, ._* files),
+# which was read as a class folder; a Synology NAS puts @eaDir/ (thumbnails of each image) in every folder,
+# which were trained on as a patient sub-folder. Trash folders of Linux (.Trash-1000) are hidden already.
+SYSTEM_FOLDERS = frozenset(name.casefold() for name in (
+    "__MACOSX", "@eaDir", "#recycle", "$RECYCLE.BIN", "System Volume Information", "lost+found"))
+
+
+def _skipped(name: str) -> bool:
+    """A hidden or system folder (or a hidden file): never a class, patient or image."""
+    return name.startswith(".") or name.casefold() in SYSTEM_FOLDERS
+
+
+def nfc(name: str) -> str:
+    """A folder name in Unicode NFC: macOS writes names decomposed (NFD: 'e' + combining accent), Linux and
+    Windows composed, so a copy of one data set made on each holds 'bénin' under two spellings of one name."""
+    return unicodedata.normalize("NFC", name)
+
 
 def _subdirs(path: Path) -> list[Path]:
-    """Visible sub-folders, sorted (hidden ones such as .ipynb_checkpoints are never classes)."""
-    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Sub-folders that may hold data, sorted (hidden and system ones such as .ipynb_checkpoints and __MACOSX
+    are never classes)."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and not _skipped(p.name))
+
+
+def _class_folders(folder: Path) -> dict[str, Path]:
+    """The class folders under folder by their NFC name, sorted by it; DataError when two folders are one name
+    spelt in NFC and NFD (copied in from two machines): which one's images were meant is not ours to guess."""
+    found: dict[str, Path] = {}
+    for sub in _subdirs(folder):
+        name = nfc(sub.name)
+        if name in found:
+            raise DataError(f"{folder}: class folders {found[name]} and {sub} are one name, {name!r}, in two Unicode "
+                            "spellings (composed, NFC, and decomposed, NFD, as macOS writes names), so they would "
+                            "be one class read twice. Fix: move the images of one into the other and remove it")
+        found[name] = sub
+    return dict(sorted(found.items()))
 
 
 def visible_files(folder: Path) -> list[Path]:
@@ -38,8 +72,9 @@ def visible_files(folder: Path) -> list[Path]:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(root) / name for name in names if not name.startswith(".") and _file_or_broken_link(Path(root) / name)]
+        dirs[:] = [d for d in dirs if not _skipped(d)]   # .ipynb_checkpoints, a NAS's @eaDir thumbnails
+        found += [Path(root) / name for name in names
+                  if not name.startswith(".") and _file_or_broken_link(Path(root) / name)]
     return sorted(found)
 
 
@@ -79,8 +114,8 @@ def _loose_images(root: Path, layout: str) -> int:
 
 
 def _class_names(folder: Path) -> tuple[str, ...]:
-    """Sorted class sub-folder names; at least two are needed to classify anything."""
-    classes = tuple(p.name for p in _subdirs(folder))
+    """Sorted class sub-folder names (in NFC); at least two are needed to classify anything."""
+    classes = tuple(_class_folders(folder))
     if not classes:
         raise DataError(f"{folder}: no class folders found. "
                         f"Fix: put images in one sub-folder per class (e.g. {folder}/benign/*.png)")
@@ -97,21 +132,23 @@ def _collect(folder: Path, classes: tuple[str, ...]) -> Items:
     files: list[Path] = []
     labels: list[int] = []
     patients: list[str | None] = []
-    for sub in _subdirs(folder):
-        if sub.name not in classes:
-            raise DataError(f"{sub}: class {sub.name!r} is not among the train classes {list(classes)}. "
+    for name, sub in _class_folders(folder).items():   # by NFC name: a val/ copied on a Mac names them in NFD
+        if name not in classes:
+            raise DataError(f"{sub}: class {name!r} is not among the train classes {list(classes)}. "
                             f"Fix: use the same class folders in every split")
         found = _images_in(sub)
         files += found
-        labels += [classes.index(sub.name)] * len(found)
+        labels += [classes.index(name)] * len(found)
         patients += [_patient(path, sub) for path in found]
     return files, labels, _groups(folder, classes, files, labels, patients)
 
 
 def _patient(path: Path, class_folder: Path) -> str | None:
-    """The sub-folder of a class folder holding the image (one per patient or study), or None for a loose image."""
+    """The sub-folder of a class folder holding the image (one per patient or study), or None for a loose image;
+    its name in NFC, so that benign/josé and malignant/josé, one spelt composed and one decomposed (copied from
+    two machines), are one patient."""
     parts = path.relative_to(class_folder).parts
-    return parts[0] if len(parts) > 1 else None
+    return nfc(parts[0]) if len(parts) > 1 else None
 
 
 def _groups(folder: Path, classes: tuple[str, ...], files: list[Path], labels: list[int],
@@ -202,8 +239,8 @@ def patients_in_two_split_folders(plan: SplitPlan, shown: int = 5) -> str | None
     for files in plan.files.values():
         for path in files:
             parts = path.relative_to(plan.root).parts   # split folder, class, patient, ..., file
-            if len(parts) > 3:
-                folders_of.setdefault(parts[2], set()).add(parts[0])
+            if len(parts) > 3:   # the name in NFC: a test/ copied on a Mac spells it decomposed
+                folders_of.setdefault(nfc(parts[2]), set()).add(parts[0])
     shared = sorted(name for name, folders in folders_of.items() if len(folders) > 1)
     if not shared:
         return None

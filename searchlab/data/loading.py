@@ -16,7 +16,7 @@ from PIL import Image
 
 from searchlab.config.schema import CsvData, FolderData, MedMNISTData
 from searchlab.data.common import (UNREADABLE_IMAGE, UnreadableImages, bit_depth_advice, check_splits,
-                                   decode_threads, one_line, resolve_path)
+                                   decode_threads, resolve_path, unreadable_reason)
 from searchlab.data.class_typos import misspelt_class_warning
 from searchlab.data.colour import colour_dropped_warning
 from searchlab.data.csv_source import load_csv, plan_csv
@@ -236,7 +236,7 @@ def _verify(path: Path) -> DataError | None:
         with Image.open(path) as img:
             img.verify()
     except UNREADABLE_IMAGE as exc:
-        return DataError(f"{path}: cannot read image ({one_line(exc)})")
+        return DataError(f"{path}: cannot read image ({unreadable_reason(path, exc)})")
     return None
 
 

@@ -16,6 +16,7 @@ from searchlab.report.figures import study_sections
 from searchlab.report.page import Section, note, page
 from searchlab.summary import best_trials, state_counts
 from searchlab.trials_table import trial_table
+from searchlab.whole_file import refuse_file_as_folder, write_whole
 
 TOP_TRIALS = 20
 
@@ -23,8 +24,10 @@ TOP_TRIALS = 20
 def write_report(target: str | Path, out: str | Path | None = None, top: int = TOP_TRIALS) -> Path:
     run = open_run(target)
     path = Path(out) if out is not None else run.run_dir / "report.html"
+    refuse_file_as_folder(path)   # said before the plots are drawn, as a folder that cannot be made is
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(run, top), encoding="utf-8")
+    text = report_html(run, top)   # drawn before the file is touched: a plot that fails leaves the old report
+    write_whole(path, lambda part: part.write_text(text, encoding="utf-8"))   # whole or not at all
     return path
 
 
