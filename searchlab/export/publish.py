@@ -7,16 +7,21 @@ export's files (notes or analyses added to one were deleted with it).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
+import grp
+import hashlib
 import json
 import math
 import os
 import shutil
+import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +38,9 @@ def staged(out: Path) -> Iterator[Path]:
 
     One export to a folder at a time (a lock on the folder it sits in, which the system drops with a killed
     process): a second one started meanwhile (a user's, beside a run's after-run export) took the first's
-    staging folder for a killed export's leftover and deleted it, failing the first. It now waits its turn."""
+    staging folder for a killed export's leftover and deleted it, failing the first. It now waits its turn.
+    `--out` given as a symbolic link is published into the folder it points to, the link left in place."""
+    out = _through_link(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         folder = os.open(out.parent, os.O_RDONLY)
@@ -41,18 +48,63 @@ def staged(out: Path) -> Iterator[Path]:
         raise _cannot_write(out, exc) from None
     with _one_export_at_a_time(out, folder):
         _check_replaceable(out)
+        hidden = _hidden_name(out)
         try:
-            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+            staging = Path(tempfile.mkdtemp(prefix=f"{hidden}.partial-", dir=out.parent))
         except OSError as exc:
             raise _cannot_write(out, exc) from None
-        for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):   # of an export killed earlier
+        for leftover in out.parent.glob(f"{glob.escape(hidden)}.partial-*"):   # of an export killed earlier
             if leftover != staging:
                 shutil.rmtree(leftover, ignore_errors=True)
+        actions: list[Callable[[], None]] = []
+        token = _ON_PUBLISHED.set(actions)
         try:
             yield staging
             _publish(staging, out)
+            for action in actions:
+                action()
         finally:
+            _ON_PUBLISHED.reset(token)
             shutil.rmtree(staging, ignore_errors=True)
+
+
+# What the export being written does once it is published (not if it fails): its record in the study
+_ON_PUBLISHED: ContextVar[list[Callable[[], None]] | None] = ContextVar("on_published", default=None)
+
+
+def when_published(action: Callable[[], None]) -> None:
+    """Runs `action` once the export being written (in a `staged` block) is in place, or now outside one: a
+    failed export was still listed in the study, and `status` pointed users at an export that was never made."""
+    actions = _ON_PUBLISHED.get()
+    if actions is None:
+        action()
+    else:
+        actions.append(action)
+
+
+def _through_link(out: Path) -> Path:
+    """The folder a symbolic link `out` points to: moved aside and replaced, the link itself became a local
+    folder, its target stayed empty and the study's record named the target. Staged beside the target, the
+    renames stay on its filesystem."""
+    if not out.is_symlink():
+        return out
+    if not out.exists():   # dangling, or a loop of links
+        target = Path(os.path.join(out.parent, os.readlink(out)))
+        raise ExportError(f"--out {out} is a symbolic link to {target}, which does not exist. Fix: create the "
+                          f"folder it points to (mkdir -p {target}), or name another folder")
+    return out.resolve()
+
+
+def _hidden_name(out: Path) -> str:
+    """The hidden name beside `out` that its staging and set-aside folders start with. A name too long to take
+    a suffix within the filesystem's limit (a 245-character --out failed) is cut to a prefix and a hash."""
+    try:
+        limit = os.pathconf(out.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(out.name)) + 32 <= limit:   # room for ".", ".partial-XXXXXXXX" and ".old-PID"
+        return f".{out.name}"
+    return f".{out.name[:16]}.{hashlib.sha256(os.fsencode(out.name)).hexdigest()[:12]}"
 
 
 def _cannot_write(out: Path, exc: OSError) -> ExportError:
@@ -79,6 +131,8 @@ def _check_replaceable(out: Path) -> None:
         return
     if not out.is_dir():
         raise ExportError(f"--out {out} is a file. Fix: name a new folder")
+    if os.path.ismount(out):   # said before the export is made: the rename at its end would fail
+        raise _cannot_rename(out, "it is a mount point")
     here = Path.cwd().resolve()
     if out.resolve() in (here, *here.parents):   # moved aside whole, it would take this shell's folder with it
         raise ExportError(f"--out {out} is the folder you are in (or holds it), and an export replaces its folder "
@@ -117,25 +171,76 @@ def describe_export(folder: Path) -> str | None:
 
 def _publish(staging: Path, out: Path) -> None:
     """One rename when `out` is new; else two (old aside, new in place): `out` is never half-written."""
-    _permissions_as_umask_allows(staging)
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
+    _take_permissions(staging, out if out.exists() else None)   # before the export appears, not after
+    if not out.exists():
+        staging.rename(out)
+        return
+    old = out.parent / f"{_hidden_name(out)}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    try:
         out.rename(old)
+    except OSError as exc:
+        if exc.errno in (errno.EBUSY, errno.EXDEV, errno.EPERM, errno.EACCES):
+            raise _cannot_rename(out, f"the system refused to rename it ({exc.strerror}), as it does a mount "
+                                 "point") from None
+        raise
+    try:
         staging.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out)
+    except OSError:
+        old.rename(out)   # the earlier export back in place
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
-def _permissions_as_umask_allows(folder: Path) -> None:
-    """mkdtemp makes the folder owner-only (0700), and safetensors writes owner-only files: an export is for
-    sharing, so give it the modes any folder and file made here would have (usually 0755 / 0644)."""
+def _cannot_rename(out: Path, why: str) -> ExportError:
+    return ExportError(f"--out {out} cannot be replaced: {why}, and an export replaces its folder by renaming a "
+                       f"new one in. Fix: export into a sub-folder, e.g. --out {out / 'best'}")
+
+
+def _take_permissions(folder: Path, replaced: Path | None) -> None:
+    """An export gets the mode, group and (where the system lets it, e.g. as root) owner of the folder it
+    replaces, setgid included, else the mode the umask gives a new folder; everything inside gets the same
+    permissions (files without execute). mkdtemp made it owner-only and safetensors writes owner-only files,
+    and a replaced team folder (2770, group team) came back 0755 root:root with its patient file paths
+    readable by all. Where the group cannot be given (not one of ours), the folder's group gets what others get."""
     umask = os.umask(0)
     os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    if replaced is None:   # keep a setgid bit inherited from a shared parent folder, which chmod would clear
+        mode, owner = 0o777 & ~umask | stat.S_IMODE(folder.stat().st_mode) & stat.S_ISGID, None
+    else:
+        was = replaced.stat()
+        mode, owner = stat.S_IMODE(was.st_mode), (was.st_uid, was.st_gid)
+    if not _give(folder, mode, owner) and mode & 0o070:
+        print(f"note: {replaced} was shared with group {_group_name(owner[1])}, which this user cannot give the "
+              "export: that group has no access to it now. Fix: export as a member of that group", file=sys.stderr)
     for path in folder.rglob("*"):
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+        _give(path, mode if path.is_dir() else mode & 0o666, owner)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _give(path: Path, mode: int, owner: tuple[int, int] | None) -> bool:
+    """Gives `path` the owner (uid, gid) and `mode`; False when the group could not be given (its group then
+    gets what others get)."""
+    grouped = owner is None or _chown(path, *owner)
+    path.chmod(mode if grouped else mode & ~0o070 | (mode & 0o007) << 3)   # after chown, which may clear setgid
+    return grouped
+
+
+def _chown(path: Path, uid: int, gid: int) -> bool:
+    """The owner and group, else the group alone (only root gives files away); False when neither is allowed."""
+    for user in (uid, -1):
+        try:
+            os.chown(path, user, gid)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def json_text(value: Any, indent: int | None = None) -> str:

@@ -4,29 +4,43 @@ nothing searching can read them), and each export says how many came before it: 
 exports' test scores is selected on the test split, and a reader of the model card can now see whether it was."""
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import optuna
 
+from searchlab.export.publish import when_published
+
 KEY = "searchlab_exports"
 KEPT = 50   # the latest scorings listed in a model card (the study keeps all)
 
 
 def record_scoring(study: optuna.Study, config: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Appends this export's test scoring to the study's list; returns what config.json says of the list."""
+    """Appends this export's test scoring to the study's list once the export is published (a failed export was
+    listed, and `status` pointed at it); returns what config.json says of the list."""
     numbers = [t["number"] for t in config["trials"]] if "trials" in config else [config["trial"]["number"]]
     entry = {"at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "out": str(out.resolve()),
              "trials": numbers, "tta": config.get("tta", "none")}
     earlier = list(study.user_attrs.get(KEY, []))
-    try:
-        study.set_user_attr(KEY, earlier + [entry])
+    try:   # written unchanged now, so that config.json can say whether the study takes the record
+        study.set_user_attr(KEY, earlier)
     except Exception as exc:   # noqa: BLE001 -- a read-only copy of a run still exports; the card says so
         return {"times": None, "not_recorded": f"the study could not be written ({type(exc).__name__}: {exc})",
                 "earlier_exports": earlier[-KEPT:]}
+    when_published(lambda: _append(study, entry))
     return {"times": len(earlier) + 1, "earlier_exports": earlier[-KEPT:],
             "recorded_in": f"the study's user attribute {KEY}"}
+
+
+def _append(study: optuna.Study, entry: dict[str, Any]) -> None:
+    """Read again: an export from another folder may have added its own since."""
+    try:
+        study.set_user_attr(KEY, list(study.user_attrs.get(KEY, [])) + [entry])
+    except Exception as exc:   # noqa: BLE001 -- the export is made; only its record is missing
+        print(f"note: the export in {entry['out']} is made, but its test scoring could not be recorded in the "
+              f"study ({type(exc).__name__}: {exc}), though its config.json counts it", file=sys.stderr)
 
 
 def scorings_note(scored: dict[str, Any]) -> str | None:
