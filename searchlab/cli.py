@@ -218,17 +218,17 @@ def _shut_ray_down() -> None:
 
 
 def _run_saying_a_lost_storage(study: Any, progress: bool) -> Any:
-    """run_study, with a database server that stopped or restarted mid-run said in one line (a StorageError:
-    exit 2) instead of the 300-line traceback Optuna's tell ends in, with how to resume."""
+    """run_study, with a database server that stopped or restarted mid-run (a StorageError: exit 2), or a full
+    disk (exit 1), said in one line instead of the 300-line traceback Optuna's tell ends in, with how to resume."""
     from searchlab.engine.run import run_study
-    from searchlab.engine.storage import lost_storage_error
+    from searchlab.engine.storage import disk_full_error, lost_storage_error
 
     try:
         return run_study(study, progress=progress)
     except SearchlabError:   # already one line, e.g. a storage that could not be opened at all
         raise
     except Exception as exc:
-        lost = lost_storage_error(study.storage_url, exc)
+        lost = lost_storage_error(study.storage_url, exc) or disk_full_error(study.run_dir, exc)
         if lost is None:
             raise
         raise lost from None

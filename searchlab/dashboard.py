@@ -70,5 +70,5 @@ def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None
               "and change the study (notes, trial states) or delete its checkpoint artifacts. Fix: the default "
               "--host 127.0.0.1 with an SSH tunnel (ssh -L 8080:127.0.0.1:8080 this-machine)", file=sys.stderr)
     print(f"optuna-dashboard for '{run.study.study_name}' at {url(host, port)}  (Ctrl-C to stop)")
-    run_server(open_storage(run.storage_url), host=host, port=port,
+    run_server(open_storage(run.storage_url, reading=True), host=host, port=port,
                artifact_store=ContainedArtifactStore(run.artifacts))

@@ -53,9 +53,11 @@ def test_several_objectives_keep_the_epoch_best_on_their_mean(scripted_metrics):
 def test_a_multi_objective_study_keeps_that_epoch(write_study, scripted_metrics):
     text = TINY_CLASSIFY.replace("budget: {n_trials: 2, epochs: 2}", "budget: {n_trials: 2, epochs: 3}") + \
         "objective: [sensitivity, specificity]\n"
-    trials = run_study(load_study(write_study(text)), progress=False).study.trials
-    assert [t.user_attrs["metrics"]["best_epoch"] for t in trials] == [1, 1]
-    assert [t.values for t in trials] == [[0.474, 0.762]] * 2
+    study = run_study(load_study(write_study(text)), progress=False).study
+    assert [t.user_attrs["metrics"]["best_epoch"] for t in study.trials] == [1, 1]
+    assert [t.values for t in study.trials] == [[0.474, 0.762]] * 2
+    # optuna-dashboard labels plots and columns by these ("Objective 0" and "Objective 1" without them)
+    assert study.metric_names == ["sensitivity", "specificity"]
 
 
 def _data(kind="binary"):

@@ -13,6 +13,7 @@ import fcntl
 import shutil
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -284,8 +285,8 @@ def _at_storage_key(exc: StorageError, study: Study) -> StorageError:
     """A storage that cannot be opened, named at the study file's `storage` line (or its --set), as every
     other error of the study file is."""
     rule, _, fix = str(exc).partition(". Fix: ")
-    if study.source is None and study.file is None:
-        return exc
+    if (study.source is None and study.file is None) or study.config.storage is None:
+        return exc   # the default database in run_dir: no line of the file to name (it named line 1)
     return StorageError(str(locate_in_study(ConfigError(rule, key="storage", fix=fix or None), study)))
 
 
@@ -300,7 +301,18 @@ def create_or_load(study: Study) -> optuna.Study:
         # a run that trains nothing (its budget is reached) keeps the record of the runs that trained: its
         # own settings (another budget.epochs) would otherwise be reported as theirs
         ostudy.set_user_attr("searchlab", record)
+    _name_the_objectives(ostudy, study)
     return ostudy
+
+
+def _name_the_objectives(ostudy: optuna.Study, study: Study) -> None:
+    """The objectives' names (auc, params), which optuna-dashboard labels its plots and columns with: it showed
+    "Objective 0" and "Objective 1", so a Pareto plot did not say which axis was AUC."""
+    names = [metric for metric, _ in study.objectives]
+    if ostudy.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            ostudy.set_metric_names(names)
 
 
 STUDY_TEXT_KEPT = 100_000   # characters: a study file is a page or two; this only bounds a stray huge one

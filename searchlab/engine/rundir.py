@@ -202,7 +202,7 @@ def open_run(target: str | Path) -> OpenRun:
     recorded_dir = Path(manifest.get("artifacts", run_dir / "artifacts")).parent
     url = _storage_here(url, run_dir, manifest_path, recorded_dir)
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        study = optuna.load_study(study_name=name, storage=open_storage(url, reading=True))
     except KeyError:
         raise StorageError(f"storage {shown_url(url)} has no study named '{name}' (named by {manifest_path}). "
                            "Fix: pass the run directory of that study, or re-run `searchlab run` on its study "

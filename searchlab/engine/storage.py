@@ -6,6 +6,7 @@ journal file (safe for many processes on one machine or a shared file system).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import sys
@@ -166,6 +167,27 @@ def lost_storage_error(url: str, exc: BaseException) -> StorageError | None:
                         "server is reachable again, run the same `searchlab run` command to resume")
 
 
+FULL_SIGNS = ("database or disk is full", "No space left on device", "Disk quota exceeded")
+
+
+def disk_full_error(run_dir: Path, exc: BaseException) -> StorageError | None:
+    """One line for a run that filled its disk (the study database, a checkpoint, the journal), instead of the
+    90-line traceback Optuna's tell ends in (its last line: "AssertionError: Should not reach"); None otherwise."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or \
+                any(sign in str(exc) for sign in FULL_SIGNS):
+            error = StorageError(f"the disk holding {run_dir} is full: {storage_error_reason(exc)}. The run "
+                                 "stopped; the trials that finished are stored, and those running then run again "
+                                 f"when you resume. Fix: free space there (df -h {run_dir}; export.keep_checkpoints: "
+                                 "K keeps the weights of the K best trials only), then run the same command")
+            error.exit_code = 1
+            return error
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def is_local_file(url: str) -> bool:
     """SQLite and journal files: one machine's storage, where `run`'s lock finds trials left RUNNING."""
     return url.startswith(("sqlite:", "journal:"))
@@ -199,12 +221,14 @@ def _lost_schema_race(exc: BaseException) -> bool:
     return any(sign in str(exc) for sign in SCHEMA_RACE_SIGNS)
 
 
-def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) -> BaseStorage:
+def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES,
+                 reading: bool = False) -> BaseStorage:
     """An Optuna storage for `url`; any failure is a StorageError naming the URL and the fix.
 
     `heartbeat` (RDB only) is for processes that run trials where another process may die unseen: several
     workers or machines. A lone local runner does without (its run lock recovers trials left RUNNING), which
-    saves a thread and a few writes per trial.
+    saves a thread and a few writes per trial. `reading`: for commands that only read the study (status,
+    trials, report, export, the dashboard): a SQLite file this user cannot write is opened read-only.
     """
     try:
         if url.startswith("journal://"):
@@ -212,7 +236,7 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES) 
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
-            return _sqlite(url, heartbeat, retries)
+            return _sqlite(url, heartbeat, retries, reading)
         return _rdb(_with_driver(url), heartbeat, retries, **SERVER_ENGINE_KWARGS)
     except StorageError:
         raise
@@ -244,10 +268,16 @@ def _with_driver(url: str) -> str:
     return url
 
 
-def _sqlite(url: str, heartbeat: bool, retries: int) -> RDBStorage:
+def _sqlite(url: str, heartbeat: bool, retries: int, reading: bool = False) -> RDBStorage:
     path = Path(url.removeprefix("sqlite:///"))
     if path.exists() and path.is_file():
         _check_sqlite_file(path)
+        if not _writable(path):
+            if reading:
+                return _read_only(path)
+            raise StorageError(f"cannot write the study database {path}: {READ_ONLY}, and a run writes every trial "
+                               "to it. Fix: run in a copy you can write (cp -r the run folder, then --set "
+                               "run_dir=COPY), or get write access to the file and its folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     # Several local workers write at once: wait for the lock instead of failing with "database is locked".
     storage = _rdb(url, heartbeat, retries, connect_args={"timeout": 120})
@@ -262,6 +292,35 @@ def _sqlite(url: str, heartbeat: bool, retries: int) -> RDBStorage:
                 raise
             time.sleep(0.2 * attempt)   # another process is switching it too
     return storage
+
+
+READ_ONLY = "this user cannot write it or its folder (a colleague's run, an archive, a read-only disk)"
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write the database: the file, and its folder (a WAL database's -shm and -wal files
+    are made beside it, even to read). Tried for real: os.access trusts permissions a read-only mount ignores."""
+    try:
+        with open(path, "r+b"):
+            pass
+        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+        probe.touch()
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def _read_only(path: Path) -> RDBStorage:
+    """The database opened read-only (status, trials and export of a colleague's run or an archived one failed
+    with "attempt to write a readonly database": SQLite makes a WAL database's -shm file beside it even to read).
+    Without a -wal file beside it (every connection closed: all is in the file), as immutable, which needs no
+    -shm file; with one (a run still open, or killed), plainly read-only, which reads the -wal through the -shm
+    file its writer left, so no trial it holds is missed."""
+    from urllib.parse import quote
+
+    immutable = "" if path.with_name(path.name + "-wal").exists() else "&immutable=1"
+    return _rdb(f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro{immutable}&uri=true", False, 0)
 
 
 def storage_error_reason(exc: BaseException) -> str:
