@@ -145,6 +145,24 @@ def _refuse_fixed_seed(cfg: StrategyConfig) -> None:
                           fix="remove it and set the study's top-level `seed:` (the same seed reproduces a run)")
 
 
+FIRST_OBJECTIVE_ONLY = {"evolution": "breeds from the best by the first objective",
+                        "zen_nas": "ranks its designs by Zen-score, then breeds by the first objective",
+                        "deepmad": "designs for the most entropy, then breeds by the first objective"}
+
+
+def first_objective_warning(cfg: StrategyConfig, study_dir: Path | None, objectives: list[str]) -> str | None:
+    """A multi-objective study searched by a strategy that steers by one objective: the others are recorded and
+    make the Pareto front, but nothing seeks them (deepmad on [auc, flops] designed up to the FLOPs cap)."""
+    cfg = resolve(cfg, study_dir)
+    if len(objectives) < 2 or cfg.class_ is not None or cfg.name not in FIRST_OBJECTIVE_ONLY:
+        return None
+    others = ", ".join(objectives[1:])
+    return (f"strategy '{cfg.name}' {FIRST_OBJECTIVE_ONLY[cfg.name]} ({objectives[0]}) only: {others} are "
+            "recorded and form the Pareto front, but do not steer the search. Fix: tpe (which models every "
+            "objective) or strategy: {class: \"optuna.samplers:NSGAIISampler\"}, or one objective with the others "
+            "as budget limits (budget.max_params, max_flops)")
+
+
 def unseeded_warning(cfg: StrategyConfig, study_dir: Path | None) -> str | None:
     """A plug-in class without a `seed` argument draws differently on every run, whatever the study's seed."""
     cfg = resolve(cfg, study_dir)

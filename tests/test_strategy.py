@@ -259,3 +259,14 @@ def test_the_staged_start_up_warning_numbers_the_random_trials_from_0_as_everywh
     assert "trains its 2 best designs first" in one and "budget.n_trials is 3, so trial 2 is a random one." in one
     wide = StrategyConfig(name="deepmad", args={**args, "population_size": 6})
     assert "budget.n_trials is 5, so trials 2 to 4 are random ones." in startup_warning(wide, None, 5)
+
+
+def test_a_strategy_that_steers_by_the_first_objective_is_warned_of_in_a_multi_objective_study():
+    from searchlab.strategy import first_objective_warning
+
+    said = first_objective_warning(StrategyConfig(name="deepmad"), None, ["auc", "flops"])
+    assert said.startswith("strategy 'deepmad' designs for the most entropy, then breeds by the first objective "
+                           "(auc) only: flops are recorded and form the Pareto front, but do not steer the search")
+    assert "NSGAIISampler" in first_objective_warning(StrategyConfig(preset="evolution"), None, ["auc", "params"])
+    assert first_objective_warning(StrategyConfig(name="tpe"), None, ["auc", "params"]) is None   # models both
+    assert first_objective_warning(StrategyConfig(name="evolution"), None, ["auc"]) is None

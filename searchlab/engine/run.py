@@ -41,7 +41,8 @@ from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
 from searchlab.engine.worker import ask_lock, run_worker
 from searchlab.errors import ConfigError, SearchlabError, StorageError, shown_text
 from searchlab.models.standalone import DECODER
-from searchlab.strategy import check_strategy_space, prepare_strategy, startup_warning, unseeded_warning
+from searchlab.strategy import (check_strategy_space, first_objective_warning, prepare_strategy, startup_warning,
+                                unseeded_warning)
 from searchlab.tasks import budget_epochs_read, get_task
 from searchlab.tasks.callable_task import code_digest
 
@@ -74,7 +75,9 @@ def _run(study: Study, progress: bool) -> RunResult:
         _warn_if_oversubscribed(study)
         _warn_if_pruner_idle(study)
         for said in (unseeded_warning(study.config.strategy, study.base_dir),
-                     startup_warning(study.config.strategy, study.base_dir, study.config.budget.n_trials)):
+                     startup_warning(study.config.strategy, study.base_dir, study.config.budget.n_trials),
+                     first_objective_warning(study.config.strategy, study.base_dir,
+                                             [metric for metric, _ in study.objectives])):
             if said:
                 print(f"warning: {said}", file=sys.stderr)
     new_dir = not run_dir.exists()
