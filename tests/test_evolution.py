@@ -263,3 +263,38 @@ def test_a_child_whose_network_cannot_be_built_is_left_to_its_trial_not_raised_i
     study = SimpleNamespace(config=SimpleNamespace(task="classify", budget=SimpleNamespace(
         max_flops=1e6, max_params=None, max_depth=None)))
     assert budget_check(study)({"x": 1}) is None
+
+
+@pytest.mark.parametrize("strategy,warned", [("random", True), ("tpe", True), ("evolution", False)])
+def test_a_run_start_says_when_most_random_draws_are_over_the_budget(write_study, strategy, warned):
+    """Random and TPE trials drawn over the budget are pruned untrained but count in n_trials, unsaid; evolution
+    draws within it."""
+    from searchlab.config.load import load_study
+    from searchlab.tasks import get_task
+    from searchlab.tasks.costs import draws_over_budget_warning
+
+    study = load_study(write_study(f"""
+name: over
+task: classify
+space:
+  model: {{kind: cnn, depth: 1, width: {{choice: [4, 64, 96, 128]}}, convs_per_stage: 1}}
+  optim: {{lr: {{float: [1.0e-3, 1.0e-2], log: true}}}}
+strategy: {strategy}
+budget: {{n_trials: 2, epochs: 1, max_params: 500}}
+"""))
+    said = draws_over_budget_warning(study, get_task(study.config.task).candidate)
+    if warned:
+        assert said is not None and " of 24 random configs of this space are over the architecture budget (e.g. " \
+            "params " in said and "count in budget.n_trials" in said
+    else:
+        assert said is None
+    roomy = load_study(write_study(f"""
+name: roomy
+task: classify
+space:
+  model: {{kind: cnn, depth: 1, width: {{choice: [4, 64, 96, 128]}}, convs_per_stage: 1}}
+  optim: {{lr: {{float: [1.0e-3, 1.0e-2], log: true}}}}
+strategy: {strategy}
+budget: {{n_trials: 2, epochs: 1, max_params: 1.0e+5}}
+"""))
+    assert draws_over_budget_warning(roomy, get_task(roomy.config.task).candidate) is None

@@ -37,7 +37,8 @@ from searchlab.suggest import did_you_mean
 from searchlab.tasks.direction import objective_direction
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.classify_usage import classify_setting_used, multiclass_setting_used, setting_default
-from searchlab.tasks.costs import COST_METRICS, analytic_costs, budget_excess, check_budget, measure_costs
+from searchlab.tasks.costs import (COST_METRICS, analytic_costs, budget_excess, check_budget, draws_over_budget_warning,
+                                   measure_costs)
 from searchlab.tasks.augment_advice import neural_augment_warning, unweighted_warning
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, progress_steps,
@@ -211,6 +212,9 @@ class ClassifyTask:
 
         _, least, costed = cheapest_config(study.space, excess, seed=study.config.seed, probes=BUDGET_PROBES)
         if least <= 0:
+            said = draws_over_budget_warning(study, self.candidate)
+            if said:
+                print(f"warning: {said}", file=sys.stderr)
             return
         cheapest = min(costs, key=lambda c: budget_excess(c, budget))
         limits = ", ".join(f"max_{k} {v:.4g}" for k, v in (("flops", budget.max_flops), ("params", budget.max_params),
