@@ -298,3 +298,28 @@ strategy: {strategy}
 budget: {{n_trials: 2, epochs: 1, max_params: 1.0e+5}}
 """))
     assert draws_over_budget_warning(roomy, get_task(roomy.config.task).candidate) is None
+
+
+def test_a_trial_over_the_budget_is_infeasible_to_optuna(write_study):
+    """TPE took such trials (PRUNED, no values) for pruned ones, which it counts among the good while few trials
+    have completed; as constraints it ranks them last (NSGA-II and the dashboard read them too)."""
+    from searchlab.config.load import load_study
+    from searchlab.engine.run import run_study
+
+    if not hasattr(optuna.Trial, "set_constraint"):
+        pytest.skip("Optuna before 5.0 has no trial constraints")
+    study = load_study(write_study("""
+name: infeasible
+task: classify
+space:
+  model: {kind: cnn, depth: 1, width: {choice: [4, 64, 96, 128]}, convs_per_stage: 1}
+  optim: {lr: {float: [1.0e-3, 1.0e-2], log: true}}
+strategy: random
+pruner: none
+budget: {n_trials: 4, epochs: 1, max_params: 500}
+"""))
+    trials = run_study(study, progress=False).study.trials
+    over = [t for t in trials if "over_budget" in t.user_attrs]
+    assert over and all(t.state == TrialState.PRUNED for t in over)
+    assert all(set(t.constraints) == {"max_params"} and t.constraints["max_params"] > 0 for t in over)
+    assert all(not t.constraints for t in trials if t not in over)

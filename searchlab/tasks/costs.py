@@ -101,7 +101,21 @@ def check_budget(costs: dict[str, float], budget: BudgetConfig, ctx: TrialContex
     reason = over_budget(costs, budget)
     if reason:
         ctx.record(over_budget=reason)
+        _mark_infeasible(costs, budget, ctx.trial)
         raise optuna.TrialPruned(reason)
+
+
+def _mark_infeasible(costs: dict[str, float], budget: BudgetConfig, trial: Any) -> None:
+    """Each broken limit as an Optuna constraint (its excess, relative): TPE then ranks the trial among the
+    infeasible, last. As a PRUNED trial without values it sat among the pruned, which TPE counts among the good
+    ones while few trials have completed; NSGA-II and optuna-dashboard read the same constraints."""
+    set_constraint = getattr(trial, "set_constraint", None)   # Optuna >= 5.0
+    if set_constraint is None:
+        return
+    limits = {"flops": budget.max_flops, "params": budget.max_params, "depth": budget.max_depth}
+    for name, limit in limits.items():
+        if limit is not None and costs.get(name) is not None and costs[name] > limit:
+            set_constraint(f"max_{name}", costs[name] / max(limit, 1e-12) - 1.0)
 
 
 DRAWS_COSTED = 24   # random configs costed at a run's start: ~1 s; a share seen in 24 is within ~+-20 points
