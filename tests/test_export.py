@@ -476,3 +476,21 @@ def test_predict_runs_the_network_once_per_image(exported, tmp_path, monkeypatch
     assert predict_module.predict_files(tmp / "best", [tmp_path], out) == 5
     assert sum(through) == 5 and len(out.getvalue().splitlines()) == 6
     assert "predict: read and scored 2 of 5 images in 0 s" in capsys.readouterr().err   # 3,000 files: 15 min
+
+
+def test_predict_with_an_export_that_lost_its_model_py_warns_that_it_no_longer_loads_with_torch_alone(
+        exported, tmp_path, capsys):
+    import io
+    import shutil
+
+    from PIL import Image
+
+    from searchlab.export.predict import predict_files
+
+    tmp, _ = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp / "best", copy)
+    (copy / "model.py").unlink()
+    Image.fromarray(np.full((28, 28), 90, dtype=np.uint8)).save(tmp_path / "scan.png")
+    assert predict_files(copy, [tmp_path / "scan.png"], io.StringIO()) == 1   # searchlab's own copy of the code
+    assert f"warning: {copy} has no model.py, so it no longer loads with torch alone" in capsys.readouterr().err

@@ -172,6 +172,10 @@ def _classifier_config(export_dir: Path) -> dict[str, Any]:
     if _uses_nni(config["model"]):
         raise ExportError(f"{export_dir} holds an NNI model, whose code is your module. Fix: load it with the "
                           "export's model.py (model.load, model.load_images, model.predict)")
+    if not (export_dir / "model.py").is_file():   # predict runs searchlab's own copy of it, so it still works
+        print(f"warning: {export_dir} has no model.py, so it no longer loads with torch alone (predict uses "
+              f"searchlab's copy). Fix: export the run again, or copy model.py back from another export of this "
+              "searchlab version", file=sys.stderr)
     return config
 
 
