@@ -22,6 +22,7 @@ from searchlab.engine.setup_said import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
 from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url
+from searchlab.summary_front import front_by_first_objective, front_heading, over_budget_said, setup_objectives
 from searchlab.export.scorings import KEY as SCORINGS_KEY
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
@@ -66,7 +67,7 @@ def _trials_in_storage(study: Study) -> int:
     from searchlab.engine.storage import close_connections, open_storage
 
     try:
-        storage = open_storage(study.storage_url)
+        storage = open_storage(study.storage_url, reading=True)
     except SearchlabError:
         return 0
     try:
@@ -129,6 +130,9 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     ostudy: optuna.Study = result.study
     print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
           + (_interrupted_said(study.run_dir) if result.interrupted else ""))
+    best = best_trials(ostudy)
+    if best and (over := over_budget_said(ostudy, study.run_dir)):   # with none completed, the end says it
+        print(over)
     n_trials = study.config.budget.n_trials
     finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
     if not result.interrupted and finished == result.trials_before and finished >= n_trials:
@@ -156,7 +160,9 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         for trial in queued[:3]:
             print(f"  queued trial {trial.number} ({_queued_by(trial)}): "
                   + ", ".join(f"{k}={_fmt(v)}" for k, v in trial.system_attrs.get("fixed_params", {}).items()))
-    best = best_trials(ostudy)
+    if best and len(ostudy.directions) > 1:   # no trial is "the best": say what is listed and in which order
+        best = front_by_first_objective(ostudy, best)
+        print(front_heading(best, min(3, len(best)), getattr(study, "objectives", ())))
     for trial in best[:3]:
         print(describe_trial(ostudy, trial))
     if len(best) > 3:
@@ -217,6 +223,8 @@ def _print_all_pruned(ostudy: optuna.Study) -> None:
 def print_status(run: OpenRun, top: int) -> None:
     study = run.study
     print(f"study '{study.study_name}' in {shown_url(run.storage_url)}: {state_counts(study)}")
+    if over := over_budget_said(study, run.run_dir):   # right under the counts it explains
+        print(over)
     record = run.study.user_attrs.get("searchlab")
     setup = record.get("search") if isinstance(record, dict) else None
     if setup:   # studies recorded before the setup was kept have none, nor do studies made by Optuna directly
@@ -230,7 +238,11 @@ def print_status(run: OpenRun, top: int) -> None:
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running and not _run_in_progress(run.run_dir):
         print(_running_elsewhere(study, running))
-    for trial in best_trials(study)[:top]:
+    best = best_trials(study)
+    if best and len(study.directions) > 1:   # no trial is "the best": say what is listed and in which order
+        best = front_by_first_objective(study, best)
+        print(front_heading(best, min(top, len(best)), setup_objectives(record), run.run_dir))
+    for trial in best[:top]:
         print(describe_trial(study, trial))
     print_failures(study)
     print_checkpoint_usage(run)
@@ -316,7 +328,7 @@ def _run_in_progress(run_dir: Path) -> bool:
     lock = run_dir / ".lock"
     if not lock.is_file():
         return False
-    with lock.open("a") as fh:
+    with lock.open("r") as fh:   # flock needs no write access: a run folder one may only read is looked at
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -401,13 +413,18 @@ def _scored_on(trial: FrozenTrial) -> str:
 
 
 def _threshold(trial: FrozenTrial) -> str:
-    """The decision threshold(s) chosen on validation, when not the default 0.5 (sensitivity etc. are at it)."""
+    """The decision threshold(s) the metrics shown are at (sensitivity, accuracy...; not AUC): chosen on
+    validation, or the fixed 0.5, which was left unsaid though a reader comparing trials needs it too."""
     chosen = trial.user_attrs.get("threshold")
     thresholds = chosen if isinstance(chosen, list) else [chosen]
-    if chosen is None or all(t == 0.5 for t in thresholds):
-        return ""
-    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds):
-        return ""   # not a threshold of ours (a user attribute of that name)
+    if chosen is None or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds):
+        return ""   # none, or not a threshold of ours (a user attribute of that name)
+    if all(t == 0.5 for t in thresholds):
+        # multi-class trials record 0.5 too but predict the argmax; other tasks' 0.5 is not ours to explain
+        if trial.user_attrs.get("task_kind") not in ("binary", "multilabel"):
+            return ""
+        how = " (fixed)" if _threshold_rule(trial) == "fixed" else f" (chosen on val by {_threshold_rule(trial)})"
+        return f", threshold{' 0.5 for every label' if isinstance(chosen, list) else '=0.5'}{how}"
     if not isinstance(chosen, list):
         # under CV the metrics are the folds' mean (each fold at its own threshold); this one is the exported
         # model's, chosen on the validation split
@@ -417,6 +434,18 @@ def _threshold(trial: FrozenTrial) -> str:
     always = [name for name, t in zip(names, chosen) if t <= 0.0]
     flagged = f" (0: {', '.join(always)} flagged on every image)" if always else ""
     return ", thresholds " + " ".join(f"{name}={t:.3g}" for name, t in zip(names, chosen)) + flagged
+
+
+def _threshold_rule(trial: FrozenTrial) -> str:
+    """imbalance.threshold as the trial ran it ("fixed" by default), read from its recorded config without
+    importing the training code (status imports no torch)."""
+    for attr in ("config_with_defaults", "config"):
+        config = trial.user_attrs.get(attr)
+        imbalance = config.get("imbalance") if isinstance(config, dict) else None
+        if isinstance(imbalance, dict) and isinstance(imbalance.get("threshold"), str):
+            return imbalance["threshold"]
+    rule = trial.params.get("imbalance.threshold", "fixed")
+    return rule if isinstance(rule, str) else "fixed"
 
 
 def _per_class(trial: FrozenTrial) -> str:

@@ -400,6 +400,17 @@ class StudyConfig(Frozen):
                         "none to stop trials by the Ray scheduler")
         return self
 
+    @model_validator(mode="after")
+    def _one_best_to_ensemble(self) -> "StudyConfig":
+        # an ensemble of the top_k best needs a ranking; several objectives have only a Pareto front, so the
+        # after-run export was skipped once the search was done, the hours spent before saying so
+        if len(self.objective) > 1 and self.export.top_k > 1:
+            raise AtKey("export.top_k", f"an ensemble of the top_k best trials needs one objective to rank them "
+                        f"by, and this study has {len(self.objective)} ({', '.join(o.metric for o in self.objective)})"
+                        ": its best trials are a Pareto front. Fix: remove export.top_k, and export one member of "
+                        "the front after the run with searchlab export RUN --trial N")
+        return self
+
     @property
     def resolved_run_dir(self) -> Path:
         return self.run_dir if self.run_dir is not None else Path("runs") / self.name

@@ -75,9 +75,8 @@ class Progress:
         if trial.state == TrialState.FAIL:
             self._say(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'no reason stored')}")
         elif self.as_lines:
-            value = ", ".join(f"{v:.4f}" for v in trial.values or []) or "-"
-            self._say(f"trial {trial.number} {trial.state.name.lower()}: {value} [{self.done}/{self.bar.total}, "
-                      f"{time.time() - self.started:.0f} s, {self._best_text()}]")
+            self._say(f"trial {trial.number} {trial.state.name.lower()}{_outcome(trial)} [{self.done}/"
+                      f"{self.bar.total}, {time.time() - self.started:.0f} s, {self._best_text()}]")
 
     def _track_best(self, trial: FrozenTrial) -> None:
         if trial.state != TrialState.COMPLETE or len(self.maximize) != 1 or not trial.values:
@@ -97,3 +96,12 @@ class Progress:
 
     def _say(self, line: str) -> None:
         self.bar.write(line, file=sys.stderr)
+
+
+def _outcome(trial: FrozenTrial) -> str:
+    """What a finished trial's log line says after its state: its values, or for a trial pruned over the
+    architecture budget (before training, so no value) why: "pruned: -" read as the pruner's doing."""
+    over = trial.user_attrs.get("over_budget")
+    if trial.state == TrialState.PRUNED and isinstance(over, str):
+        return f" ({over})"
+    return ": " + (", ".join(f"{v:.4f}" for v in trial.values or []) or "-")

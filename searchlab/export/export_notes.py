@@ -76,6 +76,7 @@ def warn_about_export(config: dict[str, Any]) -> None:
     _warn_if_one_class(config)
     _warn_if_a_label_is_always_on(config)
     _warn_if_few_test_images_of_a_class(config)
+    _warn_if_over_budget_now(config)
     front = config.get("dominated_by_front")
     if front:
         print(f"warning: trial {config['trial']['number']} is not on the Pareto front (trials "
@@ -95,6 +96,21 @@ def warn_about_export(config: dict[str, Any]) -> None:
               f"({below['ensemble']:.4f}) is worse than that of its member trial {below['member']} "
               f"({below['member_value']:.4f}{views}): a weaker member pulls the average down. Fix: --select greedy "
               f"(keeps only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
+
+
+def _warn_if_over_budget_now(config: dict[str, Any]) -> None:
+    """A trial that ran under an earlier, looser architecture budget than the study's now (a resume lowered
+    budget.max_*): config.json's search.budget records the new one, so the export read as fitting it."""
+    over = config.get("over_budget_now")
+    if not over:
+        return
+    who = f"trial {config['trial']['number']} is" if isinstance(config.get("trial"), dict) else \
+        "members of this ensemble are"
+    print(f"warning: {who} over the study's current architecture budget ({over}): trained under an earlier "
+          "one, before a resume lowered budget.max_*; search.budget in config.json is the current one "
+          "(recorded as over_budget_now). Fix: export a trial within the budget with --trial N (searchlab trials "
+          "RUN shows each trial's params, flops and depth), or keep this one knowing it does not fit",
+          file=sys.stderr)
 
 
 def _warn_if_few_test_images_of_a_class(config: dict[str, Any]) -> None:

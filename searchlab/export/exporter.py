@@ -15,6 +15,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial, TrialState
 from safetensors.torch import load_file
 
+from searchlab.config.schema import BudgetConfig
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.storage import ContainedArtifactStore, is_local_file
 from searchlab.errors import ExportError
@@ -38,6 +39,7 @@ from searchlab.intervals import export_intervals
 from searchlab.metrics import compute_metrics, confusion
 from searchlab.models import model_source, standalone
 from searchlab.nni_space import allow_nni_space, spaces_named
+from searchlab.tasks.costs import over_budget
 from searchlab.weights_file import save_weights
 
 FORMAT = "searchlab-export/1"
@@ -118,6 +120,8 @@ def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: i
         if table := per_class_table(config.get(key) or {}, config["class_names"]):
             config[f"{key}_per_class"] = table
     config.update(search_provenance(run))   # how the search that chose this model was set up, and its objectives
+    if over := over_budget_now(run, trials):   # search.budget above is the latest run's: say it does not fit it
+        config["over_budget_now"] = over
     save_weights(net.state_dict(), out / "weights.safetensors")
     config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
     (out / "model.py").write_text(model_source(nni_spaces(config["model"])))
@@ -151,6 +155,34 @@ def _dominated(study: optuna.Study, trial: FrozenTrial) -> list[int]:
     objective and better in one), else []."""
     front = [t.number for t in study.best_trials]
     return [] if trial.number in front else front
+
+
+ARCHITECTURE_LIMITS = ("max_flops", "max_params", "max_depth")
+COST_NAMES = ("params", "flops", "depth")
+
+
+def over_budget_now(run: OpenRun, trials: list[FrozenTrial]) -> str | None:
+    """Which exported trials break the study's current architecture budget (the latest run's, which a resume
+    may have lowered after they ran under an earlier one), by their recorded costs: "params 1.822e+04 >
+    max_params 5000", each prefixed by its trial for an ensemble. None when all fit (or no limit is set)."""
+    recorded = (run.search.get("budget") or {}) if isinstance(run.search, dict) else {}
+    limits = {k: recorded[k] for k in ARCHITECTURE_LIMITS if recorded.get(k) is not None}
+    if not limits:
+        return None
+    budget = BudgetConfig(**limits)
+    over = [(t.number, reason.removeprefix("over budget: ")) for t in trials
+            if (reason := over_budget(_recorded_costs(t), budget))]
+    if len(trials) == 1:
+        return over[0][1] if over else None
+    return "; ".join(f"trial {number}: {reason}" for number, reason in over) or None
+
+
+def _recorded_costs(trial: FrozenTrial) -> dict[str, float]:
+    """A trial's params, flops and depth as it recorded them (its metrics, or the user attrs of the same names)."""
+    attrs = trial.user_attrs
+    metrics = attrs.get("metrics") if isinstance(attrs.get("metrics"), dict) else {}
+    costs = {name: (metrics or {}).get(name, attrs.get(name)) for name in COST_NAMES}
+    return {name: float(v) for name, v in costs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _is_generate(run: OpenRun) -> bool:

@@ -25,17 +25,35 @@ def _numbered_trial(study: optuna.Study, number: int) -> FrozenTrial:
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in by_number:
         span = f"trials 0..{len(by_number) - 1}" if by_number else "no trials"
-        raise ExportError(f"trial {number} does not exist (the study has {span}). Fix: pick a completed trial "
-                          "(searchlab status RUN lists the best, searchlab trials RUN all), or leave out --trial "
-                          "for the best")
+        raise ExportError(f"trial {number} does not exist (the study has {span}). Fix: "
+                          f"{_pick_another(study)}")
     trial = by_number[number]
     if trial.state != TrialState.COMPLETE:
-        error = trial.user_attrs.get("error")
-        because = f" ({error})" if error else ""
-        raise ExportError(f"trial {number} is {trial.state.name}{because}; only COMPLETE trials can be exported. "
-                          "Fix: pick a completed trial (searchlab status RUN lists the best), or leave out "
-                          "--trial for the best")
+        raise ExportError(f"trial {number} is {trial.state.name}{_why_not_complete(trial)}; only COMPLETE trials "
+                          f"can be exported. Fix: {_pick_another(study)}")
     return trial
+
+
+def _why_not_complete(trial: FrozenTrial) -> str:
+    """Why a trial has no model to export, as it recorded it: its error, or why it was pruned (over the
+    architecture budget, before training; or by the pruner or the clock)."""
+    attrs = trial.user_attrs
+    for key in ("error", "over_budget", "pruned"):
+        if isinstance(attrs.get(key), str) and attrs[key]:
+            return f" ({attrs[key]})"
+    return ""
+
+
+def _pick_another(study: optuna.Study) -> str:
+    """Which trial to export instead. With several objectives there is no best to fall back on (leaving out
+    --trial is refused there): the Pareto front's members are the choices."""
+    if len(study.directions) == 1:
+        return ("pick a completed trial (searchlab status RUN lists the best, searchlab trials RUN all), or leave "
+                "out --trial for the best")
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return "no trial of this study completed yet: run it until some do (searchlab status RUN says why not)"
+    front = ", ".join(str(t.number) for t in sorted(study.best_trials, key=lambda t: t.number))
+    return f"pick a trial of the Pareto front with --trial N (front: {front}; searchlab status RUN shows them)"
 
 
 def _why_none(study: optuna.Study) -> str:

@@ -30,6 +30,8 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
     if len(names) in (2, 3):
         sections.append(_plot("Pareto front: " + " vs ".join(names),
                               lambda: vis.plot_pareto_front(study, target_names=names)))
+    elif len(names) > 3:   # Optuna draws 2 or 3 axes only; left out unsaid, the report read as missing a part
+        sections.append(note("Pareto front: " + ", ".join(names), pareto_not_drawn(len(names))))
     sections.append(_plot(f"Parallel coordinates: {names[0]}",
                           lambda: vis.plot_parallel_coordinate(study, target=_target(study, 0), target_name=names[0])))
     if len(complete) >= 2 and any(t.params for t in complete):
@@ -52,6 +54,12 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
     else:
         sections.append(note("Intermediate values", "no trial reported intermediate values"))
     return sections
+
+
+def pareto_not_drawn(objectives: int) -> str:
+    """Why a study of 4 or more objectives has no Pareto plot, and where its front is seen instead."""
+    return (f"not drawn: a Pareto plot is drawn for 2 or 3 objectives; this study has {objectives}. The table of "
+            "top trials below lists the front's trials with each objective's value (so does searchlab status RUN)")
 
 
 FEW_FOR_IMPORTANCES = 20   # below this, PED-ANOVA's best 10% of trials is one or two trials

@@ -1,0 +1,66 @@
+"""What `status` and a run's summary say about trials that did not train (over the architecture budget) and
+about a Pareto front (which trials are listed, in which order)."""
+from __future__ import annotations
+
+import re
+import shlex
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+
+def over_budget_said(study: optuna.Study, run_dir: Path) -> str | None:
+    """How many pruned trials were over the architecture budget, and which limit most of them broke: "1
+    complete, 11 pruned" read as the pruner's doing, or a search that went well, when 11 configs never trained."""
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    over = [t for t in pruned if isinstance(t.user_attrs.get("over_budget"), str)]
+    if not over:
+        return None
+    # the reasons differ in their numbers ("flops 1.5e+08 > max_flops 3e+07"): the limit broken is what recurs
+    broke = Counter(limit for t in over for limit in dict.fromkeys(_limits_broken(t.user_attrs["over_budget"])))
+    limit, count = broke.most_common(1)[0] if broke else ("*", len(over))   # "*": a reason of another form
+    example = next((t for t in over if f"max_{limit}" in t.user_attrs["over_budget"]), over[0])
+    reason = example.user_attrs["over_budget"].removeprefix("over budget: ")
+    most = f"most often over budget.max_{limit} ({count} of them, e.g." if broke else "e.g."
+    return (f"  ({len(over)} of the {len(pruned)} pruned trials were over the architecture budget, so never "
+            f"trained; {most} trial {example.number}: {reason}). Fix: loosen budget.max_{limit} or narrow the "
+            f"space to smaller architectures; `searchlab trials {shlex.quote(str(run_dir))}` shows each one's "
+            "reason in its over_budget column)")
+
+
+def _limits_broken(reason: str) -> list[str]:
+    """The costs an `over_budget` reason names ("over budget: flops 3.1e+07 > max_flops 2e+07; params ...")."""
+    return re.findall(r"> max_(\w+)", reason)
+
+
+def front_by_first_objective(study: optuna.Study, front: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The Pareto front best first by the first objective (ties by the next): in trial-number order, "the
+    best 3 of 4" shown were the first 3 run, not the best by anything."""
+    signs = [-1 if d == optuna.study.StudyDirection.MAXIMIZE else 1 for d in study.directions]
+    return sorted(front, key=lambda t: (*(s * v for s, v in zip(signs, t.values)), t.number))
+
+
+def front_heading(front: list[FrozenTrial], shown: int, objectives: Any, run_dir: Path | None = None) -> str:
+    """What the trial list below it is: the Pareto front, how much of it, in which order."""
+    first = _first_objective(objectives)
+    more = (f"; all: searchlab status {shlex.quote(str(run_dir))} --top {len(front)}"
+            if run_dir is not None and shown < len(front) else "")
+    return f"Pareto front: {shown} of its {len(front)} trial(s) shown, by {first}, best first{more}"
+
+
+def setup_objectives(record: Any) -> Any:
+    """The objectives a study's `searchlab` record names ([[metric, direction], ...]), or () when it has none."""
+    return record.get("objectives", ()) if isinstance(record, dict) else ()
+
+
+def _first_objective(objectives: Any) -> str:
+    """"auc (the first objective)" from [(metric, direction), ...] or [metric, ...]; unnamed when unrecorded."""
+    try:
+        first = objectives[0]
+        name = first[0] if isinstance(first, (list, tuple)) else first
+    except (IndexError, KeyError, TypeError):
+        return "first objective"
+    return f"{name} (the first objective)" if isinstance(name, str) else "first objective"

@@ -1,0 +1,86 @@
+"""Run folders on disks that refuse writes. One this user cannot write (a colleague's run, an archive, a
+read-only disk) is still read: status, trials and export opened its WAL database read-write and failed with
+"attempt to write a readonly database"; `run` on it failed with a raw traceback from the first INSERT. A disk
+that fills during a run ended it in a 90-line traceback. Made with a read-only bind mount (which root obeys too)
+and a small tmpfs, skipped where mounting is not allowed."""
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from searchlab.config.load import load_study
+from searchlab.engine.rundir import open_run
+from searchlab.engine.run import run_study
+from searchlab.errors import StorageError
+from test_run import TINY_CLASSIFY, callable_study
+
+
+def _mount(*commands: list[str]) -> None:
+    for command in commands:
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            subprocess.run(["umount", command[-1]], capture_output=True)
+            pytest.skip(f"cannot mount here: {done.stderr.strip()}")
+
+
+@pytest.fixture
+def read_only_run(write_study, tmp_path):
+    run_study(load_study(callable_study(write_study, n=3)), progress=False)
+    view = tmp_path / "view"
+    view.mkdir()
+    _mount(["mount", "--bind", str(tmp_path / "run"), str(view)], ["mount", "-o", "remount,ro,bind", str(view)])
+    yield view
+    subprocess.run(["umount", "--lazy", str(view)], check=True)   # lazy: this process may still hold the file
+
+
+def test_a_run_folder_nobody_may_write_is_read(read_only_run):
+    run = open_run(read_only_run)
+    assert [t.state for t in run.study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    done = subprocess.run([sys.executable, "-m", "searchlab.cli", "status", str(read_only_run)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "3 complete" in done.stdout, done.stderr
+
+
+def test_a_run_into_it_is_refused_saying_why(read_only_run):
+    from searchlab.engine.storage import open_storage
+
+    with pytest.raises(StorageError, match=r"cannot write the study database .*study\.db: this user cannot write it "
+                                           r"or its folder .* Fix: run in a copy you can write"):
+        open_storage(f"sqlite:///{read_only_run / 'study.db'}")
+
+
+def test_a_disk_that_fills_during_a_run_is_said_in_one_line(write_study, tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    _mount(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(full)])
+    try:   # a database and a few 64-wide checkpoints fill 1.2 MB
+        path = write_study(TINY_CLASSIFY.replace("width: {choice: [4, 8]}", "width: {choice: [48, 64]}")
+                           .replace("n_trials: 2", "n_trials: 8") + "export: {after_run: false}\n")
+        done = subprocess.run([sys.executable, "-m", "searchlab.cli", "run", str(path), "--no-progress", "--set",
+                               f"run_dir={full / 'run'}"], capture_output=True, text=True, timeout=300)
+    finally:
+        subprocess.run(["umount", "--lazy", str(full)], check=True)
+    assert done.returncode == 1, done.stderr
+    assert f"error: the disk holding {full / 'run'} is full: " in done.stderr and "Traceback" not in done.stderr
+    assert "Fix: free space there" in done.stderr
+
+
+def test_a_full_disk_is_found_in_the_chain_of_errors_optuna_raises():
+    import sqlite3
+
+    from searchlab.engine.storage import disk_full_error
+
+    try:
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError:
+            raise AssertionError("Should not reach")   # what Optuna's tell raises over it
+    except AssertionError as exc:
+        assert "database or disk is full" in str(disk_full_error(Path("/runs/x"), exc))
+    assert disk_full_error(Path("/runs/x"), OSError(errno.ENOSPC, "No space left on device")).exit_code == 1
+    assert disk_full_error(Path("/runs/x"), ValueError("a bug")) is None
