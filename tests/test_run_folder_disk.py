@@ -84,3 +84,17 @@ def test_a_full_disk_is_found_in_the_chain_of_errors_optuna_raises():
         assert "database or disk is full" in str(disk_full_error(Path("/runs/x"), exc))
     assert disk_full_error(Path("/runs/x"), OSError(errno.ENOSPC, "No space left on device")).exit_code == 1
     assert disk_full_error(Path("/runs/x"), ValueError("a bug")) is None
+
+
+def test_a_sqlite_database_on_a_network_file_system_is_warned_of(tmp_path):
+    from searchlab.engine.storage import network_filesystem, sqlite_on_network_warning
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/vda / ext4 rw 0 0\nfiler:/export /mnt/share nfs4 rw 0 0\n"
+                      "/dev/vdb /mnt/share/local\\040disk ext4 rw 0 0\n")
+    assert network_filesystem(Path("/mnt/share/team/runs/x"), mounts) == "nfs4"
+    assert network_filesystem(Path("/mnt/share/local disk/runs"), mounts) is None   # a local disk mounted inside
+    assert network_filesystem(Path("/home/me/runs"), mounts) is None
+    assert network_filesystem(Path("/mnt/shared"), mounts) is None   # a sibling name, not inside the share
+    assert sqlite_on_network_warning(f"sqlite:///{tmp_path / 'study.db'}") is None   # this test's own disk
+    assert sqlite_on_network_warning("postgresql://db/x") is None

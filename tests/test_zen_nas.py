@@ -175,3 +175,17 @@ def test_a_proxy_search_that_scored_no_network_stops_the_run(write_study):
                                              r"params [\d.e+]+ > max_params 10\).* Fix: loosen budget"):
         _search(tight, get_task(tight.config.task),
                 ZenNASSettings(candidates=3, batch_size=8, population_size=4, sample_size=2), None)
+
+
+def test_the_export_says_the_architecture_and_the_score_it_was_chosen_by(write_study, tmp_path):
+    from searchlab.export.exporter import export_run
+
+    run_study(load_study(write_study(STUDY.replace("N", "1").replace("candidates: 30", "candidates: 8"))),
+              progress=False)
+    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=100)
+    main, _ = _studies(tmp_path)
+    trial = main.trials[config["trial"]["number"]]
+    assert config["trial"]["architecture"] == trial.user_attrs["architecture"] and \
+        config["trial"]["architecture"].startswith("ZenNet(")
+    assert config["trial"]["zen_score"] == trial.user_attrs["zen_score"]
+    assert config["trial"]["proxy_trial"] == trial.user_attrs["proxy_trial"]

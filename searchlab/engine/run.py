@@ -35,7 +35,7 @@ from searchlab.engine.run_history import joined_since, record_run, run_entry, sa
 from searchlab.engine.rundir import check_same_storage, write_manifest
 from searchlab.engine.setup_record import search_setup
 from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
-from searchlab.engine.storage import is_local_file, open_storage, retry_callback
+from searchlab.engine.storage import is_local_file, open_storage, retry_callback, sqlite_on_network_warning
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
 from searchlab.engine.worker import ask_lock, run_worker
@@ -77,7 +77,8 @@ def _run(study: Study, progress: bool) -> RunResult:
         for said in (unseeded_warning(study.config.strategy, study.base_dir),
                      startup_warning(study.config.strategy, study.base_dir, study.config.budget.n_trials),
                      first_objective_warning(study.config.strategy, study.base_dir,
-                                             [metric for metric, _ in study.objectives])):
+                                             [metric for metric, _ in study.objectives]),
+                     sqlite_on_network_warning(study.storage_url)):
             if said:
                 print(f"warning: {said}", file=sys.stderr)
     new_dir = not run_dir.exists()

@@ -188,6 +188,44 @@ def disk_full_error(run_dir: Path, exc: BaseException) -> StorageError | None:
     return None
 
 
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "lustre", "glusterfs")
+
+
+def network_filesystem(path: Path, mounts: Path = Path("/proc/mounts")) -> str | None:
+    """The network file system type `path` sits on (nfs4, cifs, ...), from the longest mount point holding it;
+    None on a local disk, or where mounts cannot be read (not Linux)."""
+    try:
+        lines = mounts.read_text().splitlines()
+    except OSError:
+        return None
+    where = str(path.resolve())
+    best = ("", None)
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")   # /proc/mounts escapes spaces
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[0]):
+            best = (point, fields[2])
+    return best[1] if best[1] in NETWORK_FILESYSTEMS else None
+
+
+def sqlite_on_network_warning(url: str) -> str | None:
+    """SQLite's locking is unreliable on network file systems (its own documentation, and Optuna's): several
+    writers there can corrupt the database, and WAL needs shared memory they do not give."""
+    if not url.startswith("sqlite:///"):
+        return None
+    folder = Path(url.removeprefix("sqlite:///")).parent
+    kind = network_filesystem(folder)
+    if kind is None:
+        return None
+    return (f"the study database is on a network file system ({kind}: {folder}), where SQLite's locks are "
+            "unreliable: its writers can corrupt it. Fix: put run_dir on a local disk, or storage: "
+            "journal:///path/on/the/share/study.log (Optuna's journal file, made for shared disks), or a PostgreSQL "
+            "server")
+
+
 def is_local_file(url: str) -> bool:
     """SQLite and journal files: one machine's storage, where `run`'s lock finds trials left RUNNING."""
     return url.startswith(("sqlite:", "journal:"))
@@ -299,16 +337,9 @@ READ_ONLY = "this user cannot write it or its folder (a colleague's run, an arch
 
 def _writable(path: Path) -> bool:
     """Whether SQLite can write the database: the file, and its folder (a WAL database's -shm and -wal files
-    are made beside it, even to read). Tried for real: os.access trusts permissions a read-only mount ignores."""
-    try:
-        with open(path, "r+b"):
-            pass
-        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
-        probe.touch()
-        probe.unlink()
-        return True
-    except OSError:
-        return False
+    are made beside it, even to read). Asked of the system, never by opening the file: closing any descriptor
+    of it drops every SQLite lock this process holds on it (POSIX locks), which lost a run's trials."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _read_only(path: Path) -> RDBStorage:

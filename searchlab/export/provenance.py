@@ -53,7 +53,10 @@ def trial_provenance(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
             # where its initial weights came from: a run's trial, or a file or export and its hash
             **({"weights_from": attrs["weights_from"]} if "weights_from" in attrs else {}),
             # the generator export whose images joined its training data, and its weights' hash
-            **({"synthetic_from": attrs["synthetic_from"]} if "synthetic_from" in attrs else {})}
+            **({"synthetic_from": attrs["synthetic_from"]} if "synthetic_from" in attrs else {}),
+            # a searched architecture as a person reads it (genotype, block list), and the training-free score
+            # it was chosen by (zen_nas, deepmad) and that proxy trial: what a deployer asks of the model
+            **{key: attrs[key] for key in ("architecture", "zen_score", "entropy", "proxy_trial") if key in attrs}}
 
 
 def search_provenance(run: OpenRun) -> dict[str, Any]:
