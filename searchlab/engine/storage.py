@@ -309,13 +309,13 @@ def _with_driver(url: str) -> str:
 def _sqlite(url: str, heartbeat: bool, retries: int, reading: bool = False) -> RDBStorage:
     path = Path(url.removeprefix("sqlite:///"))
     if path.exists() and path.is_file():
-        _check_sqlite_file(path)
-        if not _writable(path):
+        if not _writable(path):   # before the check below, which opens it read-write
             if reading:
                 return _read_only(path)
             raise StorageError(f"cannot write the study database {path}: {READ_ONLY}, and a run writes every trial "
                                "to it. Fix: run in a copy you can write (cp -r the run folder, then --set "
                                "run_dir=COPY), or get write access to the file and its folder")
+        _check_sqlite_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Several local workers write at once: wait for the lock instead of failing with "database is locked".
     storage = _rdb(url, heartbeat, retries, connect_args={"timeout": 120})
