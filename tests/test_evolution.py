@@ -265,59 +265,48 @@ def test_a_child_whose_network_cannot_be_built_is_left_to_its_trial_not_raised_i
     assert budget_check(study)({"x": 1}) is None
 
 
-@pytest.mark.parametrize("strategy,warned", [("random", True), ("tpe", True), ("evolution", False)])
-def test_a_run_start_says_when_most_random_draws_are_over_the_budget(write_study, strategy, warned):
-    """Random and TPE trials drawn over the budget are pruned untrained but count in n_trials, unsaid; evolution
-    draws within it."""
+# widths 64-128 are over max_params 500 and width 4 within it: most random draws are over
+def _widths_study(write_study, strategy: str, max_params: str, n_trials: int = 2):
     from searchlab.config.load import load_study
-    from searchlab.tasks import get_task
-    from searchlab.tasks.costs import draws_over_budget_warning
 
-    study = load_study(write_study(f"""
-name: over
+    return load_study(write_study(f"""
+name: widths
 task: classify
 space:
   model: {{kind: cnn, depth: 1, width: {{choice: [4, 64, 96, 128]}}, convs_per_stage: 1}}
   optim: {{lr: {{float: [1.0e-3, 1.0e-2], log: true}}}}
 strategy: {strategy}
-budget: {{n_trials: 2, epochs: 1, max_params: 500}}
+pruner: none
+budget: {{n_trials: {n_trials}, epochs: 1, max_params: {max_params}}}
 """))
+
+
+@pytest.mark.parametrize("strategy,warned", [("random", True), ("tpe", True), ("evolution", False)])
+def test_a_run_start_says_when_most_random_draws_are_over_the_budget(write_study, strategy, warned):
+    """Random and TPE trials drawn over the budget are pruned untrained but count in n_trials, unsaid; evolution
+    draws within it."""
+    from searchlab.tasks import get_task
+    from searchlab.tasks.costs import draws_over_budget_warning
+
+    study = _widths_study(write_study, strategy, "500")
     said = draws_over_budget_warning(study, get_task(study.config.task).candidate)
     if warned:
         assert said is not None and " of 24 random configs of this space are over the architecture budget (e.g. " \
             "params " in said and "count in budget.n_trials" in said
     else:
         assert said is None
-    roomy = load_study(write_study(f"""
-name: roomy
-task: classify
-space:
-  model: {{kind: cnn, depth: 1, width: {{choice: [4, 64, 96, 128]}}, convs_per_stage: 1}}
-  optim: {{lr: {{float: [1.0e-3, 1.0e-2], log: true}}}}
-strategy: {strategy}
-budget: {{n_trials: 2, epochs: 1, max_params: 1.0e+5}}
-"""))
+    roomy = _widths_study(write_study, strategy, "1.0e+5")
     assert draws_over_budget_warning(roomy, get_task(roomy.config.task).candidate) is None
 
 
 def test_a_trial_over_the_budget_is_infeasible_to_optuna(write_study):
     """TPE took such trials (PRUNED, no values) for pruned ones, which it counts among the good while few trials
     have completed; as constraints it ranks them last (NSGA-II and the dashboard read them too)."""
-    from searchlab.config.load import load_study
     from searchlab.engine.run import run_study
 
     if not hasattr(optuna.Trial, "set_constraint"):
         pytest.skip("Optuna before 5.0 has no trial constraints")
-    study = load_study(write_study("""
-name: infeasible
-task: classify
-space:
-  model: {kind: cnn, depth: 1, width: {choice: [4, 64, 96, 128]}, convs_per_stage: 1}
-  optim: {lr: {float: [1.0e-3, 1.0e-2], log: true}}
-strategy: random
-pruner: none
-budget: {n_trials: 4, epochs: 1, max_params: 500}
-"""))
+    study = _widths_study(write_study, "random", "500", n_trials=4)
     trials = run_study(study, progress=False).study.trials
     over = [t for t in trials if "over_budget" in t.user_attrs]
     assert over and all(t.state == TrialState.PRUNED for t in over)

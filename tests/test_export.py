@@ -16,6 +16,7 @@ from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
 from searchlab.errors import ExportError, SearchlabError
 from searchlab.export.exporter import export_run
+from tiny_runs import run_on_breastmnist
 from torch_only import predict_without_searchlab
 
 STUDY = """
@@ -33,11 +34,7 @@ budget: {n_trials: 2, epochs: 2}
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, breastmnist_root):
     tmp = tmp_path_factory.mktemp("export")
-    path = tmp / "study.yaml"
-    path.write_text(STUDY + f"data: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}', "
-                    f"download: false}}\nrun_dir: '{tmp / 'run'}'\n")
-    run_study(load_study(path), progress=False)
-    config = export_run(tmp / "run", tmp / "best", bootstrap=200)
+    config = export_run(run_on_breastmnist(tmp, STUDY, breastmnist_root), tmp / "best", bootstrap=200)
     return tmp, config
 
 

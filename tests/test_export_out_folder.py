@@ -15,12 +15,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from searchlab.config.load import load_study
-from searchlab.engine.run import run_study
 from searchlab.errors import ExportError
 from searchlab.export.exporter import export_run
 from searchlab.export.publish import staged
 from searchlab.export.scorings import KEY
+from tiny_runs import run_on_breastmnist
 from test_run import TINY_CLASSIFY
 
 NOGROUP = next((g.gr_gid for g in grp.getgrall() if g.gr_name in ("nogroup", "nobody")), None)
@@ -30,12 +29,7 @@ root_only = pytest.mark.skipif(os.geteuid() != 0 or NOGROUP is None, reason="giv
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, breastmnist_root):
     """One tiny finished run, exported by each test into its own folder."""
-    tmp = tmp_path_factory.mktemp("out_folder")
-    path = tmp / "study.yaml"
-    path.write_text(TINY_CLASSIFY + f"data: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}', "
-                    f"download: false}}\nrun_dir: '{tmp / 'run'}'\n")
-    run_study(load_study(path), progress=False)
-    return tmp / "run"
+    return run_on_breastmnist(tmp_path_factory.mktemp("out_folder"), TINY_CLASSIFY, breastmnist_root)
 
 
 def exports_recorded(run: Path) -> list[dict]:
