@@ -118,12 +118,16 @@ def _mark_infeasible(costs: dict[str, float], budget: BudgetConfig, trial: Any) 
             set_constraint(f"max_{name}", costs[name] / max(limit, 1e-12) - 1.0)
 
 
-DRAWS_COSTED = 24   # random configs costed at a run's start: ~1 s; a share seen in 24 is within ~+-20 points
+DRAWS_COSTED = 24       # random configs costed at a run's start, at most: a share seen in 24 is within ~+-20 points
+COSTING_SECONDS = 3.0   # ... and for at most about this long: a cells network costs ~0.5 s to build and count
+FEWEST_TO_JUDGE = 5
 
 
 def draws_over_budget_warning(study: Any, candidate: Any) -> str | None:
     """Most random draws of the space over the architecture budgets: random and TPE trials drawn so are pruned
     untrained, yet count in budget.n_trials (11 of 12 trials of a cells study were), which nothing said."""
+    import time
+
     from searchlab.samplers.budget import random_params
     from searchlab.strategy import STAGED, resolve
     from searchlab.tasks import sample_trial_config
@@ -131,15 +135,20 @@ def draws_over_budget_warning(study: Any, candidate: Any) -> str | None:
     strategy = resolve(study.config.strategy, study.base_dir)
     if strategy.class_ is None and (strategy.name == "evolution" or strategy.name in STAGED):
         return None   # their random draws and mutations keep within the budgets
-    reasons = []
+    reasons: list[str | None] = []
+    started = time.perf_counter()
     for params in random_params(study, study.config.seed, DRAWS_COSTED):
+        if time.perf_counter() - started > COSTING_SECONDS:
+            break
         try:
             costs = candidate(study, sample_trial_config(optuna.trial.FixedTrial(params), study)).costs
         except Exception:   # noqa: BLE001 - a draw that cannot be built: its trial says why
             continue
         reasons.append(over_budget(costs, study.config.budget))
+    if len(reasons) < FEWEST_TO_JUDGE:
+        return None
     over = [r for r in reasons if r]
-    if len(over) * 2 < len(reasons) or not reasons:
+    if len(over) * 2 < len(reasons):
         return None
     return (f"{len(over)} of {len(reasons)} random configs of this space are over the architecture budget (e.g. "
             f"{over[0].removeprefix('over budget: ')}): trials drawn so are pruned untrained but count in "
