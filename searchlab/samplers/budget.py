@@ -3,6 +3,7 @@ architecture budgets, a random config that is, and which configs train the same 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -11,7 +12,8 @@ from optuna.trial import FixedTrial
 
 from searchlab.throwaway import throwaway_study
 
-RANDOM_DRAWS = 20   # random configs tried for one within the budgets, before the trial takes an unchecked draw
+RANDOM_DRAWS = 20     # random configs tried for one within the budgets, before the trial takes an unchecked draw
+RANDOM_SECONDS = 5.0  # ... for about this long at most: costing a cells network takes ~0.5-1 s
 
 
 class BudgetCheck:
@@ -35,10 +37,14 @@ class BudgetCheck:
         return over_budget(costs, self.study.config.budget) is None
 
     def random_fitting(self, seed: int) -> dict[str, Any] | None:
-        """A random config within the budgets (the first of RANDOM_DRAWS draws that fits), or None."""
+        """A random config within the budgets (the first of RANDOM_DRAWS draws that fits, looked for during about
+        RANDOM_SECONDS), or None."""
+        started = time.perf_counter()
         for params in random_params(self.study, seed, RANDOM_DRAWS):
             if self(params):
                 return params
+            if time.perf_counter() - started > RANDOM_SECONDS:
+                break
         return None
 
 
