@@ -315,3 +315,16 @@ def test_a_trial_over_the_budget_is_infeasible_to_optuna(write_study):
     assert over and all(t.state == TrialState.PRUNED for t in over)
     assert all(set(t.constraints) == {"max_params"} and t.constraints["max_params"] > 0 for t in over)
     assert all(not t.constraints for t in trials if t not in over)
+
+
+def test_the_random_start_stops_looking_for_configs_within_the_budget_when_none_are_found(monkeypatch):
+    """Each search costs up to 20 networks (seconds for cells): where fewer than 1 in 20 draws fits, it gave
+    nothing for that time on every ask of the random start."""
+    import searchlab.samplers.budget as budget
+
+    drawn = []
+    monkeypatch.setattr(budget, "random_params", lambda study, seed, n: drawn.extend([seed] * n) or [{"x": 1}] * n)
+    check = budget.BudgetCheck(study=None, task=None)
+    monkeypatch.setattr(budget.BudgetCheck, "__call__", lambda self, params: False)
+    assert [check.random_fitting(seed) for seed in range(4)] == [None] * 4
+    assert drawn == [0] * 20 + [1] * 20   # two searches, then none

@@ -14,6 +14,7 @@ from searchlab.throwaway import throwaway_study
 
 RANDOM_DRAWS = 20     # random configs tried for one within the budgets, before the trial takes an unchecked draw
 RANDOM_SECONDS = 5.0  # ... for about this long at most: costing a cells network takes ~0.5-1 s
+GIVE_UP_AFTER = 2     # searches that found none: fewer than 1 in 20 draws fits, so each would cost seconds for nothing
 
 
 class BudgetCheck:
@@ -22,6 +23,7 @@ class BudgetCheck:
 
     def __init__(self, study: Any, task: Any) -> None:
         self.study, self.task = study, task
+        self.misses = 0   # random_fitting calls that found nothing
 
     def __call__(self, params: dict[str, Any]) -> bool | None:
         from searchlab.tasks import sample_trial_config
@@ -39,12 +41,15 @@ class BudgetCheck:
     def random_fitting(self, seed: int) -> dict[str, Any] | None:
         """A random config within the budgets (the first of RANDOM_DRAWS draws that fits, looked for during about
         RANDOM_SECONDS), or None."""
+        if self.misses >= GIVE_UP_AFTER:
+            return None
         started = time.perf_counter()
         for params in random_params(self.study, seed, RANDOM_DRAWS):
             if self(params):
                 return params
             if time.perf_counter() - started > RANDOM_SECONDS:
                 break
+        self.misses += 1
         return None
 
 
