@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import FixedTrial
 
+from searchlab.samplers.evolution import Identity
 from searchlab.throwaway import throwaway_study
 
 RANDOM_DRAWS = 20     # random configs tried for one within the budgets, before the trial takes an unchecked draw
@@ -78,7 +79,7 @@ def budget_check(study: Any) -> BudgetCheck | None:
     return BudgetCheck(study, task)
 
 
-def config_identity(study: Any):   # -> Callable[[dict[str, Any]], Hashable | None]
+def config_identity(study: Any) -> Identity:
     """params -> what makes two trials train alike: their config with the architecture as built (its readable
     form), not as drawn. Zen ratios 0.5 and 1 of an 8-wide block build the same network; evolution took them
     for two configs, trained both, and the luckier seed's copy was exported as best."""
