@@ -221,7 +221,8 @@ def _run_saying_a_lost_storage(study: Any, progress: bool) -> Any:
     """run_study, with a database server that stopped or restarted mid-run (a StorageError: exit 2), or a full
     disk (exit 1), said in one line instead of the 300-line traceback Optuna's tell ends in, with how to resume."""
     from searchlab.engine.run import run_study
-    from searchlab.engine.storage import disk_full_error, lost_storage_error
+    from searchlab.engine.disks import disk_full_error
+    from searchlab.engine.storage import lost_storage_error
 
     try:
         return run_study(study, progress=progress)

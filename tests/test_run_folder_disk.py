@@ -73,7 +73,7 @@ def test_a_disk_that_fills_during_a_run_is_said_in_one_line(write_study, tmp_pat
 def test_a_full_disk_is_found_in_the_chain_of_errors_optuna_raises():
     import sqlite3
 
-    from searchlab.engine.storage import disk_full_error
+    from searchlab.engine.disks import disk_full_error
 
     try:
         try:
@@ -87,7 +87,7 @@ def test_a_full_disk_is_found_in_the_chain_of_errors_optuna_raises():
 
 
 def test_a_sqlite_database_on_a_network_file_system_is_warned_of(tmp_path):
-    from searchlab.engine.storage import network_filesystem, sqlite_on_network_warning
+    from searchlab.engine.disks import network_filesystem, sqlite_on_network_warning
 
     mounts = tmp_path / "mounts"
     mounts.write_text("/dev/vda / ext4 rw 0 0\nfiler:/export /mnt/share nfs4 rw 0 0\n"

@@ -28,6 +28,7 @@ from searchlab.config.schema import ExecutorConfig, usable_cores
 from searchlab.data import data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
 from searchlab.engine.changed_settings import fixed_settings
+from searchlab.engine.disks import sqlite_on_network_warning
 from searchlab.engine.progress import FINISHED, Progress, failed_configs, stopped_by_failures
 from searchlab.engine.own_trials import LEFT_RUNNING, OwnTrials, left_running
 from searchlab.engine.resume import check_resumable
@@ -35,7 +36,7 @@ from searchlab.engine.run_history import joined_since, record_run, run_entry, sa
 from searchlab.engine.rundir import check_same_storage, write_manifest
 from searchlab.engine.setup_record import search_setup
 from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
-from searchlab.engine.storage import is_local_file, open_storage, retry_callback, sqlite_on_network_warning
+from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
 from searchlab.engine.worker import ask_lock, run_worker
