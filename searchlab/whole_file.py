@@ -2,6 +2,7 @@
 the target and moved over it in one step."""
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,4 +55,5 @@ def _partial_beside(final: Path, out: Path) -> Iterator[Path]:
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from exc
     finally:
-        part.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):   # on a read-only disk this fails too, and its error named the partial
+            part.unlink(missing_ok=True)

@@ -98,3 +98,27 @@ def test_a_sqlite_database_on_a_network_file_system_is_warned_of(tmp_path):
     assert network_filesystem(Path("/mnt/shared"), mounts) is None   # a sibling name, not inside the share
     assert sqlite_on_network_warning(f"sqlite:///{tmp_path / 'study.db'}") is None   # this test's own disk
     assert sqlite_on_network_warning("postgresql://db/x") is None
+
+
+def test_reading_commands_on_it_say_what_they_could_not_write(read_only_run, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "searchlab.cli", "report", str(read_only_run)], capture_output=True,
+                          text=True, timeout=300)
+    # the report's default place is in the run folder: named, not the hidden partial file beside it
+    assert done.returncode == 1 and f"error: {read_only_run / 'report.html'}: Read-only file system" in done.stderr
+    assert ".partial" not in done.stderr
+
+
+def test_an_export_of_it_says_its_test_scoring_is_not_recorded(write_study, tmp_path):
+    from searchlab.export.exporter import export_run
+
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    view = tmp_path / "view"
+    view.mkdir()
+    _mount(["mount", "--bind", str(tmp_path / "run"), str(view)], ["mount", "-o", "remount,ro,bind", str(view)])
+    try:
+        config = export_run(view, tmp_path / "best", bootstrap=100)
+    finally:
+        subprocess.run(["umount", "--lazy", str(view)], check=True)
+    # it said "recorded" (times: N) though nothing could be written there
+    assert config["test_split_scored"]["times"] is None
+    assert "read-only here" in config["test_split_scored"]["not_recorded"]

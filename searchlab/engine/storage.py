@@ -275,6 +275,13 @@ def _sqlite(url: str, heartbeat: bool, retries: int, reading: bool = False) -> R
 READ_ONLY = "this user cannot write it or its folder (a colleague's run, an archive, a read-only disk)"
 
 
+def opened_read_only(storage: object) -> bool:
+    """Whether `storage` is a SQLite database open_storage(reading=True) opened read-only (a write to it fails,
+    and a write that changes nothing may not even be tried: SQLAlchemy skips it)."""
+    backend = getattr(storage, "_backend", storage)   # Optuna wraps RDB storages in a cache
+    return "mode=ro" in str(getattr(backend, "url", ""))
+
+
 def _writable(path: Path) -> bool:
     """Whether SQLite can write the database: the file, and its folder (a WAL database's -shm and -wal files
     are made beside it, even to read). Asked of the system, never by opening the file: closing any descriptor

@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 
+from searchlab.engine.storage import READ_ONLY, opened_read_only
 from searchlab.export.publish import when_published
 
 KEY = "searchlab_exports"
@@ -24,6 +25,9 @@ def record_scoring(study: optuna.Study, config: dict[str, Any], out: Path) -> di
     entry = {"at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "out": str(out.resolve()),
              "trials": numbers, "tta": config.get("tta", "none")}
     earlier = list(study.user_attrs.get(KEY, []))
+    if opened_read_only(study._storage):
+        return {"times": None, "not_recorded": f"the run folder's study database is read-only here ({READ_ONLY})",
+                "earlier_exports": earlier[-KEPT:]}
     try:   # written unchanged now, so that config.json can say whether the study takes the record
         study.set_user_attr(KEY, earlier)
     except Exception as exc:   # noqa: BLE001 -- a read-only copy of a run still exports; the card says so
