@@ -62,9 +62,11 @@ def test_an_export_replaced_since_its_trials_ran_is_told_apart_by_their_recorded
     export = _hand_export(tmp_path / "gen", 2, list(CLASSES))
     used = hashlib.sha256((export / "weights.safetensors").read_bytes()).hexdigest()
     trials = [{"synthetic_from": {"export": str(export), "sha256": used, "images": {"a": 4}}},
-              {"weights_from": {"file": "/w.pt", "sha256": "f" * 64}}]   # a weights file is no export
+              {"weights_from": {"file": "/w.pt", "sha256": "f" * 64}},
+              {"weights_from": {"run": "/runs/pre", "trial": 3}}]   # a run's best trial: read each time, no digest
     recorded = recorded_digests(origins_of(trials))
-    assert recorded == {str(export): {used}} and changed_since(export, recorded[str(export)]) is None
+    assert recorded == {str(export): {used}, "/w.pt": {"f" * 64}}
+    assert changed_since(export, recorded[str(export)]) is None
     config = json.loads((export / "config.json").read_text())
     (export / "config.json").write_text(json.dumps({**config, "weights_sha256": "e" * 64}))   # another export
     assert changed_since(export, {used}).startswith("the export there now holds other weights (sha256 eeeeeeee")
@@ -83,7 +85,7 @@ def test_a_resume_after_the_generator_was_replaced_at_its_path_is_warned(tmp_pat
                                                     "weights_sha256": "e" * 64}))
     [said] = replaced_since_warnings(earlier)
     assert said.startswith(f"{export}, which earlier trials of this study learned from: the export there now holds "
-                           "other weights") and "put the earlier export back" in said
+                           "other weights") and "put the earlier weights back" in said
     (export / "config.json").unlink()
     (export / "weights.safetensors").unlink()
     assert replaced_since_warnings(earlier) == []   # gone: refused when a run still names it
@@ -102,3 +104,18 @@ def test_a_generator_of_images_framed_or_scaled_otherwise_is_refused(tmp_path):
     assert generator_mismatch(export, SHAPE, CLASSES, {"fit": "pad", "bit_depth": None}) is None
     rule, _ = generator_mismatch(export, SHAPE, CLASSES, {"fit": "pad", "bit_depth": 12})
     assert "learned images read with data.bit_depth: None; this data is read with bit_depth: 12" in rule
+
+
+def test_a_resume_after_a_weights_file_was_replaced_at_its_path_is_warned(tmp_path):
+    """A weights file overwritten in place (other weights, same name) was used by the new trials and ranked beside
+    the earlier ones without a word, where an export replaced so was warned of."""
+    from searchlab.export.weights_origin import replaced_since_warnings
+
+    weights = tmp_path / "resnet18.safetensors"
+    weights.write_bytes(b"first weights")
+    earlier = [{"weights_from": {"file": str(weights), "sha256": hashlib.sha256(b"first weights").hexdigest()}}]
+    assert replaced_since_warnings(earlier) == []
+    weights.write_bytes(b"other weights")
+    [said] = replaced_since_warnings(earlier)
+    assert said.startswith(f"{weights}, which earlier trials of this study learned from: the file now holds other "
+                           "weights (sha256 ")

@@ -1,7 +1,7 @@
-"""Whether the export a study's trials learned from (the weights they started from, the generator whose images
-they trained on) still holds the weights they used. Each trial records the export's path with its weights'
-SHA-256 (tasks/transfer.py's tell_source); a path alone may name other weights later, when the export was
-moved away or another was written in its place. Kept free of torch: `status` and `resume` read it."""
+"""Whether the export or weights file a study's trials learned from (the weights they started from, the generator
+whose images they trained on) still holds the weights they used. Each trial records the path with the weights'
+SHA-256 (tasks/transfer.py's tell_source); a path alone may name other weights later, when the export or file
+was moved away or another was written in its place. Kept free of torch: `status` and `resume` read it."""
 from __future__ import annotations
 
 import hashlib
@@ -14,12 +14,13 @@ ORIGIN_KEYS = ("weights_from", "synthetic_from")   # a trial's user attrs (and e
 
 
 def recorded_digests(origins: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
-    """{export folder: the weights' SHA-256s trials recorded for it}, from their `weights_from` and
-    `synthetic_from` records (those naming a run or a weights file are not exports)."""
+    """{export folder or weights file: the weights' SHA-256s trials recorded for it}, from their `weights_from`
+    and `synthetic_from` records (a run folder's record carries none: its best trial is read each time)."""
     found: dict[str, set[str]] = {}
     for origin in origins:
-        if isinstance(origin, dict) and origin.get("export") and origin.get("sha256"):
-            found.setdefault(str(origin["export"]), set()).add(str(origin["sha256"]))
+        where = (origin.get("export") or origin.get("file")) if isinstance(origin, dict) else None
+        if where and origin.get("sha256"):
+            found.setdefault(str(where), set()).add(str(origin["sha256"]))
     return found
 
 
@@ -35,7 +36,10 @@ def file_sha256(path: Path) -> str:
 
 
 def current_digest(export: Path) -> str | None:
-    """The SHA-256 of the weights in `export` now: as its config.json records it, else read; None when gone."""
+    """The SHA-256 of the weights in `export` (a folder, or a weights file) now: as an export's config.json
+    records it, else read; None when gone."""
+    if export.is_file():
+        return file_sha256(export)
     try:
         recorded = json.loads((export / "config.json").read_text()).get("weights_sha256")
         if isinstance(recorded, str):
@@ -55,7 +59,8 @@ def changed_since(export: Path, used: set[str]) -> str | None:
         return "it is no longer at that path"
     now = current_digest(export) if used else None
     if now is not None and now not in used:
-        return (f"the export there now holds other weights (sha256 {now[:16]}...) than the trials used "
+        what = "file" if export.is_file() else "export there"
+        return (f"the {what} now holds other weights (sha256 {now[:16]}...) than the trials used "
                 f"({', '.join(sorted(d[:16] + '...' for d in used))})")
     return None
 
@@ -68,6 +73,6 @@ def replaced_since_warnings(records: Iterable[dict[str, Any]]) -> list[str]:
     for export, used in recorded_digests(origins_of(records)).items():
         if Path(export).exists() and (why := changed_since(Path(export), used)):
             said.append(f"{export}, which earlier trials of this study learned from: {why}. This run's trials learn "
-                        "from what is there now, ranked beside theirs. Fix: put the earlier export back, or give the "
-                        "study a new name (or run_dir) to start afresh")
+                        "from what is there now, ranked beside theirs. Fix: put the earlier weights back, or give "
+                        "the study a new name (or run_dir) to start afresh")
     return said
