@@ -251,9 +251,19 @@ def _refuse_unknown_args(factory: Any, args: dict[str, Any], what: str) -> None:
         return
     if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    takes = sorted(name for name, p in params.items() if name not in PASSED and name != "self"
-                   and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
-    unknown = sorted(set(args) - set(takes) - set(PASSED))
+    named = {name: p for name, p in params.items() if name not in PASSED and name != "self"
+             and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    # a function (TPE's gamma, weights, constraints_func) cannot be written in YAML: a string there made every
+    # trial after the random start fail with "'int' object is not callable"
+    functions = sorted(name for name, p in named.items() if "Callable" in str(p.annotation))
+    if given := sorted(set(args) & set(functions)):
+        raise ConfigError(f"{what}: its argument {given[0]} takes a Python function, which a study file cannot "
+                          "give",
+                          key=f"strategy.args.{given[0]}", got=args[given[0]],
+                          fix="remove it, or write a sampler class that passes it and name it as strategy: "
+                              "{class: \"module:Class\"}")
+    takes = sorted(set(named) - set(functions))
+    unknown = sorted(set(args) - set(named) - set(PASSED))
     if unknown:
         close = did_you_mean(unknown[0], takes)
         raise ConfigError(f"{what} has no such argument", key=f"strategy.args.{unknown[0]}", got=unknown[0],

@@ -270,3 +270,13 @@ def test_a_strategy_that_steers_by_the_first_objective_is_warned_of_in_a_multi_o
     assert "NSGAIISampler" in first_objective_warning(StrategyConfig(preset="evolution"), None, ["auc", "params"])
     assert first_objective_warning(StrategyConfig(name="tpe"), None, ["auc", "params"]) is None   # models both
     assert first_objective_warning(StrategyConfig(name="evolution"), None, ["auc"]) is None
+
+
+def test_a_sampler_argument_that_takes_a_function_is_refused_and_not_offered():
+    # `gamma: 3` ran, and every trial after TPE's random start failed with "'int' object is not callable"
+    with pytest.raises(ConfigError, match=r"strategy\.args\.gamma: strategy 'tpe': its argument gamma takes a Python "
+                                          r"function, which a study file cannot give \(got 3\)"):
+        build_sampler(StrategyConfig(name="tpe", args={"gamma": 3}), 0)
+    with pytest.raises(ConfigError) as caught:
+        build_sampler(StrategyConfig(name="tpe", args={"n_startup": 3}), 0)
+    assert "n_startup_trials" in str(caught.value) and "constraints_func" not in str(caught.value)
