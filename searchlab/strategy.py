@@ -157,8 +157,9 @@ def first_objective_warning(cfg: StrategyConfig, study_dir: Path | None, objecti
     if len(objectives) < 2 or cfg.class_ is not None or cfg.name not in FIRST_OBJECTIVE_ONLY:
         return None
     others = ", ".join(objectives[1:])
-    return (f"strategy '{cfg.name}' {FIRST_OBJECTIVE_ONLY[cfg.name]} ({objectives[0]}) only: {others} are "
-            "recorded and form the Pareto front, but do not steer the search. Fix: tpe (which models every "
+    are, do = ("are", "do") if len(objectives) > 2 else ("is", "does")
+    return (f"strategy '{cfg.name}' {FIRST_OBJECTIVE_ONLY[cfg.name]} ({objectives[0]}) only: {others} {are} "
+            f"recorded, and in the Pareto front, but {do} not steer the search. Fix: tpe (which models every "
             "objective) or strategy: {class: \"optuna.samplers:NSGAIISampler\"}, or one objective with the others "
             "as budget limits (budget.max_params, max_flops)")
 

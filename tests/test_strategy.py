@@ -266,7 +266,7 @@ def test_a_strategy_that_steers_by_the_first_objective_is_warned_of_in_a_multi_o
 
     said = first_objective_warning(StrategyConfig(name="deepmad"), None, ["auc", "flops"])
     assert said.startswith("strategy 'deepmad' designs for the most entropy, then breeds by the first objective "
-                           "(auc) only: flops are recorded and form the Pareto front, but do not steer the search")
+                           "(auc) only: flops is recorded, and in the Pareto front, but does not steer the search")
     assert "NSGAIISampler" in first_objective_warning(StrategyConfig(preset="evolution"), None, ["auc", "params"])
     assert first_objective_warning(StrategyConfig(name="tpe"), None, ["auc", "params"]) is None   # models both
     assert first_objective_warning(StrategyConfig(name="evolution"), None, ["auc"]) is None

@@ -48,7 +48,8 @@ def threshold_selection_warning(objectives: list[str], chosen_on_val: bool) -> s
     bound = [m for m in objectives if m not in THRESHOLD_FREE and not m.startswith("auc_class_")]
     if not chosen_on_val or not bound:
         return None
-    return (f"{', '.join(bound)} is scored at a decision threshold chosen on the same validation images that "
+    return (f"{', '.join(bound)} {'is' if len(bound) == 1 else 'are'} scored at a decision threshold chosen on the "
+            "same validation images that "
             "rank the trials (space.imbalance.threshold), so trials that choose one are ranked optimistically, "
             "above fixed-threshold trials most of all. Fix: space.train.cv_folds (each fold is scored at a "
             "threshold chosen on the other folds), or an objective free of thresholds (auc, average_precision)")
