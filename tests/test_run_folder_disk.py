@@ -122,3 +122,21 @@ def test_an_export_of_it_says_its_test_scoring_is_not_recorded(write_study, tmp_
     # it said "recorded" (times: N) though nothing could be written there
     assert config["test_split_scored"]["times"] is None
     assert "read-only here" in config["test_split_scored"]["not_recorded"]
+
+
+def test_a_checkpoint_the_disk_had_no_room_for_leaves_no_part_of_it(tmp_path, monkeypatch):
+    import io
+    import shutil
+
+    from searchlab.engine.storage import artifact_store
+
+    store = artifact_store(tmp_path)
+
+    def copy_until_full(source, target, *args, **kwargs):
+        target.write(source.read(10))   # some of it written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfileobj", copy_until_full)
+    with pytest.raises(OSError, match="No space left"):
+        store.write("trial-0.safetensors", io.BytesIO(b"x" * 100))
+    assert list((tmp_path / "artifacts").iterdir()) == []

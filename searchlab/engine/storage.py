@@ -384,7 +384,12 @@ class ContainedArtifactStore(FileSystemArtifactStore):
         return super().open_reader(self._inside(artifact_id))
 
     def write(self, artifact_id: str, content_body: BinaryIO) -> None:
-        super().write(self._inside(artifact_id), content_body)
+        try:
+            super().write(self._inside(artifact_id), content_body)
+        except OSError:   # a full disk left the part written: nothing refers to it, and it held the space freed
+            with contextlib.suppress(OSError, ValueError):
+                os.remove(os.path.join(self._base_path, self._inside(artifact_id)))
+            raise
 
     def remove(self, artifact_id: str) -> None:
         super().remove(self._inside(artifact_id))
