@@ -6,6 +6,7 @@ and a small tmpfs, skipped where mounting is not allowed."""
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,11 @@ def test_a_checkpoint_the_disk_had_no_room_for_leaves_no_part_of_it(tmp_path, mo
     with pytest.raises(OSError, match="No space left"):
         store.write("trial-0.safetensors", io.BytesIO(b"x" * 100))
     assert list((tmp_path / "artifacts").iterdir()) == []
+
+
+def test_a_run_into_it_says_why_not_and_calls_it_no_copy(read_only_run, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "searchlab.cli", "run", str(tmp_path / "study.yaml"), "--set",
+                           f"run_dir={read_only_run}", "--set", "budget.n_trials=4"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    assert done.returncode == 2 and "cannot write the study database" in done.stderr, done.stderr
+    assert "is a copy of the run folder" not in done.stderr   # the same folder, mounted at another path

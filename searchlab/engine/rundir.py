@@ -62,7 +62,7 @@ def check_same_storage(study: "Study") -> None:
         print(f"note: {study.run_dir} recorded its storage with another password (rotated, or moved to PGPASSWORD "
               f"or ~/.pgpass) or other connection options: the same database, {shown_url(now)}, so the run "
               f"resumes; once it opens, the run folder's {MANIFEST} records the URL given", file=sys.stderr)
-    elif before and before != now:   # refuse_other_storage let it through: the folder's own copy
+    elif before and before != now and not _same_folder(study.run_dir, recorded_dir):   # the folder's own copy
         print(f"note: {study.run_dir} is a copy of the run folder {recorded_dir}: this run resumes the copy's own "
               f"study ({shown_url(now)}); the original is left as it is", file=sys.stderr)
 
@@ -106,6 +106,14 @@ def database_of(url: str) -> str:
     base, _, query = rest.partition("?")
     naming = sorted(param for param in query.split("&") if param.split("=", 1)[0].lower() in _NAMING_PARAMETERS)
     return scheme.split("+", 1)[0] + "://" + base + ("?" + "&".join(naming) if naming else "")
+
+
+def _same_folder(here: Path, recorded: Path) -> bool:
+    """One folder under two paths (a bind mount, a mounted share seen at another path): no copy."""
+    try:
+        return os.path.samefile(here, recorded)
+    except OSError:   # the recorded folder is gone, or cannot be reached from here
+        return False
 
 
 def _own_copy(before: str, now: str, run_dir: Path, recorded_dir: Path) -> bool:
