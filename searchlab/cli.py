@@ -300,7 +300,7 @@ def _cmd_trials(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    if args.trial is not None:
+    if args.trial is not None or args.top_k == 1:
         _refuse_unfinished_trial_early(args.run, args.trial)
     from searchlab.export.exporter import export_run
     from searchlab.export.publish import describe_export
@@ -327,8 +327,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_unfinished_trial_early(run_folder: str, number: int) -> None:
-    """A trial that is not COMPLETE (one still RUNNING, say) is refused before the exporter's imports (~5 s)."""
+def _refuse_unfinished_trial_early(run_folder: str, number: int | None) -> None:
+    """A trial that is not COMPLETE (one still RUNNING, say), or a study with none yet, is refused before the
+    exporter's imports (~5 s)."""
     from searchlab.engine.rundir import open_run
     from searchlab.export.picking import pick_trial
 

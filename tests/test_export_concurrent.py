@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
+
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
 from test_run import TINY_CLASSIFY
@@ -77,3 +79,19 @@ def test_export_of_a_trial_still_running_is_refused_before_the_exporter_loads(wr
     assert done.returncode == 2, done.stderr
     assert f"trial {running.number} is RUNNING; only COMPLETE trials can be exported" in done.stderr
     assert "torch not loaded" in done.stdout and not (tmp_path / "early").exists()
+
+
+def test_export_while_no_trial_has_completed_yet_says_to_wait_before_the_exporter_loads(write_study, tmp_path):
+    from test_run import CALLABLE
+
+    text = CALLABLE.format(fn="fails_when_positive", n=1, sleep=0.0).replace("[-3, 3]", "[1, 3]")
+    run_study(load_study(write_study(text)), progress=False)   # its one trial failed
+    study = optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    study.ask()   # a search going on: a trial running, none completed
+    script = ("import sys; from searchlab.cli import main; code = main(sys.argv[1:]); "
+              "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded'); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script, "export", str(tmp_path / "run"), "--out",
+                           str(tmp_path / "early")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.returncode == 2 and "has no completed trial to export yet (1 FAIL, 1 RUNNING" in done.stderr
+    assert "Fix: wait until a trial completes" in done.stderr and "torch not loaded" in done.stdout

@@ -67,4 +67,6 @@ def _why_none(study: optuna.Study) -> str:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
     failed = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("error")]
     last = f"; the latest failure, trial {failed[-1].number}: {failed[-1].user_attrs['error']}" if failed else ""
+    if any(t.state == TrialState.RUNNING for t in trials):   # a search going on: not one to fix and run again
+        return f" ({counts}{last}). Fix: wait until a trial completes (searchlab status RUN shows how it goes)"
     return f" ({counts}{last}). Fix: see why with searchlab status RUN, fix that and run the study again"
