@@ -2,7 +2,9 @@
 
 Weights are matched by name. The classifier head is always new (the task's classes differ); a first
 convolution trained on RGB is adapted to grayscale by summing over its input channels (and back by
-spreading), as timm does; any other shape mismatch fails the trial naming the layers.
+spreading), as timm does; an absolute position embedding (ViT, DeiT) trained at another image size is
+resampled to this model's patch grid, as timm's own loaders do; any other shape mismatch fails the trial
+naming the layers. Checkpoint files are read in checkpoint_files.py (Lightning's and timm's included).
 
 Frozen blocks keep requires_grad False; under "cutoff" their batch-norm statistics still follow the new
 data in training mode (torchvision's usual fine-tuning), while "features" computes the features once in
@@ -12,21 +14,24 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import socket
+import sys
 import urllib.parse
 from pathlib import Path
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from searchlab.errors import TrialFailure
 from searchlab.export.weights_origin import file_sha256
 from searchlab.models.standalone import read_safetensors
+from searchlab.tasks.checkpoint_files import (SAVE_A_STATE_DICT, cached_hub_file, dropped_prefix, hub_source,
+                                              read_checkpoint, state_sha256, unwrapped)
 from searchlab.tasks.classify_config import TimmSpec
 from searchlab.tasks.transfer_config import TransferFields
 from searchlab.tasks.train import ParamGroups
@@ -39,8 +44,14 @@ def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path,
     if spec.transfer == "scratch":
         return [{"params": list(model.parameters())}]
     assert spec.weights is not None   # TransferFields guarantees it
-    load_matching(model, source_state(spec, model, base_dir, on_source), spec.weights,
-                  lambda: architectures_note(spec, base_dir))
+    origin: dict[str, Any] = {}
+    state = source_state(spec, model, base_dir, origin.update)
+    try:
+        adapted = load_matching(model, state, spec.weights, lambda: architectures_note(spec, base_dir))
+        origin.update({"adapted": adapted} if adapted else {})
+    finally:   # told even when the weights do not fit: which weights failed is worth recording too
+        if on_source is not None and origin:
+            on_source(origin)
     blocks = model.parameter_blocks()
     head = [p for n, p in model.named_parameters() if n.startswith(model.head_prefix)]
     if spec.transfer == "features":
@@ -53,8 +64,8 @@ def apply_transfer(model: nn.Module, spec: TransferFields, base_dir: Path,
         _freeze(p for block in blocks[:spec.cutoff] for _, p in block)
         return [{"params": [p for block in blocks[spec.cutoff:] for _, p in block] + head}]
     n = len(blocks)   # full: the deepest block trains at lr x decay, the input block at lr x decay^n
-    return [{"params": [p for _, p in block], "lr_scale": spec.layer_decay ** (n - i)} for i, block in enumerate(blocks)] \
-        + [{"params": head, "lr_scale": 1.0}]
+    return [{"params": [p for _, p in block], "lr_scale": spec.layer_decay ** (n - i)}
+            for i, block in enumerate(blocks)] + [{"params": head, "lr_scale": 1.0}]
 
 
 def architectures_note(spec: TransferFields, base_dir: Path) -> str | None:
@@ -99,7 +110,7 @@ def source_state(spec: TransferFields, model: nn.Module, base_dir: Path,
     assert spec.weights is not None
     if spec.weights == "timm":
         assert isinstance(spec, TimmSpec)
-        return _timm_hub_state(spec)
+        return _timm_hub_state(spec, on_source)
     path = Path(spec.weights)
     path = path if path.is_absolute() else base_dir / path
     if path.is_dir() and (path / "config.json").is_file():
@@ -108,8 +119,9 @@ def source_state(spec: TransferFields, model: nn.Module, base_dir: Path,
     if path.is_dir() and (path / "searchlab.json").is_file():
         return _best_trial_state(path, on_source)
     if path.is_file():
-        tell_source(on_source, "file", path)
-        return _file_state(path, model)
+        state, about = _file_state(path, model)
+        tell_source(on_source, "file", path, **about)
+        return state
     if path.is_dir():
         raise TrialFailure(f"weights '{spec.weights}': {path} {NOT_A_WEIGHTS_FOLDER[0]}. "
                            f"Fix: {NOT_A_WEIGHTS_FOLDER[1]}")
@@ -117,7 +129,8 @@ def source_state(spec: TransferFields, model: nn.Module, base_dir: Path,
                        "with config.json, or a run folder with searchlab.json)")
 
 
-def _timm_hub_state(spec: TimmSpec) -> dict[str, torch.Tensor]:
+def _timm_hub_state(spec: TimmSpec, on_source: Callable[[dict[str, Any]], None] | None = None
+                    ) -> dict[str, torch.Tensor]:
     import timm
 
     unreachable = hub_unreachable()
@@ -132,7 +145,23 @@ def _timm_hub_state(spec: TimmSpec) -> dict[str, torch.Tensor]:
             f"pretrained=True) and safetensors.torch.save_file(model.state_dict(), '{spec.backbone}.safetensors'), "
             "then set weights: <that file> (or copy that machine's Hugging Face cache, ~/.cache/huggingface/hub, "
             "and set HF_HUB_OFFLINE=1 so timm reads them from there)") from None
-    return {f"net.{k}": v for k, v in hub.state_dict().items()}
+    state = hub.state_dict()
+    if on_source is not None:
+        on_source(hub_origin(spec.backbone, getattr(hub, "pretrained_cfg", None) or {}, state))
+    return {f"net.{k}": v for k, v in state.items()}
+
+
+def hub_origin(backbone: str, cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Which published weights a trial started from, as a file source records its path and SHA-256: the timm
+    name, its pretrained tag and hub id (a name alone follows timm's default tag, which new releases change),
+    and the SHA-256 of the cached file timm read (the one the hub lists for it), else of the tensors."""
+    origin: dict[str, Any] = {"timm": backbone, **hub_source(cfg)}
+    file = cached_hub_file(backbone)
+    if file is not None:
+        origin.update(cached_file=str(file), sha256=file_sha256(file))   # not `file`: no path the user named
+    else:
+        origin["state_sha256"] = state_sha256(state)
+    return origin
 
 
 @functools.lru_cache(maxsize=1)
@@ -181,8 +210,6 @@ def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None]
                            "(searchlab export RUN --trial N --out DIR) and set weights: DIR") from None
 
 
-SAVE_A_STATE_DICT = ("save the weights alone, e.g. safetensors.torch.save_file(model.state_dict(), "
-                     "'weights.safetensors'), or torch.save(model.state_dict(), 'weights.pth')")
 NOT_A_WEIGHTS_FOLDER = ("is a folder but neither an export (no config.json) nor a run (no searchlab.json)",
                         "name the weights file itself, or the folder `searchlab export` wrote")
 
@@ -194,70 +221,61 @@ def weights_problem(path: Path) -> tuple[str, str] | None:
         is_source = (path / "config.json").is_file() or (path / "searchlab.json").is_file()
         return None if is_source else (f"{path} {NOT_A_WEIGHTS_FOLDER[0]}", NOT_A_WEIGHTS_FOLDER[1])
     try:
-        state = _unwrapped(_read_checkpoint(path), path)
+        state, _ = unwrapped(read_checkpoint(path), path)
     except TrialFailure as exc:
         rule, _, fix = str(exc).partition(". Fix: ")
         return rule, fix
     return None if state else (f"weights file {path} holds no tensors", SAVE_A_STATE_DICT)
 
 
-def _file_state(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    state = _unwrapped(_read_checkpoint(path), path)
-    ours = next(iter(model.state_dict()))
-    if ours.startswith("net.") and not any(k.startswith("net.") for k in state):
-        state = {f"net.{k}": v for k, v in state.items()}   # a plain timm state dict
+def _file_state(path: Path, model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A checkpoint's tensors named as this model's, and what was done to find them (recorded and said once): the
+    key they were under when it was the EMA copy, a prefix common to every key that was dropped."""
+    state, taken = unwrapped(read_checkpoint(path), path)
+    target = set(model.state_dict())
+    prefix = dropped_prefix(state, target, lambda keys: _fits_names(keys, target))
+    if prefix:   # Lightning's `model.`, a wrapper's `backbone.`: without it, the names are this model's
+        state = {k.removeprefix(prefix): v for k, v in state.items()}
+        _note(f"weights file {path}: every tensor name began with '{prefix}', which was dropped to match this "
+              "model's names (a PyTorch Lightning module or another wrapper's attribute)")
+    if taken and "ema" in taken:
+        _note(f"weights file {path}: its EMA weights ('{taken}') were taken, as timm's load_checkpoint does; timm's "
+              "train.py picks model_best by them when EMA is on. Fix (for the raw weights): re-save "
+              "checkpoint['state_dict'] alone")
+    return _as_ours(state, target), {"tensors": taken if taken and "ema" in taken else None, "prefix_dropped": prefix}
+
+
+def _as_ours(state: dict[str, torch.Tensor], target: Iterable[str]) -> dict[str, torch.Tensor]:
+    """A plain timm state dict under the wrapper's `net.`, as this model names it."""
+    if any(k.startswith("net.") for k in target) and not any(k.startswith("net.") for k in state):
+        return {f"net.{k}": v for k, v in state.items()}
     return state
 
 
-def _unwrapped(state: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint as training scripts save them: under state_dict/model keys, and with the
-    `module.` prefix nn.DataParallel and DDP add."""
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise TrialFailure(f"weights file {path} holds no state dict. Fix: {SAVE_A_STATE_DICT}")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    return state
+def _fits_names(keys: set[str], target: set[str]) -> bool:
+    """Whether names, read as this model's, cover most of its tensors: a shape mismatch is load_matching's to say."""
+    ours = set(_as_ours(dict.fromkeys(keys), target))   # type: ignore[arg-type]
+    return 2 * len(ours & target) > len(target)
 
 
-def _read_checkpoint(path: Path) -> Any:
-    try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)   # never unpickles code
-    except Exception as exc:
-        first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()[0]   # torch colours its message
-        if path.suffix != ".safetensors" and not _looks_like_torch_save(path):
-            raise TrialFailure(f"weights file {path} is not a torch checkpoint (.pt/.pth from torch.save) or a "
-                               f".safetensors file: an image, text or other file? Fix: {SAVE_A_STATE_DICT}") from None
-        if "Weights only load failed" in first or "Unsupported global" in str(exc):
-            raise TrialFailure(f"weights file {path} holds a pickled object (e.g. a whole model), not tensors "
-                               f"alone; it is not unpickled, as that could run code. Fix: {SAVE_A_STATE_DICT}") \
-                from None
-        raise TrialFailure(f"cannot read weights file {path} ({type(exc).__name__}: {first}): a truncated or "
-                           f"damaged file? Fix: {SAVE_A_STATE_DICT}") from None
-
-
-def _looks_like_torch_save(path: Path) -> bool:
-    """torch.save writes a zip archive (PK), or before torch 1.6 a pickle (protocol 2+: byte 0x80)."""
-    with path.open("rb") as fh:
-        head = fh.read(2)
-    return head == b"PK" or head[:1] == b"\x80"
+@functools.cache
+def _note(text: str) -> None:
+    """Said once per process: the run-start check and each trial would repeat it."""
+    print(f"note: {text}", file=sys.stderr)
 
 
 def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str,
-                  note: Callable[[], str | None] = lambda: None) -> None:
-    """Copy every non-head tensor by name; adapt RGB<->gray first convolutions; name every misfit, after
-    `note()`: both architectures, when the weights' own is known (what to make equal comes first)."""
+                  note: Callable[[], str | None] = lambda: None) -> list[str]:
+    """Copy every non-head tensor by name; adapt RGB<->gray first convolutions and resample absolute position
+    embeddings to this model's patch grid; name every misfit, after `note()`: both architectures, when the
+    weights' own is known (what to make equal comes first). Returns what was resampled (said once too)."""
     if state and all(k.startswith("members.") for k in state):
         members = len({k.split(".")[1] for k in state})
         raise TrialFailure(f"weights '{source}' are an ensemble of {members} networks (a --top-k export, or a "
                            "trial of a study with train.cv_model: bag); transfer starts from one network. Fix: "
                            "export a single trial of a study with cv_model: refit, or give its weights file")
     target = model.state_dict()
-    missing, misfits, loaded = [], [], {}
+    missing, misfits, loaded, resampled = [], [], {}, []
     for name, tensor in target.items():
         if name.startswith(model.head_prefix):
             continue
@@ -265,6 +283,8 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str,
             missing.append(name)
             continue
         value = _adapt_channels(state[name], tensor.shape)
+        if value is None and (value := _resampled_pos_embed(model, name, state[name], tensor.shape)) is not None:
+            resampled.append(f"{name.removeprefix('net.')} {tuple(state[name].shape)} -> {tuple(tensor.shape)}")
         if value is None:
             misfits.append(f"{name.removeprefix('net.')}: weights {tuple(state[name].shape)}, model "
                            f"{tuple(tensor.shape)}")
@@ -280,6 +300,32 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str,
         raise TrialFailure(f"weights '{source}' do not fit this model ({about}): {'; '.join(problems)}. Fix: use "
                            "weights of the same architecture and settings")
     model.load_state_dict(loaded, strict=False)
+    if resampled:
+        _note(f"weights '{source}': position embeddings resampled to this model's patch grid (timm's "
+              f"resample_abs_pos_embed, bicubic, as timm does for another img_size): {', '.join(resampled)}")
+    return [f"resampled {text}" for text in resampled]
+
+
+POSITION_EMBEDDINGS = ("pos_embed",)   # timm's absolute position embeddings: ViT, DeiT, EVA, BEiT v2 with abs. pos.
+
+
+def _resampled_pos_embed(model: nn.Module, name: str, value: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+    """An absolute position embedding trained on another image size, resampled to this model's patch grid as
+    timm's own checkpoint filters do; None unless only the number of patch tokens differs (the prefix tokens and
+    width must match: another width or token layout is another architecture, refused by the caller)."""
+    inner = getattr(model, "net", model)
+    grid = getattr(getattr(inner, "patch_embed", None), "grid_size", None)
+    if name.rsplit(".", 1)[-1] not in POSITION_EMBEDDINGS or grid is None or value.ndim != 3 or len(shape) != 3 \
+            or value.shape[0] != shape[0] or value.shape[2] != shape[2]:
+        return None
+    prefix = 0 if getattr(inner, "no_embed_class", False) else int(getattr(inner, "num_prefix_tokens", 1))
+    side = math.isqrt(max(value.shape[1] - prefix, 0))
+    if shape[1] != prefix + grid[0] * grid[1] or side * side != value.shape[1] - prefix or side == 0:
+        return None   # a non-square source grid cannot be told from its token count alone
+    from timm.layers import resample_abs_pos_embed
+
+    return resample_abs_pos_embed(value.float(), new_size=list(grid), old_size=[side, side],
+                                  num_prefix_tokens=prefix, verbose=False).to(value.dtype)
 
 
 def _modules(names: list[str], other: Iterable[str], shown: int = 6) -> str:

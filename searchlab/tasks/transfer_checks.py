@@ -16,6 +16,7 @@ from searchlab.config.load import Study
 from searchlab.data.loading import files_by_split
 from searchlab.data.types import ImageDataset
 from searchlab.errors import ConfigError, TrialFailure
+from searchlab.tasks.checkpoint_files import cached_hub_file
 from searchlab.export import trained_on
 from searchlab.models.standalone import build_model
 from searchlab.tasks.classify_config import ClassifyTrialConfig
@@ -28,7 +29,8 @@ MAX_BUILDS = 8   # distinct networks built to check weights against (each a few 
 def transfer_warnings(study: Study, data: ImageDataset, specs: list[ClassifyTrialConfig],
                       spec_for: SpecFor) -> list[str]:
     networks = _Networks(spec_for, data)
-    found = (_cutoff_warning(specs, networks), _weights_warning(study, specs, networks), *_seen_by_sources(study, specs))
+    found = (_cutoff_warning(specs, networks), _weights_warning(study, specs, networks),
+             *_seen_by_sources(study, specs), _patch_grid_warning(specs, networks), _hub_cache_warning(specs))
     return [text for text in found if text]
 
 
@@ -121,6 +123,69 @@ def _weights_warning(study: Study, specs: list[ClassifyTrialConfig], networks: _
                 f"{', '.join(sorted(failed))}: trials of those fail ({first}). Fix: search only the networks the "
                 "weights were trained as, or one study per backbone with its own weights")
     return None
+
+
+def _patch_grid_warning(specs: list[ClassifyTrialConfig], networks: _Networks) -> str | None:
+    """A patch model (ViT, DeiT, ...) whose input_size is not a multiple of its patch size: its patch convolution
+    (stride = patch) never sees the last input_size % patch rows and columns (40 px, 16-px patches: a 2x2 grid, 36 %
+    of the pixels unseen). Warned, not refused: such trials run and their scores honestly measure a model that
+    saw less of each image; refusing is for settings that cannot work (the module's rule), and a searched
+    input_size may draw a few such sizes among good ones. The warning names the nearest sizes that lose nothing."""
+    lossy: dict[tuple[str, int, int], None] = {}
+    builds = 0
+    for spec in specs:
+        size = getattr(spec.model, "input_size", None)
+        if getattr(spec.model, "kind", None) != "timm" or size is None:
+            continue
+        fresh = networks.key(spec) not in networks.built
+        if fresh and builds >= MAX_BUILDS:
+            continue
+        builds += fresh
+        name, model = networks.get(spec)
+        patch = _patch_size(model)
+        if patch and size % patch:
+            lossy[name, size, patch] = None
+    if not lossy:
+        return None
+    said = "; ".join(f"{name} at input_size {size} with {patch}-px patches sees {size // patch * patch} px of each "
+                     f"{size} (fix: input_size {size // patch * patch or patch} or {(size // patch + 1) * patch})"
+                     for name, size, patch in lossy)
+    return (f"space.model.input_size is not a multiple of the patch size: {said}; the rest of each image is never "
+            "seen (a band along its right and bottom edges). Fix: an input_size that is a multiple of the patch size, "
+            "as named")
+
+
+def _patch_size(model: nn.Module) -> int | None:
+    """A timm patch model's patch size when its patch embedding drops the remainder (no dynamic padding)."""
+    embed = getattr(getattr(model, "net", model), "patch_embed", None)
+    patch = getattr(embed, "patch_size", None)
+    if patch is None or getattr(embed, "dynamic_img_pad", False):
+        return None
+    return int(patch[0] if isinstance(patch, (tuple, list)) else patch)
+
+
+def _hub_cache_warning(specs: list[ClassifyTrialConfig]) -> str | None:
+    """Hub weights (`weights: timm`) that are not in the local Hugging Face or torch hub cache: each trial drawing
+    them downloads them, and offline fails a few seconds in. Read from the cache alone: no network call here."""
+    backbones = sorted({spec.model.backbone for spec in specs   # type: ignore[attr-defined]
+                        if spec.model.transfer != "scratch" and spec.model.weights == "timm"})
+    absent = [name for name in backbones if _not_cached(name)]
+    if not absent:
+        return None
+    names = ", ".join(absent)
+    return (f"space.model.weights: timm's published weights for {names} are not in this machine's cache (Hugging "
+            "Face hub cache, torch hub checkpoints): trials drawing them download them, and offline every one of "
+            "them fails. Fix (offline): on a machine with internet save them with timm.create_model(NAME, "
+            "pretrained=True) and safetensors.torch.save_file(model.state_dict(), 'NAME.safetensors'), then set "
+            "model.weights to that file (a file per backbone: one study each), or copy that machine's Hugging "
+            "Face cache here")
+
+
+def _not_cached(backbone: str) -> bool:
+    try:
+        return cached_hub_file(backbone) is None
+    except Exception:   # a cache layout this timm/huggingface_hub does not know: the trial will say what fails
+        return False
 
 
 def _seen_by_sources(study: Study, specs: list[ClassifyTrialConfig]) -> list[str]:
