@@ -158,31 +158,22 @@ def _dominated(study: optuna.Study, trial: FrozenTrial) -> list[int]:
 
 
 ARCHITECTURE_LIMITS = ("max_flops", "max_params", "max_depth")
-COST_NAMES = ("params", "flops", "depth")
 
 
 def over_budget_now(run: OpenRun, trials: list[FrozenTrial]) -> str | None:
     """Which exported trials break the study's current architecture budget (the latest run's, which a resume
-    may have lowered after they ran under an earlier one), by their recorded costs: "params 1.822e+04 >
-    max_params 5000", each prefixed by its trial for an ensemble. None when all fit (or no limit is set)."""
+    may have lowered after they ran under an earlier one), by the costs in their metrics, as a resume checks
+    them: "params 1.822e+04 > max_params 5000", each prefixed by its trial for an ensemble. None when all fit."""
     recorded = (run.search.get("budget") or {}) if isinstance(run.search, dict) else {}
     limits = {k: recorded[k] for k in ARCHITECTURE_LIMITS if recorded.get(k) is not None}
     if not limits:
         return None
     budget = BudgetConfig(**limits)
     over = [(t.number, reason.removeprefix("over budget: ")) for t in trials
-            if (reason := over_budget(_recorded_costs(t), budget))]
+            if (reason := over_budget(t.user_attrs.get("metrics") or {}, budget))]
     if len(trials) == 1:
         return over[0][1] if over else None
     return "; ".join(f"trial {number}: {reason}" for number, reason in over) or None
-
-
-def _recorded_costs(trial: FrozenTrial) -> dict[str, float]:
-    """A trial's params, flops and depth as it recorded them (its metrics, or the user attrs of the same names)."""
-    attrs = trial.user_attrs
-    metrics = attrs.get("metrics") if isinstance(attrs.get("metrics"), dict) else {}
-    costs = {name: (metrics or {}).get(name, attrs.get(name)) for name in COST_NAMES}
-    return {name: float(v) for name, v in costs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _is_generate(run: OpenRun) -> bool:
