@@ -68,6 +68,23 @@ def test_the_progress_line_of_a_trial_over_the_budget_says_why(capsys):
     assert lines[2].startswith("trial 2 complete: 0.7500 [3/5, ") and "best: 0.7500 (trial 2)" in lines[2]
 
 
+
+def test_the_progress_line_of_several_objectives_counts_the_pareto_front(capsys):
+    """It said `best: -` for the whole of a multi-objective run, as if nothing had completed."""
+    from searchlab.engine.progress import Progress
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    progress = Progress(study, total=5)
+    for values in ([0.8, 3e6], [0.7, 4e6], [0.9, 5e6]):   # the second is dominated by the first
+        study.add_trial(create_trial(values=values))
+    for trial in study.trials:
+        progress.callback(study, trial)
+    progress.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("Pareto front: 1 of 1 complete]")
+    assert lines[1].endswith("Pareto front: 1 of 2 complete]")
+    assert lines[2].endswith("Pareto front: 2 of 3 complete]")
+
 def test_status_and_the_run_summary_say_how_many_pruned_trials_were_over_the_budget(tmp_path, capsys):
     """"1 complete, 11 pruned" read as a search that went well: 11 configs never trained."""
     from searchlab.summary import print_status

@@ -46,6 +46,7 @@ class Progress:
         self.reported = {t.number for t in trials if t.state.is_finished()}   # earlier runs' trials are not news
         self.done = sum(t.state in FINISHED for t in trials)
         self.best: tuple[float, int] | None = None
+        self.completed: list[list[float]] = []   # values of completed trials, for the front of several objectives
         for trial in trials:
             self._track_best(trial)
         self.started = time.time()
@@ -79,7 +80,11 @@ class Progress:
                       f"{self.bar.total}, {time.time() - self.started:.0f} s, {self._best_text()}]")
 
     def _track_best(self, trial: FrozenTrial) -> None:
-        if trial.state != TrialState.COMPLETE or len(self.maximize) != 1 or not trial.values:
+        if trial.state != TrialState.COMPLETE or not trial.values:
+            return
+        if len(self.maximize) > 1:
+            if all(math.isfinite(v) for v in trial.values):
+                self.completed.append(list(trial.values))
             return
         value = trial.values[0]
         if math.isfinite(value) and (self.best is None or (value > self.best[0]) == self.maximize[0]
@@ -87,6 +92,8 @@ class Progress:
             self.best = (value, trial.number)
 
     def _best_text(self) -> str:
+        if len(self.maximize) > 1:   # several objectives have no single best: how many trade-offs so far
+            return f"Pareto front: {pareto_count(self.completed, self.maximize)} of {len(self.completed)} complete"
         return "best: -" if self.best is None else f"best: {self.best[0]:.4f} (trial {self.best[1]})"
 
     def _refresh(self) -> None:
@@ -96,6 +103,15 @@ class Progress:
 
     def _say(self, line: str) -> None:
         self.bar.write(line, file=sys.stderr)
+
+
+def pareto_count(values: list[list[float]], maximize: list[bool]) -> int:
+    """How many of these value vectors no other one dominates (at least as good in all, better in one)."""
+    signed = [[v if up else -v for v, up in zip(row, maximize)] for row in values]
+
+    def dominated(row: list[float]) -> bool:
+        return any(all(o >= r for o, r in zip(other, row)) and other != row for other in signed)
+    return sum(not dominated(row) for row in signed)
 
 
 def _outcome(trial: FrozenTrial) -> str:
