@@ -328,3 +328,27 @@ def test_the_random_start_stops_looking_for_configs_within_the_budget_when_none_
     monkeypatch.setattr(budget.BudgetCheck, "__call__", lambda self, params: False)
     assert [check.random_fitting(seed) for seed in range(4)] == [None] * 4
     assert drawn == [0] * 20 + [1] * 20   # two searches, then none
+
+
+def test_the_random_start_draws_no_config_twice(write_study):
+    """In a space of 8 configs, a random start of 8 drew some of them twice: trials spent on a repeat while
+    others were never tried."""
+    from searchlab.config.load import load_study
+    from searchlab.strategy import build_sampler
+    from searchlab.tasks import sample_trial_config
+
+    study = load_study(write_study("""
+name: tiny_space
+task: classify
+space:
+  model: {kind: cnn, depth: 1, width: {choice: [4, 8]}, convs_per_stage: {choice: [1, 2]}}
+  optim: {lr: {choice: [1.0e-3, 1.0e-2]}}
+strategy: {name: evolution, args: {population_size: 8, sample_size: 2}}
+budget: {n_trials: 8, epochs: 1}
+"""))
+    for seed in range(3):
+        sampler = build_sampler(study.config.strategy, seed, study=study)
+        memory = optuna.create_study(direction="maximize", sampler=sampler)
+        memory.optimize(lambda trial: sample_trial_config(trial, study) and 0.5, n_trials=8)
+        drawn = {tuple(sorted(t.params.items())) for t in memory.trials}
+        assert len(drawn) == 8, f"seed {seed}: {len(drawn)} distinct configs in 8 trials"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import optuna
@@ -22,14 +22,17 @@ class BudgetCheck:
     """params -> within the study's architecture budgets? (True, False, or None: cannot be told from these
     params). Also draws random configs that fit, for a strategy's random start."""
 
-    def __init__(self, study: Any, task: Any) -> None:
+    def __init__(self, study: Any, task: Any, limited: bool = True) -> None:
         self.study, self.task = study, task
+        self.limited = limited   # False: no budgets to keep, every config fits; draws only skip repeats
         self.misses = 0   # random_fitting calls that found nothing
 
     def __call__(self, params: dict[str, Any]) -> bool | None:
         from searchlab.tasks import sample_trial_config
         from searchlab.tasks.costs import over_budget
 
+        if not self.limited:
+            return True
         try:
             config = sample_trial_config(FixedTrial(params), self.study)
             costs = self.task.candidate(self.study, config).costs
@@ -39,14 +42,15 @@ class BudgetCheck:
             return None
         return over_budget(costs, self.study.config.budget) is None
 
-    def random_fitting(self, seed: int) -> dict[str, Any] | None:
-        """A random config within the budgets (the first of RANDOM_DRAWS draws that fits, looked for during about
-        RANDOM_SECONDS), or None."""
+    def random_fitting(self, seed: int, new: Callable[[dict[str, Any]], bool] = lambda params: True,
+                       ) -> dict[str, Any] | None:
+        """A random config within the budgets that `new` says the study has not drawn yet (the first of
+        RANDOM_DRAWS draws that does, looked for during about RANDOM_SECONDS), or None."""
         if self.misses >= GIVE_UP_AFTER:
             return None
         started = time.perf_counter()
         for params in random_params(self.study, seed, RANDOM_DRAWS):
-            if self(params):
+            if new(params) and self(params):
                 return params
             if time.perf_counter() - started > RANDOM_SECONDS:
                 break
@@ -67,16 +71,17 @@ def random_params(study: Any, seed: int, n: int) -> list[dict[str, Any]]:
     return drawn
 
 
-def budget_check(study: Any) -> BudgetCheck | None:
-    """The study's budget check (None: no budgets, or a task without candidates to cost)."""
+def budget_check(study: Any) -> BudgetCheck:
+    """The study's budget check. Without budgets (or for a task without candidates to cost) every config fits,
+    and its random draws still skip configs the study already has: in a space of a few dozen configs,
+    evolution's random start of 20 had drawn the same one twice."""
     from searchlab.tasks import get_task
 
     budget = study.config.budget
     task = get_task(study.config.task)
-    if all(v is None for v in (budget.max_flops, budget.max_params, budget.max_depth)) \
-            or not hasattr(task, "candidate"):
-        return None
-    return BudgetCheck(study, task)
+    limited = any(v is not None for v in (budget.max_flops, budget.max_params, budget.max_depth)) \
+        and hasattr(task, "candidate")
+    return BudgetCheck(study, task, limited)
 
 
 def config_identity(study: Any) -> Identity:

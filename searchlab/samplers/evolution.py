@@ -11,10 +11,10 @@ value; a parameter the parent never had (a branch the mutation switched on) is d
 branch selector (e.g. `model.kind`) therefore moves to another branch with fresh values there, as a
 one-parameter mutation of a conditional genotype should.
 
-Given a `feasible` check (the engine passes one when the study sets architecture budgets), a mutation that
-would put the child over budget is redrawn, so the population only breeds children that fit, and the random
-start draws configs within the budgets (when one of a few draws fits): over-budget draws are pruned untrained
-but count in budget.n_trials, and 11 of 12 trials of a cells study were spent so. A mutation that would repeat
+Given a `feasible` check (the engine passes the study's budget check), a mutation that would put the child
+over budget is redrawn, so the population only breeds children that fit, and the random start draws configs
+within the budgets (when one of a few draws fits): over-budget draws are pruned untrained but count in
+budget.n_trials, and 11 of 12 trials of a cells study were spent so. A mutation or random draw that would repeat
 a config the study already ran (or is running) is redrawn too; with an `identity` (the engine's: the config with
 the network as built), configs that build the same network alike count as one.
 
@@ -81,7 +81,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             return   # a queued config (a retry, a point, a design) keeps its values: no parent's child, no lineage
         parent = self._tournament(study)
         if parent is None:
-            self._plan_random_within_budget(trial)
+            self._plan_random_within_budget(study, trial)
             return
         mutable = [name for name, dist in parent.distributions.items() if not dist.single()]
         if not mutable:
@@ -124,10 +124,15 @@ class RegularizedEvolutionSampler(BaseSampler):
                 break
         return repeat or (name, value)
 
-    def _plan_random_within_budget(self, trial: FrozenTrial) -> None:
-        """A random start trial takes a config the budget check drew within the budgets, when it found one."""
+    def _plan_random_within_budget(self, study: Study, trial: FrozenTrial) -> None:
+        """A random start trial takes a config the budget check drew within the budgets and new to the study
+        (or running in it), when it found one."""
         draw = getattr(self._feasible, "random_fitting", None)
-        params = draw(int(self._rng.integers(2 ** 31))) if draw is not None else None
+        if draw is None:
+            return
+        later = [t for t in self._history.read(study) if t.number != trial.number]
+        seen = self._history.seen | {self._key(t.params) for t in later}
+        params = draw(int(self._rng.integers(2 ** 31)), lambda drawn: self._key(drawn) not in seen)
         if params:
             self._plans[trial._trial_id] = (params, None, None)   # every parameter "inherited" from the draw
 
