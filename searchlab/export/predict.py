@@ -61,6 +61,11 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
 
 def _say_what_the_files_are(files: list[Path], config: dict[str, Any]) -> None:
     """Warnings about files this export may not read as its training images were, and a note on generated ones."""
+    if odd := [path for path in files if not _utf8(str(path))]:   # csv and pandas readers stop at their bytes
+        print(f"warning: {len(odd)} file name(s) are not UTF-8 (e.g. {ascii(str(odd[0]))}); their paths are "
+              "written as the bytes they are, so the CSV is not all UTF-8. Read it with pandas.read_csv(F, "
+              "encoding_errors='surrogateescape') or open(F, encoding='utf-8', errors='surrogateescape'), or "
+              "rename the files", file=sys.stderr)
     advice = bit_depth_advice(files, config["input"].get("bit_depth"))
     if advice:   # the export decodes as its training data was decoded; these files may need otherwise
         print(f"warning: {advice} (in the study file, then run and export again: this export decodes files as "
@@ -291,6 +296,14 @@ def _label_text(label: torch.Tensor, names: list[str], task: str) -> str:
     if task == "multilabel":
         return ";".join(name for name, on in zip(names, label.tolist()) if on)
     return names[int(label)]
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:   # a name's undecodable bytes, kept by Python as lone surrogates
+        return False
+    return True
 
 
 def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -> int:
