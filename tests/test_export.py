@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import optuna
 import pytest
 import torch
@@ -270,6 +271,8 @@ def _searchlab_predict_gives_the_same(tmp_path, files, expected, capsys):
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "best"), str(odd), "--out", str(tmp_path / "odd.csv")]) == 0
     assert "warning: 1 file name(s) are not UTF-8 (e.g. " in capsys.readouterr().err   # pandas' reader stops there
+    read = pd.read_csv(tmp_path / "odd.csv", encoding_errors="surrogateescape", dtype={"path": object})   # as said
+    assert read["path"][0] == str(odd / os.fsdecode(b"caf\xe9.png"))
     with (tmp_path / "odd.csv").open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
         paths = [r["path"] for r in csv.DictReader(fh)]
     (tmp_path / "imgs" / "a" / "again").unlink()

@@ -64,8 +64,9 @@ def _say_what_the_files_are(files: list[Path], config: dict[str, Any]) -> None:
     if odd := [path for path in files if not _utf8(str(path))]:   # csv and pandas readers stop at their bytes
         print(f"warning: {len(odd)} file name(s) are not UTF-8 (e.g. {ascii(str(odd[0]))}); their paths are "
               "written as the bytes they are, so the CSV is not all UTF-8. Read it with pandas.read_csv(F, "
-              "encoding_errors='surrogateescape') or open(F, encoding='utf-8', errors='surrogateescape'), or "
-              "rename the files", file=sys.stderr)
+              "encoding_errors='surrogateescape', dtype={'path': object}) or open(F, encoding='utf-8', "
+              "errors='surrogateescape'), which keep the names as Python names those files (os.fsencode gives "
+              "their bytes), or rename the files", file=sys.stderr)
     advice = bit_depth_advice(files, config["input"].get("bit_depth"))
     if advice:   # the export decodes as its training data was decoded; these files may need otherwise
         print(f"warning: {advice} (in the study file, then run and export again: this export decodes files as "
