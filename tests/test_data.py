@@ -372,3 +372,34 @@ def test_a_medmnist_root_naming_the_file_itself_is_refused_with_its_folder(breas
                                           r"data.root: " + re.escape(str(breastmnist_root))):
         default_root(None, breastmnist_root / "breastmnist.npz")
     assert default_root(None, breastmnist_root) == breastmnist_root
+
+
+def test_a_study_of_ones_own_folder_leaves_the_home_folder_alone(tmp_path):
+    """Importing medmnist makes ~/.medmnist: every run of a folder study made it (and a read-only home turned
+    that into a warning on each run)."""
+    import os
+    import subprocess
+    import sys
+
+    for label in ("a", "b"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(np.full((8, 8), 15 * i + (100 if label == "b" else 0), np.uint8)).save(
+                tmp_path / "imgs" / label / f"{i}.png")
+    (tmp_path / "study.yaml").write_text(f"""
+name: own_folder
+data: {{source: folder, path: '{tmp_path / "imgs"}', image_size: 8, test_fraction: 0.25}}
+space: {{model: {{kind: cnn, depth: 1, width: 4}}}}
+budget: {{n_trials: 1, epochs: 1}}
+export: {{after_run: true}}
+run_dir: '{tmp_path / "run"}'
+""")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("SEARCHLAB_DATA", None)
+    done = subprocess.run([sys.executable, "-c", "import sys; from searchlab.cli import main; sys.exit(main(sys.argv[1:]))",
+                           "run", str(tmp_path / "study.yaml")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "best" / "model.py").is_file()
+    assert not (home / ".medmnist").exists()

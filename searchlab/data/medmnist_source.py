@@ -9,7 +9,6 @@ import contextlib
 import os
 from pathlib import Path
 
-import medmnist
 import numpy as np
 import torch
 
@@ -18,6 +17,14 @@ from searchlab.data.common import one_line, resolve_path
 from searchlab.data.types import ImageDataset, ImageSplit, TaskKind
 from searchlab.errors import ConfigError, DataError
 from searchlab.suggest import did_you_mean
+
+def _package():   # noqa: ANN202 - the medmnist module
+    """medmnist, imported when a MedMNIST set is used: importing it makes ~/.medmnist, which a study of one's own
+    folder has no use for (and a read-only home turned into a warning on every run)."""
+    import medmnist
+
+    return medmnist
+
 
 _KINDS: dict[str, TaskKind] = {
     "binary-class": "binary",
@@ -29,12 +36,12 @@ _KINDS: dict[str, TaskKind] = {
 
 def valid_flags() -> list[str]:
     """The 2D MedMNIST flags (the 3D volumes need a different model family)."""
-    return sorted(k for k in medmnist.INFO if not k.endswith("3d"))
+    return sorted(k for k in _package().INFO if not k.endswith("3d"))
 
 
 def medmnist_kind(flag: str) -> TaskKind:
     """The task kind of a MedMNIST set by its flag (binary for an unknown one: loading refuses it by name)."""
-    info = medmnist.INFO.get(flag)
+    info = _package().INFO.get(flag)
     return _KINDS[info["task"]] if info else "binary"
 
 
@@ -45,7 +52,7 @@ def default_root(base_dir: Path | None = None, root: Path | None = None) -> Path
     env = os.environ.get(DATA_ROOT_ENV)
     if env:
         return _a_folder(Path(env).expanduser(), f"${DATA_ROOT_ENV}")
-    return Path(medmnist.info.DEFAULT_ROOT).expanduser()
+    return Path(_package().info.DEFAULT_ROOT).expanduser()
 
 
 def _a_folder(root: Path, named_by: str) -> Path:
@@ -62,7 +69,7 @@ def npz_path(root: Path, flag: str, size: int) -> Path:
 
 
 def _missing_fix(path: Path, flag: str, size: int) -> str:
-    url = medmnist.INFO[flag].get("url" if size == 28 else f"url_{size}", "the MedMNIST Zenodo record")
+    url = _package().INFO[flag].get("url" if size == 28 else f"url_{size}", "the MedMNIST Zenodo record")
     return (f"Fix: put {path.name} in {path.parent} (download it from {url}) "
             f"or set data.root / {DATA_ROOT_ENV} to the folder that holds it")
 
@@ -118,8 +125,8 @@ def load_medmnist(cfg: MedMNISTData, splits: tuple[str, ...], base_dir: Path | N
         close = did_you_mean(flag, valid_flags())
         raise ConfigError("not a 2D MedMNIST data set" + (f"; {close}" if close else ""), key="data.name",
                           got=flag, fix=f"name one of {', '.join(valid_flags())}")
-    info = medmnist.INFO[flag]
-    cls = getattr(medmnist, info["python_class"])
+    info = _package().INFO[flag]
+    cls = getattr(_package(), info["python_class"])
     kind = _KINDS[info["task"]]
     root = default_root(base_dir, cfg.root)
     path = npz_path(root, flag, cfg.size)
