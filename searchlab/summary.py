@@ -233,7 +233,7 @@ def print_status(run: OpenRun, top: int) -> None:
         print(waiting)
     if timing := _time_spent(study):
         print(timing)
-    if runs := runs_line(study, _run_in_progress(run.run_dir)):
+    if runs := runs_line(study, _run_in_progress(run.run_dir), run.run_dir):
         print(runs)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running and not _run_in_progress(run.run_dir):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,11 +65,16 @@ def test_a_disk_that_fills_during_a_run_is_said_in_one_line(write_study, tmp_pat
                            .replace("n_trials: 2", "n_trials: 8") + "export: {after_run: false}\n")
         done = subprocess.run([sys.executable, "-m", "searchlab.cli", "run", str(path), "--no-progress", "--set",
                                f"run_dir={full / 'run'}"], capture_output=True, text=True, timeout=300)
+        status = subprocess.run([sys.executable, "-m", "searchlab.cli", "status", str(full / "run")],
+                                capture_output=True, text=True, timeout=120)
     finally:
         subprocess.run(["umount", "--lazy", str(full)], check=True)
     assert done.returncode == 1, done.stderr
     assert f"error: the disk holding {full / 'run'} is full: " in done.stderr and "Traceback" not in done.stderr
     assert "Fix: free space there" in done.stderr
+    # its end could not be written to the full disk: status said only "ended without a word"
+    assert re.search(rf"ended without a word \(the disk holding {re.escape(str(full / 'run'))} has \d+ kB free: most "
+                     "likely it stopped as the disk filled", status.stdout), status.stdout + status.stderr
 
 
 def test_a_full_disk_is_found_in_the_chain_of_errors_optuna_raises():

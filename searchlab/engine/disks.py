@@ -3,6 +3,7 @@ database on a network file system."""
 from __future__ import annotations
 
 import errno
+import shutil
 from pathlib import Path
 
 from searchlab.engine.storage import storage_error_reason
@@ -28,6 +29,18 @@ def disk_full_error(run_dir: Path, exc: BaseException) -> StorageError | None:
             return error
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+NEARLY_FULL = 64 * 2 ** 20   # bytes free below which a disk is too full for a run: a checkpoint is tens of MB
+
+
+def free_space_note(folder: Path) -> str | None:
+    """'the disk holding F has 12 kB free' when it has less than NEARLY_FULL; None otherwise, or unknown."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    return f"the disk holding {folder} has {free / 1024:.0f} kB free" if free < NEARLY_FULL else None
 
 
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "lustre", "glusterfs")

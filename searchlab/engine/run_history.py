@@ -94,11 +94,12 @@ def _write(ostudy: optuna.Study, run_dir: Path, entry: dict[str, Any]) -> None:
         ostudy.set_user_attr(KEY, runs[-KEPT:])
 
 
-def runs_line(ostudy: optuna.Study, in_progress: bool) -> str | None:
+def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = None) -> str | None:
     """The study's runs for `status`: how many, those that ended without a word, those running, and the latest.
     `in_progress`: a run of this folder holds its lock on this machine. A run without an end is running when
     its process on this machine is alive: a second `searchlab run` joined the first (more workers) was said
-    to have ended without a word while it trained."""
+    to have ended without a word while it trained. A latest run that ended so on a disk that is full now most
+    likely stopped for that (its end could not be written there) and is said to."""
     runs = ostudy.user_attrs.get(KEY)
     if not isinstance(runs, list) or not runs:
         return None
@@ -119,8 +120,16 @@ def runs_line(ostudy: optuna.Study, in_progress: bool) -> str | None:
     now = ("is running" if latest in running else
            f"stopped by {latest['stopped_by']}, {latest.get('trials_finished', 0)} trial(s) finished"
            if latest.get("stopped_by") else "on another machine, without an end" if latest in elsewhere
-           else "ended without a word")
+           else "ended without a word" + _full_disk_note(run_dir))
     return f"runs:      {said}; the latest, started {latest.get('started_utc')}, {now} (user attr {KEY})"
+
+
+def _full_disk_note(run_dir: Path | None) -> str:
+    from searchlab.engine.disks import free_space_note
+
+    note = free_space_note(run_dir) if run_dir is not None else None
+    return f" ({note}: most likely it stopped as the disk filled, which left no room to record its end)" \
+        if note else ""
 
 
 def _alive_here(run: dict[str, Any]) -> bool:
