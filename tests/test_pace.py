@@ -26,7 +26,21 @@ def test_a_trial_longer_than_the_timeout_is_warned_of_before_any_trial_runs(writ
     assert "a trial of several runs cut short is pruned" in err and "Fix: raise budget.timeout" in err
     err = _prepared(write_study, capsys, "budget: {n_trials: 2, epochs: 20, trial_timeout: 0.01, timeout: 60}")
     assert "more than budget.trial_timeout=0.01 s: 20 epochs of ~546 training images" in err
+    assert "at the pace of one of its configs (cnn; measured now: " in err   # which one, to judge how typical
     assert "Trials past it are killed and fail" in err
+
+
+def test_the_config_timed_is_one_that_trains_its_network():
+    """A mixed transfer space whose first config was a `features` one (a head on cached features, which
+    batches of the whole network do not time) was not estimated at all."""
+    from searchlab.tasks.pace import config_said, timed_config
+
+    def spec(transfer: str):
+        return parse_trial_config({"model": {"kind": "cnn", "depth": 1, "width": 4, "weights": "w.safetensors",
+                                             "transfer": transfer}}, None)
+
+    assert config_said(timed_config([spec("features"), spec("cutoff")])) == "cnn, transfer cutoff"
+    assert timed_config([spec("features")]) is None
 
 
 @pytest.mark.parametrize("budget", ["budget: {n_trials: 2, epochs: 2, timeout: 3600}", "budget: {n_trials: 2}"])

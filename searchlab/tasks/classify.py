@@ -45,7 +45,7 @@ from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_valid
                                       repeated_splits)
 from searchlab.tasks.data_checks import (check_folds_within_classes, check_metric_fits_data,
                                          check_objectives_defined_on_val, number_named_class_warning)
-from searchlab.tasks.pace import trial_time_warning
+from searchlab.tasks.pace import timed_config, trial_time_warning
 from searchlab.tasks.parse import parse_trial
 from searchlab.tasks.selection_advice import (best_epoch_cv_warning, one_sided_objective_warning, positive_class_note,
                                               small_validation_warning, threshold_selection_warning,
@@ -150,7 +150,7 @@ class ClassifyTask:
                      unweighted_warning(specs),
                      best_epoch_cv_warning([s.train.checkpoint for s in specs if s.train.cv_folds]),
                      unchoosable_threshold_warning(data, any(s.imbalance.threshold != "fixed" for s in specs)),
-                     trial_time_warning(study, make_batches(data), specs[0], model_spec_for(specs[0], data))]
+                     _trial_time_warning(study, data, timed_config(specs))]
         if data.kind == "multiclass" and any((c.get("imbalance") or {}).get("threshold", "fixed") != "fixed"
                                              for c in probes):
             warnings.append("space.imbalance.threshold has no effect on multi-class data (the most probable class "
@@ -380,6 +380,10 @@ def _tightest(costs: dict[str, float], budget: Any) -> str:
 
 def _no_report(step: int, metrics: dict[str, float]) -> None:
     """Per-epoch reports are off under repeated runs: the trial reports once per run (fold or seed) instead."""
+
+
+def _trial_time_warning(study: Study, data: ImageDataset, timed: ClassifyTrialConfig | None) -> str | None:
+    return trial_time_warning(study, make_batches(data), timed, model_spec_for(timed, data)) if timed else None
 
 
 def _train_val(study: Study) -> ImageDataset:

@@ -40,11 +40,25 @@ def trial_time_warning(study: Study, batches: Batches, spec: ClassifyTrialConfig
     folds = f" x {len(runs)} runs ({_runs_said(spec)})" if len(runs) > 1 else ""
     return (f"one trial of this space takes about {duration(estimate.seconds)} here, more than {key}={limit:g} s: "
             f"{epochs} epochs{folds} of ~{runs[0][0]} training images{_synthetic_said(estimate.synthetic)} at the "
-            "pace of one of its configs "
-            f"(measured now: {1 / estimate.train_seconds:.0f} images/s training, on "
+            f"pace of one of its configs ({config_said(spec)}; "
+            f"measured now: {1 / estimate.train_seconds:.0f} images/s training, on "
             f"{study.config.executor.local_threads} thread(s)). {_consequence(key, len(runs) > 1)} (early stopping "
             f"may end some sooner). Fix: raise {key}, lower budget.epochs (or train.cv_folds), or search smaller "
             "networks")
+
+
+def timed_config(specs: list[ClassifyTrialConfig]) -> ClassifyTrialConfig | None:
+    """The config whose pace is measured: the first that trains its network. A `features` trial trains only a
+    head on cached features, which batches of the whole network would not time; a mixed space whose first
+    config was one went unestimated."""
+    return next((spec for spec in specs if spec.model.transfer != "features"), None)
+
+
+def config_said(spec: ClassifyTrialConfig) -> str:
+    """'timm resnet18, transfer full': which config was timed, so a user can tell how typical it is."""
+    model = spec.model
+    name = f"{model.kind} {model.backbone}" if isinstance(getattr(model, "backbone", None), str) else model.kind
+    return name + (f", transfer {model.transfer}" if model.transfer != "scratch" else "")
 
 
 def _synthetic_said(added: int) -> str:
