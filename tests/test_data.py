@@ -403,3 +403,33 @@ run_dir: '{tmp_path / "run"}'
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "best" / "model.py").is_file()
     assert not (home / ".medmnist").exists()
+
+
+def test_a_second_run_in_one_process_reads_image_files_that_changed_since_the_first(tmp_path):
+    """A notebook's second run, after images were moved into a new class folder, trained on the first run's
+    decoded copy (2 classes) while its header counted the new files (3 classes)."""
+    from searchlab.config.load import load_study
+    from searchlab.engine.run import run_study
+
+    for label in ("a", "b"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(np.full((8, 8), 10 * i + (100 if label == "b" else 0), np.uint8)).save(
+                tmp_path / "imgs" / label / f"{i}.png")
+    text = f"""
+name: changing
+data: {{source: folder, path: '{tmp_path / "imgs"}', image_size: 8}}
+space: {{model: {{kind: cnn, depth: 1, width: 4}}}}
+objective: accuracy
+budget: {{n_trials: 1, epochs: 1}}
+export: {{after_run: false}}
+"""
+    (tmp_path / "first.yaml").write_text(text + f"run_dir: '{tmp_path / 'first'}'\n")
+    (tmp_path / "second.yaml").write_text(text + f"run_dir: '{tmp_path / 'second'}'\n")
+    first = run_study(load_study(tmp_path / "first.yaml"), progress=False).study.trials[0]
+    (tmp_path / "imgs" / "c").mkdir()
+    for i in range(6):
+        shutil.move(tmp_path / "imgs" / "a" / f"{i}.png", tmp_path / "imgs" / "c" / f"{i}.png")
+    second = run_study(load_study(tmp_path / "second.yaml"), progress=False).study.trials[0]
+    assert first.user_attrs["class_names"] == ["a", "b"]
+    assert second.user_attrs["class_names"] == ["a", "b", "c"]

@@ -241,5 +241,7 @@ def _verify(path: Path) -> DataError | None:
 
 
 def clear_cache() -> None:
-    """Forget cached data sets (tests, or a long-lived process whose files changed)."""
+    """Forget cached data sets and kinds: each run and export starts so (a notebook's second run, after image
+    files changed, trained on the first run's decoded copy while its header counted the new files), and tests."""
     _load_cached.cache_clear()
+    data_kind.cache_clear()

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study, locate_in_study
 from searchlab.config.schema import ExecutorConfig, usable_cores
-from searchlab.data import data_fingerprint, medmnist_file
+from searchlab.data import clear_cache, data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
 from searchlab.engine.changed_settings import fixed_settings
 from searchlab.engine.disks import sqlite_on_network_warning
@@ -67,6 +67,7 @@ def run_study(study: Study, progress: bool = True) -> RunResult:
 
 def _run(study: Study, progress: bool) -> RunResult:
     run_dir = study.run_dir
+    clear_cache()   # files read by an earlier run in this process may have changed since (their disk cache knows)
     with said_on_stderr() as start_warnings:
         try:
             check_strategy_space(study)   # before the run's folder: a space the strategy cannot search

@@ -20,7 +20,7 @@ from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.storage import ContainedArtifactStore, is_local_file
 from searchlab.errors import ExportError
 from searchlab.data import ImageDataset
-from searchlab.data.loading import medmnist_path
+from searchlab.data.loading import clear_cache, medmnist_path
 from searchlab.export.ensemble import (MEMBER_METRICS, check_decoded_alike, choose_on_validation,
                                        data_replaced_since_search, ensemble_config, ensemble_state, has_split,
                                        load_split, pick_top_k, run_data_config)
@@ -54,6 +54,7 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
     With an ensemble or a `tta` other than "none" the decision threshold is chosen again on validation data.
     """
     _check_options(trial_number, top_k, tta, select, bootstrap)
+    clear_cache()   # image files decoded earlier in this process may have changed since
     run = open_run(target)
     with staged(Path(out)) as staging:   # the export appears whole under `out`, or not at all
         if _is_generate(run):
