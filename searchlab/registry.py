@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from searchlab.errors import RegistryError
+from searchlab.study_modules import forget_if_stale, remember
 from searchlab.suggest import did_you_mean
 
 T = TypeVar("T")
@@ -60,8 +61,11 @@ def _is_file(path: Path) -> bool:
 
 
 def _import_module(module_name: str, spec: str, what: str) -> Any:
+    forget_if_stale(module_name)   # a study file's module edited since, or another study's of the same name
     try:
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
+        remember(module)
+        return module
     except ModuleNotFoundError as exc:
         if exc.name and module_name != exc.name and not module_name.startswith(exc.name + "."):
             # the module was found; something it imports was not

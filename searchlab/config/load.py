@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
 from searchlab.errors import (ConfigError, RegistryError, SearchlabError, error_loc, pydantic_fix, rule_and_fix,
                               shown_input)
 from searchlab.space import Group, compile_space, within
+from searchlab.study_modules import study_folder_first
 from searchlab.suggest import did_you_mean, models_in
 
 # Which model validates each top-level section (to list valid keys when one is unknown).
@@ -117,11 +117,10 @@ def _task_of(config: schema.StudyConfig, src: Located, get_task: Any) -> Any:
 
 def make_study_folder_importable(path: Path) -> None:
     """A `module:Class` plug-in (strategy, callable task, NNI space) may sit beside its study file, as
-    presets and space fragments may. Appended, not prepended: an installed package of the same name wins,
-    so a stray `optuna.py` beside a study cannot shadow the real one. Ray workers inherit it (ray_cluster)."""
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.append(folder)
+    presets and space fragments may. After the installed packages, so a stray `optuna.py` beside a study
+    cannot shadow the real one, and before earlier studies' folders (study_modules.py). Ray workers inherit
+    it (ray_cluster)."""
+    study_folder_first(str(path.resolve().parent))
 
 
 def _check_unused_data_keys(data: dict[str, Any], src: Located) -> None:
