@@ -5,7 +5,8 @@ objectives, named after their metrics), params.<name>, metrics.<name> (every met
 duration_s, datetime_start, datetime_complete, and the readable user attrs a row needs on its own
 (architecture, error, over_budget, pruned, cut_short, retry_of), the trial's `seed`, the study's `study_seed` it
 ran under and `torch_threads` (as it ran: what a rerun of it must match), and `threshold`: the decision threshold the
-threshold-bound metrics were scored at (per label, multi-label, as a JSON list). A PRUNED trial's value is
+threshold-bound metrics were scored at (per label, multi-label, as a JSON list), and `class_names` (a JSON
+list: class k of the metrics.*_class_k columns). A PRUNED trial's value is
 that of the last epoch it reported (Optuna's rule), not a finished trial's. Read from the Optuna study alone.
 Parameters only some trials draw are blank where not drawn (whole numbers stay whole: pandas Int64).
 A trial whose process died unseen, failed by a later run, has Optuna's stamp of that moment as its
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +69,8 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     row.update({k: trial.user_attrs[k] for k in STAGE_ATTRS + TEXT_ATTRS if k in trial.user_attrs})
     ran_with = trial.user_attrs.get("ran_with") or {}   # what a rerun of this trial alone must match
     row.update({key: ran_with[key] for key in ("seed", "study_seed", "torch_threads") if key in ran_with})
+    if names := trial.user_attrs.get("class_names"):   # what recall_class_4 is of: a row read alone says it
+        row["class_names"] = json.dumps(names)
     threshold = trial.user_attrs.get("threshold")   # what sensitivity, f1... were scored at
     if threshold is not None and trial.user_attrs.get("task_kind") != "multiclass":   # argmax there: none
         row["threshold"] = json.dumps(threshold) if isinstance(threshold, list) else threshold
@@ -78,6 +82,16 @@ def _value_columns(objectives: list[str], n_values: int) -> list[str]:
         return ["value"]
     names = objectives if len(objectives) == n_values else [str(i) for i in range(n_values)]
     return [f"value_{name}" for name in names]
+
+
+def per_class_named(columns: list[str], names: list[str]) -> dict[str, str]:
+    """metrics.recall_class_4 -> 'metrics.recall_class_4 (malignant)', for the columns of classes `names` holds."""
+    named = {}
+    for column in columns:
+        found = re.fullmatch(r"metrics\..+_class_(\d+)", column)
+        if found and int(found[1]) < len(names):
+            named[column] = f"{column} ({names[int(found[1])]})"
+    return named
 
 
 OTHER_TABLE_FORMATS = ("xlsx", "xlsm", "xls", "ods", "feather", "h5", "hdf5", "pkl", "pickle")

@@ -37,10 +37,13 @@ def test_a_multiclass_study_neither_samples_nor_exports_a_threshold_rule(write_s
     from searchlab.engine.rundir import open_run
     from searchlab.trials_table import trial_table
 
-    assert "threshold" not in trial_table(open_run(tmp_path / "run")).columns   # the most probable class: none
+    table = trial_table(open_run(tmp_path / "run"))
+    assert "threshold" not in table.columns   # the most probable class: none
+    assert json.loads(table["class_names"][0]) == ["a", "b", "c"]   # what recall_class_1 is of, in the row itself
     from searchlab.report.build import write_report
 
     page = write_report(tmp_path / "run", tmp_path / "report.html").read_text()
+    assert "metrics.recall_class_1 (b)" in page
     assert "Confusion matrix on validation (the most probable class)" in page and "trial&#x27;s threshold" not in page
     config = export_run(tmp_path / "run", tmp_path / "best", top_k=2, tta="flip", bootstrap=50)
     assert config["threshold_choice"] == {"rule": "none: the most probable class is predicted"}

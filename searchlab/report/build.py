@@ -7,6 +7,7 @@ a sortable table of the top trials. A study without completed trials gets a repo
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 from searchlab.engine.rundir import OpenRun, open_run
@@ -15,7 +16,7 @@ from searchlab.report.best_model import model_sections, sample_grids
 from searchlab.report.figures import study_sections
 from searchlab.report.page import Section, note, page
 from searchlab.summary import best_trials, state_counts
-from searchlab.trials_table import trial_table
+from searchlab.trials_table import per_class_named, trial_table
 from searchlab.whole_file import refuse_file_as_folder, write_whole
 
 TOP_TRIALS = 20
@@ -60,7 +61,10 @@ def top_table(run: OpenRun, ranked: list, top: int) -> Section:
         title = f"Top {len(table)} trials (click a column to sort)"
     else:
         title = "All trials (click a column to sort)"
-    shown = table.drop(columns=[c for c in ("datetime_start", "datetime_complete") if c in table])
+    shown = table.drop(columns=[c for c in ("datetime_start", "datetime_complete", "class_names") if c in table])
+    named = table["class_names"].dropna() if "class_names" in table else ()
+    if len(named):   # recall_class_4 said as the class it is of, from the latest trial's names
+        shown = shown.rename(columns=per_class_named(list(shown.columns), json.loads(named.iloc[-1])))
     # na_rep covers float NaN only: a failed trial's value (None) and a parameter it did not draw (pandas' NA,
     # in integer columns) printed "None" and "<NA>"
     shown = shown.astype(object).where(shown.notna(), "")
