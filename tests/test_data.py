@@ -433,3 +433,16 @@ export: {{after_run: false}}
     second = run_study(load_study(tmp_path / "second.yaml"), progress=False).study.trials[0]
     assert first.user_attrs["class_names"] == ["a", "b"]
     assert second.user_attrs["class_names"] == ["a", "b", "c"]
+
+
+def test_a_class_missing_from_ones_own_test_folder_is_said_when_the_run_starts(tmp_path):
+    """It was said only by the export, after the search; test metrics averaged over classes left it out."""
+    from searchlab.data import data_advice
+
+    for split, counts in (("train", {"a": 6, "b": 6, "c": 4}), ("val", {"a": 2, "b": 2, "c": 2}),
+                          ("test", {"a": 3, "b": 3})):
+        class_folder(tmp_path / "imgs" / split, counts)
+    said = [text for text in data_advice(FolderData(source="folder", path=tmp_path / "imgs")) if "test split" in text]
+    assert said == [f"the test split has no image of class 'c' (1 of 3): its test metrics will be undefined, and "
+                    f"those averaged over classes (auc, balanced accuracy, macro f1) will leave it out. Fix: put some "
+                    f"of its images (whole patients) in the test split of {tmp_path / 'imgs'}"]

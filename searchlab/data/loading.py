@@ -161,8 +161,24 @@ def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) ->
     assert plan is not None   # a folder or CSV set
     found = [bit_depth_advice(plan.files.get("train", []), cfg.bit_depth), duplicate_warning(plan),
              carved_share_warning(plan), mixed_formats_warning(plan), patients_in_two_split_folders(plan),
-             colour_dropped_warning(plan, cfg.channels), misspelt_classes(plan, cfg)]
+             colour_dropped_warning(plan, cfg.channels), misspelt_classes(plan, cfg), class_missing_from_test(plan)]
     return [text for text in found if text]
+
+
+def class_missing_from_test(plan: SplitPlan) -> str | None:
+    """A class (multi-label: a label) with no test image, said when the run starts: it was said only by the
+    export, after the search, while test metrics averaged over classes quietly left it out."""
+    if not plan.files.get("test"):
+        return None
+    missing = [name for name, n in zip(plan.classes, _images_per_class(plan, "test")) if n == 0]
+    if not missing:
+        return None
+    what, whats = ("label", "labels") if plan.kind == "multilabel" else ("class", "classes")
+    return (f"the test split has no image of {what if len(missing) == 1 else whats} "
+            f"{', '.join(repr(m) for m in missing)} ({len(missing)} of "
+            f"{len(plan.classes)}): its test metrics will be undefined, and those averaged over {whats} (auc, "
+            f"balanced accuracy, macro f1) will leave it out. Fix: put some of its images (whole patients) in the "
+            f"test split of {plan.source}")
 
 
 def misspelt_classes(plan: SplitPlan, cfg: CsvData | FolderData) -> str | None:
