@@ -389,12 +389,16 @@ def label_stratified_split(labels: np.ndarray, fractions: Mapping[str, float], s
     sizes = _holdout_sizes(n, fractions)
     if sum(sizes.values()) >= n:
         raise _too_few(where, "the data set", n, fractions)
-    wanted = [n - sum(sizes.values()), *sizes.values()]
-    split_of = deal_by_labels(labels, np.ones(n), wanted, list(fractions.values()), np.random.default_rng(seed))
-    out = {name: np.flatnonzero(split_of == b) for b, name in enumerate(["train", *sizes])}
-    if any(len(out[name]) == 0 for name in out if name == "train" or fractions[name] > 0):
+    # dealt among the splits asked for: a split of fraction 0 in the deal took the rows its overfull neighbours
+    # had no room for (test_fraction 0 gave 1-3 of 60 rows a test split)
+    asked = {name: k for name, k in sizes.items() if k}
+    wanted = [n - sum(asked.values()), *asked.values()]
+    split_of = deal_by_labels(labels, np.ones(n), wanted, [fractions[name] for name in asked],
+                              np.random.default_rng(seed))
+    out = {name: np.flatnonzero(split_of == b) for b, name in enumerate(["train", *asked])}
+    if any(len(rows) == 0 for rows in out.values()):
         raise _too_few(where, "the data set", n, fractions)
-    return out
+    return {"train": out["train"], **{name: out.get(name, np.zeros(0, np.int64)) for name in fractions}}
 
 
 def random_split(n: int, fractions: Mapping[str, float], seed: int, where: str) -> dict[str, np.ndarray]:

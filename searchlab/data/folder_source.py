@@ -252,6 +252,42 @@ def patients_in_two_split_folders(plan: SplitPlan, shown: int = 5) -> str | None
             "(each patient then stays in one split)")
 
 
+def patient_names_in_several_classes(plan: SplitPlan, shown: int = 5) -> str | None:
+    """Patient sub-folders of one name under several class folders (benign/p000, malignant/p000), each name
+    read as ONE patient kept in one split: right for a patient with findings of several classes, but patients
+    numbered per class were fused unsaid (160 sub-folders of 6 classes read as 89 patients, each malignant one
+    fused with patients of five other classes). Said always; a few names in a line, many with their count."""
+    if plan.layout not in ("classes", "splits"):
+        return None   # a CSV's patients are its group_column's ids, which may hold several classes by design
+    classes_of: dict[tuple[str, str], set[str]] = {}   # (split folder or "", name) -> its classes
+    for split, files in plan.files.items():
+        for path, label in zip(files, plan.labels[split]):
+            parts = path.relative_to(plan.root).parts   # [split folder,] class, patient, ..., file
+            at = 2 if plan.layout == "splits" else 1
+            if len(parts) > at + 1:   # the name in NFC, as _patient reads it
+                where = parts[0] if plan.layout == "splits" else ""
+                classes_of.setdefault((where, nfc(parts[at])), set()).add(plan.classes[int(label)])
+    shared = sorted((key for key, classes in classes_of.items() if len(classes) > 1),
+                    key=lambda key: (-len(classes_of[key]), key))
+    if not shared:
+        return None
+    folders, patients = sum(len(c) for c in classes_of.values()), len(classes_of)
+    named = ["/".join(part for part in key if part) for key in shared]   # train/p07 in your own split folders
+    first, other = sorted(classes_of[shared[0]])[:2]
+    prefix = (f"prefix the folder names with the class ({first}/{first}_{shared[0][1]}, "
+              f"{other}/{other}_{shared[0][1]}) or name them by real patient ids")
+    if len(shared) <= shown:
+        listed = ", ".join(f"{name} ({', '.join(sorted(classes_of[key]))})" for name, key in zip(named, shared))
+        return (f"{plan.root}: {len(shared)} patient sub-folder name(s) under more than one class folder, each read "
+                f"as ONE patient kept in one split: {listed}. If each is one patient with findings of several "
+                f"classes, nothing to do. Fix: if they are different patients, {prefix}")
+    listed = ", ".join(f"{name} is in {len(classes_of[key])} classes" for name, key in zip(named[:3], shared))
+    return (f"{plan.root}: {len(shared)} of {patients} patient sub-folder names are under more than one class folder "
+            f"({listed}, and {len(shared) - 3} more), and each name is read as ONE patient kept in one split: "
+            f"{folders} sub-folders read as {patients} patients. Fix: if these are different patients (numbered per "
+            f"class), {prefix}; if they are the same patients, nothing to do")
+
+
 def _shared_groups(groups: dict[str, list[str]]) -> dict[str, list[str]]:
     """The groups, when some images share one (patient sub-folders); else none: every image stands alone."""
     every = [g for split in groups.values() for g in split]

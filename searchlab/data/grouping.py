@@ -134,6 +134,15 @@ def spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
     """{'train': idx, **{k: idx for k in fractions}}, each sorted, with every group's images in one split.
     `folder`: the groups are an image folder's (`where`) patient sub-folders, not a CSV's group_column, which
     the message that refuses a split then names."""
+    asked = {name: f for name, f in fractions.items() if f > 0}   # test_fraction 0 asks for no test split
+    parts = _spanning_split(labels, asked, seed, where, class_names, groups, folder)
+    return {"train": parts["train"], **{name: parts.get(name, np.zeros(0, np.int64)) for name in fractions}}
+
+
+def _spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int, where: str,
+                    class_names: Sequence[str] | None, groups: Sequence[str], folder: bool) -> dict[str, np.ndarray]:
+    """spanning_split among the splits asked for (fraction > 0): dealt a split of fraction 0 too, the repair
+    that gives each split a patient of every class held one of a rare class's 3 patients back in it, unsaid."""
     multilabel = labels.ndim == 2
     members, counts = group_counts(labels, groups, class_names)
     names = ["train", *fractions]
@@ -145,7 +154,7 @@ def spanning_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
         bins, short = deal_by_labels(counts[:, 1:], counts[:, 0], wanted, list(fractions.values()), rng), []
     else:
         bins, short = settle(counts, split_targets(counts, fractions, multilabel), rng, multilabel)
-    empty = [names[b] for b in range(len(names)) if not (bins == b).any() and (b == 0 or fractions[names[b]] > 0)]
+    empty = [names[b] for b in range(len(names)) if not (bins == b).any()]
     if (empty or short) and folder:
         raise DataError(_folder_shortfall(where, fractions, class_names, list(dict.fromkeys(groups)), counts,
                                           _shortfall(empty, short, names, counts, class_names, "patient(s)")))

@@ -23,7 +23,8 @@ from searchlab.data.csv_source import load_csv, plan_csv
 from searchlab.data.duplicates import duplicate_warning
 from searchlab.data.fingerprint import describe_plan, fingerprint, sampled_digest
 from searchlab.data.formats import mixed_formats_warning
-from searchlab.data.folder_source import load_folder, patients_in_two_split_folders, plan_folder
+from searchlab.data.folder_source import (load_folder, patient_names_in_several_classes,
+                                         patients_in_two_split_folders, plan_folder)
 from searchlab.data.medmnist_source import default_root, load_medmnist, medmnist_kind, npz_path
 from searchlab.data.types import ImageDataset, SplitPlan
 from searchlab.errors import ConfigError, DataError
@@ -161,7 +162,8 @@ def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) ->
     assert plan is not None   # a folder or CSV set
     found = [bit_depth_advice(plan.files.get("train", []), cfg.bit_depth), duplicate_warning(plan),
              carved_share_warning(plan), mixed_formats_warning(plan), patients_in_two_split_folders(plan),
-             colour_dropped_warning(plan, cfg.channels), misspelt_classes(plan, cfg), class_missing_from_test(plan)]
+             colour_dropped_warning(plan, cfg.channels), misspelt_classes(plan, cfg), class_missing_from_test(plan),
+             patient_names_in_several_classes(plan)]
     return [text for text in found if text]
 
 
