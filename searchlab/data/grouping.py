@@ -1,7 +1,8 @@
 """Whole groups of images (one per patient) dealt to splits or folds when a group may hold several classes or
 labels, as a CSV's `group_column` allows: a patient with a benign and a malignant lesion is one group.
 
-Folders need none of this: a patient sub-folder sits inside one class folder, and the per-class dealing in
+A folder's patients come here only when a sub-folder name sits under several class folders (one patient with
+findings of several classes); otherwise each sits inside one class folder, and the per-class dealing in
 `common._grouped_split` and `crossval._grouped_folds` keeps their splits as they always were.
 
 Each group is a row of counts: images per class (single-label), or images and positives per label
