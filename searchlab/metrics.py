@@ -298,7 +298,9 @@ def bootstrap_ci(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classe
                  level: float = 0.95, groups: Sequence[str] | None = None) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap CIs over samples, or over whole groups of them (`groups`: a patient per sample, so
     alike images of one patient count as the one observation they are); resamples where a metric is nan are
-    skipped for that metric."""
+    skipped for that metric. So a metric resting on a class of one or two units gets an interval conditional on
+    them, showing the other classes' spread only (one patient's class: 27% coverage of its AUC); the export
+    withholds those (searchlab.intervals.MIN_UNITS)."""
     y, p = _check(y_true, probs, kind, n_classes)
     for name in names:
         metric_info(name, kind, n_classes)

@@ -15,12 +15,15 @@ def test_headline(config: dict[str, Any]) -> str:
         return config["test_note"]
     chosen_by = [m for m in config.get("objectives", []) if m not in ("auc", "accuracy")]
     names = [k for k in ("auc", "accuracy", *chosen_by) if k in test and test[k] is not None]
-    # undefined (a class or label absent from the test split): said, not "nan [nan, nan]"; warned of below
+    methods = config.get("test_metrics_ci95_method") or {}
+    # undefined (a class or label absent from the test split): said, not "nan [nan, nan]"; warned of below. A
+    # metric resting on a class of too few test patients has no interval: its method says why, in its place.
+    withheld = {k for k in names if str(methods.get(k, "")).startswith("no CI")}
     shown = ", ".join(f"{k} undefined" if not math.isfinite(test[k]) else
+                      f"{k} {test[k]:.3f} [{methods[k]}]" if k in withheld else
                       f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else f"{k} {test[k]:.3f}"
                       for k in names)
-    methods = config.get("test_metrics_ci95_method") or {}
-    how = "; ".join(f"{k}: {methods[k]}" for k in names if k in ci and k in methods)
+    how = "; ".join(f"{k}: {methods[k]}" for k in names if k in ci and k in methods and k not in withheld)
     return f"test {shown} (n={config['test_size']}" + (f"; 95% intervals, {how})" if how else ")")
 
 
@@ -76,6 +79,7 @@ def warn_about_export(config: dict[str, Any]) -> None:
     _warn_if_one_class(config)
     _warn_if_a_label_is_always_on(config)
     _warn_if_few_test_images_of_a_class(config)
+    _warn_of_withheld_intervals(config)
     _warn_if_over_budget_now(config)
     front = config.get("dominated_by_front")
     if front:
@@ -96,6 +100,20 @@ def warn_about_export(config: dict[str, Any]) -> None:
               f"({below['ensemble']:.4f}) is worse than that of its member trial {below['member']} "
               f"({below['member_value']:.4f}{views}): a weaker member pulls the average down. Fix: --select greedy "
               f"(keeps only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
+
+
+def _warn_of_withheld_intervals(config: dict[str, Any]) -> None:
+    """Test metrics resting on a class of too few test patients (images) have no interval: say which, and why,
+    once per reason (the headline shows only AUC, accuracy and the objectives)."""
+    by_reason: dict[str, list[str]] = {}
+    for name, method in (config.get("test_metrics_ci95_method") or {}).items():
+        if str(method).startswith("no CI: "):
+            by_reason.setdefault(method.removeprefix("no CI: "), []).append(name)
+    for reason, names in by_reason.items():
+        print(f"warning: no 95% interval for {', '.join(names)}: {reason} (null in config.json's "
+              "test_metrics_ci95; an interval from so few would be far too narrow). Fix: a test split with more "
+              "patients (images, without patient groups) of each class named, or report those metrics without an "
+              "interval", file=sys.stderr)
 
 
 def _warn_if_over_budget_now(config: dict[str, Any]) -> None:

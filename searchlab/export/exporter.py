@@ -279,7 +279,8 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
     metrics = compute_metrics(labels, probs, kind, n_classes, threshold=threshold)
     names = list(metrics)   # each class's too: a 4-image class's recall of 1.0 is [0.40, 1.00]
     ci, methods = export_intervals(labels, probs, kind, n_classes, names, n_resamples=bootstrap,
-                                   seed=run.record["seed"], threshold=threshold, groups=test.groups)
+                                   seed=run.record["seed"], threshold=threshold, groups=test.groups,
+                                   class_names=config["class_names"])
     replaced = data_replaced_since_search(run)
     summary = {"test_metrics": metrics, "test_metrics_ci95": {k: list(v) for k, v in ci.items()},
                "test_metrics_ci95_method": methods,
