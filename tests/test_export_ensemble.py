@@ -212,6 +212,20 @@ def test_a_dominated_trial_and_a_replaced_export_are_said(exported, capsys):
     assert f"the test split was scored by {scored['times']} export(s)" in capsys.readouterr().out
 
 
+
+def test_one_model_scored_again_is_no_selection_on_the_test_split():
+    """A resume that kept the best trial exports it again: the note said that reporting the best of the two
+    exports' (equal) scores selected on the test split."""
+    from searchlab.export.scorings import scorings_note
+
+    same = {"trials": [3], "tta": "none"}
+    earlier = [{**same, "at_utc": "2026-12-06T10:00:00+00:00", "out": "/r/best"}]
+    assert scorings_note({"times": 2, "earlier_exports": earlier, "this": same}) is None
+    other = {"trials": [3], "tta": "flip"}
+    assert "has now been scored by 2 exports" in scorings_note({"times": 2, "earlier_exports": earlier,
+                                                                 "this": other})
+
+
 def test_argument_errors(exported, capsys):
     tmp, run = exported[0], exported[1]
     with pytest.raises(ExportError, match="--trial 0 exports one trial and --top-k 2"):

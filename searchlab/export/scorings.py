@@ -34,8 +34,13 @@ def record_scoring(study: optuna.Study, config: dict[str, Any], out: Path) -> di
         return {"times": None, "not_recorded": f"the study could not be written ({type(exc).__name__}: {exc})",
                 "earlier_exports": earlier[-KEPT:]}
     when_published(lambda: _append(study, entry))
-    return {"times": len(earlier) + 1, "earlier_exports": earlier[-KEPT:],
+    return {"times": len(earlier) + 1, "earlier_exports": earlier[-KEPT:], "this": _model(entry),
             "recorded_in": f"the study's user attribute {KEY}"}
+
+
+def _model(entry: dict[str, Any]) -> dict[str, Any]:
+    """What an export's test scores depend on: its trials and TTA."""
+    return {"trials": list(entry["trials"]), "tta": entry.get("tta", "none")}
 
 
 def _append(study: optuna.Study, entry: dict[str, Any]) -> None:
@@ -54,6 +59,9 @@ def scorings_note(scored: dict[str, Any]) -> str | None:
     if scored["times"] == 1:
         return None
     earlier = scored["earlier_exports"]
+    if scored.get("this") and all(_model(e) == _model(scored["this"]) for e in earlier) \
+            and len(earlier) + 1 == scored["times"]:
+        return None   # the same model scored again (a resume that kept the best trial): the same scores, no pick
     listed = "; ".join(f"trials {','.join(map(str, e['trials']))} tta {e['tta']} at {e['at_utc']}"
                        for e in earlier[-3:])
     return (f"note: this run's test split has now been scored by {scored['times']} exports (the latest before "
