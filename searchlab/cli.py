@@ -15,6 +15,7 @@ from searchlab.export.export_notes import say_search_unfinished, test_headline, 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv_given = argv is not None   # a call from Python code (a notebook, a script) goes on after it returns
     if not getattr(args, "command", None):
         parser.print_usage(sys.stderr)
         print(f"searchlab: error: no command given. Fix: name one of {', '.join(args.commands)}, e.g. searchlab run "
@@ -177,7 +178,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from searchlab.config.load import load_study
-    from searchlab.engine.signals import end_the_process_after_a_stop, raise_if_stopped, stop_on_signals
+    from searchlab.engine.signals import only_winding_down_after_a_stop, raise_if_stopped, stop_on_signals
 
     # A Ctrl-C while the study's modules import is remembered: medmnist's import swallows it in a bare
     # `except:`, and the whole search then ran and exited 0
@@ -193,13 +194,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_cache_settings()
         print_run_header(study)
         raise_if_stopped()
-    end_the_process_after_a_stop()
-    result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
-    exported, headline, export_failed = None, None, False
-    if study.config.export.after_run and not result.interrupted:
-        exported, headline, export_failed = _export_best(study, result)
-    print_run_summary(study, result, exported, headline)
-    _shut_ray_down()
+    # main() without arguments is this process's own command line: the process ends with it
+    with only_winding_down_after_a_stop(process_ends=not args.argv_given):
+        result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
+        exported, headline, export_failed = None, None, False
+        if study.config.export.after_run and not result.interrupted:
+            exported, headline, export_failed = _export_best(study, result)
+        print_run_summary(study, result, exported, headline)
+        _shut_ray_down()
     if result.interrupted:
         return result.exit_code
     # a run where no trial completed, that budget.max_failed stopped, or whose export failed, failed: for scripts

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from numbers import Number
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ class TrialContext:
         judge=False records the value without letting the pruner (or a Ray scheduler) act on it."""
         raise_if_stopped()   # a stop signal some library swallowed still stops the trial here
         step = _whole_step(step)
-        metrics = {name: plain_number(value) for name, value in metrics.items()}   # np.float32, 0-d tensors
+        metrics = {name: _number(step, name, value) for name, value in metrics.items()}   # np.float32, 0-d tensors
         metric, _ = self.primary
         self.curve.append({"epoch": step, **{k: v for k, v in metrics.items() if _finite(v)}})
         self.trial.set_user_attr("curve", self.curve)   # one attribute, rewritten: one row, not one per epoch
@@ -127,6 +128,22 @@ def _whole_step(step: Any) -> int:
     if isinstance(number, bool) or not isinstance(number, int):
         raise TrialFailure(f"ctx.report(step={step!r}, ...): the step must be a whole number (the epoch). Fix: "
                            "pass the loop's epoch index")
+    return number
+
+
+def _number(step: int, name: str, value: Any) -> Any:
+    """`value` as a plain number; anything else fails the trial. A string or a tensor of several values was
+    left out of the curve without a word: the pruner got no value and never acted. (NaN and inf are numbers,
+    undefined at that epoch: kept out of the curve, which is JSON, and of the pruner, as before.)"""
+    number = plain_number(value)
+    if isinstance(number, Number) and not isinstance(number, (int, float, complex)):
+        number = float(number)   # a Decimal
+    if not isinstance(number, (int, float)):
+        shape = getattr(value, "shape", None)
+        kind = f"{type(value).__name__} of shape {tuple(shape)}" if shape is not None else type(value).__name__
+        raise TrialFailure(f"ctx.report({step}, {{{name!r}: ...}}): the value is a {kind}, not a number. Fix: report "
+                           "one number per metric (float(value), tensor.item(), or a mean of the values), or "
+                           "float('nan') for an epoch without it")
     return number
 
 

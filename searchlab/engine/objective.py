@@ -18,6 +18,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
 from searchlab.config.load import Study
+from searchlab.engine.numbers import plain_number
 from searchlab.engine.signals import interruption_message
 from searchlab.errors import TrialFailure
 from searchlab.space import Group, searchable_params, within
@@ -139,15 +140,27 @@ def objective_values(study: Study, metrics: dict[str, float]) -> list[float]:
         if metric not in metrics:
             raise TrialFailure(f"the task returned no '{metric}' (it returned: {', '.join(sorted(metrics))}). Fix: "
                                f"return {metric!r} among the metrics, or name one of those as the objective")
+        raw = metrics[metric]
+        if _truth_or_text(raw):
+            raise TrialFailure(f"objective '{metric}' is {raw!r}, a {type(raw).__name__}, not a number. Fix: return "
+                               f"the number itself as {metric!r} (e.g. float(score), not str(score) or score > 0.5)")
         try:
-            value = float(metrics[metric])
+            value = float(raw)
         except (TypeError, ValueError):
-            raise TrialFailure(f"objective '{metric}' is {metrics[metric]!r}, not a number. Fix: return a number "
+            raise TrialFailure(f"objective '{metric}' is {raw!r}, not a number. Fix: return a number "
                                f"as {metric!r}") from None
         if not math.isfinite(value):
             raise TrialFailure(f"objective '{metric}' is {value}{_why_not_finite(study, metrics)}")
         values.append(value)
     return values
+
+
+def _truth_or_text(value: object) -> bool:
+    """A bool or text, which float() takes: {"score": True} completed as 1.0 and became the study's best trial,
+    {"score": "0.7"} as 0.7. numpy's bool_ and a bool tensor too (plain_number leaves them as they are)."""
+    value = plain_number(value)
+    return isinstance(value, (bool, str, bytes, bytearray)) or str(getattr(value, "dtype", "")) in ("bool",
+                                                                                                  "torch.bool")
 
 
 def _why_not_finite(study: Study, metrics: dict[str, float]) -> str:

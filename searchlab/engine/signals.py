@@ -26,7 +26,7 @@ PARENT_GONE = signal.SIGUSR1   # what a worker's parent watcher sends its own wo
 STOP_SECONDS = 30              # for a stopping worker to record its trial: one storage write, unless the disk hangs
 _requested: list[int] = []     # this process's first stop signal, while a run is listening for stops
 _listening: list[bool] = []    # one entry per stop_on_signals block open (they nest: a run, its Ray driver)
-_process_ends_after_a_stop: list[bool] = []   # `searchlab run`: once stopped, the process only winds down
+_process_ends_after_a_stop: list[bool] = []   # a run command's: once stopped, it only winds down
 _held: list[bool] = []         # while Optuna records a trial's outcome: a stop is remembered, raised after
 
 
@@ -109,11 +109,25 @@ def stop_on_signals() -> Iterator[None]:
             _requested.clear()   # a later run in this process starts afresh
 
 
-def end_the_process_after_a_stop() -> None:
-    """For a command whose process ends when its run does: once a run was stopped, later stops are ignored
-    for the rest of the process. The second or third Ctrl-C of an impatient user landed in the run's
-    summary (lost) or in Ray's shutdown at exit (its traceback printed); the run already stops at the first."""
+@contextmanager
+def only_winding_down_after_a_stop(process_ends: bool) -> Iterator[None]:
+    """For a command whose run, once stopped, only winds down: later stops are ignored until the block ends.
+    The second or third Ctrl-C of an impatient user landed in the run's summary (lost) or in Ray's shutdown at
+    exit (its traceback printed); the run already stops at the first. When the process ends with the command
+    (`process_ends`: the `searchlab run` command) they stay ignored up to its exit. Otherwise (main() called
+    from a notebook or a script) the handlers from before the block come back: they stayed ignored for the
+    rest of the process, and a notebook's "Interrupt kernel" did nothing after one interrupted run."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} if in_main_thread else {}
     _process_ends_after_a_stop.append(True)
+    try:
+        yield
+    finally:
+        _process_ends_after_a_stop.pop()
+        if not process_ends:
+            for sig, handler in previous.items():
+                if handler is not None:   # None: set outside Python, which cannot set it back
+                    signal.signal(sig, handler)
 
 
 @contextmanager
@@ -156,7 +170,14 @@ def ctrl_c_ignored_by_started_processes() -> Iterator[None]:
     a Ctrl-C during its imports (torch) printed a KeyboardInterrupt traceback from every worker. An ignored
     signal stays ignored across exec (a blocked one did not: the spawn resets the mask). This process ignores
     Ctrl-C for the few milliseconds of the start; its workers are then stopped by it (Supervisor), with
-    SIGTERM for one still importing."""
+    SIGTERM for one still importing. (Only the main thread may set handlers: from another thread, workers
+    started there take a Ctrl-C during their imports as any program does.)"""
+    from searchlab.engine.script_guard import refuse_an_unguarded_script
+
+    refuse_an_unguarded_script()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield

@@ -56,6 +56,7 @@ class Supervisor:
         self.timeout = study.config.budget.trial_timeout
         self.retry = retry_callback(study.config.executor.max_retries)
         self.gate = AskGate(study.run_dir)
+        self.lost_in_poll = 0
         self.workers = [self._start(i) for i in range(study.config.executor.workers)]
 
     def _start(self, index: int) -> Worker:
@@ -70,6 +71,7 @@ class Supervisor:
             while self.workers:
                 raise_if_stopped()
                 self.bar.update(self.ostudy)
+                self.lost_in_poll = 0   # workers of this poll ended outside a trial: the count goes on without
                 self.workers = [w for w in (self._check(w) for w in self.workers) if w is not None]
                 time.sleep(POLL_SECONDS)
         finally:
@@ -112,9 +114,10 @@ class Supervisor:
             if proc.exitcode == 0:
                 return None
             if running is None:   # it failed outside any trial (its error is on stderr): not restarted
+                self.lost_in_poll += 1   # two ended in one poll both said "1 worker(s)" of 2
                 print(f"warning: worker process {worker.index} ended with exit code {proc.exitcode} outside any "
-                      f"trial (its error is above); the run goes on with {len(self.workers) - 1} worker(s)",
-                      file=sys.stderr)
+                      f"trial (its error is above); the run goes on with {len(self.workers) - self.lost_in_poll} "
+                      "worker(s)", file=sys.stderr)
                 return None
             self._fail(running, _death(proc.exitcode), retry=True)
             return self._start(worker.index)
