@@ -69,8 +69,10 @@ class TrialContext:
         if self.on_epoch is not None:
             self.on_epoch(step, float(value))
         if self.trial.should_prune():
-            # epochs counted, as the Ray schedulers' reason does; best_epoch and the curve count from 0
-            reason = f"pruned by the pruner after {step + 1} epoch(s), at {metric}={value:.4f}"
+            # epochs counted, as the Ray schedulers' reason does; best_epoch and the curve count from 0. A GAN
+            # reports at its evaluations (checkpoints of train.iterations), which were called epochs
+            unit = "evaluation(s)" if self.study.config.task.kind == "generate" else "epoch(s)"
+            reason = f"pruned by the pruner after {step + 1} {unit}, at {metric}={value:.4f}"
             self.trial.set_user_attr("pruned", reason)   # why, for status and the dashboard
             raise optuna.TrialPruned(reason)
 
