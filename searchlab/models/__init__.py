@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from searchlab.models import cells, gan, gan_common, gan_sampling, nni_model, standalone, stylegan2, zen
+from searchlab.models import (cells, fine_tuning, gan, gan_common, gan_sampling, nni_model, standalone,
+                              stylegan2, zen)
 
 BODY_MARKER = "# ---- model.py body ----"
 # the GAN network files whose bodies a generator export's model.py holds, each after the ones it uses
@@ -25,13 +26,13 @@ def model_source(nni_spaces: Iterable[str] = ()) -> str:
     """The text of an export's model.py: standalone.py, each architecture file's body, then their registration;
     with `nni_spaces` ("module:Class" of the NNI model spaces the export holds) also the NNI builder, allowed
     to import exactly those classes."""
-    parts = [Path(standalone.__file__).read_text().rstrip() + "\n"]
-    parts += [_body(name, module) for name, (module, _) in SEARCHED_ARCHITECTURES.items()]
+    parts = [Path(standalone.__file__).read_text().rstrip() + "\n", _body("saving fine-tuned weights", fine_tuning)]
+    parts += [_body(f"{name} architecture", module) for name, (module, _) in SEARCHED_ARCHITECTURES.items()]
     names = ", ".join(f'"{name}": {cls}' for name, (_, cls) in SEARCHED_ARCHITECTURES.items())
     parts.append(f"ARCHITECTURES.update({{{names}}})\n")
     spaces = sorted(set(nni_spaces))
     if spaces:
-        parts.append(_body("nni", nni_model) + f"_nni_allowed_spaces = {set(spaces)!r}\n"
+        parts.append(_body("nni architecture", nni_model) + f"_nni_allowed_spaces = {set(spaces)!r}\n"
                      'ARCHITECTURES["nni"] = NNIModel\n')
     return "\n\n".join(parts)
 
@@ -48,5 +49,5 @@ def _body(name: str, module: object) -> str:
     text = Path(module.__file__).read_text()
     if BODY_MARKER not in text:
         raise RuntimeError(f"{module.__file__} lacks the line {BODY_MARKER!r} that starts its model.py body")
-    return (f"# ---- {name} architecture (searchlab/models/{Path(module.__file__).name}) ----\n"
+    return (f"# ---- {name} (searchlab/models/{Path(module.__file__).name}) ----\n"
             + text.split(BODY_MARKER, 1)[1].strip() + "\n")

@@ -8,12 +8,15 @@ searchlab imports. Usage of an export:
     net, config = model.load("best/")              # weights.safetensors + config.json
     probs = model.predict_proba(net, config, images_uint8_NCHW)
     images_uint8_NCHW = model.load_images(["a.png", "b.png"], config)   # image files, as training read them
+    model.save(net, config, "tuned/")              # fine-tuned weights as a folder load() and `searchlab predict` take
 """
 from __future__ import annotations
 
+import datetime  # noqa: F401  (used by fine_tuning.py's body, appended to a classifier export's model.py)
 import hashlib
 import json
 import math  # noqa: F401  (used by the architecture bodies appended to an export's model.py)
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -313,12 +316,46 @@ def _check_images(images: torch.Tensor, spec: dict[str, Any] | None) -> None:
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__module__}.{type(images).__name__}; "
                         "for a numpy array pass torch.from_numpy(array), or read files with load_images")
     if images.dtype != torch.uint8:
-        raise ValueError(f"images must be uint8 (0-255) as read from files, got {images.dtype}; for images "
-                         "scaled to [0, 1] pass (x * 255).round().to(torch.uint8), or read files with load_images")
+        raise ValueError(f"images must be uint8 (0-255) as read from files, got {images.dtype}; "
+                         f"{_uint8_fix(images, spec)}")
     if spec and tuple(images.shape[1:]) != (spec["channels"], spec["height"], spec["width"]):
         raise ValueError(f"images must be N x {spec['channels']} x {spec['height']} x {spec['width']} as in "
                          f"training (config['input']), got {' x '.join(map(str, images.shape))}; load_images(files, "
                          "config) reads and resizes files as training did")
+
+
+def _uint8_fix(images: torch.Tensor, spec: dict[str, Any] | None) -> str:
+    """How these values become the uint8 images training read, by their range: (x * 255) of values already in
+    0-255 wraps around in uint8, and the corrupted images are scored without complaint."""
+    files = "or read the files with load_images(files, config), which decodes them as training did"
+    if images.numel() == 0 or images.dtype == torch.bool or images.is_complex():
+        return f"convert them to 0-255 uint8 ({files})"
+    values = images.detach().to(torch.float64)
+    if not torch.isfinite(values).all():
+        return "these hold NaN or infinite values, which no image file does: read the files with load_images"
+    lo, hi = float(values.min()), float(values.max())
+    if lo < 0:
+        return (f"values from {lo:g} to {hi:g} are not 0-255 intensities (normalised images?): pass the images "
+                f"before normalisation, as predict_proba normalises them with config['preprocessing'] itself, {files}")
+    if images.is_floating_point() and hi <= 1:
+        return f"these values are in [0, 1]: pass (x * 255).round().to(torch.uint8), {files}"
+    if hi <= 255:
+        rounded = "x.round().to(torch.uint8)" if images.is_floating_point() else "x.to(torch.uint8)"
+        return f"these values are already 0-255: pass {rounded} (not x * 255, which wraps around), {files}"
+    return _deep_fix(hi, (spec or {}).get("bit_depth"), files)
+
+
+def _deep_fix(hi: float, bit_depth: int | None, files: str) -> str:
+    """Values above 255: scaled to 8 bits as _to_8bit scales this export's files (bit_depth, else 16 bits)."""
+    said = f"values up to {hi:g} look like data of more than 8 bits"
+    if bit_depth:
+        return (f"{said}; this export reads {bit_depth}-bit files scaled to 0-255 (config['input']['bit_depth']): "
+                f"pass (x.double() / {2 ** bit_depth - 1} * 255).round().clamp(0, 255).to(torch.uint8), {files}")
+    if hi > 65535:   # files beyond 16 bits were read by each image's own range, which a tensor formula cannot say
+        return (f"{said} (beyond 16 bits), which this export scales by each image's own range: read the files "
+                "with load_images(files, config)")
+    return (f"{said}; this export (no bit_depth in config['input']) reads 16-bit files as value / 65535 * 255: "
+            f"pass (x.double() / 65535 * 255).round().to(torch.uint8), {files}")
 
 
 def _probabilities01(net: nn.Module, config: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
@@ -378,10 +415,20 @@ def read_safetensors(path: str | Path, sha256: str | None = None) -> dict[str, t
 FITS = ("stretch", "pad", "crop")
 
 
-def load_images(paths: list[str | Path], config: dict[str, Any]) -> torch.Tensor:
-    """Image files -> uint8 (N, C, H, W) for predict/predict_proba, decoded and resized exactly as searchlab
-    read the training images (config["input"]: channels, height, width, fit)."""
-    return torch.stack([read_input_file(p, config) for p in paths])
+def load_images(paths: str | Path | list[str | Path], config: dict[str, Any]) -> torch.Tensor:
+    """Image files (a list, or one path) -> uint8 (N, C, H, W) for predict/predict_proba, decoded and resized
+    exactly as searchlab read the training images (config["input"]: channels, height, width, fit). No files
+    give N = 0, which predict_proba scores as no probabilities."""
+    files = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)   # a str would be read letter by letter
+    for path in files:
+        if Path(path).is_dir():   # the rows carry no names: which file each is must be the caller's own list
+            raise IsADirectoryError(f"{path} is a folder; load_images reads image files, one row each, in the "
+                                    f"order given. Fix: list its files, e.g. files = sorted(Path({str(path)!r})"
+                                    ".glob('*.png')), and pass that list")
+    if not files:
+        spec = config["input"]
+        return torch.empty((0, spec["channels"], spec["height"], spec["width"]), dtype=torch.uint8)
+    return torch.stack([read_input_file(p, config) for p in files])
 
 
 def read_input_file(path: str | Path, config: dict[str, Any]) -> torch.Tensor:
@@ -482,6 +529,29 @@ def load(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if "model" not in config and "generator" in config:
         raise ValueError(f"{export_dir} is a generator export: load it with model.load_generator(dir) and "
                          "sample with model.sample_images")
+    _check_same_model_py(export_dir)
     net = build_export_model(config)
     net.load_state_dict(read_safetensors(export_dir / "weights.safetensors", config.get("weights_sha256")))
     return net.eval(), config
+
+
+def _check_same_model_py(export_dir: Path) -> None:
+    """A ValueError when the export's model.py holds other code than this one: Python imports a module named
+    `model` once, so `import model` for a second export gives the first's, which may lack its architecture
+    (an NNI model) or build another searchlab version's network from its config.json without a word."""
+    here = globals().get("__file__")
+    theirs = export_dir / "model.py"
+    if __name__ == "searchlab.models.standalone" or here is None or not theirs.is_file():
+        return   # searchlab's own copy knows every architecture; no model.py there: nothing to differ from
+    if Path(here).resolve() == theirs.resolve() or Path(here).read_bytes() == theirs.read_bytes():
+        return
+    raise ValueError(f"{theirs} is not the model.py this code was imported from ({here}) and its code differs "
+                     "(Python imports a module named 'model' once: `import model` for a second export gave the "
+                     f"first one's). Fix: load each export with its own module: {'; '.join(own_module(export_dir))}")
+
+
+def own_module(export_dir: str | Path, name: str = "model_2") -> tuple[str, str]:
+    """Two lines of Python that import an export's model.py under a module name of its own and load the export."""
+    model_py, folder = str(Path(export_dir) / "model.py"), str(export_dir)
+    return (f"import importlib.util; spec = importlib.util.spec_from_file_location({name!r}, {model_py!r})",
+            f"m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); net, config = m.load({folder!r})")
