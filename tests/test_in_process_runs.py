@@ -13,23 +13,13 @@ import pytest
 
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
+from test_callable_task import STUDY
 from test_run import REPO, TESTS
-
-STUDY = """
-name: own
-task: {{kind: callable, function: "{module}:objective"}}
-space:
-  x: {{float: [-1, 1]}}
-objective: {{metric: score, direction: maximize}}
-strategy: random
-pruner: none
-budget: {{n_trials: {n}, epochs: 3}}
-"""
 
 
 def _study(write_study, tmp_path: Path, module: str, code: str, n: int = 1, extra: str = "") -> Path:
     (tmp_path / f"{module}.py").write_text(code)
-    return write_study(STUDY.format(module=module, n=n) + extra)
+    return write_study(STUDY.format(function=f"{module}:objective", n=n) + extra)
 
 
 def _trials(tmp_path: Path) -> list[optuna.trial.FrozenTrial]:
