@@ -22,7 +22,8 @@ from searchlab.engine.setup_said import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
 from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url
-from searchlab.summary_front import front_by_first_objective, front_heading, over_budget_said, setup_objectives
+from searchlab.summary_front import (cut_short_said, failed_trials, failure_reason, feature_network_said,
+                                     front_by_first_objective, front_heading, over_budget_said, setup_objectives)
 from searchlab.export.scorings import KEY as SCORINGS_KEY
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
@@ -133,6 +134,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     best = best_trials(ostudy)
     if best and (over := over_budget_said(ostudy, study.run_dir)):   # with none completed, the end says it
         print(over)
+    if cut := cut_short_said(ostudy, study.run_dir):
+        print(cut)
     n_trials = study.config.budget.n_trials
     finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
     if not result.interrupted and finished == result.trials_before and finished >= n_trials:
@@ -225,6 +228,10 @@ def print_status(run: OpenRun, top: int) -> None:
     print(f"study '{study.study_name}' in {shown_url(run.storage_url)}: {state_counts(study)}")
     if over := over_budget_said(study, run.run_dir):   # right under the counts it explains
         print(over)
+    if cut := cut_short_said(study, run.run_dir):
+        print(cut)
+    if measured := feature_network_said(study):
+        print(f"  ({measured})")
     record = run.study.user_attrs.get("searchlab")
     setup = record.get("search") if isinstance(record, dict) else None
     if setup:   # studies recorded before the setup was kept have none, nor do studies made by Optuna directly
@@ -350,11 +357,9 @@ def print_checkpoint_usage(run: OpenRun) -> None:
 
 
 def print_failures(study: optuna.Study, last: int = 3) -> None:
-    """The latest failed configs with their reasons; an attempt a retry took over (an interrupted trial run
-    again) is not one: its retry's outcome is the config's."""
-    failed = [t for t in final_trials(study) if t.state == TrialState.FAIL]
-    for trial in failed[-last:]:
-        print(f"  failed trial {trial.number}: {trial.user_attrs.get('error', 'no reason stored')}")
+    """The latest failed configs with their reasons."""
+    for trial in failed_trials(study)[-last:]:
+        print(f"  failed trial {trial.number}: {failure_reason(trial)}")
 
 
 def _queued_by(trial: FrozenTrial) -> str:

@@ -1,5 +1,6 @@
-"""What `status` and a run's summary say about trials that did not train (over the architecture budget) and
-about a Pareto front (which trials are listed, in which order)."""
+"""What `status`, a run's summary and the report say about trials that did not train (over the architecture
+budget) or trained less (cut short), failed trials by reason, a Pareto front (which trials are listed, in which
+order), and what a GAN study's scores are measured with."""
 from __future__ import annotations
 
 import re
@@ -10,6 +11,8 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from searchlab.engine.progress import final_trials
 
 
 def over_budget_said(study: optuna.Study, run_dir: Path) -> str | None:
@@ -29,6 +32,19 @@ def over_budget_said(study: optuna.Study, run_dir: Path) -> str | None:
             f"trained; {most} trial {example.number}: {reason}). Fix: loosen budget.max_{limit} or narrow the "
             f"space to smaller architectures; `searchlab trials {shlex.quote(str(run_dir))}` shows each one's "
             "reason in its over_budget column)")
+
+
+def cut_short_said(study: optuna.Study, run_dir: Path) -> str | None:
+    """How many completed trials budget.timeout cut short, with one's reason: listed only among the best
+    trials, a GAN run of 1 full and 5 cut-short trials read as 6 trials trained alike, ranked alike."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    cut = [t for t in complete if isinstance(t.user_attrs.get("cut_short"), str)]
+    if not cut:
+        return None
+    example = cut[0]
+    return (f"  ({len(cut)} of the {len(complete)} complete trials were cut short by budget.timeout, so trained "
+            f"less than the others, e.g. trial {example.number}: {example.user_attrs['cut_short']}; "
+            f"`searchlab trials {shlex.quote(str(run_dir))}` shows each one's in its cut_short column)")
 
 
 def _limits_broken(reason: str) -> list[str]:
@@ -64,3 +80,38 @@ def _first_objective(objectives: Any) -> str:
     except (IndexError, KeyError, TypeError):
         return "first objective"
     return f"{name} (the first objective)" if isinstance(name, str) else "first objective"
+
+
+def failed_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The failed configs; an attempt a retry took over (an interrupted trial run again) is not one: its
+    retry's outcome is the config's."""
+    return [t for t in final_trials(study) if t.state == TrialState.FAIL]
+
+
+def failure_reason(trial: FrozenTrial) -> str:
+    return str(trial.user_attrs.get("error", "no reason stored"))
+
+
+def failures_by_reason(study: optuna.Study) -> list[tuple[str, list[int]]]:
+    """Each reason the failed configs gave with their trial numbers, the most frequent first: 6 trials killed
+    by budget.trial_timeout read as one line, not six."""
+    grouped: dict[str, list[int]] = {}
+    for trial in failed_trials(study):
+        grouped.setdefault(failure_reason(trial), []).append(trial.number)
+    return sorted(grouped.items(), key=lambda item: -len(item[1]))
+
+
+def feature_network_said(study: optuna.Study) -> str | None:
+    """What a GAN study's MedFID and KID are measured with (None for other studies): a classifier of the
+    study's own images, not Inception, so its numbers read as published FIDs were compared with them."""
+    record = study.user_attrs.get("searchlab")
+    task = record.get("task") if isinstance(record, dict) else None
+    generate = isinstance(task, dict) and task.get("kind") == "generate"
+    if not generate and not any("medfid_features" in t.user_attrs for t in study.get_trials(deepcopy=False)):
+        return None
+    given = task.get("features") if isinstance(task, dict) else None
+    network = (f"the classifier export task.features names ({given})" if given else
+               "a small classifier trained on this study's own images (cached in the run folder's medfid_features/)")
+    return (f"MedFID, KID, precision and recall are measured in the feature space of {network}, not ImageNet's "
+            "Inception: not comparable with published FID/KID values, nor with another study's unless it used "
+            "the same feature network")

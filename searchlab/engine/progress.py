@@ -120,4 +120,19 @@ def _outcome(trial: FrozenTrial) -> str:
     over = trial.user_attrs.get("over_budget")
     if trial.state == TrialState.PRUNED and isinstance(over, str):
         return f" ({over})"
-    return ": " + (", ".join(f"{v:.4f}" for v in trial.values or []) or "-")
+    values = ": " + (", ".join(f"{v:.4f}" for v in trial.values or []) or "-")
+    cut = trial.user_attrs.get("cut_short")
+    if trial.state == TrialState.COMPLETE and isinstance(cut, str):   # kept and ranked, though it trained less
+        return f" ({cut_short_words(cut)}){values}"
+    return values
+
+
+TIMEOUT_SAID = "stopped by budget.timeout "   # how the tasks' `cut_short` starts (tasks/generate.py, classify.py)
+
+
+def cut_short_words(cut: str) -> str:
+    """"cut short by budget.timeout at iteration 122 of 300" from the trial's `cut_short` ("stopped by
+    budget.timeout at iteration 122 of 300"; a classifier's: "... after 3 of 10 epochs (kept its best, ...)")."""
+    if not cut.startswith(TIMEOUT_SAID):
+        return f"cut short: {cut}"
+    return "cut short by budget.timeout " + cut.removeprefix(TIMEOUT_SAID).split(" (")[0]

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from searchlab.engine.progress import cut_short_words
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.export.ensemble import load_split
@@ -104,8 +105,11 @@ def confusion_figure(labels: np.ndarray, probs: np.ndarray, kind: str, names: li
     return fig
 
 
-def sample_grids(run: OpenRun, study: optuna.Study, trials: list[FrozenTrial]) -> list[Section]:
-    """The PNG sample grids GAN trials stored, inlined (the report is one file)."""
+def sample_grids(run: OpenRun, study: optuna.Study, trials: list[FrozenTrial],
+                 objectives: list[str] | None = None) -> list[Section]:
+    """The PNG sample grids GAN trials stored, inlined (the report is one file), each captioned with what a
+    reader needs beside it (its family, scores, whether it was cut short or suspect) and, for a conditional
+    generator, its class beside each row: a bare "trial 2" under a grid said none of it."""
     with_grids = [t for t in trials if t.state == TrialState.COMPLETE and "samples" in t.user_attrs]
     if not with_grids:
         return []
@@ -121,7 +125,35 @@ def sample_grids(run: OpenRun, study: optuna.Study, trials: list[FrozenTrial]) -
                 images.append(f'<p class="note">trial {trial.number}: grid not readable ({html.escape(str(exc))})</p>')
                 continue
             data = base64.b64encode(path.read_bytes()).decode()
-            images.append(f'<figure style="display:inline-block"><img class="grid" alt="samples of trial '
-                          f'{trial.number}" src="data:image/png;base64,{data}"><figcaption>trial {trial.number}'
+            image = (f'<img class="grid" alt="samples of trial {trial.number}" src="data:image/png;base64,{data}">')
+            rows = "".join(f"<div>{html.escape(name)}</div>" for name in grid_rows(trial))
+            drawn = f'<div class="rowed"><div class="rows">{rows}</div>{image}</div>' if rows else image
+            images.append(f'<figure class="grid">{drawn}<figcaption>{html.escape(grid_caption(trial, objectives))}'
                           f'</figcaption></figure>')
     return [Section("Generated samples of the best trials", "\n".join(images))]
+
+
+def grid_rows(trial: FrozenTrial) -> list[str]:
+    """The class of each row of a conditional generator's grid (tasks/generate.py _store_grid draws a row per
+    class, in the order of its class_names); none for an unconditional one (8 x 8 of any class)."""
+    spec = trial.user_attrs.get("generator")
+    if not isinstance(spec, dict) or not (spec.get("args") or {}).get("n_classes"):
+        return []
+    names = spec.get("class_names") or []
+    return [str(name) for name in names] if len(names) == spec["args"]["n_classes"] else []
+
+
+def grid_caption(trial: FrozenTrial, objectives: list[str] | None = None) -> str:
+    """"trial 2, dcgan: medfid 41.2, copying 0.01; cut short by budget.timeout at iteration 122 of 300; suspect: ..."."""
+    spec = trial.user_attrs.get("generator")
+    family = f", {spec['family']}" if isinstance(spec, dict) and spec.get("family") else ""
+    names = objectives if objectives and len(objectives) == len(trial.values or []) else [
+        f"value {i}" if len(trial.values) > 1 else "value" for i in range(len(trial.values or []))]
+    scores = ", ".join(f"{name} {value:.4g}" for name, value in zip(names, trial.values or []))
+    caption = f"trial {trial.number}{family}" + (f": {scores}" if scores else "")
+    cut = trial.user_attrs.get("cut_short")
+    if isinstance(cut, str):
+        caption += f"; {cut_short_words(cut)}"
+    if isinstance(trial.user_attrs.get("suspect"), str):
+        caption += f"; suspect: {trial.user_attrs['suspect']}"
+    return caption

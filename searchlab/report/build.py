@@ -10,12 +10,18 @@ import html
 import json
 from pathlib import Path
 
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.errors import shown_url
 from searchlab.report.best_model import model_sections, sample_grids
 from searchlab.report.figures import study_sections
 from searchlab.report.page import Section, note, page
 from searchlab.summary import best_trials, state_counts
+from searchlab.summary_front import failures_by_reason, feature_network_said
+from searchlab.summary_front import front_by_first_objective
 from searchlab.trials_table import per_class_named, trial_table
 from searchlab.whole_file import refuse_file_as_folder, write_whole
 
@@ -39,25 +45,66 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
     intro = (f"<p>Study <b>{html.escape(study.study_name)}</b> in <code>{html.escape(shown_url(run.storage_url))}</code>: "
              f"{len(study.get_trials(deepcopy=False))} trials ({html.escape(state_counts(study))}). "
              f"Objectives: {html.escape(', '.join(objectives) or 'not recorded')}.</p>")
+    names = [m for m, _ in run.record.get("objectives", [])]
+    measured = feature_network_said(study)   # a GAN's MedFID read as a published FID
+    sections = [note("What the scores are measured with", measured)] if measured else []
+    sections += failures_section(study)
     if not ranked:
-        sections = [note("No completed trials", "this study has no completed trial yet, so there is nothing to "
-                         "plot; run it (searchlab run) or look at the failures below")]
+        sections.append(note("No completed trials", "this study has no completed trial yet, so there is nothing to "
+                             "plot; run it (searchlab run) or look at the trials below (their error, pruned and "
+                             "over_budget columns say why)"))
     else:
-        sections = study_sections(study, [m for m, _ in run.record.get("objectives", [])])
+        sections += study_sections(study, names)
         front = len(ranked) if len(study.directions) > 1 else 0
-        sections += model_sections(run, ranked[0], front) + sample_grids(run, study, ranked[:4])
+        sections += model_sections(run, ranked[0], front) + sample_grids(run, study, ranked[:4], names)
     sections.append(top_table(run, ranked, top))
     return page(f"searchlab report: {study.study_name}", intro, sections)
 
 
+EXAMPLE_TRIALS = 10   # trial numbers listed per failure reason
+
+
+def failures_section(study: optuna.Study) -> list[Section]:
+    """The failed trials' reasons, each with its count and some trial numbers, whether or not a trial completed:
+    said only when none had, a run of 1 complete and 6 failed (trial_timeout) trials read as "7 trials (1
+    complete, 6 fail)". Counted as `status` counts them: configs, an attempt a retry took over left out."""
+    grouped = failures_by_reason(study)
+    if not grouped:
+        return []
+    attempts = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    rows = "".join(f"<tr><td>{len(numbers)}</td><td style=\"text-align:left\">{html.escape(reason)}</td><td>"
+                   + ", ".join(map(str, numbers[:EXAMPLE_TRIALS])) + (", ..." if len(numbers) > EXAMPLE_TRIALS else "")
+                   + "</td></tr>" for reason, numbers in grouped)
+    failed = sum(len(numbers) for _, numbers in grouped)
+    body = (f'<table class="sortable"><thead><tr><th>trials</th><th>reason</th><th>trial numbers</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>")
+    retried = (f"; {attempts - failed} more failed attempt(s) were run again as retries, left out"
+               if attempts > failed else "")
+    return [Section(f"Failed trials: {failed}, by reason (each one's in the error column of searchlab trials{retried})",
+                    body)]
+
+
 def top_table(run: OpenRun, ranked: list, top: int) -> Section:
-    """The best `top` trials (all trials when none completed), one row each, sortable in the page."""
+    """The best `top` trials (all trials when none completed), one row each, sortable in the page. With several
+    objectives, the Pareto front first, then the other completed trials (cut short or suspect ones among them,
+    which a front-only table left out): "Top 1 trials" of a 3-trial study at --top 20 hid two."""
     table = trial_table(run)
     if table.empty:
         return note("Trials", "no trials")
-    if ranked:
-        order = {t.number: i for i, t in enumerate(ranked[:top])}
-        table = table[table["number"].isin(order)].sort_values("number", key=lambda s: s.map(order))
+    study = run.study
+    if ranked and len(study.directions) > 1:
+        front = front_by_first_objective(study, ranked)
+        on_front = {t.number for t in front}
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        listed = front + [t for t in front_by_first_objective(study, complete) if t.number not in on_front]
+        table = _in_order(table, listed[:top])
+        table.insert(2, "on_front", table["number"].map(lambda n: "yes" if n in on_front else "no"))
+        first = (run.record.get("objectives") or [["the first objective"]])[0][0]
+        part = (f"the {len(front)} of the Pareto front first (on_front), then the other completed trials, each part"
+                if len(front) < len(table) else f"of the {len(front)} of the Pareto front (on_front)")
+        title = f"Top {len(table)} trials: {part} by {first} (click a column to sort)"
+    elif ranked:
+        table = _in_order(table, ranked[:top])
         title = f"Top {len(table)} trials (click a column to sort)"
     else:
         title = "All trials (click a column to sort)"
@@ -70,3 +117,9 @@ def top_table(run: OpenRun, ranked: list, top: int) -> Section:
     shown = shown.astype(object).where(shown.notna(), "")
     body = shown.to_html(index=False, classes="sortable", border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
     return Section(title, f'<div style="overflow-x:auto">{body}</div>')   # wide tables scroll, not the page
+
+
+def _in_order(table: pd.DataFrame, trials: list) -> pd.DataFrame:
+    """The rows of these trials, in their order."""
+    order = {t.number: i for i, t in enumerate(trials)}
+    return table[table["number"].isin(order)].sort_values("number", key=lambda s: s.map(order)).copy()

@@ -14,7 +14,10 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200p
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
 .note{color:#666;font-style:italic}table.sortable{border-collapse:collapse;font-size:.85em}
 table.sortable th{cursor:pointer;background:#f3f3f3}table.sortable td,table.sortable th{padding:3px 8px;
-border:1px solid #ddd;text-align:right}img.grid{image-rendering:pixelated;width:384px;margin:4px}"""
+border:1px solid #ddd;text-align:right}img.grid{image-rendering:pixelated;width:384px;margin:4px}
+figure.grid{display:inline-block;vertical-align:top;max-width:520px}figure.grid figcaption{font-size:.85em}
+.rowed{display:flex}.rows{display:flex;flex-direction:column;margin:4px 0;font-size:.8em}
+.rows div{flex:1;display:flex;align-items:center;justify-content:flex-end;padding-right:4px}"""
 
 # Click a header to sort by that column (numbers numerically), again to reverse. The column is the header's
 # place in its own row (cellIndex): a page's second table must not count the first one's headers.
