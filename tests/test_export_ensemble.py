@@ -184,7 +184,7 @@ def test_a_dominated_trial_and_a_replaced_export_are_said(exported, capsys):
     from optuna.trial import create_trial
 
     from searchlab.export.export_notes import warn_about_export
-    from searchlab.export.exporter import _dominated
+    from searchlab.export.picking import dominated_by_front as _dominated
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     for values in ([0.90, 100.0], [0.80, 200.0], [0.85, 50.0]):   # the second is worse in both than the first

@@ -133,7 +133,8 @@ def _check_unused_data_keys(data: dict[str, Any], src: Located) -> None:
 
 
 def _check_generate_study(config: schema.StudyConfig, data: dict[str, Any], src: Located) -> None:
-    """What a GAN study would silently not do: train for budget.epochs (a GAN trains train.iterations), or
+    """What a GAN study would silently not do: train for budget.epochs (a GAN trains train.iterations), keep
+    within budget.max_params / max_flops / max_depth (a generator is not costed), or
     export an ensemble or TTA (they average a classifier's probabilities; found after the run, the export was
     skipped and the command it suggested failed the same way)."""
     if config.task.kind != "generate":
@@ -143,6 +144,13 @@ def _check_generate_study(config: schema.StudyConfig, data: dict[str, Any], src:
         raise src.error(("budget", "epochs"), "a GAN trial trains train.iterations generator steps and never reads "
                         "budget.epochs", got=budget["epochs"], fix="remove budget.epochs and set the training "
                         "length in the space as train.iterations, e.g. {choice: [500, 1000]}")
+    for key in ("max_params", "max_flops", "max_depth"):
+        if isinstance(budget, dict) and budget.get(key) is not None:
+            # else a trial over it completed unpruned (max_params 1000: a 109,059-parameter generator)
+            raise src.error(("budget", key), "GAN trials are not costed (no params, flops or depth is measured of a "
+                            "generator), so this limit would be ignored", got=budget[key], fix=f"remove "
+                            f"budget.{key}; to prefer fast generators add train_seconds as a second objective, "
+                            "e.g. objective: [medfid, train_seconds]")
     for key, value, alone in (("top_k", config.export.top_k, 1), ("tta", config.export.tta, "none")):
         if value != alone:
             raise src.error(("export", key), "a GAN study exports its best generator alone: top_k and tta are "

@@ -83,9 +83,7 @@ def warn_about_export(config: dict[str, Any]) -> None:
     _warn_if_over_budget_now(config)
     front = config.get("dominated_by_front")
     if front:
-        print(f"warning: trial {config['trial']['number']} is not on the Pareto front (trials "
-              f"{', '.join(map(str, front))}): one of those is at least as good in every objective and better in "
-              "one. Fix: --trial N with N from the front (searchlab status lists it)", file=sys.stderr)
+        warn_dominated(config["trial"]["number"], front)
     worse = config.get("tta_below_plain")
     if worse:
         print(f"warning: --tta {worse['tta']} lowers {worse['metric']} on the {worse['split']} split to "
@@ -100,6 +98,12 @@ def warn_about_export(config: dict[str, Any]) -> None:
               f"({below['ensemble']:.4f}) is worse than that of its member trial {below['member']} "
               f"({below['member_value']:.4f}{views}): a weaker member pulls the average down. Fix: --select greedy "
               f"(keeps only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
+
+
+def warn_dominated(number: int, front: list[int]) -> None:
+    print(f"warning: trial {number} is not on the Pareto front (trials {', '.join(map(str, front))}): one of those "
+          "is at least as good in every objective and better in one. Fix: --trial N with N from the front "
+          "(searchlab status lists it)", file=sys.stderr)
 
 
 def _warn_of_withheld_intervals(config: dict[str, Any]) -> None:

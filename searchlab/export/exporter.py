@@ -28,7 +28,7 @@ from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.predict import files_were
 from searchlab.export.generator import export_generator
 from searchlab.export.overlap import seen_in_search
-from searchlab.export.picking import pick_trial
+from searchlab.export.picking import dominated_by_front, pick_trial
 from searchlab.export.provenance import (file_digest, made_with, medmnist_digests, search_provenance,
                                          split_counts, threshold_choice, trial_provenance)
 from searchlab.export.publish import json_text, staged
@@ -106,7 +106,7 @@ def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: i
         config["ensemble_below_member"] = below
     if below_plain := weaker_with_tta(run, net, config, trials):
         config["tta_below_plain"] = below_plain
-    if len(run.study.directions) > 1 and (front := _dominated(run.study, trials[0])):
+    if len(run.study.directions) > 1 and (front := dominated_by_front(run.study, trials[0])):
         config["dominated_by_front"] = front
     test = _score_test(run, net, config, bootstrap)
     config.update(test["summary"])
@@ -149,13 +149,6 @@ def nni_spaces(model_spec: dict[str, Any]) -> list[str]:
     """The NNI model spaces ("module:Class") an exported model (or ensemble) is built from."""
     members = model_spec.get("members", [model_spec])
     return [m["args"]["space"] for m in members if m["architecture"] == "nni"]
-
-
-def _dominated(study: optuna.Study, trial: FrozenTrial) -> list[int]:
-    """The Pareto front's trial numbers when `trial` is not on it (another trial is as good in every
-    objective and better in one), else []."""
-    front = [t.number for t in study.best_trials]
-    return [] if trial.number in front else front
 
 
 ARCHITECTURE_LIMITS = ("max_flops", "max_params", "max_depth")

@@ -23,6 +23,8 @@ from searchlab.export import trained_on
 from searchlab.export.ensemble import load_split, run_data_config
 from searchlab.export.provenance import (file_digest, made_with, medmnist_digests, search_provenance,
                                          split_counts, trial_provenance)
+from searchlab.export.export_notes import warn_dominated
+from searchlab.export.picking import dominated_by_front
 from searchlab.export.publish import json_text
 from searchlab.gan.features import CACHE_DIR
 from searchlab.models import generator_source
@@ -32,14 +34,15 @@ from searchlab.weights_file import save_weights
 
 FORMAT = "searchlab-generator/1"
 MEASURED_WITH = ("medfid, kid, precision, recall, density, coverage, copying, duplicates, label_agreement, the "
-                 "*_floor values and the trial's other sample measures (train_seconds and iterations aside), all "
-                 "of its best evaluation (best_iteration, the generator exported), are computed in the feature "
-                 "space of the study's own feature network (feature_network: a classifier of these medical "
-                 "images), not ImageNet's Inception: they are not comparable with published FID or KID values, "
-                 "nor with another study's unless it used the same feature network")
+                 "*_floor values and the trial's other sample measures (train_seconds, iterations and image "
+                 "counts aside), all of its best evaluation (best_iteration, the generator exported), are "
+                 "computed in the feature space of the study's own feature network (feature_network: a classifier "
+                 "of these medical images), not ImageNet's Inception: they are not comparable with published FID "
+                 "or KID values, nor with another study's unless it used the same feature network")
 # As tasks/generate.py scores a trial (keep in step with it): which real images the metrics compare with
-SCORED_AGAINST = ("the real images of the train split (the images the GAN learned from); medfid_floor, "
-                  "copying_floor and label_agreement_floor: the validation split's real images against them; "
+SCORED_AGAINST = ("the real images of the train split (the images the GAN learned from), with as many samples "
+                  "(medfid_samples); medfid_floor, copying_floor and label_agreement_floor: the validation split's "
+                  "real images against them (medfid_floor_images of them: see medfid_floor_note); "
                   "duplicates_floor: the train images among themselves")
 
 
@@ -59,6 +62,10 @@ def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], ou
               "feature_network": feature_network_used(run, trial), **_data(run), **search_provenance(run)}
     if trial.user_attrs.get("suspect"):   # why its samples looked copied, collapsed or deaf to their labels
         config["suspect"] = trial.user_attrs["suspect"]
+    if note := floor_images_note(config["metrics"]):
+        config["medfid_floor_note"] = note
+    if len(run.study.directions) > 1 and (front := dominated_by(run, trial)):
+        config["dominated_by_front"] = front
     out.mkdir(parents=True, exist_ok=True)
     save_weights(state, out / "weights.safetensors")
     config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
@@ -67,6 +74,28 @@ def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], ou
     trained_on.write_of_run(out, run)   # a classify study adding its images checks its own splits against it
     load_generator(out)    # the written export must rebuild (shapes, spec) before anyone relies on it
     return config
+
+
+def floor_images_note(metrics: dict[str, Any]) -> str | None:
+    """medfid_floor is of the validation images, usually fewer than the samples a trial scores (as many as
+    the train images), and FID is biased upward at fewer images: said, so it is not read as a like-for-like
+    floor. None when the counts were not recorded (trials of an earlier searchlab) or match."""
+    floor_images, samples = metrics.get("medfid_floor_images"), metrics.get("medfid_samples")
+    if not floor_images or not samples or floor_images >= samples:
+        return None
+    return (f"medfid_floor was measured with {floor_images:.0f} validation images against the train images, the "
+            f"trial's medfid with {samples:.0f} samples: FID is biased upward at fewer images (BreastMNIST, real vs "
+            "train: 0.151 at 78 images, 0.120 at 156, 0.116 at 234), so the floor reads higher than real images "
+            "would score at the trial's count and is not directly comparable with medfid")
+
+
+def dominated_by(run: OpenRun, trial: FrozenTrial) -> list[int]:
+    """The Pareto front's trial numbers when the trial is not on it, said now as a classifier's export says it
+    (the cli prints a classifier's warnings, not a generator's)."""
+    front = dominated_by_front(run.study, trial)
+    if front:
+        warn_dominated(trial.number, front)
+    return front
 
 
 def _trial(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:

@@ -70,3 +70,10 @@ def _why_none(study: optuna.Study) -> str:
     if any(t.state == TrialState.RUNNING for t in trials):   # a search going on: not one to fix and run again
         return f" ({counts}{last}). Fix: wait until a trial completes (searchlab status RUN shows how it goes)"
     return f" ({counts}{last}). Fix: see why with searchlab status RUN, fix that and run the study again"
+
+
+def dominated_by_front(study: optuna.Study, trial: FrozenTrial) -> list[int]:
+    """The Pareto front's trial numbers when `trial` is not on it (another trial is as good in every
+    objective and better in one), else []."""
+    front = [t.number for t in study.best_trials]
+    return [] if trial.number in front else front

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,14 @@ def network_digest(net: nn.Module, preprocessing: dict[str, Any]) -> str:
     return digest.hexdigest()[:16]
 
 
-def feature_network(features: str | None, base_dir: Path, run_dir: Path, data: ImageDataset,
-                    seed: int) -> PenultimateFeatures:
-    """The study's MedFID feature network, checked against the data's image shape."""
+def feature_network(features: str | None, base_dir: Path, run_dir: Path, data: ImageDataset, seed: int,
+                    accept: Callable[[PenultimateFeatures], None] | None = None) -> PenultimateFeatures:
+    """The study's MedFID feature network, checked against the data's image shape. `accept` checks a network
+    trained here before it is cached (raising to refuse it): a refused one must not replace the cache."""
     if features is not None:
         net, class_names = _from_export((base_dir / features).resolve(), data)
     else:
-        net, class_names = _cached_or_trained(run_dir / CACHE_DIR, data, seed), list(data.class_names)
+        net, class_names = _cached_or_trained(run_dir / CACHE_DIR, data, seed, accept), list(data.class_names)
     outputs = _check_fits(net, data, features)
     net.class_order = _class_order(class_names, list(data.class_names), outputs)
     return net
@@ -160,17 +162,34 @@ def _fingerprint(data: ImageDataset, seed: int | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
-def _cached_or_trained(folder: Path, data: ImageDataset, seed: int) -> PenultimateFeatures:
+def _cached_or_trained(folder: Path, data: ImageDataset, seed: int,
+                       accept: Callable[[PenultimateFeatures], None] | None = None) -> PenultimateFeatures:
     fingerprint = _fingerprint(data)
     config_path = folder / "config.json"
     cached = _cached(folder, (fingerprint, _fingerprint(data, seed)), seed)
     if cached is not None:
         return cached
     net, config = _train_extractor(data, seed)
+    features = PenultimateFeatures(net, config["preprocessing"])
+    if accept is not None:
+        # checked before writing: a network the run refuses (its trials were scored with another) once replaced
+        # the cache, so a resume with the original seed found the refused one there and was refused as well
+        accept(features)
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(net.state_dict(), folder / "weights.safetensors")
     config_path.write_text(json.dumps({**config, "fingerprint": fingerprint, "seed": seed}, indent=2) + "\n")
-    return PenultimateFeatures(net, config["preprocessing"])
+    return features
+
+
+_SAID: set[tuple[Any, ...]] = set()
+
+
+def _first_time(said: tuple[Any, ...]) -> bool:
+    """Whether a note is new to this process: a run's preparation and its trials each open the network (two
+    task objects), which printed the note twice per run."""
+    new = said not in _SAID
+    _SAID.add(said)
+    return new
 
 
 def _cached(folder: Path, fingerprints: tuple[str, ...], seed: int) -> PenultimateFeatures | None:
@@ -180,7 +199,7 @@ def _cached(folder: Path, fingerprints: tuple[str, ...], seed: int) -> Penultima
         stored = json.loads((folder / "config.json").read_text())
         if stored.get("fingerprint") not in fingerprints:
             return None
-        if stored.get("seed", seed) != seed:
+        if stored.get("seed", seed) != seed and _first_time((str(folder.resolve()), stored["seed"], seed)):
             print(f"note: MedFID keeps this run's feature network (trained with seed {stored['seed']}), so "
                   f"trials of seed {seed} are scored in the same feature space as the run's earlier ones",
                   file=sys.stderr)

@@ -102,6 +102,9 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
         sections += [figure(f"Best {metric} so far over seeds: mean, min to max", pooled_figure(pools, metric)),
                      Section("Over seeds", pooled_table(pools))]
     intro = f"<p>{len(runs)} runs, first objective <b>{html.escape(metric)}</b> ({direction}).</p>"
+    if other_scale := feature_network_difference(runs, targets, metric):
+        print(f"warning: {other_scale}", file=sys.stderr)
+        intro += f"<p><b>Warning:</b> {html.escape(other_scale)}</p>"
     for note in filter(None, (data_difference(runs, targets), setup_difference(runs, targets))):
         print(f"note: {note}", file=sys.stderr)
         intro += f"<p><b>Note:</b> {html.escape(note)}</p>"
@@ -158,6 +161,24 @@ def setup_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | No
               if "budget.epochs" in differing else "")
     return (f"these runs differ in {', '.join(differing)}{epochs}{said}, not only in strategy, so their curves "
             "compare those too. Fix: run each strategy on one study file, changing only strategy (and run_dir)")
+
+
+def feature_network_difference(runs: list[OpenRun], targets: list[str | Path], metric: str) -> str | None:
+    """GAN runs whose trials were scored in different MedFID feature networks (each run folder trains its own
+    unless given one): MedFID, KID, precision ... are distances in that network's feature space, so one
+    generator scored 24.1 in one run and 5.0 in another. Told by the trials' `medfid_features` digests; a
+    cost (train_seconds) is measured alike in every run."""
+    if metric == "train_seconds":
+        return None
+    digests = [sorted({t.user_attrs["medfid_features"] for t in r.study.get_trials(deepcopy=False)
+                       if t.user_attrs.get("medfid_features")}) for r in runs]
+    if len({tuple(d) for d in digests if d}) <= 1:
+        return None
+    listed = "; ".join(f"{t}: {', '.join(d) or 'none recorded'}" for t, d in zip(targets, digests))
+    return (f"these runs' GAN trials were scored with different MedFID feature networks ({listed}), so their "
+            f"{metric} values are measured in different feature spaces and their curves are not on one scale. "
+            "Fix: score the runs with one network: copy one run's medfid_features/ folder into the other run "
+            "folder before running it, or name one classifier export as task.features in both studies")
 
 
 def _first_objective(run: OpenRun) -> tuple[str, str]:

@@ -143,7 +143,9 @@ class GenerateTask:
         ctx.record(samples=_store_grid(result.generator, spec, data, ctx), evaluations=result.evaluations,
                    checkpoint=_store_generator(result.generator, ctx))
         shown = {k: v for k, v in floors.items() if spec.gan.conditional or k != "label_agreement_floor"}
-        return {**result.stats.as_dict(), **shown, "train_seconds": result.train_seconds,
+        # as many samples as train images (gan/train.py evaluate): beside medfid_floor_images, which FID depends on
+        return {**result.stats.as_dict(), **shown, "medfid_samples": float(len(real.labels)),
+                "train_seconds": result.train_seconds,
                 "iterations": float(result.iterations), "best_iteration": float(result.best_iteration)}
 
     def _reference(self, study: Study) -> tuple[ImageDataset, Reference, dict[str, float]]:
@@ -153,7 +155,9 @@ class GenerateTask:
                                 base_dir=study.base_dir)
             if self.cfg.features is None:   # before training the feature network a minute for nothing
                 _check_enough_images(trained_feature_count(data), data)
-            features = feature_network(self.cfg.features, study.base_dir, study.run_dir, data, study.config.seed)
+            # a network trained here is checked against the run's scored trials before it is cached
+            features = feature_network(self.cfg.features, study.base_dir, study.run_dir, data, study.config.seed,
+                                       accept=lambda net: _check_same_features(_earlier_trials(study), net, None))
             _check_enough_images(features.num_features, data)
             if features.class_order is None:
                 classes = ", ".join(map(repr, data.class_names))
