@@ -398,8 +398,8 @@ run_dir: '{tmp_path / "run"}'
     home.mkdir()
     env = {**os.environ, "HOME": str(home)}
     env.pop("SEARCHLAB_DATA", None)
-    done = subprocess.run([sys.executable, "-c", "import sys; from searchlab.cli import main; sys.exit(main(sys.argv[1:]))",
-                           "run", str(tmp_path / "study.yaml")], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "searchlab.cli", "run", str(tmp_path / "study.yaml")], env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "best" / "model.py").is_file()
     assert not (home / ".medmnist").exists()

@@ -67,7 +67,8 @@ def test_an_interrupted_run_from_python_gives_the_stop_handlers_back(write_study
     process, even after a later clean run: a notebook's "Interrupt kernel" did nothing."""
     study = _study(write_study, tmp_path, "ctrl_c_task", CTRL_C_IN_FIRST_TRIAL, n=2)
     done = _python(tmp_path, AFTER_AN_INTERRUPTED_RUN.replace("sys.argv[1]", repr(str(study))))
-    said = [line for line in done.stdout.splitlines() if line.startswith(("first", "handlers", "second", "Keyb", "ign"))]
+    said = [line for line in done.stdout.splitlines()
+            if line.startswith(("first", "handlers", "second", "Keyb", "ign"))]
     assert said == ["first 130", "handlers True True True", "second 0", "KeyboardInterrupt"], done.stdout + done.stderr
 
 

@@ -144,7 +144,8 @@ def grid_rows(trial: FrozenTrial) -> list[str]:
 
 
 def grid_caption(trial: FrozenTrial, objectives: list[str] | None = None) -> str:
-    """"trial 2, dcgan: medfid 41.2, copying 0.01; cut short by budget.timeout at iteration 122 of 300; suspect: ..."."""
+    """"trial 2, dcgan: medfid 41.2, copying 0.01; cut short by budget.timeout at iteration 122 of 300;
+    suspect: ..."."""
     spec = trial.user_attrs.get("generator")
     family = f", {spec['family']}" if isinstance(spec, dict) and spec.get("family") else ""
     names = objectives if objectives and len(objectives) == len(trial.values or []) else [

@@ -80,8 +80,8 @@ def failures_section(study: optuna.Study) -> list[Section]:
             f"<tbody>{rows}</tbody></table>")
     retried = (f"; {attempts - failed} more failed attempt(s) were run again as retries, left out"
                if attempts > failed else "")
-    return [Section(f"Failed trials: {failed}, by reason (each one's in the error column of searchlab trials{retried})",
-                    body)]
+    title = f"Failed trials: {failed}, by reason (each one's in the error column of searchlab trials{retried})"
+    return [Section(title, body)]
 
 
 def top_table(run: OpenRun, ranked: list, top: int) -> Section:
