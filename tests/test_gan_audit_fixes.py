@@ -17,19 +17,10 @@ from searchlab.gan import features as gan_features
 from searchlab.gan.features import CACHE_DIR
 from searchlab.models.standalone import load
 from searchlab.tasks.generate import GenerateTask
+from test_gan_scoring import STUDY
 from test_generate import breast, extractor_run  # noqa: F401  (the purpose-trained MedFID network, once a session)
 
-GAN = """
-name: gan
-task: generate
-space:
-  gan: {family: dcgan, latent: {choice: [16, 17]}, g_width: 16, d_width: 16, conditional: false}
-  train: {batch_size: 16, iterations: 40, evaluations: 2, ema: 0.9}
-strategy: random
-pruner: none
-budget: {n_trials: 1}
-seed: 0
-"""
+GAN = STUDY.replace("conditional: true", "conditional: false")
 
 
 def _gan_run(folder: Path, trials: list[tuple[list[float], str]], objectives=(("medfid", "minimize"),)) -> Path:
