@@ -20,8 +20,7 @@ from searchlab.report.best_model import model_sections, sample_grids
 from searchlab.report.figures import study_sections
 from searchlab.report.page import Section, note, page
 from searchlab.summary import best_trials, state_counts
-from searchlab.summary_front import failures_by_reason, feature_network_said
-from searchlab.summary_front import front_by_first_objective
+from searchlab.summary_front import failures_by_reason, feature_network_said, front_by_first_objective
 from searchlab.trials_table import per_class_named, trial_table
 from searchlab.whole_file import refuse_file_as_folder, write_whole
 
