@@ -205,6 +205,11 @@ def _run_folder_fix(run_dir: Path, use: str, wants: str = "classifier") -> str:
         return (f"{said}, and {_study_of_kind(run_kind)}'s run: {use.split(' {}')[0]} {_what_takes(wants)}. Fix: "
                 f"export {_study_of_kind(wants)}'s run (searchlab export RUN --out DIR) and give that folder"
                 + (f"; {run_dir}'s own export, {next(iter(exports))}, is a {run_kind}" if exports else ""))
+    front = _front_of_several_objectives(run_dir)
+    if front:   # `searchlab export RUN` alone is refused there: no single best
+        return (f"{said}, and holds no export; its study has {front[0]} objectives, so there is no single best "
+                f"{wants}. Fix: export one of its Pareto front (trials {', '.join(map(str, front[1]))}), searchlab "
+                f"export {run_dir} --trial {front[1][0]} --out {run_dir / 'best'}, then {use.format(run_dir / 'best')}")
     return (f"{said}, and holds no export. Fix: export it first, searchlab export {run_dir} --out "
             f"{run_dir / 'best'}, then {use.format(run_dir / 'best')}")
 
@@ -233,14 +238,33 @@ def _run_kind(run_dir: Path) -> str | None:
     would keep an error message waiting); None when it cannot be told."""
     if (run_dir / HELPER_FOLDERS[0]).is_dir():
         return "generator"
-    try:   # only on the way to an error message: a storage that cannot be read just leaves the kind unsaid
+    run = _run_from_a_file(run_dir)
+    if run is None:
+        return None
+    task = (run.record.get("task") if isinstance(run.record, dict) else None) or {}
+    kind = task.get("kind", "classify") if isinstance(task, dict) else task   # a study made by hand: its name
+    return {"generate": "generator", "classify": "classifier"}.get(kind)
+
+
+def _front_of_several_objectives(run_dir: Path) -> tuple[int, list[int]] | None:
+    """(objectives, the Pareto front's trial numbers) of a run of several objectives, else None."""
+    run = _run_from_a_file(run_dir)
+    try:
+        directions = len(run.study.directions) if run is not None else 1
+        front = sorted(t.number for t in run.study.best_trials) if directions > 1 else []
+    except Exception:   # noqa: BLE001 (only on the way to an error message)
+        return None
+    return (directions, front) if front else None
+
+
+def _run_from_a_file(run_dir: Path) -> Any:
+    """The run's study when its storage is a file (a database server, perhaps unreachable, would keep an error
+    message waiting); None when it cannot be read: the message then leaves out what it would have said."""
+    try:
         from searchlab.engine.rundir import MANIFEST, open_run
 
         storage = str(json.loads((run_dir / MANIFEST).read_text())["storage"])
-        if not storage.startswith(("sqlite:///", "journal://")):
-            return None
-        task = open_run(run_dir).record.get("task") or {}
-        return {"generate": "generator", "classify": "classifier"}.get(task.get("kind", "classify"))
+        return open_run(run_dir) if storage.startswith(("sqlite:///", "journal://")) else None
     except Exception:   # noqa: BLE001 (any failure to read a run's record)
         return None
 

@@ -30,7 +30,7 @@ from searchlab.data.common import IMAGE_EXTENSIONS
 from searchlab.data.synthetic_files import MARK_KEY, RECORD, not_synthetic, synthetic_name
 from searchlab.errors import ExportError, a_few
 from searchlab.export.damaged import UNLOADABLE, unloadable
-from searchlab.export.predict import HELPER_FOLDERS, SAME_EXPORT, export_folder_config
+from searchlab.export.predict import SAME_EXPORT, export_folder_config
 from searchlab.export.provenance import file_digest
 
 BATCH = 256   # images generated at a time: memory stays bounded for large draws
@@ -85,7 +85,6 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
 def _generator(export_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     from searchlab.models.gan_sampling import load_generator
 
-    _refuse_run_without_single_best(export_dir)
     if "generator" not in export_folder_config(export_dir, "searchlab sample {} --out DIR", wants="generator"):
         raise ExportError(f"{export_dir} holds a classifier, which generates no images. Fix: give a generator's "
                           "export (`searchlab export` of a generate study's run, e.g. studies/breastmnist_gan.yaml)")
@@ -93,33 +92,6 @@ def _generator(export_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         return load_generator(export_dir)
     except UNLOADABLE as exc:
         raise ExportError(f"{unloadable(export_dir, exc)}. Fix: {SAME_EXPORT}") from None
-
-
-def _refuse_run_without_single_best(export_dir: Path) -> None:
-    """A multi-objective run folder holding no export: `searchlab export RUN` alone, which the general fix
-    suggested, is refused there (no single best), so the fix names the Pareto front's trials to export. Read
-    from a storage file only: a database server, perhaps unreachable, would keep an error message waiting."""
-    from searchlab.engine.rundir import MANIFEST, open_run
-
-    if (export_dir / "config.json").is_file() or not (export_dir / MANIFEST).is_file():
-        return
-    folders = [p for p in export_dir.iterdir() if p.is_dir() and p.name not in HELPER_FOLDERS]
-    if any((folder / "config.json").is_file() for folder in folders):
-        return   # an export in it: export_folder_config names it
-    try:
-        storage = json.loads((export_dir / MANIFEST).read_text())["storage"]
-        if not storage.startswith(("sqlite:", "journal:")):
-            return
-        study = open_run(export_dir).study
-        front = sorted(t.number for t in study.best_trials) if len(study.directions) > 1 else []
-    except Exception:   # noqa: BLE001 - on the way to an error message: export_folder_config says what it can
-        return
-    if front and all("generator" in t.user_attrs for t in study.best_trials):   # a GAN study's run
-        raise ExportError(f"{export_dir} is a run folder (it holds searchlab.json), not an export, and holds no "
-                          f"export; its study has {len(study.directions)} objectives, so there is no single best "
-                          f"generator. Fix: export one of its Pareto front (trials {', '.join(map(str, front))}), "
-                          f"searchlab export {export_dir} --trial {front[0]} --out {export_dir / 'best'}, then "
-                          f"searchlab sample {export_dir / 'best'} --out DIR")
 
 
 def _wanted_classes(generator: torch.nn.Module, classes: list[str] | None, export_dir: Path) -> dict[str, int | None]:
