@@ -190,18 +190,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from searchlab.data.image_cache import check_cache_settings
         from searchlab.summary import best_trials, print_run_header, print_run_summary
 
+        verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
         check_cache_settings()
         print_run_header(study)
         raise_if_stopped()
-    # main() without arguments is this process's own command line: the process ends with it
-    with only_winding_down_after_a_stop(process_ends=not args.argv_given):
-        result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
-        exported, headline, export_failed = None, None, False
-        if study.config.export.after_run and not result.interrupted:
-            exported, headline, export_failed = _export_best(study, result)
-        print_run_summary(study, result, exported, headline)
-        _shut_ray_down()
+    try:
+        # main() without arguments is this process's own command line: the process ends with it
+        with only_winding_down_after_a_stop(process_ends=not args.argv_given):
+            result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
+            exported, headline, export_failed = None, None, False
+            if study.config.export.after_run and not result.interrupted:
+                exported, headline, export_failed = _export_best(study, result)
+            print_run_summary(study, result, exported, headline)
+            _shut_ray_down()
+    finally:   # a notebook's own Optuna studies log as before once the run is done (they went silent)
+        if args.argv_given:
+            optuna.logging.set_verbosity(verbosity)
     if result.interrupted:
         return result.exit_code
     # a run where no trial completed, that budget.max_failed stopped, or whose export failed, failed: for scripts

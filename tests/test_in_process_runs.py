@@ -163,3 +163,14 @@ def test_a_script_with_the_main_guard_runs_its_workers_from_another_thread(write
     done = _python(tmp_path, script)
     assert "code [0]" in done.stdout and "Error" not in done.stderr, done.stdout + done.stderr
     assert [t.state.name for t in _trials(tmp_path)] == ["COMPLETE", "COMPLETE"]
+
+
+def test_a_run_from_python_leaves_optunas_log_level_as_it_found_it(write_study, tmp_path):
+    """A run set Optuna's logging to ERROR for the whole process: a notebook's own studies went silent after it."""
+    from searchlab.cli import main
+
+    code = "def objective(config, ctx):\n    return {'score': 1.0}\n"
+    study = _study(write_study, tmp_path, "quiet_task", code)
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    assert main(["run", str(study), "--no-progress"]) == 0
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO
