@@ -179,3 +179,21 @@ def test_a_gan_export_says_its_medfid_floor_was_measured_at_fewer_images_than_th
     assert config["medfid_floor_note"].startswith("medfid_floor was measured with 78 validation images against the "
                                                   "train images, the trial's medfid with 546 samples")
     assert "not directly comparable" in config["medfid_floor_note"]
+
+
+def test_a_pruned_gan_trials_reason_counts_evaluations_not_epochs(write_study):
+    """A GAN reports at its evaluations (checkpoints of train.iterations): "pruned after 2 epoch(s)" named a unit
+    it does not have."""
+    from searchlab.engine.context import TrialContext
+
+    study = load_study(write_study(GAN.replace("pruner: none", "pruner: median")))
+    memory = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    for _ in range(3):
+        trial = memory.ask()
+        for step, value in enumerate((5.0, 4.0)):
+            trial.report(value, step)
+        memory.tell(trial, 4.0)
+    with pytest.raises(optuna.TrialPruned, match=r"^pruned by the pruner after 1 evaluation\(s\), at medfid="):
+        ctx = TrialContext(memory.ask(), study, artifacts=None, seed=0)
+        for step in range(2):
+            ctx.report(step, {"medfid": 100.0})

@@ -219,12 +219,6 @@ def test_the_pruner_steps_through_a_gan_trials_medfid_checkpoints_not_budget_epo
     for step in range(3):
         hopeless.report(100.0, step)
     assert hopeless.should_prune()                                    # within the trial's 4 checkpoints
-    from searchlab.engine.context import TrialContext
-
-    with pytest.raises(optuna.TrialPruned, match=r"^pruned by the pruner after 2 evaluation\(s\), at medfid="):
-        ctx = TrialContext(study.ask(), default, artifacts=None, seed=0)   # a GAN's steps are no epochs
-        for step in range(3):
-            ctx.report(step, {"medfid": 100.0})
     classify = load_study(write_study("name: c\ntask: classify\nspace: {optim: {lr: {float: [1.0e-3, 2.0e-3]}}}\n"
                                       "budget: {epochs: 7}\n"))
     assert pruner_steps(classify) == 7
