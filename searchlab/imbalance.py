@@ -22,7 +22,7 @@ from pydantic import Field
 from searchlab.config.schema import Frozen
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Threshold = float | list[float]
+Threshold = float | list[float] | None   # None: multi-class data, whose prediction is the argmax
 KINDS = ("binary", "multiclass", "multilabel")
 _FLOOR = 1e-12    # keeps (1 - p) ** gamma differentiable at p == 1 (0 ** gamma has an infinite slope for gamma < 1)
 _TIE = 1e-12      # criterion values closer than this are ties (equal rationals may differ in the last bit)
@@ -205,17 +205,17 @@ def _multilabel_sample_weights(labels: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------ thresholds
 def choose_threshold(spec: ImbalanceSpec, kind: str, y_val: np.ndarray, probs_val: np.ndarray) -> Threshold:
-    """Decision threshold picked on validation data: a float (binary, multiclass) or one per label (multilabel).
+    """Decision threshold picked on validation data: a float (binary) or one per label (multilabel).
 
-    Multiclass is always 0.5 and unused: the prediction is the argmax, and per-class one-vs-rest thresholds
-    could predict no class or several. "fixed" is 0.5. Otherwise the criterion (youden = TPR - FPR,
+    Multiclass has none (None): the prediction is the argmax, and per-class one-vs-rest thresholds could
+    predict no class or several. "fixed" is 0.5. Otherwise the criterion (youden = TPR - FPR,
     balanced_accuracy = (TPR + TNR) / 2 -- the same argmax, as it equals (1 + youden) / 2 -- or F1 of the
     positive class) is maximised over candidate thresholds; see _best_threshold. A validation set (or label)
     with one class only gives 0.5.
     """
     _check_kind(kind)
     if kind == "multiclass":
-        return 0.5
+        return None
     y, p = np.asarray(y_val), np.asarray(probs_val, dtype=np.float64)
     if y.ndim != (2 if kind == "multilabel" else 1) or p.shape != y.shape:
         raise ValueError(f"{kind} thresholds need y_val and probs_val of one shape, (N,) for binary and (N, L) "

@@ -241,7 +241,7 @@ def test_degenerate_fixed_and_multiclass_thresholds() -> None:
             assert choose_threshold(ImbalanceSpec(threshold=criterion), "binary", y, p) == 0.5
     assert choose_threshold(ImbalanceSpec(), "binary", np.array([0, 1, 1]), p) == 0.5
     probs = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
-    assert choose_threshold(ImbalanceSpec(threshold="f1"), "multiclass", np.array([1, 0]), probs) == 0.5
+    assert choose_threshold(ImbalanceSpec(threshold="f1"), "multiclass", np.array([1, 0]), probs) is None
     assert apply_threshold(probs, "multiclass", 0.5).tolist() == [1, 0]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import optuna
+import pandas as pd
 
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
@@ -33,6 +34,7 @@ def test_a_multiclass_study_neither_samples_nor_exports_a_threshold_rule(write_s
     trials = result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(trials) == 3
     assert all("imbalance.loss" in t.params and "imbalance.threshold" not in t.params for t in trials)
+    assert not any("threshold" in t.user_attrs for t in trials)   # none chosen, none recorded
     assert "space.imbalance.threshold has no effect on multi-class data" in capsys.readouterr().err
     from searchlab.engine.rundir import open_run
     from searchlab.trials_table import trial_table
@@ -47,7 +49,15 @@ def test_a_multiclass_study_neither_samples_nor_exports_a_threshold_rule(write_s
     assert "Confusion matrix on validation (the most probable class)" in page and "trial&#x27;s threshold" not in page
     config = export_run(tmp_path / "run", tmp_path / "best", top_k=2, tta="flip", bootstrap=50)
     assert config["threshold_choice"] == {"rule": "none: the most probable class is predicted"}
-    assert json.loads((tmp_path / "best" / "config.json").read_text())["threshold_choice"]["rule"].startswith("none")
+    written = json.loads((tmp_path / "best" / "config.json").read_text())
+    assert written["threshold_choice"]["rule"].startswith("none") and written["threshold"] is None
+    assert all(member["threshold"] is None for member in written["trials"])
+    one = export_run(tmp_path / "run", tmp_path / "one", top_k=1, bootstrap=20)   # a single trial's export too
+    assert one["threshold"] is None and one["threshold_choice"]["rule"].startswith("none")
+    from searchlab.cli import main
+
+    assert main(["predict", str(tmp_path / "one"), str(folder / "c"), "--out", str(tmp_path / "p.csv")]) == 0
+    assert set(pd.read_csv(tmp_path / "p.csv")["predicted"]) <= {"a", "b", "c"}
     # per class: a class's recall is a proportion of its test images, with its exact interval
     ci, methods, table = (config["test_metrics_ci95"], config["test_metrics_ci95_method"],
                           config["test_metrics_ci95_per_class"])

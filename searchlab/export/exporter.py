@@ -43,7 +43,7 @@ from searchlab.tasks.costs import over_budget
 from searchlab.weights_file import save_weights
 
 FORMAT = "searchlab-export/1"
-DEFAULT_THRESHOLD = 0.5   # trials that stored none (the argmax decides for multi-class anyway)
+DEFAULT_THRESHOLD = 0.5   # binary and multi-label trials that stored none
 
 
 def export_run(target: str | Path, out: str | Path, trial_number: int | None = None, bootstrap: int = 2000,
@@ -216,11 +216,17 @@ def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
         "preprocessing": attrs["preprocessing"],
         "task": attrs["task_kind"],
         "class_names": attrs["class_names"],
-        "threshold": attrs.get("threshold", DEFAULT_THRESHOLD),   # chosen on validation data by the trial
+        "threshold": _trial_threshold(attrs),
         "trial": trial_provenance(run, trial),
         "validation_metrics": attrs.get("metrics", {}),
         **_model_metrics(attrs),
     }
+
+
+def _trial_threshold(attrs: dict[str, Any]) -> float | list[float] | None:
+    """The threshold the trial chose on validation data; none on multi-class data, whose prediction is the most
+    probable class (older runs recorded an unused 0.5 there)."""
+    return None if attrs["task_kind"] == "multiclass" else attrs.get("threshold", DEFAULT_THRESHOLD)
 
 
 def _allow_nni_spaces_of_the_study(run: OpenRun, number: int, model_spec: dict[str, Any]) -> None:

@@ -259,8 +259,9 @@ class ClassifyTask:
         seen = result.images_seen + (cv.images_seen if cv else 0)
         metrics = {**result.metrics, **costs, "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
                    "train_seconds": seconds, "images_per_second": seen / max(seconds, 1e-9), **(cv.metrics if cv else {})}
-        ctx.record(checkpoint=store_checkpoint(result.state, ctx), threshold=result.threshold,
-                   confusion=result.confusion)   # validation, best epoch: readable in the dashboard
+        chosen = {} if result.threshold is None else {"threshold": result.threshold}   # none on multi-class data
+        ctx.record(checkpoint=store_checkpoint(result.state, ctx), confusion=result.confusion,
+                   **chosen)   # validation, best epoch: readable in the dashboard
         if cv is not None and spec.train.cv_model != "bag":   # its metrics are the runs' mean, not this model's
             ctx.record(model_metrics={**result.metrics, "best_epoch": result.best_epoch,
                                       "epochs_trained": result.epochs_trained})

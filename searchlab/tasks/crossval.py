@@ -72,7 +72,7 @@ class CrossFoldThresholds:
             threshold = self.choose(np.concatenate([o.labels for o in others]),
                                     np.concatenate([o.probs for o in others]))
         else:
-            threshold = [0.5] * run.labels.shape[1] if self.kind == "multilabel" else 0.5
+            threshold = {"multilabel": [0.5] * run.labels.shape[-1], "binary": 0.5}.get(self.kind)
         return compute_metrics(run.labels, run.probs, self.kind, self.n_classes, threshold=threshold), threshold
 
 
