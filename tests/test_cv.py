@@ -376,8 +376,8 @@ def test_a_validation_split_with_few_images_of_a_class_is_warned_about_unless_tr
     four = _val_only(torch.tensor([0] * 40 + [1] * 4), ("benign", "malignant"), "binary")
     warning = small_validation_warning(four, cross_validated=False)
     assert warning.startswith("the validation split has 44 images, and only 4 of them are of class 'malignant': "
-                              "each of those moves a trial's validation scores about that class (sensitivity, F1, "
-                              "AUC, ...) by up to 0.25")
+                              "one image of those moves a trial's validation scores about its class (sensitivity, "
+                              "F1, AUC, ...) by up to 0.25, so trials")
     assert "space.train.cv_folds: 5" in warning
     assert small_validation_warning(four, cross_validated=True) is None
     ten = _val_only(torch.tensor([0] * 40 + [1] * 10), ("benign", "malignant"), "binary")
@@ -385,6 +385,24 @@ def test_a_validation_split_with_few_images_of_a_class_is_warned_about_unless_tr
     labels = torch.tensor([[1.0, 0.0]] * 30 + [[1.0, 1.0]] * 3)   # label "a" is never off: 0 negatives
     multi = _val_only(labels, ("a", "b"), "multilabel")
     assert "only 3 of them are b positives" in small_validation_warning(multi, cross_validated=False)
+
+
+def test_the_small_validation_warning_names_every_short_class_and_counts_their_patients():
+    """It named the rarest class alone, by images: 6 images of one patient looked like 6 chances to judge."""
+    from searchlab.data.types import ImageDataset, ImageSplit
+    from searchlab.tasks.selection_advice import small_validation_warning
+
+    labels = torch.tensor([0] * 40 + [1] * 6 + [2] * 3)
+    groups = tuple(f"p{i % 20}" for i in range(40)) + ("q1",) * 6 + ("r1", "r2", "r3")
+    images = torch.zeros((len(labels), 1, 4, 4), dtype=torch.uint8)
+    data = ImageDataset(splits={"val": ImageSplit(images, labels, groups=groups)}, class_names=("a", "b", "c"),
+                        kind="multiclass")
+    warning = small_validation_warning(data, cross_validated=False)
+    assert warning.startswith("the validation split has 49 images, and only 3 of them are of class 'c' (3 patients), "
+                              "6 of class 'b' (1 patient): one image of the rarest moves")
+    assert "by up to 0.33 (more: one patient's images resemble each other" in warning
+    plain = ImageDataset(splits={"val": ImageSplit(images, labels)}, class_names=("a", "b", "c"), kind="multiclass")
+    assert "3 of them are of class 'c', 6 of class 'b': " in small_validation_warning(plain, cross_validated=False)
 
 
 def test_a_validation_split_without_a_class_is_warned_about_whatever_the_objective():

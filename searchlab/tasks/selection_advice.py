@@ -26,18 +26,32 @@ FEWEST = 10   # images of the rarest class (positives or negatives of the rarest
 def small_validation_warning(data: ImageDataset, cross_validated: bool) -> str | None:
     if cross_validated or "val" not in data.splits:
         return None
-    labels = data.splits["val"].labels.numpy()
+    val = data.splits["val"]
+    labels = val.labels.numpy()
     if absent := _absent_from_val(labels, data):
         return absent
-    name, fewest = _rarest(labels, data)
-    if fewest >= FEWEST:
+    short = _short(labels, data, val.groups)
+    if not short:
         return None
-    which = name if data.kind == "multilabel" else f"of class {name!r}"   # "b positives"; "of class '3'"
-    return (f"the validation split has {len(labels)} images, and only {fewest} of them "
-            f"{'is' if fewest == 1 else 'are'} {which}: each of those moves a trial's validation scores about that "
-            f"class (sensitivity, F1, AUC, ...) by up to {1 / fewest:.2f}, so trials are selected on noise. Fix: "
-            "select by k-fold cross-validation over train+val (space.train.cv_folds: 5), or give the validation "
-            "split more images")
+    fewest = short[0][1]
+    return (f"the validation split has {len(labels)} images, and only {_counted(short)}: one image of "
+            f"{'those' if len(short) == 1 else 'the rarest'} moves a trial's validation scores about its class "
+            f"(sensitivity, F1, AUC, ...) by up to {1 / fewest:.2f}{_alike(val.groups)}, so trials are selected on "
+            "noise. Fix: select by k-fold cross-validation over "
+            "train+val (space.train.cv_folds: 5), or give the validation split more images")
+
+
+def _counted(short: list[tuple[str, int, int | None]]) -> str:
+    """"4 of them are of class 'malignant' (2 patients), 7 of class 'b' (3 patients)": the rarest first."""
+    said = []
+    for index, (which, images, patients) in enumerate(short):
+        lead = f"{images} of them {'is' if images == 1 else 'are'} " if index == 0 else f"{images} "
+        said.append(lead + which + (f" ({patients} patient{'s' * (patients != 1)})" if patients else ""))
+    return ", ".join(said)
+
+
+def _alike(groups: tuple[str, ...] | None) -> str:
+    return "" if not groups else " (more: one patient's images resemble each other, so they count as fewer)"
 
 
 THRESHOLD_FREE = frozenset({"auc", "average_precision"})   # scored from probabilities alone
@@ -136,14 +150,18 @@ def _absent_from_val(labels: np.ndarray, data: ImageDataset) -> str | None:
             "CSV's split column, or your own val/ folder)")
 
 
-def _rarest(labels: np.ndarray, data: ImageDataset) -> tuple[str, int]:
+def _short(labels: np.ndarray, data: ImageDataset,
+           groups: tuple[str, ...] | None) -> list[tuple[str, int, int | None]]:
+    """(what, images, patients or None) of every class -- positives or negatives of each label, multi-label --
+    with fewer than FEWEST validation images but some: none at all is judged elsewhere (AUC is undefined)."""
     if data.kind == "multilabel":
-        counts = [(f"{c} positives" if on else f"{c} negatives", int(n)) for j, c in enumerate(data.class_names)
-                  for on, n in ((True, labels[:, j].sum()), (False, (1 - labels[:, j]).sum()))]
+        masks = [(f"{c} {'positives' if on else 'negatives'}", labels[:, j] == on)
+                 for j, c in enumerate(data.class_names) for on in (1, 0)]
     else:
-        counts = list(zip(data.class_names, np.bincount(labels, minlength=len(data.class_names)).tolist()))
-    present = [item for item in counts if item[1]]   # none at all is judged elsewhere (AUC is undefined)
-    return min(present, key=lambda item: item[1], default=("", FEWEST))
+        masks = [(f"of class {c!r}", labels == j) for j, c in enumerate(data.class_names)]
+    short = [(what, int(mask.sum()), len({groups[i] for i in np.flatnonzero(mask)}) if groups else None)
+             for what, mask in masks if 0 < mask.sum() < FEWEST]
+    return sorted(short, key=lambda item: item[1])
 
 
 def untrainable_class_warning(data: ImageDataset, cross_validated: bool) -> str | None:
