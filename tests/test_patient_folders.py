@@ -73,6 +73,11 @@ def test_a_patient_sub_folder_under_two_class_folders_is_one_patient(tmp_path):
     shutil.move(tmp_path / "moved" / "b" / "p1", tmp_path / "moved" / "b" / "p2" / "p1")   # p1's b images: p2's
     assert "patient groups changed" in moved_members(before, data_fingerprint(cfg.model_copy(
         update={"path": tmp_path / "moved"})))
+    # one more image of a patient is a changed count, not a regrouping (which it was said to be)
+    shutil.copytree(tmp_path / "set", tmp_path / "grown")
+    png(tmp_path / "grown" / "b" / "p1" / "extra.png", COLORS["b"])
+    said = moved_members(before, data_fingerprint(cfg.model_copy(update={"path": tmp_path / "grown"})))
+    assert "files then" in said and "patient groups" not in said, said
 
 
 def test_a_patient_sub_folder_name_in_two_of_your_split_folders_is_warned_of(tmp_path):

@@ -88,18 +88,22 @@ def moved_members(before: Any, now: Any) -> str | None:
     fingerprints cannot be compared."""
     if not comparable(before, now):
         return None
-    changes = []
+    changes, counted = [], False
     for split in SPLITS:
         old, new = before["splits"].get(split), now["splits"].get(split)
         if old is None and new is None:
             continue
         if old is None or new is None:
             changes.append(f"{split}: {_count(old)} files then, {_count(new)} now")
+            counted = True
         elif old["files"] != new["files"] or old["per_class"] != new["per_class"]:
             changes.append(f"{split}: {old['files']} files then, {new['files']} now ({_class_changes(old, new)})")
+            counted = True
         elif old["members"] != new["members"]:
             changes.append(f"{split}: as many files per class, but other files or labels")
-    if before.get("grouping") != now.get("grouping") and "grouping" in before and "grouping" in now:
+    # the grouping hashes each file's patient: an added or removed file changes it as well, which is no sign
+    # that patients were regrouped (files moved between patients' folders or ids keep the counts)
+    if not counted and before.get("grouping") != now.get("grouping") and "grouping" in before and "grouping" in now:
         changes.append("patient groups changed (the patient sub-folders, or the ids of data.group_column), which "
                        "decide the splits and the folds")
     return "; ".join(changes) or None
