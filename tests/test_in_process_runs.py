@@ -165,12 +165,19 @@ def test_a_script_with_the_main_guard_runs_its_workers_from_another_thread(write
     assert [t.state.name for t in _trials(tmp_path)] == ["COMPLETE", "COMPLETE"]
 
 
-def test_a_run_from_python_leaves_optunas_log_level_as_it_found_it(write_study, tmp_path):
-    """A run set Optuna's logging to ERROR for the whole process: a notebook's own studies went silent after it."""
+def test_a_run_from_python_gives_back_optunas_log_level_and_torchs_random_state(write_study, tmp_path):
+    """A run set Optuna's logging to ERROR for the whole process: a notebook's own studies went silent after it.
+    Its trials seed torch (here as classify's do), so the notebook's next torch.rand drew other numbers."""
+    import torch
+
     from searchlab.cli import main
 
-    code = "def objective(config, ctx):\n    return {'score': 1.0}\n"
+    code = "import torch\n\ndef objective(config, ctx):\n    torch.manual_seed(7)\n    return {'score': 1.0}\n"
     study = _study(write_study, tmp_path, "quiet_task", code)
     optuna.logging.set_verbosity(optuna.logging.INFO)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
     assert main(["run", str(study), "--no-progress"]) == 0
     assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    assert torch.equal(torch.rand(3), expected)
