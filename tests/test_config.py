@@ -138,6 +138,9 @@ def test_unknown_metric_lists_valid(write_study):
     err = error_of(write_study, MINIMAL + "objective: acc\n")
     assert "unknown metric 'acc'" in str(err) and "accuracy" in str(err) and "flops" in str(err)
     assert str(error_of(write_study, MINIMAL + "objective: AUC\n")).endswith("Fix: did you mean auc?")
+    # one metric is `objective`, not `objective[0]`, which the study has not; a list's own are numbered
+    assert error_of(write_study, MINIMAL + "objective: {metric: acc}\n").key == "objective"
+    assert error_of(write_study, MINIMAL + "objective: [auc, acc]\n").key == "objective[1]"
 
 
 def test_medmnists_size_under_a_folder_suggests_image_size(write_study, tmp_path):

@@ -79,7 +79,10 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         raise src.error(("data",), "required key is missing", fix="add 'data', e.g. data: {source: medmnist, name: "
                         "breastmnist, size: 28} (or a folder or CSV set: the README's Data section)")
     task = _task_of(config, src, get_task)
-    objectives = tuple(task.resolve_objective(obj, src, ("objective", i)) for i, obj in enumerate(config.objective))
+    # `objective: auc` is one metric, not a list: its errors are at `objective`, not `objective[0]`
+    listed = isinstance(data.get("objective"), list)
+    objectives = tuple(task.resolve_objective(obj, src, ("objective", i) if listed else ("objective",))
+                       for i, obj in enumerate(config.objective))
     metrics = [metric for metric, _ in objectives]
     twice = next((metric for metric in metrics if metrics.count(metric) > 1), None)
     if twice:   # a two-objective study of one metric: no pruner, no single best, for nothing
