@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from optuna.distributions import FloatDistribution
 
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.trial_time import trial_seconds
 from searchlab.errors import SearchlabError
+from searchlab.space.params import on_step
 from searchlab.whole_file import write_whole
 
 FORMATS = ("csv", "parquet", "json")
@@ -61,7 +63,7 @@ def trial_table(run: OpenRun) -> pd.DataFrame:
 def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
     row.update(zip(_value_columns(objectives, n_values), trial.values or [None] * n_values))
-    row.update({f"params.{k}": v for k, v in trial.params.items()})
+    row.update({f"params.{k}": _as_written(v, trial.distributions.get(k)) for k, v in trial.params.items()})
     metrics = trial.user_attrs.get("metrics", {})
     row.update({f"metrics.{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
     row["duration_s"] = trial_seconds(trial)   # a trial that died unseen: until its last sign of life
@@ -75,6 +77,11 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     if threshold is not None and trial.user_attrs.get("task_kind") != "multiclass":   # argmax there: none
         row["threshold"] = json.dumps(threshold) if isinstance(threshold, list) else threshold
     return row
+
+
+def _as_written(value: Any, distribution: Any) -> Any:
+    """A stepped float's value without Optuna's rounding noise (0.3, not 0.30000000000000004)."""
+    return on_step(value) if isinstance(distribution, FloatDistribution) and distribution.step else value
 
 
 def _value_columns(objectives: list[str], n_values: int) -> list[str]:

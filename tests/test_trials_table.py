@@ -156,3 +156,19 @@ def test_a_row_says_why_its_trial_was_pruned_cut_short_or_run_again():
                                                                                                  "retry_of")}
     assert "curve" not in row   # long attrs stay in the study
     assert row["threshold"] == "[0.3, 0.5]"   # what its sensitivity, f1... were scored at, per label
+
+
+def test_stepped_floats_are_given_and_listed_as_written(write_study, tmp_path):
+    """Optuna's low + k * step made step 0.1 give 0.30000000000000004 to the task and to the table."""
+    from searchlab.space.params import FloatParam
+
+    stepped = FloatParam("x", 0.1, 0.9, step=0.1)
+    assert stepped.suggest(optuna.trial.FixedTrial({"x": 0.1 + 2 * 0.1})) == 0.3   # 0.30000000000000004
+    assert FloatParam("x", 0.1, 0.9).suggest(optuna.trial.FixedTrial({"x": 0.1 + 2 * 0.1})) == 0.1 + 2 * 0.1
+    text = callable_study(write_study, n=12).read_text().replace("x: {float: [-3, 3]}",
+                                                                 "x: {float: [0.1, 0.9], step: 0.1}")
+    run_study(load_study(write_study(text)), progress=False)
+    listed = _cli("trials", str(tmp_path / "run"))
+    assert listed.returncode == 0, listed.stderr
+    written = pd.read_csv(io.StringIO(listed.stdout), dtype=str)["params.x"]   # as the CSV spells them
+    assert len(written) == 12 and all(len(text) == 3 for text in written), list(written)

@@ -30,7 +30,14 @@ class FloatParam:
         return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
     def suggest(self, trial: BaseTrial) -> float:
-        return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+        value = trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+        return value if self.step is None else on_step(value)
+
+
+def on_step(value: float) -> float:
+    """A stepped float as written: Optuna computes low + k * step, so step 0.1 gives 0.30000000000000004 and
+    0.7000000000000001; 15 significant digits drop that noise and nothing a study could have written."""
+    return float(f"{value:.15g}")
 
 
 @dataclass(frozen=True)
