@@ -400,7 +400,7 @@ def test_the_small_validation_warning_names_every_short_class_and_counts_their_p
     warning = small_validation_warning(data, cross_validated=False)
     assert warning.startswith("the validation split has 49 images, and only 3 of them are of class 'c' (3 patients), "
                               "6 of class 'b' (1 patient): one image of the rarest moves")
-    assert "by up to 0.33 (more: one patient's images resemble each other" in warning
+    assert "by up to 0.33 (and one patient's images move them together), so" in warning
     plain = ImageDataset(splits={"val": ImageSplit(images, labels)}, class_names=("a", "b", "c"), kind="multiclass")
     assert "3 of them are of class 'c', 6 of class 'b': " in small_validation_warning(plain, cross_validated=False)
 

@@ -37,8 +37,8 @@ def small_validation_warning(data: ImageDataset, cross_validated: bool) -> str |
     return (f"the validation split has {len(labels)} images, and only {_counted(short)}: one image of "
             f"{'those' if len(short) == 1 else 'the rarest'} moves a trial's validation scores about its class "
             f"(sensitivity, F1, AUC, ...) by up to {1 / fewest:.2f}{_alike(val.groups)}, so trials are selected on "
-            "noise. Fix: select by k-fold cross-validation over "
-            "train+val (space.train.cv_folds: 5), or give the validation split more images")
+            "noise. Fix: select by k-fold cross-validation over train+val (space.train.cv_folds: 5), or give the "
+            "validation split more images")
 
 
 def _counted(short: list[tuple[str, int, int | None]]) -> str:
@@ -51,7 +51,7 @@ def _counted(short: list[tuple[str, int, int | None]]) -> str:
 
 
 def _alike(groups: tuple[str, ...] | None) -> str:
-    return "" if not groups else " (more: one patient's images resemble each other, so they count as fewer)"
+    return "" if not groups else " (and one patient's images move them together)"
 
 
 THRESHOLD_FREE = frozenset({"auc", "average_precision"})   # scored from probabilities alone
