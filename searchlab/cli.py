@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from typing import Any
 
+from searchlab.engine.callers_state import callers_state_kept
 from searchlab.errors import SearchlabError, refuse_folder
 from searchlab.export.export_notes import say_search_unfinished, test_headline, warn_about_export
 
@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        with callers_state_kept(caller_goes_on=args.argv_given):
+            return handler(args)
     except SearchlabError as exc:
         if args.debug:
             raise
@@ -179,33 +180,30 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from searchlab.config.load import load_study
-    from searchlab.engine.callers_state import callers_state_kept
     from searchlab.engine.signals import only_winding_down_after_a_stop, raise_if_stopped, stop_on_signals
 
-    with ExitStack() as kept:
-        # A Ctrl-C while the study's modules import is remembered: medmnist's import swallows it in a bare
-        # `except:`, and the whole search then ran and exited 0
-        with stop_on_signals():
-            # The study file first: a typo is reported in well under a second, before torch and Optuna are imported
-            study = load_study(args.study, parse_overrides(args.set))
-            import optuna
+    # A Ctrl-C while the study's modules import is remembered: medmnist's import swallows it in a bare
+    # `except:`, and the whole search then ran and exited 0
+    with stop_on_signals():
+        # The study file first: a typo is reported in well under a second, before torch and Optuna are imported
+        study = load_study(args.study, parse_overrides(args.set))
+        import optuna
 
-            from searchlab.data.image_cache import check_cache_settings
-            from searchlab.summary import best_trials, print_run_header, print_run_summary
+        from searchlab.data.image_cache import check_cache_settings
+        from searchlab.summary import best_trials, print_run_header, print_run_summary
 
-            # main() without arguments is this process's own command line: the process ends with it
-            kept.enter_context(callers_state_kept(caller_goes_on=args.argv_given))
-            optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
-            check_cache_settings()
-            print_run_header(study)
-            raise_if_stopped()
-        with only_winding_down_after_a_stop(process_ends=not args.argv_given):
-            result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
-            exported, headline, export_failed = None, None, False
-            if study.config.export.after_run and not result.interrupted:
-                exported, headline, export_failed = _export_best(study, result)
-            print_run_summary(study, result, exported, headline)
-            _shut_ray_down()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
+        check_cache_settings()
+        print_run_header(study)
+        raise_if_stopped()
+    # main() without arguments is this process's own command line: the process ends with it
+    with only_winding_down_after_a_stop(process_ends=not args.argv_given):
+        result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
+        exported, headline, export_failed = None, None, False
+        if study.config.export.after_run and not result.interrupted:
+            exported, headline, export_failed = _export_best(study, result)
+        print_run_summary(study, result, exported, headline)
+        _shut_ray_down()
     if result.interrupted:
         return result.exit_code
     # a run where no trial completed, that budget.max_failed stopped, or whose export failed, failed: for scripts

@@ -179,7 +179,11 @@ budget: {{n_trials: 1, epochs: 1}}
     study = write_study(study.replace("external_test", "with_test").replace(str(csv_path), str(with_test)),
                         name="with_test.yaml")
     assert main(["run", str(study), "--no-progress", "--set", f"run_dir={tmp_path / 'run2'}"]) == 0
+    torch.manual_seed(5)
+    expected = torch.rand(2)
+    torch.manual_seed(5)
     assert main(["export", str(tmp_path / "run2"), "--out", str(tmp_path / "best2"), "--bootstrap", "100"]) == 0
+    assert torch.equal(torch.rand(2), expected)   # main() from Python gives back torch's random state it found
     saved = json.loads((tmp_path / "best2" / "test_predictions.json").read_text())
     assert saved["class_names"] == ["a", "b"] and saved["labels_are"].startswith("the true labels")
     assert saved["files"] == [str(tmp_path / f"img{i}.png") for i in range(75, 90)]   # which image each row is

@@ -167,7 +167,8 @@ def test_a_script_with_the_main_guard_runs_its_workers_from_another_thread(write
 
 def test_a_run_from_python_gives_back_optunas_log_level_and_torchs_random_state(write_study, tmp_path):
     """A run set Optuna's logging to ERROR for the whole process: a notebook's own studies went silent after it.
-    Its trials seed torch (here as classify's do), so the notebook's next torch.rand drew other numbers."""
+    Its trials seed torch (here as classify's do), so the notebook's next torch.rand drew other numbers, and its
+    worker left its own torch thread count."""
     import torch
 
     from searchlab.cli import main
@@ -178,6 +179,12 @@ def test_a_run_from_python_gives_back_optunas_log_level_and_torchs_random_state(
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    assert main(["run", str(study), "--no-progress"]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # the in-process worker sets its own
+    try:
+        assert main(["run", str(study), "--no-progress", "--set", "executor.threads_per_worker=2"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert optuna.logging.get_verbosity() == optuna.logging.INFO
     assert torch.equal(torch.rand(3), expected)
