@@ -124,6 +124,19 @@ def test_a_reported_metric_that_is_no_number_fails_the_trial_naming_it(write_stu
         "without it")
 
 
+@pytest.mark.parametrize("value", ["True", "np.bool_(True)", "torch.tensor(True)"])
+def test_a_reported_bool_fails_the_trial_as_an_objective_of_one_does(write_study, tmp_path, value):
+    """True completed into the curve and the pruner as 1.0; numpy's and torch's bools were refused as 'a bool of
+    shape ()' and 'a Tensor of shape (), not a number', though each is one value."""
+    code = ("import numpy as np, torch\ndef objective(config, ctx):\n"
+            f"    ctx.report(0, {{'score': {value}}})\n    return {{'score': 1.0}}\n")
+    run_study(load_study(_study(write_study, tmp_path, "bool_report_task", code)), progress=False)
+    (trial,) = _trials(tmp_path)
+    assert trial.state.name == "FAIL"
+    assert trial.user_attrs["error"].startswith("TrialFailure: ctx.report(0, {'score': ...}): the value is a bool (")
+    assert "not a number. Fix: report the number it was judged from" in trial.user_attrs["error"]
+
+
 def test_a_reported_nan_is_still_left_out_of_the_curve_and_the_pruner(write_study, tmp_path):
     code = ("def objective(config, ctx):\n    ctx.report(0, {'score': float('nan'), 'loss': 0.1})\n"
             "    return {'score': 1.0}\n")

@@ -19,7 +19,7 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from searchlab.config.load import Study
-from searchlab.engine.numbers import plain_number
+from searchlab.engine.numbers import is_truth_value, plain_number
 from searchlab.engine.signals import raise_if_stopped
 from searchlab.engine.trial_time import AliveStamp
 from searchlab.errors import TrialFailure
@@ -140,6 +140,9 @@ def _number(step: int, name: str, value: Any) -> Any:
     number = plain_number(value)
     if isinstance(number, Number) and not isinstance(number, (int, float, complex)):
         number = float(number)   # a Decimal
+    if is_truth_value(number):   # True became 1.0 in the curve and the pruner's value, as objectives may not
+        raise TrialFailure(f"ctx.report({step}, {{{name!r}: ...}}): the value is a bool ({value!r}), not a number. "
+                           "Fix: report the number it was judged from (e.g. the accuracy, not whether it passed)")
     if not isinstance(number, (int, float)):
         shape = getattr(value, "shape", None)
         kind = f"{type(value).__name__} of shape {tuple(shape)}" if shape is not None else type(value).__name__

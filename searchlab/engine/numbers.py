@@ -24,3 +24,8 @@ def plain_number(value: Any) -> Any:
         number = item()
         return number if isinstance(number, (int, float)) and not isinstance(number, bool) else value
     return value
+
+
+def is_truth_value(value: Any) -> bool:
+    """A bool of Python, numpy or torch: float() takes each, as 1.0 or 0.0, though none is a measured number."""
+    return isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool")

@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
 from searchlab.config.load import Study
-from searchlab.engine.numbers import plain_number
+from searchlab.engine.numbers import is_truth_value, plain_number
 from searchlab.engine.signals import interruption_message
 from searchlab.errors import TrialFailure
 from searchlab.space import Group, searchable_params, within
@@ -159,8 +159,7 @@ def _truth_or_text(value: object) -> bool:
     """A bool or text, which float() takes: {"score": True} completed as 1.0 and became the study's best trial,
     {"score": "0.7"} as 0.7. numpy's bool_ and a bool tensor too (plain_number leaves them as they are)."""
     value = plain_number(value)
-    return isinstance(value, (bool, str, bytes, bytearray)) or str(getattr(value, "dtype", "")) in ("bool",
-                                                                                                  "torch.bool")
+    return is_truth_value(value) or isinstance(value, (str, bytes, bytearray))
 
 
 def _why_not_finite(study: Study, metrics: dict[str, float]) -> str:
