@@ -94,11 +94,21 @@ def failure_reason(trial: FrozenTrial) -> str:
 
 def failures_by_reason(study: optuna.Study) -> list[tuple[str, list[int]]]:
     """Each reason the failed configs gave with their trial numbers, the most frequent first: 6 trials killed
-    by budget.trial_timeout read as one line, not six."""
-    grouped: dict[str, list[int]] = {}
+    by budget.trial_timeout read as one line, not six. Reasons that differ only in their numbers are one
+    (out of memory "Tried to allocate 548 MiB" and "... 715 MiB", loss nan "at epoch 3" and "at epoch 7"),
+    said by the first trial's words."""
+    grouped: dict[str, tuple[list[str], list[int]]] = {}
     for trial in failed_trials(study):
-        grouped.setdefault(failure_reason(trial), []).append(trial.number)
-    return sorted(grouped.items(), key=lambda item: -len(item[1]))
+        reason = failure_reason(trial)
+        reasons, numbers = grouped.setdefault(_NUMBERS.sub("#", reason), ([], []))
+        reasons.append(reason)
+        numbers.append(trial.number)
+    said = [(reasons[0] + (" (their numbers differ)" if len(set(reasons)) > 1 else ""), numbers)
+            for reasons, numbers in grouped.values()]
+    return sorted(said, key=lambda item: -len(item[1]))
+
+
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def feature_network_said(study: optuna.Study) -> str | None:

@@ -60,6 +60,21 @@ def test_the_report_lists_failed_trials_by_reason_though_a_trial_completed(tmp_p
     assert "1 diverged: loss became nan 6" in text
 
 
+def test_failure_reasons_that_differ_only_in_their_numbers_are_one_row(tmp_path):
+    """Three out-of-memory failures ("Tried to allocate 548 / 715 / 602 MiB") were three rows of 1."""
+    from searchlab.report.build import report_html
+
+    run = _run(tmp_path, ["maximize"], {"objectives": [["auc", "maximize"]]})
+    for mib in (548, 715, 602):
+        run.study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={
+            "error": f"OutOfMemoryError: CUDA out of memory. Tried to allocate {mib}.00 MiB"}))
+    run.study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"error": "ValueError: bad width"}))
+    text = " ".join(_html_text(report_html(run)).split())
+    assert ("3 OutOfMemoryError: CUDA out of memory. Tried to allocate 548.00 MiB (their numbers differ) 0, 1, 2"
+            in text)
+    assert "1 ValueError: bad width 3" in text
+
+
 def test_the_reports_failures_leave_out_attempts_run_again_as_retries(tmp_path):
     from searchlab.report.build import report_html
 
