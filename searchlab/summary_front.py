@@ -42,8 +42,12 @@ def cut_short_said(study: optuna.Study, run_dir: Path) -> str | None:
     if not cut:
         return None
     example = cut[0]
-    return (f"  ({len(cut)} of the {len(complete)} complete trials were cut short by budget.timeout, so trained "
-            f"less than the others, e.g. trial {example.number}: {example.user_attrs['cut_short']}; "
+    less = ("less than the others" if len(cut) < len(complete) else
+            "less than its config asked" if len(cut) == 1 else "less than their configs asked")
+    which = (f"{len(cut)} of the {len(complete)} complete trials were" if len(complete) > 1 else
+             "the 1 complete trial was")
+    return (f"  ({which} cut short by budget.timeout, so trained {less}, e.g. trial {example.number}: "
+            f"{example.user_attrs['cut_short']}; "
             f"`searchlab trials {shlex.quote(str(run_dir))}` shows each one's in its cut_short column)")
 
 

@@ -177,6 +177,12 @@ def test_status_counts_the_trials_cut_short_by_the_timeout(tmp_path, capsys):
     assert (f"  (3 of the 4 complete trials were cut short by budget.timeout, so trained less than the others, "
             f"e.g. trial 1: {GAN_CUT}; `searchlab trials {tmp_path}` shows each one's in its cut_short column)") in out
     assert "trial 1: value" not in out   # not among the best listed, counted all the same
+    (tmp_path / "alone").mkdir()
+    alone = _run(tmp_path / "alone", ["minimize"], GAN_RECORD)   # "1 of the 1 ... less than the others": none
+    alone.study.add_trial(_gan_trial(50.0, cut_short=GAN_CUT))
+    print_status(alone, 1)
+    assert ("  (the 1 complete trial was cut short by budget.timeout, so trained less than its config asked, "
+            f"e.g. trial 0: {GAN_CUT};") in capsys.readouterr().out
 
 
 def test_the_progress_line_of_a_trial_cut_short_says_so(capsys):
