@@ -11,19 +11,24 @@ level, which is what diagnostic-accuracy reports (STARD) expect.
 
 A metric whose spread rests on a class (a label's positives or negatives) with fewer than MIN_UNITS independent
 units in the test split (patients when they are known, else images) gets no interval at all (nan, and a method
-saying which class), rather than one that is far too narrow: see MIN_UNITS.
+saying which class), rather than one that is far too narrow: see MIN_UNITS. A metric undefined on the test split
+(a class without test images) gets none either, and the method UNDEFINED.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import beta
 
-from searchlab.metrics import PER_CLASS, TaskKind, bootstrap_ci, predictions
+from searchlab.metrics import PER_CLASS, TaskKind, _check, _resampled, bootstrap_ci, predictions
 
 EXACT = "Clopper-Pearson (exact binomial)"
 NO_CI = "no CI"
+# the method of a metric undefined on the test split (nan, an interval of [null, null]): there is no interval, so
+# none was computed in any way (a bootstrap's name beside it read as if one had been)
+UNDEFINED = "none: undefined on this test split"
 
 # The fewest independent units (patients, else images) of a class that a metric's interval may rest on. With one,
 # its spread cannot show at all: the bootstrap skips the resamples that miss it (37%) and the rest all hold that
@@ -56,7 +61,11 @@ def export_intervals(y: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes
     methods = dict.fromkeys(names, resampled)
     pred, truth = predictions(probs, kind, threshold), np.asarray(y)
     unit_ids = np.asarray(groups) if clustered else np.arange(len(truth))
+    undefined = undefined_metrics(y, probs, kind, n_classes, names, threshold)
     for name in names:
+        if name in undefined:
+            intervals[name], methods[name] = (float("nan"), float("nan")), UNDEFINED
+            continue
         if thin := thin_classes(name, truth, pred, kind, n_classes, unit_ids):
             intervals[name] = (float("nan"), float("nan"))
             methods[name] = no_interval(thin, kind, clustered, class_names)
@@ -65,12 +74,16 @@ def export_intervals(y: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes
         if cells is not None:
             hits, weights, image, stratum = cells
             units = np.asarray(groups)[image] if clustered else image
+            # hamming_loss's cells count between the patients and the cells, as their spread between patients
+            # says (as between images); the one-per-patient cap is the macro means' (see design_exact)
             intervals[name], effective = design_exact(hits, weights, units, stratum, level,
-                                                      units_are_patients=clustered)
+                                                      units_are_patients=clustered and name != "hamming_loss")
             over = f"{len(set(units.tolist()))} {'patients' if clustered else 'images'}"
-            methods[name] = (f"{EXACT} at the Korn-Graubard effective sample size ({effective:.1f}) of "
-                             + (f"{len(hits)} label cells in {over}: an image's labels are not independent"
-                                if name == "hamming_loss" else
+            methods[name] = (f"{NO_CI}: the test split has {over}, fewer than the {MIN_UNITS} an interval needs"
+                             if not math.isfinite(effective) else
+                             f"{EXACT} at the Korn-Graubard effective sample size ({effective:.1f}) of "
+                             + (f"{len(hits)} label cells in {over}: {'a patient' if clustered else 'an image'}'s "
+                                "labels are not independent" if name == "hamming_loss" else
                                 f"a macro mean of per-{'label' if kind == 'multilabel' else 'class'} proportions "
                                 f"over {over}"))
             continue
@@ -80,12 +93,34 @@ def export_intervals(y: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes
         over, hits = outcomes
         if clustered:
             patients = np.asarray(groups)[over]
+            effective = korn_graubard_size(hits[over], patients)
             intervals[name] = korn_graubard(hits[over], patients, level)
-            methods[name] = (f"{EXACT} at the effective sample size of {len(set(patients))} patients' images "
-                             "(Korn-Graubard)")
+            methods[name] = (f"{EXACT} at the Korn-Graubard effective sample size ({effective:.1f}) of "
+                             f"{len(patients)} images in {len(set(patients))} patients")
         else:
             intervals[name], methods[name] = clopper_pearson(int(hits[over].sum()), int(over.sum()), level), EXACT
     return intervals, methods
+
+
+def undefined_metrics(y: np.ndarray, probs: np.ndarray, kind: TaskKind, n_classes: int, names: Sequence[str],
+                      threshold: float | Sequence[float]) -> set[str]:
+    """The metrics undefined (nan) on the whole test split, as the bootstrap defines them: its resampling with
+    every image drawn once (compute_metrics would refuse the unnormalised probabilities it takes)."""
+    truth, p = _check(y, probs, kind, n_classes)
+    point = _resampled(np.ones((1, len(truth))), truth, p, predictions(p, kind, threshold), kind, n_classes)
+    return {name for name in names if np.isnan(point[name]()[0])}
+
+
+def patients_per_class(y: np.ndarray, groups: Sequence[str], kind: TaskKind,
+                       class_names: Sequence[str]) -> dict[str, int | dict[str, int]]:
+    """The test patients of each class (multi-label: of each label's positives and negatives; a patient with
+    images on both sides counts on both), as config.json's test_patients_per_class: the export warns of few
+    test images of a class with these beside them."""
+    y, patients = np.asarray(y).astype(np.int64), np.asarray(groups)
+    if kind == "multilabel":
+        return {name: {"positives": len(set(patients[y[:, j] == 1])), "negatives": len(set(patients[y[:, j] == 0]))}
+                for j, name in enumerate(class_names)}
+    return {name: len(set(patients[y == j])) for j, name in enumerate(class_names)}
 
 
 def thin_classes(name: str, y: np.ndarray, pred: np.ndarray, kind: TaskKind, n_classes: int,
@@ -208,13 +243,15 @@ def design_exact(hits: np.ndarray, weights: np.ndarray, units: np.ndarray, strat
     [0, 0.023] of 160 independent cells. Weights summing to s < 1 (classes counted 0 without outcomes): the
     interval of the weighted mean of the outcomes, times s.
     A stratum (a class) with fewer than MIN_UNITS units adds no variance it could show (one patient: none at
-    all), so the interval would be far too narrow: (nan, nan), nan. Units that are patients count at most once
-    each (their Kish size under the weights): the spread between a few patients per class understates how alike
-    a patient's images are, and the effective size said "40.7 over 39 patients". Simulated balanced accuracy of
-    3 classes (12, 12 and m patients of 4 images, ICC 0.1-0.8, 300 splits): at m=3 coverage 85-89% uncounted,
-    98-100% counted so; at m=10 it was 94-98% and is 99-100%, at a cost in width (+12% at ICC 0.8, +33% at 0.5,
-    +82% at 0.1): conservative where patients are many and their images differ. Label cells of an image keep the
-    count between the images and the cells, as their spread says."""
+    all), so the interval would be far too narrow: (nan, nan), nan. With `units_are_patients` (a macro mean over
+    patients) units count at most once each (their Kish size under the weights): the spread between a few
+    patients per class understates how alike a patient's images are, and the effective size said "40.7 over 39
+    patients". Simulated balanced accuracy of 3 classes (12, 12 and m patients of 4 images, ICC 0.1-0.8, 300
+    splits): at m=3 coverage 85-89% uncounted, 98-100% counted so; at m=10 it was 94-98% and is 99-100%, at a
+    cost in width (+12% at ICC 0.8, +33% at 0.5, +82% at 0.1): conservative where patients are many and their
+    images differ. Label cells (hamming_loss, not capped so, even over patients) keep the count between the units
+    and the cells, as their spread says: capped at the patients, 20 of 116 cells wrong in 29 images of 10
+    patients gave [0.010, 0.581] at 7.9, where the spread between those patients says 74 and [0.095, 0.278]."""
     if hits.size == 0 or fewest_units(units, strata) < MIN_UNITS:
         return (float("nan"), float("nan")), float("nan")
     total = float(weights.sum())
@@ -246,21 +283,28 @@ def fewest_units(units: np.ndarray, strata: np.ndarray) -> int:
 
 
 def korn_graubard(hits: np.ndarray, patients: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The exact interval of a proportion over clustered images, at the effective sample size n / deff; the
-    design effect deff compares the between-patient variance of the proportion (a ratio estimator's) with a
-    binomial's, and is at least 1. At 0 or 1 successes the spread shows nothing: each patient counts once."""
+    """The exact interval of a proportion over clustered images, at the effective sample size n / deff
+    (korn_graubard_size)."""
+    if len(hits) == 0:
+        return float("nan"), float("nan")
+    effective = korn_graubard_size(hits, patients)
+    return clopper_pearson(float(hits.mean()) * effective, effective, level)
+
+
+def korn_graubard_size(hits: np.ndarray, patients: np.ndarray) -> float:
+    """The effective sample size n / deff of a proportion over clustered images (0 without images): the design
+    effect deff compares the between-patient variance of the proportion (a ratio estimator's) with a binomial's,
+    and is at least 1. At 0 or 1 successes the spread shows nothing: each patient counts once."""
     n = len(hits)
     if n == 0:
-        return float("nan"), float("nan")
+        return 0.0
     p = float(hits.mean())
     ids, index = np.unique(patients, return_inverse=True)
     if p in (0.0, 1.0) or len(ids) < 2:
-        effective = float(len(ids))
-    else:
-        successes, sizes = np.bincount(index, weights=hits.astype(float)), np.bincount(index)
-        variance = len(ids) / (len(ids) - 1) * float(np.sum((successes - p * sizes) ** 2)) / n ** 2
-        effective = n / max(variance / (p * (1 - p) / n), 1.0)
-    return clopper_pearson(p * effective, effective, level)
+        return float(len(ids))
+    successes, sizes = np.bincount(index, weights=hits.astype(float)), np.bincount(index)
+    variance = len(ids) / (len(ids) - 1) * float(np.sum((successes - p * sizes) ** 2)) / n ** 2
+    return n / max(variance / (p * (1 - p) / n), 1.0)
 
 
 def clopper_pearson(successes: float, trials: float, level: float = 0.95) -> tuple[float, float]:

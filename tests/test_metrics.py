@@ -324,8 +324,8 @@ def test_test_intervals_resample_whole_patients_when_patients_have_several_image
     width = {k: (ci[1] - ci[0], by_patient[k][1] - by_patient[k][0]) for k, ci in plain.items()}
     assert all(wide > 1.5 * narrow for narrow, wide in width.values()), width
     assert methods["auc"] == "percentile bootstrap over 40 patients (whole patients resampled), 400 resamples"
-    assert methods["accuracy"] == ("Clopper-Pearson (exact binomial) at the effective sample size of 40 patients' "
-                                   "images (Korn-Graubard)")
+    assert methods["accuracy"] == ("Clopper-Pearson (exact binomial) at the Korn-Graubard effective sample size "
+                                   "(39.8) of 200 images in 40 patients")   # the size used, not the patients'
     right = int(((probs >= 0.5) == y).sum())
     exact = clopper_pearson(right, 200)   # the images as independent: narrower
     assert by_patient["accuracy"][0] <= exact[0] and by_patient["accuracy"][1] >= exact[1]

@@ -23,7 +23,9 @@ def test_headline(config: dict[str, Any]) -> str:
                       f"{k} {test[k]:.3f} [{methods[k]}]" if k in withheld else
                       f"{k} {test[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else f"{k} {test[k]:.3f}"
                       for k in names)
-    how = "; ".join(f"{k}: {methods[k]}" for k in names if k in ci and k in methods and k not in withheld)
+    # an undefined metric has no interval, so no method of one (an old export still names the bootstrap's)
+    how = "; ".join(f"{k}: {methods[k]}" for k in names
+                    if k in ci and k in methods and k not in withheld and math.isfinite(test[k]))
     return f"test {shown} (n={config['test_size']}" + (f"; 95% intervals, {how})" if how else ")")
 
 
@@ -137,26 +139,51 @@ def _warn_if_over_budget_now(config: dict[str, Any]) -> None:
 
 def _warn_if_few_test_images_of_a_class(config: dict[str, Any]) -> None:
     """With a handful of test images of a class (multi-label: of a label's positives or negatives), every
-    metric about it moves by a large step per image: the intervals in config.json say how much, but a
-    headline number hides it."""
+    metric about it moves by a large step per image, 1/n for n images of it: the intervals in config.json say how
+    much, but a headline number hides it. With patients, their count too (one patient's images move together)."""
     matrix, names = config.get("test_confusion"), config["class_names"]
     if not matrix:
         return
+    patients = config.get("test_patients_per_class") or {}   # with patient groups (intervals.patients_per_class)
+    counted: dict[str, int | None] = {}
     if config["task"] == "multilabel":   # per label: [tn, fp, fn, tp]
         counts = {f"{name} positives": row[2] + row[3] for name, row in zip(names, matrix)}
         counts.update({f"{name} negatives": row[0] + row[1] for name, row in zip(names, matrix)})
+        counted = {f"{name} {side}": (patients.get(name) or {}).get(side) for name in names
+                   for side in ("positives", "negatives")}
     else:                                # rows: the true classes
         counts = {f"class {name!r}": sum(row) for name, row in zip(names, matrix)}
+        counted = {f"class {name!r}": patients.get(name) for name in names}
     few = {what: n for what, n in counts.items() if 0 < n < 10}
     if not few:
         return
     ci = (config.get("test_metrics_ci95") or {}).get("sensitivity")
     width = f" (the sensitivity interval is [{ci[0]:.2f}, {ci[1]:.2f}])" if ci and f"class {names[-1]!r}" in few \
         and config["task"] == "binary" else ""
-    listed = ", ".join(f"{n} of {what}" for what, n in few.items())
-    print(f"warning: the test split has only {listed}: each of those images moves the metrics about it by "
-          f"1/{min(few.values())} or more{width}; read the intervals in config.json, not the point values",
-          file=sys.stderr)
+    listed = ", ".join(f"{n} of {what}{_of_patients(counted.get(what))}" for what, n in few.items())
+    alike = " (and one patient's images move them together)" if patients else ""
+    print(f"warning: the test split has only {listed}: {_step_per_image(few)}{alike}{width}; read the intervals in "
+          "config.json, not the point values", file=sys.stderr)
+
+
+def _of_patients(count: int | None) -> str:
+    return "" if count is None else f" ({count} patient{'s' * (count != 1)})"
+
+
+def _step_per_image(few: dict[str, int]) -> str:
+    """How far one image moves the metrics about its class: 1/n for each count n (the smallest count's step
+    for all of them said 1/2 of 8 positives)."""
+    if len(set(few.values())) == 1:
+        n = next(iter(few.values()))
+        return ("the metrics about it rest on that one image" if n == 1 and len(few) == 1 else
+                "the metrics about each rest on its one image" if n == 1 else
+                f"each of those images moves the metrics about it by 1/{n} or more")
+    by_count: dict[int, list[str]] = {}
+    for what, n in few.items():
+        by_count.setdefault(n, []).append(what)
+    steps = "; ".join(f"1/{n} for {', '.join(whats)}" if n > 1 else f"those about {', '.join(whats)} rest on one "
+                      "image" for n, whats in by_count.items())
+    return f"one of those images moves the metrics about it by 1/n or more, n being its count: {steps}"
 
 
 def _warn_if_one_class(config: dict[str, Any]) -> None:

@@ -35,7 +35,7 @@ from searchlab.export.publish import json_text, staged
 from searchlab.export.scorings import record_scoring
 from searchlab.export.selection import SELECT_MODES, select_members, weaker_than_a_member, weaker_with_tta
 from searchlab.export import trained_on
-from searchlab.intervals import export_intervals
+from searchlab.intervals import export_intervals, patients_per_class
 from searchlab.metrics import compute_metrics, confusion
 from searchlab.models import model_source, standalone
 from searchlab.nni_space import allow_nni_space, spaces_named
@@ -287,7 +287,8 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
                                                 "of": "patients" if test.groups else "images"},
                "test_confusion": confusion(labels, probs, kind, n_classes, threshold=threshold),
                "test_size": len(test), "input": _input_spec(run, data), **_order(data),
-               **({"test_patients": len(set(test.groups))} if test.groups else {}),
+               **({"test_patients": len(set(test.groups)), "test_patients_per_class": patients_per_class(
+                   labels, test.groups, kind, config["class_names"])} if test.groups else {}),
                **({"data_file": medmnist_digests(run.record["data_file"], medmnist_path(*run_data_config(run)))}
                   if run.record.get("data_file") else {})}
     if replaced:
