@@ -443,6 +443,8 @@ def test_a_class_missing_from_ones_own_test_folder_is_said_when_the_run_starts(t
                           ("test", {"a": 3, "b": 3})):
         class_folder(tmp_path / "imgs" / split, counts)
     said = [text for text in data_advice(FolderData(source="folder", path=tmp_path / "imgs")) if "test split" in text]
-    assert said == [f"the test split has no image of class 'c' (1 of 3): its test metrics will be undefined, and "
-                    f"those averaged over classes (auc, balanced accuracy, macro f1) will leave it out. Fix: put some "
-                    f"of its images (whole patients) in the test split of {tmp_path / 'imgs'}"]
+    assert said == [f"the test split has no image of class 'c' (1 of 3): the test auc (macro over all classes) will "
+                    f"be undefined (null), and so will auc_class_2, recall_class_2; balanced accuracy and recall "
+                    f"average over the classes present, leaving it out; f1_class_2 is 0 if the model predicts it "
+                    f"for any test image (then counted in the macro f1 and precision), else undefined and left out "
+                    f"of them. Fix: put some of its images (whole patients) in the test split of {tmp_path / 'imgs'}"]

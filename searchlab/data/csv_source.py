@@ -216,6 +216,8 @@ def _assign(cfg: CsvData, csv_path: Path, table: _Table, labels: np.ndarray, see
     def split(idx: np.ndarray, fractions: dict[str, float]) -> dict[str, np.ndarray]:
         groups = [table.groups[i] for i in idx] if table.groups else None
         if labels.ndim == 2 and groups is not None and len(set(groups)) < len(groups):
+            # whole patients, stratified per label, whatever multilabel_split says (random would part a patient's
+            # rows): loading.random_split_of_patients warns when random is so set aside
             parts = spanning_split(labels[idx], fractions, seed, where, classes, groups)
         elif labels.ndim == 2 and cfg.multilabel_split == "random":
             parts = random_split(len(idx), fractions, seed, where)

@@ -46,7 +46,7 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
                          "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32],
                          "sampled": sampled.hexdigest()[:32]}
-    out = {"version": VERSION, "splits": splits}
+    out = {"version": VERSION, "splits": splits, "all_members": _all_members(plan)}
     if plan.groups:   # patient ids or sub-folders decide the splits and folds as much as the files do
         # a folder's groups are paths: named relative to it, so that a moved copy has the same groups
         pairs = sorted(f"{relative_name(path, plan.root)}\t{relative_name(Path(group), plan.root)}"
@@ -54,6 +54,18 @@ def fingerprint(plan: SplitPlan) -> dict[str, Any]:
         # "grouping", not the "groups" of commits before 2026-12-05 (absolute folder paths): not compared
         out["grouping"] = hashlib.sha256("\n".join(pairs).encode(errors="surrogateescape")).hexdigest()[:32]
     return out
+
+
+def _all_members(plan: SplitPlan) -> str:
+    """The members of all splits as one set (sorted, so blind to row order and to which split holds a file):
+    splits moved over the same members were dealt otherwise (a CSV's rows reordered), not given other files."""
+    names = sorted(f"{relative_name(path, plan.root)}\t{_label_text(label)}" for split in SPLITS
+                   for path, label in zip(plan.files.get(split, []), _rows(plan.labels.get(split))))
+    return hashlib.sha256("\n".join(names).encode(errors="surrogateescape")).hexdigest()[:32]
+
+
+def _rows(labels: np.ndarray | None) -> list[Any]:
+    return [] if labels is None else list(labels)
 
 
 def content_digest(path: Path) -> bytes:
@@ -101,12 +113,47 @@ def moved_members(before: Any, now: Any) -> str | None:
             counted = True
         elif old["members"] != new["members"]:
             changes.append(f"{split}: as many files per class, but other files or labels")
+    # without both runs' all_members, splits of unchanged counts but other members may be a label swapped
+    known = "all_members" in before and "all_members" in now
+    if changes and (counted or known) and _dealt_otherwise(before, now):
+        return reordered_rows(before, now)
     # the grouping hashes each file's patient: an added or removed file changes it as well, which is no sign
     # that patients were regrouped (files moved between patients' folders or ids keep the counts)
     if not counted and before.get("grouping") != now.get("grouping") and "grouping" in before and "grouping" in now:
         changes.append("patient groups changed (the patient sub-folders, or the ids of data.group_column), which "
                        "decide the splits and the folds")
     return "; ".join(changes) or None
+
+
+def _dealt_otherwise(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """The splits' counts moved, but all splits together hold as many files per class as recorded, the same
+    patients and (when both runs hashed them) the same members: the same data dealt into other splits. The
+    split follows a CSV's row order, so re-sorted rows do this; said as such, not as files changed."""
+    if _totals(before) != _totals(now) or before.get("grouping") != now.get("grouping"):
+        return False
+    return before.get("all_members", now.get("all_members")) == now.get("all_members", before.get("all_members"))
+
+
+def _totals(fingerprint: dict[str, Any]) -> tuple[int, dict[str, int]]:
+    """Files, and images per class (positives per label), over all splits."""
+    files, per_class_total = 0, {}
+    for entry in fingerprint["splits"].values():
+        files += int(entry["files"])
+        for name, n in entry["per_class"].items():
+            per_class_total[name] = per_class_total.get(name, 0) + int(n)
+    return files, per_class_total
+
+
+REORDERED = "the same number of files per class"   # how reordered_rows starts: resume and export say their fix
+
+
+def reordered_rows(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """The same files per class dealt into other splits, in words, with the split sizes then and now."""
+    sizes = ", ".join(f"{split} {_count(before['splits'].get(split))} -> {_count(now['splits'].get(split))}"
+                      for split in SPLITS if split in before["splits"] or split in now["splits"])
+    total, _ = _totals(now)
+    return (f"{REORDERED}, {total} in all, are dealt into other splits: {sizes} files, most likely because the "
+            "CSV's rows were reordered, as the split follows the CSV's row order")
 
 
 def replaced_contents(before: Any, now: Any, splits: tuple[str, ...] = SPLITS) -> str | None:

@@ -163,24 +163,60 @@ def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) ->
     found = [bit_depth_advice(plan.files.get("train", []), cfg.bit_depth), duplicate_warning(plan),
              carved_share_warning(plan), mixed_formats_warning(plan), patients_in_two_split_folders(plan),
              colour_dropped_warning(plan, cfg.channels), misspelt_classes(plan, cfg), class_missing_from_test(plan),
-             patient_names_in_several_classes(plan)]
+             patient_names_in_several_classes(plan), random_split_of_patients(plan, cfg)]
     return [text for text in found if text]
+
+
+def random_split_of_patients(plan: SplitPlan, cfg: CsvData | FolderData) -> str | None:
+    """multilabel_split: random draws rows at random (as searchlab did before the key); with a group_column
+    whose patients have several rows, a random draw would part them, so their splits are dealt as when
+    stratified: said, as the key would otherwise be silently ignored."""
+    if not (isinstance(cfg, CsvData) and cfg.multilabel_split == "random" and cfg.group_column
+            and plan.kind == "multilabel" and plan.carved):
+        return None
+    # the rows the draw dealt: all of them, or a split column's train rows (val carved out of them)
+    patients = [group for split in ("train", *plan.carved) for group in plan.groups.get(split, [])]
+    if len(set(patients)) == len(patients):   # one row per patient: rows are drawn at random, as asked
+        return None
+    return (f"{plan.source}: data.multilabel_split: random is not used with data.group_column "
+            f"{cfg.group_column!r} (patients with several rows): whole patients are dealt to the splits "
+            "stratified per label, as with multilabel_split: stratified, since a random draw of rows would part a "
+            "patient's rows between splits. Fix: remove multilabel_split from data (the splits stay the same), or "
+            "remove group_column to draw rows at random")
 
 
 def class_missing_from_test(plan: SplitPlan) -> str | None:
     """A class (multi-label: a label) with no test image, said when the run starts: it was said only by the
-    export, after the search, while test metrics averaged over classes quietly left it out."""
+    export, after the search, with the test metrics it leaves undefined."""
     if not plan.files.get("test"):
         return None
-    missing = [name for name, n in zip(plan.classes, _images_per_class(plan, "test")) if n == 0]
+    missing = [j for j, n in enumerate(_images_per_class(plan, "test")) if n == 0]
     if not missing:
         return None
     what, whats = ("label", "labels") if plan.kind == "multilabel" else ("class", "classes")
     return (f"the test split has no image of {what if len(missing) == 1 else whats} "
-            f"{', '.join(repr(m) for m in missing)} ({len(missing)} of "
-            f"{len(plan.classes)}): its test metrics will be undefined, and those averaged over {whats} (auc, "
-            f"balanced accuracy, macro f1) will leave it out. Fix: put some of its images (whole patients) in the "
-            f"test split of {plan.source}")
+            f"{', '.join(repr(plan.classes[j]) for j in missing)} ({len(missing)} of {len(plan.classes)}): "
+            f"{_metrics_without(plan.kind, missing)}. Fix: put some of its images (whole patients) in the test "
+            f"split of {plan.source}")
+
+
+def _metrics_without(kind: str, missing: list[int]) -> str:
+    """What the test metrics (metrics.compute_metrics) become without a class's (label's) images: the macro AUC
+    needs every column both on and off, so it is undefined; the other means count or skip the class."""
+    f1s = ", ".join(f"f1_class_{j}" for j in missing)
+    f1 = (f"{f1s} is 0 if the model predicts it for any test image (then counted in the macro f1 and precision), "
+          "else undefined and left out of them")
+    if kind == "binary":
+        lost = "sensitivity and average_precision" if 1 in missing else "specificity"
+        return (f"the test auc and {lost} will be undefined (null); balanced accuracy is the other class's recall "
+                f"alone; {f1}")
+    per_class = ", ".join(f"auc_class_{j}, recall_class_{j}" for j in missing)
+    if kind == "multilabel":
+        return (f"the test auc and average_precision (means over all labels) will be undefined (null), so there "
+                f"is no test AUC, and so will {per_class}; balanced accuracy still counts it (its specificity "
+                f"alone), as do accuracy and hamming_loss; {f1}")
+    return (f"the test auc (macro over all classes) will be undefined (null), and so will {per_class}; balanced "
+            f"accuracy and recall average over the classes present, leaving it out; {f1}")
 
 
 def misspelt_classes(plan: SplitPlan, cfg: CsvData | FolderData) -> str | None:

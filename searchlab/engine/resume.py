@@ -18,7 +18,7 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
-from searchlab.data.fingerprint import (moved_members, multilabel_split_before_the_key, other_medmnist_file,
+from searchlab.data.fingerprint import (REORDERED, moved_members, multilabel_split_before_the_key, other_medmnist_file,
                                        replaced_contents)
 from searchlab.data.orientation import turned_since
 from searchlab.engine.changed_settings import changed_settings_warnings
@@ -93,6 +93,10 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                           "and the test split would hold images that trials trained on", file=str(study.file),
                           key="seed", got=new["seed"], fix=f"keep seed: {old['seed']} to resume (--set "
                           f"seed={old['seed']}), or give the study a new name (or run_dir) for a search on new splits")
+    if moved and moved.startswith(REORDERED):
+        raise ConfigError(f"{_named(study)} has trials scored on other splits of the same files: {moved}",
+                          file=str(study.file), key="data.path", fix="restore the CSV's row order to resume, or give "
+                          "the study a new name (or run_dir) for a search on the new splits")
     if moved:
         raise ConfigError(f"{_named(study)} has trials scored on other files "
                           f"than data.path holds now ({moved}). The splits are drawn from the file list, so "

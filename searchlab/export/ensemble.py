@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from searchlab.config.schema import DATA_ROOT_ENV, DataConfig, MedMNISTData
 from searchlab.data import ImageDataset, data_fingerprint, load_dataset, medmnist_file
 from searchlab.data.common import SPLITS
-from searchlab.data.fingerprint import (moved_members, multilabel_split_before_the_key, other_medmnist_file,
+from searchlab.data.fingerprint import (REORDERED, moved_members, multilabel_split_before_the_key, other_medmnist_file,
                                        replaced_contents)
 from searchlab.data.orientation import turned_since
 from searchlab.data.medmnist_source import npz_path
@@ -187,6 +187,9 @@ def _check_unchanged(run: OpenRun, files: dict[str, Any] | None) -> None:
                           "searchlab before data.multilabel_split, and this one deals them otherwise, so the test "
                           f"split would hold images that trials trained on ({moved}). Fix: export with the "
                           "searchlab version that ran it, or run the study again under a new name")
+    if moved and moved.startswith(REORDERED):
+        raise ExportError(f"{run.run_dir}: the splits of data.path are not those the trials ran on: {moved}, so the "
+                          "test split would hold images that trials trained on. Fix: restore the CSV's row order")
     if moved:
         raise ExportError(f"{run.run_dir}: data.path holds other files than when the trials ran ({moved}). "
                           "The splits are drawn from the file list, so they have moved: the test split would "

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from searchlab.config.load import Study
-from searchlab.config.schema import FolderData
+from searchlab.config.schema import CsvData, DataConfig, FolderData
 from searchlab.data.common import resolve_path
 from searchlab.data.types import ImageDataset
 from searchlab.errors import ConfigError, DataError, RegistryError
@@ -35,25 +35,57 @@ def check_objectives_defined_on_val(study: Study, data: ImageDataset, cross_vali
                   and (per_class := PER_CLASS.fullmatch(metric)) and per_class[1] == "f1" and int(per_class[2]) in absent]
     if undefined:
         if data.kind == "multilabel":
-            lacking = [f"{name} ({'never' if val[:, j].max() == 0 else 'always'} on)"
-                       for j, name in enumerate(data.class_names) if val[:, j].min() == val[:, j].max()]
+            short = [j for j in range(len(data.class_names)) if val[:, j].min() == val[:, j].max()]
+            lacking = [f"{data.class_names[j]} ({'never' if val[:, j].max() == 0 else 'always'} on)" for j in short]
         else:
-            lacking = [f"{name} (no image)" for j, name in enumerate(data.class_names) if not (val == j).any()]
+            short = [j for j in range(len(data.class_names)) if not (val == j).any()]
+            lacking = [f"{data.class_names[j]} (no image)" for j in short]
         said = (f"objective {', '.join(undefined)} is undefined on the validation split ({len(val)} images): it "
                 f"needs every class, and every label both on and off, but here: {', '.join(lacking)}. ")
         cfg = study.config.data
+        too_rare = too_rare_to_split(data, cfg)
+        if too_rare and set(short) <= set(too_rare[2]):   # too few to split anyhow: no fix but more of them
+            raise DataError(said + f"{too_rare[0]}. Fix: {too_rare[1]}")
+        # cross-validation is a fix only when every class can fill 2 folds
+        cv = (f"; and {too_rare[0]}: {too_rare[1]}" if too_rare
+              else ", or select by cross-validation (train.cv_folds)")
         if isinstance(cfg, FolderData):   # single-label; no split column, no label columns to drop
             own_val = resolve_path(cfg.path, study.base_dir) / "val"
             if own_val.is_dir():   # the user's own val/ folder: no fraction or key draws it
                 missing = [own_val / name for j, name in enumerate(data.class_names) if not (val == j).any()]
                 raise DataError(said + f"Fix: add images of {'that class' if len(missing) == 1 else 'those classes'} "
                                 f"to {', '.join(f'{p}/' for p in missing)} (the validation split is your val/ "
-                                "folder), or select by cross-validation (train.cv_folds)")
+                                f"folder){cv}")
             raise DataError(said + "Fix: give the validation split such images (raise data.val_fraction, or give "
-                            "your own val/ folder), or select by cross-validation (train.cv_folds)")
+                            f"your own val/ folder){cv}")
         raise DataError(said + "Fix: give the validation split such images (data.val_fraction, or the CSV's split "
-                        "column), drop a label that is (almost) never on from data.label_columns, or select by "
-                        "cross-validation (train.cv_folds)")
+                        "column), drop a label that is (almost) never on from data.label_columns" + cv)
+
+
+def too_rare_to_split(data: ImageDataset, cfg: DataConfig | None = None) -> tuple[str, str, list[int]] | None:
+    """The classes (labels) of train+val in fewer than 2 images (patients when grouped), in words, a fix that
+    works, and their indices; None if there is none. Such a class cannot be both trained on and validated on,
+    nor fill 2 folds, so neither a validation split nor cross-validation (cv_folds 2 at least) is a fix."""
+    pool = pool_train_val(data)
+    counts = units_per_class(pool, len(data.class_names))
+    rare = [j for j in range(len(counts)) if counts[j] < 2]
+    if not rare:
+        return None
+    units = "images" if pool.groups is None else "patients"
+    what, has = ("label", "is on in") if data.kind == "multilabel" else ("class", "has")
+    named = ", ".join(f"{what} {data.class_names[j]!r} {has} {counts[j]} {units[:-1] if counts[j] == 1 else units}"
+                      for j in rare)
+    account = (f"{named} of train+val{' (sub-folders or data.group_column)' if units == 'patients' else ''}, "
+               "fewer than the 2 that training and validating on it (or cross-validation, cv_folds 2 at least) need")
+    if data.kind == "multilabel":
+        drop = "drop it from data.label_columns"
+    elif isinstance(cfg, FolderData):
+        drop = "remove its class folder(s)"
+    elif isinstance(cfg, CsvData):
+        drop = f"drop its rows from the CSV (column {cfg.label_columns[0]!r})"
+    else:
+        drop = "drop that class (its CSV rows, or its class folder)"
+    return account, f"add {units} with that {what} to the data, or {drop}", rare
 
 
 def classes_without_positives(labels: np.ndarray, n_classes: int) -> list[int]:
@@ -110,6 +142,11 @@ def check_folds_within_classes(data: ImageDataset, drawn: list[int]) -> None:
     rarest = int(counts.argmin())
     units = "images" if pool.groups is None else "groups of images (patients: sub-folders or data.group_column)"
     what = "label" if data.kind == "multilabel" else "class"
+    too_rare = too_rare_to_split(data)
+    if too_rare:   # "use cv_folds 1 or fewer (2 at least)" would be no fix
+        raise ConfigError(f"{min(drawn)}-fold cross-validation needs at least {min(drawn)} {units} of every {what} "
+                          f"in train+val{' (positives)' if what == 'label' else ''}, and {too_rare[0]}",
+                          key="space.train.cv_folds", got=min(drawn), fix=too_rare[1])
     if counts[rarest] < min(drawn):
         raise ConfigError(f"{min(drawn)}-fold cross-validation needs at least {min(drawn)} {units} of every {what} "
                           f"in train+val{' (positives)' if what == 'label' else ''}, and {what} "
