@@ -6,11 +6,13 @@ found it: the process goes on after the command, and its own code should not not
 - torch's global random state: trials and exports seed it (torch.manual_seed) in this process, so the
   caller's next torch.rand, dropout or DataLoader shuffle drew other numbers than without the command.
 - torch's thread count: a run's in-process worker sets its own (executor.threads_per_worker).
-The searchlab command itself ends with the command: nothing to give back there. Python callers import torch
-and Optuna here (a notebook has them already), so that what they later import is as they would find it.
+The searchlab command itself ends with the command: nothing to give back there. Nothing is imported for it: a
+caller without torch has no random state to keep (`searchlab cache` stays quick), and Optuna imported by the
+command is left at the level its import sets.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -20,12 +22,22 @@ def callers_state_kept(caller_goes_on: bool) -> Iterator[None]:
     if not caller_goes_on:
         yield
         return
-    import optuna
-    import torch
-
-    verbosity, threads = optuna.logging.get_verbosity(), torch.get_num_threads()
     with ExitStack() as stack:
-        stack.callback(optuna.logging.set_verbosity, verbosity)
-        stack.callback(torch.set_num_threads, threads)
-        stack.enter_context(torch.random.fork_rng())   # CPU and every CUDA device's generator
+        if "optuna" in sys.modules:
+            import optuna
+
+            stack.callback(optuna.logging.set_verbosity, optuna.logging.get_verbosity())
+        else:
+            stack.callback(_optuna_as_imported)
+        if "torch" in sys.modules:
+            import torch
+
+            stack.callback(torch.set_num_threads, torch.get_num_threads())
+            stack.enter_context(torch.random.fork_rng())   # CPU and every CUDA device's generator
         yield
+
+
+def _optuna_as_imported() -> None:
+    optuna = sys.modules.get("optuna")
+    if optuna is not None:   # imported by the command: at the level Optuna's import sets
+        optuna.logging.set_verbosity(optuna.logging.INFO)
