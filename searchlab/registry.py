@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from searchlab.errors import RegistryError
-from searchlab.study_modules import forget_if_stale, remember
+from searchlab.study_modules import forget_if_stale, from_study_folder, remember
 from searchlab.suggest import did_you_mean
 
 T = TypeVar("T")
@@ -41,8 +41,11 @@ def import_object(spec: str, what: str) -> Any:
 
 def _shadowing(module: Any, module_name: str) -> str | None:
     """The fix when a module of the same name earlier on sys.path (Python's own `code`, `test`, `types`...)
-    was imported instead of the user's file: the study's folder comes last, so an installed one wins."""
+    was imported instead of the user's file: the study's folder comes after the installed packages, so an
+    installed one wins. A module from the study's folder is the user's file (another on the path lost to it)."""
     imported = getattr(module, "__file__", None)
+    if from_study_folder(module):
+        return None
     relative = Path(*module_name.split("."))
     for folder in sys.path:
         for candidate in (Path(folder or ".") / f"{relative}.py", Path(folder or ".") / relative / "__init__.py"):

@@ -120,9 +120,9 @@ def _task_of(config: schema.StudyConfig, src: Located, get_task: Any) -> Any:
 
 def make_study_folder_importable(path: Path) -> None:
     """A `module:Class` plug-in (strategy, callable task, NNI space) may sit beside its study file, as
-    presets and space fragments may. After the installed packages, so a stray `optuna.py` beside a study
-    cannot shadow the real one, and before earlier studies' folders (study_modules.py). Ray workers inherit
-    it (ray_cluster)."""
+    presets and space fragments may. Its modules come after the installed packages, so a stray `optuna.py`
+    beside a study cannot shadow the real one, and before the caller's folder, PYTHONPATH and earlier
+    studies' folders (study_modules.py). Ray workers inherit it (ray_cluster)."""
     study_folder_first(str(path.resolve().parent))
 
 

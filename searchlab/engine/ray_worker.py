@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -48,12 +49,15 @@ def _actor_state(study: Study) -> _Actor:
 def _open(study: Study) -> _Actor:
     import ray
 
+    from searchlab.config.load import make_study_folder_importable
     from searchlab.engine.storage import artifact_store, open_storage, through_outage
     from searchlab.strategy import build_pruner
     from searchlab.tasks import get_task, pruner_steps
 
     ex = study.config.executor
     torch.set_num_threads(ex.ray_threads)
+    # the study's own modules before those of the folder Ray started the worker in (PYTHONPATH), as locally
+    make_study_folder_importable(Path(study.file))
     # The parameters are in the storage already, so no sampler work happens here (a random sampler only
     # reads them back); the Optuna pruner prunes here unless a Ray scheduler stops trials instead.
     pruner = optuna.pruners.NopPruner() if ex.scheduler else build_pruner(study.config.pruner, pruner_steps(study))

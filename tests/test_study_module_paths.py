@@ -1,0 +1,117 @@
+"""Which file a study's module comes from in a process that runs studies from a script or notebook: the study's
+own folder before the folder the caller runs from (a script's folder, a notebook's cwd), and every module
+imported from a study folder (a `helpers.py` the task imports) re-imported when its file changed or another
+study's folder has its name. The task module alone was checked: a second study ran the first one's helpers,
+and a script run from one study's folder ran that folder's `obj.py` for another study."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from searchlab.config.load import load_study
+from searchlab.engine.run import run_study
+
+TASK, HELPER = "paths_obj", "paths_helpers"
+
+STUDY = """
+name: {name}
+task: {{kind: callable, function: "paths_obj:f"}}
+space: {{x: {{float: [0, 1]}}}}
+objective: {{metric: score, direction: maximize}}
+strategy: random
+budget: {{n_trials: {n}}}
+run_dir: '{run}'
+"""
+
+
+def _write(file: Path, text: str) -> None:
+    """Later mtime than the file had, however coarse the file system's clock."""
+    before = file.stat().st_mtime_ns if file.exists() else 0
+    file.write_text(text)
+    if before:
+        os.utime(file, ns=(before + 10**9, before + 10**9))
+
+
+def _study(folder: Path, value: float, n: int = 2) -> Path:
+    """A study whose task returns its helper module's VALUE."""
+    folder.mkdir(exist_ok=True)
+    _write(folder / f"{TASK}.py", f"import {HELPER}\n\ndef f(config, ctx):\n    return {{'score': {HELPER}.VALUE}}\n")
+    _write(folder / f"{HELPER}.py", f"VALUE = {value}\n")
+    path = folder / "study.yaml"
+    path.write_text(STUDY.format(name=folder.name, n=n, run=folder / "run"))
+    return path
+
+
+def _values(path: Path) -> list[float]:
+    return [t.value for t in run_study(load_study(path), progress=False).study.trials]
+
+
+@pytest.fixture(autouse=True)
+def forget_the_modules():
+    yield
+    for name in (TASK, HELPER, "colorsys"):
+        sys.modules.pop(name, None)
+
+
+def test_the_study_module_wins_over_one_in_the_callers_folder(tmp_path, monkeypatch):
+    """`cd s1; python nb.py` running ../s4/study.yaml: the script's folder is first on sys.path."""
+    callers = tmp_path / "callers"
+    _study(callers, 1.0)
+    monkeypatch.syspath_prepend(str(callers))
+    monkeypatch.chdir(callers)
+    assert _values(_study(tmp_path / "own", 444.0)) == [444.0, 444.0]
+
+
+def test_a_second_study_runs_its_own_helper_module(tmp_path):
+    assert _values(_study(tmp_path / "a", 1.0)) == [1.0, 1.0]
+    assert _values(_study(tmp_path / "b", 2.0)) == [2.0, 2.0]
+
+
+def test_an_edited_helper_module_runs_its_new_code(tmp_path):
+    path = _study(tmp_path / "a", 1.0)
+    assert _values(path) == [1.0, 1.0]
+    _write(tmp_path / "a" / f"{HELPER}.py", "VALUE = 5.0\n")
+    path.write_text(path.read_text().replace("n_trials: 2", "n_trials: 3"))
+    assert _values(path) == [1.0, 1.0, 5.0]
+
+
+def test_an_edited_module_of_a_study_package_runs_its_new_code(tmp_path):
+    """A helper package beside the study: its submodules follow their files too."""
+    folder = tmp_path / "a"
+    path = _study(folder, 0.0)
+    (folder / HELPER).mkdir()
+    (folder / f"{HELPER}.py").unlink()
+    _write(folder / HELPER / "__init__.py", "from .values import VALUE\n")
+    _write(folder / HELPER / "values.py", "VALUE = 3.0\n")
+    assert _values(path) == [3.0, 3.0]
+    _write(folder / HELPER / "values.py", "VALUE = 7.0\n")
+    path.write_text(path.read_text().replace("n_trials: 2", "n_trials: 3"))
+    assert _values(path)[-1] == 7.0
+
+
+def test_a_file_beside_the_study_does_not_hide_an_installed_module_imported_later(tmp_path, monkeypatch):
+    """The study's folder comes before the caller's, not before the installed packages."""
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    path = _study(tmp_path / "a", 1.0)
+    (tmp_path / "a" / "colorsys.py").write_text("raise RuntimeError('the stray file was imported')\n")
+    load_study(path)
+    import colorsys
+
+    assert Path(colorsys.__file__).parent != tmp_path / "a"
+
+
+def test_a_study_module_without_the_function_is_not_called_shadowed_by_the_callers(tmp_path, monkeypatch):
+    """The study's own file was imported: the error names what it has, not a file of its name to rename."""
+    from searchlab.errors import SearchlabError
+
+    callers = tmp_path / "callers"
+    _study(callers, 1.0)
+    monkeypatch.syspath_prepend(str(callers))
+    path = _study(tmp_path / "own", 2.0)
+    _write(tmp_path / "own" / f"{TASK}.py", "def g(config, ctx):\n    return {'score': 1.0}\n")
+    with pytest.raises(SearchlabError) as error:
+        load_study(path)
+    assert "has no attribute 'f'" in str(error.value) and "Rename" not in str(error.value)
