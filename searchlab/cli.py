@@ -246,6 +246,7 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
     from searchlab.engine.storage import close_connections
     from searchlab.errors import SearchlabError
     from searchlab.export.exporter import export_run
+    from searchlab.export.publish import describe_export, export_of_another_study
     from searchlab.summary import export_command, export_dir
 
     out = export_dir(study)
@@ -258,15 +259,21 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
               "export; nothing exported (remove export.after_run)", file=sys.stderr)
         return None, None, False
     if result.trials_finished == 0 and (out / "config.json").is_file():   # a resume whose budget was reached
-        print(f"export: nothing ran, so the export in {out} stands (the test split is not scored again)",
-              file=sys.stderr)
-        return None, None, False
+        other = export_of_another_study(out, result.study)
+        if other is None:
+            print(f"export: nothing ran, so the export in {out} stands (the test split is not scored again)",
+                  file=sys.stderr)
+            return None, None, False
+        # another study's model (one run in this folder under another name) must not pass for this study's
+        print(f"export: nothing ran, but {out} holds {other}, not a trial of study '{study.config.name}'; "
+              "exporting this study's best in its place", file=sys.stderr)
     close_connections(result.study._storage)   # the search is over; export_run opens the study afresh
     top_k = min(export.top_k, max(complete, 1))
     if top_k < export.top_k:   # a short run still leaves a model; say that it is a smaller ensemble
         print(f"export: {complete} completed trial(s), fewer than export.top_k={export.top_k}; "
               f"exporting the {top_k} best", file=sys.stderr)
     select = export.select if top_k > 1 else "top"   # one candidate: nothing to select among
+    replaced = describe_export(out)
     try:
         config = export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta,
                             select=select)
@@ -276,6 +283,8 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
         said = exc if isinstance(exc, SearchlabError) else f"{exc.filename or out}: {exc.strerror or exc}"
         print(f"export skipped: {said}\nThe trials are stored; export them with: {how}", file=sys.stderr)
         return None, None, len(study.objectives) == 1   # several objectives: no single best, as designed
+    if replaced:   # as `searchlab export` says it: the folder may have held another study's model
+        print(f"note: replaced the earlier export in {out} ({replaced})", file=sys.stderr)
     if "generator" in config:
         return out, None, False
     warn_about_export(config)

@@ -24,6 +24,7 @@ from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url
 from searchlab.summary_front import (cut_short_said, failed_trials, failure_reason, feature_network_said,
                                      front_by_first_objective, front_heading, over_budget_said, setup_objectives)
+from searchlab.export.publish import export_of_another_study
 from searchlab.export.scorings import KEY as SCORINGS_KEY
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
@@ -51,8 +52,12 @@ def print_run_header(study: Study) -> None:
         print(f"run:  {study.run_dir} (its storage {file} is missing: a new study starts there; the checkpoints "
               "in artifacts/ and any export in it are of the lost trials)")
     elif resumes and (held := _study_held(study.run_dir / MANIFEST)) not in (None, study.config.name):
-        print(f"run:  {study.run_dir} (a new study '{study.config.name}'; the folder held '{held}')")
-    elif not resumes and file is None and (held_there := _trials_in_storage(study)):
+        # one storage holds several studies: this one may have run in this folder before the other did
+        stored = _stored_trials(study)
+        print(f"run:  {study.run_dir} (a new study '{study.config.name}'; the folder held '{held}')" if stored is None
+              else f"run:  {study.run_dir} (resuming study '{study.config.name}': {stored} trial(s) stored; the "
+                   f"folder's record named '{held}', the study run there last)")
+    elif not resumes and file is None and (held_there := _stored_trials(study)):
         print(f"run:  {study.run_dir} (new folder, joining study '{study.config.name}' in {shown_url(study.storage_url)}"
               f", which holds {held_there} trial(s) run from other folders or machines: they rank with this run's, "
               "and their checkpoints stay in those folders' artifacts/)")
@@ -62,19 +67,19 @@ def print_run_header(study: Study) -> None:
         print(f"data: {data}")
 
 
-def _trials_in_storage(study: Study) -> int:
-    """How many trials a server storage already holds of this study (0 when none, or it cannot be read now:
-    the run then says why): a second machine's new run folder joins them, which `new` alone did not say."""
+def _stored_trials(study: Study) -> int | None:
+    """How many trials the storage holds of this study; None when no such study, or it cannot be read now (the
+    run then says why): a second machine's new run folder joins them, which `new` alone did not say."""
     from searchlab.engine.storage import close_connections, open_storage
 
     try:
         storage = open_storage(study.storage_url, reading=True)
     except SearchlabError:
-        return 0
+        return None
     try:
         return len(storage.get_all_trials(storage.get_study_id_from_name(study.config.name), deepcopy=False))
     except KeyError:   # no such study yet
-        return 0
+        return None
     finally:
         close_connections(storage)
 
@@ -177,6 +182,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     print(f"storage:   {shown_url(study.storage_url)}")
     print(f"dashboard: optuna-dashboard {shlex.quote(dashboard_argument(study.storage_url))}   (or: searchlab "
           f"dashboard {shlex.quote(str(study.run_dir))})")
+    # an export left by another study run in this folder does not stand for this one
+    other = export_of_another_study(export_dir(study), ostudy) if best and result.trials_finished == 0 else None
     if exported is not None:
         print(f"exported:  {exported}  (load with torch alone: see its model.py)")
         if test_headline:   # the first time the test split is read: once, for the model the search chose
@@ -186,11 +193,12 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     elif best and len(ostudy.directions) > 1:   # no single best: the user picks a trade-off from the front
         print(f"export:    {export_command(study, trial='N')}   (N: a trial "
               f"of the Pareto front, e.g. {best[0].number})")
-    elif best and result.trials_finished == 0 and (export_dir(study) / "config.json").is_file():
+    elif best and result.trials_finished == 0 and (export_dir(study) / "config.json").is_file() and other is None:
         print(f"exported:  {export_dir(study)}  (by an earlier run: nothing ran since, so it stands)")
     elif best:   # as the after-run export does: an ensemble of at most the completed trials
         completed = len(ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        print(f"export:    {export_command(study, min(study.config.export.top_k, completed))}")
+        print(f"export:    {export_command(study, min(study.config.export.top_k, completed))}"
+              + (f"   ({export_dir(study)} holds {other}, not this study's)" if other else ""))
     elif result.interrupted:
         print("no trial completed before the interruption")
     elif ostudy.get_trials(deepcopy=False, states=(TrialState.FAIL,)):

@@ -209,16 +209,35 @@ def open_run(target: str | Path) -> OpenRun:
             from None
     recorded_dir = Path(manifest.get("artifacts", run_dir / "artifacts")).parent
     url = _storage_here(url, run_dir, manifest_path, recorded_dir)
-    try:
-        study = optuna.load_study(study_name=name, storage=open_storage(url, reading=True))
-    except KeyError:
-        raise StorageError(f"storage {shown_url(url)} has no study named '{name}' (named by {manifest_path}). "
-                           "Fix: pass the run directory of that study, or re-run `searchlab run` on its study "
-                           "file") from None
+    storage = open_storage(url, reading=True)
+    if study_file is not None and study_file.config.name != name:
+        # the folder ran another study last (`--set name=...`): the study file's own study is still stored there
+        study = _load_named_study(storage, url, study_file.config.name, target, manifest_path, name)
+    else:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            raise StorageError(f"storage {shown_url(url)} has no study named '{name}' (named by {manifest_path}). "
+                               "Fix: pass the run directory of that study, or re-run `searchlab run` on its study "
+                               "file") from None
     artifacts = _artifacts_here(Path(manifest.get("artifacts", run_dir / "artifacts")), run_dir, recorded_dir)
     file_data = None if study_file is None or study_file.config.data is None else \
         (study_file.config.data.model_dump(mode="json", exclude_unset=True), study_file.base_dir)
     return OpenRun(run_dir, study, url, artifacts, file_data)
+
+
+def _load_named_study(storage: Any, url: str, name: str, study_file: Path, manifest_path: Path,
+                      recorded: str) -> optuna.Study:
+    """The study `name` that `study_file` names, from the run folder's storage (whose manifest names `recorded`)."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        held = ", ".join(repr(s.study_name) for s in storage.get_all_studies()) or "none"
+        raise StorageError(f"{study_file} names the study '{name}', and its run folder's storage {shown_url(url)} "
+                           f"holds no study of that name (it holds: {held}; {manifest_path} names '{recorded}', "
+                           f"the study run there last). Fix: run it first (searchlab run {shlex.quote(str(study_file))}"
+                           f"), or pass the run folder {shlex.quote(str(manifest_path.parent))} for '{recorded}'") \
+            from None
 
 
 def _storage_here(url: str, run_dir: Path, manifest_path: Path, recorded_dir: Path) -> str:

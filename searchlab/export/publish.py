@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import shutil
 import stat
 import sys
@@ -141,6 +142,11 @@ def _check_replaceable(out: Path) -> None:
     if found and not is_export(out):
         raise ExportError(f"--out {out} holds other files ({', '.join(found[:5])}); an export replaces its folder "
                           "whole. Fix: name a new or empty folder, or a previous export")
+    if holds_fine_tuned_weights(out):   # replaced, they would be gone: an export can only make the weights it had
+        raise ExportError(f"--out {out} holds fine-tuned weights that model.save wrote (its config.json has "
+                          "fine_tuned_from), which no export can make again, and an export replaces its folder whole. "
+                          f"Fix: move them out first (mv {shlex.quote(str(out))} {shlex.quote(str(out) + '_tuned')}), "
+                          "or name another --out")
     added = [name for name in found if name not in EXPORT_FILES]
     if added:
         raise ExportError(f"--out {out} is an earlier export with files added to it ({', '.join(added[:5])}), and an "
@@ -152,6 +158,16 @@ def is_export(folder: Path) -> bool:
         return str(json.loads((folder / "config.json").read_text()).get("format", "")).startswith("searchlab-")
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def holds_fine_tuned_weights(folder: Path) -> bool:
+    """Whether model.save (an export's model.py) wrote `folder`: fine-tuned weights, in a new folder or, with
+    replace_export=True, in place of an export's."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "fine_tuned_from" in config
 
 
 def describe_export(folder: Path) -> str | None:
@@ -167,6 +183,36 @@ def describe_export(folder: Path) -> str | None:
         trial = config.get("trial") or {}
         what, study = f"trial {trial.get('number')}", trial.get("study")
     return what + (f" of study {study!r}" if study else "")
+
+
+def export_of_another_study(folder: Path, study: Any) -> str | None:
+    """What the export in `folder` holds ("trial 0 of study 'b'") when a trial it records is not a completed
+    trial of the Optuna `study` (another study run in the same folder, or one made anew under this name); None
+    when all are, or when it records no study to tell by."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    for entry in config.get("trials") or [config.get("trial")]:
+        if isinstance(entry, dict) and "study" in entry and not _completed_trial_of(entry, study):
+            what = describe_export(folder) or f"trial {entry.get('number')} of study {entry.get('study')!r}"
+            # the same name: a trial of an earlier study of that name, not one of this one's
+            return what + (" (not one of its trials now: the study was made anew)"
+                           if entry.get("study") == study.study_name else "")
+    return None
+
+
+def _completed_trial_of(entry: dict[str, Any], study: Any) -> bool:
+    """The exported trial `entry` (study, number, params) is that completed trial of `study`."""
+    from optuna.trial import TrialState
+
+    if entry.get("study") != study.study_name:
+        return False
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == entry.get("number")), None)
+    return (trial is not None and trial.state == TrialState.COMPLETE
+            and entry.get("params", trial.params) == trial.params)
 
 
 def _publish(staging: Path, out: Path) -> None:

@@ -17,33 +17,40 @@ from typing import Any
 import torch
 from torch import nn
 
-from searchlab.models.standalone import _DTYPES, build_export_model
+from searchlab.models.standalone import _DTYPES, _LOADED_FROM, build_export_model
 
 # ---- model.py body ----
 # config.json keys that scored the exported weights: beside fine-tuned weights they would be read as theirs
 _SCORES_OF_WEIGHTS = ("validation_metrics", "test_metrics", "test_confusion", "ensemble_below_member",
                       "tta_below_plain")
 BEFORE_FINE_TUNING = "before_fine_tuning"
+TRAINED_ON = "trained_on.json"   # the images the weights' run trained and was selected on (export/trained_on.py)
 
 
 def save(net: nn.Module, config: dict[str, Any], out_dir: str | Path, replace_export: bool = False) -> Path:
     """Fine-tuned weights of `net` (built by load() from `config`) as a folder that load() and `searchlab
-    predict` take: weights.safetensors, a copy of this model.py, and config.json with the new weights' sha256,
-    `fine_tuned_from` (the sha256 of the weights they started from) and the metrics that scored those moved
-    under `before_fine_tuning`. A folder save() wrote is overwritten (a training loop saving every epoch); an
-    export is not, unless `replace_export`. Returns out_dir."""
+    predict` take: weights.safetensors, a copy of this model.py, the trained_on.json of the folder the weights
+    were loaded from, and config.json with the new weights' sha256, `fine_tuned_from` (the sha256 of the
+    weights they started from) and the metrics that scored those moved under `before_fine_tuning`. A folder
+    save() wrote is overwritten (a training loop saving every epoch); an export is not, unless
+    `replace_export`; other files (a notebook folder's own model.py) never are. Returns out_dir."""
     out_dir = Path(out_dir)
     source = _own_source()
-    _refuse_an_export(out_dir, replace_export)
+    _refuse_to_overwrite(out_dir, replace_export)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
     _check_fits_config(state, config)
     weights = safetensors_bytes(state)
+    learned, fine_tuned_on = _trained_on_of(config)   # read first: out_dir may be the folder they came from
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "test_predictions.json").unlink(missing_ok=True)   # the exported weights' predictions, if replaced
+    (out_dir / TRAINED_ON).unlink(missing_ok=True)   # of other weights, if the folder held such
     (out_dir / "weights.safetensors").write_bytes(weights)
+    if learned is not None:
+        (out_dir / TRAINED_ON).write_bytes(learned)
     if not (out_dir / "model.py").is_file() or (out_dir / "model.py").read_text() != source:
         (out_dir / "model.py").write_text(source)
     fine_tuned = fine_tuned_config(config, hashlib.sha256(weights).hexdigest())
+    fine_tuned["fine_tuned_on"] = fine_tuned_on
     (out_dir / "config.json").write_text(json.dumps(fine_tuned, indent=2, ensure_ascii=False) + "\n")
     return out_dir
 
@@ -71,10 +78,12 @@ def _own_source() -> str:
     return Path(__file__).read_text()
 
 
-def _refuse_an_export(out_dir: Path, replace_export: bool) -> None:
-    """An export's weights (and the test metrics beside them) are replaced only when asked to."""
+def _refuse_to_overwrite(out_dir: Path, replace_export: bool) -> None:
+    """A folder save() did not write is not written over: an export (whose test metrics are of the weights
+    there) only when asked to, a user's own files (another config.json, a notebook folder's model.py) never."""
     path = out_dir / "config.json"
-    if replace_export or not path.is_file():
+    if not path.is_file():
+        _refuse_own_files(out_dir)
         return
     try:
         there = json.loads(path.read_text())
@@ -82,10 +91,62 @@ def _refuse_an_export(out_dir: Path, replace_export: bool) -> None:
         there = None
     if isinstance(there, dict) and "fine_tuned_from" in there:
         return   # an earlier save(): a newer epoch of the same fine-tuning
-    raise ValueError(f"{out_dir} holds an export (its config.json was not written by save()): saving there would "
-                     "replace the exported weights its test metrics are of. Fix: save into a new folder, e.g. "
-                     f"{str(out_dir.resolve()) + '_tuned'!r}, or pass replace_export=True to replace "
-                     "them on purpose")
+    if not isinstance(there, dict) or not str(there.get("format", "")).startswith("searchlab-"):
+        raise ValueError(f"{path} is not the config.json of a searchlab export or of save() (not a JSON object "
+                         "with a searchlab 'format'): saving there would overwrite it. Fix: save into a new "
+                         f"folder, e.g. {str(out_dir.resolve() / 'tuned')!r}")
+    if not replace_export:
+        raise ValueError(f"{out_dir} holds an export (its config.json was not written by save()): saving there "
+                         "would replace the exported weights its test metrics are of. Fix: save into a new folder, "
+                         f"e.g. {str(out_dir.resolve()) + '_tuned'!r}, or pass replace_export=True to replace "
+                         "them on purpose")
+
+
+def _refuse_own_files(out_dir: Path) -> None:
+    """A folder without config.json is no export and no save(): files there with the names save() writes are
+    someone's own (a notebook's folder holding a model.py, or weights of its own)."""
+    for name in ("model.py", "weights.safetensors", "test_predictions.json", TRAINED_ON):
+        path = out_dir / name
+        if path.is_file() and not (name == "model.py" and path.read_bytes() == Path(__file__).read_bytes()):
+            raise ValueError(f"{path} was not written by save() ({out_dir} has no config.json, which save() "
+                             "writes) and saving there would overwrite it. Fix: save into a new folder, e.g. "
+                             f"{str(out_dir.resolve() / 'tuned')!r}")
+
+
+def _trained_on_of(config: dict[str, Any]) -> tuple[bytes | None, str]:
+    """The trained_on.json of the folder `config`'s weights were loaded from, and what config.json says of the
+    images the fine-tuned weights learned: those (the weights learned what they started from learned), and
+    the fine-tuning's own, which save() is not told. Without it a study starting from the fine-tuned weights
+    was not warned of its test images that the exported weights had trained on."""
+    unknown = "not recorded: save() is not told which images the weights were fine-tuned on; "
+    folder = _loaded_from(config)
+    if folder is None:
+        return None, unknown + (
+            "nor was the folder of the weights they started from (fine_tuned_from) found (config did not come "
+            "from load() of this model.py, or that folder holds other weights now). Fix: copy that folder's "
+            f"{TRAINED_ON} here, so that a study starting from these weights is checked against it")
+    if not (folder / TRAINED_ON).is_file():
+        return None, unknown + (f"{folder}, whose weights they started from, lists none either (MedMNIST data, "
+                                f"whose splits never move; an export from before {TRAINED_ON}; or weights saved "
+                                "without it)")
+    return (folder / TRAINED_ON).read_bytes(), unknown + (
+        f"{TRAINED_ON} here is that of {folder}, whose weights they started from: the images those trained and "
+        "were selected on, which a study starting from these weights is checked against")
+
+
+def _loaded_from(config: dict[str, Any]) -> Path | None:
+    """The folder holding the weights `config` is of: where load() read them, else this model.py's folder."""
+    sha = config.get("weights_sha256")
+    found = (_LOADED_FROM.get(str(sha)), Path(__file__).parent)
+    return next((folder for folder in found if folder is not None and sha and _weights_sha256(folder) == sha), None)
+
+
+def _weights_sha256(folder: Path) -> Any:
+    """The weights' sha256 that the config.json in `folder` records (None when it records none)."""
+    try:
+        return json.loads((folder / "config.json").read_text()).get("weights_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _check_fits_config(state: dict[str, torch.Tensor], config: dict[str, Any]) -> None:

@@ -1,8 +1,7 @@
 """Model definitions that need only torch (and timm for timm backbones).
 
-This file opens every export's `model.py` (followed by the searched architectures' code, see
-searchlab/models/__init__.py), so searchlab trains and users load the very same code. Keep it free of
-searchlab imports. Usage of an export:
+This file opens every export's `model.py` (then the searched architectures' code, see searchlab/models/__init__.py),
+so searchlab trains and users load the very same code. Keep it free of searchlab imports. Usage of an export:
 
     import model                                   # this file, next to config.json
     net, config = model.load("best/")              # weights.safetensors + config.json
@@ -23,7 +22,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
 
 
 # ------------------------------------------------------------------ architectures
@@ -383,6 +381,7 @@ def labels_of(probs: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
 _DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
            "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
            "BOOL": torch.bool}
+_LOADED_FROM: dict[str, Path] = {}   # where load() read weights (by sha256): save() copies its trained_on.json
 
 
 def read_safetensors(path: str | Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
@@ -434,8 +433,7 @@ def load_images(paths: str | Path | list[str | Path], config: dict[str, Any]) ->
 def read_input_file(path: str | Path, config: dict[str, Any]) -> torch.Tensor:
     """One image file -> uint8 (C, H, W), the export's input (exports older than `fit` were stretched)."""
     spec = config["input"]
-    # exports before decoder 2 read files as they were stored: their models were trained on EXIF-rotated
-    # camera JPEGs as such, so they are fed them that way
+    # exports before decoder 2 read files as stored: their models learned EXIF-rotated camera JPEGs so, and get them so
     return read_image_file(path, spec["height"], spec["width"], spec["channels"], spec.get("fit", "stretch"),
                            spec.get("bit_depth"), upright=spec.get("decoder", 1) >= 2)
 
@@ -526,32 +524,34 @@ def load(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the exported model from config.json and weights.safetensors; returns (model in eval mode, config)."""
     export_dir = Path(export_dir)
     config = export_config(export_dir)
+    _check_same_model_py(export_dir, "model" not in config)   # first: a classifier's model.py has no load_generator
     if "model" not in config and "generator" in config:
         raise ValueError(f"{export_dir} is a generator export: load it with model.load_generator(dir) and "
                          "sample with model.sample_images")
-    _check_same_model_py(export_dir)
     net = build_export_model(config)
     net.load_state_dict(read_safetensors(export_dir / "weights.safetensors", config.get("weights_sha256")))
+    _LOADED_FROM[str(config.get("weights_sha256"))] = export_dir.resolve()
     return net.eval(), config
 
 
-def _check_same_model_py(export_dir: Path) -> None:
+def _check_same_model_py(export_dir: Path, generator: bool = False) -> None:
     """A ValueError when the export's model.py holds other code than this one: Python imports a module named
     `model` once, so `import model` for a second export gives the first's, which may lack its architecture
     (an NNI model) or build another searchlab version's network from its config.json without a word."""
-    here = globals().get("__file__")
-    theirs = export_dir / "model.py"
+    here, theirs = globals().get("__file__"), export_dir / "model.py"
     if __name__ == "searchlab.models.standalone" or here is None or not theirs.is_file():
         return   # searchlab's own copy knows every architecture; no model.py there: nothing to differ from
     if Path(here).resolve() == theirs.resolve() or Path(here).read_bytes() == theirs.read_bytes():
         return
     raise ValueError(f"{theirs} is not the model.py this code was imported from ({here}) and its code differs "
                      "(Python imports a module named 'model' once: `import model` for a second export gave the "
-                     f"first one's). Fix: load each export with its own module: {'; '.join(own_module(export_dir))}")
+                     f"first one's). Fix: load each export with its own module: "
+                     + "; ".join(own_module(export_dir, generator)))
 
 
-def own_module(export_dir: str | Path, name: str = "model_2") -> tuple[str, str]:
+def own_module(export_dir: str | Path, generator: bool = False, name: str = "model_2") -> tuple[str, str]:
     """Two lines of Python that import an export's model.py under a module name of its own and load the export."""
-    model_py, folder = str(Path(export_dir) / "model.py"), str(export_dir)
+    model_py, loaded = str(Path(export_dir) / "model.py"), ("G, config = m.load_generator" if generator else
+                                                            "net, config = m.load") + f"({str(export_dir)!r})"
     return (f"import importlib.util; spec = importlib.util.spec_from_file_location({name!r}, {model_py!r})",
-            f"m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); net, config = m.load({folder!r})")
+            f"m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); {loaded}")
