@@ -2,6 +2,9 @@
 fold, also when the patient has images of several classes or labels."""
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -221,3 +224,9 @@ def test_an_export_of_patients_resamples_whole_patients_for_its_intervals(write_
     assert config["test_patients"] < config["test_size"] == len(test_files["probabilities"])
     assert config["test_metrics_ci95_method"]["auc"].startswith(
         f"percentile bootstrap over {config['test_patients']} patients (whole patients resampled)")
+    per_class = config["test_patients_per_class"]   # each class's test patients, beside the few-images warning
+    assert set(per_class) == set(config["class_names"])
+    assert max(per_class.values()) <= config["test_patients"] <= sum(per_class.values())
+    assert all(re.search(r"\(\d+\.\d\) of \d+ images in \d+ patients$", config["test_metrics_ci95_method"][k])
+               for k in ("accuracy", "sensitivity") if config["test_metrics"][k] is not None
+               and math.isfinite(config["test_metrics"][k]))   # the effective size used, in the method

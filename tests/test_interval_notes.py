@@ -3,14 +3,12 @@ was capped at the patients), undefined metrics without a method, and the few-tes
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pytest
 
 from searchlab.intervals import (EXACT, UNDEFINED, clopper_pearson, export_intervals, korn_graubard_size,
                                  patients_per_class)
-from test_csv_groups import csv_of_patients
 from test_data import _fresh_cache  # noqa: F401  (_fresh_cache: autouse fixture)
 
 # 29 images of 10 patients (2-4 each), 4 labels: the audited export's shape
@@ -142,23 +140,3 @@ def test_the_few_test_images_warning_counts_patients_when_the_test_split_has_the
     assert said.startswith("warning: the test split has only 8 of Atelectasis positives (3 patients), 8 of Effusion "
                            "positives (4 patients), 2 of Nodule positives (1 patient): ")
     assert "(and one patient's images move them together)" in said
-
-
-def test_an_export_of_patients_records_each_class_s_test_patients(write_study, tmp_path) -> None:
-    from searchlab.config.load import load_study
-    from searchlab.engine.run import run_study
-    from searchlab.export.exporter import export_run
-
-    cfg, groups = csv_of_patients(tmp_path)
-    study = write_study("name: p\nspace:\n  model: {kind: cnn, depth: 1, width: 4}\n  train: {batch_size: 32}\n"
-                        "strategy: random\npruner: none\nbudget: {n_trials: 1, epochs: 1}\n"
-                        f"data: {{source: csv, path: '{cfg.path}', group_column: patient, image_size: 8, "
-                        "val_fraction: 0.2, test_fraction: 0.2}\n")
-    run_study(load_study(study), progress=False)
-    config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=20)
-    per_class = config["test_patients_per_class"]
-    assert set(per_class) == set(config["class_names"])
-    assert max(per_class.values()) <= config["test_patients"] <= sum(per_class.values())
-    assert all(re.search(r"\(\d+\.\d\) of \d+ images in \d+ patients$", config["test_metrics_ci95_method"][k])
-               for k in ("accuracy", "sensitivity") if config["test_metrics"][k] is not None
-               and math.isfinite(config["test_metrics"][k]))
