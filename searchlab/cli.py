@@ -1,5 +1,5 @@
-"""`searchlab run | status | trials | export | predict | report | compare | dashboard | cache`. User errors
-print one message and exit 2; a file that cannot be read or written prints one message and exits 1."""
+"""`searchlab run | status | trials | export | predict | sample | report | compare | dashboard | cache`. User
+errors print one message and exit 2; a file that cannot be read or written prints one message and exits 1."""
 from __future__ import annotations
 
 import argparse

@@ -305,7 +305,7 @@ def _time_spent(study: optuna.Study) -> str | None:
         return None
     ran = sum(trial_seconds(t) for t in done)   # one that died unseen: until its last sign of life
     span = (max(trial_end(t) for t in done) - min(t.datetime_start for t in done)).total_seconds()
-    return (f"time:      {ran:.0f} s of trials run (summed over {len(done)} finished trials); {span:.0f} s from the "
+    return (f"time:      {ran:.0f} s of trials run (summed over {len(done)} ended trial(s)); {span:.0f} s from the "
             "first start to the last end (with the time between runs, and trials run at once counted once)")
 
 

@@ -57,8 +57,12 @@ def test_a_run_that_raised_says_so_in_its_entry_and_the_latest_run_is_said_by_st
     assert first["stopped_by"] == "budget.n_trials" and first["trials_finished"] == 2 and first["pid"]
     assert second["stopped_by"] == "error: ConfigError"
     said = runs_line(study, in_progress=False)
-    assert said.startswith("runs:      2 recorded; the latest, started ") and "stopped by error: ConfigError" in said
+    assert said.startswith("runs:      2 recorded; the latest, started ") and "ended by error: ConfigError" in said
     assert runs_line(study, in_progress=True) == said   # a finished latest run is not called running
+    runs = study.user_attrs[KEY]
+    study.set_user_attr(KEY, [*runs[:-1], {**runs[-1], "stopped_by": "interrupted"}])   # "stopped by interrupted"
+    assert "the latest, started " in (said := runs_line(study, in_progress=False))
+    assert "interrupted (Ctrl-C or a stop signal), 0 trial(s) finished" in said
 
 
 def test_status_tells_runners_that_joined_a_run_from_runs_that_ended_without_a_word():

@@ -247,7 +247,7 @@ def test_status_says_how_the_search_was_set_up(write_study, capsys):
     assert ("search:    random, pruner none, n_trials 3, epochs 20, timeout 600.0, seed 0, local x1; 1 searched, "
             "1 fixed settings; --set budget.n_trials=3 --set budget.timeout=600 --set export.after_run=false "
             "(the latest run's") in out
-    assert "s of trials run (summed over 3 finished trials); " in out
+    assert "s of trials run (summed over 3 ended trial(s)); " in out
 
 
 def test_a_classifier_trial_says_its_metrics_are_validation_ones_with_costs_and_classes_apart():

@@ -118,10 +118,17 @@ def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = No
                  f"on its own fails and re-queues their running trials), the last started {unsaid[-1]['started_utc']}")
     latest = runs[-1]
     now = ("is running" if latest in running else
-           f"stopped by {latest['stopped_by']}, {latest.get('trials_finished', 0)} trial(s) finished"
+           f"{_ended(latest['stopped_by'])}, {latest.get('trials_finished', 0)} trial(s) finished"
            if latest.get("stopped_by") else "on another machine, without an end" if latest in elsewhere
            else "ended without a word" + _full_disk_note(run_dir))
     return f"runs:      {said}; the latest, started {latest.get('started_utc')}, {now} (user attr {KEY})"
+
+
+def _ended(stopped_by: str) -> str:
+    """How the run ended, in words ("stopped by interrupted" read as a typo)."""
+    if stopped_by == "interrupted":
+        return "interrupted (Ctrl-C or a stop signal)"
+    return f"ended by {stopped_by}" if stopped_by.startswith("error:") else f"stopped by {stopped_by}"
 
 
 def _full_disk_note(run_dir: Path | None) -> str:

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from searchlab.data.common import (IMAGE_EXTENSIONS, UNREADABLE_IMAGE, DecodeProgress, bit_depth_advice,
-                                   decode_threads, first_lines, spread)
+                                   decode_threads, first_lines, spread, unreadable_reason)
 from searchlab.data.folder_source import visible_files
 from searchlab.data.synthetic_files import RECORD, synthetic_among
 from searchlab.errors import ExportError, a_few, refuse_folder
@@ -308,8 +308,8 @@ def _read_or_error(path: Path, config: dict[str, Any]) -> torch.Tensor | ExportE
     try:
         return standalone.read_input_file(path, config)
     except Exception as exc:   # Pillow raises many kinds; the file is what the user can act on
-        return ExportError(f"{path}: cannot read image ({type(exc).__name__}: {exc}). Fix: replace or remove "
-                           "the file")
+        return ExportError(f"{path}: cannot read image ({unreadable_reason(path, exc)}). Fix: replace or remove "
+                           "the file")   # an empty file as a data set's is said: not "cannot identify image file"
 
 
 def _per_class(p: torch.Tensor, task: str) -> Iterator[str]:
