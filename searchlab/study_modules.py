@@ -30,6 +30,7 @@ from types import ModuleType
 _FOLDERS: list[str] = []                          # study folders put on sys.path, the latest first
 _STAMPS: dict[str, tuple[str, int, int]] = {}     # module from a study folder -> (file, mtime_ns, size)
 _PathFinder = importlib.machinery.PathFinder
+_PREFERRING = {"study folder": True}   # off once a command called from Python returned (give_back_imports)
 
 
 def study_folder_first(folder: str) -> None:
@@ -42,7 +43,21 @@ def study_folder_first(folder: str) -> None:
     others = [i for i, entry in enumerate(sys.path) if entry in _FOLDERS]
     sys.path.insert(others[0] if others else len(sys.path), folder)
     _FOLDERS.insert(0, folder)
+    _PREFERRING["study folder"] = True
     _install_finder()
+
+
+def give_back_imports(before: dict[str, ModuleType]) -> None:
+    """After a command called from Python: the caller's names resolve as its Python finds them again, and the
+    modules the command imported from study folders leave the import cache (those they replaced come back).
+    Else a notebook's own `import helpers` after a run gave the study's `helpers.py`, cached and first."""
+    _PREFERRING["study folder"] = False
+    for name, module in list(sys.modules.items()):
+        if module is not before.get(name) and isinstance(module, ModuleType) and from_study_folder(module):
+            if name in before:
+                sys.modules[name] = before[name]
+            else:
+                del sys.modules[name]
 
 
 def forget_if_stale(module_name: str) -> None:
@@ -102,7 +117,7 @@ def _study_spec(name: str, path: object = None) -> ModuleSpec | None:
         package = sys.modules.get(name.rpartition(".")[0]) if name.rpartition(".")[0] in _STAMPS else None
         return _PathFinder.find_spec(name, path) if package is not None and from_study_folder(package) else None
     latest = next((folder for folder in _FOLDERS if folder in sys.path), None)   # one taken off is left alone
-    if latest is None:
+    if latest is None or not _PREFERRING["study folder"]:
         return None
     installed = _PathFinder.find_spec(name, _installed_entries(tuple(sys.path)))
     if installed is not None and installed.origin is not None:   # (a namespace folder yields to a module)

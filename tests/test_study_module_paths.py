@@ -65,6 +65,27 @@ def test_the_study_module_wins_over_one_in_the_callers_folder(tmp_path, monkeypa
     assert _values(_study(tmp_path / "own", 444.0)) == [444.0, 444.0]
 
 
+def test_after_a_run_from_python_the_caller_imports_its_own_module_again(tmp_path, monkeypatch):
+    """The study's helpers.py came first while it ran, and stayed cached and first: the notebook's own
+    `import helpers` afterwards gave the study's."""
+    import importlib
+
+    from searchlab.cli import main
+
+    callers = tmp_path / "callers"
+    callers.mkdir()
+    (callers / f"{HELPER}.py").write_text("VALUE = 1.0\n")
+    monkeypatch.syspath_prepend(str(callers))
+    monkeypatch.chdir(callers)
+    study = _study(tmp_path / "own", 2.0)
+    assert main(["run", str(study), "--no-progress"]) == 0
+    import optuna
+
+    stored = optuna.load_study(study_name="own", storage=f"sqlite:///{tmp_path / 'own' / 'run' / 'study.db'}")
+    assert [t.value for t in stored.trials] == [2.0, 2.0]   # the study ran its own
+    assert importlib.import_module(HELPER).VALUE == 1.0     # and the caller gets its own back
+
+
 def test_a_second_study_runs_its_own_helper_module(tmp_path):
     assert _values(_study(tmp_path / "a", 1.0)) == [1.0, 1.0]
     assert _values(_study(tmp_path / "b", 2.0)) == [2.0, 2.0]

@@ -6,6 +6,8 @@ found it: the process goes on after the command, and its own code should not not
 - torch's global random state: trials and exports seed it (torch.manual_seed) in this process, so the
   caller's next torch.rand, dropout or DataLoader shuffle drew other numbers than without the command.
 - torch's thread count: a run's in-process worker sets its own (executor.threads_per_worker).
+- Its own modules: a study's modules come before the caller's folder while the command runs (study_modules.py);
+  after it, the caller's `import helpers` gets its own `helpers.py` again, not the study's, cached.
 The searchlab command itself ends with the command: nothing to give back there. Nothing is imported for it: a
 caller without torch has no random state to keep (`searchlab cache` stays quick), and Optuna imported by the
 command is left at the level its import sets.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -23,6 +26,7 @@ def callers_state_kept(caller_goes_on: bool) -> Iterator[None]:
         yield
         return
     with ExitStack() as stack:
+        stack.callback(_imports_given_back, dict(sys.modules))
         if "optuna" in sys.modules:
             import optuna
 
@@ -35,6 +39,12 @@ def callers_state_kept(caller_goes_on: bool) -> Iterator[None]:
             stack.callback(torch.set_num_threads, torch.get_num_threads())
             stack.enter_context(torch.random.fork_rng())   # CPU and every CUDA device's generator
         yield
+
+
+def _imports_given_back(before: dict[str, Any]) -> None:
+    study_modules = sys.modules.get("searchlab.study_modules")
+    if study_modules is not None:   # no study was loaded without it
+        study_modules.give_back_imports(before)
 
 
 def _optuna_as_imported() -> None:
