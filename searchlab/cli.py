@@ -246,7 +246,7 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
     from searchlab.engine.storage import close_connections
     from searchlab.errors import SearchlabError
     from searchlab.export.exporter import export_run
-    from searchlab.export.publish import describe_export, export_of_another_study
+    from searchlab.export.publish import describe_export, export_of_another_study, holds_fine_tuned_weights
     from searchlab.summary import export_command, export_dir
 
     out = export_dir(study)
@@ -281,7 +281,8 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
         # Several objectives have no single best: the error names the Pareto front; --top-k would fail again.
         how = export_command(study, trial="N") if len(study.objectives) > 1 else export_command(study, top_k)
         said = exc if isinstance(exc, SearchlabError) else f"{exc.filename or out}: {exc.strerror or exc}"
-        print(f"export skipped: {said}\nThe trials are stored; export them with: {how}", file=sys.stderr)
+        aside = (f" (after moving {out} aside, or with another --out)" if holds_fine_tuned_weights(out) else "")
+        print(f"export skipped: {said}\nThe trials are stored; export them with: {how}{aside}", file=sys.stderr)
         return None, None, len(study.objectives) == 1   # several objectives: no single best, as designed
     if replaced:   # as `searchlab export` says it: the folder may have held another study's model
         print(f"note: replaced the earlier export in {out} ({replaced})", file=sys.stderr)

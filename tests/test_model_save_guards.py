@@ -102,6 +102,12 @@ def test_an_export_does_not_replace_fine_tuned_weights(source, tmp_path, capsys)
     assert main(["run", str(study), "--no-progress", "--set", "budget.n_trials=2"]) == 1   # one more trial
     err = capsys.readouterr().err
     assert f"export skipped: --out {best} holds fine-tuned weights that model.save wrote" in err
+    assert f"(after moving {best} aside, or with another --out)" in err   # the command alone is refused again
+    assert (best / "weights.safetensors").read_bytes() == weights
+    # nothing to run: the folder was said to hold this study's export, which "stands"
+    assert main(["run", str(study), "--no-progress", "--set", "budget.n_trials=2"]) == 1
+    err = capsys.readouterr().err
+    assert f"export: nothing ran, but {best} holds weights that model.save fine-tuned" in err and "stands" not in err
     assert (best / "weights.safetensors").read_bytes() == weights
 
 
@@ -127,6 +133,11 @@ def test_save_never_overwrites_files_it_did_not_write(source, tmp_path):
         with pytest.raises(ValueError, match="config.json is not the config.json of a searchlab export or of save"):
             model.save(net, config, listed, replace_export=replace)
     assert (listed / "config.json").read_text() == "[1, 2]\n" and not (listed / "weights.safetensors").exists()
+    run_copy = tmp_path / "run_copy"   # a run folder would then read as an export of these weights
+    shutil.copytree(source / "run", run_copy)
+    with pytest.raises(ValueError, match="is a run folder \\(it holds searchlab.json\\)"):
+        model.save(net, config, run_copy)
+    assert not (run_copy / "config.json").exists()
     copied = tmp_path / "copied"   # this very model.py, copied beside a notebook: nothing of the user's to lose
     copied.mkdir()
     shutil.copy(best / "model.py", copied / "model.py")
@@ -153,3 +164,18 @@ def test_a_generator_export_loaded_by_a_classifiers_model_py_gets_advice_that_wo
     scope: dict = {}
     exec(str(error.value).split("its own module: ", 1)[1], scope)   # the fix, as the error gives it
     assert scope["m"].sample_images(scope["G"], 2).shape == (2, 1, 16, 16)
+
+
+def test_a_fine_tuned_folder_keeps_the_threshold_but_says_it_was_chosen_for_other_weights():
+    """A youden threshold 'chosen on val by trial 0' stayed at the top of a fine-tuned folder's config.json,
+    as if chosen for the new weights, beside the export's test split size."""
+    from searchlab.models.fine_tuning import BEFORE_FINE_TUNING, KEPT_THRESHOLD, fine_tuned_config
+
+    exported = {"task": "binary", "threshold": 0.4029, "weights_sha256": "a" * 64, "test_size": 26,
+                "threshold_choice": {"rule": "youden", "split": "val"}, "test_metrics": {"auc": 0.9}}
+    tuned = fine_tuned_config(exported, "b" * 64)
+    assert tuned["threshold"] == 0.4029 and tuned["threshold_choice"] == KEPT_THRESHOLD
+    assert tuned[BEFORE_FINE_TUNING]["threshold_choice"] == {"rule": "youden", "split": "val"}
+    assert tuned[BEFORE_FINE_TUNING]["test_size"] == 26 and "test_size" not in tuned
+    again = fine_tuned_config(tuned, "c" * 64)   # a second fine-tuning keeps what the export was
+    assert again[BEFORE_FINE_TUNING] == tuned[BEFORE_FINE_TUNING] and again["threshold_choice"] == KEPT_THRESHOLD

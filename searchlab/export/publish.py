@@ -187,14 +187,17 @@ def describe_export(folder: Path) -> str | None:
 
 def export_of_another_study(folder: Path, study: Any) -> str | None:
     """What the export in `folder` holds ("trial 0 of study 'b'") when a trial it records is not a completed
-    trial of the Optuna `study` (another study run in the same folder, or one made anew under this name); None
-    when all are, or when it records no study to tell by."""
+    trial of the Optuna `study` (another study run in the same folder, or one made anew under this name), or
+    when model.save wrote it (fine-tuned weights); None when all are, or when it records no study to tell by."""
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(config, dict):
         return None
+    if "fine_tuned_from" in config:   # its trial entry is the export's it started from: no export of the search
+        return ("weights that model.save fine-tuned (config.json has fine_tuned_from; its test metrics are those "
+                "before fine-tuning)")
     for entry in config.get("trials") or [config.get("trial")]:
         if isinstance(entry, dict) and "study" in entry and not _completed_trial_of(entry, study):
             what = describe_export(folder) or f"trial {entry.get('number')} of study {entry.get('study')!r}"

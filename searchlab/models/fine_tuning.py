@@ -20,9 +20,13 @@ from torch import nn
 from searchlab.models.standalone import _DTYPES, _LOADED_FROM, build_export_model
 
 # ---- model.py body ----
-# config.json keys that scored the exported weights: beside fine-tuned weights they would be read as theirs
-_SCORES_OF_WEIGHTS = ("validation_metrics", "test_metrics", "test_confusion", "ensemble_below_member",
-                      "tta_below_plain")
+# config.json keys that scored the exported weights, their test split and how their threshold was chosen: beside
+# fine-tuned weights they would be read as theirs (a youden threshold "chosen on val" for weights it never saw)
+_SCORES_OF_WEIGHTS = ("validation_metrics", "model_validation_metrics", "test_", "ensemble_below_member",
+                      "tta_below_plain", "threshold_choice")
+KEPT_THRESHOLD = {"rule": "kept from the weights before fine-tuning",
+                  "note": "chosen for those weights (before_fine_tuning.threshold_choice), not for these: choose one "
+                          "anew on validation images of your own and set config['threshold']"}
 BEFORE_FINE_TUNING = "before_fine_tuning"
 TRAINED_ON = "trained_on.json"   # the images the weights' run trained and was selected on (export/trained_on.py)
 
@@ -60,7 +64,9 @@ def fine_tuned_config(config: dict[str, Any], weights_sha256: str) -> dict[str, 
     second fine-tuning keeps the exported weights' metrics, and `fine_tuned_from` names its own start)."""
     scored = {key: value for key, value in config.items() if key.startswith(_SCORES_OF_WEIGHTS)}
     new = {key: value for key, value in config.items() if key not in scored}
-    if scored:
+    if new.get("task") != "multiclass" and "threshold" in new:   # predict applies it: said for what it is
+        new["threshold_choice"] = KEPT_THRESHOLD
+    if scored and BEFORE_FINE_TUNING not in config:
         new[BEFORE_FINE_TUNING] = {
             "note": "these metrics scored the exported weights (weights_sha256 here), not the fine-tuned weights "
                     "of this folder, which nothing here has scored",
@@ -82,6 +88,11 @@ def _refuse_to_overwrite(out_dir: Path, replace_export: bool) -> None:
     """A folder save() did not write is not written over: an export (whose test metrics are of the weights
     there) only when asked to, a user's own files (another config.json, a notebook folder's model.py) never."""
     path = out_dir / "config.json"
+    ran = [name for name in ("searchlab.json", "study.db") if (out_dir / name).exists()]
+    if ran:   # saved there, the run folder would act as an export of these weights (predict RUN, model.weights)
+        raise ValueError(f"{out_dir} is a run folder (it holds {ran[0]}): saving there would make it read as an "
+                         "export of these weights. Fix: save into a new folder, e.g. "
+                         f"{str(out_dir.resolve() / 'tuned')!r}")
     if not path.is_file():
         _refuse_own_files(out_dir)
         return
