@@ -31,17 +31,20 @@ _FOLDERS: list[str] = []                          # study folders put on sys.pat
 _STAMPS: dict[str, tuple[str, int, int]] = {}     # module from a study folder -> (file, mtime_ns, size)
 _PathFinder = importlib.machinery.PathFinder
 _PREFERRING = {"study folder": True}   # off once a command called from Python returned (give_back_imports)
+_DROPPED: set[str] = set()   # cached modules forget_if_stale took out: the caller's own come back after main()
 
 
 def study_folder_first(folder: str) -> None:
     """`folder` is the study folder that names resolve to first (after installed modules); on sys.path it goes
-    after every entry that is not a study folder and before the other study folders."""
-    if folder in sys.path:
-        sys.path.remove(folder)
+    after every entry that is not a study folder and before the other study folders. An entry the caller had
+    there (a script beside its study: its folder is sys.path[0]) stays where it was."""
     if folder in _FOLDERS:
         _FOLDERS.remove(folder)
-    others = [i for i, entry in enumerate(sys.path) if entry in _FOLDERS]
-    sys.path.insert(others[0] if others else len(sys.path), folder)
+        if folder in sys.path:
+            sys.path.remove(folder)
+    if folder not in sys.path:
+        others = [i for i, entry in enumerate(sys.path) if entry in _FOLDERS]
+        sys.path.insert(others[0] if others else len(sys.path), folder)
     _FOLDERS.insert(0, folder)
     _PREFERRING["study folder"] = True
     _install_finder()
@@ -52,12 +55,19 @@ def give_back_imports(before: dict[str, ModuleType]) -> None:
     modules the command imported from study folders leave the import cache (those they replaced come back).
     Else a notebook's own `import helpers` after a run gave the study's `helpers.py`, cached and first."""
     _PREFERRING["study folder"] = False
-    for name, module in list(sys.modules.items()):
-        if module is not before.get(name) and isinstance(module, ModuleType) and from_study_folder(module):
-            if name in before:
-                sys.modules[name] = before[name]
-            else:
-                del sys.modules[name]
+    # judged before any is taken out: a package's submodule is told by its package, which goes too
+    taken = [name for name, module in list(sys.modules.items())
+             if module is not before.get(name) and isinstance(module, ModuleType) and from_study_folder(module)]
+    for name in taken:
+        _STAMPS.pop(name, None)
+        if name in before:
+            sys.modules[name] = before[name]
+        else:
+            del sys.modules[name]
+    for name in _DROPPED:   # the caller's own, taken out for the study's of that name and not imported since
+        if name in before and name not in sys.modules:
+            sys.modules[name] = before[name]
+    _DROPPED.clear()
 
 
 def forget_if_stale(module_name: str) -> None:
@@ -66,17 +76,38 @@ def forget_if_stale(module_name: str) -> None:
     if not _FOLDERS:
         return
     importlib.invalidate_caches()   # a file written since the folder was last listed, in the same clock tick
-    for gone in [name for name in _STAMPS if name not in sys.modules]:
-        del _STAMPS[gone]
+    for gone in [name for name, stamp in _STAMPS.items() if not _stamp_of(sys.modules.get(name), stamp)]:
+        del _STAMPS[gone]   # left the cache, or cached again from another file (a caller's import after a run)
     named = sys.modules.get(module_name.partition(".")[0])
     candidates = {name for name in _STAMPS if name in sys.modules}
     if named is not None and from_study_folder(named):
         candidates.add(named.__name__)
+    # cached modules of names the study's folder provides: the caller's own `helpers` imported before the run
+    # (the study ran it), or the study's own imported before this rule could record its file (never re-read)
+    candidates |= {name for name in _provided_by_latest() if name in sys.modules and not _installed(name)}
     if not any(_stale(name, sys.modules[name]) for name in candidates):
         return
     for name in [n for n in sys.modules if n in candidates or n.partition(".")[0] in candidates]:
         del sys.modules[name]
         _STAMPS.pop(name, None)
+        _DROPPED.add(name)
+
+
+def _stamp_of(module: ModuleType | None, stamp: tuple[str, int, int]) -> bool:
+    """`stamp` is of the file `module` was imported from."""
+    file = getattr(module, "__file__", None)
+    return file is not None and os.path.realpath(file) == os.path.realpath(stamp[0])
+
+
+def _provided_by_latest() -> set[str]:
+    """The module names the latest study's folder has a file or package of."""
+    latest = next((folder for folder in _FOLDERS if folder in sys.path), None)
+    try:
+        entries = os.listdir(latest) if latest else []
+    except OSError:
+        return set()
+    return {entry[:-3] if entry.endswith(".py") else entry for entry in entries
+            if entry.endswith(".py") or os.path.isfile(os.path.join(latest, entry, "__init__.py"))}
 
 
 def remember(module: ModuleType) -> None:
@@ -119,11 +150,26 @@ def _study_spec(name: str, path: object = None) -> ModuleSpec | None:
     latest = next((folder for folder in _FOLDERS if folder in sys.path), None)   # one taken off is left alone
     if latest is None or not _PREFERRING["study folder"]:
         return None
-    installed = _PathFinder.find_spec(name, _installed_entries(tuple(sys.path)))
-    if installed is not None and installed.origin is not None:   # (a namespace folder yields to a module)
-        return None
     spec = _PathFinder.find_spec(name, [latest]) or _PathFinder.find_spec(name)
-    return spec if spec is not None and _folder_of(spec.origin, spec.submodule_search_locations) else None
+    if spec is None or not _folder_of(spec.origin, spec.submodule_search_locations):
+        return None
+    if _installed(name):
+        return None
+    return spec
+
+
+def _installed(name: str) -> bool:
+    """An installed module of that name: the standard library, site-packages, or a distribution's, editable
+    ones included (searchlab's own checkout, a study file at its root beside `searchlab/`)."""
+    installed = _PathFinder.find_spec(name, _installed_entries(tuple(sys.path)))
+    return (installed is not None and installed.origin is not None) or name in _distributed_names()
+
+
+@functools.lru_cache(maxsize=1)
+def _distributed_names() -> frozenset[str]:
+    from importlib.metadata import packages_distributions
+
+    return frozenset(packages_distributions())
 
 
 @functools.lru_cache(maxsize=4)
@@ -140,6 +186,8 @@ def _stale(name: str, module: ModuleType) -> bool:
     recorded = _STAMPS.get(name)
     if recorded is not None and _stamp(recorded[0]) != recorded:
         return True   # edited (or removed) since it was imported
+    if recorded is None and from_study_folder(module):
+        return True   # imported before this rule recorded its file (a notebook's own `import obj`): unknown
     if "." in name:
         return False
     found = _study_spec(name) or _PathFinder.find_spec(name)   # what importing it now gives, past the cache

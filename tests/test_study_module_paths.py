@@ -52,7 +52,7 @@ def _values(path: Path) -> list[float]:
 @pytest.fixture(autouse=True)
 def forget_the_modules():
     yield
-    for name in (TASK, HELPER, "colorsys"):
+    for name in [n for n in sys.modules if n.partition(".")[0] in (TASK, HELPER, "colorsys")]:
         sys.modules.pop(name, None)
 
 
@@ -136,3 +136,75 @@ def test_a_study_module_without_the_function_is_not_called_shadowed_by_the_calle
     with pytest.raises(SearchlabError) as error:
         load_study(path)
     assert "has no attribute 'f'" in str(error.value) and "Rename" not in str(error.value)
+
+
+def test_modules_the_caller_imported_first_do_not_run_for_the_study(tmp_path, monkeypatch):
+    """`import helpers` (or the task module, tried by hand) before main(): cached, it ran for the study."""
+    import importlib
+
+    from searchlab.cli import main
+
+    callers = tmp_path / "callers"
+    _study(callers, 1.0)   # the caller's own paths_obj and paths_helpers, imported first
+    monkeypatch.syspath_prepend(str(callers))
+    monkeypatch.chdir(callers)
+    mine = importlib.import_module(HELPER), importlib.import_module(TASK)
+    study = _study(tmp_path / "own", 2.0)
+    assert main(["run", str(study), "--no-progress"]) == 0
+    import optuna
+
+    stored = optuna.load_study(study_name="own", storage=f"sqlite:///{tmp_path / 'own' / 'run' / 'study.db'}")
+    assert [t.value for t in stored.trials] == [2.0, 2.0]       # the study ran its own code
+    assert (sys.modules[HELPER], sys.modules[TASK]) == mine   # and the caller's are its own again
+
+
+def test_a_module_a_notebook_imported_from_the_study_folder_follows_its_edits(tmp_path, monkeypatch):
+    """A notebook working in the study's folder imported paths_obj itself: its file had no record, and
+    edits never reached the runs."""
+    import importlib
+
+    folder = tmp_path / "a"
+    path = _study(folder, 1.0)
+    monkeypatch.syspath_prepend(str(folder))
+    importlib.import_module(HELPER)
+    _write(folder / f"{HELPER}.py", "VALUE = 5.0\n")
+    assert _values(path) == [5.0, 5.0]
+
+
+def test_a_script_beside_its_study_keeps_its_folder_first_on_the_path(tmp_path, monkeypatch):
+    folder = tmp_path / "a"
+    path = _study(folder, 1.0)
+    monkeypatch.syspath_prepend(str(path.resolve().parent))
+    load_study(path)
+    assert sys.path[0] == str(path.resolve().parent)
+
+
+def test_a_study_loaded_earlier_runs_its_own_modules(tmp_path):
+    """load_study(a); load_study(b); run_study(a) ran b's modules for a."""
+    first, second = _study(tmp_path / "a", 1.0), _study(tmp_path / "b", 2.0)
+    loaded = load_study(first)
+    load_study(second)
+    assert [t.value for t in run_study(loaded, progress=False).study.trials] == [1.0, 1.0]
+
+
+def test_a_study_packages_submodules_leave_with_it_after_main(tmp_path, monkeypatch):
+    """The caller's package of that name came back, the study's submodule stayed cached under it: `from
+    pkg.values import X` gave the study's."""
+    import importlib
+
+    from searchlab.cli import main
+
+    callers = tmp_path / "callers" / HELPER   # the caller's own package of that name, imported first
+    callers.mkdir(parents=True)
+    (callers / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(callers.parent))
+    mine = importlib.import_module(HELPER)
+    folder = tmp_path / "a"
+    path = _study(folder, 0.0)
+    (folder / HELPER).mkdir()
+    (folder / f"{HELPER}.py").unlink()
+    _write(folder / HELPER / "__init__.py", "from .values import VALUE\n")
+    _write(folder / HELPER / "values.py", "VALUE = 3.0\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(path), "--no-progress"]) == 0
+    assert sys.modules[HELPER] is mine and f"{HELPER}.values" not in sys.modules

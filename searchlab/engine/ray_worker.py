@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -57,7 +56,7 @@ def _open(study: Study) -> _Actor:
     ex = study.config.executor
     torch.set_num_threads(ex.ray_threads)
     # the study's own modules before those of the folder Ray started the worker in (PYTHONPATH), as locally
-    make_study_folder_importable(Path(study.file))
+    make_study_folder_importable(study.base_dir / study.file.name)   # absolute: Ray runs it in a folder of its own
     # The parameters are in the storage already, so no sampler work happens here (a random sampler only
     # reads them back); the Optuna pruner prunes here unless a Ray scheduler stops trials instead.
     pruner = optuna.pruners.NopPruner() if ex.scheduler else build_pruner(study.config.pruner, pruner_steps(study))

@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from searchlab.config.load import Study, locate_in_study
+from searchlab.config.load import Study, locate_in_study, make_study_folder_importable
 from searchlab.config.schema import ExecutorConfig, usable_cores
 from searchlab.data import clear_cache, data_fingerprint, medmnist_file
 from searchlab.data.loading import medmnist_path
@@ -67,6 +67,9 @@ def run_study(study: Study, progress: bool = True) -> RunResult:
 
 def _run(study: Study, progress: bool) -> RunResult:
     run_dir = study.run_dir
+    # this study's modules first, not those of a study loaded after it (a script's load_study(a), load_study(b),
+    # run_study(a) ran b's obj.py for a)
+    make_study_folder_importable(study.base_dir / study.file.name)
     clear_cache()   # files read by an earlier run in this process may have changed since (their disk cache knows)
     with said_on_stderr() as start_warnings:
         try:

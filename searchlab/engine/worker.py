@@ -239,7 +239,7 @@ def worker_process_main(study: Study, worker_index: int, deadline: float | None)
     from searchlab.config.load import make_study_folder_importable
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    make_study_folder_importable(study.file)
+    make_study_folder_importable(study.base_dir / study.file.name)
     try:
         stop_worker_on_signals()   # a stop held while this process started is raised here
         run_worker(study, worker_index, deadline, supervised=True)
