@@ -68,6 +68,13 @@ def warn_about_export(config: dict[str, Any]) -> None:
                 "trained on other data"
         else:
             how, fix = "the run of the weights these trials started from", "start from weights of other data"
+        if source.get("not_recorded"):   # fine-tuned on images nobody listed: any count is a lower bound
+            print(f"warning: {how} ({source['weights']}) learned from images searchlab was not told of: "
+                  f"{_not_recorded(source['not_recorded'])}; so the {source.get('test_images') or 0} test "
+                  "images counted as seen by them is a lower bound, and the test metrics may be optimistic. Fix: "
+                  f"make sure those images are not among this study's test images, or {fix}", file=sys.stderr)
+            if not source.get("test_images"):
+                continue
         if source.get("test_images") is None:
             print(f"warning: could not check whether {how} ({source['weights']}) trained or selected on these test "
                   f"images: {source.get('unchecked')}, so what is there now is not what the trials learned from. "
@@ -244,3 +251,9 @@ def _warn_if_a_label_is_always_on(config: dict[str, Any]) -> None:
               "Fix: train longer, weigh rare labels (imbalance.loss: weighted_ce or focal, imbalance.sampler: "
               "balanced), let the search choose thresholds (imbalance.threshold: youden), or drop them from "
               "data.label_columns", file=sys.stderr)
+
+
+def _not_recorded(unknown: list[dict[str, str]]) -> str:
+    """trained_on.py's `not_recorded` entries as a sentence's list: which folder, the key saying so, and why."""
+    return "; ".join(f"{item.get('weights')} ({item.get('key')}: {item.get('why', 'not recorded')})"
+                     for item in unknown)

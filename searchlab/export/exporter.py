@@ -129,7 +129,8 @@ def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: i
     (out / "config.json").write_text(json_text(config, indent=2))
     if test["predictions"] is not None:
         (out / "test_predictions.json").write_text(json_text(test["predictions"]))
-    trained_on.write_of_run(out, run)   # a study starting from these weights checks its splits against it
+    # a study starting from these weights checks its splits against it (and what the trials' own weights learned)
+    trained_on.write_of_run(out, run, config)
     return config
 
 

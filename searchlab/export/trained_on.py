@@ -12,11 +12,17 @@ split as the model's study was shares its validation images, which is no leak. F
 what it learned and val what it was selected on; for a generator, train is what it learned (and its MedFID
 reference) and val what its scores were measured against (medfid_floor; the default feature network's best
 epoch). MedMNIST sets have official splits that never move, so they are not listed.
+
+An export whose trials started from weights also lists what those weights learned (their own record, merged
+into its train and val; `inherited_from` names them), so a chain of transfers keeps every ancestor's images;
+and `not_recorded` names each ancestor fine-tuned on images nobody listed (model.save's `fine_tuned_on`), so
+a count of test images the weights saw is then a lower bound. Files without these keys read as before.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,8 @@ SPLITS = ("train", "val")   # what the model learned, and what it was selected o
 # How a study's trials learned from another model: the keys its space names them by
 WEIGHTS, SYNTHETIC = "space.model.weights", "space.augment.synthetic"
 DIGEST = "sha1 of size + first and last 8 KB, first 16 hex digits"
+INHERITED, NOT_RECORDED = "inherited_from", "not_recorded"
+FINE_TUNED_ON = "fine_tuned_on"   # model.save's config.json key saying what the fine-tuning images were
 
 
 def digests(paths: Iterable[Path]) -> set[str]:
@@ -58,13 +66,105 @@ def write(folder: Path, cfg: DataConfig | None, seed: int, base_dir: Path | None
         (folder / FILE).write_text(json.dumps(found))
 
 
-def write_of_run(folder: Path, run: OpenRun) -> None:
+def write_of_run(folder: Path, run: OpenRun, config: dict[str, Any] | None = None) -> None:
     """`trained_on.json` in an export of `run` (a classifier's or a generator's): its data as the run read it,
-    so that a study learning from the export checks its own splits against it."""
+    and what the weights its trials started from learned (`config`: the export's config.json), so that a study
+    learning from the export checks its own splits against both."""
     from searchlab.export.ensemble import run_data_config   # ensemble imports the exporters' modules
 
     cfg, base_dir = run_data_config(run)
-    write(folder, cfg, run.record["seed"], base_dir)
+    own = record(cfg, run.record["seed"], base_dir) or {"digest": DIGEST, "train": [], "val": []}
+    found = with_ancestors(own, config or {})
+    if any(found.get(key) for key in (*SPLITS, NOT_RECORDED)):
+        (folder / FILE).write_text(json.dumps(found))
+
+
+def with_ancestors(own: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """`own` (a run's record) with the records of the weights the export's trials started from merged in:
+    those weights learned their ancestors' images, which the trials inherit (a study starting from this export
+    would otherwise be checked against this run's files only)."""
+    merged = {split: set(own.get(split, [])) for split in SPLITS}
+    inherited: list[str] = []
+    for source, why in _weights_sources(config).items():
+        if not why and (learned := read(Path(source))):
+            inherited.append(source)
+            for split in SPLITS:
+                merged[split] |= learned[split]
+    out = {**own, **{split: sorted(merged[split]) for split in SPLITS}}
+    if inherited:
+        out[INHERITED] = inherited
+    if unknown := ancestors_not_recorded(config):
+        out[NOT_RECORDED] = unknown
+    return out
+
+
+def _weights_sources(config: dict[str, Any]) -> dict[str, str | None]:
+    """{each export or run the trials (of an export's config.json) started from: why it no longer holds the
+    weights they used, or None}."""
+    used = recorded_digests(origins_of(config.get("trials") or [config.get("trial") or {}]))
+    return {source: changed_since(Path(source), used.get(source, set()))
+            for source, key in learned_from(config, None).items() if key == WEIGHTS}
+
+
+def ancestors_not_recorded(config: dict[str, Any]) -> list[dict[str, str]]:
+    """not_recorded() of the weights the trials started from; those replaced since cannot be checked either."""
+    found: list[dict[str, str]] = []
+    for source, why in _weights_sources(config).items():
+        items = [{"weights": source, "key": "weights_from", "why": f"not what the trials used: {why}"}] if why \
+            else not_recorded(Path(source))
+        found.extend(item for item in items if item not in found)
+    return found
+
+
+_EXPANDING: set[Path] = set()   # run folders whose ancestors are being read: a cycle of runs ends there
+
+
+@contextmanager
+def _best_trial_record(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """{"trial": the user attrs of the trial a study starting from `run_dir` takes the weights of (its
+    `weights_from` names what that trial started from)}; {} when none, or when already being read."""
+    key = run_dir.resolve()
+    if key in _EXPANDING:
+        yield {}
+        return
+    from searchlab.engine.rundir import open_run
+    from searchlab.export.picking import pick_trial
+
+    try:
+        attrs = dict(pick_trial(open_run(run_dir).study, None).user_attrs)
+    except Exception:   # best effort, as _of_run: a run that cannot be read is said where its weights are loaded
+        attrs = {}
+    _EXPANDING.add(key)
+    try:
+        yield {"trial": attrs}
+    finally:
+        _EXPANDING.discard(key)
+
+
+def not_recorded(weights: Path) -> list[dict[str, str]]:
+    """The weights folders in the lineage of `weights` fine-tuned on images searchlab was not told of: `weights`
+    itself (model.save's config.json `fine_tuned_on` "not recorded: ...") and those its trained_on.json names.
+    Their fine-tuning images may be anywhere, so any count of test images the weights saw is a lower bound."""
+    if not weights.is_dir():
+        return []
+    found: list[dict[str, str]] = []
+    try:
+        config = json.loads((weights / "config.json").read_text())
+        said = config.get(FINE_TUNED_ON) if isinstance(config, dict) else None
+    except (OSError, ValueError):
+        said = None
+    if isinstance(said, str) and said.startswith("not recorded"):
+        found.append({"weights": str(weights), "key": f"config.json {FINE_TUNED_ON}",
+                      "why": "fine-tuned on images searchlab was not told of"})
+    try:
+        listed = json.loads((weights / FILE).read_text()).get(NOT_RECORDED)
+    except (OSError, ValueError, AttributeError):
+        listed = None
+    found.extend(item for item in listed or [] if isinstance(item, dict) and item not in found)
+    if not (weights / FILE).is_file() and (weights / "searchlab.json").is_file():   # a run folder: its trial's
+        with _best_trial_record(weights) as trial:
+            found.extend(item for item in ancestors_not_recorded(trial) if item not in found)
+    return found
 
 
 def read(weights: Path) -> dict[str, set[str]] | None:
@@ -91,11 +191,19 @@ def _of_run(run_dir: Path) -> dict[str, set[str]] | None:
         if run.record.get("data") is None:
             return None
         cfg, base_dir = run_data_config(run)
-        found = {split: digests(files)
+        found = {split: sorted(digests(files))
                  for split, files in files_by_split(cfg, run.record["seed"], base_dir, SPLITS).items()}
-        return found if any(found.values()) else None
+        with _best_trial_record(run_dir) as trial:   # and what the weights its best trial started from learned
+            found = with_ancestors(found, trial)
+        return {split: set(found[split]) for split in SPLITS} if any(found[split] for split in SPLITS) else None
     except Exception:   # best effort: a run that cannot be read is said where its weights are loaded
         return None
+
+
+def describe_not_recorded(unknown: list[dict[str, str]]) -> str:
+    """`not_recorded` entries as a sentence's list: which folder, which key says so, and why."""
+    return "; ".join(f"{item.get('weights')} ({item.get('key')}: {item.get('why', 'not recorded')})"
+                     for item in unknown)
 
 
 def seen(learned: dict[str, set[str]], test: set[str], val: set[str] | None = None) -> dict[str, int]:
@@ -145,6 +253,8 @@ def test_seen_by_weights(config: dict[str, Any], test_files: Iterable[str | Path
             continue
         learned = read(Path(source))
         count = seen(learned, test)["test"] if learned else 0
-        if count:
-            found.append({"weights": source, "test_images": count, "used_as": key})
+        unknown = not_recorded(Path(source)) if key == WEIGHTS else []
+        if count or unknown:   # fine-tuned on unlisted images: the count, even 0, is a lower bound
+            found.append({"weights": source, "test_images": count, "used_as": key,
+                          **({NOT_RECORDED: unknown} if unknown else {})})
     return found

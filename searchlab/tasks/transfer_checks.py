@@ -197,6 +197,8 @@ def _seen_by_sources(study: Study, specs: list[ClassifyTrialConfig]) -> list[str
     for key, value, folded in _sources(specs):
         path = Path(value) if Path(value).is_absolute() else study.base_dir / value
         learned = trained_on.read(path) if path.is_dir() else None
+        if key == trained_on.WEIGHTS and (unknown := trained_on.not_recorded(path)):
+            warnings.append(_not_recorded_warning(value, unknown))
         if not learned:
             continue
         if not mine:
@@ -210,6 +212,16 @@ def _seen_by_sources(study: Study, specs: list[ClassifyTrialConfig]) -> list[str
         if folded and (held_out := len(dealt & learned["train"])):
             warnings.append(_folds_leak(key, value, held_out, len(dealt)))
     return warnings
+
+
+def _not_recorded_warning(value: str, unknown: list[dict[str, str]]) -> str:
+    """Weights fine-tuned (themselves, or an ancestor) on images no record lists: the check of this study's
+    splits against what they learned can only see the listed ones. Said, not refused: the run goes on."""
+    return (f"{trained_on.WEIGHTS} {value!r} learned from images searchlab was not told of: "
+            f"{trained_on.describe_not_recorded(unknown)}. Any count of this study's test images those weights "
+            "trained or selected on (warned of apart) is a lower bound, and its test metrics may be optimistic. "
+            "Fix: make sure the fine-tuning images are not among this study's test images, or start from weights "
+            "whose images are recorded (a searchlab export)")
 
 
 def _folds_leak(key: str, value: str, n: int, of: int) -> str:
