@@ -45,6 +45,16 @@ def _study(folder: Path, value: float, n: int = 2) -> Path:
     return path
 
 
+def _study_with_a_package(folder: Path, value: float) -> Path:
+    """A study whose helper is a package, its VALUE in a submodule."""
+    path = _study(folder, 0.0)
+    (folder / HELPER).mkdir()
+    (folder / f"{HELPER}.py").unlink()
+    _write(folder / HELPER / "__init__.py", "from .values import VALUE\n")
+    _write(folder / HELPER / "values.py", f"VALUE = {value}\n")
+    return path
+
+
 def _values(path: Path) -> list[float]:
     return [t.value for t in run_study(load_study(path), progress=False).study.trials]
 
@@ -102,11 +112,7 @@ def test_an_edited_helper_module_runs_its_new_code(tmp_path):
 def test_an_edited_module_of_a_study_package_runs_its_new_code(tmp_path):
     """A helper package beside the study: its submodules follow their files too."""
     folder = tmp_path / "a"
-    path = _study(folder, 0.0)
-    (folder / HELPER).mkdir()
-    (folder / f"{HELPER}.py").unlink()
-    _write(folder / HELPER / "__init__.py", "from .values import VALUE\n")
-    _write(folder / HELPER / "values.py", "VALUE = 3.0\n")
+    path = _study_with_a_package(folder, 3.0)
     assert _values(path) == [3.0, 3.0]
     _write(folder / HELPER / "values.py", "VALUE = 7.0\n")
     path.write_text(path.read_text().replace("n_trials: 2", "n_trials: 3"))
@@ -200,11 +206,7 @@ def test_a_study_packages_submodules_leave_with_it_after_main(tmp_path, monkeypa
     monkeypatch.syspath_prepend(str(callers.parent))
     mine = importlib.import_module(HELPER)
     folder = tmp_path / "a"
-    path = _study(folder, 0.0)
-    (folder / HELPER).mkdir()
-    (folder / f"{HELPER}.py").unlink()
-    _write(folder / HELPER / "__init__.py", "from .values import VALUE\n")
-    _write(folder / HELPER / "values.py", "VALUE = 3.0\n")
+    path = _study_with_a_package(folder, 3.0)
     monkeypatch.chdir(tmp_path)
     assert main(["run", str(path), "--no-progress"]) == 0
     assert sys.modules[HELPER] is mine and f"{HELPER}.values" not in sys.modules
