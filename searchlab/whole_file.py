@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,11 +17,25 @@ def write_whole(out: Path, write: Callable[[Path], object]) -> None:
     or a killed command left a truncated table or report under the final name, and a failed re-run broke a
     good one (as `predict --out` does). A link named as `out` stays a link: the file it points to is replaced."""
     final = Path(os.path.realpath(out)) if out.is_symlink() else out
+    if not_a_file(final):   # /dev/null, a named pipe: written to, never replaced (as root, replaced for good)
+        write(final)
+        return
     refuse_file_as_folder(out)
     final.parent.mkdir(parents=True, exist_ok=True)
     with _partial_beside(final, out) as part:
         write(part)
         os.replace(part, final)
+
+
+def not_a_file(path: Path) -> bool:
+    """A device or a named pipe (`--out /dev/null`): a file moved over it would take its place. Run as root,
+    `searchlab trials RUN --out /dev/null` left /dev/null a regular file, and every later `> /dev/null` of the
+    machine wrote into it, while programs that open it as root's postgres user failed."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 class OutPathError(SearchlabError):

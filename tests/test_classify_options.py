@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +177,13 @@ budget: {{n_trials: 1, epochs: 1}}
     assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["config.json", "model.py", "trained_on.json",
                                                                   "weights.safetensors"]
     assert main(["predict", str(tmp_path / "best"), str(tmp_path / "img0.png")]) == 0   # usable as it is
+    from test_paths_and_writes import _read_in_a_thread
+
+    os.mkfifo(tmp_path / "pipe")   # --out /dev/null or a pipe: written to, not replaced by a file moved over it
+    reader, got = _read_in_a_thread(tmp_path / "pipe")
+    assert main(["predict", str(tmp_path / "best"), str(tmp_path / "img0.png"), "--out", str(tmp_path / "pipe")]) == 0
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode) and got[0].startswith(b"path,")
 
     study = write_study(study.replace("external_test", "with_test").replace(str(csv_path), str(with_test)),
                         name="with_test.yaml")

@@ -172,3 +172,32 @@ def test_an_empty_image_file_is_named_as_empty_among_the_unreadable_ones(tmp_pat
     message = str(info.value)
     assert message.startswith("2 of ") and "broken.png: cannot read image (" in message
     assert "empty.png: cannot read image (empty file (0 bytes))" in message
+
+
+def _read_in_a_thread(fifo: Path) -> tuple[object, list[bytes]]:
+    import threading
+
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    return reader, got
+
+
+@pytest.mark.parametrize("command", ["trials", "report"])
+def test_an_out_that_is_a_pipe_or_device_is_written_to_not_replaced(finished_run, tmp_path, command):
+    """`searchlab trials RUN --out /dev/null`, run as root, moved a regular file over /dev/null: the machine's
+    /dev/null was a file from then on (PostgreSQL's initdb, run as its own user, then failed)."""
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader, got = _read_in_a_thread(fifo)
+    assert main([command, str(finished_run), "--out", str(fifo)]) == 0
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and got and len(got[0]) > 0
+    if os.geteuid() == 0:   # a character device of /dev/null's numbers, as root made it
+        device = tmp_path / "null"
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        assert main([command, str(finished_run), "--out", str(device)]) == 0
+        assert stat.S_ISCHR(os.stat(device).st_mode)

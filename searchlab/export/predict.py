@@ -28,6 +28,7 @@ from searchlab.data.synthetic_files import RECORD, synthetic_among
 from searchlab.errors import ExportError, a_few, refuse_folder
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models import standalone
+from searchlab.whole_file import not_a_file
 
 SAME_EXPORT = "export the run again, or copy all of one export's files together"
 CHUNK = 256   # images decoded and predicted at a time: memory stays bounded for large folders
@@ -339,7 +340,8 @@ def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -
         sys.stdout.write(table.getvalue())
         return rows
     refuse_folder(out, "predictions.csv", what="CSV file")
-    partial = Path(f"{out}.partial")
+    # /dev/null or a pipe is written to: a file moved over it would take its place
+    partial = Path(out) if not_a_file(Path(out)) else Path(f"{out}.partial")
     try:   # the folder is made, as `export --out` makes its own
         partial.parent.mkdir(parents=True, exist_ok=True)
         # file names that are not UTF-8 (Latin-1 from a Windows share) are written back as the bytes they are,
@@ -351,7 +353,9 @@ def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -
     try:
         with fh:
             rows = predict_files(export_dir, inputs, fh)
-        os.replace(partial, out)
+        if partial != Path(out):
+            os.replace(partial, out)
         return rows
     finally:
-        partial.unlink(missing_ok=True)
+        if partial != Path(out):
+            partial.unlink(missing_ok=True)
