@@ -179,6 +179,16 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from contextlib import redirect_stdout
+
+    from searchlab.output_reader import OutputWhoseReaderMayLeave
+
+    output = OutputWhoseReaderMayLeave(sys.stdout)
+    with redirect_stdout(output):   # type: ignore[type-var]
+        return _run_and_summarise(args, output)
+
+
+def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
     from searchlab.config.load import load_study
     from searchlab.engine.signals import only_winding_down_after_a_stop, raise_if_stopped, stop_on_signals
 
@@ -203,6 +213,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if study.config.export.after_run and not result.interrupted:
             exported, headline, export_failed = _export_best(study, result)
         print_run_summary(study, result, exported, headline)
+        output.flush()
+        if output.reader_left:
+            print(f"note: the reader of this run's output left (e.g. `| head`), and the run went on to its end: "
+                  f"searchlab status {study.run_dir} shows its summary", file=sys.stderr)
         _shut_ray_down()
     if result.interrupted:
         return result.exit_code
