@@ -260,7 +260,8 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
     from searchlab.engine.storage import close_connections
     from searchlab.errors import SearchlabError
     from searchlab.export.exporter import export_run
-    from searchlab.export.publish import describe_export, export_of_another_study, holds_fine_tuned_weights
+    from searchlab.export.publish import (describe_export, export_of_another_study, holds_fine_tuned_weights,
+                                         moving_aside)
     from searchlab.summary import export_command, export_dir
 
     out = export_dir(study)
@@ -272,17 +273,24 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
         print("export: export.after_run is set, but a callable task's function trains no model searchlab could "
               "export; nothing exported (remove export.after_run)", file=sys.stderr)
         return None, None, False
+    top_k = min(export.top_k, max(complete, 1))
+    # Several objectives have no single best: the error names the Pareto front; --top-k would fail again.
+    how = export_command(study, trial="N") if len(study.objectives) > 1 else export_command(study, top_k)
     if result.trials_finished == 0 and (out / "config.json").is_file():   # a resume whose budget was reached
         other = export_of_another_study(out, result.study)
         if other is None:
             print(f"export: nothing ran, so the export in {out} stands (the test split is not scored again)",
                   file=sys.stderr)
             return None, None, False
+        if holds_fine_tuned_weights(out):   # an export would replace them, and refuses to: skipped, said so once
+            print(f"export: nothing ran, but {out} holds {other}, which an export would replace: export skipped, "
+                  f"they are kept.\nThe trials are stored; export them with: {how}{moving_aside(out)}",
+                  file=sys.stderr)
+            return None, None, len(study.objectives) == 1   # as the refused export's exit code was
         # another study's model (one run in this folder under another name) must not pass for this study's
         print(f"export: nothing ran, but {out} holds {other}, not a trial of study '{study.config.name}'; "
               "exporting this study's best in its place", file=sys.stderr)
     close_connections(result.study._storage)   # the search is over; export_run opens the study afresh
-    top_k = min(export.top_k, max(complete, 1))
     if top_k < export.top_k:   # a short run still leaves a model; say that it is a smaller ensemble
         print(f"export: {complete} completed trial(s), fewer than export.top_k={export.top_k}; "
               f"exporting the {top_k} best", file=sys.stderr)
@@ -292,11 +300,9 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
         config = export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta,
                             select=select)
     except (SearchlabError, OSError) as exc:   # the search is done and stored: say how to export it, keep the run
-        # Several objectives have no single best: the error names the Pareto front; --top-k would fail again.
-        how = export_command(study, trial="N") if len(study.objectives) > 1 else export_command(study, top_k)
         said = exc if isinstance(exc, SearchlabError) else f"{exc.filename or out}: {exc.strerror or exc}"
-        aside = (f" (after moving {out} aside, or with another --out)" if holds_fine_tuned_weights(out) else "")
-        print(f"export skipped: {said}\nThe trials are stored; export them with: {how}{aside}", file=sys.stderr)
+        print(f"export skipped: {said}\nThe trials are stored; export them with: {how}{moving_aside(out)}",
+              file=sys.stderr)
         return None, None, len(study.objectives) == 1   # several objectives: no single best, as designed
     if replaced:   # as `searchlab export` says it: the folder may have held another study's model
         print(f"note: replaced the earlier export in {out} ({replaced})", file=sys.stderr)

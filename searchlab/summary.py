@@ -24,7 +24,7 @@ from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url
 from searchlab.summary_front import (cut_short_said, failed_trials, failure_reason, feature_network_said,
                                      front_by_first_objective, front_heading, over_budget_said, setup_objectives)
-from searchlab.export.publish import export_of_another_study
+from searchlab.export.publish import export_of_another_study, moving_aside
 from searchlab.export.scorings import KEY as SCORINGS_KEY
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
@@ -192,13 +192,14 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         pass   # the user's function trains no model searchlab could export
     elif best and len(ostudy.directions) > 1:   # no single best: the user picks a trade-off from the front
         print(f"export:    {export_command(study, trial='N')}   (N: a trial "
-              f"of the Pareto front, e.g. {best[0].number})")
+              f"of the Pareto front, e.g. {best[0].number}){moving_aside(export_dir(study))}")
     elif best and result.trials_finished == 0 and (export_dir(study) / "config.json").is_file() and other is None:
         print(f"exported:  {export_dir(study)}  (by an earlier run: nothing ran since, so it stands)")
     elif best:   # as the after-run export does: an ensemble of at most the completed trials
         completed = len(ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         print(f"export:    {export_command(study, min(study.config.export.top_k, completed))}"
-              + (f"   ({export_dir(study)} holds {other}, not this study's)" if other else ""))
+              + (f"   ({export_dir(study)} holds {other}, not this study's)" if other else "")
+              + moving_aside(export_dir(study)))   # a copied command was refused
     elif result.interrupted:
         print("no trial completed before the interruption")
     elif ostudy.get_trials(deepcopy=False, states=(TrialState.FAIL,)):

@@ -14,6 +14,7 @@ datetime_complete, and as its duration_s the time until its last sign of life (e
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -29,7 +30,7 @@ from searchlab.engine.rundir import OpenRun
 from searchlab.engine.trial_time import trial_seconds
 from searchlab.errors import SearchlabError
 from searchlab.space.params import on_step
-from searchlab.whole_file import write_whole
+from searchlab.whole_file import not_a_file, write_whole
 
 FORMATS = ("csv", "parquet", "json")
 # why a trial was pruned, stopped short or run again: a row read alone (a paper's table) must say it
@@ -137,7 +138,18 @@ def write_table(table: pd.DataFrame, fmt: str | None, out: Path | None) -> None:
     elif fmt == "csv":
         write_whole(out, lambda part: table.to_csv(part, index=False))
     else:
-        write_whole(out, lambda part: table.to_parquet(part, index=False))
+        write_whole(out, lambda part: _write_parquet(table, part))
+
+
+def _write_parquet(table: pd.DataFrame, part: Path) -> None:
+    """pyarrow seeks in the file it writes, which a named pipe cannot ("lseek failed"): for a pipe the table is
+    made in memory, and its bytes written through."""
+    if not not_a_file(part):
+        table.to_parquet(part, index=False)
+        return
+    parquet = io.BytesIO()
+    table.to_parquet(parquet, index=False)
+    part.write_bytes(parquet.getvalue())
 
 
 def _plain(value: Any) -> Any:

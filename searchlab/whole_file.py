@@ -16,10 +16,11 @@ def write_whole(out: Path, write: Callable[[Path], object]) -> None:
     """`write(part)` writes the file to a partial file beside `out`, then moved over it in one step: a full disk
     or a killed command left a truncated table or report under the final name, and a failed re-run broke a
     good one (as `predict --out` does). A link named as `out` stays a link: the file it points to is replaced."""
-    final = Path(os.path.realpath(out)) if out.is_symlink() else out
-    if not_a_file(final):   # /dev/null, a named pipe: written to, never replaced (as root, replaced for good)
-        write(final)
+    if not_a_file(out):   # /dev/null, a named pipe: written to, never replaced (as root, replaced for good)
+        # as given, through its links: an anonymous pipe's /proc/self/fd/3 links to "pipe:[N]", no path
+        write(out)
         return
+    final = Path(os.path.realpath(out)) if out.is_symlink() else out
     refuse_file_as_folder(out)
     final.parent.mkdir(parents=True, exist_ok=True)
     with _partial_beside(final, out) as part:
@@ -28,9 +29,9 @@ def write_whole(out: Path, write: Callable[[Path], object]) -> None:
 
 
 def not_a_file(path: Path) -> bool:
-    """A device or a named pipe (`--out /dev/null`): a file moved over it would take its place. Run as root,
-    `searchlab trials RUN --out /dev/null` left /dev/null a regular file, and every later `> /dev/null` of the
-    machine wrote into it, while programs that open it as root's postgres user failed."""
+    """A device, a pipe or a socket (`--out /dev/null`), links followed: a file moved over it would take its
+    place. Run as root, `searchlab trials RUN --out /dev/null` left /dev/null a regular file, and every later
+    `> /dev/null` of the machine wrote into it, while programs that open it as root's postgres user failed."""
     try:
         mode = os.stat(path).st_mode
     except OSError:

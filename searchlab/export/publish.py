@@ -170,6 +170,14 @@ def holds_fine_tuned_weights(folder: Path) -> bool:
     return isinstance(config, dict) and "fine_tuned_from" in config
 
 
+def moving_aside(out: Path) -> str:
+    """Said after an export command whose --out holds weights model.save fine-tuned, which an export refuses to
+    replace: a summary's command alone failed when copied."""
+    if not holds_fine_tuned_weights(out):
+        return ""
+    return f" (after moving {shlex.quote(str(out))} aside, or with another --out)"
+
+
 def describe_export(folder: Path) -> str | None:
     """What an export folder holds ("trial 3 of study s", "ensemble of trials 3, 5 of study s"), or None
     when it is no export: said when an export replaces it."""

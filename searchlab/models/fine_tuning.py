@@ -37,25 +37,23 @@ def save(net: nn.Module, config: dict[str, Any], out_dir: str | Path, replace_ex
     were loaded from, and config.json with the new weights' sha256, `fine_tuned_from` (the sha256 of the
     weights they started from) and the metrics that scored those moved under `before_fine_tuning`. A folder
     save() wrote is overwritten (a training loop saving every epoch); an export is not, unless
-    `replace_export`; other files (a notebook folder's own model.py) never are. Returns out_dir."""
-    out_dir = Path(out_dir)
+    `replace_export`; other files (a notebook folder's own model.py) never are. The folder is written beside
+    out_dir and swapped in whole (other files there carried over): a failed or interrupted save leaves the
+    earlier one as it was. Returns out_dir."""
+    out_dir = _through_link(Path(out_dir))
     source = _own_source()
     _refuse_to_overwrite(out_dir, replace_export)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
     _check_fits_config(state, config)
     weights = safetensors_bytes(state)
     learned, fine_tuned_on = _trained_on_of(config)   # read first: out_dir may be the folder they came from
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "test_predictions.json").unlink(missing_ok=True)   # the exported weights' predictions, if replaced
-    (out_dir / TRAINED_ON).unlink(missing_ok=True)   # of other weights, if the folder held such
-    (out_dir / "weights.safetensors").write_bytes(weights)
-    if learned is not None:
-        (out_dir / TRAINED_ON).write_bytes(learned)
-    if not (out_dir / "model.py").is_file() or (out_dir / "model.py").read_text() != source:
-        (out_dir / "model.py").write_text(source)
     fine_tuned = fine_tuned_config(config, hashlib.sha256(weights).hexdigest())
     fine_tuned["fine_tuned_on"] = fine_tuned_on
-    (out_dir / "config.json").write_text(json.dumps(fine_tuned, indent=2, ensure_ascii=False) + "\n")
+    files: dict[str, str | bytes] = {"weights.safetensors": weights, "model.py": source}
+    if learned is not None:
+        files[TRAINED_ON] = learned
+    files["config.json"] = json.dumps(fine_tuned, indent=2, ensure_ascii=False) + "\n"
+    _write_whole_folder(out_dir, files)
     return out_dir
 
 
@@ -74,6 +72,157 @@ def fine_tuned_config(config: dict[str, Any], weights_sha256: str) -> dict[str, 
     new.update(fine_tuned_from=config.get("weights_sha256"), weights_sha256=weights_sha256,
                fine_tuned_at_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     return new
+
+
+# what save() writes in a folder, and Python's cache of its model.py: anything else there is carried over
+SAVED_FILES = ("config.json", "model.py", "weights.safetensors", "test_predictions.json", TRAINED_ON, "__pycache__")
+
+
+def _through_link(out_dir: Path) -> Path:
+    """The folder a symbolic link `out_dir` points to: the new folder is swapped in there, the link kept."""
+    return out_dir.resolve() if out_dir.is_symlink() else out_dir
+
+
+def _write_whole_folder(out_dir: Path, files: dict[str, str | bytes]) -> None:
+    """`files` written into a new folder beside `out_dir`, with the other files out_dir holds, then swapped in
+    for it. Written in place, a full disk or a Ctrl-C between weights.safetensors and config.json left an
+    earlier save whose weights its config.json refused (fine-tuned weights, lost for good), or a new folder
+    that save() then refused as someone's own files."""
+    import shutil   # here: model.py has standalone.py's imports, not this file's
+
+    _refuse_to_swap(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out_dir)
+    staging = out_dir.parent / f"{_hidden_name(out_dir)}.{os.getpid()}-{os.urandom(4).hex()}.partial"
+    try:
+        staging.mkdir()
+        for name, content in files.items():
+            path = staging / name
+            if isinstance(content, str):
+                path.write_text(content)
+            else:
+                path.write_bytes(content)
+        if out_dir.is_dir():
+            _carry_over(out_dir, staging)
+            _keep_modes(out_dir, staging, files)
+        _swap_in(staging, out_dir)
+    except OSError as exc:   # named by the new folder's file, which is gone: say which folder and that it is whole
+        raise OSError(exc.errno, f"{exc.strerror or exc}; nothing was saved, the folder is as it was",
+                      str(out_dir)) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _refuse_to_swap(out_dir: Path) -> None:
+    """A folder that cannot be replaced by renaming a new one in: a file, a mount point, or the folder this
+    process works in (replaced, the process would be left in a deleted folder)."""
+    fix = f"Fix: save into a new folder, e.g. {str(out_dir.resolve() / 'tuned')!r}"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} is a file, not a folder. Fix: save into a new folder, e.g. "
+                         f"{str(out_dir) + '_tuned'!r}")
+    try:
+        here = Path.cwd().resolve()
+    except OSError:   # this process's folder was deleted: out_dir cannot be it
+        here = None
+    if out_dir.exists() and here is not None and out_dir.resolve() in (here, *here.parents):
+        raise ValueError(f"{out_dir} is the folder this process works in (or holds it), and save() replaces its "
+                         f"folder whole (a new one renamed in, so that a failed save leaves the earlier one). {fix}")
+    if os.path.ismount(out_dir):
+        raise ValueError(f"{out_dir} is a mount point, which cannot be renamed, and save() replaces its folder "
+                         f"whole (a new one renamed in, so that a failed save leaves the earlier one). {fix}")
+
+
+def _hidden_name(out_dir: Path) -> str:
+    """The hidden name beside out_dir its new and set-aside folders start with: a name too long to take their
+    suffixes within a file name's 255 bytes is cut to a prefix and a hash."""
+    if len(os.fsencode(out_dir.name)) <= 200:
+        return f".{out_dir.name}"
+    return f".{out_dir.name[:16]}.{hashlib.sha256(os.fsencode(out_dir.name)).hexdigest()[:12]}"
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Folders beside out_dir of saves killed outright (which ran no cleanup), by their process id: a new
+    folder, and an earlier one set aside once out_dir is back in place. A live process's are its own."""
+    import shutil
+
+    prefix = _hidden_name(out_dir) + "."
+    for path in out_dir.parent.iterdir():
+        if not path.name.startswith(prefix):
+            continue
+        made_by, _, kind = path.name[len(prefix):].partition(".")
+        pid = made_by.partition("-")[0]
+        if pid.isdigit() and (kind == "partial" or kind == "old" and out_dir.exists()) and not _running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs here; True where the system cannot be asked (its leftovers are kept)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)   # signal 0: asks, sends nothing
+    except ProcessLookupError:
+        return False
+    except OSError:   # another user's process
+        return True
+    return True
+
+
+def _carry_over(out_dir: Path, staging: Path) -> None:
+    """The files of out_dir that save() does not write (a training log, notes) into the new folder: hard links
+    where the file system has them (the same files, a log still open for writing included), else copies."""
+    import shutil
+
+    for path in out_dir.iterdir():
+        if path.name in SAVED_FILES:
+            continue
+        if path.is_symlink():
+            os.symlink(os.readlink(path), staging / path.name)
+        elif path.is_dir():
+            shutil.copytree(path, staging / path.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(path, staging / path.name)
+
+
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
+    import shutil
+
+    try:
+        os.link(source, target)
+    except OSError:   # a file system without hard links
+        shutil.copy2(source, target)
+
+
+def _keep_modes(out_dir: Path, staging: Path, files: dict[str, str | bytes]) -> None:
+    """The permissions the earlier folder and its files had (a folder shared with a group stays shared), as
+    when save() wrote into it; its group where this user may give it."""
+    was = out_dir.stat()
+    try:
+        os.chown(staging, -1, was.st_gid)
+    except OSError:   # not a group of this user's
+        pass
+    staging.chmod(was.st_mode & 0o7777)   # after chown, which may clear setgid
+    for name in files:
+        if (out_dir / name).is_file():
+            (staging / name).chmod((out_dir / name).stat().st_mode & 0o777)
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """One rename when out_dir is new, else two (the earlier folder aside, the new one in), the earlier one put
+    back when the second fails or is interrupted: out_dir is never missing or half-written."""
+    import shutil
+
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    old = staging.with_name(staging.name.removesuffix(".partial") + ".old")
+    try:
+        out_dir.rename(old)
+        staging.rename(out_dir)
+    finally:
+        if old.exists() and not out_dir.exists():
+            old.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _own_source() -> str:
