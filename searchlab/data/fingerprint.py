@@ -75,7 +75,8 @@ def content_digest(path: Path) -> bytes:
 
 def sampled_digest(path: Path) -> bytes:
     """Size and first and last 8 KB: enough to bucket candidate copies, or for a zip (its tail holds every
-    member's CRC); not to tell an image edited in place (content_digest)."""
+    member's CRC); not to tell an image edited in place, nor two uncompressed images of alike borders apart
+    (content_digest: the weights lineage, export/trained_on.py, compares whole files)."""
     with path.open("rb") as fh:
         size = fh.seek(0, 2)
         fh.seek(0)

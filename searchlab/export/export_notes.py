@@ -80,6 +80,9 @@ def warn_about_export(config: dict[str, Any]) -> None:
                   f"images: {source.get('unchecked')}, so what is there now is not what the trials learned from. "
                   "Fix: put that export back at its path and export again", file=sys.stderr)
             continue
+        if ancestors := source.get("seen_by_ancestors"):   # learned by a run before the weights' own
+            _warn_of_ancestors(config, source, how, ancestors, fix)
+            continue
         print(f"warning: {source['test_images']} of the {config['test_size']} test images were trained or selected "
               f"on by {how} ({source['weights']}): the test metrics are optimistic. Fix: split as that study did, "
               f"or {fix}", file=sys.stderr)
@@ -107,6 +110,19 @@ def warn_about_export(config: dict[str, Any]) -> None:
               f"({below['ensemble']:.4f}) is worse than that of its member trial {below['member']} "
               f"({below['member_value']:.4f}{views}): a weaker member pulls the average down. Fix: --select greedy "
               f"(keeps only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
+
+
+def _warn_of_ancestors(config: dict[str, Any], source: dict[str, Any], how: str, ancestors: dict[str, int],
+                       fix: str) -> None:
+    """Test images an ancestor of the weights trained on (an export or run their own run started from): named,
+    with a fix that works, since splitting as the weights' own study did cannot move images another run learned."""
+    own = source["test_images"] - sum(ancestors.values())
+    named = ", ".join(f"{who} ({n})" for who, n in ancestors.items())
+    split_alike = "for those of the weights' own run, split as that study did; for the others, " if own else ""
+    print(f"warning: {source['test_images']} of the {config['test_size']} test images were trained or selected "
+          f"on in the lineage of {how} ({source['weights']}): " + (f"{own} by its own run, the others " if own else "")
+          + f"by the run of weights it started from (trained_on.json inherited_from): {named}. The test metrics "
+          f"are optimistic. Fix: {split_alike}keep those images out of the test split, or {fix}", file=sys.stderr)
 
 
 def warn_dominated(number: int, front: list[int]) -> None:

@@ -191,27 +191,63 @@ def _not_cached(backbone: str) -> bool:
 def _seen_by_sources(study: Study, specs: list[ClassifyTrialConfig]) -> list[str]:
     """Models (a searchlab export or run) the trials learn from whose run trained or selected on this study's
     test images, or trained on its validation images: the same data set split with another seed or other
-    fractions (export/trained_on.py). One warning per model."""
-    mine: dict[str, set[str]] = {}
+    fractions (export/trained_on.py), or images an ancestor of the weights learned. One warning per model."""
+    mine: trained_on.StudyFiles | None = None
     warnings = []
     for key, value, folded in _sources(specs):
         path = Path(value) if Path(value).is_absolute() else study.base_dir / value
-        learned = trained_on.read(path) if path.is_dir() else None
+        parts = trained_on.lineage(path) if path.is_dir() else None   # a run folder: its best, as trials take
         if key == trained_on.WEIGHTS and (unknown := trained_on.not_recorded(path)):
             warnings.append(_not_recorded_warning(value, unknown))
-        if not learned:
+        if not parts:
             continue
-        if not mine:
-            files = files_by_split(study.config.data, study.config.seed, study.base_dir, ("train", "val", "test"))
-            mine = {split: trained_on.digests(paths) for split, paths in files.items()}
-        seen = {split: n for split, n in trained_on.seen(learned, mine["test"], mine["val"]).items() if n}
+        if mine is None:   # files read (digested) only when some model lists what it learned
+            mine = trained_on.StudyFiles(files_by_split(study.config.data, study.config.seed, study.base_dir,
+                                                        ("train", "val", "test")))
+        seen = {split: by for split, by in (("test", trained_on.seen_by(parts, mine, "test", trained_on.SPLITS)),
+                                            ("val", trained_on.seen_by(parts, mine, "val", ("train",)))) if by}
         if seen:
-            said = " and ".join(f"{n} of its {len(mine[split])} {split} images" for split, n in seen.items())
-            warnings.append(_LEAK[key].format(value=value, said=said))
-        dealt = mine["train"] | mine["val"]
-        if folded and (held_out := len(dealt & learned["train"])):
-            warnings.append(_folds_leak(key, value, held_out, len(dealt)))
+            warnings.append(_leak_warning(key, value, seen, mine, study.base_dir))
+        if folded and (held_out := sum(len(paths) for split in ("train", "val")
+                                       for paths in trained_on.seen_by(parts, mine, split, ("train",)).values())):
+            warnings.append(_folds_leak(key, value, held_out, len(mine.files["train"]) + len(mine.files["val"])))
     return warnings
+
+
+def _leak_warning(key: str, value: str, seen: dict[str, dict[str | None, list[Path]]],
+                  mine: trained_on.StudyFiles, base_dir: Path) -> str:
+    """This study's files of each split a model learned, counted as files; for weights, by who trained on them:
+    an ancestor (weights their run started from) is named, since splitting as the weights' own study did
+    cannot move images that another run learned."""
+    said = " and ".join(f"{sum(map(len, by.values()))} of its {len(mine.files[split])} {split} images"
+                        for split, by in seen.items())
+    ancestors: dict[str, dict[str, list[Path]]] = {}
+    for split, by in seen.items():
+        for who, paths in by.items():
+            if who is not None:
+                ancestors.setdefault(who, {})[split] = paths
+    if key != trained_on.WEIGHTS or not ancestors:
+        return _LEAK[key].format(value=value, said=said)
+    own = sum(len(by.get(None, [])) for by in seen.values())
+    named = "; ".join(f"{who} ({' and '.join(f'{len(paths)} {split}' for split, paths in splits.items())} images, "
+                      f"e.g. {_shown(next(iter(splits.values()))[0], base_dir)})" for who, splits in ancestors.items())
+    split_alike = ("for those their own run learned, in another split of it, split this study as the weights' "
+                   "study did (the same seed and fractions, or split folders or a split column); for the others, ")
+    return (f"{trained_on.WEIGHTS} {value!r} were trained or selected on {said}: "
+            + (f"{own} by their own run, and the others " if own else "")
+            + f"by weights in their lineage (trained_on.json {trained_on.INHERITED}), whose run learned them: "
+            f"{named}. Test metrics of this study's exports would be optimistic (and selection on validation "
+            "too). Fix: " + (split_alike if own else "") + "keep those images out of this study's test and "
+            "validation splits (in its train split, e.g. with split folders, or out of the data), or start from "
+            "weights of other data")
+
+
+def _shown(path: Path, base_dir: Path) -> str:
+    """A file as short as it can be named: relative to the study file's folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(base_dir.resolve()))
+    except ValueError:
+        return str(path.resolve())
 
 
 def _not_recorded_warning(value: str, unknown: list[dict[str, str]]) -> str:
