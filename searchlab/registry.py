@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from searchlab.errors import RegistryError
-from searchlab.study_modules import forget_if_stale, from_study_folder, remember
+from searchlab.study_modules import forget_if_stale, from_study_folder, remember, the_running_script
 from searchlab.suggest import did_you_mean
 
 T = TypeVar("T")
@@ -44,6 +44,9 @@ def _shadowing(module: Any, module_name: str) -> str | None:
     was imported instead of the user's file: the study's folder comes after the installed packages, so an
     installed one wins. A module from the study's folder is the user's file (another on the path lost to it)."""
     imported = getattr(module, "__file__", None)
+    if module is sys.modules.get("__main__"):
+        return (f"'{module_name}' is the script that is running ({imported}), which has not defined it yet when "
+                "it calls searchlab: define it above that call")
     if from_study_folder(module):
         return None
     relative = Path(*module_name.split("."))
@@ -65,6 +68,9 @@ def _is_file(path: Path) -> bool:
 
 def _import_module(module_name: str, spec: str, what: str) -> Any:
     forget_if_stale(module_name)   # a study file's module edited since, or another study's of the same name
+    script = the_running_script(module_name)
+    if script is not None:   # the script that runs the study: importing it ran it (and its search) once more
+        return script
     try:
         module = importlib.import_module(module_name)
         remember(module)

@@ -8,6 +8,8 @@ found it: the process goes on after the command, and its own code should not not
 - torch's thread count: a run's in-process worker sets its own (executor.threads_per_worker).
 - Its own modules: a study's modules come before the caller's folder while the command runs (study_modules.py);
   after it, the caller's `import helpers` gets its own `helpers.py` again, not the study's, cached.
+- Its import path: sys.path and sys.meta_path as they were, without the study's folder and its finder (the
+  caller's `import onlyA` found a file only the study's folder has).
 The searchlab command itself ends with the command: nothing to give back there. Nothing is imported for it: a
 caller without torch has no random state to keep (`searchlab cache` stays quick), and Optuna imported by the
 command is left at the level its import sets.
@@ -26,7 +28,7 @@ def callers_state_kept(caller_goes_on: bool) -> Iterator[None]:
         yield
         return
     with ExitStack() as stack:
-        stack.callback(_imports_given_back, dict(sys.modules))
+        stack.callback(_imports_given_back, dict(sys.modules), list(sys.path), list(sys.meta_path))
         if "optuna" in sys.modules:
             import optuna
 
@@ -41,10 +43,11 @@ def callers_state_kept(caller_goes_on: bool) -> Iterator[None]:
         yield
 
 
-def _imports_given_back(before: dict[str, Any]) -> None:
+def _imports_given_back(before: dict[str, Any], path: list[str], meta_path: list[Any]) -> None:
     study_modules = sys.modules.get("searchlab.study_modules")
     if study_modules is not None:   # no study was loaded without it
-        study_modules.give_back_imports(before)
+        study_modules.give_back_imports(before)   # first: told by where they are, on the study's path
+        study_modules.give_back_import_path(path, meta_path)
 
 
 def _optuna_as_imported() -> None:

@@ -4,9 +4,11 @@ once more in each."""
 from __future__ import annotations
 
 import ast
+import inspect
 import multiprocessing
 import sys
 from pathlib import Path
+from types import FrameType
 
 from searchlab.errors import SearchlabError
 
@@ -26,9 +28,10 @@ def refuse_an_unguarded_script() -> None:
 
 
 def _unguarded_call_in_main() -> str | None:
-    """"file:line" of the top-level statement of the script `__main__` that called this, when no `if` on
-    `__name__` guards it and a spawned process would run that script again; else None (a notebook, `python -c`,
-    `python -m package`, a call from a guarded block, a script whose source cannot be read)."""
+    """"file:line" of the top-level statement of the script `__main__` that called this, when no test on
+    `__name__` guards the call (an `if`, an `... if ... else ...`, an `and`/`or`) and a spawned process would run
+    that script again; else None (a notebook, `python -c`, `python -m package`, a call from a guarded block, a
+    script whose source cannot be read)."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     module = getattr(getattr(main, "__spec__", None), "name", None)
@@ -50,13 +53,51 @@ def _unguarded_call_in_main() -> str | None:
         tree = ast.parse(Path(path).read_text())
     except (OSError, SyntaxError, ValueError):
         return None
-    if _guarded(tree, top.f_lineno):
+    if _guarded(tree, _running_call(top)):
         return None
     return f"{path}:{top.f_lineno}"
 
 
-def _guarded(tree: ast.Module, line: int) -> bool:
-    """Is the statement at `line` inside an `if` whose test reads `__name__`?"""
-    return any(isinstance(node, ast.If) and node.lineno <= line <= (node.end_lineno or node.lineno)
-               and any(isinstance(name, ast.Name) and name.id == "__name__" for name in ast.walk(node.test))
-               for node in ast.walk(tree))
+Span = tuple[int, int, int | None, int | None]   # first line, last line, first column, end column
+Located = ast.stmt | ast.expr
+
+
+def _running_call(frame: FrameType) -> Span:
+    """Where the call the frame waits on is in its source: `main([...]) if __name__ == "__main__" else None` has
+    the guard and the call on one line. Its line alone when Python keeps no columns (-X no_debug_ranges)."""
+    at = inspect.getframeinfo(frame, context=0).positions
+    if at is None or at.lineno is None or at.end_lineno is None:
+        return (frame.f_lineno, frame.f_lineno, None, None)
+    return (at.lineno, at.end_lineno, at.col_offset, at.end_col_offset)
+
+
+def _guarded(tree: ast.Module, call: Span) -> bool:
+    """Is the call in a branch of an `if` statement, an `... if ... else ...` expression or an `and`/`or`
+    whose test reads `__name__`?"""
+    return any(_within(branch, call) for node in ast.walk(tree) for branch in _branches_under_a_name_test(node))
+
+
+def _branches_under_a_name_test(node: ast.AST) -> list[Located]:
+    """The parts of `node` that run or not depending on a test that reads `__name__`."""
+    if isinstance(node, (ast.If, ast.IfExp)) and _reads_name(node.test):
+        return [*_as_list(node.body), *_as_list(node.orelse)]
+    if isinstance(node, ast.BoolOp):
+        first = next((i for i, value in enumerate(node.values) if _reads_name(value)), None)
+        return node.values[first + 1:] if first is not None else []
+    return []
+
+
+def _as_list(part: Located | list[ast.stmt]) -> list[Located]:
+    return list(part) if isinstance(part, list) else [part]
+
+
+def _reads_name(test: ast.AST) -> bool:
+    return any(isinstance(name, ast.Name) and name.id == "__name__" for name in ast.walk(test))
+
+
+def _within(node: Located, call: Span) -> bool:
+    first, last, column, end_column = call
+    node_last = node.end_lineno or node.lineno
+    if column is None or end_column is None or node.end_col_offset is None:
+        return node.lineno <= first and last <= node_last
+    return (node.lineno, node.col_offset) <= (first, column) and (last, end_column) <= (node_last, node.end_col_offset)
