@@ -23,6 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               "studies/quickstart.yaml (searchlab --help describes each)", file=sys.stderr)
         return 2
     handler: Callable[[argparse.Namespace], int] = args.handler
+    if not args.argv_given:
+        from searchlab.output_reader import streams_that_take_any_text
+
+        streams_that_take_any_text()
     try:
         with callers_state_kept(caller_goes_on=args.argv_given):
             return handler(args)
@@ -45,9 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # a full disk names no file: the file being written is the command's --out, when it has one
         where = exc.filename or getattr(args, "out", None)
+        # `searchlab report` of a run folder someone else owns: its default RUN/report.html cannot be written
+        elsewhere = (", or write it elsewhere with --out FILE" if isinstance(exc, PermissionError)
+                     and "out" in args and args.out is None and args.command == "report" else "")
         print(f"error: {f'{where}: ' if where else ''}{exc.strerror or exc}. Fix: check that the path exists, that "
-              "you may read or write it, and that the disk has space (searchlab --debug ... shows the traceback)",
-              file=sys.stderr)
+              f"you may read or write it, and that the disk has space{elsewhere} (searchlab --debug ... shows the "
+              "traceback)", file=sys.stderr)
         return 1
 
 
@@ -190,7 +197,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
     from searchlab.config.load import load_study
-    from searchlab.engine.signals import only_winding_down_after_a_stop, raise_if_stopped, stop_on_signals
+    from searchlab.engine.signals import exit_code, only_winding_down_after_a_stop, raise_if_stopped, stop_on_signals
 
     # A Ctrl-C while the study's modules import is remembered: medmnist's import swallows it in a bare
     # `except:`, and the whole search then ran and exited 0
@@ -209,17 +216,20 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
     # main() without arguments is this process's own command line: the process ends with it
     with only_winding_down_after_a_stop(process_ends=not args.argv_given):
         result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
-        exported, headline, export_failed = None, None, False
+        exported, headline, export_failed, export_stopped = None, None, False, 0
         if study.config.export.after_run and not result.interrupted:
-            exported, headline, export_failed = _export_best(study, result)
+            try:
+                exported, headline, export_failed = _export_best(study, result)
+            except KeyboardInterrupt as exc:   # said by _export_best; the summary, with the command, still follows
+                export_failed, export_stopped = True, exit_code(exc)
         print_run_summary(study, result, exported, headline)
         output.flush()
         if output.reader_left:
             print(f"note: the reader of this run's output left (e.g. `| head`), and the run went on to its end: "
                   f"searchlab status {study.run_dir} shows its summary", file=sys.stderr)
         _shut_ray_down()
-    if result.interrupted:
-        return result.exit_code
+    if result.interrupted or export_stopped:
+        return result.exit_code if result.interrupted else export_stopped
     # a run where no trial completed, that budget.max_failed stopped, or whose export failed, failed: for scripts
     # and CI too (`run && use best/` used a missing or an earlier export)
     return 0 if best_trials(result.study) and result.stopped_by != "budget.max_failed" and not export_failed else 1
@@ -304,6 +314,12 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
         print(f"export skipped: {said}\nThe trials are stored; export them with: {how}{moving_aside(out)}",
               file=sys.stderr)
         return None, None, len(study.objectives) == 1   # several objectives: no single best, as designed
+    except KeyboardInterrupt as exc:   # a stop (export_run removed its partial folder): the run's code is the stop's
+        from searchlab.engine.signals import as_interrupted
+
+        print(f"export interrupted ({as_interrupted(exc).reason}): {out} is as it was. The trials are stored; export "
+              f"them with: {how}{moving_aside(out)}", file=sys.stderr)
+        raise
     if replaced:   # as `searchlab export` says it: the folder may have held another study's model
         print(f"note: replaced the earlier export in {out} ({replaced})", file=sys.stderr)
     if "generator" in config:

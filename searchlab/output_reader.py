@@ -1,11 +1,14 @@
-"""`searchlab run study.yaml | head`: the reader of a run's header and summary may leave long before the run ends.
+"""The command line's output streams. `searchlab run study.yaml | head`: the reader of a run's header and summary
+may leave long before the run ends.
 
 The trials and the export are the point of a run, not those lines, so the run goes on with its output dropped and
 keeps its own exit code. Before, the summary's BrokenPipeError made a run that went well exit 1 without a word, and
 with unbuffered output (PYTHONUNBUFFERED=1) the header's ended the run before its first trial."""
 from __future__ import annotations
 
+import io
 import os
+import sys
 from typing import Any, TextIO
 
 
@@ -41,3 +44,20 @@ class OutputWhoseReaderMayLeave:
 
     def __getattr__(self, name: str) -> Any:   # isatty, fileno, encoding ... of the real stream
         return getattr(self._stream, name)
+
+
+def streams_that_take_any_text() -> None:
+    """For searchlab's own command line (not a Python caller's streams): a stream closed at start (`>&-`) is
+    None in Python, and printing to it raised AttributeError deep inside; a stream of an encoding that cannot
+    say a path's letters (PYTHONIOENCODING=ascii) raised UnicodeEncodeError. Closed: /dev/null; narrow: the
+    letters it cannot say escaped (\\xe9)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w"))   # noqa: SIM115 - the process's own, open until it ends
+        elif isinstance(stream, io.TextIOWrapper) and stream.errors == "strict" and not _utf8(stream.encoding):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _utf8(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") == "utf8"

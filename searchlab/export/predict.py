@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -28,7 +27,7 @@ from searchlab.data.synthetic_files import RECORD, synthetic_among
 from searchlab.errors import ExportError, a_few, refuse_folder
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models import standalone
-from searchlab.whole_file import not_a_file
+from searchlab.whole_file import write_whole
 
 SAME_EXPORT = "export the run again, or copy all of one export's files together"
 CHUNK = 256   # images decoded and predicted at a time: memory stays bounded for large folders
@@ -41,7 +40,7 @@ def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: Tex
     _say_what_the_files_are(files, config)
     net = _model(Path(export_dir), config)
     names = config["class_names"]
-    writer = csv.writer(out)
+    writer = csv.writer(out, lineterminator="\n")   # as `trials`: a \r\n ended each row's last cell in awk and cut
     header = ["path", *(f"p({name})" for name in names), "predicted"]
     unreadable: list[ExportError] = []
     progress = DecodeProgress(len(files), cached=False, doing="predict: read and scored")
@@ -340,22 +339,16 @@ def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -
         sys.stdout.write(table.getvalue())
         return rows
     refuse_folder(out, "predictions.csv", what="CSV file")
-    # /dev/null or a pipe is written to: a file moved over it would take its place
-    partial = Path(out) if not_a_file(Path(out)) else Path(f"{out}.partial")
-    try:   # the folder is made, as `export --out` makes its own
-        partial.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+
+    def write(part: Path) -> None:
+        nonlocal rows
         # file names that are not UTF-8 (Latin-1 from a Windows share) are written back as the bytes they are,
         # as on the terminal: strict UTF-8 ended the command in a UnicodeEncodeError
-        fh = partial.open("w", newline="", encoding="utf-8", errors="surrogateescape")
-    except OSError as exc:
-        raise ExportError(f"--out {out}: cannot write it ({exc.strerror or exc}). Fix: name a file in a folder "
-                          "you can write to") from None
-    try:
-        with fh:
+        with part.open("w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
             rows = predict_files(export_dir, inputs, fh)
-        if partial != Path(out):
-            os.replace(partial, out)
-        return rows
-    finally:
-        if partial != Path(out):
-            partial.unlink(missing_ok=True)
+
+    # as `trials --out`: a hidden partial file of this process's own (two predicts into one --out each moved a
+    # whole file; a shared `out.partial` mixed their rows), and a pipe or a device written to, never replaced
+    write_whole(Path(out), write)
+    return rows
