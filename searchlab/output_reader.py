@@ -49,14 +49,18 @@ class OutputWhoseReaderMayLeave:
 def streams_that_take_any_text() -> None:
     """For searchlab's own command line (not a Python caller's streams): a stream closed at start (`>&-`) is
     None in Python, and printing to it raised AttributeError deep inside; a stream of an encoding that cannot
-    say a path's letters (PYTHONIOENCODING=ascii) raised UnicodeEncodeError. Closed: /dev/null; narrow: the
-    letters it cannot say escaped (\\xe9)."""
+    say a path's letters (PYTHONIOENCODING=ascii) raised UnicodeEncodeError. Closed: /dev/null. Narrow: standard
+    output, which carries data (predict's rows, trials tables), is UTF-8 as --out files are (escaped, a path
+    named a file that does not exist); standard error, read by people, escapes what it cannot say (\\xe9)."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is None:
             setattr(sys, name, open(os.devnull, "w"))   # noqa: SIM115 - the process's own, open until it ends
-        elif isinstance(stream, io.TextIOWrapper) and stream.errors == "strict" and not _utf8(stream.encoding):
-            stream.reconfigure(errors="backslashreplace")
+        elif isinstance(stream, io.TextIOWrapper) and not _utf8(stream.encoding):
+            if name == "stdout":
+                stream.reconfigure(encoding="utf-8", errors="surrogateescape")
+            elif stream.errors == "strict":
+                stream.reconfigure(errors="backslashreplace")
 
 
 def _utf8(encoding: str) -> bool:

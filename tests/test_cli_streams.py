@@ -36,14 +36,17 @@ def test_a_closed_standard_output_ends_nothing(write_study, tmp_path):
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
-def test_a_narrow_encoding_gets_a_path_it_cannot_say_escaped(write_study, tmp_path):
+def test_a_narrow_encoding_gets_data_in_utf8_and_messages_escaped(write_study, tmp_path):
     """PYTHONIOENCODING=ascii and a run folder named café: status ended in a UnicodeEncodeError."""
     path = callable_study(write_study, n=2)
     run_study(load_study(path, {"run_dir": str(tmp_path / "café")}), progress=False)
     done = subprocess.run([sys.executable, "-m", "searchlab.cli", "status", str(tmp_path / "café")],
                           env={**ENV, "PYTHONIOENCODING": "ascii"}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "caf\\xe9" in done.stdout and "2 complete" in done.stdout
+    assert "café" in done.stdout and "2 complete" in done.stdout   # data as UTF-8, as --out files are
+    refused = subprocess.run([sys.executable, "-m", "searchlab.cli", "status", str(tmp_path / "café" / "x")],
+                             env={**ENV, "PYTHONIOENCODING": "ascii"}, capture_output=True, text=True)
+    assert refused.returncode == 2 and "caf\\xe9" in refused.stderr   # messages escaped where they cannot be said
 
 
 def test_predict_rows_end_as_unix_tools_read_them(exported, tmp_path, capsys):  # noqa: F811

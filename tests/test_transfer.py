@@ -337,6 +337,8 @@ def test_weights_trained_on_this_studys_test_images_are_warned_of(write_study, t
         err = capsys.readouterr().err
         assert f"space.model.weights '{tmp_path / source}' were trained or selected on " in err
         assert re.search(r"\d+ of its 6 test images", err) and "Test metrics of this study's exports" in err
+        # splitting alike cannot move copies that sit in another data set's own split folders
+        assert "where the files are copies in another data set, keep them out of this study's test and" in err
     config = export_run(tmp_path / "ba", tmp_path / "ba_export", bootstrap=10)   # the export says so too
     [seen] = config["test_images_seen_by_weights"]
     assert seen["weights"] == str(tmp_path / "a") and 1 <= seen["test_images"] <= 6
@@ -345,7 +347,8 @@ def test_weights_trained_on_this_studys_test_images_are_warned_of(write_study, t
     capsys.readouterr()
     warn_about_export(config)
     assert f"test images were trained or selected on by the run of the weights these trials started from " \
-           f"({tmp_path / 'a'}): the test metrics are optimistic" in capsys.readouterr().err
+           f"({tmp_path / 'a'}): the test metrics are optimistic. Fix: split as that study did, or where the files " \
+           "are copies in another data set, keep them out of the test split" in capsys.readouterr().err
     same = study.format(name="c", weights=f", transfer: full, weights: '{tmp_path / 'a_best'}'", seed=0,
                         run=tmp_path / "c")
     run_study(load_study(write_study(same)), progress=False)   # split as the weights' study was: nothing seen

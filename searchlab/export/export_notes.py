@@ -85,7 +85,8 @@ def warn_about_export(config: dict[str, Any]) -> None:
             continue
         print(f"warning: {source['test_images']} of the {config['test_size']} test images were trained or selected "
               f"on by {how} ({source['weights']}): the test metrics are optimistic. Fix: split as that study did, "
-              f"or {fix}", file=sys.stderr)
+              f"or where the files are copies in another data set, keep them out of the test split, or {fix}",
+              file=sys.stderr)
     if config.get("test_split_scored") and (note := scorings_note(config["test_split_scored"])):
         print(note, file=sys.stderr)
     _warn_if_one_class(config)

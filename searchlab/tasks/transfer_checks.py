@@ -286,9 +286,11 @@ def _sources(specs: list[ClassifyTrialConfig]) -> list[tuple[str, str, bool]]:
     return sorted((key, value, folded) for (key, value), folded in named.items())
 
 
+# splitting alike cannot move copies of those files that sit in another data set's own split folders
 _OPTIMISTIC = ("Test metrics of this study's exports would be optimistic (and selection on validation too). Fix: "
                "split this study as the {whose} study did (the same seed and fractions, or split folders or a split "
-               "column), or {other}")
+               "column), or where the files are copies in another data set, keep them out of this study's test and "
+               "validation splits, or {other}")
 # Its test images anywhere in the model's run; its validation images among those the model trained on
 _LEAK = {
     trained_on.WEIGHTS: "space.model.weights {value!r} were trained or selected on {said}: the same files, in another "
