@@ -1,10 +1,14 @@
 """model.save writes its folder whole (a full disk or a Ctrl-C left an earlier save that load() refused, or a
 half-written one that save() refused), `--out` through an anonymous pipe's /proc/self/fd/N and a Parquet table
-onto a named pipe are written, and a run whose best/ holds fine-tuned weights says one thing about its export."""
+onto a named pipe are written, and a run whose best/ holds fine-tuned weights says one thing about its export.
+Saves into one folder at once (every DDP rank) lost the user's files there and left set-aside folders; a read-only
+folder inside left each earlier save beside, a read-only save folder was replaced, and hidden folders of the
+user's named like leftovers (.tuned.2024-01-05.old) were removed."""
 from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import pathlib
 import shlex
@@ -12,6 +16,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+import textwrap
 
 import pandas as pd
 import pytest
@@ -20,6 +26,7 @@ import torch
 from searchlab.cli import main
 from test_model_save_guards import STUDY, module_of, source  # noqa: F401  (source: a run and its export)
 from test_paths_and_writes import _read_in_a_thread, finished_run  # noqa: F401  (finished_run: a fixture)
+from test_export_out_folder import NOGROUP, root_only
 from test_trials_table import REPO
 
 
@@ -111,6 +118,133 @@ def test_save_still_refuses_what_it_cannot_replace_whole(source, tmp_path, monke
         model.save(net, config, tmp_path / "file")
     assert (tmp_path / "file").read_text() == "mine\n"
     model.save(net, config, tuned / "tuned")   # the fix the first error gives
+
+
+def test_a_user_folder_named_like_a_leftover_is_not_removed(source, tmp_path):
+    """Only names save() gives (.NAME.PID-8HEX.partial|old): 2024 and 20240105 were taken for dead pids."""
+    model = module_of(source / "run" / "best" / "model.py", "model_leftover_names")
+    net, config = model.load(source / "run" / "best")
+    mine = [tmp_path / name for name in (".tuned.2024-01-05.old", ".tuned.20240105.old", ".tuned.2024.partial")]
+    for folder in mine:
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine\n")
+    model.save(net, config, tmp_path / "tuned")
+    model.save(net, config, tmp_path / "tuned")   # the earlier save set aside beside them
+    assert all((folder / "notes.txt").read_text() == "mine\n" for folder in mine)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tuned", *(folder.name for folder in mine)])
+
+
+SAVE_LOOP = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import model
+    net, config = model.load(sys.argv[1])
+    print("ready", flush=True)
+    sys.stdin.readline()   # all at once
+    for _ in range(int(sys.argv[3])):
+        try:
+            model.save(net, config, sys.argv[2])
+            print("saved", flush=True)
+        except OSError as error:
+            print(error, flush=True)
+""")
+
+
+def test_saves_into_one_folder_from_several_processes_wait_for_each_other(source, tmp_path):
+    """Every DDP rank calling save(): one save set aside the folder whose files another was carrying over (the
+    user's notes lost), others failed saying 'the folder is as it was' (it had been replaced), .old folders left."""
+    model = module_of(source / "run" / "best" / "model.py", "model_ranks")
+    net, config = model.load(source / "run" / "best")
+    tuned = model.save(net, config, tmp_path / "tuned")
+    (tuned / "notes.txt").write_text("mine\n")
+    command = [sys.executable, "-c", SAVE_LOOP, str(source / "run" / "best"), str(tuned), "25"]
+    ranks = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    assert [rank.stdout.readline() for rank in ranks] == ["ready\n"] * 4
+    for rank in ranks:
+        rank.stdin.write("go\n")
+        rank.stdin.flush()
+    said = [line for rank in ranks for line in rank.communicate(timeout=120)[0].splitlines()]
+    assert said == ["saved"] * 100
+    assert (tuned / "notes.txt").read_text() == "mine\n" and sorted(p.name for p in tmp_path.iterdir()) == ["tuned"]
+    model.load(tuned)
+
+
+def test_a_save_whose_earlier_folder_cannot_be_put_back_says_where_it_is(source, tmp_path, monkeypatch):
+    """Not 'the folder is as it was': it is set aside, under a hidden name."""
+    model = module_of(source / "run" / "best" / "model.py", "model_put_back")
+    net, config = model.load(source / "run" / "best")
+    tuned = model.save(net, config, tmp_path / "tuned")
+    earlier, rename = _files(tuned), pathlib.Path.rename
+
+    def failing(self, target):
+        if pathlib.Path(target) == tuned:   # the new folder moving in, and the earlier one back
+            raise OSError(errno.EIO, "Input/output error")
+        return rename(self, target)
+    monkeypatch.setattr(pathlib.Path, "rename", failing)
+    with pytest.raises(OSError, match="nothing was saved, the earlier save, set aside at .*could not be put back. "
+                                      "Fix: rename it to") as raised:
+        model.save(net, config, tuned)
+    monkeypatch.undo()
+    [aside] = tmp_path.iterdir()
+    assert "as it was" not in str(raised.value) and str(aside) in str(raised.value) and _files(aside) == earlier
+
+
+AS_NOBODY = textwrap.dedent("""
+    import errno, fcntl, json, os, re, shutil, stat, sys, warnings   # read before root's files are out of reach
+    sys.path.insert(0, sys.argv[1])
+    import model
+    net, config = model.load(sys.argv[1])
+    os.setgroups([])
+    os.setgid(int(sys.argv[3]))
+    os.setuid(65534)
+    said = []
+    for make_read_only in (False, False, True):
+        if make_read_only:
+            os.chmod(sys.argv[2], 0o555)
+        try:
+            model.save(net, config, sys.argv[2])
+            said.append("saved")
+        except OSError as error:
+            said.append(str(error))
+    print(json.dumps(said))
+""")
+
+
+@root_only
+def test_a_read_only_folder_inside_leaves_no_earlier_save_and_a_read_only_save_folder_is_refused(source):
+    """As a user (uid 65534): rmtree could not empty the set-aside folder's copy of a read-only raw/, so each save
+    left the one before beside it, hidden; a save folder made read-only was replaced (saved in place, it failed)."""
+    home = pathlib.Path(tempfile.mkdtemp())   # not in tmp_path: its parents are root's alone
+    try:
+        shutil.copytree(source / "run" / "best", home / "export")
+        (home / "tuned" / "raw" / "scans").mkdir(parents=True)
+        (home / "tuned" / "raw" / "scans" / "a.png").write_bytes(b"png")
+        for path in (home, *home.rglob("*")):
+            os.chown(path, 65534, NOGROUP)
+        for folder in (home / "tuned" / "raw" / "scans", home / "tuned" / "raw"):
+            folder.chmod(0o555)
+        command = [sys.executable, "-c", AS_NOBODY, str(home / "export"), str(home / "tuned"), str(NOGROUP)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        said = json.loads(done.stdout)
+        assert said[:2] == ["saved", "saved"], done.stderr
+        assert "is read-only for this user and save() would replace it: nothing was saved" in said[2]
+        assert sorted(p.name for p in home.iterdir()) == ["export", "tuned"], done.stderr   # no hidden .old
+        assert (home / "tuned" / "raw" / "scans" / "a.png").read_bytes() == b"png"
+        assert stat.S_IMODE((home / "tuned" / "raw").stat().st_mode) == 0o555
+    finally:
+        shutil.rmtree(home)
+
+
+def test_a_set_aside_folder_that_cannot_be_removed_is_warned_of(source, tmp_path, monkeypatch):
+    model = module_of(source / "run" / "best" / "model.py", "model_warned")
+    net, config = model.load(source / "run" / "best")
+    tuned = model.save(net, config, tmp_path / "tuned")
+
+    def cannot(folder):
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+    monkeypatch.setattr(model, "_remove_tree", cannot)
+    with pytest.warns(RuntimeWarning, match=r"could not remove .*\.tuned\.\d+-[0-9a-f]{8}\.old.*Fix: remove it"):
+        model.save(net, config, tuned)
 
 
 def test_out_through_a_link_to_a_named_pipe_writes_the_pipe(finished_run, tmp_path):

@@ -39,21 +39,25 @@ def save(net: nn.Module, config: dict[str, Any], out_dir: str | Path, replace_ex
     save() wrote is overwritten (a training loop saving every epoch); an export is not, unless
     `replace_export`; other files (a notebook folder's own model.py) never are. The folder is written beside
     out_dir and swapped in whole (other files there carried over): a failed or interrupted save leaves the
-    earlier one as it was. Returns out_dir."""
+    earlier one as it was. Saves into one folder (every DDP rank's) wait for each other. Returns out_dir."""
     out_dir = _through_link(Path(out_dir))
     source = _own_source()
-    _refuse_to_overwrite(out_dir, replace_export)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
     _check_fits_config(state, config)
     weights = safetensors_bytes(state)
-    learned, fine_tuned_on = _trained_on_of(config)   # read first: out_dir may be the folder they came from
-    fine_tuned = fine_tuned_config(config, hashlib.sha256(weights).hexdigest())
-    fine_tuned["fine_tuned_on"] = fine_tuned_on
-    files: dict[str, str | bytes] = {"weights.safetensors": weights, "model.py": source}
-    if learned is not None:
-        files[TRAINED_ON] = learned
-    files["config.json"] = json.dumps(fine_tuned, indent=2, ensure_ascii=False) + "\n"
-    _write_whole_folder(out_dir, files)
+    lock = _wait_for_other_saves(out_dir)   # every DDP rank saving: one at a time, each over the one before
+    try:
+        _refuse_to_overwrite(out_dir, replace_export)
+        learned, fine_tuned_on = _trained_on_of(config)   # read first: out_dir may be the folder they came from
+        fine_tuned = fine_tuned_config(config, hashlib.sha256(weights).hexdigest())
+        fine_tuned["fine_tuned_on"] = fine_tuned_on
+        files: dict[str, str | bytes] = {"weights.safetensors": weights, "model.py": source}
+        if learned is not None:
+            files[TRAINED_ON] = learned
+        files["config.json"] = json.dumps(fine_tuned, indent=2, ensure_ascii=False) + "\n"
+        _write_whole_folder(out_dir, files)
+    finally:
+        _let_other_saves_in(out_dir, lock)
     return out_dir
 
 
@@ -88,12 +92,11 @@ def _write_whole_folder(out_dir: Path, files: dict[str, str | bytes]) -> None:
     for it. Written in place, a full disk or a Ctrl-C between weights.safetensors and config.json left an
     earlier save whose weights its config.json refused (fine-tuned weights, lost for good), or a new folder
     that save() then refused as someone's own files."""
-    import shutil   # here: model.py has standalone.py's imports, not this file's
-
     _refuse_to_swap(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_read_only(out_dir)
     _remove_leftovers(out_dir)
     staging = out_dir.parent / f"{_hidden_name(out_dir)}.{os.getpid()}-{os.urandom(4).hex()}.partial"
+    old = staging.with_name(staging.name.removesuffix(".partial") + ".old")
     try:
         staging.mkdir()
         for name, content in files.items():
@@ -105,12 +108,124 @@ def _write_whole_folder(out_dir: Path, files: dict[str, str | bytes]) -> None:
         if out_dir.is_dir():
             _carry_over(out_dir, staging)
             _keep_modes(out_dir, staging, files)
-        _swap_in(staging, out_dir)
-    except OSError as exc:   # named by the new folder's file, which is gone: say which folder and that it is whole
-        raise OSError(exc.errno, f"{exc.strerror or exc}; nothing was saved, the folder is as it was",
-                      str(out_dir)) from exc
+        _swap_in(staging, out_dir, old)
+    except OSError as exc:   # named by the new folder's file, which is gone: say which folder and what it holds
+        left = (f"the earlier save, set aside at {old}, could not be put back. Fix: rename it to {out_dir}"
+                if old.exists() else "the folder is as it was")
+        raise OSError(exc.errno, f"{exc.strerror or exc}; nothing was saved, {left}", str(out_dir)) from exc
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_set_aside(staging)
+    _remove_set_aside(old)
+
+
+def _wait_for_other_saves(out_dir: Path) -> int:
+    """A lock file beside out_dir, taken once no other save of out_dir (another process, thread or DDP rank)
+    holds it: saving at once, one save set aside the folder whose files another was carrying over, which lost
+    them. POSIX: flock, the file removed by its holder (a waiter on the removed file takes the new one). Other
+    systems (Windows, untested): msvcrt's lock of its first byte, tried again while it gives up after 10 s (the
+    file left there: Windows removes no open file)."""
+    import errno
+
+    lock = _lock_file(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            # read-only: a lock file another user's killed save left (0o644) is still taken, and not written
+            fd = os.open(lock, os.O_RDONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except PermissionError as exc:
+            if os.access(out_dir.parent, os.W_OK):
+                raise
+            raise PermissionError(exc.errno, f"{out_dir.parent} is read-only for this user, and save() writes the "
+                                  f"new folder there, beside {out_dir.name}, before renaming it in: nothing was "
+                                  "saved. Fix: make it writable, or save into a folder of yours", str(lock)) from exc
+        try:
+            if os.name != "posix":
+                import msvcrt
+                while True:
+                    try:
+                        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                        return fd
+                    except OSError as exc:
+                        if exc.errno != errno.EDEADLOCK:
+                            raise
+            import fcntl
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):   # still the file there: not removed meanwhile
+                return fd
+        except FileNotFoundError:   # removed by the save before this one
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _let_other_saves_in(out_dir: Path, fd: int) -> None:
+    """The lock file removed unless it holds something (then it is someone's own file of that name), and let go."""
+    try:
+        if os.name == "posix" and os.fstat(fd).st_size == 0:
+            os.unlink(_lock_file(out_dir))
+        elif os.name != "posix":
+            import msvcrt
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    except OSError:   # removed or let go all the same when closed
+        pass
+    finally:
+        os.close(fd)
+
+
+def _lock_file(out_dir: Path) -> Path:
+    return out_dir.parent / f"{_hidden_name(out_dir)}.lock"
+
+
+def _refuse_read_only(out_dir: Path) -> None:
+    """A folder this user may not write is not replaced: made read-only, it is not to be saved into (written in
+    place, save() failed there, as it should)."""
+    import errno
+
+    if out_dir.is_dir() and not os.access(out_dir, os.W_OK):
+        raise PermissionError(errno.EACCES, f"{out_dir} is read-only for this user and save() would replace it: "
+                              "nothing was saved. Fix: make it writable (chmod u+w) to save there, or save into a "
+                              f"new folder, e.g. {str(out_dir) + '_tuned'!r}", str(out_dir))
+
+
+def _remove_set_aside(folder: Path) -> None:
+    """A new or earlier folder beside out_dir removed, or a warning naming it: each is a whole save, and left
+    silently (a read-only folder inside that rmtree could not empty) a loop saving every epoch filled the disk."""
+    if not os.path.lexists(folder):
+        return
+    try:
+        _remove_tree(folder)
+    except OSError as exc:
+        import warnings
+        warnings.warn(f"save() could not remove {folder}, a hidden folder it set aside ({exc}). Fix: remove it, "
+                      "e.g. rm -rf", RuntimeWarning, stacklevel=4)
+
+
+def _remove_tree(folder: Path) -> None:
+    """shutil.rmtree, making a folder inside writable (and listable) when one could not be emptied (a carried-over
+    raw/ the user made read-only) and trying once more. Files are left as they are: the set-aside folder's are
+    hard links of the saved folder's, whose mode is the user's (Windows, which will not remove a read-only file,
+    keeps the folder: save() warns)."""
+    import shutil
+    import stat
+    import sys
+
+    def writable_and_again(func: Any, path: str, error: Any) -> None:
+        error = error[1] if isinstance(error, tuple) else error   # onerror's exc_info, onexc's exception
+        of_entry = func in (os.unlink, os.remove, os.rmdir)   # else a folder that could not be listed
+        folder = os.path.dirname(path) if of_entry else path
+        mode = os.lstat(folder).st_mode
+        if stat.S_ISLNK(mode) or mode & stat.S_IRWXU == stat.S_IRWXU:
+            raise error   # not for want of permission: nothing to make writable, nor loop on
+        os.chmod(folder, mode | stat.S_IRWXU)
+        if of_entry:
+            func(path)
+        else:
+            shutil.rmtree(path, **handler)
+
+    handler = {"onexc" if sys.version_info >= (3, 12) else "onerror": writable_and_again}
+    shutil.rmtree(folder, **handler)
 
 
 def _refuse_to_swap(out_dir: Path) -> None:
@@ -142,17 +257,15 @@ def _hidden_name(out_dir: Path) -> str:
 
 def _remove_leftovers(out_dir: Path) -> None:
     """Folders beside out_dir of saves killed outright (which ran no cleanup), by their process id: a new
-    folder, and an earlier one set aside once out_dir is back in place. A live process's are its own."""
-    import shutil
+    folder, and an earlier one set aside once out_dir is back in place. A live process's are its own. Only the
+    names save() gives (.NAME.PID-8HEX.partial|old): the user's .tuned.2024-01-05.old was taken for pid 2024's."""
+    import re
 
-    prefix = _hidden_name(out_dir) + "."
+    made_by_save = re.compile(re.escape(_hidden_name(out_dir)) + r"\.([0-9]+)-[0-9a-f]{8}\.(partial|old)")
     for path in out_dir.parent.iterdir():
-        if not path.name.startswith(prefix):
-            continue
-        made_by, _, kind = path.name[len(prefix):].partition(".")
-        pid = made_by.partition("-")[0]
-        if pid.isdigit() and (kind == "partial" or kind == "old" and out_dir.exists()) and not _running(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
+        made = made_by_save.fullmatch(path.name)
+        if made and (made[2] == "partial" or out_dir.exists()) and not _running(int(made[1])):
+            _remove_set_aside(path)
 
 
 def _running(pid: int) -> bool:
@@ -163,7 +276,7 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)   # signal 0: asks, sends nothing
     except ProcessLookupError:
         return False
-    except OSError:   # another user's process
+    except (OSError, OverflowError):   # another user's process; a number no pid reaches, in no name save() gave
         return True
     return True
 
@@ -207,22 +320,18 @@ def _keep_modes(out_dir: Path, staging: Path, files: dict[str, str | bytes]) -> 
             (staging / name).chmod((out_dir / name).stat().st_mode & 0o777)
 
 
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    """One rename when out_dir is new, else two (the earlier folder aside, the new one in), the earlier one put
-    back when the second fails or is interrupted: out_dir is never missing or half-written."""
-    import shutil
-
+def _swap_in(staging: Path, out_dir: Path, old: Path) -> None:
+    """One rename when out_dir is new, else two (the earlier folder aside to `old`, the new one in), the earlier
+    one put back when the second fails or is interrupted: out_dir is never missing or half-written."""
     if not out_dir.exists():
         staging.rename(out_dir)
         return
-    old = staging.with_name(staging.name.removesuffix(".partial") + ".old")
     try:
         out_dir.rename(old)
         staging.rename(out_dir)
     finally:
         if old.exists() and not out_dir.exists():
             old.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _own_source() -> str:
