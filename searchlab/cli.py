@@ -296,7 +296,8 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
             print(f"export: nothing ran, but {out} holds {other}, which an export would replace: export skipped, "
                   f"they are kept.\nThe trials are stored; export them with: {how}{moving_aside(out)}",
                   file=sys.stderr)
-            return None, None, len(study.objectives) == 1   # as the refused export's exit code was
+            # nothing new to export and weights kept on purpose: no failure (`run && ...` failed on every call)
+            return None, None, False
         # another study's model (one run in this folder under another name) must not pass for this study's
         print(f"export: nothing ran, but {out} holds {other}, not a trial of study '{study.config.name}'; "
               "exporting this study's best in its place", file=sys.stderr)

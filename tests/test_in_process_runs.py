@@ -14,7 +14,7 @@ import pytest
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
 from test_callable_task import STUDY
-from test_run import REPO, TESTS
+from test_run import REPO, TESTS, default_stop_signals
 
 
 def _study(write_study, tmp_path: Path, module: str, code: str, n: int = 1, extra: str = "") -> Path:
@@ -32,7 +32,7 @@ def _python(tmp_path: Path, script: str, timeout: float = 600) -> subprocess.Com
     path.write_text(script)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
     return subprocess.run([sys.executable, str(path)], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, preexec_fn=default_stop_signals)
 
 
 CTRL_C_IN_FIRST_TRIAL = """

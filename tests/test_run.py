@@ -44,6 +44,14 @@ budget: {n_trials: 2, epochs: 2}
 """
 
 
+def default_stop_signals() -> None:
+    """preexec_fn for a child a test sends Ctrl-C or SIGHUP: with the signals' default handlers, as from a
+    terminal. The suite may run under nohup or as a script's background job (CI: `nohup bash .ci/run &`),
+    whose SIG_IGN the child would inherit and keep (a signal ignored when a process starts stays ignored)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def callable_study(write_study, fn="quadratic", n=4, sleep=0.0, extra=""):
     return write_study(CALLABLE.format(fn=fn, n=n, sleep=sleep) + extra)
 
@@ -234,7 +242,8 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_rest(write_study, tmp_path
     path = callable_study(write_study, n=50, sleep=1.5)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
     proc = subprocess.Popen([sys.executable, "-m", "searchlab.cli", "run", str(path), "--no-progress"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_stop_signals)
     storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
     deadline = time.time() + 60
     while time.time() < deadline:

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
-from test_run import REPO, TESTS, callable_study
+from test_run import REPO, TESTS, callable_study, default_stop_signals
 
 WORKERS = "\nexecutor: {workers: 2, max_retries: 1}\n"
 
@@ -31,7 +32,7 @@ def _study(write_study, tmp_path, n, sleep, extra=WORKERS):
 def _start_run(path: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
     return subprocess.Popen([sys.executable, "-m", "searchlab.cli", "run", str(path), "--no-progress"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_stop_signals)
 
 
 def _wait_for_pids(pid_dir: Path, count: int, timeout: float = 180) -> list[int]:
@@ -94,7 +95,8 @@ def test_ctrl_c_while_the_workers_start_prints_no_traceback(write_study, tmp_pat
     path, _ = _study(write_study, tmp_path, n=4, sleep=120)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
     proc = subprocess.Popen([sys.executable, "-m", "searchlab.cli", "run", str(path), "--no-progress"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_stop_signals)
     deadline = time.time() + 120
     while time.time() < deadline and len(_children(proc.pid)) < 2:
         time.sleep(0.02)
@@ -186,7 +188,17 @@ print("recorded")
     assert done.stdout.split("\n")[:2] == ["stopped: Ctrl-C", "recorded"]
 
 
-def test_a_stop_while_optuna_records_a_trial_stops_the_run_after_it_not_inside_it(write_study, tmp_path, monkeypatch):
+@pytest.fixture()
+def ctrl_c_as_from_a_terminal():
+    """This process's Ctrl-C as a terminal's foreground job gets it: the suite may run as a script's background
+    job (CI: `nohup bash .ci/run &`), for which the shell ignores Ctrl-C, and a run keeps a signal ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_stop_while_optuna_records_a_trial_stops_the_run_after_it_not_inside_it(write_study, tmp_path, monkeypatch,
+                                                                             ctrl_c_as_from_a_terminal):
     """A Ctrl-C landing in Optuna's tell broke its clean-up (UnboundLocalError: 'updated_state'): the run crashed
     with exit 1 and left the trial RUNNING, later retried as a process that died without a word."""
     from optuna.study import _optimize
@@ -206,7 +218,8 @@ def test_a_stop_while_optuna_records_a_trial_stops_the_run_after_it_not_inside_i
     assert [t.state for t in _trials(tmp_path)] == [TrialState.COMPLETE]   # recorded whole, then the run stopped
 
 
-def test_a_ctrl_c_swallowed_while_the_study_loads_still_stops_the_run(write_study, tmp_path, monkeypatch, capsys):
+def test_a_ctrl_c_swallowed_while_the_study_loads_still_stops_the_run(write_study, tmp_path, monkeypatch, capsys,
+                                                                        ctrl_c_as_from_a_terminal):
     """medmnist's import wraps its own imports in a bare `except:`: a Ctrl-C in the first seconds of `searchlab
     run` landed there, and the whole search ran and exited 0."""
     import searchlab.config.load as load

@@ -35,7 +35,7 @@ from searchlab.engine.resume import check_resumable
 from searchlab.engine.run_history import joined_since, record_run, run_entry, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
 from searchlab.engine.setup_record import search_setup
-from searchlab.engine.signals import exit_code, is_interruption, stop_on_signals
+from searchlab.engine.signals import exit_code, hold_stops, is_interruption, release_stops, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
@@ -117,6 +117,7 @@ def _run(study: Study, progress: bool) -> RunResult:
                 _run_trials(study, ostudy, deadline, bar, own, alone=sole_runner, new_dir=new_dir)
         except KeyboardInterrupt as exc:
             interrupted, code = True, exit_code(exc)
+            _fail_left_by_the_stop(study, ostudy, started, lock)
         except BaseException:   # no last update: a run refused before its first trial may have deleted its study
             bar.close()
             raise
@@ -180,6 +181,20 @@ def _take_over_left_running(study: Study, ostudy: optuna.Study, started: float, 
           "run of this folder that ended without finishing them (killed): they held budget.n_trials, so this run "
           "failed them and runs their configs again", file=sys.stderr)
     return True
+
+
+def _fail_left_by_the_stop(study: Study, ostudy: optuna.Study, started: float, lock: HeldLock) -> None:
+    """Once an interrupted run's workers stopped, FAIL as interrupted what they left RUNNING (configs run again
+    later): a stop inside Optuna's ask, before the objective, left it RUNNING (2 of 14 stops of 2 workers).
+    Where _take_over_left_running would (a local file, no Ray); a second Ctrl-C meanwhile is held."""
+    if study.config.executor.kind == "ray" or not is_local_file(study.storage_url):
+        return
+    hold_stops()
+    try:
+        with ask_lock(study.run_dir):   # the workers' budget lock: a runner that joined this one may be reading
+            fail_left_running(ostudy, _unheld_running(study, ostudy, started, lock))
+    finally:
+        release_stops()
 
 
 def _unheld_running(study: Study, ostudy: optuna.Study, started: float, lock: HeldLock) -> list[FrozenTrial]:
@@ -445,15 +460,10 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bo
     at most `max_retries` times: one that killed its process each time was run again by every run, for good.
     A trial no worker had started (Ray Tune asks for trials ahead of free slots) is not its config's doing.
     """
-    storage, retry = ostudy._storage, retry_callback(sys.maxsize, fixed_now)
+    retry = retry_callback(sys.maxsize, fixed_now)
     stale = [t for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
              if fail_running or t.number in gone]
-    for trial in stale:
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):   # its driver told it just now
-            if "error" not in trial.user_attrs:   # `ran_with` is its objective's first record on a worker
-                storage.set_trial_user_attr(trial._trial_id, "error",
-                                            INTERRUPTED if "ran_with" in trial.user_attrs else NEVER_STARTED)
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    fail_left_running(ostudy, stale)
     trials = ostudy.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's
         t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
@@ -469,6 +479,17 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bo
                 continue
             retry(ostudy, trial)
     return len(stale)
+
+
+def fail_left_running(ostudy: optuna.Study, stale: list[FrozenTrial]) -> None:
+    """FAIL the RUNNING trials `stale`, whose process ended without them, as interrupted (or with its own error)."""
+    storage = ostudy._storage
+    for trial in stale:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):   # its driver told it just now
+            if "error" not in trial.user_attrs:   # `ran_with` is its objective's first record on a worker
+                storage.set_trial_user_attr(trial._trial_id, "error",
+                                            INTERRUPTED if "ran_with" in trial.user_attrs else NEVER_STARTED)
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
 
 
 def _silent_deaths(trial: FrozenTrial, trials: list[FrozenTrial]) -> int:

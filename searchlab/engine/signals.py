@@ -6,6 +6,10 @@ SIGTERM is how a batch scheduler (SLURM at its time limit or on preemption), `do
 stayed RUNNING, and supervised worker processes, which get no signal when only their parent is told, went on
 running the study with nobody watching them. Workers also stop when their parent process is gone (killed -9).
 
+A signal ignored when the process starts stays ignored (the Unix convention): `nohup searchlab run ... &` is
+not stopped by the hang-up of a closed SSH session, nor a background job of a script (`cmd &`, whose shell
+ignores Ctrl-C for it) by a Ctrl-C; their worker processes ignore them too.
+
 A stop is raised asynchronously, wherever the main thread is, and library code with a bare `except:` can
 swallow it (medmnist's import does). So the request is also remembered, and the run checks it between trials
 and at every epoch (`raise_if_stopped`).
@@ -17,7 +21,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -88,14 +92,21 @@ def release_stops() -> None:
     _held.clear()
 
 
+def honoured_stops() -> tuple[int, ...]:
+    """The stop signals this process is not set to ignore (SIG_IGN, as nohup sets SIGHUP, and a script's shell
+    Ctrl-C for its background jobs): a run overriding that was stopped by the logout `nohup` was meant to outlive."""
+    return tuple(sig for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN)
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """While the block runs in the main thread, Ctrl-C, SIGTERM and SIGHUP raise Interrupted (each time)."""
+    """While the block runs in the main thread, Ctrl-C, SIGTERM and SIGHUP raise Interrupted (each time), unless
+    the process ignores them (honoured_stops)."""
     if threading.current_thread() is not threading.main_thread():   # only the main thread may set handlers
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    for sig in STOP_SIGNALS:
+    previous = {sig: signal.getsignal(sig) for sig in honoured_stops()}   # one left ignored stays ignored
+    for sig in previous:
         signal.signal(sig, _request_stop)
     _listening.append(True)
     try:
@@ -149,18 +160,20 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
     return None
 
 
-def stop_worker_on_signals() -> None:
-    """In a worker process, for its whole life: the first stop signal (or the parent's death) raises
-    Interrupted; later ones do nothing, so the terminal's Ctrl-C followed by the parent's SIGTERM cannot cut
-    short the worker recording its trial as failed. (Not SIG_IGN: for a signal that arrived before the switch,
-    CPython prints an "ignored due to race condition" traceback.) The parent kills a worker that has not ended
-    in time."""
+def stop_worker_on_signals(honoured: Collection[int] = STOP_SIGNALS) -> None:
+    """In a worker process, for its whole life: the first stop signal of `honoured` (its run's, honoured_stops)
+    or the parent's death raises Interrupted; later ones do nothing, so the terminal's Ctrl-C followed by the
+    parent's SIGTERM cannot cut short the worker recording its trial as failed. (Not SIG_IGN for those: for a
+    signal that arrived before the switch, CPython prints an "ignored due to race condition" traceback.) A stop
+    signal its run ignores is ignored here too: a hang-up reaches every process of the terminal's group, and
+    stopped a nohup run's workers. The parent kills a worker that has not ended in time."""
     def first_stop(signum: int, frame: FrameType | None) -> None:
         if not _requested:
             _request_stop(signum, frame)
 
-    for sig in (*STOP_SIGNALS, PARENT_GONE):
-        signal.signal(sig, first_stop)
+    for sig in STOP_SIGNALS:   # Ctrl-C is ignored while a worker starts (ctrl_c_ignored_by_started_processes)
+        signal.signal(sig, first_stop if sig in honoured else signal.SIG_IGN)
+    signal.signal(PARENT_GONE, first_stop)
     _watch_parent()
 
 
@@ -187,8 +200,10 @@ def ctrl_c_ignored_by_started_processes() -> Iterator[None]:
 
 def forwarded_stop() -> int:
     """The signal to send workers when this run stops: the one it got (a Ctrl-C is recorded as Ctrl-C),
-    or SIGTERM when it stops by itself."""
-    return _requested[0] if _requested else signal.SIGTERM
+    or SIGTERM when it stops by itself; PARENT_GONE when the run ignores SIGTERM, and so its workers do."""
+    if _requested:
+        return _requested[0]
+    return signal.SIGTERM if signal.SIGTERM in honoured_stops() else PARENT_GONE
 
 
 def _watch_parent() -> None:

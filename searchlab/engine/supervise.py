@@ -28,7 +28,7 @@ from searchlab.config.load import Study
 from searchlab.engine.current_trial import STOPS_RUN, current_trial_file, stop_run_file
 from searchlab.engine.progress import Progress
 from searchlab.engine.signals import (STOP_SECONDS, ctrl_c_ignored_by_started_processes, forwarded_stop,
-                                     is_interruption, raise_if_stopped)
+                                     honoured_stops, is_interruption, raise_if_stopped)
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import AskGate, worker_process_main
 from searchlab.errors import SearchlabError
@@ -60,8 +60,8 @@ class Supervisor:
         self.workers = [self._start(i) for i in range(study.config.executor.workers)]
 
     def _start(self, index: int) -> Worker:
-        proc = self.ctx.Process(target=worker_process_main, daemon=True,
-                                args=(self.study, index, self.deadline))
+        proc = self.ctx.Process(target=worker_process_main, daemon=True,   # it ignores the stops this run ignores
+                                args=(self.study, index, self.deadline, honoured_stops()))
         with ctrl_c_ignored_by_started_processes():
             proc.start()
         return Worker(index, proc)

@@ -25,8 +25,8 @@ from searchlab.engine.current_trial import STOPS_RUN, announce_trial, stop_run_f
 from searchlab.engine.objective import make_objective
 from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.retention import checkpoint_retention
-from searchlab.engine.signals import (Interrupted, hold_stops, raise_if_stopped, release_stops,
-                                      stop_worker_on_signals)
+from searchlab.engine.signals import (STOP_SIGNALS, Interrupted, hold_stops, interruption_message, raise_if_stopped,
+                                      release_stops, stop_worker_on_signals)
 from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, count_trials, is_local_file,
                                       lost_storage_error, open_storage)
 from searchlab.engine.trial_seed import SeededByFirstTrial, stream_seed
@@ -180,11 +180,14 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
             time.sleep(WAIT_SECONDS)   # for the running trials: they finish, fail or go stale
 
     def gated_objective(trial: optuna.Trial) -> Any:
-        gate.release()   # the trial exists now: other workers' counts include it
-        if supervised:
-            announce_trial(study.run_dir, trial)
         try:
+            gate.release()   # the trial exists now: other workers' counts include it
+            if supervised:
+                announce_trial(study.run_dir, trial)
             return objective(trial)
+        except KeyboardInterrupt as exc:   # one before the objective's own record failed the trial unsaid (not
+            trial.set_user_attr("error", interruption_message(exc))   # retried, a failed config): said here too
+            raise
         finally:
             hold_stops()   # Optuna records the outcome next; a stop then is raised after it (go_on)
 
@@ -232,16 +235,18 @@ def say_waiting(running: list[FrozenTrial], ostudy: optuna.Study) -> None:
           f"{grace} s", file=sys.stderr)
 
 
-def worker_process_main(study: Study, worker_index: int, deadline: float | None) -> None:
+def worker_process_main(study: Study, worker_index: int, deadline: float | None,
+                        honoured: tuple[int, ...] = STOP_SIGNALS) -> None:
     """Entry point of a spawned worker process. It takes the study the run loaded, not its file read again: a
     file edited during a run (for the next one) gave a worker started later, replacing a dead one, other
-    settings than the run's, recorded under the run's name."""
+    settings than the run's, recorded under the run's name. `honoured`: the stop signals its run does not ignore
+    (its own Ctrl-C is ignored while it starts, so it cannot tell)."""
     from searchlab.config.load import make_study_folder_importable
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     make_study_folder_importable(study.base_dir / study.file.name)
     try:
-        stop_worker_on_signals()   # a stop held while this process started is raised here
+        stop_worker_on_signals(honoured)   # a stop held while this process started is raised here
         run_worker(study, worker_index, deadline, supervised=True)
     except SearchlabError as exc:   # e.g. a strategy plug-in that raised outside a trial: the parent says it
         stop_run_file(study.run_dir, os.getpid()).write_text(str(exc))

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from searchlab.config.schema import BudgetConfig
 from searchlab.engine.rundir import OpenRun, open_run
+from searchlab.engine.signals import stop_on_signals
 from searchlab.engine.storage import ContainedArtifactStore, is_local_file
 from searchlab.errors import ExportError
 from searchlab.data import ImageDataset
@@ -55,12 +56,15 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
     """
     _check_options(trial_number, top_k, tta, select, bootstrap)
     clear_cache()   # image files decoded earlier in this process may have changed since
-    run = open_run(target)
-    with staged(Path(out)) as staging:   # the export appears whole under `out`, or not at all
-        if _is_generate(run):
-            trial = pick_trial(run.study, trial_number)
-            return export_generator(run, trial, trial_checkpoint(run, trial), staging, top_k, tta)
-        return _export_classifier(run, staging, Path(out), trial_number, bootstrap, top_k, tta, select)
+    # SIGTERM and SIGHUP stop it as Ctrl-C does (unless ignored): by default they ended the process at once,
+    # leaving the staging folder behind, and a run's after-run export without its summary
+    with stop_on_signals():
+        run = open_run(target)
+        with staged(Path(out)) as staging:   # the export appears whole under `out`, or not at all
+            if _is_generate(run):
+                trial = pick_trial(run.study, trial_number)
+                return export_generator(run, trial, trial_checkpoint(run, trial), staging, top_k, tta)
+            return _export_classifier(run, staging, Path(out), trial_number, bootstrap, top_k, tta, select)
 
 
 def _check_options(trial_number: int | None, top_k: int, tta: str, select: str, bootstrap: int) -> None:

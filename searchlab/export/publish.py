@@ -26,6 +26,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from searchlab.engine.signals import hold_stops, release_stops
 from searchlab.errors import ExportError
 
 # What an export folder holds: its files, and Python's cache of model.py once a user imported it from there
@@ -61,9 +62,13 @@ def staged(out: Path) -> Iterator[Path]:
         token = _ON_PUBLISHED.set(actions)
         try:
             yield staging
-            _publish(staging, out)
-            for action in actions:
-                action()
+            hold_stops()   # a stop between its renames left the earlier export set aside, and none in its place
+            try:
+                _publish(staging, out)
+                for action in actions:
+                    action()
+            finally:
+                release_stops()   # a stop that came meanwhile is not raised: the export is whole and in place
         finally:
             _ON_PUBLISHED.reset(token)
             shutil.rmtree(staging, ignore_errors=True)
