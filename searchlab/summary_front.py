@@ -101,12 +101,32 @@ def failures_by_reason(study: optuna.Study) -> list[tuple[str, list[int]]]:
     by budget.trial_timeout read as one line, not six. Reasons that differ only in their numbers are one
     (out of memory "Tried to allocate 548 MiB" and "... 715 MiB", loss nan "at epoch 3" and "at epoch 7"),
     said by the first trial's words."""
+    return _by_reason((failure_reason(t), t.number) for t in failed_trials(study))
+
+
+def prune_reason(trial: FrozenTrial) -> str:
+    """Why a trial was pruned: over the architecture budget (never trained), or stopped by the pruner or a Ray
+    scheduler (each stores its reason), as `searchlab trials` shows them in its over_budget and pruned columns."""
+    for key in ("over_budget", "pruned"):
+        if isinstance(trial.user_attrs.get(key), str):
+            return trial.user_attrs[key]
+    return "no reason stored"
+
+
+def pruned_by_reason(study: optuna.Study) -> list[tuple[str, list[int]]]:
+    """The pruned trials' reasons grouped as failures_by_reason groups failures: "pruned by the pruner after 3
+    epoch(s), at auc=0.7123" and "... after 5 epoch(s), at auc=0.6410" are one reason."""
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    return _by_reason((prune_reason(t), t.number) for t in pruned)
+
+
+def _by_reason(reasons_of: Any) -> list[tuple[str, list[int]]]:
+    """(reason, trial number) pairs grouped by the reason without its numbers, the most frequent first."""
     grouped: dict[str, tuple[list[str], list[int]]] = {}
-    for trial in failed_trials(study):
-        reason = failure_reason(trial)
+    for reason, number in reasons_of:
         reasons, numbers = grouped.setdefault(_NUMBERS.sub("#", reason), ([], []))
         reasons.append(reason)
-        numbers.append(trial.number)
+        numbers.append(number)
     said = [(reasons[0] + (" (their numbers differ)" if len(set(reasons)) > 1 else ""), numbers)
             for reasons, numbers in grouped.values()]
     return sorted(said, key=lambda item: -len(item[1]))

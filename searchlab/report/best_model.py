@@ -35,8 +35,8 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
     no trial is "the best" there, and export asks which one (--trial)."""
     bag = "bag" in trial.user_attrs
     split = "out of fold (train+val)" if bag else "on validation"
-    who = f"trial {trial.number}" + (f", one of the {front} trials of the Pareto front (export asks which: "
-                                     "--trial N)" if front else "") + _unlike_the_export(run.run_dir / "best", trial)
+    on_front = f", one of the {front} trials of the Pareto front (export asks which: --trial N)" if front else ""
+    who = f"trial {trial.number}{on_front}" + _unlike_the_export(run.run_dir / "best", trial, front)
     title = f"Trial {trial.number} {split}"
     if "generator" in trial.user_attrs:   # a GAN trial: its samples are the report's section on it
         return []
@@ -62,19 +62,23 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
                    confusion_figure(labels, probs, kind, names, config["threshold"]))]
 
 
-def _unlike_the_export(folder: Path, trial: FrozenTrial) -> str:
-    """Said beside the trial's figures when the run's export is more than this trial as drawn (an ensemble,
-    test-time augmentation): the figures were read as the exported model's."""
+def _unlike_the_export(folder: Path, trial: FrozenTrial, front: int = 0) -> str:
+    """Said beside the trial's figures when the run's export is not this trial as drawn, only what differs:
+    another trial, an ensemble, or this trial with test-time augmentation. One sentence for all three read
+    "trial 0 alone, without test-time augmentation" of an export of trial 2 that used none."""
     described = describe_export(folder)
     if described is None:
         return ""
     config = json.loads((folder / "config.json").read_text())
     tta = config.get("tta") or "none"
-    if described.startswith(f"trial {trial.number} ") and tta == "none":
-        return ""
     with_tta = f" with test-time augmentation '{tta}'" if tta != "none" else ""
-    article = "the " if described.startswith("ensemble") else ""   # "is trial 2 of ...", "is the ensemble of ..."
-    return f" alone, without test-time augmentation (the export in {folder} is {article}{described}{with_tta})"
+    this_trial = described == f"trial {trial.number}" or described.startswith(f"trial {trial.number} ")
+    if this_trial:
+        return f" without test-time augmentation (the export in {folder} is this trial{with_tta})" if with_tta else ""
+    best = "" if front else ", the study's best trial"
+    if described.startswith("ensemble"):
+        return f" alone{best}; the export in {folder} is the {described}{with_tta}, not drawn here"
+    return f"{best}; the export in {folder} is {described}{with_tta}, not drawn here"
 
 
 def roc_figure(labels: np.ndarray, probs: np.ndarray, kind: str, names: list[str]) -> go.Figure:

@@ -20,7 +20,8 @@ from searchlab.report.best_model import model_sections, sample_grids
 from searchlab.report.figures import study_sections
 from searchlab.report.page import Section, note, page
 from searchlab.summary import best_trials, state_counts
-from searchlab.summary_front import failures_by_reason, feature_network_said, front_by_first_objective
+from searchlab.summary_front import (failures_by_reason, feature_network_said, front_by_first_objective,
+                                     pruned_by_reason)
 from searchlab.trials_table import per_class_named, trial_table
 from searchlab.whole_file import refuse_file_as_folder, write_whole
 
@@ -43,11 +44,11 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
     ranked = best_trials(study)
     intro = (f"<p>Study <b>{html.escape(study.study_name)}</b> in <code>{html.escape(shown_url(run.storage_url))}</code>: "
              f"{len(study.get_trials(deepcopy=False))} trials ({html.escape(state_counts(study))}). "
-             f"Objectives: {html.escape(', '.join(objectives) or 'not recorded')}.</p>")
+             f"Objectives: {html.escape(', '.join(objectives) or 'not recorded')}.</p>" + scored_on_said(study))
     names = [m for m, _ in run.record.get("objectives", [])]
     measured = feature_network_said(study)   # a GAN's MedFID read as a published FID
     sections = [note("What the scores are measured with", measured)] if measured else []
-    sections += failures_section(study)
+    sections += failures_section(study) + pruned_section(study)
     if not ranked:
         sections.append(note("No completed trials", "this study has no completed trial yet, so there is nothing to "
                              "plot; run it (searchlab run) or look at the trials below (their error, pruned and "
@@ -58,6 +59,27 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
         sections += model_sections(run, ranked[0], front) + sample_grids(run, study, ranked[:4], names)
     sections.append(top_table(run, ranked, top))
     return page(f"searchlab report: {study.study_name}", intro, sections)
+
+
+def scored_on_said(study: optuna.Study) -> str:
+    """What a classifier study's values and metric columns are of: validation scores (a mean over folds or
+    repeats), and for two classes which one is positive. A clinical reader took a sensitivity of 0.9649 as
+    malignancy's when it was the recall of BreastMNIST's class 1, "normal, benign"."""
+    trials = [t for t in study.get_trials(deepcopy=False) if "task_kind" in t.user_attrs]
+    if not trials:   # a GAN's or a callable task's own scores
+        return ""
+    means = [how for attr, how in (("cv_folds", "cross-validated trials: the mean over their folds"),
+                                   ("repeats", "repeated trials: the mean over their repeats"))
+             if any(attr in t.user_attrs for t in trials)]
+    said = ("Values and metrics (the objectives, the metrics.* columns) are scored on the validation split"
+            + (f" ({'; '.join(means)})" if means else "") + ", never on test (searchlab export scores that).")
+    latest = trials[-1]
+    names = latest.user_attrs.get("class_names") or []
+    if latest.user_attrs["task_kind"] == "binary" and len(names) == 2:
+        said += (f" Positive class: <b>{html.escape(str(names[1]))}</b> (class 1): sensitivity (recall), precision, "
+                 f"F1 and average precision are about it, specificity about {html.escape(str(names[0]))}; "
+                 "data.positive_class chooses it.")
+    return f"<p>{said}</p>"
 
 
 EXAMPLE_TRIALS = 10   # trial numbers listed per failure reason
@@ -71,16 +93,32 @@ def failures_section(study: optuna.Study) -> list[Section]:
     if not grouped:
         return []
     attempts = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    rows = "".join(f"<tr><td>{len(numbers)}</td><td style=\"text-align:left\">{html.escape(reason)}</td><td>"
-                   + ", ".join(map(str, numbers[:EXAMPLE_TRIALS])) + (", ..." if len(numbers) > EXAMPLE_TRIALS else "")
-                   + "</td></tr>" for reason, numbers in grouped)
     failed = sum(len(numbers) for _, numbers in grouped)
-    body = (f'<table class="sortable"><thead><tr><th>trials</th><th>reason</th><th>trial numbers</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>")
     retried = (f"; {attempts - failed} more failed attempt(s) were run again as retries, left out"
                if attempts > failed else "")
     title = f"Failed trials: {failed}, by reason (each one's in the error column of searchlab trials{retried})"
-    return [Section(title, body)]
+    return [Section(title, _reasons_table(grouped))]
+
+
+def pruned_section(study: optuna.Study) -> list[Section]:
+    """The pruned trials' reasons (over the architecture budget, stopped by the pruner ...), grouped as the
+    failures are: "854 trials (71 complete, 404 fail, 379 pruned)" said nothing of why 379 stopped."""
+    grouped = pruned_by_reason(study)
+    if not grouped:
+        return []
+    pruned = sum(len(numbers) for _, numbers in grouped)
+    title = (f"Pruned trials: {pruned}, by reason (each one's in the over_budget or pruned column of "
+             "searchlab trials)")
+    return [Section(title, _reasons_table(grouped))]
+
+
+def _reasons_table(grouped: list[tuple[str, list[int]]]) -> str:
+    """One row per reason: how many trials gave it, the reason, and some of their numbers."""
+    rows = "".join(f"<tr><td>{len(numbers)}</td><td style=\"text-align:left\">{html.escape(reason)}</td><td>"
+                   + ", ".join(map(str, numbers[:EXAMPLE_TRIALS])) + (", ..." if len(numbers) > EXAMPLE_TRIALS else "")
+                   + "</td></tr>" for reason, numbers in grouped)
+    return (f'<table class="sortable"><thead><tr><th>trials</th><th>reason</th><th>trial numbers</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>")
 
 
 def top_table(run: OpenRun, ranked: list, top: int) -> Section:

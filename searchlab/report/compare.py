@@ -25,7 +25,7 @@ from searchlab.engine.trial_time import trial_end, trial_start
 from searchlab.errors import SearchlabError
 from searchlab.nas.stage import SPANS
 from searchlab.report.page import Section, figure, page
-from searchlab.report.seed_pool import SeedPool, pooled_figure, pooled_table, seed_pools
+from searchlab.report.seed_pool import SeedPool, carried_forward_said, pooled_figure, pooled_table, seed_pools
 
 
 @dataclass
@@ -87,6 +87,7 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
     if len(targets) < 2:
         raise SearchlabError("compare needs at least two runs. Fix: searchlab compare runs/a runs/b ...")
     runs = [open_run(t) for t in targets]
+    refuse_a_run_twice(runs, targets)
     first = [_first_objective(r) for r in runs]
     if len(set(first)) > 1:
         listed = "; ".join(f"{t}: {m} ({d})" for t, (m, d) in zip(targets, first))
@@ -99,9 +100,13 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
                 Section("Summary", summary_table(curves))]
     pools = seed_pools(runs, curves)
     if pools:
-        sections += [figure(f"Best {metric} so far over seeds: mean, min to max", pooled_figure(pools, metric)),
+        sections += [figure(f"Best {metric} so far over seeds: mean, min to max ({carried_forward_said(pools)})",
+                            pooled_figure(pools, metric)),
                      Section("Over seeds", pooled_table(pools))]
     intro = f"<p>{len(runs)} runs, first objective <b>{html.escape(metric)}</b> ({direction}).</p>"
+    if other_objectives := objectives_difference(runs, targets, metric):
+        print(f"warning: {other_objectives}", file=sys.stderr)
+        intro += f"<p><b>Warning:</b> {html.escape(other_objectives)}</p>"
     if other_scale := feature_network_difference(runs, targets, metric):
         print(f"warning: {other_scale}", file=sys.stderr)
         intro += f"<p><b>Warning:</b> {html.escape(other_scale)}</p>"
@@ -112,6 +117,30 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page(f"searchlab compare: {metric}", intro, sections), encoding="utf-8")
     return path, curves, pools
+
+
+def refuse_a_run_twice(runs: list[OpenRun], targets: list[str | Path]) -> None:
+    """The same run folder given twice drew two identical curves, read as two runs that agreed."""
+    seen: dict[Path, str | Path] = {}
+    for run, target in zip(runs, targets):
+        folder = Path(run.run_dir).resolve()
+        if folder in seen:
+            raise SearchlabError(f"run folder {folder} is given twice ({seen[folder]} and {target}), so it would be "
+                                 "drawn as two identical curves. Fix: give each run once")
+        seen[folder] = target
+
+
+def objectives_difference(runs: list[OpenRun], targets: list[str | Path], metric: str) -> str | None:
+    """Runs sharing the first objective but not the others (a multi-objective run beside a single-objective
+    one): only the first is compared, and a multi-objective run's best of it is one end of its Pareto front,
+    bought by giving up the other objectives, so its curve is not that of a search for the first alone."""
+    lists = [[f"{m} ({d})" for m, d in (r.record.get("objectives") or [])] for r in runs]
+    if len({tuple(each) for each in lists}) <= 1:
+        return None
+    listed = "; ".join(f"{t}: {', '.join(each) or 'not recorded'}" for t, each in zip(targets, lists))
+    return (f"these runs optimise different objectives ({listed}); only the first, {metric}, is compared. A "
+            f"multi-objective run's best {metric} is one end of its Pareto front, traded against its other "
+            f"objectives, so its curve is not that of a search for {metric} alone")
 
 
 def data_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | None:

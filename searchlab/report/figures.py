@@ -45,15 +45,26 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
     reported = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
     if reported:
         drawn = traced_trials(reported, study.directions[0])
-        which = (f"; {len(drawn)} of {len(reported)} trials: the {BEST_TRACES} best completed and an even spread "
-                 "of the rest by number (all in searchlab trials or the dashboard)" if len(drawn) < len(reported)
-                 else "")
+        which = drawn_said(drawn, reported)
         sections.append(_plot(f"Intermediate {names[0]} values (as trials reported them: per epoch, per GAN "
                               f"evaluation, or per run of cross-validated or repeated trials{which})",
                               lambda: vis.plot_intermediate_values(_OnlyTrials(study, drawn))))
     else:
         sections.append(note("Intermediate values", "no trial reported intermediate values"))
     return sections
+
+
+def drawn_said(drawn: list[optuna.trial.FrozenTrial], reported: list[optuna.trial.FrozenTrial]) -> str:
+    """Which trials' curves are drawn when not all are: the best completed ones counted as they are (there may
+    be fewer than BEST_TRACES: "the 100 best completed" of a run with 71 completed read as 100)."""
+    if len(drawn) == len(reported):
+        return ""
+    complete = sum(t.state == TrialState.COMPLETE for t in reported)
+    best = (f"the {BEST_TRACES} best completed and " if complete > BEST_TRACES else
+            f"all {complete} completed and " if complete else "")
+    rest = "of the rest " if complete else ""
+    return (f"; {len(drawn)} of {len(reported)} trials: {best}an even spread {rest}by number (all in "
+            "searchlab trials or the dashboard)")
 
 
 def pareto_not_drawn(objectives: int) -> str:

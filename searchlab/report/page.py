@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
+h1{font-size:1.6em}h1,code{overflow-wrap:anywhere}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
 .note{color:#666;font-style:italic}table.sortable{border-collapse:collapse;font-size:.85em}
 table.sortable th{cursor:pointer;background:#f3f3f3}table.sortable td,table.sortable th{padding:3px 8px;
 border:1px solid #ddd;text-align:right}img.grid{image-rendering:pixelated;width:384px;margin:4px}

@@ -87,16 +87,27 @@ def _tell_apart(pools: list[SeedPool]) -> None:
 
 
 def mean_curve(pool: SeedPool) -> tuple[list[int], list[float], list[float], list[float]]:
-    """(completed trials n, mean, min, max of the best so far after n trials) over the seeds that reached n."""
-    longest = max((len(c.best) for c in pool.curves), default=0)
+    """(completed trials n, mean, min, max of the best so far after n trials) over the seeds, up to the longest
+    run. A run that ended sooner keeps its final best (its best so far does not change after it ends): averaged
+    over only the runs that reached n, a pool's late points were one seed's value drawn as the mean, and the
+    curve ended away from the mean best its table gives. Runs without a completed trial have no best."""
+    ran = [c.best for c in pool.curves if c.best]
+    longest = max((len(best) for best in ran), default=0)
     xs, means, lows, highs = [], [], [], []
     for n in range(1, longest + 1):
-        values = [c.best[n - 1] for c in pool.curves if len(c.best) >= n]
+        values = [best[min(n, len(best)) - 1] for best in ran]
         xs.append(n)
         means.append(mean(values))
         lows.append(min(values))
         highs.append(max(values))
     return xs, means, lows, highs
+
+
+def carried_forward_said(pools: list[SeedPool]) -> str:
+    """Beside the pooled curve: how a shorter run counts after it ended, and each run's completed trials."""
+    counts = "; ".join(f"{pool.label}: " + ", ".join(str(len(c.best)) for c in pool.curves) for pool in pools)
+    return (f"completed trials per run ({counts}); a run that ended sooner counts with its final best, carried "
+            "forward to the longest run's length, so each curve ends at its mean best in the table below")
 
 
 def pooled_figure(pools: list[SeedPool], metric: str) -> go.Figure:
