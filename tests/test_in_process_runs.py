@@ -14,7 +14,8 @@ import pytest
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
 from test_callable_task import STUDY
-from test_run import REPO, TESTS, default_stop_signals
+from stop_signals import default_stop_signals
+from test_run import REPO, TESTS
 
 
 def _study(write_study, tmp_path: Path, module: str, code: str, n: int = 1, extra: str = "") -> Path:

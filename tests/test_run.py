@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
 from searchlab.errors import DataError, StorageError, TrialFailure
+from stop_signals import default_stop_signals
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -42,14 +43,6 @@ strategy: random
 pruner: none
 budget: {n_trials: 2, epochs: 2}
 """
-
-
-def default_stop_signals() -> None:
-    """preexec_fn for a child a test sends Ctrl-C or SIGHUP: with the signals' default handlers, as from a
-    terminal. The suite may run under nohup or as a script's background job (CI: `nohup bash .ci/run &`),
-    whose SIG_IGN the child would inherit and keep (a signal ignored when a process starts stays ignored)."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
 
 
 def callable_study(write_study, fn="quadratic", n=4, sleep=0.0, extra=""):

@@ -17,7 +17,8 @@ from optuna.trial import TrialState
 
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
-from test_run import REPO, TESTS, callable_study, default_stop_signals
+from stop_signals import default_stop_signals
+from test_run import REPO, TESTS, callable_study
 
 WORKERS = "\nexecutor: {workers: 2, max_retries: 1}\n"
 

@@ -15,7 +15,8 @@ from optuna.trial import TrialState
 from searchlab import cli
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
-from test_run import REPO, TESTS, TINY_CLASSIFY, callable_study, default_stop_signals
+from stop_signals import default_stop_signals
+from test_run import REPO, TESTS, TINY_CLASSIFY, callable_study
 from test_signals import _ended, _study, _trials, _wait_for_pids
 
 
