@@ -109,8 +109,9 @@ def test_the_estimate_counts_the_synthetic_images_a_generator_adds(write_study):
     from searchlab.tasks.classify import make_batches, model_spec_for
     from searchlab.tasks.pace import estimated_trial, trial_time_warning
 
+    # 2 epochs of 20,546 images take over 0.05 s on any CPU (a quiet one did them within 0.5 s: no warning)
     text = TINY_CLASSIFY.replace("budget: {n_trials: 2, epochs: 2}",
-                                 "budget: {n_trials: 2, epochs: 2, trial_timeout: 0.5}")
+                                 "budget: {n_trials: 2, epochs: 2, trial_timeout: 0.05}")
     study = load_study(write_study(text))
     data = load_dataset(study.config.data, splits=("train", "val"), seed=0, base_dir=study.base_dir)
     config = {"model": {"kind": "cnn", "depth": 1, "width": 4, "convs_per_stage": 1}, "train": {"batch_size": 128}}
