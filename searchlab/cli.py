@@ -197,6 +197,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
     from searchlab.config.load import load_study
+    from searchlab.engine.disks import refuse_an_unwritable_run_dir
+    from searchlab.engine.rundir import MANIFEST
     from searchlab.engine.signals import exit_code, only_winding_down_after_a_stop, raise_if_stopped, stop_on_signals
 
     # A Ctrl-C while the study's modules import is remembered: medmnist's import swallows it in a bare
@@ -204,6 +206,7 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
     with stop_on_signals():
         # The study file first: a typo is reported in well under a second, before torch and Optuna are imported
         study = load_study(args.study, parse_overrides(args.set))
+        refuse_an_unwritable_run_dir(study.run_dir, MANIFEST)   # before the data is read
         import optuna
 
         from searchlab.data.image_cache import check_cache_settings

@@ -155,3 +155,23 @@ def test_a_run_into_it_says_why_not_and_calls_it_no_copy(read_only_run, tmp_path
                           timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
     assert done.returncode == 2 and "cannot write the study database" in done.stderr, done.stderr
     assert "is a copy of the run folder" not in done.stderr   # the same folder, mounted at another path
+
+
+def test_a_run_dir_on_a_read_only_disk_is_refused_before_the_data_is_read(write_study, tmp_path, capsys):
+    """Into an existing folder it was said as a storage the user never set; under one, as a bare Permission
+    denied once the data had loaded."""
+    from searchlab.cli import main
+
+    (tmp_path / "empty").mkdir()
+    view = tmp_path / "view"
+    view.mkdir()
+    _mount(["mount", "--bind", str(tmp_path / "empty"), str(view)], ["mount", "-o", "remount,ro,bind", str(view)])
+    try:
+        study = callable_study(write_study, n=1)
+        for run_dir, where in ((view, "it"), (view / "new", f"{view}, where it would be made")):
+            assert main(["run", str(study), "--no-progress", "--set", f"run_dir={run_dir}"]) == 2
+            err = capsys.readouterr().err
+            assert f"error: run_dir {run_dir}: this user cannot write {where} (a colleague's folder" in err
+            assert "Fix: --set run_dir=DIR with a folder you can write" in err and "storage" not in err
+    finally:
+        subprocess.run(["umount", "--lazy", str(view)], check=True)

@@ -79,3 +79,21 @@ def sqlite_on_network_warning(url: str) -> str | None:
             "unreliable: its writers can corrupt it. Fix: put run_dir on a local disk, or storage: "
             "journal:///path/on/the/share/study.log (Optuna's journal file, made for shared disks), or a PostgreSQL "
             "server")
+
+
+def refuse_an_unwritable_run_dir(run_dir: Path, manifest: str) -> None:
+    """A run_dir this user can neither write nor make, said before the data is read: into an existing folder it
+    was said as a storage the user never set ("cannot open storage 'sqlite:///...'"), and under one as a bare
+    Permission denied once the data had loaded. A folder someone else ran in (its `manifest` there) is left to
+    the storage's own message, which says to run in a copy."""
+    import os
+
+    if (run_dir / manifest).is_file():
+        return
+    existing = next((folder for folder in (run_dir, *run_dir.parents) if folder.exists()), None)
+    if existing is None or not existing.is_dir() or os.access(existing, os.W_OK | os.X_OK):
+        return
+    where = "it" if existing == run_dir else f"{existing}, where it would be made"
+    raise StorageError(f"run_dir {run_dir}: this user cannot write {where} (a colleague's folder, an archive, a "
+                       "read-only disk), and a run writes its study, checkpoints and export there. Fix: --set "
+                       "run_dir=DIR with a folder you can write")
