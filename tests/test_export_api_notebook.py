@@ -1,5 +1,6 @@
-"""An export's model.py used from a notebook: saving fine-tuned weights, the dtype advice of predict_proba, a
-second export imported in the same process, and load_images given one path, no paths or a folder."""
+"""An export's model.py used from a notebook: saving fine-tuned weights, the dtype advice of predict_proba, its
+arguments in another order, a second export imported in the same process, and load_images given one path, no
+paths or a folder."""
 from __future__ import annotations
 
 import importlib.util
@@ -116,6 +117,17 @@ def test_dtype_advice_gives_back_the_images(export_dir, images, as_wrong_type):
     with pytest.raises(ValueError, match="must be uint8") as error:
         model.predict_proba(net, config, x)
     assert torch.equal(advised(error.value, x), images)
+
+
+@pytest.mark.parametrize("order", [(0, 2, 1), (1, 0, 2), (2, 1, 0)])
+def test_arguments_in_another_order_are_said_with_the_order_to_use(export_dir, images, order):
+    """predict_proba(net, images, config) failed with "'Tensor' object has no attribute 'get'" from deep inside."""
+    model = module_of(export_dir / "model.py", "model_order")
+    net, config = model.load(export_dir)
+    arguments = [(net, config, images)[i] for i in order]
+    for call in (model.predict_proba, model.predict):
+        with pytest.raises(TypeError, match=r"take \(net, config, images\), got .*Fix: pass the network and config"):
+            call(*arguments)
 
 
 def test_dtype_advice_for_deeper_data_scales_as_the_export_reads_files(export_dir, tmp_path):

@@ -181,7 +181,7 @@ def test_copied_image_files_are_named_by_kind_and_look_alikes_are_not(tmp_path):
 
 def test_a_float_image_with_nan_or_inf_pixels_keeps_its_picture(tmp_path):
     """A float TIFF with one NaN (or inf) pixel decoded all black: its range came out NaN."""
-    from searchlab.models.standalone import read_image_file
+    from searchlab.models.image_files import read_image_file
 
     ramp = np.tile(np.linspace(0.0, 1.0, 16, dtype=np.float32), (16, 1))
     for bad in (np.nan, np.inf, -np.inf):
@@ -198,7 +198,7 @@ def test_a_16_bit_png_opened_in_mode_i_as_pillow_before_10_3_does_is_read_as_16_
     out bright on one Pillow and dark on another, and the cache kept whichever decoded first."""
     from PIL import Image
 
-    from searchlab.models.standalone import _sixteen_bit_png, _to_8bit
+    from searchlab.models.image_files import _sixteen_bit_png, _to_8bit
 
     values = np.full((4, 4), 4095, dtype=np.uint16)   # 12-bit white: 4095 / 65535 of the 16-bit range
     values[0, 0] = 0
@@ -216,7 +216,7 @@ def test_an_exif_orientation_is_applied_so_the_image_is_read_upright(tmp_path):
     """A JPEG stored sideways with EXIF orientation 6 was read sideways, unlike how every viewer shows it."""
     from PIL import Image
 
-    from searchlab.models.standalone import read_image_file
+    from searchlab.models.image_files import read_image_file
 
     upright = np.zeros((16, 32), dtype=np.uint8)
     upright[:, :8] = 255   # a white band on the left of a wide image
@@ -228,7 +228,7 @@ def test_an_exif_orientation_is_applied_so_the_image_is_read_upright(tmp_path):
     seen = read_image_file(tmp_path / "stored.jpg", 16, 32, 1)
     plain = read_image_file(tmp_path / "upright.png", 16, 32, 1)
     assert (seen.float() - plain.float()).abs().max() < 40   # JPEG's ringing only, not a band moved
-    from searchlab.models.standalone import DECODER, read_input_file
+    from searchlab.models.image_files import DECODER, read_input_file
 
     spec = {"height": 16, "width": 32, "channels": 1}   # an export made before the decoder said: as it was trained
     assert torch.equal(read_input_file(tmp_path / "stored.jpg", {"input": {**spec, "decoder": DECODER}}), seen)
@@ -324,7 +324,7 @@ def test_a_palette_png_with_transparency_is_read_as_pillow_reads_it_without_its_
     "PIL/Image.py:1134: UserWarning: Palette images with Transparency ..." from inside itself at every run."""
     import warnings
 
-    from searchlab.models.standalone import read_image_file
+    from searchlab.models.image_files import read_image_file
 
     pixels = np.random.default_rng(0).integers(0, 256, size=(16, 16)).astype(np.uint8)
     Image.fromarray(pixels).convert("P").save(tmp_path / "p.png", transparency=bytes(10))

@@ -25,7 +25,7 @@ from searchlab.data.image_cache import cache_dir, cached_decode
 from searchlab.data.label_stratify import deal_by_labels
 from searchlab.data.types import Decoding, ImageSplit, SplitPlan
 from searchlab.errors import DataError, a_few
-from searchlab.models.standalone import read_image_file
+from searchlab.models.image_files import read_image_file
 
 SPLITS = ("train", "val", "test")
 # what Pillow decodes; a multi-frame file (TIFF stack, animated GIF) is read as its first frame

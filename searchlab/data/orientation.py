@@ -1,6 +1,6 @@
 """Image files that an earlier searchlab decoded otherwise than this one.
 
-Before decoder 2 (models/standalone.py DECODER) an EXIF orientation was ignored: a camera JPEG stored sideways
+Before decoder 2 (models/image_files.py DECODER) an EXIF orientation was ignored: a camera JPEG stored sideways
 was trained on sideways. Now every file is read upright. A run recorded by that earlier searchlab (its record
 has no `decoder`) whose files carry such an orientation cannot be resumed (new trials would be ranked with old
 ones on turned images) or exported (its test split would be scored, and predict fed, upright images its
@@ -17,7 +17,7 @@ from PIL import Image
 from searchlab.data.common import UNREADABLE_IMAGE
 from searchlab.data.loading import DataConfig, files_by_split
 from searchlab.errors import a_few
-from searchlab.models.standalone import DECODER
+from searchlab.models.image_files import DECODER
 
 ORIENTATION_TAG = 0x0112   # EXIF Orientation: 1 is as stored; 2-8 mirror and/or turn
 

@@ -41,7 +41,7 @@ from searchlab.engine.supervise import Supervisor
 from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
 from searchlab.engine.worker import ask_lock, run_worker
 from searchlab.errors import ConfigError, SearchlabError, StorageError, shown_text
-from searchlab.models.standalone import DECODER
+from searchlab.models.image_files import DECODER
 from searchlab.strategy import (check_strategy_space, first_objective_warning, prepare_strategy, startup_warning,
                                 unseeded_warning)
 from searchlab.tasks import budget_epochs_read, get_task

@@ -38,7 +38,7 @@ from searchlab.export.selection import SELECT_MODES, select_members, weaker_than
 from searchlab.export import trained_on
 from searchlab.intervals import export_intervals, patients_per_class
 from searchlab.metrics import compute_metrics, confusion
-from searchlab.models import model_source, standalone
+from searchlab.models import image_files, model_source, standalone
 from searchlab.nni_space import allow_nni_space, spaces_named
 from searchlab.tasks.costs import over_budget
 from searchlab.weights_file import save_weights
@@ -346,7 +346,7 @@ def _order(data: ImageDataset) -> dict[str, Any]:
 def _input_spec(run: OpenRun, data: ImageDataset) -> dict[str, Any]:
     """How model.load_images reads image files: as this run's loader read them."""
     spec = {"channels": data.channels, "height": data.image_size[0], "width": data.image_size[1], "dtype": "uint8",
-            "fit": run.record["data"].get("fit", "stretch"), "decoder": standalone.DECODER}
+            "fit": run.record["data"].get("fit", "stretch"), "decoder": image_files.DECODER}
     if run.record["data"].get("bit_depth") is not None:
         spec["bit_depth"] = run.record["data"]["bit_depth"]
     return spec

@@ -27,6 +27,7 @@ from searchlab.data.synthetic_files import RECORD, synthetic_among
 from searchlab.errors import ExportError, a_few, refuse_folder
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models import standalone
+from searchlab.models.image_files import read_input_file
 from searchlab.whole_file import write_whole
 
 SAME_EXPORT = "export the run again, or copy all of one export's files together"
@@ -306,7 +307,7 @@ def image_files(inputs: Sequence[str | Path]) -> list[Path]:
 
 def _read_or_error(path: Path, config: dict[str, Any]) -> torch.Tensor | ExportError:
     try:
-        return standalone.read_input_file(path, config)
+        return read_input_file(path, config)
     except Exception as exc:   # Pillow raises many kinds; the file is what the user can act on
         return ExportError(f"{path}: cannot read image ({unreadable_reason(path, exc)}). Fix: replace or remove "
                            "the file")   # an empty file as a data set's is said: not "cannot identify image file"

@@ -1,6 +1,7 @@
 """Model definitions, all torch-only (timm for timm backbones).
 
-standalone.py holds the shared code (plain CNN, timm, RNN, ensembles, loading, prediction); the searched
+standalone.py holds the shared code (plain CNN, timm, RNN, ensembles, loading, prediction), image_files.py
+how image files are read and fine_tuning.py how fine-tuned weights are saved; the searched
 architectures live in their own files (zen.py, cells.py) and register here. An export's model.py is
 standalone.py followed by those files' bodies (`model_source()`): one file that rebuilds any exported model.
 """
@@ -9,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from searchlab.models import (cells, fine_tuning, gan, gan_common, gan_sampling, nni_model, standalone,
-                              stylegan2, zen)
+from searchlab.models import (cells, fine_tuning, gan, gan_common, gan_sampling, image_files, nni_model,
+                              standalone, stylegan2, zen)
 
 BODY_MARKER = "# ---- model.py body ----"
 # the GAN network files whose bodies a generator export's model.py holds, each after the ones it uses
@@ -26,7 +27,8 @@ def model_source(nni_spaces: Iterable[str] = ()) -> str:
     """The text of an export's model.py: standalone.py, each architecture file's body, then their registration;
     with `nni_spaces` ("module:Class" of the NNI model spaces the export holds) also the NNI builder, allowed
     to import exactly those classes."""
-    parts = [Path(standalone.__file__).read_text().rstrip() + "\n", _body("saving fine-tuned weights", fine_tuning)]
+    parts = [Path(standalone.__file__).read_text().rstrip() + "\n", _body("reading image files", image_files),
+             _body("saving fine-tuned weights", fine_tuning)]
     parts += [_body(f"{name} architecture", module) for name, (module, _) in SEARCHED_ARCHITECTURES.items()]
     names = ", ".join(f'"{name}": {cls}' for name, (_, cls) in SEARCHED_ARCHITECTURES.items())
     parts.append(f"ARCHITECTURES.update({{{names}}})\n")
