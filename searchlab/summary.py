@@ -16,7 +16,7 @@ from searchlab.config.load import Study
 from searchlab.config.schema import ExportConfig
 from searchlab.engine.own_trials import LEFT_RUNNING
 from searchlab.engine.progress import FINISHED, failed_configs, final_trials, stopped_by_failures
-from searchlab.engine.run_history import runs_line
+from searchlab.engine.run_history import runs_line, start_warnings_said
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_said import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
@@ -251,6 +251,8 @@ def print_status(run: OpenRun, top: int) -> None:
         print(timing)
     if runs := runs_line(study, _run_in_progress(run.run_dir), run.run_dir):
         print(runs)
+    if warned := start_warnings_said(study):
+        print(warned)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running and not _run_in_progress(run.run_dir):
         print(_running_elsewhere(study, running))

@@ -124,6 +124,29 @@ def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = No
     return f"runs:      {said}; the latest, started {latest.get('started_utc')}, {now} (user attr {KEY})"
 
 
+def latest_start_warnings(ostudy: optuna.Study) -> tuple[str, list[str]] | None:
+    """When the latest run that recorded its start's warnings started, and those warnings (their "warning: "
+    left out). Said once on stderr, a leak of test images into the weights' run was gone with the terminal's
+    scrollback, while status and the report showed the optimistic scores without it."""
+    runs = ostudy.user_attrs.get(KEY)
+    recorded = [run for run in runs if isinstance(run, dict) and isinstance(run.get("start_warnings"), list)] \
+        if isinstance(runs, list) else []
+    if not recorded:
+        return None
+    lines = [line for line in recorded[-1]["start_warnings"] if isinstance(line, str) and line.startswith("warning:")]
+    return str(recorded[-1].get("started_utc", "?")), [line.removeprefix("warning:").strip() for line in lines]
+
+
+def start_warnings_said(ostudy: optuna.Study) -> str | None:
+    """The latest run's start warnings for `status`, one per line, or None when it had none."""
+    latest = latest_start_warnings(ostudy)
+    if latest is None or not latest[1]:
+        return None
+    started, warnings = latest
+    return (f"warnings:  {len(warnings)} when the latest run started ({started}; user attr {KEY}):\n"
+            + "\n".join(f"  warning: {text}" for text in warnings))
+
+
 def _ended(stopped_by: str) -> str:
     """How the run ended, in words ("stopped by interrupted" read as a typo)."""
     if stopped_by == "interrupted":

@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from searchlab.engine.run_history import latest_start_warnings
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.errors import shown_url
 from searchlab.report.best_model import model_sections, sample_grids
@@ -48,7 +49,7 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
     names = [m for m, _ in run.record.get("objectives", [])]
     measured = feature_network_said(study)   # a GAN's MedFID read as a published FID
     sections = [note("What the scores are measured with", measured)] if measured else []
-    sections += failures_section(study) + pruned_section(study)
+    sections += start_warnings_section(study) + failures_section(study) + pruned_section(study)
     if not ranked:
         sections.append(note("No completed trials", "this study has no completed trial yet, so there is nothing to "
                              "plot; run it (searchlab run) or look at the trials below (their error, pruned and "
@@ -83,6 +84,17 @@ def scored_on_said(study: optuna.Study) -> str:
 
 
 EXAMPLE_TRIALS = 10   # trial numbers listed per failure reason
+
+
+def start_warnings_section(study: optuna.Study) -> list[Section]:
+    """The warnings the latest run started with (test images its weights learned, a validation split too small to
+    select on...): they qualify every score on the page, and a reader of the page never saw the terminal."""
+    latest = latest_start_warnings(study)
+    if latest is None or not latest[1]:
+        return []
+    started, warnings = latest
+    items = "".join(f"<li>{html.escape(text)}</li>" for text in warnings)
+    return [Section(f"Warnings: {len(warnings)} when the latest run started ({started})", f"<ul>{items}</ul>")]
 
 
 def failures_section(study: optuna.Study) -> list[Section]:
