@@ -132,6 +132,10 @@ class ExportError(SearchlabError):
     """A run or trial cannot be exported."""
 
 
+class CheckpointGone(ExportError):
+    """A trial's checkpoint file is no longer in the run's artifacts/ (its id is still in the trial)."""
+
+
 class TrialFailure(Exception):
     """Raised inside a trial for a reason worth storing (e.g. a NaN loss); fails that trial only."""
 

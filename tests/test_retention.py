@@ -152,3 +152,19 @@ def test_a_deleted_file_does_not_stop_the_run(write_study, tmp_path):
     assert result.exit_code == 0
     states = itertools.groupby(sorted(t.state.name for t in result.study.trials))
     assert {k: len(list(g)) for k, g in states} == {"COMPLETE": 5}
+
+
+def test_a_report_whose_best_checkpoint_was_deleted_by_hand_says_so_without_export_s_fix(write_study, tmp_path):
+    """The best trial's weights deleted from optuna-dashboard: the report blamed keep_checkpoints (which keeps the
+    best) and told to pick another trial with --trial, which report does not take."""
+    from searchlab.engine.rundir import open_run
+    from searchlab.report.build import report_html
+
+    run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
+    run = open_run(tmp_path / "run")
+    best = run.study.best_trial.user_attrs["checkpoint"]
+    (run.artifacts / best).unlink()
+    page = report_html(run)
+    assert f"the checkpoint of trial {run.study.best_trial.number} is not in" in page
+    assert "from optuna-dashboard" in page
+    assert f"copy the file {best} back" in page and "keep_checkpoints" not in page and "--trial N" not in page

@@ -19,7 +19,7 @@ from searchlab.config.schema import BudgetConfig
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.engine.signals import stop_on_signals
 from searchlab.engine.storage import ContainedArtifactStore, is_local_file
-from searchlab.errors import ExportError
+from searchlab.errors import CheckpointGone, ExportError
 from searchlab.data import ImageDataset
 from searchlab.data.loading import clear_cache, medmnist_path
 from searchlab.export.ensemble import (MEMBER_METRICS, check_decoded_alike, choose_on_validation,
@@ -181,6 +181,12 @@ def _is_generate(run: OpenRun) -> bool:
     return bool(complete) and "generator" in complete[0].user_attrs
 
 
+# how a checkpoint an export or report looks for leaves artifacts/ (optuna-dashboard lists a trial's artifacts,
+# each with a delete button)
+CHECKPOINT_GONE_BY = ("deleted by export.keep_checkpoints (only the best trials keep their weights), from "
+                      "optuna-dashboard or by hand, or the folder was moved")
+
+
 def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor]:
     artifact_id = trial.user_attrs.get("checkpoint")
     if artifact_id is None or not {"model_spec", "generator"} & set(trial.user_attrs):
@@ -195,10 +201,9 @@ def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor
             elsewhere = "" if is_local_file(run.storage_url) else (
                 ", or the trial ran from another run folder of this study (another machine's), whose artifacts/ "
                 "holds it: export there, or copy that folder's artifacts/ into this one")
-            raise ExportError(f"the checkpoint of trial {trial.number} ({artifact_id}) is not in {run.artifacts}: "
-                              "deleted by export.keep_checkpoints (only the best trials keep their weights), or the "
-                              f"folder was moved{elsewhere}. Fix: pick a trial that still has its weights "
-                              f"({_with_checkpoints(run, store)})") from None
+            raise CheckpointGone(f"the checkpoint of trial {trial.number} ({artifact_id}) is not in "
+                                 f"{run.artifacts}: {CHECKPOINT_GONE_BY}{elsewhere}. Fix: pick a trial that still "
+                                 f"has its weights ({_with_checkpoints(run, store)})") from None
         except Exception as exc:
             raise ExportError(f"the checkpoint of trial {trial.number} ({artifact_id}) cannot be read from "
                               f"{run.artifacts}: {exc}. Fix: export another trial (--trial N)") from None

@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from searchlab.engine.progress import cut_short_words
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.storage import ContainedArtifactStore
+from searchlab.errors import CheckpointGone
 from searchlab.export.ensemble import load_split
 from searchlab.export.exporter import trial_checkpoint, trial_config
 from searchlab.export.out_of_fold import out_of_fold_predictions
@@ -51,6 +52,10 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
         else:
             val = load_split(run, "val").splits["val"]
             labels, probs = val.labels.numpy(), standalone.predict_proba(net, config, val.images).numpy()
+    except CheckpointGone:   # export's fix (--trial N) is no option of report, and keep_checkpoints keeps the best
+        return [note(title, f"not drawn: the checkpoint of trial {trial.number} is not in {run.artifacts}: deleted "
+                     "from optuna-dashboard or by hand, or the folder was moved without it. Fix: copy the file "
+                     f"{trial.user_attrs['checkpoint']} back into it from a copy of the run folder")]
     except Exception as exc:   # e.g. the data set moved since the run: say so, keep the rest of the report
         return [note(title, f"not drawn: {exc}")]
     kind, names = config["task"], config["class_names"]
