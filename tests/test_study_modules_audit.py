@@ -131,6 +131,12 @@ GUARDS = """
 from searchlab.engine.script_guard import refuse_an_unguarded_script as check
 check() if __name__ == "__main__" else None
 __name__ == "__main__" and check()
+match __name__:
+    case "__main__":
+        check()
+is_main = __name__ == "__main__"
+if is_main:
+    check()
 print("guarded: accepted")
 try:
     check() if True else None

@@ -29,9 +29,9 @@ def refuse_an_unguarded_script() -> None:
 
 def _unguarded_call_in_main() -> str | None:
     """"file:line" of the top-level statement of the script `__main__` that called this, when no test on
-    `__name__` guards the call (an `if`, an `... if ... else ...`, an `and`/`or`) and a spawned process would run
-    that script again; else None (a notebook, `python -c`, `python -m package`, a call from a guarded block, a
-    script whose source cannot be read)."""
+    `__name__` guards the call (an `if`, an `... if ... else ...`, an `and`/`or`, a `match`) and a spawned process
+    would run that script again; else None (a notebook, `python -c`, `python -m package`, a call from a guarded
+    block, a script whose source cannot be read)."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     module = getattr(getattr(main, "__spec__", None), "name", None)
@@ -72,18 +72,33 @@ def _running_call(frame: FrameType) -> Span:
 
 
 def _guarded(tree: ast.Module, call: Span) -> bool:
-    """Is the call in a branch of an `if` statement, an `... if ... else ...` expression or an `and`/`or`
-    whose test reads `__name__`?"""
-    return any(_within(branch, call) for node in ast.walk(tree) for branch in _branches_under_a_name_test(node))
+    """Is the call in a branch of an `if` statement, an `... if ... else ...` expression, an `and`/`or` or a
+    `match` whose test reads `__name__` (or a top-level name assigned from it: `is_main = __name__ == ...`)?"""
+    guards = _guard_names(tree)
+    return any(_within(branch, call) for node in ast.walk(tree)
+               for branch in _branches_under_a_name_test(node, guards))
 
 
-def _branches_under_a_name_test(node: ast.AST) -> list[Located]:
-    """The parts of `node` that run or not depending on a test that reads `__name__`."""
-    if isinstance(node, (ast.If, ast.IfExp)) and _reads_name(node.test):
+def _guard_names(tree: ast.Module) -> set[str]:
+    """`__name__`, and the names the script's top level assigns a value read from it (or from such a name)."""
+    names = {"__name__"}
+    for statement in tree.body:
+        if isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None \
+                and _reads_name(statement.value, names):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            names |= {target.id for target in targets if isinstance(target, ast.Name)}
+    return names
+
+
+def _branches_under_a_name_test(node: ast.AST, guards: set[str]) -> list[Located]:
+    """The parts of `node` that run or not depending on a test that reads one of `guards`."""
+    if isinstance(node, (ast.If, ast.IfExp)) and _reads_name(node.test, guards):
         return [*_as_list(node.body), *_as_list(node.orelse)]
     if isinstance(node, ast.BoolOp):
-        first = next((i for i, value in enumerate(node.values) if _reads_name(value)), None)
+        first = next((i for i, value in enumerate(node.values) if _reads_name(value, guards)), None)
         return node.values[first + 1:] if first is not None else []
+    if isinstance(node, ast.Match) and _reads_name(node.subject, guards):
+        return [statement for case in node.cases for statement in case.body]
     return []
 
 
@@ -91,8 +106,8 @@ def _as_list(part: Located | list[ast.stmt]) -> list[Located]:
     return list(part) if isinstance(part, list) else [part]
 
 
-def _reads_name(test: ast.AST) -> bool:
-    return any(isinstance(name, ast.Name) and name.id == "__name__" for name in ast.walk(test))
+def _reads_name(test: ast.AST, guards: set[str]) -> bool:
+    return any(isinstance(name, ast.Name) and name.id in guards for name in ast.walk(test))
 
 
 def _within(node: Located, call: Span) -> bool:
