@@ -79,8 +79,9 @@ def test_a_leak_from_an_ancestor_names_it_and_a_fix_that_works(chain, tmp_path, 
     said = re.search(rf"space.model.weights '{re.escape(str(chain / 'w_best'))}' were trained or selected on "
                      r"(\d+) of its 6 test images.*?Fix: [^.]*", err)
     assert said and int(said[1]) == n, err
-    assert f"by weights in their lineage (trained_on.json inherited_from), whose run learned them: {a_best} " \
-           f"({n} test" in said[0] and " images, e.g. " in said[0]   # a test file is named, to find the images
+    assert "by models in their lineage (weights they started from, or a generator whose images they trained on: " \
+        f"trained_on.json inherited_from), whose run learned them: {a_best} ({n} test" in said[0]
+    assert " images, e.g. " in said[0]   # a test file is named, to find the images
     assert "keep those images out of this study's test and validation splits" in said[0]
     assert "another split of the run that made them" not in said[0] and "split this study as" not in said[0]
     [seen] = config["test_images_seen_by_weights"]

@@ -56,9 +56,9 @@ seed: {seed}
 """
 
 
-def noise_folder(root: Path) -> Path:
-    """Two classes of distinct grey noise images: every file has its own content digest."""
-    rng = np.random.default_rng(0)
+def noise_folder(root: Path, seed: int = 0) -> Path:
+    """Two classes of distinct grey noise images: every file has its own content digest (another seed: others)."""
+    rng = np.random.default_rng(seed)
     for cls, level in (("a", 60), ("b", 180)):
         for i in range(PER_CLASS):
             path = root / cls / f"{i:02d}.png"
@@ -191,3 +191,32 @@ def test_a_gan_run_says_what_the_datas_files_say_as_a_classify_run_does(gan_expo
     capsys.readouterr()
     run_study(load_study(write(tmp_path, "gan_dup", GAN)), progress=False)
     assert "byte-for-byte copies" in capsys.readouterr().err
+
+
+def test_a_model_taught_by_a_generators_images_passes_what_its_gan_study_learned_down_a_chain(gan_export, capsys):
+    """A classifier of other images with the GAN's images added, exported, then used as weights by a study of the
+    GAN's folder split with another seed: the GAN's training images were this study's test images, and its
+    check was silent, since the classifier's trained_on.json listed its own folder's files only."""
+    other = noise_folder(gan_export / "other_images", seed=1)
+    study = CLASSIFY.format(seed=0).replace("name: cls0", "name: taught")
+    (gan_export / "taught.yaml").write_text(study + f"data: {{source: folder, path: '{other}', {SPLIT}}}\n"
+                                            f"run_dir: '{gan_export / 'taught_run'}'\n")
+    run_study(load_study(gan_export / "taught.yaml"), progress=False)
+    export_run(gan_export / "taught_run", gan_export / "taught_export", bootstrap=10)
+    generator = str((gan_export / "gan_export").resolve())
+    listed = json.loads((gan_export / "taught_export" / "trained_on.json").read_text())
+    gan = split_files(gan_export, seed=0)
+    assert listed["inherited_from"] == [generator]
+    assert listed["learned_by"][generator]["train"] == sorted(trained_on.digests(gan["train"]))
+    assert trained_on.digests(gan["train"]) <= set(listed["train"])   # merged in, as a weights ancestor's are
+
+    weights = f"  model: {{kind: cnn, depth: 1, width: 4, transfer: full, weights: '{gan_export / 'taught_export'}'}}"
+    downstream = CLASSIFY.format(seed=1).replace("name: cls1", "name: down").replace(
+        "  model: {kind: cnn, depth: 1, width: 4}\n  augment: {synthetic: gan_export, synthetic_per_class: 4, "
+        "synthetic_classes: all}", weights)
+    capsys.readouterr()
+    run_study(load_study(write(gan_export, "down", downstream)), progress=False)
+    err = capsys.readouterr().err
+    test_seen = len(split_files(gan_export, seed=1)["test"] & (gan["train"] | gan["val"]))
+    assert test_seen and "by models in their lineage" in err and f"whose run learned them: {generator} " \
+        f"({test_seen} test" in err, err

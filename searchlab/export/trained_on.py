@@ -18,8 +18,9 @@ that never move, so they are not listed.
 An export whose trials started from weights also lists what those weights learned (their own record, merged
 into its train and val; `inherited_from` names them, and `learned_by` keeps each ancestor's own files apart, so
 that a leak is told by the run that trained on the images), so a chain of transfers keeps every ancestor's
-images; and `not_recorded` names each ancestor fine-tuned on images nobody listed (model.save's `fine_tuned_on`),
-so a count of test images the weights saw is then a lower bound. A run folder's ancestors are those of the trials
+images; so does an export whose trials trained on a generator's images, with what its GAN study learned; and
+`not_recorded` names each ancestor fine-tuned on images nobody listed (model.save's `fine_tuned_on`), so a count
+of test images the weights saw is then a lower bound. A run folder's ancestors are those of the trials
 whose weights were used: the trial each trial starting from it recorded (`weights_from.trial`), or at run start
 its best, which the trials take. Files without these keys read as before.
 """
@@ -39,7 +40,7 @@ from searchlab.augment.synthetic import generator_used
 from searchlab.data.fingerprint import content_digest, sampled_digest
 from searchlab.data.loading import DataConfig, files_by_split
 from searchlab.engine.rundir import OpenRun
-from searchlab.export.weights_origin import changed_since, origins_of, recorded_digests
+from searchlab.export.weights_origin import ORIGIN_KEYS, changed_since, origins_of, recorded_digests
 
 FILE = "trained_on.json"
 SPLITS = ("train", "val")   # what the model learned, and what it was selected on
@@ -175,19 +176,33 @@ def _trials_used(config: dict[str, Any]) -> dict[str, set[int]]:
 
 
 def _weights_sources(config: dict[str, Any]) -> dict[str, str | None]:
-    """{each export or run the trials (of an export's config.json) started from: why it no longer holds the
-    weights they used, or None}."""
-    used = recorded_digests(origins_of(_trial_records(config)))
-    return {source: changed_since(Path(source), used.get(source, set()))
-            for source, key in learned_from(config, None).items() if key == WEIGHTS}
+    """{each export or run the trials (of an export's config.json) started from, and each generator export whose
+    images they trained on: why it no longer holds the weights they used, or None}. A generator's images are
+    learned as its GAN study's own: a model it taught passes them down a chain as weights do."""
+    records = _trial_records(config)
+    used = recorded_digests(origins_of(records))
+    return {source: changed_since(Path(source), used.get(source, set())) for source in _sources_by_key(records)}
+
+
+def _sources_by_key(records: list[dict[str, Any]]) -> dict[str, str]:
+    """{export or run folder: the trial record's key naming it (weights_from, synthetic_from)}."""
+    found: dict[str, str] = {}
+    for record in records:
+        for key in ORIGIN_KEYS:
+            origin = record.get(key)
+            where = (origin.get("export") or origin.get("run")) if isinstance(origin, dict) else None
+            if where:
+                found.setdefault(str(where), key)
+    return found
 
 
 def ancestors_not_recorded(config: dict[str, Any]) -> list[dict[str, str]]:
     """not_recorded() of the weights the trials started from; those replaced since cannot be checked either."""
     found: list[dict[str, str]] = []
     trials = _trials_used(config)
+    keys = _sources_by_key(_trial_records(config))
     for source, why in _weights_sources(config).items():
-        items = [{"weights": source, "key": "weights_from", "why": f"not what the trials used: {why}"}] if why \
+        items = [{"weights": source, "key": keys[source], "why": f"not what the trials used: {why}"}] if why \
             else not_recorded(Path(source), trials.get(source))
         found.extend(item for item in items if item not in found)
     return found

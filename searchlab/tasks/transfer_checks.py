@@ -235,7 +235,8 @@ def _leak_warning(key: str, value: str, seen: dict[str, dict[str | None, list[Pa
                    "study did (the same seed and fractions, or split folders or a split column); for the others, ")
     return (f"{trained_on.WEIGHTS} {value!r} were trained or selected on {said}: "
             + (f"{own} by their own run, and the others " if own else "")
-            + f"by weights in their lineage (trained_on.json {trained_on.INHERITED}), whose run learned them: "
+            + f"by models in their lineage (weights they started from, or a generator whose images they trained "
+            f"on: trained_on.json {trained_on.INHERITED}), whose run learned them: "
             f"{named}. Test metrics of this study's exports would be optimistic (and selection on validation "
             "too). Fix: " + (split_alike if own else "") + "keep those images out of this study's test and "
             "validation splits (in its train split, e.g. with split folders, or out of the data), or start from "
