@@ -13,11 +13,12 @@ from torch import nn
 
 from searchlab.augment.synthetic import generator_used
 from searchlab.config.load import Study
-from searchlab.data.loading import files_by_split
+from searchlab.data.loading import files_by_split, medmnist_path
 from searchlab.data.types import ImageDataset
 from searchlab.errors import ConfigError, TrialFailure
 from searchlab.tasks.checkpoint_files import cached_hub_file
 from searchlab.export import trained_on
+from searchlab.export.medmnist_sources import SPLITS, learned_of_same_set
 from searchlab.models.standalone import build_model
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.transfer import architectures_note, load_matching, short_args, source_state
@@ -30,7 +31,7 @@ def transfer_warnings(study: Study, data: ImageDataset, specs: list[ClassifyTria
                       spec_for: SpecFor) -> list[str]:
     networks = _Networks(spec_for, data)
     found = (_cutoff_warning(specs, networks), _weights_warning(study, specs, networks),
-             *_seen_by_sources(study, specs), _patch_grid_warning(specs, networks), _hub_cache_warning(specs))
+             *_seen_by_sources(study, data, specs), _patch_grid_warning(specs, networks), _hub_cache_warning(specs))
     return [text for text in found if text]
 
 
@@ -188,10 +189,12 @@ def _not_cached(backbone: str) -> bool:
         return False
 
 
-def _seen_by_sources(study: Study, specs: list[ClassifyTrialConfig]) -> list[str]:
+def _seen_by_sources(study: Study, data: ImageDataset, specs: list[ClassifyTrialConfig]) -> list[str]:
     """Models (a searchlab export or run) the trials learn from whose run trained or selected on this study's
     test images, or trained on its validation images: the same data set split with another seed or other
-    fractions (export/trained_on.py), or images an ancestor of the weights learned. One warning per model."""
+    fractions (export/trained_on.py), or images an ancestor of the weights learned; of a MedMNIST set, a model
+    of the same set, when folds or a cross-validated model's val images meet (export/medmnist_sources.py). One
+    warning per model."""
     mine: trained_on.StudyFiles | None = None
     warnings = []
     for key, value, folded in _sources(specs):
@@ -200,6 +203,7 @@ def _seen_by_sources(study: Study, specs: list[ClassifyTrialConfig]) -> list[str
         if key == trained_on.WEIGHTS and (unknown := trained_on.not_recorded(path)):
             warnings.append(_not_recorded_warning(value, unknown))
         if not parts:
+            warnings += _medmnist_leaks(study, data, key, value, path, folded) if path.is_dir() else []
             continue
         if mine is None:   # files read (digested) only when some model lists what it learned
             mine = trained_on.StudyFiles(files_by_split(study.config.data, study.config.seed, study.base_dir,
@@ -259,6 +263,24 @@ def _not_recorded_warning(value: str, unknown: list[dict[str, str]]) -> str:
             "trained or selected on (warned of apart) is a lower bound, and its test metrics may be optimistic. "
             "Fix: make sure the fine-tuning images are not among this study's test images, or start from weights "
             "whose images are recorded (a searchlab export)")
+
+
+def _medmnist_leaks(study: Study, data: ImageDataset, key: str, value: str, path: Path, folded: bool) -> list[str]:
+    """A model of this study's MedMNIST set learned its train split (and val, when its trials cross-validated):
+    said as for files when this study cross-validates, or selects on a val split those weights trained on."""
+    file = medmnist_path(study.config.data, study.base_dir)
+    learned = learned_of_same_set(path, file.name) if file is not None else ()
+    sizes = {split: int(data.splits[split].images.shape[0]) for split in SPLITS if split in data.splits}
+    if not learned or len(sizes) < len(SPLITS):
+        return []
+    if folded:
+        return [_folds_leak(key, value, sum(sizes[split] for split in learned), sum(sizes.values()))]
+    if "val" not in learned:   # the official splits: its train images are this study's train images, no leak
+        return []
+    return [f"{key} {value!r}: their trials cross-validated over {file.name}'s train and val images, so they "
+            f"trained on all {sizes['val']} of this study's val images, which select its trials: selection would be "
+            "optimistic. Fix: start from weights of a run of this set that did not cross-validate (they learned its "
+            "train split only), or of other data"]
 
 
 def _folds_leak(key: str, value: str, n: int, of: int) -> str:
