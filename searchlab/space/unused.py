@@ -50,6 +50,8 @@ def _certainly_unused(path: ConfigPath, shown: ConfigPath, node: Node, probes: l
                       used: UsedRule) -> UnusedSetting | None:
     reads: dict[ConfigPath, set[str]] = {}
     present = [config for config in probes if value_at(config, path) is not ABSENT]
+    if isinstance(node, FixedParam) and node.value is None:   # null: a setting dropped (one an include set)
+        return None
     if not present or any(_used_in(config, path, used, reads) for config in present):
         return None
     if not reads or any(len(values) > 1 for values in reads.values()):

@@ -60,7 +60,9 @@ class GANOptimSpec(Frozen):
             if getattr(self, f"lr_{net}") is not None and getattr(self, f"lr_scale_{net}") is not None:
                 raise AtKey(f"lr_scale_{net}", f"optim.lr_{net} and optim.lr_scale_{net} both set the lr "
                             f"of {'G' if net == 'g' else 'D'}. Fix: keep one (lr_scale_{net}: a multiple of the "
-                            "family's own lr, 2e-4 for DCGAN and WGAN-GP, 2e-3 for StyleGAN2)")
+                            "family's own lr, 2e-4 for DCGAN and WGAN-GP, 2e-3 for StyleGAN2); one an included "
+                            f"space sets is dropped by lr_scale_{net}: null in yours, or --set "
+                            f"space.optim.lr_scale_{net}=null")
         return self
 
 

@@ -39,8 +39,8 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
         param = (searched or {}).get(name)
         if param is not None:
             span = param.choices if hasattr(param, "choices") else [param.low, param.high]
-            fix = (f"{own_fix} (the space searches {list(span)})" if own_fix else
-                   f"the space searches {list(span)} for '{name}'; keep it within what the {task} task accepts")
+            fix = own_fix or (f"the space searches {list(span)} for '{name}'; keep it within what the {task} "
+                              "task accepts")
             if err["type"] == "int_from_float" and not hasattr(param, "choices"):
                 ends = f"{math.ceil(param.low)}, {math.floor(param.high)}"   # whole numbers within the range
                 fix = f"search whole numbers: {key.rsplit('.', 1)[-1]}: {{int: [{ends}]}}"
@@ -58,6 +58,7 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
             got = shown_input(err)
             quoted = "" if got is ... else f" (got {got!r})"
             raise TrialFailure(f"{dotted(('space',) + tuple(loc))}: {rule}{quoted}") from None
-        # an unknown setting's value is what a probe drew (a range's low end), not what was written: name the key
-        got = loc[-1] if err["type"] == "extra_forbidden" else shown_input(err)
+        # an unknown setting's value is what a probe drew (a range's low end), not what was written: name the key;
+        # a searched one's, one draw of its range (1.3985909084407415 of [0.0, 1.5]): the range written is said
+        got = loc[-1] if err["type"] == "extra_forbidden" else list(span) if param is not None else shown_input(err)
         raise src.error(("space",) + tuple(loc), rule, got=got, fix=fix, written=("space",) + written) from None
