@@ -79,14 +79,24 @@ def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], ou
 def floor_images_note(metrics: dict[str, Any]) -> str | None:
     """medfid_floor is of the validation images, usually fewer than the samples a trial scores (as many as
     the train images), and FID is biased upward at fewer images: said, so it is not read as a like-for-like
-    floor. None when the counts were not recorded (trials of an earlier searchlab) or match."""
+    floor. None when the counts were not recorded (trials of an earlier searchlab) or match. Only this
+    export's own floor is quoted: a floor measured on other data or in another feature network says nothing
+    of this one (metrics_measured_with), and a trial measures its floor at one image count only."""
     floor_images, samples = metrics.get("medfid_floor_images"), metrics.get("medfid_samples")
     if not floor_images or not samples or floor_images >= samples:
         return None
     return (f"medfid_floor was measured with {floor_images:.0f} validation images against the train images, the "
-            f"trial's medfid with {samples:.0f} samples: FID is biased upward at fewer images (BreastMNIST, real vs "
-            "train: 0.151 at 78 images, 0.120 at 156, 0.116 at 234), so the floor reads higher than real images "
-            "would score at the trial's count and is not directly comparable with medfid")
+            f"trial's medfid with {samples:.0f} samples: {_own_floor(metrics.get('medfid_floor'), floor_images)}. "
+            "FID is biased upward at fewer images (the bias falls roughly as 1/images: Chong & Forsyth, CVPR "
+            "2020; how large it is depends on the data and the feature network), so the floor reads higher than "
+            "real images would score at the trial's count and is not directly comparable with medfid")
+
+
+def _own_floor(floor: Any, floor_images: float) -> str:
+    """This export's floor as measured: the only count it was measured at (no floor at the trial's count)."""
+    if not isinstance(floor, (int, float)):
+        return "its medfid_floor value was not recorded"
+    return f"this export's medfid_floor is {floor:.3g} at {floor_images:.0f} images, the only count it was measured at"
 
 
 def dominated_by(run: OpenRun, trial: FrozenTrial) -> list[int]:
@@ -141,7 +151,7 @@ def feature_network_used(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
         folder = (Path(run.record["base_dir"]) / named).resolve()
         about = {"source": f"task.features: {named}", "export": str(folder)}
     else:
-        folder = run.run_dir / CACHE_DIR
+        folder = (run.run_dir / CACHE_DIR).resolve()   # absolute, as `export` is: read elsewhere, still true
         about = {"source": "trained for this study on its train split (best epoch by validation; gan/features.py)",
                  "folder": str(folder)}
     try:

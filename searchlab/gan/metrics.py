@@ -123,8 +123,8 @@ class Reference:
         among themselves for duplicates (as many images as a trial's samples: nearest distances shrink with
         more images)."""
         stats = self.score(held_out01, held_out_labels)
-        # FID falls as images grow (BreastMNIST, real vs train: 0.151 at 78, 0.120 at 156, 0.116 at 234), and a
-        # trial scores as many samples as train images: the floor's count says how far to read it as a floor
+        # FID falls as images grow (its bias roughly as 1/images), and a trial scores as many samples as train
+        # images: the floor's count says how far to read it as a floor
         floors = {"medfid_floor": stats.medfid, "medfid_floor_images": float(len(held_out01)),
                   "copying_floor": stats.copying, "duplicates_floor": self.duplicates(self.real_features)}
         if stats.label_agreement is not None:
