@@ -56,12 +56,13 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
                   seed: int | None = None) -> Draw:
     """Write `n` images per class asked for (all the generator's classes by default; `n` in all when it is
     unconditional) as PNG files under `out`, from a seed (a random one when None, reported)."""
+    _refuse_empty_out(out)
     export_dir, out = Path(export_dir), Path(out)
     _refuse_out(out)
     generator, config = _generator(export_dir)
     wanted = _wanted_classes(generator, classes, export_dir)
     seed = secrets.randbelow(2**31) if seed is None else seed
-    files = {name: [_file(out, name, seed, i) for i in range(n)] for name in wanted}
+    files = {name: [_file(out, name, index, seed, i) for i in range(n)] for name, index in wanted.items()}
     _refuse_shared_folders(files)
     _refuse_taken([path for paths in files.values() for path in paths], out, seed)
     earlier = _earlier_draws(out)
@@ -114,13 +115,32 @@ def _wanted_classes(generator: torch.nn.Module, classes: list[str] | None, expor
     return wanted
 
 
-def _file(out: Path, name: str, seed: int, i: int) -> Path:
-    folder = out / re.sub(r"[^\w.-]+", "_", name) if name else out   # a class name as one folder name
+def _file(out: Path, name: str, index: int | None, seed: int, i: int) -> Path:
+    folder = out if index is None else out / _class_folder_name(name, index)
     return folder / synthetic_name(seed, i)
+
+
+def _class_folder_name(name: str, index: int) -> str:
+    """A class name as one folder name (two that become one are refused: _refuse_shared_folders). A name of dots
+    alone or nothing ('..' from a CSV label) would write into --out or above it, and one with a leading dot
+    would be a hidden folder, which data loading skips: the first is named by its index, class_<index>, and the
+    leading dots of the second become underscores."""
+    cleaned = re.sub(r"[^\w.-]+", "_", name)
+    if not cleaned.strip("."):
+        return f"class_{index}"
+    return re.sub(r"^\.+", lambda dots: "_" * len(dots.group()), cleaned)
 
 
 OWN_FOLDER = "Fix: name a folder of its own for the images (e.g. synthetic/ beside the data folder, not in it)"
 SEARCHED_DEPTH = 4   # folder levels below --out searched for images: split/class/patient/file of a data set
+
+
+def _refuse_empty_out(out: str | Path) -> None:
+    """An empty --out (an unset $OUT in a script) is Path('.'): the draw would go into the current folder."""
+    if not str(out).strip():
+        raise ExportError(f"--out is empty ({str(out)!r}): a draw needs a folder named for it, and an empty value "
+                          "(an unset variable in a script) would write into the current folder; nothing was "
+                          "written. Fix: name a folder of its own, e.g. --out synthetic/")
 
 
 def _refuse_out(out: Path) -> None:
@@ -155,22 +175,59 @@ def _is_export(folder: Path) -> bool:
 
 
 def _refuse_data_folder(out: Path) -> None:
-    """--out holding images no draw wrote (a data set, or a folder of them), or a class folder of a data set
-    (its parent holds other class folders of such images): the draw's images would join that data set."""
+    """--out holding images no draw wrote (a data set, or a folder of them), or a class folder of a data set,
+    or inside one (the loader reads a class folder's sub-folders as patients): the draw's images would join
+    that data set. Checked where the files land, through symlinks, as well as on the path given."""
     if out.is_dir() and (found := _images_no_draw_wrote(_image_files(out, SEARCHED_DEPTH))):
         raise ExportError(f"--out {out} already holds image files that no `searchlab sample` draw wrote "
                           f"({a_few(found)}): its images and {RECORD} would make them part of a data set's "
                           f"folder; nothing was written. {OWN_FOLDER}")
-    classes = _class_folders_beside(out)
-    if len(classes) >= 2:
-        raise ExportError(f"--out {out} is a class folder of a data set: {classes[0].parent} holds the class folders "
-                          f"{a_few([c.name for c in classes])} of images that no `searchlab sample` draw wrote, so "
-                          f"its images would be read as acquired ones; nothing was written. {OWN_FOLDER}")
+    given = Path(os.path.abspath(out))
+    lands = given.resolve()   # where the files land, through any symlink
+    for folder in _out_and_folders_above(given, lands):
+        if folder in (given, lands) or not folder.exists():   # a folder the draw fills or makes
+            classes = _class_folders_beside(folder)
+        elif _holds_images_no_draw_wrote(folder):   # above --out: a class folder only if it holds images itself
+            classes = [*_class_folders_beside(folder), folder]
+        else:   # (two image folders beside it, e.g. in /tmp, do not make a folder of scratch files a class)
+            continue
+        if len(classes) >= 2:
+            raise ExportError(f"--out {out} {_is_or_is_inside(given, lands, folder)} a class folder of a data set: "
+                              f"{folder.parent} holds the class folders {a_few(sorted(c.name for c in classes))} of "
+                              "images that no `searchlab sample` draw wrote, so its images would be read as acquired "
+                              f"ones; nothing was written. {OWN_FOLDER}")
+
+
+def _out_and_folders_above(given: Path, lands: Path) -> list[Path]:
+    """--out as given and where its files land (symlinks resolved), and the folders above each, up to the
+    last one below the home folder or the filesystem root: ~ and / hold Pictures/, Downloads/, tmp/, which are
+    no data set's classes."""
+    home = os.path.expanduser("~")
+    stops = {Path(given.anchor), Path(os.path.abspath(home)), Path(home).resolve()}
+    found: dict[Path, None] = {}
+    for start in (given, lands):
+        for folder in (start, *start.parents):
+            if folder != start and (folder in stops or folder.parent in stops):   # --out itself is checked always
+                break
+            found[folder] = None
+    return list(found)
+
+
+def _is_or_is_inside(given: Path, lands: Path, folder: Path) -> str:
+    if folder == given:
+        return "is"
+    return f"leads through a symlink to {folder}, which is" if folder == lands else f"is inside {folder},"
+
+
+def _holds_images_no_draw_wrote(folder: Path) -> bool:
+    """Images directly in `folder` that no draw wrote, as a class folder holds them."""
+    return bool(_images_no_draw_wrote(_image_files(folder, 0), 1))
 
 
 def _class_folders_beside(out: Path) -> list[Path]:
     """Sibling folders of `out` holding images (directly: a class folder's) that no draw wrote. Two or more,
-    as a data set has, make `out` one of its classes; one alone (figures/ beside synthetic/) does not."""
+    as a data set has, make `out` one of its classes; one alone (figures/ beside synthetic/) does not, unless
+    `out` holds such images too (a folder above --out: _refuse_data_folder)."""
     parent = out.absolute().parent
     siblings = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
         if parent.is_dir() else []
