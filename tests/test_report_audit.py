@@ -152,8 +152,10 @@ def test_the_report_says_its_metrics_are_validation_scores_of_the_positive_class
     text = _text(report_html(run))
     assert ("scored on the validation split (cross-validated trials: the mean over their folds), never on test"
             in text)
-    assert ("Positive class: normal, benign (class 1): sensitivity (recall), precision, F1 and average precision "
-            "are about it, specificity about malignant; data.positive_class chooses it.") in text
+    # precision, recall and F1 are macro averages (metrics.py): said as about class 1, they were quoted as its own
+    assert ("Positive class: normal, benign (class 1): sensitivity and average precision are about it, specificity "
+            "about malignant; precision, recall and F1 average both classes (metrics.py); data.positive_class "
+            "chooses it.") in text
 
 
 def test_a_callable_studys_report_says_nothing_of_validation_or_classes(tmp_path):

@@ -77,9 +77,9 @@ def scored_on_said(study: optuna.Study) -> str:
     latest = trials[-1]
     names = latest.user_attrs.get("class_names") or []
     if latest.user_attrs["task_kind"] == "binary" and len(names) == 2:
-        said += (f" Positive class: <b>{html.escape(str(names[1]))}</b> (class 1): sensitivity (recall), precision, "
-                 f"F1 and average precision are about it, specificity about {html.escape(str(names[0]))}; "
-                 "data.positive_class chooses it.")
+        said += (f" Positive class: <b>{html.escape(str(names[1]))}</b> (class 1): sensitivity and average "
+                 f"precision are about it, specificity about {html.escape(str(names[0]))}; precision, recall and "
+                 "F1 average both classes (metrics.py); data.positive_class chooses it.")
     return f"<p>{said}</p>"
 
 

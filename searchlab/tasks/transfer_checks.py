@@ -316,9 +316,9 @@ _OPTIMISTIC = ("Test metrics of this study's exports would be optimistic (and se
                "validation splits, or {other}")
 # Its test images anywhere in the model's run; its validation images among those the model trained on
 _LEAK = {
-    trained_on.WEIGHTS: "space.model.weights {value!r} were trained or selected on {said}: the same files, in another "
-                        "split of the run that made them. " + _OPTIMISTIC.format(whose="weights'",
-                                                                               other="start from weights of other data"),
+    trained_on.WEIGHTS: "space.model.weights {value!r} were trained or selected on {said}: files of the same "
+                        "content, in another split of the run that made them or copied from its data. "
+                        + _OPTIMISTIC.format(whose="weights'", other="start from weights of other data"),
     trained_on.SYNTHETIC: "space.augment.synthetic {value!r}: this study has {said} among the images the generator's "
                           "GAN study trained or scored on (its val images: trained on), in another split of that run; "
                           "a GAN can reproduce its training images, which then join this study's training data. " +
