@@ -27,6 +27,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from searchlab.output_reader import streams_that_take_any_text
 
         streams_that_take_any_text()
+    code = _run_command(args, handler)
+    if not args.argv_given:   # the process ends with the command: a stop from here on cannot undo its work
+        from searchlab.engine.signals import end_at_a_stop_with
+
+        end_at_a_stop_with(code)
+    return code
+
+
+def _run_command(args: argparse.Namespace, handler: Callable[[argparse.Namespace], int]) -> int:
     try:
         with callers_state_kept(caller_goes_on=args.argv_given):
             return handler(args)

@@ -168,3 +168,27 @@ def test_a_stop_before_the_objective_starts_fails_its_trial_as_interrupted(write
     assert result.interrupted and result.exit_code == 128 + signal.SIGTERM
     [trial] = _trials(tmp_path)
     assert trial.state == TrialState.FAIL and trial.user_attrs.get("error") == "interrupted (SIGTERM)"
+
+
+# a command that is done, in a process whose teardown is slow (as a run's, ~2 s of garbage collection)
+SLOW_TEARDOWN = """
+import atexit, sys, time
+from searchlab.cli import main
+atexit.register(lambda: (print("tearing down", flush=True), time.sleep(20)))
+sys.argv = ["searchlab", "cache"]
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_after_the_command_is_done_ends_the_process_with_its_code(sig):
+    """A batch job's time limit or a Ctrl-C in the seconds after a finished run's summary made it exit 143 (or
+    print a KeyboardInterrupt traceback): `run && use best/` took a finished run for a failed one."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    child = subprocess.Popen([sys.executable, "-c", SLOW_TEARDOWN], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=default_stop_signals)
+    while "tearing down" not in child.stdout.readline():   # the command's own lines first
+        assert child.poll() is None, child.stderr.read()
+    child.send_signal(sig)
+    _, err = child.communicate(timeout=15)   # at once, not after the 20 s teardown
+    assert child.returncode == 0 and "Traceback" not in err, err

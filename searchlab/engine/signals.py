@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Collection, Iterator
@@ -96,6 +97,26 @@ def honoured_stops() -> tuple[int, ...]:
     """The stop signals this process is not set to ignore (SIG_IGN, as nohup sets SIGHUP, and a script's shell
     Ctrl-C for its background jobs): a run overriding that was stopped by the logout `nohup` was meant to outlive."""
     return tuple(sig for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN)
+
+
+def end_at_a_stop_with(code: int) -> None:
+    """For the rest of a `searchlab` process whose command is done, its exit code decided: a stop ends it at once
+    with that code. The interpreter's teardown (garbage collection, exit hooks) takes ~2 s after a run's summary,
+    and a stop then (a batch job's time limit, an impatient Ctrl-C) made a finished run or export exit 130 or 143,
+    as if it had failed."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def end(signum: int, frame: FrameType | None) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:   # a closed or broken stream: nothing more can be said on it
+                pass
+        os._exit(code)
+
+    for sig in honoured_stops():   # one ignored at start (nohup) stays ignored
+        signal.signal(sig, end)
 
 
 @contextmanager
