@@ -81,6 +81,7 @@ class GenerateTask:
                    for config in probe_configs(study.space, seed=study.config.seed))
 
     def validate_space(self, study: Study, src: Located) -> None:
+        _check_device(study, src)
         searched = {param.name: param for param, _ in searchable_params(study.space)}
         for config in probe_configs(study.space, seed=study.config.seed):
             spec = parse_trial(GenerateTrialConfig, "generate", config, src, searched, space=study.space)
@@ -114,7 +115,9 @@ class GenerateTask:
             _check_enough_images(trained_feature_count(data), data)   # a refusal is not announced as training
             print("MedFID: training its feature network on this data once (about a minute on a CPU core; "
                   "cached in the run folder, or name an export with task.features)", file=sys.stderr)
-        _, reference, _ = self._reference(study)
+        _, reference, floors = self._reference(study)
+        if blind := judge_at_chance_warning(floors, len(data.class_names), self.cfg.features):
+            print(f"warning: {blind}", file=sys.stderr)
         earlier = _earlier_trials(study)
         _check_same_features(earlier, reference.features, self.cfg.features)
         if older := stylegan2_trained_before_its_adam(earlier):
@@ -181,11 +184,49 @@ def suspicions(stats: SampleStats, floors: dict[str, float], n_classes: int) -> 
         said.append(f"collapses: {stats.duplicates:.0%} of its samples are near-duplicates of another sample "
                     f"(real images: {floors['duplicates_floor']:.0%})")
     agreement = stats.label_agreement
-    if agreement is not None and agreement <= 1 / n_classes + CHANCE_MARGIN:
+    # a judge at chance on real images cannot tell a deaf generator from one that heeds its labels (said at start)
+    if agreement is not None and _at_chance(agreement, n_classes) and not _judge_at_chance(floors, n_classes):
         said.append(f"ignores its labels: the feature network's classifier puts {agreement:.0%} of its samples "
                     f"in the class asked for (chance: {1 / n_classes:.0%}; real validation images: "
                     f"{floors.get('label_agreement_floor', math.nan):.0%})")
     return "; ".join(said)
+
+
+def _at_chance(agreement: float, n_classes: int) -> bool:
+    return agreement <= 1 / n_classes + CHANCE_MARGIN
+
+
+def _judge_at_chance(floors: dict[str, float], n_classes: int) -> bool:
+    """Whether the feature network's classifier is itself at chance on real validation images."""
+    floor = floors.get("label_agreement_floor")
+    return floor is not None and _at_chance(floor, n_classes)
+
+
+def judge_at_chance_warning(floors: dict[str, float], n_classes: int, named: str | None) -> str:
+    """Why a feature network whose classifier is at chance on real validation images ("" when it is not) makes
+    label_agreement (and MedFID) say little: the audit's 1-epoch export scored real images 52% on two classes,
+    and its trials were blamed for ignoring their labels at 50%."""
+    if not _judge_at_chance(floors, n_classes):
+        return ""
+    source = f"task.features ({named})" if named else f"the network trained for MedFID ({CACHE_DIR}/ in the run folder)"
+    fix = ("train the classifier exported as task.features longer (more budget.epochs) or name a better export"
+           if named else "name as task.features a classifier export of this data that tells its classes apart")
+    # below chance too (the 1-epoch export of tests/test_synthetic_leak.py: 0%): it would fail a generator that obeys
+    return (f"the MedFID feature network, {source}, puts only {floors['label_agreement_floor']:.0%} of the real "
+            f"validation images in their own class (label_agreement_floor), no more than "
+            f"{CHANCE_MARGIN * 100:.0f} points above chance ({1 / n_classes:.0%}), so its label_agreement cannot "
+            f"judge the generators (no trial is marked as ignoring its labels) and its MedFID means little. "
+            f"Fix: {fix}")
+
+
+def _check_device(study: Study, src: Located) -> None:
+    """executor.device moves classify trials only: a GAN trial trains on the CPU, and a cuda written for it was
+    ignored without a word (refused, as budget.epochs and max_params are in a GAN study)."""
+    device = study.config.executor.device
+    if device == "cuda":   # auto (the default) means where a trial can; cpu is where a GAN trains anyway
+        raise src.error(("executor", "device"), "GAN (generate) trials train on the CPU; executor.device moves "
+                        "classify trials only, so a GAN study would ignore it", got=device,
+                        fix="remove executor.device (or set it to cpu) in the GAN study")
 
 
 def _finished(ostudy: Any) -> list[Any]:
