@@ -153,7 +153,9 @@ def test_a_run_into_it_says_why_not_and_calls_it_no_copy(read_only_run, tmp_path
     done = subprocess.run([sys.executable, "-m", "searchlab.cli", "run", str(tmp_path / "study.yaml"), "--set",
                            f"run_dir={read_only_run}", "--set", "budget.n_trials=4"], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
-    assert done.returncode == 2 and "cannot write the study database" in done.stderr, done.stderr
+    # said before the data is read, naming run_dir (it was said as study.db, after the data had loaded)
+    assert done.returncode == 2 and f"error: run_dir {read_only_run}: a run this user cannot write" in done.stderr \
+        and "Fix: run in a copy you can write (cp -r" in done.stderr, done.stderr
     assert "is a copy of the run folder" not in done.stderr   # the same folder, mounted at another path
 
 

@@ -84,11 +84,16 @@ def sqlite_on_network_warning(url: str) -> str | None:
 def refuse_an_unwritable_run_dir(run_dir: Path, manifest: str) -> None:
     """A run_dir this user can neither write nor make, said before the data is read: into an existing folder it
     was said as a storage the user never set ("cannot open storage 'sqlite:///...'"), and under one as a bare
-    Permission denied once the data had loaded. A folder someone else ran in (its `manifest` there) is left to
-    the storage's own message, which says to run in a copy."""
+    Permission denied once the data had loaded; a colleague's run folder (its `manifest` there) as a study.db it
+    could not write, after the data had loaded."""
     import os
 
     if (run_dir / manifest).is_file():
+        if not os.access(run_dir, os.W_OK | os.X_OK):
+            raise StorageError(f"run_dir {run_dir}: a run this user cannot write (another user's, or an archive), "
+                               "and a run writes its trials, checkpoints and export there. Fix: run in a copy you "
+                               f"can write (cp -r {run_dir} COPY, then --set run_dir=COPY), or --set run_dir=DIR "
+                               "for a new run")
         return
     existing = next((folder for folder in (run_dir, *run_dir.parents) if folder.exists()), None)
     if existing is None or not existing.is_dir() or os.access(existing, os.W_OK | os.X_OK):
