@@ -109,6 +109,12 @@ def test_a_folder_without_a_run_is_named_with_what_it_holds(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(SearchlabError, match=r"holds no searchlab run .*found: notes.txt"):
         write_report(tmp_path)
+    # a run stopped before it recorded its setup leaves study.db alone: "pass the directory searchlab run printed"
+    # named the very folder
+    (tmp_path / "study.db").write_bytes(b"")
+    with pytest.raises(SearchlabError, match=r"holds a study database but no searchlab.json: a searchlab run stopped "
+                                             r".* Fix: run the study again"):
+        write_report(tmp_path)
 
 
 def test_compare_draws_best_so_far_curves_of_several_runs(write_study, tmp_path):

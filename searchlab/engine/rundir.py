@@ -198,6 +198,11 @@ def open_run(target: str | Path) -> OpenRun:
     manifest_path = run_dir / MANIFEST
     if not manifest_path.is_file():
         found = sorted(p.name for p in run_dir.iterdir())[:10] if run_dir.is_dir() else []
+        if "study.db" in found:   # a run stopped before it wrote its record: pointing at that folder again helps not
+            raise SearchlabError(f"'{run_dir}' holds a study database but no {MANIFEST}: a searchlab run stopped "
+                                 "(or failed) before it recorded its setup, which it does before any trial, or a "
+                                 "database searchlab did not make. Fix: run the study again (searchlab run "
+                                 "STUDY.yaml), which starts it anew; or open the database with optuna-dashboard")
         raise SearchlabError(f"'{run_dir}' holds no searchlab run (no {MANIFEST}; found: "
                              f"{', '.join(found) or 'nothing'}). Fix: pass the directory `searchlab run` "
                              "printed, e.g. runs/quickstart")
