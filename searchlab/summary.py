@@ -28,9 +28,8 @@ from searchlab.export.publish import export_of_another_study, moving_aside
 from searchlab.export.scorings import KEY as SCORINGS_KEY
 
 SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
-                 "params", "flops",
-                 "medfid", "kid", "precision", "recall", "coverage", "copying", "label_agreement", "medfid_floor",
-                 "train_seconds")
+                 "params", "flops", "medfid", "kid", "precision", "recall", "density", "coverage", "copying",
+                 "duplicates", "label_agreement", "medfid_floor", "train_seconds")
 COSTS = ("params", "flops", "train_seconds")   # of the model and its training, not scores
 SHOWN_OWN = 8   # metrics of a task with none of the above, shown in the order it returned them
 

@@ -290,3 +290,12 @@ def test_failures_listed_are_failed_configs_not_attempts_a_retry_took_over(capsy
                                                user_attrs={"error": "CUDA out of memory"}))
     print_failures(ostudy)
     assert capsys.readouterr().out == "  failed trial 2: CUDA out of memory\n"
+
+
+def test_a_gan_trial_shows_the_duplicates_and_density_its_suspect_note_may_cite():
+    """"collapses: 64% of its samples are near-duplicates" was said beside a metrics line without duplicates."""
+    from searchlab.summary import describe_trial
+
+    metrics = {"medfid": 0.4, "density": 0.9, "coverage": 0.5, "copying": 0.0, "duplicates": 0.64}
+    trial = optuna.trial.create_trial(value=0.4, params={}, distributions={}, user_attrs={"metrics": metrics})
+    assert "metrics: medfid=0.4, density=0.9, coverage=0.5, copying=0, duplicates=0.64" in describe_trial(None, trial)
