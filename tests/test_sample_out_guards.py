@@ -100,3 +100,13 @@ def test_a_class_named_as_another_ones_folder_is_refused(tmp_path, capsys):
     assert code == 2 and f"the classes '..' and 'class_0' would both be written to {tmp_path / 'out' / 'class_0'}" \
         in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_where_a_class_folder_goes_is_said_so(tmp_path, capsys):
+    """It was a bare "fc/a: File exists. Fix: check that the path exists"."""
+    export = _hand_export(tmp_path / "gen", 2, ["a", "b"])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a").write_text("notes")
+    code, _, err = _sample(capsys, export, "--out", tmp_path / "out", "--n", 1)
+    assert code == 2 and f"{tmp_path / 'out' / 'a'} is a file, where the images of class 'a' go" in err, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a"]

@@ -256,6 +256,9 @@ def _refuse_shared_folders(files: dict[str, list[Path]]) -> None:
         if paths and (other := folders.setdefault(paths[0].parent, name)) != name:
             raise ExportError(f"the classes {other!r} and {name!r} would both be written to {paths[0].parent}; "
                               "nothing was written. Fix: draw them one at a time (--class), each to its own --out")
+        if paths and paths[0].parent.exists() and not paths[0].parent.is_dir():   # said as a bare "File exists"
+            raise ExportError(f"{paths[0].parent} is a file, where the images of class {name!r} go; nothing was "
+                              "written. Fix: move that file away, or draw to another --out")
 
 
 def _refuse_taken(paths: list[Path], out: Path, seed: int) -> None:
