@@ -11,6 +11,11 @@ import os
 import sys
 from typing import Any, TextIO
 
+from searchlab.errors import SearchlabError
+
+# the streams that were closed at start (`>&-`), by name: a command whose rows are its only product says so
+_CLOSED_AT_START: set[str] = set()
+
 
 class OutputWhoseReaderMayLeave:
     """Stands in for sys.stdout: writes go through until the reader leaves, then nowhere."""
@@ -49,18 +54,39 @@ class OutputWhoseReaderMayLeave:
 def streams_that_take_any_text() -> None:
     """For searchlab's own command line (not a Python caller's streams): a stream closed at start (`>&-`) is
     None in Python, and printing to it raised AttributeError deep inside; a stream of an encoding that cannot
-    say a path's letters (PYTHONIOENCODING=ascii) raised UnicodeEncodeError. Closed: /dev/null. Narrow: standard
+    say a path's letters (PYTHONIOENCODING=ascii) raised UnicodeEncodeError. Closed: /dev/null, and recorded
+    (stdout_was_closed): predict's rows and trials tables, all those commands make, are refused. Narrow: standard
     output, which carries data (predict's rows, trials tables), is UTF-8 as --out files are (escaped, a path
     named a file that does not exist); standard error, read by people, escapes what it cannot say (\\xe9)."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is None:
+            _CLOSED_AT_START.add(name)
             setattr(sys, name, open(os.devnull, "w"))   # noqa: SIM115 - the process's own, open until it ends
         elif isinstance(stream, io.TextIOWrapper) and not _utf8(stream.encoding):
             if name == "stdout":
                 stream.reconfigure(encoding="utf-8", errors="surrogateescape")
             elif stream.errors == "strict":
                 stream.reconfigure(errors="backslashreplace")
+
+
+class ClosedOutputError(SearchlabError):
+    """Rows with nowhere to go: exit code 1, as a file the CLI cannot write (and as `cat FILE >&-`)."""
+
+    exit_code = 1
+
+
+def refuse_a_closed_stdout(what: str) -> None:
+    """`searchlab predict EXPORT scans/ >&-`: the rows, the command's only product, went to /dev/null and the
+    command exited 0. (`searchlab run`'s output is only a summary of what it stores, so it still runs.)"""
+    if stdout_was_closed():
+        raise ClosedOutputError(f"standard output (stdout) is closed (e.g. >&-), so {what} would be written "
+                                "nowhere. Fix: give --out FILE, or leave standard output open")
+
+
+def stdout_was_closed() -> bool:
+    """Whether searchlab's command line found standard output closed at start (never so for a Python caller)."""
+    return "stdout" in _CLOSED_AT_START
 
 
 def _utf8(encoding: str) -> bool:

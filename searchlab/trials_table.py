@@ -29,6 +29,7 @@ from optuna.distributions import FloatDistribution
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.trial_time import trial_seconds
 from searchlab.errors import SearchlabError
+from searchlab.output_reader import refuse_a_closed_stdout
 from searchlab.space.params import on_step
 from searchlab.whole_file import not_a_file, write_whole
 
@@ -126,6 +127,8 @@ def write_table(table: pd.DataFrame, fmt: str | None, out: Path | None) -> None:
         raise SearchlabError(f"unknown --format {fmt!r}. Fix: one of {', '.join(FORMATS)}")
     if fmt == "parquet" and out is None:
         raise SearchlabError("parquet is binary: give --out FILE.parquet")
+    if out is None:
+        refuse_a_closed_stdout("the trial table")
     if fmt == "json":
         text = json.dumps([{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")],
                           indent=1)   # not pandas' to_json: it rounds floats to 10 decimals
@@ -138,12 +141,12 @@ def write_table(table: pd.DataFrame, fmt: str | None, out: Path | None) -> None:
     elif fmt == "csv":
         write_whole(out, lambda part: table.to_csv(part, index=False))
     else:
-        write_whole(out, lambda part: _write_parquet(table, part))
+        write_whole(out, lambda part: write_parquet(table, part))
 
 
-def _write_parquet(table: pd.DataFrame, part: Path) -> None:
-    """pyarrow seeks in the file it writes, which a named pipe cannot ("lseek failed"): for a pipe the table is
-    made in memory, and its bytes written through."""
+def write_parquet(table: pd.DataFrame, part: Path) -> None:
+    """`table` as Parquet at `part` (`trials`' and `predict`'s). pyarrow seeks in the file it writes, which a
+    named pipe cannot ("lseek failed"): for a pipe the table is made in memory, and its bytes written through."""
     if not not_a_file(part):
         table.to_parquet(part, index=False)
         return

@@ -1,10 +1,14 @@
 """Files a command writes whole or not at all (`trials --out`, `report --out`): written to a partial file beside
-the target and moved over it in one step."""
+the target and moved over it in one step; an --out naming one of the command's open descriptors
+(`--out /proc/self/fd/3 3>>all.csv`) is written through that descriptor, as the shell opened it."""
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +20,10 @@ def write_whole(out: Path, write: Callable[[Path], object]) -> None:
     """`write(part)` writes the file to a partial file beside `out`, then moved over it in one step: a full disk
     or a killed command left a truncated table or report under the final name, and a failed re-run broke a
     good one (as `predict --out` does). A link named as `out` stays a link: the file it points to is replaced."""
+    descriptor = open_descriptor_named(out)
+    if descriptor is not None and stat.S_ISREG(os.fstat(descriptor).st_mode):
+        _write_through(descriptor, out, write)
+        return
     if not_a_file(out):   # /dev/null, a named pipe: written to, never replaced (as root, replaced for good)
         # as given, through its links: an anonymous pipe's /proc/self/fd/3 links to "pipe:[N]", no path
         write(out)
@@ -26,6 +34,57 @@ def write_whole(out: Path, write: Callable[[Path], object]) -> None:
     with _partial_beside(final, out) as part:
         write(part)
         os.replace(part, final)
+
+
+# /proc/self/fd/3, /dev/fd/3, /proc/<this process>/fd/3: one of the process's open descriptors, by its number
+_DESCRIPTOR_PATH = re.compile(r"/(?:proc/(?:self|thread-self)|dev)/fd/(\d+)")
+_STANDARD_STREAMS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def open_descriptor_named(out: Path) -> int | None:
+    """The descriptor number `out` names, directly or through links (/dev/stdout -> /proc/self/fd/1), when it is
+    one the shell handed over; else None. Its target is not the file to write: reopening /proc/self/fd/3 of
+    `3>>f` truncates f (or, written beside and moved over, replaces it), so what was appended to is lost."""
+    number = _descriptor_number(os.path.abspath(out))
+    if number is None:
+        return None
+    fix = (f"Fix: open it in the shell, e.g. --out {out} {number}>>FILE (appends; {number}>FILE writes anew), or "
+           "name the file itself")
+    try:
+        handed_over = os.get_inheritable(number)
+    except OSError:
+        raise OutPathError(f"--out {out} names descriptor {number}, which is not open. {fix}") from None
+    if not handed_over:   # opened by searchlab itself (CLOEXEC), e.g. the study's database: never written into
+        raise OutPathError(f"--out {out} names descriptor {number}, which searchlab opened for itself (e.g. the "
+                           f"study's database), not one the shell opened for it. {fix}")
+    return number
+
+
+def _descriptor_number(path: str) -> int | None:
+    """N of /proc/self/fd/N, /dev/fd/N or /dev/stdout (1), found by following `path`'s links; None for a path
+    that is not one (its target is checked before each link is read: /dev/fd/3 reads as the file 3 opens)."""
+    for _ in range(40):   # the kernel's own limit on links followed
+        named = _STANDARD_STREAMS.get(path)
+        found = _DESCRIPTOR_PATH.fullmatch(path.replace(f"/proc/{os.getpid()}/", "/proc/self/"))
+        if named is not None or found:
+            return named if named is not None else int(found[1])
+        if not os.path.islink(path):
+            return None
+        path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+    return None
+
+
+def _write_through(descriptor: int, out: Path, write: Callable[[Path], object]) -> None:
+    """`write(part)` to a private partial file, then its bytes through a copy of `descriptor`, as the shell
+    opened it: `3>>f` appends to f, `3>f` writes the emptied f; nothing is written when `write` fails."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="searchlab-out-") as folder:
+            part = Path(folder) / Path(out).name
+            write(part)
+            with part.open("rb") as written, open(os.dup(descriptor), "wb", closefd=True) as through:
+                shutil.copyfileobj(written, through)
+    except OSError as exc:   # a full disk: named as --out, as beside a file (the partial file's name would mislead)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from exc
 
 
 def not_a_file(path: Path) -> bool:

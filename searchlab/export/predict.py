@@ -28,6 +28,7 @@ from searchlab.errors import ExportError, a_few, refuse_folder
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.models import standalone
 from searchlab.models.image_files import read_input_file
+from searchlab.output_reader import refuse_a_closed_stdout
 from searchlab.whole_file import write_whole
 
 SAME_EXPORT = "export the run again, or copy all of one export's files together"
@@ -36,12 +37,18 @@ CHUNK = 256   # images decoded and predicted at a time: memory stays bounded for
 
 def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: TextIO) -> int:
     """Write one CSV row per image file (folders are walked, sorted); returns the number of rows."""
+    # as `trials`: a \r\n ended each row's last cell in awk and cut
+    return predict_rows(export_dir, inputs, csv.writer(out, lineterminator="\n"))
+
+
+def predict_rows(export_dir: str | Path, inputs: Sequence[str | Path], writer: Any) -> int:
+    """The header, then one row per image file, given to `writer.writerow` (a csv writer, or RowsKept for
+    Parquet); returns the number of image files."""
     config = _classifier_config(Path(export_dir))
     files = image_files(inputs)
     _say_what_the_files_are(files, config)
     net = _model(Path(export_dir), config)
     names = config["class_names"]
-    writer = csv.writer(out, lineterminator="\n")   # as `trials`: a \r\n ended each row's last cell in awk and cut
     header = ["path", *(f"p({name})" for name in names), "predicted"]
     unreadable: list[ExportError] = []
     progress = DecodeProgress(len(files), cached=False, doing="predict: read and scored")
@@ -335,11 +342,14 @@ def _utf8(text: str) -> bool:
 def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -> int:
     """To standard output, or to `out` whole: written beside it and moved into place when every file was read."""
     if out is None:   # whole or nothing, as --out: an unreadable file found after 256 rows left them printed
+        refuse_a_closed_stdout("the predictions")   # before the work: it would be thrown away
         table = io.StringIO()
         rows = predict_files(export_dir, inputs, table)
         sys.stdout.write(table.getvalue())
         return rows
     refuse_folder(out, "predictions.csv", what="CSV file")
+    if Path(out).suffix.lower() == ".parquet":   # by its extension, as `trials --out`: CSV under it misled readers
+        return _write_parquet_predictions(export_dir, inputs, Path(out))
     rows = 0
 
     def write(part: Path) -> None:
@@ -353,3 +363,36 @@ def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -
     # whole file; a shared `out.partial` mixed their rows), and a pipe or a device written to, never replaced
     write_whole(Path(out), write)
     return rows
+
+
+def _write_parquet_predictions(export_dir: str, inputs: Sequence[str], out: Path) -> int:
+    """The CSV's columns as Parquet (p(class) as floats), written whole as the CSV is."""
+    from searchlab.trials_table import write_parquet   # (optuna's import: for this format only)
+
+    kept = RowsKept()
+    rows = predict_rows(export_dir, inputs, kept)
+    table = kept.table(out)
+    write_whole(out, lambda part: write_parquet(table, part))
+    return rows
+
+
+class RowsKept:
+    """Rows as a csv writer takes them, kept for a table: the header first."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[str]] = []
+
+    def writerow(self, row: list[str]) -> None:
+        self.rows.append(row)
+
+    def table(self, out: Path) -> Any:
+        import pandas as pd
+
+        header, *rows = self.rows or [["path", "predicted"]]
+        if odd := [row[0] for row in rows if not _utf8(row[0])]:   # Parquet's strings are UTF-8, always
+            raise ExportError(f"--out {out}: {len(odd)} file name(s) are not UTF-8 (e.g. {ascii(odd[0])}), and "
+                              "Parquet holds only UTF-8 text. Fix: --out with .csv (names kept as their bytes), or "
+                              "rename the files")
+        table = pd.DataFrame(rows, columns=header, dtype=object)
+        probabilities = [column for column in header if column.startswith("p(")]
+        return table.astype({column: "float64" for column in probabilities})
