@@ -1,10 +1,7 @@
 """Saving fine-tuned weights of an export as a folder that `load()` and `searchlab predict` take: part of every
-classifier export's model.py (below the body marker, after standalone.py, whose helpers it calls), not of
-searchlab itself, which never fine-tunes an export.
-
+classifier export's model.py (below the body marker, after standalone.py, whose helpers it calls), not of searchlab.
 Fine-tuned weights saved beside a copy of the export's config.json were refused by load() (their sha256 is not
-the exported weights'), and the copied test metrics described the exported weights, not the new ones.
-"""
+the exported weights'), and the copied test metrics described the exported weights, not the new ones."""
 from __future__ import annotations
 
 import datetime
@@ -39,8 +36,9 @@ def save(net: nn.Module, config: dict[str, Any], out_dir: str | Path, replace_ex
     weights they started from) and the metrics that scored those moved under `before_fine_tuning`. A folder
     save() wrote is overwritten (a training loop saving every epoch); an export is not, unless
     `replace_export`; other files (a notebook folder's own model.py) never are. The folder is written beside
-    out_dir and swapped in whole (other files there carried over): a failed or interrupted save leaves the
-    earlier one as it was. Saves into one folder (every DDP rank's) wait for each other. Returns out_dir."""
+    out_dir and swapped in whole (other files there kept, those written while it saves too): a failed or
+    interrupted save leaves the earlier one as it was. Saves into one folder (every DDP rank's) wait for each
+    other. Returns out_dir."""
     out_dir = _through_link(Path(out_dir))
     source = _own_source()
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
@@ -89,10 +87,9 @@ def _through_link(out_dir: Path) -> Path:
 
 
 def _write_whole_folder(out_dir: Path, files: dict[str, str | bytes]) -> None:
-    """`files` written into a new folder beside `out_dir`, with the other files out_dir holds, then swapped in
-    for it. Written in place, a full disk or a Ctrl-C between weights.safetensors and config.json left an
-    earlier save whose weights its config.json refused (fine-tuned weights, lost for good), or a new folder
-    that save() then refused as someone's own files."""
+    """`files` written into a new folder beside `out_dir`, with out_dir's other files, then swapped in for it.
+    Written in place, a full disk or a Ctrl-C between weights.safetensors and config.json left an earlier save
+    whose config.json refused its weights (lost for good), or a new folder that save() refused as someone's own."""
     _refuse_to_swap(out_dir)
     _refuse_read_only(out_dir)
     _remove_leftovers(out_dir)
@@ -106,8 +103,8 @@ def _write_whole_folder(out_dir: Path, files: dict[str, str | bytes]) -> None:
                 path.write_text(content)
             else:
                 path.write_bytes(content)
+        carried = _carry_over(out_dir, staging) if out_dir.is_dir() else {}
         if out_dir.is_dir():
-            _carry_over(out_dir, staging)
             _keep_modes(out_dir, staging, files)
         _swap_in(staging, out_dir, old)
     except OSError as exc:   # named by the new folder's file, which is gone: say which folder and what it holds
@@ -116,15 +113,23 @@ def _write_whole_folder(out_dir: Path, files: dict[str, str | bytes]) -> None:
         raise OSError(exc.errno, f"{exc.strerror or exc}; nothing was saved, {left}", str(out_dir)) from exc
     finally:
         _remove_set_aside(staging)
-    _remove_set_aside(old)
+    try:   # after the swap: saved, whatever happens here
+        if old.is_dir():
+            _merge_set_aside(old, out_dir, carried)
+    except OSError as exc:
+        import warnings
+        warnings.warn(f"save() saved {out_dir}, but could not move into it the files written in the earlier folder "
+                      f"while it saved ({exc}): that folder is kept, at {old}. Fix: move them into {out_dir}, then "
+                      "remove it", RuntimeWarning, stacklevel=3)
+    else:
+        _remove_set_aside(old)
 
 
 def _wait_for_other_saves(out_dir: Path) -> int:
     """A lock file beside out_dir, taken once no other save of out_dir (another process, thread or DDP rank)
     holds it: saving at once, one save set aside the folder whose files another was carrying over, which lost
-    them. POSIX: flock, the file removed by its holder (a waiter on the removed file takes the new one). Other
-    systems (Windows, untested): msvcrt's lock of its first byte, tried again while it gives up after 10 s (the
-    file left there: Windows removes no open file)."""
+    them. POSIX: flock, the file removed by its holder (a waiter on the removed file takes the new one). Windows
+    (untested): msvcrt's lock of its first byte, tried again while it gives up after 10 s (the file left there)."""
     import errno
 
     lock = _lock_file(out_dir)
@@ -180,14 +185,20 @@ def _lock_file(out_dir: Path) -> Path:
 
 
 def _refuse_read_only(out_dir: Path) -> None:
-    """A folder this user may not write is not replaced: made read-only, it is not to be saved into (written in
-    place, save() failed there, as it should)."""
+    """A folder made read-only is not replaced (written in place, save() failed there, as it should): one this
+    user may not write, or one with no write bit, which root may write (os.access says yes) all the same."""
     import errno
 
-    if out_dir.is_dir() and not os.access(out_dir, os.W_OK):
-        raise PermissionError(errno.EACCES, f"{out_dir} is read-only for this user and save() would replace it: "
-                              "nothing was saved. Fix: make it writable (chmod u+w) to save there, or save into a "
-                              f"new folder, e.g. {str(out_dir) + '_tuned'!r}", str(out_dir))
+    if not out_dir.is_dir():
+        return
+    mode, owner, writable = out_dir.stat().st_mode, out_dir.stat().st_uid, os.access(out_dir, os.W_OK)
+    if writable and mode & 0o222:
+        return
+    why = f"is read-only (mode {oct(mode & 0o777)}, no write bit)" if writable else "is read-only for this user"
+    mine = getattr(os, "geteuid", lambda: owner)() in (owner, 0)
+    fix = "make it writable (chmod u+w) to save there" if mine else "ask its owner to make it writable"
+    raise PermissionError(errno.EACCES, f"{out_dir} {why} and save() would replace it: nothing was saved. Fix: "
+                          f"{fix}, or save into a new folder of yours, e.g. {str(out_dir) + '_tuned'!r}", str(out_dir))
 
 
 def _remove_set_aside(folder: Path) -> None:
@@ -206,8 +217,7 @@ def _remove_set_aside(folder: Path) -> None:
 def _remove_tree(folder: Path) -> None:
     """shutil.rmtree, making a folder inside writable (and listable) when one could not be emptied (a carried-over
     raw/ the user made read-only) and trying once more. Files are left as they are: the set-aside folder's are
-    hard links of the saved folder's, whose mode is the user's (Windows, which will not remove a read-only file,
-    keeps the folder: save() warns)."""
+    hard links of the saved folder's, whose mode is the user's (Windows keeps a read-only file: save() warns)."""
     import shutil
     import stat
     import sys
@@ -232,7 +242,8 @@ def _remove_tree(folder: Path) -> None:
 def _refuse_to_swap(out_dir: Path) -> None:
     """A folder that cannot be replaced by renaming a new one in: a file, a mount point, or the folder this
     process works in (replaced, the process would be left in a deleted folder)."""
-    fix = f"Fix: save into a new folder, e.g. {str(out_dir.resolve() / 'tuned')!r}"
+    whole = ("save() replaces its folder whole (a new one renamed in, so that a failed save leaves the earlier one). "
+             f"Fix: save into a new folder, e.g. {str(out_dir.resolve() / 'tuned')!r}")
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} is a file, not a folder. Fix: save into a new folder, e.g. "
                          f"{str(out_dir) + '_tuned'!r}")
@@ -241,11 +252,9 @@ def _refuse_to_swap(out_dir: Path) -> None:
     except OSError:   # this process's folder was deleted: out_dir cannot be it
         here = None
     if out_dir.exists() and here is not None and out_dir.resolve() in (here, *here.parents):
-        raise ValueError(f"{out_dir} is the folder this process works in (or holds it), and save() replaces its "
-                         f"folder whole (a new one renamed in, so that a failed save leaves the earlier one). {fix}")
+        raise ValueError(f"{out_dir} is the folder this process works in (or holds it), and {whole}")
     if os.path.ismount(out_dir):
-        raise ValueError(f"{out_dir} is a mount point, which cannot be renamed, and save() replaces its folder "
-                         f"whole (a new one renamed in, so that a failed save leaves the earlier one). {fix}")
+        raise ValueError(f"{out_dir} is a mount point, which cannot be renamed, and {whole}")
 
 
 def _hidden_name(out_dir: Path) -> str:
@@ -282,20 +291,56 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _carry_over(out_dir: Path, staging: Path) -> None:
+def _carry_over(out_dir: Path, staging: Path) -> dict[str, tuple[Any, Any]]:
     """The files of out_dir that save() does not write (a training log, notes) into the new folder: hard links
-    where the file system has them (the same files, a log still open for writing included), else copies."""
+    where the file system has them (the same files, a log still open for writing included), else copies. Returns,
+    by path inside the folder, the state of each file and of its copy, for _merge_set_aside."""
     import shutil
+
+    carried: dict[str, tuple[Any, Any]] = {}
+
+    def carry(source: str | Path, target: str | Path) -> None:
+        was = _state(source)   # taken before: a file written while it was copied counts as changed
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+        else:
+            _link_or_copy(source, target)
+        carried[os.path.relpath(target, staging)] = was, _state(target)
 
     for path in out_dir.iterdir():
         if path.name in SAVED_FILES:
             continue
-        if path.is_symlink():
-            os.symlink(os.readlink(path), staging / path.name)
-        elif path.is_dir():
-            shutil.copytree(path, staging / path.name, symlinks=True, copy_function=_link_or_copy)
+        if path.is_dir() and not path.is_symlink():
+            shutil.copytree(path, staging / path.name, symlinks=True, copy_function=carry)
         else:
-            _link_or_copy(path, staging / path.name)
+            carry(path, staging / path.name)
+    return carried
+
+
+def _state(path: str | Path) -> tuple[int, int, int]:
+    """A file's inode (another renamed in its place), size and mtime (written in place); not ctime: links change it"""
+    st = os.lstat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _merge_set_aside(old: Path, new: Path, carried: dict[str, tuple[Any, Any]], inside: str = "") -> None:
+    """Files written in the earlier folder between the carry-over and the swap (an epoch's file, a log another
+    process replaced by renaming) moved into the new one, not lost with the earlier folder: those the new one
+    lacks, and those changed since they were carried over unless their copy changed too (written after the swap:
+    the newer). save()'s own files stay the new ones. Left open: writes into the earlier folder after this looked
+    (through a folder or a copied file opened there before), and into the new one between a look and a rename."""
+    for path in list(old.iterdir()):
+        name, target = os.path.join(inside, path.name), new / path.name
+        was, copy = carried.get(name, (None, None))
+        is_dir = path.is_dir() and not path.is_symlink()
+        if not inside and path.name in SAVED_FILES:
+            continue
+        if not os.path.lexists(target):
+            os.rename(path, target)
+        elif is_dir and target.is_dir() and not target.is_symlink():
+            _merge_set_aside(path, target, carried, name)
+        elif not is_dir and was is not None and _state(path) != was and _state(target) == copy:
+            os.replace(path, target)
 
 
 def _link_or_copy(source: str | Path, target: str | Path) -> None:
@@ -385,9 +430,8 @@ def _refuse_own_files(out_dir: Path) -> None:
 
 def _trained_on_of(config: dict[str, Any]) -> tuple[bytes | None, str]:
     """The trained_on.json of the folder `config`'s weights were loaded from, and what config.json says of the
-    images the fine-tuned weights learned: those (the weights learned what they started from learned), and
-    the fine-tuning's own, which save() is not told. Without it a study starting from the fine-tuned weights
-    was not warned of its test images that the exported weights had trained on."""
+    images the fine-tuned weights learned: those their start learned, and the fine-tuning's own, which save() is
+    not told. Without it a study starting from them was not warned of test images the exported weights trained on."""
     unknown = "not recorded: save() is not told which images the weights were fine-tuned on; "
     folder = _loaded_from(config)
     if folder is None:
