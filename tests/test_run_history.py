@@ -143,3 +143,24 @@ def test_a_run_joining_another_queues_the_configs_of_trials_interrupted_since(wr
     out = capsys.readouterr()
     assert "this one joins it as more workers" in out.err
     assert "another `searchlab run` of this folder goes on, and the running trials are its own" in out.out
+
+
+def test_a_run_that_raised_after_its_trials_records_how_many_it_finished(write_study, tmp_path, monkeypatch):
+    """A plug-in strategy raising at trial 1 left "ended by error: StrategyError, 0 trial(s) finished" beside
+    the trial it had completed."""
+    import searchlab.engine.run as run_module
+    from searchlab.config.load import load_study
+    from test_run import callable_study
+
+    trials = run_module._run_trials
+
+    def then_raise(*args, **kwargs):
+        trials(*args, **kwargs)
+        raise RuntimeError("a plug-in's bug")
+
+    monkeypatch.setattr(run_module, "_run_trials", then_raise)
+    with pytest.raises(RuntimeError):
+        run_module.run_study(load_study(callable_study(write_study, n=2)), progress=False)
+    study = optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    [entry] = study.user_attrs[KEY]
+    assert entry["stopped_by"] == "error: RuntimeError" and entry["trials_finished"] == 2

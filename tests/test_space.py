@@ -334,3 +334,16 @@ def test_the_cheapest_config_combines_the_low_end_of_every_setting_the_probes_dr
     config, least, costed = cheapest_config(space, cost, seed=0)
     assert least == 0 and cost(config) == 0 and config["block"] == {"kind": "none"}
     assert costed <= 300
+
+
+def test_the_cheapest_config_shortens_a_longest_path_no_single_change_shortens():
+    """A network's depth is its longest path: a cells space whose least depth is 5 was said to need 8, and a
+    max_depth it could meet was refused."""
+    paths = [[f"op{p}{i}" for i in range(3)] for p in range(3)]
+    space = compile_text("space:\n" + "".join(f"  {op}: {{choice: [conv, skip]}}\n" for ops in paths for op in ops))
+
+    def cost(config):   # depth over a max_depth of 0: convs on the longest of three paths
+        return max(sum(config[op] == "conv" for op in ops) for ops in paths)
+
+    config, least, costed = cheapest_config(space, cost, seed=0)
+    assert least == 0 and all(config[op] == "skip" for ops in paths for op in ops) and costed <= 300

@@ -160,7 +160,7 @@ def test_fewer_candidates_scored_than_asked_are_said_with_why(write_study, capsy
     study = load_study(write_study(STUDY.replace("N", "1")))
     task = get_task(study.config.task)
     assert _search(study, task, ZenNASSettings(candidates=5, batch_size=8), deadline=0.0) == []
-    assert "warning: zen_nas scored 0 of its 5 candidates: budget.timeout ran out" in capsys.readouterr().out
+    assert "warning: zen_nas scored 0 of its 5 candidates: budget.timeout ran out" in capsys.readouterr().err
 
 
 def test_a_proxy_search_that_scored_no_network_stops_the_run(write_study):

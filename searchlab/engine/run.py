@@ -105,7 +105,7 @@ def _run(study: Study, progress: bool) -> RunResult:
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted, code = False, 0
     own = OwnTrials(ostudy)
-    with run_entry(ostudy, run_dir, started), held_run_lock(run_dir) as lock:
+    with run_entry(ostudy, run_dir, started, lambda: own.count(ostudy, False)), held_run_lock(run_dir) as lock:
         sole_runner = lock.sole
         with said_on_stderr() as recovery_warnings:   # until the first trial: the run's start, in its history
             _recover_and_prepare(study, ostudy, sole_runner, deadline, new_dir)

@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,17 +51,19 @@ def said_on_stderr(prefixes: tuple[str, ...] = ("warning:", "note:")) -> Iterato
 
 
 @contextmanager
-def run_entry(ostudy: optuna.Study, run_dir: Path, started: float) -> Iterator[None]:
+def run_entry(ostudy: optuna.Study, run_dir: Path, started: float,
+              finished: Callable[[], int] = lambda: 0) -> Iterator[None]:
     """The run's entry, written as it starts (stopped_by None until record_run): a run killed -9, out of
     memory or with its machine never reached record_run and left no trace (6 of 33 runs in the long-studies
-    audit); now it stays as a run that ended without a word. One that raised says so."""
+    audit); now it stays as a run that ended without a word. One that raised says so, with the trials it
+    `finished` (a plug-in strategy's error at trial 1 was recorded as 0 finished beside 1 complete)."""
     _write(ostudy, run_dir, {**_key(started), "stopped_by": None})
     try:
         yield
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {type(exc).__name__}"
         with contextlib.suppress(Exception):   # a run refused before its first trial deleted its new study
-            record_run(ostudy, run_dir, started, time.time() - started, reason, 0, [])
+            record_run(ostudy, run_dir, started, time.time() - started, reason, finished(), [])
         raise
 
 

@@ -13,6 +13,7 @@ Resuming a study reuses a finished proxy study, and continues one budget.timeout
 """
 from __future__ import annotations
 
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -231,7 +232,8 @@ def _say_short(scored: int, asked: int, out_of_draws: bool) -> None:
     else:
         why = ("budget.timeout ran out. Fix: run the study again (with a longer budget.timeout): the search "
                "continues from the candidates scored; or ask fewer candidates")
-    print(f"warning: zen_nas scored {scored} of its {asked} candidates: {why}", flush=True)
+    # on stderr, as every warning: kept with the run's start warnings (status, report), not mixed into its output
+    print(f"warning: zen_nas scored {scored} of its {asked} candidates: {why}", file=sys.stderr, flush=True)
 
 
 def _within_budget(trial: optuna.Trial, memory: optuna.Study, study: Study, task: Any) -> Any | None:

@@ -125,15 +125,29 @@ def cheapest_config(space: Group, cost: Callable[[dict[str, Any]], float], seed:
     changed = True
     while changed and best_cost > 0 and costed < steps:
         changed = False
-        for param, _ in searchable_params(space):
-            for value in _extremes(param):
-                if param.name not in best_params or best_params[param.name] == value or costed >= steps:
-                    continue
-                config, params = _ask_with(study, space, {**best_params, param.name: value})
-                costed += 1
-                if (new_cost := cost(config)) < best_cost:
-                    best, best_params, best_cost, changed = config, params, new_cost, True
+        moves = [{param.name: value} for param, _ in searchable_params(space) for value in _extremes(param)
+                 if param.name in best_params and best_params[param.name] != value]
+        for move in moves + _uniform_moves(space, best_params):
+            if costed >= steps:
+                break
+            config, params = _ask_with(study, space, {**best_params, **move})
+            costed += 1
+            if (new_cost := cost(config)) < best_cost:
+                best, best_params, best_cost, changed = config, params, new_cost, True
     return best, best_cost, costed
+
+
+def _uniform_moves(space: Group, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each choice some categorical parameters share, all of those set to it at once (every op of a cell
+    `skip`): a network's depth is its longest path, which no single change shortens, and the descent took a
+    depth of 8 for the least a cells space could reach (5), refusing a max_depth it could meet."""
+    offered: dict[str, tuple[Any, list[str]]] = {}   # by repr: choices may be unhashable (lists)
+    for param, _ in searchable_params(space):
+        if isinstance(param, CategoricalParam) and param.name in params:
+            for value in param.choices:
+                offered.setdefault(repr(value), (value, []))[1].append(param.name)
+    return [{name: value for name in names} for value, names in offered.values()
+            if len(names) > 1 and any(params[name] != value for name in names)]
 
 
 def _probes(space: Group, seed: int, limit: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
