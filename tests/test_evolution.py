@@ -352,3 +352,20 @@ budget: {n_trials: 8, epochs: 1}
         memory.optimize(lambda trial: sample_trial_config(trial, study) and 0.5, n_trials=8)
         drawn = {tuple(sorted(t.params.items())) for t in memory.trials}
         assert len(drawn) == 8, f"seed {seed}: {len(drawn)} distinct configs in 8 trials"
+
+
+
+def test_evolution_is_warned_of_when_so_few_draws_fit_that_its_random_start_mostly_finds_none(write_study):
+    """Its random start looks for a config within the budget among 20 draws and takes an unchecked one when none
+    does: 2 of a zen_nas study's 3 trials were pruned so, unsaid (its draws were said to keep within it)."""
+    from searchlab.config.load import load_study
+    from searchlab.tasks import get_task
+    from searchlab.tasks.costs import draws_over_budget_warning
+
+    # _widths_study's space with its widths a range that width 4 alone fits (params 13 x width + 2)
+    narrow = load_study(write_study("name: widths\ntask: classify\nspace:\n  model: {kind: cnn, depth: 1, width: "
+                                    "{int: [4, 128]}, convs_per_stage: 1}\n  optim: {lr: {float: [1.0e-3, 1.0e-2], "
+                                    "log: true}}\nstrategy: evolution\npruner: none\n"
+                                    "budget: {n_trials: 2, epochs: 1, max_params: 60}\n"))
+    said = draws_over_budget_warning(narrow, get_task(narrow.config.task).candidate)
+    assert said is not None and "evolution's random draws look for one within it among 20 at a time" in said

@@ -128,13 +128,15 @@ def draws_over_budget_warning(study: Any, candidate: Any) -> str | None:
     untrained, yet count in budget.n_trials (11 of 12 trials of a cells study were), which nothing said."""
     import time
 
-    from searchlab.samplers.budget import random_params
+    from searchlab.samplers.budget import RANDOM_DRAWS, random_params
     from searchlab.strategy import STAGED, resolve
     from searchlab.tasks import sample_trial_config
 
     strategy = resolve(study.config.strategy, study.base_dir)
-    if strategy.class_ is None and (strategy.name == "evolution" or strategy.name in STAGED):
-        return None   # their random draws and mutations keep within the budgets
+    # evolution's random draws (the staged strategies' too, once their designs ran) look for configs within the
+    # budgets, RANDOM_DRAWS at a time: said only when so few fit that they mostly find none
+    looks = strategy.name if strategy.class_ is None and (strategy.name == "evolution" or strategy.name in STAGED) \
+        else None
     reasons: list[str | None] = []
     started = time.perf_counter()
     for params in random_params(study, study.config.seed, DRAWS_COSTED):
@@ -148,8 +150,13 @@ def draws_over_budget_warning(study: Any, candidate: Any) -> str | None:
     if len(reasons) < FEWEST_TO_JUDGE:
         return None
     over = [r for r in reasons if r]
-    if len(over) * 2 < len(reasons):
+    if len(over) * 2 < len(reasons) or (looks and (len(reasons) - len(over)) * RANDOM_DRAWS > len(reasons)):
         return None
+    if looks:
+        return (f"{len(over)} of {len(reasons)} random configs of this space are over the architecture budget (e.g. "
+                f"{over[0].removeprefix('over budget: ')}): {looks}'s random draws look for one within it among "
+                f"{RANDOM_DRAWS} at a time and, finding none, take one unchecked, pruned untrained but counted in "
+                "budget.n_trials. Fix: narrow the space to smaller networks, or loosen the budget")
     return (f"{len(over)} of {len(reasons)} random configs of this space are over the architecture budget (e.g. "
             f"{over[0].removeprefix('over budget: ')}): trials drawn so are pruned untrained but count in "
             "budget.n_trials. Fix: narrow the space to smaller networks, loosen the budget, or search with "
