@@ -273,3 +273,23 @@ def test_a_cells_space_is_refused_before_the_run_makes_anything(write_study, tmp
         run_study(load_study(write_study(text)), progress=False)
     assert info.value.got == "cells" and info.value.file.endswith("study.yaml")
     assert not (tmp_path / "run").exists() and "scoring architectures" not in capsys.readouterr().out
+
+
+def test_a_reused_stage_queues_none_of_its_networks_over_this_runs_budget(capsys):
+    """A deepmad stage reused with a lowered max_flops queued designs over it: pruned untrained, and counted in
+    budget.n_trials."""
+    from types import SimpleNamespace
+
+    from searchlab.nas.stage import Stage, _within
+
+    def scored(number, flops):
+        trial = optuna.trial.create_trial(value=1.0, params={}, distributions={}, user_attrs={"flops": flops})
+        trial.number = number
+        return trial
+
+    trials = [scored(0, 3.0e7), scored(1, 3.6e7), scored(2, 3.7e7)]
+    budget = SimpleNamespace(max_flops=3.5e7, max_params=None, max_depth=None)
+    stage = Stage("s_design", None, {}, grows="iterations", top_k=3, score_attr="entropy", budget=budget)
+    assert [t.number for t in _within(trials, stage)] == [0]
+    assert "note: s_design: 2 of the stage's scored networks are over this run's budget" in capsys.readouterr().err
+    assert _within(trials, Stage("s", None, {}, grows="iterations", top_k=3, score_attr="entropy")) == trials

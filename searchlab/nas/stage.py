@@ -50,6 +50,7 @@ class Stage:
     score_attr: str                # the user attr the queued trials carry their score in
     network_of: Callable[[FrozenTrial], str] | None = None   # a trial's network (default: its `architecture`)
     storage_url: str = "URL"       # named in the fixes that delete the stage's study
+    budget: Any = None             # this run's budget.* limits: a reused stage's designs over them are not queued
 
 
 def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
@@ -61,8 +62,23 @@ def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
     if _to_run(record, trials, stage):
         trials = _run(main, record, trials, stage)
     if record.user_attrs.get(DONE):
-        enqueue_top_k(main, trials, stage.top_k, stage.score_attr, stage.network_of)
+        enqueue_top_k(main, _within(trials, stage), stage.top_k, stage.score_attr, stage.network_of)
     return trials
+
+
+def _within(trials: list[FrozenTrial], stage: Stage) -> list[FrozenTrial]:
+    """The stage's trials within this run's budget, by the costs each recorded: a stage reused with a lower
+    budget queued designs over it, which were pruned untrained and counted in budget.n_trials."""
+    if stage.budget is None:
+        return trials
+    from searchlab.tasks.costs import over_budget
+
+    kept = [t for t in trials if not over_budget({k: v for k, v in t.user_attrs.items()
+                                                  if k in ("params", "flops", "depth")}, stage.budget)]
+    if over := sum(t.state == TrialState.COMPLETE for t in trials) - sum(t.state == TrialState.COMPLETE for t in kept):
+        print(f"note: {stage.name}: {over} of the stage's scored networks are over this run's budget: none of them "
+              "is queued", file=sys.stderr)
+    return kept
 
 
 def _to_run(record: optuna.Study, trials: list[FrozenTrial], stage: Stage) -> bool:
