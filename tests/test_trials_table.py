@@ -172,3 +172,16 @@ def test_stepped_floats_are_given_and_listed_as_written(write_study, tmp_path):
     assert listed.returncode == 0, listed.stderr
     written = pd.read_csv(io.StringIO(listed.stdout), dtype=str)["params.x"]   # as the CSV spells them
     assert len(written) == 12 and all(len(text) == 3 for text in written), list(written)
+
+
+def test_a_proxy_trial_number_stays_whole_beside_trials_without_one():
+    """`"proxy_trial": 23.0`: the trials the strategy drew itself have none, and pandas made the column float."""
+    from types import SimpleNamespace
+
+    from searchlab.trials_table import trial_table
+
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"proxy_trial": 23, "zen_score": 1.5}))
+    study.add_trial(optuna.trial.create_trial(value=0.4))
+    table = trial_table(SimpleNamespace(study=study))
+    assert str(table["proxy_trial"].dtype) == "Int64" and table["proxy_trial"].tolist()[0] == 23
