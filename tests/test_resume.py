@@ -262,3 +262,15 @@ def test_a_run_that_read_exif_turned_files_as_stored_is_neither_resumed_nor_expo
     for cls in ("a", "b"):   # the same run without turned files: as before
         Image.new("L", (12, 8), 40).save(tmp_path / "set" / cls / "3.jpg")
     assert turned_since({}, load_study(write_study(text)).config.data, 0, tmp_path, ("train", "val", "test")) is None
+
+
+def test_a_resume_with_another_strategy_or_its_args_says_so(write_study, capsys):
+    """Evolution's population_size changed on a resume was taken without a word (zen_nas's stage said so)."""
+    path = callable_study(write_study, n=2)
+    run_study(load_study(path), progress=False)
+    capsys.readouterr()
+    run_study(load_study(path, {"budget.n_trials": 3, "strategy": "tpe"}), progress=False)
+    assert "note: study 'fake' ran its trials with strategy random; this run searches with tpe, going on from " \
+           "the trials in the study" in capsys.readouterr().err
+    run_study(load_study(path, {"budget.n_trials": 4, "strategy": "tpe"}), progress=False)
+    assert "ran its trials with strategy" not in capsys.readouterr().err   # the same as the latest run's

@@ -129,11 +129,32 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                   "trial's own seed is in its user attr ran_with; the export's bootstrap uses the latest). Fix: "
                   f"--set seed={old['seed']} to resume like for like, or give the study a new name (or run_dir)",
                   file=sys.stderr)
+        _note_if_strategy_changed(study, old.get("search"), new.get("search"))
         if old.get("task_code") and new.get("task_code") and old["task_code"] != new["task_code"]:
             print(f"warning: study '{study.config.name}': the file of task.function "
                   f"'{study.config.task.function}' changed since its trials were scored; their values are ranked "
                   "with this run's. Fix: give the study a new name (or run_dir) when the change alters what "
                   "the function measures", file=sys.stderr)
+
+
+def _note_if_strategy_changed(study: "Study", before: Any, now: Any) -> None:
+    """Another strategy, its args or its preset's contents since the trials ran: taken, as the search goes on
+    from the trials in the study, but said (evolution's population_size changed on a resume without a word)."""
+    keys = ("strategy", "strategy_preset_read")
+    if not isinstance(before, dict) or not isinstance(now, dict) or all(before.get(k) == now.get(k) for k in keys):
+        return
+    print(f"note: study '{study.config.name}' ran its trials with strategy {_strategy_said(before)}; this run "
+          f"searches with {_strategy_said(now)}, going on from the trials in the study", file=sys.stderr)
+
+
+def _strategy_said(search: dict[str, Any]) -> str:
+    """'preset quick, args {'n_startup_trials': 2}': the strategy and its args as they apply (a preset's, then the
+    study's own over them)."""
+    written = search.get("strategy") if isinstance(search.get("strategy"), dict) else {}
+    read = search.get("strategy_preset_read") if isinstance(search.get("strategy_preset_read"), dict) else {}
+    name = written.get("name") or written.get("class") or f"preset {written.get('preset')}"
+    args = {**(read.get("args") or {}), **(written.get("args") or {})}
+    return f"{name}, args {args}" if args else str(name)
 
 
 def _warn_of_trials_over_budget(study: "Study", scored: list[FrozenTrial]) -> None:
