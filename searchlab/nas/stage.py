@@ -153,7 +153,8 @@ def _stage_counts(trials: list[FrozenTrial]) -> str:
     over = sum(t.state == TrialState.PRUNED for t in new)
     failed = sum(t.state == TrialState.FAIL for t in new)
     again = f", {len(twins)} repeat(s) of a network scored already" if twins else ""
-    return f"{scored} scored, {over} over the budgets, {failed} failed{again}"
+    # pruned: over budget.max_* or, for deepmad, its own rho0 and stage-width limits (each trial's over_budget)
+    return f"{scored} scored, {over} over the budgets or the strategy's limits, {failed} failed{again}"
 
 
 def settings_from_args(cls: type, strategy: str, args: dict[str, Any]) -> Any:
