@@ -19,27 +19,10 @@ from searchlab.errors import ConfigError
 from searchlab.export.exporter import export_run
 from searchlab.gan.metrics import SampleStats
 from searchlab.tasks.generate import judge_at_chance_warning, suspicions
+from test_synthetic_leak import FEATURES, PER_CLASS, write
+from test_synthetic_leak import GAN as LEAK_GAN
 
-PER_CLASS = 30   # 60 images: 36 train, 12 val, 12 test
-FEATURES = """name: features
-task: classify
-space:
-  model: {kind: cnn, depth: 1, width: 4}
-strategy: random
-pruner: none
-budget: {n_trials: 1, epochs: 1}
-seed: 0
-"""
-GAN = """name: gan
-task: {kind: generate, features: features}
-space:
-  gan: {family: dcgan, latent: 16, g_width: 16, d_width: 16, conditional: true}
-  train: {batch_size: 16, iterations: 20, evaluations: 1, ema: 0.9}
-strategy: random
-pruner: none
-budget: {n_trials: 1}
-seed: 0
-"""
+GAN = LEAK_GAN.replace("iterations: 40", "iterations: 20")   # the leak tests' tiny studies, half the steps
 
 
 def same_noise_folder(root: Path) -> Path:
@@ -51,13 +34,6 @@ def same_noise_folder(root: Path) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.clip(120 + rng.normal(0, 30, (28, 28)), 0, 255).astype(np.uint8), "L").save(path)
     return root
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    data = (f"data: {{source: folder, path: '{folder / 'images'}', val_fraction: 0.2, test_fraction: 0.2}}\n"
-            f"run_dir: '{folder / name}_run'\n")
-    (folder / f"{name}.yaml").write_text(text + data)
-    return folder / f"{name}.yaml"
 
 
 def stats(label_agreement: float) -> SampleStats:
