@@ -343,8 +343,10 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from searchlab.engine.rundir import open_run
+    from searchlab.output_reader import refuse_a_closed_stdout
     from searchlab.summary import print_status
 
+    refuse_a_closed_stdout("the run's status")   # its only product: `status RUN >&-` exited 0, saying nothing
     print_status(open_run(args.run), args.top)
     return 0
 
@@ -454,6 +456,10 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 def _cmd_cache(args: argparse.Namespace) -> int:
     from searchlab.data.image_cache import cache_usage, clear_image_cache
 
+    from searchlab.output_reader import refuse_a_closed_stdout
+
+    if not args.clear:
+        refuse_a_closed_stdout("the cache's usage")
     print(clear_image_cache() if args.clear else cache_usage())
     return 0
 

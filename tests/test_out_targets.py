@@ -69,10 +69,12 @@ def test_trials_out_through_descriptors_append_or_write_as_the_shell_opened_them
     assert len(pd.read_csv(written)) == 4 and "old,table" not in written.read_text()
 
 
-@pytest.mark.parametrize("command", ["predict", "trials csv", "trials json"])
+@pytest.mark.parametrize("command", ["predict", "trials csv", "trials json", "status", "cache"])
 def test_rows_for_a_closed_standard_output_are_refused(source, finished_run, tmp_path, command):  # noqa: F811
-    """`searchlab predict EXPORT scans/ >&-` exited 0, its rows written nowhere and nothing said."""
-    args = _predict_args(source) if command == "predict" else ["trials", finished_run, "--format", command[7:]]
+    """`searchlab predict EXPORT scans/ >&-` (and `status RUN >&-`) exited 0, its rows written nowhere and nothing
+    said."""
+    args = {"predict": _predict_args(source), "status": ["status", finished_run], "cache": ["cache"]}.get(
+        command, ["trials", finished_run, "--format", command[7:]])
     done = _searchlab(args, ">&-", tmp_path)
     assert done.returncode == 1, done.stderr
     assert "standard output (stdout) is closed" in done.stderr and "--out FILE" in done.stderr
