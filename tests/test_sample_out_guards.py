@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from searchlab.export.sample import RECORD
 from test_sample import _hand_export, _sample
@@ -49,6 +50,18 @@ def test_out_led_by_a_symlink_into_a_data_set_is_refused(tmp_path, capsys):
     (tmp_path / "up_link").symlink_to(data / "a", target_is_directory=True)   # and into a class folder's patient
     _refused(capsys, export, tmp_path / "up_link" / "gen", data, f"is inside {data / 'a'}, a class folder")
     assert not (data / "newclass").exists()
+
+
+def test_a_data_set_of_patient_sub_folders_is_known_by_them(tmp_path, capsys):
+    """benign/p1/*.png, malignant/p2/*.png: the loader reads each class's sub-folders as its patients, but a new
+    class beside them was drawn into, its images joining the set as a class of their own."""
+    export = _hand_export(tmp_path / "gen", 2, ["a", "b"])
+    data = tmp_path / "us"
+    for name, patient in (("benign", "p1"), ("malignant", "p2")):
+        (data / name / patient).mkdir(parents=True)
+        Image.new("L", (8, 8)).save(data / name / patient / "scan.png")
+    _refused(capsys, export, data / "new_class", data, f"is a class folder of a data set: {data} holds the class "
+             "folders benign, malignant")
 
 
 def test_ordinary_places_beside_data_sets_and_image_folders_are_still_drawn_into(tmp_path, capsys, monkeypatch):

@@ -133,6 +133,7 @@ def _class_folder_name(name: str, index: int) -> str:
 
 OWN_FOLDER = "Fix: name a folder of its own for the images (e.g. synthetic/ beside the data folder, not in it)"
 SEARCHED_DEPTH = 4   # folder levels below --out searched for images: split/class/patient/file of a data set
+PATIENT_DEPTH = 1   # a class folder's images may be in its patients' sub-folders, as the loader reads them
 
 
 def _refuse_empty_out(out: str | Path) -> None:
@@ -186,7 +187,7 @@ def _refuse_data_folder(out: Path) -> None:
     lands = given.resolve()   # where the files land, through any symlink
     for folder in _out_and_folders_above(given, lands):
         if folder in (given, lands) or not folder.exists():   # a folder the draw fills or makes
-            classes = _class_folders_beside(folder)
+            classes = _class_folders_beside(folder, PATIENT_DEPTH)
         elif _holds_images_no_draw_wrote(folder):   # above --out: a class folder only if it holds images itself
             classes = [*_class_folders_beside(folder), folder]
         else:   # (two image folders beside it, e.g. in /tmp, do not make a folder of scratch files a class)
@@ -219,19 +220,20 @@ def _is_or_is_inside(given: Path, lands: Path, folder: Path) -> str:
     return f"leads through a symlink to {folder}, which is" if folder == lands else f"is inside {folder},"
 
 
-def _holds_images_no_draw_wrote(folder: Path) -> bool:
-    """Images directly in `folder` that no draw wrote, as a class folder holds them."""
-    return bool(_images_no_draw_wrote(_image_files(folder, 0), 1))
+def _holds_images_no_draw_wrote(folder: Path, depth: int = 0) -> bool:
+    """Images in `folder` (and `depth` levels of sub-folders) that no draw wrote, as a class folder holds them."""
+    return bool(_images_no_draw_wrote(_image_files(folder, depth), 1))
 
 
-def _class_folders_beside(out: Path) -> list[Path]:
-    """Sibling folders of `out` holding images (directly: a class folder's) that no draw wrote. Two or more,
-    as a data set has, make `out` one of its classes; one alone (figures/ beside synthetic/) does not, unless
-    `out` holds such images too (a folder above --out: _refuse_data_folder)."""
+def _class_folders_beside(out: Path, depth: int = 0) -> list[Path]:
+    """Sibling folders of `out` holding images (directly, or within `depth` levels of patient sub-folders) that
+    no draw wrote. Two or more, as a data set has, make `out` one of its classes; one alone (figures/ beside
+    synthetic/) does not, unless `out` holds such images too (a folder above --out: _refuse_data_folder). Above
+    --out, only images directly in folders count: scratch areas (/tmp) hold many folders of image folders."""
     parent = out.absolute().parent
     siblings = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
         if parent.is_dir() else []
-    return [p for p in siblings if p.name != out.name and _images_no_draw_wrote(_image_files(p, 0), 1)]
+    return [p for p in siblings if p.name != out.name and _holds_images_no_draw_wrote(p, depth)]
 
 
 def _image_files(folder: Path, depth: int) -> Iterator[Path]:
