@@ -87,3 +87,23 @@ def test_executor_device_cuda_in_a_gan_study_is_refused_as_budget_epochs_is(tmp_
     for fine in ("cpu", "auto"):   # where a GAN trains anyway, and the default
         assert load_study(path if how == "--set" else write(folder, "gan", GAN),
                           overrides={"executor.device": fine}).config.executor.device == fine
+
+
+def test_a_gpu_share_in_a_gan_study_is_refused_and_an_idle_gpu_said(tmp_path, monkeypatch):
+    """A Ray GPU share was held idle by every GAN trial, and a GPU machine's GAN run said nothing of training
+    on the CPU."""
+    from searchlab.tasks.generate import idle_gpu_warning
+
+    same_noise_folder(tmp_path / "images")
+    path = write(tmp_path, "gan", GAN)
+    with pytest.raises(ConfigError) as exc:
+        load_study(path, overrides={"executor.resources_per_trial.gpu": 0.5})
+    said = str(exc.value)
+    assert "executor.resources_per_trial.gpu" in said and "held idle" in said and "0.5" in said
+    assert "Fix: remove resources_per_trial.gpu" in said
+    study = load_study(path)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert "GAN (generate) trials train on the CPU" in idle_gpu_warning(study)
+    assert idle_gpu_warning(load_study(path, overrides={"executor.device": "cpu"})) is None
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert idle_gpu_warning(study) is None

@@ -104,6 +104,8 @@ class GenerateTask:
         # classify run says it: a GAN learns them, and its images carry them into a classifier's training
         for advice in data_advice(study.config.data, study.config.seed, study.base_dir):
             print(f"warning: {advice}", file=sys.stderr)
+        if idle := idle_gpu_warning(study):
+            print(f"warning: {idle}", file=sys.stderr)
         for unused in unused_settings(study.space, generate_setting_used, study.config.seed):
             print(f"warning: {describe(unused, generate_setting_default)}", file=sys.stderr)
         size_key = "data.size" if isinstance(study.config.data, MedMNISTData) else "data.image_size"
@@ -222,11 +224,25 @@ def judge_at_chance_warning(floors: dict[str, float], n_classes: int, named: str
 def _check_device(study: Study, src: Located) -> None:
     """executor.device moves classify trials only: a GAN trial trains on the CPU, and a cuda written for it was
     ignored without a word (refused, as budget.epochs and max_params are in a GAN study)."""
-    device = study.config.executor.device
-    if device == "cuda":   # auto (the default) means where a trial can; cpu is where a GAN trains anyway
+    executor = study.config.executor
+    if executor.device == "cuda":   # auto (the default) means where a trial can; cpu is where a GAN trains anyway
         raise src.error(("executor", "device"), "GAN (generate) trials train on the CPU; executor.device moves "
-                        "classify trials only, so a GAN study would ignore it", got=device,
+                        "classify trials only, so a GAN study would ignore it", got=executor.device,
                         fix="remove executor.device (or set it to cpu) in the GAN study")
+    if executor.resources_per_trial.gpu > 0:   # reserved from Ray for every trial, and left idle by it
+        raise src.error(("executor", "resources_per_trial", "gpu"), "GAN (generate) trials train on the CPU, so a "
+                        "GPU share would be held idle by each trial", got=executor.resources_per_trial.gpu,
+                        fix="remove resources_per_trial.gpu (or set it to 0) in the GAN study")
+
+
+def idle_gpu_warning(study: Study) -> str | None:
+    """A GPU this machine has, which a GAN study's trials leave unused (they train on the CPU)."""
+    import torch
+
+    if study.config.executor.device == "auto" and torch.cuda.is_available():
+        return ("this machine has a CUDA GPU, but GAN (generate) trials train on the CPU, so it stays unused and "
+                "the trials take as long as on a machine without one")
+    return None
 
 
 def _finished(ostudy: Any) -> list[Any]:
