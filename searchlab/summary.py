@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import shlex
 from collections import Counter
 from pathlib import Path
@@ -24,14 +23,9 @@ from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url
 from searchlab.summary_front import (cut_short_said, failed_trials, failure_reason, feature_network_said,
                                      front_by_first_objective, front_heading, over_budget_said, setup_objectives)
+from searchlab.trial_said import describe_trial, fmt, queued_by
 from searchlab.export.publish import export_of_another_study, moving_aside
 from searchlab.export.scorings import KEY as SCORINGS_KEY
-
-SHOWN_METRICS = ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "hamming_loss",
-                 "params", "flops", "medfid", "kid", "precision", "recall", "density", "coverage", "copying",
-                 "duplicates", "label_agreement", "medfid_floor", "train_seconds")
-COSTS = ("params", "flops", "train_seconds")   # of the model and its training, not scores
-SHOWN_OWN = 8   # metrics of a task with none of the above, shown in the order it returned them
 
 
 def print_run_header(study: Study) -> None:
@@ -165,8 +159,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         print(f"{len(queued)} queued config(s) did not run: budget.n_trials={n_trials} is reached. To run them: "
               f"--set budget.n_trials={finished + len(queued)}")
         for trial in queued[:3]:
-            print(f"  queued trial {trial.number} ({_queued_by(trial)}): "
-                  + ", ".join(f"{k}={_fmt(v)}" for k, v in trial.system_attrs.get("fixed_params", {}).items()))
+            print(f"  queued trial {trial.number} ({queued_by(trial)}): "
+                  + ", ".join(f"{k}={fmt(v)}" for k, v in trial.system_attrs.get("fixed_params", {}).items()))
     if best and len(ostudy.directions) > 1:   # no trial is "the best": say what is listed and in which order
         best = front_by_first_objective(ostudy, best)
         print(front_heading(best, min(3, len(best)), getattr(study, "objectives", ())))
@@ -372,109 +366,6 @@ def print_failures(study: optuna.Study, last: int = 3) -> None:
         print(f"  failed trial {trial.number}: {failure_reason(trial)}")
 
 
-def _queued_by(trial: FrozenTrial) -> str:
-    """Who queued a WAITING trial: a strategy's stage (its score recorded), a retry, or points_to_evaluate."""
-    attrs = trial.user_attrs
-    if "zen_score" in attrs:
-        return f"zen_nas's candidate, Zen-score {attrs['zen_score']:.4g}"
-    if "entropy" in attrs:
-        return f"deepmad's design, entropy {attrs['entropy']:.4g}"
-    if "retry_of" in attrs or trial.system_attrs.get("failed_trial") is not None:
-        return f"a retry of interrupted trial {attrs.get('retry_of', trial.system_attrs.get('failed_trial'))}"
-    return "strategy.points_to_evaluate"
-
-
-def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
-    values = ", ".join(f"{v:.4f}" for v in trial.values or [])
-    metrics = trial.user_attrs.get("metrics", {})
-    keys = [k for k in SHOWN_METRICS if k in metrics and k not in COSTS] or list(metrics)[:SHOWN_OWN]
-    shown = ", ".join(f"{k}={_fmt(metrics[k])}" for k in keys)   # a callable task's own metrics as they come
-    costs = ", ".join(f"{k}={_fmt(metrics[k])}" for k in COSTS if k in metrics)
-    costs = f"\n    costs: {costs}" if costs else ""
-    architecture = trial.user_attrs.get("architecture")
-    # A searched architecture is tens of model.* parameters (one per block setting): its string reads better
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()
-                       if not (architecture and k.startswith("model.")))
-    model = f"\n    architecture: {architecture}" if architecture else ""
-    cut = f"\n    cut short: {trial.user_attrs['cut_short']}" if "cut_short" in trial.user_attrs else ""
-    searched = f"\n    params:  {params}" if params else ""   # a fixed space repeated over seeds has none
-    scored = f"\n    {_scored_on(trial)}: {shown}" if shown else ""   # a function returning its objective only
-    return (f"  trial {trial.number}: value {values}{model}{searched}{scored}"
-            + _threshold(trial) + _per_class(trial) + costs + cut + _learned_from(trial))
-
-
-def _learned_from(trial: FrozenTrial) -> str:
-    """Its GAN study's doubts about a generator trial, and the generator a classify trial took images from: the
-    run-start warning points here, and a ranking of trials with and without generated images reads by it."""
-    attrs, said = trial.user_attrs, ""
-    if isinstance(attrs.get("suspect"), str):
-        said += f"\n    suspect: {attrs['suspect']}"
-    origin = attrs.get("synthetic_from")
-    if isinstance(origin, dict) and origin.get("export"):
-        images = origin.get("images") or {}
-        counts = ", ".join(f"{n} {name}" for name, n in images.items()) if isinstance(images, dict) else ""
-        said += (f"\n    synthetic images: {counts or 'some'} from {origin['export']} (weights sha256 "
-                 f"{str(origin.get('sha256', ''))[:16]}...)")
-    return said
-
-
-def _scored_on(trial: FrozenTrial) -> str:
-    """What a trial's metrics are of: a classifier's are validation scores (a fold mean under CV), never test."""
-    attrs = trial.user_attrs
-    if "task_kind" not in attrs:   # a GAN's or a callable task's own scores
-        return "metrics"
-    runs = " (mean over folds)" if "cv_folds" in attrs else " (mean over repeats)" if "repeats" in attrs else ""
-    return f"validation{runs}"
-
-
-def _threshold(trial: FrozenTrial) -> str:
-    """The decision threshold(s) the metrics shown are at (sensitivity, accuracy...; not AUC): chosen on
-    validation, or the fixed 0.5, which was left unsaid though a reader comparing trials needs it too."""
-    chosen = trial.user_attrs.get("threshold")
-    thresholds = chosen if isinstance(chosen, list) else [chosen]
-    if chosen is None or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds):
-        return ""   # none, or not a threshold of ours (a user attribute of that name)
-    if all(t == 0.5 for t in thresholds):
-        # multi-class trials record 0.5 too but predict the argmax; other tasks' 0.5 is not ours to explain
-        if trial.user_attrs.get("task_kind") not in ("binary", "multilabel"):
-            return ""
-        how = " (fixed)" if _threshold_rule(trial) == "fixed" else f" (chosen on val by {_threshold_rule(trial)})"
-        return f", threshold{' 0.5 for every label' if isinstance(chosen, list) else '=0.5'}{how}"
-    if not isinstance(chosen, list):
-        # under CV the metrics are the folds' mean (each fold at its own threshold); this one is the exported
-        # model's, chosen on the validation split
-        refit = " (the exported model's, chosen on val)" if "cv_folds" in trial.user_attrs else ""
-        return f", threshold={chosen:.3g}{refit}"
-    names = trial.user_attrs.get("class_names") or [str(j) for j in range(len(chosen))]
-    always = [name for name, t in zip(names, chosen) if t <= 0.0]
-    flagged = f" (0: {', '.join(always)} flagged on every image)" if always else ""
-    return ", thresholds " + " ".join(f"{name}={t:.3g}" for name, t in zip(names, chosen)) + flagged
-
-
-def _threshold_rule(trial: FrozenTrial) -> str:
-    """imbalance.threshold as the trial ran it ("fixed" by default), read from its recorded config without
-    importing the training code (status imports no torch)."""
-    for attr in ("config_with_defaults", "config"):
-        config = trial.user_attrs.get(attr)
-        imbalance = config.get("imbalance") if isinstance(config, dict) else None
-        if isinstance(imbalance, dict) and isinstance(imbalance.get("threshold"), str):
-            return imbalance["threshold"]
-    rule = trial.params.get("imbalance.threshold", "fixed")
-    return rule if isinstance(rule, str) else "fixed"
-
-
-def _per_class(trial: FrozenTrial) -> str:
-    """Each class's (label's) own AUC and sensitivity by name: a macro mean can hide a useless label or a
-    rare class the model never finds."""
-    metrics, names = trial.user_attrs.get("metrics", {}), trial.user_attrs.get("class_names", [])
-    lines = ""
-    for metric, title in (("auc", "AUC"), ("recall", "sensitivity")):
-        per_class = [f"{name} {_fmt(metrics[f'{metric}_class_{j}'])}" for j, name in enumerate(names)
-                     if f"{metric}_class_{j}" in metrics]
-        lines += f"\n    {title} per class: {', '.join(per_class)}" if per_class else ""
-    return lines
-
-
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
@@ -488,11 +379,3 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 def state_counts(study: optuna.Study) -> str:
     counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials"
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isfinite(value) and (abs(value) >= 1e5 or (0 < abs(value) < 1e-3)):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
-    return str(value)

@@ -174,7 +174,7 @@ def _scored(kind: str, threshold, rule: str | None = None) -> optuna.trial.Froze
 
 def test_status_shows_a_threshold_of_0_5_for_trials_whose_metrics_are_at_it():
     """README: status shows the threshold; a fixed 0.5 was left out, so sensitivity stood without one."""
-    from searchlab.summary import describe_trial
+    from searchlab.trial_said import describe_trial
 
     assert "sensitivity=0.7, threshold=0.5 (fixed)" in describe_trial(None, _scored("binary", 0.5, "fixed"))
     assert "threshold=0.5 (fixed)" in describe_trial(None, _scored("binary", 0.5))   # the default rule

@@ -218,7 +218,7 @@ def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_st
 
 
 def test_a_searched_architecture_is_shown_as_its_string_not_as_tens_of_parameters():
-    from searchlab.summary import describe_trial
+    from searchlab.trial_said import describe_trial
 
     study = optuna.create_study(direction="maximize")
     trial = study.ask()

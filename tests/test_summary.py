@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
+import pytest
 
 from searchlab.config.schema import ExportConfig
 from searchlab.summary import print_run_summary
@@ -77,7 +78,7 @@ def test_the_commands_the_summary_suggests_quote_a_folder_with_a_space(capsys, t
 
 
 def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
-    from searchlab.summary import describe_trial
+    from searchlab.trial_said import describe_trial
 
     metrics = {"auc": 0.8, "hamming_loss": 0.12, "auc_class_0": 0.91, "auc_class_1": 0.69}
     trial = optuna.trial.create_trial(value=0.8, params={}, distributions={}, user_attrs={
@@ -101,7 +102,7 @@ def test_a_trial_shows_its_chosen_thresholds_and_each_labels_auc_by_name():
 def test_a_trial_shows_its_gan_studys_doubts_and_the_generator_its_images_came_from():
     """The suspect-generator warning sent users to `status`, which showed no doubts; a classify trial trained on
     generated images looked like any other."""
-    from searchlab.summary import describe_trial
+    from searchlab.trial_said import describe_trial
 
     gan = optuna.trial.create_trial(value=40.0, params={}, distributions={},
                                     user_attrs={"metrics": {"medfid": 40.0}, "suspect": "ignores its labels"})
@@ -150,7 +151,7 @@ def test_trials_all_pruned_for_the_architecture_budget_are_not_blamed_on_the_pru
 
 
 def test_a_trial_the_timeout_cut_says_so():
-    from searchlab.summary import describe_trial
+    from searchlab.trial_said import describe_trial
 
     ostudy = optuna.create_study()
     ostudy.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={
@@ -251,7 +252,7 @@ def test_status_says_how_the_search_was_set_up(write_study, capsys):
 
 
 def test_a_classifier_trial_says_its_metrics_are_validation_ones_with_costs_and_classes_apart():
-    from searchlab.summary import describe_trial
+    from searchlab.trial_said import describe_trial
 
     metrics = {"auc": 0.8, "params": 1200, "auc_class_0": 0.9, "recall_class_0": 0.25, "auc_class_1": 0.7,
                "recall_class_1": 0.9}
@@ -294,8 +295,23 @@ def test_failures_listed_are_failed_configs_not_attempts_a_retry_took_over(capsy
 
 def test_a_gan_trial_shows_the_duplicates_and_density_its_suspect_note_may_cite():
     """"collapses: 64% of its samples are near-duplicates" was said beside a metrics line without duplicates."""
-    from searchlab.summary import describe_trial
+    from searchlab.trial_said import describe_trial
 
     metrics = {"medfid": 0.4, "density": 0.9, "coverage": 0.5, "copying": 0.0, "duplicates": 0.64}
     trial = optuna.trial.create_trial(value=0.4, params={}, distributions={}, user_attrs={"metrics": metrics})
     assert "metrics: medfid=0.4, density=0.9, coverage=0.5, copying=0, duplicates=0.64" in describe_trial(None, trial)
+
+
+@pytest.mark.parametrize("attrs, said", [
+    ({"zen_score": 41.5, "proxy_trial": 7}, "picked as zen_nas's candidate, Zen-score 41.5 (trial 7 of its stage's"),
+    ({"entropy": 3.25}, "picked as deepmad's design, entropy 3.25\n"),
+    ({"zen_score": "high"}, None)])   # a user attribute of that name, not a score of ours
+def test_a_trial_a_proxy_picked_shows_its_proxy_score_beside_the_trained_one(attrs, said):
+    """status showed a zen_nas or deepmad trial's trained scores alone: whether the training-free ranking held
+    was in `searchlab trials` and the export only."""
+    from searchlab.trial_said import describe_trial
+
+    trial = optuna.trial.create_trial(value=0.8, params={}, distributions={},
+                                      user_attrs={"metrics": {"auc": 0.8}, "task_kind": "binary", **attrs})
+    text = describe_trial(None, trial) + "\n"
+    assert (said in text) if said else "picked as" not in text
