@@ -14,6 +14,14 @@ def quadratic(config, ctx):
     return {"loss": (x - 1) ** 2, "x_abs": abs(x)}
 
 
+def reads_a_relative_file(config, ctx):
+    """A user's function reading its own data by a path relative to where `searchlab run` started."""
+    with open("weights_of_x.txt") as handle:
+        weight = float(handle.read())
+    ctx.record(folder=os.getcwd())
+    return {"loss": weight * (config["x"] - 1) ** 2}
+
+
 def fails_when_positive(config, ctx):
     if config["x"] > 0:
         raise ValueError(f"x={config['x']} is positive")

@@ -256,6 +256,17 @@ def test_a_relative_run_dir_works_though_ray_runs_each_trial_in_a_folder_of_its_
     assert [t.state for t in _trials(tmp_path)] == [TrialState.COMPLETE] * 2   # not "Record does not exist"
 
 
+def test_a_task_functions_relative_paths_name_the_folder_the_run_started_in(write_study, tmp_path, monkeypatch):
+    """Tune ran each trial in a folder of its own, so `open("labels.csv")` in a task function failed every Ray
+    trial of a study that ran locally."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights_of_x.txt").write_text("2.0")
+    run_study(load_study(callable_study(write_study, fn="reads_a_relative_file", n=2, extra=RAY)), progress=False)
+    trials = _trials(tmp_path)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, trials[0].user_attrs.get("error")
+    assert {t.user_attrs["folder"] for t in trials} == {str(tmp_path)}
+
+
 def test_a_relative_searchlab_data_is_read_where_the_run_started(write_study, tmp_path, monkeypatch,
                                                                  breastmnist_root):
     """As the README's quickstart sets it (SEARCHLAB_DATA=../shared/data): every Ray trial failed, reading it

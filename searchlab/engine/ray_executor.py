@@ -59,7 +59,7 @@ def run_ray(study: Study, deadline: float | None,
     searcher = _OptunaSearcher(study, ostudy, deadline, on_trial)
     resources = {"cpu": ex.resources_per_trial.cpu, "gpu": ex.resources_per_trial.gpu}
     trainable = tune.with_resources(tune.with_parameters(ray_trial, study=with_data_root_pinned(study),
-                                                         deadline=deadline), resources)
+                                                         deadline=deadline, started_in=os.getcwd()), resources)
     tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(
         search_alg=searcher, scheduler=build_scheduler(study), num_samples=-1,
         max_concurrent_trials=ex.max_concurrent, reuse_actors=True),

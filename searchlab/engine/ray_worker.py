@@ -8,6 +8,7 @@ more than the trial itself on small trials (opening the storage, importing the t
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -68,13 +69,14 @@ def _open(study: Study) -> _Actor:
     return _Actor(ostudy, get_task(study.config.task), artifact_store(study.run_dir), node_id, node_ip)
 
 
-def ray_trial(config: dict[str, Any], study: Study, deadline: float | None) -> None:
+def ray_trial(config: dict[str, Any], study: Study, deadline: float | None, started_in: str | None = None) -> None:
     """Run trial `config["trial_id"]`; its outcome goes to the driver as the last Tune report."""
     from ray import tune
 
     from searchlab.engine.objective import make_objective
     from searchlab.engine.storage import through_outage
 
+    _work_where_the_run_started(started_in)
     actor = _actor_state(study)
     trial = optuna.trial.Trial(actor.ostudy, config["trial_id"])
     through_outage(lambda: trial.set_user_attr("ray_node", actor.node_id))
@@ -105,6 +107,14 @@ def ray_trial(config: dict[str, Any], study: Study, deadline: float | None) -> N
     # Without METRIC on purpose: the outcome is no epoch, and a scheduler judging it would count one more
     # (ASHA skips results without its metric; ray_executor's median rule does too)
     tune.report(outcome)
+
+
+def _work_where_the_run_started(folder: str | None) -> None:
+    """A trial works in the folder `searchlab run` started in, as a local one does, when this node has it: Tune
+    moves each trial into a folder of its own, where a task function's relative paths (`open("labels.csv")`)
+    named nothing. (searchlab's own paths are absolute.) A node without that folder keeps Tune's."""
+    if folder and os.path.isdir(folder):
+        os.chdir(folder)
 
 
 class StoppedByScheduler(optuna.TrialPruned):
