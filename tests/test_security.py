@@ -40,6 +40,20 @@ def test_a_pickled_checkpoint_that_would_run_code_is_refused_unrun(tmp_path):
     assert not marker.exists()
 
 
+def test_a_torch_saved_checkpoint_calling_a_blocked_function_names_it_and_offers_no_line_that_runs_it(tmp_path):
+    """torch.save of such an object was said with the first 300 characters of torch's text, cut mid-sentence,
+    never naming posix.system, and offered the weights_only=False line that would run it."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "weights.pt"
+    torch.save({"state_dict": {"w": torch.ones(1)}, "x": _RunsCode(str(marker))}, path)
+    with pytest.raises(TrialFailure) as caught:
+        _file_state(path, torch.nn.Linear(2, 2))
+    said = str(caught.value)
+    assert f"{os.system.__module__}.system when loaded" in said and "Fix: do not load this file" in said
+    assert "python -c" not in said and "Do it only if" not in said
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("artifact_id", ["../outside.txt", "/etc/hostname", "sub/../../outside.txt"])
 def test_artifact_ids_leaving_the_folder_are_refused(tmp_path, artifact_id):
     store = ContainedArtifactStore(tmp_path / "artifacts")

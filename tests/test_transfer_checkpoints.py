@@ -4,6 +4,8 @@ leave pixels unseen. All weights are made here (pretrained=False); the hub is mo
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 import timm
@@ -141,8 +143,25 @@ def test_a_timm_training_checkpoint_names_torchs_reason_and_the_resave_line(tmp_
         source_state(spec("model_best.pth.tar"), TimmClassifier(3, 2, "resnet18"), tmp_path)
     text = str(caught.value)
     assert "argparse.Namespace" in text and "a whole model" not in text
-    assert f"python -c \"import torch; c = torch.load('{tmp_path / 'model_best.pth.tar'}'" in text
+    assert f"python -c 'import torch; c = torch.load(\"{tmp_path / 'model_best.pth.tar'}\"" in text
     assert "weights_only=False" in text and "it is not unpickled" in text
+
+
+@pytest.mark.parametrize("name", ["deit_best.pth", "dr o'brien $HOME `x`.pth"])
+def test_the_resave_line_keeps_the_weights_of_a_model_key_checkpoint_at_any_path(tmp_path, name):
+    """DeiT/MAE/DINO save {'model': state_dict, 'args': Namespace}: the line kept no key of those and wrote an
+    empty file, and a path with a quote broke it (a $ or backtick in it was run by the shell)."""
+    state = plain(TimmClassifier(3, 2, "resnet18").net)
+    path = tmp_path / name
+    torch.save({"model": state, "args": argparse.Namespace(lr=0.1), "epoch": 3}, path)
+    with pytest.raises(TrialFailure) as caught:
+        source_state(spec(name), TimmClassifier(3, 2, "resnet18"), tmp_path)
+    line = str(caught.value).split("re-save its tensors alone in your own environment: ")[1].split(" and set ")[0]
+    done = subprocess.run(["bash", "-c", line.replace("python -c", f"{sys.executable} -c", 1)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    saved = torch.load(path.with_name(f"{name.split('.')[0]}_weights.pth"), weights_only=True)
+    assert set(saved) == set(state) and all(torch.equal(saved[k], state[k]) for k in state)
 
 
 def test_the_ema_weights_of_a_timm_checkpoint_are_taken_and_recorded(tmp_path, capsys):

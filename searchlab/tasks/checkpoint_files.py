@@ -7,8 +7,10 @@ torch's own reason (it names the class) and the one-liner that re-saves its tens
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,12 @@ def read_checkpoint(path: Path) -> Any:
         if path.suffix != ".safetensors" and not _looks_like_torch_save(path):
             raise TrialFailure(f"weights file {path} is not a torch checkpoint (.pt/.pth from torch.save) or a "
                                f".safetensors file: an image, text or other file? Fix: {SAVE_A_STATE_DICT}") from None
+        if blocked := re.search(r"unsupported GLOBAL ([\w.]+) whose module ([\w.]+) is blocked", text):
+            raise TrialFailure(f"weights file {path} holds a pickle that calls {blocked.group(1)} when loaded "
+                               f"(torch blocks the module {blocked.group(2)}: it runs commands or code), which no "
+                               "checkpoint of weights needs; it was not unpickled. Fix: do not load this file "
+                               "with weights_only=False; ask its source for the weights as a .safetensors file "
+                               "(or a torch.save of a state_dict)") from None
         if "Weights only load failed" in first or "Unsupported global" in text:
             raise TrialFailure(f"weights file {path} holds a pickled object (torch: {_torch_reason(text)}), not "
                                "tensors alone; it is not unpickled, as that could run code. Fix: "
@@ -51,17 +59,20 @@ def _torch_reason(text: str) -> str:
     was not an allowed global by default'): which object is in the way, not a guess at it."""
     found = re.search(r"Unsupported global: GLOBAL [\w.]+[^.\n]*", text) or \
         re.search(r"WeightsUnpickler error:\s*[^\n]+", text)   # e.g. 'Unsupported operand 149' on the next line
-    return " ".join((found.group(0) if found else text.splitlines()[0]).split())[:300]
+    return " ".join(found.group(0).split())[:300] if found else "it did not name the object"
 
 
 def resave_command(path: Path) -> str:
-    """A python one-liner keeping a checkpoint's weights (state_dict and its EMA, timm's and Lightning's keys) or a
-    whole model's state_dict(), written as a file torch.load(weights_only=True) reads."""
+    """A python one-liner keeping a checkpoint's weights (under STATE_KEYS, EMA first, as the reader takes them;
+    a whole model's state_dict(); else the file's own tensors), written as a file torch.load(weights_only=True)
+    reads. Quoted for a POSIX shell, whatever the path holds (quotes, $, backticks)."""
     out = path.with_name(f"{path.name.split('.')[0]}_weights.pth")
-    keep = "('state_dict', 'state_dict_ema', 'model_ema', 'model_state_dict')"
-    return (f"python -c \"import torch; c = torch.load('{path}', map_location='cpu', weights_only=False); "
-            f"torch.save({{k: v for k, v in c.items() if k in {keep}}} if isinstance(c, dict) else c.state_dict(), "
-            f"'{out}')\"")
+    keys = f"({', '.join(map(json.dumps, STATE_KEYS))})"   # double quotes throughout: one clean shell quoting
+    code = (f"import torch; c = torch.load({json.dumps(str(path))}, map_location=\"cpu\", weights_only=False); "
+            f"d = c if isinstance(c, dict) else {{}}; s = next((d[k] for k in {keys} if k in d), c); "
+            "s = s.state_dict() if hasattr(s, \"state_dict\") else s; "
+            f"torch.save({{n: t for n, t in s.items() if isinstance(t, torch.Tensor)}}, {json.dumps(str(out))})")
+    return f"python -c {shlex.quote(code)}"
 
 
 def _looks_like_torch_save(path: Path) -> bool:
