@@ -353,3 +353,29 @@ def test_weights_trained_on_this_studys_test_images_are_warned_of(write_study, t
                         run=tmp_path / "c")
     run_study(load_study(write_study(same)), progress=False)   # split as the weights' study was: nothing seen
     assert "were trained or selected on" not in capsys.readouterr().err
+
+
+def test_a_run_folder_with_no_completed_trial_and_none_running_is_refused_as_weights(write_study, tmp_path):
+    """Every trial failed with "has no completed trial to export yet" until max_failed stopped the run."""
+    import sqlite3
+
+    from test_data import COLORS, png
+
+    for cls in ("a", "b"):
+        for i in range(10):
+            png(tmp_path / "set" / cls / f"{i}.png", tuple(min(255, c + i) for c in COLORS[cls]))
+    study = ("name: {name}\nspace:\n  model: {{kind: cnn, depth: 1, width: 4{weights}}}\nstrategy: random\n"
+             "pruner: none\nbudget: {{n_trials: 1, epochs: 1}}\nrun_dir: '{run}'\n"
+             f"data: {{{{source: folder, path: '{tmp_path / 'set'}', image_size: 8}}}}\n")
+    run_study(load_study(write_study(study.format(name="a", weights="", run=tmp_path / "a"))), progress=False)
+    with sqlite3.connect(tmp_path / "a" / "study.db") as db:   # as a run whose trials all failed leaves it
+        db.execute("UPDATE trials SET state = 'FAIL'")
+    weights = f", transfer: full, weights: '{tmp_path / 'a'}'"
+    with pytest.raises(ConfigError) as exc:
+        run_study(load_study(write_study(study.format(name="b", weights=weights, run=tmp_path / "b"))),
+                  progress=False)
+    said = str(exc.value)
+    assert f"run {tmp_path / 'a'} (study 'a') has no completed trial, and none running" in said
+    assert "space.model.weights" in said and "Fix: run that study until a trial completes" in said
+    assert not (tmp_path / "b" / "study.db").exists() or not optuna.load_study(
+        study_name="b", storage=f"sqlite:///{tmp_path / 'b' / 'study.db'}").trials

@@ -218,7 +218,9 @@ def weights_problem(path: Path) -> tuple[str, str] | None:
     """Why a named weights path cannot be read, as (rule, fix), or None: checked before any trial
     (classify.prepare), so an unusable file is one error, not one failed trial each."""
     if path.is_dir():
-        is_source = (path / "config.json").is_file() or (path / "searchlab.json").is_file()
+        if (path / "searchlab.json").is_file() and not (path / "config.json").is_file():
+            return _run_problem(path)
+        is_source = (path / "config.json").is_file()
         return None if is_source else (f"{path} {NOT_A_WEIGHTS_FOLDER[0]}", NOT_A_WEIGHTS_FOLDER[1])
     try:
         state, _ = unwrapped(read_checkpoint(path), path)
@@ -226,6 +228,22 @@ def weights_problem(path: Path) -> tuple[str, str] | None:
         rule, _, fix = str(exc).partition(". Fix: ")
         return rule, fix
     return None if state else (f"weights file {path} holds no tensors", SAVE_A_STATE_DICT)
+
+
+def _run_problem(run_dir: Path) -> tuple[str, str] | None:
+    """A run whose study has no completed trial and none running can give no weights: each trial would fail
+    saying so until max_failed stopped the run. (One still running may complete a trial before ours start.)"""
+    from optuna.trial import TrialState
+
+    from searchlab.engine.rundir import open_run
+
+    study = open_run(run_dir).study
+    states = {t.state for t in study.get_trials(deepcopy=False)}
+    if states & {TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING}:
+        return None
+    return (f"run {run_dir} (study '{study.study_name}') has no completed trial, and none running, whose weights "
+            "a trial could start from", "run that study until a trial completes (searchlab status RUN says why "
+            "its trials did not), or name an export or a weights file")
 
 
 def _file_state(path: Path, model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
