@@ -29,9 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         streams_that_take_any_text()
     code = _run_command(args, handler)
     if not args.argv_given:   # the process ends with the command: a stop from here on cannot undo its work
-        from searchlab.engine.signals import end_at_a_stop_with
+        from searchlab.engine.signals import end_at_a_stop_with, exit_without_teardown
 
         end_at_a_stop_with(code)
+        exit_without_teardown(code)
     return code
 
 
@@ -346,7 +347,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from searchlab.output_reader import refuse_a_closed_stdout
     from searchlab.summary import print_status
 
-    refuse_a_closed_stdout("the run's status")   # its only product: `status RUN >&-` exited 0, saying nothing
+    refuse_a_closed_stdout("the run's status", "leave standard output open, or send it to a file: > status.txt")
     print_status(open_run(args.run), args.top)
     return 0
 
@@ -404,9 +405,11 @@ def _refuse_unfinished_trial_early(run_folder: str, number: int | None) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from searchlab.export.predict import write_predictions
 
+    from searchlab.output_reader import beside_the_output
+
     rows = write_predictions(args.export, args.images, args.out)
     if args.out is not None:
-        print(f"{rows} predictions written to {args.out}")
+        print(f"{rows} predictions written to {args.out}", file=beside_the_output(args.out))
     return 0
 
 
@@ -425,24 +428,27 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from searchlab.output_reader import beside_the_output
     from searchlab.report.build import write_report
 
     refuse_folder(args.out, "report.html")
-    print(f"report: {write_report(args.run, args.out, args.top)}")
+    print(f"report: {write_report(args.run, args.out, args.top)}", file=beside_the_output(args.out))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from searchlab.output_reader import beside_the_output
     from searchlab.report.compare import compare_runs
 
     refuse_folder(args.out, "compare.html")
     path, curves, pools = compare_runs(args.runs, args.out)
+    said = beside_the_output(args.out)
     for curve in curves:
         best = f"{curve.best[-1]:.4f} after {len(curve.trials)} completed trials" if curve.best else "no completed trial"
-        print(f"{curve.label}: best {best}")
+        print(f"{curve.label}: best {best}", file=said)
     for pool in pools:
-        print(f"over seeds: {pool.said()}")
-    print(f"plot: {path}")
+        print(f"over seeds: {pool.said()}", file=said)
+    print(f"plot: {path}", file=said)
     return 0
 
 
@@ -459,7 +465,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     from searchlab.output_reader import refuse_a_closed_stdout
 
     if not args.clear:
-        refuse_a_closed_stdout("the cache's usage")
+        refuse_a_closed_stdout("the cache's usage", "leave standard output open, or send it to a file: > usage.txt")
     print(clear_image_cache() if args.clear else cache_usage())
     return 0
 

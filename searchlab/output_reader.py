@@ -76,12 +76,23 @@ class ClosedOutputError(SearchlabError):
     exit_code = 1
 
 
-def refuse_a_closed_stdout(what: str) -> None:
+def refuse_a_closed_stdout(what: str, fix: str = "give --out FILE, or leave standard output open") -> None:
     """`searchlab predict EXPORT scans/ >&-`: the rows, the command's only product, went to /dev/null and the
     command exited 0. (`searchlab run`'s output is only a summary of what it stores, so it still runs.)"""
     if stdout_was_closed():
         raise ClosedOutputError(f"standard output (stdout) is closed (e.g. >&-), so {what} would be written "
-                                "nowhere. Fix: give --out FILE, or leave standard output open")
+                                f"nowhere. Fix: {fix}")
+
+
+def beside_the_output(out: str | os.PathLike[str] | None) -> TextIO:
+    """Where to say a line about a file written to --out: standard error when --out is standard output itself
+    (`--out /dev/stdout`, `--out /proc/self/fd/1 > p.csv`), where the line became the data's last row."""
+    try:
+        if out is not None and os.path.samestat(os.stat(out), os.fstat(sys.stdout.fileno())):
+            return sys.stderr
+    except (OSError, ValueError, AttributeError):   # no such file, or a stdout with no descriptor (a notebook)
+        pass
+    return sys.stdout
 
 
 def stdout_was_closed() -> bool:

@@ -77,8 +77,24 @@ def test_rows_for_a_closed_standard_output_are_refused(source, finished_run, tmp
         command, ["trials", finished_run, "--format", command[7:]])
     done = _searchlab(args, ">&-", tmp_path)
     assert done.returncode == 1, done.stderr
-    assert "standard output (stdout) is closed" in done.stderr and "--out FILE" in done.stderr
+    assert "standard output (stdout) is closed" in done.stderr
+    assert ("--out FILE" in done.stderr) == (command not in ("status", "cache")), done.stderr   # they have no --out
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["predict", "report"])
+def test_out_naming_standard_output_gets_the_data_alone(source, tmp_path, command):  # noqa: F811
+    """`--out /proc/self/fd/1 > p.csv` (or --out /dev/stdout) ended p.csv with "3 predictions written to
+    /proc/self/fd/1", and a report with "report: /proc/self/fd/1" after </html>."""
+    args = _predict_args(source) if command == "predict" else ["report", source / "run"]
+    done = _searchlab([*args, "--out", "/proc/self/fd/1"], "> data", tmp_path)
+    assert done.returncode == 0, done.stderr
+    data = (tmp_path / "data").read_text()
+    if command == "predict":
+        assert pd.read_csv(tmp_path / "data")["path"].str.endswith(".png").all(), data
+    else:
+        assert data.rstrip().endswith("</html>"), data[-200:]
+    assert "/proc/self/fd/1" not in data and "/proc/self/fd/1" in done.stderr
 
 
 def test_predict_out_parquet_writes_parquet_with_the_csv_columns(source, tmp_path, capsys):  # noqa: F811

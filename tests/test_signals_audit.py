@@ -192,3 +192,33 @@ def test_a_stop_after_the_command_is_done_ends_the_process_with_its_code(sig):
     child.send_signal(sig)
     _, err = child.communicate(timeout=15)   # at once, not after the 20 s teardown
     assert child.returncode == 0 and "Traceback" not in err, err
+
+
+# the same, in the interpreter's garbage collection after its exit hooks (Python's handlers are reset by then)
+SLOW_COLLECTION = """
+import sys, time
+from searchlab.cli import main
+
+class Slow:
+    def __del__(self):
+        print("collecting", flush=True)
+        time.sleep(20)
+
+kept = Slow()
+sys.argv = ["searchlab", "cache"]
+sys.exit(main())
+"""
+
+
+def test_a_stop_in_the_interpreters_garbage_collection_cannot_kill_a_finished_command():
+    """A finished run or export stopped ~1 s after its summary exited 143: Python's teardown resets the signal
+    handlers to the default before it collects garbage, so end_at_a_stop_with's handler never ran."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    child = subprocess.Popen([sys.executable, "-c", SLOW_COLLECTION], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=default_stop_signals)
+    for line in child.stdout:   # the command's own lines; the process ends or reaches the collection
+        if "collecting" in line:
+            child.send_signal(signal.SIGTERM)
+            break
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 0 and "Traceback" not in err, (child.returncode, err)

@@ -16,6 +16,7 @@ and at every epoch (`raise_if_stopped`).
 """
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import signal
@@ -25,6 +26,7 @@ import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import NoReturn
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PARENT_GONE = signal.SIGUSR1   # what a worker's parent watcher sends its own worker
@@ -108,15 +110,33 @@ def end_at_a_stop_with(code: int) -> None:
         return
 
     def end(signum: int, frame: FrameType | None) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:   # a closed or broken stream: nothing more can be said on it
-                pass
+        _flush_output()
         os._exit(code)
 
     for sig in honoured_stops():   # one ignored at start (nohup) stays ignored
         signal.signal(sig, end)
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End a `searchlab` process whose command is done, after its exit hooks, without the interpreter's garbage
+    collection: Python resets its signal handlers to the default before that collection (~2 s after a run),
+    so a stop there still killed a finished run or export (143). What the hooks close (Ray, logging, worker
+    pools) is closed here, under end_at_a_stop_with's handlers; the memory is the system's to free."""
+    current = threading.current_thread()
+    for thread in threading.enumerate():   # as the interpreter waits for them, before its exit hooks
+        if thread is not current and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    _flush_output()
+    os._exit(code)
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:   # a closed or broken stream: nothing more can be said on it
+            pass
 
 
 @contextmanager
