@@ -404,7 +404,6 @@ def _refuse_unfinished_trial_early(run_folder: str, number: int | None) -> None:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from searchlab.export.predict import write_predictions
-
     from searchlab.output_reader import beside_the_output
 
     rows = write_predictions(args.export, args.images, args.out)
@@ -461,7 +460,6 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 def _cmd_cache(args: argparse.Namespace) -> int:
     from searchlab.data.image_cache import cache_usage, clear_image_cache
-
     from searchlab.output_reader import refuse_a_closed_stdout
 
     if not args.clear:
