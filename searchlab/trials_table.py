@@ -6,8 +6,9 @@ duration_s, datetime_start, datetime_complete, and the readable user attrs a row
 (architecture, error, over_budget, pruned, cut_short, retry_of), the trial's `seed`, the study's `study_seed` it
 ran under and `torch_threads` (as it ran: what a rerun of it must match), and `threshold`: the decision threshold the
 threshold-bound metrics were scored at (per label, multi-label, as a JSON list), and `class_names` (a JSON
-list: class k of the metrics.*_class_k columns). A PRUNED trial's value is
-that of the last epoch it reported (Optuna's rule), not a finished trial's. Read from the Optuna study alone.
+list: class k of the metrics.*_class_k columns); both lists are arrays in JSON output, JSON text in a CSV cell.
+A PRUNED trial's value is that of the last epoch it reported (Optuna's rule), not a finished trial's. Read from the
+Optuna study alone.
 Parameters only some trials draw are blank where not drawn (whole numbers stay whole: pandas Int64).
 A trial whose process died unseen, failed by a later run, has Optuna's stamp of that moment as its
 datetime_complete, and as its duration_s the time until its last sign of life (engine/trial_time.py).
@@ -34,6 +35,9 @@ from searchlab.space.params import on_step
 from searchlab.whole_file import not_a_file, write_whole
 
 FORMATS = ("csv", "parquet", "json")
+# cells that hold a list, as JSON text in a CSV or Parquet cell: JSON output carries them as arrays, not strings a
+# reader must parse a second time
+LIST_COLUMNS = ("threshold", "class_names")
 # why a trial was pruned, stopped short or run again: a row read alone (a paper's table) must say it
 TEXT_ATTRS = ("architecture", "over_budget", "error", "pruned", "cut_short", "retry_of", "suspect")
 # what a strategy's stage scored a queued design by, before it trained (zen_nas, deepmad): beside its trained
@@ -130,7 +134,7 @@ def write_table(table: pd.DataFrame, fmt: str | None, out: Path | None) -> None:
     if out is None:
         refuse_a_closed_stdout("the trial table")
     if fmt == "json":
-        text = json.dumps([{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")],
+        text = json.dumps([{k: _as_json(k, v) for k, v in row.items()} for row in table.to_dict(orient="records")],
                           indent=1)   # not pandas' to_json: it rounds floats to 10 decimals
         if out is None:
             print(text)
@@ -153,6 +157,16 @@ def write_parquet(table: pd.DataFrame, part: Path) -> None:
     parquet = io.BytesIO()
     table.to_parquet(parquet, index=False)
     part.write_bytes(parquet.getvalue())
+
+
+def _as_json(column: str, value: Any) -> Any:
+    """A cell as JSON output holds it: a list column's JSON text as the array it encodes."""
+    if column in LIST_COLUMNS and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:   # not a list searchlab wrote (a study's own attribute of that name): as it is
+            return value
+    return _plain(value)
 
 
 def _plain(value: Any) -> Any:

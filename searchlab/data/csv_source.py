@@ -229,10 +229,7 @@ def _assign(cfg: CsvData, csv_path: Path, table: _Table, labels: np.ndarray, see
 
     if cfg.split_column is None:
         return split(np.arange(len(labels)), {"val": cfg.val_fraction, "test": cfg.test_fraction})
-    for n, value in zip(table.rows, table.split_values):
-        if value not in SPLITS:
-            raise DataError(f"{csv_path}: row {n}, column {cfg.split_column!r}: unknown split {value!r}. "
-                            f"Fix: use one of {', '.join(SPLITS)}")
+    _check_split_values(csv_path, cfg.split_column, table)
     if table.groups:
         _check_groups_in_one_split(csv_path, cfg, table)
     values = np.asarray(table.split_values)
@@ -241,6 +238,41 @@ def _assign(cfg: CsvData, csv_path: Path, table: _Table, labels: np.ndarray, see
         carved = split(out["train"], {"val": cfg.val_fraction})
         out["train"], out["val"] = carved["train"], carved["val"]
     return out
+
+
+# other names for a split seen in sheets: 'validation' is not close enough to 'val' for difflib to suggest it
+SPLIT_SYNONYMS = {"validation": "val", "valid": "val", "dev": "val", "development": "val", "tune": "val",
+                  "training": "train", "trn": "train", "testing": "test", "holdout": "test", "hold-out": "test",
+                  "hold_out": "test", "heldout": "test", "held-out": "test"}
+ROWS_NAMED = 5   # rows listed per unknown split value
+
+
+def _check_split_values(csv_path: Path, column: str, table: _Table) -> None:
+    """Every unknown split value at once, each with its rows and the split it likely means: a sheet with
+    'validation' and 'holdout' was refused at its first bad row only, fixed one value per run."""
+    rows_of: dict[str, list[int]] = {}
+    for n, value in zip(table.rows, table.split_values):
+        if value not in SPLITS:
+            rows_of.setdefault(str(value), []).append(n)
+    if not rows_of:
+        return
+    said = "; ".join(f"{value!r} in {_rows_said(rows)}{_split_meant(value)}" for value, rows in rows_of.items())
+    bad = sum(map(len, rows_of.values()))
+    raise DataError(f"{csv_path}: column {column!r} (data.split_column) holds {bad} row(s) of an unknown split: "
+                    f"{said}. Fix: mark each row one of {', '.join(SPLITS)} (case and surrounding spaces are "
+                    "ignored)")
+
+
+def _rows_said(rows: list[int]) -> str:
+    listed = ", ".join(map(str, rows[:ROWS_NAMED])) + (f" and {len(rows) - ROWS_NAMED} more" if len(rows) >
+                                                         ROWS_NAMED else "")
+    return f"row{'s' * (len(rows) > 1)} {listed}"
+
+
+def _split_meant(value: str) -> str:
+    meant = SPLIT_SYNONYMS.get(value.strip())
+    hint = f"did you mean {meant}?" if meant else did_you_mean(value, SPLITS)
+    return f" ({hint})" if hint else ""
 
 
 def _drawn_shares(cfg: CsvData, table: _Table) -> dict[str, float]:

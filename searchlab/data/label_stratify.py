@@ -23,7 +23,9 @@ def deal_by_labels(positives: np.ndarray, sizes: np.ndarray, wanted_sizes: Seque
     positives per label (rows of `positives`), its images (`sizes`) and each split's wanted images."""
     totals = positives.sum(0).astype(np.float64)
     enough = totals > sum(f > 0 for f in fractions)
-    held = [np.where(enough, np.maximum(totals * f, 1.0), totals * f) for f in fractions]
+    # a label with no more positives than held-out splits wants none held out: a share of 2 x 0.25 = 0.5 each
+    # outbid train's 2 - 1 = 1 once train had one, and sent the other positive to val or test
+    held = [np.where(enough, np.maximum(totals * f, 1.0), 0.0) for f in fractions]
     wanted = np.vstack([totals - np.sum(held, axis=0), *held])   # per split, per label
     room = np.asarray(wanted_sizes, dtype=np.float64).copy()
     split_of = np.full(len(sizes), -1)

@@ -61,10 +61,19 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
     kind, names = config["task"], config["class_names"]
     if "model_metrics" in trial.user_attrs:   # selected on a mean of runs: this is the one model it exports
         split += " (the trial's exported model; its value is the mean over its cross-validation runs)"
-    at = "(the most probable class)" if kind == "multiclass" else "at the trial's threshold"
+    threshold = thresholds_said(config["threshold"], names)   # what its confusion counts were cut at
+    at = "(the most probable class)" if kind == "multiclass" else f"at the trial's {threshold}"
     return [figure(f"ROC {split}: {who}", roc_figure(labels, probs, kind, names)),
             figure(f"Confusion matrix {split} {at}: {who}",
                    confusion_figure(labels, probs, kind, names, config["threshold"]))]
+
+
+def thresholds_said(threshold: object, names: list[str]) -> str:
+    """Per label 'thresholds mass=0.506 calc=0.433 rare=0.535' (as `status` says them; a bare list of floats said
+    nothing of which label each was), else 'threshold'."""
+    if isinstance(threshold, list) and len(threshold) == len(names):
+        return "thresholds " + " ".join(f"{name}={float(t):.3g}" for name, t in zip(names, threshold))
+    return "threshold"
 
 
 def _unlike_the_export(folder: Path, trial: FrozenTrial, front: int = 0) -> str:

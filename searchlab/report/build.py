@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from searchlab.engine.run_history import latest_start_warnings
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.errors import shown_url
-from searchlab.report.best_model import model_sections, sample_grids
+from searchlab.report.best_model import model_sections, sample_grids, thresholds_said
 from searchlab.report.figures import study_sections
 from searchlab.report.page import Section, note, page
 from searchlab.summary import best_trials, state_counts
@@ -80,7 +80,17 @@ def scored_on_said(study: optuna.Study) -> str:
         said += (f" Positive class: <b>{html.escape(str(names[1]))}</b> (class 1): sensitivity and average "
                  f"precision are about it, specificity about {html.escape(str(names[0]))}; precision, recall and "
                  "F1 average both classes (metrics.py); data.positive_class chooses it.")
+    if latest.user_attrs["task_kind"] == "multilabel":   # a reader took an exact-match 0.56 for a per-label one
+        said += (" Multi-label: accuracy is <b>exact match</b> (an image counts as right only when every one of its "
+                 "labels is), hamming_loss the share of wrong label decisions; the threshold-bound metrics are at "
+                 "each trial's per-label thresholds (the threshold column, by label).")
     return f"<p>{said}</p>"
+
+
+def latest_task_kind(study: optuna.Study) -> str | None:
+    """binary, multiclass or multilabel: the task kind the latest classifier trial recorded (none: no classifier)."""
+    kinds = [t.user_attrs["task_kind"] for t in study.get_trials(deepcopy=False) if "task_kind" in t.user_attrs]
+    return kinds[-1] if kinds else None
 
 
 EXAMPLE_TRIALS = 10   # trial numbers listed per failure reason
@@ -161,11 +171,39 @@ def top_table(run: OpenRun, ranked: list, top: int) -> Section:
     named = table["class_names"].dropna() if "class_names" in table else ()
     if len(named):   # recall_class_4 said as the class it is of, from the latest trial's names
         shown = shown.rename(columns=per_class_named(list(shown.columns), json.loads(named.iloc[-1])))
+    shown = thresholds_by_label(shown, table)
+    if latest_task_kind(study) == "multilabel":   # the same name as single-label accuracy, another measure
+        shown = shown.rename(columns={"metrics.accuracy": "metrics.accuracy (exact match)"})
     # na_rep covers float NaN only: a failed trial's value (None) and a parameter it did not draw (pandas' NA,
     # in integer columns) printed "None" and "<NA>"
     shown = shown.astype(object).where(shown.notna(), "")
     body = shown.to_html(index=False, classes="sortable", border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
     return Section(title, f'<div style="overflow-x:auto">{body}</div>')   # wide tables scroll, not the page
+
+
+def thresholds_by_label(shown: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per-label thresholds said by label ('mass=0.506 calc=0.433 rare=0.535', as `status` says them), just before
+    the metrics scored at them: a raw list of floats in the last column said nothing of which label each was."""
+    if "threshold" not in shown:
+        return shown
+    names = table["class_names"] if "class_names" in table else pd.Series(None, index=table.index)
+    shown = shown.copy()
+    shown["threshold"] = [_by_label(cell, listed) for cell, listed in zip(shown["threshold"], names)]
+    metrics = [c for c in shown.columns if str(c).startswith("metrics.")]
+    columns = [c for c in shown.columns if c != "threshold"]
+    at = columns.index(metrics[0]) if metrics else len(columns)
+    return shown[columns[:at] + ["threshold"] + columns[at:]]
+
+
+def _by_label(cell: object, listed: object) -> object:
+    """A threshold cell: a JSON list (multi-label) named by the row's class names; a single one as it is."""
+    if not isinstance(cell, str):
+        return cell
+    thresholds = json.loads(cell)
+    names = json.loads(listed) if isinstance(listed, str) else []
+    if len(names) != len(thresholds):   # names not recorded: by label number, as the metrics columns are
+        names = [str(j) for j in range(len(thresholds))]
+    return thresholds_said(thresholds, names).removeprefix("thresholds ")
 
 
 def _in_order(table: pd.DataFrame, trials: list) -> pd.DataFrame:
