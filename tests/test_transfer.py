@@ -379,3 +379,26 @@ def test_a_run_folder_with_no_completed_trial_and_none_running_is_refused_as_wei
     assert "space.model.weights" in said and "Fix: run that study until a trial completes" in said
     assert not (tmp_path / "b" / "study.db").exists() or not optuna.load_study(
         study_name="b", storage=f"sqlite:///{tmp_path / 'b' / 'study.db'}").trials
+
+
+def test_an_ensemble_export_as_weights_is_refused_with_its_own_fix(write_study, tmp_path):
+    """A --top-k export given as weights was refused at start with the fix for another architecture ("weights of
+    the same architecture and settings..."), though no architecture fits an ensemble: export one trial."""
+    from test_data import COLORS, png
+
+    for cls in ("a", "b"):
+        for i in range(10):
+            png(tmp_path / "set" / cls / f"{i}.png", tuple(min(255, c + i) for c in COLORS[cls]))
+    study = ("name: {name}\nspace:\n  model: {{kind: cnn, depth: 1, width: {{choice: [4, 6]}}{weights}}}\n"
+             "strategy: random\n"
+             "pruner: none\nbudget: {{n_trials: 2, epochs: 1}}\nrun_dir: '{run}'\n"
+             f"data: {{{{source: folder, path: '{tmp_path / 'set'}', image_size: 8}}}}\n")
+    run_study(load_study(write_study(study.format(name="a", weights="", run=tmp_path / "a"))), progress=False)
+    export_run(tmp_path / "a", tmp_path / "pair", top_k=2, bootstrap=10)
+    weights = f", transfer: full, weights: '{tmp_path / 'pair'}'"
+    with pytest.raises(ConfigError) as exc:
+        run_study(load_study(write_study(study.format(name="b", weights=weights, run=tmp_path / "b"))),
+                  progress=False)
+    said = str(exc.value)
+    assert "are an ensemble of 2 networks" in said and "space.model.weights" in said
+    assert "Fix: export one trial (searchlab export RUN --trial N)" in said and "same architecture" not in said

@@ -140,21 +140,51 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
 def _note_if_strategy_changed(study: "Study", before: Any, now: Any) -> None:
     """Another strategy, its args or its preset's contents since the trials ran: taken, as the search goes on
     from the trials in the study, but said (evolution's population_size changed on a resume without a word)."""
-    keys = ("strategy", "strategy_preset_read")
-    if not isinstance(before, dict) or not isinstance(now, dict) or all(before.get(k) == now.get(k) for k in keys):
+    if not isinstance(before, dict) or not isinstance(now, dict):
         return
-    print(f"note: study '{study.config.name}' ran its trials with strategy {_strategy_said(before)}; this run "
-          f"searches with {_strategy_said(now)}, going on from the trials in the study", file=sys.stderr)
+    old, new = _recorded_strategy(before), _recorded_strategy(now)
+    if old == new:
+        return
+    preset = old[0].get("preset")
+    if preset is not None and preset == new[0].get("preset"):   # what changed is what the preset applies
+        print(f"note: study '{study.config.name}': what its strategy applies changed since its trials ran: preset "
+              f"{preset}: {_applied_said(*old)} -> {_applied_said(*new)}; this run searches with "
+              f"{_applied_said(*new)}, going on from the trials in the study", file=sys.stderr)
+        return
+    print(f"note: study '{study.config.name}' ran its trials with strategy {_strategy_said(*old)}; this run "
+          f"searches with {_strategy_said(*new)}, going on from the trials in the study", file=sys.stderr)
 
 
-def _strategy_said(search: dict[str, Any]) -> str:
-    """'preset quick, args {'n_startup_trials': 2}': the strategy and its args as they apply (a preset's, then the
-    study's own over them)."""
-    written = search.get("strategy") if isinstance(search.get("strategy"), dict) else {}
-    read = search.get("strategy_preset_read") if isinstance(search.get("strategy_preset_read"), dict) else {}
-    name = written.get("name") or written.get("class") or f"preset {written.get('preset')}"
-    args = {**(read.get("args") or {}), **(written.get("args") or {})}
+Recorded = tuple[dict[str, Any], dict[str, Any] | None]
+
+
+def _recorded_strategy(search: dict[str, Any]) -> Recorded:
+    """(the strategy as written, its preset's contents as read or None), each naming its strategy: records
+    before the name was always kept dropped the default (tpe) beside args, so one naming none ran tpe, and
+    compares equal to a newer record of the same."""
+    def named(found: Any) -> dict[str, Any]:
+        found = found if isinstance(found, dict) else {}
+        return found if any(found.get(key) for key in ("name", "preset", "class")) else {**found, "name": "tpe"}
+
+    read = search.get("strategy_preset_read")
+    return named(search.get("strategy")), named(read) if isinstance(read, dict) else None
+
+
+def _applied_said(written: dict[str, Any], read: dict[str, Any] | None) -> str:
+    """'tpe, args {'n_startup_trials': 2}': the strategy a record ran and its args as they apply (a preset's,
+    then the study's own over them); a preset whose contents were not recorded by its written args alone."""
+    source = read if read is not None else written
+    name = source.get("name") or source.get("class") or f"preset {written.get('preset')}"
+    args = {**((read or {}).get("args") or {}), **(written.get("args") or {})}
     return f"{name}, args {args}" if args else str(name)
+
+
+def _strategy_said(written: dict[str, Any], read: dict[str, Any] | None) -> str:
+    """'preset quick (tpe, args {'n_startup_trials': 2})', 'random': the strategy as written and what it applies."""
+    preset = written.get("preset")
+    if preset is None or read is None:
+        return _applied_said(written, read)
+    return f"preset {preset} ({_applied_said(written, read)})"
 
 
 def _warn_of_trials_over_budget(study: "Study", scored: list[FrozenTrial]) -> None:

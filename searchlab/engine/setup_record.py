@@ -24,10 +24,10 @@ def search_setup(study: "Study") -> dict[str, Any]:
     return {
         "space_searched": {param.name: describe(param.distribution()) for param, _ in searchable_params(study.space)},
         "space_fixed": fixed_by_path(study.space),
-        "strategy": cfg.strategy.model_dump(mode="json", by_alias=True, exclude_defaults=True) or {"name": "tpe"},
+        "strategy": strategy_record(cfg.strategy),
         # a preset's file may change after the run: what it said then
-        **({"strategy_preset_read": resolve(cfg.strategy, study.base_dir).model_dump(
-            mode="json", by_alias=True, exclude_defaults=True)} if cfg.strategy.preset else {}),
+        **({"strategy_preset_read": strategy_record(resolve(cfg.strategy, study.base_dir))}
+           if cfg.strategy.preset else {}),
         "pruner": pruner_used(cfg),
         # without the epochs a task never reads (a GAN trains train.iterations): `status` said "epochs 20"
         "budget": cfg.budget.model_dump(mode="json", exclude_none=True,
@@ -40,6 +40,15 @@ def search_setup(study: "Study") -> dict[str, Any]:
         "searchlab": searchlab.__version__,
         "software": software_versions(),
     }
+
+
+def strategy_record(strategy: Any) -> dict[str, Any]:
+    """A StrategyConfig as written, with its name always: the default one (tpe) was dropped beside args, and
+    the record then named no strategy (`status` said "search: None", a resume "preset None")."""
+    written = strategy.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    if strategy.preset is None and strategy.class_ is None:
+        written = {"name": strategy.name, **written}
+    return written
 
 
 def pruner_used(cfg: Any) -> dict[str, Any]:

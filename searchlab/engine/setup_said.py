@@ -9,8 +9,10 @@ from searchlab.errors import shown_value
 
 
 def strategy_said(strategy: dict[str, Any]) -> str:
-    """The recorded strategy in a few words: "preset quick", "my_module:MySampler", "tpe"."""
-    return strategy.get("preset") and f"preset {strategy['preset']}" or strategy.get("class") or strategy.get("name")
+    """The recorded strategy in a few words: "preset quick", "my_module:MySampler", "tpe" (also for a record that
+    names none: records before the name was always kept dropped the default, tpe, beside its args)."""
+    return strategy.get("preset") and f"preset {strategy['preset']}" or strategy.get("class") or \
+        strategy.get("name") or "tpe"
 
 
 def describe_setup(setup: dict[str, Any]) -> str:

@@ -180,8 +180,27 @@ def _weights_sources(config: dict[str, Any]) -> dict[str, str | None]:
     images they trained on: why it no longer holds the weights they used, or None}. A generator's images are
     learned as its GAN study's own: a model it taught passes them down a chain as weights do."""
     records = _trial_records(config)
-    used = recorded_digests(origins_of(records))
+    used = _used_digests(records)
     return {source: changed_since(Path(source), used.get(source, set())) for source in _sources_by_key(records)}
+
+
+def _used_digests(records: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """recorded_digests() of trial records, an export's own weights file (export_of_file) counted as that
+    export too."""
+    used = recorded_digests(origins_of(records))
+    for file, found in list(used.items()):
+        if (export := export_of_file(Path(file))) is not None:
+            used.setdefault(str(export), set()).update(found)
+    return used
+
+
+def _origin_folder(origin: Any) -> str | None:
+    """The export or run folder a trial's origin record names; an export's own weights file as that export."""
+    if not isinstance(origin, dict):
+        return None
+    where = origin.get("export") or origin.get("run")
+    export = export_of_file(Path(origin["file"])) if not where and origin.get("file") else None
+    return str(where or export) if where or export else None
 
 
 def _sources_by_key(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -189,11 +208,27 @@ def _sources_by_key(records: list[dict[str, Any]]) -> dict[str, str]:
     found: dict[str, str] = {}
     for record in records:
         for key in ORIGIN_KEYS:
-            origin = record.get(key)
-            where = (origin.get("export") or origin.get("run")) if isinstance(origin, dict) else None
+            where = _origin_folder(record.get(key))
             if where:
-                found.setdefault(str(where), key)
+                found.setdefault(where, key)
     return found
+
+
+def ancestors(config: dict[str, Any]) -> dict[str, set[int] | None]:
+    """{each export or run the trials (of an export's config.json, or {"trials": a run's trials' user attrs})
+    learned from that still holds what they used: the numbers of a run's trials they took, None for an export}
+    (one replaced since is said by ancestors_not_recorded)."""
+    trials = _trials_used(config)
+    return {source: trials.get(source) for source, why in _weights_sources(config).items() if not why}
+
+
+def export_of_file(path: Path) -> Path | None:
+    """The export whose own weights file `path` is (weights.safetensors with the export's config.json beside
+    it): those weights learned what the export's trained_on.json and config.json say, so the file counts as
+    that export (named as the file, a study learning from it was checked against nothing)."""
+    if path.name == "weights.safetensors" and path.is_file() and (path.parent / "config.json").is_file():
+        return path.parent
+    return None
 
 
 def ancestors_not_recorded(config: dict[str, Any]) -> list[dict[str, str]]:
@@ -338,9 +373,8 @@ def learned_from(config: dict[str, Any], base_dir: Path | None) -> dict[str, str
     their training data (`augment.synthetic`, relative to the study file's folder `base_dir`)."""
     found: dict[str, str] = {}
     for trial in _trial_records(config):
-        origin = trial.get("weights_from") or {}
-        if origin.get("export") or origin.get("run"):
-            found.setdefault(str(origin.get("export") or origin.get("run")), WEIGHTS)
+        if where := _origin_folder(trial.get("weights_from")):
+            found.setdefault(where, WEIGHTS)
         generator = _generator_of(trial)
         if generator is not None and base_dir is not None:
             found.setdefault(str((base_dir / generator).resolve()), SYNTHETIC)
@@ -367,7 +401,7 @@ def test_seen_by_weights(config: dict[str, Any], test_files: Iterable[str | Path
     not what they learned from)."""
     sources = learned_from(config, base_dir)
     mine = StudyFiles({"test": [Path(f) for f in test_files]})
-    used, trials = recorded_digests(origins_of(_trial_records(config))), _trials_used(config)
+    used, trials = _used_digests(_trial_records(config)), _trials_used(config)
     found: list[dict[str, Any]] = []
     for source, key in sources.items():
         if why := changed_since(Path(source), used.get(source, set())):   # what is there now says nothing

@@ -137,6 +137,8 @@ def draws_over_budget_warning(study: Any, candidate: Any) -> str | None:
     # budgets, RANDOM_DRAWS at a time: said only when so few fit that they mostly find none
     looks = strategy.name if strategy.class_ is None and (strategy.name == "evolution" or strategy.name in STAGED) \
         else None
+    if looks in STAGED and _designs_queued(strategy) >= study.config.budget.n_trials:
+        return None   # every trial is one of the stage's designs, queued: no random draw happens
     reasons: list[str | None] = []
     started = time.perf_counter()
     for params in random_params(study, study.config.seed, DRAWS_COSTED):
@@ -161,3 +163,12 @@ def draws_over_budget_warning(study: Any, candidate: Any) -> str | None:
             f"{over[0].removeprefix('over budget: ')}): trials drawn so are pruned untrained but count in "
             "budget.n_trials. Fix: narrow the space to smaller networks, loosen the budget, or search with "
             "evolution (its random start and mutations keep within the budgets)")
+
+
+def _designs_queued(strategy: Any) -> int:
+    """How many designs a zen_nas or deepmad stage queues as the run's first trials (its top_k): those trials
+    are not drawn at random (fewer when a reused stage leaves some over the budget, which it says itself)."""
+    from searchlab.nas.stage import settings_from_args
+    from searchlab.strategy import STAGED
+
+    return settings_from_args(STAGED[strategy.name][0], strategy.name, strategy.args).top_k

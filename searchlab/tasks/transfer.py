@@ -210,6 +210,10 @@ def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None]
                            "(searchlab export RUN --trial N --out DIR) and set weights: DIR") from None
 
 
+class EnsembleWeights(TrialFailure):
+    """Weights of several networks: no searched network's architecture fits them, whatever it is."""
+
+
 NOT_A_WEIGHTS_FOLDER = ("is a folder but neither an export (no config.json) nor a run (no searchlab.json)",
                         "name the weights file itself, or the folder `searchlab export` wrote")
 
@@ -289,9 +293,11 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str,
     weights' own is known (what to make equal comes first). Returns what was resampled (said once too)."""
     if state and all(k.startswith("members.") for k in state):
         members = len({k.split(".")[1] for k in state})
-        raise TrialFailure(f"weights '{source}' are an ensemble of {members} networks (a --top-k export, or a "
-                           "trial of a study with train.cv_model: bag); transfer starts from one network. Fix: "
-                           "export a single trial of a study with cv_model: refit, or give its weights file")
+        raise EnsembleWeights(f"weights '{source}' are an ensemble of {members} networks (a --top-k export, or "
+                              "a trial of a study with train.cv_model: bag); transfer starts from one network. Fix: "
+                              "export one trial (searchlab export RUN --trial N) and give that export; a trial of "
+                              "a study with train.cv_model: bag is itself an ensemble: export from one with "
+                              "cv_model: refit")
     target = model.state_dict()
     missing, misfits, loaded, resampled = [], [], {}, []
     for name, tensor in target.items():

@@ -18,10 +18,11 @@ from searchlab.data.types import ImageDataset
 from searchlab.errors import ConfigError, TrialFailure
 from searchlab.tasks.checkpoint_files import cached_hub_file
 from searchlab.export import trained_on
-from searchlab.export.medmnist_sources import SPLITS, learned_of_same_set
+from searchlab.export.medmnist_sources import SPLITS, learners_of_same_set
 from searchlab.models.standalone import build_model
 from searchlab.tasks.classify_config import ClassifyTrialConfig
-from searchlab.tasks.transfer import architectures_note, load_matching, short_args, source_state
+from searchlab.tasks.transfer import (EnsembleWeights, architectures_note, load_matching, short_args,
+                                      source_state)
 
 SpecFor = Callable[[ClassifyTrialConfig, ImageDataset], dict[str, Any]]
 MAX_BUILDS = 8   # distinct networks built to check weights against (each a few tenths of a second)
@@ -113,6 +114,9 @@ def _weights_warning(study: Study, specs: list[ClassifyTrialConfig], networks: _
         try:
             load_matching(model, states[key], weights, lambda: architectures_note(spec.model, study.base_dir))
             fit.setdefault(weights, set()).add(name)
+        except EnsembleWeights as exc:   # its own fix (export one trial), not another architecture's
+            rule, _, fix = str(exc).partition(". Fix: ")
+            raise ConfigError(rule, key="space.model.weights", got=weights, fix=fix) from None
         except TrialFailure as exc:
             misfit.setdefault(weights, {})[name] = str(exc).split(". Fix:")[0]
     for weights, failed in misfit.items():
@@ -193,17 +197,20 @@ def _seen_by_sources(study: Study, data: ImageDataset, specs: list[ClassifyTrial
     """Models (a searchlab export or run) the trials learn from whose run trained or selected on this study's
     test images, or trained on its validation images: the same data set split with another seed or other
     fractions (export/trained_on.py), or images an ancestor of the weights learned; of a MedMNIST set, a model
-    of the same set, when folds or a cross-validated model's val images meet (export/medmnist_sources.py). One
-    warning per model."""
+    of the same set or one with such a model in its lineage, when folds or a cross-validated model's val images
+    meet (export/medmnist_sources.py). An export's own weights file is read as that export. One warning per
+    model (and kind of leak)."""
     mine: trained_on.StudyFiles | None = None
     warnings = []
     for key, value, folded in _sources(specs):
         path = Path(value) if Path(value).is_absolute() else study.base_dir / value
+        path = trained_on.export_of_file(path) or path   # an export's own weights file: what that export learned
         parts = trained_on.lineage(path) if path.is_dir() else None   # a run folder: its best, as trials take
         if key == trained_on.WEIGHTS and (unknown := trained_on.not_recorded(path)):
             warnings.append(_not_recorded_warning(value, unknown))
+        # MedMNIST images are in no record of files: a lineage of folder data can hold a run of this set too
+        warnings += _medmnist_leaks(study, data, key, value, path, folded) if path.is_dir() else []
         if not parts:
-            warnings += _medmnist_leaks(study, data, key, value, path, folded) if path.is_dir() else []
             continue
         if mine is None:   # files read (digested) only when some model lists what it learned
             mine = trained_on.StudyFiles(files_by_split(study.config.data, study.config.seed, study.base_dir,
@@ -266,10 +273,12 @@ def _not_recorded_warning(value: str, unknown: list[dict[str, str]]) -> str:
 
 
 def _medmnist_leaks(study: Study, data: ImageDataset, key: str, value: str, path: Path, folded: bool) -> list[str]:
-    """A model of this study's MedMNIST set learned its train split (and val, when its trials cross-validated):
-    said as for files when this study cross-validates, or selects on a val split those weights trained on."""
+    """A model of this study's MedMNIST set (the one in `path`, or one in its lineage: a run of the set started
+    from folder-trained weights has a lineage too) learned its train split (and val, when its trials
+    cross-validated): said as for files when this study cross-validates, or selects on a val split those weights
+    trained on."""
     file = medmnist_path(study.config.data, study.base_dir)
-    learned = learned_of_same_set(path, file.name) if file is not None else ()
+    learned = learners_of_same_set(path, file.name) if file is not None else {}
     sizes = {split: int(data.splits[split].images.shape[0]) for split in SPLITS if split in data.splits}
     if not learned or len(sizes) < len(SPLITS):
         return []
@@ -277,10 +286,14 @@ def _medmnist_leaks(study: Study, data: ImageDataset, key: str, value: str, path
         return [_folds_leak(key, value, sum(sizes[split] for split in learned), sum(sizes.values()))]
     if "val" not in learned:   # the official splits: its train images are this study's train images, no leak
         return []
-    return [f"{key} {value!r}: their trials cross-validated over {file.name}'s train and val images, so they "
+    ancestor = next((who for who in learned["val"] if who is not None), None)
+    whose = "their trials" if None in learned["val"] else \
+        (f"the trials of {ancestor}, in their lineage (weights their run started from, or a generator whose images "
+         "it trained on),")
+    return [f"{key} {value!r}: {whose} cross-validated over {file.name}'s train and val images, so they "
             f"trained on all {sizes['val']} of this study's val images, which select its trials: selection would be "
             "optimistic. Fix: start from weights of a run of this set that did not cross-validate (they learned its "
-            "train split only), or of other data"]
+            "train split only) and has no such run in its lineage, or of other data"]
 
 
 def _folds_leak(key: str, value: str, n: int, of: int) -> str:
