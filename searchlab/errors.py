@@ -221,7 +221,11 @@ def without_password(url: str) -> str:
 
 
 def refuse_folder(out: str | Path | None, example: str, what: str = "file") -> None:
-    """--out names a file to write: a folder there was an OSError after the work ('Is a directory')."""
+    """--out names a file to write: a folder there was an OSError after the work ('Is a directory'). An empty
+    --out (an unset $OUT in a script) reads as the current folder, and was said as a bare "--out  is a folder"."""
+    if out is not None and not str(out).strip():
+        raise SearchlabError(f"--out is empty ({str(out)!r}), so it names no {what} (an empty value reads as the "
+                             f"current folder). Fix: name the {what} to write (e.g. --out {example})")
     if out is not None and Path(out).is_dir():
         raise SearchlabError(f"--out {out} is a folder. Fix: name the {what} to write (e.g. {Path(out) / example})")
 

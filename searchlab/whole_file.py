@@ -22,6 +22,7 @@ def write_whole(out: Path, write: Callable[[Path], object]) -> None:
     good one (as `predict --out` does). A link named as `out` stays a link: the file it points to is replaced."""
     descriptor = open_descriptor_named(out)
     if descriptor is not None and stat.S_ISREG(os.fstat(descriptor).st_mode):
+        _refuse_read_only(descriptor, out)
         _write_through(descriptor, out, write)
         return
     if not_a_file(out):   # /dev/null, a named pipe: written to, never replaced (as root, replaced for good)
@@ -72,6 +73,19 @@ def _descriptor_number(path: str) -> int | None:
             return None
         path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
     return None
+
+
+def _refuse_read_only(descriptor: int, out: Path) -> None:
+    """`--out /proc/self/fd/3 3<f` (a `<` for a `>`): writing failed after the work, said as a bare 'Bad file
+    descriptor' with a fix about paths and disk space."""
+    if os.name != "posix":   # no fcntl; Windows has no /proc/self/fd either
+        return
+    import fcntl
+
+    if fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+        raise OutPathError(f"--out {out} names descriptor {descriptor}, which is open for reading only, so nothing "
+                           f"can be written through it. Fix: open it for writing in the shell, e.g. --out {out} "
+                           f"{descriptor}>>FILE (appends; {descriptor}>FILE writes anew)")
 
 
 def _write_through(descriptor: int, out: Path, write: Callable[[Path], object]) -> None:

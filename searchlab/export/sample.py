@@ -64,6 +64,7 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
     seed = secrets.randbelow(2**31) if seed is None else seed
     files = {name: [_file(out, name, index, seed, i) for i in range(n)] for name, index in wanted.items()}
     _refuse_shared_folders(files)
+    _refuse_class_folders_elsewhere(files, out)
     _refuse_taken([path for paths in files.values() for path in paths], out, seed)
     earlier = _earlier_draws(out)
     draw = Draw(out, seed, {name: n for name in wanted}, config.get("suspect"))
@@ -124,9 +125,10 @@ def _class_folder_name(name: str, index: int) -> str:
     """A class name as one folder name (two that become one are refused: _refuse_shared_folders). A name of dots
     alone or nothing ('..' from a CSV label) would write into --out or above it, and one with a leading dot
     would be a hidden folder, which data loading skips: the first is named by its index, class_<index>, and the
-    leading dots of the second become underscores."""
+    leading dots of the second become underscores. A class named as the draw's record (synthetic.json) is named
+    by its index too: its folder and the record cannot share a name (a bare "File exists" after the record)."""
     cleaned = re.sub(r"[^\w.-]+", "_", name)
-    if not cleaned.strip("."):
+    if not cleaned.strip(".") or cleaned.lower() == RECORD.lower():
         return f"class_{index}"
     return re.sub(r"^\.+", lambda dots: "_" * len(dots.group()), cleaned)
 
@@ -144,30 +146,44 @@ def _refuse_empty_out(out: str | Path) -> None:
                           "written. Fix: name a folder of its own, e.g. --out synthetic/")
 
 
-def _refuse_out(out: Path) -> None:
+def _refuse_out(out: Path, said: str = "") -> None:
     """--out must be a folder of the draws' own (new, or earlier draws'): images written into a searchlab
     export or run folder would be mixed with its files (a later export refused the folder as an earlier export
     with files added to it), and into a data set they would be read as acquired images (a synthetic.json in a
-    data folder once marked all of its 784 real images as synthetic)."""
+    data folder once marked all of its 784 real images as synthetic). `said`: how messages name `out`."""
+    said = said or f"--out {out}"
     if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {out} is a file, not a folder; nothing was written. Fix: name a new folder, or "
+        raise ExportError(f"{said} is a file, not a folder; nothing was written. Fix: name a new folder, or "
                           "one that earlier draws wrote to")
     holds = next((name for name in ("config.json", "searchlab.json") if (out / name).is_file()), None)
     if holds:
         what = "an export" if holds == "config.json" else "a run folder"
-        raise ExportError(f"--out {out} is {what} (it holds {holds}); nothing was written. {OWN_FOLDER}")
-    _refuse_inside_export_or_run(out)
-    _refuse_data_folder(out)
+        raise ExportError(f"{said} is {what} (it holds {holds}); nothing was written. {OWN_FOLDER}")
+    _refuse_inside_export_or_run(out, said)
+    _refuse_data_folder(out, said)
 
 
-def _refuse_inside_export_or_run(out: Path) -> None:
+def _refuse_class_folders_elsewhere(files: dict[str, list[Path]], out: Path) -> None:
+    """A class folder under --out that is a symlink (fl/a -> ../../ds/a) puts that class's images where it leads:
+    checked as --out is, before anything is written (a data set's class folder was drawn into)."""
+    for name, paths in files.items():
+        folder = paths[0].parent if paths else out
+        if folder != out and os.path.islink(folder):
+            said = f"--out {out}'s folder of class {name!r}, {folder},"
+            _refuse_out(folder, said)
+            if not folder.exists():   # a link to nothing: mkdir said a bare "File exists" after the record
+                raise ExportError(f"{said} is a symlink to {os.readlink(folder)}, which does not exist; nothing was "
+                                  "written. Fix: make the folder it names, or remove the link")
+
+
+def _refuse_inside_export_or_run(out: Path, said: str) -> None:
     """--out at any depth inside an export (config.json and weights.safetensors) or a run folder (searchlab.json)."""
     for folder in out.resolve().parents:
         holds = ("config.json", "weights.safetensors") if _is_export(folder) else \
             ("searchlab.json",) if (folder / "searchlab.json").is_file() else ()
         if holds:
             what = "an export" if len(holds) == 2 else "a run folder"
-            raise ExportError(f"--out {out} is inside {folder}, {what} (it holds {' and '.join(holds)}): no draw "
+            raise ExportError(f"{said} is inside {folder}, {what} (it holds {' and '.join(holds)}): no draw "
                               f"is written into an export or a run folder; nothing was written. {OWN_FOLDER}")
 
 
@@ -175,16 +191,18 @@ def _is_export(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "weights.safetensors").is_file()
 
 
-def _refuse_data_folder(out: Path) -> None:
+def _refuse_data_folder(out: Path, said: str) -> None:
     """--out holding images no draw wrote (a data set, or a folder of them), or a class folder of a data set,
     or inside one (the loader reads a class folder's sub-folders as patients): the draw's images would join
     that data set. Checked where the files land, through symlinks, as well as on the path given."""
     if out.is_dir() and (found := _images_no_draw_wrote(_image_files(out, SEARCHED_DEPTH))):
-        raise ExportError(f"--out {out} already holds image files that no `searchlab sample` draw wrote "
+        raise ExportError(f"{said} already holds image files that no `searchlab sample` draw wrote "
                           f"({a_few(found)}): its images and {RECORD} would make them part of a data set's "
                           f"folder; nothing was written. {OWN_FOLDER}")
     given = Path(os.path.abspath(out))
-    lands = given.resolve()   # where the files land, through any symlink
+    # where the files land, as the OS walks the path given: abspath reads lnA/../a as ./a, the OS as lnA's target's
+    # parent's a (resolving `given` instead let lnA/../a/new write into a data set's class folder)
+    lands = Path(os.path.realpath(out))
     for folder in _out_and_folders_above(given, lands):
         if folder in (given, lands) or not folder.exists():   # a folder the draw fills or makes
             classes = _class_folders_beside(folder, PATIENT_DEPTH)
@@ -193,7 +211,7 @@ def _refuse_data_folder(out: Path) -> None:
         else:   # (two image folders beside it, e.g. in /tmp, do not make a folder of scratch files a class)
             continue
         if len(classes) >= 2:
-            raise ExportError(f"--out {out} {_is_or_is_inside(given, lands, folder)} a class folder of a data set: "
+            raise ExportError(f"{said} {_is_or_is_inside(given, lands, folder)} a class folder of a data set: "
                               f"{folder.parent} holds the class folders {a_few(sorted(c.name for c in classes))} of "
                               "images that no `searchlab sample` draw wrote, so its images would be read as acquired "
                               f"ones; nothing was written. {OWN_FOLDER}")

@@ -115,6 +115,7 @@ def _write_whole_folder(out_dir: Path, files: dict[str, str | bytes]) -> None:
         _remove_set_aside(staging)
     try:   # after the swap: saved, whatever happens here
         if old.is_dir():
+            _drop_deleted(old, out_dir, carried)
             _merge_set_aside(old, out_dir, carried)
     except OSError as exc:
         import warnings
@@ -304,7 +305,10 @@ def _carry_over(out_dir: Path, staging: Path) -> dict[str, tuple[Any, Any]]:
         if os.path.islink(source):
             os.symlink(os.readlink(source), target)
         else:
-            _link_or_copy(source, target)
+            try:
+                os.link(source, target)
+            except OSError:   # a file system without hard links
+                shutil.copy2(source, target)
         carried[os.path.relpath(target, staging)] = was, _state(target)
 
     for path in out_dir.iterdir():
@@ -321,6 +325,18 @@ def _state(path: str | Path) -> tuple[int, int, int]:
     """A file's inode (another renamed in its place), size and mtime (written in place); not ctime: links change it"""
     st = os.lstat(path)
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _drop_deleted(old: Path, new: Path, carried: dict[str, tuple[Any, Any]]) -> None:
+    """Files carried over, then deleted from the earlier folder while save() ran (a keep-last-K loop's ckpt_1.pt),
+    deleted here too unless changed since the swap, with the sub-folders that leaves empty if gone there too."""
+    for name, (_, copy) in carried.items():
+        if not os.path.lexists(old / name) and os.path.lexists(new / name) and _state(new / name) == copy:
+            os.unlink(new / name)
+            for folder in list(Path(name).parents)[:-1]:   # inner first, up to (not including) the saved folder
+                if os.path.lexists(old / folder) or any((new / folder).iterdir()):
+                    break
+                (new / folder).rmdir()
 
 
 def _merge_set_aside(old: Path, new: Path, carried: dict[str, tuple[Any, Any]], inside: str = "") -> None:
@@ -341,15 +357,6 @@ def _merge_set_aside(old: Path, new: Path, carried: dict[str, tuple[Any, Any]], 
             _merge_set_aside(path, target, carried, name)
         elif not is_dir and was is not None and _state(path) != was and _state(target) == copy:
             os.replace(path, target)
-
-
-def _link_or_copy(source: str | Path, target: str | Path) -> None:
-    import shutil
-
-    try:
-        os.link(source, target)
-    except OSError:   # a file system without hard links
-        shutil.copy2(source, target)
 
 
 def _keep_modes(out_dir: Path, staging: Path, files: dict[str, str | bytes]) -> None:

@@ -26,6 +26,7 @@ from searchlab.errors import SearchlabError
 from searchlab.nas.stage import SPANS
 from searchlab.report.page import Section, figure, page
 from searchlab.report.seed_pool import SeedPool, carried_forward_said, pooled_figure, pooled_table, seed_pools
+from searchlab.whole_file import write_whole
 
 
 @dataclass
@@ -113,9 +114,9 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
     for note in filter(None, (data_difference(runs, targets), setup_difference(runs, targets))):
         print(f"note: {note}", file=sys.stderr)
         intro += f"<p><b>Note:</b> {html.escape(note)}</p>"
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page(f"searchlab compare: {metric}", intro, sections), encoding="utf-8")
+    path, text = Path(out), page(f"searchlab compare: {metric}", intro, sections)
+    # whole or not at all, as `report`: a failed compare leaves the earlier page; `--out /proc/self/fd/3 3>>f` appends
+    write_whole(path, lambda part: part.write_text(text, encoding="utf-8"))
     return path, curves, pools
 
 
