@@ -3,14 +3,20 @@ errors print one message and exit 2; a file that cannot be read or written print
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from searchlab.engine.callers_state import callers_state_kept
+from searchlab.engine.signals import ignore_stops_once_done
 from searchlab.errors import SearchlabError, refuse_folder
 from searchlab.export.export_notes import say_search_unfinished, test_headline, warn_about_export
+
+# Exit hooks run last-registered first: this one, registered before those of the libraries a command imports
+# (Ray, torch, logging), runs after theirs (engine/signals.py)
+atexit.register(ignore_stops_once_done)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,10 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         streams_that_take_any_text()
     code = _run_command(args, handler)
     if not args.argv_given:   # the process ends with the command: a stop from here on cannot undo its work
-        from searchlab.engine.signals import end_at_a_stop_with, exit_without_teardown
+        from searchlab.engine.signals import end_at_a_stop_with
 
         end_at_a_stop_with(code)
-        exit_without_teardown(code)
     return code
 
 

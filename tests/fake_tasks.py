@@ -157,3 +157,12 @@ def reports_then_dies_once(config, ctx):
         marker.write_text("died once")
         os.kill(os.getpid(), signal.SIGKILL)
     return {"loss": config["x"] ** 2}
+
+
+def storage_away_in_trial_0(config, ctx):
+    """Trial 0 (not its retry) meets the storage's server gone, as a storage call mid-trial does during a restart."""
+    import sqlalchemy.exc
+
+    if ctx.trial.number == 0:
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("the database system is shutting down"))
+    return {"loss": config["x"] ** 2}

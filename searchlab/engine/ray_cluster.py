@@ -246,9 +246,20 @@ def _open_study_here(url: str, name: str) -> str | None:
     return None
 
 
+# A node's trials open the storage with the environment its Ray was started with, not the driver's
+NODE_PASSWORD_FIX = ("start each node's Ray with the password in its environment (PGPASSWORD=... ray start ...), or "
+                     "give each node's user a ~/.pgpass (host:port:database:user:password, mode 0600); not through "
+                     "Ray's runtime_env, which everyone on the cluster can read")
+
+
 def _storage_unreachable(study: Study, node: dict[str, Any], problem: str) -> None:
-    raise SearchlabError(
-        f"Ray node {node['NodeManagerAddress']} cannot open the study '{study.config.name}' in storage "
-        f"{shown_url(study.storage_url)!r}: {problem}. Fix: use a storage every node reaches under the same URL (a "
-        "PostgreSQL server address the nodes can connect to, not localhost; or journal:///path on a shared "
-        "file system)")
+    from searchlab.engine.storage import is_auth_failure
+
+    # The storage's own fix (in `problem`) is written for this machine: the node's fix replaces it
+    problem = problem.partition(". Fix: ")[0]
+    fix = NODE_PASSWORD_FIX if is_auth_failure(problem) else (
+        "use a storage every node reaches under the same URL (a PostgreSQL server address the nodes can connect "
+        "to, not localhost; or journal:///path on a shared file system), its driver installed on every node "
+        "(PostgreSQL: pip install 'searchlab[postgres]')")
+    raise SearchlabError(f"Ray node {node['NodeManagerAddress']} cannot open the study '{study.config.name}' in "
+                         f"storage {shown_url(study.storage_url)!r}: {problem}. Fix: {fix}")

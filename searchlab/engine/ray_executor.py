@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,16 +28,18 @@ from searchlab.config.load import Study, with_data_root_pinned
 from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
 from searchlab.engine.ray_timeout import timed_out
 from searchlab.engine.ray_schedule import longest_trial
-from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, VALUES, ray_trial
+from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, STORAGE_LOST, VALUES, ray_trial
 from searchlab.engine.repeating import repeating
 from searchlab.engine.retention import checkpoint_retention
-from searchlab.engine.signals import interruption_message, raise_if_stopped, stop_on_signals
+from searchlab.engine.signals import hold_stops, interruption_message, raise_if_stopped, release_stops, stop_on_signals
 from searchlab.engine.storage import is_local_file, retry_callback, through_outage
 from searchlab.engine.worker import Budget, open_optuna_study
 
 WORKER_DIED = ("the Ray worker running this trial died (its process or node was lost) or failed outside the "
                "objective; Ray's logs are in the cluster's session folder on that node (`ray start --temp-dir`, "
                "by default /tmp/ray/session_latest/logs)")
+
+HEARTBEAT_OUTSIDE_OPTIMIZE = "Heartbeat of storage is supposed to be used with Study.optimize"
 
 
 def run_ray(study: Study, deadline: float | None,
@@ -204,7 +207,7 @@ class _OptunaSearcher:
                     return None if self.asked and not self.budget.capped(self.ostudy) else Searcher.FINISHED
                 from searchlab.tasks import sample_trial_config
 
-                trial = through_outage(self.ostudy.ask, said=self.said_outage)
+                trial = through_outage(lambda: self._ask_registered(trial_id), said=self.said_outage)
                 if _heartbeat_interval(self.ostudy) is not None:   # a server storage: beat at once, so the
                     self.ostudy._storage.record_heartbeat(trial._trial_id)   # trial never looks a gone driver's
                 try:   # the strategy's parameters, stored before the trial runs
@@ -212,9 +215,26 @@ class _OptunaSearcher:
                 except Exception as exc:   # a plug-in's bad draw fails this trial, as it does locally
                     trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
                     self.ostudy.tell(trial, state=TrialState.FAIL)
+                    self.asked.pop(trial_id, None)   # after the tell: a stop in between finds it told
                     return None
-                self.asked[trial_id] = trial
                 return {"trial_id": trial._trial_id}
+
+            def _ask_registered(self, trial_id: str) -> optuna.Trial:
+                """A new trial, in self.asked before a stop can land: the storage holds it RUNNING from the ask
+                on, and a Ctrl-C before its registration (during its sampling) left it RUNNING for good, unseen
+                by fail_running. A stop meanwhile is held, and raised once the trial is registered."""
+                hold_stops()
+                try:
+                    with warnings.catch_warnings():
+                        # Optuna warns of heartbeats used outside Study.optimize: here the driver itself beats
+                        # for the trials its Ray workers run (_heartbeats), knowingly
+                        warnings.filterwarnings("ignore", HEARTBEAT_OUTSIDE_OPTIMIZE, UserWarning)
+                        trial = self.ostudy.ask()
+                    self.asked[trial_id] = trial
+                    return trial
+                finally:
+                    release_stops()
+                    raise_if_stopped()
 
             def save(self, checkpoint_path: str) -> None:
                 """Nothing to save: the study in the storage is the searcher's whole state."""
@@ -241,7 +261,8 @@ class _OptunaSearcher:
                     print(f"warning: trial {trial.number} was finished in the storage by another run of this "
                           "study (it judged this driver gone); its outcome here is not recorded", file=sys.stderr)
                     return
-                if frozen.state == TrialState.FAIL and error and not timed_out(frozen.user_attrs.get("error")):
+                lost = error or bool((result or {}).get(STORAGE_LOST))   # its worker, or the worker's storage
+                if frozen.state == TrialState.FAIL and lost and not timed_out(frozen.user_attrs.get("error")):
                     self.retry(self.ostudy, frozen)
                 if self.retention is not None:
                     self.retention(self.ostudy, frozen)
@@ -257,6 +278,9 @@ def tell_outcome(ostudy: optuna.Study, trial: optuna.Trial, result: dict[str, An
     state = result.get(STATE)
     if state == "COMPLETE":
         return ostudy.tell(trial, json.loads(result[VALUES]))
+    if result.get(STORAGE_LOST):   # the worker could not reach the storage's server: not the config's fault
+        trial.set_user_attr("error", storage_lost_reason(result[STORAGE_LOST]))
+        return ostudy.tell(trial, state=TrialState.FAIL)
     if error:   # the actor died: killed past budget.trial_timeout (it said so first), or lost
         if not timed_out(_stored_error(ostudy, trial)):
             trial.set_user_attr("error", WORKER_DIED)
@@ -269,6 +293,11 @@ def tell_outcome(ostudy: optuna.Study, trial: optuna.Trial, result: dict[str, An
     elif state == "FAIL" and _stored_error(ostudy, trial) is None:
         trial.set_user_attr("error", WORKER_DIED)
     return ostudy.tell(trial, state=TrialState[state])
+
+
+def storage_lost_reason(reason: str) -> str:
+    return (f"the Ray worker running this trial could not reach the storage's server ({reason}); its config is queued "
+            "again, up to executor.max_retries times")
 
 
 def _stored_error(ostudy: optuna.Study, trial: optuna.Trial) -> str | None:

@@ -23,6 +23,7 @@ from searchlab.engine.trial_time import AFTER_THE_DEADLINE, STARTED_AT
 # Tune flattens nested results for searchers and schedulers, so everything travels as flat keys
 STATE, VALUES = "searchlab_state", "searchlab_values"
 METRIC, EPOCH = "searchlab_objective", "searchlab_epoch"    # per-epoch reports, for a Ray scheduler
+STORAGE_LOST = "searchlab_storage_lost"   # why the worker could not reach the storage's server
 
 
 @dataclass
@@ -73,40 +74,61 @@ def ray_trial(config: dict[str, Any], study: Study, deadline: float | None, star
     """Run trial `config["trial_id"]`; its outcome goes to the driver as the last Tune report."""
     from ray import tune
 
-    from searchlab.engine.objective import make_objective
-    from searchlab.engine.storage import through_outage
+    from searchlab.engine.storage import outage_reason, server_away
 
     _work_where_the_run_started(started_in)
+    try:
+        outcome = _run_trial(config, study, deadline)
+    except Exception as exc:
+        if not server_away(exc):
+            raise
+        # The storage's server stayed away past storage.through_outage's wait: raised, the trial was failed as
+        # "worker died" under ~160 lines of traceback; the driver fails it with this reason and retries it
+        outcome = {STATE: "FAIL", VALUES: "[]", STORAGE_LOST: outage_reason(exc)}
+    # Without METRIC on purpose: the outcome is no epoch, and a scheduler judging it would count one more
+    # (ASHA skips results without its metric; ray_executor's median rule does too)
+    tune.report(outcome)
+
+
+def _run_trial(config: dict[str, Any], study: Study, deadline: float | None) -> dict[str, Any]:
+    from searchlab.engine.objective import make_objective
+    from searchlab.engine.storage import server_away, through_outage
+
     actor = _actor_state(study)
-    trial = optuna.trial.Trial(actor.ostudy, config["trial_id"])
-    through_outage(lambda: trial.set_user_attr("ray_node", actor.node_id))
-    trial.set_user_attr("ray_node_ip", actor.node_ip)
-    trial.set_user_attr(STARTED_AT, round(time.time(), 3))   # Tune's queue held it since the driver asked
+    trial = through_outage(lambda: _started_trial(actor, config["trial_id"]))
     if deadline is not None and time.time() >= deadline:
         # asked before budget.timeout, started after it: run, it would train an epoch and rank as complete
-        trial.set_user_attr("error", AFTER_THE_DEADLINE)
-        tune.report({STATE: "FAIL", VALUES: "[]"})
-        return
+        through_outage(lambda: trial.set_user_attr("error", AFTER_THE_DEADLINE))
+        return {STATE: "FAIL", VALUES: "[]"}
     on_epoch = _report_epoch if study.config.executor.scheduler else None
     objective = make_objective(study, actor.task, actor.artifacts, deadline, on_epoch=on_epoch)
     outcome: dict[str, Any] = {STATE: "FAIL", VALUES: "[]"}
     watchdog = TrialWatchdog(trial, study.config.budget.trial_timeout)
     try:
         values = objective(trial)
-        outcome = {STATE: "COMPLETE", VALUES: json.dumps(list(values) if isinstance(values, (list, tuple)) else [values])}
+        listed = list(values) if isinstance(values, (list, tuple)) else [values]
+        outcome = {STATE: "COMPLETE", VALUES: json.dumps(listed)}
     except StoppedByScheduler:
         # Tune has ended this trial and may already hand the actor the next one: report nothing more, and
         # end the way Tune ends a stopped function (the driver records the trial PRUNED)
         raise SystemExit(0) from None
     except optuna.TrialPruned:
         outcome[STATE] = "PRUNED"
-    except Exception:   # the objective stored the error and traceback on the trial
-        pass
+    except Exception as exc:   # the objective stored the error and traceback on the trial
+        if server_away(exc):   # unless it was the storage that failed: ray_trial says so
+            raise
     finally:   # before anything reaches Tune: a timer left running would kill this reused actor's next trial
         watchdog.finish()
-    # Without METRIC on purpose: the outcome is no epoch, and a scheduler judging it would count one more
-    # (ASHA skips results without its metric; ray_executor's median rule does too)
-    tune.report(outcome)
+    return outcome
+
+
+def _started_trial(actor: _Actor, trial_id: int) -> optuna.Trial:
+    """The driver's trial, bound here, with where and when it started (Tune's queue held it since the ask)."""
+    trial = optuna.trial.Trial(actor.ostudy, trial_id)
+    trial.set_user_attr("ray_node", actor.node_id)
+    trial.set_user_attr("ray_node_ip", actor.node_ip)
+    trial.set_user_attr(STARTED_AT, round(time.time(), 3))
+    return trial
 
 
 def _work_where_the_run_started(folder: str | None) -> None:

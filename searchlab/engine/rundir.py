@@ -214,7 +214,7 @@ def open_run(target: str | Path) -> OpenRun:
             from None
     recorded_dir = Path(manifest.get("artifacts", run_dir / "artifacts")).parent
     url = _storage_here(url, run_dir, manifest_path, recorded_dir)
-    storage = open_storage(url, reading=True)
+    storage = _open_recorded_storage(url, manifest_path)
     if study_file is not None and study_file.config.name != name:
         # the folder ran another study last (`--set name=...`): the study file's own study is still stored there
         study = _load_named_study(storage, url, study_file.config.name, target, manifest_path, name)
@@ -229,6 +229,16 @@ def open_run(target: str | Path) -> OpenRun:
     file_data = None if study_file is None or study_file.config.data is None else \
         (study_file.config.data.model_dump(mode="json", exclude_unset=True), study_file.base_dir)
     return OpenRun(run_dir, study, url, artifacts, file_data)
+
+
+def _open_recorded_storage(url: str, manifest_path: Path) -> Any:
+    """The run folder's storage; an error says where its URL came from (no study file or --set names it here)."""
+    try:
+        return open_storage(url, reading=True)
+    except StorageError as exc:
+        rule, _, fix = str(exc).partition(". Fix: ")
+        said = f"{rule} (the URL is the run folder's storage, key `storage` of {manifest_path})"
+        raise StorageError(f"{said}. Fix: {fix}" if fix else said) from None
 
 
 def _load_named_study(storage: Any, url: str, name: str, study_file: Path, manifest_path: Path,

@@ -16,7 +16,6 @@ and at every epoch (`raise_if_stopped`).
 """
 from __future__ import annotations
 
-import atexit
 import multiprocessing
 import os
 import signal
@@ -26,10 +25,10 @@ import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import NoReturn
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PARENT_GONE = signal.SIGUSR1   # what a worker's parent watcher sends its own worker
+_COMMAND_DONE: list[int] = []   # the exit code of this process's finished `searchlab` command, once decided
 STOP_SECONDS = 30              # for a stopping worker to record its trial: one storage write, unless the disk hangs
 _requested: list[int] = []     # this process's first stop signal, while a run is listening for stops
 _listening: list[bool] = []    # one entry per stop_on_signals block open (they nest: a run, its Ray driver)
@@ -115,20 +114,18 @@ def end_at_a_stop_with(code: int) -> None:
 
     for sig in honoured_stops():   # one ignored at start (nohup) stays ignored
         signal.signal(sig, end)
+    _COMMAND_DONE.append(code)
 
 
-def exit_without_teardown(code: int) -> NoReturn:
-    """End a `searchlab` process whose command is done, after its exit hooks, without the interpreter's garbage
-    collection: Python resets its signal handlers to the default before that collection (~2 s after a run),
-    so a stop there still killed a finished run or export (143). What the hooks close (Ray, logging, worker
-    pools) is closed here, under end_at_a_stop_with's handlers; the memory is the system's to free."""
-    current = threading.current_thread()
-    for thread in threading.enumerate():   # as the interpreter waits for them, before its exit hooks
-        if thread is not current and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
-    _flush_output()
-    os._exit(code)
+def ignore_stops_once_done() -> None:
+    """An exit hook, registered before any library's (searchlab.cli's import), so it runs after theirs: from here
+    a finished command's process ignores stops. Python resets its own handlers (end_at_a_stop_with's) to the
+    default before collecting garbage, ~2 s after a run's summary, so a stop there killed a finished run or
+    export (143); an ignored signal stays ignored. The teardown still runs whole: SQLite folds its write-ahead
+    log into study.db when its connections close (an os._exit left the trials in study.db-wal alone)."""
+    if _COMMAND_DONE:
+        for sig in honoured_stops():
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _flush_output() -> None:

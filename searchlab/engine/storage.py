@@ -125,30 +125,43 @@ def _lost_connection(exc: BaseException | None) -> BaseException | None:
 OUTAGE_SECONDS = 30   # how long a Ray driver or worker tries again while the database server is away (a restart)
 
 
-def through_outage(call: Callable[[], T], seconds: float = OUTAGE_SECONDS, said: list[bool] | None = None) -> T:
+def through_outage(call: Callable[[], T], seconds: float | None = None, said: list[bool] | None = None) -> T:
     """`call()`, tried again every second while the database server cannot be reached, for up to `seconds`
-    (then its error is raised). A Ray run's driver asks for and tells every trial, and each new worker opens
-    the storage: one of those during a server restart of a few seconds ended the whole run. `said`: a
-    one-item flag, so the wait is said once per process."""
+    (default OUTAGE_SECONDS; then its error is raised). A Ray run's driver asks for and tells every trial, and
+    each new worker opens the storage: one of those during a server restart of a few seconds ended the whole
+    run. `said`: a one-item flag, so the wait is said once per process."""
+    seconds = OUTAGE_SECONDS if seconds is None else seconds
     deadline = time.monotonic() + seconds
     while True:
         try:
             return call()
         except Exception as exc:
-            if not _server_away(exc) or time.monotonic() >= deadline:
+            if not server_away(exc) or time.monotonic() >= deadline:
                 raise
             if said is not None and not said:
                 said.append(True)
-                print(f"note: the storage's server cannot be reached ({storage_error_reason(exc)}); trying again "
+                print(f"note: the storage's server cannot be reached ({outage_reason(exc)}); trying again "
                       f"for up to {seconds:.0f} s", file=sys.stderr)
             time.sleep(1.0)
+
+
+def outage_reason(exc: BaseException) -> str:
+    """Why the server cannot be reached, in the database driver's words ("the database system is shutting
+    down"): Optuna's wrapper says only "An exception is raised during the commit ... invalid data in the
+    commit", which points at the data, not at the server."""
+    cause = _lost_connection(exc)
+    if cause is None:   # e.g. open_storage's StorageError (raised from None): its own first clause
+        return storage_error_reason(exc).partition(". Fix: ")[0]
+    return storage_error_reason(getattr(cause, "orig", None) or cause)
 
 
 # What a server that is up says to a connection it refuses for good (PostgreSQL's words): no outage to wait out
 REFUSED_FOR_GOOD = ("does not exist", "authentication failed", "no password supplied", "permission denied")
 
 
-def _server_away(exc: BaseException) -> bool:
+def server_away(exc: BaseException) -> bool:
+    """Whether `exc` says the database server cannot be reached now (stopped, restarting, the network), not that
+    it refuses this connection for good (a wrong password or database name)."""
     if not (is_connection_lost(exc) or getattr(exc, "server_unreachable", False)):
         return False
     return not any(words in str(exc) for words in REFUSED_FOR_GOOD)
@@ -220,12 +233,24 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES,
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
         reason = storage_error_reason(exc)
-        error = StorageError(f"cannot open storage '{shown_url(url)}': {reason}. Fix: {_storage_fix(url)}")
+        error = StorageError(f"cannot open storage '{shown_url(url)}': {reason}. Fix: {_storage_fix(url, reason)}")
         error.server_unreachable = is_connection_lost(exc)   # for through_outage: a restart, not a wrong URL
         raise error from None
 
 
-def _storage_fix(url: str) -> str:
+# How PostgreSQL (libpq) says the password is wrong or missing
+AUTH_FAILED = ("password authentication failed", "no password supplied")
+PASSWORD_FIX = ("give the user's correct password: in the environment variable PGPASSWORD, in ~/.pgpass "
+                "(host:port:database:user:password, mode 0600), or in the URL")
+
+
+def is_auth_failure(reason: str) -> bool:
+    return any(words in reason for words in AUTH_FAILED)
+
+
+def _storage_fix(url: str, reason: str = "") -> str:
+    if is_auth_failure(reason):   # the server answered: the URL, server and driver are fine
+        return PASSWORD_FIX
     if url.startswith("postgres://"):   # libpq's and Heroku's spelling, which SQLAlchemy does not know
         return "use postgresql:// (SQLAlchemy names the dialect postgresql), e.g. " + \
             shown_url("postgresql://" + url.removeprefix("postgres://"))
