@@ -20,8 +20,8 @@ def test_files_deleted_from_the_folder_while_it_is_saved_stay_deleted(source, tm
     tuned = model.save(net, config, tmp_path / "tuned")
     (tuned / "old_logs" / "deep").mkdir(parents=True)
     (tuned / "logs").mkdir()
-    for name in ("ckpt_1.pt", "ckpt_2.pt", "renamed.pt", "again.pt", "rewritten.pt", "old_logs/deep/a.txt",
-                 "old_logs/b.txt", "logs/gone.txt", "logs/kept.txt"):
+    for name in ("ckpt_1.pt", "ckpt_2.pt", "renamed.pt", "again.pt", "rewritten.pt", "inplace.pt",
+                 "old_logs/deep/a.txt", "old_logs/b.txt", "logs/gone.txt", "logs/kept.txt"):
         (tuned / name).write_text("before\n")
     if not hard_links:   # a file system without them: the files are carried over as copies
         monkeypatch.setattr(os, "link", _no_hard_links)
@@ -33,6 +33,8 @@ def test_files_deleted_from_the_folder_while_it_is_saved_stay_deleted(source, tm
         (tuned / "again.pt").unlink()
         (tuned / "again.pt").write_text("written again\n")
         (tuned / "rewritten.pt").unlink()
+        (tuned / "inplace.pt").write_text("written in place, through the new folder's hard link too\n")
+        (tuned / "inplace.pt").unlink()   # then deleted: it came back, its link's state having moved
         shutil.rmtree(tuned / "old_logs")
         (tuned / "logs" / "gone.txt").unlink()
 
@@ -49,3 +51,23 @@ def test_files_deleted_from_the_folder_while_it_is_saved_stay_deleted(source, tm
     assert (tuned / "rewritten.pt").read_text() == "after the swap\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tuned"]   # the earlier folder removed
     model.load(tuned)
+
+
+def test_a_file_deleted_while_it_is_carried_over_is_left_out_not_a_failed_save(source, tmp_path,  # noqa: F811
+                                                                               monkeypatch):
+    """A keep-last-K loop deleting a checkpoint between the folder's listing and its copy failed the save:
+    "No such file or directory; nothing was saved", naming no file."""
+    model = module_of(source / "run" / "best" / "model.py", "model_vanishing")
+    net, config = model.load(source / "run" / "best")
+    tuned = model.save(net, config, tmp_path / "tuned")
+    (tuned / "vanishing.pt").write_text("deleted meanwhile\n")
+    state = model._state
+
+    def deleted_first(path):
+        if str(path) == str(tuned / "vanishing.pt") and os.path.exists(path):
+            os.unlink(path)   # gone after the folder was listed, before it was looked at
+        return state(path)
+    monkeypatch.setattr(model, "_state", deleted_first)
+    model.save(net, config, tuned)
+    monkeypatch.undo()
+    assert not (tuned / "vanishing.pt").exists() and (tuned / "weights.safetensors").is_file()

@@ -29,9 +29,10 @@ def _write_during_the_save(model, monkeypatch, tuned, write_before, write_after=
     def writing(staging, out_dir, old):
         if out_dir == tuned:
             write_before()
-        swap_in(staging, out_dir, old)
+        swapped = swap_in(staging, out_dir, old)
         if out_dir == tuned:
             write_after()
+        return swapped
     monkeypatch.setattr(model, "_swap_in", writing)
 
 

@@ -1,7 +1,8 @@
 """Model definitions, all torch-only (timm for timm backbones).
 
 standalone.py holds the shared code (plain CNN, timm, RNN, ensembles, loading, prediction), image_files.py
-how image files are read and fine_tuning.py how fine-tuned weights are saved; the searched
+how image files are read, fine_tuning.py how fine-tuned weights are saved and whole_folder.py how their folder
+is written whole; the searched
 architectures live in their own files (zen.py, cells.py) and register here. An export's model.py is
 standalone.py followed by those files' bodies (`model_source()`): one file that rebuilds any exported model.
 """
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from searchlab.models import (cells, fine_tuning, gan, gan_common, gan_sampling, image_files, nni_model,
-                              standalone, stylegan2, zen)
+                              standalone, stylegan2, whole_folder, zen)
 
 BODY_MARKER = "# ---- model.py body ----"
 # the GAN network files whose bodies a generator export's model.py holds, each after the ones it uses
@@ -28,7 +29,7 @@ def model_source(nni_spaces: Iterable[str] = ()) -> str:
     with `nni_spaces` ("module:Class" of the NNI model spaces the export holds) also the NNI builder, allowed
     to import exactly those classes."""
     parts = [Path(standalone.__file__).read_text().rstrip() + "\n", _body("reading image files", image_files),
-             _body("saving fine-tuned weights", fine_tuning)]
+             _body("writing a folder whole", whole_folder), _body("saving fine-tuned weights", fine_tuning)]
     parts += [_body(f"{name} architecture", module) for name, (module, _) in SEARCHED_ARCHITECTURES.items()]
     names = ", ".join(f'"{name}": {cls}' for name, (_, cls) in SEARCHED_ARCHITECTURES.items())
     parts.append(f"ARCHITECTURES.update({{{names}}})\n")

@@ -15,8 +15,9 @@ import datetime  # noqa: F401  (used by fine_tuning.py's body, appended to a cla
 import hashlib
 import json
 import math  # noqa: F401  (used by the architecture bodies appended to an export's model.py)
-import os  # noqa: F401  (used by the image_files.py and fine_tuning.py bodies of a classifier export's model.py)
+import os  # noqa: F401  (used by the image_files.py and whole_folder.py bodies of a classifier export's model.py)
 import struct
+import time  # noqa: F401  (used by the whole_folder.py body of a classifier export's model.py)
 from pathlib import Path
 from typing import Any
 
