@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import sqlite3
+import subprocess
 
 import optuna
 import pytest
@@ -85,3 +86,25 @@ def test_export_refuses_a_checkpoint_id_that_leaves_the_artifacts(write_study, t
     with pytest.raises(ExportError, match="cannot be read from .*points outside the artifact folder"):
         export_run(tmp_path / "run", tmp_path / "out")
     assert not (tmp_path / "out" / "weights.safetensors").exists()
+
+
+class _RunsSubprocess:
+    def __reduce__(self):
+        return (subprocess.check_output, (["true"],))
+
+
+class _RunsEval:
+    def __reduce__(self):
+        return (eval, ("1 + 1",))
+
+
+@pytest.mark.parametrize("payload, named", [(_RunsSubprocess, ".check_output"), (_RunsEval, "calls eval ")])
+def test_a_checkpoint_calling_subprocess_or_eval_gets_no_line_that_would_run_it(tmp_path, payload, named):
+    """Only modules torch blocks itself were caught: a pickle calling subprocess.check_output or eval got the
+    weights_only=False re-save line, which ran it."""
+    path = tmp_path / "weights.pt"
+    torch.save({"state_dict": {"w": torch.ones(1)}, "x": payload()}, path)
+    with pytest.raises(TrialFailure) as caught:
+        _file_state(path, torch.nn.Linear(2, 2))
+    said = str(caught.value)
+    assert named in said and "when loaded" in said and "python -c" not in said, said

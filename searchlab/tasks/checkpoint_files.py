@@ -39,12 +39,11 @@ def read_checkpoint(path: Path) -> Any:
         if path.suffix != ".safetensors" and not _looks_like_torch_save(path):
             raise TrialFailure(f"weights file {path} is not a torch checkpoint (.pt/.pth from torch.save) or a "
                                f".safetensors file: an image, text or other file? Fix: {SAVE_A_STATE_DICT}") from None
-        if blocked := re.search(r"unsupported GLOBAL ([\w.]+) whose module ([\w.]+) is blocked", text):
-            raise TrialFailure(f"weights file {path} holds a pickle that calls {blocked.group(1)} when loaded "
-                               f"(torch blocks the module {blocked.group(2)}: it runs commands or code), which no "
-                               "checkpoint of weights needs; it was not unpickled. Fix: do not load this file "
-                               "with weights_only=False; ask its source for the weights as a .safetensors file "
-                               "(or a torch.save of a state_dict)") from None
+        if runner := _code_runner(text):
+            raise TrialFailure(f"weights file {path} holds a pickle that calls {runner} when loaded (it runs "
+                               "commands or code), which no checkpoint of weights needs; it was not unpickled. "
+                               "Fix: do not load this file with weights_only=False; ask its source for the "
+                               "weights as a .safetensors file (or a torch.save of a state_dict)") from None
         if "Weights only load failed" in first or "Unsupported global" in text:
             raise TrialFailure(f"weights file {path} holds a pickled object (torch: {_torch_reason(text)}), not "
                                "tensors alone; it is not unpickled, as that could run code. Fix: "
@@ -52,6 +51,26 @@ def read_checkpoint(path: Path) -> Any:
                                f"{resave_command(path)} and set weights to the new file") from None
         raise TrialFailure(f"cannot read weights file {path} ({type(exc).__name__}: {first}): a truncated or "
                            f"damaged file? Fix: {SAVE_A_STATE_DICT}") from None
+
+
+# Modules whose functions run commands or code when a pickle calls them (beyond those torch blocks itself,
+# os/posix/nt/sys); Python 2 pickles name subprocess `commands` and builtins `__builtin__`
+RUNS_CODE = {"subprocess", "commands", "shutil", "socket", "pty", "runpy", "importlib", "ctypes", "code", "codeop",
+             "pickle", "marshal", "webbrowser", "pdb", "timeit", "multiprocessing", "os", "posix", "nt", "sys"}
+RUNS_CODE_BUILTINS = {"eval", "exec", "compile", "__import__", "getattr", "setattr", "open", "breakpoint", "input"}
+
+
+def _code_runner(text: str) -> str | None:
+    """The function a pickle calls that runs commands or code (`posix.system`, `commands.check_output`, `eval`),
+    as torch names it; None for a class (argparse.Namespace, a model's own class), whose re-save is offered."""
+    if blocked := re.search(r"unsupported GLOBAL ([\w.]+) whose module [\w.]+ is blocked", text):
+        return blocked.group(1)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    module, _, function = found.group(1).rpartition(".") if found else ("", "", "")
+    builtin = module in ("", "builtins", "__builtin__") and function in RUNS_CODE_BUILTINS
+    if module.split(".")[0] in RUNS_CODE or builtin:
+        return found.group(1)
+    return None
 
 
 def _torch_reason(text: str) -> str:
