@@ -64,6 +64,17 @@ def test_a_data_set_of_patient_sub_folders_is_known_by_them(tmp_path, capsys):
              "folders benign, malignant")
 
 
+def test_a_project_folder_of_scans_and_a_csv_sets_images_is_drawn_into(tmp_path, capsys):
+    """proj/scans/*.png beside proj/mydata/images/*.png (a CSV data set's image folder) was refused as a data set
+    of two classes, one of them by patient sub-folders: one folder of each kind is no data set."""
+    export = _hand_export(tmp_path / "gen", 2, ["a", "b"])
+    for folder in ("proj/scans", "proj/mydata/images"):
+        (tmp_path / folder).mkdir(parents=True)
+        Image.new("L", (8, 8)).save(tmp_path / folder / "scan.png")
+    code, _, err = _sample(capsys, export, "--out", tmp_path / "proj" / "synthetic", "--n", 1, "--seed", 5)
+    assert code == 0, err
+
+
 def test_ordinary_places_beside_data_sets_and_image_folders_are_still_drawn_into(tmp_path, capsys, monkeypatch):
     export = _hand_export(tmp_path / "gen", 2, ["a", "b"])
     project = tmp_path / "project"

@@ -244,14 +244,18 @@ def _holds_images_no_draw_wrote(folder: Path, depth: int = 0) -> bool:
 
 
 def _class_folders_beside(out: Path, depth: int = 0) -> list[Path]:
-    """Sibling folders of `out` holding images (directly, or within `depth` levels of patient sub-folders) that
-    no draw wrote. Two or more, as a data set has, make `out` one of its classes; one alone (figures/ beside
-    synthetic/) does not, unless `out` holds such images too (a folder above --out: _refuse_data_folder). Above
+    """Sibling folders of `out` holding images that no draw wrote, as class folders do: directly, or (`depth`)
+    only in patient sub-folders, each kind counted apart. Two or more of a kind, as a data set has, make `out` one
+    of its classes; one alone (figures/ beside synthetic/) does not, nor one of each (a project's scans/ beside
+    mydata/images/), unless `out` holds such images too (a folder above --out: _refuse_data_folder). Above
     --out, only images directly in folders count: scratch areas (/tmp) hold many folders of image folders."""
     parent = out.absolute().parent
     siblings = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
         if parent.is_dir() else []
-    return [p for p in siblings if p.name != out.name and _holds_images_no_draw_wrote(p, depth)]
+    others = [p for p in siblings if p.name != out.name]
+    direct = [p for p in others if _holds_images_no_draw_wrote(p)]
+    by_patient = [p for p in others if depth and p not in direct and _holds_images_no_draw_wrote(p, depth)]
+    return max(direct, by_patient, key=len)
 
 
 def _image_files(folder: Path, depth: int) -> Iterator[Path]:
