@@ -248,3 +248,31 @@ def test_a_per_class_objective_on_classes_named_by_other_numbers_is_warned_of():
     assert number_named_class_warning("f1_class_1", ["0", "1"]) is None          # the index is the name
     assert number_named_class_warning("f1_class_1", ["benign", "malignant"]) is None
     assert number_named_class_warning("auc", ["1", "2"]) is None
+
+
+def test_a_label_the_split_keeps_in_train_is_refused_with_a_fix_that_can_work(write_study, tmp_path):
+    """A label on in 2 images stays in train with val and test drawn (data/label_stratify.py), and the refusal
+    said to raise data.val_fraction, which cannot move one."""
+    from searchlab.errors import DataError
+
+    csv_path = make_multilabel_csv(tmp_path)
+    rows = list(csv.DictReader(csv_path.open()))
+    for i, row in enumerate(rows):
+        row["b"] = "1" if i in (3, 50) else "0"
+        del row["split"]
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = f"""
+name: kept
+data: {{source: csv, path: '{csv_path}', label_columns: [a, b], image_size: 16}}
+space: {{model: {{kind: cnn, depth: 1, width: {{choice: [4, 8]}}}}}}
+objective: auc
+budget: {{n_trials: 2, epochs: 1}}
+"""
+    with pytest.raises(DataError) as exc:
+        run_study(load_study(write_study(text)), progress=False)
+    said = str(exc.value)
+    assert "'b' is on in no more images than there are held-out splits (2), so the split keeps it in train" in said
+    assert "data.test_fraction: 0" in said and "(data.val_fraction" not in said

@@ -58,8 +58,27 @@ def check_objectives_defined_on_val(study: Study, data: ImageDataset, cross_vali
                                 f"folder){cv}")
             raise DataError(said + "Fix: give the validation split such images (raise data.val_fraction, or give "
                             f"your own val/ folder){cv}")
+        if kept := _kept_in_train(data, cfg, short):
+            raise DataError(said + kept)
         raise DataError(said + "Fix: give the validation split such images (data.val_fraction, or the CSV's split "
                         "column), drop a label that is (almost) never on from data.label_columns" + cv)
+
+
+def _kept_in_train(data: ImageDataset, cfg: DataConfig, short: list[int]) -> str | None:
+    """Labels on in no more images than there are held-out splits, which the drawn split keeps in train
+    (data/label_stratify.py): a larger val_fraction cannot move one, so it is no fix to offer."""
+    if not isinstance(cfg, CsvData) or cfg.split_column is not None or data.kind != "multilabel":
+        return None
+    held_out = 1 + (cfg.test_fraction > 0)
+    totals = sum(split.labels.numpy().sum(0) for split in data.splits.values())
+    kept = [data.class_names[j] for j in short if 0 < totals[j] <= held_out]
+    if not kept:
+        return None
+    test = "; or data.test_fraction: 0, leaving one held-out split" if held_out == 2 else ""
+    one = len(kept) == 1
+    return (f"{', '.join(map(repr, kept))} {'is' if one else 'are'} on in no more images than there are held-out "
+            f"splits ({held_out}), so the split keeps {'it' if one else 'them'} in train. Fix: add images where "
+            f"{'it is' if one else 'they are'} on, or drop {'it' if one else 'them'} from data.label_columns{test}")
 
 
 def too_rare_to_split(data: ImageDataset, cfg: DataConfig | None = None) -> tuple[str, str, list[int]] | None:
