@@ -330,6 +330,8 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
                             select=select)
     except (SearchlabError, OSError) as exc:   # the search is done and stored: say how to export it, keep the run
         said = exc if isinstance(exc, SearchlabError) else f"{exc.filename or out}: {exc.strerror or exc}"
+        if works := getattr(exc, "top_k_that_works", None):   # the same command would fail the same way
+            how = export_command(study, works)
         print(f"export skipped: {said}\nThe trials are stored; export them with: {how}{moving_aside(out)}",
               file=sys.stderr)
         return None, None, len(study.objectives) == 1   # several objectives: no single best, as designed

@@ -148,6 +148,13 @@ def test_bagged_and_refit_trials_are_not_mixed_in_one_export():
     assert bagged([trial(True), trial(True)]) and not bagged([trial(False)])
     with pytest.raises(ExportError, match="mix bagged and refit"):
         bagged([trial(True), trial(False)])
+    # the fix names an ensemble that works (the failing command was offered again), for the run's summary too
+    with pytest.raises(ExportError, match=r"Fix: --top-k 2 \(the best, all refit\)") as exc:
+        bagged([trial(False), trial(False), trial(True)])
+    assert exc.value.top_k_that_works == 2
+    with pytest.raises(ExportError, match=r"Fix: --trial -?\d+ \(the best alone\)") as exc:
+        bagged([trial(True), trial(False)])
+    assert exc.value.top_k_that_works == 1
 
 
 def test_bag_needs_cv_folds_and_transfer_refuses_an_ensemble(write_study):

@@ -30,10 +30,18 @@ def bagged(trials: list[FrozenTrial]) -> bool:
     """True when every trial is a bag, False when none is; a mix has no split to choose a threshold on."""
     kinds = {"bag" in t.user_attrs for t in trials}
     if len(kinds) > 1:
-        mixed = ", ".join(f"{t.number} ({'bag' if 'bag' in t.user_attrs else 'refit'})" for t in trials)
-        raise ExportError(f"these trials mix bagged and refit models ({mixed}): bagged fold models trained on the "
-                          "validation split, so no split judges the mix fairly. Fix: a --top-k that takes one "
-                          "kind, or fix train.cv_model in the study instead of searching it")
+        kind = {True: "bag", False: "refit"}
+        mixed = ", ".join(f"{t.number} ({kind['bag' in t.user_attrs]})" for t in trials)
+        # the best trials (first) of the best one's kind: an ensemble that works, named rather than "a --top-k"
+        same = next((i for i, t in enumerate(trials) if ("bag" in t.user_attrs) != ("bag" in trials[0].user_attrs)),
+                    len(trials))
+        works = f"--top-k {same} (the best, all {kind['bag' in trials[0].user_attrs]})" if same > 1 else \
+            f"--trial {trials[0].number} (the best alone)"
+        error = ExportError(f"these trials mix bagged and refit models ({mixed}): bagged fold models trained on the "
+                            f"validation split, so no split judges the mix fairly. Fix: {works}, or fix "
+                            "train.cv_model in the study instead of searching it")
+        error.top_k_that_works = same   # for the command a finished run says to export with
+        raise error
     return kinds == {True}
 
 
