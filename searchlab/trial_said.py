@@ -103,12 +103,19 @@ def _threshold(trial: FrozenTrial) -> str:
     if not isinstance(chosen, list):
         # under CV the metrics are the folds' mean (each fold at its own threshold); this one is the exported
         # model's, chosen on the validation split
-        refit = " (the exported model's, chosen on val)" if "cv_folds" in trial.user_attrs else ""
-        return f", threshold={chosen:.3g}{refit}"
+        where = " (the exported model's, chosen out of fold on train+val)" if "bag" in trial.user_attrs else \
+            " (the exported model's, chosen on val)" if "cv_folds" in trial.user_attrs else ""
+        return f", threshold={_shown_threshold(chosen)}{where}"
     names = trial.user_attrs.get("class_names") or [str(j) for j in range(len(chosen))]
     always = [name for name, t in zip(names, chosen) if t <= 0.0]
     flagged = f" (0: {', '.join(always)} flagged on every image)" if always else ""
-    return ", thresholds " + " ".join(f"{name}={t:.3g}" for name, t in zip(names, chosen)) + flagged
+    return ", thresholds " + " ".join(f"{name}={_shown_threshold(t)}" for name, t in zip(names, chosen)) + flagged
+
+
+def _shown_threshold(value: float) -> str:
+    """3 digits, but never rounded onto the edge of the scores: 0.9999970 shown as 1 read as "flag nothing"."""
+    shown = f"{value:.3g}"
+    return f"{value:.7g}" if float(shown) in (0.0, 1.0) and value not in (0.0, 1.0) else shown
 
 
 def _threshold_rule(trial: FrozenTrial) -> str:

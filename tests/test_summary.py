@@ -315,3 +315,13 @@ def test_a_trial_a_proxy_picked_shows_its_proxy_score_beside_the_trained_one(att
                                       user_attrs={"metrics": {"auc": 0.8}, "task_kind": "binary", **attrs})
     text = describe_trial(None, trial) + "\n"
     assert (said in text) if said else "picked as" not in text
+
+
+def test_a_bagged_trials_threshold_says_where_it_was_chosen_and_an_edge_value_is_not_rounded_onto_the_edge():
+    """A bag's threshold was said "chosen on val" (it is chosen out of fold on train+val, as its export says), and
+    0.9999969601631165 was shown as threshold=1."""
+    from searchlab.trial_said import describe_trial
+
+    attrs = {"metrics": {"auc": 0.8}, "task_kind": "binary", "cv_folds": [], "bag": {}, "threshold": 0.9999969601631165}
+    text = describe_trial(None, optuna.trial.create_trial(value=0.8, params={}, distributions={}, user_attrs=attrs))
+    assert ", threshold=0.999997 (the exported model's, chosen out of fold on train+val)" in text
