@@ -63,6 +63,13 @@ def test_bad_augmentation_magnitude_is_named(write_study):
     assert "[1, 12]" in str(info.value) and info.value.line == 10
 
 
+def _rewrite(csv_path: Path, rows: list[dict]) -> None:
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def make_multilabel_csv(root: Path, n: int = 90) -> Path:
     """Images whose two labels are visible: a bright left half (label a), a bright top half (label b)."""
     rng = np.random.default_rng(0)
@@ -120,10 +127,7 @@ def test_a_label_never_on_in_the_validation_split_stops_the_run_before_any_trial
     rows = list(csv.DictReader(csv_path.open()))
     for row in rows:
         row["b"] = "0" if row["split"] == "val" else row["b"]
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _rewrite(csv_path, rows)
     text = f"""
 name: multilabel
 data: {{source: csv, path: '{csv_path}', label_columns: [a, b], split_column: split, image_size: 16}}
@@ -143,10 +147,7 @@ budget: {{n_trials: 2, epochs: 1}}
     run_study(load_study(write_study(f1_a), {"run_dir": str(tmp_path / "f1a")}), progress=False)   # a is on in val
     for row in rows:
         row["b"] = "0"
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _rewrite(csv_path, rows)
     clear_cache()
     with pytest.raises(DataError, match=r"column 'b' is 0 in every row: a label that never changes"):
         run_study(load_study(write_study(text)), progress=False)
@@ -260,10 +261,7 @@ def test_a_label_the_split_keeps_in_train_is_refused_with_a_fix_that_can_work(wr
     for i, row in enumerate(rows):
         row["b"] = "1" if i in (3, 50) else "0"
         del row["split"]
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _rewrite(csv_path, rows)
     text = f"""
 name: kept
 data: {{source: csv, path: '{csv_path}', label_columns: [a, b], image_size: 16}}
