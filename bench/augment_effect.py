@@ -5,7 +5,7 @@
 On BreastMNIST's 546 training images (28 px; none of them black):
 1. each policy applied `--repeats` times: how many images come out all black (their labels kept: noise in
    training), beside torchvision's own TrivialAugmentWide, whose shifts of up to 32 px searchlab caps at 45% of
-   the side;
+   the side; `searched` as each op alone at magnitude 10 on every image (its steps are the study's own);
 2. each searched op with a magnitude at magnitude 1, applied to every image: the share of images it changes and
    the mean absolute change in grey levels, beside the same op at the plain linear scale (max * m / 10) that
    posterize and gaussian_blur used before they got a least strength.
@@ -29,7 +29,7 @@ from _common import print_summary, print_table  # noqa: E402
 from searchlab.augment import OPS, AugmentSpec, build_augmentation  # noqa: E402
 from searchlab.augment.ops import BILINEAR, MAX_MAGNITUDE  # noqa: E402
 from searchlab.augment.policies import per_image  # noqa: E402
-from searchlab.augment.spec import PolicyName  # noqa: E402
+from searchlab.augment.spec import OpName, PolicyName, SubPolicy  # noqa: E402
 
 
 def black(images: torch.Tensor) -> int:
@@ -39,12 +39,21 @@ def black(images: torch.Tensor) -> int:
 def blackouts(x: torch.Tensor, repeats: int) -> dict[str, int]:
     """Images that came out all black over `repeats` passes, per policy and for torchvision's TrivialAugmentWide."""
     counts = {}
-    for name in (p for p in get_args(PolicyName) if p != "searched"):
-        augment = build_augmentation(AugmentSpec(policy=name), "binary", 2)
+    for name, spec in policies().items():
+        augment = build_augmentation(spec, "binary", 2)
         counts[name] = sum(black(augment(x, torch.zeros(len(x), dtype=torch.long))[0]) for _ in range(repeats))
     torchvision_ta = per_image(v2.TrivialAugmentWide(interpolation=BILINEAR))
     counts["torchvision TrivialAugmentWide"] = sum(black(torchvision_ta(x)) for _ in range(repeats))
     return counts
+
+
+def policies() -> dict[str, AugmentSpec]:
+    """Every policy; `searched` has no steps of its own, so each op alone at its strongest (magnitude 10, on every
+    image): the worst any searched step can do."""
+    named = {name: AugmentSpec(policy=name) for name in get_args(PolicyName) if name != "searched"}
+    steps = {f"searched: {op} at {MAX_MAGNITUDE}": {"s": SubPolicy(op=op, prob=1.0, magnitude=MAX_MAGNITUDE)}
+             for op in get_args(OpName)}
+    return {**named, **{name: AugmentSpec(policy="searched", sub_policies=step) for name, step in steps.items()}}
 
 
 def magnitude_one(x: torch.Tensor) -> dict[str, dict[str, float]]:

@@ -78,6 +78,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0.6, help="timed seconds per policy and size")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (a 2-core laptop: 2)")
     args = parser.parse_args()
+    if args.threads < 1:   # torch.set_num_threads refuses it with a RuntimeError traceback
+        parser.error(f"argument --threads: {args.threads} is below 1 (torch needs at least one thread)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rates = measure(args.seconds)

@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,22 @@ from _common import print_summary, print_table, scratch_dir, verdict  # noqa: E4
 from searchlab.data.common import decode_threads  # noqa: E402
 
 TARGET = 10.0
+# Every 5th image is a 'finding', and train, val and test each need one of each class (the folder's default
+# 15% / 15% split): three findings, so 11 images. Fewer ended in a DataError traceback.
+FEWEST_IMAGES = 11
+EACH_SPLIT = " (every 5th image is of class 'finding', and train, val and test each need one)"
+
+
+def at_least(least: int, why: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number >= least, else a one-line usage error saying `why`."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}{why}")
+        return value
+
+    parse.__name__ = "int"   # argparse names the type in its "invalid int value" message
+    return parse
 
 
 def write_images(folder: Path, n: int, side: int) -> None:
@@ -82,9 +99,10 @@ def timed_fingerprint(folder: Path, size: int, whole: bool) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--side", type=int, default=512)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--images", type=at_least(FEWEST_IMAGES, EACH_SPLIT), default=2000,
+                        help=f"PNGs to write (at least {FEWEST_IMAGES}: each split needs an image of each class)")
+    parser.add_argument("--side", type=at_least(1), default=512)
+    parser.add_argument("--size", type=at_least(1), default=224)
     args = parser.parse_args()
     with scratch_dir() as tmp:
         write_images(tmp / "images", args.images, args.side)

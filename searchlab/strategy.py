@@ -299,7 +299,24 @@ def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -
     if "name" not in data and "class" not in data:   # StrategyConfig's default would make it tpe unsaid
         raise src.error((), "a preset names its strategy", got=sorted(data) or None,
                         fix="add name: (e.g. name: tpe) or class: module:Class")
+    _check_preset_args(preset, src)
     return preset.model_copy(update={"args": {**preset.args, **extra_args}})
+
+
+def _check_preset_args(preset: StrategyConfig, src: Any) -> None:
+    """The preset's own args against its registered sampler, so that an unknown one is said at its line in the
+    preset file: checked later, at the sampler's construction, it was said at the study's `strategy:` line."""
+    if preset.class_ is not None or preset.name is None or not preset.args:
+        return
+    try:
+        factory = STRATEGIES.get(preset.name)
+    except (RegistryError, ImportError):   # an unknown name or a missing package: build_sampler says it
+        return
+    try:
+        _refuse_unknown_args(factory, dict(preset.args), f"strategy {preset.name!r}")
+    except ConfigError as exc:
+        arg = (exc.key or "").removeprefix("strategy.args.")
+        raise src.error(("args", arg), exc.rule, got=exc.got, fix=exc.fix) from None
 
 
 def _find_preset(name: str, study_dir: Path | None) -> Path:

@@ -5,11 +5,13 @@ names in `OpName` are the operation table of ops.py (checked there at import).
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from searchlab.config.schema import Frozen
+from searchlab.errors import AtKey
+from searchlab.suggest import did_you_mean
 
 OpName = Literal["identity", "rotate", "shear_x", "shear_y", "translate_x", "translate_y", "brightness",
                  "contrast", "sharpness", "posterize", "solarize", "autocontrast", "equalize", "hflip", "vflip",
@@ -28,6 +30,33 @@ class SubPolicy(Frozen):
     op: OpName
     prob: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5       # AutoAugment's usual middle ground
     magnitude: Annotated[int, Field(ge=0, le=10)] = 5         # 0..10 like AutoAugment; ops.py maps it per op
+
+    # A step is a mapping under a name the user chose, where the generic unknown-key message finds no schema to
+    # suggest from: a typo (`probability`, `rotat`) got the whole list or "fix its spelling" but no close name.
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, step: Any) -> Any:
+        for key in step if isinstance(step, dict) else ():
+            if key not in cls.model_fields:
+                raise AtKey(str(key), f"a searched policy's step has no setting {key!r}. Fix: "
+                                      f"{_close_setting(str(key), list(cls.model_fields)) or 'remove it'} "
+                                      f"(a step takes {', '.join(cls.model_fields)})")
+        return step
+
+    @field_validator("op", mode="before")
+    @classmethod
+    def _known_op(cls, op: Any) -> Any:
+        ops = get_args(OpName)
+        if isinstance(op, str) and op not in ops and (close := did_you_mean(op, ops)):
+            raise ValueError(f"no augmentation op is named {op!r}. Fix: {close} (ops: {', '.join(ops)})")
+        return op   # no close name: pydantic's own error lists every op
+
+
+def _close_setting(key: str, known: list[str]) -> str | None:
+    """"did you mean prob?": a spelled-out name (`probability`) is too far from `prob` for difflib, so a name
+    that one starts with the other counts too."""
+    prefixed = [name for name in known if key.startswith(name) or name.startswith(key)]
+    return did_you_mean(key, known) or (f"did you mean {', '.join(prefixed)}?" if prefixed else None)
 
 
 class AugmentSpec(Frozen):

@@ -31,6 +31,7 @@ class _Table:
     split_values: list[str | None]
     rows: list[int]                 # spreadsheet row number of each entry
     groups: list[str] = field(default_factory=list)   # group_column's values (a patient id), when it is set
+    split_written: list[str] = field(default_factory=list)   # split_column's values as written, for messages
 
 
 def _read(cfg: CsvData, csv_path: Path) -> _Table:
@@ -87,7 +88,9 @@ def _parse(cfg: CsvData, csv_path: Path, table: _Table) -> None:
             table.rows.append(n)
             table.files.append(resolve_path(Path(cell(row, cfg.image_column, n)), csv_path.parent))
             table.raw_labels.append([cell(row, c, n) for c in cfg.label_columns])
-            table.split_values.append(cell(row, cfg.split_column, n).lower() if cfg.split_column else None)
+            if cfg.split_column:   # matched in any case; quoted in errors as the sheet writes it
+                table.split_written.append(cell(row, cfg.split_column, n))
+            table.split_values.append(table.split_written[-1].lower() if cfg.split_column else None)
             if cfg.group_column:
                 table.groups.append(cell(row, cfg.group_column, n))
     if empty:
@@ -251,12 +254,13 @@ def _check_split_values(csv_path: Path, column: str, table: _Table) -> None:
     """Every unknown split value at once, each with its rows and the split it likely means: a sheet with
     'validation' and 'holdout' was refused at its first bad row only, fixed one value per run."""
     rows_of: dict[str, list[int]] = {}
-    for n, value in zip(table.rows, table.split_values):
-        if value not in SPLITS:
-            rows_of.setdefault(str(value), []).append(n)
+    for n, value, written in zip(table.rows, table.split_values, table.split_written):
+        if value not in SPLITS:   # each spelling its own entry: 'Holdout' is quoted as the file has it
+            rows_of.setdefault(written, []).append(n)
     if not rows_of:
         return
-    said = "; ".join(f"{value!r} in {_rows_said(rows)}{_split_meant(value)}" for value, rows in rows_of.items())
+    said = "; ".join(f"{value!r} in {_rows_said(rows)}{_split_meant(value.lower())}"
+                     for value, rows in rows_of.items())
     bad = sum(map(len, rows_of.values()))
     raise DataError(f"{csv_path}: column {column!r} (data.split_column) holds {bad} row(s) of an unknown split: "
                     f"{said}. Fix: mark each row one of {', '.join(SPLITS)} (case and surrounding spaces are "

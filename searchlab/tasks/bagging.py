@@ -38,9 +38,17 @@ def bag_result(cv: CVResult, imbalance: ImbalanceSpec, kind: str, n_classes: int
     threshold = choose_threshold(imbalance, kind, labels, probs)
     return TrainResult(metrics=compute_metrics(labels, probs, kind, n_classes, threshold=threshold),
                        best_epoch=cv.final_epochs - 1, state=stacked_state([m.state for m in cv.models]),
-                       threshold=threshold, train_seconds=0.0, images_seen=0, epochs_trained=0,
+                       threshold=threshold, train_seconds=0.0, images_seen=0,
+                       epochs_trained=members_epochs_trained(cv),
                        confusion=confusion(labels, probs, kind, n_classes, threshold=threshold),
                        val_probs=probs)
+
+
+def members_epochs_trained(cv: CVResult) -> int:
+    """The epochs the bag's members trained, as best_epoch is theirs: the median over the fold runs (0 was
+    recorded next to best_epoch 1 while every member had trained 2 epochs)."""
+    trained = [f["epochs_trained"] for f in cv.folds if "epochs_trained" in f]
+    return int(np.median(trained)) if trained else 0
 
 
 def out_of_fold(models: list[FoldModel]) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@
 - Sensitivity or specificity (or a recall that the same trick fills) as the only objective: "every image
   positive" scores sensitivity 1.
 - A class, or label, with no image in the training split (train+val when every trial cross-validates):
-  no trial can learn it.
+  no trial can learn it; or with one image only: trials learn that image (with the balanced sampler it is
+  about half of every batch).
 - A multi-label validation split where a label is never (or always) on: its threshold cannot be chosen.
 - Cross-validation with train.checkpoint: best: each fold is scored at the epoch its own held-out images
   chose, so the folds' mean is a maximum over epochs.
@@ -171,9 +172,30 @@ def untrainable_class_warning(data: ImageDataset, cross_validated: bool) -> str 
     labels = np.concatenate([data.splits[s].labels.numpy() for s in splits if s in data.splits])
     absent = [data.class_names[j] for j in classes_without_positives(labels, len(data.class_names))]
     what = "label(s) {} are on in none" if data.kind == "multilabel" else "class(es) {} have none"
-    if not absent:
-        return None
     where = "train+val (cross-validation pools them)" if cross_validated else "the training split"
-    return (f"{what.format(', '.join(map(repr, absent)))} of the {len(labels)} images in {where}: no trial can "
-            "learn them, and their scores are chance. Fix: give the training split images of them (data."
-            "val_fraction and test_fraction, or the CSV's split column), or drop them from the data")
+    # under cross-validation a class with fewer images than folds is refused (check_folds_within_classes)
+    single = None if cross_validated else _single_image_classes(labels, data, where)
+    if not absent:
+        return single
+    untrainable = (f"{what.format(', '.join(map(repr, absent)))} of the {len(labels)} images in {where}: no trial "
+                   "can learn them, and their scores are chance. Fix: give the training split images of them (data."
+                   "val_fraction and test_fraction, or the CSV's split column), or drop them from the data")
+    return untrainable if single is None else f"{untrainable}; and {single}"
+
+
+def _single_image_classes(labels: np.ndarray, data: ImageDataset, where: str) -> str | None:
+    """Classes (labels' positives) with exactly one image to train on: a trial learns that one image, not the
+    class; with imbalance.sampler: balanced it is drawn for about 1/K of every batch (half, with two classes)."""
+    counts = labels.sum(axis=0) if data.kind == "multilabel" else \
+        np.bincount(labels.astype(int), minlength=len(data.class_names))
+    # beside classes of several images only: that one image is then drawn over and over (every class at one
+    # image is a smoke test, where nothing is over-drawn)
+    single = [data.class_names[j] for j, count in enumerate(counts) if count == 1 and counts.max() > 1]
+    if not single:
+        return None
+    what = "label(s) {} are on in only one" if data.kind == "multilabel" else "class(es) {} have only one"
+    return (f"{what.format(', '.join(map(repr, single)))} of the {len(labels)} images in {where}: trials learn "
+            "that one image rather than the class (with imbalance.sampler: balanced it is drawn over and over, "
+            "about half of every batch with two classes), and its scores are noise. Fix: give the training split "
+            "more images of it (data.val_fraction and test_fraction, or the CSV's split column), or drop it from "
+            "the data")

@@ -27,6 +27,7 @@ from searchlab.errors import TrialFailure
 from searchlab.imbalance import ImbalanceSpec, Threshold, choose_threshold, epoch_order, make_loss
 from searchlab.metrics import compute_metrics, confusion
 from searchlab.models.standalone import normalize, preprocess, probabilities
+from searchlab.tasks.augment_advice import patch_epoch_count
 from searchlab.tasks.classify_config import OptimSpec, TrainSpec
 from searchlab.tasks.speed import as_input, to_memory_format, training_precision
 
@@ -176,7 +177,7 @@ def train(model: nn.Module, batches: Batches, recipe: Recipe, optim: OptimSpec, 
         run_epoch, val_probs = feature_epochs(model, opt, batches, recipe, spec, gen)
         embedding = time.perf_counter() - started
     else:
-        patch_epochs = round(spec.patch_epochs * epochs)
+        patch_epochs = patch_epoch_count(spec.patch_epochs, epochs)   # said at run start when 0
 
         def run_epoch(epoch: int) -> int:
             return one_epoch(model, opt, batches, recipe, spec, gen, epoch, patches=epoch < patch_epochs)
