@@ -53,3 +53,19 @@ def test_a_record_written_before_the_name_was_kept_reads_as_tpe(write_study, tmp
     assert describe_setup(old["search"]).startswith("search:    tpe, ")
     _, err = resumed(path, capsys, 3, strategy)
     assert "note: study" not in err, err   # the same strategy: nothing to say
+
+
+def test_an_older_record_naming_no_strategy_pools_with_a_newer_one_naming_tpe():
+    """compare's seed pools keyed runs by the strategy as recorded: an older tpe run with args (recorded with no
+    name) and a newer one of the same settings, under another seed, were not pooled."""
+    from types import SimpleNamespace
+
+    from searchlab.report.seed_pool import setting_key
+
+    def run(strategy, seed):
+        return SimpleNamespace(search={"strategy": strategy, "seed": seed, "pruner": {"name": "none"}},
+                               data_read={"source": "medmnist"}, record={"epochs": 3})
+
+    older, newer = run({"args": {"n_startup_trials": 3}}, 0), run({"name": "tpe", "args": {"n_startup_trials": 3}}, 1)
+    assert setting_key(older) == setting_key(newer)
+    assert setting_key(run({"name": "random"}, 2)) != setting_key(newer)

@@ -159,15 +159,12 @@ Recorded = tuple[dict[str, Any], dict[str, Any] | None]
 
 
 def _recorded_strategy(search: dict[str, Any]) -> Recorded:
-    """(the strategy as written, its preset's contents as read or None), each naming its strategy: records
-    before the name was always kept dropped the default (tpe) beside args, so one naming none ran tpe, and
-    compares equal to a newer record of the same."""
-    def named(found: Any) -> dict[str, Any]:
-        found = found if isinstance(found, dict) else {}
-        return found if any(found.get(key) for key in ("name", "preset", "class")) else {**found, "name": "tpe"}
+    """(the strategy as written, its preset's contents as read or None), each naming its strategy (an older
+    record may name none: named_strategy)."""
+    from searchlab.engine.setup_record import named_strategy
 
     read = search.get("strategy_preset_read")
-    return named(search.get("strategy")), named(read) if isinstance(read, dict) else None
+    return named_strategy(search.get("strategy")), named_strategy(read) if isinstance(read, dict) else None
 
 
 def _applied_said(written: dict[str, Any], read: dict[str, Any] | None) -> str:

@@ -51,6 +51,13 @@ def strategy_record(strategy: Any) -> dict[str, Any]:
     return written
 
 
+def named_strategy(recorded: Any) -> dict[str, Any]:
+    """A recorded strategy naming its strategy: records before the name was always kept (strategy_record)
+    dropped the default, tpe, beside args, so one naming none ran tpe and equals a newer record of the same."""
+    recorded = recorded if isinstance(recorded, dict) else {}
+    return recorded if any(recorded.get(key) for key in ("name", "preset", "class")) else {**recorded, "name": "tpe"}
+
+
 def pruner_used(cfg: Any) -> dict[str, Any]:
     """The Optuna pruner the trials ran under: none where a Ray scheduler stops them instead (the worker then
     prunes nothing, engine/ray_worker.py), not the default median the study file did not ask for."""

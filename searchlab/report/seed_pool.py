@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from searchlab.engine.rundir import OpenRun
+from searchlab.engine.setup_record import named_strategy
 from searchlab.engine.setup_said import strategy_said
 
 # What a seed pool must share: every recorded setting that changes what the search does, but not the seed,
@@ -55,8 +56,10 @@ class SeedPool:
 
 
 def setting_key(run: OpenRun) -> str:
-    shared = {"search": {k: run.search.get(k) for k in SHARED_SEARCH}, "data": run.data_read,
-              "epochs": run.record.get("epochs")}
+    search = {k: run.search.get(k) for k in SHARED_SEARCH}
+    # an older record names no strategy beside tpe's args: the same setting as a newer one naming tpe
+    search["strategy"] = named_strategy(search["strategy"])
+    shared = {"search": search, "data": run.data_read, "epochs": run.record.get("epochs")}
     return json.dumps(shared, sort_keys=True, default=str)
 
 
