@@ -16,7 +16,8 @@ from searchlab.data import load_dataset
 from searchlab.data.types import ImageDataset, ImageSplit
 from searchlab.errors import ConfigError, DataError
 from searchlab.imbalance import ImbalanceSpec
-from searchlab.tasks.augment_advice import patch_curriculum_warning, patch_epoch_count, unweighted_warning
+from searchlab.tasks.augment_advice import (double_correction_warning, patch_curriculum_warning, patch_epoch_count,
+                                            unweighted_warning)
 from searchlab.tasks.bagging import bag_result
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.crossval import CVResult, FoldModel
@@ -59,16 +60,16 @@ def test_a_class_with_one_training_image_is_warned_about():
 
 def test_class_weights_with_the_balanced_sampler_are_said_to_correct_twice():
     both = [_spec(imbalance={"loss": "weighted_ce", "sampler": "balanced"})]
-    said = unweighted_warning(both)
+    said = double_correction_warning(both)
     assert said and "weighted_ce with sampler: balanced" in said and "Fix:" in said
-    focal = unweighted_warning([_spec(imbalance={"loss": "focal", "sampler": "balanced"})])
+    focal = double_correction_warning([_spec(imbalance={"loss": "focal", "sampler": "balanced"})])
     assert focal and "focal (focal_alpha: balanced)" in focal
-    assert unweighted_warning([_spec(imbalance={"loss": "ce", "sampler": "balanced"}),
-                               _spec(imbalance={"loss": "weighted_ce"})]) is None
-    assert unweighted_warning([_spec(imbalance={"loss": "focal", "focal_alpha": "none", "sampler": "balanced"})]) \
-        is None
+    assert double_correction_warning([_spec(imbalance={"loss": "ce", "sampler": "balanced"}),
+                                      _spec(imbalance={"loss": "weighted_ce"})]) is None
+    unweighted_focal = _spec(imbalance={"loss": "focal", "focal_alpha": "none", "sampler": "balanced"})
+    assert double_correction_warning([unweighted_focal]) is None
     # searched (imbalance.yaml: the search decides): a space that can also draw one correction is not warned of
-    assert unweighted_warning([*both, _spec(imbalance={"loss": "weighted_ce", "sampler": "shuffle"})]) is None
+    assert double_correction_warning([*both, _spec(imbalance={"loss": "weighted_ce", "sampler": "shuffle"})]) is None
     # power 0 everywhere: still the unweighted warning
     assert "plain CE" in unweighted_warning([_spec(imbalance={"loss": "weighted_ce", "class_weight_power": 0})])
 

@@ -75,13 +75,11 @@ def _corrects_twice(imbalance: Any) -> bool:
 
 def unweighted_warning(specs: Iterable[ClassifyTrialConfig]) -> str | None:
     """Said when every config that asks for class weights has them at power 0 (a searched power that can be
-    0 is a real search over how much to weight, and is not warned about). Otherwise the class weights' other
-    misuse, weights on top of the balanced sampler (double_correction_warning), which this run-start call says."""
-    specs = list(specs)
+    0 is a real search over how much to weight, and is not warned about)."""
     weighted = [spec.imbalance for spec in specs if spec.imbalance.loss == "weighted_ce"
                 or (spec.imbalance.loss == "focal" and spec.imbalance.focal_alpha == "balanced")]
     if not weighted or any(imbalance.class_weight_power > 0 for imbalance in weighted):
-        return double_correction_warning(specs)
+        return None
     return ("space.imbalance.class_weight_power 0 makes every class weight 1: weighted_ce is then plain CE (and "
             "balanced focal loss unweighted). Fix: class_weight_power 1 (inverse frequency) or 0.5, or loss: ce "
             "to say what runs")

@@ -53,8 +53,9 @@ def read_checkpoint(path: Path) -> Any:
                            f"damaged file? Fix: {SAVE_A_STATE_DICT}") from None
 
 
-# Modules whose functions run commands or code when a pickle calls them (beyond those torch blocks itself,
-# os/posix/nt/sys); Python 2 pickles name subprocess `commands` and builtins `__builtin__`
+# Modules whose functions run commands or code when a pickle calls them (torch blocks os/posix/nt/sys itself,
+# named here too for a torch that words it otherwise); Python 2 pickles name subprocess `commands`, builtins
+# `__builtin__`
 RUNS_CODE = {"subprocess", "commands", "shutil", "socket", "pty", "runpy", "importlib", "ctypes", "code", "codeop",
              "pickle", "marshal", "webbrowser", "pdb", "timeit", "multiprocessing", "os", "posix", "nt", "sys"}
 RUNS_CODE_BUILTINS = {"eval", "exec", "compile", "__import__", "getattr", "setattr", "open", "breakpoint", "input"}

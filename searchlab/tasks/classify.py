@@ -39,7 +39,8 @@ from searchlab.tasks.classify_config import ClassifyTrialConfig
 from searchlab.tasks.classify_usage import classify_setting_used, multiclass_setting_used, setting_default
 from searchlab.tasks.costs import (COST_METRICS, analytic_costs, budget_excess, check_budget, draws_over_budget_warning,
                                    measure_costs)
-from searchlab.tasks.augment_advice import neural_augment_warning, patch_curriculum_warning, unweighted_warning
+from searchlab.tasks.augment_advice import (double_correction_warning, neural_augment_warning,
+                                            patch_curriculum_warning, unweighted_warning)
 from searchlab.tasks.bagging import bag_model_spec, bag_record, bag_result
 from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_validate, cv_splits, progress_steps,
                                       repeated_splits)
@@ -147,7 +148,8 @@ class ClassifyTask:
                      threshold_selection_warning(objectives, chosen_on_val and data.kind != "multiclass"),
                      one_sided_objective_warning(objectives, data.kind), neural_augment_warning(specs),
                      untrainable_class_warning(data, cross_validated=all(s.train.cv_folds for s in specs)),
-                     unweighted_warning(specs), patch_curriculum_warning(specs, study.config.budget.epochs),
+                     unweighted_warning(specs), double_correction_warning(specs),
+                     patch_curriculum_warning(specs, study.config.budget.epochs),
                      best_epoch_cv_warning([s.train.checkpoint for s in specs if s.train.cv_folds]),
                      unchoosable_threshold_warning(data, any(s.imbalance.threshold != "fixed" for s in specs)),
                      _trial_time_warning(study, data, timed_config(specs))]
