@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study, with_data_root_pinned
 from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
+from searchlab.engine.ray_release import placement_groups_given_back
 from searchlab.engine.ray_timeout import timed_out
 from searchlab.engine.ray_schedule import longest_trial
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, STORAGE_LOST, VALUES, ray_trial
@@ -70,7 +71,8 @@ def run_ray(study: Study, deadline: float | None,
                                   failure_config=tune.FailureConfig(max_failures=0)))   # retries: ours, below
     slots = trial_slots(study, alive_nodes())
     # Ours again over the SIGTERM handler Ray's core installed (it aborted the driver with a stack dump)
-    with _pending_trials(min(ex.max_concurrent or slots, slots)), stop_on_signals(), _heartbeats(ostudy, searcher):
+    with _pending_trials(min(ex.max_concurrent or slots, slots)), stop_on_signals(), _heartbeats(ostudy, searcher), \
+            placement_groups_given_back():   # a stopped fit left the CPUs held: the next run in this process waited
         try:
             # A Ctrl-C during Ray's start or the cluster checks can land in a callback that swallows it
             # ("Exception ignored in ... WeakKeyDictionary"): the run went on to run every trial and exit 0
