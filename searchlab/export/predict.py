@@ -111,6 +111,8 @@ def _model(export_dir: Path, config: dict[str, Any]) -> torch.nn.Module:
         net = standalone.build_export_model(config)
         net.load_state_dict(standalone.read_safetensors(export_dir / "weights.safetensors",
                                                         config.get("weights_sha256")))
+    except standalone.WeightsNotDescribed as exc:   # already one line with its own fix (model.save keeps them)
+        raise ExportError(str(exc)) from None
     except UNLOADABLE as exc:
         raise ExportError(f"{unloadable(export_dir, exc)}. Fix: {SAME_EXPORT}") from None
     return net.eval()

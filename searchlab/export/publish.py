@@ -28,6 +28,7 @@ from typing import Any
 
 from searchlab.engine.signals import hold_stops, release_stops
 from searchlab.errors import ExportError
+from searchlab.export.weights_match import not_described
 
 # What an export folder holds: its files, and Python's cache of model.py once a user imported it from there
 EXPORT_FILES = frozenset({"config.json", "model.py", "weights.safetensors", "test_predictions.json", "trained_on.json",
@@ -195,7 +196,8 @@ def describe_export(folder: Path) -> str | None:
     else:
         trial = config.get("trial") or {}
         what, study = f"trial {trial.get('number')}", trial.get("study")
-    return what + (f" of study {study!r}" if study else "")
+    swapped = not_described(folder)   # config.json names that trial; the weights there are another's
+    return what + (f" of study {study!r}" if study else "") + (f" (but its {swapped})" if swapped else "")
 
 
 def export_of_another_study(folder: Path, study: Any) -> str | None:

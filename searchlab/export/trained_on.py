@@ -40,6 +40,7 @@ from searchlab.augment.synthetic import generator_used
 from searchlab.data.fingerprint import content_digest, sampled_digest
 from searchlab.data.loading import DataConfig, files_by_split
 from searchlab.engine.rundir import OpenRun
+from searchlab.export.weights_match import RESAVE, not_described
 from searchlab.export.weights_origin import ORIGIN_KEYS, changed_since, origins_of, recorded_digests
 
 FILE = "trained_on.json"
@@ -283,10 +284,14 @@ def not_recorded(weights: Path, trials: set[int] | None = None) -> list[dict[str
     """The weights folders in the lineage of `weights` fine-tuned on images searchlab was not told of: `weights`
     itself (model.save's config.json `fine_tuned_on` "not recorded: ...") and those its trained_on.json names
     (a run folder's: those of its trials numbered `trials`, else of its best). Their fine-tuning images may be
-    anywhere, so any count of test images the weights saw is a lower bound."""
+    anywhere, so any count of test images the weights saw is a lower bound. An export whose weights file is
+    not the one its config.json records is listed too: its trained_on.json is of other weights."""
     if not weights.is_dir():
         return []
     found: list[dict[str, str]] = []
+    if swapped := not_described(weights):
+        found.append({"weights": str(weights), "key": "config.json weights_sha256",
+                      "why": f"{swapped}; to fix: {RESAVE}"})
     try:
         config = json.loads((weights / "config.json").read_text())
         said = config.get(FINE_TUNED_ON) if isinstance(config, dict) else None

@@ -35,21 +35,23 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def current_digest(export: Path) -> str | None:
-    """The SHA-256 of the weights in `export` (a folder, or a weights file) now: as an export's config.json
-    records it, else read; None when gone."""
+def current_digests(export: Path) -> list[str]:
+    """The SHA-256s of the weights in `export` (a folder, or a weights file) now: the file's, then the one an
+    export's config.json records (they differ when either was replaced: a file of the same shapes copied in, or
+    another export's config.json); none when gone."""
     if export.is_file():
-        return file_sha256(export)
+        return [file_sha256(export)]
+    found = []
     try:
-        recorded = json.loads((export / "config.json").read_text()).get("weights_sha256")
-        if isinstance(recorded, str):
-            return recorded
-    except (OSError, ValueError, AttributeError):
+        found.append(file_sha256(export / "weights.safetensors"))
+    except OSError:
         pass
     try:
-        return file_sha256(export / "weights.safetensors")
-    except OSError:
-        return None
+        recorded = json.loads((export / "config.json").read_text()).get("weights_sha256")
+        found += [recorded] if isinstance(recorded, str) and recorded not in found else []
+    except (OSError, ValueError, AttributeError):
+        pass
+    return found
 
 
 def changed_since(export: Path, used: set[str]) -> str | None:
@@ -57,11 +59,15 @@ def changed_since(export: Path, used: set[str]) -> str | None:
     (`used`: their SHA-256s, none recorded for a run folder's best trial), or None."""
     if not export.exists():
         return "it is no longer at that path"
-    now = current_digest(export) if used else None
-    if now is not None and now not in used:
+    digests = current_digests(export) if used else []
+    now = next((found for found in digests if found not in used), None)
+    if now is not None:
         what = "file" if export.is_file() else "export there"
+        # the file they read is there, but config.json (its metrics, trained_on.json's images) is of others
+        by_config = (", by its config.json (its weights.safetensors is the file they used: the two do not match)"
+                     if digests[0] in used else "")
         return (f"the {what} now holds other weights (sha256 {now[:16]}...) than the trials used "
-                f"({', '.join(sorted(d[:16] + '...' for d in used))})")
+                f"({', '.join(sorted(d[:16] + '...' for d in used))}){by_config}")
     return None
 
 

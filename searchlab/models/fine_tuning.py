@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from searchlab.models.standalone import _DTYPES, _LOADED_FROM, build_export_model
+from searchlab.models.standalone import _DTYPES, _LOADED_FROM, _NOT_DESCRIBED, build_export_model
 from searchlab.models.whole_folder import (TRAINED_ON, _let_other_saves_in, _through_link, _wait_for_other_saves,
                                           _write_whole_folder)
 
@@ -149,7 +149,9 @@ def _loaded_from(config: dict[str, Any]) -> Path | None:
     """The folder holding the weights `config` is of: where load() read them, else this model.py's folder."""
     sha = config.get("weights_sha256")
     found = (_LOADED_FROM.get(str(sha)), Path(__file__).parent)
-    return next((folder for folder in found if folder is not None and sha and _weights_sha256(folder) == sha), None)
+    # not a folder whose weights load() warned are not its config.json's: its trained_on.json is of other weights
+    return next((folder for folder in found if folder is not None and sha and _weights_sha256(folder) == sha
+                 and (folder / "weights.safetensors").resolve() not in _NOT_DESCRIBED), None)
 
 
 def _weights_sha256(folder: Path) -> Any:

@@ -18,6 +18,7 @@ import math  # noqa: F401  (used by the architecture bodies appended to an expor
 import os  # noqa: F401  (used by the image_files.py and whole_folder.py bodies of a classifier export's model.py)
 import struct
 import time  # noqa: F401  (used by the whole_folder.py body of a classifier export's model.py)
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -395,18 +396,19 @@ _DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "
 _LOADED_FROM: dict[str, Path] = {}   # where load() read weights (by sha256): save() copies its trained_on.json
 
 
+class WeightsNotDescribed(ValueError):
+    """weights.safetensors is not the file its export's config.json records (sha256): replaced or damaged."""
+
+
 def read_safetensors(path: str | Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
     """A plain reader of the safetensors format (no pickle, no extra package): header JSON + raw bytes.
 
-    With `sha256` (an export's config.json records its weights' digest), other bytes are refused: weights
-    copied in from another export, or a truncated copy, would otherwise load and carry this export's
-    recorded test metrics."""
+    With `sha256` (an export's config.json records its weights' digest), other bytes are not taken silently:
+    weights copied in from another export or trial (same shapes), or a truncated copy, would otherwise load and
+    carry this export's test metrics, thresholds and provenance (_not_described)."""
     data = Path(path).read_bytes()
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise ValueError(f"{path} is not the weights file its config.json was exported with (sha256 "
-                         f"{hashlib.sha256(data).hexdigest()[:16]}..., recorded {sha256[:16]}...): it was replaced "
-                         "or damaged, and the metrics in config.json are not its. Fix: export again, or copy an "
-                         "export's files together")
+    if sha256 is not None and (found := hashlib.sha256(data).hexdigest()) != sha256:
+        _not_described(Path(path), found, sha256)
     (header_len,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + header_len])
     body = memoryview(data)[8 + header_len:]
@@ -419,6 +421,28 @@ def read_safetensors(path: str | Path, sha256: str | None = None) -> dict[str, t
         flat = torch.frombuffer(bytearray(body[start:end]), dtype=dtype) if end > start else torch.empty(0, dtype=dtype)
         tensors[name] = flat.reshape(meta["shape"])
     return tensors
+
+
+def not_described_message(path: Path, found: str, recorded: str) -> str:
+    return (f"{path} is not the weights file its config.json was exported with (sha256 {found[:16]}..., recorded "
+            f"{recorded[:16]}...): replaced (e.g. copied from another trial or export) or damaged, so the test "
+            "metrics, thresholds and provenance in config.json are not its. Fix: export the run again, or keep "
+            "these weights by loading them with the export's model.py and saving them with model.save(net, "
+            "config, NEW_FOLDER), which records their sha256 and sets the old metrics aside")
+
+
+_NOT_DESCRIBED: set[Path] = set()   # weights files load() warned of: save() takes no lineage from their folder
+
+
+def _not_described(path: Path, found: str, recorded: str) -> None:
+    """Refused by searchlab's own copy (predict, a study's weights, a generator's images): its commands would
+    report config.json's numbers for other weights. In an export's model.py (plain PyTorch) a warning: the user
+    loading the file on purpose goes on, told that config.json's metrics and thresholds are not these weights'."""
+    message = not_described_message(path, found, recorded)
+    if __name__ == "searchlab.models.standalone":
+        raise WeightsNotDescribed(message)
+    _NOT_DESCRIBED.add(path.resolve())
+    warnings.warn(message, stacklevel=4)   # at the user's load() call
 
 
 def export_config(export_dir: Path) -> dict[str, Any]:
@@ -440,8 +464,11 @@ def load(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise ValueError(f"{export_dir} is a generator export: load it with model.load_generator(dir) and "
                          "sample with model.sample_images")
     net = build_export_model(config)
-    net.load_state_dict(read_safetensors(export_dir / "weights.safetensors", config.get("weights_sha256")))
-    _LOADED_FROM[str(config.get("weights_sha256"))] = export_dir.resolve()
+    weights = export_dir / "weights.safetensors"
+    _NOT_DESCRIBED.discard(weights.resolve())
+    net.load_state_dict(read_safetensors(weights, config.get("weights_sha256")))
+    if weights.resolve() not in _NOT_DESCRIBED:   # save() copies what this folder's (described) weights learned
+        _LOADED_FROM[str(config.get("weights_sha256"))] = export_dir.resolve()
     return net.eval(), config
 
 
