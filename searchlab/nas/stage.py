@@ -51,6 +51,7 @@ class Stage:
     network_of: Callable[[FrozenTrial], str] | None = None   # a trial's network (default: its `architecture`)
     storage_url: str = "URL"       # named in the fixes that delete the stage's study
     budget: Any = None             # this run's budget.* limits: a reused stage's designs over them are not queued
+    population: int | None = None  # the main study's evolution population: trials before it completes are random
 
 
 def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
@@ -62,8 +63,45 @@ def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
     if _to_run(record, trials, stage):
         trials = _run(main, record, trials, stage)
     if record.user_attrs.get(DONE):
-        enqueue_top_k(main, _within(trials, stage), stage.top_k, stage.score_attr, stage.network_of)
+        within = _within(trials, stage)
+        enqueue_top_k(main, within, stage.top_k, stage.score_attr, stage.network_of)
+        if said := short_queue_warning(main, stage, over_budget=_scored(within) < _scored(trials)):
+            print(f"warning: {said}", file=sys.stderr)
     return trials
+
+
+def short_queue_warning(main: optuna.Study, stage: Stage, over_budget: bool) -> str | None:
+    """Fewer designs than top_k queued (a reused stage's best over this run's budget, or fewer distinct networks
+    scored), and fewer than the trials the run has to run: the trials after them are random draws until the main
+    evolution's population has completed. The run-start warning (strategy.py) counts the designs as top_k, so a
+    run of n_trials <= top_k trained one design and random draws, unsaid. `over_budget`: some of the stage's
+    networks are over this run's budget."""
+    if stage.budget is None or stage.population is None:
+        return None
+    trials = main.get_trials(deepcopy=False)
+    designs = [t for t in trials if stage.score_attr in t.user_attrs]   # queued by this run's stage or an earlier one
+    if len({t.user_attrs.get("proxy_trial") for t in designs}) >= stage.top_k:
+        return None   # the queue was full: the run-start warning counts what follows it
+    n_trials = stage.budget.n_trials
+    used = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials)
+    completed = sum(t.state == TrialState.COMPLETE for t in trials)
+    queued = [t for t in trials if t.state == TrialState.WAITING]   # the designs, and any config queued again
+    drawn = min(n_trials - used, stage.population - completed) - len(queued)
+    if drawn <= 0:
+        return None
+    waiting = len({t.number for t in designs} & {t.number for t in queued})
+    why = "the others it scored are over this run's budget" if over_budget else \
+        "the stage scored no more distinct networks"
+    random = "1 of them is a random draw" if drawn == 1 else f"{drawn} of them are random draws"
+    return (f"{stage.name}: {waiting} design(s) queued, not top_k={stage.top_k} ({why}), and this run has "
+            f"{n_trials - used} trial(s) to run: {random}, not a design (until {stage.population} trials complete, "
+            f"the population its evolution starts from). Fix: raise the architecture budget (budget.max_params, "
+            f"max_flops, max_depth) so more designs fit, lower budget.n_trials to {n_trials - drawn}, or widen the "
+            "space so the stage finds more distinct networks within the budget")
+
+
+def _scored(trials: list[FrozenTrial]) -> int:
+    return sum(t.state == TrialState.COMPLETE for t in trials)
 
 
 def _within(trials: list[FrozenTrial], stage: Stage) -> list[FrozenTrial]:
