@@ -44,7 +44,7 @@ def test_relative_paths_are_made_absolute_when_loaded(write_study, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     here = Path.cwd()
     cases = {"sqlite:///s.db": f"sqlite:///{here / 's.db'}", "journal://j/s.log": f"journal://{here / 'j/s.log'}",
-             "sqlite:////abs/s.db": "sqlite:////abs/s.db", "journal:///abs/s.log": "journal:///abs/s.log",
+             "sqlite:////abs/s.db": "sqlite:////abs/s.db", "journal:///tmp/s.log": "journal:///tmp/s.log",
              "postgresql://u@127.0.0.1/db": "postgresql://u@127.0.0.1/db",
              "sqlite:///~/s.db": f"sqlite:///{Path.home() / 's.db'}"}   # as a shell would, not a folder "~"
     for given, expected in cases.items():

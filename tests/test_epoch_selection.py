@@ -69,7 +69,7 @@ def test_a_run_start_says_which_class_sensitivity_is_of_and_at_what_threshold():
     assert note == ("sensitivity is of class 'normal, benign' (class 1, the positive class); sensitivity is scored at "
                     "threshold 0.5. Fix: if the class that matters is 'malignant', set data.positive_class: "
                     "'malignant'")
-    chosen = positive_class_note(["f1"], _data(), chosen=False, rules={"fixed", "youden"})
+    chosen = positive_class_note(["specificity"], _data(), chosen=False, rules={"fixed", "youden"})
     assert "scored at the threshold each trial's rule chooses (fixed, youden)" in chosen
     assert positive_class_note(["sensitivity"], _data(), chosen=True, rules={"fixed"}) is None   # the study said
     assert positive_class_note(["auc"], _data(), chosen=False, rules={"fixed"}) is None

@@ -92,6 +92,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     if run_dir.exists() and not run_dir.is_dir():
         raise src.error(("run_dir",), f"the run folder is a file: {run_dir}", got=str(config.resolved_run_dir),
                         fix="name a folder (new or of an earlier run of this study), e.g. runs/<name>")
+    _check_journal_place(config.storage, src)
     study = Study(config=config, space=space, file=path, objectives=objectives, base_dir=path.resolve().parent,
                   run_dir=run_dir, storage_url=_absolute_storage(config.storage, run_dir),
                   overrides=dict(overrides or {}), source=src)
@@ -187,6 +188,34 @@ def _absolute_storage(url: str | None, run_dir: Path) -> str:
         if url.startswith(prefix) and path and not path.startswith(("/", ":memory:")):
             return prefix + str(Path.cwd() / path)
     return url
+
+
+def _check_journal_place(url: str | None, src: Located) -> None:
+    """`journal:///jr/study.log` is the absolute /jr/study.log (journal://jr/study.log is relative), while
+    `sqlite:///jr/study.db` is relative: written by analogy with SQLite, it made a folder at the filesystem root
+    without a word. A journal file directly at the root, or in a root folder that does not exist, is refused;
+    a folder that exists there (/data, /mnt) is a place the user meant."""
+    if not url or not url.startswith("journal:///"):
+        return
+    path = Path(_file_of(url, "journal://"))
+    where = _unlikely_root_place(path)
+    if where is None:
+        return
+    relative = "journal://" + str(path.relative_to(path.anchor))
+    raise src.error(("storage",), f"a journal:/// URL names an absolute path (unlike sqlite:///, where a third "
+                    f"slash starts a relative one): this one would write {path} {where}", got=url,
+                    fix=f"for a path relative to the folder you run in, write {relative} (two slashes); for an "
+                    f"absolute one, name a folder that exists (make {path.parent} first if it is the place)")
+
+
+def _unlikely_root_place(path: Path) -> str | None:
+    """Why an absolute journal path is unlikely to be meant, or None: a file at the root, or a missing top folder."""
+    if not path.is_absolute():
+        return None   # journal:///~/j.log: the home folder
+    if len(path.parts) == 2:
+        return "directly at the filesystem root"
+    top = Path(path.anchor, path.parts[1])
+    return None if top.is_dir() else f"in {top}, a folder the filesystem root does not hold (not made, or not mounted)"
 
 
 def _file_of(url: str, prefix: str) -> str:

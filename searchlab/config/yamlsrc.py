@@ -166,12 +166,14 @@ def _build(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], counter: l
         raise ConfigError(f"document too large (more than {MAX_NODES} values after expanding aliases)",
                           file=file, line=node.start_mark.line + 1, fix="remove recursive or repeated aliases")
     lines.setdefault(path, node.start_mark.line + 1)
+    _refuse_tag(node, path, file)
     if len(path) > MAX_DEPTH:
         raise ConfigError(f"nested more than {MAX_DEPTH} levels deep", file=file, line=node.start_mark.line + 1,
                           key=dotted(path[:3]) + " ...", fix="flatten the document")
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            _refuse_tag(key_node, path, file)
             key = _scalar(key_node, file)
             if key == "<<":
                 raise _merge_key_error(key_node, file)
@@ -188,6 +190,28 @@ def _build(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], counter: l
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), lines, counter, file) for i, item in enumerate(node.value)]
     return _scalar(node, file)
+
+
+# What plain YAML resolves to without a tag (a `<<` and a lone `=` too: refused later with their own message),
+# so `!!str 5` and `!!float 1` stay readable; any other tag, explicit, is refused by name.
+_STANDARD = "tag:yaml.org,2002:"
+_PLAIN_TAGS = frozenset(_STANDARD + name for name in
+                        ("str", "int", "float", "bool", "null", "timestamp", "map", "seq", "merge", "value"))
+
+
+def _refuse_tag(node: yaml.Node, path: KeyPath, file: str | None) -> None:
+    """A tag such as `!!python/object:os.system` or `!mytag` got "write a number of normal size" (the fix for a huge
+    number), and one on a mapping (`space: !x {...}`) or `!!binary` passed unsaid."""
+    if node.tag in _PLAIN_TAGS:
+        return
+    tag = "!!" + node.tag.removeprefix(_STANDARD) if node.tag.startswith(_STANDARD) else node.tag
+    rule = f"the YAML tag {tag} is not allowed: study files are read with safe loading, of plain values only"
+    where = {"file": file, "line": node.start_mark.line + 1, "key": dotted(path) or None}
+    if not isinstance(node, yaml.ScalarNode):
+        raise ConfigError(rule, **where, fix=f"remove {tag}")
+    shown = node.value[:40] + ("..." if len(node.value) > 40 else "")
+    raise ConfigError(rule, **where, got=shown,
+                      fix=f"remove {tag}, or quote the value to make it text: '{tag} {shown}'")
 
 
 _SCALARS = _Loader("")   # only its safe scalar constructors are used (int, float, bool, null, str, date)

@@ -50,7 +50,27 @@ def _nni_space_class(space: str) -> type:
                          "a module is imported only when a study file names it")
     _nni_import()
     module_name, _, attr = space.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise   # the user's module imports a missing package: that one is to install, not this path
+        raise ModuleNotFoundError(_nni_missing_space_module(space, module_name), name=module_name) from None
+    return getattr(module, attr)
+
+
+def _nni_missing_space_module(space: str, module_name: str) -> str:
+    """A model.py loaded where the user's space module is not on the path ended in a bare "No module named
+    'my_spaces'", with nothing saying that the export holds the choices and weights but not the space's code."""
+    import os
+
+    here = globals().get("__file__")
+    exported = __name__ != "searchlab.models.nni_model" and here   # this code runs as an export's model.py
+    where = f" (export {os.path.dirname(os.path.abspath(here))})" if exported else ""
+    holder = module_name.replace(".", "/") + ".py"
+    return (f"the NNI model space {space!r} is rebuilt by importing its module {module_name!r}, which is not "
+            f"importable here{where}: an NNI export holds the space's choices and weights, not its code. Fix: put "
+            f"the folder holding {holder} on sys.path (sys.path.insert(0, folder)) or PYTHONPATH before loading")
 
 
 def nni_space_instance(space: str, init: dict[str, Any], in_channels: int, num_outputs: int,

@@ -70,7 +70,9 @@ def threshold_selection_warning(objectives: list[str], chosen_on_val: bool) -> s
             "threshold chosen on the other folds), or an objective free of thresholds (auc, average_precision)")
 
 
-POSITIVE_CLASS_METRICS = ("sensitivity", "specificity", "precision", "recall", "f1", "average_precision")
+# Only these are about one class: binary precision, recall and f1 are macro means over both classes
+# (searchlab/metrics.py), so data.positive_class leaves them as they are.
+POSITIVE_CLASS_METRICS = ("sensitivity", "specificity", "average_precision")
 
 
 def positive_class_note(objectives: list[str], data: ImageDataset, chosen: bool, rules: set[str]) -> str | None:
