@@ -1,6 +1,7 @@
 """Files a command writes whole or not at all (`trials --out`, `report --out`): written to a partial file beside
 the target and moved over it in one step; an --out naming one of the command's open descriptors
-(`--out /proc/self/fd/3 3>>all.csv`) is written through that descriptor, as the shell opened it."""
+(`--out /proc/self/fd/3 3>>all.csv`) is written through that descriptor, as the shell opened it; an --out ending
+in a path separator names a folder to write the command's default file name in (out_file)."""
 from __future__ import annotations
 
 import contextlib
@@ -116,6 +117,25 @@ class OutPathError(SearchlabError):
     """An --out path nothing can be written to: exit code 1, as the CLI's other unwritable paths (OSError)."""
 
     exit_code = 1
+
+
+def out_file(out: str | os.PathLike[str], default_name: str) -> Path:
+    """The file an --out names. One ending in a path separator (`--out reports/`) names a folder, written as
+    <folder>/<default_name>: Path() drops the separator, and the page was written as a file named `reports`.
+    The folder is made if its parent exists; deeper, a typo would be made into folders, so it is refused."""
+    text = os.fspath(out)
+    if not text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
+        return Path(out)
+    folder = Path(text)
+    if folder.exists() and not folder.is_dir():
+        raise OutPathError(f"--out {text} names a folder (it ends in {text[-1]}), but {folder} is a file. Fix: name "
+                           f"the file itself (--out {folder}) or another folder")
+    refuse_file_as_folder(folder)
+    if not folder.exists() and not folder.parent.is_dir():
+        raise OutPathError(f"--out {text} names a folder (it ends in {text[-1]}), and neither it nor its parent "
+                           f"{folder.parent} exists. Fix: create {folder.parent} first, or name a folder whose parent "
+                           "exists")
+    return folder / default_name
 
 
 def refuse_file_as_folder(out: Path) -> None:

@@ -269,16 +269,23 @@ def _step_per_image(few: dict[str, int]) -> str:
 
 
 def _warn_if_one_class(config: dict[str, Any]) -> None:
+    if said := one_class_said(config):
+        print(f"warning: {said}", file=sys.stderr)
+
+
+def one_class_said(config: dict[str, Any]) -> str | None:
     """A model that gives every validation image the same label (short trials on an imbalanced set) exports
-    fine and looks fine by AUC; say so. Judged on the exported model's own metrics (not a mean over CV folds)."""
+    fine and looks fine by AUC; say so (the export's terminal, and the report). Judged on the exported model's
+    own metrics (not a mean over CV folds)."""
     val = config.get("model_validation_metrics") or config.get("validation_metrics") or {}
     if config["task"] != "binary" or "sensitivity" not in val or "specificity" not in val:
-        return
-    if {val["sensitivity"], val["specificity"]} == {0.0, 1.0}:
-        label = config["class_names"][1 if val["sensitivity"] == 1.0 else 0]
-        print(f"warning: at its threshold ({config['threshold']:.3g}) this model labels every validation image "
-              f"'{label}' (sensitivity {val['sensitivity']:.0f}, specificity {val['specificity']:.0f}). Fix: "
-              + _one_class_fixes(config), file=sys.stderr)
+        return None
+    if {val["sensitivity"], val["specificity"]} != {0.0, 1.0}:
+        return None
+    label = config["class_names"][1 if val["sensitivity"] == 1.0 else 0]
+    return (f"at its threshold ({config['threshold']:.3g}) this model labels every validation image "
+            f"'{label}' (sensitivity {val['sensitivity']:.0f}, specificity {val['specificity']:.0f}). Fix: "
+            + _one_class_fixes(config))
 
 
 def _one_class_fixes(config: dict[str, Any]) -> str:

@@ -17,21 +17,21 @@ from optuna.trial import TrialState
 from searchlab.engine.run_history import latest_start_warnings
 from searchlab.engine.rundir import OpenRun, open_run
 from searchlab.errors import shown_url
-from searchlab.report.best_model import model_sections, sample_grids, thresholds_said
+from searchlab.report.best_model import model_sections, one_class_warning, sample_grids, thresholds_said
 from searchlab.report.figures import study_sections
 from searchlab.report.page import Section, note, page
 from searchlab.summary import best_trials, state_counts
 from searchlab.summary_front import (failures_by_reason, feature_network_said, front_by_first_objective,
                                      pruned_by_reason)
 from searchlab.trials_table import per_class_named, trial_table
-from searchlab.whole_file import refuse_file_as_folder, write_whole
+from searchlab.whole_file import out_file, refuse_file_as_folder, write_whole
 
 TOP_TRIALS = 20
 
 
 def write_report(target: str | Path, out: str | Path | None = None, top: int = TOP_TRIALS) -> Path:
     run = open_run(target)
-    path = Path(out) if out is not None else run.run_dir / "report.html"
+    path = out_file(out, "report.html") if out is not None else run.run_dir / "report.html"   # --out reports/
     refuse_file_as_folder(path)   # said before the plots are drawn, as a folder that cannot be made is
     path.parent.mkdir(parents=True, exist_ok=True)
     text = report_html(run, top)   # drawn before the file is touched: a plot that fails leaves the old report
@@ -54,8 +54,8 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
         sections.append(note("No completed trials", "this study has no completed trial yet, so there is nothing to "
                              "plot; run it (searchlab run) or look at the trials below (their error, pruned and "
                              "over_budget columns say why)"))
-    else:
-        sections += study_sections(study, names)
+    else:   # a one-class model said beside the run's warnings, not only in its confusion matrix far below
+        sections += one_class_warning(run, ranked[0]) + study_sections(study, names)
         front = len(ranked) if len(study.directions) > 1 else 0
         sections += model_sections(run, ranked[0], front) + sample_grids(run, study, ranked[:4], names)
     sections.append(top_table(run, ranked, top))

@@ -26,7 +26,7 @@ from searchlab.errors import SearchlabError
 from searchlab.nas.stage import SPANS
 from searchlab.report.page import Section, figure, page
 from searchlab.report.seed_pool import SeedPool, carried_forward_said, pooled_figure, pooled_table, seed_pools
-from searchlab.whole_file import write_whole
+from searchlab.whole_file import out_file, write_whole
 
 
 @dataclass
@@ -87,6 +87,7 @@ def _busy_clock(busy: list[tuple[float, float]]) -> Callable[[float], float]:
 def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list[Curve], list[SeedPool]]:
     if len(targets) < 2:
         raise SearchlabError("compare needs at least two runs. Fix: searchlab compare runs/a runs/b ...")
+    path = out_file(out, "compare.html")   # `--out pages/`: a folder; refused before the work if it cannot be
     runs = [open_run(t) for t in targets]
     refuse_a_run_twice(runs, targets)
     first = [_first_objective(r) for r in runs]
@@ -114,7 +115,7 @@ def compare_runs(targets: list[str | Path], out: str | Path) -> tuple[Path, list
     for note in filter(None, (data_difference(runs, targets), setup_difference(runs, targets))):
         print(f"note: {note}", file=sys.stderr)
         intro += f"<p><b>Note:</b> {html.escape(note)}</p>"
-    path, text = Path(out), page(f"searchlab compare: {metric}", intro, sections)
+    text = page(f"searchlab compare: {metric}", intro, sections)
     # whole or not at all, as `report`: a failed compare leaves the earlier page; `--out /proc/self/fd/3 3>>f` appends
     write_whole(path, lambda part: part.write_text(text, encoding="utf-8"))
     return path, curves, pools
@@ -227,10 +228,15 @@ def _label(run: OpenRun, target: str | Path, runs: list[OpenRun]) -> str:
 def _plot(curves: list[Curve], axis: str, metric: str) -> go.Figure:
     fig = go.Figure()
     for c in curves:
-        fig.add_trace(go.Scatter(x=getattr(c, axis), y=c.best, mode="lines+markers", line_shape="hv", name=c.label))
+        name = c.label if c.best else f"{c.label}: no completed trial, nothing drawn"
+        fig.add_trace(go.Scatter(x=getattr(c, axis), y=c.best, mode="lines+markers", line_shape="hv", name=name))
     title = "completed trials" if axis == "trials" else "seconds of search (idle gaps left out)"
-    fig.update_layout(xaxis_title=title,
-                      yaxis_title=f"best {metric}", height=450)
+    # plotly hides the legend of a lone drawn curve: beside a run that completed nothing, it was unlabelled
+    fig.update_layout(xaxis_title=title, yaxis_title=f"best {metric}", height=450, showlegend=True)
+    empty = [c.label for c in curves if not c.best]
+    if empty:   # a trace without points may get no legend entry: said on the plot too
+        fig.add_annotation(text=html.escape("no completed trial, nothing drawn: " + "; ".join(empty)), showarrow=False,
+                           xref="paper", yref="paper", x=0, y=1, xanchor="left", yanchor="bottom")
     return fig
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
+from contextlib import contextmanager
 
 import optuna
 import optuna.visualization as vis
@@ -32,8 +33,7 @@ def study_sections(study: optuna.Study, objectives: list[str]) -> list[Section]:
                               lambda: vis.plot_pareto_front(study, target_names=names)))
     elif len(names) > 3:   # Optuna draws 2 or 3 axes only; left out unsaid, the report read as missing a part
         sections.append(note("Pareto front: " + ", ".join(names), pareto_not_drawn(len(names))))
-    sections.append(_plot(f"Parallel coordinates: {names[0]}",
-                          lambda: vis.plot_parallel_coordinate(study, target=_target(study, 0), target_name=names[0])))
+    sections.append(parallel_section(study, names[0]))
     if len(complete) >= 2 and any(t.params for t in complete):
         best = math.ceil(len(complete) / 10)   # as Optuna's quantile filter counts them (ties kept too)
         few = (f"; only {len(complete)} completed trials: a rough guide, as the best 10% is {best} trial(s)"
@@ -80,14 +80,60 @@ def importance_figure(study: optuna.Study, name: str) -> go.Figure:
     """PED-ANOVA importances for the first objective: what its best 10% of trials share (as optuna-dashboard
     shows). PED-ANOVA takes a target as lower-is-better, so a maximised objective is negated: unnegated, as
     Optuna 5's default plot had it for several objectives, it ranked what makes an AUC worst."""
+    with _quiet_importances():
+        fig = vis.plot_param_importances(_UncopiedTrials(study), evaluator=PedAnovaImportanceEvaluator(),
+                                         target=_importance_target(study), target_name=name)
+    # at plotly's fixed 450 px, 40 bars got 20 labels, and a bar read as labelled with its neighbour's name
+    bars = len(fig.data[0].y) if fig.data else 0
+    fig.update_layout(height=max(MIN_BARS_HEIGHT, PX_PER_BAR * bars + 80))
+    fig.update_yaxes(tickmode="linear", dtick=1)   # every bar its own label
+    return fig
+
+
+PX_PER_BAR, MIN_BARS_HEIGHT = 20, 300
+
+
+def _importance_target(study: optuna.Study) -> Callable[[optuna.trial.FrozenTrial], float] | None:
     first = _target(study, 0)
     maximised = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    target = (lambda t: -first(t)) if first is not None and maximised else first
+    return (lambda t: -first(t)) if first is not None and maximised else first
+
+
+@contextmanager
+def _quiet_importances() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # experimental in Optuna 4.x
-        return vis.plot_param_importances(_UncopiedTrials(study), evaluator=PedAnovaImportanceEvaluator(),
-                                          target=target, target_name=name)
+        yield
+
+
+MAX_AXES = 12   # parameters on the parallel coordinates: 40 axes in a 1,200 px page drew their names over each other
+
+
+def parallel_section(study: optuna.Study, name: str) -> Section:
+    """Parallel coordinates of the first objective: every parameter up to MAX_AXES, else the most important
+    ones (as the importance plot ranks them), named in the title."""
+    params, said = parallel_params(study)
+    return _plot(f"Parallel coordinates: {name}{said}",
+                 lambda: vis.plot_parallel_coordinate(study, params=params, target=_target(study, 0), target_name=name))
+
+
+def parallel_params(study: optuna.Study) -> tuple[list[str] | None, str]:
+    """(the parameters to draw, None for all; what the title says of them). Ranked by PED-ANOVA importance;
+    parameters it cannot rank (absent from some trials, or too few trials) follow by name."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    every = sorted({p for t in complete for p in t.params})
+    if len(every) <= MAX_AXES:
+        return None, ""
+    try:
+        with _quiet_importances():
+            ranked = list(optuna.importance.get_param_importances(
+                study, evaluator=PedAnovaImportanceEvaluator(), target=_importance_target(study)))
+        how = "the most important by PED-ANOVA, as the importance plot below ranks them"
+    except Exception:   # noqa: BLE001 - e.g. too few trials to rank: the plot is still drawn, by name
+        ranked, how = [], "by name, as the importances could not be computed"
+    shown = (ranked + [p for p in every if p not in ranked])[:MAX_AXES]
+    return shown, f" ({len(shown)} of {len(every)} parameters, {how}: {', '.join(shown)})"
 
 
 class _UncopiedTrials(optuna.Study):

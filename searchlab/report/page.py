@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 .6em;color:#222}
 h1{font-size:1.6em}h1,code{overflow-wrap:anywhere}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
 .note{color:#666;font-style:italic}table.sortable{border-collapse:collapse;font-size:.85em}
 table.sortable th{cursor:pointer;background:#f3f3f3}table.sortable td,table.sortable th{padding:3px 8px;
@@ -36,9 +36,15 @@ class Section:
     body: str          # HTML
 
 
+# plotly.js shows a "Share chart..." button by default (showSendToCloud), which uploads the plot's data to Plotly
+# Cloud: the pages promise offline use, and a study's values are not to leave the machine by a stray click.
+PLOT_CONFIG = {"displaylogo": False, "showSendToCloud": False,
+               "plotlyServerURL": "", "modeBarButtonsToRemove": ["sendChartToCloud", "sendDataToCloud"]}
+
+
 def figure(title: str, fig: go.Figure) -> Section:
     fig.update_layout(title=None, margin=dict(l=40, r=20, t=30, b=40))
-    return Section(title, fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
+    return Section(title, fig.to_html(full_html=False, include_plotlyjs=False, config=PLOT_CONFIG))
 
 
 def note(title: str, text: str) -> Section:
@@ -47,6 +53,9 @@ def note(title: str, text: str) -> Section:
 
 def page(title: str, intro: str, sections: list[Section]) -> str:
     body = "\n".join(f"<h2>{html.escape(s.title)}</h2>\n{s.body}" for s in sections)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            # without it a phone lays the page out 980 px wide and shrinks it, text and all, to its screen
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head>\n<body><h1>{html.escape(title)}</h1>\n"
             f"{intro}\n{body}\n<script>{SORTER}</script></body></html>\n")

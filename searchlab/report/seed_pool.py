@@ -121,10 +121,26 @@ def pooled_figure(pools: list[SeedPool], metric: str) -> go.Figure:
         colour = qualitative.Plotly[i % len(qualitative.Plotly)]
         fig.add_trace(go.Scatter(x=xs, y=means, mode="lines", line_shape="hv", name=f"{pool.label}: mean",
                                  line=dict(color=colour)))
-        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=highs + lows[::-1], fill="toself", opacity=0.2, line_shape="hv",
-                                 line=dict(width=0, color=colour), name=f"{pool.label}: min to max", hoverinfo="skip"))
+        band_x, band_y = step_band(xs, lows, highs)
+        fig.add_trace(go.Scatter(x=band_x, y=band_y, mode="lines", fill="toself", opacity=0.2,
+                                 line=dict(width=0, color=colour),
+                                 name=f"{pool.label}: min to max", hoverinfo="skip"))
     fig.update_layout(xaxis_title="completed trials", yaxis_title=f"best {metric} (mean over seeds)", height=450)
     return fig
+
+
+def step_band(xs: list[int], lows: list[float], highs: list[float]) -> tuple[list[float], list[float]]:
+    """The min-max band as a closed polygon of steps, as the mean line's "hv" steps are drawn: each value holds
+    from its trial to the next. Drawn "hv" itself, the band's reversed lower edge stepped at the other end of
+    each interval, one trial late, and the mean line ran outside its own min-max band."""
+    upper_x, upper_y, lower_x, lower_y = [], [], [], []
+    for i, x in enumerate(xs):
+        end = xs[i + 1] if i + 1 < len(xs) else x
+        upper_x += [x, end]
+        upper_y += [highs[i], highs[i]]
+        lower_x += [x, end]
+        lower_y += [lows[i], lows[i]]
+    return upper_x + lower_x[::-1], upper_y + lower_y[::-1]
 
 
 def pooled_table(pools: list[SeedPool]) -> str:
