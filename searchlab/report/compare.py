@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 from optuna.trial import TrialState
@@ -176,7 +177,9 @@ def setup_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | No
     with the epochs of each, as the data are."""
     aspects = {"budget.epochs": lambda r: r.record.get("epochs"),
                "the space searched": lambda r: r.search.get("space_searched"),
-               "the settings held fixed": lambda r: r.search.get("space_fixed")}
+               "the settings held fixed": lambda r: r.search.get("space_fixed"),
+               # which networks a run could find at all: a max_flops twice another's is a larger space
+               "the architecture budget (budget.max_params, max_flops, max_depth)": _architecture_budget}
     values = {name: [get(r) for r in runs] for name, get in aspects.items()}
     # None: not recorded (a run made by a searchlab before its record kept them), which is no difference
     differing = [name for name, seen in values.items()
@@ -192,6 +195,15 @@ def setup_difference(runs: list[OpenRun], targets: list[str | Path]) -> str | No
               if "budget.epochs" in differing else "")
     return (f"these runs differ in {', '.join(differing)}{epochs}{said}, not only in strategy, so their curves "
             "compare those too. Fix: run each strategy on one study file, changing only strategy (and run_dir)")
+
+
+def _architecture_budget(run: OpenRun) -> dict[str, Any] | None:
+    """A run's budget.max_* as recorded (none set: {}), or None when its record kept no budget."""
+    budget = run.search.get("budget")
+    return None if budget is None else {k: v for k, v in budget.items() if k in ARCHITECTURE_LIMITS}
+
+
+ARCHITECTURE_LIMITS = ("max_params", "max_flops", "max_depth")
 
 
 def feature_network_difference(runs: list[OpenRun], targets: list[str | Path], metric: str) -> str | None:
