@@ -59,7 +59,7 @@ def trial_table(run: OpenRun) -> pd.DataFrame:
     rest = [c for c in table.columns if not c.startswith(("params.", "metrics."))]
     head = [c for c in rest if c in ("number", "state") or c.startswith("value")]
     table = table[head + kinds[0] + kinds[1] + [c for c in rest if c not in head]]
-    for column in kinds[0] + [c for c in ("retry_of", "proxy_trial") if c in table.columns]:   # a number stays whole
+    for column in table.columns:   # a whole number stays whole (seed 4219681498, not 4219681498.0) in every column
         drawn = [row[column] for row in rows if row.get(column) is not None]
         if drawn and all(isinstance(v, int) and not isinstance(v, bool) for v in drawn):
             table[column] = table[column].astype("Int64")

@@ -185,3 +185,18 @@ def test_a_proxy_trial_number_stays_whole_beside_trials_without_one():
     study.add_trial(optuna.trial.create_trial(value=0.4))
     table = trial_table(SimpleNamespace(study=study))
     assert str(table["proxy_trial"].dtype) == "Int64" and table["proxy_trial"].tolist()[0] == 23
+
+
+def test_a_trial_seed_stays_whole_beside_a_queued_design_without_one():
+    """`"seed": 4219681498.0` in `trials --format json`: a WAITING design has no seed yet."""
+    from types import SimpleNamespace
+
+    from searchlab.trials_table import trial_table
+
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"ran_with": {"seed": 4219681498,
+                                                                                   "torch_threads": 2}}))
+    study.enqueue_trial({})
+    table = trial_table(SimpleNamespace(study=study))
+    assert table["seed"].tolist()[0] == 4219681498 and str(table["seed"].dtype) == "Int64"
+    assert str(table["torch_threads"].dtype) == "Int64"
