@@ -43,11 +43,17 @@ SERVER_ENGINE_KWARGS = {"pool_pre_ping": True}
 class RetryLost:
     """Queue again the config of a trial whose process died (as Optuna's RetryFailedTrialCallback, whose
     system attrs `failed_trial` / `retry_history` it keeps), without copying the lost attempt's user attrs:
-    its partial curve or error must not show up on the retry. The retry has user attr `retry_of`.
+    its partial curve or error must not show up on the retry. The retry has user attr `retry_of`, and the
+    DESIGN_ATTRS of a design a strategy's stage queued (zen_nas, deepmad): they say why it was trained, and a
+    retry without them was shown by status and the export as a plain retry, its proxy score lost.
 
     `fixed_now`: parameters the resuming run's space fixes (searched when the trial drew them). The retry runs
     with the fixed value, so the value drawn is left out of its params: kept, it was shown by status, trials and
     the export's `trial.params` (a GAN retry listed g_width 32 and iterations 1000 and trained 16 and 30)."""
+
+    # what a stage (nas/stage.py enqueue_top_k) scored a queued design by, and which of its trials it was: status,
+    # trials and the export read them (trials_table.STAGE_ATTRS names the same three)
+    DESIGN_ATTRS = ("zen_score", "entropy", "proxy_trial")
 
     def __init__(self, max_retries: int = MAX_RETRIES, fixed_now: Collection[str] = ()) -> None:
         self.max_retries = max_retries
@@ -61,8 +67,12 @@ class RetryLost:
         study.add_trial(optuna.trial.create_trial(
             state=TrialState.WAITING, params=params,
             distributions={name: trial.distributions[name] for name in params},
-            user_attrs={"retry_of": trial.number},
+            user_attrs={**self.design_attrs(trial), "retry_of": trial.number},
             system_attrs={"failed_trial": history[0], "retry_history": history}))
+
+    @classmethod
+    def design_attrs(cls, trial: FrozenTrial) -> dict[str, object]:
+        return {key: trial.user_attrs[key] for key in cls.DESIGN_ATTRS if key in trial.user_attrs}
 
 
 def retry_callback(max_retries: int = MAX_RETRIES, fixed_now: Collection[str] = ()) -> RetryLost:

@@ -26,7 +26,7 @@ from scipy.optimize import differential_evolution
 from searchlab.config.load import Study
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.nas.deepmad import Shape, analyse, zen_convs
-from searchlab.nas.stage import Stage, run_stage, settings_from_args
+from searchlab.nas.stage import Stage, check_task_builds_networks, run_stage, settings_from_args, stop_asked
 from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks import sample_trial_config
@@ -35,6 +35,7 @@ from searchlab.space.params import CategoricalParam, FloatParam, IntParam
 DESIGN_SUFFIX = ".deepmad"
 INFEASIBLE = 1e12    # objective floor for designs that break a constraint (minimised by the solver)
 MAX_INFEASIBLE_RECORDED = 1000
+NOT_ZEN_FIX = "search a Zen-NAS space (model: {include: zen.yaml}), or use strategy evolution"
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,14 @@ class _Lazy:
 def check_space(study: Study) -> None:
     """Refuse, before a run folder exists, a space that is not a Zen-NAS one: its program reads ZenNet shapes
     (a cells space was refused only after the run's folder, database and design study were made)."""
+    check_task_builds_networks(study, "deepmad")
     architecture_variables(study)
     for config in probe_configs(study.space, seed=study.config.seed, limit=50):
         kind = (config.get("model") or {}).get("kind")
         if kind != "zen":
             raise ConfigError("deepmad designs Zen-NAS super-block networks (kind zen)",
                               key="space.model.kind", got=kind,
-                              fix="search a Zen-NAS space (model: {include: zen.yaml})")
+                              fix=NOT_ZEN_FIX)
 
 
 class Program:
@@ -138,7 +140,7 @@ class Program:
         spec = self.model(params)
         if spec.kind != "zen":
             raise ConfigError("deepmad designs Zen-NAS super-block networks", key="space.model.kind", got=spec.kind,
-                              fix="search a Zen-NAS space (model: {include: zen.yaml})")
+                              fix=NOT_ZEN_FIX)
         shape = analyse(zen_convs(spec.architecture()[1], self.channels, self.image_size), self.outputs,
                         self.settings.last_weight)
         return (shape, *self.violation(shape))
@@ -172,13 +174,16 @@ class Program:
         """The stage's search (nas/stage.py Produce): the new designs, why it stopped early (None: finished) and
         the generations it ran, past which a continued solve must go before its deadline counts: it solves
         from the start, so a timeout shorter than a full solve stopped every resumed run where the first did."""
-        designs = self.solve(deadline, before, past=(state or {}).get("generations", 0))
-        return designs, self.cut, {"generations": self.generations}
+        past = (state or {}).get("generations", 0)
+        designs = self.solve(deadline, before, past=past)
+        # a stop may end it before `past`: the next solve must still go past where the earlier ones got
+        return designs, self.cut, {"generations": max(self.generations, past)}
 
     def solve(self, deadline: float | None = None, before: list[FrozenTrial] | None = None,
               past: int = 0) -> list[FrozenTrial]:
         """Run the solver (stopping early at `deadline`, the study's budget.timeout: the designs found so far
-        are kept, and `cut` says why) and return the designs to record as trials: every feasible one, and the
+        are kept, and `cut` says why; a stop, held by nas/stage.py, ends it the same way once the generation
+        under way is done) and return the designs to record as trials: every feasible one, and the
         MAX_INFEASIBLE_RECORDED infeasible ones nearest to feasibility. With the designs recorded `before` (a
         stage cut short, or asked more iterations), it solves again from the start (the same seed walks the
         same generations; a solve costs less than recording its designs) and returns only the designs not
@@ -191,10 +196,11 @@ class Program:
 
         def past_deadline(intermediate_result: Any) -> bool:   # scipy passes the result by this very name
             self.generations += 1   # called once per generation
-            if deadline is not None and time.time() >= deadline and self.generations > past:
-                stopped.append(True)
-                return True
-            return False
+            why = stop_asked() or ("budget.timeout" if deadline is not None and time.time() >= deadline
+                                   and self.generations > past else None)
+            if why:
+                stopped.append(why)
+            return bool(why)
 
         differential_evolution(self.objective, bounds, integrality=integrality, maxiter=self.settings.iterations,
                                popsize=self.settings.popsize, seed=self.study.config.seed, polish=False, tol=0,
@@ -204,7 +210,7 @@ class Program:
         feasible = [d for d in fresh.values() if d[2] is None]
         nearest = sorted((d for d in fresh.values() if d[2] is not None), key=lambda d: d[3])
         room = max(0, MAX_INFEASIBLE_RECORDED - sum(t.state == TrialState.PRUNED for t in before))
-        self.cut = f"budget.timeout, after {len(self.seen)} designs" if stopped else None
+        self.cut = f"{stopped[0]}, after {len(self.seen)} designs" if stopped else None
         if not feasible and not any(t.state == TrialState.COMPLETE for t in before) and not self.cut:
             # the nearest design's broken constraints say which limit to loosen, and by how much
             raise SearchlabError(f"deepmad found no design within the budgets and rho <= rho0 "
@@ -239,7 +245,7 @@ def architecture_variables(study: Study) -> list[Any]:
         variables.append(param)
     if not variables:
         raise ConfigError("deepmad needs searched architecture parameters", key="space.model", got=None,
-                          fix="search a Zen-NAS space (model: {include: zen.yaml})")
+                          fix=NOT_ZEN_FIX)
     return variables
 
 

@@ -4,7 +4,8 @@ A stage scores architectures without training them, records them as a study of i
 study's storage (`<study><suffix>`, written in one batch), with the arguments it ran with, marks it done, and
 queues the best in the main study. On resume:
 - a finished stage run with the same arguments is reused as it is;
-- one that budget.timeout cut short is continued (its trials kept, the search going on to what was asked),
+- one that budget.timeout or a stop (Ctrl-C, SIGTERM: the search ends at its next check, writes what it scored
+  and the stop then proceeds) cut short is continued (its trials kept, the search going on to what was asked),
   and nothing is queued from it until it finishes: its designs would train before the better ones to come;
 - one asked for more of the same search (zen_nas's `candidates`, deepmad's `iterations` raised, every other
   argument the same) is extended the same way;
@@ -26,12 +27,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.engine.bulk import bulk_add_trials
+from searchlab.engine.signals import Interrupted, hold_stops, raise_if_stopped, release_stops
 from searchlab.errors import ConfigError, SearchlabError, shown_url
 from searchlab.suggest import did_you_mean
 
 DONE = "searchlab:stage_done"
 ARGS = "searchlab:stage_args"     # on the stage's study: the arguments its trials were searched with
-CUT = "searchlab:stage_cut"       # on the stage's study: why it stopped before finishing (the next run continues)
+CUT = "searchlab:stage_cut"       # on the stage's study: why it stopped before finishing (the next run continues):
+#                                   "budget.timeout, ..." or "a stop (Ctrl-C), ..." (stop_asked)
 STATE = "searchlab:stage_state"   # on the stage's study: where its search got to, for the next run to go past
 SPANS = "searchlab:stage_spans"   # on the main study: [start, end] seconds of each stage run (compare counts them)
 
@@ -134,11 +137,12 @@ def _to_run(record: optuna.Study, trials: list[FrozenTrial], stage: Stage) -> bo
         return False
     changed = {k: (stored.get(k), v) for k, v in stage.args.items() if stored.get(k) != v and k != stage.grows}
     if cut and changed:
-        raise SearchlabError(f"the stage '{stage.name}' was cut short by budget.timeout with {_said(changed, 0)}; "
+        raise SearchlabError(f"the stage '{stage.name}' was cut short by {_cause(cut)} with {_said(changed, 0)}; "
                              f"this run asks {_said(changed, 1)}, and continuing it would mix two searches. Fix: "
                              f"set {_said(changed, 0)} back to continue it, or {_afresh(stage)}")
     if cut:
-        print(f"{stage.name}: continuing the stage budget.timeout cut short ({cut})", flush=True)
+        said = f"budget.timeout cut short ({cut})" if _cause(cut) == "budget.timeout" else f"cut short by {cut}"
+        print(f"{stage.name}: continuing the stage {said}", flush=True)
         return True
     recorded, asked = stored.get(stage.grows), stage.args.get(stage.grows)
     if not changed and asked == recorded:
@@ -154,6 +158,21 @@ def _to_run(record: optuna.Study, trials: list[FrozenTrial], stage: Stage) -> bo
     return False
 
 
+def _cause(cut: str) -> str:
+    """What cut a stage short, from its recorded reason: budget.timeout, or a stop (Ctrl-C)."""
+    return cut.split(",")[0]
+
+
+def stop_asked() -> str | None:
+    """A stop asked (Ctrl-C, SIGTERM) while _run holds stops, as the reason a stage's search ends early; None when
+    none was. The searches check it where they check their deadline."""
+    try:
+        raise_if_stopped()
+    except Interrupted as exc:
+        return f"a stop ({exc.reason})"
+    return None
+
+
 def _said(changed: dict[str, tuple[Any, Any]], which: int) -> str:
     return ", ".join(f"{key} {values[which]}" for key, values in sorted(changed.items()))
 
@@ -164,16 +183,25 @@ def _afresh(stage: Stage) -> str:
 
 
 def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], stage: Stage) -> list[FrozenTrial]:
-    """Search (on from `before`), append the new trials to the record, and record how it ended."""
+    """Search (on from `before`), append the new trials to the record, and record how it ended.
+
+    A stop (Ctrl-C, SIGTERM) while it searches is held: the search ends at its next check (stop_asked), its
+    trials are written as for a budget.timeout cut, and the stop is raised then. Raised where it came, it threw
+    away every network the stage had scored (written in one batch at the end), minutes of work."""
     started = time.time()
     print(f"{stage.name}: scoring architectures without training (a stage before the first trial) ...", flush=True)
-    new, cut, state = stage.produce(list(before), record.user_attrs.get(STATE))
-    bulk_add_trials(record, new)
-    record.set_user_attr(ARGS, stage.args)
-    record.set_user_attr(STATE, state)
-    record.set_user_attr(CUT, cut)
-    record.set_user_attr(DONE, cut is None)
-    main.set_user_attr(SPANS, [*main.user_attrs.get(SPANS, []), [started, time.time()]])
+    raise_if_stopped()   # one asked before (and swallowed by a library): nothing to search for
+    hold_stops()
+    try:
+        new, cut, state = stage.produce(list(before), record.user_attrs.get(STATE))
+        bulk_add_trials(record, new)
+        record.set_user_attr(ARGS, stage.args)
+        record.set_user_attr(STATE, state)
+        record.set_user_attr(CUT, cut)
+        record.set_user_attr(DONE, cut is None)
+        main.set_user_attr(SPANS, [*main.user_attrs.get(SPANS, []), [started, time.time()]])
+    finally:
+        release_stops()
     trials = [*before, *new]
     for number, trial in enumerate(trials):   # numbered in the order written, as the record numbers them
         trial.number = number
@@ -181,6 +209,7 @@ def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], st
     if cut:
         print(f"{stage.name}: cut short by {cut}: nothing queued from it yet; the next run of this study continues "
               "it (the trials recorded are kept) and then queues its best", flush=True)
+    raise_if_stopped()   # the stop held while the stage searched and wrote: the run now stops
     return trials
 
 
@@ -216,6 +245,18 @@ def settings_from_args(cls: type, strategy: str, args: dict[str, Any]) -> Any:
         raise ConfigError(f"{strategy} arguments must be positive numbers", key=f"strategy.args.{bad[0]}",
                           got=getattr(settings, bad[0]), fix="give a positive count or bound")
     return settings
+
+
+def check_task_builds_networks(study: Any, strategy: str) -> None:
+    """Refuse, before a run folder exists, a task that builds no network for the stage to score: a callable
+    (or generate) task trains in its own code, and the stage failed mid-way with a raw AttributeError."""
+    from searchlab.tasks import TASKS
+
+    kind = study.config.task.kind
+    if not hasattr(TASKS.get(kind), "candidate"):
+        raise ConfigError(f"{strategy} scores the space's networks before any trial trains, which needs a task that "
+                          f"builds them from the config (classify); a {kind} task trains in its own code",
+                          key="task.kind", got=kind, fix="use strategy random, tpe or evolution, or a classify task")
 
 
 def _whole_example(value: Any) -> int:

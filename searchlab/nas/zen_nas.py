@@ -9,7 +9,8 @@ searchlab/engine/bulk.py), where the dashboard shows it beside the main study. T
 candidates are queued in the main study (Optuna's enqueue_trial: safe with several workers) and train first;
 trials beyond those continue by regularised evolution on the trained results.
 
-Resuming a study reuses a finished proxy study, and continues one budget.timeout cut short (nas/stage.py).
+Resuming a study reuses a finished proxy study, and continues one budget.timeout or a stop (Ctrl-C, SIGTERM)
+cut short (nas/stage.py).
 """
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.config.schema import usable_cores
 from searchlab.errors import ConfigError, SearchlabError, TrialFailure
-from searchlab.nas.stage import Stage, run_stage, settings_from_args
+from searchlab.nas.stage import Stage, check_task_builds_networks, run_stage, settings_from_args, stop_asked
 from searchlab.nas.zen_score import zen_score
 from searchlab.samplers.budget import budget_check
-from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler
+from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler, sizes_rule_broken
 from searchlab.space import probe_configs
 from searchlab.tasks import sample_trial_config
 
@@ -62,7 +63,7 @@ def main_population(settings: ZenNASSettings) -> int:
 def make_zen_nas(seed: int, feasible: Feasible | None = None, identity: Identity | None = None,
                  **args: Any) -> optuna.samplers.BaseSampler:
     """The main study's sampler: evolution (the proxy stage queues the top-k before it is ever asked)."""
-    settings = settings_from_args(ZenNASSettings, "zen_nas", args)
+    settings = zen_settings(args)
     population = main_population(settings)
     return RegularizedEvolutionSampler(population_size=population, sample_size=min(settings.sample_size, population),
                                        seed=seed, feasible=feasible, identity=identity)
@@ -74,7 +75,7 @@ def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],
     proxy study's trials."""
     from searchlab.tasks import get_task
 
-    settings = settings_from_args(ZenNASSettings, "zen_nas", args)
+    settings = zen_settings(args)
     check_space(study)
     task = get_task(study.config.task)
     stage = Stage(study.config.name + PROXY_SUFFIX, partial(_proxy_stage, study, task, settings, deadline),
@@ -82,6 +83,21 @@ def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],
                   network_of=partial(network_of, study), storage_url=study.storage_url, budget=study.config.budget,
                   population=main_population(settings))
     return run_stage(main, stage)
+
+
+def zen_settings(args: dict[str, Any]) -> ZenNASSettings:
+    """zen_nas's settings from strategy.args, refused at load (make_zen_nas) when its proxy evolution cannot run
+    them, by evolution's own rule: the main sampler clamps sample_size to its population, so a sample_size over
+    population_size was refused only by the proxy search, mid-stage, with a raw ValueError."""
+    settings = settings_from_args(ZenNASSettings, "zen_nas", args)
+    size, sample = settings.population_size, settings.sample_size
+    if broken := sizes_rule_broken(size, sample):
+        fix = ("set population_size to 2 or more" if size < 2 else
+               f"set sample_size to at most {size} (e.g. {max(1, size // 4)}), or population_size to at least {sample}")
+        raise ConfigError(f"zen_nas's proxy search breeds from the best of sample_size of its population_size "
+                          f"candidates: {broken}", got={"population_size": size, "sample_size": sample}, fix=fix,
+                          key=f"strategy.args.{'population_size' if size < 2 else 'sample_size'}")
+    return settings
 
 
 def stage_args(study: Study, settings: ZenNASSettings) -> dict[str, Any]:
@@ -110,6 +126,7 @@ def check_space(study: Study) -> None:
     """Refuse, before a run folder exists, a space that can give a model other than a ZenNet: the Zen-score
     reads pre-pooling features with the shortcuts off, which only ZenNet has (a cells space was refused only
     after the run's folder, database and proxy study were made). Read from the config, nothing is built."""
+    check_task_builds_networks(study, "zen_nas")
     for config in probe_configs(study.space, seed=study.config.seed, limit=50):
         kind = (config.get("model") or {}).get("kind")
         if kind != "zen":
@@ -128,7 +145,7 @@ def _proxy_stage(study: Study, task: Any, settings: ZenNASSettings, deadline: fl
     draws_left = settings.candidates * MAX_DRAWS - len(done)
     if scored >= settings.candidates or draws_left <= 0:   # out of draws: more time would not help
         return new, None, None
-    return new, f"budget.timeout, {scored} of {settings.candidates} candidates scored", None
+    return new, f"{stop_asked() or 'budget.timeout'}, {scored} of {settings.candidates} candidates scored", None
 
 
 def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float | None,
@@ -158,14 +175,15 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
     # top, up to MAX_DRAWS x candidates in all, so a tight budget still yields scored candidates.
     scored = sum(t.state == TrialState.COMPLETE for t in before if _scored_network(t))
     draws_left = settings.candidates * MAX_DRAWS - len(before)
-    timed_out = False
+    cut_short: str | None = None   # what ended the search early: budget.timeout or a stop (nas/stage.py holds it)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)     # one core per scoring thread
     try:
         with ThreadPoolExecutor(settings.threads) as pool:
             while scored < settings.candidates and draws_left > 0:
-                if deadline is not None and time.time() >= deadline:
-                    timed_out = True
+                cut_short = stop_asked() or ("budget.timeout" if deadline is not None and time.time() >= deadline
+                                             else None)
+                if cut_short:
                     break
                 wanted = min(ROUND, settings.candidates - scored)
                 batch, twins, draws_left = _draw_round(memory, study, task, known, wanted, draws_left)
@@ -180,10 +198,10 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
     finally:
         torch.set_num_threads(threads)
     new = [t for t in memory.trials[len(before):] if t.state != TrialState.RUNNING]
-    if scored == 0 and not timed_out:
+    if scored == 0 and not cut_short:
         _refuse_none_scored(new)
     if scored < settings.candidates:
-        _say_short(scored, settings.candidates, not timed_out)
+        _say_short(scored, settings.candidates, cut_short)
     return new
 
 
@@ -224,15 +242,18 @@ def _draw_round(memory: optuna.Study, study: Study, task: Any, known: dict[str, 
     return batch, twins, draws_left
 
 
-def _say_short(scored: int, asked: int, out_of_draws: bool) -> None:
-    """Fewer networks scored than `candidates` asked, and why: the top-k is then chosen among fewer."""
-    if out_of_draws:
+def _say_short(scored: int, asked: int, cut_short: str | None) -> None:
+    """Fewer networks scored than `candidates` asked, and why (`cut_short`: budget.timeout or a stop; None: out
+    of draws): the top-k is then chosen among fewer."""
+    if cut_short is None:
         why = (f"the other {MAX_DRAWS * asked - scored} of {MAX_DRAWS * asked} draws (at most {MAX_DRAWS} per "
                "candidate) were over the budgets, could not be built or repeated a network. Fix: loosen "
                "budget.max_flops / max_params / max_depth, or narrow the space to networks that fit them")
-    else:
+    elif cut_short == "budget.timeout":
         why = ("budget.timeout ran out. Fix: run the study again (with a longer budget.timeout): the search "
                "continues from the candidates scored; or ask fewer candidates")
+    else:
+        why = f"{cut_short} ended it. Fix: run the study again: the search continues from the candidates scored"
     # on stderr, as every warning: kept with the run's start warnings (status, report), not mixed into its output
     print(f"warning: zen_nas scored {scored} of its {asked} candidates: {why}", file=sys.stderr, flush=True)
 

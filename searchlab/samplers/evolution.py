@@ -44,6 +44,14 @@ Feasible = Callable[[dict[str, Any]], "bool | None"]
 Identity = Callable[[dict[str, Any]], "Hashable | None"]
 
 
+def sizes_rule_broken(population_size: int, sample_size: int) -> str | None:
+    """The rule the population and tournament sizes break, None when they keep it: a tournament draws
+    sample_size distinct members of the population (zen_nas's proxy search checks its own sizes with it at load)."""
+    if population_size < 2 or not 1 <= sample_size <= population_size:
+        return "need population_size >= 2 and 1 <= sample_size <= population_size"
+    return None
+
+
 class RegularizedEvolutionSampler(BaseSampler):
     def __init__(self, population_size: int = 20, sample_size: int = 5, seed: int | None = None,
                  feasible: Feasible | None = None, identity: Identity | None = None) -> None:
@@ -52,9 +60,8 @@ class RegularizedEvolutionSampler(BaseSampler):
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in (population_size, sample_size)):
             raise ValueError(f"population_size and sample_size count trials: whole numbers; got "
                              f"population_size={population_size!r}, sample_size={sample_size!r}")
-        if population_size < 2 or not 1 <= sample_size <= population_size:
-            raise ValueError(f"need population_size >= 2 and 1 <= sample_size <= population_size; got "
-                             f"population_size={population_size}, sample_size={sample_size}")
+        if broken := sizes_rule_broken(population_size, sample_size):
+            raise ValueError(f"{broken}; got population_size={population_size}, sample_size={sample_size}")
         self.population_size, self.sample_size = population_size, sample_size
         self._rng = np.random.default_rng(seed)
         self._random = RandomSampler(seed=seed)
