@@ -234,13 +234,13 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
     # main() without arguments is this process's own command line: the process ends with it
     with only_winding_down_after_a_stop(process_ends=not args.argv_given):
         result = _run_saying_a_lost_storage(study, progress=not args.no_progress)
-        exported, headline, export_failed, export_stopped = None, None, False, 0
+        exported, headline, export_failed, export_stopped, there = None, None, False, 0, None
         if study.config.export.after_run and not result.interrupted:
             try:
-                exported, headline, export_failed = _export_best(study, result)
+                exported, headline, export_failed, there = _export_best(study, result)
             except KeyboardInterrupt as exc:   # said by _export_best; the summary, with the command, still follows
                 export_failed, export_stopped = True, exit_code(exc)
-        print_run_summary(study, result, exported, headline)
+        print_run_summary(study, result, exported, headline, export_there=there)
         output.flush()
         if output.reader_left:
             print(f"note: the reader of this run's output left (e.g. `| head`), and the run went on to its end: "
@@ -248,6 +248,12 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
         _shut_ray_down()
     if result.interrupted or export_stopped:
         return result.exit_code if result.interrupted else export_stopped
+    # A plug-in strategy's error that ended the run after some trials: raised once they are summarised and the
+    # best exported, so _run_command says it last (--debug: with its traceback) and exits 2, as when it stops a
+    # run before any trial: errors.py's code for a problem in the user's own code or files (1: a run that
+    # completed nothing, or a file that could not be written)
+    if result.strategy_error is not None:
+        raise result.strategy_error
     # a run where no trial completed, that budget.max_failed stopped, or whose export failed, failed: for scripts
     # and CI too (`run && use best/` used a missing or an earlier export)
     return 0 if best_trials(result.study) and result.stopped_by != "budget.max_failed" and not export_failed else 1
@@ -270,8 +276,14 @@ def _run_saying_a_lost_storage(study: Any, progress: bool) -> Any:
     from searchlab.engine.disks import disk_full_error
     from searchlab.engine.storage import lost_storage_error
 
+    from searchlab.strategy_guard import StrategyError
+
     try:
         return run_study(study, progress=progress)
+    except StrategyError as exc:   # after some trials: summarised and exported, then said (_run_and_summarise)
+        if exc.run_result is None:
+            raise
+        return exc.run_result
     except SearchlabError:   # already one line, e.g. a storage that could not be opened at all
         raise
     except Exception as exc:
@@ -281,12 +293,16 @@ def _run_saying_a_lost_storage(study: Any, progress: bool) -> Any:
         raise lost from None
 
 
-def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
-    """(the export folder, its test headline, whether the export failed) of the after-run export."""
+def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool, str | None]:
+    """(the export folder, its test headline, whether the export failed, the command making it where the
+    checkpoints are when another run folder of the study holds them) of the after-run export."""
+    from pathlib import Path
+
     from optuna.trial import TrialState
 
     from searchlab.engine.storage import close_connections
     from searchlab.errors import SearchlabError
+    from searchlab.export.checkpoint_place import CheckpointElsewhere
     from searchlab.export.exporter import export_run
     from searchlab.export.publish import (describe_export, export_of_another_study, holds_fine_tuned_weights,
                                          moving_aside)
@@ -296,11 +312,11 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
     export = study.config.export
     complete = len(result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if complete == 0:   # nothing to export: the run summary says why no trial completed
-        return None, None, False
+        return None, None, False, None
     if study.config.task.kind == "callable":   # not a failure of the run: there is no model to export
         print("export: export.after_run is set, but a callable task's function trains no model searchlab could "
               "export; nothing exported (remove export.after_run)", file=sys.stderr)
-        return None, None, False
+        return None, None, False, None
     top_k = min(export.top_k, max(complete, 1))
     # Several objectives have no single best: the error names the Pareto front; --top-k would fail again.
     how = export_command(study, trial="N") if len(study.objectives) > 1 else export_command(study, top_k)
@@ -309,13 +325,13 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
         if other is None:
             print(f"export: nothing ran, so the export in {out} stands (the test split is not scored again)",
                   file=sys.stderr)
-            return None, None, False
+            return None, None, False, None
         if holds_fine_tuned_weights(out):   # an export would replace them, and refuses to: skipped, said so once
             print(f"export: nothing ran, but {out} holds {other}, which an export would replace: export skipped, "
                   f"they are kept.\nThe trials are stored; export them with: {how}{moving_aside(out)}",
                   file=sys.stderr)
             # nothing new to export and weights kept on purpose: no failure (`run && ...` failed on every call)
-            return None, None, False
+            return None, None, False, None
         # another study's model (one run in this folder under another name) must not pass for this study's
         print(f"export: nothing ran, but {out} holds {other}, not a trial of study '{study.config.name}'; "
               "exporting this study's best in its place", file=sys.stderr)
@@ -328,13 +344,17 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
     try:
         config = export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta,
                             select=select)
+    except CheckpointElsewhere as exc:   # one line: which trial, the folder holding it, the command to run there
+        there = export_command(study, top_k, str(exc.trial_number) if top_k == 1 else None, Path(exc.holder.run_dir))
+        print(f"export skipped: {exc.rule}. Fix: export it there: {there}", file=sys.stderr)
+        return None, None, True, there
     except (SearchlabError, OSError) as exc:   # the search is done and stored: say how to export it, keep the run
         said = exc if isinstance(exc, SearchlabError) else f"{exc.filename or out}: {exc.strerror or exc}"
         if works := getattr(exc, "top_k_that_works", None):   # the same command would fail the same way
             how = export_command(study, works)
         print(f"export skipped: {said}\nThe trials are stored; export them with: {how}{moving_aside(out)}",
               file=sys.stderr)
-        return None, None, len(study.objectives) == 1   # several objectives: no single best, as designed
+        return None, None, len(study.objectives) == 1, None   # several objectives: no single best, as designed
     except KeyboardInterrupt as exc:   # a stop (export_run removed its partial folder): the run's code is the stop's
         from searchlab.engine.signals import as_interrupted
 
@@ -344,9 +364,9 @@ def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool]:
     if replaced:   # as `searchlab export` says it: the folder may have held another study's model
         print(f"note: replaced the earlier export in {out} ({replaced})", file=sys.stderr)
     if "generator" in config:
-        return out, None, False
+        return out, None, False, None
     warn_about_export(config)
-    return out, test_headline(config), False
+    return out, test_headline(config), False, None
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

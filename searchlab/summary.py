@@ -77,18 +77,20 @@ def _stored_trials(study: Study) -> int | None:
         close_connections(storage)
 
 
-def export_command(study: Study, top_k: int | None = None, trial: str | None = None) -> str:
+def export_command(study: Study, top_k: int | None = None, trial: str | None = None,
+                   there: Path | None = None) -> str:
     """The `searchlab export` command that makes the export the study file asks for (export.dir, top_k, tta,
-    select, bootstrap): a hint naming best/ and no flags made another export than the after-run one."""
+    select, bootstrap): a hint naming best/ and no flags made another export than the after-run one. `there`:
+    another run folder of the study (another driver's, which holds the checkpoints), exporting to its best/."""
     export = study.config.export
+    folder, out = (study.run_dir, export_dir(study)) if there is None else (there, export.dir or there / "best")
     k = export.top_k if top_k is None else top_k
     flags = [f"--trial {trial}"] if trial else [f"--top-k {k}"] if k > 1 else []
     flags += [f"--tta {export.tta}"] if export.tta != "none" else []
     flags += [f"--select {export.select}"] if k > 1 and not trial and export.select != "top" else []
     flags += [f"--bootstrap {export.bootstrap}"] if export.bootstrap != ExportConfig().bootstrap else []
     # quoted: a folder with a space in its name, pasted into a shell, was two arguments
-    return " ".join(["searchlab export", shlex.quote(str(study.run_dir)), *flags, "--out",
-                     shlex.quote(str(export_dir(study)))])
+    return " ".join(["searchlab export", shlex.quote(str(folder)), *flags, "--out", shlex.quote(str(out))])
 
 
 def export_dir(study: Study) -> Path:
@@ -125,10 +127,13 @@ def failure_cap_reached(failed: int, failed_before: int, max_failed: int, defaul
               f"--set budget.max_failed={failed + max_failed}")
 
 
-def print_run_summary(study: Study, result: Any, exported: Path | None, test_headline: str | None = None) -> None:
+def print_run_summary(study: Study, result: Any, exported: Path | None, test_headline: str | None = None,
+                      export_there: str | None = None) -> None:
+    """`export_there`: the command exporting the best where its checkpoint is (another run folder of the study,
+    which this one cannot read), when the after-run export could not be made here."""
     ostudy: optuna.Study = result.study
     print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
-          + (_interrupted_said(study.run_dir) if result.interrupted else ""))
+          + _shared_said(ostudy, result) + (_interrupted_said(study.run_dir) if result.interrupted else ""))
     best = best_trials(ostudy)
     if best and (over := over_budget_said(ostudy, study.run_dir)):   # with none completed, the end says it
         print(over)
@@ -154,6 +159,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         # a search the clock ended is a shorter search than the study file says: report it as run
         print(f"stopped: budget.timeout={timeout:g} s reached after {finished} of budget.n_trials={n_trials} trials "
               "(completed and pruned); running the study again resumes it")
+    if getattr(result, "strategy_error", None) is not None:
+        print(_strategy_stop_said(result.trials_finished, n_trials))
     queued = ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     if queued and not result.interrupted and finished >= n_trials:
         print(f"{len(queued)} queued config(s) did not run: budget.n_trials={n_trials} is reached. To run them: "
@@ -188,6 +195,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
               f"of the Pareto front, e.g. {best[0].number}){moving_aside(export_dir(study))}")
     elif best and result.trials_finished == 0 and (export_dir(study) / "config.json").is_file() and other is None:
         print(f"exported:  {export_dir(study)}  (by an earlier run: nothing ran since, so it stands)")
+    elif best and export_there:   # the command below would fail here again: the checkpoint is another folder's
+        print(f"export:    {export_there}   (on the machine holding that run folder)")
     elif best:   # as the after-run export does: an ensemble of at most the completed trials
         completed = len(ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         print(f"export:    {export_command(study, min(study.config.export.top_k, completed))}"
@@ -200,6 +209,24 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
               "then run again")
     else:
         _print_all_pruned(ostudy)
+
+
+def _strategy_stop_said(finished: int, n_trials: int) -> str:
+    """A run a plug-in strategy's error ended: what it kept. Only the error followed the trials it had run."""
+    return (f"stopped: the study's strategy class raised (its error is the last line) after {finished} trial(s) of "
+            f"this run finished (budget.n_trials={n_trials}): they are kept, summarised below, and count in the "
+            "budget when the study runs again once the class is corrected")
+
+
+def _shared_said(ostudy: optuna.Study, result: Any) -> str:
+    """Of the study's trials, how many this run finished, when another run of the study finished some meanwhile
+    (one that joined it, or that it joined): its progress counted its own only, and the best listed below may
+    be the other's."""
+    finished = len(ostudy.get_trials(deepcopy=False, states=FINISHED))
+    mine = getattr(result, "trials_finished", 0)
+    others = finished - getattr(result, "trials_before", 0) - mine
+    return (f" ({mine} finished by this run, {others} by another run of the study meanwhile; the best listed are "
+            "the study's)") if others > 0 else ""
 
 
 def _left_running_said(ostudy: optuna.Study) -> str:

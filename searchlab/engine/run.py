@@ -25,27 +25,25 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study, locate_in_study, make_study_folder_importable
 from searchlab.config.schema import ExecutorConfig, usable_cores
-from searchlab.data import clear_cache, data_fingerprint, medmnist_file
-from searchlab.data.loading import medmnist_path
+from searchlab.data import clear_cache
 from searchlab.engine.changed_settings import fixed_settings
 from searchlab.engine.disks import sqlite_on_network_warning
 from searchlab.engine.progress import FINISHED, Progress, failed_configs, stopped_by_failures
 from searchlab.engine.own_trials import LEFT_RUNNING, OwnTrials, left_running
 from searchlab.engine.resume import check_resumable
-from searchlab.engine.run_history import joined_since, record_run, run_entry, said_on_stderr
+from searchlab.engine.run_history import record_run, run_entry, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
-from searchlab.engine.setup_record import search_setup
+from searchlab.engine.study_record import study_record
 from searchlab.engine.signals import exit_code, hold_stops, is_interruption, release_stops, stop_on_signals
 from searchlab.engine.storage import is_local_file, open_storage, retry_callback
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
 from searchlab.engine.worker import ask_lock, run_worker
-from searchlab.errors import ConfigError, SearchlabError, StorageError, shown_text
-from searchlab.models.image_files import DECODER
+from searchlab.errors import ConfigError, SearchlabError, StorageError
 from searchlab.strategy import (check_strategy_space, first_objective_warning, prepare_strategy, startup_warning,
                                 unseeded_warning)
-from searchlab.tasks import budget_epochs_read, get_task
-from searchlab.tasks.callable_task import code_digest
+from searchlab.strategy_guard import StrategyStop
+from searchlab.tasks import get_task
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,7 @@ class RunResult:
     trials_finished: int = 0   # by this run (completed, pruned or failed)
     stopped_by: str = "budget.n_trials"   # or budget.timeout, budget.max_failed (a run that failed), interrupted
     failed_before: int = 0   # failed configs when the run started (budget.max_failed counts earlier runs' too)
+    strategy_error: Exception | None = None   # a plug-in strategy's, that ended the run after trials (raised)
 
 
 def run_study(study: Study, progress: bool = True) -> RunResult:
@@ -104,17 +103,19 @@ def _run(study: Study, progress: bool) -> RunResult:
     started = time.time()
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted, code = False, 0
-    own = OwnTrials(ostudy)
+    own, strategy = OwnTrials(ostudy, started, run_dir), StrategyStop(study)
     with run_entry(ostudy, run_dir, started, lambda: own.count(ostudy, False)), held_run_lock(run_dir) as lock:
         sole_runner = lock.sole
+        own.note_start(ostudy, sole_runner)   # joining another: the progress says this run's trials only
         with said_on_stderr() as recovery_warnings:   # until the first trial: the run's start, in its history
-            _recover_and_prepare(study, ostudy, sole_runner, deadline, new_dir)
+            _recover_and_prepare(study, ostudy, sole_runner, deadline, new_dir, own.beside)   # beside: another's open
         start_warnings += recovery_warnings
-        bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress)
+        bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress, own=own)
         try:
-            _run_trials(study, ostudy, deadline, bar, own, alone=sole_runner, new_dir=new_dir)
-            while _take_over_left_running(study, ostudy, started, deadline, lock):
+            with strategy.after_trials(lambda: own.count(ostudy, False)):   # the run then ends as a finished one
                 _run_trials(study, ostudy, deadline, bar, own, alone=sole_runner, new_dir=new_dir)
+                while _take_over_left_running(study, ostudy, started, deadline, lock):
+                    _run_trials(study, ostudy, deadline, bar, own, alone=sole_runner, new_dir=new_dir)
         except KeyboardInterrupt as exc:
             interrupted, code = True, exit_code(exc)
             _fail_left_by_the_stop(study, ostudy, started, lock)
@@ -126,10 +127,16 @@ def _run(study: Study, progress: bool) -> RunResult:
         left = not interrupted and bool(_unheld_running(study, ostudy, started, lock))
     seconds = time.time() - started
     # this run's own: a study-wide count took in what the runs that joined it (or it joined) finished meanwhile
-    finished = own.count(ostudy, joined=not sole_runner or joined_since(ostudy, started))
-    stopped_by = _stopped_by(study, ostudy, interrupted, deadline, left)
+    finished = own.count(ostudy, joined=own.shares_study(ostudy))
+    own.record(ostudy)   # the folder holding their checkpoints, for an export from another run folder
+    stopped_by = strategy.stopped_by or _stopped_by(study, ostudy, interrupted, deadline, left)
     record_run(ostudy, run_dir, started, seconds, stopped_by, finished, start_warnings)
-    return RunResult(ostudy, interrupted, seconds, code, trials_before, finished, stopped_by, failed_before)
+    result = RunResult(ostudy, interrupted, seconds, code, trials_before, finished, stopped_by, failed_before,
+                       strategy.error)
+    if strategy.error is not None:   # raised for a Python caller as before; the command line summarises it first
+        strategy.error.run_result = result
+        raise strategy.error
+    return result
 
 
 def _stopped_by(study: Study, ostudy: optuna.Study, interrupted: bool, deadline: float | None, left: bool) -> str:
@@ -205,7 +212,7 @@ def _unheld_running(study: Study, ostudy: optuna.Study, started: float, lock: He
 
 
 def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, deadline: float | None,
-                         new_dir: bool) -> None:
+                         new_dir: bool, others_open: bool = False) -> None:
     """What the run's sole runner does before the first trial: recover what a killed run left, and let the
     strategy prepare (queue its designs); a runner joining another says so."""
     if not sole_runner:   # by design (more workers from another shell), but a user may not know it
@@ -217,7 +224,9 @@ def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, 
     # study. On a server, a Ray driver's trials are failed once their driver is seen to be gone (its heartbeats
     # stopped), other runners' once their heartbeat is stale (Optuna's, as they run). Interrupted trials already
     # FAIL are re-queued on any storage (a Ctrl-C'd run on PostgreSQL said their configs would run again).
-    owned = is_local_file(study.storage_url)
+    # Not while a run of the study from another folder is open (`others_open`: its RUNNING trials are its own): a
+    # second folder sharing the SQLite file failed the first's live trials, and the first crashed telling them
+    owned = is_local_file(study.storage_url) and not others_open
     gone: set[int] = set()
     if study.config.executor.kind == "ray" and not owned:
         from searchlab.engine.driver_liveness import trials_of_gone_drivers
@@ -337,66 +346,6 @@ def _name_the_objectives(ostudy: optuna.Study, study: Study) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             ostudy.set_metric_names(names)
-
-
-STUDY_TEXT_KEPT = 100_000   # characters: a study file is a page or two; this only bounds a stray huge one
-
-
-def study_record(study: Study) -> dict[str, Any]:
-    """What export and the report need later, kept in the Optuna study itself."""
-    return {
-        "study_file": str(study.file.resolve()),
-        # as the run read it (the file may be edited later), and the space fragments it included, which a
-        # rerun finds by name beside it, on $SEARCHLAB_PATH or in the checkout's spaces/ (any may have changed)
-        "study_file_text": _study_text(study.file),
-        "included_file_texts": {name: _study_text(Path(name)) for name in _included_files(study)},
-        "base_dir": str(study.base_dir),
-        **_data_record(study),
-        "objectives": [list(o) for o in study.objectives],
-        "seed": study.config.seed,
-        "epochs": budget_epochs_read(study),
-        "task": study.config.task.model_dump(mode="json"),
-        **({"task_code": code_digest(study.config.task.function)} if study.config.task.function else {}),
-        "search": search_setup(study),
-        "artifacts": str((study.run_dir / "artifacts").resolve()),
-    }
-
-
-def _included_files(study: Study) -> list[str]:
-    """The fragment files the study's space included (config/yamlsrc.py Located.included), in order."""
-    included = study.source.included if study.source is not None else {}
-    return sorted({str(Path(file).resolve()) for file, _, _ in included.values()})
-
-
-def _study_text(path: Path) -> str | None:
-    """The study file's text, a password in it (its storage URL's) as ***: the record is served by the
-    dashboard, which has no login, and read by anyone who can read the database."""
-    try:
-        return shown_text(path.read_text(encoding="utf-8", errors="replace")[:STUDY_TEXT_KEPT])
-    except OSError:   # a study built in code, or its file since removed: the path alone is kept
-        return None
-
-
-def _data_record(study: Study) -> dict[str, Any]:
-    data = study.config.data
-    if data is None:   # a callable task without a data section: its function reads its own
-        return {"data": None, "data_defaults": [], "data_files": None, "data_file": None, "data_root_read": None}
-    return {
-        "data": data.model_dump(mode="json"),
-        # keys left at their defaults: export rebuilds the data as written (a split folder carves a test split
-        # only when test_fraction is written)
-        "data_defaults": sorted(set(type(data).model_fields) - data.model_fields_set),
-        "data_files": data_fingerprint(data, study.config.seed, study.base_dir),
-        "data_file": medmnist_file(data, study.base_dir),
-        "decoder": DECODER,   # how files were decoded (2: EXIF orientation applied; data/orientation.py)
-        # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)
-        "data_root_read": _medmnist_root(study),
-    }
-
-
-def _medmnist_root(study: Study) -> str | None:
-    path = medmnist_path(study.config.data, study.base_dir)
-    return str(path.parent.resolve()) if path is not None and path.is_file() else None
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, count_trial
 from searchlab.engine.trial_seed import SeededByFirstTrial, stream_seed
 from searchlab.errors import SearchlabError
 from searchlab.strategy import build_pruner, build_sampler, resolve
-from searchlab.strategy_guard import GuardedSampler
+from searchlab.strategy_guard import GuardedSampler, StrategyError, keep_traceback
 from searchlab.tasks import get_task, pruner_steps
 
 
@@ -249,6 +249,8 @@ def worker_process_main(study: Study, worker_index: int, deadline: float | None,
         stop_worker_on_signals(honoured)   # a stop held while this process started is raised here
         run_worker(study, worker_index, deadline, supervised=True)
     except SearchlabError as exc:   # e.g. a strategy plug-in that raised outside a trial: the parent says it
+        if isinstance(exc, StrategyError):   # its traceback is the plug-in's code: for the run's --debug
+            keep_traceback(exc, study.run_dir, os.getpid())
         stop_run_file(study.run_dir, os.getpid()).write_text(str(exc))
         raise SystemExit(STOPS_RUN) from None
     except Interrupted:

@@ -22,6 +22,7 @@ from searchlab.engine.storage import ContainedArtifactStore, is_local_file
 from searchlab.errors import CheckpointGone, ExportError
 from searchlab.data import ImageDataset
 from searchlab.data.loading import clear_cache, medmnist_path
+from searchlab.export.checkpoint_place import checkpoint_store
 from searchlab.export.ensemble import (MEMBER_METRICS, check_decoded_alike, choose_on_validation,
                                        data_replaced_since_search, ensemble_config, ensemble_state, has_split,
                                        load_split, pick_top_k, run_data_config)
@@ -192,7 +193,7 @@ def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor
     if artifact_id is None or not {"model_spec", "generator"} & set(trial.user_attrs):
         raise ExportError(f"trial {trial.number} stored no model (its task does not train one). Fix: export runs "
                           "of classify and generate studies; see this run's results with searchlab trials RUN")
-    store = ContainedArtifactStore(run.artifacts)
+    store = checkpoint_store(run, trial, artifact_id)   # another run folder's, for another driver's trial
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "weights.safetensors"
         try:
@@ -206,7 +207,7 @@ def trial_checkpoint(run: OpenRun, trial: FrozenTrial) -> dict[str, torch.Tensor
                                  f"has its weights ({_with_checkpoints(run, store)})") from None
         except Exception as exc:
             raise ExportError(f"the checkpoint of trial {trial.number} ({artifact_id}) cannot be read from "
-                              f"{run.artifacts}: {exc}. Fix: export another trial (--trial N)") from None
+                              f"{store._base_path}: {exc}. Fix: export another trial (--trial N)") from None
         return load_file(str(path))
 
 

@@ -1,0 +1,32 @@
+"""The data part of a run's record in its study (engine/run.py study_record): what export and the report read
+later to rebuild the run's data as it was read."""
+from __future__ import annotations
+
+from typing import Any
+
+from searchlab.config.load import Study
+from searchlab.data import data_fingerprint, medmnist_file
+from searchlab.data.loading import medmnist_path
+from searchlab.models.image_files import DECODER
+
+
+def data_record(study: Study) -> dict[str, Any]:
+    data = study.config.data
+    if data is None:   # a callable task without a data section: its function reads its own
+        return {"data": None, "data_defaults": [], "data_files": None, "data_file": None, "data_root_read": None}
+    return {
+        "data": data.model_dump(mode="json"),
+        # keys left at their defaults: export rebuilds the data as written (a split folder carves a test split
+        # only when test_fraction is written)
+        "data_defaults": sorted(set(type(data).model_fields) - data.model_fields_set),
+        "data_files": data_fingerprint(data, study.config.seed, study.base_dir),
+        "data_file": medmnist_file(data, study.base_dir),
+        "decoder": DECODER,   # how files were decoded (2: EXIF orientation applied; data/orientation.py)
+        # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)
+        "data_root_read": _medmnist_root(study),
+    }
+
+
+def _medmnist_root(study: Study) -> str | None:
+    path = medmnist_path(study.config.data, study.base_dir)
+    return str(path.parent.resolve()) if path is not None and path.is_file() else None
