@@ -16,7 +16,8 @@ from pydantic import BaseModel
 _LOOKALIKE = str.maketrans({"o": "0", "l": "1", "i": "1", "-": "_", " ": "_"})
 
 
-def close_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+def close_names(name: str, known: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """`cutoff`: the least difflib ratio; a value's misspelling asks more than a key's (finetune is not features)."""
     known = list(dict.fromkeys(known))
     wanted = name.lower().translate(_LOOKALIKE)
     same = [k for k in known if k.lower().translate(_LOOKALIKE) == wanted and k != name]
@@ -24,7 +25,7 @@ def close_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     scored = []
     for candidate in known:
         matcher.set_seq1(candidate)
-        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6 and matcher.ratio() >= 0.6:
+        if matcher.real_quick_ratio() >= cutoff and matcher.quick_ratio() >= cutoff and matcher.ratio() >= cutoff:
             scored.append((-matcher.ratio(), candidate))
     # one name a whole '_' part of the other (size / image_size): difflib scores such pairs below its cutoff
     part = [k for k in known if k not in same and k != name and _part_of(wanted, k.lower().translate(_LOOKALIKE))]

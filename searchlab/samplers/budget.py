@@ -35,6 +35,8 @@ class BudgetCheck:
             return True
         try:
             config = sample_trial_config(FixedTrial(params), self.study)
+            if _outputs_constant(config, self.task):   # no network to train, however cheap
+                return False
             costs = self.task.candidate(self.study, config).costs
         except Exception:   # noqa: BLE001 - cannot be told before training: a branch switched on (a parameter
             # these params lack), or a network that cannot be built; the trial says why when it runs. Raised
@@ -56,6 +58,15 @@ class BudgetCheck:
                 break
         self.misses += 1
         return None
+
+
+def _outputs_constant(config: dict[str, Any], task: Any) -> bool:
+    """A cells network whose last cell has only `none` ops (depth 1, within any budget) predicts a constant: as
+    fitting, the check before the run let an unreachable max_depth pass, and evolution could breed such a child."""
+    from searchlab.tasks.cells_checks import outputs_constant
+    from searchlab.tasks.classify import ClassifyTask, parse_trial_config
+
+    return isinstance(task, ClassifyTask) and outputs_constant(parse_trial_config(config, None).model)
 
 
 def random_params(study: Any, seed: int, n: int) -> list[dict[str, Any]]:

@@ -32,7 +32,8 @@ class CallableTask:
         return objective.metric, objective.direction
 
     def validate_space(self, study: Any, src: Located) -> None:
-        """The user's function owns its config shape; nothing to check ahead of time."""
+        """The user's function owns its config shape; only budget limits it would never be held to are refused."""
+        _check_no_architecture_limits(study, src)
 
     def prepare(self, study: Any) -> None:
         """Nothing to check: the function reads what it needs."""
@@ -46,6 +47,27 @@ class CallableTask:
             raise TrialFailure(f"the task function returned {type(metrics).__name__}, expected a dict of metrics. "
                                "Fix: end it with return {'metric': value, ...}, naming every objective")
         return {name: plain_number(value) for name, value in metrics.items()}
+
+
+def _check_no_architecture_limits(study: Any, src: Located) -> None:
+    """budget.max_params / max_flops / max_depth are measured of the network the classify task builds; a callable
+    task's network (if any) is its own, never costed, so a limit was silently ignored and every trial ran. A
+    function may report such a cost as a metric, but nothing compares a metric with these limits."""
+    from searchlab.strategy import STAGED
+
+    if study.config.strategy.name in STAGED:   # their own refusal, when the run starts, names the task itself
+        return
+    objective = ", ".join(f"{{metric: {metric}, direction: {direction}}}" for metric, direction in study.objectives)
+    for key in ("max_params", "max_flops", "max_depth"):
+        limit = getattr(study.config.budget, key)
+        if limit is not None:
+            metric = key.removeprefix("max_")
+            raise src.error(("budget", key), "a callable task's trials are not costed (searchlab measures params, "
+                            "flops and depth of the networks the classify task builds), so this limit would be "
+                            "ignored", got=limit, fix=f"remove budget.{key}; to keep within it, end an over-limit "
+                            "trial in your function (raise optuna.TrialPruned(reason)), or return the cost as a "
+                            f"metric and make it an objective, e.g. objective: [{objective}, {{metric: {metric}, "
+                            "direction: minimize}]")
 
 
 def code_digest(spec: str) -> str | None:

@@ -4,6 +4,7 @@ Reads the train and validation splits only; the test split is opened by `searchl
 """
 from __future__ import annotations
 
+import math
 import re
 import sys
 import tempfile
@@ -47,7 +48,8 @@ from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_valid
 from searchlab.tasks.data_checks import (check_folds_within_classes, check_metric_fits_data,
                                          check_objectives_defined_on_val, number_named_class_warning)
 from searchlab.tasks.pace import timed_config, trial_time_warning
-from searchlab.tasks.parse import parse_trial
+from searchlab.tasks.cells_checks import check_reductions_within_cells, check_same_cell_nodes, outputs_constant
+from searchlab.tasks.parse import check_searched_values, parse_trial
 from searchlab.tasks.selection_advice import (best_epoch_cv_warning, one_sided_objective_warning, positive_class_note,
                                               small_validation_warning, threshold_selection_warning,
                                               unchoosable_threshold_warning, untrainable_class_warning)
@@ -65,6 +67,8 @@ _PER_CLASS_BY_NAME = re.compile(r"(f1|auc|recall)_(class_.*\D.*|(?!class_).+)")
 _ALIASES = {"exact_match": "accuracy (multi-label accuracy is exact match)", "subset_accuracy": "accuracy",
             "hamming": "hamming_loss", "roc_auc": "auc", "auroc": "auc", "bacc": "balanced_accuracy",
             "ap": "average_precision", "tpr": "sensitivity", "tnr": "specificity", "recall_macro": "recall"}
+_UNION_TAGS = ("cnn", "timm", "rnn", "zen", "cells", "nni")   # model kinds: in pydantic's locations, not the YAML's
+_NOT_COUNTED = " (cells networks whose last cell has only `none` ops are not counted: they output a constant)"
 BUDGET_PROBES = 100    # configs probed for one that fits the architecture budgets before any trial
 
 
@@ -111,8 +115,12 @@ class ClassifyTask:
     def validate_space(self, study: Study, src: Located) -> None:
         """Every choice and both ends of every range, through the trial schema, before any training."""
         searched = {param.name: param for param, _ in searchable_params(study.space)}
-        _check_reductions_within_cells(searched, src)
-        for config in probe_configs(study.space, seed=study.config.seed):
+        probes = list(probe_configs(study.space, seed=study.config.seed))
+        # each setting's own values first: a check spanning settings would blame another key for them
+        check_searched_values(ClassifyTrialConfig, "classify", probes, src, searched, _UNION_TAGS, study.space)
+        check_reductions_within_cells(searched, src)
+        check_same_cell_nodes(probes, src, study.space)
+        for config in probes:
             parse_trial_config(config, src, searched, study.space)
 
     def prepare(self, study: Study) -> None:
@@ -207,8 +215,12 @@ class ClassifyTask:
         if all(v is None for v in (budget.max_flops, budget.max_params, budget.max_depth)):
             return
         costs: list[dict[str, float]] = []
+        constant = []   # cells networks whose last cell is all `none` (depth 1): no network, so they fit nothing
 
         def excess(config: dict[str, Any]) -> float:
+            if outputs_constant(parse_trial_config(config, None).model):
+                constant.append(config)
+                return math.inf
             costs.append(self.candidate(study, config).costs)
             return budget_excess(costs[-1], budget)
 
@@ -218,14 +230,19 @@ class ClassifyTask:
             if said:
                 print(f"warning: {said}", file=sys.stderr)
             return
-        cheapest = min(costs, key=lambda c: budget_excess(c, budget))
         limits = ", ".join(f"max_{k} {v:.4g}" for k, v in (("flops", budget.max_flops), ("params", budget.max_params),
                                                              ("depth", budget.max_depth)) if v is not None)
+        if not costs:
+            raise ConfigError(f"no architecture found in this space fits the budget ({limits}): every one of the "
+                              f"{costed} tried has a last cell of `none` ops only, which outputs a constant",
+                              key="space.model", fix="leave `none` out of some op's choices")
+        cheapest = min(costs, key=lambda c: budget_excess(c, budget))
+        not_counted = _NOT_COUNTED if constant else ""
         raise ConfigError(f"no architecture found in this space fits the budget ({limits}): the cheapest of "
                           f"{costed} costed (the extremes of every setting, then a descent from the cheapest) has "
                           f"flops {cheapest['flops']:.4g}, params {cheapest['params']:.4g}, depth "
-                          f"{cheapest['depth']:.0f}", key=f"budget.{_tightest(cheapest, budget)}", fix="raise the "
-                          "budget or search smaller architectures (narrower widths, fewer blocks)")
+                          f"{cheapest['depth']:.0f}{not_counted}", key=f"budget.{_tightest(cheapest, budget)}",
+                          fix="raise the budget or search smaller architectures (narrower widths, fewer blocks)")
 
     def candidate(self, study: Study, config: dict[str, Any]) -> Candidate:
         """A sampled config's network without training: for training-free scoring (Zen-NAS proxy search)."""
@@ -397,28 +414,7 @@ def parse_trial_config(config: dict[str, Any], src: Located | None,
                        searched: dict[str, Any] | None = None, space: Group | None = None) -> ClassifyTrialConfig:
     """The sampled dict through the classify schema; errors name the space key (in the option drawn, with
     `space`) and the value."""
-    return parse_trial(ClassifyTrialConfig, "classify", config, src, searched,
-                       union_tags=("cnn", "timm", "rnn", "zen", "cells", "nni"), space=space)
-
-
-def _check_reductions_within_cells(searched: dict[str, Any], src: Located) -> None:
-    """Both searched, the two ranges must fit together: the probes (one setting at an end, the rest drawn) met
-    reductions 4 with cells 3 on some seeds only, so a space loaded or not by its seed, and its trials drawing
-    the pair failed."""
-    for name, reductions in searched.items():
-        cells = searched.get(name.removesuffix("reductions") + "cells") if name.endswith("model.reductions") else None
-        if cells is None:
-            continue
-        most, least = max(_values(reductions)), min(_values(cells))
-        if most > least:
-            raise src.error(("space", *name.split(".")), f"reductions reach {most} while cells go down to {least}: "
-                            "a trial drawing both would fail (reductions cannot exceed cells)",
-                            got=list(_values(reductions)), fix=f"keep reductions at most {least} (cells' least), or "
-                            f"search cells from {most} up")
-
-
-def _values(param: Any) -> tuple[Any, ...]:
-    return tuple(param.choices) if hasattr(param, "choices") else (param.low, param.high)
+    return parse_trial(ClassifyTrialConfig, "classify", config, src, searched, union_tags=_UNION_TAGS, space=space)
 
 
 def _how_read(cfg: Any) -> dict[str, Any]:

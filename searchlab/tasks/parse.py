@@ -1,17 +1,25 @@
 """A sampled config dict through a task's trial schema; every error names the space key and the value."""
 from __future__ import annotations
 
+import copy
 import math
+import re
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from searchlab.config.yamlsrc import Located, dotted
-from searchlab.errors import TrialFailure, error_loc, pydantic_fix, rule_and_fix, shown_input
-from searchlab.space.params import Group, written_path
-from searchlab.suggest import did_you_mean, fields_at
+from searchlab.errors import (AtKey, TrialFailure, bound_fix, error_loc, pydantic_fix, rule_and_fix,
+                              shown_input)
+from searchlab.space.params import Group, IntParam, written_path
+from searchlab.suggest import close_names, did_you_mean, fields_at
 
 Config = TypeVar("Config", bound=BaseModel)
+Error = dict[str, Any]
+VALUE_CUTOFF = 0.75   # a misspelt value's likeness to the one meant (basci/basic 0.8; finetune/features 0.62: no)
+# errors about a key, not its value: every member of a searched parameter would break them alike
+_NOT_OF_THE_VALUE = ("missing", "extra_forbidden", "union_tag_not_found", "union_tag_invalid")
 
 
 def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Located | None,
@@ -23,42 +31,192 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
     try:
         return schema.model_validate(config)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = list(error_loc(err))
-        if len(loc) > 1 and loc[1] in union_tags:
-            del loc[1]
-        key = dotted(tuple(loc))
-        written = written_path(space, config, tuple(loc)) if space is not None else tuple(loc)
-        message, own_fix = rule_and_fix(err)
-        rule = f"not a valid {task} config: {message}"
-        fix = own_fix or pydantic_fix(err, key) or "check this parameter's range or choices"
-        if err["type"] == "missing":
-            rule, fix = f"the {task} task needs {loc[-1]} here", f"add {loc[-1]}: ..."
-        # parameters are named by the option they belong to (`model.cnn.depth`), as --set spells them
-        name = dotted(tuple(part for part in written if part != "one_of"))
-        param = (searched or {}).get(name)
-        if param is not None:
-            span = param.choices if hasattr(param, "choices") else [param.low, param.high]
-            fix = own_fix or (f"the space searches {list(span)} for '{name}'; keep it within what the {task} "
-                              "task accepts")
-            if err["type"] == "int_from_float" and not hasattr(param, "choices"):
-                ends = f"{math.ceil(param.low)}, {math.floor(param.high)}"   # whole numbers within the range
-                fix = f"search whole numbers: {key.rsplit('.', 1)[-1]}: {{int: [{ends}]}}"
-        if err["type"] == "union_tag_not_found":   # e.g. model: {depth: ...} without kind: cnn
-            tag = err["ctx"]["discriminator"].strip("'")
-            rule = f"names no {tag}: it selects which settings the section takes"
-            fix = f"add {tag}: one of {', '.join(union_tags)} (e.g. {tag}: {union_tags[0]})" if union_tags else \
-                f"add {tag}"
-        if err["type"] == "extra_forbidden":
-            known = fields_at(schema, tuple(err["loc"][:-1]))
-            rule = f"the {task} task has no such setting"
-            fix = did_you_mean(str(loc[-1]), known) or (f"settings here: {', '.join(known)}" if known else
-                                                        "remove it or fix its spelling")
-        if src is None:
-            got = shown_input(err)
-            quoted = "" if got is ... else f" (got {got!r})"
-            raise TrialFailure(f"{dotted(('space',) + tuple(loc))}: {rule}{quoted}") from None
-        # an unknown setting's value is what a probe drew (a range's low end), not what was written: name the key;
-        # a searched one's, one draw of its range (1.3985909084407415 of [0.0, 1.5]): the range written is said
-        got = loc[-1] if err["type"] == "extra_forbidden" else list(span) if param is not None else shown_input(err)
-        raise src.error(("space",) + tuple(loc), rule, got=got, fix=fix, written=("space",) + written) from None
+        raise _trial_error(schema, task, config, exc.errors()[0], src, searched, union_tags, space) from None
+
+
+def check_searched_values(schema: type[BaseModel], task: str, configs: Iterable[dict[str, Any]], src: Located,
+                          searched: dict[str, Any], union_tags: tuple[str, ...] = (),
+                          space: Group | None = None) -> None:
+    """A searched parameter with a member the schema refuses on its own (a misspelt choice, a range past a
+    limit), named before any check spanning several settings, which would blame another key for it (`cells:
+    {int: [0, 3]}` was refused as `reductions` past cells). Of several, the one written first: one misspelt
+    choice in a YAML anchor shared by 16 ops was named at whichever op a random draw took it for first."""
+    first: dict[str, tuple[dict[str, Any], Error]] = {}
+    for config in configs:
+        try:
+            schema.model_validate(config)
+        except ValidationError as exc:
+            for err in exc.errors():
+                name = _param_name(space, config, _config_loc(err, union_tags))
+                if name in searched and _of_the_value(err):
+                    first.setdefault(name, (config, err))
+    for name in searched:   # in the order the space writes them
+        if name in first:
+            config, err = first[name]
+            raise _trial_error(schema, task, config, err, src, searched, union_tags, space)
+
+
+def _trial_error(schema: type[BaseModel], task: str, config: dict[str, Any], err: Error, src: Located | None,
+                 searched: dict[str, Any] | None, union_tags: tuple[str, ...],
+                 space: Group | None) -> Exception:
+    loc = list(error_loc(err))
+    if len(loc) > 1 and loc[1] in union_tags:
+        del loc[1]
+    key = dotted(tuple(loc))
+    written = written_path(space, config, tuple(loc)) if space is not None else tuple(loc)
+    message, own_fix = rule_and_fix(err)
+    rule = f"not a valid {task} config: {message}"
+    fix = own_fix or _value_fix(err, key) or "check this parameter's range or choices"
+    if err["type"] == "missing":
+        rule, fix = f"the {task} task needs {loc[-1]} here", f"add {loc[-1]}: ..."
+    # parameters are named by the option they belong to (`model.cnn.depth`), as --set spells them
+    name = dotted(tuple(part for part in written if part != "one_of"))
+    param = (searched or {}).get(name)
+    got: Any = ...
+    if param is not None:
+        rule, got, fix = _searched_error(schema, task, config, err, param, name, tuple(loc), union_tags, rule,
+                                         own_fix)
+    if err["type"] == "union_tag_not_found":   # e.g. model: {depth: ...} without kind: cnn
+        tag = err["ctx"]["discriminator"].strip("'")
+        rule = f"names no {tag}: it selects which settings the section takes"
+        fix = f"add {tag}: one of {', '.join(union_tags)} (e.g. {tag}: {union_tags[0]})" if union_tags else \
+            f"add {tag}"
+    if err["type"] == "extra_forbidden":
+        known = fields_at(schema, tuple(err["loc"][:-1]))
+        rule = f"the {task} task has no such setting"
+        fix = did_you_mean(str(loc[-1]), known) or (f"settings here: {', '.join(known)}" if known else
+                                                    "remove it or fix its spelling")
+    if src is None:
+        shown = shown_input(err)
+        quoted = "" if shown is ... else f" (got {shown!r})"
+        return TrialFailure(f"{dotted(('space',) + tuple(loc))}: {rule}{quoted}")
+    # an unknown setting's value is what a probe drew (a range's low end), not what was written: name the key
+    if got is ... or err["type"] == "extra_forbidden":
+        got = loc[-1] if err["type"] == "extra_forbidden" else shown_input(err)
+    return src.error(("space",) + tuple(loc), rule, got=got, fix=fix, written=("space",) + written)
+
+
+def _searched_error(schema: type[BaseModel], task: str, config: dict[str, Any], err: Error, param: Any, name: str,
+                    loc: tuple[Any, ...], union_tags: tuple[str, ...], rule: str,
+                    own_fix: str | None) -> tuple[str, Any, str]:
+    """Rule, value and fix of an error at a searched parameter: the members the schema refuses on their own, as
+    written; else (a check spanning settings, whose own fix is kept) the choices or range written, not one draw
+    of it (1.3985909084407415 of [0.0, 1.5])."""
+    span = _members(param)
+    if err["type"] == "int_from_float" and not hasattr(param, "choices"):
+        ends = f"{math.ceil(param.low)}, {math.floor(param.high)}"   # whole numbers within the range
+        return rule, list(span), f"search whole numbers: {loc[-1]}: {{int: [{ends}]}}"
+    if _of_the_value(err) and (bad := _bad_members(schema, config, loc, span, union_tags)):
+        return _searched_value_error(task, param, name, bad)
+    return rule, list(span), own_fix or (f"the space searches {list(span)} for '{name}'; keep it within what the "
+                                         f"{task} task accepts")
+
+
+def _value_fix(err: Error, key: str) -> str | None:
+    """pydantic's fix, with the allowed value closest to a misspelt one first (sep_conv_3x4: sep_conv_3x3)."""
+    close = close_names(str(err.get("input")), _allowed(err), cutoff=VALUE_CUTOFF)
+    return f"did you mean {', '.join(close)}?" if close else pydantic_fix(err, key)
+
+
+def _searched_value_error(task: str, param: Any, name: str, bad: list[tuple[Any, Error]]) -> tuple[str, Any, str]:
+    """Rule, value and fix of a searched parameter some members of which the schema refuses: the members named,
+    each with its rule; a choice with the allowed value it likely meant, a range with the range that fits."""
+    leaf = name.rsplit(".", 1)[-1]
+    if hasattr(param, "choices"):
+        messages = dict.fromkeys(rule_and_fix(err)[0] for _, err in bad)
+        members = [member for member, _ in bad]
+        fixes = [_replacement(member, err) for member, err in bad]
+        return (f"not a valid {task} config: {'; '.join(messages)}", members[0] if len(members) == 1 else members,
+                f"the space searches {list(param.choices)} for '{name}': {'; '.join(fixes)}")
+    ends = {member: err for member, err in bad}
+    said = "; ".join(f"its {'low' if member == param.low else 'high'} end {member}: {rule_and_fix(err)[0]}"
+                     for member, err in ends.items())
+    return (f"not a valid {task} config: {said}", [param.low, param.high],
+            f"the space searches {[param.low, param.high]} for '{name}': {_range_fix(param, leaf, ends)}")
+
+
+def _replacement(member: Any, err: Error) -> str:
+    allowed = _allowed(err)
+    close = close_names(str(member), allowed, n=1, cutoff=VALUE_CUTOFF)
+    if close:
+        return f"did you mean {close[0]!r} for {member!r}?"
+    if allowed:
+        return f"replace {member!r} with one of {', '.join(allowed)}, or remove it"
+    return f"remove {member!r} ({pydantic_fix(err) or 'not accepted'})"
+
+
+def _range_fix(param: Any, leaf: str, ends: dict[Any, Error]) -> str:
+    """The range written, narrowed to the limits its ends broke (cells: {int: [3, 400]} -> {int: [3, 20]})."""
+    low, high, whole = param.low, param.high, isinstance(param, IntParam)
+    for err in ends.values():
+        ctx = err.get("ctx") or {}
+        if "ge" in ctx or ("gt" in ctx and whole):
+            low = ctx["ge"] if "ge" in ctx else ctx["gt"] + 1
+        elif "le" in ctx or ("lt" in ctx and whole):
+            high = ctx["le"] if "le" in ctx else ctx["lt"] - 1
+        else:   # an open bound of a float range, or not a bound at all: say the rule
+            allowed = _allowed(err)
+            return (f"search {leaf}: {{choice: [{', '.join(allowed)}]}}" if allowed else
+                    bound_fix(err) or "keep both ends within what the task accepts")
+    log = ", log: true" if param.log else ""
+    step = f", step: {param.step}" if param.step not in (None, 1) else ""
+    return f"search {leaf}: {{{'int' if whole else 'float'}: [{low}, {high}]{log}{step}}}"
+
+
+def _bad_members(schema: type[BaseModel], config: dict[str, Any], loc: tuple[Any, ...], members: Iterable[Any],
+                 union_tags: tuple[str, ...]) -> list[tuple[Any, Error]]:
+    """The members of a searched parameter the schema refuses at `loc` whatever the other settings are: each put
+    in `config` in turn, refused with an error of the value itself (not of a check spanning settings)."""
+    bad = []
+    for member in members:
+        trial = copy.deepcopy(config)
+        if not _put(trial, loc, member):
+            return []
+        try:
+            schema.model_validate(trial)
+        except ValidationError as exc:
+            own = [e for e in exc.errors() if _config_loc(e, union_tags) == loc and _of_the_value(e)]
+            if own:
+                bad.append((member, own[0]))
+    return bad
+
+
+def _of_the_value(err: Error) -> bool:
+    return err["type"] not in _NOT_OF_THE_VALUE and not isinstance((err.get("ctx") or {}).get("error"), AtKey)
+
+
+def _config_loc(err: Error, union_tags: tuple[str, ...]) -> tuple[Any, ...]:
+    """Where in the config a pydantic error is (its location less a union tag; an AtKey check's key not added)."""
+    loc = list(err["loc"])
+    if len(loc) > 1 and loc[1] in union_tags:
+        del loc[1]
+    return tuple(loc)
+
+
+def _param_name(space: Group | None, config: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    written = written_path(space, config, loc) if space is not None else loc
+    return dotted(tuple(part for part in written if part != "one_of"))
+
+
+def _put(config: dict[str, Any], loc: tuple[Any, ...], value: Any) -> bool:
+    node: Any = config
+    for part in loc[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    if not isinstance(node, dict) or not loc:
+        return False
+    node[loc[-1]] = value
+    return True
+
+
+def _members(param: Any) -> tuple[Any, ...]:
+    return tuple(param.choices) if hasattr(param, "choices") else (param.low, param.high)
+
+
+def _allowed(err: Error) -> list[str]:
+    """The values a Literal setting allows, as pydantic lists them ("'conv', 'basic' or 'none'")."""
+    expected = (err.get("ctx") or {}).get("expected")
+    if err["type"] != "literal_error" or not isinstance(expected, str):
+        return []
+    return [part.strip().strip("'\"") for part in re.split(r", | or ", expected)]
