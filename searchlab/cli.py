@@ -98,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("study", help="study YAML file")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a study key, e.g. --set budget.n_trials=5 (value parsed as YAML)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bar, nor (in a log) a line per finished or failed trial")
     run.set_defaults(handler=_cmd_run)
 
     status = sub.add_parser("status", help="trial counts and the best trials of a run")
@@ -133,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="an export's probabilities and labels for image files, as CSV")
     predict.add_argument("export", help="export folder (config.json + weights.safetensors)")
     predict.add_argument("images", nargs="+", help="image files, or folders of them (walked, sorted)")
-    predict.add_argument("--out", default=None, help="CSV file to write (default: standard output)")
+    predict.add_argument("--out", default=None, help="CSV (or .parquet) file to write (default: standard output)")
     predict.set_defaults(handler=_cmd_predict)
 
     sample = sub.add_parser("sample", help="a generator export's images as PNG files (marked synthetic)")
@@ -149,19 +150,20 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="one self-contained HTML report of a run (plots, best model, top trials)")
     report.add_argument("run", help="run directory (or its study file)")
-    report.add_argument("--out", default=None, help="HTML file to write (default: RUN/report.html)")
+    report.add_argument("--out", default=None, help="HTML file to write, or DIR/ (default: RUN/report.html)")
     report.add_argument("--top", type=int_in(1), default=20, help="trials in the table (default 20)")
     report.set_defaults(handler=_cmd_report)
 
     compare = sub.add_parser("compare", help="best-so-far curves of several runs on one plot (HTML)")
     compare.add_argument("runs", nargs="+", help="two or more run directories (or study files)")
-    compare.add_argument("--out", default="compare.html", help="HTML file to write (default compare.html)")
+    compare.add_argument("--out", default="compare.html", help="HTML file to write, or DIR/ (default compare.html)")
     compare.set_defaults(handler=_cmd_compare)
 
     dash = sub.add_parser("dashboard", help="optuna-dashboard for a run, on 127.0.0.1")
     dash.add_argument("run", help="run directory (or its study file)")
     dash.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    dash.add_argument("--port", type=int_in(1, 65535), default=8080)
+    dash.add_argument("--port", type=int_in(1, 65535), default=8080,
+                      help="port (default 8080; a busy one: the next free one)")
     dash.set_defaults(handler=_cmd_dashboard)
 
     cache = sub.add_parser("cache", help="the decoded-image cache: where, how big; --clear empties it")
@@ -226,6 +228,7 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
 
         from searchlab.data.image_cache import check_cache_settings
         from searchlab.summary import best_trials, print_run_header, print_run_summary
+        from searchlab.after_run_export import export_best
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
         check_cache_settings()
@@ -237,8 +240,8 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
         exported, headline, export_failed, export_stopped, there = None, None, False, 0, None
         if study.config.export.after_run and not result.interrupted:
             try:
-                exported, headline, export_failed, there = _export_best(study, result)
-            except KeyboardInterrupt as exc:   # said by _export_best; the summary, with the command, still follows
+                exported, headline, export_failed, there = export_best(study, result)
+            except KeyboardInterrupt as exc:   # said by export_best; the summary, with the command, still follows
                 export_failed, export_stopped = True, exit_code(exc)
         print_run_summary(study, result, exported, headline, export_there=there)
         output.flush()
@@ -291,82 +294,6 @@ def _run_saying_a_lost_storage(study: Any, progress: bool) -> Any:
         if lost is None:
             raise
         raise lost from None
-
-
-def _export_best(study: Any, result: Any) -> tuple[Any, str | None, bool, str | None]:
-    """(the export folder, its test headline, whether the export failed, the command making it where the
-    checkpoints are when another run folder of the study holds them) of the after-run export."""
-    from pathlib import Path
-
-    from optuna.trial import TrialState
-
-    from searchlab.engine.storage import close_connections
-    from searchlab.errors import SearchlabError
-    from searchlab.export.checkpoint_place import CheckpointElsewhere
-    from searchlab.export.exporter import export_run
-    from searchlab.export.publish import (describe_export, export_of_another_study, holds_fine_tuned_weights,
-                                         moving_aside)
-    from searchlab.summary import export_command, export_dir
-
-    out = export_dir(study)
-    export = study.config.export
-    complete = len(result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    if complete == 0:   # nothing to export: the run summary says why no trial completed
-        return None, None, False, None
-    if study.config.task.kind == "callable":   # not a failure of the run: there is no model to export
-        print("export: export.after_run is set, but a callable task's function trains no model searchlab could "
-              "export; nothing exported (remove export.after_run)", file=sys.stderr)
-        return None, None, False, None
-    top_k = min(export.top_k, max(complete, 1))
-    # Several objectives have no single best: the error names the Pareto front; --top-k would fail again.
-    how = export_command(study, trial="N") if len(study.objectives) > 1 else export_command(study, top_k)
-    if result.trials_finished == 0 and (out / "config.json").is_file():   # a resume whose budget was reached
-        other = export_of_another_study(out, result.study)
-        if other is None:
-            print(f"export: nothing ran, so the export in {out} stands (the test split is not scored again)",
-                  file=sys.stderr)
-            return None, None, False, None
-        if holds_fine_tuned_weights(out):   # an export would replace them, and refuses to: skipped, said so once
-            print(f"export: nothing ran, but {out} holds {other}, which an export would replace: export skipped, "
-                  f"they are kept.\nThe trials are stored; export them with: {how}{moving_aside(out)}",
-                  file=sys.stderr)
-            # nothing new to export and weights kept on purpose: no failure (`run && ...` failed on every call)
-            return None, None, False, None
-        # another study's model (one run in this folder under another name) must not pass for this study's
-        print(f"export: nothing ran, but {out} holds {other}, not a trial of study '{study.config.name}'; "
-              "exporting this study's best in its place", file=sys.stderr)
-    close_connections(result.study._storage)   # the search is over; export_run opens the study afresh
-    if top_k < export.top_k:   # a short run still leaves a model; say that it is a smaller ensemble
-        print(f"export: {complete} completed trial(s), fewer than export.top_k={export.top_k}; "
-              f"exporting the {top_k} best", file=sys.stderr)
-    select = export.select if top_k > 1 else "top"   # one candidate: nothing to select among
-    replaced = describe_export(out)
-    try:
-        config = export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta,
-                            select=select)
-    except CheckpointElsewhere as exc:   # one line: which trial, the folder holding it, the command to run there
-        there = export_command(study, top_k, str(exc.trial_number) if top_k == 1 else None, Path(exc.holder.run_dir))
-        print(f"export skipped: {exc.rule}. Fix: export it there: {there}", file=sys.stderr)
-        return None, None, True, there
-    except (SearchlabError, OSError) as exc:   # the search is done and stored: say how to export it, keep the run
-        said = exc if isinstance(exc, SearchlabError) else f"{exc.filename or out}: {exc.strerror or exc}"
-        if works := getattr(exc, "top_k_that_works", None):   # the same command would fail the same way
-            how = export_command(study, works)
-        print(f"export skipped: {said}\nThe trials are stored; export them with: {how}{moving_aside(out)}",
-              file=sys.stderr)
-        return None, None, len(study.objectives) == 1, None   # several objectives: no single best, as designed
-    except KeyboardInterrupt as exc:   # a stop (export_run removed its partial folder): the run's code is the stop's
-        from searchlab.engine.signals import as_interrupted
-
-        print(f"export interrupted ({as_interrupted(exc).reason}): {out} is as it was. The trials are stored; export "
-              f"them with: {how}{moving_aside(out)}", file=sys.stderr)
-        raise
-    if replaced:   # as `searchlab export` says it: the folder may have held another study's model
-        print(f"note: replaced the earlier export in {out} ({replaced})", file=sys.stderr)
-    if "generator" in config:
-        return out, None, False, None
-    warn_about_export(config)
-    return out, test_headline(config), False, None
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -457,7 +384,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from searchlab.output_reader import beside_the_output
     from searchlab.report.build import write_report
 
-    refuse_folder(args.out, "report.html")
+    refuse_folder(args.out, "report.html", into_folder=True)   # --out DIR/: DIR/report.html
     print(f"report: {write_report(args.run, args.out, args.top)}", file=beside_the_output(args.out))
     return 0
 
@@ -466,7 +393,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from searchlab.output_reader import beside_the_output
     from searchlab.report.compare import compare_runs
 
-    refuse_folder(args.out, "compare.html")
+    refuse_folder(args.out, "compare.html", into_folder=True)   # --out DIR/: DIR/compare.html
     path, curves, pools = compare_runs(args.runs, args.out)
     said = beside_the_output(args.out)
     for curve in curves:

@@ -5,6 +5,8 @@ print it as is and exit 2 without a traceback.
 """
 from __future__ import annotations
 
+import os
+
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -220,12 +222,15 @@ def without_password(url: str) -> str:
     return base.replace(f":{MASK}@", "@", 1) + (question + "&".join(kept) if kept else "")
 
 
-def refuse_folder(out: str | Path | None, example: str, what: str = "file") -> None:
+def refuse_folder(out: str | Path | None, example: str, what: str = "file", into_folder: bool = False) -> None:
     """--out names a file to write: a folder there was an OSError after the work ('Is a directory'). An empty
-    --out (an unset $OUT in a script) reads as the current folder, and was said as a bare "--out  is a folder"."""
+    --out (an unset $OUT in a script) reads as the current folder, and was said as a bare "--out  is a folder".
+    `into_folder`: a command that writes `<folder>/<example>` for an --out ending in a separator (`--out dir/`)."""
     if out is not None and not str(out).strip():
         raise SearchlabError(f"--out is empty ({str(out)!r}), so it names no {what} (an empty value reads as the "
                              f"current folder). Fix: name the {what} to write (e.g. --out {example})")
+    if into_folder and str(out).endswith(("/", os.sep)):
+        return
     if out is not None and Path(out).is_dir():
         raise SearchlabError(f"--out {out} is a folder. Fix: name the {what} to write (e.g. {Path(out) / example})")
 

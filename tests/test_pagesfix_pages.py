@@ -192,11 +192,11 @@ def test_an_out_ending_in_a_separator_is_a_folder_for_report_and_compare(write_s
     assert main(["compare", *map(str, runs), "--out", f"{tmp_path / 'cmp'}/"]) == 0
     assert (tmp_path / "cmp" / "compare.html").is_file()
     assert f"plot: {tmp_path / 'cmp' / 'compare.html'}" in capsys.readouterr().out
-    from searchlab.report.build import write_report   # a folder that exists (the CLI refuses it: cli.py's check)
-
-    (tmp_path / "there").mkdir()
-    assert write_report(runs[1], f"{tmp_path / 'there'}/") == tmp_path / "there" / "report.html"
+    (tmp_path / "there").mkdir()   # a folder that exists: written into too (it was refused as "a folder")
+    assert main(["report", str(runs[1]), "--out", f"{tmp_path / 'there'}/"]) == 0
     assert (tmp_path / "there" / "report.html").is_file()
+    assert main(["report", str(runs[1]), "--out", str(tmp_path / "there")]) == 2   # no slash: a file was meant
+    assert "is a folder" in capsys.readouterr().err
     # a folder two levels down is a typo more likely than a wish: refused, nothing made
     assert main(["report", str(runs[0]), "--out", f"{tmp_path / 'no' / 'such'}/"]) == 1
     assert "neither it nor its parent" in capsys.readouterr().err and not (tmp_path / "no").exists()
@@ -241,3 +241,4 @@ def test_the_report_warns_when_the_best_trial_labels_every_validation_image_one_
     assert ("Warning: trial 1, drawn below, predicts one class on validation At its threshold (0.5) this model "
             "labels every validation image 'malignant' (sensitivity 0, specificity 1). Fix: train longer") in text
     assert run.study.best_trial.number == 1 and TrialState.COMPLETE == run.study.best_trial.state
+
