@@ -203,13 +203,13 @@ def test_a_callable_tasks_after_run_export_says_there_is_no_model_and_the_run_su
 
 def test_a_failed_after_run_export_keeps_the_run_and_says_how_to_export(write_study, tmp_path, monkeypatch,
                                                                          capsys):
+    from searchlab import after_run_export
     from searchlab.cli import main
-    from searchlab.export import exporter
 
     def fails(*args, **kwargs):
         raise StorageError("cannot open storage 'sqlite:///x': disk I/O error")
 
-    monkeypatch.setattr(exporter, "export_run", fails)
+    monkeypatch.setattr(after_run_export, "export_run", fails)
     path = write_study(TINY_CLASSIFY + "export: {after_run: true}\n")
     assert main(["run", str(path), "--no-progress"]) == 1   # 0 let `run && use best/` go on without an export
     err = capsys.readouterr().err
