@@ -6,7 +6,6 @@ not theirs."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 import warnings
@@ -19,6 +18,7 @@ from searchlab.cli import main
 from searchlab.export.publish import describe_export
 from searchlab.export.weights_origin import replaced_since_warnings
 from searchlab.models import standalone
+from test_model_save_guards import module_of
 from test_weights_lineage import image_set, run_and_export
 
 NOT_ITS_WEIGHTS = "is not the weights file its config.json was exported with"
@@ -26,14 +26,6 @@ NOT_ITS_WEIGHTS = "is not the weights file its config.json was exported with"
 
 def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def module_of(model_py, name):
-    """An export's model.py imported as plain PyTorch code (its own module name: one per export)."""
-    spec = importlib.util.spec_from_file_location(name, model_py)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

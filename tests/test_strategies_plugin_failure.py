@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from searchlab.cli import main
+from test_run import TINY_CLASSIFY
 
 # written beside the study (the study's folder is importable): breaks once `AT` trials completed, outside any
 # trial (Optuna calls before_trial in its ask), with a message of several lines as a plug-in's state dump may be
@@ -22,18 +23,9 @@ class BreaksLater(optuna.samplers.RandomSampler):
         if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) >= AT:
             raise ValueError("population buffer is empty\\n  state: {{'members': []}}")
 '''
-CLASSIFY = """
-name: tiny
-task: classify
-space:
-  model: {kind: cnn, depth: 1, width: {choice: [4, 8]}, convs_per_stage: 1}
-  optim: {lr: {float: [1.0e-3, 1.0e-2], log: true}}
-  train: {batch_size: 128}
-strategy: {class: "breaking:BreaksLater"}
-pruner: none
-budget: {n_trials: 4, epochs: 1}
-export: {after_run: true, bootstrap: 100}
-"""
+CLASSIFY = (TINY_CLASSIFY.replace("strategy: random", 'strategy: {class: "breaking:BreaksLater"}')
+            .replace("budget: {n_trials: 2, epochs: 2}", "budget: {n_trials: 4, epochs: 1}")
+            + "export: {after_run: true, bootstrap: 100}\n")
 CALLABLE = """
 name: fake
 task: {{kind: callable, function: "fake_tasks:quadratic"}}
