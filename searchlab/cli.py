@@ -311,9 +311,11 @@ def _cmd_trials(args: argparse.Namespace) -> int:
 
     from searchlab.engine.rundir import open_run
     from searchlab.trials_table import trial_table, write_table
+    from searchlab.whole_file import out_file
 
-    refuse_folder(args.out, "trials.csv")
-    write_table(trial_table(open_run(args.run)), args.format, Path(args.out) if args.out else None)
+    out = args.out and str(out_file(args.out, f"trials.{args.format or 'csv'}"))
+    refuse_folder(out, "trials.csv")
+    write_table(trial_table(open_run(args.run)), args.format, Path(out) if out else None)
     return 0
 
 
@@ -359,10 +361,12 @@ def _refuse_unfinished_trial_early(run_folder: str, number: int | None) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from searchlab.export.predict import write_predictions
     from searchlab.output_reader import beside_the_output
+    from searchlab.whole_file import out_file
 
-    rows = write_predictions(args.export, args.images, args.out)
-    if args.out is not None:
-        print(f"{rows} predictions written to {args.out}", file=beside_the_output(args.out))
+    out = args.out and str(out_file(args.out, "predictions.csv"))
+    rows = write_predictions(args.export, args.images, out)
+    if out is not None:
+        print(f"{rows} predictions written to {out}", file=beside_the_output(out))
     return 0
 
 

@@ -121,3 +121,16 @@ def test_a_descriptor_searchlab_opened_itself_or_none_is_refused_and_left_alone(
     assert own.read_bytes() == b"SQLite format 3\0"
     with pytest.raises(OutPathError, match=r"descriptor 987, which is not open\. Fix: .* 987>>FILE"):
         write_whole(Path("/dev/fd/987"), lambda part: part.write_text("number\n"))
+
+
+def test_predict_and_trials_write_into_a_folder_named_with_a_trailing_slash(  # noqa: F811
+        source, finished_run, tmp_path, capsys):
+    """`--out preds/` wrote a file named `preds` (as report did), and `--out p.json` wrote CSV under a JSON name."""
+    args = [str(a) for a in _predict_args(source)]
+    assert main([*args, "--out", f"{tmp_path / 'preds'}/"]) == 0
+    assert len(pd.read_csv(tmp_path / "preds" / "predictions.csv")) == 2
+    assert f"written to {tmp_path / 'preds' / 'predictions.csv'}" in capsys.readouterr().out
+    assert main(["trials", str(finished_run), "--format", "json", "--out", f"{tmp_path / 'preds'}/"]) == 0
+    assert (tmp_path / "preds" / "trials.json").read_text().startswith("[")
+    assert main([*args, "--out", str(tmp_path / "p.json")]) == 2 and not (tmp_path / "p.json").exists()
+    assert "predict writes CSV or Parquet" in capsys.readouterr().err

@@ -72,9 +72,9 @@ class Progress:
         """A trial this run ran. Beside another run, the others' trials are read too, for the study's best
         (whether one joined is read at most every LOOK_SECONDS: not a read after each of many tiny trials)."""
         if self.enabled:
-            self._see(trial)
-            if self._beside_another(study, LOOK_SECONDS):
+            if self._beside_another(study, LOOK_SECONDS):   # first: the line said for `trial` names the study's best
                 self._track_others(study)
+            self._see(trial)
             self._refresh()
 
     def update(self, study: optuna.Study) -> None:

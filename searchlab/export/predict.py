@@ -350,7 +350,11 @@ def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -
         sys.stdout.write(table.getvalue())
         return rows
     refuse_folder(out, "predictions.csv", what="CSV file")
-    if Path(out).suffix.lower() == ".parquet":   # by its extension, as `trials --out`: CSV under it misled readers
+    suffix = Path(out).suffix.lower()
+    if suffix in (".json", ".jsonl", ".xlsx", ".tsv"):   # rows written as CSV under another format's name misled readers
+        raise ExportError(f"--out {out}: predict writes CSV or Parquet, chosen by the file's extension, not "
+                             f"{suffix}. Fix: name a .csv file (or .parquet)")
+    if suffix == ".parquet":   # by its extension, as `trials --out`: CSV under it misled readers
         return _write_parquet_predictions(export_dir, inputs, Path(out))
     rows = 0
 
