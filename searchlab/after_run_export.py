@@ -57,6 +57,9 @@ def export_best(study: Any, result: Any) -> tuple[Any, str | None, bool, str | N
         config = export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta,
                             select=select)
     except CheckpointElsewhere as exc:   # one line: which trial, the folder holding it, the command to run there
+        if not exc.on_another_machine:   # that folder was here: it is to be put back, not exported from
+            print(f"export skipped: {exc}", file=sys.stderr)
+            return None, None, True, None
         there = export_command(study, top_k, str(exc.trial_number) if top_k == 1 else None, Path(exc.holder.run_dir))
         print(f"export skipped: {exc.rule}. Fix: export it there: {there}", file=sys.stderr)
         return None, None, True, there

@@ -89,3 +89,19 @@ def test_a_checkpoint_held_by_a_folder_on_another_machine_is_said_in_one_line_wi
     assert "Traceback" not in err and "keep_checkpoints" not in err
     assert f"export:    {command}" in out   # the summary's command is that one, not one failing here again
     assert not (tmp_path / "second" / "best").exists()
+
+
+def test_a_folder_of_this_machine_that_is_gone_is_to_be_put_back_not_exported_from(write_study, tmp_path, capsys):
+    """The first folder was this machine's and was moved away: exporting there cannot work, so the fix is to put
+    it back (it said "export it there" with that folder's path)."""
+    second = _two_folders(write_study, tmp_path)
+    shutil.move(tmp_path / "first", tmp_path / "first-moved")
+    capsys.readouterr()
+    assert main(["run", str(second), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    first = (tmp_path / "first").resolve()
+    said = [line for line in err.splitlines() if line.startswith("export skipped:")]
+    assert said == [f"export skipped: trial 0 was trained by another run of this study, in run folder {first} (on "
+                    "this machine, but that folder is gone or cannot be read now), which holds its checkpoint (not "
+                    f"in {tmp_path / 'second' / 'artifacts'}). Fix: put {first} back (or copy its artifacts/ into "
+                    f"{tmp_path / 'second' / 'artifacts'}), or export another trial (--trial N)"], err

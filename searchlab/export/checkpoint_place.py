@@ -28,14 +28,18 @@ class CheckpointElsewhere(CheckpointGone):
 
     def __init__(self, trial_number: int, holder: TrainedIn, run: OpenRun) -> None:
         self.trial_number, self.holder = trial_number, holder
-        where = (f"on machine {holder.host}" if holder.host != socket.gethostname()
+        self.on_another_machine = holder.host != socket.gethostname()
+        where = (f"on machine {holder.host}" if self.on_another_machine
                  else "on this machine, but that folder is gone or cannot be read now")
         self.rule = (f"trial {trial_number} was trained by another run of this study, in run folder "
                      f"{holder.run_dir} ({where}), which holds its checkpoint (not in {run.artifacts})")
         self.command = (f"searchlab export {shlex.quote(holder.run_dir)} --trial {trial_number} --out "
                         f"{shlex.quote(str(Path(holder.run_dir) / 'best'))}")
-        super().__init__(f"{self.rule}. Fix: export it there: {self.command} (or copy that folder's artifacts/ "
-                         "into this one's)")
+        fix = (f"export it there: {self.command} (or copy that folder's artifacts/ into this one's)"
+               if self.on_another_machine else
+               f"put {holder.run_dir} back (or copy its artifacts/ into {run.artifacts}), or export another trial "
+               "(--trial N)")
+        super().__init__(f"{self.rule}. Fix: {fix}")
 
 
 def checkpoint_store(run: OpenRun, trial: FrozenTrial, artifact_id: str) -> ContainedArtifactStore:
