@@ -351,7 +351,7 @@ def write_predictions(export_dir: str, inputs: Sequence[str], out: str | None) -
         return rows
     refuse_folder(out, "predictions.csv", what="CSV file")
     suffix = Path(out).suffix.lower()
-    if suffix in (".json", ".jsonl", ".xlsx", ".tsv"):   # rows written as CSV under another format's name misled readers
+    if suffix in (".json", ".jsonl", ".xlsx", ".tsv"):   # CSV rows under another format's name misled readers
         raise ExportError(f"--out {out}: predict writes CSV or Parquet, chosen by the file's extension, not "
                              f"{suffix}. Fix: name a .csv file (or .parquet)")
     if suffix == ".parquet":   # by its extension, as `trials --out`: CSV under it misled readers
