@@ -133,14 +133,11 @@ def step_band(xs: list[int], lows: list[float], highs: list[float]) -> tuple[lis
     """The min-max band as a closed polygon of steps, as the mean line's "hv" steps are drawn: each value holds
     from its trial to the next. Drawn "hv" itself, the band's reversed lower edge stepped at the other end of
     each interval, one trial late, and the mean line ran outside its own min-max band."""
-    upper_x, upper_y, lower_x, lower_y = [], [], [], []
-    for i, x in enumerate(xs):
-        end = xs[i + 1] if i + 1 < len(xs) else x
-        upper_x += [x, end]
-        upper_y += [highs[i], highs[i]]
-        lower_x += [x, end]
-        lower_y += [lows[i], lows[i]]
-    return upper_x + lower_x[::-1], upper_y + lower_y[::-1]
+    edges = [edge for x, end in zip(xs, [*xs[1:], xs[-1]] if xs else []) for edge in (x, end)]
+
+    def held(values: list[float]) -> list[float]:   # each value over both ends of its step
+        return [value for value in values for _ in range(2)]
+    return edges + edges[::-1], held(highs) + held(lows)[::-1]
 
 
 def pooled_table(pools: list[SeedPool]) -> str:
