@@ -261,6 +261,8 @@ def print_status(run: OpenRun, top: int) -> None:
         print(cut)
     if measured := feature_network_said(study):
         print(f"  ({measured})")
+    if stage := _stage_said(study):
+        print(stage)
     record = run.study.user_attrs.get("searchlab")
     setup = record.get("search") if isinstance(record, dict) else None
     if setup:   # studies recorded before the setup was kept have none, nor do studies made by Optuna directly
@@ -286,6 +288,14 @@ def print_status(run: OpenRun, top: int) -> None:
     print_checkpoint_usage(run)
     if exports := study.user_attrs.get(SCORINGS_KEY):
         print(_exports_line(exports))
+
+
+def _stage_said(study: optuna.Study) -> str | None:
+    from searchlab.nas.deepmad_design import DESIGN_SUFFIX
+    from searchlab.nas.stage import stage_said
+    from searchlab.nas.zen_nas import PROXY_SUFFIX
+
+    return stage_said(study, (PROXY_SUFFIX, DESIGN_SUFFIX))
 
 
 def _waiting_for_ray(study: optuna.Study, setup: dict[str, Any] | None, run_here: bool = True) -> str | None:

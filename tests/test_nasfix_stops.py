@@ -57,6 +57,11 @@ def test_a_stop_during_the_zen_nas_stage_keeps_what_it_scored_and_the_next_run_c
     assert record.user_attrs["searchlab:stage_cut"] == "a stop (SIGTERM), 16 of 30 candidates scored"
     assert not record.user_attrs["searchlab:stage_done"] and not _study(tmp_path, "zen").trials   # nothing queued
     assert "cut short by a stop (SIGTERM), 16 of 30 candidates scored" in out
+    # status, with the main study at 0 trials, says what the stage kept for the next run
+    assert cli.main(["status", str(tmp_path / "run")]) == 0
+    said = capsys.readouterr().out
+    assert "stage before training: cut short by a stop (SIGTERM), 16 of 30 candidates scored; kept: " in said, said
+    assert "(study 'zen.zen_proxy'). The next `searchlab run` of this study continues it" in said
     monkeypatch.undo()
     assert cli.main(["run", path, "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -65,6 +70,8 @@ def test_a_stop_during_the_zen_nas_stage_keeps_what_it_scored_and_the_next_run_c
     assert record.user_attrs["searchlab:stage_done"]
     assert [(t.params, t.value) for t in record.trials[:len(kept)]] == [(t.params, t.value) for t in kept]
     assert sum(t.state == TrialState.COMPLETE for t in record.trials) == 30
+    assert cli.main(["status", str(tmp_path / "run")]) == 0
+    assert "stage before training: finished, 30 scored" in capsys.readouterr().out
     [trained] = [t for t in _study(tmp_path, "zen").trials if t.state == TrialState.COMPLETE]
     assert "zen_score" in trained.user_attrs   # its best queued, once the stage finished
 

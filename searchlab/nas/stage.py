@@ -213,6 +213,29 @@ def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], st
     return trials
 
 
+def stage_said(main: optuna.Study, suffixes: tuple[str, ...]) -> str | None:
+    """`searchlab status`'s line for the stage recorded beside `main` (`<study><suffix>`), if any: how many networks
+    it scored and whether it finished. A stage stopped before the first trial left the main study at 0 trials,
+    and status said nothing of the networks kept for the next run to continue."""
+    for suffix in suffixes:
+        try:
+            record = optuna.load_study(study_name=main.study_name + suffix, storage=main._storage)
+        except KeyError:
+            continue
+        trials = record.get_trials(deepcopy=False)
+        counts = f"{_stage_counts(trials)} (study '{record.study_name}')"
+        if record.user_attrs.get(DONE):
+            return f"  stage before training: finished, {counts}"
+        if cut := record.user_attrs.get(CUT):
+            return (f"  stage before training: cut short by {cut}; kept: {counts}. The next `searchlab run` of "
+                    "this study continues it, then queues its best")
+        if trials:
+            return (f"  stage before training: unfinished ({len(trials)} networks written by a run killed while "
+                    f"recording them); the next run refuses it. Fix: delete the study '{record.study_name}' "
+                    "(optuna delete-study) and run again")
+    return None
+
+
 def _stage_counts(trials: list[FrozenTrial]) -> str:
     twins = [t for t in trials if "same_network_as" in t.user_attrs]   # given the score of one scored already
     new = [t for t in trials if "same_network_as" not in t.user_attrs]
