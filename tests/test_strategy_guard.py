@@ -65,6 +65,8 @@ def test_a_run_whose_strategy_breaks_stops_with_one_line_and_no_trial_left_runni
     stored = optuna.load_study(study_name="plug", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     states = [t.state for t in stored.get_trials()]
     assert TrialState.RUNNING not in states and TrialState.FAIL in states
+    # the other worker's copy of the same error, said once, is not left behind
+    assert not list((tmp_path / "run" / ".workers").glob("*.error"))
 
 
 def test_a_plugin_that_takes_no_seed_is_warned_of():

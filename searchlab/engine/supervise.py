@@ -98,6 +98,8 @@ class Supervisor:
                 proc.kill()   # its trial stays RUNNING: failed and re-queued when the study runs again
                 proc.join()
             current_trial_file(self.study.run_dir, proc.pid).unlink(missing_ok=True)
+            # a second worker stopped by the same plug-in error left it too: the run says it once, from the first
+            stop_run_file(self.study.run_dir, proc.pid).unlink(missing_ok=True)
 
     def _check(self, worker: Worker) -> Worker | None:
         """The worker to keep watching: itself, its replacement, or None when it finished normally."""
