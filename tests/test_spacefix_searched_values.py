@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from searchlab.config.load import load_study
 from test_config import error_of
 
 STUDY = "name: s\ntask: classify\nspace:\n  model: MODEL\n"
@@ -44,11 +45,29 @@ def test_a_fixed_misspelt_op_gets_a_did_you_mean(write_study):
      "low end 0: Input should be greater than or equal to 1", "search cells: {int: [1, 3]}"),
     # reductions past 4 was offered "search cells from 9 up"
     ("cells: {int: [3, 12]}, reductions: {int: [1, 9]}", "space.model.reductions",
-     "high end 9: Input should be less than or equal to 4", "search reductions: {int: [1, 4]}"),
+     "high end 9: Input should be less than or equal to 4", "search reductions: {int: [1, 3]}"),
 ])
 def test_a_range_past_its_own_limit_names_the_end_and_the_range_that_fits(write_study, change, key, said, fix):
     err = _error(write_study, CELLS.replace("CHANGE", change))
     assert err.key == key and said in err.rule and fix in err.fix and "from 9 up" not in err.fix
+
+
+@pytest.mark.parametrize("change, fix, fixed", [
+    # [1, 3] was offered, and then refused for reductions 2 > cells 1
+    ("cells: {int: [0, 3]}, reductions: {int: [1, 2]}", "search cells: {int: [2, 3]} (from 2: reductions reach 2",
+     "cells: {int: [2, 3]}, reductions: {int: [1, 2]}"),
+    ("cells: {int: [0, 3]}, reductions: 3", "search cells: {int: [3, 3]}", "cells: {int: [3, 3]}, reductions: 3"),
+    # [1, 4] was offered, and then refused for reductions 4 > cells 2
+    ("cells: {int: [2, 12]}, reductions: {int: [1, 9]}", "search reductions: {int: [1, 2]} (up to 2: cells go down",
+     "cells: {int: [2, 12]}, reductions: {int: [1, 2]}"),
+    # no cells range within 1-1 fits reductions 2: the other setting's change is said
+    ("cells: {int: [0, 1]}, reductions: {int: [1, 2]}", "search cells: {int: [1, 1]}, and then keep reductions at "
+     "most cells' least (they reach 2)", "cells: {int: [1, 1]}, reductions: {int: [1, 1]}"),
+])
+def test_a_range_fix_keeps_reductions_within_cells_so_the_fixed_space_loads(write_study, change, fix, fixed):
+    err = _error(write_study, CELLS.replace("CHANGE", change))
+    assert fix in err.fix, err.fix
+    load_study(write_study(STUDY.replace("MODEL", CELLS.replace("CHANGE", fixed))))
 
 
 ANCHORED = """name: s

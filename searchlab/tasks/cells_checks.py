@@ -7,6 +7,7 @@ from typing import Any
 from searchlab.config.yamlsrc import Located
 from searchlab.space.params import Group, written_path
 from searchlab.tasks.arch_config import CellNetSpec
+from searchlab.tasks.parse import Limit
 
 
 def check_reductions_within_cells(searched: dict[str, Any], src: Located) -> None:
@@ -24,6 +25,38 @@ def check_reductions_within_cells(searched: dict[str, Any], src: Located) -> Non
                             "a trial drawing both would fail (reductions cannot exceed cells)",
                             got=list(_values(reductions)), fix=f"keep reductions at most {least} (cells' least), or "
                             f"search cells from {most} up")
+
+
+def cells_limits(searched: dict[str, Any], configs: list[dict[str, Any]]) -> dict[str, Limit]:
+    """What reductions <= cells asks of a searched cells or reductions range, within the other's own limits
+    (reductions 0-4, cells 1-20), for the fix of a range past its own limits: `cells: {int: [0, 3]}` was told to
+    search [1, 3], which the check of reductions 2 against cells 1 then refused."""
+    limits = {}
+    for name in searched:
+        if name.endswith("model.cells") and (reductions := _other(name, "reductions", searched, configs)):
+            least = min(max(reductions), 4)
+            limits[name] = Limit(least, None, f"from {least}: reductions reach {least}, and cannot exceed cells",
+                                 f"keep reductions at most cells' least (they reach {least})")
+        elif name.endswith("model.reductions") and (cells := _other(name, "cells", searched, configs)):
+            most = max(min(cells), 1)
+            limits[name] = Limit(None, most, f"up to {most}: cells go down to {most}, and reductions cannot exceed "
+                                 "cells", f"search cells from reductions' most up (cells go down to {most})")
+    return limits
+
+
+def _other(name: str, setting: str, searched: dict[str, Any], configs: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """The values the sibling `setting` of the searched `name` takes: searched, or as set in the configs."""
+    sibling = name.rsplit(".", 1)[0] + "." + setting
+    if sibling in searched:
+        return _values(searched[sibling])
+    set_to = set()
+    for config in configs:
+        value: Any = config
+        for key in sibling.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            set_to.add(value)
+    return tuple(set_to)
 
 
 def _values(param: Any) -> tuple[Any, ...]:

@@ -48,7 +48,8 @@ from searchlab.tasks.crossval import (CrossFoldThresholds, CVResult, cross_valid
 from searchlab.tasks.data_checks import (check_folds_within_classes, check_metric_fits_data,
                                          check_objectives_defined_on_val, number_named_class_warning)
 from searchlab.tasks.pace import timed_config, trial_time_warning
-from searchlab.tasks.cells_checks import check_reductions_within_cells, check_same_cell_nodes, outputs_constant
+from searchlab.tasks.cells_checks import (cells_limits, check_reductions_within_cells, check_same_cell_nodes,
+                                          outputs_constant)
 from searchlab.tasks.parse import check_searched_values, parse_trial
 from searchlab.tasks.selection_advice import (best_epoch_cv_warning, one_sided_objective_warning, positive_class_note,
                                               small_validation_warning, threshold_selection_warning,
@@ -117,7 +118,8 @@ class ClassifyTask:
         searched = {param.name: param for param, _ in searchable_params(study.space)}
         probes = list(probe_configs(study.space, seed=study.config.seed))
         # each setting's own values first: a check spanning settings would blame another key for them
-        check_searched_values(ClassifyTrialConfig, "classify", probes, src, searched, _UNION_TAGS, study.space)
+        check_searched_values(ClassifyTrialConfig, "classify", probes, src, searched, _UNION_TAGS, study.space,
+                              across=cells_limits(searched, probes))
         check_reductions_within_cells(searched, src)
         check_same_cell_nodes(probes, src, study.space)
         for config in probes:

@@ -5,6 +5,7 @@ import copy
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -16,6 +17,18 @@ from searchlab.space.params import Group, IntParam, written_path
 from searchlab.suggest import close_names, did_you_mean, fields_at
 
 Config = TypeVar("Config", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """What another setting asks of a searched range: at least `least`, at most `most` (`why` says it), or, when
+    no range within its own limits meets that, what to change in the other setting (`otherwise`)."""
+
+    least: Any
+    most: Any
+    why: str
+    otherwise: str
+
 Error = dict[str, Any]
 VALUE_CUTOFF = 0.75   # a misspelt value's likeness to the one meant (basci/basic 0.8; finetune/features 0.62: no)
 # errors about a key, not its value: every member of a searched parameter would break them alike
@@ -36,11 +49,13 @@ def parse_trial(schema: type[Config], task: str, config: dict[str, Any], src: Lo
 
 def check_searched_values(schema: type[BaseModel], task: str, configs: Iterable[dict[str, Any]], src: Located,
                           searched: dict[str, Any], union_tags: tuple[str, ...] = (),
-                          space: Group | None = None) -> None:
+                          space: Group | None = None, across: dict[str, Limit] | None = None) -> None:
     """A searched parameter with a member the schema refuses on its own (a misspelt choice, a range past a
     limit), named before any check spanning several settings, which would blame another key for it (`cells:
     {int: [0, 3]}` was refused as `reductions` past cells). Of several, the one written first: one misspelt
-    choice in a YAML anchor shared by 16 ops was named at whichever op a random draw took it for first."""
+    choice in a YAML anchor shared by 16 ops was named at whichever op a random draw took it for first.
+    `across`: by parameter name, the limit other settings put on a range (cells at least the reductions searched),
+    so the range offered as the fix is not refused next by the check spanning both."""
     first: dict[str, tuple[dict[str, Any], Error]] = {}
     for config in configs:
         try:
@@ -53,12 +68,12 @@ def check_searched_values(schema: type[BaseModel], task: str, configs: Iterable[
     for name in searched:   # in the order the space writes them
         if name in first:
             config, err = first[name]
-            raise _trial_error(schema, task, config, err, src, searched, union_tags, space)
+            raise _trial_error(schema, task, config, err, src, searched, union_tags, space, across)
 
 
 def _trial_error(schema: type[BaseModel], task: str, config: dict[str, Any], err: Error, src: Located | None,
                  searched: dict[str, Any] | None, union_tags: tuple[str, ...],
-                 space: Group | None) -> Exception:
+                 space: Group | None, across: dict[str, Limit] | None = None) -> Exception:
     loc = list(error_loc(err))
     if len(loc) > 1 and loc[1] in union_tags:
         del loc[1]
@@ -75,7 +90,7 @@ def _trial_error(schema: type[BaseModel], task: str, config: dict[str, Any], err
     got: Any = ...
     if param is not None:
         rule, got, fix = _searched_error(schema, task, config, err, param, name, tuple(loc), union_tags, rule,
-                                         own_fix)
+                                         own_fix, (across or {}).get(name))
     if err["type"] == "union_tag_not_found":   # e.g. model: {depth: ...} without kind: cnn
         tag = err["ctx"]["discriminator"].strip("'")
         rule = f"names no {tag}: it selects which settings the section takes"
@@ -98,7 +113,7 @@ def _trial_error(schema: type[BaseModel], task: str, config: dict[str, Any], err
 
 def _searched_error(schema: type[BaseModel], task: str, config: dict[str, Any], err: Error, param: Any, name: str,
                     loc: tuple[Any, ...], union_tags: tuple[str, ...], rule: str,
-                    own_fix: str | None) -> tuple[str, Any, str]:
+                    own_fix: str | None, limit: Limit | None = None) -> tuple[str, Any, str]:
     """Rule, value and fix of an error at a searched parameter: the members the schema refuses on their own, as
     written; else (a check spanning settings, whose own fix is kept) the choices or range written, not one draw
     of it (1.3985909084407415 of [0.0, 1.5])."""
@@ -107,7 +122,7 @@ def _searched_error(schema: type[BaseModel], task: str, config: dict[str, Any], 
         ends = f"{math.ceil(param.low)}, {math.floor(param.high)}"   # whole numbers within the range
         return rule, list(span), f"search whole numbers: {loc[-1]}: {{int: [{ends}]}}"
     if _of_the_value(err) and (bad := _bad_members(schema, config, loc, span, union_tags)):
-        return _searched_value_error(task, param, name, bad)
+        return _searched_value_error(task, param, name, bad, limit)
     return rule, list(span), own_fix or (f"the space searches {list(span)} for '{name}'; keep it within what the "
                                          f"{task} task accepts")
 
@@ -118,7 +133,8 @@ def _value_fix(err: Error, key: str) -> str | None:
     return f"did you mean {', '.join(close)}?" if close else pydantic_fix(err, key)
 
 
-def _searched_value_error(task: str, param: Any, name: str, bad: list[tuple[Any, Error]]) -> tuple[str, Any, str]:
+def _searched_value_error(task: str, param: Any, name: str, bad: list[tuple[Any, Error]],
+                          limit: Limit | None = None) -> tuple[str, Any, str]:
     """Rule, value and fix of a searched parameter some members of which the schema refuses: the members named,
     each with its rule; a choice with the allowed value it likely meant, a range with the range that fits."""
     leaf = name.rsplit(".", 1)[-1]
@@ -132,7 +148,7 @@ def _searched_value_error(task: str, param: Any, name: str, bad: list[tuple[Any,
     said = "; ".join(f"its {'low' if member == param.low else 'high'} end {member}: {rule_and_fix(err)[0]}"
                      for member, err in ends.items())
     return (f"not a valid {task} config: {said}", [param.low, param.high],
-            f"the space searches {[param.low, param.high]} for '{name}': {_range_fix(param, leaf, ends)}")
+            f"the space searches {[param.low, param.high]} for '{name}': {_range_fix(param, leaf, ends, limit)}")
 
 
 def _replacement(member: Any, err: Error) -> str:
@@ -145,8 +161,9 @@ def _replacement(member: Any, err: Error) -> str:
     return f"remove {member!r} ({pydantic_fix(err) or 'not accepted'})"
 
 
-def _range_fix(param: Any, leaf: str, ends: dict[Any, Error]) -> str:
-    """The range written, narrowed to the limits its ends broke (cells: {int: [3, 400]} -> {int: [3, 20]})."""
+def _range_fix(param: Any, leaf: str, ends: dict[Any, Error], limit: Limit | None = None) -> str:
+    """The range written, narrowed to the limits its ends broke (cells: {int: [3, 400]} -> {int: [3, 20]}), and to
+    the `limit` other settings put on it where that leaves a range (else the limit is said beside it)."""
     low, high, whole = param.low, param.high, isinstance(param, IntParam)
     for err in ends.values():
         ctx = err.get("ctx") or {}
@@ -160,7 +177,18 @@ def _range_fix(param: Any, leaf: str, ends: dict[Any, Error]) -> str:
                     bound_fix(err) or "keep both ends within what the task accepts")
     log = ", log: true" if param.log else ""
     step = f", step: {param.step}" if param.step not in (None, 1) else ""
-    return f"search {leaf}: {{{'int' if whole else 'float'}: [{low}, {high}]{log}{step}}}"
+    low, high, beside = _within_limit(low, high, limit)
+    return f"search {leaf}: {{{'int' if whole else 'float'}: [{low}, {high}]{log}{step}}}{beside}"
+
+
+def _within_limit(low: Any, high: Any, limit: Limit | None) -> tuple[Any, Any, str]:
+    if limit is None:
+        return low, high, ""
+    least, most = max(low, limit.least if limit.least is not None else low), \
+        min(high, limit.most if limit.most is not None else high)
+    if least <= most:
+        return least, most, f" ({limit.why})" if (least, most) != (low, high) else ""
+    return low, high, f", and then {limit.otherwise}"
 
 
 def _bad_members(schema: type[BaseModel], config: dict[str, Any], loc: tuple[Any, ...], members: Iterable[Any],
