@@ -20,6 +20,7 @@ from searchlab.gan.losses import (diff_augment, discriminator_loss, ema_update, 
 from searchlab.models.gan import build_discriminator, build_generator
 from searchlab.tasks.generate_config import GenerateTrialConfig
 
+CPU = torch.device("cpu")
 COLLAPSE_STD = 0.01   # mean per-pixel std across samples (images in [0, 1]) below which all samples are "identical"
 
 
@@ -58,12 +59,16 @@ def build_pair(spec: GenerateTrialConfig, image_size: int, channels: int, n_clas
 
 def train_gan(spec: GenerateTrialConfig, real: RealImages, reference: Reference, seed: int,
               report: Callable[..., None], out_of_time: Callable[[], bool],
-              select: tuple[str, str] = ("medfid", "minimize")) -> GANResult:
-    """`select`: (metric, direction) that picks the best evaluation, whose generator and stats are kept."""
+              select: tuple[str, str] = ("medfid", "minimize"), device: torch.device = CPU) -> GANResult:
+    """`select`: (metric, direction) that picks the best evaluation, whose generator and stats are kept.
+    `device`: where G and D train (the real images are put there once: small sets). Every random draw comes
+    from one CPU generator and is moved there, so a seed draws the same batches and noise on any device; the
+    samples are scored on the CPU, and the generator returned is on the CPU (checkpoints, exports)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     image_size, channels = real.images.shape[-1], real.images.shape[1]
-    G, D = build_pair(spec, image_size, channels, real.n_classes)
+    G, D = (net.to(device) for net in build_pair(spec, image_size, channels, real.n_classes))
+    real = RealImages(real.images.to(device), real.labels.to(device), real.n_classes)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), **spec.adam("g"))   # the family's lr and betas unless set
     opt_d = torch.optim.Adam(D.parameters(), **spec.adam("d"))
@@ -93,7 +98,7 @@ def train_gan(spec: GenerateTrialConfig, real: RealImages, reference: Reference,
                 break
     assert best.stats is not None
     G_ema.load_state_dict(best.state)
-    return GANResult(G_ema, best.stats, evaluations, seconds, it, best.iteration)
+    return GANResult(G_ema.cpu(), best.stats, evaluations, seconds, it, best.iteration)
 
 
 class _Best:
@@ -149,11 +154,12 @@ class GANSteps:
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(0, len(self.real.images), (self.spec.train.batch_size,), generator=self.gen)
+        idx = idx.to(self.real.images.device)
         return self.real.images[idx], (self.real.labels[idx] if self.conditional else None)
 
     def _fake(self, labels: torch.Tensor | None) -> torch.Tensor:
         z = torch.randn(self.spec.train.batch_size, self.spec.gan.latent, generator=self.gen)
-        return self.G(z, labels)
+        return self.G(z.to(self.real.images.device), labels)
 
     def discriminator(self, iteration: int) -> torch.Tensor:
         x, labels = self._batch()
@@ -179,7 +185,7 @@ def sample_unit(G: nn.Module, labels: torch.Tensor, conditional: bool, seed: int
     """len(labels) images in [0, 1] from a fixed seed (labels used when conditional)."""
     gen = torch.Generator().manual_seed(seed)
     out = [G.sample(len(chunk), chunk if conditional else None, generator=gen) for chunk in labels.split(256)]
-    return to_unit(torch.cat(out))
+    return to_unit(torch.cat(out)).cpu()   # scored by the feature network, on the CPU
 
 
 def evaluate(G: nn.Module, real: RealImages, reference: Reference, seed: int, when: str = "") -> SampleStats:
@@ -196,4 +202,4 @@ def evaluate(G: nn.Module, real: RealImages, reference: Reference, seed: int, wh
                            f"{spread:.4f} < {COLLAPSE_STD}){' at ' + when if when else ''}: mode collapse, or a "
                            "generator too few iterations from its start to vary (then raise train.iterations or "
                            "lower train.evaluations, which scores it earlier)")
-    return reference.score(samples, real.labels if conditional else None)
+    return reference.score(samples, real.labels.cpu() if conditional else None)

@@ -81,7 +81,6 @@ class GenerateTask:
                    for config in probe_configs(study.space, seed=study.config.seed))
 
     def validate_space(self, study: Study, src: Located) -> None:
-        _check_device(study, src)
         searched = {param.name: param for param, _ in searchable_params(study.space)}
         for config in probe_configs(study.space, seed=study.config.seed):
             spec = parse_trial(GenerateTrialConfig, "generate", config, src, searched, space=study.space)
@@ -104,8 +103,6 @@ class GenerateTask:
         # classify run says it: a GAN learns them, and its images carry them into a classifier's training
         for advice in data_advice(study.config.data, study.config.seed, study.base_dir):
             print(f"warning: {advice}", file=sys.stderr)
-        if idle := idle_gpu_warning(study):
-            print(f"warning: {idle}", file=sys.stderr)
         for unused in unused_settings(study.space, generate_setting_used, study.config.seed):
             print(f"warning: {describe(unused, generate_setting_default)}", file=sys.stderr)
         size_key = "data.size" if isinstance(study.config.data, MedMNISTData) else "data.image_size"
@@ -138,7 +135,9 @@ class GenerateTask:
         ctx.record(generator=_generator_spec(spec, data), medfid_features=reference.features.digest,
                    adam={net: spec.adam(net) for net in ("g", "d")})
         select = next(((m, d) for m, d in ctx.study.objectives if m not in COST_METRICS), ("medfid", "minimize"))
-        result = train_gan(spec, real, reference, ctx.seed, ctx.report, ctx.out_of_time, select)
+        device = ctx.device   # a cuda trial that sees no GPU fails here, saying why
+        ctx.record(device=str(device))
+        result = train_gan(spec, real, reference, ctx.seed, ctx.report, ctx.out_of_time, select, device)
         if result.iterations < spec.train.iterations:   # a shorter GAN scores worse, never better by luck: kept
             ctx.record(cut_short=f"stopped by budget.timeout at iteration {result.iterations} of "
                                  f"{spec.train.iterations}")
@@ -219,30 +218,6 @@ def judge_at_chance_warning(floors: dict[str, float], n_classes: int, named: str
             f"{CHANCE_MARGIN * 100:.0f} points above chance ({1 / n_classes:.0%}), so its label_agreement cannot "
             f"judge the generators (no trial is marked as ignoring its labels) and its MedFID means little. "
             f"Fix: {fix}")
-
-
-def _check_device(study: Study, src: Located) -> None:
-    """executor.device moves classify trials only: a GAN trial trains on the CPU, and a cuda written for it was
-    ignored without a word (refused, as budget.epochs and max_params are in a GAN study)."""
-    executor = study.config.executor
-    if executor.device == "cuda":   # auto (the default) means where a trial can; cpu is where a GAN trains anyway
-        raise src.error(("executor", "device"), "GAN (generate) trials train on the CPU; executor.device moves "
-                        "classify trials only, so a GAN study would ignore it", got=executor.device,
-                        fix="remove executor.device (or set it to cpu) in the GAN study")
-    if executor.resources_per_trial.gpu > 0:   # reserved from Ray for every trial, and left idle by it
-        raise src.error(("executor", "resources_per_trial", "gpu"), "GAN (generate) trials train on the CPU, so a "
-                        "GPU share would be held idle by each trial", got=executor.resources_per_trial.gpu,
-                        fix="remove resources_per_trial.gpu (or set it to 0) in the GAN study")
-
-
-def idle_gpu_warning(study: Study) -> str | None:
-    """A GPU this machine has, which a GAN study's trials leave unused (they train on the CPU)."""
-    import torch
-
-    if study.config.executor.device == "auto" and torch.cuda.is_available():
-        return ("this machine has a CUDA GPU, but GAN (generate) trials train on the CPU, so it stays unused and "
-                "the trials take as long as on a machine without one")
-    return None
 
 
 def _finished(ostudy: Any) -> list[Any]:
