@@ -8,8 +8,8 @@ image_size); then difflib's matches, best first and ties in alphabetical order.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
-from typing import Any, get_args
+from collections.abc import Iterable, Mapping
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -46,13 +46,32 @@ def fields_at(schema: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The setting names a pydantic schema accepts at `loc` (a validation error's location less its last
     part); a union's discriminator tag in `loc` picks the members with that `kind`."""
     models: list[type[BaseModel]] = [schema]
+    named_by_user = False   # the part is a key the user chose (a block `b1`, a node `n1`), not a setting
     for part in loc:
-        inner = [m for model in models if part in model.model_fields
-                 for m in models_in(model.model_fields[part].annotation)]
+        if named_by_user:
+            named_by_user = False
+            continue
+        annotations = [model.model_fields[part].annotation for model in models if part in model.model_fields]
+        inner = [m for annotation in annotations for m in models_in(annotation)]
+        named_by_user = any(_mapping(annotation) for annotation in annotations)
         if not inner:   # a tag: the union members whose `kind` is it
-            inner = [m for m in models if getattr(m.model_fields.get("kind"), "default", None) == part]
+            inner = [m for m in models if _kind_is(m, part)]
         models = inner
     return sorted({field.alias or name for model in models for name, field in model.model_fields.items()})
+
+
+def _kind_is(model: type[BaseModel], tag: Any) -> bool:
+    """Whether `model` is the union member a `kind` tag picks: its kind defaults to the tag, or must be it."""
+    kind = model.model_fields.get("kind")
+    return kind is not None and (kind.default == tag or tag in get_args(kind.annotation))
+
+
+def _mapping(annotation: Any) -> bool:
+    """A mapping of user-named keys to settings (dict[str, BlockSpec]), also inside Optional or Annotated."""
+    origin = get_origin(annotation)
+    if origin in (dict, Mapping):
+        return True
+    return any(_mapping(arg) for arg in get_args(annotation)) if origin is not None else False
 
 
 def models_in(annotation: Any) -> list[type[BaseModel]]:

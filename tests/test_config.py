@@ -445,3 +445,15 @@ def test_an_ensemble_or_tta_export_of_a_gan_study_is_refused_at_load(write_study
     assert "exports its best generator alone" in err.rule
     assert error_of(write_study, gan + "export: {tta: flip}\n").key == "export.tta"
     load_study(write_study(gan + "export: {after_run: true}\n"))
+
+
+@pytest.mark.parametrize("model, typo, meant", [
+    ("{kind: zen, blocks: {b1: {tpye: conv, width: 8}}}", "tpye", "type"),      # under a block the user named
+    ("{kind: cells, normal: {n1: {opp1: none}}, reduce: {n1: {}}}", "opp1", "op1"),   # under a node
+    ("{kind: zen, stme: 8, blocks: {b1: {type: conv}}}", "stme", "stem"),         # a kind the schema must be given
+])
+def test_a_misspelt_setting_under_a_kind_or_a_user_named_key_gets_the_setting_meant(write_study, model, typo, meant):
+    """Below a key the user chose (`b1`, `n1`) and in a model whose `kind` has no default, the settings there
+    were not found: the fix said only "remove it or fix its spelling"."""
+    err = error_of(write_study, f"name: s\ntask: classify\nspace:\n  model: {model}\n")
+    assert err.got == typo and f"did you mean {meant}?" in err.fix, err.fix
