@@ -395,6 +395,25 @@ def print_checkpoint_usage(run: OpenRun) -> None:
     size = sum((run.artifacts / i).stat().st_size for i in present)
     print(f"weights:   {len(present)} of {len(ids)} trials' checkpoints kept, {size / 2**20:.1f} MiB in "
           f"{run.artifacts} (export.keep_checkpoints: K keeps the K best)")
+    if elsewhere := _checkpoints_elsewhere(run, store):
+        print(elsewhere)
+
+
+def _checkpoints_elsewhere(run: OpenRun, store: ContainedArtifactStore) -> str | None:
+    """The trials whose checkpoints other run folders of the study hold (engine/own_trials.py record_trained):
+    a second folder's status said "2 of 6 kept", as if keep_checkpoints had deleted the other run's four."""
+    import socket
+
+    from searchlab.engine.own_trials import trained_in
+
+    not_here = {t.number for t in run.study.get_trials(deepcopy=False)
+                if "checkpoint" in t.user_attrs and not store.exists(t.user_attrs["checkpoint"])}
+    here = (socket.gethostname(), str(run.run_dir.resolve()))
+    held = [(folder, len(not_here & folder.trials)) for folder in trained_in(run.study.user_attrs)
+            if (folder.host, folder.run_dir) != here]
+    said = [f"{n} in {folder.run_dir}" + ("" if folder.host == here[0] else f" on machine {folder.host}")
+            for folder, n in held if n]
+    return f"           trained by other run folders of this study, which hold them: {', '.join(said)}" if said else None
 
 
 def print_failures(study: optuna.Study, last: int = 3) -> None:

@@ -63,6 +63,11 @@ def test_the_second_folders_after_run_export_reads_the_best_checkpoint_from_the_
     assert (tmp_path / "second" / "best" / "weights.safetensors").is_file()
     assert f"trial 0's checkpoint read from {tmp_path / 'first' / 'artifacts'}" in err
     assert f"exported:  {tmp_path / 'second' / 'best'}" in out
+    # status of the second folder: the first folder's checkpoint is not said lost, but where it is
+    assert main(["status", str(tmp_path / "second")]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 trials' checkpoints kept" in out
+    assert f"trained by other run folders of this study, which hold them: 1 in {tmp_path / 'first'}\n" in out, out
 
 
 def test_a_checkpoint_held_by_a_folder_on_another_machine_is_said_in_one_line_with_the_command_there(
