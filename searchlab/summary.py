@@ -413,7 +413,8 @@ def _checkpoints_elsewhere(run: OpenRun, store: ContainedArtifactStore) -> str |
             if (folder.host, folder.run_dir) != here]
     said = [f"{n} in {folder.run_dir}" + ("" if folder.host == here[0] else f" on machine {folder.host}")
             for folder, n in held if n]
-    return f"           trained by other run folders of this study, which hold them: {', '.join(said)}" if said else None
+    return f"           trained by other run folders of this study, which hold them: {', '.join(said)}" \
+        if said else None
 
 
 def print_failures(study: optuna.Study, last: int = 3) -> None:

@@ -3,7 +3,8 @@
 Optuna's `study.add_trials` adds trials one by one, each its own transaction with several queries: 20-200 ms
 per trial on SQLite depending on the disk, so 5,000 proxy trials would cost minutes of pure I/O. Optuna has no
 public batch insert, so for RDB storages (SQLite, PostgreSQL) we write all trials into Optuna's own tables in one
-transaction, one multi-row insert per table (bench/proxy_recording.py). This uses private Optuna internals; the test suite checks that what it writes reads back exactly as `add_trials` writes it.
+transaction, one multi-row insert per table (bench/proxy_recording.py). This uses private Optuna internals;
+the test suite checks that what it writes reads back exactly as `add_trials` writes it.
 A journal file appends one small record per trial (~1-20 ms) and other storages are in memory: both take
 `add_trials` as is.
 """
