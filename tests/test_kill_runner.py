@@ -32,7 +32,7 @@ def test_a_run_killed_again_and_again_keeps_every_invariant(write_study, tmp_pat
 
 def test_an_export_killed_at_any_moment_leaves_a_whole_export_or_none(write_study, tmp_path):
     run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
-    report = export_kill_loop(tmp_path / "run", tmp_path / "best", attempts=6, seed=0)
+    report = export_kill_loop(tmp_path / "run", tmp_path / "best", attempts=4, seed=0)
     assert report.violations == [] and report.kills >= 1 and report.complete >= 1
 
 

@@ -95,13 +95,13 @@ def test_a_network_drawn_again_with_other_training_settings_is_scored_and_traine
 
 
 def test_resuming_reuses_the_finished_proxy_search(write_study, tmp_path):
-    run_study(load_study(write_study(STUDY.replace("N", "3"))), progress=False)
+    run_study(load_study(write_study(STUDY.replace("N", "1"))), progress=False)
     first = [json.dumps(t.params, sort_keys=True) for t in _studies(tmp_path)[1].trials]
-    run_study(load_study(write_study(STUDY.replace("N", "5"))), progress=False)
+    run_study(load_study(write_study(STUDY.replace("N", "2"))), progress=False)
     main, proxy = _studies(tmp_path)
     assert [json.dumps(t.params, sort_keys=True) for t in proxy.trials] == first
     assert len(main.user_attrs["searchlab:stage_spans"]) == 1   # reused, not run (or counted) again
-    assert len(main.trials) == 5
+    assert sum(t.state.is_finished() for t in main.trials) == 2   # the third of the top 3 queued still waits
 
 
 def test_a_space_without_searched_architectures_is_refused(write_study, tmp_path):
