@@ -136,7 +136,8 @@ def test_run_says_where_it_stores_whether_it_resumes_and_what_the_folder_holds(w
     out = capsys.readouterr().out
     assert f"run:  {tmp_path / 'run'} (new)\n" in out
     assert (f"data: image folder {folder}: train 13 (a 8, b 5); val 3 (a 2, b 1); test 3 (a 2, b 1); left out 1 "
-            "file(s) that are not images (.dcm 1); DICOM is not read: convert it") in out
+            "file(s) without a listed image extension (.dcm 1; read are .bmp") in out
+    assert "e.g. scan -> scan.png); DICOM is not read: convert it" in out
     assert main(["run", str(path), "--no-progress", "--set", "budget.n_trials=2"]) == 0
     out = capsys.readouterr().out
     assert f"run:  {tmp_path / 'run'} (resuming the trials stored there)\n" in out and "nothing ran" not in out

@@ -28,8 +28,10 @@ from searchlab.errors import DataError, a_few
 from searchlab.models.image_files import read_image_file
 
 SPLITS = ("train", "val", "test")
-# what Pillow decodes; a multi-frame file (TIFF stack, animated GIF) is read as its first frame
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+# what Pillow decodes; a multi-frame file (TIFF stack, animated GIF) is read as its first frame. Files are
+# chosen by extension only (reading every file's first bytes would slow a large folder's listing): .jfif and
+# .jpe are JPEG's other names (Windows saves web images as .jfif)
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 # what opening an image file that cannot be read raises (a truncated file, a bad header, one too large to decode)
 UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 # Pillow warns, once and without naming the file, of any image over 89 million pixels as a possible

@@ -4,13 +4,16 @@ A folder's splits are drawn from its sorted file list, so adding, removing or re
 images between splits: a resumed search would rank trials scored on other validation images together, and
 the export's test split would hold images that trials trained on. The run stores this fingerprint when it
 starts; resuming and exporting compare it with the files as they are then and say what changed. Two hashes
-per split: its members (each file's name relative to the data's folder, and label), so a moved or renamed
-copy of the same files is the same data set; and their contents (a digest of each whole file: the first and
-last 8 KB alone missed pixels edited inside an uncompressed TIFF or BMP of the same size; hashing reads about
-1 GB/s here, a fraction of what decoding the same files costs). Changed members are refused by resume and export; changed contents of the training or
+per split: its members (each file's name relative to the data's folder, and label), so a copy of the same
+files moved to another folder is the same data set (a file renamed in it is one removed and one added); and
+their contents (a digest of each whole file: the first and last 8 KB alone missed pixels edited inside an
+uncompressed TIFF or BMP of the same size; hashing reads about 1 GB/s here, a fraction of what decoding the
+same files costs). Changed members are refused by resume and export; changed contents of the training or
 validation images by resume (trials would be ranked on other pixels), while export scores such a data set
 and says so (the splits did not move), as it does a test image replaced in place (e.g. a broken one).
-MedMNIST files are official releases read as a whole: they have no fingerprint.
+A test split the data fixes (its own folder, a CSV's split_column) moves no other split: its changed files
+are said, not refused (changed_test_split). A listing beside the fingerprint (member_changes.py) names the
+files that changed. MedMNIST files are official releases read as a whole: they have no fingerprint.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from searchlab.data.common import DICOM_FIX, SPLITS
+from searchlab.data.common import DICOM_FIX, IMAGE_EXTENSIONS, SPLITS
+from searchlab.data.folder_source import split_folders_of_patients
+from searchlab.data.member_changes import DIGEST_HEX, by_file, decode_listing, encode_listing, regrouped
 from searchlab.data.types import SplitPlan
 
 VERSION = 3   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
@@ -30,30 +35,59 @@ SAMPLED = 8192   # bytes read from each end of a file by sampled_digest
 def fingerprint(plan: SplitPlan) -> dict[str, Any]:
     """Per split: the number of files, images per class (positives per label, multi-label), a hash of its
     members (file names and labels) and one of their contents."""
-    splits = {}
+    return fingerprint_with_listing(plan)[0]
+
+
+def fingerprint_with_listing(plan: SplitPlan) -> tuple[dict[str, Any], str | None]:
+    """The fingerprint, and the listing that names its files (member_changes.py; None when too large), from
+    one reading of each file."""
+    splits, rows = {}, {}
     for split in SPLITS:
         files, labels = plan.files.get(split, []), plan.labels.get(split)
         if not files or labels is None:
             continue
         members, contents, sampled = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
-        for path, label in zip(files, labels):
+        groups = plan.groups.get(split) or [""] * len(files)
+        rows[split] = []
+        for path, label, group in zip(files, labels, groups):
+            name = relative_name(path, plan.root)
             # surrogateescape: a file name that is not UTF-8 (Latin-1 from a Windows share) hashes as its bytes
-            members.update(f"{relative_name(path, plan.root)}\t{_label_text(label)}\n".encode(errors="surrogateescape"))
-            contents.update(content_digest(path))
+            members.update(f"{name}\t{_label_text(label)}\n".encode(errors="surrogateescape"))
+            digest = content_digest(path)
+            contents.update(digest)
             sampled.update(sampled_digest(path))
+            rows[split].append([name, _label_text(label), _group_name(plan, path, group), digest.hex()[:DIGEST_HEX]])
         # "sampled": the contents as version 2 digested them (16 KB of each file), so that a run recorded by
         # then still has files replaced in place told; without it such a run resumed on them unsaid
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
                          "members": members.hexdigest()[:32], "contents": contents.hexdigest()[:32],
                          "sampled": sampled.hexdigest()[:32]}
-    out = {"version": VERSION, "splits": splits, "all_members": _all_members(plan)}
+        if plan.groups:   # each split's own, so that a test split's change is told from a train split's
+            splits[split]["groups"] = _hashed(sorted(f"{row[0]}\t{row[2]}" for row in rows[split]))
+    # "drawn": the splits searchlab drew by fractions, which move when any file of their pool does; the others
+    # are fixed by the data (split folders, a CSV's split_column), so a changed test split moves no other
+    # "groups_from_names": a folder's patients are its sub-folders, so a split's groups follow its file names
+    out = {"version": VERSION, "splits": splits, "all_members": _all_members(plan), "drawn": sorted(plan.carved),
+           "split_groups": True, "groups_from_names": bool(plan.layout)}
     if plan.groups:   # patient ids or sub-folders decide the splits and folds as much as the files do
         # a folder's groups are paths: named relative to it, so that a moved copy has the same groups
         pairs = sorted(f"{relative_name(path, plan.root)}\t{relative_name(Path(group), plan.root)}"
                        for split in plan.groups for path, group in zip(plan.files[split], plan.groups[split]))
         # "grouping", not the "groups" of commits before 2026-12-05 (absolute folder paths): not compared
-        out["grouping"] = hashlib.sha256("\n".join(pairs).encode(errors="surrogateescape")).hexdigest()[:32]
-    return out
+        out["grouping"] = _hashed(pairs)
+    return out, encode_listing(list(plan.classes), rows)
+
+
+def _group_name(plan: SplitPlan, path: Path, group: str) -> str:
+    """A file's group as the listing names it: a folder's patient sub-folder relative to the folder, a CSV's
+    group id; "" for a file that stands alone (a loose image is its own group)."""
+    if not group or group == str(path):
+        return ""
+    return relative_name(Path(group), plan.root) if plan.layout else group
+
+
+def _hashed(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode(errors="surrogateescape")).hexdigest()[:32]
 
 
 def _all_members(plan: SplitPlan) -> str:
@@ -96,34 +130,105 @@ def comparable(before: Any, now: Any) -> bool:
         min(before.get("version", 0), now.get("version", 0)) >= MEMBERS_SINCE
 
 
-def moved_members(before: Any, now: Any) -> str | None:
-    """Splits whose files or labels changed (the splits moved), in words; None if none did or the two
-    fingerprints cannot be compared."""
-    if not comparable(before, now):
+Listings = tuple[Any, Any]   # the recorded and the current listing (member_changes.py), either may be None
+GROUPS_CHANGED = ("patient groups changed (the patient sub-folders, or the ids of data.group_column), which decide "
+                  "the splits and the folds")
+
+
+def moved_members(before: Any, now: Any, listings: Listings = (None, None)) -> str | None:
+    """Splits whose files or labels changed (the splits moved), in words, naming the files when both listings
+    are given; None if none did, the two fingerprints cannot be compared, or only a test split fixed by the
+    data changed (changed_test_split: said, not refused)."""
+    if not comparable(before, now) or changed_test_split(before, now, listings):
         return None
     changes, counted = [], False
     for split in SPLITS:
-        old, new = before["splits"].get(split), now["splits"].get(split)
-        if old is None and new is None:
-            continue
-        if old is None or new is None:
-            changes.append(f"{split}: {_count(old)} files then, {_count(new)} now")
-            counted = True
-        elif old["files"] != new["files"] or old["per_class"] != new["per_class"]:
-            changes.append(f"{split}: {old['files']} files then, {new['files']} now ({_class_changes(old, new)})")
-            counted = True
-        elif old["members"] != new["members"]:
-            changes.append(f"{split}: as many files per class, but other files or labels")
+        said, counts = _split_change(split, before["splits"].get(split), now["splits"].get(split))
+        changes += [said] if said else []
+        counted = counted or counts
     # without both runs' all_members, splits of unchanged counts but other members may be a label swapped
     known = "all_members" in before and "all_members" in now
     if changes and (counted or known) and _dealt_otherwise(before, now):
         return reordered_rows(before, now)
-    # the grouping hashes each file's patient: an added or removed file changes it as well, which is no sign
-    # that patients were regrouped (files moved between patients' folders or ids keep the counts)
-    if not counted and before.get("grouping") != now.get("grouping") and "grouping" in before and "grouping" in now:
-        changes.append("patient groups changed (the patient sub-folders, or the ids of data.group_column), which "
-                       "decide the splits and the folds")
-    return "; ".join(changes) or None
+    changes += _groups_changed(before, now, listings, counted)
+    named = by_file(*listings, list(SPLITS)) if changes else None
+    return "; ".join(changes) + (f". By file: {named}" if named else "") if changes else None
+
+
+def _split_change(split: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[str | None, bool]:
+    """How one split's members changed, in words (None if they did not), and whether its counts did."""
+    if old is None and new is None:
+        return None, False
+    if old is None or new is None:
+        return f"{split}: {_count(old)} files then, {_count(new)} now", True
+    if old["files"] != new["files"] or old["per_class"] != new["per_class"]:
+        return f"{split}: {old['files']} files then, {new['files']} now ({_class_changes(old, new)})", True
+    if old["members"] != new["members"]:
+        return f"{split}: as many files per class, but other files or labels", False
+    return None, False
+
+
+def _groups_changed(before: dict[str, Any], now: dict[str, Any], listings: Listings, counted: bool) -> list[str]:
+    """The patient groups' change, in words, if any. With both listings: files present then and now whose
+    group changed (renamed loose images are none). Without: the grouping hash, which hashes each file's patient,
+    so an added or removed file changes it as well, which is no sign that patients were regrouped."""
+    if "grouping" not in before or "grouping" not in now or before["grouping"] == now["grouping"]:
+        return []
+    old, new = decode_listing(listings[0]), decode_listing(listings[1])
+    if old is not None and new is not None:
+        moved = regrouped(old, new)
+        return [f"{GROUPS_CHANGED}: {_listed(moved)}"] if moved else []
+    return [] if counted else [GROUPS_CHANGED]
+
+
+def _listed(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def changed_test_split(before: Any, now: Any, listings: Listings = (None, None)) -> str | None:
+    """The test split's files changed while the training and validation splits and their patients did not, and
+    the data fixes the test split (its own folder, a CSV's split_column): in words, naming the files when both
+    listings are given. The search never reads the test split, so this is said, not refused. None otherwise
+    (a test split drawn by test_fraction moves with the files of its pool: moved_members refuses)."""
+    if not comparable(before, now) or "test" in set(before.get("drawn", [])) | set(now.get("drawn", ["test"])):
+        return None
+    if any(_split_change(split, before["splits"].get(split), now["splits"].get(split))[0] for split in
+           ("train", "val")) or not _same_groups_outside_test(before, now):
+        return None
+    said, _ = _split_change("test", before["splits"].get("test"), now["splits"].get("test"))
+    named = by_file(*listings, ["test"]) if said else None
+    return said and said + (f". By file: {named}" if named else "")
+
+
+def _same_groups_outside_test(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """The training and validation splits' patients alike (their members are): a folder's follow from the
+    names; a CSV's ids by each split's own groups hash when both runs recorded them, else by the grouping of
+    all splits (which a changed test split changes too: not told apart, so refused as before)."""
+    if now.get("groups_from_names"):
+        return True
+    if before.get("split_groups") and now.get("split_groups"):
+        return all((before["splits"].get(split) or {}).get("groups") == (now["splits"].get(split) or {}).get("groups")
+                   for split in ("train", "val"))
+    return before.get("grouping") == now.get("grouping")
+
+
+def kept_test_split(before: Any, now: Any) -> Any:
+    """`now`, with the test split as `before` recorded it when only that split changed (its files or their
+    contents): the record keeps what the trials were searched with, so that every later export says what
+    changed since, as one without the resume did. `now` itself otherwise."""
+    if not comparable(before, now) or before.get("version") != now.get("version"):
+        return now
+    old, new = before["splits"].get("test"), now["splits"].get("test")
+    if old == new or (old and new and (old["members"], old["contents"]) == (new["members"], new["contents"])):
+        return now
+    kept = {**now, "splits": {split: entry for split, entry in now["splits"].items() if split != "test"}}
+    if old is not None:
+        kept["splits"]["test"] = old
+    for key in ("all_members", "grouping"):   # over all splits: the recorded test split's
+        kept.pop(key, None)
+        if key in before:
+            kept[key] = before[key]
+    return kept
 
 
 def _dealt_otherwise(before: dict[str, Any], now: dict[str, Any]) -> bool:
@@ -223,14 +328,21 @@ def describe_plan(plan: SplitPlan) -> str:
     if plan.groups:
         text += _groups_text(plan)
     if plan.skipped:
-        text += (f"; left out {sum(plan.skipped.values())} file(s) that are not images ("
-                 + ", ".join(f"{ext} {n}" for ext, n in plan.skipped.items()) + ")")
+        text += f"; left out {sum(plan.skipped.values())} {not_listed_images(plan.skipped)}"
         if ".dcm" in plan.skipped:
             text += f"; DICOM is not read: {DICOM_FIX}"
     if plan.loose_images:
         text += (f"; left out {plan.loose_images} image(s) beside the class folders (in no class: move them into "
                  "one to use them)")
     return text
+
+
+def not_listed_images(skipped: dict[str, int]) -> str:
+    """Files left out for their extension, counted by it, with the extensions that are read: an image under
+    another extension (a PNG saved without one) is only read once renamed, as no file's bytes are sniffed."""
+    counts = ", ".join(f"{ext} {n}" for ext, n in sorted(skipped.items()))
+    return (f"file(s) without a listed image extension ({counts}; read are {', '.join(sorted(IMAGE_EXTENSIONS))}; "
+            "an image file without one is read once renamed, e.g. scan -> scan.png)")
 
 
 def _groups_text(plan: SplitPlan) -> str:
@@ -244,8 +356,20 @@ def _groups_text(plan: SplitPlan) -> str:
                 "one fold")
     folders = len({group for path, group in pairs if group != path})
     loose = sum(group == path for path, group in pairs)
-    return (f"; {folders} patient sub-folder(s), each kept in one split and one fold"
+    return (_patient_folders_text(plan, folders)
             + (f", and {loose} loose image(s) directly in the class folders" if loose else ""))
+
+
+def _patient_folders_text(plan: SplitPlan, folders: int) -> str:
+    """A folder's patient sub-folders, each a group kept whole. In your own split folders a group is a name
+    within one split folder: a name found in several (train/a/p3, test/a/p3) is in several splits, which the
+    line must not deny beside the warning that says so (patients_in_two_split_folders)."""
+    folders_of = split_folders_of_patients(plan) if plan.layout == "splits" else {}
+    shared = sum(len(splits) > 1 for splits in folders_of.values())
+    if not shared:
+        return f"; {folders} patient sub-folder(s), each kept in one split and one fold"
+    return (f"; {folders} patient sub-folder(s), counted per split folder, each kept in one fold; but {shared} of "
+            f"their {len(folders_of)} names are in more than one split folder (see the warning)")
 
 
 def multilabel_split_before_the_key(data: Any) -> bool:
@@ -253,3 +377,25 @@ def multilabel_split_before_the_key(data: Any) -> bool:
     rows at random and dealt patients (group_column) by another rule."""
     return (isinstance(data, dict) and data.get("source") == "csv" and "multilabel_split" not in data
             and len(data.get("label_columns") or ()) > 1)
+
+
+def data_fingerprint_and_listing(cfg: Any, seed: int = 0, base_dir: Path | None = None) -> tuple[Any, str | None]:
+    """A folder or CSV set's fingerprint and listing (None, None for MedMNIST), planned as loading does."""
+    from searchlab.data.loading import plan_files   # loading imports this module
+
+    plan = plan_files(cfg, seed, base_dir)
+    return (None, None) if plan is None else fingerprint_with_listing(plan)
+
+
+def why_moved_files_count(now: Any, resuming: bool) -> str:
+    """Why changed training or validation files stop a resume or an export: splits drawn by fractions move
+    with any file of their pool; your own (split folders, a CSV's split_column) do not, but the trials ran on
+    other images than they hold now."""
+    if isinstance(now, dict) and now.get("drawn") == []:
+        return ("These are your own splits (split folders, or data.split_column), so they did not move, but "
+                + ("new trials would be ranked with old ones trained and validated on other images" if resuming
+                   else "the trials trained and were validated on other images, and a file moved into the test "
+                   "split may be one that trials trained on"))
+    return ("The splits are drawn from the file list, so they " + ("would move: trials would be ranked on other "
+            "validation images, and the test split would hold images that trials trained on" if resuming else
+            "have moved: the test split would hold images that trials trained on"))

@@ -229,18 +229,24 @@ def plan_folder(cfg: FolderData, seed: int = 0, base_dir: Path | None = None) ->
                      groups=_shared_groups({s: groups for s, (_, _, groups) in plan.items()}), carved=carved)
 
 
-def patients_in_two_split_folders(plan: SplitPlan, shown: int = 5) -> str | None:
-    """Your own train/val/test folders holding patient sub-folders of one name (train/a/p3 and test/b/p3): if
-    a name is one patient, the test split holds a patient that trials trained on. Said, not refused: names
-    such as 'scan1' may repeat without being one patient."""
-    if plan.layout != "splits":
-        return None
+def split_folders_of_patients(plan: SplitPlan) -> dict[str, set[str]]:
+    """Your own train/val/test folders: each patient sub-folder name, and the split folders it is found in."""
     folders_of: dict[str, set[str]] = {}
     for files in plan.files.values():
         for path in files:
             parts = path.relative_to(plan.root).parts   # split folder, class, patient, ..., file
             if len(parts) > 3:   # the name in NFC: a test/ copied on a Mac spells it decomposed
                 folders_of.setdefault(nfc(parts[2]), set()).add(parts[0])
+    return folders_of
+
+
+def patients_in_two_split_folders(plan: SplitPlan, shown: int = 5) -> str | None:
+    """Your own train/val/test folders holding patient sub-folders of one name (train/a/p3 and test/b/p3): if
+    a name is one patient, the test split holds a patient that trials trained on. Said, not refused: names
+    such as 'scan1' may repeat without being one patient."""
+    if plan.layout != "splits":
+        return None
+    folders_of = split_folders_of_patients(plan)
     shared = sorted(name for name, folders in folders_of.items() if len(folders) > 1)
     if not shared:
         return None

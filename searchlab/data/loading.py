@@ -63,16 +63,42 @@ def with_positive_class(data: ImageDataset, positive: str | int) -> ImageDataset
     if data.kind != "binary":
         raise ConfigError(f"only two-class sets have a positive class; this one is {data.kind} ({', '.join(names)})",
                           key="data.positive_class", got=positive, fix="remove data.positive_class")
-    index = positive if isinstance(positive, int) else (names.index(positive) if positive in names else None)
-    if index not in (0, 1):
-        raise ConfigError(f"not a class of this data set, whose classes are {list(names)} (or their index 0, 1)",
-                          key="data.positive_class", got=positive, fix="name one of them")
+    index = positive_index(names, positive)
     if index == 1:
         return data
     flipped = {name: replace(split, labels=1 - split.labels) for name, split in data.splits.items()}
     # the data's own order, for exports: a label read from the data file means the other class here
     return replace(data, splits=flipped, class_names=(names[1], names[0]), extra={**data.extra,
                                                                                  "source_class_names": names})
+
+
+def positive_index(names: tuple[str, ...], positive: str | int) -> int:
+    """The index data.positive_class names: a string is a class name, a whole number an index (as per-class
+    objectives such as f1_class_1 are). Classes named by numbers (a CSV's labels 1 and 2) make a whole number
+    read two ways; the index reading picked the other class without a word, so that is refused."""
+    if not isinstance(positive, int):
+        if positive in names:
+            return names.index(positive)
+        raise ConfigError(f"not a class of this data set, whose classes are {list(names)} (or their index 0, 1)",
+                          key="data.positive_class", got=positive, fix="name one of them")
+    named = names.index(str(positive)) if str(positive) in names else None
+    if positive in (0, 1) and named not in (None, positive):
+        raise ConfigError(
+            f"{positive} reads two ways here: the class at index {positive} (named {names[positive]!r}) or the class "
+            f"named {str(positive)!r} (at index {named}); classes: {_numbered(names)}", key="data.positive_class",
+            got=positive, fix=f"for the class named {str(positive)!r} write positive_class: \"{positive}\" (quoted, a "
+            f"name: --set 'data.positive_class=\"{positive}\"') or its index {named}; for the class at index "
+            f"{positive} write positive_class: \"{names[positive]}\"")
+    if positive not in (0, 1):
+        named_fix = (f"write positive_class: \"{positive}\" (quoted: a whole number is an index) for the class "
+                     f"named {str(positive)!r}" if named is not None else "name one of them")
+        raise ConfigError(f"not a class of this data set, whose classes are {list(names)} (or their index 0, 1)",
+                          key="data.positive_class", got=positive, fix=named_fix)
+    return positive
+
+
+def _numbered(names: tuple[str, ...]) -> str:
+    return ", ".join(f"{i} = {name!r}" for i, name in enumerate(names))
 
 
 def load_dataset(cfg: DataConfig, splits: tuple[str, ...] = ("train", "val"), seed: int = 0,

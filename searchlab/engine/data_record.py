@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from searchlab.config.load import Study
-from searchlab.data import data_fingerprint, medmnist_file
+from searchlab.data import medmnist_file
+from searchlab.data.fingerprint import data_fingerprint_and_listing
 from searchlab.data.loading import medmnist_path
 from searchlab.models.image_files import DECODER
 
@@ -13,13 +14,18 @@ from searchlab.models.image_files import DECODER
 def data_record(study: Study) -> dict[str, Any]:
     data = study.config.data
     if data is None:   # a callable task without a data section: its function reads its own
-        return {"data": None, "data_defaults": [], "data_files": None, "data_file": None, "data_root_read": None}
+        return {"data": None, "data_defaults": [], "data_files": None, "data_listing": None, "data_file": None,
+                "data_root_read": None}
+    files, listing = data_fingerprint_and_listing(data, study.config.seed, study.base_dir)
     return {
         "data": data.model_dump(mode="json"),
         # keys left at their defaults: export rebuilds the data as written (a split folder carves a test split
         # only when test_fraction is written)
         "data_defaults": sorted(set(type(data).model_fields) - data.model_fields_set),
-        "data_files": data_fingerprint(data, study.config.seed, study.base_dir),
+        "data_files": files,
+        # each file's name, label, group and digest, compressed (data/member_changes.py): resume and export
+        # name the files that changed; kept apart from data_files, which exports copy whole
+        "data_listing": listing,
         "data_file": medmnist_file(data, study.base_dir),
         "decoder": DECODER,   # how files were decoded (2: EXIF orientation applied; data/orientation.py)
         # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)

@@ -18,8 +18,10 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
-from searchlab.data.fingerprint import (REORDERED, moved_members, multilabel_split_before_the_key, other_medmnist_file,
-                                       replaced_contents)
+from searchlab.data.fingerprint import (REORDERED, changed_test_split, kept_test_split, moved_members,
+                                       multilabel_split_before_the_key, other_medmnist_file, replaced_contents,
+                                       why_moved_files_count)
+from searchlab.data.member_changes import replaced_said, with_test_of
 from searchlab.data.orientation import turned_since
 from searchlab.engine.changed_settings import changed_settings_warnings
 from searchlab.engine.rundir import WHERE_DATA_LIVES
@@ -43,7 +45,9 @@ def _named(study: "Study") -> str:
 
 
 def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]) -> None:
-    """`record`: what this run will store as the study's searchlab record (engine/run.py study_record)."""
+    """`record`: what this run will store as the study's searchlab record (engine/run.py study_record); when
+    only the test split's files changed, it is given the test split the trials were searched with
+    (_note_test_split_changed)."""
     stored = [d.name.lower() for d in ostudy.directions]
     if stored != study.directions:
         raise ConfigError(f"{_named(study)} optimises {stored}, but the study file asks for {study.directions}",
@@ -80,7 +84,8 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                               file=str(study.file), key=written, fix=f"keep {written} as it was to resume, or give "
                               "the study a new name (or run_dir) for the new setting")
     before, now = old.get("data_files"), new.get("data_files")
-    moved = moved_members(before, now)
+    listings = (old.get("data_listing"), new.get("data_listing"))
+    moved = moved_members(before, now, listings)
     if moved and multilabel_split_before_the_key(old.get("data")) and new["data"].get("multilabel_split") != "random":
         raise ConfigError(f"{_named(study)} has trials scored on multi-label splits drawn by a searchlab before "
                           "data.multilabel_split: at random, or, with data.group_column, patients dealt otherwise "
@@ -99,9 +104,8 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                           "the study a new name (or run_dir) for a search on the new splits")
     if moved:
         raise ConfigError(f"{_named(study)} has trials scored on other files "
-                          f"than data.path holds now ({moved}). The splits are drawn from the file list, so "
-                          "they would move: trials would be ranked on other validation images, and the test "
-                          "split would hold images that trials trained on", file=str(study.file), key="data.path",
+                          f"than data.path holds now ({moved}). {why_moved_files_count(now, resuming=True)}",
+                          file=str(study.file), key="data.path",
                           fix="restore the files as they were to resume, or give the study a new name (or "
                           "run_dir) for the changed data set")
     replaced = replaced_contents(before, now, ("train", "val"))   # the search never reads the test split
@@ -121,6 +125,7 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                           f"file: {other}. New trials would be ranked with old ones on other images",
                           file=str(study.file), key="data.root", fix="point data.root at the file the trials read, "
                           "or give the study a new name (or run_dir) for this file")
+    _note_test_split_changed(study, old, new)
     if scored:   # failed trials trained nothing to be ranked against
         _warn_if_epochs_changed(study, old.get("epochs"), new.get("epochs"), scored)
         if old.get("seed", new["seed"]) != new["seed"]:
@@ -135,6 +140,29 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                   f"'{study.config.task.function}' changed since its trials were scored; their values are ranked "
                   "with this run's. Fix: give the study a new name (or run_dir) when the change alters what "
                   "the function measures", file=sys.stderr)
+
+
+def _note_test_split_changed(study: "Study", old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A test split the data fixes whose files changed, or a test image replaced in place: the search never
+    reads it, so the run goes on, saying so; and `new` (the record this run stores) keeps the test split the
+    trials were searched with, so that every later export says what changed since, as one without this resume
+    did (the record stored the files as they were now, and the change went unsaid)."""
+    before, now = old.get("data_files"), new.get("data_files")
+    listings = (old.get("data_listing"), new.get("data_listing"))
+    changed = changed_test_split(before, now, listings)
+    replaced = replaced_contents(before, now, ("test",))
+    name = f"study '{study.config.name}'"
+    if changed:
+        print(f"note: {name}: the test split changed since its trials ran ({changed}); the training and "
+              "validation splits did not (your own test split moves no other), so the search goes on; an export "
+              "scores the test split as it is then, and says it changed", file=sys.stderr)
+    elif replaced:
+        print(f"note: {name}: {replaced_said(*listings, 'test', before['splits']['test']['files'])} since its "
+              "trials ran; the search never reads the test split, so it goes on; an export scores the images as "
+              "they are then, and says they were replaced", file=sys.stderr)
+    if changed or replaced:
+        new["data_files"] = kept_test_split(before, now)
+        new["data_listing"] = with_test_of(*listings) if new["data_files"] is not now else new["data_listing"]
 
 
 def _note_if_strategy_changed(study: "Study", before: Any, now: Any) -> None:

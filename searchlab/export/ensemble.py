@@ -6,6 +6,7 @@ scored, so its decision threshold is chosen again, on the validation split, by t
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from pydantic import TypeAdapter
 from searchlab.config.schema import DATA_ROOT_ENV, DataConfig, MedMNISTData
 from searchlab.data import ImageDataset, data_fingerprint, load_dataset, medmnist_file
 from searchlab.data.common import SPLITS
-from searchlab.data.fingerprint import (REORDERED, moved_members, multilabel_split_before_the_key, other_medmnist_file,
-                                       replaced_contents)
+from searchlab.data.fingerprint import (REORDERED, changed_test_split, data_fingerprint_and_listing, moved_members,
+                                       multilabel_split_before_the_key, other_medmnist_file, replaced_contents,
+                                       why_moved_files_count)
 from searchlab.data.orientation import turned_since
 from searchlab.data.medmnist_source import npz_path
 from searchlab.engine.objective import config_of
@@ -113,22 +115,30 @@ def choose_on_validation(run: OpenRun, net: torch.nn.Module, config: dict[str, A
 def load_split(run: OpenRun, *splits: str) -> ImageDataset:
     """Split(s) of the run's data set, as the run read them (same data config, seed and base directory)."""
     data_cfg, base_dir = run_data_config(run)
-    _check_unchanged(run, _fingerprint_now(run, data_cfg, base_dir))
+    _check_unchanged(run, *_fingerprint_now(run, data_cfg, base_dir))
     return load_dataset(data_cfg, splits=splits, seed=run.record["seed"], base_dir=base_dir)
 
 
 def has_split(run: OpenRun, split: str) -> bool:
     """Whether the run's data set has this split (MedMNIST always has all three; a folder or CSV may lack a
-    test split when the user tests elsewhere)."""
+    test split when the user tests elsewhere). Asked of the test split once per export, before it is scored:
+    a test split changed since the search (the data fixes it, so no other moved) is said then."""
     data_cfg, base_dir = run_data_config(run)
-    files = _fingerprint_now(run, data_cfg, base_dir)
-    _check_unchanged(run, files)
+    files, listing = _fingerprint_now(run, data_cfg, base_dir)
+    _check_unchanged(run, files, listing)
+    listings = (run.record.get("data_listing"), listing)
+    changed = changed_test_split(run.record.get("data_files"), files, listings) if split == "test" else None
+    if changed:
+        print(f"note: {run.run_dir}: the test split changed since the search ({changed}); the training and "
+              "validation splits did not, so the trials are as searched, and the test metrics are of the test "
+              "split as it is now", file=sys.stderr)
     return files is None or split in files["splits"]
 
 
-def _fingerprint_now(run: OpenRun, data_cfg: DataConfig, base_dir: Path) -> dict[str, Any] | None:
+def _fingerprint_now(run: OpenRun, data_cfg: DataConfig, base_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The data set's fingerprint and listing now (data/fingerprint.py)."""
     try:
-        return data_fingerprint(data_cfg, run.record["seed"], base_dir)
+        return data_fingerprint_and_listing(data_cfg, run.record["seed"], base_dir)
     except DataError as exc:
         if run.study_file_data is not None:
             raise
@@ -180,8 +190,8 @@ def check_decoded_alike(run: OpenRun) -> None:
                           "name with this searchlab, or export with the searchlab version that ran it")
 
 
-def _check_unchanged(run: OpenRun, files: dict[str, Any] | None) -> None:
-    moved = moved_members(run.record.get("data_files"), files)
+def _check_unchanged(run: OpenRun, files: dict[str, Any] | None, listing: str | None = None) -> None:
+    moved = moved_members(run.record.get("data_files"), files, (run.record.get("data_listing"), listing))
     if moved and multilabel_split_before_the_key(run.record["data"]) and run.record["data"].get("group_column"):
         raise ExportError(f"{run.run_dir}: its multi-label patients (data.group_column) were dealt to splits by a "
                           "searchlab before data.multilabel_split, and this one deals them otherwise, so the test "
@@ -192,9 +202,8 @@ def _check_unchanged(run: OpenRun, files: dict[str, Any] | None) -> None:
                           "test split would hold images that trials trained on. Fix: restore the CSV's row order")
     if moved:
         raise ExportError(f"{run.run_dir}: data.path holds other files than when the trials ran ({moved}). "
-                          "The splits are drawn from the file list, so they have moved: the test split would "
-                          "hold images that trials trained on. Fix: restore the files as they were, or run a "
-                          "new study (a new name) on the changed data set")
+                          f"{why_moved_files_count(files, resuming=False)}. Fix: restore the files as they were, "
+                          "or run a new study (a new name) on the changed data set")
 
 
 def data_replaced_since_search(run: OpenRun) -> str | None:

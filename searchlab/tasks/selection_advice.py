@@ -9,7 +9,7 @@
   positive" scores sensitivity 1.
 - A class, or label, with no image in the training split (train+val when every trial cross-validates):
   no trial can learn it; or with one image only: trials learn that image (with the balanced sampler it is
-  about half of every batch).
+  about 1/K of every batch, K classes: half with two).
 - A multi-label validation split where a label is never (or always) on: its threshold cannot be chosen.
 - Cross-validation with train.checkpoint: best: each fold is scored at the epoch its own held-out images
   chose, so the folds' mean is a maximum over epochs.
@@ -187,7 +187,7 @@ def untrainable_class_warning(data: ImageDataset, cross_validated: bool) -> str 
 
 def _single_image_classes(labels: np.ndarray, data: ImageDataset, where: str) -> str | None:
     """Classes (labels' positives) with exactly one image to train on: a trial learns that one image, not the
-    class; with imbalance.sampler: balanced it is drawn for about 1/K of every batch (half, with two classes)."""
+    class; with imbalance.sampler: balanced it is drawn for about 1/K of every batch (K classes with images)."""
     counts = labels.sum(axis=0) if data.kind == "multilabel" else \
         np.bincount(labels.astype(int), minlength=len(data.class_names))
     # beside classes of several images only: that one image is then drawn over and over (every class at one
@@ -197,7 +197,17 @@ def _single_image_classes(labels: np.ndarray, data: ImageDataset, where: str) ->
         return None
     what = "label(s) {} are on in only one" if data.kind == "multilabel" else "class(es) {} have only one"
     return (f"{what.format(', '.join(map(repr, single)))} of the {len(labels)} images in {where}: trials learn "
-            "that one image rather than the class (with imbalance.sampler: balanced it is drawn over and over, "
-            "about half of every batch with two classes), and its scores are noise. Fix: give the training split "
+            f"that one image rather than the class (with imbalance.sampler: balanced it is drawn over and over, "
+            f"{_balanced_share(counts, data.kind)}), and its scores are noise. Fix: give the training split "
             "more images of it (data.val_fraction and test_fraction, or the CSV's split column), or drop it from "
             "the data")
+
+
+def _balanced_share(counts: np.ndarray, kind: str) -> str:
+    """How much of a batch the balanced sampler gives one class's image (imbalance.epoch_order): every class with
+    images is drawn equally often, so 1/K of each batch for K such classes. Multi-label draws even out labels
+    that overlap, where no one share holds: said without a number."""
+    if kind == "multilabel":
+        return "as often as the images of each other label"
+    present = int((counts > 0).sum())
+    return "about half of every batch" if present == 2 else f"about 1 in {present} images of every batch"
