@@ -104,6 +104,8 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str,
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:   # a damaged or hand-edited file
         return (f"{folder / 'config.json'} cannot be read as a generator export's ({type(exc).__name__}: {exc})",
                 REEXPORT)
+    if medfid := medfid_features_said(folder, config):
+        return medfid
     if generator is None:
         return (f"{folder} is a classifier export, not a generator's",
                 "name the export of a generate study (task: generate, e.g. studies/breastmnist_gan.yaml)")
@@ -130,6 +132,34 @@ def _input_mismatch(folder: Path, config: dict[str, Any], read: dict[str, Any]) 
                     "padding bars on the classes it adds images of only, a shortcut a classifier learns)",
                     f"data.{key}: {theirs} here, or a generator trained on data read with {key}: {ours}")
     return None
+
+
+MEDFID_FORMAT = "searchlab-medfid-features/"   # how gan/features.py marks the feature network it caches
+
+
+def medfid_features_said(folder: Path, config: dict[str, Any]) -> tuple[str, str] | None:
+    """(what the folder is, the fix) for the MedFID feature network a GAN run trains and caches in its own
+    medfid_features/ folder, else None. It has a classifier's config.json and weights, and was said to be a
+    classifier export, which it is not (it has no export's parts; task.features is what takes it)."""
+    from searchlab.export.predict import HELPER_FOLDERS   # lazily: predict loads much that this module needs not
+
+    run = folder.parent
+    cached_in_a_run = folder.name in HELPER_FOLDERS and (run / "searchlab.json").is_file()
+    if not (str(config.get("format", "")).startswith(MEDFID_FORMAT) or cached_in_a_run):
+        return None
+    return (f"{folder} is the MedFID feature network of a GAN run; usable as task.features only",
+            f"name the GAN run's generator export instead: {_generator_export_of(run)}")
+
+
+def _generator_export_of(run: Path) -> str:
+    """The generator export a run folder holds (best/ first), or the command that writes one."""
+    for path in sorted((p for p in run.iterdir() if p.is_dir()), key=lambda p: (p.name != "best", p.name)):
+        try:
+            if "generator" in json.loads((path / "config.json").read_text()):
+                return str(path)
+        except (OSError, ValueError, TypeError):   # not an export: passed over
+            continue
+    return f"the folder `searchlab export {run} --out DIR` writes"
 
 
 REEXPORT = "export the GAN study's run again (searchlab export RUN --out DIR) and name that folder"

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from searchlab.augment.synthetic import medfid_features_said
 from searchlab.data.common import IMAGE_EXTENSIONS
 from searchlab.data.synthetic_files import MARK_KEY, RECORD, not_synthetic, synthetic_name
 from searchlab.errors import ExportError, a_few
@@ -59,6 +60,7 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
     _refuse_empty_out(out)
     export_dir, out = Path(export_dir), Path(out)
     _refuse_out(out)
+    _refuse_inside_a_drawn_class_folder(out)   # --out only: a draw's own class folder may be a symlink
     generator, config = _generator(export_dir)
     wanted = _wanted_classes(generator, classes, export_dir)
     seed = secrets.randbelow(2**31) if seed is None else seed
@@ -87,7 +89,10 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
 def _generator(export_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     from searchlab.models.gan_sampling import load_generator
 
-    if "generator" not in export_folder_config(export_dir, "searchlab sample {} --out DIR", wants="generator"):
+    config = export_folder_config(export_dir, "searchlab sample {} --out DIR", wants="generator")
+    if "generator" not in config and (medfid := medfid_features_said(export_dir, config)):
+        raise ExportError(f"{medfid[0]} (it generates no images). Fix: {medfid[1]}")
+    if "generator" not in config:
         raise ExportError(f"{export_dir} holds a classifier, which generates no images. Fix: give a generator's "
                           "export (`searchlab export` of a generate study's run, e.g. studies/breastmnist_gan.yaml)")
     try:
@@ -185,6 +190,34 @@ def _refuse_inside_export_or_run(out: Path, said: str) -> None:
             what = "an export" if len(holds) == 2 else "a run folder"
             raise ExportError(f"{said} is inside {folder}, {what} (it holds {' and '.join(holds)}): no draw "
                               f"is written into an export or a run folder; nothing was written. {OWN_FOLDER}")
+
+
+def _refuse_inside_a_drawn_class_folder(out: Path) -> None:
+    """--out in (or below) a class folder an earlier draw's record, in a folder above, lists: drawn there, one
+    class's images went into another's folder (benign images under malignant/), recorded only in a nested record
+    that a reader of the outer one never sees. Checked on the path given and where it leads through symlinks."""
+    given, lands = Path(os.path.abspath(out)), Path(os.path.realpath(out))
+    for inner in dict.fromkeys((given, lands)):
+        for folder in inner.parents:
+            top = inner.relative_to(folder).parts[0]
+            if top in _drawn_class_folders(folder / RECORD):
+                where = "is" if inner == folder / top else "is inside"
+                raise ExportError(f"--out {out} {where} {folder / top}, a class folder of the draws "
+                                  f"{folder / RECORD} records: a draw there puts each class's images in a folder of "
+                                  f"their own under {top}/, so they would be read as {top}'s, recorded apart from "
+                                  f"that record; nothing was written. Fix: --out {folder} (a draw there adds to each "
+                                  "class's folder and to its record), or a new folder")
+
+
+def _drawn_class_folders(record: Path) -> set[str]:
+    """The class folders (first part of each file's path) the draws in `record` wrote to; none without one."""
+    if not record.is_file():
+        return set()
+    try:
+        draws = json.loads(record.read_text())["draws"]
+        return {parts[0] for draw in draws for parts in (Path(name).parts for name in draw["files"]) if len(parts) > 1}
+    except (OSError, ValueError, KeyError, TypeError):   # not a record a draw wrote: other checks say what it is
+        return set()
 
 
 def _is_export(folder: Path) -> bool:

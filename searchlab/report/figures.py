@@ -113,9 +113,13 @@ MAX_AXES = 12   # parameters on the parallel coordinates: 40 axes in a 1,200 px 
 def parallel_section(study: optuna.Study, name: str) -> Section:
     """Parallel coordinates of the first objective: every parameter up to MAX_AXES, else the most important
     ones (as the importance plot ranks them), named in the title."""
-    params, said = parallel_params(study)
-    return _plot(f"Parallel coordinates: {name}{said}",
-                 lambda: vis.plot_parallel_coordinate(study, params=params, target=_target(study, 0), target_name=name))
+    with warnings.catch_warnings(record=True) as caught:   # ranking the axes warns as the importance plot does
+        warnings.simplefilter("always")
+        params, said = parallel_params(study)
+    section = _plot(f"Parallel coordinates: {name}{said}",
+                    lambda: vis.plot_parallel_coordinate(study, params=params, target=_target(study, 0),
+                                                         target_name=name))
+    return with_warnings_said(section, caught)
 
 
 def parallel_params(study: optuna.Study) -> tuple[list[str] | None, str]:
@@ -199,7 +203,12 @@ def _plot(title: str, draw: Callable[[], go.Figure]) -> Section:
             section = figure(title, draw())
     except Exception as exc:   # Optuna refuses some plots for some studies; the reason is what the user needs
         return note(title, f"not drawn: {exc}")
+    return with_warnings_said(section, caught)
+
+
+def with_warnings_said(section: Section, caught: list[warnings.WarningMessage]) -> Section:
+    """The section with the UserWarnings Optuna gave while making it said under it, each once."""
     said = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
-    if said:
-        section = Section(section.title, section.body + note(title, " ".join(said)).body)
-    return section
+    if not said:
+        return section
+    return Section(section.title, section.body + note(section.title, " ".join(said)).body)

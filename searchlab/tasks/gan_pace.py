@@ -4,9 +4,10 @@ A GAN trial's length is its train.iterations, each one or more discriminator ste
 the families differ by two orders of magnitude (a StyleGAN2 at width 32 took ~1.3 s an iteration on this
 2-core machine: 22 min for 1,000, where a DCGAN takes ~1 min). A study whose timeout could not hold one trial
 found out only when the timeout cut its first trial. Here the first config of each family the space draws
-trains a few iterations on the threads a worker gets, timed at their steady pace (`steady_seconds`), and
-generates one batch of samples; times its iterations and MedFID evaluations, that is the estimate, said when
-it exceeds budget.timeout or trial_timeout. A warning, never a refusal: pruning may end trials sooner.
+trains a few iterations on the threads a worker gets, timed at their steady pace (`steady_seconds`: the
+median of the later of 3-5 timed after a warm-up call, so one spike is outvoted), and generates one batch of
+samples; times its iterations and MedFID evaluations, that is the estimate, said when it exceeds
+budget.timeout or trial_timeout. A warning, never a refusal: pruning may end trials sooner.
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from searchlab.gan.train import GANSteps, RealImages, build_pair, sample_unit, t
 from searchlab.tasks.generate_config import GenerateTrialConfig
 from searchlab.tasks.pace import duration, steady_seconds, tightest_limit
 
-ITERATION_SECONDS = 1.5   # how long iterations are timed for, at most
+ITERATION_SECONDS = 1.5   # how long iterations are timed for, once ITERATIONS_TIMED are
+ITERATIONS_TIMED = 5      # after the first: one timed call was the estimate, and it was 3.06 s where a trial took 0.74
+ITERATION_CEILING = 4.0   # seconds after which a slow family's iterations stop at SLOW_TIMED (3) timed
 SAMPLED = 64              # samples generated to time an evaluation's sampling
 
 
@@ -80,7 +83,8 @@ def _measured(spec: GenerateTrialConfig, real: RealImages) -> tuple[float, float
     G, D = build_pair(spec, real.images.shape[-1], real.images.shape[1], real.n_classes)
     opt_g, opt_d = torch.optim.Adam(G.parameters(), lr=0.0), torch.optim.Adam(D.parameters(), lr=0.0)
     steps, counter = GANSteps(spec, real, G, D, torch.Generator().manual_seed(0)), iter(range(1, 10 ** 9))
-    iteration = steady_seconds(lambda: train_iteration(steps, opt_d, opt_g, next(counter)), ITERATION_SECONDS)
+    iteration = steady_seconds(lambda: train_iteration(steps, opt_d, opt_g, next(counter)), ITERATION_SECONDS,
+                               fewest=ITERATIONS_TIMED, ceiling=ITERATION_CEILING)
     G_eval = copy.deepcopy(G).eval()
     labels = real.labels[:SAMPLED]
     sampling = steady_seconds(lambda: sample_unit(G_eval, labels, spec.gan.conditional, 0), 0.3, most=3)

@@ -136,21 +136,35 @@ def measured_pace(batches: Batches, spec: ClassifyTrialConfig, model_spec: dict[
     return train_seconds / len(train), val_seconds / max(1, len(val))
 
 
-def steady_seconds(step: Callable[[], Any], budget: float, most: int = MOST_CALLS) -> float:
+SLOW_TIMED = 3   # calls timed after the warm-up at least, past the ceiling: a spike in one is outvoted
+
+
+def steady_seconds(step: Callable[[], Any], budget: float, most: int = MOST_CALLS, fewest: int = 1,
+                   ceiling: float | None = None) -> float:
     """Seconds a call of `step` takes once warmed up. A fresh process's first batches pay one-time costs
     (allocations, kernel choice, threads starting: a small CNN ran 35-110 images/s for its first 1-5 batches,
-    then 640-960), so `step` is called until `budget` seconds have passed (twice at least: a slow one is timed
-    once after its first call; `most` times at most), and the pace is the median of the later half of the
-    calls after the first: past a warm-up shorter than that half, and, as trials would, slowed by other
-    processes on shared cores when they run through it, not by one burst."""
+    then 640-960), so `step` is called until `budget` seconds have passed and `fewest` calls after the first are
+    timed (`most` calls at most). A slow step stops at `ceiling` seconds (default `budget`) once min(fewest,
+    SLOW_TIMED) are timed: one timed call was the estimate, and a GAN iteration's second call took 3.3 s where
+    the rest took 0.13-0.29. The pace is the median of the later half of the calls after the first: past a
+    warm-up shorter than that half, and, as trials would, slowed by other processes on shared cores when they
+    run through it, not by one burst."""
     times: list[float] = []
     started = time.perf_counter()
-    while len(times) < most and (len(times) < 2 or time.perf_counter() - started < budget):
+    while not _timed_enough(len(times) - 1, time.perf_counter() - started, most - 1, budget, fewest,
+                            budget if ceiling is None else ceiling):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
     timed = times[1:]
     return statistics.median(timed[len(timed) // 2:])
+
+
+def _timed_enough(timed: int, elapsed: float, most: int, budget: float, fewest: int, ceiling: float) -> bool:
+    """Whether `steady_seconds` has timed enough calls (`timed`, after the warm-up one) in `elapsed` seconds."""
+    if timed >= max(1, most):
+        return True
+    return (timed >= fewest and elapsed >= budget) or (timed >= max(1, min(fewest, SLOW_TIMED)) and elapsed >= ceiling)
 
 
 def trial_runs(spec: ClassifyTrialConfig, n_train: int, n_val: int) -> list[tuple[int, int]]:
