@@ -97,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) a study")
     run.add_argument("study", help="study YAML file")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a study key, e.g. --set budget.n_trials=5 (value parsed as YAML)")
+                     help="override a study key, e.g. --set budget.n_trials=5 (value parsed as YAML); "
+                     "KEY=null removes KEY from the study, so its default applies (under space, a key the file "
+                     "does not write is set to null, as in the file: it drops one an included fragment sets)")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar, nor (in a log) a line per finished or failed trial")
     run.set_defaults(handler=_cmd_run)
@@ -119,14 +121,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--trial", type=int_in(0), default=None, help="trial number (default: the best)")
     # the floor of the study file's export.bootstrap: fewer resamples give intervals that move from run to run
-    export.add_argument("--bootstrap", type=int_in(100), default=2000,
+    # --bootstrap and --select default to None, so that given ones are told apart: a generator's export refuses them
+    export.add_argument("--bootstrap", type=int_in(100), default=None,
                         help="bootstrap resamples for the test metrics' CIs (at least 100; default 2000)")
     export.add_argument("--top-k", type=int_in(1), default=1, metavar="K",
                         help="export the K best trials as one ensemble averaging their probabilities (default 1)")
     export.add_argument("--tta", choices=("none", "flip", "dihedral"), default="none",
                         help="test-time augmentation in the exported model: flip, or dihedral (8 flips/rotations, "
                              "square images only); default none")
-    export.add_argument("--select", choices=("top", "greedy"), default="top",
+    export.add_argument("--select", choices=("top", "greedy"), default=None,
                         help="ensemble members: all K best (top, default), or those of them that forward selection "
                              "on held-out predictions keeps (greedy: a member joins only if it improves the objective)")
     export.set_defaults(handler=_cmd_export)
@@ -328,8 +331,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from searchlab.export.publish import describe_export
 
     replaced = describe_export(Path(args.out))
-    config = export_run(args.run, args.out, args.trial, args.bootstrap, top_k=args.top_k, tta=args.tta,
-                        select=args.select)
+    given = {name: value for name in ("bootstrap", "select") if (value := getattr(args, name)) is not None}
+    config = export_run(args.run, args.out, args.trial, top_k=args.top_k, tta=args.tta,
+                        given=[f"--{name}" for name in given], **given)
     if replaced:
         print(f"note: replaced the earlier export in {args.out} ({replaced})", file=sys.stderr)
     if "generator" in config:

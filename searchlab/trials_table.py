@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 from optuna.distributions import FloatDistribution
 
+from searchlab.csv_cells import spreadsheet_safe
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.trial_time import trial_seconds
 from searchlab.errors import SearchlabError
@@ -141,11 +142,19 @@ def write_table(table: pd.DataFrame, fmt: str | None, out: Path | None) -> None:
         else:
             write_whole(out, lambda part: part.write_text(text + "\n"))
     elif out is None:
-        table.to_csv(sys.stdout, index=False)
+        _spreadsheet_safe(table).to_csv(sys.stdout, index=False)
     elif fmt == "csv":
-        write_whole(out, lambda part: table.to_csv(part, index=False))
+        write_whole(out, lambda part: _spreadsheet_safe(table).to_csv(part, index=False))
     else:
         write_whole(out, lambda part: write_parquet(table, part))
+
+
+def _spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """The table's text cells (an error message, a categorical parameter, a class name a study's data gave) as a
+    CSV holds them: one a spreadsheet would run as a formula quoted (csv_cells.py). Numbers, times as they are."""
+    text = [column for column in table.columns   # pandas 3 holds all-text columns as `str`, not object
+            if pd.api.types.is_object_dtype(table[column]) or pd.api.types.is_string_dtype(table[column])]
+    return table.assign(**{column: table[column].map(spreadsheet_safe) for column in text}) if text else table
 
 
 def write_parquet(table: pd.DataFrame, part: Path) -> None:

@@ -66,9 +66,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
                         fix="start from studies/quickstart.yaml, which has every section")
     if overrides:
         # The space is compiled from `src`, so the overridden data must replace it there too (space.* keys).
-        data = _apply_overrides(data, overrides, src)
-        src = Located(data, src.file, src.lines, overridden={tuple(key.split(".")): f"--set {key}"
-                                                             for key in overrides})
+        overridden = {tuple(key.split(".")): f"--set {key}" for key in overrides}
+        data = _apply_overrides(data, overrides, Located(data, src.file, src.lines, overridden=overridden))
+        src = Located(data, src.file, src.lines, overridden=overridden)
     config = _validate(schema.StudyConfig, data, src)
     _check_unused_data_keys(data, src)
     _check_generate_study(config, data, src)
@@ -249,20 +249,65 @@ def locate_in_study(exc: ConfigError, study: Study) -> ConfigError:
 
 
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], src: Located) -> dict[str, Any]:
-    """Dotted-key overrides from the command line (e.g. budget.n_trials=3) applied on a copy."""
+    """Dotted-key overrides from the command line (e.g. budget.n_trials=3) applied on a copy. `KEY=null` removes
+    KEY, after the values whatever their order, so its default applies (a written `test_fraction` beside a --set
+    split_column could not be undone from the command line); see _remove_or_null."""
     out = copy.deepcopy(data)
     for key, value in overrides.items():
-        node = out
-        *parents, last = key.split(".")
-        for depth, part in enumerate(parents):
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                inside = ".".join(parents[:depth + 1])
-                raise src.error(tuple(parents[:depth + 1]), f"--set {key}: '{inside}' is a value, not a section "
-                                "with keys", got=node, fix=f"set '{inside}' whole (--set {inside}=...), or, if the "
-                                "file should have a section there, write it as one (key: value lines)")
-        node[last] = value
+        if value is not None:
+            _section_of(out, key, src, create=True)[key.split(".")[-1]] = value
+    nothing_removed = [key for key, value in overrides.items() if value is None and not _remove_or_null(out, key, src)]
+    _refuse_unknown_removals(out, nothing_removed, src)
     return out
+
+
+def _section_of(data: dict[str, Any], key: str, src: Located, create: bool) -> dict[str, Any] | None:
+    """The mapping holding `key`'s last part (made where missing if `create`, else None)."""
+    node = data
+    *parents, _ = key.split(".")
+    for depth, part in enumerate(parents):
+        if part not in node and not create:
+            return None
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            inside = ".".join(parents[:depth + 1])
+            raise src.error(tuple(parents[:depth + 1]), f"--set {key}: '{inside}' is a value, not a section "
+                            "with keys", got=node, fix=f"set '{inside}' whole (--set {inside}=...), or, if the "
+                            "file should have a section there, write it as one (key: value lines)")
+    return node
+
+
+def _remove_or_null(data: dict[str, Any], key: str, src: Located) -> bool:
+    """`--set KEY=null`: KEY the study writes is removed (True). One it does not write has nothing to remove and is
+    accepted (its default applies already), except under space, where null is set as `key: null` in the file
+    would be: it drops a setting an included fragment gives (`--set space.optim.lr_scale_g=null`)."""
+    section = _section_of(data, key, src, create=False)
+    last = key.split(".")[-1]
+    if section is not None and last in section:
+        del section[last]
+        return True
+    if key.startswith("space."):
+        _section_of(data, key, src, create=True)[last] = None
+    return False
+
+
+def _refuse_unknown_removals(data: dict[str, Any], keys: list[str], src: Located) -> None:
+    """A `--set KEY=null` with nothing to remove is accepted, but a misspelt KEY (`data.tset_fraction`) is refused
+    as unknown, as a value for it is: the user meant to remove a key the study has, and would be told nothing."""
+    keys = [key for key in keys if not key.startswith("space.")]   # the space's null stands, checked as written
+    if not keys:
+        return
+    probe = copy.deepcopy(data)
+    for key in keys:
+        _section_of(probe, key, src, create=True)[key.split(".")[-1]] = None
+    try:
+        schema.StudyConfig.model_validate(probe)
+    except ValidationError as exc:
+        paths = [tuple(key.split(".")) for key in keys]
+        for error in exc.errors():
+            path = _data_path(probe, error_loc(error))
+            if error["type"] == "extra_forbidden" and any(key[:len(path)] == path for key in paths):
+                raise _config_error(exc, probe, src, (), first=error) from None
 
 
 def _validate(model: type[BaseModel], data: Any, src: Located, at: KeyPath = ()) -> Any:
@@ -272,12 +317,14 @@ def _validate(model: type[BaseModel], data: Any, src: Located, at: KeyPath = ())
         raise _config_error(exc, data, src, at) from None
 
 
-def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath) -> ConfigError:
-    """Turn pydantic's first error into our message; pydantic's loc may include union tags we drop."""
+def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath,
+                  first: Any = None) -> ConfigError:
+    """Turn pydantic's first error (or `first` of them) into our message; pydantic's loc may include union tags
+    we drop."""
     errors = exc.errors()
-    first = errors[0]
+    first = first or errors[0]
     path = at + _data_path(data, error_loc(first))
-    more = _others(errors[1:])
+    more = _others([error for error in errors if error != first])
     if first["type"] == "extra_forbidden":
         valid = _valid_keys(first["loc"])
         close = did_you_mean(str(path[-1]), valid)
@@ -290,7 +337,14 @@ def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath) ->
         key = first["ctx"]["discriminator"].strip("'")
         return src.error(path + (key,), "unknown kind" + more, got=first["ctx"]["tag"], fix=pydantic_fix(first))
     rule, fix = rule_and_fix(first)
+    if first.get("input", ...) is None and _set_on_command_line(src, path):   # `--set data={test_fraction: null}`
+        fix = fix or f"give a value, or leave {dotted(path)} out for its default: --set {dotted(path)}=null removes it"
     return src.error(path, rule + more, got=shown_input(first), fix=fix or pydantic_fix(first, dotted(path)))
+
+
+def _set_on_command_line(src: Located, path: KeyPath) -> bool:
+    """Whether a --set option wrote `path` (or a section above it), where 'leave it out' is no edit of the file."""
+    return any(path[:end] in src.overridden for end in range(1, len(path) + 1))
 
 
 def _others(errors: list[Any]) -> str:

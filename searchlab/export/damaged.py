@@ -14,6 +14,8 @@ UNLOADABLE = (ValueError, KeyError, TypeError, RuntimeError, struct.error, OSErr
 
 
 def unloadable(export_dir: Path | str, exc: BaseException) -> str:
-    """'<dir> cannot be loaded (<Error>: <first line>)'."""
+    """'<dir> cannot be loaded (<Error>: <first line>)', without the error's own '. Fix: ...': every caller
+    follows this with the fix for its command, and a line holds one (a swapped weights file's text offers a
+    classifier's model.save, which a generator's export, or searchlab itself, cannot take)."""
     first = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{export_dir} cannot be loaded ({type(exc).__name__}: {first})"
+    return f"{export_dir} cannot be loaded ({type(exc).__name__}: {first.split('. Fix: ', 1)[0]})"

@@ -6,6 +6,7 @@ intervals, and never written back into the study (so no search or selection can 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from searchlab.export.ensemble import (MEMBER_METRICS, check_decoded_alike, choo
                                        load_split, pick_top_k, run_data_config)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.predict import files_were
-from searchlab.export.generator import export_generator
+from searchlab.export.generator import export_generator, refuse_classifier_options
 from searchlab.export.overlap import seen_in_search
 from searchlab.export.picking import dominated_by_front, pick_trial
 from searchlab.export.provenance import (file_digest, made_with, medmnist_digests, search_provenance,
@@ -49,22 +50,28 @@ DEFAULT_THRESHOLD = 0.5   # binary and multi-label trials that stored none
 
 
 def export_run(target: str | Path, out: str | Path, trial_number: int | None = None, bootstrap: int = 2000,
-               top_k: int = 1, tta: str = "none", select: str = "top") -> dict[str, Any]:
+               top_k: int = 1, tta: str = "none", select: str = "top", given: Collection[str] = ()) -> dict[str, Any]:
     """Export one trial (`trial_number`, default the best) or the `top_k` best as one averaging ensemble
     (`select` "greedy": those of the `top_k` best that forward selection keeps, export/selection.py).
 
     With an ensemble or a `tta` other than "none" the decision threshold is chosen again on validation data.
+    `given`: the options a command line named ("--bootstrap", "--select"), which a generator's export refuses
+    (their defaults cannot tell a value given from one defaulted, and a study's export settings pass them too).
     """
-    _check_options(trial_number, top_k, tta, select, bootstrap)
     clear_cache()   # image files decoded earlier in this process may have changed since
     # SIGTERM and SIGHUP stop it as Ctrl-C does (unless ignored): by default they ended the process at once,
     # leaving the staging folder behind, and a run's after-run export without its summary
     with stop_on_signals():
         run = open_run(target)
+        generate = _is_generate(run)
+        if generate:   # checked first: the classifier checks' advice (--select greedy wants --top-k) is not for it
+            refuse_classifier_options(top_k, tta, given)
+        else:
+            _check_options(trial_number, top_k, tta, select, bootstrap)
         with staged(Path(out)) as staging:   # the export appears whole under `out`, or not at all
-            if _is_generate(run):
+            if generate:
                 trial = pick_trial(run.study, trial_number)
-                return export_generator(run, trial, trial_checkpoint(run, trial), staging, top_k, tta)
+                return export_generator(run, trial, trial_checkpoint(run, trial), staging)
             return _export_classifier(run, staging, Path(out), trial_number, bootstrap, top_k, tta, select)
 
 

@@ -11,6 +11,7 @@ Inception's.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,23 @@ def objective_values(run: OpenRun, trial: FrozenTrial) -> dict[str, float]:
     return {metric: value for (metric, _), value in zip(run.record["objectives"], trial.values or [])}
 
 
-def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], out: Path, top_k: int,
-                     tta: str) -> dict[str, Any]:
-    if top_k > 1 or tta != "none":
-        raise ExportError("a generator exports alone: --top-k and --tta are for classifiers. Fix: drop them")
+# what each export option makes of a classifier's export, none of which a generator's export has
+CLASSIFIER_OPTIONS = {"--top-k": "an ensemble of the K best trials", "--select": "the choice of ensemble members",
+                      "--tta": "test-time augmentation", "--bootstrap": "resamples for the test metrics' intervals"}
+
+
+def refuse_classifier_options(top_k: int, tta: str, given: Collection[str] = ()) -> None:
+    """An ExportError naming the export options a generator's export cannot honour, rather than ignore them:
+    it is one network (no ensemble, no choice of members, no test-time augmentation) and is not scored on the
+    test split (no bootstrap intervals). `given`: the options a command line named (export_run)."""
+    named = [*(["--top-k"] if top_k > 1 else []), *(["--tta"] if tta != "none" else []), *given]
+    if named:
+        said = ", ".join(f"{flag} ({CLASSIFIER_OPTIONS.get(flag, 'a classifier option')})" for flag in named)
+        raise ExportError(f"a generator exports alone and is not scored on the test split: {said} "
+                          f"{'is' if len(named) == 1 else 'are'} for classifiers. Fix: leave out {' and '.join(named)}")
+
+
+def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], out: Path) -> dict[str, Any]:
     config = {"format": FORMAT, "study": run.study.study_name, "trial": _trial(run, trial),
               "generator": trial.user_attrs["generator"],
               "metrics": objective_values(run, trial) | trial.user_attrs.get("metrics", {}),

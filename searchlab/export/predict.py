@@ -12,7 +12,7 @@ import io
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import torch
 from PIL import Image
 
+from searchlab.csv_cells import spreadsheet_safe
 from searchlab.data.common import (IMAGE_EXTENSIONS, UNREADABLE_IMAGE, DecodeProgress, bit_depth_advice,
                                    decode_threads, first_lines, spread, unreadable_reason)
 from searchlab.data.folder_source import visible_files
@@ -38,12 +39,14 @@ CHUNK = 256   # images decoded and predicted at a time: memory stays bounded for
 def predict_files(export_dir: str | Path, inputs: Sequence[str | Path], out: TextIO) -> int:
     """Write one CSV row per image file (folders are walked, sorted); returns the number of rows."""
     # as `trials`: a \r\n ended each row's last cell in awk and cut
-    return predict_rows(export_dir, inputs, csv.writer(out, lineterminator="\n"))
+    return predict_rows(export_dir, inputs, csv.writer(out, lineterminator="\n"), safe=spreadsheet_safe)
 
 
-def predict_rows(export_dir: str | Path, inputs: Sequence[str | Path], writer: Any) -> int:
+def predict_rows(export_dir: str | Path, inputs: Sequence[str | Path], writer: Any,
+                 safe: Callable[[str], str] = str) -> int:
     """The header, then one row per image file, given to `writer.writerow` (a csv writer, or RowsKept for
-    Parquet); returns the number of image files."""
+    Parquet); returns the number of image files. `safe`: what the text cells (path, predicted) are written as
+    (a CSV's `=cmd().png` quoted, so a spreadsheet does not run it: csv_cells.py)."""
     config = _classifier_config(Path(export_dir))
     files = image_files(inputs)
     _say_what_the_files_are(files, config)
@@ -58,7 +61,7 @@ def predict_rows(export_dir: str | Path, inputs: Sequence[str | Path], writer: A
             chunk = files[start:start + CHUNK]
             read = list(pool.map(lambda path: _read_or_error(path, config), chunk))
             unreadable += _predicted_rows(net, config, chunk, read, writer, header if start == 0 else None,
-                                          write=not unreadable)
+                                          write=not unreadable, safe=safe)
             progress.decoded(start + len(chunk))
     if unreadable:
         lines = first_lines([str(e).split(". Fix:")[0] for e in unreadable])
@@ -90,7 +93,7 @@ def _say_what_the_files_are(files: list[Path], config: dict[str, Any]) -> None:
 
 def _predicted_rows(net: torch.nn.Module, config: dict[str, Any], chunk: list[Path],
                     read: list[torch.Tensor | ExportError], writer: Any, header: list[str] | None,
-                    write: bool) -> list[ExportError]:
+                    write: bool, safe: Callable[[str], str]) -> list[ExportError]:
     """One chunk's rows written (with the header, for the first chunk), or its unreadable files returned: once
     one is found, reading goes on to name every one at once, and nothing more is predicted or written."""
     unreadable = [r for r in read if isinstance(r, ExportError)]
@@ -102,7 +105,8 @@ def _predicted_rows(net: torch.nn.Module, config: dict[str, Any], chunk: list[Pa
         writer.writerow(header)
     names = config["class_names"]
     for path, p, label in zip(chunk, probs, labels):
-        writer.writerow([str(path), *_per_class(p, config["task"]), _label_text(label, names, config["task"])])
+        predicted = _label_text(label, names, config["task"])
+        writer.writerow([safe(str(path)), *_per_class(p, config["task"]), safe(predicted)])
     return []
 
 
@@ -178,6 +182,11 @@ def _classifier_config(export_dir: Path) -> dict[str, Any]:
         raise ExportError(f"{export_dir} holds a generator, which classifies nothing. Fix: write its images with "
                           f"`searchlab sample {export_dir} --out DIR` (or model.load_generator, model.sample_images)")
     if "input" not in config:
+        from searchlab.augment.synthetic import medfid_features_said   # here: it imports this module
+
+        if medfid := medfid_features_said(export_dir, config):
+            raise ExportError(f"{medfid[0]}, not a classifier export. Fix: to classify images, give the export of a "
+                              "classify study's run (searchlab export RUN --out DIR)")
         raise ExportError(f"{export_dir}/config.json has no 'input' (image size and channels): an export by an "
                           "older searchlab. Fix: export the run again")
     needs = PREDICT_NEEDS + (() if config.get("task") == "multiclass" else ("threshold",))

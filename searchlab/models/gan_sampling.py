@@ -6,7 +6,7 @@ gan_common.py, stylegan2.py and gan.py + this file's body:
 
     import model
     G, config = model.load_generator("best")
-    images = model.sample_images(G, 16, labels=["malignant"] * 16)   # uint8 (16, C, H, W); labels if conditional
+    images = model.sample_images(G, 16, labels="malignant")   # uint8 (16, C, H, W); labels if conditional
 """
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ from searchlab.models.gan import build_generator
 from searchlab.models.standalone import export_config, read_safetensors
 
 # ---- model.py body ----
+# (what config.json misstates for weights it does not describe, the fix): a generator export holds no test metrics
+# or thresholds, and its model.py no save() (a classifier's text, standalone.py's CLASSIFIER_NOT_ITS, offers one)
+GENERATOR_NOT_ITS = ("trial, metrics (MedFID, KID, ... of that trial's samples) and provenance in config.json are "
+                     "not these weights'", "export the GAN run again, or copy all of one export's files together")
 
 
 def load_generator(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -30,15 +34,18 @@ def load_generator(export_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise ValueError(f"{export_dir} is a classifier export: load it with model.load(dir)")
     spec = config["generator"]
     net = build_generator(spec["family"], int(spec["image_size"]), int(spec["channels"]), **spec["args"])
-    net.load_state_dict(read_safetensors(export_dir / "weights.safetensors", config.get("weights_sha256")))
+    net.load_state_dict(read_safetensors(export_dir / "weights.safetensors", config.get("weights_sha256"),
+                                         GENERATOR_NOT_ITS))
     net.class_names = tuple(spec.get("class_names") or ())   # so sample_images takes labels by name too
     return net.eval(), config
 
 
 def sample_images(generator: nn.Module, n: int, labels: Any = None, seed: int | None = None) -> torch.Tensor:
-    """n images as uint8 (N, C, H, W); `labels` (n class indices, or class names) when conditional, drawn
-    uniformly when omitted. A new draw on each call, from torch's random state (torch.manual_seed repeats it),
-    unless `seed` is given: the same seed, the same images."""
+    """n (a whole number >= 1) images as uint8 (N, C, H, W). `labels`, for a conditional generator: n class
+    indices or class names (config['generator']['class_names']), one per image, or one name or index for all n
+    (labels="malignant": n malignant images); drawn uniformly when omitted. A new draw on each call, from torch's
+    random state (torch.manual_seed repeats it), unless `seed` is given: the same seed, the same images."""
+    n = _image_count(n)
     gen = None if seed is None else torch.Generator().manual_seed(seed)
     n_classes = int(getattr(generator, "n_classes", 0))
     indices = _class_indices(labels, n, n_classes, tuple(getattr(generator, "class_names", ())))
@@ -52,19 +59,52 @@ def as_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def _class_indices(labels: Any, n: int, n_classes: int, names: tuple[str, ...] = ()) -> torch.Tensor | None:
     """`labels` as n class indices, or a ValueError saying what they must be (not an index error inside)."""
-    if labels is None or n_classes == 0:   # the generator says which of these is a mistake
-        return None if labels is None else torch.as_tensor(labels)
+    if labels is None:
+        return None
+    if n_classes == 0:   # said here: a string or other non-number failed in torch before the generator's own check
+        raise ValueError(f"labels: this generator is unconditional (n_classes 0), got {labels!r}. Fix: leave them out")
     named = f" or names {list(names)}" if names else ""
     rule = (f"labels are {n} class indices 0..{n_classes - 1}{named}, one per image (as "
-            "config['generator']['class_names'] orders them)")
+            "config['generator']['class_names'] orders them), or one of them for all")
+    if isinstance(labels, (str, int, float)) or getattr(labels, "ndim", None) == 0:   # one class for every image
+        labels = [labels] * n
     if names and not isinstance(labels, torch.Tensor) and all(isinstance(v, str) for v in labels):
         if not set(labels) <= set(names):
             raise ValueError(f"{rule}; got {sorted(set(labels) - set(names))}, which are not its classes")
         labels = [names.index(v) for v in labels]
     try:
-        indices = torch.as_tensor(labels, dtype=torch.long)
+        values = torch.as_tensor(labels)
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{rule}; got {labels!r}") from None
-    if indices.shape != (n,) or (n and not 0 <= int(indices.min()) <= int(indices.max()) < n_classes):
+    _check_whole(values, rule)
+    indices = values.to(torch.long)
+    if indices.shape != (n,) or not 0 <= int(indices.min()) <= int(indices.max()) < n_classes:
         raise ValueError(f"{rule}; got {indices.tolist()}")
     return indices
+
+
+def _check_whole(values: torch.Tensor, rule: str) -> None:
+    """Class indices that are not whole numbers refused, the first named: a cast to long cut 1.5 to class 1."""
+    flat = values.reshape(-1)
+    if flat.is_complex():
+        whole = torch.zeros_like(flat, dtype=torch.bool)   # no class index is complex
+    elif flat.is_floating_point():
+        whole = torch.isfinite(flat) & (flat == flat.round())
+    else:
+        return
+    if not bool(whole.all()):
+        first = int((~whole).nonzero()[0])
+        raise ValueError(f"{rule}; got {flat[first].item()!r} at position {first}, which is not a whole number. "
+                         "Fix: pass class indices as integers (or class names)")
+
+
+def _image_count(n: Any) -> int:
+    """n as an int, or a ValueError: 0 failed deep inside StyleGAN2 ('non-positive groups'), -1 in torch.randn."""
+    try:   # __index__: an int, numpy or one-element integer tensor; not a float (2.0) nor a bool
+        count = None if isinstance(n, bool) else n.__index__()
+    except (AttributeError, TypeError):
+        count = None
+    if count is None or count < 1:
+        raise ValueError(f"n is the number of images to draw, a whole number >= 1; got {n!r}. Fix: pass e.g. "
+                         "sample_images(G, 16)")
+    return count

@@ -400,15 +400,22 @@ class WeightsNotDescribed(ValueError):
     """weights.safetensors is not the file its export's config.json records (sha256): replaced or damaged."""
 
 
-def read_safetensors(path: str | Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+# (what config.json then misstates, the fix) for a classifier's weights; a generator's loader passes its own
+CLASSIFIER_NOT_ITS = ("test metrics, thresholds and provenance in config.json are not its", "export the run again, or "
+                      "keep these weights by loading them with the export's model.py and saving them with "
+                      "model.save(net, config, NEW_FOLDER), which records their sha256 and sets the old metrics aside")
+
+
+def read_safetensors(path: str | Path, sha256: str | None = None,
+                     not_its: tuple[str, str] = CLASSIFIER_NOT_ITS) -> dict[str, torch.Tensor]:
     """A plain reader of the safetensors format (no pickle, no extra package): header JSON + raw bytes.
 
     With `sha256` (an export's config.json records its weights' digest), other bytes are not taken silently:
     weights copied in from another export or trial (same shapes), or a truncated copy, would otherwise load and
-    carry this export's test metrics, thresholds and provenance (_not_described)."""
+    carry this export's metrics and provenance (_not_described, saying `not_its`: what they misstate, the fix)."""
     data = Path(path).read_bytes()
     if sha256 is not None and (found := hashlib.sha256(data).hexdigest()) != sha256:
-        _not_described(Path(path), found, sha256)
+        _not_described(Path(path), found, sha256, not_its)
     (header_len,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + header_len])
     body = memoryview(data)[8 + header_len:]
@@ -423,22 +430,20 @@ def read_safetensors(path: str | Path, sha256: str | None = None) -> dict[str, t
     return tensors
 
 
-def not_described_message(path: Path, found: str, recorded: str) -> str:
+def not_described_message(path: Path, found: str, recorded: str, not_its: tuple[str, str]) -> str:
+    misstated, fix = not_its   # one "Fix:", the export kind's own (a generator's model.py has no save())
     return (f"{path} is not the weights file its config.json was exported with (sha256 {found[:16]}..., recorded "
-            f"{recorded[:16]}...): replaced (e.g. copied from another trial or export) or damaged, so the test "
-            "metrics, thresholds and provenance in config.json are not its. Fix: export the run again, or keep "
-            "these weights by loading them with the export's model.py and saving them with model.save(net, "
-            "config, NEW_FOLDER), which records their sha256 and sets the old metrics aside")
+            f"{recorded[:16]}...): replaced (e.g. copied from another trial or export) or damaged, so the "
+            f"{misstated}. Fix: {fix}")
 
 
 _NOT_DESCRIBED: set[Path] = set()   # weights files load() warned of: save() takes no lineage from their folder
 
 
-def _not_described(path: Path, found: str, recorded: str) -> None:
-    """Refused by searchlab's own copy (predict, a study's weights, a generator's images): its commands would
-    report config.json's numbers for other weights. In an export's model.py (plain PyTorch) a warning: the user
-    loading the file on purpose goes on, told that config.json's metrics and thresholds are not these weights'."""
-    message = not_described_message(path, found, recorded)
+def _not_described(path: Path, found: str, recorded: str, not_its: tuple[str, str]) -> None:
+    """Refused by searchlab's own copy (predict, a study's weights, a generator's images), whose commands would
+    report config.json's numbers for other weights; in an export's model.py (plain PyTorch) a warning, and loaded."""
+    message = not_described_message(path, found, recorded, not_its)
     if __name__ == "searchlab.models.standalone":
         raise WeightsNotDescribed(message)
     _NOT_DESCRIBED.add(path.resolve())
