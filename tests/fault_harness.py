@@ -170,7 +170,8 @@ def export_kill_loop(run_dir: Path, out: Path, attempts: int, seed: int, window:
 
 
 def _export(run_dir: Path, out: Path, env: dict[str, str] | None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", RUN, "export", str(run_dir), "--out", str(out), "--bootstrap", "1000"],
+    return subprocess.Popen([sys.executable, "-c", RUN, "export", str(run_dir), "--out", str(out),
+                             "--bootstrap", "1000"],
                             env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -41,18 +41,24 @@ def test_a_floor_note_without_the_floor_value_says_so():
     assert "its medfid_floor value was not recorded" in note and "this export's medfid_floor is" not in note
 
 
-def _gan_run_with_trained_features(folder: Path) -> Path:
-    """A GAN run folder as `searchlab run` leaves it when it trained its own MedFID network (no task.features):
-    the record, one trial, and medfid_features/ with a config and weights, without training anything."""
+def hand_gan_run(folder: Path, user_attrs: dict) -> Path:
+    """A GAN run folder as `searchlab run` leaves it, without training anything: the record and one complete
+    trial with these user attrs."""
     folder.mkdir(parents=True)
     url = f"sqlite:///{folder.resolve() / 'study.db'}"
     study = optuna.create_study(study_name="gan", storage=url)
     study.set_user_attr("searchlab", {"objectives": [["medfid", "minimize"]], "seed": 0,
                                       "task": {"kind": "generate", "features": None},
                                       "base_dir": str(folder.parent.resolve())})
-    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[1.0],
-                                              user_attrs={"medfid_features": "d1g35t"}))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[1.0], user_attrs=user_attrs))
     (folder / "searchlab.json").write_text(json.dumps({"study_name": "gan", "storage": url}))
+    return folder
+
+
+def _gan_run_with_trained_features(folder: Path) -> Path:
+    """A GAN run folder that trained its own MedFID network (no task.features): medfid_features/ with a config
+    and weights."""
+    hand_gan_run(folder, {"medfid_features": "d1g35t"})
     (folder / CACHE_DIR).mkdir()
     (folder / CACHE_DIR / "config.json").write_text(json.dumps({"model": {"kind": "cnn"}}))
     (folder / CACHE_DIR / "weights.safetensors").write_bytes(b"weights")

@@ -13,10 +13,8 @@ import sys
 import warnings
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
-from optuna.trial import TrialState
 from safetensors.torch import save_file
 
 from searchlab.cli import main
@@ -24,6 +22,7 @@ from searchlab.export.damaged import unloadable
 from searchlab.models import generator_source, standalone
 from searchlab.models.gan import build_generator
 from searchlab.models.gan_sampling import load_generator, sample_images
+from test_generator_export_notes import hand_gan_run
 from test_model_save_guards import module_of
 
 NOT_ITS = "is not the weights file its config.json was exported with"
@@ -109,18 +108,9 @@ def test_the_exports_model_py_checks_n_and_labels_in_a_fresh_process(tmp_path):
 
 
 def _gan_run(folder: Path) -> Path:
-    """A GAN run folder as `searchlab run` leaves it: the record and one complete trial with its generator's spec
-    (no checkpoint: the options are refused before one is looked for)."""
-    folder.mkdir(parents=True)
-    url = f"sqlite:///{folder.resolve() / 'study.db'}"
-    study = optuna.create_study(study_name="gan", storage=url)
-    study.set_user_attr("searchlab", {"objectives": [["medfid", "minimize"]], "seed": 0,
-                                      "task": {"kind": "generate", "features": None},
-                                      "base_dir": str(folder.parent.resolve())})
-    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[1.0],
-                                              user_attrs={"generator": SPEC}))
-    (folder / "searchlab.json").write_text(json.dumps({"study_name": "gan", "storage": url}))
-    return folder
+    """A GAN run folder with one complete trial and its generator's spec (no checkpoint: the options are refused
+    before one is looked for)."""
+    return hand_gan_run(folder, {"generator": SPEC})
 
 
 @pytest.mark.parametrize("options, named", [(["--bootstrap", "100"], "--bootstrap"),
