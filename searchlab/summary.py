@@ -411,10 +411,17 @@ def _checkpoints_elsewhere(run: OpenRun, store: ContainedArtifactStore) -> str |
     here = (socket.gethostname(), str(run.run_dir.resolve()))
     held = [(folder, len(not_here & folder.trials)) for folder in trained_in(run.study.user_attrs)
             if (folder.host, folder.run_dir) != here]
-    said = [f"{n} in {folder.run_dir}" + ("" if folder.host == here[0] else f" on machine {folder.host}")
-            for folder, n in held if n]
+    said = [f"{n} in {folder.run_dir}" + _where_held(folder, here[0]) for folder, n in held if n]
     return f"           trained by other run folders of this study, which hold them: {', '.join(said)}" \
         if said else None
+
+
+def _where_held(folder: Any, host: str) -> str:
+    """Another machine's folder named by its machine; one of this machine that is gone said so (moved or deleted:
+    its checkpoints are not there to export)."""
+    if folder.host != host:
+        return f" on machine {folder.host}"
+    return "" if Path(folder.artifacts).is_dir() else " (not found on this machine: moved or deleted)"
 
 
 def print_failures(study: optuna.Study, last: int = 3) -> None:

@@ -3,8 +3,9 @@
 One row per trial, in trial order. Columns: number, state, value (value_0, value_1, ... for several
 objectives, named after their metrics), params.<name>, metrics.<name> (every metric the task returned),
 duration_s, datetime_start, datetime_complete, and the readable user attrs a row needs on its own
-(architecture, error, over_budget, pruned, cut_short, retry_of), the trial's `seed`, the study's `study_seed` it
-ran under and `torch_threads` (as it ran: what a rerun of it must match), and `threshold`: the decision threshold the
+(architecture, error, over_budget, pruned, cut_short, retry_of, device: where it trained), the trial's `seed`,
+the study's `study_seed` it ran under and `torch_threads` (as it ran: what a rerun of it must match), and
+`threshold`: the decision threshold the
 threshold-bound metrics were scored at (per label, multi-label, as a JSON list), and `class_names` (a JSON
 list: class k of the metrics.*_class_k columns); both lists are arrays in JSON output, JSON text in a CSV cell.
 A PRUNED trial's value is that of the last epoch it reported (Optuna's rule), not a finished trial's. Read from the
@@ -40,7 +41,7 @@ FORMATS = ("csv", "parquet", "json")
 # reader must parse a second time
 LIST_COLUMNS = ("threshold", "class_names")
 # why a trial was pruned, stopped short or run again: a row read alone (a paper's table) must say it
-TEXT_ATTRS = ("architecture", "over_budget", "error", "pruned", "cut_short", "retry_of", "suspect")
+TEXT_ATTRS = ("architecture", "over_budget", "error", "pruned", "cut_short", "retry_of", "suspect", "device")
 # what a strategy's stage scored a queued design by, before it trained (zen_nas, deepmad): beside its trained
 # metrics, so a proxy can be checked against them
 STAGE_ATTRS = ("zen_score", "entropy", "proxy_trial")

@@ -68,6 +68,9 @@ def test_the_second_folders_after_run_export_reads_the_best_checkpoint_from_the_
     out = capsys.readouterr().out
     assert "1 of 2 trials' checkpoints kept" in out
     assert f"trained by other run folders of this study, which hold them: 1 in {tmp_path / 'first'}\n" in out, out
+    shutil.rmtree(tmp_path / "first")
+    assert main(["status", str(tmp_path / "second")]) == 0
+    assert f"1 in {tmp_path / 'first'} (not found on this machine: moved or deleted)" in capsys.readouterr().out
 
 
 def test_a_checkpoint_held_by_a_folder_on_another_machine_is_said_in_one_line_with_the_command_there(

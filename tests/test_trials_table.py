@@ -148,12 +148,13 @@ def test_a_row_says_why_its_trial_was_pruned_cut_short_or_run_again():
     from searchlab.trials_table import _row
 
     attrs = {"pruned": "pruned by the pruner after 2 epoch(s), at auc=0.7000", "cut_short": "stopped by "
-             "budget.timeout after 1 of 3 epochs", "retry_of": 4, "curve": [{"epoch": 0}], "threshold": [0.3, 0.5]}
+             "budget.timeout after 1 of 3 epochs", "retry_of": 4, "curve": [{"epoch": 0}], "threshold": [0.3, 0.5],
+             "device": "cpu"}
     trial = create_trial(state=TrialState.PRUNED, value=0.7, params={"x": 1.0},
                          distributions={"x": FloatDistribution(0, 2)}, user_attrs=attrs)
     row = _row(trial, ["auc"], 1)
-    assert {k: row[k] for k in ("pruned", "cut_short", "retry_of")} == {k: attrs[k] for k in ("pruned", "cut_short",
-                                                                                                 "retry_of")}
+    said = ("pruned", "cut_short", "retry_of", "device")   # device: where it trained, recorded but not shown before
+    assert {k: row[k] for k in said} == {k: attrs[k] for k in said}
     assert "curve" not in row   # long attrs stay in the study
     assert row["threshold"] == "[0.3, 0.5]"   # what its sensitivity, f1... were scored at, per label
 

@@ -81,9 +81,12 @@ class TrialContext:
         """Where this trial's network trains (executor.device); 'cuda' without a visible GPU fails the trial."""
         choice = self.study.config.executor.device
         if choice == "cuda" and not torch.cuda.is_available():
-            raise TrialFailure("executor.device is 'cuda' but this trial's process sees no CUDA GPU "
-                               f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). Fix: device: auto, "
-                               "or with kind: ray give the trials GPUs (resources_per_trial.gpu > 0)")
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            shown = "unset" if visible is None else repr(visible)
+            raise TrialFailure(f"executor.device is 'cuda' but this trial's process sees no CUDA GPU "
+                               f"(CUDA_VISIBLE_DEVICES {shown}). Fix: executor.device: auto (a GPU when one is "
+                               "seen, else the CPU); on a Ray cluster with GPUs, give the trials a share "
+                               "(executor.resources_per_trial.gpu > 0)")
         return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
 
     def out_of_time(self) -> bool:
