@@ -68,7 +68,7 @@ def test_a_test_image_replaced_in_place_is_said_on_resume_and_by_every_export_af
     run_study(load_study(study, {"budget.n_trials": 2, "budget.epochs": 1}), progress=False)
     assert "test: 1 of 6 images replaced in place (test/a/001.png) since its trials ran" in capsys.readouterr().err
     config = export_run(tmp_path / "run", tmp_path / "best", bootstrap=10)   # after the resume: still said
-    assert config["data_replaced_since_search"] == "test: the same files, but some replaced in place (other contents)"
+    assert config["data_replaced_since_search"] == "test: 1 of 6 images replaced in place (test/a/001.png)"
 
 
 def fingerprinted(cfg) -> tuple:

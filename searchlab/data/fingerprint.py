@@ -25,7 +25,8 @@ import numpy as np
 
 from searchlab.data.common import DICOM_FIX, IMAGE_EXTENSIONS, SPLITS
 from searchlab.data.folder_source import split_folders_of_patients
-from searchlab.data.member_changes import DIGEST_HEX, by_file, decode_listing, encode_listing, regrouped
+from searchlab.data.member_changes import (DIGEST_HEX, by_file, decode_listing, encode_listing, regrouped,
+                                          replaced_said)
 from searchlab.data.types import SplitPlan
 
 VERSION = 3   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
@@ -151,8 +152,15 @@ def moved_members(before: Any, now: Any, listings: Listings = (None, None)) -> s
     if changes and (counted or known) and _dealt_otherwise(before, now):
         return reordered_rows(before, now)
     changes += _groups_changed(before, now, listings, counted)
-    named = by_file(*listings, list(SPLITS)) if changes else None
+    named = by_file(*listings, list(SPLITS), drawn_pool(now)) if changes else None
     return "; ".join(changes) + (f". By file: {named}" if named else "") if changes else None
+
+
+def drawn_pool(now: dict[str, Any]) -> list[str]:
+    """The splits searchlab drew from one pool of files: train and those carved out of it by fractions (as
+    loading.py deals them); [] when the data fixes every split (split folders, a CSV's split_column)."""
+    drawn = [split for split in SPLITS if split in (now.get("drawn") or [])]
+    return ["train", *drawn] if drawn else []
 
 
 def _split_change(split: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[str | None, bool]:
@@ -262,8 +270,11 @@ def reordered_rows(before: dict[str, Any], now: dict[str, Any]) -> str:
             "CSV's rows were reordered, as the split follows the CSV's row order")
 
 
-def replaced_contents(before: Any, now: Any, splits: tuple[str, ...] = SPLITS) -> str | None:
-    """Splits among `splits` with the same members but files replaced in place, in words; None if none."""
+def replaced_contents(before: Any, now: Any, splits: tuple[str, ...] = SPLITS,
+                      listings: Listings | None = None) -> str | None:
+    """Splits among `splits` with the same members but files replaced in place, in words; None if none. Given
+    the listings, the files are counted and named (member_changes.replaced_said; by the split's size when
+    either listing is missing)."""
     same = comparable(before, now) and before.get("version") == now.get("version")
     if not same and not (comparable(before, now) and before.get("version") == 2):
         return None
@@ -273,6 +284,8 @@ def replaced_contents(before: Any, now: Any, splits: tuple[str, ...] = SPLITS) -
                and before["splits"][split]["members"] == now["splits"][split]["members"]
                and key in now["splits"][split]
                and before["splits"][split]["contents"] != now["splits"][split][key]]
+    if listings is not None:
+        return "; ".join(replaced_said(*listings, split, _count(now["splits"][split])) for split in changed) or None
     return "; ".join(f"{split}: the same files, but some replaced in place (other contents)" for split in changed) \
         or None
 

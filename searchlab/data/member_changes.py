@@ -69,7 +69,11 @@ def _listed(names: list[str]) -> str:
 def files_changed(before: dict[str, Any], now: dict[str, Any], split: str) -> str | None:
     """'removed benign/img1.png, added benign/aaa.png, relabelled x.png (benign -> malignant)': the split's
     files by name; None if its names and labels are alike."""
-    old, new = _by_name(before, split), _by_name(now, split)
+    return _changes_said(before, now, _by_name(before, split), _by_name(now, split))
+
+
+def _changes_said(before: dict[str, Any], now: dict[str, Any], old: dict[str, Row], new: dict[str, Row]) -> str | None:
+    """Files removed, added and relabelled between two sets of rows by name, first few of each; None if none."""
     removed = sorted(set(old) - set(new))
     added = sorted(set(new) - set(old))
     relabelled = [f"{name} ({_label_said(before, old[name][1])} -> {_label_said(now, new[name][1])})"
@@ -77,6 +81,29 @@ def files_changed(before: dict[str, Any], now: dict[str, Any], split: str) -> st
     parts = [f"{kind} {_listed(names)}" for kind, names in
              (("removed", removed), ("added", added), ("relabelled", relabelled)) if names]
     return ", ".join(parts) or None
+
+
+def _pool_of(listing: dict[str, Any], pool: list[str]) -> tuple[dict[str, Row], dict[str, str]]:
+    """The rows of the drawn splits together by name, and the split each file is in."""
+    rows = {row[0]: row for split in pool for row in listing["splits"].get(split, [])}
+    where = {row[0]: split for split in pool for row in listing["splits"].get(split, [])}
+    return rows, where
+
+
+def pool_changed(before: dict[str, Any], now: dict[str, Any], pool: list[str]) -> str | None:
+    """The changes of splits searchlab draws from one pool, said over the pool: per split, one added file reads
+    as dozens removed and added (files that only moved), and a relabelled file is never named. So: the files
+    added, removed or relabelled, then how many of the others moved between splits; None if none did."""
+    (old, old_split), (new, new_split) = _pool_of(before, pool), _pool_of(now, pool)
+    changes = _changes_said(before, now, old, new)
+    moved = sum(old_split[name] != new_split[name] for name in set(old) & set(new))
+    together = f"{', '.join(pool[:-1])} and {pool[-1]} together (drawn from one pool)"
+    if moved:
+        files = f"{moved} file{'s' if moved != 1 else ''}"
+        said = f"{changes}; {files} moved between these splits as a result" if changes else \
+            f"{files} moved between these splits"
+        return f"{together}: {said}"
+    return f"{together}: {changes}" if changes else None
 
 
 def replaced_files(before: dict[str, Any], now: dict[str, Any], split: str) -> list[str]:
@@ -110,13 +137,18 @@ def _by_unique_digest(rows: dict[str, Row], names: set[str]) -> dict[str, str]:
     return {digest: named[0] for digest, named in found.items() if len(named) == 1}
 
 
-def by_file(before: Any, now: Any, splits: list[str]) -> str | None:
+def by_file(before: Any, now: Any, splits: list[str], pool: list[str] | None = None) -> str | None:
     """The named changes of these splits ('train: removed a.png, added b.png; val: ...'), or None when either
-    listing is missing or names no change."""
+    listing is missing or names no change. `pool`: the splits searchlab drew from one pool of files (train and
+    those carved from it), said together (pool_changed); the others, fixed by the data, split by split."""
     old, new = decode_listing(before), decode_listing(now)
     if old is None or new is None:
         return None
-    said = [f"{split}: {changed}" for split in splits if (changed := files_changed(old, new, split))]
+    pooled = [split for split in splits if split in (pool or [])]
+    pooled = pooled if len(pooled) > 1 else []   # one split alone has no other to move files into
+    said = [changed] if pooled and (changed := pool_changed(old, new, pooled)) else []
+    said += [f"{split}: {changed}" for split in splits if split not in pooled
+             and (changed := files_changed(old, new, split))]
     return "; ".join(said) or None
 
 

@@ -108,7 +108,8 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                           file=str(study.file), key="data.path",
                           fix="restore the files as they were to resume, or give the study a new name (or "
                           "run_dir) for the changed data set")
-    replaced = replaced_contents(before, now, ("train", "val"))   # the search never reads the test split
+    # the search never reads the test split; the files replaced are named when both runs listed them
+    replaced = replaced_contents(before, now, ("train", "val"), listings)
     if replaced:
         raise ConfigError(f"{_named(study)} has trials scored on other images "
                           f"than data.path holds now ({replaced}): new trials would be ranked with old ones on "

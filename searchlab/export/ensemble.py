@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pydantic import TypeAdapter
 
 from searchlab.config.schema import DATA_ROOT_ENV, DataConfig, MedMNISTData
-from searchlab.data import ImageDataset, data_fingerprint, load_dataset, medmnist_file
+from searchlab.data import ImageDataset, load_dataset, medmnist_file
 from searchlab.data.common import SPLITS
 from searchlab.data.fingerprint import (REORDERED, changed_test_split, data_fingerprint_and_listing, moved_members,
                                        multilabel_split_before_the_key, other_medmnist_file, replaced_contents,
@@ -126,8 +126,7 @@ def has_split(run: OpenRun, split: str) -> bool:
     data_cfg, base_dir = run_data_config(run)
     files, listing = _fingerprint_now(run, data_cfg, base_dir)
     _check_unchanged(run, files, listing)
-    listings = (run.record.get("data_listing"), listing)
-    changed = changed_test_split(run.record.get("data_files"), files, listings) if split == "test" else None
+    changed = _test_split_changed(run, files, listing) if split == "test" else None
     if changed:
         print(f"note: {run.run_dir}: the test split changed since the search ({changed}); the training and "
               "validation splits did not, so the trials are as searched, and the test metrics are of the test "
@@ -135,13 +134,28 @@ def has_split(run: OpenRun, split: str) -> bool:
     return files is None or split in files["splits"]
 
 
+def _test_split_changed(run: OpenRun, files: dict[str, Any] | None, listing: str | None) -> str | None:
+    return changed_test_split(run.record.get("data_files"), files, (run.record.get("data_listing"), listing))
+
+
+def own_test_split_changed_since(run: OpenRun) -> str | None:
+    """Your own test split's files changed since the search (has_split's note), in words; None otherwise. Kept
+    in the export's config.json, as files replaced in place are, so that the record says what was scored."""
+    data_cfg, base_dir = run_data_config(run)
+    return _test_split_changed(run, *_fingerprint_now(run, data_cfg, base_dir))
+
+
+# DataError texts of files or folders not where the record says: a moved data set, which the advice fixes
+MISSING_MARKERS = ("data folder not found", "CSV file not found", "image file(s) not found", "which does not exist")
+
+
 def _fingerprint_now(run: OpenRun, data_cfg: DataConfig, base_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     """The data set's fingerprint and listing now (data/fingerprint.py)."""
     try:
         return data_fingerprint_and_listing(data_cfg, run.record["seed"], base_dir)
     except DataError as exc:
-        if run.study_file_data is not None:
-            raise
+        if run.study_file_data is not None or not any(marker in str(exc) for marker in MISSING_MARKERS):
+            raise   # another data error (a class not among the train classes): moving the data would not fix it
         raise ExportError(f"{exc}. If the data set moved: edit data.path in the study file and give the study "
                           "file instead of the run directory (searchlab export STUDY.yaml --out DIR)") from None
 
@@ -208,7 +222,8 @@ def _check_unchanged(run: OpenRun, files: dict[str, Any] | None, listing: str | 
 
 def data_replaced_since_search(run: OpenRun) -> str | None:
     """Splits whose files were replaced in place since the search (the splits did not move: export goes on,
-    and says so), e.g. a broken test image replaced by a good one."""
+    and says so), e.g. a broken test image replaced by a good one; the files named when both runs listed them."""
     data_cfg, base_dir = run_data_config(run)
-    return (replaced_contents(run.record.get("data_files"), data_fingerprint(data_cfg, run.record["seed"], base_dir))
+    files, listing = _fingerprint_now(run, data_cfg, base_dir)
+    return (replaced_contents(run.record.get("data_files"), files, listings=(run.record.get("data_listing"), listing))
             or other_medmnist_file(run.record.get("data_file"), medmnist_file(data_cfg, base_dir)))

@@ -26,7 +26,7 @@ from searchlab.data.loading import clear_cache, medmnist_path
 from searchlab.export.checkpoint_place import checkpoint_store
 from searchlab.export.ensemble import (MEMBER_METRICS, check_decoded_alike, choose_on_validation,
                                        data_replaced_since_search, ensemble_config, ensemble_state, has_split,
-                                       load_split, pick_top_k, run_data_config)
+                                       load_split, pick_top_k, run_data_config, own_test_split_changed_since)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
 from searchlab.export.predict import files_were
 from searchlab.export.generator import export_generator, refuse_classifier_options
@@ -311,6 +311,8 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
                   if run.record.get("data_file") else {})}
     if replaced:
         summary["data_replaced_since_search"] = replaced
+    if changed := own_test_split_changed_since(run):   # stderr said it too (has_split)
+        summary["test_split_changed_since_search"] = changed
     searched = load_split(run, "train", "val")
     summary["data_splits"] = split_counts(searched) | split_counts(data)
     _record_files_were(summary, searched)
