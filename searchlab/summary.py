@@ -291,9 +291,7 @@ def print_status(run: OpenRun, top: int) -> None:
 
 
 def _stage_said(study: optuna.Study) -> str | None:
-    from searchlab.nas.deepmad_design import DESIGN_SUFFIX
-    from searchlab.nas.stage import stage_said
-    from searchlab.nas.zen_nas import PROXY_SUFFIX
+    from searchlab.nas.stage import DESIGN_SUFFIX, PROXY_SUFFIX, stage_said   # no torch: status stays light
 
     return stage_said(study, (PROXY_SUFFIX, DESIGN_SUFFIX))
 

@@ -98,8 +98,9 @@ class Supervisor:
                 proc.kill()   # its trial stays RUNNING: failed and re-queued when the study runs again
                 proc.join()
             current_trial_file(self.study.run_dir, proc.pid).unlink(missing_ok=True)
+        for worker in self.workers:   # ended ones too: one may have exited with it before this poll saw it
             # a second worker stopped by the same plug-in error left it too: the run says it once, from the first
-            stop_run_file(self.study.run_dir, proc.pid).unlink(missing_ok=True)
+            stop_run_file(self.study.run_dir, worker.process.pid).unlink(missing_ok=True)
 
     def _check(self, worker: Worker) -> Worker | None:
         """The worker to keep watching: itself, its replacement, or None when it finished normally."""

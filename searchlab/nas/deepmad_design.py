@@ -26,13 +26,13 @@ from scipy.optimize import differential_evolution
 from searchlab.config.load import Study
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.nas.deepmad import Shape, analyse, zen_convs
-from searchlab.nas.stage import Stage, check_task_builds_networks, run_stage, settings_from_args, stop_asked
+from searchlab.nas.stage import (DESIGN_SUFFIX, Stage, check_task_builds_networks, run_stage, settings_from_args,
+                                    stop_asked)
 from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks import sample_trial_config
 from searchlab.space.params import CategoricalParam, FloatParam, IntParam
 
-DESIGN_SUFFIX = ".deepmad"
 INFEASIBLE = 1e12    # objective floor for designs that break a constraint (minimised by the solver)
 MAX_INFEASIBLE_RECORDED = 1000
 NOT_ZEN_FIX = "search a Zen-NAS space (model: {include: zen.yaml}), or use strategy evolution"

@@ -36,6 +36,10 @@ ARGS = "searchlab:stage_args"     # on the stage's study: the arguments its tria
 CUT = "searchlab:stage_cut"       # on the stage's study: why it stopped before finishing (the next run continues):
 #                                   "budget.timeout, ..." or "a stop (Ctrl-C), ..." (stop_asked)
 STATE = "searchlab:stage_state"   # on the stage's study: where its search got to, for the next run to go past
+# the stages' studies beside the main one, `<study><suffix>` (here, not with their strategies: `status` names them
+# without importing torch)
+PROXY_SUFFIX = ".zen_proxy"   # zen_nas: every candidate scored
+DESIGN_SUFFIX = ".deepmad"    # deepmad: every design solved for
 SPANS = "searchlab:stage_spans"   # on the main study: [start, end] seconds of each stage run (compare counts them)
 
 # (trials recorded so far, where the search got to: JSON or None) -> (the new trials, why it stopped early: None

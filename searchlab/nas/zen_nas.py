@@ -28,14 +28,14 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.config.schema import usable_cores
 from searchlab.errors import ConfigError, SearchlabError, TrialFailure
-from searchlab.nas.stage import Stage, check_task_builds_networks, run_stage, settings_from_args, stop_asked
+from searchlab.nas.stage import (PROXY_SUFFIX, Stage, check_task_builds_networks, run_stage, settings_from_args,
+                                    stop_asked)
 from searchlab.nas.zen_score import zen_score
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler, sizes_rule_broken
 from searchlab.space import probe_configs
 from searchlab.tasks import sample_trial_config
 
-PROXY_SUFFIX = ".zen_proxy"
 MAX_DRAWS = 20
 ROUND = 8    # candidates bred from one population state and scored together (a fixed number: reproducible)
 
