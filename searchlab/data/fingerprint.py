@@ -25,7 +25,7 @@ import numpy as np
 
 from searchlab.data.common import DICOM_FIX, IMAGE_EXTENSIONS, SPLITS
 from searchlab.data.folder_source import split_folders_of_patients
-from searchlab.data.member_changes import (DIGEST_HEX, by_file, decode_listing, encode_listing, regrouped,
+from searchlab.data.member_changes import (DIGEST_HEX, by_file, decode_listing, encode_listing, listed, regrouped,
                                           replaced_said)
 from searchlab.data.types import SplitPlan
 
@@ -185,12 +185,8 @@ def _groups_changed(before: dict[str, Any], now: dict[str, Any], listings: Listi
     old, new = decode_listing(listings[0]), decode_listing(listings[1])
     if old is not None and new is not None:
         moved = regrouped(old, new)
-        return [f"{GROUPS_CHANGED}: {_listed(moved)}"] if moved else []
+        return [f"{GROUPS_CHANGED}: {listed(moved)}"] if moved else []
     return [] if counted else [GROUPS_CHANGED]
-
-
-def _listed(names: list[str], shown: int = 3) -> str:
-    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def changed_test_split(before: Any, now: Any, listings: Listings = (None, None)) -> str | None:

@@ -61,7 +61,8 @@ def _label_said(listing: dict[str, Any], label: str) -> str:
     return classes[int(label)] if label.isdigit() and int(label) < len(classes) else label
 
 
-def _listed(names: list[str]) -> str:
+def listed(names: list[str]) -> str:
+    """The first SHOWN names, and how many more."""
     more = len(names) - SHOWN
     return ", ".join(names[:SHOWN]) + (f" and {more} more" if more > 0 else "")
 
@@ -78,7 +79,7 @@ def _changes_said(before: dict[str, Any], now: dict[str, Any], old: dict[str, Ro
     added = sorted(set(new) - set(old))
     relabelled = [f"{name} ({_label_said(before, old[name][1])} -> {_label_said(now, new[name][1])})"
                   for name in sorted(set(old) & set(new)) if old[name][1] != new[name][1]]
-    parts = [f"{kind} {_listed(names)}" for kind, names in
+    parts = [f"{kind} {listed(names)}" for kind, names in
              (("removed", removed), ("added", added), ("relabelled", relabelled)) if names]
     return ", ".join(parts) or None
 
@@ -159,4 +160,4 @@ def replaced_said(before: Any, now: Any, split: str, files_in_split: int) -> str
     if old is None or new is None:
         return f"{split}: some of its {files_in_split} images replaced in place (same names, other contents)"
     names = replaced_files(old, new, split)
-    return f"{split}: {len(names)} of {files_in_split} images replaced in place ({_listed(names)})"
+    return f"{split}: {len(names)} of {files_in_split} images replaced in place ({listed(names)})"
