@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
-from searchlab.errors import DataError, StorageError, TrialFailure
+from searchlab.errors import ConfigError, DataError, StorageError, TrialFailure
 from stop_signals import default_stop_signals
 
 REPO = Path(__file__).resolve().parents[1]
@@ -367,7 +367,8 @@ def test_configs_are_stored_once_and_always_recoverable(write_study):
 
 
 def test_classify_trains_on_the_device_the_executor_names(write_study, tmp_path):
-    """This machine has no GPU: auto trains on the CPU (and says so); cuda fails each trial with the reason."""
+    """This machine has no GPU: auto trains on the CPU (and says so); cuda with kind local is refused before the
+    run (each trial failed alone for it)."""
     import torch
 
     if torch.cuda.is_available():
@@ -376,11 +377,10 @@ def test_classify_trains_on_the_device_the_executor_names(write_study, tmp_path)
     storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
     assert {t.user_attrs["device"] for t in optuna.load_study(study_name="tiny", storage=storage).trials} == {"cpu"}
     cuda = TINY_CLASSIFY.replace("name: tiny", "name: tiny_cuda") + "executor: {device: cuda}\n"
-    run_study(load_study(write_study(cuda, name="cuda.yaml")), progress=False)
-    failed = optuna.load_study(study_name="tiny_cuda", storage=storage).trials
-    assert failed and all(t.state == TrialState.FAIL for t in failed)
-    assert all("executor.device is 'cuda' but this trial's process sees no CUDA GPU" in t.user_attrs["error"]
-               for t in failed)
+    with pytest.raises(ConfigError, match="executor.device: this machine's torch sees no CUDA GPU") as info:
+        run_study(load_study(write_study(cuda, name="cuda.yaml")), progress=False)
+    assert info.value.line is not None and "Fix: executor.device: auto" in str(info.value)
+    assert "tiny_cuda" not in optuna.get_all_study_names(storage)   # refused before the study was made
 
 
 def test_worker_processes_run_the_study_as_loaded_with_its_overrides_whatever_the_file_says_now(write_study):

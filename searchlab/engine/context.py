@@ -22,7 +22,7 @@ from searchlab.config.load import Study
 from searchlab.engine.numbers import is_truth_value, plain_number
 from searchlab.engine.signals import raise_if_stopped
 from searchlab.engine.trial_time import AliveStamp
-from searchlab.errors import TrialFailure
+from searchlab.errors import ConfigError, TrialFailure
 
 # User attributes searchlab writes and reads back as its own (config_of, status, export, the budget's retry count):
 # a callable task's ctx.record(config=...) or (retry_of=...) overwrote them, and what read them read the user's
@@ -157,3 +157,18 @@ def _number(step: int, name: str, value: Any) -> Any:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def refuse_unseen_cuda(study: Study) -> None:
+    """executor.device: cuda with kind: local on a machine whose torch sees no CUDA GPU: every trial runs here,
+    and each failed alone for it, after the run had prepared (a GAN run trained its MedFID network first). A Ray
+    run's trials may land on nodes that have one: those fail alone (TrialContext.device), as they should."""
+    executor = study.config.executor
+    if executor.device != "cuda" or executor.kind != "local" or torch.cuda.is_available():
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    raise ConfigError(f"this machine's torch sees no CUDA GPU (CUDA_VISIBLE_DEVICES "
+                      f"{'unset' if visible is None else repr(visible)}; torch {torch.__version__}), and "
+                      "executor.kind local runs every trial here, so each would fail", key="executor.device",
+                      got="cuda", fix="executor.device: auto (a GPU when one is seen, else the CPU), or install a "
+                      "CUDA build of torch on a machine with an NVIDIA GPU")

@@ -30,6 +30,7 @@ from searchlab.engine.changed_settings import fixed_settings
 from searchlab.engine.disks import sqlite_on_network_warning
 from searchlab.engine.progress import FINISHED, Progress, failed_configs, stopped_by_failures
 from searchlab.engine.own_trials import LEFT_RUNNING, OwnTrials, left_running
+from searchlab.engine.context import refuse_unseen_cuda
 from searchlab.engine.resume import check_resumable
 from searchlab.engine.run_history import record_run, run_entry, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
@@ -72,6 +73,7 @@ def _run(study: Study, progress: bool) -> RunResult:
     clear_cache()   # files read by an earlier run in this process may have changed since (their disk cache knows)
     with said_on_stderr() as start_warnings:
         try:
+            refuse_unseen_cuda(study)
             check_strategy_space(study)   # before the run's folder: a space the strategy cannot search
             get_task(study.config.task).prepare(study)
         except ConfigError as exc:
