@@ -175,13 +175,15 @@ def test_a_stage_cut_short_by_the_timeout_is_continued_on_resume(write_study, mo
     assert not _queued(main)   # its designs would train before the better ones the next run finds
     assert "cut short by budget.timeout" in capsys.readouterr().out
     assert not _record(main).user_attrs["searchlab:stage_done"]
-    trials = _prepare_zen(study, main, candidates=16)
+    trials = _prepare_zen(study, main, candidates=24)   # asked more while continuing: said, as the cut names 16
     record = _record(main)
     assert record.user_attrs["searchlab:stage_done"] and len(main.user_attrs["searchlab:stage_spans"]) == 2
-    assert "continuing the stage budget.timeout cut short" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "continuing the stage budget.timeout cut short" in out
+    assert ", now with candidates 24 (it was recorded with 16)" in out
     assert [(t.params, t.value) for t in record.trials[:len(first)]] == [(t.params, t.value) for t in first]
     scored = [t for t in record.trials if t.state == TrialState.COMPLETE]
-    assert len(scored) == 16 and len({t.user_attrs["architecture"] for t in scored}) == 16   # none scored twice
+    assert len(scored) == 24 and len({t.user_attrs["architecture"] for t in scored}) == 24   # none scored twice
     assert len(trials) == len(record.trials) and len(_queued(main)) == 2
 
 

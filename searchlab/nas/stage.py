@@ -144,11 +144,13 @@ def _to_run(record: optuna.Study, trials: list[FrozenTrial], stage: Stage) -> bo
         raise SearchlabError(f"the stage '{stage.name}' was cut short by {_cause(cut)} with {_said(changed, 0)}; "
                              f"this run asks {_said(changed, 1)}, and continuing it would mix two searches. Fix: "
                              f"set {_said(changed, 0)} back to continue it, or {_afresh(stage)}")
+    recorded, asked = stored.get(stage.grows), stage.args.get(stage.grows)
     if cut:
         said = f"budget.timeout cut short ({cut})" if _cause(cut) == "budget.timeout" else f"cut short by {cut}"
-        print(f"{stage.name}: continuing the stage {said}", flush=True)
+        # the one argument a cut stage goes on with changed: said, as the cut's own count names the old one
+        now = f", now with {stage.grows} {asked} (it was recorded with {recorded})" if asked != recorded else ""
+        print(f"{stage.name}: continuing the stage {said}{now}", flush=True)
         return True
-    recorded, asked = stored.get(stage.grows), stage.args.get(stage.grows)
     if not changed and asked == recorded:
         return False
     if not changed and asked > recorded:
