@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,9 +84,8 @@ def _key(started: float) -> dict[str, Any]:
 def _write(ostudy: optuna.Study, run_dir: Path, entry: dict[str, Any]) -> None:
     """The entry in place of this run's open one (written as it started), else after the others."""
     mine = [entry[k] for k in ("started_utc", "host", "pid")] + [None]
-    # runners of one folder (more workers from another shell) end at once: read and write as one, or one's
-    # entry is lost to the other's write
-    with (run_dir / ".runs.lock").open("a") as lock:
+    # runners of one study end at once: read and write as one, or one's entry is lost to the other's write
+    with _history_lock(ostudy, run_dir) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         runs = list(ostudy.user_attrs.get(KEY, []))
         at = next((i for i, run in enumerate(runs)
@@ -94,6 +95,20 @@ def _write(ostudy: optuna.Study, run_dir: Path, entry: dict[str, Any]) -> None:
         else:
             runs[at] = entry
         ostudy.set_user_attr(KEY, runs[-KEPT:])
+
+
+def _history_lock(ostudy: optuna.Study, run_dir: Path) -> TextIO:
+    """The lock file the runs of this study on this machine share: one per study name in the system's temporary
+    folder. The run folder's own lock kept out runners of one folder only, and two run folders of one study (a
+    second folder on one SQLite file, two drivers of a PostgreSQL study) lost one run's end to the other's write
+    (seen in CI). Runs on two machines are not serialised by it; the run folder's lock is the fallback."""
+    name = hashlib.sha256(ostudy.study_name.encode(errors="surrogateescape")).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "searchlab-locks"
+    try:
+        folder.mkdir(exist_ok=True)
+        return (folder / f"{name}.lock").open("a")
+    except OSError:   # a temporary folder this user cannot write in
+        return (run_dir / ".runs.lock").open("a")
 
 
 def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = None) -> str | None:
