@@ -81,10 +81,8 @@ class TrialContext:
         """Where this trial's network trains (executor.device); 'cuda' without a visible GPU fails the trial."""
         choice = self.study.config.executor.device
         if choice == "cuda" and not torch.cuda.is_available():
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            shown = "unset" if visible is None else repr(visible)
             raise TrialFailure(f"executor.device is 'cuda' but this trial's process sees no CUDA GPU "
-                               f"(CUDA_VISIBLE_DEVICES {shown}). Fix: executor.device: auto (a GPU when one is "
+                               f"(CUDA_VISIBLE_DEVICES {_visible_gpus()}). Fix: executor.device: auto (a GPU when one is "
                                "seen, else the CPU); on a Ray cluster with GPUs, give the trials a share "
                                "(executor.resources_per_trial.gpu > 0)")
         return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
@@ -166,9 +164,14 @@ def refuse_unseen_cuda(study: Study) -> None:
     executor = study.config.executor
     if executor.device != "cuda" or executor.kind != "local" or torch.cuda.is_available():
         return
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     raise ConfigError(f"this machine's torch sees no CUDA GPU (CUDA_VISIBLE_DEVICES "
-                      f"{'unset' if visible is None else repr(visible)}; torch {torch.__version__}), and "
+                      f"{_visible_gpus()}; torch {torch.__version__}), and "
                       "executor.kind local runs every trial here, so each would fail", key="executor.device",
                       got="cuda", fix="executor.device: auto (a GPU when one is seen, else the CPU), or install a "
                       "CUDA build of torch on a machine with an NVIDIA GPU")
+
+
+def _visible_gpus() -> str:
+    """CUDA_VISIBLE_DEVICES as a message shows it: an empty value hides every GPU, unlike an unset one."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return "unset" if visible is None else repr(visible)
