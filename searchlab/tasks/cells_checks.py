@@ -2,6 +2,7 @@
 network at all: run by the classify task after each setting's own values were checked (tasks/parse.py)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from searchlab.config.yamlsrc import Located
@@ -28,32 +29,71 @@ def check_reductions_within_cells(searched: dict[str, Any], src: Located) -> Non
 
 
 def cells_limits(searched: dict[str, Any], configs: list[dict[str, Any]]) -> dict[str, Limit]:
-    """What reductions <= cells asks of a searched cells or reductions range, within the other's own limits
-    (reductions 0-4, cells 1-20), for the fix of a range past its own limits: `cells: {int: [0, 3]}` was told to
-    search [1, 3], which the check of reductions 2 against cells 1 then refused."""
+    """What reductions <= cells asks of cells or reductions, searched or fixed, within the other's own limits
+    (reductions 0-4, cells 1-20), for the fix of a value past its own limits: `cells: {int: [0, 3]}` was told to
+    search [1, 3], and `reductions: 9` with `cells: 3` to give a value <= 4, which the check of both then refused.
+    The other setting counts as written: searched, fixed, or left out for its default."""
     limits = {}
-    for name in searched:
-        if name.endswith("model.cells") and (reductions := _other(name, "reductions", searched, configs)):
-            least = min(max(reductions), 4)
-            limits[name] = Limit(least, None, f"from {least}: reductions reach {least}, and cannot exceed cells",
-                                 f"keep reductions at most cells' least (they reach {least})")
-        elif name.endswith("model.reductions") and (cells := _other(name, "cells", searched, configs)):
-            most = max(min(cells), 1)
-            limits[name] = Limit(None, most, f"up to {most}: cells go down to {most}, and reductions cannot exceed "
-                                 "cells", f"search cells from reductions' most up (cells go down to {most})")
+    for name in dict.fromkeys([*searched, *_fixed_names(configs)]):
+        if name.endswith("model.cells"):
+            reductions, said = _other(name, "reductions", searched, configs)
+            if reductions:
+                most = max(reductions)
+                least = min(most, 4)
+                limits[name] = Limit(least, None, f"reductions {said(most, least)}, and cannot exceed cells",
+                                     f"keep reductions at most cells' least (they {said(most, least)})")
+        elif name.endswith("model.reductions"):
+            cells, said = _other(name, "cells", searched, configs)
+            if cells:
+                least = min(cells)
+                most = max(least, 1)
+                change = "search cells from" if _sibling(name, "cells") in searched else "set cells to at least"
+                limits[name] = Limit(None, most, f"cells {said(least, most)}, and reductions cannot exceed cells",
+                                     f"{change} reductions' most (cells {said(least, most)})")
     return limits
 
 
-def _other(name: str, setting: str, searched: dict[str, Any], configs: list[dict[str, Any]]) -> tuple[Any, ...]:
-    """The values the sibling `setting` of the searched `name` takes: searched, or as set in the configs."""
-    sibling = name.rsplit(".", 1)[0] + "." + setting
+def _fixed_names(configs: list[dict[str, Any]]) -> list[str]:
+    """`model.cells` and `model.reductions` where a config of a cells model sets them to one value."""
+    names: dict[str, None] = {}
+    for config in configs:
+        model = config.get("model")
+        if isinstance(model, dict) and model.get("kind") == "cells":
+            names.update((f"model.{key}", None) for key in ("cells", "reductions") if key in model)
+    return list(names)
+
+
+def _other(name: str, setting: str, searched: dict[str, Any],
+           configs: list[dict[str, Any]]) -> tuple[tuple[Any, ...], Callable[[Any, Any], str]]:
+    """The numbers the sibling `setting` of `name` takes (searched, as set in the configs, else its default), and
+    how to say the one that sets the limit and where the setting's own limits bring it (`reach 9 (4 within...)`)."""
+    sibling = _sibling(name, setting)
     if sibling in searched:
-        return _values(searched[sibling])
+        verb = "reach" if setting == "reductions" else "go down to"
+        values, how = _values(searched[sibling]), "{verb} {value}"
+    else:
+        values, how, verb = _set_to(sibling, configs), "are {value}", ""
+        if not values:   # left out: the model is built with its default
+            values, how = (CellNetSpec.model_fields[setting].default,), "are {value} by default"
+
+    def said(value: Any, within: Any) -> str:
+        bounded = "" if value == within else f" ({within} within their own limit)"
+        return how.format(verb=verb, value=value) + bounded
+
+    return tuple(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)), said
+
+
+def _sibling(name: str, setting: str) -> str:
+    return name.rsplit(".", 1)[0] + "." + setting
+
+
+def _set_to(key: str, configs: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """The numbers the configs set the dotted `key` to."""
     set_to = set()
     for config in configs:
         value: Any = config
-        for key in sibling.split("."):
-            value = value.get(key) if isinstance(value, dict) else None
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, int) and not isinstance(value, bool):
             set_to.add(value)
     return tuple(set_to)

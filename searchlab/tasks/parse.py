@@ -21,8 +21,9 @@ Config = TypeVar("Config", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Limit:
-    """What another setting asks of a searched range: at least `least`, at most `most` (`why` says it), or, when
-    no range within its own limits meets that, what to change in the other setting (`otherwise`)."""
+    """What another setting asks of a setting past its own limits (searched or fixed): at least `least`, at most
+    `most` (`why` says it), or, when no value within its own limits meets that, what to change in the other
+    setting (`otherwise`)."""
 
     least: Any
     most: Any
@@ -54,8 +55,10 @@ def check_searched_values(schema: type[BaseModel], task: str, configs: Iterable[
     limit), named before any check spanning several settings, which would blame another key for it (`cells:
     {int: [0, 3]}` was refused as `reductions` past cells). Of several, the one written first: one misspelt
     choice in a YAML anchor shared by 16 ops was named at whichever op a random draw took it for first.
-    `across`: by parameter name, the limit other settings put on a range (cells at least the reductions searched),
-    so the range offered as the fix is not refused next by the check spanning both."""
+    `across`: by parameter name, the limit other settings put on a setting (cells at least the reductions), so the
+    fix offered is not refused next by the check spanning both; a fixed setting named there (`reductions: 9`) is
+    checked here too, after the searched ones, for the same reason."""
+    across = across or {}
     first: dict[str, tuple[dict[str, Any], Error]] = {}
     for config in configs:
         try:
@@ -63,9 +66,9 @@ def check_searched_values(schema: type[BaseModel], task: str, configs: Iterable[
         except ValidationError as exc:
             for err in exc.errors():
                 name = _param_name(space, config, _config_loc(err, union_tags))
-                if name in searched and _of_the_value(err):
+                if (name in searched or name in across) and _of_the_value(err):
                     first.setdefault(name, (config, err))
-    for name in searched:   # in the order the space writes them
+    for name in dict.fromkeys([*searched, *across]):   # searched in the order the space writes them, then fixed
         if name in first:
             config, err = first[name]
             raise _trial_error(schema, task, config, err, src, searched, union_tags, space, across)
@@ -91,6 +94,8 @@ def _trial_error(schema: type[BaseModel], task: str, config: dict[str, Any], err
     if param is not None:
         rule, got, fix = _searched_error(schema, task, config, err, param, name, tuple(loc), union_tags, rule,
                                          own_fix, (across or {}).get(name))
+    elif (limit := (across or {}).get(name)) and _of_the_value(err):
+        fix = _value_within_limit(err, fix, limit)
     if err["type"] == "union_tag_not_found":   # e.g. model: {depth: ...} without kind: cnn
         tag = err["ctx"]["discriminator"].strip("'")
         rule = f"names no {tag}: it selects which settings the section takes"
@@ -141,9 +146,10 @@ def _searched_value_error(task: str, param: Any, name: str, bad: list[tuple[Any,
     if hasattr(param, "choices"):
         messages = dict.fromkeys(rule_and_fix(err)[0] for _, err in bad)
         members = [member for member, _ in bad]
-        fixes = [_replacement(member, err) for member, err in bad]
+        fixes = (limit and _choice_fix(param.choices, leaf, bad, limit)) or \
+            "; ".join(_replacement(member, err) for member, err in bad)
         return (f"not a valid {task} config: {'; '.join(messages)}", members[0] if len(members) == 1 else members,
-                f"the space searches {list(param.choices)} for '{name}': {'; '.join(fixes)}")
+                f"the space searches {list(param.choices)} for '{name}': {fixes}")
     ends = {member: err for member, err in bad}
     said = "; ".join(f"its {'low' if member == param.low else 'high'} end {member}: {rule_and_fix(err)[0]}"
                      for member, err in ends.items())
@@ -166,15 +172,11 @@ def _range_fix(param: Any, leaf: str, ends: dict[Any, Error], limit: Limit | Non
     the `limit` other settings put on it where that leaves a range (else the limit is said beside it)."""
     low, high, whole = param.low, param.high, isinstance(param, IntParam)
     for err in ends.values():
-        ctx = err.get("ctx") or {}
-        if "ge" in ctx or ("gt" in ctx and whole):
-            low = ctx["ge"] if "ge" in ctx else ctx["gt"] + 1
-        elif "le" in ctx or ("lt" in ctx and whole):
-            high = ctx["le"] if "le" in ctx else ctx["lt"] - 1
-        else:   # an open bound of a float range, or not a bound at all: say the rule
+        if (bound := _bound(err, whole)) is None:   # an open bound of a float range, or not a bound: say the rule
             allowed = _allowed(err)
             return (f"search {leaf}: {{choice: [{', '.join(allowed)}]}}" if allowed else
                     bound_fix(err) or "keep both ends within what the task accepts")
+        low, high = _tighter(max, low, bound[0]), _tighter(min, high, bound[1])
     log = ", log: true" if param.log else ""
     step = f", step: {param.step}" if param.step not in (None, 1) else ""
     low, high, beside = _within_limit(low, high, limit)
@@ -184,11 +186,79 @@ def _range_fix(param: Any, leaf: str, ends: dict[Any, Error], limit: Limit | Non
 def _within_limit(low: Any, high: Any, limit: Limit | None) -> tuple[Any, Any, str]:
     if limit is None:
         return low, high, ""
-    least, most = max(low, limit.least if limit.least is not None else low), \
-        min(high, limit.most if limit.most is not None else high)
+    least, most = _tighter(max, low, limit.least), _tighter(min, high, limit.most)
     if least <= most:
-        return least, most, f" ({limit.why})" if (least, most) != (low, high) else ""
+        said = f"from {limit.least}" if limit.least is not None else f"up to {limit.most}"
+        return least, most, f" ({said}: {limit.why})" if (least, most) != (low, high) else ""
     return low, high, f", and then {limit.otherwise}"
+
+
+def _value_within_limit(err: Error, own_fix: str, limit: Limit) -> str:
+    """The bound a fixed value broke, narrowed to the `limit` another setting puts on it: `reductions: 9` with
+    `cells: 3` was told "<= 4", and 4 was then refused for exceeding cells."""
+    bound = _bound(err, whole=True)
+    if bound is None:   # not a bound (`cells: abc`): its own fix first
+        return own_fix
+    return _values_said("give a value", *bound, limit) or own_fix
+
+
+def _choice_fix(choices: Iterable[Any], leaf: str, bad: list[tuple[Any, Error]], limit: Limit) -> str | None:
+    """The choices within their own limits and the `limit` another setting puts on them (`reductions: {choice:
+    [1, 9]}` with `cells: 3`: [1]); if none, what to change in the other setting; if none is within its own limits,
+    the values to give instead. None where a member is refused for other than a bound (the usual fixes then)."""
+    bounds = [_bound(err, whole=True) for _, err in bad]
+    if any(bound is None for bound in bounds):
+        return None
+    refused = [member for member, _ in bad]
+    own_ok = [choice for choice in choices if choice not in refused]
+    fits = [choice for choice in own_ok if _meets(choice, limit)]
+    listed = ", ".join(str(choice) for choice in (fits or own_ok))
+    if fits:
+        return f"search {leaf}: {{choice: [{listed}]}}" + (f" ({limit.why})" if fits != own_ok else "")
+    if own_ok:
+        return f"search {leaf}: {{choice: [{listed}]}}, and then {limit.otherwise}"
+    low = max((bound[0] for bound in bounds if bound[0] is not None), default=None)
+    high = min((bound[1] for bound in bounds if bound[1] is not None), default=None)
+    return _values_said(f"replace {', '.join(str(member) for member in refused)} with values", low, high, limit)
+
+
+def _values_said(give: str, low: Any, high: Any, limit: Limit) -> str | None:
+    """`give` what lies within the own bounds `low`..`high` (one may be None) and the `limit`; None if the limit
+    asks nothing more; the own bounds, and what to change in the other setting, if nothing lies within both."""
+    least, most = _tighter(max, low, limit.least), _tighter(min, high, limit.most)
+    if (least, most) == (low, high):
+        return None
+    if least is not None and most is not None and least > most:
+        return f"{give} {_span(low, high)}, and then {limit.otherwise}"
+    return f"{give} {_span(least, most)} ({limit.why})"
+
+
+def _span(low: Any, high: Any) -> str:
+    if low is not None and high is not None:
+        return f"of {low}" if low == high else f"from {low} to {high}"
+    return f">= {low}" if low is not None else f"<= {high}"
+
+
+def _meets(value: Any, limit: Limit) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return True   # not a number: its type is the schema's to refuse
+    return (limit.least is None or value >= limit.least) and (limit.most is None or value <= limit.most)
+
+
+def _bound(err: Error, whole: bool) -> tuple[Any, Any] | None:
+    """(low, None) or (None, high): the bound a pydantic error names; None for an open bound of a float (there
+    is no last value below it) or an error not of a bound."""
+    ctx = err.get("ctx") or {}
+    if "ge" in ctx or ("gt" in ctx and whole):
+        return (ctx["ge"] if "ge" in ctx else ctx["gt"] + 1), None
+    if "le" in ctx or ("lt" in ctx and whole):
+        return None, (ctx["le"] if "le" in ctx else ctx["lt"] - 1)
+    return None
+
+
+def _tighter(pick: Any, own: Any, other: Any) -> Any:
+    """`pick` (max for a low end, min for a high one) of two bounds, either of which may be None (no bound)."""
+    return own if other is None else other if own is None else pick(own, other)
 
 
 def _bad_members(schema: type[BaseModel], config: dict[str, Any], loc: tuple[Any, ...], members: Iterable[Any],
