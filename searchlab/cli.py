@@ -98,8 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("study", help="study YAML file")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a study key, e.g. --set budget.n_trials=5 (value parsed as YAML); "
-                     "KEY=null removes KEY from the study, so its default applies (under space, a key the file "
-                     "does not write is set to null, as in the file: it drops one an included fragment sets)")
+                     "KEY=null removes KEY from the study, so its default applies (under space, a key only an "
+                     "included fragment writes is removed from the merged space; one nothing writes is set to null)")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar, nor (in a log) a line per finished or failed trial")
     run.set_defaults(handler=_cmd_run)

@@ -14,20 +14,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from searchlab.config import schema
-from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml
+from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml, remove_written, section_of
 from searchlab.errors import (ConfigError, RegistryError, SearchlabError, error_loc, pydantic_fix, rule_and_fix,
                               shown_input)
-from searchlab.space import Group, compile_space, within
+from searchlab.space import Branch, Group, compile_space, within
 from searchlab.study_modules import study_folder_first
-from searchlab.suggest import did_you_mean, models_in
-
-# Which model validates each top-level section (to list valid keys when one is unknown).
-_SECTION_MODELS: dict[str, type[BaseModel]] = {
-    "task": schema.TaskConfig, "objective": schema.ObjectiveConfig, "budget": schema.BudgetConfig,
-    "pruner": schema.PrunerConfig, "strategy": schema.StrategyConfig, "executor": schema.ExecutorConfig,
-    "export": schema.ExportConfig, "medmnist": schema.MedMNISTData, "folder": schema.FolderData,
-    "csv": schema.CsvData,
-}
+from searchlab.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -64,15 +56,16 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     if not isinstance(data, dict):
         raise src.error((), "a study file is a mapping of sections (name, data, space, ...)", got=data,
                         fix="start from studies/quickstart.yaml, which has every section")
+    included: list[str] = []   # space keys of included fragments that --set KEY=null removes
     if overrides:
         # The space is compiled from `src`, so the overridden data must replace it there too (space.* keys).
         overridden = {tuple(key.split(".")): f"--set {key}" for key in overrides}
-        data = _apply_overrides(data, overrides, Located(data, src.file, src.lines, overridden=overridden))
+        data, included = _apply_overrides(data, overrides, Located(data, src.file, src.lines, overridden=overridden))
         src = Located(data, src.file, src.lines, overridden=overridden)
     config = _validate(schema.StudyConfig, data, src)
     _check_unused_data_keys(data, src)
     _check_generate_study(config, data, src)
-    space = compile_space(src, ("space",))
+    space = _without_keys(compile_space(src, ("space",)), included)
     from searchlab.tasks import get_task   # tasks import the schema; keep this module import-light
 
     if config.data is None and config.task.kind != "callable":   # a callable task's function reads its own
@@ -248,47 +241,65 @@ def locate_in_study(exc: ConfigError, study: Study) -> ConfigError:
                                 overridden={tuple(key.split(".")): f"--set {key}" for key in study.overrides}))
 
 
-def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], src: Located) -> dict[str, Any]:
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], src: Located) -> tuple[dict[str, Any], list[str]]:
     """Dotted-key overrides from the command line (e.g. budget.n_trials=3) applied on a copy. `KEY=null` removes
     KEY, after the values whatever their order, so its default applies (a written `test_fraction` beside a --set
-    split_column could not be undone from the command line); see _remove_or_null."""
+    split_column could not be undone from the command line). Under space, a key only an included fragment writes
+    is removed from the merged space the study runs (returned: removed once compiled), as a key the study writes
+    is from the file; a null in its place made `--set space.optim.lr=null` fail as "leave optim.lr out", which
+    the fragment, not the study, wrote. A space key neither writes is set to null, as `key: null` would be."""
     out = copy.deepcopy(data)
     for key, value in overrides.items():
         if value is not None:
-            _section_of(out, key, src, create=True)[key.split(".")[-1]] = value
-    nothing_removed = [key for key, value in overrides.items() if value is None and not _remove_or_null(out, key, src)]
-    _refuse_unknown_removals(out, nothing_removed, src)
-    return out
+            section_of(out, key, src, create=True)[key.split(".")[-1]] = value
+    unwritten = [key for key, value in overrides.items() if value is None and not remove_written(out, key, src)]
+    _refuse_unknown_removals(out, unwritten, src)
+    unwritten_space = [key for key in unwritten if key.startswith("space.")]
+    included = _in_the_merged_space(out, unwritten_space, src)
+    for key in unwritten_space:
+        if key not in included:   # a misspelt key is then named by the task's check of the space
+            section_of(out, key, src, create=True)[key.split(".")[-1]] = None
+    return out, included
 
 
-def _section_of(data: dict[str, Any], key: str, src: Located, create: bool) -> dict[str, Any] | None:
-    """The mapping holding `key`'s last part (made where missing if `create`, else None)."""
-    node = data
-    *parents, _ = key.split(".")
-    for depth, part in enumerate(parents):
-        if part not in node and not create:
+def _in_the_merged_space(data: dict[str, Any], keys: list[str], src: Located) -> list[str]:
+    """Of space `keys` the study does not write, those its compiled space has: keys of included fragments."""
+    if not keys:
+        return []
+    space = compile_space(Located(data, src.file, src.lines, overridden=src.overridden), ("space",))
+    return [key for key in keys if _without(space, tuple(key.split(".")[1:])) is not None]
+
+
+def _without(node: Any, path: tuple[str, ...]) -> Any:
+    """`node` of a compiled space with the setting at `path` removed, or None where it has no such setting. On a
+    one_of, `path` names an option's key (`gan.dcgan.latent`) or a key of every option having it (`model.depth`),
+    as --set spells them; its selector (which option runs) is not removed."""
+    head, rest = path[0], path[1:]
+    if isinstance(node, Group):
+        entries = dict(node.entries)
+        if head not in entries:
             return None
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            inside = ".".join(parents[:depth + 1])
-            raise src.error(tuple(parents[:depth + 1]), f"--set {key}: '{inside}' is a value, not a section "
-                            "with keys", got=node, fix=f"set '{inside}' whole (--set {inside}=...), or, if the "
-                            "file should have a section there, write it as one (key: value lines)")
-    return node
+        if not rest:
+            del entries[head]
+            return Group(tuple(entries.items()))
+        inner = _without(entries[head], rest)
+        return None if inner is None else Group(tuple({**entries, head: inner}.items()))
+    if not isinstance(node, Branch) or head == node.key:
+        return None
+    options = dict(node.options)
+    if head in options:
+        changed = {head: _without(options[head], rest)} if rest else {}
+    else:
+        changed = {label: _without(group, path) for label, group in options.items()}
+    changed = {label: group for label, group in changed.items() if group is not None}
+    return Branch(node.name, node.key, tuple({**options, **changed}.items())) if changed else None
 
 
-def _remove_or_null(data: dict[str, Any], key: str, src: Located) -> bool:
-    """`--set KEY=null`: KEY the study writes is removed (True). One it does not write has nothing to remove and is
-    accepted (its default applies already), except under space, where null is set as `key: null` in the file
-    would be: it drops a setting an included fragment gives (`--set space.optim.lr_scale_g=null`)."""
-    section = _section_of(data, key, src, create=False)
-    last = key.split(".")[-1]
-    if section is not None and last in section:
-        del section[last]
-        return True
-    if key.startswith("space."):
-        _section_of(data, key, src, create=True)[last] = None
-    return False
+def _without_keys(space: Group, keys: list[str]) -> Group:
+    for key in keys:   # one may be inside another removed before it (space.optim and space.optim.lr)
+        removed = _without(space, tuple(key.split(".")[1:]))
+        space = space if removed is None else removed
+    return space
 
 
 def _refuse_unknown_removals(data: dict[str, Any], keys: list[str], src: Located) -> None:
@@ -299,7 +310,7 @@ def _refuse_unknown_removals(data: dict[str, Any], keys: list[str], src: Located
         return
     probe = copy.deepcopy(data)
     for key in keys:
-        _section_of(probe, key, src, create=True)[key.split(".")[-1]] = None
+        section_of(probe, key, src, create=True)[key.split(".")[-1]] = None
     try:
         schema.StudyConfig.model_validate(probe)
     except ValidationError as exc:
@@ -326,7 +337,7 @@ def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath,
     path = at + _data_path(data, error_loc(first))
     more = _others([error for error in errors if error != first])
     if first["type"] == "extra_forbidden":
-        valid = _valid_keys(first["loc"])
+        valid = schema.valid_keys(first["loc"])
         close = did_you_mean(str(path[-1]), valid)
         return src.error(path, "unknown key" + more, got=path[-1],
                          fix=(f"{close} Valid keys here: {', '.join(valid)}" if close else
@@ -339,6 +350,9 @@ def _config_error(exc: ValidationError, data: Any, src: Located, at: KeyPath,
     rule, fix = rule_and_fix(first)
     if first.get("input", ...) is None and _set_on_command_line(src, path):   # `--set data={test_fraction: null}`
         fix = fix or f"give a value, or leave {dotted(path)} out for its default: --set {dotted(path)}=null removes it"
+    given = shown_input(first)
+    if isinstance(given, bool) and "quote the word" in (fix or "") and _set_on_command_line(src, path):
+        fix = f"{fix} (on the command line, quoted for the shell too: --set '{dotted(path)}=\"{str(given).lower()}\"')"
     return src.error(path, rule + more, got=shown_input(first), fix=fix or pydantic_fix(first, dotted(path)))
 
 
@@ -371,19 +385,6 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
         elif part == loc[-1]:
             out.append(part)
     return tuple(out)
-
-
-def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = schema.StudyConfig
-    for part in loc[:-1]:
-        inner = models_in(model.model_fields[part].annotation) if part in model.model_fields else []
-        if len(inner) == 1:   # a nested section, e.g. executor.resources_per_trial
-            model = inner[0]
-        elif isinstance(part, str) and part in _SECTION_MODELS:
-            model = _SECTION_MODELS[part]
-    return sorted(f.alias or name for name, f in model.model_fields.items())
-
-
 
 
 def _validate_points(study: Study, src: Located) -> None:

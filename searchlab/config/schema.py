@@ -7,19 +7,69 @@ from __future__ import annotations
 
 import math
 import os
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
+                      ValidationInfo, field_validator, model_validator)
 
 from searchlab.errors import AtKey
+from searchlab.suggest import models_in
 
 
 class Frozen(BaseModel):
     """Immutable, strict about unknown keys (a typo must never be silently ignored)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, arbitrary_types_allowed=True)
+
+
+# Study files are YAML 1.1: these words, unquoted, are booleans, which pydantic's lax mode read as 1 where a
+# number was wanted (`n_trials: yes` ran one trial, `timeout: on` stopped after a second)
+YAML_BOOLEANS = "YAML reads the unquoted words yes/no/true/false/on/off as booleans"
+
+
+class Section(Frozen):
+    """A section of the study file: a YAML boolean where a number or text is wanted is refused by name."""
+
+    @model_validator(mode="before")   # not a field validator: pydantic refuses one on `source`, a discriminator
+    @classmethod
+    def _no_yaml_boolean(cls, data: Any) -> Any:
+        for name, field in cls.model_fields.items() if isinstance(data, dict) else ():
+            key = next((key for key in (field.alias, name) if key in data), None)
+            message = key and isinstance(data[key], bool) and boolean_refused(key, data[key], field)
+            if message:
+                raise AtKey(key, message)
+        return data
+
+
+def boolean_refused(key: str, value: bool, field: Any) -> str | None:
+    """Why `value` (a YAML boolean) is not a value of `key` (its pydantic `field`), with the fix; None where a
+    boolean is one."""
+    kinds, default = _kinds_of(field.annotation), field.default
+    word = str(value).lower()
+    if kinds & {"bool", "any", "other"} or {"int", "str"} <= kinds:   # a name or an index: its own rule says so
+        return None
+    example = f", e.g. {key}: {default}" if isinstance(default, (int, float)) else ""
+    if kinds & {"int", "float"}:
+        number = "a number" if "float" in kinds else "a whole number"
+        return f"{number}, not {word} ({YAML_BOOLEANS}). Fix: write {number}{example}"
+    if "str" in kinds:
+        return f"text, not {word} ({YAML_BOOLEANS}). Fix: quote the word as written, e.g. {key}: \"{word}\""
+    return None
+
+
+def _kinds_of(annotation: Any) -> set[str]:
+    """The kinds of value a field's type takes: int (Literal[1, 3] too), float, str, bool, literal, any, other"""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _kinds_of(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return set().union(*(_kinds_of(arg) for arg in get_args(annotation)))
+    if origin is Literal:
+        return {"int" if isinstance(v, int) and not isinstance(v, bool) else "literal" for v in get_args(annotation)}
+    names = {Any: "any", bool: "bool", int: "int", float: "float", str: "str", type(None): "none"}
+    return {names.get(annotation, "other")}
 
 
 # ---------------------------------------------------------------- data
@@ -31,13 +81,28 @@ ImageFit = Literal["stretch", "pad", "crop"]
 # (65535 for 16-bit). X-ray/CT exports often store 12-bit values in 16-bit files: bit_depth 12, or they
 # decode nearly black.
 BitDepth = Annotated[int, Field(ge=9, le=32)] | None
-# Two-class sets: the class that counts as positive (sensitivity, specificity, average precision, the
-# probability a binary model outputs); by name or index. None: the second class (index 1). BreastMNIST's
-# class 1 is "normal, benign", so a malignancy study sets positive_class: malignant.
-PositiveClass = StrictStr | StrictInt | None   # strict: `true` is not class 1
 
 
-class MedMNISTData(Frozen):
+def _class_name_or_index(value: Any) -> Any:
+    """A class by name or index, said once (pydantic listed each member of the union it failed)."""
+    rule = "a class name as text, or a class index as a whole number"
+    if isinstance(value, bool):   # strict: `true` is not class 1
+        raise ValueError(f"{rule}, not {str(value).lower()} ({YAML_BOOLEANS}). Fix: if a class is named so, quote "
+                         f"the word as written, e.g. positive_class: \"{str(value).lower()}\"; else write the class "
+                         "name or index, e.g. positive_class: 1")
+    if value is not None and not isinstance(value, (str, int)):
+        raise ValueError(f"{rule}. Fix: write the class name (quoted if it looks like a number) or its index, "
+                         "e.g. positive_class: malignant or positive_class: 1")
+    return value
+
+
+# Two-class sets: the class that counts as positive (sensitivity, specificity, average precision, the probability
+# a binary model outputs); by name or index. None: the second class (index 1). BreastMNIST's class 1 is "normal,
+# benign", so a malignancy study sets positive_class: malignant.
+PositiveClass = Annotated[StrictStr | StrictInt | None, BeforeValidator(_class_name_or_index)]
+
+
+class MedMNISTData(Section):
     source: Literal["medmnist"] = "medmnist"
     name: str                                 # medmnist flag, e.g. "breastmnist"
     size: Literal[28, 64, 128, 224] = 28      # MedMNIST+ sizes; 28 is the classic MNIST-like set
@@ -46,7 +111,7 @@ class MedMNISTData(Frozen):
     positive_class: PositiveClass = None
 
 
-class SplitFractions(Frozen):
+class SplitFractions(Section):
     """The shares of a folder or CSV set searchlab splits off for validation and test (stratified, seeded by
     the study seed). A folder with train/ (and val/, test/) folders: val_fraction carves val out of train when
     there is no val/, and test_fraction carves test out of it when there is no test/ and it is set explicitly
@@ -138,7 +203,7 @@ DataConfig = Annotated[MedMNISTData | FolderData | CsvData, Field(discriminator=
 
 
 # ---------------------------------------------------------------- task, objective, budget
-class TaskConfig(Frozen):
+class TaskConfig(Section):
     kind: Literal["classify", "generate", "callable"] = "classify"
     function: str | None = None               # "module:function" for kind=callable: f(config, ctx) -> metrics
     # generate: MedFID's feature network, a searchlab export of a classifier for the same data (relative to
@@ -156,12 +221,12 @@ class TaskConfig(Frozen):
         return self
 
 
-class ObjectiveConfig(Frozen):
+class ObjectiveConfig(Section):
     metric: str = "auc"                        # ROC AUC: threshold-free, robust to the class imbalance we expect
     direction: Literal["maximize", "minimize"] | None = None   # None: the metric's natural direction
 
 
-class BudgetConfig(Frozen):
+class BudgetConfig(Section):
     n_trials: Annotated[int, Field(ge=1)] = 20          # total over resumes (finished = complete + pruned)
     timeout: Annotated[float, Field(gt=0)] | None = None  # seconds of wall time for this invocation
     # per trial; also the pruner's step range (a GAN trial's steps: its train.evaluations)
@@ -179,12 +244,12 @@ class BudgetConfig(Frozen):
     max_depth: Annotated[int, Field(ge=1)] | None = None
 
 
-class PrunerConfig(Frozen):
+class PrunerConfig(Section):
     kind: Literal["none", "median", "successive_halving", "hyperband"] = "median"  # cheap, safe default
     args: dict[str, Any] = Field(default_factory=dict)   # keyword arguments of the Optuna pruner class
 
 
-class StrategyConfig(Frozen):
+class StrategyConfig(Section):
     name: str | None = "tpe"                   # a registered strategy (an unknown name lists them)
     preset: str | None = None                  # a file in strategies/ (name or path)
     class_: str | None = Field(default=None, alias="class")  # "module:Class": any Optuna BaseSampler
@@ -206,12 +271,12 @@ class StrategyConfig(Frozen):
         return self
 
 
-class TrialResources(Frozen):
+class TrialResources(Section):
     cpu: Annotated[float, Field(gt=0)] = 1.0
     gpu: Annotated[float, Field(ge=0)] = 0.0      # fractions share a GPU (e.g. 0.5: two trials per GPU)
 
 
-class RaySchedulerConfig(Frozen):
+class RaySchedulerConfig(Section):
     """A Ray Tune scheduler stopping trials early from their per-epoch reports (instead of the Optuna pruner).
 
     asha: asynchronous successive halving; hyperband: its multi-bracket form (Ray's AsyncHyperBandScheduler:
@@ -239,7 +304,7 @@ class RaySchedulerConfig(Frozen):
         return self
 
 
-class ExecutorConfig(Frozen):
+class ExecutorConfig(Section):
     kind: Literal["local", "ray"] = "local"
     workers: Annotated[int, Field(ge=1, le=256)] = 1    # local: processes sharing the storage
     threads_per_worker: Annotated[int, Field(ge=1)] | None = None  # None: cores // workers (never oversubscribe)
@@ -316,7 +381,7 @@ def _home_expanded(path: Path) -> Path:
 HomePath = Annotated[Path, AfterValidator(_home_expanded)]
 
 
-class ExportConfig(Frozen):
+class ExportConfig(Section):
     after_run: bool = False                    # export the best trial when `run` finishes
     dir: HomePath | None = None                # None: <run_dir>/best
     bootstrap: Annotated[int, Field(ge=100)] = 2000     # resamples for the test-metric 95% CIs
@@ -349,7 +414,7 @@ class ExportConfig(Frozen):
 
 
 # ---------------------------------------------------------------- the study
-class StudyConfig(Frozen):
+class StudyConfig(Section):
     # The run directory is runs/<name>, so a name is one plain folder name: no separators, not . or ..
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")]
     data: DataConfig | None = None             # every task but callable needs it (load_study says so)
@@ -414,3 +479,21 @@ class StudyConfig(Frozen):
     @property
     def resolved_run_dir(self) -> Path:
         return self.run_dir if self.run_dir is not None else Path("runs") / self.name
+
+
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "task": TaskConfig, "objective": ObjectiveConfig, "budget": BudgetConfig, "pruner": PrunerConfig,
+    "strategy": StrategyConfig, "executor": ExecutorConfig, "export": ExportConfig, "medmnist": MedMNISTData,
+    "folder": FolderData, "csv": CsvData}
+
+
+def valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys of the section at a pydantic error's `loc` (to list them when one is unknown)."""
+    model: type[BaseModel] = StudyConfig
+    for part in loc[:-1]:
+        inner = models_in(model.model_fields[part].annotation) if part in model.model_fields else []
+        if len(inner) == 1:   # a nested section, e.g. executor.resources_per_trial
+            model = inner[0]
+        elif isinstance(part, str) and part in _SECTION_MODELS:
+            model = _SECTION_MODELS[part]
+    return sorted(f.alias or name for name, f in model.model_fields.items())

@@ -104,6 +104,33 @@ def load_value(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)   # noqa: S506 -- _Loader is a SafeLoader: no tags beyond the safe ones
 
 
+def section_of(data: dict[str, Any], key: str, src: Located, create: bool) -> dict[str, Any] | None:
+    """The mapping of `data` holding dotted `key`'s last part (a `--set` option's), made where missing if `create`,
+    else None."""
+    node = data
+    *parents, _ = key.split(".")
+    for depth, part in enumerate(parents):
+        if part not in node and not create:
+            return None
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            inside = ".".join(parents[:depth + 1])
+            raise src.error(tuple(parents[:depth + 1]), f"--set {key}: '{inside}' is a value, not a section "
+                            "with keys", got=node, fix=f"set '{inside}' whole (--set {inside}=...), or, if the "
+                            "file should have a section there, write it as one (key: value lines)")
+    return node
+
+
+def remove_written(data: dict[str, Any], key: str, src: Located) -> bool:
+    """`--set KEY=null`: KEY removed from `data` where it is written (True), so its default applies."""
+    section = section_of(data, key, src, create=False)
+    last = key.split(".")[-1]
+    if section is not None and last in section:
+        del section[last]
+        return True
+    return False
+
+
 def dotted(path: KeyPath) -> str:
     out = ""
     for part in path:
