@@ -273,15 +273,31 @@ def _run_on_ray(study: Study, ostudy: optuna.Study, deadline: float | None,
 
 
 def _warn_if_oversubscribed(study: Study) -> None:
-    ex, cores = study.config.executor, usable_cores()
-    if ex.kind == "local" and ex.workers > cores:
-        print(f"warning: executor.workers={ex.workers} on {cores} cores: the workers share them (one torch thread "
-              f"each), so each trial runs several times slower. Fix: workers <= {cores}", file=sys.stderr)
+    ex = study.config.executor
+    if ex.kind == "local" and (said := _local_threads_over_cores(ex, usable_cores())):
+        print(f"warning: {said}", file=sys.stderr)
     if ex.kind == "ray" and "workers" in ex.model_fields_set:
         print("warning: executor.workers is for kind: local; under Ray, resources_per_trial and max_concurrent "
               "set how many trials run at once", file=sys.stderr)
     if ex.kind == "ray" and (said := _ray_threads_over_cpus(ex)):
         print(f"warning: {said}", file=sys.stderr)
+
+
+def _local_threads_over_cores(ex: ExecutorConfig, cores: int) -> str | None:
+    """Local workers run torch threads side by side: more of them in all than cores, and they take turns on the
+    cores (each thread waiting on the others'), so every trial runs slower than the same trials fewer at once."""
+    threads = ex.threads_per_worker or max(1, cores // ex.workers)   # ex.local_threads, on these cores
+    if ex.workers * threads <= cores:
+        return None
+    written = f" x executor.threads_per_worker={threads}" if ex.threads_per_worker else ""
+    if ex.workers > cores:
+        fix = f"workers: {cores}" + (", and leave threads_per_worker out (each worker then runs cores // workers "
+                                     "threads)" if written else "")
+    else:   # only a threads_per_worker written can exceed the cores' share
+        fix = f"threads_per_worker: {cores // ex.workers}, or leave it out (cores // workers)"
+    return (f"executor.workers={ex.workers}{written} on {cores} cores: {ex.workers} trial(s) at once with "
+            f"{threads} torch thread(s) each, {ex.workers * threads} threads on {cores} cores; the threads beyond "
+            f"the cores take turns on them, so each trial runs slower than with one thread per core. Fix: {fix}")
 
 
 def _ray_threads_over_cpus(ex: ExecutorConfig) -> str | None:

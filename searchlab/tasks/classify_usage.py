@@ -49,6 +49,13 @@ USED_WHEN: dict[str, Callable[[Get], bool]] = {
     "model.layer_decay": lambda get: get("model.transfer") == "full",
     "model.weights": lambda get: get("model.transfer") != "scratch",
     "optim.momentum": lambda get: get("optim.name") == "sgd",
+    # checkpoint: last keeps the final weights, so every epoch counts as the one kept and the patience never
+    # runs out (tasks/train.py keep_last): each run trains its whole schedule
+    "train.early_stopping": lambda get: get("train.checkpoint") != "last",
+    # the trial's model under cross-validation (tasks/classify.py); one training on train has no folds to refit
+    "train.cv_model": lambda get: get("train.cv_folds") is not None,
+    # NHWC memory is a layout for convolutions (tasks/speed.py); the row RNN has no 4-d weights to lay out
+    "train.channels_last": lambda get: get("model.kind") != "rnn",
     "train.patch_epochs": _images_augmented,
     "train.patch_size": lambda get: _images_augmented(get) and get("train.patch_epochs") > 0,
     "augment.policy": _images_augmented,
