@@ -14,6 +14,7 @@ from searchlab.export.checkpoint_place import CheckpointElsewhere
 from searchlab.export.export_notes import test_headline, warn_about_export
 from searchlab.export.exporter import export_run
 from searchlab.export.publish import describe_export, export_of_another_study, holds_fine_tuned_weights, moving_aside
+from searchlab.nni_space import spaces_named
 from searchlab.summary import export_command, export_dir
 
 
@@ -55,7 +56,7 @@ def export_best(study: Any, result: Any) -> tuple[Any, str | None, bool, str | N
     replaced = describe_export(out)
     try:
         config = export_run(study.run_dir, out, bootstrap=export.bootstrap, top_k=top_k, tta=export.tta,
-                            select=select)
+                            select=select, trust_spaces=spaces_of_the_study_file(study))
     except CheckpointElsewhere as exc:   # one line: which trial, the folder holding it, the command to run there
         if not exc.on_another_machine:   # that folder was here: it is to be put back, not exported from
             print(f"export skipped: {exc}", file=sys.stderr)
@@ -82,3 +83,11 @@ def export_best(study: Any, result: Any) -> tuple[Any, str | None, bool, str | N
         return out, None, False, None
     warn_about_export(config)
     return out, test_headline(config), False, None
+
+
+def spaces_of_the_study_file(study: Any) -> set[str]:
+    """The NNI model spaces ("module:Class") the study file being run names: the ones its export may import,
+    read from the loaded study (not from the database, whose copy of them anyone who edits it writes)."""
+    from searchlab.engine.setup_record import fixed_by_path
+
+    return spaces_named(fixed_by_path(study.space))

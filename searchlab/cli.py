@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     args.argv_given = argv is not None   # a call from Python code (a notebook, a script) goes on after it returns
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # said again, with a fix added, by some errors
     if not getattr(args, "command", None):
         parser.print_usage(sys.stderr)
         print(f"searchlab: error: no command given. Fix: name one of {', '.join(args.commands)}, e.g. searchlab run "
@@ -88,6 +89,26 @@ def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def module_class(text: str) -> str:
+    """A --trust-space value: "module:Class", as a study file names an NNI space."""
+    module, sep, name = text.partition(":")
+    if not (sep and module and name):
+        raise argparse.ArgumentTypeError(f"{text!r} is not of the form module:Class (e.g. my_spaces:SmallNet, as "
+                                         "the error naming the space said it)")
+    return text
+
+
+TRUST_SPACE_HELP = ("an NNI model space (module:Class) this run's trials may be built from: building one imports "
+                    "that module, so a space named only by the run's database is refused (repeatable)")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as the user ran it, to say again with a fix."""
+    import shlex
+
+    return "searchlab " + shlex.join(args.argv)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="searchlab", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -132,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--select", choices=("top", "greedy"), default=None,
                         help="ensemble members: all K best (top, default), or those of them that forward selection "
                              "on held-out predictions keeps (greedy: a member joins only if it improves the objective)")
+    export.add_argument("--trust-space", action="append", default=[], type=module_class, metavar="MODULE:CLASS",
+                        help=TRUST_SPACE_HELP)
     export.set_defaults(handler=_cmd_export)
 
     predict = sub.add_parser("predict", help="an export's probabilities and labels for image files, as CSV")
@@ -155,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run", help="run directory (or its study file)")
     report.add_argument("--out", default=None, help="HTML file to write, or DIR/ (default: RUN/report.html)")
     report.add_argument("--top", type=int_in(1), default=20, help="trials in the table (default 20)")
+    report.add_argument("--trust-space", action="append", default=[], type=module_class, metavar="MODULE:CLASS",
+                        help=TRUST_SPACE_HELP + "; without it the best trial's ROC curve and confusion matrix are "
+                        "left out")
     report.set_defaults(handler=_cmd_report)
 
     compare = sub.add_parser("compare", help="best-so-far curves of several runs on one plot (HTML)")
@@ -327,13 +353,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.trial is not None or args.top_k == 1:
         _refuse_unfinished_trial_early(args.run, args.trial)
-    from searchlab.export.exporter import export_run
+    from searchlab.export.exporter import UntrustedSpace, export_run
     from searchlab.export.publish import describe_export
 
     replaced = describe_export(Path(args.out))
     given = {name: value for name in ("bootstrap", "select") if (value := getattr(args, name)) is not None}
-    config = export_run(args.run, args.out, args.trial, top_k=args.top_k, tta=args.tta,
-                        given=[f"--{name}" for name in given], **given)
+    try:
+        config = export_run(args.run, args.out, args.trial, top_k=args.top_k, tta=args.tta,
+                            given=[f"--{name}" for name in given], trust_spaces=args.trust_space, **given)
+    except UntrustedSpace as exc:   # its fix: this very command, with --trust-space
+        raise UntrustedSpace(exc.run_dir, exc.wanted, _command_line(args)) from None
     if replaced:
         print(f"note: replaced the earlier export in {args.out} ({replaced})", file=sys.stderr)
     if "generator" in config:
@@ -393,7 +422,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from searchlab.report.build import write_report
 
     refuse_folder(args.out, "report.html", into_folder=True)   # --out DIR/: DIR/report.html
-    print(f"report: {write_report(args.run, args.out, args.top)}", file=beside_the_output(args.out))
+    path = write_report(args.run, args.out, args.top, trust_spaces=args.trust_space, command=_command_line(args))
+    print(f"report: {path}", file=beside_the_output(args.out))
     return 0
 
 

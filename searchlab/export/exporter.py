@@ -5,6 +5,7 @@ intervals, and never written back into the study (so no search or selection can 
 """
 from __future__ import annotations
 
+import shlex
 import tempfile
 from collections.abc import Collection
 from pathlib import Path
@@ -41,6 +42,7 @@ from searchlab.export import trained_on
 from searchlab.intervals import export_intervals, patients_per_class
 from searchlab.metrics import compute_metrics, confusion
 from searchlab.models import image_files, model_source, standalone
+from searchlab.models.nni_model import spaces_named_here
 from searchlab.nni_space import allow_nni_space, spaces_named
 from searchlab.tasks.costs import over_budget
 from searchlab.weights_file import save_weights
@@ -50,13 +52,17 @@ DEFAULT_THRESHOLD = 0.5   # binary and multi-label trials that stored none
 
 
 def export_run(target: str | Path, out: str | Path, trial_number: int | None = None, bootstrap: int = 2000,
-               top_k: int = 1, tta: str = "none", select: str = "top", given: Collection[str] = ()) -> dict[str, Any]:
+               top_k: int = 1, tta: str = "none", select: str = "top", given: Collection[str] = (),
+               trust_spaces: Collection[str] = ()) -> dict[str, Any]:
     """Export one trial (`trial_number`, default the best) or the `top_k` best as one averaging ensemble
     (`select` "greedy": those of the `top_k` best that forward selection keeps, export/selection.py).
 
     With an ensemble or a `tta` other than "none" the decision threshold is chosen again on validation data.
     `given`: the options a command line named ("--bootstrap", "--select"), which a generator's export refuses
     (their defaults cannot tell a value given from one defaulted, and a study's export settings pass them too).
+    `trust_spaces`: the NNI model spaces ("module:Class") the user names (--trust-space, or the study file of the
+    run that ends with this export): a trial built from any other is refused (UntrustedSpace), as building it
+    imports the module its database names.
     """
     clear_cache()   # image files decoded earlier in this process may have changed since
     # SIGTERM and SIGHUP stop it as Ctrl-C does (unless ignored): by default they ended the process at once,
@@ -72,7 +78,8 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
             if generate:
                 trial = pick_trial(run.study, trial_number)
                 return export_generator(run, trial, trial_checkpoint(run, trial), staging)
-            return _export_classifier(run, staging, Path(out), trial_number, bootstrap, top_k, tta, select)
+            return _export_classifier(run, staging, Path(out), trial_number, bootstrap, top_k, tta, select,
+                                      frozenset(trust_spaces))
 
 
 def _check_options(trial_number: int | None, top_k: int, tta: str, select: str, bootstrap: int) -> None:
@@ -94,16 +101,17 @@ def _check_options(trial_number: int | None, top_k: int, tta: str, select: str, 
 
 
 def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: int | None, bootstrap: int,
-                       top_k: int, tta: str, select: str) -> dict[str, Any]:
+                       top_k: int, tta: str, select: str, trust_spaces: frozenset[str]) -> dict[str, Any]:
     """Writes the export into `out` (a staging folder that becomes `final_out`)."""
-    check_decoded_alike(run)
     trials = pick_top_k(run.study, top_k) if top_k > 1 else [pick_trial(run.study, trial_number)]
+    refuse_untrusted_spaces(run, trials, trust_spaces)   # every space at once, before any data or weights are read
+    check_decoded_alike(run)
     checkpoints = {t.number: trial_checkpoint(run, t) for t in trials}
-    net, config = assemble(run, trials, checkpoints, tta)
+    net, config = assemble(run, trials, checkpoints, tta, trust_spaces)
     selection = None
     if select == "greedy":
         trials, selection = select_members(run, net, config, trials)
-        net, config = assemble(run, trials, checkpoints, tta)
+        net, config = assemble(run, trials, checkpoints, tta, trust_spaces)
     if len(trials) > 1 or tta != "none":
         if len(trials) == 1:   # keep what the trial itself chose and scored without TTA, said for what each is
             scored = {k: config.pop(k) for k in MEMBER_METRICS if k in config}
@@ -147,9 +155,9 @@ def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: i
 
 
 def assemble(run: OpenRun, trials: list[FrozenTrial], checkpoints: dict[int, dict[str, torch.Tensor]],
-             tta: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+             tta: str, trust_spaces: Collection[str] = ()) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The network and config.json of one trial, or of the trials as one ensemble, best first."""
-    configs = [trial_config(run, t) for t in trials]
+    configs = [trial_config(run, t, trust_spaces) for t in trials]
     states = [checkpoints[t.number] for t in trials]
     config = configs[0] if len(trials) == 1 else ensemble_config(configs, trials)
     config["tta"] = tta
@@ -161,7 +169,7 @@ def assemble(run: OpenRun, trials: list[FrozenTrial], checkpoints: dict[int, dic
 def nni_spaces(model_spec: dict[str, Any]) -> list[str]:
     """The NNI model spaces ("module:Class") an exported model (or ensemble) is built from."""
     members = model_spec.get("members", [model_spec])
-    return [m["args"]["space"] for m in members if m["architecture"] == "nni"]
+    return [m["args"]["space"] for m in members if isinstance(m, dict) and m.get("architecture") == "nni"]
 
 
 ARCHITECTURE_LIMITS = ("max_flops", "max_params", "max_depth")
@@ -225,9 +233,10 @@ def _with_checkpoints(run: OpenRun, store: ContainedArtifactStore) -> str:
     return f"trials {', '.join(numbers)}" if numbers else "none has: the artifact folder holds no checkpoint"
 
 
-def trial_config(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
+def trial_config(run: OpenRun, trial: FrozenTrial, trust_spaces: Collection[str] = ()) -> dict[str, Any]:
+    """The trial's config.json; one built from an NNI space the user did not name is refused (UntrustedSpace)."""
     attrs = trial.user_attrs
-    _allow_nni_spaces_of_the_study(run, trial.number, attrs["model_spec"])
+    _allow_nni_spaces_of_the_study(run, trial, trust_spaces)
     return {
         "format": FORMAT,
         "model": attrs["model_spec"],
@@ -247,16 +256,72 @@ def _trial_threshold(attrs: dict[str, Any]) -> float | list[float] | None:
     return None if attrs["task_kind"] == "multiclass" else attrs.get("threshold", DEFAULT_THRESHOLD)
 
 
-def _allow_nni_spaces_of_the_study(run: OpenRun, number: int, model_spec: dict[str, Any]) -> None:
-    """A trial's stored spec may name only an NNI space its study's space named: building one imports it."""
+def _allow_nni_spaces_of_the_study(run: OpenRun, trial: FrozenTrial, trust_spaces: Collection[str]) -> None:
+    """Lets this process build the NNI spaces of the trial once refuse_untrusted_spaces found them named."""
+    refuse_untrusted_spaces(run, [trial], trust_spaces)
+    for space in nni_spaces(trial.user_attrs["model_spec"]):
+        allow_nni_space(space)
+
+
+def _spaces_of_the_study(run: OpenRun, trial: FrozenTrial) -> list[str]:
+    """The NNI spaces of a trial's stored spec, which may name only one its study's space named."""
+    spec = trial.user_attrs.get("model_spec")
+    spaces = nni_spaces(spec) if isinstance(spec, dict) else []
     named = spaces_named(run.search.get("space_fixed") or {})
-    for space in nni_spaces(model_spec):
+    for space in spaces:
         if space not in named:
-            raise ExportError(f"trial {number}'s stored model names the NNI space {space!r}, which the study's "
+            raise ExportError(f"trial {trial.number}'s stored model names the NNI space {space!r}, which the study's "
                               f"space does not ({', '.join(sorted(named)) or 'it names none'}): searchlab imports "
                               "only a module:Class that a study file names. Fix: export a trial of a run whose "
                               "study searched that space")
-        allow_nni_space(space)
+    return spaces
+
+
+class UntrustedSpace(ExportError):
+    """Trials whose network is built from an NNI model space ("module:Class") that only the run's database
+    names. `wanted`: space -> the numbers of the trials built from it."""
+
+    def __init__(self, run_dir: Path, wanted: dict[str, list[int]], command: str | None = None) -> None:
+        self.run_dir, self.wanted = run_dir, wanted
+        super().__init__(self.said(command))
+
+    @property
+    def rule(self) -> str:
+        spaces = ", ".join(f"{space} (trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))})"
+                           for space, numbers in self.wanted.items())
+        return (f"the run's database (the study in {self.run_dir}) asks to build {spaces}: that imports the module "
+                "and calls the class with arguments stored there, and searchlab runs no code that a database "
+                "names unless you name it too (a copied or edited database could name any module:Class)")
+
+    def again(self, command: str) -> str:
+        """`command` (as the user ran it) with a --trust-space for each space."""
+        return command + "".join(f" --trust-space {shlex.quote(space)}" for space in self.wanted)
+
+    def said(self, command: str | None = None) -> str:
+        if command is not None:
+            return f"{self.rule}. Fix: if you trust that code, run: {self.again(command)}"
+        example = self.again(f"searchlab export {shlex.quote(str(self.run_dir))} --out DIR")
+        return (f"{self.rule}. Fix: if you trust that code, run: {example} (from Python: export_run(..., "
+                f"trust_spaces={sorted(self.wanted)!r}))")
+
+
+def trusted_space(space: str, trust_spaces: Collection[str]) -> bool:
+    """Named by the user: on the command line (--trust-space), or by a study file this process loaded (the run
+    that made these trials, or a study file given in place of its run folder); never by the database alone."""
+    return space in trust_spaces or space in spaces_named_here()
+
+
+def refuse_untrusted_spaces(run: OpenRun, trials: list[FrozenTrial], trust_spaces: Collection[str]) -> None:
+    """UntrustedSpace naming every NNI space of `trials` the user has not named (nothing imported). Both the
+    study's record of its space and the trial's spec are the database's, which anyone who copies or edits it
+    writes: their agreeing (checked first) shows no trust."""
+    wanted: dict[str, list[int]] = {}
+    for trial in trials:
+        for space in _spaces_of_the_study(run, trial):
+            if not trusted_space(str(space), trust_spaces):
+                wanted.setdefault(str(space), []).append(trial.number)
+    if wanted:
+        raise UntrustedSpace(run.run_dir, wanted)
 
 
 def _model_metrics(attrs: dict[str, Any]) -> dict[str, Any]:

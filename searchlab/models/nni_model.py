@@ -3,9 +3,11 @@
 The architecture's code is the user's own, so an NNI export's model.py rebuilds it by importing that class
 (it needs `nni` and the user's module, besides torch). Which classes it may import is written into model.py
 at export time (`_nni_allowed_spaces`), never read from config.json: a config file cannot make the loader
-import a module. Inside searchlab the set starts empty and holds the spaces a study named (searchlab/nni_space.py
-`allow_nni_space`): a config.json (a MedFID feature network) or a trial's stored model spec (export, report)
-naming "os:system" imported and called it.
+import a module. Inside searchlab the set starts empty and holds the spaces a study file named
+(searchlab/nni_space.py `allow_nni_space`) or the user trusted on the command line (`--trust-space
+module:Class` of export and report): a config.json (a MedFID feature network) or a trial's stored model spec
+(export, report) naming "os:system" imported and called it, and a study database edited to name
+"subprocess:Popen" as both its space and a trial's ran a command.
 
 Everything below the body marker is concatenated into an export's model.py (torch, nn, math, Any only at
 module level; helper names carry an `_nni_` prefix).
@@ -15,6 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 from torch import nn
+
+
+def spaces_named_here() -> frozenset[str]:
+    """The NNI spaces ("module:Class") this process may build: those a study file it loaded named (a run, or a
+    study file given to export/report in place of its run folder) and those the user trusted (--trust-space).
+    Never one a database or a config.json names alone (export/exporter.py refuse_untrusted_spaces)."""
+    return frozenset(_nni_allowed_spaces)
+
 
 # ---- model.py body ----
 _nni_allowed_spaces: set[str] = set()   # "module:Class" of the NNI spaces this process may import

@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import html
 import json
+import shlex
+import sys
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,7 @@ from searchlab.engine.storage import ContainedArtifactStore
 from searchlab.errors import CheckpointGone
 from searchlab.export.ensemble import load_split
 from searchlab.export.export_notes import one_class_said
-from searchlab.export.exporter import trial_checkpoint, trial_config
+from searchlab.export.exporter import UntrustedSpace, trial_checkpoint, trial_config
 from searchlab.export.out_of_fold import out_of_fold_predictions
 from searchlab.export.publish import describe_export
 from searchlab.metrics import confusion
@@ -32,9 +35,12 @@ from searchlab.models import standalone
 from searchlab.report.page import Section, figure, note
 
 
-def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Section]:
+def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0, trust_spaces: Collection[str] = (),
+                   command: str | None = None) -> list[Section]:
     """`front`: the size of the Pareto front `trial` was drawn from (several objectives), said in the title:
-    no trial is "the best" there, and export asks which one (--trial)."""
+    no trial is "the best" there, and export asks which one (--trial). A trial built from an NNI space the user
+    did not name (`trust_spaces`) is not built: a note says why and how to draw it (`command` with --trust-space).
+    """
     bag = "bag" in trial.user_attrs
     split = "out of fold (train+val)" if bag else "on validation"
     on_front = f", one of the {front} trials of the Pareto front (export asks which: --trial N)" if front else ""
@@ -45,7 +51,7 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
     if "model_spec" not in trial.user_attrs or "checkpoint" not in trial.user_attrs:
         return [note(title, "this trial stored no classifier (its task trains none)")]
     try:
-        config = trial_config(run, trial)
+        config = trial_config(run, trial, trust_spaces)
         net = standalone.build_export_model(config)
         net.load_state_dict(trial_checkpoint(run, trial))
         if bag:   # its fold models trained on the validation split: each image scored by the one that did not
@@ -53,6 +59,8 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
         else:
             val = load_split(run, "val").splits["val"]
             labels, probs = val.labels.numpy(), standalone.predict_proba(net, config, val.images).numpy()
+    except UntrustedSpace as exc:   # the rest of the page needs no code of the run's: it is written without these
+        return [untrusted_note(title, exc, command or f"searchlab report {shlex.quote(str(run.run_dir))}")]
     except CheckpointGone:   # export's fix (--trial N) is no option of report, and keep_checkpoints keeps the best
         return [note(title, f"not drawn: the checkpoint of trial {trial.number} is not in {run.artifacts}: deleted "
                      "from optuna-dashboard or by hand, or the folder was moved without it. Fix: copy the file "
@@ -72,14 +80,22 @@ def model_sections(run: OpenRun, trial: FrozenTrial, front: int = 0) -> list[Sec
                    confusion_figure(labels, probs, kind, names, config["threshold"]))]
 
 
-def one_class_warning(run: OpenRun, trial: FrozenTrial) -> list[Section]:
+def untrusted_note(title: str, exc: UntrustedSpace, command: str) -> Section:
+    """The page's note in place of the figures, said on standard error too (the terminal shows no page)."""
+    said = f"{exc.rule}. Fix: if you trust that code, make the report again with: {exc.again(command)}"
+    print(f"warning: the report leaves out the ROC curve and confusion matrix of its best trial: {said}",
+          file=sys.stderr)
+    return note(title, f"not drawn: {said}")
+
+
+def one_class_warning(run: OpenRun, trial: FrozenTrial, trust_spaces: Collection[str] = ()) -> list[Section]:
     """The export's warning that the model labels every validation image one class at its threshold (a confusion
     of [[21, 0], [57, 0]]), said of the trial the report draws: the report, read instead of the terminal that
     export printed it on, said nothing of it. The export's own check and words (export_notes), not a copy."""
     if trial.user_attrs.get("task_kind") != "binary" or "model_spec" not in trial.user_attrs:
         return []
     try:
-        config = trial_config(run, trial)
+        config = trial_config(run, trial, trust_spaces)
     except Exception:   # noqa: BLE001 - a trial export cannot read is said by the model's section below
         return []
     said = one_class_said(config)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import optuna
@@ -29,17 +30,23 @@ from searchlab.whole_file import out_file, refuse_file_as_folder, write_whole
 TOP_TRIALS = 20
 
 
-def write_report(target: str | Path, out: str | Path | None = None, top: int = TOP_TRIALS) -> Path:
+def write_report(target: str | Path, out: str | Path | None = None, top: int = TOP_TRIALS,
+                 trust_spaces: Collection[str] = (), command: str | None = None) -> Path:
+    """`trust_spaces`: the NNI model spaces ("module:Class") the user names (--trust-space); the best trial's
+    ROC curve and confusion matrix need its network built, and one built from another space is left out, the
+    page saying why and the command (`command`, as the user ran it, with --trust-space) that draws it."""
     run = open_run(target)
     path = out_file(out, "report.html") if out is not None else run.run_dir / "report.html"   # --out reports/
     refuse_file_as_folder(path)   # said before the plots are drawn, as a folder that cannot be made is
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = report_html(run, top)   # drawn before the file is touched: a plot that fails leaves the old report
+    # drawn before the file is touched: a plot that fails leaves the old report
+    text = report_html(run, top, trust_spaces, command)
     write_whole(path, lambda part: part.write_text(text, encoding="utf-8"))   # whole or not at all
     return path
 
 
-def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
+def report_html(run: OpenRun, top: int = TOP_TRIALS, trust_spaces: Collection[str] = (),
+                command: str | None = None) -> str:
     study = run.study
     objectives = [f"{m} ({d})" for m, d in run.record.get("objectives", [])]
     ranked = best_trials(study)
@@ -55,9 +62,10 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS) -> str:
                              "plot; run it (searchlab run) or look at the trials below (their error, pruned and "
                              "over_budget columns say why)"))
     else:   # a one-class model said beside the run's warnings, not only in its confusion matrix far below
-        sections += one_class_warning(run, ranked[0]) + study_sections(study, names)
+        sections += one_class_warning(run, ranked[0], trust_spaces) + study_sections(study, names)
         front = len(ranked) if len(study.directions) > 1 else 0
-        sections += model_sections(run, ranked[0], front) + sample_grids(run, study, ranked[:4], names)
+        sections += model_sections(run, ranked[0], front, trust_spaces, command)
+        sections += sample_grids(run, study, ranked[:4], names)
     sections.append(top_table(run, ranked, top))
     return page(f"searchlab report: {study.study_name}", intro, sections)
 
