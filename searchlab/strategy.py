@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,18 @@ def prepare_strategy(study: Any, main: optuna.Study, deadline: float | None) -> 
 
 
 def check_strategy_space(study: Any) -> None:
-    """Refuse a space the strategy cannot search (zen_nas or deepmad on a cells space) before `run` makes the
-    run's folder, database and stage study: it was refused only after them, and after saying it was scoring."""
+    """Refuse a space the strategy cannot search (zen_nas or deepmad on a cells space, a plug-in sampler that
+    refuses a kind of parameter) before `run` makes the run's folder, database and stage study: it was refused
+    only after them (zen_nas after saying it was scoring, BruteForceSampler after a failed trial)."""
     cfg = resolve(study.config.strategy, study.base_dir)
     if cfg.class_ is None and cfg.name in SPACE_CHECKS:
         SPACE_CHECKS[cfg.name](study)
+    if cfg.class_ is not None:   # a plug-in that refuses a kind of parameter (BruteForceSampler: unstepped floats)
+        from searchlab.strategy_guard import refuse_space_it_cannot_sample
+
+        params = [param for param, _ in searchable_params(study.space)]
+        sampler = build_sampler(study.config.strategy, study.config.seed, study.base_dir)
+        refuse_space_it_cannot_sample(sampler, cfg.class_, params, dict(cfg.args))
 
 
 def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None, study: Any = None) -> BaseSampler:
@@ -230,7 +238,9 @@ PASSED = ("seed", "feasible", "identity")
 def _construct(factory: Any, args: dict[str, Any], what: str) -> BaseSampler:
     _refuse_unknown_args(factory, args, what)
     try:
-        return factory(**args)
+        with warnings.catch_warnings():   # BruteForceSampler's and others' "is experimental": said with a
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # file:line, once a build
+            return factory(**args)
     except ConfigError:   # a built-in strategy's own check of its args, which names the arg and the fix
         raise
     except (TypeError, ValueError) as exc:
@@ -254,15 +264,14 @@ def _refuse_unknown_args(factory: Any, args: dict[str, Any], what: str) -> None:
         return
     named = {name: p for name, p in params.items() if name not in PASSED and name != "self"
              and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
-    # a function (TPE's gamma, weights, constraints_func) cannot be written in YAML: a string there made every
-    # trial after the random start fail with "'int' object is not callable"
-    functions = sorted(name for name, p in named.items() if "Callable" in str(p.annotation))
-    if given := sorted(set(args) & set(functions)):
-        raise ConfigError(f"{what}: its argument {given[0]} takes a Python function, which a study file cannot "
-                          "give",
-                          key=f"strategy.args.{given[0]}", got=args[given[0]],
-                          fix="remove it, or write a sampler class that passes it and name it as strategy: "
-                              "{class: \"module:Class\"}")
+    # a function (TPE's gamma, weights, constraints_func) or an Optuna object (PartialFixedSampler's base_sampler)
+    # cannot be written in YAML: a string there made every trial after the random start fail with "'int' object
+    # is not callable", or the first one with "'str' object has no attribute 'before_trial'"
+    functions = {name: kind for name, p in named.items() if (kind := _python_only(p.annotation))}
+    if given := sorted(set(args) & set(functions)) or _missing_python_only(named, functions, args):
+        raise ConfigError(f"{what}: its argument {given[0]} takes {functions[given[0]]}, which a study file cannot "
+                          "give", key=f"strategy.args.{given[0]}", got=args.get(given[0], ...),
+                          fix=_python_only_fix(target, given[0]))
     takes = sorted(set(named) - set(functions))
     unknown = sorted(set(args) - set(named) - set(PASSED))
     if unknown:
@@ -270,6 +279,45 @@ def _refuse_unknown_args(factory: Any, args: dict[str, Any], what: str) -> None:
         raise ConfigError(f"{what} has no such argument", key=f"strategy.args.{unknown[0]}", got=unknown[0],
                           fix=(f"{close} " if close else "") + (f"it takes {', '.join(takes)}" if takes else
                                                                 "it takes no arguments: remove strategy.args"))
+    _refuse_missing_args(named, args, what)
+
+
+# the Optuna objects a sampler may take: none can be written in a study file
+PYTHON_OBJECTS = re.compile(r"\bBase(Sampler|Mutation|Crossover|Pruner)\b")
+
+
+def _python_only(annotation: Any) -> str | None:
+    """What an argument takes that YAML cannot write (a function, an Optuna object), or None."""
+    if "Callable" in str(annotation):
+        return "a Python function"
+    if found := PYTHON_OBJECTS.search(str(annotation)):
+        return f"a Python object (an optuna {found.group(0)})"
+    return None
+
+
+def _missing_python_only(named: dict[str, Any], functions: dict[str, str], args: dict[str, Any]) -> list[str]:
+    """The required arguments of that kind: PartialFixedSampler's base_sampler."""
+    return [name for name in functions if named[name].default is inspect.Parameter.empty and name not in args]
+
+
+def _python_only_fix(target: Any, arg: str) -> str:
+    if getattr(target, "__name__", "") == "PartialFixedSampler":   # what it is for, searchlab's space does
+        return ("write the parameters to fix as fixed values in the space (e.g. lr: 0.001, not a range) and search "
+                "the rest with a strategy such as strategy: {name: tpe}, in place of PartialFixedSampler")
+    return "remove it, or write a sampler class that passes it and name it as strategy: {class: \"module:Class\"}"
+
+
+def _refuse_missing_args(named: dict[str, Any], args: dict[str, Any], what: str) -> None:
+    """A required argument left out, by its key (Python's "missing 1 required positional argument" was said as
+    arguments to check against the sampler's documentation)."""
+    missing = [name for name, p in named.items() if p.default is inspect.Parameter.empty and name not in args]
+    if not missing:
+        return
+    example = {"search_space": " (one list of values per searched key, e.g. search_space: {lr: [0.001, 0.01], "
+                               "batch_size: [32, 64]})"}
+    raise ConfigError(f"{what} needs the argument {missing[0]}", key=f"strategy.args.{missing[0]}",
+                      fix=f"give strategy.args.{missing[0]}{example.get(missing[0], '')}"
+                      + (f" and {', '.join(missing[1:])}" if missing[1:] else ""))
 
 
 def load_preset(name: str, study_dir: Path | None, extra_args: dict[str, Any]) -> StrategyConfig:
