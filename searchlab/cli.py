@@ -219,7 +219,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise SearchlabError(f"--set '{item}' is not KEY=VALUE. Fix: e.g. --set budget.n_trials=5")
         try:
-            out[key.strip()] = load_value(value) if value else None
+            out[key.strip()] = load_value(value, key.strip()) if value else None
         except yaml.YAMLError as exc:   # e.g. an unclosed [ or a !!python tag, which safe_load refuses
             problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
             raise SearchlabError(f"--set {item}: the value is not valid YAML ({problem}). Fix: quote the whole "

@@ -86,5 +86,5 @@ def test_a_gan_study_takes_executor_device_and_a_gpu_share_as_a_classify_study_d
     path = write(tmp_path, "gan", GAN)
     for device in ("cuda", "cpu", "auto"):
         assert load_study(path, overrides={"executor.device": device}).config.executor.device == device
-    gpu = load_study(path, overrides={"executor.resources_per_trial.gpu": 0.5})
+    gpu = load_study(path, overrides={"executor.kind": "ray", "executor.resources_per_trial.gpu": 0.5})
     assert gpu.config.executor.resources_per_trial.gpu == 0.5

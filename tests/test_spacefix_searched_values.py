@@ -56,13 +56,13 @@ def test_a_range_past_its_own_limit_names_the_end_and_the_range_that_fits(write_
     # [1, 3] was offered, and then refused for reductions 2 > cells 1
     ("cells: {int: [0, 3]}, reductions: {int: [1, 2]}", "search cells: {int: [2, 3]} (from 2: reductions reach 2",
      "cells: {int: [2, 3]}, reductions: {int: [1, 2]}"),
-    ("cells: {int: [0, 3]}, reductions: 3", "search cells: {int: [3, 3]}", "cells: {int: [3, 3]}, reductions: 3"),
+    ("cells: {int: [0, 3]}, reductions: 3", "write cells: 3", "cells: 3, reductions: 3, channels: {choice: [8, 16]}"),
     # [1, 4] was offered, and then refused for reductions 4 > cells 2
     ("cells: {int: [2, 12]}, reductions: {int: [1, 9]}", "search reductions: {int: [1, 2]} (up to 2: cells go down",
      "cells: {int: [2, 12]}, reductions: {int: [1, 2]}"),
     # no cells range within 1-1 fits reductions 2: the other setting's change is said
-    ("cells: {int: [0, 1]}, reductions: {int: [1, 2]}", "search cells: {int: [1, 1]}, and then keep reductions at "
-     "most cells' least (they reach 2)", "cells: {int: [1, 1]}, reductions: {int: [1, 1]}"),
+    ("cells: {int: [0, 1]}, reductions: {int: [1, 2]}", "write cells: 1, and then keep reductions at "
+     "most cells' least (they reach 2)", "cells: 1, reductions: 1, channels: {choice: [8, 16]}"),
 ])
 def test_a_range_fix_keeps_reductions_within_cells_so_the_fixed_space_loads(write_study, change, fix, fixed):
     err = _error(write_study, CELLS.replace("CHANGE", change))

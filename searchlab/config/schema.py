@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 import os
-import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
                       ValidationInfo, field_validator, model_validator)
 
+from searchlab.config.scalars import YAML_BOOLEANS, scalar_refused
 from searchlab.errors import AtKey
 from searchlab.suggest import models_in
 
@@ -24,52 +24,18 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, arbitrary_types_allowed=True)
 
 
-# Study files are YAML 1.1: these words, unquoted, are booleans, which pydantic's lax mode read as 1 where a
-# number was wanted (`n_trials: yes` ran one trial, `timeout: on` stopped after a second)
-YAML_BOOLEANS = "YAML reads the unquoted words yes/no/true/false/on/off as booleans"
-
-
 class Section(Frozen):
-    """A section of the study file: a YAML boolean where a number or text is wanted is refused by name."""
+    """A study file's section: a boolean or text where a number is wanted is refused by name (scalar_refused)."""
 
     @model_validator(mode="before")   # not a field validator: pydantic refuses one on `source`, a discriminator
     @classmethod
-    def _no_yaml_boolean(cls, data: Any) -> Any:
+    def _no_boolean_or_text_for_a_number(cls, data: Any) -> Any:
         for name, field in cls.model_fields.items() if isinstance(data, dict) else ():
             key = next((key for key in (field.alias, name) if key in data), None)
-            message = key and isinstance(data[key], bool) and boolean_refused(key, data[key], field)
+            message = key and scalar_refused(key, data[key], field)
             if message:
                 raise AtKey(key, message)
         return data
-
-
-def boolean_refused(key: str, value: bool, field: Any) -> str | None:
-    """Why `value` (a YAML boolean) is not a value of `key` (its pydantic `field`), with the fix; None where a
-    boolean is one."""
-    kinds, default = _kinds_of(field.annotation), field.default
-    word = str(value).lower()
-    if kinds & {"bool", "any", "other"} or {"int", "str"} <= kinds:   # a name or an index: its own rule says so
-        return None
-    example = f", e.g. {key}: {default}" if isinstance(default, (int, float)) else ""
-    if kinds & {"int", "float"}:
-        number = "a number" if "float" in kinds else "a whole number"
-        return f"{number}, not {word} ({YAML_BOOLEANS}). Fix: write {number}{example}"
-    if "str" in kinds:
-        return f"text, not {word} ({YAML_BOOLEANS}). Fix: quote the word as written, e.g. {key}: \"{word}\""
-    return None
-
-
-def _kinds_of(annotation: Any) -> set[str]:
-    """The kinds of value a field's type takes: int (Literal[1, 3] too), float, str, bool, literal, any, other"""
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        return _kinds_of(get_args(annotation)[0])
-    if origin in (Union, types.UnionType):
-        return set().union(*(_kinds_of(arg) for arg in get_args(annotation)))
-    if origin is Literal:
-        return {"int" if isinstance(v, int) and not isinstance(v, bool) else "literal" for v in get_args(annotation)}
-    names = {Any: "any", bool: "bool", int: "int", float: "float", str: "str", type(None): "none"}
-    return {names.get(annotation, "other")}
 
 
 # ---------------------------------------------------------------- data
@@ -277,12 +243,9 @@ class TrialResources(Section):
 
 
 class RaySchedulerConfig(Section):
-    """A Ray Tune scheduler stopping trials early from their per-epoch reports (instead of the Optuna pruner).
-
+    """A Ray Tune scheduler stopping trials early (PRUNED) from their per-epoch reports, instead of the pruner.
     asha: asynchronous successive halving; hyperband: its multi-bracket form (Ray's AsyncHyperBandScheduler:
-    synchronous HyperBand pauses trials, which would restart ours from scratch); median: the median stopping
-    rule. A stopped trial is recorded PRUNED.
-    """
+    synchronous HyperBand pauses trials, which would restart ours from scratch); median: the median stopping rule."""
 
     kind: Literal["asha", "hyperband", "median"]
     # epochs every trial gets before it may be stopped; at most the longest trial's epochs (checked at load by
@@ -312,7 +275,9 @@ class ExecutorConfig(Section):
     address: str | None = None
     resources_per_trial: TrialResources = TrialResources()
     max_concurrent: Annotated[int, Field(ge=1)] | None = None     # None: as many as the resources allow
-    scheduler: RaySchedulerConfig | None = None    # ray: early stopping by a Ray scheduler (None: the pruner)
+    # ray: early stopping by a Ray scheduler (None: the pruner); a name alone is its kind: `scheduler: asha`
+    scheduler: Annotated[RaySchedulerConfig | None,
+                         BeforeValidator(lambda v: {"kind": v} if isinstance(v, str) else v)] = None
     # Where classify trials train: auto = a CUDA GPU when the trial sees one (under Ray: the GPUs its
     # resources_per_trial.gpu share names, Ray sets CUDA_VISIBLE_DEVICES), else the CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -337,16 +302,16 @@ class ExecutorConfig(Section):
                              "address: headnode:6379, or auto")
         return v
 
-    @field_validator("scheduler", mode="before")
-    @classmethod
-    def _scheduler_shorthand(cls, v: Any) -> Any:
-        return {"kind": v} if isinstance(v, str) else v
-
     @model_validator(mode="after")
     def _ray_only_options(self) -> "ExecutorConfig":
-        if self.kind != "ray" and self.scheduler is not None:
-            raise AtKey("scheduler", "executor.scheduler (a Ray Tune scheduler) needs kind: ray. Fix: executor.kind: "
-                        "ray, or remove scheduler and use pruner (e.g. pruner: successive_halving)")
+        # Never read by the local executor: a study that forgot kind: ray ran every trial here without a word.
+        # Keys written only (model_fields_set); null, or resources {}, is the default: nothing is lost.
+        for key in ("scheduler", "address", "max_concurrent", "resources_per_trial") if self.kind != "ray" else ():
+            value = getattr(self, key)
+            if key in self.model_fields_set and getattr(value, "model_fields_set", value):
+                also = " and use pruner (e.g. pruner: successive_halving)" if key == "scheduler" else ""
+                raise AtKey(key, f"executor.{key} is a Ray setting and needs kind: ray (kind {self.kind} never reads "
+                            f"it). Fix: executor.kind: ray, or remove {key}{also}")
         return self
 
     @property
@@ -398,14 +363,10 @@ class ExportConfig(Section):
     keep_checkpoints: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
-    def _greedy_needs_candidates(self) -> "ExportConfig":
+    def _greedy_has_candidates_and_members_keep_their_weights(self) -> "ExportConfig":
         if self.select == "greedy" and self.top_k < 2:
             raise ValueError("export.select greedy chooses members among the top_k best trials, and top_k is 1. "
                              "Fix: top_k: 5 (or more) with it")
-        return self
-
-    @model_validator(mode="after")
-    def _members_keep_their_weights(self) -> "ExportConfig":
         if self.keep_checkpoints is not None and self.keep_checkpoints < self.top_k:
             raise ValueError(f"export.keep_checkpoints ({self.keep_checkpoints}) is below export.top_k "
                              f"({self.top_k}): the ensemble needs the weights of its {self.top_k} members. "
@@ -433,24 +394,16 @@ class StudyConfig(Section):
     @field_validator("objective", mode="before")
     @classmethod
     def _objective_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, (str, dict)):
-            v = [v]
-        if isinstance(v, list):
-            return [{"metric": x} if isinstance(x, str) else x for x in v]
-        return v
+        v = [v] if isinstance(v, (str, dict)) else v
+        if isinstance(v, (list, tuple)) and not v:
+            raise ValueError("at least one objective is needed. Fix: e.g. objective: auc")
+        return [{"metric": x} if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
 
     @field_validator("strategy", "pruner", "task", mode="before")
     @classmethod
     def _name_shorthand(cls, v: Any, info: Any) -> Any:
         key = {"strategy": "name", "pruner": "kind", "task": "kind"}[info.field_name]
         return {key: v} if isinstance(v, str) else v
-
-    @field_validator("objective", mode="after")
-    @classmethod
-    def _objective_nonempty(cls, v: tuple[ObjectiveConfig, ...]) -> tuple[ObjectiveConfig, ...]:
-        if not v:
-            raise ValueError("at least one objective is needed. Fix: e.g. objective: auc")
-        return v
 
     @model_validator(mode="after")
     def _one_early_stopper(self) -> "StudyConfig":

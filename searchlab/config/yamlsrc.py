@@ -20,8 +20,30 @@ MAX_NODES = 100_000   # a YAML alias "bomb" expands exponentially; refuse docume
 MAX_DEPTH = 64        # no study needs deeper nesting; PyYAML's recursive parser overflows the stack near 1000
 
 
+# An unquoted number YAML 1.1 reads other than as the decimal written: resolved to this tag, then refused by name
+# (`epochs: 010` trained 8 epochs, `name: 0123` was "83", `timeout: 1:30` was 90 seconds, all unsaid)
+_AMBIGUOUS = "tag:searchlab,2026:ambiguous-number"
+# 010 is octal (8) and 08 text (then 8 to a number setting); 0 alone is zero. 0x10 and 0b101 stay numbers: their
+# prefix is written on purpose and they mean what YAML reads (16, 5); 0o10 stays text (YAML 1.1 has no 0o).
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _reads_otherwise(value: str, tag: str) -> bool:
+    """Whether YAML 1.1 reads `value`, resolved or tagged as `tag`, otherwise than as the decimal written."""
+    return bool(_LEADING_ZERO.match(value)) or (tag in _NUMBER_TAGS and ":" in value)
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads YAML 1.2 floats such as 1e-3 (YAML 1.1 would make them strings)."""
+    """SafeLoader that also reads YAML 1.2 floats such as 1e-3 (YAML 1.1 would make them strings), and refuses
+    the unquoted numbers YAML 1.1 reads otherwise than as written (010 octal, 1:30 base 60)."""
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        tag = super().resolve(kind, value, implicit)
+        plain = kind is yaml.ScalarNode and implicit[0]   # unquoted and untagged: `!!str 010` is text on purpose
+        if plain and _reads_otherwise(value, tag):
+            return _AMBIGUOUS
+        return tag
 
 
 _Loader.add_implicit_resolver(
@@ -29,6 +51,45 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"),
 )
+
+
+class AmbiguousNumber(ConfigError, ValueError):
+    """An unquoted 010 or 1:30 in a `--set` value (load_value). A ValueError too: schema.py's pydantic checks read
+    quoted text with load_value, and pydantic reports a ValueError at the key's section rather than passing it on."""
+
+
+def ambiguous_number(text: str) -> tuple[str, str]:
+    """The rule and the fix for an unquoted number YAML 1.1 reads otherwise than as the decimal written."""
+    quote = f'quote it, "{text}", to mean the text'
+    if ":" in text:
+        value = yaml.safe_load(text)   # plain SafeLoader: the base-60 number YAML 1.1 makes of it
+        return (f"a number with colons is refused ({text} unquoted: YAML reads it as base 60, {value})",
+                f"write the number itself, e.g. {value} (seconds, for a time such as timeout); {quote}")
+    decimal = int(text.replace("_", ""))
+    if set(text.lstrip("+-")) <= set("01234567_"):
+        octal = int(text.replace("_", ""), 8)
+        read = f"YAML reads it as octal, {octal}" + (f", not {decimal}" if octal != decimal else "")
+    else:
+        read = f"YAML keeps it text, which a number setting reads as {decimal}"
+    return (f"a number with a leading zero is refused ({text} unquoted: {read})",
+            f"write {decimal} for the number; {quote}")
+
+
+def _refuse_ambiguous(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    rule, fix = ambiguous_number(node.value)
+    raise AmbiguousNumber(rule, got=node.value, fix=fix)
+
+
+def _number_unless_ambiguous(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """`!!int 010` and `!!float 1:30`, tagged by hand, are octal and base 60 too."""
+    if _reads_otherwise(node.value, node.tag):
+        _refuse_ambiguous(loader, node)
+    return yaml.SafeLoader.yaml_constructors[node.tag](loader, node)
+
+
+_Loader.add_constructor(_AMBIGUOUS, _refuse_ambiguous)
+for _tag in _NUMBER_TAGS:
+    _Loader.add_constructor(_tag, _number_unless_ambiguous)
 
 
 @dataclass(frozen=True)
@@ -99,9 +160,16 @@ class Located:
         return None
 
 
-def load_value(text: str) -> Any:
-    """One YAML value as the study file would read it (`--set optim.lr=1e-3` is the number, not text)."""
-    return yaml.load(text, Loader=_Loader)   # noqa: S506 -- _Loader is a SafeLoader: no tags beyond the safe ones
+def load_value(text: str, key: str | None = None) -> Any:
+    """One YAML value as the study file would read it (`--set optim.lr=1e-3` is the number, not text). `key`: the
+    --set option's, named in the error for an unquoted 010 or 1:30 (AmbiguousNumber)."""
+    try:
+        return yaml.load(text, Loader=_Loader)   # noqa: S506 -- _Loader is a SafeLoader: no tags beyond the safe ones
+    except AmbiguousNumber as exc:
+        if key is None:
+            raise
+        shell = f"; on the command line, quoted for the shell too: --set '{key}=\"{exc.got}\"'"
+        raise AmbiguousNumber(exc.rule, file=f"--set {key}", got=exc.got, fix=f"{exc.fix}{shell}") from None
 
 
 def section_of(data: dict[str, Any], key: str, src: Located, create: bool) -> dict[str, Any] | None:
@@ -229,6 +297,12 @@ _PLAIN_TAGS = frozenset(_STANDARD + name for name in
 def _refuse_tag(node: yaml.Node, path: KeyPath, file: str | None) -> None:
     """A tag such as `!!python/object:os.system` or `!mytag` got "write a number of normal size" (the fix for a huge
     number), and one on a mapping (`space: !x {...}`) or `!!binary` passed unsaid."""
+    # _AMBIGUOUS is no tag the user wrote: an unquoted 010 or 1:30 (_Loader.resolve); or one by hand, !!int 010
+    by_hand = node.tag in _NUMBER_TAGS and isinstance(node, yaml.ScalarNode) and _reads_otherwise(node.value, node.tag)
+    if node.tag == _AMBIGUOUS or by_hand:
+        rule, fix = ambiguous_number(node.value)
+        raise ConfigError(rule, file=file, line=node.start_mark.line + 1, key=dotted(path) or None, got=node.value,
+                          fix=fix)
     if node.tag in _PLAIN_TAGS:
         return
     tag = "!!" + node.tag.removeprefix(_STANDARD) if node.tag.startswith(_STANDARD) else node.tag

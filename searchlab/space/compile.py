@@ -150,7 +150,19 @@ class _Ctx:
             a, b = alike[0]
             raise self.src.error(at, f"choices must be distinct values: {a!r} and {b!r} are equal (Python and "
                                  "Optuna take 1, 1.0 and true as one value)", got=values, fix="keep one of them")
+        self._no_number_also_as_text(values, at)
         return CategoricalParam(full, tuple(values))
+
+    def _no_number_also_as_text(self, values: list[Any], at: KeyPath) -> None:
+        """[8, "8"]: two choices to Optuna, one value once a task reads the text as the number it wants, so the
+        same config was trained twice as often (a setting that wants text refuses the 8 instead)."""
+        for i, a in enumerate(values):
+            for j, b in enumerate(values):
+                if isinstance(a, (int, float)) and not isinstance(a, bool) and _number_in(b) == a:
+                    raise self.src.error(at + (j,), f"choices must be distinct values: {a!r} (choice {i + 1}) and "
+                                         f"{b!r} (choice {j + 1}) are the same number, once as text, which a "
+                                         "number setting reads as the number", got=values,
+                                         fix=f"keep one of them: {a!r} for the number, or quote both to mean text")
 
     def numeric(self, kind: str, raw: dict[str, Any], at: KeyPath, full: str) -> Node:
         bounds, here = raw[kind], at + (kind,)
@@ -164,6 +176,10 @@ class _Ctx:
             raise self.src.error(here, "bounds must be finite", got=bounds, fix="use finite numbers")
         if low > high:
             raise self.src.error(here, "low must be <= high", got=bounds, fix=f"write [{high}, {low}]")
+        if low == high:   # Optuna accepts it, and every trial trained the one value: a constant written as a range
+            raise self.src.error(here, f"the range [{low}, {high}] holds one value, so it searches nothing",
+                                 got=bounds, fix=f"write the value as a constant ({full.rpartition('.')[2]}: "
+                                 f"{low}), or widen the range")
         log, step = raw.get("log", False), raw.get("step")
         if not isinstance(log, bool):
             raise self.src.error(at + ("log",), "log must be true or false", got=log, fix="log: true")
@@ -447,6 +463,17 @@ def _what(node: Node) -> str:
 
 def _shown(node: Node) -> Any:
     return node.value if isinstance(node, FixedParam) else node
+
+
+def _number_in(text: Any) -> float | None:
+    """The number a text choice reads as to a number setting ("8", " 8.0 ", "1e3"), else None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return None if math.isnan(number) else number
 
 
 def _dotted(name: tuple[str, ...]) -> str:

@@ -124,8 +124,9 @@ def _searched_error(schema: type[BaseModel], task: str, config: dict[str, Any], 
     of it (1.3985909084407415 of [0.0, 1.5])."""
     span = _members(param)
     if err["type"] == "int_from_float" and not hasattr(param, "choices"):
-        ends = f"{math.ceil(param.low)}, {math.floor(param.high)}"   # whole numbers within the range
-        return rule, list(span), f"search whole numbers: {loc[-1]}: {{int: [{ends}]}}"
+        low, high = math.ceil(param.low), math.floor(param.high)   # whole numbers within the range
+        fix = f"write {loc[-1]}: {low}" if low == high else f"search whole numbers: {loc[-1]}: {{int: [{low}, {high}]}}"
+        return rule, list(span), fix
     if _of_the_value(err) and (bad := _bad_members(schema, config, loc, span, union_tags)):
         return _searched_value_error(task, param, name, bad, limit)
     return rule, list(span), own_fix or (f"the space searches {list(span)} for '{name}'; keep it within what the "
@@ -180,6 +181,8 @@ def _range_fix(param: Any, leaf: str, ends: dict[Any, Error], limit: Limit | Non
     log = ", log: true" if param.log else ""
     step = f", step: {param.step}" if param.step not in (None, 1) else ""
     low, high, beside = _within_limit(low, high, limit)
+    if low == high:   # one value: space/compile.py refuses a range that searches nothing
+        return f"write {leaf}: {low}{beside}"
     return f"search {leaf}: {{{'int' if whole else 'float'}: [{low}, {high}]{log}{step}}}{beside}"
 
 
