@@ -61,7 +61,7 @@ def test_a_full_disk_while_writing_the_trial_table_leaves_the_earlier_file_and_n
 
 def test_a_full_disk_while_writing_the_report_leaves_the_earlier_report_and_no_partial_file(
         finished_run, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("searchlab.report.build.report_html", lambda run, top: "<html>" + "x" * 100_000)
+    monkeypatch.setattr("searchlab.report.build.report_html", lambda run, top, *rest: "<html>" + "x" * 100_000)
     out = tmp_path / "pages" / "report.html"
     out.parent.mkdir()
     out.write_text(GOOD)

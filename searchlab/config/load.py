@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from searchlab.config import schema
+from searchlab.config.checks_places import (check_export_folder, check_journal_place, check_storage_is_a_url,
+                                            check_unused_data_keys, storage_file_of)
 from searchlab.config.yamlsrc import KeyPath, Located, dotted, read_yaml, remove_written, section_of
 from searchlab.errors import (ConfigError, RegistryError, SearchlabError, error_loc, pydantic_fix, rule_and_fix,
                               shown_input)
@@ -63,7 +65,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         data, included = _apply_overrides(data, overrides, Located(data, src.file, src.lines, overridden=overridden))
         src = Located(data, src.file, src.lines, overridden=overridden)
     config = _validate(schema.StudyConfig, data, src)
-    _check_unused_data_keys(data, src)
+    check_unused_data_keys(config, data, src, path.resolve().parent)
     _check_generate_study(config, data, src)
     space = _without_keys(compile_space(src, ("space",)), included)
     from searchlab.tasks import get_task   # tasks import the schema; keep this module import-light
@@ -85,7 +87,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     if run_dir.exists() and not run_dir.is_dir():
         raise src.error(("run_dir",), f"the run folder is a file: {run_dir}", got=str(config.resolved_run_dir),
                         fix="name a folder (new or of an earlier run of this study), e.g. runs/<name>")
-    _check_journal_place(config.storage, src)
+    check_export_folder(config, src)
+    check_storage_is_a_url(config.storage, src)
+    check_journal_place(config.storage, src)
     study = Study(config=config, space=space, file=path, objectives=objectives, base_dir=path.resolve().parent,
                   run_dir=run_dir, storage_url=_absolute_storage(config.storage, run_dir),
                   overrides=dict(overrides or {}), source=src)
@@ -118,15 +122,6 @@ def make_study_folder_importable(path: Path) -> None:
     beside a study cannot shadow the real one, and before the caller's folder, PYTHONPATH and earlier
     studies' folders (study_modules.py). Ray workers inherit it (ray_cluster)."""
     study_folder_first(str(path.resolve().parent))
-
-
-def _check_unused_data_keys(data: dict[str, Any], src: Located) -> None:
-    """A CSV's split column says which rows are test: a test_fraction beside it would be silently ignored."""
-    section = data.get("data")
-    if isinstance(section, dict) and section.get("split_column") and "test_fraction" in section:
-        raise src.error(("data", "test_fraction"), "not used with split_column: that column says which rows are "
-                        "test", got=section["test_fraction"], fix="remove test_fraction, or remove split_column "
-                        "to let searchlab split the rows")
 
 
 def _check_generate_study(config: schema.StudyConfig, data: dict[str, Any], src: Located) -> None:
@@ -175,50 +170,12 @@ def _absolute_storage(url: str | None, run_dir: Path) -> str:
     if url is None:
         return f"sqlite:///{run_dir / 'study.db'}"
     for prefix in ("sqlite:///", "journal://"):
-        path = _file_of(url, prefix)
+        path = storage_file_of(url, prefix)
         if url.startswith(prefix) and path.startswith("~"):   # as a shell would: not a folder named "~"
             return prefix + str(Path(path).expanduser())
         if url.startswith(prefix) and path and not path.startswith(("/", ":memory:")):
             return prefix + str(Path.cwd() / path)
     return url
-
-
-def _check_journal_place(url: str | None, src: Located) -> None:
-    """`journal:///jr/study.log` is the absolute /jr/study.log (journal://jr/study.log is relative), while
-    `sqlite:///jr/study.db` is relative: written by analogy with SQLite, it made a folder at the filesystem root
-    without a word. A journal file directly at the root, or in a root folder that does not exist, is refused;
-    a folder that exists there (/data, /mnt) is a place the user meant."""
-    if not url or not url.startswith("journal:///"):
-        return
-    path = Path(_file_of(url, "journal://"))
-    where = _unlikely_root_place(path)
-    if where is None:
-        return
-    relative = "journal://" + str(path.relative_to(path.anchor))
-    raise src.error(("storage",), f"a journal:/// URL names an absolute path (unlike sqlite:///, where a third "
-                    f"slash starts a relative one): this one would write {path} {where}", got=url,
-                    fix=f"for a path relative to the folder you run in, write {relative} (two slashes); for an "
-                    f"absolute one, name a folder that exists (make {path.parent} first if it is the place)")
-
-
-def _unlikely_root_place(path: Path) -> str | None:
-    """Why an absolute journal path is unlikely to be meant, or None: a file at the root, or a missing top folder."""
-    if not path.is_absolute():
-        return None   # journal:///~/j.log: the home folder
-    if len(path.parts) == 2:
-        return "directly at the filesystem root"
-    top = Path(path.anchor, path.parts[1])
-    return None if top.is_dir() else f"in {top}, a folder the filesystem root does not hold (not made, or not mounted)"
-
-
-def _file_of(url: str, prefix: str) -> str:
-    """The file path in a storage URL after `prefix`. A journal URL writes an absolute path after a third
-    slash (journal:///data/j.log), so `journal:///~/j.log` means the home folder as `sqlite:///~/x.db` does:
-    kept as /~/j.log it made a folder named "~" at the root."""
-    path = url.removeprefix(prefix)
-    if prefix == "journal://" and path.startswith("/~"):
-        return path[1:]
-    return path
 
 
 def _locate(exc: ConfigError, src: Located) -> ConfigError:
@@ -402,6 +359,9 @@ def _validate_points(study: Study, src: Located) -> None:
             if name in fixed and name not in params:
                 _check_point_keeps_the_fixed_value(name, value, fixed[name], src, at)
                 continue
+            if not params:   # "Fix: one of: " listed nothing
+                raise src.error(at, "the space searches nothing (every setting in it is fixed), so a point has "
+                                "no parameter to set", got=name, fix=_nothing_searched_fix(name, fixed))
             if name not in params:
                 raise src.error(at, "a point names only searched parameters of the space", got=name,
                                 fix=did_you_mean(name, params) or f"one of: {', '.join(sorted(params))}")
@@ -409,6 +369,14 @@ def _validate_points(study: Study, src: Located) -> None:
                 raise src.error(at, f"the value must lie in the parameter's space: {_allowed(params[name])}",
                                 got=value, fix="a value the space of this parameter allows")
             _check_point_takes_the_branch(point, name, needs[name], src, at)
+
+
+def _nothing_searched_fix(name: str, fixed: dict[str, Any]) -> str:
+    """Drop the points, or search the setting the point meant (a fixed one it names by its last part)."""
+    meant = next((key for key in fixed if key.rsplit(".", 1)[-1] == name), None)
+    search = (f"search {meant} in the space (e.g. {{choice: [{fixed[meant]!r}, ...]}} or a range) and name it "
+              f"{meant} in the point" if meant else "search a parameter in the space and name it in the point")
+    return f"remove strategy.points_to_evaluate (every trial runs the space's one config), or {search}"
 
 
 def _check_point_keeps_the_fixed_value(name: str, value: Any, fixed: Any, src: Located, at: tuple[Any, ...]) -> None:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from searchlab.config.schema import usable_cores
 from searchlab.data.class_typos import typo_hint
+from searchlab.data.given_splits import SPLITS, resolve_path  # noqa: F401  (imported from here by others)
 from searchlab.data.grouping import own_splits_said, spanning_split, spans_classes, sub_folder
 from searchlab.data.image_cache import cache_dir, cached_decode
 from searchlab.data.label_stratify import deal_by_labels
@@ -27,7 +28,6 @@ from searchlab.data.types import Decoding, ImageSplit, SplitPlan
 from searchlab.errors import DataError, a_few
 from searchlab.models.image_files import read_image_file
 
-SPLITS = ("train", "val", "test")
 # what Pillow decodes; a multi-frame file (TIFF stack, animated GIF) is read as its first frame. Files are
 # chosen by extension only (reading every file's first bytes would slow a large folder's listing): .jfif and
 # .jpe are JPEG's other names (Windows saves web images as .jfif)
@@ -40,14 +40,6 @@ UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombErr
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
 DICOM_FIX = "convert it to 16-bit PNG (e.g. with pydicom) and set data.bit_depth"
-
-
-def resolve_path(path: Path, base_dir: Path | None) -> Path:
-    """Expand ~ and make a relative path relative to the study file's folder (not the shell's cwd)."""
-    path = Path(path).expanduser()
-    if base_dir is not None and not path.is_absolute():
-        path = Path(base_dir).expanduser() / path
-    return path
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:

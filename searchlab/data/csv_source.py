@@ -15,6 +15,7 @@ import numpy as np
 from searchlab.config.schema import CsvData
 from searchlab.data.common import (SPLITS, first_lines, label_stratified_split, load_splits, random_split,
                                    resolve_path, stratified_split)
+from searchlab.data.given_splits import csv_delimiter
 from searchlab.data.grouping import spanning_split
 from searchlab.data.synthetic_files import refuse_synthetic
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan, TaskKind
@@ -36,6 +37,8 @@ class _Table:
 
 def _read(cfg: CsvData, csv_path: Path) -> _Table:
     """Parse the CSV, checking columns and that every image file exists (cheap; nothing is decoded)."""
+    if csv_path.is_dir():
+        raise DataError(_a_folder_said(csv_path))
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: CSV file not found (data.path). Fix: check the path; relative paths "
                         f"are resolved against the study file's folder")
@@ -56,11 +59,24 @@ def _read(cfg: CsvData, csv_path: Path) -> _Table:
     return table
 
 
+def _a_folder_said(folder: Path, shown: int = 3) -> str:
+    """data.path of a CSV set naming a folder: the CSV files in it to name instead, and source: folder for a
+    folder of class folders ("CSV file not found" was said of a path that exists)."""
+    sheets = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv"))
+    named = "name the CSV file listing the images"
+    if sheets:
+        named = f"name the CSV file inside it, e.g. path: {folder / sheets[0]}"
+    if len(sheets) > 1:
+        named += f" (it holds {', '.join(sheets[:shown])}{' and more' if len(sheets) > shown else ''})"
+    return (f"{folder}: is a folder, not a CSV file (data.path of source: csv). Fix: {named}; for a folder of "
+            "one sub-folder per class (or train/, val/, test/), use source: folder")
+
+
 def _parse(cfg: CsvData, csv_path: Path, table: _Table) -> None:
     """Rows into `table`: every empty cell named at once; rows with no value at all (a sheet's trailing blank
     rows) skipped."""
     with csv_path.open(newline="", encoding="utf-8-sig") as fh:   # utf-8-sig: Excel writes a BOM
-        reader = csv.DictReader(fh, delimiter=_delimiter(fh.readline()))
+        reader = csv.DictReader(fh, delimiter=csv_delimiter(fh.readline()))
         fh.seek(0)
         found = [c.strip() for c in reader.fieldnames or []]
         reader.fieldnames = found
@@ -129,15 +145,6 @@ def _check_each_image_once(csv_path: Path, cfg: CsvData, table: _Table, shown: i
     raise DataError(f"{csv_path}: column {cfg.image_column!r}: {len(repeated)} image file(s) listed in more than "
                     f"one row{leak}:{listed}\nFix: list each image once (to oversample a rare class, "
                     "use space.imbalance.sampler: balanced or loss: weighted_ce instead of repeating rows)")
-
-
-def _delimiter(header: str) -> str:
-    """Commas, unless the header has none but semicolons or tabs (Excel's CSV in locales with a decimal
-    comma, and TSV files): a one-column reading would otherwise report every column missing."""
-    for delimiter in (",", ";", "\t"):
-        if delimiter in header:
-            return delimiter
-    return ","
 
 
 def _check_files_exist(csv_path: Path, column: str, table: _Table, shown: int = 10) -> None:

@@ -67,6 +67,17 @@ def check_resumable(study: "Study", ostudy: optuna.Study, record: dict[str, Any]
             print(f"warning: {line}", file=sys.stderr)
 
 
+def _fractions_that_drew_nothing(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, ...]:
+    """The split fractions whose split the data gave itself in both runs (a val/ folder, val rows): they drew
+    nothing, so one removed since (a load now refuses it beside such a split) changed no split."""
+    drawn = [set(d["drawn"]) for d in (old.get("data_files"), new.get("data_files"))
+             if isinstance(d, dict) and "drawn" in d]
+    if len(drawn) != 2:
+        return ()
+    return tuple(key for key, split in (("val_fraction", "val"), ("test_fraction", "test"))
+                 if split not in drawn[0] | drawn[1])
+
+
 def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: list[FrozenTrial]) -> None:
     if not isinstance(old, dict):
         return   # created by a searchlab without the record, or by Optuna directly: nothing to compare
@@ -74,7 +85,7 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
     # (a moved copy); without one it counts as what the data is: another folder may hold other images, and the
     # test split must not move. MedMNIST's root may always change (WHERE_DATA_LIVES).
     fingerprinted = fingerprints_comparable(old.get("data_files"), new.get("data_files"))
-    where = WHERE_DATA_LIVES + (("path",) if fingerprinted else ())
+    where = WHERE_DATA_LIVES + (("path",) if fingerprinted else ()) + _fractions_that_drew_nothing(old, new)
     for key in ("objectives", "task", "data"):
         before, now = _comparable(key, old.get(key), new[key], where)
         if before is not None and before != now:

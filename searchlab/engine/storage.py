@@ -22,6 +22,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from searchlab.config.checks_places import storage_url_fix
 from searchlab.engine.trial_time import NO_HEARTBEAT
 from searchlab.errors import StorageError, shown_url
 
@@ -264,6 +265,8 @@ def _storage_fix(url: str, reason: str = "") -> str:
     if url.startswith("postgres://"):   # libpq's and Heroku's spelling, which SQLAlchemy does not know
         return "use postgresql:// (SQLAlchemy names the dialect postgresql), e.g. " + \
             shown_url("postgresql://" + url.removeprefix("postgres://"))
+    if "://" not in url:   # a path (a hand-edited manifest's): SQLAlchemy "could not parse" it
+        return storage_url_fix(url)
     if url.startswith(("sqlite:///", "journal://")):   # a file: no server, no driver
         return "name a file in a folder you can write to (e.g. sqlite:////absolute/path.db or sqlite:///~/path.db)"
     return ("check the URL, that the server is running and reachable, and that its driver is installed "
