@@ -142,3 +142,16 @@ def test_multilabel_split_random_beside_a_group_column_is_said_to_be_set_aside(t
     said = [text for text in data_advice(randomly) if "random is not used" in text]
     assert len(said) == 1 and "data.multilabel_split: random is not used with data.group_column 'patient'" in said[0]
     assert not [text for text in data_advice(stratified) if "random is not used" in text]
+
+
+def test_multilabel_split_random_on_a_one_label_csv_is_said_to_have_no_effect(tmp_path):
+    """A CSV of one label column is split stratified per class: multilabel_split: random there was silently
+    ignored. Said only where written."""
+    rows = [[png(tmp_path / "img" / f"{i}.png", (i * 9,) * 3, size=(8, 8)).relative_to(tmp_path).as_posix(), i % 2]
+            for i in range(20)]
+    path = write_csv(tmp_path / "one.csv", ["path", "label"], rows)
+    written = CsvData(source="csv", path=path, image_size=8, multilabel_split="random")
+    said = [text for text in data_advice(written) if "multilabel_split: random is for multi-label" in text]
+    assert len(said) == 1 and "'label'" in said[0] and "Fix: remove multilabel_split" in said[0]
+    assert not [text for text in data_advice(CsvData(source="csv", path=path, image_size=8))
+                if "multilabel_split" in text]

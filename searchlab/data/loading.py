@@ -189,7 +189,8 @@ def data_advice(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) ->
     found = [bit_depth_advice(plan.files.get("train", []), cfg.bit_depth), duplicate_warning(plan),
              carved_share_warning(plan), mixed_formats_warning(plan), patients_in_two_split_folders(plan),
              colour_dropped_warning(plan, cfg.channels), misspelt_classes(plan, cfg), class_missing_from_test(plan),
-             patient_names_in_several_classes(plan), random_split_of_patients(plan, cfg)]
+             patient_names_in_several_classes(plan), random_split_of_patients(plan, cfg),
+             multilabel_split_of_one_label(plan, cfg)]
     return [text for text in found if text]
 
 
@@ -209,6 +210,18 @@ def random_split_of_patients(plan: SplitPlan, cfg: CsvData | FolderData) -> str 
             "stratified per label, as with multilabel_split: stratified, since a random draw of rows would part a "
             "patient's rows between splits. Fix: remove multilabel_split from data (the splits stay the same), or "
             "remove group_column to draw rows at random")
+
+
+def multilabel_split_of_one_label(plan: SplitPlan, cfg: CsvData | FolderData) -> str | None:
+    """multilabel_split: random written for a CSV of one label column: its rows are split stratified per class
+    whatever the key says, which was silently ignored."""
+    if not (isinstance(cfg, CsvData) and "multilabel_split" in cfg.model_fields_set
+            and cfg.multilabel_split == "random" and plan.kind != "multilabel"):
+        return None
+    return (f"{plan.source}: data.multilabel_split: random is for multi-label CSVs (several 0/1 label_columns); "
+            f"this one is {plan.kind} ({', '.join(map(repr, cfg.label_columns))}), so its rows are split stratified "
+            "per class whatever it says. Fix: remove multilabel_split from data (the splits stay the same), or "
+            "list the 0/1 label columns in data.label_columns")
 
 
 def class_missing_from_test(plan: SplitPlan) -> str | None:
