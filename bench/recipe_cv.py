@@ -6,6 +6,7 @@ over BreastMNIST train+val only (the test split is never read), in plain torch.
     python bench/recipe_cv.py score SAVE.npy [SAVE.npy ...]
     RECIPE_BLOCK=residual python bench/recipe_cv.py ...   (each stage's two convs as a residual block)
     RECIPE_SAM=0.05 python bench/recipe_cv.py ...         (sharpness-aware minimisation with that rho)
+    RECIPE_DISTILL=0.5 python bench/recipe_cv.py ...      (half the loss from an inner-CV teacher's probabilities)
 
 FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe train
 on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a study's bag
@@ -25,7 +26,8 @@ vs 2 at 16, and of residual stages (RECIPE_BLOCK=residual: the two convs plus th
 conv where the width changes) and of random erasing ("erase": flip_shift, then with p 0.5 one 4-10 px rectangle
 per image set to that image's mean) beside the plain shift, and of SAM (RECIPE_SAM=0.05: each step's gradient taken
 at the weights moved 0.05, in L2 norm, up the batch's gradient, then applied to the unmoved ones; twice the steps'
-cost) beside it.
+cost) beside it, and of distillation from out-of-fold teachers (RECIPE_DISTILL=0.5: half the loss from an inner
+cross-validation bag's probabilities for the model's own training images) beside it.
 """
 from __future__ import annotations
 
@@ -64,6 +66,11 @@ RESIDUAL = os.environ.get("RECIPE_BLOCK", "plain") == "residual"   # each stage'
 # RECIPE_SAM=RHO: sharpness-aware minimisation (Foret et al. 2021): each step's gradient is taken at the weights
 # moved RHO (in L2 norm) up the batch's own gradient, then applied to the unmoved weights; twice the cost per step
 SAM_RHO = float(os.environ.get("RECIPE_SAM", "0"))
+# RECIPE_DISTILL=ALPHA: each model also learns, with weight ALPHA, a teacher's probabilities for its training images:
+# out-of-fold ones, from a bag of the same recipe trained by an inner cross-validation over those images only (so a
+# teacher never saw the image it labels, nor the held-out fold). Where the teacher doubts a label, the target is
+# softened: label refinement for noisy labels, as a study could do with its best bag's out-of-fold predictions.
+DISTILL = float(os.environ.get("RECIPE_DISTILL", "0"))
 # Test-time views scored side by side on the same models: the flips the study's export uses, and flips x the
 # 2-pixel rolls (the shifts the roll augmentation trains on).
 TTA_VIEWS = {"flip": [(0, 0)], "flip+shift": [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2)]}
@@ -139,10 +146,12 @@ def random_erase(x: torch.Tensor) -> torch.Tensor:
 
 
 def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, held: np.ndarray,
-                  seed: int) -> dict[str, np.ndarray]:
+                  seed: int, teacher: np.ndarray | None = None) -> dict[str, np.ndarray]:
     torch.manual_seed(seed)
     mean, std = images[train].mean(), images[train].std()
     x, y = (images[train] - mean) / std, torch.from_numpy(labels[train]).long()
+    if teacher is not None:   # targets: the hard label (smoothed as ever) and, weighted DISTILL, the teacher's
+        y = torch.from_numpy(np.stack([labels[train], teacher], 1)).float()
     model = network()
     if PRECISION == "bf16":
         model = model.to(memory_format=torch.channels_last)
@@ -168,7 +177,23 @@ def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, h
 
 def batch_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     with torch.autocast("cpu", torch.bfloat16, enabled=PRECISION == "bf16"):
-        return F.cross_entropy(model(inputs), targets, label_smoothing=0.05)
+        logits = model(inputs)
+    if targets.dim() == 1:
+        return F.cross_entropy(logits, targets, label_smoothing=0.05)
+    hard, taught = targets[:, 0].long(), targets[:, 1]   # a label and a teacher's P(class 1) per image
+    soft = F.cross_entropy(logits.float(), torch.stack([1 - taught, taught], 1))
+    return (1 - DISTILL) * F.cross_entropy(logits, hard, label_smoothing=0.05) + DISTILL * soft
+
+
+def teacher_probs(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, outer_index: int) -> np.ndarray:
+    """P(class 1) for each training image from the bag of an inner cross-validation over `train` alone (flip TTA;
+    one seed per outer fold, shared by every FIRST_SEED, so runs on separate cores distil from the same teacher)."""
+    probs = np.zeros(len(train))
+    inner = np.array_split(np.random.default_rng(1 + outer_index).permutation(len(train)), FOLDS - 1)
+    for i, held in enumerate(inner):
+        rest = np.concatenate([f for j, f in enumerate(inner) if j != i])
+        probs[held] = fit_and_score(images, labels, train[rest], train[held], 10_000 + 100 * outer_index + i)["flip"]
+    return probs
 
 
 def sharpness_aware_gradient(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> None:
@@ -212,10 +237,12 @@ def main() -> None:
     started = time.time()
     for o, held in enumerate(outer):
         train = np.concatenate([f for i, f in enumerate(outer) if i != o])
+        teacher = teacher_probs(images, labels, train, o) if DISTILL else None
         for s in range(SEEDS):
-            for tta, p in fit_and_score(images, labels, train, held, 100 * o + FIRST_SEED + s).items():
+            for tta, p in fit_and_score(images, labels, train, held, 100 * o + FIRST_SEED + s, teacher).items():
                 probs[tta][s, held] = p
     print(f"epochs {EPOCHS} width {WIDTH}{' residual' if RESIDUAL else ''}{f' SAM rho {SAM_RHO:g}' if SAM_RHO else ''}"
+          f"{f' distilled {DISTILL:g}' if DISTILL else ''}"
           f" {AUGMENT} input scale {INPUT_SCALE}, "
           f"{FOLDS} folds, {PRECISION} "
           f"seeds {FIRST_SEED}-{FIRST_SEED + SEEDS - 1} ({time.time() - started:.0f} s)")
