@@ -199,7 +199,7 @@ def startup_warning(cfg: StrategyConfig, study_dir: Path | None, n_trials: int) 
         return None
     arg, default = STARTUP[cfg.name]
     startup = cfg.args.get(arg, default())
-    if n_trials > startup:
+    if not isinstance(startup, int) or n_trials > startup:   # not a count: the sampler's check refuses it
         return None
     return (f"strategy {cfg.name} draws its first {startup} trials at random ({arg}) and budget.n_trials is "
             f"{n_trials}: it never gets past them, so this run is a random search. Fix: raise budget.n_trials "
@@ -280,6 +280,10 @@ def _refuse_unknown_args(factory: Any, args: dict[str, Any], what: str) -> None:
                           fix=(f"{close} " if close else "") + (f"it takes {', '.join(takes)}" if takes else
                                                                 "it takes no arguments: remove strategy.args"))
     _refuse_missing_args(named, args, what)
+    from searchlab.strategy_args import check_arg_values
+
+    check_arg_values(target, {k: v for k, v in args.items() if k not in PASSED}, what, "strategy.args",
+                     defaults=TPE_DEFAULTS if target is optuna.samplers.TPESampler else None)
 
 
 # the Optuna objects a sampler may take: none can be written in a study file
@@ -379,6 +383,10 @@ def _find_preset(name: str, study_dir: Path | None) -> Path:
                       fix=f"shipped presets: {', '.join(known) or 'none'}; or give a path to a YAML file")
 
 
+PRUNERS = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+           "successive_halving": optuna.pruners.SuccessiveHalvingPruner, "hyperband": optuna.pruners.HyperbandPruner}
+
+
 def build_pruner(cfg: PrunerConfig, epochs: int) -> optuna.pruners.BasePruner:
     """Defaults scaled to the per-trial epoch budget, overridable by `pruner.args`."""
     defaults: dict[str, dict[str, Any]] = {
@@ -388,15 +396,44 @@ def build_pruner(cfg: PrunerConfig, epochs: int) -> optuna.pruners.BasePruner:
         "successive_halving": {"min_resource": 1},
         "hyperband": {"min_resource": 1, "max_resource": epochs},
     }
-    classes = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
-               "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-               "hyperband": optuna.pruners.HyperbandPruner}
     args = {**defaults[cfg.kind], **cfg.args}
+    _check_pruner_args(cfg, args, defaults[cfg.kind])
     try:
-        return _judged_once(classes[cfg.kind](**args))
-    except (TypeError, ValueError, ArithmeticError) as exc:
+        return _judged_once(PRUNERS[cfg.kind](**args))
+    except (TypeError, ValueError, ArithmeticError) as exc:   # a rule of the class the checks above do not know
         raise ConfigError(f"pruner '{cfg.kind}' rejected its arguments: {type(exc).__name__}: {exc}",
-                          key="pruner.args", got=args, fix="see the Optuna documentation of this pruner") from None
+                          key="pruner.args", got=args, fix="change pruner.args as the error says, or remove them for "
+                          f"searchlab's defaults ({_pruner_takes(cfg.kind)})") from None
+
+
+def _pruner_takes(kind: str) -> str:
+    takes = [name for name in inspect.signature(PRUNERS[kind]).parameters if name != "self"]
+    return f"'{kind}' takes {', '.join(takes)}" if takes else f"'{kind}' takes none"
+
+
+def _check_pruner_args(cfg: PrunerConfig, args: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """The written args by name, kind and least value (Python's "unexpected keyword argument", a ZeroDivisionError
+    for Hyperband's reduction_factor 1, or nothing at all for one that never prunes were said instead)."""
+    from searchlab.strategy_args import check_arg_values
+
+    cls, what = PRUNERS[cfg.kind], f"pruner '{cfg.kind}'"
+    takes = [name for name in inspect.signature(cls).parameters if name != "self"]
+    if unknown := sorted(set(cfg.args) - set(takes)):
+        close = did_you_mean(unknown[0], takes)
+        raise ConfigError(f"{what} has no such argument", key=f"pruner.args.{unknown[0]}", got=unknown[0],
+                          fix=(f"{close} " if close else "") + (f"it takes {', '.join(takes)}" if takes else
+                                                                "it takes none: remove pruner.args"))
+    check_arg_values(cls, dict(cfg.args), what, "pruner.args", defaults)
+    low, high = args.get("min_resource"), args.get("max_resource")
+    if cfg.kind == "hyperband" and isinstance(low, int) and isinstance(high, int) and high < low:
+        # fewer than one bracket: it never pruned a trial, and said nothing
+        written = "max_resource" in cfg.args
+        raise ConfigError(f"{what} needs max_resource >= min_resource: with fewer it never prunes a trial"
+                          + ("" if written else f" (max_resource is {high} here: the steps a trial reports)"),
+                          key=f"pruner.args.{'max_resource' if written else 'min_resource'}",
+                          got={"min_resource": low, "max_resource": high},
+                          fix=f"min_resource: {high} or less"
+                          + (f", or max_resource: {low} or more" if written else ""))
 
 
 def _judged_once(pruner: optuna.pruners.BasePruner) -> optuna.pruners.BasePruner:

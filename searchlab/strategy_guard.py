@@ -228,6 +228,9 @@ def fix_for_all(refused: list[Refusal]) -> str:
     return "; ".join(fixes)
 
 
+SAMPLER_STOPPED = "strategy (its sampler ended the study)"   # what stopped such a run, in its history
+
+
 def say_sampler_stopped(name: str, trial: int) -> None:
     """A sampler that ends the study itself (Optuna's GridSampler and BruteForceSampler, once their grid is
     tried): the run ended short of budget.n_trials, and its end said only how many trials ran."""

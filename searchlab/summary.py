@@ -21,6 +21,7 @@ from searchlab.engine.setup_said import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
 from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url
+from searchlab.strategy_guard import SAMPLER_STOPPED
 from searchlab.summary_front import (cut_short_said, failed_trials, failure_reason, feature_network_said,
                                      front_by_first_objective, front_heading, over_budget_said, setup_objectives)
 from searchlab.trial_said import describe_trial, fmt, queued_by
@@ -160,7 +161,10 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         print(f"stopped: budget.timeout={timeout:g} s reached after {finished} of budget.n_trials={n_trials} trials "
               "(completed and pruned); running the study again resumes it")
     if getattr(result, "strategy_error", None) is not None:
-        print(_strategy_stop_said(result.trials_finished, n_trials))
+        print(_strategy_stop_said(result.trials_finished, n_trials, result.strategy_error))
+    if getattr(result, "stopped_by", None) == SAMPLER_STOPPED:   # its note said why, before the trials' lines
+        print(f"stopped: the strategy's sampler ended the study itself after {finished} of budget.n_trials="
+              f"{n_trials} trials (the note above says when)")
     queued = ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     if queued and not result.interrupted and finished >= n_trials:
         print(f"{len(queued)} queued config(s) did not run: budget.n_trials={n_trials} is reached. To run them: "
@@ -211,11 +215,15 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         _print_all_pruned(ostudy)
 
 
-def _strategy_stop_said(finished: int, n_trials: int) -> str:
-    """A run a plug-in strategy's error ended: what it kept. Only the error followed the trials it had run."""
-    return (f"stopped: the study's strategy class raised (its error is the last line) after {finished} trial(s) of "
-            f"this run finished (budget.n_trials={n_trials}): they are kept, summarised below, and count in the "
-            "budget when the study runs again once the class is corrected")
+def _strategy_stop_said(finished: int, n_trials: int, error: Exception) -> str:
+    """A run a plug-in strategy's error ended: what it kept. Only the error followed the trials it had run. A
+    refusal of the space (strategy_guard.Refusal) is no bug of the class: the space or the args are to change."""
+    refused = " it cannot sample " in str(error)
+    return (f"stopped: the study's strategy class {'refused the space' if refused else 'raised'} (its error is the "
+            f"last line) after {finished} trial(s) of this run finished (budget.n_trials={n_trials}): they are kept, "
+            "summarised below, and count in the budget when the study runs again once "
+            + ("the space (or the strategy's args) is changed as its error says" if refused else
+               "the class is corrected"))
 
 
 def _shared_said(ostudy: optuna.Study, result: Any) -> str:

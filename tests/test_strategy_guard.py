@@ -138,6 +138,7 @@ def test_evolution_sizes_that_are_not_whole_numbers_are_refused_before_any_trial
 
     text = ("name: e\ntask: classify\nspace: {optim: {lr: {float: [1.0e-4, 1.0e-2]}}}\n"
             "strategy: {name: evolution, args: {population_size: 4.0, sample_size: 2}}\nbudget: {n_trials: 8}\n")
-    with pytest.raises(ConfigError, match=r"population_size and sample_size count trials: whole numbers; got "
-                                          r"population_size=4\.0"):
+    with pytest.raises(ConfigError, match=r"strategy\.args\.population_size: strategy 'evolution' takes "
+                       r"population_size as a count: a whole number \(got 4\.0\)\. Fix: write population_size as a "
+                       r"whole number, e\.g\. population_size: 4"):
         load_study(write_study(text))

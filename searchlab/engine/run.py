@@ -28,7 +28,7 @@ from searchlab.config.schema import ExecutorConfig, usable_cores
 from searchlab.data import clear_cache
 from searchlab.engine.changed_settings import fixed_settings
 from searchlab.engine.disks import sqlite_on_network_warning
-from searchlab.engine.progress import FINISHED, Progress, failed_configs, stopped_by_failures
+from searchlab.engine.progress import FINISHED, Progress, failed_configs, final_trials, stopped_by_failures
 from searchlab.engine.own_trials import LEFT_RUNNING, OwnTrials, left_running
 from searchlab.engine.context import refuse_unseen_cuda
 from searchlab.engine.resume import check_resumable
@@ -43,7 +43,7 @@ from searchlab.engine.worker import ask_lock, run_worker
 from searchlab.errors import ConfigError, SearchlabError, StorageError
 from searchlab.strategy import (check_strategy_space, first_objective_warning, prepare_strategy, startup_warning,
                                 unseeded_warning)
-from searchlab.strategy_guard import StrategyStop
+from searchlab.strategy_guard import SAMPLER_STOPPED, StrategyStop
 from searchlab.tasks import get_task
 
 
@@ -131,7 +131,7 @@ def _run(study: Study, progress: bool) -> RunResult:
     # this run's own: a study-wide count took in what the runs that joined it (or it joined) finished meanwhile
     finished = own.count(ostudy, joined=own.shares_study(ostudy))
     own.record(ostudy)   # the folder holding their checkpoints, for an export from another run folder
-    stopped_by = strategy.stopped_by or _stopped_by(study, ostudy, interrupted, deadline, left)
+    stopped_by = strategy.stopped_by or _stopped_by(study, ostudy, interrupted, deadline, left, strategy.plugin)
     record_run(ostudy, run_dir, started, seconds, stopped_by, finished, start_warnings)
     result = RunResult(ostudy, interrupted, seconds, code, trials_before, finished, stopped_by, failed_before,
                        strategy.error)
@@ -141,8 +141,10 @@ def _run(study: Study, progress: bool) -> RunResult:
     return result
 
 
-def _stopped_by(study: Study, ostudy: optuna.Study, interrupted: bool, deadline: float | None, left: bool) -> str:
-    """What stopped the run, for its history. `left`: RUNNING trials no live run holds are left."""
+def _stopped_by(study: Study, ostudy: optuna.Study, interrupted: bool, deadline: float | None, left: bool,
+                plugin: str | None = None) -> str:
+    """What stopped the run, for its history. `left`: RUNNING trials no live run holds are left; `plugin`: the
+    strategy's class, when a plug-in (only those stop a study themselves)."""
     budget = study.config.budget
     if interrupted:
         return "interrupted"
@@ -151,7 +153,12 @@ def _stopped_by(study: Study, ostudy: optuna.Study, interrupted: bool, deadline:
     if deadline and time.time() >= deadline:
         return "budget.timeout"
     # not the budget: trials a killed run left RUNNING (not taken over: a Ray driver's, or a server storage's)
-    return LEFT_RUNNING if left else "budget.n_trials"
+    if left:
+        return LEFT_RUNNING
+    # short of the budget by nothing above: the sampler called study.stop() (Optuna's GridSampler and
+    # BruteForceSampler once their grid is tried), which was recorded as the budget
+    configs = sum(t.state in FINISHED for t in final_trials(ostudy))   # as the budget counts them
+    return SAMPLER_STOPPED if plugin and configs < budget.n_trials else "budget.n_trials"
 
 
 def _run_trials(study: Study, ostudy: optuna.Study, deadline: float | None, bar: Progress, own: OwnTrials,
