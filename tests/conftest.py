@@ -83,3 +83,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def breast(breastmnist_root: Path):
+    """BreastMNIST's train and val splits, loaded once for the session."""
+    from searchlab.config.schema import MedMNISTData
+    from searchlab.data import load_dataset
+
+    cfg = MedMNISTData(source="medmnist", name="breastmnist", root=str(breastmnist_root), download=False)
+    return load_dataset(cfg, splits=("train", "val"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def extractor_run(tmp_path_factory, breast) -> Path:
+    """A run folder holding the purpose-trained MedFID feature network, trained once for the whole session: here,
+    not in a test module, so every module that imports it shares one training (each import was one more)."""
+    from searchlab.gan.features import feature_network
+
+    run = tmp_path_factory.mktemp("medfid")
+    feature_network(None, run, run, breast, seed=0)
+    return run

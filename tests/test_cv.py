@@ -103,8 +103,9 @@ def _run(write_study, tmp_path, train_extra: str, run: str = "run") -> optuna.tr
     return trial
 
 
-def test_cv_trial_reports_running_fold_means_and_exports(write_study, tmp_path):
+def test_cv_trial_reports_running_fold_means_warns_of_each_folds_best_epoch_and_exports(write_study, tmp_path, capsys):
     trial = _run(write_study, tmp_path, ", cv_folds: 3")
+    _check_cv_that_keeps_each_folds_best_epoch_is_warned_of(write_study, tmp_path, capsys)
     folds = trial.user_attrs["cv_folds"]
     assert [f["fold"] for f in folds] == [0, 1, 2] and sum(f["n_val"] for f in folds) == 624
     aucs = [f["auc"] for f in folds]
@@ -136,8 +137,9 @@ def test_cv_trial_reports_running_fold_means_and_exports(write_study, tmp_path):
     assert ran["train"]["checkpoint"] == "best" and ran["imbalance"]["loss"] == "ce"
 
 
-def test_cv_that_keeps_each_folds_best_epoch_is_warned_of(write_study, tmp_path, capsys):
-    _run(write_study, tmp_path, ", cv_folds: 3")
+def _check_cv_that_keeps_each_folds_best_epoch_is_warned_of(write_study, tmp_path, capsys):
+    """Right after the cv_folds: 3 run of the test above (one run serves both): its warning, then a run that
+    keeps the last epoch, which is not warned of."""
     err = capsys.readouterr().err
     assert "each fold keeps, and is scored at, the epoch that scored best on its own held-out images" in err
     assert "Fix: space.train.checkpoint: last" in err

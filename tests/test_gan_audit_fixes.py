@@ -18,7 +18,6 @@ from searchlab.gan.features import CACHE_DIR
 from searchlab.models.standalone import load
 from searchlab.tasks.generate import GenerateTask
 from test_gan_scoring import STUDY
-from test_generate import breast, extractor_run  # noqa: F401  (the purpose-trained MedFID network, once a session)
 
 GAN = STUDY.replace("conditional: true", "conditional: false")
 
@@ -73,7 +72,7 @@ def test_architecture_limits_in_a_gan_study_are_refused(write_study, key, value)
 
 
 @pytest.fixture(scope="module")
-def gan_mo(tmp_path_factory, breastmnist_root, extractor_run) -> Path:  # noqa: F811
+def gan_mo(tmp_path_factory, breastmnist_root, extractor_run) -> Path:
     """A two-objective GAN run of two trials (medfid, kid), trial 1 made dominated by trial 0 (its values set
     in the database, as a search may well end)."""
     import shutil
@@ -121,7 +120,7 @@ def _trained_with_seed(extractor_run):
     return train
 
 
-def test_a_refused_resume_leaves_the_cached_feature_network_alone(write_study, tmp_path, extractor_run,  # noqa: F811
+def test_a_refused_resume_leaves_the_cached_feature_network_alone(write_study, tmp_path, extractor_run,
                                                                  monkeypatch, capsys):
     """With the cache deleted, a resume with another seed trained a network, wrote it into the cache, then was
     refused; the resume with the original seed then found that network, printed a false note and was refused."""

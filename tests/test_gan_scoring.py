@@ -115,8 +115,8 @@ def test_label_agreement_is_balanced_and_read_against_real_images(images):
     assert reference.score(torch.cat([dark, bright])).label_agreement is None   # unconditional: not measured
 
 
-def test_a_conditional_trial_records_label_agreement_its_best_evaluation_and_feature_digest(write_study, tmp_path):
-    run_study(load_study(write_study(STUDY)), progress=False)
+def _check_a_conditional_trial_records_label_agreement_its_best_evaluation_and_feature_digest(tmp_path):
+    """Called after the first run of the seed test below: one GAN run (and its feature network) serves both."""
     trial = optuna.load_study(study_name="gan", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials[0]
     assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("error")
     metrics = trial.user_attrs["metrics"]
@@ -171,10 +171,12 @@ def test_one_outlying_sample_cannot_make_coverage_jump_as_it_makes_recall():
 
 
 # ------------------------------------------------------------------ E: one feature space per run
-def test_another_seed_reuses_the_runs_feature_network_and_a_changed_one_is_refused(write_study, tmp_path, capsys):
+def test_a_conditional_trial_is_recorded_then_another_seed_reuses_the_runs_feature_network_and_a_changed_one_is_refused(
+        write_study, tmp_path, capsys):
     """`--set seed=1` on an existing run retrained the feature network (the seed was in its cache key) and scored
     later trials in another feature space than earlier ones."""
     run_study(load_study(write_study(STUDY)), progress=False)
+    _check_a_conditional_trial_records_label_agreement_its_best_evaluation_and_feature_digest(tmp_path)
     cache = tmp_path / "run" / CACHE_DIR
     weights = (cache / "weights.safetensors").read_bytes()
     capsys.readouterr()

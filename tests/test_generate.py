@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import optuna
 import pytest
@@ -13,7 +12,6 @@ from optuna.trial import TrialState
 from PIL import Image
 
 from searchlab.config.load import load_study
-from searchlab.data import load_dataset
 from searchlab.data.types import ImageDataset, ImageSplit
 from searchlab.engine.run import run_study
 from searchlab.errors import ConfigError, TrialFailure
@@ -38,20 +36,7 @@ seed: 0
 """
 
 
-@pytest.fixture(scope="session")
-def breast(breastmnist_root) -> ImageDataset:
-    from searchlab.config.schema import MedMNISTData
-
-    cfg = MedMNISTData(source="medmnist", name="breastmnist", root=str(breastmnist_root), download=False)
-    return load_dataset(cfg, splits=("train", "val"), seed=0)
-
-
-@pytest.fixture(scope="session")
-def extractor_run(tmp_path_factory, breast) -> Path:
-    """A run folder holding the purpose-trained MedFID feature network once for the whole session."""
-    run = tmp_path_factory.mktemp("medfid")
-    feature_network(None, run, run, breast, seed=0)
-    return run
+# breast and extractor_run (the purpose-trained MedFID network, once a session): tests/conftest.py
 
 
 def _study(write_study, tmp_path, extractor_run, family="dcgan", conditional="false", extra=""):
@@ -238,7 +223,17 @@ def test_a_damaged_feature_network_export_is_named_in_one_line(breast, tmp_path,
     assert info.value.key == "task.features"
 
 
-def test_a_damaged_cached_feature_network_is_trained_again(breast, extractor_run, tmp_path, capsys):
+def test_a_damaged_cached_feature_network_is_trained_again(breast, extractor_run, tmp_path, capsys, monkeypatch):
+    from searchlab.gan import features as gan_features
+
+    real_training = gan_features._train_extractor
+
+    def one_epoch(data, seed):   # the real training, one epoch: what is checked is that it is trained again
+        with monkeypatch.context() as patch:
+            patch.setattr(gan_features, "EXTRACTOR_EPOCHS", 1)
+            return real_training(data, seed)
+
+    monkeypatch.setattr(gan_features, "_train_extractor", one_epoch)
     shutil.copytree(extractor_run / CACHE_DIR, tmp_path / CACHE_DIR)
     weights = tmp_path / CACHE_DIR / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])                   # a copy cut short
@@ -260,7 +255,8 @@ print(json.dumps({"shape": list(images.shape), "dtype": str(images.dtype), "sum"
 """
 
 
-def test_the_best_generator_exports_and_samples_with_torch_alone(write_study, tmp_path, extractor_run):
+def test_the_best_generator_exports_and_samples_with_torch_alone_and_adds_only_training_images(
+        write_study, tmp_path, extractor_run, monkeypatch):
     import json
     import subprocess
     import sys
@@ -284,13 +280,14 @@ def test_the_best_generator_exports_and_samples_with_torch_alone(write_study, tm
 
     report = write_report(tmp_path / "run").read_text()   # the sample grids, inlined in the one-file report
     assert "Generated samples of the best trials" in report and 'src="data:image/png;base64,' in report
+    _check_synthetic_minority_images_join_only_the_training_split(write_study, tmp_path, monkeypatch)
 
 
-def test_synthetic_minority_images_join_only_the_training_split(write_study, tmp_path, extractor_run, monkeypatch):
+def _check_synthetic_minority_images_join_only_the_training_split(write_study, tmp_path, monkeypatch):
+    """On the run of the test above (a conditional dcgan: one GAN run serves both)."""
     from searchlab.export.exporter import export_run
     from searchlab.tasks import classify
 
-    run_study(_study(write_study, tmp_path, extractor_run, "dcgan", "true"), progress=False)
     export_run(tmp_path / "run", tmp_path / "generator")
     seen = []
     real_recipe = classify.make_recipe
@@ -325,10 +322,10 @@ def test_synthetic_images_are_asked_for_by_class_name_not_position(tmp_path):
     assert "rename" in fix
 
 
-def test_an_unconditional_generator_cannot_add_class_images(write_study, tmp_path, extractor_run):
+def _check_an_unconditional_generator_cannot_add_class_images(write_study, tmp_path):
+    """On the run of the last-checkpoint test below (an unconditional dcgan: one GAN run serves both)."""
     from searchlab.export.exporter import export_run
 
-    run_study(_study(write_study, tmp_path, extractor_run, "dcgan", "false"), progress=False)
     export_run(tmp_path / "run", tmp_path / "generator")
     with pytest.raises(ConfigError, match="is not conditional on this data's 2 classes \\(unconditional") as info:
         run_study(load_study(write_study(SYNTHETIC_STUDY % ("generator", tmp_path / "cls"), name="cls.yaml")),
@@ -420,10 +417,10 @@ def test_sampling_draws_anew_unless_seeded_and_takes_class_names():
 def test_a_gan_trial_the_timeout_cuts_completes_saying_where(write_study, tmp_path, extractor_run, monkeypatch):
     from searchlab.engine.context import TrialContext
 
-    # The study's clock runs out after 300 iterations whatever the machine's load (a wall-clock timeout would
-    # cut an untrained generator on a busy machine, which then fails as collapsed)
+    # The study's clock runs out after 60 iterations whatever the machine's load (a wall-clock timeout would
+    # cut an untrained generator on a busy machine, which then fails as collapsed; 40 train well enough above)
     calls = iter(range(10**9))
-    monkeypatch.setattr(TrialContext, "out_of_time", lambda self: next(calls) >= 300)
+    monkeypatch.setattr(TrialContext, "out_of_time", lambda self: next(calls) >= 60)
     shutil.copytree(extractor_run / CACHE_DIR, tmp_path / "run" / CACHE_DIR)
     text = STUDY.replace("FAMILY", "dcgan").replace("COND", "false").replace("iterations: 40", "iterations: 100000")
     run_study(load_study(write_study(text)), progress=False)
@@ -477,15 +474,17 @@ def test_a_setting_written_onto_a_family_that_ignores_it_is_warned_about_though_
                            generate_setting_used) == []
 
 
-def test_a_gan_trial_is_never_judged_at_its_last_checkpoint(write_study, tmp_path, extractor_run, monkeypatch):
+def test_a_gan_trial_is_never_judged_at_its_last_checkpoint_and_its_unconditional_generator_adds_no_class(
+        write_study, tmp_path, extractor_run, monkeypatch):
     """The pruner could prune a GAN trial at its last MedFID checkpoint, its generator fully trained."""
     from searchlab.engine.context import TrialContext
 
     judged, report = [], TrialContext.report
     monkeypatch.setattr(TrialContext, "report", lambda self, step, metrics, judge=True: (
         judged.append((step, judge)), report(self, step, metrics, judge))[-1])
-    run_study(_study(write_study, tmp_path, extractor_run), progress=False)
+    run_study(_study(write_study, tmp_path, extractor_run, "dcgan", "false"), progress=False)
     assert judged == [(0, True), (1, False)]
+    _check_an_unconditional_generator_cannot_add_class_images(write_study, tmp_path)
 
 
 def test_the_purpose_trained_feature_network_named_as_task_features_still_measures_label_agreement(breast,
