@@ -82,8 +82,8 @@ class TrialContext:
         choice = self.study.config.executor.device
         if choice == "cuda" and not torch.cuda.is_available():
             raise TrialFailure(f"executor.device is 'cuda' but this trial's process sees no CUDA GPU "
-                               f"(CUDA_VISIBLE_DEVICES {_visible_gpus()}). Fix: executor.device: auto (a GPU when one is "
-                               "seen, else the CPU); on a Ray cluster with GPUs, give the trials a share "
+                               f"(CUDA_VISIBLE_DEVICES {_visible_gpus()}). Fix: executor.device: auto (a GPU when "
+                               "one is seen, else the CPU); on a Ray cluster with GPUs, give the trials a share "
                                "(executor.resources_per_trial.gpu > 0)")
         return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
 
