@@ -228,7 +228,6 @@ def fix_for_all(refused: list[Refusal]) -> str:
     return "; ".join(fixes)
 
 
-SAMPLER_STOPPED = "strategy (its sampler ended the study)"   # what stopped such a run, in its history
 
 
 def say_sampler_stopped(name: str, trial: int) -> None:

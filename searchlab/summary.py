@@ -19,9 +19,9 @@ from searchlab.engine.run_history import runs_line, start_warnings_said
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_said import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
+from searchlab.engine.run_history import SAMPLER_STOPPED
 from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url
-from searchlab.strategy_guard import SAMPLER_STOPPED
 from searchlab.summary_front import (cut_short_said, failed_trials, failure_reason, feature_network_said,
                                      front_by_first_objective, front_heading, over_budget_said, setup_objectives)
 from searchlab.trial_said import describe_trial, fmt, queued_by

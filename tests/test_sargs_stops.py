@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
-from searchlab.engine.run_history import KEY, runs_line
-from searchlab.strategy_guard import SAMPLER_STOPPED, StrategyError
+from searchlab.engine.run_history import KEY, SAMPLER_STOPPED, runs_line
+from searchlab.strategy_guard import StrategyError
 from searchlab.summary import _strategy_stop_said, print_run_summary
 
 STUDY = """name: stops

@@ -32,7 +32,7 @@ from searchlab.engine.progress import FINISHED, Progress, failed_configs, final_
 from searchlab.engine.own_trials import LEFT_RUNNING, OwnTrials, left_running
 from searchlab.engine.context import refuse_unseen_cuda
 from searchlab.engine.resume import check_resumable
-from searchlab.engine.run_history import record_run, run_entry, said_on_stderr
+from searchlab.engine.run_history import SAMPLER_STOPPED, record_run, run_entry, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
 from searchlab.engine.study_record import study_record
 from searchlab.engine.signals import exit_code, hold_stops, is_interruption, release_stops, stop_on_signals
@@ -43,7 +43,7 @@ from searchlab.engine.worker import ask_lock, run_worker
 from searchlab.errors import ConfigError, SearchlabError, StorageError
 from searchlab.strategy import (check_strategy_space, first_objective_warning, prepare_strategy, startup_warning,
                                 unseeded_warning)
-from searchlab.strategy_guard import SAMPLER_STOPPED, StrategyStop
+from searchlab.strategy_guard import StrategyStop
 from searchlab.tasks import get_task
 
 

@@ -21,6 +21,9 @@ import optuna
 
 KEY = "searchlab_runs"
 KEPT = 100   # runs listed; a study resumed more often keeps the latest
+# what stopped a run whose plug-in sampler called study.stop() (Optuna's GridSampler and BruteForceSampler once their
+# grid is tried), short of budget.n_trials
+SAMPLER_STOPPED = "strategy (its sampler ended the study)"
 
 
 class _Tee:
