@@ -31,7 +31,7 @@ def epoch_seconds(backbone: str, input_size: int, epochs: int, transfer: str, we
     from searchlab.config.schema import MedMNISTData
     from searchlab.data import load_dataset
     from searchlab.imbalance import ImbalanceSpec
-    from searchlab.models.standalone import TimmClassifier
+    from searchlab.models.timm_backbone import TimmClassifier
     from searchlab.tasks.classify import make_batches
     from searchlab.tasks.classify_config import OptimSpec, TimmSpec, TrainSpec
     from searchlab.tasks.train import make_recipe, train
@@ -59,7 +59,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    from searchlab.models.standalone import TimmClassifier
+    from searchlab.models.timm_backbone import TimmClassifier
 
     with scratch_dir() as tmp:
         weights = tmp / "backbone.safetensors"

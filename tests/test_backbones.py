@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from searchlab.config.load import load_study
-from searchlab.models.standalone import RowRNN, TimmClassifier, build_model
+from searchlab.models.row_rnn import RowRNN
+from searchlab.models.standalone import build_model
+from searchlab.models.timm_backbone import TimmClassifier
 from searchlab.space import searchable_params
 from searchlab.tasks.classify_config import ClassifyTrialConfig
 
@@ -59,6 +61,8 @@ def test_rnn_study_runs_exports_and_reloads(write_study, tmp_path):
     spec.loader.exec_module(standalone)
     net, loaded = standalone.load(tmp_path / "best")
     assert isinstance(net, standalone.RowRNN) and loaded["model"]["args"]["bidirectional"] is True
+    source = (tmp_path / "best" / "model.py").read_text()   # the RNN's code, not every architecture's
+    assert not any(f"class {name}" in source for name in ("TimmClassifier", "ZenNet", "CellNet", "NNIModel"))
     images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
     probs = standalone.predict_proba(net, loaded, images)
     assert probs.shape == (5,) and bool(((probs >= 0) & (probs <= 1)).all())

@@ -11,7 +11,7 @@ import searchlab.tasks.train as train_module
 from searchlab.augment import AugmentSpec
 from searchlab.data.types import ImageSplit
 from searchlab.imbalance import ImbalanceSpec
-from searchlab.models.standalone import TimmClassifier
+from searchlab.models.timm_backbone import TimmClassifier
 from searchlab.tasks.classify_config import OptimSpec, TimmSpec, TrainSpec
 from searchlab.tasks.transfer import apply_transfer
 

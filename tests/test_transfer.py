@@ -276,7 +276,7 @@ def test_an_rgb_timm_state_dict_loads_into_a_grayscale_backbone_with_the_same_fe
     see a gray image as the RGB original sees that image repeated over its 3 channels."""
     import timm
 
-    from searchlab.models.standalone import TimmClassifier
+    from searchlab.models.timm_backbone import TimmClassifier
     from searchlab.tasks.classify_config import TimmSpec
 
     torch.manual_seed(0)
@@ -293,7 +293,7 @@ def test_an_rgb_timm_state_dict_loads_into_a_grayscale_backbone_with_the_same_fe
 
 def test_checkpoint_files_as_users_have_them_load_or_say_what_to_save(tmp_path):
     from searchlab.errors import TrialFailure
-    from searchlab.models.standalone import TimmClassifier
+    from searchlab.models.timm_backbone import TimmClassifier
     from searchlab.tasks.classify_config import TimmSpec
     from searchlab.tasks.transfer import source_state
 

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from searchlab.config.load import load_study
 from searchlab.errors import TrialFailure
-from searchlab.models.standalone import TimmClassifier
+from searchlab.models.timm_backbone import TimmClassifier
 from searchlab.tasks import get_task, transfer
 from searchlab.tasks.checkpoint_files import state_sha256
 from searchlab.tasks.classify_config import TimmSpec

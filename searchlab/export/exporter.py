@@ -41,7 +41,7 @@ from searchlab.export.selection import SELECT_MODES, select_members, weaker_than
 from searchlab.export import trained_on
 from searchlab.intervals import export_intervals, patients_per_class
 from searchlab.metrics import compute_metrics, confusion
-from searchlab.models import image_files, model_source, standalone
+from searchlab.models import image_files, model_source, nni_spaces, standalone
 from searchlab.models.nni_model import spaces_named_here
 from searchlab.nni_space import allow_nni_space, spaces_named
 from searchlab.tasks.costs import over_budget
@@ -145,7 +145,7 @@ def _export_classifier(run: OpenRun, out: Path, final_out: Path, trial_number: i
         config["over_budget_now"] = over
     save_weights(net.state_dict(), out / "weights.safetensors")
     config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
-    (out / "model.py").write_text(model_source(nni_spaces(config["model"])))
+    (out / "model.py").write_text(model_source(config["model"]))
     (out / "config.json").write_text(json_text(config, indent=2))
     if test["predictions"] is not None:
         (out / "test_predictions.json").write_text(json_text(test["predictions"]))
@@ -164,12 +164,6 @@ def assemble(run: OpenRun, trials: list[FrozenTrial], checkpoints: dict[int, dic
     net = standalone.build_export_model(config)
     net.load_state_dict(states[0] if len(trials) == 1 else ensemble_state(states))
     return net, config
-
-
-def nni_spaces(model_spec: dict[str, Any]) -> list[str]:
-    """The NNI model spaces ("module:Class") an exported model (or ensemble) is built from."""
-    members = model_spec.get("members", [model_spec])
-    return [m["args"]["space"] for m in members if isinstance(m, dict) and m.get("architecture") == "nni"]
 
 
 ARCHITECTURE_LIMITS = ("max_flops", "max_params", "max_depth")

@@ -1,43 +1,61 @@
 """Model definitions, all torch-only (timm for timm backbones).
 
-standalone.py holds the shared code (plain CNN, timm, RNN, ensembles, loading, prediction), image_files.py
-how image files are read, fine_tuning.py how fine-tuned weights are saved and whole_folder.py how their folder
-is written whole; the searched
-architectures live in their own files (zen.py, cells.py) and register here. An export's model.py is
-standalone.py followed by those files' bodies (`model_source()`): one file that rebuilds any exported model.
+standalone.py holds the shared code (plain CNN, ensembles, loading, prediction), image_files.py how image files
+are read, fine_tuning.py how fine-tuned weights are saved and whole_folder.py how their folder is written whole;
+the other architectures live in their own files (timm_backbone.py, row_rnn.py, zen.py, cells.py, nni_model.py)
+and register here. An export's model.py is standalone.py followed by the bodies of those shared files and of the
+architectures its config.json names (`model_source()`): one file, torch only, that rebuilds that exported model.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from searchlab.models import (cells, fine_tuning, gan, gan_common, gan_sampling, image_files, nni_model,
-                              standalone, stylegan2, whole_folder, zen)
+from searchlab.models import (cells, fine_tuning, gan, gan_common, gan_sampling, image_files, nni_model, row_rnn,
+                              standalone, stylegan2, timm_backbone, whole_folder, zen)
 
 BODY_MARKER = "# ---- model.py body ----"
 # the GAN network files whose bodies a generator export's model.py holds, each after the ones it uses
 GAN_BODIES = (("gan common", gan_common), ("stylegan2", stylegan2), ("gan", gan))
-# architecture name -> (module, class name): what model.py must define and register
-SEARCHED_ARCHITECTURES = {"zen": (zen, "ZenNet"), "cells": (cells, "CellNet")}
+# architecture name -> (module, class name): what the model.py of an export of that architecture must define
+# and register (plain_cnn is standalone.py's own)
+ARCHITECTURE_BODIES = {"timm": (timm_backbone, "TimmClassifier"), "row_rnn": (row_rnn, "RowRNN"),
+                       "zen": (zen, "ZenNet"), "cells": (cells, "CellNet")}
 
-standalone.ARCHITECTURES.update({name: getattr(module, cls) for name, (module, cls) in SEARCHED_ARCHITECTURES.items()})
+standalone.ARCHITECTURES.update({name: getattr(module, cls) for name, (module, cls) in ARCHITECTURE_BODIES.items()})
 standalone.ARCHITECTURES["nni"] = nni_model.NNIModel   # only in model.py of exports that hold an NNI model
 
 
-def model_source(nni_spaces: Iterable[str] = ()) -> str:
-    """The text of an export's model.py: standalone.py, each architecture file's body, then their registration;
-    with `nni_spaces` ("module:Class" of the NNI model spaces the export holds) also the NNI builder, allowed
-    to import exactly those classes."""
+def model_source(model_spec: dict[str, Any]) -> str:
+    """The text of the model.py of an export whose config.json's "model" is `model_spec`: standalone.py, the
+    shared bodies, then the body of each architecture it (or an ensemble's members) names and their registration;
+    for NNI members also the NNI builder, allowed to import exactly their spaces' classes ("module:Class").
+    Only what the export needs: a plain CNN's model.py holds no timm, RNN, ZenNet or CellNet code."""
     parts = [Path(standalone.__file__).read_text().rstrip() + "\n", _body("reading image files", image_files),
              _body("writing a folder whole", whole_folder), _body("saving fine-tuned weights", fine_tuning)]
-    parts += [_body(f"{name} architecture", module) for name, (module, _) in SEARCHED_ARCHITECTURES.items()]
-    names = ", ".join(f'"{name}": {cls}' for name, (_, cls) in SEARCHED_ARCHITECTURES.items())
-    parts.append(f"ARCHITECTURES.update({{{names}}})\n")
-    spaces = sorted(set(nni_spaces))
+    members = members_of(model_spec)
+    used = [name for name in ARCHITECTURE_BODIES if any(m.get("architecture") == name for m in members)]
+    parts += [_body(f"{name} architecture", ARCHITECTURE_BODIES[name][0]) for name in used]
+    if used:
+        names = ", ".join(f'"{name}": {ARCHITECTURE_BODIES[name][1]}' for name in used)
+        parts.append(f"ARCHITECTURES.update({{{names}}})\n")
+    spaces = sorted(set(nni_spaces(model_spec)))
     if spaces:
         parts.append(_body("nni architecture", nni_model) + f"_nni_allowed_spaces = {set(spaces)!r}\n"
                      'ARCHITECTURES["nni"] = NNIModel\n')
     return "\n\n".join(parts)
+
+
+def members_of(model_spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The single models an exported model spec is made of: an ensemble's members, or the spec itself (a spec
+    read from a run's database may be anything: what is not a dict is left out)."""
+    members = model_spec.get("members", [model_spec])
+    return [m for m in members if isinstance(m, dict)] if isinstance(members, list) else []
+
+
+def nni_spaces(model_spec: dict[str, Any]) -> list[str]:
+    """The NNI model spaces ("module:Class") an exported model (or ensemble) is built from."""
+    return [m["args"]["space"] for m in members_of(model_spec) if m.get("architecture") == "nni"]
 
 
 def generator_source() -> str:

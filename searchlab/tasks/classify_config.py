@@ -56,7 +56,7 @@ class TimmSpec(TransferFields):
 
 
 class RowRNNSpec(TransferFields):
-    """Rows of the image as a sequence (searchlab/models/standalone.py RowRNN): a cheap non-convolutional baseline."""
+    """Rows of the image as a sequence (searchlab/models/row_rnn.py): a cheap non-convolutional baseline."""
 
     kind: Literal["rnn"]
     cell: Literal["gru", "lstm"] = "gru"                     # GRU: fewer parameters, trains as well on short sequences
