@@ -128,18 +128,24 @@ def build_sampler(cfg: StrategyConfig, seed: int, study_dir: Path | None = None,
         args = dict(cfg.args)
         if "seed" in inspect.signature(cls).parameters:
             args.setdefault("seed", seed)
-        return _construct(cls, args, f"strategy class '{cfg.class_}'")
+        return _construct(cls, _with_study_checks(cls, args, study), f"strategy class '{cfg.class_}'")
     if cfg.name is None:   # `name:` left empty (or null)
         raise ConfigError("names no strategy", key="strategy.name", got=None,
                           fix=f"one of {', '.join(STRATEGIES.names())}, or leave strategy out for tpe")
     factory = STRATEGIES.get(cfg.name)
-    args = {"seed": seed, **cfg.args}
-    takes = inspect.signature(factory).parameters
+    return _construct(factory, _with_study_checks(factory, {"seed": seed, **cfg.args}, study), f"strategy '{cfg.name}'")
+
+
+def _with_study_checks(make: Any, args: dict[str, Any], study: Any) -> dict[str, Any]:
+    """args plus the study's budget check (`feasible`) and config identity (`identity`) for a strategy whose
+    constructor takes them: a built-in by name, or a class named by `class:` (evolution's own class included,
+    which otherwise bred over-budget children and repeats)."""
+    takes = inspect.signature(make).parameters
     if study is not None and "feasible" in takes:
         args["feasible"] = budget_check(study)
     if study is not None and "identity" in takes:
         args["identity"] = config_identity(study)
-    return _construct(factory, args, f"strategy '{cfg.name}'")
+    return args
 
 
 def _refuse_fixed_seed(cfg: StrategyConfig) -> None:

@@ -330,9 +330,11 @@ def test_the_random_start_stops_looking_for_configs_within_the_budget_when_none_
     assert drawn == [0] * 20 + [1] * 20   # two searches, then none
 
 
-def test_the_random_start_draws_no_config_twice(write_study):
+@pytest.mark.parametrize("named", ["name: evolution", 'class: "searchlab.samplers.evolution:RegularizedEvolutionSampler"'])
+def test_the_random_start_draws_no_config_twice(write_study, named):
     """In a space of 8 configs, a random start of 8 drew some of them twice: trials spent on a repeat while
-    others were never tried."""
+    others were never tried. Named by its class, evolution was not given the study's identity (nor its budget
+    check) and repeated configs."""
     from searchlab.config.load import load_study
     from searchlab.strategy import build_sampler
     from searchlab.tasks import sample_trial_config
@@ -343,9 +345,9 @@ task: classify
 space:
   model: {kind: cnn, depth: 1, width: {choice: [4, 8]}, convs_per_stage: {choice: [1, 2]}}
   optim: {lr: {choice: [1.0e-3, 1.0e-2]}}
-strategy: {name: evolution, args: {population_size: 8, sample_size: 2}}
+strategy: {NAMED, args: {population_size: 8, sample_size: 2}}
 budget: {n_trials: 8, epochs: 1}
-"""))
+""".replace("NAMED", named)))
     for seed in range(3):
         sampler = build_sampler(study.config.strategy, seed, study=study)
         memory = optuna.create_study(direction="maximize", sampler=sampler)
