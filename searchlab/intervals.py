@@ -195,7 +195,7 @@ def mean_of_proportions(name: str, y: np.ndarray, pred: np.ndarray, kind: TaskKi
     positives). precision: each prediction of a class, a success when right, weighted 1 / (classes present or
     predicted x its class's predictions); a class present but never predicted counts 0 (its 1 / classes of
     weight is missing). Multi-label balanced_accuracy: each label's positives and negatives, weighted so that each
-    label's (TPR + TNR) / 2 (or the one of them defined) counts 1 / labels."""
+    label's (TPR + TNR) / 2 counts 1 / labels both on and off (one never or always on is left out)."""
     y, pred = np.asarray(y).astype(np.int64), np.asarray(pred).astype(np.int64)   # multi-label labels are floats
     truth, said = (y, pred) if kind == "multilabel" else (np.eye(n_classes, dtype=np.int64)[y],
                                                           np.eye(n_classes, dtype=np.int64)[pred])
@@ -223,9 +223,12 @@ def mean_of_proportions(name: str, y: np.ndarray, pred: np.ndarray, kind: TaskKi
         return on[claimed], weight, image[claimed], label[claimed]
     if name == "balanced_accuracy" and kind == "multilabel":
         count = np.stack([len(truth) - positives, positives])             # (2, L): each label's negatives, positives
-        sides = (count > 0).sum(axis=0)                                   # 2, or 1 for a label never (always) on
-        weight = 1.0 / (truth.shape[1] * sides[label] * count[truth, label])
-        return (said == truth).ravel(), weight.ravel(), image.ravel(), (2 * label + truth).ravel()
+        both = (count > 0).all(axis=0)         # a label never (always) on has no balanced accuracy: left out
+        if not both.any():
+            return None
+        kept = both[label]
+        weight = 1.0 / (np.count_nonzero(both) * 2 * count[truth, label])
+        return (said == truth)[kept], weight[kept], image[kept], (2 * label + truth)[kept]
     return None
 
 

@@ -44,7 +44,8 @@ _BINARY = frozenset({"binary"})
 # open-ended and handled by pattern.
 METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     _info("accuracy", "fraction of samples predicted correctly; multilabel: exact-match (subset) accuracy"),
-    _info("balanced_accuracy", "mean recall over the classes present; multilabel: mean over labels of (TPR+TNR)/2"),
+    _info("balanced_accuracy", "mean recall over the classes present; multilabel: mean of (TPR+TNR)/2 over the "
+          "labels both on and off in the split (one never or always on is left out, as from recall and AUC)"),
     _info("precision", "macro-averaged precision over the classes (labels) present in y_true or predicted (0 for "
           "a class present but never predicted)"),
     _info("recall", "macro-averaged recall over the classes (labels) present in y_true"),
@@ -161,8 +162,7 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, kind: TaskKind, n_cla
                "f1": _macro(f1),
                "auc": _auc(y, p, kind, n_classes)}
         if kind == "multilabel":
-            out["balanced_accuracy"] = np.mean([skm.balanced_accuracy_score(y[:, j], pred[:, j])
-                                                for j in labels])
+            out["balanced_accuracy"] = _labels_balanced_accuracy(y, pred)
             out["hamming_loss"] = skm.hamming_loss(y, pred)
             out["average_precision"] = _macro_ap(y, p)
         else:
@@ -185,6 +185,17 @@ def _macro(values: np.ndarray) -> np.ndarray:
     defined = ~np.isnan(values)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(defined, values, 0.0).sum(axis=-1) / defined.sum(axis=-1)
+
+
+def _labels_balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over the labels both on and off in the split of (TPR + TNR) / 2; nan when no label is. A label never
+    (or always) on has no TPR (TNR): scored by its TNR alone it counted 1.0 for a model that never flags it,
+    raising a mean of 0.66 over the other three labels to 0.74, while recall, F1 and AUC left it out."""
+    on, off = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpr = ((pred == 1) & (y == 1)).sum(axis=0) / on
+        tnr = ((pred == 0) & (y == 0)).sum(axis=0) / off
+    return float(_macro((tpr + tnr) / 2))     # nan + anything is nan: a label lacking a side is left out
 
 
 def _macro_ap(y: np.ndarray, p: np.ndarray) -> float:
@@ -267,7 +278,8 @@ def _resampled(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, ki
     if kind == "multilabel":
         exact = (y == pred).all(axis=1).astype(np.float64)
         out["accuracy"] = lambda: (w @ exact) / n
-        out["balanced_accuracy"] = lambda: np.nanmean(np.stack([tpr, tnr]), axis=0).mean(axis=1)
+        # as compute_metrics: a label without positives (or negatives) in the resample is left out, nan if all are
+        out["balanced_accuracy"] = lambda: _macro((tpr + tnr) / 2)
         out["hamming_loss"] = lambda: (fp + fn).sum(axis=1) / (n * n_classes)
         out["average_precision"] = lambda: np.mean([_weighted_ap(w, truth[:, k], p[:, k]) for k in range(n_classes)],
                                                    axis=0)

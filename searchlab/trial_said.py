@@ -48,7 +48,9 @@ def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     values = ", ".join(f"{v:.4f}" for v in trial.values or [])
     metrics = trial.user_attrs.get("metrics", {})
     keys = [k for k in SHOWN_METRICS if k in metrics and k not in COSTS] or list(metrics)[:SHOWN_OWN]
-    shown = ", ".join(f"{k}={fmt(metrics[k])}" for k in keys)   # a callable task's own metrics as they come
+    # multi-label accuracy is exact match, headed so as in the report: 0.55 read as a per-label accuracy
+    exact = " (exact match)" if trial.user_attrs.get("task_kind") == "multilabel" else ""
+    shown = ", ".join(f"{k}{exact if k == 'accuracy' else ''}={fmt(metrics[k])}" for k in keys)
     costs = ", ".join(f"{k}={fmt(metrics[k])}" for k in COSTS if k in metrics)
     costs = f"\n    costs: {costs}" if costs else ""
     architecture = trial.user_attrs.get("architecture")
@@ -100,16 +102,17 @@ def _threshold(trial: FrozenTrial) -> str:
             return ""
         how = " (fixed)" if _threshold_rule(trial) == "fixed" else f" (chosen on val by {_threshold_rule(trial)})"
         return f", threshold{' 0.5 for every label' if isinstance(chosen, list) else '=0.5'}{how}"
+    # under CV the metrics are the folds' mean (each fold at thresholds chosen on the other folds); these are the
+    # exported model's, chosen on the validation split (multi-label ones were shown as if the metrics were at them)
+    where = " (the exported model's, chosen out of fold on train+val)" if "bag" in trial.user_attrs else \
+        " (the exported model's, chosen on val)" if "cv_folds" in trial.user_attrs else ""
     if not isinstance(chosen, list):
-        # under CV the metrics are the folds' mean (each fold at its own threshold); this one is the exported
-        # model's, chosen on the validation split
-        where = " (the exported model's, chosen out of fold on train+val)" if "bag" in trial.user_attrs else \
-            " (the exported model's, chosen on val)" if "cv_folds" in trial.user_attrs else ""
         return f", threshold={_shown_threshold(chosen)}{where}"
     names = trial.user_attrs.get("class_names") or [str(j) for j in range(len(chosen))]
     always = [name for name, t in zip(names, chosen) if t <= 0.0]
     flagged = f" (0: {', '.join(always)} flagged on every image)" if always else ""
-    return ", thresholds " + " ".join(f"{name}={_shown_threshold(t)}" for name, t in zip(names, chosen)) + flagged
+    return (", thresholds " + " ".join(f"{name}={_shown_threshold(t)}" for name, t in zip(names, chosen)) + flagged
+            + where)
 
 
 def _shown_threshold(value: float) -> str:
@@ -136,10 +139,23 @@ def _per_class(trial: FrozenTrial) -> str:
     metrics, names = trial.user_attrs.get("metrics", {}), trial.user_attrs.get("class_names", [])
     lines = ""
     for metric, title in (("auc", "AUC"), ("recall", "sensitivity")):
-        per_class = [f"{name} {fmt(metrics[f'{metric}_class_{j}'])}" for j, name in enumerate(names)
-                     if f"{metric}_class_{j}" in metrics]
-        lines += f"\n    {title} per class: {', '.join(per_class)}" if per_class else ""
+        if not any(f"{metric}_class_{j}" in metrics for j in range(len(names))):
+            continue   # a binary trial, or one recorded before per-class scores
+        # an undefined score is not stored (nan): said so with why, where the label used to drop out unsaid
+        per_class = [f"{name} {fmt(metrics[f'{metric}_class_{j}'])}" if f"{metric}_class_{j}" in metrics
+                     else f"{name} n/a ({_undefined(trial, metric, j)})" for j, name in enumerate(names)]
+        lines += f"\n    {title} per class: {', '.join(per_class)}"
     return lines
+
+
+def _undefined(trial: FrozenTrial, metric: str, j: int) -> str:
+    """Why class (label) j's AUC or sensitivity is missing: the images it is scored on hold none of it, or, for a
+    label's AUC, nothing but it (metrics.compute_metrics); its sensitivity, missing too or not, tells which."""
+    where = "some held-out fold" if "cv_folds" in trial.user_attrs else "the validation split"
+    label = trial.user_attrs.get("task_kind") == "multilabel"
+    if metric == "recall" or f"recall_class_{j}" not in trial.user_attrs.get("metrics", {}):
+        return f"{'never on' if label else 'no images of it'} in {where}"
+    return f"{'on in every image' if label else 'no images of other classes'} in {where}"
 
 
 def fmt(value: Any) -> str:

@@ -91,7 +91,7 @@ export: {{after_run: false}}
 
 def test_a_label_missing_from_the_test_split_is_said_with_the_metrics_it_really_leaves_undefined(tmp_path):
     """The warning said the averages over labels (auc, balanced accuracy, macro f1) would leave the label out:
-    the test auc and average_precision are undefined, balanced accuracy counts it, its F1 is 0 if predicted."""
+    the test auc and average_precision are undefined, balanced accuracy leaves it out, its F1 is 0 if predicted."""
     test = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0]], dtype=np.float32)
     plan = SplitPlan(source=tmp_path / "t.csv", root=tmp_path, classes=LABELS, kind="multilabel",
                      files={"train": [tmp_path / "a.png"], "test": [tmp_path / f"{i}.png" for i in range(4)]},
@@ -99,8 +99,9 @@ def test_a_label_missing_from_the_test_split_is_said_with_the_metrics_it_really_
     said = class_missing_from_test(plan)
     assert said.startswith("the test split has no image of label 'z' (1 of 3): the test auc and average_precision "
                            "(means over all labels) will be undefined (null), so there is no test AUC, and so will "
-                           "auc_class_2, recall_class_2; balanced accuracy still counts it (its specificity "
-                           "alone)"), said
+                           "auc_class_2, recall_class_2; balanced accuracy averages over the labels with test "
+                           "images both on and off, leaving it out (it has no sensitivity); accuracy and hamming_loss "
+                           "still count it"), said
     assert "f1_class_2 is 0 if the model predicts it for any test image" in said and "leave it out" not in said
     # what compute_metrics does, as said: z flagged on one image
     metrics = compute_metrics(test, np.where(np.eye(4, 3, k=-1) > 0, 0.9, 0.1) + 0 * test, "multilabel", 3)

@@ -175,6 +175,11 @@ def describe_data(cfg: DataConfig, seed: int = 0, base_dir: Path | None = None) 
         return f"MedMNIST {cfg.name} at {cfg.size} px, from {root}"
     plan = plan_files(cfg, seed, base_dir)
     assert plan is not None   # a folder or CSV set
+    return plan_said(cfg, plan)
+
+
+def plan_said(cfg: DataConfig, plan: SplitPlan) -> str:
+    """describe_data's line of a folder or CSV set already listed."""
     return ("image folder " if isinstance(cfg, FolderData) else "CSV ") + describe_plan(plan)
 
 
@@ -252,8 +257,9 @@ def _metrics_without(kind: str, missing: list[int]) -> str:
     per_class = ", ".join(f"auc_class_{j}, recall_class_{j}" for j in missing)
     if kind == "multilabel":
         return (f"the test auc and average_precision (means over all labels) will be undefined (null), so there "
-                f"is no test AUC, and so will {per_class}; balanced accuracy still counts it (its specificity "
-                f"alone), as do accuracy and hamming_loss; {f1}")
+                f"is no test AUC, and so will {per_class}; balanced accuracy averages over the labels with test "
+                f"images both on and off, leaving it out (it has no sensitivity); accuracy and hamming_loss still "
+                f"count it; {f1}")
     return (f"the test auc (macro over all classes) will be undefined (null), and so will {per_class}; balanced "
             f"accuracy and recall average over the classes present, leaving it out; {f1}")
 

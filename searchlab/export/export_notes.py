@@ -104,11 +104,14 @@ def warn_about_export(config: dict[str, Any]) -> None:
         _warn_of_tta_below_plain(config)
     below = config.get("ensemble_below_member")
     if below:
-        views = "" if config.get("tta", "none") == "none" else f", both with --tta {config['tta']}"
+        tta = "" if config.get("tta", "none") == "none" else f" --tta {config['tta']}"
+        # the member is scored as `--trial N` exports it (its own threshold rule), and with the same views: the
+        # fix names them, as export's --tta defaults to none and would give another number
         print(f"warning: on the {below['split']} predictions this ensemble's {below['metric']} "
               f"({below['ensemble']:.4f}) is worse than that of its member trial {below['member']} "
-              f"({below['member_value']:.4f}{views}): a weaker member pulls the average down. Fix: --select greedy "
-              f"(keeps only members that help), a smaller --top-k, or --trial {below['member']}", file=sys.stderr)
+              f"({below['member_value']:.4f}{', both with' + tta if tta else ''}): a weaker member pulls the average "
+              f"down. Fix: --select greedy (keeps only members that help), a smaller --top-k, or "
+              f"--trial {below['member']}{tta}", file=sys.stderr)
 
 
 # what each --tta mode adds (standalone.tta_views): a left-right flip; dihedral also 90-degree turns and an up-down flip
@@ -120,15 +123,18 @@ def _warn_of_tta_below_plain(config: dict[str, Any]) -> None:
     errors; but when every trial trained on them the cause is not that, and a drop on a few images may be noise
     (flip_shift trials, 0.836 -> 0.820 on 25 images, were told they "did not train on those views")."""
     worse = config["tta_below_plain"]
-    lowers = (f"--tta {worse['tta']} lowers {worse['metric']} on the {worse['split']} split to "
-              f"{worse['with_tta']:.4f}, from {worse['without_tta']:.4f} without it")
+    # recorded only when TTA scores worse, so the numbers give the objective's direction: a rise is of a cost
+    raised = worse["with_tta"] > worse["without_tta"]
+    verb = f"raises {worse['metric']} (lower is better)" if raised else f"lowers {worse['metric']}"
+    change = (f"--tta {worse['tta']} {verb} on the {worse['split']} split to {worse['with_tta']:.4f}, from "
+              f"{worse['without_tta']:.4f} without it")
     policies = _augment_policies(config)
     views = TTA_VIEWS.get(worse["tta"], "those views")
     if policies and all(_trained_on_views(augment, worse["tta"]) for augment in policies):
         size = ((config.get("data_splits") or {}).get(worse["split"]) or {}).get("images")
         on = f"on {size} images" if size else "on a validation split"
         named = ", ".join(sorted({str(a.get("policy")) for a in policies}))
-        print(f"note: {lowers}, though every trial trained on those views (augment.policy {named} has "
+        print(f"note: {change}, though every trial trained on those views (augment.policy {named} has "
               f"{views}): the cause is not unseen views; {on} such a difference varies with the images scored and "
               f"may be noise. Fix: none needed; --tta none if you want the models exactly as selected",
               file=sys.stderr)
@@ -137,10 +143,10 @@ def _warn_of_tta_below_plain(config: dict[str, Any]) -> None:
            "include them")
     if policies:
         named = ", ".join(sorted({str(a.get("policy")) for a in policies if not _trained_on_views(a, worse["tta"])}))
-        print(f"warning: {lowers}: the trials did not train on those views (augment.policy {named} has no "
+        print(f"warning: {change}: the trials did not train on those views (augment.policy {named} has no "
               f"{views}), so averaging over them adds errors. {fix}", file=sys.stderr)
     else:   # the trials' augmentation is not recorded: the likely cause, not a certain one
-        print(f"warning: {lowers}: the trials may not have trained on those views ({views}), and averaging over "
+        print(f"warning: {change}: the trials may not have trained on those views ({views}), and averaging over "
               f"views a model never saw adds errors. {fix}", file=sys.stderr)
 
 
@@ -295,9 +301,7 @@ def _one_class_fixes(config: dict[str, Any]) -> str:
     fixes = ["train longer (budget.epochs)"]
     if imbalance.get("threshold", "fixed") == "fixed":
         fixes.append("let the search pick the threshold (imbalance.threshold: youden)")
-    weighted = imbalance.get("loss") == "weighted_ce" or (imbalance.get("loss") == "focal"
-                                                          and imbalance.get("focal_alpha", "balanced") == "balanced")
-    if not weighted or imbalance.get("class_weight_power", 1.0) == 0:
+    if not _weighted(imbalance):
         fixes.append("when the classes are imbalanced, weight them (imbalance.loss: weighted_ce with "
                      "class_weight_power above 0)")
     return ", or ".join(fixes)
@@ -323,14 +327,91 @@ def _warn_if_a_label_is_always_on(config: dict[str, Any]) -> None:
         print(f"warning: the model flags every one of the {config['test_size']} test images with label(s) "
               f"{', '.join(map(repr, on_all))}, so exact-match accuracy and hamming loss count them as wrong "
               f"wherever they are off. Fix: {_always_on_fixes(config, on_all)}", file=sys.stderr)
-    never = [f"'{name}' ({fn})" for name, (_, fp, fn, tp) in zip(names, config.get("test_confusion") or [])
-             if tp + fp == 0 and fn > 0]
-    if never:
-        print(f"warning: the model flags none of the {config['test_size']} test images with label(s) "
-              f"{', '.join(never)}, though that many images have them: it has not learned them (sensitivity 0). "
-              "Fix: train longer, weigh rare labels (imbalance.loss: weighted_ce or focal, imbalance.sampler: "
-              "balanced), let the search choose thresholds (imbalance.threshold: youden), or drop them from "
-              "data.label_columns", file=sys.stderr)
+    _warn_if_a_label_is_never_on(config)
+
+
+def _warn_if_a_label_is_never_on(config: dict[str, Any]) -> None:
+    """A label flagged on no test image though some have it. Where the split its threshold was chosen on held
+    none (or only) of it, the threshold stayed at 0.5 unchosen, and only images of it there help; the other
+    remedies are those the trial did not already use ('use youden' was said to a youden trial)."""
+    names = config["class_names"]
+    never = {name: fn for name, (_, fp, fn, tp) in zip(names, config.get("test_confusion") or [])
+             if tp + fp == 0 and fn > 0}
+    if not never:
+        return
+    head = (f"warning: the model flags none of the {config['test_size']} test images with label(s) "
+            f"{', '.join(f'{name!r} ({fn})' for name, fn in never.items())}, though that many images have them")
+    unchosen, images = _one_sided_where_chosen(config, list(never))
+    learned_not = [name for name in never if name not in unchosen]
+    if not unchosen:
+        print(f"{head}: it has not learned them (sensitivity 0). Fix: {_never_on_fixes(config)}", file=sys.stderr)
+        return
+    where = "train+val images (out of fold)" if _out_of_fold(config) else "validation images"
+    listed, others = ", ".join(map(repr, unchosen)), ", ".join(map(repr, learned_not))
+    why = "; ".join(f"{name!r} is on in {side} of the {images} {where}" for name, side in unchosen.items())
+    sides = {"with" if side == "none" else "without" for side in unchosen.values()}
+    # a bag chose on all of train+val: only the data set can give it more; else the split can
+    into = "train+val (more such images, or a smaller test split)" if _out_of_fold(config) else \
+        "the validation split (a larger data.val_fraction, or a data.split_column that marks some of them val)"
+    print(f"{head} (sensitivity 0): {why}, so no threshold could be chosen for {listed} there and 0.5 was kept"
+          + (f"; {others} has not been learned" if learned_not else "")
+          + f". Fix: put images {' and '.join(sorted(sides))} {listed} in {into}"
+          + (f"; for {others}: {_never_on_fixes(config)}" if learned_not else ""), file=sys.stderr)
+
+
+def _out_of_fold(config: dict[str, Any]) -> bool:
+    """Whether the threshold was chosen on a bag's out-of-fold train+val predictions, not on validation."""
+    return str((config.get("threshold_choice") or {}).get("split", "val")).startswith("out-of-fold")
+
+
+def _one_sided_where_chosen(config: dict[str, Any], labels: list[str]) -> tuple[dict[str, str], int]:
+    """Labels on in none or all of the images their threshold was chosen on (choose_threshold keeps 0.5 there),
+    each with 'none' or 'all', and how many images those are; judged by data_splits, so none when not recorded."""
+    splits = config.get("data_splits") or {}
+    parts = [splits.get(p) or {} for p in (("train", "val") if _out_of_fold(config) else ("val",))]
+    if not all(isinstance(part.get("per_class"), dict) and part.get("images") for part in parts):
+        return {}, 0
+    images = sum(part["images"] for part in parts)
+    found = {}
+    for name in labels:
+        counts = [part["per_class"].get(name) for part in parts]
+        if None not in counts and sum(counts) in (0, images):
+            found[name] = "none" if sum(counts) == 0 else "all"
+    return found, images
+
+
+def _never_on_fixes(config: dict[str, Any]) -> str:
+    """Remedies for labels the model has not learned, less those its trial (an ensemble's best member) used."""
+    imbalance = _trial_imbalance(config)
+    rule = (config.get("threshold_choice") or {}).get("rule") or (imbalance or {}).get("threshold")
+    fixes = ["train longer (budget.epochs)"]
+    if imbalance is None:   # not recorded: every remedy, as it was
+        fixes.append("weigh rare labels (imbalance.loss: weighted_ce or focal, imbalance.sampler: balanced)")
+    else:
+        weigh = [] if _weighted(imbalance) else ["imbalance.loss: weighted_ce or focal"]
+        weigh += [] if imbalance.get("sampler") == "balanced" else ["imbalance.sampler: balanced"]
+        if weigh:
+            fixes.append(f"weigh rare labels ({', '.join(weigh)})")
+    if rule in (None, "fixed"):
+        fixes.append("let the search choose thresholds (imbalance.threshold: youden)")
+    return ", ".join(fixes) + ", or drop them from data.label_columns"
+
+
+def _trial_imbalance(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The imbalance settings of the export's trial (an ensemble's best member), None when not recorded."""
+    trial = config.get("trial") if isinstance(config.get("trial"), dict) else (config.get("trials") or [{}])[0]
+    for key in ("config_with_defaults", "config"):
+        if isinstance(trial.get(key), dict):
+            imbalance = trial[key].get("imbalance")
+            return imbalance if isinstance(imbalance, dict) else {}
+    return None
+
+
+def _weighted(imbalance: dict[str, Any]) -> bool:
+    """Whether a loss weighs the classes (labels): weighted CE, or focal with balanced alpha, at a power above 0."""
+    loss = imbalance.get("loss", "ce")
+    return (loss == "weighted_ce" or loss == "focal" and imbalance.get("focal_alpha", "balanced") == "balanced") \
+        and imbalance.get("class_weight_power", 1.0) != 0
 
 
 RARE_SHARE = 0.2   # a label on in fewer than this share of the training images is weighed; a commoner one is not

@@ -45,11 +45,15 @@ def weaker_than_a_member(run: OpenRun, net: torch.nn.Module, config: dict[str, A
                          trials: list[FrozenTrial]) -> dict[str, Any] | None:
     """When the plain top-k average scores below one of its own members on the held-out predictions (a weak
     member pulls it down), a record saying so for config.json; None when it does not, or when the objective
-    cannot be scored from predictions (a cost) or is undefined there."""
+    cannot be scored from predictions (a cost) or is undefined there. The ensemble is scored at the threshold
+    its export chooses (the best trial's rule), each member at the one its own rule chooses: what `--trial N`
+    with the same --tta gives, the fix the warning names (by the best trial's rule, an f1 member was cited at
+    0.1000 where --trial 1 gives 0.1792)."""
     labels, per_trial, split = held_out_per_trial(run, net, config, trials)
     try:
         metric, sign, higher_better = signed_objective(run, labels, config, trials[0])
-        ensemble, members = higher_better(np.mean(per_trial, axis=0)), [higher_better(p) for p in per_trial]
+        ensemble = higher_better(np.mean(per_trial, axis=0))
+        members = [signed_objective(run, labels, config, trial)[2](probs) for trial, probs in zip(trials, per_trial)]
     except ExportError:
         return None
     best = int(np.argmax(members))
@@ -110,21 +114,23 @@ def held_out_per_trial(run: OpenRun, net: torch.nn.Module, config: dict[str, Any
 
 
 def signed_objective(run: OpenRun, labels: np.ndarray, config: dict[str, Any],
-                     best: FrozenTrial) -> tuple[str, float, Callable[[np.ndarray], float]]:
+                     rule_of: FrozenTrial) -> tuple[str, float, Callable[[np.ndarray], float]]:
     """(the study's first objective, +1 or -1, a scorer of probabilities where higher is better whichever the
-    objective's direction); the signed score times the sign is the objective itself."""
+    objective's direction, at thresholds chosen by `rule_of`'s rule); the signed score times the sign is the
+    objective itself."""
     metric, direction = run.record["objectives"][0]
     sign = 1.0 if direction == "maximize" else -1.0
-    score = objective_scorer(labels, config, metric, best)
+    score = objective_scorer(labels, config, metric, rule_of)
     return metric, sign, lambda probs: sign * score(probs)
 
 
 def objective_scorer(labels: np.ndarray, config: dict[str, Any], metric: str,
-                     best: FrozenTrial) -> Callable[[np.ndarray], float]:
-    """The study's objective of an ensemble's held-out probabilities, at the threshold the export would choose
-    for them (the best trial's rule), so threshold-bound objectives are judged as they will be exported."""
+                     rule_of: FrozenTrial) -> Callable[[np.ndarray], float]:
+    """The study's objective of held-out probabilities, at the threshold `rule_of`'s imbalance.threshold rule
+    chooses for them: for an ensemble the best trial (its export's rule), for a lone member the member itself,
+    so threshold-bound objectives are judged as they will be exported."""
     kind, n_classes = config["task"], len(config["class_names"])
-    rule = ImbalanceSpec(threshold=threshold_rule(best))
+    rule = ImbalanceSpec(threshold=threshold_rule(rule_of))
 
     def score(probs: np.ndarray) -> float:
         metrics = compute_metrics(labels, probs, kind, n_classes, threshold=choose_threshold(rule, kind, labels, probs))

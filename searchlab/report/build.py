@@ -50,7 +50,8 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS, trust_spaces: Collection[st
     study = run.study
     objectives = [f"{m} ({d})" for m, d in run.record.get("objectives", [])]
     ranked = best_trials(study)
-    intro = (f"<p>Study <b>{html.escape(study.study_name)}</b> in <code>{html.escape(shown_url(run.storage_url))}</code>: "
+    intro = (f"<p>Study <b>{html.escape(study.study_name)}</b> in "
+             f"<code>{html.escape(shown_url(run.storage_url))}</code>: "
              f"{len(study.get_trials(deepcopy=False))} trials ({html.escape(state_counts(study))}). "
              f"Objectives: {html.escape(', '.join(objectives) or 'not recorded')}.</p>" + scored_on_said(study))
     names = [m for m, _ in run.record.get("objectives", [])]
@@ -90,9 +91,27 @@ def scored_on_said(study: optuna.Study) -> str:
                  "F1 average both classes (metrics.py); data.positive_class chooses it.")
     if latest.user_attrs["task_kind"] == "multilabel":   # a reader took an exact-match 0.56 for a per-label one
         said += (" Multi-label: accuracy is <b>exact match</b> (an image counts as right only when every one of its "
-                 "labels is), hamming_loss the share of wrong label decisions; the threshold-bound metrics are at "
-                 "each trial's per-label thresholds (the threshold column, by label).")
+                 "labels is), hamming_loss the share of wrong label decisions; " + _thresholds_said(trials))
     return f"<p>{said}</p>"
+
+
+def _thresholds_said(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """Which per-label thresholds a multi-label trial's threshold-bound metrics are at. A cross-validated trial's
+    are each fold's, at thresholds chosen on the other folds: the page said they were at its threshold column (its
+    exported model's, chosen on the validation split), which a label never on there leaves at 0.5."""
+    folds = [t for t in trials if "cv_folds" in t.user_attrs]
+    on_val = ("the threshold-bound metrics are at each trial's per-label thresholds (the threshold column, by "
+              "label)")
+    crossed = ("their threshold-bound metrics are means over folds, each fold scored at per-label thresholds "
+               "chosen on the other folds' held-out images (in the trial's cv_folds user attribute, fold by fold), "
+               "and their AUC per label is a mean over folds of train+val too, so a label never on in the "
+               "validation split can still have one; their threshold column is the exported model's, chosen on the "
+               "validation split (cv_model: bag, out of fold), not the thresholds their metrics are at")
+    if not folds:
+        return on_val + "."
+    if len(folds) == len(trials):
+        return f"the trials are cross-validated: {crossed}."
+    return f"{on_val}, except in the cross-validated trials (those with metrics.cv_folds_done): {crossed}."
 
 
 def latest_task_kind(study: optuna.Study) -> str | None:

@@ -111,20 +111,37 @@ def one_sided_objective_warning(objectives: list[str], kind: str = "binary") -> 
     return None
 
 
-def unchoosable_threshold_warning(data: ImageDataset, chosen: bool) -> str | None:
-    """`chosen`: some trial chooses its thresholds on validation. A label never (or always) on there gets none:
-    it keeps 0.5, which flagged every image when the label's probabilities sat just above it."""
-    if not chosen or data.kind != "multilabel" or "val" not in data.splits:
+def unchoosable_threshold_warning(data: ImageDataset, chosen: bool, cross_validated: bool = False) -> str | None:
+    """`chosen`: some trial scored on the validation split chooses its thresholds there; `cross_validated`: some
+    trial that chooses them selects by train.cv_folds. A label never (or always) on there gets none: it keeps 0.5,
+    which flagged every image when the label's probabilities sat just above it. A cross-validated trial's metrics
+    are the folds' (thresholds chosen on the other folds, AUC over train+val), where the label has images: only
+    its exported model's thresholds come from the validation split."""
+    if not (chosen or cross_validated) or data.kind != "multilabel" or "val" not in data.splits:
         return None
     labels = data.splits["val"].labels.numpy()
     constant = [f"'{name}' ({'never' if labels[:, j].max() == 0 else 'always'} on)"
                 for j, name in enumerate(data.class_names) if labels[:, j].min() == labels[:, j].max()]
     if not constant:
         return None
-    return (f"label(s) {', '.join(constant)} in all {len(labels)} validation images: no threshold can be chosen "
-            "for them there (space.imbalance.threshold), so they keep 0.5, and their AUC is undefined. Fix: give "
-            "the validation split images with and without them (data.val_fraction, or the CSV's split column), "
-            "or drop them from data.label_columns")
+    said = f"label(s) {', '.join(constant)} in all {len(labels)} validation images: no threshold can be chosen " \
+           "for them there (space.imbalance.threshold)"
+    if chosen:
+        said += (", so trials scored on that split keep 0.5 for them, and their AUC there is undefined" +
+                 (_CROSSED_TOO if cross_validated else ""))
+    else:
+        said += _CROSSED
+    return (f"{said}. Fix: give the validation split images with and without them (data.val_fraction, or the "
+            "CSV's split column), or drop them from data.label_columns")
+
+
+# what a label never (always) on in the validation split does to trials that select by cv_folds
+_CROSSED_ONLY = ("their metrics are the folds' over train+val, each fold at thresholds chosen on the other folds, so "
+                 "these labels are scored there, AUC included; but the model each exports (train.cv_model: refit) "
+                 "takes its thresholds from the validation split, so it keeps 0.5 for them (cv_model: bag chooses "
+                 "its thresholds out of fold)")
+_CROSSED = f": in the cross-validated trials (space.train.cv_folds) {_CROSSED_ONLY}"
+_CROSSED_TOO = f"; in the cross-validated ones (space.train.cv_folds) {_CROSSED_ONLY}"
 
 
 def best_epoch_cv_warning(checkpoints_of_cv_trials: list[str]) -> str | None:
