@@ -189,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=_cmd_compare)
 
     dash = sub.add_parser("dashboard", help="optuna-dashboard for a run, on 127.0.0.1")
-    dash.add_argument("run", help="run directory (or its study file)")
+    dash.add_argument("run", help="run directory (or its study file), or a storage URL (all its studies)")
     dash.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     dash.add_argument("--port", type=int_in(1, 65535), default=8080,
                       help="port (default 8080; a busy one: the next free one)")
@@ -251,6 +251,7 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
     # `except:`, and the whole search then ran and exited 0
     with stop_on_signals():
         # The study file first: a typo is reported in well under a second, before torch and Optuna are imported
+        _refuse_a_storage_url(args.study)
         study = load_study(args.study, parse_overrides(args.set))
         refuse_an_unwritable_run_dir(study.run_dir, MANIFEST)   # before the data is read
         import optuna
@@ -289,6 +290,16 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
     # a run where no trial completed, that budget.max_failed stopped, or whose export failed, failed: for scripts
     # and CI too (`run && use best/` used a missing or an earlier export)
     return 0 if best_trials(result.study) and result.stopped_by != "budget.max_failed" and not export_failed else 1
+
+
+def _refuse_a_storage_url(study_file: str) -> None:
+    """`searchlab run postgresql://...`: was "file not found" of the URL as a path, `//` collapsed, password shown."""
+    from searchlab.errors import shown_url, storage_url_in
+
+    if storage_url_in(study_file) is not None:
+        raise SearchlabError(f"'{shown_url(study_file)}' is a storage URL, not a study file. Fix: name the study file "
+                             "(e.g. studies/quickstart.yaml) and give the URL as its `storage:`, or with "
+                             "--set storage=URL")
 
 
 def _shut_ray_down() -> None:
@@ -445,7 +456,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from searchlab.dashboard import serve
+    from searchlab.errors import storage_url_in
+    from searchlab.storage_dashboard import serve_storage
 
+    if storage_url_in(args.run) is not None:   # as optuna-dashboard URL: every study of that storage
+        serve_storage(args.run, args.host, args.port)
+        return 0
     serve(args.run, args.host, args.port)
     return 0
 

@@ -48,6 +48,15 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror}. Fix: another --port, or {LISTEN_ON}"
 
 
+def warn_if_reachable(host: str, changes: str) -> None:
+    """Binding another address than loopback is opt-in, but optuna-dashboard has no login: say what anyone
+    reaching it can change."""
+    if not _loopback(host):
+        print(f"warning: --host {host}: other machines that reach this one can open the dashboard, with no login, "
+              f"and change {changes}. Fix: the default --host 127.0.0.1 with an SSH tunnel "
+              "(ssh -L 8080:127.0.0.1:8080 this-machine)", file=sys.stderr)
+
+
 def _loopback(host: str) -> bool:
     try:
         return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
@@ -65,10 +74,7 @@ def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None
 
     run = open_run(target)
     port = free_port(host, port)
-    if not _loopback(host):   # opt-in, but optuna-dashboard has no login and its pages can delete artifacts
-        print(f"warning: --host {host}: other machines that reach this one can open the dashboard, with no login, "
-              "and change the study (notes, trial states) or delete its checkpoint artifacts. Fix: the default "
-              "--host 127.0.0.1 with an SSH tunnel (ssh -L 8080:127.0.0.1:8080 this-machine)", file=sys.stderr)
+    warn_if_reachable(host, "the study (notes, trial states) or delete its checkpoint artifacts")
     print(f"optuna-dashboard for '{run.study.study_name}' at {url(host, port)}  (Ctrl-C to stop)")
     run_server(open_storage(run.storage_url, reading=True), host=host, port=port,
                artifact_store=ContainedArtifactStore(run.artifacts))

@@ -28,7 +28,8 @@ class ConfigError(SearchlabError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        where = ":".join(str(p) for p in (self.file, self.line) if p is not None)
+        # shown_path: a storage URL given where a file was expected is named in the message, password masked
+        where = ":".join(shown_path(p) for p in (self.file, self.line) if p is not None)
         parts = [f"{where}: " if where else ""]
         if self.key:
             parts.append(f"{self.key}: ")
@@ -181,6 +182,60 @@ def _masked_malformed(url: str) -> str:
     scheme = _SCHEME_AND_SLASHES.match(head)
     colon = head.find(":", scheme.end() if scheme else 0)
     return f"{head[:colon + 1]}{MASK}@{host}" if colon >= 0 else url
+
+
+# A storage URL given where a run folder or a file is expected: `scheme://...` as typed, or as a Path leaves it
+# (pathlib collapses the `//`: postgresql:/user:pw@host/db); a scheme of two letters or more (C:/ is a drive)
+_URL_START = re.compile(r"[A-Za-z][\w+.-]+:/")
+
+
+def storage_url_in(target: str | Path) -> str | None:
+    """`target` (a command's run folder or study file) as text if it is a URL rather than a path (none such
+    exists), else None."""
+    text = str(target)
+    if ("://" in text or _URL_START.match(text)) and not Path(text).exists():
+        return text
+    return None
+
+
+def shown_path(path: object) -> str:
+    """A path as printed: one that is (or was, before pathlib collapsed its `//`) a URL, password masked."""
+    text = str(path)
+    return shown_url(text) if "://" in text or _URL_START.match(text) else text
+
+
+def ats_in_password(url: str) -> bool:
+    """Whether the user:password part of a server URL holds more than one '@' (an '@' of the password not
+    written %40): SQLAlchemy, and so the driver, ends the password at the first '@' and reads the rest as part of
+    the host (`failed to resolve host 'ret@127.0.0.1'`, a piece of the password in the message)."""
+    if url.count("@") < 2 or url.startswith(("sqlite:", "journal:")):
+        return False
+    from sqlalchemy.engine import make_url   # here: this module is imported by every command, most need no URL
+
+    try:
+        host = make_url(url).host
+    except Exception:   # a URL SQLAlchemy cannot parse is said by whoever opens it
+        return False
+    return "@" in (host or "")
+
+
+AT_IN_PASSWORD_FIX = ("percent-encode each '@' of the password as %40 (p@ss -> p%40ss), or leave the password out "
+                      "of the URL and give it in the environment variable PGPASSWORD or in ~/.pgpass")
+
+
+def without_secrets(text: str, url: str) -> str:
+    """`text` (a database driver's error about `url`) with the URL's password, and every piece of it that an
+    unencoded '@' cut off (3 characters or more: shorter ones would mask common words), as ***."""
+    from urllib.parse import unquote
+
+    rest = url.partition("://")[2]
+    userinfo = rest.rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    secrets = {password, unquote(password), *password.split("@"), *unquote(password).split("@")}
+    secrets |= {match.group().partition("=")[2] for match in _PASSWORD_PARAM.finditer(url)}
+    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 # A quoted string (one value, spaces and all) or a run of text without spaces or quotes

@@ -11,7 +11,7 @@ from typing import Any
 from searchlab.config import schema
 from searchlab.config.yamlsrc import Located
 from searchlab.data.given_splits import GivenSplits, csv_splits, folder_splits, resolve_path
-from searchlab.errors import shown_url
+from searchlab.errors import AT_IN_PASSWORD_FIX, ats_in_password, shown_url
 
 FRACTIONS = ("val_fraction", "test_fraction")
 SPLIT_OF = {"val_fraction": "val", "test_fraction": "test"}
@@ -19,6 +19,8 @@ JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")   # a journal file's usual nam
 # a URL missing its `//` (postgresql:/user@host/db): a scheme of two letters or more (C: is a Windows drive)
 SCHEMED = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]+):(?P<rest>.*)")
 SERVER_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+# a server URL missing only its colon (postgresql//user@host/db, postgresql+psycopg/user@host/db)
+SLASHED = re.compile(rf"(?P<scheme>(?:{'|'.join(SERVER_SCHEMES)})(?:\+\w+)?)/+", re.IGNORECASE)
 
 
 def check_unused_data_keys(config: schema.StudyConfig, data: dict[str, Any], src: Located, base_dir: Path) -> None:
@@ -86,7 +88,12 @@ def check_export_folder(config: schema.StudyConfig, src: Located) -> None:
 
 def check_storage_is_a_url(url: str | None, src: Located) -> None:
     """`storage: /tmp/x.db` is a path, not a URL: SQLAlchemy said it could not parse it, and the fix offered
-    (check the server is running) misled. Refused here with the URL that names the file."""
+    (check the server is running) misled. Refused here with the URL that names the file. A password with an
+    unencoded '@' is refused too: the driver read its end as the host, and named it in its error."""
+    if url is not None and ats_in_password(url):
+        raise src.error(("storage",), "the user:password part of the URL holds more than one '@', and a URL's "
+                        "password ends at its first '@' (the rest would be read as the host)", got=shown_url(url),
+                        fix=AT_IN_PASSWORD_FIX)
     if url is None or "://" in url:
         return
     raise src.error(("storage",), "storage is a URL (sqlite:///..., journal://..., postgresql://...), and this "
@@ -107,6 +114,10 @@ def storage_url_fix(value: str) -> str:
         url = shown_url(f"{schemed['scheme']}://{schemed['rest'].lstrip('/')}")
         return f"write :// after {schemed['scheme']}, e.g. {url}"
     if "@" in value and "/" in value and not value.startswith(("/", ".", "~")):   # user@host/db
+        slashed = SLASHED.match(value)   # postgresql//user@host/db: its colon missing, not its scheme
+        if slashed:
+            scheme = "postgresql" if slashed["scheme"].lower() == "postgres" else slashed["scheme"]
+            return f"write :// after {scheme}, e.g. {shown_url(scheme + '://' + value[slashed.end():])}"
         return f"for a PostgreSQL server write {shown_url('postgresql://' + value)}"
     return _file_url_fix(value, journal=value.endswith(JOURNAL_SUFFIXES))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from searchlab.errors import ConfigError, SearchlabError
+from searchlab.errors import ConfigError, SearchlabError, storage_url_in
 
 KeyPath = tuple[str | int, ...]
 MAX_NODES = 100_000   # a YAML alias "bomb" expands exponentially; refuse documents past this size
@@ -208,6 +208,9 @@ def dotted(path: KeyPath) -> str:
 
 def read_yaml(path: Path) -> Located:
     """Parse one YAML file; a missing file or bad syntax is a ConfigError with the line."""
+    if storage_url_in(path) is not None:   # `searchlab run postgresql://...`: not "file not found"
+        raise ConfigError("is a storage URL, not a YAML file", file=str(path), fix="name the study file (e.g. "
+                          "studies/quickstart.yaml), and give the URL as its `storage:` or with --set storage=URL")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

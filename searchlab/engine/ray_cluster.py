@@ -32,6 +32,7 @@ def start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")   # Ray 2.60's default token auth: off for a local Ray
+    _quiet_worker_deaths()
     if address is None:
         _keep_on_loopback()
         with _masked_entrypoint():
@@ -47,6 +48,33 @@ def start_ray(address: str | None) -> None:
     except ConnectionError as exc:
         raise SearchlabError(f"cannot reach the Ray cluster at executor.address={address!r} ({exc}). "
                              f"{START_A_CLUSTER}") from None
+
+
+# How the raylet says a worker died (its pushed error, which the driver printed with a colour-coded "(raylet)"
+# prefix, log_to_driver=False or not): searchlab says the trial failed, and where Ray's logs are, in its own line
+RAY_WORKER_DIED = "A worker died or was killed"
+
+
+def _quiet_worker_deaths() -> None:
+    """Keep the raylet's worker-death errors off the driver's output. Ray 2.60 prints every error the raylet
+    pushes (listen_error_messages, a thread of every driver) through ray._private.worker.print_to_stdstream,
+    looked up at each call: wrapped here to drop those lines (they stay in Ray's session logs); any other
+    pushed error is still printed. A Ray without that function (private API) is left as it is."""
+    from ray._private import worker
+
+    printer = getattr(worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "searchlab_quiet", False):
+        return
+
+    def print_to_stdstream(data: dict[str, Any], ignore_prefix: bool) -> None:
+        from_raylet = data.get("pid") == "raylet"
+        lines = [line for line in data.get("lines", [])
+                 if not (from_raylet and str(line).startswith(RAY_WORKER_DIED))]
+        if lines:
+            printer({**data, "lines": lines}, ignore_prefix)
+
+    print_to_stdstream.searchlab_quiet = True   # type: ignore[attr-defined]
+    worker.print_to_stdstream = print_to_stdstream
 
 
 @contextmanager

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from searchlab.engine.storage import open_storage
-from searchlab.errors import SearchlabError, StorageError, shown_text, shown_url, shown_value, without_password
+from searchlab.errors import (SearchlabError, StorageError, shown_path, shown_text, shown_url, shown_value,
+                              storage_url_in, without_password)
 
 if TYPE_CHECKING:
     from searchlab.config.load import Study
@@ -188,6 +189,8 @@ def _without_passwords(record: dict[str, Any]) -> dict[str, Any]:
 
 def open_run(target: str | Path) -> OpenRun:
     """`target` is a run directory, or a study file whose run directory is looked up."""
+    if storage_url_in(target) is not None:   # before Path() collapses its `//`, and never echoed with its password
+        raise SearchlabError(not_a_run_folder(str(target)))
     target = Path(target)
     if target.is_file() and (target.parent / MANIFEST).is_file() and target.suffix not in (".yaml", ".yml"):
         # its study.db or searchlab.json: read as a study file, it was "not UTF-8 text" or "name: missing"
@@ -291,10 +294,17 @@ def _copied(run_dir: Path, recorded_dir: Path, path: Path) -> bool:
     return here != there and path.resolve().is_relative_to(there)
 
 
+def not_a_run_folder(url: str) -> str:
+    """A storage URL given as a command's run folder (or study file): said with its password masked."""
+    return (f"'{shown_url(url)}' is a storage URL, not a run folder or study file. Fix: pass the run folder "
+            "`searchlab run` printed (e.g. runs/quickstart) or the study file; to look at a storage without its run "
+            "folder: searchlab dashboard URL")
+
+
 def _study_of_file(path: Path) -> Any:
     if not path.exists():
-        raise SearchlabError(f"'{path}' does not exist. Fix: pass a run directory (e.g. runs/quickstart) or a "
-                             "study file")
+        raise SearchlabError(f"'{shown_path(path)}' does not exist. Fix: pass a run directory (e.g. runs/quickstart) "
+                             "or a study file")
     from searchlab.config.load import load_study
 
     return load_study(path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -24,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.checks_places import storage_url_fix
 from searchlab.engine.trial_time import NO_HEARTBEAT
-from searchlab.errors import StorageError, shown_url
+from searchlab.errors import AT_IN_PASSWORD_FIX, StorageError, ats_in_password, shown_url, without_secrets
 
 T = TypeVar("T")
 
@@ -41,6 +42,11 @@ MAX_RETRIES = 2            # a config whose process died is retried this many ti
 SERVER_ENGINE_KWARGS = {"pool_pre_ping": True}
 
 
+# what a stage (nas/stage.py enqueue_top_k) scored a queued design by, which of its trials it was, and how a
+# Zen-score was computed (nas/zen_nas.py HOW_SCORED): status, trials and the export read them
+DESIGN_ATTRS = ("zen_score", "entropy", "proxy_trial", "zen_batch_size", "zen_seed", "zen_repeats")
+
+
 class RetryLost:
     """Queue again the config of a trial whose process died (as Optuna's RetryFailedTrialCallback, whose
     system attrs `failed_trial` / `retry_history` it keeps), without copying the lost attempt's user attrs:
@@ -52,9 +58,7 @@ class RetryLost:
     with the fixed value, so the value drawn is left out of its params: kept, it was shown by status, trials and
     the export's `trial.params` (a GAN retry listed g_width 32 and iterations 1000 and trained 16 and 30)."""
 
-    # what a stage (nas/stage.py enqueue_top_k) scored a queued design by, and which of its trials it was: status,
-    # trials and the export read them (trials_table.STAGE_ATTRS names the same three)
-    DESIGN_ATTRS = ("zen_score", "entropy", "proxy_trial")
+    DESIGN_ATTRS = DESIGN_ATTRS
 
     def __init__(self, max_retries: int = MAX_RETRIES, fixed_now: Collection[str] = ()) -> None:
         self.max_retries = max_retries
@@ -184,7 +188,8 @@ def lost_storage_error(url: str, exc: BaseException) -> StorageError | None:
     cause = _lost_connection(exc)
     if cause is None or is_local_file(url):
         return None
-    reason = storage_error_reason(getattr(cause, "orig", None) or cause)   # the driver's words, not SQLAlchemy's
+    # the driver's words, not SQLAlchemy's, without the password (or a piece of it) they may hold
+    reason = without_secrets(storage_error_reason(getattr(cause, "orig", None) or cause), url)
     return StorageError(f"lost the connection to storage '{shown_url(url)}' during the run ({reason}). The trials "
                         "that finished are stored there; those running then run again when you resume. Fix: once the "
                         "server is reachable again, run the same `searchlab run` command to resume")
@@ -232,6 +237,9 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES,
     saves a thread and a few writes per trial. `reading`: for commands that only read the study (status,
     trials, report, export, the dashboard): a SQLite file this user cannot write is opened read-only.
     """
+    if ats_in_password(url):   # SQLAlchemy would cut the password at its first '@' and dial the rest as the host
+        raise StorageError(f"cannot open storage '{shown_url(url)}': the user:password part of the URL holds more "
+                           f"than one '@', and a URL's password ends at its first '@'. Fix: {AT_IN_PASSWORD_FIX}")
     try:
         if url.startswith("journal://"):
             path = Path(url.removeprefix("journal://"))
@@ -243,7 +251,7 @@ def open_storage(url: str, heartbeat: bool = False, retries: int = MAX_RETRIES,
     except StorageError:
         raise
     except Exception as exc:   # sqlalchemy/driver errors come in many types; the message is what matters
-        reason = storage_error_reason(exc)
+        reason = without_secrets(storage_error_reason(exc), url)
         error = StorageError(f"cannot open storage '{shown_url(url)}': {reason}. Fix: {_storage_fix(url, reason)}")
         error.server_unreachable = is_connection_lost(exc)   # for through_outage: a restart, not a wrong URL
         raise error from None
@@ -255,6 +263,10 @@ PASSWORD_FIX = ("give the user's correct password: in the environment variable P
                 "(host:port:database:user:password, mode 0600), or in the URL")
 
 
+# How PostgreSQL says the URL's database is not on the server
+MISSING_DATABASE = re.compile(r'database "(?P<name>[^"]*)" does not exist')
+
+
 def is_auth_failure(reason: str) -> bool:
     return any(words in reason for words in AUTH_FAILED)
 
@@ -262,6 +274,9 @@ def is_auth_failure(reason: str) -> bool:
 def _storage_fix(url: str, reason: str = "") -> str:
     if is_auth_failure(reason):   # the server answered: the URL, server and driver are fine
         return PASSWORD_FIX
+    if missing := MISSING_DATABASE.search(reason):   # the server answered: a name in the URL is wrong
+        return (f"create the database ({_createdb(url, missing['name'])}, as a user allowed to) or correct its name, "
+                "the URL's last part (after the host's /)")
     if url.startswith("postgres://"):   # libpq's and Heroku's spelling, which SQLAlchemy does not know
         return "use postgresql:// (SQLAlchemy names the dialect postgresql), e.g. " + \
             shown_url("postgresql://" + url.removeprefix("postgres://"))
@@ -271,6 +286,18 @@ def _storage_fix(url: str, reason: str = "") -> str:
         return "name a file in a folder you can write to (e.g. sqlite:////absolute/path.db or sqlite:///~/path.db)"
     return ("check the URL, that the server is running and reachable, and that its driver is installed "
             "(PostgreSQL: pip install 'searchlab[postgres]')")
+
+
+def _createdb(url: str, name: str) -> str:
+    """The createdb command that makes database `name` on the server of `url` (its host, port and user)."""
+    import shlex
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    options = [(flag, value) for flag, value in (("-h", parsed.host), ("-p", parsed.port), ("-U", parsed.username))
+               if value]
+    return shlex.join(["createdb", *(str(part) for option in options for part in option), name])
 
 
 def _with_driver(url: str) -> str:
