@@ -6,7 +6,9 @@ duration_s, datetime_start, datetime_complete, and the readable user attrs a row
 (architecture, error, over_budget, pruned, cut_short, retry_of, device: where it trained), the trial's `seed`,
 the study's `study_seed` it ran under and `torch_threads` (as it ran: what a rerun of it must match), and
 `threshold`: the decision threshold the
-threshold-bound metrics were scored at (per label, multi-label, as a JSON list), and `class_names` (a JSON
+threshold-bound metrics were scored at (per label, multi-label, as a JSON list; a cross-validated trial's is its
+exported model's, chosen on val, while its metrics are the folds' mean, each fold at thresholds chosen on the other
+folds: in its `cv_folds` user attribute), and `class_names` (a JSON
 list: class k of the metrics.*_class_k columns); both lists are arrays in JSON output, JSON text in a CSV cell.
 A PRUNED trial's value is that of the last epoch it reported (Optuna's rule), not a finished trial's. Read from the
 Optuna study alone.
@@ -30,6 +32,7 @@ from optuna.distributions import FloatDistribution
 
 from searchlab.csv_cells import spreadsheet_safe
 from searchlab.engine.rundir import OpenRun
+from searchlab.engine.storage import DESIGN_ATTRS
 from searchlab.engine.trial_time import trial_seconds
 from searchlab.errors import SearchlabError
 from searchlab.output_reader import refuse_a_closed_stdout
@@ -44,7 +47,7 @@ LIST_COLUMNS = ("threshold", "class_names")
 TEXT_ATTRS = ("architecture", "over_budget", "error", "pruned", "cut_short", "retry_of", "suspect", "device")
 # what a strategy's stage scored a queued design by, before it trained (zen_nas, deepmad): beside its trained
 # metrics, so a proxy can be checked against them
-STAGE_ATTRS = ("zen_score", "entropy", "proxy_trial")
+STAGE_ATTRS = DESIGN_ATTRS
 
 
 def trial_table(run: OpenRun) -> pd.DataFrame:

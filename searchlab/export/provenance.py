@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.data.types import ImageDataset
 from searchlab.engine.objective import config_of, trial_seed
 from searchlab.engine.rundir import OpenRun
+from searchlab.engine.storage import DESIGN_ATTRS
 from searchlab.imbalance import ImbalanceSpec
 from searchlab.versions import software_versions
 
@@ -56,7 +57,7 @@ def trial_provenance(run: OpenRun, trial: FrozenTrial) -> dict[str, Any]:
             **({"synthetic_from": attrs["synthetic_from"]} if "synthetic_from" in attrs else {}),
             # a searched architecture as a person reads it (genotype, block list), and the training-free score
             # it was chosen by (zen_nas, deepmad) and that proxy trial: what a deployer asks of the model
-            **{key: attrs[key] for key in ("architecture", "zen_score", "entropy", "proxy_trial") if key in attrs}}
+            **{key: attrs[key] for key in ("architecture", *DESIGN_ATTRS) if key in attrs}}
 
 
 def search_provenance(run: OpenRun) -> dict[str, Any]:

@@ -95,15 +95,19 @@ class _Lazy:
 
 def check_space(study: Study) -> None:
     """Refuse, before a run folder exists, a space that is not a Zen-NAS one: its program reads ZenNet shapes
-    (a cells space was refused only after the run's folder, database and design study were made)."""
+    (a cells space was refused only after the run's folder, database and design study were made). A space with
+    no zen model is refused for its kind before its parameters are read: a timm model with a fixed backbone was
+    refused as lacking searched parameters, which is not what is wrong with it; one with a zen branch among
+    others, for its branch (architecture_variables)."""
     check_task_builds_networks(study, "deepmad")
-    architecture_variables(study)
-    for config in probe_configs(study.space, seed=study.config.seed, limit=50):
-        kind = (config.get("model") or {}).get("kind")
-        if kind != "zen":
-            raise ConfigError("deepmad designs Zen-NAS super-block networks (kind zen)",
-                              key="space.model.kind", got=kind,
-                              fix=NOT_ZEN_FIX)
+    kinds = [(config.get("model") or {}).get("kind")
+             for config in probe_configs(study.space, seed=study.config.seed, limit=50)]
+    if "zen" in kinds:
+        architecture_variables(study)
+    others = [kind for kind in kinds if kind != "zen"]
+    if others:
+        raise ConfigError("deepmad designs Zen-NAS super-block networks (kind zen)", key="space.model.kind",
+                          got=others[0], fix=NOT_ZEN_FIX)
 
 
 class Program:

@@ -59,6 +59,7 @@ class Stage:
     storage_url: str = "URL"       # named in the fixes that delete the stage's study
     budget: Any = None             # this run's budget.* limits: a reused stage's designs over them are not queued
     population: int | None = None  # the main study's evolution population: trials before it completes are random
+    carried: tuple[str, ...] = ()  # user attrs of a scored trial its queued design carries beside its score
 
 
 def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
@@ -71,7 +72,7 @@ def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
         trials = _run(main, record, trials, stage)
     if record.user_attrs.get(DONE):
         within = _within(trials, stage)
-        enqueue_top_k(main, within, stage.top_k, stage.score_attr, stage.network_of)
+        enqueue_top_k(main, within, stage.top_k, stage.score_attr, stage.network_of, stage.carried)
         if said := short_queue_warning(main, stage, over_budget=_scored(within) < _scored(trials)):
             print(f"warning: {said}", file=sys.stderr)
     return trials
@@ -293,8 +294,9 @@ def _whole_example(value: Any) -> int:
 
 
 def enqueue_top_k(main: optuna.Study, ranked_by: list[FrozenTrial], k: int, score_attr: str,
-                  network_of: Callable[[FrozenTrial], str] | None = None) -> None:
-    """Queue the k best distinct scored networks of a proxy/design study (their score as user attr `score_attr`).
+                  network_of: Callable[[FrozenTrial], str] | None = None, carried: tuple[str, ...] = ()) -> None:
+    """Queue the k best distinct scored networks of a proxy/design study (their score as user attr `score_attr`,
+    with the `carried` user attrs of the trial that scored them, e.g. how a Zen-score was computed).
 
     Distinct by the network built (`network_of`, by default the `architecture` a trial recorded: its effective
     channels): two trials of one network would train it twice. Only the `model.*` settings are queued: the
@@ -316,7 +318,8 @@ def enqueue_top_k(main: optuna.Study, ranked_by: list[FrozenTrial], k: int, scor
         seen.add(key)
         model = {name: value for name, value in trial.params.items() if name.startswith("model.")}
         if _model_key(model) not in held:
-            main.enqueue_trial(model, user_attrs={score_attr: trial.value, "proxy_trial": trial.number},
+            kept = {key: trial.user_attrs[key] for key in carried if key in trial.user_attrs}
+            main.enqueue_trial(model, user_attrs={score_attr: trial.value, "proxy_trial": trial.number, **kept},
                                skip_if_exists=True)
         if len(seen) == k:
             break

@@ -81,8 +81,20 @@ def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],
     stage = Stage(study.config.name + PROXY_SUFFIX, partial(_proxy_stage, study, task, settings, deadline),
                   stage_args(study, settings), grows="candidates", top_k=settings.top_k, score_attr="zen_score",
                   network_of=partial(network_of, study), storage_url=study.storage_url, budget=study.config.budget,
-                  population=main_population(settings))
+                  population=main_population(settings), carried=HOW_SCORED)
     return run_stage(main, stage)
+
+
+# How a Zen-score was computed, beside it (proxy trials and the designs queued from them): the score depends on the
+# batch and the seed, and zen_score's own defaults (batch 64, seed 0) do not reproduce the recorded one
+HOW_SCORED = ("zen_batch_size", "zen_seed", "zen_repeats")
+
+
+def _record_how_scored(trial: optuna.Trial, settings: ZenNASSettings, seed: int) -> None:
+    """As _score called zen_score for this trial: reproduced by zen_score(build, channels, image_size,
+    repeats=zen_repeats, batch_size=zen_batch_size, seed=zen_seed)."""
+    for key, value in zip(HOW_SCORED, (settings.batch_size, seed + trial.number, settings.repeats)):
+        trial.set_user_attr(key, value)
 
 
 def zen_settings(args: dict[str, Any]) -> ZenNASSettings:
@@ -189,6 +201,8 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
                 batch, twins, draws_left = _draw_round(memory, study, task, known, wanted, draws_left)
                 score = partial(_score, settings=settings, seed=study.config.seed)
                 for (trial, candidate), result in zip(batch, pool.map(score, batch)):
+                    if isinstance(result, float):
+                        _record_how_scored(trial, settings, study.config.seed)
                     _tell(memory, trial, result)
                     known[candidate.description] = trial.number
                     scored += isinstance(result, float)

@@ -13,8 +13,13 @@ purpose, since they change how networks of different depth rank against each oth
   a Frobenius norm; the reference sums absolute values, and we match the reference).
 - The batch-norm correction is sum over BN layers of log(sqrt(mean over channels of running_var)), read after
   both passes: the reference reads the running variance (momentum 0.1 from 1), not the batch variance.
-- Score = log(Delta) + that correction, in float32 without autograd; batch 64 as in the reference's search,
-  averaged over `repeats` independent draws (the reference's search uses 1).
+- Score = log(Delta) + that correction, in float32 without autograd, averaged over `repeats` independent draws
+  (the reference's search uses 1).
+- The batch: `batch_size`, 64 by default (BATCH, the reference's GPU search). The zen_nas strategy scores with its
+  own batch_size, 16 by default (nas/zen_nas.py ZenNASSettings: the reference scorer's default, 4x cheaper on a
+  CPU), and seed = study seed + the proxy trial's number; each score is recorded with the batch, seed and repeats
+  it was computed with (user attrs zen_batch_size, zen_seed, zen_repeats), which reproduce it here. The score
+  changes with both: the default batch and seed do not reproduce a recorded one.
 
 Two things the reference does not do, neither changing what is computed: weights are drawn from a generator
 of the call's own (not torch's global one), so candidates can be scored in parallel threads and stay
@@ -29,7 +34,7 @@ import torch
 from torch import nn
 
 ALPHA = 0.01         # the paper's perturbation scale
-BATCH = 64           # the reference search's batch size
+BATCH = 64           # the reference search's batch size (zen_nas passes its own, 16 by default)
 
 
 def gaussian_init(model: nn.Module, generator: torch.Generator | None = None) -> None:

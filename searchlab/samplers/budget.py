@@ -14,8 +14,14 @@ from searchlab.samplers.evolution import Identity
 from searchlab.throwaway import throwaway_study
 
 RANDOM_DRAWS = 20     # random configs tried for one within the budgets, before the trial takes an unchecked draw
-RANDOM_SECONDS = 5.0  # ... for about this long at most: costing a cells network takes ~0.5-1 s
-GIVE_UP_AFTER = 2     # searches that found none: fewer than 1 in 20 draws fits, so each would cost seconds for nothing
+# ... for about this long at most: zen and cells networks are costed from their config (~1 ms each); a network
+# costed by building it (timm, ~0.1-1 s) may not get through all 20
+RANDOM_SECONDS = 5.0
+# searches of all RANDOM_DRAWS that found none, after which the run stops looking: none in 40 draws puts the share
+# that fits below ~7% (95% bound), where each further search would mostly cost draws for nothing. A search cut by
+# RANDOM_SECONDS before its 20 draws does not count: it says little about the share (a cells space of which ~15%
+# fits was given up on after two cut searches of ~3 draws each, when each cells network was built to cost it)
+GIVE_UP_AFTER = 2
 
 
 class BudgetCheck:
@@ -25,7 +31,7 @@ class BudgetCheck:
     def __init__(self, study: Any, task: Any, limited: bool = True) -> None:
         self.study, self.task = study, task
         self.limited = limited   # False: no budgets to keep, every config fits; draws only skip repeats
-        self.misses = 0   # random_fitting calls that found nothing
+        self.misses = 0   # random_fitting calls that costed all RANDOM_DRAWS draws and found nothing
 
     def __call__(self, params: dict[str, Any]) -> bool | None:
         from searchlab.tasks import sample_trial_config
@@ -52,10 +58,10 @@ class BudgetCheck:
             return None
         started = time.perf_counter()
         for params in random_params(self.study, seed, RANDOM_DRAWS):
+            if time.perf_counter() - started > RANDOM_SECONDS:
+                return None   # cut short: not a miss (see GIVE_UP_AFTER)
             if new(params) and self(params):
                 return params
-            if time.perf_counter() - started > RANDOM_SECONDS:
-                break
         self.misses += 1
         return None
 

@@ -59,14 +59,82 @@ def recurrent_flops(rnn: torch.nn.Module, x: torch.Tensor) -> float:
 
 
 def analytic_costs(model_spec: dict[str, Any], data: ImageDataset) -> dict[str, float] | None:
-    """A ZenNet's costs from its shape alone (~0.1 ms instead of building it and counting, ~30 ms), so a proxy
-    search can draw many over-budget candidates cheaply; equal to measure_costs (tests/test_deepmad.py)."""
+    """A ZenNet's or CellNet's costs from its config alone, without building it: a ZenNet in ~0.1 ms instead of
+    ~30 ms, a CellNet in ~0.1 ms instead of 0.5-1.5 s, so a proxy search, a random start and the check before a run
+    can cost many draws cheaply. Equal to measure_costs (tests/test_deepmad.py, tests/test_nascost_cells.py)."""
+    if model_spec["architecture"] == "cells":
+        return cell_costs(model_spec["args"], data.channels, model_spec["num_outputs"], data.image_size)
     if model_spec["architecture"] != "zen":
         return None
     from searchlab.nas.deepmad import analyse, zen_convs
 
     shape = analyse(zen_convs(model_spec["args"], data.channels, data.image_size), model_spec["num_outputs"])
     return {"params": float(shape.params), "flops": float(shape.flops), "depth": float(shape.depth)}
+
+
+def cell_costs(args: dict[str, Any], in_channels: int, num_outputs: int, size: tuple[int, int]) -> dict[str, float]:
+    """A CellNet's params, FLOPs (as torch's counter counts them: convs and the classifier, a multiply-add 2; pools,
+    batch norms and sums 0) and conv_depth, walked as models/cells.py builds it. Invalid args raise its ValueError."""
+    from searchlab.models.cells import _cell_check_genotype, _cell_reduction_indices
+
+    normal, reduce = args["normal"], args["reduce"]
+    _cell_check_genotype(normal, reduce)
+    channels, stem = args.get("channels", 16), args.get("stem_multiplier", 3) * args.get("channels", 16)
+    reductions = _cell_reduction_indices(args.get("cells", 5), args.get("reductions", 2))
+    pixels = size[0] * size[1]
+    params, flops = in_channels * stem * 9 + 2 * stem, 2 * pixels * in_channels * stem * 9   # 3x3 stem, BN
+    state_p = (stem, size, 1)            # (channels, side, conv depth) of the cell outputs one and two back
+    state_pp = state_p
+    for i in range(args.get("cells", 5)):
+        reduction = i in reductions
+        channels *= 2 if reduction else 1
+        cell = _one_cell(reduce if reduction else normal, state_pp, state_p, channels, reduction)
+        params, flops = params + cell[0], flops + cell[1]
+        state_pp, state_p = state_p, cell[2]
+    width = state_p[0]   # the classifier: Linear(width, num_outputs)
+    return {"params": float(params + width * num_outputs + num_outputs),
+            "flops": float(flops + 2 * width * num_outputs), "depth": float(state_p[2] + 1)}
+
+
+def _half(side: tuple[int, int]) -> tuple[int, int]:
+    return (side[0] + 1) // 2, (side[1] + 1) // 2   # every stride-2 op of a cell: ceil(h/2) x ceil(w/2)
+
+
+State = tuple[int, tuple[int, int], int]   # channels, side (h, w), conv depth to it
+
+
+def _one_cell(nodes: list[dict[str, Any]], s0: State, s1: State, c: int, reduction: bool) -> tuple[int, int, State]:
+    """(params, FLOPs, output state) of one cell (models/cells.py _cell_Block): two 1x1 preprocessings, then each
+    node's two ops on the states they read."""
+    side = s1[1]
+    n = side[0] * side[1]
+    # preprocess0 (a FactorizedReduce after a reduction cell, else a ReLUConvBN) and preprocess1 alike: c_in x c 1x1
+    # weights + BN, output at s1's side (the FactorizedReduce halves s0's), depth 1 each
+    params, flops = s0[0] * c + 2 * c + s1[0] * c + 2 * c, 2 * n * s0[0] * c + 2 * n * s1[0] * c
+    depths, sides = [s0[2] + 1, s1[2] + 1], [side, side]
+    for node in nodes:
+        ends = []
+        for op, source in ((node["op1"], node["in1"]), (node["op2"], node["in2"])):
+            stride = 2 if reduction and source < 2 else 1
+            out = _half(sides[source]) if stride == 2 else sides[source]
+            op_params, per_pixel, convs = _op_costs(op, c, stride)
+            params, flops = params + op_params, flops + per_pixel * out[0] * out[1]
+            ends.append(0 if convs is None else depths[source] + convs)   # `none` starts afresh
+        depths.append(max(ends))
+        sides.append(out)
+    return params, flops, (len(nodes) * c, sides[-1], max(depths[2:]))
+
+
+def _op_costs(op: str, c: int, stride: int) -> tuple[int, int, int | None]:
+    """(params, FLOPs per output pixel, convs on its chain: None for `none`) of one of models/cells.py's ops."""
+    if op.startswith(("sep_conv_", "dil_conv_")):
+        k, times = int(op[-1]), 2 if op.startswith("sep") else 1   # sep: depthwise kxk + 1x1 + BN, twice
+        return times * (c * k * k + c * c + 2 * c), times * 2 * (c * k * k + c * c), 2 * times
+    if op == "skip_connect" and stride == 2:   # FactorizedReduce(c, c): two side-by-side 1x1 halves + BN
+        return c * c + 2 * c, 2 * c * c, 1
+    if op == "none":
+        return 0, 0, None
+    return 0, 0, 0   # pools, identity
 
 
 def model_depth(model: torch.nn.Module) -> int:
@@ -119,8 +187,10 @@ def _mark_infeasible(costs: dict[str, float], budget: BudgetConfig, trial: Any) 
 
 
 DRAWS_COSTED = 24       # random configs costed at a run's start, at most: a share seen in 24 is within ~+-20 points
-COSTING_SECONDS = 3.0   # ... and for at most about this long: a cells network costs ~0.5 s to build and count
-FEWEST_TO_JUDGE = 5
+# ... and for at most about this long: zen and cells networks cost ~1 ms (analytic_costs); a timm one is built and
+# counted (~0.1-1 s)
+COSTING_SECONDS = 3.0
+FEWEST_TO_JUDGE = 5     # fewer costed draws than this say nothing of the share: the warning says it cannot tell
 
 
 def draws_over_budget_warning(study: Any, candidate: Any) -> str | None:
@@ -140,17 +210,22 @@ def draws_over_budget_warning(study: Any, candidate: Any) -> str | None:
     if looks in STAGED and _designs_queued(strategy) >= study.config.budget.n_trials:
         return None   # every trial is one of the stage's designs, queued: no random draw happens
     reasons: list[str | None] = []
-    started = time.perf_counter()
+    started, cut = time.perf_counter(), False
     for params in random_params(study, study.config.seed, DRAWS_COSTED):
         if time.perf_counter() - started > COSTING_SECONDS:
+            cut = True
             break
         try:
             costs = candidate(study, sample_trial_config(optuna.trial.FixedTrial(params), study)).costs
         except Exception:   # noqa: BLE001 - a draw that cannot be built: its trial says why
             continue
         reasons.append(over_budget(costs, study.config.budget))
-    if len(reasons) < FEWEST_TO_JUDGE:
-        return None
+    if len(reasons) < FEWEST_TO_JUDGE:   # silent here, a space mostly over the budget went unsaid
+        why = f"costing took over {COSTING_SECONDS:g} s" if cut else "the others could not be built"
+        return (f"could not tell what share of this space's random configs is within the architecture budget: only "
+                f"{len(reasons)} of {DRAWS_COSTED} draws were costed ({why}). Trials drawn over it are pruned "
+                "untrained but count in budget.n_trials. Fix: run a few trials first and see how many are pruned "
+                "(searchlab status)")
     over = [r for r in reasons if r]
     if len(over) * 2 < len(reasons) or (looks and (len(reasons) - len(over)) * RANDOM_DRAWS > len(reasons)):
         return None
