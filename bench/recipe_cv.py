@@ -7,6 +7,8 @@ over BreastMNIST train+val only (the test split is never read), in plain torch.
     RECIPE_BLOCK=residual python bench/recipe_cv.py ...   (each stage's two convs as a residual block)
     RECIPE_SAM=0.05 python bench/recipe_cv.py ...         (sharpness-aware minimisation with that rho)
     RECIPE_DISTILL=0.5 python bench/recipe_cv.py ...      (half the loss from an inner-CV teacher's probabilities)
+    RECIPE_SYNTH=1 python bench/recipe_cv.py ...          (plus as many images from a conditional GAN of the fold's;
+                                                           RECIPE_SYNTH_WEIGHT, _UNTIL, _BALANCED, _ITERATIONS)
 
 FOLDS (default 4) outer folds over the 624 train+val images; on each, SEEDS models (default 4) of one recipe train
 on the other folds (416 images with 3 folds, 468 with 4, 520 with 6: as much as each fold model of a study's bag
@@ -27,7 +29,17 @@ conv where the width changes) and of random erasing ("erase": flip_shift, then w
 per image set to that image's mean) beside the plain shift, and of SAM (RECIPE_SAM=0.05: each step's gradient taken
 at the weights moved 0.05, in L2 norm, up the batch's gradient, then applied to the unmoved ones; twice the steps'
 cost) beside it, and of distillation from out-of-fold teachers (RECIPE_DISTILL=0.5: half the loss from an inner
-cross-validation bag's probabilities for the model's own training images) beside it.
+cross-validation bag's probabilities for the model's own training images) beside it, and of GAN-synthetic images
+(RECIPE_SYNTH=1 RECIPE_SYNTH_WEIGHT=0.5 RECIPE_SYNTH_UNTIL=0.5 recipe_cv 40 16 shift 1 2 5 fp32 S, S = 0, 1: per
+outer fold a class-conditional DCGAN with DiffAugment, bench/recipe_synth.py, 1200 steps on that fold's training
+images only, then as many synthetic images as real ones in the real class mix, at half the loss weight, in the
+first 20 epochs): AUC 0.916 0.906 vs 0.911 0.917, accuracy 0.875 0.872 vs 0.873 0.878, 2-seed ensemble 0.924 /
+0.886 vs 0.921 / 0.889; plain seeds rerun on that machine (torch 2.14): 0.913 0.911, 0.873 0.870, ensemble 0.921 /
+0.873. ~1.5-2.5x the time on a busy machine (1591, 1692 s vs 1101, 395 s; each GAN 33-179 s): no lift in AUC
+(seed 0: 3 folds up, 2 down); the accuracies sit within the two plain runs' spread. The samples (grids
+beside SAVE) are ultrasound texture with blurry dark blobs, far from real lesions, and 2400 steps looked no better
+(that run, at full weight for all epochs, did not finish in time): from ~500 images this GAN adds nothing the
+classifier's own augmentation lacks.
 """
 from __future__ import annotations
 
@@ -47,6 +59,8 @@ from _common import data_root  # noqa: E402
 
 from searchlab.augment.policies import random_shift  # noqa: E402
 from searchlab.imbalance import ImbalanceSpec, choose_threshold  # noqa: E402
+
+from recipe_synth import grid, synthetic_set  # noqa: E402
 
 SCORE = sys.argv[1:2] == ["score"]   # score A.npy [B.npy ...]: the seeds of SAVE files as one ensemble
 if len(sys.argv) < (3 if SCORE else 4):
@@ -71,6 +85,14 @@ SAM_RHO = float(os.environ.get("RECIPE_SAM", "0"))
 # teacher never saw the image it labels, nor the held-out fold). Where the teacher doubts a label, the target is
 # softened: label refinement for noisy labels, as a study could do with its best bag's out-of-fold predictions.
 DISTILL = float(os.environ.get("RECIPE_DISTILL", "0"))
+# RECIPE_SYNTH=K: each outer fold also trains a class-conditional GAN on its training images only
+# (bench/recipe_synth.py), and its models train on those plus K times as many synthetic images, labelled in the real
+# class proportions (half of each class with RECIPE_SYNTH_BALANCED=1), their loss weighted RECIPE_SYNTH_WEIGHT
+# (default 1), for the first RECIPE_SYNTH_UNTIL (default 1: all) of the epochs; normalised as the real images.
+SYNTH = float(os.environ.get("RECIPE_SYNTH", "0"))
+SYNTH_BALANCED = os.environ.get("RECIPE_SYNTH_BALANCED", "0") == "1"
+SYNTH_WEIGHT = float(os.environ.get("RECIPE_SYNTH_WEIGHT", "1"))
+SYNTH_UNTIL = float(os.environ.get("RECIPE_SYNTH_UNTIL", "1"))
 # Test-time views scored side by side on the same models: the flips the study's export uses, and flips x the
 # 2-pixel rolls (the shifts the roll augmentation trains on).
 TTA_VIEWS = {"flip": [(0, 0)], "flip+shift": [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2)]}
@@ -145,27 +167,32 @@ def random_erase(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, held: np.ndarray,
-                  seed: int, teacher: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, held: np.ndarray, seed: int,
+                  teacher: np.ndarray | None = None, synth: tuple | None = None) -> dict[str, np.ndarray]:
     torch.manual_seed(seed)
     mean, std = images[train].mean(), images[train].std()
     x, y = (images[train] - mean) / std, torch.from_numpy(labels[train]).long()
     if teacher is not None:   # targets: the hard label (smoothed as ever) and, weighted DISTILL, the teacher's
         y = torch.from_numpy(np.stack([labels[train], teacher], 1)).float()
+    weights = torch.ones(len(train))
+    if synth is not None:   # the fold's GAN images after the real ones, normalised as the real ones
+        x, y = torch.cat([x, (synth[0] - mean) / std]), torch.cat([y, torch.from_numpy(synth[1]).long()])
+        weights = torch.cat([weights, torch.full((len(synth[1]),), SYNTH_WEIGHT)])
     model = network()
     if PRECISION == "bf16":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, EPOCHS)
-    for _ in range(EPOCHS):
+    for epoch in range(EPOCHS):
         model.train()
-        order = torch.randperm(len(train))
-        for start in range(0, len(train), 32):
+        used = len(x) if epoch < SYNTH_UNTIL * EPOCHS else len(train)   # synthetic images only up to SYNTH_UNTIL
+        order = torch.randperm(used)
+        for start in range(0, used, 32):
             batch = order[start:start + 32]
             inputs = augment(x[batch])
             opt.zero_grad()
-            batch_loss(model, inputs, y[batch]).backward()
+            batch_loss(model, inputs, y[batch], weights[batch]).backward()
             if SAM_RHO > 0:
                 sharpness_aware_gradient(model, inputs, y[batch])
             opt.step()
@@ -175,9 +202,13 @@ def fit_and_score(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, h
         return {tta: predict(model, (images[held] - mean) / std, views) for tta, views in TTA_VIEWS.items()}
 
 
-def batch_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def batch_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
     with torch.autocast("cpu", torch.bfloat16, enabled=PRECISION == "bf16"):
         logits = model(inputs)
+    if targets.dim() == 1 and weights is not None and bool((weights != 1).any()):   # synthetic images weighted
+        losses = F.cross_entropy(logits, targets, label_smoothing=0.05, reduction="none")
+        return (weights * losses).sum() / weights.sum()
     if targets.dim() == 1:
         return F.cross_entropy(logits, targets, label_smoothing=0.05)
     hard, taught = targets[:, 0].long(), targets[:, 1]   # a label and a teacher's P(class 1) per image
@@ -229,6 +260,19 @@ def outer_folds(count: int, folds: int) -> list[np.ndarray]:
     return np.array_split(np.random.default_rng(0).permutation(count), folds)
 
 
+def fold_synthetic(images: torch.Tensor, labels: np.ndarray, train: np.ndarray, seed: int,
+                   fold: int) -> tuple[torch.Tensor, np.ndarray]:
+    """SYNTH x len(train) labelled GAN images from a GAN trained on the fold's training images alone (never the
+    held-out fold); one GAN per outer fold and FIRST_SEED. Its time, and a grid of its images, on the way."""
+    fake, fake_labels, seconds = synthetic_set(images[train], labels[train], round(SYNTH * len(train)),
+                                               SYNTH_BALANCED, seed)
+    print(f"fold {fold}: GAN trained in {seconds:.0f} s, {len(fake_labels)} synthetic images "
+          f"({int((fake_labels == 0).sum())} of class 0)", flush=True)
+    if SAVE:   # real (1 row) over synthetic (2 rows) images, class 0 then class 1, to look at
+        grid(images[train], labels[train], fake, fake_labels, f"{SAVE.removesuffix('.npy')}.fold{fold}.png")
+    return fake, fake_labels
+
+
 def main() -> None:
     torch.set_num_threads(1)
     images, labels = train_val()
@@ -238,11 +282,15 @@ def main() -> None:
     for o, held in enumerate(outer):
         train = np.concatenate([f for i, f in enumerate(outer) if i != o])
         teacher = teacher_probs(images, labels, train, o) if DISTILL else None
+        synth = fold_synthetic(images, labels, train, 20_000 + 100 * o + FIRST_SEED, o) if SYNTH else None
         for s in range(SEEDS):
-            for tta, p in fit_and_score(images, labels, train, held, 100 * o + FIRST_SEED + s, teacher).items():
+            seed = 100 * o + FIRST_SEED + s
+            for tta, p in fit_and_score(images, labels, train, held, seed, teacher, synth).items():
                 probs[tta][s, held] = p
     print(f"epochs {EPOCHS} width {WIDTH}{' residual' if RESIDUAL else ''}{f' SAM rho {SAM_RHO:g}' if SAM_RHO else ''}"
           f"{f' distilled {DISTILL:g}' if DISTILL else ''}"
+          f"{f' synth {SYNTH:g} weight {SYNTH_WEIGHT:g} until {SYNTH_UNTIL:g}' if SYNTH else ''}"
+          f"{' balanced' if SYNTH and SYNTH_BALANCED else ''}"
           f" {AUGMENT} input scale {INPUT_SCALE}, "
           f"{FOLDS} folds, {PRECISION} "
           f"seeds {FIRST_SEED}-{FIRST_SEED + SEEDS - 1} ({time.time() - started:.0f} s)")

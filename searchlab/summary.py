@@ -21,7 +21,7 @@ from searchlab.engine.setup_said import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
 from searchlab.engine.run_history import SAMPLER_STOPPED
 from searchlab.engine.trial_time import trial_end, trial_seconds
-from searchlab.errors import SearchlabError, shown_url
+from searchlab.errors import SearchlabError, shown_url, without_password
 from searchlab.summary_front import (cut_short_said, failed_trials, failure_reason, feature_network_said,
                                      front_by_first_objective, front_heading, over_budget_said, setup_objectives)
 from searchlab.trial_said import describe_trial, fmt, queued_by
@@ -32,12 +32,10 @@ from searchlab.export.scorings import KEY as SCORINGS_KEY
 def print_run_header(study: Study) -> None:
     """Where the run is stored and whether it resumes, and what data it reads: a study run from another
     folder than last time starts a new run directory, and a folder set is worth a look at its counts."""
-    from searchlab.data import describe_data
     from searchlab.engine.rundir import MANIFEST, refuse_other_storage, storage_file
 
     # the data is read first, so a data error is not printed under a "run: ... (new)" that never starts
-    data = None if study.config.data is None else describe_data(study.config.data, study.config.seed,
-                                                                 study.base_dir)
+    data = None if study.config.data is None else _data_said(study)
     refuse_other_storage(study)   # before saying what the run does with the folder's storage
     resumes = (study.run_dir / MANIFEST).is_file()
     file = storage_file(study.storage_url)
@@ -59,6 +57,21 @@ def print_run_header(study: Study) -> None:
         print(f"run:  {study.run_dir} ({'resuming the trials stored there' if resumes else 'new'})")
     if data is not None:   # a callable task's function may read its own
         print(f"data: {data}")
+
+
+def _data_said(study: Study) -> str:
+    """The start line's data, from the listing the run's record then keeps (engine/data_record.py): listed
+    twice, files added between the two were said by one and recorded by the other."""
+    from searchlab.data import describe_data, plan_files
+    from searchlab.data.loading import plan_said
+    from searchlab.engine.data_record import listed_for_record
+
+    cfg = study.config.data
+    plan = plan_files(cfg, study.config.seed, study.base_dir)
+    if plan is None:   # MedMNIST: its official file, said by name
+        return describe_data(cfg, study.config.seed, study.base_dir)
+    listed_for_record(study, plan)
+    return plan_said(cfg, plan)
 
 
 def _stored_trials(study: Study) -> int | None:
@@ -105,6 +118,18 @@ def dashboard_argument(url: str) -> str:
     from searchlab.engine.rundir import storage_file
 
     return str(storage_file(url)) if url.startswith("journal://") else shown_url(url)
+
+
+def dashboard_command(study: Study) -> str:
+    """A dashboard command that works as pasted: optuna-dashboard given the masked password failed to log in
+    (a StorageInternalError traceback), so a storage with a password is shown by searchlab's own command, or
+    optuna-dashboard with the password left for PGPASSWORD."""
+    url, run = study.storage_url, shlex.quote(str(study.run_dir))
+    if shown_url(url) == url:   # no password in the URL
+        return f"optuna-dashboard {shlex.quote(dashboard_argument(url))}   (or: searchlab dashboard {run})"
+    if url.startswith("postgres"):
+        return f"searchlab dashboard {run}   (or: PGPASSWORD=... optuna-dashboard {shlex.quote(without_password(url))})"
+    return f"searchlab dashboard {run}"
 
 
 def _study_held(manifest: Path) -> str | None:
@@ -184,8 +209,7 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     if not result.interrupted:   # why trials failed, whether or not the progress bar said it (the latest 3)
         print_failures(ostudy)
     print(f"storage:   {shown_url(study.storage_url)}")
-    print(f"dashboard: optuna-dashboard {shlex.quote(dashboard_argument(study.storage_url))}   (or: searchlab "
-          f"dashboard {shlex.quote(str(study.run_dir))})")
+    print(f"dashboard: {dashboard_command(study)}")
     # an export left by another study run in this folder does not stand for this one
     other = export_of_another_study(export_dir(study), ostudy) if best and result.trials_finished == 0 else None
     if exported is not None:

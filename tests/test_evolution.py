@@ -330,7 +330,8 @@ def test_the_random_start_stops_looking_for_configs_within_the_budget_when_none_
     assert drawn == [0] * 20 + [1] * 20   # two searches, then none
 
 
-@pytest.mark.parametrize("named", ["name: evolution", 'class: "searchlab.samplers.evolution:RegularizedEvolutionSampler"'])
+@pytest.mark.parametrize("named", ["name: evolution",
+                                   'class: "searchlab.samplers.evolution:RegularizedEvolutionSampler"'])
 def test_the_random_start_draws_no_config_twice(write_study, named):
     """In a space of 8 configs, a random start of 8 drew some of them twice: trials spent on a repeat while
     others were never tried. Named by its class, evolution was not given the study's identity (nor its budget

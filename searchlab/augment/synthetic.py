@@ -84,8 +84,8 @@ def _labels(real: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:
 def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str, ...] | int,
                        read: dict[str, Any] | None = None) -> tuple[str, str] | None:
     """Why the export in `folder` cannot add images of `shape` (C, H, W) for the data's `classes` (names, or
-    their number), read with `read` (the data's fit and bit_depth, when known), as (rule, fix), or None. Read from its config.json (and
-    its weights' digest), so a run checks it before any trial (classify.prepare)."""
+    their number), read with `read` (the data's fit and bit_depth, when known), as (rule, fix), or None. Read
+    from its config.json (and its weights' digest), so a run checks it before any trial (classify.prepare)."""
     if folder.is_file():
         return (f"{folder} is a file; augment.synthetic names a generator export's folder",
                 f"name the folder: {folder.parent}")
@@ -94,6 +94,8 @@ def generator_mismatch(folder: Path, shape: tuple[int, ...], classes: tuple[str,
             return (f"{folder} holds images drawn by `searchlab sample` (its {RECORD}), not a generator; "
                     "augment.synthetic draws its own images from the generator export",
                     f"name the export they were drawn from instead: {' or '.join(drawn_by)}")
+        if (folder / "searchlab.json").is_file():   # a GAN run folder: said, with the command, as `sample` says it
+            return _run_folder_said(folder)
         return (f"{folder} is not a generator export (no config.json)",
                 "`searchlab export` a generate study's run and name that folder")
     try:
@@ -153,13 +155,19 @@ def medfid_features_said(folder: Path, config: dict[str, Any]) -> tuple[str, str
 
 def _generator_export_of(run: Path) -> str:
     """The generator export a run folder holds (best/ first), or the command that writes one."""
-    for path in sorted((p for p in run.iterdir() if p.is_dir()), key=lambda p: (p.name != "best", p.name)):
-        try:
-            if "generator" in json.loads((path / "config.json").read_text()):
-                return str(path)
-        except (OSError, ValueError, TypeError):   # not an export: passed over
-            continue
-    return f"the folder `searchlab export {run} --out DIR` writes"
+    from searchlab.export.predict import _exports_in   # lazily: predict imports this module
+
+    exports = [path for path, kind in _exports_in(run).items() if kind == "generator"]
+    return str(exports[0]) if exports else f"the folder `searchlab export {run} --out DIR` writes"
+
+
+def _run_folder_said(run: Path) -> tuple[str, str]:
+    """(what the run folder is, the fix) as `searchlab sample RUN` says it: its generator export to name (one it
+    holds, best/ first), or the commands that export one, or that it is a classifier study's run."""
+    from searchlab.export.predict import run_folder_fix
+
+    rule, _, fix = run_folder_fix(run, "augment.synthetic: {}", wants="generator").partition(". Fix: ")
+    return rule, fix
 
 
 REEXPORT = "export the GAN study's run again (searchlab export RUN --out DIR) and name that folder"

@@ -5,6 +5,7 @@ numbers whether its images arrive as a folder tree or as a CSV listing the same 
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -40,6 +41,7 @@ UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombErr
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
 DICOM_FIX = "convert it to 16-bit PNG (e.g. with pydicom) and set data.bit_depth"
+FEW_GROUPS = 8   # a class's groups up to which every way of dealing them to the splits is weighed (3^8 at most)
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
@@ -342,17 +344,49 @@ def _grouped_split(labels: np.ndarray, fractions: Mapping[str, float], seed: int
                             "a data.group_column id, or a loose image alone; each kept in one split), too few for "
                             f"train/{'/'.join(fractions)}: each split needs one. Fix: add images of more patients, or "
                             f"lower the fractions{_typo_hint(name, class_names, labels)}")
-        filled, trained = dict.fromkeys(sizes, 0), False
-        order = [names[g] for g in rng.permutation(len(names))]
-        for position, group in enumerate(order):
-            target = next((split for split, k in sizes.items() if filled[split] < k), "train")
-            if position == len(order) - 1 and not trained:
-                target = "train"
-            out[target] += members[group]
-            trained |= target == "train"
-            if target != "train":
-                filled[target] += len(members[group])
+        chosen = _dealt_in_order([names[g] for g in rng.permutation(len(names))], members, sizes)
+        if len(names) <= FEW_GROUPS:
+            chosen = _closest_to_shares(chosen, members, sizes, np.random.default_rng([seed, int(c)]))
+        for group, split in chosen.items():
+            out[split] += members[group]
     return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
+
+
+def _dealt_in_order(order: list[str], members: Mapping[str, list[int]], sizes: Mapping[str, int]) -> dict[str, str]:
+    """Group -> split: in this order, each held-out split filled up to its size, the rest train (one at least)."""
+    filled, trained, chosen = dict.fromkeys(sizes, 0), False, {}
+    for position, group in enumerate(order):
+        target = next((split for split, k in sizes.items() if filled[split] < k), "train")
+        if position == len(order) - 1 and not trained:
+            target = "train"
+        chosen[group] = target
+        trained |= target == "train"
+        if target != "train":
+            filled[target] += len(members[group])
+    return chosen
+
+
+def _closest_to_shares(dealt: dict[str, str], members: Mapping[str, list[int]], sizes: Mapping[str, int],
+                       rng: np.random.Generator) -> dict[str, str]:
+    """With few groups, dealing them in random order could leave training the smallest (patients of 2, 2 and 1
+    images: train 1, val 2, test 2). Every way of dealing them (each split one group at least) is weighed by how
+    far training is from its share, then all splits together; the dealt one is kept unless another is closer
+    (so splits that were already as close stay as they were), ties drawn by the seeded `rng`."""
+    names, splits = sorted(members), ["train", *(k for k, n in sizes.items() if n)]
+    counts = [len(members[g]) for g in names]
+    wanted = [sum(counts) - sum(sizes.values()), *(sizes[k] for k in splits[1:])]
+
+    def cost(way: Sequence[str]) -> tuple[int, int]:
+        got = [sum(n for n, split in zip(counts, way) if split == s) for s in splits]
+        gaps = [abs(g - w) for g, w in zip(got, wanted)]
+        return gaps[0], sum(gaps)
+
+    weighed = [(cost(way), way) for way in itertools.product(splits, repeat=len(names)) if len(set(way)) == len(splits)]
+    best = min(c for c, _ in weighed)
+    if cost([dealt[g] for g in names]) <= best:
+        return dealt
+    closest = [way for c, way in weighed if c == best]
+    return dict(zip(names, closest[int(rng.integers(len(closest)))]))
 
 
 def _too_few_sub_folders(where: str, name: str, groups: list[str], fractions: Mapping[str, float]) -> str:

@@ -17,6 +17,7 @@ from searchlab.data.common import (SPLITS, first_lines, label_stratified_split, 
                                    resolve_path, stratified_split)
 from searchlab.data.given_splits import csv_delimiter
 from searchlab.data.grouping import spanning_split
+from searchlab.data.recorded_split import read_as
 from searchlab.data.synthetic_files import refuse_synthetic
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan, TaskKind
 from searchlab.errors import DataError
@@ -152,11 +153,22 @@ def _check_files_exist(csv_path: Path, column: str, table: _Table, shown: int = 
     missing = [(n, path) for n, path in zip(table.rows, table.files) if not path.is_file()]
     if not missing:
         return
-    listed = first_lines([f"row {n}: {path}" for n, path in missing], shown)
+    folders = [path for _, path in missing if path.is_dir()]   # "not found" sent the user after a path that is there
+    listed = first_lines([f"row {n}: {path}" + (" (a folder, not an image file)" if path.is_dir() else "")
+                          for n, path in missing], shown)
     fix = f"image paths are relative to the CSV's folder ({csv_path.parent})"
     if any("\\" in str(path) for _, path in missing):   # a sheet written on Windows
         fix = "write the paths with / between folders: this sheet uses Windows' \\, which is part of a file name here"
-    raise DataError(f"{csv_path}: column {column!r}: {len(missing)} image file(s) not found:{listed}\nFix: {fix}")
+    said = [f"{len(folders)} row(s) name a folder, not an image file"] if folders else []
+    said += [f"{len(missing) - len(folders)} image file(s) not found"] if len(folders) < len(missing) else []
+    fixes = [_folder_fix(folders[0])] if folders else []
+    fixes += [fix] if len(folders) < len(missing) else []
+    raise DataError(f"{csv_path}: column {column!r}: {', and '.join(said)}:{listed}\nFix: {'; '.join(fixes)}")
+
+
+def _folder_fix(folder: Path) -> str:
+    return (f"give each row one image file (a row per image in a folder, e.g. {(folder / 'img1.png').as_posix()}); "
+            "for a folder holding one sub-folder per class, use source: folder")
 
 
 def _check_consistent_spelling(csv_path: Path, column: str, raw: list[str], what: str = "label",
@@ -347,6 +359,5 @@ def load_csv(cfg: CsvData, splits: tuple[str, ...], seed: int = 0, base_dir: Pat
     return ImageDataset(
         splits=loaded, class_names=plan.classes, kind=plan.kind,
         description=f"CSV {csv_path} ({cfg.image_size}x{cfg.image_size}, {cfg.channels} channel(s))",
-        extra={"source": "csv", "path": str(csv_path),
-               "files": {s: tuple(str(p) for p in plan.files[s]) for s in splits}},
+        extra={"source": "csv", "path": str(csv_path), **read_as(plan, splits)},
     )

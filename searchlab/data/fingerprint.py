@@ -52,8 +52,7 @@ def fingerprint_with_listing(plan: SplitPlan) -> tuple[dict[str, Any], str | Non
         rows[split] = []
         for path, label, group in zip(files, labels, groups):
             name = relative_name(path, plan.root)
-            # surrogateescape: a file name that is not UTF-8 (Latin-1 from a Windows share) hashes as its bytes
-            members.update(f"{name}\t{_label_text(label)}\n".encode(errors="surrogateescape"))
+            members.update(member_line(name, label))
             digest = content_digest(path)
             contents.update(digest)
             sampled.update(sampled_digest(path))
@@ -299,6 +298,13 @@ def relative_name(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:   # a CSV may list files outside its folder: those are named in full
         return path.as_posix()
+
+
+def member_line(name: str, label: np.ndarray) -> bytes:
+    """One file's line of a split's "members" digest: its name relative to the data's folder, and its label
+    (recorded_split.members_digest hashes the same lines). surrogateescape: a file name that is not UTF-8
+    (Latin-1 from a Windows share) hashes as its bytes."""
+    return f"{name}\t{_label_text(label)}\n".encode(errors="surrogateescape")
 
 
 def _label_text(label: np.ndarray) -> str:

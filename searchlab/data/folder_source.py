@@ -14,6 +14,7 @@ import numpy as np
 from searchlab.config.schema import FolderData
 from searchlab.data.common import (IMAGE_EXTENSIONS, SPLITS, load_splits, resolve_path,
                                    stratified_split)
+from searchlab.data.recorded_split import read_as
 from searchlab.data.synthetic_files import refuse_synthetic
 from searchlab.data.types import Decoding, ImageDataset, SplitPlan
 from searchlab.errors import DataError
@@ -113,18 +114,38 @@ def _loose_images(root: Path, layout: str) -> int:
                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _class_names(folder: Path) -> tuple[str, ...]:
-    """Sorted class sub-folder names (in NFC); at least two are needed to classify anything."""
+def _class_names(folder: Path, written: Path | None = None) -> tuple[str, ...]:
+    """Sorted class sub-folder names (in NFC); at least two are needed to classify anything. `written`: data.path
+    as the study wrote it, for a fix that names the folder one level down."""
     classes = tuple(_class_folders(folder))
     if not classes:
         raise DataError(f"{folder}: no class folders found. "
                         f"Fix: put images in one sub-folder per class (e.g. {folder}/benign/*.png)")
     if len(classes) < 2:
-        raise DataError(f"{folder}: found only one class folder ({classes[0]!r}); at least 2 are needed. "
+        deeper = _one_level_down(folder / classes[0], written) if written is not None else None
+        raise DataError(deeper or f"{folder}: found only one class folder ({classes[0]!r}); at least 2 are needed. "
                         f"Fix: add a sub-folder per class (a GAN of one class's images: train a "
                         "class-conditional GAN on all the classes, then add its images of the minority only with "
                         "augment.synthetic_classes: minority)")
     return classes
+
+
+def _one_level_down(only: Path, written: Path) -> str | None:
+    """A data set copied in one folder too deep (data.path/dataset/<class folders>, an unzipped archive's own
+    folder) read as one class: said as such when the one folder holds no image itself but split folders or
+    several folders of images."""
+    if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in only.iterdir()):
+        return None   # images of its own: a class folder
+    subs = _subdirs(only)
+    splits = [p.name for p in subs if p.name in SPLITS]
+    held = splits or [p.name for p in subs if any(f.suffix.lower() in IMAGE_EXTENSIONS for f in visible_files(p))]
+    if "train" not in splits and len(held) < 2:
+        return None
+    what = "split folders" if splits else "folders of images"
+    return (f"{only.parent}: found only one class folder ({only.name!r}), and it holds no image itself but "
+            f"{len(held)} {what} ({', '.join(map(repr, held[:5]))}{', ...' if len(held) > 5 else ''}): the data set "
+            f"looks one folder deeper than data.path. Fix: data.path: {(written / only.name).as_posix()} (if those "
+            "are the classes; if they are patients of one class, add a sub-folder per class beside it)")
 
 
 def _collect(folder: Path, classes: tuple[str, ...]) -> Items:
@@ -187,7 +208,7 @@ def _plan(cfg: FolderData, root: Path, seed: int) -> tuple[tuple[str, ...], dict
         raise DataError(f"{root}: has {'/'.join(present)} folder(s) but no train folder. "
                         f"Fix: add {root}/train/<class>/ or use one sub-folder per class")
     if not present:                                   # path/<class>/...: split it ourselves
-        classes = _class_names(root)
+        classes = _class_names(root, cfg.path)
         items = _collect(root, classes)
         fractions = {"val": cfg.val_fraction, "test": cfg.test_fraction}
         idx = stratified_split(items[1], fractions, seed, str(root), classes, groups=items[2], folder=True)
@@ -314,6 +335,5 @@ def load_folder(cfg: FolderData, splits: tuple[str, ...], seed: int = 0,
     return ImageDataset(
         splits=loaded, class_names=plan.classes, kind=plan.kind,
         description=f"image folder {root} ({cfg.image_size}x{cfg.image_size}, {cfg.channels} channel(s))",
-        extra={"source": "folder", "path": str(root), "layout": plan.layout,
-               "files": {s: tuple(str(p) for p in plan.files[s]) for s in splits}},
+        extra={"source": "folder", "path": str(root), "layout": plan.layout, **read_as(plan, splits)},
     )

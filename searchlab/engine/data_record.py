@@ -2,13 +2,24 @@
 later to rebuild the run's data as it was read."""
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from searchlab.config.load import Study
 from searchlab.data import medmnist_file
-from searchlab.data.fingerprint import data_fingerprint_and_listing
+from searchlab.data.fingerprint import data_fingerprint_and_listing, fingerprint_with_listing
 from searchlab.data.loading import medmnist_path
+from searchlab.data.types import SplitPlan
 from searchlab.models.image_files import DECODER
+
+# The listing the run's start line described (summary.py print_run_header), kept for its record: one listing
+# for both, so the counts the run says are those it records and its trials are checked against
+# (data/recorded_split.py). One at a time, for that study object only.
+_LISTED: list[tuple[weakref.ref, SplitPlan]] = []
+
+
+def listed_for_record(study: Study, plan: SplitPlan) -> None:
+    _LISTED[:] = [(weakref.ref(study), plan)]
 
 
 def data_record(study: Study) -> dict[str, Any]:
@@ -16,7 +27,7 @@ def data_record(study: Study) -> dict[str, Any]:
     if data is None:   # a callable task without a data section: its function reads its own
         return {"data": None, "data_defaults": [], "data_files": None, "data_listing": None, "data_file": None,
                 "data_root_read": None}
-    files, listing = data_fingerprint_and_listing(data, study.config.seed, study.base_dir)
+    files, listing = _fingerprint_and_listing(study)
     return {
         "data": data.model_dump(mode="json"),
         # keys left at their defaults: export rebuilds the data as written (a split folder carves a test split
@@ -31,6 +42,19 @@ def data_record(study: Study) -> dict[str, Any]:
         # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)
         "data_root_read": _medmnist_root(study),
     }
+
+
+def _fingerprint_and_listing(study: Study) -> tuple[Any, str | None]:
+    """From the start line's listing when it described this study; else (a run from Python, or a file of it
+    gone since: its contents cannot be read) listed now."""
+    listed = [plan for study_of, plan in _LISTED if study_of() is study]
+    _LISTED.clear()
+    if listed:
+        try:
+            return fingerprint_with_listing(listed[0])
+        except OSError:
+            pass
+    return data_fingerprint_and_listing(study.config.data, study.config.seed, study.base_dir)
 
 
 def _medmnist_root(study: Study) -> str | None:

@@ -23,6 +23,7 @@ from searchlab.engine.signals import stop_on_signals
 from searchlab.engine.storage import ContainedArtifactStore, is_local_file
 from searchlab.errors import CheckpointGone, ExportError
 from searchlab.data import ImageDataset
+from searchlab.data.fingerprint import relative_name
 from searchlab.data.loading import clear_cache, medmnist_path
 from searchlab.export.checkpoint_place import checkpoint_store
 from searchlab.export.ensemble import (MEMBER_METRICS, check_decoded_alike, choose_on_validation,
@@ -389,10 +390,23 @@ def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], boot
         "probabilities_of": "class_names[1]" if kind == "binary" else "each class_names entry",
         "labels_are": "the true labels (indices into class_names; multi-label: 0/1 per name)",
         "probabilities": probs.tolist(), "labels": labels.tolist()}
-    files = data.extra.get("files", {})
-    if isinstance(files, dict) and "test" in files:   # folder and CSV sets: which image each row is
-        predictions["files"] = list(files["test"])
+    predictions.update(_test_files(data))
     return {"summary": summary, "predictions": predictions}
+
+
+def _test_files(data: ImageDataset) -> dict[str, Any]:
+    """Folder and CSV sets: which image each row is, named as the run's record names them (relative to the
+    image folder, or the CSV's folder): absolute paths gave away home folders and patient-named folders above
+    the data, which config.json and trained_on.json do not hold."""
+    files, root = data.extra.get("files", {}), data.extra.get("root")
+    if not isinstance(files, dict) or "test" not in files:
+        return {}
+    if root is None:   # a set loaded without its root: as read
+        return {"files": list(files["test"])}
+    folder = "the image folder" if data.extra.get("source") == "folder" else "the CSV's folder (a file outside it: " \
+        "as the CSV names it)"
+    return {"files": [relative_name(Path(f), Path(str(root))) for f in files["test"]],
+            "files_are": f"relative to {folder} data.path names"}
 
 
 def per_class_table(metrics: dict[str, Any], class_names: list[str]) -> dict[str, dict[str, Any]]:

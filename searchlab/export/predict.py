@@ -166,7 +166,7 @@ def export_folder_config(export_dir: Path, use: str = "searchlab predict {} IMAG
     if not export_dir.exists():
         raise ExportError(f"{export_dir} does not exist. Fix: give the folder `searchlab export RUN --out DIR` wrote")
     if not path.is_file() and (export_dir / "searchlab.json").is_file():
-        raise ExportError(_run_folder_fix(export_dir, use, wants))
+        raise ExportError(run_folder_fix(export_dir, use, wants))
     if not path.is_file():
         raise ExportError(f"{export_dir} is not a searchlab export (no config.json). Fix: give the folder "
                           "`searchlab export RUN --out DIR` wrote")
@@ -209,7 +209,7 @@ def _classifier_config(export_dir: Path) -> dict[str, Any]:
 HELPER_FOLDERS = ("medfid_features",)
 
 
-def _run_folder_fix(run_dir: Path, use: str, wants: str = "classifier") -> str:
+def run_folder_fix(run_dir: Path, use: str, wants: str = "classifier") -> str:
     """A run folder given for an export of the kind `wants` (classifier or generator): the export of that kind in
     it (best/, as export.after_run writes it, first), else the command that makes one, or that the run is of the
     other kind (a classify study's run has no generator to draw from, a generate study's none to predict with)."""
@@ -221,7 +221,8 @@ def _run_folder_fix(run_dir: Path, use: str, wants: str = "classifier") -> str:
                 + (f" (exports in it: {', '.join(p.name for p in fitting)})" if len(fitting) > 1 else ""))
     run_kind = next(iter(exports.values()), None) or _run_kind(run_dir)
     if run_kind is not None and run_kind != wants:
-        return (f"{said}, and {_study_of_kind(run_kind)}'s run: {use.split(' {}')[0]} {_what_takes(wants)}. Fix: "
+        tool = use.split(' {}')[0].rstrip(':')   # "augment.synthetic: {}" is said "augment.synthetic draws..."
+        return (f"{said}, and {_study_of_kind(run_kind)}'s run: {tool} {_what_takes(wants)}. Fix: "
                 f"export {_study_of_kind(wants)}'s run (searchlab export RUN --out DIR) and give that folder"
                 + (f"; {run_dir}'s own export, {next(iter(exports))}, is a {run_kind}" if exports else ""))
     front = _front_of_several_objectives(run_dir)

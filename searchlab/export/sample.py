@@ -28,6 +28,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from searchlab.augment.synthetic import medfid_features_said
 from searchlab.data.common import IMAGE_EXTENSIONS
+from searchlab.data.given_splits import SPLITS
 from searchlab.data.synthetic_files import MARK_KEY, RECORD, not_synthetic, synthetic_name
 from searchlab.errors import ExportError, a_few
 from searchlab.export.damaged import UNLOADABLE, unloadable
@@ -59,14 +60,15 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
     unconditional) as PNG files under `out`, from a seed (a random one when None, reported)."""
     _refuse_empty_out(out)
     export_dir, out = Path(export_dir), Path(out)
-    _refuse_out(out)
+    generator, config = _generator(export_dir)   # first: its class names tell a data set's class folders
+    forms = _class_forms(generator)
+    _refuse_out(out, forms=forms)
     _refuse_inside_a_drawn_class_folder(out)   # --out only: a draw's own class folder may be a symlink
-    generator, config = _generator(export_dir)
     wanted = _wanted_classes(generator, classes, export_dir)
     seed = secrets.randbelow(2**31) if seed is None else seed
     files = {name: [_file(out, name, index, seed, i) for i in range(n)] for name, index in wanted.items()}
     _refuse_shared_folders(files)
-    _refuse_class_folders_elsewhere(files, out)
+    _refuse_class_folders_elsewhere(files, out, forms)
     _refuse_taken([path for paths in files.values() for path in paths], out, seed)
     earlier = _earlier_draws(out)
     draw = Draw(out, seed, {name: n for name in wanted}, config.get("suspect"))
@@ -113,12 +115,34 @@ def _wanted_classes(generator: torch.nn.Module, classes: list[str] | None, expor
         return {"": None}
     wanted: dict[str, int | None] = {}
     for value in classes or names:
-        index = names.index(value) if value in names else int(value) if value.isdigit() else -1
-        if not 0 <= index < n_classes:
+        found = _class_indices(value, names)
+        if len(found) > 1:
+            raise ExportError(f"--class {value!r} names more than one class of the generator in {export_dir} "
+                              f"({[names[i] for i in found]}). Fix: give the class's exact name or its index")
+        if not found or not 0 <= found[0] < n_classes:
+            folders = [_class_folder_name(name, i) for i, name in enumerate(names)]
             raise ExportError(f"--class {value!r} is not a class of the generator in {export_dir}. Fix: one of "
-                              f"{names} (or its index 0..{n_classes - 1})")
-        wanted[names[index]] = index
+                              f"{names} (or its index 0..{n_classes - 1}"
+                              + (f", or its folder name, one of {folders})" if folders != names else ")"))
+        wanted[names[found[0]]] = found[0]
     return wanted
+
+
+def _class_indices(value: str, names: list[str]) -> list[int]:
+    """The classes a --class value names: its exact name or index, else its folder name as a draw writes it
+    (normal_benign for 'normal, benign': the name a user sees in --out) or either in another case (Malignant)."""
+    if value in names:
+        return [names.index(value)]
+    if value.isdigit():
+        return [int(value)]
+    return [i for i, name in enumerate(names) if value.lower() in (name.lower(), _class_folder_name(name, i).lower())]
+
+
+def _class_forms(generator: torch.nn.Module) -> frozenset[str]:
+    """The generator's class names and their folder names, in lower case: folders so named are a data set's
+    classes (benign/, malignant/), not the classes' folders of a draw's own --out."""
+    names = list(getattr(generator, "class_names", None) or [])
+    return frozenset(form.lower() for i, name in enumerate(names) for form in (name, _class_folder_name(name, i)))
 
 
 def _file(out: Path, name: str, index: int | None, seed: int, i: int) -> Path:
@@ -151,11 +175,12 @@ def _refuse_empty_out(out: str | Path) -> None:
                           "written. Fix: name a folder of its own, e.g. --out synthetic/")
 
 
-def _refuse_out(out: Path, said: str = "") -> None:
+def _refuse_out(out: Path, said: str = "", forms: frozenset[str] = frozenset()) -> None:
     """--out must be a folder of the draws' own (new, or earlier draws'): images written into a searchlab
     export or run folder would be mixed with its files (a later export refused the folder as an earlier export
     with files added to it), and into a data set they would be read as acquired images (a synthetic.json in a
-    data folder once marked all of its 784 real images as synthetic). `said`: how messages name `out`."""
+    data folder once marked all of its 784 real images as synthetic). `said`: how messages name `out`; `forms`:
+    the generator's class names and folder names (_class_forms)."""
     said = said or f"--out {out}"
     if out.exists() and not out.is_dir():
         raise ExportError(f"{said} is a file, not a folder; nothing was written. Fix: name a new folder, or "
@@ -165,17 +190,17 @@ def _refuse_out(out: Path, said: str = "") -> None:
         what = "an export" if holds == "config.json" else "a run folder"
         raise ExportError(f"{said} is {what} (it holds {holds}); nothing was written. {OWN_FOLDER}")
     _refuse_inside_export_or_run(out, said)
-    _refuse_data_folder(out, said)
+    _refuse_data_folder(out, said, forms)
 
 
-def _refuse_class_folders_elsewhere(files: dict[str, list[Path]], out: Path) -> None:
+def _refuse_class_folders_elsewhere(files: dict[str, list[Path]], out: Path, forms: frozenset[str]) -> None:
     """A class folder under --out that is a symlink (fl/a -> ../../ds/a) puts that class's images where it leads:
     checked as --out is, before anything is written (a data set's class folder was drawn into)."""
     for name, paths in files.items():
         folder = paths[0].parent if paths else out
         if folder != out and os.path.islink(folder):
             said = f"--out {out}'s folder of class {name!r}, {folder},"
-            _refuse_out(folder, said)
+            _refuse_out(folder, said, forms)
             if not folder.exists():   # a link to nothing: mkdir said a bare "File exists" after the record
                 raise ExportError(f"{said} is a symlink to {os.readlink(folder)}, which does not exist; nothing was "
                                   "written. Fix: make the folder it names, or remove the link")
@@ -224,7 +249,7 @@ def _is_export(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "weights.safetensors").is_file()
 
 
-def _refuse_data_folder(out: Path, said: str) -> None:
+def _refuse_data_folder(out: Path, said: str, forms: frozenset[str]) -> None:
     """--out holding images no draw wrote (a data set, or a folder of them), or a class folder of a data set,
     or inside one (the loader reads a class folder's sub-folders as patients): the draw's images would join
     that data set. Checked where the files land, through symlinks, as well as on the path given."""
@@ -238,16 +263,24 @@ def _refuse_data_folder(out: Path, said: str) -> None:
     lands = Path(os.path.realpath(out))
     for folder in _out_and_folders_above(given, lands):
         if folder in (given, lands) or not folder.exists():   # a folder the draw fills or makes
-            classes = _class_folders_beside(folder, PATIENT_DEPTH)
-        elif _holds_images_no_draw_wrote(folder):   # above --out: a class folder only if it holds images itself
-            classes = [*_class_folders_beside(folder), folder]
+            classes = _class_folders_beside(folder, forms, PATIENT_DEPTH)
+        elif own := _class_images(folder, forms):   # above --out: a class folder only if it holds images itself
+            classes = {**_class_folders_beside(folder, forms), folder: own}
         else:   # (two image folders beside it, e.g. in /tmp, do not make a folder of scratch files a class)
             continue
         if len(classes) >= 2:
-            raise ExportError(f"{said} {_is_or_is_inside(given, lands, folder)} a class folder of a data set: "
-                              f"{folder.parent} holds the class folders {a_few(sorted(c.name for c in classes))} of "
-                              "images that no `searchlab sample` draw wrote, so its images would be read as acquired "
-                              f"ones; nothing was written. {OWN_FOLDER}")
+            raise ExportError(_in_a_data_set(f"{said} {_is_or_is_inside(given, lands, folder)}", folder, classes))
+
+
+def _in_a_data_set(said: str, folder: Path, classes: dict[Path, list[Path]]) -> str:
+    """The refusal of a class folder of a data set: its class folders and an image of each (what made them
+    classes), and a place outside the data set (the advice "beside the data folder" was followed already)."""
+    shown = a_few([files[0].relative_to(folder.parent) for _, files in sorted(classes.items())])
+    data = folder.parent.parent if folder.parent.name.lower() in SPLITS else folder.parent   # fd/train/: fd
+    return (f"{said} a class folder of a data set: {folder.parent} holds the class folders "
+            f"{a_few(sorted(c.name for c in classes))} of images that no `searchlab sample` draw wrote ({shown}), "
+            f"so its images would be read as acquired ones; nothing was written. Fix: name a folder of its own for "
+            f"the images, outside {data} (e.g. --out {data.parent / 'synthetic'})")
 
 
 def _out_and_folders_above(given: Path, lands: Path) -> list[Path]:
@@ -271,24 +304,48 @@ def _is_or_is_inside(given: Path, lands: Path, folder: Path) -> str:
     return f"leads through a symlink to {folder}, which is" if folder == lands else f"is inside {folder},"
 
 
-def _holds_images_no_draw_wrote(folder: Path, depth: int = 0) -> bool:
-    """Images in `folder` (and `depth` levels of sub-folders) that no draw wrote, as a class folder holds them."""
-    return bool(_images_no_draw_wrote(_image_files(folder, depth), 1))
+MIN_CLASS_IMAGES = 3   # images a folder not named as a class of the generator holds, to be taken for a class
+# folder: one saved figure in each of two project folders (projA/loss_curve.png, projB/roc.png) made every --out
+# below them "a class folder of a data set"; a data set's class folders hold hundreds
 
 
-def _class_folders_beside(out: Path, depth: int = 0) -> list[Path]:
-    """Sibling folders of `out` holding images that no draw wrote, as class folders do: directly, or (`depth`)
-    only in patient sub-folders, each kind counted apart. Two or more of a kind, as a data set has, make `out` one
-    of its classes; one alone (figures/ beside synthetic/) does not, nor one of each (a project's scans/ beside
-    mydata/images/), unless `out` holds such images too (a folder above --out: _refuse_data_folder). Above
-    --out, only images directly in folders count: scratch areas (/tmp) hold many folders of image folders."""
+def _class_images(folder: Path, forms: frozenset[str], depth: int = 0) -> list[Path]:
+    """Images in `folder` (or only in its sub-folders, `depth` levels) that no draw wrote, as a class folder holds them:
+    one will do in a folder named as a class of the generator, or in patient sub-folders (told from a data set's
+    class folders by their names: _holds_classes), else MIN_CLASS_IMAGES ([] when fewer)."""
+    wanted = 1 if depth or folder.name.lower() in forms else MIN_CLASS_IMAGES
+    files = _image_files(folder, depth) if not depth else (f for f in _image_files(folder, depth) if f.parent != folder)
+    found = _images_no_draw_wrote(files, wanted)
+    return found if len(found) >= wanted else []
+
+
+def _class_folders_beside(out: Path, forms: frozenset[str], depth: int = 0) -> dict[Path, list[Path]]:
+    """Sibling folders of `out` holding images that no draw wrote, as class folders do (with a few of them):
+    directly, or (`depth`) only in patient sub-folders, each kind counted apart. Two or more of a kind, as a data
+    set has, make `out` one of its classes; one alone (figures/ beside synthetic/) does not, nor one of each (a
+    project's scans/ beside mydata/images/), unless `out` holds such images too (a folder above --out:
+    _refuse_data_folder). Above --out, only images directly in folders count: scratch areas (/tmp) hold many
+    folders of image folders. A folder whose sub-folders are classes (a data set: fdata/benign/) is no class."""
     parent = out.absolute().parent
     siblings = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
         if parent.is_dir() else []
     others = [p for p in siblings if p.name != out.name]
-    direct = [p for p in others if _holds_images_no_draw_wrote(p)]
-    by_patient = [p for p in others if depth and p not in direct and _holds_images_no_draw_wrote(p, depth)]
+    direct = {p: files for p in others if (files := _class_images(p, forms))}
+    by_patient = {p: files for p in others if depth and p not in direct and (files := _class_images(p, forms, depth))}
+    by_patient = {p: files for p, files in by_patient.items() if not _holds_classes(p, by_patient, forms)}
     return max(direct, by_patient, key=len)
+
+
+def _holds_classes(folder: Path, beside: dict[Path, list[Path]], forms: frozenset[str]) -> bool:
+    """A folder of image folders that is a data set (or a copy of one), not a class of patients: one of its
+    sub-folders is named as a class of the generator, or named as one in another such folder beside it
+    (fdata/benign/ and fdata2/benign/: a patient is in one class only). Split folders (train/, val/) beside each
+    other hold the same class folders, and are what a new one (test/) would join: never passed over."""
+    if folder.name.lower() in SPLITS:
+        return False
+    subs = {p.name.lower() for p in folder.iterdir() if p.is_dir()}
+    others = {p.name.lower() for other in beside if other != folder for p in other.iterdir() if p.is_dir()}
+    return bool(subs & (forms | others))
 
 
 def _image_files(folder: Path, depth: int) -> Iterator[Path]:

@@ -18,6 +18,7 @@ class TimmClassifier(nn.Module):
         import timm  # only timm exports need timm
 
         self.input_size = input_size
+        self.drop_rate = drop_rate   # classify's dropout on cached features (timm's head applies it in forward)
         kwargs = dict(pretrained=False, in_chans=in_channels, num_classes=num_outputs, drop_rate=drop_rate)
         if input_size is None:
             self.net = timm.create_model(backbone, **kwargs)
@@ -48,15 +49,44 @@ class TimmClassifier(nn.Module):
         return x
 
     @property
-    def head_prefix(self) -> str:
-        return f"net.{self.net.pretrained_cfg.get('classifier', 'fc')}."
+    def head_prefix(self) -> tuple[str, ...]:
+        """Every classifier's parameter prefix (str.startswith takes the tuple): distilled DeiT, LeViT and
+        EfficientFormer have two heads, which timm's pretrained_cfg names as a tuple ('head', 'head_dist')."""
+        names = self.net.pretrained_cfg.get("classifier", "fc")
+        return tuple(f"net.{name}." for name in ((names,) if isinstance(names, str) else names))
+
+    def _heads(self) -> tuple[nn.Module, ...]:
+        heads = self.net.get_classifier()
+        return heads if isinstance(heads, tuple) else (heads,)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Pre-logit features: forward(x) == classify(embed(x))."""
-        return self.net.forward_head(self.net.forward_features(self._resize(x)), pre_logits=True)
+        """Pre-logit features: forward(x) == classify(embed(x)) in eval mode. A two-head model's are each head's
+        own input, stacked (batch, heads, features): distilled DeiT's heads read two different tokens, whose mean
+        timm's pre_logits gives, so no one vector can feed both."""
+        features = self.net.forward_features(self._resize(x))
+        heads = self._heads()
+        if len(heads) == 1:
+            return self.net.forward_head(features, pre_logits=True)
+        inputs: list[torch.Tensor] = []
+        hooks = [head.register_forward_pre_hook(lambda _, args: inputs.append(args[0])) for head in heads]
+        try:   # timm's own forward_head hands each head its input (token split, pooling, its dropout in eval)
+            self.net.forward_head(features)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return torch.stack(inputs, dim=1)
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net.get_classifier()(z)
+        """The head(s) on embed()'s features; two heads' logits averaged, as timm does outside distillation.
+        Features are computed once in eval mode (transfer: features), so the dropout timm's forward_head applies
+        before its classifier never ran on them: applied here in training, at drop_rate, unless the
+        classifier holds its own (LeViT's NormLinear): dropped once, as timm's forward would."""
+        heads = self._heads()
+        if self.training and not any(isinstance(m, nn.Dropout) for head in heads for m in head.modules()):
+            z = nn.functional.dropout(z, p=self.drop_rate, training=True)
+        if len(heads) == 1:
+            return heads[0](z)
+        return sum(head(z[:, i]) for i, head in enumerate(heads)) / len(heads)
 
     def parameter_blocks(self) -> list[list[tuple[str, nn.Parameter]]]:
         """timm's own coarse parameter groups (stem, stages, ...), input side first, head excluded."""
@@ -64,6 +94,7 @@ class TimmClassifier(nn.Module):
 
         params = dict(self.net.named_parameters())
         groups = group_parameters(self.net, self.net.group_matcher(coarse=True))
-        head = self.head_prefix.removeprefix("net.")
-        blocks = [[(f"net.{n}", params[n]) for n in names if not n.startswith(head)] for _, names in sorted(groups.items())]
+        heads = tuple(prefix.removeprefix("net.") for prefix in self.head_prefix)
+        blocks = [[(f"net.{n}", params[n]) for n in names if not n.startswith(heads)]
+                  for _, names in sorted(groups.items())]
         return [block for block in blocks if block]

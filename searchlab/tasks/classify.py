@@ -22,6 +22,7 @@ from searchlab.config.schema import ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import check_test_images, data_advice, load_dataset
 from searchlab.data.common import UnreadableImages
+from searchlab.data.recorded_split import split_as_recorded
 from searchlab.data.loading import data_kind
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
@@ -33,11 +34,10 @@ from searchlab.nni_space import allow_nni_space
 from searchlab.space import Group, cheapest_config, probe_configs, searchable_params
 from searchlab.space.point_usage import unused_point_settings
 from searchlab.space.sample import UsedRule
-from searchlab.space.unused import describe, unused_settings
 from searchlab.suggest import did_you_mean
 from searchlab.tasks.direction import objective_direction
 from searchlab.tasks.classify_config import ClassifyTrialConfig
-from searchlab.tasks.classify_usage import classify_setting_used, multiclass_setting_used, setting_default
+from searchlab.tasks.classify_usage import classify_setting_used, multiclass_setting_used, unused_setting_warnings
 from searchlab.tasks.costs import (COST_METRICS, analytic_costs, budget_excess, check_budget, draws_over_budget_warning,
                                    measure_costs)
 from searchlab.tasks.augment_advice import (double_correction_warning, neural_augment_warning,
@@ -144,8 +144,7 @@ class ClassifyTask:
         check_folds_within_classes(data, folds)
         check_test_images(study.config.data, study.config.seed, study.base_dir)
         warnings: list[str | None] = [*data_advice(study.config.data, study.config.seed, study.base_dir), *doubts]
-        warnings += [describe(unused, setting_default)
-                     for unused in unused_settings(study.space, classify_setting_used, study.config.seed)]
+        warnings += unused_setting_warnings(study.space, classify_setting_used, study.config.seed)
         warnings += unused_point_settings(study.config.strategy.points_to_evaluate, study.space,
                                           {param.name for param, _ in searchable_params(study.space)},
                                           self.setting_used_for(study))
@@ -161,7 +160,9 @@ class ClassifyTask:
                      unweighted_warning(specs), double_correction_warning(specs),
                      patch_curriculum_warning(specs, study.config.budget.epochs),
                      best_epoch_cv_warning([s.train.checkpoint for s in specs if s.train.cv_folds]),
-                     unchoosable_threshold_warning(data, any(s.imbalance.threshold != "fixed" for s in specs)),
+                     unchoosable_threshold_warning(data, any(s.imbalance.threshold != "fixed" for s in specs),
+                                                   cross_validated=any(s.imbalance.threshold != "fixed"
+                                                                       and s.train.cv_folds for s in specs)),
                      _trial_time_warning(study, data, timed_config(specs))]
         if data.kind == "multiclass" and any((c.get("imbalance") or {}).get("threshold", "fixed") != "fixed"
                                              for c in probes):
@@ -259,6 +260,7 @@ class ClassifyTask:
     def run(self, config: dict[str, Any], ctx: TrialContext) -> dict[str, float]:
         spec = parse_trial_config(config, None)
         data = _train_val(ctx.study)
+        split_as_recorded(data, _run_record(ctx))   # this process listed data.path itself: as the run recorded?
         batches = make_batches(data)
         torch.manual_seed(ctx.seed)
         model_spec = model_spec_for(spec, data)
@@ -406,6 +408,13 @@ def _no_report(step: int, metrics: dict[str, float]) -> None:
 
 def _trial_time_warning(study: Study, data: ImageDataset, timed: ClassifyTrialConfig | None) -> str | None:
     return trial_time_warning(study, make_batches(data), timed, model_spec_for(timed, data)) if timed else None
+
+
+def _run_record(ctx: TrialContext) -> dict[str, Any] | None:
+    """The run's record in its study (engine/study_record.py), read from the storage: the same for a trial in
+    another process or on another machine."""
+    study = getattr(ctx.trial, "study", None)
+    return study.user_attrs.get("searchlab") if study is not None else None
 
 
 def _train_val(study: Study) -> ImageDataset:

@@ -13,7 +13,9 @@ from functools import lru_cache
 from typing import Any
 
 from searchlab.augment.spec import MAGNITUDE_FREE_OPS
+from searchlab.space.params import Group
 from searchlab.space.sample import ABSENT, ConfigPath, UsedRule
+from searchlab.space.unused import UnusedSetting, describe, unused_settings
 
 Get = Callable[[str], Any]
 
@@ -150,3 +152,20 @@ classify_setting_used = used_rule(USED_WHEN, setting_default)
 # Multi-class data predicts the most probable class: no decision threshold is chosen, whatever the rule says
 # (trials differing only in it trained the same network twice; the shipped imbalance.yaml searches it)
 multiclass_setting_used = used_rule({**USED_WHEN, "imbalance.threshold": lambda get: False}, setting_default)
+
+
+# Values that mean "nothing is done": where the setting has no effect, writing them changes nothing either, so
+# `augment: {policy: none}` beside transfer: features is not the mistake the unused-setting warning is for
+NEUTRAL: dict[str, tuple[Any, ...]] = {"augment.policy": ("none",), "augment.mix": ("none",),
+                                       "augment.neural": (False,), "train.patch_epochs": (0, 0.0)}
+
+
+def written_neutral(setting: UnusedSetting) -> bool:
+    """Whether the space fixes the setting at its do-nothing value (a searched one is never neutral)."""
+    return setting.written in {repr(value) for value in NEUTRAL.get(setting.path, ())}
+
+
+def unused_setting_warnings(space: Group, used: UsedRule, seed: int) -> list[str]:
+    """The run-start warnings for settings without effect in any trial, less those written at their neutral value."""
+    return [describe(unused, setting_default) for unused in unused_settings(space, used, seed)
+            if not written_neutral(unused)]

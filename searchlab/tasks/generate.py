@@ -25,6 +25,7 @@ from searchlab.config.schema import MedMNISTData, ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import load_dataset
 from searchlab.data.loading import data_advice
+from searchlab.data.recorded_split import split_as_recorded
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError
@@ -127,6 +128,7 @@ class GenerateTask:
     def run(self, config: dict[str, Any], ctx: TrialContext) -> dict[str, float]:
         spec = parse_trial(GenerateTrialConfig, "generate", config, None)
         data, reference, floors = self._reference(ctx.study)
+        split_as_recorded(data, ctx.trial.study.user_attrs.get("searchlab"))   # listed here: as the run recorded?
         # another process of the run (a worker, a resume) may have scored its trials with another network
         _check_same_features(_finished(ctx.trial.study), reference.features, self.cfg.features)
         real = _real_images(data)

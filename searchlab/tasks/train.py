@@ -216,6 +216,7 @@ def one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, re
     images, labels = batches.train.images, batches.train.labels
     order = recipe.order(gen)
     device = next(model.parameters()).device
+    untrained = epoch == 0   # no step taken yet: the learning rate cannot be what made a loss non-finite
     for start in range(0, order.numel(), spec.batch_size):
         idx = order[start:start + spec.batch_size]
         if idx.numel() < 2 and order.numel() > 1:
@@ -224,6 +225,12 @@ def one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Batches, re
         with training_precision(spec.precision, device):
             logits = on_device(model, as_input(normalize(x, batches.preprocessing), spec.channels_last))
         loss = recipe.loss(logits.float(), targets) + extra
+        if untrained and not torch.isfinite(loss) and not bool(torch.isfinite(logits).all()):
+            raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (batch starting at {start}): the "
+                               "network's output was non-finite (NaN or inf) before any training step, so "
+                               f"{INITIAL_WEIGHTS_CAUSE} (or its precision), not the learning rate. Fix: "
+                               f"{INITIAL_FIX}; or train.precision: fp32")
+        untrained = False
         if not torch.isfinite(loss):
             raise TrialFailure(f"loss became {loss.item()} at epoch {epoch} (batch starting at {start}); "
                                "the learning rate is probably too high for this model. Fix: lower the upper end of "
@@ -246,6 +253,7 @@ def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batche
     trains on the stored images as they are: no image policy, patches, learned augmentation or mixing.
     """
     z_train, z_val = embed_all(model, batches.train, batches), embed_all(model, batches.val, batches)
+    check_features_finite(z_train, z_val)
     y_train = batches.train.labels
 
     def run_epoch(epoch: int) -> int:
@@ -270,6 +278,23 @@ def feature_epochs(model: nn.Module, opt: torch.optim.Optimizer, batches: Batche
         return probabilities(on_device(model.classify, z_val, model), batches.kind).numpy(), batches.val.labels.numpy()
 
     return run_epoch, val_probs
+
+
+# Said when a network's output is non-finite before any step (weights_from is the trial's record of its source)
+INITIAL_WEIGHTS_CAUSE = "its initial weights are the cause (this trial's weights_from names them)"
+INITIAL_FIX = ("use other weights (weights saved before their training diverged; for a timm checkpoint whose EMA copy, "
+               "state_dict_ema, is damaged: checkpoint['state_dict'] re-saved alone)")
+
+
+def check_features_finite(*splits: torch.Tensor) -> None:
+    """Fail the trial when the frozen backbone's features are not all finite: the head's loss would be NaN at any
+    learning rate, and the trial failed advising a lower one."""
+    bad = sum(int((~torch.isfinite(z)).flatten(1).any(dim=1).sum()) for z in splits)
+    if bad:
+        total = sum(len(z) for z in splits)
+        raise TrialFailure(f"the frozen backbone gives non-finite features (NaN or inf) for {bad} of {total} "
+                           f"images, computed once before training: {INITIAL_WEIGHTS_CAUSE}, not the learning rate. "
+                           f"Fix: {INITIAL_FIX}")
 
 
 @torch.no_grad()

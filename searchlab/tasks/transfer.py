@@ -20,6 +20,7 @@ import re
 import socket
 import sys
 import urllib.parse
+import weakref
 from pathlib import Path
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -80,7 +81,8 @@ def architectures_note(spec: TransferFields, base_dir: Path) -> str | None:
             from searchlab.engine.rundir import open_run
             from searchlab.export.picking import pick_trial
 
-            source = pick_trial(open_run(path).study, None).user_attrs.get("model_spec")
+            # the source trial this trial started from, when picked already (else the run's best now)
+            source = pick_trial(open_run(path).study, _PICKED.get(id(spec))).user_attrs.get("model_spec")
     except Exception:   # best effort: the mismatch itself is already said
         source = None
     if not isinstance(source, dict) or "architecture" not in source:
@@ -114,10 +116,11 @@ def source_state(spec: TransferFields, model: nn.Module, base_dir: Path,
     path = Path(spec.weights)
     path = path if path.is_absolute() else base_dir / path
     if path.is_dir() and (path / "config.json").is_file():
+        _refuse_a_generator_export(path, spec.weights)
         tell_source(on_source, "export", path / "weights.safetensors")
         return read_safetensors(path / "weights.safetensors")
     if path.is_dir() and (path / "searchlab.json").is_file():
-        return _best_trial_state(path, on_source)
+        return _best_trial_state(path, on_source, spec)
     if path.is_file():
         state, about = _file_state(path, model)
         tell_source(on_source, "file", path, **about)
@@ -190,9 +193,11 @@ def tell_source(on_source: Callable[[dict[str, Any]], None] | None, kind: str, f
                "sha256": file_sha256(file), **{key: value for key, value in about.items() if value is not None}})
 
 
-def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None] | None) -> dict[str, torch.Tensor]:
+def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None] | None,
+                      spec: TransferFields | None = None) -> dict[str, torch.Tensor]:
     """The weights of a run's best trial, as `searchlab export RUN` would pick and read them. The best trial
-    may change while that run goes on, so which one was read is told to `on_source` (recorded per trial)."""
+    may change while that run goes on, so which one was read is told to `on_source` (recorded per trial), and
+    it is picked once per `spec`: every fold, refit and repeat of one target trial starts from the same one."""
     from searchlab.engine.rundir import open_run
     from searchlab.errors import ExportError
     from searchlab.export.exporter import trial_checkpoint
@@ -200,18 +205,70 @@ def _best_trial_state(run_dir: Path, on_source: Callable[[dict[str, Any]], None]
 
     run = open_run(run_dir)
     try:
-        trial = pick_trial(run.study, None)
-        state = trial_checkpoint(run, trial)
+        number = _picked_source(spec, lambda: pick_trial(run.study, None).number)
+        state = trial_checkpoint(run, pick_trial(run.study, number))
         if on_source is not None:
-            on_source({"run": str(run_dir), "study": run.study.study_name, "trial": trial.number})
+            on_source({"run": str(run_dir), "study": run.study.study_name, "trial": number})
         return state
     except ExportError as exc:
         raise TrialFailure(f"weights from run {run_dir}: {exc}. Or export the trial you want "
                            "(searchlab export RUN --trial N --out DIR) and set weights: DIR") from None
 
 
+# The source trial each target trial drew, by the identity of its parsed model spec: classify parses a trial's
+# config once and hands that spec to every fold, refit and repeat, so a better source trial completing meanwhile
+# cannot make one fold start from trial A and the next from B while the trial records only the last.
+# An entry goes with its spec (weakref.finalize), before its id can be reused by the next trial's.
+_PICKED: dict[int, int] = {}
+
+
+def _picked_source(spec: TransferFields | None, pick: Callable[[], int]) -> int:
+    if spec is None:
+        return pick()
+    key = id(spec)
+    if key not in _PICKED:
+        _PICKED[key] = pick()
+        weakref.finalize(spec, _PICKED.pop, key, None)
+    return _PICKED[key]
+
+
+class GeneratorWeights(TrialFailure):
+    """A generator export given as a classifier's weights."""
+
+
+def _refuse_a_generator_export(export_dir: Path, written: str) -> None:
+    """A GAN's export as model.weights: its tensors were listed as not fitting the classifier, with the fix "weights
+    of the same architecture", where predict, sample and augment.synthetic say what the folder is."""
+    try:
+        config = json.loads((export_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return   # read_safetensors and the shape check say what is wrong with it
+    if isinstance(config, dict) and "generator" in config and "model" not in config:
+        raise GeneratorWeights(f"model.weights '{written}' is a generator export (a GAN's, with no classifier). "
+                           "Fix: give a classifier export, a classifier study's run folder or a weights file; a "
+                           "generator's images join training with augment.synthetic: DIR")
+
+
 class EnsembleWeights(TrialFailure):
     """Weights of several networks: no searched network's architecture fits them, whatever it is."""
+
+
+class NonFiniteWeights(TrialFailure):
+    """Weights holding NaN or inf: whatever trains on them diverges, at any learning rate."""
+
+
+def _check_finite(loaded: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights with NaN or inf values (a damaged checkpoint, or one saved after training diverged): the
+    frozen features or the first loss would be non-finite, and the trial failed blaming the learning rate."""
+    bad = [name.removeprefix("net.") for name, value in loaded.items()
+           if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        shown = ", ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
+        raise NonFiniteWeights(
+            f"weights '{source}' hold non-finite values (NaN or inf) in {len(bad)} of {len(loaded)} tensors "
+            f"({shown}): a network started from them gives non-finite features and losses at any learning rate. "
+            "Fix: use weights saved before their training diverged (a timm checkpoint whose EMA copy, "
+            "state_dict_ema, is damaged: re-save checkpoint['state_dict'] alone), or other weights")
 
 
 NOT_A_WEIGHTS_FOLDER = ("is a folder but neither an export (no config.json) nor a run (no searchlab.json)",
@@ -323,6 +380,7 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str,
         about = "; ".join(filter(None, [_model_name(model), note()]))
         raise TrialFailure(f"weights '{source}' do not fit this model ({about}): {'; '.join(problems)}. Fix: use "
                            "weights of the same architecture and settings")
+    _check_finite(loaded, source)
     model.load_state_dict(loaded, strict=False)
     if resampled:
         _note(f"weights '{source}': position embeddings resampled to this model's patch grid (timm's "

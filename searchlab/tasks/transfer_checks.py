@@ -21,8 +21,8 @@ from searchlab.export import trained_on
 from searchlab.export.medmnist_sources import SPLITS, learners_of_same_set
 from searchlab.models.standalone import build_model
 from searchlab.tasks.classify_config import ClassifyTrialConfig
-from searchlab.tasks.transfer import (EnsembleWeights, architectures_note, load_matching, short_args,
-                                      source_state)
+from searchlab.tasks.transfer import (EnsembleWeights, GeneratorWeights, NonFiniteWeights, architectures_note,
+                                      load_matching, short_args, source_state)
 
 SpecFor = Callable[[ClassifyTrialConfig, ImageDataset], dict[str, Any]]
 MAX_BUILDS = 8   # distinct networks built to check weights against (each a few tenths of a second)
@@ -107,6 +107,8 @@ def _weights_warning(study: Study, specs: list[ClassifyTrialConfig], networks: _
         if key not in states:
             try:
                 states[key] = source_state(spec.model, model, study.base_dir)
+            except GeneratorWeights as exc:
+                raise _refused(exc, weights) from None
             except TrialFailure:   # an unreadable source is checked on its own, or fails its trials saying why
                 states[key] = None
         if states[key] is None:
@@ -114,9 +116,9 @@ def _weights_warning(study: Study, specs: list[ClassifyTrialConfig], networks: _
         try:
             load_matching(model, states[key], weights, lambda: architectures_note(spec.model, study.base_dir))
             fit.setdefault(weights, set()).add(name)
-        except EnsembleWeights as exc:   # its own fix (export one trial), not another architecture's
-            rule, _, fix = str(exc).partition(". Fix: ")
-            raise ConfigError(rule, key="space.model.weights", got=weights, fix=fix) from None
+        # their own fixes (export one trial; weights saved before divergence), not another architecture's
+        except (EnsembleWeights, NonFiniteWeights) as exc:
+            raise _refused(exc, weights) from None
         except TrialFailure as exc:
             misfit.setdefault(weights, {})[name] = str(exc).split(". Fix:")[0]
     for weights, failed in misfit.items():
@@ -128,6 +130,12 @@ def _weights_warning(study: Study, specs: list[ClassifyTrialConfig], networks: _
                 f"{', '.join(sorted(failed))}: trials of those fail ({first}). Fix: search only the networks the "
                 "weights were trained as, or one study per backbone with its own weights")
     return None
+
+
+def _refused(exc: TrialFailure, weights: str) -> ConfigError:
+    """Weights no searched network can start from whatever it is, refused before any trial with their own fix."""
+    rule, _, fix = str(exc).partition(". Fix: ")
+    return ConfigError(rule, key="space.model.weights", got=weights, fix=fix)
 
 
 def _patch_grid_warning(specs: list[ClassifyTrialConfig], networks: _Networks) -> str | None:
