@@ -61,3 +61,17 @@ def test_the_start_warning_does_not_call_a_cross_validated_label_auc_undefined()
     both = unchoosable_threshold_warning(data, chosen=True, cross_validated=True)
     assert "their AUC there is undefined; in the cross-validated ones (space.train.cv_folds) their metrics" in both
     assert unchoosable_threshold_warning(data, chosen=False) is None   # fixed thresholds choose nothing
+
+
+def test_the_run_start_tells_cross_validated_trials_from_those_choosing_on_val():
+    """Every trial cross-validated: none keeps 0.5 for a label never on in val, and the warning said some did."""
+    from searchlab.tasks.classify import _choosing_thresholds
+    from searchlab.tasks.classify_config import ClassifyTrialConfig
+
+    def spec(threshold: str, folds: int | None) -> ClassifyTrialConfig:
+        return ClassifyTrialConfig.model_validate({"imbalance": {"threshold": threshold},
+                                                   "train": {"cv_folds": folds}})
+
+    assert _choosing_thresholds([spec("youden", 3), spec("f1", 2)]) == (False, True)
+    assert _choosing_thresholds([spec("youden", None), spec("fixed", 3)]) == (True, False)
+    assert _choosing_thresholds([spec("youden", None), spec("f1", 3)]) == (True, True)

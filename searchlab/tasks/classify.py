@@ -160,9 +160,7 @@ class ClassifyTask:
                      unweighted_warning(specs), double_correction_warning(specs),
                      patch_curriculum_warning(specs, study.config.budget.epochs),
                      best_epoch_cv_warning([s.train.checkpoint for s in specs if s.train.cv_folds]),
-                     unchoosable_threshold_warning(data, any(s.imbalance.threshold != "fixed" for s in specs),
-                                                   cross_validated=any(s.imbalance.threshold != "fixed"
-                                                                       and s.train.cv_folds for s in specs)),
+                     unchoosable_threshold_warning(data, *_choosing_thresholds(specs)),
                      _trial_time_warning(study, data, timed_config(specs))]
         if data.kind == "multiclass" and any((c.get("imbalance") or {}).get("threshold", "fixed") != "fixed"
                                              for c in probes):
@@ -408,6 +406,13 @@ def _no_report(step: int, metrics: dict[str, float]) -> None:
 
 def _trial_time_warning(study: Study, data: ImageDataset, timed: ClassifyTrialConfig | None) -> str | None:
     return trial_time_warning(study, make_batches(data), timed, model_spec_for(timed, data)) if timed else None
+
+
+def _choosing_thresholds(specs: list[ClassifyTrialConfig]) -> tuple[bool, bool]:
+    """Whether some trial chooses its thresholds on the validation split, and whether some chooses them by
+    cross-validation (train.cv_folds): a label never on in val leaves only the former's metrics at 0.5."""
+    choosing = [s for s in specs if s.imbalance.threshold != "fixed"]
+    return any(not s.train.cv_folds for s in choosing), any(s.train.cv_folds for s in choosing)
 
 
 def _run_record(ctx: TrialContext) -> dict[str, Any] | None:
