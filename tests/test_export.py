@@ -400,7 +400,7 @@ def test_a_run_that_found_medmnist_through_the_environment_exports_without_it(wr
 def test_greyscale_files_for_a_colour_model_are_warned_about_and_colour_ones_for_a_grey_model_are_not(tmp_path):
     from PIL import Image
 
-    from searchlab.export.predict import grey_into_colour_warning
+    from searchlab.export.input_range import grey_into_colour_warning
 
     files = []
     for i, mode in enumerate(["RGB", "RGB", "L", "I;16", "P"]):
@@ -413,7 +413,7 @@ def test_greyscale_files_for_a_colour_model_are_warned_about_and_colour_ones_for
     assert grey_into_colour_warning(files, channels=1) is None and grey_into_colour_warning(files[:2], 3) is None
     # what an export records of its training files, so that a model trained on grey files read as RGB
     # (data.channels: 3) is not told its grey files are unlike its training images
-    from searchlab.export.predict import files_were
+    from searchlab.export.input_range import files_were
 
     assert (files_were(files[2:4]), files_were(files[:2]), files_were(files)) == ("greyscale", "colour", "mixed")
     assert files_were([tmp_path / "gone.png"]) is None

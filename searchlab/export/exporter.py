@@ -30,7 +30,7 @@ from searchlab.export.ensemble import (MEMBER_METRICS, check_decoded_alike, choo
                                        data_replaced_since_search, ensemble_config, ensemble_state, has_split,
                                        load_split, pick_top_k, run_data_config, own_test_split_changed_since)
 from searchlab.export.out_of_fold import bagged, choose_out_of_fold
-from searchlab.export.predict import files_were
+from searchlab.export.input_range import files_were, record_files_sized
 from searchlab.export.generator import export_generator, refuse_classifier_options
 from searchlab.export.overlap import seen_in_search
 from searchlab.export.picking import dominated_by_front, pick_trial
@@ -332,11 +332,12 @@ def _model_metrics(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _record_files_were(summary: dict[str, Any], searched: ImageDataset) -> None:
-    """Whether the training files were grey or colour: `predict` warns of grey files only for a model trained
-    on colour ones."""
+    """Whether the training files were grey or colour, and the range of their sizes: `predict` warns of grey
+    files only for a model trained on colour ones, and of files far from that range (input_range.py)."""
     trained_on = searched.extra.get("files", {})
     if isinstance(trained_on, dict) and (were := files_were(list(trained_on.get("train", [])))):
         summary["input"]["files_were"] = were
+        record_files_sized(summary, trained_on.get("train", []))
 
 
 def _score_test(run: OpenRun, net: torch.nn.Module, config: dict[str, Any], bootstrap: int) -> dict[str, Any]:

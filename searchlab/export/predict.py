@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-from PIL import Image
 
 from searchlab.csv_cells import spreadsheet_safe
-from searchlab.data.common import (IMAGE_EXTENSIONS, UNREADABLE_IMAGE, DecodeProgress, bit_depth_advice,
-                                   decode_threads, first_lines, spread, unreadable_reason)
+from searchlab.data.common import (IMAGE_EXTENSIONS, DecodeProgress, bit_depth_advice, decode_threads, first_lines,
+                                   unreadable_reason)
 from searchlab.data.folder_source import visible_files
 from searchlab.data.synthetic_files import RECORD, synthetic_among
-from searchlab.errors import ExportError, a_few, refuse_folder
+from searchlab.errors import ExportError, refuse_folder
 from searchlab.export.damaged import UNLOADABLE, unloadable
+from searchlab.export.input_range import unlike_training
 from searchlab.models import standalone
 from searchlab.models.image_files import read_input_file
 from searchlab.output_reader import refuse_a_closed_stdout
@@ -82,9 +82,8 @@ def _say_what_the_files_are(files: list[Path], config: dict[str, Any]) -> None:
     if advice:   # the export decodes as its training data was decoded; these files may need otherwise
         print(f"warning: {advice} (in the study file, then run and export again: this export decodes files as "
               "its training images were)", file=sys.stderr)
-    if config["input"].get("files_were", "colour") == "colour" and \
-            (grey := grey_into_colour_warning(files, config["input"]["channels"])):   # not when trained on grey
-        print(f"warning: {grey}", file=sys.stderr)
+    for unlike in unlike_training(files, config):   # far from the training files' sizes, grey or colour
+        print(f"warning: {unlike}", file=sys.stderr)
     if synthetic := synthetic_among(files):   # what a classifier makes of a GAN's images: a fair question, if said
         print(f"note: {len(synthetic)} of the {len(files)} images were made by a generative model (`searchlab "
               f"sample`'s file names or its {RECORD} beside them), e.g. {synthetic[0]}: their predictions say "
@@ -120,37 +119,6 @@ def _model(export_dir: Path, config: dict[str, Any]) -> torch.nn.Module:
     except UNLOADABLE as exc:
         raise ExportError(f"{unloadable(export_dir, exc)}. Fix: {SAME_EXPORT}") from None
     return net.eval()
-
-
-def grey_into_colour_warning(files: Sequence[Path], channels: int, sample: int = 200) -> str | None:
-    """Greyscale files given to a model trained on colour images are copied into 3 equal channels and scored
-    without complaint, though they are often another scanner's or a converted export's: said, with a few of
-    them. (Colour files for a greyscale model are not: X-ray PNGs are often saved as RGB with equal channels.)"""
-    if channels != 3:
-        return None
-    grey = [path for path in spread(list(files), sample) if _single_band(path)]
-    if not grey:
-        return None
-    return (f"{len(grey)} of {min(len(files), sample)} image files (sampled) are greyscale ({a_few(grey)}), but this "
-            "model was trained on colour images: they are scored as grey colour images. Fix: check that they come from "
-            "the scanner and export the model was trained for")
-
-
-def files_were(paths: Sequence[Path], sample: int = 200) -> str | None:
-    """Whether a sample of image files is greyscale, colour or mixed (None for no files, an npz set)."""
-    picked = [Path(p) for p in spread(list(paths), sample) if Path(p).is_file()]   # the files still there
-    if not picked:
-        return None
-    grey = sum(_single_band(path) for path in picked)
-    return "greyscale" if grey == len(picked) else "colour" if grey == 0 else "mixed"
-
-
-def _single_band(path: Path) -> bool:
-    try:
-        with Image.open(path) as img:   # the header only
-            return img.mode != "P" and len(img.getbands()) == 1
-    except UNREADABLE_IMAGE:
-        return False   # decoding names unreadable files
 
 
 # the keys of config.json that reading, scoring and labelling files use

@@ -55,6 +55,10 @@ class TimmClassifier(nn.Module):
         names = self.net.pretrained_cfg.get("classifier", "fc")
         return tuple(f"net.{name}." for name in ((names,) if isinstance(names, str) else names))
 
+    def _head_names(self) -> tuple[str, ...]:
+        """head_prefix as self.net names its parameters (without the wrapper's `net.`)."""
+        return tuple(prefix.removeprefix("net.") for prefix in self.head_prefix)
+
     def _heads(self) -> tuple[nn.Module, ...]:
         heads = self.net.get_classifier()
         return heads if isinstance(heads, tuple) else (heads,)
@@ -89,12 +93,50 @@ class TimmClassifier(nn.Module):
         return sum(head(z[:, i]) for i, head in enumerate(heads)) / len(heads)
 
     def parameter_blocks(self) -> list[list[tuple[str, nn.Parameter]]]:
-        """timm's own coarse parameter groups (stem, stages, ...), input side first, head excluded."""
+        """timm's own coarse parameter groups (stem, stages, ...), input side first, head excluded; for the
+        families timm gives no group_matcher (PiT, MetaFormer, CSATv2), the same grouping in forward order."""
         from timm.models import group_parameters
 
         params = dict(self.net.named_parameters())
-        groups = group_parameters(self.net, self.net.group_matcher(coarse=True))
-        heads = tuple(prefix.removeprefix("net.") for prefix in self.head_prefix)
+        if hasattr(self.net, "group_matcher"):
+            matcher = self.net.group_matcher(coarse=True)
+        else:
+            matcher = self._forward_order_ordinals().__getitem__
+        groups = group_parameters(self.net, matcher)
+        heads = self._head_names()
         blocks = [[(f"net.{n}", params[n]) for n in names if not n.startswith(heads)]
                   for _, names in sorted(groups.items())]
         return [block for block in blocks if block]
+
+    def _forward_order_ordinals(self) -> dict[str, tuple[int, ...]]:
+        """Each parameter's block ordinal, as a coarse timm group_matcher gives it: the stem (every top-level
+        part before the stages, with the top-level parameters: pos_embed, cls_token), each stage, then what follows
+        (the final norm, a head's pre-classifier norm/MLP; the classifier itself is dropped by parameter_blocks).
+        Top-level parts are taken in registration order, which is their forward order in timm."""
+        children = [name for name, child in self.net.named_children() if any(True for _ in child.parameters())]
+        stages = self._stage_container()
+        # positions, not names: a Sequential built from an OrderedDict names its stages freely
+        stage_names = [] if stages is None else [name for name, _ in self.net.get_submodule(stages).named_children()]
+
+        def ordinal(name: str) -> tuple[int, ...]:
+            top, _, rest = name.partition(".")
+            if not rest:                 # a top-level parameter (pos_embed, cls_token): the stem's
+                return (0,)
+            if stages is None:           # no stage list: one block per top-level part
+                return (children.index(top),)
+            if top == stages:
+                return (1, stage_names.index(rest.split(".", 1)[0]))
+            return (0,) if children.index(top) < children.index(stages) else (2,)
+        return {name: ordinal(name) for name, _ in self.net.named_parameters()}
+
+    def _stage_container(self) -> str | None:
+        """The top-level nn.Sequential / nn.ModuleList holding the stages (PiT's `transformers`, MetaFormer's and
+        CSATv2's `stages`): the one with the most parameters, a classifier's own container (MetaFormer's `head`
+        Sequential) left out."""
+        heads = self._head_names()
+        candidates = {name: sum(p.numel() for p in child.parameters())
+                      for name, child in self.net.named_children()
+                      if isinstance(child, (nn.Sequential, nn.ModuleList))
+                      and not any(f"{name}.{n}".startswith(heads) for n, _ in child.named_parameters())}
+        candidates = {name: size for name, size in candidates.items() if size}
+        return max(candidates, key=candidates.__getitem__) if candidates else None
