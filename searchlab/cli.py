@@ -259,9 +259,11 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
         from searchlab.data.image_cache import check_cache_settings
         from searchlab.summary import best_trials, print_run_header, print_run_summary
         from searchlab.after_run_export import export_best
+        from searchlab.engine.run import refuse_what_cannot_run
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
         check_cache_settings()
+        refuse_what_cannot_run(study)   # not under a "run: ... (new)" line that never starts
         print_run_header(study)
         raise_if_stopped()
     # main() without arguments is this process's own command line: the process ends with it

@@ -44,12 +44,7 @@ def test_a_recorded_zen_score_is_reproduced_by_zen_score_with_what_is_recorded_b
     assert all("zen_seed" in t.user_attrs for t in proxy if t.state == TrialState.COMPLETE)
 
 
-@pytest.mark.parametrize("backbone", ["resnet18", "{choice: [resnet18, resnet10t]}"])
-def test_deepmad_on_a_timm_model_is_refused_for_its_kind(write_study, backbone):
-    """A fixed backbone was refused as 'deepmad needs searched architecture parameters (got None)'."""
-    from searchlab.nas.deepmad_design import check_space
-
-    study = load_study(write_study(f"""
+DEEPMAD_ON_TIMM = """
 name: dm
 task: classify
 space:
@@ -57,8 +52,27 @@ space:
   optim: {{lr: {{float: [1.0e-4, 1.0e-2], log: true}}}}
 strategy: {{name: deepmad, args: {{top_k: 1}}}}
 budget: {{n_trials: 1, epochs: 1, max_flops: 2.0e+7}}
-"""))
+"""
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "{choice: [resnet18, resnet10t]}"])
+def test_deepmad_on_a_timm_model_is_refused_for_its_kind(write_study, backbone):
+    """A fixed backbone was refused as 'deepmad needs searched architecture parameters (got None)'."""
+    from searchlab.nas.deepmad_design import check_space
+
+    study = load_study(write_study(DEEPMAD_ON_TIMM.format(backbone=backbone)))
     with pytest.raises(ConfigError) as raised:
         check_space(study)
     assert "deepmad designs Zen-NAS super-block networks (kind zen)" in str(raised.value)
     assert "'timm'" in str(raised.value)
+
+
+def test_run_refuses_deepmad_on_a_timm_model_before_saying_where_it_runs(write_study, tmp_path, capsys):
+    """`run` printed "run: ... (new)" and "data: ..." above the refusal, for a run that never started."""
+    from searchlab.cli import main
+
+    assert main(["run", str(write_study(DEEPMAD_ON_TIMM.format(backbone="resnet18")))]) == 2
+    out, err = capsys.readouterr()
+    assert "deepmad designs Zen-NAS super-block networks" in err
+    assert "run:" not in out and "data:" not in out
+    assert not (tmp_path / "run").exists()

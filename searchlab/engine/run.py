@@ -65,6 +65,16 @@ def run_study(study: Study, progress: bool = True) -> RunResult:
         return _run(study, progress)
 
 
+def refuse_what_cannot_run(study: Study) -> None:
+    """Refuse, before the run's folder exists and before `run` says where it runs ("run: ... (new)"), a study
+    that cannot start: a device it lacks, a space its strategy cannot search (deepmad on a timm model)."""
+    try:
+        refuse_unseen_cuda(study)
+        check_strategy_space(study)
+    except ConfigError as exc:
+        raise locate_in_study(exc, study) from None
+
+
 def _run(study: Study, progress: bool) -> RunResult:
     run_dir = study.run_dir
     # this study's modules first, not those of a study loaded after it (a script's load_study(a), load_study(b),
@@ -72,9 +82,8 @@ def _run(study: Study, progress: bool) -> RunResult:
     make_study_folder_importable(study.base_dir / study.file.name)
     clear_cache()   # files read by an earlier run in this process may have changed since (their disk cache knows)
     with said_on_stderr() as start_warnings:
+        refuse_what_cannot_run(study)
         try:
-            refuse_unseen_cuda(study)
-            check_strategy_space(study)   # before the run's folder: a space the strategy cannot search
             get_task(study.config.task).prepare(study)
         except ConfigError as exc:
             raise locate_in_study(exc, study) from None
