@@ -158,7 +158,8 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
     """`export_there`: the command exporting the best where its checkpoint is (another run folder of the study,
     which this one cannot read), when the after-run export could not be made here."""
     ostudy: optuna.Study = result.study
-    print(f"\nstudy '{study.config.name}': {state_counts(ostudy)} in {result.seconds:.0f} s"
+    print(f"\nstudy '{study.config.name}': {state_counts(ostudy)}{retried_failures_said(ostudy)} in "
+          f"{result.seconds:.0f} s"
           + _shared_said(ostudy, result) + (_interrupted_said(study.run_dir) if result.interrupted else ""))
     best = best_trials(ostudy)
     if best and (over := over_budget_said(ostudy, study.run_dir)):   # with none completed, the end says it
@@ -286,7 +287,8 @@ def _print_all_pruned(ostudy: optuna.Study) -> None:
 
 def print_status(run: OpenRun, top: int) -> None:
     study = run.study
-    print(f"study '{study.study_name}' in {shown_url(run.storage_url)}: {state_counts(study)}")
+    print(f"study '{study.study_name}' in {shown_url(run.storage_url)}: {state_counts(study)}"
+          + retried_failures_said(study))
     if over := over_budget_said(study, run.run_dir):   # right under the counts it explains
         print(over)
     if cut := cut_short_said(study, run.run_dir):
@@ -473,3 +475,20 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 def state_counts(study: optuna.Study) -> str:
     counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials"
+
+
+def retried_failures_said(study: optuna.Study) -> str:
+    """The failed trials whose config ran again (a retry with user attr `retry_of`), said after the counts: after
+    a Ctrl-C and a resume, "3 complete, 1 fail" said nothing of the fail being an interruption whose config
+    re-ran; only `searchlab trials` (its error and retry_of columns) told it."""
+    trials = study.get_trials(deepcopy=False)
+    retry_of = {t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial")): t for t in trials}
+    retried = [(t, retry_of[t.number]) for t in trials if t.state == TrialState.FAIL and t.number in retry_of]
+    if len(retried) == 1:
+        [(failed, retry)] = retried
+        again = {TrialState.WAITING: "is queued to run again", TrialState.RUNNING: "is running again"}
+        return (f" (trial {failed.number}: {failure_reason(failed)}; its config "
+                f"{again.get(retry.state, 're-ran')} as trial {retry.number})")
+    pairs = ", ".join(f"{failed.number} as {retry.number}" for failed, retry in retried[:5])
+    return (f" ({len(retried)} of them stopped before their end, and their configs run again as other trials: "
+            f"trial {pairs}{', ...' if len(retried) > 5 else ''})") if retried else ""

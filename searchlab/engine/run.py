@@ -15,13 +15,13 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from searchlab.config.load import Study, locate_in_study, make_study_folder_importable
 from searchlab.config.schema import ExecutorConfig, usable_cores
@@ -35,10 +35,12 @@ from searchlab.engine.resume import check_resumable
 from searchlab.engine.run_history import SAMPLER_STOPPED, record_run, run_entry, said_on_stderr
 from searchlab.engine.rundir import check_same_storage, write_manifest
 from searchlab.engine.study_record import study_record
-from searchlab.engine.signals import exit_code, hold_stops, is_interruption, release_stops, stop_on_signals
-from searchlab.engine.storage import is_local_file, open_storage, retry_callback
+from searchlab.engine.recovery import (configs_said, fail_left_running, left_running_note, recover_interrupted,
+                                      recover_left_trials)
+from searchlab.engine.signals import exit_code, hold_stops, release_stops, stop_on_signals
+from searchlab.engine.storage import is_local_file, open_storage
 from searchlab.engine.supervise import Supervisor
-from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
+from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED  # noqa: F401 (their home was here: kept importable)
 from searchlab.engine.worker import ask_lock, run_worker
 from searchlab.errors import ConfigError, SearchlabError, StorageError
 from searchlab.strategy import (check_strategy_space, first_objective_warning, prepare_strategy, startup_warning,
@@ -200,11 +202,11 @@ def _take_over_left_running(study: Study, ostudy: optuna.Study, started: float, 
     with ask_lock(study.run_dir):   # the workers' budget lock: no runner reads the budget mid-way
         if not (left := _unheld_running(study, ostudy, started, lock)):
             return False
-        recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=False,
-                            fixed_now=_fixed_names(study), gone={t.number for t in left})
+        recovery = recover_left_trials(ostudy, study.config.executor.max_retries, fail_running=False,
+                                       fixed_now=_fixed_names(study), gone={t.number for t in left})
     print(f"note: {len(left)} trial(s) RUNNING (trial {', '.join(str(t.number) for t in left[:5])}) were left by a "
           "run of this folder that ended without finishing them (killed): they held budget.n_trials, so this run "
-          "failed them and runs their configs again", file=sys.stderr)
+          f"failed them{configs_said(recovery)}", file=sys.stderr)
     return True
 
 
@@ -250,10 +252,10 @@ def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, 
         from searchlab.engine.driver_liveness import trials_of_gone_drivers
 
         gone = trials_of_gone_drivers(ostudy)
-    if stale := recover_interrupted(ostudy, study.config.executor.max_retries, fail_running=owned,
-                                    fixed_now=_fixed_names(study), gone=gone):
-        print(f"note: {stale} trial(s) left RUNNING by a run that ended without finishing them (killed) are now "
-              "FAIL, and the configs they drew run again", file=sys.stderr)
+    recovery = recover_left_trials(ostudy, study.config.executor.max_retries, fail_running=owned,
+                                   fixed_now=_fixed_names(study), gone=gone)
+    if recovery.failed:   # which of their configs run again, and which do not (the warning above says why)
+        print(left_running_note(recovery), file=sys.stderr)
     try:
         prepare_strategy(study, ostudy, deadline)
     except ConfigError as exc:
@@ -427,56 +429,3 @@ def _alone(fh: Any, tries: int = 10) -> bool:
             if attempt < tries - 1:
                 time.sleep(0.05)
     return False
-
-
-def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bool = True,
-                        fixed_now: Collection[str] = (), gone: Collection[int] = ()) -> int:
-    """Fail trials a killed process left RUNNING (all with `fail_running`, else those numbered in `gone`) and
-    re-queue their configs (like Optuna's heartbeat); one that stored its error before its process ended keeps
-    it and is not retried.
-
-    Also re-queues interrupted trials whose retry was never queued: those stopped by Ctrl-C or SIGTERM (their
-    config was never judged), and those of a process killed between failing a trial and queuing its retry
-    (measured: 1 in 50 kills), which would otherwise lose that config for good. A stop said by a signal is
-    retried however often (a job preempted three times lost its config to executor.max_retries); a process
-    that ended without a word (out of memory, a crash) may be the config's doing, so that config runs again
-    at most `max_retries` times: one that killed its process each time was run again by every run, for good.
-    A trial no worker had started (Ray Tune asks for trials ahead of free slots) is not its config's doing.
-    """
-    retry = retry_callback(sys.maxsize, fixed_now)
-    stale = [t for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-             if fail_running or t.number in gone]
-    fail_left_running(ostudy, stale)
-    trials = ostudy.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's
-        t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
-    for trial in trials:
-        # also a trial killed before it drew anything: its retry (a fresh draw) keeps the interruption from
-        # counting as a failed config against budget.max_failed
-        if trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error")) and trial.number not in retried:
-            if (deaths := _silent_deaths(trial, trials)) > max_retries:
-                print(f"warning: trial {trial.number}'s config ended its process without a word "
-                      f"{deaths} times (out of memory? a crash?): not run again "
-                      f"(executor.max_retries={max_retries}). Fix: see `searchlab trials` for its params; a "
-                      "smaller batch or network may fit", file=sys.stderr)
-                continue
-            retry(ostudy, trial)
-    return len(stale)
-
-
-def fail_left_running(ostudy: optuna.Study, stale: list[FrozenTrial]) -> None:
-    """FAIL the RUNNING trials `stale`, whose process ended without them, as interrupted (or with its own error)."""
-    storage = ostudy._storage
-    for trial in stale:
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):   # its driver told it just now
-            if "error" not in trial.user_attrs:   # `ran_with` is its objective's first record on a worker
-                storage.set_trial_user_attr(trial._trial_id, "error",
-                                            INTERRUPTED if "ran_with" in trial.user_attrs else NEVER_STARTED)
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-
-
-def _silent_deaths(trial: FrozenTrial, trials: list[FrozenTrial]) -> int:
-    """How many attempts at `trial`'s config (it and the ones it retried) ended with their process unsaid."""
-    number = {t.number: t for t in trials}
-    attempts = [*trial.system_attrs.get("retry_history", []), trial.number]
-    return sum(number[n].user_attrs.get("error") == INTERRUPTED for n in attempts if n in number)

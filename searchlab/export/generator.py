@@ -83,7 +83,7 @@ def export_generator(run: OpenRun, trial: FrozenTrial, state: dict[str, Any], ou
     out.mkdir(parents=True, exist_ok=True)
     save_weights(state, out / "weights.safetensors")
     config.update(weights_sha256=file_digest(out / "weights.safetensors"), made_with=made_with())
-    (out / "model.py").write_text(generator_source())
+    (out / "model.py").write_text(generator_source(config["generator"]["family"]))   # its family's generator only
     (out / "config.json").write_text(json_text(config, indent=2))
     trained_on.write_of_run(out, run)   # a classify study adding its images checks its own splits against it
     load_generator(out)    # the written export must rebuild (shapes, spec) before anyone relies on it

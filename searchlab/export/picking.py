@@ -2,6 +2,8 @@
 trial that is not COMPLETE before the exporter's torch and data imports (seconds) are paid."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -67,9 +69,56 @@ def _why_none(study: optuna.Study) -> str:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
     failed = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("error")]
     last = f"; the latest failure, trial {failed[-1].number}: {failed[-1].user_attrs['error']}" if failed else ""
-    if any(t.state == TrialState.RUNNING for t in trials):   # a search going on: not one to fix and run again
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    if running and _left_by_ended_runs(study, running):   # no run finishes them: waiting would be for good
+        return f" ({counts}{last}; {_left_said(running)}"
+    if running:   # a search going on: not one to fix and run again
         return f" ({counts}{last}). Fix: wait until a trial completes (searchlab status RUN shows how it goes)"
     return f" ({counts}{last}). Fix: see why with searchlab status RUN, fix that and run the study again"
+
+
+def _left_said(running: list[FrozenTrial]) -> str:
+    """What a run killed mid-trial left, and the fix: export told the user to wait for a trial never to end."""
+    shown = ", ".join(str(t.number) for t in running[:5]) + (", ..." if len(running) > 5 else "")
+    if len(running) == 1:
+        left, then = f"trial {shown} was", "the trial is failed and its config runs again"
+    else:
+        left, then = f"trials {shown} were", "the trials are failed and their configs run again"
+    return (f"{left} left RUNNING by a run that ended without a word (killed -9, out of memory, a lost machine), "
+            f"and no run is finishing {'it' if len(running) == 1 else 'them'}). Fix: run the study again "
+            f"(searchlab run STUDY resumes: {then}), then export")
+
+
+def _left_by_ended_runs(study: optuna.Study, running: list[FrozenTrial]) -> bool:
+    """Whether the RUNNING trials were started by runs of the study that are over, as `status` tells (the run
+    history of engine/run_history.py runs_line, the heartbeats of summary.py _running_elsewhere): no recorded
+    run may be alive (one without an end whose process is gone on this machine was killed -9), no trial sent a
+    heartbeat lately (a runner on another machine of a server storage), and each started while a recorded run
+    went on. One started after them all (an Optuna script driving the study, say) may be running: it waits."""
+    from searchlab.engine.run_history import KEY, others_alive
+    from searchlab.engine.storage import GRACE_SECONDS, heartbeat_ages
+
+    runs = study.user_attrs.get(KEY)
+    # started=0: no run of the history is this process's own (an export runs no trials)
+    if not isinstance(runs, list) or not runs or others_alive(study, started=0.0):
+        return False
+    if any(age < GRACE_SECONDS for age in heartbeat_ages(study._storage, running).values()):
+        return False
+    spans = [_span(run) for run in runs if isinstance(run, dict)]
+    return all(any(start <= trial.datetime_start.timestamp() <= end for start, end in spans)
+               for trial in running if trial.datetime_start is not None)
+
+
+def _span(run: dict) -> tuple[float, float]:
+    """When a recorded run went on: from its start to its end, or for good when it has none (killed). Its start is
+    kept to the second, cut down: the end may come out up to a second early, and a trial its last second started
+    is then not said left (export says to wait, as before), rather than one started just after it said so."""
+    try:
+        start = datetime.fromisoformat(str(run.get("started_utc"))).timestamp()
+    except ValueError:
+        return (0.0, 0.0)
+    seconds = run.get("seconds")
+    return (start, start + seconds) if isinstance(seconds, (int, float)) else (start, float("inf"))
 
 
 def dominated_by_front(study: optuna.Study, trial: FrozenTrial) -> list[int]:

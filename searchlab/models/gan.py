@@ -25,10 +25,12 @@ normalised z inside the mapping net, as in StyleGAN2-ADA); discriminators are pr
 Every generator outputs ``tanh`` images in [-1, 1] (StyleGAN2's output is linear in the paper; tanh keeps the
 common contract with gradients everywhere, unlike clamping).
 
-This file holds the DCGAN / WGAN-GP networks and the builders; the shared helpers are in gan_common.py and
-StyleGAN2 in stylegan2.py (both importable from here). The exporter appends everything below each file's marker
-line to a torch-only ``model.py`` (gan_common, stylegan2, then this file): those parts use only ``torch``,
-``nn``, ``math`` and ``Any``, import nothing, and prefix module-level helpers with ``_gan_``.
+This file holds the DCGAN / WGAN-GP discriminator and build_discriminator; the shared helpers and build_generator
+are in gan_common.py, the DCGAN generator in gan_dcgan.py, StyleGAN2's generator in stylegan2.py and its
+discriminator in stylegan2_discriminator.py (all importable from here). The part below each file's marker line
+is torch-only code (searchlab/models/__init__.py: GAN_BODIES): a generator export's model.py holds gan_common's
+and its own family's generator's, no discriminator. Those parts use only ``torch``, ``nn``, ``math`` and
+``Any``, import nothing, and prefix module-level helpers with ``_gan_``.
 """
 from __future__ import annotations
 
@@ -37,63 +39,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from searchlab.models.gan_common import (GAN_FAMILIES, _gan_check_family, _gan_check_labels, _gan_Generator,
-                                         _gan_plan, _gan_stage_channels)
-from searchlab.models.stylegan2 import (MappingNetwork, ModulatedConv2d, StyleGAN2Discriminator, StyleGAN2Generator,
-                                        minibatch_stddev, modulated_conv2d, truncate)
+from searchlab.models.gan_common import (GAN_FAMILIES, _gan_check_family, _gan_check_labels, _gan_plan,
+                                         _gan_stage_channels, build_generator)
+from searchlab.models.gan_dcgan import DCGANGenerator, _gan_dcgan_init
+from searchlab.models.stylegan2 import MappingNetwork, ModulatedConv2d, StyleGAN2Generator, modulated_conv2d, truncate
+from searchlab.models.stylegan2_discriminator import StyleGAN2Discriminator, minibatch_stddev
 
 __all__ = ["GAN_FAMILIES", "DCGANGenerator", "DCGANDiscriminator", "StyleGAN2Generator", "StyleGAN2Discriminator",
            "MappingNetwork", "ModulatedConv2d", "modulated_conv2d", "minibatch_stddev", "truncate",
            "build_generator", "build_discriminator"]
 
 # ---- model.py body ----
-# ------------------------------------------------------------------ DCGAN / WGAN-GP networks
-def _gan_dcgan_init(module: nn.Module) -> None:
-    """Radford et al. sec. 4: all weights from N(0, 0.02); BN scales from N(1, 0.02), biases zero."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
-
-
-class DCGANGenerator(_gan_Generator):
-    """z (+ label embedding) -> linear to base x base -> [ConvTranspose 4x4/2, BN, ReLU]* -> ConvTranspose -> tanh.
-
-    Used by ``dcgan`` and ``wgan_gp`` (Gulrajani et al. keep BN in the generator; only the critic drops it).
-    """
-
-    def __init__(self, image_size: int, channels: int, latent: int = 64, width: int = 64, n_classes: int = 0,
-                 embed_dim: int | None = None) -> None:
-        super().__init__()
-        self.image_size, self.channels, self.latent, self.n_classes = image_size, channels, latent, n_classes
-        self.base, doublings = _gan_plan(image_size)
-        ch = _gan_stage_channels(doublings, width)
-        embed_dim = latent if embed_dim is None else embed_dim
-        self.embed = nn.Embedding(n_classes, embed_dim) if n_classes > 0 else None
-        z_dim = latent + (embed_dim if n_classes > 0 else 0)
-        # the "project and reshape" first layer of Radford et al. (a 1x1 -> base x base transposed conv)
-        self.project = nn.Sequential(nn.Linear(z_dim, ch[0] * self.base ** 2, bias=False),
-                                     nn.Unflatten(1, (ch[0], self.base, self.base)), nn.BatchNorm2d(ch[0]),
-                                     nn.ReLU())
-        layers: list[nn.Module] = []
-        for j in range(1, doublings):
-            layers += [nn.ConvTranspose2d(ch[j - 1], ch[j], 4, 2, 1, bias=False), nn.BatchNorm2d(ch[j]), nn.ReLU()]
-        # no BN on the output layer (Radford et al. sec. 3: BN there caused sample oscillation)
-        layers += [nn.ConvTranspose2d(ch[doublings - 1], channels, 4, 2, 1), nn.Tanh()]
-        self.body = nn.Sequential(*layers)
-        _gan_dcgan_init(self)
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        _gan_check_labels(self.n_classes, labels)
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(labels)], dim=1)
-        return self.body(self.project(z))
-
-
+# ------------------------------------------------------------------ DCGAN / WGAN-GP discriminator
 class _gan_Projection(nn.Module):
     """Miyato & Koyama (2018) eq. 3 output: psi(phi) + <embed(y), phi>; plain linear psi when unconditional."""
 
@@ -144,18 +101,7 @@ class DCGANDiscriminator(nn.Module):
         return self.head(self.body(x), labels)
 
 
-# ------------------------------------------------------------------ builders
-def build_generator(family: str, image_size: int, channels: int, latent: int = 64, width: int = 64,
-                    n_classes: int = 0, **kw: Any) -> nn.Module:
-    """A generator: forward(z, labels=None) -> (N, channels, image_size, image_size) in [-1, 1].
-
-    kw: dcgan/wgan_gp embed_dim; stylegan2 style_dim, mapping_layers, lr_mul, mixing_prob, w_avg_beta.
-    """
-    _gan_check_family(family)
-    cls = StyleGAN2Generator if family == "stylegan2" else DCGANGenerator
-    return cls(image_size, channels, latent=latent, width=width, n_classes=n_classes, **kw)
-
-
+# ------------------------------------------------------------------ builder
 def build_discriminator(family: str, image_size: int, channels: int, width: int = 64, n_classes: int = 0,
                         **kw: Any) -> nn.Module:
     """A discriminator (critic for wgan_gp): forward(x, labels=None) -> (N,) scores. kw: stylegan2 mbstd_group."""

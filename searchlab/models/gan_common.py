@@ -1,6 +1,6 @@
-"""What every GAN network of searchlab/models shares: the families, the resolution plan, label checks and the
-generators' sampling helper (torch only). Its body comes first in a generator export's model.py, before
-stylegan2.py's and gan.py's (searchlab/models/__init__.py: generator_source).
+"""What every GAN network of searchlab/models shares: the families, the resolution plan, label checks, the
+generators' sampling helper and build_generator (torch only). Its body comes first of the GAN networks' in a
+generator export's model.py, before its family's generator (searchlab/models/__init__.py: generator_source).
 """
 from __future__ import annotations
 
@@ -65,3 +65,21 @@ class _gan_Generator(nn.Module):
             labels = torch.as_tensor(labels, dtype=torch.long).to(device)
         with torch.no_grad():
             return self(z, labels, **(self._gan_sample_defaults | forward_kw))
+
+
+# family -> generator class, filled by the body of the file defining it (gan_dcgan.py, stylegan2.py): a generator
+# export's model.py holds its own family's generator only, so its table names that family alone
+GAN_GENERATORS: dict[str, type[nn.Module]] = {}
+
+
+def build_generator(family: str, image_size: int, channels: int, latent: int = 64, width: int = 64,
+                    n_classes: int = 0, **kw: Any) -> nn.Module:
+    """A generator: forward(z, labels=None) -> (N, channels, image_size, image_size) in [-1, 1].
+
+    kw: dcgan/wgan_gp embed_dim; stylegan2 style_dim, mapping_layers, lr_mul, mixing_prob, w_avg_beta.
+    """
+    _gan_check_family(family)
+    if family not in GAN_GENERATORS:   # a model.py of another family's export, used for this one
+        raise ValueError(f"this code holds the generators of {sorted(GAN_GENERATORS)} only, not {family!r}. Fix: "
+                         "load each export with the model.py exported with it")
+    return GAN_GENERATORS[family](image_size, channels, latent=latent, width=width, n_classes=n_classes, **kw)

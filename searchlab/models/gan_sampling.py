@@ -1,8 +1,9 @@
-"""Loading and sampling an exported generator: the end of a generator export's model.py (torch only).
-
-A generator export is `config.json` (the generator's spec: family, image size, channels, constructor args,
-class names) + `weights.safetensors` + `model.py` = standalone.py (its safetensors reader) + the bodies of
-gan_common.py, stylegan2.py and gan.py + this file's body:
+"""Loading and sampling an exported generator (torch only). A generator export is `model.py` + `config.json` (the
+generator's spec: family, image size, channels, constructor args, class names) + `weights.safetensors`. Its
+model.py opens with the docstring and imports of searchlab/models/gan_sampling.py and ends with that file's body;
+between them are safetensors_reading.py's body (reading the weights, checking their sha256), gan_common.py's and
+the generator of the export's family, gan_dcgan.py's (dcgan, wgan_gp) or stylegan2.py's (no discriminator, no
+classifier code; searchlab/models/__init__.py: generator_source). Usage:
 
     import model
     G, config = model.load_generator("best")
@@ -10,6 +11,11 @@ gan_common.py, stylegan2.py and gan.py + this file's body:
 """
 from __future__ import annotations
 
+import hashlib  # noqa: F401  (hashlib, json, struct, warnings: used by the safetensors_reading.py body of model.py)
+import json  # noqa: F401
+import math  # noqa: F401  (used by the stylegan2.py body of a stylegan2 generator export's model.py)
+import struct  # noqa: F401
+import warnings  # noqa: F401
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +23,11 @@ import torch
 from torch import nn
 
 from searchlab.models.gan import build_generator
-from searchlab.models.standalone import export_config, read_safetensors
+from searchlab.models.safetensors_reading import export_config, read_safetensors
 
 # ---- model.py body ----
 # (what config.json misstates for weights it does not describe, the fix): a generator export holds no test metrics
-# or thresholds, and its model.py no save() (a classifier's text, standalone.py's CLASSIFIER_NOT_ITS, offers one)
+# or thresholds, and its model.py no save() (a classifier's text, CLASSIFIER_NOT_ITS, offers one)
 GENERATOR_NOT_ITS = ("trial, metrics (MedFID, KID, ... of that trial's samples) and provenance in config.json are "
                      "not these weights'", "export the GAN run again, or copy all of one export's files together")
 
