@@ -24,7 +24,7 @@ def colour_dropped_warning(plan: SplitPlan, channels: int) -> str | None:
     if channels != 1:
         return None
     sampled = spread(plan.files.get("train", []), SAMPLE)
-    coloured = [path for path in sampled if _in_colour(path)]
+    coloured = [path for path in sampled if in_colour(path)]
     if not sampled or len(coloured) * 2 < len(sampled):
         return None
     return (f"data: {len(coloured)} of {len(sampled)} sampled training images are in colour (their channels "
@@ -33,10 +33,17 @@ def colour_dropped_warning(plan: SplitPlan, channels: int) -> str | None:
             "else nothing")
 
 
-def _in_colour(path: Path) -> bool:
+def grey_mode(mode: str) -> bool:
+    """Whether a Pillow mode holds one band of grey (or bits): no colour to look for."""
+    return mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;")
+
+
+def in_colour(path: Path, levels: float = COLOUR_LEVELS) -> bool:
+    """Whether a file's channels differ by more than `levels` (of 255) on average, decoded small: an RGB file of
+    three equal channels (a grey X-ray saved so) or an RGB JPEG of a grey image is not in colour."""
     try:
         with Image.open(path) as img:
-            if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
+            if grey_mode(img.mode):
                 return False
             img.draft("RGB", THUMB)   # a JPEG decodes at a fraction of its size
             img.thumbnail(THUMB)
@@ -44,4 +51,4 @@ def _in_colour(path: Path) -> bool:
     except UNREADABLE_IMAGE:
         return False   # decoding names unreadable files
     spread_ = np.abs(rgb[..., 0] - rgb[..., 1]) + np.abs(rgb[..., 1] - rgb[..., 2])
-    return float(spread_.mean()) / 2 > COLOUR_LEVELS
+    return float(spread_.mean()) / 2 > levels

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
+from searchlab.data.colour import grey_mode, in_colour
 from searchlab.data.common import UNREADABLE_IMAGE, spread
 from searchlab.errors import a_few
 
@@ -29,9 +29,10 @@ SMALLER, LARGER, ASPECT = 2.0, 4.0, 1.5
 # source of a HxW model's training images can be is said: a side under 8 px (and under the model's own side),
 # or an aspect ratio over 4:1 either way of the model's input.
 TINY_SIDE, EXTREME_ASPECT = 8, 4.0
-# Mean absolute difference between two channels, in 8-bit levels, above which a file is colour: a grey image
-# saved as RGB (or as an RGB JPEG, whose decoding differs by a level or so) stays under it, and so does an
-# X-ray with a small coloured marker burned in, which converts to grey as it should
+# Mean difference between channels, in 8-bit levels (data/colour.py in_colour), above which a file is colour: a
+# grey image saved as RGB (or as an RGB JPEG, whose decoding differs by a level or so) stays under it, and so does
+# an X-ray with a small coloured marker burned in, which converts to grey as it should. Lower than a run start's
+# check (which asks whether most training images carry colour): here one colour file among grey ones is said
 COLOUR_LEVELS = 2.0
 ORIENTATION = 0x0112  # the EXIF tag: 5 to 8 are stored sideways, and decoded (decoder >= 2) turned upright
 
@@ -139,7 +140,7 @@ def colour_into_grey_warning(files: Sequence[Path], config: dict[str, Any], samp
     picked = spread(list(files), sample)
     several = [path for path in picked if _several_bands(path)]   # headers: grey files are not decoded
     decoded = spread(several, COLOUR_SAMPLE)
-    colour = [path for path in decoded if _truly_colour(path)]
+    colour = [path for path in decoded if in_colour(path, COLOUR_LEVELS)]
     if not colour:
         return None
     scored = ("each is converted to grey (L = 0.299R + 0.587G + 0.114B) and scored as grey" if spec.get("channels") == 1
@@ -155,25 +156,10 @@ def _several_bands(path: Path) -> bool:
     """Whether a file's header says RGB, palette, CMYK or the like: what may be colour."""
     try:
         with Image.open(path) as img:
-            return img.mode not in ("1", "L", "LA", "La", "I", "F") and not img.mode.startswith("I;")
+            return not grey_mode(img.mode)
     except UNREADABLE_IMAGE:
         return False   # decoding names unreadable files
 
-
-def _truly_colour(path: Path) -> bool:
-    """Whether a decoded file's red, green and blue differ by more than COLOUR_LEVELS on average (a JPEG is
-    drafted at a reduced scale, and a large image shrunk first: the mean is what is compared)."""
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (256, 256))
-            rgb = img.convert("RGB")
-    except UNREADABLE_IMAGE:
-        return False
-    rgb.thumbnail((256, 256))
-    arr = np.asarray(rgb, dtype=np.int16)
-    red, green, blue = arr[..., 0], arr[..., 1], arr[..., 2]
-    differences = (np.abs(red - green).mean(), np.abs(green - blue).mean(), np.abs(red - blue).mean())
-    return float(max(differences)) > COLOUR_LEVELS
 
 
 def grey_into_colour_warning(files: Sequence[Path], channels: int, sample: int = SAMPLE) -> str | None:
