@@ -104,3 +104,34 @@ def extractor_run(tmp_path_factory, breast) -> Path:
     run = tmp_path_factory.mktemp("medfid")
     feature_network(None, run, run, breast, seed=0)
     return run
+
+
+# ---- runs and exports read by several test modules: built once a session, not once per importing module (a
+# module-scoped fixture imported into another module is built again there). Tests that write into one work on a
+# copy of it (shutil.copytree into tmp_path); the builders live beside the tests that say what they hold.
+
+@pytest.fixture(scope="session")
+def gan_export(tmp_path_factory) -> Path:
+    """A folder of noise images, a MedFID feature network exported from a classifier of it, and a GAN study of
+    it exported as gan_export/ (test_synthetic_leak.py, test_sample.py)."""
+    from test_synthetic_leak import build_gan_export
+
+    return build_gan_export(tmp_path_factory.mktemp("leak"))
+
+
+@pytest.fixture(scope="session")
+def source(tmp_path_factory) -> Path:
+    """A run of a small image folder and its after-run export, run/best (test_model_save_guards.py and the
+    model.save and --out tests that import from it)."""
+    from test_model_save_guards import build_source
+
+    return build_source(tmp_path_factory.mktemp("save_guards"))
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, breastmnist_root: Path):
+    """(folder, export config): a run on BreastMNIST in folder/run, its best trial exported to folder/best
+    (test_export.py, test_cli_streams.py)."""
+    from test_export import build_exported
+
+    return build_exported(tmp_path_factory.mktemp("export"), breastmnist_root)

@@ -6,14 +6,13 @@ import errno
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from searchlab.cli import main
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
-from test_export import exported  # noqa: F401  (the module's exported model, one per module)
 from test_run import REPO, TESTS, callable_study
 
+# exported (tests/conftest.py): test_export.py's run on BreastMNIST and its export, once per session
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
 # Writes `rows` lines slowly into predict's --out handle, as a long predict does
 SLOW_PREDICT = """

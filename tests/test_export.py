@@ -32,9 +32,10 @@ pruner: none
 budget: {n_trials: 2, epochs: 2}
 """
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, breastmnist_root):
-    tmp = tmp_path_factory.mktemp("export")
+
+def build_exported(tmp, breastmnist_root):
+    """STUDY run on BreastMNIST in `tmp` and its best trial exported to tmp/best: the session fixture `exported`
+    (tests/conftest.py), which this module and test_cli_streams.py read; nothing writes into run/ or best/."""
     config = export_run(run_on_breastmnist(tmp, STUDY, breastmnist_root), tmp / "best", bootstrap=200)
     return tmp, config
 

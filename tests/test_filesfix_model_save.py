@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from test_model_save_guards import module_of, source  # noqa: F401  (source: a run and its export)
+from test_model_save_guards import module_of   # source: a run and its export (tests/conftest.py)
 from test_model_save_races import _no_hard_links, _write_during_the_save
 
 

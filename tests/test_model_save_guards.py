@@ -30,12 +30,12 @@ def module_of(model_py, name):
     return module
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    """A run of a small image folder (seed 0) and its after-run export, run/best, with its trained_on.json."""
+def build_source(tmp):
+    """In `tmp`, a run of a small image folder (seed 0) and its after-run export, run/best, with its
+    trained_on.json: the session fixture `source` (tests/conftest.py), which this module and four others read.
+    A test that writes into the run or its export works on a copy of it (shutil.copytree into tmp_path)."""
     from test_data import COLORS, png
 
-    tmp = tmp_path_factory.mktemp("save_guards")
     for cls in ("a", "b"):
         for i in range(15):
             png(tmp / "set" / cls / f"{i}.png", tuple(min(255, c + i) for c in COLORS[cls]))

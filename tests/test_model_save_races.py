@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from test_export_out_folder import NOGROUP, root_only
-from test_model_save_guards import module_of, source  # noqa: F401  (source: a run and its export)
+from test_model_save_guards import module_of   # source: a run and its export (tests/conftest.py)
 
 
 def _write_during_the_save(model, monkeypatch, tuned, write_before, write_after=lambda: None) -> None:

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 
 from searchlab.cli import main
-from test_model_save_guards import source  # noqa: F401  (a run of a small image folder and its export, run/best)
 from test_paths_and_writes import finished_run  # noqa: F401  (four trials of a fake task)
 from test_run import REPO, TESTS
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
 EARLIER = "earlier,rows\nkeep,me\n"
+# source (tests/conftest.py): a run of a small image folder and its export, run/best, once per session
 
 
 def _searchlab(args: list[str], redirections: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -14,7 +14,8 @@ from searchlab.cli import main
 from searchlab.export.sample import RECORD
 from searchlab.models.gan import build_generator
 from searchlab.models.gan_sampling import load_generator, sample_images
-from test_synthetic_leak import gan_export  # noqa: F401  (a class-conditional DCGAN trained and exported)
+
+# gan_export (tests/conftest.py): a class-conditional DCGAN trained and exported, once per session
 
 
 def _sample(capsys, *args: str) -> tuple[int, str, str]:

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from searchlab.cli import main
-from test_model_save_guards import STUDY, module_of, source  # noqa: F401  (source: a run and its export)
+from test_model_save_guards import STUDY, module_of   # source: a run and its export (tests/conftest.py)
 from test_paths_and_writes import _read_in_a_thread, finished_run  # noqa: F401  (finished_run: a fixture)
 from test_export_out_folder import NOGROUP, root_only
 from test_trials_table import REPO
