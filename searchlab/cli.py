@@ -52,9 +52,12 @@ def _run_command(args: argparse.Namespace, handler: Callable[[argparse.Namespace
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:   # a stop before or after the trials (they handle their own)
-        from searchlab.engine.signals import exit_code
+        from searchlab.engine.signals import exit_code, interruption_message
 
-        print("interrupted", file=sys.stderr)
+        # `run`: one line said only "interrupted", after minutes of a GAN's feature network or a proxy search
+        before = (", before the run's trials started. Fix: run the same command again: it starts or resumes the run "
+                  "(what it stored is kept)" if args.command == "run" else "")
+        print(f"{interruption_message(exc)}{before}", file=sys.stderr)
         return exit_code(exc)
     except BrokenPipeError:
         # the reader of our output left (`searchlab trials RUN | head`): no traceback, and none at exit either

@@ -36,8 +36,9 @@ def test_no_command_names_the_commands_and_version_prints_it(capsys):
     assert exit_info.value.code == 0 and capsys.readouterr().out == f"searchlab {__version__}\n"
 
 
-@pytest.mark.parametrize("stop, code", [(KeyboardInterrupt(), 130), (Interrupted(signal.SIGTERM), 143)])
-def test_a_command_stopped_by_ctrl_c_or_sigterm_says_so_in_one_line(stop, code, monkeypatch, capsys):
+@pytest.mark.parametrize("stop, code, said", [(KeyboardInterrupt(), 130, "Ctrl-C"),
+                                              (Interrupted(signal.SIGTERM), 143, "SIGTERM")])
+def test_a_command_stopped_by_ctrl_c_or_sigterm_says_so_in_one_line(stop, code, said, monkeypatch, capsys):
     import searchlab.cli as cli
 
     def stopped(args):
@@ -45,7 +46,7 @@ def test_a_command_stopped_by_ctrl_c_or_sigterm_says_so_in_one_line(stop, code, 
 
     monkeypatch.setattr(cli, "_cmd_export", stopped)   # e.g. a long bootstrap, stopped by the user
     assert main(["export", "runs/x", "--out", "o"]) == code
-    assert capsys.readouterr().err == "interrupted\n"   # not a traceback
+    assert capsys.readouterr().err == f"interrupted ({said})\n"   # not a traceback
 
 
 def test_an_export_that_labels_every_validation_image_alike_is_warned_of(capsys):

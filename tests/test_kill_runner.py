@@ -142,6 +142,7 @@ def test_a_config_that_ends_its_process_silently_runs_again_at_most_max_retries_
             ostudy.ask().set_user_attr("ran_with", {"seed": 1, "torch_threads": 1})   # the retry starts, killed too
     assert waiting == [] and "trial 2's config ended its process without a word 3 times" in capsys.readouterr().err
     assert recover_interrupted(ostudy, max_retries=2) == 0 and not ostudy.get_trials(states=(TrialState.WAITING,))
+    assert "without a word" not in capsys.readouterr().err   # said once, not by every later run
 
 
 def test_a_config_asked_for_but_never_started_runs_again_however_often_its_run_is_killed(write_study, tmp_path,

@@ -49,7 +49,8 @@ def test_a_stop_during_the_zen_nas_stage_keeps_what_it_scored_and_the_next_run_c
     monkeypatch.setattr(zen_nas, "_draw_round", _stopped_at_call(zen_nas._draw_round, 2))
     code = cli.main(["run", path, "--no-progress"])
     out, err = capsys.readouterr()
-    assert code == SIGTERM_CODE and "interrupted" in err, err
+    assert code == SIGTERM_CODE and "interrupted (SIGTERM), before the run's trials started. Fix: run the same " \
+        "command again" in err, err
     record = _study(tmp_path, "zen.zen_proxy")
     kept = record.trials
     # the round under way when the stop came is finished, then no more

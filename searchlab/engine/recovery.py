@@ -16,6 +16,10 @@ from searchlab.engine.storage import retry_callback
 from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
 
 
+# the study's user attr listing the trials whose config was dropped at executor.max_retries (and said so)
+NOT_RETRIED = "searchlab_not_retried"
+
+
 @dataclass(frozen=True)
 class Recovery:
     """Trial numbers: `failed`, the RUNNING ones failed now; of those, `requeued` (their config runs again),
@@ -55,11 +59,12 @@ def recover_left_trials(ostudy: optuna.Study, max_retries: int, fail_running: bo
     retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's
         t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
     requeued, dropped = [], []
+    said_before = set(ostudy.user_attrs.get(NOT_RETRIED, []))
     for trial in trials:
         # also a trial killed before it drew anything: its retry (a fresh draw) keeps the interruption from
         # counting as a failed config against budget.max_failed
         interrupted = trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error"))
-        if interrupted and trial.number not in retried:
+        if interrupted and trial.number not in retried and trial.number not in said_before:
             if (deaths := _silent_deaths(trial, trials)) > max_retries:
                 print(f"warning: trial {trial.number}'s config ended its process without a word "
                       f"{deaths} time{'s' if deaths > 1 else ''} (out of memory? a crash?): not run again "
@@ -69,6 +74,8 @@ def recover_left_trials(ostudy: optuna.Study, max_retries: int, fail_running: bo
                 continue
             retry(ostudy, trial)
             requeued.append(trial.number)
+    if dropped:   # said once: every later run repeated the warning of a config it had long given up
+        ostudy.set_user_attr(NOT_RETRIED, sorted(said_before | set(dropped)))
     failed = [t.number for t in stale]
     return Recovery(failed, [n for n in requeued if n in failed], [n for n in dropped if n in failed],
                     [n for n in failed if n not in requeued and n not in dropped])
