@@ -15,6 +15,7 @@ from searchlab.models.standalone import PlainCNN
 from searchlab.models.timm_backbone import TimmClassifier
 from searchlab.tasks.classify_config import PlainCNNSpec, TimmSpec
 from searchlab.tasks.transfer import NonFiniteWeights, apply_transfer
+from tiny_runs import run_on_breastmnist
 
 SOURCE = """
 name: source
@@ -32,11 +33,7 @@ budget: {n_trials: 2, epochs: 1}
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory, breastmnist_root):
     """A finished run of two trials (two checkpoints to start from)."""
-    tmp = tmp_path_factory.mktemp("xfer_source")
-    (tmp / "s.yaml").write_text(SOURCE + f"data: {{source: medmnist, name: breastmnist, root: '{breastmnist_root}'}}\n"
-                                f"run_dir: '{tmp / 'run'}'\n")
-    run_study(load_study(tmp / "s.yaml"), progress=False)
-    return tmp / "run"
+    return run_on_breastmnist(tmp_path_factory.mktemp("xfer_source"), SOURCE, breastmnist_root)
 
 
 def _source_study(run_dir) -> optuna.Study:
