@@ -6,7 +6,8 @@ public batch insert, so for RDB storages (SQLite, PostgreSQL) we write all trial
 transaction, one multi-row insert per table (bench/proxy_recording.py). This uses private Optuna internals;
 the test suite checks that what it writes reads back exactly as `add_trials` writes it.
 A journal file appends one small record per trial (~1-20 ms) and other storages are in memory: both take
-`add_trials` as is.
+`add_trials` as is. The study's user attrs given with the trials (a stage's STATE, nas/stage.py) are set in the
+same transaction on an RDB storage: a kill leaves both written or neither.
 """
 from __future__ import annotations
 
@@ -22,22 +23,28 @@ from optuna.trial import FrozenTrial
 from sqlalchemy import func, insert, select
 
 
-def bulk_add_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> str:
-    """Add finished trials to `study` in one write where the storage allows; returns the path taken."""
-    if not trials:
-        return "none"
+def bulk_add_trials(study: optuna.Study, trials: Sequence[FrozenTrial],
+                    study_attrs: dict[str, Any] | None = None) -> str:
+    """Add finished trials to `study` in one write where the storage allows, and set the study's user attrs
+    `study_attrs` with them; returns the path taken."""
+    study_attrs = study_attrs or {}
     storage = study._storage
     if isinstance(storage, _CachedStorage):   # Optuna's cache in front of an RDB storage
         storage = storage._backend
     if isinstance(storage, RDBStorage):
-        _rdb_batch(storage, study._study_id, trials)
-        return "rdb-batch"
+        if trials or study_attrs:
+            _rdb_batch(storage, study._study_id, trials, study_attrs)
+        return "rdb-batch" if trials else "none"
     study.add_trials(trials)
-    return "one-by-one"
+    for key, value in study_attrs.items():
+        study.set_user_attr(key, value)
+    return "one-by-one" if trials else "none"
 
 
-def _rdb_batch(storage: RDBStorage, study_id: int, trials: Sequence[FrozenTrial]) -> None:
-    """The trials' rows, then each child table's rows, as one multi-row insert per table in one transaction.
+def _rdb_batch(storage: RDBStorage, study_id: int, trials: Sequence[FrozenTrial],
+               study_attrs: dict[str, Any]) -> None:
+    """The trials' rows, then each child table's rows, as one multi-row insert per table, and the study's user
+    attrs, in one transaction.
 
     Core inserts, not ORM objects: the ORM's unit of work costs ~50 us per row, and a deepmad stage's ~6,000
     designs of ~25 rows each took ~20 s to write, longer than a container's stop grace (10 s) after Ctrl-C."""
@@ -47,17 +54,29 @@ def _rdb_batch(storage: RDBStorage, study_id: int, trials: Sequence[FrozenTrial]
     for trial in trials:
         trial._validate()
     with _create_scoped_session(storage.scoped_session) as session:
-        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)   # trial numbers stay unique
-        first = session.query(func.count(models.TrialModel.trial_id)).filter(
-            models.TrialModel.study_id == study_id).scalar()
-        session.execute(insert(models.TrialModel.__table__), [
-            {"number": first + i, "study_id": study_id, "state": t.state, "datetime_start": t.datetime_start,
-             "datetime_complete": t.datetime_complete} for i, t in enumerate(trials)])
-        ids = dict(session.execute(select(models.TrialModel.number, models.TrialModel.trial_id).where(
-            models.TrialModel.study_id == study_id, models.TrialModel.number >= first)).all())
-        for model, rows in _child_rows(models, [(ids[first + i], t) for i, t in enumerate(trials)]):
-            if rows:
-                session.execute(insert(model.__table__), rows)
+        study = models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)   # numbers stay unique
+        if trials:
+            _insert_trials(models, session, study_id, trials)
+        for key, value in study_attrs.items():   # as Optuna's set_study_user_attr writes them
+            attribute = models.StudyUserAttributeModel.find_by_study_and_key(study, key, session)
+            if attribute is None:
+                session.add(models.StudyUserAttributeModel(study_id=study_id, key=key, value_json=json.dumps(value)))
+            else:
+                attribute.value_json = json.dumps(value)
+
+
+def _insert_trials(models: Any, session: Any, study_id: int, trials: Sequence[FrozenTrial]) -> None:
+    """The trials' rows, numbered on from the study's last, then their child tables' rows."""
+    first = session.query(func.count(models.TrialModel.trial_id)).filter(
+        models.TrialModel.study_id == study_id).scalar()
+    session.execute(insert(models.TrialModel.__table__), [
+        {"number": first + i, "study_id": study_id, "state": t.state, "datetime_start": t.datetime_start,
+         "datetime_complete": t.datetime_complete} for i, t in enumerate(trials)])
+    ids = dict(session.execute(select(models.TrialModel.number, models.TrialModel.trial_id).where(
+        models.TrialModel.study_id == study_id, models.TrialModel.number >= first)).all())
+    for model, rows in _child_rows(models, [(ids[first + i], t) for i, t in enumerate(trials)]):
+        if rows:
+            session.execute(insert(model.__table__), rows)
 
 
 def _child_rows(models: Any, trials: list[tuple[int, FrozenTrial]]) -> list[tuple[Any, list[dict[str, Any]]]]:

@@ -8,13 +8,15 @@ stage widths). The distinct designs it evaluated are recorded as the study `<stu
 COMPLETE with its entropy, and of the infeasible ones (PRUNED, with the broken constraint) the
 MAX_INFEASIBLE_RECORDED nearest to feasibility; a full solve evaluates ~25,000 designs, mostly infeasible, whose
 recording would cost more than the solve. The `top_k` best feasible designs are queued in the main study to
-train first; later trials continue by regularised evolution.
+train first; later trials continue by regularised evolution. The feasible designs are written as the solve goes
+(in chunks, nas/stage.py), the infeasible ones once it ends (which are nearest is known only then).
 """
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +28,8 @@ from scipy.optimize import differential_evolution
 from searchlab.config.load import Study
 from searchlab.errors import ConfigError, SearchlabError
 from searchlab.nas.deepmad import Shape, analyse, zen_convs
-from searchlab.nas.stage import (DESIGN_SUFFIX, Stage, check_task_builds_networks, run_stage, settings_from_args,
-                                    stop_asked)
+from searchlab.nas.stage import (DESIGN_SUFFIX, Checkpoint, Stage, check_task_builds_networks, run_stage,
+                                    settings_from_args, stop_asked)
 from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler
 from searchlab.space import probe_configs, searchable_params
 from searchlab.tasks import sample_trial_config
@@ -73,8 +75,8 @@ def prepare_deepmad(study: Study, main: optuna.Study, args: dict[str, Any],
                   "popsize": settings.popsize, "seed": study.config.seed, "budget.max_flops": budget.max_flops,
                   "budget.max_params": budget.max_params, "budget.max_depth": budget.max_depth}
     program = _Lazy(study, settings)
-    stage = Stage(study.config.name + DESIGN_SUFFIX, lambda before, state: program().stage(deadline, before, state),
-                  stage_args,
+    stage = Stage(study.config.name + DESIGN_SUFFIX,
+                  lambda before, state, checkpoint: program().stage(deadline, before, state, checkpoint), stage_args,
                   grows="iterations", top_k=settings.top_k, score_attr="entropy",
                   network_of=lambda trial: program().model(trial.params).describe(),
                   storage_url=study.storage_url, budget=study.config.budget, population=main_population(settings))
@@ -124,6 +126,7 @@ class Program:
         self.channels, self.image_size = probe.channels, probe.image_size
         self.outputs = probe.outputs
         self.seen: dict[str, tuple[dict[str, Any], Shape, str | None, float]] = {}
+        self.made: dict[str, FrozenTrial] = {}   # the trials of the designs seen, by key: made once, not per chunk
         self.cut: str | None = None   # why the last solve stopped early (budget.timeout), None when it finished
         self.generations = 0          # how many the last solve ran
 
@@ -173,18 +176,26 @@ class Program:
         _, shape, broken, excess = self.seen[key]
         return -shape.entropy if broken is None else INFEASIBLE + excess
 
-    def stage(self, deadline: float | None, before: list[FrozenTrial],
-              state: dict[str, int] | None) -> tuple[list[FrozenTrial], str | None, dict[str, int]]:
+    def stage(self, deadline: float | None, before: list[FrozenTrial], state: dict[str, int] | None,
+              checkpoint: Checkpoint | None = None) -> tuple[list[FrozenTrial], str | None, dict[str, int]]:
         """The stage's search (nas/stage.py Produce): the new designs, why it stopped early (None: finished) and
         the generations it ran, past which a continued solve must go before its deadline counts: it solves
-        from the start, so a timeout shorter than a full solve stopped every resumed run where the first did."""
+        from the start, so a timeout shorter than a full solve stopped every resumed run where the first did.
+        After each generation the `checkpoint` may write the feasible designs found so far."""
         past = (state or {}).get("generations", 0)
-        designs = self.solve(deadline, before, past=past)
+        recorded = _keys(before)
+
+        def found(start: int) -> tuple[list[FrozenTrial], dict[str, int]]:   # nas/stage.py Collect
+            keys = [key for key, design in self.seen.items() if design[2] is None and key not in recorded]
+            return [self._trial(key) for key in keys[start:]], {"generations": max(self.generations, past)}
+
+        designs = self.solve(deadline, before, past=past,
+                             each_generation=(lambda: checkpoint(found)) if checkpoint else None)
         # a stop may end it before `past`: the next solve must still go past where the earlier ones got
         return designs, self.cut, {"generations": max(self.generations, past)}
 
     def solve(self, deadline: float | None = None, before: list[FrozenTrial] | None = None,
-              past: int = 0) -> list[FrozenTrial]:
+              past: int = 0, each_generation: Callable[[], None] | None = None) -> list[FrozenTrial]:
         """Run the solver (stopping early at `deadline`, the study's budget.timeout: the designs found so far
         are kept, and `cut` says why; a stop, held by nas/stage.py, ends it the same way once the generation
         under way is done) and return the designs to record as trials: every feasible one, and the
@@ -192,7 +203,7 @@ class Program:
         stage cut short, or asked more iterations), it solves again from the start (the same seed walks the
         same generations; a solve costs less than recording its designs) and returns only the designs not
         recorded yet, the infeasible ones within what the cap leaves. The deadline stops it only after `past`
-        generations."""
+        generations. The feasible designs come first, in the order found (as `stage` writes them in chunks)."""
         before = before or []
         bounds = [_bounds(v) for v in self.variables]
         integrality = [not isinstance(v, FloatParam) or v.step is not None for v in self.variables]   # grid indices
@@ -200,6 +211,8 @@ class Program:
 
         def past_deadline(intermediate_result: Any) -> bool:   # scipy passes the result by this very name
             self.generations += 1   # called once per generation
+            if each_generation:
+                each_generation()
             why = stop_asked() or ("budget.timeout" if deadline is not None and time.time() >= deadline
                                    and self.generations > past else None)
             if why:
@@ -209,19 +222,26 @@ class Program:
         differential_evolution(self.objective, bounds, integrality=integrality, maxiter=self.settings.iterations,
                                popsize=self.settings.popsize, seed=self.study.config.seed, polish=False, tol=0,
                                callback=past_deadline)
-        recorded = {json.dumps(t.params, sort_keys=True, default=str) for t in before}
-        fresh = {key: d for key, d in self.seen.items() if key not in recorded}
-        feasible = [d for d in fresh.values() if d[2] is None]
-        nearest = sorted((d for d in fresh.values() if d[2] is not None), key=lambda d: d[3])
+        recorded = _keys(before)
+        fresh = [key for key in self.seen if key not in recorded]
+        feasible = [key for key in fresh if self.seen[key][2] is None]
+        infeasible = [key for key in fresh if self.seen[key][2] is not None]
+        nearest = sorted(infeasible, key=lambda key: self.seen[key][3])
         room = max(0, MAX_INFEASIBLE_RECORDED - sum(t.state == TrialState.PRUNED for t in before))
         self.cut = f"{stopped[0]}, after {len(self.seen)} designs" if stopped else None
         if not feasible and not any(t.state == TrialState.COMPLETE for t in before) and not self.cut:
             # the nearest design's broken constraints say which limit to loosen, and by how much
             raise SearchlabError(f"deepmad found no design within the budgets and rho <= rho0 "
                                  f"({self.settings.rho0:g}) among the {len(self.seen)} it solved for in this space; "
-                                 f"the nearest: {nearest[0][2]}. Fix: loosen budget.max_flops/max_params/max_depth "
-                                 "or strategy.args.rho0, or widen the space")
-        return [self.trial(params, shape, broken) for params, shape, broken, _ in feasible + nearest[:room]]
+                                 f"the nearest: {self.seen[nearest[0]][2]}. Fix: loosen budget.max_flops/"
+                                 "max_params/max_depth or strategy.args.rho0, or widen the space")
+        return [self._trial(key) for key in feasible + nearest[:room]]
+
+    def _trial(self, key: str) -> FrozenTrial:
+        if key not in self.made:
+            params, shape, broken, _ = self.seen[key]
+            self.made[key] = self.trial(params, shape, broken)
+        return self.made[key]
 
     def trial(self, params: dict[str, Any], shape: Shape, broken: str | None) -> FrozenTrial:
         dists = {v.name: v.distribution() for v in self.variables}
@@ -234,6 +254,11 @@ class Program:
             return create_trial(state=TrialState.PRUNED, params=params, distributions=dists,
                                 user_attrs={**attrs, "over_budget": broken})
         return create_trial(params=params, distributions=dists, value=shape.entropy, user_attrs=attrs)
+
+
+def _keys(trials: list[FrozenTrial]) -> set[str]:
+    """The designs of recorded trials, keyed as Program.seen keys them."""
+    return {json.dumps(t.params, sort_keys=True, default=str) for t in trials}
 
 
 def architecture_variables(study: Study) -> list[Any]:

@@ -1,17 +1,21 @@
 """What the zen_nas and deepmad strategies share: a recorded stage before training, and their settings.
 
 A stage scores architectures without training them, records them as a study of its own in the main
-study's storage (`<study><suffix>`, written in one batch), with the arguments it ran with, marks it done, and
-queues the best in the main study. On resume:
+study's storage (`<study><suffix>`, written in chunks as it searches, every CHUNK_SECONDS, each with where the
+search got to), with the arguments it ran with, marks it done, and queues the best in the main study. On resume:
 - a finished stage run with the same arguments is reused as it is;
 - one that budget.timeout or a stop (Ctrl-C, SIGTERM: the search ends at its next check, writes what it scored
   and the stop then proceeds) cut short is continued (its trials kept, the search going on to what was asked),
   and nothing is queued from it until it finishes: its designs would train before the better ones to come;
+- one whose run was killed (kill -9, out of memory, `docker stop` past its grace: no record of how it ended) is
+  continued the same way from the chunks it wrote, saying so and how many networks were kept;
 - one asked for more of the same search (zen_nas's `candidates`, deepmad's `iterations` raised, every other
   argument the same) is extended the same way;
 - one whose other arguments changed is reused with a warning naming them and how to search afresh (the main
-  study trained its designs already); a cut-short one is refused instead, as continuing would mix searches.
-One killed half-way (trials but no record of how it ended) is refused, saying how to start over.
+  study trained its designs already); a cut-short (or killed) one is refused instead, as continuing would mix
+  searches.
+One written in one batch by a searchlab before chunks and killed before its arguments were recorded (trials, no
+arguments, no record of how it ended) is refused, saying how to start over.
 """
 from __future__ import annotations
 
@@ -41,10 +45,20 @@ STATE = "searchlab:stage_state"   # on the stage's study: where its search got t
 PROXY_SUFFIX = ".zen_proxy"   # zen_nas: every candidate scored
 DESIGN_SUFFIX = ".deepmad"    # deepmad: every design solved for
 SPANS = "searchlab:stage_spans"   # on the main study: [start, end] seconds of each stage run (compare counts them)
+# A stage writes what it scored this often as it searches: a kill (-9, out of memory) loses at most this much of
+# its search (and the chunk being written). One chunk costs one transaction (~10-50 ms on SQLite): <0.5% of it.
+CHUNK_SECONDS = 10.0
+# why a stage with chunks written but no record of how its run ended is unfinished (no comma: see _cause)
+KILLED = "a kill (its run ended without recording how: kill -9 or out of memory)"
 
-# (trials recorded so far, where the search got to: JSON or None) -> (the new trials, why it stopped early: None
-# when it finished, where it got to)
-Produce = Callable[[list[FrozenTrial], Any], tuple[list[FrozenTrial], str | None, Any]]
+# (the search's new trials from this index on, those before it being written already; where it got to: JSON)
+Collect = Callable[[int], tuple[list[FrozenTrial], Any]]
+# what a search calls where all its new trials so far are finished (between rounds, generations): writes a chunk
+# when one is due, and only then calls `Collect` (cheap to call often)
+Checkpoint = Callable[[Collect], None]
+# (trials recorded so far, where the search got to: JSON or None, its checkpoint) -> (the new trials, in the order
+# `Collect` gave them, why it stopped early: None when it finished, where it got to)
+Produce = Callable[[list[FrozenTrial], Any, Checkpoint], tuple[list[FrozenTrial], str | None, Any]]
 
 
 @dataclass(frozen=True)
@@ -131,8 +145,8 @@ def _to_run(record: optuna.Study, trials: list[FrozenTrial], stage: Stage) -> bo
     """Whether this run searches (afresh, on, or further); says what it reuses when it does not."""
     if not trials and not record.user_attrs.get(DONE):
         return True
-    cut, stored = record.user_attrs.get(CUT), record.user_attrs.get(ARGS)
-    if not record.user_attrs.get(DONE) and not cut:
+    cut, stored = _how_cut(record, trials), record.user_attrs.get(ARGS)
+    if not record.user_attrs.get(DONE) and not cut:   # written in one batch by an earlier searchlab, then killed
         raise SearchlabError(f"the study '{stage.name}' holds an unfinished search (a run was killed while "
                              f"recording it). Fix: delete it (optuna delete-study --study-name '{stage.name}' "
                              f"--storage {shown_url(stage.storage_url)}) or rename the study")
@@ -148,6 +162,8 @@ def _to_run(record: optuna.Study, trials: list[FrozenTrial], stage: Stage) -> bo
     recorded, asked = stored.get(stage.grows), stage.args.get(stage.grows)
     if cut:
         said = f"budget.timeout cut short ({cut})" if _cause(cut) == "budget.timeout" else f"cut short by {cut}"
+        if cut == KILLED:   # its own record says nothing of what it kept
+            said += f"; kept: the {len(trials)} networks it wrote ({_stage_counts(trials)})"
         # the one argument a cut stage goes on with changed: said, as the cut's own count names the old one
         now = f", now with {stage.grows} {asked} (it was recorded with {recorded})" if asked != recorded else ""
         print(f"{stage.name}: continuing the stage {said}{now}", flush=True)
@@ -163,6 +179,18 @@ def _to_run(record: optuna.Study, trials: list[FrozenTrial], stage: Stage) -> bo
           f"{_said(changed, 1)}, which does not apply to it (only a larger {stage.grows} extends a stage). Fix: to "
           f"search with them, {_afresh(stage)}", file=sys.stderr)
     return False
+
+
+def _how_cut(record: optuna.Study, trials: list[FrozenTrial]) -> str | None:
+    """Why the recorded stage is unfinished (None: it finished, or is not known to be): its recorded cut, or KILLED
+    for chunks written by a run killed while it searched (they carry the arguments; a stage an earlier searchlab
+    wrote in one batch and was killed before recording them is not: what it ran with is unknown)."""
+    attrs = record.user_attrs
+    if attrs.get(DONE):
+        return None
+    if attrs.get(CUT):
+        return attrs[CUT]
+    return KILLED if trials and attrs.get(ARGS) is not None else None
 
 
 def _cause(cut: str) -> str:
@@ -190,23 +218,20 @@ def _afresh(stage: Stage) -> str:
 
 
 def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], stage: Stage) -> list[FrozenTrial]:
-    """Search (on from `before`), append the new trials to the record, and record how it ended.
+    """Search (on from `before`), append the new trials to the record in chunks as it goes (_Chunks), and record
+    how it ended with the last one.
 
     A stop (Ctrl-C, SIGTERM) while it searches is held: the search ends at its next check (stop_asked), its
     trials are written as for a budget.timeout cut, and the stop is raised then. Raised where it came, it threw
-    away every network the stage had scored (written in one batch at the end), minutes of work."""
+    away every network the stage had scored since its last chunk."""
     started = time.time()
     print(f"{stage.name}: scoring architectures without training (a stage before the first trial) ...", flush=True)
     raise_if_stopped()   # one asked before (and swallowed by a library): nothing to search for
     hold_stops()
     try:
-        new, cut, state = stage.produce(list(before), record.user_attrs.get(STATE))
-        bulk_add_trials(record, new)
-        record.set_user_attr(ARGS, stage.args)
-        record.set_user_attr(STATE, state)
-        record.set_user_attr(CUT, cut)
-        record.set_user_attr(DONE, cut is None)
-        main.set_user_attr(SPANS, [*main.user_attrs.get(SPANS, []), [started, time.time()]])
+        chunks = _Chunks(main, record, stage, started)
+        new, cut, state = stage.produce(list(before), record.user_attrs.get(STATE), chunks)
+        chunks.write(new[chunks.written:], state, cut)
     finally:
         release_stops()
     trials = [*before, *new]
@@ -218,6 +243,35 @@ def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], st
               "it (the trials recorded are kept) and then queues its best", flush=True)
     raise_if_stopped()   # the stop held while the stage searched and wrote: the run now stops
     return trials
+
+
+class _Chunks:
+    """A stage's Checkpoint: writes its new trials as its search goes, every CHUNK_SECONDS, with its arguments and
+    where it got to (STATE) in the same transaction, marked neither done nor cut (the next run then continues it
+    as killed: _how_cut). Written once at the end, thousands of networks (minutes of scoring) were lost to a kill
+    during the search, or during the 10-24 s the write itself took."""
+
+    def __init__(self, main: optuna.Study, record: optuna.Study, stage: Stage, started: float) -> None:
+        self.main, self.record, self.stage, self.started = main, record, stage, started
+        self.spans = main.user_attrs.get(SPANS, [])   # the earlier stage runs'; this one's is updated with each chunk
+        self.written = 0                               # of the new trials
+        self.last = time.monotonic()
+
+    def __call__(self, collect: Collect) -> None:
+        if time.monotonic() - self.last < CHUNK_SECONDS:
+            return
+        trials, state = collect(self.written)
+        if trials:   # a chunk of none would mark a finished stage being extended as killed, for nothing
+            self.write(trials, state, cut=None, running=True)
+        self.last = time.monotonic()
+
+    def write(self, trials: list[FrozenTrial], state: Any, cut: str | None, running: bool = False) -> None:
+        """Append `trials` (the next of the new ones) and record where the search got to: still `running`, or
+        ended (cut short by `cut`, or done)."""
+        bulk_add_trials(self.record, trials, {ARGS: self.stage.args, STATE: state, CUT: cut,
+                                              DONE: not running and cut is None})
+        self.written += len(trials)
+        self.main.set_user_attr(SPANS, [*self.spans, [self.started, time.time()]])
 
 
 def stage_said(main: optuna.Study, suffixes: tuple[str, ...]) -> str | None:
@@ -233,7 +287,7 @@ def stage_said(main: optuna.Study, suffixes: tuple[str, ...]) -> str | None:
         counts = f"{_stage_counts(trials)} (study '{record.study_name}')"
         if record.user_attrs.get(DONE):
             return f"  stage before training: finished, {counts}"
-        if cut := record.user_attrs.get(CUT):
+        if cut := _how_cut(record, trials):   # by budget.timeout, a stop or a kill
             return (f"  stage before training: cut short by {cut}; kept: {counts}. The next `searchlab run` of "
                     "this study continues it, then queues its best")
         if trials:

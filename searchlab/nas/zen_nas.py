@@ -4,13 +4,13 @@ Before any trial trains, `prepare_zen_nas` runs regularised evolution over the s
 Zen-score (searchlab/nas/zen_score.py) as the objective: `candidates` networks are built and scored, none
 trained. A candidate over the study's budgets (max_flops / max_params / max_depth) is pruned before scoring,
 so it never enters the population and evolution only breeds from networks that fit. The whole proxy search is
-recorded as its own study, `<study>.zen_proxy`, in the study's storage (written in one batch, see
-searchlab/engine/bulk.py), where the dashboard shows it beside the main study. The `top_k` distinct best
-candidates are queued in the main study (Optuna's enqueue_trial: safe with several workers) and train first;
-trials beyond those continue by regularised evolution on the trained results.
+recorded as its own study, `<study>.zen_proxy`, in the study's storage (written in chunks as it searches, each
+in one batch: searchlab/engine/bulk.py, nas/stage.py), where the dashboard shows it beside the main study. The
+`top_k` distinct best candidates are queued in the main study (Optuna's enqueue_trial: safe with several
+workers) and train first; trials beyond those continue by regularised evolution on the trained results.
 
-Resuming a study reuses a finished proxy study, and continues one budget.timeout or a stop (Ctrl-C, SIGTERM)
-cut short (nas/stage.py).
+Resuming a study reuses a finished proxy study, and continues one budget.timeout, a stop (Ctrl-C, SIGTERM) or a
+kill cut short (nas/stage.py).
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.config.schema import usable_cores
 from searchlab.errors import ConfigError, SearchlabError, TrialFailure
-from searchlab.nas.stage import (PROXY_SUFFIX, Stage, check_task_builds_networks, run_stage, settings_from_args,
-                                    stop_asked)
+from searchlab.nas.stage import (PROXY_SUFFIX, Checkpoint, Stage, check_task_builds_networks, run_stage,
+                                    settings_from_args, stop_asked)
 from searchlab.nas.zen_score import zen_score
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler, sizes_rule_broken
@@ -148,10 +148,11 @@ def check_space(study: Study) -> None:
 
 
 def _proxy_stage(study: Study, task: Any, settings: ZenNASSettings, deadline: float | None,
-                 before: list[FrozenTrial], state: Any) -> tuple[list[FrozenTrial], str | None, None]:
+                 before: list[FrozenTrial], state: Any,
+                 checkpoint: Checkpoint | None = None) -> tuple[list[FrozenTrial], str | None, None]:
     """The stage's search (nas/stage.py Produce): the new trials, and why it stopped early (None: finished).
     Its state is its trials: each round it is cut after adds candidates, so a continued search progresses."""
-    new = _search(study, task, settings, deadline, before)
+    new = _search(study, task, settings, deadline, before, checkpoint)
     done = [*before, *new]
     scored = sum(t.state == TrialState.COMPLETE for t in done if _scored_network(t))
     draws_left = settings.candidates * MAX_DRAWS - len(done)
@@ -161,13 +162,14 @@ def _proxy_stage(study: Study, task: Any, settings: ZenNASSettings, deadline: fl
 
 
 def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float | None,
-            before: list[FrozenTrial] | None = None) -> list[FrozenTrial]:
+            before: list[FrozenTrial] | None = None, checkpoint: Checkpoint | None = None) -> list[FrozenTrial]:
     """Evolution by Zen-score in memory (no storage cost per candidate), on from the trials `before` (a stage
     cut short or extended: they are the population it continues from, and their networks are not scored
     again); returns the new candidates as trials.
 
     Candidates are asked ROUND at a time, scored by `threads` parallel threads (torch releases the GIL inside
-    its kernels) and told in the order asked: the same seed gives the same search on any number of cores."""
+    its kernels) and told in the order asked: the same seed gives the same search on any number of cores. After
+    each round (every trial told) the `checkpoint` may write the new ones (nas/stage.py), once one is scored."""
     before = before or []
     # continued, the sampler draws anew (seeded by where it resumes): the first run's seed would breed the same
     # children again, all repeats of networks scored already
@@ -209,14 +211,21 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
                 for trial, candidate in twins:   # recorded, but no second member of the population
                     trial.set_user_attr("same_network_as", known[candidate.description])
                     memory.tell(trial, state=TrialState.PRUNED)
+                if checkpoint and scored:   # none scored: a refusal may come (_refuse_none_scored), not a stage
+                    checkpoint(lambda start: (_told(memory, len(before))[start:], None))
     finally:
         torch.set_num_threads(threads)
-    new = [t for t in memory.trials[len(before):] if t.state != TrialState.RUNNING]
+    new = _told(memory, len(before), deepcopy=True)
     if scored == 0 and not cut_short:
         _refuse_none_scored(new)
     if scored < settings.candidates:
         _say_short(scored, settings.candidates, cut_short)
     return new
+
+
+def _told(memory: optuna.Study, before: int, deepcopy: bool = False) -> list[FrozenTrial]:
+    """The search's new trials (after the `before` it continues from), each told."""
+    return [t for t in memory.get_trials(deepcopy=deepcopy)[before:] if t.state != TrialState.RUNNING]
 
 
 def _refuse_none_scored(drawn: list[FrozenTrial]) -> None:
