@@ -22,6 +22,7 @@ from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, hear
 from searchlab.engine.run_history import SAMPLER_STOPPED
 from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url, without_password
+from searchlab.summary_pruned import print_all_pruned
 from searchlab.summary_front import (cut_short_said, failed_trials, failure_reason, feature_network_said,
                                      front_by_first_objective, front_heading, over_budget_said, setup_objectives)
 from searchlab.trial_said import describe_trial, fmt, queued_by
@@ -237,7 +238,7 @@ def print_run_summary(study: Study, result: Any, exported: Path | None, test_hea
         print("no trial completed: fix what the failures above say (`searchlab status` shows the latest ones), "
               "then run again")
     else:
-        _print_all_pruned(ostudy)
+        print_all_pruned(ostudy, study)
 
 
 def _strategy_stop_said(finished: int, n_trials: int, error: Exception) -> str:
@@ -269,20 +270,6 @@ def _left_running_said(ostudy: optuna.Study) -> str:
     return (f"stopped: {len(running)} trial(s) RUNNING (trial {shown}) were left by a run of this folder that ended "
             "without finishing them (killed); they hold budget.n_trials, and no live run finishes them. Fix: run "
             "the study again: it fails them and runs their configs again")
-
-
-def _print_all_pruned(ostudy: optuna.Study) -> None:
-    """Why no trial completed when all were pruned: over the architecture budget is not the pruner's doing."""
-    pruned = ostudy.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-    over = [t for t in pruned if "over_budget" in t.user_attrs]
-    if over:
-        print(f"no trial completed: {len(over)} of {len(pruned)} pruned trials were over the architecture budget "
-              f"before training (e.g. trial {over[0].number}: {over[0].user_attrs['over_budget']}); raise "
-              "budget.max_flops / max_params / max_depth or search smaller architectures. Each counts toward "
-              "budget.n_trials")
-    if len(over) < len(pruned):
-        print("no trial completed: every finished trial was pruned (each trial's `pruned` attribute or the "
-              "dashboard's intermediate values say when); more epochs or a gentler pruner lets some finish")
 
 
 def print_status(run: OpenRun, top: int) -> None:

@@ -20,6 +20,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from searchlab.config.load import Study
 from searchlab.engine.numbers import is_truth_value, plain_number
+from searchlab.engine.ray_schedule import report_unit
 from searchlab.engine.signals import raise_if_stopped
 from searchlab.engine.trial_time import AliveStamp
 from searchlab.errors import ConfigError, TrialFailure
@@ -71,8 +72,8 @@ class TrialContext:
         if self.trial.should_prune():
             # epochs counted, as the Ray schedulers' reason does; best_epoch and the curve count from 0. A GAN
             # reports at its evaluations (checkpoints of train.iterations), which were called epochs
-            unit = "evaluation(s)" if self.study.config.task.kind == "generate" else "epoch(s)"
-            reason = f"pruned by the pruner after {step + 1} {unit}, at {metric}={value:.4f}"
+            unit = report_unit(self.study.config.task.kind)
+            reason = f"pruned by the pruner after {step + 1} {unit}(s), at {metric}={value:.4f}"
             self.trial.set_user_attr("pruned", reason)   # why, for status and the dashboard
             raise optuna.TrialPruned(reason)
 

@@ -28,7 +28,7 @@ from searchlab.config.load import Study, with_data_root_pinned
 from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
 from searchlab.engine.ray_release import placement_groups_given_back
 from searchlab.engine.ray_timeout import timed_out
-from searchlab.engine.ray_schedule import longest_trial
+from searchlab.engine.ray_schedule import longest_trial, report_unit
 from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, STORAGE_LOST, VALUES, ray_trial
 from searchlab.engine.repeating import repeating
 from searchlab.engine.retention import checkpoint_retention
@@ -289,8 +289,9 @@ def tell_outcome(ostudy: optuna.Study, trial: optuna.Trial, result: dict[str, An
         state = "FAIL"
     elif state is None:   # Tune ended the trial after an epoch report: the scheduler stopped it
         kind = study.config.executor.scheduler.kind if study.config.executor.scheduler else "Tune"
-        epochs = "" if result.get(EPOCH) is None else f" after {int(result[EPOCH]) + 1} epoch(s)"   # 0-based steps
-        trial.set_user_attr("pruned", f"stopped by the Ray {kind} scheduler{epochs}")
+        unit = report_unit(study.config.task.kind)   # a GAN reports at its evaluations, not epochs
+        reports = "" if result.get(EPOCH) is None else f" after {int(result[EPOCH]) + 1} {unit}(s)"   # 0-based
+        trial.set_user_attr("pruned", f"stopped by the Ray {kind} scheduler{reports}")
         state = "PRUNED"
     elif state == "FAIL" and _stored_error(ostudy, trial) is None:
         trial.set_user_attr("error", WORKER_DIED)

@@ -12,13 +12,23 @@ if TYPE_CHECKING:
     from searchlab.config.load import Study
 
 
-def longest_trial(study: Study) -> tuple[int, str]:
+def report_unit(task_kind: str) -> str:
+    """What one report of a trial is, as a user reads it in a reason or an error: a GAN (generate) reports at
+    its evaluations (checkpoints of train.iterations) and has no epochs; the other tasks report per epoch.
+    Shared by the Optuna pruner's reason (context.py), the Ray scheduler's, and the grace_period check."""
+    return "evaluation" if task_kind == "generate" else "epoch"
+
+
+def longest_trial(study: Study) -> tuple[int, str, str]:
     """The most epoch reports one trial of the study can send the scheduler (Tune counts them as its
-    training_iteration, the unit of max_t and grace_period), and the setting that allows that many."""
-    if study.config.task.kind == "classify":
-        return _longest_classify_trial(study)
+    training_iteration, the unit of max_t and grace_period), the setting that allows that many, and what one
+    report is called (report_unit)."""
+    kind = study.config.task.kind
+    if kind == "classify":
+        return (*_longest_classify_trial(study), report_unit(kind))
     # generate: its MedFID checkpoints (the most the space's train.evaluations gives); callable: budget.epochs
-    return pruner_steps(study), "space.train.evaluations" if study.config.task.kind == "generate" else "budget.epochs"
+    setting = "space.train.evaluations" if kind == "generate" else "budget.epochs"
+    return pruner_steps(study), setting, report_unit(kind)
 
 
 def _longest_classify_trial(study: Study) -> tuple[int, str]:
@@ -50,12 +60,14 @@ def _space_values(node: Any, path: tuple[str, ...]) -> list[Any]:
     return []
 
 
-def check_grace_period(grace_period: int, longest: int, setting: str) -> None:
+def check_grace_period(grace_period: int, longest: int, setting: str, unit: str = "epoch") -> None:
     """Ray's asha and hyperband assert grace_period <= max_t once the run has started Ray; the median rule takes
     any. A trial's last epoch is not judged (it has finished), so the scheduler sees at most longest - 1 epochs:
-    a grace_period of longest or more stops no trial, and is refused before Ray starts."""
+    a grace_period of longest or more stops no trial, and is refused before Ray starts. `unit` names a report
+    (report_unit): a GAN's are its evaluations, and "epochs" named a setting it does not have."""
     if grace_period >= longest:
-        raise ConfigError(f"the scheduler judges at most {longest - 1} epochs of the longest trial ({setting}: "
+        judged = f"{longest - 1} {unit}" + ("" if longest == 2 else "s")
+        raise ConfigError(f"the scheduler judges at most {judged} of the longest trial ({setting}: "
                           f"{longest}; the last is not judged, the trial has finished): no trial could ever be stopped",
                           key="executor.scheduler.grace_period", got=grace_period,
                           fix=(f"grace_period: {longest - 1} or less, or " if longest > 1 else "") +   # it is >= 1

@@ -11,12 +11,14 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import optuna
 import torch
 
 from searchlab.config.load import Study
+from searchlab.engine.ray_schedule import report_unit
 from searchlab.engine.ray_timeout import TrialWatchdog
 from searchlab.engine.trial_time import AFTER_THE_DEADLINE, STARTED_AT
 
@@ -100,7 +102,8 @@ def _run_trial(config: dict[str, Any], study: Study, deadline: float | None) -> 
         # asked before budget.timeout, started after it: run, it would train an epoch and rank as complete
         through_outage(lambda: trial.set_user_attr("error", AFTER_THE_DEADLINE))
         return {STATE: "FAIL", VALUES: "[]"}
-    on_epoch = _report_epoch if study.config.executor.scheduler else None
+    unit = report_unit(study.config.task.kind)   # what a stop reason counts: a GAN's evaluations, others' epochs
+    on_epoch = partial(_report_epoch, unit=unit) if study.config.executor.scheduler else None
     objective = make_objective(study, actor.task, actor.artifacts, deadline, on_epoch=on_epoch)
     outcome: dict[str, Any] = {STATE: "FAIL", VALUES: "[]"}
     watchdog = TrialWatchdog(trial, study.config.budget.trial_timeout)
@@ -143,11 +146,12 @@ class StoppedByScheduler(optuna.TrialPruned):
     """The Ray scheduler stopped the trial; a TrialPruned so the task's code unwinds as for Optuna's pruner."""
 
 
-def _report_epoch(epoch: int, value: float) -> None:
-    """Feed the Ray scheduler; Tune ends a trial it stops by raising SystemExit in the report."""
+def _report_epoch(epoch: int, value: float, unit: str = "epoch") -> None:
+    """Feed the Ray scheduler; Tune ends a trial it stops by raising SystemExit in the report. `unit` names one
+    report (ray_schedule.report_unit): a GAN's are its evaluations."""
     from ray import tune
 
     try:
         tune.report({METRIC: value, EPOCH: epoch})
     except SystemExit:
-        raise StoppedByScheduler(f"stopped by the Ray scheduler after {epoch + 1} epoch(s)") from None
+        raise StoppedByScheduler(f"stopped by the Ray scheduler after {epoch + 1} {unit}(s)") from None
