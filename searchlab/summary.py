@@ -24,7 +24,8 @@ from searchlab.engine.trial_time import trial_end, trial_seconds
 from searchlab.errors import SearchlabError, shown_url, without_password
 from searchlab.summary_pruned import print_all_pruned
 from searchlab.summary_front import (cut_short_said, failed_trials, failure_reason, feature_network_said,
-                                     front_by_first_objective, front_heading, over_budget_said, setup_objectives)
+                                     front_by_first_objective, front_heading, over_budget_said, retried_failures,
+                                     retry_said, setup_objectives)
 from searchlab.trial_said import describe_trial, fmt, queued_by
 from searchlab.export.publish import export_of_another_study, moving_aside
 from searchlab.export.scorings import KEY as SCORINGS_KEY
@@ -468,14 +469,9 @@ def retried_failures_said(study: optuna.Study) -> str:
     """The failed trials whose config ran again (a retry with user attr `retry_of`), said after the counts: after
     a Ctrl-C and a resume, "3 complete, 1 fail" said nothing of the fail being an interruption whose config
     re-ran; only `searchlab trials` (its error and retry_of columns) told it."""
-    trials = study.get_trials(deepcopy=False)
-    retry_of = {t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial")): t for t in trials}
-    retried = [(t, retry_of[t.number]) for t in trials if t.state == TrialState.FAIL and t.number in retry_of]
+    retried = retried_failures(study)
     if len(retried) == 1:
-        [(failed, retry)] = retried
-        again = {TrialState.WAITING: "is queued to run again", TrialState.RUNNING: "is running again"}
-        return (f" (trial {failed.number}: {failure_reason(failed)}; its config "
-                f"{again.get(retry.state, 're-ran')} as trial {retry.number})")
+        return f" ({retry_said(*retried[0])})"
     pairs = ", ".join(f"{failed.number} as {retry.number}" for failed, retry in retried[:5])
     return (f" ({len(retried)} of them stopped before their end, and their configs run again as other trials: "
             f"trial {pairs}{', ...' if len(retried) > 5 else ''})") if retried else ""

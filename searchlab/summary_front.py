@@ -96,6 +96,21 @@ def failure_reason(trial: FrozenTrial) -> str:
     return str(trial.user_attrs.get("error", "no reason stored"))
 
 
+def retried_failures(study: optuna.Study) -> list[tuple[FrozenTrial, FrozenTrial]]:
+    """Each failed trial whose config ran again, with the trial that ran it: the retry names it (user attr
+    `retry_of`, or Optuna's retry callback's system attr `failed_trial`). `status` and the report say them."""
+    trials = study.get_trials(deepcopy=False)
+    retry_of = {t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial")): t for t in trials}
+    return [(t, retry_of[t.number]) for t in trials if t.state == TrialState.FAIL and t.number in retry_of]
+
+
+def retry_said(failed: FrozenTrial, retry: FrozenTrial) -> str:
+    """"trial 8: interrupted (SIGTERM); its config re-ran as trial 11": one failed attempt and its retry."""
+    again = {TrialState.WAITING: "is queued to run again", TrialState.RUNNING: "is running again"}
+    return (f"trial {failed.number}: {failure_reason(failed)}; its config {again.get(retry.state, 're-ran')} as "
+            f"trial {retry.number}")
+
+
 def failures_by_reason(study: optuna.Study) -> list[tuple[str, list[int]]]:
     """Each reason the failed configs gave with their trial numbers, the most frequent first: 6 trials killed
     by budget.trial_timeout read as one line, not six. Reasons that differ only in their numbers are one

@@ -84,7 +84,7 @@ def test_the_reports_failures_leave_out_attempts_run_again_as_retries(tmp_path):
     run.study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"error": TIMEOUT}))
     page = report_html(run)
     assert ("Failed trials: 1, by reason (each one&#x27;s in the error column of searchlab trials; 1 more failed "
-            "attempt(s) were run again as retries, left out)") in page
+            "attempt(s) were run again as retries, listed below)") in page
     assert ">interrupted<" not in page.split("Failed trials", 1)[1].split("</table>", 1)[0]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.engine.run_history import latest_start_warnings
 from searchlab.engine.rundir import OpenRun, open_run
@@ -23,7 +23,7 @@ from searchlab.report.figures import study_sections
 from searchlab.report.page import Section, note, page
 from searchlab.summary import best_trials, state_counts
 from searchlab.summary_front import (failures_by_reason, feature_network_said, front_by_first_objective,
-                                     pruned_by_reason)
+                                     pruned_by_reason, retried_failures, retry_said)
 from searchlab.trials_table import per_class_named, trial_table
 from searchlab.whole_file import out_file, refuse_file_as_folder, write_whole
 
@@ -59,9 +59,11 @@ def report_html(run: OpenRun, top: int = TOP_TRIALS, trust_spaces: Collection[st
     sections = [note("What the scores are measured with", measured)] if measured else []
     sections += start_warnings_section(study) + failures_section(study) + pruned_section(study)
     if not ranked:
+        why = _held_columns(study.get_trials(deepcopy=False), ("error", "pruned", "over_budget"))
+        named = f"{', '.join(why[:-1])} and {why[-1]} columns say" if len(why) > 1 else f"{''.join(why)} column says"
         sections.append(note("No completed trials", "this study has no completed trial yet, so there is nothing to "
-                             "plot; run it (searchlab run) or look at the trials below (their error, pruned and "
-                             "over_budget columns say why)"))
+                             "plot; run it (searchlab run) or look at the trials below"
+                             + (f" (their {named} why)" if why else "")))
     else:   # a one-class model said beside the run's warnings, not only in its confusion matrix far below
         sections += one_class_warning(run, ranked[0], trust_spaces) + study_sections(study, names)
         front = len(ranked) if len(study.directions) > 1 else 0
@@ -137,16 +139,37 @@ def start_warnings_section(study: optuna.Study) -> list[Section]:
 def failures_section(study: optuna.Study) -> list[Section]:
     """The failed trials' reasons, each with its count and some trial numbers, whether or not a trial completed:
     said only when none had, a run of 1 complete and 6 failed (trial_timeout) trials read as "7 trials (1
-    complete, 6 fail)". Counted as `status` counts them: configs, an attempt a retry took over left out."""
+    complete, 6 fail)". Counted as `status` counts them: configs, an attempt a retry took over left out (and listed
+    after them, by retried_section)."""
     grouped = failures_by_reason(study)
+    retried = retried_section(study)   # attempts whose config ran again: no failed config of their own
     if not grouped:
-        return []
+        return retried
     attempts = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
     failed = sum(len(numbers) for _, numbers in grouped)
-    retried = (f"; {attempts - failed} more failed attempt(s) were run again as retries, left out"
-               if attempts > failed else "")
-    title = f"Failed trials: {failed}, by reason (each one's in the error column of searchlab trials{retried})"
-    return [Section(title, _reasons_table(grouped))]
+    left_out = (f"; {attempts - failed} more failed attempt(s) were run again as retries, listed below"
+                if attempts > failed else "")
+    title = f"Failed trials: {failed}, by reason (each one's in the error column of searchlab trials{left_out})"
+    return [Section(title, _reasons_table(grouped))] + retried
+
+
+RETRIES_LISTED = 20   # failed attempts listed one by one; a preempted cluster job can leave hundreds
+
+
+def retried_section(study: optuna.Study) -> list[Section]:
+    """The failed attempts whose configs ran again (a Ctrl-C or SIGTERM, then a resume), each said as `status` says
+    it: after a stop and a resume the page read "19 trials (12 complete, 3 fail, 4 pruned)" and listed no failure,
+    the by-reason table counting configs, whose outcome is their retry's."""
+    attempts = retried_failures(study)
+    if not attempts:
+        return []
+    items = "".join(f"<li>{html.escape(retry_said(failed, retry))}</li>"
+                    for failed, retry in attempts[:RETRIES_LISTED])
+    if len(attempts) > RETRIES_LISTED:
+        items += f"<li>... and {len(attempts) - RETRIES_LISTED} more (searchlab trials lists them all)</li>"
+    title = (f"Failed trials whose configs ran again: {len(attempts)} (each one's in the error column of searchlab "
+             "trials, and its retry's retry_of column names it)")
+    return [Section(title, f"<ul>{items}</ul>")]
 
 
 def pruned_section(study: optuna.Study) -> list[Section]:
@@ -156,9 +179,17 @@ def pruned_section(study: optuna.Study) -> list[Section]:
     if not grouped:
         return []
     pruned = sum(len(numbers) for _, numbers in grouped)
-    title = (f"Pruned trials: {pruned}, by reason (each one's in the over_budget or pruned column of "
-             "searchlab trials)")
+    columns = _held_columns(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)), ("over_budget", "pruned"))
+    title = f"Pruned trials: {pruned}, by reason" + (f" (each one's in the {' or '.join(columns)} column of "
+                                                     "searchlab trials)" if columns else "")
     return [Section(title, _reasons_table(grouped))]
+
+
+def _held_columns(trials: list[FrozenTrial], attrs: tuple[str, ...]) -> list[str]:
+    """Those of `attrs` that are columns of `searchlab trials` and hold these trials' reasons: the table has a
+    column for a user attr only when some trial holds it (trials_table.py TEXT_ATTRS), and a GAN study's has no
+    over_budget column, which the page named all the same."""
+    return [attr for attr in attrs if any(attr in t.user_attrs for t in trials)]
 
 
 def _reasons_table(grouped: list[tuple[str, list[int]]]) -> str:
