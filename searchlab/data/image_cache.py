@@ -8,7 +8,8 @@ that keeps its size and modification time, as cp -p and rsync -t do, gets a new 
 channels, fit and bit depth, and the decoder's version. Any change to a file or a setting names another cache
 file, so a stale array is never read; a cache file that cannot be read is decoded again and replaced. Files are
 written to a temporary name and renamed into place, so processes racing to fill one entry each write a
-whole file.
+whole file; a split whose files' stats moved while it was decoded is not stored (its rows could be of the new
+contents under the old stats' key).
 
 Beside each entry, an index (`<hash>.files.json`) lists its files as keyed, row by row. A split not cached as a
 whole (another seed or fraction draws other splits from the same files) takes the rows of its files that other
@@ -113,6 +114,8 @@ def cached_decode(paths: Sequence[Path], decoding: Decoding,
     missing = _rows_from_other_entries(folder, _settings_key(decoding), files, images)
     if missing:
         images[missing] = decode(missing)
+        if _changed_while_decoded(paths, files):
+            return images   # its rows may be of the new contents: not stored under the old stats' key
     if images.nbytes <= limit:
         _store(entry, images, {"settings": _settings_key(decoding), "files": files})
         evict(folder, limit, keep=entry)
@@ -127,6 +130,15 @@ def file_stats(paths: Sequence[Path]) -> list[list[object]]:
         # ctime too: a copy that keeps the old modification time (cp -p, rsync -t) and size still changes it
         files.append([str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
     return files
+
+
+def _changed_while_decoded(paths: Sequence[Path], files: list[list[object]]) -> bool:
+    """A file's stat moved between keying and decoding (rewritten meanwhile): the entry, keyed by the stats before,
+    would hold pixels of the contents after, served to any process that stat-ed the files before the change."""
+    try:
+        return file_stats(paths) != files
+    except OSError:
+        return True
 
 
 def entry_key(files: list[list[object]], decoding: Decoding) -> str:

@@ -4,13 +4,26 @@ Every process that runs trials (a local worker, a Ray worker on another machine)
 the run recorded it: files added, removed or relabelled meanwhile gave trials other splits than the record, and
 export then scored the model on a test split that could hold images the trials trained on. A loaded set keeps
 each split's members digest (read_as), which a trial compares with the record's (split_as_recorded).
+
+Names alone miss a file whose contents are replaced under its name while the run runs (images re-exported or
+re-cropped into the folder, a sync tool updating them): later trials trained and validated on other images than
+earlier ones, and only a resume or an export (which digest whole files) said so, after the run. So the run also
+records a signature of each member file's stat (size, modification and status-change times: no file read;
+"data_stat", member_stats), and each trial compares it with the files' stat at its start (files_unchanged: a
+stat per file, about 13 ms for 2,000 files here). A file whose stat changed is then digested whole and compared
+with the run's listing (or its split's contents hash): one only touched, chmod-ed, or a copy of the same bytes
+(another node's copy of the data) is not a change. ctime is in the signature because a copy that keeps the size
+and modification time (cp -p, rsync -t) still changes it; reading a file (atime) changes neither.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import os
+import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
 
 from searchlab.data.types import ImageDataset, SplitPlan
 from searchlab.errors import DataError
@@ -36,7 +49,14 @@ def read_as(plan: SplitPlan, splits: Sequence[str]) -> dict[str, object]:
 
 
 def split_as_recorded(data: ImageDataset, record: Mapping[str, object] | None) -> None:
-    """Refuse splits other than the run recorded when it started (the module docstring says why)."""
+    """Refuse splits other than the run recorded when it started, or files of them changed since (the module
+    docstring says why)."""
+    _same_members(data, record)
+    files_unchanged(data, record)
+
+
+def _same_members(data: ImageDataset, record: Mapping[str, object] | None) -> None:
+    """Refuse splits of other files or labels than the run recorded when it started."""
     from searchlab.data.fingerprint import MEMBERS_SINCE   # fingerprint imports folder_source, which imports this
 
     recorded, members = (record or {}).get("data_files"), data.extra.get("members")
@@ -70,3 +90,177 @@ def _split_change(data: ImageDataset, record: Mapping[str, object], split: str) 
     new = {relative_name(Path(f), root) for f in files}
     moves = [f"{how} {listed(sorted(names))}" for how, names in (("added", new - old), ("without", old - new)) if names]
     return text + (", " + ", ".join(moves) if moves else ", the same files with other labels or order")
+
+
+STAT_VERSION = 1         # raise when what a signature hashes changes: records of other versions are not compared
+SIGNATURE_BYTES = 4      # per file: a changed file is missed once in 4 billion; 2,000 files take 11 KB of record
+STAT_MAX_FILES = 60_000  # files whose signatures a record keeps (about 320 KB); a larger set is not checked by stat
+# files whose stat changed since the record but whose contents were found alike, in this process: (path, stat)
+_FOUND_ALIKE: set[tuple[str, tuple[int, int, int]]] = set()
+
+Stat = tuple[int, int, int]   # size, mtime_ns, ctime_ns
+
+
+def stat_of(path: Path | str) -> Stat:
+    found = os.stat(path)
+    return found.st_size, found.st_mtime_ns, found.st_ctime_ns
+
+
+def _signature(stat: Stat) -> bytes:
+    return hashlib.blake2b(struct.pack("<qqq", *stat), digest_size=SIGNATURE_BYTES).digest()
+
+
+def member_stats(plan: SplitPlan) -> dict[str, object] | None:
+    """What the run records of its splits' files for files_unchanged: per split, each file's signature in the
+    plan's order, concatenated; None for a set over STAT_MAX_FILES or a file that cannot be stat-ed (the
+    fingerprint names it). Taken before the files are digested (engine/data_record.py), which follows."""
+    if sum(len(files) for files in plan.files.values()) > STAT_MAX_FILES:
+        return None
+    try:
+        splits = {split: b"".join(_signature(stat_of(path)) for path in files) for split, files in plan.files.items()}
+    except OSError:
+        return None
+    return {"version": STAT_VERSION, "splits": {split: base64.b64encode(sigs).decode("ascii")
+                                                 for split, sigs in splits.items()}}
+
+
+def medmnist_stat(path: Path | None) -> dict[str, object] | None:
+    """The same for a MedMNIST file (one file; None when it is not there)."""
+    try:
+        return None if path is None else {"version": STAT_VERSION, "file": str(path),
+                                          "signature": _signature(stat_of(path)).hex()}
+    except OSError:
+        return None
+
+
+def files_unchanged(data: ImageDataset, record: Mapping[str, object] | None) -> None:
+    """Refuse a trial whose split files' contents changed since the run recorded them (the module docstring)."""
+    stats = (record or {}).get("data_stat")
+    if not isinstance(stats, dict) or stats.get("version") != STAT_VERSION:
+        return   # no data section, a record from before signatures, or a set too large to keep them
+    if "file" in stats:
+        changed = _medmnist_changed(data, record, stats)
+    else:
+        changed = [(split, name) for split in data.extra.get("files", {}) for name in
+                   _split_changed(data, record, stats, split)]
+    if changed:
+        _forget_loaded_data()
+        raise DataError(_changed_said(data, changed))
+
+
+def _recorded_signatures(stats: Mapping[str, object], split: str, count: int) -> list[bytes] | None:
+    try:
+        packed = base64.b64decode(str((stats.get("splits") or {}).get(split)), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(packed) != count * SIGNATURE_BYTES:   # another listing: _same_members has said so, or had nothing to compare
+        return None
+    return [packed[i:i + SIGNATURE_BYTES] for i in range(0, len(packed), SIGNATURE_BYTES)]
+
+
+def _split_changed(data: ImageDataset, record: Mapping[str, object], stats: Mapping[str, object],
+                   split: str) -> list[str]:
+    """The split's files (named relative to the data's folder) whose contents differ from the run's record."""
+    from searchlab.data.fingerprint import relative_name
+
+    files = [Path(f) for f in data.extra.get("files", {}).get(split, ())]
+    recorded = _recorded_signatures(stats, split, len(files))
+    if recorded is None:
+        return []
+    moved = []
+    for path, signature in zip(files, recorded):
+        try:
+            stat = stat_of(path)
+        except OSError:
+            moved.append((path, None))   # gone: not alike, whatever it held
+            continue
+        if _signature(stat) != signature and (str(path), stat) not in _FOUND_ALIKE:
+            moved.append((path, stat))
+    if not moved:
+        return []
+    root = Path(str(data.extra.get("root")))
+    alike = _contents_alike(record, split, files, [(relative_name(p, root), p, s) for p, s in moved])
+    return [relative_name(path, root) for path, _ in moved if relative_name(path, root) not in alike]
+
+
+def _contents_alike(record: Mapping[str, object], split: str, files: list[Path],
+                    moved: list[tuple[str, Path, Stat | None]]) -> set[str]:
+    """Of the files whose stat changed, those whose contents are still the run's (touched, or copied alike):
+    by each file's digest in the run's listing; without a listing, by the split's contents hash (all files
+    digested again). Remembered with their stat, so a process digests a file once per change."""
+    from searchlab.data.fingerprint import VERSION, content_digest
+    from searchlab.data.member_changes import DIGEST_HEX, decode_listing
+
+    readable = [(name, path, stat) for name, path, stat in moved if stat is not None]
+    listing = decode_listing(record.get("data_listing"))
+    if listing is not None:
+        digests = {row[0]: row[3] for row in listing["splits"].get(split, [])}
+        alike = {name for name, path, _ in readable if _digest_or_none(content_digest, path, DIGEST_HEX)
+                 == digests.get(name, "")}
+    else:
+        entry = (((record.get("data_files") or {}).get("splits") or {}).get(split) or {})
+        same = (record.get("data_files") or {}).get("version") == VERSION and \
+            entry.get("contents") == _split_contents(content_digest, files)
+        alike = {name for name, _, _ in readable} if same else set()
+    _FOUND_ALIKE.update((str(path), stat) for name, path, stat in readable if name in alike)
+    return alike
+
+
+def _digest_or_none(content_digest, path: Path, digits: int) -> str | None:
+    try:
+        return content_digest(path).hex()[:digits]
+    except OSError:
+        return None
+
+
+def _split_contents(content_digest, files: list[Path]) -> str | None:
+    """A split's contents hash as the fingerprint takes it (fingerprint.py), or None if a file cannot be read."""
+    contents = hashlib.sha256()
+    try:
+        for path in files:
+            contents.update(content_digest(path))
+    except OSError:
+        return None
+    return contents.hexdigest()[:32]
+
+
+def _medmnist_changed(data: ImageDataset, record: Mapping[str, object],
+                      stats: Mapping[str, object]) -> list[tuple[str, str]]:
+    """The MedMNIST file, if its stat changed and its size or sampled digest (data_file) differs from the run's."""
+    from searchlab.data.fingerprint import sampled_digest
+
+    path = Path(str(data.extra.get("file") or stats["file"]))
+    try:
+        stat = stat_of(path)
+        if _signature(stat).hex() == stats.get("signature") or (str(path), stat) in _FOUND_ALIKE:
+            return []
+        was = record.get("data_file") or {}
+        if was.get("bytes") == stat[0] and was.get("digest") == sampled_digest(path).hex():
+            _FOUND_ALIKE.add((str(path), stat))
+            return []
+    except OSError:
+        pass
+    return [("all", path.name)]
+
+
+def _forget_loaded_data() -> None:
+    """This process's decoded sets may hold the changed images: the next trial reads the files again (restored
+    ones then pass, and are what it trains on)."""
+    from searchlab.data.loading import clear_cache   # loading imports fingerprint, which imports this module
+
+    clear_cache()
+
+
+def _changed_said(data: ImageDataset, changed: list[tuple[str, str]]) -> str:
+    from searchlab.data.member_changes import listed
+
+    where = data.extra.get("path") or data.extra.get("file")
+    files = listed([f"{split} {name}" if split != "all" else name for split, name in changed])
+    count = f"{len(changed)} file{'s' if len(changed) != 1 else ''}"
+    return (f"{where}: {count} this trial reads changed since the run started ({files}): the same names, other "
+            "contents (seen by each file's size and modification or change time, then its digest: a file only "
+            "touched, or copied with the same bytes, does not count). Files must not change while a run runs: "
+            "this trial would train and validate on other images than the trials before it, and they would be "
+            "compared on different data. Fix: restore the files as they were (later trials then go on), or let "
+            "this run end and start a new study (another name or run_dir) on the changed files: resuming this one "
+            "would refuse them, as training or validation images replaced in place")

@@ -7,8 +7,9 @@ from typing import Any
 
 from searchlab.config.load import Study
 from searchlab.data import medmnist_file
-from searchlab.data.fingerprint import data_fingerprint_and_listing, fingerprint_with_listing
-from searchlab.data.loading import medmnist_path
+from searchlab.data.fingerprint import fingerprint_with_listing
+from searchlab.data.loading import medmnist_path, plan_files
+from searchlab.data.recorded_split import medmnist_stat, member_stats
 from searchlab.data.types import SplitPlan
 from searchlab.models.image_files import DECODER
 
@@ -26,8 +27,8 @@ def data_record(study: Study) -> dict[str, Any]:
     data = study.config.data
     if data is None:   # a callable task without a data section: its function reads its own
         return {"data": None, "data_defaults": [], "data_files": None, "data_listing": None, "data_file": None,
-                "data_root_read": None}
-    files, listing = _fingerprint_and_listing(study)
+                "data_root_read": None, "data_stat": None}
+    files, listing, stats = _fingerprint_and_listing(study)
     return {
         "data": data.model_dump(mode="json"),
         # keys left at their defaults: export rebuilds the data as written (a split folder carves a test split
@@ -38,23 +39,33 @@ def data_record(study: Study) -> dict[str, Any]:
         # name the files that changed; kept apart from data_files, which exports copy whole
         "data_listing": listing,
         "data_file": medmnist_file(data, study.base_dir),
+        # each file's size and times as the run starts: every trial checks them (data/recorded_split.py), so a
+        # file whose contents are replaced in place while the run runs fails the trials after it, not the resume
+        "data_stat": stats if stats is not None else medmnist_stat(medmnist_path(data, study.base_dir)),
         "decoder": DECODER,   # how files were decoded (2: EXIF orientation applied; data/orientation.py)
         # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)
         "data_root_read": _medmnist_root(study),
     }
 
 
-def _fingerprint_and_listing(study: Study) -> tuple[Any, str | None]:
-    """From the start line's listing when it described this study; else (a run from Python, or a file of it
-    gone since: its contents cannot be read) listed now."""
+def _fingerprint_and_listing(study: Study) -> tuple[Any, str | None, dict[str, Any] | None]:
+    """The fingerprint, its listing and the files' stat signatures (data/recorded_split.py member_stats; taken
+    first, so that a file changed while it is digested is seen by the trials), from the start line's listing
+    when it described this study; else (a run from Python, or a file of it gone since: its contents cannot be
+    read) listed now. All None for MedMNIST."""
     listed = [plan for study_of, plan in _LISTED if study_of() is study]
     _LISTED.clear()
     if listed:
         try:
-            return fingerprint_with_listing(listed[0])
+            stats = member_stats(listed[0])
+            return (*fingerprint_with_listing(listed[0]), stats)
         except OSError:
             pass
-    return data_fingerprint_and_listing(study.config.data, study.config.seed, study.base_dir)
+    plan = plan_files(study.config.data, study.config.seed, study.base_dir)
+    if plan is None:
+        return None, None, None
+    stats = member_stats(plan)
+    return (*fingerprint_with_listing(plan), stats)
 
 
 def _medmnist_root(study: Study) -> str | None:
