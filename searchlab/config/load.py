@@ -412,8 +412,18 @@ def _validate_something_to_search(study: Study, src: Located) -> None:
     if builtin and n_trials > 1 and next(searchable_params(study.space), None) is None:
         raise src.error(("budget", "n_trials"), f"the space searches nothing, so each of the {n_trials} trials "
                         "would train the same config from the same seed to the same result", got=n_trials,
-                        fix="n_trials: 1 to train this config once (train.repeats: N averages N seeds in one "
-                        "trial), or search a parameter")
+                        fix=f"n_trials: 1 to train this config once{_seeds_hint(study.config.task.kind)}, or "
+                        "search a parameter")
+
+
+def _seeds_hint(task_kind: str) -> str:
+    """How this task trains one config under several seeds: train.repeats is the classify task's alone (a GAN
+    study given it is refused, "the generate task has no such setting"); a GAN trial's seed comes from the
+    study's seed and its config, so other seeds are other runs, which `compare` pools."""
+    if task_kind == "classify":
+        return " (train.repeats: N averages N seeds in one trial)"
+    return (" (for other seeds, run it again with another seed into another run_dir, e.g. --set seed=1 --set "
+            "run_dir=runs/seed1; searchlab compare pools runs that differ only in seed)")
 
 
 def _validate_ray_scheduler(study: Study) -> None:

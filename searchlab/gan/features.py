@@ -45,6 +45,7 @@ class PenultimateFeatures(nn.Module):
         # the head's output index of each data class (an export may order them otherwise); None: no usable head
         self.class_order = class_order
         self.digest = network_digest(net, preprocessing)
+        self.trained_seed: int | None = None   # the seed the run folder's own network was trained with
         linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
         if not linears:
             raise ConfigError("the MedFID feature network has no linear output layer to read features before",
@@ -171,6 +172,7 @@ def _cached_or_trained(folder: Path, data: ImageDataset, seed: int,
         return cached
     net, config = _train_extractor(data, seed)
     features = PenultimateFeatures(net, config["preprocessing"])
+    features.trained_seed = seed
     if accept is not None:
         # checked before writing: a network the run refuses (its trials were scored with another) once replaced
         # the cache, so a resume with the original seed found the refused one there and was refused as well
@@ -181,17 +183,6 @@ def _cached_or_trained(folder: Path, data: ImageDataset, seed: int,
     return features
 
 
-_SAID: set[tuple[Any, ...]] = set()
-
-
-def _first_time(said: tuple[Any, ...]) -> bool:
-    """Whether a note is new to this process: a run's preparation and its trials each open the network (two
-    task objects), which printed the note twice per run."""
-    new = said not in _SAID
-    _SAID.add(said)
-    return new
-
-
 def _cached(folder: Path, fingerprints: tuple[str, ...], seed: int) -> PenultimateFeatures | None:
     """The network cached for these images, or None: none, another's, or damaged (a disk filled up while it was
     written, a copy cut short), which is trained again instead of failing every later run."""
@@ -199,18 +190,30 @@ def _cached(folder: Path, fingerprints: tuple[str, ...], seed: int) -> Penultima
         stored = json.loads((folder / "config.json").read_text())
         if stored.get("fingerprint") not in fingerprints:
             return None
-        if stored.get("seed", seed) != seed and _first_time((str(folder.resolve()), stored["seed"], seed)):
-            print(f"note: MedFID keeps this run's feature network (trained with seed {stored['seed']}), so "
-                  f"trials of seed {seed} are scored in the same feature space as the run's earlier ones",
-                  file=sys.stderr)
         net, config = load(folder)
-        return PenultimateFeatures(net, config["preprocessing"])
+        features = PenultimateFeatures(net, config["preprocessing"])
+        features.trained_seed = stored.get("seed", seed)   # a note at the run's start says when it is not `seed`
+        return features
     except FileNotFoundError:
         return None
     except UNLOADABLE as exc:
         print(f"warning: the cached MedFID feature network: {unloadable(folder, exc)}; training it again",
               file=sys.stderr)
         return None
+
+
+def kept_network_note(features: PenultimateFeatures, run_dir: Path, seed: int, earlier_trials: bool) -> str | None:
+    """What a run whose cached network was trained with another seed says once, at its start (GenerateTask.prepare,
+    not where the network is opened: each worker process opens it too, which printed the note once per process).
+    A new run folder given a copied medfid_features/ has no earlier trials to speak of."""
+    if features.trained_seed is None or features.trained_seed == seed:
+        return None
+    if earlier_trials:
+        return (f"MedFID keeps this run's feature network (trained with seed {features.trained_seed}), so trials "
+                f"of seed {seed} are scored in the same feature space as the run's earlier ones")
+    return (f"MedFID uses the feature network already in {run_dir / CACHE_DIR} (trained with seed "
+            f"{features.trained_seed}) instead of training one with seed {seed}, so this run's trials are scored in "
+            "that network's feature space, as are those of any run it was copied from")
 
 
 def trained_feature_count(data: ImageDataset) -> int:

@@ -29,7 +29,8 @@ from searchlab.data.recorded_split import split_as_recorded
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError
-from searchlab.gan.features import CACHE_DIR, PenultimateFeatures, feature_network, trained_feature_count
+from searchlab.gan.features import (CACHE_DIR, PenultimateFeatures, feature_network, kept_network_note,
+                                   trained_feature_count)
 from searchlab.gan.metrics import Reference, SampleStats, min_real_images
 from searchlab.gan.train import RealImages, build_pair, sample_unit, to_signed, train_gan
 from searchlab.space import probe_configs, searchable_params
@@ -109,8 +110,7 @@ class GenerateTask:
         size_key = "data.size" if isinstance(study.config.data, MedMNISTData) else "data.image_size"
         specs = [parse_trial(GenerateTrialConfig, "generate", config, None)
                  for config in probe_configs(study.space, seed=study.config.seed, limit=50)]
-        for spec in specs:
-            _check_resolution(spec, data, size_key)
+        _check_resolutions(specs, data, size_key)
         if self.cfg.features is None and not (study.run_dir / CACHE_DIR / "config.json").is_file():
             _check_enough_images(trained_feature_count(data), data)   # a refusal is not announced as training
             print("MedFID: training its feature network on this data once (about a minute on a CPU core; "
@@ -120,6 +120,8 @@ class GenerateTask:
             print(f"warning: {blind}", file=sys.stderr)
         earlier = _earlier_trials(study)
         _check_same_features(earlier, reference.features, self.cfg.features)
+        if kept := kept_network_note(reference.features, study.run_dir, study.config.seed, bool(earlier)):
+            print(f"note: {kept}", file=sys.stderr)   # here, once per run: workers open the network too
         if older := stylegan2_trained_before_its_adam(earlier):
             print(f"warning: {older}", file=sys.stderr)
         if slow := gan_time_warning(study, _real_images(data), specs):
@@ -287,17 +289,60 @@ def _check_enough_images(num_features: int, data: ImageDataset) -> None:
 
 
 def _check_resolution(spec: GenerateTrialConfig, data: ImageDataset, size_key: str = "data.size") -> None:
+    _check_resolutions([spec], data, size_key)
+
+
+def _check_resolutions(specs: list[GenerateTrialConfig], data: ImageDataset, size_key: str) -> None:
+    """Every family the space can pick, against the data's image size. Leaving a family out is offered only when
+    another family of the space makes that size: all of them share one size rule (models/gan_common.py
+    _gan_plan), so at 36 px dropping dcgan only brought the same refusal for stylegan2."""
+    refused: dict[str, str] = {}
+    for spec in specs:
+        if spec.gan.family not in refused and (why := _why_refused(spec, data, data.image_size)):
+            refused[spec.gan.family] = why
+    if not refused:
+        return
     h, w = data.image_size
+    names = ", ".join(sorted(refused))
+    takers = ", ".join(sorted({spec.gan.family for spec in specs} - set(refused)))
+    refusing = [spec for spec in specs if spec.gan.family in refused]
+    sizes = " or ".join(str(size) for size in _nearest_sizes(refusing, data, max(h, w)))
+    rule = (f"the GAN {'family' if len(refused) == 1 else 'families'} {names} (space.gan.family) cannot generate "
+            f"this data's {h}x{w} images: {next(iter(refused.values()))}")
+    if takers:
+        fix = (f"resize the data ({size_key}) to {sizes} px, or leave {names} out of space.gan.family ({takers} "
+               f"can make {h}x{w} images)")
+    else:
+        rule += f"; no GAN family in the space ({names}) can make {h}x{w} images"
+        fix = f"resize the data ({size_key}) to {sizes} px, the nearest sizes {names} can make"
+    raise ConfigError(rule, key=size_key, got=h if h == w else f"{h}x{w}", fix=fix)
+
+
+def _why_refused(spec: GenerateTrialConfig, data: ImageDataset, size: tuple[int, int]) -> str | None:
+    """Why the spec's networks cannot be built for images of this size, or None when they can."""
+    h, w = size
+    if h != w:
+        return f"the images are {h}x{w}; the GAN families make square images"
     try:
-        if h != w:
-            raise ValueError(f"the images are {h}x{w}; the GAN families make square images")
         build_pair(spec, h, data.channels, len(data.class_names))
     except ValueError as exc:
-        # named at the size: the data's, which every family may refuse (an odd size), is what to change first
-        raise ConfigError(f"the GAN family {spec.gan.family} (space.gan.family) cannot generate this data's {h}x{w} "
-                          f"images: {exc}", key=size_key, got=h if h == w else f"{h}x{w}",
-                          fix=f"resize the data ({size_key}) to e.g. 28, 32 or 64 px, or leave {spec.gan.family} "
-                              "out of space.gan.family") from None
+        return str(exc)
+    return None
+
+
+def _nearest_sizes(specs: list[GenerateTrialConfig], data: ImageDataset, size: int) -> list[int]:
+    """The nearest square sizes below and above `size` that every one of these specs' families can make (found by
+    building them, so a family with a rule of its own is asked, not assumed): 36 -> [32, 40]."""
+    one_per_family = list({spec.gan.family: spec for spec in specs}.values())
+
+    def makes(side: int) -> bool:
+        return all(_why_refused(spec, data, (side, side)) is None for spec in one_per_family)
+
+    if makes(size):   # non-square images whose longer side the families make
+        return [size]
+    below = next((side for side in range(size - 1, 0, -1) if makes(side)), None)
+    above = next((side for side in range(size + 1, 2 * size + 9) if makes(side)), None)
+    return [side for side in (below, above) if side is not None]
 
 
 def _generator_spec(spec: GenerateTrialConfig, data: ImageDataset) -> dict[str, Any]:
