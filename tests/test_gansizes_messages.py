@@ -155,3 +155,15 @@ def test_the_kept_network_note_speaks_of_earlier_trials_when_the_run_has_them(wr
     capsys.readouterr()
     GenerateTask(same_seed.config.task).prepare(same_seed)   # trained with the run's own seed: nothing to say
     assert "note: MedFID" not in capsys.readouterr().err
+
+
+def test_the_label_agreement_note_is_said_once_at_the_run_start_not_per_worker(write_study, copied_network, capsys,
+                                                                               monkeypatch):
+    # a feature network with no output per class of this data (an export of another data set's classifier)
+    monkeypatch.setattr(gan_features, "_class_order", lambda *args: None)
+    study = load_study(write_study(GAN.replace("FAMILY", "dcgan")))
+    capsys.readouterr()
+    GenerateTask(study.config.task).prepare(study)           # the process that starts the run
+    GenerateTask(study.config.task)._reference(study)        # each worker process opens the network too
+    err = capsys.readouterr().err
+    assert err.count("note: label_agreement is not measured") == 1, err

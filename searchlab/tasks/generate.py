@@ -116,6 +116,10 @@ class GenerateTask:
             print("MedFID: training its feature network on this data once (about a minute on a CPU core; "
                   "cached in the run folder, or name an export with task.features)", file=sys.stderr)
         _, reference, floors = self._reference(study)
+        if reference.features.class_order is None:   # here, once per run: each worker opens the network too
+            classes = ", ".join(map(repr, data.class_names))
+            print(f"note: label_agreement is not measured: the MedFID feature network ({self.cfg.features}) "
+                  f"has no output per class of this data ({classes})", file=sys.stderr)
         if blind := judge_at_chance_warning(floors, len(data.class_names), self.cfg.features):
             print(f"warning: {blind}", file=sys.stderr)
         earlier = _earlier_trials(study)
@@ -167,10 +171,6 @@ class GenerateTask:
             features = feature_network(self.cfg.features, study.base_dir, study.run_dir, data, study.config.seed,
                                        accept=lambda net: _check_same_features(_earlier_trials(study), net, None))
             _check_enough_images(features.num_features, data)
-            if features.class_order is None:
-                classes = ", ".join(map(repr, data.class_names))
-                print(f"note: label_agreement is not measured: the MedFID feature network ({self.cfg.features}) "
-                      f"has no output per class of this data ({classes})", file=sys.stderr)
             reference = Reference(features, _unit(data, "train"))
             floors = reference.floors(_unit(data, "val"), data.splits["val"].labels.long())
             self._cache[key] = (data, reference, floors)
