@@ -68,7 +68,7 @@ def test_a_generator_exports_model_py_holds_its_familys_generator_alone(tmp_path
     classifier = model_source({"architecture": "plain_cnn", "args": {}})
     print(f"{family} generator model.py: {len(text.splitlines())} lines; plain CNN classifier's: "
           f"{len(classifier.splitlines())}")
-    assert len(text.splitlines()) < (500 if family == "stylegan2" else 350)
+    assert len(text.splitlines()) < (600 if family == "stylegan2" else 420)
 
 
 @pytest.mark.parametrize("family", ["dcgan", "stylegan2"])

@@ -61,7 +61,7 @@ def test_training_steps_pair_real_images_with_their_labels_and_ask_for_fakes_of_
             super().__init__()
             self.fn, self.w = fn, torch.nn.Parameter(torch.zeros(()))
 
-        def forward(self, x, labels=None):
+        def forward(self, x, labels=None, generator=None):   # a generator's own draws come from `generator`
             return self.fn(x, labels)
 
     def make(z, labels):

@@ -6,8 +6,9 @@ DIR/synthetic.json records each draw (the generator's export folder, weights' SH
 why its trial was marked suspect if it was; the seed; images per class; the files), before its images are written
 (`complete` false until they all are, so a killed draw's files are on record; one that fails removes them). A
 class-conditional generator's images go to one sub-folder per class (DIR/<class>/), the layout of a folder data
-set; an unconditional one's to DIR itself. The images are as the export's `model.sample_images` gives them (uint8,
-its size and channels), from a random stream per seed and class (_class_stream), not `sample_images(seed=S)`'s.
+set; an unconditional one's to DIR itself. The images are the export's `model.sample_class(G, n, class, seed)`
+(gan_sampling.py, in every generator export's model.py, so a user redraws them without searchlab): a random stream
+per seed and class, not `sample_images(seed=S)`'s.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -34,8 +34,6 @@ from searchlab.errors import ExportError, a_few
 from searchlab.export.damaged import UNLOADABLE, unloadable
 from searchlab.export.predict import SAME_EXPORT, export_folder_config
 from searchlab.export.provenance import file_digest
-
-BATCH = 256   # images generated at a time: memory stays bounded for large draws
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ def write_samples(export_dir: str | Path, out: str | Path, n: int, classes: list
     _record(out, [*earlier, {**about, "complete": False}])   # before any image: a killed draw's are on record
     try:
         for name, index in wanted.items():
-            _write_class(generator, index, files[name], _class_stream(seed, index), mark)
+            _write_class(generator, index, files[name], seed, mark)
     except BaseException:   # a failed or interrupted draw takes back what it wrote, leaving no unrecorded images
         _undo(files, new_folders, out, earlier)
         raise
@@ -385,24 +383,24 @@ def _refuse_taken(paths: list[Path], out: Path, seed: int) -> None:
 
 
 def _class_stream(seed: int, index: int | None) -> torch.Generator:
-    """One random stream per (seed, class): a class's images do not depend on which other classes are drawn,
-    and no two seeds share a stream (seed + index would make seed 1's class 0 seed 0's class 1)."""
-    state = np.random.SeedSequence([seed] if index is None else [seed, index]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) >> 1)   # torch takes seeds below 2**63
+    """One random stream per (seed, class): the export's model.py's own (gan_sampling.class_stream)."""
+    from searchlab.models.gan_sampling import class_stream
+
+    return class_stream(seed, index)
 
 
-def _write_class(generator: torch.nn.Module, index: int | None, files: list[Path], stream: torch.Generator,
-                 mark: PngInfo) -> None:
-    from searchlab.models.gan_sampling import as_uint8
+def _write_class(generator: torch.nn.Module, index: int | None, files: list[Path], seed: int, mark: PngInfo) -> None:
+    """The class's images as the export's model.sample_class(generator, len(files), index, seed) gives them: one
+    code for both, so a user's plain-PyTorch redraw cannot drift from these files."""
+    from searchlab.models.gan_sampling import sample_class_batches
 
-    if files:
-        files[0].parent.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(files), BATCH):
-        chunk = files[start:start + BATCH]
-        labels = None if index is None else torch.full((len(chunk),), index, dtype=torch.long)
-        for path, image in zip(chunk, as_uint8(generator.sample(len(chunk), labels, generator=stream))):
-            pixels = image.numpy()
-            Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)).save(path, pnginfo=mark)
+    if not files:
+        return
+    files[0].parent.mkdir(parents=True, exist_ok=True)
+    images = (image for batch in sample_class_batches(generator, len(files), index, seed) for image in batch)
+    for path, image in zip(files, images):
+        pixels = image.numpy()
+        Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)).save(path, pnginfo=mark)
 
 
 def _relative(files: dict[str, list[Path]], out: Path) -> list[str]:

@@ -159,7 +159,8 @@ class GANSteps:
 
     def _fake(self, labels: torch.Tensor | None) -> torch.Tensor:
         z = torch.randn(self.spec.train.batch_size, self.spec.gan.latent, generator=self.gen)
-        return self.G(z.to(self.real.images.device), labels)
+        # the trial's generator draws StyleGAN2's noise and style mixing too: not the device's global RNG
+        return self.G(z.to(self.real.images.device), labels, generator=self.gen)
 
     def discriminator(self, iteration: int) -> torch.Tensor:
         x, labels = self._batch()

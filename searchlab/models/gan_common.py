@@ -52,7 +52,8 @@ class _gan_Generator(nn.Module):
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
                **forward_kw: Any) -> torch.Tensor:
-        """n images, no autograd; z (and labels, uniformly, when conditional and not given) come from `generator`.
+        """n images, no autograd; z (and labels, uniformly, when conditional and not given) come from `generator`,
+        as does any noise the forward draws (StyleGAN2's noise_mode "random"): a seed, the same images on any device.
 
         The module's mode is left alone: call .eval() first for inference (BN running stats, no style mixing).
         """
@@ -64,7 +65,7 @@ class _gan_Generator(nn.Module):
         if labels is not None:
             labels = torch.as_tensor(labels, dtype=torch.long).to(device)
         with torch.no_grad():
-            return self(z, labels, **(self._gan_sample_defaults | forward_kw))
+            return self(z, labels, generator=generator, **(self._gan_sample_defaults | forward_kw))
 
 
 # family -> generator class, filled by the body of the file defining it (gan_dcgan.py, stylegan2.py): a generator

@@ -51,7 +51,9 @@ class DCGANGenerator(_gan_Generator):
         self.body = nn.Sequential(*layers)
         _gan_dcgan_init(self)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """`generator` is taken, as every family's forward takes it, and unused: all DCGAN draws is z."""
         _gan_check_labels(self.n_classes, labels)
         if self.embed is not None:
             z = torch.cat([z, self.embed(labels)], dim=1)

@@ -8,6 +8,8 @@ classifier code; searchlab/models/__init__.py: generator_source). Usage:
     import model
     G, config = model.load_generator("best")
     images = model.sample_images(G, 16, labels="malignant")   # uint8 (16, C, H, W); labels if conditional
+    drawn = model.sample_class(G, 64, "malignant", seed=3)   # `searchlab sample --seed 3`'s malignant PNGs, in order
+    # (an unconditional generator: sample_class(G, 64, seed=3)); the same pixels on any device
 """
 from __future__ import annotations
 
@@ -56,6 +58,75 @@ def sample_images(generator: nn.Module, n: int, labels: Any = None, seed: int | 
     n_classes = int(getattr(generator, "n_classes", 0))
     indices = _class_indices(labels, n, n_classes, tuple(getattr(generator, "class_names", ())))
     return as_uint8(generator.sample(n, indices, generator=gen))
+
+
+SAMPLE_BATCH = 256   # images per generator call in sample_class: memory stays bounded for large draws
+
+
+def sample_class(generator: nn.Module, n: int, class_index: Any = None, seed: int = 0) -> torch.Tensor:
+    """The n images of one class (an index or name; None for an unconditional generator) that `searchlab sample
+    --seed SEED` writes, synthetic_s<SEED>_00000.png first, as uint8 (N, C, H, W): drawn SAMPLE_BATCH at a time from
+    class_stream(seed, class), which is what `searchlab sample` itself calls (sample_class_batches)."""
+    return torch.cat(list(sample_class_batches(generator, n, class_index, seed)))
+
+
+def sample_class_batches(generator: nn.Module, n: int, class_index: Any = None, seed: int = 0) -> Any:
+    """sample_class's images, SAMPLE_BATCH at a time (an iterator of uint8 tensors)."""
+    n, index = _image_count(n), _one_class(generator, class_index)
+    stream = class_stream(seed, index)
+    for start in range(0, n, SAMPLE_BATCH):
+        count = min(SAMPLE_BATCH, n - start)
+        labels = None if index is None else torch.full((count,), index, dtype=torch.long)
+        yield as_uint8(generator.sample(count, labels, generator=stream))
+
+
+def class_stream(seed: int, class_index: int | None = None) -> torch.Generator:
+    """The random stream of one (seed, class): a class's images do not depend on which other classes are drawn, and
+    no two seeds share a stream. Its torch seed is numpy's SeedSequence([seed, class_index]).generate_state(1,
+    uint64)[0] >> 1 (torch takes seeds below 2**63), computed here in plain Python: model.py needs no numpy."""
+    values = [seed] if class_index is None else [seed, class_index]
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
+        raise ValueError(f"seed and class index are whole numbers >= 0; got seed {seed!r}, class {class_index!r}. "
+                         "Fix: pass integers, e.g. sample_class(G, 16, 0, seed=3)")
+    # SeedSequence's entropy: each int's 32-bit pieces, least significant first ([0] for 0)
+    words = [v >> shift & 0xFFFFFFFF for v in values for shift in range(0, max(v.bit_length(), 1), 32)]
+    return torch.Generator().manual_seed(_seed_sequence_state(words) >> 1)
+
+
+def _seed_sequence_state(words: list[int]) -> int:
+    """numpy's SeedSequence(words).generate_state(1, uint64)[0] for entropy given as 32-bit words: mix_entropy
+    into a 4-word pool, then generate_state's two hashed words, low first."""
+    const = [0x43B0D7E5, 0x931E8875]   # mix_entropy's hash constant and multiplier
+
+    def hashmix(value: int) -> int:   # a multiplicative hash whose constant advances on every call
+        value ^= const[0]
+        const[0] = const[0] * const[1] & 0xFFFFFFFF
+        value = value * const[0] & 0xFFFFFFFF
+        return value ^ value >> 16
+
+    def mix(x: int, y: int) -> int:
+        value = (0xCA01F9DD * x - 0x4973F715 * y) & 0xFFFFFFFF
+        return value ^ value >> 16
+
+    pool = [hashmix(words[i] if i < len(words) else 0) for i in range(4)]
+    for src, dst in [(src, dst) for src in range(4) for dst in range(4) if src != dst]:
+        pool[dst] = mix(pool[dst], hashmix(pool[src]))
+    for word, dst in [(word, dst) for word in words[4:] for dst in range(4)]:
+        pool[dst] = mix(pool[dst], hashmix(word))
+    const[:] = [0x8B51F9DD, 0x58F38DED]   # generate_state's
+    low, high = hashmix(pool[0]), hashmix(pool[1])
+    return high << 32 | low
+
+
+def _one_class(generator: nn.Module, class_index: Any) -> int | None:
+    """class_index as one int (None for an unconditional generator), checked as sample_images checks labels."""
+    n_classes = int(getattr(generator, "n_classes", 0))
+    if class_index is None and n_classes > 0:
+        raise ValueError(f"class_index: this generator is class-conditional ({n_classes} classes) and each class "
+                         "has its own stream. Fix: pass a class index or name, e.g. sample_class(G, 16, 0, seed=3)")
+    if class_index is None:
+        return None
+    return int(_class_indices(class_index, 1, n_classes, tuple(getattr(generator, "class_names", ())))[0])
 
 
 def as_uint8(images: torch.Tensor) -> torch.Tensor:

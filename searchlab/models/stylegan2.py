@@ -43,6 +43,14 @@ def _gan_normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tenso
     return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
 
 
+def _gan_randn(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """N(0, 1) on like's device and dtype: from `generator` on its own device (a trial's or a seed's CPU generator:
+    the same numbers on any device, whatever else drew from torch), or without one from torch's global RNG."""
+    if generator is None:
+        return torch.randn(shape, device=like.device, dtype=like.dtype)
+    return torch.randn(shape, generator=generator, device=generator.device).to(like)
+
+
 def _gan_upsample(x: torch.Tensor) -> torch.Tensor:
     """2x bilinear upsampling: zero insertion + the separable [1, 3, 3, 1] filter StyleGAN2 uses (up to borders)."""
     return torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
@@ -102,10 +110,11 @@ class _gan_StyleLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
+                generator: torch.Generator | None = None) -> torch.Tensor:
         x = self.conv(x, w)
         if noise_mode == "random":
-            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+            noise = _gan_randn((x.shape[0], 1, x.shape[2], x.shape[3]), x, generator)
         elif noise_mode == "const":
             noise = self.noise_const
         elif noise_mode == "none":
@@ -171,6 +180,7 @@ class StyleGAN2Generator(_gan_Generator):
     the next block's first conv, as in the official code. Style mixing regularisation (StyleGAN sec. 3.1): in
     training mode, with probability mixing_prob, a second w (from mix_z or a fresh z, same labels) replaces the
     first from a random layer cutoff in [1, num_ws) onwards, so both are always used when mixing happens.
+    forward's `generator` (a trial's, or a seeded sampling's) draws the noise and the mixing; without one, torch's.
     """
 
     _gan_sample_defaults = {"noise_mode": "const"}   # deterministic samples from a seeded torch.Generator
@@ -197,35 +207,37 @@ class StyleGAN2Generator(_gan_Generator):
         self.num_ws = 2 * doublings + 2
 
     def make_ws(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation_psi: float = 1.0,
-                mix_z: torch.Tensor | None = None) -> torch.Tensor:
+                mix_z: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """(N, num_ws, style_dim) per-layer w vectors, after truncation and (training only) style mixing."""
         _gan_check_labels(self.n_classes, labels)
         w = self.mapping(z, labels)
         if truncation_psi != 1.0:
             w = truncate(w, self.mapping.w_avg, truncation_psi)
         ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if self.training and self.mixing_prob > 0 and torch.rand(()).item() < self.mixing_prob:
-            w2 = self.mapping(torch.randn_like(z) if mix_z is None else mix_z, labels)
+        if self.training and self.mixing_prob > 0 and torch.rand((), generator=generator).item() < self.mixing_prob:
+            w2 = self.mapping(_gan_randn(z.shape, z, generator) if mix_z is None else mix_z, labels)
             if truncation_psi != 1.0:
                 w2 = truncate(w2, self.mapping.w_avg, truncation_psi)
-            cutoff = int(torch.randint(1, self.num_ws, ()).item())
+            cutoff = int(torch.randint(1, self.num_ws, (), generator=generator).item())
             ws = torch.cat([ws[:, :cutoff], w2.unsqueeze(1).expand(-1, self.num_ws - cutoff, -1)], dim=1)
         return ws
 
-    def synthesis(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def synthesis(self, ws: torch.Tensor, noise_mode: str = "random",
+                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Images from per-layer w's; the output is the sum of every resolution's upsampled toRGB (skip G)."""
         x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
-        x = self.layers[0](x, ws[:, 0], noise_mode)
+        x = self.layers[0](x, ws[:, 0], noise_mode, generator)
         img = self.torgbs[0](x, ws[:, 1])
         for j in range(1, len(self.torgbs)):
-            x = self.layers[2 * j - 1](x, ws[:, 2 * j - 1], noise_mode)
-            x = self.layers[2 * j](x, ws[:, 2 * j], noise_mode)
+            x = self.layers[2 * j - 1](x, ws[:, 2 * j - 1], noise_mode, generator)
+            x = self.layers[2 * j](x, ws[:, 2 * j], noise_mode, generator)
             img = _gan_upsample(img) + self.torgbs[j](x, ws[:, 2 * j + 1])
         return torch.tanh(img)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation_psi: float = 1.0,
-                noise_mode: str = "random", mix_z: torch.Tensor | None = None) -> torch.Tensor:
-        return self.synthesis(self.make_ws(z, labels, truncation_psi, mix_z), noise_mode)
+                noise_mode: str = "random", mix_z: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.synthesis(self.make_ws(z, labels, truncation_psi, mix_z, generator), noise_mode, generator)
 
 
 GAN_GENERATORS["stylegan2"] = StyleGAN2Generator
