@@ -13,25 +13,14 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from searchlab.engine.rundir import OpenRun
+from test_report_audit_fixes import GAN_RECORD, _gan_trial, _run
 
-GAN_RECORD = {"objectives": [["medfid", "minimize"]], "task": {"kind": "generate", "features": None}}
 STOPPED = "interrupted (SIGTERM)"   # signals.interruption_message of a trial stopped by a SIGTERM
 
 
 def _gan_run(tmp_path: Path) -> OpenRun:
     tmp_path.mkdir(exist_ok=True)
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    study = optuna.create_study(storage=url, study_name="gan", direction="minimize")
-    study.set_user_attr("searchlab", GAN_RECORD)
-    (tmp_path / "artifacts").mkdir(exist_ok=True)
-    return OpenRun(tmp_path, study, url, tmp_path / "artifacts")
-
-
-def _gan_trial(value: float, **attrs) -> optuna.trial.FrozenTrial:
-    generator = {"family": "dcgan", "image_size": 28, "channels": 1, "class_names": ["benign", "malignant"],
-                 "args": {"latent": 64, "width": 32, "n_classes": 2}}
-    return create_trial(value=value, user_attrs={"generator": generator, "medfid_features": "ab12",
-                                                 "metrics": {"medfid": value}, **attrs})
+    return _run(tmp_path, ["minimize"], GAN_RECORD)
 
 
 def _stopped(**attrs) -> optuna.trial.FrozenTrial:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +15,9 @@ import torch
 from PIL import Image
 
 from searchlab.cli import main
-from searchlab.engine.rundir import open_run
-from searchlab.export.generator import export_generator
 from searchlab.models.gan import StyleGAN2Generator, build_generator
 from searchlab.models import gan_sampling   # its functions read at call time: each test fails alone without them
-from test_generator_export_notes import hand_gan_run
+from test_generator_export_notes import hand_gan_export
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -77,21 +74,13 @@ def _export(folder: Path, family: str, n_classes: int, breastmnist_root: Path) -
     args = {"latent": 8, "width": 8, "n_classes": n_classes}
     spec = {"family": family, "image_size": 28, "channels": 1, "args": args,
             "class_names": ["a", "b"] if n_classes else []}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # optuna's experimental create_trial
-        run_dir = hand_gan_run(folder / "run", {"generator": spec})
-    run = open_run(run_dir)
-    run.study.set_user_attr("searchlab", run.study.user_attrs["searchlab"] | {"data": {
-        "source": "medmnist", "name": "breastmnist", "root": str(breastmnist_root), "download": False}})
-    run = open_run(run_dir)
     torch.manual_seed(0)
     with torch.no_grad():
         G = build_generator(family, 28, 1, **args)
         for name, value in G.named_parameters():   # visible noise, so a noise drawn elsewhere would show
             if name.endswith("noise_strength"):
                 value.fill_(0.5)
-    export_generator(run, run.study.trials[0], G.state_dict(), folder / "export")
-    return folder / "export"
+    return hand_gan_export(folder, spec, G.state_dict(), breastmnist_root)
 
 
 def _redrawn_without_searchlab(export: Path, n: int, label: str | None, seed: int, cwd: Path) -> np.ndarray:

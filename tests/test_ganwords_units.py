@@ -95,7 +95,7 @@ def _all_pruned_summary(task: str, capsys) -> str:
 def test_a_gan_study_all_pruned_is_told_to_train_more_iterations_not_more_epochs(capsys):
     out = _all_pruned_summary("generate", capsys)
     assert "no trial completed: every finished trial was pruned" in out
-    assert ("more space.train.iterations, fewer space.train.evaluations (at 1 none is judged before the trial ends) or a gentler pruner lets some "
-            "finish") in out
+    assert ("more space.train.iterations, fewer space.train.evaluations (at 1 none is judged before the trial "
+            "ends) or a gentler pruner lets some finish") in out
     assert "epoch" not in out
     assert "more epochs or a gentler pruner lets some finish" in _all_pruned_summary("classify", capsys)

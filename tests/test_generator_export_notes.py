@@ -55,6 +55,24 @@ def hand_gan_run(folder: Path, user_attrs: dict) -> Path:
     return folder
 
 
+def hand_gan_export(folder: Path, spec: dict, state: dict, breastmnist_root: Path) -> Path:
+    """folder/export: a generator of `spec` with weights `state` exported by export_generator (its own model.py)
+    from a hand-made run folder (hand_gan_run) on BreastMNIST, without a training run."""
+    import warnings
+
+    from searchlab.export.generator import export_generator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # optuna's experimental create_trial
+        run_dir = hand_gan_run(folder / "run", {"generator": spec})
+    run = open_run(run_dir)
+    run.study.set_user_attr("searchlab", run.study.user_attrs["searchlab"] | {"data": {
+        "source": "medmnist", "name": "breastmnist", "root": str(breastmnist_root), "download": False}})
+    run = open_run(run_dir)
+    export_generator(run, run.study.trials[0], state, folder / "export")
+    return folder / "export"
+
+
 def _gan_run_with_trained_features(folder: Path) -> Path:
     """A GAN run folder that trained its own MedFID network (no task.features): medfid_features/ with a config
     and weights."""

@@ -7,18 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
-from searchlab.engine.rundir import open_run
-from searchlab.export.generator import export_generator
 from searchlab.models import generator_source, model_source
 from searchlab.models.gan import build_generator
 from searchlab.models.gan_sampling import load_generator, sample_images
-from test_generator_export_notes import hand_gan_run
+from test_generator_export_notes import hand_gan_export
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -41,17 +38,8 @@ def _exported(folder: Path, family: str, breastmnist_root: Path) -> Path:
     """A generator of `family` (untrained, 28 px, conditional) exported by export_generator from a run folder
     whose one trial recorded its spec: the exporter's own model.py, without a training run."""
     spec = {"family": family, "image_size": 28, "channels": 1, "args": ARGS, "class_names": ["a", "b"]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # optuna's experimental create_trial
-        run_dir = hand_gan_run(folder / "run", {"generator": spec})
-    run = open_run(run_dir)
-    run.study.set_user_attr("searchlab", run.study.user_attrs["searchlab"] | {"data": {
-        "source": "medmnist", "name": "breastmnist", "root": str(breastmnist_root), "download": False}})
-    run = open_run(run_dir)
     torch.manual_seed(0)
-    state = build_generator(family, 28, 1, **ARGS).state_dict()
-    export_generator(run, run.study.trials[0], state, folder / "export")
-    return folder / "export"
+    return hand_gan_export(folder, spec, build_generator(family, 28, 1, **ARGS).state_dict(), breastmnist_root)
 
 
 @pytest.mark.parametrize("family", ["dcgan", "wgan_gp", "stylegan2"])
