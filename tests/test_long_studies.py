@@ -107,11 +107,12 @@ def test_the_report_draws_the_curves_of_the_best_trials_and_a_spread_of_the_rest
     assert f"{MAX_TRACES} of 1000 trials: the {BEST_TRACES} best completed" in plot.title
     drawn = {int(n) for n in re.findall(r'"name":"Trial(\d+)"', plot.body)}
     assert len(drawn) == MAX_TRACES
-    complete = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.value,
+    trials = study.trials   # read once: each `study.trials` deep-copies all 1,000 (~5 s over 400 reads)
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value,
                       reverse=direction == "maximize")
     assert {t.number for t in complete[:BEST_TRACES]} <= drawn
     assert {t.number for t in complete[-50:]} - drawn   # the worst are not all drawn
-    assert sum(study.trials[n].state == TrialState.PRUNED for n in drawn) > 50   # the spread keeps pruned ones
+    assert sum(trials[n].state == TrialState.PRUNED for n in drawn) > 50   # the spread keeps pruned ones
     few = optuna.create_study(direction=direction)
     for i in range(5):
         few.add_trial(optuna.trial.create_trial(value=float(i), intermediate_values={0: float(i)}))
