@@ -15,7 +15,7 @@ from searchlab.config.load import Study
 from searchlab.config.schema import ExportConfig
 from searchlab.engine.own_trials import LEFT_RUNNING
 from searchlab.engine.progress import FINISHED, failed_configs, final_trials, stopped_by_failures
-from searchlab.engine.run_history import runs_line, start_warnings_said
+from searchlab.engine.run_history import latest_run_live, runs_line, start_warnings_said
 from searchlab.engine.rundir import OpenRun
 from searchlab.engine.setup_said import describe_setup
 from searchlab.engine.storage import GRACE_SECONDS, ContainedArtifactStore, heartbeat_ages
@@ -283,7 +283,7 @@ def print_status(run: OpenRun, top: int) -> None:
         print(cut)
     if measured := feature_network_said(study):
         print(f"  ({measured})")
-    if stage := _stage_said(study):
+    if stage := _stage_said(study, run.run_dir):
         print(stage)
     record = run.study.user_attrs.get("searchlab")
     setup = record.get("search") if isinstance(record, dict) else None
@@ -312,10 +312,10 @@ def print_status(run: OpenRun, top: int) -> None:
         print(_exports_line(exports))
 
 
-def _stage_said(study: optuna.Study) -> str | None:
+def _stage_said(study: optuna.Study, run_dir: Path) -> str | None:
     from searchlab.nas.stage import DESIGN_SUFFIX, PROXY_SUFFIX, stage_said   # no torch: status stays light
 
-    return stage_said(study, (PROXY_SUFFIX, DESIGN_SUFFIX))
+    return stage_said(study, (PROXY_SUFFIX, DESIGN_SUFFIX), latest_run_live(study, _run_in_progress(run_dir)))
 
 
 def _waiting_for_ray(study: optuna.Study, setup: dict[str, Any] | None, run_here: bool = True) -> str | None:

@@ -48,8 +48,9 @@ def _written(db: Path, name: str) -> int:
         return 0
 
 
-def _kill_after_first_chunk(path: Path, db: Path, name: str, log: Path) -> None:
-    """Run `searchlab run` in a process of its own, and SIGKILL it once the stage has written its first chunk."""
+def _kill_after_first_chunk(path: Path, db: Path, name: str, log: Path, before_kill=lambda: None) -> None:
+    """Run `searchlab run` in a process of its own, and SIGKILL it once the stage has written its first chunk
+    (calling `before_kill` first, while it runs)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-c", RUN_WITH_QUICK_CHUNKS, "run", str(path), "--no-progress"],
@@ -60,6 +61,7 @@ def _kill_after_first_chunk(path: Path, db: Path, name: str, log: Path) -> None:
             assert proc.poll() is None, f"the run ended before the stage wrote anything:\n{log.read_text()}"
             assert time.time() < deadline, f"the stage wrote nothing in 60 s:\n{log.read_text()}"
             time.sleep(0.1)
+        before_kill()
         proc.kill()
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -75,7 +77,12 @@ def _trials(record: optuna.Study) -> list[tuple]:
 def test_a_zen_nas_stage_killed_mid_search_is_continued_from_the_networks_it_wrote(write_study, tmp_path, capsys):
     path = write_study(ZEN_STUDY.replace("N", "1").replace("candidates: 30", "candidates: 5000"))
     db, log = tmp_path / "run" / "study.db", tmp_path / "killed.log"
-    _kill_after_first_chunk(path, db, "zen.zen_proxy", log)
+    running = []   # what status says while the stage searches: running, not killed (as it read before the kill)
+    _kill_after_first_chunk(path, db, "zen.zen_proxy", log,
+                            lambda: running.append((cli.main(["status", str(tmp_path / "run")]),
+                                                    capsys.readouterr().out)))
+    assert running[0][0] == 0 and "  stage before training: running, " in running[0][1], running
+    assert KILLED not in running[0][1]
     storage = f"sqlite:///{db}"
     record = optuna.load_study(study_name="zen.zen_proxy", storage=storage)
     kept, attrs = record.trials, record.user_attrs

@@ -144,6 +144,18 @@ def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = No
     return f"runs:      {said}; the latest, started {latest.get('started_utc')}, {now} (user attr {KEY})"
 
 
+def latest_run_live(ostudy: optuna.Study, in_progress: bool) -> bool | None:
+    """Whether the study's latest run is running now, as runs_line says it (`in_progress` as there): True, False
+    (it ended, or ended without a word), or None (on another machine, without an end: this one cannot tell)."""
+    runs = ostudy.user_attrs.get(KEY)
+    latest = runs[-1] if isinstance(runs, list) and runs and isinstance(runs[-1], dict) else None
+    if latest is None or latest.get("stopped_by", "") is not None:
+        return False
+    if latest.get("host") != socket.gethostname():
+        return None
+    return in_progress and _alive_here(latest)
+
+
 def latest_start_warnings(ostudy: optuna.Study) -> tuple[str, list[str]] | None:
     """When the latest run that recorded its start's warnings started, and those warnings (their "warning: "
     left out). Said once on stderr, a leak of test images into the weights' run was gone with the terminal's

@@ -274,10 +274,12 @@ class _Chunks:
         self.main.set_user_attr(SPANS, [*self.spans, [self.started, time.time()]])
 
 
-def stage_said(main: optuna.Study, suffixes: tuple[str, ...]) -> str | None:
+def stage_said(main: optuna.Study, suffixes: tuple[str, ...], running: bool | None = False) -> str | None:
     """`searchlab status`'s line for the stage recorded beside `main` (`<study><suffix>`), if any: how many networks
     it scored and whether it finished. A stage stopped before the first trial left the main study at 0 trials,
-    and status said nothing of the networks kept for the next run to continue."""
+    and status said nothing of the networks kept for the next run to continue. `running`: whether the study's
+    latest run is running (None: on another machine, which this one cannot tell): the chunks of a stage still
+    searching read as those of a killed one, which status said of a live run."""
     for suffix in suffixes:
         try:
             record = optuna.load_study(study_name=main.study_name + suffix, storage=main._storage)
@@ -287,7 +289,12 @@ def stage_said(main: optuna.Study, suffixes: tuple[str, ...]) -> str | None:
         counts = f"{_stage_counts(trials)} (study '{record.study_name}')"
         if record.user_attrs.get(DONE):
             return f"  stage before training: finished, {counts}"
-        if cut := _how_cut(record, trials):   # by budget.timeout, a stop or a kill
+        cut = _how_cut(record, trials)   # by budget.timeout, a stop or a kill
+        if cut == KILLED and running is not False:
+            return (f"  stage before training: {'running' if running else 'unfinished'}, {counts} written so far"
+                    + ("" if running else "; running on another machine, or killed there (the next `searchlab "
+                       "run` of this study continues it)"))
+        if cut:
             return (f"  stage before training: cut short by {cut}; kept: {counts}. The next `searchlab run` of "
                     "this study continues it, then queues its best")
         if trials:
