@@ -21,18 +21,9 @@ from searchlab.models.standalone import load
 from searchlab.tasks import generate
 from searchlab.tasks.generate import GenerateTask
 from searchlab.tasks.generate_config import GenerateTrialConfig
+from test_generate import STUDY as GAN_STUDY
 
-GAN = """
-name: gan
-task: generate
-space:
-  gan: {family: FAMILY, latent: 16, g_width: 16, d_width: 16, conditional: false}
-  train: {batch_size: 16, iterations: 40, evaluations: 1, ema: 0.9}
-strategy: random
-pruner: none
-budget: {n_trials: 1}
-seed: 0
-"""
+GAN = GAN_STUDY.replace("conditional: COND", "conditional: false").replace("evaluations: 2", "evaluations: 1")
 CLASSIFY = """
 name: c
 task: classify
