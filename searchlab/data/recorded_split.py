@@ -188,40 +188,40 @@ def _contents_alike(record: Mapping[str, object], split: str, files: list[Path],
     """Of the files whose stat changed, those whose contents are still the run's (touched, or copied alike):
     by each file's digest in the run's listing; without a listing, by the split's contents hash (all files
     digested again). Remembered with their stat, so a process digests a file once per change."""
-    from searchlab.data.fingerprint import VERSION, content_digest
+    from searchlab.data.fingerprint import VERSION
     from searchlab.data.member_changes import DIGEST_HEX, decode_listing
 
     readable = [(name, path, stat) for name, path, stat in moved if stat is not None]
     listing = decode_listing(record.get("data_listing"))
     if listing is not None:
         digests = {row[0]: row[3] for row in listing["splits"].get(split, [])}
-        alike = {name for name, path, _ in readable if _digest_or_none(content_digest, path, DIGEST_HEX)
+        alike = {name for name, path, _ in readable if _digest_or_none(path, DIGEST_HEX)
                  == digests.get(name, "")}
     else:
         entry = (((record.get("data_files") or {}).get("splits") or {}).get(split) or {})
         same = (record.get("data_files") or {}).get("version") == VERSION and \
-            entry.get("contents") == _split_contents(content_digest, files)
+            entry.get("contents") == _contents_or_none(files)
         alike = {name for name, _, _ in readable} if same else set()
     _FOUND_ALIKE.update((str(path), stat) for name, path, stat in readable if name in alike)
     return alike
 
 
-def _digest_or_none(content_digest, path: Path, digits: int) -> str | None:
+def _contents_or_none(files: list[Path]) -> str | None:
+    from searchlab.data.fingerprint import contents_hash   # fingerprint imports folder_source, which imports this
+
+    try:
+        return contents_hash(files)
+    except OSError:   # a file gone or unreadable: not alike
+        return None
+
+
+def _digest_or_none(path: Path, digits: int) -> str | None:
+    from searchlab.data.fingerprint import content_digest   # as _contents_or_none
+
     try:
         return content_digest(path).hex()[:digits]
     except OSError:
         return None
-
-
-def _split_contents(content_digest, files: list[Path]) -> str | None:
-    """A split's contents hash as the fingerprint takes it (fingerprint.py), or None if a file cannot be read."""
-    contents = hashlib.sha256()
-    try:
-        for path in files:
-            contents.update(content_digest(path))
-    except OSError:
-        return None
-    return contents.hexdigest()[:32]
 
 
 def _medmnist_changed(data: ImageDataset, record: Mapping[str, object],
