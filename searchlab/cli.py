@@ -1,5 +1,6 @@
 """`searchlab run | status | trials | export | predict | sample | report | compare | dashboard | cache`. User
-errors print one message and exit 2; a file that cannot be read or written prints one message and exits 1."""
+errors (a bad argument, study file or --out among them) print one message and exit 2; a file the system cannot
+read or write (no permission, a full disk) prints one message and exits 1."""
 from __future__ import annotations
 
 import argparse

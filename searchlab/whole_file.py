@@ -114,9 +114,10 @@ def not_a_file(path: Path) -> bool:
 
 
 class OutPathError(SearchlabError):
-    """An --out path nothing can be written to: exit code 1, as the CLI's other unwritable paths (OSError)."""
-
-    exit_code = 1
+    """An --out that names nothing a file can be written to (a path under a file, a folder whose parent is
+    missing, a descriptor not open for writing): refused as bad input, with the exit code (2) of every other
+    refused --out (an existing folder, an empty value) and argument. It was 1, so the same mistake exited 2 or 1
+    by how it was spelt; 1 stays for a write the system fails (a full disk, no permission: an OSError)."""
 
 
 def out_file(out: str | os.PathLike[str], default_name: str) -> Path:

@@ -35,9 +35,9 @@ def _study(write_study, change: str):
     ("cells: 3, reductions: {choice: [1, 3, 4, 9]}", "space.model.reductions",
      "search reductions: {choice: [1, 3]} (cells are 3", "cells: 3, reductions: {choice: [1, 3]}"),
     ("cells: {int: [1, 2]}, reductions: {choice: [1, 9]}", "space.model.reductions",
-     "search reductions: {choice: [1]}", "cells: {int: [1, 2]}, reductions: {choice: [1]}"),
-    ("cells: {choice: [0, 1, 3]}, reductions: {int: [1, 2]}", "space.model.cells", "search cells: {choice: [3]} "
-     "(reductions reach 2", "cells: {choice: [3]}, reductions: {int: [1, 2]}"),
+     "write reductions: 1", "cells: {int: [1, 2]}, reductions: 1"),
+    ("cells: {choice: [0, 1, 3]}, reductions: {int: [1, 2]}", "space.model.cells", "write cells: 3 "
+     "(reductions reach 2", "cells: 3, reductions: {int: [1, 2]}"),
     ("cells: 2, reductions: {choice: [7, 9]}", "space.model.reductions", "replace 7, 9 with values <= 2 (cells are 2",
      "cells: 2, reductions: {choice: [1, 2]}"),
 ])
@@ -50,9 +50,9 @@ def test_a_value_past_its_own_limit_gets_a_fix_that_also_keeps_reductions_within
 
 @pytest.mark.parametrize("change, fix", [
     # no choice within its own limits fits: the choice's fix, then what to change in the other setting
-    ("cells: 2, reductions: {choice: [3, 9]}", "search reductions: {choice: [3]}, and then set cells to at least "
+    ("cells: 2, reductions: {choice: [3, 9]}", "write reductions: 3, and then set cells to at least "
      "reductions' most (cells are 2)"),
-    ("cells: {choice: [0, 1]}, reductions: 2", "search cells: {choice: [1]}, and then keep reductions at most "
+    ("cells: {choice: [0, 1]}, reductions: 2", "write cells: 1, and then keep reductions at most "
      "cells' least (they are 2)"),
 ])
 def test_a_choice_none_of_whose_members_fits_says_what_to_change_in_the_other_setting(write_study, change, fix):

@@ -54,7 +54,7 @@ def test_a_descriptor_open_for_reading_only_is_said_so(two_runs, tmp_path, comma
     kept.write_text(KEPT)
     args = ["trials", two_runs[0]] if command == "trials" else ["compare", *two_runs]
     done = _searchlab([*args, "--out", "/proc/self/fd/3"], "3<ro.csv", tmp_path)
-    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert ("error: --out /proc/self/fd/3 names descriptor 3, which is open for reading only, so nothing can be "
             "written through it. Fix: open it for writing in the shell, e.g. --out /proc/self/fd/3 3>>FILE "
             "(appends; 3>FILE writes anew)") in done.stderr

@@ -87,7 +87,7 @@ def test_an_out_path_under_a_file_says_the_file_is_not_a_folder(finished_run, tm
     blocker = tmp_path / "afile"
     blocker.write_text("notes")
     for out in (blocker / name, blocker / "deeper" / name):   # mkdir said "File exists", then "Not a directory"
-        assert main([command, str(finished_run), "--out", str(out)]) == 1
+        assert main([command, str(finished_run), "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {blocker}: is a file, not a folder, so --out {out} cannot be written")
         assert f"Fix: name a file in a folder (e.g. --out {tmp_path / name})" in err

@@ -100,7 +100,7 @@ def test_out_creates_its_folder_and_an_unwritable_path_is_one_line(finished_run,
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     out = _cli("trials", str(finished_run), "--out", str(blocker / "trials.csv"))
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr   # refused as bad input, as every --out refusal
     assert out.stderr.startswith(f"error: {blocker}") and "Fix:" in out.stderr
 
 

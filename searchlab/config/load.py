@@ -406,14 +406,23 @@ def _validate_something_to_search(study: Study, src: Located) -> None:
     """A space that searches nothing gives every trial the same config, hence the same seed and, for the built-in
     tasks, the same result (a callable task may draw its own randomness, so it may repeat on purpose)."""
     from searchlab.space import searchable_params
+    from searchlab.space.sample import one_choices
 
     n_trials = study.config.budget.n_trials
     builtin = study.config.task.kind != "callable"
     if builtin and n_trials > 1 and next(searchable_params(study.space), None) is None:
-        raise src.error(("budget", "n_trials"), f"the space searches nothing, so each of the {n_trials} trials "
-                        "would train the same config from the same seed to the same result", got=n_trials,
+        ones = one_choices(study.space)
+        fixed = f" ({_listed(ones)}: a choice of one value is that value, fixed)" if ones else ""
+        raise src.error(("budget", "n_trials"), f"the space searches nothing{fixed}, so each of the {n_trials} "
+                        "trials would train the same config from the same seed to the same result", got=n_trials,
                         fix=f"n_trials: 1 to train this config once{_seeds_hint(study.config.task.kind)}, or "
                         "search a parameter")
+
+
+def _listed(names: list[str], shown: int = 3) -> str:
+    """The first `shown` space keys of `names`, then how many more: one line however large the space."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(f"space.{name}" for name in names[:shown]) + more
 
 
 def _seeds_hint(task_kind: str) -> str:

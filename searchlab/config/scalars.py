@@ -2,6 +2,7 @@
 wanted, a number written as text. Said by the study schema's sections (schema.Section)."""
 from __future__ import annotations
 
+import math
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -10,7 +11,9 @@ from searchlab.config.yamlsrc import AmbiguousNumber, load_value
 # Study files are YAML 1.1: these words, unquoted, are booleans, which pydantic's lax mode read as 1 where a
 # number was wanted (`n_trials: yes` ran one trial, `timeout: on` stopped after a second)
 YAML_BOOLEANS = "YAML reads the unquoted words yes/no/true/false/on/off as booleans"
-
+# Settings whose absence means no limit: `timeout: .inf` (or inf, 1e400) meant that, and was read as a limit
+# never reached, without a word; a NaN limit compared false with everything
+NO_LIMIT_WHEN_LEFT_OUT = ("timeout", "trial_timeout", "max_flops", "max_params", "max_depth", "max_concurrent")
 
 
 def scalar_refused(key: str, value: Any, field: Any) -> str | None:
@@ -20,6 +23,8 @@ def scalar_refused(key: str, value: Any, field: Any) -> str | None:
     kinds, default = _kinds_of(field.annotation), field.default
     number = "a number" if "float" in kinds else "a whole number"
     number_only = kinds & {"int", "float"} and not kinds - {"int", "float", "none"}
+    if number_only and _non_finite(value):   # not where text is wanted too: a class may be named "nan"
+        return _non_finite_refused(key, value, number, default)
     if number_only and isinstance(value, str) and _reads_as_number(text := value.strip()):
         shown = str(int(text)) if text.lstrip("+-").isdigit() else text   # "010": write 10
         return f"{number}, not the text \"{value}\" (quoted, so YAML keeps it text). Fix: write {shown} without quotes"
@@ -31,6 +36,28 @@ def scalar_refused(key: str, value: Any, field: Any) -> str | None:
         return f"{number}, not {word} ({YAML_BOOLEANS}). Fix: write {number}{example}"
     quote = f"quote the word as written, e.g. {key}: \"{word}\""
     return f"text, not {word} ({YAML_BOOLEANS}). Fix: {quote}" if "str" in kinds else None
+
+
+def _non_finite(value: Any) -> bool:
+    """inf, -inf or nan, as YAML reads them (.inf, .nan, 1e400) or as text pydantic's lax mode reads so ("inf")."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _non_finite_refused(key: str, value: Any, number: str, default: Any) -> str:
+    """Why a number setting takes no infinity or NaN, with what to write for the meaning it was likely given."""
+    seconds = key.endswith("timeout")
+    wanted = "a finite number of seconds" if seconds else f"a finite {number.removeprefix('a ')}"
+    example = f"{key}: 3600" if seconds else f"{key}: {default}" if type(default) in (int, float) else ""
+    give = ("give seconds" if seconds else f"give {number}") + (f", e.g. {example}" if example else "")
+    text = str(value).strip().lower()
+    said = "nan (not a number)" if "nan" in text else "-infinity" if text.startswith("-") else "infinity"
+    leave = f"leave {key} out for no limit, or " if key in NO_LIMIT_WHEN_LEFT_OUT else ""
+    return f"{wanted}, not {said}. Fix: {leave}{give}"
 
 
 def _reads_as_number(text: str) -> bool:

@@ -135,7 +135,11 @@ class _Ctx:
             return self.choice(raw["choice"], at + ("choice",), full)
         return self.numeric(kind, raw, at, full)
 
-    def choice(self, values: Any, at: KeyPath, full: str) -> CategoricalParam:
+    def choice(self, values: Any, at: KeyPath, full: str) -> CategoricalParam | FixedParam:
+        """A choice of values; a choice of one is that value fixed, as `key: value` is: no Optuna parameter,
+        counted with the fixed settings, so a space of such choices "searches nothing" (said at load), and
+        the sampler and dashboard see no parameter that never varies. Optuna's samplers skip a one-value
+        categorical too (it is "single"); trials stored before keep it in their params, with the same value."""
         if not isinstance(values, list) or not values:
             raise self.src.error(at, "choice needs a non-empty list", got=values, fix="write {choice: [a, b]}")
         for i, v in enumerate(values):
@@ -151,6 +155,8 @@ class _Ctx:
             raise self.src.error(at, f"choices must be distinct values: {a!r} and {b!r} are equal (Python and "
                                  "Optuna take 1, 1.0 and true as one value)", got=values, fix="keep one of them")
         self._no_number_also_as_text(values, at)
+        if len(values) == 1:   # as a one_of of one option is: nothing to search
+            return FixedParam(full, values[0], one_choice=True)
         return CategoricalParam(full, tuple(values))
 
     def _no_number_also_as_text(self, values: list[Any], at: KeyPath) -> None:

@@ -74,6 +74,8 @@ class FixedParam:
 
     name: str
     value: Any
+    # written as a choice of one value ({choice: [8]}): said when the space then searches nothing
+    one_choice: bool = field(default=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,20 @@ def fixed_values(group: Group) -> dict[str, Any]:
     return found
 
 
+def one_choices(group: Group) -> list[str]:
+    """The dotted names of settings written as a choice of one value ({choice: [8]}): fixed, not searched."""
+    found: list[str] = []
+    for _, node in group.entries:
+        if isinstance(node, FixedParam) and node.one_choice:
+            found.append(node.name)
+        elif isinstance(node, Group):
+            found += one_choices(node)
+        elif isinstance(node, Branch):
+            for _, option in node.options:
+                found += one_choices(option)
+    return found
+
+
 def probe_configs(space: Group, seed: int = 0, limit: int = 400) -> Iterator[dict[str, Any]]:
     """Configs that together use every choice and both ends of every range at least once.
 

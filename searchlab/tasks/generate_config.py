@@ -24,10 +24,10 @@ class GANModelSpec(Frozen):
     conditional: bool = False                                    # class-conditional G and projection D
     # family-specific (a space searches them under its family's branch; other families ignore them)
     critic_iters: Annotated[int, Field(ge=1, le=10)] | None = None   # D steps per G step; None: 5 wgan_gp, else 1
-    gp_weight: Annotated[float, Field(ge=0)] = 10.0              # wgan_gp: lambda (Gulrajani et al.)
+    gp_weight: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0   # wgan_gp: lambda (Gulrajani et al.)
     mapping_layers: Annotated[int, Field(ge=1, le=8)] = 4        # stylegan2: the mapping MLP's depth
     mixing_prob: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9   # stylegan2: style-mixing regularisation
-    r1_gamma: Annotated[float, Field(ge=0)] = 0.1                # stylegan2: R1 weight (tiny images: small gamma)
+    r1_gamma: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.1   # stylegan2: R1 weight (tiny images: small)
     r1_every: Annotated[int, Field(ge=1, le=64)] = 4             # stylegan2: lazy R1 (StyleGAN2: every 16 steps)
 
     def critic_steps(self) -> int:

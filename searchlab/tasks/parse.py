@@ -215,11 +215,13 @@ def _choice_fix(choices: Iterable[Any], leaf: str, bad: list[tuple[Any, Error]],
     refused = [member for member, _ in bad]
     own_ok = [choice for choice in choices if choice not in refused]
     fits = [choice for choice in own_ok if _meets(choice, limit)]
-    listed = ", ".join(str(choice) for choice in (fits or own_ok))
+    kept = fits or own_ok   # one value left: written as that value (space/compile.py: a choice of one is fixed)
+    listed = ", ".join(str(choice) for choice in kept)
+    give = f"write {leaf}: {listed}" if len(kept) == 1 else f"search {leaf}: {{choice: [{listed}]}}"
     if fits:
-        return f"search {leaf}: {{choice: [{listed}]}}" + (f" ({limit.why})" if fits != own_ok else "")
+        return give + (f" ({limit.why})" if fits != own_ok else "")
     if own_ok:
-        return f"search {leaf}: {{choice: [{listed}]}}, and then {limit.otherwise}"
+        return f"{give}, and then {limit.otherwise}"
     low = max((bound[0] for bound in bounds if bound[0] is not None), default=None)
     high = min((bound[1] for bound in bounds if bound[1] is not None), default=None)
     return _values_said(f"replace {', '.join(str(member) for member in refused)} with values", low, high, limit)
