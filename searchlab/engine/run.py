@@ -38,6 +38,7 @@ from searchlab.engine.study_record import study_record
 from searchlab.engine.recovery import (configs_said, fail_left_running, left_running_note, recover_interrupted,
                                       recover_left_trials)
 from searchlab.engine.signals import exit_code, hold_stops, release_stops, stop_on_signals
+from searchlab.engine.stage_wait import TAKE_OVER, release_prepare_lock, stage_turn, take_prepare_lock
 from searchlab.engine.storage import is_local_file, open_storage
 from searchlab.engine.supervise import Supervisor
 from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED  # noqa: F401 (their home was here: kept importable)
@@ -117,11 +118,15 @@ def _run(study: Study, progress: bool) -> RunResult:
     deadline = started + study.config.budget.timeout if study.config.budget.timeout else None
     interrupted, code = False, 0
     own, strategy = OwnTrials(ostudy, started, run_dir), StrategyStop(study)
-    with run_entry(ostudy, run_dir, started, lambda: own.count(ostudy, False)), held_run_lock(run_dir) as lock:
+    with run_entry(ostudy, run_dir, started, lambda: own.count(ostudy, False)), \
+            held_run_lock(run_dir, preparing=True) as lock:
         sole_runner = lock.sole
         own.note_start(ostudy, sole_runner)   # joining another: the progress says this run's trials only
         with said_on_stderr() as recovery_warnings:   # until the first trial: the run's start, in its history
-            _recover_and_prepare(study, ostudy, sole_runner, deadline, new_dir, own.beside)   # beside: another's open
+            try:   # own.beside: a run of the study from another folder is open
+                _recover_and_prepare(study, ostudy, sole_runner, deadline, new_dir, own.beside)
+            finally:
+                lock.prepared()   # runs that joined this one wait for it (engine/stage_wait.py)
         start_warnings += recovery_warnings
         bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress, own=own)
         try:
@@ -234,12 +239,23 @@ def _unheld_running(study: Study, ostudy: optuna.Study, started: float, lock: He
 def _recover_and_prepare(study: Study, ostudy: optuna.Study, sole_runner: bool, deadline: float | None,
                          new_dir: bool, others_open: bool = False) -> None:
     """What the run's sole runner does before the first trial: recover what a killed run left, and let the
-    strategy prepare (queue its designs); a runner joining another says so."""
+    strategy prepare (queue its designs); a runner joining another says so, and waits for the other's stage
+    before training (zen_nas, deepmad), continuing it itself if that runner ended without queuing its designs."""
     if not sole_runner:   # by design (more workers from another shell), but a user may not know it
         print(f"note: another `searchlab run` of {study.run_dir} is running: this one joins it as more workers of "
               "the same study (together they stop at budget.n_trials; Ctrl-C stops this one only)", file=sys.stderr)
+        with stage_turn(study, ostudy, deadline) as turn:
+            if turn == TAKE_OVER:   # beside others still (its RUNNING trials are not failed: they may be theirs)
+                _prepare_alone(study, ostudy, deadline, new_dir, others_open=True)
+                return
         _requeue_interrupted(study, ostudy)
         return
+    _prepare_alone(study, ostudy, deadline, new_dir, others_open)
+
+
+def _prepare_alone(study: Study, ostudy: optuna.Study, deadline: float | None, new_dir: bool,
+                   others_open: bool) -> None:
+    """The sole runner's recovery and the strategy's preparation (_recover_and_prepare)."""
     # Trials left RUNNING are failed at once only where no other machine can be running them: a local file's
     # study. On a server, a Ray driver's trials are failed once their driver is seen to be gone (its heartbeats
     # stopped), other runners' once their heartbeat is stale (Optuna's, as they run). Interrupted trials already
@@ -396,6 +412,12 @@ class HeldLock:
     """A runner's shared hold of its run folder's lock."""
     fh: Any
     sole: bool   # no other runner held it when this one started
+    preparing: Any = None   # the sole runner's prepare lock, until prepared() (engine/stage_wait.py)
+
+    def prepared(self) -> None:
+        """The run's preparation (its stage before training) is over: runners that joined it may go on."""
+        release_prepare_lock(self.preparing)
+        self.preparing = None
 
     def others_hold(self) -> bool:
         """Another runner holds it now: ours cannot turn exclusive (a few tries: `status` probes it an instant).
@@ -407,13 +429,17 @@ class HeldLock:
 
 
 @contextmanager
-def held_run_lock(run_dir: Path) -> Iterator[HeldLock]:
+def held_run_lock(run_dir: Path, preparing: bool = False) -> Iterator[HeldLock]:
+    """`preparing`: a sole runner also takes the folder's prepare lock, before any runner can join it (one that
+    does waits on it for the stage before training), until HeldLock.prepared()."""
     with (run_dir / ".lock").open("a") as fh:
         sole = _alone(fh)
+        lock = HeldLock(fh, sole, take_prepare_lock(run_dir) if sole and preparing else None)
         fcntl.flock(fh, fcntl.LOCK_SH)   # downgrade: later runners may join as extra workers
         try:
-            yield HeldLock(fh, sole)
+            yield lock
         finally:
+            lock.prepared()
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 

@@ -40,6 +40,8 @@ ARGS = "searchlab:stage_args"     # on the stage's study: the arguments its tria
 CUT = "searchlab:stage_cut"       # on the stage's study: why it stopped before finishing (the next run continues):
 #                                   "budget.timeout, ..." or "a stop (Ctrl-C), ..." (stop_asked)
 STATE = "searchlab:stage_state"   # on the stage's study: where its search got to, for the next run to go past
+QUEUED = "searchlab:stage_queued"   # on the stage's study: its designs are queued in the main study (a run that
+#                                   joined the stage's waits for it: engine/stage_wait.py)
 # the stages' studies beside the main one, `<study><suffix>` (here, not with their strategies: `status` names them
 # without importing torch)
 PROXY_SUFFIX = ".zen_proxy"   # zen_nas: every candidate scored
@@ -87,6 +89,7 @@ def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
     if record.user_attrs.get(DONE):
         within = _within(trials, stage)
         enqueue_top_k(main, within, stage.top_k, stage.score_attr, stage.network_of, stage.carried)
+        record.set_user_attr(QUEUED, True)   # after them: a kill between left DONE with nothing queued
         if said := short_queue_warning(main, stage, over_budget=_scored(within) < _scored(trials)):
             print(f"warning: {said}", file=sys.stderr)
     return trials
@@ -269,7 +272,7 @@ class _Chunks:
         """Append `trials` (the next of the new ones) and record where the search got to: still `running`, or
         ended (cut short by `cut`, or done)."""
         bulk_add_trials(self.record, trials, {ARGS: self.stage.args, STATE: state, CUT: cut,
-                                              DONE: not running and cut is None})
+                                              DONE: not running and cut is None, QUEUED: False})
         self.written += len(trials)
         self.main.set_user_attr(SPANS, [*self.spans, [self.started, time.time()]])
 
@@ -302,6 +305,16 @@ def stage_said(main: optuna.Study, suffixes: tuple[str, ...], running: bool | No
                     f"recording them); the next run refuses it. Fix: delete the study '{record.study_name}' "
                     "(optuna delete-study) and run again")
     return None
+
+
+def stage_queued(main: optuna.Study, name: str) -> bool:
+    """The stage recorded as study `name` finished and its designs were queued in `main` (a stage recorded before
+    this was kept reads as not queued: run_stage then queues it again, skipping the designs queued already)."""
+    try:
+        attrs = optuna.load_study(study_name=name, storage=main._storage).user_attrs
+    except KeyError:   # not started yet
+        return False
+    return bool(attrs.get(DONE) and attrs.get(QUEUED))
 
 
 def _stage_counts(trials: list[FrozenTrial]) -> str:
