@@ -123,6 +123,12 @@ class DataError(SearchlabError):
     """A data set is missing, corrupt or inconsistent."""
 
 
+class DataChanged(DataError):
+    """The files a run's trials read changed since the run started (data/recorded_split.py). The trial that finds
+    it fails, and the whole run stops (engine/worker.py, engine/ray_executor.py): every later trial would read
+    the same changed files and fail the same way."""
+
+
 class StorageError(SearchlabError):
     """The Optuna storage or artifact store cannot be opened or read."""
 

@@ -1,11 +1,12 @@
 """What `run` prints when no trial completed because every one was pruned: why, and what lets some finish, in
-the words of the study's task (a GAN trains train.iterations, judged at its train.evaluations; no epochs)."""
+the words of the study's task (a GAN trains train.iterations, judged at its train.evaluations; no epochs) and of
+its trials (one under train.cv_folds or train.repeats is judged after its runs, not its epochs)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from searchlab.config.load import Study
@@ -22,13 +23,24 @@ def print_all_pruned(ostudy: optuna.Study, study: Study) -> None:
               "budget.n_trials")
     if len(over) < len(pruned):
         print("no trial completed: every finished trial was pruned (each trial's `pruned` attribute or the "
-              f"dashboard's intermediate values say when); {_train_longer_said(study)} or a gentler pruner lets "
-              "some finish")
+              f"dashboard's intermediate values say when); {_train_longer_said(study, pruned)} or a gentler pruner "
+              "lets some finish")
 
 
-def _train_longer_said(study: Study) -> str:
+def _train_longer_said(study: Study, pruned: list[FrozenTrial]) -> str:
     """What to train longer: a GAN has no epochs (it trains train.iterations and is judged at each of its
-    train.evaluations checkpoints but the last), so "more epochs" named a setting it does not read."""
-    if study.config.task.kind != "generate":
-        return "more epochs"
-    return "more space.train.iterations, fewer space.train.evaluations (at 1 none is judged before the trial ends)"
+    train.evaluations checkpoints but the last), so "more epochs" named a setting it does not read; a classify
+    trial of repeated runs is judged after each run but its first and last (ray_schedule.report_unit), so more
+    epochs per run gave it no more room: fewer runs do."""
+    from searchlab.engine.objective import config_of
+    from searchlab.engine.ray_schedule import repeated_runs
+
+    kind = study.config.task.kind
+    if kind == "generate":
+        return "more space.train.iterations, fewer space.train.evaluations (at 1 none is judged before the trial ends)"
+    repeated = [bool(repeated_runs(kind, config_of(t))) for t in pruned if "over_budget" not in t.user_attrs]
+    runs = ("fewer runs per trial (space.train.cv_folds x space.train.repeats: at 2 none is judged, neither the "
+            "first run nor the last)")
+    if repeated and all(repeated):
+        return runs
+    return f"more epochs (for trials without train.cv_folds or repeats), {runs}" if any(repeated) else "more epochs"

@@ -3,12 +3,15 @@ that runs trials lists data.path itself), and the start line says what the recor
 from __future__ import annotations
 
 import numpy as np
+import optuna
+import pytest
 from PIL import Image
 
 from searchlab.config.schema import CsvData, FolderData
 from searchlab.data.fingerprint import fingerprint
 from searchlab.data.loading import plan_files
 from searchlab.data.recorded_split import members_digest
+from searchlab.errors import DataChanged
 from test_data import _fresh_cache  # noqa: F401  (autouse fixture)
 
 
@@ -36,6 +39,10 @@ run_dir: '{tmp_path / 'run'}'
     return load_study(tmp_path / "study.yaml")
 
 
+def _trials(study):
+    return optuna.load_study(study_name=study.config.name, storage=study.storage_url).trials
+
+
 def test_a_trial_whose_splits_differ_from_the_recorded_ones_fails_saying_what_changed(tmp_path, monkeypatch):
     """Files added after the run's data was read for its trials and before it was recorded: the trial read
     12/4/4 images of a class where the record holds 20/6/6 (the auditor's race, made certain here); it trained on
@@ -51,11 +58,13 @@ def test_a_trial_whose_splits_differ_from_the_recorded_ones_fails_saying_what_ch
         return record(s)
 
     monkeypatch.setattr(run_module, "create_or_load", after_new_files)
-    trial = run_module.run_study(study, progress=False).study.trials[0]
+    with pytest.raises(DataChanged):   # and the run stops: every later trial would read the same files
+        run_module.run_study(study, progress=False)
+    trial = _trials(study)[0]
     assert trial.state.name == "FAIL"
     error = trial.user_attrs["error"]
     assert "the run recorded when it started" in error, error
-    assert "train: " in error and "added " in error and "Fix: stop the run" in error
+    assert "train: " in error and "added " in error and "Fix: restore the files" in error
 
 
 def test_the_start_line_and_the_record_are_one_listing(tmp_path, capsys):
@@ -69,7 +78,9 @@ def test_the_start_line_and_the_record_are_one_listing(tmp_path, capsys):
     said = capsys.readouterr().out
     for label in ("a", "b"):
         _pngs(tmp_path / "imgs", label, 10, 6)
-    ostudy = run_study(study, progress=False).study
+    with pytest.raises(DataChanged):
+        run_study(study, progress=False)
+    ostudy = optuna.load_study(study_name=study.config.name, storage=study.storage_url)
     train = ostudy.user_attrs["searchlab"]["data_files"]["splits"]["train"]["files"]
     assert f"train {train} " in said, (said, train)
     assert ostudy.trials[0].state.name == "FAIL"

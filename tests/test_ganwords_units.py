@@ -61,7 +61,7 @@ def test_the_workers_report_to_the_scheduler_counts_the_reports_of_its_task(monk
 
     monkeypatch.setattr(objective_module, "make_objective", make_objective)
     monkeypatch.setattr(worker, "_actor_state", lambda study: SimpleNamespace(task=None, artifacts=None))
-    monkeypatch.setattr(worker, "_started_trial", lambda actor, trial_id: SimpleNamespace())
+    monkeypatch.setattr(worker, "_started_trial", lambda actor, trial_id: SimpleNamespace(params={}, user_attrs={}))
     monkeypatch.setattr(tune, "report", stopped)
     study = _fake_study(task)
     study.config.budget.trial_timeout = None

@@ -56,7 +56,11 @@ def _later_by_a_second(path: Path) -> None:
     os.utime(path, ns=(later, later))
 
 
-def test_a_file_rewritten_while_the_run_runs_fails_the_trials_after_it(tmp_path, monkeypatch):
+def test_a_file_rewritten_while_the_run_runs_fails_the_trial_after_it_and_stops_the_run(tmp_path, monkeypatch):
+    import optuna
+
+    from searchlab.errors import DataChanged
+
     folder = _folder(tmp_path / "images")
 
     def rewrite(path: Path) -> None:
@@ -64,11 +68,13 @@ def test_a_file_rewritten_while_the_run_runs_fails_the_trials_after_it(tmp_path,
         _later_by_a_second(path)
 
     _during_first_trial(monkeypatch, rewrite)
-    result = run_study(load_study(_study(tmp_path, folder)), progress=False)
-    trials = result.study.get_trials(deepcopy=False)
-    states = [t.state for t in trials]   # failed configs are retried: more trials than n_trials
-    assert states[0] == TrialState.COMPLETE and len(states) >= 3 and set(states[1:]) == {TrialState.FAIL}
+    with pytest.raises(DataChanged) as said:
+        run_study(load_study(_study(tmp_path, folder)), progress=False)
+    trials = optuna.load_study(study_name="inplace", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
+    # the trial after the change failed, its config queued again; none after it ran
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING]
     error = trials[1].user_attrs["error"]
+    assert error == f"DataChanged: {said.value}"
     assert "1 file this trial reads changed since the run started (train " in error
     assert "Files must not change while a run runs" in error and "Fix: restore the files" in error
     assert "resuming this one would refuse them" in error

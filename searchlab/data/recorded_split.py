@@ -14,6 +14,13 @@ stat per file, about 13 ms for 2,000 files here). A file whose stat changed is t
 with the run's listing (or its split's contents hash): one only touched, chmod-ed, or a copy of the same bytes
 (another node's copy of the data) is not a change. ctime is in the signature because a copy that keeps the size
 and modification time (cp -p, rsync -t) still changes it; reading a file (atime) changes neither.
+
+A MedMNIST file holds every split's arrays: re-saved with only its test arrays changed, its stat and sampled digest
+move although the arrays trials read do not. Its record also keeps each array's CRC-32 and size from the zip's
+directory (read without reading the arrays), and a trial fails only when its own splits' arrays differ.
+
+Either change raises DataChanged: the trial that finds it fails, and the run stops (engine/worker.py,
+engine/ray_executor.py), since every later trial would read the same files; restored, the study goes on.
 """
 from __future__ import annotations
 
@@ -22,11 +29,12 @@ import binascii
 import hashlib
 import os
 import struct
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from searchlab.data.types import ImageDataset, SplitPlan
-from searchlab.errors import DataError
+from searchlab.errors import DataChanged
 
 
 def members_digest(plan: SplitPlan, split: str) -> str:
@@ -68,11 +76,17 @@ def _same_members(data: ImageDataset, record: Mapping[str, object] | None) -> No
         return
     said = "; ".join(_split_change(data, record, s) for s in changed)
     splits = f"{' and '.join(changed)} split" + ("s differ from those" if len(changed) > 1 else " differs from the one")
-    raise DataError(f"{data.extra.get('path')}: this trial's {splits} the run recorded when it started ({said}): "
-                    "files under data.path changed while the run ran, and this trial would train on other images "
-                    "than the run records and exports (its test split could hold images trained on). Fix: stop the "
-                    "run and leave data.path unchanged while a run reads it; then start a new run (another run_dir), "
-                    "or restore the files and resume")
+    raise DataChanged(f"{data.extra.get('path')}: this trial's {splits} the run recorded when it started ({said}): "
+                      "files under data.path were added, removed or relabelled while the run ran, and this trial "
+                      "would train on other images than the run records and exports (its test split could hold "
+                      f"images trained on). {RUN_STOPS}")
+
+
+# How a DataChanged message ends: what happens to the run, and the two ways on
+RUN_STOPS = ("The run stops here, as every later trial would read the same files (trials still running are "
+             "interrupted; their configs and this trial's run again when the study does). Fix: restore the files "
+             "as they were, then `searchlab run` the same study again to continue it; or start a new study "
+             "(another name or run_dir) on the changed files")
 
 
 def _split_change(data: ImageDataset, record: Mapping[str, object], split: str) -> str:
@@ -125,11 +139,23 @@ def member_stats(plan: SplitPlan) -> dict[str, object] | None:
 
 
 def medmnist_stat(path: Path | None) -> dict[str, object] | None:
-    """The same for a MedMNIST file (one file; None when it is not there)."""
+    """The same for a MedMNIST file (one file; None when it is not there), with its arrays' CRC-32 and size
+    (npz_arrays; None for a file that is no zip: then the whole file is compared)."""
     try:
         return None if path is None else {"version": STAT_VERSION, "file": str(path),
-                                          "signature": _signature(stat_of(path)).hex()}
+                                          "signature": _signature(stat_of(path)).hex(), "arrays": npz_arrays(path)}
     except OSError:
+        return None
+
+
+def npz_arrays(path: Path) -> dict[str, str] | None:
+    """Each array of an .npz as "crc32:bytes", by its name ("train_images"): from the zip's central directory at
+    the file's end, so no array is read (MedMNIST+ files run to GBs); the CRC covers the array's bytes as stored,
+    header (dtype, shape) included. None for a file that is not a zip."""
+    try:
+        with zipfile.ZipFile(path) as npz:
+            return {info.filename.removesuffix(".npy"): f"{info.CRC:08x}:{info.file_size}" for info in npz.infolist()}
+    except (zipfile.BadZipFile, ValueError):
         return None
 
 
@@ -145,7 +171,7 @@ def files_unchanged(data: ImageDataset, record: Mapping[str, object] | None) -> 
                    _split_changed(data, record, stats, split)]
     if changed:
         _forget_loaded_data()
-        raise DataError(_changed_said(data, changed))
+        raise DataChanged(_changed_said(data, changed))
 
 
 def _recorded_signatures(stats: Mapping[str, object], split: str, count: int) -> list[bytes] | None:
@@ -226,7 +252,8 @@ def _digest_or_none(path: Path, digits: int) -> str | None:
 
 def _medmnist_changed(data: ImageDataset, record: Mapping[str, object],
                       stats: Mapping[str, object]) -> list[tuple[str, str]]:
-    """The MedMNIST file, if its stat changed and its size or sampled digest (data_file) differs from the run's."""
+    """The MedMNIST file, if its stat changed and the arrays of this trial's splits differ from the run's; for a
+    record without the arrays' CRCs (older runs), if its size or sampled digest (data_file) differs."""
     from searchlab.data.fingerprint import sampled_digest
 
     path = Path(str(data.extra.get("file") or stats["file"]))
@@ -238,9 +265,25 @@ def _medmnist_changed(data: ImageDataset, record: Mapping[str, object],
         if was.get("bytes") == stat[0] and was.get("digest") == sampled_digest(path).hex():
             _FOUND_ALIKE.add((str(path), stat))
             return []
+        moved = _arrays_moved(path, stats.get("arrays"), tuple(data.splits) or ("train", "val"))
+        if moved is not None and not moved:   # only other splits' arrays changed (the test split's): not read here
+            _FOUND_ALIKE.add((str(path), stat))
+            return []
+        if moved:
+            return [("all", f"{path.name}: its {', '.join(moved)} arrays")]
     except OSError:
         pass
     return [("all", path.name)]
+
+
+def _arrays_moved(path: Path, recorded: object, splits: Sequence[str]) -> list[str] | None:
+    """The arrays of `splits` (images and labels) whose CRC or size differs from the record's, or that are gone;
+    None when there is nothing to compare (a record without them, or a file that is no zip now)."""
+    now = npz_arrays(path)
+    if not isinstance(recorded, dict) or now is None:
+        return None
+    read = [f"{split}_{part}" for split in splits for part in ("images", "labels")]
+    return [name for name in read if name not in recorded or now.get(name) != recorded[name]]
 
 
 def _forget_loaded_data() -> None:
@@ -261,6 +304,5 @@ def _changed_said(data: ImageDataset, changed: list[tuple[str, str]]) -> str:
             "contents (seen by each file's size and modification or change time, then its digest: a file only "
             "touched, or copied with the same bytes, does not count). Files must not change while a run runs: "
             "this trial would train and validate on other images than the trials before it, and they would be "
-            "compared on different data. Fix: restore the files as they were (later trials then go on), or let "
-            "this run end and start a new study (another name or run_dir) on the changed files: resuming this one "
-            "would refuse them, as training or validation images replaced in place")
+            f"compared on different data. {RUN_STOPS} (resuming this one would refuse them, as training or "
+            "validation images replaced in place)")

@@ -20,7 +20,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from searchlab.config.load import Study
 from searchlab.engine.numbers import is_truth_value, plain_number
-from searchlab.engine.ray_schedule import report_unit
+from searchlab.engine.ray_schedule import reports_said
 from searchlab.engine.signals import raise_if_stopped
 from searchlab.engine.trial_time import AliveStamp
 from searchlab.errors import ConfigError, TrialFailure
@@ -70,10 +70,13 @@ class TrialContext:
         if self.on_epoch is not None:
             self.on_epoch(step, float(value))
         if self.trial.should_prune():
-            # epochs counted, as the Ray schedulers' reason does; best_epoch and the curve count from 0. A GAN
-            # reports at its evaluations (checkpoints of train.iterations), which were called epochs
-            unit = report_unit(self.study.config.task.kind)
-            reason = f"pruned by the pruner after {step + 1} {unit}(s), at {metric}={value:.4f}"
+            # counted in the trial's reports, as the Ray schedulers' reason is (ray_schedule.reports_said): epochs,
+            # a GAN's evaluations, or the folds / repeats of a trial under train.cv_folds / repeats, whose steps
+            # are on the epoch scale ("after 3 epoch(s)" was said of a trial pruned after 2 of 3 folds)
+            from searchlab.engine.objective import config_of   # here: objective imports this module
+
+            reason = (f"pruned by the pruner after {reports_said(self.study, config_of(self.trial), step)}, at "
+                      f"{metric}={value:.4f}")
             self.trial.set_user_attr("pruned", reason)   # why, for status and the dashboard
             raise optuna.TrialPruned(reason)
 

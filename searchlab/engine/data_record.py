@@ -39,8 +39,9 @@ def data_record(study: Study) -> dict[str, Any]:
         # name the files that changed; kept apart from data_files, which exports copy whole
         "data_listing": listing,
         "data_file": medmnist_file(data, study.base_dir),
-        # each file's size and times as the run starts: every trial checks them (data/recorded_split.py), so a
-        # file whose contents are replaced in place while the run runs fails the trials after it, not the resume
+        # each file's size and times as the run starts (a MedMNIST file's, with its arrays' CRC-32 and size):
+        # every trial checks them (data/recorded_split.py), so a file whose contents are replaced in place while
+        # the run runs fails the first trial after it and stops the run, rather than passing to the resume
         "data_stat": stats if stats is not None else medmnist_stat(medmnist_path(data, study.base_dir)),
         "decoder": DECODER,   # how files were decoded (2: EXIF orientation applied; data/orientation.py)
         # where MedMNIST's file was found ($SEARCHLAB_DATA may be unset when export or report run later)

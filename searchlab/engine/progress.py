@@ -127,7 +127,7 @@ class Progress:
         self.mine += trial.state in FINISHED
         self._track_best(trial)
         if trial.state == TrialState.FAIL:
-            self._say(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'no reason stored')}")
+            self._say(f"trial {trial.number} failed: {_failure_said(trial)}")
         elif self.as_lines:
             self._say(f"trial {trial.number} {trial.state.name.lower()}{_outcome(trial)} [{self._count_text()}, "
                       f"{time.time() - self.started:.0f} s, {self._best_text()}]")
@@ -195,3 +195,12 @@ def cut_short_words(cut: str) -> str:
     if not cut.startswith(TIMEOUT_SAID):
         return f"cut short: {cut}"
     return "cut short by budget.timeout " + cut.removeprefix(TIMEOUT_SAID).split(" (")[0]
+
+
+def _failure_said(trial: FrozenTrial) -> str:
+    """A failed trial's stored reason; not whole for one that found the run's data changed: the run stops on it
+    and says it whole once (engine/worker.py run_worker), and the same long reason was printed twice."""
+    error = trial.user_attrs.get("error", "no reason stored")
+    if error.startswith("DataChanged: "):
+        return "the files it reads changed since the run started (the run stops: why and the fix follow)"
+    return error

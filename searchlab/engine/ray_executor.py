@@ -28,17 +28,22 @@ from searchlab.config.load import Study, with_data_root_pinned
 from searchlab.engine.ray_cluster import alive_nodes, check_cluster, start_ray, trial_slots
 from searchlab.engine.ray_release import placement_groups_given_back
 from searchlab.engine.ray_timeout import timed_out
-from searchlab.engine.ray_schedule import longest_trial, report_unit
-from searchlab.engine.ray_worker import EPOCH, METRIC, STATE, STORAGE_LOST, VALUES, ray_trial
+from searchlab.engine.ray_schedule import longest_trial, reports_said
+from searchlab.engine.ray_worker import DATA_CHANGED, EPOCH, METRIC, STATE, STORAGE_LOST, VALUES, ray_trial
 from searchlab.engine.repeating import repeating
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import hold_stops, interruption_message, raise_if_stopped, release_stops, stop_on_signals
 from searchlab.engine.storage import is_local_file, retry_callback, through_outage
-from searchlab.engine.worker import Budget, open_optuna_study
+from searchlab.engine.worker import Budget, open_optuna_study, queue_again
+from searchlab.errors import DataChanged
 
 WORKER_DIED = ("the Ray worker running this trial died (its process or node was lost) or failed outside the "
                "objective; Ray's logs are in the cluster's session folder on that node (`ray start --temp-dir`, "
                "by default /tmp/ray/session_latest/logs)")
+
+# The error of the trials a data change stopped (interrupted: run again when the study does, engine/recovery.py)
+STOPPED_FOR_CHANGED_DATA = ("interrupted (the Ray run stopped: another trial found files it reads changed since the "
+                            "run started; this config runs again when the study does)")
 
 HEARTBEAT_OUTSIDE_OPTIMIZE = "Heartbeat of storage is supposed to be used with Study.optimize"
 
@@ -68,6 +73,7 @@ def run_ray(study: Study, deadline: float | None,
         search_alg=searcher, scheduler=build_scheduler(study), num_samples=-1,
         max_concurrent_trials=ex.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(_tune_folder(study, alone)), verbose=0,
+                                  stop=_stop_when_data_changed(searcher),
                                   failure_config=tune.FailureConfig(max_failures=0)))   # retries: ours, below
     slots = trial_slots(study, alive_nodes())
     # Ours again over the SIGTERM handler Ray's core installed (it aborted the driver with a stack dump)
@@ -86,6 +92,25 @@ def run_ray(study: Study, deadline: float | None,
             first = str(exc).splitlines()[0] if str(exc) else ""
             searcher.fail_running(f"interrupted (the Ray run stopped on {type(exc).__name__}: {first})")
             raise
+        if searcher.data_changed is not None:   # Tune stopped (_stop_when_data_changed): the run stops with it
+            searcher.fail_running(STOPPED_FOR_CHANGED_DATA)
+            raise searcher.data_changed
+
+
+def _stop_when_data_changed(searcher: Any) -> Any:
+    """A Tune stopper that ends the Ray run once a trial found the run's data changed (the searcher keeps its
+    error): Tune then stops the trials in flight and starts none of those it had queued. The searcher's FINISHED
+    alone let them all run, and each failed the same way."""
+    from ray.tune.stopper import Stopper
+
+    class DataChangedStopper(Stopper):
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return searcher.data_changed is not None
+
+    return DataChangedStopper()
 
 
 @contextmanager
@@ -199,8 +224,11 @@ class _OptunaSearcher:
                 self.retention = checkpoint_retention(study)
                 self.asked: dict[str, optuna.Trial] = {}
                 self.said_outage: list[bool] = []   # the storage's server was away once: said then
+                self.data_changed: DataChanged | None = None   # a trial found the run's data changed: it stops
 
             def suggest(self, trial_id: str) -> dict[str, Any] | None:
+                if self.data_changed is not None:
+                    return Searcher.FINISHED
                 if self.deadline is not None and time.time() >= self.deadline:
                     return Searcher.FINISHED
                 if not self.budget.left(self.ostudy):
@@ -266,6 +294,9 @@ class _OptunaSearcher:
                 lost = error or bool((result or {}).get(STORAGE_LOST))   # its worker, or the worker's storage
                 if frozen.state == TrialState.FAIL and lost and not timed_out(frozen.user_attrs.get("error")):
                     self.retry(self.ostudy, frozen)
+                if (result or {}).get(DATA_CHANGED):   # the files failed it, not its config (engine/worker.py)
+                    queue_again(self.ostudy, frozen)
+                    self.data_changed = self.data_changed or DataChanged(result[DATA_CHANGED])
                 if self.retention is not None:
                     self.retention(self.ostudy, frozen)
                 if self.on_trial is not None:
@@ -289,13 +320,21 @@ def tell_outcome(ostudy: optuna.Study, trial: optuna.Trial, result: dict[str, An
         state = "FAIL"
     elif state is None:   # Tune ended the trial after an epoch report: the scheduler stopped it
         kind = study.config.executor.scheduler.kind if study.config.executor.scheduler else "Tune"
-        unit = report_unit(study.config.task.kind)   # a GAN reports at its evaluations, not epochs
-        reports = "" if result.get(EPOCH) is None else f" after {int(result[EPOCH]) + 1} {unit}(s)"   # 0-based
+        reports = "" if result.get(EPOCH) is None else f" after {_reports_said(ostudy, trial, study, result[EPOCH])}"
         trial.set_user_attr("pruned", f"stopped by the Ray {kind} scheduler{reports}")
         state = "PRUNED"
     elif state == "FAIL" and _stored_error(ostudy, trial) is None:
         trial.set_user_attr("error", WORKER_DIED)
     return ostudy.tell(trial, state=TrialState[state])
+
+
+def _reports_said(ostudy: optuna.Study, trial: optuna.Trial, study: Study, step: Any) -> str:
+    """How far a trial the scheduler stopped got (ray_schedule.reports_said): epochs, a GAN's evaluations, or the
+    folds / repeats of a trial of repeated runs. Its config as its worker stored it: this process's trial holds
+    only the parameters sampled here, not the config's fixed values."""
+    from searchlab.engine.objective import config_of
+
+    return reports_said(study, config_of(ostudy._storage.get_trial(trial._trial_id)), int(step))
 
 
 def storage_lost_reason(reason: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -18,14 +19,16 @@ import optuna
 import torch
 
 from searchlab.config.load import Study
-from searchlab.engine.ray_schedule import report_unit
+from searchlab.engine.ray_schedule import reports_said
 from searchlab.engine.ray_timeout import TrialWatchdog
 from searchlab.engine.trial_time import AFTER_THE_DEADLINE, STARTED_AT
+from searchlab.errors import DataChanged
 
 # Tune flattens nested results for searchers and schedulers, so everything travels as flat keys
 STATE, VALUES = "searchlab_state", "searchlab_values"
 METRIC, EPOCH = "searchlab_objective", "searchlab_epoch"    # per-epoch reports, for a Ray scheduler
 STORAGE_LOST = "searchlab_storage_lost"   # why the worker could not reach the storage's server
+DATA_CHANGED = "searchlab_data_changed"   # the trial found the run's data changed: the driver stops the Ray run
 
 
 @dataclass
@@ -102,8 +105,9 @@ def _run_trial(config: dict[str, Any], study: Study, deadline: float | None) -> 
         # asked before budget.timeout, started after it: run, it would train an epoch and rank as complete
         through_outage(lambda: trial.set_user_attr("error", AFTER_THE_DEADLINE))
         return {STATE: "FAIL", VALUES: "[]"}
-    unit = report_unit(study.config.task.kind)   # what a stop reason counts: a GAN's evaluations, others' epochs
-    on_epoch = partial(_report_epoch, unit=unit) if study.config.executor.scheduler else None
+    # what a stop reason counts: epochs, a GAN's evaluations, the folds or repeats of a trial of repeated runs
+    on_epoch = partial(_report_epoch, said=partial(_reports_said, study, trial)) \
+        if study.config.executor.scheduler else None
     objective = make_objective(study, actor.task, actor.artifacts, deadline, on_epoch=on_epoch)
     outcome: dict[str, Any] = {STATE: "FAIL", VALUES: "[]"}
     watchdog = TrialWatchdog(trial, study.config.budget.trial_timeout)
@@ -120,6 +124,8 @@ def _run_trial(config: dict[str, Any], study: Study, deadline: float | None) -> 
     except Exception as exc:   # the objective stored the error and traceback on the trial
         if server_away(exc):   # unless it was the storage that failed: ray_trial says so
             raise
+        if isinstance(exc, DataChanged):   # every later trial would find it too: the driver stops the run
+            outcome[DATA_CHANGED] = str(exc)
     finally:   # before anything reaches Tune: a timer left running would kill this reused actor's next trial
         watchdog.finish()
     return outcome
@@ -146,12 +152,19 @@ class StoppedByScheduler(optuna.TrialPruned):
     """The Ray scheduler stopped the trial; a TrialPruned so the task's code unwinds as for Optuna's pruner."""
 
 
-def _report_epoch(epoch: int, value: float, unit: str = "epoch") -> None:
-    """Feed the Ray scheduler; Tune ends a trial it stops by raising SystemExit in the report. `unit` names one
-    report (ray_schedule.report_unit): a GAN's are its evaluations."""
+def _report_epoch(epoch: int, value: float, said: Callable[[int], str] = lambda step: f"{step + 1} epoch(s)") -> None:
+    """Feed the Ray scheduler; Tune ends a trial it stops by raising SystemExit in the report. `said` tells how
+    far the trial got at a report (ray_schedule.reports_said): "3 epoch(s)", "2 evaluation(s)", "2 of 3 folds"."""
     from ray import tune
 
     try:
         tune.report({METRIC: value, EPOCH: epoch})
     except SystemExit:
-        raise StoppedByScheduler(f"stopped by the Ray scheduler after {epoch + 1} {unit}(s)") from None
+        raise StoppedByScheduler(f"stopped by the Ray scheduler after {said(epoch)}") from None
+
+
+def _reports_said(study: Study, trial: optuna.Trial, step: int) -> str:
+    """reports_said of this worker's trial, whose config is the one its objective ran (stored, or its params)."""
+    from searchlab.engine.objective import config_of
+
+    return reports_said(study, config_of(trial), step)

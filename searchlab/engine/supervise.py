@@ -6,8 +6,10 @@ Each worker process writes which trial it is running into `<run_dir>/.workers/<p
   and a new worker takes the dead one's place;
 - a trial running longer than `budget.trial_timeout` is killed with its worker (a Python thread cannot be
   stopped, a process can), failed with the reason and not retried (it would hang again); a new worker starts.
-When the run stops (done, Ctrl-C, SIGTERM), live workers are told to stop and given STOP_SECONDS to record
-their running trials as interrupted (engine/signals.py); one still alive then is killed.
+A worker whose error stops the whole run (a lost storage server; a trial that found the run's data changed, which
+every later trial would find too) exits with STOPS_RUN: its error is raised here, once, and the run stops.
+When the run stops (done, Ctrl-C, SIGTERM, such an error), live workers are told to stop and given STOP_SECONDS to
+record their running trials as interrupted (engine/signals.py); one still alive then is killed.
 """
 from __future__ import annotations
 
@@ -25,13 +27,12 @@ import optuna
 from optuna.trial import TrialState
 
 from searchlab.config.load import Study
-from searchlab.engine.current_trial import STOPS_RUN, current_trial_file, stop_run_file
+from searchlab.engine.current_trial import STOPS_RUN, current_trial_file, stop_error, stop_run_file
 from searchlab.engine.progress import Progress
 from searchlab.engine.signals import (STOP_SECONDS, ctrl_c_ignored_by_started_processes, forwarded_stop,
                                      honoured_stops, is_interruption, raise_if_stopped)
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.worker import AskGate, worker_process_main
-from searchlab.errors import SearchlabError
 
 POLL_SECONDS = 0.2
 SIGINT_GRACE = 1.0   # seconds for a started worker to take a forwarded Ctrl-C before the SIGTERM
@@ -111,9 +112,9 @@ class Supervisor:
             current_trial_file(run_dir, proc.pid).unlink(missing_ok=True)
             stopped = stop_run_file(run_dir, proc.pid)
             if proc.exitcode == STOPS_RUN and stopped.is_file():   # its error stops the run: said once, here
-                message = stopped.read_text()
+                error = stop_error(stopped)
                 stopped.unlink()
-                raise SearchlabError(message)
+                raise error
             if proc.exitcode == 0:
                 return None
             if running is None:   # it failed outside any trial (its error is on stderr): not restarted

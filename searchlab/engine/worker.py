@@ -21,16 +21,16 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
-from searchlab.engine.current_trial import STOPS_RUN, announce_trial, stop_run_file, trial_done
+from searchlab.engine.current_trial import STOPS_RUN, announce_trial, leave_stop_error, stop_run_file, trial_done
 from searchlab.engine.objective import make_objective
 from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import (STOP_SIGNALS, Interrupted, hold_stops, interruption_message, raise_if_stopped,
                                       release_stops, stop_worker_on_signals)
 from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, count_trials, is_local_file,
-                                      lost_storage_error, open_storage)
+                                      lost_storage_error, open_storage, retry_callback)
 from searchlab.engine.trial_seed import SeededByFirstTrial, stream_seed
-from searchlab.errors import SearchlabError
+from searchlab.errors import DataChanged, SearchlabError
 from searchlab.strategy import build_pruner, build_sampler, resolve
 from searchlab.strategy_guard import GuardedSampler, StrategyError, keep_traceback
 from searchlab.tasks import get_task, pruner_steps
@@ -154,12 +154,17 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     The budget is checked before the first trial and after every trial (counting other workers' running
     trials), so the study stops at n_trials in total. No per-trial gc.collect(): trial objects are freed by
     reference counting, and a full collection with torch loaded costs ~0.1 s (bench/memory.py shows no growth).
+
+    A trial that finds the run's data changed (DataChanged) fails, its config is queued again, and the error is
+    raised once Optuna recorded it: the run stops, as every later trial would fail the same way (an audit saw
+    10 fail in 13 s, until budget.max_failed ended the run with the files still changed).
     """
     limit_threads(study)
     ostudy = open_optuna_study(study, worker_index)
     budget, gate = Budget(study), AskGate(study.run_dir)
     objective = make_objective(study, get_task(study.config.task), artifact_store(study.run_dir), deadline)
     retention = checkpoint_retention(study)
+    data_changed: list[DataChanged] = []   # the error of this worker's trial that found the data changed
 
     def go_on() -> bool:
         said_waiting = supervised   # a supervised worker's siblings hold the budget often: the parent reports
@@ -185,6 +190,9 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
             if supervised:
                 announce_trial(study.run_dir, trial)
             return objective(trial)
+        except DataChanged as exc:   # failed by Optuna as any error; then the run stops (stop_when_done)
+            data_changed.append(exc)
+            raise
         except KeyboardInterrupt as exc:   # one before the objective's own record failed the trial unsaid (not
             trial.set_user_attr("error", interruption_message(exc))   # retried, a failed config): said here too
             raise
@@ -199,7 +207,14 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
             retention(ostudy, trial)
         if on_trial is not None:
             on_trial(ostudy, trial)
-        if not go_on():
+        if data_changed:
+            gate.hold()   # the workers' budget lock, as Supervisor._fail queues a retry
+            try:
+                queue_again(ostudy, trial)
+            finally:
+                gate.release()
+            ostudy.stop()
+        elif not go_on():
             ostudy.stop()
 
     try:
@@ -208,6 +223,14 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     finally:
         release_stops()   # Optuna re-raised the trial's own stop after recording it: no callback ran
         gate.close()
+    if data_changed:
+        raise data_changed[0]
+
+
+def queue_again(ostudy: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue again the config of a trial the run's changed data failed: the files failed it, not its config, so
+    it runs again however often, as an interrupted trial's (engine/recovery.py)."""
+    retry_callback(sys.maxsize)(ostudy, trial)
 
 
 def _past(deadline: float | None) -> bool:
@@ -248,10 +271,10 @@ def worker_process_main(study: Study, worker_index: int, deadline: float | None,
     try:
         stop_worker_on_signals(honoured)   # a stop held while this process started is raised here
         run_worker(study, worker_index, deadline, supervised=True)
-    except SearchlabError as exc:   # e.g. a strategy plug-in that raised outside a trial: the parent says it
+    except SearchlabError as exc:   # a strategy plug-in that raised outside a trial, data changed: the parent says it
         if isinstance(exc, StrategyError):   # its traceback is the plug-in's code: for the run's --debug
             keep_traceback(exc, study.run_dir, os.getpid())
-        stop_run_file(study.run_dir, os.getpid()).write_text(str(exc))
+        leave_stop_error(study.run_dir, os.getpid(), exc)
         raise SystemExit(STOPS_RUN) from None
     except Interrupted:
         # Its running trial is FAIL, marked interrupted. Exit code 1: a parent that is not stopping itself

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,27 +112,20 @@ def _wanted_classes(generator: torch.nn.Module, classes: list[str] | None, expor
         return {"": None}
     wanted: dict[str, int | None] = {}
     for value in classes or names:
-        found = _class_indices(value, names)
-        if len(found) > 1:
-            raise ExportError(f"--class {value!r} names more than one class of the generator in {export_dir} "
-                              f"({[names[i] for i in found]}). Fix: give the class's exact name or its index")
-        if not found or not 0 <= found[0] < n_classes:
-            folders = [_class_folder_name(name, i) for i, name in enumerate(names)]
-            raise ExportError(f"--class {value!r} is not a class of the generator in {export_dir}. Fix: one of "
-                              f"{names} (or its index 0..{n_classes - 1}"
-                              + (f", or its folder name, one of {folders})" if folders != names else ")"))
-        wanted[names[found[0]]] = found[0]
+        index = _class_named(value, names, export_dir)
+        wanted[names[index]] = index
     return wanted
 
 
-def _class_indices(value: str, names: list[str]) -> list[int]:
-    """The classes a --class value names: its exact name or index, else its folder name as a draw writes it
-    (normal_benign for 'normal, benign': the name a user sees in --out) or either in another case (Malignant)."""
-    if value in names:
-        return [names.index(value)]
-    if value.isdigit():
-        return [int(value)]
-    return [i for i, name in enumerate(names) if value.lower() in (name.lower(), _class_folder_name(name, i).lower())]
+def _class_named(value: str, names: list[str], export_dir: Path) -> int:
+    """The class a --class value names, by the rule of the export's model.sample_class (gan_sampling.class_named:
+    its exact name or index, its folder name, either in another case), so a redraw takes the same values."""
+    from searchlab.models.gan_sampling import class_named
+
+    try:
+        return class_named(value, names, "--class", f"the generator in {export_dir}")
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _class_forms(generator: torch.nn.Module) -> frozenset[str]:
@@ -149,15 +141,11 @@ def _file(out: Path, name: str, index: int | None, seed: int, i: int) -> Path:
 
 
 def _class_folder_name(name: str, index: int) -> str:
-    """A class name as one folder name (two that become one are refused: _refuse_shared_folders). A name of dots
-    alone or nothing ('..' from a CSV label) would write into --out or above it, and one with a leading dot
-    would be a hidden folder, which data loading skips: the first is named by its index, class_<index>, and the
-    leading dots of the second become underscores. A class named as the draw's record (synthetic.json) is named
-    by its index too: its folder and the record cannot share a name (a bare "File exists" after the record)."""
-    cleaned = re.sub(r"[^\w.-]+", "_", name)
-    if not cleaned.strip(".") or cleaned.lower() == RECORD.lower():
-        return f"class_{index}"
-    return re.sub(r"^\.+", lambda dots: "_" * len(dots.group()), cleaned)
+    """A class name as the one folder its images go to: the export's model.py's rule (gan_sampling.class_folder_name),
+    which --class also takes."""
+    from searchlab.models.gan_sampling import class_folder_name
+
+    return class_folder_name(name, index)
 
 
 OWN_FOLDER = "Fix: name a folder of its own for the images (e.g. synthetic/ beside the data folder, not in it)"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib  # noqa: F401  (hashlib, json, struct, warnings: used by the safetensors_reading.py body of model.py)
 import json  # noqa: F401
 import math  # noqa: F401  (used by the stylegan2.py body of a stylegan2 generator export's model.py)
+import re
 import struct  # noqa: F401
 import warnings  # noqa: F401
 from pathlib import Path
@@ -119,14 +120,44 @@ def _seed_sequence_state(words: list[int]) -> int:
 
 
 def _one_class(generator: nn.Module, class_index: Any) -> int | None:
-    """class_index as one int (None for an unconditional generator), checked as sample_images checks labels."""
+    """class_index as one int (None for an unconditional generator), as `searchlab sample --class` takes it."""
     n_classes = int(getattr(generator, "n_classes", 0))
     if class_index is None and n_classes > 0:
         raise ValueError(f"class_index: this generator is class-conditional ({n_classes} classes) and each class "
                          "has its own stream. Fix: pass a class index or name, e.g. sample_class(G, 16, 0, seed=3)")
     if class_index is None:
         return None
-    return int(_class_indices(class_index, 1, n_classes, tuple(getattr(generator, "class_names", ())))[0])
+    if n_classes == 0:
+        raise ValueError(f"sample_class's class_index {class_index!r}: this generator is unconditional (no classes). "
+                         "Fix: leave class_index out, e.g. sample_class(G, 16, seed=3)")
+    names = tuple(getattr(generator, "class_names", ())) or tuple(str(i) for i in range(n_classes))
+    return class_named(class_index, names, "sample_class's class_index", "this generator (config.json's generator."
+                       "class_names)", f", e.g. sample_class(G, 16, {names[0]!r}, seed=3)")
+
+
+def class_named(value: Any, names: tuple[str, ...] | list[str], arg: str, owner: str, example: str = "") -> int:
+    """The class `value` names, by the rule of `searchlab sample --class` and model.sample_class; else why not."""
+    try:   # its exact name, or an index as sample_images takes one label (an int, a whole float, a 0-d tensor)
+        found = [int(_class_indices(value, 1, len(names), tuple(names))[0])]
+    except ValueError:   # else its index as text ("1"), folder name as a draw writes it (normal_benign), in any case
+        forms = [(name.lower(), class_folder_name(name, i).lower(), str(i)) for i, name in enumerate(names)]
+        found = [i for i, form in enumerate(forms) if isinstance(value, str) and value.lower() in form]
+    if len(found) > 1:
+        raise ValueError(f"{arg} {value!r} names more than one class of {owner} ({[names[i] for i in found]}). Fix: "
+                         "give the class's exact name or its index")
+    if not found:
+        folders = [class_folder_name(name, i) for i, name in enumerate(names)]
+        also = f", or its folder name, one of {folders}" if folders != list(names) else ""
+        raise ValueError(f"{arg} {value!r} is not a class of {owner}. Fix: one of {list(names)} (or its index "
+                         f"0..{len(names) - 1}{also}){example}")
+    return found[0]
+
+
+def class_folder_name(name: str, index: int) -> str:
+    """A class's folder in a draw: class_<index> for '', '..' or the draw's record's name; no leading dot (hidden)."""
+    cleaned = re.sub(r"[^\w.-]+", "_", name)
+    unusable = not cleaned.strip(".") or cleaned.lower() == "synthetic.json"   # synthetic_files.RECORD
+    return f"class_{index}" if unusable else re.sub(r"^\.+", lambda dots: "_" * len(dots.group()), cleaned)
 
 
 def as_uint8(images: torch.Tensor) -> torch.Tensor:
