@@ -18,15 +18,7 @@ from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
 from searchlab.errors import DataChanged
 
-COLOURS = {"a": (250, 0, 0), "b": (0, 0, 250)}
-
-
-def _folder(root: Path, per_class: int = 8) -> Path:
-    for name, colour in COLOURS.items():
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            Image.new("RGB", (12, 12), colour).save(root / name / f"{i:02d}.png")
-    return root
+from test_inplace_changed_files import _folder
 
 
 def _study(tmp_path: Path, folder: Path, n_trials: int = 4, executor: str = "") -> Path:

@@ -6,9 +6,6 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from searchlab.engine.run import held_run_lock, run_study
 from searchlab.engine.run_history import KEY
 from searchlab.nas.stage import QUEUED
 from searchlab.strategy import prepare_strategy
-from test_stagechunks_kill import REPO, RUN_WITH_QUICK_CHUNKS, TESTS, _written
+from test_stagechunks_kill import run_in_its_stage
 from test_zen_nas import STUDY as ZEN_STUDY
 
 WAITS = "note: waiting for the stage before training of the other `searchlab run` of "
@@ -96,15 +93,7 @@ def test_a_run_joining_a_stage_whose_run_is_killed_continues_the_stage(write_stu
     waits: the second continues the stage from the chunks written, as the next run would, and trains its picks."""
     path = write_study(ZEN_STUDY.replace("N", "2").replace("candidates: 30", "candidates: 5000"))
     db, log = tmp_path / "run" / "study.db", tmp_path / "first.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
-    with open(log, "w") as out:
-        first = subprocess.Popen([sys.executable, "-c", RUN_WITH_QUICK_CHUNKS, "run", str(path), "--no-progress"],
-                                 env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 60
-        while not _written(db, "zen.zen_proxy"):   # the first run is in its stage
-            assert first.poll() is None and time.time() < deadline, log.read_text()
-            time.sleep(0.1)
+    with run_in_its_stage(path, db, "zen.zen_proxy", log) as first:
         trials_when_waiting = []
 
         def kill_the_first():
@@ -114,10 +103,6 @@ def test_a_run_joining_a_stage_whose_run_is_killed_continues_the_stage(write_stu
 
         pauses = _on_first_pause(monkeypatch, kill_the_first)
         code = cli.main(["run", str(path), "--no-progress", "--set", "strategy.args.candidates=20"])
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     out, err = capsys.readouterr()
     assert code == 0 and pauses and trials_when_waiting == [0], err
     assert WAITS in err and "stage before training: running, " in err and " written so far)" in err

@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import optuna
@@ -51,6 +51,16 @@ def _written(db: Path, name: str) -> int:
 def _kill_after_first_chunk(path: Path, db: Path, name: str, log: Path, before_kill=lambda: None) -> None:
     """Run `searchlab run` in a process of its own, and SIGKILL it once the stage has written its first chunk
     (calling `before_kill` first, while it runs)."""
+    with run_in_its_stage(path, db, name, log) as proc:
+        before_kill()
+        proc.kill()
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+@contextmanager
+def run_in_its_stage(path: Path, db: Path, name: str, log: Path):
+    """`searchlab run` in a process of its own, given once its stage (recorded as study `name`) has written its
+    first chunk; killed on the way out if still alive."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-c", RUN_WITH_QUICK_CHUNKS, "run", str(path), "--no-progress"],
@@ -61,9 +71,7 @@ def _kill_after_first_chunk(path: Path, db: Path, name: str, log: Path, before_k
             assert proc.poll() is None, f"the run ended before the stage wrote anything:\n{log.read_text()}"
             assert time.time() < deadline, f"the stage wrote nothing in 60 s:\n{log.read_text()}"
             time.sleep(0.1)
-        before_kill()
-        proc.kill()
-        assert proc.wait(timeout=30) == -signal.SIGKILL
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
