@@ -130,8 +130,9 @@ def test_ctrl_c_while_waiting_stops_the_joining_run_cleanly(write_study, tmp_pat
 def test_budget_timeout_counts_while_waiting(write_study, tmp_path, capsys):
     path = write_study(ZEN_STUDY.replace("N", "2"))
     with _another_runner_preparing(tmp_path / "run"):
-        result = run_study(load_study(path, {"budget.timeout": 1}), progress=False)
-    err = capsys.readouterr().err
+        result = run_study(load_study(path, {"budget.timeout": 1}), progress=True)
+    out, err = capsys.readouterr()
+    assert "progress:" not in out + err   # it said it trains nothing: no progress of a run beside it follows
     assert "(its budget.timeout of 1 s counts while it waits)" in err
     assert "note: budget.timeout (1 s) ran out while this run waited for the other run's stage before training: " \
            "it trains nothing" in err

@@ -128,7 +128,10 @@ def _run(study: Study, progress: bool) -> RunResult:
             finally:
                 lock.prepared()   # runs that joined this one wait for it (engine/stage_wait.py)
         start_warnings += recovery_warnings
-        bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress, own=own)
+        # none once budget.timeout ran out before any trial (in the stage, or waiting for another run's): no trial
+        # starts, and its "runs beside this one" line followed the note that this run trains nothing
+        in_time = deadline is None or time.time() < deadline
+        bar = Progress(ostudy, study.config.budget.n_trials, enabled=progress and in_time, own=own)
         try:
             with strategy.after_trials(lambda: own.count(ostudy, False)):   # the run then ends as a finished one
                 _run_trials(study, ostudy, deadline, bar, own, alone=sole_runner, new_dir=new_dir)

@@ -142,7 +142,11 @@ def _file(out: Path, name: str, index: int | None, seed: int, i: int) -> Path:
 
 def _class_folder_name(name: str, index: int) -> str:
     """A class name as the one folder its images go to: the export's model.py's rule (gan_sampling.class_folder_name),
-    which --class also takes."""
+    which --class also takes (two names that become one folder are refused: _refuse_shared_folders). Why that rule:
+    a name of dots alone or nothing ('..' from a CSV label) would write into --out or above it, and one with a
+    leading dot would be a hidden folder, which data loading skips: the first is named class_<index>, the leading
+    dots of the second become underscores; a class named as the draw's record (synthetic.json) is named by its
+    index too (its folder and the record cannot share a name)."""
     from searchlab.models.gan_sampling import class_folder_name
 
     return class_folder_name(name, index)
