@@ -295,3 +295,15 @@ def test_a_reused_stage_queues_none_of_its_networks_over_this_runs_budget(capsys
     assert [t.number for t in _within(trials, stage)] == [0]
     assert "note: s_design: 2 of the stage's scored networks are over this run's budget" in capsys.readouterr().err
     assert _within(trials, Stage("s", None, {}, grows="iterations", top_k=3, score_attr="entropy")) == trials
+
+
+def test_the_zen_search_leaves_optunas_log_level_as_the_run_set_it(write_study):
+    """`run` sets Optuna's log to ERROR (its progress says failures in one line); the search set it to WARNING for
+    good, and a stop during the next trial printed Optuna's 90-line failure warning with its traceback."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        _prepare_zen(load_study(write_study(ZEN_STUDY.replace("N", "2"))), _main(), candidates=2, top_k=1)
+        assert optuna.logging.get_verbosity() == optuna.logging.ERROR
+    finally:
+        optuna.logging.set_verbosity(before)

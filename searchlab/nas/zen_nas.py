@@ -178,7 +178,10 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
                                           feasible=budget_check(study))   # mutations that stay within budget
     memory = optuna.create_study(direction="maximize", sampler=sampler)
     memory.add_trials(before)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # the memory study's INFO lines off, for the search only: raised to WARNING for good, it let Optuna print a
+    # run's later trial failures whole (a stop during trial 0 printed a 90-line traceback) that `run` keeps quiet
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
     # A child that differs from a scored network only in settings the network does not show (lr, augmentation,
     # a `none` block's width, a ratio that rounds to the same channels) is that network: it is not scored again
     # (a second, differently seeded score let copies of one network win the top-k on the noise), not counted
@@ -215,6 +218,7 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
                     checkpoint(lambda start: (_told(memory, len(before))[start:], None))
     finally:
         torch.set_num_threads(threads)
+        optuna.logging.set_verbosity(verbosity)
     new = _told(memory, len(before), deepcopy=True)
     if scored == 0 and not cut_short:
         _refuse_none_scored(new)
