@@ -56,8 +56,8 @@ def _run_command(args: argparse.Namespace, handler: Callable[[argparse.Namespace
         from searchlab.engine.signals import exit_code, interruption_message
 
         # `run`: one line said only "interrupted", after minutes of a GAN's feature network or a proxy search
-        before = (", before the run's trials started. Fix: run the same command again: it starts or resumes the run "
-                  "(what it stored is kept)" if args.command == "run" else "")
+        before = (", before the run's trials started. Fix: run the same command again: it starts, resumes or joins "
+                  "the run (what it stored is kept)" if args.command == "run" else "")
         print(f"{interruption_message(exc)}{before}", file=sys.stderr)
         return exit_code(exc)
     except BrokenPipeError:

@@ -62,11 +62,18 @@ def check_arg_values(target: Any, args: dict[str, Any], what: str, section: str,
         if kinds is not None and not any(FITS[kind](value) for kind in kinds):
             raise ConfigError(f"{what} takes {name} as {_described(name, kinds)}", key=f"{section}.{name}",
                               got=value, fix=_kind_fix(name, value, kinds, default, least[0] if least else None))
+        if isinstance(value, float) and not math.isfinite(value):   # nan passed `value < least`, and broke TPE
+            raise ConfigError(f"{what} takes {name} as a finite number, not {value}", key=f"{section}.{name}",
+                              got=value, fix=f"{name}: {default}" if _finite(default) else "give a finite number")
         if least is not None and FITS["float"](value) and value < least[0]:
             suggest = default if FITS["float"](default) and default >= least[0] else least[0]
             raise ConfigError(f"{what} needs {name} >= {least[0]}: {least[1]}", key=f"{section}.{name}", got=value,
                               fix=f"{name}: {suggest} ({'its default' if suggest == default else 'the least'}), or "
                               "more")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def kinds_of(annotation: Any) -> list[str] | None:

@@ -187,5 +187,9 @@ def test_a_boolean_for_a_numeric_argument_is_refused():
     from searchlab.nas.deepmad_design import DeepMADSettings
     from searchlab.nas.stage import settings_from_args
 
-    with pytest.raises(ConfigError, match=r"strategy\.args\.rho0: deepmad arguments must be positive numbers \(got True\)"):
+    with pytest.raises(ConfigError, match=r"strategy\.args\.rho0: deepmad arguments must be finite positive numbers "
+                                          r"\(got True\)"):
         settings_from_args(DeepMADSettings, "deepmad", {"rho0": True})
+    for value in (float("nan"), float("inf")):   # nan passed `<= 0`; neither bounds a design
+        with pytest.raises(ConfigError, match="must be finite positive numbers"):
+            settings_from_args(DeepMADSettings, "deepmad", {"rho0": value})

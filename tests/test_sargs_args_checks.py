@@ -62,6 +62,10 @@ def _load(write_study, tmp_path, strategy="{name: tpe}", pruner="none"):
      "strategy 'tpe' takes multivariate as true or false, or null (got 'no'). Fix: write it without quotes: "
      "multivariate: false"),
     ("{name: tpe, args: {prior_weight: -1}}", "strategy 'tpe' needs prior_weight >= 0"),
+    # nan passed the least check, and every TPE trial after the start-up failed ("probabilities contain NaN")
+    ("{name: tpe, args: {prior_weight: .nan}}", "strategy 'tpe' takes prior_weight as a finite number, not nan "
+                                                "(got nan). Fix: "),
+    ("{name: tpe, args: {prior_weight: .inf}}", "takes prior_weight as a finite number, not inf"),
     ('{name: evolution, args: {population_size: "20"}}',
      "strategy.args.population_size: strategy 'evolution' takes population_size as a count: a whole number"),
     ("{name: evolution, args: {sample_size: 0}}", "strategy 'evolution' needs sample_size >= 1"),

@@ -343,10 +343,11 @@ def settings_from_args(cls: type, strategy: str, args: dict[str, Any]) -> Any:
                               got=value, fix=f"write {name} as a whole number, e.g. {_whole_example(value)}")
     settings = cls(**args)
     # true is no number here (it was read as 1: rho0: true bounded the design at 1)
+    # nan passed `value <= 0`, and an infinite bound or weight is none
     bad = [name for name, value in vars(settings).items()
-           if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0]
+           if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf]
     if bad:
-        raise ConfigError(f"{strategy} arguments must be positive numbers", key=f"strategy.args.{bad[0]}",
+        raise ConfigError(f"{strategy} arguments must be finite positive numbers", key=f"strategy.args.{bad[0]}",
                           got=getattr(settings, bad[0]), fix="give a positive count or bound")
     return settings
 
