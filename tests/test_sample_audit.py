@@ -70,6 +70,8 @@ def test_out_naming_a_file_is_said(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     code, _, err = _sample(capsys, export, "--out", tmp_path / "file", "--n", 1)
     assert code == 2 and f"--out {tmp_path / 'file'} is a file, not a folder; nothing was written" in err
+    code, _, err = _sample(capsys, export, "--out", tmp_path / "file" / "drawn", "--n", 1)   # exited 1, as unwritable
+    assert code == 2 and f"{tmp_path / 'file'} is a file, not a folder, so nothing can be written under it" in err
 
 
 def test_a_sampled_folder_named_as_augment_synthetic_names_the_export_it_was_drawn_from(tmp_path, capsys):

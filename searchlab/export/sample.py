@@ -175,6 +175,11 @@ def _refuse_out(out: Path, said: str = "", forms: frozenset[str] = frozenset()) 
     if out.exists() and not out.is_dir():
         raise ExportError(f"{said} is a file, not a folder; nothing was written. Fix: name a new folder, or "
                           "one that earlier draws wrote to")
+    # under a file (afile/x): mkdir said "Not a directory" with exit 1, where trials/report/compare refuse it (2)
+    if above := next((folder for folder in out.parents if folder.exists() and not folder.is_dir()), None):
+        raise ExportError(f"{said}: {above} is a file, not a folder, so nothing can be written under it; nothing "
+                          f"was written. Fix: name a folder elsewhere (e.g. --out {above.parent / out.name}), or "
+                          f"move {above} away")
     holds = next((name for name in ("config.json", "searchlab.json") if (out / name).is_file()), None)
     if holds:
         what = "an export" if holds == "config.json" else "a run folder"
