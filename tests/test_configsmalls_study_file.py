@@ -100,6 +100,18 @@ def test_a_point_may_name_a_one_value_choice_with_its_value_only(write_study):
     assert "the space fixes model.width to 8" in err.rule
 
 
+@pytest.mark.parametrize("written", ["{choice: [0.001]}", "0.001"])
+def test_a_point_naming_a_fixed_value_of_a_branch_it_does_not_take_is_refused(write_study, written):
+    """As a searched parameter of that branch is: its trial runs the other branch, the value silently unused."""
+    text = SPACE.replace("  optim: {lr: {float: [1.0e-4, 1.0e-2], log: true}}\n", "") + (
+        "  optim: {one_of: {adamw: {lr: LR}, sgd: {lr: {float: [0.001, 0.1]}}}, key: name}\n"
+        "strategy: {name: random, points_to_evaluate: [PT]}\n").replace("LR", written)
+    assert load_study(write_study(text.replace("PT", "{optim.name: adamw, optim.adamw.lr: 0.001}")))
+    err = error_of(write_study, text.replace("PT", "{optim.name: sgd, optim.sgd.lr: 0.002, optim.adamw.lr: 0.001}"))
+    assert err.key == "strategy.points_to_evaluate.0.optim.adamw.lr" or "optim.adamw.lr" in str(err)
+    assert "it exists only when optim.name is 'adamw'" in err.rule
+
+
 def test_a_study_whose_trials_stored_a_one_value_choice_as_a_param_resumes(write_study, tmp_path, capsys):
     """Trials run before stored `w` as an Optuna parameter (and their config as their params only); a waiting
     retry holds it too. The resumed run treats it as fixed: every trial, old and new, runs w 8."""

@@ -347,17 +347,18 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
 def _validate_points(study: Study, src: Located) -> None:
     """Every strategy.points_to_evaluate entry names searched parameters with values their ranges allow."""
     from searchlab.space import searchable_params
-    from searchlab.space.sample import fixed_values
+    from searchlab.space.sample import fixed_needs, fixed_values
 
     searched = list(searchable_params(study.space))
     params = {param.name: param for param, _ in searched}
     needs = {param.name: branch for param, branch in searched}
-    fixed = fixed_values(study.space)
+    fixed, fixed_in = fixed_values(study.space), fixed_needs(study.space)
     for i, point in enumerate(study.config.strategy.points_to_evaluate):
         for name, value in point.items():
             at = ("strategy", "points_to_evaluate", i, name)
             if name in fixed and name not in params:
                 _check_point_keeps_the_fixed_value(name, value, fixed[name], src, at)
+                _check_point_takes_the_branch(point, name, fixed_in.get(name, {}), src, at)
                 continue
             if not params:   # "Fix: one of: " listed nothing
                 raise src.error(at, "the space searches nothing (every setting in it is fixed), so a point has "

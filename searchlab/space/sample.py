@@ -77,6 +77,22 @@ def _walk(group: Group, needs: dict[str, Any]) -> Iterator[tuple[Searchable, dic
                 yield from _walk(option, needs_here)
 
 
+def fixed_needs(group: Group, needs: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The branch selections each fixed value needs to exist ({selector: label}, by its dotted name), as
+    searchable_params gives a searched parameter's: a point naming one checks that it takes that branch."""
+    found: dict[str, dict[str, Any]] = {}
+    for _, node in group.entries:
+        if isinstance(node, FixedParam):
+            found[node.name] = needs or {}
+        elif isinstance(node, Group):
+            found.update(fixed_needs(node, needs))
+        elif isinstance(node, Branch):
+            for label, option in node.options:
+                found.update(fixed_needs(option, {**(needs or {}), node.name: label} if len(node.labels) > 1
+                                         else needs))
+    return found
+
+
 def fixed_values(group: Group) -> dict[str, Any]:
     """Every value the space fixes, by its dotted name, a one_of left with one option (`--set
     space.model.kind=cnn`) included: its selector, as a point names it, is `model.kind: cnn`."""
