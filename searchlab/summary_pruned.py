@@ -21,9 +21,17 @@ def print_all_pruned(ostudy: optuna.Study, study: Study) -> None:
               f"before training (e.g. trial {over[0].number}: {over[0].user_attrs['over_budget']}); raise "
               "budget.max_flops / max_params / max_depth or search smaller architectures. Each counts toward "
               "budget.n_trials")
-    if len(over) < len(pruned):
+    # cut by budget.timeout (a cross-validated trial whose folds it cut, or a refit): not a pruner's doing either
+    timed_out = [t for t in pruned if str(t.user_attrs.get("pruned", "")).startswith("stopped by budget.timeout")]
+    if timed_out:
+        print(f"no trial completed: {len(timed_out)} of {len(pruned)} pruned trials were stopped by budget.timeout "
+              f"(e.g. trial {timed_out[0].number}: {timed_out[0].user_attrs['pruned']}); a longer budget.timeout, "
+              "or shorter trials, lets some finish")
+    not_judged = {t.number for t in over + timed_out}
+    judged = [t for t in pruned if t.number not in not_judged]
+    if judged:
         print("no trial completed: every finished trial was pruned (each trial's `pruned` attribute or the "
-              f"dashboard's intermediate values say when); {_train_longer_said(study, pruned)} or a gentler pruner "
+              f"dashboard's intermediate values say when); {_train_longer_said(study, judged)} or a gentler pruner "
               "lets some finish")
 
 

@@ -74,11 +74,11 @@ def test_a_grace_period_past_the_folds_the_scheduler_judges_names_folds(write_st
     _cv_study_with_ray(write_study, 1)
 
 
-def _all_pruned(config: dict, capsys) -> str:
+def _all_pruned(config: dict, capsys, why: str = "pruned by the pruner after 2 of 3 folds, at auc=0.6000") -> str:
     ostudy = optuna.create_study()
     for _ in range(2):
         ostudy.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, user_attrs={
-            "pruned": "pruned by the pruner after 2 of 3 folds, at auc=0.6000", "config": config}))
+            "pruned": why, "config": config}))
     result = SimpleNamespace(study=ostudy, seconds=1.0, interrupted=False, trials_before=0, trials_finished=2)
     print_run_summary(_fake_study("classify", scheduler=None), result, exported=None)
     return capsys.readouterr().out
@@ -90,6 +90,13 @@ def test_all_trials_of_repeated_runs_pruned_are_told_to_run_fewer_runs_not_more_
             "run nor the last) or a gentler pruner lets some finish") in out
     assert "more epochs" not in out
     assert "more epochs or a gentler pruner" in _all_pruned({"train": {"epochs": 3}}, capsys)
+
+
+def test_trials_budget_timeout_cut_are_not_told_of_a_pruner(capsys):
+    """pruner: none, and the advice was "... or a gentler pruner lets some finish"."""
+    out = _all_pruned(CV, capsys, why="stopped by budget.timeout after 2 of 3 runs: not comparable")
+    assert "2 of 2 pruned trials were stopped by budget.timeout (e.g. trial 0: stopped by budget.timeout after 2" in out
+    assert "a longer budget.timeout, or shorter trials, lets some finish" in out and "pruner" not in out
 
 
 def test_a_cv_trial_the_pruner_stops_says_after_how_many_folds(write_study, monkeypatch):
