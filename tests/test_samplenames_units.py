@@ -52,8 +52,8 @@ def test_a_step_of_other_trials_is_counted_in_epochs_or_evaluations():
     assert reports_said(_study("generate"), {}, 1) == "2 evaluation(s)"
 
 
-def _cv_study_with_ray(write_study, grace: int, folds: int = 3):
-    train = f"{{batch_size: 128, epochs: 1, cv_folds: {folds}, checkpoint: last}}"
+def _cv_study_with_ray(write_study, grace: int, folds: int = 3, epochs: int = 1):
+    train = f"{{batch_size: 128, epochs: {epochs}, cv_folds: {folds}, checkpoint: last}}"
     text = TINY_CLASSIFY.replace("  train: {batch_size: 128}\n", f"  train: {train}\n").replace("pruner: none\n", "")
     executor = f"\nexecutor: {{kind: ray, scheduler: {{kind: asha, grace_period: {grace}}}}}\n"
     return load_study(write_study(text + executor))
@@ -72,6 +72,14 @@ def test_a_grace_period_past_the_folds_the_scheduler_judges_names_folds(write_st
                      r"space\.train\.repeats: 4 or more\)", str(caught.value))
     assert "epoch" not in str(caught.value)
     _cv_study_with_ray(write_study, 1)
+
+
+def test_a_grace_period_of_trials_that_all_cross_validate_counts_folds_however_many_epochs(write_study):
+    """3 folds under budget.epochs 5: the longest trial was measured as 5 epochs, so grace_period 2 to 4 were
+    taken, and no such trial could be stopped (a scheduler judges one report of it)."""
+    pytest.importorskip("ray")
+    with pytest.raises(ConfigError, match=r"judges at most 1 fold of the longest trial"):
+        _cv_study_with_ray(write_study, 2, epochs=5)
 
 
 def _all_pruned(config: dict, capsys, why: str = "pruned by the pruner after 2 of 3 folds, at auc=0.6000") -> str:

@@ -78,9 +78,13 @@ def _longest_classify_trial(study: Study) -> tuple[int, str, str]:
     space's train settings."""
     budget = study.config.budget.epochs
     epochs = max([value or budget for value in _space_values(study.space, ("train", "epochs"))] or [budget])
-    folds = max([value or 1 for value in _space_values(study.space, ("train", "cv_folds"))] or [1])
-    repeats = max([value or 1 for value in _space_values(study.space, ("train", "repeats"))] or [1])
-    if folds * repeats > epochs:
+    fold_values = [value or 1 for value in _space_values(study.space, ("train", "cv_folds"))] or [1]
+    repeat_values = [value or 1 for value in _space_values(study.space, ("train", "repeats"))] or [1]
+    folds, repeats = max(fold_values), max(repeat_values)
+    # every trial repeats its runs: none reports per epoch, so epochs are no measure (3 folds of 5 epochs let a
+    # grace_period of 4 pass, where a scheduler judges one report of such a trial)
+    every_trial_repeats = min(fold_values) > 1 or min(repeat_values) > 1
+    if folds * repeats > epochs or every_trial_repeats:
         unit = report_unit("classify", {"train": {"cv_folds": folds if folds > 1 else None, "repeats": repeats}})
         return folds * repeats, "space.train.cv_folds x space.train.repeats", unit
     return epochs, "budget.epochs" if epochs == budget else "space.train.epochs", report_unit("classify")
