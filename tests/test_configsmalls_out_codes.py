@@ -3,6 +3,8 @@ trailing slash exited 2, and a path under a file, or a folder whose parent is mi
 fails (a full disk, tests/test_paths_and_writes.py) still exits 1."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from searchlab.cli import main
@@ -36,3 +38,15 @@ def test_each_refused_out_exits_2(two_runs, tmp_path, capsys, command, name):
         assert err.count("\n") == 1 and "--out" in err, err
     assert codes == dict.fromkeys(outs, 2)
     assert (tmp_path / "afile").read_text() == "keep" and not (tmp_path / "no").exists()
+
+
+def test_an_export_the_system_cannot_write_exits_1_and_one_under_a_file_2(tmp_path):
+    """As trials/report/compare: --out under a file is bad input (2); a write the system refuses is 1 (it was 2)."""
+    from searchlab.errors import ExportError
+    from searchlab.export.publish import staged
+
+    (tmp_path / "afile").write_text("x")
+    for out, code in ((Path("/proc/searchlab_no_such/best"), 1), (tmp_path / "afile" / "best", 2)):
+        with pytest.raises(ExportError) as info, staged(out):
+            pass
+        assert info.value.exit_code == code, (out, str(info.value))

@@ -115,8 +115,11 @@ def _hidden_name(out: Path) -> str:
 
 
 def _cannot_write(out: Path, exc: OSError) -> ExportError:
-    return ExportError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc}). Fix: name a folder "
-                       "in a directory you can write to")
+    error = ExportError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc}). Fix: name a folder "
+                        "in a directory you can write to")
+    if not isinstance(exc, (NotADirectoryError, FileExistsError)):   # bad input (a file in the path) exits 2;
+        error.exit_code = 1   # a write the system refused (no permission, /proc, a full disk) 1, as trials/report
+    return error
 
 
 @contextmanager
