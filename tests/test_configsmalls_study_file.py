@@ -86,7 +86,8 @@ def test_a_choice_of_one_value_is_that_value_fixed(write_study):
 
 
 def test_a_space_of_one_value_choices_searches_nothing_and_says_why(write_study):
-    text = "name: s\ntask: classify\nspace:\n  optim: {lr: {choice: [1.0e-3]}}\n  model: {kind: cnn, width: {choice: [8]}}\n"
+    text = ("name: s\ntask: classify\nspace:\n  optim: {lr: {choice: [1.0e-3]}}\n"
+            "  model: {kind: cnn, width: {choice: [8]}}\n")
     err = error_of(write_study, text + "budget: {n_trials: 3}\n")
     assert err.key == "budget.n_trials" and "the space searches nothing (space.optim.lr, space.model.width: a " \
         "choice of one value is that value, fixed)" in err.rule

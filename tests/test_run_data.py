@@ -209,7 +209,7 @@ def test_a_medmnist_file_changed_since_the_search_is_refused_on_resume_and_said_
     run_study(load_study(path), progress=False)
     with np.load(root / "breastmnist.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
-    arrays["test_labels"] = 1 - arrays["test_labels"]
+    arrays["val_labels"] = 1 - arrays["val_labels"]
     np.savez_compressed(root / "breastmnist.npz", **arrays)
     with pytest.raises(ConfigError, match=r"has trials scored on another data file: breastmnist.npz is not the "
                                           r"file the trials read \(") as info:

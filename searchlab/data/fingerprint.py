@@ -27,6 +27,7 @@ from searchlab.data.common import DICOM_FIX, IMAGE_EXTENSIONS, SPLITS
 from searchlab.data.folder_source import split_folders_of_patients
 from searchlab.data.member_changes import (DIGEST_HEX, by_file, decode_listing, encode_listing, listed, regrouped,
                                           replaced_said)
+from searchlab.data.recorded_split import arrays_said
 from searchlab.data.types import SplitPlan
 
 VERSION = 3   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
@@ -300,6 +301,45 @@ def other_medmnist_file(before: Any, now: Any) -> str | None:
         return None
     return (f"{now['file']} is not the file the trials read ({before['bytes']} bytes then, {now['bytes']} now"
             + (", same size, other contents" if before["bytes"] == now["bytes"] else "") + ")")
+
+
+READ_BY_SEARCH = ("train", "val")   # the MedMNIST splits trials read; the test split's arrays only an export
+
+
+def medmnist_test_arrays_changed(before: Any, now: Any) -> str | None:
+    """The MedMNIST file differs from the one the trials read in arrays the search never reads (the test
+    split's) alone, by the arrays' CRC-32 both runs recorded (data_stat "arrays"): in words. None when any
+    train or val array (images or labels) differs, or either run did not record the arrays (older runs: the
+    whole file is compared, other_medmnist_file)."""
+    old, new = (stat.get("arrays") if isinstance(stat, dict) else None for stat in (before, now))
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return None
+    read = [f"{split}_{part}" for split in READ_BY_SEARCH for part in ("images", "labels")]
+    if any(name not in old or old.get(name) != new.get(name) for name in read):
+        return None
+    changed = sorted(name for name in set(old) | set(new) if name not in read and old.get(name) != new.get(name))
+    file = Path(str(now.get("file", ""))).name
+    return f"{file}: its {arrays_said(changed)} changed" if changed else f"{file}: the same arrays, saved again"
+
+
+def medmnist_change_said(before_file: Any, now_file: Any, before_stat: Any, now_stat: Any) -> str | None:
+    """other_medmnist_file, for an export: when only the test arrays changed (a resume went on past them), it
+    says that the test metrics are of those arrays as they are now."""
+    other = other_medmnist_file(before_file, now_file)
+    test_only = other and medmnist_test_arrays_changed(before_stat, now_stat)
+    if not test_only:
+        return other
+    return f"{other}; {test_only}, its train and val arrays did not: the test metrics are of the file as it is now"
+
+
+def kept_test_arrays(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """`now` (a MedMNIST file's data_stat), with the CRCs of arrays the search never reads as `before` recorded
+    them: trials compare the train and val arrays only, and a later resume still tells the test arrays the
+    trials were searched with from the file's (as kept_test_split does a folder's test split)."""
+    read = tuple(f"{split}_" for split in READ_BY_SEARCH)
+    arrays = {name: crc for name, crc in now["arrays"].items() if name.startswith(read)}
+    arrays.update((name, crc) for name, crc in before["arrays"].items() if not name.startswith(read))
+    return {**now, "arrays": arrays}
 
 
 def relative_name(path: Path, root: Path) -> str:

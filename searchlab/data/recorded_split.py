@@ -270,10 +270,17 @@ def _medmnist_changed(data: ImageDataset, record: Mapping[str, object],
             _FOUND_ALIKE.add((str(path), stat))
             return []
         if moved:
-            return [("all", f"{path.name}: its {', '.join(moved)} arrays")]
+            return [("all", f"{path.name}: its {arrays_said(moved)}")]
     except OSError:
         pass
     return [("all", path.name)]
+
+
+def arrays_said(names: Sequence[str]) -> str:
+    """'val_labels array', 'val_images and val_labels arrays': an .npz's arrays named in words."""
+    if len(names) == 1:
+        return f"{names[0]} array"
+    return f"{', '.join(names[:-1])} and {names[-1]} arrays"
 
 
 def _arrays_moved(path: Path, recorded: object, splits: Sequence[str]) -> list[str] | None:
@@ -303,6 +310,6 @@ def _changed_said(data: ImageDataset, changed: list[tuple[str, str]]) -> str:
     return (f"{where}: {count} this trial reads changed since the run started ({files}): the same names, other "
             "contents (seen by each file's size and modification or change time, then its digest: a file only "
             "touched, or copied with the same bytes, does not count). Files must not change while a run runs: "
-            "this trial would train and validate on other images than the trials before it, and they would be "
-            f"compared on different data. {RUN_STOPS} (resuming this one would refuse them, as training or "
+            "this trial would train and validate on other images or labels than the trials before it, and they "
+            f"would be compared on different data. {RUN_STOPS} (resuming this one would refuse them, as training or "
             "validation images replaced in place)")

@@ -34,7 +34,7 @@ from searchlab.engine.repeating import repeating
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import hold_stops, interruption_message, raise_if_stopped, release_stops, stop_on_signals
 from searchlab.engine.storage import is_local_file, retry_callback, through_outage
-from searchlab.engine.worker import Budget, open_optuna_study, queue_again
+from searchlab.engine.worker import Budget, open_optuna_study
 from searchlab.errors import DataChanged
 
 WORKER_DIED = ("the Ray worker running this trial died (its process or node was lost) or failed outside the "
@@ -294,8 +294,7 @@ class _OptunaSearcher:
                 lost = error or bool((result or {}).get(STORAGE_LOST))   # its worker, or the worker's storage
                 if frozen.state == TrialState.FAIL and lost and not timed_out(frozen.user_attrs.get("error")):
                     self.retry(self.ostudy, frozen)
-                if (result or {}).get(DATA_CHANGED):   # the files failed it, not its config (engine/worker.py)
-                    queue_again(self.ostudy, frozen)
+                if (result or {}).get(DATA_CHANGED):   # the run stops; the next one runs its config again
                     self.data_changed = self.data_changed or DataChanged(result[DATA_CHANGED])
                 if self.retention is not None:
                     self.retention(self.ostudy, frozen)

@@ -14,7 +14,11 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.engine.signals import is_interruption
 from searchlab.engine.storage import retry_callback
 from searchlab.engine.trial_time import INTERRUPTED, NEVER_STARTED
+from searchlab.errors import DataChanged
 
+
+# how the error of a trial that found the run's data changed starts (engine/objective.py: "Name: message")
+DATA_CHANGED_ERROR = f"{DataChanged.__name__}: "
 
 # the study's user attr listing the trials whose config was dropped at executor.max_retries (and said so)
 NOT_RETRIED = "searchlab_not_retried"
@@ -43,7 +47,8 @@ def recover_left_trials(ostudy: optuna.Study, max_retries: int, fail_running: bo
     re-queue their configs (like Optuna's heartbeat); one that stored its error before its process ended keeps
     it and is not retried.
 
-    Also re-queues interrupted trials whose retry was never queued: those stopped by Ctrl-C or SIGTERM (their
+    Also re-queues interrupted trials whose retry was never queued, and those that found the run's data changed
+    (runs_again): those stopped by Ctrl-C or SIGTERM (their
     config was never judged), and those of a process killed between failing a trial and queuing its retry
     (measured: 1 in 50 kills), which would otherwise lose that config for good. A stop said by a signal is
     retried however often (a job preempted three times lost its config to executor.max_retries); a process
@@ -63,7 +68,7 @@ def recover_left_trials(ostudy: optuna.Study, max_retries: int, fail_running: bo
     for trial in trials:
         # also a trial killed before it drew anything: its retry (a fresh draw) keeps the interruption from
         # counting as a failed config against budget.max_failed
-        interrupted = trial.state == TrialState.FAIL and is_interruption(trial.user_attrs.get("error"))
+        interrupted = trial.state == TrialState.FAIL and runs_again(trial.user_attrs.get("error"))
         if interrupted and trial.number not in retried and trial.number not in said_before:
             if (deaths := _silent_deaths(trial, trials)) > max_retries:
                 print(f"warning: trial {trial.number}'s config ended its process without a word "
@@ -79,6 +84,13 @@ def recover_left_trials(ostudy: optuna.Study, max_retries: int, fail_running: bo
     failed = [t.number for t in stale]
     return Recovery(failed, [n for n in requeued if n in failed], [n for n in dropped if n in failed],
                     [n for n in failed if n not in requeued and n not in dropped])
+
+
+def runs_again(error: object) -> bool:
+    """A failed trial whose config the next run queues again: one interrupted, or one that found the run's data
+    changed (DataChanged, engine/worker.py): the files failed it, not its config. Not queued by the run it
+    stopped: a sibling worker took that retry before the run stopped, and it failed the same way."""
+    return is_interruption(error) or (isinstance(error, str) and error.startswith(DATA_CHANGED_ERROR))
 
 
 def left_running_note(recovery: Recovery) -> str:

@@ -18,9 +18,9 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.data.fingerprint import comparable as fingerprints_comparable
-from searchlab.data.fingerprint import (REORDERED, changed_test_split, kept_test_split, moved_members,
-                                       multilabel_split_before_the_key, other_medmnist_file, replaced_contents,
-                                       why_moved_files_count)
+from searchlab.data.fingerprint import (REORDERED, changed_test_split, kept_test_arrays, kept_test_split,
+                                       medmnist_test_arrays_changed, moved_members, multilabel_split_before_the_key,
+                                       other_medmnist_file, replaced_contents, why_moved_files_count)
 from searchlab.data.member_changes import replaced_said, with_test_of
 from searchlab.data.orientation import turned_since
 from searchlab.engine.changed_settings import changed_settings_warnings
@@ -132,7 +132,7 @@ def _check_same_record(study: "Study", old: Any, new: dict[str, Any], scored: li
                           "would be ranked with old ones on turned images", file=str(study.file), key="data.path",
                           fix="give the study a new name (or run_dir) to search again on upright images")
     other = other_medmnist_file(old.get("data_file"), new.get("data_file"))
-    if other:
+    if other and not medmnist_test_arrays_changed(old.get("data_stat"), new.get("data_stat")):
         raise ConfigError(f"{_named(study)} has trials scored on another data "
                           f"file: {other}. New trials would be ranked with old ones on other images",
                           file=str(study.file), key="data.root", fix="point data.root at the file the trials read, "
@@ -175,6 +175,21 @@ def _note_test_split_changed(study: "Study", old: dict[str, Any], new: dict[str,
     if changed or replaced:
         new["data_files"] = kept_test_split(before, now)
         new["data_listing"] = with_test_of(*listings) if new["data_files"] is not now else new["data_listing"]
+    _note_medmnist_test_arrays_changed(study, old, new)
+
+
+def _note_medmnist_test_arrays_changed(study: "Study", old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A MedMNIST file saved again with other test arrays only (_check_same_record refused any other change):
+    said, and `new` keeps the file the trials read (data_file) and its test arrays' CRCs, so that every later
+    export says its test metrics are of the file as it is then, and a later resume still tells the change."""
+    if not other_medmnist_file(old.get("data_file"), new.get("data_file")):
+        return
+    changed = medmnist_test_arrays_changed(old.get("data_stat"), new.get("data_stat"))
+    print(f"note: study '{study.config.name}': {changed} since its trials ran; its train and val arrays did not, "
+          "and the search never reads the test split, so it goes on; an export scores the test arrays as they "
+          "are then, and says the file changed", file=sys.stderr)
+    new["data_file"] = old["data_file"]
+    new["data_stat"] = kept_test_arrays(old["data_stat"], new["data_stat"])
 
 
 def _note_if_strategy_changed(study: "Study", before: Any, now: Any) -> None:

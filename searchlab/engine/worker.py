@@ -28,7 +28,7 @@ from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import (STOP_SIGNALS, Interrupted, hold_stops, interruption_message, raise_if_stopped,
                                       release_stops, stop_worker_on_signals)
 from searchlab.engine.storage import (GRACE_SECONDS, artifact_store, count_trials, is_local_file,
-                                      lost_storage_error, open_storage, retry_callback)
+                                      lost_storage_error, open_storage)
 from searchlab.engine.trial_seed import SeededByFirstTrial, stream_seed
 from searchlab.errors import DataChanged, SearchlabError
 from searchlab.strategy import build_pruner, build_sampler, resolve
@@ -155,9 +155,11 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     trials), so the study stops at n_trials in total. No per-trial gc.collect(): trial objects are freed by
     reference counting, and a full collection with torch loaded costs ~0.1 s (bench/memory.py shows no growth).
 
-    A trial that finds the run's data changed (DataChanged) fails, its config is queued again, and the error is
-    raised once Optuna recorded it: the run stops, as every later trial would fail the same way (an audit saw
-    10 fail in 13 s, until budget.max_failed ended the run with the files still changed).
+    A trial that finds the run's data changed (DataChanged) fails, and the error is raised once Optuna recorded
+    it: the run stops, as every later trial would fail the same way (an audit saw 10 fail in 13 s, until
+    budget.max_failed ended the run with the files still changed). Its config is queued again by the next run
+    (engine/recovery.py runs_again), not this one: a sibling worker took such a retry before the run stopped,
+    and it failed the same way.
     """
     limit_threads(study)
     ostudy = open_optuna_study(study, worker_index)
@@ -207,12 +209,7 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
             retention(ostudy, trial)
         if on_trial is not None:
             on_trial(ostudy, trial)
-        if data_changed:
-            gate.hold()   # the workers' budget lock, as Supervisor._fail queues a retry
-            try:
-                queue_again(ostudy, trial)
-            finally:
-                gate.release()
+        if data_changed:   # its config runs again when the study next runs (engine/recovery.py runs_again)
             ostudy.stop()
         elif not go_on():
             ostudy.stop()
@@ -225,12 +222,6 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
         gate.close()
     if data_changed:
         raise data_changed[0]
-
-
-def queue_again(ostudy: optuna.Study, trial: FrozenTrial) -> None:
-    """Queue again the config of a trial the run's changed data failed: the files failed it, not its config, so
-    it runs again however often, as an interrupted trial's (engine/recovery.py)."""
-    retry_callback(sys.maxsize)(ostudy, trial)
 
 
 def _past(deadline: float | None) -> bool:

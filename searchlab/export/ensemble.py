@@ -19,9 +19,11 @@ from pydantic import TypeAdapter
 from searchlab.config.schema import DATA_ROOT_ENV, DataConfig, MedMNISTData
 from searchlab.data import ImageDataset, load_dataset, medmnist_file
 from searchlab.data.common import SPLITS
-from searchlab.data.fingerprint import (REORDERED, changed_test_split, data_fingerprint_and_listing, moved_members,
-                                       multilabel_split_before_the_key, other_medmnist_file, replaced_contents,
-                                       why_moved_files_count)
+from searchlab.data.fingerprint import (REORDERED, changed_test_split, data_fingerprint_and_listing,
+                                       medmnist_change_said, moved_members, multilabel_split_before_the_key,
+                                       replaced_contents, why_moved_files_count)
+from searchlab.data.loading import medmnist_path
+from searchlab.data.recorded_split import medmnist_stat
 from searchlab.data.orientation import turned_since
 from searchlab.data.medmnist_source import npz_path
 from searchlab.engine.objective import config_of
@@ -226,4 +228,5 @@ def data_replaced_since_search(run: OpenRun) -> str | None:
     data_cfg, base_dir = run_data_config(run)
     files, listing = _fingerprint_now(run, data_cfg, base_dir)
     return (replaced_contents(run.record.get("data_files"), files, listings=(run.record.get("data_listing"), listing))
-            or other_medmnist_file(run.record.get("data_file"), medmnist_file(data_cfg, base_dir)))
+            or medmnist_change_said(run.record.get("data_file"), medmnist_file(data_cfg, base_dir),
+                                    run.record.get("data_stat"), medmnist_stat(medmnist_path(data_cfg, base_dir))))
