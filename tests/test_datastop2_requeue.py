@@ -3,8 +3,6 @@ retry before the run stopped, and the same config failed twice): it stays FAIL, 
 runs again, and the next run queues it first (engine/recovery.py runs_again)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from optuna.trial import TrialState
 
@@ -14,23 +12,14 @@ from searchlab.engine.recovery import runs_again
 from searchlab.engine.run import run_study
 from searchlab.errors import DataChanged
 
-from test_datastop_changed_data import _rewrite, _study
+from test_datastop_changed_data import _study, rewrite_in_the_first_trial
 from test_inplace_changed_files import _folder
 
 
 def test_a_data_changed_trial_stays_failed_status_says_it_runs_again_and_the_next_run_runs_it(
         tmp_path, monkeypatch, capsys):
-    import searchlab.tasks.classify as classify
-
     folder = _folder(tmp_path / "images")
-    check, kept = classify.split_as_recorded, []
-
-    def split_as_recorded(data, record):   # a training file rewritten inside trial 0, after its own check
-        check(data, record)
-        if not kept:
-            kept.append((path := Path(data.extra["files"]["train"][0]), _rewrite(path)))
-
-    monkeypatch.setattr(classify, "split_as_recorded", split_as_recorded)
+    kept = rewrite_in_the_first_trial(monkeypatch)
     study_file = _study(tmp_path, folder, n_trials=3)
     with pytest.raises(DataChanged):
         run_study(load_study(study_file), progress=False)

@@ -58,18 +58,24 @@ def _states(ostudy) -> list[TrialState]:
     return [t.state for t in ostudy.get_trials(deepcopy=False)]
 
 
-def test_the_first_trial_that_finds_the_data_changed_stops_the_run_and_a_restore_continues_it(tmp_path, monkeypatch):
-    folder = _folder(tmp_path / "images")
+def rewrite_in_the_first_trial(monkeypatch) -> list[tuple[Path, bytes]]:
+    """A training file rewritten inside trial 0, after its own check; (the file, its bytes before) kept."""
     import searchlab.tasks.classify as classify
 
     check, kept = classify.split_as_recorded, []
 
-    def split_as_recorded(data, record):   # rewrite a training file inside trial 0, after its own check
+    def split_as_recorded(data, record):
         check(data, record)
         if not kept:
             kept.append((path := Path(data.extra["files"]["train"][0]), _rewrite(path)))
 
     monkeypatch.setattr(classify, "split_as_recorded", split_as_recorded)
+    return kept
+
+
+def test_the_first_trial_that_finds_the_data_changed_stops_the_run_and_a_restore_continues_it(tmp_path, monkeypatch):
+    folder = _folder(tmp_path / "images")
+    kept = rewrite_in_the_first_trial(monkeypatch)
     study = load_study(_study(tmp_path, folder))
     with pytest.raises(DataChanged, match=r"1 file this trial reads changed since the run started \(train ") as said:
         run_study(study, progress=False)
