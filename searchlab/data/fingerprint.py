@@ -27,7 +27,7 @@ from searchlab.data.common import DICOM_FIX, IMAGE_EXTENSIONS, SPLITS
 from searchlab.data.folder_source import split_folders_of_patients
 from searchlab.data.member_changes import (DIGEST_HEX, by_file, decode_listing, encode_listing, listed, regrouped,
                                           replaced_said)
-from searchlab.data.recorded_split import arrays_said
+from searchlab.data.recorded_split import arrays_said, split_arrays
 from searchlab.data.types import SplitPlan
 
 VERSION = 3   # raise when what goes into the fingerprint changes: fingerprints of other versions are not compared
@@ -314,7 +314,7 @@ def medmnist_test_arrays_changed(before: Any, now: Any) -> str | None:
     old, new = (stat.get("arrays") if isinstance(stat, dict) else None for stat in (before, now))
     if not isinstance(old, dict) or not isinstance(new, dict):
         return None
-    read = [f"{split}_{part}" for split in READ_BY_SEARCH for part in ("images", "labels")]
+    read = split_arrays(READ_BY_SEARCH)
     if any(name not in old or old.get(name) != new.get(name) for name in read):
         return None
     changed = sorted(name for name in set(old) | set(new) if name not in read and old.get(name) != new.get(name))
@@ -336,9 +336,9 @@ def kept_test_arrays(before: dict[str, Any], now: dict[str, Any]) -> dict[str, A
     """`now` (a MedMNIST file's data_stat), with the CRCs of arrays the search never reads as `before` recorded
     them: trials compare the train and val arrays only, and a later resume still tells the test arrays the
     trials were searched with from the file's (as kept_test_split does a folder's test split)."""
-    read = tuple(f"{split}_" for split in READ_BY_SEARCH)
-    arrays = {name: crc for name, crc in now["arrays"].items() if name.startswith(read)}
-    arrays.update((name, crc) for name, crc in before["arrays"].items() if not name.startswith(read))
+    read = split_arrays(READ_BY_SEARCH)
+    arrays = {name: crc for name, crc in now["arrays"].items() if name in read}
+    arrays.update((name, crc) for name, crc in before["arrays"].items() if name not in read)
     return {**now, "arrays": arrays}
 
 

@@ -283,14 +283,18 @@ def arrays_said(names: Sequence[str]) -> str:
     return f"{', '.join(names[:-1])} and {names[-1]} arrays"
 
 
+def split_arrays(splits: Sequence[str]) -> list[str]:
+    """The arrays of `splits` in a MedMNIST .npz: each split's images and labels ("train_images", ...)."""
+    return [f"{split}_{part}" for split in splits for part in ("images", "labels")]
+
+
 def _arrays_moved(path: Path, recorded: object, splits: Sequence[str]) -> list[str] | None:
     """The arrays of `splits` (images and labels) whose CRC or size differs from the record's, or that are gone;
     None when there is nothing to compare (a record without them, or a file that is no zip now)."""
     now = npz_arrays(path)
     if not isinstance(recorded, dict) or now is None:
         return None
-    read = [f"{split}_{part}" for split in splits for part in ("images", "labels")]
-    return [name for name in read if name not in recorded or now.get(name) != recorded[name]]
+    return [name for name in split_arrays(splits) if name not in recorded or now.get(name) != recorded[name]]
 
 
 def _forget_loaded_data() -> None:

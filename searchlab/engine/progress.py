@@ -10,6 +10,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from searchlab.engine.recovery import found_data_changed
+
 if TYPE_CHECKING:   # own_trials imports FINISHED from here
     from searchlab.engine.own_trials import OwnTrials
 
@@ -201,6 +203,6 @@ def _failure_said(trial: FrozenTrial) -> str:
     """A failed trial's stored reason; not whole for one that found the run's data changed: the run stops on it
     and says it whole once (engine/worker.py run_worker), and the same long reason was printed twice."""
     error = trial.user_attrs.get("error", "no reason stored")
-    if error.startswith("DataChanged: "):
+    if found_data_changed(error):
         return "the files it reads changed since the run started (the run stops: why and the fix follow)"
     return error

@@ -90,7 +90,12 @@ def runs_again(error: object) -> bool:
     """A failed trial whose config the next run queues again: one interrupted, or one that found the run's data
     changed (DataChanged, engine/worker.py): the files failed it, not its config. Not queued by the run it
     stopped: a sibling worker took that retry before the run stopped, and it failed the same way."""
-    return is_interruption(error) or (isinstance(error, str) and error.startswith(DATA_CHANGED_ERROR))
+    return is_interruption(error) or found_data_changed(error)
+
+
+def found_data_changed(error: object) -> bool:
+    """The stored error of a trial that found the run's data changed (the run stopped on it)."""
+    return isinstance(error, str) and error.startswith(DATA_CHANGED_ERROR)
 
 
 def left_running_note(recovery: Recovery) -> str:
