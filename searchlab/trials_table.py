@@ -12,7 +12,9 @@ folds: in its `cv_folds` user attribute), and `class_names` (a JSON
 list: class k of the metrics.*_class_k columns); both lists are arrays in JSON output, JSON text in a CSV cell.
 A PRUNED trial's value is that of the last epoch it reported (Optuna's rule), not a finished trial's. Read from the
 Optuna study alone.
-Parameters only some trials draw are blank where not drawn (whole numbers stay whole: pandas Int64).
+Parameters only some trials draw are blank where not drawn (whole numbers stay whole: pandas Int64); a trial
+that ran a parameter as a fixed value (a choice a resume narrowed to one) has that value in its column, and a fixed
+setting the trials did not all run at one value (changed between runs) has a config.<key> column.
 A trial whose process died unseen, failed by a later run, has Optuna's stamp of that moment as its
 datetime_complete, and as its duration_s the time until its last sign of life (engine/trial_time.py).
 """
@@ -25,7 +27,7 @@ import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 from optuna.distributions import FloatDistribution
@@ -37,6 +39,7 @@ from searchlab.engine.trial_time import trial_seconds
 from searchlab.errors import SearchlabError
 from searchlab.output_reader import refuse_a_closed_stdout
 from searchlab.space.params import on_step
+from searchlab.space.sample import ABSENT, value_at
 from searchlab.whole_file import not_a_file, write_whole
 
 FORMATS = ("csv", "parquet", "json")
@@ -48,22 +51,26 @@ TEXT_ATTRS = ("architecture", "over_budget", "error", "pruned", "cut_short", "re
 # what a strategy's stage scored a queued design by, before it trained (zen_nas, deepmad): beside its trained
 # metrics, so a proxy can be checked against them
 STAGE_ATTRS = DESIGN_ATTRS
+GROUPED = ("params.", "config.", "metrics.")   # column groups kept together, in this order, after the values
+PLAIN = (bool, int, float, str)   # a setting a table cell holds as it is (a list of cells or policies: left out)
 
 
 def trial_table(run: OpenRun) -> pd.DataFrame:
     study = run.study
     objectives = [m for m, _ in study.user_attrs.get("searchlab", {}).get("objectives", [])]
-    rows = [_row(t, objectives, len(study.directions)) for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    rows = [_row(t, objectives, len(study.directions)) for t in trials]
     if not rows:   # its header all the same (a script reading it finds its columns), not an empty line
         return pd.DataFrame(columns=["number", "state", *_value_columns(objectives, len(study.directions)),
                                      "duration_s", "datetime_start", "datetime_complete"])
+    _add_fixed_values(rows, [t.user_attrs.get("config") for t in trials])
     table = pd.DataFrame(rows)
     # A parameter only some trials draw (a cut-off, a one_of branch's) first appears in a later row: keep the
     # params and metrics together all the same, and whole numbers whole (a missing value would make them float).
-    kinds = [[c for c in table.columns if c.startswith(prefix)] for prefix in ("params.", "metrics.")]
-    rest = [c for c in table.columns if not c.startswith(("params.", "metrics."))]
+    kinds = [[c for c in table.columns if c.startswith(prefix)] for prefix in GROUPED]
+    rest = [c for c in table.columns if not c.startswith(GROUPED)]
     head = [c for c in rest if c in ("number", "state") or c.startswith("value")]
-    table = table[head + kinds[0] + kinds[1] + [c for c in rest if c not in head]]
+    table = table[head + [c for kind in kinds for c in kind] + [c for c in rest if c not in head]]
     for column in table.columns:   # a whole number stays whole (seed 4219681498, not 4219681498.0) in every column
         drawn = [row[column] for row in rows if row.get(column) is not None]
         if drawn and all(isinstance(v, int) and not isinstance(v, bool) for v in drawn):
@@ -88,6 +95,57 @@ def _row(trial: Any, objectives: list[str], n_values: int) -> dict[str, Any]:
     if threshold is not None and trial.user_attrs.get("task_kind") != "multiclass":   # argmax there: none
         row["threshold"] = json.dumps(threshold) if isinstance(threshold, list) else threshold
     return row
+
+
+def _add_fixed_values(rows: list[dict[str, Any]], configs: list[Any]) -> None:
+    """What each trial ran with where its params do not say it. A parameter a resume fixed (`{choice: [8, 16]}`
+    narrowed to `{choice: [8]}`) is no Optuna parameter of the later trials: their params.model.width cell was
+    blank, though they ran 8. And a fixed setting changed between runs (`train: {epochs: 2}` then 3) had no column
+    at all: it gets a config.<key> column, only when the trials did not all run one value (a table of every fixed
+    setting would bury the searched ones). Only trials whose config is stored (one with fixed values) say these."""
+    if not any(isinstance(config, dict) for config in configs):
+        return
+    configs = [config if isinstance(config, dict) else {} for config in configs]
+    searched = {column for row in rows for column in row if column.startswith("params.")}
+    covered: set[tuple[str, ...]] = set()
+    for row, config in zip(rows, configs):
+        for column in searched:
+            path = _config_path(column.removeprefix("params.").split("."), config)
+            if path is not None:
+                covered.add(path)
+                row.setdefault(column, value_at(config, path))
+    leaves = [dict(_scalar_leaves(config, ())) for config in configs]
+    for path in sorted(set().union(*leaves) - covered):
+        values = [leaf.get(path, ABSENT) for leaf in leaves]
+        if len({repr(value) for value in values}) > 1:   # repr: True and 1 are two values here
+            for row, value in zip(rows, values):
+                if value is not ABSENT:
+                    row["config." + ".".join(path)] = value
+
+
+def _config_path(parts: list[str], config: dict[str, Any]) -> tuple[str, ...] | None:
+    """Where a parameter's value sits in a trial's config: its name less the one_of labels on the way
+    (params.model.cnn.width is config model.width when the trial's model is the cnn option); None when the trial
+    has no plain value there (a branch it did not take)."""
+    node: Any = config
+    path: list[str] = []
+    for part in parts:
+        if not isinstance(node, dict):
+            return None
+        if part in node:
+            node = node[part]
+            path.append(part)
+        elif part not in [v for v in node.values() if isinstance(v, str)]:   # a label names the option taken
+            return None
+    return tuple(path) if isinstance(node, PLAIN) else None
+
+
+def _scalar_leaves(config: dict[str, Any], at: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for key, value in config.items():
+        if isinstance(value, dict):
+            yield from _scalar_leaves(value, at + (key,))
+        elif isinstance(value, PLAIN):
+            yield at + (key,), value
 
 
 def _as_written(value: Any, distribution: Any) -> Any:
