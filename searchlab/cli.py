@@ -262,8 +262,10 @@ def _run_and_summarise(args: argparse.Namespace, output: Any) -> int:
 
         from searchlab.data.image_cache import check_cache_settings
         from searchlab.summary import best_trials, print_run_header, print_run_summary
-        from searchlab.after_run_export import export_best
         from searchlab.engine.run import refuse_what_cannot_run
+
+        if study.config.export.after_run:   # the exporter brings scikit-learn and the tasks: ~2 s a run need not pay
+            from searchlab.after_run_export import export_best
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)   # our progress bar reports trials and failures
         check_cache_settings()

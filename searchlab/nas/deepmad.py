@@ -26,7 +26,6 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from searchlab.models.zen import _zen_round8
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,8 @@ def _unit(block: dict[str, Any], cin: int, stride: int, before: tuple[int, int],
           side: tuple[int, int]) -> list[Conv]:
     """One sub-layer's convs; `before`/`side`: the sides before and after its stride (1x1 expansions run
     before the strided conv, at the input's side)."""
+    from searchlab.models.zen import _zen_round8
+
     kind, cout, k, ratio = block["type"], block["width"], block["kernel"], block["ratio"]
     if kind == "conv":
         return [Conv(cin, cout, k, 1, stride, side)]

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import FixedTrial, FrozenTrial, TrialState, create_trial
-from scipy.optimize import differential_evolution
 
 from searchlab.config.load import Study
 from searchlab.errors import ConfigError, SearchlabError
@@ -218,6 +217,8 @@ class Program:
             if why:
                 stopped.append(why)
             return bool(why)
+
+        from scipy.optimize import differential_evolution
 
         differential_evolution(self.objective, bounds, integrality=integrality, maxiter=self.settings.iterations,
                                popsize=self.settings.popsize, seed=self.study.config.seed, polish=False, tol=0,

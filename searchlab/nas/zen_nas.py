@@ -22,7 +22,6 @@ from functools import partial
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from searchlab.config.load import Study
@@ -30,7 +29,6 @@ from searchlab.config.schema import usable_cores
 from searchlab.errors import ConfigError, SearchlabError, TrialFailure
 from searchlab.nas.stage import (PROXY_SUFFIX, Checkpoint, Stage, check_task_builds_networks, run_stage,
                                     settings_from_args, stop_asked)
-from searchlab.nas.zen_score import zen_score
 from searchlab.samplers.budget import budget_check
 from searchlab.samplers.evolution import Feasible, Identity, RegularizedEvolutionSampler, sizes_rule_broken
 from searchlab.space import probe_configs
@@ -193,6 +191,8 @@ def _search(study: Study, task: Any, settings: ZenNASSettings, deadline: float |
     scored = sum(t.state == TrialState.COMPLETE for t in before if _scored_network(t))
     draws_left = settings.candidates * MAX_DRAWS - len(before)
     cut_short: str | None = None   # what ended the search early: budget.timeout or a stop (nas/stage.py holds it)
+    import torch   # here: a study of another strategy imports this module without torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)     # one core per scoring thread
     try:
@@ -304,6 +304,8 @@ def _within_budget(trial: optuna.Trial, memory: optuna.Study, study: Study, task
 
 
 def _score(job: Job, settings: ZenNASSettings, seed: int) -> float | Exception:
+    from searchlab.nas.zen_score import zen_score
+
     trial, candidate = job
     try:
         return zen_score(candidate.build, candidate.channels, candidate.image_size, settings.repeats,
