@@ -100,10 +100,13 @@ def check_strategy_space(study: Any) -> None:
     if cfg.class_ is None and cfg.name in SPACE_CHECKS:
         SPACE_CHECKS[cfg.name](study)
     if cfg.class_ is not None:   # a plug-in that refuses a kind of parameter (BruteForceSampler: unstepped floats)
+        from searchlab.strategy_args import refuse_grid_naming_fixed
         from searchlab.strategy_guard import refuse_space_it_cannot_sample
 
         params = [param for param, _ in searchable_params(study.space)]
         sampler = build_sampler(study.config.strategy, study.config.seed, study.base_dir)
+        if isinstance(sampler, optuna.samplers.GridSampler):
+            refuse_grid_naming_fixed(cfg.args.get("search_space"), study.space)
         refuse_space_it_cannot_sample(sampler, cfg.class_, params, dict(cfg.args))
 
 

@@ -151,3 +151,20 @@ def least_of(target: Any, name: str, kinds: list[str] | None, default: Any) -> t
     if kinds and kinds[0] == "int" and name.startswith("n_") and FITS["int"](default) and default >= 0:
         return 0, "a count"
     return None
+
+
+def refuse_grid_naming_fixed(grid: Any, space: Any) -> None:
+    """A GridSampler's search_space key the space fixes (`w: 8`, or `w: {choice: [8]}`, a one-value choice) is
+    no Optuna parameter: it was refused as "a parameter the space does not search", which a choice seemed to be."""
+    from searchlab.space.params import space_fixed_values
+
+    fixed = space_fixed_values(space)
+    for name in grid if isinstance(grid, dict) else ():
+        if (param := fixed.get(name)) is None:
+            continue
+        how = (f"a one-value choice, {{choice: [{param.value!r}]}}, so no parameter is drawn for it" if param.one_choice
+               else "written as a constant")
+        more = f"give space.{name}'s choice more values" if param.one_choice else f"search space.{name} in the space"
+        raise ConfigError(f"the grid names {name}, which the space fixes at {param.value!r} ({how}); the grid need "
+                          "not list it", key=f"strategy.args.search_space.{name}", got=grid[name],
+                          fix=f"drop {name} from strategy.args.search_space, or {more} to search it")

@@ -114,16 +114,18 @@ def not_a_file(path: Path) -> bool:
 
 
 class OutPathError(SearchlabError):
-    """An --out that names nothing a file can be written to (a path under a file, a folder whose parent is
-    missing, a descriptor not open for writing): refused as bad input, with the exit code (2) of every other
-    refused --out (an existing folder, an empty value) and argument. It was 1, so the same mistake exited 2 or 1
+    """An --out that names nothing a file can be written to (a path under a file, a descriptor not open for
+    writing): refused as bad input, with the exit code (2) of every other refused --out (an existing folder, an
+    empty value) and argument. It was 1, so the same mistake exited 2 or 1
     by how it was spelt; 1 stays for a write the system fails (a full disk, no permission: an OSError)."""
 
 
 def out_file(out: str | os.PathLike[str], default_name: str) -> Path:
     """The file an --out names. One ending in a path separator (`--out reports/`) names a folder, written as
     <folder>/<default_name>: Path() drops the separator, and the page was written as a file named `reports`.
-    The folder is made if its parent exists; deeper, a typo would be made into folders, so it is refused."""
+    Its missing folders are made (write_whole), as for a file (`--out a/b/t.csv`) and as export and sample make
+    theirs: a folder two levels down was refused as a likely typo while `a/b/t.csv` made both, now one rule
+    for both spellings of a place."""
     text = os.fspath(out)
     if not text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
         return Path(out)
@@ -132,10 +134,6 @@ def out_file(out: str | os.PathLike[str], default_name: str) -> Path:
         raise OutPathError(f"--out {text} names a folder (it ends in {text[-1]}), but {folder} is a file. Fix: name "
                            f"the file itself (--out {folder}) or another folder")
     refuse_file_as_folder(folder)
-    if not folder.exists() and not folder.parent.is_dir():
-        raise OutPathError(f"--out {text} names a folder (it ends in {text[-1]}), and neither it nor its parent "
-                           f"{folder.parent} exists. Fix: create {folder.parent} first, or name a folder whose parent "
-                           "exists")
     return folder / default_name
 
 

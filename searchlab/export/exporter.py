@@ -75,7 +75,7 @@ def export_run(target: str | Path, out: str | Path, trial_number: int | None = N
             refuse_classifier_options(top_k, tta, given)
         else:
             _check_options(trial_number, top_k, tta, select, bootstrap)
-        with staged(Path(out)) as staging:   # the export appears whole under `out`, or not at all
+        with staged(out) as staging:   # the export appears whole under `out`, or not at all
             if generate:
                 trial = pick_trial(run.study, trial_number)
                 return export_generator(run, trial, trial_checkpoint(run, trial), staging)

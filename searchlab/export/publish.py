@@ -36,14 +36,15 @@ EXPORT_FILES = frozenset({"config.json", "model.py", "weights.safetensors", "tes
 
 
 @contextmanager
-def staged(out: Path) -> Iterator[Path]:
+def staged(out: str | os.PathLike[str]) -> Iterator[Path]:
     """Yields the folder to write the export into; moves it to `out` when the block ends without error.
 
     One export to a folder at a time (a lock on the folder it sits in, which the system drops with a killed
     process): a second one started meanwhile (a user's, beside a run's after-run export) took the first's
     staging folder for a killed export's leftover and deleted it, failing the first. It now waits its turn.
     `--out` given as a symbolic link is published into the folder it points to, the link left in place."""
-    out = _through_link(out)
+    refuse_empty_out(out)
+    out = _through_link(Path(out))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         folder = os.open(out.parent, os.O_RDONLY)
@@ -87,6 +88,13 @@ def when_published(action: Callable[[], None]) -> None:
         action()
     else:
         actions.append(action)
+
+
+def refuse_empty_out(out: str | os.PathLike[str]) -> None:
+    """An empty --out (an unset $OUT in a script) is Path('.'), and was said as "--out  is the folder you are in"."""
+    if not os.fspath(out).strip():
+        raise ExportError(f"--out is empty ({os.fspath(out)!r}), so it names no folder to export to (an empty value "
+                          "reads as the folder you are in). Fix: give a folder path, e.g. --out best")
 
 
 def _through_link(out: Path) -> Path:

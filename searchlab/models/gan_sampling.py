@@ -137,6 +137,9 @@ def _one_class(generator: nn.Module, class_index: Any) -> int | None:
 
 def class_named(value: Any, names: tuple[str, ...] | list[str], arg: str, owner: str, example: str = "") -> int:
     """The class `value` names, by the rule of `searchlab sample --class` and model.sample_class; else why not."""
+    if "bool" in str(getattr(value, "dtype", type(value).__name__)):   # True is an int: it was taken as class 1
+        raise ValueError(f"{arg} {value!r} is a bool, not a class of {owner}. Fix: pass one of {list(names)} (or its "
+                         f"index 0..{len(names) - 1}){example}")
     try:   # its exact name, or an index as sample_images takes one label (an int, a whole float, a 0-d tensor)
         found = [int(_class_indices(value, 1, len(names), tuple(names))[0])]
     except ValueError:   # else its index as text ("1"), folder name as a draw writes it (normal_benign), in any case

@@ -179,7 +179,8 @@ class _Ctx:
                                  got=bounds, fix=f"write {{{kind}: [low, high]}}")
         low, high = bounds
         if not all(math.isfinite(b) for b in bounds):
-            raise self.src.error(here, "bounds must be finite", got=bounds, fix="use finite numbers")
+            raise self.src.error(here, "bounds must be finite numbers (.inf and .nan are not)", got=bounds,
+                                 fix=f"write a finite low and high, e.g. {{{kind}: [low, high]}} with two numbers")
         if low > high:
             raise self.src.error(here, "low must be <= high", got=bounds, fix=f"write [{high}, {low}]")
         if low == high:   # Optuna accepts it, and every trial trained the one value: a constant written as a range

@@ -82,7 +82,7 @@ def _trial_error(schema: type[BaseModel], task: str, config: dict[str, Any], err
         del loc[1]
     key = dotted(tuple(loc))
     written = written_path(space, config, tuple(loc)) if space is not None else tuple(loc)
-    message, own_fix = rule_and_fix(err)
+    message, own_fix = _rule_of(err.get("input"), err)
     rule = f"not a valid {task} config: {message}"
     fix = own_fix or _value_fix(err, key) or "check this parameter's range or choices"
     if err["type"] == "missing":
@@ -135,6 +135,8 @@ def _searched_error(schema: type[BaseModel], task: str, config: dict[str, Any], 
 
 def _value_fix(err: Error, key: str) -> str | None:
     """pydantic's fix, with the allowed value closest to a misspelt one first (sep_conv_3x4: sep_conv_3x3)."""
+    if _not_finite(err.get("input"), err):   # pydantic's rule for it is "a finite number" or a bound it does not break
+        return f"write a finite number in place of {err['input']} (.inf and .nan are no setting's value)"
     close = close_names(str(err.get("input")), _allowed(err), cutoff=VALUE_CUTOFF)
     return f"did you mean {', '.join(close)}?" if close else pydantic_fix(err, key)
 
@@ -145,7 +147,7 @@ def _searched_value_error(task: str, param: Any, name: str, bad: list[tuple[Any,
     each with its rule; a choice with the allowed value it likely meant, a range with the range that fits."""
     leaf = name.rsplit(".", 1)[-1]
     if hasattr(param, "choices"):
-        messages = dict.fromkeys(rule_and_fix(err)[0] for _, err in bad)
+        messages = dict.fromkeys(_rule_of(member, err)[0] for member, err in bad)
         members = [member for member, _ in bad]
         fixes = (limit and _choice_fix(param.choices, leaf, bad, limit)) or \
             "; ".join(_replacement(member, err) for member, err in bad)
@@ -158,7 +160,23 @@ def _searched_value_error(task: str, param: Any, name: str, bad: list[tuple[Any,
             f"the space searches {[param.low, param.high]} for '{name}': {_range_fix(param, leaf, ends, limit)}")
 
 
+def _not_finite(value: Any, err: Error) -> bool:
+    """.inf or .nan where the schema wants a finite number, or a number within bounds (not where it wants text)."""
+    wants_a_number = err["type"] == "finite_number" or err["type"].startswith(("greater", "less"))
+    return wants_a_number and isinstance(value, float) and not math.isfinite(value)
+
+
+def _rule_of(value: Any, err: Error) -> tuple[str, str | None]:
+    """The schema's rule and own fix for `value`; for .inf or .nan, that it is not a finite number: pydantic said
+    'Input should be less than or equal to 10' of a nan, which is not above 10."""
+    if _not_finite(value, err):
+        return f"{value} is not a finite number", None
+    return rule_and_fix(err)
+
+
 def _replacement(member: Any, err: Error) -> str:
+    if _not_finite(member, err):
+        return f"remove {member!r} (not a finite number), or write a finite number in its place"
     allowed = _allowed(err)
     close = close_names(str(member), allowed, n=1, cutoff=VALUE_CUTOFF)
     if close:
