@@ -13,6 +13,8 @@ joiner reads how the stage ended: its designs queued (nas/stage.py stage_queued)
 (the runner was killed, stopped, refused, or its budget.timeout cut the stage short), and it continues the stage
 itself as the next `searchlab run` would (from the chunks written), then trains: the user started it to run the
 study, and stopping would only make them type the command again. Other joiners wait on its lock meanwhile.
+A waiting joiner marks the folder (nas/stage_live.py waiting_marker): `searchlab status` counts the runs waiting
+without touching the lock.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import Any, TextIO
 import optuna
 
 from searchlab.nas.stage import DESIGN_SUFFIX, PROXY_SUFFIX, stage_queued, stage_said
+from searchlab.nas.stage_live import waiting_marker
 
 PREPARE_LOCK = ".prepare.lock"   # in the run folder
 POLL_SECONDS = 0.5
@@ -96,6 +99,11 @@ def _waited(fh: TextIO, study: Any, ostudy: optuna.Study, suffix: str, deadline:
           f"({said.strip() if said else 'nothing written yet'}); this run's workers start once it has queued its "
           "designs" + (f" (its budget.timeout of {timeout:g} s counts while it waits)" if timeout else ""),
           file=sys.stderr, flush=True)
+    with waiting_marker(study.run_dir):   # `searchlab status` counts the runs waiting (it takes no lock)
+        return _polled(fh, timeout, deadline)
+
+
+def _polled(fh: TextIO, timeout: float | None, deadline: float | None) -> bool:
     while not _try_lock(fh):
         if deadline is not None and time.time() >= deadline:
             print(f"note: budget.timeout ({timeout:g} s) ran out while this run waited for the other run's stage "

@@ -78,7 +78,8 @@ def prepare_deepmad(study: Study, main: optuna.Study, args: dict[str, Any],
                   lambda before, state, checkpoint: program().stage(deadline, before, state, checkpoint), stage_args,
                   grows="iterations", top_k=settings.top_k, score_attr="entropy",
                   network_of=lambda trial: program().model(trial.params).describe(),
-                  storage_url=study.storage_url, budget=study.config.budget, population=main_population(settings))
+                  storage_url=study.storage_url, budget=study.config.budget, population=main_population(settings),
+                  deadline=deadline)
     return run_stage(main, stage)
 
 

@@ -3,6 +3,8 @@
 A stage scores architectures without training them, records them as a study of its own in the main
 study's storage (`<study><suffix>`, written in chunks as it searches, every CHUNK_SECONDS, each with where the
 search got to), with the arguments it ran with, marks it done, and queues the best in the main study. On resume:
+- one another run of the study searches now (another folder or machine on the storage: its writer's stamp is
+  fresh, nas/stage_live.py) is waited for, then used as below (continued if its run died meanwhile);
 - a finished stage run with the same arguments is reused as it is;
 - one that budget.timeout or a stop (Ctrl-C, SIGTERM: the search ends at its next check, writes what it scored
   and the stop then proceeds) cut short is continued (its trials kept, the search going on to what was asked),
@@ -32,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.engine.bulk import bulk_add_trials
 from searchlab.engine.signals import Interrupted, hold_stops, raise_if_stopped, release_stops
+from searchlab.nas.stage_live import WRITER, live_writer, stamping, wait_for_stage, writer_stamp
 from searchlab.errors import ConfigError, SearchlabError, shown_url
 from searchlab.suggest import did_you_mean
 
@@ -76,6 +79,7 @@ class Stage:
     budget: Any = None             # this run's budget.* limits: a reused stage's designs over them are not queued
     population: int | None = None  # the main study's evolution population: trials before it completes are random
     carried: tuple[str, ...] = ()  # user attrs of a scored trial its queued design carries beside its score
+    deadline: float | None = None  # budget.timeout's end (None: from when a wait for another run's stage begins)
 
 
 def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
@@ -83,6 +87,8 @@ def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
     has finished; returns its trials."""
     record = optuna.create_study(study_name=stage.name, storage=main._storage, direction="maximize",
                                  load_if_exists=True)
+    if not _waited_elsewhere(main, record, stage):
+        return record.get_trials(deepcopy=False)   # budget.timeout ran out waiting: nothing queued, nothing trains
     trials = record.get_trials(deepcopy=False)
     if _to_run(record, trials, stage):
         trials = _run(main, record, trials, stage)
@@ -93,6 +99,26 @@ def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
         if said := short_queue_warning(main, stage, over_budget=_scored(within) < _scored(trials)):
             print(f"warning: {said}", file=sys.stderr)
     return trials
+
+
+def _waited_elsewhere(main: optuna.Study, record: optuna.Study, stage: Stage) -> bool:
+    """Wait while another run of the study (another folder or machine on this storage) searches the stage
+    (nas/stage_live.py); False when budget.timeout ran out first. Its live chunks read as a killed stage's, and
+    this run continued it beside it: two searches wrote one record."""
+    timeout = getattr(stage.budget, "timeout", None)
+    deadline = stage.deadline if stage.deadline is not None else time.time() + timeout if timeout else None
+    return wait_for_stage(stage.name, lambda: _written_elsewhere(main, record), CHUNK_SECONDS, deadline)
+
+
+def _written_elsewhere(main: optuna.Study, record: optuna.Study) -> str | None:
+    """Who searches the recorded stage now, in another run (None: nobody; it finished, was cut short or killed)."""
+    attrs = record.user_attrs
+    if attrs.get(DONE) or attrs.get(CUT):
+        return None
+    # unstamped chunks (a searchlab before the stamp) are dated by their run's span; a record with no chunk by none:
+    # the span is of an earlier stage (one deleted to search afresh was waited for)
+    spans = main.user_attrs.get(SPANS) if attrs.get(ARGS) is not None else None
+    return live_writer(attrs.get(WRITER), spans, CHUNK_SECONDS)
 
 
 def short_queue_warning(main: optuna.Study, stage: Stage, over_budget: bool) -> str | None:
@@ -233,7 +259,9 @@ def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], st
     hold_stops()
     try:
         chunks = _Chunks(main, record, stage, started)
-        new, cut, state = stage.produce(list(before), record.user_attrs.get(STATE), chunks)
+        record.set_user_attr(WRITER, writer_stamp())   # claimed before its first chunk: another run waits for it
+        with stamping(lambda: record.set_user_attr(WRITER, writer_stamp()), CHUNK_SECONDS):
+            new, cut, state = stage.produce(list(before), record.user_attrs.get(STATE), chunks)
         chunks.write(new[chunks.written:], state, cut)
     finally:
         release_stops()
@@ -271,18 +299,21 @@ class _Chunks:
     def write(self, trials: list[FrozenTrial], state: Any, cut: str | None, running: bool = False) -> None:
         """Append `trials` (the next of the new ones) and record where the search got to: still `running`, or
         ended (cut short by `cut`, or done)."""
-        bulk_add_trials(self.record, trials, {ARGS: self.stage.args, STATE: state, CUT: cut,
+        bulk_add_trials(self.record, trials, {ARGS: self.stage.args, STATE: state, CUT: cut, WRITER: writer_stamp(),
                                               DONE: not running and cut is None, QUEUED: False})
         self.written += len(trials)
         self.main.set_user_attr(SPANS, [*self.spans, [self.started, time.time()]])
 
 
-def stage_said(main: optuna.Study, suffixes: tuple[str, ...], running: bool | None = False) -> str | None:
+def stage_said(main: optuna.Study, suffixes: tuple[str, ...], running: bool | None = False,
+               waiting: int = 0) -> str | None:
     """`searchlab status`'s line for the stage recorded beside `main` (`<study><suffix>`), if any: how many networks
     it scored and whether it finished. A stage stopped before the first trial left the main study at 0 trials,
     and status said nothing of the networks kept for the next run to continue. `running`: whether the study's
     latest run is running (None: on another machine, which this one cannot tell): the chunks of a stage still
-    searching read as those of a killed one, which status said of a live run."""
+    searching read as those of a killed one, which status said of a live run. A stage whose writer stamps it
+    still (stage_live.live_writer) is running too. `waiting`: runs of the folder that joined its runner and wait
+    for the stage (stage_live.waiting_runs): status counted them as running, and said nothing of why."""
     for suffix in suffixes:
         try:
             record = optuna.load_study(study_name=main.study_name + suffix, storage=main._storage)
@@ -293,10 +324,13 @@ def stage_said(main: optuna.Study, suffixes: tuple[str, ...], running: bool | No
         if record.user_attrs.get(DONE):
             return f"  stage before training: finished, {counts}"
         cut = _how_cut(record, trials)   # by budget.timeout, a stop or a kill
-        if cut == KILLED and running is not False:
-            return (f"  stage before training: {'running' if running else 'unfinished'}, {counts} written so far"
-                    + ("" if running else "; running on another machine, or killed there (the next `searchlab "
-                       "run` of this study continues it)"))
+        live = cut in (None, KILLED) and _written_elsewhere(main, record) is not None
+        if live or (cut == KILLED and running is not False):
+            written = f"{counts} written so far" if trials else f"nothing written yet (study '{record.study_name}')"
+            return (f"  stage before training: {'running' if live or running else 'unfinished'}, {written}"
+                    + _waiters_said(waiting) + ("" if live or running else "; running on another machine, or "
+                                                      "killed there (the next `searchlab run` of this study continues "
+                                                      "it)"))
         if cut:
             return (f"  stage before training: cut short by {cut}; kept: {counts}. The next `searchlab run` of "
                     "this study continues it, then queues its best")
@@ -304,7 +338,13 @@ def stage_said(main: optuna.Study, suffixes: tuple[str, ...], running: bool | No
             return (f"  stage before training: unfinished ({len(trials)} networks written by a run killed while "
                     f"recording them); the next run refuses it. Fix: delete the study '{record.study_name}' "
                     "(optuna delete-study) and run again")
-    return None
+    # its runner recovers what a killed run left, or its stage has not stamped its record yet
+    return f"  stage before training: being prepared, nothing written yet{_waiters_said(waiting)}" if waiting else None
+
+
+def _waiters_said(waiting: int) -> str:
+    return (f"; {waiting} joined run(s) of this folder wait for it (their workers start once it has queued its "
+            "designs)") if waiting else ""
 
 
 def stage_queued(main: optuna.Study, name: str) -> bool:
