@@ -8,6 +8,7 @@ import fcntl
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,17 +31,48 @@ def test_an_export_waits_for_another_writing_beside_it_and_leaves_its_staging_al
     proc = subprocess.Popen([sys.executable, "-m", "searchlab.cli", "export", str(tmp_path / "run"), "--out",
                              str(tmp_path / "exports" / "best"), "--bootstrap", "100"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    said = _StreamLines(proc.stderr)
     try:
-        time.sleep(8)   # long enough to load, score the test split and reach the folder
-        assert proc.poll() is None, proc.communicate()
+        # it reached the folder (loaded, scored the test split) once it says it waits: no fixed 8 s sleep
+        assert said.wait_for("another export is writing in", seconds=240), (proc.poll(), said.lines)
+        time.sleep(1)   # and it stays waiting while the lock is held
+        assert proc.poll() is None, said.lines
         assert not (tmp_path / "exports" / "best").exists()   # waiting its turn
         assert (live / "weights.safetensors").read_bytes() == b"half"
     finally:
         os.close(folder)   # the other export is done: its turn
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert "another export is writing in" in err and (tmp_path / "exports" / "best" / "config.json").is_file()
+    proc.stdout.read()
+    assert proc.wait(timeout=300) == 0, said.lines
+    said.thread.join(timeout=60)
+    assert (tmp_path / "exports" / "best" / "config.json").is_file()
     assert not live.exists()   # no export holds it now: a leftover
+
+
+class _StreamLines:
+    """A process's stream read line by line in a thread, so a test can wait for a line with a deadline."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.lines.append(None)   # end of the stream
+            self.changed.notify_all()
+
+    def wait_for(self, text: str, seconds: float) -> bool:
+        def seen():
+            return any(line is None or text in line for line in self.lines)
+
+        with self.changed:
+            self.changed.wait_for(seen, timeout=seconds)
+            return any(line is not None and text in line for line in self.lines)
 
 
 def test_an_export_made_while_trials_run_says_it_is_the_best_so_far(write_study, tmp_path, capsys):

@@ -23,31 +23,34 @@ def _split(trials):
 
 
 def test_a_trial_past_its_time_limit_is_killed_and_failed_with_the_reason(write_study, tmp_path):
-    extra = "\nbudget: {n_trials: 4, trial_timeout: 3, max_failed: 2}\n"
+    # 2 s: a config that does not hang returns at once, so any limit above a scheduling hiccup tells them apart
+    extra = "\nbudget: {n_trials: 4, trial_timeout: 2, max_failed: 2}\n"
     text = callable_study(write_study, fn="hangs_when_positive", n=4).read_text().replace("budget: {n_trials: 4}\n", "")
     started = time.time()
     run_study(load_study(write_study(text + extra)), progress=False)
     complete, failed = _split(_trials(tmp_path))
     assert time.time() - started < 90                                   # the hangs did not hold the study
     assert failed and all(t.params["x"] > 0 for t in failed)
-    assert all(t.user_attrs["error"].startswith("exceeded budget.trial_timeout=3 s") for t in failed)
+    assert all(t.user_attrs["error"].startswith("exceeded budget.trial_timeout=2 s") for t in failed)
     assert all("retry_of" not in t.user_attrs for t in complete + failed)   # a hang is not retried
     assert all(t.params["x"] <= 0 for t in complete) and (len(complete) == 4 or len(failed) == 2)
 
 
 def test_a_worker_killed_mid_trial_fails_that_trial_whose_config_is_retried(write_study, tmp_path):
-    extra = "\nexecutor: {workers: 2, max_retries: 1}\nbudget: {n_trials: 4, max_failed: 4}\n"
+    # max_failed 2, not 4: each killed attempt costs a new worker process (seconds of imports); two killed configs,
+    # each retried once, check the same as four
+    extra = "\nexecutor: {workers: 2, max_retries: 1}\nbudget: {n_trials: 4, max_failed: 2}\n"
     text = callable_study(write_study, fn="dies_when_positive", n=4).read_text().replace("budget: {n_trials: 4}\n", "")
     run_study(load_study(write_study(text + extra)), progress=False)
     trials = _trials(tmp_path)
     # A retry queued just as a budget was reached stays queued (the run names it): the 4th completed trial, or
-    # the 4th config failed for good, can land while the other worker's killed config waits for its retry.
+    # the 2nd config failed for good, can land while the other worker's killed config waits for its retry.
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     complete, failed = _split([t for t in trials if t not in waiting])
     originals = [t for t in failed if "retry_of" not in t.user_attrs]
     retries = {t.user_attrs["retry_of"]: t for t in failed + waiting if "retry_of" in t.user_attrs}
     assert all("retry_of" in t.user_attrs for t in waiting)
-    assert not waiting or len(complete) >= 4 or len([t for t in originals if retries[t.number] in failed]) >= 4
+    assert not waiting or len(complete) >= 4 or len([t for t in originals if retries[t.number] in failed]) >= 2
     assert failed and all("killed by SIGKILL" in t.user_attrs["error"] for t in failed)
     for trial in originals:   # retried once (max_retries: 1) with the same config, then left failed
         assert trial.number in retries and retries[trial.number].params == trial.params

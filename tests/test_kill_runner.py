@@ -23,16 +23,19 @@ def test_a_run_killed_again_and_again_keeps_every_invariant(write_study, tmp_pat
     study = write_study(text + extra)
     watch = StudyWatch(f"sqlite:///{tmp_path / 'run' / 'study.db'}", "fake", 6, tmp_path / "run" / "artifacts")
     tests_dir = str(Path(__file__).parent)
-    report = kill_loop(study, watch, kills=5, seed=1, window=(2.5, 5.0),
+    # 4 kills, not 5: on a quiet machine the 5th was never reached (the run ended inside its window), on a busy one
+    # it added a restart; the first 4 windows are the same draws, and the assertion still asks for 3 kills
+    report = kill_loop(study, watch, kills=4, seed=1, window=(2.5, 5.0),
                        env={"PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))})
     # a run that gets through its last trials within a kill window ends the loop early: how many kills come
-    # first depends on the machine's speed (a quiet one did 4 of 5), each of them checked all the same
+    # first depends on the machine's speed, each of them checked all the same
     assert report.violations == [] and report.kills >= 3 and report.complete == 6
 
 
 def test_an_export_killed_at_any_moment_leaves_a_whole_export_or_none(write_study, tmp_path):
     run_study(load_study(write_study(TINY_CLASSIFY)), progress=False)
-    report = export_kill_loop(tmp_path / "run", tmp_path / "best", attempts=4, seed=0)
+    # 3 attempts: 2 killed at random fractions of an export, the last left to finish (a whole export)
+    report = export_kill_loop(tmp_path / "run", tmp_path / "best", attempts=3, seed=0)
     assert report.violations == [] and report.kills >= 1 and report.complete >= 1
 
 
