@@ -109,8 +109,9 @@ def _add_fixed_values(rows: list[dict[str, Any]], configs: list[Any]) -> None:
     searched = {column for row in rows for column in row if column.startswith("params.")}
     covered: set[tuple[str, ...]] = set()
     for row, config in zip(rows, configs):
+        drawn = [column.removeprefix("params.") for column in row if column.startswith("params.")]
         for column in searched:
-            path = _config_path(column.removeprefix("params.").split("."), config)
+            path = _config_path(column.removeprefix("params.").split("."), config, drawn)
             if path is not None:
                 covered.add(path)
                 row.setdefault(column, value_at(config, path))
@@ -123,19 +124,20 @@ def _add_fixed_values(rows: list[dict[str, Any]], configs: list[Any]) -> None:
                     row["config." + ".".join(path)] = value
 
 
-def _config_path(parts: list[str], config: dict[str, Any]) -> tuple[str, ...] | None:
+def _config_path(parts: list[str], config: dict[str, Any], drawn: list[str]) -> tuple[str, ...] | None:
     """Where a parameter's value sits in a trial's config: its name less the one_of labels on the way
-    (params.model.cnn.width is config model.width when the trial's model is the cnn option); None when the trial
-    has no plain value there (a branch it did not take)."""
+    (params.model.cnn.width is config model.width when the trial took the cnn option: it drew another parameter
+    named model.cnn.*); None when the trial has no plain value there, or it cannot be told that the trial took
+    that option (a config value that only happens to equal an option's name, `norm: timm`, proves nothing)."""
     node: Any = config
     path: list[str] = []
-    for part in parts:
+    for at, part in enumerate(parts):
         if not isinstance(node, dict):
             return None
         if part in node:
             node = node[part]
             path.append(part)
-        elif part not in [v for v in node.values() if isinstance(v, str)]:   # a label names the option taken
+        elif not any(name.startswith(".".join(parts[:at + 1]) + ".") for name in drawn):
             return None
     return tuple(path) if isinstance(node, PLAIN) else None
 

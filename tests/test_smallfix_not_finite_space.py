@@ -43,3 +43,8 @@ def test_a_range_with_a_non_finite_end_asks_for_a_finite_low_and_high():
 def test_a_finite_value_outside_a_bound_keeps_the_bounds_fix():
     said = _refusal("quickstart.yaml", "space.optim.lr={choice: [0.1, 20.0]}")
     assert "remove 20.0 (give a value <= 10" in said
+
+
+def test_an_infinite_step_is_said_to_be_not_finite_not_not_positive():
+    said = _refusal("quickstart.yaml", "space.optim.lr={float: [1.0e-3, 1.0e-2], step: .inf}")
+    assert "step must be a finite positive number" in said   # inf is positive: "a positive number" misled

@@ -43,7 +43,9 @@ def test_a_setting_every_trial_ran_at_one_value_gets_no_column(write_study, tmp_
 def test_a_branch_parameter_is_found_under_the_option_the_trial_took_and_only_there():
     from searchlab.trials_table import _config_path
 
-    took_cnn = {"model": {"kind": "cnn", "width": 8, "stages": [1, 2]}}
-    assert _config_path(["model", "cnn", "width"], took_cnn) == ("model", "width")
-    assert _config_path(["model", "timm", "width"], took_cnn) is None   # the option it did not take
-    assert _config_path(["model", "stages"], took_cnn) is None   # a list: no cell of its own
+    took_cnn = {"model": {"kind": "cnn", "norm": "timm", "width": 8, "stages": [1, 2]}}
+    drawn = ["model.cnn.depth"]
+    assert _config_path(["model", "cnn", "width"], took_cnn, drawn) == ("model", "width")
+    assert _config_path(["model", "timm", "width"], took_cnn, drawn) is None   # the option it did not take
+    assert _config_path(["model", "cnn", "width"], took_cnn, []) is None   # nothing drawn says it took cnn
+    assert _config_path(["model", "stages"], took_cnn, drawn) is None   # a list: no cell of its own

@@ -194,7 +194,8 @@ class _Ctx:
             raise self.src.error(here, "a log range needs low > 0", got=bounds, fix="raise low above 0 or drop log")
         if step is not None:
             if not isinstance(step, number) or isinstance(step, bool) or not math.isfinite(step) or step <= 0:
-                raise self.src.error(at + ("step",), f"step must be a positive {'integer' if kind == 'int' else 'number'}",
+                what = "integer" if kind == "int" else "number"   # finite: .inf is positive, and no step
+                raise self.src.error(at + ("step",), f"step must be a finite positive {what}",
                                      got=step, fix=f"e.g. step: {1 if kind == 'int' else (high - low) / 10:g}, or "
                                      "leave step out for every value in the range")
             if log and step != 1:
