@@ -317,7 +317,7 @@ def _stage_said(study: optuna.Study, run_dir: Path) -> str | None:
     from searchlab.nas.stage_live import waiting_runs
 
     # the waiting runs by their markers: a status taking the prepare lock, even for an instant, could stop them waiting
-    return stage_said(study, (PROXY_SUFFIX, DESIGN_SUFFIX), latest_run_live(study, _run_in_progress(run_dir)),
+    return stage_said(study, (PROXY_SUFFIX, DESIGN_SUFFIX), latest_run_live(study, _run_in_progress(run_dir), run_dir),
                       waiting=waiting_runs(run_dir))
 
 

@@ -93,6 +93,29 @@ def test_status_tells_runners_that_joined_a_run_from_runs_that_ended_without_a_w
     assert "3 ended without a word" in idle and idle.endswith("ended without a word (user attr searchlab_runs)")
 
 
+def test_status_of_one_folder_says_live_runs_of_another_folder_running_not_ended(tmp_path):
+    """Runs of one study from two folders share its run list: status of folder A called folder B's live run
+    "ended without a word" (A's lock was not held), and a live run that was not the latest went unsaid."""
+    import os
+    import socket
+
+    from searchlab.engine.run_history import latest_run_live, runs_line
+
+    here, a, b = socket.gethostname(), tmp_path / "a", tmp_path / "b"
+    study = optuna.create_study()
+    study.set_user_attr(KEY, [
+        {"started_utc": "2026-12-07T01:00:00+00:00", "host": here, "pid": os.getpid(), "run_dir": str(b),
+         "stopped_by": None},
+        {"started_utc": "2026-12-07T01:05:00+00:00", "host": here, "pid": os.getpid(), "run_dir": str(a),
+         "stopped_by": "budget.timeout", "trials_finished": 0}])
+    said = runs_line(study, in_progress=False, run_dir=a)
+    assert f"1 running on this machine from another run folder of the study ({b})" in said
+    assert "ended without a word" not in said and "the latest, started 2026-12-07T01:05:00+00:00, stopped by" in said
+    assert "1 running on this machine;" in runs_line(study, in_progress=True, run_dir=b)   # B's own, not the latest
+    study.set_user_attr(KEY, list(reversed(study.user_attrs[KEY])))
+    assert latest_run_live(study, False, a) is True   # B's live run, the latest: running, A's lock or not
+
+
 def test_a_run_starting_while_status_probes_the_lock_still_knows_it_is_alone(tmp_path):
     """status probes the run folder's lock exclusively for an instant; a run starting in that instant took
     itself for a joining worker (and skipped recovering a killed run's trials). A runner's shared lock, held

@@ -62,7 +62,7 @@ def run_entry(ostudy: optuna.Study, run_dir: Path, started: float,
     memory or with its machine never reached record_run and left no trace (6 of 33 runs in the long-studies
     audit); now it stays as a run that ended without a word. One that raised says so, with the trials it
     `finished` (a plug-in strategy's error at trial 1 was recorded as 0 finished beside 1 complete)."""
-    _write(ostudy, run_dir, {**_key(started), "stopped_by": None})
+    _write(ostudy, run_dir, {**_key(started), "run_dir": _folder(run_dir), "stopped_by": None})
     try:
         yield
     except BaseException as exc:
@@ -74,7 +74,8 @@ def run_entry(ostudy: optuna.Study, run_dir: Path, started: float,
 
 def record_run(ostudy: optuna.Study, run_dir: Path, started: float, seconds: float, stopped_by: str,
                finished: int, warnings: list[str]) -> None:
-    _write(ostudy, run_dir, {**_key(started), "seconds": round(seconds, 1), "stopped_by": stopped_by,
+    _write(ostudy, run_dir, {**_key(started), "run_dir": _folder(run_dir), "seconds": round(seconds, 1),
+                             "stopped_by": stopped_by,
                              "trials_finished": finished, "start_warnings": warnings})
 
 
@@ -82,6 +83,12 @@ def _key(started: float) -> dict[str, Any]:
     """What tells this run's entry from another runner's of the folder started in the same second."""
     return {"started_utc": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
             "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _folder(run_dir: Path | None) -> str | None:
+    """The run folder a run entry names: runs of one study from several folders share its list (`status` of one
+    folder said another folder's live run "ended without a word", as its own folder's lock was not held)."""
+    return str(Path(run_dir).resolve()) if run_dir is not None else None
 
 
 def _write(ostudy: optuna.Study, run_dir: Path, entry: dict[str, Any]) -> None:
@@ -123,20 +130,27 @@ def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = No
     runs = ostudy.user_attrs.get(KEY)
     if not isinstance(runs, list) or not runs:
         return None
+    here = _folder(run_dir)
     open_ = [run for run in runs if run.get("stopped_by", "") is None]
-    running = [run for run in open_ if in_progress and _alive_here(run)]
+    running = [run for run in open_ if _running(run, in_progress, here)]
     elsewhere = [run for run in open_ if run not in running and run.get("host") != socket.gethostname()]
     unsaid = [run for run in open_ if run not in running and run not in elsewhere]
     said = f"{len(runs)} recorded (the latest {KEPT} are kept)" if len(runs) >= KEPT else f"{len(runs)} recorded"
-    if len(running) > 1:
-        said += f"; {len(running)} running on this machine (a run of the folder joined by more)"
+    latest = runs[-1]
+    ours = [run for run in running if run.get("run_dir") in (None, here)]
+    if len(ours) > 1 or (ours and latest not in ours):   # the latest's own words say one that is the latest
+        said += f"; {len(ours)} running on this machine" + (" (a run of the folder joined by more)" if len(ours) > 1
+                                                              else "")
+    if theirs := [run for run in running if run not in ours]:
+        folders = sorted({run["run_dir"] for run in theirs})
+        said += (f"; {len(theirs)} running on this machine from another run folder of the study "
+                 f"({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''})")
     if elsewhere:
         said += (f"; {len(elsewhere)} on other machines without an end: running there, or ended without a word "
                  "(this machine cannot tell)")
     if unsaid:
         said += (f"; {len(unsaid)} ended without a word (killed -9, out of memory, a lost machine: the next run "
                  f"on its own fails and re-queues their running trials), the last started {unsaid[-1]['started_utc']}")
-    latest = runs[-1]
     now = ("is running" if latest in running else
            f"{_ended(latest['stopped_by'])}, {latest.get('trials_finished', 0)} trial(s) finished"
            if latest.get("stopped_by") else "on another machine, without an end" if latest in elsewhere
@@ -144,7 +158,7 @@ def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = No
     return f"runs:      {said}; the latest, started {latest.get('started_utc')}, {now} (user attr {KEY})"
 
 
-def latest_run_live(ostudy: optuna.Study, in_progress: bool) -> bool | None:
+def latest_run_live(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = None) -> bool | None:
     """Whether the study's latest run is running now, as runs_line says it (`in_progress` as there): True, False
     (it ended, or ended without a word), or None (on another machine, without an end: this one cannot tell)."""
     runs = ostudy.user_attrs.get(KEY)
@@ -153,7 +167,16 @@ def latest_run_live(ostudy: optuna.Study, in_progress: bool) -> bool | None:
         return False
     if latest.get("host") != socket.gethostname():
         return None
-    return in_progress and _alive_here(latest)
+    return _running(latest, in_progress, _folder(run_dir))
+
+
+def _running(run: dict[str, Any], in_progress: bool, folder: str | None) -> bool:
+    """A run without an end is running: its process lives on this machine, and for a run of `folder` (or one
+    recorded before entries named their folder), the folder's lock is held too (a pid reused since would read
+    as alive). A run of another folder has no lock this status can see: its live process alone says so."""
+    if not _alive_here(run):
+        return False
+    return in_progress if run.get("run_dir") in (None, folder) else True
 
 
 def latest_start_warnings(ostudy: optuna.Study) -> tuple[str, list[str]] | None:

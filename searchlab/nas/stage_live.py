@@ -10,7 +10,7 @@ alive where this machine can tell (its own host), is running elsewhere: the run 
 `searchlab status` reads the same stamp, and counts the runs of the folder that wait for its stage: each writes a
 marker (`.stage_waiting.<pid>`) while it waits and removes it after (a killed one's is told by its dead pid). It
 takes no lock: the folder's prepare lock taken by a status at the instant the sole runner took it with LOCK_NB
-would have stopped joiners from waiting for the stage. Standard library only: `status` imports it (no torch).
+would have stopped joiners from waiting for the stage. No torch: `status` imports it.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from searchlab.engine.run_history import pid_alive
 from searchlab.engine.signals import raise_if_stopped
 
 WRITER = "searchlab:stage_writer"   # on the stage's study: {"host", "pid", "at"} of its latest write
@@ -86,15 +87,7 @@ def _last_span_end(spans: Any) -> float | None:
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # another user's process: alive
-        return True
-    return True
+    return isinstance(pid, int) and pid > 0 and pid_alive(pid)   # kill(0, 0) would signal this process group
 
 
 def wait_for_stage(name: str, still_written: Callable[[], str | None], chunk_seconds: float,
