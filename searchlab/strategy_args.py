@@ -156,9 +156,9 @@ def least_of(target: Any, name: str, kinds: list[str] | None, default: Any) -> t
 def refuse_grid_naming_fixed(grid: Any, space: Any) -> None:
     """A GridSampler's search_space key the space fixes (`w: 8`, or `w: {choice: [8]}`, a one-value choice) is
     no Optuna parameter: it was refused as "a parameter the space does not search", which a choice seemed to be."""
-    from searchlab.space.params import space_fixed_values
+    from searchlab.space.sample import fixed_params
 
-    fixed = space_fixed_values(space)
+    fixed = {param.name: param for param, _ in fixed_params(space)}
     for name in grid if isinstance(grid, dict) else ():
         if (param := fixed.get(name)) is None:
             continue

@@ -113,17 +113,6 @@ Node = Union[FloatParam, IntParam, CategoricalParam, FixedParam, Group, Branch]
 SEARCHABLE = (FloatParam, IntParam, CategoricalParam)
 
 
-def space_fixed_values(group: Group) -> dict[str, FixedParam]:
-    """Every value the space fixes (no Optuna parameter), by its dotted name, those in a branch's options too."""
-    found: dict[str, FixedParam] = {}
-    for _, node in group.entries:
-        if isinstance(node, FixedParam):
-            found[node.name] = node
-        for inner in (node,) if isinstance(node, Group) else dict(getattr(node, "options", ())).values():
-            found.update(space_fixed_values(inner))
-    return found
-
-
 def written_path(space: Group, config: dict[str, Any], path: tuple[str | int, ...]) -> tuple[str | int, ...]:
     """`path` of a sampled config as the space's YAML writes it: the option a config took is named after its
     section (`gan.latent` of a dcgan trial is written at `gan.one_of.dcgan.latent`), so an error names the line

@@ -77,20 +77,23 @@ def _walk(group: Group, needs: dict[str, Any]) -> Iterator[tuple[Searchable, dic
                 yield from _walk(option, needs_here)
 
 
-def fixed_needs(group: Group, needs: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """The branch selections each fixed value needs to exist ({selector: label}, by its dotted name), as
-    searchable_params gives a searched parameter's: a point naming one checks that it takes that branch."""
-    found: dict[str, dict[str, Any]] = {}
+def fixed_params(group: Group, needs: dict[str, Any] | None = None) -> Iterator[tuple[FixedParam, dict[str, Any]]]:
+    """Every value the space fixes (those in a branch's options too), with the branch selections it needs to
+    exist ({selector: label}), as searchable_params gives a searched parameter's."""
     for _, node in group.entries:
         if isinstance(node, FixedParam):
-            found[node.name] = needs or {}
+            yield node, needs or {}
         elif isinstance(node, Group):
-            found.update(fixed_needs(node, needs))
+            yield from fixed_params(node, needs)
         elif isinstance(node, Branch):
             for label, option in node.options:
-                found.update(fixed_needs(option, {**(needs or {}), node.name: label} if len(node.labels) > 1
-                                         else needs))
-    return found
+                yield from fixed_params(option, {**(needs or {}), node.name: label} if len(node.labels) > 1 else needs)
+
+
+def fixed_needs(group: Group) -> dict[str, dict[str, Any]]:
+    """The branch selections each fixed value needs, by its dotted name: a point naming one checks that it takes
+    that branch."""
+    return {param.name: needs for param, needs in fixed_params(group)}
 
 
 def fixed_values(group: Group) -> dict[str, Any]:
