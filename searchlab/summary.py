@@ -314,11 +314,11 @@ def print_status(run: OpenRun, top: int) -> None:
 
 def _stage_said(study: optuna.Study, run_dir: Path) -> str | None:
     from searchlab.nas.stage import DESIGN_SUFFIX, PROXY_SUFFIX, stage_said   # no torch: status stays light
-    from searchlab.nas.stage_live import waiting_runs
+    from searchlab.nas.stage_live import runs_waiting_elsewhere, waiting_runs
 
     # the waiting runs by their markers: a status taking the prepare lock, even for an instant, could stop them waiting
     return stage_said(study, (PROXY_SUFFIX, DESIGN_SUFFIX), latest_run_live(study, _run_in_progress(run_dir), run_dir),
-                      waiting=waiting_runs(run_dir))
+                      waiting=waiting_runs(run_dir), elsewhere=runs_waiting_elsewhere(run_dir))
 
 
 def _waiting_for_ray(study: optuna.Study, setup: dict[str, Any] | None, run_here: bool = True) -> str | None:

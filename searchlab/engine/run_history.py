@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import optuna
+
+from searchlab.engine.host_locks import open_host_lock
 
 KEY = "searchlab_runs"
 KEPT = 100   # runs listed; a study resumed more often keeps the latest
@@ -95,7 +95,7 @@ def _write(ostudy: optuna.Study, run_dir: Path, entry: dict[str, Any]) -> None:
     """The entry in place of this run's open one (written as it started), else after the others."""
     mine = [entry[k] for k in ("started_utc", "host", "pid")] + [None]
     # runners of one study end at once: read and write as one, or one's entry is lost to the other's write
-    with _history_lock(ostudy, run_dir) as lock:
+    with study_lock(ostudy, run_dir) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         runs = list(ostudy.user_attrs.get(KEY, []))
         at = next((i for i, run in enumerate(runs)
@@ -107,18 +107,13 @@ def _write(ostudy: optuna.Study, run_dir: Path, entry: dict[str, Any]) -> None:
         ostudy.set_user_attr(KEY, runs[-KEPT:])
 
 
-def _history_lock(ostudy: optuna.Study, run_dir: Path) -> TextIO:
+def study_lock(ostudy: optuna.Study, run_dir: Path) -> TextIO:
     """The lock file the runs of this study on this machine share: one per study name in the system's temporary
     folder. The run folder's own lock kept out runners of one folder only, and two run folders of one study (a
     second folder on one SQLite file, two drivers of a PostgreSQL study) lost one run's end to the other's write
     (seen in CI). Runs on two machines are not serialised by it; the run folder's lock is the fallback."""
-    name = hashlib.sha256(ostudy.study_name.encode(errors="surrogateescape")).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / "searchlab-locks"
-    try:
-        folder.mkdir(exist_ok=True)
-        return (folder / f"{name}.lock").open("a")
-    except OSError:   # a temporary folder this user cannot write in
-        return (run_dir / ".runs.lock").open("a")
+    # in a temporary folder this user cannot write in, the run folder's (which raises if it cannot be opened either)
+    return open_host_lock(ostudy.study_name, ".lock") or (run_dir / ".runs.lock").open("a")
 
 
 def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = None) -> str | None:

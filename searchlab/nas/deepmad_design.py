@@ -79,7 +79,7 @@ def prepare_deepmad(study: Study, main: optuna.Study, args: dict[str, Any],
                   grows="iterations", top_k=settings.top_k, score_attr="entropy",
                   network_of=lambda trial: program().model(trial.params).describe(),
                   storage_url=study.storage_url, budget=study.config.budget, population=main_population(settings),
-                  deadline=deadline)
+                  deadline=deadline, run_dir=study.run_dir)
     return run_stage(main, stage)
 
 

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -34,7 +35,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.engine.bulk import bulk_add_trials
 from searchlab.engine.signals import Interrupted, hold_stops, raise_if_stopped, release_stops
-from searchlab.nas.stage_live import WRITER, live_writer, stamping, wait_for_stage, writer_stamp
+from searchlab.nas.stage_live import (WRITER, StageLock, live_writer, stage_lock_key, stamping, wait_for_stage,
+                                      waiters_said, writer_stamp)
 from searchlab.errors import ConfigError, SearchlabError, shown_url
 from searchlab.suggest import did_you_mean
 
@@ -80,6 +82,7 @@ class Stage:
     population: int | None = None  # the main study's evolution population: trials before it completes are random
     carried: tuple[str, ...] = ()  # user attrs of a scored trial its queued design carries beside its score
     deadline: float | None = None  # budget.timeout's end (None: from when a wait for another run's stage begins)
+    run_dir: Path | None = None    # the run's folder: marked while it waits for another's stage (status says so)
 
 
 def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
@@ -87,11 +90,17 @@ def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
     has finished; returns its trials."""
     record = optuna.create_study(study_name=stage.name, storage=main._storage, direction="maximize",
                                  load_if_exists=True)
-    if not _waited_elsewhere(main, record, stage):
-        return record.get_trials(deepcopy=False)   # budget.timeout ran out waiting: nothing queued, nothing trains
-    trials = record.get_trials(deepcopy=False)
-    if _to_run(record, trials, stage):
-        trials = _run(main, record, trials, stage)
+    # held from the end of the wait while this run reads the record and searches (stage_live: one writer per
+    # machine), not while it trains; a kill -9 releases it too
+    lock = StageLock(stage_lock_key(stage.storage_url, stage.name), stage.run_dir and stage.run_dir / ".stage.lock")
+    try:
+        if not _waited_elsewhere(main, record, stage, lock):
+            return record.get_trials(deepcopy=False)   # budget.timeout ran out waiting: nothing queued, nothing trains
+        trials = record.get_trials(deepcopy=False)
+        if _to_run(record, trials, stage):
+            trials = _run(main, record, trials, stage, lock.path)
+    finally:
+        lock.release()
     if record.user_attrs.get(DONE):
         within = _within(trials, stage)
         enqueue_top_k(main, within, stage.top_k, stage.score_attr, stage.network_of, stage.carried)
@@ -101,13 +110,14 @@ def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
     return trials
 
 
-def _waited_elsewhere(main: optuna.Study, record: optuna.Study, stage: Stage) -> bool:
+def _waited_elsewhere(main: optuna.Study, record: optuna.Study, stage: Stage, lock: StageLock) -> bool:
     """Wait while another run of the study (another folder or machine on this storage) searches the stage
-    (nas/stage_live.py); False when budget.timeout ran out first. Its live chunks read as a killed stage's, and
-    this run continued it beside it: two searches wrote one record."""
+    (nas/stage_live.py), then take its `lock`; False when budget.timeout ran out first. Its live chunks read as a
+    killed stage's, and this run continued it beside it: two searches wrote one record."""
     timeout = getattr(stage.budget, "timeout", None)
     deadline = stage.deadline if stage.deadline is not None else time.time() + timeout if timeout else None
-    return wait_for_stage(stage.name, lambda: _written_elsewhere(main, record), CHUNK_SECONDS, deadline)
+    return wait_for_stage(stage.name, lambda: _written_elsewhere(main, record), CHUNK_SECONDS, deadline, lock,
+                          stage.run_dir)
 
 
 def _written_elsewhere(main: optuna.Study, record: optuna.Study) -> str | None:
@@ -246,9 +256,10 @@ def _afresh(stage: Stage) -> str:
             "main study's trials stay) or give the study a new run_dir")
 
 
-def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], stage: Stage) -> list[FrozenTrial]:
+def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], stage: Stage,
+         lock: str | None) -> list[FrozenTrial]:
     """Search (on from `before`), append the new trials to the record in chunks as it goes (_Chunks), and record
-    how it ended with the last one.
+    how it ended with the last one. `lock`: the stage lock this run holds, named in each stamp.
 
     A stop (Ctrl-C, SIGTERM) while it searches is held: the search ends at its next check (stop_asked), its
     trials are written as for a budget.timeout cut, and the stop is raised then. Raised where it came, it threw
@@ -258,9 +269,9 @@ def _run(main: optuna.Study, record: optuna.Study, before: list[FrozenTrial], st
     raise_if_stopped()   # one asked before (and swallowed by a library): nothing to search for
     hold_stops()
     try:
-        chunks = _Chunks(main, record, stage, started)
-        record.set_user_attr(WRITER, writer_stamp())   # claimed before its first chunk: another run waits for it
-        with stamping(lambda: record.set_user_attr(WRITER, writer_stamp()), CHUNK_SECONDS):
+        chunks = _Chunks(main, record, stage, started, lock)
+        record.set_user_attr(WRITER, writer_stamp(lock))   # claimed before its first chunk: another run waits for it
+        with stamping(lambda: record.set_user_attr(WRITER, writer_stamp(lock)), CHUNK_SECONDS):
             new, cut, state = stage.produce(list(before), record.user_attrs.get(STATE), chunks)
         chunks.write(new[chunks.written:], state, cut)
     finally:
@@ -282,8 +293,9 @@ class _Chunks:
     as killed: _how_cut). Written once at the end, thousands of networks (minutes of scoring) were lost to a kill
     during the search, or during the 10-24 s the write itself took."""
 
-    def __init__(self, main: optuna.Study, record: optuna.Study, stage: Stage, started: float) -> None:
-        self.main, self.record, self.stage, self.started = main, record, stage, started
+    def __init__(self, main: optuna.Study, record: optuna.Study, stage: Stage, started: float,
+                 lock: str | None) -> None:
+        self.main, self.record, self.stage, self.started, self.lock = main, record, stage, started, lock
         self.spans = main.user_attrs.get(SPANS, [])   # the earlier stage runs'; this one's is updated with each chunk
         self.written = 0                               # of the new trials
         self.last = time.monotonic()
@@ -299,21 +311,24 @@ class _Chunks:
     def write(self, trials: list[FrozenTrial], state: Any, cut: str | None, running: bool = False) -> None:
         """Append `trials` (the next of the new ones) and record where the search got to: still `running`, or
         ended (cut short by `cut`, or done)."""
-        bulk_add_trials(self.record, trials, {ARGS: self.stage.args, STATE: state, CUT: cut, WRITER: writer_stamp(),
+        bulk_add_trials(self.record, trials, {ARGS: self.stage.args, STATE: state, CUT: cut,
+                                              WRITER: writer_stamp(self.lock),
                                               DONE: not running and cut is None, QUEUED: False})
         self.written += len(trials)
         self.main.set_user_attr(SPANS, [*self.spans, [self.started, time.time()]])
 
 
 def stage_said(main: optuna.Study, suffixes: tuple[str, ...], running: bool | None = False,
-               waiting: int = 0) -> str | None:
+               waiting: int = 0, elsewhere: list[tuple[str, str]] | None = None) -> str | None:
     """`searchlab status`'s line for the stage recorded beside `main` (`<study><suffix>`), if any: how many networks
     it scored and whether it finished. A stage stopped before the first trial left the main study at 0 trials,
     and status said nothing of the networks kept for the next run to continue. `running`: whether the study's
     latest run is running (None: on another machine, which this one cannot tell): the chunks of a stage still
     searching read as those of a killed one, which status said of a live run. A stage whose writer stamps it
     still (stage_live.live_writer) is running too. `waiting`: runs of the folder that joined its runner and wait
-    for the stage (stage_live.waiting_runs): status counted them as running, and said nothing of why."""
+    for the stage (stage_live.waiting_runs): status counted them as running, and said nothing of why. `elsewhere`:
+    the folder's runs waiting for the stage searched by another run folder or machine (runs_waiting_elsewhere)."""
+    elsewhere = elsewhere or []
     for suffix in suffixes:
         try:
             record = optuna.load_study(study_name=main.study_name + suffix, storage=main._storage)
@@ -324,13 +339,14 @@ def stage_said(main: optuna.Study, suffixes: tuple[str, ...], running: bool | No
         if record.user_attrs.get(DONE):
             return f"  stage before training: finished, {counts}"
         cut = _how_cut(record, trials)   # by budget.timeout, a stop or a kill
-        live = cut in (None, KILLED) and _written_elsewhere(main, record) is not None
+        writer = _written_elsewhere(main, record) if cut in (None, KILLED) else None
+        live = writer is not None
         if live or (cut == KILLED and running is not False):
             written = f"{counts} written so far" if trials else f"nothing written yet (study '{record.study_name}')"
+            unsure = "" if live or running else ("; running on another machine, or killed there (the next "
+                                                 "`searchlab run` of this study continues it)")
             return (f"  stage before training: {'running' if live or running else 'unfinished'}, {written}"
-                    + _waiters_said(waiting) + ("" if live or running else "; running on another machine, or "
-                                                      "killed there (the next `searchlab run` of this study continues "
-                                                      "it)"))
+                    + waiters_said(waiting, elsewhere, writer) + unsure)
         if cut:
             return (f"  stage before training: cut short by {cut}; kept: {counts}. The next `searchlab run` of "
                     "this study continues it, then queues its best")
@@ -339,12 +355,8 @@ def stage_said(main: optuna.Study, suffixes: tuple[str, ...], running: bool | No
                     f"recording them); the next run refuses it. Fix: delete the study '{record.study_name}' "
                     "(optuna delete-study) and run again")
     # its runner recovers what a killed run left, or its stage has not stamped its record yet
-    return f"  stage before training: being prepared, nothing written yet{_waiters_said(waiting)}" if waiting else None
-
-
-def _waiters_said(waiting: int) -> str:
-    return (f"; {waiting} joined run(s) of this folder wait for it (their workers start once it has queued its "
-            "designs)") if waiting else ""
+    said = waiters_said(waiting, elsewhere, None)
+    return f"  stage before training: being prepared, nothing written yet{said}" if said else None
 
 
 def stage_queued(main: optuna.Study, name: str) -> bool:

@@ -7,15 +7,29 @@ folder of one study (two Ray drivers on PostgreSQL, two folders sharing one SQLi
 two searches wrote one record. A stage whose last write is younger than LIVE_CHUNKS chunks, by a process still
 alive where this machine can tell (its own host), is running elsewhere: the run waits for it (wait_for_stage).
 
+Every writer of a stage (the run that starts it, and any run that continues it) holds the stage's lock on this
+machine (StageLock: a file of engine/host_locks.py, named by the stage's storage and name) while it searches, and
+names it in its stamp. Two runs that waited for one killed writer both continued the stage: only a random pause and
+a second look of the storage (which has no compare-and-set) kept them apart, mostly. The lock makes it exact on one
+machine: the run that takes it continues the stage, the other finds it held and waits on. The kernel releases the
+lock of a killed writer (kill -9) at once, and a writer of this machine is live exactly while its lock is held (a
+pid reused since, or a run that raised out of its stage, read as alive). Runs on two machines share no lock: the
+random pause and second look stay for them.
+
 `searchlab status` reads the same stamp, and counts the runs of the folder that wait for its stage: each writes a
-marker (`.stage_waiting.<pid>`) while it waits and removes it after (a killed one's is told by its dead pid). It
-takes no lock: the folder's prepare lock taken by a status at the instant the sole runner took it with LOCK_NB
-would have stopped joiners from waiting for the stage. No torch: `status` imports it.
+marker (`.stage_waiting.<pid>`) while it waits and removes it after (a killed one's is told by its dead pid). A run
+waiting for the stage searched by another run folder or machine of the study marks its own folder the same way
+(`.stage_waiting_elsewhere.<pid>`): status said nothing of why that run trained nothing. Status takes no lock that
+a run takes: the folder's prepare lock taken by a status at the instant the sole runner took it with LOCK_NB would
+have stopped joiners from waiting for the stage (its look at a stage's lock is a shared one, for an instant, and
+a run that finds the lock held tries again before it waits). No torch: `status` imports it.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import random
+import re
 import socket
 import sys
 import threading
@@ -23,8 +37,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from searchlab.engine.host_locks import open_host_lock, same_file
 from searchlab.engine.run_history import pid_alive
 from searchlab.engine.signals import raise_if_stopped
 
@@ -32,11 +47,16 @@ WRITER = "searchlab:stage_writer"   # on the stage's study: {"host", "pid", "at"
 LIVE_CHUNKS = 3                      # a stage silent for this many CHUNK_SECONDS is no longer written (killed)
 POLL_SECONDS = 2.0                   # how often a run waiting for a stage elsewhere reads the storage
 WAITING_MARKER = ".stage_waiting."   # + pid: in the run folder, while a joined run waits for its stage
+ELSEWHERE_MARKER = ".stage_waiting_elsewhere."   # + pid: in the run folder, while its run waits for the stage
+#                                                  searched by another run folder or machine of the study
+HELD_HERE = "a run on this machine holding the stage's lock, starting or continuing it"
+TAKE_TRIES = 5   # a lock found held is tried this often, 50 ms apart, before the run waits: a status looks at it
 
 
-def writer_stamp() -> dict[str, Any]:
-    """This process as a stage's writer, now."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "at": time.time()}
+def writer_stamp(lock: str | None = None) -> dict[str, Any]:
+    """This process as a stage's writer, now; `lock`: the stage lock it holds (StageLock.path), if any."""
+    stamp = {"host": socket.gethostname(), "pid": os.getpid(), "at": time.time()}
+    return {**stamp, "lock": lock} if lock else stamp
 
 
 @contextmanager
@@ -65,18 +85,23 @@ def stamping(stamp: Callable[[], None], every: float) -> Iterator[None]:
 def live_writer(writer: Any, spans: Any, chunk_seconds: float) -> str | None:
     """Who writes an unfinished stage now ("pid 12 on host h, last write 3 s ago"), or None when it is written no
     more. `writer`: its WRITER stamp; a stage written by a searchlab before the stamp is dated by the end of its
-    run's span (the main study's SPANS). Its own host's writer counts only while its pid lives (a kill there is
-    told at once); another host's, while its writes are fresh (the clocks of the two machines compared)."""
+    run's span (the main study's SPANS). Its own host's writer counts exactly while it holds the stage lock its
+    stamp names (lock_held), else (a stamp without one) while its pid lives; another host's, while its writes are
+    fresh (the clocks of the two machines compared)."""
     stamp = writer if isinstance(writer, dict) else {}
+    pid, host = stamp.get("pid"), stamp.get("host")
+    here = host == socket.gethostname()
+    if here and pid == os.getpid():
+        return None   # this process: its stage ended here, by an error
+    held = lock_held(stamp.get("lock")) if here else None
+    if held is False:
+        return None   # its writer holds the lock while it writes: killed, or its stage ended
     at = stamp.get("at") if stamp else _last_span_end(spans)
     if not isinstance(at, (int, float)):
         return None
     age = max(0.0, time.time() - at)
-    if age >= LIVE_CHUNKS * chunk_seconds:
-        return None
-    pid, host = stamp.get("pid"), stamp.get("host")
-    if host == socket.gethostname() and (pid == os.getpid() or not _alive(pid)):
-        return None   # this process (its stage ended here, by an error) or one killed on this machine
+    if held is None and (age >= LIVE_CHUNKS * chunk_seconds or (here and not _alive(pid))):
+        return None   # silent too long, or killed on this machine
     who = f"pid {pid} on {host}" if pid is not None else "a run of this study"
     return f"{who}, last write {age:.0f} s ago"
 
@@ -91,11 +116,13 @@ def _alive(pid: Any) -> bool:
 
 
 def wait_for_stage(name: str, still_written: Callable[[], str | None], chunk_seconds: float,
-                   deadline: float | None) -> bool:
+                   deadline: float | None, lock: StageLock | None = None, run_dir: Path | None = None) -> bool:
     """Wait while the stage `name` is written by another run (`still_written`: its writer, None once it finished,
-    was cut short or went silent), said once; False when `deadline` (budget.timeout) came first. A stop (Ctrl-C,
-    SIGTERM) raises out of the wait: the run stops before its trials."""
-    writer = still_written()
+    was cut short or went silent), said once; False when `deadline` (budget.timeout) came first. True: this run
+    goes on with the stage, holding `lock` (taken as the wait ends: the caller releases it). A stop (Ctrl-C,
+    SIGTERM) raises out of the wait: the run stops before its trials. `run_dir`: this run's folder, marked while it
+    waits (`searchlab status` of it says for whom)."""
+    writer = _claimed(still_written, lock)
     if writer is None:
         return True
     silent = LIVE_CHUNKS * chunk_seconds
@@ -104,20 +131,37 @@ def wait_for_stage(name: str, still_written: Callable[[], str | None], chunk_sec
           f"trains them as a run joining it would (it reads the storage every {POLL_SECONDS:g} s; if the stage goes "
           f"unwritten for {silent:g} s, its run was killed and this run continues the stage itself)"
           + (" (budget.timeout counts while it waits)" if deadline is not None else ""), file=sys.stderr, flush=True)
-    while writer is not None:
-        if deadline is not None and time.time() >= deadline:
-            print(f"note: {name}: budget.timeout ran out while this run waited for the stage searched by another "
-                  "run: it trains nothing (the other run goes on)", file=sys.stderr, flush=True)
-            return False
-        _pause(deadline, POLL_SECONDS)
-        writer = still_written()
-        if writer is None:
-            # finished, cut short, or its run killed: another run waiting for it may be taking it on now (its claim
-            # stamps it). A pause of a length of its own, then a second look, keeps two waiters from continuing it
-            # both, mostly: Optuna's storage has no compare-and-set to make the claim one
-            _pause(deadline, random.uniform(0.2, 1.0) * POLL_SECONDS)
+    with waiting_marker(run_dir, ELSEWHERE_MARKER, writer):
+        while writer is not None:
+            if deadline is not None and time.time() >= deadline:
+                print(f"note: {name}: budget.timeout ran out while this run waited for the stage searched by another "
+                      "run: it trains nothing (the other run goes on)", file=sys.stderr, flush=True)
+                return False
+            _pause(deadline, POLL_SECONDS)
             writer = still_written()
+            if writer is None:
+                # finished, cut short, or its run killed: another run waiting for it may be taking it on now. On
+                # this machine the stage lock lets one take it (_claimed). A run of another machine shares no lock:
+                # a pause of a length of its own, then a second look, keeps two machines' waiters from continuing it
+                # both, mostly (Optuna's storage has no compare-and-set; the one that claims it stamps it first)
+                _pause(deadline, random.uniform(0.2, 1.0) * POLL_SECONDS)
+                writer = _claimed(still_written, lock)
     return True
+
+
+def _claimed(still_written: Callable[[], str | None], lock: StageLock | None) -> str | None:
+    """None once this run may write the stage (nobody writes it; `lock` taken), else who writes it: a run whose
+    stamp is live, or one of this machine holding the lock (it is starting or continuing the stage: not stamped
+    yet, or its stamp read a moment before it took the lock)."""
+    writer = still_written()
+    if writer is not None or lock is None:
+        return writer
+    if not lock.take():
+        return HELD_HERE
+    writer = still_written()   # a run of another machine may have stamped it meanwhile
+    if writer is not None:
+        lock.release()
+    return writer
 
 
 def _pause(deadline: float | None, seconds: float) -> None:
@@ -129,12 +173,15 @@ def _pause(deadline: float | None, seconds: float) -> None:
 
 
 @contextmanager
-def waiting_marker(run_dir: Path) -> Iterator[None]:
-    """Mark the run folder while this run waits for its stage (counted by waiting_runs); removed after. A marker
-    that cannot be written (a read-only folder) only leaves the waiter uncounted."""
-    marker = run_dir / f"{WAITING_MARKER}{os.getpid()}"
+def waiting_marker(run_dir: Path | None, prefix: str = WAITING_MARKER, waits_for: str = "") -> Iterator[None]:
+    """Mark the run folder while this run waits for its stage (counted by waiting_runs, or for a stage of another
+    folder or machine, `prefix` ELSEWHERE_MARKER, listed by runs_waiting_elsewhere with `waits_for`: its writer as
+    first seen); removed after. A marker that cannot be written (a read-only folder) only leaves the waiter
+    unsaid."""
+    marker = run_dir / f"{prefix}{os.getpid()}" if run_dir is not None else None
     try:
-        marker.write_text(socket.gethostname())
+        if marker is not None:
+            marker.write_text(f"{socket.gethostname()}\n{waits_for}".rstrip("\n"))
     except OSError:
         marker = None
     try:
@@ -147,12 +194,115 @@ def waiting_marker(run_dir: Path) -> Iterator[None]:
 def waiting_runs(run_dir: Path) -> int:
     """How many runs of the folder wait for its stage now: markers of live processes of this machine (a marker
     left by a killed waiter is not counted; one of another machine's run cannot be told apart, and is counted)."""
-    count = 0
-    for marker in run_dir.glob(f"{WAITING_MARKER}*"):
-        pid = marker.name.removeprefix(WAITING_MARKER)
+    return len(_marked(run_dir, WAITING_MARKER))
+
+
+def runs_waiting_elsewhere(run_dir: Path) -> list[tuple[str, str]]:
+    """The runs of the folder waiting for the stage searched by another run folder or machine of the study, as
+    waiting_runs counts them: (pid, its writer as the run first saw it)."""
+    return _marked(run_dir, ELSEWHERE_MARKER)
+
+
+def _marked(run_dir: Path, prefix: str) -> list[tuple[str, str]]:
+    marked = []
+    for marker in sorted(run_dir.glob(f"{prefix}*")):
+        pid = marker.name.removeprefix(prefix)
         try:
-            host = marker.read_text().strip()
+            host, _, waits_for = marker.read_text().partition("\n")
         except OSError:
             continue
-        count += pid.isdigit() and (host != socket.gethostname() or _alive(int(pid)))
-    return count
+        if pid.isdigit() and (host.strip() != socket.gethostname() or _alive(int(pid))):
+            marked.append((pid, waits_for.strip()))
+    return marked
+
+
+def waiters_said(joined: int, elsewhere: list[tuple[str, str]], writer: str | None) -> str:
+    """What `searchlab status` adds to its stage line for the runs of the folder waiting: `joined` runs waiting for
+    this folder's runner, and those waiting for the stage of another folder or machine (`elsewhere`; `writer`:
+    who writes it now, as live_writer says, None when nobody does: the marker's writer is named then)."""
+    said = ""
+    if elsewhere:
+        pids = ", ".join(pid for pid, _ in elsewhere)
+        runs = f"this folder's run (pid {pids}) waits" if len(elsewhere) == 1 else \
+            f"{len(elsewhere)} runs of this folder (pid {pids}) wait"
+        first = next((w for _, w in elsewhere if w), "")
+        who = writer or (f"{first}, as it began waiting" if first else "")
+        said += (f"; {runs} for it, as another run folder or machine of this study searches it"
+                 + (f" ({who})" if who else "") + f", then {'trains' if len(elsewhere) == 1 else 'train'} its designs")
+    if joined:
+        said += (f"; {joined} joined run(s) of this folder wait for it (their workers start once it has queued its "
+                 "designs)")
+    return said
+
+
+class StageLock:
+    """This machine's lock of one stage, held by its writer while it searches (the module doc). `key`: the stage's
+    storage and name (stage_lock_key); `fallback`: the lock file used when the machine's lock folder cannot be
+    written (the run folder's: it still tells a writer's death exactly, but keeps out only the runs of its folder,
+    which the folder's prepare lock serialises already; other waiters fall back on the second look)."""
+
+    def __init__(self, key: str, fallback: Path | None = None) -> None:
+        self.key, self.fallback = key, fallback
+        self.fh: TextIO | None = None
+        self.path: str | None = None   # the lock file while held (the writer's stamp names it)
+
+    def take(self) -> bool:
+        """Take the lock without waiting for it: True once taken (or when no lock file opens here: nothing to keep
+        out then), False when another process of this machine holds it."""
+        if self.fh is not None:
+            return True
+        fh = open_host_lock(self.key, ".stage.lock", self.fallback)
+        if fh is None:
+            return True
+        for attempt in range(TAKE_TRIES):   # a status looking at it holds it for an instant
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.05)
+                continue
+            self.fh, self.path = fh, same_file(fh.name)
+            _HELD.add(self.path)
+            return True
+        fh.close()
+        return False
+
+    def release(self) -> None:
+        if self.fh is not None:
+            _HELD.discard(self.path)
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+        self.fh = self.path = None
+
+
+_HELD: set[str] = set()   # the stage locks this process holds
+
+
+def stage_lock_key(storage_url: str, name: str) -> str:
+    """What names a stage's lock: its storage (a SQLite or journal file by its real path, so two folders naming one
+    file differently share it; a server's URL without its password) and its study. By the name alone, two
+    unrelated studies of one name on two SQLite files of the machine waited for each other's stage."""
+    for scheme in ("sqlite:///", "journal://"):
+        if storage_url.startswith(scheme):
+            return f"{scheme}{same_file(storage_url.removeprefix(scheme))}\n{name}"
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1@", storage_url) + f"\n{name}"
+
+
+def lock_held(path: Any) -> bool | None:
+    """Whether a process of this machine other than this one holds the stage lock at `path` (a writer's stamp
+    names it); None when it cannot be told (no path: a stamp of a searchlab before the lock; a file gone or
+    unreadable). A lock this process holds is held by no other writer: False."""
+    if not isinstance(path, str) or not path:
+        return None
+    if same_file(path) in _HELD:
+        return False
+    try:
+        fh = open(path)
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)   # shared: two looks at once do not keep each other out
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False

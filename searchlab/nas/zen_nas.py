@@ -79,7 +79,7 @@ def prepare_zen_nas(study: Study, main: optuna.Study, args: dict[str, Any],
     stage = Stage(study.config.name + PROXY_SUFFIX, partial(_proxy_stage, study, task, settings, deadline),
                   stage_args(study, settings), grows="candidates", top_k=settings.top_k, score_attr="zen_score",
                   network_of=partial(network_of, study), storage_url=study.storage_url, budget=study.config.budget,
-                  population=main_population(settings), carried=HOW_SCORED, deadline=deadline)
+                  population=main_population(settings), carried=HOW_SCORED, deadline=deadline, run_dir=study.run_dir)
     return run_stage(main, stage)
 
 
