@@ -29,8 +29,8 @@ from searchlab.errors import ConfigError, TrialFailure
 # a callable task's ctx.record(config=...) or (retry_of=...) overwrote them, and what read them read the user's
 # values. (`checkpoint` and `architecture` are the user's to record: retention and the trials table read them.)
 OWN_ATTRS = frozenset({"alive_at", "bag", "class_names", "config", "config_with_defaults", "curve", "error",
-                       "metrics", "model_spec", "preprocessing", "pruned", "retry_of", "searchlab", "task_kind",
-                       "ran_with", "started_at", "threshold", "traceback"})
+                       "held_by", "metrics", "model_spec", "preprocessing", "pruned", "retry_of", "searchlab",
+                       "task_kind", "ran_with", "started_at", "threshold", "traceback"})
 
 
 @dataclass

@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.config.load import Study
 from searchlab.engine.current_trial import STOPS_RUN, announce_trial, leave_stop_error, stop_run_file, trial_done
 from searchlab.engine.objective import make_objective
+from searchlab.engine.orphans import HOLDER, holder_stamp, take_over_orphans
 from searchlab.engine.progress import FINISHED, final_trials
 from searchlab.engine.retention import checkpoint_retention
 from searchlab.engine.signals import (STOP_SIGNALS, Interrupted, hold_stops, interruption_message, raise_if_stopped,
@@ -167,6 +168,8 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     objective = make_objective(study, get_task(study.config.task), artifact_store(study.run_dir), deadline)
     retention = checkpoint_retention(study)
     data_changed: list[DataChanged] = []   # the error of this worker's trial that found the data changed
+    # a local file has no heartbeats: each trial names its process, and a dead one's trial is taken over at an ask
+    stamp = holder_stamp(study.run_dir, supervised) if is_local_file(study.storage_url) else None
 
     def go_on() -> bool:
         said_waiting = supervised   # a supervised worker's siblings hold the budget often: the parent reports
@@ -176,6 +179,8 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
             if _past(deadline):
                 gate.release()
                 return False
+            if stamp is not None:   # before the budget: a killed run's trial held it, and its config runs next
+                take_over_orphans(study, ostudy)
             if budget.left(ostudy):
                 return True
             gate.release()
@@ -189,6 +194,8 @@ def run_worker(study: Study, worker_index: int = 0, deadline: float | None = Non
     def gated_objective(trial: optuna.Trial) -> Any:
         try:
             gate.release()   # the trial exists now: other workers' counts include it
+            if stamp is not None:
+                trial.set_user_attr(HOLDER, stamp)
             if supervised:
                 announce_trial(study.run_dir, trial)
             return objective(trial)
