@@ -33,8 +33,9 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from searchlab.data.listing_stat import Relist, listing_signatures, moved_sources, recorded_members
 from searchlab.data.types import ImageDataset, SplitPlan
-from searchlab.errors import DataChanged
+from searchlab.errors import DataChanged, DataError
 
 
 def members_digest(plan: SplitPlan, split: str) -> str:
@@ -58,7 +59,7 @@ def read_as(plan: SplitPlan, splits: Sequence[str]) -> dict[str, object]:
 
 def split_as_recorded(data: ImageDataset, record: Mapping[str, object] | None) -> None:
     """Refuse splits other than the run recorded when it started, or files of them changed since (the module
-    docstring says why)."""
+    docstring says why). A trial calls listing_unchanged first: this process listed the data at its first trial."""
     _same_members(data, record)
     files_unchanged(data, record)
 
@@ -72,14 +73,68 @@ def _same_members(data: ImageDataset, record: Mapping[str, object] | None) -> No
         return   # MedMNIST, no data section, or a record from before fingerprints: nothing to compare with
     then = recorded.get("splits") or {}
     changed = [s for s, digest in members.items() if (then.get(s) or {}).get("members") != digest]
-    if not changed:
-        return
-    said = "; ".join(_split_change(data, record, s) for s in changed)
+    if changed:
+        _refuse_other_members(data, record, changed, data.extra.get("files", {}))
+
+
+def _refuse_other_members(data: ImageDataset, record: Mapping[str, object], changed: list[str],
+                          files: Mapping[str, Sequence[object]]) -> None:
+    """Raise DataChanged for splits whose members (`files`, per split) differ from the run's record."""
+    root = Path(str(data.extra.get("root")))
+    said = "; ".join(_split_change(record, s, root, files.get(s, ())) for s in changed)
     splits = f"{' and '.join(changed)} split" + ("s differ from those" if len(changed) > 1 else " differs from the one")
     raise DataChanged(f"{data.extra.get('path')}: this trial's {splits} the run recorded when it started ({said}): "
                       "files under data.path were added, removed or relabelled while the run ran, and this trial "
                       "would train on other images than the run records and exports (its test split could hold "
                       f"images trained on). {RUN_STOPS}")
+
+
+# the listing sources (data/listing_stat.py) whose stat moved but which listed alike, in this process
+_LISTED_ALIKE: set[tuple[str, tuple[tuple[str, str | None], ...]]] = set()
+
+
+def listing_unchanged(data: ImageDataset, record: Mapping[str, object] | None, relist: Relist | None) -> None:
+    """Refuse a trial when the data, listed again (`relist`: relist_of) because what its list is read from moved (a
+    CSV edited, a folder given an image), has other members in this trial's splits than the run recorded: this
+    process's set was listed at its first trial and is kept (data/listing_stat.py)."""
+    from searchlab.data.fingerprint import MEMBERS_SINCE   # fingerprint imports folder_source, which imports this
+
+    stats, path = (record or {}).get("data_stat"), str(data.extra.get("path"))
+    recorded = (record or {}).get("data_files")
+    if not isinstance(stats, dict) or stats.get("version") != STAT_VERSION or not isinstance(recorded, dict) \
+            or recorded.get("version", 0) < MEMBERS_SINCE or not data.extra.get("members") or relist is None:
+        return
+    moved = tuple(moved_sources(path, stats.get("listing"), _signature_hex))
+    if not moved or (path, moved) in _LISTED_ALIKE:
+        return
+    try:
+        plan = relist()
+    except (DataError, OSError) as exc:
+        _forget_loaded_data()
+        raise DataChanged(f"{path}: it no longer lists as when the run started ({exc}). Files must not change "
+                          f"while a run runs. {RUN_STOPS}") from None
+    then = recorded_members(record)
+    changed = [s for s in data.extra["members"] if plan is None or members_digest(plan, s) != then.get(s)]
+    if not changed:
+        _LISTED_ALIKE.add((path, moved))
+        return
+    _forget_loaded_data()
+    _refuse_other_members(data, record, changed, plan.files if plan is not None else {})
+
+
+def relist_of(study: object) -> Relist | None:
+    """How a trial of `study` lists its data anew, as the run did (loading.plan_files); None without a data section."""
+    from searchlab.data.loading import plan_files   # loading imports fingerprint, which imports this module
+
+    config = getattr(study, "config", None)
+    data = getattr(config, "data", None)
+    if data is None:
+        return None
+    return lambda: plan_files(data, config.seed, study.base_dir)
+
+
+def _signature_hex(path: Path) -> str:
+    return _signature(stat_of(path)).hex()
 
 
 # How a DataChanged message ends: what happens to the run, and the two ways on
@@ -89,13 +144,12 @@ RUN_STOPS = ("The run stops here, as every later trial would read the same files
              "(another name or run_dir) on the changed files")
 
 
-def _split_change(data: ImageDataset, record: Mapping[str, object], split: str) -> str:
+def _split_change(record: Mapping[str, object], split: str, root: Path, files: Sequence[object]) -> str:
     """'train: 108 files then, 132 now, added benign/x.png, ...' (names when the record keeps its listing)."""
     from searchlab.data.fingerprint import relative_name
     from searchlab.data.member_changes import decode_listing, listed
 
     was = ((record.get("data_files") or {}).get("splits") or {}).get(split) or {}
-    root, files = Path(str(data.extra.get("root"))), data.extra.get("files", {}).get(split, ())
     text = f"{split}: {was.get('files', 0)} files then, {len(files)} now"
     listing = decode_listing(record.get("data_listing"))
     if listing is None:
@@ -135,7 +189,9 @@ def member_stats(plan: SplitPlan) -> dict[str, object] | None:
     except OSError:
         return None
     return {"version": STAT_VERSION, "splits": {split: base64.b64encode(sigs).decode("ascii")
-                                                 for split, sigs in splits.items()}}
+                                                 for split, sigs in splits.items()},
+            # what the list is read from: the CSV, or the folders of the files (data/listing_stat.py)
+            "listing": listing_signatures(plan, _signature_hex)}
 
 
 def medmnist_stat(path: Path | None) -> dict[str, object] | None:

@@ -22,7 +22,7 @@ from searchlab.config.schema import ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import check_test_images, data_advice, load_dataset
 from searchlab.data.common import UnreadableImages
-from searchlab.data.recorded_split import split_as_recorded
+from searchlab.data.recorded_split import listing_unchanged, relist_of, split_as_recorded
 from searchlab.data.loading import data_kind
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
@@ -258,7 +258,10 @@ class ClassifyTask:
     def run(self, config: dict[str, Any], ctx: TrialContext) -> dict[str, float]:
         spec = parse_trial_config(config, None)
         data = _train_val(ctx.study)
-        split_as_recorded(data, _run_record(ctx))   # this process listed data.path itself: as the run recorded?
+        # this process listed data.path itself (at its first trial; relist: as it is now): as the run recorded?
+        record = _run_record(ctx)
+        listing_unchanged(data, record, relist_of(ctx.study))
+        split_as_recorded(data, record)
         batches = make_batches(data)
         torch.manual_seed(ctx.seed)
         model_spec = model_spec_for(spec, data)

@@ -25,7 +25,7 @@ from searchlab.config.schema import MedMNISTData, ObjectiveConfig, TaskConfig
 from searchlab.config.yamlsrc import KeyPath, Located
 from searchlab.data import load_dataset
 from searchlab.data.loading import data_advice
-from searchlab.data.recorded_split import split_as_recorded
+from searchlab.data.recorded_split import listing_unchanged, relist_of, split_as_recorded
 from searchlab.data.types import ImageDataset
 from searchlab.engine.context import TrialContext
 from searchlab.errors import ConfigError
@@ -134,7 +134,10 @@ class GenerateTask:
     def run(self, config: dict[str, Any], ctx: TrialContext) -> dict[str, float]:
         spec = parse_trial(GenerateTrialConfig, "generate", config, None)
         data, reference, floors = self._reference(ctx.study)
-        split_as_recorded(data, ctx.trial.study.user_attrs.get("searchlab"))   # listed here: as the run recorded?
+        # listed here (at this process's first trial; relist: as it is now): as the run recorded?
+        record = ctx.trial.study.user_attrs.get("searchlab")
+        listing_unchanged(data, record, relist_of(ctx.study))
+        split_as_recorded(data, record)
         # another process of the run (a worker, a resume) may have scored its trials with another network
         _check_same_features(_finished(ctx.trial.study), reference.features, self.cfg.features)
         real = _real_images(data)

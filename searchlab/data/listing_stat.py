@@ -1,0 +1,80 @@
+"""Whether the list of a folder or CSV set's files changed while its run runs (data/recorded_split.py).
+
+A process that runs trials lists data.path once and keeps the decoded set (data/loading.py's cache), so a trial
+compares the run's record with what its process listed at its first trial. A CSV relabelled or given other rows
+while the run runs, or an image added to a class folder, then went unseen until export refused the changed data,
+after every trial had run (and a worker started later, a joined run, a Ray worker trained on the new list).
+
+So the run also records the stat signature of what the list is made from ("listing" in data_stat): the CSV file
+itself, or each folder that holds a member file (with the folders above it up to data.path; a folder's
+modification time moves when an entry is added, removed or renamed in it). A trial stats them (a few stats); when
+one moved it lists the data again (nothing decoded) and compares its splits' members with the record: another
+file, label or split is a change. A folder touched by an unrelated file (a README) lists alike and is remembered.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from searchlab.data.types import SplitPlan
+
+LISTING_MAX_SOURCES = 5_000   # folders a record keeps signatures of (about 30 bytes each); a set of more is not checked
+
+Relist = Callable[[], "SplitPlan | None"]
+
+
+def listing_sources(plan: SplitPlan) -> list[str]:
+    """What the plan's list is read from, relative to data.path: the CSV itself (""), or each folder of a member
+    file and the folders above it, data.path's own ("") included. Sorted, so the record's order is stable."""
+    source = Path(plan.source)
+    if source.is_file():
+        return [""]
+    folders = {""}
+    for files in plan.files.values():
+        for path in files:
+            try:
+                parts = Path(path).parent.relative_to(source).parts
+            except ValueError:   # not under data.path as named (no such plan today): its folder is not checked
+                continue
+            folders.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return sorted(folders)
+
+
+def listing_signatures(plan: SplitPlan, signature_of: Callable[[Path], str]) -> list[list[str]] | None:
+    """[[source, signature], ...] for the record; None for too many folders, or one that cannot be stat-ed."""
+    sources = listing_sources(plan)
+    if len(sources) > LISTING_MAX_SOURCES:
+        return None
+    try:
+        return [[name, signature_of(_source_path(Path(plan.source), name))] for name in sources]
+    except OSError:
+        return None
+
+
+def moved_sources(path: str, recorded: object, signature_of: Callable[[Path], str]) -> list[tuple[str, str | None]]:
+    """The recorded sources whose signature differs now (or that are gone: None), each with its signature now (a
+    source that lists alike is remembered by it: a later change to it is looked at again); [] without a record."""
+    if not isinstance(recorded, list):
+        return []
+    moved = []
+    for entry in recorded:
+        if not (isinstance(entry, list) and len(entry) == 2):
+            continue
+        try:
+            now = signature_of(_source_path(Path(path), str(entry[0])))
+        except OSError:
+            now = None
+        if now != entry[1]:
+            moved.append((str(entry[0]), now))
+    return moved
+
+
+def recorded_members(record: Mapping[str, object] | None) -> dict[str, object]:
+    """Each split's members digest as the run recorded it (data/fingerprint.py), {} without one."""
+    splits = ((record or {}).get("data_files") or {})
+    return {split: (entry or {}).get("members") for split, entry in (splits.get("splits") or {}).items()} \
+        if isinstance(splits, dict) else {}
+
+
+def _source_path(source: Path, name: str) -> Path:
+    return source / name if name else source
