@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import optuna
-import psutil
 import pytest
 from optuna.trial import TrialState
 
 from searchlab.config.load import load_study
 from searchlab.engine.orphans import HOLDER, holder_stamp, take_over_orphans
+from searchlab.engine.process_space import started_ticks
 from test_run import REPO, TESTS
 
 RUN = "from searchlab.config.load import load_study; from searchlab.engine.run import run_study; " \
@@ -116,7 +116,7 @@ def test_only_trials_of_gone_holders_on_this_machine_are_taken(write_study, tmp_
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "s.log")))
     ostudy = optuna.create_study(study_name="orphans", storage=storage)
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead = {"pid": ended.pid, "since": round(psutil.Process(ended.pid).create_time(), 3)}
+    dead = {"pid": ended.pid, "since": started_ticks(ended.pid)}
     ended.wait()
     live = holder_stamp(study.run_dir, supervised=False)   # this process
     stamps = {
@@ -124,6 +124,10 @@ def test_only_trials_of_gone_holders_on_this_machine_are_taken(write_study, tmp_
         "live": live,
         "live worker, gone run": {**live, "parent": dead["pid"], "parent_since": dead["since"]},
         "other machine": {**live, **dead, "host": socket.gethostname() + "-elsewhere"},
+        # a container with the host's network: the same host name, pids of its own
+        "other pid namespace": {**live, **dead, "pidns": (live["pidns"] or 0) + 1},
+        "other boot": {**live, **dead, "boot": f"{live['boot']}-before"},
+        "no pid space": {k: v for k, v in {**live, **dead}.items() if k not in ("boot", "pidns")},
         "dead worker, live run": {**live, **dead, "parent": os.getpid(), "parent_since": live["since"]},
         "dead": {**live, **dead},
         "pid reused": {**live, "since": live["since"] - 1000},
@@ -140,7 +144,8 @@ def test_only_trials_of_gone_holders_on_this_machine_are_taken(write_study, tmp_
     assert sorted(recovery.requeued) == sorted(recovery.failed)
     states = {name: ostudy.get_trials()[n].state for name, n in numbers.items()}
     assert [name for name, state in states.items() if state == TrialState.RUNNING] == [
-        "unstamped", "live", "live worker, gone run", "other machine", "dead worker, live run"]
+        "unstamped", "live", "live worker, gone run", "other machine", "other pid namespace", "other boot",
+        "no pid space", "dead worker, live run"]
     waiting = ostudy.get_trials(states=(TrialState.WAITING,))
     assert sorted(t.user_attrs.get("retry_of", -1) for t in waiting) == [-1, *sorted(recovery.failed)]
     assert capsys.readouterr().err.count("note: 2 trial(s) RUNNING") == 1

@@ -17,80 +17,56 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import optuna
-import psutil
 from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.config.load import Study
 from searchlab.engine.changed_settings import fixed_settings
+from searchlab.engine.process_space import in_this_pid_space, pid_space, process_gone, started_ticks
 from searchlab.engine.recovery import Recovery, configs_said, recover_left_trials
 from searchlab.engine.run_history import study_lock
 
 HOLDER = "held_by"   # the trial's user attr naming the process that runs it
-SAME_START = 0.05    # seconds: one process's start time read twice (from /proc, in 1/100 s ticks) differs less
 
 
 def holder_stamp(run_dir: Path, supervised: bool) -> dict[str, Any]:
-    """What a worker process writes on each trial it starts: this machine, this process, its run folder, and for a
-    supervised worker the run supervising it."""
-    stamp: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "since": _started(os.getpid()),
+    """What a worker process writes on each trial it starts: this pid space (machine, boot, pid namespace), this
+    process and its start, its run folder, and for a supervised worker the run supervising it."""
+    stamp: dict[str, Any] = {**pid_space(), "pid": os.getpid(), "since": started_ticks(os.getpid()),
                              "run_dir": str(run_dir.resolve())}
     if supervised:
-        stamp.update(parent=os.getppid(), parent_since=_started(os.getppid()))
+        stamp.update(parent=os.getppid(), parent_since=started_ticks(os.getppid()))
     return stamp
 
 
-def _started(pid: int) -> float | None:
-    try:
-        return round(psutil.Process(pid).create_time(), 3)
-    except psutil.Error:
-        return None
-
-
-def _gone(pid: int, since: object) -> bool:
-    """The process `pid` that started at `since` has ended (a zombie has: only its parent's wait is left), or its pid
-    is another process's now."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return True
-        started = proc.create_time()
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.Error:   # another user's process this one cannot read: alive, as far as it can tell
-        return False
-    return isinstance(since, (int, float)) and abs(started - since) > SAME_START
-
-
-def holder_gone(stamp: object, host: str | None = None) -> bool:
-    """The stamped holder of a RUNNING trial ran on this machine and is gone, and so is the run that supervised it.
-    False for no stamp, or one of another machine (this one cannot tell)."""
-    if not isinstance(stamp, dict) or stamp.get("host") != (host or socket.gethostname()):
+def holder_gone(stamp: object) -> bool:
+    """The stamped holder of a RUNNING trial ran in this pid space and is gone, and so is the run that supervised
+    it. False for no stamp, or one of another machine or container (this one cannot tell)."""
+    if not isinstance(stamp, dict) or not in_this_pid_space(stamp):
         return False
     pid, parent = stamp.get("pid"), stamp.get("parent")
-    if not isinstance(pid, int) or not _gone(pid, stamp.get("since")):
+    if not isinstance(pid, int) or not process_gone(pid, stamp.get("since")):
         return False
     # a live run fails its dead worker's trial itself (engine/supervise.py), with how the process died
-    return not isinstance(parent, int) or _gone(parent, stamp.get("parent_since"))
+    return not isinstance(parent, int) or process_gone(parent, stamp.get("parent_since"))
 
 
 def orphaned(ostudy: optuna.Study) -> list[FrozenTrial]:
     """RUNNING trials whose holder on this machine is gone. One read of the RUNNING trials (cached storage: cheap)."""
-    host = socket.gethostname()
     return [t for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if holder_gone(t.user_attrs.get(HOLDER), host)]
+            if holder_gone(t.user_attrs.get(HOLDER))]
 
 
 def take_over_orphans(study: Study, ostudy: optuna.Study) -> Recovery | None:
     """Fail the orphaned trials as interrupted and queue their configs again (at most executor.max_retries times for
     a config whose process ended without a word), to run next on this worker. Called under the folder's ask lock;
     runs of the study from other folders do not share it, so the study-wide lock of this machine (the run
-    history's) makes one of them take each trial, once. None when there was none (no write)."""
+    history's) makes one of them take each trial, once; where two share no lock (each its own TMPDIR), the run
+    whose write failed a trial queues it. None when there was none (no write)."""
     if not orphaned(ostudy):
         return None
     with study_lock(ostudy, study.run_dir) as lock:
@@ -100,8 +76,10 @@ def take_over_orphans(study: Study, ostudy: optuna.Study) -> Recovery | None:
             return None
         recovery = recover_left_trials(ostudy, study.config.executor.max_retries, fail_running=False,
                                        fixed_now={fixed.name for _, fixed, _ in fixed_settings(study.space)},
-                                       gone={t.number for t in left})
-    print(_note(study, left, recovery), file=sys.stderr)
+                                       gone={t.number for t in left}, only_failed_here=True)
+    if not recovery.failed:   # another run (sharing no lock with this one: another TMPDIR) took them first
+        return None
+    print(_note(study, [t for t in left if t.number in recovery.failed], recovery), file=sys.stderr)
     run_first(ostudy, [t._trial_id for t in ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                        if t.user_attrs.get("retry_of") in recovery.requeued])
     return recovery

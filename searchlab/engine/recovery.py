@@ -42,7 +42,8 @@ def recover_interrupted(ostudy: optuna.Study, max_retries: int, fail_running: bo
 
 
 def recover_left_trials(ostudy: optuna.Study, max_retries: int, fail_running: bool = True,
-                        fixed_now: Collection[str] = (), gone: Collection[int] = ()) -> Recovery:
+                        fixed_now: Collection[str] = (), gone: Collection[int] = (),
+                        only_failed_here: bool = False) -> Recovery:
     """Fail trials a killed process left RUNNING (all with `fail_running`, else those numbered in `gone`) and
     re-queue their configs (like Optuna's heartbeat); one that stored its error before its process ended keeps
     it and is not retried.
@@ -55,11 +56,14 @@ def recover_left_trials(ostudy: optuna.Study, max_retries: int, fail_running: bo
     that ended without a word (out of memory, a crash) may be the config's doing, so that config runs again
     at most `max_retries` times: one that killed its process each time was run again by every run, for good.
     A trial no worker had started (Ray Tune asks for trials ahead of free slots) is not its config's doing.
+    `only_failed_here`: queue again only the trials this call failed (not those another run failed just before:
+    two runs that took one killed trial over at once, sharing no lock, each queued its config).
     """
     retry = retry_callback(sys.maxsize, fixed_now)
     stale = [t for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
              if fail_running or t.number in gone]
-    fail_left_running(ostudy, stale)
+    stale = fail_left_running(ostudy, stale)
+    failed = [t.number for t in stale]
     trials = ostudy.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials} | {   # ours, and Optuna's retry callback's
         t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
@@ -69,6 +73,8 @@ def recover_left_trials(ostudy: optuna.Study, max_retries: int, fail_running: bo
         # also a trial killed before it drew anything: its retry (a fresh draw) keeps the interruption from
         # counting as a failed config against budget.max_failed
         interrupted = trial.state == TrialState.FAIL and runs_again(trial.user_attrs.get("error"))
+        if only_failed_here and trial.number not in failed:
+            continue
         if interrupted and trial.number not in retried and trial.number not in said_before:
             if (deaths := _silent_deaths(trial, trials)) > max_retries:
                 print(f"warning: trial {trial.number}'s config ended its process without a word "
@@ -81,7 +87,6 @@ def recover_left_trials(ostudy: optuna.Study, max_retries: int, fail_running: bo
             requeued.append(trial.number)
     if dropped:   # said once: every later run repeated the warning of a config it had long given up
         ostudy.set_user_attr(NOT_RETRIED, sorted(said_before | set(dropped)))
-    failed = [t.number for t in stale]
     return Recovery(failed, [n for n in requeued if n in failed], [n for n in dropped if n in failed],
                     [n for n in failed if n not in requeued and n not in dropped])
 
@@ -132,15 +137,19 @@ def _verb(numbers: list[int], one: str, many: str) -> str:
     return one if len(numbers) == 1 else many
 
 
-def fail_left_running(ostudy: optuna.Study, stale: list[FrozenTrial]) -> None:
-    """FAIL the RUNNING trials `stale`, whose process ended without them, as interrupted (or with its own error)."""
+def fail_left_running(ostudy: optuna.Study, stale: list[FrozenTrial]) -> list[FrozenTrial]:
+    """FAIL the RUNNING trials `stale`, whose process ended without them, as interrupted (or with its own error);
+    returns those this call failed (not one its driver told, or another run failed, just now)."""
     storage = ostudy._storage
+    failed = []
     for trial in stale:
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):   # its driver told it just now
             if "error" not in trial.user_attrs:   # `ran_with` is its objective's first record on a worker
                 storage.set_trial_user_attr(trial._trial_id, "error",
                                             INTERRUPTED if "ran_with" in trial.user_attrs else NEVER_STARTED)
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                failed.append(trial)
+    return failed
 
 
 def _silent_deaths(trial: FrozenTrial, trials: list[FrozenTrial]) -> int:

@@ -144,8 +144,9 @@ def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = No
         said += (f"; {len(elsewhere)} on other machines without an end: running there, or ended without a word "
                  "(this machine cannot tell)")
     if unsaid:
-        said += (f"; {len(unsaid)} ended without a word (killed -9, out of memory, a lost machine: the next run "
-                 f"on its own fails and re-queues their running trials), the last started {unsaid[-1]['started_utc']}")
+        said += (f"; {len(unsaid)} ended without a word (killed -9, out of memory, a lost machine: their running "
+                 "trials are failed and queued again by a run of the study beside them, or by the next run), the last "
+                 f"started {unsaid[-1]['started_utc']}")
     now = ("is running" if latest in running else
            f"{_ended(latest['stopped_by'])}, {latest.get('trials_finished', 0)} trial(s) finished"
            if latest.get("stopped_by") else "on another machine, without an end" if latest in elsewhere

@@ -35,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from searchlab.engine.bulk import bulk_add_trials
 from searchlab.engine.signals import Interrupted, hold_stops, raise_if_stopped, release_stops
-from searchlab.nas.stage_live import (WRITER, StageLock, live_writer, stage_lock_key, stamping, wait_for_stage,
+from searchlab.nas.stage_live import (WRITER, StageLock, live_writer, stage_lock, stamping, wait_for_stage,
                                       waiters_said, writer_stamp)
 from searchlab.errors import ConfigError, SearchlabError, shown_url
 from searchlab.suggest import did_you_mean
@@ -92,7 +92,7 @@ def run_stage(main: optuna.Study, stage: Stage) -> list[FrozenTrial]:
                                  load_if_exists=True)
     # held from the end of the wait while this run reads the record and searches (stage_live: one writer per
     # machine), not while it trains; a kill -9 releases it too
-    lock = StageLock(stage_lock_key(stage.storage_url, stage.name), stage.run_dir and stage.run_dir / ".stage.lock")
+    lock = stage_lock(stage.storage_url, stage.name, stage.run_dir)
     try:
         if not _waited_elsewhere(main, record, stage, lock):
             return record.get_trials(deepcopy=False)   # budget.timeout ran out waiting: nothing queued, nothing trains

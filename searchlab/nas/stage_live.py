@@ -39,11 +39,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from searchlab.engine.host_locks import open_host_lock, same_file
+from searchlab.engine.host_locks import open_host_lock, same_file, storage_file, storage_lock_folder
+from searchlab.engine.process_space import in_this_pid_space, pid_space
 from searchlab.engine.run_history import pid_alive
 from searchlab.engine.signals import raise_if_stopped
 
-WRITER = "searchlab:stage_writer"   # on the stage's study: {"host", "pid", "at"} of its latest write
+WRITER = "searchlab:stage_writer"   # on the stage's study: {"host", "boot", "pidns", "pid", "at"}, its latest write
 LIVE_CHUNKS = 3                      # a stage silent for this many CHUNK_SECONDS is no longer written (killed)
 POLL_SECONDS = 2.0                   # how often a run waiting for a stage elsewhere reads the storage
 WAITING_MARKER = ".stage_waiting."   # + pid: in the run folder, while a joined run waits for its stage
@@ -55,7 +56,7 @@ TAKE_TRIES = 5   # a lock found held is tried this often, 50 ms apart, before th
 
 def writer_stamp(lock: str | None = None) -> dict[str, Any]:
     """This process as a stage's writer, now; `lock`: the stage lock it holds (StageLock.path), if any."""
-    stamp = {"host": socket.gethostname(), "pid": os.getpid(), "at": time.time()}
+    stamp = {**pid_space(), "pid": os.getpid(), "at": time.time()}
     return {**stamp, "lock": lock} if lock else stamp
 
 
@@ -90,7 +91,9 @@ def live_writer(writer: Any, spans: Any, chunk_seconds: float) -> str | None:
     fresh (the clocks of the two machines compared)."""
     stamp = writer if isinstance(writer, dict) else {}
     pid, host = stamp.get("pid"), stamp.get("host")
-    here = host == socket.gethostname()
+    # a container sharing the host name has pids (and a temporary folder) of its own: its writer is told as another
+    # machine's is, by its stamp's age (a stamp before the pid space: by the host name, as it was written for)
+    here = in_this_pid_space(stamp, strict=False)
     if here and pid == os.getpid():
         return None   # this process: its stage ended here, by an error
     held = lock_held(stamp.get("lock")) if here else None
@@ -129,7 +132,8 @@ def wait_for_stage(name: str, still_written: Callable[[], str | None], chunk_sec
     print(f"note: {name}: the stage before training is being searched by another run of this study ({writer}; "
           "another run folder or machine on the same storage): this run waits for it to queue its designs, then "
           f"trains them as a run joining it would (it reads the storage every {POLL_SECONDS:g} s; if the stage goes "
-          f"unwritten for {silent:g} s, its run was killed and this run continues the stage itself)"
+          f"unwritten for {silent:g} s, or on this machine as soon as its process ends, this run continues the stage "
+          "itself)"
           + (" (budget.timeout counts while it waits)" if deadline is not None else ""), file=sys.stderr, flush=True)
     with waiting_marker(run_dir, ELSEWHERE_MARKER, writer):
         while writer is not None:
@@ -237,12 +241,13 @@ def waiters_said(joined: int, elsewhere: list[tuple[str, str]], writer: str | No
 
 class StageLock:
     """This machine's lock of one stage, held by its writer while it searches (the module doc). `key`: the stage's
-    storage and name (stage_lock_key); `fallback`: the lock file used when the machine's lock folder cannot be
+    storage and name (stage_lock_key); `beside`: the lock folder beside a local storage file, where every run on it
+    looks (engine/host_locks.py storage_lock_folder); `fallback`: the lock file used when no lock folder can be
     written (the run folder's: it still tells a writer's death exactly, but keeps out only the runs of its folder,
     which the folder's prepare lock serialises already; other waiters fall back on the second look)."""
 
-    def __init__(self, key: str, fallback: Path | None = None) -> None:
-        self.key, self.fallback = key, fallback
+    def __init__(self, key: str, fallback: Path | None = None, beside: Path | None = None) -> None:
+        self.key, self.fallback, self.beside = key, fallback, beside
         self.fh: TextIO | None = None
         self.path: str | None = None   # the lock file while held (the writer's stamp names it)
 
@@ -251,7 +256,7 @@ class StageLock:
         out then), False when another process of this machine holds it."""
         if self.fh is not None:
             return True
-        fh = open_host_lock(self.key, ".stage.lock", self.fallback)
+        fh = open_host_lock(self.key, ".stage.lock", self.fallback, self.beside)
         if fh is None:
             return True
         for attempt in range(TAKE_TRIES):   # a status looking at it holds it for an instant
@@ -277,13 +282,19 @@ class StageLock:
 _HELD: set[str] = set()   # the stage locks this process holds
 
 
+def stage_lock(storage_url: str, name: str, run_dir: Path | None) -> StageLock:
+    """The lock of the stage `name` on its storage: beside a local storage file, else in this machine's lock folder
+    (the run folder's when neither can be written)."""
+    return StageLock(stage_lock_key(storage_url, name), run_dir and run_dir / ".stage.lock",
+                     storage_lock_folder(storage_url))
+
+
 def stage_lock_key(storage_url: str, name: str) -> str:
     """What names a stage's lock: its storage (a SQLite or journal file by its real path, so two folders naming one
     file differently share it; a server's URL without its password) and its study. By the name alone, two
     unrelated studies of one name on two SQLite files of the machine waited for each other's stage."""
-    for scheme in ("sqlite:///", "journal://"):
-        if storage_url.startswith(scheme):
-            return f"{scheme}{same_file(storage_url.removeprefix(scheme))}\n{name}"
+    if (file := storage_file(storage_url)) is not None:
+        return f"{storage_url.split(':', 1)[0]}:{file}\n{name}"
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1@", storage_url) + f"\n{name}"
 
 

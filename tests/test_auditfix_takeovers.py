@@ -1,0 +1,58 @@
+"""What an audit of the take-overs found: runs with two TMPDIRs (SLURM jobs, systemd's PrivateTmp) each took one
+lock of their own, so a killed trial was queued twice and a killed stage continued twice."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import optuna
+from optuna.trial import TrialState
+
+from searchlab.engine.host_locks import storage_lock_folder
+from searchlab.engine.recovery import recover_left_trials
+from test_run import REPO
+
+HOLD = ("import sys, time; from searchlab.nas.stage_live import stage_lock; "
+        "lock = stage_lock(sys.argv[1], sys.argv[2], None); "
+        "assert lock.take(); print(lock.path, flush=True); time.sleep(60)")
+
+
+def test_a_stage_lock_of_a_local_storage_file_is_shared_whatever_the_tmpdir(tmp_path, monkeypatch):
+    from searchlab.nas.stage_live import stage_lock
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    beside = storage_lock_folder(url)
+    assert beside == tmp_path / ".searchlab-locks"
+    (tmp_path / "tmp_a").mkdir()
+    (tmp_path / "tmp_b").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, url, "s.zen_proxy"], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path / "tmp_a")})
+    try:
+        path = holder.stdout.readline().strip()
+        assert path.startswith(str(beside))
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp_b"))   # this run's own temporary folder
+        assert not stage_lock(url, "s.zen_proxy", None).take()
+        holder.kill()
+        holder.wait()
+        lock = stage_lock(url, "s.zen_proxy", None)
+        assert lock.take()
+        lock.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert storage_lock_folder("postgresql://u:p@db/x") is None
+
+
+def test_a_second_run_whose_write_came_too_late_queues_nothing(tmp_path):
+    """Two runs sharing no lock both found trial 0 orphaned. The first failed it and was about to queue its config
+    when the second read the trials: it saw an interrupted trial without a retry, and queued it too. Only the run
+    whose write failed a trial queues it now."""
+    ostudy = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+    trial = ostudy.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr("ran_with", {"seed": 1})
+    ostudy._storage.set_trial_user_attr(trial._trial_id, "error", "interrupted: its process ended without finishing")
+    ostudy._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)   # the first run's write
+    late = recover_left_trials(ostudy, 3, fail_running=False, gone={trial.number}, only_failed_here=True)
+    assert late.failed == [] and not ostudy.get_trials(states=(TrialState.WAITING,))
