@@ -10,6 +10,12 @@ itself, or each folder that holds a member file (with the folders above it up to
 modification time moves when an entry is added, removed or renamed in it). A trial stats them (a few stats); when
 one moved it lists the data again (nothing decoded) and compares its splits' members with the record: another
 file, label or split is a change. A folder touched by an unrelated file (a README) lists alike and is remembered.
+
+A set of more than LISTING_MAX_SOURCES folders (patient sub-folders, mostly) keeps the record small by recording
+only the folders at most 2 levels below data.path (its split and class folders: fewer levels if those are still too
+many; data.path itself always). An image added to, removed from or renamed in a folder deeper than that (a
+patient's sub-folder) is then not seen while the run runs; a new patient folder is, and each trial still checks its
+own files (a file removed or replaced in place stops the run), and a resume or an export lists the whole set.
 """
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ from pathlib import Path
 
 from searchlab.data.types import SplitPlan
 
-LISTING_MAX_SOURCES = 5_000   # folders a record keeps signatures of (about 30 bytes each); a set of more is not checked
+LISTING_MAX_SOURCES = 5_000   # folders a record keeps signatures of (about 30 bytes each); more: the top ones only
+SHALLOW_LEVELS = (2, 1, 0)    # how deep below data.path the folders of a set over LISTING_MAX_SOURCES are recorded
 
 Relist = Callable[[], "SplitPlan | None"]
 
@@ -41,14 +48,30 @@ def listing_sources(plan: SplitPlan) -> list[str]:
 
 
 def listing_signatures(plan: SplitPlan, signature_of: Callable[[Path], str]) -> list[list[str]] | None:
-    """[[source, signature], ...] for the record; None for too many folders, or one that cannot be stat-ed."""
-    sources = listing_sources(plan)
-    if len(sources) > LISTING_MAX_SOURCES:
-        return None
+    """[[source, signature], ...] for the record (over LISTING_MAX_SOURCES folders, the top ones: within_limit);
+    None for a folder that cannot be stat-ed."""
+    sources = within_limit(listing_sources(plan))
     try:
         return [[name, signature_of(_source_path(Path(plan.source), name))] for name in sources]
     except OSError:
         return None
+
+
+def within_limit(sources: list[str]) -> list[str]:
+    """The sources a record keeps: all, or for more than LISTING_MAX_SOURCES those at most 2 levels below data.path
+    (fewer levels while still too many; data.path alone at worst). A folder's time moves when an entry in it is
+    added, removed or renamed, so the split and class folders still tell images added to or removed from them,
+    and new or removed patient folders; changes inside deeper folders are not seen mid-run (module docstring)."""
+    for levels in SHALLOW_LEVELS:
+        if len(sources) <= LISTING_MAX_SOURCES:
+            return sources
+        sources = [name for name in sources if _levels(name) <= levels]
+    return sources
+
+
+def _levels(name: str) -> int:
+    """How many folders below data.path a source is ("" is data.path itself: 0)."""
+    return len(name.split("/")) if name else 0
 
 
 def moved_sources(path: str, recorded: object, signature_of: Callable[[Path], str]) -> list[tuple[str, str | None]]:

@@ -29,6 +29,7 @@ import binascii
 import hashlib
 import os
 import struct
+import sys
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -78,10 +79,14 @@ def _same_members(data: ImageDataset, record: Mapping[str, object] | None) -> No
 
 
 def _refuse_other_members(data: ImageDataset, record: Mapping[str, object], changed: list[str],
-                          files: Mapping[str, Sequence[object]]) -> None:
-    """Raise DataChanged for splits whose members (`files`, per split) differ from the run's record."""
+                          files: Mapping[str, Sequence[object]], plan: SplitPlan | None = None) -> None:
+    """Raise DataChanged for splits whose members (`files`, per split) differ from the run's record; `plan`: the
+    data listed again, whose splits drawn from one pool are said over the pool (_pool_said)."""
     root = Path(str(data.extra.get("root")))
-    said = "; ".join(_split_change(record, s, root, files.get(s, ())) for s in changed)
+    pool, pool_said = _pool_said(record, plan)
+    parts = [pool_said] if pool_said else []
+    parts += [_split_change(record, s, root, files.get(s, ())) for s in changed if s not in pool]
+    said = "; ".join(parts)
     splits = f"{' and '.join(changed)} split" + ("s differ from those" if len(changed) > 1 else " differs from the one")
     raise DataChanged(f"{data.extra.get('path')}: this trial's {splits} the run recorded when it started ({said}): "
                       "files under data.path were added, removed or relabelled while the run ran, and this trial "
@@ -89,8 +94,9 @@ def _refuse_other_members(data: ImageDataset, record: Mapping[str, object], chan
                       f"images trained on). {RUN_STOPS}")
 
 
-# the listing sources (data/listing_stat.py) whose stat moved but which listed alike, in this process
-_LISTED_ALIKE: set[tuple[str, tuple[tuple[str, str | None], ...]]] = set()
+# the listing sources (data/listing_stat.py) whose stat moved but which listed alike (or not at all), in this process
+_LOOKED_AT: set[tuple[str, tuple[tuple[str, str | None], ...]]] = set()
+_UNLISTED_SAID: set[str] = set()   # the data paths whose failed listing this process warned of
 
 
 def listing_unchanged(data: ImageDataset, record: Mapping[str, object] | None, relist: Relist | None) -> None:
@@ -105,21 +111,35 @@ def listing_unchanged(data: ImageDataset, record: Mapping[str, object] | None, r
             or recorded.get("version", 0) < MEMBERS_SINCE or not data.extra.get("members") or relist is None:
         return
     moved = tuple(moved_sources(path, stats.get("listing"), _signature_hex))
-    if not moved or (path, moved) in _LISTED_ALIKE:
+    if not moved or (path, moved) in _LOOKED_AT:
         return
     try:
         plan = relist()
     except (DataError, OSError) as exc:
-        _forget_loaded_data()
-        raise DataChanged(f"{path}: it no longer lists as when the run started ({exc}). Files must not change "
-                          f"while a run runs. {RUN_STOPS}") from None
+        _LOOKED_AT.add((path, moved))
+        _unlisted_said(path, exc)
+        return
     then = recorded_members(record)
     changed = [s for s in data.extra["members"] if plan is None or members_digest(plan, s) != then.get(s)]
     if not changed:
-        _LISTED_ALIKE.add((path, moved))
+        _LOOKED_AT.add((path, moved))
         return
     _forget_loaded_data()
-    _refuse_other_members(data, record, changed, plan.files if plan is not None else {})
+    _refuse_other_members(data, record, changed, plan.files if plan is not None else {}, plan)
+
+
+def _unlisted_said(path: str, exc: BaseException) -> None:
+    """A listing that fails now proves no change of the trial's files: an empty folder, a class only the test split
+    has, a run folder inside data.path (an audit's: "runs: class folder holds no images") stopped runs whose
+    training and validation files had not changed. The run goes on: each trial still checks its own files' stat
+    (files_unchanged), and an export lists the data again. Said once per process."""
+    if path in _UNLISTED_SAID:
+        return
+    _UNLISTED_SAID.add(path)
+    print(f"warning: {path} changed while the run runs and no longer lists as a data set ({exc}); the run goes on "
+          "with the files it listed at its start (each trial still checks them, and an export lists the data "
+          "again). Fix: leave data.path unchanged while a run reads it, and keep run folders out of it",
+          file=sys.stderr)
 
 
 def relist_of(study: object) -> Relist | None:
@@ -158,6 +178,34 @@ def _split_change(record: Mapping[str, object], split: str, root: Path, files: S
     new = {relative_name(Path(f), root) for f in files}
     moves = [f"{how} {listed(sorted(names))}" for how, names in (("added", new - old), ("without", old - new)) if names]
     return text + (", " + ", ".join(moves) if moves else ", the same files with other labels or order")
+
+
+def _pool_said(record: Mapping[str, object], plan: SplitPlan | None) -> tuple[list[str], str | None]:
+    """The splits searchlab drew by fractions from one pool, and their change said over the pool as a resume says it
+    (member_changes.pool_changed: 'train and val together (drawn from one pool): removed a/x.png, added a/y.png; 11
+    files moved between these splits as a result'). Split by split, one file renamed or added read as a dozen others
+    added and removed (those that only moved between the splits), and the file changed was never named. ([], None)
+    when the data fixes its splits, or no listing was recorded (a set too large) or names no change."""
+    from searchlab.data.fingerprint import drawn_pool
+    from searchlab.data.member_changes import decode_listing, pool_changed
+
+    recorded = record.get("data_files")
+    pool = drawn_pool(recorded) if isinstance(recorded, dict) else []
+    before = decode_listing(record.get("data_listing"))
+    if plan is None or len(pool) < 2 or before is None:
+        return [], None
+    said = pool_changed(before, _names_and_labels(plan, pool), pool)
+    return (pool, said) if said else ([], None)
+
+
+def _names_and_labels(plan: SplitPlan, splits: Sequence[str]) -> dict[str, object]:
+    """The plan's listing as member_changes compares them (the rows of fingerprint_with_listing): names and labels
+    only, as no file is read for it (groups and digests left empty: pool_changed compares neither)."""
+    from searchlab.data.fingerprint import _label_text, relative_name   # the listing's own label text
+
+    rows = {split: [[relative_name(path, plan.root), _label_text(label), "", ""] for path, label
+                    in zip(plan.files.get(split, []), list(plan.labels.get(split, [])))] for split in splits}
+    return {"classes": list(plan.classes), "splits": rows}
 
 
 STAT_VERSION = 1         # raise when what a signature hashes changes: records of other versions are not compared
@@ -220,14 +268,16 @@ def files_unchanged(data: ImageDataset, record: Mapping[str, object] | None) -> 
     stats = (record or {}).get("data_stat")
     if not isinstance(stats, dict) or stats.get("version") != STAT_VERSION:
         return   # no data section, a record from before signatures, or a set too large to keep them
+    gone: set[tuple[str, str]] = set()
     if "file" in stats:
         changed = _medmnist_changed(data, record, stats)
     else:
-        changed = [(split, name) for split in data.extra.get("files", {}) for name in
-                   _split_changed(data, record, stats, split)]
+        found = {split: _split_changed(data, record, stats, split) for split in data.extra.get("files", {})}
+        changed = [(split, name) for split, names in found.items() for name, _ in names]
+        gone = {(split, name) for split, names in found.items() for name, is_gone in names if is_gone}
     if changed:
         _forget_loaded_data()
-        raise DataChanged(_changed_said(data, changed))
+        raise DataChanged(_changed_said(data, changed, gone))
 
 
 def _recorded_signatures(stats: Mapping[str, object], split: str, count: int) -> list[bytes] | None:
@@ -241,8 +291,9 @@ def _recorded_signatures(stats: Mapping[str, object], split: str, count: int) ->
 
 
 def _split_changed(data: ImageDataset, record: Mapping[str, object], stats: Mapping[str, object],
-                   split: str) -> list[str]:
-    """The split's files (named relative to the data's folder) whose contents differ from the run's record."""
+                   split: str) -> list[tuple[str, bool]]:
+    """The split's files (named relative to the data's folder) whose contents differ from the run's record, each
+    with whether it is gone (deleted, moved or renamed)."""
     from searchlab.data.fingerprint import relative_name
 
     files = [Path(f) for f in data.extra.get("files", {}).get(split, ())]
@@ -262,7 +313,7 @@ def _split_changed(data: ImageDataset, record: Mapping[str, object], stats: Mapp
         return []
     root = Path(str(data.extra.get("root")))
     alike = _contents_alike(record, split, files, [(relative_name(p, root), p, s) for p, s in moved])
-    return [relative_name(path, root) for path, _ in moved if relative_name(path, root) not in alike]
+    return [(relative_name(path, root), stat is None) for path, stat in moved if relative_name(path, root) not in alike]
 
 
 def _contents_alike(record: Mapping[str, object], split: str, files: list[Path],
@@ -361,15 +412,28 @@ def _forget_loaded_data() -> None:
     clear_cache()
 
 
-def _changed_said(data: ImageDataset, changed: list[tuple[str, str]]) -> str:
+def _changed_said(data: ImageDataset, changed: list[tuple[str, str]], gone: set[tuple[str, str]]) -> str:
+    """Files replaced in place, and files gone (`gone`, of `changed`): a file deleted from under a CSV that still
+    lists it is no file of 'other contents', and its fix is to put it back."""
+    where = data.extra.get("path") or data.extra.get("file")
+    replaced = [entry for entry in changed if entry not in gone]
+    said = [_files_said(replaced, "changed since the run started", "the same names, other contents (seen by "
+                        "each file's size and modification or change time, then its digest: a file only touched, "
+                        "or copied with the same bytes, does not count)")] if replaced else []
+    said += [_files_said([entry for entry in changed if entry in gone],
+                         f"{'is' if len(gone) == 1 else 'are'} gone since the run started",
+                         "deleted, moved or renamed while the run ran, though the data still lists "
+                         f"{'it' if len(gone) == 1 else 'them'} under that name")] if gone else []
+    resumed = " (resuming this one would refuse them, as training or validation images replaced in place)"
+    return (f"{where}: {'; and '.join(said)}. Files must not change while a run runs: this trial would train and "
+            "validate on other images or labels than the trials before it, and they would be compared on "
+            f"different data. {RUN_STOPS}{resumed if replaced else ''}")
+
+
+def _files_said(entries: list[tuple[str, str]], what: str, how: str) -> str:
+    """'2 files this trial reads changed since the run started (train a/x.png, val b/y.png): <how>'."""
     from searchlab.data.member_changes import listed
 
-    where = data.extra.get("path") or data.extra.get("file")
-    files = listed([f"{split} {name}" if split != "all" else name for split, name in changed])
-    count = f"{len(changed)} file{'s' if len(changed) != 1 else ''}"
-    return (f"{where}: {count} this trial reads changed since the run started ({files}): the same names, other "
-            "contents (seen by each file's size and modification or change time, then its digest: a file only "
-            "touched, or copied with the same bytes, does not count). Files must not change while a run runs: "
-            "this trial would train and validate on other images or labels than the trials before it, and they "
-            f"would be compared on different data. {RUN_STOPS} (resuming this one would refuse them, as training or "
-            "validation images replaced in place)")
+    files = listed([f"{split} {name}" if split != "all" else name for split, name in entries])
+    count = f"{len(entries)} file{'s' if len(entries) != 1 else ''}"
+    return f"{count} this trial reads {what} ({files}): {how}"
