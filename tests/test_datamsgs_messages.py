@@ -18,7 +18,7 @@ from searchlab.engine.run import run_study
 from searchlab.errors import DataChanged
 
 from test_inplace_changed_files import _during_first_trial, _folder
-from test_leftovers2_listing_changed import _after_the_first_trial, _csv, _later, _states, _study
+from test_leftovers2_listing_changed import _after_the_first_trial, _csv, _later, _states, _study, split_class_patient
 
 
 def test_a_file_renamed_in_a_drawn_pool_is_named_as_the_change_and_the_moved_files_are_counted(tmp_path,
@@ -62,20 +62,9 @@ def test_an_image_deleted_from_under_an_unchanged_csv_is_said_gone(tmp_path, mon
     assert _states(study_file) == [TrialState.COMPLETE, TrialState.FAIL]
 
 
-def _split_class_patient(root: Path) -> Path:
-    """root/{train,val}/{a,b}/p1/*.png: 11 listing sources, 7 of them at most 2 levels below root."""
-    for split in ("train", "val"):
-        _folder(root / split / "p", per_class=4)
-        for name in ("a", "b"):
-            (root / split / name).mkdir()
-            (root / split / "p" / name).rename(root / split / name / "p1")
-        (root / split / "p").rmdir()
-    return root
-
-
 def test_over_the_folder_limit_the_top_two_levels_are_recorded_and_fewer_while_still_too_many(tmp_path,
                                                                                                monkeypatch):
-    root = _split_class_patient(tmp_path / "split")
+    root = split_class_patient(tmp_path / "split")
     plan = plan_files(load_study(_study(tmp_path, f"{{source: folder, path: '{root}', image_size: 8}}")).config.data,
                       0, tmp_path)
     monkeypatch.setattr(listing_stat, "LISTING_MAX_SOURCES", 7)
@@ -88,7 +77,7 @@ def test_over_the_folder_limit_the_top_two_levels_are_recorded_and_fewer_while_s
 
 
 def test_over_the_folder_limit_a_patient_folder_added_to_a_class_folder_still_stops_the_run(tmp_path, monkeypatch):
-    root = _split_class_patient(tmp_path / "split")
+    root = split_class_patient(tmp_path / "split")
     monkeypatch.setattr(listing_stat, "LISTING_MAX_SOURCES", 7)   # 11 sources: the patient folders are left out
 
     def a_new_patient() -> None:

@@ -121,13 +121,7 @@ def test_the_listing_sources_are_the_csv_or_each_folder_of_a_file_and_those_abov
     config = load_study(_study(tmp_path, f"{{source: csv, path: '{csv}', image_column: image, "
                                          "label_columns: [label], image_size: 8}")).config
     assert listing_sources(plan_files(config.data, 0, tmp_path)) == [""]
-    root = tmp_path / "split"
-    for split in ("train", "val"):
-        _folder(root / split / "p", per_class=4)
-        for name in ("a", "b"):
-            (root / split / name).mkdir()
-            (root / split / "p" / name).rename(root / split / name / "p1")
-        (root / split / "p").rmdir()
+    root = split_class_patient(tmp_path / "split")
     config = load_study(_study(tmp_path, f"{{source: folder, path: '{root}', image_size: 8}}")).config
     assert listing_sources(plan_files(config.data, 0, tmp_path)) == [
         "", "train", "train/a", "train/a/p1", "train/b", "train/b/p1", "val", "val/a", "val/a/p1", "val/b",
@@ -149,3 +143,14 @@ def test_a_folder_that_listed_alike_is_looked_at_again_when_it_changes_again(tmp
         run_study(load_study(_study(tmp_path, f"{{source: folder, path: '{folder}', image_size: 8}}")),
                   progress=False)
     assert _states(tmp_path / "study.yaml") == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
+
+
+def split_class_patient(root: Path) -> Path:
+    """root/{train,val}/{a,b}/p1/*.png: 11 listing sources, 7 of them at most 2 levels below root."""
+    for split in ("train", "val"):
+        _folder(root / split / "p", per_class=4)
+        for name in ("a", "b"):
+            (root / split / name).mkdir()
+            (root / split / "p" / name).rename(root / split / name / "p1")
+        (root / split / "p").rmdir()
+    return root
