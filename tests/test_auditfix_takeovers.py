@@ -56,3 +56,21 @@ def test_a_second_run_whose_write_came_too_late_queues_nothing(tmp_path):
     ostudy._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)   # the first run's write
     late = recover_left_trials(ostudy, 3, fail_running=False, gone={trial.number}, only_failed_here=True)
     assert late.failed == [] and not ostudy.get_trials(states=(TrialState.WAITING,))
+
+
+def test_a_run_of_another_pid_space_on_this_host_counts_as_open_not_killed(tmp_path):
+    """A run in a container sharing the host name (`unshare --pid`): its pid means nothing here. A run outside read
+    it as killed, took itself for the only run, and failed its live trial as a run starting alone does."""
+    from searchlab.engine.process_space import pid_space
+    from searchlab.engine.run_history import KEY, latest_run_live, others_alive
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    ostudy = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+    here = pid_space()
+    entry = {"started_utc": "2026-01-01T00:00:00+00:00", "pid": ended.pid, "stopped_by": None,
+             "run_dir": str(tmp_path / "a"), **here}
+    ostudy.set_user_attr(KEY, [{**entry, "pidns": (here["pidns"] or 0) + 1}])
+    assert others_alive(ostudy, 0.0) and latest_run_live(ostudy, False) is None
+    ostudy.set_user_attr(KEY, [entry])   # of this pid space, its process gone: killed
+    assert not others_alive(ostudy, 0.0) and latest_run_live(ostudy, False) is False

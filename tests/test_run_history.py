@@ -86,7 +86,7 @@ def test_status_tells_runners_that_joined_a_run_from_runs_that_ended_without_a_w
         {"started_utc": "2026-12-06T02:08:56+00:00", "host": here, "pid": os.getpid(), "stopped_by": None}])
     said = runs_line(study, in_progress=True)
     assert "2 running on this machine (a run of the folder joined by more)" in said
-    assert "1 on other machines without an end: running there, or ended without a word" in said
+    assert "1 on other machines (or containers) without an end: running there, or ended without a word" in said
     assert "1 ended without a word (killed -9" in said and "the last started 2026-12-06T01:00:00" in said
     assert said.endswith("the latest, started 2026-12-06T02:08:56+00:00, is running (user attr searchlab_runs)")
     idle = runs_line(study, in_progress=False)   # no runner holds the folder's lock: none of them runs

@@ -19,7 +19,8 @@ own files (a file removed or replaced in place stops the run), and a resume or a
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from searchlab.data.types import SplitPlan
@@ -90,6 +91,36 @@ def moved_sources(path: str, recorded: object, signature_of: Callable[[Path], st
         if now != entry[1]:
             moved.append((str(entry[0]), now))
     return moved
+
+
+def images_changed_in(path: str, moved: Sequence[tuple[str, str | None]], listing: Mapping[str, object] | None,
+                      watched: Sequence[str]) -> list[str]:
+    """For a folder set that no longer lists (a folder without images added beside its classes), the image files
+    added to or removed from the moved folders that held files of the `watched` splits at the start, by the
+    recorded `listing` (member_changes.decode_listing): 'added a/x.png', 'removed b/y.png'. Failing to list, the
+    data hid a real change made at the same time (an image added to a class folder went unseen)."""
+    from searchlab.data.common import IMAGE_EXTENSIONS
+
+    root = Path(path)
+    splits = (listing or {}).get("splits")
+    if not root.is_dir() or not isinstance(splits, dict):
+        return []
+    recorded = {str(row[0]) for split, rows in splits.items() for row in rows or () if row}
+    held = {str(Path(str(row[0])).parent.as_posix()) for split in watched for row in splits.get(split) or () if row}
+    changes = []
+    for name, _ in moved:
+        folder = name or "."
+        if folder not in held:
+            continue
+        try:
+            now = {(Path(folder) / entry.name).as_posix().removeprefix("./") for entry in os.scandir(root / name)
+                   if entry.is_file() and not entry.name.startswith(".")
+                   and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS}
+        except OSError:
+            now = set()
+        then = {member for member in recorded if str(Path(member).parent.as_posix()) == folder}
+        changes += [f"added {n}" for n in sorted(now - then)] + [f"removed {n}" for n in sorted(then - now)]
+    return changes
 
 
 def recorded_members(record: Mapping[str, object] | None) -> dict[str, object]:

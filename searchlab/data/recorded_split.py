@@ -34,7 +34,8 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from searchlab.data.listing_stat import Relist, listing_signatures, moved_sources, recorded_members
+from searchlab.data.listing_stat import (Relist, images_changed_in, listing_signatures, moved_sources,
+                                         recorded_members)
 from searchlab.data.types import ImageDataset, SplitPlan
 from searchlab.errors import DataChanged, DataError
 
@@ -116,6 +117,7 @@ def listing_unchanged(data: ImageDataset, record: Mapping[str, object] | None, r
     try:
         plan = relist()
     except (DataError, OSError) as exc:
+        _refuse_images_changed(data, record, moved, exc)
         _LOOKED_AT.add((path, moved))
         _unlisted_said(path, exc)
         return
@@ -126,6 +128,21 @@ def listing_unchanged(data: ImageDataset, record: Mapping[str, object] | None, r
         return
     _forget_loaded_data()
     _refuse_other_members(data, record, changed, plan.files if plan is not None else {}, plan)
+
+
+def _refuse_images_changed(data: ImageDataset, record: Mapping[str, object], moved: tuple[tuple[str, str | None], ...],
+                           exc: BaseException) -> None:
+    """Raise DataChanged when a folder set that no longer lists also had images added to or removed from the
+    folders of the trial's splits (listing_stat.images_changed_in): that the whole set fails to list hid them."""
+    from searchlab.data.member_changes import decode_listing, listed
+
+    path = str(data.extra.get("path"))
+    changes = images_changed_in(path, moved, decode_listing(record.get("data_listing")), list(data.extra["members"]))
+    if changes:
+        _forget_loaded_data()
+        raise DataChanged(f"{path}: images were added to or removed from the folders of this trial's splits while "
+                          f"the run ran ({listed(changes)}), and the data no longer lists as a data set ({exc}). "
+                          f"{RUN_STOPS}")
 
 
 def _unlisted_said(path: str, exc: BaseException) -> None:

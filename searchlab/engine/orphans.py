@@ -6,10 +6,11 @@ workers stop; but while another run of the study lived, neither did. An audit ki
 trained the top design a zen_nas stage queued: a second folder's run, sharing the SQLite file, trained the next
 designs, then random ones, and the top design's trial stayed RUNNING (holding budget.n_trials) until that run ended.
 
-So a trial records its holder as it starts on a local worker (user attr `held_by`: machine, process id and that
-process's start time, against a pid used again), and before asking for a trial a worker fails the RUNNING trials
-whose holder on this machine is gone and queues their configs again (engine/recovery.py), to run next. A trial
-without the stamp (just asked for, or written by an older searchlab) is never judged. A supervised worker's trial
+So a trial records its holder as it starts on a local worker (user attr `held_by`: its pid space, that is machine,
+boot and pid namespace (engine/process_space.py), the process id and that process's start, against a pid used
+again), and before asking for a trial a worker fails the RUNNING trials whose holder in its pid space is gone and
+queues their configs again (engine/recovery.py), to run next. A trial without the stamp (just asked for, or
+written by an older searchlab), or of another machine or container, is never judged. A supervised worker's trial
 names its run (`parent`) too: while that run lives it fails its dead worker's trial itself, saying how it died.
 """
 from __future__ import annotations

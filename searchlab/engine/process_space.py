@@ -15,8 +15,6 @@ import os
 import socket
 from typing import Any
 
-from searchlab.engine.run_history import pid_alive
-
 SPACE_KEYS = ("boot", "pidns")   # with the host, what a stamp's pid is a pid of
 
 
@@ -53,6 +51,17 @@ def process_gone(pid: int, since: object) -> bool:
     if fields[0] in ("Z", "X"):
         return True
     return isinstance(since, int) and fields[19].isdigit() and int(fields[19]) != since
+
+
+def pid_alive(pid: int) -> bool:
+    """A process of this pid space has the pid `pid` (another user's too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process: alive
+        return True
+    return True
 
 
 def _stat_fields(pid: int) -> list[str] | None:

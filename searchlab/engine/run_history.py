@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import optuna
 
 from searchlab.engine.host_locks import open_host_lock
+from searchlab.engine.process_space import SPACE_KEYS, in_this_pid_space, pid_alive, pid_space
 
 KEY = "searchlab_runs"
 KEPT = 100   # runs listed; a study resumed more often keeps the latest
@@ -62,7 +63,7 @@ def run_entry(ostudy: optuna.Study, run_dir: Path, started: float,
     memory or with its machine never reached record_run and left no trace (6 of 33 runs in the long-studies
     audit); now it stays as a run that ended without a word. One that raised says so, with the trials it
     `finished` (a plug-in strategy's error at trial 1 was recorded as 0 finished beside 1 complete)."""
-    _write(ostudy, run_dir, {**_key(started), "run_dir": _folder(run_dir), "stopped_by": None})
+    _write(ostudy, run_dir, {**_key(started), **_space(), "run_dir": _folder(run_dir), "stopped_by": None})
     try:
         yield
     except BaseException as exc:
@@ -74,7 +75,7 @@ def run_entry(ostudy: optuna.Study, run_dir: Path, started: float,
 
 def record_run(ostudy: optuna.Study, run_dir: Path, started: float, seconds: float, stopped_by: str,
                finished: int, warnings: list[str]) -> None:
-    _write(ostudy, run_dir, {**_key(started), "run_dir": _folder(run_dir), "seconds": round(seconds, 1),
+    _write(ostudy, run_dir, {**_key(started), **_space(), "run_dir": _folder(run_dir), "seconds": round(seconds, 1),
                              "stopped_by": stopped_by,
                              "trials_finished": finished, "start_warnings": warnings})
 
@@ -83,6 +84,18 @@ def _key(started: float) -> dict[str, Any]:
     """What tells this run's entry from another runner's of the folder started in the same second."""
     return {"started_utc": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
             "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _space() -> dict[str, Any]:
+    """The boot and pid namespace beside the entry's host and pid: a run in a container sharing the host name (its
+    own pids) read as killed to a run outside it, which then failed its live trials as a run starting alone."""
+    space = pid_space()
+    return {key: space[key] for key in SPACE_KEYS}
+
+
+def _here(run: dict[str, Any]) -> bool:
+    """The entry's pid is one of this pid space (an entry written before the pid space: by its host alone)."""
+    return in_this_pid_space(run, strict=False)
 
 
 def _folder(run_dir: Path | None) -> str | None:
@@ -128,7 +141,7 @@ def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = No
     here = _folder(run_dir)
     open_ = [run for run in runs if run.get("stopped_by", "") is None]
     running = [run for run in open_ if _running(run, in_progress, here)]
-    elsewhere = [run for run in open_ if run not in running and run.get("host") != socket.gethostname()]
+    elsewhere = [run for run in open_ if run not in running and not _here(run)]
     unsaid = [run for run in open_ if run not in running and run not in elsewhere]
     said = f"{len(runs)} recorded (the latest {KEPT} are kept)" if len(runs) >= KEPT else f"{len(runs)} recorded"
     latest = runs[-1]
@@ -141,8 +154,8 @@ def runs_line(ostudy: optuna.Study, in_progress: bool, run_dir: Path | None = No
         said += (f"; {len(theirs)} running on this machine from another run folder of the study "
                  f"({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''})")
     if elsewhere:
-        said += (f"; {len(elsewhere)} on other machines without an end: running there, or ended without a word "
-                 "(this machine cannot tell)")
+        said += (f"; {len(elsewhere)} on other machines (or containers) without an end: running there, or ended "
+                 "without a word (this machine cannot tell)")
     if unsaid:
         said += (f"; {len(unsaid)} ended without a word (killed -9, out of memory, a lost machine: their running "
                  "trials are failed and queued again by a run of the study beside them, or by the next run), the last "
@@ -161,7 +174,7 @@ def latest_run_live(ostudy: optuna.Study, in_progress: bool, run_dir: Path | Non
     latest = runs[-1] if isinstance(runs, list) and runs and isinstance(runs[-1], dict) else None
     if latest is None or latest.get("stopped_by", "") is not None:
         return False
-    if latest.get("host") != socket.gethostname():
+    if not _here(latest):
         return None
     return _running(latest, in_progress, _folder(run_dir))
 
@@ -216,19 +229,9 @@ def _full_disk_note(run_dir: Path | None) -> str:
 def _alive_here(run: dict[str, Any]) -> bool:
     """Its process is alive on this machine (a pid reused since would read as alive: the lock check beside it
     makes that rare)."""
-    if run.get("host") != socket.gethostname() or not isinstance(run.get("pid"), int):
+    if not _here(run) or not isinstance(run.get("pid"), int):
         return False
     return pid_alive(run["pid"])
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # another user's process: alive
-        return True
-    return True
 
 
 def _others(ostudy: optuna.Study, started: float) -> list[dict[str, Any]]:
@@ -241,8 +244,7 @@ def _others(ostudy: optuna.Study, started: float) -> list[dict[str, Any]]:
 def others_alive(ostudy: optuna.Study, started: float) -> bool:
     """Another run of the study may still be running: one without an end whose process is alive here, or on
     another machine (which this one cannot tell). One without an end whose process is gone was killed."""
-    host = socket.gethostname()
-    return any(run.get("stopped_by", "") is None and (run.get("host") != host or _alive_here(run))
+    return any(run.get("stopped_by", "") is None and (not _here(run) or _alive_here(run))
                for run in _others(ostudy, started))
 
 
