@@ -74,3 +74,21 @@ def test_a_run_of_another_pid_space_on_this_host_counts_as_open_not_killed(tmp_p
     assert others_alive(ostudy, 0.0) and latest_run_live(ostudy, False) is None
     ostudy.set_user_attr(KEY, [entry])   # of this pid space, its process gone: killed
     assert not others_alive(ostudy, 0.0) and latest_run_live(ostudy, False) is False
+
+
+def test_a_stage_stamped_with_no_pause_or_no_end_starts_no_stamping_thread():
+    """A chunk every round (CHUNK_SECONDS 0) stamped without a pause from a thread; one of no end raised in it
+    (Event.wait overflows), a traceback in the run's stderr."""
+    import math
+    import threading
+
+    from searchlab.nas.stage_live import stamping
+
+    stamps = []
+    for every in (0.0, math.inf):
+        before = threading.active_count()
+        with stamping(lambda: stamps.append(1), every):
+            assert threading.active_count() == before
+    with stamping(lambda: stamps.append(1), 0.01):
+        __import__("time").sleep(0.1)
+    assert stamps   # a finite pause still stamps

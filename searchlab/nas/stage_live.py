@@ -27,6 +27,7 @@ a run that finds the lock held tries again before it waits). No torch: `status` 
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import random
 import re
@@ -64,7 +65,11 @@ def writer_stamp(lock: str | None = None) -> dict[str, Any]:
 def stamping(stamp: Callable[[], None], every: float) -> Iterator[None]:
     """Call `stamp` (the stage's WRITER, now) every `every` s from a thread while the block searches: a round of
     the search may outlast the silence after which another run takes the stage for killed (a space whose
-    networks are all scored draws repeats for minutes between two chunks)."""
+    networks are all scored draws repeats for minutes between two chunks). No thread for an `every` of 0 (a
+    chunk at every round: it would stamp without a pause) or of no end (Event.wait overflows on it)."""
+    if not 0 < every < math.inf:
+        yield
+        return
     stop = threading.Event()
 
     def beat() -> None:
