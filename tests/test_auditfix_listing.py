@@ -3,16 +3,14 @@ images added beside the class folders (and on a run folder kept inside data.path
 files unchanged. The run goes on, warned once."""
 from __future__ import annotations
 
-import pytest
 from optuna.trial import TrialState
 from PIL import Image
 
 from searchlab.config.load import load_study
 from searchlab.engine.run import run_study
-from searchlab.errors import DataChanged
 
 from test_inplace_changed_files import _folder
-from test_leftovers2_listing_changed import _after_the_first_trial, _later, _states, _study
+from test_leftovers2_listing_changed import _after_the_first_trial, _later, _study, folder_run_stopped_by
 
 
 def test_a_folder_without_images_added_to_data_path_mid_run_warns_and_the_run_goes_on(tmp_path, monkeypatch,
@@ -45,8 +43,5 @@ def test_an_image_added_with_a_folder_that_stops_the_listing_still_stops_the_run
         _later(folder)
         _later(folder / "b")
 
-    _after_the_first_trial(monkeypatch, docs_and_an_image)
-    with pytest.raises(DataChanged, match=r"images were added to or removed from .*added b/new\.png.*no longer lists"):
-        run_study(load_study(_study(tmp_path, f"{{source: folder, path: '{folder}', image_size: 8}}")),
-                  progress=False)
-    assert _states(tmp_path / "study.yaml") == [TrialState.COMPLETE, TrialState.FAIL]
+    folder_run_stopped_by(docs_and_an_image, r"images were added to or removed from .*added b/new\.png.*no longer "
+                          "lists", folder, tmp_path, monkeypatch)

@@ -95,8 +95,13 @@ def test_an_image_added_to_a_class_folder_while_the_run_runs_stops_it(tmp_path, 
         Image.new("RGB", (12, 12), (0, 250, 0)).save(folder / "b" / "new.png")
         _later(folder / "b")
 
-    _after_the_first_trial(monkeypatch, add_an_image)
-    with pytest.raises(DataChanged, match=r"added b/new\.png|added .*new\.png"):
+    folder_run_stopped_by(add_an_image, r"added b/new\.png|added .*new\.png", folder, tmp_path, monkeypatch)
+
+
+def folder_run_stopped_by(change, said: str, folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """A run on the folder set, `change`d as its first trial ends, stops at the next one with DataChanged `said`."""
+    _after_the_first_trial(monkeypatch, change)
+    with pytest.raises(DataChanged, match=said):
         run_study(load_study(_study(tmp_path, f"{{source: folder, path: '{folder}', image_size: 8}}")),
                   progress=False)
     assert _states(tmp_path / "study.yaml") == [TrialState.COMPLETE, TrialState.FAIL]

@@ -57,7 +57,7 @@ def fingerprint_with_listing(plan: SplitPlan) -> tuple[dict[str, Any], str | Non
             digest = content_digest(path)
             contents.update(digest)
             sampled.update(sampled_digest(path))
-            rows[split].append([name, _label_text(label), _group_name(plan, path, group), digest.hex()[:DIGEST_HEX]])
+            rows[split].append([name, label_text(label), _group_name(plan, path, group), digest.hex()[:DIGEST_HEX]])
         # "sampled": the contents as version 2 digested them (16 KB of each file), so that a run recorded by
         # then still has files replaced in place told; without it such a run resumed on them unsaid
         splits[split] = {"files": len(files), "per_class": per_class(plan, labels),
@@ -94,7 +94,7 @@ def _hashed(lines: list[str]) -> str:
 def _all_members(plan: SplitPlan) -> str:
     """The members of all splits as one set (sorted, so blind to row order and to which split holds a file):
     splits moved over the same members were dealt otherwise (a CSV's rows reordered), not given other files."""
-    names = sorted(f"{relative_name(path, plan.root)}\t{_label_text(label)}" for split in SPLITS
+    names = sorted(f"{relative_name(path, plan.root)}\t{label_text(label)}" for split in SPLITS
                    for path, label in zip(plan.files.get(split, []), _rows(plan.labels.get(split))))
     return hashlib.sha256("\n".join(names).encode(errors="surrogateescape")).hexdigest()[:32]
 
@@ -353,10 +353,10 @@ def member_line(name: str, label: np.ndarray) -> bytes:
     """One file's line of a split's "members" digest: its name relative to the data's folder, and its label
     (recorded_split.members_digest hashes the same lines). surrogateescape: a file name that is not UTF-8
     (Latin-1 from a Windows share) hashes as its bytes."""
-    return f"{name}\t{_label_text(label)}\n".encode(errors="surrogateescape")
+    return f"{name}\t{label_text(label)}\n".encode(errors="surrogateescape")
 
 
-def _label_text(label: np.ndarray) -> str:
+def label_text(label: np.ndarray) -> str:
     return ",".join(str(int(v)) for v in np.atleast_1d(label))
 
 

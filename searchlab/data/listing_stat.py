@@ -105,8 +105,11 @@ def images_changed_in(path: str, moved: Sequence[tuple[str, str | None]], listin
     splits = (listing or {}).get("splits")
     if not root.is_dir() or not isinstance(splits, dict):
         return []
-    recorded = {str(row[0]) for split, rows in splits.items() for row in rows or () if row}
-    held = {str(Path(str(row[0])).parent.as_posix()) for split in watched for row in splits.get(split) or () if row}
+    by_folder: dict[str, set[str]] = {}   # the recorded files of every split, by folder
+    for rows in splits.values():
+        for row in rows or ():
+            by_folder.setdefault(Path(str(row[0])).parent.as_posix(), set()).add(str(row[0]))
+    held = {Path(str(row[0])).parent.as_posix() for split in watched for row in splits.get(split) or () if row}
     changes = []
     for name, _ in moved:
         folder = name or "."
@@ -118,7 +121,7 @@ def images_changed_in(path: str, moved: Sequence[tuple[str, str | None]], listin
                    and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS}
         except OSError:
             now = set()
-        then = {member for member in recorded if str(Path(member).parent.as_posix()) == folder}
+        then = by_folder.get(folder, set())
         changes += [f"added {n}" for n in sorted(now - then)] + [f"removed {n}" for n in sorted(then - now)]
     return changes
 

@@ -218,9 +218,9 @@ def _pool_said(record: Mapping[str, object], plan: SplitPlan | None) -> tuple[li
 def _names_and_labels(plan: SplitPlan, splits: Sequence[str]) -> dict[str, object]:
     """The plan's listing as member_changes compares them (the rows of fingerprint_with_listing): names and labels
     only, as no file is read for it (groups and digests left empty: pool_changed compares neither)."""
-    from searchlab.data.fingerprint import _label_text, relative_name   # the listing's own label text
+    from searchlab.data.fingerprint import label_text, relative_name   # the listing's own label text
 
-    rows = {split: [[relative_name(path, plan.root), _label_text(label), "", ""] for path, label
+    rows = {split: [[relative_name(path, plan.root), label_text(label), "", ""] for path, label
                     in zip(plan.files.get(split, []), list(plan.labels.get(split, [])))] for split in splits}
     return {"classes": list(plan.classes), "splits": rows}
 

@@ -33,7 +33,8 @@ from optuna.trial import FrozenTrial, TrialState
 from searchlab.engine.current_trial import current_trial_file
 from searchlab.engine.progress import FINISHED, LOOK_SECONDS
 from searchlab.engine.repeating import repeating
-from searchlab.engine.run_history import joined_since, others_alive, pid_alive
+from searchlab.engine.process_space import pid_alive
+from searchlab.engine.run_history import joined_since, others_alive
 
 LEFT_RUNNING = "trials_left_running"   # a run's stop: RUNNING trials hold the budget, and no live run holds them
 WATCH_SECONDS = 0.005   # between looks at a supervised worker's current trial: a tiny trial lasts ~10 ms

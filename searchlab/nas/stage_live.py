@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from searchlab.engine.host_locks import open_host_lock, same_file, storage_file, storage_lock_folder
-from searchlab.engine.process_space import in_this_pid_space, pid_space
-from searchlab.engine.run_history import pid_alive
+from searchlab.engine.process_space import in_this_pid_space, pid_alive, pid_space
 from searchlab.engine.signals import raise_if_stopped
 
 WRITER = "searchlab:stage_writer"   # on the stage's study: {"host", "boot", "pidns", "pid", "at"}, its latest write
